@@ -1,0 +1,531 @@
+//===- MoeOps.td - moe dialect operations ------------------*- tablegen -*-===//
+//
+// Primitive ops first (what backends lower), then one composite op per model
+// layer (what the importer produces and `moe-decompose` expands).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_OPS_TD
+#define MOE_OPS_TD
+
+include "MoeBase.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+
+//===----------------------------------------------------------------------===//
+// Routing
+//===----------------------------------------------------------------------===//
+
+def Moe_RouteOp : Moe_Op<"route", [Pure]> {
+  let summary = "top-k expert routing with a sigmoid or softmax gate";
+  let description = [{
+    Selects `k` experts per row of `scores` (`[N, G*E]`, `G = groups`) within
+    each of the `G` groups of `E` consecutive columns, and returns the slot
+    weights `[N, G*k]` and the expert ids `[N, G*k]`. The id of expert `e` of
+    group `g` is `g*E + e` (SwitchHead routes per head with `groups = H`).
+    Slot `g*k + j` of a row is its `j`-th selected expert in group `g`; the
+    order of the `k` slots within a group is unspecified.
+
+    - `sigmoid`: weight = σ(score) of the selected expert (σ-MoE).
+    - `softmax`: softmax over the `E` scores of the group, then top-k, no
+      renormalisation.
+    - `topk_softmax`: top-k of the scores, then softmax over the `k` selected
+      scores (renormalised, Mixtral style).
+
+    Constraints: C1 ranks are 2; C2 the results have `N` rows and `groups*k`
+    columns; C3 the weights have the element type of the scores; C4
+    `groups >= 1` divides the score columns; C5 `1 <= k <= E`.
+
+    Example:
+    ```mlir
+    %w, %ids = moe.route %scores gate<sigmoid> {k = 2 : i64}
+        : tensor<?x8xf32> -> tensor<?x2xf32>, tensor<?x2xi32>
+    ```
+  }];
+  let arguments = (ins Moe_FloatTensor:$scores, Moe_GateAttr:$gate,
+                       I64Attr:$k, DefaultValuedAttr<I64Attr, "1">:$groups);
+  let results = (outs Moe_FloatTensor:$weights, Moe_IntTensor:$ids);
+  let assemblyFormat = [{
+    $scores `gate` `` $gate attr-dict `:` type($scores) `->`
+    type($weights) `,` type($ids)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moe_SwitchRouteOp : Moe_Op<"switch_route", [Pure]> {
+  let summary = "Switch top-1 routing with a capacity limit";
+  let description = [{
+    Switch Transformer routing (models.md section 7): `p = softmax(scores)`
+    per row, `i* = argmax p` (lowest index on ties), weight `p[i*]`. Each
+    expert admits at most `C = ceil(N / E * capacity_factor)` tokens, in
+    order of row; an overflowing token is dropped: its `kept` entry is false
+    and its weight is 0, so its layer output is 0 (the residual passes it
+    through). Its id stays the argmax so that dispatch stays in range.
+    `capacity_factor = inf` never drops.
+
+    Constraints: C1 `scores` has rank 2, `weights` and `ids` rank 2, `kept`
+    rank 1; C2 the results have `N` rows and one slot; C3 the weights have the
+    element type of the scores; C4 `capacity_factor > 0`.
+
+    Example:
+    ```mlir
+    %w, %ids, %kept = moe.switch_route %scores {capacity_factor = 1.25 : f64}
+        : tensor<16x4xf32> -> tensor<16x1xf32>, tensor<16x1xi32>, tensor<16xi1>
+    ```
+  }];
+  let arguments = (ins Moe_FloatTensor:$scores, F64Attr:$capacity_factor);
+  let results = (outs Moe_FloatTensor:$weights, Moe_IntTensor:$ids,
+                      Moe_MaskTensor:$kept);
+  let assemblyFormat = [{
+    $scores attr-dict `:` type($scores) `->` type($weights) `,` type($ids) `,`
+    type($kept)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moe_TreeRouteOp : Moe_Op<"tree_route", [Pure]> {
+  let summary = "sign-bit tree routing (conditional computation)";
+  let description = [{
+    Routes each row of `gates` (`[N, depth]`, the gating units `u`) by the
+    sign bits `b_j = [u_j > 0]` (models.md section 6). In `path` mode the row
+    gets `depth + 1` slots, the tree nodes on its root-to-leaf path: slot `j`
+    is node `(2^j - 1) + int(b_1..b_j)` (node 0 is the root); the tree has
+    `2^(depth+1) - 1` nodes. In `flat` mode the row gets one slot, leaf
+    `int(b_1..b_depth)` of `2^depth`. Every weight is 1.
+
+    Constraints: C1 ranks are 2; C2 the depth (gates dim 1) is static and in
+    [1, 30]; C3 the results have `N` rows and `depth + 1` (path) or 1 (flat)
+    columns; C4 the weights have the element type of the gates.
+
+    Example:
+    ```mlir
+    %w, %ids = moe.tree_route %u mode<path>
+        : tensor<?x3xf32> -> tensor<?x4xf32>, tensor<?x4xi32>
+    ```
+  }];
+  let arguments = (ins Moe_FloatTensor:$gates, Moe_TreeModeAttr:$mode);
+  let results = (outs Moe_FloatTensor:$weights, Moe_IntTensor:$ids);
+  let assemblyFormat = [{
+    $gates `mode` `` $mode attr-dict `:` type($gates) `->`
+    type($weights) `,` type($ids)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Dispatch, grouped matmul, combine
+//===----------------------------------------------------------------------===//
+
+def Moe_DispatchOp : Moe_Op<"dispatch", [Pure]> {
+  let summary = "counting sort of routing slots by expert";
+  let description = [{
+    Sorts the `M = N*S` slots of `ids` (`[N, S]`, row-major slot order
+    `n*S + s`) by expert id with a stable counting sort (models.md section
+    1): `offsets[e]` (`[E+1]`, `offsets[0] = 0`, `offsets[E] = M`) is the
+    exclusive prefix sum of the per-expert histogram, and sorted position `i`
+    holds slot `perm[i]`; the segment of expert `e` is
+    `[offsets[e], offsets[e+1])`. An id outside `[0, E)` is a run-time
+    error of the lowered code.
+
+    Constraints: C1 `ids` has rank 2, `offsets` and `perm` rank 1; C2
+    `num_experts >= 1`; C3 `offsets` has `num_experts + 1` elements; C4
+    `perm` has `N*S` elements.
+
+    Example:
+    ```mlir
+    %off, %perm = moe.dispatch %ids {num_experts = 8 : i64}
+        : tensor<?x2xi32> -> tensor<9xi32>, tensor<?xi32>
+    ```
+  }];
+  let arguments = (ins Moe_IntTensor:$ids, I64Attr:$num_experts);
+  let results = (outs Moe_IntTensor:$offsets, Moe_IntTensor:$perm);
+  let assemblyFormat = [{
+    $ids attr-dict `:` type($ids) `->` type($offsets) `,` type($perm)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [Pure]> {
+  let summary = "expert-grouped matmul over dispatched slots";
+  let description = [{
+    The routed matmul of models.md section 1. `offsets` and `perm` come from
+    `moe.dispatch`: sorted position `i` in the segment of expert `e` holds
+    slot `j = perm[i]`. There are `M` slots (the size of `perm`) and `R` rows
+    in `input` (`[R, Din]`); `R` divides `M` and slot `j` reads row
+    `j / (M / R)`: `R = N` for an up-projection (each token row feeds its
+    `S` slots), `R = M` when each slot has its own row (down-projection).
+
+        Y[j] = input[j / (M / R)] @ weight[e]          (weight: [E, Din, Dout])
+
+    Without `slot_weights` the result is `Y` in slot order, `[M, Dout]`.
+    With `slot_weights` (`[N, S]`, `N*S = M`) the result is the weighted
+    reduction into token order, `[N, Dout]`:
+    `out[n] = Σ_s slot_weights[n, s] * Y[n*S + s]` (no normalisation).
+    Experts may receive no slot; no slot is dropped.
+
+    Constraints: C1 ranks (input 2, weight 3, offsets 1, perm 1,
+    slot_weights 2, result 2); C2 `Din` of input and weight agree; C3
+    `offsets` has `E + 1` elements; C4 `R` divides `M`; C5 with
+    `slot_weights`, `N*S = M` and the result has `N` rows, otherwise `M`
+    rows; C6 the result has `Dout` columns; C7 input, weight, slot weights
+    and result share one element type.
+
+    Example:
+    ```mlir
+    %y = moe.grouped_matmul %x, %w1, %off, %perm
+        : (tensor<?x64xf32>, tensor<8x64x128xf32>, tensor<9xi32>,
+           tensor<?xi32>) -> tensor<?x128xf32>
+    %o = moe.grouped_matmul %h, %w2, %off, %perm weights(%sw)
+        : (tensor<?x128xf32>, tensor<8x128x64xf32>, tensor<9xi32>,
+           tensor<?xi32>, tensor<?x2xf32>) -> tensor<?x64xf32>
+    ```
+  }];
+  let arguments = (ins Moe_FloatTensor:$input, Moe_FloatTensor:$weight,
+                       Moe_IntTensor:$offsets, Moe_IntTensor:$perm,
+                       Optional<Moe_FloatTensor>:$slot_weights);
+  let results = (outs Moe_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `,` $weight `,` $offsets `,` $perm
+    (`weights` `(` $slot_weights^ `)`)? attr-dict `:`
+    functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moe_CombineOp : Moe_Op<"combine", [Pure]> {
+  let summary = "weighted reduction of each token's slots";
+  let description = [{
+    `out[n] = Σ_s weights[n, s] * slots[n, s]` for `slots` `[N, S, D]` and
+    `weights` `[N, S]`; no normalisation of the weights.
+
+    Constraints: C1 ranks (slots 3, weights 2, result 2); C2 `N`, `S` and
+    `D` agree; C3 one element type.
+
+    Example:
+    ```mlir
+    %o = moe.combine %y, %w
+        : (tensor<?x2x64xf32>, tensor<?x2xf32>) -> tensor<?x64xf32>
+    ```
+  }];
+  let arguments = (ins Moe_FloatTensor:$slots, Moe_FloatTensor:$weights);
+  let results = (outs Moe_FloatTensor:$result);
+  let assemblyFormat = [{
+    $slots `,` $weights attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Mixture of Tokens
+//===----------------------------------------------------------------------===//
+
+def Moe_MotMixOp : Moe_Op<"mot_mix", [Pure]> {
+  let summary = "Mixture-of-Tokens mixing of each group into one token per expert";
+  let description = [{
+    Mixture of Tokens (models.md section 5). With `g = group_size` dividing
+    `B`, a group is `g` consecutive batch elements at one position `t`;
+    `C = B / g` groups per position. For `input` `[B, T, D]` and controller
+    `logits` `[B, T, E]`:
+
+        weights[t, c, i, e] = softmax_i(logits[c*g + i, t, e] / temperature)
+        mixed[t, c, e]      = Σ_i weights[t, c, i, e] * input[c*g + i, t]
+
+    giving `mixed` `[T, C, E, D]` and `weights` `[T, C, g, E]`. In `discrete`
+    mode the weights are the one-hot argmax over the group (lowest index on
+    ties), so each expert takes exactly one token per group, with weight 1.
+
+    Constraints: C1 ranks (input 3, logits 3, mixed 4, weights 4); C2
+    `group_size >= 1` divides `B`; C3 `logits` matches `B` and `T` of the
+    input; C4 result shapes `[T, B/g, E, D]` and `[T, B/g, g, E]`; C5
+    `temperature > 0` and finite; C6 one element type.
+
+    Example:
+    ```mlir
+    %z, %m = moe.mot_mix %x, %logits mode<continuous>
+        {group_size = 4 : i64, temperature = 1.0 : f64}
+        : (tensor<8x?x32xf32>, tensor<8x?x6xf32>)
+        -> tensor<?x2x6x32xf32>, tensor<?x2x4x6xf32>
+    ```
+  }];
+  let arguments = (ins Moe_FloatTensor:$input, Moe_FloatTensor:$logits,
+                       Moe_MixModeAttr:$mode, I64Attr:$group_size,
+                       DefaultValuedAttr<F64Attr, "1.0">:$temperature);
+  let results = (outs Moe_FloatTensor:$mixed, Moe_FloatTensor:$weights);
+  let assemblyFormat = [{
+    $input `,` $logits `mode` `` $mode attr-dict `:`
+    `(` type($input) `,` type($logits) `)` `->` type($mixed) `,` type($weights)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moe_MotUnmixOp : Moe_Op<"mot_unmix", [Pure]> {
+  let summary = "Mixture-of-Tokens redistribution of expert outputs";
+  let description = [{
+    The inverse step of `moe.mot_mix`: for expert outputs `[T, C, E, D]` and
+    the mixing weights `[T, C, g, E]`,
+    `out[c*g + i, t] = Σ_e weights[t, c, i, e] * outputs[t, c, e]`, giving
+    `[C*g, T, D]`.
+
+    Constraints: C1 ranks (outputs 4, weights 4, result 3); C2 `T`, `C` and
+    `E` agree; C3 the result is `[C*g, T, D]`; C4 one element type.
+
+    Example:
+    ```mlir
+    %o = moe.mot_unmix %y, %m
+        : (tensor<?x2x6x32xf32>, tensor<?x2x4x6xf32>) -> tensor<8x?x32xf32>
+    ```
+  }];
+  let arguments = (ins Moe_FloatTensor:$outputs, Moe_FloatTensor:$weights);
+  let results = (outs Moe_FloatTensor:$result);
+  let assemblyFormat = [{
+    $outputs `,` $weights attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Attention
+//===----------------------------------------------------------------------===//
+
+def Moe_AttentionOp : Moe_Op<"attention", [Pure]> {
+  let summary = "scaled dot-product attention core";
+  let description = [{
+    `out[b, h] = softmax(q[b, h] @ k[b, h]^T * scale) @ v[b, h]` for `q`
+    `[B, H, T, dk]`, `k` `[B, H, S, dk]`, `v` `[B, H, S, dv]`; result
+    `[B, H, T, dv]`. `scale` defaults to `1/sqrt(dk)`. With `causal`, query
+    `t` sees keys `s <= t + (S - T)` (the queries are the last `T`
+    positions of the `S` keys).
+
+    Constraints: C1 ranks are 4; C2 `B` and `H` agree, `k` and `v` share
+    `S`, `q` and `k` share `dk`; C3 the result is `[B, H, T, dv]`; C4 one
+    element type; C5 `scale`, when given, is finite and non-zero.
+
+    Example:
+    ```mlir
+    %o = moe.attention %q, %k, %v {causal}
+        : (tensor<2x4x?x16xf32>, tensor<2x4x?x16xf32>, tensor<2x4x?x16xf32>)
+        -> tensor<2x4x?x16xf32>
+    ```
+  }];
+  let arguments = (ins Moe_FloatTensor:$query, Moe_FloatTensor:$key,
+                       Moe_FloatTensor:$value, UnitAttr:$causal,
+                       OptionalAttr<F64Attr>:$scale);
+  let results = (outs Moe_FloatTensor:$result);
+  let assemblyFormat = [{
+    $query `,` $key `,` $value attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moe_RopeOp : Moe_Op<"rope", [Pure]> {
+  let summary = "rotary position encoding on a fraction of each head's dims";
+  let description = [{
+    Applies RoPE to the first `r = floor(dh * rotate_fraction)` dims of each
+    head of `input` `[B, T, H, dh]` at positions `t = 0..T-1`, leaving the
+    others unchanged. Rotate-half convention: with `h = r/2`, for `i < h`,
+    `θ = t * base^(-2i/r)`:
+
+        out[..., i]     = x[i] * cos θ - x[i + h] * sin θ
+        out[..., i + h] = x[i + h] * cos θ + x[i] * sin θ
+
+    Constraints: C1 rank 4 and the result type equals the input type; C2
+    `rotate_fraction` in [0, 1]; C3 `base > 0` and finite; C4 the rotated
+    width `r` is even (when `dh` is static).
+
+    Example:
+    ```mlir
+    %r = moe.rope %q {rotate_fraction = 0.5 : f64, base = 10000.0 : f64}
+        : tensor<2x?x4x16xf32> -> tensor<2x?x4x16xf32>
+    ```
+  }];
+  let arguments = (ins Moe_FloatTensor:$input,
+                       DefaultValuedAttr<F64Attr, "0.5">:$rotate_fraction,
+                       DefaultValuedAttr<F64Attr, "10000.0">:$base);
+  let results = (outs Moe_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input attr-dict `:` type($input) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Composite ops: one per model layer
+//===----------------------------------------------------------------------===//
+
+def Moe_FfnOp : Moe_Op<"ffn", [Pure]> {
+  let summary = "σ-MoE / Switch expert feed-forward layer";
+  let description = [{
+    One sparse MoE feed-forward layer (models.md sections 2 and 7) on token
+    rows `input` `[N, D]`:
+
+        s   = selector_input @ w_sel^T        (w_sel: [E, D])
+        w, ids = route(s, gate, k)            or switch_route when
+                                              capacity_factor is set
+        y   = Σ_slots w * act(input @ w1[id]) @ w2[id]
+
+    with `w1` `[E, D, Ge]` and `w2` `[E, Ge, D]`. `selector_input` defaults
+    to `input` (MoEUT passes `LN2(x)` as selector input and raw `x` to the
+    experts). `capacity_factor` makes it a Switch layer (top-1 softmax with
+    a capacity limit; dropped tokens give 0).
+
+    Constraints: C1 ranks (input, selector_input, result 2; w_sel 2; w1, w2
+    3); C2 dims agree (`N`, `D`, `E`, `Ge` as above) and the result is
+    `[N, D]`; C3 the expert count `E` is static in at least one weight; C4
+    `1 <= k <= E`; C5 `capacity_factor`, when set, is `> 0` and needs
+    `k = 1` and the `softmax` gate; C6 one element type.
+
+    Decomposes (`moe-decompose-ffn`) into `moe.route` (or
+    `moe.switch_route`), `moe.dispatch` and two `moe.grouped_matmul`.
+
+    Example:
+    ```mlir
+    %y = moe.ffn %x, %wsel, %w1, %w2 gate<sigmoid> act<relu> {k = 2 : i64}
+        : (tensor<?x64xf32>, tensor<8x64xf32>, tensor<8x64x128xf32>,
+           tensor<8x128x64xf32>) -> tensor<?x64xf32>
+    ```
+  }];
+  let arguments = (ins Moe_FloatTensor:$input, Moe_FloatTensor:$w_sel,
+                       Moe_FloatTensor:$w1, Moe_FloatTensor:$w2,
+                       Optional<Moe_FloatTensor>:$selector_input,
+                       Moe_GateAttr:$gate, I64Attr:$k,
+                       Moe_ActivationAttr:$activation,
+                       OptionalAttr<F64Attr>:$capacity_factor);
+  let results = (outs Moe_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `,` $w_sel `,` $w1 `,` $w2
+    (`selector` `(` $selector_input^ `)`)? `gate` `` $gate
+    `act` `` $activation attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moe_TreeFfnOp : Moe_Op<"tree_ffn", [Pure]> {
+  let summary = "sign-bit tree-gated layer (conditional computation)";
+  let description = [{
+    The layer of models.md section 6 on rows `input` `[N, Din]`: gating
+    units `u = input @ w_gate` (`[Din, depth]`), bits `b_j = [u_j > 0]`, and
+
+        path: y = act(Σ_{j=0..depth} input @ weight[node_j])   (2^(depth+1)-1 nodes)
+        flat: y = act(input @ weight[leaf])                     (2^depth leaves)
+
+    with `weight` `[P, Din, Dout]` and node ids as in `moe.tree_route`.
+
+    Constraints: C1 ranks (input 2, w_gate 2, weight 3, result 2); C2
+    `depth` (w_gate dim 1) is static and in [1, 30]; C3 `P` is
+    `2^(depth+1) - 1` (path) or `2^depth` (flat); C4 `Din`, `N`, `Dout`
+    agree and the result is `[N, Dout]`; C5 one element type.
+
+    Decomposes (`moe-decompose-tree-ffn`) into a matmul, `moe.tree_route`,
+    `moe.dispatch` and one `moe.grouped_matmul`.
+
+    Example:
+    ```mlir
+    %y = moe.tree_ffn %h, %wg, %w mode<path> act<relu>
+        : (tensor<?x32xf32>, tensor<32x2xf32>, tensor<7x32x16xf32>)
+        -> tensor<?x16xf32>
+    ```
+  }];
+  let arguments = (ins Moe_FloatTensor:$input, Moe_FloatTensor:$w_gate,
+                       Moe_FloatTensor:$weight, Moe_TreeModeAttr:$mode,
+                       Moe_ActivationAttr:$activation);
+  let results = (outs Moe_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `,` $w_gate `,` $weight `mode` `` $mode
+    `act` `` $activation attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moe_SwitchHeadOp : Moe_Op<"switchhead", [Pure]> {
+  let summary = "SwitchHead MoE attention layer";
+  let description = [{
+    SwitchHead attention (models.md section 3) with `H = num_heads` heads and
+    `E` experts per head, on `q_src`, `k_src`, `v_src` `[B, T, D]`:
+
+        q = rope(q_src @ wq), k = rope(k_src @ wk)   wq, wk: [D, H*dk]
+        rv = route(k_src @ sel_v^T, sigmoid, k, groups = H)   sel_v: [H*E, D]
+        V[b,t,h] = Σ_k rv_k * v_src[b,t] @ wv[h*E + e_k]      wv: [H*E, D, dv]
+        R = attention(q, k, V, causal)
+        ro = route(q_src @ sel_o^T, sigmoid, k, groups = H)   sel_o: [H*E, D]
+        y[b,t] = Σ_h Σ_k ro[h,k] * R[b,t,h] @ wo[h*E + e(h,k)]    wo: [H*E, dv, D]
+
+    RoPE rotates the first `rotate_fraction` of each q/k head's dims (0
+    disables it). Without `sel_v` (allowed only for `E = 1`) the value
+    projection is dense and ungated: the E = 1 variant with a per-head
+    sigmoid output gate.
+
+    Constraints: C1 ranks (sources and result 3, wq/wk 2, wv/wo 3, selectors
+    2); C2 `num_heads >= 1` divides the columns of wq and wk and the rows of
+    wv, wo and the selectors; C3 dims agree (`B`, `T`, `D`, `dk`, `dv`,
+    `H*E`) and the result is `[B, T, D]`; C4 `E` is static and
+    `1 <= k <= E`; C5 `sel_v` may be absent only when `E = 1`; C6
+    `rotate_fraction` in [0, 1], `rope_base > 0`, the rotated width of `dk`
+    is even; C7 one element type.
+
+    Decomposes (`moe-decompose-switchhead`) into matmuls, `moe.rope`,
+    `moe.route`, `moe.dispatch`, `moe.grouped_matmul` and `moe.attention`.
+
+    Example:
+    ```mlir
+    %y = moe.switchhead %x, %x, %x, %wq, %wk, %wv, %wo, %so sel_v(%sv)
+        {num_heads = 2 : i64, k = 2 : i64}
+        : (tensor<1x?x32xf32>, tensor<1x?x32xf32>, tensor<1x?x32xf32>,
+           tensor<32x16xf32>, tensor<32x16xf32>, tensor<8x32x8xf32>,
+           tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<8x32xf32>)
+        -> tensor<1x?x32xf32>
+    ```
+  }];
+  let arguments = (ins Moe_FloatTensor:$q_src, Moe_FloatTensor:$k_src,
+                       Moe_FloatTensor:$v_src, Moe_FloatTensor:$wq,
+                       Moe_FloatTensor:$wk, Moe_FloatTensor:$wv,
+                       Moe_FloatTensor:$wo, Moe_FloatTensor:$sel_o,
+                       Optional<Moe_FloatTensor>:$sel_v,
+                       I64Attr:$num_heads, I64Attr:$k,
+                       DefaultValuedAttr<BoolAttr, "true">:$causal,
+                       DefaultValuedAttr<F64Attr, "0.5">:$rotate_fraction,
+                       DefaultValuedAttr<F64Attr, "10000.0">:$rope_base);
+  let results = (outs Moe_FloatTensor:$result);
+  let assemblyFormat = [{
+    $q_src `,` $k_src `,` $v_src `,` $wq `,` $wk `,` $wv `,` $wo `,` $sel_o
+    (`sel_v` `(` $sel_v^ `)`)? attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moe_MotOp : Moe_Op<"mot", [Pure]> {
+  let summary = "Mixture-of-Tokens feed-forward layer";
+  let description = [{
+    Mixture of Tokens (models.md section 5) on `input` `[B, T, D]`: controller
+    logits `input @ w_ctrl` (`[D, E]`), `moe.mot_mix` into one mixed token
+    per expert and group, the per-expert FFN `act(z_e @ w1[e]) @ w2[e]`
+    (`w1` `[E, D, s]`, `w2` `[E, s, D]`), and `moe.mot_unmix`.
+
+    Constraints: C1 ranks (input and result 3, w_ctrl 2, w1 and w2 3); C2
+    `group_size >= 1` divides `B`; C3 dims agree (`D`, `E`, `s`) and the
+    result has the input's shape; C4 `temperature > 0` and finite; C5 one
+    element type.
+
+    Decomposes (`moe-decompose-mot`) into a matmul, `moe.mot_mix`, two
+    expert-batched contractions and `moe.mot_unmix`.
+
+    Example:
+    ```mlir
+    %y = moe.mot %x, %wc, %w1, %w2 mode<continuous> act<relu>
+        {group_size = 4 : i64}
+        : (tensor<8x?x32xf32>, tensor<32x6xf32>, tensor<6x32x16xf32>,
+           tensor<6x16x32xf32>) -> tensor<8x?x32xf32>
+    ```
+  }];
+  let arguments = (ins Moe_FloatTensor:$input, Moe_FloatTensor:$w_ctrl,
+                       Moe_FloatTensor:$w1, Moe_FloatTensor:$w2,
+                       Moe_MixModeAttr:$mode, Moe_ActivationAttr:$activation,
+                       I64Attr:$group_size,
+                       DefaultValuedAttr<F64Attr, "1.0">:$temperature);
+  let results = (outs Moe_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `,` $w_ctrl `,` $w1 `,` $w2 `mode` `` $mode
+    `act` `` $activation attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+#endif // MOE_OPS_TD

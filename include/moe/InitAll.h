@@ -1,0 +1,27 @@
+//===- InitAll.h - register every moe dialect, pass and pipeline -*- C++ -*-===//
+
+#ifndef MOE_INITALL_H
+#define MOE_INITALL_H
+
+#include "moe/IR/MoeOps.h"
+#include "moe/Pipelines/Pipelines.h"
+#include "moe/Transforms/Passes.h"
+
+#include "mlir/IR/DialectRegistry.h"
+
+namespace mlir::moe {
+
+/// Adds the moe dialect to `registry`.
+inline void registerAllDialects(DialectRegistry &registry) {
+  registry.insert<MoeDialect>();
+}
+
+/// Registers every moe pass and named pipeline with the global registry.
+inline void registerAllPasses() {
+  registerMoePasses();
+  registerMoePipelines();
+}
+
+} // namespace mlir::moe
+
+#endif // MOE_INITALL_H

@@ -1,0 +1,34 @@
+//===- Transforms.h - reusable moe rewrite pattern sets ---------*- C++ -*-===//
+//
+// Pattern sets behind the moe passes, exposed so that other passes and
+// pipelines can reuse them without running the pass.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_TRANSFORMS_TRANSFORMS_H
+#define MOE_TRANSFORMS_TRANSFORMS_H
+
+namespace mlir {
+class RewritePatternSet;
+namespace moe {
+
+/// moe.ffn -> route/switch_route, dispatch, grouped_matmul x2.
+void populateDecomposeFfnPatterns(RewritePatternSet &patterns);
+
+/// moe.tree_ffn -> matmul, tree_route, dispatch, grouped_matmul.
+void populateDecomposeTreeFfnPatterns(RewritePatternSet &patterns);
+
+/// moe.switchhead -> matmuls, rope, route, dispatch, grouped_matmul,
+/// attention.
+void populateDecomposeSwitchHeadPatterns(RewritePatternSet &patterns);
+
+/// moe.mot -> matmul, mot_mix, expert contractions, mot_unmix.
+void populateDecomposeMotPatterns(RewritePatternSet &patterns);
+
+/// All of the above.
+void populateDecomposeCompositePatterns(RewritePatternSet &patterns);
+
+} // namespace moe
+} // namespace mlir
+
+#endif // MOE_TRANSFORMS_TRANSFORMS_H

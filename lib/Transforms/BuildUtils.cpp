@@ -1,0 +1,205 @@
+//===- BuildUtils.cpp - IR-building helpers for moe rewrites ---------------===//
+
+#include "BuildUtils.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Arith/Utils/Utils.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/Transforms/WalkPatternRewriteDriver.h"
+#include "llvm/ADT/STLExtras.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::moe;
+using namespace mlir::moe::detail;
+
+OpFoldResult moe::detail::sizeOf(OpBuilder &b, Location loc, Value v, int64_t dim) {
+  return tensor::getMixedSize(b, loc, v, dim);
+}
+
+OpFoldResult moe::detail::mulSizes(OpBuilder &b, Location loc, OpFoldResult a,
+                              OpFoldResult c) {
+  std::optional<int64_t> ca = getConstantIntValue(a),
+                         cc = getConstantIntValue(c);
+  if (ca && cc)
+    return b.getIndexAttr(*ca * *cc);
+  if (cc && *cc == 1)
+    return a;
+  if (ca && *ca == 1)
+    return c;
+  return arith::MulIOp::create(b, loc,
+                               getValueOrCreateConstantIndexOp(b, loc, a),
+                               getValueOrCreateConstantIndexOp(b, loc, c))
+      .getResult();
+}
+
+OpFoldResult moe::detail::divSizes(OpBuilder &b, Location loc, OpFoldResult a,
+                              OpFoldResult c) {
+  std::optional<int64_t> ca = getConstantIntValue(a),
+                         cc = getConstantIntValue(c);
+  if (ca && cc && *cc != 0)
+    return b.getIndexAttr(*ca / *cc);
+  if (cc && *cc == 1)
+    return a;
+  return arith::DivUIOp::create(b, loc,
+                                getValueOrCreateConstantIndexOp(b, loc, a),
+                                getValueOrCreateConstantIndexOp(b, loc, c))
+      .getResult();
+}
+
+int64_t moe::detail::staticMul(OpFoldResult a, int64_t c) {
+  std::optional<int64_t> ca = getConstantIntValue(a);
+  return ca ? *ca * c : ShapedType::kDynamic;
+}
+
+RankedTensorType moe::detail::tensorTypeOf(ArrayRef<OpFoldResult> sizes,
+                                      Type elementType) {
+  SmallVector<int64_t> shape = llvm::map_to_vector(sizes, [](OpFoldResult s) {
+    std::optional<int64_t> c = getConstantIntValue(s);
+    return c ? *c : ShapedType::kDynamic;
+  });
+  return RankedTensorType::get(shape, elementType);
+}
+
+RankedTensorType moe::detail::matrixType(OpFoldResult rows, int64_t cols,
+                                    Type elementType) {
+  std::optional<int64_t> r = getConstantIntValue(rows);
+  return RankedTensorType::get({r ? *r : ShapedType::kDynamic, cols},
+                               elementType);
+}
+
+Value moe::detail::emptyTensor(OpBuilder &b, Location loc,
+                          ArrayRef<OpFoldResult> sizes, Type elementType) {
+  return tensor::EmptyOp::create(b, loc, sizes, elementType);
+}
+
+Value moe::detail::filledTensor(OpBuilder &b, Location loc,
+                           ArrayRef<OpFoldResult> sizes, Type elementType,
+                           double value) {
+  Value init = emptyTensor(b, loc, sizes, elementType);
+  Value cst = arith::ConstantOp::create(
+      b, loc, b.getFloatAttr(elementType, value));
+  return linalg::FillOp::create(b, loc, cst, init).getResult(0);
+}
+
+Value moe::detail::contract(OpBuilder &b, Location loc, StringRef spec, Value lhs,
+                       Value rhs, ArrayRef<OpFoldResult> outSizes) {
+  // Parse "ab,cb->ac": the loops are the output's letters (parallel) followed
+  // by the letters it lacks (reductions), the canonical contraction order.
+  auto [inputs, out] = spec.split("->");
+  auto [lhsSpec, rhsSpec] = inputs.split(',');
+  std::string letters = out.str();
+  for (char c : (lhsSpec + rhsSpec).str())
+    if (letters.find(c) == std::string::npos)
+      letters.push_back(c);
+  MLIRContext *ctx = b.getContext();
+  auto mapFor = [&](StringRef operand) {
+    SmallVector<AffineExpr> exprs;
+    for (char c : operand)
+      exprs.push_back(getAffineDimExpr(letters.find(c), ctx));
+    return AffineMap::get(letters.size(), 0, exprs, ctx);
+  };
+  SmallVector<AffineMap> maps = {mapFor(lhsSpec), mapFor(rhsSpec),
+                                 mapFor(out)};
+  SmallVector<utils::IteratorType> iterators;
+  for (char c : letters)
+    iterators.push_back(out.contains(c) ? utils::IteratorType::parallel
+                                        : utils::IteratorType::reduction);
+
+  Type elementType = cast<RankedTensorType>(lhs.getType()).getElementType();
+  Value init = filledTensor(b, loc, outSizes, elementType, 0.0);
+  auto generic = linalg::GenericOp::create(
+      b, loc, TypeRange{init.getType()}, ValueRange{lhs, rhs},
+      ValueRange{init}, maps, iterators,
+      [](OpBuilder &nb, Location nl, ValueRange args) {
+        Value prod = arith::MulFOp::create(nb, nl, args[0], args[1]);
+        Value sum = arith::AddFOp::create(nb, nl, args[2], prod);
+        linalg::YieldOp::create(nb, nl, sum);
+      });
+  return generic.getResult(0);
+}
+
+/// Emits `act(x)` on one scalar.
+static Value activateScalar(OpBuilder &b, Location loc, Value x,
+                            Activation act) {
+  Type t = x.getType();
+  auto cst = [&](double v) {
+    return arith::ConstantOp::create(b, loc, b.getFloatAttr(t, v));
+  };
+  switch (act) {
+  case Activation::Relu:
+    return arith::MaximumFOp::create(b, loc, x, cst(0.0));
+  case Activation::Gelu: {
+    // Exact GELU: 0.5 * x * (1 + erf(x / sqrt(2))).
+    Value scaled = arith::MulFOp::create(b, loc, x, cst(M_SQRT1_2));
+    Value erf = math::ErfOp::create(b, loc, scaled);
+    Value onePlus = arith::AddFOp::create(b, loc, erf, cst(1.0));
+    Value half = arith::MulFOp::create(b, loc, x, cst(0.5));
+    return arith::MulFOp::create(b, loc, half, onePlus);
+  }
+  case Activation::Silu: {
+    // x * sigmoid(x) = x / (1 + exp(-x)).
+    Value neg = arith::NegFOp::create(b, loc, x);
+    Value exp = math::ExpOp::create(b, loc, neg);
+    Value denom = arith::AddFOp::create(b, loc, exp, cst(1.0));
+    return arith::DivFOp::create(b, loc, x, denom);
+  }
+  case Activation::Identity:
+    return x;
+  }
+  llvm_unreachable("unknown activation");
+}
+
+Value moe::detail::activate(OpBuilder &b, Location loc, Value x, Activation act) {
+  if (act == Activation::Identity)
+    return x;
+  auto type = cast<RankedTensorType>(x.getType());
+  SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(b, loc, x);
+  Value init = emptyTensor(b, loc, sizes, type.getElementType());
+  AffineMap id = b.getMultiDimIdentityMap(type.getRank());
+  SmallVector<utils::IteratorType> iterators(type.getRank(),
+                                             utils::IteratorType::parallel);
+  auto generic = linalg::GenericOp::create(
+      b, loc, TypeRange{init.getType()}, ValueRange{x}, ValueRange{init},
+      SmallVector<AffineMap>{id, id}, iterators,
+      [act](OpBuilder &nb, Location nl, ValueRange args) {
+        linalg::YieldOp::create(nb, nl,
+                                activateScalar(nb, nl, args[0], act));
+      });
+  return generic.getResult(0);
+}
+
+Value moe::detail::collapse(OpBuilder &b, Location loc, Value v,
+                       ArrayRef<ReassociationIndices> reassociation) {
+  return tensor::CollapseShapeOp::create(b, loc, v, reassociation);
+}
+
+Value moe::detail::expand(OpBuilder &b, Location loc, Value v,
+                     ArrayRef<ReassociationIndices> reassociation,
+                     ArrayRef<OpFoldResult> sizes) {
+  Type elementType = cast<RankedTensorType>(v.getType()).getElementType();
+  return tensor::ExpandShapeOp::create(b, loc,
+                                       tensorTypeOf(sizes, elementType), v,
+                                       reassociation, sizes);
+}
+
+Value moe::detail::transpose(OpBuilder &b, Location loc, Value v,
+                        ArrayRef<int64_t> perm) {
+  SmallVector<OpFoldResult> inSizes = tensor::getMixedSizes(b, loc, v);
+  SmallVector<OpFoldResult> outSizes =
+      llvm::map_to_vector(perm, [&](int64_t p) { return inSizes[p]; });
+  Type elementType = cast<RankedTensorType>(v.getType()).getElementType();
+  Value init = emptyTensor(b, loc, outSizes, elementType);
+  return linalg::TransposeOp::create(b, loc, v, init, perm).getResult()[0];
+}
+
+void moe::detail::applyDecomposition(Operation *root,
+                                void (*populate)(RewritePatternSet &)) {
+  RewritePatternSet patterns(root->getContext());
+  populate(patterns);
+  walkAndApplyPatterns(root, std::move(patterns));
+}

@@ -1,0 +1,83 @@
+//===- BuildUtils.h - IR-building helpers for moe rewrites ------*- C++ -*-===//
+//
+// Small helpers shared by the decomposition patterns: sizes as OpFoldResult
+// (static where known, `tensor.dim` otherwise), destination tensors,
+// einsum-style contractions as linalg.generic, activations and reshapes.
+// Private to lib/Transforms.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_LIB_TRANSFORMS_BUILDUTILS_H
+#define MOE_LIB_TRANSFORMS_BUILDUTILS_H
+
+#include "moe/IR/MoeOps.h"
+
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Utils/ReshapeOpsUtils.h"
+#include "mlir/IR/Builders.h"
+
+namespace mlir::moe::detail {
+
+/// Size `dim` of tensor `v`: an attribute when static, a `tensor.dim` value
+/// otherwise.
+OpFoldResult sizeOf(OpBuilder &b, Location loc, Value v, int64_t dim);
+
+/// `a * c` and `a / c` (exact), folded when both sides are static.
+OpFoldResult mulSizes(OpBuilder &b, Location loc, OpFoldResult a,
+                      OpFoldResult c);
+OpFoldResult divSizes(OpBuilder &b, Location loc, OpFoldResult a,
+                      OpFoldResult c);
+
+/// `a * c` for result types only: static when `a` is, dynamic otherwise; no
+/// IR is created.
+int64_t staticMul(OpFoldResult a, int64_t c);
+
+/// Ranked tensor type with the given sizes (dynamic where not constant).
+RankedTensorType tensorTypeOf(ArrayRef<OpFoldResult> sizes, Type elementType);
+
+/// `tensor.empty` of the given sizes.
+Value emptyTensor(OpBuilder &b, Location loc, ArrayRef<OpFoldResult> sizes,
+                  Type elementType);
+
+/// A tensor of the given sizes filled with `value` (float element type).
+Value filledTensor(OpBuilder &b, Location loc, ArrayRef<OpFoldResult> sizes,
+                   Type elementType, double value);
+
+/// Einsum-style contraction `out[outMap] += lhs[lhsMap] * rhs[rhsMap]` as a
+/// linalg.generic over a zero-initialised `out` of `outSizes`. `spec` names
+/// the loops in the order of the maps' dims, e.g. "nd,ed->ne" with every
+/// letter absent from the output being a reduction.
+Value contract(OpBuilder &b, Location loc, StringRef spec, Value lhs,
+               Value rhs, ArrayRef<OpFoldResult> outSizes);
+
+/// Applies `act` elementwise (identity returns `x`).
+Value activate(OpBuilder &b, Location loc, Value x, Activation act);
+
+/// `tensor.collapse_shape` with the result type inferred.
+Value collapse(OpBuilder &b, Location loc, Value v,
+               ArrayRef<ReassociationIndices> reassociation);
+
+/// `tensor.expand_shape` to `sizes`.
+Value expand(OpBuilder &b, Location loc, Value v,
+             ArrayRef<ReassociationIndices> reassociation,
+             ArrayRef<OpFoldResult> sizes);
+
+/// `linalg.transpose` of `v` by `perm` (result dim i is input dim perm[i]).
+Value transpose(OpBuilder &b, Location loc, Value v, ArrayRef<int64_t> perm);
+
+/// Result type of a `moe.route`-like op: `[rows, cols]` of `elementType`.
+RankedTensorType matrixType(OpFoldResult rows, int64_t cols, Type elementType);
+
+} // namespace mlir::moe::detail
+
+#endif // MOE_LIB_TRANSFORMS_BUILDUTILS_H
+
+namespace mlir {
+class RewritePatternSet;
+namespace moe::detail {
+/// Body of every thin decomposition pass: one walk applying the patterns
+/// added by `populate` to `root`.
+void applyDecomposition(Operation *root,
+                        void (*populate)(RewritePatternSet &));
+} // namespace moe::detail
+} // namespace mlir

@@ -1,0 +1,170 @@
+//===- DecomposeSwitchHead.cpp - moe.switchhead -> primitive moe ops -------===//
+//
+// With N = B*T token rows, H heads, E experts per head and K = k:
+//
+//   q, k    = rope(expand(q_src @ wq)), rope(expand(k_src @ wk))  [B, T, H, dk]
+//   value   = moe.route (k_src @ sel_v^T) sigmoid groups(H)       [N, H*K]
+//             moe.dispatch, moe.grouped_matmul v_src, wv           [N*H, dv]
+//             (rows N, N*H*K slots, reduced per head with the
+//             weights viewed as [N*H, K])
+//   R       = moe.attention (transposed to [B, H, T, *])          [B, H, T, dv]
+//   output  = moe.route (q_src @ sel_o^T) sigmoid groups(H)       [N, H*K]
+//             moe.grouped_matmul R as [N*H, dv], wo weights(ro)    [N, D]
+//
+// Without sel_v (E = 1) the value projection is a dense per-head contraction.
+//
+//===----------------------------------------------------------------------===//
+
+#include "BuildUtils.h"
+#include "moe/Transforms/Passes.h"
+#include "moe/Transforms/Transforms.h"
+
+#include "mlir/IR/PatternMatch.h"
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_MOEDECOMPOSESWITCHHEAD
+#include "moe/Transforms/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+using namespace mlir::moe;
+using namespace mlir::moe::detail;
+
+namespace {
+
+struct DecomposeSwitchHead : OpRewritePattern<SwitchHeadOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(SwitchHeadOp op,
+                                PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    auto wvType = cast<RankedTensorType>(op.getWv().getType());
+    Type elementType = wvType.getElementType();
+    Type idType = rewriter.getI32Type();
+    int64_t heads = op.getNumHeads(), topK = op.getK();
+
+    // The verifier (C4) guarantees a static H*E in one of these.
+    int64_t headExperts = ShapedType::kDynamic;
+    for (Value w : {op.getWv(), op.getWo(), op.getSelO(), op.getSelV()})
+      if (w)
+        if (int64_t he = cast<RankedTensorType>(w.getType()).getDimSize(0);
+            !ShapedType::isDynamic(he))
+          headExperts = he;
+    if (ShapedType::isDynamic(headExperts))
+      return rewriter.notifyMatchFailure(op, "dynamic expert count");
+
+    auto idx = [&](int64_t v) -> OpFoldResult {
+      return rewriter.getIndexAttr(v);
+    };
+    OpFoldResult b = sizeOf(rewriter, loc, op.getQSrc(), 0);
+    OpFoldResult t = sizeOf(rewriter, loc, op.getQSrc(), 1);
+    OpFoldResult d = sizeOf(rewriter, loc, op.getQSrc(), 2);
+    OpFoldResult n = mulSizes(rewriter, loc, b, t);
+    OpFoldResult qkWidth = sizeOf(rewriter, loc, op.getWq(), 1);
+    OpFoldResult dk = divSizes(rewriter, loc, qkWidth, idx(heads));
+    OpFoldResult dv = sizeOf(rewriter, loc, op.getWv(), 2);
+
+    auto rows = [&](Value src) { return collapse(rewriter, loc, src, {{0, 1}, {2}}); };
+    Value qRows = rows(op.getQSrc()), kRows = rows(op.getKSrc()),
+          vRows = rows(op.getVSrc());
+
+    // Queries and keys: [N, H*dk] -> [B, T, H, dk] -> rope -> [B, H, T, dk].
+    auto project = [&](Value src, Value w) {
+      Value flat = contract(rewriter, loc, "nd,dj->nj", src, w, {n, qkWidth});
+      Value heads4 =
+          expand(rewriter, loc, flat, {{0, 1}, {2, 3}}, {b, t, idx(heads), dk});
+      if (op.getRotateFraction().convertToDouble() > 0.0)
+        heads4 = RopeOp::create(rewriter, loc, heads4.getType(), heads4,
+                                op.getRotateFraction(), op.getRopeBase());
+      return transpose(rewriter, loc, heads4, {0, 2, 1, 3});
+    };
+    Value q = project(qRows, op.getWq());
+    Value k = project(kRows, op.getWk());
+
+    // Per-head top-k routing with sigmoid gates over `sel` ([H*E, D]).
+    auto routeHeads = [&](Value src, Value sel) {
+      Value scores =
+          contract(rewriter, loc, "nd,ed->ne", src, sel, {n, idx(headExperts)});
+      auto route = RouteOp::create(
+          rewriter, loc, matrixType(n, heads * topK, elementType),
+          matrixType(n, heads * topK, idType), scores, GateKind::Sigmoid,
+          topK, heads);
+      auto dispatch = DispatchOp::create(
+          rewriter, loc, RankedTensorType::get({headExperts + 1}, idType),
+          RankedTensorType::get({staticMul(n, heads * topK)}, idType),
+          route.getIds(), headExperts);
+      return std::make_pair(route, dispatch);
+    };
+
+    // Values: [N*H, dv] -> [B, T, H, dv] -> [B, H, T, dv].
+    Value values;
+    if (Value selV = op.getSelV()) {
+      auto [route, dispatch] = routeHeads(kRows, selV);
+      // View the slot weights [N, H*K] as [N*H, K]: one reduction per head.
+      Value perHead = collapse(
+          rewriter, loc,
+          expand(rewriter, loc, route.getWeights(), {{0}, {1, 2}},
+                 {n, idx(heads), idx(topK)}),
+          {{0, 1}, {2}});
+      values = GroupedMatmulOp::create(
+          rewriter, loc,
+          RankedTensorType::get({staticMul(n, heads), staticMul(dv, 1)},
+                                elementType),
+          vRows,
+          op.getWv(), dispatch.getOffsets(), dispatch.getPerm(), perHead);
+    } else {
+      // E = 1: dense per-head projection wv[h].
+      Value dense = contract(rewriter, loc, "nd,hdj->nhj", vRows, op.getWv(),
+                             {n, idx(heads), dv});
+      values = collapse(rewriter, loc, dense, {{0, 1}, {2}});
+    }
+    Value v = transpose(
+        rewriter, loc,
+        expand(rewriter, loc, values, {{0, 1, 2}, {3}}, {b, t, idx(heads), dv}),
+        {0, 2, 1, 3});
+
+    Value attn = AttentionOp::create(
+        rewriter, loc,
+        tensorTypeOf({b, idx(heads), t, dv}, elementType), q, k, v,
+        op.getCausal(), /*scale=*/FloatAttr());
+    // [B, H, T, dv] -> [B, T, H, dv] -> [N*H, dv].
+    Value attnRows = collapse(rewriter, loc,
+                              transpose(rewriter, loc, attn, {0, 2, 1, 3}),
+                              {{0, 1, 2}, {3}});
+
+    // Output projection: N*H rows, each feeding its head's K slots, reduced
+    // into token rows with the output gates.
+    auto [route, dispatch] = routeHeads(qRows, op.getSelO());
+    Value out = GroupedMatmulOp::create(
+        rewriter, loc, tensorTypeOf({n, d}, elementType), attnRows,
+        op.getWo(), dispatch.getOffsets(), dispatch.getPerm(),
+        route.getWeights());
+    Value result = expand(rewriter, loc, out, {{0, 1}, {2}}, {b, t, d});
+    if (result.getType() != op.getType())
+      result = tensor::CastOp::create(rewriter, loc, op.getType(), result);
+    rewriter.replaceOp(op, result);
+    return success();
+  }
+};
+
+struct MoeDecomposeSwitchHeadPass
+    : moe::impl::MoeDecomposeSwitchHeadBase<MoeDecomposeSwitchHeadPass> {
+  void runOnOperation() override {
+    applyDecomposition(getOperation(), populateDecomposeSwitchHeadPatterns);
+  }
+};
+
+} // namespace
+
+void mlir::moe::populateDecomposeSwitchHeadPatterns(
+    RewritePatternSet &patterns) {
+  patterns.add<DecomposeSwitchHead>(patterns.getContext());
+}
+
+void mlir::moe::populateDecomposeCompositePatterns(
+    RewritePatternSet &patterns) {
+  populateDecomposeFfnPatterns(patterns);
+  populateDecomposeTreeFfnPatterns(patterns);
+  populateDecomposeSwitchHeadPatterns(patterns);
+  populateDecomposeMotPatterns(patterns);
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Configures (once) and builds moe-mlir in ${MOE_BUILD_DIR:-build}. Extra
+# arguments are ninja targets (default: all).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="${MOE_BUILD_DIR:-$root/build}"
+
+if [ ! -f "$build/build.ninja" ]; then
+  launcher=()
+  command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+  cmake -G Ninja -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_C_COMPILER=clang-22 -DCMAKE_CXX_COMPILER=clang++-22 \
+    -DLLVM_USE_LINKER=lld \
+    -DMLIR_DIR=/usr/lib/llvm-22/lib/cmake/mlir \
+    -DLLVM_EXTERNAL_LIT=/usr/lib/llvm-22/bin/lit \
+    -DMLIR_LINK_MLIR_DYLIB=ON \
+    -DPython3_EXECUTABLE=/usr/bin/python3 \
+    "${launcher[@]}" >/dev/null
+fi
+ninja -C "$build" "$@"

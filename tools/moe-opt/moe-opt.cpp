@@ -1,0 +1,27 @@
+//===- moe-opt.cpp - moe optimizer driver ----------------------------------===//
+//
+// mlir-opt with the moe dialect, its passes and pipelines, and every upstream
+// dialect and pass registered.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/InitAll.h"
+
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
+#include "mlir/InitAllPasses.h"
+#include "mlir/Tools/mlir-opt/MlirOptMain.h"
+
+int main(int argc, char **argv) {
+  mlir::registerAllPasses();
+  mlir::moe::registerAllPasses();
+
+  mlir::DialectRegistry registry;
+  mlir::registerAllDialects(registry);
+  mlir::registerAllExtensions(registry);
+  mlir::moe::registerAllDialects(registry);
+
+  return mlir::asMainReturnCode(
+      mlir::MlirOptMain(argc, argv, "moe-mlir optimizer driver\n", registry));
+}
