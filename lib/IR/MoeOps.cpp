@@ -13,6 +13,7 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/OpImplementation.h"
+#include "llvm/Support/CheckedArithmetic.h"
 
 #include <cmath>
 #include <cstdio>
@@ -57,6 +58,10 @@ static int64_t dimOf(Value v, unsigned dim) {
 }
 
 static bool isStatic(int64_t d) { return !ShapedType::isDynamic(d); }
+
+/// The signed value of an I64Attr (ODS accessors return it as uint64_t, so a
+/// negative value written by the user would otherwise wrap).
+static int64_t signedValue(IntegerAttr attr) { return attr.getInt(); }
 
 /// Formats a real for diagnostics the way a user wrote it (1.5, 0, inf, nan).
 static std::string fmt(double v) {
@@ -239,23 +244,27 @@ LogicalResult RouteOp::verify() {
                          {"ids", ids, 2}})))
     return failure();
   // C4: groups >= 1 divides the score columns.
-  int64_t groups = getGroups();
+  int64_t groups = signedValue(getGroupsAttr());
+  int64_t k = signedValue(getKAttr());
   if (failed(checkDivides(op, "C4", "groups", groups, {"scores", scores, 1})))
     return failure();
   // C5: 1 <= k <= E.
   std::optional<int64_t> numExperts;
   if (isStatic(dimOf(scores, 1)))
     numExperts = dimOf(scores, 1) / groups;
-  if (failed(checkTopK(op, "C5", getK(), numExperts)))
+  if (failed(checkTopK(op, "C5", k, numExperts)))
     return failure();
   // C2: result shapes [N, groups*k].
+  std::optional<int64_t> slots = llvm::checkedMul(groups, k);
+  if (!slots)
+    return emitOpError() << "expected groups * k to fit in 64 bits, got "
+                            "groups = "
+                         << groups << " and k = " << k << " (C2)";
   if (failed(checkSameDim(op, "C2", "N",
                           {{"scores", scores, 0}, {"weights", w, 0},
                            {"ids", ids, 0}})) ||
-      failed(checkDimIs(op, "C2", {"weights", w, 1}, groups * getK(),
-                        "groups * k")) ||
-      failed(checkDimIs(op, "C2", {"ids", ids, 1}, groups * getK(),
-                        "groups * k")))
+      failed(checkDimIs(op, "C2", {"weights", w, 1}, *slots, "groups * k")) ||
+      failed(checkDimIs(op, "C2", {"ids", ids, 1}, *slots, "groups * k")))
     return failure();
   // C3: element type.
   return checkElementTypes(op, "C3", {{"scores", scores}, {"weights", w}});
@@ -343,9 +352,13 @@ LogicalResult TreeRouteOp::verify() {
 // DispatchOp
 //===----------------------------------------------------------------------===//
 
-/// Product of two dims, dynamic if either is.
+/// Product of two dims, dynamic if either is or if it overflows (then the
+/// check it feeds is left to run time).
 static int64_t mulDims(int64_t a, int64_t b) {
-  return isStatic(a) && isStatic(b) ? a * b : ShapedType::kDynamic;
+  if (!isStatic(a) || !isStatic(b))
+    return ShapedType::kDynamic;
+  std::optional<int64_t> product = llvm::checkedMul(a, b);
+  return product ? *product : ShapedType::kDynamic;
 }
 
 LogicalResult DispatchOp::verify() {
@@ -357,7 +370,7 @@ LogicalResult DispatchOp::verify() {
                          {"perm", perm, 1}})))
     return failure();
   // C2: at least one expert.
-  int64_t numExperts = getNumExperts();
+  int64_t numExperts = signedValue(getNumExpertsAttr());
   if (numExperts < 1)
     return emitOpError() << "expected num_experts >= 1, got " << numExperts
                          << " (C2)";
@@ -471,7 +484,7 @@ LogicalResult MotMixOp::verify() {
                          {"weights", m, 4}})))
     return failure();
   // C2: g divides B.
-  int64_t g = getGroupSize();
+  int64_t g = signedValue(getGroupSizeAttr());
   if (failed(checkDivides(op, "C2", "group_size", g, {"input", x, 0})))
     return failure();
   // C3: logits [B, T, E].
@@ -608,17 +621,18 @@ LogicalResult FfnOp::verify() {
     return emitOpError() << "expected the expert count E to be static in "
                             "w_sel, w1 or w2 dim 0 (C3)";
   // C4: 1 <= k <= E.
-  if (failed(checkTopK(op, "C4", getK(), numExperts)))
+  int64_t k = signedValue(getKAttr());
+  if (failed(checkTopK(op, "C4", k, numExperts)))
     return failure();
   // C5: Switch capacity.
   if (std::optional<APFloat> cf = getCapacityFactor()) {
     if (failed(checkPositive(op, "C5", "capacity_factor", cf->convertToDouble(),
                              /*allowInf=*/true)))
       return failure();
-    if (getK() != 1 || getGate() != GateKind::Softmax)
+    if (k != 1 || getGate() != GateKind::Softmax)
       return emitOpError() << "expected k = 1 and gate softmax with "
                               "capacity_factor (Switch routing), got k = "
-                           << getK() << " and gate "
+                           << k << " and gate "
                            << stringifyGateKind(getGate()) << " (C5)";
   }
   // C6: element types.
@@ -684,7 +698,7 @@ LogicalResult SwitchHeadOp::verify() {
                          {"result", res, 3}})))
     return failure();
   // C2: heads divide the projection widths and the expert rows.
-  int64_t heads = getNumHeads();
+  int64_t heads = signedValue(getNumHeadsAttr());
   if (failed(checkDivides(op, "C2", "num_heads", heads, {"wq", wq, 1})) ||
       failed(checkDivides(op, "C2", "num_heads", heads, {"wk", wk, 1})) ||
       failed(checkDivides(op, "C2", "num_heads", heads, {"wv", wv, 0})) ||
@@ -723,7 +737,7 @@ LogicalResult SwitchHeadOp::verify() {
     return emitOpError() << "expected the expert count H*E to be static in "
                             "wv, wo, sel_o or sel_v dim 0 (C4)";
   int64_t numExperts = *headExperts / heads;
-  if (failed(checkTopK(op, "C4", getK(), numExperts)))
+  if (failed(checkTopK(op, "C4", signedValue(getKAttr()), numExperts)))
     return failure();
   // C5: a dense value projection needs E = 1.
   if (!sv && numExperts != 1)
@@ -762,7 +776,8 @@ LogicalResult MotOp::verify() {
                         {{"input", x, 3}, {"w_ctrl", wc, 2}, {"w1", w1, 3},
                          {"w2", w2, 3}, {"result", res, 3}})))
     return failure();
-  if (failed(checkDivides(op, "C2", "group_size", getGroupSize(),
+  if (failed(checkDivides(op, "C2", "group_size",
+                          signedValue(getGroupSizeAttr()),
                           {"input", x, 0})))
     return failure();
   if (failed(checkSameDim(op, "C3", "D",

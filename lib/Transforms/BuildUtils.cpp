@@ -10,6 +10,7 @@
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/WalkPatternRewriteDriver.h"
 #include "llvm/ADT/STLExtras.h"
+#include "llvm/Support/CheckedArithmetic.h"
 
 #include <cmath>
 
@@ -53,7 +54,9 @@ OpFoldResult moe::detail::divSizes(OpBuilder &b, Location loc, OpFoldResult a,
 
 int64_t moe::detail::staticMul(OpFoldResult a, int64_t c) {
   std::optional<int64_t> ca = getConstantIntValue(a);
-  return ca ? *ca * c : ShapedType::kDynamic;
+  std::optional<int64_t> product =
+      ca ? llvm::checkedMul(*ca, c) : std::nullopt;
+  return product ? *product : ShapedType::kDynamic;
 }
 
 RankedTensorType moe::detail::tensorTypeOf(ArrayRef<OpFoldResult> sizes,

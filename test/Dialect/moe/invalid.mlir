@@ -29,6 +29,15 @@ func.func @route_c2_slots(%s: tensor<4x8xf32>) {
   return
 }
 
+
+// -----
+
+func.func @route_c2_overflow(%s: tensor<?x?xf32>) {
+  // expected-error @+1 {{expected groups * k to fit in 64 bits, got groups = 4611686018427387904 and k = 4 (C2)}}
+  %w, %i = moe.route %s gate<sigmoid> {k = 4 : i64, groups = 4611686018427387904 : i64} : tensor<?x?xf32> -> tensor<?x?xf32>, tensor<?x?xi32>
+  return
+}
+
 // -----
 
 func.func @route_c3(%s: tensor<4x8xf32>) {
@@ -69,6 +78,14 @@ func.func @route_c5_too_many(%s: tensor<4x8xf32>) {
   return
 }
 
+
+// -----
+
+func.func @route_c5_negative(%s: tensor<4x8xf32>) {
+  // expected-error @+1 {{expected k >= 1, got -1 (C5)}}
+  %w, %i = moe.route %s gate<sigmoid> {k = -1 : i64} : tensor<4x8xf32> -> tensor<4x2xf32>, tensor<4x2xi32>
+  return
+}
 // -----
 
 func.func @route_types(%s: tensor<4x8xi32>) {
@@ -566,6 +583,15 @@ func.func @ffn_c4(%x: tensor<4x16xf32>, %ws: tensor<4x16xf32>, %w1: tensor<4x16x
   return
 }
 
+
+// -----
+
+func.func @ffn_c4_zero(%x: tensor<4x16xf32>, %ws: tensor<4x16xf32>, %w1: tensor<4x16x8xf32>, %w2: tensor<4x8x16xf32>) {
+  // expected-error @+1 {{expected k >= 1, got 0 (C4)}}
+  %y = moe.ffn %x, %ws, %w1, %w2 gate<sigmoid> act<relu> {k = 0 : i64} : (tensor<4x16xf32>, tensor<4x16xf32>, tensor<4x16x8xf32>, tensor<4x8x16xf32>) -> tensor<4x16xf32>
+  return
+}
+
 // -----
 
 func.func @ffn_c5_factor(%x: tensor<4x16xf32>, %ws: tensor<4x16xf32>, %w1: tensor<4x16x8xf32>, %w2: tensor<4x8x16xf32>) {
@@ -607,6 +633,15 @@ func.func @tree_ffn_c1(%h: tensor<4x32xf32>, %wg: tensor<32xf32>, %w: tensor<7x3
 func.func @tree_ffn_c2(%h: tensor<4x32xf32>, %wg: tensor<32x?xf32>, %w: tensor<7x32x16xf32>) {
   // expected-error @+1 {{expected a static tree depth in w_gate dim 1 (C2)}}
   %y = moe.tree_ffn %h, %wg, %w mode<path> act<relu> : (tensor<4x32xf32>, tensor<32x?xf32>, tensor<7x32x16xf32>) -> tensor<4x16xf32>
+  return
+}
+
+
+// -----
+
+func.func @tree_ffn_c2_range(%h: tensor<4x32xf32>, %wg: tensor<32x0xf32>, %w: tensor<1x32x16xf32>) {
+  // expected-error @+1 {{expected the tree depth w_gate dim 1 in [1, 30], got 0 (C2)}}
+  %y = moe.tree_ffn %h, %wg, %w mode<flat> act<relu> : (tensor<4x32xf32>, tensor<32x0xf32>, tensor<1x32x16xf32>) -> tensor<4x16xf32>
   return
 }
 
@@ -652,6 +687,16 @@ func.func @switchhead_c1(%x: tensor<2x32xf32>, %wq: tensor<32x16xf32>, %wv: tens
 func.func @switchhead_c2(%x: tensor<1x4x32xf32>, %wq: tensor<32x16xf32>, %wv: tensor<8x32x8xf32>, %wo: tensor<8x8x32xf32>, %s: tensor<8x32xf32>) {
   // expected-error @+1 {{expected num_heads = 3 to divide wq dim 1 = 16 (C2)}}
   %y = moe.switchhead %x, %x, %x, %wq, %wq, %wv, %wo, %s sel_v(%s) {num_heads = 3 : i64, k = 2 : i64}
+      : (tensor<1x4x32xf32>, tensor<1x4x32xf32>, tensor<1x4x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>, tensor<8x32x8xf32>, tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<8x32xf32>) -> tensor<1x4x32xf32>
+  return
+}
+
+
+// -----
+
+func.func @switchhead_c2_zero(%x: tensor<1x4x32xf32>, %wq: tensor<32x16xf32>, %wv: tensor<8x32x8xf32>, %wo: tensor<8x8x32xf32>, %s: tensor<8x32xf32>) {
+  // expected-error @+1 {{expected num_heads >= 1, got 0 (C2)}}
+  %y = moe.switchhead %x, %x, %x, %wq, %wq, %wv, %wo, %s sel_v(%s) {num_heads = 0 : i64, k = 2 : i64}
       : (tensor<1x4x32xf32>, tensor<1x4x32xf32>, tensor<1x4x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>, tensor<8x32x8xf32>, tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<8x32xf32>) -> tensor<1x4x32xf32>
   return
 }
@@ -710,6 +755,16 @@ func.func @switchhead_c6_even(%x: tensor<1x4x32xf32>, %wq: tensor<32x12xf32>, %w
   return
 }
 
+
+// -----
+
+func.func @switchhead_c6_base(%x: tensor<1x4x32xf32>, %wq: tensor<32x16xf32>, %wv: tensor<8x32x8xf32>, %wo: tensor<8x8x32xf32>, %s: tensor<8x32xf32>) {
+  // expected-error @+1 {{expected rope base > 0 and finite, got -1 (C6)}}
+  %y = moe.switchhead %x, %x, %x, %wq, %wq, %wv, %wo, %s sel_v(%s) {num_heads = 2 : i64, k = 2 : i64, rope_base = -1.0 : f64}
+      : (tensor<1x4x32xf32>, tensor<1x4x32xf32>, tensor<1x4x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>, tensor<8x32x8xf32>, tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<8x32xf32>) -> tensor<1x4x32xf32>
+  return
+}
+
 // -----
 
 func.func @switchhead_c7(%x: tensor<1x4x32xf32>, %wq: tensor<32x16xf32>, %wv: tensor<8x32x8xf16>, %wo: tensor<8x8x32xf32>, %s: tensor<8x32xf32>) {
@@ -736,6 +791,15 @@ func.func @mot_c1(%x: tensor<8x4x32xf32>, %wc: tensor<32x6x1xf32>, %w1: tensor<6
 func.func @mot_c2(%x: tensor<8x4x32xf32>, %wc: tensor<32x6xf32>, %w1: tensor<6x32x16xf32>, %w2: tensor<6x16x32xf32>) {
   // expected-error @+1 {{expected group_size = 3 to divide input dim 0 = 8 (C2)}}
   %y = moe.mot %x, %wc, %w1, %w2 mode<continuous> act<relu> {group_size = 3 : i64} : (tensor<8x4x32xf32>, tensor<32x6xf32>, tensor<6x32x16xf32>, tensor<6x16x32xf32>) -> tensor<8x4x32xf32>
+  return
+}
+
+
+// -----
+
+func.func @mot_c2_zero(%x: tensor<8x4x32xf32>, %wc: tensor<32x6xf32>, %w1: tensor<6x32x16xf32>, %w2: tensor<6x16x32xf32>) {
+  // expected-error @+1 {{expected group_size >= 1, got 0 (C2)}}
+  %y = moe.mot %x, %wc, %w1, %w2 mode<continuous> act<relu> {group_size = 0 : i64} : (tensor<8x4x32xf32>, tensor<32x6xf32>, tensor<6x32x16xf32>, tensor<6x16x32xf32>) -> tensor<8x4x32xf32>
   return
 }
 

@@ -150,3 +150,12 @@ func.func @mot_layer(%x: tensor<8x?x32xf32>, %wc: tensor<32x6xf32>, %w1: tensor<
   %b = moe.mot %x, %wc, %w1, %w2 mode<discrete> act<relu> {group_size = 8 : i64, temperature = 2.0 : f64} : (tensor<8x?x32xf32>, tensor<32x6xf32>, tensor<6x32x16xf32>, tensor<6x16x32xf32>) -> tensor<8x?x32xf32>
   return
 }
+
+// Absurd static sizes whose products overflow int64 are left to run time,
+// not folded into a wrapped value.
+// CHECK-LABEL: func @huge_dispatch
+func.func @huge_dispatch(%ids: tensor<4294967296x4294967296xi32>) {
+  // CHECK: moe.dispatch %{{.*}} {num_experts = 2 : i64} : tensor<4294967296x4294967296xi32> -> tensor<3xi32>, tensor<?xi32>
+  %o, %p = moe.dispatch %ids {num_experts = 2 : i64} : tensor<4294967296x4294967296xi32> -> tensor<3xi32>, tensor<?xi32>
+  return
+}
