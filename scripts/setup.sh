@@ -10,8 +10,8 @@ APT_PACKAGES=(
   clang-22 lld-22 cmake ninja-build ccache
   # quiet MLIR's CMake config
   libzstd-dev libedit-dev libcurl4-openssl-dev
-  # lit runs on the system Python
-  python3
+  # lit runs on the system Python; the reference models use Debian's torch
+  python3 python3-venv python3-numpy python3-torch python3-onnx
 )
 
 missing=()
@@ -29,4 +29,24 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 else
   echo "setup: all packages present"
+fi
+
+# Python environment for the reference models and their tests: a venv over
+# the system site-packages (Debian's torch and onnx) plus pinned pip packages.
+# Reinstalled only when python/requirements.txt changes.
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="$root/.venv"
+requirements="$root/python/requirements.txt"
+stamp="$venv/.requirements.sha256"
+if [ ! -x "$venv/bin/python" ]; then
+  echo "setup: creating $venv"
+  /usr/bin/python3 -m venv --system-site-packages "$venv"
+fi
+want="$(sha256sum "$requirements" | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "setup: installing python/requirements.txt into $venv"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$requirements"
+  echo "$want" > "$stamp"
+else
+  echo "setup: python environment up to date"
 fi
