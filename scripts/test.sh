@@ -7,7 +7,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${MOE_BUILD_DIR:-$root/build}"
 
 "$root/scripts/setup.sh"
-"$root/scripts/build.sh" moe-opt MoeDialectDocGen MoePassesDocGen
+"$root/scripts/build.sh" moe-opt moe-import MoeDialectDocGen MoePassesDocGen \
+  OnnxDialectDocGen MoeConversionPassesDocGen
 
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT

@@ -10,7 +10,8 @@ from lit.llvm.subst import ToolSubst
 config.name = "MOE"
 config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
 config.suffixes = [".mlir", ".test"]
-config.excludes = ["CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py", "Inputs", "check_constraints.py"]
+config.excludes = ["CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py", "Inputs",
+                   "check_constraints.py", "fixtures"]
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.moe_obj_root, "test")
 
@@ -23,5 +24,6 @@ llvm_config.use_default_substitutions()
 
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 tool_dirs = [config.moe_tools_dir, config.llvm_tools_dir]
-tools = [ToolSubst("moe-opt", unresolved="fatal")]
+tools = [ToolSubst("moe-opt", unresolved="fatal"),
+         ToolSubst("moe-import", unresolved="fatal")]
 llvm_config.add_tool_substitutions(tools, tool_dirs)

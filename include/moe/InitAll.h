@@ -3,7 +3,9 @@
 #ifndef MOE_INITALL_H
 #define MOE_INITALL_H
 
+#include "moe/Conversion/Passes.h"
 #include "moe/IR/MoeOps.h"
+#include "moe/Import/ONNX/OnnxOps.h"
 #include "moe/Pipelines/Pipelines.h"
 #include "moe/Transforms/Passes.h"
 
@@ -11,14 +13,15 @@
 
 namespace mlir::moe {
 
-/// Adds the moe dialect to `registry`.
+/// Adds the moe dialect and the mechanical onnx dialect to `registry`.
 inline void registerAllDialects(DialectRegistry &registry) {
-  registry.insert<MoeDialect>();
+  registry.insert<MoeDialect, onnxir::OnnxDialect>();
 }
 
 /// Registers every moe pass and named pipeline with the global registry.
 inline void registerAllPasses() {
   registerMoePasses();
+  registerMoeConversionPasses();
   registerMoePipelines();
 }
 

@@ -8,7 +8,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "BuildUtils.h"
+#include "moe/Utils/BuildUtils.h"
 #include "moe/Transforms/Passes.h"
 #include "moe/Transforms/Transforms.h"
 
@@ -21,7 +21,7 @@ namespace mlir::moe {
 
 using namespace mlir;
 using namespace mlir::moe;
-using namespace mlir::moe::detail;
+using namespace mlir::moe::build;
 
 namespace {
 

@@ -15,7 +15,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "BuildUtils.h"
+#include "moe/Utils/BuildUtils.h"
 #include "moe/Transforms/Passes.h"
 #include "moe/Transforms/Transforms.h"
 
@@ -28,7 +28,7 @@ namespace mlir::moe {
 
 using namespace mlir;
 using namespace mlir::moe;
-using namespace mlir::moe::detail;
+using namespace mlir::moe::build;
 
 namespace {
 

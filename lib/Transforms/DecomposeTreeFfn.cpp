@@ -9,7 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "BuildUtils.h"
+#include "moe/Utils/BuildUtils.h"
 #include "moe/Transforms/Passes.h"
 #include "moe/Transforms/Transforms.h"
 
@@ -22,7 +22,7 @@ namespace mlir::moe {
 
 using namespace mlir;
 using namespace mlir::moe;
-using namespace mlir::moe::detail;
+using namespace mlir::moe::build;
 
 namespace {
 

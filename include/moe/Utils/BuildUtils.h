@@ -1,14 +1,14 @@
 //===- BuildUtils.h - IR-building helpers for moe rewrites ------*- C++ -*-===//
 //
-// Small helpers shared by the decomposition patterns: sizes as OpFoldResult
+// Small helpers for building IR in rewrites: sizes as OpFoldResult
 // (static where known, `tensor.dim` otherwise), destination tensors,
 // einsum-style contractions as linalg.generic, activations and reshapes.
-// Private to lib/Transforms.
+// Shared by the decomposition patterns and the ONNX conversions.
 //
 //===----------------------------------------------------------------------===//
 
-#ifndef MOE_LIB_TRANSFORMS_BUILDUTILS_H
-#define MOE_LIB_TRANSFORMS_BUILDUTILS_H
+#ifndef MOE_UTILS_BUILDUTILS_H
+#define MOE_UTILS_BUILDUTILS_H
 
 #include "moe/IR/MoeOps.h"
 
@@ -16,7 +16,7 @@
 #include "mlir/Dialect/Utils/ReshapeOpsUtils.h"
 #include "mlir/IR/Builders.h"
 
-namespace mlir::moe::detail {
+namespace mlir::moe::build {
 
 /// Size `dim` of tensor `v`: an attribute when static, a `tensor.dim` value
 /// otherwise.
@@ -68,16 +68,16 @@ Value transpose(OpBuilder &b, Location loc, Value v, ArrayRef<int64_t> perm);
 /// Result type of a `moe.route`-like op: `[rows, cols]` of `elementType`.
 RankedTensorType matrixType(OpFoldResult rows, int64_t cols, Type elementType);
 
-} // namespace mlir::moe::detail
+} // namespace mlir::moe::build
 
-#endif // MOE_LIB_TRANSFORMS_BUILDUTILS_H
+#endif // MOE_UTILS_BUILDUTILS_H
 
 namespace mlir {
 class RewritePatternSet;
-namespace moe::detail {
+namespace moe::build {
 /// Body of every thin decomposition pass: one walk applying the patterns
 /// added by `populate` to `root`.
 void applyDecomposition(Operation *root,
                         void (*populate)(RewritePatternSet &));
-} // namespace moe::detail
+} // namespace moe::build
 } // namespace mlir

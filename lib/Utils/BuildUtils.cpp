@@ -1,6 +1,6 @@
 //===- BuildUtils.cpp - IR-building helpers for moe rewrites ---------------===//
 
-#include "BuildUtils.h"
+#include "moe/Utils/BuildUtils.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
@@ -16,13 +16,13 @@
 
 using namespace mlir;
 using namespace mlir::moe;
-using namespace mlir::moe::detail;
+using namespace mlir::moe::build;
 
-OpFoldResult moe::detail::sizeOf(OpBuilder &b, Location loc, Value v, int64_t dim) {
+OpFoldResult moe::build::sizeOf(OpBuilder &b, Location loc, Value v, int64_t dim) {
   return tensor::getMixedSize(b, loc, v, dim);
 }
 
-OpFoldResult moe::detail::mulSizes(OpBuilder &b, Location loc, OpFoldResult a,
+OpFoldResult moe::build::mulSizes(OpBuilder &b, Location loc, OpFoldResult a,
                               OpFoldResult c) {
   std::optional<int64_t> ca = getConstantIntValue(a),
                          cc = getConstantIntValue(c);
@@ -38,7 +38,7 @@ OpFoldResult moe::detail::mulSizes(OpBuilder &b, Location loc, OpFoldResult a,
       .getResult();
 }
 
-OpFoldResult moe::detail::divSizes(OpBuilder &b, Location loc, OpFoldResult a,
+OpFoldResult moe::build::divSizes(OpBuilder &b, Location loc, OpFoldResult a,
                               OpFoldResult c) {
   std::optional<int64_t> ca = getConstantIntValue(a),
                          cc = getConstantIntValue(c);
@@ -52,14 +52,14 @@ OpFoldResult moe::detail::divSizes(OpBuilder &b, Location loc, OpFoldResult a,
       .getResult();
 }
 
-int64_t moe::detail::staticMul(OpFoldResult a, int64_t c) {
+int64_t moe::build::staticMul(OpFoldResult a, int64_t c) {
   std::optional<int64_t> ca = getConstantIntValue(a);
   std::optional<int64_t> product =
       ca ? llvm::checkedMul(*ca, c) : std::nullopt;
   return product ? *product : ShapedType::kDynamic;
 }
 
-RankedTensorType moe::detail::tensorTypeOf(ArrayRef<OpFoldResult> sizes,
+RankedTensorType moe::build::tensorTypeOf(ArrayRef<OpFoldResult> sizes,
                                       Type elementType) {
   SmallVector<int64_t> shape = llvm::map_to_vector(sizes, [](OpFoldResult s) {
     std::optional<int64_t> c = getConstantIntValue(s);
@@ -68,19 +68,19 @@ RankedTensorType moe::detail::tensorTypeOf(ArrayRef<OpFoldResult> sizes,
   return RankedTensorType::get(shape, elementType);
 }
 
-RankedTensorType moe::detail::matrixType(OpFoldResult rows, int64_t cols,
+RankedTensorType moe::build::matrixType(OpFoldResult rows, int64_t cols,
                                     Type elementType) {
   std::optional<int64_t> r = getConstantIntValue(rows);
   return RankedTensorType::get({r ? *r : ShapedType::kDynamic, cols},
                                elementType);
 }
 
-Value moe::detail::emptyTensor(OpBuilder &b, Location loc,
+Value moe::build::emptyTensor(OpBuilder &b, Location loc,
                           ArrayRef<OpFoldResult> sizes, Type elementType) {
   return tensor::EmptyOp::create(b, loc, sizes, elementType);
 }
 
-Value moe::detail::filledTensor(OpBuilder &b, Location loc,
+Value moe::build::filledTensor(OpBuilder &b, Location loc,
                            ArrayRef<OpFoldResult> sizes, Type elementType,
                            double value) {
   Value init = emptyTensor(b, loc, sizes, elementType);
@@ -89,7 +89,7 @@ Value moe::detail::filledTensor(OpBuilder &b, Location loc,
   return linalg::FillOp::create(b, loc, cst, init).getResult(0);
 }
 
-Value moe::detail::contract(OpBuilder &b, Location loc, StringRef spec, Value lhs,
+Value moe::build::contract(OpBuilder &b, Location loc, StringRef spec, Value lhs,
                        Value rhs, ArrayRef<OpFoldResult> outSizes) {
   // Parse "ab,cb->ac": the loops are the output's letters (parallel) followed
   // by the letters it lacks (reductions), the canonical contraction order.
@@ -157,7 +157,7 @@ static Value activateScalar(OpBuilder &b, Location loc, Value x,
   llvm_unreachable("unknown activation");
 }
 
-Value moe::detail::activate(OpBuilder &b, Location loc, Value x, Activation act) {
+Value moe::build::activate(OpBuilder &b, Location loc, Value x, Activation act) {
   if (act == Activation::Identity)
     return x;
   auto type = cast<RankedTensorType>(x.getType());
@@ -176,12 +176,12 @@ Value moe::detail::activate(OpBuilder &b, Location loc, Value x, Activation act)
   return generic.getResult(0);
 }
 
-Value moe::detail::collapse(OpBuilder &b, Location loc, Value v,
+Value moe::build::collapse(OpBuilder &b, Location loc, Value v,
                        ArrayRef<ReassociationIndices> reassociation) {
   return tensor::CollapseShapeOp::create(b, loc, v, reassociation);
 }
 
-Value moe::detail::expand(OpBuilder &b, Location loc, Value v,
+Value moe::build::expand(OpBuilder &b, Location loc, Value v,
                      ArrayRef<ReassociationIndices> reassociation,
                      ArrayRef<OpFoldResult> sizes) {
   Type elementType = cast<RankedTensorType>(v.getType()).getElementType();
@@ -190,7 +190,7 @@ Value moe::detail::expand(OpBuilder &b, Location loc, Value v,
                                        reassociation, sizes);
 }
 
-Value moe::detail::transpose(OpBuilder &b, Location loc, Value v,
+Value moe::build::transpose(OpBuilder &b, Location loc, Value v,
                         ArrayRef<int64_t> perm) {
   SmallVector<OpFoldResult> inSizes = tensor::getMixedSizes(b, loc, v);
   SmallVector<OpFoldResult> outSizes =
@@ -200,7 +200,7 @@ Value moe::detail::transpose(OpBuilder &b, Location loc, Value v,
   return linalg::TransposeOp::create(b, loc, v, init, perm).getResult()[0];
 }
 
-void moe::detail::applyDecomposition(Operation *root,
+void moe::build::applyDecomposition(Operation *root,
                                 void (*populate)(RewritePatternSet &)) {
   RewritePatternSet patterns(root->getContext());
   populate(patterns);

@@ -1,0 +1,22 @@
+//===- Passes.h - moe conversion passes --------------------------*- C++ -*-===//
+
+#ifndef MOE_CONVERSION_PASSES_H
+#define MOE_CONVERSION_PASSES_H
+
+#include "moe/Conversion/OnnxToMoe/OnnxToMoe.h"
+#include "moe/IR/MoeOps.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Pass/Pass.h"
+
+namespace mlir::moe {
+
+#define GEN_PASS_REGISTRATION
+#include "moe/Conversion/Passes.h.inc"
+
+} // namespace mlir::moe
+
+#endif // MOE_CONVERSION_PASSES_H

@@ -1,0 +1,41 @@
+//===- Passes.td - moe conversion passes -------------------*- tablegen -*-===//
+
+#ifndef MOE_CONVERSION_PASSES_TD
+#define MOE_CONVERSION_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def ConvertOnnxToMoe : Pass<"convert-onnx-to-moe", "::mlir::ModuleOp"> {
+  let summary = "Give imported ONNX nodes meaning: moe, linalg, tensor, arith";
+  let description = [{
+    Stage 2 of the ONNX importer. Converts every `onnx.node` through the
+    handler registered for its domain, op type and opset version
+    (moe/Conversion/OnnxToMoe/OnnxToMoe.h): org.moe_mlir functions and
+    com.microsoft.MoE become `moe` ops, standard ops become linalg, tensor,
+    arith and math ops.
+
+    Nodes are converted in program order, each handler reading the already
+    converted operands, so result types come from the conversion rather than
+    from ONNX shape inference. First every node without a handler is
+    reported (one located error each, with its domain and opset version);
+    then every node is converted, and a handler that refuses its node (bad
+    attribute, weight shape mismatch) reports at the node's location. The
+    pass fails if anything was reported.
+
+    Before:
+    ```mlir
+    %y = onnx.node "Add"(%a, %b) {version = 17 : i64}
+        : (tensor<4xf32>, tensor<4xf32>) -> tensor<*xf32>
+    ```
+    After: a `linalg.generic` adding `%a` and `%b` into `tensor<4xf32>`.
+  }];
+  let dependentDialects = [
+    "::mlir::moe::MoeDialect",
+    "::mlir::arith::ArithDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::math::MathDialect",
+    "::mlir::tensor::TensorDialect"
+  ];
+}
+
+#endif // MOE_CONVERSION_PASSES_TD

@@ -1,0 +1,39 @@
+//===- Importer.h - ONNX model -> MLIR (stage 1) ----------------*- C++ -*-===//
+//
+// Stage 1 of the ONNX importer: a mechanical, one-to-one translation of an
+// ONNX ModelProto into a module holding `func.func @main`, whose body is one
+// `onnx.node` per ONNX node (located at the node name), `arith.constant`
+// initializers and the graph's inputs and outputs. Model-local functions of
+// other domains than org.moe_mlir are inlined; org.moe_mlir nodes are kept
+// for stage 2. Every refusal is a diagnostic located at its source (file,
+// node name, value name) and the result is null.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_IMPORT_ONNX_IMPORTER_H
+#define MOE_IMPORT_ONNX_IMPORTER_H
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/OwningOpRef.h"
+#include "llvm/ADT/StringRef.h"
+
+namespace llvm {
+class MemoryBuffer;
+} // namespace llvm
+
+namespace mlir::moe {
+
+/// Lowest and highest ai.onnx opset versions the importer accepts.
+constexpr int64_t kMinOnnxOpset = 13;
+constexpr int64_t kMaxOnnxOpset = 21;
+
+/// Imports the serialized ONNX model in `buffer`. `fileName` names it in
+/// diagnostics; external tensor data is read relative to `baseDir`.
+OwningOpRef<ModuleOp> importOnnxModel(const llvm::MemoryBuffer &buffer,
+                                      llvm::StringRef fileName,
+                                      llvm::StringRef baseDir,
+                                      MLIRContext *context);
+
+} // namespace mlir::moe
+
+#endif // MOE_IMPORT_ONNX_IMPORTER_H

@@ -1,0 +1,158 @@
+//===- OnnxToMoe.cpp - the handler registry and its thin pass --------------===//
+//
+// Why not the dialect conversion framework: an ONNX node's result type is
+// known only once its producer has been converted (stage 1 types are hints),
+// so nodes are converted in program order, each handler seeing converted
+// operands, and uses are replaced as we go. `onnx.node` accepts operands of
+// any type, so the IR stays valid between steps; the function results get a
+// `tensor.cast` where the converted type differs from the declared one.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Conversion/OnnxToMoe/OnnxToMoe.h"
+#include "moe/Conversion/Passes.h"
+
+#include "HandlerUtils.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/PatternMatch.h"
+
+#include <algorithm>
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_CONVERTONNXTOMOE
+#include "moe/Conversion/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+using namespace mlir::moe;
+using namespace mlir::moe::onnx_conv;
+
+void OnnxHandlerRegistry::add(StringRef domain, StringRef opType,
+                              int64_t sinceVersion, OnnxHandler handler) {
+  SmallVector<Entry> &list = handlers[(domain + ":" + opType).str()];
+  list.push_back({sinceVersion, handler});
+  llvm::sort(list, [](const Entry &a, const Entry &b) {
+    return a.since < b.since;
+  });
+}
+
+OnnxHandler OnnxHandlerRegistry::lookup(StringRef domain, StringRef opType,
+                                        int64_t version) const {
+  auto it = handlers.find((domain + ":" + opType).str());
+  if (it == handlers.end())
+    return nullptr;
+  OnnxHandler best = nullptr;
+  for (const Entry &e : it->second)
+    if (e.since <= version)
+      best = e.handler;
+  return best;
+}
+
+std::vector<std::tuple<std::string, std::string, int64_t>>
+OnnxHandlerRegistry::entries() const {
+  std::vector<std::tuple<std::string, std::string, int64_t>> out;
+  for (const auto &kv : handlers) {
+    auto [domain, op] = StringRef(kv.getKey()).split(':');
+    for (const Entry &e : kv.getValue())
+      out.emplace_back(domain.str(), op.str(), e.since);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+const OnnxHandlerRegistry &mlir::moe::getDefaultOnnxHandlers() {
+  static const OnnxHandlerRegistry registry = [] {
+    OnnxHandlerRegistry r;
+    populateStandardOnnxHandlers(r);
+    populateMoeDomainHandlers(r);
+    populateMicrosoftDomainHandlers(r);
+    return r;
+  }();
+  return registry;
+}
+
+namespace {
+
+struct ConvertOnnxToMoePass
+    : moe::impl::ConvertOnnxToMoeBase<ConvertOnnxToMoePass> {
+  void runOnOperation() override {
+    const OnnxHandlerRegistry &registry = getDefaultOnnxHandlers();
+    ModuleOp module = getOperation();
+
+    // 1. Every node without a handler, in one run.
+    bool unsupported = false;
+    module.walk([&](onnxir::NodeOp node) {
+      if (registry.lookup(node.getDomain(), node.getOpType(),
+                          node.getVersion()))
+        return;
+      unsupported = true;
+      node.emitError() << describe(node) << ": unsupported op "
+                       << (node.getDomain().empty() ? "ai.onnx"
+                                                    : node.getDomain())
+                       << "." << node.getOpType() << " at opset version "
+                       << node.getVersion();
+    });
+    if (unsupported)
+      return signalPassFailure();
+
+    // 2. Convert in program order.
+    IRRewriter rewriter(&getContext());
+    bool failedAny = false;
+    SmallVector<onnxir::NodeOp> nodes;
+    module.walk([&](onnxir::NodeOp node) { nodes.push_back(node); });
+    for (onnxir::NodeOp node : nodes) {
+      rewriter.setInsertionPoint(node);
+      OnnxHandler handler = registry.lookup(
+          node.getDomain(), node.getOpType(), node.getVersion());
+      FailureOr<SmallVector<Value>> results = handler(node, rewriter);
+      if (failed(results)) {
+        failedAny = true;
+        continue;
+      }
+      assert(results->size() <= node.getNumResults() &&
+             "handler returned too many results");
+      for (auto [i, old] : llvm::enumerate(node.getResults())) {
+        if (i < results->size() && (*results)[i]) {
+          rewriter.replaceAllUsesWith(old, (*results)[i]);
+        } else if (!old.use_empty()) {
+          nodeError(node) << "output " << i << " is used but not supported";
+          failedAny = true;
+        }
+      }
+    }
+    if (failedAny)
+      return signalPassFailure();
+    for (onnxir::NodeOp node : nodes)
+      rewriter.eraseOp(node);
+    module.walk([&](onnxir::NoneOp none) {
+      if (none.use_empty())
+        rewriter.eraseOp(none);
+    });
+
+    // 3. Function results keep their declared types.
+    module.walk([&](func::ReturnOp ret) {
+      auto func = ret->getParentOfType<func::FuncOp>();
+      rewriter.setInsertionPoint(ret);
+      for (auto [i, v] : llvm::enumerate(ret.getOperands())) {
+        Type want = func.getResultTypes()[i];
+        if (v.getType() == want)
+          continue;
+        if (!tensor::CastOp::areCastCompatible(v.getType(), want)) {
+          emitError(ret.getLoc())
+              << "graph output " << i << " is computed as " << v.getType()
+              << " but declared " << want;
+          failedAny = true;
+          continue;
+        }
+        ret.setOperand(i, tensor::CastOp::create(rewriter, ret.getLoc(),
+                                                 want, v));
+      }
+    });
+    if (failedAny)
+      signalPassFailure();
+  }
+};
+
+} // namespace

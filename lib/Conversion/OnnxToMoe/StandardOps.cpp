@@ -1,0 +1,518 @@
+//===- StandardOps.cpp - handlers for ai.onnx ops --------------------------===//
+//
+// Standard ONNX ops lowered to linalg, tensor, arith and math. Each handler
+// names the ONNX semantics it implements and refuses (with a located
+// diagnostic) what it does not.
+//
+//===----------------------------------------------------------------------===//
+
+#include "HandlerUtils.h"
+#include "moe/Utils/BuildUtils.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Arith/Utils/Utils.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+using namespace mlir::moe::build;
+using namespace mlir::moe::onnx_conv;
+
+namespace {
+
+/// Terminates a linalg body with one value.
+void yield(OpBuilder &b, Location loc, Value v) {
+  linalg::YieldOp::create(b, loc, ValueRange{v});
+}
+
+RankedTensorType typeOf(Value v) { return cast<RankedTensorType>(v.getType()); }
+
+/// A scalar constant of `type` (float or integer).
+Value scalar(OpBuilder &b, Location loc, Type type, double v) {
+  if (isa<FloatType>(type))
+    return arith::ConstantOp::create(b, loc, b.getFloatAttr(type, v));
+  return arith::ConstantOp::create(b, loc, b.getIntegerAttr(type, (int64_t)v));
+}
+
+//===----------------------------------------------------------------------===//
+// Elementwise ops with numpy broadcasting
+//===----------------------------------------------------------------------===//
+
+using ScalarFn = Value (*)(OpBuilder &, Location, ValueRange);
+
+/// Elementwise `fn` over `operands` with numpy broadcasting. A dimension that
+/// is dynamic in one operand and static in another is assumed to match.
+Values elementwise(onnxir::NodeOp node, RewriterBase &b, ValueRange operands,
+                   ScalarFn fn, Type resultElement = {}) {
+  Location loc = node.getLoc();
+  int64_t rank = 0;
+  for (Value v : operands)
+    rank = std::max(rank, typeOf(v).getRank());
+  SmallVector<OpFoldResult> sizes(rank);
+  SmallVector<int64_t> shape(rank, 1);
+  for (int64_t i = 0; i < rank; ++i) {
+    for (Value v : operands) {
+      RankedTensorType t = typeOf(v);
+      int64_t d = i - (rank - t.getRank());
+      if (d < 0)
+        continue;
+      int64_t size = t.getDimSize(d);
+      if (size == 1)
+        continue;
+      if (!ShapedType::isDynamic(size) && !ShapedType::isDynamic(shape[i]) &&
+          shape[i] != 1 && shape[i] != size) {
+        nodeError(node) << "inputs of shapes " << operands[0].getType()
+                        << " and " << v.getType() << " do not broadcast";
+        return failure();
+      }
+      if (shape[i] == 1 || ShapedType::isDynamic(shape[i])) {
+        if (!ShapedType::isDynamic(size) || shape[i] == 1) {
+          shape[i] = size;
+          sizes[i] = tensor::getMixedSize(b, loc, v, d);
+        }
+      }
+    }
+    if (!sizes[i])
+      sizes[i] = b.getIndexAttr(1);
+  }
+  MLIRContext *ctx = b.getContext();
+  SmallVector<AffineMap> maps;
+  for (Value v : operands) {
+    RankedTensorType t = typeOf(v);
+    SmallVector<AffineExpr> exprs;
+    for (int64_t d = 0; d < t.getRank(); ++d) {
+      int64_t i = d + (rank - t.getRank());
+      bool broadcast = t.getDimSize(d) == 1 && shape[i] != 1;
+      exprs.push_back(broadcast ? getAffineConstantExpr(0, ctx)
+                                : getAffineDimExpr(i, ctx));
+    }
+    maps.push_back(AffineMap::get(rank, 0, exprs, ctx));
+  }
+  maps.push_back(b.getMultiDimIdentityMap(rank));
+  Type elt = resultElement ? resultElement : typeOf(operands[0]).getElementType();
+  Value init = emptyTensor(b, loc, sizes, elt);
+  auto generic = linalg::GenericOp::create(
+      b, loc, TypeRange{init.getType()}, operands, ValueRange{init}, maps,
+      SmallVector<utils::IteratorType>(rank, utils::IteratorType::parallel),
+      [&](OpBuilder &nb, Location nl, ValueRange args) {
+        yield(nb, nl, fn(nb, nl, args.drop_back()));
+      });
+  return SmallVector<Value>{generic.getResult(0)};
+}
+
+bool isFloat(Value v) { return isa<FloatType>(typeOf(v).getElementType()); }
+
+/// Binary arithmetic: float and integer forms.
+template <typename FOp, typename IOp>
+Values binary(onnxir::NodeOp node, RewriterBase &b) {
+  if (failed(checkOperandCount(node, 2, 2)))
+    return failure();
+  FailureOr<Value> lhs = tensorOperand(node, 0, "A");
+  FailureOr<Value> rhs = tensorOperand(node, 1, "B");
+  if (failed(lhs) || failed(rhs))
+    return failure();
+  if (typeOf(*lhs).getElementType() != typeOf(*rhs).getElementType()) {
+    nodeError(node) << "inputs have different element types: "
+                    << lhs->getType() << " and " << rhs->getType();
+    return failure();
+  }
+  if (isFloat(*lhs))
+    return elementwise(node, b, {*lhs, *rhs},
+                       [](OpBuilder &nb, Location l, ValueRange a) -> Value {
+                         return FOp::create(nb, l, a[0], a[1]);
+                       });
+  return elementwise(node, b, {*lhs, *rhs},
+                     [](OpBuilder &nb, Location l, ValueRange a) -> Value {
+                       return IOp::create(nb, l, a[0], a[1]);
+                     });
+}
+
+/// Unary float op `fn`.
+template <ScalarFn fn>
+Values unaryFloat(onnxir::NodeOp node, RewriterBase &b) {
+  if (failed(checkOperandCount(node, 1, 1)))
+    return failure();
+  FailureOr<Value> x = tensorOperand(node, 0, "X");
+  if (failed(x))
+    return failure();
+  if (!isFloat(*x)) {
+    nodeError(node) << "expected a float input, got " << x->getType();
+    return failure();
+  }
+  return elementwise(node, b, {*x}, fn);
+}
+
+Value reluFn(OpBuilder &b, Location l, ValueRange a) {
+  return arith::MaximumFOp::create(b, l, a[0],
+                                   scalar(b, l, a[0].getType(), 0.0));
+}
+Value sigmoidFn(OpBuilder &b, Location l, ValueRange a) {
+  Value e = math::ExpOp::create(b, l, arith::NegFOp::create(b, l, a[0]));
+  Value one = scalar(b, l, a[0].getType(), 1.0);
+  return arith::DivFOp::create(b, l, one, arith::AddFOp::create(b, l, one, e));
+}
+template <typename Op>
+Value mathFn(OpBuilder &b, Location l, ValueRange a) {
+  return Op::create(b, l, a[0]);
+}
+Value reciprocalFn(OpBuilder &b, Location l, ValueRange a) {
+  return arith::DivFOp::create(b, l, scalar(b, l, a[0].getType(), 1.0), a[0]);
+}
+
+//===----------------------------------------------------------------------===//
+// Structural ops
+//===----------------------------------------------------------------------===//
+
+/// Identity-1..: the input.
+Values identity(onnxir::NodeOp node, RewriterBase &) {
+  if (failed(checkOperandCount(node, 1, 1)))
+    return failure();
+  return SmallVector<Value>{node.getInputs()[0]};
+}
+
+/// Constant-13..: value (tensor) or value_float(s) / value_int(s).
+Values constant(onnxir::NodeOp node, RewriterBase &b) {
+  DictionaryAttr attrs = node.getNodeAttributes();
+  Location loc = node.getLoc();
+  if (auto v = dyn_cast_or_null<ElementsAttr>(attrs.get("value")))
+    return SmallVector<Value>{
+        arith::ConstantOp::create(b, loc, cast<TypedAttr>(v))};
+  if (auto f = dyn_cast_or_null<FloatAttr>(attrs.get("value_float")))
+    return SmallVector<Value>{arith::ConstantOp::create(
+        b, loc, DenseElementsAttr::get(RankedTensorType::get({}, b.getF32Type()),
+                                       f.getValue()))};
+  if (auto i = dyn_cast_or_null<IntegerAttr>(attrs.get("value_int")))
+    return SmallVector<Value>{arith::ConstantOp::create(
+        b, loc, DenseElementsAttr::get(RankedTensorType::get({}, b.getI64Type()),
+                                       i.getValue()))};
+  if (auto is = dyn_cast_or_null<DenseI64ArrayAttr>(attrs.get("value_ints")))
+    return SmallVector<Value>{arith::ConstantOp::create(
+        b, loc,
+        DenseElementsAttr::get(RankedTensorType::get({is.size()}, b.getI64Type()),
+                               is.asArrayRef()))};
+  if (auto fs = dyn_cast_or_null<DenseF32ArrayAttr>(attrs.get("value_floats")))
+    return SmallVector<Value>{arith::ConstantOp::create(
+        b, loc,
+        DenseElementsAttr::get(RankedTensorType::get({fs.size()}, b.getF32Type()),
+                               fs.asArrayRef()))};
+  nodeError(node) << "expected a 'value', 'value_float(s)' or 'value_int(s)' "
+                     "attribute (sparse and string constants are not "
+                     "supported)";
+  return failure();
+}
+
+/// Shape-15..: dims [start, end) of the input as an int64 tensor.
+Values shapeOf(onnxir::NodeOp node, RewriterBase &b) {
+  if (failed(checkOperandCount(node, 1, 1)))
+    return failure();
+  FailureOr<Value> x = tensorOperand(node, 0, "data");
+  FailureOr<int64_t> start = intAttr(node, "start", 0);
+  if (failed(x) || failed(start))
+    return failure();
+  int64_t rank = typeOf(*x).getRank();
+  FailureOr<int64_t> end = intAttr(node, "end", rank);
+  if (failed(end))
+    return failure();
+  auto clampAxis = [&](int64_t a) {
+    if (a < 0)
+      a += rank;
+    return std::clamp<int64_t>(a, 0, rank);
+  };
+  int64_t s = clampAxis(*start), e = clampAxis(*end);
+  Location loc = node.getLoc();
+  SmallVector<Value> dims;
+  for (int64_t i = s; i < e; ++i) {
+    Value d = tensor::DimOp::create(b, loc, *x, i);
+    dims.push_back(arith::IndexCastOp::create(b, loc, b.getI64Type(), d));
+  }
+  return SmallVector<Value>{tensor::FromElementsOp::create(
+      b, loc, RankedTensorType::get({(int64_t)dims.size()}, b.getI64Type()),
+      dims)};
+}
+
+/// Reshape-14..: constant shape entries follow ONNX (0 copies the input dim
+/// unless allowzero, -1 is inferred); computed entries are used as sizes.
+Values reshape(onnxir::NodeOp node, RewriterBase &b) {
+  if (failed(checkOperandCount(node, 2, 2)))
+    return failure();
+  FailureOr<Value> data = tensorOperand(node, 0, "data");
+  FailureOr<Value> shape = tensorOperand(node, 1, "shape", 1);
+  FailureOr<int64_t> allowZero = intAttr(node, "allowzero", 0);
+  if (failed(data) || failed(shape) || failed(allowZero))
+    return failure();
+  int64_t rank = typeOf(*shape).getDimSize(0);
+  if (ShapedType::isDynamic(rank)) {
+    nodeError(node) << "the shape input must have a static length";
+    return failure();
+  }
+  Location loc = node.getLoc();
+  std::optional<SmallVector<int64_t>> constant = constantInts(*shape);
+  auto fromElements = (*shape).getDefiningOp<tensor::FromElementsOp>();
+  SmallVector<OpFoldResult> sizes(rank);
+  int64_t inferred = -1;
+  for (int64_t i = 0; i < rank; ++i) {
+    if (constant) {
+      int64_t v = (*constant)[i];
+      if (v == -1) {
+        if (inferred >= 0) {
+          nodeError(node) << "the shape has more than one -1";
+          return failure();
+        }
+        inferred = i;
+        continue;
+      }
+      if (v < -1) {
+        nodeError(node) << "invalid shape entry " << v;
+        return failure();
+      }
+      if (v == 0 && !*allowZero) {
+        if (i >= typeOf(*data).getRank()) {
+          nodeError(node) << "shape entry " << i
+                          << " is 0 (copy) but the input has rank "
+                          << typeOf(*data).getRank();
+          return failure();
+        }
+        sizes[i] = tensor::getMixedSize(b, loc, *data, i);
+        continue;
+      }
+      sizes[i] = b.getIndexAttr(v);
+      continue;
+    }
+    Value element = fromElements
+                        ? fromElements.getElements()[i]
+                        : Value(tensor::ExtractOp::create(
+                              b, loc, *shape,
+                              ValueRange{arith::ConstantIndexOp::create(b, loc,
+                                                                        i)}));
+    sizes[i] = getAsOpFoldResult(
+        arith::IndexCastOp::create(b, loc, b.getIndexType(), element)
+            .getResult());
+  }
+  if (inferred >= 0) {
+    OpFoldResult total = b.getIndexAttr(1);
+    for (int64_t d = 0; d < typeOf(*data).getRank(); ++d)
+      total = mulSizes(b, loc, total, tensor::getMixedSize(b, loc, *data, d));
+    OpFoldResult known = b.getIndexAttr(1);
+    for (int64_t i = 0; i < rank; ++i)
+      if (i != inferred)
+        known = mulSizes(b, loc, known, sizes[i]);
+    sizes[inferred] = divSizes(b, loc, total, known);
+  }
+  SmallVector<Value> sizeValues = llvm::map_to_vector(
+      sizes, [&](OpFoldResult s) -> Value {
+        return getValueOrCreateConstantIndexOp(b, loc, s);
+      });
+  Value shapeTensor = tensor::FromElementsOp::create(
+      b, loc, RankedTensorType::get({rank}, b.getIndexType()), sizeValues);
+  auto resultType = tensorTypeOf(sizes, typeOf(*data).getElementType());
+  return SmallVector<Value>{
+      tensor::ReshapeOp::create(b, loc, resultType, *data, shapeTensor)};
+}
+
+/// MatMul-13..: numpy matmul for A of rank >= 2 with B of rank 2, or equal
+/// ranks >= 3 with equal batch dims.
+Values matmul(onnxir::NodeOp node, RewriterBase &b) {
+  if (failed(checkOperandCount(node, 2, 2)))
+    return failure();
+  FailureOr<Value> lhs = tensorOperand(node, 0, "A");
+  FailureOr<Value> rhs = tensorOperand(node, 1, "B");
+  if (failed(lhs) || failed(rhs))
+    return failure();
+  int64_t ra = typeOf(*lhs).getRank(), rb = typeOf(*rhs).getRank();
+  if (ra < 2 || !(rb == 2 || rb == ra) || !isFloat(*lhs)) {
+    nodeError(node) << "supported: float A of rank >= 2 times B of rank 2 or "
+                       "of A's rank; got "
+                    << lhs->getType() << " and " << rhs->getType();
+    return failure();
+  }
+  std::string batch;
+  for (int64_t i = 0; i < ra - 2; ++i)
+    batch.push_back('a' + i);
+  std::string spec = batch + "mk," + (rb == 2 ? "" : batch) + "kn->" +
+                     batch + "mn";
+  Location loc = node.getLoc();
+  SmallVector<OpFoldResult> sizes;
+  for (int64_t i = 0; i < ra - 1; ++i)
+    sizes.push_back(tensor::getMixedSize(b, loc, *lhs, i));
+  sizes.push_back(tensor::getMixedSize(b, loc, *rhs, rb - 1));
+  return SmallVector<Value>{contract(b, loc, spec, *lhs, *rhs, sizes)};
+}
+
+/// Gather-13..: axis 0 (embedding lookups); negative indices wrap.
+Values gather(onnxir::NodeOp node, RewriterBase &b) {
+  if (failed(checkOperandCount(node, 2, 2)))
+    return failure();
+  FailureOr<Value> data = tensorOperand(node, 0, "data");
+  FailureOr<Value> indices = tensorOperand(node, 1, "indices");
+  FailureOr<int64_t> axis = intAttr(node, "axis", 0);
+  if (failed(data) || failed(indices) || failed(axis))
+    return failure();
+  if (*axis != 0 && *axis != -typeOf(*data).getRank()) {
+    nodeError(node) << "only axis 0 is supported, got " << *axis;
+    return failure();
+  }
+  if (!isa<IntegerType>(typeOf(*indices).getElementType())) {
+    nodeError(node) << "indices must be integers, got " << indices->getType();
+    return failure();
+  }
+  Location loc = node.getLoc();
+  int64_t ri = typeOf(*indices).getRank(), rd = typeOf(*data).getRank();
+  SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(b, loc, *indices);
+  for (int64_t d = 1; d < rd; ++d)
+    sizes.push_back(tensor::getMixedSize(b, loc, *data, d));
+  int64_t rank = ri + rd - 1;
+  Value init = emptyTensor(b, loc, sizes, typeOf(*data).getElementType());
+  MLIRContext *ctx = b.getContext();
+  SmallVector<AffineExpr> idxExprs;
+  for (int64_t i = 0; i < ri; ++i)
+    idxExprs.push_back(getAffineDimExpr(i, ctx));
+  SmallVector<AffineMap> maps = {AffineMap::get(rank, 0, idxExprs, ctx),
+                                 b.getMultiDimIdentityMap(rank)};
+  Value rows = tensor::DimOp::create(b, loc, *data, 0);
+  Value source = *data;
+  auto generic = linalg::GenericOp::create(
+      b, loc, TypeRange{init.getType()}, ValueRange{*indices},
+      ValueRange{init}, maps,
+      SmallVector<utils::IteratorType>(rank, utils::IteratorType::parallel),
+      [&](OpBuilder &nb, Location nl, ValueRange args) {
+        Value i = arith::IndexCastOp::create(nb, nl, nb.getIndexType(),
+                                             args[0]);
+        Value zero = arith::ConstantIndexOp::create(nb, nl, 0);
+        Value negative = arith::CmpIOp::create(
+            nb, nl, arith::CmpIPredicate::slt, i, zero);
+        Value wrapped = arith::AddIOp::create(nb, nl, i, rows);
+        Value row = arith::SelectOp::create(nb, nl, negative, wrapped, i);
+        SmallVector<Value> at = {row};
+        for (int64_t d = ri; d < rank; ++d)
+          at.push_back(linalg::IndexOp::create(nb, nl, d));
+        linalg::YieldOp::create(
+            nb, nl, tensor::ExtractOp::create(nb, nl, source, at).getResult());
+      });
+  return SmallVector<Value>{generic.getResult(0)};
+}
+
+/// LayerNormalization-17..: normalisation over the last axis only.
+Values layerNorm(onnxir::NodeOp node, RewriterBase &b) {
+  if (failed(checkOperandCount(node, 2, 3)))
+    return failure();
+  FailureOr<Value> x = tensorOperand(node, 0, "X");
+  FailureOr<Value> scale = tensorOperand(node, 1, "Scale", 1);
+  FailureOr<Value> bias = tensorOperand(node, 2, "B", 1, /*optional=*/true);
+  FailureOr<int64_t> axis = intAttr(node, "axis", -1);
+  FailureOr<double> epsilon = floatAttr(node, "epsilon", 1e-5);
+  if (failed(x) || failed(scale) || failed(bias) || failed(axis) ||
+      failed(epsilon))
+    return failure();
+  int64_t rank = typeOf(*x).getRank();
+  if (*axis != -1 && *axis != rank - 1) {
+    nodeError(node) << "only axis = -1 (the last) is supported, got "
+                    << *axis;
+    return failure();
+  }
+  if (!isFloat(*x)) {
+    nodeError(node) << "expected a float input, got " << x->getType();
+    return failure();
+  }
+  Location loc = node.getLoc();
+  Type elt = typeOf(*x).getElementType();
+  MLIRContext *ctx = b.getContext();
+  SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(b, loc, *x);
+  SmallVector<OpFoldResult> rowSizes(sizes.begin(), sizes.end() - 1);
+  AffineMap id = b.getMultiDimIdentityMap(rank);
+  AffineMap rowMap = id.dropResult(rank - 1);
+  AffineMap lastMap = AffineMap::get(rank, 0, getAffineDimExpr(rank - 1, ctx));
+  SmallVector<utils::IteratorType> reduce(rank, utils::IteratorType::parallel);
+  reduce.back() = utils::IteratorType::reduction;
+  SmallVector<utils::IteratorType> parallel(rank,
+                                            utils::IteratorType::parallel);
+  Value width = arith::UIToFPOp::create(
+      b, loc, elt,
+      arith::IndexCastOp::create(b, loc, b.getI64Type(),
+                                 tensor::DimOp::create(b, loc, *x, rank - 1)));
+
+  // mean = Σ x / D ; var = Σ (x - mean)^2 / D.
+  auto reduceRows = [&](ValueRange inputs, ArrayRef<AffineMap> inMaps,
+                        bool squared) {
+    Value init = filledTensor(b, loc, rowSizes, elt, 0.0);
+    SmallVector<AffineMap> maps(inMaps);
+    maps.push_back(rowMap);
+    Value sum = linalg::GenericOp::create(
+                    b, loc, TypeRange{init.getType()}, inputs,
+                    ValueRange{init}, maps, reduce,
+                    [&](OpBuilder &nb, Location nl, ValueRange a) {
+                      Value v = a[0];
+                      if (squared) {
+                        Value c = arith::SubFOp::create(nb, nl, a[0], a[1]);
+                        v = arith::MulFOp::create(nb, nl, c, c);
+                      }
+                      yield(nb, nl, arith::AddFOp::create(nb, nl, v, a.back()));
+                    })
+                    .getResult(0);
+    return linalg::GenericOp::create(
+               b, loc, TypeRange{init.getType()}, ValueRange{sum},
+               ValueRange{emptyTensor(b, loc, rowSizes, elt)},
+               SmallVector<AffineMap>{b.getMultiDimIdentityMap(rank - 1),
+                                      b.getMultiDimIdentityMap(rank - 1)},
+               SmallVector<utils::IteratorType>(rank - 1,
+                                                utils::IteratorType::parallel),
+               [&](OpBuilder &nb, Location nl, ValueRange a) {
+                 yield(nb, nl, arith::DivFOp::create(nb, nl, a[0], width));
+               })
+        .getResult(0);
+  };
+  Value mean = reduceRows({*x}, {id}, false);
+  Value var = reduceRows({*x, mean}, {id, rowMap}, true);
+
+  SmallVector<Value> inputs = {*x, mean, var, *scale};
+  SmallVector<AffineMap> maps = {id, rowMap, rowMap, lastMap};
+  if (*bias) {
+    inputs.push_back(*bias);
+    maps.push_back(lastMap);
+  }
+  maps.push_back(id);
+  Value eps = scalar(b, loc, elt, *epsilon);
+  bool hasBias = static_cast<bool>(*bias);
+  Value out = linalg::GenericOp::create(
+                  b, loc, TypeRange{typeOf(*x)}, inputs,
+                  ValueRange{emptyTensor(b, loc, sizes, elt)}, maps, parallel,
+                  [&](OpBuilder &nb, Location nl, ValueRange a) {
+                    Value c = arith::SubFOp::create(nb, nl, a[0], a[1]);
+                    Value r = math::RsqrtOp::create(
+                        nb, nl, arith::AddFOp::create(nb, nl, a[2], eps));
+                    Value y = arith::MulFOp::create(
+                        nb, nl, arith::MulFOp::create(nb, nl, c, r), a[3]);
+                    if (hasBias)
+                      y = arith::AddFOp::create(nb, nl, y, a[4]);
+                    yield(nb, nl, y);
+                  })
+                  .getResult(0);
+  return SmallVector<Value>{out};
+}
+
+} // namespace
+
+void mlir::moe::populateStandardOnnxHandlers(OnnxHandlerRegistry &r) {
+  r.add("", "Identity", 1, identity);
+  r.add("", "Constant", 13, constant);
+  r.add("", "Shape", 13, shapeOf);
+  r.add("", "Reshape", 13, reshape);
+  r.add("", "MatMul", 13, matmul);
+  r.add("", "Gather", 13, gather);
+  r.add("", "LayerNormalization", 17, layerNorm);
+  r.add("", "Add", 13, binary<arith::AddFOp, arith::AddIOp>);
+  r.add("", "Sub", 13, binary<arith::SubFOp, arith::SubIOp>);
+  r.add("", "Mul", 13, binary<arith::MulFOp, arith::MulIOp>);
+  r.add("", "Div", 13, binary<arith::DivFOp, arith::DivSIOp>);
+  r.add("", "Relu", 13, unaryFloat<reluFn>);
+  r.add("", "Sigmoid", 13, unaryFloat<sigmoidFn>);
+  r.add("", "Tanh", 13, unaryFloat<mathFn<math::TanhOp>>);
+  r.add("", "Exp", 13, unaryFloat<mathFn<math::ExpOp>>);
+  r.add("", "Log", 13, unaryFloat<mathFn<math::LogOp>>);
+  r.add("", "Sqrt", 13, unaryFloat<mathFn<math::SqrtOp>>);
+  r.add("", "Erf", 13, unaryFloat<mathFn<math::ErfOp>>);
+  r.add("", "Neg", 13, unaryFloat<mathFn<arith::NegFOp>>);
+  r.add("", "Reciprocal", 13, unaryFloat<reciprocalFn>);
+}

@@ -1,0 +1,761 @@
+//===- Importer.cpp - ONNX model -> MLIR (stage 1) -------------------------===//
+//
+// A mechanical translation: no op is given meaning here. What is checked is
+// what makes a graph unreadable: the protobuf itself, opset versions, element
+// types and dimensions, initializer payloads (inline, typed or external),
+// value names (dangling, duplicated), cycles and function calls.
+//
+// This file includes ONNX headers, which need C++ exceptions; everything that
+// may throw is caught here and becomes a diagnostic.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Import/ONNX/Importer.h"
+#include "moe/Import/ONNX/OnnxOps.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/Diagnostics.h"
+#include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/StringMap.h"
+#include "llvm/ADT/StringSet.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+
+#include "onnx/onnx_pb.h"
+#include "onnx/shape_inference/implementation.h"
+
+#include <deque>
+#include <exception>
+
+using namespace mlir;
+using namespace mlir::moe;
+
+namespace {
+
+constexpr StringLiteral kMoeDomain = "org.moe_mlir";
+constexpr StringLiteral kMsDomain = "com.microsoft";
+/// Largest dimension accepted (2^40): anything larger is a corrupt file.
+constexpr int64_t kMaxDim = int64_t(1) << 40;
+/// Deepest nesting of model-local function calls.
+constexpr int kMaxInlineDepth = 32;
+
+/// Canonical domain name ("ai.onnx" is the default domain "").
+std::string canonicalDomain(const std::string &domain) {
+  return domain == "ai.onnx" ? std::string() : domain;
+}
+
+class OnnxImporter {
+public:
+  OnnxImporter(MLIRContext *ctx, StringRef fileName, StringRef baseDir)
+      : ctx(ctx), builder(ctx), fileName(fileName.str()),
+        baseDir(baseDir.str()) {}
+
+  OwningOpRef<ModuleOp> run(const llvm::MemoryBuffer &buffer);
+
+private:
+  // Locations and diagnostics -----------------------------------------
+  Location fileLoc() { return FileLineColLoc::get(ctx, fileName, 0, 0); }
+  Location namedLoc(StringRef name) {
+    return NameLoc::get(StringAttr::get(ctx, name), fileLoc());
+  }
+  InFlightDiagnostic error(Location loc) {
+    ++errors;
+    return emitError(loc);
+  }
+
+  // Types and tensors ----------------------------------------------------
+  FailureOr<Type> elementType(int32_t onnxType, Location loc,
+                              StringRef what);
+  FailureOr<RankedTensorType> valueType(const onnx::ValueInfoProto &info,
+                                        Location loc,
+                                        SmallVectorImpl<Attribute> *dimNames);
+  FailureOr<ElementsAttr> tensorAttr(const onnx::TensorProto &tensor,
+                                     Location loc, StringRef what);
+  FailureOr<std::string> tensorBytes(const onnx::TensorProto &tensor,
+                                     Type elementType, int64_t numElements,
+                                     Location loc, StringRef what);
+
+  // Graph ------------------------------------------------------------------
+  LogicalResult checkOpsets();
+  LogicalResult expandFunctions(
+      const google::protobuf::RepeatedPtrField<onnx::NodeProto> &nodes,
+      std::vector<onnx::NodeProto> &out);
+  LogicalResult inlineCall(const onnx::NodeProto &call,
+                           const onnx::FunctionProto &fn, int depth,
+                           std::vector<onnx::NodeProto> &out);
+  LogicalResult sortNodes(std::vector<onnx::NodeProto> &nodes);
+  FailureOr<NamedAttribute> attribute(const onnx::AttributeProto &attr,
+                                      Location loc);
+  LogicalResult importGraph(ModuleOp module);
+
+  MLIRContext *ctx;
+  OpBuilder builder;
+  std::string fileName, baseDir;
+  onnx::ModelProto model;
+  llvm::StringMap<int64_t> opsets;
+  llvm::StringMap<const onnx::FunctionProto *> functions; // "domain:name"
+  llvm::StringMap<Type> inferredTypes;
+  unsigned errors = 0;
+  unsigned unnamed = 0;
+};
+
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// Types and tensors
+//===----------------------------------------------------------------------===//
+
+FailureOr<Type> OnnxImporter::elementType(int32_t t, Location loc,
+                                          StringRef what) {
+  using TP = onnx::TensorProto;
+  switch (t) {
+  case TP::FLOAT:
+    return Type(Float32Type::get(ctx));
+  case TP::DOUBLE:
+    return Type(Float64Type::get(ctx));
+  case TP::FLOAT16:
+    return Type(Float16Type::get(ctx));
+  case TP::BFLOAT16:
+    return Type(BFloat16Type::get(ctx));
+  case TP::INT64:
+    return Type(IntegerType::get(ctx, 64));
+  case TP::INT32:
+    return Type(IntegerType::get(ctx, 32));
+  case TP::INT16:
+    return Type(IntegerType::get(ctx, 16));
+  case TP::INT8:
+    return Type(IntegerType::get(ctx, 8));
+  case TP::UINT8:
+    return Type(IntegerType::get(ctx, 8, IntegerType::Unsigned));
+  case TP::BOOL:
+    return Type(IntegerType::get(ctx, 1));
+  default:
+    error(loc) << what << ": unsupported ONNX element type "
+               << (onnx::TensorProto::DataType_IsValid(t)
+                       ? onnx::TensorProto::DataType_Name(
+                             static_cast<onnx::TensorProto::DataType>(t))
+                       : std::to_string(t));
+    return failure();
+  }
+}
+
+FailureOr<RankedTensorType>
+OnnxImporter::valueType(const onnx::ValueInfoProto &info, Location loc,
+                        SmallVectorImpl<Attribute> *dimNames) {
+  StringRef what = info.name();
+  if (!info.has_type() || !info.type().has_tensor_type()) {
+    error(loc) << "value '" << what << "' is not a tensor";
+    return failure();
+  }
+  const onnx::TypeProto::Tensor &tt = info.type().tensor_type();
+  FailureOr<Type> elt = elementType(tt.elem_type(), loc,
+                                    ("value '" + what + "'").str());
+  if (failed(elt))
+    return failure();
+  if (!tt.has_shape()) {
+    error(loc) << "value '" << what << "' has no shape (its rank is needed)";
+    return failure();
+  }
+  SmallVector<int64_t> shape;
+  for (const onnx::TensorShapeProto::Dimension &d : tt.shape().dim()) {
+    if (d.has_dim_value()) {
+      if (d.dim_value() < 0 || d.dim_value() > kMaxDim) {
+        error(loc) << "value '" << what << "' has an absurd dimension "
+                   << d.dim_value() << " (accepted: 0 to 2^40)";
+        return failure();
+      }
+      shape.push_back(d.dim_value());
+      if (dimNames)
+        dimNames->push_back(StringAttr::get(ctx, ""));
+    } else {
+      shape.push_back(ShapedType::kDynamic);
+      if (dimNames)
+        dimNames->push_back(StringAttr::get(ctx, d.dim_param()));
+    }
+  }
+  return RankedTensorType::get(shape, *elt);
+}
+
+FailureOr<std::string>
+OnnxImporter::tensorBytes(const onnx::TensorProto &t, Type elt,
+                          int64_t numElements, Location loc, StringRef what) {
+  unsigned bits = elt.getIntOrFloatBitWidth();
+  unsigned bytesPer = bits == 1 ? 1 : bits / 8;
+  uint64_t expected = static_cast<uint64_t>(numElements) * bytesPer;
+  std::string bytes;
+  if (t.data_location() == onnx::TensorProto::EXTERNAL) {
+    std::string location;
+    uint64_t offset = 0, length = expected;
+    bool hasLength = false;
+    for (const auto &kv : t.external_data()) {
+      if (kv.key() == "location") {
+        location = kv.value();
+      } else if (kv.key() == "offset" || kv.key() == "length") {
+        uint64_t v = 0;
+        if (StringRef(kv.value()).getAsInteger(10, v)) {
+          error(loc) << what << ": external data " << kv.key() << " '"
+                     << kv.value() << "' is not a number";
+          return failure();
+        }
+        (kv.key() == "offset" ? offset : length) = v;
+        hasLength |= kv.key() == "length";
+      }
+    }
+    if (location.empty()) {
+      error(loc) << what << ": external data without a location";
+      return failure();
+    }
+    SmallString<256> path(baseDir);
+    llvm::sys::path::append(path, location);
+    auto file = llvm::MemoryBuffer::getFile(path, /*IsText=*/false,
+                                            /*RequiresNullTerminator=*/false);
+    if (!file) {
+      error(loc) << what << ": cannot open external data file '" << path
+                 << "': " << file.getError().message();
+      return failure();
+    }
+    uint64_t size = (*file)->getBufferSize();
+    if (offset > size || length > size - offset) {
+      error(loc) << what << ": external data [" << offset << ", "
+                 << offset + length << ") lies outside '" << path << "' ("
+                 << size << " bytes)";
+      return failure();
+    }
+    if (hasLength && length != expected) {
+      error(loc) << what << ": external data holds " << length
+                 << " bytes, its type needs " << expected;
+      return failure();
+    }
+    bytes.assign((*file)->getBufferStart() + offset, expected);
+    return bytes;
+  }
+  if (t.has_raw_data()) {
+    bytes = t.raw_data();
+  } else {
+    // Typed fields (see onnx.proto for which field holds which type).
+    auto append = [&](const void *p, size_t n) {
+      bytes.append(static_cast<const char *>(p), n);
+    };
+    using TP = onnx::TensorProto;
+    switch (t.data_type()) {
+    case TP::FLOAT:
+      for (float v : t.float_data())
+        append(&v, 4);
+      break;
+    case TP::DOUBLE:
+      for (double v : t.double_data())
+        append(&v, 8);
+      break;
+    case TP::INT64:
+      for (int64_t v : t.int64_data())
+        append(&v, 8);
+      break;
+    case TP::INT32:
+      for (int32_t v : t.int32_data())
+        append(&v, 4);
+      break;
+    case TP::INT16:
+    case TP::FLOAT16:
+    case TP::BFLOAT16:
+      for (int32_t v : t.int32_data()) {
+        uint16_t u = static_cast<uint16_t>(v);
+        append(&u, 2);
+      }
+      break;
+    case TP::INT8:
+    case TP::UINT8:
+    case TP::BOOL:
+      for (int32_t v : t.int32_data()) {
+        uint8_t u = static_cast<uint8_t>(v);
+        append(&u, 1);
+      }
+      break;
+    default:
+      break;
+    }
+  }
+  if (bytes.size() != expected) {
+    error(loc) << what << " holds " << bytes.size() << " bytes of data, its "
+               << numElements << " elements need " << expected;
+    return failure();
+  }
+  return bytes;
+}
+
+FailureOr<ElementsAttr> OnnxImporter::tensorAttr(const onnx::TensorProto &t,
+                                                 Location loc,
+                                                 StringRef what) {
+  FailureOr<Type> elt = elementType(t.data_type(), loc, what);
+  if (failed(elt))
+    return failure();
+  SmallVector<int64_t> shape;
+  int64_t numElements = 1;
+  for (int64_t d : t.dims()) {
+    if (d < 0 || d > kMaxDim) {
+      error(loc) << what << " has an absurd dimension " << d;
+      return failure();
+    }
+    shape.push_back(d);
+    if (d != 0 && numElements > kMaxDim / d) {
+      error(loc) << what << " has more than 2^40 elements";
+      return failure();
+    }
+    numElements *= d;
+  }
+  auto type = RankedTensorType::get(shape, *elt);
+  FailureOr<std::string> bytes = tensorBytes(t, *elt, numElements, loc, what);
+  if (failed(bytes))
+    return failure();
+  if (elt->isInteger(1)) {
+    SmallVector<bool> values;
+    for (char c : *bytes)
+      values.push_back(c != 0);
+    return ElementsAttr(DenseElementsAttr::get(type, values));
+  }
+  return ElementsAttr(DenseElementsAttr::getFromRawBuffer(
+      type, ArrayRef<char>(bytes->data(), bytes->size())));
+}
+
+//===----------------------------------------------------------------------===//
+// Opsets and functions
+//===----------------------------------------------------------------------===//
+
+LogicalResult OnnxImporter::checkOpsets() {
+  for (const onnx::OperatorSetIdProto &o : model.opset_import()) {
+    std::string domain = canonicalDomain(o.domain());
+    int64_t v = o.version();
+    if (domain.empty() && (v < kMinOnnxOpset || v > kMaxOnnxOpset))
+      error(fileLoc()) << "unsupported opset: ai.onnx version " << v
+                       << " (supported: " << kMinOnnxOpset << " to "
+                       << kMaxOnnxOpset << ")";
+    else if ((domain == kMoeDomain || domain == kMsDomain) && v != 1)
+      error(fileLoc()) << "unsupported opset: " << domain << " version " << v
+                       << " (supported: 1)";
+    opsets[domain] = v;
+  }
+  if (!opsets.count(""))
+    error(fileLoc()) << "the model imports no ai.onnx opset";
+  return success(errors == 0);
+}
+
+LogicalResult OnnxImporter::expandFunctions(
+    const google::protobuf::RepeatedPtrField<onnx::NodeProto> &nodes,
+    std::vector<onnx::NodeProto> &out) {
+  for (const onnx::NodeProto &node : nodes) {
+    std::string key = canonicalDomain(node.domain()) + ":" + node.op_type();
+    auto it = functions.find(key);
+    if (it == functions.end() || node.domain() == kMoeDomain) {
+      out.push_back(node);
+      continue;
+    }
+    if (failed(inlineCall(node, *it->second, 1, out)))
+      return failure();
+  }
+  return success();
+}
+
+LogicalResult OnnxImporter::inlineCall(const onnx::NodeProto &call,
+                                       const onnx::FunctionProto &fn,
+                                       int depth,
+                                       std::vector<onnx::NodeProto> &out) {
+  Location loc = namedLoc(call.name());
+  if (depth > kMaxInlineDepth) {
+    error(loc) << "node '" << call.name() << "': model-local functions nest "
+               << "deeper than " << kMaxInlineDepth << " (recursive?)";
+    return failure();
+  }
+  if (call.input_size() > fn.input_size() ||
+      call.output_size() > fn.output_size()) {
+    error(loc) << "node '" << call.name() << "' calls function "
+               << fn.domain() << "." << fn.name() << " with "
+               << call.input_size() << " inputs and " << call.output_size()
+               << " outputs; it takes " << fn.input_size() << " and "
+               << fn.output_size();
+    return failure();
+  }
+  std::string prefix = (call.name().empty() ? call.op_type() : call.name()) +
+                       "/" + std::to_string(out.size()) + "/";
+  llvm::StringMap<std::string> rename;
+  for (int i = 0; i < fn.input_size(); ++i)
+    rename[fn.input(i)] = i < call.input_size() ? call.input(i) : "";
+  for (int i = 0; i < fn.output_size(); ++i)
+    rename[fn.output(i)] = i < call.output_size() ? call.output(i) : "";
+  llvm::StringMap<const onnx::AttributeProto *> callAttrs;
+  for (const onnx::AttributeProto &a : call.attribute())
+    callAttrs[a.name()] = &a;
+  auto mapName = [&](const std::string &name) -> std::string {
+    if (name.empty())
+      return name;
+    auto it = rename.find(name);
+    return it != rename.end() ? it->second : prefix + name;
+  };
+  for (const onnx::NodeProto &inner : fn.node()) {
+    onnx::NodeProto node = inner;
+    node.set_name(prefix + inner.name());
+    for (int i = 0; i < node.input_size(); ++i)
+      node.set_input(i, mapName(node.input(i)));
+    for (int i = 0; i < node.output_size(); ++i)
+      node.set_output(i, mapName(node.output(i)));
+    node.clear_attribute();
+    for (const onnx::AttributeProto &a : inner.attribute()) {
+      if (a.ref_attr_name().empty()) {
+        *node.add_attribute() = a;
+        continue;
+      }
+      auto ref = callAttrs.find(a.ref_attr_name());
+      if (ref == callAttrs.end()) {
+        error(loc) << "node '" << call.name() << "': function " << fn.name()
+                   << " needs attribute '" << a.ref_attr_name()
+                   << "', which the node does not set";
+        return failure();
+      }
+      onnx::AttributeProto copy = *ref->second;
+      copy.set_name(a.name());
+      *node.add_attribute() = copy;
+    }
+    std::string key = canonicalDomain(node.domain()) + ":" + node.op_type();
+    auto callee = functions.find(key);
+    if (callee != functions.end() && node.domain() != kMoeDomain) {
+      if (failed(inlineCall(node, *callee->second, depth + 1, out)))
+        return failure();
+    } else {
+      out.push_back(std::move(node));
+    }
+  }
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Graph
+//===----------------------------------------------------------------------===//
+
+LogicalResult OnnxImporter::sortNodes(std::vector<onnx::NodeProto> &nodes) {
+  // Name every node (locations need one), then index producers.
+  for (onnx::NodeProto &n : nodes)
+    if (n.name().empty())
+      n.set_name(n.op_type() + "_" + std::to_string(unnamed++));
+  llvm::StringMap<size_t> producer;
+  llvm::StringSet<> external;
+  for (const onnx::ValueInfoProto &in : model.graph().input())
+    external.insert(in.name());
+  for (const onnx::TensorProto &t : model.graph().initializer())
+    external.insert(t.name());
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    for (const std::string &out : nodes[i].output()) {
+      if (out.empty())
+        continue;
+      if (external.count(out) || producer.count(out)) {
+        error(namedLoc(nodes[i].name()))
+            << "node '" << nodes[i].name() << "' (" << nodes[i].op_type()
+            << ") redefines value '" << out << "'";
+        continue;
+      }
+      producer[out] = i;
+    }
+  }
+  // Kahn's algorithm; dangling inputs are reported here.
+  std::vector<unsigned> pending(nodes.size(), 0);
+  std::vector<SmallVector<size_t>> users(nodes.size());
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    for (const std::string &in : nodes[i].input()) {
+      if (in.empty() || external.count(in))
+        continue;
+      auto it = producer.find(in);
+      if (it == producer.end()) {
+        error(namedLoc(nodes[i].name()))
+            << "node '" << nodes[i].name() << "' (" << nodes[i].op_type()
+            << ") reads '" << in
+            << "', which no node, graph input or initializer defines";
+        continue;
+      }
+      ++pending[i];
+      users[it->second].push_back(i);
+    }
+  }
+  if (errors)
+    return failure();
+  std::deque<size_t> ready;
+  for (size_t i = 0; i < nodes.size(); ++i)
+    if (!pending[i])
+      ready.push_back(i);
+  std::vector<onnx::NodeProto> sorted;
+  sorted.reserve(nodes.size());
+  while (!ready.empty()) {
+    size_t i = ready.front();
+    ready.pop_front();
+    sorted.push_back(nodes[i]);
+    for (size_t u : users[i])
+      if (--pending[u] == 0)
+        ready.push_back(u);
+  }
+  if (sorted.size() != nodes.size()) {
+    for (size_t i = 0; i < nodes.size(); ++i)
+      if (pending[i])
+        error(namedLoc(nodes[i].name()))
+            << "node '" << nodes[i].name() << "' (" << nodes[i].op_type()
+            << ") is part of a cycle, or reads a value computed from one";
+    return failure();
+  }
+  nodes = std::move(sorted);
+  return success();
+}
+
+FailureOr<NamedAttribute>
+OnnxImporter::attribute(const onnx::AttributeProto &a, Location loc) {
+  using AP = onnx::AttributeProto;
+  Attribute value;
+  switch (a.type()) {
+  case AP::INT:
+    value = builder.getI64IntegerAttr(a.i());
+    break;
+  case AP::FLOAT:
+    value = builder.getF32FloatAttr(a.f());
+    break;
+  case AP::STRING:
+    value = builder.getStringAttr(a.s());
+    break;
+  case AP::INTS:
+    value = builder.getDenseI64ArrayAttr(
+        SmallVector<int64_t>(a.ints().begin(), a.ints().end()));
+    break;
+  case AP::FLOATS:
+    value = builder.getDenseF32ArrayAttr(
+        SmallVector<float>(a.floats().begin(), a.floats().end()));
+    break;
+  case AP::STRINGS: {
+    SmallVector<Attribute> strings;
+    for (const std::string &s : a.strings())
+      strings.push_back(builder.getStringAttr(s));
+    value = builder.getArrayAttr(strings);
+    break;
+  }
+  case AP::TENSOR: {
+    FailureOr<ElementsAttr> t =
+        tensorAttr(a.t(), loc, ("attribute '" + a.name() + "'"));
+    if (failed(t))
+      return failure();
+    value = *t;
+    break;
+  }
+  default:
+    error(loc) << "attribute '" << a.name() << "' has an unsupported kind "
+               << AP::AttributeType_Name(a.type())
+               << " (subgraphs and sparse tensors are not imported)";
+    return failure();
+  }
+  return NamedAttribute(builder.getStringAttr(a.name()), value);
+}
+
+LogicalResult OnnxImporter::importGraph(ModuleOp module) {
+  const onnx::GraphProto &graph = model.graph();
+  llvm::StringMap<Value> values;
+
+  // Function signature: graph inputs that are not initializers.
+  llvm::StringSet<> initializerNames;
+  for (const onnx::TensorProto &t : graph.initializer())
+    if (!initializerNames.insert(t.name()).second)
+      error(fileLoc()) << "initializer '" << t.name()
+                                << "' is defined twice";
+  SmallVector<Type> argTypes, resultTypes;
+  SmallVector<DictionaryAttr> argAttrs, resultAttrs;
+  SmallVector<const onnx::ValueInfoProto *> args;
+  llvm::StringSet<> inputNames;
+  for (const onnx::ValueInfoProto &in : graph.input()) {
+    if (!inputNames.insert(in.name()).second) {
+      error(fileLoc()) << "graph input '" << in.name()
+                                 << "' is declared twice";
+      continue;
+    }
+    if (initializerNames.count(in.name()))
+      continue; // an initializer listed among the inputs (IR < 4 style)
+    SmallVector<Attribute> dims;
+    FailureOr<RankedTensorType> t = valueType(in, fileLoc(), &dims);
+    if (failed(t))
+      continue;
+    argTypes.push_back(*t);
+    argAttrs.push_back(builder.getDictionaryAttr(
+        {builder.getNamedAttr("onnx.name", builder.getStringAttr(in.name())),
+         builder.getNamedAttr("onnx.dim_params", builder.getArrayAttr(dims))}));
+    args.push_back(&in);
+  }
+  for (const onnx::ValueInfoProto &out : graph.output()) {
+    SmallVector<Attribute> dims;
+    FailureOr<RankedTensorType> t =
+        valueType(out, fileLoc(), &dims);
+    if (failed(t))
+      continue;
+    resultTypes.push_back(*t);
+    inferredTypes[out.name()] = *t; // the declared type is the best hint
+    resultAttrs.push_back(builder.getDictionaryAttr(
+        {builder.getNamedAttr("onnx.name", builder.getStringAttr(out.name())),
+         builder.getNamedAttr("onnx.dim_params",
+                              builder.getArrayAttr(dims))}));
+  }
+  if (graph.output_size() == 0)
+    error(fileLoc()) << "the graph has no outputs";
+  if (errors)
+    return failure();
+
+  builder.setInsertionPointToEnd(module.getBody());
+  auto func = func::FuncOp::create(builder, fileLoc(), "main",
+                                   builder.getFunctionType(argTypes,
+                                                           resultTypes));
+  func.setAllArgAttrs(argAttrs);
+  func.setAllResultAttrs(resultAttrs);
+  Block *entry = func.addEntryBlock();
+  builder.setInsertionPointToStart(entry);
+  for (auto [i, in] : llvm::enumerate(args))
+    values[in->name()] = entry->getArgument(i);
+
+  for (const onnx::TensorProto &t : graph.initializer()) {
+    Location loc = fileLoc();
+    FailureOr<ElementsAttr> attr =
+        tensorAttr(t, loc, ("initializer '" + t.name() + "'"));
+    if (failed(attr))
+      continue;
+    values[t.name()] =
+        arith::ConstantOp::create(builder, loc, cast<TypedAttr>(*attr));
+  }
+  if (errors)
+    return failure();
+
+  std::vector<onnx::NodeProto> nodes;
+  if (failed(expandFunctions(graph.node(), nodes)) ||
+      failed(sortNodes(nodes)))
+    return failure();
+
+  Value none;
+  for (const onnx::NodeProto &node : nodes) {
+    Location loc = namedLoc(node.name());
+    SmallVector<Value> operands;
+    for (const std::string &in : node.input()) {
+      if (in.empty()) {
+        if (!none)
+          none = onnxir::NoneOp::create(builder, fileLoc(),
+                                        builder.getNoneType());
+        operands.push_back(none);
+      } else {
+        operands.push_back(values.lookup(in));
+      }
+    }
+    SmallVector<NamedAttribute> attrs;
+    for (const onnx::AttributeProto &a : node.attribute()) {
+      FailureOr<NamedAttribute> attr = attribute(a, loc);
+      if (succeeded(attr))
+        attrs.push_back(*attr);
+    }
+    SmallVector<Type> types;
+    for (const std::string &out : node.output()) {
+      Type t = inferredTypes.lookup(out);
+      types.push_back(t ? t : UnrankedTensorType::get(builder.getF32Type()));
+    }
+    std::string domain = canonicalDomain(node.domain());
+    auto it = opsets.find(domain);
+    if (it == opsets.end()) {
+      error(loc) << "node '" << node.name() << "' (" << node.op_type()
+                 << ") uses domain '" << domain
+                 << "', which the model does not import";
+      continue;
+    }
+    auto op = onnxir::NodeOp::create(
+        builder, loc, types, builder.getStringAttr(node.op_type()),
+        builder.getStringAttr(domain), builder.getI64IntegerAttr(it->second),
+        builder.getDictionaryAttr(attrs), operands);
+    for (auto [i, out] : llvm::enumerate(node.output()))
+      if (!out.empty())
+        values[out] = op.getResult(i);
+  }
+  if (errors)
+    return failure();
+
+  SmallVector<Value> results;
+  for (const onnx::ValueInfoProto &out : graph.output()) {
+    Value v = values.lookup(out.name());
+    if (!v) {
+      error(fileLoc()) << "graph output '" << out.name()
+                                  << "' is not computed by the graph";
+      continue;
+    }
+    Type want = resultTypes[results.size()];
+    if (v.getType() != want) {
+      // A graph input or initializer returned with another declared shape.
+      if (!tensor::CastOp::areCastCompatible(v.getType(), want)) {
+        error(fileLoc())
+            << "graph output '" << out.name() << "' is declared " << want
+            << " but its value is " << v.getType();
+        continue;
+      }
+      v = tensor::CastOp::create(builder, fileLoc(), want, v);
+    }
+    results.push_back(v);
+  }
+  if (errors)
+    return failure();
+  func::ReturnOp::create(builder, fileLoc(), results);
+  return success();
+}
+
+OwningOpRef<ModuleOp> OnnxImporter::run(const llvm::MemoryBuffer &buffer) {
+  if (buffer.getBufferSize() > static_cast<size_t>(INT32_MAX)) {
+    error(fileLoc()) << "the model file is larger than 2 GiB; store the "
+                        "weights as external data";
+    return nullptr;
+  }
+  if (!model.ParseFromArray(buffer.getBufferStart(),
+                            static_cast<int>(buffer.getBufferSize()))) {
+    error(fileLoc()) << "not a valid ONNX model: the protobuf does not parse "
+                        "(truncated or corrupt file?)";
+    return nullptr;
+  }
+  if (!model.has_graph()) {
+    error(fileLoc()) << "not a valid ONNX model: no graph";
+    return nullptr;
+  }
+  if (failed(checkOpsets()))
+    return nullptr;
+  for (const onnx::FunctionProto &f : model.functions())
+    functions[canonicalDomain(f.domain()) + ":" + f.name()] = &f;
+
+  // Shape inference only provides type hints for stage-1 results.
+  try {
+    onnx::ModelProto inferred = model;
+    onnx::shape_inference::InferShapes(inferred);
+    for (const onnx::ValueInfoProto &vi : inferred.graph().value_info()) {
+      if (!vi.type().has_tensor_type() || !vi.type().tensor_type().has_shape())
+        continue;
+      unsigned before = errors;
+      FailureOr<RankedTensorType> t = valueType(vi, fileLoc(), nullptr);
+      errors = before; // hints only: an odd inferred type is not an error
+      if (succeeded(t))
+        inferredTypes[vi.name()] = *t;
+    }
+  } catch (const std::exception &) {
+    // No hints: stage 2 computes every result type itself.
+  }
+
+  ctx->loadDialect<arith::ArithDialect, func::FuncDialect,
+                   onnxir::OnnxDialect, tensor::TensorDialect>();
+  OwningOpRef<ModuleOp> module = ModuleOp::create(fileLoc());
+  (*module)->setAttr("onnx.producer",
+                     builder.getStringAttr(model.producer_name()));
+  if (failed(importGraph(*module)))
+    return nullptr;
+  return module;
+}
+
+OwningOpRef<ModuleOp> mlir::moe::importOnnxModel(
+    const llvm::MemoryBuffer &buffer, StringRef fileName, StringRef baseDir,
+    MLIRContext *context) {
+  try {
+    OnnxImporter importer(context, fileName, baseDir);
+    return importer.run(buffer);
+  } catch (const std::exception &e) {
+    emitError(FileLineColLoc::get(context, fileName, 0, 0))
+        << "ONNX import failed: " << e.what();
+    return nullptr;
+  }
+}

@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""Writes the small ONNX models of the importer tests into DIR.
+
+usage: make_models.py DIR
+Each model is built with onnx.helper (no runtime needed). Bad models are
+built deliberately bad; none of them goes through onnx.checker.
+"""
+import os
+import sys
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+out = sys.argv[1]
+os.makedirs(out, exist_ok=True)
+F = TensorProto.FLOAT
+
+
+def vi(name, shape, t=F):
+    return helper.make_tensor_value_info(name, t, shape)
+
+
+def save(name, nodes, inputs, outputs, inits=(), opset=17, functions=(),
+         extra_opsets=()):
+    graph = helper.make_graph(nodes, name, inputs, outputs, list(inits))
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", opset)] +
+        [helper.make_opsetid(d, v) for d, v in extra_opsets],
+        functions=list(functions))
+    with open(os.path.join(out, name + ".onnx"), "wb") as f:
+        f.write(model.SerializeToString())
+    return model
+
+
+w = numpy_helper.from_array(np.arange(12, dtype=np.float32).reshape(4, 3), "w")
+
+# A good model using standard ops, symbolic dims and a Constant node.
+save("standard", [
+    helper.make_node("MatMul", ["x", "w"], ["h"], name="proj"),
+    helper.make_node("Relu", ["h"], ["r"], name="act"),
+    helper.make_node("Constant", [], ["c"], name="cst",
+                     value=numpy_helper.from_array(np.ones(3, np.float32))),
+    helper.make_node("Add", ["r", "c"], ["y"], name="bias"),
+], [vi("x", ["N", 4])], [vi("y", ["N", 3])], [w])
+
+# Typed-field initializer (float_data instead of raw_data) and int64 data.
+typed = helper.make_tensor("w", F, [4, 3], list(np.arange(12.0)))
+shape = helper.make_tensor("shape", TensorProto.INT64, [2], [3, -1])
+save("typed_init", [
+    helper.make_node("Reshape", ["w", "shape"], ["y"], name="reshape"),
+], [], [vi("y", [3, 4])], [typed, shape])
+
+# External data: the weights live in a side file.
+ext = numpy_helper.from_array(np.arange(12, dtype=np.float32).reshape(4, 3), "w")
+ext.ClearField("raw_data")
+ext.data_location = TensorProto.EXTERNAL
+for k, v in (("location", "external.bin"), ("offset", "16"), ("length", "48")):
+    e = ext.external_data.add()
+    e.key, e.value = k, v
+with open(os.path.join(out, "external.bin"), "wb") as f:
+    f.write(b"\0" * 16 + np.arange(12, dtype=np.float32).tobytes())
+save("external", [helper.make_node("MatMul", ["x", "w"], ["y"], name="proj")],
+     [vi("x", ["N", 4])], [vi("y", ["N", 3])], [ext])
+missing = onnx.TensorProto()
+missing.CopyFrom(ext)
+missing.external_data[0].value = "nowhere.bin"
+save("external_missing",
+     [helper.make_node("MatMul", ["x", "w"], ["y"], name="proj")],
+     [vi("x", ["N", 4])], [vi("y", ["N", 3])], [missing])
+
+# A model-local function of another domain is inlined, attribute refs too.
+body_alpha = onnx.AttributeProto()
+body_alpha.name, body_alpha.ref_attr_name = "value_float", "alpha"
+body_alpha.type = onnx.AttributeProto.FLOAT
+cst = helper.make_node("Constant", [], ["a"])
+cst.attribute.append(body_alpha)
+fn = helper.make_function("my.domain", "ScaledRelu", ["t"], ["u"], [
+    cst,
+    helper.make_node("Relu", ["t"], ["r"]),
+    helper.make_node("Mul", ["r", "a"], ["u"]),
+], [helper.make_opsetid("", 17)], ["alpha"])
+save("function", [
+    helper.make_node("ScaledRelu", ["x"], ["y"], name="call", domain="my.domain",
+                     alpha=2.0)], [vi("x", ["N", 4])], [vi("y", ["N", 4])],
+     functions=[fn], extra_opsets=[("my.domain", 1)])
+save("function_missing_attr", [
+    helper.make_node("ScaledRelu", ["x"], ["y"], name="call",
+                     domain="my.domain")], [vi("x", ["N", 4])],
+     [vi("y", ["N", 4])], functions=[fn], extra_opsets=[("my.domain", 1)])
+
+# Refusals ----------------------------------------------------------------
+good = open(os.path.join(out, "standard.onnx"), "rb").read()
+with open(os.path.join(out, "truncated.onnx"), "wb") as f:
+    f.write(good[: len(good) // 2])
+with open(os.path.join(out, "garbage.onnx"), "wb") as f:
+    f.write(b"\xff\xfe this is not a protobuf \x00\x01" * 8)
+save("dangling", [helper.make_node("Add", ["x", "ghost"], ["y"], name="add")],
+     [vi("x", [2])], [vi("y", [2])])
+save("duplicate", [
+    helper.make_node("Relu", ["x"], ["y"], name="first"),
+    helper.make_node("Neg", ["x"], ["y"], name="second"),
+], [vi("x", [2])], [vi("y", [2])])
+save("cycle", [
+    helper.make_node("Add", ["x", "b"], ["a"], name="n1"),
+    helper.make_node("Relu", ["a"], ["b"], name="n2"),
+], [vi("x", [2])], [vi("y", [2])])
+save("unsupported", [
+    helper.make_node("Relu", ["x"], ["a"], name="ok"),
+    helper.make_node("Hardmax", ["a"], ["b"], name="first_bad"),
+    helper.make_node("Frobnicate", ["b"], ["c"], name="second_bad",
+                     domain="com.example"),
+    helper.make_node("Softplus", ["c"], ["y"], name="third_bad"),
+], [vi("x", [2, 3])], [vi("y", [2, 3])], extra_opsets=[("com.example", 3)])
+save("old_opset", [helper.make_node("Relu", ["x"], ["y"], name="r")],
+     [vi("x", [2])], [vi("y", [2])], opset=11)
+save("absurd_dim", [helper.make_node("Relu", ["x"], ["y"], name="r")],
+     [vi("x", [2, 1 << 50])], [vi("y", [2, 1 << 50])])
+short = helper.make_tensor("w", F, [2], [1.0, 2.0])
+short.dims[:] = [4, 3]  # claims 12 elements, holds 2
+save("short_init", [helper.make_node("MatMul", ["x", "w"], ["y"], name="p")],
+     [vi("x", ["N", 4])], [vi("y", ["N", 3])], [short])
+save("rank_mismatch", [helper.make_node("MatMul", ["x", "w"], ["y"],
+                                        name="proj")],
+     [vi("x", [4])], [vi("y", [3])], [w])
+save("broadcast_mismatch", [helper.make_node("Add", ["x", "z"], ["y"],
+                                             name="add")],
+     [vi("x", [2, 3]), vi("z", [2, 4])], [vi("y", [2, 3])])
+save("no_outputs_computed", [helper.make_node("Relu", ["x"], ["a"], name="r")],
+     [vi("x", [2])], [vi("y", [2])])
+
+# org.moe_mlir nodes whose weights or attributes do not match the schema.
+rng = np.random.default_rng(0)
+def weights(shapes):
+    return [numpy_helper.from_array(rng.standard_normal(s).astype(np.float32), n)
+            for n, s in shapes.items()]
+ffn_inits = weights({"w_sel": (4, 8), "w1": (4, 8, 6), "w2": (4, 5, 8)})
+save("moe_shape_mismatch", [
+    helper.make_node("MoEFeedForward", ["x", "x", "w_sel", "w1", "w2"], ["y"],
+                     name="ffn0", domain="org.moe_mlir", k=2, gate="sigmoid",
+                     activation="relu")],
+     [vi("x", ["N", 8])], [vi("y", ["N", 8])], ffn_inits,
+     extra_opsets=[("org.moe_mlir", 1)])
+good_ffn = weights({"w_sel": (4, 8), "w1": (4, 8, 6), "w2": (4, 6, 8)})
+save("moe_bad_gate", [
+    helper.make_node("MoEFeedForward", ["x", "x", "w_sel", "w1", "w2"], ["y"],
+                     name="ffn0", domain="org.moe_mlir", k=2, gate="argmax",
+                     activation="relu")],
+     [vi("x", ["N", 8])], [vi("y", ["N", 8])], good_ffn,
+     extra_opsets=[("org.moe_mlir", 1)])
+save("moe_missing_k", [
+    helper.make_node("MoEFeedForward", ["x", "x", "w_sel", "w1", "w2"], ["y"],
+                     name="ffn0", domain="org.moe_mlir", gate="sigmoid",
+                     activation="relu")],
+     [vi("x", ["N", 8])], [vi("y", ["N", 8])], good_ffn,
+     extra_opsets=[("org.moe_mlir", 1)])
+save("moe_k_too_large", [
+    helper.make_node("MoEFeedForward", ["x", "x", "w_sel", "w1", "w2"], ["y"],
+                     name="ffn0", domain="org.moe_mlir", k=9, gate="sigmoid",
+                     activation="relu")],
+     [vi("x", ["N", 8])], [vi("y", ["N", 8])], good_ffn,
+     extra_opsets=[("org.moe_mlir", 1)])
+save("moe_bad_domain_version", [helper.make_node("Relu", ["x"], ["y"])],
+     [vi("x", [2])], [vi("y", [2])], extra_opsets=[("org.moe_mlir", 2)])
+ms_inits = weights({"fc1": (4, 6, 8), "fc2": (4, 8, 6), "fc3": (4, 6, 8)})
+save("ms_moe_fc3", [
+    helper.make_node("MoE", ["x", "logits", "fc1", "", "fc2", "", "fc3"], ["y"],
+                     name="moe0", domain="com.microsoft", k=2)],
+     [vi("x", ["N", 8]), vi("logits", ["N", 4])], [vi("y", ["N", 8])],
+     ms_inits, extra_opsets=[("com.microsoft", 1)])

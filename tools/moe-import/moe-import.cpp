@@ -1,0 +1,139 @@
+//===- moe-import.cpp - ONNX model -> MLIR ---------------------------------===//
+//
+//   moe-import model.onnx -o model.mlir        (- for stdin / stdout)
+//   moe-import model.onnx --stage=onnx         mechanical import only
+//
+// Errors are diagnostics located at the ONNX node or value; the exit status
+// is non-zero on any error.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Conversion/OnnxToMoe/OnnxToMoe.h"
+#include "moe/Import/ONNX/Importer.h"
+#include "moe/InitAll.h"
+
+#include "mlir/IR/AsmState.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/Verifier.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Support/FileUtilities.h"
+#include "mlir/Support/ToolUtilities.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/ToolOutputFile.h"
+
+using namespace mlir;
+
+namespace {
+enum class Stage { Onnx, Moe };
+
+llvm::cl::opt<std::string> inputFile(llvm::cl::Positional,
+                                     llvm::cl::desc("<model.onnx>"),
+                                     llvm::cl::init("-"));
+llvm::cl::opt<std::string> outputFile("o", llvm::cl::desc("output file"),
+                                      llvm::cl::value_desc("filename"),
+                                      llvm::cl::init("-"));
+llvm::cl::opt<Stage> stage(
+    "stage", llvm::cl::desc("where to stop"), llvm::cl::init(Stage::Moe),
+    llvm::cl::values(
+        clEnumValN(Stage::Onnx, "onnx", "mechanical import (onnx.node ops)"),
+        clEnumValN(Stage::Moe, "moe",
+                   "converted to moe and upstream dialects (default)")));
+} // namespace
+
+int main(int argc, char **argv) {
+  llvm::InitLLVM y(argc, argv);
+  registerAsmPrinterCLOptions();
+  registerMLIRContextCLOptions();
+  registerPassManagerCLOptions();
+  llvm::cl::ParseCommandLineOptions(argc, argv,
+                                    "moe-import: ONNX model -> MLIR\n");
+
+  DialectRegistry registry;
+  registerAllDialects(registry);
+  moe::registerAllDialects(registry);
+  MLIRContext context(registry);
+  context.loadAllAvailableDialects();
+
+  // Diagnostics read "model.onnx: node 'name': error: message": ONNX has no
+  // lines, its nodes have names (the locations stage 1 gives every op).
+  context.printOpOnDiagnostic(false);
+  ScopedDiagnosticHandler handler(&context, [](Diagnostic &diag) {
+    auto print = [](Diagnostic &d, StringRef severity) {
+      std::string file, node;
+      Location loc = d.getLocation();
+      if (auto name = dyn_cast<NameLoc>(loc)) {
+        node = name.getName().str();
+        loc = name.getChildLoc();
+      }
+      if (auto fileLoc = dyn_cast<FileLineColLoc>(loc))
+        file = fileLoc.getFilename().str();
+      std::string message = d.str();
+      llvm::errs() << (file.empty() ? "moe-import" : file) << ": ";
+      if (!node.empty() &&
+          message.find("node '" + node + "'") == std::string::npos)
+        llvm::errs() << "node '" << node << "': ";
+      llvm::errs() << severity << ": " << message << "\n";
+    };
+    auto severity = [](DiagnosticSeverity s) -> StringRef {
+      switch (s) {
+      case DiagnosticSeverity::Error:
+        return "error";
+      case DiagnosticSeverity::Warning:
+        return "warning";
+      case DiagnosticSeverity::Note:
+        return "note";
+      case DiagnosticSeverity::Remark:
+        return "remark";
+      }
+      return "error";
+    };
+    print(diag, severity(diag.getSeverity()));
+    for (Diagnostic &note : diag.getNotes())
+      print(note, "note");
+    return success();
+  });
+
+  std::string error;
+  std::unique_ptr<llvm::MemoryBuffer> input =
+      openInputFile(inputFile, &error);
+  if (!input) {
+    llvm::errs() << "moe-import: " << error << "\n";
+    return 1;
+  }
+  StringRef name = inputFile == "-" ? StringRef("<stdin>")
+                                    : StringRef(inputFile);
+  SmallString<256> baseDir(inputFile == "-" ? "." : inputFile.getValue());
+  llvm::sys::path::remove_filename(baseDir);
+  if (baseDir.empty())
+    baseDir = ".";
+
+  OwningOpRef<ModuleOp> module =
+      moe::importOnnxModel(*input, name, baseDir, &context);
+  if (!module)
+    return 1;
+  if (stage == Stage::Moe) {
+    PassManager pm(&context);
+    if (failed(applyPassManagerCLOptions(pm)))
+      return 1;
+    pm.addPass(moe::createConvertOnnxToMoe());
+    if (failed(pm.run(*module)))
+      return 1;
+  }
+  if (failed(verify(*module)))
+    return 1;
+
+  std::unique_ptr<llvm::ToolOutputFile> output =
+      openOutputFile(outputFile, &error);
+  if (!output) {
+    llvm::errs() << "moe-import: " << error << "\n";
+    return 1;
+  }
+  module->print(output->os());
+  output->os() << "\n";
+  output->keep();
+  return 0;
+}
