@@ -2,6 +2,7 @@
 //
 //   moe-import model.onnx -o model.mlir        (- for stdin / stdout)
 //   moe-import model.onnx --stage=onnx         mechanical import only
+//   moe-import --list-handlers                 ops the conversion knows
 //
 // Errors are diagnostics located at the ONNX node or value; the exit status
 // is non-zero on any error.
@@ -42,6 +43,10 @@ llvm::cl::opt<Stage> stage(
         clEnumValN(Stage::Onnx, "onnx", "mechanical import (onnx.node ops)"),
         clEnumValN(Stage::Moe, "moe",
                    "converted to moe and upstream dialects (default)")));
+llvm::cl::opt<bool> listHandlers(
+    "list-handlers",
+    llvm::cl::desc("print every (domain, op, since version) with a handler "
+                   "and exit"));
 } // namespace
 
 int main(int argc, char **argv) {
@@ -51,6 +56,14 @@ int main(int argc, char **argv) {
   registerPassManagerCLOptions();
   llvm::cl::ParseCommandLineOptions(argc, argv,
                                     "moe-import: ONNX model -> MLIR\n");
+
+  if (listHandlers) {
+    for (const auto &[domain, op, since] :
+         moe::getDefaultOnnxHandlers().entries())
+      llvm::outs() << (domain.empty() ? "ai.onnx" : domain) << " " << op
+                   << " " << since << "\n";
+    return 0;
+  }
 
   DialectRegistry registry;
   registerAllDialects(registry);

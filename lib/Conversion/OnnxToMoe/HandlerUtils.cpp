@@ -2,7 +2,11 @@
 
 #include "HandlerUtils.h"
 
+#include "moe/Utils/BuildUtils.h"
+
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/BuiltinAttributes.h"
 #include "llvm/ADT/STLExtras.h"
 
@@ -135,4 +139,136 @@ std::optional<SmallVector<int64_t>> onnx_conv::constantInts(Value v) {
   return llvm::map_to_vector(dense.getValues<APInt>(), [](const APInt &i) {
     return i.getSExtValue();
   });
+}
+
+FailureOr<SmallVector<int64_t>>
+onnx_conv::constantIntsOperand(onnxir::NodeOp node, unsigned index,
+                               StringRef name,
+                               std::optional<SmallVector<int64_t>> fallback) {
+  if (index >= node.getInputs().size() ||
+      isa<NoneType>(node.getInputs()[index].getType())) {
+    if (fallback)
+      return *fallback;
+    nodeError(node) << "input " << index << " (" << name << ") is required";
+    return failure();
+  }
+  std::optional<SmallVector<int64_t>> values =
+      constantInts(node.getInputs()[index]);
+  if (!values) {
+    nodeError(node) << "input " << index << " (" << name
+                    << ") must be a constant (an initializer or a Constant "
+                       "node); computed values are not supported";
+    return failure();
+  }
+  return *values;
+}
+
+FailureOr<int64_t> onnx_conv::normalizeAxis(onnxir::NodeOp node, int64_t axis,
+                                            int64_t rank) {
+  int64_t a = axis < 0 ? axis + rank : axis;
+  if (a < 0 || a >= rank) {
+    nodeError(node) << "axis " << axis << " is out of range for rank " << rank;
+    return failure();
+  }
+  return a;
+}
+
+RankedTensorType onnx_conv::typeOf(Value v) {
+  return cast<RankedTensorType>(v.getType());
+}
+
+bool onnx_conv::isFloat(Value v) {
+  return isa<FloatType>(typeOf(v).getElementType());
+}
+
+Value onnx_conv::scalar(OpBuilder &b, Location loc, Type type, double v) {
+  if (isa<FloatType>(type))
+    return arith::ConstantOp::create(b, loc, b.getFloatAttr(type, v));
+  return arith::ConstantOp::create(b, loc,
+                                   b.getIntegerAttr(type, (int64_t)v));
+}
+
+void onnx_conv::yield(OpBuilder &b, Location loc, Value v) {
+  linalg::YieldOp::create(b, loc, ValueRange{v});
+}
+
+static Type signlessOf(Type t) {
+  if (auto i = dyn_cast<IntegerType>(t); i && !i.isSignless())
+    return IntegerType::get(t.getContext(), i.getWidth());
+  return t;
+}
+
+Value onnx_conv::toElementType(OpBuilder &b, Location loc, Value v,
+                               Type element) {
+  RankedTensorType t = typeOf(v);
+  if (t.getElementType() == element)
+    return v;
+  return tensor::BitcastOp::create(b, loc, t.clone(element), v);
+}
+
+Value onnx_conv::toSignless(OpBuilder &b, Location loc, Value v) {
+  return toElementType(b, loc, v, signlessOf(typeOf(v).getElementType()));
+}
+
+Values onnx_conv::elementwise(onnxir::NodeOp node, RewriterBase &b,
+                              ValueRange operandsIn, ScalarFn fn,
+                              Type resultElement) {
+  Location loc = node.getLoc();
+  SmallVector<Value> operands = llvm::map_to_vector(
+      operandsIn, [&](Value v) { return toSignless(b, loc, v); });
+  int64_t rank = 0;
+  for (Value v : operands)
+    rank = std::max(rank, typeOf(v).getRank());
+  SmallVector<OpFoldResult> sizes(rank);
+  SmallVector<int64_t> shape(rank, 1);
+  for (int64_t i = 0; i < rank; ++i) {
+    for (Value v : operands) {
+      RankedTensorType t = typeOf(v);
+      int64_t d = i - (rank - t.getRank());
+      if (d < 0)
+        continue;
+      int64_t size = t.getDimSize(d);
+      if (size == 1)
+        continue;
+      if (!ShapedType::isDynamic(size) && !ShapedType::isDynamic(shape[i]) &&
+          shape[i] != 1 && shape[i] != size) {
+        nodeError(node) << "inputs of shapes " << operandsIn[0].getType()
+                        << " and " << v.getType() << " do not broadcast";
+        return failure();
+      }
+      if (shape[i] == 1 || (ShapedType::isDynamic(shape[i]) &&
+                            !ShapedType::isDynamic(size))) {
+        shape[i] = size;
+        sizes[i] = tensor::getMixedSize(b, loc, v, d);
+      }
+    }
+    if (!sizes[i])
+      sizes[i] = b.getIndexAttr(1);
+  }
+  MLIRContext *ctx = b.getContext();
+  SmallVector<AffineMap> maps;
+  for (Value v : operands) {
+    RankedTensorType t = typeOf(v);
+    SmallVector<AffineExpr> exprs;
+    for (int64_t d = 0; d < t.getRank(); ++d) {
+      int64_t i = d + (rank - t.getRank());
+      bool broadcast = t.getDimSize(d) == 1 && shape[i] != 1;
+      exprs.push_back(broadcast ? getAffineConstantExpr(0, ctx)
+                                : getAffineDimExpr(i, ctx));
+    }
+    maps.push_back(AffineMap::get(rank, 0, exprs, ctx));
+  }
+  maps.push_back(b.getMultiDimIdentityMap(rank));
+  Type declared = resultElement ? resultElement
+                                : typeOf(operandsIn[0]).getElementType();
+  Type elt = signlessOf(declared);
+  Value init = build::emptyTensor(b, loc, sizes, elt);
+  auto generic = linalg::GenericOp::create(
+      b, loc, TypeRange{init.getType()}, operands, ValueRange{init}, maps,
+      SmallVector<utils::IteratorType>(rank, utils::IteratorType::parallel),
+      [&](OpBuilder &nb, Location nl, ValueRange args) {
+        yield(nb, nl, fn(nb, nl, args.drop_back()));
+      });
+  return SmallVector<Value>{
+      toElementType(b, loc, generic.getResult(0), declared)};
 }

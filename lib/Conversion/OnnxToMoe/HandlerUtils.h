@@ -10,6 +10,8 @@
 
 #include "moe/Conversion/OnnxToMoe/OnnxToMoe.h"
 
+#include "mlir/Dialect/Utils/StructuredOpsUtils.h"
+
 #include <optional>
 #include <string>
 
@@ -47,6 +49,46 @@ FailureOr<Value> tensorOperand(onnxir::NodeOp node, unsigned index,
 
 /// The integer values of a constant (arith.constant) tensor, if constant.
 std::optional<SmallVector<int64_t>> constantInts(Value v);
+
+/// Operand `index` as constant integers (axes, shapes, sizes); refuses
+/// computed values. Absent optional operands give `fallback`.
+FailureOr<SmallVector<int64_t>>
+constantIntsOperand(onnxir::NodeOp node, unsigned index, StringRef name,
+                    std::optional<SmallVector<int64_t>> fallback =
+                        std::nullopt);
+
+/// Normalises `axis` into [0, rank), refusing out-of-range values.
+FailureOr<int64_t> normalizeAxis(onnxir::NodeOp node, int64_t axis,
+                                 int64_t rank);
+
+RankedTensorType typeOf(Value v);
+bool isFloat(Value v);
+
+/// A scalar constant of `type` (float or integer).
+Value scalar(OpBuilder &b, Location loc, Type type, double v);
+
+/// Terminates a linalg body with one value.
+void yield(OpBuilder &b, Location loc, Value v);
+
+/// Scalar body of an elementwise op: its operands' elements -> result.
+using ScalarFn = function_ref<Value(OpBuilder &, Location, ValueRange)>;
+
+/// Elementwise `fn` over `operands` with numpy broadcasting (a dimension
+/// dynamic in one operand and static in another is assumed to match).
+/// Unsigned integer tensors are computed on their signless bit pattern:
+/// `fn` sees signless values. The result has `resultElement` (default: the
+/// first operand's element type).
+Values elementwise(onnxir::NodeOp node, RewriterBase &b, ValueRange operands,
+                   ScalarFn fn, Type resultElement = {});
+
+/// `tensor.bitcast` between an unsigned integer tensor and its signless twin
+/// (identity for other types).
+Value toSignless(OpBuilder &b, Location loc, Value v);
+Value toElementType(OpBuilder &b, Location loc, Value v, Type element);
+
+/// Handler groups of populateStandardOnnxHandlers, one per file.
+void populateStandardShapeHandlers(OnnxHandlerRegistry &registry);
+void populateStandardReduceHandlers(OnnxHandlerRegistry &registry);
 
 } // namespace mlir::moe::onnx_conv
 

@@ -23,90 +23,10 @@ using namespace mlir::moe::onnx_conv;
 
 namespace {
 
-/// Terminates a linalg body with one value.
-void yield(OpBuilder &b, Location loc, Value v) {
-  linalg::YieldOp::create(b, loc, ValueRange{v});
-}
 
-RankedTensorType typeOf(Value v) { return cast<RankedTensorType>(v.getType()); }
 
-/// A scalar constant of `type` (float or integer).
-Value scalar(OpBuilder &b, Location loc, Type type, double v) {
-  if (isa<FloatType>(type))
-    return arith::ConstantOp::create(b, loc, b.getFloatAttr(type, v));
-  return arith::ConstantOp::create(b, loc, b.getIntegerAttr(type, (int64_t)v));
-}
-
-//===----------------------------------------------------------------------===//
-// Elementwise ops with numpy broadcasting
-//===----------------------------------------------------------------------===//
-
-using ScalarFn = Value (*)(OpBuilder &, Location, ValueRange);
-
-/// Elementwise `fn` over `operands` with numpy broadcasting. A dimension that
-/// is dynamic in one operand and static in another is assumed to match.
-Values elementwise(onnxir::NodeOp node, RewriterBase &b, ValueRange operands,
-                   ScalarFn fn, Type resultElement = {}) {
-  Location loc = node.getLoc();
-  int64_t rank = 0;
-  for (Value v : operands)
-    rank = std::max(rank, typeOf(v).getRank());
-  SmallVector<OpFoldResult> sizes(rank);
-  SmallVector<int64_t> shape(rank, 1);
-  for (int64_t i = 0; i < rank; ++i) {
-    for (Value v : operands) {
-      RankedTensorType t = typeOf(v);
-      int64_t d = i - (rank - t.getRank());
-      if (d < 0)
-        continue;
-      int64_t size = t.getDimSize(d);
-      if (size == 1)
-        continue;
-      if (!ShapedType::isDynamic(size) && !ShapedType::isDynamic(shape[i]) &&
-          shape[i] != 1 && shape[i] != size) {
-        nodeError(node) << "inputs of shapes " << operands[0].getType()
-                        << " and " << v.getType() << " do not broadcast";
-        return failure();
-      }
-      if (shape[i] == 1 || ShapedType::isDynamic(shape[i])) {
-        if (!ShapedType::isDynamic(size) || shape[i] == 1) {
-          shape[i] = size;
-          sizes[i] = tensor::getMixedSize(b, loc, v, d);
-        }
-      }
-    }
-    if (!sizes[i])
-      sizes[i] = b.getIndexAttr(1);
-  }
-  MLIRContext *ctx = b.getContext();
-  SmallVector<AffineMap> maps;
-  for (Value v : operands) {
-    RankedTensorType t = typeOf(v);
-    SmallVector<AffineExpr> exprs;
-    for (int64_t d = 0; d < t.getRank(); ++d) {
-      int64_t i = d + (rank - t.getRank());
-      bool broadcast = t.getDimSize(d) == 1 && shape[i] != 1;
-      exprs.push_back(broadcast ? getAffineConstantExpr(0, ctx)
-                                : getAffineDimExpr(i, ctx));
-    }
-    maps.push_back(AffineMap::get(rank, 0, exprs, ctx));
-  }
-  maps.push_back(b.getMultiDimIdentityMap(rank));
-  Type elt = resultElement ? resultElement : typeOf(operands[0]).getElementType();
-  Value init = emptyTensor(b, loc, sizes, elt);
-  auto generic = linalg::GenericOp::create(
-      b, loc, TypeRange{init.getType()}, operands, ValueRange{init}, maps,
-      SmallVector<utils::IteratorType>(rank, utils::IteratorType::parallel),
-      [&](OpBuilder &nb, Location nl, ValueRange args) {
-        yield(nb, nl, fn(nb, nl, args.drop_back()));
-      });
-  return SmallVector<Value>{generic.getResult(0)};
-}
-
-bool isFloat(Value v) { return isa<FloatType>(typeOf(v).getElementType()); }
-
-/// Binary arithmetic: float and integer forms.
-template <typename FOp, typename IOp>
+/// Binary arithmetic: float, signed and unsigned integer forms.
+template <typename FOp, typename SIOp, typename UIOp = SIOp>
 Values binary(onnxir::NodeOp node, RewriterBase &b) {
   if (failed(checkOperandCount(node, 2, 2)))
     return failure();
@@ -114,7 +34,8 @@ Values binary(onnxir::NodeOp node, RewriterBase &b) {
   FailureOr<Value> rhs = tensorOperand(node, 1, "B");
   if (failed(lhs) || failed(rhs))
     return failure();
-  if (typeOf(*lhs).getElementType() != typeOf(*rhs).getElementType()) {
+  Type elt = typeOf(*lhs).getElementType();
+  if (elt != typeOf(*rhs).getElementType()) {
     nodeError(node) << "inputs have different element types: "
                     << lhs->getType() << " and " << rhs->getType();
     return failure();
@@ -124,14 +45,19 @@ Values binary(onnxir::NodeOp node, RewriterBase &b) {
                        [](OpBuilder &nb, Location l, ValueRange a) -> Value {
                          return FOp::create(nb, l, a[0], a[1]);
                        });
+  if (elt.isUnsignedInteger())
+    return elementwise(node, b, {*lhs, *rhs},
+                       [](OpBuilder &nb, Location l, ValueRange a) -> Value {
+                         return UIOp::create(nb, l, a[0], a[1]);
+                       });
   return elementwise(node, b, {*lhs, *rhs},
                      [](OpBuilder &nb, Location l, ValueRange a) -> Value {
-                       return IOp::create(nb, l, a[0], a[1]);
+                       return SIOp::create(nb, l, a[0], a[1]);
                      });
 }
 
 /// Unary float op `fn`.
-template <ScalarFn fn>
+template <Value (*fn)(OpBuilder &, Location, ValueRange)>
 Values unaryFloat(onnxir::NodeOp node, RewriterBase &b) {
   if (failed(checkOperandCount(node, 1, 1)))
     return failure();
@@ -341,37 +267,40 @@ Values matmul(onnxir::NodeOp node, RewriterBase &b) {
   return SmallVector<Value>{contract(b, loc, spec, *lhs, *rhs, sizes)};
 }
 
-/// Gather-13..: axis 0 (embedding lookups); negative indices wrap.
+/// Gather-13..: out = data[:axis] + indices + data[axis+1:]; negative
+/// indices wrap once (out-of-range indices are checked by the lowered code).
 Values gather(onnxir::NodeOp node, RewriterBase &b) {
   if (failed(checkOperandCount(node, 2, 2)))
     return failure();
   FailureOr<Value> data = tensorOperand(node, 0, "data");
   FailureOr<Value> indices = tensorOperand(node, 1, "indices");
-  FailureOr<int64_t> axis = intAttr(node, "axis", 0);
-  if (failed(data) || failed(indices) || failed(axis))
+  FailureOr<int64_t> axisAttr = intAttr(node, "axis", 0);
+  if (failed(data) || failed(indices) || failed(axisAttr))
     return failure();
-  if (*axis != 0 && *axis != -typeOf(*data).getRank()) {
-    nodeError(node) << "only axis 0 is supported, got " << *axis;
+  int64_t rd = typeOf(*data).getRank(), ri = typeOf(*indices).getRank();
+  FailureOr<int64_t> axis = normalizeAxis(node, *axisAttr, rd);
+  if (failed(axis))
     return failure();
-  }
   if (!isa<IntegerType>(typeOf(*indices).getElementType())) {
     nodeError(node) << "indices must be integers, got " << indices->getType();
     return failure();
   }
   Location loc = node.getLoc();
-  int64_t ri = typeOf(*indices).getRank(), rd = typeOf(*data).getRank();
-  SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(b, loc, *indices);
-  for (int64_t d = 1; d < rd; ++d)
+  int64_t a = *axis, rank = rd - 1 + ri;
+  SmallVector<OpFoldResult> sizes;
+  for (int64_t d = 0; d < a; ++d)
     sizes.push_back(tensor::getMixedSize(b, loc, *data, d));
-  int64_t rank = ri + rd - 1;
+  llvm::append_range(sizes, tensor::getMixedSizes(b, loc, *indices));
+  for (int64_t d = a + 1; d < rd; ++d)
+    sizes.push_back(tensor::getMixedSize(b, loc, *data, d));
   Value init = emptyTensor(b, loc, sizes, typeOf(*data).getElementType());
   MLIRContext *ctx = b.getContext();
   SmallVector<AffineExpr> idxExprs;
   for (int64_t i = 0; i < ri; ++i)
-    idxExprs.push_back(getAffineDimExpr(i, ctx));
+    idxExprs.push_back(getAffineDimExpr(a + i, ctx));
   SmallVector<AffineMap> maps = {AffineMap::get(rank, 0, idxExprs, ctx),
                                  b.getMultiDimIdentityMap(rank)};
-  Value rows = tensor::DimOp::create(b, loc, *data, 0);
+  Value extent = tensor::DimOp::create(b, loc, *data, a);
   Value source = *data;
   auto generic = linalg::GenericOp::create(
       b, loc, TypeRange{init.getType()}, ValueRange{*indices},
@@ -383,113 +312,169 @@ Values gather(onnxir::NodeOp node, RewriterBase &b) {
         Value zero = arith::ConstantIndexOp::create(nb, nl, 0);
         Value negative = arith::CmpIOp::create(
             nb, nl, arith::CmpIPredicate::slt, i, zero);
-        Value wrapped = arith::AddIOp::create(nb, nl, i, rows);
-        Value row = arith::SelectOp::create(nb, nl, negative, wrapped, i);
-        SmallVector<Value> at = {row};
-        for (int64_t d = ri; d < rank; ++d)
-          at.push_back(linalg::IndexOp::create(nb, nl, d));
-        linalg::YieldOp::create(
-            nb, nl, tensor::ExtractOp::create(nb, nl, source, at).getResult());
+        Value wrapped = arith::AddIOp::create(nb, nl, i, extent);
+        Value at = arith::SelectOp::create(nb, nl, negative, wrapped, i);
+        SmallVector<Value> coords;
+        for (int64_t d = 0; d < a; ++d)
+          coords.push_back(linalg::IndexOp::create(nb, nl, d));
+        coords.push_back(at);
+        for (int64_t d = a + ri; d < rank; ++d)
+          coords.push_back(linalg::IndexOp::create(nb, nl, d));
+        yield(nb, nl, tensor::ExtractOp::create(nb, nl, source, coords));
       });
   return SmallVector<Value>{generic.getResult(0)};
 }
 
-/// LayerNormalization-17..: normalisation over the last axis only.
+/// LayerNormalization-17..: normalises over dims [axis, rank); Scale and B
+/// broadcast to those dims; optional outputs Mean and InvStdDev have the
+/// input's rank with unit dims from axis on.
 Values layerNorm(onnxir::NodeOp node, RewriterBase &b) {
   if (failed(checkOperandCount(node, 2, 3)))
     return failure();
   FailureOr<Value> x = tensorOperand(node, 0, "X");
-  FailureOr<Value> scale = tensorOperand(node, 1, "Scale", 1);
-  FailureOr<Value> bias = tensorOperand(node, 2, "B", 1, /*optional=*/true);
-  FailureOr<int64_t> axis = intAttr(node, "axis", -1);
+  FailureOr<Value> scale = tensorOperand(node, 1, "Scale");
+  FailureOr<Value> bias = tensorOperand(node, 2, "B", std::nullopt, true);
+  FailureOr<int64_t> axisAttr = intAttr(node, "axis", -1);
   FailureOr<double> epsilon = floatAttr(node, "epsilon", 1e-5);
-  if (failed(x) || failed(scale) || failed(bias) || failed(axis) ||
+  if (failed(x) || failed(scale) || failed(bias) || failed(axisAttr) ||
       failed(epsilon))
     return failure();
-  int64_t rank = typeOf(*x).getRank();
-  if (*axis != -1 && *axis != rank - 1) {
-    nodeError(node) << "only axis = -1 (the last) is supported, got "
-                    << *axis;
-    return failure();
-  }
   if (!isFloat(*x)) {
     nodeError(node) << "expected a float input, got " << x->getType();
     return failure();
   }
+  int64_t rank = typeOf(*x).getRank();
+  FailureOr<int64_t> axis = normalizeAxis(node, *axisAttr, rank);
+  if (failed(axis))
+    return failure();
+  int64_t a = *axis;
+  for (Value p : {*scale, *bias})
+    if (p && typeOf(p).getRank() > rank - a) {
+      nodeError(node) << "Scale and B must broadcast to the normalized dims "
+                         "of rank "
+                      << rank - a << ", got " << p.getType();
+      return failure();
+    }
   Location loc = node.getLoc();
   Type elt = typeOf(*x).getElementType();
   MLIRContext *ctx = b.getContext();
   SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(b, loc, *x);
-  SmallVector<OpFoldResult> rowSizes(sizes.begin(), sizes.end() - 1);
+  SmallVector<OpFoldResult> rowSizes(sizes.begin(), sizes.begin() + a);
   AffineMap id = b.getMultiDimIdentityMap(rank);
-  AffineMap rowMap = id.dropResult(rank - 1);
-  AffineMap lastMap = AffineMap::get(rank, 0, getAffineDimExpr(rank - 1, ctx));
+  SmallVector<AffineExpr> rowExprs;
+  for (int64_t d = 0; d < a; ++d)
+    rowExprs.push_back(getAffineDimExpr(d, ctx));
+  AffineMap rowMap = AffineMap::get(rank, 0, rowExprs, ctx);
+  auto trailingMap = [&](Value p) {
+    RankedTensorType t = typeOf(p);
+    SmallVector<AffineExpr> exprs;
+    for (int64_t j = 0; j < t.getRank(); ++j) {
+      int64_t d = rank - t.getRank() + j;
+      bool broadcast = t.getDimSize(j) == 1 && typeOf(*x).getDimSize(d) != 1;
+      exprs.push_back(broadcast ? getAffineConstantExpr(0, ctx)
+                                : getAffineDimExpr(d, ctx));
+    }
+    return AffineMap::get(rank, 0, exprs, ctx);
+  };
   SmallVector<utils::IteratorType> reduce(rank, utils::IteratorType::parallel);
-  reduce.back() = utils::IteratorType::reduction;
+  for (int64_t d = a; d < rank; ++d)
+    reduce[d] = utils::IteratorType::reduction;
   SmallVector<utils::IteratorType> parallel(rank,
                                             utils::IteratorType::parallel);
+  OpFoldResult count = b.getIndexAttr(1);
+  for (int64_t d = a; d < rank; ++d)
+    count = mulSizes(b, loc, count, sizes[d]);
   Value width = arith::UIToFPOp::create(
       b, loc, elt,
-      arith::IndexCastOp::create(b, loc, b.getI64Type(),
-                                 tensor::DimOp::create(b, loc, *x, rank - 1)));
+      arith::IndexCastOp::create(
+          b, loc, b.getI64Type(),
+          getValueOrCreateConstantIndexOp(b, loc, count)));
+  SmallVector<utils::IteratorType> rowParallel(a,
+                                               utils::IteratorType::parallel);
+  AffineMap rowId = b.getMultiDimIdentityMap(a);
 
-  // mean = Σ x / D ; var = Σ (x - mean)^2 / D.
+  // mean = Σ x / n ; var = Σ (x - mean)^2 / n over the normalized dims.
   auto reduceRows = [&](ValueRange inputs, ArrayRef<AffineMap> inMaps,
-                        bool squared) {
+                        bool squared) -> Value {
     Value init = filledTensor(b, loc, rowSizes, elt, 0.0);
     SmallVector<AffineMap> maps(inMaps);
     maps.push_back(rowMap);
     Value sum = linalg::GenericOp::create(
                     b, loc, TypeRange{init.getType()}, inputs,
                     ValueRange{init}, maps, reduce,
-                    [&](OpBuilder &nb, Location nl, ValueRange a) {
-                      Value v = a[0];
+                    [&](OpBuilder &nb, Location nl, ValueRange v) {
+                      Value e = v[0];
                       if (squared) {
-                        Value c = arith::SubFOp::create(nb, nl, a[0], a[1]);
-                        v = arith::MulFOp::create(nb, nl, c, c);
+                        Value c = arith::SubFOp::create(nb, nl, v[0], v[1]);
+                        e = arith::MulFOp::create(nb, nl, c, c);
                       }
-                      yield(nb, nl, arith::AddFOp::create(nb, nl, v, a.back()));
+                      yield(nb, nl, arith::AddFOp::create(nb, nl, e, v.back()));
                     })
                     .getResult(0);
     return linalg::GenericOp::create(
                b, loc, TypeRange{init.getType()}, ValueRange{sum},
                ValueRange{emptyTensor(b, loc, rowSizes, elt)},
-               SmallVector<AffineMap>{b.getMultiDimIdentityMap(rank - 1),
-                                      b.getMultiDimIdentityMap(rank - 1)},
-               SmallVector<utils::IteratorType>(rank - 1,
-                                                utils::IteratorType::parallel),
-               [&](OpBuilder &nb, Location nl, ValueRange a) {
-                 yield(nb, nl, arith::DivFOp::create(nb, nl, a[0], width));
+               SmallVector<AffineMap>{rowId, rowId}, rowParallel,
+               [&](OpBuilder &nb, Location nl, ValueRange v) {
+                 yield(nb, nl, arith::DivFOp::create(nb, nl, v[0], width));
                })
         .getResult(0);
   };
   Value mean = reduceRows({*x}, {id}, false);
   Value var = reduceRows({*x, mean}, {id, rowMap}, true);
+  Value eps = scalar(b, loc, elt, *epsilon);
+  Value invStd = linalg::GenericOp::create(
+                     b, loc, TypeRange{var.getType()}, ValueRange{var},
+                     ValueRange{emptyTensor(b, loc, rowSizes, elt)},
+                     SmallVector<AffineMap>{rowId, rowId}, rowParallel,
+                     [&](OpBuilder &nb, Location nl, ValueRange v) {
+                       yield(nb, nl,
+                             math::RsqrtOp::create(
+                                 nb, nl, arith::AddFOp::create(nb, nl, v[0],
+                                                               eps)));
+                     })
+                     .getResult(0);
 
-  SmallVector<Value> inputs = {*x, mean, var, *scale};
-  SmallVector<AffineMap> maps = {id, rowMap, rowMap, lastMap};
-  if (*bias) {
+  SmallVector<Value> inputs = {*x, mean, invStd, *scale};
+  SmallVector<AffineMap> maps = {id, rowMap, rowMap, trailingMap(*scale)};
+  bool hasBias = static_cast<bool>(*bias);
+  if (hasBias) {
     inputs.push_back(*bias);
-    maps.push_back(lastMap);
+    maps.push_back(trailingMap(*bias));
   }
   maps.push_back(id);
-  Value eps = scalar(b, loc, elt, *epsilon);
-  bool hasBias = static_cast<bool>(*bias);
-  Value out = linalg::GenericOp::create(
-                  b, loc, TypeRange{typeOf(*x)}, inputs,
-                  ValueRange{emptyTensor(b, loc, sizes, elt)}, maps, parallel,
-                  [&](OpBuilder &nb, Location nl, ValueRange a) {
-                    Value c = arith::SubFOp::create(nb, nl, a[0], a[1]);
-                    Value r = math::RsqrtOp::create(
-                        nb, nl, arith::AddFOp::create(nb, nl, a[2], eps));
-                    Value y = arith::MulFOp::create(
-                        nb, nl, arith::MulFOp::create(nb, nl, c, r), a[3]);
-                    if (hasBias)
-                      y = arith::AddFOp::create(nb, nl, y, a[4]);
-                    yield(nb, nl, y);
-                  })
-                  .getResult(0);
-  return SmallVector<Value>{out};
+  Value y = linalg::GenericOp::create(
+                b, loc, TypeRange{emptyTensor(b, loc, sizes, elt).getType()},
+                inputs, ValueRange{emptyTensor(b, loc, sizes, elt)}, maps,
+                parallel,
+                [&](OpBuilder &nb, Location nl, ValueRange v) {
+                  Value c = arith::SubFOp::create(nb, nl, v[0], v[1]);
+                  Value out = arith::MulFOp::create(
+                      nb, nl, arith::MulFOp::create(nb, nl, c, v[2]), v[3]);
+                  if (hasBias)
+                    out = arith::AddFOp::create(nb, nl, out, v[4]);
+                  yield(nb, nl, out);
+                })
+                .getResult(0);
+
+  // Mean and InvStdDev: [d0 .. d(axis-1), 1, ..., 1].
+  auto withUnitDims = [&](Value rows) -> Value {
+    SmallVector<OpFoldResult> outSizes(rowSizes);
+    outSizes.append(rank - a, b.getIndexAttr(1));
+    SmallVector<ReassociationIndices> reassociation;
+    for (int64_t d = 0; d < a; ++d)
+      reassociation.push_back({d});
+    if (a > 0)
+      for (int64_t d = a; d < rank; ++d)
+        reassociation.back().push_back(d);
+    return expand(b, loc, rows, reassociation, outSizes);
+  };
+  SmallVector<Value> results = {y};
+  if (node.getNumResults() > 1)
+    results.push_back(withUnitDims(mean));
+  if (node.getNumResults() > 2)
+    results.push_back(withUnitDims(invStd));
+  return results;
 }
 
 } // namespace
@@ -505,7 +490,7 @@ void mlir::moe::populateStandardOnnxHandlers(OnnxHandlerRegistry &r) {
   r.add("", "Add", 13, binary<arith::AddFOp, arith::AddIOp>);
   r.add("", "Sub", 13, binary<arith::SubFOp, arith::SubIOp>);
   r.add("", "Mul", 13, binary<arith::MulFOp, arith::MulIOp>);
-  r.add("", "Div", 13, binary<arith::DivFOp, arith::DivSIOp>);
+  r.add("", "Div", 13, binary<arith::DivFOp, arith::DivSIOp, arith::DivUIOp>);
   r.add("", "Relu", 13, unaryFloat<reluFn>);
   r.add("", "Sigmoid", 13, unaryFloat<sigmoidFn>);
   r.add("", "Tanh", 13, unaryFloat<mathFn<math::TanhOp>>);
@@ -515,4 +500,6 @@ void mlir::moe::populateStandardOnnxHandlers(OnnxHandlerRegistry &r) {
   r.add("", "Erf", 13, unaryFloat<mathFn<math::ErfOp>>);
   r.add("", "Neg", 13, unaryFloat<mathFn<arith::NegFOp>>);
   r.add("", "Reciprocal", 13, unaryFloat<reciprocalFn>);
+  onnx_conv::populateStandardShapeHandlers(r);
+  onnx_conv::populateStandardReduceHandlers(r);
 }

@@ -131,6 +131,12 @@ FailureOr<Type> OnnxImporter::elementType(int32_t t, Location loc,
     return Type(IntegerType::get(ctx, 8));
   case TP::UINT8:
     return Type(IntegerType::get(ctx, 8, IntegerType::Unsigned));
+  case TP::UINT16:
+    return Type(IntegerType::get(ctx, 16, IntegerType::Unsigned));
+  case TP::UINT32:
+    return Type(IntegerType::get(ctx, 32, IntegerType::Unsigned));
+  case TP::UINT64:
+    return Type(IntegerType::get(ctx, 64, IntegerType::Unsigned));
   case TP::BOOL:
     return Type(IntegerType::get(ctx, 1));
   default:
@@ -258,7 +264,18 @@ OnnxImporter::tensorBytes(const onnx::TensorProto &t, Type elt,
       for (int32_t v : t.int32_data())
         append(&v, 4);
       break;
+    case TP::UINT32:
+      for (uint64_t v : t.uint64_data()) {
+        uint32_t u = static_cast<uint32_t>(v);
+        append(&u, 4);
+      }
+      break;
+    case TP::UINT64:
+      for (uint64_t v : t.uint64_data())
+        append(&v, 8);
+      break;
     case TP::INT16:
+    case TP::UINT16:
     case TP::FLOAT16:
     case TP::BFLOAT16:
       for (int32_t v : t.int32_data()) {

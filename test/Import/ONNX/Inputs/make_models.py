@@ -168,3 +168,29 @@ save("ms_moe_fc3", [
                      name="moe0", domain="com.microsoft", k=2)],
      [vi("x", ["N", 8]), vi("logits", ["N", 4])], [vi("y", ["N", 8])],
      ms_inits, extra_opsets=[("com.microsoft", 1)])
+
+# Ops whose backend node tests all lie below opset 13 (or, for Gelu, come
+# after the installed test data): covered here.
+k = numpy_helper.from_array(np.array([2], np.int64), "k")
+save("topk", [helper.make_node("TopK", ["x", "k"], ["values", "indices"],
+                               name="topk", axis=1, largest=1)],
+     [vi("x", [3, 5])], [vi("values", [3, 2]),
+                         vi("indices", [3, 2], TensorProto.INT64)], [k])
+save("einsum", [helper.make_node("Einsum", ["a", "b"], ["y"], name="es",
+                                 equation="bij,bjk->bik")],
+     [vi("a", [2, 3, 4]), vi("b", [2, 4, 5])], [vi("y", [2, 3, 5])])
+shape = numpy_helper.from_array(np.array([2, 3], np.int64), "shape")
+start = numpy_helper.from_array(np.array(1, np.int64), "start")
+limit = numpy_helper.from_array(np.array(9, np.int64), "limit")
+delta = numpy_helper.from_array(np.array(3, np.int64), "delta")
+save("const_of_shape_range", [
+    helper.make_node("ConstantOfShape", ["shape"], ["c"], name="cos",
+                     value=numpy_helper.from_array(np.array([7], np.int64))),
+    helper.make_node("Range", ["start", "limit", "delta"], ["r"], name="rng"),
+], [], [vi("c", [2, 3], TensorProto.INT64), vi("r", [3], TensorProto.INT64)],
+     [shape, start, limit, delta])
+save("not", [helper.make_node("Not", ["x"], ["y"], name="neg")],
+     [vi("x", [4], TensorProto.BOOL)], [vi("y", [4], TensorProto.BOOL)])
+save("gelu", [helper.make_node("Gelu", ["x"], ["y"], name="g",
+                               approximate="tanh")],
+     [vi("x", ["N", 4])], [vi("y", ["N", 4])], opset=20)

@@ -1,0 +1,637 @@
+//===- StandardOpsShape.cpp - ai.onnx shape, selection and cast ops --------===//
+//
+// Transpose, Squeeze, Unsqueeze, Concat, Slice, Split, Expand,
+// ConstantOfShape, Range, Trilu, Cast, Where, Dropout, Not and the
+// comparisons. Axes, shapes and sizes given as inputs must be constants.
+//
+//===----------------------------------------------------------------------===//
+
+#include "HandlerUtils.h"
+#include "moe/Utils/BuildUtils.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Arith/Utils/Utils.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
+
+#include <limits>
+
+using namespace mlir;
+using namespace mlir::moe;
+using namespace mlir::moe::build;
+using namespace mlir::moe::onnx_conv;
+
+namespace {
+
+/// Transpose-13..: perm defaults to reversing the dims.
+Values transposeOp(onnxir::NodeOp node, RewriterBase &b) {
+  if (failed(checkOperandCount(node, 1, 1)))
+    return failure();
+  FailureOr<Value> x = tensorOperand(node, 0, "data");
+  if (failed(x))
+    return failure();
+  int64_t rank = typeOf(*x).getRank();
+  SmallVector<int64_t> perm;
+  if (auto p = dyn_cast_or_null<DenseI64ArrayAttr>(
+          node.getNodeAttributes().get("perm")))
+    perm.assign(p.asArrayRef().begin(), p.asArrayRef().end());
+  else
+    for (int64_t i = rank - 1; i >= 0; --i)
+      perm.push_back(i);
+  SmallVector<int64_t> sorted(perm);
+  llvm::sort(sorted);
+  for (int64_t i = 0; i < rank; ++i)
+    if ((int64_t)sorted.size() != rank || sorted[i] != i) {
+      nodeError(node) << "perm is not a permutation of 0.." << rank - 1;
+      return failure();
+    }
+  return SmallVector<Value>{transpose(b, node.getLoc(), *x, perm)};
+}
+
+/// Reassociation that folds the unit dims `dropped` of a rank `rank` tensor
+/// into their neighbours.
+SmallVector<ReassociationIndices> foldUnitDims(int64_t rank,
+                                               ArrayRef<bool> dropped) {
+  SmallVector<ReassociationIndices> groups;
+  ReassociationIndices pending;
+  for (int64_t d = 0; d < rank; ++d) {
+    pending.push_back(d);
+    if (!dropped[d]) {
+      groups.push_back(pending);
+      pending.clear();
+    }
+  }
+  if (!pending.empty() && !groups.empty())
+    llvm::append_range(groups.back(), pending);
+  return groups;
+}
+
+/// Squeeze-13..: axes (input) or every static unit dim.
+Values squeeze(onnxir::NodeOp node, RewriterBase &b) {
+  if (failed(checkOperandCount(node, 1, 2)))
+    return failure();
+  FailureOr<Value> x = tensorOperand(node, 0, "data");
+  FailureOr<SmallVector<int64_t>> axes =
+      constantIntsOperand(node, 1, "axes", SmallVector<int64_t>{});
+  if (failed(x) || failed(axes))
+    return failure();
+  RankedTensorType t = typeOf(*x);
+  SmallVector<bool> dropped(t.getRank(), axes->empty());
+  if (axes->empty()) {
+    for (int64_t d = 0; d < t.getRank(); ++d)
+      dropped[d] = t.getDimSize(d) == 1;
+  }
+  for (int64_t a : *axes) {
+    FailureOr<int64_t> d = normalizeAxis(node, a, t.getRank());
+    if (failed(d))
+      return failure();
+    if (t.getDimSize(*d) != 1) {
+      nodeError(node) << "dim " << *d << " of " << t
+                      << " is not statically 1";
+      return failure();
+    }
+    dropped[*d] = true;
+  }
+  return SmallVector<Value>{
+      collapse(b, node.getLoc(), *x, foldUnitDims(t.getRank(), dropped))};
+}
+
+/// Unsqueeze-13..: inserts unit dims at `axes` (an input) of the output.
+Values unsqueeze(onnxir::NodeOp node, RewriterBase &b) {
+  if (failed(checkOperandCount(node, 2, 2)))
+    return failure();
+  FailureOr<Value> x = tensorOperand(node, 0, "data");
+  FailureOr<SmallVector<int64_t>> axes = constantIntsOperand(node, 1, "axes");
+  if (failed(x) || failed(axes))
+    return failure();
+  Location loc = node.getLoc();
+  int64_t outRank = typeOf(*x).getRank() + axes->size();
+  SmallVector<bool> inserted(outRank, false);
+  for (int64_t a : *axes) {
+    FailureOr<int64_t> d = normalizeAxis(node, a, outRank);
+    if (failed(d))
+      return failure();
+    if (inserted[*d]) {
+      nodeError(node) << "axis " << a << " is repeated";
+      return failure();
+    }
+    inserted[*d] = true;
+  }
+  SmallVector<OpFoldResult> sizes;
+  int64_t src = 0;
+  for (int64_t d = 0; d < outRank; ++d)
+    sizes.push_back(inserted[d] ? b.getIndexAttr(1)
+                                : tensor::getMixedSize(b, loc, *x, src++));
+  return SmallVector<Value>{
+      expand(b, loc, *x, foldUnitDims(outRank, inserted), sizes)};
+}
+
+/// Concat-13..
+Values concat(onnxir::NodeOp node, RewriterBase &b) {
+  if (node.getInputs().empty()) {
+    nodeError(node) << "expected at least one input";
+    return failure();
+  }
+  SmallVector<Value> inputs;
+  for (unsigned i = 0; i < node.getInputs().size(); ++i) {
+    FailureOr<Value> v = tensorOperand(node, i, "inputs");
+    if (failed(v))
+      return failure();
+    inputs.push_back(*v);
+  }
+  FailureOr<int64_t> axisAttr = intAttr(node, "axis");
+  if (failed(axisAttr))
+    return failure();
+  FailureOr<int64_t> axis =
+      normalizeAxis(node, *axisAttr, typeOf(inputs[0]).getRank());
+  if (failed(axis))
+    return failure();
+  for (Value v : inputs)
+    if (typeOf(v).getRank() != typeOf(inputs[0]).getRank() ||
+        typeOf(v).getElementType() != typeOf(inputs[0]).getElementType()) {
+      nodeError(node) << "inputs " << inputs[0].getType() << " and "
+                      << v.getType() << " do not concatenate";
+      return failure();
+    }
+  if (inputs.size() == 1)
+    return SmallVector<Value>{inputs[0]};
+  return SmallVector<Value>{
+      tensor::ConcatOp::create(b, node.getLoc(), *axis, inputs)};
+}
+
+/// Elements [start, start + size*step) of a dim of extent `dim` under ONNX
+/// Slice clamping; `dim` static.
+struct Range1D {
+  int64_t start, size, step;
+};
+Range1D sliceRange(int64_t dim, int64_t start, int64_t end, int64_t step) {
+  auto clamp = [](int64_t v, int64_t lo, int64_t hi) {
+    return std::max(lo, std::min(v, hi));
+  };
+  if (start < 0)
+    start += dim;
+  if (end < 0)
+    end += dim;
+  if (step > 0) {
+    start = clamp(start, 0, dim);
+    end = clamp(end, 0, dim);
+  } else {
+    start = clamp(start, 0, dim - 1);
+    end = clamp(end, -1, dim - 1);
+  }
+  int64_t size = step > 0 ? std::max<int64_t>(0, (end - start + step - 1) / step)
+                          : std::max<int64_t>(0, (start - end - step - 1) / -step);
+  return {start, size, step};
+}
+
+/// Slice-13..: constant starts/ends/axes/steps; sliced dims must be static
+/// (other dims may be dynamic). Negative steps are supported.
+Values slice(onnxir::NodeOp node, RewriterBase &b) {
+  if (failed(checkOperandCount(node, 3, 5)))
+    return failure();
+  FailureOr<Value> x = tensorOperand(node, 0, "data");
+  FailureOr<SmallVector<int64_t>> starts = constantIntsOperand(node, 1, "starts");
+  FailureOr<SmallVector<int64_t>> ends = constantIntsOperand(node, 2, "ends");
+  if (failed(x) || failed(starts) || failed(ends))
+    return failure();
+  RankedTensorType t = typeOf(*x);
+  SmallVector<int64_t> defaultAxes;
+  for (size_t i = 0; i < starts->size(); ++i)
+    defaultAxes.push_back(i);
+  FailureOr<SmallVector<int64_t>> axes =
+      constantIntsOperand(node, 3, "axes", defaultAxes);
+  FailureOr<SmallVector<int64_t>> steps = constantIntsOperand(
+      node, 4, "steps", SmallVector<int64_t>(starts->size(), 1));
+  if (failed(axes) || failed(steps))
+    return failure();
+  if (ends->size() != starts->size() || axes->size() != starts->size() ||
+      steps->size() != starts->size()) {
+    nodeError(node) << "starts, ends, axes and steps differ in length";
+    return failure();
+  }
+  Location loc = node.getLoc();
+  int64_t rank = t.getRank();
+  SmallVector<Range1D> ranges;
+  SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(b, loc, *x);
+  SmallVector<std::optional<Range1D>> perDim(rank);
+  for (size_t i = 0; i < starts->size(); ++i) {
+    FailureOr<int64_t> d = normalizeAxis(node, (*axes)[i], rank);
+    if (failed(d))
+      return failure();
+    if ((*steps)[i] == 0) {
+      nodeError(node) << "step 0 on axis " << *d;
+      return failure();
+    }
+    if (ShapedType::isDynamic(t.getDimSize(*d))) {
+      nodeError(node) << "sliced dim " << *d << " of " << t
+                      << " must be static";
+      return failure();
+    }
+    perDim[*d] = sliceRange(t.getDimSize(*d), (*starts)[i], (*ends)[i],
+                            (*steps)[i]);
+    sizes[*d] = b.getIndexAttr(perDim[*d]->size);
+  }
+  Value init = emptyTensor(b, loc, sizes, t.getElementType());
+  Value source = *x;
+  auto generic = linalg::GenericOp::create(
+      b, loc, TypeRange{init.getType()}, ValueRange{}, ValueRange{init},
+      SmallVector<AffineMap>{b.getMultiDimIdentityMap(rank)},
+      SmallVector<utils::IteratorType>(rank, utils::IteratorType::parallel),
+      [&](OpBuilder &nb, Location nl, ValueRange) {
+        SmallVector<Value> coords;
+        for (int64_t d = 0; d < rank; ++d) {
+          Value i = linalg::IndexOp::create(nb, nl, d);
+          if (perDim[d]) {
+            Value step = arith::ConstantIndexOp::create(nb, nl, perDim[d]->step);
+            Value start =
+                arith::ConstantIndexOp::create(nb, nl, perDim[d]->start);
+            i = arith::AddIOp::create(nb, nl, start,
+                                      arith::MulIOp::create(nb, nl, i, step));
+          }
+          coords.push_back(i);
+        }
+        yield(nb, nl, tensor::ExtractOp::create(nb, nl, source, coords));
+      });
+  return SmallVector<Value>{generic.getResult(0)};
+}
+
+/// Split-13..: sizes from the `split` input or equal parts.
+Values split(onnxir::NodeOp node, RewriterBase &b) {
+  if (failed(checkOperandCount(node, 1, 2)))
+    return failure();
+  FailureOr<Value> x = tensorOperand(node, 0, "input");
+  FailureOr<int64_t> axisAttr = intAttr(node, "axis", 0);
+  if (failed(x) || failed(axisAttr))
+    return failure();
+  RankedTensorType t = typeOf(*x);
+  FailureOr<int64_t> axis = normalizeAxis(node, *axisAttr, t.getRank());
+  if (failed(axis))
+    return failure();
+  int64_t dim = t.getDimSize(*axis);
+  int64_t parts = node.getNumResults();
+  FailureOr<int64_t> numOutputs = intAttr(node, "num_outputs", parts);
+  if (failed(numOutputs))
+    return failure();
+  SmallVector<int64_t> sizes;
+  if (node.getInputs().size() > 1 &&
+      !isa<NoneType>(node.getInputs()[1].getType())) {
+    FailureOr<SmallVector<int64_t>> given = constantIntsOperand(node, 1, "split");
+    if (failed(given))
+      return failure();
+    sizes = *given;
+  } else {
+    if (ShapedType::isDynamic(dim)) {
+      nodeError(node) << "an equal split needs a static dim " << *axis;
+      return failure();
+    }
+    int64_t chunk = (dim + *numOutputs - 1) / *numOutputs;
+    for (int64_t i = 0, left = dim; i < *numOutputs; ++i, left -= chunk)
+      sizes.push_back(std::max<int64_t>(0, std::min(chunk, left)));
+  }
+  if ((int64_t)sizes.size() != parts) {
+    nodeError(node) << "split gives " << sizes.size() << " parts for "
+                    << parts << " outputs";
+    return failure();
+  }
+  Location loc = node.getLoc();
+  SmallVector<Value> results;
+  int64_t offset = 0;
+  for (int64_t size : sizes) {
+    SmallVector<OpFoldResult> offsets(t.getRank(), b.getIndexAttr(0));
+    SmallVector<OpFoldResult> shape = tensor::getMixedSizes(b, loc, *x);
+    SmallVector<OpFoldResult> strides(t.getRank(), b.getIndexAttr(1));
+    offsets[*axis] = b.getIndexAttr(offset);
+    shape[*axis] = b.getIndexAttr(size);
+    // An empty part is a fresh empty tensor: a slice at offset == dim would
+    // be out of bounds.
+    results.push_back(size == 0 ? emptyTensor(b, loc, shape,
+                                              t.getElementType())
+                                : Value(tensor::ExtractSliceOp::create(
+                                      b, loc, *x, offsets, shape, strides)));
+    offset += size;
+  }
+  if (!ShapedType::isDynamic(dim) && offset != dim) {
+    nodeError(node) << "split sizes add up to " << offset << ", dim " << *axis
+                    << " is " << dim;
+    return failure();
+  }
+  return results;
+}
+
+/// Expand-13..: numpy broadcast of the input to a constant shape.
+Values expandOp(onnxir::NodeOp node, RewriterBase &b) {
+  if (failed(checkOperandCount(node, 2, 2)))
+    return failure();
+  FailureOr<Value> x = tensorOperand(node, 0, "input");
+  FailureOr<SmallVector<int64_t>> shape = constantIntsOperand(node, 1, "shape");
+  if (failed(x) || failed(shape))
+    return failure();
+  SmallVector<OpFoldResult> sizes = llvm::map_to_vector(
+      *shape, [&](int64_t s) -> OpFoldResult { return b.getIndexAttr(s); });
+  Value target = emptyTensor(b, node.getLoc(), sizes,
+                             typeOf(*x).getElementType());
+  return elementwise(node, b, {*x, target},
+                     [](OpBuilder &, Location, ValueRange a) { return a[0]; });
+}
+
+/// ConstantOfShape-9..: a constant shape; value defaults to float 0.
+Values constantOfShape(onnxir::NodeOp node, RewriterBase &b) {
+  if (failed(checkOperandCount(node, 1, 1)))
+    return failure();
+  FailureOr<SmallVector<int64_t>> shape = constantIntsOperand(node, 0, "input");
+  if (failed(shape))
+    return failure();
+  for (int64_t s : *shape)
+    if (s < 0) {
+      nodeError(node) << "negative dimension " << s;
+      return failure();
+    }
+  Attribute fill = b.getF32FloatAttr(0.0);
+  if (auto v = dyn_cast_or_null<DenseElementsAttr>(
+          node.getNodeAttributes().get("value"))) {
+    if (v.getNumElements() != 1) {
+      nodeError(node) << "value must hold one element";
+      return failure();
+    }
+    fill = v.getSplatValue<Attribute>();
+  }
+  auto type = RankedTensorType::get(*shape, cast<TypedAttr>(fill).getType());
+  return SmallVector<Value>{arith::ConstantOp::create(
+      b, node.getLoc(), DenseElementsAttr::get(type, fill))};
+}
+
+/// Range-11..: constant scalars only (the size must be static).
+Values range(onnxir::NodeOp node, RewriterBase &b) {
+  if (failed(checkOperandCount(node, 3, 3)))
+    return failure();
+  SmallVector<DenseElementsAttr> args;
+  for (unsigned i = 0; i < 3; ++i) {
+    auto cst = node.getInputs()[i].getDefiningOp<arith::ConstantOp>();
+    auto dense = cst ? dyn_cast<DenseElementsAttr>(cst.getValue()) : nullptr;
+    if (!dense || dense.getNumElements() != 1) {
+      nodeError(node) << "start, limit and delta must be constant scalars";
+      return failure();
+    }
+    args.push_back(dense);
+  }
+  Type elt = args[0].getElementType();
+  auto value = [&](DenseElementsAttr a) -> double {
+    if (isa<FloatType>(a.getElementType()))
+      return a.getSplatValue<APFloat>().convertToDouble();
+    return (double)a.getSplatValue<APInt>().getSExtValue();
+  };
+  double start = value(args[0]), limit = value(args[1]), delta = value(args[2]);
+  if (delta == 0) {
+    nodeError(node) << "delta is 0";
+    return failure();
+  }
+  int64_t n = std::max<int64_t>(0, (int64_t)std::ceil((limit - start) / delta));
+  auto type = RankedTensorType::get({n}, elt);
+  if (isa<FloatType>(elt)) {
+    SmallVector<APFloat> values;
+    for (int64_t i = 0; i < n; ++i) {
+      APFloat v(start + i * delta);
+      bool lost;
+      v.convert(cast<FloatType>(elt).getFloatSemantics(),
+                APFloat::rmNearestTiesToEven, &lost);
+      values.push_back(v);
+    }
+    return SmallVector<Value>{arith::ConstantOp::create(
+        b, node.getLoc(), DenseElementsAttr::get(type, values))};
+  }
+  SmallVector<APInt> values;
+  for (int64_t i = 0; i < n; ++i)
+    values.push_back(APInt(elt.getIntOrFloatBitWidth(),
+                           (int64_t)(start + i * delta), /*isSigned=*/true));
+  return SmallVector<Value>{arith::ConstantOp::create(
+      b, node.getLoc(), DenseElementsAttr::get(type, values))};
+}
+
+/// Trilu-14..: keeps j - i >= k (upper) or j - i <= k (lower) in the last two
+/// dims; k is a constant input (default 0).
+Values trilu(onnxir::NodeOp node, RewriterBase &b) {
+  if (failed(checkOperandCount(node, 1, 2)))
+    return failure();
+  FailureOr<Value> x = tensorOperand(node, 0, "input");
+  FailureOr<SmallVector<int64_t>> k =
+      constantIntsOperand(node, 1, "k", SmallVector<int64_t>{0});
+  FailureOr<int64_t> upper = intAttr(node, "upper", 1);
+  if (failed(x) || failed(k) || failed(upper))
+    return failure();
+  int64_t rank = typeOf(*x).getRank();
+  if (rank < 2) {
+    nodeError(node) << "input must have rank >= 2, got " << x->getType();
+    return failure();
+  }
+  int64_t kv = k->empty() ? 0 : (*k)[0];
+  bool up = *upper != 0;
+  Type elt = typeOf(*x).getElementType();
+  return elementwise(node, b, {*x}, [&](OpBuilder &nb, Location nl,
+                                        ValueRange a) -> Value {
+    Value i = linalg::IndexOp::create(nb, nl, rank - 2);
+    Value j = linalg::IndexOp::create(nb, nl, rank - 1);
+    Value diff = arith::SubIOp::create(nb, nl, j, i);
+    Value kc = arith::ConstantIndexOp::create(nb, nl, kv);
+    Value keep = arith::CmpIOp::create(
+        nb, nl, up ? arith::CmpIPredicate::sge : arith::CmpIPredicate::sle,
+        diff, kc);
+    Type t = a[0].getType();
+    Value zero = isa<FloatType>(t) ? scalar(nb, nl, t, 0.0)
+                                   : arith::ConstantOp::create(
+                                         nb, nl, nb.getIntegerAttr(t, 0))
+                                         .getResult();
+    (void)elt;
+    return arith::SelectOp::create(nb, nl, keep, a[0], zero);
+  });
+}
+
+/// Cast-13..: numeric types and bool (strings are refused).
+Values castOp(onnxir::NodeOp node, RewriterBase &b) {
+  if (failed(checkOperandCount(node, 1, 1)))
+    return failure();
+  FailureOr<Value> x = tensorOperand(node, 0, "input");
+  FailureOr<int64_t> to = intAttr(node, "to");
+  if (failed(x) || failed(to))
+    return failure();
+  MLIRContext *ctx = b.getContext();
+  Type target;
+  switch (*to) {
+  case 1: target = Float32Type::get(ctx); break;
+  case 2: target = IntegerType::get(ctx, 8, IntegerType::Unsigned); break;
+  case 3: target = IntegerType::get(ctx, 8); break;
+  case 5: target = IntegerType::get(ctx, 16); break;
+  case 6: target = IntegerType::get(ctx, 32); break;
+  case 7: target = IntegerType::get(ctx, 64); break;
+  case 9: target = IntegerType::get(ctx, 1); break;
+  case 10: target = Float16Type::get(ctx); break;
+  case 11: target = Float64Type::get(ctx); break;
+  case 16: target = BFloat16Type::get(ctx); break;
+  default:
+    nodeError(node) << "unsupported target type " << *to;
+    return failure();
+  }
+  Type from = typeOf(*x).getElementType();
+  bool fromUnsigned = from.isUnsignedInteger() || from.isInteger(1);
+  bool toUnsigned = target.isUnsignedInteger();
+  return elementwise(
+      node, b, {*x},
+      [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+        Value v = a[0];
+        Type src = v.getType();
+        Type dst = target;
+        if (auto i = dyn_cast<IntegerType>(dst))
+          dst = IntegerType::get(ctx, i.getWidth());
+        if (src == dst)
+          return v;
+        bool srcFloat = isa<FloatType>(src), dstFloat = isa<FloatType>(dst);
+        if (dst.isInteger(1)) { // x != 0
+          Value zero = srcFloat ? scalar(nb, nl, src, 0.0)
+                                : arith::ConstantOp::create(
+                                      nb, nl, nb.getIntegerAttr(src, 0))
+                                      .getResult();
+          return srcFloat ? Value(arith::CmpFOp::create(
+                                nb, nl, arith::CmpFPredicate::UNE, v, zero))
+                          : Value(arith::CmpIOp::create(
+                                nb, nl, arith::CmpIPredicate::ne, v, zero));
+        }
+        if (srcFloat && dstFloat)
+          return src.getIntOrFloatBitWidth() < dst.getIntOrFloatBitWidth()
+                     ? Value(arith::ExtFOp::create(nb, nl, dst, v))
+                     : Value(arith::TruncFOp::create(nb, nl, dst, v));
+        if (!srcFloat && dstFloat)
+          return fromUnsigned ? Value(arith::UIToFPOp::create(nb, nl, dst, v))
+                              : Value(arith::SIToFPOp::create(nb, nl, dst, v));
+        if (srcFloat && !dstFloat)
+          return toUnsigned ? Value(arith::FPToUIOp::create(nb, nl, dst, v))
+                            : Value(arith::FPToSIOp::create(nb, nl, dst, v));
+        unsigned sw = src.getIntOrFloatBitWidth(),
+                 dw = dst.getIntOrFloatBitWidth();
+        if (sw > dw)
+          return arith::TruncIOp::create(nb, nl, dst, v);
+        return fromUnsigned ? Value(arith::ExtUIOp::create(nb, nl, dst, v))
+                            : Value(arith::ExtSIOp::create(nb, nl, dst, v));
+      },
+      target);
+}
+
+/// Where-16..
+Values where(onnxir::NodeOp node, RewriterBase &b) {
+  if (failed(checkOperandCount(node, 3, 3)))
+    return failure();
+  FailureOr<Value> c = tensorOperand(node, 0, "condition");
+  FailureOr<Value> x = tensorOperand(node, 1, "X");
+  FailureOr<Value> y = tensorOperand(node, 2, "Y");
+  if (failed(c) || failed(x) || failed(y))
+    return failure();
+  if (!typeOf(*c).getElementType().isInteger(1)) {
+    nodeError(node) << "condition must be bool, got " << c->getType();
+    return failure();
+  }
+  return elementwise(node, b, {*c, *x, *y},
+                     [](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                       return arith::SelectOp::create(nb, nl, a[0], a[1], a[2]);
+                     },
+                     typeOf(*x).getElementType());
+}
+
+/// Dropout-13..: inference only (training_mode must be absent or false);
+/// the optional mask output is all true.
+Values dropout(onnxir::NodeOp node, RewriterBase &b) {
+  if (failed(checkOperandCount(node, 1, 3)))
+    return failure();
+  FailureOr<Value> x = tensorOperand(node, 0, "data");
+  if (failed(x))
+    return failure();
+  if (node.getInputs().size() > 2 &&
+      !isa<NoneType>(node.getInputs()[2].getType())) {
+    std::optional<SmallVector<int64_t>> training =
+        constantInts(node.getInputs()[2]);
+    if (!training || (!training->empty() && (*training)[0] != 0)) {
+      nodeError(node) << "training_mode must be a constant false";
+      return failure();
+    }
+  }
+  SmallVector<Value> results = {*x};
+  if (node.getNumResults() > 1) {
+    Location loc = node.getLoc();
+    Value init = emptyTensor(b, loc, tensor::getMixedSizes(b, loc, *x),
+                             b.getI1Type());
+    Value yes = arith::ConstantOp::create(b, loc, b.getBoolAttr(true));
+    results.push_back(linalg::FillOp::create(b, loc, yes, init).getResult(0));
+  }
+  return results;
+}
+
+/// Comparisons-13..: float (ordered), signed or unsigned integer forms.
+template <arith::CmpFPredicate F, arith::CmpIPredicate S,
+          arith::CmpIPredicate U>
+Values compare(onnxir::NodeOp node, RewriterBase &b) {
+  if (failed(checkOperandCount(node, 2, 2)))
+    return failure();
+  FailureOr<Value> lhs = tensorOperand(node, 0, "A");
+  FailureOr<Value> rhs = tensorOperand(node, 1, "B");
+  if (failed(lhs) || failed(rhs))
+    return failure();
+  Type elt = typeOf(*lhs).getElementType();
+  if (elt != typeOf(*rhs).getElementType()) {
+    nodeError(node) << "inputs have different element types: "
+                    << lhs->getType() << " and " << rhs->getType();
+    return failure();
+  }
+  bool isF = isa<FloatType>(elt), isU = elt.isUnsignedInteger();
+  return elementwise(node, b, {*lhs, *rhs},
+                     [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                       if (isF)
+                         return arith::CmpFOp::create(nb, nl, F, a[0], a[1]);
+                       return arith::CmpIOp::create(nb, nl, isU ? U : S, a[0],
+                                                    a[1]);
+                     },
+                     b.getI1Type());
+}
+
+/// Not-1..
+Values notOp(onnxir::NodeOp node, RewriterBase &b) {
+  if (failed(checkOperandCount(node, 1, 1)))
+    return failure();
+  FailureOr<Value> x = tensorOperand(node, 0, "X");
+  if (failed(x))
+    return failure();
+  if (!typeOf(*x).getElementType().isInteger(1)) {
+    nodeError(node) << "expected a bool input, got " << x->getType();
+    return failure();
+  }
+  return elementwise(node, b, {*x},
+                     [](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                       Value yes = arith::ConstantOp::create(
+                           nb, nl, nb.getBoolAttr(true));
+                       return arith::XOrIOp::create(nb, nl, a[0], yes);
+                     });
+}
+
+} // namespace
+
+void mlir::moe::onnx_conv::populateStandardShapeHandlers(
+    OnnxHandlerRegistry &r) {
+  using P = arith::CmpFPredicate;
+  using I = arith::CmpIPredicate;
+  r.add("", "Transpose", 13, transposeOp);
+  r.add("", "Squeeze", 13, squeeze);
+  r.add("", "Unsqueeze", 13, unsqueeze);
+  r.add("", "Concat", 13, concat);
+  r.add("", "Slice", 13, slice);
+  r.add("", "Split", 13, split);
+  r.add("", "Expand", 13, expandOp);
+  r.add("", "ConstantOfShape", 9, constantOfShape);
+  r.add("", "Range", 11, range);
+  r.add("", "Trilu", 14, trilu);
+  r.add("", "Cast", 13, castOp);
+  r.add("", "Where", 9, where);
+  r.add("", "Dropout", 13, dropout);
+  r.add("", "Not", 1, notOp);
+  r.add("", "Equal", 13, compare<P::OEQ, I::eq, I::eq>);
+  r.add("", "Less", 13, compare<P::OLT, I::slt, I::ult>);
+  r.add("", "Greater", 13, compare<P::OGT, I::sgt, I::ugt>);
+  r.add("", "LessOrEqual", 16, compare<P::OLE, I::sle, I::ule>);
+  r.add("", "GreaterOrEqual", 16, compare<P::OGE, I::sge, I::uge>);
+}
