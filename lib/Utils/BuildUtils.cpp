@@ -5,6 +5,7 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/IR/PatternMatch.h"
@@ -184,10 +185,26 @@ Value moe::build::collapse(OpBuilder &b, Location loc, Value v,
 Value moe::build::expand(OpBuilder &b, Location loc, Value v,
                      ArrayRef<ReassociationIndices> reassociation,
                      ArrayRef<OpFoldResult> sizes) {
-  Type elementType = cast<RankedTensorType>(v.getType()).getElementType();
-  return tensor::ExpandShapeOp::create(b, loc,
-                                       tensorTypeOf(sizes, elementType), v,
-                                       reassociation, sizes);
+  auto srcType = cast<RankedTensorType>(v.getType());
+  Type elementType = srcType.getElementType();
+  RankedTensorType resultType = tensorTypeOf(sizes, elementType);
+  // A group whose sizes are all static needs a static source dim.
+  SmallVector<int64_t> srcShape(srcType.getShape());
+  for (auto [i, group] : llvm::enumerate(reassociation)) {
+    int64_t product = 1;
+    for (int64_t d : group)
+      product = ShapedType::isDynamic(resultType.getDimSize(d)) ||
+                        ShapedType::isDynamic(product)
+                    ? ShapedType::kDynamic
+                    : product * resultType.getDimSize(d);
+    if (!ShapedType::isDynamic(product))
+      srcShape[i] = product;
+  }
+  auto castType = RankedTensorType::get(srcShape, elementType);
+  if (castType != srcType)
+    v = tensor::CastOp::create(b, loc, castType, v);
+  return tensor::ExpandShapeOp::create(b, loc, resultType, v, reassociation,
+                                       sizes);
 }
 
 Value moe::build::transpose(OpBuilder &b, Location loc, Value v,
@@ -206,3 +223,124 @@ void moe::build::applyDecomposition(Operation *root,
   populate(patterns);
   walkAndApplyPatterns(root, std::move(patterns));
 }
+
+std::pair<Value, Value> moe::build::topK(OpBuilder &b, Location loc, Value xs,
+                                         int64_t k, int64_t a, bool largest) {
+  MLIRContext *ctx = b.getContext();
+  auto t = cast<RankedTensorType>(xs.getType());
+  int64_t rank = t.getRank();
+  Type elt = t.getElementType();
+  bool isF = isa<FloatType>(elt);
+  // The value that can never be selected again (-inf / +inf, or the integer
+  // extremes).
+  auto worst = [&](OpBuilder &nb, Location nl) -> Value {
+    if (auto f = dyn_cast<FloatType>(elt))
+      return arith::ConstantOp::create(
+          nb, nl, nb.getFloatAttr(elt, APFloat::getInf(f.getFloatSemantics(),
+                                                        largest)));
+    unsigned w = elt.getIntOrFloatBitWidth();
+    return arith::ConstantOp::create(
+        nb, nl, nb.getIntegerAttr(elt, largest ? APInt::getSignedMinValue(w)
+                                               : APInt::getSignedMaxValue(w)));
+  };
+  SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(b, loc, xs);
+  SmallVector<OpFoldResult> outSizes(sizes);
+  outSizes[a] = b.getIndexAttr(k);
+  // A static zero-sized dim: no element to select (and slices at offset 0
+  // of a zero-sized dim do not verify).
+  if (llvm::is_contained(t.getShape(), 0) || k == 0)
+    return {emptyTensor(b, loc, outSizes, elt),
+            emptyTensor(b, loc, outSizes, b.getI64Type())};
+  SmallVector<OpFoldResult> rowSizes(sizes);
+  rowSizes[a] = b.getIndexAttr(1);
+  Value values = emptyTensor(b, loc, outSizes, elt);
+  Value indices = emptyTensor(b, loc, outSizes, b.getI64Type());
+  SmallVector<AffineExpr> rowExprs;
+  for (int64_t d = 0; d < rank; ++d)
+    rowExprs.push_back(d == a ? getAffineConstantExpr(0, ctx)
+                              : getAffineDimExpr(d, ctx));
+  AffineMap id = b.getMultiDimIdentityMap(rank);
+  AffineMap rowMap = AffineMap::get(rank, 0, rowExprs, ctx);
+  SmallVector<utils::IteratorType> iterators(rank,
+                                             utils::IteratorType::parallel);
+  iterators[a] = utils::IteratorType::reduction;
+
+  Value lb = arith::ConstantIndexOp::create(b, loc, 0);
+  Value ub = arith::ConstantIndexOp::create(b, loc, k);
+  Value step = arith::ConstantIndexOp::create(b, loc, 1);
+  auto loop = scf::ForOp::create(
+      b, loc, lb, ub, step, ValueRange{xs, values, indices},
+      [&](OpBuilder &nb, Location nl, Value iv, ValueRange iter) {
+        Value masked = iter[0];
+        // Best value and its index along the axis.
+        Value bestInit = linalg::FillOp::create(
+                             nb, nl, worst(nb, nl),
+                             emptyTensor(nb, nl, rowSizes, elt))
+                             .getResult(0);
+        Value idxInit =
+            linalg::FillOp::create(
+                nb, nl,
+                Value(arith::ConstantOp::create(nb, nl,
+                                                nb.getI64IntegerAttr(-1))),
+                emptyTensor(nb, nl, rowSizes, nb.getI64Type()))
+                .getResult(0);
+        auto best = linalg::GenericOp::create(
+            nb, nl, TypeRange{bestInit.getType(), idxInit.getType()},
+            ValueRange{masked}, ValueRange{bestInit, idxInit},
+            SmallVector<AffineMap>{id, rowMap, rowMap}, iterators,
+            [&](OpBuilder &bb, Location bl, ValueRange v) {
+              Value i = arith::IndexCastOp::create(
+                  bb, bl, bb.getI64Type(), linalg::IndexOp::create(bb, bl, a));
+              Value better =
+                  isF ? Value(arith::CmpFOp::create(
+                            bb, bl,
+                            largest ? arith::CmpFPredicate::OGT
+                                    : arith::CmpFPredicate::OLT,
+                            v[0], v[1]))
+                      : Value(arith::CmpIOp::create(
+                            bb, bl,
+                            largest ? arith::CmpIPredicate::sgt
+                                    : arith::CmpIPredicate::slt,
+                            v[0], v[1]));
+              Value none = arith::CmpIOp::create(
+                  bb, bl, arith::CmpIPredicate::slt, v[2],
+                  arith::ConstantOp::create(bb, bl, bb.getI64IntegerAttr(0)));
+              Value take = arith::OrIOp::create(bb, bl, better, none);
+              linalg::YieldOp::create(
+                  bb, bl,
+                  ValueRange{arith::SelectOp::create(bb, bl, take, v[0], v[1]),
+                             arith::SelectOp::create(bb, bl, take, i, v[2])});
+            });
+        SmallVector<OpFoldResult> offsets(rank, nb.getIndexAttr(0));
+        offsets[a] = iv;
+        SmallVector<OpFoldResult> strides(rank, nb.getIndexAttr(1));
+        Value newValues = tensor::InsertSliceOp::create(
+            nb, nl, best.getResult(0), iter[1], offsets, rowSizes, strides);
+        Value newIndices = tensor::InsertSliceOp::create(
+            nb, nl, best.getResult(1), iter[2], offsets, rowSizes, strides);
+        // Mask the selected element.
+        Value maskedNext =
+            linalg::GenericOp::create(
+                nb, nl, TypeRange{masked.getType()},
+                ValueRange{masked, best.getResult(1)},
+                ValueRange{emptyTensor(nb, nl, sizes, elt)},
+                SmallVector<AffineMap>{id, rowMap, id},
+                SmallVector<utils::IteratorType>(rank,
+                                                 utils::IteratorType::parallel),
+                [&](OpBuilder &bb, Location bl, ValueRange v) {
+                  Value i = arith::IndexCastOp::create(
+                      bb, bl, bb.getI64Type(),
+                      linalg::IndexOp::create(bb, bl, a));
+                  Value hit = arith::CmpIOp::create(
+                      bb, bl, arith::CmpIPredicate::eq, i, v[1]);
+                  linalg::YieldOp::create(bb, bl, ValueRange{
+                        arith::SelectOp::create(bb, bl, hit, worst(bb, bl),
+                                                v[0]).getResult()});
+                })
+                .getResult(0);
+        scf::YieldOp::create(nb, nl,
+                             ValueRange{maskedNext, newValues, newIndices});
+      });
+  return {loop.getResult(1), loop.getResult(2)};
+}
+

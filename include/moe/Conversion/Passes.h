@@ -7,6 +7,7 @@
 #include "moe/IR/MoeOps.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/ControlFlow/IR/ControlFlow.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -14,6 +15,9 @@
 #include "mlir/Pass/Pass.h"
 
 namespace mlir::moe {
+
+#define GEN_PASS_DECL_CONVERTMOETOLINALG
+#include "moe/Conversion/Passes.h.inc"
 
 #define GEN_PASS_REGISTRATION
 #include "moe/Conversion/Passes.h.inc"

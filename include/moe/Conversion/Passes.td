@@ -39,4 +39,35 @@ def ConvertOnnxToMoe : Pass<"convert-onnx-to-moe", "::mlir::ModuleOp"> {
   ];
 }
 
+def ConvertMoeToLinalg : Pass<"convert-moe-to-linalg"> {
+  let summary = "Reference lowering of primitive moe ops to linalg, scf and tensor";
+  let description = [{
+    Lowers every primitive `moe` op (route, switch_route, tree_route,
+    dispatch, grouped_matmul, combine, mot_mix, mot_unmix, attention, rope)
+    to linalg, scf, tensor, arith, math and cf ops on tensors, correct for
+    static and dynamic shapes; composite ops must be decomposed first
+    (`moe-decompose`), and any moe op left is an error. Written for
+    correctness, not speed: top-k as K masked arg-max passes, the counting
+    sort and the segment scatter as sequential `scf.for` loops, one
+    `linalg.matmul` per expert segment. Expert ids out of range fail a
+    `cf.assert` at run time.
+
+    Before:
+    ```mlir
+    %off, %perm = moe.dispatch %ids {num_experts = 4 : i64}
+        : tensor<?x2xi32> -> tensor<5xi32>, tensor<?xi32>
+    ```
+    After: `scf.for` loops building the histogram, the exclusive prefix sum
+    and the stable scatter, with `tensor.extract`/`tensor.insert`.
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::cf::ControlFlowDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::math::MathDialect",
+    "::mlir::scf::SCFDialect",
+    "::mlir::tensor::TensorDialect"
+  ];
+}
+
 #endif // MOE_CONVERSION_PASSES_TD

@@ -11,7 +11,13 @@ namespace moe {
 /// followed by canonicalization and CSE (`moe-decompose`).
 void buildDecomposePipeline(OpPassManager &pm);
 
-/// Registers the named pipelines (`moe-decompose`) with the global registry.
+/// Adds the reference lowering to the LLVM dialect (`moe-lower-to-llvm`):
+/// the decomposition, convert-moe-to-linalg, one-shot bufferization, loops,
+/// and the conversions to LLVM; every function gets a `_mlir_ciface_`
+/// wrapper taking memref descriptors.
+void buildLowerToLLVMPipeline(OpPassManager &pm);
+
+/// Registers the named pipelines (`moe-decompose`, `moe-lower-to-llvm`).
 void registerMoePipelines();
 
 } // namespace moe

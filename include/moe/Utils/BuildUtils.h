@@ -65,6 +65,13 @@ Value expand(OpBuilder &b, Location loc, Value v,
 /// `linalg.transpose` of `v` by `perm` (result dim i is input dim perm[i]).
 Value transpose(OpBuilder &b, Location loc, Value v, ArrayRef<int64_t> perm);
 
+/// The `k` largest (or smallest) elements of `x` along `axis`, sorted, ties to
+/// the lower index: (values of x's type, int64 indices), both with dim
+/// `axis` of size k. K passes of a masked arg-max in an scf.for. `x` must have
+/// a float or signless integer element type.
+std::pair<Value, Value> topK(OpBuilder &b, Location loc, Value x, int64_t k,
+                             int64_t axis, bool largest);
+
 /// Result type of a `moe.route`-like op: `[rows, cols]` of `elementType`.
 RankedTensorType matrixType(OpFoldResult rows, int64_t cols, Type elementType);
 

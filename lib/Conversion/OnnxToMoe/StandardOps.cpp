@@ -227,15 +227,30 @@ Values reshape(onnxir::NodeOp node, RewriterBase &b) {
         known = mulSizes(b, loc, known, sizes[i]);
     sizes[inferred] = divSizes(b, loc, total, known);
   }
-  SmallVector<Value> sizeValues = llvm::map_to_vector(
-      sizes, [&](OpFoldResult s) -> Value {
-        return getValueOrCreateConstantIndexOp(b, loc, s);
-      });
-  Value shapeTensor = tensor::FromElementsOp::create(
-      b, loc, RankedTensorType::get({rank}, b.getIndexType()), sizeValues);
-  auto resultType = tensorTypeOf(sizes, typeOf(*data).getElementType());
-  return SmallVector<Value>{
-      tensor::ReshapeOp::create(b, loc, resultType, *data, shapeTensor)};
+  // A reshape of a contiguous tensor is a collapse to 1-D and an expand to
+  // the new sizes; both bufferize to strided views. (tensor.reshape with a
+  // computed shape lowers through memref.reshape, which MLIR 22's
+  // expand-strided-metadata crashes on.)
+  int64_t inRank = typeOf(*data).getRank();
+  if (inRank == 0 || rank == 0) {
+    SmallVector<Value> sizeValues = llvm::map_to_vector(
+        sizes, [&](OpFoldResult s) -> Value {
+          return getValueOrCreateConstantIndexOp(b, loc, s);
+        });
+    Value shapeTensor = tensor::FromElementsOp::create(
+        b, loc, RankedTensorType::get({rank}, b.getIndexType()), sizeValues);
+    auto resultType = tensorTypeOf(sizes, typeOf(*data).getElementType());
+    return SmallVector<Value>{
+        tensor::ReshapeOp::create(b, loc, resultType, *data, shapeTensor)};
+  }
+  ReassociationIndices all;
+  for (int64_t d = 0; d < inRank; ++d)
+    all.push_back(d);
+  Value flat = collapse(b, loc, *data, {all});
+  ReassociationIndices outAll;
+  for (int64_t d = 0; d < rank; ++d)
+    outAll.push_back(d);
+  return SmallVector<Value>{expand(b, loc, flat, {outAll}, sizes)};
 }
 
 /// MatMul-13..: numpy matmul for A of rank >= 2 with B of rank 2, or equal

@@ -1,0 +1,25 @@
+//===- MoeToLinalg.h - moe primitives -> linalg, scf, tensor ----*- C++ -*-===//
+//
+// The reference lowering of the primitive moe ops: correct for every
+// verifier-valid input (static or dynamic shapes), written for clarity, not
+// speed. Routing uses K passes of a masked arg-max, dispatch is a sequential
+// counting sort (scf.for), the grouped matmul multiplies each expert's
+// gathered segment with linalg.matmul. Composite ops must be decomposed first
+// (moe-decompose).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_CONVERSION_MOETOLINALG_MOETOLINALG_H
+#define MOE_CONVERSION_MOETOLINALG_MOETOLINALG_H
+
+namespace mlir {
+class RewritePatternSet;
+namespace moe {
+
+/// One pattern per primitive moe op.
+void populateMoeToLinalgPatterns(RewritePatternSet &patterns);
+
+} // namespace moe
+} // namespace mlir
+
+#endif // MOE_CONVERSION_MOETOLINALG_MOETOLINALG_H

@@ -1,0 +1,925 @@
+//===- MoeToLinalg.cpp - moe primitives -> linalg, scf, tensor -------------===//
+//
+// Why hand-written: routing (top-k), the counting sort and the segment-wise
+// grouped matmul are data-dependent gathers and scatters that no upstream op
+// expresses; each lowering builds them from linalg.generic, linalg.matmul,
+// tensor.extract/insert and scf.for, so upstream bufferization and lowering
+// take it from there. Run-time checks (expert ids in range) use cf.assert.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Conversion/MoeToLinalg/MoeToLinalg.h"
+#include "moe/Conversion/Passes.h"
+#include "moe/Utils/BuildUtils.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Arith/Utils/Utils.h"
+#include "mlir/Dialect/ControlFlow/IR/ControlFlowOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/Transforms/WalkPatternRewriteDriver.h"
+
+#include <cmath>
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_CONVERTMOETOLINALG
+#include "moe/Conversion/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+using namespace mlir::moe;
+using namespace mlir::moe::build;
+
+namespace {
+
+RankedTensorType typeOf(Value v) { return cast<RankedTensorType>(v.getType()); }
+
+void yield(OpBuilder &b, Location loc, Value v) {
+  linalg::YieldOp::create(b, loc, ValueRange{v});
+}
+
+Value fconst(OpBuilder &b, Location loc, Type t, double v) {
+  return arith::ConstantOp::create(b, loc, b.getFloatAttr(t, v));
+}
+
+Value idx(OpBuilder &b, Location loc, int64_t v) {
+  return arith::ConstantIndexOp::create(b, loc, v);
+}
+
+Value toIndex(OpBuilder &b, Location loc, Value v) {
+  return arith::IndexCastOp::create(b, loc, b.getIndexType(), v);
+}
+
+/// Elementwise map of `inputs` (same shape as the first) with `fn`.
+Value mapElements(OpBuilder &b, Location loc, ValueRange inputs, Type elt,
+                  function_ref<Value(OpBuilder &, Location, ValueRange)> fn) {
+  int64_t rank = typeOf(inputs[0]).getRank();
+  Value init = emptyTensor(b, loc, tensor::getMixedSizes(b, loc, inputs[0]),
+                           elt);
+  SmallVector<AffineMap> maps(inputs.size() + 1,
+                              b.getMultiDimIdentityMap(rank));
+  return linalg::GenericOp::create(
+             b, loc, TypeRange{init.getType()}, inputs, ValueRange{init},
+             maps,
+             SmallVector<utils::IteratorType>(rank,
+                                              utils::IteratorType::parallel),
+             [&](OpBuilder &nb, Location nl, ValueRange a) {
+               yield(nb, nl, fn(nb, nl, a.drop_back()));
+             })
+      .getResult(0);
+}
+
+/// Reduction of `x` along `axis` to a tensor with that dim of size 1.
+Value reduceKeep(OpBuilder &b, Location loc, Value x, int64_t axis,
+                 bool isMax) {
+  RankedTensorType t = typeOf(x);
+  int64_t rank = t.getRank();
+  MLIRContext *ctx = b.getContext();
+  SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(b, loc, x);
+  sizes[axis] = b.getIndexAttr(1);
+  Type elt = t.getElementType();
+  Value start =
+      isMax ? Value(arith::ConstantOp::create(
+                  b, loc,
+                  b.getFloatAttr(elt, APFloat::getInf(
+                                          cast<FloatType>(elt)
+                                              .getFloatSemantics(),
+                                          true))))
+            : fconst(b, loc, elt, 0.0);
+  Value init = linalg::FillOp::create(b, loc, start,
+                                      emptyTensor(b, loc, sizes, elt))
+                   .getResult(0);
+  SmallVector<AffineExpr> out;
+  for (int64_t d = 0; d < rank; ++d)
+    out.push_back(d == axis ? getAffineConstantExpr(0, ctx)
+                            : getAffineDimExpr(d, ctx));
+  SmallVector<utils::IteratorType> it(rank, utils::IteratorType::parallel);
+  it[axis] = utils::IteratorType::reduction;
+  return linalg::GenericOp::create(
+             b, loc, TypeRange{init.getType()}, ValueRange{x},
+             ValueRange{init},
+             SmallVector<AffineMap>{b.getMultiDimIdentityMap(rank),
+                                    AffineMap::get(rank, 0, out, ctx)},
+             it,
+             [&](OpBuilder &nb, Location nl, ValueRange a) {
+               yield(nb, nl,
+                     isMax ? Value(arith::MaximumFOp::create(nb, nl, a[0], a[1]))
+                           : Value(arith::AddFOp::create(nb, nl, a[0], a[1])));
+             })
+      .getResult(0);
+}
+
+/// Elementwise op of x with a keep-dims reduction r (broadcast along axis).
+Value withReduced(OpBuilder &b, Location loc, Value x, Value r, int64_t axis,
+                  function_ref<Value(OpBuilder &, Location, Value, Value)> fn) {
+  RankedTensorType t = typeOf(x);
+  int64_t rank = t.getRank();
+  MLIRContext *ctx = b.getContext();
+  SmallVector<AffineExpr> rexprs;
+  for (int64_t d = 0; d < rank; ++d)
+    rexprs.push_back(d == axis ? getAffineConstantExpr(0, ctx)
+                               : getAffineDimExpr(d, ctx));
+  Value init = emptyTensor(b, loc, tensor::getMixedSizes(b, loc, x),
+                           t.getElementType());
+  return linalg::GenericOp::create(
+             b, loc, TypeRange{init.getType()}, ValueRange{x, r},
+             ValueRange{init},
+             SmallVector<AffineMap>{b.getMultiDimIdentityMap(rank),
+                                    AffineMap::get(rank, 0, rexprs, ctx),
+                                    b.getMultiDimIdentityMap(rank)},
+             SmallVector<utils::IteratorType>(rank,
+                                              utils::IteratorType::parallel),
+             [&](OpBuilder &nb, Location nl, ValueRange a) {
+               yield(nb, nl, fn(nb, nl, a[0], a[1]));
+             })
+      .getResult(0);
+}
+
+/// Numerically stable softmax along `axis`.
+Value softmax(OpBuilder &b, Location loc, Value x, int64_t axis) {
+  Value max = reduceKeep(b, loc, x, axis, /*isMax=*/true);
+  Value e = withReduced(b, loc, x, max, axis,
+                        [](OpBuilder &nb, Location nl, Value v, Value m) {
+                          return math::ExpOp::create(
+                              nb, nl, arith::SubFOp::create(nb, nl, v, m));
+                        });
+  Value sum = reduceKeep(b, loc, e, axis, /*isMax=*/false);
+  return withReduced(b, loc, e, sum, axis,
+                     [](OpBuilder &nb, Location nl, Value v, Value s) {
+                       return arith::DivFOp::create(nb, nl, v, s);
+                     });
+}
+
+Value sigmoid(OpBuilder &b, Location loc, Value x) {
+  return mapElements(b, loc, {x}, typeOf(x).getElementType(),
+                     [](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                       Type t = a[0].getType();
+                       Value e = math::ExpOp::create(
+                           nb, nl, arith::NegFOp::create(nb, nl, a[0]));
+                       return arith::DivFOp::create(
+                           nb, nl, fconst(nb, nl, t, 1.0),
+                           arith::AddFOp::create(nb, nl, fconst(nb, nl, t, 1.0),
+                                                 e));
+                     });
+}
+
+/// int64 index tensor -> the op's id element type.
+Value castIds(OpBuilder &b, Location loc, Value ids, Type idType) {
+  if (typeOf(ids).getElementType() == idType)
+    return ids;
+  return mapElements(b, loc, {ids}, idType,
+                     [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                       return arith::TruncIOp::create(nb, nl, idType, a[0]);
+                     });
+}
+
+/// Reshape to `type` through tensor.reshape with the shape as a value (the
+/// result type may be more static than what the computation infers).
+Value castTo(OpBuilder &b, Location loc, Value v, Type type) {
+  if (v.getType() == type)
+    return v;
+  return tensor::CastOp::create(b, loc, type, v);
+}
+
+//===----------------------------------------------------------------------===//
+// Routing
+//===----------------------------------------------------------------------===//
+
+struct LowerRoute : OpRewritePattern<RouteOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(RouteOp op, PatternRewriter &b) const override {
+    Location loc = op.getLoc();
+    Value scores = op.getScores();
+    int64_t groups = op.getGroups(), k = op.getK();
+    OpFoldResult n = tensor::getMixedSize(b, loc, scores, 0);
+    OpFoldResult cols = tensor::getMixedSize(b, loc, scores, 1);
+    OpFoldResult e = divSizes(b, loc, cols, b.getIndexAttr(groups));
+    Value s3 = expand(b, loc, scores, {{0}, {1, 2}},
+                      {n, b.getIndexAttr(groups), e});
+    Value ranked = op.getGate() == GateKind::Softmax ? softmax(b, loc, s3, 2)
+                                                     : s3;
+    auto [values, indices] = topK(b, loc, ranked, k, 2, /*largest=*/true);
+    Value weights = values;
+    if (op.getGate() == GateKind::Sigmoid)
+      weights = sigmoid(b, loc, values);
+    else if (op.getGate() == GateKind::TopkSoftmax)
+      weights = softmax(b, loc, values, 2);
+    // Global ids g*E + e.
+    Value eIdx = getValueOrCreateConstantIndexOp(b, loc, e);
+    Value eI64 = arith::IndexCastOp::create(b, loc, b.getI64Type(), eIdx);
+    Value ids = mapElements(
+        b, loc, {indices}, b.getI64Type(),
+        [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+          Value g = arith::IndexCastOp::create(
+              nb, nl, nb.getI64Type(), linalg::IndexOp::create(nb, nl, 1));
+          return arith::AddIOp::create(nb, nl, a[0],
+                                       arith::MulIOp::create(nb, nl, g, eI64));
+        });
+    Value w2 = collapse(b, loc, weights, {{0}, {1, 2}});
+    Value i2 = collapse(b, loc, castIds(b, loc, ids,
+                                        typeOf(op.getIds()).getElementType()),
+                        {{0}, {1, 2}});
+    b.replaceOp(op, {castTo(b, loc, w2, op.getWeights().getType()),
+                     castTo(b, loc, i2, op.getIds().getType())});
+    return success();
+  }
+};
+
+struct LowerSwitchRoute : OpRewritePattern<SwitchRouteOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(SwitchRouteOp op,
+                                PatternRewriter &b) const override {
+    Location loc = op.getLoc();
+    Value scores = op.getScores();
+    Type elt = typeOf(scores).getElementType();
+    MLIRContext *ctx = b.getContext();
+    Value p = softmax(b, loc, scores, 1);
+    auto [pmax, index] = topK(b, loc, p, 1, 1, /*largest=*/true); // [N, 1]
+    Value rows = tensor::DimOp::create(b, loc, scores, 0);
+    // Position of each token among the earlier-or-equal tokens of its
+    // expert (1-based): an O(N^2) count.
+    Value zero = linalg::FillOp::create(
+                     b, loc,
+                     Value(arith::ConstantOp::create(b, loc,
+                                                     b.getI64IntegerAttr(0))),
+                     emptyTensor(b, loc, {getAsOpFoldResult(rows)},
+                                 b.getI64Type()))
+                     .getResult(0);
+    Value idxCol = collapse(b, loc, index, {{0, 1}}); // [N]
+    Value position =
+        linalg::GenericOp::create(
+            b, loc, TypeRange{zero.getType()}, ValueRange{idxCol, idxCol},
+            ValueRange{zero},
+            SmallVector<AffineMap>{
+                AffineMap::get(2, 0, getAffineDimExpr(0, ctx)),
+                AffineMap::get(2, 0, getAffineDimExpr(1, ctx)),
+                AffineMap::get(2, 0, getAffineDimExpr(0, ctx))},
+            {utils::IteratorType::parallel, utils::IteratorType::reduction},
+            [&](OpBuilder &nb, Location nl, ValueRange a) {
+              Value n = linalg::IndexOp::create(nb, nl, 0);
+              Value m = linalg::IndexOp::create(nb, nl, 1);
+              Value earlier = arith::CmpIOp::create(
+                  nb, nl, arith::CmpIPredicate::ule, m, n);
+              Value same = arith::CmpIOp::create(
+                  nb, nl, arith::CmpIPredicate::eq, a[0], a[1]);
+              Value both = arith::AndIOp::create(nb, nl, earlier, same);
+              Value one = arith::ExtUIOp::create(nb, nl, nb.getI64Type(), both);
+              yield(nb, nl, arith::AddIOp::create(nb, nl, a[2], one));
+            })
+            .getResult(0);
+    // capacity = ceil(f32(N) / f32(E) * capacity_factor); inf: no limit.
+    double cf = op.getCapacityFactor().convertToDouble();
+    Value kept;
+    if (std::isinf(cf)) {
+      kept = mapElements(b, loc, {position}, b.getI1Type(),
+                         [](OpBuilder &nb, Location nl, ValueRange) -> Value {
+                           return arith::ConstantOp::create(
+                               nb, nl, nb.getBoolAttr(true));
+                         });
+    } else {
+      Type f32 = b.getF32Type();
+      auto asF32 = [&](Value index) -> Value {
+        return arith::SIToFPOp::create(
+            b, loc, f32,
+            arith::IndexCastOp::create(b, loc, b.getI64Type(), index));
+      };
+      Value experts = tensor::DimOp::create(b, loc, scores, 1);
+      Value cap = math::CeilOp::create(
+          b, loc,
+          arith::MulFOp::create(
+              b, loc,
+              arith::DivFOp::create(b, loc, asF32(rows), asF32(experts)),
+              fconst(b, loc, f32, cf)));
+      Value capI = arith::FPToSIOp::create(b, loc, b.getI64Type(), cap);
+      kept = mapElements(b, loc, {position}, b.getI1Type(),
+                         [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                           return arith::CmpIOp::create(
+                               nb, nl, arith::CmpIPredicate::sle, a[0], capI);
+                         });
+    }
+    Value keptCol = expand(b, loc, kept, {{0, 1}},
+                           {getAsOpFoldResult(rows), b.getIndexAttr(1)});
+    Value weights = mapElements(
+        b, loc, {pmax, keptCol}, elt,
+        [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+          return arith::SelectOp::create(nb, nl, a[1], a[0],
+                                         fconst(nb, nl, elt, 0.0));
+        });
+    Value ids = castIds(b, loc, index, typeOf(op.getIds()).getElementType());
+    b.replaceOp(op, {castTo(b, loc, weights, op.getWeights().getType()),
+                     castTo(b, loc, ids, op.getIds().getType()),
+                     castTo(b, loc, kept, op.getKept().getType())});
+    return success();
+  }
+};
+
+struct LowerTreeRoute : OpRewritePattern<TreeRouteOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(TreeRouteOp op,
+                                PatternRewriter &b) const override {
+    Location loc = op.getLoc();
+    Value gates = op.getGates();
+    int64_t depth = typeOf(gates).getDimSize(1); // static (C2)
+    bool path = op.getMode() == TreeMode::Path;
+    int64_t slots = path ? depth + 1 : 1;
+    Type idType = typeOf(op.getIds()).getElementType();
+    OpFoldResult n = tensor::getMixedSize(b, loc, gates, 0);
+    Value g = gates;
+    // ids[n, j] = base_j + Σ_i [gates[n, i] > 0] * 2^(j-1-i) over i < j
+    // (path) or over all i with weight 2^(depth-1-i) (flat).
+    Value init = emptyTensor(b, loc, {n, b.getIndexAttr(slots)}, idType);
+    Value ids = linalg::GenericOp::create(
+                    b, loc, TypeRange{init.getType()}, ValueRange{},
+                    ValueRange{init},
+                    SmallVector<AffineMap>{b.getMultiDimIdentityMap(2)},
+                    SmallVector<utils::IteratorType>(
+                        2, utils::IteratorType::parallel),
+                    [&](OpBuilder &nb, Location nl, ValueRange) {
+                      Value row = linalg::IndexOp::create(nb, nl, 0);
+                      Value j = linalg::IndexOp::create(nb, nl, 1);
+                      Value jI = arith::IndexCastOp::create(
+                          nb, nl, nb.getI64Type(), j);
+                      Value one = arith::ConstantOp::create(
+                          nb, nl, nb.getI64IntegerAttr(1));
+                      Value acc;
+                      if (path)
+                        acc = arith::SubIOp::create(
+                            nb, nl, arith::ShLIOp::create(nb, nl, one, jI), one);
+                      else
+                        acc = arith::ConstantOp::create(
+                            nb, nl, nb.getI64IntegerAttr(0));
+                      Type ft = typeOf(g).getElementType();
+                      for (int64_t i = 0; i < depth; ++i) {
+                        Value u = tensor::ExtractOp::create(
+                            nb, nl, g, ValueRange{row, idx(nb, nl, i)});
+                        Value bit = arith::ExtUIOp::create(
+                            nb, nl, nb.getI64Type(),
+                            arith::CmpFOp::create(nb, nl,
+                                                  arith::CmpFPredicate::OGT, u,
+                                                  fconst(nb, nl, ft, 0.0)));
+                        // Shift of bit i: (j-1-i) (path, only for i < j) or
+                        // (depth-1-i) (flat).
+                        Value shift =
+                            path ? arith::SubIOp::create(
+                                       nb, nl, jI,
+                                       arith::ConstantOp::create(
+                                           nb, nl,
+                                           nb.getI64IntegerAttr(i + 1)))
+                                       .getResult()
+                                 : arith::ConstantOp::create(
+                                       nb, nl,
+                                       nb.getI64IntegerAttr(depth - 1 - i))
+                                       .getResult();
+                        Value term = arith::ShLIOp::create(nb, nl, bit, shift);
+                        if (path) {
+                          Value active = arith::CmpIOp::create(
+                              nb, nl, arith::CmpIPredicate::slt,
+                              arith::ConstantOp::create(
+                                  nb, nl, nb.getI64IntegerAttr(i)),
+                              jI);
+                          term = arith::SelectOp::create(
+                              nb, nl, active, term,
+                              arith::ConstantOp::create(
+                                  nb, nl, nb.getI64IntegerAttr(0)));
+                        }
+                        acc = arith::AddIOp::create(nb, nl, acc, term);
+                      }
+                      yield(nb, nl,
+                            idType.isInteger(64)
+                                ? acc
+                                : Value(arith::TruncIOp::create(nb, nl, idType,
+                                                                acc)));
+                    })
+                    .getResult(0);
+    Value ones = filledTensor(b, loc, {n, b.getIndexAttr(slots)},
+                              typeOf(gates).getElementType(), 1.0);
+    b.replaceOp(op, {castTo(b, loc, ones, op.getWeights().getType()),
+                     castTo(b, loc, ids, op.getIds().getType())});
+    return success();
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// Dispatch and the grouped matmul
+//===----------------------------------------------------------------------===//
+
+struct LowerDispatch : OpRewritePattern<DispatchOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(DispatchOp op,
+                                PatternRewriter &b) const override {
+    Location loc = op.getLoc();
+    int64_t experts = op.getNumExperts();
+    Type outType = typeOf(op.getOffsets()).getElementType();
+    Value flat = collapse(b, loc, op.getIds(), {{0, 1}});
+    Value m = tensor::DimOp::create(b, loc, flat, 0);
+    Value c0 = idx(b, loc, 0), c1 = idx(b, loc, 1);
+    Value e = idx(b, loc, experts);
+    auto zeros = [&](OpFoldResult size) {
+      return linalg::FillOp::create(
+                 b, loc,
+                 Value(arith::ConstantOp::create(b, loc,
+                                                 b.getIntegerAttr(outType, 0))),
+                 emptyTensor(b, loc, {size}, outType))
+          .getResult(0);
+    };
+    auto expertOf = [&](OpBuilder &nb, Location nl, Value j) {
+      Value id = toIndex(nb, nl,
+                         tensor::ExtractOp::create(nb, nl, flat, ValueRange{j}));
+      Value lo = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::sge, id,
+                                       idx(nb, nl, 0));
+      Value hi = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::slt, id,
+                                       idx(nb, nl, experts));
+      cf::AssertOp::create(nb, nl, arith::AndIOp::create(nb, nl, lo, hi),
+                           "moe.dispatch: expert id out of range");
+      return id;
+    };
+    auto one = [&](OpBuilder &nb, Location nl) {
+      return arith::ConstantOp::create(nb, nl, nb.getIntegerAttr(outType, 1));
+    };
+    // Histogram.
+    auto hist = scf::ForOp::create(
+        b, loc, c0, m, c1, ValueRange{zeros(b.getIndexAttr(experts))},
+        [&](OpBuilder &nb, Location nl, Value j, ValueRange it) {
+          Value id = expertOf(nb, nl, j);
+          Value c = tensor::ExtractOp::create(nb, nl, it[0], ValueRange{id});
+          Value inc = arith::AddIOp::create(nb, nl, c, one(nb, nl));
+          scf::YieldOp::create(
+              nb, nl,
+              ValueRange{tensor::InsertOp::create(nb, nl, inc, it[0],
+                                                  ValueRange{id})});
+        });
+    // Exclusive prefix sum into offsets[0..E].
+    auto prefix = scf::ForOp::create(
+        b, loc, c0, e, c1, ValueRange{zeros(b.getIndexAttr(experts + 1))},
+        [&](OpBuilder &nb, Location nl, Value i, ValueRange it) {
+          Value next = arith::AddIOp::create(nb, nl, i, idx(nb, nl, 1));
+          Value s = arith::AddIOp::create(
+              nb, nl,
+              tensor::ExtractOp::create(nb, nl, it[0], ValueRange{i}),
+              tensor::ExtractOp::create(nb, nl, hist.getResult(0),
+                                        ValueRange{i}));
+          scf::YieldOp::create(
+              nb, nl,
+              ValueRange{tensor::InsertOp::create(nb, nl, s, it[0],
+                                                  ValueRange{next})});
+        });
+    Value offsets = prefix.getResult(0);
+    // Stable scatter of slot numbers.
+    Value cursor = tensor::ExtractSliceOp::create(
+        b, loc, offsets, ArrayRef<OpFoldResult>{b.getIndexAttr(0)},
+        ArrayRef<OpFoldResult>{b.getIndexAttr(experts)},
+        ArrayRef<OpFoldResult>{b.getIndexAttr(1)});
+    auto scatter = scf::ForOp::create(
+        b, loc, c0, m, c1,
+        ValueRange{cursor, zeros(getAsOpFoldResult(m))},
+        [&](OpBuilder &nb, Location nl, Value j, ValueRange it) {
+          Value id = expertOf(nb, nl, j);
+          Value at = tensor::ExtractOp::create(nb, nl, it[0], ValueRange{id});
+          Value slot = arith::IndexCastOp::create(nb, nl, outType, j);
+          Value perm = tensor::InsertOp::create(nb, nl, slot, it[1],
+                                                ValueRange{toIndex(nb, nl, at)});
+          Value cur = tensor::InsertOp::create(
+              nb, nl, arith::AddIOp::create(nb, nl, at, one(nb, nl)), it[0],
+              ValueRange{id});
+          scf::YieldOp::create(nb, nl, ValueRange{cur, perm});
+        });
+    b.replaceOp(op, {castTo(b, loc, offsets, op.getOffsets().getType()),
+                     castTo(b, loc, scatter.getResult(1),
+                            op.getPerm().getType())});
+    return success();
+  }
+};
+
+struct LowerGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(GroupedMatmulOp op,
+                                PatternRewriter &b) const override {
+    Location loc = op.getLoc();
+    Value x = op.getInput(), w = op.getWeight(), offsets = op.getOffsets(),
+          perm = op.getPerm();
+    Type elt = typeOf(x).getElementType();
+    // Static zero-sized operands: the result is all zeros (and slices of a
+    // zero-sized dim do not verify).
+    if (llvm::is_contained(typeOf(x).getShape(), 0) ||
+        llvm::is_contained(typeOf(w).getShape(), 0) ||
+        typeOf(perm).getDimSize(0) == 0) {
+      Value rowsOf = op.getSlotWeights() ? op.getSlotWeights() : perm;
+      Value zeros = filledTensor(b, loc,
+                                 {tensor::getMixedSize(b, loc, rowsOf, 0),
+                                  tensor::getMixedSize(b, loc, w, 2)},
+                                 elt, 0.0);
+      b.replaceOp(op, castTo(b, loc, zeros, op.getType()));
+      return success();
+    }
+    Value c0 = idx(b, loc, 0), c1 = idx(b, loc, 1);
+    Value rows = tensor::DimOp::create(b, loc, x, 0);
+    Value m = tensor::DimOp::create(b, loc, perm, 0);
+    OpFoldResult dinF = tensor::getMixedSize(b, loc, w, 1);
+    OpFoldResult doutF = tensor::getMixedSize(b, loc, w, 2);
+    Value experts = tensor::DimOp::create(b, loc, w, 0);
+    // Fan-out F = M / R (R = 0 only when M = 0).
+    Value rowsOr1 = arith::MaxUIOp::create(b, loc, rows, c1);
+    Value fan = arith::DivUIOp::create(b, loc, m, rowsOr1);
+    Value fanOr1 = arith::MaxUIOp::create(b, loc, fan, c1);
+    Value y0 = filledTensor(b, loc, {getAsOpFoldResult(m),
+                                     doutF},
+                            elt, 0.0);
+    auto loop = scf::ForOp::create(
+        b, loc, c0, experts, c1, ValueRange{y0},
+        [&](OpBuilder &nb, Location nl, Value e, ValueRange it) {
+          Value lo = toIndex(nb, nl, tensor::ExtractOp::create(
+                                         nb, nl, offsets, ValueRange{e}));
+          Value hi = toIndex(
+              nb, nl,
+              tensor::ExtractOp::create(
+                  nb, nl, offsets,
+                  ValueRange{arith::AddIOp::create(nb, nl, e, idx(nb, nl, 1))}));
+          Value count = arith::SubIOp::create(nb, nl, hi, lo);
+          // Gather the segment's rows.
+          Value gatherInit = emptyTensor(
+              nb, nl, {getAsOpFoldResult(count), dinF}, elt);
+          Value segment =
+              linalg::GenericOp::create(
+                  nb, nl, TypeRange{gatherInit.getType()}, ValueRange{},
+                  ValueRange{gatherInit},
+                  SmallVector<AffineMap>{nb.getMultiDimIdentityMap(2)},
+                  SmallVector<utils::IteratorType>(
+                      2, utils::IteratorType::parallel),
+                  [&](OpBuilder &bb, Location bl, ValueRange) {
+                    Value i = linalg::IndexOp::create(bb, bl, 0);
+                    Value d = linalg::IndexOp::create(bb, bl, 1);
+                    Value slot = toIndex(
+                        bb, bl,
+                        tensor::ExtractOp::create(
+                            bb, bl, perm,
+                            ValueRange{arith::AddIOp::create(bb, bl, lo, i)}));
+                    Value row = arith::DivUIOp::create(bb, bl, slot, fanOr1);
+                    yield(bb, bl, tensor::ExtractOp::create(
+                                      bb, bl, x, ValueRange{row, d}));
+                  })
+                  .getResult(0);
+          // segment @ w[e].
+          auto wType = RankedTensorType::get(
+              {typeOf(w).getDimSize(1), typeOf(w).getDimSize(2)}, elt);
+          Value we = tensor::ExtractSliceOp::create(
+              nb, nl, wType, w,
+              ArrayRef<OpFoldResult>{e, nb.getIndexAttr(0), nb.getIndexAttr(0)},
+              ArrayRef<OpFoldResult>{nb.getIndexAttr(1),
+                                     dinF,
+                                     doutF},
+              ArrayRef<OpFoldResult>{nb.getIndexAttr(1), nb.getIndexAttr(1),
+                                     nb.getIndexAttr(1)});
+          Value prodInit = filledTensor(
+              nb, nl, {getAsOpFoldResult(count), doutF}, elt,
+              0.0);
+          Value prod = linalg::MatmulOp::create(nb, nl, ValueRange{segment, we},
+                                                ValueRange{prodInit})
+                           .getResult(0);
+          // Scatter the rows back to slot order.
+          auto scatter = scf::ForOp::create(
+              nb, nl, idx(nb, nl, 0), count, idx(nb, nl, 1), ValueRange{it[0]},
+              [&](OpBuilder &sb, Location sl, Value i, ValueRange acc) {
+                Value slot = toIndex(
+                    sb, sl,
+                    tensor::ExtractOp::create(
+                        sb, sl, perm,
+                        ValueRange{arith::AddIOp::create(sb, sl, lo, i)}));
+                auto rowType = RankedTensorType::get(
+                    {1, typeOf(y0).getDimSize(1)}, elt);
+                Value row = tensor::ExtractSliceOp::create(
+                    sb, sl, rowType, prod,
+                    ArrayRef<OpFoldResult>{i, sb.getIndexAttr(0)},
+                    ArrayRef<OpFoldResult>{sb.getIndexAttr(1),
+                                           doutF},
+                    ArrayRef<OpFoldResult>{sb.getIndexAttr(1),
+                                           sb.getIndexAttr(1)});
+                Value updated = tensor::InsertSliceOp::create(
+                    sb, sl, row, acc[0],
+                    ArrayRef<OpFoldResult>{slot, sb.getIndexAttr(0)},
+                    ArrayRef<OpFoldResult>{sb.getIndexAttr(1),
+                                           doutF},
+                    ArrayRef<OpFoldResult>{sb.getIndexAttr(1),
+                                           sb.getIndexAttr(1)});
+                scf::YieldOp::create(sb, sl, ValueRange{updated});
+              });
+          scf::YieldOp::create(nb, nl, scatter.getResults());
+        });
+    Value y = loop.getResult(0); // [M, Dout] in slot order
+    Value result = y;
+    if (Value sw = op.getSlotWeights()) {
+      OpFoldResult n = tensor::getMixedSize(b, loc, sw, 0);
+      OpFoldResult s = tensor::getMixedSize(b, loc, sw, 1);
+      Value y3 = expand(b, loc, y, {{0, 1}, {2}},
+                        {n, s, doutF});
+      result = contract(b, loc, "ns,nso->no", sw, y3,
+                        {n, doutF});
+    }
+    b.replaceOp(op, castTo(b, loc, result, op.getType()));
+    return success();
+  }
+};
+
+struct LowerCombine : OpRewritePattern<CombineOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(CombineOp op,
+                                PatternRewriter &b) const override {
+    Location loc = op.getLoc();
+    Value r = contract(b, loc, "ns,nsd->nd", op.getWeights(), op.getSlots(),
+                       {tensor::getMixedSize(b, loc, op.getSlots(), 0),
+                        tensor::getMixedSize(b, loc, op.getSlots(), 2)});
+    b.replaceOp(op, castTo(b, loc, r, op.getType()));
+    return success();
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// Mixture of Tokens
+//===----------------------------------------------------------------------===//
+
+struct LowerMotMix : OpRewritePattern<MotMixOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(MotMixOp op, PatternRewriter &b) const override {
+    Location loc = op.getLoc();
+    Value x = op.getInput(), logits = op.getLogits();
+    Type elt = typeOf(x).getElementType();
+    int64_t g = op.getGroupSize();
+    OpFoldResult bsz = tensor::getMixedSize(b, loc, x, 0);
+    OpFoldResult t = tensor::getMixedSize(b, loc, x, 1);
+    OpFoldResult d = tensor::getMixedSize(b, loc, x, 2);
+    OpFoldResult e = tensor::getMixedSize(b, loc, logits, 2);
+    OpFoldResult c = divSizes(b, loc, bsz, b.getIndexAttr(g));
+    OpFoldResult gs = b.getIndexAttr(g);
+    Value x4 = expand(b, loc, x, {{0, 1}, {2}, {3}}, {c, gs, t, d});
+    Value l4 = expand(b, loc, logits, {{0, 1}, {2}, {3}}, {c, gs, t, e});
+    double tau = op.getTemperature().convertToDouble();
+    Value m;
+    if (op.getMode() == MixMode::Continuous) {
+      Value scaled = mapElements(
+          b, loc, {l4}, elt, [&](OpBuilder &nb, Location nl, ValueRange a) {
+            return arith::DivFOp::create(nb, nl, a[0],
+                                         fconst(nb, nl, elt, tau));
+          });
+      m = softmax(b, loc, scaled, 1);
+    } else {
+      auto [best, index] = topK(b, loc, l4, 1, 1, /*largest=*/true);
+      (void)best;
+      // One-hot over the group axis: index has the group dim of size 1.
+      MLIRContext *ctx = b.getContext();
+      AffineMap id = b.getMultiDimIdentityMap(4);
+      AffineMap onGroup = AffineMap::get(
+          4, 0,
+          {getAffineDimExpr(0, ctx), getAffineConstantExpr(0, ctx),
+           getAffineDimExpr(2, ctx), getAffineDimExpr(3, ctx)},
+          ctx);
+      Value init = emptyTensor(b, loc, {c, gs, t, e}, elt);
+      m = linalg::GenericOp::create(
+              b, loc, TypeRange{init.getType()}, ValueRange{index},
+              ValueRange{init}, SmallVector<AffineMap>{onGroup, id},
+              SmallVector<utils::IteratorType>(4,
+                                               utils::IteratorType::parallel),
+              [&](OpBuilder &nb, Location nl, ValueRange a) {
+                Value i = arith::IndexCastOp::create(
+                    nb, nl, nb.getI64Type(), linalg::IndexOp::create(nb, nl, 1));
+                Value hit = arith::CmpIOp::create(
+                    nb, nl, arith::CmpIPredicate::eq, i, a[0]);
+                yield(nb, nl,
+                      arith::SelectOp::create(nb, nl, hit,
+                                              fconst(nb, nl, elt, 1.0),
+                                              fconst(nb, nl, elt, 0.0)));
+              })
+              .getResult(0);
+    }
+    Value mixed = contract(b, loc, "cgte,cgtd->tced", m, x4, {t, c, e, d});
+    Value weights = transpose(b, loc, m, {2, 0, 1, 3}); // [T, C, g, E]
+    b.replaceOp(op, {castTo(b, loc, mixed, op.getMixed().getType()),
+                     castTo(b, loc, weights, op.getWeights().getType())});
+    return success();
+  }
+};
+
+struct LowerMotUnmix : OpRewritePattern<MotUnmixOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(MotUnmixOp op,
+                                PatternRewriter &b) const override {
+    Location loc = op.getLoc();
+    Value y = op.getOutputs(), m = op.getWeights();
+    OpFoldResult t = tensor::getMixedSize(b, loc, y, 0);
+    OpFoldResult c = tensor::getMixedSize(b, loc, y, 1);
+    OpFoldResult d = tensor::getMixedSize(b, loc, y, 3);
+    OpFoldResult g = tensor::getMixedSize(b, loc, m, 2);
+    Value out4 = contract(b, loc, "tcge,tced->cgtd", m, y, {c, g, t, d});
+    Value out = collapse(b, loc, out4, {{0, 1}, {2}, {3}});
+    b.replaceOp(op, castTo(b, loc, out, op.getType()));
+    return success();
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// Attention and RoPE
+//===----------------------------------------------------------------------===//
+
+struct LowerAttention : OpRewritePattern<AttentionOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(AttentionOp op,
+                                PatternRewriter &b) const override {
+    Location loc = op.getLoc();
+    Value q = op.getQuery(), k = op.getKey(), v = op.getValue();
+    Type elt = typeOf(q).getElementType();
+    auto sz = [&](Value t, int64_t d) {
+      return tensor::getMixedSize(b, loc, t, d);
+    };
+    Value scores = contract(b, loc, "bhtd,bhsd->bhts", q, k,
+                            {sz(q, 0), sz(q, 1), sz(q, 2), sz(k, 2)});
+    // Scale (default 1/sqrt(dk)) and the causal mask.
+    Value scale;
+    if (std::optional<APFloat> s = op.getScale()) {
+      scale = fconst(b, loc, elt, s->convertToDouble());
+    } else {
+      Value dk = arith::SIToFPOp::create(
+          b, loc, elt,
+          arith::IndexCastOp::create(b, loc, b.getI64Type(),
+                                     tensor::DimOp::create(b, loc, q, 3)));
+      scale = arith::DivFOp::create(b, loc, fconst(b, loc, elt, 1.0),
+                                    math::SqrtOp::create(b, loc, dk));
+    }
+    bool causal = op.getCausal();
+    Value tq = tensor::DimOp::create(b, loc, q, 2);
+    Value sk = tensor::DimOp::create(b, loc, k, 2);
+    Value shift = arith::SubIOp::create(b, loc, sk, tq);
+    Value masked = mapElements(
+        b, loc, {scores}, elt, [&](OpBuilder &nb, Location nl, ValueRange a) {
+          Value s = arith::MulFOp::create(nb, nl, a[0], scale);
+          if (!causal)
+            return s;
+          Value t = linalg::IndexOp::create(nb, nl, 2);
+          Value j = linalg::IndexOp::create(nb, nl, 3);
+          Value visible = arith::CmpIOp::create(
+              nb, nl, arith::CmpIPredicate::sle, j,
+              arith::AddIOp::create(nb, nl, t, shift));
+          Value ninf = arith::ConstantOp::create(
+              nb, nl,
+              nb.getFloatAttr(elt, APFloat::getInf(
+                                       cast<FloatType>(elt).getFloatSemantics(),
+                                       true)));
+          return Value(arith::SelectOp::create(nb, nl, visible, s, ninf));
+        });
+    Value probs = softmax(b, loc, masked, 3);
+    Value out = contract(b, loc, "bhts,bhsv->bhtv", probs, v,
+                         {sz(q, 0), sz(q, 1), sz(q, 2), sz(v, 3)});
+    b.replaceOp(op, castTo(b, loc, out, op.getType()));
+    return success();
+  }
+};
+
+struct LowerRope : OpRewritePattern<RopeOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(RopeOp op, PatternRewriter &b) const override {
+    Location loc = op.getLoc();
+    Value x = op.getInput();
+    Type elt = typeOf(x).getElementType();
+    double fraction = op.getRotateFraction().convertToDouble();
+    double base = op.getBase().convertToDouble();
+    // r = floor(dh * fraction) (computed at run time when dh is dynamic).
+    Value dh = tensor::DimOp::create(b, loc, x, 3);
+    Value dhF = arith::SIToFPOp::create(
+        b, loc, b.getF64Type(),
+        arith::IndexCastOp::create(b, loc, b.getI64Type(), dh));
+    Value rF = math::FloorOp::create(
+        b, loc,
+        arith::MulFOp::create(b, loc, dhF, fconst(b, loc, b.getF64Type(),
+                                                  fraction)));
+    Value r = arith::IndexCastOp::create(
+        b, loc, b.getIndexType(),
+        arith::FPToSIOp::create(b, loc, b.getI64Type(), rF));
+    Value half = arith::DivUIOp::create(b, loc, r, idx(b, loc, 2));
+    Value rE = arith::TruncFOp::create(b, loc, elt, rF);
+    Value out = mapElements(
+        b, loc, {x}, elt, [&](OpBuilder &nb, Location nl, ValueRange a) {
+          Value bb = linalg::IndexOp::create(nb, nl, 0);
+          Value t = linalg::IndexOp::create(nb, nl, 1);
+          Value h = linalg::IndexOp::create(nb, nl, 2);
+          Value i = linalg::IndexOp::create(nb, nl, 3);
+          Value inFirst = arith::CmpIOp::create(nb, nl,
+                                                arith::CmpIPredicate::ult, i,
+                                                half);
+          Value inRot = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::ult,
+                                              i, r);
+          // Frequency index and partner element.
+          Value fi = arith::SelectOp::create(
+              nb, nl, inFirst, i, arith::SubIOp::create(nb, nl, i, half));
+          Value partner = arith::SelectOp::create(
+              nb, nl, inFirst, arith::AddIOp::create(nb, nl, i, half),
+              arith::SubIOp::create(nb, nl, i, half));
+          Value safePartner = arith::SelectOp::create(nb, nl, inRot, partner, i);
+          Value other = tensor::ExtractOp::create(
+              nb, nl, x, ValueRange{bb, t, h, safePartner});
+          auto toE = [&](Value index) -> Value {
+            return arith::SIToFPOp::create(
+                nb, nl, elt,
+                arith::IndexCastOp::create(nb, nl, nb.getI64Type(), index));
+          };
+          // theta = t * base^(-2 fi / r).
+          Value expo = arith::DivFOp::create(
+              nb, nl,
+              arith::MulFOp::create(nb, nl, toE(fi), fconst(nb, nl, elt, -2.0)),
+              rE);
+          Value invFreq =
+              math::PowFOp::create(nb, nl, fconst(nb, nl, elt, base), expo);
+          Value theta = arith::MulFOp::create(nb, nl, toE(t), invFreq);
+          Value cos = math::CosOp::create(nb, nl, theta);
+          Value sin = math::SinOp::create(nb, nl, theta);
+          Value xc = arith::MulFOp::create(nb, nl, a[0], cos);
+          Value os = arith::MulFOp::create(nb, nl, other, sin);
+          Value first = arith::SubFOp::create(nb, nl, xc, os);
+          Value second = arith::AddFOp::create(nb, nl, xc, os);
+          Value rotated =
+              arith::SelectOp::create(nb, nl, inFirst, first, second);
+          return Value(arith::SelectOp::create(nb, nl, inRot, rotated, a[0]));
+        });
+    b.replaceOp(op, out);
+    return success();
+  }
+};
+
+/// Rewrites a tensor.expand_shape whose reassociation group holds two or
+/// more dynamic dims into a gather copy. Why: MLIR 22's
+/// expand-strided-metadata crashes on the memref.expand_shape such an op
+/// bufferizes to (checked with mlir-opt 22.1.8); the copy avoids the view.
+struct ExpandShapeToCopy : OpRewritePattern<tensor::ExpandShapeOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(tensor::ExpandShapeOp op,
+                                PatternRewriter &b) const override {
+    RankedTensorType out = op.getResultType();
+    SmallVector<ReassociationIndices> groups = op.getReassociationIndices();
+    bool risky = llvm::any_of(groups, [&](const ReassociationIndices &g) {
+      return llvm::count_if(g, [&](int64_t d) { return out.isDynamicDim(d); }) >
+             1;
+    });
+    if (!risky)
+      return b.notifyMatchFailure(op, "no group with two dynamic dims");
+    Location loc = op.getLoc();
+    SmallVector<OpFoldResult> sizes = op.getMixedOutputShape();
+    Value src = op.getSrc();
+    int64_t rank = out.getRank();
+    Value init = emptyTensor(b, loc, sizes, out.getElementType());
+    Value copy =
+        linalg::GenericOp::create(
+            b, loc, TypeRange{init.getType()}, ValueRange{}, ValueRange{init},
+            SmallVector<AffineMap>{b.getMultiDimIdentityMap(rank)},
+            SmallVector<utils::IteratorType>(rank,
+                                             utils::IteratorType::parallel),
+            [&](OpBuilder &nb, Location nl, ValueRange) {
+              SmallVector<Value> at;
+              for (const ReassociationIndices &g : groups) {
+                Value linear = idx(nb, nl, 0);
+                for (int64_t d : g) {
+                  Value size = getValueOrCreateConstantIndexOp(nb, nl,
+                                                               sizes[d]);
+                  linear = arith::AddIOp::create(
+                      nb, nl, arith::MulIOp::create(nb, nl, linear, size),
+                      linalg::IndexOp::create(nb, nl, d));
+                }
+                at.push_back(linear);
+              }
+              yield(nb, nl, tensor::ExtractOp::create(nb, nl, src, at));
+            })
+            .getResult(0);
+    b.replaceOp(op, copy);
+    return success();
+  }
+};
+
+struct ConvertMoeToLinalgPass
+    : moe::impl::ConvertMoeToLinalgBase<ConvertMoeToLinalgPass> {
+  void runOnOperation() override {
+    RewritePatternSet patterns(&getContext());
+    populateMoeToLinalgPatterns(patterns);
+    walkAndApplyPatterns(getOperation(), std::move(patterns));
+    RewritePatternSet workaround(&getContext());
+    workaround.add<ExpandShapeToCopy>(&getContext());
+    walkAndApplyPatterns(getOperation(), std::move(workaround));
+    WalkResult left = getOperation()->walk([&](Operation *op) {
+      if (isa<MoeDialect>(op->getDialect())) {
+        op->emitError() << "'" << op->getName()
+                        << "' has no lowering here; composite ops need "
+                           "moe-decompose first";
+        return WalkResult::interrupt();
+      }
+      return WalkResult::advance();
+    });
+    if (left.wasInterrupted())
+      signalPassFailure();
+  }
+};
+
+} // namespace
+
+void mlir::moe::populateMoeToLinalgPatterns(RewritePatternSet &patterns) {
+  patterns.add<LowerRoute, LowerSwitchRoute, LowerTreeRoute, LowerDispatch,
+               LowerGroupedMatmul, LowerCombine, LowerMotMix, LowerMotUnmix,
+               LowerAttention, LowerRope>(patterns.getContext());
+}
