@@ -8,6 +8,8 @@ APT_PACKAGES=(
   llvm-22-dev llvm-22-tools libmlir-22-dev mlir-22-tools
   # compiler and linker
   clang-22 lld-22 cmake ninja-build ccache
+  # runtime unit tests, and its AddressSanitizer/UBSan build
+  libgtest-dev libclang-rt-22-dev
   # the ONNX importer: ONNX 1.12 C++ and the system protobuf; backend node tests
   libonnx-dev libprotobuf-dev protobuf-compiler libonnx-testdata
   # quiet MLIR's CMake config

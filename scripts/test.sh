@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: set up, build, run every lit test. Ends with a line
+# The whole test suite: set up, build, run the lit tests, the Python tests,
+# the runtime unit tests, and the runtime unit tests under ASan+UBSan. Prints
 # per-runner summaries and "all: N passed, N failed"; exits non-zero on any
 # failure.
 set -euo pipefail
@@ -7,7 +8,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${MOE_BUILD_DIR:-$root/build}"
 
 "$root/scripts/setup.sh"
-"$root/scripts/build.sh" moe-opt moe-import MoeDialectDocGen MoePassesDocGen \
+"$root/scripts/build.sh" all MoeDialectDocGen MoePassesDocGen \
   OnnxDialectDocGen MoeConversionPassesDocGen
 
 log="$(mktemp)"
@@ -30,10 +31,36 @@ py_status=0
 py_passed=$(sum '[0-9]+ passed')
 py_failed=$(sum '[0-9]+ (failed|errors?)')
 
-passed=$((lit_passed + py_passed))
-failed=$((lit_failed + py_failed))
+# GoogleTest: the runtime, then the runtime again under AddressSanitizer and
+# UndefinedBehaviorSanitizer (a separate build of runtime/ alone).
+gtest_status=0
+"$build/bin/moe-runtime-tests" 2>&1 | tee "$log" || gtest_status=$?
+gt_passed=$(sum '\[  PASSED  \] [0-9]+')
+gt_failed=$(sum '\[  FAILED  \] [0-9]+ tests?,')
+asan="${MOE_ASAN_BUILD_DIR:-$root/build-asan}"
+if [ ! -f "$asan/build.ninja" ]; then
+  flags="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+  cmake -G Ninja -S "$root/runtime" -B "$asan" -DCMAKE_BUILD_TYPE=Debug \
+    -DCMAKE_C_COMPILER=clang-22 -DCMAKE_CXX_COMPILER=clang++-22 \
+    -DCMAKE_C_FLAGS="$flags" -DCMAKE_CXX_FLAGS="$flags" \
+    -DCMAKE_EXE_LINKER_FLAGS="$flags" -DCMAKE_SHARED_LINKER_FLAGS="$flags" >/dev/null
+fi
+ninja -C "$asan" >/dev/null
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+  "$asan/bin/moe-runtime-tests" 2>&1 | tee "$log" || gtest_status=$?
+if grep -q "Sanitizer" "$log"; then
+  echo "runtime under ASan/UBSan: sanitizer reports above"
+  gtest_status=1
+fi
+gt_passed=$((gt_passed + $(sum '\[  PASSED  \] [0-9]+')))
+gt_failed=$((gt_failed + $(sum '\[  FAILED  \] [0-9]+ tests?,')))
+echo "gtest (runtime, and runtime under ASan+UBSan): ${gt_passed} passed, ${gt_failed} failed"
+
+passed=$((lit_passed + py_passed + gt_passed))
+failed=$((lit_failed + py_failed + gt_failed))
 echo "all: ${passed} passed, ${failed} failed"
-if [ "$lit_status" -ne 0 ] || [ "$py_status" -ne 0 ] || [ "$failed" -ne 0 ] ||
-   [ "$lit_passed" -eq 0 ] || [ "$py_passed" -eq 0 ]; then
+if [ "$lit_status" -ne 0 ] || [ "$py_status" -ne 0 ] || [ "$gtest_status" -ne 0 ] ||
+   [ "$failed" -ne 0 ] || [ "$lit_passed" -eq 0 ] || [ "$py_passed" -eq 0 ] ||
+   [ "$gt_passed" -eq 0 ]; then
   exit 1
 fi

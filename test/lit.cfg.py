@@ -11,7 +11,7 @@ config.name = "MOE"
 config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
 config.suffixes = [".mlir", ".test"]
 config.excludes = ["CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py", "Inputs",
-                   "check_constraints.py", "fixtures", "run_fixture.py",
+                   "check_constraints.py", "fixtures", "run_fixture.py", "make_bad_inputs.py",
                    "backend_node_tests.py"]
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.moe_obj_root, "test")
@@ -26,16 +26,12 @@ llvm_config.use_default_substitutions()
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 tool_dirs = [config.moe_tools_dir, config.llvm_tools_dir]
 tools = [ToolSubst("moe-opt", unresolved="fatal"),
-         ToolSubst("moe-import", unresolved="fatal")]
+         ToolSubst("moe-import", unresolved="fatal"),
+         ToolSubst("moe-compile", unresolved="fatal"),
+         ToolSubst("moe-run", unresolved="fatal")]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 
 # The ONNX backend node tests (Debian libonnx-testdata).
 if os.path.isdir("/usr/share/libonnx-testdata/data/node"):
     config.available_features.add("onnx-testdata")
 
-config.substitutions.append(
-    ("%mlir_c_runner_utils",
-     os.path.join(config.llvm_tools_dir, "..", "lib",
-                  "libmlir_c_runner_utils.so")))
-tools_extra = [ToolSubst("mlir-runner", unresolved="fatal")]
-llvm_config.add_tool_substitutions(tools_extra, [config.llvm_tools_dir])

@@ -5,7 +5,9 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/IR/BuiltinOps.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/IR/PatternMatch.h"
@@ -344,3 +346,34 @@ std::pair<Value, Value> moe::build::topK(OpBuilder &b, Location loc, Value xs,
   return {loop.getResult(1), loop.getResult(2)};
 }
 
+
+static constexpr StringLiteral kErrorHook = "moe_report_error";
+
+void moe::build::declareErrorHook(OpBuilder &b, Operation *anchor) {
+  auto module = anchor->getParentOfType<ModuleOp>();
+  if (!module || module.lookupSymbol(kErrorHook))
+    return;
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(module.getBody());
+  auto hook = func::FuncOp::create(b, anchor->getLoc(), kErrorHook,
+                                   b.getFunctionType({b.getI32Type()}, {}));
+  hook.setPrivate();
+}
+
+Value moe::build::checkedIndex(OpBuilder &b, Location loc, Value index,
+                               Value bound, int32_t code) {
+  Value zero = arith::ConstantIndexOp::create(b, loc, 0);
+  Value lo = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, index,
+                                   zero);
+  Value hi = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, index,
+                                   bound);
+  Value ok = arith::AndIOp::create(b, loc, lo, hi);
+  Value bad = arith::XOrIOp::create(
+      b, loc, ok, arith::ConstantOp::create(b, loc, b.getBoolAttr(true)));
+  scf::IfOp::create(b, loc, bad, [&](OpBuilder &nb, Location nl) {
+    Value c = arith::ConstantOp::create(nb, nl, nb.getI32IntegerAttr(code));
+    func::CallOp::create(nb, nl, kErrorHook, TypeRange{}, ValueRange{c});
+    scf::YieldOp::create(nb, nl);
+  });
+  return arith::SelectOp::create(b, loc, ok, index, zero);
+}

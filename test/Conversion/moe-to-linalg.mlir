@@ -3,16 +3,22 @@
 // Reference lowering of each primitive op (numerics are checked end to end by
 // test/Execution; these checks pin the structure).
 
-// CHECK-LABEL: func @dispatch
 // The histogram, the exclusive prefix sum and the stable scatter are
-// sequential loops; ids outside [0, E) fail a run-time assertion.
+// sequential loops; an id outside [0, E) is reported to the runtime
+// (moe_report_error(1)) and replaced by 0, so nothing is written out of
+// bounds.
+// CHECK:         func.func private @moe_report_error(i32)
+// CHECK-LABEL: func @dispatch
 // CHECK:         tensor.collapse_shape %{{.*}} {{\[}}[0, 1]] : tensor<?x2xi32> into tensor<?xi32>
 // CHECK:         scf.for
-// CHECK:           cf.assert %{{.*}}, "moe.dispatch: expert id out of range"
+// CHECK:           scf.if
+// CHECK:             %[[CODE:.+]] = arith.constant 1 : i32
+// CHECK:             func.call @moe_report_error(%[[CODE]])
+// CHECK:           arith.select
 // CHECK:           tensor.insert
 // CHECK:         scf.for
 // CHECK:         scf.for
-// CHECK:           cf.assert
+// CHECK:           func.call @moe_report_error
 // CHECK-NOT:     moe.dispatch %
 func.func @dispatch(%ids: tensor<?x2xi32>) -> (tensor<5xi32>, tensor<?xi32>) {
   %o, %p = moe.dispatch %ids {num_experts = 4 : i64} : tensor<?x2xi32> -> tensor<5xi32>, tensor<?xi32>

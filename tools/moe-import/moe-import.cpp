@@ -75,38 +75,7 @@ int main(int argc, char **argv) {
   // lines, its nodes have names (the locations stage 1 gives every op).
   context.printOpOnDiagnostic(false);
   ScopedDiagnosticHandler handler(&context, [](Diagnostic &diag) {
-    auto print = [](Diagnostic &d, StringRef severity) {
-      std::string file, node;
-      Location loc = d.getLocation();
-      if (auto name = dyn_cast<NameLoc>(loc)) {
-        node = name.getName().str();
-        loc = name.getChildLoc();
-      }
-      if (auto fileLoc = dyn_cast<FileLineColLoc>(loc))
-        file = fileLoc.getFilename().str();
-      std::string message = d.str();
-      llvm::errs() << (file.empty() ? "moe-import" : file) << ": ";
-      if (!node.empty() &&
-          message.find("node '" + node + "'") == std::string::npos)
-        llvm::errs() << "node '" << node << "': ";
-      llvm::errs() << severity << ": " << message << "\n";
-    };
-    auto severity = [](DiagnosticSeverity s) -> StringRef {
-      switch (s) {
-      case DiagnosticSeverity::Error:
-        return "error";
-      case DiagnosticSeverity::Warning:
-        return "warning";
-      case DiagnosticSeverity::Note:
-        return "note";
-      case DiagnosticSeverity::Remark:
-        return "remark";
-      }
-      return "error";
-    };
-    print(diag, severity(diag.getSeverity()));
-    for (Diagnostic &note : diag.getNotes())
-      print(note, "note");
+    moe::printOnnxDiagnostic(diag, llvm::errs(), "moe-import");
     return success();
   });
 

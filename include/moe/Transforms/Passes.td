@@ -47,4 +47,52 @@ def MoeDecomposeMot : Moe_DecomposePass<"moe-decompose-mot", "moe.mot",
     "the controller matmul, `moe.mot_mix`, two expert-batched contractions "
     "(linalg.generic) with the activation, and `moe.mot_unmix`">;
 
+def MoeOutlineWeights : Pass<"moe-outline-weights", "::mlir::ModuleOp"> {
+  let summary = "Turn the entry function's weight constants into arguments";
+  let description = [{
+    Every `arith.constant` of a ranked tensor with at least `min-elements`
+    elements in the entry function becomes a new trailing argument (marked
+    `{moe.weight = <index>}`); the values move, in argument order, to the
+    module attribute `moe.weights`. A constant used by several ops (MoEUT's
+    shared layers) becomes one argument. moe-compile writes the values into
+    the artifact's weight section, which the runtime maps and passes to the
+    code without copying.
+
+    Before:
+    ```mlir
+    func.func @main(%x: tensor<?x4xf32>) -> tensor<?x4xf32> {
+      %w = arith.constant dense<...> : tensor<4x4xf32>
+      ...
+    ```
+    After:
+    ```mlir
+    module attributes {moe.weights = [dense<...> : tensor<4x4xf32>]} {
+      func.func @main(%x: tensor<?x4xf32>, %w: tensor<4x4xf32> {moe.weight = 0 : i64}) ...
+    ```
+  }];
+  let options = [
+    Option<"entry", "entry", "std::string", "\"main\"",
+           "name of the entry function">,
+    Option<"minElements", "min-elements", "int64_t", "16",
+           "smallest constant (in elements) that becomes a weight">
+  ];
+  let dependentDialects = ["::mlir::arith::ArithDialect"];
+}
+
+def MoeAddPackedEntry : Pass<"moe-add-packed-entry", "::mlir::ModuleOp"> {
+  let summary = "Add the runtime's packed entry point to an LLVM-dialect module";
+  let description = [{
+    Adds `llvm.func @moe_entry(%packed: !llvm.ptr)` that loads the i-th
+    pointer of the array `%packed` for each parameter of
+    `_mlir_ciface_<entry>` and calls it, so that the runtime calls every
+    model through one signature (docs/runtime.md). Refuses a module without
+    the C interface wrapper.
+  }];
+  let options = [
+    Option<"entry", "entry", "std::string", "\"main\"",
+           "name of the entry function">
+  ];
+  let dependentDialects = ["::mlir::LLVM::LLVMDialect"];
+}
+
 #endif // MOE_TRANSFORMS_PASSES_TD

@@ -72,6 +72,16 @@ Value transpose(OpBuilder &b, Location loc, Value v, ArrayRef<int64_t> perm);
 std::pair<Value, Value> topK(OpBuilder &b, Location loc, Value x, int64_t k,
                              int64_t axis, bool largest);
 
+/// `index` when 0 <= index < bound; otherwise calls the runtime's
+/// `moe_report_error(code)` and yields 0 (in-bounds). Works inside linalg
+/// bodies and loops (scf.if); call declareErrorHook first.
+Value checkedIndex(OpBuilder &b, Location loc, Value index, Value bound,
+                   int32_t code);
+
+/// Declares `func.func private @moe_report_error(i32)` in the module of
+/// `anchor` if it is not there yet.
+void declareErrorHook(OpBuilder &b, Operation *anchor);
+
 /// Result type of a `moe.route`-like op: `[rows, cols]` of `elementType`.
 RankedTensorType matrixType(OpFoldResult rows, int64_t cols, Type elementType);
 

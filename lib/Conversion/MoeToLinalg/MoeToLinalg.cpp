@@ -11,6 +11,7 @@
 #include "moe/Conversion/MoeToLinalg/MoeToLinalg.h"
 #include "moe/Conversion/Passes.h"
 #include "moe/Utils/BuildUtils.h"
+#include "moe/Utils/RuntimeErrors.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
@@ -165,6 +166,14 @@ Value sigmoid(OpBuilder &b, Location loc, Value x) {
                            arith::AddFOp::create(nb, nl, fconst(nb, nl, t, 1.0),
                                                  e));
                      });
+}
+
+/// `index` if it lies in [0, bound); otherwise reports `code` to the runtime
+/// (moe_report_error) and returns 0, so that nothing is read or written out
+/// of bounds and the run ends with an error status.
+Value checkedIndex(OpBuilder &b, Location loc, Value index, Value bound,
+                   int32_t code) {
+  return build::checkedIndex(b, loc, index, bound, code);
 }
 
 /// int64 index tensor -> the op's id element type.
@@ -412,6 +421,7 @@ struct LowerDispatch : OpRewritePattern<DispatchOp> {
   LogicalResult matchAndRewrite(DispatchOp op,
                                 PatternRewriter &b) const override {
     Location loc = op.getLoc();
+    declareErrorHook(b, op);
     int64_t experts = op.getNumExperts();
     Type outType = typeOf(op.getOffsets()).getElementType();
     Value flat = collapse(b, loc, op.getIds(), {{0, 1}});
@@ -429,13 +439,8 @@ struct LowerDispatch : OpRewritePattern<DispatchOp> {
     auto expertOf = [&](OpBuilder &nb, Location nl, Value j) {
       Value id = toIndex(nb, nl,
                          tensor::ExtractOp::create(nb, nl, flat, ValueRange{j}));
-      Value lo = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::sge, id,
-                                       idx(nb, nl, 0));
-      Value hi = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::slt, id,
-                                       idx(nb, nl, experts));
-      cf::AssertOp::create(nb, nl, arith::AndIOp::create(nb, nl, lo, hi),
-                           "moe.dispatch: expert id out of range");
-      return id;
+      return checkedIndex(nb, nl, id, idx(nb, nl, experts),
+                          kErrorExpertIdOutOfRange);
     };
     auto one = [&](OpBuilder &nb, Location nl) {
       return arith::ConstantOp::create(nb, nl, nb.getIntegerAttr(outType, 1));

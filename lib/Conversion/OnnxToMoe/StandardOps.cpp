@@ -8,6 +8,7 @@
 
 #include "HandlerUtils.h"
 #include "moe/Utils/BuildUtils.h"
+#include "moe/Utils/RuntimeErrors.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
@@ -301,6 +302,7 @@ Values gather(onnxir::NodeOp node, RewriterBase &b) {
     return failure();
   }
   Location loc = node.getLoc();
+  declareErrorHook(b, node);
   int64_t a = *axis, rank = rd - 1 + ri;
   SmallVector<OpFoldResult> sizes;
   for (int64_t d = 0; d < a; ++d)
@@ -328,7 +330,9 @@ Values gather(onnxir::NodeOp node, RewriterBase &b) {
         Value negative = arith::CmpIOp::create(
             nb, nl, arith::CmpIPredicate::slt, i, zero);
         Value wrapped = arith::AddIOp::create(nb, nl, i, extent);
-        Value at = arith::SelectOp::create(nb, nl, negative, wrapped, i);
+        Value at = checkedIndex(
+            nb, nl, arith::SelectOp::create(nb, nl, negative, wrapped, i),
+            extent, kErrorIndexOutOfRange);
         SmallVector<Value> coords;
         for (int64_t d = 0; d < a; ++d)
           coords.push_back(linalg::IndexOp::create(nb, nl, d));

@@ -7,6 +7,7 @@
 
 #include "HandlerUtils.h"
 #include "moe/Utils/BuildUtils.h"
+#include "moe/Utils/RuntimeErrors.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
@@ -560,8 +561,11 @@ Value extractAlong(OpBuilder &b, Location loc, Value data, int64_t axis,
   Value negative = arith::CmpIOp::create(
       b, loc, arith::CmpIPredicate::slt, i,
       arith::ConstantIndexOp::create(b, loc, 0));
-  i = arith::SelectOp::create(b, loc, negative,
-                              arith::AddIOp::create(b, loc, i, extent), i);
+  i = checkedIndex(b, loc,
+                   arith::SelectOp::create(
+                       b, loc, negative, arith::AddIOp::create(b, loc, i, extent),
+                       i),
+                   extent, kErrorIndexOutOfRange);
   SmallVector<Value> at(coords);
   at[axis] = i;
   return tensor::ExtractOp::create(b, loc, data, at);
@@ -585,6 +589,7 @@ Values gatherElements(onnxir::NodeOp node, RewriterBase &b) {
   if (failed(axis))
     return failure();
   Location loc = node.getLoc();
+  declareErrorHook(b, node);
   Value init = emptyTensor(b, loc, tensor::getMixedSizes(b, loc, *idx),
                            typeOf(*data).getElementType());
   AffineMap id = b.getMultiDimIdentityMap(rank);
@@ -629,6 +634,7 @@ Values scatterElements(onnxir::NodeOp node, RewriterBase &b) {
   if (failed(axis))
     return failure();
   Location loc = node.getLoc();
+  declareErrorHook(b, node);
   Value zero = arith::ConstantIndexOp::create(b, loc, 0);
   Value one = arith::ConstantIndexOp::create(b, loc, 1);
   SmallVector<Value> lbs(rank, zero), steps(rank, one), ubs;
@@ -651,8 +657,12 @@ Values scatterElements(onnxir::NodeOp node, RewriterBase &b) {
         Value negative = arith::CmpIOp::create(
             nb, nl, arith::CmpIPredicate::slt, pos,
             arith::ConstantIndexOp::create(nb, nl, 0));
-        pos = arith::SelectOp::create(
-            nb, nl, negative, arith::AddIOp::create(nb, nl, pos, extent), pos);
+        pos = checkedIndex(
+            nb, nl,
+            arith::SelectOp::create(nb, nl, negative,
+                                    arith::AddIOp::create(nb, nl, pos, extent),
+                                    pos),
+            extent, kErrorIndexOutOfRange);
         SmallVector<Value> at(ivs.begin(), ivs.end());
         at[a] = pos;
         Value v = u;

@@ -776,3 +776,39 @@ OwningOpRef<ModuleOp> mlir::moe::importOnnxModel(
     return nullptr;
   }
 }
+
+void mlir::moe::printOnnxDiagnostic(Diagnostic &diag, llvm::raw_ostream &os,
+                                    StringRef tool) {
+  auto print = [&](Diagnostic &d, StringRef severity) {
+    std::string file, node;
+    Location loc = d.getLocation();
+    if (auto name = dyn_cast<NameLoc>(loc)) {
+      node = name.getName().str();
+      loc = name.getChildLoc();
+    }
+    if (auto fileLoc = dyn_cast<FileLineColLoc>(loc))
+      file = fileLoc.getFilename().str();
+    std::string message = d.str();
+    os << (file.empty() ? tool.str() : file) << ": ";
+    if (!node.empty() &&
+        message.find("node '" + node + "'") == std::string::npos)
+      os << "node '" << node << "': ";
+    os << severity << ": " << message << "\n";
+  };
+  auto severity = [](DiagnosticSeverity s) -> StringRef {
+    switch (s) {
+    case DiagnosticSeverity::Error:
+      return "error";
+    case DiagnosticSeverity::Warning:
+      return "warning";
+    case DiagnosticSeverity::Note:
+      return "note";
+    case DiagnosticSeverity::Remark:
+      return "remark";
+    }
+    return "error";
+  };
+  print(diag, severity(diag.getSeverity()));
+  for (Diagnostic &note : diag.getNotes())
+    print(note, "note");
+}

@@ -14,6 +14,7 @@
 #define MOE_IMPORT_ONNX_IMPORTER_H
 
 #include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/OwningOpRef.h"
 #include "llvm/ADT/StringRef.h"
 
@@ -33,6 +34,12 @@ OwningOpRef<ModuleOp> importOnnxModel(const llvm::MemoryBuffer &buffer,
                                       llvm::StringRef fileName,
                                       llvm::StringRef baseDir,
                                       MLIRContext *context);
+
+/// Prints `diag` and its notes as "file: node 'name': severity: message"
+/// (ONNX has no lines; stage 1 locates every op at its node name). `tool`
+/// replaces the file name when the location has none.
+void printOnnxDiagnostic(Diagnostic &diag, llvm::raw_ostream &os,
+                         llvm::StringRef tool);
 
 } // namespace mlir::moe
 

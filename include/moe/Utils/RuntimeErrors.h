@@ -1,0 +1,27 @@
+//===- RuntimeErrors.h - error codes compiled code reports ------*- C++ -*-===//
+//
+// Compiled code reports data errors it detects at run time by calling
+// `void moe_report_error(int32_t code)` (provided by the runtime) and then
+// continues on a clamped, in-bounds index; the runtime turns the first
+// report of a run into an error status. The codes are shared with
+// runtime/src/runtime.cpp.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_UTILS_RUNTIMEERRORS_H
+#define MOE_UTILS_RUNTIMEERRORS_H
+
+#include <cstdint>
+
+namespace mlir::moe {
+
+/// An expert id outside [0, E) reached moe.dispatch.
+constexpr int32_t kErrorExpertIdOutOfRange = 1;
+/// An index outside its dimension reached a gather (ONNX Gather,
+/// GatherElements, ScatterElements): for an embedding, a token id outside
+/// the vocabulary.
+constexpr int32_t kErrorIndexOutOfRange = 2;
+
+} // namespace mlir::moe
+
+#endif // MOE_UTILS_RUNTIMEERRORS_H

@@ -1,0 +1,313 @@
+//===- Compiler.cpp - module -> .moeb artifact -----------------------------===//
+//
+// Native code: the LLVM dialect is translated to LLVM IR in process, then the
+// system C compiler (clang-22 by default) optimises it and links a shared
+// object, as MLIR's own GPU serialisation shells out to ptxas. The artifact
+// layout is runtime/include/moe/artifact_format.h.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Compiler/Compiler.h"
+#include "moe/Conversion/Passes.h"
+#include "moe/Pipelines/Pipelines.h"
+#include "moe/Transforms/Passes.h"
+
+#include "moe/artifact_format.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Export.h"
+#include "llvm/IR/LLVMContext.h"
+#include "llvm/IR/Module.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Program.h"
+
+#include <cstring>
+
+using namespace mlir;
+using namespace mlir::moe;
+
+namespace {
+
+/// Removes a temporary file when it goes out of scope.
+struct FileRemover {
+  explicit FileRemover(StringRef path) : path(path.str()) {}
+  ~FileRemover() { llvm::sys::fs::remove(path); }
+  std::string path;
+};
+
+/// Percent-encodes whitespace and '%' (signature names have no spaces).
+std::string encodeName(StringRef name) {
+  std::string out;
+  for (char c : name) {
+    if (c == '%' || isspace(static_cast<unsigned char>(c))) {
+      char buf[4];
+      snprintf(buf, sizeof(buf), "%%%02X", static_cast<unsigned char>(c));
+      out += buf;
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out.empty() ? "_" : out;
+}
+
+FailureOr<std::string> dtypeName(Type t, Location loc) {
+  if (t.isF32())
+    return std::string("f32");
+  if (t.isF64())
+    return std::string("f64");
+  if (t.isF16())
+    return std::string("f16");
+  if (t.isBF16())
+    return std::string("bf16");
+  if (t.isInteger(1))
+    return std::string("bool");
+  if (auto i = dyn_cast<IntegerType>(t)) {
+    if (i.isUnsigned() && i.getWidth() == 8)
+      return std::string("u8");
+    if (!i.isUnsigned() && (i.getWidth() == 8 || i.getWidth() == 32 ||
+                            i.getWidth() == 64))
+      return "i" + std::to_string(i.getWidth());
+  }
+  emitError(loc) << "element type " << t
+                 << " has no runtime dtype (f32, f64, f16, bf16, i64, i32, "
+                    "i8, u8, bool)";
+  return failure();
+}
+
+/// "<dtype> <rank> <dim>..." for a tensor type with optional symbol names.
+FailureOr<std::string> shapeText(Type type, ArrayAttr symbols, Location loc) {
+  auto t = dyn_cast<RankedTensorType>(type);
+  if (!t) {
+    emitError(loc) << "the entry function must take and return ranked "
+                      "tensors, got "
+                   << type;
+    return failure();
+  }
+  FailureOr<std::string> dtype = dtypeName(t.getElementType(), loc);
+  if (failed(dtype))
+    return failure();
+  std::string text = *dtype + " " + std::to_string(t.getRank());
+  for (int64_t d = 0; d < t.getRank(); ++d) {
+    if (!t.isDynamicDim(d)) {
+      text += " " + std::to_string(t.getDimSize(d));
+      continue;
+    }
+    std::string symbol;
+    if (symbols && d < static_cast<int64_t>(symbols.size()))
+      if (auto s = dyn_cast<StringAttr>(symbols[d]))
+        symbol = encodeName(s.getValue());
+    if (symbol == "_")
+      symbol.clear();
+    text += " ?" + symbol;
+  }
+  return text;
+}
+
+StringRef nameOf(DictionaryAttr attrs, StringRef fallback,
+                 std::string &storage) {
+  if (attrs)
+    if (auto n = attrs.getAs<StringAttr>("onnx.name"))
+      return n.getValue();
+  storage = fallback.str();
+  return storage;
+}
+
+LogicalResult runPipeline(ModuleOp module, const CompileOptions &options,
+                          function_ref<void(OpPassManager &)> build) {
+  PassManager pm(module.getContext());
+  if (options.configure && failed(options.configure(pm)))
+    return failure();
+  build(pm);
+  return pm.run(module);
+}
+
+void writeArtifact(
+    llvm::raw_ostream &out,
+    ArrayRef<std::pair<::moe::artifact::SectionKind, StringRef>> sections) {
+  using namespace ::moe::artifact;
+  Header h{};
+  std::memcpy(h.magic, kMagic, sizeof(kMagic));
+  h.version = kVersion;
+  h.sectionCount = sections.size();
+  std::vector<SectionEntry> table(sections.size());
+  uint64_t offset = sizeof(Header) + sizeof(SectionEntry) * sections.size();
+  for (size_t i = 0; i < sections.size(); ++i) {
+    offset = llvm::alignTo(offset, kSectionAlignment);
+    table[i] = {static_cast<uint32_t>(sections[i].first), 0, offset,
+                sections[i].second.size(),
+                fnv1a(sections[i].second.data(), sections[i].second.size())};
+    offset += sections[i].second.size();
+  }
+  h.fileSize = offset;
+  h.checksum = headerChecksum(h, table.data());
+  out.write(reinterpret_cast<const char *>(&h), sizeof(h));
+  out.write(reinterpret_cast<const char *>(table.data()),
+            sizeof(SectionEntry) * table.size());
+  uint64_t at = sizeof(Header) + sizeof(SectionEntry) * table.size();
+  for (size_t i = 0; i < sections.size(); ++i) {
+    out.write_zeros(table[i].offset - at);
+    out << sections[i].second;
+    at = table[i].offset + sections[i].second.size();
+  }
+}
+
+} // namespace
+
+LogicalResult mlir::moe::compileModule(ModuleOp module,
+                                       const CompileOptions &options,
+                                       llvm::raw_ostream &out) {
+  MLIRContext *ctx = module.getContext();
+  Location loc = module.getLoc();
+  auto progress = [&](const Twine &msg) {
+    if (options.progress)
+      options.progress(msg.str());
+  };
+
+  // 1. Weights become arguments (and the artifact's weight section).
+  progress("outlining weights");
+  if (failed(runPipeline(module, options, [&](OpPassManager &pm) {
+        MoeOutlineWeightsOptions o;
+        o.minElements = options.minWeightElements;
+        pm.addPass(createMoeOutlineWeights(o));
+      })))
+    return failure();
+  if (options.emit == EmitLevel::Moe) {
+    module.print(out);
+    return success();
+  }
+
+  // 2. The signature.
+  auto func = module.lookupSymbol<func::FuncOp>("main");
+  std::string signature = "entry moe_entry\n";
+  std::string weightBytes;
+  auto weightValues = module->getAttrOfType<ArrayAttr>("moe.weights");
+  for (unsigned i = 0; i < func.getNumArguments(); ++i) {
+    DictionaryAttr attrs = func.getArgAttrDict(i);
+    if (attrs && attrs.get("moe.weight"))
+      continue;
+    std::string storage;
+    StringRef name = nameOf(attrs, "arg" + std::to_string(i), storage);
+    FailureOr<std::string> shape = shapeText(
+        func.getArgumentTypes()[i],
+        attrs ? attrs.getAs<ArrayAttr>("onnx.dim_params") : ArrayAttr(),
+        func.getArgument(i).getLoc());
+    if (failed(shape))
+      return failure();
+    signature += "input " + encodeName(name) + " " + *shape + "\n";
+  }
+  for (unsigned i = 0; i < func.getNumResults(); ++i) {
+    DictionaryAttr attrs = func.getResultAttrDict(i);
+    std::string storage;
+    StringRef name = nameOf(attrs, "result" + std::to_string(i), storage);
+    FailureOr<std::string> shape = shapeText(
+        func.getResultTypes()[i],
+        attrs ? attrs.getAs<ArrayAttr>("onnx.dim_params") : ArrayAttr(),
+        func.getLoc());
+    if (failed(shape))
+      return failure();
+    signature += "output " + encodeName(name) + " " + *shape + "\n";
+  }
+  for (Attribute a : weightValues ? weightValues.getValue()
+                                  : ArrayRef<Attribute>()) {
+    auto dense = cast<DenseElementsAttr>(a);
+    auto type = cast<RankedTensorType>(dense.getType());
+    size_t esize = type.getElementTypeBitWidth() / 8;
+    size_t bytes = esize * type.getNumElements();
+    weightBytes.resize(llvm::alignTo(weightBytes.size(), 64), '\0');
+    size_t offset = weightBytes.size();
+    ArrayRef<char> raw = dense.getRawData();
+    if (dense.isSplat())
+      for (int64_t n = 0; n < type.getNumElements(); ++n)
+        weightBytes.append(raw.data(), esize);
+    else
+      weightBytes.append(raw.data(), bytes);
+    FailureOr<std::string> shape = shapeText(type, ArrayAttr(), loc);
+    if (failed(shape))
+      return failure();
+    signature += "weight " + std::to_string(offset) + " " +
+                 std::to_string(bytes) + " " + *shape + "\n";
+  }
+  module->removeAttr("moe.weights");
+  // The signature carries the names now; LLVM translation knows no such
+  // argument attributes.
+  for (unsigned i = 0; i < func.getNumArguments(); ++i)
+    func.setArgAttrs(i, ArrayRef<NamedAttribute>{});
+  for (unsigned i = 0; i < func.getNumResults(); ++i)
+    func.setResultAttrs(i, ArrayRef<NamedAttribute>{});
+
+  // 3. Lowering.
+  if (options.emit == EmitLevel::Linalg) {
+    if (failed(runPipeline(module, options, [&](OpPassManager &pm) {
+          buildDecomposePipeline(pm);
+          pm.addPass(createConvertMoeToLinalg());
+        })))
+      return failure();
+    module.print(out);
+    return success();
+  }
+  progress("lowering to LLVM (moe-lower-to-llvm)");
+  if (failed(runPipeline(module, options, [&](OpPassManager &pm) {
+        buildLowerToLLVMPipeline(pm);
+        pm.addPass(createMoeAddPackedEntry());
+      })))
+    return failure();
+  registerBuiltinDialectTranslation(*ctx);
+  registerLLVMDialectTranslation(*ctx);
+  llvm::LLVMContext llvmContext;
+  std::unique_ptr<llvm::Module> llvmModule =
+      translateModuleToLLVMIR(module, llvmContext, "moe_model");
+  if (!llvmModule)
+    return emitError(loc) << "translation to LLVM IR failed";
+  if (options.emit == EmitLevel::LLVM) {
+    llvmModule->print(out, nullptr);
+    return success();
+  }
+
+  // 4. Native code.
+  llvm::ErrorOr<std::string> cc = llvm::sys::findProgramByName(options.cc);
+  if (!cc)
+    return emitError(loc) << "cannot find the C compiler '" << options.cc
+                          << "' on PATH";
+  SmallString<128> irPath, soPath;
+  int irFd;
+  if (llvm::sys::fs::createTemporaryFile("moe-model", "ll", irFd, irPath) ||
+      llvm::sys::fs::createTemporaryFile("moe-model", "so", soPath))
+    return emitError(loc) << "cannot create temporary files";
+  FileRemover removeIr(irPath), removeSo(soPath);
+  {
+    llvm::raw_fd_ostream irOut(irFd, /*shouldClose=*/true);
+    llvmModule->print(irOut, nullptr);
+  }
+  std::string march = "-march=" + options.march;
+  SmallVector<StringRef> args = {*cc,    "-O3",  march,      "-shared",
+                                 "-fPIC", "-Wno-override-module", "-x",
+                                 "ir",    irPath, "-o",       soPath, "-lm"};
+  progress("generating native code: " + *cc + " -O3 " + march);
+  std::string err;
+  int rc = llvm::sys::ExecuteAndWait(*cc, args, std::nullopt, {}, 0, 0, &err);
+  if (rc != 0)
+    return emitError(loc) << "the C compiler failed (" << rc
+                          << (err.empty() ? "" : ": " + err) << ")";
+  auto so = llvm::MemoryBuffer::getFile(soPath, /*IsText=*/false);
+  if (!so)
+    return emitError(loc) << "cannot read the shared object: "
+                          << so.getError().message();
+  if (options.emit == EmitLevel::Obj) {
+    out << (*so)->getBuffer();
+    return success();
+  }
+
+  // 5. The artifact.
+  writeArtifact(out, {{::moe::artifact::SectionKind::Signature, signature},
+                      {::moe::artifact::SectionKind::CpuCode, (*so)->getBuffer()},
+                      {::moe::artifact::SectionKind::Weights, weightBytes}});
+  progress("artifact: signature " + Twine(signature.size()) + " B, code " +
+           Twine((*so)->getBufferSize()) + " B, weights " +
+           Twine(weightBytes.size()) + " B");
+  return success();
+}

@@ -1,0 +1,91 @@
+//===- artifact_format.h - the .moeb artifact layout ------------*- C++ -*-===//
+//
+// Shared by the writer (moe-compile) and the reader (the runtime); no
+// dependencies beyond the C++ standard library. Layout (little endian):
+//
+//   Header (32 bytes) | SectionEntry[count] (32 bytes each) | sections
+//
+// Each section starts at a multiple of kSectionAlignment. The header
+// checksum covers the header (with its checksum field zero) and the section
+// table; each section entry carries the checksum of its bytes (FNV-1a 64).
+// Readers refuse unknown versions; unknown section kinds of a known version
+// are ignored, so new kinds (CUDA code) can be added without breaking
+// readers of the sections they know.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_ARTIFACT_FORMAT_H
+#define MOE_ARTIFACT_FORMAT_H
+
+#include <cstddef>
+#include <cstdint>
+
+namespace moe::artifact {
+
+constexpr char kMagic[8] = {'M', 'O', 'E', 'B', 'A', 'R', 'T', '\n'};
+constexpr uint32_t kVersion = 1;
+constexpr uint64_t kSectionAlignment = 64;
+
+enum class SectionKind : uint32_t {
+  /// Text: the entry symbol, inputs, outputs and weights (see below).
+  Signature = 1,
+  /// An x86-64 ELF shared object exporting the entry symbol.
+  CpuCode = 2,
+  /// Weight bytes; weight records in the signature give offsets into it.
+  Weights = 3,
+  /// Reserved: device code (PTX or cubin) for a CUDA executor.
+  CudaCode = 16,
+};
+
+struct Header {
+  char magic[8];
+  uint32_t version;
+  uint32_t sectionCount;
+  uint64_t fileSize;
+  uint64_t checksum;
+};
+static_assert(sizeof(Header) == 32, "header layout");
+
+struct SectionEntry {
+  uint32_t kind;
+  uint32_t flags;
+  uint64_t offset;
+  uint64_t size;
+  uint64_t checksum;
+};
+static_assert(sizeof(SectionEntry) == 32, "section entry layout");
+
+/// FNV-1a 64-bit, chained through `seed`.
+inline uint64_t fnv1a(const void *data, size_t size,
+                      uint64_t seed = 0xcbf29ce484222325ull) {
+  const auto *p = static_cast<const unsigned char *>(data);
+  uint64_t h = seed;
+  for (size_t i = 0; i < size; ++i) {
+    h ^= p[i];
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+/// Checksum of a header (its checksum field taken as zero) and its table.
+inline uint64_t headerChecksum(const Header &header,
+                               const SectionEntry *entries) {
+  Header copy = header;
+  copy.checksum = 0;
+  uint64_t h = fnv1a(&copy, sizeof(copy));
+  return fnv1a(entries, sizeof(SectionEntry) * header.sectionCount, h);
+}
+
+// Signature text, one record per line, fields separated by single spaces;
+// names never contain whitespace (moe-compile percent-encodes it):
+//   entry <symbol>
+//   input <name> <dtype> <rank> <dim>...     dim: an integer, or ?<symbol>
+//   output <name> <dtype> <rank> <dim>...
+//   weight <offset> <bytes> <dtype> <rank> <dim>...   (all static)
+// The code's entry takes one argument, an array of pointers: the result
+// descriptors' struct first, then one memref descriptor per input, then one
+// per weight, in signature order.
+
+} // namespace moe::artifact
+
+#endif // MOE_ARTIFACT_FORMAT_H

@@ -1,0 +1,146 @@
+/*===- moe_runtime.h - the moe-mlir runtime C API ---------------*- C -*-===*
+ *
+ * Loads artifacts produced by moe-compile (.moeb) and runs them. Builds
+ * without MLIR or LLVM. Every function that can fail returns a moe_status_t:
+ * NULL on success, otherwise a status object the caller owns and releases
+ * with moe_status_release. No function aborts, throws or crashes on bad
+ * input: corrupt artifacts, wrong names, dtypes or shapes are statuses.
+ *
+ * Ownership is stated on every declaration: "caller owns" means the caller
+ * must call the matching *_release; "borrowed" means valid as long as the
+ * owning object lives.
+ *
+ * Threads: an instance and a session may be used from several threads at
+ * once; moe_session_run is reentrant. Tensors are not synchronised: do not
+ * mutate one tensor from two threads.
+ *
+ *===----------------------------------------------------------------------===*/
+
+#ifndef MOE_RUNTIME_H
+#define MOE_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*--- Status ---------------------------------------------------------------*/
+
+typedef enum moe_status_code_t {
+  MOE_OK = 0,
+  MOE_INVALID_ARGUMENT = 1, /* a null pointer, a wrong name, dtype or shape */
+  MOE_NOT_FOUND = 2,        /* a missing file */
+  MOE_DATA_LOSS = 3,        /* a truncated or corrupt artifact */
+  MOE_UNIMPLEMENTED = 4,    /* an artifact version or section not supported */
+  MOE_INTERNAL = 5,         /* an error inside the runtime or the code */
+  MOE_RESOURCE_EXHAUSTED = 6
+} moe_status_code_t;
+
+typedef struct moe_status moe_status;
+/* NULL means success. */
+typedef moe_status *moe_status_t;
+
+/* The code of `status` (MOE_OK for NULL). */
+moe_status_code_t moe_status_code(const moe_status *status);
+/* The message of `status` ("" for NULL); borrowed from `status`. */
+const char *moe_status_message(const moe_status *status);
+/* Releases a status (NULL is a no-op). */
+void moe_status_release(moe_status *status);
+
+/*--- Element types and tensors --------------------------------------------*/
+
+typedef enum moe_dtype_t {
+  MOE_DTYPE_F32 = 0,
+  MOE_DTYPE_F64 = 1,
+  MOE_DTYPE_F16 = 2,
+  MOE_DTYPE_BF16 = 3,
+  MOE_DTYPE_I64 = 4,
+  MOE_DTYPE_I32 = 5,
+  MOE_DTYPE_I8 = 6,
+  MOE_DTYPE_U8 = 7,
+  MOE_DTYPE_BOOL = 8
+} moe_dtype_t;
+
+/* Size in bytes of one element (0 for an unknown dtype). */
+size_t moe_dtype_size(moe_dtype_t dtype);
+/* The dtype's name ("f32", ...; "?" if unknown); static storage. */
+const char *moe_dtype_name(moe_dtype_t dtype);
+
+/* A dense row-major host tensor. */
+typedef struct moe_tensor moe_tensor;
+
+/* Creates a tensor of `rank` dims `dims[0..rank)`, copying `data` (which may
+ * be NULL: zero-filled). On success the caller owns *out. Fails on negative
+ * dims, an unknown dtype or a size overflow. */
+moe_status_t moe_tensor_create(moe_dtype_t dtype, size_t rank,
+                               const int64_t *dims, const void *data,
+                               moe_tensor **out);
+/* Releases a tensor (NULL is a no-op). */
+void moe_tensor_release(moe_tensor *tensor);
+moe_dtype_t moe_tensor_dtype(const moe_tensor *tensor);
+size_t moe_tensor_rank(const moe_tensor *tensor);
+/* Dims, borrowed from `tensor` (rank entries). */
+const int64_t *moe_tensor_dims(const moe_tensor *tensor);
+size_t moe_tensor_element_count(const moe_tensor *tensor);
+size_t moe_tensor_byte_size(const moe_tensor *tensor);
+/* The elements, borrowed from `tensor`; writable. */
+void *moe_tensor_data(moe_tensor *tensor);
+
+/*--- Instance and session ---------------------------------------------------*/
+
+/* Process-level state (executors; a CUDA executor will live here). */
+typedef struct moe_instance moe_instance;
+/* One loaded artifact. */
+typedef struct moe_session moe_session;
+
+/* On success the caller owns *out. */
+moe_status_t moe_instance_create(moe_instance **out);
+/* Releases an instance; its sessions must be released first (NULL: no-op). */
+void moe_instance_release(moe_instance *instance);
+
+/* Loads the artifact at `path`: checks the format version and every
+ * checksum, maps the weights (never copied) and loads the code. On success
+ * the caller owns *out; `instance` must outlive it. */
+moe_status_t moe_session_create(moe_instance *instance, const char *path,
+                                moe_session **out);
+/* Releases a session (NULL is a no-op). */
+void moe_session_release(moe_session *session);
+
+/* The signature. Names are borrowed from the session. A dim is >= 0 when
+ * static and -1 when symbolic; moe_session_*_dim_name gives the symbol
+ * ("" for static dims). Out-of-range indices give 0, -1 or "". */
+size_t moe_session_input_count(const moe_session *session);
+size_t moe_session_output_count(const moe_session *session);
+const char *moe_session_input_name(const moe_session *session, size_t i);
+const char *moe_session_output_name(const moe_session *session, size_t i);
+moe_dtype_t moe_session_input_dtype(const moe_session *session, size_t i);
+moe_dtype_t moe_session_output_dtype(const moe_session *session, size_t i);
+size_t moe_session_input_rank(const moe_session *session, size_t i);
+size_t moe_session_output_rank(const moe_session *session, size_t i);
+int64_t moe_session_input_dim(const moe_session *session, size_t i,
+                              size_t d);
+int64_t moe_session_output_dim(const moe_session *session, size_t i,
+                               size_t d);
+const char *moe_session_input_dim_name(const moe_session *session, size_t i,
+                                       size_t d);
+const char *moe_session_output_dim_name(const moe_session *session, size_t i,
+                                        size_t d);
+
+/* Runs the model. `names[i]` names input `inputs[i]` (borrowed, read only);
+ * every input of the signature must be given once, with its dtype, rank and
+ * static dims, and equal sizes for equal symbols. On success
+ * outputs[0..num_outputs) (num_outputs must equal the signature's count)
+ * receive new tensors in signature order, owned by the caller. On failure no
+ * output is written. */
+moe_status_t moe_session_run(moe_session *session, size_t num_inputs,
+                             const char *const *names,
+                             const moe_tensor *const *inputs,
+                             size_t num_outputs, moe_tensor **outputs);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* MOE_RUNTIME_H */

@@ -1,0 +1,129 @@
+//===- moe_runtime.hpp - thin C++ RAII wrapper over moe_runtime.h -*- C++ -*-=//
+//
+// Owning handles with the C API's semantics; no exceptions: operations that
+// can fail return a moe::Status (which owns its moe_status_t).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_RUNTIME_HPP
+#define MOE_RUNTIME_HPP
+
+#include "moe_runtime.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace moe {
+
+/// An owned status; ok() when the C call returned NULL.
+class Status {
+public:
+  Status() = default;
+  explicit Status(moe_status_t s) : status(s, moe_status_release) {}
+  bool ok() const { return !status; }
+  moe_status_code_t code() const { return moe_status_code(status.get()); }
+  std::string message() const { return moe_status_message(status.get()); }
+
+private:
+  std::unique_ptr<moe_status, void (*)(moe_status *)> status{
+      nullptr, moe_status_release};
+};
+
+/// An owned tensor.
+class Tensor {
+public:
+  Tensor() = default;
+  explicit Tensor(moe_tensor *t) : tensor(t, moe_tensor_release) {}
+  static Status create(moe_dtype_t dtype, const std::vector<int64_t> &dims,
+                       const void *data, Tensor &out) {
+    moe_tensor *t = nullptr;
+    Status s(moe_tensor_create(dtype, dims.size(), dims.data(), data, &t));
+    if (s.ok())
+      out = Tensor(t);
+    return s;
+  }
+  moe_tensor *get() const { return tensor.get(); }
+  moe_dtype_t dtype() const { return moe_tensor_dtype(get()); }
+  std::vector<int64_t> dims() const {
+    const int64_t *d = moe_tensor_dims(get());
+    return std::vector<int64_t>(d, d + moe_tensor_rank(get()));
+  }
+  size_t elementCount() const { return moe_tensor_element_count(get()); }
+  size_t byteSize() const { return moe_tensor_byte_size(get()); }
+  template <typename T> T *data() const {
+    return static_cast<T *>(moe_tensor_data(get()));
+  }
+
+private:
+  std::unique_ptr<moe_tensor, void (*)(moe_tensor *)> tensor{
+      nullptr, moe_tensor_release};
+};
+
+/// An owned instance.
+class Instance {
+public:
+  static Status create(Instance &out) {
+    moe_instance *i = nullptr;
+    Status s(moe_instance_create(&i));
+    if (s.ok())
+      out.instance.reset(i);
+    return s;
+  }
+  moe_instance *get() const { return instance.get(); }
+
+private:
+  std::unique_ptr<moe_instance, void (*)(moe_instance *)> instance{
+      nullptr, moe_instance_release};
+};
+
+/// An owned session; the instance must outlive it.
+class Session {
+public:
+  static Status load(const Instance &instance, const std::string &path,
+                     Session &out) {
+    moe_session *s = nullptr;
+    Status st(moe_session_create(instance.get(), path.c_str(), &s));
+    if (st.ok())
+      out.session.reset(s);
+    return st;
+  }
+  moe_session *get() const { return session.get(); }
+  size_t inputCount() const { return moe_session_input_count(get()); }
+  size_t outputCount() const { return moe_session_output_count(get()); }
+  std::string inputName(size_t i) const {
+    return moe_session_input_name(get(), i);
+  }
+  std::string outputName(size_t i) const {
+    return moe_session_output_name(get(), i);
+  }
+  /// Runs with named inputs; `outputs` receives the outputs in signature
+  /// order.
+  Status run(const std::vector<std::string> &names,
+             const std::vector<const Tensor *> &inputs,
+             std::vector<Tensor> &outputs) const {
+    std::vector<const char *> cnames;
+    std::vector<const moe_tensor *> cinputs;
+    for (const std::string &n : names)
+      cnames.push_back(n.c_str());
+    for (const Tensor *t : inputs)
+      cinputs.push_back(t ? t->get() : nullptr);
+    std::vector<moe_tensor *> raw(outputCount(), nullptr);
+    Status s(moe_session_run(get(), cinputs.size(), cnames.data(),
+                             cinputs.data(), raw.size(), raw.data()));
+    if (s.ok()) {
+      outputs.clear();
+      for (moe_tensor *t : raw)
+        outputs.emplace_back(t);
+    }
+    return s;
+  }
+
+private:
+  std::unique_ptr<moe_session, void (*)(moe_session *)> session{
+      nullptr, moe_session_release};
+};
+
+} // namespace moe
+
+#endif // MOE_RUNTIME_HPP

@@ -1,0 +1,135 @@
+//===- moe-compile.cpp - ONNX or MLIR -> .moeb artifact --------------------===//
+//
+//   moe-compile model.onnx -o model.moeb
+//   moe-compile model.mlir --emit=linalg -o -     (moe | linalg | llvm | obj)
+//   moe-compile model.onnx -o m.moeb --mlir-timing   (pass timing)
+//
+// Progress lines go to stderr unless -q. The pipeline lives in
+// lib/Compiler (and moe-opt --moe-lower-to-llvm).
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Compiler/Compiler.h"
+#include "moe/Conversion/Passes.h"
+#include "moe/Import/ONNX/Importer.h"
+#include "moe/InitAll.h"
+
+#include "mlir/IR/AsmState.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Support/Timing.h"
+#include "mlir/Support/FileUtilities.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/ToolOutputFile.h"
+
+using namespace mlir;
+
+namespace {
+llvm::cl::opt<std::string> inputFile(llvm::cl::Positional,
+                                     llvm::cl::desc("<model.onnx|model.mlir>"),
+                                     llvm::cl::Required);
+llvm::cl::opt<std::string> outputFile("o", llvm::cl::desc("output file"),
+                                      llvm::cl::value_desc("filename"),
+                                      llvm::cl::Required);
+llvm::cl::opt<moe::EmitLevel> emit(
+    "emit", llvm::cl::desc("what to write"),
+    llvm::cl::init(moe::EmitLevel::Artifact),
+    llvm::cl::values(
+        clEnumValN(moe::EmitLevel::Moe, "moe", "moe IR, weights outlined"),
+        clEnumValN(moe::EmitLevel::Linalg, "linalg",
+                   "after decomposition and convert-moe-to-linalg"),
+        clEnumValN(moe::EmitLevel::LLVM, "llvm", "LLVM IR"),
+        clEnumValN(moe::EmitLevel::Obj, "obj", "the shared object"),
+        clEnumValN(moe::EmitLevel::Artifact, "artifact",
+                   "the .moeb artifact (default)")));
+llvm::cl::opt<std::string> cc("cc", llvm::cl::desc("C compiler for LLVM IR"),
+                              llvm::cl::init("clang-22"));
+llvm::cl::opt<std::string> march("march", llvm::cl::desc("target CPU"),
+                                 llvm::cl::init("native"));
+llvm::cl::opt<bool> quiet("q", llvm::cl::desc("no progress lines"));
+} // namespace
+
+int main(int argc, char **argv) {
+  llvm::InitLLVM y(argc, argv);
+  registerAsmPrinterCLOptions();
+  registerMLIRContextCLOptions();
+  registerPassManagerCLOptions();
+  registerDefaultTimingManagerCLOptions();
+  llvm::cl::ParseCommandLineOptions(argc, argv,
+                                    "moe-compile: model -> .moeb artifact\n");
+
+  DialectRegistry registry;
+  registerAllDialects(registry);
+  moe::registerAllDialects(registry);
+  MLIRContext context(registry);
+  context.loadAllAvailableDialects();
+  context.printOpOnDiagnostic(false);
+  ScopedDiagnosticHandler handler(&context, [](Diagnostic &diag) {
+    moe::printOnnxDiagnostic(diag, llvm::errs(), "moe-compile");
+    return success();
+  });
+  auto progress = [](StringRef msg) {
+    if (!quiet)
+      llvm::errs() << "moe-compile: " << msg << "\n";
+  };
+
+  std::string error;
+  std::unique_ptr<llvm::MemoryBuffer> input =
+      openInputFile(inputFile, &error);
+  if (!input) {
+    llvm::errs() << "moe-compile: " << error << "\n";
+    return 1;
+  }
+  OwningOpRef<ModuleOp> module;
+  if (StringRef(inputFile).ends_with(".onnx")) {
+    progress("importing " + inputFile);
+    SmallString<256> baseDir(inputFile.getValue());
+    llvm::sys::path::remove_filename(baseDir);
+    if (baseDir.empty())
+      baseDir = ".";
+    module = moe::importOnnxModel(*input, inputFile, baseDir, &context);
+    if (!module)
+      return 1;
+    PassManager pm(&context);
+    if (failed(applyPassManagerCLOptions(pm)))
+      return 1;
+    pm.addPass(moe::createConvertOnnxToMoe());
+    if (failed(pm.run(*module)))
+      return 1;
+  } else {
+    llvm::SourceMgr sourceMgr;
+    sourceMgr.AddNewSourceBuffer(std::move(input), llvm::SMLoc());
+    module = parseSourceFile<ModuleOp>(sourceMgr, &context);
+    if (!module)
+      return 1;
+  }
+
+  std::unique_ptr<llvm::ToolOutputFile> output =
+      openOutputFile(outputFile, &error);
+  if (!output) {
+    llvm::errs() << "moe-compile: " << error << "\n";
+    return 1;
+  }
+  moe::CompileOptions options;
+  options.emit = emit;
+  options.cc = cc;
+  options.march = march;
+  options.progress = progress;
+  options.configure = [](PassManager &pm) {
+    if (failed(applyPassManagerCLOptions(pm)))
+      return failure();
+    applyDefaultTimingPassManagerCLOptions(pm);
+    return success();
+  };
+  if (failed(moe::compileModule(*module, options, output->os())))
+    return 1;
+  output->keep();
+  progress("wrote " + outputFile);
+  return 0;
+}

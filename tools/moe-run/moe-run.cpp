@@ -1,0 +1,214 @@
+//===- moe-run.cpp - run a .moeb artifact ----------------------------------===//
+//
+//   moe-run model.moeb --input x=x.npy [--input ...] [--output-dir out/]
+//   moe-run model.moeb --input x=x.npy --benchmark [--warmup 3] [--repeats 20]
+//
+// Links only the runtime (no MLIR, no LLVM). Prints the signature's outputs
+// (dtype, shape, min/max/mean, first values); with --output-dir writes
+// <output>.npy files. --benchmark prints latency percentiles and tokens/s
+// (tokens: the product of the first input's first two dims, or its first
+// dim when it has rank 1). Errors: "moe-run: error: ..." and exit status 1.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/npy.h"
+#include "moe_runtime.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <sys/stat.h>
+#include <vector>
+
+namespace {
+
+int fail(const std::string &message) {
+  std::fprintf(stderr, "moe-run: error: %s\n", message.c_str());
+  return 1;
+}
+
+void usage() {
+  std::fprintf(stderr,
+               "usage: moe-run MODEL.moeb --input NAME=FILE.npy ... "
+               "[--output-dir DIR] [--benchmark] [--warmup N] [--repeats N]\n");
+}
+
+double asDouble(const void *data, moe_dtype_t dtype, size_t i) {
+  switch (dtype) {
+  case MOE_DTYPE_F32:
+    return static_cast<const float *>(data)[i];
+  case MOE_DTYPE_F64:
+    return static_cast<const double *>(data)[i];
+  case MOE_DTYPE_I64:
+    return static_cast<double>(static_cast<const int64_t *>(data)[i]);
+  case MOE_DTYPE_I32:
+    return static_cast<const int32_t *>(data)[i];
+  case MOE_DTYPE_I8:
+    return static_cast<const int8_t *>(data)[i];
+  case MOE_DTYPE_U8:
+  case MOE_DTYPE_BOOL:
+    return static_cast<const uint8_t *>(data)[i];
+  default:
+    return NAN;
+  }
+}
+
+std::string shapeString(const std::vector<int64_t> &dims) {
+  std::string s = "[";
+  for (size_t i = 0; i < dims.size(); ++i)
+    s += (i ? ", " : "") + std::to_string(dims[i]);
+  return s + "]";
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  std::string model, outputDir;
+  std::vector<std::pair<std::string, std::string>> inputs;
+  bool benchmark = false;
+  int warmup = 3, repeats = 20;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&](const char *flag) -> const char * {
+      if (i + 1 >= argc) {
+        fail(std::string(flag) + " needs a value");
+        return nullptr;
+      }
+      return argv[++i];
+    };
+    if (a == "--input") {
+      const char *v = value("--input");
+      if (!v)
+        return 1;
+      std::string spec = v;
+      size_t eq = spec.find('=');
+      if (eq == std::string::npos || eq == 0)
+        return fail("--input expects NAME=FILE.npy, got '" + spec + "'");
+      inputs.emplace_back(spec.substr(0, eq), spec.substr(eq + 1));
+    } else if (a == "--output-dir") {
+      const char *v = value("--output-dir");
+      if (!v)
+        return 1;
+      outputDir = v;
+    } else if (a == "--benchmark") {
+      benchmark = true;
+    } else if (a == "--warmup" || a == "--repeats") {
+      const char *v = value(a.c_str());
+      if (!v)
+        return 1;
+      char *end = nullptr;
+      long n = std::strtol(v, &end, 10);
+      if (*end || n < (a == "--repeats" ? 1 : 0) || n > 1000000)
+        return fail(a + " expects a count, got '" + v + "'");
+      (a == "--warmup" ? warmup : repeats) = static_cast<int>(n);
+    } else if (a == "-h" || a == "--help") {
+      usage();
+      return 0;
+    } else if (!a.empty() && a[0] == '-') {
+      usage();
+      return fail("unknown option '" + a + "'");
+    } else if (model.empty()) {
+      model = a;
+    } else {
+      usage();
+      return fail("more than one model given");
+    }
+  }
+  if (model.empty()) {
+    usage();
+    return fail("no model given");
+  }
+
+  moe::Instance instance;
+  moe::Status st = moe::Instance::create(instance);
+  if (!st.ok())
+    return fail(st.message());
+  moe::Session session;
+  st = moe::Session::load(instance, model, session);
+  if (!st.ok())
+    return fail(st.message());
+
+  std::vector<moe::Tensor> tensors(inputs.size());
+  std::vector<std::string> names;
+  std::vector<const moe::Tensor *> pointers;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    moe::npy::Array array;
+    std::string err = moe::npy::read(inputs[i].second, array);
+    if (!err.empty())
+      return fail("input '" + inputs[i].first + "': " + err);
+    st = moe::Tensor::create(array.dtype, array.dims, array.bytes.data(),
+                             tensors[i]);
+    if (!st.ok())
+      return fail("input '" + inputs[i].first + "': " + st.message());
+    names.push_back(inputs[i].first);
+    pointers.push_back(&tensors[i]);
+  }
+
+  std::vector<moe::Tensor> outputs;
+  st = session.run(names, pointers, outputs);
+  if (!st.ok())
+    return fail(st.message());
+
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    const moe::Tensor &t = outputs[i];
+    std::string name = session.outputName(i);
+    size_t n = t.elementCount();
+    double lo = INFINITY, hi = -INFINITY, sum = 0;
+    for (size_t k = 0; k < n; ++k) {
+      double v = asDouble(t.data<void>(), t.dtype(), k);
+      lo = std::min(lo, v);
+      hi = std::max(hi, v);
+      sum += v;
+    }
+    std::printf("output %s: %s %s", name.c_str(), moe_dtype_name(t.dtype()),
+                shapeString(t.dims()).c_str());
+    if (n)
+      std::printf(" min %.6g max %.6g mean %.6g", lo, hi, sum / n);
+    std::printf("\n  first:");
+    for (size_t k = 0; k < std::min<size_t>(n, 8); ++k)
+      std::printf(" %.6g", asDouble(t.data<void>(), t.dtype(), k));
+    std::printf("\n");
+    if (!outputDir.empty()) {
+      mkdir(outputDir.c_str(), 0755);
+      std::string path = outputDir + "/" + name + ".npy";
+      std::string err = moe::npy::write(path, t.dtype(), t.dims(),
+                                        t.data<void>());
+      if (!err.empty())
+        return fail(err);
+    }
+  }
+
+  if (benchmark) {
+    using clock = std::chrono::steady_clock;
+    for (int i = 0; i < warmup; ++i)
+      if (!(st = session.run(names, pointers, outputs)).ok())
+        return fail(st.message());
+    std::vector<double> ms;
+    for (int i = 0; i < repeats; ++i) {
+      auto start = clock::now();
+      if (!(st = session.run(names, pointers, outputs)).ok())
+        return fail(st.message());
+      ms.push_back(std::chrono::duration<double, std::milli>(clock::now() -
+                                                             start)
+                       .count());
+    }
+    std::sort(ms.begin(), ms.end());
+    auto pct = [&](double p) {
+      return ms[std::min(ms.size() - 1,
+                         static_cast<size_t>(p * (ms.size() - 1) + 0.5))];
+    };
+    double tokens = 0;
+    if (!tensors.empty()) {
+      std::vector<int64_t> d = tensors[0].dims();
+      tokens = d.empty() ? 1 : d.size() == 1 ? d[0] : d[0] * d[1];
+    }
+    std::printf("benchmark: %d runs after %d warm-up: p50 %.3f ms, p90 %.3f "
+                "ms, p99 %.3f ms, min %.3f ms; %.1f tokens/s\n",
+                repeats, warmup, pct(0.5), pct(0.9), pct(0.99), ms.front(),
+                tokens / (pct(0.5) / 1000.0));
+  }
+  return 0;
+}
