@@ -67,20 +67,21 @@ FailureOr<std::string> dtypeName(Type t, Location loc) {
   if (t.isInteger(1))
     return std::string("bool");
   if (auto i = dyn_cast<IntegerType>(t)) {
-    if (i.isUnsigned() && i.getWidth() == 8)
-      return std::string("u8");
-    if (!i.isUnsigned() && (i.getWidth() == 8 || i.getWidth() == 32 ||
-                            i.getWidth() == 64))
-      return "i" + std::to_string(i.getWidth());
+    unsigned w = i.getWidth();
+    if (w == 8 || w == 16 || w == 32 || w == 64)
+      return (i.isUnsigned() ? "u" : "i") + std::to_string(w);
   }
   emitError(loc) << "element type " << t
-                 << " has no runtime dtype (f32, f64, f16, bf16, i64, i32, "
-                    "i8, u8, bool)";
+                 << " has no runtime dtype (f32, f64, f16, bf16, i8..i64, "
+                    "u8..u64, bool)";
   return failure();
 }
 
-/// "<dtype> <rank> <dim>..." for a tensor type with optional symbol names.
-FailureOr<std::string> shapeText(Type type, ArrayAttr symbols, Location loc) {
+/// "<dtype> <rank> <dim>..." for a tensor type with optional symbol names;
+/// `isUnsigned` reads the integer element type as unsigned (the importer
+/// makes types signless and marks such values `moe.unsigned`).
+FailureOr<std::string> shapeText(Type type, ArrayAttr symbols, Location loc,
+                                 bool isUnsigned = false) {
   auto t = dyn_cast<RankedTensorType>(type);
   if (!t) {
     emitError(loc) << "the entry function must take and return ranked "
@@ -91,6 +92,8 @@ FailureOr<std::string> shapeText(Type type, ArrayAttr symbols, Location loc) {
   FailureOr<std::string> dtype = dtypeName(t.getElementType(), loc);
   if (failed(dtype))
     return failure();
+  if (isUnsigned && (*dtype)[0] == 'i')
+    (*dtype)[0] = 'u';
   std::string text = *dtype + " " + std::to_string(t.getRank());
   for (int64_t d = 0; d < t.getRank(); ++d) {
     if (!t.isDynamicDim(d)) {
@@ -195,7 +198,7 @@ LogicalResult mlir::moe::compileModule(ModuleOp module,
     FailureOr<std::string> shape = shapeText(
         func.getArgumentTypes()[i],
         attrs ? attrs.getAs<ArrayAttr>("onnx.dim_params") : ArrayAttr(),
-        func.getArgument(i).getLoc());
+        func.getArgument(i).getLoc(), attrs && attrs.get("moe.unsigned"));
     if (failed(shape))
       return failure();
     signature += "input " + encodeName(name) + " " + *shape + "\n";
@@ -207,7 +210,7 @@ LogicalResult mlir::moe::compileModule(ModuleOp module,
     FailureOr<std::string> shape = shapeText(
         func.getResultTypes()[i],
         attrs ? attrs.getAs<ArrayAttr>("onnx.dim_params") : ArrayAttr(),
-        func.getLoc());
+        func.getLoc(), attrs && attrs.get("moe.unsigned"));
     if (failed(shape))
       return failure();
     signature += "output " + encodeName(name) + " " + *shape + "\n";
@@ -284,10 +287,13 @@ LogicalResult mlir::moe::compileModule(ModuleOp module,
     llvmModule->print(irOut, nullptr);
   }
   std::string march = "-march=" + options.march;
-  SmallVector<StringRef> args = {*cc,    "-O3",  march,      "-shared",
-                                 "-fPIC", "-Wno-override-module", "-x",
-                                 "ir",    irPath, "-o",       soPath, "-lm"};
-  progress("generating native code: " + *cc + " -O3 " + march);
+  std::string opt = "-O" + std::to_string(options.optLevel);
+  // compiler-rt's builtins provide conversions libgcc 12 lacks (bf16).
+  SmallVector<StringRef> args = {*cc,     opt,    march, "-shared", "-fPIC",
+                                 "-Wno-override-module", "-rtlib=compiler-rt",
+                                 "-x",    "ir",   irPath, "-o",     soPath,
+                                 "-lm"};
+  progress("generating native code: " + *cc + " " + opt + " " + march);
   std::string err;
   int rc = llvm::sys::ExecuteAndWait(*cc, args, std::nullopt, {}, 0, 0, &err);
   if (rc != 0)

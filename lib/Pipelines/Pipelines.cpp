@@ -44,6 +44,7 @@ void moe::buildLowerToLLVMPipeline(OpPassManager &pm) {
   pm.addPass(createLowerAffinePass());
   // Math ops with an LLVM intrinsic first; libm calls for the rest (erf,
   // tanh, ...): libm has no rsqrtf.
+  pm.addPass(createConvertMathToFuncs()); // integer powers (math.ipowi)
   pm.addPass(createConvertMathToLLVMPass());
   pm.addPass(createConvertMathToLibmPass());
   pm.addPass(createFinalizeMemRefToLLVMConversionPass());

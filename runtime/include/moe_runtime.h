@@ -60,7 +60,11 @@ typedef enum moe_dtype_t {
   MOE_DTYPE_I32 = 5,
   MOE_DTYPE_I8 = 6,
   MOE_DTYPE_U8 = 7,
-  MOE_DTYPE_BOOL = 8
+  MOE_DTYPE_BOOL = 8,
+  MOE_DTYPE_I16 = 9,
+  MOE_DTYPE_U16 = 10,
+  MOE_DTYPE_U32 = 11,
+  MOE_DTYPE_U64 = 12
 } moe_dtype_t;
 
 /* Size in bytes of one element (0 for an unknown dtype). */

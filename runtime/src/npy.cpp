@@ -17,7 +17,8 @@ struct Descr {
 constexpr Descr kDescrs[] = {
     {"<f4", MOE_DTYPE_F32}, {"<f8", MOE_DTYPE_F64}, {"<f2", MOE_DTYPE_F16},
     {"<i8", MOE_DTYPE_I64}, {"<i4", MOE_DTYPE_I32}, {"|i1", MOE_DTYPE_I8},
-    {"|u1", MOE_DTYPE_U8},  {"|b1", MOE_DTYPE_BOOL}};
+    {"|u1", MOE_DTYPE_U8},  {"|b1", MOE_DTYPE_BOOL}, {"<i2", MOE_DTYPE_I16},
+    {"<u2", MOE_DTYPE_U16}, {"<u4", MOE_DTYPE_U32}, {"<u8", MOE_DTYPE_U64}};
 
 /// The value of `'key': ` in a header dict, up to the next top-level comma.
 bool field(const std::string &header, const std::string &key,

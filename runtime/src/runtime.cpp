@@ -72,9 +72,10 @@ struct DTypeInfo {
   const char *name;
   size_t size;
 };
-constexpr DTypeInfo kDTypes[] = {{"f32", 4}, {"f64", 8}, {"f16", 2},
-                                 {"bf16", 2}, {"i64", 8}, {"i32", 4},
-                                 {"i8", 1},   {"u8", 1},  {"bool", 1}};
+constexpr DTypeInfo kDTypes[] = {
+    {"f32", 4}, {"f64", 8},  {"f16", 2},  {"bf16", 2}, {"i64", 8},
+    {"i32", 4}, {"i8", 1},   {"u8", 1},   {"bool", 1}, {"i16", 2},
+    {"u16", 2}, {"u32", 4},  {"u64", 8}};
 constexpr size_t kNumDTypes = sizeof(kDTypes) / sizeof(kDTypes[0]);
 
 bool parseDType(const std::string &s, moe_dtype_t &out) {
@@ -740,7 +741,12 @@ extern "C" moe_status_t moe_session_run(moe_session *s, size_t numInputs,
       }
       made.push_back(t);
     }
-    if (allocated && !inside(allocated) && !s->executor->ownsAddress(allocated))
+    // Constants are returned as views of the code's globals: MLIR marks
+    // them with the allocated pointer 0xdeadbeef; their data lies in the code.
+    bool global = allocated == reinterpret_cast<void *>(0xdeadbeef) ||
+                  s->executor->ownsAddress(aligned);
+    if (allocated && !global && !inside(allocated) &&
+        !s->executor->ownsAddress(allocated))
       toFree.insert(allocated);
   }
   for (void *p : toFree)

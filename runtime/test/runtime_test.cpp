@@ -300,9 +300,9 @@ TEST(TensorTest, RefusesBadShapes) {
   int64_t huge[3] = {1ll << 40, 1ll << 40, 1ll << 40};
   Status s2(moe_tensor_create(MOE_DTYPE_F32, 3, huge, nullptr, &t));
   EXPECT_EQ(s2.code(), MOE_INVALID_ARGUMENT);
-  // An unknown dtype (a C caller may pass any int; 12 stays inside the
-  // enum's C++ value range).
-  Status s3(moe_tensor_create(static_cast<moe_dtype_t>(12), 0, nullptr,
+  // An unknown dtype (a C caller may pass any int; 15 stays inside the
+  // enum's C++ value range, 0 to 15).
+  Status s3(moe_tensor_create(static_cast<moe_dtype_t>(15), 0, nullptr,
                               nullptr, &t));
   EXPECT_NE(s3.message().find("unknown dtype"), std::string::npos);
   Status s4(moe_tensor_create(MOE_DTYPE_F32, 0, nullptr, nullptr, nullptr));

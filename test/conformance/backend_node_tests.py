@@ -12,7 +12,15 @@ inputs of integer or bool type and rank <= 1 are therefore bound to the
 test's own input data (test_data_set_0) as initializers; the report counts
 the tests where that was done.
 
-usage: backend_node_tests.py --moe-import BIN [--claimed FILE] [--report MD]
+With --execute (and --moe-compile, --moe-run), each test that imports is
+also compiled to an artifact, run on test_data_set_0's inputs, and every
+output compared with the expected one: |got - want| <= 1e-5 + 1e-3 |want|
+(the ONNX backend's relative tolerance; a slightly looser absolute one for
+libm's transcendental functions), NaN where NaN is expected, exact for
+integers and bools.
+
+usage: backend_node_tests.py --moe-import BIN [--execute --moe-compile BIN
+       --moe-run BIN] [--claimed FILE] [--report MD]
 Exit status 1 if any in-range test of a claimed op fails (or a claimed op has
 no in-range test), 0 otherwise.
 """
@@ -24,8 +32,9 @@ import subprocess
 import sys
 import tempfile
 
+import numpy as np
 import onnx
-from onnx import TensorProto
+from onnx import TensorProto, numpy_helper
 
 DATA = "/usr/share/libonnx-testdata/data/node"
 MIN_OPSET, MAX_OPSET = 13, 21
@@ -79,22 +88,84 @@ def bind_parameters(path, scratch):
     return out, True
 
 
-def run(binary, path, scratch):
+def read_pb(path):
+    tensor = TensorProto()
+    with open(path, "rb") as f:
+        tensor.ParseFromString(f.read())
+    return numpy_helper.to_array(tensor)
+
+
+def compare(got, want):
+    if got.shape != want.shape:
+        return f"shape {got.shape}, expected {want.shape}"
+    if want.dtype.kind in "biu":
+        return "" if np.array_equal(got, want) else "values differ"
+    if not np.allclose(got, want, rtol=1e-3, atol=1e-5, equal_nan=True):
+        diff = np.nanmax(np.abs(got.astype(np.float64) - want)) if got.size else 0
+        return f"max |got - want| = {diff:.3g}"
+    return ""
+
+
+def execute(args, original, model_path, scratch):
+    """Compiles and runs a model that imported; '' or what went wrong."""
+    name = os.path.basename(os.path.dirname(original))
+    work = os.path.join(scratch, name + ".run")
+    os.makedirs(work, exist_ok=True)
+    artifact = os.path.join(work, "m.moeb")
+    proc = subprocess.run([args.moe_compile, "-q", "--opt=1", model_path,
+                           "-o", artifact], capture_output=True, text=True,
+                          timeout=300)
+    if proc.returncode != 0:
+        return "compile: " + (proc.stderr.strip().splitlines() or [""])[0]
+    model = onnx.load(model_path)
+    data = os.path.join(os.path.dirname(original), "test_data_set_0")
+    original_inputs = [vi.name for vi in onnx.load(
+        original, load_external_data=False).graph.input]
+    cmd = [args.moe_run, artifact, "--output-dir", work]
+    runtime_inputs = {vi.name for vi in model.graph.input}
+    for i, input_name in enumerate(original_inputs):
+        if input_name not in runtime_inputs:
+            continue  # bound as an initializer
+        npy = os.path.join(work, f"input_{i}.npy")
+        np.save(npy, read_pb(os.path.join(data, f"input_{i}.pb")))
+        cmd += ["--input", f"{input_name}={npy}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0:
+        return "run: " + (proc.stderr.strip().splitlines() or [""])[0]
+    for j, out in enumerate(model.graph.output):
+        got = np.load(os.path.join(work, out.name + ".npy"))
+        want = read_pb(os.path.join(data, f"output_{j}.pb"))
+        problem = compare(got, want)
+        if problem:
+            return f"output '{out.name}': {problem}"
+    return ""
+
+
+def run(args, path, scratch):
     model, bound = bind_parameters(path, scratch)
-    proc = subprocess.run([binary, model, "-o", os.devnull],
+    proc = subprocess.run([args.moe_import, model, "-o", os.devnull],
                           capture_output=True, text=True, timeout=60)
     first = (proc.stderr.strip().splitlines() or [""])[0]
-    return proc.returncode == 0, first, bound
+    if proc.returncode != 0 or not args.execute:
+        return proc.returncode == 0, first, bound
+    problem = execute(args, path, model, scratch)
+    return not problem, problem, bound
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--moe-import", required=True)
+    parser.add_argument("--execute", action="store_true",
+                        help="also compile, run and compare outputs")
+    parser.add_argument("--moe-compile")
+    parser.add_argument("--moe-run")
     parser.add_argument("--data", default=DATA)
     parser.add_argument("--claimed", help="file with one claimed op per line")
     parser.add_argument("--report", help="write a markdown report here")
     parser.add_argument("-j", type=int, default=os.cpu_count() or 2)
     args = parser.parse_args()
+    if args.execute and not (args.moe_compile and args.moe_run):
+        parser.error("--execute needs --moe-compile and --moe-run")
 
     handled = set()
     listing = subprocess.run([args.moe_import, "--list-handlers"], check=True,
@@ -118,7 +189,7 @@ def main():
                 results[op].append((name, "out of range",
                                     f"opset {opset}"))
                 continue
-            jobs[pool.submit(run, args.moe_import, path, scratch)] = (name, op)
+            jobs[pool.submit(run, args, path, scratch)] = (name, op)
         for future in concurrent.futures.as_completed(jobs):
             name, op = jobs[future]
             ok, msg, bound = future.result()
@@ -127,7 +198,7 @@ def main():
 
     passed = failed = 0
     problems = []
-    lines = ["| op | pass | fail | out of range (opset < 13) | claimed |",
+    lines = [f"| op | pass | fail | out of range (opset < 13) | claimed |",
              "|---|---|---|---|---|"]
     for op in sorted(results):
         entries = sorted(results[op])
@@ -150,8 +221,10 @@ def main():
     if args.report:
         with open(args.report, "w") as out:
             out.write("\n".join(lines) + "\n")
-            out.write(f"\nImport and verification: {passed} passed, {failed} "
-                      f"failed; parameter inputs bound to the test data in "
+            what = ("Import, compilation, execution and comparison of the "
+                    "outputs" if args.execute else "Import and verification")
+            out.write(f"\n{what}: {passed} passed, {failed} failed; "
+                      f"parameter inputs bound to the test data in "
                       f"{bound_count} tests.\n")
     for p in problems:
         print(f"error: {p}", file=sys.stderr)

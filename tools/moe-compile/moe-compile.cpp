@@ -52,6 +52,9 @@ llvm::cl::opt<std::string> cc("cc", llvm::cl::desc("C compiler for LLVM IR"),
                               llvm::cl::init("clang-22"));
 llvm::cl::opt<std::string> march("march", llvm::cl::desc("target CPU"),
                                  llvm::cl::init("native"));
+llvm::cl::opt<unsigned> optLevel(
+    "opt", llvm::cl::desc("optimisation level of the native code (0-3)"),
+    llvm::cl::init(3));
 llvm::cl::opt<bool> quiet("q", llvm::cl::desc("no progress lines"));
 } // namespace
 
@@ -120,6 +123,12 @@ int main(int argc, char **argv) {
   options.emit = emit;
   options.cc = cc;
   options.march = march;
+  if (optLevel > 3) {
+    llvm::errs() << "moe-compile: --opt must be 0 to 3, got " << optLevel
+                 << "\n";
+    return 1;
+  }
+  options.optLevel = optLevel;
   options.progress = progress;
   options.configure = [](PassManager &pm) {
     if (failed(applyPassManagerCLOptions(pm)))

@@ -51,6 +51,14 @@ double asDouble(const void *data, moe_dtype_t dtype, size_t i) {
   case MOE_DTYPE_U8:
   case MOE_DTYPE_BOOL:
     return static_cast<const uint8_t *>(data)[i];
+  case MOE_DTYPE_I16:
+    return static_cast<const int16_t *>(data)[i];
+  case MOE_DTYPE_U16:
+    return static_cast<const uint16_t *>(data)[i];
+  case MOE_DTYPE_U32:
+    return static_cast<const uint32_t *>(data)[i];
+  case MOE_DTYPE_U64:
+    return static_cast<double>(static_cast<const uint64_t *>(data)[i]);
   default:
     return NAN;
   }

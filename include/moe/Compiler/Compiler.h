@@ -29,6 +29,8 @@ struct CompileOptions {
   std::string cc = "clang-22";
   /// Target CPU for the native code (-march=).
   std::string march = "native";
+  /// Optimisation level of the C compiler (-O<n>).
+  unsigned optLevel = 3;
   /// Smallest constant (elements) stored as a weight.
   int64_t minWeightElements = 16;
   /// Progress lines ("moe-compile: ...") go here when set.

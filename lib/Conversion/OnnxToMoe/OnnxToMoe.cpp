@@ -75,6 +75,43 @@ const OnnxHandlerRegistry &mlir::moe::getDefaultOnnxHandlers() {
 
 namespace {
 
+Type signless(Type t) {
+  if (auto r = dyn_cast<RankedTensorType>(t))
+    if (auto i = dyn_cast<IntegerType>(r.getElementType());
+        i && !i.isSignless())
+      return r.clone(IntegerType::get(t.getContext(), i.getWidth()));
+  return t;
+}
+
+void normalizeUnsigned(ModuleOp module, RewriterBase &rewriter) {
+  MLIRContext *ctx = module.getContext();
+  module.walk([&](func::FuncOp func) {
+    FunctionType type = func.getFunctionType();
+    SmallVector<Type> args, results;
+    for (auto [i, t] : llvm::enumerate(type.getInputs())) {
+      args.push_back(signless(t));
+      if (args.back() != t)
+        func.setArgAttr(i, "moe.unsigned", UnitAttr::get(ctx));
+    }
+    for (auto [i, t] : llvm::enumerate(type.getResults())) {
+      results.push_back(signless(t));
+      if (results.back() != t)
+        func.setResultAttr(i, "moe.unsigned", UnitAttr::get(ctx));
+    }
+    func.setFunctionType(FunctionType::get(ctx, args, results));
+    for (BlockArgument arg : func.getArguments())
+      arg.setType(signless(arg.getType()));
+  });
+  module.walk([&](Operation *op) {
+    for (Value r : op->getResults())
+      r.setType(signless(r.getType()));
+  });
+  module.walk([&](tensor::BitcastOp cast) {
+    if (cast.getSource().getType() == cast.getType())
+      rewriter.replaceOp(cast, cast.getSource());
+  });
+}
+
 struct ConvertOnnxToMoePass
     : moe::impl::ConvertOnnxToMoeBase<ConvertOnnxToMoePass> {
   void runOnOperation() override {
@@ -131,7 +168,15 @@ struct ConvertOnnxToMoePass
         rewriter.eraseOp(none);
     });
 
-    // 3. Function results keep their declared types.
+    // 3. Unsigned integers: after conversion every op computes on signless
+    // values (arith is signless; handlers bitcast at their boundaries), so
+    // the remaining unsigned types (function boundaries, tensor.bitcast,
+    // which MLIR 22 cannot bufferize) become signless; arguments and results
+    // that were unsigned keep a `moe.unsigned` mark for the runtime
+    // signature.
+    normalizeUnsigned(module, rewriter);
+
+    // 4. Function results keep their declared types.
     module.walk([&](func::ReturnOp ret) {
       auto func = ret->getParentOfType<func::FuncOp>();
       rewriter.setInsertionPoint(ret);

@@ -1,7 +1,7 @@
 //===- npy.h - NumPy .npy files for the runtime's tools ---------*- C++ -*-===//
 //
 // Version 1.0 and 2.0 headers, C order, little-endian dtypes f4, f8, f2,
-// i8, i4, i1, u1 and b1. Errors are returned as strings ("" on success).
+// i8, i4, i2, i1, u8, u4, u2, u1 and b1. Errors are returned as strings ("" on success).
 //
 //===----------------------------------------------------------------------===//
 
