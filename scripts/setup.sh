@@ -9,7 +9,7 @@ APT_PACKAGES=(
   # compiler and linker
   clang-22 lld-22 cmake ninja-build ccache
   # runtime unit tests, and its AddressSanitizer/UBSan build
-  libgtest-dev libclang-rt-22-dev
+  libgtest-dev libclang-rt-22-dev valgrind
   # the ONNX importer: ONNX 1.12 C++ and the system protobuf; backend node tests
   libonnx-dev libprotobuf-dev protobuf-compiler libonnx-testdata
   # quiet MLIR's CMake config

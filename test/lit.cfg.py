@@ -35,3 +35,7 @@ llvm_config.add_tool_substitutions(tools, tool_dirs)
 if os.path.isdir("/usr/share/libonnx-testdata/data/node"):
     config.available_features.add("onnx-testdata")
 
+
+import shutil
+if shutil.which("valgrind"):
+    config.available_features.add("valgrind")

@@ -272,3 +272,19 @@ Values onnx_conv::elementwise(onnxir::NodeOp node, RewriterBase &b,
   return SmallVector<Value>{
       toElementType(b, loc, generic.getResult(0), declared)};
 }
+
+SmallVector<ReassociationIndices>
+onnx_conv::foldUnitDims(int64_t rank, ArrayRef<bool> dropped) {
+  SmallVector<ReassociationIndices> groups;
+  ReassociationIndices pending;
+  for (int64_t d = 0; d < rank; ++d) {
+    pending.push_back(d);
+    if (!dropped[d]) {
+      groups.push_back(pending);
+      pending.clear();
+    }
+  }
+  if (!pending.empty() && !groups.empty())
+    llvm::append_range(groups.back(), pending);
+  return groups;
+}

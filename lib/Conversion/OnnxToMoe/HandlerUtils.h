@@ -10,6 +10,7 @@
 
 #include "moe/Conversion/OnnxToMoe/OnnxToMoe.h"
 
+#include "mlir/Dialect/Utils/ReshapeOpsUtils.h"
 #include "mlir/Dialect/Utils/StructuredOpsUtils.h"
 
 #include <optional>
@@ -85,6 +86,12 @@ Values elementwise(onnxir::NodeOp node, RewriterBase &b, ValueRange operands,
 /// (identity for other types).
 Value toSignless(OpBuilder &b, Location loc, Value v);
 Value toElementType(OpBuilder &b, Location loc, Value v, Type element);
+
+/// Reassociation between a rank `rank` tensor and the same tensor without
+/// the unit dims marked in `dropped`: each dropped dim joins its neighbour's
+/// group (for collapse_shape to drop them, expand_shape to reinsert them).
+SmallVector<ReassociationIndices> foldUnitDims(int64_t rank,
+                                               ArrayRef<bool> dropped);
 
 /// Handler groups of populateStandardOnnxHandlers, one per file.
 void populateStandardShapeHandlers(OnnxHandlerRegistry &registry);

@@ -113,18 +113,7 @@ Value reduce(OpBuilder &b, Location loc, Value x, ArrayRef<bool> reduced,
   if (!keepDims)
     return out;
   // Reinsert the reduced dims as units.
-  SmallVector<ReassociationIndices> groups;
-  ReassociationIndices pending;
-  for (int64_t d = 0; d < rank; ++d) {
-    pending.push_back(d);
-    if (!reduced[d]) {
-      groups.push_back(pending);
-      pending.clear();
-    }
-  }
-  if (!pending.empty() && !groups.empty())
-    llvm::append_range(groups.back(), pending);
-  return expand(b, loc, out, groups, keptSizes);
+  return expand(b, loc, out, foldUnitDims(rank, reduced), keptSizes);
 }
 
 /// ReduceSum-13 (axes input), ReduceMean/Max-13 (axes attribute), all -18
@@ -282,18 +271,9 @@ Values argmax(onnxir::NodeOp node, RewriterBase &b) {
       });
   Value out = generic.getResult(1);
   if (*keep) {
-    SmallVector<ReassociationIndices> groups;
-    ReassociationIndices pending;
-    for (int64_t d = 0; d < rank; ++d) {
-      pending.push_back(d);
-      if (d != a) {
-        groups.push_back(pending);
-        pending.clear();
-      }
-    }
-    if (!pending.empty() && !groups.empty())
-      llvm::append_range(groups.back(), pending);
-    out = expand(b, loc, out, groups, keptSizes);
+    SmallVector<bool> reduced(rank, false);
+    reduced[a] = true;
+    out = expand(b, loc, out, foldUnitDims(rank, reduced), keptSizes);
   }
   return SmallVector<Value>{out};
 }

@@ -49,24 +49,6 @@ Values transposeOp(onnxir::NodeOp node, RewriterBase &b) {
   return SmallVector<Value>{transpose(b, node.getLoc(), *x, perm)};
 }
 
-/// Reassociation that folds the unit dims `dropped` of a rank `rank` tensor
-/// into their neighbours.
-SmallVector<ReassociationIndices> foldUnitDims(int64_t rank,
-                                               ArrayRef<bool> dropped) {
-  SmallVector<ReassociationIndices> groups;
-  ReassociationIndices pending;
-  for (int64_t d = 0; d < rank; ++d) {
-    pending.push_back(d);
-    if (!dropped[d]) {
-      groups.push_back(pending);
-      pending.clear();
-    }
-  }
-  if (!pending.empty() && !groups.empty())
-    llvm::append_range(groups.back(), pending);
-  return groups;
-}
-
 /// Squeeze-13..: axes (input) or every static unit dim.
 Values squeeze(onnxir::NodeOp node, RewriterBase &b) {
   if (failed(checkOperandCount(node, 1, 2)))
