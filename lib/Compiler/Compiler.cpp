@@ -25,6 +25,7 @@
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Program.h"
+#include "llvm/TargetParser/Host.h"
 
 #include <cstring>
 
@@ -120,6 +121,38 @@ StringRef nameOf(DictionaryAttr attrs, StringRef fallback,
   return storage;
 }
 
+/// The x86 features the runtime can check (runtime/src/runtime.cpp), in the
+/// spelling both LLVM and __builtin_cpu_supports use.
+constexpr const char *kCheckableFeatures[] = {
+    "sse4.2", "avx",      "avx2",     "fma",      "bmi",     "bmi2",
+    "f16c",   "avx512f",  "avx512bw", "avx512dq", "avx512vl", "avx512cd"};
+
+/// Features the code generated for `march` may use, as far as the runtime
+/// can check them: the host's for "native", the psABI levels' for
+/// x86-64-v2/v3/v4, none otherwise (documented in docs/runtime.md).
+std::vector<std::string> requiredFeatures(StringRef march) {
+  std::vector<std::string> out;
+  if (march == "native") {
+    llvm::StringMap<bool> host = llvm::sys::getHostCPUFeatures();
+    for (const char *f : kCheckableFeatures)
+      if (host.lookup(f))
+        out.push_back(f);
+    return out;
+  }
+  int level = march == "x86-64-v2" ? 2 : march == "x86-64-v3" ? 3
+              : march == "x86-64-v4" ? 4 : 0;
+  if (level >= 2)
+    out.push_back("sse4.2");
+  if (level >= 3)
+    for (const char *f : {"avx", "avx2", "fma", "bmi", "bmi2", "f16c"})
+      out.push_back(f);
+  if (level >= 4)
+    for (const char *f : {"avx512f", "avx512bw", "avx512dq", "avx512vl",
+                          "avx512cd"})
+      out.push_back(f);
+  return out;
+}
+
 LogicalResult runPipeline(ModuleOp module, const CompileOptions &options,
                           function_ref<void(OpPassManager &)> build) {
   PassManager pm(module.getContext());
@@ -187,6 +220,13 @@ LogicalResult mlir::moe::compileModule(ModuleOp module,
   // 2. The signature.
   auto func = module.lookupSymbol<func::FuncOp>("main");
   std::string signature = "entry moe_entry\n";
+  std::vector<std::string> features = requiredFeatures(options.march);
+  if (!features.empty()) {
+    signature += "requires";
+    for (const std::string &f : features)
+      signature += " " + f;
+    signature += "\n";
+  }
   std::string weightBytes;
   auto weightValues = module->getAttrOfType<ArrayAttr>("moe.weights");
   for (unsigned i = 0; i < func.getNumArguments(); ++i) {

@@ -410,6 +410,31 @@ bool parseShape(std::istringstream &in, TensorSpec &spec, bool allowSymbols) {
   return true;
 }
 
+/// Whether this CPU has `feature` (1), lacks it (0), or the runtime cannot
+/// tell (-1). __builtin_cpu_supports needs literal names.
+int cpuHas(const std::string &f) {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+#define MOE_FEATURE(name)                                                      \
+  if (f == name)                                                               \
+    return __builtin_cpu_supports(name) ? 1 : 0;
+  MOE_FEATURE("sse4.2")
+  MOE_FEATURE("avx")
+  MOE_FEATURE("avx2")
+  MOE_FEATURE("fma")
+  MOE_FEATURE("bmi")
+  MOE_FEATURE("bmi2")
+  MOE_FEATURE("f16c")
+  MOE_FEATURE("avx512f")
+  MOE_FEATURE("avx512bw")
+  MOE_FEATURE("avx512dq")
+  MOE_FEATURE("avx512vl")
+  MOE_FEATURE("avx512cd")
+#undef MOE_FEATURE
+#endif
+  return -1;
+}
+
 moe_status_t parseSignature(const char *text, size_t size, moe_session &s) {
   std::istringstream lines(std::string(text, size));
   std::string line;
@@ -424,6 +449,24 @@ moe_status_t parseSignature(const char *text, size_t size, moe_session &s) {
     bool ok = true;
     if (kind == "entry") {
       ok = static_cast<bool>(in >> s.entry);
+    } else if (kind == "requires") {
+      // CPU features the code was compiled for: refuse to load code this
+      // CPU cannot run rather than fault on its first instruction.
+      std::string feature;
+      while (in >> feature) {
+        int has = cpuHas(feature);
+        if (has < 0)
+          return makeStatus(MOE_UNIMPLEMENTED,
+                            "the code needs CPU feature '%s', which this "
+                            "runtime cannot check",
+                            feature.c_str());
+        if (has == 0)
+          return makeStatus(MOE_UNIMPLEMENTED,
+                            "this CPU lacks '%s', which the artifact's code "
+                            "was compiled for (recompile with "
+                            "moe-compile --march=x86-64-v3 or lower)",
+                            feature.c_str());
+      }
     } else if (kind == "input" || kind == "output") {
       TensorSpec spec;
       std::string name;

@@ -266,6 +266,36 @@ TEST_F(RuntimeTest, RefusesCorruptArtifacts) {
   EXPECT_NE(s.message().find("No such file"), std::string::npos);
 }
 
+TEST_F(RuntimeTest, ChecksRequiredCpuFeatures) {
+  auto withRequires = [&](const std::string &line) {
+    std::string signature = "entry moe_entry\n" + line +
+                            "input x f32 2 ?N 4\noutput y f32 2 ?N 4\n"
+                            "weight 0 16 f32 1 4\n";
+    return artifactBytes(
+        {{artifact::SectionKind::Signature, signature},
+         {artifact::SectionKind::CpuCode, readFile(MOE_TEST_MODEL_PATH)},
+         {artifact::SectionKind::Weights,
+          std::string(reinterpret_cast<const char *>(kWeights), 16)}});
+  };
+  Session ok;
+  Status s = load(withRequires(__builtin_cpu_supports("sse4.2")
+                                   ? "requires sse4.2\n"
+                                   : "\n"),
+                  ok);
+  EXPECT_TRUE(s.ok()) << s.message();
+  Session unknown;
+  s = load(withRequires("requires quantum-entanglement\n"), unknown);
+  EXPECT_EQ(s.code(), MOE_UNIMPLEMENTED);
+  EXPECT_NE(s.message().find("cannot check"), std::string::npos)
+      << s.message();
+  if (!__builtin_cpu_supports("avx512f")) {
+    Session lacking;
+    s = load(withRequires("requires avx512f\n"), lacking);
+    EXPECT_NE(s.message().find("this CPU lacks 'avx512f'"), std::string::npos)
+        << s.message();
+  }
+}
+
 TEST_F(RuntimeTest, ConcurrentRuns) {
   Session session;
   ASSERT_TRUE(load(goodArtifact(), session).ok());

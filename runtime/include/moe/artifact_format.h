@@ -79,6 +79,7 @@ inline uint64_t headerChecksum(const Header &header,
 // Signature text, one record per line, fields separated by single spaces;
 // names never contain whitespace (moe-compile percent-encodes it):
 //   entry <symbol>
+//   requires <cpu feature>...   (optional; the loader refuses a CPU without)
 //   input <name> <dtype> <rank> <dim>...     dim: an integer, or ?<symbol>
 //   output <name> <dtype> <rank> <dim>...
 //   weight <offset> <bytes> <dtype> <rank> <dim>...   (all static)
