@@ -23,23 +23,16 @@
 #include "llvm/IR/LLVMContext.h"
 #include "llvm/IR/Module.h"
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FileUtilities.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Program.h"
 #include "llvm/TargetParser/Host.h"
 
-#include <cstring>
 
 using namespace mlir;
 using namespace mlir::moe;
 
 namespace {
-
-/// Removes a temporary file when it goes out of scope.
-struct FileRemover {
-  explicit FileRemover(StringRef path) : path(path.str()) {}
-  ~FileRemover() { llvm::sys::fs::remove(path); }
-  std::string path;
-};
 
 /// Percent-encodes whitespace and '%' (signature names have no spaces).
 std::string encodeName(StringRef name) {
@@ -160,36 +153,6 @@ LogicalResult runPipeline(ModuleOp module, const CompileOptions &options,
     return failure();
   build(pm);
   return pm.run(module);
-}
-
-void writeArtifact(
-    llvm::raw_ostream &out,
-    ArrayRef<std::pair<::moe::artifact::SectionKind, StringRef>> sections) {
-  using namespace ::moe::artifact;
-  Header h{};
-  std::memcpy(h.magic, kMagic, sizeof(kMagic));
-  h.version = kVersion;
-  h.sectionCount = sections.size();
-  std::vector<SectionEntry> table(sections.size());
-  uint64_t offset = sizeof(Header) + sizeof(SectionEntry) * sections.size();
-  for (size_t i = 0; i < sections.size(); ++i) {
-    offset = llvm::alignTo(offset, kSectionAlignment);
-    table[i] = {static_cast<uint32_t>(sections[i].first), 0, offset,
-                sections[i].second.size(),
-                fnv1a(sections[i].second.data(), sections[i].second.size())};
-    offset += sections[i].second.size();
-  }
-  h.fileSize = offset;
-  h.checksum = headerChecksum(h, table.data());
-  out.write(reinterpret_cast<const char *>(&h), sizeof(h));
-  out.write(reinterpret_cast<const char *>(table.data()),
-            sizeof(SectionEntry) * table.size());
-  uint64_t at = sizeof(Header) + sizeof(SectionEntry) * table.size();
-  for (size_t i = 0; i < sections.size(); ++i) {
-    out.write_zeros(table[i].offset - at);
-    out << sections[i].second;
-    at = table[i].offset + sections[i].second.size();
-  }
 }
 
 } // namespace
@@ -321,7 +284,7 @@ LogicalResult mlir::moe::compileModule(ModuleOp module,
   if (llvm::sys::fs::createTemporaryFile("moe-model", "ll", irFd, irPath) ||
       llvm::sys::fs::createTemporaryFile("moe-model", "so", soPath))
     return emitError(loc) << "cannot create temporary files";
-  FileRemover removeIr(irPath), removeSo(soPath);
+  llvm::FileRemover removeIr(irPath), removeSo(soPath);
   {
     llvm::raw_fd_ostream irOut(irFd, /*shouldClose=*/true);
     llvmModule->print(irOut, nullptr);
@@ -349,9 +312,10 @@ LogicalResult mlir::moe::compileModule(ModuleOp module,
   }
 
   // 5. The artifact.
-  writeArtifact(out, {{::moe::artifact::SectionKind::Signature, signature},
-                      {::moe::artifact::SectionKind::CpuCode, (*so)->getBuffer()},
-                      {::moe::artifact::SectionKind::Weights, weightBytes}});
+  out << ::moe::artifact::serialize(
+      {{::moe::artifact::SectionKind::Signature, signature},
+       {::moe::artifact::SectionKind::CpuCode, (*so)->getBuffer().str()},
+       {::moe::artifact::SectionKind::Weights, weightBytes}});
   progress("artifact: signature " + Twine(signature.size()) + " B, code " +
            Twine((*so)->getBufferSize()) + " B, weights " +
            Twine(weightBytes.size()) + " B");

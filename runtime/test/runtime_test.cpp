@@ -25,34 +25,11 @@ std::string readFile(const std::string &path) {
                      std::istreambuf_iterator<char>());
 }
 
-/// Writes an artifact from sections, as moe-compile does.
+/// An artifact from sections, with the writer moe-compile uses.
 std::string artifactBytes(
     const std::vector<std::pair<artifact::SectionKind, std::string>> &sections,
     uint32_t version = artifact::kVersion) {
-  using namespace artifact;
-  Header h{};
-  std::memcpy(h.magic, kMagic, sizeof(kMagic));
-  h.version = version;
-  h.sectionCount = sections.size();
-  std::vector<SectionEntry> table(sections.size());
-  uint64_t offset = sizeof(Header) + sizeof(SectionEntry) * sections.size();
-  for (size_t i = 0; i < sections.size(); ++i) {
-    offset = (offset + kSectionAlignment - 1) / kSectionAlignment *
-             kSectionAlignment;
-    table[i] = {static_cast<uint32_t>(sections[i].first), 0, offset,
-                sections[i].second.size(),
-                fnv1a(sections[i].second.data(), sections[i].second.size())};
-    offset += sections[i].second.size();
-  }
-  h.fileSize = offset;
-  h.checksum = headerChecksum(h, table.data());
-  std::string out(offset, '\0');
-  std::memcpy(&out[0], &h, sizeof(h));
-  std::memcpy(&out[sizeof(h)], table.data(), sizeof(SectionEntry) * table.size());
-  for (size_t i = 0; i < sections.size(); ++i)
-    std::memcpy(&out[table[i].offset], sections[i].second.data(),
-                sections[i].second.size());
-  return out;
+  return artifact::serialize(sections, version);
 }
 
 const float kWeights[4] = {0.5f, -1.0f, 2.0f, 10.0f};

@@ -44,13 +44,15 @@ def ConvertMoeToLinalg : Pass<"convert-moe-to-linalg"> {
   let description = [{
     Lowers every primitive `moe` op (route, switch_route, tree_route,
     dispatch, grouped_matmul, combine, mot_mix, mot_unmix, attention, rope)
-    to linalg, scf, tensor, arith, math and cf ops on tensors, correct for
+    to linalg, scf, tensor, arith and math ops on tensors, correct for
     static and dynamic shapes; composite ops must be decomposed first
     (`moe-decompose`), and any moe op left is an error. Written for
     correctness, not speed: top-k as K masked arg-max passes, the counting
     sort and the segment scatter as sequential `scf.for` loops, one
-    `linalg.matmul` per expert segment. Expert ids out of range fail a
-    `cf.assert` at run time.
+    `linalg.matmul` per expert segment. Expert ids outside [0, E) are
+    reported to the runtime (`func.call @moe_report_error`) and replaced by
+    0, so the run ends with an error status and nothing is written out of
+    bounds.
 
     Before:
     ```mlir
@@ -62,7 +64,7 @@ def ConvertMoeToLinalg : Pass<"convert-moe-to-linalg"> {
   }];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
-    "::mlir::cf::ControlFlowDialect",
+    "::mlir::func::FuncDialect",
     "::mlir::linalg::LinalgDialect",
     "::mlir::math::MathDialect",
     "::mlir::scf::SCFDialect",

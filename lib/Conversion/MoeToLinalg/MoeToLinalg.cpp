@@ -4,7 +4,8 @@
 // grouped matmul are data-dependent gathers and scatters that no upstream op
 // expresses; each lowering builds them from linalg.generic, linalg.matmul,
 // tensor.extract/insert and scf.for, so upstream bufferization and lowering
-// take it from there. Run-time checks (expert ids in range) use cf.assert.
+// take it from there. Data errors found at run time (expert ids outside
+// [0, E)) are reported to the runtime and clamped (build::checkedIndex).
 //
 //===----------------------------------------------------------------------===//
 
@@ -15,7 +16,6 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
-#include "mlir/Dialect/ControlFlow/IR/ControlFlowOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -168,14 +168,6 @@ Value sigmoid(OpBuilder &b, Location loc, Value x) {
                      });
 }
 
-/// `index` if it lies in [0, bound); otherwise reports `code` to the runtime
-/// (moe_report_error) and returns 0, so that nothing is read or written out
-/// of bounds and the run ends with an error status.
-Value checkedIndex(OpBuilder &b, Location loc, Value index, Value bound,
-                   int32_t code) {
-  return build::checkedIndex(b, loc, index, bound, code);
-}
-
 /// int64 index tensor -> the op's id element type.
 Value castIds(OpBuilder &b, Location loc, Value ids, Type idType) {
   if (typeOf(ids).getElementType() == idType)
@@ -186,8 +178,8 @@ Value castIds(OpBuilder &b, Location loc, Value ids, Type idType) {
                      });
 }
 
-/// Reshape to `type` through tensor.reshape with the shape as a value (the
-/// result type may be more static than what the computation infers).
+/// `v` as `type` (a tensor.cast when the op's declared result type is more
+/// or less static than what the computation inferred).
 Value castTo(OpBuilder &b, Location loc, Value v, Type type) {
   if (v.getType() == type)
     return v;
@@ -670,8 +662,7 @@ struct LowerMotMix : OpRewritePattern<MotMixOp> {
           });
       m = softmax(b, loc, scaled, 1);
     } else {
-      auto [best, index] = topK(b, loc, l4, 1, 1, /*largest=*/true);
-      (void)best;
+      Value index = topK(b, loc, l4, 1, 1, /*largest=*/true).second;
       // One-hot over the group axis: index has the group dim of size 1.
       MLIRContext *ctx = b.getContext();
       AffineMap id = b.getMultiDimIdentityMap(4);

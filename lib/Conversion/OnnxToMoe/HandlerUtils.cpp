@@ -129,6 +129,23 @@ FailureOr<Value> onnx_conv::tensorOperand(onnxir::NodeOp node, unsigned index,
   return v;
 }
 
+FailureOr<std::pair<Value, Value>>
+onnx_conv::binaryOperands(onnxir::NodeOp node) {
+  if (failed(checkOperandCount(node, 2, 2)))
+    return failure();
+  FailureOr<Value> lhs = tensorOperand(node, 0, "A");
+  FailureOr<Value> rhs = tensorOperand(node, 1, "B");
+  if (failed(lhs) || failed(rhs))
+    return failure();
+  if (cast<RankedTensorType>(lhs->getType()).getElementType() !=
+      cast<RankedTensorType>(rhs->getType()).getElementType()) {
+    nodeError(node) << "inputs have different element types: "
+                    << lhs->getType() << " and " << rhs->getType();
+    return failure();
+  }
+  return std::make_pair(*lhs, *rhs);
+}
+
 std::optional<SmallVector<int64_t>> onnx_conv::constantInts(Value v) {
   auto cst = v.getDefiningOp<arith::ConstantOp>();
   if (!cst)

@@ -48,6 +48,10 @@ FailureOr<Value> tensorOperand(onnxir::NodeOp node, unsigned index,
                                std::optional<int64_t> rank = std::nullopt,
                                bool optional = false);
 
+/// The two operands of a binary elementwise node (A, B), ranked and of one
+/// element type.
+FailureOr<std::pair<Value, Value>> binaryOperands(onnxir::NodeOp node);
+
 /// The integer values of a constant (arith.constant) tensor, if constant.
 std::optional<SmallVector<int64_t>> constantInts(Value v);
 

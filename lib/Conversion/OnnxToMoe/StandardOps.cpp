@@ -29,29 +29,22 @@ namespace {
 /// Binary arithmetic: float, signed and unsigned integer forms.
 template <typename FOp, typename SIOp, typename UIOp = SIOp>
 Values binary(onnxir::NodeOp node, RewriterBase &b) {
-  if (failed(checkOperandCount(node, 2, 2)))
+  FailureOr<std::pair<Value, Value>> ops = binaryOperands(node);
+  if (failed(ops))
     return failure();
-  FailureOr<Value> lhs = tensorOperand(node, 0, "A");
-  FailureOr<Value> rhs = tensorOperand(node, 1, "B");
-  if (failed(lhs) || failed(rhs))
-    return failure();
-  Type elt = typeOf(*lhs).getElementType();
-  if (elt != typeOf(*rhs).getElementType()) {
-    nodeError(node) << "inputs have different element types: "
-                    << lhs->getType() << " and " << rhs->getType();
-    return failure();
-  }
-  if (isFloat(*lhs))
-    return elementwise(node, b, {*lhs, *rhs},
+  auto [lhs, rhs] = *ops;
+  Type elt = typeOf(lhs).getElementType();
+  if (isFloat(lhs))
+    return elementwise(node, b, {lhs, rhs},
                        [](OpBuilder &nb, Location l, ValueRange a) -> Value {
                          return FOp::create(nb, l, a[0], a[1]);
                        });
   if (elt.isUnsignedInteger())
-    return elementwise(node, b, {*lhs, *rhs},
+    return elementwise(node, b, {lhs, rhs},
                        [](OpBuilder &nb, Location l, ValueRange a) -> Value {
                          return UIOp::create(nb, l, a[0], a[1]);
                        });
-  return elementwise(node, b, {*lhs, *rhs},
+  return elementwise(node, b, {lhs, rhs},
                      [](OpBuilder &nb, Location l, ValueRange a) -> Value {
                        return SIOp::create(nb, l, a[0], a[1]);
                      });

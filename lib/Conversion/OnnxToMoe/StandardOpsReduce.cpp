@@ -663,7 +663,6 @@ Values scatterElements(onnxir::NodeOp node, RewriterBase &b) {
         }
         return {tensor::InsertOp::create(nb, nl, v, acc, at)};
       });
-  (void)elt;
   return SmallVector<Value>{nest.results[0]};
 }
 

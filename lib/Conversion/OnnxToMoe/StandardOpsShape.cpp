@@ -408,7 +408,6 @@ Values trilu(onnxir::NodeOp node, RewriterBase &b) {
   }
   int64_t kv = k->empty() ? 0 : (*k)[0];
   bool up = *upper != 0;
-  Type elt = typeOf(*x).getElementType();
   return elementwise(node, b, {*x}, [&](OpBuilder &nb, Location nl,
                                         ValueRange a) -> Value {
     Value i = linalg::IndexOp::create(nb, nl, rank - 2);
@@ -423,7 +422,6 @@ Values trilu(onnxir::NodeOp node, RewriterBase &b) {
                                    : arith::ConstantOp::create(
                                          nb, nl, nb.getIntegerAttr(t, 0))
                                          .getResult();
-    (void)elt;
     return arith::SelectOp::create(nb, nl, keep, a[0], zero);
   });
 }
@@ -549,20 +547,12 @@ Values dropout(onnxir::NodeOp node, RewriterBase &b) {
 template <arith::CmpFPredicate F, arith::CmpIPredicate S,
           arith::CmpIPredicate U>
 Values compare(onnxir::NodeOp node, RewriterBase &b) {
-  if (failed(checkOperandCount(node, 2, 2)))
+  FailureOr<std::pair<Value, Value>> ops = binaryOperands(node);
+  if (failed(ops))
     return failure();
-  FailureOr<Value> lhs = tensorOperand(node, 0, "A");
-  FailureOr<Value> rhs = tensorOperand(node, 1, "B");
-  if (failed(lhs) || failed(rhs))
-    return failure();
-  Type elt = typeOf(*lhs).getElementType();
-  if (elt != typeOf(*rhs).getElementType()) {
-    nodeError(node) << "inputs have different element types: "
-                    << lhs->getType() << " and " << rhs->getType();
-    return failure();
-  }
+  Type elt = typeOf(ops->first).getElementType();
   bool isF = isa<FloatType>(elt), isU = elt.isUnsignedInteger();
-  return elementwise(node, b, {*lhs, *rhs},
+  return elementwise(node, b, {ops->first, ops->second},
                      [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
                        if (isF)
                          return arith::CmpFOp::create(nb, nl, F, a[0], a[1]);

@@ -19,6 +19,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <string>
+#include <utility>
+#include <vector>
 
 namespace moe::artifact {
 
@@ -74,6 +78,39 @@ inline uint64_t headerChecksum(const Header &header,
   copy.checksum = 0;
   uint64_t h = fnv1a(&copy, sizeof(copy));
   return fnv1a(entries, sizeof(SectionEntry) * header.sectionCount, h);
+}
+
+/// The bytes of an artifact holding `sections` in order: the one writer of
+/// the layout (moe-compile, and the runtime tests that build artifacts).
+inline std::string
+serialize(const std::vector<std::pair<SectionKind, std::string>> &sections,
+          uint32_t version = kVersion) {
+  Header header{};
+  std::memcpy(header.magic, kMagic, sizeof(kMagic));
+  header.version = version;
+  header.sectionCount = static_cast<uint32_t>(sections.size());
+  std::vector<SectionEntry> table(sections.size());
+  uint64_t offset = sizeof(Header) + sizeof(SectionEntry) * sections.size();
+  for (size_t i = 0; i < sections.size(); ++i) {
+    offset = (offset + kSectionAlignment - 1) / kSectionAlignment *
+             kSectionAlignment;
+    const std::string &bytes = sections[i].second;
+    table[i] = {static_cast<uint32_t>(sections[i].first), 0, offset,
+                bytes.size(), fnv1a(bytes.data(), bytes.size())};
+    offset += bytes.size();
+  }
+  header.fileSize = offset;
+  header.checksum = headerChecksum(header, table.data());
+  std::string out(offset, '\0');
+  std::memcpy(&out[0], &header, sizeof(header));
+  if (!table.empty())
+    std::memcpy(&out[sizeof(header)], table.data(),
+                sizeof(SectionEntry) * table.size());
+  for (size_t i = 0; i < sections.size(); ++i)
+    if (!sections[i].second.empty())
+      std::memcpy(&out[table[i].offset], sections[i].second.data(),
+                  sections[i].second.size());
+  return out;
 }
 
 // Signature text, one record per line, fields separated by single spaces;
