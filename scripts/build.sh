@@ -15,6 +15,10 @@ if [ ! -f "$build/build.ninja" ]; then
     -DLLVM_EXTERNAL_LIT=/usr/lib/llvm-22/bin/lit \
     -DMLIR_LINK_MLIR_DYLIB=ON \
     -DPython3_EXECUTABLE=/usr/bin/python3 \
+    -DMOE_BUILD_FUZZERS=ON \
     "${launcher[@]}" >/dev/null
+elif ! grep -q '^MOE_BUILD_FUZZERS:BOOL=ON' "$build/CMakeCache.txt"; then
+  # A build directory configured before the fuzzers existed.
+  cmake -B "$build" -DMOE_BUILD_FUZZERS=ON >/dev/null
 fi
 ninja -C "$build" "$@"

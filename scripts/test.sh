@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: set up, build, run the lit tests, the Python tests,
-# the runtime unit tests, and the runtime unit tests under ASan+UBSan. Prints
+# the runtime unit tests, the runtime unit tests under ASan+UBSan, and the
+# fuzzers for a bounded time (scripts/fuzz.sh). Prints
 # per-runner summaries and "all: N passed, N failed"; exits non-zero on any
 # failure.
 set -euo pipefail
@@ -8,7 +9,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${MOE_BUILD_DIR:-$root/build}"
 
 "$root/scripts/setup.sh"
-"$root/scripts/build.sh" all MoeDialectDocGen MoePassesDocGen \
+"$root/scripts/build.sh" all fuzz_npy fuzz_artifact fuzz_import MoeDialectDocGen MoePassesDocGen \
   OnnxDialectDocGen MoeConversionPassesDocGen
 
 log="$(mktemp)"
@@ -56,8 +57,22 @@ gt_passed=$((gt_passed + $(sum '\[  PASSED  \] [0-9]+')))
 gt_failed=$((gt_failed + $(sum '\[  FAILED  \] [0-9]+ tests?,')))
 echo "gtest (runtime, and runtime under ASan+UBSan): ${gt_passed} passed, ${gt_failed} failed"
 
-passed=$((lit_passed + py_passed + gt_passed))
-failed=$((lit_failed + py_failed + gt_failed))
+# Bounded fuzzing of the untrusted-input parsers (importer, artifact, .npy):
+# ${MOE_FUZZ_SECONDS:-20} s each; any crash, leak or hang fails the suite.
+fuzz_passed=0
+fuzz_failed=0
+if "$root/scripts/fuzz.sh" "${MOE_FUZZ_SECONDS:-20}" 2>&1 | tee "$log"; then
+  fuzz_passed=$(grep -c 'no findings$' "$log" || true)
+else
+  fuzz_failed=1
+fi
+if [ "$fuzz_passed" -ne 3 ]; then
+  fuzz_failed=1
+fi
+echo "fuzz: ${fuzz_passed} passed, ${fuzz_failed} failed"
+
+passed=$((lit_passed + py_passed + gt_passed + fuzz_passed))
+failed=$((lit_failed + py_failed + gt_failed + fuzz_failed))
 echo "all: ${passed} passed, ${failed} failed"
 if [ "$lit_status" -ne 0 ] || [ "$py_status" -ne 0 ] || [ "$gtest_status" -ne 0 ] ||
    [ "$failed" -ne 0 ] || [ "$lit_passed" -eq 0 ] || [ "$py_passed" -eq 0 ] ||

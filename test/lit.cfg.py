@@ -12,13 +12,17 @@ config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
 config.suffixes = [".mlir", ".test"]
 config.excludes = ["CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py", "Inputs",
                    "check_constraints.py", "fixtures", "run_fixture.py", "make_bad_inputs.py",
-                   "backend_node_tests.py"]
+                   "backend_node_tests.py", "ort_compare.py"]
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.moe_obj_root, "test")
 
 config.substitutions.append(("%PATH%", config.environment["PATH"]))
 config.substitutions.append(("%moe_src_root", config.moe_src_root))
 config.substitutions.append(("%moe_obj_root", config.moe_obj_root))
+# The project's venv (scripts/setup.sh): numpy, onnx and ONNX Runtime, for
+# tests that compare against ONNX Runtime at test time.
+config.substitutions.append(
+    ("%venv_python", os.path.join(config.moe_src_root, ".venv", "bin", "python")))
 
 llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP"])
 llvm_config.use_default_substitutions()

@@ -20,6 +20,8 @@
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Export.h"
+#include "llvm/IR/Constants.h"
+#include "llvm/IR/GlobalVariable.h"
 #include "llvm/IR/LLVMContext.h"
 #include "llvm/IR/Module.h"
 #include "llvm/Support/FileSystem.h"
@@ -146,6 +148,41 @@ std::vector<std::string> requiredFeatures(StringRef march) {
   return out;
 }
 
+/// Refuses any statically shaped tensor over kMaxTensorBytes, located at
+/// the op (the ONNX node) that makes it.
+LogicalResult checkTensorSizes(ModuleOp module) {
+  bool failedAny = false;
+  auto check = [&](Type type, Location loc) {
+    auto t = dyn_cast<RankedTensorType>(type);
+    if (!t || !t.hasStaticShape() || !t.getElementType().isIntOrFloat())
+      return;
+    uint64_t bits = std::max(8u, t.getElementTypeBitWidth());
+    uint64_t bytes = bits / 8;
+    for (int64_t d : t.getShape()) {
+      if (d != 0 && bytes > kMaxTensorBytes / static_cast<uint64_t>(d)) {
+        bytes = kMaxTensorBytes + 1;
+        break;
+      }
+      bytes *= static_cast<uint64_t>(d);
+    }
+    if (bytes > kMaxTensorBytes) {
+      emitError(loc) << "tensor " << t << " is larger than the limit of "
+                     << (kMaxTensorBytes >> 30)
+                     << " GiB for one tensor (docs/security.md)";
+      failedAny = true;
+    }
+  };
+  module.walk([&](Operation *op) {
+    for (Value v : op->getResults())
+      check(v.getType(), op->getLoc());
+    for (Region &r : op->getRegions())
+      for (Block &b : r)
+        for (BlockArgument a : b.getArguments())
+          check(a.getType(), a.getLoc());
+  });
+  return failure(failedAny);
+}
+
 LogicalResult runPipeline(ModuleOp module, const CompileOptions &options,
                           function_ref<void(OpPassManager &)> build) {
   PassManager pm(module.getContext());
@@ -166,6 +203,12 @@ LogicalResult mlir::moe::compileModule(ModuleOp module,
     if (options.progress)
       options.progress(msg.str());
   };
+
+  // 0. No tensor may be larger than the documented limit: a static shape
+  // from the model (e.g. ConstantOfShape of [2^20, 2^20]) is refused here,
+  // at its node, rather than failing an allocation at run time.
+  if (failed(checkTensorSizes(module)))
+    return failure();
 
   // 1. Weights become arguments (and the artifact's weight section).
   progress("outlining weights");
@@ -240,9 +283,13 @@ LogicalResult mlir::moe::compileModule(ModuleOp module,
   }
   module->removeAttr("moe.weights");
   // The signature carries the names now; LLVM translation knows no such
-  // argument attributes.
+  // argument attributes. Inputs and weights are read-only for the code
+  // (inputs belong to the caller; weights live in the artifact's read-only
+  // mapping): bufferization copies before any in-place update of one.
   for (unsigned i = 0; i < func.getNumArguments(); ++i)
-    func.setArgAttrs(i, ArrayRef<NamedAttribute>{});
+    func.setArgAttrs(i, ArrayRef<NamedAttribute>{NamedAttribute(
+                            StringAttr::get(ctx, "bufferization.writable"),
+                            BoolAttr::get(ctx, false))});
   for (unsigned i = 0; i < func.getNumResults(); ++i)
     func.setResultAttrs(i, ArrayRef<NamedAttribute>{});
 
@@ -269,6 +316,15 @@ LogicalResult mlir::moe::compileModule(ModuleOp module,
       translateModuleToLLVMIR(module, llvmContext, "moe_model");
   if (!llvmModule)
     return emitError(loc) << "translation to LLVM IR failed";
+  // The code carries the digest of the signature it was compiled with; the
+  // runtime refuses an artifact whose signature section does not match it.
+  new llvm::GlobalVariable(
+      *llvmModule, llvm::Type::getInt64Ty(llvmContext), /*isConstant=*/true,
+      llvm::GlobalValue::ExternalLinkage,
+      llvm::ConstantInt::get(
+          llvm::Type::getInt64Ty(llvmContext),
+          ::moe::artifact::fnv1a(signature.data(), signature.size())),
+      "moe_signature_digest");
   if (options.emit == EmitLevel::LLVM) {
     llvmModule->print(out, nullptr);
     return success();
@@ -294,6 +350,9 @@ LogicalResult mlir::moe::compileModule(ModuleOp module,
   // compiler-rt's builtins provide conversions libgcc 12 lacks (bf16).
   SmallVector<StringRef> args = {*cc,     opt,    march, "-shared", "-fPIC",
                                  "-Wno-override-module", "-rtlib=compiler-rt",
+                                 // builtins stay hidden: the code exports
+                                 // only its entry and signature digest
+                                 "-Wl,--exclude-libs,ALL",
                                  "-x",    "ir",   irPath, "-o",     soPath,
                                  "-lm"};
   progress("generating native code: " + *cc + " " + opt + " " + march);

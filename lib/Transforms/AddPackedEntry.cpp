@@ -51,6 +51,18 @@ struct MoeAddPackedEntryPass
     }
     LLVM::CallOp::create(b, loc, wrapper, args);
     LLVM::ReturnOp::create(b, loc, ValueRange{});
+
+    // The packed entry is the only definition the code exports: every other
+    // function and global becomes internal, so that calls bind directly
+    // (never through the PLT to a host symbol of the same name, such as a
+    // host's own `main`) and nothing else is visible to the loader.
+    for (auto fn : module.getOps<LLVM::LLVMFuncOp>())
+      if (fn != packed && !fn.isExternal())
+        fn.setLinkage(LLVM::Linkage::Internal);
+    for (auto global : module.getOps<LLVM::GlobalOp>())
+      if (global.getLinkage() == LLVM::Linkage::External &&
+          (global.getValueOrNull() || !global.getInitializerRegion().empty()))
+        global.setLinkage(LLVM::Linkage::Internal);
   }
 };
 } // namespace

@@ -4,6 +4,8 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinAttributes.h"
 
@@ -26,19 +28,38 @@ struct MoeOutlineWeightsPass
                          << entry << "'";
       return signalPassFailure();
     }
-    SmallVector<arith::ConstantOp> weights;
+    SmallVector<arith::ConstantOp> weights, splats;
     func.walk([&](arith::ConstantOp cst) {
       auto type = dyn_cast<RankedTensorType>(cst.getType());
       auto value = dyn_cast<DenseElementsAttr>(cst.getValue());
+      if (!type || !value || type.getNumElements() < minElements ||
+          !type.getElementType().isIntOrFloat())
+        return;
+      // A splat is one value: it becomes a fill, never bytes in the
+      // artifact (ConstantOfShape of a large shape would otherwise be
+      // expanded element by element).
+      if (value.isSplat())
+        splats.push_back(cst);
       // Bytes-wide element types only (i1 is bit-packed in attributes).
-      if (type && value && type.getNumElements() >= minElements &&
-          type.getElementType().isIntOrFloat() &&
-          type.getElementType().getIntOrFloatBitWidth() % 8 == 0)
+      else if (type.getElementType().getIntOrFloatBitWidth() % 8 == 0)
         weights.push_back(cst);
     });
     SmallVector<Attribute> values;
     Block &body = func.getBody().front();
     OpBuilder b(module.getContext());
+    for (arith::ConstantOp cst : splats) {
+      b.setInsertionPoint(cst);
+      auto type = cast<RankedTensorType>(cst.getType());
+      auto value = cast<DenseElementsAttr>(cst.getValue());
+      Value scalar = arith::ConstantOp::create(
+          b, cst.getLoc(), cast<TypedAttr>(value.getSplatValue<Attribute>()));
+      Value empty = tensor::EmptyOp::create(b, cst.getLoc(), type.getShape(),
+                                            type.getElementType());
+      Value filled =
+          linalg::FillOp::create(b, cst.getLoc(), scalar, empty).getResult(0);
+      cst.getResult().replaceAllUsesWith(filled);
+      cst.erase();
+    }
     for (arith::ConstantOp cst : weights) {
       unsigned index = func.getNumArguments();
       if (failed(func.insertArgument(index, cst.getType(),

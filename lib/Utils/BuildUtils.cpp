@@ -1,9 +1,11 @@
 //===- BuildUtils.cpp - IR-building helpers for moe rewrites ---------------===//
 
 #include "moe/Utils/BuildUtils.h"
+#include "moe/Utils/RuntimeErrors.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -204,7 +206,7 @@ Value moe::build::expand(OpBuilder &b, Location loc, Value v,
   }
   auto castType = RankedTensorType::get(srcShape, elementType);
   if (castType != srcType)
-    v = tensor::CastOp::create(b, loc, castType, v);
+    v = checkedCast(b, loc, v, castType, kErrorShapeMismatch);
   return tensor::ExpandShapeOp::create(b, loc, resultType, v, reassociation,
                                        sizes);
 }
@@ -350,7 +352,9 @@ std::pair<Value, Value> moe::build::topK(OpBuilder &b, Location loc, Value xs,
 static constexpr StringLiteral kErrorHook = "moe_report_error";
 
 void moe::build::declareErrorHook(OpBuilder &b, Operation *anchor) {
-  auto module = anchor->getParentOfType<ModuleOp>();
+  // (Inside a region still being built, the anchor is not attached yet: the
+  // callers declare the hook before building nested regions.)
+  auto module = anchor ? anchor->getParentOfType<ModuleOp>() : ModuleOp();
   if (!module || module.lookupSymbol(kErrorHook))
     return;
   OpBuilder::InsertionGuard guard(b);
@@ -376,4 +380,172 @@ Value moe::build::checkedIndex(OpBuilder &b, Location loc, Value index,
     scf::YieldOp::create(nb, nl);
   });
   return arith::SelectOp::create(b, loc, ok, index, zero);
+}
+
+void moe::build::reportIf(OpBuilder &b, Location loc, Value bad,
+                          int32_t code) {
+  declareErrorHook(b, b.getInsertionBlock()->getParentOp());
+  scf::IfOp::create(b, loc, bad, [&](OpBuilder &nb, Location nl) {
+    Value c = arith::ConstantOp::create(nb, nl, nb.getI32IntegerAttr(code));
+    func::CallOp::create(nb, nl, kErrorHook, TypeRange{}, ValueRange{c});
+    scf::YieldOp::create(nb, nl);
+  });
+}
+
+/// Reports `code` and returns zeros of `type`, whose dynamic dims are those
+/// of `v`, except dim `dim` (if any), which is `dimSize`.
+static Value reportedZeros(OpBuilder &b, Location loc, Value v,
+                           RankedTensorType type, int32_t code, int64_t dim,
+                           OpFoldResult dimSize) {
+  Value c = arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(code));
+  func::CallOp::create(b, loc, kErrorHook, TypeRange{}, ValueRange{c});
+  SmallVector<OpFoldResult> sizes;
+  for (int64_t d = 0; d < type.getRank(); ++d)
+    sizes.push_back(!type.isDynamicDim(d)
+                        ? OpFoldResult(b.getIndexAttr(type.getDimSize(d)))
+                    : d == dim ? dimSize
+                               : tensor::getMixedSize(b, loc, v, d));
+  Type elt = type.getElementType();
+  Value zero = arith::ConstantOp::create(b, loc, b.getZeroAttr(elt));
+  Value zeros =
+      linalg::FillOp::create(b, loc, zero, moe::build::emptyTensor(b, loc, sizes, elt))
+          .getResult(0);
+  if (zeros.getType() != type)
+    zeros = tensor::CastOp::create(b, loc, type, zeros);
+  return zeros;
+}
+
+/// `ok ? v : (report code; zeros)` as a tensor of `type` (see
+/// reportedZeros); a null `ok` means never ok.
+static Value orZeros(OpBuilder &b, Location loc, Value ok, Value v,
+                     RankedTensorType type, int32_t code, int64_t dim = -1,
+                     OpFoldResult dimSize = {}) {
+  moe::build::declareErrorHook(b, b.getInsertionBlock()->getParentOp());
+  if (!ok)
+    return reportedZeros(b, loc, v, type, code, dim, dimSize);
+  auto ifOp = scf::IfOp::create(
+      b, loc, ok,
+      [&](OpBuilder &nb, Location nl) {
+        Value same = v.getType() == type
+                         ? v
+                         : Value(tensor::CastOp::create(nb, nl, type, v));
+        scf::YieldOp::create(nb, nl, same);
+      },
+      [&](OpBuilder &nb, Location nl) {
+        scf::YieldOp::create(
+            nb, nl, reportedZeros(nb, nl, v, type, code, dim, dimSize));
+      });
+  return ifOp.getResult(0);
+}
+
+Value moe::build::requireSize(OpBuilder &b, Location loc, Value v, int64_t d,
+                              OpFoldResult size, int32_t code) {
+  auto type = cast<RankedTensorType>(v.getType());
+  std::optional<int64_t> want = getConstantIntValue(size);
+  if (want && !type.isDynamicDim(d) && type.getDimSize(d) == *want)
+    return v;
+  Value actual = tensor::DimOp::create(b, loc, v, d);
+  Value wanted = getValueOrCreateConstantIndexOp(b, loc, size);
+  Value ok = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, actual,
+                                   wanted);
+  SmallVector<int64_t> shape(type.getShape());
+  shape[d] = want ? *want : ShapedType::kDynamic;
+  auto resultType = type.clone(shape);
+  if (!want || type.isDynamicDim(d))
+    return orZeros(b, loc, ok, v, resultType, code, d, size);
+  // Two different static sizes: the caller's verifier should have refused
+  // it; still fail safely.
+  return orZeros(b, loc, Value(), v, resultType, code, d, size);
+}
+
+Value moe::build::checkedCast(OpBuilder &b, Location loc, Value v, Type type,
+                              int32_t code) {
+  if (v.getType() == type)
+    return v;
+  auto from = dyn_cast<RankedTensorType>(v.getType());
+  auto to = dyn_cast<RankedTensorType>(type);
+  if (!from || !to || from.getRank() != to.getRank())
+    return tensor::CastOp::create(b, loc, type, v);
+  Value ok;
+  for (int64_t d = 0; d < to.getRank(); ++d) {
+    if (!from.isDynamicDim(d) || to.isDynamicDim(d))
+      continue;
+    Value actual = tensor::DimOp::create(b, loc, v, d);
+    Value wanted = arith::ConstantIndexOp::create(b, loc, to.getDimSize(d));
+    Value eq = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, actual,
+                                     wanted);
+    ok = ok ? Value(arith::AndIOp::create(b, loc, ok, eq)) : eq;
+  }
+  if (!ok)
+    return tensor::CastOp::create(b, loc, type, v);
+  return orZeros(b, loc, ok, v, to, code);
+}
+
+Value moe::build::broadcastDim(OpBuilder &b, Location loc, Value v, int64_t d,
+                               OpFoldResult size, int32_t code) {
+  declareErrorHook(b, b.getInsertionBlock()->getParentOp());
+  auto type = cast<RankedTensorType>(v.getType());
+  std::optional<int64_t> want = getConstantIntValue(size);
+  SmallVector<int64_t> shape(type.getShape());
+  shape[d] = want ? *want : ShapedType::kDynamic;
+  auto resultType = type.clone(shape);
+  Value actual = tensor::DimOp::create(b, loc, v, d);
+  Value wanted = getValueOrCreateConstantIndexOp(b, loc, size);
+  Value one = arith::ConstantIndexOp::create(b, loc, 1);
+  Value same = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, actual,
+                                     wanted);
+  Value isOne = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
+                                      actual, one);
+  // The repeated copy: dim d of the input is read at index 0.
+  auto repeated = [&](OpBuilder &nb, Location nl) -> Value {
+    SmallVector<OpFoldResult> sizes;
+    for (int64_t i = 0; i < type.getRank(); ++i)
+      sizes.push_back(i == d ? size : tensor::getMixedSize(nb, nl, v, i));
+    Value init = emptyTensor(nb, nl, sizes, type.getElementType());
+    MLIRContext *ctx = nb.getContext();
+    SmallVector<AffineExpr> in;
+    for (int64_t i = 0; i < type.getRank(); ++i)
+      in.push_back(i == d ? getAffineConstantExpr(0, ctx)
+                          : getAffineDimExpr(i, ctx));
+    SmallVector<AffineMap> maps = {
+        AffineMap::get(type.getRank(), 0, in, ctx),
+        nb.getMultiDimIdentityMap(type.getRank())};
+    Value out =
+        linalg::GenericOp::create(
+            nb, nl, TypeRange{init.getType()}, ValueRange{v}, ValueRange{init},
+            maps,
+            SmallVector<utils::IteratorType>(type.getRank(),
+                                             utils::IteratorType::parallel),
+            [](OpBuilder &bb, Location bl, ValueRange args) {
+              linalg::YieldOp::create(bb, bl, args[0]);
+            })
+            .getResult(0);
+    return out.getType() == resultType
+               ? out
+               : Value(tensor::CastOp::create(nb, nl, resultType, out));
+  };
+  // `v` when it has the size, else the repeated copy when it has one slice,
+  // else zeros of the right shape (reported).
+  auto ifSame = scf::IfOp::create(
+      b, loc, same,
+      [&](OpBuilder &nb, Location nl) {
+        Value cast = v.getType() == resultType
+                         ? v
+                         : Value(tensor::CastOp::create(nb, nl, resultType, v));
+        scf::YieldOp::create(nb, nl, cast);
+      },
+      [&](OpBuilder &nb, Location nl) {
+        auto ifOne = scf::IfOp::create(
+            nb, nl, isOne,
+            [&](OpBuilder &ib, Location il) {
+              scf::YieldOp::create(ib, il, repeated(ib, il));
+            },
+            [&](OpBuilder &ib, Location il) {
+              // A size that neither matches nor is 1.
+              scf::YieldOp::create(
+                  ib, il, orZeros(ib, il, Value(), v, resultType, code, d, size));
+            });
+        scf::YieldOp::create(nb, nl, ifOne.getResult(0));
+      });
+  return ifSame.getResult(0);
 }

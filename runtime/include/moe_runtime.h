@@ -104,9 +104,11 @@ moe_status_t moe_instance_create(moe_instance **out);
 /* Releases an instance; its sessions must be released first (NULL: no-op). */
 void moe_instance_release(moe_instance *instance);
 
-/* Loads the artifact at `path`: checks the format version and every
- * checksum, maps the weights (never copied) and loads the code. On success
- * the caller owns *out; `instance` must outlive it. */
+/* Loads the artifact at `path`: checks the format version, every checksum
+ * and the signature's structure, maps the weights (never copied), loads the
+ * code and checks that it was compiled with this signature (its
+ * moe_signature_digest; MOE_DATA_LOSS otherwise). On success the caller owns
+ * *out; `instance` must outlive it. */
 moe_status_t moe_session_create(moe_instance *instance, const char *path,
                                 moe_session **out);
 /* Releases a session (NULL is a no-op). */
@@ -132,9 +134,17 @@ const char *moe_session_input_dim_name(const moe_session *session, size_t i,
 const char *moe_session_output_dim_name(const moe_session *session, size_t i,
                                         size_t d);
 
+/* The largest size moe_session_run accepts for an input dim that is
+ * symbolic in the signature (?B, ?T, ...): larger ones are refused with
+ * MOE_INVALID_ARGUMENT before the code runs, so that a hostile or mistaken
+ * shape (say 2^30 x 0 tokens) cannot make the code loop for hours. */
+#define MOE_MAX_SYMBOLIC_DIM (1 << 24)
+
 /* Runs the model. `names[i]` names input `inputs[i]` (borrowed, read only);
  * every input of the signature must be given once, with its dtype, rank and
- * static dims, and equal sizes for equal symbols. On success
+ * static dims, equal sizes for equal symbols and symbolic dims of at most
+ * MOE_MAX_SYMBOLIC_DIM. A result the code returns with dims other than the
+ * signature's is MOE_INTERNAL (nothing is copied from it). On success
  * outputs[0..num_outputs) (num_outputs must equal the signature's count)
  * receive new tensors in signature order, owned by the caller. On failure no
  * output is written. */

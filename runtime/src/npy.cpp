@@ -1,12 +1,22 @@
 //===- npy.cpp - NumPy .npy files ------------------------------------------===//
+//
+// A strict reader of the header NumPy writes (see npy.h), a writer, and the
+// output file names of moe-run.
+//
+//===----------------------------------------------------------------------===//
 
 #include "moe/npy.h"
 
+#include "moe/artifact_format.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <iterator>
-#include <sstream>
 
 namespace {
 
@@ -20,140 +30,498 @@ constexpr Descr kDescrs[] = {
     {"|u1", MOE_DTYPE_U8},  {"|b1", MOE_DTYPE_BOOL}, {"<i2", MOE_DTYPE_I16},
     {"<u2", MOE_DTYPE_U16}, {"<u4", MOE_DTYPE_U32}, {"<u8", MOE_DTYPE_U64}};
 
-/// The value of `'key': ` in a header dict, up to the next top-level comma.
-bool field(const std::string &header, const std::string &key,
-           std::string &value) {
-  size_t at = header.find("'" + key + "'");
-  if (at == std::string::npos)
-    return false;
-  at = header.find(':', at);
-  if (at == std::string::npos)
-    return false;
-  ++at;
-  while (at < header.size() && header[at] == ' ')
-    ++at;
-  size_t end = at;
-  int depth = 0;
-  for (; end < header.size(); ++end) {
-    char c = header[end];
-    if (c == '(')
-      ++depth;
-    else if (c == ')')
-      --depth;
-    else if ((c == ',' || c == '}') && depth == 0)
-      break;
+/// `text` for a message: printable ASCII as is, other bytes as \xNN.
+std::string printable(const std::string &text) {
+  std::string out;
+  for (size_t i = 0; i < text.size() && i < 40; ++i) {
+    auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      char buf[5];
+      std::snprintf(buf, sizeof(buf), "\\x%02X", c);
+      out += buf;
+    }
   }
-  value = header.substr(at, end - at);
-  return true;
+  return text.size() > 40 ? out + "..." : out;
+}
+
+/// The magic, the version and the header length: the header starts at
+/// `start` and is `headerLen` bytes long. `size` is how many bytes of the
+/// file `data` holds (at least 12 unless the file is shorter).
+std::string preamble(const unsigned char *data, size_t size, size_t &start,
+                     size_t &headerLen) {
+  if (size < 8 || std::memcmp(data, "\x93NUMPY", 6) != 0)
+    return "not a .npy file (bad magic)";
+  unsigned major = data[6], minor = data[7];
+  if ((major != 1 && major != 2 && major != 3) || minor != 0)
+    return "unsupported .npy version " + std::to_string(major) + "." +
+           std::to_string(minor);
+  start = major == 1 ? 10 : 12;
+  if (size < start)
+    return "truncated .npy header";
+  headerLen = data[8] | (data[9] << 8);
+  if (major != 1)
+    headerLen |= (size_t(data[10]) << 16) | (size_t(data[11]) << 24);
+  if (headerLen > moe::npy::kMaxHeaderLength)
+    return "the .npy header is " + std::to_string(headerLen) +
+           " bytes, more than the " +
+           std::to_string(moe::npy::kMaxHeaderLength) + " allowed";
+  return "";
+}
+
+/// A strict parser of the header's dict literal.
+class HeaderParser {
+public:
+  explicit HeaderParser(const std::string &text) : text(text) {}
+
+  /// Parses the header into dtype and dims; returns "" or an error.
+  std::string parse(moe_dtype_t &dtype, std::vector<int64_t> &dims) {
+    if (text.empty() || text.back() != '\n')
+      return "malformed .npy header: it does not end with a newline";
+    end = text.size() - 1;
+    bool haveDescr = false, haveOrder = false, haveShape = false;
+    std::string descr;
+    bool fortran = false;
+    spaces();
+    if (!eat('{'))
+      return syntax("'{'");
+    spaces();
+    while (!peek('}')) {
+      std::string key;
+      if (!quoted(key))
+        return syntax("a quoted key or '}'");
+      spaces();
+      if (!eat(':'))
+        return syntax("':'");
+      spaces();
+      bool *seen = key == "descr"           ? &haveDescr
+                   : key == "fortran_order" ? &haveOrder
+                   : key == "shape"         ? &haveShape
+                                            : nullptr;
+      if (!seen)
+        return "malformed .npy header: unknown key '" + printable(key) + "'";
+      if (*seen)
+        return "malformed .npy header: key '" + key + "' appears twice";
+      *seen = true;
+      if (key == "descr") {
+        if (peek('['))
+          return "structured (record) dtypes are not supported";
+        if (!quoted(descr))
+          return syntax("a quoted dtype");
+      } else if (key == "fortran_order") {
+        if (word("True"))
+          fortran = true;
+        else if (!word("False"))
+          return syntax("True or False");
+      } else if (std::string err = shape(dims); !err.empty()) {
+        return err;
+      }
+      spaces();
+      if (!eat(',')) {
+        if (!peek('}'))
+          return syntax("',' or '}'");
+        break;
+      }
+      spaces();
+    }
+    if (!eat('}'))
+      return syntax("'}'");
+    spaces();
+    if (at != end)
+      return syntax("only spaces after '}'");
+    if (!haveDescr || !haveOrder || !haveShape)
+      return std::string("malformed .npy header: it lacks '") +
+             (!haveDescr ? "descr" : !haveOrder ? "fortran_order" : "shape") +
+             "'";
+    if (fortran)
+      return "Fortran-order arrays are not supported";
+    for (const Descr &d : kDescrs)
+      if (descr == d.descr) {
+        dtype = d.dtype;
+        return "";
+      }
+    if (!descr.empty() && descr[0] == '>')
+      return "big-endian dtype '" + printable(descr) +
+             "' is not supported: save the array as little-endian "
+             "(arr.astype(arr.dtype.newbyteorder('<')))";
+    return "unsupported dtype '" + printable(descr) + "'";
+  }
+
+private:
+  bool peek(char c) const { return at < end && text[at] == c; }
+  bool eat(char c) {
+    if (!peek(c))
+      return false;
+    ++at;
+    return true;
+  }
+  void spaces() {
+    while (peek(' '))
+      ++at;
+  }
+  bool word(const char *w) {
+    size_t n = std::strlen(w);
+    if (end - at < n || text.compare(at, n, w) != 0)
+      return false;
+    // Not the prefix of a longer identifier.
+    char next = at + n < end ? text[at + n] : ' ';
+    if ((next >= 'a' && next <= 'z') || (next >= 'A' && next <= 'Z') ||
+        (next >= '0' && next <= '9') || next == '_')
+      return false;
+    at += n;
+    return true;
+  }
+  /// A string in ' or " without escapes.
+  bool quoted(std::string &out) {
+    if (!peek('\'') && !peek('"'))
+      return false;
+    char q = text[at++];
+    size_t close = text.find(q, at);
+    if (close == std::string::npos || close >= end)
+      return false;
+    out = text.substr(at, close - at);
+    for (char c : out)
+      if (c == '\\' || static_cast<unsigned char>(c) < 0x20 ||
+          static_cast<unsigned char>(c) >= 0x7f)
+        return false;
+    at = close + 1;
+    return true;
+  }
+  /// "()", "(N,)", "(N, M)", "(N, M,)": decimal integers without sign.
+  std::string shape(std::vector<int64_t> &dims) {
+    dims.clear();
+    if (!eat('('))
+      return syntax("a shape tuple");
+    spaces();
+    bool comma = false;
+    while (!peek(')')) {
+      if (at >= end || text[at] < '0' || text[at] > '9') {
+        if (peek('-'))
+          return "negative dimension in .npy shape";
+        return syntax("a non-negative decimal dim");
+      }
+      if (text[at] == '0' && at + 1 < end && text[at + 1] >= '0' &&
+          text[at + 1] <= '9')
+        return syntax("a dim without leading zeros");
+      uint64_t v = 0;
+      for (; at < end && text[at] >= '0' && text[at] <= '9'; ++at) {
+        unsigned digit = static_cast<unsigned>(text[at] - '0');
+        if (v > (uint64_t(INT64_MAX) - digit) / 10)
+          return "a .npy dim is larger than 2^63 - 1";
+        v = v * 10 + digit;
+      }
+      if (dims.size() == 64)
+        return "the .npy shape has more than 64 dims";
+      dims.push_back(static_cast<int64_t>(v));
+      spaces();
+      comma = eat(',');
+      spaces();
+      if (!comma && !peek(')'))
+        return syntax("',' or ')' in the shape");
+    }
+    ++at;
+    // "(3)" is the integer 3, not a tuple.
+    if (dims.size() == 1 && !comma)
+      return syntax("'(N,)' for a one-dim shape");
+    return "";
+  }
+  std::string syntax(const char *expected) const {
+    return "malformed .npy header: expected " + std::string(expected) +
+           " at byte " + std::to_string(at) + ", near '" +
+           printable(text.substr(at < 12 ? 0 : at - 12)) + "'";
+  }
+
+  const std::string &text;
+  size_t at = 0, end = 0;
+};
+
+/// Parses the header text into dtype, dims and the data's byte size.
+std::string parseHeader(const std::string &header, moe::npy::Array &out,
+                        size_t &bytes) {
+  out.dims.clear();
+  out.bytes.clear();
+  if (std::string err = HeaderParser(header).parse(out.dtype, out.dims);
+      !err.empty())
+    return err;
+  size_t count = 1;
+  for (int64_t d : out.dims) {
+    size_t u = static_cast<size_t>(d);
+    if (u != 0 && count > SIZE_MAX / u)
+      return "the .npy shape overflows";
+    count *= u;
+  }
+  size_t esize = moe_dtype_size(out.dtype);
+  if (count > SIZE_MAX / esize)
+    return "the .npy shape overflows";
+  bytes = count * esize;
+  return "";
+}
+
+std::string sizeMismatch(size_t have, size_t need) {
+  return std::string(have < need ? "truncated .npy data"
+                                 : "trailing bytes after the .npy data") +
+         ": " + std::to_string(have) + " bytes, the shape needs " +
+         std::to_string(need);
+}
+
+/// Reads up to `n` bytes; fewer only at the end of the file.
+ssize_t readFully(int fd, unsigned char *to, size_t n) {
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = ::read(fd, to + got, n - got);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r < 0)
+      return -1;
+    if (r == 0)
+      break;
+    got += static_cast<size_t>(r);
+  }
+  return static_cast<ssize_t>(got);
+}
+
+std::string readFd(int fd, moe::npy::Array &out) {
+  struct stat st;
+  if (fstat(fd, &st) != 0)
+    return std::string("cannot stat: ") + std::strerror(errno);
+  if (S_ISDIR(st.st_mode))
+    return "is a directory";
+  // Regular files are checked against their size before any allocation;
+  // pipes are read in bounded chunks.
+  bool sized = S_ISREG(st.st_mode);
+  size_t fileSize = static_cast<size_t>(st.st_size);
+  unsigned char pre[12];
+  ssize_t n = readFully(fd, pre, sizeof(pre));
+  if (n < 0)
+    return std::string("read error: ") + std::strerror(errno);
+  size_t preRead = static_cast<size_t>(n);
+  size_t start = 0, headerLen = 0;
+  if (std::string err = preamble(pre, preRead, start, headerLen);
+      !err.empty())
+    return err;
+  if (sized && headerLen > fileSize - start)
+    return "truncated .npy header";
+  std::string header(headerLen, '\0');
+  size_t have = preRead - start; // Header bytes in `pre`.
+  if (have > headerLen)
+    have = headerLen;
+  std::memcpy(&header[0], pre + start, have);
+  if (headerLen > have) {
+    n = readFully(fd, reinterpret_cast<unsigned char *>(&header[have]),
+                  headerLen - have);
+    if (n < 0)
+      return std::string("read error: ") + std::strerror(errno);
+    if (static_cast<size_t>(n) != headerLen - have)
+      return "truncated .npy header";
+  }
+  size_t bytes;
+  if (std::string err = parseHeader(header, out, bytes); !err.empty())
+    return err;
+  size_t offset = start + headerLen;
+  if (sized && fileSize - offset != bytes)
+    return sizeMismatch(fileSize - offset, bytes);
+  // Data bytes read with the preamble (only under a tiny header, which
+  // cannot parse; kept general).
+  size_t early = preRead > offset ? preRead - offset : 0;
+  if (early > bytes)
+    return sizeMismatch(early, bytes);
+  if (early)
+    out.bytes.assign(pre + offset, pre + offset + early);
+  constexpr size_t kChunk = size_t(1) << 24;
+  while (out.bytes.size() < bytes) {
+    size_t want = bytes - out.bytes.size();
+    if (!sized && want > kChunk)
+      want = kChunk;
+    size_t at = out.bytes.size();
+    out.bytes.resize(at + want);
+    n = readFully(fd, out.bytes.data() + at, want);
+    if (n < 0)
+      return std::string("read error: ") + std::strerror(errno);
+    out.bytes.resize(at + static_cast<size_t>(n));
+    if (static_cast<size_t>(n) < want)
+      return sizeMismatch(out.bytes.size(), bytes);
+  }
+  unsigned char extra;
+  n = readFully(fd, &extra, 1);
+  if (n != 0)
+    return n < 0 ? std::string("read error: ") + std::strerror(errno)
+                 : "trailing bytes after the .npy data";
+  return "";
 }
 
 } // namespace
 
 std::string moe::npy::parse(const unsigned char *data, size_t size,
                             Array &out) {
-  if (size < 10 || std::memcmp(data, "\x93NUMPY", 6) != 0)
-    return "not a .npy file (bad magic)";
-  unsigned major = data[6];
-  size_t headerLen, start;
-  if (major == 1) {
-    headerLen = data[8] | (data[9] << 8);
-    start = 10;
-  } else if (major == 2 || major == 3) {
-    if (size < 12)
-      return "truncated .npy header";
-    headerLen = data[8] | (data[9] << 8) | (data[10] << 16) |
-                (size_t(data[11]) << 24);
-    start = 12;
-  } else {
-    return "unsupported .npy version " + std::to_string(major);
-  }
-  if (start + headerLen > size)
+  if (!data)
+    size = 0;
+  size_t start = 0, headerLen = 0;
+  if (std::string err = preamble(data, size, start, headerLen); !err.empty())
+    return err;
+  if (headerLen > size - start)
     return "truncated .npy header";
   std::string header(reinterpret_cast<const char *>(data + start), headerLen);
-  std::string descr, order, shape;
-  if (!field(header, "descr", descr) || !field(header, "fortran_order", order) ||
-      !field(header, "shape", shape))
-    return "malformed .npy header";
-  if (order.find("True") != std::string::npos)
-    return "Fortran-order arrays are not supported";
-  bool known = false;
-  for (const Descr &d : kDescrs)
-    if (descr.find(d.descr) != std::string::npos) {
-      out.dtype = d.dtype;
-      known = true;
-    }
-  if (!known)
-    return "unsupported dtype " + descr;
-  out.dims.clear();
-  std::string inner = shape.substr(shape.find('(') + 1);
-  std::stringstream ss(inner);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    size_t b = item.find_first_of("0123456789");
-    if (b == std::string::npos)
-      continue;
-    long long v = std::strtoll(item.c_str() + b, nullptr, 10);
-    if (v < 0)
-      return "negative dimension in .npy shape";
-    out.dims.push_back(v);
-  }
-  size_t count = 1;
-  for (int64_t d : out.dims) {
-    if (d != 0 && count > SIZE_MAX / static_cast<size_t>(d))
-      return "the .npy shape overflows";
-    count *= static_cast<size_t>(d);
-  }
-  size_t bytes = count * moe_dtype_size(out.dtype);
+  size_t bytes;
+  if (std::string err = parseHeader(header, out, bytes); !err.empty())
+    return err;
   size_t offset = start + headerLen;
-  if (size - offset < bytes)
-    return "truncated .npy data: " + std::to_string(size - offset) +
-           " bytes, the shape needs " + std::to_string(bytes);
-  out.bytes.assign(data + offset, data + offset + bytes);
+  if (size - offset != bytes)
+    return sizeMismatch(size - offset, bytes);
+  out.bytes.assign(data + offset, data + size);
   return "";
 }
 
 std::string moe::npy::read(const std::string &path, Array &out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    return "cannot open '" + path + "'";
-  std::vector<unsigned char> data((std::istreambuf_iterator<char>(in)),
-                                  std::istreambuf_iterator<char>());
-  std::string err = parse(data.data(), data.size(), out);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return "cannot open '" + path + "': " + std::strerror(errno);
+  std::string err = readFd(fd, out);
+  ::close(fd);
+  if (!err.empty()) {
+    out.dims.clear();
+    out.bytes.clear();
+  }
   return err.empty() ? err : "'" + path + "': " + err;
 }
 
-std::string moe::npy::write(const std::string &path, moe_dtype_t dtype,
-                            const std::vector<int64_t> &dims,
-                            const void *data) {
+namespace {
+
+/// The header and data of an .npy file, or an error in `err`.
+std::string npyHeader(moe_dtype_t dtype, const std::vector<int64_t> &dims,
+                      size_t &dataBytes, std::string &err) {
   const char *descr = nullptr;
   for (const Descr &d : kDescrs)
     if (d.dtype == dtype)
       descr = d.descr;
-  if (!descr)
-    return std::string("no .npy dtype for ") + moe_dtype_name(dtype);
+  if (!descr) {
+    err = std::string("no .npy dtype for ") + moe_dtype_name(dtype);
+    return "";
+  }
   std::string shape = "(";
-  for (size_t i = 0; i < dims.size(); ++i)
+  size_t count = 1;
+  for (size_t i = 0; i < dims.size(); ++i) {
     shape += std::to_string(dims[i]) + (dims.size() == 1 || i + 1 < dims.size()
                                             ? ","
                                             : "");
+    count *= static_cast<size_t>(dims[i]);
+  }
   shape += ")";
+  dataBytes = count * moe_dtype_size(dtype);
   std::string header = std::string("{'descr': '") + descr +
                        "', 'fortran_order': False, 'shape': " + shape + ", }";
   size_t total = 10 + header.size() + 1;
   header.append((64 - total % 64) % 64, ' ');
   header.push_back('\n');
-  size_t count = 1;
-  for (int64_t d : dims)
-    count *= static_cast<size_t>(d);
-  std::ofstream out(path, std::ios::binary);
-  if (!out)
-    return "cannot write '" + path + "'";
-  out.write("\x93NUMPY\x01\x00", 8);
-  unsigned char len[2] = {static_cast<unsigned char>(header.size() & 0xff),
-                          static_cast<unsigned char>(header.size() >> 8)};
-  out.write(reinterpret_cast<const char *>(len), 2);
-  out << header;
-  out.write(static_cast<const char *>(data),
-            static_cast<std::streamsize>(count * moe_dtype_size(dtype)));
-  return out ? "" : "write error on '" + path + "'";
+  std::string out = "\x93NUMPY\x01";
+  out.push_back('\0');
+  out.push_back(static_cast<char>(header.size() & 0xff));
+  out.push_back(static_cast<char>(header.size() >> 8));
+  return out + header;
+}
+
+bool writeAll(int fd, const void *data, size_t size) {
+  const auto *p = static_cast<const unsigned char *>(data);
+  while (size) {
+    ssize_t n = ::write(fd, p, size);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return false;
+    p += n;
+    size -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+} // namespace
+
+std::string moe::npy::write(const std::string &path, moe_dtype_t dtype,
+                            const std::vector<int64_t> &dims,
+                            const void *data) {
+  std::string err;
+  size_t bytes = 0;
+  std::string head = npyHeader(dtype, dims, bytes, err);
+  if (!err.empty())
+    return err;
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return "cannot write '" + path + "': " + std::strerror(errno);
+  bool ok = writeAll(fd, head.data(), head.size()) &&
+            writeAll(fd, data, bytes);
+  ok = (::close(fd) == 0) && ok;
+  return ok ? "" : "write error on '" + path + "'";
+}
+
+std::string moe::npy::fileNameFor(const std::string &name) {
+  static const char kHex[] = "0123456789ABCDEF";
+  if (name.empty())
+    return "%.npy";
+  std::string out;
+  for (size_t i = 0; i < name.size(); ++i) {
+    auto c = static_cast<unsigned char>(name[i]);
+    bool keep = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                (c >= '0' && c <= '9') || c == '_' || c == '-' ||
+                (c == '.' && i > 0);
+    if (keep) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  if (out.size() > 200) {
+    size_t cut = 183;
+    // Not inside a %XX.
+    if (out[cut - 1] == '%')
+      cut -= 1;
+    else if (out[cut - 2] == '%')
+      cut -= 2;
+    uint64_t h = moe::artifact::fnv1a(name.data(), name.size());
+    out.resize(cut);
+    out.push_back('~');
+    for (int shift = 60; shift >= 0; shift -= 4)
+      out.push_back(kHex[(h >> shift) & 15]);
+  }
+  return out + ".npy";
+}
+
+std::string moe::npy::writeAt(int dirFd, const std::string &fileName,
+                              moe_dtype_t dtype,
+                              const std::vector<int64_t> &dims,
+                              const void *data) {
+  if (fileName.empty() || fileName == "." || fileName == ".." ||
+      fileName.find('/') != std::string::npos ||
+      fileName.find('\0') != std::string::npos)
+    return "'" + printable(fileName) + "' is not a plain file name";
+  std::string err;
+  size_t bytes = 0;
+  std::string head = npyHeader(dtype, dims, bytes, err);
+  if (!err.empty())
+    return err;
+  // A fresh temporary name (a leading '.', which fileNameFor never gives).
+  static std::atomic<unsigned> counter{0};
+  std::string tmp;
+  int fd = -1;
+  for (int attempt = 0; fd < 0 && attempt < 100; ++attempt) {
+    tmp = "." + fileName.substr(0, 200) + "." + std::to_string(getpid()) +
+          "." + std::to_string(counter++) + ".tmp";
+    fd = ::openat(dirFd, tmp.c_str(),
+                  O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0 && errno != EEXIST)
+      break;
+  }
+  if (fd < 0)
+    return "cannot create a file for '" + fileName +
+           "': " + std::strerror(errno);
+  bool ok = writeAll(fd, head.data(), head.size()) &&
+            writeAll(fd, data, bytes);
+  int savedErrno = errno;
+  ok = (::close(fd) == 0) && ok;
+  if (ok && ::renameat(dirFd, tmp.c_str(), dirFd, fileName.c_str()) == 0)
+    return "";
+  savedErrno = ok ? errno : savedErrno;
+  ::unlinkat(dirFd, tmp.c_str(), 0);
+  return "cannot write '" + fileName + "': " + std::strerror(savedErrno);
 }

@@ -1,18 +1,22 @@
 //===- runtime.cpp - the moe-mlir runtime ----------------------------------===//
 //
-// Artifact loading (mmap, format and checksum checks), the signature, input
-// validation and the CPU executor (the code section staged in a private file
-// and loaded with dlopen, called through its packed entry). Everything that can fail returns
-// a status; no exception leaves this file.
+// Artifact loading (mmap, then the pure parser of artifact_reader.cpp), the
+// CPU executor (the code section in an anonymous memfd loaded with dlopen,
+// checked against the signature's digest, called through its packed entry),
+// input validation and the copy of the results. Everything that can fail
+// returns a status; no exception leaves this file.
 //
 //===----------------------------------------------------------------------===//
 
 #include "moe_runtime.h"
 
 #include "moe/artifact_format.h"
+#include "moe/artifact_reader.h"
 
 #include <dlfcn.h>
+#include <elf.h>
 #include <fcntl.h>
+#include <link.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -27,7 +31,6 @@
 #include <memory>
 #include <new>
 #include <set>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -78,23 +81,8 @@ constexpr DTypeInfo kDTypes[] = {
     {"u16", 2}, {"u32", 4},  {"u64", 8}};
 constexpr size_t kNumDTypes = sizeof(kDTypes) / sizeof(kDTypes[0]);
 
-bool parseDType(const std::string &s, moe_dtype_t &out) {
-  for (size_t i = 0; i < kNumDTypes; ++i)
-    if (s == kDTypes[i].name) {
-      out = static_cast<moe_dtype_t>(i);
-      return true;
-    }
-  return false;
-}
-
 /// One input, output or weight of the signature.
-struct TensorSpec {
-  std::string name;
-  moe_dtype_t dtype = MOE_DTYPE_F32;
-  std::vector<int64_t> dims;         // -1: symbolic
-  std::vector<std::string> symbols;  // "" for static dims
-  uint64_t offset = 0, bytes = 0;    // weights only
-};
+using TensorSpec = moe::artifact::TensorRecord;
 
 /// Bytes of a memref descriptor of `rank`: 2 pointers, offset, sizes,
 /// strides (all 8 bytes on x86-64).
@@ -127,53 +115,210 @@ public:
   virtual bool ownsAddress(const void *ptr) const = 0;
 };
 
-class CpuExecutor final : public Executor {
-public:
-  static moe_status_t create(const unsigned char *code, size_t size,
-                             const std::string &entry,
-                             std::unique_ptr<Executor> &out) {
-    // dlopen needs a path. Each load gets a unique one (a mkstemp file,
-    // unlinked once loaded): glibc matches loaded objects by name, so a
-    // reused /proc/self/fd/N could hand back another session's code.
-    const char *tmp = std::getenv("TMPDIR");
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x0010U // Linux 6.3: an executable memfd under memfd_noexec.
+#endif
+
+/// Whether an object is loaded under `name`. glibc matches a dlopen name
+/// against the names of loaded objects before it looks at any file, so
+/// dlopen(name) would hand back that object instead of loading ours.
+bool nameInUse(const std::string &name) {
+  void *handle = dlopen(name.c_str(), RTLD_NOLOAD | RTLD_LAZY);
+  if (!handle) {
+    dlerror(); // Clear the error state.
+    return false;
+  }
+  dlclose(handle);
+  return true;
+}
+
+/// Drops our reference to a loaded object; closes `fd` (the memfd it was
+/// loaded from, or -1) only if the object is really gone. If it is still
+/// loaded (another reference, or an object that cannot be unloaded), the
+/// descriptor is kept open for good, so that no later memfd gets its
+/// number and with it the name "/proc/self/fd/N" of a loaded object.
+void unload(void *handle, int fd, const std::string &name) {
+  if (handle)
+    dlclose(handle);
+  if (fd < 0)
+    return;
+  if (nameInUse(name))
+    return; // Deliberately leaked: see above.
+  ::close(fd);
+}
+
+bool writeAll(int fd, const unsigned char *data, size_t size) {
+  size_t written = 0;
+  while (written < size) {
+    ssize_t n = ::write(fd, data + written, size - written);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return false;
+    written += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+/// The code in an anonymous memory file, named "/proc/self/fd/N" for
+/// dlopen: nothing is left behind if the process dies while loading. -1 if
+/// the kernel has no memfd_create or /proc is not mounted.
+int stageInMemfd(const unsigned char *code, size_t size, std::string &name,
+                 std::string &error) {
+  int fd = memfd_create("moe-code", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
+  if (fd < 0 && errno == EINVAL) // A kernel before 6.3 knows no MFD_EXEC.
+    fd = memfd_create("moe-code", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0)
+    return -1;
+  if (!writeAll(fd, code, size)) {
+    error = std::string("cannot stage the code: ") + std::strerror(errno);
+    ::close(fd);
+    return -2;
+  }
+  // Nobody may change the code once it is checked (failures are harmless).
+  fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE |
+                             F_SEAL_SEAL);
+  for (int attempt = 0;; ++attempt) {
+    name = "/proc/self/fd/" + std::to_string(fd);
+    if (::access(name.c_str(), R_OK) != 0) {
+      ::close(fd);
+      return -1; // No /proc: use a file.
+    }
+    if (!nameInUse(name))
+      return fd;
+    // An object outside our control holds this name: keep the number (so
+    // that we are not handed it again) and take another.
+    int other = attempt < 8 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+    if (other < 0) {
+      error = "no unused /proc/self/fd name to load the code from";
+      ::close(fd);
+      return -2;
+    }
+    fd = other;
+  }
+}
+
+/// The fallback without memfd: a private temporary file, unlinked as soon
+/// as dlopen has mapped it. Returns the handle or null with `error`.
+void *loadFromFile(const unsigned char *code, size_t size,
+                   std::string &error) {
+  const char *tmp = std::getenv("TMPDIR");
+  for (int attempt = 0; attempt < 8; ++attempt) {
     std::string path = std::string(tmp && *tmp ? tmp : "/tmp") +
                        "/moe-code-XXXXXX";
-    int fd = mkstemp(&path[0]);
-    if (fd < 0)
-      return makeStatus(MOE_INTERNAL, "cannot stage the code in '%s': %s",
-                        path.c_str(), std::strerror(errno));
-    size_t written = 0;
-    while (written < size) {
-      ssize_t n = ::write(fd, code + written, size - written);
-      if (n <= 0) {
-        ::close(fd);
-        ::unlink(path.c_str());
-        return makeStatus(MOE_INTERNAL, "cannot stage the code: %s",
-                          std::strerror(errno));
-      }
-      written += static_cast<size_t>(n);
+    int fd = mkostemp(&path[0], O_CLOEXEC);
+    if (fd < 0) {
+      error = "cannot stage the code in '" + path +
+              "': " + std::strerror(errno);
+      return nullptr;
     }
+    bool ok = writeAll(fd, code, size);
+    int savedErrno = errno;
     ::close(fd);
+    if (!ok) {
+      ::unlink(path.c_str());
+      error = std::string("cannot stage the code: ") +
+              std::strerror(savedErrno);
+      return nullptr;
+    }
+    if (nameInUse(path)) { // A still-loaded object once had this name.
+      ::unlink(path.c_str());
+      continue;
+    }
     void *handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
     ::unlink(path.c_str());
     if (!handle) {
       const char *err = dlerror();
+      error = err ? err : "unknown error";
+    }
+    return handle;
+  }
+  error = "no unused temporary file name to load the code from";
+  return nullptr;
+}
+
+/// Checks that the loaded code carries `digest`, the digest of the
+/// signature it is run with (artifact_format.h, kSignatureDigestSymbol).
+moe_status_t checkDigest(void *handle, uint64_t digest) {
+  using moe::artifact::kSignatureDigestSymbol;
+  void *sym = dlsym(handle, kSignatureDigestSymbol);
+  Dl_info info;
+  void *symEntry = nullptr;
+  struct link_map *map = nullptr;
+  // The symbol must be an object of at least 8 bytes (more under ASan,
+  // which pads globals) of the code itself, not of a library it pulls in.
+  bool found = sym &&
+               dladdr1(sym, &info, &symEntry, RTLD_DL_SYMENT) && symEntry &&
+               ELF64_ST_TYPE(static_cast<ElfW(Sym) *>(symEntry)->st_info) ==
+                   STT_OBJECT &&
+               static_cast<ElfW(Sym) *>(symEntry)->st_size >=
+                   sizeof(uint64_t) &&
+               dlinfo(handle, RTLD_DI_LINKMAP, &map) == 0 && map &&
+               info.dli_fname && map->l_name &&
+               std::strcmp(info.dli_fname, map->l_name) == 0;
+  dlerror();
+  if (!found)
+    return makeStatus(MOE_DATA_LOSS,
+                      "the code section has no signature digest ('%s', an "
+                      "8-byte constant): the signature does not match the "
+                      "code it was compiled with; recompile the model with "
+                      "moe-compile",
+                      kSignatureDigestSymbol);
+  uint64_t value;
+  std::memcpy(&value, sym, sizeof(value));
+  if (value != digest)
+    return makeStatus(MOE_DATA_LOSS,
+                      "the signature does not match the code it was "
+                      "compiled with (signature digest %016llx, the code's "
+                      "%016llx): the artifact was edited after compilation; "
+                      "recompile the model with moe-compile",
+                      static_cast<unsigned long long>(digest),
+                      static_cast<unsigned long long>(value));
+  return nullptr;
+}
+
+class CpuExecutor final : public Executor {
+public:
+  static moe_status_t create(const unsigned char *code, size_t size,
+                             const std::string &entry, uint64_t digest,
+                             std::unique_ptr<Executor> &out) {
+    std::string name, error;
+    int fd = stageInMemfd(code, size, name, error);
+    if (fd == -2)
+      return makeStatus(MOE_INTERNAL, "%s", error.c_str());
+    void *handle = nullptr;
+    if (fd >= 0) {
+      handle = dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL);
+      if (!handle) {
+        const char *err = dlerror();
+        error = err ? err : "unknown error";
+        ::close(fd);
+      }
+    } else {
+      handle = loadFromFile(code, size, error);
+    }
+    if (!handle)
       return makeStatus(MOE_DATA_LOSS, "cannot load the code section: %s",
-                        err ? err : "unknown error");
+                        error.c_str());
+    if (moe_status_t st = checkDigest(handle, digest)) {
+      unload(handle, fd, name);
+      return st;
     }
     void *sym = dlsym(handle, entry.c_str());
     if (!sym) {
-      dlclose(handle);
+      unload(handle, fd, name);
       return makeStatus(MOE_DATA_LOSS,
                         "the code section has no entry symbol '%s'",
                         entry.c_str());
     }
     auto exec = std::unique_ptr<CpuExecutor>(new (std::nothrow) CpuExecutor);
     if (!exec) {
-      dlclose(handle);
+      unload(handle, fd, name);
       return makeStatus(MOE_RESOURCE_EXHAUSTED, "out of memory");
     }
     exec->handle = handle;
+    exec->fd = fd;
+    exec->name = std::move(name);
     exec->entry = reinterpret_cast<void (*)(void **)>(sym);
     Dl_info info;
     if (dladdr(sym, &info))
@@ -182,10 +327,7 @@ public:
     return nullptr;
   }
 
-  ~CpuExecutor() override {
-    if (handle)
-      dlclose(handle);
-  }
+  ~CpuExecutor() override { unload(handle, fd, name); }
 
   moe_status_t run(void **packed) override {
     entry(packed);
@@ -200,6 +342,10 @@ public:
 private:
   CpuExecutor() = default;
   void *handle = nullptr;
+  /// The memfd the code was loaded from (-1 for the file fallback), open
+  /// for as long as the code is loaded: see unload().
+  int fd = -1;
+  std::string name;
   void *base = nullptr;
   void (*entry)(void **) = nullptr;
 };
@@ -369,47 +515,6 @@ extern "C" void moe_instance_release(moe_instance *instance) {
 
 namespace {
 
-std::string decodeName(const std::string &s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size()) {
-      out.push_back(static_cast<char>(std::strtol(s.substr(i + 1, 2).c_str(),
-                                                  nullptr, 16)));
-      i += 2;
-    } else {
-      out.push_back(s[i]);
-    }
-  }
-  return out;
-}
-
-/// Parses "<dtype> <rank> <dim>..." of a record into `spec`.
-bool parseShape(std::istringstream &in, TensorSpec &spec, bool allowSymbols) {
-  std::string dtype;
-  size_t rank;
-  if (!(in >> dtype >> rank) || !parseDType(dtype, spec.dtype) || rank > 64)
-    return false;
-  for (size_t d = 0; d < rank; ++d) {
-    std::string dim;
-    if (!(in >> dim))
-      return false;
-    if (dim[0] == '?') {
-      if (!allowSymbols)
-        return false;
-      spec.dims.push_back(-1);
-      spec.symbols.push_back(dim.substr(1));
-    } else {
-      char *end = nullptr;
-      long long v = std::strtoll(dim.c_str(), &end, 10);
-      if (*end || v < 0)
-        return false;
-      spec.dims.push_back(v);
-      spec.symbols.emplace_back();
-    }
-  }
-  return true;
-}
-
 /// Whether this CPU has `feature` (1), lacks it (0), or the runtime cannot
 /// tell (-1). __builtin_cpu_supports needs literal names.
 int cpuHas(const std::string &f) {
@@ -435,66 +540,11 @@ int cpuHas(const std::string &f) {
   return -1;
 }
 
-moe_status_t parseSignature(const char *text, size_t size, moe_session &s) {
-  std::istringstream lines(std::string(text, size));
-  std::string line;
-  size_t lineNo = 0;
-  while (std::getline(lines, line)) {
-    ++lineNo;
-    if (line.empty())
-      continue;
-    std::istringstream in(line);
-    std::string kind;
-    in >> kind;
-    bool ok = true;
-    if (kind == "entry") {
-      ok = static_cast<bool>(in >> s.entry);
-    } else if (kind == "requires") {
-      // CPU features the code was compiled for: refuse to load code this
-      // CPU cannot run rather than fault on its first instruction.
-      std::string feature;
-      while (in >> feature) {
-        int has = cpuHas(feature);
-        if (has < 0)
-          return makeStatus(MOE_UNIMPLEMENTED,
-                            "the code needs CPU feature '%s', which this "
-                            "runtime cannot check",
-                            feature.c_str());
-        if (has == 0)
-          return makeStatus(MOE_UNIMPLEMENTED,
-                            "this CPU lacks '%s', which the artifact's code "
-                            "was compiled for (recompile with "
-                            "moe-compile --march=x86-64-v3 or lower)",
-                            feature.c_str());
-      }
-    } else if (kind == "input" || kind == "output") {
-      TensorSpec spec;
-      std::string name;
-      ok = (in >> name) && parseShape(in, spec, true);
-      spec.name = decodeName(name);
-      (kind == "input" ? s.inputs : s.outputs).push_back(spec);
-    } else if (kind == "weight") {
-      TensorSpec spec;
-      ok = (in >> spec.offset >> spec.bytes) && parseShape(in, spec, false);
-      s.weights.push_back(spec);
-    } else {
-      ok = false;
-    }
-    if (!ok)
-      return makeStatus(MOE_DATA_LOSS, "corrupt signature at line %zu: '%s'",
-                        lineNo, line.c_str());
-  }
-  if (s.entry.empty())
-    return makeStatus(MOE_DATA_LOSS, "the signature names no entry symbol");
-  return nullptr;
-}
-
 } // namespace
 
 extern "C" moe_status_t moe_session_create(moe_instance *instance,
                                            const char *path,
                                            moe_session **out) {
-  using namespace moe::artifact;
   if (!out)
     return makeStatus(MOE_INVALID_ARGUMENT, "moe_session_create: out is null");
   *out = nullptr;
@@ -517,7 +567,7 @@ extern "C" moe_status_t moe_session_create(moe_instance *instance,
                       path);
   }
   size_t size = static_cast<size_t>(st.st_size);
-  if (size < sizeof(Header)) {
+  if (size < sizeof(moe::artifact::Header)) {
     ::close(fd);
     return makeStatus(MOE_DATA_LOSS,
                       "'%s' is truncated: %zu bytes, smaller than a header",
@@ -530,75 +580,38 @@ extern "C" moe_status_t moe_session_create(moe_instance *instance,
                       std::strerror(errno));
   s->mapping = map;
   s->mappingSize = size;
-  const auto *bytes = static_cast<const unsigned char *>(map);
 
-  Header header;
-  std::memcpy(&header, bytes, sizeof(header));
-  if (std::memcmp(header.magic, kMagic, sizeof(kMagic)) != 0)
-    return makeStatus(MOE_DATA_LOSS, "'%s' is not a moe artifact (bad magic)",
-                      path);
-  if (header.version != kVersion)
-    return makeStatus(MOE_UNIMPLEMENTED,
-                      "'%s' has artifact format version %u; this runtime "
-                      "reads version %u",
-                      path, header.version, kVersion);
-  if (header.fileSize != size)
-    return makeStatus(MOE_DATA_LOSS,
-                      "'%s' is %zu bytes but its header says %llu "
-                      "(truncated or extended)",
-                      path, size, (unsigned long long)header.fileSize);
-  if (header.sectionCount > 64 ||
-      sizeof(Header) + header.sectionCount * sizeof(SectionEntry) > size)
-    return makeStatus(MOE_DATA_LOSS, "'%s' has a corrupt section table", path);
-  std::vector<SectionEntry> table(header.sectionCount);
-  std::memcpy(table.data(), bytes + sizeof(Header),
-              table.size() * sizeof(SectionEntry));
-  if (headerChecksum(header, table.data()) != header.checksum)
-    return makeStatus(MOE_DATA_LOSS, "'%s': header checksum mismatch", path);
-
-  const unsigned char *signature = nullptr, *code = nullptr;
-  size_t signatureSize = 0, codeSize = 0;
-  for (const SectionEntry &e : table) {
-    if (e.offset > size || e.size > size - e.offset ||
-        e.offset % kSectionAlignment != 0)
-      return makeStatus(MOE_DATA_LOSS, "'%s': section %u lies outside the file",
-                        path, e.kind);
-    if (fnv1a(bytes + e.offset, e.size) != e.checksum)
-      return makeStatus(MOE_DATA_LOSS, "'%s': checksum mismatch in section %u",
-                        path, e.kind);
-    switch (static_cast<SectionKind>(e.kind)) {
-    case SectionKind::Signature:
-      signature = bytes + e.offset;
-      signatureSize = e.size;
-      break;
-    case SectionKind::CpuCode:
-      code = bytes + e.offset;
-      codeSize = e.size;
-      break;
-    case SectionKind::Weights:
-      s->weightBase = bytes + e.offset;
-      s->weightSize = e.size;
-      break;
-    default: // unknown or device sections: not for this executor
-      break;
-    }
+  moe::artifact::Contents contents;
+  moe::artifact::Result parsed = moe::artifact::parse(
+      static_cast<const unsigned char *>(map), size, path, contents);
+  if (!parsed.ok())
+    return makeStatus(parsed.code, "%s", parsed.message.c_str());
+  moe::artifact::Signature &sig = contents.signature;
+  // CPU features the code was compiled for: refuse to load code this CPU
+  // cannot run rather than fault on its first instruction.
+  for (const std::string &feature : sig.requiredFeatures) {
+    int has = cpuHas(feature);
+    if (has < 0)
+      return makeStatus(MOE_UNIMPLEMENTED,
+                        "the code needs CPU feature '%s', which this runtime "
+                        "cannot check",
+                        feature.c_str());
+    if (has == 0)
+      return makeStatus(MOE_UNIMPLEMENTED,
+                        "this CPU lacks '%s', which the artifact's code was "
+                        "compiled for (recompile with moe-compile "
+                        "--march=x86-64-v3 or lower)",
+                        feature.c_str());
   }
-  if (!signature || !code)
-    return makeStatus(MOE_DATA_LOSS, "'%s' lacks its %s section", path,
-                      signature ? "CPU code" : "signature");
-  if (moe_status_t st2 = parseSignature(
-          reinterpret_cast<const char *>(signature), signatureSize, *s))
-    return st2;
-  for (const TensorSpec &w : s->weights) {
-    size_t count;
-    if (!elementCount(w.dims.data(), w.dims.size(), moe_dtype_size(w.dtype),
-                      count) ||
-        count * moe_dtype_size(w.dtype) != w.bytes || w.offset > s->weightSize ||
-        w.bytes > s->weightSize - w.offset || w.offset % 64 != 0)
-      return makeStatus(MOE_DATA_LOSS, "'%s': corrupt weight record", path);
-  }
+  s->entry = std::move(sig.entry);
+  s->inputs = std::move(sig.inputs);
+  s->outputs = std::move(sig.outputs);
+  s->weights = std::move(sig.weights);
+  s->weightBase = contents.weights;
+  s->weightSize = contents.weightsSize;
   if (moe_status_t st3 =
-          CpuExecutor::create(code, codeSize, s->entry, s->executor))
+          CpuExecutor::create(contents.code, contents.codeSize, s->entry,
+                              contents.signatureDigest, s->executor))
     return st3;
   *out = s.release();
   return nullptr;
@@ -648,6 +661,54 @@ MOE_SPEC_ACCESSORS(output, outputs)
 //===----------------------------------------------------------------------===//
 // Running
 //===----------------------------------------------------------------------===//
+
+namespace {
+/// Checks the result descriptor `w` the code returned for `o` before
+/// anything is read through it: dims non-negative and equal to the
+/// signature's static ones, every element's offset within int64.
+moe_status_t checkResult(const TensorSpec &o, const int64_t *w) {
+  size_t rank = o.dims.size();
+  const int64_t *dims = w + 3, *strides = w + 3 + rank;
+  const char *name = o.name.c_str();
+  for (size_t d = 0; d < rank; ++d) {
+    if (dims[d] < 0 || (o.dims[d] >= 0 && dims[d] != o.dims[d]))
+      return makeStatus(MOE_INTERNAL,
+                        "the code returned output '%s' with dim %zu = %lld, "
+                        "but the signature says %s%lld",
+                        name, d, (long long)dims[d],
+                        o.dims[d] >= 0 ? "" : "a size >= ",
+                        (long long)(o.dims[d] >= 0 ? o.dims[d] : 0));
+  }
+  size_t count;
+  if (!elementCount(dims, rank, moe_dtype_size(o.dtype), count))
+    return makeStatus(MOE_INTERNAL,
+                      "the code returned output '%s' with more elements "
+                      "than memory can hold",
+                      name);
+  if (count == 0)
+    return nullptr;
+  void *aligned;
+  std::memcpy(&aligned, &w[1], sizeof(void *));
+  // The lowest and highest element offsets, in elements then bytes.
+  int64_t lo = w[2], hi = w[2];
+  bool overflow = false;
+  for (size_t d = 0; d < rank; ++d) {
+    int64_t span;
+    overflow |= __builtin_mul_overflow(strides[d], dims[d] - 1, &span);
+    overflow |= __builtin_add_overflow(span < 0 ? lo : hi, span,
+                                       span < 0 ? &lo : &hi);
+  }
+  int64_t esize = static_cast<int64_t>(moe_dtype_size(o.dtype));
+  overflow |= __builtin_mul_overflow(lo, esize, &lo) ||
+              __builtin_mul_overflow(hi, esize, &hi);
+  if (!aligned || overflow)
+    return makeStatus(MOE_INTERNAL,
+                      "the code returned output '%s' with a %s", name,
+                      aligned ? "layout whose offsets overflow"
+                              : "null data pointer");
+  return nullptr;
+}
+} // namespace
 
 extern "C" moe_status_t moe_session_run(moe_session *s, size_t numInputs,
                                         const char *const *names,
@@ -699,6 +760,16 @@ extern "C" moe_status_t moe_session_run(moe_session *s, size_t numInputs,
                           "input '%s' dim %zu must be %lld, got %lld",
                           names[i], d, (long long)spec.dims[d],
                           (long long)t->dims[d]);
+      if (spec.dims[d] < 0 && t->dims[d] > MOE_MAX_SYMBOLIC_DIM)
+        return makeStatus(MOE_INVALID_ARGUMENT,
+                          "input '%s' dim %zu ('%s') is %lld, above the "
+                          "limit of %lld for symbolic dims "
+                          "(MOE_MAX_SYMBOLIC_DIM)",
+                          names[i], d,
+                          spec.symbols[d].empty() ? "?"
+                                                  : spec.symbols[d].c_str(),
+                          (long long)t->dims[d],
+                          (long long)MOE_MAX_SYMBOLIC_DIM);
       if (spec.dims[d] < 0 && !spec.symbols[d].empty()) {
         auto [sym, inserted] = symbols.emplace(spec.symbols[d], t->dims[d]);
         if (!inserted && sym->second != t->dims[d])
@@ -709,6 +780,17 @@ extern "C" moe_status_t moe_session_run(moe_session *s, size_t numInputs,
                             (long long)t->dims[d], spec.symbols[d].c_str(),
                             (long long)sym->second);
       }
+    }
+    // Strides and byte offsets of the descriptor must fit int64 (a zero
+    // dim makes the tensor empty, not its strides small).
+    uint64_t extent = moe_dtype_size(t->dtype);
+    for (int64_t dim : t->dims) {
+      uint64_t d = dim > 1 ? static_cast<uint64_t>(dim) : 1;
+      if (extent > static_cast<uint64_t>(INT64_MAX) / d)
+        return makeStatus(MOE_INVALID_ARGUMENT,
+                          "input '%s' is too large: its strides overflow",
+                          names[i]);
+      extent *= d;
     }
     ordered[at] = t;
   }
@@ -763,6 +845,8 @@ extern "C" moe_status_t moe_session_run(moe_session *s, size_t numInputs,
     const int64_t *strides = w + 3 + rank;
     moe_tensor *t = nullptr;
     if (!failure)
+      failure = checkResult(o, w);
+    if (!failure)
       failure = moe_tensor_create(o.dtype, rank, dims.data(), nullptr, &t);
     if (t) {
       // Gather through the strides (results may be views).
@@ -802,6 +886,11 @@ extern "C" moe_status_t moe_session_run(moe_session *s, size_t numInputs,
         : reported == 2
             ? "an index is out of range in a gather (for an embedding: a "
               "token id outside the vocabulary)"
+        : reported == 3
+            ? "a dynamic dimension has a size the model cannot take "
+              "(broadcast operands neither equal nor 1, reshape sizes that do "
+              "not match the element count, a batch that is not a multiple "
+              "of the group size, or a size other than the declared one)"
             : "the model reported a data error");
   if (failure) {
     for (moe_tensor *t : made)

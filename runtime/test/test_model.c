@@ -1,9 +1,29 @@
 /* A hand-written "compiled model" for the runtime tests: y[n, j] = x[n, j] +
- * w[j] with x: f32 [N, 4] (input), w: f32 [4] (weight). The entry follows
- * the artifact convention: packed[0] the result descriptor, then the input,
- * then the weight descriptors. */
+ * w[j] + bias with x: f32 [N, 4] (input), w: f32 [4] (weight). The entry
+ * follows the artifact convention: packed[0] the result descriptor, then the
+ * input, then the weight descriptors. */
 #include <stdint.h>
 #include <stdlib.h>
+
+/* The digest of the signature this code belongs to (the contract in
+ * runtime/include/moe/artifact_format.h). A placeholder here: the tests patch
+ * these 8 bytes (found by value) with the digest of each artifact's
+ * signature, as moe-compile writes the real one. Built once without it
+ * (MOE_TEST_NO_DIGEST) to test that such code is refused. */
+#ifndef MOE_TEST_NO_DIGEST
+const volatile uint64_t moe_signature_digest = 0x5AFE5AFE5AFE5AFEull;
+#endif
+
+/* Knobs the tests patch after the marker: `bias` is added to every output
+ * element (to tell the code of one artifact from another's), `mode` makes
+ * the code return a bad result descriptor (1: a negative dim, 2: a static
+ * dim other than the signature's, 3: dims whose element count overflows,
+ * 4: a null data pointer). */
+const volatile struct {
+  char marker[16];
+  float bias;
+  int32_t mode;
+} moe_test_knobs = {"MOE-TEST-KNOBS:", 0.0f, 0};
 
 typedef struct {
   float *allocated, *aligned;
@@ -19,16 +39,26 @@ void moe_entry(void **packed) {
   const Desc2 *x = (const Desc2 *)packed[1];
   const Desc1 *w = (const Desc1 *)packed[2];
   int64_t n = x->sizes[0], m = x->sizes[1];
+  float bias = moe_test_knobs.bias;
+  int32_t mode = moe_test_knobs.mode;
   float *out = (float *)malloc(sizeof(float) * (size_t)(n * m + 1));
   for (int64_t i = 0; i < n; ++i)
     for (int64_t j = 0; j < m; ++j)
       out[i * m + j] = x->aligned[x->offset + i * x->strides[0] +
                                   j * x->strides[1]] +
-                       w->aligned[w->offset + j * w->strides[0]];
+                       w->aligned[w->offset + j * w->strides[0]] + bias;
   y->allocated = y->aligned = out;
   y->offset = 0;
   y->sizes[0] = n;
   y->sizes[1] = m;
   y->strides[0] = m;
   y->strides[1] = 1;
+  if (mode == 1)
+    y->sizes[0] = -1;
+  else if (mode == 2)
+    y->sizes[1] = m + 1;
+  else if (mode == 3)
+    y->sizes[0] = (int64_t)1 << 62;
+  else if (mode == 4)
+    y->aligned = 0;
 }

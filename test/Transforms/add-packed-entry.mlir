@@ -3,6 +3,9 @@
 
 // The packed entry loads one pointer per parameter of the C wrapper (the
 // result descriptor, then the inputs) and calls it.
+// Every other definition becomes internal; declarations stay external.
+// CHECK-DAG: llvm.func internal @main(
+// CHECK-DAG: llvm.func internal @_mlir_ciface_main(
 // CHECK-LABEL: llvm.func @moe_entry(%{{.*}}: !llvm.ptr)
 // CHECK:         %[[P0:.+]] = llvm.getelementptr %{{.*}}[0] : (!llvm.ptr) -> !llvm.ptr, !llvm.ptr
 // CHECK:         %[[A0:.+]] = llvm.load %[[P0]] : !llvm.ptr -> !llvm.ptr

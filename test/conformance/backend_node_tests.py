@@ -106,6 +106,27 @@ def compare(got, want):
     return ""
 
 
+def npy_file_name(name):
+    """moe-run's file for output `name` (moe::npy::fileNameFor): bytes
+    [A-Za-z0-9_.-] kept (a leading '.' not), the others %XX; the empty name
+    is '%'; an encoding over 200 bytes is cut and suffixed with '~' and the
+    name's FNV-1a 64 hash."""
+    raw = name.encode()
+    if not raw:
+        return "%.npy"
+    keep = set(b"abcdefghijklmnopqrstuvwxyz"
+               b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+    out = "".join(chr(c) if c in keep or (c == ord(".") and i) else "%%%02X" % c
+                  for i, c in enumerate(raw))
+    if len(out) > 200:
+        cut = 183 - (1 if out[182] == "%" else 2 if out[181] == "%" else 0)
+        h = 0xcbf29ce484222325
+        for c in raw:
+            h = ((h ^ c) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+        out = out[:cut] + "~%016X" % h
+    return out + ".npy"
+
+
 def execute(args, original, model_path, scratch):
     """Compiles and runs a model that imported; '' or what went wrong."""
     name = os.path.basename(os.path.dirname(original))
@@ -133,7 +154,7 @@ def execute(args, original, model_path, scratch):
     if proc.returncode != 0:
         return "run: " + (proc.stderr.strip().splitlines() or [""])[0]
     for j, out in enumerate(model.graph.output):
-        got = np.load(os.path.join(work, out.name + ".npy"))
+        got = np.load(os.path.join(work, npy_file_name(out.name)))
         want = read_pb(os.path.join(data, f"output_{j}.pb"))
         problem = compare(got, want)
         if problem:

@@ -4,8 +4,10 @@
 //   moe-run model.moeb --input x=x.npy --benchmark [--warmup 3] [--repeats 20]
 //
 // Links only the runtime (no MLIR, no LLVM). Prints the signature's outputs
-// (dtype, shape, min/max/mean, first values); with --output-dir writes
-// <output>.npy files. --benchmark prints latency percentiles and tokens/s
+// (dtype, shape, min/max/mean, first values); with --output-dir writes one
+// .npy file per output, named by moe::npy::fileNameFor (the output name,
+// percent-encoded so that it stays inside the directory; the name written
+// is printed). --benchmark prints latency percentiles and tokens/s
 // (tokens: the product of the first input's first two dims, or its first
 // dim when it has rank 1). Errors: "moe-run: error: ..." and exit status 1.
 //
@@ -14,19 +16,40 @@
 #include "moe/npy.h"
 #include "moe_runtime.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <string>
-#include <sys/stat.h>
 #include <vector>
 
 namespace {
 
+/// `text` with control bytes as \xNN: names come from the artifact and
+/// must not drive the terminal.
+std::string printable(const std::string &text) {
+  std::string out;
+  for (char c : text) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      char buf[5];
+      std::snprintf(buf, sizeof(buf), "\\x%02X", u);
+      out += buf;
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
 int fail(const std::string &message) {
-  std::fprintf(stderr, "moe-run: error: %s\n", message.c_str());
+  std::fprintf(stderr, "moe-run: error: %s\n", printable(message).c_str());
   return 1;
 }
 
@@ -160,6 +183,19 @@ int main(int argc, char **argv) {
   if (!st.ok())
     return fail(st.message());
 
+  // Output files are created inside this directory only (openat on its
+  // descriptor, never through a path built from an output name).
+  int dirFd = -1;
+  if (!outputDir.empty()) {
+    if (mkdir(outputDir.c_str(), 0755) != 0 && errno != EEXIST)
+      return fail("cannot create the output directory '" + outputDir +
+                  "': " + std::strerror(errno));
+    dirFd = open(outputDir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dirFd < 0)
+      return fail("cannot open the output directory '" + outputDir +
+                  "': " + std::strerror(errno));
+  }
+
   for (size_t i = 0; i < outputs.size(); ++i) {
     const moe::Tensor &t = outputs[i];
     std::string name = session.outputName(i);
@@ -171,7 +207,8 @@ int main(int argc, char **argv) {
       hi = std::max(hi, v);
       sum += v;
     }
-    std::printf("output %s: %s %s", name.c_str(), moe_dtype_name(t.dtype()),
+    std::printf("output %s: %s %s", printable(name).c_str(),
+                moe_dtype_name(t.dtype()),
                 shapeString(t.dims()).c_str());
     if (n)
       std::printf(" min %.6g max %.6g mean %.6g", lo, hi, sum / n);
@@ -179,15 +216,17 @@ int main(int argc, char **argv) {
     for (size_t k = 0; k < std::min<size_t>(n, 8); ++k)
       std::printf(" %.6g", asDouble(t.data<void>(), t.dtype(), k));
     std::printf("\n");
-    if (!outputDir.empty()) {
-      mkdir(outputDir.c_str(), 0755);
-      std::string path = outputDir + "/" + name + ".npy";
-      std::string err = moe::npy::write(path, t.dtype(), t.dims(),
-                                        t.data<void>());
+    if (dirFd >= 0) {
+      std::string file = moe::npy::fileNameFor(name);
+      std::string err = moe::npy::writeAt(dirFd, file, t.dtype(), t.dims(),
+                                          t.data<void>());
       if (!err.empty())
-        return fail(err);
+        return fail("output '" + name + "': " + err);
+      std::printf("  written: %s/%s\n", outputDir.c_str(), file.c_str());
     }
   }
+  if (dirFd >= 0)
+    close(dirFd);
 
   if (benchmark) {
     using clock = std::chrono::steady_clock;

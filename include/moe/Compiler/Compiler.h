@@ -20,6 +20,10 @@ namespace mlir {
 class PassManager;
 namespace moe {
 
+/// Largest statically shaped tensor moe-compile accepts (16 GiB); larger
+/// shapes are refused at the op that makes them (docs/security.md).
+constexpr uint64_t kMaxTensorBytes = uint64_t(16) << 30;
+
 /// Where moe-compile stops (--emit=).
 enum class EmitLevel { Moe, Linalg, LLVM, Obj, Artifact };
 

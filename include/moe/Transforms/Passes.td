@@ -76,7 +76,9 @@ def MoeOutlineWeights : Pass<"moe-outline-weights", "::mlir::ModuleOp"> {
     Option<"minElements", "min-elements", "int64_t", "16",
            "smallest constant (in elements) that becomes a weight">
   ];
-  let dependentDialects = ["::mlir::arith::ArithDialect"];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::linalg::LinalgDialect",
+                           "::mlir::tensor::TensorDialect"];
 }
 
 def MoeAddPackedEntry : Pass<"moe-add-packed-entry", "::mlir::ModuleOp"> {
@@ -85,8 +87,12 @@ def MoeAddPackedEntry : Pass<"moe-add-packed-entry", "::mlir::ModuleOp"> {
     Adds `llvm.func @moe_entry(%packed: !llvm.ptr)` that loads the i-th
     pointer of the array `%packed` for each parameter of
     `_mlir_ciface_<entry>` and calls it, so that the runtime calls every
-    model through one signature (docs/runtime.md). Refuses a module without
-    the C interface wrapper.
+    model through one signature (docs/runtime.md). The packed entry is then
+    the module's only external definition: every other defined function and
+    global gets internal linkage, so the shared object exports nothing else
+    and its calls never bind to a host symbol of the same name (a host
+    process that exports its own `main`). Refuses a module without the C
+    interface wrapper.
   }];
   let options = [
     Option<"entry", "entry", "std::string", "\"main\"",

@@ -78,6 +78,32 @@ std::pair<Value, Value> topK(OpBuilder &b, Location loc, Value x, int64_t k,
 Value checkedIndex(OpBuilder &b, Location loc, Value index, Value bound,
                    int32_t code);
 
+/// Calls `moe_report_error(code)` when the i1 `bad` holds (scf.if); call
+/// declareErrorHook first.
+void reportIf(OpBuilder &b, Location loc, Value bad, int32_t code);
+
+/// Run-time shape checks (docs/security.md). The compiled code relies on
+/// dynamic sizes agreeing; where they do not, it reports `code` and goes on
+/// with a zero-filled tensor of the expected shape, so that no later access
+/// leaves its buffer (the runtime turns the report into an error status).
+///
+/// `v` with dim `d` of size `size`: `v` itself when dim(v, d) == size at run
+/// time, else a report and zeros. The result type is static in `d` when
+/// `size` is constant.
+Value requireSize(OpBuilder &b, Location loc, Value v, int64_t d,
+                  OpFoldResult size, int32_t code);
+
+/// `v` broadcast in dim `d` to `size` (numpy/ONNX rules, decided at run
+/// time): `v` when dim(v, d) == size, a copy repeating its only slice when
+/// dim(v, d) == 1, else a report of `code` and zeros.
+Value broadcastDim(OpBuilder &b, Location loc, Value v, int64_t d,
+                   OpFoldResult size, int32_t code);
+
+/// `v` as `type` (cast-compatible): a plain tensor.cast when no dim becomes
+/// static, else checked at run time as requireSize does.
+Value checkedCast(OpBuilder &b, Location loc, Value v, Type type,
+                  int32_t code);
+
 /// Declares `func.func private @moe_report_error(i32)` in the module of
 /// `anchor` if it is not there yet.
 void declareErrorHook(OpBuilder &b, Operation *anchor);

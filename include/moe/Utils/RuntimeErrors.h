@@ -21,6 +21,11 @@ constexpr int32_t kErrorExpertIdOutOfRange = 1;
 /// GatherElements, ScatterElements): for an embedding, a token id outside
 /// the vocabulary.
 constexpr int32_t kErrorIndexOutOfRange = 2;
+/// A dynamic dimension has a size the compiled code cannot take: broadcast
+/// operands that are neither equal nor 1, a reshape whose sizes do not
+/// multiply to the element count, a batch that is not a multiple of the
+/// group size, a size that differs from the declared one.
+constexpr int32_t kErrorShapeMismatch = 3;
 
 } // namespace mlir::moe
 

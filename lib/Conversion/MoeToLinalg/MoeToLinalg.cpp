@@ -181,9 +181,7 @@ Value castIds(OpBuilder &b, Location loc, Value ids, Type idType) {
 /// `v` as `type` (a tensor.cast when the op's declared result type is more
 /// or less static than what the computation inferred).
 Value castTo(OpBuilder &b, Location loc, Value v, Type type) {
-  if (v.getType() == type)
-    return v;
-  return tensor::CastOp::create(b, loc, type, v);
+  return checkedCast(b, loc, v, type, kErrorShapeMismatch);
 }
 
 //===----------------------------------------------------------------------===//
@@ -650,6 +648,13 @@ struct LowerMotMix : OpRewritePattern<MotMixOp> {
     OpFoldResult e = tensor::getMixedSize(b, loc, logits, 2);
     OpFoldResult c = divSizes(b, loc, bsz, b.getIndexAttr(g));
     OpFoldResult gs = b.getIndexAttr(g);
+    // A dynamic batch must be a multiple of the group size (C2 checks static
+    // ones): otherwise the code reports it and mixes zeros of C*g rows.
+    if (!getConstantIntValue(bsz)) {
+      OpFoldResult rows = mulSizes(b, loc, c, gs);
+      x = requireSize(b, loc, x, 0, rows, kErrorShapeMismatch);
+      logits = requireSize(b, loc, logits, 0, rows, kErrorShapeMismatch);
+    }
     Value x4 = expand(b, loc, x, {{0, 1}, {2}, {3}}, {c, gs, t, d});
     Value l4 = expand(b, loc, logits, {{0, 1}, {2}, {3}}, {c, gs, t, e});
     double tau = op.getTemperature().convertToDouble();

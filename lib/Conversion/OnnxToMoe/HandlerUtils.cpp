@@ -3,6 +3,7 @@
 #include "HandlerUtils.h"
 
 #include "moe/Utils/BuildUtils.h"
+#include "moe/Utils/RuntimeErrors.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -236,31 +237,64 @@ Values onnx_conv::elementwise(onnxir::NodeOp node, RewriterBase &b,
   int64_t rank = 0;
   for (Value v : operands)
     rank = std::max(rank, typeOf(v).getRank());
+  // Result sizes (numpy/ONNX broadcasting): a static size other than 1 wins;
+  // dynamic sizes are combined at run time (a 1 takes the other size).
   SmallVector<OpFoldResult> sizes(rank);
   SmallVector<int64_t> shape(rank, 1);
+  SmallVector<SmallVector<unsigned>> dynamicAt(rank); // operands, per dim
   for (int64_t i = 0; i < rank; ++i) {
-    for (Value v : operands) {
+    for (auto [j, v] : llvm::enumerate(operands)) {
       RankedTensorType t = typeOf(v);
       int64_t d = i - (rank - t.getRank());
       if (d < 0)
         continue;
       int64_t size = t.getDimSize(d);
+      if (ShapedType::isDynamic(size)) {
+        dynamicAt[i].push_back(j);
+        continue;
+      }
       if (size == 1)
         continue;
-      if (!ShapedType::isDynamic(size) && !ShapedType::isDynamic(shape[i]) &&
-          shape[i] != 1 && shape[i] != size) {
+      if (shape[i] != 1 && shape[i] != size) {
         nodeError(node) << "inputs of shapes " << operandsIn[0].getType()
                         << " and " << v.getType() << " do not broadcast";
         return failure();
       }
-      if (shape[i] == 1 || (ShapedType::isDynamic(shape[i]) &&
-                            !ShapedType::isDynamic(size))) {
-        shape[i] = size;
-        sizes[i] = tensor::getMixedSize(b, loc, v, d);
-      }
+      shape[i] = size;
     }
-    if (!sizes[i])
-      sizes[i] = b.getIndexAttr(1);
+    if (shape[i] != 1 || dynamicAt[i].empty()) {
+      sizes[i] = b.getIndexAttr(shape[i]);
+      continue;
+    }
+    shape[i] = ShapedType::kDynamic;
+    Value one = arith::ConstantIndexOp::create(b, loc, 1);
+    Value size;
+    for (unsigned j : dynamicAt[i]) {
+      Value v = operands[j];
+      Value dim = tensor::DimOp::create(
+          b, loc, v, i - (rank - typeOf(v).getRank()));
+      size = !size ? dim
+                   : Value(arith::SelectOp::create(
+                         b, loc,
+                         arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
+                                               size, one),
+                         dim, size));
+    }
+    sizes[i] = size;
+  }
+  // Every dynamic operand dim is brought to the result size at run time:
+  // equal sizes pass, a size of 1 is repeated, anything else is reported.
+  // A dim that alone defines a dynamic result size needs nothing.
+  for (int64_t i = 0; i < rank; ++i) {
+    bool alone = !ShapedType::isDynamic(shape[i]) ? false
+                                                   : dynamicAt[i].size() == 1;
+    if (alone)
+      continue;
+    for (unsigned j : dynamicAt[i]) {
+      Value &v = operands[j];
+      v = build::broadcastDim(b, loc, v, i - (rank - typeOf(v).getRank()),
+                              sizes[i], kErrorShapeMismatch);
+    }
   }
   MLIRContext *ctx = b.getContext();
   SmallVector<AffineMap> maps;

@@ -18,6 +18,11 @@
 
 namespace mlir::moe::onnx_conv {
 
+/// Most elements of one constant that a handler computes element by element
+/// at import (Range; docs/security.md). Larger values are refused with a
+/// located error rather than materialised.
+constexpr int64_t kMaxFoldedElements = int64_t(1) << 24;
+
 using Values = FailureOr<SmallVector<Value>>;
 
 /// "node 'name' (OpType)".

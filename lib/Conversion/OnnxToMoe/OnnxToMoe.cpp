@@ -13,6 +13,8 @@
 #include "moe/Conversion/Passes.h"
 
 #include "HandlerUtils.h"
+#include "moe/Utils/BuildUtils.h"
+#include "moe/Utils/RuntimeErrors.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
@@ -191,8 +193,10 @@ struct ConvertOnnxToMoePass
           failedAny = true;
           continue;
         }
-        ret.setOperand(i, tensor::CastOp::create(rewriter, ret.getLoc(),
-                                                 want, v));
+        // Declared sizes are checked at run time where the computed type is
+        // dynamic: a cast alone would trust them.
+        ret.setOperand(i, build::checkedCast(rewriter, ret.getLoc(), v, want,
+                                             kErrorShapeMismatch));
       }
     });
     if (failedAny)

@@ -153,8 +153,10 @@ Values shapeOf(onnxir::NodeOp node, RewriterBase &b) {
       dims)};
 }
 
-/// Reshape-14..: constant shape entries follow ONNX (0 copies the input dim
-/// unless allowzero, -1 is inferred); computed entries are used as sizes.
+/// Reshape-14..: shape entries follow ONNX (0 copies the input dim unless
+/// allowzero, one -1 is inferred), at compile time for constant entries and
+/// at run time for computed ones; sizes that do not fit the data are
+/// reported at run time.
 Values reshape(onnxir::NodeOp node, RewriterBase &b) {
   if (failed(checkOperandCount(node, 2, 2)))
     return failure();
@@ -171,17 +173,48 @@ Values reshape(onnxir::NodeOp node, RewriterBase &b) {
   Location loc = node.getLoc();
   std::optional<SmallVector<int64_t>> constant = constantInts(*shape);
   auto fromElements = (*shape).getDefiningOp<tensor::FromElementsOp>();
+  int64_t inRank = typeOf(*data).getRank();
+  // Entries known at compile time follow ONNX here; computed entries follow
+  // the same rules at run time (0 copies the input dim unless allowzero, one
+  // -1 is inferred), and the sizes are checked to multiply to the element
+  // count. A shape the data cannot take is reported (kErrorShapeMismatch)
+  // and every computed size becomes 0: the result is then an empty view,
+  // never one larger than the data.
   SmallVector<OpFoldResult> sizes(rank);
+  SmallVector<Value> computed(rank); // the raw entry, for computed entries
   int64_t inferred = -1;
+  Value bad;
+  auto idx = [&](int64_t v) -> Value {
+    return arith::ConstantIndexOp::create(b, loc, v);
+  };
+  auto cmp = [&](arith::CmpIPredicate p, Value x, Value y) -> Value {
+    return arith::CmpIOp::create(b, loc, p, x, y);
+  };
+  auto orInto = [&](Value &acc, Value c) {
+    acc = acc ? Value(arith::OrIOp::create(b, loc, acc, c)) : c;
+  };
+  Value negOnes = idx(0);
   for (int64_t i = 0; i < rank; ++i) {
+    std::optional<int64_t> known;
+    Value element;
     if (constant) {
-      int64_t v = (*constant)[i];
+      known = (*constant)[i];
+    } else {
+      element = fromElements
+                    ? fromElements.getElements()[i]
+                    : Value(tensor::ExtractOp::create(b, loc, *shape,
+                                                      ValueRange{idx(i)}));
+      known = getConstantIntValue(element);
+    }
+    if (known) {
+      int64_t v = *known;
       if (v == -1) {
         if (inferred >= 0) {
           nodeError(node) << "the shape has more than one -1";
           return failure();
         }
         inferred = i;
+        negOnes = arith::AddIOp::create(b, loc, negOnes, idx(1));
         continue;
       }
       if (v < -1) {
@@ -189,10 +222,9 @@ Values reshape(onnxir::NodeOp node, RewriterBase &b) {
         return failure();
       }
       if (v == 0 && !*allowZero) {
-        if (i >= typeOf(*data).getRank()) {
+        if (i >= inRank) {
           nodeError(node) << "shape entry " << i
-                          << " is 0 (copy) but the input has rank "
-                          << typeOf(*data).getRank();
+                          << " is 0 (copy) but the input has rank " << inRank;
           return failure();
         }
         sizes[i] = tensor::getMixedSize(b, loc, *data, i);
@@ -201,31 +233,95 @@ Values reshape(onnxir::NodeOp node, RewriterBase &b) {
       sizes[i] = b.getIndexAttr(v);
       continue;
     }
-    Value element = fromElements
-                        ? fromElements.getElements()[i]
-                        : Value(tensor::ExtractOp::create(
-                              b, loc, *shape,
-                              ValueRange{arith::ConstantIndexOp::create(b, loc,
-                                                                        i)}));
+    Value v = arith::IndexCastOp::create(b, loc, b.getIndexType(), element);
+    computed[i] = v;
+    Value isNegOne = cmp(arith::CmpIPredicate::eq, v, idx(-1));
+    orInto(bad, cmp(arith::CmpIPredicate::slt, v, idx(-1)));
+    negOnes = arith::AddIOp::create(
+        b, loc, negOnes,
+        arith::IndexCastOp::create(
+            b, loc, b.getIndexType(),
+            arith::ExtUIOp::create(b, loc, b.getI64Type(), isNegOne)));
+    Value size = v;
+    if (!*allowZero) {
+      Value isZero = cmp(arith::CmpIPredicate::eq, v, idx(0));
+      Value copied;
+      if (i < inRank) {
+        copied = tensor::DimOp::create(b, loc, *data, i);
+      } else {
+        orInto(bad, isZero); // 0 copies a dim the input does not have
+        copied = idx(0);
+      }
+      size = arith::SelectOp::create(b, loc, isZero, copied, size);
+    }
+    // -1 counts as 1 in the product of the known sizes.
     sizes[i] = getAsOpFoldResult(
-        arith::IndexCastOp::create(b, loc, b.getIndexType(), element)
-            .getResult());
+        arith::SelectOp::create(b, loc, isNegOne, idx(1), size).getResult());
   }
-  if (inferred >= 0) {
-    OpFoldResult total = b.getIndexAttr(1);
-    for (int64_t d = 0; d < typeOf(*data).getRank(); ++d)
-      total = mulSizes(b, loc, total, tensor::getMixedSize(b, loc, *data, d));
-    OpFoldResult known = b.getIndexAttr(1);
+  OpFoldResult total = b.getIndexAttr(1);
+  for (int64_t d = 0; d < inRank; ++d)
+    total = mulSizes(b, loc, total, tensor::getMixedSize(b, loc, *data, d));
+  OpFoldResult known = b.getIndexAttr(1);
+  for (int64_t i = 0; i < rank; ++i)
+    if (i != inferred)
+      known = mulSizes(b, loc, known, sizes[i]);
+  bool anyComputed = llvm::any_of(computed, [](Value v) { return bool(v); });
+  if (!anyComputed) {
+    // Compile-time entries: only the -1 is inferred (when the element count
+    // is dynamic, its divisibility is checked below).
+    if (inferred >= 0)
+      sizes[inferred] = divSizes(b, loc, total, known);
+    if (inferred >= 0 && !getConstantIntValue(total)) {
+      Value k = getValueOrCreateConstantIndexOp(b, loc, known);
+      Value t = getValueOrCreateConstantIndexOp(b, loc, total);
+      Value zeroKnown = cmp(arith::CmpIPredicate::eq, k, idx(0));
+      Value safeK = arith::SelectOp::create(b, loc, zeroKnown, idx(1), k);
+      Value rem = arith::RemUIOp::create(b, loc, t, safeK);
+      orInto(bad, zeroKnown);
+      orInto(bad, cmp(arith::CmpIPredicate::ne, rem, idx(0)));
+    }
+  } else {
+    Value k = getValueOrCreateConstantIndexOp(b, loc, known);
+    Value t = getValueOrCreateConstantIndexOp(b, loc, total);
+    orInto(bad, cmp(arith::CmpIPredicate::ugt, negOnes, idx(1)));
+    Value hasNegOne = cmp(arith::CmpIPredicate::eq, negOnes, idx(1));
+    Value zeroKnown = cmp(arith::CmpIPredicate::eq, k, idx(0));
+    Value safeK = arith::SelectOp::create(b, loc, zeroKnown, idx(1), k);
+    Value inferredSize = arith::DivUIOp::create(b, loc, t, safeK);
+    // With a -1: known != 0 and known divides the count; without: known
+    // equals the count.
+    Value withNegOne = arith::OrIOp::create(
+        b, loc, zeroKnown,
+        cmp(arith::CmpIPredicate::ne, arith::RemUIOp::create(b, loc, t, safeK),
+            idx(0)));
+    Value withoutNegOne = cmp(arith::CmpIPredicate::ne, k, t);
+    orInto(bad, arith::SelectOp::create(b, loc, hasNegOne, withNegOne,
+                                        withoutNegOne));
+    if (inferred >= 0)
+      sizes[inferred] = getAsOpFoldResult(inferredSize);
     for (int64_t i = 0; i < rank; ++i)
-      if (i != inferred)
-        known = mulSizes(b, loc, known, sizes[i]);
-    sizes[inferred] = divSizes(b, loc, total, known);
+      if (computed[i])
+        sizes[i] = getAsOpFoldResult(
+            arith::SelectOp::create(
+                b, loc, cmp(arith::CmpIPredicate::eq, computed[i], idx(-1)),
+                inferredSize,
+                getValueOrCreateConstantIndexOp(b, loc, sizes[i]))
+                .getResult());
+  }
+  if (bad) {
+    reportIf(b, loc, bad, kErrorShapeMismatch);
+    for (int64_t i = 0; i < rank; ++i)
+      if (!getConstantIntValue(sizes[i]))
+        sizes[i] = getAsOpFoldResult(
+            arith::SelectOp::create(
+                b, loc, bad, idx(0),
+                getValueOrCreateConstantIndexOp(b, loc, sizes[i]))
+                .getResult());
   }
   // A reshape of a contiguous tensor is a collapse to 1-D and an expand to
   // the new sizes; both bufferize to strided views. (tensor.reshape with a
   // computed shape lowers through memref.reshape, which MLIR 22's
   // expand-strided-metadata crashes on.)
-  int64_t inRank = typeOf(*data).getRank();
   if (inRank == 0 || rank == 0) {
     SmallVector<Value> sizeValues = llvm::map_to_vector(
         sizes, [&](OpFoldResult s) -> Value {
@@ -269,6 +365,30 @@ Values matmul(onnxir::NodeOp node, RewriterBase &b) {
   std::string spec = batch + "mk," + (rb == 2 ? "" : batch) + "kn->" +
                      batch + "mn";
   Location loc = node.getLoc();
+  // B's contracted dim (and batch dims) must match A's: refused here when
+  // static, checked at run time when dynamic.
+  Value rhsChecked = *rhs;
+  auto requireMatch = [&](int64_t da, int64_t db) -> LogicalResult {
+    int64_t sa = typeOf(*lhs).getDimSize(da);
+    int64_t sb = typeOf(rhsChecked).getDimSize(db);
+    if (!ShapedType::isDynamic(sa) && !ShapedType::isDynamic(sb) && sa != sb) {
+      nodeError(node) << "A dim " << da << " (" << sa << ") and B dim " << db
+                      << " (" << sb << ") must be equal; got "
+                      << lhs->getType() << " and " << rhs->getType();
+      return failure();
+    }
+    rhsChecked = requireSize(b, loc, rhsChecked, db,
+                             tensor::getMixedSize(b, loc, *lhs, da),
+                             kErrorShapeMismatch);
+    return success();
+  };
+  if (failed(requireMatch(ra - 1, rb - 2)))
+    return failure();
+  if (rb == ra)
+    for (int64_t i = 0; i < ra - 2; ++i)
+      if (failed(requireMatch(i, i)))
+        return failure();
+  rhs = rhsChecked;
   SmallVector<OpFoldResult> sizes;
   for (int64_t i = 0; i < ra - 1; ++i)
     sizes.push_back(tensor::getMixedSize(b, loc, *lhs, i));

@@ -15,6 +15,7 @@
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 
+#include <cmath>
 #include <limits>
 
 using namespace mlir;
@@ -358,36 +359,73 @@ Values range(onnxir::NodeOp node, RewriterBase &b) {
     args.push_back(dense);
   }
   Type elt = args[0].getElementType();
-  auto value = [&](DenseElementsAttr a) -> double {
-    if (isa<FloatType>(a.getElementType()))
-      return a.getSplatValue<APFloat>().convertToDouble();
-    return (double)a.getSplatValue<APInt>().getSExtValue();
-  };
-  double start = value(args[0]), limit = value(args[1]), delta = value(args[2]);
-  if (delta == 0) {
-    nodeError(node) << "delta is 0";
-    return failure();
-  }
-  int64_t n = std::max<int64_t>(0, (int64_t)std::ceil((limit - start) / delta));
-  auto type = RankedTensorType::get({n}, elt);
+  Location loc = node.getLoc();
+  // The element count, checked against the import-time cap before anything
+  // is materialised. Integer ranges are computed exactly in 128 bits (a
+  // double loses int64 values above 2^53); float ranges follow ONNX's
+  // ceil((limit - start) / delta) in double, as ONNX Runtime does.
+  int64_t n = 0;
   if (isa<FloatType>(elt)) {
+    auto f = [](DenseElementsAttr a) {
+      return a.getSplatValue<APFloat>().convertToDouble();
+    };
+    double start = f(args[0]), limit = f(args[1]), delta = f(args[2]);
+    double count = std::ceil((limit - start) / delta);
+    if (delta == 0 || !std::isfinite(count)) {
+      nodeError(node) << "delta is 0, or start, limit or delta is not finite";
+      return failure();
+    }
+    if (count > static_cast<double>(kMaxFoldedElements)) {
+      nodeError(node) << "the range has " << count
+                      << " elements, over the import-time cap of "
+                      << kMaxFoldedElements << " elements per constant";
+      return failure();
+    }
+    n = std::max<int64_t>(0, static_cast<int64_t>(count));
     SmallVector<APFloat> values;
     for (int64_t i = 0; i < n; ++i) {
-      APFloat v(start + i * delta);
+      APFloat v(start + static_cast<double>(i) * delta);
       bool lost;
       v.convert(cast<FloatType>(elt).getFloatSemantics(),
                 APFloat::rmNearestTiesToEven, &lost);
       values.push_back(v);
     }
+    auto type = RankedTensorType::get({n}, elt);
     return SmallVector<Value>{arith::ConstantOp::create(
-        b, node.getLoc(), DenseElementsAttr::get(type, values))};
+        b, loc, DenseElementsAttr::get(type, values))};
   }
+  unsigned width = elt.getIntOrFloatBitWidth();
+  auto i128 = [](DenseElementsAttr a) {
+    return a.getSplatValue<APInt>().sext(128);
+  };
+  APInt start = i128(args[0]), limit = i128(args[1]), delta = i128(args[2]);
+  if (delta.isZero()) {
+    nodeError(node) << "delta is 0";
+    return failure();
+  }
+  // ceil((limit - start) / delta) for either sign of delta.
+  APInt span = limit - start;
+  APInt quotient = span.sdiv(delta);
+  if (!(span.srem(delta)).isZero() &&
+      (span.isNegative() == delta.isNegative()))
+    quotient += 1;
+  if (quotient.isNegative())
+    quotient = APInt(128, 0);
+  if (quotient.sgt(APInt(128, kMaxFoldedElements))) {
+    nodeError(node) << "the range has "
+                    << llvm::toString(quotient, 10, /*Signed=*/true)
+                    << " elements, over the import-time cap of "
+                    << kMaxFoldedElements << " elements per constant";
+    return failure();
+  }
+  n = quotient.getSExtValue();
   SmallVector<APInt> values;
-  for (int64_t i = 0; i < n; ++i)
-    values.push_back(APInt(elt.getIntOrFloatBitWidth(),
-                           (int64_t)(start + i * delta), /*isSigned=*/true));
-  return SmallVector<Value>{arith::ConstantOp::create(
-      b, node.getLoc(), DenseElementsAttr::get(type, values))};
+  APInt v = start;
+  for (int64_t i = 0; i < n; ++i, v += delta)
+    values.push_back(v.trunc(width));
+  auto type = RankedTensorType::get({n}, elt);
+  return SmallVector<Value>{
+      arith::ConstantOp::create(b, loc, DenseElementsAttr::get(type, values))};
 }
 
 /// Trilu-14..: keeps j - i >= k (upper) or j - i <= k (lower) in the last two

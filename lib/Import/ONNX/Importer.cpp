@@ -23,13 +23,22 @@
 #include "llvm/ADT/StringMap.h"
 #include "llvm/ADT/StringSet.h"
 #include "llvm/Support/MemoryBuffer.h"
+#include "llvm/ADT/ScopeExit.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Path.h"
 
 #include "onnx/onnx_pb.h"
 #include "onnx/shape_inference/implementation.h"
 
+#include <cerrno>
+#include <cstring>
 #include <deque>
 #include <exception>
+#include <functional>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 using namespace mlir;
 using namespace mlir::moe;
@@ -42,6 +51,9 @@ constexpr StringLiteral kMsDomain = "com.microsoft";
 constexpr int64_t kMaxDim = int64_t(1) << 40;
 /// Deepest nesting of model-local function calls.
 constexpr int kMaxInlineDepth = 32;
+/// Most nodes the graph may have once model-local functions are inlined
+/// (a chain of functions each calling the next twice doubles at each level).
+constexpr uint64_t kMaxInlinedNodes = uint64_t(1) << 20;
 
 /// Canonical domain name ("ai.onnx" is the default domain "").
 std::string canonicalDomain(const std::string &domain) {
@@ -75,12 +87,17 @@ private:
                                         SmallVectorImpl<Attribute> *dimNames);
   FailureOr<ElementsAttr> tensorAttr(const onnx::TensorProto &tensor,
                                      Location loc, StringRef what);
+  FailureOr<std::string> readExternalData(StringRef location, uint64_t offset,
+                                         uint64_t length, Location loc,
+                                         StringRef what);
   FailureOr<std::string> tensorBytes(const onnx::TensorProto &tensor,
                                      Type elementType, int64_t numElements,
                                      Location loc, StringRef what);
 
   // Graph ------------------------------------------------------------------
   LogicalResult checkOpsets();
+  LogicalResult checkFunctionCalls();
+  bool safeForShapeInference() const;
   LogicalResult expandFunctions(
       const google::protobuf::RepeatedPtrField<onnx::NodeProto> &nodes,
       std::vector<onnx::NodeProto> &out);
@@ -186,6 +203,91 @@ OnnxImporter::valueType(const onnx::ValueInfoProto &info, Location loc,
   return RankedTensorType::get(shape, *elt);
 }
 
+/// Reads `length` bytes at `offset` of the external data file `location`.
+/// The file is untrusted input: it must be a relative path without `..`
+/// that resolves (symbolic links included) inside the model's folder, and a
+/// regular file (not a device, FIFO or socket) holding the whole range.
+FailureOr<std::string>
+OnnxImporter::readExternalData(StringRef location, uint64_t offset,
+                               uint64_t length, Location loc, StringRef what) {
+  namespace path = llvm::sys::path;
+  if (path::is_absolute(location) || location.starts_with("/") ||
+      location.starts_with("\\")) {
+    error(loc) << what << ": external data location '" << location
+               << "' is an absolute path; it must be relative to the "
+                  "model's folder";
+    return failure();
+  }
+  if (location.contains('\0')) {
+    error(loc) << what << ": external data location contains a NUL byte";
+    return failure();
+  }
+  for (auto it = path::begin(location), e = path::end(location); it != e;
+       ++it)
+    if (*it == "..") {
+      error(loc) << what << ": external data location '" << location
+                 << "' leaves the model's folder ('..')";
+      return failure();
+    }
+  SmallString<256> full(baseDir.empty() ? StringRef(".") : StringRef(baseDir));
+  path::append(full, location);
+  // Symbolic links may still point outside: compare the real paths.
+  SmallString<256> realBase, realFile;
+  if (std::error_code ec = llvm::sys::fs::real_path(
+          baseDir.empty() ? StringRef(".") : StringRef(baseDir), realBase)) {
+    error(loc) << what << ": cannot resolve the model's folder '" << baseDir
+               << "': " << ec.message();
+    return failure();
+  }
+  if (std::error_code ec = llvm::sys::fs::real_path(full, realFile)) {
+    error(loc) << what << ": cannot open external data file '" << full
+               << "': " << ec.message();
+    return failure();
+  }
+  StringRef inside(realFile);
+  if (!inside.consume_front(realBase) ||
+      (!inside.empty() && !path::is_separator(inside.front()))) {
+    error(loc) << what << ": external data file '" << location
+               << "' resolves to '" << realFile
+               << "', outside the model's folder";
+    return failure();
+  }
+  // O_NONBLOCK: opening a FIFO must not wait for a writer.
+  int fd = ::open(realFile.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) {
+    error(loc) << what << ": cannot open external data file '" << full
+               << "': " << std::strerror(errno);
+    return failure();
+  }
+  llvm::scope_exit closeFd([&] { ::close(fd); });
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    error(loc) << what << ": external data file '" << location
+               << "' is not a regular file";
+    return failure();
+  }
+  uint64_t size = static_cast<uint64_t>(st.st_size);
+  if (offset > size || length > size - offset) {
+    error(loc) << what << ": external data [" << offset << ", "
+               << offset + length << ") lies outside '" << location << "' ("
+               << size << " bytes)";
+    return failure();
+  }
+  std::string bytes;
+  bytes.resize(length);
+  uint64_t done = 0;
+  while (done < length) {
+    ssize_t n = ::pread(fd, &bytes[done], length - done, offset + done);
+    if (n <= 0) {
+      error(loc) << what << ": cannot read external data file '" << location
+                 << "': " << (n < 0 ? std::strerror(errno) : "short read");
+      return failure();
+    }
+    done += static_cast<uint64_t>(n);
+  }
+  return bytes;
+}
+
 FailureOr<std::string>
 OnnxImporter::tensorBytes(const onnx::TensorProto &t, Type elt,
                           int64_t numElements, Location loc, StringRef what) {
@@ -215,29 +317,13 @@ OnnxImporter::tensorBytes(const onnx::TensorProto &t, Type elt,
       error(loc) << what << ": external data without a location";
       return failure();
     }
-    SmallString<256> path(baseDir);
-    llvm::sys::path::append(path, location);
-    auto file = llvm::MemoryBuffer::getFile(path, /*IsText=*/false,
-                                            /*RequiresNullTerminator=*/false);
-    if (!file) {
-      error(loc) << what << ": cannot open external data file '" << path
-                 << "': " << file.getError().message();
-      return failure();
-    }
-    uint64_t size = (*file)->getBufferSize();
-    if (offset > size || length > size - offset) {
-      error(loc) << what << ": external data [" << offset << ", "
-                 << offset + length << ") lies outside '" << path << "' ("
-                 << size << " bytes)";
-      return failure();
-    }
+    // The declared size is checked before anything is read or allocated.
     if (hasLength && length != expected) {
       error(loc) << what << ": external data holds " << length
                  << " bytes, its type needs " << expected;
       return failure();
     }
-    bytes.assign((*file)->getBufferStart() + offset, expected);
-    return bytes;
+    return readExternalData(location, offset, expected, loc, what);
   }
   if (t.has_raw_data()) {
     bytes = t.raw_data();
@@ -357,6 +443,180 @@ LogicalResult OnnxImporter::checkOpsets() {
   if (!opsets.count(""))
     error(fileLoc()) << "the model imports no ai.onnx opset";
   return success(errors == 0);
+}
+
+/// Model-local functions form a call graph that must be acyclic and shallow,
+/// and inline to a bounded number of nodes. Checked before anything walks
+/// function bodies recursively (libonnx shape inference does, without a
+/// depth limit).
+LogicalResult OnnxImporter::checkFunctionCalls() {
+  auto keyOf = [](const std::string &domain, const std::string &name) {
+    return canonicalDomain(domain) + ":" + name;
+  };
+  enum class State { Unvisited, Active, Done };
+  llvm::StringMap<State> state;
+  llvm::StringMap<uint64_t> inlinedSize;
+  llvm::StringMap<int> depthOf;
+  // Iterative DFS would be longer; recursion is bounded by kMaxInlineDepth.
+  std::function<LogicalResult(const onnx::FunctionProto &, int)> visit =
+      [&](const onnx::FunctionProto &fn, int depth) -> LogicalResult {
+    std::string key = keyOf(fn.domain(), fn.name());
+    state[key] = State::Active;
+    uint64_t size = 0;
+    int deepest = 0;
+    for (const onnx::NodeProto &node : fn.node()) {
+      auto callee = functions.find(keyOf(node.domain(), node.op_type()));
+      if (callee == functions.end()) {
+        ++size;
+        continue;
+      }
+      std::string calleeKey = callee->first().str();
+      State s = state.lookup(calleeKey);
+      if (s == State::Active) {
+        error(fileLoc()) << "model-local function '" << fn.domain() << "."
+                         << fn.name() << "' calls '"
+                         << callee->second->domain() << "."
+                         << callee->second->name()
+                         << "', which is still being called: recursive "
+                            "functions are not supported";
+        return failure();
+      }
+      if (s == State::Unvisited) {
+        if (depth + 1 > kMaxInlineDepth) {
+          error(fileLoc()) << "model-local functions nest deeper than "
+                           << kMaxInlineDepth << " (at '" << fn.domain()
+                           << "." << fn.name() << "')";
+          return failure();
+        }
+        if (failed(visit(*callee->second, depth + 1)))
+          return failure();
+      }
+      // org.moe_mlir calls stay calls; other functions are inlined.
+      size += canonicalDomain(node.domain()) == kMoeDomain
+                  ? 1
+                  : inlinedSize.lookup(calleeKey);
+      deepest = std::max(deepest, depthOf.lookup(calleeKey));
+      size = std::min(size, kMaxInlinedNodes + 1);
+    }
+    if (deepest + 1 > kMaxInlineDepth) {
+      error(fileLoc()) << "model-local functions nest deeper than "
+                       << kMaxInlineDepth << " (at '" << fn.domain() << "."
+                       << fn.name() << "')";
+      return failure();
+    }
+    state[key] = State::Done;
+    inlinedSize[key] = size;
+    depthOf[key] = deepest + 1;
+    return success();
+  };
+  for (const onnx::FunctionProto &fn : model.functions())
+    if (state.lookup(keyOf(fn.domain(), fn.name())) == State::Unvisited &&
+        failed(visit(fn, 1)))
+      return failure();
+  uint64_t total = 0;
+  for (const onnx::NodeProto &node : model.graph().node()) {
+    std::string key = keyOf(node.domain(), node.op_type());
+    bool inlined = functions.count(key) &&
+                   canonicalDomain(node.domain()) != kMoeDomain;
+    total += inlined ? inlinedSize.lookup(key) : 1;
+    if (total > kMaxInlinedNodes) {
+      error(fileLoc()) << "the graph has more than " << kMaxInlinedNodes
+                       << " nodes once model-local functions are inlined";
+      return failure();
+    }
+  }
+  return success();
+}
+
+namespace {
+/// Whether the payload of `t` matches its dims and data type (the checks
+/// libonnx's ParseData omits: it reads raw_data of any length).
+bool payloadConsistent(const onnx::TensorProto &t) {
+  uint64_t n = 1;
+  for (int64_t d : t.dims()) {
+    if (d < 0 || d > kMaxDim)
+      return false;
+    if (d != 0 && n > static_cast<uint64_t>(kMaxDim) / static_cast<uint64_t>(d))
+      return false;
+    n *= static_cast<uint64_t>(d);
+  }
+  if (t.data_location() == onnx::TensorProto::EXTERNAL)
+    return !t.has_raw_data();
+  using TP = onnx::TensorProto;
+  uint64_t bytesPer = 0, fieldCount = 0;
+  switch (t.data_type()) {
+  case TP::FLOAT: bytesPer = 4; fieldCount = t.float_data_size(); break;
+  case TP::DOUBLE: bytesPer = 8; fieldCount = t.double_data_size(); break;
+  case TP::INT64: bytesPer = 8; fieldCount = t.int64_data_size(); break;
+  case TP::UINT32: bytesPer = 4; fieldCount = t.uint64_data_size(); break;
+  case TP::UINT64: bytesPer = 8; fieldCount = t.uint64_data_size(); break;
+  case TP::INT32: bytesPer = 4; fieldCount = t.int32_data_size(); break;
+  case TP::INT16: case TP::UINT16: case TP::FLOAT16: case TP::BFLOAT16:
+    bytesPer = 2; fieldCount = t.int32_data_size(); break;
+  case TP::INT8: case TP::UINT8: case TP::BOOL:
+    bytesPer = 1; fieldCount = t.int32_data_size(); break;
+  case TP::COMPLEX64: bytesPer = 8; fieldCount = t.float_data_size() / 2; break;
+  case TP::COMPLEX128:
+    bytesPer = 16; fieldCount = t.double_data_size() / 2; break;
+  case TP::STRING:
+    return !t.has_raw_data() && static_cast<uint64_t>(t.string_data_size()) == n;
+  default:
+    return false;
+  }
+  if (t.has_raw_data())
+    return t.raw_data().size() == n * bytesPer;
+  return fieldCount == n;
+}
+
+/// Whether every tensor payload in `nodes` (and nested graphs) is
+/// consistent, with no sparse tensors.
+bool nodesSafe(const google::protobuf::RepeatedPtrField<onnx::NodeProto> &nodes,
+               int depth);
+
+bool graphSafe(const onnx::GraphProto &g, int depth) {
+  if (depth > 16 || g.sparse_initializer_size())
+    return false;
+  for (const onnx::TensorProto &t : g.initializer())
+    if (!payloadConsistent(t))
+      return false;
+  return nodesSafe(g.node(), depth);
+}
+
+bool nodesSafe(const google::protobuf::RepeatedPtrField<onnx::NodeProto> &nodes,
+               int depth) {
+  using AP = onnx::AttributeProto;
+  for (const onnx::NodeProto &node : nodes) {
+    for (const AP &a : node.attribute()) {
+      if (a.has_t() && !payloadConsistent(a.t()))
+        return false;
+      for (const onnx::TensorProto &t : a.tensors())
+        if (!payloadConsistent(t))
+          return false;
+      if (a.has_sparse_tensor() || a.sparse_tensors_size())
+        return false;
+      if (a.has_g() && !graphSafe(a.g(), depth + 1))
+        return false;
+      for (const onnx::GraphProto &g : a.graphs())
+        if (!graphSafe(g, depth + 1))
+          return false;
+    }
+  }
+  return true;
+}
+} // namespace
+
+/// libonnx's shape inference trusts its input: it reads raw_data of any
+/// length and recurses through functions without a limit. It only gives
+/// type hints here, so it runs on models that pass these checks; any other
+/// model is refused later with a located diagnostic by the importer's own
+/// checks.
+bool OnnxImporter::safeForShapeInference() const {
+  if (!graphSafe(model.graph(), 0))
+    return false;
+  for (const onnx::FunctionProto &f : model.functions())
+    if (!nodesSafe(f.node(), 0))
+      return false;
+  return true;
 }
 
 LogicalResult OnnxImporter::expandFunctions(
@@ -649,6 +909,7 @@ LogicalResult OnnxImporter::importGraph(ModuleOp module) {
   for (const onnx::NodeProto &node : nodes) {
     Location loc = namedLoc(node.name());
     SmallVector<Value> operands;
+    bool missing = false;
     for (const std::string &in : node.input()) {
       if (in.empty()) {
         if (!none)
@@ -657,7 +918,14 @@ LogicalResult OnnxImporter::importGraph(ModuleOp module) {
         operands.push_back(none);
       } else {
         operands.push_back(values.lookup(in));
+        missing |= !operands.back();
       }
+    }
+    // An operand whose producer was refused (already reported): this node
+    // is not built, and neither are its users.
+    if (missing) {
+      assert(errors && "a value is missing without an error");
+      continue;
     }
     SmallVector<NamedAttribute> attrs;
     for (const onnx::AttributeProto &a : node.attribute()) {
@@ -734,11 +1002,20 @@ OwningOpRef<ModuleOp> OnnxImporter::run(const llvm::MemoryBuffer &buffer) {
   }
   if (failed(checkOpsets()))
     return nullptr;
-  for (const onnx::FunctionProto &f : model.functions())
-    functions[canonicalDomain(f.domain()) + ":" + f.name()] = &f;
+  for (const onnx::FunctionProto &f : model.functions()) {
+    auto [it, inserted] =
+        functions.try_emplace(canonicalDomain(f.domain()) + ":" + f.name(), &f);
+    if (!inserted) {
+      error(fileLoc()) << "model-local function '" << f.domain() << "."
+                       << f.name() << "' is defined twice";
+      return nullptr;
+    }
+  }
+  if (failed(checkFunctionCalls()))
+    return nullptr;
 
   // Shape inference only provides type hints for stage-1 results.
-  try {
+  if (safeForShapeInference()) try {
     onnx::ModelProto inferred = model;
     onnx::shape_inference::InferShapes(inferred);
     for (const onnx::ValueInfoProto &vi : inferred.graph().value_info()) {

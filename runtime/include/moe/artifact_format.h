@@ -123,6 +123,26 @@ serialize(const std::vector<std::pair<SectionKind, std::string>> &sections,
 // The code's entry takes one argument, an array of pointers: the result
 // descriptors' struct first, then one memref descriptor per input, then one
 // per weight, in signature order.
+//
+// Readers (runtime/include/moe/artifact_reader.h) are strict: each line is
+// exactly these fields; names are percent-encoded (%XX, two hex digits) and
+// decode to non-empty strings without NUL; input names are unique, output
+// names are unique; ranks are at most 32; dtypes are the runtime's; weight
+// records are 64-byte aligned, inside the weights section and disjoint; a
+// requires line names only features the runtime can check.
+
+/// The data symbol every code section exports: a `const uint64_t` (an ELF
+/// STT_OBJECT of 8 bytes, default visibility) holding signatureDigest() of
+/// the signature section the code was compiled with. The loader refuses
+/// code whose digest is missing or differs, so that a signature edited
+/// after compilation (checksums recomputed) cannot make the runtime read
+/// or pass buffers the code does not produce or expect.
+constexpr char kSignatureDigestSymbol[] = "moe_signature_digest";
+
+/// The digest of signature text: FNV-1a 64 of the section's bytes.
+inline uint64_t signatureDigest(const void *signature, size_t size) {
+  return fnv1a(signature, size);
+}
 
 } // namespace moe::artifact
 

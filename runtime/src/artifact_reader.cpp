@@ -1,0 +1,417 @@
+//===- artifact_reader.cpp - parsing .moeb artifacts -----------------------===//
+//
+// Bytes in, a validated description out; no file, no dlopen, no allocation
+// sized by untrusted fields before they are checked against the input size.
+// Every refusal is a Result with a message naming what is wrong.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/artifact_reader.h"
+
+#include "moe/artifact_format.h"
+
+#include <algorithm>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <set>
+#include <utility>
+
+using namespace moe::artifact;
+
+namespace {
+
+Result fail(moe_status_code_t code, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+Result fail(moe_status_code_t code, const char *fmt, ...) {
+  va_list args, copy;
+  va_start(args, fmt);
+  va_copy(copy, args);
+  int n = std::vsnprintf(nullptr, 0, fmt, copy);
+  va_end(copy);
+  std::string message(n > 0 ? static_cast<size_t>(n) : 0, '\0');
+  if (n > 0)
+    std::vsnprintf(&message[0], message.size() + 1, fmt, args);
+  va_end(args);
+  return Result{code, std::move(message)};
+}
+
+/// `text` for a message: printable ASCII as is, other bytes as \xNN, at
+/// most `limit` bytes of it.
+std::string printable(const std::string &text, size_t limit = 80) {
+  std::string out;
+  for (size_t i = 0; i < text.size() && i < limit; ++i) {
+    auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      char buf[5];
+      std::snprintf(buf, sizeof(buf), "\\x%02X", c);
+      out += buf;
+    }
+  }
+  if (text.size() > limit)
+    out += "...";
+  return out;
+}
+
+int hexValue(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+/// Decodes a percent-encoded name; false on a '%' not followed by two hex
+/// digits.
+bool decodeName(const std::string &s, std::string &out) {
+  out.clear();
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      out.push_back(s[i]);
+      continue;
+    }
+    if (i + 2 >= s.size())
+      return false;
+    int hi = hexValue(s[i + 1]), lo = hexValue(s[i + 2]);
+    if (hi < 0 || lo < 0)
+      return false;
+    out.push_back(static_cast<char>(hi * 16 + lo));
+    i += 2;
+  }
+  return true;
+}
+
+/// A strict unsigned decimal: digits only, no sign, no leading zero (but
+/// "0"), no overflow past `max`.
+bool parseDecimal(const std::string &s, uint64_t max, uint64_t &out) {
+  if (s.empty() || s.size() > 20 || (s[0] == '0' && s.size() > 1))
+    return false;
+  uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9')
+      return false;
+    unsigned digit = static_cast<unsigned>(c - '0');
+    if (v > (max - digit) / 10)
+      return false;
+    v = v * 10 + digit;
+  }
+  out = v;
+  return true;
+}
+
+bool parseDType(const std::string &s, moe_dtype_t &out) {
+  for (unsigned i = 0; moe_dtype_size(static_cast<moe_dtype_t>(i)); ++i)
+    if (s == moe_dtype_name(static_cast<moe_dtype_t>(i))) {
+      out = static_cast<moe_dtype_t>(i);
+      return true;
+    }
+  return false;
+}
+
+/// A C identifier (ASCII, whatever the host's locale).
+bool isIdentifier(const std::string &s) {
+  if (s.empty() || s.size() > kMaxNameLength || (s[0] >= '0' && s[0] <= '9'))
+    return false;
+  for (char c : s)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+          (c >= '0' && c <= '9') || c == '_'))
+      return false;
+  return true;
+}
+
+/// Splits a line at single spaces; false on an empty field (two spaces, a
+/// leading or trailing space) or a byte no field may hold.
+bool splitFields(const std::string &line, std::vector<std::string> &fields,
+                 std::string &why) {
+  fields.clear();
+  size_t start = 0;
+  for (size_t i = 0; i <= line.size(); ++i) {
+    if (i < line.size()) {
+      char c = line[i];
+      if (c == '\0' || c == '\t' || c == '\r' || c == '\v' || c == '\f') {
+        why = "a NUL or whitespace byte other than a single space";
+        return false;
+      }
+      if (c != ' ')
+        continue;
+    }
+    if (i == start) {
+      why = "an empty field (fields are separated by single spaces)";
+      return false;
+    }
+    fields.push_back(line.substr(start, i - start));
+    start = i + 1;
+  }
+  return true;
+}
+
+/// Parses fields[at...] = "<dtype> <rank> <dim>..." into `rec`.
+bool parseShape(const std::vector<std::string> &fields, size_t at,
+                TensorRecord &rec, bool allowSymbols, std::string &why) {
+  if (fields.size() < at + 2) {
+    why = "missing dtype or rank";
+    return false;
+  }
+  if (!parseDType(fields[at], rec.dtype)) {
+    why = "unknown dtype '" + printable(fields[at], 16) + "'";
+    return false;
+  }
+  uint64_t rank;
+  if (!parseDecimal(fields[at + 1], kMaxRank, rank)) {
+    why = "the rank is not an integer in [0, " + std::to_string(kMaxRank) +
+          "]";
+    return false;
+  }
+  if (fields.size() != at + 2 + rank) {
+    why = "rank " + std::to_string(rank) + " but " +
+          std::to_string(fields.size() - at - 2) + " dims";
+    return false;
+  }
+  uint64_t bytes = moe_dtype_size(rec.dtype);
+  for (size_t d = 0; d < rank; ++d) {
+    const std::string &dim = fields[at + 2 + d];
+    if (dim[0] == '?') {
+      std::string decoded;
+      if (!allowSymbols) {
+        why = "a weight with a symbolic dim";
+        return false;
+      }
+      if (dim.size() > kMaxNameLength || !decodeName(dim.substr(1), decoded) ||
+          decoded.find('\0') != std::string::npos) {
+        why = "a malformed dim symbol";
+        return false;
+      }
+      rec.dims.push_back(-1);
+      rec.symbols.push_back(dim.substr(1));
+      continue;
+    }
+    uint64_t v;
+    if (!parseDecimal(dim, INT64_MAX, v)) {
+      why = "dim " + std::to_string(d) + " is not a non-negative integer";
+      return false;
+    }
+    if (v > 1 && bytes > kMaxStaticBytes / v) {
+      why = "the static dims are too large";
+      return false;
+    }
+    bytes *= v ? v : 1;
+    rec.dims.push_back(static_cast<int64_t>(v));
+    rec.symbols.emplace_back();
+  }
+  return true;
+}
+
+} // namespace
+
+bool moe::artifact::isKnownCpuFeature(const std::string &feature) {
+  static const char *const kKnown[] = {
+      "sse4.2",  "avx",      "avx2",     "fma",      "bmi",      "bmi2",
+      "f16c",    "avx512f",  "avx512bw", "avx512dq", "avx512vl", "avx512cd"};
+  for (const char *k : kKnown)
+    if (feature == k)
+      return true;
+  return false;
+}
+
+Result moe::artifact::parseSignature(const char *text, size_t size,
+                                     Signature &out) {
+  out = Signature();
+  std::set<std::string> inputNames, outputNames;
+  bool haveRequires = false;
+  size_t lineNo = 0, start = 0;
+  std::vector<std::string> fields;
+  while (start < size) {
+    const char *nl = static_cast<const char *>(
+        std::memchr(text + start, '\n', size - start));
+    size_t end = nl ? static_cast<size_t>(nl - text) : size;
+    std::string line(text + start, end - start);
+    start = end + 1;
+    ++lineNo;
+    if (line.empty())
+      continue;
+    std::string why;
+    auto corrupt = [&]() {
+      return fail(MOE_DATA_LOSS, "corrupt signature at line %zu (%s): '%s'",
+                  lineNo, why.c_str(), printable(line).c_str());
+    };
+    if (!splitFields(line, fields, why))
+      return corrupt();
+    const std::string &kind = fields[0];
+    if (kind == "entry") {
+      if (!out.entry.empty())
+        why = "a second entry line";
+      else if (fields.size() != 2 || !isIdentifier(fields[1]))
+        why = "the entry is not one C identifier";
+      else
+        out.entry = fields[1];
+    } else if (kind == "requires") {
+      std::set<std::string> seen;
+      if (haveRequires)
+        why = "a second requires line";
+      else if (fields.size() < 2)
+        why = "a requires line naming no feature";
+      for (size_t i = 1; why.empty() && i < fields.size(); ++i) {
+        if (!isKnownCpuFeature(fields[i]))
+          why = "unknown CPU feature '" + printable(fields[i], 32) + "'";
+        else if (!seen.insert(fields[i]).second)
+          why = "CPU feature '" + fields[i] + "' listed twice";
+        else
+          out.requiredFeatures.push_back(fields[i]);
+      }
+      haveRequires = true;
+    } else if (kind == "input" || kind == "output") {
+      TensorRecord rec;
+      bool isInput = kind == "input";
+      if (fields.size() < 2 || fields[1].size() > kMaxNameLength ||
+          !decodeName(fields[1], rec.name))
+        why = "a malformed name";
+      else if (rec.name.empty() || rec.name.find('\0') != std::string::npos)
+        why = "an empty name or one with a NUL byte";
+      else if (!parseShape(fields, 2, rec, true, why))
+        ; // `why` says what.
+      else if (!(isInput ? inputNames : outputNames).insert(rec.name).second)
+        why = "a second " + kind + " named '" + printable(rec.name, 64) + "'";
+      else
+        (isInput ? out.inputs : out.outputs).push_back(std::move(rec));
+    } else if (kind == "weight") {
+      TensorRecord rec;
+      if (fields.size() < 3 ||
+          !parseDecimal(fields[1], INT64_MAX, rec.offset) ||
+          !parseDecimal(fields[2], INT64_MAX, rec.bytes))
+        why = "a malformed weight offset or size";
+      else if (parseShape(fields, 3, rec, false, why))
+        out.weights.push_back(std::move(rec));
+    } else {
+      why = "an unknown record";
+    }
+    if (!why.empty())
+      return corrupt();
+  }
+  if (out.entry.empty())
+    return fail(MOE_DATA_LOSS, "the signature names no entry symbol");
+  return Result();
+}
+
+Result moe::artifact::parse(const unsigned char *bytes, size_t size,
+                            const std::string &name, Contents &out) {
+  out = Contents();
+  const char *path = name.c_str();
+  if (!bytes || size < sizeof(Header))
+    return fail(MOE_DATA_LOSS,
+                "'%s' is truncated: %zu bytes, smaller than a header", path,
+                size);
+  Header header;
+  std::memcpy(&header, bytes, sizeof(header));
+  if (std::memcmp(header.magic, kMagic, sizeof(kMagic)) != 0)
+    return fail(MOE_DATA_LOSS, "'%s' is not a moe artifact (bad magic)", path);
+  if (header.version != kVersion)
+    return fail(MOE_UNIMPLEMENTED,
+                "'%s' has artifact format version %u; this runtime reads "
+                "version %u",
+                path, header.version, kVersion);
+  if (header.fileSize != size)
+    return fail(MOE_DATA_LOSS,
+                "'%s' is %zu bytes but its header says %llu (truncated or "
+                "extended)",
+                path, size, static_cast<unsigned long long>(header.fileSize));
+  uint64_t tableEnd =
+      sizeof(Header) + uint64_t(header.sectionCount) * sizeof(SectionEntry);
+  if (header.sectionCount > kMaxSections || tableEnd > size)
+    return fail(MOE_DATA_LOSS, "'%s' has a corrupt section table", path);
+  std::vector<SectionEntry> table(header.sectionCount);
+  // An empty table has no storage: memcpy must not see its null pointer.
+  if (!table.empty())
+    std::memcpy(table.data(), bytes + sizeof(Header),
+                table.size() * sizeof(SectionEntry));
+  if (headerChecksum(header, table.data()) != header.checksum)
+    return fail(MOE_DATA_LOSS, "'%s': header checksum mismatch", path);
+
+  const unsigned char *signature = nullptr;
+  size_t signatureSize = 0;
+  bool haveWeights = false;
+  std::vector<std::pair<uint64_t, uint64_t>> extents;
+  for (const SectionEntry &e : table) {
+    if (e.offset < tableEnd || e.offset > size || e.size > size - e.offset ||
+        e.offset % kSectionAlignment != 0)
+      return fail(MOE_DATA_LOSS, "'%s': section %u lies outside the file",
+                  path, e.kind);
+    if (fnv1a(bytes + e.offset, e.size) != e.checksum)
+      return fail(MOE_DATA_LOSS, "'%s': checksum mismatch in section %u",
+                  path, e.kind);
+    if (e.size)
+      extents.emplace_back(e.offset, e.size);
+    bool twice = false;
+    switch (static_cast<SectionKind>(e.kind)) {
+    case SectionKind::Signature:
+      twice = signature != nullptr;
+      signature = bytes + e.offset;
+      signatureSize = e.size;
+      break;
+    case SectionKind::CpuCode:
+      twice = out.code != nullptr;
+      out.code = bytes + e.offset;
+      out.codeSize = e.size;
+      break;
+    case SectionKind::Weights:
+      twice = haveWeights;
+      haveWeights = true;
+      out.weights = bytes + e.offset;
+      out.weightsSize = e.size;
+      break;
+    default: // Unknown or device sections: not for this reader.
+      break;
+    }
+    if (twice)
+      return fail(MOE_DATA_LOSS, "'%s' has two sections of kind %u", path,
+                  e.kind);
+  }
+  std::sort(extents.begin(), extents.end());
+  for (size_t i = 1; i < extents.size(); ++i)
+    if (extents[i - 1].first + extents[i - 1].second > extents[i].first)
+      return fail(MOE_DATA_LOSS, "'%s' has overlapping sections", path);
+  if (!signature || !out.code)
+    return fail(MOE_DATA_LOSS, "'%s' lacks its %s section", path,
+                signature ? "CPU code" : "signature");
+  out.signatureDigest = signatureDigest(signature, signatureSize);
+  Result r = parseSignature(reinterpret_cast<const char *>(signature),
+                            signatureSize, out.signature);
+  if (!r.ok())
+    return fail(r.code, "'%s': %s", path, r.message.c_str());
+
+  // Weight records: inside the section, aligned, sized by their shape, and
+  // disjoint (the code may not see one weight through another's bytes).
+  std::vector<std::pair<uint64_t, uint64_t>> weights;
+  const std::vector<TensorRecord> &records = out.signature.weights;
+  for (size_t i = 0; i < records.size(); ++i) {
+    const TensorRecord &w = records[i];
+    uint64_t count = 1;
+    for (int64_t d : w.dims)
+      count *= static_cast<uint64_t>(d); // Bounded by kMaxStaticBytes.
+    const char *why = nullptr;
+    if (count * moe_dtype_size(w.dtype) != w.bytes)
+      why = "its size does not match its shape";
+    else if (w.offset % kSectionAlignment != 0)
+      why = "its offset is not 64-byte aligned";
+    else if (w.offset > out.weightsSize || w.bytes > out.weightsSize - w.offset)
+      why = "it lies outside the weights section";
+    if (why)
+      return fail(MOE_DATA_LOSS, "'%s': corrupt weight record %zu: %s", path,
+                  i, why);
+    if (w.bytes)
+      weights.emplace_back(w.offset, w.bytes);
+  }
+  std::sort(weights.begin(), weights.end());
+  for (size_t i = 1; i < weights.size(); ++i)
+    if (weights[i - 1].first + weights[i - 1].second > weights[i].first)
+      return fail(MOE_DATA_LOSS,
+                  "'%s': corrupt weight record: weights at offsets %llu and "
+                  "%llu overlap",
+                  path, static_cast<unsigned long long>(weights[i - 1].first),
+                  static_cast<unsigned long long>(weights[i].first));
+  return Result();
+}

@@ -1,0 +1,50 @@
+//===- fuzz_artifact.cpp - libFuzzer harness of the artifact parser --------===//
+//
+// Bytes -> moe::artifact::parse (header, section table, checksums,
+// signature, weight records; nothing is loaded). Built by runtime/'s
+// MOE_BUILD_FUZZERS option; run by scripts/fuzz.sh. Checksums make random
+// mutations fail early, so the harness also parses the input as signature
+// text alone, and re-wraps it as the signature section of an otherwise
+// valid artifact (checksums recomputed) to reach the checks behind them.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/artifact_format.h"
+#include "moe/artifact_reader.h"
+
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  using namespace moe::artifact;
+  Contents contents;
+  Result r = parse(data, size, "fuzz", contents);
+  if (r.ok()) {
+    // What a valid parse promises the loader.
+    if (!contents.code || contents.signature.entry.empty())
+      std::abort();
+    for (const TensorRecord &w : contents.signature.weights)
+      if (w.offset + w.bytes > contents.weightsSize)
+        std::abort();
+  } else if (r.message.empty()) {
+    std::abort();
+  }
+
+  Signature signature;
+  r = parseSignature(reinterpret_cast<const char *>(data), size, signature);
+  if (!r.ok() && r.message.empty())
+    std::abort();
+
+  // The input as the signature of an artifact with 256 weight bytes.
+  std::string text(reinterpret_cast<const char *>(data), size);
+  std::string bytes =
+      serialize({{SectionKind::Signature, text},
+                 {SectionKind::CpuCode, "\x7f" "ELF"},
+                 {SectionKind::Weights, std::string(256, 'w')}});
+  r = parse(reinterpret_cast<const unsigned char *>(bytes.data()),
+            bytes.size(), "fuzz", contents);
+  if (r.ok() && contents.signatureDigest != signatureDigest(data, size))
+    std::abort();
+  return 0;
+}
