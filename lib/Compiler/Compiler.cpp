@@ -269,12 +269,10 @@ LogicalResult mlir::moe::compileModule(ModuleOp module,
     size_t bytes = esize * type.getNumElements();
     weightBytes.resize(llvm::alignTo(weightBytes.size(), 64), '\0');
     size_t offset = weightBytes.size();
-    ArrayRef<char> raw = dense.getRawData();
-    if (dense.isSplat())
-      for (int64_t n = 0; n < type.getNumElements(); ++n)
-        weightBytes.append(raw.data(), esize);
-    else
-      weightBytes.append(raw.data(), bytes);
+    // moe-outline-weights turns splats into fills: a weight holds every
+    // element.
+    assert(!dense.isSplat() && "splat constants are never outlined");
+    weightBytes.append(dense.getRawData().data(), bytes);
     FailureOr<std::string> shape = shapeText(type, ArrayAttr(), loc);
     if (failed(shape))
       return failure();

@@ -364,6 +364,12 @@ void moe::build::declareErrorHook(OpBuilder &b, Operation *anchor) {
   hook.setPrivate();
 }
 
+/// Calls the error hook with `code` (declared by the caller).
+static void emitReport(OpBuilder &b, Location loc, int32_t code) {
+  Value c = arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(code));
+  func::CallOp::create(b, loc, kErrorHook, TypeRange{}, ValueRange{c});
+}
+
 Value moe::build::checkedIndex(OpBuilder &b, Location loc, Value index,
                                Value bound, int32_t code) {
   Value zero = arith::ConstantIndexOp::create(b, loc, 0);
@@ -374,11 +380,7 @@ Value moe::build::checkedIndex(OpBuilder &b, Location loc, Value index,
   Value ok = arith::AndIOp::create(b, loc, lo, hi);
   Value bad = arith::XOrIOp::create(
       b, loc, ok, arith::ConstantOp::create(b, loc, b.getBoolAttr(true)));
-  scf::IfOp::create(b, loc, bad, [&](OpBuilder &nb, Location nl) {
-    Value c = arith::ConstantOp::create(nb, nl, nb.getI32IntegerAttr(code));
-    func::CallOp::create(nb, nl, kErrorHook, TypeRange{}, ValueRange{c});
-    scf::YieldOp::create(nb, nl);
-  });
+  reportIf(b, loc, bad, code);
   return arith::SelectOp::create(b, loc, ok, index, zero);
 }
 
@@ -386,19 +388,40 @@ void moe::build::reportIf(OpBuilder &b, Location loc, Value bad,
                           int32_t code) {
   declareErrorHook(b, b.getInsertionBlock()->getParentOp());
   scf::IfOp::create(b, loc, bad, [&](OpBuilder &nb, Location nl) {
-    Value c = arith::ConstantOp::create(nb, nl, nb.getI32IntegerAttr(code));
-    func::CallOp::create(nb, nl, kErrorHook, TypeRange{}, ValueRange{c});
+    emitReport(nb, nl, code);
     scf::YieldOp::create(nb, nl);
   });
 }
 
+namespace {
+using ValueBuilder = function_ref<Value(OpBuilder &, Location)>;
+
+/// `cond ? thenValue() : elseValue()` as an scf.if (both of one type).
+Value ifElse(OpBuilder &b, Location loc, Value cond, ValueBuilder thenValue,
+             ValueBuilder elseValue) {
+  return scf::IfOp::create(
+             b, loc, cond,
+             [&](OpBuilder &nb, Location nl) {
+               scf::YieldOp::create(nb, nl, thenValue(nb, nl));
+             },
+             [&](OpBuilder &nb, Location nl) {
+               scf::YieldOp::create(nb, nl, elseValue(nb, nl));
+             })
+      .getResult(0);
+}
+
+/// `v` as `type` (a tensor.cast unless it already is).
+Value castTo(OpBuilder &b, Location loc, Value v, Type type) {
+  return v.getType() == type ? v
+                             : Value(tensor::CastOp::create(b, loc, type, v));
+}
+
 /// Reports `code` and returns zeros of `type`, whose dynamic dims are those
 /// of `v`, except dim `dim` (if any), which is `dimSize`.
-static Value reportedZeros(OpBuilder &b, Location loc, Value v,
-                           RankedTensorType type, int32_t code, int64_t dim,
-                           OpFoldResult dimSize) {
-  Value c = arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(code));
-  func::CallOp::create(b, loc, kErrorHook, TypeRange{}, ValueRange{c});
+Value reportedZeros(OpBuilder &b, Location loc, Value v,
+                    RankedTensorType type, int32_t code, int64_t dim,
+                    OpFoldResult dimSize) {
+  emitReport(b, loc, code);
   SmallVector<OpFoldResult> sizes;
   for (int64_t d = 0; d < type.getRank(); ++d)
     sizes.push_back(!type.isDynamicDim(d)
@@ -407,55 +430,48 @@ static Value reportedZeros(OpBuilder &b, Location loc, Value v,
                                : tensor::getMixedSize(b, loc, v, d));
   Type elt = type.getElementType();
   Value zero = arith::ConstantOp::create(b, loc, b.getZeroAttr(elt));
-  Value zeros =
-      linalg::FillOp::create(b, loc, zero, moe::build::emptyTensor(b, loc, sizes, elt))
-          .getResult(0);
-  if (zeros.getType() != type)
-    zeros = tensor::CastOp::create(b, loc, type, zeros);
-  return zeros;
+  Value empty = moe::build::emptyTensor(b, loc, sizes, elt);
+  return castTo(b, loc, linalg::FillOp::create(b, loc, zero, empty).getResult(0),
+                type);
 }
 
 /// `ok ? v : (report code; zeros)` as a tensor of `type` (see
 /// reportedZeros); a null `ok` means never ok.
-static Value orZeros(OpBuilder &b, Location loc, Value ok, Value v,
-                     RankedTensorType type, int32_t code, int64_t dim = -1,
-                     OpFoldResult dimSize = {}) {
+Value orZeros(OpBuilder &b, Location loc, Value ok, Value v,
+              RankedTensorType type, int32_t code, int64_t dim = -1,
+              OpFoldResult dimSize = {}) {
   moe::build::declareErrorHook(b, b.getInsertionBlock()->getParentOp());
+  auto zeros = [&](OpBuilder &nb, Location nl) {
+    return reportedZeros(nb, nl, v, type, code, dim, dimSize);
+  };
   if (!ok)
-    return reportedZeros(b, loc, v, type, code, dim, dimSize);
-  auto ifOp = scf::IfOp::create(
+    return zeros(b, loc);
+  return ifElse(
       b, loc, ok,
-      [&](OpBuilder &nb, Location nl) {
-        Value same = v.getType() == type
-                         ? v
-                         : Value(tensor::CastOp::create(nb, nl, type, v));
-        scf::YieldOp::create(nb, nl, same);
-      },
-      [&](OpBuilder &nb, Location nl) {
-        scf::YieldOp::create(
-            nb, nl, reportedZeros(nb, nl, v, type, code, dim, dimSize));
-      });
-  return ifOp.getResult(0);
+      [&](OpBuilder &nb, Location nl) { return castTo(nb, nl, v, type); },
+      zeros);
 }
+} // namespace
 
 Value moe::build::requireSize(OpBuilder &b, Location loc, Value v, int64_t d,
                               OpFoldResult size, int32_t code) {
   auto type = cast<RankedTensorType>(v.getType());
   std::optional<int64_t> want = getConstantIntValue(size);
-  if (want && !type.isDynamicDim(d) && type.getDimSize(d) == *want)
-    return v;
+  SmallVector<int64_t> shape(type.getShape());
+  shape[d] = want ? *want : ShapedType::kDynamic;
+  auto resultType = type.clone(shape);
+  if (!type.isDynamicDim(d) && want) {
+    if (type.getDimSize(d) == *want)
+      return v;
+    // Two different static sizes: the caller should have refused it at
+    // compile time; still fail safely.
+    return orZeros(b, loc, Value(), v, resultType, code, d, size);
+  }
   Value actual = tensor::DimOp::create(b, loc, v, d);
   Value wanted = getValueOrCreateConstantIndexOp(b, loc, size);
   Value ok = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, actual,
                                    wanted);
-  SmallVector<int64_t> shape(type.getShape());
-  shape[d] = want ? *want : ShapedType::kDynamic;
-  auto resultType = type.clone(shape);
-  if (!want || type.isDynamicDim(d))
-    return orZeros(b, loc, ok, v, resultType, code, d, size);
-  // Two different static sizes: the caller's verifier should have refused
-  // it; still fail safely.
-  return orZeros(b, loc, Value(), v, resultType, code, d, size);
+  return orZeros(b, loc, ok, v, resultType, code, d, size);
 }
 
 Value moe::build::checkedCast(OpBuilder &b, Location loc, Value v, Type type,
@@ -520,32 +536,18 @@ Value moe::build::broadcastDim(OpBuilder &b, Location loc, Value v, int64_t d,
               linalg::YieldOp::create(bb, bl, args[0]);
             })
             .getResult(0);
-    return out.getType() == resultType
-               ? out
-               : Value(tensor::CastOp::create(nb, nl, resultType, out));
+    return castTo(nb, nl, out, resultType);
   };
   // `v` when it has the size, else the repeated copy when it has one slice,
   // else zeros of the right shape (reported).
-  auto ifSame = scf::IfOp::create(
+  return ifElse(
       b, loc, same,
+      [&](OpBuilder &nb, Location nl) { return castTo(nb, nl, v, resultType); },
       [&](OpBuilder &nb, Location nl) {
-        Value cast = v.getType() == resultType
-                         ? v
-                         : Value(tensor::CastOp::create(nb, nl, resultType, v));
-        scf::YieldOp::create(nb, nl, cast);
-      },
-      [&](OpBuilder &nb, Location nl) {
-        auto ifOne = scf::IfOp::create(
-            nb, nl, isOne,
-            [&](OpBuilder &ib, Location il) {
-              scf::YieldOp::create(ib, il, repeated(ib, il));
-            },
-            [&](OpBuilder &ib, Location il) {
-              // A size that neither matches nor is 1.
-              scf::YieldOp::create(
-                  ib, il, orZeros(ib, il, Value(), v, resultType, code, d, size));
-            });
-        scf::YieldOp::create(nb, nl, ifOne.getResult(0));
+        return ifElse(nb, nl, isOne, repeated,
+                      [&](OpBuilder &ib, Location il) {
+                        return reportedZeros(ib, il, v, resultType, code, d,
+                                             size);
+                      });
       });
-  return ifSame.getResult(0);
 }

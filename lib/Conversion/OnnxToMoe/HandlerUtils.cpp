@@ -286,9 +286,7 @@ Values onnx_conv::elementwise(onnxir::NodeOp node, RewriterBase &b,
   // equal sizes pass, a size of 1 is repeated, anything else is reported.
   // A dim that alone defines a dynamic result size needs nothing.
   for (int64_t i = 0; i < rank; ++i) {
-    bool alone = !ShapedType::isDynamic(shape[i]) ? false
-                                                   : dynamicAt[i].size() == 1;
-    if (alone)
+    if (ShapedType::isDynamic(shape[i]) && dynamicAt[i].size() == 1)
       continue;
     for (unsigned j : dynamicAt[i]) {
       Value &v = operands[j];

@@ -193,7 +193,9 @@ Values reshape(onnxir::NodeOp node, RewriterBase &b) {
   auto orInto = [&](Value &acc, Value c) {
     acc = acc ? Value(arith::OrIOp::create(b, loc, acc, c)) : c;
   };
-  Value negOnes = idx(0);
+  // -1 entries: a static one sets `inferred`, computed ones are counted in
+  // `negOnes` at run time.
+  Value negOnes;
   for (int64_t i = 0; i < rank; ++i) {
     std::optional<int64_t> known;
     Value element;
@@ -214,7 +216,6 @@ Values reshape(onnxir::NodeOp node, RewriterBase &b) {
           return failure();
         }
         inferred = i;
-        negOnes = arith::AddIOp::create(b, loc, negOnes, idx(1));
         continue;
       }
       if (v < -1) {
@@ -237,6 +238,8 @@ Values reshape(onnxir::NodeOp node, RewriterBase &b) {
     computed[i] = v;
     Value isNegOne = cmp(arith::CmpIPredicate::eq, v, idx(-1));
     orInto(bad, cmp(arith::CmpIPredicate::slt, v, idx(-1)));
+    if (!negOnes)
+      negOnes = idx(0);
     negOnes = arith::AddIOp::create(
         b, loc, negOnes,
         arith::IndexCastOp::create(
@@ -266,30 +269,38 @@ Values reshape(onnxir::NodeOp node, RewriterBase &b) {
     if (i != inferred)
       known = mulSizes(b, loc, known, sizes[i]);
   bool anyComputed = llvm::any_of(computed, [](Value v) { return bool(v); });
-  if (!anyComputed) {
-    // Compile-time entries: only the -1 is inferred (when the element count
-    // is dynamic, its divisibility is checked below).
-    if (inferred >= 0)
-      sizes[inferred] = divSizes(b, loc, total, known);
-    if (inferred >= 0 && !getConstantIntValue(total)) {
-      Value k = getValueOrCreateConstantIndexOp(b, loc, known);
-      Value t = getValueOrCreateConstantIndexOp(b, loc, total);
-      Value zeroKnown = cmp(arith::CmpIPredicate::eq, k, idx(0));
-      Value safeK = arith::SelectOp::create(b, loc, zeroKnown, idx(1), k);
-      Value rem = arith::RemUIOp::create(b, loc, t, safeK);
-      orInto(bad, zeroKnown);
-      orInto(bad, cmp(arith::CmpIPredicate::ne, rem, idx(0)));
+  std::optional<int64_t> knownCount = getConstantIntValue(known);
+  std::optional<int64_t> totalCount = getConstantIntValue(total);
+  if (!anyComputed && knownCount && totalCount) {
+    // Everything static: checked here.
+    bool fits = inferred >= 0 ? *knownCount != 0 && *totalCount % *knownCount == 0
+                              : *knownCount == *totalCount;
+    if (!fits) {
+      nodeError(node) << "cannot reshape " << data->getType() << " ("
+                      << *totalCount << " elements) to a shape of "
+                      << *knownCount << " elements"
+                      << (inferred >= 0 ? " times -1" : "");
+      return failure();
     }
+    if (inferred >= 0)
+      sizes[inferred] = b.getIndexAttr(*totalCount / *knownCount);
   } else {
+    // At run time: one -1 at most (inferred = count / known, which must
+    // divide it exactly); without one, known must equal the count.
     Value k = getValueOrCreateConstantIndexOp(b, loc, known);
     Value t = getValueOrCreateConstantIndexOp(b, loc, total);
-    orInto(bad, cmp(arith::CmpIPredicate::ugt, negOnes, idx(1)));
-    Value hasNegOne = cmp(arith::CmpIPredicate::eq, negOnes, idx(1));
+    Value hasNegOne = arith::ConstantOp::create(b, loc,
+                                                b.getBoolAttr(inferred >= 0));
+    if (anyComputed) {
+      Value count = inferred >= 0
+                        ? Value(arith::AddIOp::create(b, loc, negOnes, idx(1)))
+                        : negOnes;
+      orInto(bad, cmp(arith::CmpIPredicate::ugt, count, idx(1)));
+      hasNegOne = cmp(arith::CmpIPredicate::eq, count, idx(1));
+    }
     Value zeroKnown = cmp(arith::CmpIPredicate::eq, k, idx(0));
     Value safeK = arith::SelectOp::create(b, loc, zeroKnown, idx(1), k);
     Value inferredSize = arith::DivUIOp::create(b, loc, t, safeK);
-    // With a -1: known != 0 and known divides the count; without: known
-    // equals the count.
     Value withNegOne = arith::OrIOp::create(
         b, loc, zeroKnown,
         cmp(arith::CmpIPredicate::ne, arith::RemUIOp::create(b, loc, t, safeK),

@@ -456,8 +456,15 @@ LogicalResult OnnxImporter::checkFunctionCalls() {
   enum class State { Unvisited, Active, Done };
   llvm::StringMap<State> state;
   llvm::StringMap<uint64_t> inlinedSize;
-  llvm::StringMap<int> depthOf;
-  // Iterative DFS would be longer; recursion is bounded by kMaxInlineDepth.
+  llvm::StringMap<int> depthOf; // longest call chain below, itself included
+  auto tooDeep = [&](const onnx::FunctionProto &fn) {
+    error(fileLoc()) << "model-local functions nest deeper than "
+                     << kMaxInlineDepth << " (at '" << fn.domain() << "."
+                     << fn.name() << "')";
+    return failure();
+  };
+  // The descent is bounded by kMaxInlineDepth (checked before each call),
+  // so this recursion cannot exhaust the stack.
   std::function<LogicalResult(const onnx::FunctionProto &, int)> visit =
       [&](const onnx::FunctionProto &fn, int depth) -> LogicalResult {
     std::string key = keyOf(fn.domain(), fn.name());
@@ -482,12 +489,8 @@ LogicalResult OnnxImporter::checkFunctionCalls() {
         return failure();
       }
       if (s == State::Unvisited) {
-        if (depth + 1 > kMaxInlineDepth) {
-          error(fileLoc()) << "model-local functions nest deeper than "
-                           << kMaxInlineDepth << " (at '" << fn.domain()
-                           << "." << fn.name() << "')";
-          return failure();
-        }
+        if (depth + 1 > kMaxInlineDepth)
+          return tooDeep(fn);
         if (failed(visit(*callee->second, depth + 1)))
           return failure();
       }
@@ -498,12 +501,8 @@ LogicalResult OnnxImporter::checkFunctionCalls() {
       deepest = std::max(deepest, depthOf.lookup(calleeKey));
       size = std::min(size, kMaxInlinedNodes + 1);
     }
-    if (deepest + 1 > kMaxInlineDepth) {
-      error(fileLoc()) << "model-local functions nest deeper than "
-                       << kMaxInlineDepth << " (at '" << fn.domain() << "."
-                       << fn.name() << "')";
-      return failure();
-    }
+    if (deepest + 1 > kMaxInlineDepth)
+      return tooDeep(fn);
     state[key] = State::Done;
     inlinedSize[key] = size;
     depthOf[key] = deepest + 1;
@@ -640,11 +639,7 @@ LogicalResult OnnxImporter::inlineCall(const onnx::NodeProto &call,
                                        int depth,
                                        std::vector<onnx::NodeProto> &out) {
   Location loc = namedLoc(call.name());
-  if (depth > kMaxInlineDepth) {
-    error(loc) << "node '" << call.name() << "': model-local functions nest "
-               << "deeper than " << kMaxInlineDepth << " (recursive?)";
-    return failure();
-  }
+  assert(depth <= kMaxInlineDepth && "checkFunctionCalls bounds the nesting");
   if (call.input_size() > fn.input_size() ||
       call.output_size() > fn.output_size()) {
     error(loc) << "node '" << call.name() << "' calls function "

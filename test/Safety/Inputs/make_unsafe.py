@@ -79,6 +79,27 @@ save("exponential_functions", [
 ], [vi("x", [4])], [vi("y", [4])], functions=chain,
     extra_opsets=[("local", 1)])
 
+# A chain of 40 functions, each calling the next once: nests deeper than 32.
+deep = []
+for i in range(40):
+    body = [helper.make_node("Relu", ["a"], ["b"])] if i == 39 else [
+        helper.make_node(f"D{i + 1}", ["a"], ["b"], domain="local")]
+    deep.append(helper.make_function(
+        "local", f"D{i}", ["a"], ["b"], body,
+        [helper.make_opsetid("", 17), helper.make_opsetid("local", 1)]))
+save("deep_functions", [
+    helper.make_node("D0", ["x"], ["y"], name="call", domain="local"),
+], [vi("x", [4])], [vi("y", [4])], functions=deep,
+    extra_opsets=[("local", 1)])
+# The same function defined twice.
+twice = helper.make_function(
+    "local", "Twice", ["a"], ["b"], [helper.make_node("Relu", ["a"], ["b"])],
+    [helper.make_opsetid("", 17)])
+save("function_defined_twice", [
+    helper.make_node("Twice", ["x"], ["y"], name="call", domain="local"),
+], [vi("x", [4])], [vi("y", [4])], functions=[twice, twice],
+    extra_opsets=[("local", 1)])
+
 # 3. A Constant int64[1] whose raw_data holds 4 bytes, used by Slice.
 short = helper.make_tensor("starts", I64, [1], [1])
 short.raw_data = b"\x01\x00\x00\x00"
@@ -176,6 +197,18 @@ save("view_minus_one_matmul", [
     helper.make_node("TopK", ["logits", "k"], ["vals", "ids"], name="topk"),
 ], [vi("x", ["B", "T", 4])], [vi("vals", ["N", 2]), vi("ids", ["N", 2], I64)],
     [w9])
+
+# Reshape with a 0 (copy) entry on a dynamic input: the sizes must still
+# multiply to the element count at run time.
+save("reshape_copy_dim", [
+    const("shape", np.array([0, 6], np.int64)),
+    helper.make_node("Reshape", ["x", "shape"], ["y"], name="reshape"),
+], [vi("x", ["R", "C"])], [vi("y", ["R", 6])])
+# A static reshape that cannot fit: refused at import.
+save("reshape_static_mismatch", [
+    const("shape", np.array([4], np.int64)),
+    helper.make_node("Reshape", ["x", "shape"], ["y"], name="reshape"),
+], [vi("x", [2, 3])], [vi("y", [4])])
 
 # 10. An attention-mask Add: a dynamic dim that is 1 at run time against a
 # static one, and two dynamic dims of which one is 1.
