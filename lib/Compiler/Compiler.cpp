@@ -13,6 +13,7 @@
 #include "moe/Transforms/Passes.h"
 
 #include "moe/artifact_format.h"
+#include "moe/artifact_reader.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinAttributes.h"
@@ -36,19 +37,21 @@ using namespace mlir::moe;
 
 namespace {
 
-/// Percent-encodes whitespace and '%' (signature names have no spaces).
+/// Percent-encodes every byte outside printable ASCII, spaces and '%' (the
+/// signature is a text of space-separated fields; docs/runtime.md).
 std::string encodeName(StringRef name) {
   std::string out;
   for (char c : name) {
-    if (c == '%' || isspace(static_cast<unsigned char>(c))) {
+    auto u = static_cast<unsigned char>(c);
+    if (u == '%' || u <= 0x20 || u >= 0x7f) {
       char buf[4];
-      snprintf(buf, sizeof(buf), "%%%02X", static_cast<unsigned char>(c));
+      snprintf(buf, sizeof(buf), "%%%02X", u);
       out += buf;
     } else {
       out.push_back(c);
     }
   }
-  return out.empty() ? "_" : out;
+  return out;
 }
 
 FailureOr<std::string> dtypeName(Type t, Location loc) {
@@ -90,30 +93,55 @@ FailureOr<std::string> shapeText(Type type, ArrayAttr symbols, Location loc,
     return failure();
   if (isUnsigned && (*dtype)[0] == 'i')
     (*dtype)[0] = 'u';
+  if (t.getRank() > static_cast<int64_t>(::moe::artifact::kMaxRank)) {
+    emitError(loc) << "rank " << t.getRank() << " of " << t
+                   << " is above the runtime's limit of "
+                   << ::moe::artifact::kMaxRank;
+    return failure();
+  }
   std::string text = *dtype + " " + std::to_string(t.getRank());
   for (int64_t d = 0; d < t.getRank(); ++d) {
     if (!t.isDynamicDim(d)) {
       text += " " + std::to_string(t.getDimSize(d));
       continue;
     }
+    // "?" alone is an anonymous dim; names with a NUL, or too long for the
+    // runtime, are not symbols.
     std::string symbol;
     if (symbols && d < static_cast<int64_t>(symbols.size()))
       if (auto s = dyn_cast<StringAttr>(symbols[d]))
-        symbol = encodeName(s.getValue());
-    if (symbol == "_")
+        if (!s.getValue().contains('\0'))
+          symbol = encodeName(s.getValue());
+    if (symbol.size() + 1 > ::moe::artifact::kMaxNameLength)
       symbol.clear();
     text += " ?" + symbol;
   }
   return text;
 }
 
-StringRef nameOf(DictionaryAttr attrs, StringRef fallback,
-                 std::string &storage) {
+/// The name of an input or output: its `onnx.name`, else `fallback`.
+/// Names are untrusted text: an empty one or one with a NUL byte (which no
+/// C API caller could pass) is refused.
+FailureOr<StringRef> nameOf(DictionaryAttr attrs, StringRef fallback,
+                            std::string &storage, Location loc) {
   if (attrs)
-    if (auto n = attrs.getAs<StringAttr>("onnx.name"))
+    if (auto n = attrs.getAs<StringAttr>("onnx.name")) {
+      StringRef why = n.getValue().empty() ? "is empty"
+                      : n.getValue().contains('\0')
+                          ? "contains a NUL byte"
+                      : encodeName(n.getValue()).size() >
+                              ::moe::artifact::kMaxNameLength
+                          ? "is longer than the runtime accepts (4096 bytes "
+                            "encoded)"
+                          : "";
+      if (!why.empty()) {
+        emitError(loc) << "the name of " << fallback << " " << why;
+        return failure();
+      }
       return n.getValue();
+    }
   storage = fallback.str();
-  return storage;
+  return StringRef(storage);
 }
 
 /// The x86 features the runtime can check (runtime/src/runtime.cpp), in the
@@ -240,26 +268,32 @@ LogicalResult mlir::moe::compileModule(ModuleOp module,
     if (attrs && attrs.get("moe.weight"))
       continue;
     std::string storage;
-    StringRef name = nameOf(attrs, "arg" + std::to_string(i), storage);
+    FailureOr<StringRef> name = nameOf(attrs, "input " + std::to_string(i),
+                                       storage, func.getArgument(i).getLoc());
+    if (failed(name))
+      return failure();
     FailureOr<std::string> shape = shapeText(
         func.getArgumentTypes()[i],
         attrs ? attrs.getAs<ArrayAttr>("onnx.dim_params") : ArrayAttr(),
         func.getArgument(i).getLoc(), attrs && attrs.get("moe.unsigned"));
     if (failed(shape))
       return failure();
-    signature += "input " + encodeName(name) + " " + *shape + "\n";
+    signature += "input " + encodeName(*name) + " " + *shape + "\n";
   }
   for (unsigned i = 0; i < func.getNumResults(); ++i) {
     DictionaryAttr attrs = func.getResultAttrDict(i);
     std::string storage;
-    StringRef name = nameOf(attrs, "result" + std::to_string(i), storage);
+    FailureOr<StringRef> name = nameOf(attrs, "output " + std::to_string(i),
+                                       storage, func.getLoc());
+    if (failed(name))
+      return failure();
     FailureOr<std::string> shape = shapeText(
         func.getResultTypes()[i],
         attrs ? attrs.getAs<ArrayAttr>("onnx.dim_params") : ArrayAttr(),
         func.getLoc(), attrs && attrs.get("moe.unsigned"));
     if (failed(shape))
       return failure();
-    signature += "output " + encodeName(name) + " " + *shape + "\n";
+    signature += "output " + encodeName(*name) + " " + *shape + "\n";
   }
   for (Attribute a : weightValues ? weightValues.getValue()
                                   : ArrayRef<Attribute>()) {
@@ -321,8 +355,9 @@ LogicalResult mlir::moe::compileModule(ModuleOp module,
       llvm::GlobalValue::ExternalLinkage,
       llvm::ConstantInt::get(
           llvm::Type::getInt64Ty(llvmContext),
-          ::moe::artifact::fnv1a(signature.data(), signature.size())),
-      "moe_signature_digest");
+          ::moe::artifact::signatureDigest(signature.data(),
+                                           signature.size())),
+      ::moe::artifact::kSignatureDigestSymbol);
   if (options.emit == EmitLevel::LLVM) {
     llvmModule->print(out, nullptr);
     return success();
