@@ -119,11 +119,13 @@ FailureOr<std::string> shapeText(Type type, ArrayAttr symbols, Location loc,
   return text;
 }
 
-/// The name of an input or output: its `onnx.name`, else `fallback`.
+/// The name of an input or output (`what`, for messages): its `onnx.name`,
+/// else `fallback`.
 /// Names are untrusted text: an empty one or one with a NUL byte (which no
 /// C API caller could pass) is refused.
 FailureOr<StringRef> nameOf(DictionaryAttr attrs, StringRef fallback,
-                            std::string &storage, Location loc) {
+                            StringRef what, std::string &storage,
+                            Location loc) {
   if (attrs)
     if (auto n = attrs.getAs<StringAttr>("onnx.name")) {
       StringRef why = n.getValue().empty() ? "is empty"
@@ -135,7 +137,7 @@ FailureOr<StringRef> nameOf(DictionaryAttr attrs, StringRef fallback,
                             "encoded)"
                           : "";
       if (!why.empty()) {
-        emitError(loc) << "the name of " << fallback << " " << why;
+        emitError(loc) << "the name of " << what << " " << why;
         return failure();
       }
       return n.getValue();
@@ -144,20 +146,15 @@ FailureOr<StringRef> nameOf(DictionaryAttr attrs, StringRef fallback,
   return StringRef(storage);
 }
 
-/// The x86 features the runtime can check (runtime/src/runtime.cpp), in the
-/// spelling both LLVM and __builtin_cpu_supports use.
-constexpr const char *kCheckableFeatures[] = {
-    "sse4.2", "avx",      "avx2",     "fma",      "bmi",     "bmi2",
-    "f16c",   "avx512f",  "avx512bw", "avx512dq", "avx512vl", "avx512cd"};
-
 /// Features the code generated for `march` may use, as far as the runtime
 /// can check them: the host's for "native", the psABI levels' for
-/// x86-64-v2/v3/v4, none otherwise (documented in docs/runtime.md).
+/// x86-64-v2/v3/v4, none otherwise (documented in docs/runtime.md). The
+/// runtime's list (kCheckableCpuFeatures) is the one both sides use.
 std::vector<std::string> requiredFeatures(StringRef march) {
   std::vector<std::string> out;
   if (march == "native") {
     llvm::StringMap<bool> host = llvm::sys::getHostCPUFeatures();
-    for (const char *f : kCheckableFeatures)
+    for (const char *f : ::moe::artifact::kCheckableCpuFeatures)
       if (host.lookup(f))
         out.push_back(f);
     return out;
@@ -268,8 +265,9 @@ LogicalResult mlir::moe::compileModule(ModuleOp module,
     if (attrs && attrs.get("moe.weight"))
       continue;
     std::string storage;
-    FailureOr<StringRef> name = nameOf(attrs, "input " + std::to_string(i),
-                                       storage, func.getArgument(i).getLoc());
+    FailureOr<StringRef> name =
+        nameOf(attrs, "arg" + std::to_string(i), "input " + std::to_string(i),
+               storage, func.getArgument(i).getLoc());
     if (failed(name))
       return failure();
     FailureOr<std::string> shape = shapeText(
@@ -283,8 +281,9 @@ LogicalResult mlir::moe::compileModule(ModuleOp module,
   for (unsigned i = 0; i < func.getNumResults(); ++i) {
     DictionaryAttr attrs = func.getResultAttrDict(i);
     std::string storage;
-    FailureOr<StringRef> name = nameOf(attrs, "output " + std::to_string(i),
-                                       storage, func.getLoc());
+    FailureOr<StringRef> name = nameOf(
+        attrs, "result" + std::to_string(i), "output " + std::to_string(i),
+        storage, func.getLoc());
     if (failed(name))
       return failure();
     FailureOr<std::string> shape = shapeText(

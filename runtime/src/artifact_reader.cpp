@@ -9,6 +9,7 @@
 #include "moe/artifact_reader.h"
 
 #include "moe/artifact_format.h"
+#include "moe/text.h"
 
 #include <algorithm>
 #include <cstdarg>
@@ -37,23 +38,9 @@ Result fail(moe_status_code_t code, const char *fmt, ...) {
   return Result{code, std::move(message)};
 }
 
-/// `text` for a message: printable ASCII as is, other bytes as \xNN, at
-/// most `limit` bytes of it.
-std::string printable(const std::string &text, size_t limit = 80) {
-  std::string out;
-  for (size_t i = 0; i < text.size() && i < limit; ++i) {
-    auto c = static_cast<unsigned char>(text[i]);
-    if (c >= 0x20 && c < 0x7f && c != '\\') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      char buf[5];
-      std::snprintf(buf, sizeof(buf), "\\x%02X", c);
-      out += buf;
-    }
-  }
-  if (text.size() > limit)
-    out += "...";
-  return out;
+/// `text` for a message, at most `limit` bytes of it (moe/text.h).
+std::string shown(const std::string &text, size_t limit = 80) {
+  return moe::printable(text, limit);
 }
 
 int hexValue(char c) {
@@ -158,7 +145,7 @@ bool parseShape(const std::vector<std::string> &fields, size_t at,
     return false;
   }
   if (!parseDType(fields[at], rec.dtype)) {
-    why = "unknown dtype '" + printable(fields[at], 16) + "'";
+    why = "unknown dtype '" + shown(fields[at], 16) + "'";
     return false;
   }
   uint64_t rank;
@@ -187,7 +174,8 @@ bool parseShape(const std::vector<std::string> &fields, size_t at,
         return false;
       }
       rec.dims.push_back(-1);
-      rec.symbols.push_back(dim.substr(1));
+      // Decoded, as names are: "?B" and "?%42" are the same symbol.
+      rec.symbols.push_back(std::move(decoded));
       continue;
     }
     uint64_t v;
@@ -209,10 +197,7 @@ bool parseShape(const std::vector<std::string> &fields, size_t at,
 } // namespace
 
 bool moe::artifact::isKnownCpuFeature(const std::string &feature) {
-  static const char *const kKnown[] = {
-      "sse4.2",  "avx",      "avx2",     "fma",      "bmi",      "bmi2",
-      "f16c",    "avx512f",  "avx512bw", "avx512dq", "avx512vl", "avx512cd"};
-  for (const char *k : kKnown)
+  for (const char *k : kCheckableCpuFeatures)
     if (feature == k)
       return true;
   return false;
@@ -237,7 +222,7 @@ Result moe::artifact::parseSignature(const char *text, size_t size,
     std::string why;
     auto corrupt = [&]() {
       return fail(MOE_DATA_LOSS, "corrupt signature at line %zu (%s): '%s'",
-                  lineNo, why.c_str(), printable(line).c_str());
+                  lineNo, why.c_str(), shown(line).c_str());
     };
     if (!splitFields(line, fields, why))
       return corrupt();
@@ -257,7 +242,7 @@ Result moe::artifact::parseSignature(const char *text, size_t size,
         why = "a requires line naming no feature";
       for (size_t i = 1; why.empty() && i < fields.size(); ++i) {
         if (!isKnownCpuFeature(fields[i]))
-          why = "unknown CPU feature '" + printable(fields[i], 32) + "'";
+          why = "unknown CPU feature '" + shown(fields[i], 32) + "'";
         else if (!seen.insert(fields[i]).second)
           why = "CPU feature '" + fields[i] + "' listed twice";
         else
@@ -275,7 +260,7 @@ Result moe::artifact::parseSignature(const char *text, size_t size,
       else if (!parseShape(fields, 2, rec, true, why))
         ; // `why` says what.
       else if (!(isInput ? inputNames : outputNames).insert(rec.name).second)
-        why = "a second " + kind + " named '" + printable(rec.name, 64) + "'";
+        why = "a second " + kind + " named '" + shown(rec.name, 64) + "'";
       else
         (isInput ? out.inputs : out.outputs).push_back(std::move(rec));
     } else if (kind == "weight") {
@@ -336,10 +321,15 @@ Result moe::artifact::parse(const unsigned char *bytes, size_t size,
   bool haveWeights = false;
   std::vector<std::pair<uint64_t, uint64_t>> extents;
   for (const SectionEntry &e : table) {
-    if (e.offset < tableEnd || e.offset > size || e.size > size - e.offset ||
-        e.offset % kSectionAlignment != 0)
+    if (e.offset < tableEnd || e.offset > size || e.size > size - e.offset)
       return fail(MOE_DATA_LOSS, "'%s': section %u lies outside the file",
                   path, e.kind);
+    if (e.offset % kSectionAlignment != 0)
+      return fail(MOE_DATA_LOSS,
+                  "'%s': section %u is not %llu-byte aligned (offset %llu)",
+                  path, e.kind,
+                  static_cast<unsigned long long>(kSectionAlignment),
+                  static_cast<unsigned long long>(e.offset));
     if (fnv1a(bytes + e.offset, e.size) != e.checksum)
       return fail(MOE_DATA_LOSS, "'%s': checksum mismatch in section %u",
                   path, e.kind);

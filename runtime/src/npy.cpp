@@ -1,22 +1,28 @@
 //===- npy.cpp - NumPy .npy files ------------------------------------------===//
 //
-// A strict reader of the header NumPy writes (see npy.h), a writer, and the
-// output file names of moe-run.
+// A strict reader of the header NumPy writes (see npy.h), a writer into a
+// directory, and the output file names of moe-run.
 //
 //===----------------------------------------------------------------------===//
 
 #include "moe/npy.h"
 
 #include "moe/artifact_format.h"
+#include "moe/text.h"
+
+#include "posix_io.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <new>
+#include <stdexcept>
 
 namespace {
 
@@ -30,25 +36,14 @@ constexpr Descr kDescrs[] = {
     {"|u1", MOE_DTYPE_U8},  {"|b1", MOE_DTYPE_BOOL}, {"<i2", MOE_DTYPE_I16},
     {"<u2", MOE_DTYPE_U16}, {"<u4", MOE_DTYPE_U32}, {"<u8", MOE_DTYPE_U64}};
 
-/// `text` for a message: printable ASCII as is, other bytes as \xNN.
-std::string printable(const std::string &text) {
-  std::string out;
-  for (size_t i = 0; i < text.size() && i < 40; ++i) {
-    auto c = static_cast<unsigned char>(text[i]);
-    if (c >= 0x20 && c < 0x7f && c != '\\') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      char buf[5];
-      std::snprintf(buf, sizeof(buf), "\\x%02X", c);
-      out += buf;
-    }
-  }
-  return text.size() > 40 ? out + "..." : out;
+/// `text` for a message, at most 40 bytes of it (moe/text.h).
+std::string shown(const std::string &text) {
+  return moe::printable(text, 40);
 }
 
 /// The magic, the version and the header length: the header starts at
 /// `start` and is `headerLen` bytes long. `size` is how many bytes of the
-/// file `data` holds (at least 12 unless the file is shorter).
+/// file `data` holds (its whole preamble, unless the file is shorter).
 std::string preamble(const unsigned char *data, size_t size, size_t &start,
                      size_t &headerLen) {
   if (size < 8 || std::memcmp(data, "\x93NUMPY", 6) != 0)
@@ -100,9 +95,10 @@ public:
                    : key == "shape"         ? &haveShape
                                             : nullptr;
       if (!seen)
-        return "malformed .npy header: unknown key '" + printable(key) + "'";
+        return "malformed .npy header: unknown key '" + shown(key) + "'";
       if (*seen)
-        return "malformed .npy header: key '" + key + "' appears twice";
+        return "malformed .npy header: key '" + shown(key) +
+               "' appears twice";
       *seen = true;
       if (key == "descr") {
         if (peek('['))
@@ -142,10 +138,10 @@ public:
         return "";
       }
     if (!descr.empty() && descr[0] == '>')
-      return "big-endian dtype '" + printable(descr) +
+      return "big-endian dtype '" + shown(descr) +
              "' is not supported: save the array as little-endian "
              "(arr.astype(arr.dtype.newbyteorder('<')))";
-    return "unsupported dtype '" + printable(descr) + "'";
+    return "unsupported dtype '" + shown(descr) + "'";
   }
 
 private:
@@ -229,7 +225,7 @@ private:
   std::string syntax(const char *expected) const {
     return "malformed .npy header: expected " + std::string(expected) +
            " at byte " + std::to_string(at) + ", near '" +
-           printable(text.substr(at < 12 ? 0 : at - 12)) + "'";
+           shown(text.substr(at < 12 ? 0 : at - 12)) + "'";
   }
 
   const std::string &text;
@@ -239,8 +235,6 @@ private:
 /// Parses the header text into dtype, dims and the data's byte size.
 std::string parseHeader(const std::string &header, moe::npy::Array &out,
                         size_t &bytes) {
-  out.dims.clear();
-  out.bytes.clear();
   if (std::string err = HeaderParser(header).parse(out.dtype, out.dims);
       !err.empty())
     return err;
@@ -281,79 +275,16 @@ ssize_t readFully(int fd, unsigned char *to, size_t n) {
   return static_cast<ssize_t>(got);
 }
 
-std::string readFd(int fd, moe::npy::Array &out) {
-  struct stat st;
-  if (fstat(fd, &st) != 0)
-    return std::string("cannot stat: ") + std::strerror(errno);
-  if (S_ISDIR(st.st_mode))
-    return "is a directory";
-  // Regular files are checked against their size before any allocation;
-  // pipes are read in bounded chunks.
-  bool sized = S_ISREG(st.st_mode);
-  size_t fileSize = static_cast<size_t>(st.st_size);
-  unsigned char pre[12];
-  ssize_t n = readFully(fd, pre, sizeof(pre));
-  if (n < 0)
-    return std::string("read error: ") + std::strerror(errno);
-  size_t preRead = static_cast<size_t>(n);
-  size_t start = 0, headerLen = 0;
-  if (std::string err = preamble(pre, preRead, start, headerLen);
-      !err.empty())
-    return err;
-  if (sized && headerLen > fileSize - start)
-    return "truncated .npy header";
-  std::string header(headerLen, '\0');
-  size_t have = preRead - start; // Header bytes in `pre`.
-  if (have > headerLen)
-    have = headerLen;
-  std::memcpy(&header[0], pre + start, have);
-  if (headerLen > have) {
-    n = readFully(fd, reinterpret_cast<unsigned char *>(&header[have]),
-                  headerLen - have);
-    if (n < 0)
-      return std::string("read error: ") + std::strerror(errno);
-    if (static_cast<size_t>(n) != headerLen - have)
-      return "truncated .npy header";
-  }
-  size_t bytes;
-  if (std::string err = parseHeader(header, out, bytes); !err.empty())
-    return err;
-  size_t offset = start + headerLen;
-  if (sized && fileSize - offset != bytes)
-    return sizeMismatch(fileSize - offset, bytes);
-  // Data bytes read with the preamble (only under a tiny header, which
-  // cannot parse; kept general).
-  size_t early = preRead > offset ? preRead - offset : 0;
-  if (early > bytes)
-    return sizeMismatch(early, bytes);
-  if (early)
-    out.bytes.assign(pre + offset, pre + offset + early);
-  constexpr size_t kChunk = size_t(1) << 24;
-  while (out.bytes.size() < bytes) {
-    size_t want = bytes - out.bytes.size();
-    if (!sized && want > kChunk)
-      want = kChunk;
-    size_t at = out.bytes.size();
-    out.bytes.resize(at + want);
-    n = readFully(fd, out.bytes.data() + at, want);
-    if (n < 0)
-      return std::string("read error: ") + std::strerror(errno);
-    out.bytes.resize(at + static_cast<size_t>(n));
-    if (static_cast<size_t>(n) < want)
-      return sizeMismatch(out.bytes.size(), bytes);
-  }
-  unsigned char extra;
-  n = readFully(fd, &extra, 1);
-  if (n != 0)
-    return n < 0 ? std::string("read error: ") + std::strerror(errno)
-                 : "trailing bytes after the .npy data";
-  return "";
+std::string readError() {
+  return std::string("read error: ") + std::strerror(errno);
 }
 
-} // namespace
-
-std::string moe::npy::parse(const unsigned char *data, size_t size,
-                            Array &out) {
+/// Parses an in-memory .npy file into `out`; returns "" or an error. With
+/// `owner` (the vector holding `data`), the data bytes are moved out of it
+/// rather than copied.
+std::string parseBytes(const unsigned char *data, size_t size,
+                       moe::npy::Array &out,
+                       std::vector<unsigned char> *owner = nullptr) {
   if (!data)
     size = 0;
   size_t start = 0, headerLen = 0;
@@ -368,21 +299,127 @@ std::string moe::npy::parse(const unsigned char *data, size_t size,
   size_t offset = start + headerLen;
   if (size - offset != bytes)
     return sizeMismatch(size - offset, bytes);
-  out.bytes.assign(data + offset, data + size);
+  if (owner) {
+    owner->erase(owner->begin(), owner->begin() + offset);
+    out.bytes = std::move(*owner);
+  } else {
+    out.bytes.assign(data + offset, data + size);
+  }
   return "";
+}
+
+/// A regular file: read whole (to its end, whatever its size said: the size
+/// of a /proc file is 0, and a file may change between fstat and read),
+/// then parsed like bytes in memory. Only what the file holds is allocated.
+std::string readRegular(int fd, size_t sizeHint, moe::npy::Array &out) {
+  std::vector<unsigned char> file;
+  size_t capacity = sizeHint < 4096 ? 4096 : sizeHint + 1;
+  for (;;) {
+    size_t at = file.size();
+    file.resize(capacity);
+    ssize_t n = readFully(fd, file.data() + at, capacity - at);
+    if (n < 0)
+      return readError();
+    file.resize(at + static_cast<size_t>(n));
+    if (file.size() < capacity)
+      break; // The end of the file.
+    capacity *= 2;
+  }
+  return parseBytes(file.data(), file.size(), out, &file);
+}
+
+/// A pipe or another stream: the preamble, the header, then the data the
+/// header announces, in bounded chunks (a header that claims terabytes
+/// cannot make us allocate them before they arrive); nothing is read past
+/// the data but one byte, to refuse trailing bytes.
+std::string readStream(int fd, moe::npy::Array &out) {
+  unsigned char pre[12];
+  ssize_t n = readFully(fd, pre, 8);
+  if (n < 0)
+    return readError();
+  size_t have = static_cast<size_t>(n), start = 0, headerLen = 0;
+  if (have == 8 && (pre[6] == 2 || pre[6] == 3)) { // The longer preamble.
+    n = readFully(fd, pre + 8, 4);
+    if (n < 0)
+      return readError();
+    have += static_cast<size_t>(n);
+  } else if (have == 8) {
+    n = readFully(fd, pre + 8, 2);
+    if (n < 0)
+      return readError();
+    have += static_cast<size_t>(n);
+  }
+  if (std::string err = preamble(pre, have, start, headerLen); !err.empty())
+    return err;
+  std::string header(headerLen, '\0');
+  n = readFully(fd, reinterpret_cast<unsigned char *>(&header[0]), headerLen);
+  if (n < 0)
+    return readError();
+  if (static_cast<size_t>(n) != headerLen)
+    return "truncated .npy header";
+  size_t bytes;
+  if (std::string err = parseHeader(header, out, bytes); !err.empty())
+    return err;
+  constexpr size_t kChunk = size_t(1) << 24;
+  while (out.bytes.size() < bytes) {
+    size_t at = out.bytes.size();
+    size_t want = std::min(bytes - at, kChunk);
+    out.bytes.resize(at + want);
+    n = readFully(fd, out.bytes.data() + at, want);
+    if (n < 0)
+      return readError();
+    out.bytes.resize(at + static_cast<size_t>(n));
+    if (static_cast<size_t>(n) < want)
+      return sizeMismatch(out.bytes.size(), bytes);
+  }
+  unsigned char extra;
+  n = readFully(fd, &extra, 1);
+  if (n != 0)
+    return n < 0 ? readError() : "trailing bytes after the .npy data";
+  return "";
+}
+
+std::string readFd(int fd, moe::npy::Array &out) {
+  struct stat st;
+  if (fstat(fd, &st) != 0)
+    return std::string("cannot stat: ") + std::strerror(errno);
+  if (S_ISDIR(st.st_mode))
+    return "is a directory";
+  try {
+    if (S_ISREG(st.st_mode))
+      return readRegular(fd,
+                         st.st_size > 0 ? static_cast<size_t>(st.st_size) : 0,
+                         out);
+    return readStream(fd, out);
+  } catch (const std::bad_alloc &) {
+    return "out of memory";
+  } catch (const std::length_error &) {
+    return "out of memory";
+  }
+}
+
+} // namespace
+
+std::string moe::npy::parse(const unsigned char *data, size_t size,
+                            Array &out) {
+  std::string err = parseBytes(data, size, out);
+  if (!err.empty())
+    out = Array(); // Nothing half-parsed is left behind.
+  return err;
 }
 
 std::string moe::npy::read(const std::string &path, Array &out) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
+  if (fd < 0) {
+    out = Array();
     return "cannot open '" + path + "': " + std::strerror(errno);
+  }
   std::string err = readFd(fd, out);
   ::close(fd);
-  if (!err.empty()) {
-    out.dims.clear();
-    out.bytes.clear();
-  }
-  return err.empty() ? err : "'" + path + "': " + err;
+  if (err.empty())
+    return err;
+  out = Array(); // Nothing half-read is left behind.
+  return "'" + path + "': " + err;
 }
 
 namespace {
@@ -420,38 +457,9 @@ std::string npyHeader(moe_dtype_t dtype, const std::vector<int64_t> &dims,
   return out + header;
 }
 
-bool writeAll(int fd, const void *data, size_t size) {
-  const auto *p = static_cast<const unsigned char *>(data);
-  while (size) {
-    ssize_t n = ::write(fd, p, size);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      return false;
-    p += n;
-    size -= static_cast<size_t>(n);
-  }
-  return true;
-}
+using moe::detail::writeAll;
 
 } // namespace
-
-std::string moe::npy::write(const std::string &path, moe_dtype_t dtype,
-                            const std::vector<int64_t> &dims,
-                            const void *data) {
-  std::string err;
-  size_t bytes = 0;
-  std::string head = npyHeader(dtype, dims, bytes, err);
-  if (!err.empty())
-    return err;
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0)
-    return "cannot write '" + path + "': " + std::strerror(errno);
-  bool ok = writeAll(fd, head.data(), head.size()) &&
-            writeAll(fd, data, bytes);
-  ok = (::close(fd) == 0) && ok;
-  return ok ? "" : "write error on '" + path + "'";
-}
 
 std::string moe::npy::fileNameFor(const std::string &name) {
   static const char kHex[] = "0123456789ABCDEF";
@@ -494,7 +502,7 @@ std::string moe::npy::writeAt(int dirFd, const std::string &fileName,
   if (fileName.empty() || fileName == "." || fileName == ".." ||
       fileName.find('/') != std::string::npos ||
       fileName.find('\0') != std::string::npos)
-    return "'" + printable(fileName) + "' is not a plain file name";
+    return "'" + shown(fileName) + "' is not a plain file name";
   std::string err;
   size_t bytes = 0;
   std::string head = npyHeader(dtype, dims, bytes, err);
@@ -515,13 +523,19 @@ std::string moe::npy::writeAt(int dirFd, const std::string &fileName,
   if (fd < 0)
     return "cannot create a file for '" + fileName +
            "': " + std::strerror(errno);
-  bool ok = writeAll(fd, head.data(), head.size()) &&
-            writeAll(fd, data, bytes);
-  int savedErrno = errno;
-  ok = (::close(fd) == 0) && ok;
-  if (ok && ::renameat(dirFd, tmp.c_str(), dirFd, fileName.c_str()) == 0)
+  // errno is saved right after the call that failed: close, unlinkat and
+  // the like may change it.
+  int savedErrno = 0;
+  if (!writeAll(fd, head.data(), head.size()) || !writeAll(fd, data, bytes))
+    savedErrno = errno;
+  if (::close(fd) != 0 && !savedErrno)
+    savedErrno = errno;
+  if (!savedErrno &&
+      ::renameat(dirFd, tmp.c_str(), dirFd, fileName.c_str()) == 0)
     return "";
-  savedErrno = ok ? errno : savedErrno;
+  if (!savedErrno)
+    savedErrno = errno;
   ::unlinkat(dirFd, tmp.c_str(), 0);
-  return "cannot write '" + fileName + "': " + std::strerror(savedErrno);
+  return "cannot write '" + moe::printable(fileName, 256) +
+         "': " + std::strerror(savedErrno);
 }

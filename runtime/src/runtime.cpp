@@ -13,6 +13,9 @@
 #include "moe/artifact_format.h"
 #include "moe/artifact_reader.h"
 
+#include "posix_io.h"
+#include "test_hooks.h"
+
 #include <dlfcn.h>
 #include <elf.h>
 #include <fcntl.h>
@@ -22,6 +25,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
@@ -147,24 +151,19 @@ void unload(void *handle, int fd, const std::string &name) {
   ::close(fd);
 }
 
-bool writeAll(int fd, const unsigned char *data, size_t size) {
-  size_t written = 0;
-  while (written < size) {
-    ssize_t n = ::write(fd, data + written, size - written);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      return false;
-    written += static_cast<size_t>(n);
-  }
-  return true;
-}
+using moe::detail::writeAll;
+
+/// Set by test_hooks::setForceFileStaging.
+std::atomic<bool> gForceFileStaging{false};
 
 /// The code in an anonymous memory file, named "/proc/self/fd/N" for
 /// dlopen: nothing is left behind if the process dies while loading. -1 if
-/// the kernel has no memfd_create or /proc is not mounted.
+/// the kernel has no memfd_create or /proc is not mounted (or a test forces
+/// the file fallback); -2 with `error` on failure.
 int stageInMemfd(const unsigned char *code, size_t size, std::string &name,
                  std::string &error) {
+  if (gForceFileStaging.load(std::memory_order_relaxed))
+    return -1;
   int fd = memfd_create("moe-code", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
   if (fd < 0 && errno == EINVAL) // A kernel before 6.3 knows no MFD_EXEC.
     fd = memfd_create("moe-code", MFD_CLOEXEC | MFD_ALLOW_SEALING);
@@ -515,27 +514,23 @@ extern "C" void moe_instance_release(moe_instance *instance) {
 
 namespace {
 
+/// Set by test_hooks::setCpuFeatureQuery; null: the CPU's own answer.
+std::atomic<moe::test_hooks::CpuFeatureQuery> gCpuFeatureQuery{nullptr};
+
 /// Whether this CPU has `feature` (1), lacks it (0), or the runtime cannot
-/// tell (-1). __builtin_cpu_supports needs literal names.
+/// tell (-1). __builtin_cpu_supports needs literal names: the features are
+/// those of MOE_CHECKABLE_CPU_FEATURES (artifact_format.h).
 int cpuHas(const std::string &f) {
+  if (moe::test_hooks::CpuFeatureQuery query =
+          gCpuFeatureQuery.load(std::memory_order_relaxed))
+    return query(f.c_str());
 #if defined(__x86_64__)
   __builtin_cpu_init();
-#define MOE_FEATURE(name)                                                      \
+#define MOE_CPU_FEATURE_CHECK(name)                                            \
   if (f == name)                                                               \
     return __builtin_cpu_supports(name) ? 1 : 0;
-  MOE_FEATURE("sse4.2")
-  MOE_FEATURE("avx")
-  MOE_FEATURE("avx2")
-  MOE_FEATURE("fma")
-  MOE_FEATURE("bmi")
-  MOE_FEATURE("bmi2")
-  MOE_FEATURE("f16c")
-  MOE_FEATURE("avx512f")
-  MOE_FEATURE("avx512bw")
-  MOE_FEATURE("avx512dq")
-  MOE_FEATURE("avx512vl")
-  MOE_FEATURE("avx512cd")
-#undef MOE_FEATURE
+  MOE_CHECKABLE_CPU_FEATURES(MOE_CPU_FEATURE_CHECK)
+#undef MOE_CPU_FEATURE_CHECK
 #endif
   return -1;
 }
@@ -556,7 +551,9 @@ extern "C" moe_status_t moe_session_create(moe_instance *instance,
     return makeStatus(MOE_RESOURCE_EXHAUSTED, "out of memory");
   s->instance = instance;
 
-  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
+  // writer before fstat could tell that it is no regular file.
+  int fd = ::open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0)
     return makeStatus(errno == ENOENT ? MOE_NOT_FOUND : MOE_INVALID_ARGUMENT,
                       "cannot open '%s': %s", path, std::strerror(errno));
@@ -618,6 +615,14 @@ extern "C" moe_status_t moe_session_create(moe_instance *instance,
 }
 
 extern "C" void moe_session_release(moe_session *session) { delete session; }
+
+void moe::test_hooks::setCpuFeatureQuery(CpuFeatureQuery query) {
+  gCpuFeatureQuery.store(query, std::memory_order_relaxed);
+}
+
+void moe::test_hooks::setForceFileStaging(bool force) {
+  gForceFileStaging.store(force, std::memory_order_relaxed);
+}
 
 namespace {
 const TensorSpec *specAt(const std::vector<TensorSpec> &v, size_t i) {
@@ -819,6 +824,24 @@ extern "C" moe_status_t moe_session_run(moe_session *s, size_t numInputs,
   if (moe_status_t st = s->executor->run(packed.data()))
     return st;
   int32_t reported = tReportedError;
+  // A data error the code reported comes first: its result descriptors are
+  // not checked or read (only the buffers they hold are freed), so that the
+  // caller gets the data error, not a consequence of it.
+  moe_status_t failure = nullptr;
+  if (reported)
+    failure = makeStatus(
+        MOE_INVALID_ARGUMENT, "%s",
+        reported == 1
+            ? "an expert id outside [0, E) reached moe.dispatch"
+        : reported == 2
+            ? "an index is out of range in a gather (for an embedding: a "
+              "token id outside the vocabulary)"
+        : reported == 3
+            ? "a dynamic dimension has a size the model cannot take "
+              "(broadcast operands neither equal nor 1, reshape sizes that do "
+              "not match the element count, a batch that is not a multiple "
+              "of the group size, or a size other than the declared one)"
+            : "the model reported a data error");
 
   // Copy the results out; free the buffers the code allocated for them.
   auto inside = [&](const void *p) {
@@ -833,7 +856,6 @@ extern "C" moe_status_t moe_session_run(moe_session *s, size_t numInputs,
   std::vector<moe_tensor *> made;
   std::set<void *> toFree;
   size_t at = 0;
-  moe_status_t failure = nullptr;
   for (const TensorSpec &o : s->outputs) {
     size_t rank = o.dims.size();
     const int64_t *w = &results[at];
@@ -849,17 +871,23 @@ extern "C" moe_status_t moe_session_run(moe_session *s, size_t numInputs,
     if (!failure)
       failure = moe_tensor_create(o.dtype, rank, dims.data(), nullptr, &t);
     if (t) {
-      // Gather through the strides (results may be views).
-      size_t esize = moe_dtype_size(o.dtype);
-      const auto *src = static_cast<const unsigned char *>(aligned) +
-                        w[2] * static_cast<int64_t>(esize);
+      // Gather through the strides (results may be views). The offset is
+      // summed in elements in checkResult's order, from the descriptor's
+      // offset, and scaled to bytes last: checkResult bounded every partial
+      // sum and the scaled extremes, so nothing here overflows. The address
+      // is computed as the code's own is, modulo 2^64 (an offset near
+      // +-2^63 bytes may wrap around the address space to valid memory).
+      int64_t esize = static_cast<int64_t>(moe_dtype_size(o.dtype));
+      auto base = reinterpret_cast<uintptr_t>(aligned);
       std::vector<int64_t> index(rank, 0);
       for (size_t n = 0; n < t->count; ++n) {
-        int64_t off = 0;
+        int64_t off = w[2];
         for (size_t d = 0; d < rank; ++d)
           off += index[d] * strides[d];
-        std::memcpy(t->data.get() + n * esize, src + off * (int64_t)esize,
-                    esize);
+        uintptr_t src = base + static_cast<uintptr_t>(off * esize);
+        std::memcpy(t->data.get() + n * static_cast<size_t>(esize),
+                    reinterpret_cast<const void *>(src),
+                    static_cast<size_t>(esize));
         for (size_t d = rank; d-- > 0;) {
           if (++index[d] < dims[d])
             break;
@@ -878,20 +906,6 @@ extern "C" moe_status_t moe_session_run(moe_session *s, size_t numInputs,
   }
   for (void *p : toFree)
     std::free(p);
-  if (!failure && reported)
-    failure = makeStatus(
-        MOE_INVALID_ARGUMENT, "%s",
-        reported == 1
-            ? "an expert id outside [0, E) reached moe.dispatch"
-        : reported == 2
-            ? "an index is out of range in a gather (for an embedding: a "
-              "token id outside the vocabulary)"
-        : reported == 3
-            ? "a dynamic dimension has a size the model cannot take "
-              "(broadcast operands neither equal nor 1, reshape sizes that do "
-              "not match the element count, a batch that is not a multiple "
-              "of the group size, or a size other than the declared one)"
-            : "the model reported a data error");
   if (failure) {
     for (moe_tensor *t : made)
       moe_tensor_release(t);

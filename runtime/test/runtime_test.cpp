@@ -3,21 +3,30 @@
 #include "moe/artifact_format.h"
 #include "moe/artifact_reader.h"
 #include "moe/npy.h"
+#include "moe/text.h"
 #include "moe_runtime.hpp"
+#include "test_hooks.h"
 
 #include <gtest/gtest.h>
 
 #include <dirent.h>
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cctype>
+#include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <future>
 #include <iterator>
 #include <set>
 #include <string>
@@ -133,6 +142,8 @@ protected:
   std::vector<std::string> files;
 };
 
+void expectBias(Session &session, float bias);
+
 Tensor makeInput(int64_t rows, float base = 1.0f) {
   std::vector<float> data(rows * 4);
   for (size_t i = 0; i < data.size(); ++i)
@@ -238,16 +249,29 @@ TEST_F(RuntimeTest, SymbolsMustAgree) {
   EXPECT_NE(s.message().find("given twice"), std::string::npos);
 }
 
+TEST_F(RuntimeTest, SymbolsAreDecoded) {
+  // "?N" and "?%4E" are one symbol, named "N" (symbols are percent-encoded
+  // like names).
+  std::string signature = "entry moe_entry\n"
+                          "input a f32 2 ?N 4\n"
+                          "input b f32 2 ?%4E 4\n"
+                          "output y f32 2 ?N 4\n"
+                          "weight 0 16 f32 1 4\n";
+  Session session;
+  ASSERT_TRUE(
+      load(artifactFor(signature, std::string(16, '\0')), session).ok());
+  EXPECT_STREQ(moe_session_input_dim_name(session.get(), 1, 0), "N");
+  Tensor a = makeInput(2), b = makeInput(3);
+  std::vector<Tensor> outputs;
+  Status s = session.run({"a", "b"}, {&a, &b}, outputs);
+  EXPECT_EQ(s.code(), MOE_INVALID_ARGUMENT);
+  EXPECT_NE(s.message().find("input 'b' dim 0 ('N') is 3, but 'N' was 2"),
+            std::string::npos)
+      << s.message();
+}
+
 TEST_F(RuntimeTest, RefusesCorruptArtifacts) {
   std::string good = goodArtifact();
-  auto expectLoadError = [&](const std::string &bytes, moe_status_code_t code,
-                             const char *text) {
-    Session session;
-    Status s = load(bytes, session);
-    EXPECT_FALSE(s.ok());
-    EXPECT_EQ(s.code(), code) << s.message();
-    EXPECT_NE(s.message().find(text), std::string::npos) << s.message();
-  };
   std::string flipped = good;
   flipped[flipped.size() - 3] ^= 0x40; // inside the weights
   expectLoadError(flipped, MOE_DATA_LOSS, "checksum mismatch in section 3");
@@ -289,6 +313,35 @@ TEST_F(RuntimeTest, RefusesCorruptArtifacts) {
   Status s = Session::load(instance, dir + "/does-not-exist.moeb", missing);
   EXPECT_EQ(s.code(), MOE_NOT_FOUND);
   EXPECT_NE(s.message().find("No such file"), std::string::npos);
+  Session directory;
+  s = Session::load(instance, dir, directory);
+  EXPECT_EQ(s.code(), MOE_INVALID_ARGUMENT);
+  EXPECT_NE(s.message().find("is not a regular file"), std::string::npos)
+      << s.message();
+}
+
+TEST_F(RuntimeTest, RefusesAFifoWithoutWaiting) {
+  // Opening a FIFO for reading waits for a writer: the loader must see that
+  // it is no regular file before that. Should the load block all the same,
+  // a writer's open releases it, and the test fails instead of hanging.
+  std::string fifo = dir + "/model.fifo";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0) << std::strerror(errno);
+  files.push_back(fifo);
+  auto loading = std::async(std::launch::async, [&] {
+    Session session;
+    return Session::load(instance, fifo, session);
+  });
+  if (loading.wait_for(std::chrono::seconds(10)) !=
+      std::future_status::ready) {
+    ADD_FAILURE() << "loading a FIFO blocked";
+    int w = open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (w >= 0)
+      close(w);
+  }
+  Status s = loading.get();
+  EXPECT_EQ(s.code(), MOE_INVALID_ARGUMENT);
+  EXPECT_NE(s.message().find("is not a regular file"), std::string::npos)
+      << s.message();
 }
 
 TEST_F(RuntimeTest, ChecksRequiredCpuFeatures) {
@@ -317,7 +370,66 @@ TEST_F(RuntimeTest, ChecksRequiredCpuFeatures) {
     EXPECT_NE(s.message().find("this CPU lacks 'avx512f'"), std::string::npos)
         << s.message();
   }
+  // Whatever this CPU has: a CPU without avx512f, then a runtime that
+  // cannot check a feature, through the loader's query hook.
+  test_hooks::setCpuFeatureQuery([](const char *feature) {
+    return std::strcmp(feature, "avx512f") == 0 ? 0 : 1;
+  });
+  Session lacking, allThere;
+  s = load(withRequires("requires avx2 avx512f\n"), lacking);
+  EXPECT_EQ(s.code(), MOE_UNIMPLEMENTED);
+  EXPECT_NE(s.message().find("this CPU lacks 'avx512f', which the "
+                             "artifact's code was compiled for"),
+            std::string::npos)
+      << s.message();
+  s = load(withRequires("requires avx2 fma\n"), allThere);
+  EXPECT_TRUE(s.ok()) << s.message();
+  test_hooks::setCpuFeatureQuery([](const char *) { return -1; });
+  Session unchecked;
+  s = load(withRequires("requires avx2\n"), unchecked);
+  test_hooks::setCpuFeatureQuery(nullptr);
+  EXPECT_EQ(s.code(), MOE_UNIMPLEMENTED);
+  EXPECT_NE(s.message().find("the code needs CPU feature 'avx2', which this "
+                             "runtime cannot check"),
+            std::string::npos)
+      << s.message();
 }
+
+TEST(SignatureTest, OneListOfCpuFeatures) {
+  // The reader accepts exactly the features the loader can check (one
+  // list, artifact::kCheckableCpuFeatures); on x86-64 each has an answer.
+  std::set<std::string> seen;
+  std::string line = "requires";
+  for (const char *f : artifact::kCheckableCpuFeatures) {
+    EXPECT_TRUE(seen.insert(f).second) << f << " listed twice";
+    EXPECT_TRUE(artifact::isKnownCpuFeature(f)) << f;
+    line += std::string(" ") + f;
+  }
+  EXPECT_EQ(seen.size(), 12u);
+  EXPECT_FALSE(artifact::isKnownCpuFeature("avx512fp16"));
+  std::string text = "entry moe_entry\n" + line + "\n";
+  artifact::Signature sig;
+  artifact::Result r = artifact::parseSignature(text.data(), text.size(), sig);
+  ASSERT_TRUE(r.ok()) << r.message;
+  EXPECT_EQ(sig.requiredFeatures.size(), 12u);
+}
+
+#if defined(__x86_64__)
+TEST_F(RuntimeTest, ChecksEveryListedFeatureOnThisCpu) {
+  // Every listed feature is one the real query can answer: a feature this
+  // CPU lacks is refused as lacking, never as uncheckable.
+  for (const char *f : artifact::kCheckableCpuFeatures) {
+    std::string signature = std::string("entry moe_entry\nrequires ") + f +
+                            "\ninput x f32 2 ?N 4\noutput y f32 2 ?N 4\n"
+                            "weight 0 16 f32 1 4\n";
+    Session session;
+    Status s = load(artifactFor(signature), session);
+    EXPECT_TRUE(s.ok() || s.message().find("this CPU lacks") !=
+                              std::string::npos)
+        << f << ": " << s.message();
+  }
+}
+#endif
 
 TEST_F(RuntimeTest, ConcurrentRuns) {
   Session session;
@@ -370,19 +482,26 @@ TEST(TensorTest, RefusesBadShapes) {
 }
 
 TEST(NpyTest, RoundTripAndErrors) {
-  char path[] = "/tmp/moe-npy-XXXXXX";
-  int fd = mkstemp(path);
-  ASSERT_GE(fd, 0);
-  close(fd);
+  char tmpl[] = "/tmp/moe-npy-dir-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  std::string path = std::string(tmpl) + "/x.npy";
+  int dirFd = open(tmpl, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(dirFd, 0);
   float data[6] = {1, 2, 3, 4, 5, 6};
-  ASSERT_EQ(npy::write(path, MOE_DTYPE_F32, {2, 3}, data), "");
+  ASSERT_EQ(npy::writeAt(dirFd, "x.npy", MOE_DTYPE_F32, {2, 3}, data), "");
+  close(dirFd);
   npy::Array a;
   ASSERT_EQ(npy::read(path, a), "");
   EXPECT_EQ(a.dtype, MOE_DTYPE_F32);
   EXPECT_EQ(a.dims, (std::vector<int64_t>{2, 3}));
   EXPECT_EQ(std::memcmp(a.bytes.data(), data, sizeof(data)), 0);
   std::string bytes = readFile(path);
-  std::remove(path);
+  // The header NumPy writes, padded so that the data is 64-byte aligned.
+  EXPECT_EQ(bytes.substr(10, bytes.size() - 10 - sizeof(data)),
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (2,3), }" +
+                std::string(59, ' ') + "\n");
+  std::remove(path.c_str());
+  EXPECT_EQ(rmdir(tmpl), 0);
   npy::Array b;
   EXPECT_NE(npy::parse(reinterpret_cast<const unsigned char *>(bytes.data()),
                        bytes.size() - 4, b)
@@ -592,6 +711,25 @@ TEST_F(RuntimeTest, RefusesBadWeightRecordsAndSections) {
         t[2].checksum = artifact::fnv1a(out.data() + t[2].offset, t[2].size);
       }),
       MOE_DATA_LOSS, "overlapping sections");
+  EXPECT_LOAD_ERROR(retable([](std::vector<artifact::SectionEntry> &t,
+                               std::string &) { t[0].offset += 8; }),
+                    MOE_DATA_LOSS, "section 1 is not 64-byte aligned");
+  // A table of more than 64 entries, and one past the end of the file
+  // (the header's size and checksum made consistent).
+  auto withCount = [](uint32_t count, size_t size) {
+    std::string out(size, '\0');
+    artifact::Header h{};
+    std::memcpy(h.magic, artifact::kMagic, sizeof(h.magic));
+    h.version = artifact::kVersion;
+    h.sectionCount = count;
+    h.fileSize = size;
+    std::memcpy(&out[0], &h, sizeof(h));
+    return out;
+  };
+  EXPECT_LOAD_ERROR(withCount(65, 32 + 65 * 32), MOE_DATA_LOSS,
+                    "has a corrupt section table");
+  EXPECT_LOAD_ERROR(withCount(2, 32 + 32), MOE_DATA_LOSS,
+                    "has a corrupt section table");
 }
 
 TEST_F(RuntimeTest, ZeroSections) {
@@ -617,8 +755,8 @@ TEST_F(RuntimeTest, PureParserNeedsNoFile) {
       "mem", contents);
   ASSERT_TRUE(r.ok()) << r.message;
   EXPECT_EQ(contents.signature.entry, "moe_entry");
-  EXPECT_EQ(contents.signatureDigest,
-            artifact::signatureDigest(kSignature, std::strlen(kSignature)));
+  // FNV-1a 64 of kSignature, computed independently (Python).
+  EXPECT_EQ(contents.signatureDigest, 0x6b189e61274cc78cull);
   EXPECT_EQ(contents.weightsSize, 16u);
   EXPECT_EQ(std::memcmp(contents.weights, kWeights, 16), 0);
 }
@@ -679,8 +817,9 @@ TEST_F(RuntimeTest, RefusesBadResultsFromTheCode) {
       "the code returned output 'y' with dim 1 = 5, but the signature says 4",
       "the code returned output 'y' with more elements than memory can hold",
       "the code returned output 'y' with a null data pointer",
+      "the code returned output 'y' with a layout whose offsets overflow",
   };
-  for (int32_t mode = 1; mode <= 4; ++mode) {
+  for (int32_t mode = 1; mode <= 5; ++mode) {
     Session session;
     Status s = load(artifactFor(kSignature, weightBytes(), 0, mode), session);
     ASSERT_TRUE(s.ok()) << s.message();
@@ -692,6 +831,38 @@ TEST_F(RuntimeTest, RefusesBadResultsFromTheCode) {
         << "mode " << mode << ": " << s.message();
     EXPECT_TRUE(outputs.empty());
   }
+}
+
+TEST_F(RuntimeTest, GathersThroughExtremeOffsets) {
+  // A result whose element byte offsets are 2^63 - 16 + 4j (row 0) and
+  // -2^63 + 4j (row 1): within int64, so accepted, and correct only if the
+  // offset is summed from the descriptor's offset and scaled last, as the
+  // check does (test_model.c, mode 6; UBSan reports the old order).
+  Session session;
+  Status s = load(artifactFor(kSignature, weightBytes(), 0, 6), session);
+  ASSERT_TRUE(s.ok()) << s.message();
+  expectBias(session, 0);
+}
+
+TEST_F(RuntimeTest, DataErrorComesFirst) {
+  // The code reported a data error and returned a bad descriptor (mode 7):
+  // the caller learns of the data error, the code's buffer is still freed
+  // (LeakSanitizer would tell), nothing is copied.
+  Session session;
+  Status s = load(artifactFor(kSignature, weightBytes(), 0, 7), session);
+  ASSERT_TRUE(s.ok()) << s.message();
+  Tensor x = makeInput(3);
+  std::vector<Tensor> outputs;
+  s = session.run({"x"}, {&x}, outputs);
+  EXPECT_EQ(s.code(), MOE_INVALID_ARGUMENT) << s.message();
+  EXPECT_NE(s.message().find("an index is out of range in a gather"),
+            std::string::npos)
+      << s.message();
+  EXPECT_TRUE(outputs.empty());
+  // The next run on this thread starts without the error.
+  Session good;
+  ASSERT_TRUE(load(goodArtifact(), good).ok());
+  expectBias(good, 0);
 }
 
 //===----------------------------------------------------------------------===//
@@ -832,6 +1003,114 @@ TEST_F(RuntimeTest, LeavesNoFileInTmpdir) {
   else
     unsetenv("TMPDIR");
   rmdir(tmpl);
+}
+
+TEST_F(RuntimeTest, FileStagingFallback) {
+  // Where memfd_create or /proc is missing, the code is staged in a
+  // temporary file of $TMPDIR, unlinked once dlopen has mapped it: forced
+  // here through the test hook, in a private TMPDIR.
+  char tmpl[] = "/tmp/moe-runtime-tmpdir-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const char *saved = std::getenv("TMPDIR");
+  std::string savedValue = saved ? saved : "";
+  setenv("TMPDIR", tmpl, 1);
+  test_hooks::setForceFileStaging(true);
+  size_t memfdsBefore = mappingsOf("/memfd:moe-code");
+  {
+    Session a, b;
+    ASSERT_TRUE(load(artifactFor(kSignature, weightBytes(), 100.0f), a).ok());
+    std::string other = "entry moe_entry\ninput x f32 2 ?M 4\n"
+                        "output y f32 2 ?M 4\nweight 0 16 f32 1 4\n";
+    ASSERT_TRUE(load(artifactFor(other, weightBytes(), 200.0f), b).ok());
+    expectBias(a, 100.0f);
+    expectBias(b, 200.0f);
+    EXPECT_EQ(countEntries(tmpl), 0u) << "a staged file was left in TMPDIR";
+    // Mapped from the (deleted) staged files, not from memfds.
+    EXPECT_GE(mappingsOf(std::string(tmpl) + "/moe-code-"), 2u);
+    EXPECT_EQ(mappingsOf("/memfd:moe-code"), memfdsBefore);
+  }
+  test_hooks::setForceFileStaging(false);
+  EXPECT_EQ(mappingsOf(std::string(tmpl) + "/moe-code-"), 0u);
+  EXPECT_EQ(countEntries(tmpl), 0u);
+  // A TMPDIR that cannot hold the file: a clean refusal.
+  setenv("TMPDIR", (std::string(tmpl) + "/missing").c_str(), 1);
+  test_hooks::setForceFileStaging(true);
+  Session failed;
+  Status s = load(goodArtifact(), failed);
+  test_hooks::setForceFileStaging(false);
+  EXPECT_EQ(s.code(), MOE_DATA_LOSS) << s.message();
+  EXPECT_NE(s.message().find("cannot stage the code in"), std::string::npos)
+      << s.message();
+  if (saved)
+    setenv("TMPDIR", savedValue.c_str(), 1);
+  else
+    unsetenv("TMPDIR");
+  EXPECT_EQ(rmdir(tmpl), 0);
+}
+
+namespace {
+/// Loads `count` copies of the test model from memfds under the names
+/// "/proc/self/fd/N" of the lowest free descriptor numbers, then closes the
+/// memfds: objects outside the runtime's control now hold the names its
+/// next memfds would get. Returns their handles (null on failure).
+std::vector<void *> holdNames(size_t count) {
+  std::vector<int> fds;
+  std::vector<void *> handles;
+  const std::string &code = testModel();
+  for (size_t i = 0; i < count; ++i) {
+    int fd = memfd_create("other-code", MFD_CLOEXEC);
+    if (fd >= 0 && write(fd, code.data(), code.size()) !=
+                       static_cast<ssize_t>(code.size())) {
+      close(fd);
+      fd = -1;
+    }
+    fds.push_back(fd);
+  }
+  for (int fd : fds) {
+    std::string name = "/proc/self/fd/" + std::to_string(fd);
+    handles.push_back(fd < 0 ? nullptr
+                             : dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL));
+  }
+  for (int fd : fds)
+    if (fd >= 0)
+      close(fd);
+  return handles;
+}
+
+void release(const std::vector<void *> &handles) {
+  for (void *h : handles)
+    if (h)
+      dlclose(h);
+}
+} // namespace
+
+TEST_F(RuntimeTest, SkipsMemfdNamesHeldByOtherObjects) {
+  // The lowest free descriptor numbers, N, N + 1, ..., name loaded objects
+  // the runtime did not load: its memfd gets N, then N + 1 and so on (each
+  // kept open), until a name is free; dlopen by a held name would return
+  // the other object instead of the session's code.
+  for (size_t held : {1u, 3u}) {
+    std::vector<void *> handles = holdNames(held);
+    for (void *h : handles)
+      ASSERT_NE(h, nullptr) << dlerror();
+    Session session;
+    Status s = load(artifactFor(kSignature, weightBytes(), 300.0f), session);
+    EXPECT_TRUE(s.ok()) << s.message();
+    if (s.ok())
+      expectBias(session, 300.0f);
+    release(handles);
+  }
+  // More held names than the runtime tries (8): a clean refusal.
+  std::vector<void *> handles = holdNames(10);
+  for (void *h : handles)
+    ASSERT_NE(h, nullptr) << dlerror();
+  Session session;
+  Status s = load(goodArtifact(), session);
+  EXPECT_EQ(s.code(), MOE_INTERNAL) << s.message();
+  EXPECT_NE(s.message().find("no unused /proc/self/fd name"),
+            std::string::npos)
+      << s.message();
+  release(handles);
 }
 
 //===----------------------------------------------------------------------===//
@@ -1063,4 +1342,230 @@ TEST(NpyTest, WriteAtReplacesPlantedLinks) {
   std::remove((dir + "/y.npy").c_str());
   std::remove(victim.c_str());
   EXPECT_EQ(rmdir(tmpl), 0) << "temporary files were left behind";
+}
+
+TEST(NpyTest, OutputFileNamesCutLongEncodings) {
+  // Encodings of 201, 202 and 203 bytes, cut at byte 183, 181 and 182 so
+  // that no %XX is split (expected names computed independently with the
+  // rule of test/conformance/backend_node_tests.py, npy_file_name).
+  auto repeat = [](const std::string &s, int n) {
+    std::string out;
+    for (int i = 0; i < n; ++i)
+      out += s;
+    return out;
+  };
+  EXPECT_EQ(npy::fileNameFor(std::string(67, '/')),
+            repeat("%2F", 61) + "~BC01F426794C1624.npy");
+  EXPECT_EQ(npy::fileNameFor("a" + std::string(67, '/')),
+            "a" + repeat("%2F", 60) + "~6301D85BFA0A4DD7.npy");
+  EXPECT_EQ(npy::fileNameFor("aa" + std::string(67, '/')),
+            "aa" + repeat("%2F", 60) + "~6E36670D839F5A1E.npy");
+}
+
+TEST(NpyTest, MoreRefusals) {
+  std::string structured = npyFile(
+      "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }", 8);
+  EXPECT_NE(npyError(structured).find("structured (record) dtypes are not "
+                                      "supported"),
+            std::string::npos)
+      << npyError(structured);
+  std::string shape = "(";
+  for (int i = 0; i < 65; ++i)
+    shape += "1, ";
+  std::string manyDims = npyFile(
+      "{'descr': '<f4', 'fortran_order': False, 'shape': " + shape + "), }",
+      4);
+  EXPECT_NE(npyError(manyDims).find("the .npy shape has more than 64 dims"),
+            std::string::npos)
+      << npyError(manyDims);
+}
+
+TEST(NpyTest, NothingIsLeftInTheArrayOnError) {
+  // Refusals after the shape was parsed (Fortran order, then the data's
+  // size): the caller's array is left empty, by parse and by read.
+  npy::Array a;
+  a.dims = {7};
+  a.bytes = {1, 2, 3};
+  std::string fortran = npyFile("{'shape': (2, 3), 'descr': '<f4', "
+                                "'fortran_order': True}",
+                                24);
+  EXPECT_NE(npy::parse(reinterpret_cast<const unsigned char *>(
+                           fortran.data()),
+                       fortran.size(), a)
+                .find("Fortran-order"),
+            std::string::npos);
+  EXPECT_TRUE(a.dims.empty());
+  EXPECT_TRUE(a.bytes.empty());
+  std::string trailing = npyFile(
+      "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", 28);
+  a.dims = {7};
+  EXPECT_NE(npy::parse(reinterpret_cast<const unsigned char *>(
+                           trailing.data()),
+                       trailing.size(), a)
+                .find("trailing bytes"),
+            std::string::npos);
+  EXPECT_TRUE(a.dims.empty());
+  EXPECT_TRUE(a.bytes.empty());
+  char path[] = "/tmp/moe-npy-XXXXXX";
+  int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  close(fd);
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << trailing;
+  a.dims = {7};
+  EXPECT_NE(npy::read(path, a).find("trailing bytes"), std::string::npos);
+  EXPECT_TRUE(a.dims.empty());
+  std::remove(path);
+}
+
+TEST(NpyTest, ReadsShortAndSizelessFiles) {
+  char path[] = "/tmp/moe-npy-XXXXXX";
+  int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  close(fd);
+  auto readBytes = [&](const std::string &bytes) {
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+    npy::Array a;
+    return npy::read(path, a);
+  };
+  // Files shorter than their preamble or header.
+  EXPECT_NE(readBytes(std::string("\x93NUMPY\x01\x00\x10", 9))
+                .find("truncated .npy header"),
+            std::string::npos);
+  EXPECT_NE(readBytes(std::string("\x93NUMPY\x02\x00\x10\x00", 10))
+                .find("truncated .npy header"),
+            std::string::npos);
+  EXPECT_NE(readBytes(std::string("\x93NUMPY\x01\x00\x40\x00{'de", 14))
+                .find("truncated .npy header"),
+            std::string::npos);
+  EXPECT_NE(readBytes(std::string("\x93NU", 4)).find("bad magic"),
+            std::string::npos);
+  std::remove(path);
+
+  // A regular file whose size fstat gives as 0 (procfs): read to its end
+  // all the same. The environment of a process is an .npy file when its
+  // strings are the preamble, the header length and the header (each NUL
+  // ends one: the NULs are the minor version, the length's high byte and
+  // the one data byte).
+  std::string header =
+      "{'descr': '|u1', 'fortran_order': False, 'shape': (1,), }\n";
+  ASSERT_LT(header.size(), 128u);
+  std::string length(1, static_cast<char>(header.size()));
+  const char *env[] = {"\x93NUMPY\x01", length.c_str(), header.c_str(),
+                       nullptr};
+  const char *argv[] = {"sleep", "30", nullptr};
+  if (access("/bin/sleep", X_OK) != 0)
+    GTEST_SKIP() << "no /bin/sleep";
+  int ready[2];
+  ASSERT_EQ(pipe2(ready, O_CLOEXEC), 0);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    close(ready[0]);
+    execve("/bin/sleep", const_cast<char **>(argv), const_cast<char **>(env));
+    _exit(127);
+  }
+  close(ready[1]);
+  char byte;
+  while (read(ready[0], &byte, 1) < 0 && errno == EINTR) {
+  } // EOF once execve has replaced the child (the pipe is close-on-exec).
+  close(ready[0]);
+  std::string envFile = "/proc/" + std::to_string(pid) + "/environ";
+  struct stat st;
+  ASSERT_EQ(stat(envFile.c_str(), &st), 0);
+  EXPECT_EQ(st.st_size, 0);
+  npy::Array a;
+  EXPECT_EQ(npy::read(envFile, a), "");
+  EXPECT_EQ(a.dims, (std::vector<int64_t>{1}));
+  EXPECT_EQ(a.bytes, (std::vector<unsigned char>{0}));
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+}
+
+TEST(NpyTest, ReadsPipesInChunks) {
+  auto viaPipe = [](const std::string &bytes, npy::Array &a) {
+    int fds[2];
+    EXPECT_EQ(pipe2(fds, O_CLOEXEC), 0);
+    std::thread writer([&] {
+      size_t at = 0;
+      while (at < bytes.size()) {
+        ssize_t n = write(fds[1], bytes.data() + at, bytes.size() - at);
+        if (n <= 0)
+          break;
+        at += static_cast<size_t>(n);
+      }
+      close(fds[1]);
+    });
+    std::string err =
+        npy::read("/proc/self/fd/" + std::to_string(fds[0]), a);
+    close(fds[0]); // Unblocks a writer the reader left behind.
+    writer.join();
+    return err;
+  };
+  std::string dict =
+      "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }";
+  npy::Array a;
+  EXPECT_EQ(viaPipe(npyFile(dict, 8), a), "");
+  EXPECT_EQ(a.dims, (std::vector<int64_t>{2}));
+  EXPECT_EQ(a.bytes.size(), 8u);
+  EXPECT_NE(viaPipe(npyFile(dict, 9), a).find("trailing bytes"),
+            std::string::npos);
+  EXPECT_TRUE(a.dims.empty());
+  EXPECT_NE(viaPipe(npyFile(dict, 7), a).find("truncated .npy data"),
+            std::string::npos);
+  // Version 2.0 (a 4-byte header length) and a short preamble.
+  std::string v1 = npyFile(dict, 8);
+  std::string v2 = std::string("\x93NUMPY\x02\x00", 8) + v1.substr(8, 2) +
+                   std::string(2, '\0') + v1.substr(10);
+  EXPECT_EQ(viaPipe(v2, a), "");
+  EXPECT_EQ(a.bytes.size(), 8u);
+  EXPECT_NE(viaPipe(std::string("\x93NUMPY\x01\x00\x10", 9), a)
+                .find("truncated .npy header"),
+            std::string::npos);
+  EXPECT_NE(viaPipe("", a).find("bad magic"), std::string::npos);
+  // A shape of 2^40 floats announced by a few bytes: refused once they
+  // end, without allocating for the shape.
+  EXPECT_NE(viaPipe(npyFile("{'descr': '<f4', 'fortran_order': False, "
+                            "'shape': (1099511627776,), }",
+                            8),
+                    a)
+                .find("truncated .npy data: 8 bytes, the shape needs "
+                      "4398046511104"),
+            std::string::npos);
+}
+
+TEST(NpyTest, WriteAtReportsTheFailingCall) {
+  // A file size limit makes the data's write fail (EFBIG): the message
+  // gives that error, and no temporary file is left. In a child process,
+  // whose limit does not reach the test's own files.
+  char tmpl[] = "/tmp/moe-npy-dir-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit limit = {100, 100};
+    int dirFd = open(tmpl, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    std::vector<float> data(1000, 1.0f);
+    if (dirFd < 0 || setrlimit(RLIMIT_FSIZE, &limit) != 0)
+      _exit(2);
+    std::string err =
+        npy::writeAt(dirFd, "big.npy", MOE_DTYPE_F32, {1000}, data.data());
+    _exit(err == "cannot write 'big.npy': " + std::string(strerror(EFBIG))
+              ? 0
+              : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_EQ(rmdir(tmpl), 0) << "a temporary file was left behind";
+}
+
+TEST(TextTest, PrintableEscapesAllButPrintableAscii) {
+  EXPECT_EQ(printable("logits_0 (a/b)~", 80), "logits_0 (a/b)~");
+  // C0, DEL, C1 (0x9B is a CSI on some terminals), UTF-8 and '\'.
+  EXPECT_EQ(printable(std::string("a\x1b[2J\x7f\x9b\xc3\xa9\\z\0", 12), 80),
+            "a\\x1B[2J\\x7F\\x9B\\xC3\\xA9\\x5Cz\\x00");
+  EXPECT_EQ(printable("abcdef", 3), "abc...");
+  EXPECT_EQ(printable("abc", 3), "abc");
+  EXPECT_EQ(printable("", 0), "");
 }

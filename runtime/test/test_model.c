@@ -5,6 +5,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+/* Exported by the runtime that loads the code. */
+void moe_report_error(int32_t code) __attribute__((weak));
+
 /* The digest of the signature this code belongs to (the contract in
  * runtime/include/moe/artifact_format.h). A placeholder here: the tests patch
  * these 8 bytes (found by value) with the digest of each artifact's
@@ -18,7 +21,10 @@ const volatile uint64_t moe_signature_digest = 0x5AFE5AFE5AFE5AFEull;
  * element (to tell the code of one artifact from another's), `mode` makes
  * the code return a bad result descriptor (1: a negative dim, 2: a static
  * dim other than the signature's, 3: dims whose element count overflows,
- * 4: a null data pointer). */
+ * 4: a null data pointer, 5: an offset whose byte offset overflows int64),
+ * an unusual but valid one (6: for 2 rows, the dense result through byte
+ * offsets near -2^63 and 2^63 that wrap around the address space), or
+ * report a data error (7: with a negative dim too). */
 const volatile struct {
   char marker[16];
   float bias;
@@ -61,4 +67,19 @@ void moe_entry(void **packed) {
     y->sizes[0] = (int64_t)1 << 62;
   else if (mode == 4)
     y->aligned = 0;
+  else if (mode == 5)
+    y->offset = (int64_t)1 << 62;
+  else if (mode == 6 && n == 2 && m == 4) {
+    /* Element (i, j) at byte offset 4 * (2^61 - 4 + i * (4 - 2^62) + j)
+     * from `aligned`: 2^63 - 16 + 4j for row 0, -2^63 + 4j for row 1 (the
+     * extremes int64 allows); modulo 2^64 these are out + 4 * (4i + j). */
+    y->aligned = (float *)((uintptr_t)out + 16 + ((uintptr_t)1 << 63));
+    y->offset = ((int64_t)1 << 61) - 4;
+    y->strides[0] = 4 - ((int64_t)1 << 62);
+    y->strides[1] = 1;
+  } else if (mode == 7) {
+    if (moe_report_error)
+      moe_report_error(2);
+    y->sizes[0] = -1;
+  }
 }

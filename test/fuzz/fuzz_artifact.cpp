@@ -24,8 +24,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     // What a valid parse promises the loader.
     if (!contents.code || contents.signature.entry.empty())
       std::abort();
+    size_t n = contents.weightsSize;
     for (const TensorRecord &w : contents.signature.weights)
-      if (w.offset + w.bytes > contents.weightsSize)
+      if (w.offset > n || w.bytes > n - w.offset) // No wrap-around.
         std::abort();
   } else if (r.message.empty()) {
     std::abort();

@@ -7,13 +7,16 @@
 // (dtype, shape, min/max/mean, first values); with --output-dir writes one
 // .npy file per output, named by moe::npy::fileNameFor (the output name,
 // percent-encoded so that it stays inside the directory; the name written
-// is printed). --benchmark prints latency percentiles and tokens/s
+// is printed); two outputs whose file names are equal but for ASCII case
+// (or clash through the hash of long names) are refused before anything
+// is written. --benchmark prints latency percentiles and tokens/s
 // (tokens: the product of the first input's first two dims, or its first
 // dim when it has rank 1). Errors: "moe-run: error: ..." and exit status 1.
 //
 //===----------------------------------------------------------------------===//
 
 #include "moe/npy.h"
+#include "moe/text.h"
 #include "moe_runtime.hpp"
 
 #include <fcntl.h>
@@ -26,26 +29,25 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <string>
 #include <vector>
 
 namespace {
 
-/// `text` with control bytes as \xNN: names come from the artifact and
-/// must not drive the terminal.
+/// `text` with every byte outside printable ASCII (and '\\') as \xNN:
+/// names come from the artifact and must not drive the terminal.
 std::string printable(const std::string &text) {
-  std::string out;
-  for (char c : text) {
-    auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7f) {
-      char buf[5];
-      std::snprintf(buf, sizeof(buf), "\\x%02X", u);
-      out += buf;
-    } else {
-      out.push_back(c);
-    }
-  }
-  return out;
+  return moe::printable(text, std::string::npos);
+}
+
+/// `file` with ASCII letters in lower case: two names equal this way are
+/// one file on a case-insensitive file system.
+std::string caseFolded(std::string file) {
+  for (char &c : file)
+    if (c >= 'A' && c <= 'Z')
+      c = static_cast<char>(c - 'A' + 'a');
+  return file;
 }
 
 int fail(const std::string &message) {
@@ -162,6 +164,28 @@ int main(int argc, char **argv) {
   if (!st.ok())
     return fail(st.message());
 
+  // The output files, all named before anything runs or is written: two
+  // outputs must not share a file, not even on a case-insensitive file
+  // system (the second would silently replace the first).
+  std::vector<std::string> files;
+  if (!outputDir.empty()) {
+    std::map<std::string, size_t> written; // Case-folded name -> output.
+    for (size_t i = 0; i < session.outputCount(); ++i) {
+      files.push_back(moe::npy::fileNameFor(session.outputName(i)));
+      auto [it, fresh] = written.emplace(caseFolded(files.back()), i);
+      if (fresh)
+        continue;
+      const std::string &first = files[it->second];
+      return fail("outputs '" + session.outputName(it->second) + "' and '" +
+                  session.outputName(i) + "' would both be written to " +
+                  (first == files.back()
+                       ? "'" + first + "'"
+                       : "'" + first + "' and '" + files.back() +
+                             "', one file where case is ignored") +
+                  "; nothing was written");
+    }
+  }
+
   std::vector<moe::Tensor> tensors(inputs.size());
   std::vector<std::string> names;
   std::vector<const moe::Tensor *> pointers;
@@ -217,12 +241,13 @@ int main(int argc, char **argv) {
       std::printf(" %.6g", asDouble(t.data<void>(), t.dtype(), k));
     std::printf("\n");
     if (dirFd >= 0) {
-      std::string file = moe::npy::fileNameFor(name);
+      const std::string &file = files[i];
       std::string err = moe::npy::writeAt(dirFd, file, t.dtype(), t.dims(),
                                           t.data<void>());
       if (!err.empty())
         return fail("output '" + name + "': " + err);
-      std::printf("  written: %s/%s\n", outputDir.c_str(), file.c_str());
+      std::printf("  written: %s/%s\n", printable(outputDir).c_str(),
+                  file.c_str());
     }
   }
   if (dirFd >= 0)

@@ -129,15 +129,40 @@ serialize(const std::vector<std::pair<SectionKind, std::string>> &sections,
 // decode to non-empty strings without NUL; input names are unique, output
 // names are unique; ranks are at most 32; dtypes are the runtime's; weight
 // records are 64-byte aligned, inside the weights section and disjoint; a
-// requires line names only features the runtime can check.
+// requires line names only features the runtime can check
+// (kCheckableCpuFeatures below).
 
 /// The data symbol every code section exports: a `const uint64_t` (an ELF
-/// STT_OBJECT of 8 bytes, default visibility) holding signatureDigest() of
+/// STT_OBJECT of at least 8 bytes, whose first 8 are read: sanitizers pad
+/// globals; default visibility) holding signatureDigest() of
 /// the signature section the code was compiled with. The loader refuses
 /// code whose digest is missing or differs, so that a signature edited
 /// after compilation (checksums recomputed) cannot make the runtime read
 /// or pass buffers the code does not produce or expect.
 constexpr char kSignatureDigestSymbol[] = "moe_signature_digest";
+
+/// The x86 CPU features a requires line may name: those the runtime can
+/// check (with __builtin_cpu_supports, which takes only literal names, hence
+/// the X-macro) and moe-compile may list for a --march. The one list of
+/// them: MOE_CPU_FEATURE(name) is expanded once per feature.
+#define MOE_CHECKABLE_CPU_FEATURES(MOE_CPU_FEATURE)                            \
+  MOE_CPU_FEATURE("sse4.2")                                                    \
+  MOE_CPU_FEATURE("avx")                                                       \
+  MOE_CPU_FEATURE("avx2")                                                      \
+  MOE_CPU_FEATURE("fma")                                                       \
+  MOE_CPU_FEATURE("bmi")                                                       \
+  MOE_CPU_FEATURE("bmi2")                                                      \
+  MOE_CPU_FEATURE("f16c")                                                      \
+  MOE_CPU_FEATURE("avx512f")                                                   \
+  MOE_CPU_FEATURE("avx512bw")                                                  \
+  MOE_CPU_FEATURE("avx512dq")                                                  \
+  MOE_CPU_FEATURE("avx512vl")                                                  \
+  MOE_CPU_FEATURE("avx512cd")
+
+#define MOE_CPU_FEATURE_NAME(name) name,
+inline constexpr const char *kCheckableCpuFeatures[] = {
+    MOE_CHECKABLE_CPU_FEATURES(MOE_CPU_FEATURE_NAME)};
+#undef MOE_CPU_FEATURE_NAME
 
 /// The digest of signature text: FNV-1a 64 of the section's bytes.
 inline uint64_t signatureDigest(const void *signature, size_t size) {

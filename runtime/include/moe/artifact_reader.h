@@ -34,7 +34,8 @@ struct TensorRecord {
   std::string name;                 ///< Decoded; "" for weights.
   moe_dtype_t dtype = MOE_DTYPE_F32;
   std::vector<int64_t> dims;        ///< -1: symbolic.
-  std::vector<std::string> symbols; ///< "" for static and anonymous dims.
+  std::vector<std::string> symbols; ///< Decoded; "" for static and
+                                    ///< anonymous dims.
   uint64_t offset = 0, bytes = 0;   ///< Weights only.
 };
 
@@ -72,7 +73,8 @@ Result parse(const unsigned char *bytes, size_t size, const std::string &name,
 Result parseSignature(const char *text, size_t size, Signature &out);
 
 /// Whether `feature` may appear on a signature's requires line (the x86
-/// features the runtime can check; kCheckableFeatures in the compiler).
+/// features the runtime can check: artifact_format.h's
+/// kCheckableCpuFeatures).
 bool isKnownCpuFeature(const std::string &feature);
 
 } // namespace moe::artifact

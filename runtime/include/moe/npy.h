@@ -36,13 +36,13 @@ struct Array {
 };
 
 /// Reads `path` into `out`; returns "" or an error message naming the file.
-/// Sizes are checked against the file's before anything is allocated.
+/// A regular file is read whole (to its end, whatever fstat said its size
+/// was), then parsed; a pipe's data is read in bounded chunks as the header
+/// announces it, so a header claiming more than arrives allocates no more
+/// than arrives (plus one chunk). On error `out` is left empty.
 std::string read(const std::string &path, Array &out);
-/// Parses an in-memory .npy file.
+/// Parses an in-memory .npy file. On error `out` is left empty.
 std::string parse(const unsigned char *data, size_t size, Array &out);
-/// Writes a C-order array; returns "" or an error message.
-std::string write(const std::string &path, moe_dtype_t dtype,
-                  const std::vector<int64_t> &dims, const void *data);
 
 /// The file name moe-run gives the tensor `name` in an output directory:
 /// "<encoded>.npy". The encoding keeps the bytes [A-Za-z0-9_.-] (but a
