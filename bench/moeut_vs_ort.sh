@@ -11,7 +11,7 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 "$build/bin/moe-compile" -q "$model" -o "$work/m.moeb"
 echo "== moe-run (reference lowering, -O3 -march=native)"
-"$build/bin/moe-run" "$work/m.moeb" --input "tokens=$tokens" --benchmark \
+"$build/bin/moe-run" "$work/m.moeb" --input "tokens=$tokens" --threads 1 --benchmark \
   --warmup 20 --repeats 200 | tail -1
 echo "== onnxruntime (intra_op_num_threads = 1)"
 "$root/.venv/bin/python" - "$model" "$tokens" <<'PY'

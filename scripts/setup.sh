@@ -16,6 +16,8 @@ APT_PACKAGES=(
   libzstd-dev libedit-dev libcurl4-openssl-dev
   # lit runs on the system Python; the reference models use Debian's torch
   python3 python3-venv python3-numpy python3-torch python3-onnx
+  # the Python package moe_mlir (python/moe_mlir): pybind11 and Python headers
+  pybind11-dev python3-dev
 )
 
 missing=()

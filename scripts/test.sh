@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: set up, build, run the lit tests, the Python tests,
-# the runtime unit tests, the runtime unit tests under ASan+UBSan, and the
-# fuzzers for a bounded time (scripts/fuzz.sh). Prints
+# the runtime unit tests, the runtime unit tests under ASan+UBSan, their
+# concurrency tests under TSan, and the fuzzers for a bounded time
+# (scripts/fuzz.sh). Prints
 # per-runner summaries and "all: N passed, N failed"; exits non-zero on any
 # failure.
 set -euo pipefail
@@ -55,7 +56,27 @@ if grep -q "Sanitizer" "$log"; then
 fi
 gt_passed=$((gt_passed + $(sum '\[  PASSED  \] [0-9]+')))
 gt_failed=$((gt_failed + $(sum '\[  FAILED  \] [0-9]+ tests?,')))
-echo "gtest (runtime, and runtime under ASan+UBSan): ${gt_passed} passed, ${gt_failed} failed"
+# The tests of threads (the session's pool, concurrent runs, errors from
+# workers, bodies that break the code ABI) under ThreadSanitizer: a build of
+# runtime/ alone, the test model instrumented too; any report fails.
+tsan="${MOE_TSAN_BUILD_DIR:-$root/build-tsan}"
+if [ ! -f "$tsan/build.ninja" ]; then
+  flags="-fsanitize=thread -fno-omit-frame-pointer"
+  cmake -G Ninja -S "$root/runtime" -B "$tsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_C_COMPILER=clang-22 -DCMAKE_CXX_COMPILER=clang++-22 \
+    -DCMAKE_C_FLAGS="$flags" -DCMAKE_CXX_FLAGS="$flags" \
+    -DCMAKE_EXE_LINKER_FLAGS="$flags" -DCMAKE_SHARED_LINKER_FLAGS="$flags" >/dev/null
+fi
+ninja -C "$tsan" moe-runtime-tests >/dev/null
+TSAN_OPTIONS=halt_on_error=1 "$tsan/bin/moe-runtime-tests" \
+  --gtest_filter='*Concurrent*:*Thread*:*BadRequests*' 2>&1 | tee "$log" || gtest_status=$?
+if grep -q "ThreadSanitizer" "$log"; then
+  echo "runtime under TSan: sanitizer reports above"
+  gtest_status=1
+fi
+gt_passed=$((gt_passed + $(sum '\[  PASSED  \] [0-9]+')))
+gt_failed=$((gt_failed + $(sum '\[  FAILED  \] [0-9]+ tests?,')))
+echo "gtest (runtime, runtime under ASan+UBSan, its threads under TSan): ${gt_passed} passed, ${gt_failed} failed"
 
 # Bounded fuzzing of the untrusted-input parsers (importer, artifact, .npy):
 # ${MOE_FUZZ_SECONDS:-20} s each; any crash, leak or hang fails the suite.

@@ -16,11 +16,13 @@
 #include "moe/artifact_reader.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Export.h"
+#include "llvm/ADT/SmallBitVector.h"
 #include "llvm/IR/Constants.h"
 #include "llvm/IR/GlobalVariable.h"
 #include "llvm/IR/LLVMContext.h"
@@ -36,6 +38,9 @@ using namespace mlir;
 using namespace mlir::moe;
 
 namespace {
+
+/// The symbol of the entry "main" (code_abi.h).
+constexpr char kEntrySymbol[] = "moe_entry_main";
 
 /// Percent-encodes every byte outside printable ASCII, spaces and '%' (the
 /// signature is a text of space-separated fields; docs/runtime.md).
@@ -183,8 +188,11 @@ LogicalResult checkTensorSizes(ModuleOp module) {
       return;
     uint64_t bits = std::max(8u, t.getElementTypeBitWidth());
     uint64_t bytes = bits / 8;
-    for (int64_t d : t.getShape()) {
-      if (d != 0 && bytes > kMaxTensorBytes / static_cast<uint64_t>(d)) {
+    // A 0 counts as 1, as in the runtime's reader (kMaxStaticBytes): the
+    // other dims of an empty tensor still make its strides.
+    for (int64_t dim : t.getShape()) {
+      int64_t d = std::max<int64_t>(dim, 1);
+      if (bytes > kMaxTensorBytes / static_cast<uint64_t>(d)) {
         bytes = kMaxTensorBytes + 1;
         break;
       }
@@ -248,16 +256,15 @@ LogicalResult mlir::moe::compileModule(ModuleOp module,
     return success();
   }
 
-  // 2. The signature.
+  // 2. The signature's records (docs/runtime.md): the entry's inputs and
+  // outputs, the weights; the workspace line is known after lowering.
   auto func = module.lookupSymbol<func::FuncOp>("main");
-  std::string signature = "entry moe_entry\n";
-  std::vector<std::string> features = requiredFeatures(options.march);
-  if (!features.empty()) {
-    signature += "requires";
-    for (const std::string &f : features)
-      signature += " " + f;
-    signature += "\n";
-  }
+  if (!func || func.isExternal())
+    return emitError(loc) << "the module has no entry function @main";
+  std::string device = "device cpu x86-64";
+  for (const std::string &f : requiredFeatures(options.march))
+    device += " " + f;
+  std::string weightLines, entryLines;
   std::string weightBytes;
   auto weightValues = module->getAttrOfType<ArrayAttr>("moe.weights");
   for (unsigned i = 0; i < func.getNumArguments(); ++i) {
@@ -276,7 +283,7 @@ LogicalResult mlir::moe::compileModule(ModuleOp module,
         func.getArgument(i).getLoc(), attrs && attrs.get("moe.unsigned"));
     if (failed(shape))
       return failure();
-    signature += "input " + encodeName(*name) + " " + *shape + "\n";
+    entryLines += "input " + encodeName(*name) + " " + *shape + "\n";
   }
   for (unsigned i = 0; i < func.getNumResults(); ++i) {
     DictionaryAttr attrs = func.getResultAttrDict(i);
@@ -292,7 +299,7 @@ LogicalResult mlir::moe::compileModule(ModuleOp module,
         func.getLoc(), attrs && attrs.get("moe.unsigned"));
     if (failed(shape))
       return failure();
-    signature += "output " + encodeName(*name) + " " + *shape + "\n";
+    entryLines += "output " + encodeName(*name) + " " + *shape + "\n";
   }
   for (Attribute a : weightValues ? weightValues.getValue()
                                   : ArrayRef<Attribute>()) {
@@ -309,18 +316,42 @@ LogicalResult mlir::moe::compileModule(ModuleOp module,
     FailureOr<std::string> shape = shapeText(type, ArrayAttr(), loc);
     if (failed(shape))
       return failure();
-    signature += "weight " + std::to_string(offset) + " " +
-                 std::to_string(bytes) + " " + *shape + "\n";
+    weightLines += "weight " + std::to_string(offset) + " " +
+                   std::to_string(bytes) + " row-major " + *shape + "\n";
   }
   module->removeAttr("moe.weights");
+  // The code finds weight k at frame->weights[k]: the marks must number
+  // the records exactly.
+  {
+    size_t numRecords = weightValues ? weightValues.size() : 0;
+    llvm::SmallBitVector seen(numRecords);
+    for (unsigned i = 0; i < func.getNumArguments(); ++i) {
+      auto w = func.getArgAttrOfType<IntegerAttr>(i, "moe.weight");
+      if (!w)
+        continue;
+      uint64_t k = w.getValue().getZExtValue();
+      if (w.getValue().isNegative() || k >= numRecords || seen.test(k))
+        return emitError(func.getArgument(i).getLoc())
+               << "argument " << i << " is marked moe.weight = "
+               << w.getValue().getSExtValue() << ", but the module's moe.weights holds "
+               << numRecords
+               << " values (each index must name one of them once)";
+      seen.set(k);
+    }
+  }
   // The signature carries the names now; LLVM translation knows no such
   // argument attributes. Inputs and weights are read-only for the code
   // (inputs belong to the caller; weights live in the artifact's read-only
   // mapping): bufferization copies before any in-place update of one.
-  for (unsigned i = 0; i < func.getNumArguments(); ++i)
-    func.setArgAttrs(i, ArrayRef<NamedAttribute>{NamedAttribute(
-                            StringAttr::get(ctx, "bufferization.writable"),
-                            BoolAttr::get(ctx, false))});
+  // moe-lower-to-host-abi reads the weight marks.
+  for (unsigned i = 0; i < func.getNumArguments(); ++i) {
+    SmallVector<NamedAttribute> attrs = {NamedAttribute(
+        StringAttr::get(ctx, "bufferization.writable"),
+        BoolAttr::get(ctx, false))};
+    if (Attribute w = func.getArgAttr(i, "moe.weight"))
+      attrs.push_back(NamedAttribute(StringAttr::get(ctx, "moe.weight"), w));
+    func.setArgAttrs(i, attrs);
+  }
   for (unsigned i = 0; i < func.getNumResults(); ++i)
     func.setResultAttrs(i, ArrayRef<NamedAttribute>{});
 
@@ -337,9 +368,40 @@ LogicalResult mlir::moe::compileModule(ModuleOp module,
   progress("lowering to LLVM (moe-lower-to-llvm)");
   if (failed(runPipeline(module, options, [&](OpPassManager &pm) {
         buildLowerToLLVMPipeline(pm);
-        pm.addPass(createMoeAddPackedEntry());
+        MoeExportEntriesOptions exportOptions;
+        exportOptions.symbols = {kEntrySymbol};
+        pm.addPass(createMoeExportEntries(exportOptions));
       })))
     return failure();
+  auto entryFn = module.lookupSymbol<LLVM::LLVMFuncOp>(kEntrySymbol);
+  auto wsBytes =
+      entryFn ? entryFn->getAttrOfType<IntegerAttr>("moe.workspace_bytes")
+              : IntegerAttr();
+  auto wsGrows =
+      entryFn ? entryFn->getAttrOfType<BoolAttr>("moe.workspace_grows")
+              : BoolAttr();
+  if (!wsBytes || !wsGrows)
+    return emitError(loc) << "the lowered entry '" << kEntrySymbol
+                          << "' has no workspace size";
+  entryFn->removeAttr("moe.workspace_bytes");
+  entryFn->removeAttr("moe.workspace_grows");
+  std::string signature = std::string(::moe::artifact::kSignatureHeader) +
+                          "\n" + device + "\n" + weightLines +
+                          "entry main " + kEntrySymbol + " " +
+                          std::to_string(wsBytes.getValue().getZExtValue()) +
+                          (wsGrows.getValue() ? " grows\n" : " exact\n") +
+                          entryLines + "end\n";
+  // moe-compile writes only what the runtime reads: the runtime's own
+  // strict reader checks the signature (duplicate names, sizes, ...).
+  {
+    ::moe::artifact::Signature parsed;
+    ::moe::artifact::Result check = ::moe::artifact::parseSignature(
+        signature.data(), signature.size(), parsed);
+    if (!check.ok())
+      return emitError(loc) << "the model's signature would be refused by "
+                               "the runtime: "
+                            << check.message;
+  }
   registerBuiltinDialectTranslation(*ctx);
   registerLLVMDialectTranslation(*ctx);
   llvm::LLVMContext llvmContext;
@@ -385,6 +447,10 @@ LogicalResult mlir::moe::compileModule(ModuleOp module,
                                  // builtins stay hidden: the code exports
                                  // only its entry and signature digest
                                  "-Wl,--exclude-libs,ALL",
+                                 // no C runtime start files: the code has
+                                 // no constructors, and they would add
+                                 // weak undefined symbols
+                                 "-nostartfiles",
                                  "-x",    "ir",   irPath, "-o",     soPath,
                                  "-lm"};
   progress("generating native code: " + *cc + " " + opt + " " + march);

@@ -31,7 +31,6 @@ void moe::buildLowerToLLVMPipeline(OpPassManager &pm) {
   buildDecomposePipeline(pm);
   pm.addPass(createConvertMoeToLinalg());
   pm.addPass(createCanonicalizerPass());
-  pm.addNestedPass<func::FuncOp>(LLVM::createLLVMRequestCWrappersPass());
   bufferization::OneShotBufferizePassOptions bufferize;
   bufferize.bufferizeFunctionBoundaries = true;
   bufferize.functionBoundaryTypeConversion =
@@ -39,12 +38,11 @@ void moe::buildLowerToLLVMPipeline(OpPassManager &pm) {
   bufferize.allowReturnAllocsFromLoops = true;
   pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
   pm.addPass(createCanonicalizerPass());
-  // Free every intermediate buffer (results pass to the caller, which the
-  // runtime frees); without this each run would leak its temporaries.
-  bufferization::BufferDeallocationPipelineOptions dealloc;
-  bufferization::buildBufferDeallocationPipeline(pm, dealloc);
-  // Clones the deallocation inserts (e.g. for returned constants).
-  pm.addPass(createConvertBufferizationToMemRefPass());
+  // The code ABI (runtime/include/moe/code_abi.h): one frame argument,
+  // results written into the runtime's buffers, temporaries from the run's
+  // workspace arena (so no deallocation pipeline: the arena is given back
+  // as a whole), errors through the host table.
+  pm.addPass(createMoeLowerToHostAbi());
   pm.addPass(createConvertLinalgToLoopsPass());
   pm.addPass(createSCFToControlFlowPass());
   pm.addPass(memref::createExpandStridedMetadataPass());
@@ -72,6 +70,7 @@ void moe::registerMoePipelines() {
       "moe-lower-to-llvm",
       "Lower a module of moe and upstream ops on tensors to the LLVM dialect "
       "(reference lowering: decompose, convert-moe-to-linalg, one-shot "
-      "bufferize, loops, LLVM); functions get C interface wrappers",
+      "bufferize, the runtime's code ABI (moe-lower-to-host-abi: @main "
+      "becomes @moe_entry_main(frame)), loops, LLVM)",
       buildLowerToLLVMPipeline);
 }

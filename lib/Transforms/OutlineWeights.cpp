@@ -44,7 +44,11 @@ struct MoeOutlineWeightsPass
       else if (type.getElementType().getIntOrFloatBitWidth() % 8 == 0)
         weights.push_back(cst);
     });
+    // Weights outlined before (the output of `moe-compile --emit=moe`,
+    // compiled again) keep their indices; new ones follow.
     SmallVector<Attribute> values;
+    if (auto existing = module->getAttrOfType<ArrayAttr>("moe.weights"))
+      values.append(existing.begin(), existing.end());
     Block &body = func.getBody().front();
     OpBuilder b(module.getContext());
     for (arith::ConstantOp cst : splats) {

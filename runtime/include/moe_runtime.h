@@ -12,7 +12,9 @@
  *
  * Threads: an instance and a session may be used from several threads at
  * once; moe_session_run is reentrant. Tensors are not synchronised: do not
- * mutate one tensor from two threads.
+ * mutate one tensor from two threads. Each session has a thread pool for
+ * the code's parallel loops (moe_session_options_set_threads; default: the
+ * machine's cores); results are bitwise identical for any thread count.
  *
  *===----------------------------------------------------------------------===*/
 
@@ -81,6 +83,15 @@ typedef struct moe_tensor moe_tensor;
 moe_status_t moe_tensor_create(moe_dtype_t dtype, size_t rank,
                                const int64_t *dims, const void *data,
                                moe_tensor **out);
+/* Creates a tensor that borrows `data` (not copied; must stay valid and
+ * unchanged while the tensor is used, and be aligned for the dtype): the
+ * zero-copy way to pass an input. Fails as moe_tensor_create does, and on
+ * a NULL `data` with elements. On success the caller owns *out (releasing
+ * it leaves `data` alone). Writing through moe_tensor_data of a view
+ * writes the caller's memory. */
+moe_status_t moe_tensor_create_view(moe_dtype_t dtype, size_t rank,
+                                    const int64_t *dims, void *data,
+                                    moe_tensor **out);
 /* Releases a tensor (NULL is a no-op). */
 void moe_tensor_release(moe_tensor *tensor);
 moe_dtype_t moe_tensor_dtype(const moe_tensor *tensor);
@@ -104,6 +115,19 @@ moe_status_t moe_instance_create(moe_instance **out);
 /* Releases an instance; its sessions must be released first (NULL: no-op). */
 void moe_instance_release(moe_instance *instance);
 
+/* Options of a session. */
+typedef struct moe_session_options moe_session_options;
+/* The largest thread count a session accepts. */
+#define MOE_MAX_THREADS 1024
+/* On success the caller owns *out (defaults: threads = the machine's
+ * cores). */
+moe_status_t moe_session_options_create(moe_session_options **out);
+void moe_session_options_release(moe_session_options *options);
+/* Threads of the session's pool, the calling thread included: 1 to
+ * MOE_MAX_THREADS (MOE_INVALID_ARGUMENT otherwise, the options unchanged). */
+moe_status_t moe_session_options_set_threads(moe_session_options *options,
+                                             int64_t threads);
+
 /* Loads the artifact at `path`: checks the format version, every checksum
  * and the signature's structure, maps the weights (never copied), loads the
  * code and checks that it was compiled with this signature (its
@@ -111,8 +135,28 @@ void moe_instance_release(moe_instance *instance);
  * *out; `instance` must outlive it. */
 moe_status_t moe_session_create(moe_instance *instance, const char *path,
                                 moe_session **out);
-/* Releases a session (NULL is a no-op). */
+/* moe_session_create with options (NULL: the defaults); `options` may be
+ * released as soon as this returns. */
+moe_status_t moe_session_create_with_options(moe_instance *instance,
+                                             const char *path,
+                                             const moe_session_options *options,
+                                             moe_session **out);
+/* Releases a session (NULL is a no-op). It must not overlap any other call
+ * on the session (a run still in progress), and the session must not be
+ * used after release; moe_session_run and the accessors refuse one they can
+ * tell was released (a status, or 0 / -1 / ""), as long as its memory has
+ * not been reused by a new session. */
 void moe_session_release(moe_session *session);
+/* The session's thread count (0 for NULL). */
+size_t moe_session_thread_count(const moe_session *session);
+
+/* The artifact's entries ("main"; "prefill" and "decode" for generation),
+ * in signature order. moe_session_run and the accessors below describe and
+ * run the entry named "main" (moe_session_create refuses an artifact
+ * without one, and one that declares state tensors, with
+ * MOE_UNIMPLEMENTED: generation is not supported yet). */
+size_t moe_session_entry_count(const moe_session *session);
+const char *moe_session_entry_name(const moe_session *session, size_t i);
 
 /* The signature. Names are borrowed from the session. A dim is >= 0 when
  * static and -1 when symbolic; moe_session_*_dim_name gives the symbol
@@ -140,14 +184,15 @@ const char *moe_session_output_dim_name(const moe_session *session, size_t i,
  * shape (say 2^30 x 0 tokens) cannot make the code loop for hours. */
 #define MOE_MAX_SYMBOLIC_DIM (1 << 24)
 
-/* Runs the model. `names[i]` names input `inputs[i]` (borrowed, read only);
+/* Runs the model's "main" entry. `names[i]` names input `inputs[i]`
+ * (borrowed, read only, never copied);
  * every input of the signature must be given once, with its dtype, rank and
  * static dims, equal sizes for equal symbols and symbolic dims of at most
- * MOE_MAX_SYMBOLIC_DIM. A result the code returns with dims other than the
- * signature's is MOE_INTERNAL (nothing is copied from it). On success
- * outputs[0..num_outputs) (num_outputs must equal the signature's count)
- * receive new tensors in signature order, owned by the caller. On failure no
- * output is written. */
+ * MOE_MAX_SYMBOLIC_DIM. The code writes its results straight into new
+ * tensors: on success outputs[0..num_outputs) (num_outputs must equal the
+ * signature's count) receive them in signature order, owned by the caller.
+ * A result the code produces with dims other than the signature's is
+ * MOE_INTERNAL. On failure no output is written. */
 moe_status_t moe_session_run(moe_session *session, size_t num_inputs,
                              const char *const *names,
                              const moe_tensor *const *inputs,

@@ -43,6 +43,16 @@ public:
       out = Tensor(t);
     return s;
   }
+  /// A tensor that borrows `data` (moe_tensor_create_view: not copied; it
+  /// must outlive the tensor and stay unchanged while a run reads it).
+  static Status view(moe_dtype_t dtype, const std::vector<int64_t> &dims,
+                     void *data, Tensor &out) {
+    moe_tensor *t = nullptr;
+    Status s(moe_tensor_create_view(dtype, dims.size(), dims.data(), data, &t));
+    if (s.ok())
+      out = Tensor(t);
+    return s;
+  }
   moe_tensor *get() const { return tensor.get(); }
   moe_dtype_t dtype() const { return moe_tensor_dtype(get()); }
   std::vector<int64_t> dims() const {
@@ -77,6 +87,28 @@ private:
       nullptr, moe_instance_release};
 };
 
+/// Owned session options (moe_session_options_*).
+class SessionOptions {
+public:
+  static Status create(SessionOptions &out) {
+    moe_session_options *o = nullptr;
+    Status s(moe_session_options_create(&o));
+    if (s.ok())
+      out.options.reset(o);
+    return s;
+  }
+  /// Threads of the session's pool, the calling thread included
+  /// (1 to MOE_MAX_THREADS).
+  Status setThreads(int64_t threads) {
+    return Status(moe_session_options_set_threads(get(), threads));
+  }
+  moe_session_options *get() const { return options.get(); }
+
+private:
+  std::unique_ptr<moe_session_options, void (*)(moe_session_options *)>
+      options{nullptr, moe_session_options_release};
+};
+
 /// An owned session; the instance must outlive it.
 class Session {
 public:
@@ -88,7 +120,23 @@ public:
       out.session.reset(s);
     return st;
   }
+  /// Loads with `options` (a default-constructed SessionOptions: the
+  /// defaults).
+  static Status load(const Instance &instance, const std::string &path,
+                     const SessionOptions &options, Session &out) {
+    moe_session *s = nullptr;
+    Status st(moe_session_create_with_options(instance.get(), path.c_str(),
+                                              options.get(), &s));
+    if (st.ok())
+      out.session.reset(s);
+    return st;
+  }
   moe_session *get() const { return session.get(); }
+  size_t threadCount() const { return moe_session_thread_count(get()); }
+  size_t entryCount() const { return moe_session_entry_count(get()); }
+  std::string entryName(size_t i) const {
+    return moe_session_entry_name(get(), i);
+  }
   size_t inputCount() const { return moe_session_input_count(get()); }
   size_t outputCount() const { return moe_session_output_count(get()); }
   std::string inputName(size_t i) const {

@@ -2,7 +2,10 @@
 //
 // Bytes in, a validated description out; no file, no dlopen, no allocation
 // sized by untrusted fields before they are checked against the input size.
-// Every refusal is a Result with a message naming what is wrong.
+// Every refusal is a Result with a message naming what is wrong. Format 2:
+// the signature grammar of artifact_format.h, every rule of it checked
+// (record order, one device line, entry blocks closed by `end`, unique
+// names, C identifiers for symbols, caps on ranks, sizes and lengths).
 //
 //===----------------------------------------------------------------------===//
 
@@ -137,9 +140,9 @@ bool splitFields(const std::string &line, std::vector<std::string> &fields,
   return true;
 }
 
-/// Parses fields[at...] = "<dtype> <rank> <dim>..." into `rec`.
-bool parseShape(const std::vector<std::string> &fields, size_t at,
-                TensorRecord &rec, bool allowSymbols, std::string &why) {
+/// Parses fields[at...] = "<dtype> <rank> <dim>..." (a <type>) into `rec`.
+bool parseType(const std::vector<std::string> &fields, size_t at,
+               TensorRecord &rec, bool allowSymbols, std::string &why) {
   if (fields.size() < at + 2) {
     why = "missing dtype or rank";
     return false;
@@ -194,6 +197,30 @@ bool parseShape(const std::vector<std::string> &fields, size_t at,
   return true;
 }
 
+/// Decodes the percent-encoded name `field` into `out`: non-empty, no NUL.
+bool parseName(const std::string &field, std::string &out, std::string &why) {
+  if (field.size() > kMaxNameLength || !decodeName(field, out)) {
+    why = "a malformed name";
+    return false;
+  }
+  if (out.empty() || out.find('\0') != std::string::npos) {
+    why = "an empty name or one with a NUL byte";
+    return false;
+  }
+  return true;
+}
+
+/// Where a signature's reader is in the grammar (artifact_format.h): the
+/// records it may read next.
+enum class Place {
+  Device,  ///< After the header: the device line.
+  Weights, ///< After the device line: weights, states, entries.
+  States,  ///< After a state: states, entries.
+  Between, ///< After an entry's `end`: entries.
+  Inputs,  ///< In an entry block, before its outputs.
+  Outputs, ///< In an entry block, after an output.
+};
+
 } // namespace
 
 bool moe::artifact::isKnownCpuFeature(const std::string &feature) {
@@ -206,8 +233,15 @@ bool moe::artifact::isKnownCpuFeature(const std::string &feature) {
 Result moe::artifact::parseSignature(const char *text, size_t size,
                                      Signature &out) {
   out = Signature();
-  std::set<std::string> inputNames, outputNames;
-  bool haveRequires = false;
+  if (!text || size == 0)
+    return fail(MOE_DATA_LOSS, "the signature is empty (it must start with "
+                               "'%s')",
+                kSignatureHeader);
+  Place place = Place::Device;
+  // Names of the entries, their symbols, the states; per entry, its inputs
+  // and outputs.
+  std::set<std::string> entryNames, entrySymbols, stateNames, inputNames,
+      outputNames;
   size_t lineNo = 0, start = 0;
   std::vector<std::string> fields;
   while (start < size) {
@@ -217,30 +251,51 @@ Result moe::artifact::parseSignature(const char *text, size_t size,
     std::string line(text + start, end - start);
     start = end + 1;
     ++lineNo;
-    if (line.empty())
-      continue;
     std::string why;
     auto corrupt = [&]() {
       return fail(MOE_DATA_LOSS, "corrupt signature at line %zu (%s): '%s'",
                   lineNo, why.c_str(), shown(line).c_str());
     };
+    if (!nl) {
+      why = "the last line does not end with a newline";
+      return corrupt();
+    }
+    if (lineNo == 1) {
+      if (line == kSignatureHeader)
+        continue;
+      // "moe-signature N": a signature of another version.
+      const std::string prefix = "moe-signature ";
+      uint64_t version;
+      if (line.compare(0, prefix.size(), prefix) == 0 &&
+          parseDecimal(line.substr(prefix.size()), UINT32_MAX, version))
+        return fail(MOE_UNIMPLEMENTED,
+                    "the signature has version %llu; this runtime reads "
+                    "'%s'",
+                    static_cast<unsigned long long>(version),
+                    kSignatureHeader);
+      why = std::string("the signature does not start with '") +
+            kSignatureHeader + "'";
+      return corrupt();
+    }
+    if (line.empty()) {
+      why = "an empty line";
+      return corrupt();
+    }
     if (!splitFields(line, fields, why))
       return corrupt();
     const std::string &kind = fields[0];
-    if (kind == "entry") {
-      if (!out.entry.empty())
-        why = "a second entry line";
-      else if (fields.size() != 2 || !isIdentifier(fields[1]))
-        why = "the entry is not one C identifier";
-      else
-        out.entry = fields[1];
-    } else if (kind == "requires") {
+    bool inEntry = place == Place::Inputs || place == Place::Outputs;
+    if (place == Place::Device && kind != "device") {
+      why = "a record before the device line (the device line comes right "
+            "after the header)";
+    } else if (kind == "device") {
       std::set<std::string> seen;
-      if (haveRequires)
-        why = "a second requires line";
-      else if (fields.size() < 2)
-        why = "a requires line naming no feature";
-      for (size_t i = 1; why.empty() && i < fields.size(); ++i) {
+      if (place != Place::Device)
+        why = "a second device line";
+      else if (fields.size() < 3 || fields[1] != "cpu" ||
+               fields[2] != "x86-64")
+        why = "the device is not 'cpu x86-64'";
+      for (size_t i = 3; why.empty() && i < fields.size(); ++i) {
         if (!isKnownCpuFeature(fields[i]))
           why = "unknown CPU feature '" + shown(fields[i], 32) + "'";
         else if (!seen.insert(fields[i]).second)
@@ -248,37 +303,110 @@ Result moe::artifact::parseSignature(const char *text, size_t size,
         else
           out.requiredFeatures.push_back(fields[i]);
       }
-      haveRequires = true;
+      if (why.empty()) {
+        out.device = fields[1];
+        out.arch = fields[2];
+        place = Place::Weights;
+      }
+    } else if (kind == "weight") {
+      TensorRecord rec;
+      if (place != Place::Weights)
+        why = "a weight record after the state or entry records";
+      else if (fields.size() < 4 ||
+               !parseDecimal(fields[1], INT64_MAX, rec.offset) ||
+               !parseDecimal(fields[2], INT64_MAX, rec.bytes))
+        why = "a malformed weight offset or size";
+      else if (fields[3] != "row-major")
+        why = "an unknown weight layout '" + shown(fields[3], 32) +
+            "' (only 'row-major' is known)";
+      else if (parseType(fields, 4, rec, false, why)) {
+        rec.layout = fields[3];
+        out.weights.push_back(std::move(rec));
+      }
+    } else if (kind == "state") {
+      TensorRecord rec;
+      if (place != Place::Weights && place != Place::States)
+        why = "a state record after the entry records";
+      else if (fields.size() < 2)
+        why = "a state record without a name";
+      else if (!parseName(fields[1], rec.name, why) ||
+               !parseType(fields, 2, rec, true, why))
+        ; // `why` says what.
+      else if (!stateNames.insert(rec.name).second)
+        why = "a second state named '" + shown(rec.name, 64) + "'";
+      else {
+        out.states.push_back(std::move(rec));
+        place = Place::States;
+      }
+    } else if (kind == "entry") {
+      EntryRecord entry;
+      if (inEntry)
+        why = "an entry inside entry '" + shown(out.entries.back().name, 64) +
+              "' (its 'end' line is missing)";
+      else if (fields.size() != 5)
+        why = "an entry record is 'entry <name> <symbol> <workspace-bytes> "
+              "<exact|grows>'";
+      else if (!parseName(fields[1], entry.name, why))
+        ; // `why` says what.
+      else if (!isIdentifier(fields[2]))
+        why = "the entry symbol is not a C identifier";
+      else if (!parseDecimal(fields[3], kMaxStaticBytes, entry.workspaceBytes))
+        why = "the workspace size is not an integer in [0, 2^62]";
+      else if (fields[4] != "exact" && fields[4] != "grows")
+        why = "the workspace is neither 'exact' nor 'grows'";
+      else if (!entryNames.insert(entry.name).second)
+        why = "a second entry named '" + shown(entry.name, 64) + "'";
+      else if (!entrySymbols.insert(fields[2]).second)
+        why = "a second entry with the symbol '" + fields[2] + "'";
+      else {
+        entry.symbol = fields[2];
+        entry.workspaceGrows = fields[4] == "grows";
+        out.entries.push_back(std::move(entry));
+        inputNames.clear();
+        outputNames.clear();
+        place = Place::Inputs;
+      }
     } else if (kind == "input" || kind == "output") {
       TensorRecord rec;
       bool isInput = kind == "input";
-      if (fields.size() < 2 || fields[1].size() > kMaxNameLength ||
-          !decodeName(fields[1], rec.name))
-        why = "a malformed name";
-      else if (rec.name.empty() || rec.name.find('\0') != std::string::npos)
-        why = "an empty name or one with a NUL byte";
-      else if (!parseShape(fields, 2, rec, true, why))
+      if (!inEntry)
+        why = "an " + kind + " record outside an entry block";
+      else if (isInput && place == Place::Outputs)
+        why = "an input record after the entry's outputs";
+      else if (fields.size() < 2)
+        why = "an " + kind + " record without a name";
+      else if (!parseName(fields[1], rec.name, why) ||
+               !parseType(fields, 2, rec, true, why))
         ; // `why` says what.
       else if (!(isInput ? inputNames : outputNames).insert(rec.name).second)
         why = "a second " + kind + " named '" + shown(rec.name, 64) + "'";
+      else {
+        EntryRecord &entry = out.entries.back();
+        (isInput ? entry.inputs : entry.outputs).push_back(std::move(rec));
+        if (!isInput)
+          place = Place::Outputs;
+      }
+    } else if (kind == "end") {
+      if (!inEntry)
+        why = "an 'end' line outside an entry block";
+      else if (fields.size() != 1)
+        why = "an 'end' line with fields";
       else
-        (isInput ? out.inputs : out.outputs).push_back(std::move(rec));
-    } else if (kind == "weight") {
-      TensorRecord rec;
-      if (fields.size() < 3 ||
-          !parseDecimal(fields[1], INT64_MAX, rec.offset) ||
-          !parseDecimal(fields[2], INT64_MAX, rec.bytes))
-        why = "a malformed weight offset or size";
-      else if (parseShape(fields, 3, rec, false, why))
-        out.weights.push_back(std::move(rec));
+        place = Place::Between;
     } else {
-      why = "an unknown record";
+      why = "an unknown record '" + shown(kind, 32) + "'";
     }
     if (!why.empty())
       return corrupt();
   }
-  if (out.entry.empty())
-    return fail(MOE_DATA_LOSS, "the signature names no entry symbol");
+  if (place == Place::Device)
+    return fail(MOE_DATA_LOSS, "corrupt signature: it has no device line");
+  if (place == Place::Inputs || place == Place::Outputs)
+    return fail(MOE_DATA_LOSS,
+                "corrupt signature: entry '%s' has no 'end' line",
+                shown(out.entries.back().name, 64).c_str());
+  if (out.entries.empty())
+    return fail(MOE_DATA_LOSS, "corrupt signature: it declares no entry");
   return Result();
 }
 
@@ -294,6 +422,12 @@ Result moe::artifact::parse(const unsigned char *bytes, size_t size,
   std::memcpy(&header, bytes, sizeof(header));
   if (std::memcmp(header.magic, kMagic, sizeof(kMagic)) != 0)
     return fail(MOE_DATA_LOSS, "'%s' is not a moe artifact (bad magic)", path);
+  if (header.version == 1)
+    return fail(MOE_UNIMPLEMENTED,
+                "'%s': artifact format version 1 is no longer supported by "
+                "this runtime (format %u): recompile the model with "
+                "moe-compile",
+                path, kVersion);
   if (header.version != kVersion)
     return fail(MOE_UNIMPLEMENTED,
                 "'%s' has artifact format version %u; this runtime reads "
@@ -364,9 +498,11 @@ Result moe::artifact::parse(const unsigned char *bytes, size_t size,
   for (size_t i = 1; i < extents.size(); ++i)
     if (extents[i - 1].first + extents[i - 1].second > extents[i].first)
       return fail(MOE_DATA_LOSS, "'%s' has overlapping sections", path);
-  if (!signature || !out.code)
-    return fail(MOE_DATA_LOSS, "'%s' lacks its %s section", path,
-                signature ? "CPU code" : "signature");
+  // The code sections are the executor's business: the device line says
+  // which one it needs (the CPU executor refuses an artifact without
+  // CpuCode).
+  if (!signature)
+    return fail(MOE_DATA_LOSS, "'%s' lacks its signature section", path);
   out.signatureDigest = signatureDigest(signature, signatureSize);
   Result r = parseSignature(reinterpret_cast<const char *>(signature),
                             signatureSize, out.signature);

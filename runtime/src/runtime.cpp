@@ -1,10 +1,13 @@
-//===- runtime.cpp - the moe-mlir runtime ----------------------------------===//
+//===- runtime.cpp - the moe-mlir runtime's C API --------------------------===//
 //
-// Artifact loading (mmap, then the pure parser of artifact_reader.cpp), the
-// CPU executor (the code section in an anonymous memfd loaded with dlopen,
-// checked against the signature's digest, called through its packed entry),
-// input validation and the copy of the results. Everything that can fail
-// returns a status; no exception leaves this file.
+// Statuses, tensors (owned or borrowed views), instances, session options
+// and sessions: artifact loading (mmap, then the pure parser of
+// artifact_reader.cpp, the CPU feature check, the executor of
+// executor.cpp), the signature accessors, and moe_session_run's checks of
+// the caller's inputs before run.cpp runs the entry. A process-wide
+// registry of live sessions and instances lets the API refuse a released
+// one instead of touching freed memory. Everything that can fail returns a
+// status; no exception leaves this file.
 //
 //===----------------------------------------------------------------------===//
 
@@ -12,14 +15,15 @@
 
 #include "moe/artifact_format.h"
 #include "moe/artifact_reader.h"
+#include "moe/text.h"
 
-#include "posix_io.h"
+#include "executor.h"
+#include "run.h"
+#include "runtime_internal.h"
 #include "test_hooks.h"
+#include "thread_pool.h"
 
-#include <dlfcn.h>
-#include <elf.h>
 #include <fcntl.h>
-#include <link.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -31,49 +35,94 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <map>
 #include <memory>
+#include <mutex>
 #include <new>
-#include <set>
 #include <string>
+#include <thread>
+#include <unordered_set>
 #include <vector>
 
-/// The first error compiled code reported during the current run on this
-/// thread (codes: include/moe/Utils/RuntimeErrors.h in the compiler).
-static thread_local int32_t tReportedError = 0;
+using namespace moe::detail;
+using moe::artifact::EntryRecord;
+using moe::artifact::TensorRecord;
 
-extern "C" __attribute__((visibility("default"))) void
-moe_report_error(int32_t code) {
-  if (!tReportedError)
-    tReportedError = code;
-}
+//===----------------------------------------------------------------------===//
+// Internals shared with executor.cpp and run.cpp
+//===----------------------------------------------------------------------===//
 
-/// The same hook under the C-interface name (moe-lower-to-llvm requests C
-/// wrappers for every function, declarations included).
-extern "C" __attribute__((visibility("default"))) void
-_mlir_ciface_moe_report_error(int32_t code) {
-  moe_report_error(code);
-}
-
-struct moe_status {
-  moe_status_code_t code;
-  std::string message;
-};
-
-namespace {
-
-moe_status_t makeStatus(moe_status_code_t code, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-moe_status_t makeStatus(moe_status_code_t code, const char *fmt, ...) {
+moe_status_t moe::detail::makeStatus(moe_status_code_t code, const char *fmt,
+                                     ...) {
   char buf[1024];
   va_list args;
   va_start(args, fmt);
   std::vsnprintf(buf, sizeof(buf), fmt, args);
   va_end(args);
-  auto *status = new (std::nothrow) moe_status{code, buf};
-  return status;
+  try {
+    return new moe_status{code, buf};
+  } catch (...) {
+    // NULL would mean success: a failure that cannot even allocate its
+    // message is reported as this static status.
+    return outOfMemoryStatus();
+  }
 }
+
+moe_status_t moe::detail::outOfMemoryStatus() {
+  static moe_status status{MOE_RESOURCE_EXHAUSTED,
+                           "out of memory (while reporting another error)"};
+  return &status;
+}
+
+bool moe::detail::elementCount(const int64_t *dims, size_t rank,
+                               size_t elementSize, size_t &count) {
+  size_t n = 1;
+  for (size_t i = 0; i < rank; ++i) {
+    if (dims[i] < 0)
+      return false;
+    auto d = static_cast<size_t>(dims[i]);
+    if (d != 0 && n > SIZE_MAX / d)
+      return false;
+    n *= d;
+  }
+  if (elementSize && n > SIZE_MAX / elementSize)
+    return false;
+  count = n;
+  return true;
+}
+
+void *moe::detail::alignedAlloc(uint64_t size) {
+  if (size > UINT64_MAX - 63)
+    return nullptr;
+  uint64_t rounded = (size ? size + 63 : 64) / 64 * 64;
+  if (rounded > SIZE_MAX)
+    return nullptr;
+  return std::aligned_alloc(64, static_cast<size_t>(rounded));
+}
+
+moe_tensor *moe::detail::newTensor(moe_dtype_t dtype, const int64_t *dims,
+                                   size_t rank, size_t count) {
+  auto *t = new (std::nothrow) moe_tensor;
+  if (!t)
+    return nullptr;
+  t->dtype = dtype;
+  t->count = count;
+  try {
+    t->dims.assign(dims, dims + rank);
+  } catch (...) {
+    delete t;
+    return nullptr;
+  }
+  // 64-byte aligned; at least 64 bytes, so that the pointer is never null.
+  t->data = static_cast<unsigned char *>(
+      alignedAlloc(uint64_t(count) * moe_dtype_size(dtype)));
+  if (!t->data) {
+    delete t;
+    return nullptr;
+  }
+  return t;
+}
+
+namespace {
 
 struct DTypeInfo {
   const char *name;
@@ -85,298 +134,85 @@ constexpr DTypeInfo kDTypes[] = {
     {"u16", 2}, {"u32", 4},  {"u64", 8}};
 constexpr size_t kNumDTypes = sizeof(kDTypes) / sizeof(kDTypes[0]);
 
-/// One input, output or weight of the signature.
-using TensorSpec = moe::artifact::TensorRecord;
-
-/// Bytes of a memref descriptor of `rank`: 2 pointers, offset, sizes,
-/// strides (all 8 bytes on x86-64).
-size_t descriptorWords(size_t rank) { return 3 + 2 * rank; }
-
-/// Fills a descriptor for a dense row-major buffer.
-void fillDescriptor(int64_t *words, const void *data,
-                    const std::vector<int64_t> &dims) {
-  std::memcpy(&words[0], &data, sizeof(void *));
-  std::memcpy(&words[1], &data, sizeof(void *));
-  words[2] = 0;
-  size_t rank = dims.size();
-  int64_t stride = 1;
-  for (size_t d = rank; d-- > 0;) {
-    words[3 + d] = dims[d];
-    words[3 + rank + d] = stride;
-    stride *= dims[d];
-  }
-}
-
-/// The code of a session. A CUDA executor will implement the same
-/// interface; the artifact's section kinds select the executor.
-class Executor {
-public:
-  virtual ~Executor() = default;
-  /// Calls the entry with the packed argument array.
-  virtual moe_status_t run(void **packed) = 0;
-  /// Whether `ptr` points into memory owned by the code (a constant
-  /// returned as an output must not be freed).
-  virtual bool ownsAddress(const void *ptr) const = 0;
+/// The sessions and instances alive (created and not yet released): the
+/// API refuses any other pointer instead of reading freed memory. Never
+/// destroyed, so that it outlives sessions released at exit.
+struct Registry {
+  std::mutex mutex;
+  std::unordered_set<const void *> sessions, instances;
 };
 
-#ifndef MFD_EXEC
-#define MFD_EXEC 0x0010U // Linux 6.3: an executable memfd under memfd_noexec.
-#endif
+Registry &registry() {
+  static Registry *r = new Registry;
+  return *r;
+}
 
-/// Whether an object is loaded under `name`. glibc matches a dlopen name
-/// against the names of loaded objects before it looks at any file, so
-/// dlopen(name) would hand back that object instead of loading ours.
-bool nameInUse(const std::string &name) {
-  void *handle = dlopen(name.c_str(), RTLD_NOLOAD | RTLD_LAZY);
-  if (!handle) {
-    dlerror(); // Clear the error state.
+bool isLive(const std::unordered_set<const void *> Registry::*set,
+            const void *p) {
+  if (!p)
+    return false;
+  Registry &r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  return (r.*set).count(p) != 0;
+}
+
+/// Adds `p` to the live ones; false when memory cannot be had.
+bool addLive(std::unordered_set<const void *> Registry::*set, const void *p) {
+  Registry &r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  try {
+    (r.*set).insert(p);
+    return true;
+  } catch (...) {
     return false;
   }
-  dlclose(handle);
-  return true;
 }
 
-/// Drops our reference to a loaded object; closes `fd` (the memfd it was
-/// loaded from, or -1) only if the object is really gone. If it is still
-/// loaded (another reference, or an object that cannot be unloaded), the
-/// descriptor is kept open for good, so that no later memfd gets its
-/// number and with it the name "/proc/self/fd/N" of a loaded object.
-void unload(void *handle, int fd, const std::string &name) {
-  if (handle)
-    dlclose(handle);
-  if (fd < 0)
-    return;
-  if (nameInUse(name))
-    return; // Deliberately leaked: see above.
-  ::close(fd);
+/// Removes `p` from the live ones; whether it was there.
+bool removeLive(std::unordered_set<const void *> Registry::*set,
+                const void *p) {
+  if (!p)
+    return false;
+  Registry &r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  return (r.*set).erase(p) != 0;
 }
 
-using moe::detail::writeAll;
-
-/// Set by test_hooks::setForceFileStaging.
-std::atomic<bool> gForceFileStaging{false};
-
-/// The code in an anonymous memory file, named "/proc/self/fd/N" for
-/// dlopen: nothing is left behind if the process dies while loading. -1 if
-/// the kernel has no memfd_create or /proc is not mounted (or a test forces
-/// the file fallback); -2 with `error` on failure.
-int stageInMemfd(const unsigned char *code, size_t size, std::string &name,
-                 std::string &error) {
-  if (gForceFileStaging.load(std::memory_order_relaxed))
-    return -1;
-  int fd = memfd_create("moe-code", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
-  if (fd < 0 && errno == EINVAL) // A kernel before 6.3 knows no MFD_EXEC.
-    fd = memfd_create("moe-code", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-  if (fd < 0)
-    return -1;
-  if (!writeAll(fd, code, size)) {
-    error = std::string("cannot stage the code: ") + std::strerror(errno);
-    ::close(fd);
-    return -2;
-  }
-  // Nobody may change the code once it is checked (failures are harmless).
-  fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE |
-                             F_SEAL_SEAL);
-  for (int attempt = 0;; ++attempt) {
-    name = "/proc/self/fd/" + std::to_string(fd);
-    if (::access(name.c_str(), R_OK) != 0) {
-      ::close(fd);
-      return -1; // No /proc: use a file.
-    }
-    if (!nameInUse(name))
-      return fd;
-    // An object outside our control holds this name: keep the number (so
-    // that we are not handed it again) and take another.
-    int other = attempt < 8 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
-    if (other < 0) {
-      error = "no unused /proc/self/fd name to load the code from";
-      ::close(fd);
-      return -2;
-    }
-    fd = other;
-  }
+bool isLiveSession(const moe_session *s) {
+  return isLive(&Registry::sessions, s);
 }
-
-/// The fallback without memfd: a private temporary file, unlinked as soon
-/// as dlopen has mapped it. Returns the handle or null with `error`.
-void *loadFromFile(const unsigned char *code, size_t size,
-                   std::string &error) {
-  const char *tmp = std::getenv("TMPDIR");
-  for (int attempt = 0; attempt < 8; ++attempt) {
-    std::string path = std::string(tmp && *tmp ? tmp : "/tmp") +
-                       "/moe-code-XXXXXX";
-    int fd = mkostemp(&path[0], O_CLOEXEC);
-    if (fd < 0) {
-      error = "cannot stage the code in '" + path +
-              "': " + std::strerror(errno);
-      return nullptr;
-    }
-    bool ok = writeAll(fd, code, size);
-    int savedErrno = errno;
-    ::close(fd);
-    if (!ok) {
-      ::unlink(path.c_str());
-      error = std::string("cannot stage the code: ") +
-              std::strerror(savedErrno);
-      return nullptr;
-    }
-    if (nameInUse(path)) { // A still-loaded object once had this name.
-      ::unlink(path.c_str());
-      continue;
-    }
-    void *handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-    ::unlink(path.c_str());
-    if (!handle) {
-      const char *err = dlerror();
-      error = err ? err : "unknown error";
-    }
-    return handle;
-  }
-  error = "no unused temporary file name to load the code from";
-  return nullptr;
-}
-
-/// Checks that the loaded code carries `digest`, the digest of the
-/// signature it is run with (artifact_format.h, kSignatureDigestSymbol).
-moe_status_t checkDigest(void *handle, uint64_t digest) {
-  using moe::artifact::kSignatureDigestSymbol;
-  void *sym = dlsym(handle, kSignatureDigestSymbol);
-  Dl_info info;
-  void *symEntry = nullptr;
-  struct link_map *map = nullptr;
-  // The symbol must be an object of at least 8 bytes (more under ASan,
-  // which pads globals) of the code itself, not of a library it pulls in.
-  bool found = sym &&
-               dladdr1(sym, &info, &symEntry, RTLD_DL_SYMENT) && symEntry &&
-               ELF64_ST_TYPE(static_cast<ElfW(Sym) *>(symEntry)->st_info) ==
-                   STT_OBJECT &&
-               static_cast<ElfW(Sym) *>(symEntry)->st_size >=
-                   sizeof(uint64_t) &&
-               dlinfo(handle, RTLD_DI_LINKMAP, &map) == 0 && map &&
-               info.dli_fname && map->l_name &&
-               std::strcmp(info.dli_fname, map->l_name) == 0;
-  dlerror();
-  if (!found)
-    return makeStatus(MOE_DATA_LOSS,
-                      "the code section has no signature digest ('%s', an "
-                      "8-byte constant): the signature does not match the "
-                      "code it was compiled with; recompile the model with "
-                      "moe-compile",
-                      kSignatureDigestSymbol);
-  uint64_t value;
-  std::memcpy(&value, sym, sizeof(value));
-  if (value != digest)
-    return makeStatus(MOE_DATA_LOSS,
-                      "the signature does not match the code it was "
-                      "compiled with (signature digest %016llx, the code's "
-                      "%016llx): the artifact was edited after compilation; "
-                      "recompile the model with moe-compile",
-                      static_cast<unsigned long long>(digest),
-                      static_cast<unsigned long long>(value));
-  return nullptr;
-}
-
-class CpuExecutor final : public Executor {
-public:
-  static moe_status_t create(const unsigned char *code, size_t size,
-                             const std::string &entry, uint64_t digest,
-                             std::unique_ptr<Executor> &out) {
-    std::string name, error;
-    int fd = stageInMemfd(code, size, name, error);
-    if (fd == -2)
-      return makeStatus(MOE_INTERNAL, "%s", error.c_str());
-    void *handle = nullptr;
-    if (fd >= 0) {
-      handle = dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL);
-      if (!handle) {
-        const char *err = dlerror();
-        error = err ? err : "unknown error";
-        ::close(fd);
-      }
-    } else {
-      handle = loadFromFile(code, size, error);
-    }
-    if (!handle)
-      return makeStatus(MOE_DATA_LOSS, "cannot load the code section: %s",
-                        error.c_str());
-    if (moe_status_t st = checkDigest(handle, digest)) {
-      unload(handle, fd, name);
-      return st;
-    }
-    void *sym = dlsym(handle, entry.c_str());
-    if (!sym) {
-      unload(handle, fd, name);
-      return makeStatus(MOE_DATA_LOSS,
-                        "the code section has no entry symbol '%s'",
-                        entry.c_str());
-    }
-    auto exec = std::unique_ptr<CpuExecutor>(new (std::nothrow) CpuExecutor);
-    if (!exec) {
-      unload(handle, fd, name);
-      return makeStatus(MOE_RESOURCE_EXHAUSTED, "out of memory");
-    }
-    exec->handle = handle;
-    exec->fd = fd;
-    exec->name = std::move(name);
-    exec->entry = reinterpret_cast<void (*)(void **)>(sym);
-    Dl_info info;
-    if (dladdr(sym, &info))
-      exec->base = info.dli_fbase;
-    out = std::move(exec);
-    return nullptr;
-  }
-
-  ~CpuExecutor() override { unload(handle, fd, name); }
-
-  moe_status_t run(void **packed) override {
-    entry(packed);
-    return nullptr;
-  }
-
-  bool ownsAddress(const void *ptr) const override {
-    Dl_info info;
-    return dladdr(ptr, &info) && info.dli_fbase == base;
-  }
-
-private:
-  CpuExecutor() = default;
-  void *handle = nullptr;
-  /// The memfd the code was loaded from (-1 for the file fallback), open
-  /// for as long as the code is loaded: see unload().
-  int fd = -1;
-  std::string name;
-  void *base = nullptr;
-  void (*entry)(void **) = nullptr;
-};
 
 } // namespace
-
-struct moe_tensor {
-  moe_dtype_t dtype;
-  std::vector<int64_t> dims;
-  size_t count = 0;
-  std::unique_ptr<unsigned char, void (*)(void *)> data{nullptr, std::free};
-};
 
 struct moe_instance {
   int placeholder = 0;
 };
 
-struct moe_session {
-  moe_instance *instance = nullptr;
-  void *mapping = MAP_FAILED;
-  size_t mappingSize = 0;
-  std::string entry;
-  std::vector<TensorSpec> inputs, outputs, weights;
-  const unsigned char *weightBase = nullptr;
-  uint64_t weightSize = 0;
-  std::unique_ptr<Executor> executor;
+struct moe_session_options {
+  /// 0: the default (the machine's cores).
+  int64_t threads = 0;
+};
 
+struct moe_session {
+  explicit moe_session(unsigned threads) : pool(threads) {}
   ~moe_session() {
     executor.reset();
     if (mapping != MAP_FAILED)
       munmap(mapping, mappingSize);
   }
+
+  moe_instance *instance = nullptr;
+  void *mapping = MAP_FAILED;
+  size_t mappingSize = 0;
+  moe::artifact::Signature signature;
+  /// The entry "main" (moe_session_run and the accessors) and its plan.
+  const EntryRecord *main = nullptr;
+  EntryPlan mainPlan;
+  /// One pointer per weight record (Executor::prepare).
+  std::vector<void *> weights;
+  std::unique_ptr<Executor> executor;
+  ThreadPool pool;
+  ArenaPool arenas;
 };
 
 //===----------------------------------------------------------------------===//
@@ -391,7 +227,10 @@ extern "C" const char *moe_status_message(const moe_status *status) {
   return status ? status->message.c_str() : "";
 }
 
-extern "C" void moe_status_release(moe_status *status) { delete status; }
+extern "C" void moe_status_release(moe_status *status) {
+  if (status != moe::detail::outOfMemoryStatus())
+    delete status;
+}
 
 namespace {
 /// A dtype argument as a raw integer: C callers may pass any int, and loading
@@ -419,31 +258,13 @@ extern "C" const char *moe_dtype_name(moe_dtype_t dtype) {
 //===----------------------------------------------------------------------===//
 
 namespace {
-/// Element count of `dims`, or false on a negative dim or overflow.
-bool elementCount(const int64_t *dims, size_t rank, size_t elementSize,
-                  size_t &count) {
-  size_t n = 1;
-  for (size_t i = 0; i < rank; ++i) {
-    if (dims[i] < 0)
-      return false;
-    size_t d = static_cast<size_t>(dims[i]);
-    if (d != 0 && n > SIZE_MAX / d)
-      return false;
-    n *= d;
-  }
-  if (elementSize && n > SIZE_MAX / elementSize)
-    return false;
-  count = n;
-  return true;
-}
-} // namespace
-
-extern "C" moe_status_t moe_tensor_create(moe_dtype_t dtype, size_t rank,
-                                          const int64_t *dims,
-                                          const void *data,
-                                          moe_tensor **out) {
+/// The checks moe_tensor_create and moe_tensor_create_view share; the
+/// element count in `count`.
+moe_status_t checkTensorArgs(const char *function, moe_dtype_t dtype,
+                             size_t rank, const int64_t *dims,
+                             moe_tensor **out, size_t &count) {
   if (!out)
-    return makeStatus(MOE_INVALID_ARGUMENT, "moe_tensor_create: out is null");
+    return makeStatus(MOE_INVALID_ARGUMENT, "%s: out is null", function);
   *out = nullptr;
   size_t esize = moe_dtype_size(dtype);
   if (!esize)
@@ -452,27 +273,64 @@ extern "C" moe_status_t moe_tensor_create(moe_dtype_t dtype, size_t rank,
   if (rank && !dims)
     return makeStatus(MOE_INVALID_ARGUMENT, "dims is null for rank %zu",
                       rank);
-  size_t count;
   if (!elementCount(dims, rank, esize, count))
     return makeStatus(MOE_INVALID_ARGUMENT,
                       "negative dimension or size overflow");
-  auto *t = new (std::nothrow) moe_tensor{dtype, {}, count, {nullptr, std::free}};
+  return nullptr;
+}
+} // namespace
+
+extern "C" moe_status_t moe_tensor_create(moe_dtype_t dtype, size_t rank,
+                                          const int64_t *dims,
+                                          const void *data,
+                                          moe_tensor **out) {
+  size_t count;
+  if (moe_status_t st =
+          checkTensorArgs("moe_tensor_create", dtype, rank, dims, out, count))
+    return st;
+  size_t bytes = count * moe_dtype_size(dtype);
+  moe_tensor *t = newTensor(dtype, dims, rank, count);
   if (!t)
-    return makeStatus(MOE_RESOURCE_EXHAUSTED, "out of memory");
-  t->dims.assign(dims, dims + rank);
-  size_t bytes = count * esize;
-  // 64-byte aligned; at least one byte so that the pointer is never null.
-  size_t alloc = ((bytes ? bytes : 1) + 63) / 64 * 64;
-  t->data.reset(static_cast<unsigned char *>(std::aligned_alloc(64, alloc)));
-  if (!t->data) {
-    delete t;
     return makeStatus(MOE_RESOURCE_EXHAUSTED, "cannot allocate %zu bytes",
                       bytes);
-  }
   if (data)
-    std::memcpy(t->data.get(), data, bytes);
+    std::memcpy(t->data, data, bytes);
   else
-    std::memset(t->data.get(), 0, bytes);
+    std::memset(t->data, 0, bytes);
+  *out = t;
+  return nullptr;
+}
+
+extern "C" moe_status_t moe_tensor_create_view(moe_dtype_t dtype, size_t rank,
+                                               const int64_t *dims, void *data,
+                                               moe_tensor **out) {
+  size_t count;
+  if (moe_status_t st = checkTensorArgs("moe_tensor_create_view", dtype, rank,
+                                        dims, out, count))
+    return st;
+  size_t esize = moe_dtype_size(dtype);
+  if (!data && count)
+    return makeStatus(MOE_INVALID_ARGUMENT,
+                      "moe_tensor_create_view: data is null for %zu elements",
+                      count);
+  if (reinterpret_cast<uintptr_t>(data) % esize != 0)
+    return makeStatus(MOE_INVALID_ARGUMENT,
+                      "moe_tensor_create_view: data is not aligned for %s "
+                      "(%zu bytes)",
+                      moe_dtype_name(dtype), esize);
+  auto *t = new (std::nothrow) moe_tensor;
+  if (!t)
+    return makeStatus(MOE_RESOURCE_EXHAUSTED, "out of memory");
+  t->dtype = dtype;
+  t->count = count;
+  t->data = static_cast<unsigned char *>(data);
+  t->owned = false;
+  try {
+    t->dims.assign(dims, dims + rank);
+  } catch (...) {
+    delete t;
+    return makeStatus(MOE_RESOURCE_EXHAUSTED, "out of memory");
+  }
   *out = t;
   return nullptr;
 }
@@ -494,23 +352,62 @@ extern "C" size_t moe_tensor_byte_size(const moe_tensor *t) {
   return t ? t->count * moe_dtype_size(t->dtype) : 0;
 }
 extern "C" void *moe_tensor_data(moe_tensor *t) {
-  return t ? t->data.get() : nullptr;
+  return t ? t->data : nullptr;
 }
 
 //===----------------------------------------------------------------------===//
-// Instance and session
+// Instances and options
 //===----------------------------------------------------------------------===//
 
 extern "C" moe_status_t moe_instance_create(moe_instance **out) {
   if (!out)
     return makeStatus(MOE_INVALID_ARGUMENT, "moe_instance_create: out is null");
-  *out = new (std::nothrow) moe_instance;
-  return *out ? nullptr : makeStatus(MOE_RESOURCE_EXHAUSTED, "out of memory");
+  *out = nullptr;
+  auto *instance = new (std::nothrow) moe_instance;
+  if (!instance || !addLive(&Registry::instances, instance)) {
+    delete instance;
+    return makeStatus(MOE_RESOURCE_EXHAUSTED, "out of memory");
+  }
+  *out = instance;
+  return nullptr;
 }
 
 extern "C" void moe_instance_release(moe_instance *instance) {
-  delete instance;
+  if (removeLive(&Registry::instances, instance))
+    delete instance;
 }
+
+extern "C" moe_status_t
+moe_session_options_create(moe_session_options **out) {
+  if (!out)
+    return makeStatus(MOE_INVALID_ARGUMENT,
+                      "moe_session_options_create: out is null");
+  *out = new (std::nothrow) moe_session_options;
+  return *out ? nullptr : makeStatus(MOE_RESOURCE_EXHAUSTED, "out of memory");
+}
+
+extern "C" void moe_session_options_release(moe_session_options *options) {
+  delete options;
+}
+
+extern "C" moe_status_t
+moe_session_options_set_threads(moe_session_options *options,
+                                int64_t threads) {
+  if (!options)
+    return makeStatus(MOE_INVALID_ARGUMENT,
+                      "moe_session_options_set_threads: options is null");
+  if (threads < 1 || threads > MOE_MAX_THREADS)
+    return makeStatus(MOE_INVALID_ARGUMENT,
+                      "the thread count must be from 1 to %d "
+                      "(MOE_MAX_THREADS), got %lld",
+                      MOE_MAX_THREADS, static_cast<long long>(threads));
+  options->threads = threads;
+  return nullptr;
+}
+
+//===----------------------------------------------------------------------===//
+// Sessions
+//===----------------------------------------------------------------------===//
 
 namespace {
 
@@ -535,22 +432,15 @@ int cpuHas(const std::string &f) {
   return -1;
 }
 
-} // namespace
+/// The threads of a session without options: the machine's cores.
+unsigned defaultThreads() {
+  unsigned n = std::thread::hardware_concurrency();
+  return std::min<unsigned>(std::max(n, 1u), MOE_MAX_THREADS);
+}
 
-extern "C" moe_status_t moe_session_create(moe_instance *instance,
-                                           const char *path,
-                                           moe_session **out) {
-  if (!out)
-    return makeStatus(MOE_INVALID_ARGUMENT, "moe_session_create: out is null");
-  *out = nullptr;
-  if (!instance || !path)
-    return makeStatus(MOE_INVALID_ARGUMENT,
-                      "moe_session_create: null instance or path");
-  std::unique_ptr<moe_session> s(new (std::nothrow) moe_session);
-  if (!s)
-    return makeStatus(MOE_RESOURCE_EXHAUSTED, "out of memory");
-  s->instance = instance;
-
+/// Maps the artifact at `path` and loads it into `s` (everything but the
+/// registration).
+moe_status_t loadSession(moe_session &s, const char *path) {
   // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
   // writer before fstat could tell that it is no regular file.
   int fd = ::open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
@@ -563,7 +453,7 @@ extern "C" moe_status_t moe_session_create(moe_instance *instance,
     return makeStatus(MOE_INVALID_ARGUMENT, "'%s' is not a regular file",
                       path);
   }
-  size_t size = static_cast<size_t>(st.st_size);
+  auto size = static_cast<size_t>(st.st_size);
   if (size < sizeof(moe::artifact::Header)) {
     ::close(fd);
     return makeStatus(MOE_DATA_LOSS,
@@ -575,15 +465,34 @@ extern "C" moe_status_t moe_session_create(moe_instance *instance,
   if (map == MAP_FAILED)
     return makeStatus(MOE_INTERNAL, "cannot map '%s': %s", path,
                       std::strerror(errno));
-  s->mapping = map;
-  s->mappingSize = size;
+  s.mapping = map;
+  s.mappingSize = size;
 
   moe::artifact::Contents contents;
   moe::artifact::Result parsed = moe::artifact::parse(
       static_cast<const unsigned char *>(map), size, path, contents);
   if (!parsed.ok())
     return makeStatus(parsed.code, "%s", parsed.message.c_str());
-  moe::artifact::Signature &sig = contents.signature;
+  const moe::artifact::Signature &sig = contents.signature;
+  if (!sig.states.empty())
+    return makeStatus(MOE_UNIMPLEMENTED,
+                      "'%s' declares state tensors: state tensors need a "
+                      "generation context, which this runtime does not "
+                      "provide yet",
+                      path);
+  size_t mainIndex = sig.entries.size();
+  std::string entryNames;
+  for (size_t i = 0; i < sig.entries.size(); ++i) {
+    if (sig.entries[i].name == "main")
+      mainIndex = i;
+    entryNames += (i ? ", '" : "'") + moe::printable(sig.entries[i].name, 64) +
+                  "'";
+  }
+  if (mainIndex == sig.entries.size())
+    return makeStatus(MOE_UNIMPLEMENTED,
+                      "'%s' has no entry 'main' (its entries: %s): this "
+                      "runtime runs only 'main'",
+                      path, entryNames.c_str());
   // CPU features the code was compiled for: refuse to load code this CPU
   // cannot run rather than fault on its first instruction.
   for (const std::string &feature : sig.requiredFeatures) {
@@ -600,63 +509,126 @@ extern "C" moe_status_t moe_session_create(moe_instance *instance,
                         "--march=x86-64-v3 or lower)",
                         feature.c_str());
   }
-  s->entry = std::move(sig.entry);
-  s->inputs = std::move(sig.inputs);
-  s->outputs = std::move(sig.outputs);
-  s->weights = std::move(sig.weights);
-  s->weightBase = contents.weights;
-  s->weightSize = contents.weightsSize;
-  if (moe_status_t st3 =
-          CpuExecutor::create(contents.code, contents.codeSize, s->entry,
-                              contents.signatureDigest, s->executor))
+  if (moe_status_t st2 = createExecutor(contents, path, s.executor))
+    return st2;
+  if (moe_status_t st3 = s.executor->prepare(contents, s.weights))
     return st3;
-  *out = s.release();
+  s.signature = std::move(contents.signature);
+  s.main = &s.signature.entries[mainIndex];
+  s.mainPlan = planEntry(*s.main, mainIndex);
   return nullptr;
 }
 
-extern "C" void moe_session_release(moe_session *session) { delete session; }
+} // namespace
 
 void moe::test_hooks::setCpuFeatureQuery(CpuFeatureQuery query) {
   gCpuFeatureQuery.store(query, std::memory_order_relaxed);
 }
 
-void moe::test_hooks::setForceFileStaging(bool force) {
-  gForceFileStaging.store(force, std::memory_order_relaxed);
+extern "C" moe_status_t
+moe_session_create_with_options(moe_instance *instance, const char *path,
+                                const moe_session_options *options,
+                                moe_session **out) {
+  if (!out)
+    return makeStatus(MOE_INVALID_ARGUMENT, "moe_session_create: out is null");
+  *out = nullptr;
+  if (!instance || !path)
+    return makeStatus(MOE_INVALID_ARGUMENT,
+                      "moe_session_create: null instance or path");
+  if (!isLive(&Registry::instances, instance))
+    return makeStatus(MOE_INVALID_ARGUMENT,
+                      "moe_session_create: instance was released (or is not "
+                      "an instance)");
+  int64_t threads = options ? options->threads : 0;
+  if (threads < 0 || threads > MOE_MAX_THREADS)
+    return makeStatus(MOE_INVALID_ARGUMENT,
+                      "the thread count must be from 1 to %d "
+                      "(MOE_MAX_THREADS), got %lld",
+                      MOE_MAX_THREADS, static_cast<long long>(threads));
+  std::unique_ptr<moe_session> s(new (std::nothrow) moe_session(
+      threads ? static_cast<unsigned>(threads) : defaultThreads()));
+  if (!s)
+    return makeStatus(MOE_RESOURCE_EXHAUSTED, "out of memory");
+  s->instance = instance;
+  moe_status_t st;
+  try {
+    st = loadSession(*s, path);
+  } catch (...) { // std::bad_alloc
+    st = makeStatus(MOE_RESOURCE_EXHAUSTED, "out of memory");
+  }
+  if (st)
+    return st;
+  if (!addLive(&Registry::sessions, s.get()))
+    return makeStatus(MOE_RESOURCE_EXHAUSTED, "out of memory");
+  *out = s.release();
+  return nullptr;
+}
+
+extern "C" moe_status_t moe_session_create(moe_instance *instance,
+                                           const char *path,
+                                           moe_session **out) {
+  return moe_session_create_with_options(instance, path, nullptr, out);
+}
+
+extern "C" void moe_session_release(moe_session *session) {
+  if (removeLive(&Registry::sessions, session))
+    delete session;
+}
+
+extern "C" size_t moe_session_thread_count(const moe_session *s) {
+  return isLiveSession(s) ? s->pool.threads() : 0;
+}
+
+extern "C" size_t moe_session_entry_count(const moe_session *s) {
+  return isLiveSession(s) ? s->signature.entries.size() : 0;
+}
+
+extern "C" const char *moe_session_entry_name(const moe_session *s,
+                                              size_t i) {
+  return isLiveSession(s) && i < s->signature.entries.size()
+             ? s->signature.entries[i].name.c_str()
+             : "";
 }
 
 namespace {
-const TensorSpec *specAt(const std::vector<TensorSpec> &v, size_t i) {
+/// Record `i` of the main entry's inputs (or outputs) of a live session.
+const TensorRecord *specAt(const moe_session *s,
+                           std::vector<TensorRecord> EntryRecord::*list,
+                           size_t i) {
+  if (!isLiveSession(s))
+    return nullptr;
+  const std::vector<TensorRecord> &v = s->main->*list;
   return i < v.size() ? &v[i] : nullptr;
 }
 } // namespace
 
 #define MOE_SPEC_ACCESSORS(KIND, LIST)                                         \
   extern "C" size_t moe_session_##KIND##_count(const moe_session *s) {         \
-    return s ? s->LIST.size() : 0;                                             \
+    return isLiveSession(s) ? s->main->LIST.size() : 0;                        \
   }                                                                            \
   extern "C" const char *moe_session_##KIND##_name(const moe_session *s,       \
                                                    size_t i) {                 \
-    const TensorSpec *t = s ? specAt(s->LIST, i) : nullptr;                    \
+    const TensorRecord *t = specAt(s, &EntryRecord::LIST, i);                  \
     return t ? t->name.c_str() : "";                                           \
   }                                                                            \
   extern "C" moe_dtype_t moe_session_##KIND##_dtype(const moe_session *s,      \
                                                     size_t i) {                \
-    const TensorSpec *t = s ? specAt(s->LIST, i) : nullptr;                    \
+    const TensorRecord *t = specAt(s, &EntryRecord::LIST, i);                  \
     return t ? t->dtype : MOE_DTYPE_F32;                                       \
   }                                                                            \
   extern "C" size_t moe_session_##KIND##_rank(const moe_session *s,            \
                                               size_t i) {                      \
-    const TensorSpec *t = s ? specAt(s->LIST, i) : nullptr;                    \
+    const TensorRecord *t = specAt(s, &EntryRecord::LIST, i);                  \
     return t ? t->dims.size() : 0;                                             \
   }                                                                            \
   extern "C" int64_t moe_session_##KIND##_dim(const moe_session *s, size_t i,  \
                                               size_t d) {                      \
-    const TensorSpec *t = s ? specAt(s->LIST, i) : nullptr;                    \
+    const TensorRecord *t = specAt(s, &EntryRecord::LIST, i);                  \
     return t && d < t->dims.size() ? t->dims[d] : -1;                          \
   }                                                                            \
   extern "C" const char *moe_session_##KIND##_dim_name(const moe_session *s,   \
                                                        size_t i, size_t d) {   \
-    const TensorSpec *t = s ? specAt(s->LIST, i) : nullptr;                    \
+    const TensorRecord *t = specAt(s, &EntryRecord::LIST, i);                  \
     return t && d < t->symbols.size() ? t->symbols[d].c_str() : "";            \
   }
 
@@ -668,89 +640,30 @@ MOE_SPEC_ACCESSORS(output, outputs)
 //===----------------------------------------------------------------------===//
 
 namespace {
-/// Checks the result descriptor `w` the code returned for `o` before
-/// anything is read through it: dims non-negative and equal to the
-/// signature's static ones, every element's offset within int64.
-moe_status_t checkResult(const TensorSpec &o, const int64_t *w) {
-  size_t rank = o.dims.size();
-  const int64_t *dims = w + 3, *strides = w + 3 + rank;
-  const char *name = o.name.c_str();
-  for (size_t d = 0; d < rank; ++d) {
-    if (dims[d] < 0 || (o.dims[d] >= 0 && dims[d] != o.dims[d]))
-      return makeStatus(MOE_INTERNAL,
-                        "the code returned output '%s' with dim %zu = %lld, "
-                        "but the signature says %s%lld",
-                        name, d, (long long)dims[d],
-                        o.dims[d] >= 0 ? "" : "a size >= ",
-                        (long long)(o.dims[d] >= 0 ? o.dims[d] : 0));
-  }
-  size_t count;
-  if (!elementCount(dims, rank, moe_dtype_size(o.dtype), count))
-    return makeStatus(MOE_INTERNAL,
-                      "the code returned output '%s' with more elements "
-                      "than memory can hold",
-                      name);
-  if (count == 0)
-    return nullptr;
-  void *aligned;
-  std::memcpy(&aligned, &w[1], sizeof(void *));
-  // The lowest and highest element offsets, in elements then bytes.
-  int64_t lo = w[2], hi = w[2];
-  bool overflow = false;
-  for (size_t d = 0; d < rank; ++d) {
-    int64_t span;
-    overflow |= __builtin_mul_overflow(strides[d], dims[d] - 1, &span);
-    overflow |= __builtin_add_overflow(span < 0 ? lo : hi, span,
-                                       span < 0 ? &lo : &hi);
-  }
-  int64_t esize = static_cast<int64_t>(moe_dtype_size(o.dtype));
-  overflow |= __builtin_mul_overflow(lo, esize, &lo) ||
-              __builtin_mul_overflow(hi, esize, &hi);
-  if (!aligned || overflow)
-    return makeStatus(MOE_INTERNAL,
-                      "the code returned output '%s' with a %s", name,
-                      aligned ? "layout whose offsets overflow"
-                              : "null data pointer");
-  return nullptr;
-}
-} // namespace
 
-extern "C" moe_status_t moe_session_run(moe_session *s, size_t numInputs,
-                                        const char *const *names,
-                                        const moe_tensor *const *inputs,
-                                        size_t numOutputs,
-                                        moe_tensor **outputs) {
-  if (!s)
-    return makeStatus(MOE_INVALID_ARGUMENT, "moe_session_run: session is null");
-  if (numInputs && (!names || !inputs))
-    return makeStatus(MOE_INVALID_ARGUMENT,
-                      "moe_session_run: names or inputs is null");
-  if (numOutputs != s->outputs.size() || (numOutputs && !outputs))
-    return makeStatus(MOE_INVALID_ARGUMENT,
-                      "moe_session_run: the model has %zu outputs, %zu asked",
-                      s->outputs.size(), numOutputs);
-  if (numInputs != s->inputs.size())
-    return makeStatus(MOE_INVALID_ARGUMENT,
-                      "the model takes %zu inputs, %zu given",
-                      s->inputs.size(), numInputs);
-
-  // Match inputs by name and validate them.
-  std::vector<const moe_tensor *> ordered(s->inputs.size(), nullptr);
-  std::map<std::string, int64_t> symbols;
+/// Checks the caller's inputs against the main entry's signature and puts
+/// them in signature order into arena.ordered.
+moe_status_t checkInputs(const moe_session &s, Arena &arena,
+                         size_t numInputs, const char *const *names,
+                         const moe_tensor *const *inputs) {
+  const std::vector<TensorRecord> &specs = s.main->inputs;
+  const EntryPlan &plan = s.mainPlan;
+  arena.ordered.assign(specs.size(), nullptr);
+  arena.symbolValues.assign(plan.symbolCount, -1);
   for (size_t i = 0; i < numInputs; ++i) {
     if (!names[i] || !inputs[i])
       return makeStatus(MOE_INVALID_ARGUMENT, "input %zu is null", i);
-    auto it = std::find_if(s->inputs.begin(), s->inputs.end(),
-                           [&](const TensorSpec &t) { return t.name == names[i]; });
-    if (it == s->inputs.end())
+    size_t at = 0;
+    while (at < specs.size() && specs[at].name != names[i])
+      ++at;
+    if (at == specs.size())
       return makeStatus(MOE_INVALID_ARGUMENT, "the model has no input '%s'",
                         names[i]);
-    size_t at = static_cast<size_t>(it - s->inputs.begin());
-    if (ordered[at])
+    if (arena.ordered[at])
       return makeStatus(MOE_INVALID_ARGUMENT, "input '%s' is given twice",
                         names[i]);
     const moe_tensor *t = inputs[i];
-    const TensorSpec &spec = *it;
+    const TensorRecord &spec = specs[at];
     if (t->dtype != spec.dtype)
       return makeStatus(MOE_INVALID_ARGUMENT,
                         "input '%s' must be %s, got %s", names[i],
@@ -775,19 +688,21 @@ extern "C" moe_status_t moe_session_run(moe_session *s, size_t numInputs,
                                                   : spec.symbols[d].c_str(),
                           (long long)t->dims[d],
                           (long long)MOE_MAX_SYMBOLIC_DIM);
-      if (spec.dims[d] < 0 && !spec.symbols[d].empty()) {
-        auto [sym, inserted] = symbols.emplace(spec.symbols[d], t->dims[d]);
-        if (!inserted && sym->second != t->dims[d])
+      int id = plan.symbolIds[plan.inputDimOffset[at] + d];
+      if (id >= 0) {
+        int64_t &value = arena.symbolValues[static_cast<size_t>(id)];
+        if (value >= 0 && value != t->dims[d])
           return makeStatus(MOE_INVALID_ARGUMENT,
                             "input '%s' dim %zu ('%s') is %lld, but '%s' "
                             "was %lld in an earlier input",
                             names[i], d, spec.symbols[d].c_str(),
                             (long long)t->dims[d], spec.symbols[d].c_str(),
-                            (long long)sym->second);
+                            (long long)value);
+        value = t->dims[d];
       }
     }
-    // Strides and byte offsets of the descriptor must fit int64 (a zero
-    // dim makes the tensor empty, not its strides small).
+    // Strides and byte offsets must fit int64 (a zero dim makes the tensor
+    // empty, not its strides small).
     uint64_t extent = moe_dtype_size(t->dtype);
     for (int64_t dim : t->dims) {
       uint64_t d = dim > 1 ? static_cast<uint64_t>(dim) : 1;
@@ -797,121 +712,58 @@ extern "C" moe_status_t moe_session_run(moe_session *s, size_t numInputs,
                           names[i]);
       extent *= d;
     }
-    ordered[at] = t;
+    arena.ordered[at] = t;
   }
-
-  // Descriptors: results first, then inputs, then weights.
-  size_t resultWords = 0;
-  for (const TensorSpec &o : s->outputs)
-    resultWords += descriptorWords(o.dims.size());
-  std::vector<int64_t> results(std::max<size_t>(resultWords, 1), 0);
-  std::vector<std::vector<int64_t>> argWords;
-  std::vector<void *> packed;
-  packed.push_back(results.data());
-  for (size_t i = 0; i < ordered.size(); ++i) {
-    argWords.emplace_back(descriptorWords(ordered[i]->dims.size()));
-    fillDescriptor(argWords.back().data(), ordered[i]->data.get(),
-                   ordered[i]->dims);
-  }
-  for (const TensorSpec &w : s->weights) {
-    argWords.emplace_back(descriptorWords(w.dims.size()));
-    fillDescriptor(argWords.back().data(), s->weightBase + w.offset, w.dims);
-  }
-  for (std::vector<int64_t> &words : argWords)
-    packed.push_back(words.data());
-
-  tReportedError = 0;
-  if (moe_status_t st = s->executor->run(packed.data()))
-    return st;
-  int32_t reported = tReportedError;
-  // A data error the code reported comes first: its result descriptors are
-  // not checked or read (only the buffers they hold are freed), so that the
-  // caller gets the data error, not a consequence of it.
-  moe_status_t failure = nullptr;
-  if (reported)
-    failure = makeStatus(
-        MOE_INVALID_ARGUMENT, "%s",
-        reported == 1
-            ? "an expert id outside [0, E) reached moe.dispatch"
-        : reported == 2
-            ? "an index is out of range in a gather (for an embedding: a "
-              "token id outside the vocabulary)"
-        : reported == 3
-            ? "a dynamic dimension has a size the model cannot take "
-              "(broadcast operands neither equal nor 1, reshape sizes that do "
-              "not match the element count, a batch that is not a multiple "
-              "of the group size, or a size other than the declared one)"
-            : "the model reported a data error");
-
-  // Copy the results out; free the buffers the code allocated for them.
-  auto inside = [&](const void *p) {
-    auto *c = static_cast<const unsigned char *>(p);
-    for (const moe_tensor *t : ordered) {
-      const unsigned char *b = t->data.get();
-      if (c >= b && c < b + std::max<size_t>(moe_tensor_byte_size(t), 1))
-        return true;
-    }
-    return c >= s->weightBase && c < s->weightBase + s->weightSize;
-  };
-  std::vector<moe_tensor *> made;
-  std::set<void *> toFree;
-  size_t at = 0;
-  for (const TensorSpec &o : s->outputs) {
-    size_t rank = o.dims.size();
-    const int64_t *w = &results[at];
-    at += descriptorWords(rank);
-    void *allocated, *aligned;
-    std::memcpy(&allocated, &w[0], sizeof(void *));
-    std::memcpy(&aligned, &w[1], sizeof(void *));
-    std::vector<int64_t> dims(w + 3, w + 3 + rank);
-    const int64_t *strides = w + 3 + rank;
-    moe_tensor *t = nullptr;
-    if (!failure)
-      failure = checkResult(o, w);
-    if (!failure)
-      failure = moe_tensor_create(o.dtype, rank, dims.data(), nullptr, &t);
-    if (t) {
-      // Gather through the strides (results may be views). The offset is
-      // summed in elements in checkResult's order, from the descriptor's
-      // offset, and scaled to bytes last: checkResult bounded every partial
-      // sum and the scaled extremes, so nothing here overflows. The address
-      // is computed as the code's own is, modulo 2^64 (an offset near
-      // +-2^63 bytes may wrap around the address space to valid memory).
-      int64_t esize = static_cast<int64_t>(moe_dtype_size(o.dtype));
-      auto base = reinterpret_cast<uintptr_t>(aligned);
-      std::vector<int64_t> index(rank, 0);
-      for (size_t n = 0; n < t->count; ++n) {
-        int64_t off = w[2];
-        for (size_t d = 0; d < rank; ++d)
-          off += index[d] * strides[d];
-        uintptr_t src = base + static_cast<uintptr_t>(off * esize);
-        std::memcpy(t->data.get() + n * static_cast<size_t>(esize),
-                    reinterpret_cast<const void *>(src),
-                    static_cast<size_t>(esize));
-        for (size_t d = rank; d-- > 0;) {
-          if (++index[d] < dims[d])
-            break;
-          index[d] = 0;
-        }
-      }
-      made.push_back(t);
-    }
-    // Constants are returned as views of the code's globals: MLIR marks
-    // them with the allocated pointer 0xdeadbeef; their data lies in the code.
-    bool global = allocated == reinterpret_cast<void *>(0xdeadbeef) ||
-                  s->executor->ownsAddress(aligned);
-    if (allocated && !global && !inside(allocated) &&
-        !s->executor->ownsAddress(allocated))
-      toFree.insert(allocated);
-  }
-  for (void *p : toFree)
-    std::free(p);
-  if (failure) {
-    for (moe_tensor *t : made)
-      moe_tensor_release(t);
-    return failure;
-  }
-  for (size_t i = 0; i < made.size(); ++i)
-    outputs[i] = made[i];
   return nullptr;
+}
+
+/// moe_session_run once `s` is known to be live.
+moe_status_t runMain(moe_session &s, size_t numInputs,
+                     const char *const *names,
+                     const moe_tensor *const *inputs, size_t numOutputs,
+                     moe_tensor **outputs) {
+  const EntryRecord &entry = *s.main;
+  if (numInputs && (!names || !inputs))
+    return makeStatus(MOE_INVALID_ARGUMENT,
+                      "moe_session_run: names or inputs is null");
+  if (numOutputs != entry.outputs.size() || (numOutputs && !outputs))
+    return makeStatus(MOE_INVALID_ARGUMENT,
+                      "moe_session_run: the model has %zu outputs, %zu asked",
+                      entry.outputs.size(), numOutputs);
+  if (numInputs != entry.inputs.size())
+    return makeStatus(MOE_INVALID_ARGUMENT,
+                      "the model takes %zu inputs, %zu given",
+                      entry.inputs.size(), numInputs);
+  std::unique_ptr<Arena> arena = s.arenas.acquire(entry.workspaceBytes);
+  if (!arena)
+    return makeStatus(MOE_RESOURCE_EXHAUSTED,
+                      "cannot allocate the %llu bytes of workspace of entry "
+                      "'main'",
+                      static_cast<unsigned long long>(entry.workspaceBytes));
+  moe_status_t st = checkInputs(s, *arena, numInputs, names, inputs);
+  if (!st)
+    st = runEntry(s.mainPlan, *s.executor, s.pool, s.weights.data(), *arena,
+                  arena->ordered.data(), outputs);
+  s.arenas.release(std::move(arena));
+  return st;
+}
+
+} // namespace
+
+extern "C" moe_status_t moe_session_run(moe_session *s, size_t numInputs,
+                                        const char *const *names,
+                                        const moe_tensor *const *inputs,
+                                        size_t numOutputs,
+                                        moe_tensor **outputs) {
+  if (!s)
+    return makeStatus(MOE_INVALID_ARGUMENT, "moe_session_run: session is null");
+  if (!isLiveSession(s))
+    return makeStatus(MOE_INVALID_ARGUMENT,
+                      "moe_session_run: session was released (or is not a "
+                      "session)");
+  try {
+    return runMain(*s, numInputs, names, inputs, numOutputs, outputs);
+  } catch (...) { // std::bad_alloc from the input checks.
+    return makeStatus(MOE_RESOURCE_EXHAUSTED, "out of memory");
+  }
 }

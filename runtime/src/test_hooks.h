@@ -1,13 +1,16 @@
 //===- test_hooks.h - hooks the runtime's unit tests set --------*- C++ -*-===//
 //
-// Internal to runtime/src and runtime/test (not installed, not part of the
-// API): they let test/runtime_test.cpp reach code paths the host would not
-// take, on any host. Both hooks are process-wide and off by default.
+// Internal to runtime/src, runtime/test and bench/overhead.cpp (not
+// installed, not part of the API): they let test/runtime_test.cpp reach
+// code paths the host would not take, on any host, and measure what the
+// API does not say. All hooks are process-wide and off by default.
 //
 //===----------------------------------------------------------------------===//
 
 #ifndef MOE_RUNTIME_TEST_HOOKS_H
 #define MOE_RUNTIME_TEST_HOOKS_H
+
+#include <cstdint>
 
 namespace moe::test_hooks {
 
@@ -23,6 +26,18 @@ setCpuFeatureQuery(CpuFeatureQuery query);
 /// Whether code is staged in a temporary file of $TMPDIR (the fallback for
 /// hosts without memfd_create or /proc) even where a memfd would do.
 __attribute__((visibility("default"))) void setForceFileStaging(bool force);
+
+/// Whether runs measure the time spent inside the code's entry (from the
+/// call to its return, parallel loops included), adding it up for
+/// entryNanoseconds(): the rest of moe_session_run is the runtime's
+/// overhead (bench/overhead.cpp).
+__attribute__((visibility("default"))) void setEntryTiming(bool on);
+/// Nanoseconds spent inside entries by all runs measured so far.
+__attribute__((visibility("default"))) uint64_t entryNanoseconds();
+
+/// Workspace segments allocated so far by all sessions (a run that does
+/// not grow its arena allocates none).
+__attribute__((visibility("default"))) uint64_t workspaceAllocations();
 
 } // namespace moe::test_hooks
 

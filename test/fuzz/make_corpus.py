@@ -6,9 +6,9 @@ script; writes OUT_DIR/artifact/* and OUT_DIR/npy/*)
 
 A writer of the .moeb layout independent of the C++ one
 (runtime/include/moe/artifact_format.h): header, section table, FNV-1a 64
-checksums, 64-byte aligned sections. Seeds are small valid artifacts and
-near-valid ones (each refused for one reason), and .npy files NumPy writes
-plus near-valid ones. Only the standard library is used.
+checksums, 64-byte aligned sections, format 2 signatures. Seeds are small
+valid artifacts and near-valid ones (each refused for one reason), and .npy
+files NumPy writes plus near-valid ones. Only the standard library is used.
 """
 import os
 import struct
@@ -24,7 +24,7 @@ def fnv1a(data, h=0xcbf29ce484222325):
     return h
 
 
-def artifact(sections, version=1):
+def artifact(sections, version=2):
     """The bytes of an artifact holding [(kind, bytes)] in order."""
     offset = 32 + 32 * len(sections)
     table, body = [], b""
@@ -62,13 +62,16 @@ def dict_text(descr, shape, fortran="False"):
 
 # A stand-in for the code section: the parser never loads it.
 CODE = b"\x7fELF\x02\x01\x01" + bytes(57)
-SIG = (b"entry moe_entry\n"
-       b"requires sse4.2 avx avx2\n"
+HEAD = b"moe-signature 2\ndevice cpu x86-64\n"
+SIG = (b"moe-signature 2\n"
+       b"device cpu x86-64 sse4.2 avx avx2\n"
+       b"weight 0 64 row-major f32 2 4 4\n"
+       b"weight 64 32 row-major f16 1 16\n"
+       b"entry main moe_entry_main 4096 grows\n"
        b"input tokens i64 2 ?B ?T\n"
        b"input mask%20x bool 2 ?B ?\n"
        b"output logits f32 3 ?B ?T 50\n"
-       b"weight 0 64 f32 2 4 4\n"
-       b"weight 64 32 f16 1 16\n")
+       b"end\n")
 WEIGHTS_BYTES = bytes(range(96))
 
 
@@ -79,34 +82,78 @@ def artifact_seeds():
     flipped[-5] ^= 0x40
     return {
         "valid.moeb": good,
-        "minimal.moeb": artifact([(SIGNATURE, b"entry moe_entry\n"),
+        "minimal.moeb": artifact([(SIGNATURE, HEAD + b"entry main e 0 exact\n"
+                                               b"end\n"),
                                   (CPU_CODE, CODE)]),
         "scalars.moeb": artifact([
-            (SIGNATURE, b"entry f\ninput a f64 0\ninput b u8 1 7\n"
-                        b"output a f64 0\noutput c u64 2 ? 0\n"),
+            (SIGNATURE, HEAD + b"entry main f 0 exact\ninput a f64 0\n"
+                        b"input b u8 1 7\noutput a f64 0\n"
+                        b"output c u64 2 ? 0\nend\n"),
             (CPU_CODE, CODE)]),
+        "entries.moeb": artifact([
+            (SIGNATURE, HEAD + b"weight 0 64 row-major f32 1 16\n"
+                        b"state kv%20cache f16 3 ?B 4 8\n"
+                        b"entry prefill moe_entry_prefill 1024 grows\n"
+                        b"input tokens i64 2 ?B ?T\noutput logits f32 2 ?B 50\n"
+                        b"end\n"
+                        b"entry decode moe_entry_decode 256 exact\n"
+                        b"input token i64 1 ?B\noutput logits f32 2 ?B 50\n"
+                        b"end\n"
+                        b"entry main moe_entry_main 0 exact\nend\n"),
+            (CPU_CODE, CODE), (WEIGHTS, WEIGHTS_BYTES)]),
         "device_sections.moeb": artifact([
             (SIGNATURE, SIG), (CUDA_CODE, b"ptx"), (CPU_CODE, CODE),
             (99, b"future"), (WEIGHTS, WEIGHTS_BYTES)]),
         "zero_sections.moeb": artifact([]),
-        "version2.moeb": artifact([(SIGNATURE, SIG)], version=2),
-        "no_code.moeb": artifact([(SIGNATURE, SIG)]),
+        "version1.moeb": artifact([(SIGNATURE, b"entry moe_entry\n"),
+                                   (CPU_CODE, CODE)], version=1),
+        "version3.moeb": artifact([(SIGNATURE, SIG)], version=3),
+        "no_code.moeb": artifact([(SIGNATURE, SIG), (WEIGHTS, WEIGHTS_BYTES)]),
         "flipped.moeb": bytes(flipped),
         "truncated.moeb": good[:len(good) - 40],
         "duplicate_input.moeb": artifact([
-            (SIGNATURE, b"entry e\ninput x f32 1 4\ninput x f32 1 4\n"),
+            (SIGNATURE, HEAD + b"entry main e 0 exact\ninput x f32 1 4\n"
+                        b"input x f32 1 4\nend\n"),
+            (CPU_CODE, CODE)]),
+        "duplicate_entry.moeb": artifact([
+            (SIGNATURE, HEAD + b"entry main e 0 exact\nend\n"
+                        b"entry main f 0 exact\nend\n"),
+            (CPU_CODE, CODE)]),
+        "missing_end.moeb": artifact([
+            (SIGNATURE, HEAD + b"entry main e 0 exact\ninput x f32 1 4\n"),
+            (CPU_CODE, CODE)]),
+        "bad_order.moeb": artifact([
+            (SIGNATURE, HEAD + b"entry main e 0 exact\nend\n"
+                        b"weight 0 64 row-major f32 1 16\n"),
+            (CPU_CODE, CODE), (WEIGHTS, WEIGHTS_BYTES)]),
+        "two_devices.moeb": artifact([
+            (SIGNATURE, HEAD + b"device cpu x86-64\nentry main e 0 exact\n"
+                        b"end\n"),
+            (CPU_CODE, CODE)]),
+        "unknown_layout.moeb": artifact([
+            (SIGNATURE, HEAD + b"weight 0 64 column-major f32 1 16\n"
+                        b"entry main e 0 exact\nend\n"),
+            (CPU_CODE, CODE), (WEIGHTS, WEIGHTS_BYTES)]),
+        "bad_symbol.moeb": artifact([
+            (SIGNATURE, HEAD + b"entry main 9e 0 exact\nend\n"),
             (CPU_CODE, CODE)]),
         "overlapping_weights.moeb": artifact([
-            (SIGNATURE, b"entry e\nweight 0 64 f32 1 16\n"
-                        b"weight 0 64 f32 1 16\n"),
+            (SIGNATURE, HEAD + b"weight 0 64 row-major f32 1 16\n"
+                        b"weight 0 64 row-major f32 1 16\n"
+                        b"entry main e 0 exact\nend\n"),
             (CPU_CODE, CODE), (WEIGHTS, WEIGHTS_BYTES)]),
         "weight_outside.moeb": artifact([
-            (SIGNATURE, b"entry e\nweight 64 64 f32 1 16\n"),
+            (SIGNATURE, HEAD + b"weight 64 64 row-major f32 1 16\n"
+                        b"entry main e 0 exact\nend\n"),
             (CPU_CODE, CODE), (WEIGHTS, WEIGHTS_BYTES)]),
         "unknown_feature.moeb": artifact([
-            (SIGNATURE, b"entry e\nrequires avx9000\n"), (CPU_CODE, CODE)]),
+            (SIGNATURE, b"moe-signature 2\ndevice cpu x86-64 avx9000\n"
+                        b"entry main e 0 exact\nend\n"),
+            (CPU_CODE, CODE)]),
         "bad_name.moeb": artifact([
-            (SIGNATURE, b"entry e\ninput x%G1 f32 1 4\n"), (CPU_CODE, CODE)]),
+            (SIGNATURE, HEAD + b"entry main e 0 exact\ninput x%G1 f32 1 4\n"
+                        b"end\n"),
+            (CPU_CODE, CODE)]),
     }
 
 

@@ -4,28 +4,25 @@
 //   moe-compile model.mlir --emit=linalg -o -     (moe | linalg | llvm | obj)
 //   moe-compile model.onnx -o m.moeb --mlir-timing   (pass timing)
 //
-// Progress lines go to stderr unless -q. The pipeline lives in
-// lib/Compiler (and moe-opt --moe-lower-to-llvm).
+// Progress lines go to stderr unless -q. Everything but the command line
+// lives in lib/Compiler (moe::compileModel, shared with the Python
+// package; the lowering is also moe-opt --moe-lower-to-llvm).
 //
 //===----------------------------------------------------------------------===//
 
 #include "moe/Compiler/Compiler.h"
-#include "moe/Conversion/Passes.h"
 #include "moe/Import/ONNX/Importer.h"
-#include "moe/InitAll.h"
 
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/MLIRContext.h"
-#include "mlir/InitAllDialects.h"
-#include "mlir/Parser/Parser.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Support/Timing.h"
 #include "mlir/Support/FileUtilities.h"
+#include "llvm/ADT/SmallString.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
-#include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/ToolOutputFile.h"
 
 using namespace mlir;
@@ -68,10 +65,8 @@ int main(int argc, char **argv) {
                                     "moe-compile: model -> .moeb artifact\n");
 
   DialectRegistry registry;
-  registerAllDialects(registry);
-  moe::registerAllDialects(registry);
+  moe::registerCompilerDialects(registry);
   MLIRContext context(registry);
-  context.loadAllAvailableDialects();
   context.printOpOnDiagnostic(false);
   ScopedDiagnosticHandler handler(&context, [](Diagnostic &diag) {
     moe::printOnnxDiagnostic(diag, llvm::errs(), "moe-compile");
@@ -89,29 +84,10 @@ int main(int argc, char **argv) {
     llvm::errs() << "moe-compile: " << error << "\n";
     return 1;
   }
-  OwningOpRef<ModuleOp> module;
-  if (StringRef(inputFile).ends_with(".onnx")) {
-    progress("importing " + inputFile);
-    SmallString<256> baseDir(inputFile.getValue());
-    llvm::sys::path::remove_filename(baseDir);
-    if (baseDir.empty())
-      baseDir = ".";
-    module = moe::importOnnxModel(*input, inputFile, baseDir, &context);
-    if (!module)
-      return 1;
-    PassManager pm(&context);
-    if (failed(applyPassManagerCLOptions(pm)))
-      return 1;
-    pm.addPass(moe::createConvertOnnxToMoe());
-    if (failed(pm.run(*module)))
-      return 1;
-  } else {
-    llvm::SourceMgr sourceMgr;
-    sourceMgr.AddNewSourceBuffer(std::move(input), llvm::SMLoc());
-    module = parseSourceFile<ModuleOp>(sourceMgr, &context);
-    if (!module)
-      return 1;
-  }
+  SmallString<256> baseDir(inputFile.getValue());
+  llvm::sys::path::remove_filename(baseDir);
+  if (baseDir.empty())
+    baseDir = ".";
 
   std::unique_ptr<llvm::ToolOutputFile> output =
       openOutputFile(outputFile, &error);
@@ -136,7 +112,9 @@ int main(int argc, char **argv) {
     applyDefaultTimingPassManagerCLOptions(pm);
     return success();
   };
-  if (failed(moe::compileModule(*module, options, output->os())))
+  if (failed(moe::compileModel(input->getMemBufferRef(), inputFile, baseDir,
+                               moe::InputKind::Auto, &context, options,
+                               output->os())))
     return 1;
   output->keep();
   progress("wrote " + outputFile);

@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "moe/Conversion/OnnxToMoe/OnnxToMoe.h"
+#include "moe/Compiler/Compiler.h"
 #include "moe/Import/ONNX/Importer.h"
 #include "moe/InitAll.h"
 
@@ -66,10 +67,8 @@ int main(int argc, char **argv) {
   }
 
   DialectRegistry registry;
-  registerAllDialects(registry);
-  moe::registerAllDialects(registry);
+  moe::registerCompilerDialects(registry);
   MLIRContext context(registry);
-  context.loadAllAvailableDialects();
 
   // Diagnostics read "model.onnx: node 'name': error: message": ONNX has no
   // lines, its nodes have names (the locations stage 1 gives every op).
@@ -93,18 +92,12 @@ int main(int argc, char **argv) {
   if (baseDir.empty())
     baseDir = ".";
 
-  OwningOpRef<ModuleOp> module =
-      moe::importOnnxModel(*input, name, baseDir, &context);
+  OwningOpRef<ModuleOp> module = moe::loadModel(
+      input->getMemBufferRef(), name, baseDir, moe::InputKind::Onnx, &context,
+      /*convertToMoe=*/stage == Stage::Moe,
+      [](PassManager &pm) { return applyPassManagerCLOptions(pm); });
   if (!module)
     return 1;
-  if (stage == Stage::Moe) {
-    PassManager pm(&context);
-    if (failed(applyPassManagerCLOptions(pm)))
-      return 1;
-    pm.addPass(moe::createConvertOnnxToMoe());
-    if (failed(pm.run(*module)))
-      return 1;
-  }
   if (failed(verify(*module)))
     return 1;
 

@@ -11,6 +11,8 @@
 
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Support/LLVM.h"
+#include "mlir/IR/OwningOpRef.h"
+#include "llvm/Support/MemoryBufferRef.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <functional>
@@ -42,6 +44,36 @@ struct CompileOptions {
   /// Applied to every pass manager (timing, IR printing options).
   std::function<LogicalResult(PassManager &)> configure;
 };
+
+/// How a model's bytes are read.
+enum class InputKind {
+  /// ONNX if the name ends in ".onnx", MLIR if it ends in ".mlir",
+  /// otherwise by content (MLIR text starts with printable text; anything
+  /// else is taken as an ONNX protobuf).
+  Auto,
+  Onnx,
+  Mlir
+};
+
+/// Registers every dialect a model may hold (moe, onnx, upstream).
+void registerCompilerDialects(DialectRegistry &registry);
+
+/// The one import entry point of the tools and the Python package: reads
+/// `input` (named `name` in diagnostics) as ONNX (imported, then converted
+/// to moe and upstream dialects when `convertToMoe`; external data relative
+/// to `baseDir`) or as MLIR text. Diagnostics go to `context`'s handler;
+/// null on failure. `configure`, if set, is applied to the pass manager.
+OwningOpRef<ModuleOp>
+loadModel(llvm::MemoryBufferRef input, StringRef name, StringRef baseDir,
+          InputKind kind, MLIRContext *context, bool convertToMoe = true,
+          const std::function<LogicalResult(PassManager &)> &configure = {});
+
+/// loadModel, then compileModule: what `moe-compile` and
+/// `moe_mlir.compile` do.
+LogicalResult compileModel(llvm::MemoryBufferRef input, StringRef name,
+                           StringRef baseDir, InputKind kind,
+                           MLIRContext *context, const CompileOptions &options,
+                           llvm::raw_ostream &out);
 
 /// Compiles `module` (moe and upstream dialects on tensors, entry @main)
 /// and writes the requested level to `out` (text for Moe/Linalg/LLVM, the

@@ -81,22 +81,82 @@ def MoeOutlineWeights : Pass<"moe-outline-weights", "::mlir::ModuleOp"> {
                            "::mlir::tensor::TensorDialect"];
 }
 
-def MoeAddPackedEntry : Pass<"moe-add-packed-entry", "::mlir::ModuleOp"> {
-  let summary = "Add the runtime's packed entry point to an LLVM-dialect module";
+def MoeLowerToHostAbi : Pass<"moe-lower-to-host-abi", "::mlir::ModuleOp"> {
+  let summary = "Put the bufferized entry functions on the runtime's code ABI";
   let description = [{
-    Adds `llvm.func @moe_entry(%packed: !llvm.ptr)` that loads the i-th
-    pointer of the array `%packed` for each parameter of
-    `_mlir_ciface_<entry>` and calls it, so that the runtime calls every
-    model through one signature (docs/runtime.md). The packed entry is then
-    the module's only external definition: every other defined function and
-    global gets internal linkage, so the shared object exports nothing else
-    and its calls never bind to a host symbol of the same name (a host
-    process that exports its own `main`). Refuses a module without the C
-    interface wrapper.
+    Every public function the module defines is an entry (`@main` today;
+    `@prefill` and `@decode` later); a private definition is refused (the
+    code calls nothing but its entries' own bodies). Each entry (memref
+    arguments and results, identity layouts, one block) becomes
+    `func.func @<prefix><name>(%frame: !llvm.ptr)`, the calling convention
+    of runtime/include/moe/code_abi.h:
+
+    - inputs and weights (arguments marked `moe.weight`) are memrefs over
+      the frame's data pointers, with dynamic dims read from `input_dims`;
+    - a result allocated in the entry block is allocated in its output
+      buffer (the preallocated `outputs[i]` for a static shape, else
+      `output_alloc(frame, i, dims)`); any other result is copied into its
+      output buffer at the return;
+    - every other `memref.alloc` is a bump allocation in the run's
+      workspace (`__moe_workspace_alloc`, which calls `workspace_grow` when
+      the segment is full); a nested block that yields no memref gives its
+      allocations back when it ends; `memref.dealloc` is dropped;
+    - `func.call @moe_report_error(%code)` calls the host's `report_error`;
+    - `memref.copy` between non-identity layouts becomes `linalg.copy`, so
+      nothing calls MLIR's `memrefCopy`.
+
+    Each entry gets `moe.workspace_bytes` (the workspace one run takes,
+    counted where shapes and trip counts are static) and
+    `moe.workspace_grows` (whether more may be needed at run time), which
+    moe-compile writes into the signature. Upstream's
+    buffer-results-to-out-params cannot be used: it needs every result's
+    shape before the call, and a dynamic result's shape is computed by the
+    code.
+
+    Before:
+    ```mlir
+    func.func @main(%x: memref<?x4xf32>) -> memref<?x4xf32> {
+      %d = memref.dim %x, %c0 : memref<?x4xf32>
+      %y = memref.alloc(%d) : memref<?x4xf32>
+      ...
+      return %y : memref<?x4xf32>
+    }
+    ```
+    After:
+    ```mlir
+    func.func @moe_entry_main(%frame: !llvm.ptr) attributes {
+        moe.workspace_bytes = 0 : i64, moe.workspace_grows = false} {
+      // %x from frame->inputs[0] and frame->input_dims[0]
+      // %y from output_alloc(frame, 0, [%d, 4])
+      ...
+      return
+    }
+    ```
   }];
   let options = [
-    Option<"entry", "entry", "std::string", "\"main\"",
-           "name of the entry function">
+    Option<"prefix", "prefix", "std::string", "\"moe_entry_\"",
+           "prefix of the names the code exports the entries under">
+  ];
+  let dependentDialects = ["::mlir::LLVM::LLVMDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::linalg::LinalgDialect",
+                           "::mlir::memref::MemRefDialect"];
+}
+
+def MoeExportEntries : Pass<"moe-export-entries", "::mlir::ModuleOp"> {
+  let summary = "Make the entry functions the only external definitions";
+  let description = [{
+    Runs on the LLVM dialect. The functions named by `symbols` (the
+    artifact's entries) and the `moe_signature_digest` global keep external
+    linkage; every other defined function and global becomes internal, so
+    the shared object exports only its entries and its digest, and its
+    calls never bind to a host symbol of the same name. Declarations (libc
+    and libm functions) stay external. Refuses a module without one of the
+    named entries.
+  }];
+  let options = [
+    ListOption<"symbols", "symbols", "std::string",
+               "entry functions to export (default: moe_entry_main)">
   ];
   let dependentDialects = ["::mlir::LLVM::LLVMDialect"];
 }

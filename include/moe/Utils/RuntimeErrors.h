@@ -1,10 +1,11 @@
 //===- RuntimeErrors.h - error codes compiled code reports ------*- C++ -*-===//
 //
 // Compiled code reports data errors it detects at run time by calling
-// `void moe_report_error(int32_t code)` (provided by the runtime) and then
-// continues on a clamped, in-bounds index; the runtime turns the first
-// report of a run into an error status. The codes are shared with
-// runtime/src/runtime.cpp.
+// `moe_report_error(code)` (a declaration the lowering emits;
+// moe-lower-to-host-abi turns each call into the host table's report_error,
+// runtime/include/moe/code_abi.h) and then continues on a clamped,
+// in-bounds index; the runtime turns the first report of a run into an
+// error status. The codes are shared with runtime/src/run.cpp.
 //
 //===----------------------------------------------------------------------===//
 

@@ -8,9 +8,10 @@
 // Each section starts at a multiple of kSectionAlignment. The header
 // checksum covers the header (with its checksum field zero) and the section
 // table; each section entry carries the checksum of its bytes (FNV-1a 64).
-// Readers refuse unknown versions; unknown section kinds of a known version
-// are ignored, so new kinds (CUDA code) can be added without breaking
-// readers of the sections they know.
+// Readers refuse other versions. Section kinds a reader does not know are
+// skipped; the signature's device line says which code section an executor
+// needs (CpuCode for `device cpu`), so a file can carry code for several
+// devices and a reader uses the one it can run.
 //
 //===----------------------------------------------------------------------===//
 
@@ -27,13 +28,16 @@
 namespace moe::artifact {
 
 constexpr char kMagic[8] = {'M', 'O', 'E', 'B', 'A', 'R', 'T', '\n'};
-constexpr uint32_t kVersion = 1;
+/// Format 2: the signature of artifact_format.h below and the code ABI of
+/// code_abi.h. Version 1 artifacts (MLIR memref descriptors, malloc'ed
+/// results) are refused with a message to recompile.
+constexpr uint32_t kVersion = 2;
 constexpr uint64_t kSectionAlignment = 64;
 
 enum class SectionKind : uint32_t {
-  /// Text: the entry symbol, inputs, outputs and weights (see below).
+  /// Text: device, weights, state and entries (the grammar below).
   Signature = 1,
-  /// An x86-64 ELF shared object exporting the entry symbol.
+  /// An x86-64 ELF shared object exporting the entry symbols (code_abi.h).
   CpuCode = 2,
   /// Weight bytes; weight records in the signature give offsets into it.
   Weights = 3,
@@ -113,24 +117,42 @@ serialize(const std::vector<std::pair<SectionKind, std::string>> &sections,
   return out;
 }
 
-// Signature text, one record per line, fields separated by single spaces;
-// names never contain whitespace (moe-compile percent-encodes it):
-//   entry <symbol>
-//   requires <cpu feature>...   (optional; the loader refuses a CPU without)
-//   input <name> <dtype> <rank> <dim>...     dim: an integer, or ?<symbol>
-//   output <name> <dtype> <rank> <dim>...
-//   weight <offset> <bytes> <dtype> <rank> <dim>...   (all static)
-// The code's entry takes one argument, an array of pointers: the result
-// descriptors' struct first, then one memref descriptor per input, then one
-// per weight, in signature order.
+// Signature (format 2): text, one record per line, each line ended by
+// '\n', fields separated by single spaces. The grammar, in order:
 //
-// Readers (runtime/include/moe/artifact_reader.h) are strict: each line is
-// exactly these fields; names are percent-encoded (%XX, two hex digits) and
-// decode to non-empty strings without NUL; input names are unique, output
-// names are unique; ranks are at most 32; dtypes are the runtime's; weight
-// records are 64-byte aligned, inside the weights section and disjoint; a
-// requires line names only features the runtime can check
-// (kCheckableCpuFeatures below).
+//   moe-signature 2
+//   device cpu x86-64 [<feature>...]     exactly one device line
+//   weight <offset> <bytes> <layout> <type>          zero or more
+//   state <name> <type>                              zero or more
+//   entry <name> <symbol> <workspace-bytes> <exact|grows>   one or more,
+//   input <name> <type>                                each followed by its
+//   output <name> <type>                               inputs, then its
+//   end                                                outputs, then "end"
+//
+//   <type>    := <dtype> <rank> <dim>*   (rank dims)
+//   <dim>     := a decimal integer | ?<symbol> | ?   (? alone: anonymous)
+//   <dtype>   := f32 f64 f16 bf16 i64 i32 i16 i8 u64 u32 u16 u8 bool
+//   <layout>  := row-major
+//
+// Names and symbols are percent-encoded (every byte outside printable
+// ASCII, space and '%' as %XX) and decode to non-empty strings without NUL;
+// entry symbols are C identifiers. Entry names are unique, and so are entry
+// symbols; within an entry, input names are unique and output names are
+// unique; state names are unique. Ranks are at most 32. Weights have static
+// dims, are 64-byte aligned, sized by their type, inside the weights section
+// and disjoint. Feature names are those the runtime can check
+// (kCheckableCpuFeatures below). <workspace-bytes> is what one run of the
+// entry takes from its arena when `exact`; with `grows` it is what the
+// runtime preallocates and the code may ask for more (code_abi.h).
+// Anything else (unknown record kinds included) is refused: a reader of
+// format 2 understands every line of a format 2 signature. New records
+// come with a new signature version.
+//
+// The code of entry `e` is the function <symbol> of the code section (the
+// protocol: runtime/include/moe/code_abi.h). It receives the entry's
+// inputs, every weight (in record order), the entry's outputs and every
+// state tensor.
+constexpr char kSignatureHeader[] = "moe-signature 2";
 
 /// The data symbol every code section exports: a `const uint64_t` (an ELF
 /// STT_OBJECT of at least 8 bytes, whose first 8 are read: sanitizers pad
@@ -141,7 +163,7 @@ serialize(const std::vector<std::pair<SectionKind, std::string>> &sections,
 /// or pass buffers the code does not produce or expect.
 constexpr char kSignatureDigestSymbol[] = "moe_signature_digest";
 
-/// The x86 CPU features a requires line may name: those the runtime can
+/// The x86 CPU features a device line may name: those the runtime can
 /// check (with __builtin_cpu_supports, which takes only literal names, hence
 /// the X-macro) and moe-compile may list for a --march. The one list of
 /// them: MOE_CPU_FEATURE(name) is expanded once per feature.

@@ -29,7 +29,7 @@ constexpr uint64_t kMaxStaticBytes = uint64_t(1) << 62;
 /// Longest entry symbol, name or dim symbol (encoded) of a signature.
 constexpr size_t kMaxNameLength = 4096;
 
-/// An input, output or weight of the signature.
+/// An input, output, state tensor or weight of the signature.
 struct TensorRecord {
   std::string name;                 ///< Decoded; "" for weights.
   moe_dtype_t dtype = MOE_DTYPE_F32;
@@ -37,12 +37,26 @@ struct TensorRecord {
   std::vector<std::string> symbols; ///< Decoded; "" for static and
                                     ///< anonymous dims.
   uint64_t offset = 0, bytes = 0;   ///< Weights only.
+  std::string layout;               ///< Weights only: "row-major".
+};
+
+/// An `entry` block: a function of the code and its inputs and outputs.
+struct EntryRecord {
+  std::string name;   ///< Decoded ("main", later "prefill", "decode").
+  std::string symbol; ///< The code's function (a C identifier).
+  /// Bytes of workspace one run takes (exact), or preallocates (grows).
+  uint64_t workspaceBytes = 0;
+  bool workspaceGrows = false;
+  std::vector<TensorRecord> inputs, outputs;
 };
 
 struct Signature {
-  std::string entry;
+  /// The device line: "cpu" (and its architecture, "x86-64").
+  std::string device, arch;
+  /// The CPU features the code needs (the device line's features).
   std::vector<std::string> requiredFeatures;
-  std::vector<TensorRecord> inputs, outputs, weights;
+  std::vector<TensorRecord> weights, states;
+  std::vector<EntryRecord> entries;
 };
 
 /// What a valid artifact holds; the pointers point into the parsed bytes.
@@ -64,15 +78,19 @@ struct Result {
 };
 
 /// Parses and validates the artifact `bytes[0, size)`; `name` (the path)
-/// prefixes the messages. MOE_UNIMPLEMENTED for another format version,
-/// MOE_DATA_LOSS for anything truncated, corrupt or inconsistent.
+/// prefixes the messages. MOE_UNIMPLEMENTED for another format version
+/// (version 1: with a message to recompile) or signature version,
+/// MOE_DATA_LOSS for anything truncated, corrupt or inconsistent. The code
+/// sections are not required here: the executor of the signature's device
+/// needs its own (CpuCode for `device cpu`) and refuses an artifact without.
 Result parse(const unsigned char *bytes, size_t size, const std::string &name,
              Contents &out);
 
-/// Parses and validates signature text (see artifact_format.h) alone.
+/// Parses and validates signature text (format 2, artifact_format.h)
+/// alone.
 Result parseSignature(const char *text, size_t size, Signature &out);
 
-/// Whether `feature` may appear on a signature's requires line (the x86
+/// Whether `feature` may appear on a signature's device line (the x86
 /// features the runtime can check: artifact_format.h's
 /// kCheckableCpuFeatures).
 bool isKnownCpuFeature(const std::string &feature);

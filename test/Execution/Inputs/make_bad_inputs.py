@@ -36,8 +36,11 @@ flipped = bytearray(artifact)
 flipped[-10] ^= 0x55  # inside the last section (the weights)
 open(os.path.join(out, "flipped.moeb"), "wb").write(bytes(flipped))
 version = bytearray(artifact)
-version[8:12] = struct.pack("<I", 2)
+version[8:12] = struct.pack("<I", 3)
 open(os.path.join(out, "version.moeb"), "wb").write(bytes(version))
+# A format 1 artifact (before the code ABI of runtime/include/moe/code_abi.h).
+version[8:12] = struct.pack("<I", 1)
+open(os.path.join(out, "version1.moeb"), "wb").write(bytes(version))
 
 
 def fnv1a(data, h=0xcbf29ce484222325):

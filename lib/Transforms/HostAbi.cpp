@@ -1,0 +1,682 @@
+//===- HostAbi.cpp - put the entry function on the runtime's code ABI ------===//
+//
+// Rewrites the bufferized entry function into a function of one argument,
+// the runtime's `moe_frame` (runtime/include/moe/code_abi.h):
+//
+//  - inputs and weights are read from the frame (data pointers and dims);
+//  - results are written into buffers the runtime owns: a result allocated
+//    in the entry block is allocated in its output buffer (no copy); any
+//    other result (an input, a constant, a loop result) is copied into it
+//    at the return;
+//  - every other memref.alloc takes its bytes from the run's workspace arena
+//    with an inline bump allocation; a block whose allocations cannot leave
+//    it (it yields no memref) gives them back when it ends, so a loop
+//    reuses the same bytes every iteration;
+//  - `moe_report_error` calls go through the host table;
+//  - memref.copy between non-identity layouts becomes linalg.copy (loops),
+//    so that nothing calls MLIR's `memrefCopy`.
+//
+// Upstream's buffer-results-to-out-params needs the caller to know every
+// result's shape before the call; a result whose shape the code computes
+// (a dynamic dim) is allocated here through output_alloc instead, once
+// the code knows its dims. Upstream has no arena allocation of
+// memref.alloc, so that is written here too.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Transforms/Passes.h"
+
+#include "moe/code_abi.h"
+
+#include "mlir/Conversion/LLVMCommon/MemRefBuilder.h"
+#include "mlir/Conversion/LLVMCommon/TypeConverter.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/IR/Builders.h"
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_MOELOWERTOHOSTABI
+#include "moe/Transforms/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+
+namespace {
+
+constexpr uint64_t kAlign = MOE_WORKSPACE_ALIGNMENT;
+constexpr StringLiteral kErrorHook = "moe_report_error";
+constexpr StringLiteral kAllocFn = "__moe_workspace_alloc";
+
+/// Bytes of one element of a memref as LLVM lays it out (i1 is stored as a
+/// byte), or 0 for an element type the ABI does not take (vectors,
+/// complex numbers, odd widths such as i24 or f80, whose LLVM size is not
+/// their bit width rounded to bytes).
+uint64_t elementBytes(Type t) {
+  if (t.isIndex())
+    return 8;
+  if (!t.isIntOrFloat())
+    return 0;
+  unsigned bits = t.getIntOrFloatBitWidth();
+  if (bits == 1)
+    return 1;
+  if (bits < 8 || bits > 64 || !llvm::isPowerOf2_32(bits))
+    return 0;
+  return bits / 8;
+}
+
+/// a * b, saturated at kMaxBytes (then the size counts as unknown).
+constexpr uint64_t kMaxBytes = uint64_t(1) << 62;
+uint64_t saturatingMul(uint64_t a, uint64_t b) {
+  uint64_t r;
+  return __builtin_mul_overflow(a, b, &r) || r > kMaxBytes ? kMaxBytes : r;
+}
+
+/// IR building against the frame.
+struct FrameBuilder {
+  OpBuilder &b;
+  Value frame;
+  const LLVMTypeConverter &converter;
+
+  Type ptrType() { return LLVM::LLVMPointerType::get(b.getContext()); }
+  Type i64Type() { return b.getI64Type(); }
+
+  Value i64(Location loc, int64_t v) {
+    return arith::ConstantIntOp::create(b, loc, v, 64);
+  }
+  /// `base + offset` bytes.
+  Value byteAddress(Location loc, Value base, Value offset) {
+    return LLVM::GEPOp::create(b, loc, ptrType(), b.getI8Type(), base,
+                               ValueRange{offset});
+  }
+  Value byteAddress(Location loc, Value base, int64_t offset) {
+    return LLVM::GEPOp::create(b, loc, ptrType(), b.getI8Type(), base,
+                               ArrayRef<LLVM::GEPArg>{offset});
+  }
+  Value loadPtr(Location loc, Value base, int64_t offset) {
+    return LLVM::LoadOp::create(b, loc, ptrType(),
+                                byteAddress(loc, base, offset));
+  }
+  /// The `index`-th pointer of the pointer array at frame field `field`.
+  Value framePointer(Location loc, int64_t field, int64_t index) {
+    Value array = loadPtr(loc, frame, field);
+    return loadPtr(loc, array, 8 * index);
+  }
+  /// The host function in slot `slot` of the host table.
+  Value hostFunction(Location loc, int64_t slot) {
+    Value host = loadPtr(loc, frame, MOE_FRAME_HOST);
+    return loadPtr(loc, host, 8 * slot);
+  }
+
+  /// A memref of `type` (identity layout) over the dense row-major buffer
+  /// at `ptr`; `dims` holds one i64 per dim of the type.
+  Value memrefAt(Location loc, Value ptr, MemRefType type,
+                 ArrayRef<Value> dims) {
+    Type descType = converter.convertType(type);
+    auto desc = MemRefDescriptor::poison(b, loc, descType);
+    desc.setAllocatedPtr(b, loc, ptr);
+    desc.setAlignedPtr(b, loc, ptr);
+    desc.setConstantOffset(b, loc, 0);
+    Value stride = i64(loc, 1);
+    for (int64_t d = type.getRank() - 1; d >= 0; --d) {
+      desc.setSize(b, loc, d, dims[d]);
+      desc.setStride(b, loc, d, stride);
+      if (d > 0)
+        stride = arith::MulIOp::create(b, loc, stride, dims[d]);
+    }
+    return UnrealizedConversionCastOp::create(b, loc, type, Value(desc))
+        .getResult(0);
+  }
+
+  /// The dims of a memref.alloc-like shape: static ones as constants,
+  /// dynamic ones from `dynamicSizes` (index values), all as i64.
+  SmallVector<Value> dimsOf(Location loc, MemRefType type,
+                            ValueRange dynamicSizes) {
+    SmallVector<Value> dims;
+    unsigned next = 0;
+    for (int64_t d = 0; d < type.getRank(); ++d) {
+      if (!type.isDynamicDim(d)) {
+        dims.push_back(i64(loc, type.getDimSize(d)));
+        continue;
+      }
+      dims.push_back(arith::IndexCastOp::create(b, loc, i64Type(),
+                                                dynamicSizes[next++]));
+    }
+    return dims;
+  }
+
+  /// Bytes of a dense buffer of `dims` (i64), saturated to 2^64 - 1 on
+  /// overflow (the allocation then fails cleanly).
+  Value byteSize(Location loc, MemRefType type, ArrayRef<Value> dims) {
+    assert(elementBytes(type.getElementType()) && "checked by the caller");
+    Value bytes = i64(loc, elementBytes(type.getElementType()));
+    Value overflow = arith::ConstantIntOp::create(b, loc, 0, 1);
+    for (Value d : dims) {
+      auto product = arith::MulUIExtendedOp::create(b, loc, bytes, d);
+      Value high = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne,
+                                         product.getHigh(), i64(loc, 0));
+      overflow = arith::OrIOp::create(b, loc, overflow, high);
+      bytes = product.getLow();
+    }
+    return arith::SelectOp::create(b, loc, overflow, i64(loc, -1), bytes);
+  }
+};
+
+/// Defines `ptr __moe_workspace_alloc(ptr frame, i64 bytes)`: the inline
+/// bump allocation of code_abi.h, calling workspace_grow when the segment
+/// is full.
+LLVM::LLVMFuncOp defineAllocFunction(ModuleOp module) {
+  if (auto fn = module.lookupSymbol<LLVM::LLVMFuncOp>(kAllocFn))
+    return fn;
+  MLIRContext *ctx = module.getContext();
+  OpBuilder b = OpBuilder::atBlockEnd(module.getBody());
+  Location loc = module.getLoc();
+  auto ptr = LLVM::LLVMPointerType::get(ctx);
+  auto i64 = b.getI64Type();
+  auto fn = LLVM::LLVMFuncOp::create(
+      b, loc, kAllocFn, LLVM::LLVMFunctionType::get(ptr, {ptr, i64}),
+      LLVM::Linkage::Internal);
+  Block *entry = fn.addEntryBlock(b);
+  Block *fast = fn.addBlock();
+  Block *slow = fn.addBlock();
+  Value frame = entry->getArgument(0), bytes = entry->getArgument(1);
+  b.setInsertionPointToStart(entry);
+  auto field = [&](int64_t offset) {
+    return LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), frame,
+                               ArrayRef<LLVM::GEPArg>{offset});
+  };
+  auto c = [&](int64_t v) {
+    return LLVM::ConstantOp::create(b, loc, i64, b.getI64IntegerAttr(v));
+  };
+  Value cursorField = field(MOE_FRAME_WS_CURSOR);
+  Value cursor = LLVM::PtrToIntOp::create(
+      b, loc, i64, LLVM::LoadOp::create(b, loc, ptr, cursorField));
+  Value end = LLVM::PtrToIntOp::create(
+      b, loc, i64, LLVM::LoadOp::create(b, loc, ptr, field(MOE_FRAME_WS_END)));
+  // start = (cursor + 63) & ~63; fits: start <= end && bytes <= end - start.
+  Value start = LLVM::AndOp::create(
+      b, loc, LLVM::AddOp::create(b, loc, cursor, c(kAlign - 1)),
+      c(~static_cast<int64_t>(kAlign - 1)));
+  Value startOk =
+      LLVM::ICmpOp::create(b, loc, LLVM::ICmpPredicate::ule, start, end);
+  Value room = LLVM::SubOp::create(b, loc, end, start);
+  Value sizeOk =
+      LLVM::ICmpOp::create(b, loc, LLVM::ICmpPredicate::ule, bytes, room);
+  // start < cursor when the rounding wrapped: then take the slow path.
+  Value noWrap =
+      LLVM::ICmpOp::create(b, loc, LLVM::ICmpPredicate::uge, start, cursor);
+  Value ok = LLVM::AndOp::create(
+      b, loc, LLVM::AndOp::create(b, loc, startOk, sizeOk), noWrap);
+  LLVM::CondBrOp::create(b, loc, ok, fast, ValueRange{}, slow, ValueRange{});
+
+  b.setInsertionPointToStart(fast);
+  Value next = LLVM::AddOp::create(b, loc, start, bytes);
+  LLVM::StoreOp::create(b, loc, LLVM::IntToPtrOp::create(b, loc, ptr, next),
+                        cursorField);
+  LLVM::ReturnOp::create(b, loc,
+                         ValueRange{LLVM::IntToPtrOp::create(b, loc, ptr, start)});
+
+  b.setInsertionPointToStart(slow);
+  Value host = LLVM::LoadOp::create(b, loc, ptr, field(MOE_FRAME_HOST));
+  Value grow = LLVM::LoadOp::create(
+      b, loc, ptr,
+      LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), host,
+                          ArrayRef<LLVM::GEPArg>{8 * MOE_HOST_WORKSPACE_GROW}));
+  auto growType = LLVM::LLVMFunctionType::get(ptr, {ptr, i64});
+  Value grown =
+      LLVM::CallOp::create(b, loc, growType, ValueRange{grow, frame, bytes})
+          .getResult();
+  LLVM::ReturnOp::create(b, loc, ValueRange{grown});
+  return fn;
+}
+
+/// Static workspace bytes of a block (its allocations and what its nested
+/// blocks keep), and whether the amount is only known at run time.
+struct WorkspaceNeed {
+  uint64_t bytes = 0;
+  bool dynamic = false;
+};
+
+class HostAbiLowering {
+public:
+  HostAbiLowering(func::FuncOp func, std::string symbol)
+      : func(func), symbol(std::move(symbol)), converter(func.getContext()) {}
+
+  LogicalResult run();
+  WorkspaceNeed need;
+
+private:
+  LogicalResult checkShape();
+  void lowerArguments(FrameBuilder &fb);
+  void lowerResults(FrameBuilder &fb);
+  void lowerErrorCalls(FrameBuilder &fb);
+  void lowerCopies();
+  WorkspaceNeed lowerAllocs(FrameBuilder &fb, Block &block, bool isEntry);
+  Value outputBuffer(FrameBuilder &fb, Location loc, unsigned index,
+                     MemRefType type, ArrayRef<Value> dims);
+
+  func::FuncOp func;
+  std::string symbol;
+  LLVMTypeConverter converter;
+  Value frame;
+  LLVM::LLVMFuncOp allocFn;
+  /// Entry-block allocations that became output buffers.
+  DenseSet<Operation *> outputAllocs;
+};
+
+LogicalResult HostAbiLowering::checkShape() {
+  for (auto [i, t] : llvm::enumerate(func.getArgumentTypes())) {
+    auto m = dyn_cast<MemRefType>(t);
+    if (!m || !m.getLayout().isIdentity())
+      return func.emitError()
+             << "moe-lower-to-host-abi: the entry's arguments must be "
+                "identity-layout memrefs (bufferize with "
+                "function-boundary-type-conversion=identity-layout-map), got "
+             << t;
+    if (auto w = func.getArgAttrOfType<IntegerAttr>(i, "moe.weight")) {
+      if (!m.hasStaticShape())
+        return func.emitError() << "moe-lower-to-host-abi: weight argument "
+                                << i << " has a dynamic shape: " << t;
+      if (w.getValue().isNegative())
+        return func.emitError() << "moe-lower-to-host-abi: weight argument "
+                                << i << " has a negative index";
+    }
+  }
+  for (Type t : func.getResultTypes()) {
+    auto m = dyn_cast<MemRefType>(t);
+    if (!m || !m.getLayout().isIdentity())
+      return func.emitError()
+             << "moe-lower-to-host-abi: the entry's results must be "
+                "identity-layout memrefs, got "
+             << t;
+  }
+  if (!func.getBody().hasOneBlock())
+    return func.emitError()
+           << "moe-lower-to-host-abi: the entry must have a single block "
+              "(run it before scf-to-cf)";
+  // Every buffer the ABI lays out: arguments, results, allocations.
+  WalkResult walk = func.walk([&](Operation *op) -> WalkResult {
+    if (auto alloc = dyn_cast<memref::AllocOp>(op)) {
+      if (alloc.getAlignment() && *alloc.getAlignment() > kAlign)
+        return alloc.emitError()
+               << "moe-lower-to-host-abi: alignment "
+               << *alloc.getAlignment() << " is above the workspace's "
+               << kAlign;
+    }
+    return WalkResult::advance();
+  });
+  if (walk.wasInterrupted())
+    return failure();
+  SmallVector<Type> types(func.getArgumentTypes());
+  llvm::append_range(types, func.getResultTypes());
+  func.walk([&](memref::AllocOp alloc) { types.push_back(alloc.getType()); });
+  for (Type t : types)
+    if (!elementBytes(cast<MemRefType>(t).getElementType()))
+      return func.emitError()
+             << "moe-lower-to-host-abi: element type "
+             << cast<MemRefType>(t).getElementType()
+             << " has no layout in the code ABI (integers and floats of 1, "
+                "8, 16, 32 or 64 bits, and index)";
+  return success();
+}
+
+void HostAbiLowering::lowerArguments(FrameBuilder &fb) {
+  Block &entry = func.getBody().front();
+  OpBuilder &b = fb.b;
+  b.setInsertionPointToStart(&entry);
+  Location loc = func.getLoc();
+  unsigned numInputs = 0;
+  int64_t dimOffset = 0;
+  Value inputDims;
+  for (unsigned i = 1; i < func.getNumArguments(); ++i) { // 0: the frame
+    BlockArgument arg = entry.getArgument(i);
+    auto type = cast<MemRefType>(arg.getType());
+    // A weight is frame->weights[k] for its `moe.weight = k` (the k-th
+    // weight record); inputs are numbered in order.
+    auto weightIndex = func.getArgAttrOfType<IntegerAttr>(i, "moe.weight");
+    bool weight = static_cast<bool>(weightIndex);
+    Value data =
+        weight ? fb.framePointer(loc, MOE_FRAME_WEIGHTS,
+                                 weightIndex.getValue().getZExtValue())
+               : fb.framePointer(loc, MOE_FRAME_INPUTS, numInputs++);
+    SmallVector<Value> dims;
+    for (int64_t d = 0; d < type.getRank(); ++d) {
+      if (!type.isDynamicDim(d)) {
+        dims.push_back(fb.i64(loc, type.getDimSize(d)));
+        continue;
+      }
+      assert(!weight && "weights have static shapes");
+      if (!inputDims)
+        inputDims = fb.loadPtr(loc, frame, MOE_FRAME_INPUT_DIMS);
+      dims.push_back(LLVM::LoadOp::create(
+          b, loc, fb.i64Type(),
+          fb.byteAddress(loc, inputDims, 8 * (dimOffset + d))));
+    }
+    if (!weight)
+      dimOffset += type.getRank();
+    arg.replaceAllUsesWith(fb.memrefAt(loc, data, type, dims));
+  }
+}
+
+Value HostAbiLowering::outputBuffer(FrameBuilder &fb, Location loc,
+                                    unsigned index, MemRefType type,
+                                    ArrayRef<Value> dims) {
+  OpBuilder &b = fb.b;
+  Value data;
+  if (type.hasStaticShape()) {
+    data = fb.framePointer(loc, MOE_FRAME_OUTPUTS, index);
+  } else {
+    // output_alloc(frame, index, dims): the dims in a stack array.
+    Value array;
+    {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(&func.getBody().front());
+      array = LLVM::AllocaOp::create(b, loc, fb.ptrType(), fb.i64Type(),
+                                     fb.i64(loc, std::max<int64_t>(
+                                                     type.getRank(), 1)));
+    }
+    for (auto [d, dim] : llvm::enumerate(dims))
+      LLVM::StoreOp::create(b, loc, dim,
+                            fb.byteAddress(loc, array, 8 * (int64_t)d));
+    Value fn = fb.hostFunction(loc, MOE_HOST_OUTPUT_ALLOC);
+    auto fnType = LLVM::LLVMFunctionType::get(
+        fb.ptrType(), {fb.ptrType(), fb.i64Type(), fb.ptrType()});
+    data = LLVM::CallOp::create(b, loc, fnType,
+                                ValueRange{fn, frame, fb.i64(loc, index),
+                                           array})
+               .getResult();
+  }
+  return fb.memrefAt(loc, data, type, dims);
+}
+
+void HostAbiLowering::lowerResults(FrameBuilder &fb) {
+  OpBuilder &b = fb.b;
+  auto ret = cast<func::ReturnOp>(func.getBody().front().getTerminator());
+  Block *entry = &func.getBody().front();
+  for (auto [i, value] : llvm::enumerate(ret.getOperands())) {
+    auto type = cast<MemRefType>(value.getType());
+    auto alloc = value.getDefiningOp<memref::AllocOp>();
+    if (alloc && alloc->getBlock() == entry &&
+        outputAllocs.insert(alloc).second) {
+      // Allocated for this result: allocate it in the output buffer.
+      b.setInsertionPoint(alloc);
+      SmallVector<Value> dims =
+          fb.dimsOf(alloc.getLoc(), type, alloc.getDynamicSizes());
+      Value out = outputBuffer(fb, alloc.getLoc(), i, type, dims);
+      alloc.getResult().replaceAllUsesWith(out);
+      continue;
+    }
+    // Anything else is copied into the output buffer at the return.
+    b.setInsertionPoint(ret);
+    Location loc = ret.getLoc();
+    SmallVector<Value> dynamicSizes;
+    for (int64_t d = 0; d < type.getRank(); ++d)
+      if (type.isDynamicDim(d))
+        dynamicSizes.push_back(memref::DimOp::create(b, loc, value, d));
+    SmallVector<Value> dims = fb.dimsOf(loc, type, dynamicSizes);
+    Value out = outputBuffer(fb, loc, i, type, dims);
+    memref::CopyOp::create(b, loc, value, out);
+  }
+  b.setInsertionPoint(ret);
+  func::ReturnOp::create(b, ret.getLoc());
+  ret.erase();
+  for (Operation *op : outputAllocs)
+    op->erase();
+}
+
+void HostAbiLowering::lowerErrorCalls(FrameBuilder &fb) {
+  SmallVector<func::CallOp> calls;
+  func.walk([&](func::CallOp call) {
+    if (call.getCallee() == kErrorHook)
+      calls.push_back(call);
+  });
+  OpBuilder &b = fb.b;
+  for (func::CallOp call : calls) {
+    b.setInsertionPoint(call);
+    Location loc = call.getLoc();
+    Value fn = fb.hostFunction(loc, MOE_HOST_REPORT_ERROR);
+    auto fnType = LLVM::LLVMFunctionType::get(
+        LLVM::LLVMVoidType::get(b.getContext()),
+        {fb.ptrType(), b.getI32Type()});
+    SmallVector<Value> args = {fn, frame};
+    args.append(call.getOperands().begin(), call.getOperands().end());
+    LLVM::CallOp::create(b, loc, fnType, args);
+    call.erase();
+  }
+}
+
+/// Whether the workspace allocations of a block may be given back when it
+/// ends: it is the only block of its region (in a region of several blocks,
+/// values flow from one block to the next), it yields no memref, and
+/// nothing in it lets a buffer escape otherwise (a memref stored into
+/// memory, or turned into an address or another type).
+bool mayRelease(Block &block) {
+  Region *region = block.getParent();
+  if (!region || !region->hasOneBlock() || !block.mightHaveTerminator())
+    return false;
+  Operation *term = block.getTerminator();
+  if (isa<func::ReturnOp>(term))
+    return false;
+  auto isMemRef = [](Type t) { return isa<BaseMemRefType>(t); };
+  if (llvm::any_of(term->getOperandTypes(), isMemRef))
+    return false;
+  WalkResult escapes = block.walk([&](Operation *op) {
+    if (auto store = dyn_cast<memref::StoreOp>(op))
+      if (isMemRef(store.getValueToStore().getType()))
+        return WalkResult::interrupt();
+    if (isa<memref::ExtractAlignedPointerAsIndexOp,
+            UnrealizedConversionCastOp>(op) &&
+        llvm::any_of(op->getOperandTypes(), isMemRef))
+      return WalkResult::interrupt();
+    if (isa<LLVM::LLVMDialect>(op->getDialect()) &&
+        llvm::any_of(op->getOperandTypes(), isMemRef))
+      return WalkResult::interrupt();
+    return WalkResult::advance();
+  });
+  return !escapes.wasInterrupted();
+}
+
+WorkspaceNeed HostAbiLowering::lowerAllocs(FrameBuilder &fb, Block &block,
+                                           bool isEntry) {
+  OpBuilder &b = fb.b;
+  WorkspaceNeed kept; // what this block keeps until it ends
+  uint64_t transient = 0; // the most a released nested block takes at once
+  bool any = false;
+  for (Operation &op : llvm::make_early_inc_range(block)) {
+    if (auto alloc = dyn_cast<memref::AllocOp>(&op)) {
+      any = true;
+      Location loc = alloc.getLoc();
+      MemRefType type = alloc.getType();
+      // Bufferization allocates with the identity layout.
+      if (!type.getLayout().isIdentity()) {
+        alloc.emitError() << "moe-lower-to-host-abi: cannot allocate a "
+                             "memref with a non-identity layout: "
+                          << type;
+        continue;
+      }
+      b.setInsertionPoint(alloc);
+      SmallVector<Value> dims = fb.dimsOf(loc, type, alloc.getDynamicSizes());
+      Value bytes = fb.byteSize(loc, type, dims);
+      Value data =
+          LLVM::CallOp::create(b, loc, allocFn, ValueRange{frame, bytes})
+              .getResult();
+      Value view = fb.memrefAt(loc, data, type, dims);
+      alloc.getResult().replaceAllUsesWith(view);
+      alloc.erase();
+      if (type.hasStaticShape()) {
+        uint64_t bytes = elementBytes(type.getElementType());
+        for (int64_t d : type.getShape())
+          bytes = saturatingMul(bytes, static_cast<uint64_t>(d));
+        kept.bytes = std::min(kMaxBytes,
+                              kept.bytes + llvm::alignTo(bytes, kAlign));
+      } else {
+        kept.dynamic = true;
+      }
+      continue;
+    }
+    if (isa<memref::DeallocOp>(&op)) {
+      op.erase(); // The arena is given back as a whole.
+      continue;
+    }
+    for (Region &region : op.getRegions()) {
+      // The blocks of a region keep what they allocate (several run one
+      // after another on a path), so their needs add up.
+      WorkspaceNeed regionNeed;
+      for (Block &inner : region) {
+        WorkspaceNeed n = lowerAllocs(fb, inner, /*isEntry=*/false);
+        regionNeed.bytes = std::min(kMaxBytes, regionNeed.bytes + n.bytes);
+        regionNeed.dynamic |= n.dynamic;
+        if (n.bytes || n.dynamic)
+          any = true;
+      }
+      bool released = llvm::all_of(region, [](Block &inner) {
+        return mayRelease(inner);
+      });
+      if (released) {
+        transient = std::max(transient, regionNeed.bytes);
+        kept.dynamic |= regionNeed.dynamic;
+        continue;
+      }
+      // Kept past the op: once, or once per iteration of a loop.
+      if (regionNeed.bytes || regionNeed.dynamic) {
+        std::optional<int64_t> trips;
+        if (auto loop = dyn_cast<scf::ForOp>(&op)) {
+          if (std::optional<APInt> n = loop.getStaticTripCount())
+            if (n->getActiveBits() <= 32)
+              trips = static_cast<int64_t>(n->getZExtValue());
+        } else if (isa<scf::IfOp, scf::IndexSwitchOp, scf::ExecuteRegionOp>(op))
+          trips = 1;
+        if (!trips)
+          kept.dynamic = true;
+        else
+          kept.bytes = std::min(
+              kMaxBytes,
+              kept.bytes + saturatingMul(regionNeed.bytes,
+                                         static_cast<uint64_t>(*trips)));
+        kept.dynamic |= regionNeed.dynamic;
+      }
+    }
+  }
+  // Give the block's allocations back when it ends.
+  if (any && !isEntry && mayRelease(block)) {
+    Location loc = block.getParentOp()->getLoc();
+    b.setInsertionPointToStart(&block);
+    SmallVector<Value> saved;
+    for (int64_t field :
+         {MOE_FRAME_WS_CURSOR, MOE_FRAME_WS_END, MOE_FRAME_WS_SEGMENT})
+      saved.push_back(LLVM::LoadOp::create(
+          b, loc, field == MOE_FRAME_WS_SEGMENT ? fb.i64Type() : fb.ptrType(),
+          fb.byteAddress(loc, frame, field)));
+    b.setInsertionPoint(block.getTerminator());
+    for (auto [value, field] :
+         llvm::zip(saved, ArrayRef<int64_t>{MOE_FRAME_WS_CURSOR,
+                                            MOE_FRAME_WS_END,
+                                            MOE_FRAME_WS_SEGMENT}))
+      LLVM::StoreOp::create(b, loc, value, fb.byteAddress(loc, frame, field));
+  }
+  WorkspaceNeed total{std::min(kMaxBytes, kept.bytes + transient),
+                      kept.dynamic};
+  // A size at the cap is not a size: the runtime learns it.
+  if (total.bytes >= kMaxBytes)
+    total = {0, true};
+  return total;
+}
+
+void HostAbiLowering::lowerCopies() {
+  SmallVector<memref::CopyOp> copies;
+  func.walk([&](memref::CopyOp copy) {
+    auto identity = [](Value v) {
+      auto t = dyn_cast<MemRefType>(v.getType());
+      return t && t.getLayout().isIdentity();
+    };
+    if (!identity(copy.getSource()) || !identity(copy.getTarget()))
+      copies.push_back(copy);
+  });
+  for (memref::CopyOp copy : copies) {
+    OpBuilder b(copy);
+    linalg::CopyOp::create(b, copy.getLoc(), copy.getSource(),
+                           copy.getTarget());
+    copy.erase();
+  }
+}
+
+LogicalResult HostAbiLowering::run() {
+  if (failed(checkShape()))
+    return failure();
+  MLIRContext *ctx = func.getContext();
+  auto module = func->getParentOfType<ModuleOp>();
+  allocFn = defineAllocFunction(module);
+  Block &entry = func.getBody().front();
+  if (failed(func.insertArgument(0, LLVM::LLVMPointerType::get(ctx),
+                                 DictionaryAttr(), func.getLoc())))
+    return failure();
+  frame = entry.getArgument(0);
+  OpBuilder b(ctx);
+  FrameBuilder fb{b, frame, converter};
+  lowerCopies();
+  lowerArguments(fb);
+  lowerResults(fb);
+  lowerErrorCalls(fb);
+  need = lowerAllocs(fb, entry, /*isEntry=*/true);
+  bool failedAlloc = false;
+  func.walk([&](memref::AllocOp) { failedAlloc = true; });
+  if (failedAlloc)
+    return failure();
+
+  // One argument, the frame; no results.
+  unsigned numOld = func.getNumArguments() - 1;
+  BitVector erase(func.getNumArguments());
+  erase.set(1, numOld + 1);
+  if (failed(func.eraseArguments(erase)))
+    return failure();
+  func.setType(FunctionType::get(ctx, func.getArgumentTypes(), {}));
+  func.setAllResultAttrs(ArrayRef<DictionaryAttr>{});
+  func->removeAttr("llvm.emit_c_interface");
+  func.setSymName(symbol);
+  func->setAttr("moe.workspace_bytes",
+                IntegerAttr::get(IntegerType::get(ctx, 64), need.bytes));
+  func->setAttr("moe.workspace_grows", BoolAttr::get(ctx, need.dynamic));
+  // The error hook's declaration is no longer called.
+  if (auto hook = module.lookupSymbol<func::FuncOp>(kErrorHook))
+    if (SymbolTable::symbolKnownUseEmpty(hook, module))
+      hook.erase();
+  return success();
+}
+
+struct MoeLowerToHostAbiPass
+    : mlir::moe::impl::MoeLowerToHostAbiBase<MoeLowerToHostAbiPass> {
+  using Base::Base;
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    // Every public function defined in the module is an entry; anything
+    // else the code would call must have been inlined.
+    SmallVector<func::FuncOp> entries;
+    for (auto func : module.getOps<func::FuncOp>()) {
+      if (func.isExternal())
+        continue;
+      if (func.isPrivate()) {
+        func.emitError() << "moe-lower-to-host-abi: every function the "
+                            "module defines must be a public entry, found "
+                            "private '"
+                         << func.getSymName() << "' (inline it first)";
+        return signalPassFailure();
+      }
+      entries.push_back(func);
+    }
+    if (entries.empty()) {
+      module.emitError() << "moe-lower-to-host-abi: the module defines no "
+                            "entry function";
+      return signalPassFailure();
+    }
+    for (func::FuncOp func : entries) {
+      HostAbiLowering lowering(func, prefix + func.getSymName().str());
+      if (failed(lowering.run()))
+        return signalPassFailure();
+    }
+  }
+};
+
+} // namespace

@@ -1,0 +1,101 @@
+"""moe_mlir.compile: ONNX or MLIR -> .moeb artifact (moe::compileModel).
+
+The compiler extension (moe_mlir._compiler, which loads LLVM and MLIR) is
+imported on the first call, so that programs that only run artifacts never
+load it.
+"""
+import os
+import warnings
+
+from ._errors import CompileError
+
+__all__ = ["compile", "CompileWarning"]
+
+_EMIT = ("moe", "linalg", "llvm", "obj", "artifact")
+_TEXT_EMIT = ("moe", "linalg", "llvm")
+
+
+class CompileWarning(UserWarning):
+    """Warnings the compiler printed while compiling a model successfully."""
+
+
+def compile(model, output=None, *, march="native", opt_level=3,
+            cc="clang-22", emit="artifact", progress=None):
+    """Compiles `model` into a .moeb artifact (or the level `emit` names).
+
+    model: a path (str or os.PathLike) to an ONNX (.onnx) or MLIR (.mlir)
+        model, whose external data is read relative to its folder; or the
+        model itself as bytes (an ONNX protobuf or MLIR text, told apart by
+        their content; external data relative to the current directory).
+    output: None to get the result back, or a path to write it to.
+    march: the target CPU of the native code ("native", "x86-64-v2", ...).
+    opt_level: 0 to 3, the optimisation level of the native code.
+    cc: the C compiler that turns LLVM IR into a shared object.
+    emit: "artifact" (default), "obj" (the shared object), or the IR after a
+        stage: "moe", "linalg", "llvm".
+    progress: None, or a callable that receives each progress line (str).
+
+    Returns the result (bytes; str for the IR levels) when `output` is
+    None, otherwise `output` after writing the result there. Raises
+    CompileError (with the compiler's diagnostics) when the model cannot be
+    compiled, FileNotFoundError / OSError when `model` cannot be read,
+    ValueError / TypeError for bad arguments. The GIL is released while the
+    model compiles (progress is called with it held).
+    """
+    if emit not in _EMIT:
+        raise ValueError(f"emit must be one of {', '.join(_EMIT)}; "
+                         f"got {emit!r}")
+    if isinstance(opt_level, bool) or not isinstance(opt_level, int):
+        raise TypeError(f"opt_level must be an int, got {opt_level!r}")
+    if not 0 <= opt_level <= 3:
+        raise ValueError(f"opt_level must be 0 to 3, got {opt_level}")
+    for arg, value in (("march", march), ("cc", cc)):
+        if not isinstance(value, str) or not value:
+            raise TypeError(f"{arg} must be a non-empty str, got {value!r}")
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be callable or None, got "
+                        f"{progress!r}")
+
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        data = bytes(model)
+        name, base_dir = "<bytes>", os.getcwd()
+    elif isinstance(model, (str, os.PathLike)):
+        path = os.fsdecode(os.fspath(model))
+        with open(path, "rb") as f:  # FileNotFoundError, IsADirectoryError
+            data = f.read()
+        name = path
+        base_dir = os.path.dirname(os.path.abspath(path))
+    else:
+        raise TypeError("model must be a path (str or os.PathLike) or bytes, "
+                        f"got {type(model).__name__}")
+
+    # Exceptions of the callback are raised after the compilation (the
+    # compiler cannot be interrupted half-way).
+    callback_error = []
+    report = None
+    if progress is not None:
+        def report(line):
+            if callback_error:
+                return
+            try:
+                progress(line)
+            except BaseException as e:  # noqa: B902 - re-raised below
+                callback_error.append(e)
+
+    from . import _compiler
+    ok, result, diagnostics = _compiler.compile(
+        data, name, base_dir, emit, cc, march, opt_level, report)
+    if callback_error:
+        raise callback_error[0]
+    if not ok:
+        raise CompileError(diagnostics.rstrip("\n"))
+    if diagnostics:
+        warnings.warn(diagnostics.rstrip("\n"), CompileWarning, stacklevel=2)
+    if emit in _TEXT_EMIT:
+        result = result.decode("utf-8", errors="replace")
+    if output is None:
+        return result
+    out_path = os.fspath(output)
+    with open(out_path, "w" if isinstance(result, str) else "wb") as f:
+        f.write(result)
+    return output

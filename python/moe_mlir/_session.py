@@ -1,0 +1,159 @@
+"""moe_mlir.InferenceSession: run .moeb artifacts like onnxruntime runs
+ONNX models (moe_mlir._runtime, the runtime alone: no LLVM, no MLIR)."""
+import operator
+import os
+from collections.abc import Mapping
+
+import numpy as np
+
+from . import _runtime
+from ._errors import InvalidArgument
+
+__all__ = ["InferenceSession", "NodeArg"]
+
+# Runtime dtype codes (moe_dtype_t) -> ONNX Runtime's type strings.
+_ORT_TYPES = {
+    0: "tensor(float)", 1: "tensor(double)", 2: "tensor(float16)",
+    3: "tensor(bfloat16)", 4: "tensor(int64)", 5: "tensor(int32)",
+    6: "tensor(int8)", 7: "tensor(uint8)", 8: "tensor(bool)",
+    9: "tensor(int16)", 10: "tensor(uint16)", 11: "tensor(uint32)",
+    12: "tensor(uint64)",
+}
+
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+class NodeArg:
+    """An input or output of a session's signature, as onnxruntime's
+    NodeArg: ``name``; ``shape``, a list with an int per static dim, the
+    symbol (str) per symbolic dim and None per anonymous one; ``type``, the
+    ONNX Runtime type string ("tensor(float)", ...); and ``dtype``, the
+    numpy dtype of its arrays."""
+
+    __slots__ = ("name", "shape", "type", "dtype")
+
+    def __init__(self, name, shape, type, dtype):
+        self.name = name
+        self.shape = shape
+        self.type = type
+        self.dtype = dtype
+
+    def __repr__(self):
+        return (f"NodeArg(name={self.name!r}, type={self.type!r}, "
+                f"shape={self.shape!r})")
+
+    def __eq__(self, other):
+        return (isinstance(other, NodeArg) and self.name == other.name and
+                self.shape == other.shape and self.type == other.type)
+
+    __hash__ = None
+
+
+def _node_args(specs):
+    return [NodeArg(name, list(dims), _ORT_TYPES.get(code, "tensor(?)"),
+                    _runtime.numpy_dtype(code))
+            for name, code, dims in specs]
+
+
+def _as_input(value):
+    """`value` as an array the runtime can read in place: C-contiguous,
+    aligned, native byte order. An array that is already so is passed as it
+    is (no copy); others are copied once. The dtype is kept: a wrong one is
+    the runtime's error, as in onnxruntime (no implicit casts)."""
+    a = np.asarray(value)
+    if not a.dtype.isnative:
+        a = a.astype(a.dtype.newbyteorder("="))
+    return np.require(a, requirements=("C", "A"))
+
+
+class InferenceSession:
+    """A loaded .moeb artifact (moe_session_create_with_options).
+
+    path: the artifact (str or os.PathLike); its weights are mapped, not
+        copied.
+    threads: None for the default (the machine's cores), or the number of
+        threads of the session's pool, the calling thread included: 1 to
+        moe_mlir.MAX_THREADS (moe_mlir.InvalidArgument otherwise).
+
+    Runtime errors raise moe_mlir.RuntimeError subclasses with the
+    runtime's message: NotFound (a FileNotFoundError) for a missing file,
+    DataLoss for a corrupt artifact, InvalidArgument (a ValueError) for bad
+    inputs. A session may run from several threads at once; the GIL is
+    released while it runs.
+    """
+
+    def __init__(self, path, threads=None):
+        if not isinstance(path, (str, bytes, os.PathLike)):
+            raise TypeError("path must be a str or os.PathLike, got "
+                            f"{type(path).__name__}")
+        self._path = os.fsdecode(os.fspath(path))
+        if threads is not None:
+            threads = operator.index(threads)
+            # Out-of-range values go to the runtime, which refuses them.
+            threads = min(max(threads, _INT64_MIN), _INT64_MAX)
+        self._session = _runtime.Session(self._path, threads)
+        self._inputs = _node_args(self._session.inputs())
+        self._outputs = _node_args(self._session.outputs())
+        self._output_index = {o.name: i for i, o in enumerate(self._outputs)}
+
+    @property
+    def path(self):
+        """The artifact's path."""
+        return self._path
+
+    @property
+    def threads(self):
+        """The number of threads of the session's pool (the calling thread
+        included)."""
+        return self._session.threads
+
+    @property
+    def entries(self):
+        """The artifact's entry names ("main" first); run() runs "main"."""
+        return self._session.entries()
+
+    def get_inputs(self):
+        """The inputs of "main", in signature order (a list of NodeArg)."""
+        return list(self._inputs)
+
+    def get_outputs(self):
+        """The outputs of "main", in signature order (a list of NodeArg)."""
+        return list(self._outputs)
+
+    def run(self, output_names, input_feed):
+        """Runs "main" on `input_feed` ({input name: numpy array}; every
+        input once) and returns the outputs named by `output_names` (None:
+        all, in signature order) as a list of numpy arrays that own the
+        runtime's result tensors (no copy).
+
+        Arrays that are C-contiguous, aligned and of the input's dtype are
+        read in place; others (non-contiguous, byte-swapped) are copied
+        first. A wrong dtype, rank, static dim or name, a missing or extra
+        input raise moe_mlir.InvalidArgument with the runtime's message.
+        """
+        if not isinstance(input_feed, Mapping):
+            raise TypeError("input_feed must be a dict of input name -> "
+                            f"array, got {type(input_feed).__name__}")
+        if output_names is not None:
+            if isinstance(output_names, str):
+                raise TypeError("output_names must be a list of names or "
+                                "None, got a str")
+            output_names = list(output_names)
+            for name in output_names:
+                if name not in self._output_index:
+                    raise InvalidArgument(
+                        f"the model has no output {name!r} (outputs: "
+                        f"{', '.join(self._output_index)})")
+        names, arrays = [], []
+        for name, value in input_feed.items():
+            if not isinstance(name, str):
+                raise TypeError(f"input names must be str, got {name!r}")
+            names.append(name)
+            arrays.append(_as_input(value))
+        results = self._session.run(names, arrays)
+        if output_names is None:
+            return results
+        return [results[self._output_index[n]] for n in output_names]
+
+    def __repr__(self):
+        return f"<moe_mlir.InferenceSession {self._path!r}>"

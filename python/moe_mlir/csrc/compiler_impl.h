@@ -1,0 +1,47 @@
+//===- compiler_impl.h - moe::compileModel behind a plain interface -*- C++ -*-===//
+//
+// The seam between the two halves of moe_mlir._compiler: compiler_impl.cpp
+// includes MLIR and LLVM and is compiled like LLVM (no exceptions, no RTTI);
+// compiler_module.cpp includes pybind11 (which needs both). Only standard
+// types and a plain function pointer cross this header, so neither half
+// sees the other's headers.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_PYTHON_COMPILER_IMPL_H
+#define MOE_PYTHON_COMPILER_IMPL_H
+
+#include <cstddef>
+#include <string>
+
+namespace moe_python {
+
+struct CompileRequest {
+  /// The model: ONNX protobuf or MLIR text (not owned; read only).
+  const char *data = nullptr;
+  size_t size = 0;
+  /// Names the model in diagnostics; its extension (.onnx / .mlir) picks the
+  /// reader, otherwise the bytes are sniffed (moe::InputKind::Auto).
+  std::string name;
+  /// External tensor data is read relative to this folder.
+  std::string baseDir = ".";
+  /// "moe", "linalg", "llvm", "obj" or "artifact".
+  std::string emit = "artifact";
+  std::string cc = "clang-22";
+  std::string march = "native";
+  unsigned optLevel = 3;
+  /// Called with each progress line (may be null). Must not throw.
+  void (*progress)(void *context, const char *line, size_t size) = nullptr;
+  void *progressContext = nullptr;
+};
+
+/// Compiles `request`. On success returns true and `output` holds what was
+/// asked for; on failure returns false and `diagnostics` holds the
+/// diagnostics, one per line. Callable from any thread; each call has its
+/// own MLIR context.
+bool compile(const CompileRequest &request, std::string &output,
+             std::string &diagnostics);
+
+} // namespace moe_python
+
+#endif // MOE_PYTHON_COMPILER_IMPL_H

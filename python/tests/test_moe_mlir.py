@@ -1,0 +1,519 @@
+"""The Python package moe_mlir (docs/python.md): every fixture compiled with
+moe_mlir.compile and run with moe_mlir.InferenceSession agrees with ONNX
+Runtime on the same model and inputs; the signature matches ORT's; errors
+are exceptions carrying the compiler's diagnostics or the runtime's message;
+sessions run from several threads at once.
+
+The fixtures are compiled once per test session, at -O1 for x86-64-v2
+(moeut_tiny takes ~16 s at the default -O3 -march=native on two cores,
+~5 s so); one test compiles with the defaults.
+"""
+import gc
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from conftest import FIXTURES
+
+import moe_mlir
+
+MANIFEST = json.load(open(os.path.join(FIXTURES, "manifest.json")))
+# Options of the cached fixture compiles (see the module docstring).
+FAST = {"opt_level": 1, "march": "x86-64-v2"}
+
+# An MLIR model (moe dialect): the experts' slot counts and the slot order
+# of a counting sort of 2x2 expert ids.
+MLIR_MODEL = """\
+// moe_mlir test model
+func.func @main(%ids: tensor<2x2xi32> {onnx.name = "ids"})
+    -> (tensor<5xi32> {onnx.name = "offsets"},
+        tensor<4xi32> {onnx.name = "perm"}) {
+  %o, %p = moe.dispatch %ids {num_experts = 4 : i64}
+      : tensor<2x2xi32> -> tensor<5xi32>, tensor<4xi32>
+  return %o, %p : tensor<5xi32>, tensor<4xi32>
+}
+"""
+
+
+def model_path(name):
+    return os.path.join(FIXTURES, MANIFEST[name]["model"])
+
+
+def feeds(name):
+    return {k: np.load(os.path.join(FIXTURES, f"{name}.{k}.npy"))
+            for k in MANIFEST[name]["inputs"]}
+
+
+@pytest.fixture(scope="session")
+def artifact(tmp_path_factory):
+    """artifact(name): the path of fixture `name` compiled with FAST (once
+    per test session)."""
+    work = tmp_path_factory.mktemp("moeb")
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            path = str(work / f"{name}.moeb")
+            assert moe_mlir.compile(model_path(name), path, **FAST) == path
+            cache[name] = path
+        return cache[name]
+    return get
+
+
+@pytest.fixture(scope="session")
+def mlir_artifact(tmp_path_factory):
+    """MLIR_MODEL compiled from its text (bytes)."""
+    path = str(tmp_path_factory.mktemp("mlir") / "dispatch.moeb")
+    moe_mlir.compile(MLIR_MODEL.encode(), path, **FAST)
+    return path
+
+
+@pytest.fixture(scope="session")
+def session(artifact):
+    """session(name): one InferenceSession per fixture, shared."""
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            cache[name] = moe_mlir.InferenceSession(artifact(name))
+        return cache[name]
+    return get
+
+
+def ort_session(name):
+    return ort.InferenceSession(model_path(name),
+                                providers=["CPUExecutionProvider"])
+
+
+# --- Every fixture against ONNX Runtime ---------------------------------------
+
+@pytest.mark.parametrize("name", sorted(MANIFEST))
+def test_fixture_matches_onnxruntime(name, session):
+    entry = MANIFEST[name]
+    inputs = feeds(name)
+    got = session(name).run(None, inputs)
+    expected = ort_session(name).run(None, inputs)
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected):
+        assert isinstance(g, np.ndarray)
+        assert g.dtype == e.dtype and g.shape == e.shape
+        np.testing.assert_allclose(g, e, atol=entry["atol"],
+                                   rtol=entry["rtol"])
+    assert got[0].shape == tuple(entry["output_shape"])
+
+
+@pytest.mark.parametrize("name", sorted(MANIFEST))
+def test_signature_matches_onnxruntime(name, session):
+    sess, ref = session(name), ort_session(name)
+    for ours, theirs in ((sess.get_inputs(), ref.get_inputs()),
+                         (sess.get_outputs(), ref.get_outputs())):
+        assert [a.name for a in ours] == [a.name for a in theirs]
+        assert [a.shape for a in ours] == [a.shape for a in theirs]
+        assert [a.type for a in ours] == [a.type for a in theirs]
+    for arg, array in zip(sess.get_inputs(), feeds(name).values()):
+        assert arg.dtype == array.dtype
+    assert sess.get_outputs()[0].dtype == np.float32
+    assert sess.entries[0] == "main"
+
+
+def test_output_names_select_and_order(mlir_artifact):
+    sess = moe_mlir.InferenceSession(mlir_artifact)
+    ids = np.array([[0, 1], [3, 2]], np.int32)
+    offsets, perm = sess.run(None, {"ids": ids})
+    assert offsets.dtype == np.int32 and offsets.shape == (5,)
+    assert perm.tolist() == [0, 1, 3, 2]
+    assert offsets.tolist() == [0, 1, 2, 3, 4]
+    p, o = sess.run(["perm", "offsets"], {"ids": ids})
+    np.testing.assert_array_equal(p, perm)
+    np.testing.assert_array_equal(o, offsets)
+    (p,) = sess.run(("perm",), {"ids": ids})
+    np.testing.assert_array_equal(p, perm)
+    assert sess.run([], {"ids": ids}) == []
+    with pytest.raises(moe_mlir.InvalidArgument, match="no output 'nope'"):
+        sess.run(["nope"], {"ids": ids})
+
+
+# --- compile() ------------------------------------------------------------------
+
+def test_compile_returns_bytes_and_writes_paths(tmp_path):
+    name = "sigma_moe_softmax"
+    data = moe_mlir.compile(model_path(name), **FAST)
+    assert isinstance(data, bytes) and len(data) > 0
+    out = tmp_path / "m.moeb"
+    assert moe_mlir.compile(pathlib.Path(model_path(name)), out, **FAST) == out
+    # The same model gives the same artifact, from a path or from bytes.
+    assert out.read_bytes() == data
+    with open(model_path(name), "rb") as f:
+        assert moe_mlir.compile(f.read(), **FAST) == data
+    sess = moe_mlir.InferenceSession(out)
+    np.testing.assert_allclose(sess.run(None, feeds(name))[0],
+                               ort_session(name).run(None, feeds(name))[0],
+                               atol=1e-5, rtol=1e-4)
+
+
+def test_compile_with_the_defaults(tmp_path):
+    """-O3 -march=native with clang-22, progress lines to the callable."""
+    name = "sigma_moe_sigmoid"
+    lines = []
+    path = moe_mlir.compile(model_path(name), str(tmp_path / "m.moeb"),
+                            progress=lines.append)
+    assert lines and all(isinstance(line, str) for line in lines)
+    assert lines[0].startswith("importing")
+    assert any("-O3" in line and "-march=native" in line for line in lines)
+    got = moe_mlir.InferenceSession(path).run(None, feeds(name))[0]
+    np.testing.assert_allclose(got, ort_session(name).run(None, feeds(name))[0],
+                               atol=1e-5, rtol=1e-4)
+
+
+def test_compile_mlir_text(mlir_artifact):
+    sess = moe_mlir.InferenceSession(mlir_artifact)
+    assert [i.name for i in sess.get_inputs()] == ["ids"]
+    assert sess.get_inputs()[0].shape == [2, 2]
+    assert sess.get_inputs()[0].type == "tensor(int32)"
+    assert [o.name for o in sess.get_outputs()] == ["offsets", "perm"]
+
+
+def test_compile_mlir_file(tmp_path):
+    src = tmp_path / "m.mlir"
+    src.write_text(MLIR_MODEL)
+    assert (moe_mlir.compile(src, **FAST) ==
+            moe_mlir.compile(MLIR_MODEL.encode(), **FAST))
+
+
+def test_compile_emit_levels():
+    name = model_path("sigma_moe_softmax")
+    moe_ir = moe_mlir.compile(name, emit="moe")
+    assert isinstance(moe_ir, str) and "func.func @main" in moe_ir
+    llvm_ir = moe_mlir.compile(name, emit="llvm", **FAST)
+    assert isinstance(llvm_ir, str) and "define" in llvm_ir
+    obj = moe_mlir.compile(name, emit="obj", **FAST)
+    assert isinstance(obj, bytes) and obj.startswith(b"\x7fELF")
+
+
+def test_compile_bad_bytes():
+    with pytest.raises(moe_mlir.CompileError) as info:
+        moe_mlir.compile(b"\x08\x07garbage that is no ONNX model\xff\xfe")
+    assert str(info.value) == info.value.diagnostics
+    assert "moe_mlir.compile" in str(info.value) or "<bytes>" in str(info.value)
+    assert "error" in str(info.value)
+
+
+def test_compile_bad_mlir_reports_the_line():
+    with pytest.raises(moe_mlir.CompileError, match=r"^<bytes>: error: "):
+        moe_mlir.compile(b"// broken\nfunc.func @main( {\n")
+
+
+def test_compile_unsupported_op(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+    node = helper.make_node("Det", ["x"], ["y"], name="the_det")
+    graph = helper.make_graph(
+        [node], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path = tmp_path / "det.onnx"
+    onnx.save(model, str(path))
+    with pytest.raises(moe_mlir.CompileError) as info:
+        moe_mlir.compile(path, **FAST)
+    message = str(info.value)
+    assert "Det" in message and "the_det" in message
+    assert str(path) in message
+
+
+def test_compile_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        moe_mlir.compile(tmp_path / "missing.onnx")
+
+
+def test_compile_bad_arguments():
+    path = model_path("sigma_moe_softmax")
+    with pytest.raises(ValueError, match="opt_level"):
+        moe_mlir.compile(path, opt_level=4)
+    with pytest.raises(ValueError, match="emit"):
+        moe_mlir.compile(path, emit="asm")
+    with pytest.raises(TypeError):
+        moe_mlir.compile(12)
+    with pytest.raises(TypeError):
+        moe_mlir.compile(path, progress="not callable")
+
+
+def test_compile_missing_c_compiler():
+    with pytest.raises(moe_mlir.CompileError, match="no-such-cc"):
+        moe_mlir.compile(model_path("sigma_moe_softmax"),
+                         cc="no-such-cc-for-moe-mlir")
+
+
+def test_concurrent_compiles():
+    """compile releases the GIL and has one MLIR context per call: threads
+    compile at once, each to the same artifact."""
+    path = model_path("sigma_moe_softmax")
+    expected = moe_mlir.compile(path, **FAST)
+    results, errors = [], []
+
+    def worker():
+        try:
+            results.append(moe_mlir.compile(path, **FAST))
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert results == [expected] * 3
+
+
+def test_progress_exception_propagates():
+    class Stop(Exception):
+        pass
+
+    calls = []
+
+    def progress(line):
+        calls.append(line)
+        raise Stop(line)
+
+    with pytest.raises(Stop):
+        moe_mlir.compile(model_path("sigma_moe_softmax"), progress=progress,
+                         **FAST)
+    assert len(calls) == 1  # not called again once it raised
+
+
+# --- InferenceSession: errors ----------------------------------------------------
+
+def test_wrong_input_name(session):
+    x = feeds("sigma_moe_softmax")["x"]
+    with pytest.raises(moe_mlir.InvalidArgument,
+                       match="the model has no input 'z'") as info:
+        session("sigma_moe_softmax").run(None, {"z": x})
+    assert isinstance(info.value, ValueError)
+    assert isinstance(info.value, moe_mlir.RuntimeError)
+    assert isinstance(info.value, RuntimeError)
+    assert info.value.code == 1 and info.value.code_name == "INVALID_ARGUMENT"
+
+
+def test_wrong_dtype_is_not_cast(session):
+    """As in onnxruntime, no implicit cast: a float64 array for a float32
+    input is the runtime's error."""
+    x = feeds("sigma_moe_softmax")["x"]
+    with pytest.raises(moe_mlir.InvalidArgument,
+                       match="input 'x' must be f32, got f64"):
+        session("sigma_moe_softmax").run(None, {"x": x.astype(np.float64)})
+    with pytest.raises(moe_mlir.InvalidArgument, match="must be i64, got i32"):
+        session("moeut_tiny").run(
+            None, {"tokens": feeds("moeut_tiny")["tokens"].astype(np.int32)})
+
+
+def test_unsupported_numpy_dtype(session):
+    x = feeds("sigma_moe_softmax")["x"]
+    with pytest.raises(moe_mlir.InvalidArgument, match="complex64"):
+        session("sigma_moe_softmax").run(None, {"x": x.astype(np.complex64)})
+    with pytest.raises(moe_mlir.InvalidArgument):
+        session("sigma_moe_softmax").run(None, {"x": "a string"})
+
+
+def test_wrong_rank_and_static_dim(session):
+    x = feeds("sigma_moe_softmax")["x"]
+    with pytest.raises(moe_mlir.InvalidArgument,
+                       match="input 'x' must have rank 2, got 3"):
+        session("sigma_moe_softmax").run(None, {"x": x[None]})
+    with pytest.raises(moe_mlir.InvalidArgument,
+                       match="input 'x' dim 1 must be 40, got 39"):
+        session("sigma_moe_softmax").run(None, {"x": x[:, :39].copy()})
+
+
+def test_missing_and_extra_inputs(session):
+    x = feeds("sigma_moe_softmax")["x"]
+    with pytest.raises(moe_mlir.InvalidArgument,
+                       match="the model takes 1 inputs, 0 given"):
+        session("sigma_moe_softmax").run(None, {})
+    with pytest.raises(moe_mlir.InvalidArgument,
+                       match="the model takes 1 inputs, 2 given"):
+        session("sigma_moe_softmax").run(None, {"x": x, "w": x})
+
+
+def test_bad_feed_types(session):
+    with pytest.raises(TypeError):
+        session("sigma_moe_softmax").run(None, [feeds("sigma_moe_softmax")])
+    with pytest.raises(TypeError):
+        session("sigma_moe_softmax").run("y", feeds("sigma_moe_softmax"))
+
+
+def test_missing_artifact(tmp_path):
+    path = tmp_path / "missing.moeb"
+    with pytest.raises(moe_mlir.NotFound, match="missing.moeb") as info:
+        moe_mlir.InferenceSession(path)
+    assert isinstance(info.value, FileNotFoundError)
+    assert info.value.code_name == "NOT_FOUND"
+
+
+def test_corrupt_artifact(tmp_path, artifact):
+    data = pathlib.Path(artifact("sigma_moe_softmax")).read_bytes()
+    bad = tmp_path / "truncated.moeb"
+    bad.write_bytes(data[:len(data) // 2])
+    with pytest.raises(moe_mlir.RuntimeError) as info:
+        moe_mlir.InferenceSession(bad)
+    assert str(info.value)  # the runtime's message
+    garbage = tmp_path / "garbage.moeb"
+    garbage.write_bytes(b"not an artifact at all" * 10)
+    with pytest.raises(moe_mlir.RuntimeError):
+        moe_mlir.InferenceSession(garbage)
+
+
+def test_threads_option(artifact):
+    path = artifact("sigma_moe_softmax")
+    with pytest.raises(moe_mlir.InvalidArgument,
+                       match="from 1 to 1024") as info:
+        moe_mlir.InferenceSession(path, threads=0)
+    assert isinstance(info.value, ValueError)
+    for bad in (-1, moe_mlir.MAX_THREADS + 1, 1 << 70):
+        with pytest.raises(moe_mlir.InvalidArgument):
+            moe_mlir.InferenceSession(path, threads=bad)
+    with pytest.raises(TypeError):
+        moe_mlir.InferenceSession(path, threads=1.5)
+    assert moe_mlir.InferenceSession(path, threads=1).threads == 1
+    three = moe_mlir.InferenceSession(path, threads=3)
+    assert three.threads == 3
+    assert moe_mlir.InferenceSession(path).threads >= 1
+    # Results do not depend on the thread count (bitwise).
+    one = moe_mlir.InferenceSession(path, threads=1)
+    inputs = feeds("sigma_moe_softmax")
+    np.testing.assert_array_equal(one.run(None, inputs)[0],
+                                  three.run(None, inputs)[0])
+
+
+# --- InferenceSession: inputs and outputs --------------------------------------
+
+def test_non_contiguous_and_byte_swapped_inputs(session):
+    sess = session("switchhead")
+    x = feeds("switchhead")["x"]
+    (expected,) = sess.run(None, {"x": x})
+    fortran = np.asfortranarray(x)
+    assert not fortran.flags.c_contiguous
+    strided = np.empty((x.shape[0], x.shape[1], 2 * x.shape[2]),
+                       np.float32)[:, :, ::2]
+    strided[...] = x
+    swapped = x.astype(x.dtype.newbyteorder(">"))
+    readonly = x.copy()
+    readonly.flags.writeable = False
+    for variant in (fortran, strided, swapped, readonly):
+        np.testing.assert_array_equal(sess.run(None, {"x": variant})[0],
+                                      expected)
+    # Unaligned memory is copied, not refused.
+    raw = np.zeros(x.nbytes + 1, np.uint8)
+    unaligned = raw[1:].view(np.float32).reshape(x.shape)
+    unaligned[...] = x
+    assert not unaligned.flags.aligned
+    np.testing.assert_array_equal(sess.run(None, {"x": unaligned})[0],
+                                  expected)
+    # Python lists become arrays (ints -> int64, the tokens' dtype).
+    tokens = feeds("moeut_tiny")["tokens"]
+    np.testing.assert_array_equal(
+        session("moeut_tiny").run(None, {"tokens": tokens.tolist()})[0],
+        session("moeut_tiny").run(None, {"tokens": tokens})[0])
+
+
+def test_inputs_are_not_modified(session):
+    inputs = feeds("moeut_tiny")
+    before = {k: v.copy() for k, v in inputs.items()}
+    session("moeut_tiny").run(None, inputs)
+    for k in inputs:
+        np.testing.assert_array_equal(inputs[k], before[k])
+
+
+def test_symbolic_dims_follow_the_inputs(session):
+    sess = session("switchhead")
+    x = feeds("switchhead")["x"]
+    ref = ort_session("switchhead")
+    for b, t in ((1, 1), (3, 4), (2, 7)):
+        xs = np.ascontiguousarray(np.resize(x, (b, t, x.shape[2])))
+        (got,) = sess.run(None, {"x": xs})
+        assert got.shape == (b, t, 32)
+        np.testing.assert_allclose(got, ref.run(None, {"x": xs})[0],
+                                   atol=1e-5, rtol=1e-4)
+
+
+def test_outputs_own_the_runtime_tensors(artifact):
+    sess = moe_mlir.InferenceSession(artifact("sigma_moe_softmax"))
+    (y,) = sess.run(None, feeds("sigma_moe_softmax"))
+    assert y.flags.c_contiguous and y.flags.writeable
+    assert not y.flags.owndata and y.base is not None  # the capsule
+    assert type(y.base).__name__ == "PyCapsule"
+    expected = y.copy()
+    del sess
+    gc.collect()
+    # The output outlives its session, and is the caller's to write.
+    np.testing.assert_array_equal(y, expected)
+    y += 1
+    np.testing.assert_array_equal(y, expected + 1)
+
+
+def test_concurrent_runs_on_one_session(session):
+    sess = session("moeut_tiny")
+    tokens = feeds("moeut_tiny")["tokens"]
+    rng = np.random.default_rng(0)
+    cases = [rng.integers(0, 50, size=tokens.shape, dtype=np.int64)
+             for _ in range(8)]
+    expected = [sess.run(None, {"tokens": t})[0] for t in cases]
+    results, errors = {}, []
+    barrier = threading.Barrier(4)
+
+    def worker(w):
+        try:
+            barrier.wait()
+            for r in range(6):
+                i = (w + r) % len(cases)
+                results[(w, r)] = (i, sess.run(None, {"tokens": cases[i]})[0])
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert len(results) == 24
+    for i, got in results.values():
+        np.testing.assert_array_equal(got, expected[i])
+
+
+def test_node_arg_repr_and_dtype(session):
+    sess = session("moeut_tiny")
+    (arg,) = sess.get_inputs()
+    assert repr(arg) == ("NodeArg(name='tokens', type='tensor(int64)', "
+                         "shape=['B', 'T'])")
+    assert arg.dtype == np.dtype(np.int64)
+    assert sess.get_outputs()[0].shape == ["B", "T", 50]
+
+
+def test_running_does_not_load_the_compiler(artifact):
+    """InferenceSession needs the runtime only: no LLVM, no MLIR."""
+    path = artifact("sigma_moe_softmax")
+    x = os.path.join(FIXTURES, "sigma_moe_softmax.x.npy")
+    script = (
+        "import sys, numpy as np, moe_mlir\n"
+        f"s = moe_mlir.InferenceSession({path!r})\n"
+        f"s.run(None, {{'x': np.load({x!r})}})\n"
+        "maps = open('/proc/self/maps').read()\n"
+        "assert 'moe_mlir._compiler' not in sys.modules\n"
+        "assert 'libLLVM' not in maps and 'libMLIR' not in maps, maps\n"
+        "print('ok')\n")
+    env = dict(os.environ)
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(
+        [here] + [p for p in sys.path if p and os.path.isdir(p)])
+    proc = subprocess.run([sys.executable, "-c", script], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"
