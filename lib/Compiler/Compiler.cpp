@@ -246,6 +246,9 @@ LogicalResult mlir::moe::compileModule(ModuleOp module,
   // 1. Weights become arguments (and the artifact's weight section).
   progress("outlining weights");
   if (failed(runPipeline(module, options, [&](OpPassManager &pm) {
+        // Weight layouts first: transposes of constants are evaluated
+        // here, once, instead of on every call.
+        pm.addPass(createMoeFoldConstantLayouts());
         MoeOutlineWeightsOptions o;
         o.minElements = options.minWeightElements;
         pm.addPass(createMoeOutlineWeights(o));
@@ -360,14 +363,17 @@ LogicalResult mlir::moe::compileModule(ModuleOp module,
     if (failed(runPipeline(module, options, [&](OpPassManager &pm) {
           buildDecomposePipeline(pm);
           pm.addPass(createConvertMoeToLinalg());
+          if (!options.reference)
+            pm.addPass(createMoeCpuLoopOrder());
         })))
       return failure();
     module.print(out);
     return success();
   }
-  progress("lowering to LLVM (moe-lower-to-llvm)");
+  progress(options.reference ? "lowering to LLVM (moe-lower-to-llvm)"
+                             : "lowering to LLVM (moe-lower-to-llvm-cpu)");
   if (failed(runPipeline(module, options, [&](OpPassManager &pm) {
-        buildLowerToLLVMPipeline(pm);
+        buildLowerToLLVMPipeline(pm, /*cpuLoopOrder=*/!options.reference);
         MoeExportEntriesOptions exportOptions;
         exportOptions.symbols = {kEntrySymbol};
         pm.addPass(createMoeExportEntries(exportOptions));

@@ -27,10 +27,12 @@ void moe::buildDecomposePipeline(OpPassManager &pm) {
   pm.addPass(createCSEPass());
 }
 
-void moe::buildLowerToLLVMPipeline(OpPassManager &pm) {
+void moe::buildLowerToLLVMPipeline(OpPassManager &pm, bool cpuLoopOrder) {
   buildDecomposePipeline(pm);
   pm.addPass(createConvertMoeToLinalg());
   pm.addPass(createCanonicalizerPass());
+  if (cpuLoopOrder)
+    pm.addPass(createMoeCpuLoopOrder());
   bufferization::OneShotBufferizePassOptions bufferize;
   bufferize.bufferizeFunctionBoundaries = true;
   bufferize.functionBoundaryTypeConversion =
@@ -72,5 +74,10 @@ void moe::registerMoePipelines() {
       "(reference lowering: decompose, convert-moe-to-linalg, one-shot "
       "bufferize, the runtime's code ABI (moe-lower-to-host-abi: @main "
       "becomes @moe_entry_main(frame)), loops, LLVM)",
-      buildLowerToLLVMPipeline);
+      [](OpPassManager &pm) { buildLowerToLLVMPipeline(pm); });
+  PassPipelineRegistration<>(
+      "moe-lower-to-llvm-cpu",
+      "moe-lower-to-llvm with moe-cpu-loop-order after convert-moe-to-linalg "
+      "(what moe-compile runs unless --reference)",
+      [](OpPassManager &pm) { buildLowerToLLVMPipeline(pm, true); });
 }

@@ -53,6 +53,10 @@ llvm::cl::opt<unsigned> optLevel(
     "opt", llvm::cl::desc("optimisation level of the native code (0-3)"),
     llvm::cl::init(3));
 llvm::cl::opt<bool> quiet("q", llvm::cl::desc("no progress lines"));
+llvm::cl::opt<bool> reference(
+    "reference",
+    llvm::cl::desc("the reference lowering only (moe-lower-to-llvm, without "
+                   "moe-cpu-loop-order): the oracle for optimised code"));
 } // namespace
 
 int main(int argc, char **argv) {
@@ -105,6 +109,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   options.optLevel = optLevel;
+  options.reference = reference;
   options.progress = progress;
   options.configure = [](PassManager &pm) {
     if (failed(applyPassManagerCLOptions(pm)))

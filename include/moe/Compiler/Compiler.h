@@ -37,6 +37,9 @@ struct CompileOptions {
   std::string march = "native";
   /// Optimisation level of the C compiler (-O<n>).
   unsigned optLevel = 3;
+  /// The reference lowering only (no moe-cpu-loop-order): the oracle the
+  /// optimised code is compared with (moe-compile --reference).
+  bool reference = false;
   /// Smallest constant (elements) stored as a weight.
   int64_t minWeightElements = 16;
   /// Progress lines ("moe-compile: ...") go here when set.

@@ -11,13 +11,17 @@ namespace moe {
 /// followed by canonicalization and CSE (`moe-decompose`).
 void buildDecomposePipeline(OpPassManager &pm);
 
-/// Adds the reference lowering to the LLVM dialect (`moe-lower-to-llvm`):
-/// the decomposition, convert-moe-to-linalg, one-shot bufferization, loops,
-/// and the conversions to LLVM; every function gets a `_mlir_ciface_`
-/// wrapper taking memref descriptors.
-void buildLowerToLLVMPipeline(OpPassManager &pm);
+/// Adds the lowering to the LLVM dialect: the decomposition,
+/// convert-moe-to-linalg, one-shot bufferization, the code ABI
+/// (moe-lower-to-host-abi: every public function becomes
+/// `moe_entry_<name>(frame)`), loops, and the conversions to LLVM. With
+/// `cpuLoopOrder`, moe-cpu-loop-order runs after convert-moe-to-linalg
+/// (moe-compile's default); without, it is the reference lowering
+/// (`moe-lower-to-llvm`, `moe-compile --reference`).
+void buildLowerToLLVMPipeline(OpPassManager &pm, bool cpuLoopOrder = false);
 
-/// Registers the named pipelines (`moe-decompose`, `moe-lower-to-llvm`).
+/// Registers the named pipelines (`moe-decompose`, `moe-lower-to-llvm`,
+/// `moe-lower-to-llvm-cpu`).
 void registerMoePipelines();
 
 } // namespace moe

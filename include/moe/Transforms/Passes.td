@@ -81,6 +81,78 @@ def MoeOutlineWeights : Pass<"moe-outline-weights", "::mlir::ModuleOp"> {
                            "::mlir::tensor::TensorDialect"];
 }
 
+def MoeFoldConstantLayouts : Pass<"moe-fold-constant-layouts"> {
+  let summary = "Evaluate transposes of constant weights at compile time";
+  let description = [{
+    A `linalg.transpose` whose input is a dense constant (the expert weights
+    of `com.microsoft.MoE`, which the importer transposes to [E, in, out];
+    an ONNX Transpose of a MatMul weight) would run on every call over the
+    whole weight. This pass generalizes such transposes and folds them with
+    upstream's `populateConstantFoldLinalgOperations`, so the weight is
+    stored once, in the layout the code reads. Constants of more than
+    `max-elements` elements are left alone. moe-compile runs it before
+    `moe-outline-weights`.
+
+    Before:
+    ```mlir
+    %w = arith.constant dense<...> : tensor<2x3x4xf32>
+    %e = tensor.empty() : tensor<2x4x3xf32>
+    %t = linalg.transpose ins(%w : tensor<2x3x4xf32>)
+           outs(%e : tensor<2x4x3xf32>) permutation = [0, 2, 1]
+    ```
+    After:
+    ```mlir
+    %t = arith.constant dense<...> : tensor<2x4x3xf32>
+    ```
+  }];
+  let options = [
+    Option<"maxElements", "max-elements", "int64_t", "int64_t(1) << 30",
+           "largest constant (in elements) that is folded">
+  ];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::linalg::LinalgDialect"];
+}
+
+def MoeCpuLoopOrder : Pass<"moe-cpu-loop-order"> {
+  let summary = "Put a unit-stride parallel loop innermost in contractions";
+  let description = [{
+    `convert-linalg-to-loops` keeps the iterator order, so a matmul becomes
+    (m, n, k) loops with the reduction innermost: one scalar accumulator and
+    a strided walk over the right-hand side, which LLVM cannot vectorize
+    without reassociating. This pass generalizes every linalg op with a
+    reduction whose output's last dim is a parallel loop that also indexes
+    the last dim of an input (so that both walk contiguous memory) and is
+    dynamic or at least 64 long (shorter ones keep their register
+    accumulator), and interchanges
+    its loops so that this dim is innermost and the reductions sit just
+    outside it ((m, k, n) for a matmul: contiguous loads and stores of the
+    right-hand side and the output, vectorized by LLVM). The multiply and
+    add of the body get the `contract` fast-math flag, so LLVM emits FMAs
+    (a rounding difference against the reference lowering, within
+    docs/tolerance.md). moe-compile runs it after convert-moe-to-linalg
+    unless `--reference` is given.
+
+    Before:
+    ```mlir
+    linalg.matmul ins(%a, %b : tensor<?x64xf32>, tensor<64x128xf32>) outs(%c : tensor<?x128xf32>)
+    ```
+    After:
+    ```mlir
+    linalg.generic {indexing_maps = [(d0, d1, d2) -> (d0, d1),
+                                     (d0, d1, d2) -> (d1, d2),
+                                     (d0, d1, d2) -> (d0, d2)],
+                    iterator_types = ["parallel", "reduction", "parallel"]}
+        ins(%a, %b ...) outs(%c ...) {
+      %p = arith.mulf %in, %in_0 fastmath<contract> : f32
+      %s = arith.addf %out, %p fastmath<contract> : f32
+      linalg.yield %s : f32
+    }
+    ```
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::linalg::LinalgDialect"];
+}
+
 def MoeLowerToHostAbi : Pass<"moe-lower-to-host-abi", "::mlir::ModuleOp"> {
   let summary = "Put the bufferized entry functions on the runtime's code ABI";
   let description = [{

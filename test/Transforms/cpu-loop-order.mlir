@@ -1,0 +1,53 @@
+// RUN: moe-opt %s --split-input-file --moe-cpu-loop-order | FileCheck %s
+
+// A matmul becomes (m, k, n): the output's last dim innermost, the
+// reduction just outside it, and a contractible multiply-add.
+// CHECK-DAG: #[[A:.+]] = affine_map<(d0, d1, d2) -> (d0, d1)>
+// CHECK-DAG: #[[B:.+]] = affine_map<(d0, d1, d2) -> (d1, d2)>
+// CHECK-DAG: #[[C:.+]] = affine_map<(d0, d1, d2) -> (d0, d2)>
+// CHECK-LABEL: func.func @matmul
+// CHECK:   linalg.generic {indexing_maps = [#[[A]], #[[B]], #[[C]]], iterator_types = ["parallel", "reduction", "parallel"]}
+// CHECK:     arith.mulf %{{.+}}, %{{.+}} fastmath<contract> : f32
+// CHECK:     arith.addf %{{.+}}, %{{.+}} fastmath<contract> : f32
+func.func @matmul(%a: tensor<?x64xf32>, %b: tensor<64x?xf32>, %c: tensor<?x?xf32>) -> tensor<?x?xf32> {
+  %r = linalg.matmul ins(%a, %b : tensor<?x64xf32>, tensor<64x?xf32>) outs(%c : tensor<?x?xf32>) -> tensor<?x?xf32>
+  return %r : tensor<?x?xf32>
+}
+
+// -----
+
+// A batched matmul: (b, m, k, n).
+// CHECK-LABEL: func.func @batch
+// CHECK:   linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "reduction", "parallel"]
+func.func @batch(%a: tensor<2x8x16xf32>, %b: tensor<2x16x64xf32>, %c: tensor<2x8x64xf32>) -> tensor<2x8x64xf32> {
+  %r = linalg.batch_matmul ins(%a, %b : tensor<2x8x16xf32>, tensor<2x16x64xf32>) outs(%c : tensor<2x8x64xf32>) -> tensor<2x8x64xf32>
+  return %r : tensor<2x8x64xf32>
+}
+
+// -----
+
+// A short static inner dim (under 64) keeps the reduction innermost.
+// CHECK-LABEL: func.func @narrow
+// CHECK:   linalg.matmul
+func.func @narrow(%a: tensor<?x64xf32>, %b: tensor<64x32xf32>, %c: tensor<?x32xf32>) -> tensor<?x32xf32> {
+  %r = linalg.matmul ins(%a, %b : tensor<?x64xf32>, tensor<64x32xf32>) outs(%c : tensor<?x32xf32>) -> tensor<?x32xf32>
+  return %r : tensor<?x32xf32>
+}
+
+// -----
+
+// A row reduction into [N] (its output's last dim is the row, and the
+// reduction is already inside it) and an elementwise op are left alone.
+// CHECK-LABEL: func.func @left_alone
+// CHECK:   linalg.generic {{.*}}iterator_types = ["parallel", "reduction"]
+// CHECK-NOT: fastmath
+// CHECK:   linalg.add
+func.func @left_alone(%x: tensor<4x8xf32>, %acc: tensor<4xf32>, %y: tensor<4x8xf32>) -> (tensor<4xf32>, tensor<4x8xf32>) {
+  %s = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0)>], iterator_types = ["parallel", "reduction"]} ins(%x : tensor<4x8xf32>) outs(%acc : tensor<4xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    %a = arith.addf %in, %out : f32
+    linalg.yield %a : f32
+  } -> tensor<4xf32>
+  %e = linalg.add ins(%x, %x : tensor<4x8xf32>, tensor<4x8xf32>) outs(%y : tensor<4x8xf32>) -> tensor<4x8xf32>
+  return %s, %e : tensor<4xf32>, tensor<4x8xf32>
+}
