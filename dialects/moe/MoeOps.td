@@ -319,17 +319,19 @@ def Moe_AttentionOp : Moe_Op<"attention", [Pure]> {
 def Moe_RopeOp : Moe_Op<"rope", [Pure]> {
   let summary = "rotary position encoding on a fraction of each head's dims";
   let description = [{
-    Applies RoPE to the first `r = floor(dh * rotate_fraction)` dims of each
-    head of `input` `[B, T, H, dh]` at positions `t = 0..T-1`, leaving the
-    others unchanged. Rotate-half convention: with `h = r/2`, for `i < h`,
-    `θ = t * base^(-2i/r)`:
+    Applies RoPE to the first `r` dims of each head of `input`
+    `[B, T, H, dh]` at positions `t = 0..T-1`, leaving the others
+    unchanged, where `r = floor(dh * rotate_fraction)` rounded down to an
+    even number (as the MoEUT authors' code does: the published MoEUT-44M
+    has `dh = 82`, so `floor(41)` gives `r = 40`). Rotate-half convention:
+    with `h = r/2`, for `i < h`, `θ = t * base^(-2i/r)`:
 
         out[..., i]     = x[i] * cos θ - x[i + h] * sin θ
         out[..., i + h] = x[i + h] * cos θ + x[i] * sin θ
 
     Constraints: C1 rank 4 and the result type equals the input type; C2
-    `rotate_fraction` in [0, 1]; C3 `base > 0` and finite; C4 the rotated
-    width `r` is even (when `dh` is static).
+    `rotate_fraction` in [0, 1]; C3 `base > 0` and finite. Any head width
+    is valid (the rotated width is even by definition).
 
     Example:
     ```mlir
@@ -458,8 +460,9 @@ def Moe_SwitchHeadOp : Moe_Op<"switchhead", [Pure]> {
     wv, wo and the selectors; C3 dims agree (`B`, `T`, `D`, `dk`, `dv`,
     `H*E`) and the result is `[B, T, D]`; C4 `E` is static and
     `1 <= k <= E`; C5 `sel_v` may be absent only when `E = 1`; C6
-    `rotate_fraction` in [0, 1], `rope_base > 0`, the rotated width of `dk`
-    is even; C7 one element type.
+    `rotate_fraction` in [0, 1] and `rope_base > 0` (the rotated width of
+    `dk` is rounded down to an even number, as in `moe.rope`); C7 one
+    element type.
 
     Decomposes (`moe-decompose-switchhead`) into matmuls, `moe.rope`,
     `moe.route`, `moe.dispatch`, `moe.grouped_matmul` and `moe.attention`.

@@ -107,10 +107,12 @@ class SwitchFFN(nn.Module):
 
 
 def rope(x, rotate_fraction, base):
-    """RoPE, rotate-half convention, on the first floor(dh * fraction) dims of
-    each head of x [B, T, H, dh] at positions 0..T-1."""
+    """RoPE, rotate-half convention, on the first r dims of each head of
+    x [B, T, H, dh] at positions 0..T-1, where r = floor(dh * fraction)
+    rounded down to an even number (the MoEUT authors' rule: dh = 82 at 0.5
+    rotates 40 dims; spec/models.md)."""
     dh = x.shape[-1]
-    r = int(math.floor(dh * rotate_fraction))
+    r = int(math.floor(dh * rotate_fraction)) // 2 * 2
     if r == 0:
         return x
     half = r // 2

@@ -239,10 +239,14 @@ def _switchhead(b, q_src, k_src, v_src, wq, wk, wv, wo, sel_o, sel_v):
     minus1 = b.ints(-1)
     d_model, dv = b.dim(wv, 1), b.dim(wv, 2)
     dk = b.op("Div", b.dim(wq, 1), heads)
-    r = b.op("Cast", b.op("Floor", b.op("Mul", b.op("Cast", dk, to=ONNX_FLOAT),
-                                        b.attr_float("rotate_fraction"))),
-             to=TensorProto.INT64)
-    half = b.op("Div", r, b.ints(2))
+    # r = floor(dk * fraction) rounded down to even: half = floor(...) / 2
+    # (integer division), r = 2 * half.
+    floor_r = b.op("Cast", b.op("Floor", b.op("Mul",
+                                              b.op("Cast", dk, to=ONNX_FLOAT),
+                                              b.attr_float("rotate_fraction"))),
+                   to=TensorProto.INT64)
+    half = b.op("Div", floor_r, b.ints(2))
+    r = b.op("Mul", half, b.ints(2))
     base = b.attr_float("rope_base")
     heads_shape = b.op("Concat", b.ints(0, 0), heads, minus1, axis=0)
 

@@ -784,20 +784,27 @@ struct LowerRope : OpRewritePattern<RopeOp> {
     Type elt = typeOf(x).getElementType();
     double fraction = op.getRotateFraction().convertToDouble();
     double base = op.getBase().convertToDouble();
-    // r = floor(dh * fraction) (computed at run time when dh is dynamic).
+    // r = floor(dh * fraction) rounded down to an even number (computed at
+    // run time when dh is dynamic): half = floor(dh * fraction) / 2,
+    // r = 2 * half.
     Value dh = tensor::DimOp::create(b, loc, x, 3);
     Value dhF = arith::SIToFPOp::create(
         b, loc, b.getF64Type(),
         arith::IndexCastOp::create(b, loc, b.getI64Type(), dh));
-    Value rF = math::FloorOp::create(
+    Value floorF = math::FloorOp::create(
         b, loc,
         arith::MulFOp::create(b, loc, dhF, fconst(b, loc, b.getF64Type(),
                                                   fraction)));
-    Value r = arith::IndexCastOp::create(
-        b, loc, b.getIndexType(),
-        arith::FPToSIOp::create(b, loc, b.getI64Type(), rF));
-    Value half = arith::DivUIOp::create(b, loc, r, idx(b, loc, 2));
-    Value rE = arith::TruncFOp::create(b, loc, elt, rF);
+    Value half = arith::DivUIOp::create(
+        b, loc,
+        arith::IndexCastOp::create(
+            b, loc, b.getIndexType(),
+            arith::FPToSIOp::create(b, loc, b.getI64Type(), floorF)),
+        idx(b, loc, 2));
+    Value r = arith::MulIOp::create(b, loc, half, idx(b, loc, 2));
+    Value rE = arith::SIToFPOp::create(
+        b, loc, elt,
+        arith::IndexCastOp::create(b, loc, b.getI64Type(), r));
     Value out = mapElements(
         b, loc, {x}, elt, [&](OpBuilder &nb, Location nl, ValueRange a) {
           Value bb = linalg::IndexOp::create(nb, nl, 0);

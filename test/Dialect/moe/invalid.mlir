@@ -539,13 +539,6 @@ func.func @rope_c3(%x: tensor<1x4x8x16xf32>) {
   return
 }
 
-// -----
-
-func.func @rope_c4(%x: tensor<1x4x8x10xf32>) {
-  // expected-error @+1 {{expected the rotated width floor(10 * 0.5) = 5 to be even (C4)}}
-  %r = moe.rope %x : tensor<1x4x8x10xf32> -> tensor<1x4x8x10xf32>
-  return
-}
 
 //===----------------------------------------------------------------------===//
 // moe.ffn
@@ -745,16 +738,6 @@ func.func @switchhead_c6_fraction(%x: tensor<1x4x32xf32>, %wq: tensor<32x16xf32>
       : (tensor<1x4x32xf32>, tensor<1x4x32xf32>, tensor<1x4x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>, tensor<8x32x8xf32>, tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<8x32xf32>) -> tensor<1x4x32xf32>
   return
 }
-
-// -----
-
-func.func @switchhead_c6_even(%x: tensor<1x4x32xf32>, %wq: tensor<32x12xf32>, %wv: tensor<8x32x8xf32>, %wo: tensor<8x8x32xf32>, %s: tensor<8x32xf32>) {
-  // expected-error @+1 {{expected the rotated width floor(6 * 0.5) = 3 to be even (C6)}}
-  %y = moe.switchhead %x, %x, %x, %wq, %wq, %wv, %wo, %s sel_v(%s) {num_heads = 2 : i64, k = 2 : i64}
-      : (tensor<1x4x32xf32>, tensor<1x4x32xf32>, tensor<1x4x32xf32>, tensor<32x12xf32>, tensor<32x12xf32>, tensor<8x32x8xf32>, tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<8x32xf32>) -> tensor<1x4x32xf32>
-  return
-}
-
 
 // -----
 

@@ -95,11 +95,15 @@ func.func @attention(%q: tensor<2x4x?x16xf32>, %k: tensor<2x4x?x16xf32>, %v: ten
 }
 
 // CHECK-LABEL: func @rope
-func.func @rope(%x: tensor<2x?x4x16xf32>, %d: tensor<?x?x?x?xf32>) {
+func.func @rope(%x: tensor<2x?x4x16xf32>, %d: tensor<?x?x?x?xf32>, %y: tensor<1x4x2x82xf32>) {
   // CHECK: moe.rope %{{.*}} : tensor<2x?x4x16xf32> -> tensor<2x?x4x16xf32>
   %r = moe.rope %x : tensor<2x?x4x16xf32> -> tensor<2x?x4x16xf32>
   // CHECK: moe.rope %{{.*}} {base = 5.000000e+05 : f64, rotate_fraction = 1.000000e+00 : f64} : tensor<?x?x?x?xf32>
   %r1 = moe.rope %d {rotate_fraction = 1.0 : f64, base = 500000.0 : f64} : tensor<?x?x?x?xf32> -> tensor<?x?x?x?xf32>
+  // An odd floor(dh * fraction) is valid: it is rounded down to even (the
+  // published MoEUT-44M: 82 rotates 40).
+  // CHECK: moe.rope %{{.*}} : tensor<1x4x2x82xf32> -> tensor<1x4x2x82xf32>
+  %o = moe.rope %y : tensor<1x4x2x82xf32> -> tensor<1x4x2x82xf32>
   return
 }
 
