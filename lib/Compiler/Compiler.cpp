@@ -373,7 +373,8 @@ LogicalResult mlir::moe::compileModule(ModuleOp module,
   progress(options.reference ? "lowering to LLVM (moe-lower-to-llvm)"
                              : "lowering to LLVM (moe-lower-to-llvm-cpu)");
   if (failed(runPipeline(module, options, [&](OpPassManager &pm) {
-        buildLowerToLLVMPipeline(pm, /*cpuLoopOrder=*/!options.reference);
+        buildLowerToLLVMPipeline(pm, /*cpuLoopOrder=*/!options.reference,
+                                 options.parallelLoops && !options.reference);
         MoeExportEntriesOptions exportOptions;
         exportOptions.symbols = {kEntrySymbol};
         pm.addPass(createMoeExportEntries(exportOptions));

@@ -27,7 +27,8 @@ void moe::buildDecomposePipeline(OpPassManager &pm) {
   pm.addPass(createCSEPass());
 }
 
-void moe::buildLowerToLLVMPipeline(OpPassManager &pm, bool cpuLoopOrder) {
+void moe::buildLowerToLLVMPipeline(OpPassManager &pm, bool cpuLoopOrder,
+                                   bool parallelLoops) {
   buildDecomposePipeline(pm);
   pm.addPass(createConvertMoeToLinalg());
   pm.addPass(createCanonicalizerPass());
@@ -45,6 +46,12 @@ void moe::buildLowerToLLVMPipeline(OpPassManager &pm, bool cpuLoopOrder) {
   // workspace arena (so no deallocation pipeline: the arena is given back
   // as a whole), errors through the host table.
   pm.addPass(createMoeLowerToHostAbi());
+  if (parallelLoops) {
+    // Parallel dims as scf.parallel; the outermost ones run on the
+    // runtime's thread pool.
+    pm.addPass(createConvertLinalgToParallelLoopsPass());
+    pm.addPass(createMoeParallelLoopsToHost());
+  }
   pm.addPass(createConvertLinalgToLoopsPass());
   pm.addPass(createSCFToControlFlowPass());
   pm.addPass(memref::createExpandStridedMetadataPass());

@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Differential test of the optimised CPU lowering against the reference.
+"""Differential test of the optimised CPU lowering against the reference,
+and of its parallel loops (moe-compile --parallel-loops, on the runtime's
+thread pool) against its sequential code (bitwise).
 
 usage: cpu_vs_reference.py --bin BUILD/bin
 
@@ -64,7 +66,8 @@ def main():
             model = os.path.join(work, f"m{ci}.onnx")
             onnx.save(layer.export(), model)
             arts = {}
-            for kind, flags in (("opt", []), ("ref", ["--reference"])):
+            for kind, flags in (("opt", []), ("ref", ["--reference"]),
+                                ("par", ["--parallel-loops"])):
                 arts[kind] = os.path.join(work, f"m{ci}.{kind}.moeb")
                 subprocess.run([os.path.join(args.bin, "moe-compile"), "-q",
                                 *flags, model, "-o", arts[kind]], check=True)
@@ -75,7 +78,7 @@ def main():
                 if skewed:
                     x = np.abs(x) + 0.1
                 outs = {}
-                for kind in ("opt", "ref"):
+                for kind in ("opt", "ref", "par"):
                     for threads in (1, 2):
                         d = os.path.join(work, f"{ci}-{n}-{kind}-{threads}")
                         os.makedirs(d)
@@ -84,7 +87,11 @@ def main():
                 want = ref_ort.run(None, {"x": x})[0]
                 ok = True
                 why = []
-                for kind in ("opt", "ref"):
+                # Splitting loops over threads changes no bit.
+                if not np.array_equal(outs["par", 1], outs["opt", 1]):
+                    ok = False
+                    why.append("parallel loops differ from the sequential code")
+                for kind in ("opt", "ref", "par"):
                     if not np.array_equal(outs[kind, 1], outs[kind, 2]):
                         ok = False
                         why.append(f"{kind}: 1 and 2 threads differ")

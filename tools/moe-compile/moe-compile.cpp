@@ -53,6 +53,10 @@ llvm::cl::opt<unsigned> optLevel(
     "opt", llvm::cl::desc("optimisation level of the native code (0-3)"),
     llvm::cl::init(3));
 llvm::cl::opt<bool> quiet("q", llvm::cl::desc("no progress lines"));
+llvm::cl::opt<bool> parallelLoops(
+    "parallel-loops",
+    llvm::cl::desc("run outermost parallel loops on the runtime's thread "
+                   "pool (moe-parallel-loops-to-host; experimental)"));
 llvm::cl::opt<bool> reference(
     "reference",
     llvm::cl::desc("the reference lowering only (moe-lower-to-llvm, without "
@@ -110,6 +114,7 @@ int main(int argc, char **argv) {
   }
   options.optLevel = optLevel;
   options.reference = reference;
+  options.parallelLoops = parallelLoops;
   options.progress = progress;
   options.configure = [](PassManager &pm) {
     if (failed(applyPassManagerCLOptions(pm)))

@@ -40,6 +40,10 @@ struct CompileOptions {
   /// The reference lowering only (no moe-cpu-loop-order): the oracle the
   /// optimised code is compared with (moe-compile --reference).
   bool reference = false;
+  /// Run outermost parallel loops on the runtime's thread pool
+  /// (moe-parallel-loops-to-host). Off by default: it scales with threads
+  /// but its one-thread code is slower (docs/performance.md).
+  bool parallelLoops = false;
   /// Smallest constant (elements) stored as a weight.
   int64_t minWeightElements = 16;
   /// Progress lines ("moe-compile: ...") go here when set.

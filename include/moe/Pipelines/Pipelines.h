@@ -18,7 +18,11 @@ void buildDecomposePipeline(OpPassManager &pm);
 /// `cpuLoopOrder`, moe-cpu-loop-order runs after convert-moe-to-linalg
 /// (moe-compile's default); without, it is the reference lowering
 /// (`moe-lower-to-llvm`, `moe-compile --reference`).
-void buildLowerToLLVMPipeline(OpPassManager &pm, bool cpuLoopOrder = false);
+/// With `parallelLoops`, linalg's parallel dims become scf.parallel and the
+/// outermost ones run on the runtime's thread pool
+/// (moe-parallel-loops-to-host; `moe-compile --parallel-loops`).
+void buildLowerToLLVMPipeline(OpPassManager &pm, bool cpuLoopOrder = false,
+                              bool parallelLoops = false);
 
 /// Registers the named pipelines (`moe-decompose`, `moe-lower-to-llvm`,
 /// `moe-lower-to-llvm-cpu`).

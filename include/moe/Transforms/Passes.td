@@ -215,6 +215,35 @@ def MoeLowerToHostAbi : Pass<"moe-lower-to-host-abi", "::mlir::ModuleOp"> {
                            "::mlir::memref::MemRefDialect"];
 }
 
+def MoeParallelLoopsToHost : Pass<"moe-parallel-loops-to-host", "::mlir::ModuleOp"> {
+  let summary = "Run outermost scf.parallel loops on the runtime's thread pool";
+  let description = [{
+    Runs after `moe-lower-to-host-abi` on the entries (`<prefix><name>`
+    functions of one `!llvm.ptr` frame argument). Every outermost
+    `scf.parallel` whose body neither allocates from the workspace (which
+    belongs to the entering thread) nor reduces across iterations is split
+    over its first dimension: its body moves into a private function
+    `__moe_parallel_body_<n>(closure, begin, end)` looping over
+    `[begin, end)` of that dim (the other dims inside it, sequentially, so
+    inner loops stay contiguous and vectorizable), its captured values stored in a closure on the stack,
+    and the loop replaced by the host's `parallel_for(frame, 0, trips,
+    grain, body, closure)` (runtime/include/moe/code_abi.h). The iterations
+    of an `scf.parallel` are independent, so the split does not change any
+    bit of the result. Upstream's async lowering brings its own runtime;
+    this one uses the artifact runtime's pool.
+  }];
+  let options = [
+    Option<"prefix", "prefix", "std::string", "\"moe_entry_\"",
+           "prefix of the entry functions">,
+    Option<"grain", "grain", "int64_t", "1",
+           "iterations per chunk handed to parallel_for">
+  ];
+  let dependentDialects = ["::mlir::LLVM::LLVMDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::func::FuncDialect",
+                           "::mlir::scf::SCFDialect"];
+}
+
 def MoeExportEntries : Pass<"moe-export-entries", "::mlir::ModuleOp"> {
   let summary = "Make the entry functions the only external definitions";
   let description = [{

@@ -1,0 +1,67 @@
+// RUN: moe-opt %s --split-input-file --moe-parallel-loops-to-host | FileCheck %s
+
+// The outermost scf.parallel runs through the host's parallel_for (host
+// slot 2, byte 16) over its first dim; the body function loops over
+// [begin, end) of it and runs the other dim inside.
+// CHECK-LABEL: func.func @moe_entry_main(
+// CHECK-SAME:      %[[F:.+]]: !llvm.ptr)
+// CHECK:   %[[SLOT:.+]] = llvm.alloca %{{.+}} x !llvm.struct<(
+// CHECK:   llvm.store %{{.+}}, %[[SLOT]]
+// CHECK:   %[[FN:.+]] = constant @__moe_parallel_body_0
+// CHECK:   %[[FNP:.+]] = builtin.unrealized_conversion_cast %[[FN]] : {{.*}} to !llvm.ptr
+// CHECK:   llvm.getelementptr %{{.+}}[16]
+// CHECK:   llvm.call %{{.+}}(%[[F]], %{{.+}}, %{{.+}}, %{{.+}}, %[[FNP]], %[[SLOT]])
+// CHECK-NOT: scf.parallel
+// CHECK:   return
+// CHECK-LABEL: func.func private @__moe_parallel_body_0(
+// CHECK-SAME:      %{{.+}}: !llvm.ptr, %{{.+}}: i64, %{{.+}}: i64)
+// CHECK:   llvm.load %{{.+}} : !llvm.ptr -> !llvm.struct<(
+// CHECK:   scf.for
+// CHECK:     scf.parallel
+// CHECK:       memref.store
+func.func @moe_entry_main(%frame: !llvm.ptr) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c8 = arith.constant 8 : index
+  %c64 = arith.constant 64 : index
+  %zero = arith.constant 0.0 : f32
+  %m = memref.alloca() : memref<8x64xf32>
+  scf.parallel (%i, %j) = (%c0, %c0) to (%c8, %c64) step (%c1, %c1) {
+    memref.store %zero, %m[%i, %j] : memref<8x64xf32>
+    scf.reduce
+  }
+  return
+}
+
+// -----
+
+// A loop that allocates from the workspace, or one with a reduction, stays.
+// CHECK-LABEL: func.func @moe_entry_main(
+// CHECK:   scf.parallel
+// CHECK:     llvm.call @__moe_workspace_alloc
+// CHECK:   scf.parallel
+// CHECK:     scf.reduce(
+// CHECK-NOT: __moe_parallel_body
+llvm.func @__moe_workspace_alloc(%f: !llvm.ptr, %n: i64) -> !llvm.ptr {
+  llvm.return %f : !llvm.ptr
+}
+func.func @moe_entry_main(%frame: !llvm.ptr) -> f32 {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c8 = arith.constant 8 : index
+  %n = arith.constant 64 : i64
+  %zero = arith.constant 0.0 : f32
+  scf.parallel (%i) = (%c0) to (%c8) step (%c1) {
+    %p = llvm.call @__moe_workspace_alloc(%frame, %n) : (!llvm.ptr, i64) -> !llvm.ptr
+    scf.reduce
+  }
+  %s = scf.parallel (%i) = (%c0) to (%c8) step (%c1) init (%zero) -> f32 {
+    %one = arith.constant 1.0 : f32
+    scf.reduce(%one : f32) {
+    ^bb0(%a: f32, %b: f32):
+      %r = arith.addf %a, %b : f32
+      scf.reduce.return %r : f32
+    }
+  }
+  return %s : f32
+}
