@@ -24,6 +24,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "moe/Transforms/HostAbi.h"
 #include "moe/Transforms/Passes.h"
 
 #include "moe/code_abi.h"
@@ -97,8 +98,7 @@ struct FrameBuilder {
                                ArrayRef<LLVM::GEPArg>{offset});
   }
   Value loadPtr(Location loc, Value base, int64_t offset) {
-    return LLVM::LoadOp::create(b, loc, ptrType(),
-                                byteAddress(loc, base, offset));
+    return moe::loadPointerAt(b, loc, base, offset);
   }
   /// The `index`-th pointer of the pointer array at frame field `field`.
   Value framePointer(Location loc, int64_t field, int64_t index) {
@@ -107,8 +107,7 @@ struct FrameBuilder {
   }
   /// The host function in slot `slot` of the host table.
   Value hostFunction(Location loc, int64_t slot) {
-    Value host = loadPtr(loc, frame, MOE_FRAME_HOST);
-    return loadPtr(loc, host, 8 * slot);
+    return moe::loadHostFunction(b, loc, frame, slot);
   }
 
   /// A memref of `type` (identity layout) over the dense row-major buffer
@@ -220,11 +219,8 @@ LLVM::LLVMFuncOp defineAllocFunction(ModuleOp module) {
                          ValueRange{LLVM::IntToPtrOp::create(b, loc, ptr, start)});
 
   b.setInsertionPointToStart(slow);
-  Value host = LLVM::LoadOp::create(b, loc, ptr, field(MOE_FRAME_HOST));
-  Value grow = LLVM::LoadOp::create(
-      b, loc, ptr,
-      LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), host,
-                          ArrayRef<LLVM::GEPArg>{8 * MOE_HOST_WORKSPACE_GROW}));
+  Value grow =
+      moe::loadHostFunction(b, loc, frame, MOE_HOST_WORKSPACE_GROW);
   auto growType = LLVM::LLVMFunctionType::get(ptr, {ptr, i64});
   Value grown =
       LLVM::CallOp::create(b, loc, growType, ValueRange{grow, frame, bytes})
@@ -645,6 +641,24 @@ LogicalResult HostAbiLowering::run() {
       hook.erase();
   return success();
 }
+
+} // namespace
+
+Value mlir::moe::loadPointerAt(OpBuilder &b, Location loc, Value base,
+                               int64_t offset) {
+  auto ptr = LLVM::LLVMPointerType::get(b.getContext());
+  Value address = LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), base,
+                                      ArrayRef<LLVM::GEPArg>{offset});
+  return LLVM::LoadOp::create(b, loc, ptr, address);
+}
+
+Value mlir::moe::loadHostFunction(OpBuilder &b, Location loc, Value frame,
+                                  int64_t slot) {
+  Value host = loadPointerAt(b, loc, frame, MOE_FRAME_HOST);
+  return loadPointerAt(b, loc, host, 8 * slot);
+}
+
+namespace {
 
 struct MoeLowerToHostAbiPass
     : mlir::moe::impl::MoeLowerToHostAbiBase<MoeLowerToHostAbiPass> {

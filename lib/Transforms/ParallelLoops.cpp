@@ -20,6 +20,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "moe/Transforms/HostAbi.h"
 #include "moe/Transforms/Passes.h"
 
 #include "moe/code_abi.h"
@@ -232,14 +233,7 @@ LogicalResult Outliner::outline(scf::ParallelOp loop, unsigned id) {
                                               SymbolRefAttr::get(fn))
                          .getResult())
                      .getResult(0);
-  Value host = LLVM::LoadOp::create(
-      b, loc, ptr,
-      LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), frame,
-                          ArrayRef<LLVM::GEPArg>{MOE_FRAME_HOST}));
-  Value pfor = LLVM::LoadOp::create(
-      b, loc, ptr,
-      LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), host,
-                          ArrayRef<LLVM::GEPArg>{8 * MOE_HOST_PARALLEL_FOR}));
+  Value pfor = moe::loadHostFunction(b, loc, frame, MOE_HOST_PARALLEL_FOR);
   // Chunks of about grainWork iterations' worth: the split does not change
   // the result, only the scheduling.
   Value grain = LLVM::ConstantOp::create(b, loc, i64,

@@ -1738,12 +1738,46 @@ TEST_F(RuntimeTest, CodeStillLoadedKeepsItsName) {
   dlclose(extra);
 }
 
+namespace {
+/// A private TMPDIR for one test: a new directory, set as $TMPDIR until
+/// the end of the scope (also when an assertion returns early), then the
+/// old value restored and the directory removed if empty.
+class ScopedTmpdir {
+public:
+  ScopedTmpdir() {
+    if (const char *old = std::getenv("TMPDIR"))
+      saved = old;
+    hadOld = std::getenv("TMPDIR") != nullptr;
+    ok = mkdtemp(path) != nullptr;
+    if (ok)
+      setenv("TMPDIR", path, 1);
+  }
+  ~ScopedTmpdir() {
+    if (hadOld)
+      setenv("TMPDIR", saved.c_str(), 1);
+    else
+      unsetenv("TMPDIR");
+    if (ok)
+      rmdir(path);
+  }
+  ScopedTmpdir(const ScopedTmpdir &) = delete;
+  ScopedTmpdir &operator=(const ScopedTmpdir &) = delete;
+  /// Points $TMPDIR somewhere else until the end of the scope.
+  void point(const std::string &dir) { setenv("TMPDIR", dir.c_str(), 1); }
+
+  char path[32] = "/tmp/moe-runtime-tmpdir-XXXXXX";
+  bool ok = false;
+
+private:
+  std::string saved;
+  bool hadOld = false;
+};
+} // namespace
+
 TEST_F(RuntimeTest, LeavesNoFileInTmpdir) {
-  char tmpl[] = "/tmp/moe-runtime-tmpdir-XXXXXX";
-  ASSERT_NE(mkdtemp(tmpl), nullptr);
-  const char *saved = std::getenv("TMPDIR");
-  std::string savedValue = saved ? saved : "";
-  setenv("TMPDIR", tmpl, 1);
+  ScopedTmpdir tmpdir;
+  ASSERT_TRUE(tmpdir.ok);
+  const char *tmpl = tmpdir.path;
   auto entries = [&] { return countEntries(tmpl); };
   {
     std::vector<Session> sessions(4);
@@ -1756,22 +1790,15 @@ TEST_F(RuntimeTest, LeavesNoFileInTmpdir) {
   }
   EXPECT_EQ(mappingsOf("/memfd:moe-code"), 0u);
   EXPECT_EQ(entries(), 0u);
-  if (saved)
-    setenv("TMPDIR", savedValue.c_str(), 1);
-  else
-    unsetenv("TMPDIR");
-  rmdir(tmpl);
 }
 
 TEST_F(RuntimeTest, FileStagingFallback) {
   // Where memfd_create or /proc is missing, the code is staged in a
   // temporary file of $TMPDIR, unlinked once dlopen has mapped it: forced
   // here through the test hook, in a private TMPDIR.
-  char tmpl[] = "/tmp/moe-runtime-tmpdir-XXXXXX";
-  ASSERT_NE(mkdtemp(tmpl), nullptr);
-  const char *saved = std::getenv("TMPDIR");
-  std::string savedValue = saved ? saved : "";
-  setenv("TMPDIR", tmpl, 1);
+  ScopedTmpdir tmpdir;
+  ASSERT_TRUE(tmpdir.ok);
+  const char *tmpl = tmpdir.path;
   test_hooks::setForceFileStaging(true);
   size_t memfdsBefore = mappingsOf("/memfd:moe-code");
   {
@@ -1790,7 +1817,7 @@ TEST_F(RuntimeTest, FileStagingFallback) {
   EXPECT_EQ(mappingsOf(std::string(tmpl) + "/moe-code-"), 0u);
   EXPECT_EQ(countEntries(tmpl), 0u);
   // A TMPDIR that cannot hold the file: a clean refusal.
-  setenv("TMPDIR", (std::string(tmpl) + "/missing").c_str(), 1);
+  tmpdir.point(std::string(tmpl) + "/missing");
   test_hooks::setForceFileStaging(true);
   Session failed;
   Status s = load(goodArtifact(), failed);
@@ -1798,11 +1825,7 @@ TEST_F(RuntimeTest, FileStagingFallback) {
   EXPECT_EQ(s.code(), MOE_DATA_LOSS) << s.message();
   EXPECT_NE(s.message().find("cannot stage the code in"), std::string::npos)
       << s.message();
-  if (saved)
-    setenv("TMPDIR", savedValue.c_str(), 1);
-  else
-    unsetenv("TMPDIR");
-  EXPECT_EQ(rmdir(tmpl), 0);
+  EXPECT_EQ(countEntries(tmpl), 0u);
 }
 
 namespace {

@@ -61,3 +61,11 @@ func.func @main() {
   %t = memref.alloc() {alignment = 128 : i64} : memref<4xf32>
   return
 }
+
+// -----
+
+// expected-error @below {{moe-lower-to-host-abi: the entry's results must be identity-layout memrefs, got 'memref<4xf32, strided<[2]>>'}}
+func.func @main(%x: memref<8xf32>) -> memref<4xf32, strided<[2]>> {
+  %v = memref.subview %x[0] [4] [2] : memref<8xf32> to memref<4xf32, strided<[2]>>
+  return %v : memref<4xf32, strided<[2]>>
+}
