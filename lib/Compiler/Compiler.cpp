@@ -178,6 +178,32 @@ std::vector<std::string> requiredFeatures(StringRef march) {
   return out;
 }
 
+/// The vector register width the code for `march` may assume: 512 with
+/// AVX-512F, 256 with AVX, else 128 (SSE2, the x86-64 baseline).
+int64_t vectorBitsFor(StringRef march) {
+  std::vector<std::string> features = requiredFeatures(march);
+  if (llvm::is_contained(features, "avx512f"))
+    return 512;
+  if (llvm::is_contained(features, "avx") ||
+      llvm::is_contained(features, "avx2"))
+    return 256;
+  return 128;
+}
+
+/// The CPU lowering `options` ask for (none with --reference).
+CpuCodegenOptions cpuCodegenOptions(const CompileOptions &options) {
+  CpuCodegenOptions cpu;
+  if (!options.reference) {
+    cpu.cpuLoopOrder = true;
+    cpu.tileVectorBits = options.tile ? vectorBitsFor(options.march) : 0;
+    std::vector<std::string> features = requiredFeatures(options.march);
+    cpu.fma = llvm::is_contained(features, "fma") ||
+              llvm::is_contained(features, "avx512f");
+    cpu.parallelLoops = options.parallelLoops;
+  }
+  return cpu;
+}
+
 /// Refuses any statically shaped tensor over kMaxTensorBytes, located at
 /// the op (the ONNX node) that makes it.
 LogicalResult checkTensorSizes(ModuleOp module) {
@@ -370,11 +396,20 @@ LogicalResult mlir::moe::compileModule(ModuleOp module,
     module.print(out);
     return success();
   }
+  if (options.emit == EmitLevel::Buffers) {
+    CpuCodegenOptions cpu = cpuCodegenOptions(options);
+    cpu.stopOnBuffers = true;
+    if (failed(runPipeline(module, options, [&](OpPassManager &pm) {
+          buildLowerToLLVMPipeline(pm, cpu);
+        })))
+      return failure();
+    module.print(out);
+    return success();
+  }
   progress(options.reference ? "lowering to LLVM (moe-lower-to-llvm)"
                              : "lowering to LLVM (moe-lower-to-llvm-cpu)");
   if (failed(runPipeline(module, options, [&](OpPassManager &pm) {
-        buildLowerToLLVMPipeline(pm, /*cpuLoopOrder=*/!options.reference,
-                                 options.parallelLoops && !options.reference);
+        buildLowerToLLVMPipeline(pm, cpuCodegenOptions(options));
         MoeExportEntriesOptions exportOptions;
         exportOptions.symbols = {kEntrySymbol};
         pm.addPass(createMoeExportEntries(exportOptions));

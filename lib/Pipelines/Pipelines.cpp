@@ -5,9 +5,12 @@
 #include "moe/Transforms/Passes.h"
 
 #include "mlir/Conversion/Passes.h"
+#include "mlir/Conversion/VectorToSCF/VectorToSCF.h"
 #include "mlir/Dialect/Bufferization/Transforms/Passes.h"
 #include "mlir/Dialect/Linalg/Passes.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
+#include "mlir/Dialect/Vector/Transforms/Passes.h"
 
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
@@ -24,12 +27,12 @@ void moe::buildDecomposePipeline(OpPassManager &pm) {
   pm.addPass(createCSEPass());
 }
 
-void moe::buildLowerToLLVMPipeline(OpPassManager &pm, bool cpuLoopOrder,
-                                   bool parallelLoops) {
+void moe::buildLowerToLLVMPipeline(OpPassManager &pm,
+                                   const CpuCodegenOptions &options) {
   buildDecomposePipeline(pm);
   pm.addPass(createConvertMoeToLinalg());
   pm.addPass(createCanonicalizerPass());
-  if (cpuLoopOrder)
+  if (options.cpuLoopOrder)
     pm.addPass(createMoeCpuLoopOrder());
   bufferization::OneShotBufferizePassOptions bufferize;
   bufferize.bufferizeFunctionBoundaries = true;
@@ -43,13 +46,32 @@ void moe::buildLowerToLLVMPipeline(OpPassManager &pm, bool cpuLoopOrder,
   // workspace arena (so no deallocation pipeline: the arena is given back
   // as a whole), errors through the host table.
   pm.addPass(createMoeLowerToHostAbi());
-  if (parallelLoops) {
+  if (options.tileVectorBits) {
+    MoeCpuTileContractionsOptions tile;
+    tile.vectorBits = options.tileVectorBits;
+    // Registers: MR x NR/lanes accumulators, NR/lanes loads of B and one
+    // broadcast must fit (32 vector registers with AVX-512, 16 below).
+    tile.rows = options.tileVectorBits >= 512 ? 8 : 6;
+    tile.columnVectors = 2;
+    tile.fma = options.fma;
+    pm.addPass(createMoeCpuTileContractions(tile));
+  }
+  if (options.stopOnBuffers)
+    return;
+  if (options.parallelLoops) {
     // Parallel dims as scf.parallel; the outermost ones run on the
     // runtime's thread pool.
     pm.addPass(createConvertLinalgToParallelLoopsPass());
     pm.addPass(createMoeParallelLoopsToHost());
   }
   pm.addPass(createConvertLinalgToLoopsPass());
+  if (options.tileVectorBits) {
+    pm.addNestedPass<func::FuncOp>(vector::createLowerVectorMaskPass());
+    // Fully unrolled: the rolled form overflowed llc's stack
+    // (guides/build-notes.md).
+    pm.addPass(createConvertVectorToSCFPass(
+        VectorTransferToSCFOptions().enableFullUnroll(true)));
+  }
   pm.addPass(createSCFToControlFlowPass());
   pm.addPass(memref::createExpandStridedMetadataPass());
   pm.addPass(createLowerAffinePass());
@@ -58,11 +80,14 @@ void moe::buildLowerToLLVMPipeline(OpPassManager &pm, bool cpuLoopOrder,
   pm.addPass(createConvertMathToFuncs()); // integer powers (math.ipowi)
   pm.addPass(createConvertMathToLLVMPass());
   pm.addPass(createConvertMathToLibmPass());
+  if (options.tileVectorBits)
+    pm.addPass(createConvertVectorToLLVMPass());
   pm.addPass(createFinalizeMemRefToLLVMConversionPass());
   pm.addPass(createArithToLLVMConversionPass());
   pm.addPass(createConvertIndexToLLVMPass());
   pm.addPass(createConvertControlFlowToLLVMPass());
   pm.addPass(createConvertFuncToLLVMPass());
+  pm.addPass(createUBToLLVMConversionPass()); // poison of vector lowerings
   pm.addPass(createReconcileUnrealizedCastsPass());
 }
 
@@ -83,5 +108,19 @@ void moe::registerMoePipelines() {
       "moe-lower-to-llvm-cpu",
       "moe-lower-to-llvm with moe-cpu-loop-order after convert-moe-to-linalg "
       "(what moe-compile runs unless --reference)",
-      [](OpPassManager &pm) { buildLowerToLLVMPipeline(pm, true); });
+      [](OpPassManager &pm) {
+        CpuCodegenOptions options;
+        options.cpuLoopOrder = true;
+        buildLowerToLLVMPipeline(pm, options);
+      });
+  PassPipelineRegistration<>(
+      "moe-lower-to-llvm-cpu-tiled",
+      "moe-lower-to-llvm-cpu with moe-cpu-tile-contractions (512-bit "
+      "vectors) after bufferization, and the vector lowering",
+      [](OpPassManager &pm) {
+        CpuCodegenOptions options;
+        options.cpuLoopOrder = true;
+        options.tileVectorBits = 512;
+        buildLowerToLLVMPipeline(pm, options);
+      });
 }

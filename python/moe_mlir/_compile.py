@@ -11,8 +11,8 @@ from ._errors import CompileError
 
 __all__ = ["compile", "CompileWarning"]
 
-_EMIT = ("moe", "linalg", "llvm", "obj", "artifact")
-_TEXT_EMIT = ("moe", "linalg", "llvm")
+_EMIT = ("moe", "linalg", "buffers", "llvm", "obj", "artifact")
+_TEXT_EMIT = ("moe", "linalg", "buffers", "llvm")
 
 
 class CompileWarning(UserWarning):
@@ -32,7 +32,7 @@ def compile(model, output=None, *, march="native", opt_level=3,
     opt_level: 0 to 3, the optimisation level of the native code.
     cc: the C compiler that turns LLVM IR into a shared object.
     emit: "artifact" (default), "obj" (the shared object), or the IR after a
-        stage: "moe", "linalg", "llvm".
+        stage: "moe", "linalg", "buffers", "llvm".
     progress: None, or a callable that receives each progress line (str).
 
     Returns the result (bytes; str for the IR levels) when `output` is

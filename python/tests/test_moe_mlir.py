@@ -11,6 +11,7 @@ The fixtures are compiled once per test session, at -O1 for x86-64-v2
 import gc
 import json
 import os
+import re
 import pathlib
 import subprocess
 import sys
@@ -191,6 +192,13 @@ def test_compile_emit_levels():
     name = model_path("sigma_moe_softmax")
     moe_ir = moe_mlir.compile(name, emit="moe")
     assert isinstance(moe_ir, str) and "func.func @main" in moe_ir
+    # On buffers: the register tiles of x86-64-v2's 128-bit vectors, with a
+    # multiply and an add per term (x86-64-v2 has no FMA instructions).
+    buffers = moe_mlir.compile(name, emit="buffers", **FAST)
+    assert isinstance(buffers, str)
+    assert re.search(r"-> \(vector<\d+x8xf32>\) \{", buffers)
+    assert "arith.mulf" in buffers and "vector.fma" not in buffers
+    assert "memref<" in buffers and "tensor<" not in buffers
     llvm_ir = moe_mlir.compile(name, emit="llvm", **FAST)
     assert isinstance(llvm_ir, str) and "define" in llvm_ir
     obj = moe_mlir.compile(name, emit="obj", **FAST)

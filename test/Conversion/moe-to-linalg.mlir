@@ -28,11 +28,15 @@ func.func @dispatch(%ids: tensor<?x2xi32>) -> (tensor<5xi32>, tensor<?xi32>) {
 // -----
 
 // CHECK-LABEL: func @grouped_matmul
-// One linalg.matmul per expert segment, rows gathered through perm and
-// scattered back in slot order, then the weighted reduction per token.
+// One linalg.matmul per expert segment, rows gathered through perm (a row
+// copy per slot, its source row computed once) and scattered back in slot
+// order, then the weighted reduction per token.
 // CHECK:         scf.for
-// CHECK:           linalg.generic
-// CHECK:             tensor.extract
+// CHECK:           scf.for
+// CHECK:             tensor.extract %{{.*}} : tensor<?xi32>
+// CHECK:             arith.divui
+// CHECK:             tensor.extract_slice %{{.*}} : tensor<?x16xf32> to tensor<1x16xf32>
+// CHECK:             tensor.insert_slice %{{.*}} : tensor<1x16xf32> into tensor<?x16xf32>
 // CHECK:           tensor.extract_slice %{{.*}} : tensor<4x16x8xf32> to tensor<16x8xf32>
 // CHECK:           linalg.matmul
 // CHECK:           scf.for

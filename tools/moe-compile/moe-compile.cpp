@@ -41,6 +41,9 @@ llvm::cl::opt<moe::EmitLevel> emit(
         clEnumValN(moe::EmitLevel::Moe, "moe", "moe IR, weights outlined"),
         clEnumValN(moe::EmitLevel::Linalg, "linalg",
                    "after decomposition and convert-moe-to-linalg"),
+        clEnumValN(moe::EmitLevel::Buffers, "buffers",
+                   "code on buffers after the CPU codegen passes "
+                   "(moe-cpu-tile-contractions), before loops and LLVM"),
         clEnumValN(moe::EmitLevel::LLVM, "llvm", "LLVM IR"),
         clEnumValN(moe::EmitLevel::Obj, "obj", "the shared object"),
         clEnumValN(moe::EmitLevel::Artifact, "artifact",
@@ -57,6 +60,10 @@ llvm::cl::opt<bool> parallelLoops(
     "parallel-loops",
     llvm::cl::desc("run outermost parallel loops on the runtime's thread "
                    "pool (moe-parallel-loops-to-host; experimental)"));
+llvm::cl::opt<bool> noTile(
+    "no-tile",
+    llvm::cl::desc("leave contractions on the loop path (no "
+                   "moe-cpu-tile-contractions; debugging)"));
 llvm::cl::opt<bool> reference(
     "reference",
     llvm::cl::desc("the reference lowering only (moe-lower-to-llvm, without "
@@ -115,6 +122,7 @@ int main(int argc, char **argv) {
   options.optLevel = optLevel;
   options.reference = reference;
   options.parallelLoops = parallelLoops;
+  options.tile = !noTile;
   options.progress = progress;
   options.configure = [](PassManager &pm) {
     if (failed(applyPassManagerCLOptions(pm)))

@@ -27,7 +27,7 @@ namespace moe {
 constexpr uint64_t kMaxTensorBytes = uint64_t(16) << 30;
 
 /// Where moe-compile stops (--emit=).
-enum class EmitLevel { Moe, Linalg, LLVM, Obj, Artifact };
+enum class EmitLevel { Moe, Linalg, Buffers, LLVM, Obj, Artifact };
 
 struct CompileOptions {
   EmitLevel emit = EmitLevel::Artifact;
@@ -44,6 +44,9 @@ struct CompileOptions {
   /// (moe-parallel-loops-to-host). Off by default: it scales with threads
   /// but its one-thread code is slower (docs/performance.md).
   bool parallelLoops = false;
+  /// Register-tiled, vectorized contractions (moe-cpu-tile-contractions);
+  /// off with moe-compile --no-tile (debugging: the loop path only).
+  bool tile = true;
   /// Smallest constant (elements) stored as a weight.
   int64_t minWeightElements = 16;
   /// Progress lines ("moe-compile: ...") go here when set.

@@ -3,6 +3,8 @@
 #ifndef MOE_PIPELINES_PIPELINES_H
 #define MOE_PIPELINES_PIPELINES_H
 
+#include <cstdint>
+
 namespace mlir {
 class OpPassManager;
 namespace moe {
@@ -11,21 +13,38 @@ namespace moe {
 /// followed by canonicalization and CSE (`moe-decompose`).
 void buildDecomposePipeline(OpPassManager &pm);
 
+/// What the CPU lowering adds to the reference one.
+struct CpuCodegenOptions {
+  /// moe-cpu-loop-order after convert-moe-to-linalg.
+  bool cpuLoopOrder = false;
+  /// moe-cpu-tile-contractions after bufferization with this vector width
+  /// in bits (0: off), and the vector lowering it needs.
+  int64_t tileVectorBits = 0;
+  /// The target has FMA instructions (moe-cpu-tile-contractions' `fma`).
+  bool fma = true;
+  /// moe-parallel-loops-to-host.
+  bool parallelLoops = false;
+  /// Stop on buffers, after the CPU codegen passes and before the loops
+  /// and the conversion to LLVM (moe-compile --emit=buffers).
+  bool stopOnBuffers = false;
+};
+
 /// Adds the lowering to the LLVM dialect: the decomposition,
 /// convert-moe-to-linalg, one-shot bufferization, the code ABI
 /// (moe-lower-to-host-abi: every public function becomes
 /// `moe_entry_<name>(frame)`), loops, and the conversions to LLVM. With
-/// `cpuLoopOrder`, moe-cpu-loop-order runs after convert-moe-to-linalg
-/// (moe-compile's default); without, it is the reference lowering
-/// (`moe-lower-to-llvm`, `moe-compile --reference`).
-/// With `parallelLoops`, linalg's parallel dims become scf.parallel and the
-/// outermost ones run on the runtime's thread pool
+/// default `options` it is the reference lowering (`moe-lower-to-llvm`,
+/// `moe-compile --reference`). With `cpuLoopOrder`, moe-cpu-loop-order runs
+/// after convert-moe-to-linalg; with `tileVectorBits`,
+/// moe-cpu-tile-contractions after bufferization (moe-compile's default
+/// has both). With `parallelLoops`, linalg's parallel dims become
+/// scf.parallel and the outermost ones run on the runtime's thread pool
 /// (moe-parallel-loops-to-host; `moe-compile --parallel-loops`).
-void buildLowerToLLVMPipeline(OpPassManager &pm, bool cpuLoopOrder = false,
-                              bool parallelLoops = false);
+void buildLowerToLLVMPipeline(OpPassManager &pm,
+                              const CpuCodegenOptions &options = {});
 
 /// Registers the named pipelines (`moe-decompose`, `moe-lower-to-llvm`,
-/// `moe-lower-to-llvm-cpu`).
+/// `moe-lower-to-llvm-cpu`, `moe-lower-to-llvm-cpu-tiled`).
 void registerMoePipelines();
 
 } // namespace moe

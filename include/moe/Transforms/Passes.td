@@ -153,6 +153,63 @@ def MoeCpuLoopOrder : Pass<"moe-cpu-loop-order"> {
                            "::mlir::linalg::LinalgDialect"];
 }
 
+def MoeCpuTileContractions : Pass<"moe-cpu-tile-contractions"> {
+  let summary = "Register-tile and vectorize contractions on buffers (the "
+                "CPU inner kernel)";
+  let description = [{
+    Every f32 contraction on memrefs (named or generic) whose output's last
+    dim is a parallel dim `n` that is also the last dim of the right-hand
+    side -- C[.., m, n] += A[.., m, k] * B[.., k, n] -- is tiled into
+    `rows` x (`column-vectors` * `vector-bits` / 32) register tiles swept
+    over k, with batch and k dims tiled by 1 (scf::tileUsingSCF, loops in
+    batch, m, n, k order). Full tiles are peeled off the partial ones so
+    they are static; partial row tiles run one row at a time (the decode
+    path: no padding to a full tile); a partial column tile uses a masked
+    vector. Each tile is vectorized to `vector.contract`, lowered to
+    outer products (FMAs), the subviews are folded into the transfers and
+    the accumulator is hoisted out of the k loop into registers.
+    Contractions it does not match (a transposed right-hand side, an
+    output narrower than one vector, other element types) are left for
+    the loop path. moe-compile runs it after bufferization unless
+    `--reference` or `--no-tile` is given, with `vector-bits` from the
+    target's features (512 with AVX-512, 256 with AVX, else 128).
+
+    Before:
+    ```mlir
+    linalg.matmul ins(%a, %b : memref<?x64xf32>, memref<64x64xf32>)
+                  outs(%c : memref<?x64xf32>)
+    ```
+    After (full tiles; the partial row tiles follow in a second loop):
+    ```mlir
+    scf.for %i = %c0 to %full step %c8 {
+      scf.for %j = %c0 to %c64 step %c32 {
+        %acc0 = vector.transfer_read %c[%i, %j] ... : vector<32xf32>
+        ...
+        %r:8 = scf.for %k = %c0 to %c64 step %c1 iter_args(...) {
+          %a0 = memref.load %a[%i, %k]
+          %b = vector.transfer_read %b[%k, %j] ... : vector<32xf32>
+          %f0 = vector.fma %bcast0, %b, %acc0 : vector<32xf32>
+          ...
+    ```
+  }];
+  let options = [
+    Option<"vectorBits", "vector-bits", "int64_t", "512",
+           "width of the target's vector registers in bits">,
+    Option<"rows", "rows", "int64_t", "8",
+           "rows of a register tile (MR)">,
+    Option<"columnVectors", "column-vectors", "int64_t", "2",
+           "vectors across a register tile (NR = column-vectors * lanes)">,
+    Option<"fma", "fma", "bool", "true",
+           "the target has FMA instructions (otherwise a multiply and an "
+           "add per term: llvm.fma would become a libm call)">
+  ];
+  let dependentDialects = ["::mlir::affine::AffineDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::vector::VectorDialect"];
+}
+
 def MoeLowerToHostAbi : Pass<"moe-lower-to-host-abi", "::mlir::ModuleOp"> {
   let summary = "Put the bufferized entry functions on the runtime's code ABI";
   let description = [{

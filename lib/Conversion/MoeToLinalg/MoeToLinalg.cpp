@@ -534,27 +534,36 @@ struct LowerGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
                   nb, nl, offsets,
                   ValueRange{arith::AddIOp::create(nb, nl, e, idx(nb, nl, 1))}));
           Value count = arith::SubIOp::create(nb, nl, hi, lo);
-          // Gather the segment's rows.
+          // Gather the segment's rows, a row copy each (the source row is
+          // computed once per row, not per element).
           Value gatherInit = emptyTensor(
               nb, nl, {getAsOpFoldResult(count), dinF}, elt);
+          auto rowType =
+              RankedTensorType::get({1, typeOf(x).getDimSize(1)}, elt);
           Value segment =
-              linalg::GenericOp::create(
-                  nb, nl, TypeRange{gatherInit.getType()}, ValueRange{},
+              scf::ForOp::create(
+                  nb, nl, idx(nb, nl, 0), count, idx(nb, nl, 1),
                   ValueRange{gatherInit},
-                  SmallVector<AffineMap>{nb.getMultiDimIdentityMap(2)},
-                  SmallVector<utils::IteratorType>(
-                      2, utils::IteratorType::parallel),
-                  [&](OpBuilder &bb, Location bl, ValueRange) {
-                    Value i = linalg::IndexOp::create(bb, bl, 0);
-                    Value d = linalg::IndexOp::create(bb, bl, 1);
+                  [&](OpBuilder &gb, Location gl, Value i, ValueRange acc) {
                     Value slot = toIndex(
-                        bb, bl,
+                        gb, gl,
                         tensor::ExtractOp::create(
-                            bb, bl, perm,
-                            ValueRange{arith::AddIOp::create(bb, bl, lo, i)}));
-                    Value row = arith::DivUIOp::create(bb, bl, slot, fanOr1);
-                    yield(bb, bl, tensor::ExtractOp::create(
-                                      bb, bl, x, ValueRange{row, d}));
+                            gb, gl, perm,
+                            ValueRange{arith::AddIOp::create(gb, gl, lo, i)}));
+                    Value row = arith::DivUIOp::create(gb, gl, slot, fanOr1);
+                    Value src = tensor::ExtractSliceOp::create(
+                        gb, gl, rowType, x,
+                        ArrayRef<OpFoldResult>{row, gb.getIndexAttr(0)},
+                        ArrayRef<OpFoldResult>{gb.getIndexAttr(1), dinF},
+                        ArrayRef<OpFoldResult>{gb.getIndexAttr(1),
+                                               gb.getIndexAttr(1)});
+                    Value updated = tensor::InsertSliceOp::create(
+                        gb, gl, src, acc[0],
+                        ArrayRef<OpFoldResult>{i, gb.getIndexAttr(0)},
+                        ArrayRef<OpFoldResult>{gb.getIndexAttr(1), dinF},
+                        ArrayRef<OpFoldResult>{gb.getIndexAttr(1),
+                                               gb.getIndexAttr(1)});
+                    scf::YieldOp::create(gb, gl, ValueRange{updated});
                   })
                   .getResult(0);
           // segment @ w[e].

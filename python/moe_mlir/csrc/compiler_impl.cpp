@@ -29,12 +29,13 @@ bool moe_python::compile(const CompileRequest &request, std::string &output,
       llvm::StringSwitch<std::optional<moe::EmitLevel>>(request.emit)
           .Case("moe", moe::EmitLevel::Moe)
           .Case("linalg", moe::EmitLevel::Linalg)
+          .Case("buffers", moe::EmitLevel::Buffers)
           .Case("llvm", moe::EmitLevel::LLVM)
           .Case("obj", moe::EmitLevel::Obj)
           .Case("artifact", moe::EmitLevel::Artifact)
           .Default(std::nullopt);
   if (!emit) {
-    diagOut << "moe_mlir.compile: emit must be one of moe, linalg, llvm, "
+    diagOut << "moe_mlir.compile: emit must be one of moe, linalg, buffers, llvm, "
                "obj, artifact; got '"
             << request.emit << "'\n";
     return false;

@@ -1,0 +1,479 @@
+//===- CpuTileContractions.cpp - register-tiled, vectorized contractions --===//
+//
+// The inner kernel of the CPU codegen (issue 10). Every contraction on
+// buffers whose output's last dim is a parallel dim `n` that is also the
+// right-hand side's last (contiguous) dim -- C[.., m, n] += A[.., m, k] *
+// B[.., k, n]: the expert matmuls of moe.grouped_matmul, dense projections,
+// the LM head, attention's P*V, the combine -- becomes an MR x NR register
+// tile swept over k:
+//
+//   for m0 in 0..M step MR, for n0 in 0..N step NR:   (full tiles)
+//     acc[MR][NR] = C[m0.., n0..]              (hoisted out of the k loop)
+//     for k: acc += broadcast(A[m0.., k]) * B[k, n0..]   (MR x NR/lanes FMAs)
+//     C[m0.., n0..] = acc
+//
+// All of it is upstream machinery: scf::tileUsingSCF for the tiles,
+// scf::peelForLoopAndSimplifyBounds so that full tiles are static (no
+// masks in the hot loop), linalg::vectorize to vector.contract, the
+// outer-product contraction lowering to FMAs, and
+// linalg::hoistRedundantVectorTransfers to keep the accumulator in
+// registers across k. What is written here is only the choice: which ops,
+// which dims go to MR and NR, and the tile sizes from the target's vector
+// width. Partial row tiles run one row at a time (the GEMV-like path decode
+// shapes take: no padding to MR rows); a partial column tile is a masked
+// vector.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Transforms/Passes.h"
+
+#include "mlir/Dialect/Affine/IR/AffineOps.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Linalg/Transforms/Hoisting.h"
+#include "mlir/Dialect/Linalg/Transforms/Transforms.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/MemRef/Transforms/Transforms.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/SCF/Transforms/TileUsingInterface.h"
+#include "mlir/Dialect/SCF/Transforms/Transforms.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/Dialect/Vector/Transforms/LoweringPatterns.h"
+#include "mlir/Dialect/Vector/Transforms/VectorRewritePatterns.h"
+#include "mlir/IR/Dominance.h"
+#include "mlir/Transforms/CSE.h"
+#include "mlir/Transforms/LoopInvariantCodeMotionUtils.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_MOECPUTILECONTRACTIONS
+#include "moe/Transforms/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+
+namespace {
+
+/// Marks the register-tile ops between tiling and vectorization.
+constexpr StringLiteral kTileMarker = "moe.cpu_tile";
+/// Marks the k loop of a register tile until its accumulator is hoisted.
+constexpr StringLiteral kReductionLoopMarker = "moe.cpu_k_loop";
+
+/// How one contraction is tiled: per loop, its tile size; the loop order
+/// (batch, m, n, then k dims); which loops are the MR and NR ones.
+struct TilePlan {
+  SmallVector<int64_t> tileSizes;
+  SmallVector<int64_t> interchange;
+  std::optional<unsigned> mDim;
+  unsigned nDim = 0;
+};
+
+/// The plan for `op`, or nothing when the register kernel does not apply.
+std::optional<TilePlan> planFor(linalg::LinalgOp op, int64_t mr, int64_t nr,
+                                int64_t lanes) {
+  if (!op.hasPureBufferSemantics() || op.getNumDpsInputs() != 2 ||
+      op.getNumDpsInits() != 1 || !linalg::isaContractionOpInterface(op))
+    return std::nullopt;
+  for (OpOperand &operand : op->getOpOperands()) {
+    auto type = dyn_cast<MemRefType>(operand.get().getType());
+    if (!type || !type.getElementType().isF32())
+      return std::nullopt;
+  }
+  FailureOr<linalg::ContractionDimensions> dims =
+      linalg::inferContractionDims(op);
+  if (failed(dims) || dims->n.empty() || dims->k.empty())
+    return std::nullopt;
+  AffineMap out = op.getMatchingIndexingMap(op.getDpsInitOperand(0));
+  AffineMap rhs = op.getMatchingIndexingMap(op.getDpsInputOperand(1));
+  if (out.getNumResults() == 0 || rhs.getNumResults() == 0)
+    return std::nullopt;
+  auto outLast = dyn_cast<AffineDimExpr>(out.getResults().back());
+  auto rhsLast = dyn_cast<AffineDimExpr>(rhs.getResults().back());
+  if (!outLast || !rhsLast || outLast != rhsLast ||
+      !llvm::is_contained(dims->n, outLast.getPosition()))
+    return std::nullopt;
+  TilePlan plan;
+  plan.nDim = outLast.getPosition();
+  // Too narrow for one vector: the loop path keeps a scalar accumulator.
+  SmallVector<int64_t> ranges = op.getStaticLoopRanges();
+  if (!ShapedType::isDynamic(ranges[plan.nDim]) && ranges[plan.nDim] < lanes)
+    return std::nullopt;
+  // The MR dim: the innermost m dim of the output.
+  for (AffineExpr e : llvm::reverse(out.getResults())) {
+    auto d = dyn_cast<AffineDimExpr>(e);
+    if (d && llvm::is_contained(dims->m, d.getPosition())) {
+      plan.mDim = d.getPosition();
+      break;
+    }
+  }
+  unsigned numLoops = op.getNumLoops();
+  plan.tileSizes.assign(numLoops, 1);
+  plan.tileSizes[plan.nDim] = nr;
+  if (plan.mDim)
+    plan.tileSizes[*plan.mDim] = mr;
+  auto append = [&](ArrayRef<unsigned> group, std::optional<unsigned> last) {
+    for (unsigned d : group)
+      if (!last || d != *last)
+        plan.interchange.push_back(d);
+    if (last && llvm::is_contained(group, *last))
+      plan.interchange.push_back(*last);
+  };
+  append(dims->batch, std::nullopt);
+  append(dims->m, plan.mDim);
+  append(dims->n, plan.nDim);
+  append(dims->k, std::nullopt);
+  if (plan.interchange.size() != numLoops)
+    return std::nullopt;
+  return plan;
+}
+
+/// Peels `loop` so that its main part runs full tiles only.
+void peel(RewriterBase &rewriter, LoopLikeOpInterface loop) {
+  auto forOp = dyn_cast_or_null<scf::ForOp>(loop.getOperation());
+  if (!forOp)
+    return;
+  scf::ForOp partial;
+  rewriter.setInsertionPoint(forOp);
+  (void)scf::peelForLoopAndSimplifyBounds(rewriter, forOp, partial);
+}
+
+struct MoeCpuTileContractionsPass
+    : mlir::moe::impl::MoeCpuTileContractionsBase<
+          MoeCpuTileContractionsPass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    Operation *root = getOperation();
+    MLIRContext *ctx = &getContext();
+    if (vectorBits < 128 || vectorBits % 32 != 0) {
+      root->emitError() << "moe-cpu-tile-contractions: vector-bits must be a "
+                           "multiple of 32 of at least 128, got "
+                        << static_cast<int64_t>(vectorBits);
+      return signalPassFailure();
+    }
+    if (rows < 1 || columnVectors < 1) {
+      root->emitError()
+          << "moe-cpu-tile-contractions: rows and column-vectors must be "
+             "positive, got "
+          << static_cast<int64_t>(rows) << " and "
+          << static_cast<int64_t>(columnVectors);
+      return signalPassFailure();
+    }
+    int64_t lanes = vectorBits / 32;
+    int64_t mr = rows, nr = columnVectors * lanes;
+    IRRewriter rewriter(ctx);
+
+    // 1. Named contractions in (batch, m, n, k) order.
+    SmallVector<std::pair<linalg::LinalgOp, TilePlan>> work;
+    root->walk([&](linalg::LinalgOp op) {
+      if (std::optional<TilePlan> plan = planFor(op, mr, nr, lanes))
+        work.push_back({op, *plan});
+    });
+    if (work.empty())
+      return;
+    SmallVector<linalg::LinalgOp> parts;
+    for (auto &[op, plan] : work) {
+      FailureOr<linalg::LinalgOp> named = toNamedContraction(rewriter, op, plan);
+      if (failed(named))
+        continue;
+      // 2. Rows split at the last full MR-row tile: full tiles, then the
+      //    rest one row at a time (static shapes in both, no masks).
+      if (failed(splitRows(rewriter, *named, mr, nr, lanes, parts)))
+        return signalPassFailure();
+    }
+    // 3. Register tiles (k innermost, marked for the accumulator hoist);
+    //    a partial column tile peeled off the full ones.
+    for (linalg::LinalgOp op : parts) {
+      std::optional<TilePlan> plan = planFor(op, mr, nr, 1);
+      if (!plan)
+        continue;
+      if (plan->mDim && !ShapedType::isDynamic(
+                            op.getStaticLoopRanges()[*plan->mDim]))
+        plan->tileSizes[*plan->mDim] =
+            std::min(plan->tileSizes[*plan->mDim],
+                     op.getStaticLoopRanges()[*plan->mDim]);
+      scf::SCFTilingOptions options;
+      options.setTileSizes(getAsIndexOpFoldResult(ctx, plan->tileSizes));
+      rewriter.setInsertionPoint(op);
+      FailureOr<scf::SCFTilingResult> tiled = scf::tileUsingSCF(
+          rewriter, cast<TilingInterface>(op.getOperation()), options);
+      if (failed(tiled)) {
+        op.emitError("moe-cpu-tile-contractions: tiling failed");
+        return signalPassFailure();
+      }
+      for (Operation *t : tiled->tiledOps)
+        t->setAttr(kTileMarker, rewriter.getUnitAttr());
+      tiled->loops.back()->setAttr(kReductionLoopMarker,
+                                   rewriter.getUnitAttr());
+      rewriter.eraseOp(op);
+      peel(rewriter, tiled->loops[plan->nDim]);
+    }
+    // Constant tile sizes into the subview types (affine.min of a tile
+    // size the loop bounds prove full, too).
+    {
+      RewritePatternSet patterns(ctx);
+      addCleanup(patterns);
+      if (failed(applyPatternsGreedily(root, std::move(patterns))))
+        return signalPassFailure();
+    }
+
+    // 4. Each tile to a vector.contract (masked on a dynamic column tail).
+    SmallVector<linalg::LinalgOp> tiles;
+    root->walk([&](linalg::LinalgOp op) {
+      if (op->hasAttr(kTileMarker))
+        tiles.push_back(op);
+    });
+    for (linalg::LinalgOp op : tiles) {
+      op->removeAttr(kTileMarker);
+      std::optional<TilePlan> plan = planFor(op, mr, nr, 1);
+      if (!plan)
+        continue; // left to the loop path
+      SmallVector<int64_t> vectorSizes;
+      for (auto [d, r] : llvm::enumerate(op.getStaticLoopRanges()))
+        vectorSizes.push_back(!ShapedType::isDynamic(r) ? r
+                              : d == plan->nDim         ? nr
+                                                        : 1);
+      rewriter.setInsertionPoint(op);
+      FailureOr<linalg::VectorizationResult> vectorized = linalg::vectorize(
+          // Explicit `false`s: with an empty list the vectorizer builds
+          // vector types whose scalable-dims array is not the canonical
+          // one, and the outer-product lowering then refuses them.
+          rewriter, op, vectorSizes,
+          /*inputScalableVecDims=*/SmallVector<bool>(vectorSizes.size(), false),
+          /*vectorizeNDExtract=*/false, /*flatten1DDepthwiseConv=*/false,
+          /*assumeDynamicDimsMatchVecSizes=*/false,
+          /*createNamedContraction=*/true);
+      if (failed(vectorized))
+        continue; // stays a (tiled) linalg op: correct, on the loop path
+      rewriter.eraseOp(op);
+    }
+
+    // 5. Contractions to FMAs, subviews folded into the transfers.
+    {
+      // Alone first: unit-dim rewrites would otherwise reshape the
+      // contraction into a form the outer-product lowering does not take.
+      RewritePatternSet patterns(ctx);
+      vector::populateVectorContractLoweringPatterns(
+          patterns, vector::VectorContractLowering::OuterProduct);
+      if (failed(applyPatternsGreedily(root, std::move(patterns))))
+        return signalPassFailure();
+    }
+    {
+      RewritePatternSet patterns(ctx);
+      vector::populateVectorOuterProductLoweringPatterns(patterns);
+      vector::populateVectorTransposeLoweringPatterns(
+          patterns, vector::VectorTransposeLowering::EltWise);
+      vector::populateVectorTransferPermutationMapLoweringPatterns(patterns);
+      vector::populateVectorBroadcastLoweringPatterns(patterns);
+      vector::populateVectorShapeCastLoweringPatterns(patterns);
+      vector::populateCastAwayVectorLeadingOneDimPatterns(patterns);
+      vector::populateVectorMaskLoweringPatternsForSideEffectingOps(patterns);
+      memref::populateFoldMemRefAliasOpPatterns(patterns);
+      // Not the full canonicalization: it would turn the accumulator's
+      // insert chain into a from_elements of every scalar.
+      if (failed(applyPatternsGreedily(root, std::move(patterns))))
+        return signalPassFailure();
+    }
+    DominanceInfo dominance(root);
+    eliminateCommonSubExpressions(rewriter, dominance, root);
+
+    // Without FMA instructions llvm.fma becomes a libm call per element:
+    // a separate multiply and add instead (two roundings, see
+    // docs/tolerance.md).
+    if (!fma) {
+      root->walk([&](vector::FMAOp op) {
+        rewriter.setInsertionPoint(op);
+        auto flags = arith::FastMathFlagsAttr::get(
+            ctx, arith::FastMathFlags::none);
+        Value product = arith::MulFOp::create(rewriter, op.getLoc(),
+                                              op.getLhs(), op.getRhs(), flags);
+        rewriter.replaceOpWithNewOp<arith::AddFOp>(op, product, op.getAcc(),
+                                                   flags);
+      });
+    }
+
+    // 6. The accumulator into registers across k.
+    SmallVector<scf::ForOp> kLoops;
+    root->walk([&](scf::ForOp loop) {
+      if (loop->hasAttr(kReductionLoopMarker))
+        kLoops.push_back(loop);
+    });
+    for (scf::ForOp loop : kLoops) {
+      loop->removeAttr(kReductionLoopMarker);
+      hoistAccumulators(rewriter, loop);
+    }
+  }
+
+  /// A contraction as a named op whose loops run (batch, m, n, k): a
+  /// linalg.contract with the generic's maps, interchanged. The vectorizer
+  /// forms a vector.contract only from a named contraction; from a generic
+  /// it broadcasts every operand to the whole iteration space and reduces,
+  /// which lowers element by element.
+  static FailureOr<linalg::LinalgOp>
+  toNamedContraction(IRRewriter &rewriter, linalg::LinalgOp op,
+                     const TilePlan &plan) {
+    SmallVector<unsigned> order(plan.interchange.begin(),
+                                plan.interchange.end());
+    bool identity = llvm::equal(order, llvm::seq<unsigned>(0, order.size()));
+    if (identity && isa<linalg::ContractionOpInterface>(op.getOperation()))
+      return op;
+    auto generic = dyn_cast<linalg::GenericOp>(op.getOperation());
+    rewriter.setInsertionPoint(op);
+    if (!generic) {
+      FailureOr<linalg::GenericOp> g = linalg::generalizeNamedOp(rewriter, op);
+      if (failed(g))
+        return failure();
+      generic = *g;
+    }
+    if (!identity) {
+      FailureOr<linalg::GenericOp> swapped =
+          linalg::interchangeGenericOp(rewriter, generic, order);
+      if (failed(swapped))
+        return failure();
+      generic = *swapped;
+    }
+    rewriter.setInsertionPoint(generic);
+    auto contract = linalg::ContractOp::create(
+        rewriter, generic.getLoc(), generic.getResultTypes(),
+        generic.getDpsInputs(), generic.getDpsInits(),
+        generic.getIndexingMaps());
+    rewriter.replaceOp(generic, contract->getResults());
+    return cast<linalg::LinalgOp>(contract.getOperation());
+  }
+
+  /// Splits `op`'s m range at the last multiple of `mr` into two row
+  /// loops: MR rows at a time up to the split, one row at a time after it.
+  /// Each loop's body is `op` on that static row slice (appended to
+  /// `parts`), so the register tiles are static with no masks.
+  static LogicalResult splitRows(IRRewriter &rewriter, linalg::LinalgOp op,
+                                 int64_t mr, int64_t nr, int64_t lanes,
+                                 SmallVectorImpl<linalg::LinalgOp> &parts) {
+    std::optional<TilePlan> plan = planFor(op, mr, nr, lanes);
+    if (!plan)
+      return success();
+    if (!plan->mDim) {
+      parts.push_back(op);
+      return success();
+    }
+    unsigned m = *plan->mDim;
+    int64_t staticRows = op.getStaticLoopRanges()[m];
+    if (!ShapedType::isDynamic(staticRows) && staticRows <= mr) {
+      parts.push_back(op); // a single row tile
+      return success();
+    }
+    Location loc = op.getLoc();
+    rewriter.setInsertionPoint(op);
+    auto tiling = cast<TilingInterface>(op.getOperation());
+    SmallVector<Range> domain = tiling.getIterationDomain(rewriter);
+    Value lo = getValueOrCreateConstantIndexOp(rewriter, loc, domain[m].offset);
+    Value size = getValueOrCreateConstantIndexOp(rewriter, loc, domain[m].size);
+    AffineExpr s0 = rewriter.getAffineSymbolExpr(0),
+               s1 = rewriter.getAffineSymbolExpr(1);
+    Value split = affine::makeComposedAffineApply(
+        rewriter, loc, s0 + s1.floorDiv(mr) * mr, {lo, size});
+    Value hi = affine::makeComposedAffineApply(rewriter, loc, s0 + s1,
+                                               {lo, size});
+    auto rowLoop = [&](Value from, Value to, int64_t step) -> LogicalResult {
+      auto loop = scf::ForOp::create(
+          rewriter, loc, from, to,
+          arith::ConstantIndexOp::create(rewriter, loc, step));
+      OpBuilder::InsertionGuard guard(rewriter);
+      rewriter.setInsertionPoint(loop.getBody()->getTerminator());
+      SmallVector<OpFoldResult> offsets, sizes;
+      for (Range r : domain) {
+        offsets.push_back(r.offset);
+        sizes.push_back(r.size);
+      }
+      offsets[m] = loop.getInductionVar();
+      sizes[m] = rewriter.getIndexAttr(step);
+      FailureOr<TilingResult> slice =
+          tiling.getTiledImplementation(rewriter, offsets, sizes);
+      if (failed(slice))
+        return failure();
+      parts.push_back(cast<linalg::LinalgOp>(slice->tiledOps.back()));
+      return success();
+    };
+    if (failed(rowLoop(lo, split, mr)) || failed(rowLoop(split, hi, 1)))
+      return op.emitError("moe-cpu-tile-contractions: row split failed");
+    rewriter.eraseOp(op);
+    return success();
+  }
+
+  /// Keeps the accumulator of a register tile in registers across the k
+  /// loop: each transfer_write in `loop`'s body whose matching
+  /// transfer_read (same memref, loop-invariant indices, same type) is in
+  /// the body too becomes a loop-carried value, read before the loop and
+  /// written after it. Upstream's hoistRedundantVectorTransfers does the
+  /// same but refuses every memref that is, or has, a view (all of ours:
+  /// subviews of workspace buffers); the k loop of a register tile writes
+  /// nothing but its output tile, and one-shot bufferization never lets a
+  /// contraction's output alias its inputs, so the loads of A and B cannot
+  /// see these stores.
+  static void hoistAccumulators(IRRewriter &rewriter, scf::ForOp loop) {
+    moveLoopInvariantCode(cast<LoopLikeOpInterface>(loop.getOperation()));
+    Block *body = loop.getBody();
+    // Only writes of accumulators: bail out on any other memory write.
+    SmallVector<vector::TransferWriteOp> writes;
+    for (Operation &op : body->without_terminator()) {
+      if (auto write = dyn_cast<vector::TransferWriteOp>(op)) {
+        writes.push_back(write);
+        continue;
+      }
+      if (isa<vector::TransferReadOp, memref::LoadOp>(op) ||
+          isMemoryEffectFree(&op))
+        continue;
+      return;
+    }
+    for (vector::TransferWriteOp write : writes) {
+      if (write.getMask() || !loop.isDefinedOutsideOfLoop(write.getBase()) ||
+          !llvm::all_of(write.getIndices(), [&](Value v) {
+            return loop.isDefinedOutsideOfLoop(v);
+          }))
+        continue;
+      vector::TransferReadOp read;
+      for (Operation &op : body->without_terminator()) {
+        auto candidate = dyn_cast<vector::TransferReadOp>(op);
+        if (candidate && candidate.getBase() == write.getBase() &&
+            candidate.getIndices() == write.getIndices() &&
+            candidate.getVectorType() == write.getVectorType() &&
+            candidate.getPermutationMap() == write.getPermutationMap() &&
+            !candidate.getMask() && candidate->isBeforeInBlock(write)) {
+          read = candidate;
+          break;
+        }
+      }
+      if (!read)
+        continue;
+      // The read must see the previous iteration's write: nothing else
+      // between them may write the same memref (only this write does).
+      rewriter.moveOpBefore(read, loop);
+      FailureOr<LoopLikeOpInterface> grown =
+          cast<LoopLikeOpInterface>(loop.getOperation())
+              .replaceWithAdditionalYields(
+                  rewriter, read.getResult(),
+                  /*replaceInitOperandUsesInLoop=*/true,
+                  [&](OpBuilder &, Location, ArrayRef<BlockArgument>) {
+                    return SmallVector<Value>{write.getVector()};
+                  });
+      if (failed(grown))
+        return;
+      loop = cast<scf::ForOp>(grown->getOperation());
+      rewriter.moveOpAfter(write, loop);
+      rewriter.modifyOpInPlace(write, [&] {
+        write.getValueToStoreMutable().assign(loop.getResults().back());
+      });
+    }
+  }
+
+  /// Canonicalization patterns of every loaded dialect and op.
+  static void addCleanup(RewritePatternSet &patterns) {
+    MLIRContext *ctx = patterns.getContext();
+    for (Dialect *d : ctx->getLoadedDialects())
+      d->getCanonicalizationPatterns(patterns);
+    for (RegisteredOperationName op : ctx->getRegisteredOperations())
+      op.getCanonicalizationPatterns(patterns, ctx);
+  }
+};
+
+} // namespace

@@ -1,0 +1,135 @@
+// RUN: moe-opt %s --moe-cpu-tile-contractions="vector-bits=512" --split-input-file | FileCheck %s
+// RUN: moe-opt %s --moe-cpu-tile-contractions="vector-bits=256 rows=6" --split-input-file | FileCheck %s --check-prefix=AVX2
+// RUN: moe-opt %s --moe-cpu-tile-contractions="vector-bits=128 rows=6 fma=false" --split-input-file | FileCheck %s --check-prefix=NOFMA
+
+// Dynamic rows, 100 columns: 8x32 register tiles up to the last multiple of
+// 8 rows, the 4-column tail as an 8x4 tile, then the remaining rows one at
+// a time; every accumulator is carried across k in registers (iter_args)
+// and written once after the k loop.
+// CHECK-LABEL: func @matmul
+// CHECK-SAME:    (%[[A:.*]]: memref<?x64xf32>, %[[B:.*]]: memref<64x100xf32>, %[[C:.*]]: memref<?x100xf32>)
+// CHECK-DAG:     %[[C8:.*]] = arith.constant 8 : index
+// CHECK-DAG:     %[[C32:.*]] = arith.constant 32 : index
+// CHECK:         %[[M:.*]] = memref.dim %[[A]]
+// CHECK:         %[[FULL:.*]] = affine.apply #{{.*}}()[%[[M]]]
+// CHECK:         scf.for %[[I:.*]] = %{{.*}} to %[[FULL]] step %[[C8]] {
+// CHECK:           scf.for %[[J:.*]] = %{{.*}} to %{{.*}} step %[[C32]] {
+// CHECK:             %[[ACC:.*]] = vector.transfer_read %[[C]][%[[I]], %[[J]]]{{.*}} : memref<?x100xf32>, vector<8x32xf32>
+// CHECK:             %[[R:.*]] = scf.for %{{.*}} iter_args(%{{.*}} = %[[ACC]]) -> (vector<8x32xf32>) {
+// CHECK-COUNT-8:       vector.fma {{.*}} : vector<32xf32>
+// CHECK:               scf.yield
+// CHECK-NOT:           vector.transfer_write
+// CHECK:             }
+// CHECK:             vector.transfer_write %[[R]], %[[C]][%[[I]], %[[J]]]
+// CHECK:           scf.for {{.*}} -> (vector<8x4xf32>) {
+// CHECK-COUNT-8:     vector.fma {{.*}} : vector<4xf32>
+// CHECK:         scf.for %[[ROW:.*]] = %[[FULL]] to %[[M]] step %{{.*}} {
+// CHECK:           scf.for {{.*}} -> (vector<32xf32>) {
+// CHECK:             vector.fma {{.*}} : vector<32xf32>
+// CHECK-NOT:         vector.fma
+// CHECK:           scf.for {{.*}} -> (vector<4xf32>) {
+// CHECK-NOT:     linalg.matmul
+// AVX2-LABEL: func @matmul
+// AVX2:         scf.for {{.*}} step %c6
+// AVX2:           scf.for {{.*}} -> (vector<6x16xf32>) {
+// AVX2-COUNT-6:     vector.fma {{.*}} : vector<16xf32>
+// Without FMA instructions: a multiply and an add per term.
+// NOFMA-LABEL: func @matmul
+// NOFMA:         scf.for {{.*}} -> (vector<6x8xf32>) {
+// NOFMA:           arith.mulf {{.*}} : vector<8xf32>
+// NOFMA:           arith.addf {{.*}} : vector<8xf32>
+// NOFMA-NOT:     vector.fma
+func.func @matmul(%a: memref<?x64xf32>, %b: memref<64x100xf32>, %c: memref<?x100xf32>) {
+  linalg.matmul ins(%a, %b : memref<?x64xf32>, memref<64x100xf32>) outs(%c : memref<?x100xf32>)
+  return
+}
+
+// -----
+
+// A generic contraction in (m, k, n) loop order (what moe-cpu-loop-order
+// leaves) takes the same kernel.
+// CHECK-LABEL: func @generic_mkn
+// CHECK:         scf.for {{.*}} -> (vector<8x32xf32>) {
+// CHECK-COUNT-8:   vector.fma
+// CHECK-NOT:     linalg.generic
+#lhs = affine_map<(m, k, n) -> (m, k)>
+#rhs = affine_map<(m, k, n) -> (k, n)>
+#out = affine_map<(m, k, n) -> (m, n)>
+func.func @generic_mkn(%a: memref<16x8xf32>, %b: memref<8x64xf32>, %c: memref<16x64xf32>) {
+  linalg.generic {indexing_maps = [#lhs, #rhs, #out],
+                  iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%a, %b : memref<16x8xf32>, memref<8x64xf32>) outs(%c : memref<16x64xf32>) {
+  ^bb0(%x: f32, %y: f32, %acc: f32):
+    %p = arith.mulf %x, %y fastmath<contract> : f32
+    %s = arith.addf %acc, %p fastmath<contract> : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+
+// -----
+
+// No m dim (the combine: out[n, o] += w[n, s] * y[n, s, o]): n is a batch
+// dim tiled by 1, o the vector dim.
+// CHECK-LABEL: func @combine
+// CHECK:         scf.for
+// CHECK:           scf.for {{.*}} -> (vector<32xf32>) {
+// CHECK:             vector.fma {{.*}} : vector<32xf32>
+// CHECK-NOT:     linalg.generic
+#w = affine_map<(n, o, s) -> (n, s)>
+#y = affine_map<(n, o, s) -> (n, s, o)>
+#o = affine_map<(n, o, s) -> (n, o)>
+func.func @combine(%w: memref<?x4xf32>, %y: memref<?x4x64xf32>, %out: memref<?x64xf32>) {
+  linalg.generic {indexing_maps = [#w, #y, #o],
+                  iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%w, %y : memref<?x4xf32>, memref<?x4x64xf32>) outs(%out : memref<?x64xf32>) {
+  ^bb0(%x: f32, %v: f32, %acc: f32):
+    %p = arith.mulf %x, %v : f32
+    %s = arith.addf %acc, %p : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+
+// -----
+
+// Dynamic columns: the column tail is a masked vector.
+// CHECK-LABEL: func @dynamic_columns
+// CHECK:         vector.create_mask
+// CHECK:         vector.fma
+// CHECK-NOT:     linalg.matmul
+func.func @dynamic_columns(%a: memref<8x16xf32>, %b: memref<16x?xf32>, %c: memref<8x?xf32>) {
+  linalg.matmul ins(%a, %b : memref<8x16xf32>, memref<16x?xf32>) outs(%c : memref<8x?xf32>)
+  return
+}
+
+// -----
+
+// Left to the loop path: a transposed right-hand side (its last dim is k),
+// an output narrower than one vector, integers, and tensors.
+// CHECK-LABEL: func @not_taken
+// CHECK-NOT:     vector.
+// CHECK:         linalg.generic
+// CHECK:         linalg.matmul {{.*}} memref<4x8xf32>
+// CHECK:         linalg.matmul {{.*}} memref<4x64xi32>
+// CHECK:         linalg.matmul {{.*}} -> tensor<4x64xf32>
+#t_lhs = affine_map<(n, e, d) -> (n, d)>
+#t_rhs = affine_map<(n, e, d) -> (e, d)>
+#t_out = affine_map<(n, e, d) -> (n, e)>
+func.func @not_taken(%x: memref<4x16xf32>, %wsel: memref<64x16xf32>, %s: memref<4x64xf32>,
+                     %b8: memref<16x8xf32>, %c8: memref<4x8xf32>,
+                     %xi: memref<4x16xi32>, %bi: memref<16x64xi32>, %ci: memref<4x64xi32>,
+                     %tx: tensor<4x16xf32>, %tb: tensor<16x64xf32>, %tc: tensor<4x64xf32>) -> tensor<4x64xf32> {
+  linalg.generic {indexing_maps = [#t_lhs, #t_rhs, #t_out],
+                  iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%x, %wsel : memref<4x16xf32>, memref<64x16xf32>) outs(%s : memref<4x64xf32>) {
+  ^bb0(%p: f32, %q: f32, %acc: f32):
+    %m = arith.mulf %p, %q : f32
+    %a = arith.addf %acc, %m : f32
+    linalg.yield %a : f32
+  }
+  linalg.matmul ins(%x, %b8 : memref<4x16xf32>, memref<16x8xf32>) outs(%c8 : memref<4x8xf32>)
+  linalg.matmul ins(%xi, %bi : memref<4x16xi32>, memref<16x64xi32>) outs(%ci : memref<4x64xi32>)
+  %r = linalg.matmul ins(%tx, %tb : tensor<4x16xf32>, tensor<16x64xf32>) outs(%tc : tensor<4x64xf32>) -> tensor<4x64xf32>
+  return %r : tensor<4x64xf32>
+}
