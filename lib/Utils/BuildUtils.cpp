@@ -228,6 +228,122 @@ void moe::build::applyDecomposition(Operation *root,
   walkAndApplyPatterns(root, std::move(patterns));
 }
 
+/// topK along the last axis of `xs`: for each row (all leading dims
+/// collapsed into one), k passes over the row; a pass takes the first
+/// element, then every later one strictly better (OGT/OLT, sgt/slt), and
+/// the chosen element is masked to `worst` for the next pass. Same results,
+/// ties and NaNs as the general form.
+static std::pair<Value, Value>
+topKLastAxis(OpBuilder &b, Location loc, Value xs, int64_t k, bool largest,
+             function_ref<Value(OpBuilder &, Location)> worst) {
+  using namespace moe::build;
+  auto t = cast<RankedTensorType>(xs.getType());
+  int64_t rank = t.getRank();
+  Type elt = t.getElementType();
+  Type i64 = b.getI64Type();
+  SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(b, loc, xs);
+  // [R, E]: leading dims collapsed (a vector becomes one row).
+  Value rows2;
+  if (rank == 1) {
+    rows2 = expand(b, loc, xs, {{0, 1}}, {b.getIndexAttr(1), sizes[0]});
+  } else {
+    ReassociationIndices lead;
+    for (int64_t d = 0; d + 1 < rank; ++d)
+      lead.push_back(d);
+    rows2 = rank == 2 ? xs : collapse(b, loc, xs, {lead, {rank - 1}});
+  }
+  OpFoldResult rowsF = tensor::getMixedSize(b, loc, rows2, 0);
+  Value rowCount = getValueOrCreateConstantIndexOp(b, loc, rowsF);
+  Value width = tensor::DimOp::create(b, loc, rows2, 1);
+  Value values0 = emptyTensor(b, loc, {rowsF, b.getIndexAttr(k)}, elt);
+  Value indices0 = emptyTensor(b, loc, {rowsF, b.getIndexAttr(k)}, i64);
+  Value c0 = arith::ConstantIndexOp::create(b, loc, 0);
+  Value c1 = arith::ConstantIndexOp::create(b, loc, 1);
+  Value ck = arith::ConstantIndexOp::create(b, loc, k);
+  bool isF = isa<FloatType>(elt);
+  auto rowLoop = scf::ForOp::create(
+      b, loc, c0, rowCount, c1, ValueRange{rows2, values0, indices0},
+      [&](OpBuilder &rb, Location rl, Value n, ValueRange rowIter) {
+        auto passLoop = scf::ForOp::create(
+            rb, rl, c0, ck, c1, rowIter,
+            [&](OpBuilder &pb, Location pl, Value r, ValueRange it) {
+              Value work = it[0];
+              Value none = arith::ConstantOp::create(
+                  pb, pl, pb.getI64IntegerAttr(-1));
+              auto scan = scf::ForOp::create(
+                  pb, pl, c0, width, c1,
+                  ValueRange{worst(pb, pl), none},
+                  [&](OpBuilder &sb, Location sl, Value e, ValueRange best) {
+                    Value v = tensor::ExtractOp::create(sb, sl, work,
+                                                        ValueRange{n, e});
+                    Value better =
+                        isF ? Value(arith::CmpFOp::create(
+                                  sb, sl,
+                                  largest ? arith::CmpFPredicate::OGT
+                                          : arith::CmpFPredicate::OLT,
+                                  v, best[0]))
+                            : Value(arith::CmpIOp::create(
+                                  sb, sl,
+                                  largest ? arith::CmpIPredicate::sgt
+                                          : arith::CmpIPredicate::slt,
+                                  v, best[0]));
+                    Value first = arith::CmpIOp::create(
+                        sb, sl, arith::CmpIPredicate::slt, best[1],
+                        arith::ConstantOp::create(sb, sl,
+                                                  sb.getI64IntegerAttr(0)));
+                    Value take = arith::OrIOp::create(sb, sl, better, first);
+                    Value ei = arith::IndexCastOp::create(sb, sl, i64, e);
+                    scf::YieldOp::create(
+                        sb, sl,
+                        ValueRange{
+                            arith::SelectOp::create(sb, sl, take, v, best[0]),
+                            arith::SelectOp::create(sb, sl, take, ei,
+                                                    best[1])});
+                  });
+              Value bestV = scan.getResult(0), bestI = scan.getResult(1);
+              Value vals = tensor::InsertOp::create(pb, pl, bestV, it[1],
+                                                    ValueRange{n, r});
+              Value idxs = tensor::InsertOp::create(pb, pl, bestI, it[2],
+                                                    ValueRange{n, r});
+              // Mask the chosen element (none in an empty row).
+              Value found = arith::CmpIOp::create(
+                  pb, pl, arith::CmpIPredicate::sge, bestI,
+                  arith::ConstantOp::create(pb, pl, pb.getI64IntegerAttr(0)));
+              auto mask = scf::IfOp::create(
+                  pb, pl, found,
+                  [&](OpBuilder &ib, Location il) {
+                    Value at = arith::IndexCastOp::create(
+                        ib, il, ib.getIndexType(), bestI);
+                    scf::YieldOp::create(
+                        ib, il,
+                        ValueRange{tensor::InsertOp::create(
+                            ib, il, worst(ib, il), work, ValueRange{n, at})});
+                  },
+                  [&](OpBuilder &ib, Location il) {
+                    scf::YieldOp::create(ib, il, ValueRange{work});
+                  });
+              scf::YieldOp::create(
+                  pb, pl, ValueRange{mask.getResult(0), vals, idxs});
+            });
+        scf::YieldOp::create(rb, rl, passLoop.getResults());
+      });
+  Value values = rowLoop.getResult(1), indices = rowLoop.getResult(2);
+  SmallVector<OpFoldResult> outSizes(sizes);
+  outSizes[rank - 1] = b.getIndexAttr(k);
+  if (rank == 2)
+    return {values, indices};
+  ReassociationIndices lead;
+  for (int64_t d = 0; d + 1 < rank; ++d)
+    lead.push_back(d);
+  SmallVector<ReassociationIndices> back =
+      rank == 1 ? SmallVector<ReassociationIndices>{{0, 1}}
+                : SmallVector<ReassociationIndices>{lead, {rank - 1}};
+  if (rank == 1)
+    return {collapse(b, loc, values, back), collapse(b, loc, indices, back)};
+  return {expand(b, loc, values, back, outSizes),
+          expand(b, loc, indices, back, outSizes)};
+}
+
 std::pair<Value, Value> moe::build::topK(OpBuilder &b, Location loc, Value xs,
                                          int64_t k, int64_t a, bool largest) {
   MLIRContext *ctx = b.getContext();
@@ -255,6 +371,12 @@ std::pair<Value, Value> moe::build::topK(OpBuilder &b, Location loc, Value xs,
   if (llvm::is_contained(t.getShape(), 0) || k == 0)
     return {emptyTensor(b, loc, outSizes, elt),
             emptyTensor(b, loc, outSizes, b.getI64Type())};
+  // Along the last axis (routing, ONNX TopK's default): the same passes,
+  // row by row with the running best in registers (scf.for iter_args), the
+  // row masked in place. The general form below keeps its best in memory
+  // and rewrites the whole masked tensor on every pass.
+  if (a == rank - 1)
+    return topKLastAxis(b, loc, xs, k, largest, worst);
   SmallVector<OpFoldResult> rowSizes(sizes);
   rowSizes[a] = b.getIndexAttr(1);
   Value values = emptyTensor(b, loc, outSizes, elt);
