@@ -20,6 +20,7 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Linalg/Transforms/Transforms.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 
 namespace mlir::moe {
 #define GEN_PASS_DEF_MOECPULOOPORDER
@@ -58,6 +59,18 @@ SmallVector<unsigned> unitStrideOrder(linalg::LinalgOp op) {
     return map.getNumResults() &&
            map.getResults().back() == getAffineDimExpr(inner, op.getContext());
   });
+  // Or a gather in the body whose last index is that loop (com.microsoft.
+  // MoE's per-slot bias rows: tensor.extract %bias[%id, linalg.index d]).
+  if (!unitStrideInput) {
+    op->walk([&](tensor::ExtractOp extract) {
+      if (extract.getIndices().empty())
+        return;
+      auto index =
+          extract.getIndices().back().getDefiningOp<linalg::IndexOp>();
+      if (index && index.getDim() == inner)
+        unitStrideInput = true;
+    });
+  }
   if (!unitStrideInput)
     return {};
   SmallVector<unsigned> order;

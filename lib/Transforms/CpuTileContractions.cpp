@@ -44,6 +44,8 @@
 #include "mlir/IR/Dominance.h"
 #include "mlir/Transforms/CSE.h"
 #include "mlir/Transforms/LoopInvariantCodeMotionUtils.h"
+#include "llvm/ADT/bit.h"
+#include "llvm/Support/MathExtras.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
 namespace mlir::moe {
@@ -219,16 +221,54 @@ struct MoeCpuTileContractionsPass
     }
 
     // 4. Each tile to a vector.contract (masked on a dynamic column tail).
-    SmallVector<linalg::LinalgOp> tiles;
+    //    A static column tail whose width is not a power of two (412 =
+    //    12 x 32 + 28) is split into power-of-two slices (16 + 8 + 4): LLVM
+    //    would split a vector<28xf32> and assemble it lane by lane, and a
+    //    mask would put a select on every FMA.
+    SmallVector<linalg::LinalgOp> marked, tiles;
     root->walk([&](linalg::LinalgOp op) {
       if (op->hasAttr(kTileMarker))
-        tiles.push_back(op);
+        marked.push_back(op);
     });
-    for (linalg::LinalgOp op : tiles) {
+    for (linalg::LinalgOp op : marked) {
       op->removeAttr(kTileMarker);
       std::optional<TilePlan> plan = planFor(op, mr, nr, 1);
       if (!plan)
         continue; // left to the loop path
+      int64_t width = op.getStaticLoopRanges()[plan->nDim];
+      if (ShapedType::isDynamic(width) || llvm::isPowerOf2_64(width)) {
+        tiles.push_back(op);
+        continue;
+      }
+      auto tiling = cast<TilingInterface>(op.getOperation());
+      rewriter.setInsertionPoint(op);
+      SmallVector<Range> domain = tiling.getIterationDomain(rewriter);
+      SmallVector<OpFoldResult> offsets, sizes;
+      for (Range r : domain) {
+        offsets.push_back(r.offset);
+        sizes.push_back(r.size);
+      }
+      int64_t at = 0;
+      for (int64_t bit = int64_t(llvm::bit_floor(uint64_t(width))); bit; bit >>= 1) {
+        if (!(width & bit))
+          continue;
+        offsets[plan->nDim] = rewriter.getIndexAttr(at);
+        sizes[plan->nDim] = rewriter.getIndexAttr(bit);
+        FailureOr<TilingResult> slice =
+            tiling.getTiledImplementation(rewriter, offsets, sizes);
+        if (failed(slice)) {
+          op.emitError("moe-cpu-tile-contractions: column split failed");
+          return signalPassFailure();
+        }
+        tiles.push_back(cast<linalg::LinalgOp>(slice->tiledOps.back()));
+        at += bit;
+      }
+      rewriter.eraseOp(op);
+    }
+    for (linalg::LinalgOp op : tiles) {
+      std::optional<TilePlan> plan = planFor(op, mr, nr, 1);
+      if (!plan)
+        continue;
       SmallVector<int64_t> vectorSizes;
       for (auto [d, r] : llvm::enumerate(op.getStaticLoopRanges()))
         vectorSizes.push_back(!ShapedType::isDynamic(r) ? r
@@ -303,6 +343,10 @@ struct MoeCpuTileContractionsPass
       loop->removeAttr(kReductionLoopMarker);
       hoistAccumulators(rewriter, loop);
     }
+    // The slices of a split column tail read the same A column: one read
+    // once the stores are out of the loop.
+    DominanceInfo after(root);
+    eliminateCommonSubExpressions(rewriter, after, root);
   }
 
   /// A contraction as a named op whose loops run (batch, m, n, k): a
@@ -400,6 +444,30 @@ struct MoeCpuTileContractionsPass
     return success();
   }
 
+  /// Whether `a` and `b` (transfers of the same memref with minor identity
+  /// maps) touch different elements: the same indices but for the last,
+  /// constants whose column ranges do not overlap. (Upstream's
+  /// isDisjointTransferSet requires equal vector types.)
+  static bool disjointColumns(VectorTransferOpInterface a,
+                              VectorTransferOpInterface b) {
+    if (!a.getPermutationMap().isMinorIdentity() ||
+        !b.getPermutationMap().isMinorIdentity() ||
+        a.getIndices().size() != b.getIndices().size() ||
+        a.getIndices().empty())
+      return false;
+    size_t last = a.getIndices().size() - 1;
+    for (size_t i = 0; i < last; ++i)
+      if (a.getIndices()[i] != b.getIndices()[i])
+        return false;
+    std::optional<int64_t> ca = getConstantIntValue(a.getIndices()[last]);
+    std::optional<int64_t> cb = getConstantIntValue(b.getIndices()[last]);
+    if (!ca || !cb)
+      return false;
+    int64_t la = a.getVectorType().getShape().back();
+    int64_t lb = b.getVectorType().getShape().back();
+    return *ca + la <= *cb || *cb + lb <= *ca;
+  }
+
   /// Keeps the accumulator of a register tile in registers across the k
   /// loop: each transfer_write in `loop`'s body whose matching
   /// transfer_read (same memref, loop-invariant indices, same type) is in
@@ -445,8 +513,17 @@ struct MoeCpuTileContractionsPass
       }
       if (!read)
         continue;
-      // The read must see the previous iteration's write: nothing else
-      // between them may write the same memref (only this write does).
+      // Every other transfer of this memref in the loop (the other slices
+      // of a split column tail) must touch other elements.
+      bool disjoint = llvm::all_of(body->without_terminator(), [&](Operation &op) {
+        auto other = dyn_cast<VectorTransferOpInterface>(op);
+        if (!other || &op == read.getOperation() ||
+            &op == write.getOperation() || other.getBase() != write.getBase())
+          return true;
+        return disjointColumns(write, other);
+      });
+      if (!disjoint)
+        continue;
       rewriter.moveOpBefore(read, loop);
       FailureOr<LoopLikeOpInterface> grown =
           cast<LoopLikeOpInterface>(loop.getOperation())
@@ -459,6 +536,7 @@ struct MoeCpuTileContractionsPass
       if (failed(grown))
         return;
       loop = cast<scf::ForOp>(grown->getOperation());
+      body = loop.getBody();
       rewriter.moveOpAfter(write, loop);
       rewriter.modifyOpInPlace(write, [&] {
         write.getValueToStoreMutable().assign(loop.getResults().back());

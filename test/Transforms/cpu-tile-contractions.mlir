@@ -93,6 +93,21 @@ func.func @combine(%w: memref<?x4xf32>, %y: memref<?x4x64xf32>, %out: memref<?x6
 
 // -----
 
+// 60 columns: one 32-wide tile, then a 28-wide tail split into 16 + 8 + 4
+// columns (no vector<28xf32>, no masks), all three accumulators carried
+// across k by one loop.
+// CHECK-LABEL: func @split_tail
+// CHECK:         scf.for {{.*}} -> (vector<8x32xf32>)
+// CHECK:         scf.for {{.*}} -> (vector<8x16xf32>, vector<8x8xf32>, vector<8x4xf32>)
+// CHECK-NOT:     vector.create_mask
+// CHECK-NOT:     vector<8x28xf32>
+func.func @split_tail(%a: memref<8x64xf32>, %b: memref<64x60xf32>, %c: memref<8x60xf32>) {
+  linalg.matmul ins(%a, %b : memref<8x64xf32>, memref<64x60xf32>) outs(%c : memref<8x60xf32>)
+  return
+}
+
+// -----
+
 // Dynamic columns: the column tail is a masked vector.
 // CHECK-LABEL: func @dynamic_columns
 // CHECK:         vector.create_mask

@@ -1,0 +1,118 @@
+"""The published MoEUT-44M forward: moe-mlir against ONNX Runtime on the
+same file, one thread each.
+
+usage: .venv/bin/python bench/moeut44m.py [--tokens 64] [--batch 1]
+       [--repeats 5] [--threads 1] [--work DIR] [--model MoEUT-44M]
+       [--compile-flags "..."]
+
+Builds the published configuration (python/moe_ref/configs.py PUBLISHED,
+random weights, seed 0), exports it with the project's exporter
+(export_moeut), compiles it with build/bin/moe-compile (wall time and peak
+memory of the compiler process are reported), and runs moe-run
+(`--benchmark`) and ONNX Runtime on the same random tokens, alternating.
+Prints the p50 of each, the ratio (ORT time / ours), tokens/s, and the
+largest logit difference between the two (and ORT's against PyTorch).
+The export and the artifact are cached in --work (default
+/tmp/moe-bench-<model>): delete it after changing the compiler.
+"""
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+
+root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(root, "python"))
+from moe_ref import modules as M  # noqa: E402
+from moe_ref.configs import PUBLISHED  # noqa: E402
+from moe_ref.onnx_export import export_moeut  # noqa: E402
+
+p = argparse.ArgumentParser()
+p.add_argument("--model", default="MoEUT-44M", choices=sorted(PUBLISHED))
+p.add_argument("--tokens", type=int, default=64)
+p.add_argument("--batch", type=int, default=1)
+p.add_argument("--repeats", type=int, default=5)
+p.add_argument("--threads", type=int, default=1)
+p.add_argument("--work", default=None)
+p.add_argument("--compile-flags", default="")
+a = p.parse_args()
+
+build = os.environ.get("MOE_BUILD_DIR", os.path.join(root, "build"))
+work = a.work or f"/tmp/moe-bench-{a.model}"
+os.makedirs(work, exist_ok=True)
+model_path = os.path.join(work, "model.onnx")
+artifact = os.path.join(work, "model.moeb")
+
+torch.manual_seed(0)
+cfg = PUBLISHED[a.model][0]
+net = M.MoEUT(cfg).eval()
+if not os.path.exists(model_path):
+    t0 = time.perf_counter()
+    onnx.save(export_moeut(net), model_path, save_as_external_data=True,
+              location="model.onnx.data")
+    print(f"exported {a.model} in {time.perf_counter() - t0:.1f} s")
+
+if not os.path.exists(artifact):
+    t0 = time.perf_counter()
+    subprocess.run([os.path.join(build, "bin", "moe-compile"), "-q",
+                    *a.compile_flags.split(), model_path, "-o", artifact],
+                   check=True)
+    wall = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"moe-compile: {wall:.1f} s wall, {peak:.0f} MB peak "
+          f"(largest child process), artifact "
+          f"{os.path.getsize(artifact) / 1e6:.1f} MB")
+
+rng = np.random.default_rng(0)
+tokens = rng.integers(0, cfg.vocab, size=(a.batch, a.tokens), dtype=np.int64)
+tok_path = os.path.join(work, f"tokens_{a.batch}x{a.tokens}.npy")
+np.save(tok_path, tokens)
+
+opts = ort.SessionOptions()
+opts.intra_op_num_threads = a.threads
+opts.inter_op_num_threads = 1
+ref = ort.InferenceSession(model_path, opts,
+                           providers=["CPUExecutionProvider"])
+feeds = {"tokens": tokens}
+
+out_dir = os.path.join(work, "out")
+os.makedirs(out_dir, exist_ok=True)
+subprocess.run([os.path.join(build, "bin", "moe-run"), artifact, "--input",
+                f"tokens={tok_path}", "--threads", str(a.threads),
+                "--output-dir", out_dir], check=True, capture_output=True)
+ours = np.load(os.path.join(out_dir,
+                            sorted(os.listdir(out_dir))[0]))
+want = ref.run(None, feeds)[0]
+with torch.no_grad():
+    torch_logits = net(torch.from_numpy(tokens)).numpy()
+
+ours_ms, ort_ms = [], []
+for _ in range(a.repeats):
+    run = subprocess.run(
+        [os.path.join(build, "bin", "moe-run"), artifact, "--input",
+         f"tokens={tok_path}", "--threads", str(a.threads), "--benchmark",
+         "--warmup", "1", "--repeats", "3"],
+        check=True, capture_output=True, text=True)
+    line = run.stdout.strip().splitlines()[-1]
+    ours_ms.append(float(line.split("p50 ")[1].split(" ms")[0]))
+    t = time.perf_counter()
+    ref.run(None, feeds)
+    ort_ms.append(1e3 * (time.perf_counter() - t))
+mo, mr = float(np.median(ours_ms)), float(np.median(ort_ms))
+n = a.batch * a.tokens
+print(f"{a.model} forward, tokens [{a.batch}, {a.tokens}], "
+      f"{a.threads} thread(s)")
+print("| | p50 ms | tokens/s |")
+print("|---|---|---|")
+print(f"| moe-mlir | {mo:.1f} | {n / mo * 1e3:.0f} |")
+print(f"| ONNX Runtime {ort.__version__} | {mr:.1f} | {n / mr * 1e3:.0f} |")
+print(f"ORT time / ours: {mr / mo:.2f}")
+print(f"max |logits - ORT| = {np.abs(ours - want).max():.2e}; "
+      f"max |ORT - PyTorch| = {np.abs(want - torch_logits).max():.2e}; "
+      f"max |logits| = {np.abs(want).max():.2f}")
