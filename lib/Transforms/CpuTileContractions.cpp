@@ -15,13 +15,13 @@
 // All of it is upstream machinery: scf::tileUsingSCF for the tiles,
 // scf::peelForLoopAndSimplifyBounds so that full tiles are static (no
 // masks in the hot loop), linalg::vectorize to vector.contract, the
-// outer-product contraction lowering to FMAs, and
-// linalg::hoistRedundantVectorTransfers to keep the accumulator in
-// registers across k. What is written here is only the choice: which ops,
-// which dims go to MR and NR, and the tile sizes from the target's vector
-// width. Partial row tiles run one row at a time (the GEMV-like path decode
-// shapes take: no padding to MR rows); a partial column tile is a masked
-// vector.
+// outer-product contraction lowering to FMAs. Written here: which ops,
+// which dims go to MR and NR, the tile sizes from the target's vector
+// width, the row split (row loops of static steps MR, MR/2, ..., 1: a
+// decode segment of r < MR rows is never padded to MR), the power-of-two
+// split of a static column tail, and the accumulator hoist (see
+// hoistAccumulators for why not upstream's). A dynamic column tail is a
+// masked vector.
 //
 //===----------------------------------------------------------------------===//
 
@@ -179,8 +179,7 @@ struct MoeCpuTileContractionsPass
       FailureOr<linalg::LinalgOp> named = toNamedContraction(rewriter, op, plan);
       if (failed(named))
         continue;
-      // 2. Rows split at the last full MR-row tile: full tiles, then the
-      //    rest one row at a time (static shapes in both, no masks).
+      // 2. Row loops of static steps MR, MR/2, ..., 1 (no masks).
       if (failed(splitRows(rewriter, *named, mr, nr, lanes, parts)))
         return signalPassFailure();
     }
@@ -386,10 +385,10 @@ struct MoeCpuTileContractionsPass
     return cast<linalg::LinalgOp>(contract.getOperation());
   }
 
-  /// Splits `op`'s m range at the last multiple of `mr` into two row
-  /// loops: MR rows at a time up to the split, one row at a time after it.
-  /// Each loop's body is `op` on that static row slice (appended to
-  /// `parts`), so the register tiles are static with no masks.
+  /// Splits `op`'s m range into row loops of static steps (MR, then
+  /// halvings down to 1). Each loop's body is `op` on that static row slice
+  /// (appended to `parts`), so the register tiles are static with no
+  /// masks.
   static LogicalResult splitRows(IRRewriter &rewriter, linalg::LinalgOp op,
                                  int64_t mr, int64_t nr, int64_t lanes,
                                  SmallVectorImpl<linalg::LinalgOp> &parts) {
@@ -414,10 +413,6 @@ struct MoeCpuTileContractionsPass
     Value size = getValueOrCreateConstantIndexOp(rewriter, loc, domain[m].size);
     AffineExpr s0 = rewriter.getAffineSymbolExpr(0),
                s1 = rewriter.getAffineSymbolExpr(1);
-    Value split = affine::makeComposedAffineApply(
-        rewriter, loc, s0 + s1.floorDiv(mr) * mr, {lo, size});
-    Value hi = affine::makeComposedAffineApply(rewriter, loc, s0 + s1,
-                                               {lo, size});
     auto rowLoop = [&](Value from, Value to, int64_t step) -> LogicalResult {
       auto loop = scf::ForOp::create(
           rewriter, loc, from, to,
@@ -438,8 +433,25 @@ struct MoeCpuTileContractionsPass
       parts.push_back(cast<linalg::LinalgOp>(slice->tiledOps.back()));
       return success();
     };
-    if (failed(rowLoop(lo, split, mr)) || failed(rowLoop(split, hi, 1)))
-      return op.emitError("moe-cpu-tile-contractions: row split failed");
+    // Row steps MR, then halvings while they divide (8, 4, 2, 1; 6, 3, 1):
+    // each step's loop covers up to the last multiple of it, so a segment
+    // of r < MR rows runs at most a few small tiles, each reading the
+    // weights once, instead of r single rows.
+    SmallVector<int64_t> steps = {mr};
+    while (steps.back() > 1)
+      steps.push_back(steps.back() % 2 == 0 ? steps.back() / 2 : 1);
+    Value from = lo;
+    for (int64_t step : steps) {
+      Value to =
+          step == 1 ? affine::makeComposedAffineApply(rewriter, loc, s0 + s1,
+                                                      {lo, size})
+                    : affine::makeComposedAffineApply(
+                          rewriter, loc, s0 + s1.floorDiv(step) * step,
+                          {lo, size});
+      if (failed(rowLoop(from, to, step)))
+        return op.emitError("moe-cpu-tile-contractions: row split failed");
+      from = to;
+    }
     rewriter.eraseOp(op);
     return success();
   }

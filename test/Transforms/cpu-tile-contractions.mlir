@@ -3,16 +3,16 @@
 // RUN: moe-opt %s --moe-cpu-tile-contractions="vector-bits=128 rows=6 fma=false" --split-input-file | FileCheck %s --check-prefix=NOFMA
 
 // Dynamic rows, 100 columns: 8x32 register tiles up to the last multiple of
-// 8 rows, the 4-column tail as an 8x4 tile, then the remaining rows one at
-// a time; every accumulator is carried across k in registers (iter_args)
-// and written once after the k loop.
+// 8 rows, the 4-column tail as an 8x4 tile, then loops of 4, 2 and 1 rows
+// for the rest (no padding, no masks); every accumulator is carried across k
+// in registers (iter_args) and written once after the k loop.
 // CHECK-LABEL: func @matmul
 // CHECK-SAME:    (%[[A:.*]]: memref<?x64xf32>, %[[B:.*]]: memref<64x100xf32>, %[[C:.*]]: memref<?x100xf32>)
 // CHECK-DAG:     %[[C8:.*]] = arith.constant 8 : index
 // CHECK-DAG:     %[[C32:.*]] = arith.constant 32 : index
 // CHECK:         %[[M:.*]] = memref.dim %[[A]]
-// CHECK:         %[[FULL:.*]] = affine.apply #{{.*}}()[%[[M]]]
-// CHECK:         scf.for %[[I:.*]] = %{{.*}} to %[[FULL]] step %[[C8]] {
+// CHECK:         %[[R8:.*]] = affine.apply #{{.*}}()[%[[M]]]
+// CHECK:         scf.for %[[I:.*]] = %{{.*}} to %[[R8]] step %[[C8]] {
 // CHECK:           scf.for %[[J:.*]] = %{{.*}} to %{{.*}} step %[[C32]] {
 // CHECK:             %[[ACC:.*]] = vector.transfer_read %[[C]][%[[I]], %[[J]]]{{.*}} : memref<?x100xf32>, vector<8x32xf32>
 // CHECK:             %[[R:.*]] = scf.for %{{.*}} iter_args(%{{.*}} = %[[ACC]]) -> (vector<8x32xf32>) {
@@ -23,7 +23,11 @@
 // CHECK:             vector.transfer_write %[[R]], %[[C]][%[[I]], %[[J]]]
 // CHECK:           scf.for {{.*}} -> (vector<8x4xf32>) {
 // CHECK-COUNT-8:     vector.fma {{.*}} : vector<4xf32>
-// CHECK:         scf.for %[[ROW:.*]] = %[[FULL]] to %[[M]] step %{{.*}} {
+// CHECK:         scf.for %{{.*}} = %[[R8]] to %[[R4:.*]] step %c4 {
+// CHECK:           scf.for {{.*}} -> (vector<4x32xf32>) {
+// CHECK:         scf.for %{{.*}} = %[[R4]] to %[[R2:.*]] step %c2 {
+// CHECK:           scf.for {{.*}} -> (vector<2x32xf32>) {
+// CHECK:         scf.for %{{.*}} = %[[R2]] to %[[M]] step %c1 {
 // CHECK:           scf.for {{.*}} -> (vector<32xf32>) {
 // CHECK:             vector.fma {{.*}} : vector<32xf32>
 // CHECK-NOT:         vector.fma
@@ -33,6 +37,9 @@
 // AVX2:         scf.for {{.*}} step %c6
 // AVX2:           scf.for {{.*}} -> (vector<6x16xf32>) {
 // AVX2-COUNT-6:     vector.fma {{.*}} : vector<16xf32>
+// AVX2:         scf.for {{.*}} step %c3
+// AVX2:           scf.for {{.*}} -> (vector<3x16xf32>) {
+// AVX2:         scf.for {{.*}} step %c1
 // Without FMA instructions: a multiply and an add per term.
 // NOFMA-LABEL: func @matmul
 // NOFMA:         scf.for {{.*}} -> (vector<6x8xf32>) {

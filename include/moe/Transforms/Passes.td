@@ -162,10 +162,11 @@ def MoeCpuTileContractions : Pass<"moe-cpu-tile-contractions"> {
     side -- C[.., m, n] += A[.., m, k] * B[.., k, n] -- is tiled into
     `rows` x (`column-vectors` * `vector-bits` / 32) register tiles swept
     over k, with batch and k dims tiled by 1 (scf::tileUsingSCF, loops in
-    batch, m, n, k order). Full tiles are peeled off the partial ones so
-    they are static; partial row tiles run one row at a time (the decode
-    path: no padding to a full tile); a partial column tile uses a masked
-    vector. Each tile is vectorized to `vector.contract`, lowered to
+    batch, m, n, k order). Rows run in loops of static steps (`rows`,
+    then halvings while they divide, down to 1: a decode segment of fewer
+    rows is never padded to a full tile); a static column tail is split
+    into power-of-two widths, a dynamic one is a masked vector. Each
+    tile is vectorized to `vector.contract`, lowered to
     outer products (FMAs), the subviews are folded into the transfers and
     the accumulator is hoisted out of the k loop into registers.
     Contractions it does not match (a transposed right-hand side, an
