@@ -10,7 +10,7 @@ tokens="${2:-$root/test/fixtures/moeut_tiny.tokens.npy}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 "$build/bin/moe-compile" -q "$model" -o "$work/m.moeb"
-echo "== moe-run (reference lowering, -O3 -march=native)"
+echo "== moe-run (moe-compile defaults: -O3 -march=native, register-tiled kernels)"
 "$build/bin/moe-run" "$work/m.moeb" --input "tokens=$tokens" --threads 1 --benchmark \
   --warmup 20 --repeats 200 | tail -1
 echo "== onnxruntime (intra_op_num_threads = 1)"

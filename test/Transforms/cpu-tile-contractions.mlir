@@ -3,9 +3,9 @@
 // RUN: moe-opt %s --moe-cpu-tile-contractions="vector-bits=128 rows=6 fma=false" --split-input-file | FileCheck %s --check-prefix=NOFMA
 
 // Dynamic rows, 100 columns: 8x32 register tiles up to the last multiple of
-// 8 rows, the 4-column tail as an 8x4 tile, then loops of 4, 2 and 1 rows
-// for the rest (no padding, no masks); every accumulator is carried across k
-// in registers (iter_args) and written once after the k loop.
+// 8 rows, the 4-column tail as an 8x4 tile, then the remaining rows one at a
+// time (no padding, no masks); every accumulator is carried across k in
+// registers (iter_args) and written once after the k loop.
 // CHECK-LABEL: func @matmul
 // CHECK-SAME:    (%[[A:.*]]: memref<?x64xf32>, %[[B:.*]]: memref<64x100xf32>, %[[C:.*]]: memref<?x100xf32>)
 // CHECK-DAG:     %[[C8:.*]] = arith.constant 8 : index
@@ -23,11 +23,7 @@
 // CHECK:             vector.transfer_write %[[R]], %[[C]][%[[I]], %[[J]]]
 // CHECK:           scf.for {{.*}} -> (vector<8x4xf32>) {
 // CHECK-COUNT-8:     vector.fma {{.*}} : vector<4xf32>
-// CHECK:         scf.for %{{.*}} = %[[R8]] to %[[R4:.*]] step %c4 {
-// CHECK:           scf.for {{.*}} -> (vector<4x32xf32>) {
-// CHECK:         scf.for %{{.*}} = %[[R4]] to %[[R2:.*]] step %c2 {
-// CHECK:           scf.for {{.*}} -> (vector<2x32xf32>) {
-// CHECK:         scf.for %{{.*}} = %[[R2]] to %[[M]] step %c1 {
+// CHECK:         scf.for %{{.*}} = %[[R8]] to %[[M]] step %c1 {
 // CHECK:           scf.for {{.*}} -> (vector<32xf32>) {
 // CHECK:             vector.fma {{.*}} : vector<32xf32>
 // CHECK-NOT:         vector.fma
@@ -37,9 +33,8 @@
 // AVX2:         scf.for {{.*}} step %c6
 // AVX2:           scf.for {{.*}} -> (vector<6x16xf32>) {
 // AVX2-COUNT-6:     vector.fma {{.*}} : vector<16xf32>
-// AVX2:         scf.for {{.*}} step %c3
-// AVX2:           scf.for {{.*}} -> (vector<3x16xf32>) {
 // AVX2:         scf.for {{.*}} step %c1
+// AVX2:           scf.for {{.*}} -> (vector<16xf32>) {
 // Without FMA instructions: a multiply and an add per term.
 // NOFMA-LABEL: func @matmul
 // NOFMA:         scf.for {{.*}} -> (vector<6x8xf32>) {
@@ -155,3 +150,38 @@ func.func @not_taken(%x: memref<4x16xf32>, %wsel: memref<64x16xf32>, %s: memref<
   %r = linalg.matmul ins(%tx, %tb : tensor<4x16xf32>, tensor<16x64xf32>) outs(%tc : tensor<4x64xf32>) -> tensor<4x64xf32>
   return %r : tensor<4x64xf32>
 }
+
+// -----
+
+// Also left alone: a body that is more than a multiply-add (a unary op
+// around the product or the sum would be lost), an output that is a view
+// of an input's buffer (the accumulator could not stay in registers), and
+// a zero-sized dim.
+// CHECK-LABEL: func @not_plain
+// CHECK-NOT:     vector.
+// CHECK:         arith.negf
+// CHECK:         math.tanh
+// CHECK:         linalg.matmul ins(%[[V:.*]], %{{.*}} : memref<8x64xf32
+// CHECK:         linalg.matmul {{.*}} memref<0x64xf32>
+#nm_lhs = affine_map<(m, n, k) -> (m, k)>
+#nm_rhs = affine_map<(m, n, k) -> (k, n)>
+#nm_out = affine_map<(m, n, k) -> (m, n)>
+func.func @not_plain(%a: memref<8x16xf32>, %b: memref<16x64xf32>, %c: memref<8x64xf32>,
+                     %z: memref<0x16xf32>, %cz: memref<0x64xf32>, %sq: memref<8x64xf32>,
+                     %b64: memref<64x64xf32>) {
+  linalg.generic {indexing_maps = [#nm_lhs, #nm_rhs, #nm_out],
+                  iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%a, %b : memref<8x16xf32>, memref<16x64xf32>) outs(%c : memref<8x64xf32>) {
+  ^bb0(%x: f32, %y: f32, %acc: f32):
+    %ny = arith.negf %y : f32
+    %p = arith.mulf %x, %ny : f32
+    %s = arith.addf %acc, %p : f32
+    %t = math.tanh %s : f32
+    linalg.yield %t : f32
+  }
+  %v = memref.reinterpret_cast %sq to offset: [0], sizes: [8, 64], strides: [64, 1] : memref<8x64xf32> to memref<8x64xf32, strided<[64, 1]>>
+  linalg.matmul ins(%v, %b64 : memref<8x64xf32, strided<[64, 1]>>, memref<64x64xf32>) outs(%sq : memref<8x64xf32>)
+  linalg.matmul ins(%z, %b : memref<0x16xf32>, memref<16x64xf32>) outs(%cz : memref<0x64xf32>)
+  return
+}
+

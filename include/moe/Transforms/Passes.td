@@ -163,8 +163,8 @@ def MoeCpuTileContractions : Pass<"moe-cpu-tile-contractions"> {
     `rows` x (`column-vectors` * `vector-bits` / 32) register tiles swept
     over k, with batch and k dims tiled by 1 (scf::tileUsingSCF, loops in
     batch, m, n, k order). Rows run in loops of static steps (`rows`,
-    then halvings while they divide, down to 1: a decode segment of fewer
-    rows is never padded to a full tile); a static column tail is split
+    then 1: a decode segment of fewer rows is never padded to a full
+    tile); a static column tail is split
     into power-of-two widths, a dynamic one is a masked vector. Each
     tile is vectorized to `vector.contract`, lowered to
     outer products (FMAs), the subviews are folded into the transfers and
