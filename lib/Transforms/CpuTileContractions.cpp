@@ -1,11 +1,11 @@
 //===- CpuTileContractions.cpp - register-tiled, vectorized contractions --===//
 //
-// The inner kernel of the CPU codegen (issue 10). Every contraction on
-// buffers whose output's last dim is a parallel dim `n` that is also the
-// right-hand side's last (contiguous) dim -- C[.., m, n] += A[.., m, k] *
-// B[.., k, n]: the expert matmuls of moe.grouped_matmul, dense projections,
-// the LM head, attention's P*V, the combine -- becomes an MR x NR register
-// tile swept over k:
+// The inner kernel of the CPU codegen (issue 10). Every multiply-add
+// contraction on buffers whose output's last dim is a parallel dim `n` of
+// the right-hand side -- C[.., m, n] += A[.., m, k] * B[.., k, n] (or
+// B[.., n, k]): the expert matmuls of moe.grouped_matmul, dense
+// projections, the LM head, attention's P*V, the combine, the selectors --
+// becomes an MR x NR register tile swept over k:
 //
 //   for m0 in 0..M step MR, for n0 in 0..N step NR:   (full tiles)
 //     acc[MR][NR] = C[m0.., n0..]              (hoisted out of the k loop)
@@ -134,10 +134,14 @@ std::optional<TilePlan> planFor(linalg::LinalgOp op, int64_t mr, int64_t nr,
   AffineMap rhs = op.getMatchingIndexingMap(op.getDpsInputOperand(1));
   if (out.getNumResults() == 0 || rhs.getNumResults() == 0)
     return std::nullopt;
+  // The vector dim: the output's last dim, an n dim (in the right-hand
+  // side). Where it is not the right-hand side's last dim too (a selector
+  // [E, D] read as "nd,ed->ne"), the tile reads a strided column of it per
+  // k: lane-by-lane loads, but FMAs into registers instead of a scalar
+  // chain through memory.
   auto outLast = dyn_cast<AffineDimExpr>(out.getResults().back());
-  auto rhsLast = dyn_cast<AffineDimExpr>(rhs.getResults().back());
-  if (!outLast || !rhsLast || outLast != rhsLast ||
-      !llvm::is_contained(dims->n, outLast.getPosition()))
+  if (!outLast || !llvm::is_contained(dims->n, outLast.getPosition()) ||
+      !llvm::is_contained(rhs.getResults(), AffineExpr(outLast)))
     return std::nullopt;
   TilePlan plan;
   plan.nDim = outLast.getPosition();

@@ -122,29 +122,41 @@ func.func @dynamic_columns(%a: memref<8x16xf32>, %b: memref<16x?xf32>, %c: memre
 
 // -----
 
-// Left to the loop path: a transposed right-hand side (its last dim is k),
-// an output narrower than one vector, integers, and tensors.
-// CHECK-LABEL: func @not_taken
-// CHECK-NOT:     vector.
-// CHECK:         linalg.generic
-// CHECK:         linalg.matmul {{.*}} memref<4x8xf32>
-// CHECK:         linalg.matmul {{.*}} memref<4x64xi32>
-// CHECK:         linalg.matmul {{.*}} -> tensor<4x64xf32>
+// A transposed right-hand side (a selector [E, D] read as "nd,ed->ne"):
+// the same register tiles, reading a strided column of the selector per k.
+// CHECK-LABEL: func @transposed_rhs
+// CHECK:         scf.for {{.*}} -> (vector<8x32xf32>) {
+// CHECK:           vector.transfer_read %{{.*}} : memref<64x16xf32>, vector<32x1xf32>
+// CHECK-COUNT-8:   vector.fma {{.*}} : vector<32xf32>
+// CHECK-NOT:     linalg.generic
 #t_lhs = affine_map<(n, e, d) -> (n, d)>
 #t_rhs = affine_map<(n, e, d) -> (e, d)>
 #t_out = affine_map<(n, e, d) -> (n, e)>
-func.func @not_taken(%x: memref<4x16xf32>, %wsel: memref<64x16xf32>, %s: memref<4x64xf32>,
-                     %b8: memref<16x8xf32>, %c8: memref<4x8xf32>,
-                     %xi: memref<4x16xi32>, %bi: memref<16x64xi32>, %ci: memref<4x64xi32>,
-                     %tx: tensor<4x16xf32>, %tb: tensor<16x64xf32>, %tc: tensor<4x64xf32>) -> tensor<4x64xf32> {
+func.func @transposed_rhs(%x: memref<?x16xf32>, %wsel: memref<64x16xf32>, %s: memref<?x64xf32>) {
   linalg.generic {indexing_maps = [#t_lhs, #t_rhs, #t_out],
                   iterator_types = ["parallel", "parallel", "reduction"]}
-      ins(%x, %wsel : memref<4x16xf32>, memref<64x16xf32>) outs(%s : memref<4x64xf32>) {
+      ins(%x, %wsel : memref<?x16xf32>, memref<64x16xf32>) outs(%s : memref<?x64xf32>) {
   ^bb0(%p: f32, %q: f32, %acc: f32):
     %m = arith.mulf %p, %q : f32
     %a = arith.addf %acc, %m : f32
     linalg.yield %a : f32
   }
+  return
+}
+
+// -----
+
+// Left to the loop path: an output narrower than one vector, integers,
+// and tensors.
+// CHECK-LABEL: func @not_taken
+// CHECK-NOT:     vector.
+// CHECK:         linalg.matmul {{.*}} memref<4x8xf32>
+// CHECK:         linalg.matmul {{.*}} memref<4x64xi32>
+// CHECK:         linalg.matmul {{.*}} -> tensor<4x64xf32>
+func.func @not_taken(%x: memref<4x16xf32>,
+                     %b8: memref<16x8xf32>, %c8: memref<4x8xf32>,
+                     %xi: memref<4x16xi32>, %bi: memref<16x64xi32>, %ci: memref<4x64xi32>,
+                     %tx: tensor<4x16xf32>, %tb: tensor<16x64xf32>, %tc: tensor<4x64xf32>) -> tensor<4x64xf32> {
   linalg.matmul ins(%x, %b8 : memref<4x16xf32>, memref<16x8xf32>) outs(%c8 : memref<4x8xf32>)
   linalg.matmul ins(%xi, %bi : memref<4x16xi32>, memref<16x64xi32>) outs(%ci : memref<4x64xi32>)
   %r = linalg.matmul ins(%tx, %tb : tensor<4x16xf32>, tensor<16x64xf32>) outs(%tc : tensor<4x64xf32>) -> tensor<4x64xf32>

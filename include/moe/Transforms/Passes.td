@@ -157,9 +157,11 @@ def MoeCpuTileContractions : Pass<"moe-cpu-tile-contractions"> {
   let summary = "Register-tile and vectorize contractions on buffers (the "
                 "CPU inner kernel)";
   let description = [{
-    Every f32 contraction on memrefs (named or generic) whose output's last
-    dim is a parallel dim `n` that is also the last dim of the right-hand
-    side -- C[.., m, n] += A[.., m, k] * B[.., k, n] -- is tiled into
+    Every f32 contraction on memrefs (named or generic) whose body is a
+    plain multiply-add and whose output's last dim is a parallel dim `n`
+    of the right-hand side -- C[.., m, n] += A[.., m, k] * B[.., k, n],
+    or B[.., n, k] (a selector read transposed: a strided column per k) --
+    is tiled into
     `rows` x (`column-vectors` * `vector-bits` / 32) register tiles swept
     over k, with batch and k dims tiled by 1 (scf::tileUsingSCF, loops in
     batch, m, n, k order). Rows run in loops of static steps (`rows`,
@@ -169,9 +171,9 @@ def MoeCpuTileContractions : Pass<"moe-cpu-tile-contractions"> {
     tile is vectorized to `vector.contract`, lowered to
     outer products (FMAs), the subviews are folded into the transfers and
     the accumulator is hoisted out of the k loop into registers.
-    Contractions it does not match (a transposed right-hand side, an
-    output narrower than one vector, other element types) are left for
-    the loop path. moe-compile runs it after bufferization unless
+    Contractions it does not match (other bodies, an output narrower than
+    one vector, other element types, an output that is a view of an
+    input's buffer, zero-sized dims) are left for the loop path. moe-compile runs it after bufferization unless
     `--reference` or `--no-tile` is given, with `vector-bits` from the
     target's features (512 with AVX-512, 256 with AVX, else 128).
 
