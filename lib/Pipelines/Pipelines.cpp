@@ -54,6 +54,7 @@ void moe::buildLowerToLLVMPipeline(OpPassManager &pm,
     tile.rows = options.tileVectorBits >= 512 ? 8 : 6;
     tile.columnVectors = 2;
     tile.fma = options.fma;
+    tile.parallelRows = options.parallelLoops;
     pm.addPass(createMoeCpuTileContractions(tile));
   }
   if (options.stopOnBuffers)

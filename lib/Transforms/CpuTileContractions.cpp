@@ -228,7 +228,8 @@ struct MoeCpuTileContractionsPass
       if (failed(named))
         continue;
       // 2. Row loops of static steps MR and 1 (no masks).
-      if (failed(splitRows(rewriter, *named, mr, nr, lanes, parts)))
+      if (failed(splitRows(rewriter, *named, mr, nr, lanes, parallelRows,
+                           parts)))
         return signalPassFailure();
     }
     // 3. Register tiles (k innermost, marked for the accumulator hoist);
@@ -438,6 +439,7 @@ struct MoeCpuTileContractionsPass
   /// masks.
   static LogicalResult splitRows(IRRewriter &rewriter, linalg::LinalgOp op,
                                  int64_t mr, int64_t nr, int64_t lanes,
+                                 bool parallelRows,
                                  SmallVectorImpl<linalg::LinalgOp> &parts) {
     std::optional<TilePlan> plan = planFor(op, mr, nr, lanes);
     if (!plan)
@@ -461,17 +463,35 @@ struct MoeCpuTileContractionsPass
     AffineExpr s0 = rewriter.getAffineSymbolExpr(0),
                s1 = rewriter.getAffineSymbolExpr(1);
     auto rowLoop = [&](Value from, Value to, int64_t step) -> LogicalResult {
-      auto loop = scf::ForOp::create(
-          rewriter, loc, from, to,
-          arith::ConstantIndexOp::create(rewriter, loc, step));
+      Value stepValue = arith::ConstantIndexOp::create(rewriter, loc, step);
+      // Row tiles write disjoint rows: with `parallelRows` they form an
+      // scf.parallel (moe-parallel-loops-to-host runs it on the thread
+      // pool; every element's terms keep their order, so any thread count
+      // gives the same bits).
+      Operation *loop;
+      Value iv;
+      // Not inside another loop (a grouped matmul's expert loop): a
+      // fork-join per expert cost more than it gained (N = 512: 22 ms on
+      // one thread, 28 ms on two).
+      if (parallelRows && !op->getParentOfType<LoopLikeOpInterface>()) {
+        auto par = scf::ParallelOp::create(rewriter, loc, ValueRange{from},
+                                           ValueRange{to},
+                                           ValueRange{stepValue});
+        loop = par;
+        iv = par.getInductionVars()[0];
+      } else {
+        auto seq = scf::ForOp::create(rewriter, loc, from, to, stepValue);
+        loop = seq;
+        iv = seq.getInductionVar();
+      }
       OpBuilder::InsertionGuard guard(rewriter);
-      rewriter.setInsertionPoint(loop.getBody()->getTerminator());
+      rewriter.setInsertionPoint(loop->getRegion(0).front().getTerminator());
       SmallVector<OpFoldResult> offsets, sizes;
       for (Range r : domain) {
         offsets.push_back(r.offset);
         sizes.push_back(r.size);
       }
-      offsets[m] = loop.getInductionVar();
+      offsets[m] = iv;
       sizes[m] = rewriter.getIndexAttr(step);
       FailureOr<TilingResult> slice =
           tiling.getTiledImplementation(rewriter, offsets, sizes);

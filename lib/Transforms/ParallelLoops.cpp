@@ -118,14 +118,9 @@ LogicalResult Outliner::outline(scf::ParallelOp loop, unsigned id) {
     if (d > 0)
       captured.insert(loop.getUpperBound()[d]);
   }
-  for (Value v : captured) {
-    Type t = v.getType();
-    if (!t.isIntOrIndexOrFloat() && !isa<MemRefType, LLVM::LLVMPointerType>(t))
-      return loop.emitError() << "moe-parallel-loops-to-host: cannot pass a "
-                              << t << " to a parallel body";
-  }
   // Constants are cloned into the body, not passed: loop bounds, strides
-  // and sizes must stay known to LLVM there.
+  // and sizes must stay known to LLVM there (and vector constants of the
+  // register tiles have no closure field type).
   SmallVector<Operation *> constants;
   SetVector<Value> passed;
   for (Value v : captured) {
@@ -136,6 +131,12 @@ LogicalResult Outliner::outline(scf::ParallelOp loop, unsigned id) {
       passed.insert(v);
   }
   captured = std::move(passed);
+  for (Value v : captured) {
+    Type t = v.getType();
+    if (!t.isIntOrIndexOrFloat() && !isa<MemRefType, LLVM::LLVMPointerType>(t))
+      return loop.emitError() << "moe-parallel-loops-to-host: cannot pass a "
+                              << t << " to a parallel body";
+  }
   SmallVector<Type> fields;
   for (Value v : captured)
     fields.push_back(llvmTypeOf(v.getType()));

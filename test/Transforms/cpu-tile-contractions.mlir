@@ -1,6 +1,7 @@
 // RUN: moe-opt %s --moe-cpu-tile-contractions="vector-bits=512" --split-input-file | FileCheck %s
 // RUN: moe-opt %s --moe-cpu-tile-contractions="vector-bits=256 rows=6" --split-input-file | FileCheck %s --check-prefix=AVX2
 // RUN: moe-opt %s --moe-cpu-tile-contractions="vector-bits=128 rows=6 fma=false" --split-input-file | FileCheck %s --check-prefix=NOFMA
+// RUN: moe-opt %s --moe-cpu-tile-contractions="parallel-rows=true" --split-input-file | FileCheck %s --check-prefix=PAR
 
 // Dynamic rows, 100 columns: 8x32 register tiles up to the last multiple of
 // 8 rows, the 4-column tail as an 8x4 tile, then the remaining rows one at a
@@ -35,6 +36,11 @@
 // AVX2-COUNT-6:     vector.fma {{.*}} : vector<16xf32>
 // AVX2:         scf.for {{.*}} step %c1
 // AVX2:           scf.for {{.*}} -> (vector<16xf32>) {
+// With parallel-rows, both row loops are scf.parallel (rows are disjoint).
+// PAR-LABEL: func @matmul
+// PAR:         scf.parallel ({{.*}}) = ({{.*}}) to ({{.*}}) step (%c8)
+// PAR:           scf.for {{.*}} -> (vector<8x32xf32>)
+// PAR:         scf.parallel ({{.*}}) = ({{.*}}) to ({{.*}}) step (%c1)
 // Without FMA instructions: a multiply and an add per term.
 // NOFMA-LABEL: func @matmul
 // NOFMA:         scf.for {{.*}} -> (vector<6x8xf32>) {
@@ -194,6 +200,28 @@ func.func @not_plain(%a: memref<8x16xf32>, %b: memref<16x64xf32>, %c: memref<8x6
   %v = memref.reinterpret_cast %sq to offset: [0], sizes: [8, 64], strides: [64, 1] : memref<8x64xf32> to memref<8x64xf32, strided<[64, 1]>>
   linalg.matmul ins(%v, %b64 : memref<8x64xf32, strided<[64, 1]>>, memref<64x64xf32>) outs(%sq : memref<8x64xf32>)
   linalg.matmul ins(%z, %b : memref<0x16xf32>, memref<16x64xf32>) outs(%cz : memref<0x64xf32>)
+  return
+}
+
+// -----
+
+// Inside another loop (a grouped matmul's expert loop) the row loops stay
+// sequential even with parallel-rows: a fork-join per expert costs more
+// than it saves.
+// CHECK-LABEL: func @in_loop
+// CHECK:         scf.for {{.*}} -> (vector<8x32xf32>)
+// PAR-LABEL: func @in_loop
+// PAR-NOT:       scf.parallel
+func.func @in_loop(%a: memref<4x?x16xf32>, %b: memref<4x16x64xf32>, %c: memref<?x64xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c4 = arith.constant 4 : index
+  %n = memref.dim %a, %c1 : memref<4x?x16xf32>
+  scf.for %e = %c0 to %c4 step %c1 {
+    %ae = memref.subview %a[%e, 0, 0] [1, %n, 16] [1, 1, 1] : memref<4x?x16xf32> to memref<?x16xf32, strided<[16, 1], offset: ?>>
+    %be = memref.subview %b[%e, 0, 0] [1, 16, 64] [1, 1, 1] : memref<4x16x64xf32> to memref<16x64xf32, strided<[64, 1], offset: ?>>
+    linalg.matmul ins(%ae, %be : memref<?x16xf32, strided<[16, 1], offset: ?>>, memref<16x64xf32, strided<[64, 1], offset: ?>>) outs(%c : memref<?x64xf32>)
+  }
   return
 }
 

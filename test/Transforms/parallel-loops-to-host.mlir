@@ -65,3 +65,26 @@ func.func @moe_entry_main(%frame: !llvm.ptr) -> f32 {
   }
   return %s : f32
 }
+
+// -----
+
+// A vector constant used in the body (a register tile's zero accumulator)
+// is cloned into the body function, not passed through the closure.
+// CHECK-LABEL: func.func @moe_entry_main(
+// CHECK-NOT:   scf.parallel
+// CHECK-LABEL: func.func private @__moe_parallel_body_0(
+// CHECK:   arith.constant dense<0.000000e+00> : vector<8xf32>
+// CHECK:   vector.transfer_write
+func.func @moe_entry_main(%frame: !llvm.ptr) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c8 = arith.constant 8 : index
+  %zeros = arith.constant dense<0.0> : vector<8xf32>
+  %m = memref.alloca() : memref<8x8xf32>
+  scf.parallel (%i) = (%c0) to (%c8) step (%c1) {
+    vector.transfer_write %zeros, %m[%i, %c0] {in_bounds = [true]} : vector<8xf32>, memref<8x8xf32>
+    scf.reduce
+  }
+  return
+}
+

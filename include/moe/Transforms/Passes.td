@@ -202,6 +202,9 @@ def MoeCpuTileContractions : Pass<"moe-cpu-tile-contractions"> {
            "rows of a register tile (MR)">,
     Option<"columnVectors", "column-vectors", "int64_t", "2",
            "vectors across a register tile (NR = column-vectors * lanes)">,
+    Option<"parallelRows", "parallel-rows", "bool", "false",
+           "row-tile loops of contractions outside any loop as scf.parallel "
+           "(for moe-parallel-loops-to-host)">,
     Option<"fma", "fma", "bool", "true",
            "the target has FMA instructions (otherwise a multiply and an "
            "add per term: llvm.fma would become a libm call)">
