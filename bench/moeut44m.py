@@ -3,7 +3,7 @@ same file, one thread each.
 
 usage: .venv/bin/python bench/moeut44m.py [--tokens 64] [--batch 1]
        [--repeats 5] [--threads 1] [--work DIR] [--model MoEUT-44M]
-       [--compile-flags "..."]
+       [--compile-flags="..."]
 
 Builds the published configuration (python/moe_ref/configs.py PUBLISHED,
 random weights, seed 0), exports it with the project's exporter

@@ -2,14 +2,17 @@
 
 usage: .venv/bin/python bench/ort_moe_ffn.py [--hidden 412 --inter 128
        --experts 155 --k 12 --activation relu] [--tokens 1,64,512]
-       [--threads 1] [--repeats 20]
+       [--threads 1] [--repeats 20] [--torch] [--csv FILE]
 
 Exports one com.microsoft.MoE layer (python/moe_ref/ort_moe.py, seed 0; the
 MoEUT-44M feed-forward shape by default), compiles it with moe_mlir.compile
 (-O3 -march=native) and, for each token count, runs moe-mlir and ONNX
-Runtime alternately on the same inputs with the same thread count. Prints
-one markdown row per token count: p50 of each, the ratio (ORT time / ours)
-and the largest difference between the two outputs.
+Runtime alternately on the same inputs with the same thread count (and,
+with --torch, PyTorch eager on the reference model: python/moe_ref/ort_moe.py
+OrtMoE.forward, torch.set_num_threads(threads)). Prints one markdown row per
+token count: p50 of each, the ratio (ORT time / ours, and torch time / ours)
+and the largest difference between the two outputs; --csv also writes the
+rows to FILE.
 """
 import argparse
 import os
@@ -36,7 +39,10 @@ p.add_argument("--activation", default="relu")
 p.add_argument("--tokens", default="1,64,512")
 p.add_argument("--threads", type=int, default=1)
 p.add_argument("--repeats", type=int, default=20)
+p.add_argument("--torch", action="store_true")
+p.add_argument("--csv", default=None)
 a = p.parse_args()
+torch.set_num_threads(a.threads)
 
 torch.manual_seed(0)
 layer = OrtMoE(a.hidden, a.inter, a.experts, a.k, a.activation)
@@ -55,8 +61,13 @@ ours = moe_mlir.InferenceSession(artifact, threads=a.threads)
 
 print(f"com.microsoft.MoE D={a.hidden} I={a.inter} E={a.experts} k={a.k} "
       f"{a.activation}, {a.threads} thread(s); compile {compile_s:.1f} s")
-print("| N | moe-mlir p50 ms | ORT p50 ms | ORT time / ours | max abs diff |")
-print("|---|---|---|---|---|")
+head = ["N", "moe-mlir p50 ms", "ORT p50 ms", "ORT time / ours"]
+if a.torch:
+    head += ["torch p50 ms", "torch time / ours"]
+head += ["max abs diff"]
+print("| " + " | ".join(head) + " |")
+print("|" + "---|" * len(head))
+rows = []
 rng = np.random.default_rng(0)
 for n in [int(t) for t in a.tokens.split(",")]:
     x = rng.standard_normal((n, a.hidden), dtype=np.float32)
@@ -64,12 +75,31 @@ for n in [int(t) for t in a.tokens.split(",")]:
     ya = ours.run(None, feeds)[0]
     yb = ref.run(None, feeds)[0]
     diff = float(np.abs(ya - yb).max()) if n else 0.0
-    times = {"ours": [], "ort": []}
+    xt = torch.from_numpy(x)
+    runners = [("ours", lambda: ours.run(None, feeds)),
+               ("ort", lambda: ref.run(None, feeds))]
+    if a.torch:
+        def run_torch():
+            with torch.no_grad():
+                layer.forward(xt)
+        runners.append(("torch", run_torch))
+    times = {name: [] for name, _ in runners}
     for _ in range(a.repeats):
-        for name, s in (("ours", ours), ("ort", ref)):
+        for name, fn in runners:
             t = time.perf_counter()
-            s.run(None, feeds)
+            fn()
             times[name].append(time.perf_counter() - t)
-    mo = 1e3 * float(np.median(times["ours"]))
-    mr = 1e3 * float(np.median(times["ort"]))
-    print(f"| {n} | {mo:.3f} | {mr:.3f} | {mr / mo:.3f} | {diff:.2e} |")
+    p50 = {k: 1e3 * float(np.median(v)) for k, v in times.items()}
+    row = [n, p50["ours"], p50["ort"], p50["ort"] / p50["ours"]]
+    if a.torch:
+        row += [p50["torch"], p50["torch"] / p50["ours"]]
+    row += [diff]
+    rows.append(row)
+    cells = [str(n)] + [f"{v:.3f}" for v in row[1:-1]] + [f"{diff:.2e}"]
+    print("| " + " | ".join(cells) + " |")
+if a.csv:
+    import csv
+    with open(a.csv, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(head)
+        w.writerows(rows)
