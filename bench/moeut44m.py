@@ -60,9 +60,13 @@ if not os.path.exists(model_path):
 
 if not os.path.exists(artifact):
     t0 = time.perf_counter()
+    # Into a temporary name first: a killed compile leaves a partial file,
+    # which the existence check above would take for the artifact.
+    partial = artifact + ".partial"
     subprocess.run([os.path.join(build, "bin", "moe-compile"), "-q",
-                    *a.compile_flags.split(), model_path, "-o", artifact],
+                    *a.compile_flags.split(), model_path, "-o", partial],
                    check=True)
+    os.replace(partial, artifact)
     wall = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"moe-compile: {wall:.1f} s wall, {peak:.0f} MB peak "
