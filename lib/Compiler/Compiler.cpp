@@ -407,6 +407,9 @@ LogicalResult mlir::moe::compileModule(ModuleOp module,
     return success();
   }
   progress(options.reference ? "lowering to LLVM (moe-lower-to-llvm)"
+            : options.tile   ? "lowering to LLVM (moe-lower-to-llvm-cpu-tiled, " +
+                                 std::to_string(vectorBitsFor(options.march)) +
+                                 "-bit vectors)"
                              : "lowering to LLVM (moe-lower-to-llvm-cpu)");
   if (failed(runPipeline(module, options, [&](OpPassManager &pm) {
         buildLowerToLLVMPipeline(pm, cpuCodegenOptions(options));
