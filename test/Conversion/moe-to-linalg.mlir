@@ -89,10 +89,19 @@ func.func @tree_route(%u: tensor<?x2xf32>) -> (tensor<?x3xf32>, tensor<?x3xi32>)
 
 // -----
 
+// RoPE: cos and sin once per (position, frequency) in a [T, half] table
+// (two results of one generic over [T, max(half, 1)]), read by the
+// elementwise rotation, which computes no transcendental itself.
 // CHECK-LABEL: func @attention_rope
-// CHECK:         math.cos
-// CHECK:         math.sin
-// CHECK:         arith.select
+// CHECK:         %[[TAB:.*]]:2 = linalg.generic {{.*}}iterator_types = ["parallel", "parallel"]{{.*}} outs({{.*}} : tensor<?x?xf32>, tensor<?x?xf32>)
+// CHECK:           math.powf
+// CHECK:           math.cos
+// CHECK:           math.sin
+// CHECK:         linalg.generic {{.*}}ins(%{{.*}} : tensor<1x?x2x8xf32>)
+// CHECK-NOT:       math.
+// CHECK:           tensor.extract %[[TAB]]#0
+// CHECK:           tensor.extract %[[TAB]]#1
+// CHECK:           arith.select
 // CHECK:         linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]
 // CHECK:         arith.cmpi sle
 // CHECK:         math.exp

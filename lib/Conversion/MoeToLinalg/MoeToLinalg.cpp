@@ -814,6 +814,42 @@ struct LowerRope : OpRewritePattern<RopeOp> {
     Value rE = arith::SIToFPOp::create(
         b, loc, elt,
         arith::IndexCastOp::create(b, loc, b.getI64Type(), r));
+    auto toE = [&](OpBuilder &nb, Location nl, Value index) -> Value {
+      return arith::SIToFPOp::create(
+          nb, nl, elt,
+          arith::IndexCastOp::create(nb, nl, nb.getI64Type(), index));
+    };
+    // cos and sin of theta = t * base^(-2 fi / r), once per (position,
+    // frequency) in a [T, max(half, 1)] table, not once per element of
+    // every head (the extra column when half = 0 keeps the reads below in
+    // bounds; it is never selected).
+    Value positions = tensor::DimOp::create(b, loc, x, 1);
+    Value columns = arith::MaxUIOp::create(b, loc, half, idx(b, loc, 1));
+    SmallVector<OpFoldResult> tableSizes = {positions, columns};
+    Value cosInit = emptyTensor(b, loc, tableSizes, elt);
+    Value sinInit = emptyTensor(b, loc, tableSizes, elt);
+    AffineMap id2 = b.getMultiDimIdentityMap(2);
+    auto table = linalg::GenericOp::create(
+        b, loc, TypeRange{cosInit.getType(), sinInit.getType()}, ValueRange{},
+        ValueRange{cosInit, sinInit}, SmallVector<AffineMap>{id2, id2},
+        SmallVector<utils::IteratorType>(2, utils::IteratorType::parallel),
+        [&](OpBuilder &nb, Location nl, ValueRange) {
+          Value t = linalg::IndexOp::create(nb, nl, 0);
+          Value fi = linalg::IndexOp::create(nb, nl, 1);
+          Value expo = arith::DivFOp::create(
+              nb, nl,
+              arith::MulFOp::create(nb, nl, toE(nb, nl, fi),
+                                    fconst(nb, nl, elt, -2.0)),
+              rE);
+          Value invFreq =
+              math::PowFOp::create(nb, nl, fconst(nb, nl, elt, base), expo);
+          Value theta = arith::MulFOp::create(nb, nl, toE(nb, nl, t), invFreq);
+          linalg::YieldOp::create(
+              nb, nl,
+              ValueRange{math::CosOp::create(nb, nl, theta).getResult(),
+                         math::SinOp::create(nb, nl, theta).getResult()});
+        });
+    Value cosTable = table.getResult(0), sinTable = table.getResult(1);
     Value out = mapElements(
         b, loc, {x}, elt, [&](OpBuilder &nb, Location nl, ValueRange a) {
           Value bb = linalg::IndexOp::create(nb, nl, 0);
@@ -825,30 +861,22 @@ struct LowerRope : OpRewritePattern<RopeOp> {
                                                 half);
           Value inRot = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::ult,
                                               i, r);
-          // Frequency index and partner element.
+          // Frequency index and partner element (both clamped in range
+          // outside the rotated part, where the result is x itself).
+          Value zero = idx(nb, nl, 0);
           Value fi = arith::SelectOp::create(
               nb, nl, inFirst, i, arith::SubIOp::create(nb, nl, i, half));
+          Value safeFi = arith::SelectOp::create(nb, nl, inRot, fi, zero);
           Value partner = arith::SelectOp::create(
               nb, nl, inFirst, arith::AddIOp::create(nb, nl, i, half),
               arith::SubIOp::create(nb, nl, i, half));
           Value safePartner = arith::SelectOp::create(nb, nl, inRot, partner, i);
           Value other = tensor::ExtractOp::create(
               nb, nl, x, ValueRange{bb, t, h, safePartner});
-          auto toE = [&](Value index) -> Value {
-            return arith::SIToFPOp::create(
-                nb, nl, elt,
-                arith::IndexCastOp::create(nb, nl, nb.getI64Type(), index));
-          };
-          // theta = t * base^(-2 fi / r).
-          Value expo = arith::DivFOp::create(
-              nb, nl,
-              arith::MulFOp::create(nb, nl, toE(fi), fconst(nb, nl, elt, -2.0)),
-              rE);
-          Value invFreq =
-              math::PowFOp::create(nb, nl, fconst(nb, nl, elt, base), expo);
-          Value theta = arith::MulFOp::create(nb, nl, toE(t), invFreq);
-          Value cos = math::CosOp::create(nb, nl, theta);
-          Value sin = math::SinOp::create(nb, nl, theta);
+          Value cos = tensor::ExtractOp::create(nb, nl, cosTable,
+                                                ValueRange{t, safeFi});
+          Value sin = tensor::ExtractOp::create(nb, nl, sinTable,
+                                                ValueRange{t, safeFi});
           Value xc = arith::MulFOp::create(nb, nl, a[0], cos);
           Value os = arith::MulFOp::create(nb, nl, other, sin);
           Value first = arith::SubFOp::create(nb, nl, xc, os);
