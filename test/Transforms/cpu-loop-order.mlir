@@ -51,3 +51,30 @@ func.func @left_alone(%x: tensor<4x8xf32>, %acc: tensor<4xf32>, %y: tensor<4x8xf
   %e = linalg.add ins(%x, %x : tensor<4x8xf32>, tensor<4x8xf32>) outs(%y : tensor<4x8xf32>) -> tensor<4x8xf32>
   return %s, %e : tensor<4xf32>, tensor<4x8xf32>
 }
+
+// -----
+
+// A gather whose last index is the output's last dim (com.microsoft.MoE's
+// per-slot bias rows) counts as a unit-stride input: (n, d, s) becomes
+// (n, s, d).
+// CHECK-LABEL: func @gathered_rows
+// CHECK:         linalg.generic {{.*}}iterator_types = ["parallel", "reduction", "parallel"]
+// CHECK:           tensor.extract
+// CHECK:           arith.mulf {{.*}} fastmath<contract>
+#g_w = affine_map<(n, d, s) -> (n, s)>
+#g_o = affine_map<(n, d, s) -> (n, d)>
+func.func @gathered_rows(%w: tensor<?x12xf32>, %ids: tensor<?x12xi32>, %bias: tensor<155x412xf32>,
+                         %init: tensor<?x412xf32>) -> tensor<?x412xf32> {
+  %r = linalg.generic {indexing_maps = [#g_w, #g_w, #g_o],
+                       iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%w, %ids : tensor<?x12xf32>, tensor<?x12xi32>) outs(%init : tensor<?x412xf32>) {
+  ^bb0(%x: f32, %id: i32, %acc: f32):
+    %e = arith.index_cast %id : i32 to index
+    %d = linalg.index 1 : index
+    %b = tensor.extract %bias[%e, %d] : tensor<155x412xf32>
+    %p = arith.mulf %x, %b : f32
+    %s = arith.addf %acc, %p : f32
+    linalg.yield %s : f32
+  } -> tensor<?x412xf32>
+  return %r : tensor<?x412xf32>
+}

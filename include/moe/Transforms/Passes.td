@@ -121,7 +121,8 @@ def MoeCpuLoopOrder : Pass<"moe-cpu-loop-order"> {
     a strided walk over the right-hand side, which LLVM cannot vectorize
     without reassociating. This pass generalizes every linalg op with a
     reduction whose output's last dim is a parallel loop that also indexes
-    the last dim of an input (so that both walk contiguous memory) and is
+    the last dim of an input, or is the last index of a `tensor.extract`
+    gather in the body (so that both walk contiguous memory), and is
     dynamic or at least 64 long (shorter ones keep their register
     accumulator), and interchanges
     its loops so that this dim is innermost and the reductions sit just
