@@ -12,7 +12,7 @@
 //     for k: acc += broadcast(A[m0.., k]) * B[k, n0..]   (MR x NR/lanes FMAs)
 //     C[m0.., n0..] = acc
 //
-// All of it is upstream machinery: scf::tileUsingSCF for the tiles,
+// The transformations are upstream's: scf::tileUsingSCF for the tiles,
 // scf::peelForLoopAndSimplifyBounds so that full tiles are static (no
 // masks in the hot loop), linalg::vectorize to vector.contract, the
 // outer-product contraction lowering to FMAs. Written here: which ops,
@@ -296,7 +296,8 @@ struct MoeCpuTileContractionsPass
         sizes.push_back(r.size);
       }
       int64_t at = 0;
-      for (int64_t bit = int64_t(llvm::bit_floor(uint64_t(width))); bit; bit >>= 1) {
+      for (int64_t bit = int64_t(llvm::bit_floor(uint64_t(width))); bit;
+           bit >>= 1) {
         if (!(width & bit))
           continue;
         offsets[plan->nDim] = rewriter.getIndexAttr(at);
@@ -433,9 +434,9 @@ struct MoeCpuTileContractionsPass
     return cast<linalg::LinalgOp>(contract.getOperation());
   }
 
-  /// Splits `op`'s m range into row loops of static steps (MR, then 1). Each loop's body is `op` on that static row slice
-  /// (appended to `parts`), so the register tiles are static with no
-  /// masks.
+  /// Splits `op`'s m range into row loops of static steps (MR, then 1).
+  /// Each loop's body is `op` on that static row slice (appended to
+  /// `parts`), so the register tiles are static with no masks.
   static LogicalResult splitRows(IRRewriter &rewriter, linalg::LinalgOp op,
                                  int64_t mr, int64_t nr, int64_t lanes,
                                  bool parallelRows,
@@ -552,10 +553,11 @@ struct MoeCpuTileContractionsPass
   /// the body too becomes a loop-carried value, read before the loop and
   /// written after it. Upstream's hoistRedundantVectorTransfers does the
   /// same but refuses every memref that is, or has, a view (all of ours:
-  /// subviews of workspace buffers); the k loop of a register tile writes
-  /// nothing but its output tile, and one-shot bufferization never lets a
-  /// contraction's output alias its inputs, so the loads of A and B cannot
-  /// see these stores.
+  /// subviews of workspace buffers). Here the k loop of a register tile
+  /// writes nothing but its output tiles (checked below), and planFor
+  /// refuses an output that is a view of an input's buffer (one-shot
+  /// bufferization never makes one), so the loads of A and B cannot see
+  /// these stores.
   static void hoistAccumulators(IRRewriter &rewriter, scf::ForOp loop) {
     moveLoopInvariantCode(cast<LoopLikeOpInterface>(loop.getOperation()));
     Block *body = loop.getBody();
@@ -601,7 +603,8 @@ struct MoeCpuTileContractionsPass
         continue;
       // Every other transfer of this memref in the loop (the other slices
       // of a split column tail) must touch other elements.
-      bool disjoint = llvm::all_of(body->without_terminator(), [&](Operation &op) {
+      bool disjoint = llvm::all_of(body->without_terminator(),
+                                   [&](Operation &op) {
         auto other = dyn_cast<VectorTransferOpInterface>(op);
         if (!other || &op == read.getOperation() ||
             &op == write.getOperation() || other.getBase() != write.getBase())
