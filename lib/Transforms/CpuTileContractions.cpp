@@ -178,6 +178,16 @@ std::optional<TilePlan> planFor(linalg::LinalgOp op, int64_t mr, int64_t nr,
 }
 
 /// Peels `loop` so that its main part runs full tiles only.
+/// Whether `op` is inside a loop other than the loop over a model's
+/// repeats (moe-roll-repeats' `moe.repeats` scf.for).
+bool insideInnerLoop(Operation *op) {
+  for (auto loop = op->getParentOfType<LoopLikeOpInterface>(); loop;
+       loop = loop->getParentOfType<LoopLikeOpInterface>())
+    if (!loop->hasAttr("moe.repeats"))
+      return true;
+  return false;
+}
+
 void peel(RewriterBase &rewriter, LoopLikeOpInterface loop) {
   auto forOp = dyn_cast_or_null<scf::ForOp>(loop.getOperation());
   if (!forOp)
@@ -472,8 +482,9 @@ struct MoeCpuTileContractionsPass
       Value iv;
       // Not inside another loop (a grouped matmul's expert loop): a
       // fork-join per expert cost more than it gained (N = 512: 22 ms on
-      // one thread, 28 ms on two).
-      if (parallelRows && !op->getParentOfType<LoopLikeOpInterface>()) {
+      // one thread, 28 ms on two). The loop over a model's repeats
+      // (moe-roll-repeats) runs whole layers and does not count.
+      if (parallelRows && !insideInnerLoop(op)) {
         auto par = scf::ParallelOp::create(rewriter, loc, ValueRange{from},
                                            ValueRange{to},
                                            ValueRange{stepValue});

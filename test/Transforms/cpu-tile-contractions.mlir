@@ -225,3 +225,21 @@ func.func @in_loop(%a: memref<4x?x16xf32>, %b: memref<4x16x64xf32>, %c: memref<?
   return
 }
 
+// -----
+
+// The loop over a model's repeats (moe-roll-repeats marks it moe.repeats)
+// runs whole layers: its contractions' row loops are parallel.
+// PAR-LABEL: func @in_repeats
+// PAR:         scf.for
+// PAR:           scf.parallel
+// PAR:         } {moe.repeats = 3 : i64}
+func.func @in_repeats(%a: memref<?x16xf32>, %b: memref<16x64xf32>, %c: memref<?x64xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c3 = arith.constant 3 : index
+  scf.for %r = %c0 to %c3 step %c1 {
+    linalg.matmul ins(%a, %b : memref<?x16xf32>, memref<16x64xf32>) outs(%c : memref<?x64xf32>)
+  } {moe.repeats = 3 : i64}
+  return
+}
+

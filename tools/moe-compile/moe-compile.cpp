@@ -64,6 +64,10 @@ llvm::cl::opt<bool> noTile(
     "no-tile",
     llvm::cl::desc("leave contractions on the loop path (no "
                    "moe-cpu-tile-contractions; debugging)"));
+llvm::cl::opt<bool> noRoll(
+    "no-roll",
+    llvm::cl::desc("compile every copy of a repeated layer sequence "
+                   "(no moe-roll-repeats; debugging)"));
 llvm::cl::opt<bool> reference(
     "reference",
     llvm::cl::desc("the reference lowering only (moe-lower-to-llvm, without "
@@ -123,6 +127,7 @@ int main(int argc, char **argv) {
   options.reference = reference;
   options.parallelLoops = parallelLoops;
   options.tile = !noTile;
+  options.rollRepeats = !noRoll;
   options.progress = progress;
   options.configure = [](PassManager &pm) {
     if (failed(applyPassManagerCLOptions(pm)))

@@ -47,6 +47,10 @@ struct CompileOptions {
   /// Register-tiled, vectorized contractions (moe-cpu-tile-contractions);
   /// off with moe-compile --no-tile (debugging: the loop path only).
   bool tile = true;
+  /// Emit a sequence of layers the model repeats (MoEUT's R repeats of G
+  /// layers) once, in a loop (moe-roll-repeats); off with
+  /// moe-compile --no-roll and with `reference`.
+  bool rollRepeats = true;
   /// Smallest constant (elements) stored as a weight.
   int64_t minWeightElements = 16;
   /// Progress lines ("moe-compile: ...") go here when set.

@@ -113,6 +113,55 @@ def MoeFoldConstantLayouts : Pass<"moe-fold-constant-layouts"> {
                            "::mlir::linalg::LinalgDialect"];
 }
 
+def MoeRollRepeats : Pass<"moe-roll-repeats", "::mlir::func::FuncOp"> {
+  let summary = "Emit a sequence of ops that repeats back to back once, "
+                "inside an scf.for";
+  let description = [{
+    A MoEUT runs its G distinct layers R times with shared weights, and its
+    ONNX graph spells out all R·G layers. This pass finds such a sequence in
+    a function's body: `count` copies of `period` ops, back to back, where
+    copy k is structurally equivalent to copy 0 (regions included) and each
+    of its operands is its own corresponding value, the very value copy 0
+    uses there (defined before the sequence: a weight, a constant), or the
+    corresponding value of copy k-1 where copy 0 uses a value defined before
+    the sequence (carried from one copy to the next, like the residual
+    stream). It then emits copy 0 once in an `scf.for` of `count` iterations
+    (marked `moe.repeats`) whose iteration arguments are the carried values.
+    The loop runs the same ops in the same order on the same values, so the
+    result is the same bits; the code of the repeated layers is compiled
+    once. Values of the copies used after the sequence must be carried
+    values of the last copy, otherwise the last copy stays unrolled after
+    the loop. Candidates come from a structural hash of each op; the one
+    that removes the most ops wins (the smallest period on a tie), and the
+    search repeats on the result. Sequences shorter than `min-ops` ops are
+    left alone. moe-compile runs it after `moe-outline-weights` (weights
+    are then arguments, loop-invariant); `moe-compile --no-roll` and
+    `--reference` skip it.
+
+    Before (two copies of a two-op layer reading the shared weight `%w`):
+    ```mlir
+    %a0 = linalg.matmul ins(%x, %w : ...) outs(%z : ...) -> tensor<4x4xf32>
+    %b0 = linalg.add ins(%a0, %x : ...) outs(%e : ...) -> tensor<4x4xf32>
+    %a1 = linalg.matmul ins(%b0, %w : ...) outs(%z : ...) -> tensor<4x4xf32>
+    %b1 = linalg.add ins(%a1, %b0 : ...) outs(%e : ...) -> tensor<4x4xf32>
+    ```
+    After:
+    ```mlir
+    %r = scf.for %i = %c0 to %c2 step %c1 iter_args(%h = %x) -> tensor<4x4xf32> {
+      %a = linalg.matmul ins(%h, %w : ...) outs(%z : ...) -> tensor<4x4xf32>
+      %b = linalg.add ins(%a, %h : ...) outs(%e : ...) -> tensor<4x4xf32>
+      scf.yield %b : tensor<4x4xf32>
+    } {moe.repeats = 2 : i64}
+    ```
+  }];
+  let options = [
+    Option<"minOps", "min-ops", "int64_t", "16",
+           "fewest top-level ops in one copy of a sequence that is rolled">
+  ];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::scf::SCFDialect"];
+}
+
 def MoeCpuLoopOrder : Pass<"moe-cpu-loop-order"> {
   let summary = "Put a unit-stride parallel loop innermost in contractions";
   let description = [{

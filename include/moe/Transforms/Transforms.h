@@ -8,8 +8,13 @@
 #ifndef MOE_TRANSFORMS_TRANSFORMS_H
 #define MOE_TRANSFORMS_TRANSFORMS_H
 
+#include <cstdint>
+
 namespace mlir {
 class RewritePatternSet;
+namespace func {
+class FuncOp;
+} // namespace func
 namespace moe {
 
 /// moe.ffn -> route/switch_route, dispatch, grouped_matmul x2.
@@ -27,6 +32,11 @@ void populateDecomposeMotPatterns(RewritePatternSet &patterns);
 
 /// All of the above.
 void populateDecomposeCompositePatterns(RewritePatternSet &patterns);
+
+/// Rolls every sequence of at least `minOps` top-level ops that `func`'s
+/// body repeats back to back into an scf.for (moe-roll-repeats); returns
+/// how many loops it made.
+int64_t rollRepeats(func::FuncOp func, int64_t minOps);
 
 } // namespace moe
 } // namespace mlir

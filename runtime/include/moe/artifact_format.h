@@ -20,6 +20,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <utility>
@@ -84,11 +85,31 @@ inline uint64_t headerChecksum(const Header &header,
   return fnv1a(entries, sizeof(SectionEntry) * header.sectionCount, h);
 }
 
-/// The bytes of an artifact holding `sections` in order: the one writer of
+/// A piece of a section's bytes: `size` bytes at `data`, or `size` zero
+/// bytes when `data` is null (padding).
+struct Chunk {
+  const void *data;
+  size_t size;
+};
+
+/// One section given as pieces, written back to back (the weights section
+/// straight from the compiler's constants, with no copy into one buffer).
+struct SectionSource {
+  SectionKind kind;
+  std::vector<Chunk> chunks;
+};
+
+/// Writes an artifact holding `sections` in order through
+/// `write(const void *data, size_t size)`, in file order: the one writer of
 /// the layout (moe-compile, and the runtime tests that build artifacts).
-inline std::string
-serialize(const std::vector<std::pair<SectionKind, std::string>> &sections,
-          uint32_t version = kVersion) {
+template <typename Write>
+void serializeTo(const std::vector<SectionSource> &sections, Write &&write,
+                 uint32_t version = kVersion) {
+  static const char zeros[kSectionAlignment] = {};
+  auto writeZeros = [&](uint64_t n) {
+    for (; n; n -= std::min<uint64_t>(n, sizeof(zeros)))
+      write(zeros, static_cast<size_t>(std::min<uint64_t>(n, sizeof(zeros))));
+  };
   Header header{};
   std::memcpy(header.magic, kMagic, sizeof(kMagic));
   header.version = version;
@@ -98,22 +119,52 @@ serialize(const std::vector<std::pair<SectionKind, std::string>> &sections,
   for (size_t i = 0; i < sections.size(); ++i) {
     offset = (offset + kSectionAlignment - 1) / kSectionAlignment *
              kSectionAlignment;
-    const std::string &bytes = sections[i].second;
-    table[i] = {static_cast<uint32_t>(sections[i].first), 0, offset,
-                bytes.size(), fnv1a(bytes.data(), bytes.size())};
-    offset += bytes.size();
+    uint64_t size = 0, checksum = fnv1a(nullptr, 0);
+    for (const Chunk &c : sections[i].chunks) {
+      if (c.data) {
+        checksum = fnv1a(c.data, c.size, checksum);
+      } else {
+        for (size_t n = c.size; n; n -= std::min(n, sizeof(zeros)))
+          checksum = fnv1a(zeros, std::min(n, sizeof(zeros)), checksum);
+      }
+      size += c.size;
+    }
+    table[i] = {static_cast<uint32_t>(sections[i].kind), 0, offset, size,
+                checksum};
+    offset += size;
   }
   header.fileSize = offset;
   header.checksum = headerChecksum(header, table.data());
-  std::string out(offset, '\0');
-  std::memcpy(&out[0], &header, sizeof(header));
+  write(&header, sizeof(header));
   if (!table.empty())
-    std::memcpy(&out[sizeof(header)], table.data(),
-                sizeof(SectionEntry) * table.size());
-  for (size_t i = 0; i < sections.size(); ++i)
-    if (!sections[i].second.empty())
-      std::memcpy(&out[table[i].offset], sections[i].second.data(),
-                  sections[i].second.size());
+    write(table.data(), sizeof(SectionEntry) * table.size());
+  uint64_t at = sizeof(Header) + sizeof(SectionEntry) * sections.size();
+  for (size_t i = 0; i < sections.size(); ++i) {
+    writeZeros(table[i].offset - at);
+    for (const Chunk &c : sections[i].chunks) {
+      if (c.data)
+        write(c.data, c.size);
+      else
+        writeZeros(c.size);
+    }
+    at = table[i].offset + table[i].size;
+  }
+}
+
+/// The bytes of an artifact holding `sections` (kind, bytes) in order.
+inline std::string
+serialize(const std::vector<std::pair<SectionKind, std::string>> &sections,
+          uint32_t version = kVersion) {
+  std::vector<SectionSource> sources;
+  for (const auto &[kind, bytes] : sections)
+    sources.push_back({kind, {{bytes.data(), bytes.size()}}});
+  std::string out;
+  serializeTo(
+      sources,
+      [&](const void *data, size_t size) {
+        out.append(static_cast<const char *>(data), size);
+      },
+      version);
   return out;
 }
 
