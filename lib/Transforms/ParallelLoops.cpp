@@ -65,9 +65,9 @@ bool mayRunInParallel(scf::ParallelOp loop) {
 
 class Outliner {
 public:
-  Outliner(ModuleOp module, Value frame, int64_t grainWork)
+  Outliner(ModuleOp module, Value frame, int64_t grainWork, int64_t maxChunks)
       : module(module), frame(frame), converter(module.getContext()),
-        grainWork(grainWork) {}
+        grainWork(grainWork), maxChunks(maxChunks) {}
 
   LogicalResult outline(scf::ParallelOp loop, unsigned id);
 
@@ -100,6 +100,7 @@ private:
   Value frame;
   LLVMTypeConverter converter;
   int64_t grainWork;
+  int64_t maxChunks;
 };
 
 LogicalResult Outliner::outline(scf::ParallelOp loop, unsigned id) {
@@ -235,10 +236,18 @@ LogicalResult Outliner::outline(scf::ParallelOp loop, unsigned id) {
                          .getResult())
                      .getResult(0);
   Value pfor = moe::loadHostFunction(b, loc, frame, MOE_HOST_PARALLEL_FOR);
-  // Chunks of about grainWork iterations' worth: the split does not change
-  // the result, only the scheduling.
+  // Chunks of at least grainWork iterations, and at most maxChunks of them
+  // (one call and one atomic per chunk; a loop of 256 x 8000 logits was
+  // 256 of each before). The split depends on the trip count only, so it
+  // does not change the result.
   Value grain = LLVM::ConstantOp::create(b, loc, i64,
                                          b.getI64IntegerAttr(grainWork));
+  if (maxChunks > 0) {
+    Value perChunk = arith::CeilDivUIOp::create(
+        b, loc, tripsI,
+        arith::ConstantIntOp::create(b, loc, i64, maxChunks));
+    grain = arith::MaxUIOp::create(b, loc, grain, perChunk);
+  }
   Value zero = LLVM::ConstantOp::create(b, loc, i64, b.getI64IntegerAttr(0));
   auto pforType = LLVM::LLVMFunctionType::get(
       LLVM::LLVMVoidType::get(ctx), {ptr, i64, i64, i64, ptr, ptr});
@@ -269,7 +278,7 @@ struct MoeParallelLoopsToHostPass
           loops.push_back(loop);
         return WalkResult::skip();
       });
-      Outliner outliner(module, fn.getArgument(0), grain);
+      Outliner outliner(module, fn.getArgument(0), grain, maxChunks);
       for (scf::ParallelOp loop : loops)
         if (failed(outliner.outline(loop, id++)))
           return signalPassFailure();

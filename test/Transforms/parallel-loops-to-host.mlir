@@ -1,4 +1,9 @@
 // RUN: moe-opt %s --split-input-file --moe-parallel-loops-to-host | FileCheck %s
+// RUN: moe-opt %s --split-input-file --moe-parallel-loops-to-host="max-chunks=0" | FileCheck %s --check-prefix=NOLIMIT
+
+// NOLIMIT-LABEL: func.func @moe_entry_main(
+// NOLIMIT-NOT:   arith.ceildivui
+// NOLIMIT:       llvm.call
 
 // The outermost scf.parallel runs through the host's parallel_for (host
 // slot 2, byte 16) over its first dim; the body function loops over
@@ -9,8 +14,14 @@
 // CHECK:   llvm.store %{{.+}}, %[[SLOT]]
 // CHECK:   %[[FN:.+]] = constant @__moe_parallel_body_0
 // CHECK:   %[[FNP:.+]] = builtin.unrealized_conversion_cast %[[FN]] : {{.*}} to !llvm.ptr
+// The grain: at least 1, and ceil(trips / 64) so that no loop is cut into
+// more than 64 chunks (max-chunks).
 // CHECK:   llvm.getelementptr %{{.+}}[16]
-// CHECK:   llvm.call %{{.+}}(%[[F]], %{{.+}}, %{{.+}}, %{{.+}}, %[[FNP]], %[[SLOT]])
+// CHECK:   %[[G1:.+]] = llvm.mlir.constant(1 : i64) : i64
+// CHECK:   %[[C64:.+]] = arith.constant 64 : i64
+// CHECK:   %[[PER:.+]] = arith.ceildivui %[[TRIPS:.+]], %[[C64]] : i64
+// CHECK:   %[[GRAIN:.+]] = arith.maxui %[[G1]], %[[PER]] : i64
+// CHECK:   llvm.call %{{.+}}(%[[F]], %{{.+}}, %[[TRIPS]], %[[GRAIN]], %[[FNP]], %[[SLOT]])
 // CHECK-NOT: scf.parallel
 // CHECK:   return
 // CHECK-LABEL: func.func private @__moe_parallel_body_0(

@@ -340,7 +340,9 @@ def MoeParallelLoopsToHost : Pass<"moe-parallel-loops-to-host", "::mlir::ModuleO
     `[begin, end)` of that dim (the other dims inside it, sequentially, so
     inner loops stay contiguous and vectorizable), its captured values stored in a closure on the stack,
     and the loop replaced by the host's `parallel_for(frame, 0, trips,
-    grain, body, closure)` (runtime/include/moe/code_abi.h). The iterations
+    grain, body, closure)` (runtime/include/moe/code_abi.h), with
+    grain = max(`grain`, ceil(trips / `max-chunks`)): the chunks depend on
+    the trip count only, never on the thread count. The iterations
     of an `scf.parallel` are independent, so the split does not change any
     bit of the result. Upstream's async lowering brings its own runtime;
     this one uses the artifact runtime's pool.
@@ -349,7 +351,11 @@ def MoeParallelLoopsToHost : Pass<"moe-parallel-loops-to-host", "::mlir::ModuleO
     Option<"prefix", "prefix", "std::string", "\"moe_entry_\"",
            "prefix of the entry functions">,
     Option<"grain", "grain", "int64_t", "1",
-           "iterations per chunk handed to parallel_for">
+           "fewest iterations per chunk handed to parallel_for">,
+    Option<"maxChunks", "max-chunks", "int64_t", "64",
+           "most chunks of one loop: the grain grows with the trip count "
+           "(ceil(trips / max-chunks)), so a long loop of small bodies is "
+           "not one call and one atomic per iteration; 0: no limit">
   ];
   let dependentDialects = ["::mlir::LLVM::LLVMDialect",
                            "::mlir::arith::ArithDialect",
