@@ -260,13 +260,16 @@ std::optional<Repeat> Roller::find() {
       size_t j = i;
       while (j + period < n && hashes[j] == hashes[j + period])
         ++j;
-      // ops[i, j + period) repeat with this period (by hash).
+      // ops[i, j + period) repeat with this period (by hash). Every start
+      // in the run is tried while its copies could beat the best so far:
+      // the first copies may differ in what they read (the first layer
+      // reads the embedding where later ones read the stream), so a
+      // repeat may start anywhere in the run.
       size_t runEnd = j + period;
-      for (size_t start = i; start < i + period; ++start) {
+      for (size_t start = i; start + 2 * period <= runEnd; ++start) {
         size_t count = (runEnd - start) / period;
-        if (count < 2 ||
-            (best && static_cast<int64_t>((count - 1) * period) <=
-                         best->saved()))
+        if (best &&
+            static_cast<int64_t>((count - 1) * period) <= best->saved())
           break;
         Repeat r;
         r.start = start;
@@ -276,11 +279,8 @@ std::optional<Repeat> Roller::find() {
         // after the sequence.
         while (r.count >= 2 && !escapesAreCarried(r))
           --r.count;
-        if (r.count >= 2) {
-          if (!best || r.saved() > best->saved())
-            best = std::move(r);
-          break;
-        }
+        if (r.count >= 2 && (!best || r.saved() > best->saved()))
+          best = std::move(r);
       }
       i = j;
     }

@@ -225,3 +225,28 @@ func.func @different_bodies(%x: tensor<4xf32>) -> tensor<4xf32> {
   %n1 = arith.negf %s1 : tensor<4xf32>
   return %n1 : tensor<4xf32>
 }
+
+// The first copy reads %x where the others read %w, which no carried value
+// expresses: the loop starts at the second copy (found by trying every
+// start of the repeating run, not only the first period's).
+// CHECK-LABEL: func.func @first_copy_differs
+//  CHECK-SAME: (%[[X:.*]]: tensor<4xf32>, %[[W:.*]]: tensor<4xf32>)
+//       CHECK: %[[A0:.*]] = arith.mulf %[[X]], %[[W]]
+//  CHECK-NEXT: %[[B0:.*]] = arith.addf %[[A0]], %[[X]]
+//       CHECK: %[[R:.*]] = scf.for %{{.*}} iter_args(%[[H:.*]] = %[[B0]])
+//  CHECK-NEXT:   %[[A:.*]] = arith.mulf %[[H]], %[[W]]
+//  CHECK-NEXT:   %[[B:.*]] = arith.addf %[[A]], %[[W]]
+//  CHECK-NEXT:   scf.yield %[[B]]
+//  CHECK-NEXT: } {moe.repeats = 3 : i64}
+//  CHECK-NEXT: return %[[R]]
+func.func @first_copy_differs(%x: tensor<4xf32>, %w: tensor<4xf32>) -> tensor<4xf32> {
+  %a0 = arith.mulf %x, %w : tensor<4xf32>
+  %b0 = arith.addf %a0, %x : tensor<4xf32>
+  %a1 = arith.mulf %b0, %w : tensor<4xf32>
+  %b1 = arith.addf %a1, %w : tensor<4xf32>
+  %a2 = arith.mulf %b1, %w : tensor<4xf32>
+  %b2 = arith.addf %a2, %w : tensor<4xf32>
+  %a3 = arith.mulf %b2, %w : tensor<4xf32>
+  %b3 = arith.addf %a3, %w : tensor<4xf32>
+  return %b3 : tensor<4xf32>
+}
