@@ -10,6 +10,7 @@
 #include "mlir/Dialect/Linalg/Passes.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
+#include "mlir/Dialect/SCF/Transforms/Passes.h"
 #include "mlir/Dialect/Vector/Transforms/Passes.h"
 
 #include "mlir/Pass/PassManager.h"
@@ -40,6 +41,14 @@ void moe::buildLowerToLLVMPipeline(OpPassManager &pm,
       bufferization::LayoutMapOption::IdentityLayoutMap;
   bufferize.allowReturnAllocsFromLoops = true;
   pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
+  pm.addPass(createCanonicalizerPass());
+  // The grouped matmul's independent loops (scf.forall) as scf.parallel:
+  // sequential loops below, or the thread pool with parallelLoops.
+  pm.addPass(createForallToParallelLoopPass());
+  // Bufferization copies each expert's product onto its own rows through
+  // two equal subviews: CSE makes them one value, the canonicalizer drops
+  // the self-copy.
+  pm.addPass(createCSEPass());
   pm.addPass(createCanonicalizerPass());
   // The code ABI (runtime/include/moe/code_abi.h): one frame argument,
   // results written into the runtime's buffers, temporaries from the run's

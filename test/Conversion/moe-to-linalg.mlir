@@ -28,19 +28,31 @@ func.func @dispatch(%ids: tensor<?x2xi32>) -> (tensor<5xi32>, tensor<?xi32>) {
 // -----
 
 // CHECK-LABEL: func @grouped_matmul
-// One linalg.matmul per expert segment, rows gathered through perm (a row
-// copy per slot, its source row computed once) and scattered back in slot
-// order, then the weighted reduction per token.
-// CHECK:         scf.for
-// CHECK:           scf.for
-// CHECK:             tensor.extract %{{.*}} : tensor<?xi32>
-// CHECK:             arith.divui
-// CHECK:             tensor.extract_slice %{{.*}} : tensor<?x16xf32> to tensor<1x16xf32>
-// CHECK:             tensor.insert_slice %{{.*}} : tensor<1x16xf32> into tensor<?x16xf32>
-// CHECK:           tensor.extract_slice %{{.*}} : tensor<4x16x8xf32> to tensor<16x8xf32>
-// CHECK:           linalg.matmul
-// CHECK:           scf.for
-// CHECK:             tensor.insert_slice
+// Three loops of independent iterations (scf.forall), none allocating per
+// iteration: the rows gathered in expert order through perm (a row copy per
+// slot, perm checked), one linalg.matmul per expert segment written in
+// place into its rows (segment bounds checked), and the rows back in slot
+// order through the inverse of perm (each output row written once); then
+// the weighted reduction per token.
+// CHECK:         %[[XS:.*]] = scf.forall (%{{.*}}) in (%{{.*}}) shared_outs(%{{.*}} = %{{.*}}) -> (tensor<?x16xf32>)
+// CHECK:           tensor.extract %{{.*}} : tensor<?xi32>
+// CHECK:           func.call @moe_report_error
+// CHECK:           arith.divui
+// CHECK:           tensor.extract_slice %{{.*}} : tensor<?x16xf32> to tensor<1x16xf32>
+// CHECK:           tensor.parallel_insert_slice %{{.*}} : tensor<1x16xf32> into tensor<?x16xf32>
+// CHECK:         %[[PS:.*]] = scf.forall (%[[E:.*]]) in (%{{.*}}) shared_outs(%[[O:.*]] = %{{.*}}) -> (tensor<?x8xf32>)
+// CHECK:           %[[SEG:.*]] = tensor.extract_slice %[[XS]][%[[LO:.*]], 0] [%[[N:.*]], 16] [1, 1]
+// CHECK:           %[[WE:.*]] = tensor.extract_slice %{{.*}}[%[[E]], 0, 0] [1, 16, 8] [1, 1, 1] : tensor<4x16x8xf32> to tensor<16x8xf32>
+// CHECK:           %[[ROWS:.*]] = tensor.extract_slice %[[O]][%[[LO]], 0] [%[[N]], 8] [1, 1]
+// CHECK:           %[[Z:.*]] = linalg.fill {{.*}} outs(%[[ROWS]]
+// CHECK:           %[[P:.*]] = linalg.matmul ins(%[[SEG]], %[[WE]] : {{.*}}) outs(%[[Z]]
+// CHECK:             tensor.parallel_insert_slice %[[P]] into %[[O]][%[[LO]], 0] [%[[N]], 8]
+// CHECK:         %[[INV:.*]] = scf.for
+// CHECK:           tensor.insert
+// CHECK:         scf.forall
+// CHECK:           tensor.extract %[[INV]]
+// CHECK:           tensor.extract_slice %[[PS]]
+// CHECK:             tensor.parallel_insert_slice %{{.*}} : tensor<1x8xf32> into tensor<?x8xf32>
 // CHECK:         linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "reduction"]
 // CHECK-NOT:     moe.grouped_matmul %
 func.func @grouped_matmul(%x: tensor<?x16xf32>, %w: tensor<4x16x8xf32>, %off: tensor<5xi32>,

@@ -494,6 +494,8 @@ struct LowerGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
   LogicalResult matchAndRewrite(GroupedMatmulOp op,
                                 PatternRewriter &b) const override {
     Location loc = op.getLoc();
+    // The loops' bodies are built before they are attached to the module.
+    declareErrorHook(b, op);
     Value x = op.getInput(), w = op.getWeight(), offsets = op.getOffsets(),
           perm = op.getPerm();
     Type elt = typeOf(x).getElementType();
@@ -520,99 +522,152 @@ struct LowerGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
     Value rowsOr1 = arith::MaxUIOp::create(b, loc, rows, c1);
     Value fan = arith::DivUIOp::create(b, loc, m, rowsOr1);
     Value fanOr1 = arith::MaxUIOp::create(b, loc, fan, c1);
-    Value y0 = filledTensor(b, loc, {getAsOpFoldResult(m),
-                                     doutF},
-                            elt, 0.0);
-    auto loop = scf::ForOp::create(
-        b, loc, c0, experts, c1, ValueRange{y0},
-        [&](OpBuilder &nb, Location nl, Value e, ValueRange it) {
-          Value lo = toIndex(nb, nl, tensor::ExtractOp::create(
-                                         nb, nl, offsets, ValueRange{e}));
-          Value hi = toIndex(
-              nb, nl,
-              tensor::ExtractOp::create(
-                  nb, nl, offsets,
-                  ValueRange{arith::AddIOp::create(nb, nl, e, idx(nb, nl, 1))}));
-          Value count = arith::SubIOp::create(nb, nl, hi, lo);
-          // Gather the segment's rows, a row copy each (the source row is
-          // computed once per row, not per element).
-          Value gatherInit = emptyTensor(
-              nb, nl, {getAsOpFoldResult(count), dinF}, elt);
-          auto rowType =
-              RankedTensorType::get({1, typeOf(x).getDimSize(1)}, elt);
-          Value segment =
-              scf::ForOp::create(
-                  nb, nl, idx(nb, nl, 0), count, idx(nb, nl, 1),
-                  ValueRange{gatherInit},
-                  [&](OpBuilder &gb, Location gl, Value i, ValueRange acc) {
-                    Value slot = toIndex(
-                        gb, gl,
-                        tensor::ExtractOp::create(
-                            gb, gl, perm,
-                            ValueRange{arith::AddIOp::create(gb, gl, lo, i)}));
-                    Value row = arith::DivUIOp::create(gb, gl, slot, fanOr1);
-                    Value src = tensor::ExtractSliceOp::create(
-                        gb, gl, rowType, x,
-                        ArrayRef<OpFoldResult>{row, gb.getIndexAttr(0)},
-                        ArrayRef<OpFoldResult>{gb.getIndexAttr(1), dinF},
-                        ArrayRef<OpFoldResult>{gb.getIndexAttr(1),
-                                               gb.getIndexAttr(1)});
-                    Value updated = tensor::InsertSliceOp::create(
-                        gb, gl, src, acc[0],
-                        ArrayRef<OpFoldResult>{i, gb.getIndexAttr(0)},
-                        ArrayRef<OpFoldResult>{gb.getIndexAttr(1), dinF},
-                        ArrayRef<OpFoldResult>{gb.getIndexAttr(1),
-                                               gb.getIndexAttr(1)});
-                    scf::YieldOp::create(gb, gl, ValueRange{updated});
-                  })
-                  .getResult(0);
-          // segment @ w[e].
-          auto wType = RankedTensorType::get(
-              {typeOf(w).getDimSize(1), typeOf(w).getDimSize(2)}, elt);
-          Value we = tensor::ExtractSliceOp::create(
-              nb, nl, wType, w,
-              ArrayRef<OpFoldResult>{e, nb.getIndexAttr(0), nb.getIndexAttr(0)},
-              ArrayRef<OpFoldResult>{nb.getIndexAttr(1),
-                                     dinF,
-                                     doutF},
-              ArrayRef<OpFoldResult>{nb.getIndexAttr(1), nb.getIndexAttr(1),
-                                     nb.getIndexAttr(1)});
-          Value prodInit = filledTensor(
-              nb, nl, {getAsOpFoldResult(count), doutF}, elt,
-              0.0);
-          Value prod = linalg::MatmulOp::create(nb, nl, ValueRange{segment, we},
-                                                ValueRange{prodInit})
-                           .getResult(0);
-          // Scatter the rows back to slot order.
-          auto scatter = scf::ForOp::create(
-              nb, nl, idx(nb, nl, 0), count, idx(nb, nl, 1), ValueRange{it[0]},
-              [&](OpBuilder &sb, Location sl, Value i, ValueRange acc) {
-                Value slot = toIndex(
-                    sb, sl,
-                    tensor::ExtractOp::create(
-                        sb, sl, perm,
-                        ValueRange{arith::AddIOp::create(sb, sl, lo, i)}));
-                auto rowType = RankedTensorType::get(
-                    {1, typeOf(y0).getDimSize(1)}, elt);
-                Value row = tensor::ExtractSliceOp::create(
-                    sb, sl, rowType, prod,
-                    ArrayRef<OpFoldResult>{i, sb.getIndexAttr(0)},
-                    ArrayRef<OpFoldResult>{sb.getIndexAttr(1),
-                                           doutF},
-                    ArrayRef<OpFoldResult>{sb.getIndexAttr(1),
-                                           sb.getIndexAttr(1)});
-                Value updated = tensor::InsertSliceOp::create(
-                    sb, sl, row, acc[0],
-                    ArrayRef<OpFoldResult>{slot, sb.getIndexAttr(0)},
-                    ArrayRef<OpFoldResult>{sb.getIndexAttr(1),
-                                           doutF},
-                    ArrayRef<OpFoldResult>{sb.getIndexAttr(1),
-                                           sb.getIndexAttr(1)});
-                scf::YieldOp::create(sb, sl, ValueRange{updated});
-              });
-          scf::YieldOp::create(nb, nl, scatter.getResults());
-        });
-    Value y = loop.getResult(0); // [M, Dout] in slot order
+    // Three loops whose iterations are independent (scf.forall: with
+    // moe-compile --parallel-loops they run on the thread pool), none of
+    // which allocates per iteration:
+    //  1. gather the rows in expert order: xs[i] = x[perm[i] / F];
+    //  2. one matmul per expert segment, xs[lo, hi) @ w[e], written in
+    //     place into its rows of ps;
+    //  3. back to slot order: y[s] = ps[inv[s]], with inv the inverse of
+    //     perm (every row of y is written by exactly one iteration, so the
+    //     result does not depend on the order, even for a perm that is no
+    //     permutation).
+    auto rowOf = [&](int64_t width) {
+      return RankedTensorType::get({1, width}, elt);
+    };
+    auto unitStrides = [&](OpBuilder &nb) {
+      return SmallVector<OpFoldResult>{nb.getIndexAttr(1), nb.getIndexAttr(1)};
+    };
+    auto insertInParallel = [&](OpBuilder &nb, Location nl, Value src,
+                                Value dest, ArrayRef<OpFoldResult> offsets,
+                                ArrayRef<OpFoldResult> sizes) {
+      auto term = scf::InParallelOp::create(nb, nl);
+      OpBuilder::InsertionGuard guard(nb);
+      nb.setInsertionPointToStart(term.getBody());
+      tensor::ParallelInsertSliceOp::create(nb, nl, src, dest, offsets, sizes,
+                                            unitStrides(nb));
+    };
+    OpFoldResult mF = getAsOpFoldResult(m);
+    int64_t din = typeOf(w).getDimSize(1), dout = typeOf(w).getDimSize(2);
+    Value xs =
+        scf::ForallOp::create(
+            b, loc, ArrayRef<OpFoldResult>{mF},
+            ValueRange{emptyTensor(b, loc, {mF, dinF}, elt)}, std::nullopt,
+            [&](OpBuilder &nb, Location nl, ValueRange args) {
+              Value i = args[0];
+              Value slot = checkedIndex(
+                  nb, nl,
+                  toIndex(nb, nl,
+                          tensor::ExtractOp::create(nb, nl, perm,
+                                                    ValueRange{i})),
+                  m, kErrorIndexOutOfRange);
+              Value row = arith::DivUIOp::create(nb, nl, slot, fanOr1);
+              Value src = tensor::ExtractSliceOp::create(
+                  nb, nl, rowOf(din), x,
+                  ArrayRef<OpFoldResult>{row, nb.getIndexAttr(0)},
+                  ArrayRef<OpFoldResult>{nb.getIndexAttr(1), dinF},
+                  unitStrides(nb));
+              insertInParallel(nb, nl, src, args[1],
+                               {i, nb.getIndexAttr(0)},
+                               {nb.getIndexAttr(1), dinF});
+            })
+            .getResult(0);
+    Value ps =
+        scf::ForallOp::create(
+            b, loc, ArrayRef<OpFoldResult>{getAsOpFoldResult(experts)},
+            ValueRange{emptyTensor(b, loc, {mF, doutF}, elt)}, std::nullopt,
+            [&](OpBuilder &nb, Location nl, ValueRange args) {
+              Value e = args[0];
+              // Segment bounds in [0, M] with lo <= hi (moe.dispatch's
+              // offsets always are; anything else is reported and clamped).
+              Value mPlus1 = arith::AddIOp::create(nb, nl, m, idx(nb, nl, 1));
+              auto bound = [&](Value at) {
+                return checkedIndex(
+                    nb, nl,
+                    toIndex(nb, nl,
+                            tensor::ExtractOp::create(nb, nl, offsets,
+                                                      ValueRange{at})),
+                    mPlus1, kErrorIndexOutOfRange);
+              };
+              Value lo = bound(e);
+              Value hi = bound(arith::AddIOp::create(nb, nl, e, idx(nb, nl, 1)));
+              reportIf(nb, nl,
+                       arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::ult,
+                                             hi, lo),
+                       kErrorIndexOutOfRange);
+              hi = arith::MaxUIOp::create(nb, nl, hi, lo);
+              OpFoldResult count =
+                  getAsOpFoldResult(arith::SubIOp::create(nb, nl, hi, lo));
+              Value segment = tensor::ExtractSliceOp::create(
+                  nb, nl, xs, ArrayRef<OpFoldResult>{lo, nb.getIndexAttr(0)},
+                  ArrayRef<OpFoldResult>{count, dinF}, unitStrides(nb));
+              auto wType = RankedTensorType::get({din, dout}, elt);
+              Value we = tensor::ExtractSliceOp::create(
+                  nb, nl, wType, w,
+                  ArrayRef<OpFoldResult>{e, nb.getIndexAttr(0),
+                                         nb.getIndexAttr(0)},
+                  ArrayRef<OpFoldResult>{nb.getIndexAttr(1), dinF, doutF},
+                  ArrayRef<OpFoldResult>{nb.getIndexAttr(1), nb.getIndexAttr(1),
+                                         nb.getIndexAttr(1)});
+              Value outRows = tensor::ExtractSliceOp::create(
+                  nb, nl, args[1],
+                  ArrayRef<OpFoldResult>{lo, nb.getIndexAttr(0)},
+                  ArrayRef<OpFoldResult>{count, doutF}, unitStrides(nb));
+              Value zero = arith::ConstantOp::create(
+                  nb, nl, nb.getFloatAttr(elt, 0.0));
+              Value init =
+                  linalg::FillOp::create(nb, nl, zero, outRows).getResult(0);
+              Value prod =
+                  linalg::MatmulOp::create(nb, nl, ValueRange{segment, we},
+                                           ValueRange{init})
+                      .getResult(0);
+              insertInParallel(nb, nl, prod, args[1],
+                               {lo, nb.getIndexAttr(0)}, {count, doutF});
+            })
+            .getResult(0);
+    // inv[perm[i]] = i (a sequential scatter of M indices).
+    Type permElt = typeOf(perm).getElementType();
+    Value inv0 = linalg::FillOp::create(
+                     b, loc,
+                     Value(arith::ConstantOp::create(
+                         b, loc, b.getIntegerAttr(permElt, 0))),
+                     emptyTensor(b, loc, {mF}, permElt))
+                     .getResult(0);
+    Value inv =
+        scf::ForOp::create(
+            b, loc, c0, m, c1, ValueRange{inv0},
+            [&](OpBuilder &nb, Location nl, Value i, ValueRange it) {
+              Value slot = checkedIndex(
+                  nb, nl,
+                  toIndex(nb, nl,
+                          tensor::ExtractOp::create(nb, nl, perm,
+                                                    ValueRange{i})),
+                  m, kErrorIndexOutOfRange);
+              Value iv = arith::IndexCastOp::create(nb, nl, permElt, i);
+              scf::YieldOp::create(
+                  nb, nl,
+                  ValueRange{tensor::InsertOp::create(nb, nl, iv, it[0],
+                                                      ValueRange{slot})});
+            })
+            .getResult(0);
+    Value y =
+        scf::ForallOp::create(
+            b, loc, ArrayRef<OpFoldResult>{mF},
+            ValueRange{emptyTensor(b, loc, {mF, doutF}, elt)}, std::nullopt,
+            [&](OpBuilder &nb, Location nl, ValueRange args) {
+              Value s = args[0];
+              Value from = toIndex(
+                  nb, nl, tensor::ExtractOp::create(nb, nl, inv, ValueRange{s}));
+              Value src = tensor::ExtractSliceOp::create(
+                  nb, nl, rowOf(dout), ps,
+                  ArrayRef<OpFoldResult>{from, nb.getIndexAttr(0)},
+                  ArrayRef<OpFoldResult>{nb.getIndexAttr(1), doutF},
+                  unitStrides(nb));
+              insertInParallel(nb, nl, src, args[1],
+                               {s, nb.getIndexAttr(0)},
+                               {nb.getIndexAttr(1), doutF});
+            })
+            .getResult(0); // [M, Dout] in slot order
     Value result = y;
     if (Value sw = op.getSlotWeights()) {
       OpFoldResult n = tensor::getMixedSize(b, loc, sw, 0);

@@ -1,0 +1,27 @@
+"""Inputs for grouped-matmul-bad-routing.mlir: x [2, 5], w [3, 5, 3], good
+offsets/permutation (4 slots, 2 per row, experts with 1, 0 and 3 slots) and
+the numpy result, plus bad permutations and offsets."""
+import os
+import sys
+
+import numpy as np
+
+out = sys.argv[1]
+rng = np.random.default_rng(0)
+x = rng.standard_normal((2, 5)).astype(np.float32)
+w = rng.standard_normal((3, 5, 3)).astype(np.float32)
+off = np.array([0, 1, 1, 4], np.int32)
+perm = np.array([2, 0, 3, 1], np.int32)
+# Sorted position i is in the segment of expert e; slot perm[i] reads row
+# perm[i] // 2 (M = 4 slots, R = 2 rows).
+expected = np.zeros((4, 3), np.float32)
+for e in range(3):
+    for i in range(off[e], off[e + 1]):
+        expected[perm[i]] = x[perm[i] // 2] @ w[e]
+arrays = dict(x=x, w=w, off=off, perm=perm, expected=expected,
+              perm_big=np.array([2, 0, 4, 1], np.int32),
+              perm_neg=np.array([2, -1, 3, 1], np.int32),
+              off_big=np.array([0, 1, 1, 5], np.int32),
+              off_down=np.array([0, 3, 1, 4], np.int32))
+for name, value in arrays.items():
+    np.save(os.path.join(out, name + ".npy"), value)
