@@ -20,7 +20,8 @@ class CompileWarning(UserWarning):
 
 
 def compile(model, output=None, *, march="native", opt_level=3,
-            cc="clang-22", emit="artifact", progress=None):
+            cc="clang-22", emit="artifact", progress=None, reference=False,
+            parallel_loops=False, tile=True, roll_repeats=True):
     """Compiles `model` into a .moeb artifact (or the level `emit` names).
 
     model: a path (str or os.PathLike) to an ONNX (.onnx) or MLIR (.mlir)
@@ -34,6 +35,14 @@ def compile(model, output=None, *, march="native", opt_level=3,
     emit: "artifact" (default), "obj" (the shared object), or the IR after a
         stage: "moe", "linalg", "buffers", "llvm".
     progress: None, or a callable that receives each progress line (str).
+    reference: the reference lowering only, the oracle for optimised code
+        (moe-compile --reference).
+    parallel_loops: run outermost parallel loops (the grouped matmul's
+        experts, row tiles) on the session's thread pool
+        (moe-compile --parallel-loops; off by default, docs/performance.md).
+    tile: register-tiled contractions (False: moe-compile --no-tile).
+    roll_repeats: layers a model repeats with shared weights compiled once,
+        in a loop (False: moe-compile --no-roll).
 
     Returns the result (bytes; str for the IR levels) when `output` is
     None, otherwise `output` after writing the result there. Raises
@@ -52,6 +61,11 @@ def compile(model, output=None, *, march="native", opt_level=3,
     for arg, value in (("march", march), ("cc", cc)):
         if not isinstance(value, str) or not value:
             raise TypeError(f"{arg} must be a non-empty str, got {value!r}")
+    for arg, value in (("reference", reference),
+                       ("parallel_loops", parallel_loops), ("tile", tile),
+                       ("roll_repeats", roll_repeats)):
+        if not isinstance(value, bool):
+            raise TypeError(f"{arg} must be a bool, got {value!r}")
     if progress is not None and not callable(progress):
         raise TypeError(f"progress must be callable or None, got "
                         f"{progress!r}")
@@ -84,7 +98,8 @@ def compile(model, output=None, *, march="native", opt_level=3,
 
     from . import _compiler
     ok, result, diagnostics = _compiler.compile(
-        data, name, base_dir, emit, cc, march, opt_level, report)
+        data, name, base_dir, emit, cc, march, opt_level, reference,
+        parallel_loops, tile, roll_repeats, report)
     if callback_error:
         raise callback_error[0]
     if not ok:

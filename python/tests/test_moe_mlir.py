@@ -205,6 +205,41 @@ def test_compile_emit_levels():
     assert isinstance(obj, bytes) and obj.startswith(b"\x7fELF")
 
 
+def test_compile_codegen_options(artifact, tmp_path):
+    """reference, parallel_loops, tile and roll_repeats reach the compiler
+    (each visible in the IR) and give the same numbers."""
+    name = "moeut_tiny"
+    path = model_path(name)
+    # moeut_tiny repeats its layer group: one loop unless roll_repeats=False
+    # (or the reference lowering).
+    assert "moe.repeats" in moe_mlir.compile(path, emit="moe")
+    assert "moe.repeats" not in moe_mlir.compile(path, emit="moe",
+                                                 roll_repeats=False)
+    assert "moe.repeats" not in moe_mlir.compile(path, emit="moe",
+                                                 reference=True)
+    tiled = moe_mlir.compile(path, emit="buffers", **FAST)
+    untiled = moe_mlir.compile(path, emit="buffers", tile=False, **FAST)
+    assert "vector<" in tiled and "vector<" not in untiled
+    assert "__moe_parallel_body_" in moe_mlir.compile(
+        path, emit="llvm", parallel_loops=True, **FAST)
+    assert "__moe_parallel_body_" not in moe_mlir.compile(
+        path, emit="llvm", **FAST)
+    expected = moe_mlir.InferenceSession(artifact(name)).run(
+        None, feeds(name))
+    for i, options in enumerate(({"parallel_loops": True},
+                                 {"roll_repeats": False}, {"tile": False},
+                                 {"reference": True})):
+        out = moe_mlir.compile(path, tmp_path / f"m{i}.moeb", **options,
+                               **FAST)
+        got = moe_mlir.InferenceSession(out, threads=2).run(None, feeds(name))
+        for g, e in zip(got, expected):
+            np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5,
+                                       err_msg=str(options))
+    for arg in ("reference", "parallel_loops", "tile", "roll_repeats"):
+        with pytest.raises(TypeError, match=arg):
+            moe_mlir.compile(path, **{arg: 1})
+
+
 def test_compile_bad_bytes():
     with pytest.raises(moe_mlir.CompileError) as info:
         moe_mlir.compile(b"\x08\x07garbage that is no ONNX model\xff\xfe")

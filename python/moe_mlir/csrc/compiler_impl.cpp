@@ -55,6 +55,10 @@ bool moe_python::compile(const CompileRequest &request, std::string &output,
   options.cc = request.cc;
   options.march = request.march;
   options.optLevel = request.optLevel;
+  options.reference = request.reference;
+  options.parallelLoops = request.parallelLoops;
+  options.tile = request.tile;
+  options.rollRepeats = request.rollRepeats;
   if (request.progress) {
     auto *fn = request.progress;
     void *ctx = request.progressContext;

@@ -45,7 +45,8 @@ void callProgress(void *context, const char *line, size_t size) {
 py::tuple compile(const py::bytes &data, const std::string &name,
                   const std::string &baseDir, const std::string &emit,
                   const std::string &cc, const std::string &march,
-                  unsigned optLevel, const py::object &progress) {
+                  unsigned optLevel, bool reference, bool parallelLoops,
+                  bool tile, bool rollRepeats, const py::object &progress) {
   moe_python::CompileRequest request;
   char *buffer = nullptr;
   Py_ssize_t size = 0;
@@ -59,6 +60,10 @@ py::tuple compile(const py::bytes &data, const std::string &name,
   request.cc = cc;
   request.march = march;
   request.optLevel = optLevel;
+  request.reference = reference;
+  request.parallelLoops = parallelLoops;
+  request.tile = tile;
+  request.rollRepeats = rollRepeats;
   py::object fn = progress;
   if (!progress.is_none()) {
     request.progress = callProgress;
@@ -80,6 +85,8 @@ PYBIND11_MODULE(_compiler, m) {
             "moe_mlir.compile; importing this module loads LLVM and MLIR.";
   m.def("compile", &compile, py::arg("data"), py::arg("name"),
         py::arg("base_dir"), py::arg("emit"), py::arg("cc"),
-        py::arg("march"), py::arg("opt_level"), py::arg("progress"),
+        py::arg("march"), py::arg("opt_level"), py::arg("reference"),
+        py::arg("parallel_loops"), py::arg("tile"), py::arg("roll_repeats"),
+        py::arg("progress"),
         "(ok, output bytes, diagnostics text) for the model in `data`.");
 }
