@@ -549,29 +549,37 @@ struct LowerGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
     };
     OpFoldResult mF = getAsOpFoldResult(m);
     int64_t din = typeOf(w).getDimSize(1), dout = typeOf(w).getDimSize(2);
-    Value xs =
-        scf::ForallOp::create(
-            b, loc, ArrayRef<OpFoldResult>{mF},
-            ValueRange{emptyTensor(b, loc, {mF, dinF}, elt)}, std::nullopt,
-            [&](OpBuilder &nb, Location nl, ValueRange args) {
-              Value i = args[0];
-              Value slot = checkedIndex(
-                  nb, nl,
-                  toIndex(nb, nl,
-                          tensor::ExtractOp::create(nb, nl, perm,
-                                                    ValueRange{i})),
-                  m, kErrorIndexOutOfRange);
-              Value row = arith::DivUIOp::create(nb, nl, slot, fanOr1);
-              Value src = tensor::ExtractSliceOp::create(
-                  nb, nl, rowOf(din), x,
-                  ArrayRef<OpFoldResult>{row, nb.getIndexAttr(0)},
-                  ArrayRef<OpFoldResult>{nb.getIndexAttr(1), dinF},
-                  unitStrides(nb));
-              insertInParallel(nb, nl, src, args[1],
-                               {i, nb.getIndexAttr(0)},
-                               {nb.getIndexAttr(1), dinF});
-            })
-            .getResult(0);
+    // [M, width] whose row i is src[sourceRow(i)], a row copy per
+    // iteration of an scf.forall.
+    auto gatherRows = [&](Value src, int64_t width, OpFoldResult widthF,
+                          function_ref<Value(OpBuilder &, Location, Value)>
+                              sourceRow) {
+      return scf::ForallOp::create(
+                 b, loc, ArrayRef<OpFoldResult>{mF},
+                 ValueRange{emptyTensor(b, loc, {mF, widthF}, elt)},
+                 std::nullopt,
+                 [&](OpBuilder &nb, Location nl, ValueRange args) {
+                   Value i = args[0];
+                   Value row = tensor::ExtractSliceOp::create(
+                       nb, nl, rowOf(width), src,
+                       ArrayRef<OpFoldResult>{sourceRow(nb, nl, i),
+                                              nb.getIndexAttr(0)},
+                       ArrayRef<OpFoldResult>{nb.getIndexAttr(1), widthF},
+                       unitStrides(nb));
+                   insertInParallel(nb, nl, row, args[1],
+                                    {i, nb.getIndexAttr(0)},
+                                    {nb.getIndexAttr(1), widthF});
+                 })
+          .getResult(0);
+    };
+    Value xs = gatherRows(x, din, dinF, [&](OpBuilder &nb, Location nl,
+                                            Value i) -> Value {
+      Value slot = checkedIndex(
+          nb, nl,
+          toIndex(nb, nl, tensor::ExtractOp::create(nb, nl, perm, ValueRange{i})),
+          m, kErrorIndexOutOfRange);
+      return arith::DivUIOp::create(nb, nl, slot, fanOr1);
+    });
     Value ps =
         scf::ForallOp::create(
             b, loc, ArrayRef<OpFoldResult>{getAsOpFoldResult(experts)},
@@ -650,24 +658,12 @@ struct LowerGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
                                                       ValueRange{slot})});
             })
             .getResult(0);
-    Value y =
-        scf::ForallOp::create(
-            b, loc, ArrayRef<OpFoldResult>{mF},
-            ValueRange{emptyTensor(b, loc, {mF, doutF}, elt)}, std::nullopt,
-            [&](OpBuilder &nb, Location nl, ValueRange args) {
-              Value s = args[0];
-              Value from = toIndex(
-                  nb, nl, tensor::ExtractOp::create(nb, nl, inv, ValueRange{s}));
-              Value src = tensor::ExtractSliceOp::create(
-                  nb, nl, rowOf(dout), ps,
-                  ArrayRef<OpFoldResult>{from, nb.getIndexAttr(0)},
-                  ArrayRef<OpFoldResult>{nb.getIndexAttr(1), doutF},
-                  unitStrides(nb));
-              insertInParallel(nb, nl, src, args[1],
-                               {s, nb.getIndexAttr(0)},
-                               {nb.getIndexAttr(1), doutF});
-            })
-            .getResult(0); // [M, Dout] in slot order
+    // [M, Dout] in slot order.
+    Value y = gatherRows(ps, dout, doutF, [&](OpBuilder &nb, Location nl,
+                                              Value s) -> Value {
+      return toIndex(nb, nl,
+                     tensor::ExtractOp::create(nb, nl, inv, ValueRange{s}));
+    });
     Value result = y;
     if (Value sw = op.getSlotWeights()) {
       OpFoldResult n = tensor::getMixedSize(b, loc, sw, 0);
