@@ -253,7 +253,6 @@ topKLastAxis(OpBuilder &b, Location loc, Value xs, int64_t k, bool largest,
     rows2 = rank == 2 ? xs : collapse(b, loc, xs, {lead, {rank - 1}});
   }
   OpFoldResult rowsF = tensor::getMixedSize(b, loc, rows2, 0);
-  Value rowCount = getValueOrCreateConstantIndexOp(b, loc, rowsF);
   Value width = tensor::DimOp::create(b, loc, rows2, 1);
   Value values0 = emptyTensor(b, loc, {rowsF, b.getIndexAttr(k)}, elt);
   Value indices0 = emptyTensor(b, loc, {rowsF, b.getIndexAttr(k)}, i64);
@@ -261,11 +260,48 @@ topKLastAxis(OpBuilder &b, Location loc, Value xs, int64_t k, bool largest,
   Value c1 = arith::ConstantIndexOp::create(b, loc, 1);
   Value ck = arith::ConstantIndexOp::create(b, loc, k);
   bool isF = isa<FloatType>(elt);
-  auto rowLoop = scf::ForOp::create(
-      b, loc, c0, rowCount, c1, ValueRange{rows2, values0, indices0},
-      [&](OpBuilder &rb, Location rl, Value n, ValueRange rowIter) {
+  // Rows are independent: an scf.forall over them (on the thread pool with
+  // moe-compile --parallel-loops), each iteration masking and writing only
+  // its own row, so no order changes a bit. The masked working copy shares
+  // one buffer with the values ([R, k + E]: values, then the row's copy):
+  // as a result of its own it would be unused, the canonicalizer would drop
+  // it, and bufferization would then copy every row into a buffer of its
+  // own, an allocation per iteration that keeps the loop off the pool.
+  OpFoldResult widthF = tensor::getMixedSize(b, loc, rows2, 1);
+  std::optional<int64_t> staticWidth = getConstantIntValue(widthF);
+  OpFoldResult bothF =
+      staticWidth ? OpFoldResult(b.getIndexAttr(k + *staticWidth))
+                  : OpFoldResult(arith::AddIOp::create(b, loc, ck, width)
+                                     .getResult());
+  Value both0 = tensor::InsertSliceOp::create(
+      b, loc, rows2, emptyTensor(b, loc, {rowsF, bothF}, elt),
+      ArrayRef<OpFoldResult>{b.getIndexAttr(0), b.getIndexAttr(k)},
+      ArrayRef<OpFoldResult>{rowsF, widthF},
+      ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1)});
+  auto unit = [&](OpBuilder &nb) {
+    return SmallVector<OpFoldResult>{nb.getIndexAttr(1), nb.getIndexAttr(1)};
+  };
+  auto rowLoop = scf::ForallOp::create(
+      b, loc, ArrayRef<OpFoldResult>{rowsF}, ValueRange{both0, indices0},
+      std::nullopt, [&](OpBuilder &rb, Location rl, ValueRange args) {
+        Value n = args[0];
+        auto slice = [&](Value full, OpFoldResult row, OpFoldResult col,
+                         OpFoldResult size) {
+          return tensor::ExtractSliceOp::create(
+              rb, rl, full, ArrayRef<OpFoldResult>{row, col},
+              ArrayRef<OpFoldResult>{rb.getIndexAttr(1), size}, unit(rb));
+        };
+        OpFoldResult kF = rb.getIndexAttr(k), zeroF = rb.getIndexAttr(0);
+        // One row of both: the values at [0, k), the working copy at
+        // [k, k + E) (one tensor, so that bufferization keeps it in place).
+        Value bothRow = slice(args[1], n, zeroF, bothF);
+        Value indicesRow = slice(args[2], n, zeroF, kF);
+        Value r0 = arith::ConstantIndexOp::create(rb, rl, 0);
+        auto col = [&](OpBuilder &ob, Location ol, Value e) {
+          return arith::AddIOp::create(ob, ol, e, ck).getResult();
+        };
         auto passLoop = scf::ForOp::create(
-            rb, rl, c0, ck, c1, rowIter,
+            rb, rl, c0, ck, c1, ValueRange{bothRow, indicesRow},
             [&](OpBuilder &pb, Location pl, Value r, ValueRange it) {
               Value work = it[0];
               Value none = arith::ConstantOp::create(
@@ -274,8 +310,8 @@ topKLastAxis(OpBuilder &b, Location loc, Value xs, int64_t k, bool largest,
                   pb, pl, c0, width, c1,
                   ValueRange{worst(pb, pl), none},
                   [&](OpBuilder &sb, Location sl, Value e, ValueRange best) {
-                    Value v = tensor::ExtractOp::create(sb, sl, work,
-                                                        ValueRange{n, e});
+                    Value v = tensor::ExtractOp::create(
+                        sb, sl, work, ValueRange{r0, col(sb, sl, e)});
                     Value better =
                         isF ? Value(arith::CmpFOp::create(
                                   sb, sl,
@@ -301,10 +337,8 @@ topKLastAxis(OpBuilder &b, Location loc, Value xs, int64_t k, bool largest,
                                                     best[1])});
                   });
               Value bestV = scan.getResult(0), bestI = scan.getResult(1);
-              Value vals = tensor::InsertOp::create(pb, pl, bestV, it[1],
-                                                    ValueRange{n, r});
-              Value idxs = tensor::InsertOp::create(pb, pl, bestI, it[2],
-                                                    ValueRange{n, r});
+              Value idxs = tensor::InsertOp::create(pb, pl, bestI, it[1],
+                                                    ValueRange{r0, r});
               // Mask the chosen element (none in an empty row).
               Value found = arith::CmpIOp::create(
                   pb, pl, arith::CmpIPredicate::sge, bestI,
@@ -317,17 +351,43 @@ topKLastAxis(OpBuilder &b, Location loc, Value xs, int64_t k, bool largest,
                     scf::YieldOp::create(
                         ib, il,
                         ValueRange{tensor::InsertOp::create(
-                            ib, il, worst(ib, il), work, ValueRange{n, at})});
+                            ib, il, worst(ib, il), work,
+                            ValueRange{r0, col(ib, il, at)})});
                   },
                   [&](OpBuilder &ib, Location il) {
                     scf::YieldOp::create(ib, il, ValueRange{work});
                   });
-              scf::YieldOp::create(
-                  pb, pl, ValueRange{mask.getResult(0), vals, idxs});
+              // Columns [0, k) hold the values and are never scanned.
+              Value vals = tensor::InsertOp::create(
+                  pb, pl, bestV, mask.getResult(0), ValueRange{r0, r});
+              scf::YieldOp::create(pb, pl, ValueRange{vals, idxs});
             });
-        scf::YieldOp::create(rb, rl, passLoop.getResults());
+        Value row = passLoop.getResult(0);
+        auto term = scf::InParallelOp::create(rb, rl);
+        OpBuilder::InsertionGuard guard(rb);
+        rb.setInsertionPointToStart(term.getBody());
+        tensor::ParallelInsertSliceOp::create(
+            rb, rl, row, args[1], ArrayRef<OpFoldResult>{n, zeroF},
+            ArrayRef<OpFoldResult>{rb.getIndexAttr(1), bothF}, unit(rb));
+        tensor::ParallelInsertSliceOp::create(
+            rb, rl, passLoop.getResult(1), args[2],
+            ArrayRef<OpFoldResult>{n, zeroF},
+            ArrayRef<OpFoldResult>{rb.getIndexAttr(1), kF}, unit(rb));
       });
-  Value values = rowLoop.getResult(1), indices = rowLoop.getResult(2);
+  // The values, contiguous.
+  Value values = linalg::CopyOp::create(
+                     b, loc,
+                     tensor::ExtractSliceOp::create(
+                         b, loc, rowLoop.getResult(0),
+                         ArrayRef<OpFoldResult>{b.getIndexAttr(0),
+                                                b.getIndexAttr(0)},
+                         ArrayRef<OpFoldResult>{rowsF, b.getIndexAttr(k)},
+                         ArrayRef<OpFoldResult>{b.getIndexAttr(1),
+                                                b.getIndexAttr(1)})
+                         .getResult(),
+                     values0)
+                     .getResult(0);
+  Value indices = rowLoop.getResult(1);
   SmallVector<OpFoldResult> outSizes(sizes);
   outSizes[rank - 1] = b.getIndexAttr(k);
   if (rank == 2)
