@@ -14,6 +14,9 @@
 // RUN: not moe-run %t/gm.moeb --input x=%t/x.npy --input w=%t/w.npy --input off=%t/off.npy --input perm=%t/perm_neg.npy 2>&1 | FileCheck %s --check-prefix=BAD
 // RUN: not moe-run %t/gm.moeb --input x=%t/x.npy --input w=%t/w.npy --input off=%t/off_big.npy --input perm=%t/perm.npy 2>&1 | FileCheck %s --check-prefix=BAD
 // RUN: not moe-run %t/gm.moeb --input x=%t/x.npy --input w=%t/w.npy --input off=%t/off_down.npy --input perm=%t/perm.npy 2>&1 | FileCheck %s --check-prefix=BAD
+// RUN: not moe-run %t/gm.moeb --input x=%t/x.npy --input w=%t/w.npy --input off=%t/off.npy --input perm=%t/perm_dup.npy 2>&1 | FileCheck %s --check-prefix=BAD
+// RUN: not moe-run %t/gm.moeb --input x=%t/x.npy --input w=%t/w.npy --input off=%t/off_short.npy --input perm=%t/perm.npy 2>&1 | FileCheck %s --check-prefix=BAD
+// RUN: not moe-run %t/gm.moeb --input x=%t/x.npy --input w=%t/w.npy --input off=%t/off_late.npy --input perm=%t/perm.npy 2>&1 | FileCheck %s --check-prefix=BAD
 // BAD: moe-run: error: an index is out of range in a gather
 
 func.func @main(%x: tensor<2x5xf32> {onnx.name = "x"},

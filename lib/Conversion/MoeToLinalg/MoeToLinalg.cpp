@@ -522,6 +522,38 @@ struct LowerGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
     Value rowsOr1 = arith::MaxUIOp::create(b, loc, rows, c1);
     Value fan = arith::DivUIOp::create(b, loc, m, rowsOr1);
     Value fanOr1 = arith::MaxUIOp::create(b, loc, fan, c1);
+    // Shapes the verifier checks only when static: offsets of E + 1
+    // elements, input rows of Din elements, R rows with R dividing M (then
+    // every slot's row perm[i] / F is below M / F = R). Anything else is
+    // reported and replaced by zeros of the expected shape.
+    offsets = requireSize(
+        b, loc, offsets, 0,
+        typeOf(w).isDynamicDim(0)
+            ? OpFoldResult(arith::AddIOp::create(b, loc, experts, c1)
+                               .getResult())
+            : OpFoldResult(b.getIndexAttr(typeOf(w).getDimSize(0) + 1)),
+        kErrorShapeMismatch);
+    x = requireSize(b, loc, x, 1, dinF, kErrorShapeMismatch);
+    x = requireSize(
+        b, loc, x, 0,
+        getAsOpFoldResult(arith::DivUIOp::create(b, loc, m, fanOr1).getResult()),
+        kErrorShapeMismatch);
+    // The segments must cover [0, M): offsets[0] = 0 and offsets[E] = M
+    // (moe.dispatch's always do; otherwise rows of the result would never
+    // be written).
+    {
+      auto offsetAt = [&](Value at) {
+        return toIndex(b, loc,
+                       tensor::ExtractOp::create(b, loc, offsets,
+                                                 ValueRange{at}));
+      };
+      Value first = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne,
+                                          offsetAt(c0), c0);
+      Value last = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne,
+                                         offsetAt(experts), m);
+      reportIf(b, loc, arith::OrIOp::create(b, loc, first, last),
+               kErrorIndexOutOfRange);
+    }
     // Three loops whose iterations are independent (scf.forall: with
     // moe-compile --parallel-loops they run on the thread pool), none of
     // which allocates per iteration:
@@ -633,13 +665,15 @@ struct LowerGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
                                {lo, nb.getIndexAttr(0)}, {count, doutF});
             })
             .getResult(0);
-    // inv[perm[i]] = i (a sequential scatter of M indices).
+    // inv[perm[i]] = i (a sequential scatter of M indices). Every entry
+    // starts at -1; an entry written twice (perm is no permutation) is
+    // reported, and so every slot is written exactly once when no report
+    // is made.
     Type permElt = typeOf(perm).getElementType();
-    Value inv0 = linalg::FillOp::create(
-                     b, loc,
-                     Value(arith::ConstantOp::create(
-                         b, loc, b.getIntegerAttr(permElt, 0))),
-                     emptyTensor(b, loc, {mF}, permElt))
+    Value unset = arith::ConstantOp::create(b, loc,
+                                            b.getIntegerAttr(permElt, -1));
+    Value inv0 = linalg::FillOp::create(b, loc, unset,
+                                        emptyTensor(b, loc, {mF}, permElt))
                      .getResult(0);
     Value inv =
         scf::ForOp::create(
@@ -651,6 +685,12 @@ struct LowerGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
                           tensor::ExtractOp::create(nb, nl, perm,
                                                     ValueRange{i})),
                   m, kErrorIndexOutOfRange);
+              Value before =
+                  tensor::ExtractOp::create(nb, nl, it[0], ValueRange{slot});
+              reportIf(nb, nl,
+                       arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::ne,
+                                             before, unset),
+                       kErrorIndexOutOfRange);
               Value iv = arith::IndexCastOp::create(nb, nl, permElt, i);
               scf::YieldOp::create(
                   nb, nl,
@@ -661,8 +701,10 @@ struct LowerGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
     // [M, Dout] in slot order.
     Value y = gatherRows(ps, dout, doutF, [&](OpBuilder &nb, Location nl,
                                               Value s) -> Value {
-      return toIndex(nb, nl,
-                     tensor::ExtractOp::create(nb, nl, inv, ValueRange{s}));
+      // A slot no entry of perm named (reported above) reads row 0.
+      Value from = toIndex(
+          nb, nl, tensor::ExtractOp::create(nb, nl, inv, ValueRange{s}));
+      return arith::MaxSIOp::create(nb, nl, from, idx(nb, nl, 0)).getResult();
     });
     Value result = y;
     if (Value sw = op.getSlotWeights()) {

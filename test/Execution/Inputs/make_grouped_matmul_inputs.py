@@ -22,6 +22,16 @@ arrays = dict(x=x, w=w, off=off, perm=perm, expected=expected,
               perm_big=np.array([2, 0, 4, 1], np.int32),
               perm_neg=np.array([2, -1, 3, 1], np.int32),
               off_big=np.array([0, 1, 1, 5], np.int32),
-              off_down=np.array([0, 3, 1, 4], np.int32))
+              off_down=np.array([0, 3, 1, 4], np.int32),
+              # a slot named twice (and one never); segments that leave
+              # slots out
+              perm_dup=np.array([2, 0, 3, 3], np.int32),
+              off_short=np.array([0, 1, 1, 3], np.int32),
+              off_late=np.array([1, 1, 1, 4], np.int32),
+              # dynamic shapes: offsets of E elements, rows of 4 instead of
+              # 5, 3 rows for 4 slots
+              off_e=np.array([0, 1, 4], np.int32),
+              x_narrow=rng.standard_normal((2, 4)).astype(np.float32),
+              x_three=rng.standard_normal((3, 5)).astype(np.float32))
 for name, value in arrays.items():
     np.save(os.path.join(out, name + ".npy"), value)
