@@ -26,6 +26,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "moe/Transforms/Passes.h"
+#include "moe/Transforms/Transforms.h"
 
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -183,7 +184,7 @@ std::optional<TilePlan> planFor(linalg::LinalgOp op, int64_t mr, int64_t nr,
 bool insideInnerLoop(Operation *op) {
   for (auto loop = op->getParentOfType<LoopLikeOpInterface>(); loop;
        loop = loop->getParentOfType<LoopLikeOpInterface>())
-    if (!loop->hasAttr("moe.repeats"))
+    if (!loop->hasAttr(moe::kRepeatsAttrName))
       return true;
   return false;
 }

@@ -332,7 +332,7 @@ void Roller::roll(const Repeat &r) {
               clones[std::get<1>(key)]->getResult(std::get<2>(key)));
         scf::YieldOp::create(nb, loc, yields);
       });
-  loop->setAttr("moe.repeats", b.getI64IntegerAttr(r.count));
+  loop->setAttr(moe::kRepeatsAttrName, b.getI64IntegerAttr(r.count));
   // Uses after the sequence read the last iteration's carried values.
   size_t end = r.start + r.count * r.period;
   size_t last = end - r.period;

@@ -30,7 +30,8 @@ struct CpuCodegenOptions {
 };
 
 /// Adds the lowering to the LLVM dialect: the decomposition,
-/// convert-moe-to-linalg, one-shot bufferization, the code ABI
+/// convert-moe-to-linalg, one-shot bufferization, scf-forall-to-parallel
+/// (then cse, canonicalize), the code ABI
 /// (moe-lower-to-host-abi: every public function becomes
 /// `moe_entry_<name>(frame)`), loops, and the conversions to LLVM. With
 /// default `options` it is the reference lowering (`moe-lower-to-llvm`,

@@ -8,6 +8,8 @@
 #ifndef MOE_TRANSFORMS_TRANSFORMS_H
 #define MOE_TRANSFORMS_TRANSFORMS_H
 
+#include "llvm/ADT/StringRef.h"
+
 #include <cstdint>
 
 namespace mlir {
@@ -32,6 +34,10 @@ void populateDecomposeMotPatterns(RewritePatternSet &patterns);
 
 /// All of the above.
 void populateDecomposeCompositePatterns(RewritePatternSet &patterns);
+
+/// The attribute moe-roll-repeats puts on the loop over a model's repeats
+/// (its value: the repeat count); moe-cpu-tile-contractions reads it.
+inline constexpr llvm::StringLiteral kRepeatsAttrName = "moe.repeats";
 
 /// Rolls every sequence of at least `minOps` top-level ops that `func`'s
 /// body repeats back to back into an scf.for (moe-roll-repeats); returns
