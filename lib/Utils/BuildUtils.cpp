@@ -234,7 +234,7 @@ void moe::build::applyDecomposition(Operation *root,
 /// the chosen element is masked to `worst` for the next pass. Same results,
 /// ties and NaNs as the general form.
 static std::pair<Value, Value>
-topKLastAxis(OpBuilder &b, Location loc, Value xs, int64_t k, bool largest,
+topKLastAxis(OpBuilder &b, Location loc, Value xs, OpFoldResult kF0, bool largest,
              function_ref<Value(OpBuilder &, Location)> worst) {
   using namespace moe::build;
   auto t = cast<RankedTensorType>(xs.getType());
@@ -254,11 +254,12 @@ topKLastAxis(OpBuilder &b, Location loc, Value xs, int64_t k, bool largest,
   }
   OpFoldResult rowsF = tensor::getMixedSize(b, loc, rows2, 0);
   Value width = tensor::DimOp::create(b, loc, rows2, 1);
-  Value values0 = emptyTensor(b, loc, {rowsF, b.getIndexAttr(k)}, elt);
-  Value indices0 = emptyTensor(b, loc, {rowsF, b.getIndexAttr(k)}, i64);
+  std::optional<int64_t> staticK = getConstantIntValue(kF0);
+  Value values0 = emptyTensor(b, loc, {rowsF, kF0}, elt);
+  Value indices0 = emptyTensor(b, loc, {rowsF, kF0}, i64);
   Value c0 = arith::ConstantIndexOp::create(b, loc, 0);
   Value c1 = arith::ConstantIndexOp::create(b, loc, 1);
-  Value ck = arith::ConstantIndexOp::create(b, loc, k);
+  Value ck = getValueOrCreateConstantIndexOp(b, loc, kF0);
   bool isF = isa<FloatType>(elt);
   // Rows are independent: an scf.forall over them (on the thread pool with
   // moe-compile --parallel-loops), each iteration masking and writing only
@@ -270,12 +271,12 @@ topKLastAxis(OpBuilder &b, Location loc, Value xs, int64_t k, bool largest,
   OpFoldResult widthF = tensor::getMixedSize(b, loc, rows2, 1);
   std::optional<int64_t> staticWidth = getConstantIntValue(widthF);
   OpFoldResult bothF =
-      staticWidth ? OpFoldResult(b.getIndexAttr(k + *staticWidth))
+      staticWidth && staticK ? OpFoldResult(b.getIndexAttr(*staticK + *staticWidth))
                   : OpFoldResult(arith::AddIOp::create(b, loc, ck, width)
                                      .getResult());
   Value both0 = tensor::InsertSliceOp::create(
       b, loc, rows2, emptyTensor(b, loc, {rowsF, bothF}, elt),
-      ArrayRef<OpFoldResult>{b.getIndexAttr(0), b.getIndexAttr(k)},
+      ArrayRef<OpFoldResult>{b.getIndexAttr(0), kF0},
       ArrayRef<OpFoldResult>{rowsF, widthF},
       ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1)});
   auto unit = [&](OpBuilder &nb) {
@@ -291,7 +292,7 @@ topKLastAxis(OpBuilder &b, Location loc, Value xs, int64_t k, bool largest,
               rb, rl, full, ArrayRef<OpFoldResult>{row, col},
               ArrayRef<OpFoldResult>{rb.getIndexAttr(1), size}, unit(rb));
         };
-        OpFoldResult kF = rb.getIndexAttr(k), zeroF = rb.getIndexAttr(0);
+        OpFoldResult kF = kF0, zeroF = rb.getIndexAttr(0);
         // One row of both: the values at [0, k), the working copy at
         // [k, k + E) (one tensor, so that bufferization keeps it in place).
         Value bothRow = slice(args[1], n, zeroF, bothF);
@@ -381,7 +382,7 @@ topKLastAxis(OpBuilder &b, Location loc, Value xs, int64_t k, bool largest,
                          b, loc, rowLoop.getResult(0),
                          ArrayRef<OpFoldResult>{b.getIndexAttr(0),
                                                 b.getIndexAttr(0)},
-                         ArrayRef<OpFoldResult>{rowsF, b.getIndexAttr(k)},
+                         ArrayRef<OpFoldResult>{rowsF, kF0},
                          ArrayRef<OpFoldResult>{b.getIndexAttr(1),
                                                 b.getIndexAttr(1)})
                          .getResult(),
@@ -389,7 +390,7 @@ topKLastAxis(OpBuilder &b, Location loc, Value xs, int64_t k, bool largest,
                      .getResult(0);
   Value indices = rowLoop.getResult(1);
   SmallVector<OpFoldResult> outSizes(sizes);
-  outSizes[rank - 1] = b.getIndexAttr(k);
+  outSizes[rank - 1] = kF0;
   if (rank == 2)
     return {values, indices};
   ReassociationIndices lead;
@@ -406,6 +407,13 @@ topKLastAxis(OpBuilder &b, Location loc, Value xs, int64_t k, bool largest,
 
 std::pair<Value, Value> moe::build::topK(OpBuilder &b, Location loc, Value xs,
                                          int64_t k, int64_t a, bool largest) {
+  return topK(b, loc, xs, b.getIndexAttr(k), a, largest);
+}
+
+std::pair<Value, Value> moe::build::topK(OpBuilder &b, Location loc, Value xs,
+                                         OpFoldResult kF, int64_t a,
+                                         bool largest) {
+  std::optional<int64_t> staticK = getConstantIntValue(kF);
   MLIRContext *ctx = b.getContext();
   auto t = cast<RankedTensorType>(xs.getType());
   int64_t rank = t.getRank();
@@ -425,10 +433,10 @@ std::pair<Value, Value> moe::build::topK(OpBuilder &b, Location loc, Value xs,
   };
   SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(b, loc, xs);
   SmallVector<OpFoldResult> outSizes(sizes);
-  outSizes[a] = b.getIndexAttr(k);
+  outSizes[a] = kF;
   // A static zero-sized dim: no element to select (and slices at offset 0
   // of a zero-sized dim do not verify).
-  if (llvm::is_contained(t.getShape(), 0) || k == 0)
+  if (llvm::is_contained(t.getShape(), 0) || staticK == 0)
     return {emptyTensor(b, loc, outSizes, elt),
             emptyTensor(b, loc, outSizes, b.getI64Type())};
   // Along the last axis (routing, ONNX TopK's default): the same passes,
@@ -436,7 +444,7 @@ std::pair<Value, Value> moe::build::topK(OpBuilder &b, Location loc, Value xs,
   // row masked in place. The general form below keeps its best in memory
   // and rewrites the whole masked tensor on every pass.
   if (a == rank - 1)
-    return topKLastAxis(b, loc, xs, k, largest, worst);
+    return topKLastAxis(b, loc, xs, kF, largest, worst);
   SmallVector<OpFoldResult> rowSizes(sizes);
   rowSizes[a] = b.getIndexAttr(1);
   Value values = emptyTensor(b, loc, outSizes, elt);
@@ -452,7 +460,7 @@ std::pair<Value, Value> moe::build::topK(OpBuilder &b, Location loc, Value xs,
   iterators[a] = utils::IteratorType::reduction;
 
   Value lb = arith::ConstantIndexOp::create(b, loc, 0);
-  Value ub = arith::ConstantIndexOp::create(b, loc, k);
+  Value ub = getValueOrCreateConstantIndexOp(b, loc, kF);
   Value step = arith::ConstantIndexOp::create(b, loc, 1);
   auto loop = scf::ForOp::create(
       b, loc, lb, ub, step, ValueRange{xs, values, indices},

@@ -71,6 +71,10 @@ Value transpose(OpBuilder &b, Location loc, Value v, ArrayRef<int64_t> perm);
 /// a float or signless integer element type.
 std::pair<Value, Value> topK(OpBuilder &b, Location loc, Value x, int64_t k,
                              int64_t axis, bool largest);
+/// The same with a k known only at run time (a dynamic result dim); the
+/// caller guarantees 0 <= k <= the axis size.
+std::pair<Value, Value> topK(OpBuilder &b, Location loc, Value x,
+                             OpFoldResult k, int64_t axis, bool largest);
 
 /// `index` when 0 <= index < bound; otherwise calls the runtime's
 /// `moe_report_error(code)` and yields 0 (in-bounds). Works inside linalg

@@ -105,6 +105,7 @@ SmallVector<ReassociationIndices> foldUnitDims(int64_t rank,
 /// Handler groups of populateStandardOnnxHandlers, one per file.
 void populateStandardShapeHandlers(OnnxHandlerRegistry &registry);
 void populateStandardReduceHandlers(OnnxHandlerRegistry &registry);
+void populateStandardIndexHandlers(OnnxHandlerRegistry &registry);
 
 } // namespace mlir::moe::onnx_conv
 

@@ -13,12 +13,14 @@
 #include "moe/Conversion/Passes.h"
 
 #include "HandlerUtils.h"
+#include "ShapeValues.h"
 #include "moe/Utils/BuildUtils.h"
 #include "moe/Utils/RuntimeErrors.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/PatternMatch.h"
+#include "llvm/ADT/DenseSet.h"
 
 #include <algorithm>
 
@@ -141,13 +143,32 @@ struct ConvertOnnxToMoePass
     bool failedAny = false;
     SmallVector<onnxir::NodeOp> nodes;
     module.walk([&](onnxir::NodeOp node) { nodes.push_back(node); });
+    // Results of nodes that failed, and of nodes that depend on them: those
+    // are skipped without a diagnostic of their own, so that each refusal
+    // is reported once, at the node that caused it.
+    llvm::DenseSet<Value> failedValues;
     for (onnxir::NodeOp node : nodes) {
+      if (llvm::any_of(node.getInputs(),
+                       [&](Value v) { return failedValues.contains(v); })) {
+        failedValues.insert(node.getResults().begin(),
+                            node.getResults().end());
+        continue;
+      }
       rewriter.setInsertionPoint(node);
       OnnxHandler handler = registry.lookup(
           node.getDomain(), node.getOpType(), node.getVersion());
-      FailureOr<SmallVector<Value>> results = handler(node, rewriter);
+      // Shape computations on shape values fold entry by entry
+      // (ShapeValues.h); everything else goes to its handler.
+      FailureOr<SmallVector<Value>> results = failure();
+      if (std::optional<SmallVector<Value>> folded =
+              onnx_conv::foldShapeNode(node, rewriter))
+        results = *folded;
+      else
+        results = handler(node, rewriter);
       if (failed(results)) {
         failedAny = true;
+        failedValues.insert(node.getResults().begin(),
+                            node.getResults().end());
         continue;
       }
       assert(results->size() <= node.getNumResults() &&
@@ -158,6 +179,7 @@ struct ConvertOnnxToMoePass
         } else if (!old.use_empty()) {
           nodeError(node) << "output " << i << " is used but not supported";
           failedAny = true;
+          failedValues.insert(old);
         }
       }
     }

@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "HandlerUtils.h"
+#include "ShapeValues.h"
 #include "moe/Utils/BuildUtils.h"
 #include "moe/Utils/RuntimeErrors.h"
 
@@ -82,6 +83,67 @@ Value reciprocalFn(OpBuilder &b, Location l, ValueRange a) {
   return arith::DivFOp::create(b, l, scalar(b, l, a[0].getType(), 1.0), a[0]);
 }
 
+/// Abs-13..: float, signed (wrapping at the minimum, as two's complement
+/// does) and unsigned (identity) integers.
+Values absOp(onnxir::NodeOp node, RewriterBase &b) {
+  if (failed(checkOperandCount(node, 1, 1)))
+    return failure();
+  FailureOr<Value> x = tensorOperand(node, 0, "X");
+  if (failed(x))
+    return failure();
+  Type elt = typeOf(*x).getElementType();
+  if (elt.isUnsignedInteger())
+    return SmallVector<Value>{*x};
+  bool isF = isa<FloatType>(elt);
+  return elementwise(node, b, {*x},
+                     [isF](OpBuilder &nb, Location l, ValueRange a) -> Value {
+                       if (isF)
+                         return math::AbsFOp::create(nb, l, a[0]);
+                       return math::AbsIOp::create(nb, l, a[0]);
+                     });
+}
+
+/// Max-13.. / Min-13..: variadic with numpy broadcasting; a NaN operand
+/// gives NaN (as ONNX Runtime and PyTorch do).
+template <bool isMax>
+Values minMax(onnxir::NodeOp node, RewriterBase &b) {
+  if (node.getInputs().empty()) {
+    nodeError(node) << "expected at least one input";
+    return failure();
+  }
+  SmallVector<Value> xs;
+  for (unsigned i = 0; i < node.getInputs().size(); ++i) {
+    FailureOr<Value> x = tensorOperand(node, i, "data_" + std::to_string(i));
+    if (failed(x))
+      return failure();
+    if (typeOf(*x).getElementType() != typeOf(xs.empty() ? *x : xs[0])
+                                           .getElementType()) {
+      nodeError(node) << "inputs differ in element type: "
+                      << xs[0].getType() << " and " << x->getType();
+      return failure();
+    }
+    xs.push_back(*x);
+  }
+  Type elt = typeOf(xs[0]).getElementType();
+  bool isF = isa<FloatType>(elt), isU = elt.isUnsignedInteger();
+  return elementwise(
+      node, b, xs, [&](OpBuilder &nb, Location l, ValueRange a) -> Value {
+        Value acc = a[0];
+        for (Value v : a.drop_front()) {
+          if (isF)
+            acc = isMax ? Value(arith::MaximumFOp::create(nb, l, acc, v))
+                        : Value(arith::MinimumFOp::create(nb, l, acc, v));
+          else if (isU)
+            acc = isMax ? Value(arith::MaxUIOp::create(nb, l, acc, v))
+                        : Value(arith::MinUIOp::create(nb, l, acc, v));
+          else
+            acc = isMax ? Value(arith::MaxSIOp::create(nb, l, acc, v))
+                        : Value(arith::MinSIOp::create(nb, l, acc, v));
+        }
+        return acc;
+      });
+}
+
 //===----------------------------------------------------------------------===//
 // Structural ops
 //===----------------------------------------------------------------------===//
@@ -143,14 +205,35 @@ Values shapeOf(onnxir::NodeOp node, RewriterBase &b) {
   };
   int64_t s = clampAxis(*start), e = clampAxis(*end);
   Location loc = node.getLoc();
-  SmallVector<Value> dims;
+  // A shape value (ShapeValues.h): static dims are constants, dynamic ones
+  // tensor.dim values.
+  SmallVector<OpFoldResult> dims;
   for (int64_t i = s; i < e; ++i) {
-    Value d = tensor::DimOp::create(b, loc, *x, i);
-    dims.push_back(arith::IndexCastOp::create(b, loc, b.getI64Type(), d));
+    OpFoldResult d = tensor::getMixedSize(b, loc, *x, i);
+    if (auto v = dyn_cast<Value>(d))
+      d = arith::IndexCastOp::create(b, loc, b.getI64Type(), v).getResult();
+    dims.push_back(d);
   }
-  return SmallVector<Value>{tensor::FromElementsOp::create(
-      b, loc, RankedTensorType::get({(int64_t)dims.size()}, b.getI64Type()),
-      dims)};
+  return SmallVector<Value>{makeShapeValue(
+      b, loc,
+      RankedTensorType::get({(int64_t)dims.size()}, b.getI64Type()), dims)};
+}
+
+/// Size-13..: the element count as an int64 scalar.
+Values sizeOf(onnxir::NodeOp node, RewriterBase &b) {
+  if (failed(checkOperandCount(node, 1, 1)))
+    return failure();
+  FailureOr<Value> x = tensorOperand(node, 0, "data");
+  if (failed(x))
+    return failure();
+  Location loc = node.getLoc();
+  OpFoldResult count = b.getIndexAttr(1);
+  for (int64_t d = 0; d < typeOf(*x).getRank(); ++d)
+    count = mulSizes(b, loc, count, tensor::getMixedSize(b, loc, *x, d));
+  if (auto v = dyn_cast<Value>(count))
+    count = arith::IndexCastOp::create(b, loc, b.getI64Type(), v).getResult();
+  return SmallVector<Value>{makeShapeValue(
+      b, loc, RankedTensorType::get({}, b.getI64Type()), {count})};
 }
 
 /// Reshape-14..: shape entries follow ONNX (0 copies the input dim unless
@@ -626,6 +709,7 @@ void mlir::moe::populateStandardOnnxHandlers(OnnxHandlerRegistry &r) {
   r.add("", "Identity", 1, identity);
   r.add("", "Constant", 13, constant);
   r.add("", "Shape", 13, shapeOf);
+  r.add("", "Size", 13, sizeOf);
   r.add("", "Reshape", 13, reshape);
   r.add("", "MatMul", 13, matmul);
   r.add("", "Gather", 13, gather);
@@ -643,6 +727,12 @@ void mlir::moe::populateStandardOnnxHandlers(OnnxHandlerRegistry &r) {
   r.add("", "Erf", 13, unaryFloat<mathFn<math::ErfOp>>);
   r.add("", "Neg", 13, unaryFloat<mathFn<arith::NegFOp>>);
   r.add("", "Reciprocal", 13, unaryFloat<reciprocalFn>);
+  r.add("", "Cos", 7, unaryFloat<mathFn<math::CosOp>>);
+  r.add("", "Sin", 7, unaryFloat<mathFn<math::SinOp>>);
+  r.add("", "Abs", 13, absOp);
+  r.add("", "Max", 13, minMax<true>);
+  r.add("", "Min", 13, minMax<false>);
+  onnx_conv::populateStandardIndexHandlers(r);
   onnx_conv::populateStandardShapeHandlers(r);
   onnx_conv::populateStandardReduceHandlers(r);
 }

@@ -6,6 +6,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "HandlerUtils.h"
+#include "ShapeValues.h"
 #include "moe/Utils/BuildUtils.h"
 #include "moe/Utils/RuntimeErrors.h"
 
@@ -673,7 +674,7 @@ Values topk(onnxir::NodeOp node, RewriterBase &b) {
   if (failed(checkOperandCount(node, 2, 2)))
     return failure();
   FailureOr<Value> x = tensorOperand(node, 0, "X");
-  FailureOr<SmallVector<int64_t>> kIn = constantIntsOperand(node, 1, "K");
+  FailureOr<Value> kIn = tensorOperand(node, 1, "K");
   FailureOr<int64_t> axisAttr = intAttr(node, "axis", -1);
   FailureOr<int64_t> largestAttr = intAttr(node, "largest", 1);
   if (failed(x) || failed(kIn) || failed(axisAttr) || failed(largestAttr))
@@ -683,16 +684,39 @@ Values topk(onnxir::NodeOp node, RewriterBase &b) {
   FailureOr<int64_t> axis = normalizeAxis(node, *axisAttr, rank);
   if (failed(axis))
     return failure();
-  if (kIn->size() != 1 || (*kIn)[0] < 0) {
-    nodeError(node) << "K must be one non-negative value";
-    return failure();
-  }
-  int64_t k = (*kIn)[0], a = *axis;
-  if (!ShapedType::isDynamic(t.getDimSize(a)) && k > t.getDimSize(a)) {
-    nodeError(node) << "K = " << k << " exceeds dim " << a << " of " << t;
-    return failure();
-  }
   Location loc = node.getLoc();
+  // K: a constant, or computed (a shape value such as GraniteMoE's token
+  // count, or data), which gives a dynamic result dim checked at run time.
+  std::optional<SmallVector<OpFoldResult>> kv = shapeElements(b, loc, *kIn);
+  if (!kv || kv->size() != 1) {
+    nodeError(node) << "K must be one integer, got " << kIn->getType();
+    return failure();
+  }
+  int64_t a = *axis;
+  OpFoldResult k = (*kv)[0];
+  if (std::optional<int64_t> known = getConstantIntValue(k)) {
+    if (*known < 0) {
+      nodeError(node) << "K must be one non-negative value";
+      return failure();
+    }
+    if (!ShapedType::isDynamic(t.getDimSize(a)) && *known > t.getDimSize(a)) {
+      nodeError(node) << "K = " << *known << " exceeds dim " << a << " of "
+                      << t;
+      return failure();
+    }
+  } else {
+    // 0 <= K <= dim, or a report and K = 0.
+    declareErrorHook(b, node);
+    Value kValue = cast<Value>(k);
+    Value dim = tensor::DimOp::create(b, loc, *x, a);
+    Value zero = arith::ConstantIndexOp::create(b, loc, 0);
+    Value bad = arith::OrIOp::create(
+        b, loc,
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, kValue, zero),
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sgt, kValue, dim));
+    reportIf(b, loc, bad, kErrorShapeMismatch);
+    k = arith::SelectOp::create(b, loc, bad, zero, kValue).getResult();
+  }
   Value xs = toSignless(b, loc, *x);
   auto [values, indices] = build::topK(b, loc, xs, k, a, *largestAttr != 0);
   return SmallVector<Value>{toElementType(b, loc, values, t.getElementType()),

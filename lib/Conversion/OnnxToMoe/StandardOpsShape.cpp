@@ -2,16 +2,21 @@
 //
 // Transpose, Squeeze, Unsqueeze, Concat, Slice, Split, Expand,
 // ConstantOfShape, Range, Trilu, Cast, Where, Dropout, Not and the
-// comparisons. Axes, shapes and sizes given as inputs must be constants.
+// comparisons. Axes and steps given as inputs must be constants; shapes,
+// sizes, starts and ends may be computed (ShapeValues.h).
 //
 //===----------------------------------------------------------------------===//
 
 #include "HandlerUtils.h"
+#include "ShapeValues.h"
+#include "moe/Utils/RuntimeErrors.h"
 #include "moe/Utils/BuildUtils.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 
@@ -145,39 +150,29 @@ Values concat(onnxir::NodeOp node, RewriterBase &b) {
 
 /// Elements [start, start + size*step) of a dim of extent `dim` under ONNX
 /// Slice clamping; `dim` static.
-struct Range1D {
-  int64_t start, size, step;
-};
-Range1D sliceRange(int64_t dim, int64_t start, int64_t end, int64_t step) {
-  auto clamp = [](int64_t v, int64_t lo, int64_t hi) {
-    return std::max(lo, std::min(v, hi));
-  };
-  if (start < 0)
-    start += dim;
-  if (end < 0)
-    end += dim;
-  if (step > 0) {
-    start = clamp(start, 0, dim);
-    end = clamp(end, 0, dim);
-  } else {
-    start = clamp(start, 0, dim - 1);
-    end = clamp(end, -1, dim - 1);
-  }
-  int64_t size = step > 0 ? std::max<int64_t>(0, (end - start + step - 1) / step)
-                          : std::max<int64_t>(0, (start - end - step - 1) / -step);
-  return {start, size, step};
-}
-
-/// Slice-13..: constant starts/ends/axes/steps; sliced dims must be static
-/// (other dims may be dynamic). Negative steps are supported.
+/// Slice-13..: constant axes and steps (negative steps included); starts
+/// and ends constant or computed (shape values, or read at run time), on
+/// static or dynamic dims. Clamping follows ONNX at compile time where
+/// everything is known, at run time otherwise.
 Values slice(onnxir::NodeOp node, RewriterBase &b) {
   if (failed(checkOperandCount(node, 3, 5)))
     return failure();
   FailureOr<Value> x = tensorOperand(node, 0, "data");
-  FailureOr<SmallVector<int64_t>> starts = constantIntsOperand(node, 1, "starts");
-  FailureOr<SmallVector<int64_t>> ends = constantIntsOperand(node, 2, "ends");
-  if (failed(x) || failed(starts) || failed(ends))
+  FailureOr<Value> startsIn = tensorOperand(node, 1, "starts", 1);
+  FailureOr<Value> endsIn = tensorOperand(node, 2, "ends", 1);
+  if (failed(x) || failed(startsIn) || failed(endsIn))
     return failure();
+  Location loc = node.getLoc();
+  std::optional<SmallVector<OpFoldResult>> starts =
+      shapeElements(b, loc, *startsIn);
+  std::optional<SmallVector<OpFoldResult>> ends =
+      shapeElements(b, loc, *endsIn);
+  if (!starts || !ends) {
+    nodeError(node) << "starts and ends must be 1-D integer tensors of a "
+                       "static length (at most "
+                    << kMaxShapeElements << ")";
+    return failure();
+  }
   RankedTensorType t = typeOf(*x);
   SmallVector<int64_t> defaultAxes;
   for (size_t i = 0; i < starts->size(); ++i)
@@ -193,27 +188,48 @@ Values slice(onnxir::NodeOp node, RewriterBase &b) {
     nodeError(node) << "starts, ends, axes and steps differ in length";
     return failure();
   }
-  Location loc = node.getLoc();
   int64_t rank = t.getRank();
-  SmallVector<Range1D> ranges;
   SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(b, loc, *x);
-  SmallVector<std::optional<Range1D>> perDim(rank);
+  // Per sliced dim: (start, step); the start is static or an index value.
+  SmallVector<std::optional<std::pair<OpFoldResult, int64_t>>> perDim(rank);
   for (size_t i = 0; i < starts->size(); ++i) {
     FailureOr<int64_t> d = normalizeAxis(node, (*axes)[i], rank);
     if (failed(d))
       return failure();
-    if ((*steps)[i] == 0) {
+    if (perDim[*d]) {
+      nodeError(node) << "axis " << *d << " is sliced twice";
+      return failure();
+    }
+    int64_t step = (*steps)[i];
+    if (step == 0) {
       nodeError(node) << "step 0 on axis " << *d;
       return failure();
     }
-    if (ShapedType::isDynamic(t.getDimSize(*d))) {
-      nodeError(node) << "sliced dim " << *d << " of " << t
-                      << " must be static";
-      return failure();
+    std::optional<int64_t> start = getConstantIntValue((*starts)[i]);
+    std::optional<int64_t> end = getConstantIntValue((*ends)[i]);
+    if (start && end && !ShapedType::isDynamic(t.getDimSize(*d))) {
+      Range1D r = sliceRange(t.getDimSize(*d), *start, *end, step);
+      perDim[*d] = {b.getIndexAttr(r.start), step};
+      sizes[*d] = b.getIndexAttr(r.size);
+      continue;
     }
-    perDim[*d] = sliceRange(t.getDimSize(*d), (*starts)[i], (*ends)[i],
-                            (*steps)[i]);
-    sizes[*d] = b.getIndexAttr(perDim[*d]->size);
+    // At run time. Constant entries beyond the index range (INT64_MAX for
+    // "to the end") are clamped first so the arithmetic cannot overflow.
+    auto asIndex = [&](OpFoldResult v) -> Value {
+      if (std::optional<int64_t> c = getConstantIntValue(v))
+        return arith::ConstantIndexOp::create(
+            b, loc, std::clamp<int64_t>(*c, -(int64_t(1) << 62),
+                                        int64_t(1) << 62));
+      Value big = arith::ConstantIndexOp::create(b, loc, int64_t(1) << 62);
+      Value small = arith::ConstantIndexOp::create(b, loc, -(int64_t(1) << 62));
+      return arith::MinSIOp::create(
+          b, loc, arith::MaxSIOp::create(b, loc, cast<Value>(v), small), big);
+    };
+    Value dim = tensor::DimOp::create(b, loc, *x, *d);
+    auto [s, n] = sliceRangeAt(b, loc, dim, asIndex((*starts)[i]),
+                               asIndex((*ends)[i]), step);
+    perDim[*d] = {getAsOpFoldResult(s), step};
+    sizes[*d] = getAsOpFoldResult(n);
   }
   Value init = emptyTensor(b, loc, sizes, t.getElementType());
   Value source = *x;
@@ -226,9 +242,10 @@ Values slice(onnxir::NodeOp node, RewriterBase &b) {
         for (int64_t d = 0; d < rank; ++d) {
           Value i = linalg::IndexOp::create(nb, nl, d);
           if (perDim[d]) {
-            Value step = arith::ConstantIndexOp::create(nb, nl, perDim[d]->step);
+            Value step =
+                arith::ConstantIndexOp::create(nb, nl, perDim[d]->second);
             Value start =
-                arith::ConstantIndexOp::create(nb, nl, perDim[d]->start);
+                getValueOrCreateConstantIndexOp(nb, nl, perDim[d]->first);
             i = arith::AddIOp::create(nb, nl, start,
                                       arith::MulIOp::create(nb, nl, i, step));
           }
@@ -302,34 +319,65 @@ Values split(onnxir::NodeOp node, RewriterBase &b) {
   return results;
 }
 
-/// Expand-13..: numpy broadcast of the input to a constant shape.
+/// Sizes from a shape input (constant or computed entries); a negative
+/// computed entry is reported at run time and taken as 0.
+std::optional<SmallVector<OpFoldResult>>
+sizesOperand(onnxir::NodeOp node, RewriterBase &b, Value shape) {
+  Location loc = node.getLoc();
+  std::optional<SmallVector<OpFoldResult>> sizes =
+      shapeElements(b, loc, shape);
+  if (!sizes || typeOf(shape).getRank() != 1) {
+    nodeError(node) << "the shape must be a 1-D integer tensor of a static "
+                       "length (at most "
+                    << kMaxShapeElements << "), got " << shape.getType();
+    return std::nullopt;
+  }
+  for (OpFoldResult &s : *sizes) {
+    if (std::optional<int64_t> c = getConstantIntValue(s)) {
+      if (*c < 0) {
+        nodeError(node) << "negative dimension " << *c;
+        return std::nullopt;
+      }
+      continue;
+    }
+    declareErrorHook(b, node);
+    Value v = cast<Value>(s);
+    Value zero = arith::ConstantIndexOp::create(b, loc, 0);
+    Value negative =
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, v, zero);
+    reportIf(b, loc, negative, kErrorShapeMismatch);
+    s = arith::SelectOp::create(b, loc, negative, zero, v).getResult();
+  }
+  return sizes;
+}
+
+/// Expand-13..: numpy broadcast of the input and a shape (constant or
+/// computed entries; dims that meet at run time are checked then).
 Values expandOp(onnxir::NodeOp node, RewriterBase &b) {
   if (failed(checkOperandCount(node, 2, 2)))
     return failure();
   FailureOr<Value> x = tensorOperand(node, 0, "input");
-  FailureOr<SmallVector<int64_t>> shape = constantIntsOperand(node, 1, "shape");
+  FailureOr<Value> shape = tensorOperand(node, 1, "shape");
   if (failed(x) || failed(shape))
     return failure();
-  SmallVector<OpFoldResult> sizes = llvm::map_to_vector(
-      *shape, [&](int64_t s) -> OpFoldResult { return b.getIndexAttr(s); });
-  Value target = emptyTensor(b, node.getLoc(), sizes,
+  std::optional<SmallVector<OpFoldResult>> sizes =
+      sizesOperand(node, b, *shape);
+  if (!sizes)
+    return failure();
+  Value target = emptyTensor(b, node.getLoc(), *sizes,
                              typeOf(*x).getElementType());
   return elementwise(node, b, {*x, target},
                      [](OpBuilder &, Location, ValueRange a) { return a[0]; });
 }
 
-/// ConstantOfShape-9..: a constant shape; value defaults to float 0.
+/// ConstantOfShape-9..: a constant or computed shape; value defaults to
+/// float 0.
 Values constantOfShape(onnxir::NodeOp node, RewriterBase &b) {
   if (failed(checkOperandCount(node, 1, 1)))
     return failure();
-  FailureOr<SmallVector<int64_t>> shape = constantIntsOperand(node, 0, "input");
+  FailureOr<Value> shape = tensorOperand(node, 0, "input");
   if (failed(shape))
     return failure();
-  for (int64_t s : *shape)
-    if (s < 0) {
-      nodeError(node) << "negative dimension " << s;
-      return failure();
-    }
   Attribute fill = b.getF32FloatAttr(0.0);
   if (auto v = dyn_cast_or_null<DenseElementsAttr>(
           node.getNodeAttributes().get("value"))) {
@@ -339,12 +387,42 @@ Values constantOfShape(onnxir::NodeOp node, RewriterBase &b) {
     }
     fill = v.getSplatValue<Attribute>();
   }
-  auto type = RankedTensorType::get(*shape, cast<TypedAttr>(fill).getType());
-  return SmallVector<Value>{arith::ConstantOp::create(
-      b, node.getLoc(), DenseElementsAttr::get(type, fill))};
+  Type elt = cast<TypedAttr>(fill).getType();
+  Location loc = node.getLoc();
+  if (typeOf(*shape).getRank() == 1 && typeOf(*shape).getDimSize(0) == 0)
+    return SmallVector<Value>{arith::ConstantOp::create(
+        b, loc, DenseElementsAttr::get(RankedTensorType::get({}, elt), fill))};
+  std::optional<SmallVector<OpFoldResult>> sizes =
+      sizesOperand(node, b, *shape);
+  if (!sizes)
+    return failure();
+  if (std::optional<SmallVector<int64_t>> known =
+          getConstantIntValues(*sizes)) {
+    auto type = RankedTensorType::get(*known, elt);
+    return SmallVector<Value>{
+        arith::ConstantOp::create(b, loc, DenseElementsAttr::get(type, fill))};
+  }
+  // Signless in the IR; the declared (possibly unsigned) type is restored
+  // at the function boundary.
+  Type signlessElt = elt;
+  if (auto i = dyn_cast<IntegerType>(elt))
+    signlessElt = b.getIntegerType(i.getWidth());
+  Attribute signlessFill = fill;
+  if (auto i = dyn_cast<IntegerAttr>(fill))
+    signlessFill = IntegerAttr::get(signlessElt, i.getValue());
+  Value value =
+      arith::ConstantOp::create(b, loc, cast<TypedAttr>(signlessFill));
+  Value init = emptyTensor(b, loc, *sizes, signlessElt);
+  return SmallVector<Value>{
+      linalg::FillOp::create(b, loc, value, init).getResult(0)};
 }
 
-/// Range-11..: constant scalars only (the size must be static).
+/// Range-11..: out[i] = start + i * delta for i in [0, n), n = max(0,
+/// ceil((limit - start) / delta)). Constant scalars fold to a constant;
+/// computed ones give a dynamic length, with float elements accumulated
+/// (value += delta) as ONNX's function body and ONNX Runtime do.
+Values rangeComputed(onnxir::NodeOp node, RewriterBase &b);
+
 Values range(onnxir::NodeOp node, RewriterBase &b) {
   if (failed(checkOperandCount(node, 3, 3)))
     return failure();
@@ -352,10 +430,8 @@ Values range(onnxir::NodeOp node, RewriterBase &b) {
   for (unsigned i = 0; i < 3; ++i) {
     auto cst = node.getInputs()[i].getDefiningOp<arith::ConstantOp>();
     auto dense = cst ? dyn_cast<DenseElementsAttr>(cst.getValue()) : nullptr;
-    if (!dense || dense.getNumElements() != 1) {
-      nodeError(node) << "start, limit and delta must be constant scalars";
-      return failure();
-    }
+    if (!dense || dense.getNumElements() != 1)
+      return rangeComputed(node, b);
     args.push_back(dense);
   }
   Type elt = args[0].getElementType();
@@ -428,30 +504,172 @@ Values range(onnxir::NodeOp node, RewriterBase &b) {
       arith::ConstantOp::create(b, loc, DenseElementsAttr::get(type, values))};
 }
 
+/// Most elements of a Range computed at run time; larger counts are
+/// reported (kErrorShapeMismatch) and give an empty result.
+constexpr int64_t kMaxRangeElements = int64_t(1) << 31;
+
+Values rangeComputed(onnxir::NodeOp node, RewriterBase &b) {
+  SmallVector<Value> args;
+  for (unsigned i = 0; i < 3; ++i) {
+    FailureOr<Value> v = tensorOperand(node, i, i == 0   ? "start"
+                                                : i == 1 ? "limit"
+                                                         : "delta");
+    if (failed(v))
+      return failure();
+    if (!typeOf(*v).hasStaticShape() || typeOf(*v).getNumElements() != 1) {
+      nodeError(node) << "start, limit and delta must be scalars, got "
+                      << v->getType();
+      return failure();
+    }
+    args.push_back(*v);
+  }
+  Type elt = typeOf(args[0]).getElementType();
+  if (typeOf(args[1]).getElementType() != elt ||
+      typeOf(args[2]).getElementType() != elt) {
+    nodeError(node) << "start, limit and delta differ in element type";
+    return failure();
+  }
+  if (!isa<FloatType>(elt) && !elt.isSignlessInteger()) {
+    nodeError(node) << "unsupported element type " << elt;
+    return failure();
+  }
+  Location loc = node.getLoc();
+  declareErrorHook(b, node);
+  auto scalarOf = [&](Value v) -> Value {
+    SmallVector<Value> coords(typeOf(v).getRank(),
+                              arith::ConstantIndexOp::create(b, loc, 0));
+    return tensor::ExtractOp::create(b, loc, v, coords);
+  };
+  Value start = scalarOf(args[0]), limit = scalarOf(args[1]),
+        delta = scalarOf(args[2]);
+  Type i64 = b.getI64Type();
+  Value zero64 = arith::ConstantIntOp::create(b, loc, 0, 64);
+  Value count, bad;
+  if (isa<FloatType>(elt)) {
+    // ceil((limit - start) / delta) in double, as ONNX Runtime computes it.
+    Type f64 = b.getF64Type();
+    auto ext = [&](Value v) -> Value {
+      return v.getType() == f64 ? v
+                                : Value(arith::ExtFOp::create(b, loc, f64, v));
+    };
+    Value q = math::CeilOp::create(
+        b, loc,
+        arith::DivFOp::create(
+            b, loc, arith::SubFOp::create(b, loc, ext(limit), ext(start)),
+            ext(delta)));
+    Value cap = arith::ConstantOp::create(
+        b, loc, b.getF64FloatAttr(static_cast<double>(kMaxRangeElements)));
+    // Not (q <= cap) catches NaN and infinity (delta 0) too.
+    bad = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::UGT, q, cap);
+    Value clamped = arith::MaximumFOp::create(
+        b, loc, q, arith::ConstantOp::create(b, loc, b.getF64FloatAttr(0.0)));
+    count = arith::FPToSIOp::create(
+        b, loc, i64,
+        arith::SelectOp::create(
+            b, loc, bad,
+            arith::ConstantOp::create(b, loc, b.getF64FloatAttr(0.0)),
+            clamped));
+  } else {
+    auto ext = [&](Value v) -> Value {
+      return v.getType() == i64 ? v
+                                : Value(arith::ExtSIOp::create(b, loc, i64, v));
+    };
+    Value s = ext(start), l = ext(limit), d = ext(delta);
+    Value isZero =
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, d, zero64);
+    Value one64 = arith::ConstantIntOp::create(b, loc, 1, 64);
+    Value safeD = arith::SelectOp::create(b, loc, isZero, one64, d);
+    // ceil(span / delta) for either sign: C division truncates, so add one
+    // where the remainder is non-zero and the quotient is positive.
+    Value span = arith::SubIOp::create(b, loc, l, s);
+    Value q = arith::DivSIOp::create(b, loc, span, safeD);
+    Value r = arith::RemSIOp::create(b, loc, span, safeD);
+    Value sameSign = arith::CmpIOp::create(
+        b, loc, arith::CmpIPredicate::eq,
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, span, zero64),
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, safeD,
+                              zero64));
+    Value roundUp = arith::AndIOp::create(
+        b, loc,
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne, r, zero64),
+        sameSign);
+    q = arith::AddIOp::create(
+        b, loc, q, arith::ExtUIOp::create(b, loc, i64, roundUp));
+    q = arith::MaxSIOp::create(b, loc, q, zero64);
+    Value tooMany = arith::CmpIOp::create(
+        b, loc, arith::CmpIPredicate::sgt, q,
+        arith::ConstantIntOp::create(b, loc, kMaxRangeElements, 64));
+    bad = arith::OrIOp::create(b, loc, isZero, tooMany);
+    count = arith::SelectOp::create(b, loc, bad, zero64, q);
+  }
+  reportIf(b, loc, bad, kErrorShapeMismatch);
+  Value n = arith::IndexCastOp::create(b, loc, b.getIndexType(), count);
+  Value init = tensor::EmptyOp::create(
+      b, loc, ArrayRef<int64_t>{ShapedType::kDynamic}, elt, ValueRange{n});
+  if (!isa<FloatType>(elt)) {
+    auto generic = linalg::GenericOp::create(
+        b, loc, TypeRange{init.getType()}, ValueRange{}, ValueRange{init},
+        SmallVector<AffineMap>{b.getMultiDimIdentityMap(1)},
+        SmallVector<utils::IteratorType>{utils::IteratorType::parallel},
+        [&](OpBuilder &nb, Location nl, ValueRange) {
+          Value i = arith::IndexCastOp::create(
+              nb, nl, elt, linalg::IndexOp::create(nb, nl, 0));
+          yield(nb, nl,
+                arith::AddIOp::create(nb, nl, start,
+                                      arith::MulIOp::create(nb, nl, i, delta)));
+        });
+    return SmallVector<Value>{generic.getResult(0)};
+  }
+  Value zero = arith::ConstantIndexOp::create(b, loc, 0);
+  Value one = arith::ConstantIndexOp::create(b, loc, 1);
+  auto loop = scf::ForOp::create(
+      b, loc, zero, n, one, ValueRange{init, start},
+      [&](OpBuilder &nb, Location nl, Value i, ValueRange acc) {
+        Value out = tensor::InsertOp::create(nb, nl, acc[1], acc[0],
+                                             ValueRange{i});
+        Value next = arith::AddFOp::create(nb, nl, acc[1], delta);
+        scf::YieldOp::create(nb, nl, ValueRange{out, next});
+      });
+  return SmallVector<Value>{loop.getResult(0)};
+}
+
 /// Trilu-14..: keeps j - i >= k (upper) or j - i <= k (lower) in the last two
-/// dims; k is a constant input (default 0).
+/// dims; k is a scalar input (default 0), constant or computed (the causal
+/// mask `ones(T, S).tril(S - T)` of an export computes it from shapes).
 Values trilu(onnxir::NodeOp node, RewriterBase &b) {
   if (failed(checkOperandCount(node, 1, 2)))
     return failure();
   FailureOr<Value> x = tensorOperand(node, 0, "input");
-  FailureOr<SmallVector<int64_t>> k =
-      constantIntsOperand(node, 1, "k", SmallVector<int64_t>{0});
   FailureOr<int64_t> upper = intAttr(node, "upper", 1);
-  if (failed(x) || failed(k) || failed(upper))
+  if (failed(x) || failed(upper))
     return failure();
   int64_t rank = typeOf(*x).getRank();
   if (rank < 2) {
     nodeError(node) << "input must have rank >= 2, got " << x->getType();
     return failure();
   }
-  int64_t kv = k->empty() ? 0 : (*k)[0];
+  Location loc = node.getLoc();
+  OpFoldResult kv = b.getIndexAttr(0);
+  if (node.getInputs().size() > 1 &&
+      !isa<NoneType>(node.getInputs()[1].getType())) {
+    FailureOr<Value> kIn = tensorOperand(node, 1, "k");
+    if (failed(kIn))
+      return failure();
+    std::optional<SmallVector<OpFoldResult>> k = shapeElements(b, loc, *kIn);
+    if (!k || k->size() != 1) {
+      nodeError(node) << "k must be an integer scalar, got "
+                      << kIn->getType();
+      return failure();
+    }
+    kv = (*k)[0];
+  }
   bool up = *upper != 0;
   return elementwise(node, b, {*x}, [&](OpBuilder &nb, Location nl,
                                         ValueRange a) -> Value {
     Value i = linalg::IndexOp::create(nb, nl, rank - 2);
     Value j = linalg::IndexOp::create(nb, nl, rank - 1);
     Value diff = arith::SubIOp::create(nb, nl, j, i);
-    Value kc = arith::ConstantIndexOp::create(nb, nl, kv);
+    Value kc = getValueOrCreateConstantIndexOp(nb, nl, kv);
     Value keep = arith::CmpIOp::create(
         nb, nl, up ? arith::CmpIPredicate::sge : arith::CmpIPredicate::sle,
         diff, kc);

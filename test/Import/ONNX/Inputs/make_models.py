@@ -194,3 +194,53 @@ save("not", [helper.make_node("Not", ["x"], ["y"], name="neg")],
 save("gelu", [helper.make_node("Gelu", ["x"], ["y"], name="g",
                                approximate="tanh")],
      [vi("x", ["N", 4])], [vi("y", ["N", 4])], opset=20)
+
+# Shape computations (docs/importer.md, "Shapes computed in the graph").
+I64 = TensorProto.INT64
+
+
+def ints(name, values, dims=None):
+    a = np.array(values, np.int64)
+    return numpy_helper.from_array(a if dims is None else a.reshape(dims),
+                                   name)
+
+
+shape_nodes = [
+    helper.make_node("Shape", ["x"], ["s"], name="shape"),
+    helper.make_node("Gather", ["s", "i0"], ["b"], name="g0", axis=0),
+    helper.make_node("Gather", ["s", "i1"], ["t"], name="g1", axis=0),
+    helper.make_node("Mul", ["b", "t"], ["bt"], name="mul"),
+    helper.make_node("Unsqueeze", ["bt", "ax0"], ["bt1"], name="unsq"),
+    helper.make_node("Concat", ["bt1", "minus1"], ["shape2"], name="cat",
+                     axis=0),
+    helper.make_node("Reshape", ["x", "shape2"], ["y"], name="view"),
+]
+shape_inits = [ints("i0", 0, []), ints("i1", 1, []), ints("ax0", [0]),
+               ints("minus1", [-1])]
+# Static input: the computed shape folds to constants, the view is static.
+save("shape_static", shape_nodes, [vi("x", [2, 3, 4])], [vi("y", [6, 4])],
+     shape_inits)
+# Dynamic input: one scalar per entry (from_elements of tensor.dim products).
+save("shape_dynamic", shape_nodes, [vi("x", ["B", "T", 4])],
+     [vi("y", ["BT", 4])], shape_inits)
+save("nonzero", [helper.make_node("NonZero", ["x"], ["y"], name="nz")],
+     [vi("x", [3, 4])], [vi("y", [2, "n"], I64)])
+save("nonzero_scalar", [helper.make_node("NonZero", ["x"], ["y"], name="nz")],
+     [vi("x", [])], [vi("y", [0, "n"], I64)])
+save("onehot", [helper.make_node("OneHot", ["i", "depth", "values"], ["y"],
+                                 name="oh", axis=0)],
+     [vi("i", [2, 3], I64)], [vi("y", [5, 2, 3])],
+     [ints("depth", 5, []),
+      numpy_helper.from_array(np.array([0, 1], np.float32), "values")])
+save("onehot_bad_values", [
+    helper.make_node("OneHot", ["i", "depth", "values"], ["y"], name="oh")],
+     [vi("i", [2], I64)], [vi("y", [2, 5])],
+     [ints("depth", 5, []),
+      numpy_helper.from_array(np.array([0, 1, 2], np.float32), "values")])
+save("tile_bad_repeats", [
+    helper.make_node("Tile", ["x", "r"], ["y"], name="tile")],
+     [vi("x", [2, 3])], [vi("y", [4, 3])], [ints("r", [2])])
+save("topk_computed_k", [
+    helper.make_node("Shape", ["x"], ["s"], name="shape", start=0, end=1),
+    helper.make_node("TopK", ["x", "s"], ["v", "i"], name="sort", axis=0)],
+     [vi("x", ["N"])], [vi("v", ["N"]), vi("i", ["N"], I64)])
