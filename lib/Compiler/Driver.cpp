@@ -45,7 +45,8 @@ bool looksLikeMlir(StringRef bytes) {
 OwningOpRef<ModuleOp> mlir::moe::loadModel(
     llvm::MemoryBufferRef input, StringRef name, StringRef baseDir,
     InputKind kind, MLIRContext *context, bool convertToMoe,
-    const std::function<LogicalResult(PassManager &)> &configure) {
+    const std::function<LogicalResult(PassManager &)> &configure,
+    RaiseMode raise) {
   if (kind == InputKind::Auto)
     kind = name.ends_with(".onnx")   ? InputKind::Onnx
            : name.ends_with(".mlir") ? InputKind::Mlir
@@ -70,6 +71,11 @@ OwningOpRef<ModuleOp> mlir::moe::loadModel(
   PassManager pm(context);
   if (configure && failed(configure(pm)))
     return nullptr;
+  if (raise != RaiseMode::Off) {
+    RaiseOnnxMoeOptions raiseOptions;
+    raiseOptions.report = raise == RaiseMode::Report;
+    pm.addPass(createRaiseOnnxMoe(raiseOptions));
+  }
   pm.addPass(createConvertOnnxToMoe());
   if (failed(pm.run(*module)))
     return nullptr;
@@ -85,7 +91,7 @@ LogicalResult mlir::moe::compileModel(llvm::MemoryBufferRef input,
     options.progress(("importing " + name).str());
   OwningOpRef<ModuleOp> module = loadModel(input, name, baseDir, kind, context,
                                            /*convertToMoe=*/true,
-                                           options.configure);
+                                           options.configure, options.raise);
   if (!module)
     return failure();
   return compileModule(*module, options, out);

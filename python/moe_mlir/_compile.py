@@ -21,7 +21,8 @@ class CompileWarning(UserWarning):
 
 def compile(model, output=None, *, march="native", opt_level=3,
             cc="clang-22", emit="artifact", progress=None, reference=False,
-            parallel_loops=False, tile=True, roll_repeats=True):
+            parallel_loops=False, tile=True, roll_repeats=True,
+            raise_blocks=True):
     """Compiles `model` into a .moeb artifact (or the level `emit` names).
 
     model: a path (str or os.PathLike) to an ONNX (.onnx) or MLIR (.mlir)
@@ -43,6 +44,8 @@ def compile(model, output=None, *, march="native", opt_level=3,
     tile: register-tiled contractions (False: moe-compile --no-tile).
     roll_repeats: layers a model repeats with shared weights compiled once,
         in a loop (False: moe-compile --no-roll).
+    raise_blocks: exported MoE blocks raised to routed moe ops at import
+        (False: moe-compile --no-raise).
 
     Returns the result (bytes; str for the IR levels) when `output` is
     None, otherwise `output` after writing the result there. Raises
@@ -63,7 +66,8 @@ def compile(model, output=None, *, march="native", opt_level=3,
             raise TypeError(f"{arg} must be a non-empty str, got {value!r}")
     for arg, value in (("reference", reference),
                        ("parallel_loops", parallel_loops), ("tile", tile),
-                       ("roll_repeats", roll_repeats)):
+                       ("roll_repeats", roll_repeats),
+                       ("raise_blocks", raise_blocks)):
         if not isinstance(value, bool):
             raise TypeError(f"{arg} must be a bool, got {value!r}")
     if progress is not None and not callable(progress):
@@ -99,7 +103,7 @@ def compile(model, output=None, *, march="native", opt_level=3,
     from . import _compiler
     ok, result, diagnostics = _compiler.compile(
         data, name, base_dir, emit, cc, march, opt_level, reference,
-        parallel_loops, tile, roll_repeats, report)
+        parallel_loops, tile, roll_repeats, raise_blocks, report)
     if callback_error:
         raise callback_error[0]
     if not ok:

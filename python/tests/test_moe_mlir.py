@@ -235,9 +235,34 @@ def test_compile_codegen_options(artifact, tmp_path):
         for g, e in zip(got, expected):
             np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5,
                                        err_msg=str(options))
-    for arg in ("reference", "parallel_loops", "tile", "roll_repeats"):
+    for arg in ("reference", "parallel_loops", "tile", "roll_repeats",
+                "raise_blocks"):
         with pytest.raises(TypeError, match=arg):
             moe_mlir.compile(path, **{arg: 1})
+
+
+def test_compile_raise_blocks(tmp_path):
+    """raise_blocks reaches the importer: a plain export of a σ-MoE block
+    becomes a routed moe.ffn unless raise_blocks=False, with the same
+    numbers either way."""
+    import torch
+    from moe_ref import modules as M
+    torch.manual_seed(0)
+    path = str(tmp_path / "sigma.onnx")
+    with torch.no_grad():
+        torch.onnx.export(M.SigmaMoE(16, 8, 12, 2).eval(),
+                          (torch.randn(5, 16),), path, opset_version=17,
+                          input_names=["x"], output_names=["y"],
+                          dynamic_axes={"x": {0: "n"}, "y": {0: "n"}})
+    raised = moe_mlir.compile(path, emit="moe")
+    assert "moe.ffn" in raised or "moe.route" in raised
+    unraised = moe_mlir.compile(path, emit="moe", raise_blocks=False)
+    assert "moe.ffn" not in unraised and "moe.route" not in unraised
+    x = np.random.default_rng(0).standard_normal((7, 16)).astype(np.float32)
+    outs = [moe_mlir.InferenceSession(moe_mlir.compile(
+        path, tmp_path / f"m{i}.moeb", raise_blocks=flag, **FAST)).run(
+            None, {"x": x})[0] for i, flag in enumerate((True, False))]
+    np.testing.assert_allclose(outs[0], outs[1], rtol=1e-4, atol=1e-5)
 
 
 def test_compile_bad_bytes():

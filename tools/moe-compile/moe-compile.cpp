@@ -68,6 +68,10 @@ llvm::cl::opt<bool> noRoll(
     "no-roll",
     llvm::cl::desc("compile every copy of a repeated layer sequence "
                    "(no moe-roll-repeats; debugging)"));
+llvm::cl::opt<bool> noRaise(
+    "no-raise",
+    llvm::cl::desc("leave exported MoE blocks as exported (no "
+                   "moe-raise-onnx; debugging, and the unraised baseline)"));
 llvm::cl::opt<bool> reference(
     "reference",
     llvm::cl::desc("the reference lowering only (moe-lower-to-llvm, without "
@@ -128,6 +132,7 @@ int main(int argc, char **argv) {
   options.parallelLoops = parallelLoops;
   options.tile = !noTile;
   options.rollRepeats = !noRoll;
+  options.raise = noRaise ? moe::RaiseMode::Off : moe::RaiseMode::On;
   options.progress = progress;
   options.configure = [](PassManager &pm) {
     if (failed(applyPassManagerCLOptions(pm)))

@@ -44,6 +44,20 @@ llvm::cl::opt<Stage> stage(
         clEnumValN(Stage::Onnx, "onnx", "mechanical import (onnx.node ops)"),
         clEnumValN(Stage::Moe, "moe",
                    "converted to moe and upstream dialects (default)")));
+enum class RaiseFlag { On, Report };
+llvm::cl::opt<RaiseFlag> raiseFlag(
+    "raise",
+    llvm::cl::desc("raising of exported MoE blocks to routed moe ops "
+                   "(moe-raise-onnx)"),
+    llvm::cl::init(RaiseFlag::On),
+    llvm::cl::values(
+        clEnumValN(RaiseFlag::On, "on", "raise what matches (default)"),
+        clEnumValN(RaiseFlag::Report, "report",
+                   "raise, and print a remark for every raised block and "
+                   "every near miss")));
+llvm::cl::opt<bool> noRaise(
+    "no-raise",
+    llvm::cl::desc("leave exported MoE blocks as exported (no moe-raise-onnx)"));
 llvm::cl::opt<bool> listHandlers(
     "list-handlers",
     llvm::cl::desc("print every (domain, op, since version) with a handler "
@@ -95,7 +109,10 @@ int main(int argc, char **argv) {
   OwningOpRef<ModuleOp> module = moe::loadModel(
       input->getMemBufferRef(), name, baseDir, moe::InputKind::Onnx, &context,
       /*convertToMoe=*/stage == Stage::Moe,
-      [](PassManager &pm) { return applyPassManagerCLOptions(pm); });
+      [](PassManager &pm) { return applyPassManagerCLOptions(pm); },
+      noRaise ? moe::RaiseMode::Off
+      : raiseFlag == RaiseFlag::Report ? moe::RaiseMode::Report
+                                       : moe::RaiseMode::On);
   if (!module)
     return 1;
   if (failed(verify(*module)))

@@ -29,6 +29,9 @@ constexpr uint64_t kMaxTensorBytes = uint64_t(16) << 30;
 /// Where moe-compile stops (--emit=).
 enum class EmitLevel { Moe, Linalg, Buffers, LLVM, Obj, Artifact };
 
+/// Raising exported MoE blocks to routed ops (moe-raise-onnx) at import.
+enum class RaiseMode { Off, On, Report };
+
 struct CompileOptions {
   EmitLevel emit = EmitLevel::Artifact;
   /// The C compiler that turns LLVM IR into a shared object.
@@ -51,6 +54,9 @@ struct CompileOptions {
   /// layers) once, in a loop (moe-roll-repeats); off with
   /// moe-compile --no-roll and with `reference`.
   bool rollRepeats = true;
+  /// Raise exported MoE blocks to routed `moe` ops at import
+  /// (moe-raise-onnx); Off with moe-compile --no-raise.
+  RaiseMode raise = RaiseMode::On;
   /// Smallest constant (elements) stored as a weight.
   int64_t minWeightElements = 16;
   /// Progress lines ("moe-compile: ...") go here when set.
@@ -77,10 +83,13 @@ void registerCompilerDialects(DialectRegistry &registry);
 /// to moe and upstream dialects when `convertToMoe`; external data relative
 /// to `baseDir`) or as MLIR text. Diagnostics go to `context`'s handler;
 /// null on failure. `configure`, if set, is applied to the pass manager.
+/// `raise` decides whether exported MoE blocks are raised before the
+/// conversion (moe-raise-onnx).
 OwningOpRef<ModuleOp>
 loadModel(llvm::MemoryBufferRef input, StringRef name, StringRef baseDir,
           InputKind kind, MLIRContext *context, bool convertToMoe = true,
-          const std::function<LogicalResult(PassManager &)> &configure = {});
+          const std::function<LogicalResult(PassManager &)> &configure = {},
+          RaiseMode raise = RaiseMode::On);
 
 /// loadModel, then compileModule: what `moe-compile` and
 /// `moe_mlir.compile` do.

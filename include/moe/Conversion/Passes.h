@@ -17,6 +17,7 @@
 namespace mlir::moe {
 
 #define GEN_PASS_DECL_CONVERTMOETOLINALG
+#define GEN_PASS_DECL_RAISEONNXMOE
 #include "moe/Conversion/Passes.h.inc"
 
 #define GEN_PASS_REGISTRATION

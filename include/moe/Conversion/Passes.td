@@ -39,6 +39,47 @@ def ConvertOnnxToMoe : Pass<"convert-onnx-to-moe", "::mlir::ModuleOp"> {
   ];
 }
 
+def RaiseOnnxMoe : Pass<"moe-raise-onnx", "::mlir::ModuleOp"> {
+  let summary = "Raise exported MoE blocks to org.moe_mlir.MoEFeedForward nodes";
+  let description = [{
+    Runs on the ONNX graph (`moe-import --stage=onnx`), before
+    `convert-onnx-to-moe`. Recognises MoE layers that `torch.onnx.export`
+    writes as generic ops and rewrites each into one
+    `org.moe_mlir.MoEFeedForward` node, which the conversion turns into a
+    routed `moe.ffn` (only the selected experts are computed). Forms:
+    (c) gathered per-slot weights, `Einsum("nd,nsdo->nso", x,
+    Gather(W1, ids))` ... `Einsum("ns,nsd->nd", w, y)`; (b) every expert
+    computed and masked by a dense gate `ScatterElements(zeros, ids, w)`.
+    The routing is a TopK over `MatMul(xs, Wsel)` with a sigmoid, softmax
+    or top-k softmax gate; the expert activation relu, gelu, silu or none;
+    weights constant. Whatever does not match stays as exported. With
+    `report`, each raise and each near miss is a remark at its node
+    (`moe-import --raise=report`). lib/Conversion/OnnxToMoe/RaiseMoe.cpp
+    states the equivalence argument of each form.
+
+    Before (form (c), abridged):
+    ```mlir
+    %g1 = onnx.node "Gather"(%w1, %ids) ...
+    %h = onnx.node "Einsum"(%x, %g1) {node_attributes = {equation = "nd,nsdo->nso"}} ...
+    %y = onnx.node "Einsum"(%w, %d) {node_attributes = {equation = "ns,nsd->nd"}} ...
+    ```
+    After:
+    ```mlir
+    %y = onnx.node "MoEFeedForward"(%x, %x, %wsel, %w1, %w2)
+        {domain = "org.moe_mlir", node_attributes = {activation = "relu",
+         gate = "sigmoid", k = 2 : i64}, version = 1 : i64} ...
+    ```
+  }];
+  let options = [
+    Option<"report", "report", "bool", /*default=*/"false",
+           "emit a remark for every raised block and every near miss">
+  ];
+  let statistics = [
+    Statistic<"numRaised", "raised", "MoE blocks raised">
+  ];
+  let dependentDialects = ["::mlir::arith::ArithDialect"];
+}
+
 def ConvertMoeToLinalg : Pass<"convert-moe-to-linalg"> {
   let summary = "Reference lowering of primitive moe ops to linalg, scf and tensor";
   let description = [{

@@ -30,12 +30,14 @@ struct CompileRequest {
   std::string cc = "clang-22";
   std::string march = "native";
   unsigned optLevel = 3;
-  /// moe::CompileOptions' reference, parallelLoops, tile and rollRepeats
-  /// (moe-compile --reference, --parallel-loops, --no-tile, --no-roll).
+  /// moe::CompileOptions' reference, parallelLoops, tile, rollRepeats and
+  /// raise (moe-compile --reference, --parallel-loops, --no-tile, --no-roll,
+  /// --no-raise).
   bool reference = false;
   bool parallelLoops = false;
   bool tile = true;
   bool rollRepeats = true;
+  bool raiseBlocks = true;
   /// Called with each progress line (may be null). Must not throw.
   void (*progress)(void *context, const char *line, size_t size) = nullptr;
   void *progressContext = nullptr;

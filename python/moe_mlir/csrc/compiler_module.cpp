@@ -46,7 +46,8 @@ py::tuple compile(const py::bytes &data, const std::string &name,
                   const std::string &baseDir, const std::string &emit,
                   const std::string &cc, const std::string &march,
                   unsigned optLevel, bool reference, bool parallelLoops,
-                  bool tile, bool rollRepeats, const py::object &progress) {
+                  bool tile, bool rollRepeats, bool raiseBlocks,
+                  const py::object &progress) {
   moe_python::CompileRequest request;
   char *buffer = nullptr;
   Py_ssize_t size = 0;
@@ -64,6 +65,7 @@ py::tuple compile(const py::bytes &data, const std::string &name,
   request.parallelLoops = parallelLoops;
   request.tile = tile;
   request.rollRepeats = rollRepeats;
+  request.raiseBlocks = raiseBlocks;
   py::object fn = progress;
   if (!progress.is_none()) {
     request.progress = callProgress;
@@ -87,6 +89,6 @@ PYBIND11_MODULE(_compiler, m) {
         py::arg("base_dir"), py::arg("emit"), py::arg("cc"),
         py::arg("march"), py::arg("opt_level"), py::arg("reference"),
         py::arg("parallel_loops"), py::arg("tile"), py::arg("roll_repeats"),
-        py::arg("progress"),
+        py::arg("raise_blocks"), py::arg("progress"),
         "(ok, output bytes, diagnostics text) for the model in `data`.");
 }

@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""Small ONNX models of exported MoE blocks for moe-raise-onnx
+(test/Conversion/raise-onnx-moe.test): the forms it raises, with each gate
+and activation, and near misses it must leave alone.
+
+usage: make_raise_models.py OUT_DIR
+"""
+import os
+import sys
+
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
+
+out = sys.argv[1]
+os.makedirs(out, exist_ok=True)
+F = TensorProto.FLOAT
+D, E, G, K = 8, 4, 6, 2
+rng = np.random.default_rng(0)
+
+
+def init(name, shape):
+    return numpy_helper.from_array(
+        rng.standard_normal(shape).astype(np.float32), name)
+
+
+def k_const(k=K):
+    return numpy_helper.from_array(np.array([k], np.int64), "k")
+
+
+def routing(gate, selector="x"):
+    """Nodes computing (w, ids) from MatMul(selector, wsel)."""
+    nodes = [helper.make_node("MatMul", [selector, "wsel"], ["s"],
+                              name="scores")]
+    if gate == "softmax":
+        nodes += [helper.make_node("Softmax", ["s"], ["p"], name="sm",
+                                   axis=-1),
+                  helper.make_node("TopK", ["p", "k"], ["w", "ids"],
+                                   name="topk", axis=-1)]
+        return nodes
+    nodes.append(helper.make_node("TopK", ["s", "k"], ["v", "ids"],
+                                  name="topk", axis=-1))
+    if gate == "sigmoid":
+        nodes.append(helper.make_node("Sigmoid", ["v"], ["w"], name="gate"))
+    elif gate == "topk_softmax":
+        nodes.append(helper.make_node("Softmax", ["v"], ["w"], name="gate",
+                                      axis=-1))
+    else:  # an unsupported gate
+        nodes.append(helper.make_node("Tanh", ["v"], ["w"], name="gate"))
+    return nodes
+
+
+def activation(act, src, dst):
+    if act == "relu":
+        return [helper.make_node("Relu", [src], [dst], name="act")]
+    if act == "silu":
+        return [helper.make_node("Sigmoid", [src], ["sg"], name="act_sg"),
+                helper.make_node("Mul", [src, "sg"], [dst], name="act")]
+    if act == "none":
+        return [helper.make_node("Identity", [src], [dst], name="act")]
+    return [helper.make_node("Tanh", [src], [dst], name="act")]
+
+
+def gathered(name, gate="sigmoid", act="relu", ids2="ids", w1_input=False,
+             selector="x"):
+    nodes = routing(gate, selector)
+    nodes += [
+        helper.make_node("Gather", ["w1", "ids"], ["g1"], name="g1", axis=0),
+        helper.make_node("Einsum", ["x", "g1"], ["h"], name="up",
+                         equation="nd,nsdo->nso")]
+    if act == "none":
+        nodes += [helper.make_node("Gather", ["w2", ids2], ["g2"], name="g2",
+                                   axis=0),
+                  helper.make_node("Einsum", ["h", "g2"], ["y"], name="down",
+                                   equation="nsg,nsgd->nsd")]
+    else:
+        nodes += activation(act, "h", "a")
+        nodes += [helper.make_node("Gather", ["w2", ids2], ["g2"], name="g2",
+                                   axis=0),
+                  helper.make_node("Einsum", ["a", "g2"], ["y"], name="down",
+                                   equation="nsg,nsgd->nsd")]
+    nodes.append(helper.make_node("Einsum", ["w", "y"], ["out"],
+                                  name="combine", equation="ab,abc->ac"))
+    inputs = [helper.make_tensor_value_info("x", F, ["N", D])]
+    if selector != "x":
+        inputs.append(helper.make_tensor_value_info(selector, F, ["N", D]))
+    inits = [init("wsel", [D, E]), init("w2", [E, G, D]), k_const()]
+    if w1_input:
+        inputs.append(helper.make_tensor_value_info("w1", F, [E, D, G]))
+    else:
+        inits.append(init("w1", [E, D, G]))
+    if ids2 != "ids":
+        inputs.append(helper.make_tensor_value_info(ids2, TensorProto.INT64,
+                                                    ["N", K]))
+    save(name, nodes, inputs, inits)
+
+
+def dense(name, gate="sigmoid", act="relu"):
+    nodes = routing(gate)
+    nodes += [
+        helper.make_node("Shape", ["s"], ["shape"], name="shape"),
+        helper.make_node("ConstantOfShape", ["shape"], ["zeros"],
+                         name="zeros"),
+        helper.make_node("ScatterElements", ["zeros", "ids", "w"], ["gd"],
+                         name="scatter", axis=-1),
+        helper.make_node("Einsum", ["x", "w1"], ["h"], name="up",
+                         equation="nd,edg->neg")]
+    nodes += activation(act, "h", "a")
+    nodes += [helper.make_node("Einsum", ["a", "w2"], ["y"], name="down",
+                               equation="neg,egd->ned"),
+              helper.make_node("Einsum", ["gd", "y"], ["out"], name="combine",
+                               equation="ne,ned->nd")]
+    save(name, nodes, [helper.make_tensor_value_info("x", F, ["N", D])],
+         [init("wsel", [D, E]), init("w1", [E, D, G]), init("w2", [E, G, D]),
+          k_const()])
+
+
+def save(name, nodes, inputs, inits):
+    graph = helper.make_graph(
+        nodes, name, inputs, [helper.make_tensor_value_info("out", F,
+                                                            ["N", D])],
+        inits)
+    model = helper.make_model(graph,
+                              opset_imports=[helper.make_opsetid("", 17)])
+    with open(os.path.join(out, name + ".onnx"), "wb") as f:
+        f.write(model.SerializeToString())
+
+
+gathered("gathered_sigmoid_relu")
+gathered("gathered_softmax_silu", gate="softmax", act="silu")
+gathered("gathered_topk_softmax_none", gate="topk_softmax", act="none")
+gathered("gathered_selector", selector="xs")
+dense("dense_sigmoid_relu")
+dense("dense_topk_softmax_silu", gate="topk_softmax", act="silu")
+# Near misses: left as exported.
+gathered("miss_tanh_activation", act="tanh")
+gathered("miss_tanh_gate", gate="tanh")
+gathered("miss_other_ids", ids2="ids_other")
+gathered("miss_weight_input", w1_input=True)
