@@ -3,6 +3,7 @@
 
 usage: .venv/bin/python bench/raise_exports.py [--hidden 512 --expert 128
        --experts 64 --k 8] [--tokens 1,64,256] [--threads 1] [--repeats 10]
+       [--onnx FILE ...]
 
 Exports the block in both forms of python/moe_ref/plain_exports.py (gathered
 per-slot weights: the reference SigmaMoE; and every expert computed, then
@@ -13,6 +14,11 @@ Runtime alternately on the same inputs with the same thread count. Prints
 the core's FMA peak (bench/peak_fma.c) and one markdown row per form and
 token count: p50 of each, the ratios, and the largest difference between
 raised and ONNX Runtime outputs.
+
+--onnx FILE (repeatable) adds an exported block whose one input `x` is
+[1, T, hidden] (dynamic T), e.g. a Hugging Face sparse MoE block written by
+python/moe_ref/hf_corpus.py with 64 experts; it is timed the same way at
+T = each token count.
 """
 import argparse
 import os
@@ -39,6 +45,7 @@ p.add_argument("--k", type=int, default=8)
 p.add_argument("--tokens", default="1,64,256")
 p.add_argument("--threads", type=int, default=1)
 p.add_argument("--repeats", type=int, default=10)
+p.add_argument("--onnx", action="append", default=[])
 a = p.parse_args()
 build = os.path.join(root, "build", "bin")
 work = tempfile.mkdtemp()
@@ -64,13 +71,16 @@ opts = ort.SessionOptions()
 opts.intra_op_num_threads = a.threads
 opts.inter_op_num_threads = 1
 rng = np.random.default_rng(0)
-for form, module in forms.items():
-    model = os.path.join(work, form + ".onnx")
-    with torch.no_grad():
-        torch.onnx.export(module, (torch.randn(5, a.hidden),), model,
-                          opset_version=17, input_names=["x"],
-                          output_names=["y"],
-                          dynamic_axes={"x": {0: "n"}, "y": {0: "n"}})
+cases = [(form, module, None) for form, module in forms.items()]
+cases += [(os.path.basename(f), None, f) for f in a.onnx]
+for form, module, given in cases:
+    model = given or os.path.join(work, form + ".onnx")
+    if module is not None:
+        with torch.no_grad():
+            torch.onnx.export(module, (torch.randn(5, a.hidden),), model,
+                              opset_version=17, input_names=["x"],
+                              output_names=["y"],
+                              dynamic_axes={"x": {0: "n"}, "y": {0: "n"}})
     sessions = {}
     for name, flags in (("raised", []), ("unraised", ["--no-raise"])):
         artifact = os.path.join(work, f"{form}_{name}.moeb")
@@ -81,7 +91,8 @@ for form, module in forms.items():
     ref = ort.InferenceSession(model, opts,
                                providers=["CPUExecutionProvider"])
     for n in [int(t) for t in a.tokens.split(",")]:
-        feeds = {"x": rng.standard_normal((n, a.hidden), dtype=np.float32)}
+        shape = (n, a.hidden) if given is None else (1, n, a.hidden)
+        feeds = {"x": rng.standard_normal(shape, dtype=np.float32)}
         want = ref.run(None, feeds)[0]
         diff = float(np.abs(sessions["raised"].run(None, feeds)[0] -
                             want).max())

@@ -132,8 +132,8 @@ Value moe::build::contract(OpBuilder &b, Location loc, StringRef spec, Value lhs
 }
 
 /// Emits `act(x)` on one scalar.
-static Value activateScalar(OpBuilder &b, Location loc, Value x,
-                            Activation act) {
+Value moe::build::activateScalar(OpBuilder &b, Location loc, Value x,
+                                Activation act) {
   Type t = x.getType();
   auto cst = [&](double v) {
     return arith::ConstantOp::create(b, loc, b.getFloatAttr(t, v));

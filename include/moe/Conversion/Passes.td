@@ -44,9 +44,13 @@ def RaiseOnnxMoe : Pass<"moe-raise-onnx", "::mlir::ModuleOp"> {
   let description = [{
     Runs on the ONNX graph (`moe-import --stage=onnx`), before
     `convert-onnx-to-moe`. Recognises MoE layers that `torch.onnx.export`
-    writes as generic ops and rewrites each into one
-    `org.moe_mlir.MoEFeedForward` node, which the conversion turns into a
-    routed `moe.ffn` (only the selected experts are computed). Forms:
+    writes as generic ops and rewrites each into one node the conversion
+    turns into routed moe ops (only the selected experts are computed).
+    Forms: (a) the per-expert loop of Hugging Face exports (OneHot expert
+    mask, NonZero token lists, expert MLPs with SwiGLU or a plain
+    activation, index_add) into an internal
+    `org.moe_mlir.internal.RoutedExperts` node (moe.route, moe.dispatch,
+    moe.grouped_matmul); into `org.moe_mlir.MoEFeedForward` (moe.ffn):
     (c) gathered per-slot weights, `Einsum("nd,nsdo->nso", x,
     Gather(W1, ids))` ... `Einsum("ns,nsd->nd", w, y)`; (b) every expert
     computed and masked by a dense gate `ScatterElements(zeros, ids, w)`.

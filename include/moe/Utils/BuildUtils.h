@@ -50,6 +50,9 @@ Value filledTensor(OpBuilder &b, Location loc, ArrayRef<OpFoldResult> sizes,
 Value contract(OpBuilder &b, Location loc, StringRef spec, Value lhs,
                Value rhs, ArrayRef<OpFoldResult> outSizes);
 
+/// `act` of one scalar (inside a linalg body).
+Value activateScalar(OpBuilder &b, Location loc, Value x, Activation act);
+
 /// Applies `act` elementwise (identity returns `x`).
 Value activate(OpBuilder &b, Location loc, Value x, Activation act);
 

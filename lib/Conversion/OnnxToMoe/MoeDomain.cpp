@@ -10,6 +10,11 @@
 #include "HandlerUtils.h"
 #include "moe/IR/MoeOps.h"
 
+#include "moe/Utils/BuildUtils.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Verifier.h"
 
 using namespace mlir;
@@ -67,6 +72,102 @@ Values moeFeedForward(onnxir::NodeOp node, RewriterBase &b) {
                           v[4], selector, *symbolizeGateKind(*gate), *k, *act,
                           /*capacity_factor=*/FloatAttr());
   return finish(op, b);
+}
+
+/// RoutedExperts: internal, made by moe-raise-onnx from the per-expert loop
+/// of Hugging Face exports (docs/importer.md, "Raising exported MoE
+/// blocks"). x [N, D], logits [N, E], w1 [E, D, I], w2 [E, I, D] and, for
+/// gated experts, w3 [E, D, I]; attributes k, gate (softmax |
+/// topk_softmax) and activation. As primitives:
+///   w, ids = moe.route logits; off, perm = moe.dispatch ids
+///   h = act(x w1[e]) (* x w3[e] when gated)
+///   y = moe.grouped_matmul h, w2 weights(w)
+Values routedExperts(onnxir::NodeOp node, RewriterBase &b) {
+  if (failed(checkOperandCount(node, 4, 5)))
+    return failure();
+  FailureOr<Value> x = tensorOperand(node, 0, "x", 2);
+  FailureOr<Value> logits = tensorOperand(node, 1, "logits", 2);
+  FailureOr<Value> w1 = tensorOperand(node, 2, "w1", 3);
+  FailureOr<Value> w2 = tensorOperand(node, 3, "w2", 3);
+  FailureOr<Value> w3 = tensorOperand(node, 4, "w3", 3, /*optional=*/true);
+  FailureOr<int64_t> k = intAttr(node, "k");
+  FailureOr<std::string> gate =
+      stringAttr(node, "gate", {"softmax", "topk_softmax"});
+  FailureOr<Activation> act = activation(node);
+  if (failed(x) || failed(logits) || failed(w1) || failed(w2) ||
+      failed(w3) || failed(k) || failed(gate) || failed(act))
+    return failure();
+  Location loc = node.getLoc();
+  auto w1Type = cast<RankedTensorType>(w1->getType());
+  auto w2Type = cast<RankedTensorType>(w2->getType());
+  int64_t experts = w1Type.getDimSize(0);
+  if (ShapedType::isDynamic(experts)) {
+    nodeError(node) << "the expert count must be static";
+    return failure();
+  }
+  Type elt = cast<RankedTensorType>(x->getType()).getElementType();
+  Type idType = b.getI32Type();
+  OpFoldResult n = tensor::getMixedSize(b, loc, *x, 0);
+  auto route = RouteOp::create(
+      b, loc, build::matrixType(n, *k, elt), build::matrixType(n, *k, idType),
+      *logits, *symbolizeGateKind(*gate), *k, 1);
+  if (failed(verify(route))) {
+    b.eraseOp(route);
+    return failure();
+  }
+  auto dispatch = DispatchOp::create(
+      b, loc, RankedTensorType::get({experts + 1}, idType),
+      RankedTensorType::get({build::staticMul(n, *k)}, idType),
+      route.getIds(), experts);
+  auto upProjection = [&](Value w) -> Value {
+    auto op = GroupedMatmulOp::create(
+        b, loc,
+        RankedTensorType::get({build::staticMul(n, *k),
+                               cast<RankedTensorType>(w.getType())
+                                   .getDimSize(2)},
+                              elt),
+        *x, w, dispatch.getOffsets(), dispatch.getPerm(), Value());
+    if (failed(verify(op))) {
+      b.eraseOp(op);
+      return Value();
+    }
+    return op;
+  };
+  Value h = upProjection(*w1);
+  Value h3 = *w3 ? upProjection(*w3) : Value();
+  if (!h || (*w3 && !h3))
+    return failure();
+  if (h3 && h.getType() != h3.getType()) {
+    nodeError(node) << "w1 and w3 differ in shape: " << w1->getType()
+                    << " and " << (*w3).getType();
+    return failure();
+  }
+  // act(h) (* h3), one elementwise pass.
+  SmallVector<Value> ins = {h};
+  if (h3)
+    ins.push_back(h3);
+  AffineMap id = b.getMultiDimIdentityMap(2);
+  h = linalg::GenericOp::create(
+          b, loc, TypeRange{h.getType()}, ins,
+          ValueRange{build::emptyTensor(b, loc,
+                                        tensor::getMixedSizes(b, loc, h),
+                                        elt)},
+          SmallVector<AffineMap>(ins.size() + 1, id),
+          SmallVector<utils::IteratorType>(2, utils::IteratorType::parallel),
+          [&](OpBuilder &nb, Location nl, ValueRange a) {
+            Value v = build::activateScalar(nb, nl, a[0], *act);
+            if (a.size() > 2)
+              v = arith::MulFOp::create(nb, nl, v, a[1]);
+            linalg::YieldOp::create(nb, nl, ValueRange{v});
+          })
+          .getResult(0);
+  auto down = GroupedMatmulOp::create(
+      b, loc,
+      RankedTensorType::get({cast<RankedTensorType>(x->getType()).getDimSize(0),
+                             w2Type.getDimSize(2)},
+                            elt),
+      h, *w2, dispatch.getOffsets(), dispatch.getPerm(), route.getWeights());
+  return finish(down, b);
 }
 
 Values switchFeedForward(onnxir::NodeOp node, RewriterBase &b) {
@@ -163,4 +264,6 @@ void mlir::moe::populateMoeDomainHandlers(OnnxHandlerRegistry &r) {
   r.add(kDomain, "SwitchHeadGatedAttention", 1, switchHeadGatedAttention);
   r.add(kDomain, "MixtureOfTokens", 1, mixtureOfTokens);
   r.add(kDomain, "TreeGatedLayer", 1, treeGatedLayer);
+  // Made only by moe-raise-onnx; not part of the documented domain.
+  r.add("org.moe_mlir.internal", "RoutedExperts", 1, routedExperts);
 }

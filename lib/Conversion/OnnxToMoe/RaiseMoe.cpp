@@ -1,11 +1,25 @@
 //===- RaiseMoe.cpp - raise exported MoE blocks to routed moe ops ----------===//
 //
-// `torch.onnx.export` writes an MoE layer as generic ops that compute every
-// expert, or gather a weight matrix per routing slot. This pass, run on the
-// ONNX graph before convert-onnx-to-moe, recognises such blocks and rewrites
-// each into one `org.moe_mlir.MoEFeedForward` node, which the conversion
-// turns into `moe.ffn` (routed: only the selected experts are computed, and
-// its verifier checks every shape). The forms recognised:
+// `torch.onnx.export` writes an MoE layer as generic ops: a loop over
+// experts, every expert computed, or a weight matrix gathered per routing
+// slot. This pass, run on the ONNX graph before convert-onnx-to-moe,
+// recognises such blocks and rewrites each into one node of our domains,
+// which the conversion turns into routed moe ops (only the selected experts
+// are computed, and the ops' verifiers check every shape). The forms:
+//
+//   (a) the per-expert loop of Hugging Face exports (Mixtral, Qwen2-MoE,
+//       OLMoE), into an internal `org.moe_mlir.internal.RoutedExperts`
+//       (moe.route + moe.dispatch + moe.grouped_matmul):
+//         R = rows; L = MatMul(R, Wg); v, ids = TopK(Cast*(Softmax(L)), k)
+//         rw = Cast*(v) (gate softmax) or Cast*(v / ReduceSum(v, -1))
+//              (renormalised: gate topk_softmax)
+//         M = Transpose(OneHot(ids, E, [0, 1]), [2, 1, 0])
+//         for each expert e (every e in [0, E) exactly once):
+//           slot, tok = Squeeze(Split(Transpose(NonZero(M[e]))))
+//           out = MLP_e(Reshape(Gather(Unsqueeze(R, 0), tok, axis 1)))
+//           acc += ScatterElements(zeros, Expand(Unsqueeze(tok, 1)),
+//                                  Expand(out * rw_flat[tok * k + slot]))
+//       with MLP_e = MatMul(act(MatMul(x, W1_e)) [* MatMul(x, W3_e)], W2_e).
 //
 //   (c) gathered per-slot weights, as the σ-MoE authors write it:
 //         s = MatMul(xs, Wsel); v, i = TopK(s, k); w = gate(v)
@@ -23,7 +37,17 @@
 // (exact), x * Sigmoid(x) (silu) or none; Wsel, W1, W2 constants. Letters
 // of the equations may differ; their structure is what is matched.
 //
-// Equivalence: (c) computes exactly what moe.ffn computes (the same slots,
+// Equivalence: (a) adds, for each token n and each slot s, rw[n, s] *
+// MLP_{ids[n, s]}(R[n]): NonZero of M[e] lists exactly the (slot, token)
+// pairs routed to e, a TopK's ids are distinct within a row so the scatter
+// of one expert writes each token row at most once (ScatterElements without
+// reduction into zeros, then Add, is the index_add_ it was exported from),
+// and the chain visits every expert once. The raised code adds the same
+// terms in slot order instead of expert order, and computes the
+// renormalised gate as a softmax over the top-k logits, equal to the
+// export's softmax-then-divide in exact arithmetic (the difference is
+// rounding, as for com.microsoft.MoE's normalize_routing_weights).
+// (c) computes exactly what moe.ffn computes (the same slots,
 // the same weights). (b) adds g[n, e] * y[n, e] over every expert, where g
 // is zero off the top-k: the same sum as long as the experts' outputs are
 // finite (0 * inf is NaN in the dense form only), which the rewrite assumes,
@@ -79,6 +103,16 @@ std::optional<int64_t> intAttrOf(onnxir::NodeOp node, StringRef name) {
           node.getNodeAttributes().get(name)))
     return a.getInt();
   return std::nullopt;
+}
+
+/// `v` with Cast-to-float nodes skipped (f32 models: they are identities).
+Value skipFloatCasts(Value v) {
+  while (onnxir::NodeOp c = producer(v, "Cast")) {
+    if (intAttrOf(c, "to") != 1)
+      break;
+    v = c.getInputs()[0];
+  }
+  return v;
 }
 
 /// An Einsum's equation as (lhs, rhs, out) subscripts; none for other forms
@@ -167,7 +201,7 @@ FailureOr<Routing> matchRouting(Value weights, Value ids, Miss &miss) {
     return failure();
   }
   r.k = (*kAttr.getValues<APInt>().begin()).getSExtValue();
-  Value scores = topk.getInputs()[0];
+  Value scores = skipFloatCasts(topk.getInputs()[0]);
   if (weights == values) {
     onnxir::NodeOp sm = producer(scores, "Softmax");
     if (!sm || intAttrOf(sm, "axis").value_or(-1) == 0) {
@@ -420,20 +454,459 @@ LogicalResult checkShapes(const Block &blk, Miss &miss) {
   return success();
 }
 
+//===----------------------------------------------------------------------===//
+// Form (a): the per-expert loop of Hugging Face exports
+//===----------------------------------------------------------------------===//
+
+/// The integer constant(s) of `v`.
+std::optional<SmallVector<int64_t>> intsOf(Value v) {
+  DenseElementsAttr a = constantOf(v);
+  if (!a || !isa<IntegerType>(a.getElementType()))
+    return std::nullopt;
+  return llvm::map_to_vector(a.getValues<APInt>(),
+                             [](const APInt &i) { return i.getSExtValue(); });
+}
+
+bool isInts(Value v, ArrayRef<int64_t> want) {
+  std::optional<SmallVector<int64_t>> got = intsOf(v);
+  return got && ArrayRef<int64_t>(*got) == want;
+}
+
+/// `Unsqueeze(v, [axis])`'s v, or null.
+Value unsqueezed(Value u, int64_t axis) {
+  onnxir::NodeOp n = producer(u, "Unsqueeze");
+  if (!n || n.getInputs().size() != 2 || !isInts(n.getInputs()[1], {axis}))
+    return {};
+  return n.getInputs()[0];
+}
+
+/// ConstantOfShape(...) filled with zeros (the default value or 0), or a
+/// constant of zeros (static exports fold the former into the latter).
+bool isZeros(Value v) {
+  if (DenseElementsAttr c = constantOf(v))
+    return c.isSplat() && isa<FloatType>(c.getElementType()) &&
+           c.getSplatValue<APFloat>().isZero();
+  onnxir::NodeOp z = producer(v, "ConstantOfShape");
+  if (!z)
+    return false;
+  auto value =
+      dyn_cast_or_null<DenseElementsAttr>(z.getNodeAttributes().get("value"));
+  return !value ||
+         (value.isSplat() && isa<FloatType>(value.getElementType()) &&
+          value.getSplatValue<APFloat>().isZero());
+}
+
+/// One expert of the loop.
+struct HfExpert {
+  int64_t index = -1;
+  std::optional<int64_t> kConstant; // the k of token * k + slot, if constant
+  std::optional<int64_t> expandCols; // D of a constant [1, D] expand shape
+  Value tokens, slots;      // token ids and slot of each gathered row
+  Value rowsSource;         // R, the [N, D] token rows
+  Value routingWeights;     // RW [N, k], as gathered per row
+  DenseElementsAttr w1, w3, w2;
+  std::string activation;
+};
+
+/// The expert MLP `out` = f(rows): MatMul(act(MatMul(rows, W1)) [* MatMul(
+/// rows, W3)], W2) with constant weights.
+LogicalResult matchExpertMlp(Value out, Value rows, HfExpert &ex, Miss &miss) {
+  miss.why = "an expert is not MatMul(act(MatMul(x, W1)) [* MatMul(x, W3)], "
+             "W2) with constant weights and act silu, relu or gelu";
+  onnxir::NodeOp down = producer(out, "MatMul");
+  if (!down || !(ex.w2 = constantOf(down.getInputs()[1])))
+    return failure();
+  Value hidden = down.getInputs()[0];
+  auto upOf = [&](Value v) -> DenseElementsAttr {
+    onnxir::NodeOp mm = producer(v, "MatMul");
+    if (!mm || mm.getInputs()[0] != rows)
+      return {};
+    return constantOf(mm.getInputs()[1]);
+  };
+  auto activated = [&](Value a) -> DenseElementsAttr {
+    FailureOr<std::pair<std::string, Value>> act = matchActivation(a);
+    if (failed(act) || act->first == "identity")
+      return {};
+    ex.activation = act->first;
+    return upOf(act->second);
+  };
+  if (onnxir::NodeOp mul = producer(hidden, "Mul")) {
+    for (int i = 0; i < 2 && !ex.w1; ++i) {
+      DenseElementsAttr w3 = upOf(mul.getInputs()[1 - i]);
+      if (!w3)
+        continue;
+      if (DenseElementsAttr w1 = activated(mul.getInputs()[i])) {
+        ex.w1 = w1;
+        ex.w3 = w3;
+      }
+    }
+  }
+  if (!ex.w1) {
+    ex.w3 = {};
+    ex.w1 = activated(hidden);
+  }
+  if (!ex.w1)
+    return failure();
+  miss.why.clear();
+  return success();
+}
+
+/// One `ScatterElements` of the accumulator chain: the expert it adds.
+LogicalResult matchHfExpert(onnxir::NodeOp scatter, HfExpert &ex,
+                            Value &oneHotT, Miss &miss) {
+  auto reduction = dyn_cast_or_null<StringAttr>(
+      scatter.getNodeAttributes().get("reduction"));
+  if (scatter.getInputs().size() != 3 ||
+      intAttrOf(scatter, "axis").value_or(0) != 0 ||
+      (reduction && reduction.getValue() != "none") ||
+      !isZeros(scatter.getInputs()[0])) {
+    miss.why = "a scatter of the accumulator is not ScatterElements(zeros, "
+               "rows, updates, axis 0)";
+    return failure();
+  }
+  // updates = Expand(contrib, Shape(Slice(., [0, 0], [1, end], [0, 1]))):
+  // contrib [n, D] itself; indices = Expand(Unsqueeze(tokens, 1),
+  // Shape(updates)): each token id repeated along D.
+  miss.why = "a scatter's indices and updates are not the token ids and the "
+             "weighted expert rows, expanded along D (index_add_)";
+  onnxir::NodeOp upd = producer(scatter.getInputs()[2], "Expand");
+  onnxir::NodeOp idxExp = producer(scatter.getInputs()[1], "Expand");
+  if (!upd || !idxExp)
+    return failure();
+  // The expand shape: [1, D] as a constant (static exports fold it), or
+  // Shape(Slice(acc, [0, 0], [1, end], [0, 1])).
+  if (std::optional<SmallVector<int64_t>> c = intsOf(upd.getInputs()[1])) {
+    if (c->size() != 2 || (*c)[0] != 1)
+      return failure();
+    ex.expandCols = (*c)[1];
+  } else {
+    onnxir::NodeOp updShape = producer(upd.getInputs()[1], "Shape");
+    onnxir::NodeOp slice = updShape ? producer(updShape.getInputs()[0], "Slice")
+                                    : onnxir::NodeOp();
+    if (!slice || slice.getInputs().size() < 4 ||
+        !isInts(slice.getInputs()[1], {0, 0}) ||
+        !isInts(slice.getInputs()[3], {0, 1}))
+      return failure();
+    std::optional<SmallVector<int64_t>> ends = intsOf(slice.getInputs()[2]);
+    if (!ends || ends->size() != 2 || (*ends)[0] != 1 ||
+        (*ends)[1] < (int64_t(1) << 31))
+      return failure();
+  }
+  onnxir::NodeOp idxShape = producer(idxExp.getInputs()[1], "Shape");
+  if (!idxShape || idxShape.getInputs()[0] != upd.getResult(0))
+    return failure();
+  ex.tokens = unsqueezed(idxExp.getInputs()[0], 1);
+  if (!ex.tokens)
+    return failure();
+  // tokens, slots = Squeeze(Split(Transpose(NonZero(Cast(Gather(
+  //     Transpose(OneHot(ids), [2, 1, 0]), e), bool)), [1, 0]), [1, 1]), 1).
+  miss.why = "the token ids of an expert are not the NonZero of its row of "
+             "the OneHot expert mask";
+  onnxir::NodeOp sqTok = producer(ex.tokens, "Squeeze");
+  onnxir::NodeOp split =
+      sqTok ? producer(sqTok.getInputs()[0], "Split") : onnxir::NodeOp();
+  if (!split || split.getNumResults() != 2 ||
+      sqTok.getInputs()[0] != split.getResult(1) ||
+      intAttrOf(split, "axis").value_or(0) != 1 ||
+      (split.getInputs().size() > 1 && !isInts(split.getInputs()[1], {1, 1})))
+    return failure();
+  for (Operation *user : split.getResult(0).getUsers()) {
+    auto sq = dyn_cast<onnxir::NodeOp>(user);
+    if (sq && sq.getOpType() == "Squeeze" && sq.getDomain().empty())
+      ex.slots = sq.getResult(0);
+  }
+  onnxir::NodeOp tr =
+      producer(split.getInputs()[0], "Transpose");
+  onnxir::NodeOp nz = tr ? producer(tr.getInputs()[0], "NonZero")
+                         : onnxir::NodeOp();
+  if (!ex.slots || !nz)
+    return failure();
+  Value mask = nz.getInputs()[0];
+  if (onnxir::NodeOp c = producer(mask, "Cast"))
+    mask = c.getInputs()[0];
+  onnxir::NodeOp pick = producer(mask, "Gather");
+  std::optional<SmallVector<int64_t>> e =
+      pick ? intsOf(pick.getInputs()[1]) : std::nullopt;
+  if (!pick || intAttrOf(pick, "axis").value_or(0) != 0 || !e ||
+      e->size() != 1)
+    return failure();
+  ex.index = (*e)[0];
+  if (oneHotT && pick.getInputs()[0] != oneHotT) {
+    miss.why = "the experts read different expert masks";
+    return failure();
+  }
+  oneHotT = pick.getInputs()[0];
+  // contrib = Cast*(Mul(out, rw_rows)).
+  miss.why = "an expert's rows are not scaled by their routing weight";
+  onnxir::NodeOp mul = producer(skipFloatCasts(upd.getInputs()[0]), "Mul");
+  if (!mul)
+    return failure();
+  // rw_rows = Reshape*(Gather(Flatten(Unsqueeze(RW, 2), 2),
+  //                         slots + tokens * k)).
+  for (int i = 0; i < 2; ++i) {
+    Value w = mul.getInputs()[i];
+    while (onnxir::NodeOp r = producer(w, "Reshape"))
+      w = r.getInputs()[0];
+    onnxir::NodeOp g = producer(w, "Gather");
+    onnxir::NodeOp flat =
+        g ? producer(g.getInputs()[0], "Flatten") : onnxir::NodeOp();
+    onnxir::NodeOp sum =
+        g ? producer(g.getInputs()[1], "Add") : onnxir::NodeOp();
+    if (!flat || !sum || intAttrOf(flat, "axis").value_or(1) != 2 ||
+        intAttrOf(g, "axis").value_or(0) != 0)
+      continue;
+    Value rw = unsqueezed(flat.getInputs()[0], 2);
+    if (!rw)
+      continue;
+    // slots + tokens * k, either order; k a constant or a dim of RW.
+    for (int j = 0; j < 2; ++j) {
+      onnxir::NodeOp prod = producer(sum.getInputs()[1 - j], "Mul");
+      if (sum.getInputs()[j] != ex.slots || !prod)
+        continue;
+      for (int m = 0; m < 2; ++m)
+        if (prod.getInputs()[m] == ex.tokens) {
+          ex.routingWeights = rw;
+          // The multiplier must be k: checked by the caller against the
+          // TopK's constant K (constant here, or dim 1 of RW's
+          // Unsqueeze, taken from its Shape).
+          Value kv = prod.getInputs()[1 - m];
+          onnxir::NodeOp gk = producer(kv, "Gather");
+          onnxir::NodeOp sh =
+              gk ? producer(gk.getInputs()[0], "Shape") : onnxir::NodeOp();
+          bool kFromShape = sh && isInts(gk.getInputs()[1], {1}) &&
+                            unsqueezed(sh.getInputs()[0], 2) == rw;
+          if (!kFromShape && !intsOf(kv))
+            ex.routingWeights = {};
+          if (!kFromShape && intsOf(kv) && intsOf(kv)->size() == 1)
+            ex.kConstant = (*intsOf(kv))[0]; // checked by the caller
+        }
+    }
+    if (ex.routingWeights) {
+      Value out = mul.getInputs()[1 - i];
+      // rows = Reshape(Gather(Unsqueeze(R, 0), tokens, axis 1), [-1, D]).
+      miss.why = "an expert's input rows are not the token rows gathered by "
+                 "its token ids";
+      Value rows;
+      for (Operation *user : ex.tokens.getUsers()) {
+        auto gr = dyn_cast<onnxir::NodeOp>(user);
+        if (!gr || gr.getOpType() != "Gather" || !gr.getDomain().empty() ||
+            intAttrOf(gr, "axis").value_or(0) != 1 ||
+            gr.getInputs()[1] != ex.tokens)
+          continue;
+        Value src = unsqueezed(gr.getInputs()[0], 0);
+        if (!src || !gr.getResult(0).hasOneUse())
+          continue;
+        auto rs = dyn_cast<onnxir::NodeOp>(*gr.getResult(0).getUsers().begin());
+        if (!rs || rs.getOpType() != "Reshape")
+          continue;
+        ex.rowsSource = src;
+        rows = rs.getResult(0);
+      }
+      if (!rows)
+        return failure();
+      return matchExpertMlp(out, rows, ex, miss);
+    }
+  }
+  return failure();
+}
+
+/// Stacks E constant [A, B] matrices into one [E, A, B].
+DenseElementsAttr stack(ArrayRef<DenseElementsAttr> parts) {
+  auto t = parts.front().getType();
+  SmallVector<int64_t> shape = {(int64_t)parts.size()};
+  llvm::append_range(shape, t.getShape());
+  auto type = RankedTensorType::get(shape, t.getElementType());
+  SmallVector<Attribute> values;
+  for (DenseElementsAttr p : parts)
+    llvm::append_range(values, p.getValues<Attribute>());
+  return DenseElementsAttr::get(type, values);
+}
+
+/// What form (a) raises into.
+struct HfBlock {
+  Value rows, logits;
+  int64_t k;
+  std::string gate, activation;
+  DenseElementsAttr w1, w2, w3; // stacked; w3 null when not gated
+};
+
+/// The accumulator chain ending at `acc`: acc_{e+1} = acc_e +
+/// ScatterElements(zeros, tokens_e, weighted expert rows_e), acc_0 zeros.
+FailureOr<HfBlock> matchHfLoop(Value acc, Miss &miss) {
+  SmallVector<onnxir::NodeOp> scatters;
+  Value cur = acc;
+  while (onnxir::NodeOp add = producer(cur, "Add")) {
+    onnxir::NodeOp sc;
+    for (int i = 0; i < 2 && !sc; ++i)
+      if ((sc = producer(add.getInputs()[i], "ScatterElements")))
+        cur = add.getInputs()[1 - i];
+    if (!sc)
+      break;
+    scatters.push_back(sc);
+  }
+  if (scatters.empty() || !isZeros(cur)) {
+    miss.why = "the expert outputs are not summed into zeros";
+    return failure();
+  }
+  Value oneHotT;
+  SmallVector<HfExpert> experts(scatters.size());
+  for (auto [sc, ex] : llvm::zip(scatters, experts))
+    if (failed(matchHfExpert(sc, ex, oneHotT, miss)))
+      return failure();
+  // The expert mask: Transpose(OneHot(ids, E, [0, 1], axis -1), [2, 1, 0]).
+  miss.why = "the expert mask is not Transpose(OneHot(ids, E, [0, 1]), "
+             "[2, 1, 0])";
+  onnxir::NodeOp tr = producer(oneHotT, "Transpose");
+  SmallVector<int64_t> perm;
+  if (tr) {
+    Attribute p = tr.getNodeAttributes().get("perm");
+    if (auto dense = dyn_cast_or_null<DenseI64ArrayAttr>(p))
+      llvm::append_range(perm, dense.asArrayRef());
+    else if (auto array = dyn_cast_or_null<ArrayAttr>(p))
+      for (Attribute a : array)
+        if (auto i = dyn_cast<IntegerAttr>(a))
+          perm.push_back(i.getInt());
+  }
+  onnxir::NodeOp oh = tr ? producer(tr.getInputs()[0], "OneHot")
+                         : onnxir::NodeOp();
+  if (!oh || perm != SmallVector<int64_t>{2, 1, 0} ||
+      intAttrOf(oh, "axis").value_or(-1) != -1)
+    return failure();
+  std::optional<SmallVector<int64_t>> depth = intsOf(oh.getInputs()[1]);
+  DenseElementsAttr onOff = constantOf(oh.getInputs()[2]);
+  if (!depth || depth->size() != 1 || !onOff || onOff.getNumElements() != 2)
+    return failure();
+  SmallVector<double> vals;
+  for (Attribute a : onOff.getValues<Attribute>()) {
+    if (auto i = dyn_cast<IntegerAttr>(a))
+      vals.push_back(i.getValue().getSExtValue());
+    else if (auto f = dyn_cast<FloatAttr>(a))
+      vals.push_back(f.getValueAsDouble());
+  }
+  if (vals.size() != 2 || vals[0] != 0 || vals[1] != 1)
+    return failure();
+  int64_t numExperts = (*depth)[0];
+  // Every expert exactly once.
+  miss.why = "the loop does not run every expert of the mask exactly once";
+  if ((int64_t)experts.size() != numExperts)
+    return failure();
+  llvm::sort(experts, [](const HfExpert &a, const HfExpert &b) {
+    return a.index < b.index;
+  });
+  for (auto [e, ex] : llvm::enumerate(experts))
+    if (ex.index != (int64_t)e)
+      return failure();
+  // Routing: ids, values = TopK(Cast*(Softmax(MatMul(R, Wg))), k); RW =
+  // Cast*(values) or Cast*(values / ReduceSum(values, -1)).
+  Routing r;
+  Value ids = oh.getInputs()[0];
+  onnxir::NodeOp topk = producer(ids, "TopK");
+  if (!topk || ids != topk.getResult(1)) {
+    miss.why = "the expert mask is not built from TopK indices";
+    return failure();
+  }
+  Value rw = skipFloatCasts(experts.front().routingWeights);
+  Value values = topk.getResult(0);
+  std::string gate;
+  if (rw == values) {
+    gate = "softmax";
+  } else if (onnxir::NodeOp div = producer(rw, "Div")) {
+    onnxir::NodeOp sum = producer(div.getInputs()[1], "ReduceSum");
+    if (div.getInputs()[0] == values && sum &&
+        sum.getInputs()[0] == values &&
+        intAttrOf(sum, "keepdims").value_or(1) == 1 &&
+        sum.getInputs().size() > 1 &&
+        (isInts(sum.getInputs()[1], {-1}) || isInts(sum.getInputs()[1], {1})))
+      gate = "topk_softmax";
+  }
+  if (gate.empty()) {
+    miss.why = "the routing weights are not the TopK values, nor the TopK "
+               "values divided by their sum";
+    return failure();
+  }
+  for (const HfExpert &ex : experts)
+    if (skipFloatCasts(ex.routingWeights) != rw ||
+        ex.rowsSource != experts.front().rowsSource) {
+      miss.why = "the experts read different routing weights or rows";
+      return failure();
+    }
+  FailureOr<Routing> routing =
+      matchRouting(values, ids, miss); // the TopK of a softmax
+  if (failed(routing))
+    return failure();
+  if (routing->gate != "softmax") {
+    miss.why = "the routing is not a TopK of a softmax over the experts";
+    return failure();
+  }
+  for (const HfExpert &ex : experts)
+    if (ex.kConstant && *ex.kConstant != routing->k) {
+      miss.why = "the routing weight of a row is not read at token * k + "
+                 "slot";
+      return failure();
+    }
+  onnxir::NodeOp mm = producer(
+      producer(skipFloatCasts(topk.getInputs()[0]), "Softmax").getInputs()[0],
+      "MatMul");
+  if (!mm || mm.getInputs()[0] != experts.front().rowsSource) {
+    miss.why = "the router does not read the rows the experts read";
+    return failure();
+  }
+  // Same structure and shapes for every expert.
+  HfBlock blk;
+  blk.rows = experts.front().rowsSource;
+  blk.logits = mm.getResult(0);
+  blk.k = routing->k;
+  blk.gate = gate;
+  blk.activation = experts.front().activation;
+  SmallVector<DenseElementsAttr> w1s, w2s, w3s;
+  for (const HfExpert &ex : experts) {
+    if (ex.activation != blk.activation || bool(ex.w3) !=
+                                               bool(experts.front().w3) ||
+        ex.w1.getType() != experts.front().w1.getType() ||
+        ex.w2.getType() != experts.front().w2.getType() ||
+        (ex.w3 && ex.w3.getType() != experts.front().w1.getType()) ||
+        ex.w1.getType().getRank() != 2 || ex.w2.getType().getRank() != 2) {
+      miss.why = "the experts differ in structure or weight shapes";
+      return failure();
+    }
+    if (ex.expandCols && *ex.expandCols != ex.w2.getType().getDimSize(1)) {
+      miss.why = "a scatter's updates are expanded to another width than D";
+      return failure();
+    }
+    w1s.push_back(ex.w1);
+    w2s.push_back(ex.w2);
+    if (ex.w3)
+      w3s.push_back(ex.w3);
+  }
+  auto w1t = experts.front().w1.getType(), w2t = experts.front().w2.getType();
+  auto selT = routing->wsel.getType();
+  if (w1t.getDimSize(0) != selT.getDimSize(0) ||
+      w2t.getDimSize(1) != selT.getDimSize(0) ||
+      w1t.getDimSize(1) != w2t.getDimSize(0) ||
+      selT.getDimSize(1) != numExperts || routing->k > numExperts ||
+      !w1t.getElementType().isF32() || !selT.getElementType().isF32()) {
+    miss.why = "the router and expert weights disagree in D, E or I, or are "
+               "not f32";
+    return failure();
+  }
+  blk.w1 = stack(w1s);
+  blk.w2 = stack(w2s);
+  if (!w3s.empty())
+    blk.w3 = stack(w3s);
+  miss.why.clear();
+  return blk;
+}
+
 struct RaiseOnnxMoePass : moe::impl::RaiseOnnxMoeBase<RaiseOnnxMoePass> {
   using RaiseOnnxMoeBase::RaiseOnnxMoeBase;
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
     IRRewriter rewriter(&getContext());
-    SmallVector<onnxir::NodeOp> einsums, nonZeros;
+    SmallVector<onnxir::NodeOp> einsums;
     module.walk([&](onnxir::NodeOp node) {
-      if (!node.getDomain().empty())
-        return;
-      if (node.getOpType() == "Einsum")
+      if (node.getDomain().empty() && node.getOpType() == "Einsum")
         einsums.push_back(node);
-      else if (node.getOpType() == "NonZero")
-        nonZeros.push_back(node);
     });
     int64_t moeVersion = 1;
     for (onnxir::NodeOp combine : einsums) {
@@ -486,6 +959,62 @@ struct RaiseOnnxMoePass : moe::impl::RaiseOnnxMoeBase<RaiseOnnxMoePass> {
                           << blk->w1.getType().getDimSize(0) << ")";
       ++numRaised;
     }
+    // Form (a): chains of Add(acc, ScatterElements(...)) ending in a value
+    // no such Add reads.
+    SmallVector<onnxir::NodeOp> chainEnds;
+    module.walk([&](onnxir::NodeOp add) {
+      if (!add.getDomain().empty() || add.getOpType() != "Add" ||
+          !llvm::any_of(add.getInputs(), [](Value v) {
+            return bool(producer(v, "ScatterElements"));
+          }))
+        return;
+      for (Operation *user : add.getResult(0).getUsers()) {
+        auto next = dyn_cast<onnxir::NodeOp>(user);
+        if (next && next.getOpType() == "Add" && next.getDomain().empty())
+          for (Value v : next.getInputs())
+            if (producer(v, "ScatterElements"))
+              return;
+      }
+      chainEnds.push_back(add);
+    });
+    for (onnxir::NodeOp end : chainEnds) {
+      Miss miss;
+      FailureOr<HfBlock> blk = matchHfLoop(end.getResult(0), miss);
+      if (failed(blk)) {
+        if (report && !miss.why.empty())
+          end.emitRemark() << "MoE block not raised: as (a), " << miss.why;
+        continue;
+      }
+      rewriter.setInsertionPoint(end);
+      Location loc = end.getLoc();
+      SmallVector<Value> ins = {
+          blk->rows, blk->logits,
+          arith::ConstantOp::create(rewriter, loc, blk->w1),
+          arith::ConstantOp::create(rewriter, loc, blk->w2)};
+      if (blk->w3)
+        ins.push_back(arith::ConstantOp::create(rewriter, loc, blk->w3));
+      SmallVector<NamedAttribute> attrs = {
+          rewriter.getNamedAttr("k", rewriter.getI64IntegerAttr(blk->k)),
+          rewriter.getNamedAttr("gate", rewriter.getStringAttr(blk->gate)),
+          rewriter.getNamedAttr("activation",
+                                rewriter.getStringAttr(blk->activation))};
+      auto node = onnxir::NodeOp::create(
+          rewriter, loc, TypeRange{end.getResult(0).getType()},
+          rewriter.getStringAttr("RoutedExperts"),
+          rewriter.getStringAttr("org.moe_mlir.internal"),
+          rewriter.getI64IntegerAttr(1), rewriter.getDictionaryAttr(attrs),
+          ins);
+      rewriter.replaceAllUsesWith(end.getResult(0), node.getResult(0));
+      if (report)
+        node.emitRemark() << "raised (a) the per-expert loop into routed "
+                             "experts (k = "
+                          << blk->k << ", gate " << blk->gate << ", "
+                          << (blk->w3 ? "gated " : "") << blk->activation
+                          << ", E = " << blk->w1.getType().getDimSize(0)
+                          << ")";
+      ++numRaised;
+    }
+
     // Nodes left without uses (the raised blocks' interiors) go now, so
     // that the conversion never materialises them.
     bool erased = true;
@@ -507,10 +1036,15 @@ struct RaiseOnnxMoePass : moe::impl::RaiseOnnxMoeBase<RaiseOnnxMoePass> {
       return;
     // The per-expert loop of Hugging Face exports: OneHot expert mask ->
     // NonZero token list, one per expert. Not raised yet.
+    // Per-expert loops (OneHot expert mask -> NonZero token list) still
+    // there were not raised.
+    SmallVector<onnxir::NodeOp> nonZeros;
+    module.walk([&](onnxir::NodeOp node) {
+      if (node.getDomain().empty() && node.getOpType() == "NonZero")
+        nonZeros.push_back(node);
+    });
     llvm::SmallPtrSet<Operation *, 8> reported;
     for (onnxir::NodeOp nz : nonZeros) {
-      if (!nz->getBlock())
-        continue;
       Value v = nz.getInputs()[0];
       while (onnxir::NodeOp n = producer(v, "Cast"))
         v = n.getInputs()[0];
@@ -522,8 +1056,8 @@ struct RaiseOnnxMoePass : moe::impl::RaiseOnnxMoeBase<RaiseOnnxMoePass> {
       if (oneHot && reported.insert(oneHot).second)
         oneHot.emitRemark()
             << "MoE block not raised: a per-expert loop (OneHot expert "
-               "mask -> NonZero token list per expert), form (a) of Hugging "
-               "Face exports, is not raised yet; it runs as exported";
+               "mask -> NonZero token list per expert) that form (a) does "
+               "not cover; it runs as exported";
     }
   }
 };

@@ -136,3 +136,37 @@ gathered("miss_tanh_activation", act="tanh")
 gathered("miss_tanh_gate", gate="tanh")
 gathered("miss_other_ids", ids2="ids_other")
 gathered("miss_weight_input", w1_input=True)
+
+# Form (a) near misses: a real Hugging Face export (Mixtral block, argv[2])
+# with one thing changed.
+if len(sys.argv) > 2:
+    import onnx
+    base = onnx.load(sys.argv[2])
+
+    def mutated(name, change):
+        m = onnx.ModelProto()
+        m.CopyFrom(base)
+        change(m.graph)
+        onnx.save(m, os.path.join(out, name + ".onnx"))
+
+    def tanh_in_one_expert(g):
+        # The first expert's silu becomes x * tanh(x).
+        for n in g.node:
+            if n.op_type == "Sigmoid" and "experts.0" in n.name:
+                n.op_type = "Tanh"
+                return
+        raise SystemExit("no expert Sigmoid found")
+
+    def wrong_k(g):
+        # The routing weight of a row read at token * 3 + slot (k is 2).
+        tokens = {n.output[0] for n in g.node if n.op_type == "Squeeze"}
+        for n in g.node:
+            if n.op_type == "Mul" and n.input[0] in tokens:
+                g.initializer.append(numpy_helper.from_array(
+                    np.array(3, np.int64), "three"))
+                n.input[1] = "three"
+                return
+        raise SystemExit("no token * k Mul found")
+
+    mutated("hf_miss_activation", tanh_in_one_expert)
+    mutated("hf_miss_k", wrong_k)
