@@ -13,8 +13,9 @@
 //    it (it yields no memref) gives them back when it ends, so a loop
 //    reuses the same bytes every iteration;
 //  - `moe_report_error` calls go through the host table;
-//  - memref.copy between non-identity layouts becomes linalg.copy (loops),
-//    so that nothing calls MLIR's `memrefCopy`.
+//  - memref.copy that memref-to-llvm would not make a memcpy (from or to a
+//    view, also through memref.cast) becomes linalg.copy (loops), so that
+//    nothing calls MLIR's `memrefCopy`.
 //
 // Upstream's buffer-results-to-out-params needs the caller to know every
 // result's shape before the call; a result whose shape the code computes
@@ -584,11 +585,22 @@ WorkspaceNeed HostAbiLowering::lowerAllocs(FrameBuilder &fb, Block &block,
 void HostAbiLowering::lowerCopies() {
   SmallVector<memref::CopyOp> copies;
   func.walk([&](memref::CopyOp copy) {
-    auto identity = [](Value v) {
-      auto t = dyn_cast<MemRefType>(v.getType());
-      return t && t.getLayout().isIdentity();
+    // memref-to-llvm turns a copy into a memcpy for identity layouts (or
+    // static contiguous ones); anything else calls MLIR's `memrefCopy`. The
+    // copy's folder looks through memref.cast, so a cast of a view to an
+    // identity type is a view too.
+    auto memcpyable = [](Value v) {
+      for (;;) {
+        auto t = dyn_cast<MemRefType>(v.getType());
+        if (!t || !t.getLayout().isIdentity())
+          return false;
+        auto cast = v.getDefiningOp<memref::CastOp>();
+        if (!cast)
+          return true;
+        v = cast.getSource();
+      }
     };
-    if (!identity(copy.getSource()) || !identity(copy.getTarget()))
+    if (!memcpyable(copy.getSource()) || !memcpyable(copy.getTarget()))
       copies.push_back(copy);
   });
   for (memref::CopyOp copy : copies) {
@@ -612,9 +624,10 @@ LogicalResult HostAbiLowering::run() {
   frame = entry.getArgument(0);
   OpBuilder b(ctx);
   FrameBuilder fb{b, frame, converter};
-  lowerCopies();
   lowerArguments(fb);
   lowerResults(fb);
+  // After lowerResults: its copies into the output buffers are lowered too.
+  lowerCopies();
   lowerErrorCalls(fb);
   need = lowerAllocs(fb, entry, /*isEntry=*/true);
   bool failedAlloc = false;

@@ -285,6 +285,56 @@ def test_topk_k_from_data_is_checked(tmp_path):
         session.run(None, {"x": randn(2, 5), "k": np.array([6], np.int64)})
 
 
+def test_split_computed_sizes(tmp_path):
+    # Split x [T, 3] into [T - 2, 2] rows: sizes computed from the shape.
+    m = model([H.make_node("Shape", ["x"], ["s"], end=1),
+               H.make_node("Sub", ["s", "two"], ["t2"]),
+               H.make_node("Concat", ["t2", "two"], ["sizes"], axis=0),
+               H.make_node("Split", ["x", "sizes"], ["a", "b"], axis=0)],
+              [("x", F, ["T", 3])], [("a", F, ["ta", 3]), ("b", F, [2, 3])],
+              [const("two", [2])])
+    run_both(tmp_path, m, [{"x": randn(5, 3)}, {"x": randn(2, 3)}])
+
+
+def test_split_sizes_must_cover_a_dynamic_dim(tmp_path):
+    # Constant sizes [2, 3] on a dynamic dim: refused at run time unless the
+    # dim is 5 (ONNX Runtime refuses too), never read past the input.
+    m = model([H.make_node("Split", ["x", "sizes"], ["a", "b"], axis=0)],
+              [("x", F, ["T"])], [("a", F, [2]), ("b", F, [3])],
+              [const("sizes", [2, 3])])
+    session = run_both(tmp_path, m, [{"x": randn(5)}])
+    for n in (3, 7):
+        with pytest.raises(Exception):
+            ort.InferenceSession(m.SerializeToString()).run(
+                None, {"x": randn(n)})
+        with pytest.raises(moe_mlir.InvalidArgument):
+            session.run(None, {"x": randn(n)})
+
+
+@pytest.mark.parametrize("reduction", ["none", "add", "mul", "max", "min"])
+def test_scatter_nd(tmp_path, reduction):
+    # Rows of a [5, 4] tensor updated through [3, 1] indices (a repeated
+    # index with a reduction; negative indices wrap).
+    m = model([H.make_node("ScatterND", ["data", "idx", "upd"], ["y"],
+                           reduction=reduction)],
+              [("data", F, [5, 4]), ("idx", I64, [3, 1]),
+               ("upd", F, [3, 4])], [("y", F, [5, 4])], opset=18,
+              check=False)
+    idx = np.array([[1], [-1], [1]] if reduction != "none"
+                   else [[1], [-1], [0]], np.int64)
+    run_both(tmp_path, m, [{"data": randn(5, 4), "idx": idx,
+                            "upd": randn(3, 4)}])
+
+
+def test_gather_nd_batch_dims(tmp_path):
+    m = model([H.make_node("GatherND", ["data", "idx"], ["y"],
+                           batch_dims=1)],
+              [("data", F, [2, 3, 4]), ("idx", I64, [2, 2, 1])],
+              [("y", F, [2, 2, 4])])
+    idx = np.array([[[2], [0]], [[-1], [1]]], np.int64)
+    run_both(tmp_path, m, [{"data": randn(2, 3, 4), "idx": idx}])
+
+
 def test_einsum_gelu_not(tmp_path):
     m = model([H.make_node("Einsum", ["a", "b"], ["e"],
                            equation="bij,bjk->bik"),

@@ -1,6 +1,6 @@
 //===- StandardOpsIndex.cpp - ai.onnx index and data-dependent ops ---------===//
 //
-// Flatten, NonZero, OneHot and Tile: the ops that exported Hugging Face MoE
+// Flatten, NonZero, OneHot, Tile, GatherND and ScatterND: the ops that exported Hugging Face MoE
 // blocks build their per-expert token lists from (OneHot -> NonZero -> Gather)
 // and that shape computations use. NonZero's result size depends on the data:
 // it is counted, then the result is allocated and filled, at run time.
@@ -332,6 +332,221 @@ Values tile(onnxir::NodeOp node, RewriterBase &b) {
   return SmallVector<Value>{generic.getResult(0)};
 }
 
+/// An index read at run time, negative values wrapped once, checked
+/// against `bound` (out of range is reported and read as 0).
+Value wrappedIndex(OpBuilder &b, Location loc, Value raw, Value bound) {
+  Value i = arith::IndexCastOp::create(b, loc, b.getIndexType(), raw);
+  Value negative = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, i,
+                                         indexConst(b, loc, 0));
+  Value wrapped = arith::SelectOp::create(
+      b, loc, negative, arith::AddIOp::create(b, loc, i, bound), i);
+  return checkedIndex(b, loc, wrapped, bound, kErrorIndexOutOfRange);
+}
+
+/// GatherND-12..: out[i..., rest...] = data[batch..., indices[i..., :],
+/// rest...], the first batch_dims dims shared by data and indices; the
+/// last dim of indices (m) must be static.
+Values gatherND(onnxir::NodeOp node, RewriterBase &b) {
+  if (failed(checkOperandCount(node, 2, 2)))
+    return failure();
+  FailureOr<Value> data = tensorOperand(node, 0, "data");
+  FailureOr<Value> indices = tensorOperand(node, 1, "indices");
+  FailureOr<int64_t> batchDims = intAttr(node, "batch_dims", 0);
+  if (failed(data) || failed(indices) || failed(batchDims))
+    return failure();
+  int64_t r = typeOf(*data).getRank(), q = typeOf(*indices).getRank();
+  int64_t bd = *batchDims;
+  if (q < 1 || bd < 0 || bd >= std::min(r, q)) {
+    nodeError(node) << "batch_dims " << bd << " is out of range for data of "
+                    << "rank " << r << " and indices of rank " << q;
+    return failure();
+  }
+  if (!typeOf(*indices).getElementType().isInteger(64)) {
+    nodeError(node) << "indices must be int64, got " << indices->getType();
+    return failure();
+  }
+  int64_t m = typeOf(*indices).getDimSize(q - 1);
+  if (ShapedType::isDynamic(m) || m < 1 || bd + m > r) {
+    nodeError(node) << "the last dim of indices must be static and in [1, "
+                    << r - bd << "], got " << indices->getType();
+    return failure();
+  }
+  Location loc = node.getLoc();
+  declareErrorHook(b, node);
+  // Batch dims agree (checked at run time where dynamic).
+  Value idx = *indices;
+  for (int64_t d = 0; d < bd; ++d)
+    idx = requireSize(b, loc, idx, d, tensor::getMixedSize(b, loc, *data, d),
+                      kErrorShapeMismatch);
+  SmallVector<OpFoldResult> sizes;
+  for (int64_t d = 0; d + 1 < q; ++d)
+    sizes.push_back(tensor::getMixedSize(b, loc, idx, d));
+  for (int64_t d = bd + m; d < r; ++d)
+    sizes.push_back(tensor::getMixedSize(b, loc, *data, d));
+  int64_t rank = sizes.size();
+  Value src = toSignless(b, loc, *data);
+  SmallVector<Value> bounds;
+  for (int64_t d = 0; d < r; ++d)
+    bounds.push_back(tensor::DimOp::create(b, loc, src, d));
+  Value init = emptyTensor(b, loc, sizes, typeOf(src).getElementType());
+  auto generic = linalg::GenericOp::create(
+      b, loc, TypeRange{init.getType()}, ValueRange{}, ValueRange{init},
+      SmallVector<AffineMap>{b.getMultiDimIdentityMap(rank)},
+      SmallVector<utils::IteratorType>(rank, utils::IteratorType::parallel),
+      [&](OpBuilder &nb, Location nl, ValueRange) {
+        SmallVector<Value> lead;
+        for (int64_t d = 0; d + 1 < q; ++d)
+          lead.push_back(linalg::IndexOp::create(nb, nl, d));
+        SmallVector<Value> coords(lead.begin(), lead.begin() + bd);
+        for (int64_t j = 0; j < m; ++j) {
+          SmallVector<Value> at(lead);
+          at.push_back(indexConst(nb, nl, j));
+          Value raw = tensor::ExtractOp::create(nb, nl, idx, at);
+          coords.push_back(wrappedIndex(nb, nl, raw, bounds[bd + j]));
+        }
+        for (int64_t d = q - 1; d < rank; ++d)
+          coords.push_back(linalg::IndexOp::create(nb, nl, d));
+        yield(nb, nl, tensor::ExtractOp::create(nb, nl, src, coords));
+      });
+  return SmallVector<Value>{generic.getResult(0)};
+}
+
+/// ScatterND-11..: a copy of data with updates[i..., rest...] written at
+/// data[indices[i..., :], rest...], in order (reduction none, add, mul,
+/// max, min). Sequential over the index tuples, as ONNX specifies.
+Values scatterND(onnxir::NodeOp node, RewriterBase &b) {
+  if (failed(checkOperandCount(node, 3, 3)))
+    return failure();
+  FailureOr<Value> data = tensorOperand(node, 0, "data");
+  FailureOr<Value> indices = tensorOperand(node, 1, "indices");
+  FailureOr<Value> updates = tensorOperand(node, 2, "updates");
+  FailureOr<std::string> reduction = stringAttr(
+      node, "reduction", {"none", "add", "mul", "max", "min"},
+      StringRef("none"));
+  if (failed(data) || failed(indices) || failed(updates) || failed(reduction))
+    return failure();
+  int64_t r = typeOf(*data).getRank(), q = typeOf(*indices).getRank();
+  int64_t m = q ? typeOf(*indices).getDimSize(q - 1) : ShapedType::kDynamic;
+  if (q < 1 || ShapedType::isDynamic(m) || m < 1 || m > r) {
+    nodeError(node) << "the last dim of indices must be static and in [1, "
+                    << r << "], got " << indices->getType();
+    return failure();
+  }
+  if (!typeOf(*indices).getElementType().isInteger(64)) {
+    nodeError(node) << "indices must be int64, got " << indices->getType();
+    return failure();
+  }
+  if (typeOf(*updates).getRank() != q - 1 + r - m ||
+      typeOf(*updates).getElementType() != typeOf(*data).getElementType()) {
+    nodeError(node) << "updates must be " << q - 1 + r - m
+                    << "-D with the data's element type, got "
+                    << updates->getType();
+    return failure();
+  }
+  Location loc = node.getLoc();
+  declareErrorHook(b, node);
+  Value src = toSignless(b, loc, *data);
+  Value upd = toSignless(b, loc, *updates);
+  // updates' shape is indices.shape[:-1] + data.shape[m:] (checked at run
+  // time where dynamic).
+  for (int64_t d = 0; d + 1 < q; ++d)
+    upd = requireSize(b, loc, upd, d, tensor::getMixedSize(b, loc, *indices, d),
+                      kErrorShapeMismatch);
+  for (int64_t d = m; d < r; ++d)
+    upd = requireSize(b, loc, upd, q - 1 + d - m,
+                      tensor::getMixedSize(b, loc, src, d),
+                      kErrorShapeMismatch);
+  Type elt = typeOf(src).getElementType();
+  bool isF = isa<FloatType>(elt);
+  // The copy the updates go into.
+  Value out = linalg::CopyOp::create(
+                  b, loc, src,
+                  emptyTensor(b, loc, tensor::getMixedSizes(b, loc, src), elt))
+                  .getResult(0);
+  SmallVector<Value> lead; // index tuple dims
+  Value count = indexConst(b, loc, 1);
+  for (int64_t d = 0; d + 1 < q; ++d) {
+    lead.push_back(tensor::DimOp::create(b, loc, *indices, d));
+    count = arith::MulIOp::create(b, loc, count, lead.back());
+  }
+  SmallVector<Value> bounds;
+  for (int64_t d = 0; d < r; ++d)
+    bounds.push_back(tensor::DimOp::create(b, loc, src, d));
+  // The slice one tuple updates: [1] * m + data.shape[m:].
+  SmallVector<OpFoldResult> sliceSizes(m, b.getIndexAttr(1));
+  for (int64_t d = m; d < r; ++d)
+    sliceSizes.push_back(tensor::getMixedSize(b, loc, src, d));
+  SmallVector<OpFoldResult> updSizes(q - 1, b.getIndexAttr(1));
+  for (int64_t d = m; d < r; ++d)
+    updSizes.push_back(tensor::getMixedSize(b, loc, src, d));
+  SmallVector<OpFoldResult> restSizes(sliceSizes.begin() + m,
+                                     sliceSizes.end());
+  // Both slices drop their leading unit dims (rank-reducing slices).
+  auto restType = tensorTypeOf(restSizes, elt);
+  SmallVector<OpFoldResult> ones(r, b.getIndexAttr(1));
+  SmallVector<OpFoldResult> updOnes(q - 1 + r - m, b.getIndexAttr(1));
+  auto loop = scf::ForOp::create(
+      b, loc, indexConst(b, loc, 0), count, indexConst(b, loc, 1),
+      ValueRange{out},
+      [&](OpBuilder &nb, Location nl, Value t, ValueRange acc) {
+        // Row-major coordinates of tuple t.
+        SmallVector<Value> tc(q - 1);
+        Value rest = t;
+        for (int64_t d = q - 2; d >= 0; --d) {
+          tc[d] = arith::RemUIOp::create(nb, nl, rest, lead[d]);
+          rest = arith::DivUIOp::create(nb, nl, rest, lead[d]);
+        }
+        SmallVector<OpFoldResult> offsets;
+        for (int64_t j = 0; j < m; ++j) {
+          SmallVector<Value> at(tc);
+          at.push_back(indexConst(nb, nl, j));
+          Value raw = tensor::ExtractOp::create(nb, nl, *indices, at);
+          offsets.push_back(wrappedIndex(nb, nl, raw, bounds[j]));
+        }
+        offsets.append(r - m, nb.getIndexAttr(0));
+        SmallVector<OpFoldResult> updOffsets(tc.begin(), tc.end());
+        updOffsets.append(r - m, nb.getIndexAttr(0));
+        Value piece = tensor::ExtractSliceOp::create(
+            nb, nl, restType, upd, updOffsets, updSizes, updOnes);
+        if (*reduction != "none") {
+          Value old = tensor::ExtractSliceOp::create(
+              nb, nl, restType, acc[0], offsets, sliceSizes, ones);
+          AffineMap id = nb.getMultiDimIdentityMap(r - m);
+          piece =
+              linalg::GenericOp::create(
+                  nb, nl, TypeRange{piece.getType()}, ValueRange{old, piece},
+                  ValueRange{emptyTensor(nb, nl, restSizes, elt)},
+                  SmallVector<AffineMap>(3, id),
+                  SmallVector<utils::IteratorType>(
+                      r - m, utils::IteratorType::parallel),
+                  [&](OpBuilder &gb, Location gl, ValueRange a) {
+                    Value v;
+                    StringRef red = *reduction;
+                    if (red == "add")
+                      v = isF ? Value(arith::AddFOp::create(gb, gl, a[0], a[1]))
+                              : Value(arith::AddIOp::create(gb, gl, a[0], a[1]));
+                    else if (red == "mul")
+                      v = isF ? Value(arith::MulFOp::create(gb, gl, a[0], a[1]))
+                              : Value(arith::MulIOp::create(gb, gl, a[0], a[1]));
+                    else if (red == "max")
+                      v = isF ? Value(arith::MaximumFOp::create(gb, gl, a[0],
+                                                                a[1]))
+                              : Value(arith::MaxSIOp::create(gb, gl, a[0], a[1]));
+                    else
+                      v = isF ? Value(arith::MinimumFOp::create(gb, gl, a[0],
+                                                                a[1]))
+                              : Value(arith::MinSIOp::create(gb, gl, a[0], a[1]));
+                    yield(gb, gl, v);
+                  })
+                  .getResult(0);
+        }
+        Value next = tensor::InsertSliceOp::create(nb, nl, piece, acc[0],
+                                                   offsets, sliceSizes, ones);
+        scf::YieldOp::create(nb, nl, ValueRange{next});
+      });
+  return SmallVector<Value>{loop.getResult(0)};
+}
+
 } // namespace
 
 void mlir::moe::onnx_conv::populateStandardIndexHandlers(
@@ -340,4 +555,6 @@ void mlir::moe::onnx_conv::populateStandardIndexHandlers(
   r.add("", "NonZero", 13, nonZero);
   r.add("", "OneHot", 11, oneHot);
   r.add("", "Tile", 13, tile);
+  r.add("", "GatherND", 12, gatherND);
+  r.add("", "ScatterND", 11, scatterND);
 }

@@ -256,69 +256,6 @@ Values slice(onnxir::NodeOp node, RewriterBase &b) {
   return SmallVector<Value>{generic.getResult(0)};
 }
 
-/// Split-13..: sizes from the `split` input or equal parts.
-Values split(onnxir::NodeOp node, RewriterBase &b) {
-  if (failed(checkOperandCount(node, 1, 2)))
-    return failure();
-  FailureOr<Value> x = tensorOperand(node, 0, "input");
-  FailureOr<int64_t> axisAttr = intAttr(node, "axis", 0);
-  if (failed(x) || failed(axisAttr))
-    return failure();
-  RankedTensorType t = typeOf(*x);
-  FailureOr<int64_t> axis = normalizeAxis(node, *axisAttr, t.getRank());
-  if (failed(axis))
-    return failure();
-  int64_t dim = t.getDimSize(*axis);
-  int64_t parts = node.getNumResults();
-  FailureOr<int64_t> numOutputs = intAttr(node, "num_outputs", parts);
-  if (failed(numOutputs))
-    return failure();
-  SmallVector<int64_t> sizes;
-  if (node.getInputs().size() > 1 &&
-      !isa<NoneType>(node.getInputs()[1].getType())) {
-    FailureOr<SmallVector<int64_t>> given = constantIntsOperand(node, 1, "split");
-    if (failed(given))
-      return failure();
-    sizes = *given;
-  } else {
-    if (ShapedType::isDynamic(dim)) {
-      nodeError(node) << "an equal split needs a static dim " << *axis;
-      return failure();
-    }
-    int64_t chunk = (dim + *numOutputs - 1) / *numOutputs;
-    for (int64_t i = 0, left = dim; i < *numOutputs; ++i, left -= chunk)
-      sizes.push_back(std::max<int64_t>(0, std::min(chunk, left)));
-  }
-  if ((int64_t)sizes.size() != parts) {
-    nodeError(node) << "split gives " << sizes.size() << " parts for "
-                    << parts << " outputs";
-    return failure();
-  }
-  Location loc = node.getLoc();
-  SmallVector<Value> results;
-  int64_t offset = 0;
-  for (int64_t size : sizes) {
-    SmallVector<OpFoldResult> offsets(t.getRank(), b.getIndexAttr(0));
-    SmallVector<OpFoldResult> shape = tensor::getMixedSizes(b, loc, *x);
-    SmallVector<OpFoldResult> strides(t.getRank(), b.getIndexAttr(1));
-    offsets[*axis] = b.getIndexAttr(offset);
-    shape[*axis] = b.getIndexAttr(size);
-    // An empty part is a fresh empty tensor: a slice at offset == dim would
-    // be out of bounds.
-    results.push_back(size == 0 ? emptyTensor(b, loc, shape,
-                                              t.getElementType())
-                                : Value(tensor::ExtractSliceOp::create(
-                                      b, loc, *x, offsets, shape, strides)));
-    offset += size;
-  }
-  if (!ShapedType::isDynamic(dim) && offset != dim) {
-    nodeError(node) << "split sizes add up to " << offset << ", dim " << *axis
-                    << " is " << dim;
-    return failure();
-  }
-  return results;
-}
-
 /// Sizes from a shape input (constant or computed entries); a negative
 /// computed entry is reported at run time and taken as 0.
 std::optional<SmallVector<OpFoldResult>>
@@ -350,6 +287,103 @@ sizesOperand(onnxir::NodeOp node, RewriterBase &b, Value shape) {
   }
   return sizes;
 }
+
+/// Split-13..: sizes from the `split` input or equal parts.
+Values split(onnxir::NodeOp node, RewriterBase &b) {
+  if (failed(checkOperandCount(node, 1, 2)))
+    return failure();
+  FailureOr<Value> x = tensorOperand(node, 0, "input");
+  FailureOr<int64_t> axisAttr = intAttr(node, "axis", 0);
+  if (failed(x) || failed(axisAttr))
+    return failure();
+  RankedTensorType t = typeOf(*x);
+  FailureOr<int64_t> axis = normalizeAxis(node, *axisAttr, t.getRank());
+  if (failed(axis))
+    return failure();
+  int64_t dim = t.getDimSize(*axis);
+  int64_t parts = node.getNumResults();
+  FailureOr<int64_t> numOutputs = intAttr(node, "num_outputs", parts);
+  if (failed(numOutputs))
+    return failure();
+  Location loc = node.getLoc();
+  SmallVector<OpFoldResult> sizes;
+  if (node.getInputs().size() > 1 &&
+      !isa<NoneType>(node.getInputs()[1].getType())) {
+    // Constant or computed sizes (a negative computed size is reported).
+    std::optional<SmallVector<OpFoldResult>> given =
+        sizesOperand(node, b, node.getInputs()[1]);
+    if (!given)
+      return failure();
+    sizes = *given;
+  } else {
+    if (ShapedType::isDynamic(dim)) {
+      nodeError(node) << "an equal split needs a static dim " << *axis;
+      return failure();
+    }
+    int64_t chunk = (dim + *numOutputs - 1) / *numOutputs;
+    for (int64_t i = 0, left = dim; i < *numOutputs; ++i, left -= chunk)
+      sizes.push_back(b.getIndexAttr(std::max<int64_t>(0, std::min(chunk, left))));
+  }
+  if ((int64_t)sizes.size() != parts) {
+    nodeError(node) << "split gives " << sizes.size() << " parts for "
+                    << parts << " outputs";
+    return failure();
+  }
+  OpFoldResult total = b.getIndexAttr(0);
+  for (OpFoldResult s : sizes) {
+    std::optional<int64_t> ct = getConstantIntValue(total);
+    std::optional<int64_t> cs = getConstantIntValue(s);
+    total = ct && cs ? OpFoldResult(b.getIndexAttr(*ct + *cs))
+                     : OpFoldResult(arith::AddIOp::create(
+                                        b, loc,
+                                        getValueOrCreateConstantIndexOp(b, loc,
+                                                                        total),
+                                        getValueOrCreateConstantIndexOp(b, loc,
+                                                                        s))
+                                        .getResult());
+  }
+  std::optional<int64_t> staticTotal = getConstantIntValue(total);
+  if (!ShapedType::isDynamic(dim) && staticTotal && *staticTotal != dim) {
+    nodeError(node) << "split sizes add up to " << *staticTotal << ", dim "
+                    << *axis << " is " << dim;
+    return failure();
+  }
+  // Where the sizes or the dim are only known at run time, they must add up
+  // to the dim: otherwise a report, and the parts are cut from zeros of the
+  // expected size, never read past the input.
+  Value input = *x;
+  if (ShapedType::isDynamic(dim) || !staticTotal) {
+    declareErrorHook(b, node);
+    input = requireSize(b, loc, input, *axis, total, kErrorShapeMismatch);
+  }
+  SmallVector<Value> results;
+  OpFoldResult offset = b.getIndexAttr(0);
+  for (OpFoldResult size : sizes) {
+    SmallVector<OpFoldResult> offsets(t.getRank(), b.getIndexAttr(0));
+    SmallVector<OpFoldResult> shape = tensor::getMixedSizes(b, loc, input);
+    SmallVector<OpFoldResult> strides(t.getRank(), b.getIndexAttr(1));
+    offsets[*axis] = offset;
+    shape[*axis] = size;
+    // An empty part is a fresh empty tensor: a slice at offset == dim would
+    // be out of bounds.
+    results.push_back(getConstantIntValue(size) == 0
+                          ? emptyTensor(b, loc, shape, t.getElementType())
+                          : Value(tensor::ExtractSliceOp::create(
+                                b, loc, input, offsets, shape, strides)));
+    std::optional<int64_t> co = getConstantIntValue(offset);
+    std::optional<int64_t> cs = getConstantIntValue(size);
+    offset = co && cs ? OpFoldResult(b.getIndexAttr(*co + *cs))
+                      : OpFoldResult(arith::AddIOp::create(
+                                         b, loc,
+                                         getValueOrCreateConstantIndexOp(
+                                             b, loc, offset),
+                                         getValueOrCreateConstantIndexOp(
+                                             b, loc, size))
+                                         .getResult());
+  }
+  return results;
+}
+
 
 /// Expand-13..: numpy broadcast of the input and a shape (constant or
 /// computed entries; dims that meet at run time are checked then).
