@@ -15,6 +15,12 @@ Needs transformers==4.46.3 over Debian's torch 1.13 (docs/importer.md:
 
 Sizes are tiny (hidden 16, 4 experts, top-2, vocab 32) so that the files stay
 small and compile fast; the graph structure does not depend on them.
+--hidden/--intermediate/--experts/--k and --kinds block write larger blocks
+for benchmarks (bench/raise_exports.py --onnx), e.g. the 64-expert Mixtral
+block of docs/performance.md:
+
+    ... -m moe_ref.hf_corpus /tmp/big --only mixtral --kinds block \
+        --hidden 512 --intermediate 128 --experts 64 --k 8
 """
 import argparse
 import os
@@ -23,27 +29,29 @@ import sys
 import torch
 
 
-def families():
+def families(hidden=16, intermediate=24, experts=4, k=2):
     import transformers as T
-    base = dict(hidden_size=16, intermediate_size=24, num_hidden_layers=1,
-                num_attention_heads=2, num_key_value_heads=1, vocab_size=32,
+    base = dict(hidden_size=hidden, intermediate_size=intermediate,
+                num_hidden_layers=1, num_attention_heads=2,
+                num_key_value_heads=1, vocab_size=32,
                 max_position_embeddings=32)
     return {
-        "mixtral": (T.MixtralConfig(**base, num_local_experts=4,
-                                    num_experts_per_tok=2),
+        "mixtral": (T.MixtralConfig(**base, num_local_experts=experts,
+                                    num_experts_per_tok=k),
                     T.MixtralForCausalLM, "MixtralSparseMoeBlock"),
-        "qwen2moe": (T.Qwen2MoeConfig(**base, num_experts=4,
-                                      num_experts_per_tok=2,
-                                      moe_intermediate_size=12,
+        "qwen2moe": (T.Qwen2MoeConfig(**base, num_experts=experts,
+                                      num_experts_per_tok=k,
+                                      moe_intermediate_size=intermediate // 2,
                                       shared_expert_intermediate_size=20),
                      T.Qwen2MoeForCausalLM, "Qwen2MoeSparseMoeBlock"),
-        "olmoe": (T.OlmoeConfig(**base, num_experts=4, num_experts_per_tok=2),
+        "olmoe": (T.OlmoeConfig(**base, num_experts=experts,
+                                num_experts_per_tok=k),
                   T.OlmoeForCausalLM, "OlmoeSparseMoeBlock"),
-        "phimoe": (T.PhimoeConfig(**base, num_local_experts=4,
-                                  num_experts_per_tok=2),
+        "phimoe": (T.PhimoeConfig(**base, num_local_experts=experts,
+                                  num_experts_per_tok=k),
                    T.PhimoeForCausalLM, "PhimoeSparseMoeBlock"),
-        "granitemoe": (T.GraniteMoeConfig(**base, num_local_experts=4,
-                                          num_experts_per_tok=2),
+        "granitemoe": (T.GraniteMoeConfig(**base, num_local_experts=experts,
+                                          num_experts_per_tok=k),
                        T.GraniteMoeForCausalLM, "GraniteMoeMoE"),
     }
 
@@ -67,18 +75,18 @@ class _LM(torch.nn.Module):
         return self.model(input_ids=ids, use_cache=False, return_dict=False)[0]
 
 
-def export_all(out, only=None):
+def export_all(out, only=None, kinds=("block", "full"), sizes=None):
     import importlib
     os.makedirs(out, exist_ok=True)
     results = []
-    for name, (cfg, lm_class, block_name) in families().items():
+    for name, (cfg, lm_class, block_name) in families(**(sizes or {})).items():
         if only and name not in only:
             continue
         torch.manual_seed(0)
         module = importlib.import_module(
             type(cfg).__module__.replace("configuration", "modeling"))
         block = getattr(module, block_name)(cfg).eval()
-        lm = lm_class(cfg).eval()
+        lm = lm_class(cfg).eval() if "full" in kinds else None
         cases = [
             ("block", _Block(block), torch.randn(2, 5, cfg.hidden_size), "x",
              "y"),
@@ -86,6 +94,8 @@ def export_all(out, only=None):
              "input_ids", "logits"),
         ]
         for kind, module_, example, in_name, out_name in cases:
+            if kind not in kinds:
+                continue
             for dynamic in (False, True):
                 path = os.path.join(
                     out, f"{name}_{kind}{'_dyn' if dynamic else ''}.onnx")
@@ -108,8 +118,16 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("out")
     p.add_argument("--only", nargs="*")
+    p.add_argument("--kinds", nargs="*", default=["block", "full"],
+                   choices=["block", "full"])
+    p.add_argument("--hidden", type=int, default=16)
+    p.add_argument("--intermediate", type=int, default=24)
+    p.add_argument("--experts", type=int, default=4)
+    p.add_argument("--k", type=int, default=2)
     a = p.parse_args()
-    for path, status in export_all(a.out, a.only):
+    sizes = dict(hidden=a.hidden, intermediate=a.intermediate,
+                 experts=a.experts, k=a.k)
+    for path, status in export_all(a.out, a.only, a.kinds, sizes):
         print(f"{os.path.basename(path)}: {status}")
     return 0
 

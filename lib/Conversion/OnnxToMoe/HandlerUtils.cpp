@@ -181,6 +181,17 @@ onnx_conv::constantIntsOperand(onnxir::NodeOp node, unsigned index,
   return *values;
 }
 
+Value onnx_conv::wrappedIndex(OpBuilder &b, Location loc, Value raw,
+                              Value bound) {
+  Value i = arith::IndexCastOp::create(b, loc, b.getIndexType(), raw);
+  Value zero = arith::ConstantIndexOp::create(b, loc, 0);
+  Value negative =
+      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, i, zero);
+  Value wrapped = arith::SelectOp::create(
+      b, loc, negative, arith::AddIOp::create(b, loc, i, bound), i);
+  return build::checkedIndex(b, loc, wrapped, bound, kErrorIndexOutOfRange);
+}
+
 FailureOr<int64_t> onnx_conv::normalizeAxis(onnxir::NodeOp node, int64_t axis,
                                             int64_t rank) {
   int64_t a = axis < 0 ? axis + rank : axis;

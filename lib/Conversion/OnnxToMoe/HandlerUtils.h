@@ -67,6 +67,12 @@ constantIntsOperand(onnxir::NodeOp node, unsigned index, StringRef name,
                     std::optional<SmallVector<int64_t>> fallback =
                         std::nullopt);
 
+/// An integer index read at run time (inside a linalg body or loop), a
+/// negative value wrapped once by `bound`, checked to lie in [0, bound):
+/// out of range is reported (kErrorIndexOutOfRange) and read as 0. Call
+/// declareErrorHook first.
+Value wrappedIndex(OpBuilder &b, Location loc, Value raw, Value bound);
+
 /// Normalises `axis` into [0, rank), refusing out-of-range values.
 FailureOr<int64_t> normalizeAxis(onnxir::NodeOp node, int64_t axis,
                                  int64_t rank);

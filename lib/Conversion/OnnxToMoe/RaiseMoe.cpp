@@ -903,6 +903,14 @@ struct RaiseOnnxMoePass : moe::impl::RaiseOnnxMoeBase<RaiseOnnxMoePass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
     IRRewriter rewriter(&getContext());
+    // Nodes already unused in the model are left to the conversion (which
+    // reports them if unsupported); only what a raise leaves unused goes.
+    llvm::SmallPtrSet<Operation *, 16> unusedBefore;
+    module.walk([&](Operation *op) {
+      if ((isa<onnxir::NodeOp>(op) || isa<arith::ConstantOp>(op)) &&
+          op->use_empty())
+        unusedBefore.insert(op);
+    });
     SmallVector<onnxir::NodeOp> einsums;
     module.walk([&](onnxir::NodeOp node) {
       if (node.getDomain().empty() && node.getOpType() == "Einsum")
@@ -1023,8 +1031,8 @@ struct RaiseOnnxMoePass : moe::impl::RaiseOnnxMoeBase<RaiseOnnxMoePass> {
       SmallVector<Operation *> dead;
       module.walk([&](Operation *op) {
         if ((isa<onnxir::NodeOp>(op) || isa<arith::ConstantOp>(op)) &&
-            op->use_empty() && op->getParentOp() &&
-            !isa<ModuleOp>(op->getParentOp()))
+            op->use_empty() && !unusedBefore.contains(op) &&
+            op->getParentOp() && !isa<ModuleOp>(op->getParentOp()))
           dead.push_back(op);
       });
       for (Operation *op : dead) {

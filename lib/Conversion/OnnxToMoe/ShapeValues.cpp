@@ -289,7 +289,7 @@ onnx_conv::foldShapeNode(onnxir::NodeOp node, RewriterBase &b) {
 
   if (op == "Gather") {
     std::optional<int64_t> axis = attrInt(node, "axis", 0);
-    if (inputs.size() != 2 || ranks[0] != 1 || !axis ||
+    if (inputs.size() != 2 || ranks[0] != 1 || ranks[1] > 1 || !axis ||
         (*axis != 0 && *axis != -1) || !allConstant(in[1]))
       return std::nullopt;
     int64_t n = in[0].size();

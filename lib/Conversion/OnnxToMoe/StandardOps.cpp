@@ -531,15 +531,7 @@ Values gather(onnxir::NodeOp node, RewriterBase &b) {
       ValueRange{init}, maps,
       SmallVector<utils::IteratorType>(rank, utils::IteratorType::parallel),
       [&](OpBuilder &nb, Location nl, ValueRange args) {
-        Value i = arith::IndexCastOp::create(nb, nl, nb.getIndexType(),
-                                             args[0]);
-        Value zero = arith::ConstantIndexOp::create(nb, nl, 0);
-        Value negative = arith::CmpIOp::create(
-            nb, nl, arith::CmpIPredicate::slt, i, zero);
-        Value wrapped = arith::AddIOp::create(nb, nl, i, extent);
-        Value at = checkedIndex(
-            nb, nl, arith::SelectOp::create(nb, nl, negative, wrapped, i),
-            extent, kErrorIndexOutOfRange);
+        Value at = wrappedIndex(nb, nl, args[0], extent);
         SmallVector<Value> coords;
         for (int64_t d = 0; d < a; ++d)
           coords.push_back(linalg::IndexOp::create(nb, nl, d));

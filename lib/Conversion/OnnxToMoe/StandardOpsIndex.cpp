@@ -332,17 +332,6 @@ Values tile(onnxir::NodeOp node, RewriterBase &b) {
   return SmallVector<Value>{generic.getResult(0)};
 }
 
-/// An index read at run time, negative values wrapped once, checked
-/// against `bound` (out of range is reported and read as 0).
-Value wrappedIndex(OpBuilder &b, Location loc, Value raw, Value bound) {
-  Value i = arith::IndexCastOp::create(b, loc, b.getIndexType(), raw);
-  Value negative = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, i,
-                                         indexConst(b, loc, 0));
-  Value wrapped = arith::SelectOp::create(
-      b, loc, negative, arith::AddIOp::create(b, loc, i, bound), i);
-  return checkedIndex(b, loc, wrapped, bound, kErrorIndexOutOfRange);
-}
-
 /// GatherND-12..: out[i..., rest...] = data[batch..., indices[i..., :],
 /// rest...], the first batch_dims dims shared by data and indices; the
 /// last dim of indices (m) must be static.
