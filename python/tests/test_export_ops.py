@@ -228,6 +228,22 @@ def test_slice_computed_ends_on_dynamic_dims(tmp_path):
                            {"x": randn(2, 2)}])
 
 
+def test_slice_of_a_shape_with_a_huge_step(tmp_path):
+    # Folded at compile time (a shape value) and on a dynamic dim at run
+    # time: a step of INT64_MAX takes the first element only.
+    big = 2**63 - 1
+    m = model([H.make_node("Shape", ["x"], ["s"]),
+               H.make_node("Slice", ["s", "zero", "three", "zero", "big"],
+                           ["first"]),
+               H.make_node("Slice", ["x", "zero", "three", "one", "big"],
+                           ["cols"])],
+              [("x", F, [2, "T", 4])], [("first", I64, [1]),
+                                        ("cols", F, [2, "c", 4])],
+              [const("zero", [0]), const("one", [1]), const("three", [3]),
+               const("big", [big])])
+    run_both(tmp_path, m, [{"x": randn(2, 5, 4)}, {"x": randn(2, 1, 4)}])
+
+
 @pytest.mark.parametrize("dtype", [I64, F])
 def test_range_computed(tmp_path, dtype):
     # arange(start, T, delta) with T from a shape; floats accumulate as

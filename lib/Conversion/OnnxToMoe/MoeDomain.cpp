@@ -105,6 +105,12 @@ Values routedExperts(onnxir::NodeOp node, RewriterBase &b) {
     nodeError(node) << "the expert count must be static";
     return failure();
   }
+  int64_t logitCols = cast<RankedTensorType>(logits->getType()).getDimSize(1);
+  if (logitCols != experts) {
+    nodeError(node) << "logits must have one column per expert (" << experts
+                    << "), got " << logits->getType();
+    return failure();
+  }
   Type elt = cast<RankedTensorType>(x->getType()).getElementType();
   Type idType = b.getI32Type();
   OpFoldResult n = tensor::getMixedSize(b, loc, *x, 0);

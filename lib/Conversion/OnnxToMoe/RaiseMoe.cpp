@@ -115,6 +115,82 @@ Value skipFloatCasts(Value v) {
   return v;
 }
 
+/// The rank of `v` where it is known: from its (stage 1) type, or through
+/// the ops that keep or define it (MatMul, Reshape to a shape of known
+/// length, unary elementwise ops, TopK, Softmax, Cast).
+std::optional<int64_t> rankOf(Value v, int depth = 0) {
+  if (auto t = dyn_cast<RankedTensorType>(v.getType()))
+    return t.getRank();
+  auto node = v.getDefiningOp<onnxir::NodeOp>();
+  if (!node || !node.getDomain().empty() || depth > 8 ||
+      node.getInputs().empty())
+    return std::nullopt;
+  StringRef op = node.getOpType();
+  if (op == "Cast" || op == "Softmax" || op == "Sigmoid" || op == "TopK" ||
+      op == "Relu" || op == "Identity")
+    return rankOf(node.getInputs()[0], depth + 1);
+  if (op == "MatMul" && node.getInputs().size() == 2) {
+    std::optional<int64_t> a = rankOf(node.getInputs()[0], depth + 1);
+    std::optional<int64_t> b = rankOf(node.getInputs()[1], depth + 1);
+    if (a && b && *a >= 2 && *b >= 2)
+      return std::max(*a, *b);
+    return std::nullopt;
+  }
+  if (op == "Reshape" && node.getInputs().size() == 2) {
+    Value shape = node.getInputs()[1];
+    if (auto t = dyn_cast<RankedTensorType>(shape.getType());
+        t && t.getRank() == 1 && !t.isDynamicDim(0))
+      return t.getDimSize(0);
+    if (DenseElementsAttr c = constantOf(shape))
+      return c.getNumElements();
+    // Concat of one-element pieces: constants and Unsqueeze(scalar).
+    onnxir::NodeOp cat = producer(shape, "Concat");
+    if (!cat)
+      return std::nullopt;
+    int64_t n = 0;
+    for (Value piece : cat.getInputs()) {
+      if (DenseElementsAttr c = constantOf(piece))
+        n += c.getNumElements();
+      else if (onnxir::NodeOp u = producer(piece, "Unsqueeze");
+               u && rankOf(u.getInputs()[0], depth + 1) == 0)
+        n += 1;
+      else
+        return std::nullopt;
+    }
+    return n;
+  }
+  if (op == "Gather" && node.getInputs().size() == 2) {
+    // A scalar from a 1-D tensor (a dim out of a Shape).
+    std::optional<int64_t> d = rankOf(node.getInputs()[0], depth + 1);
+    std::optional<int64_t> i = rankOf(node.getInputs()[1], depth + 1);
+    if (d && i)
+      return *d - 1 + *i;
+    if (producer(node.getInputs()[0], "Shape") && i)
+      return *i;
+    return std::nullopt;
+  }
+  if (op == "Constant") {
+    if (DenseElementsAttr c = constantOf(v))
+      return c.getType().getRank();
+  }
+  return std::nullopt;
+}
+
+/// Whether `axis` names the last axis of `v`: -1, or rank - 1 where the
+/// rank of `v` is known.
+bool isLastAxis(int64_t axis, Value v) {
+  if (axis == -1)
+    return true;
+  std::optional<int64_t> rank = rankOf(v);
+  return rank && axis == *rank - 1;
+}
+
+/// The same for a node's `axis` attribute (default -1, as Softmax-13 and
+/// TopK have).
+bool attrIsLastAxis(onnxir::NodeOp node, Value v) {
+  return isLastAxis(intAttrOf(node, "axis").value_or(-1), v);
+}
+
 /// An Einsum's equation as (lhs, rhs, out) subscripts; none for other forms
 /// (ellipses, one operand, an implicit output).
 std::optional<std::array<std::string, 3>> einsumOf(Value v,
@@ -189,8 +265,9 @@ FailureOr<Routing> matchRouting(Value weights, Value ids, Miss &miss) {
     return failure();
   }
   Value values = topk.getResult(0);
-  int64_t axis = intAttrOf(topk, "axis").value_or(-1);
-  if ((axis != -1 && axis != 1) || intAttrOf(topk, "largest").value_or(1) != 1) {
+  if (topk.getInputs().size() != 2 ||
+      !attrIsLastAxis(topk, topk.getInputs()[0]) ||
+      intAttrOf(topk, "largest").value_or(1) != 1) {
     miss.why = "the TopK is not a largest-k along the expert axis";
     return failure();
   }
@@ -204,7 +281,7 @@ FailureOr<Routing> matchRouting(Value weights, Value ids, Miss &miss) {
   Value scores = skipFloatCasts(topk.getInputs()[0]);
   if (weights == values) {
     onnxir::NodeOp sm = producer(scores, "Softmax");
-    if (!sm || intAttrOf(sm, "axis").value_or(-1) == 0) {
+    if (!sm || !attrIsLastAxis(sm, sm.getInputs()[0])) {
       miss.why = "the slot weights are the TopK values of something other "
                  "than a softmax over experts";
       return failure();
@@ -216,7 +293,7 @@ FailureOr<Routing> matchRouting(Value weights, Value ids, Miss &miss) {
     r.gate = "sigmoid";
   } else if (onnxir::NodeOp sm = producer(weights, "Softmax");
              sm && sm.getInputs()[0] == values &&
-             intAttrOf(sm, "axis").value_or(-1) != 0) {
+             attrIsLastAxis(sm, values)) {
     r.gate = "topk_softmax";
   } else {
     miss.why = "the slot weights are not Sigmoid or Softmax of the TopK "
@@ -348,9 +425,9 @@ FailureOr<Block> matchDense(Value out, Miss &miss) {
   }
   auto reduction = dyn_cast_or_null<StringAttr>(
       scatter.getNodeAttributes().get("reduction"));
-  int64_t axis = intAttrOf(scatter, "axis").value_or(0);
   if ((reduction && reduction.getValue() != "none") ||
-      (axis != -1 && axis != 1)) {
+      !isLastAxis(intAttrOf(scatter, "axis").value_or(0),
+                  scatter.getInputs()[1])) {
     miss.why = "the dense gate's ScatterElements reduces or scatters along "
                "another axis than the experts";
     return failure();
@@ -374,7 +451,7 @@ FailureOr<Block> matchDense(Value out, Miss &miss) {
     return failure();
   onnxir::NodeOp shape = producer(zeros.getInputs()[0], "Shape");
   onnxir::NodeOp topk = producer(r->ids, "TopK");
-  Value scores = topk.getInputs()[0];
+  Value scores = skipFloatCasts(topk.getInputs()[0]);
   if (r->gate == "softmax")
     scores = producer(scores, "Softmax").getInputs()[0];
   if (!shape || (shape.getInputs()[0] != topk.getInputs()[0] &&
@@ -551,6 +628,38 @@ LogicalResult matchExpertMlp(Value out, Value rows, HfExpert &ex, Miss &miss) {
   return success();
 }
 
+/// Whether Reshape `rs` makes an [n, 1] column of the n routing weights
+/// gathered at `index` (1-D): its shape is a constant [a, 1], or
+/// Concat(first, last) with `last` a constant [1] or dim 2 of an
+/// Unsqueeze(., [2]) (1 by construction), and `first` one element: a
+/// constant or Shape(index).
+bool reshapeToColumn(onnxir::NodeOp rs, Value index) {
+  if (rs.getInputs().size() != 2)
+    return false;
+  Value shape = rs.getInputs()[1];
+  if (std::optional<SmallVector<int64_t>> c = intsOf(shape))
+    return c->size() == 2 && (*c)[1] == 1;
+  onnxir::NodeOp cat = producer(shape, "Concat");
+  if (!cat || cat.getInputs().size() != 2)
+    return false;
+  Value first = cat.getInputs()[0], last = cat.getInputs()[1];
+  bool lastIsOne = isInts(last, {1});
+  if (onnxir::NodeOp g = producer(last, "Gather")) {
+    onnxir::NodeOp sh = producer(g.getInputs()[0], "Shape");
+    lastIsOne = sh && !sh.getNodeAttributes().get("start") &&
+                !sh.getNodeAttributes().get("end") &&
+                isInts(g.getInputs()[1], {2}) &&
+                unsqueezed(sh.getInputs()[0], 2);
+  }
+  std::optional<SmallVector<int64_t>> fc = intsOf(first);
+  onnxir::NodeOp fs = producer(first, "Shape");
+  bool firstIsOne = (fc && fc->size() == 1) ||
+                    (fs && fs.getInputs()[0] == index &&
+                     !fs.getNodeAttributes().get("start") &&
+                     !fs.getNodeAttributes().get("end"));
+  return lastIsOne && firstIsOne;
+}
+
 /// One `ScatterElements` of the accumulator chain: the expert it adds.
 LogicalResult matchHfExpert(onnxir::NodeOp scatter, HfExpert &ex,
                             Value &oneHotT, Miss &miss) {
@@ -617,6 +726,13 @@ LogicalResult matchHfExpert(onnxir::NodeOp scatter, HfExpert &ex,
   }
   onnxir::NodeOp tr =
       producer(split.getInputs()[0], "Transpose");
+  if (tr) {
+    // [2, n] -> [n, 2]: perm [1, 0] (or absent: reversed).
+    Attribute p = tr.getNodeAttributes().get("perm");
+    auto perm = dyn_cast_or_null<DenseI64ArrayAttr>(p);
+    if (p && !(perm && perm.asArrayRef() == ArrayRef<int64_t>{1, 0}))
+      return failure();
+  }
   onnxir::NodeOp nz = tr ? producer(tr.getInputs()[0], "NonZero")
                          : onnxir::NodeOp();
   if (!ex.slots || !nz)
@@ -645,15 +761,21 @@ LogicalResult matchHfExpert(onnxir::NodeOp scatter, HfExpert &ex,
   //                         slots + tokens * k)).
   for (int i = 0; i < 2; ++i) {
     Value w = mul.getInputs()[i];
-    while (onnxir::NodeOp r = producer(w, "Reshape"))
+    SmallVector<onnxir::NodeOp> reshapes;
+    while (onnxir::NodeOp r = producer(w, "Reshape")) {
+      reshapes.push_back(r);
       w = r.getInputs()[0];
+    }
     onnxir::NodeOp g = producer(w, "Gather");
     onnxir::NodeOp flat =
         g ? producer(g.getInputs()[0], "Flatten") : onnxir::NodeOp();
     onnxir::NodeOp sum =
         g ? producer(g.getInputs()[1], "Add") : onnxir::NodeOp();
     if (!flat || !sum || intAttrOf(flat, "axis").value_or(1) != 2 ||
-        intAttrOf(g, "axis").value_or(0) != 0)
+        intAttrOf(g, "axis").value_or(0) != 0 ||
+        !llvm::all_of(reshapes, [&](onnxir::NodeOp rs) {
+          return reshapeToColumn(rs, sum.getResult(0));
+        }))
       continue;
     Value rw = unsqueezed(flat.getInputs()[0], 2);
     if (!rw)
@@ -673,12 +795,15 @@ LogicalResult matchHfExpert(onnxir::NodeOp scatter, HfExpert &ex,
           onnxir::NodeOp gk = producer(kv, "Gather");
           onnxir::NodeOp sh =
               gk ? producer(gk.getInputs()[0], "Shape") : onnxir::NodeOp();
-          bool kFromShape = sh && isInts(gk.getInputs()[1], {1}) &&
+          bool kFromShape = sh && !sh.getNodeAttributes().get("start") &&
+                            !sh.getNodeAttributes().get("end") &&
+                            isInts(gk.getInputs()[1], {1}) &&
                             unsqueezed(sh.getInputs()[0], 2) == rw;
-          if (!kFromShape && !intsOf(kv))
+          std::optional<SmallVector<int64_t>> kc = intsOf(kv);
+          if (!kFromShape && (!kc || kc->size() != 1))
             ex.routingWeights = {};
-          if (!kFromShape && intsOf(kv) && intsOf(kv)->size() == 1)
-            ex.kConstant = (*intsOf(kv))[0]; // checked by the caller
+          else if (!kFromShape)
+            ex.kConstant = (*kc)[0]; // checked by the caller
         }
     }
     if (ex.routingWeights) {
@@ -816,7 +941,10 @@ FailureOr<HfBlock> matchHfLoop(Value acc, Miss &miss) {
         sum.getInputs()[0] == values &&
         intAttrOf(sum, "keepdims").value_or(1) == 1 &&
         sum.getInputs().size() > 1 &&
-        (isInts(sum.getInputs()[1], {-1}) || isInts(sum.getInputs()[1], {1})))
+        (isInts(sum.getInputs()[1], {-1}) ||
+         (intsOf(sum.getInputs()[1]) &&
+          intsOf(sum.getInputs()[1])->size() == 1 &&
+          isLastAxis((*intsOf(sum.getInputs()[1]))[0], values))))
       gate = "topk_softmax";
   }
   if (gate.empty()) {

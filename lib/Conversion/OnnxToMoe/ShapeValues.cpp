@@ -145,9 +145,12 @@ Range1D onnx_conv::sliceRange(int64_t dim, int64_t start, int64_t end,
     start = clamp(start, 0, dim - 1);
     end = clamp(end, -1, dim - 1);
   }
-  int64_t size = step > 0 ? std::max<int64_t>(0, (end - start + step - 1) / step)
-                          : std::max<int64_t>(0, (start - end - step - 1) / -step);
-  return {start, size, step};
+  // In 128 bits: a step near INT64_MAX (or INT64_MIN) must not wrap.
+  __int128 st = step, span = step > 0 ? (__int128)end - start
+                                      : (__int128)start - end;
+  __int128 mag = step > 0 ? st : -st;
+  __int128 size = span <= 0 ? 0 : (span + mag - 1) / mag;
+  return {start, static_cast<int64_t>(size), step};
 }
 
 std::pair<Value, Value> onnx_conv::sliceRangeAt(OpBuilder &b, Location loc,

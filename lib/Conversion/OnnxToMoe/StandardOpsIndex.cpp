@@ -447,6 +447,7 @@ Values scatterND(onnxir::NodeOp node, RewriterBase &b) {
                       kErrorShapeMismatch);
   Type elt = typeOf(src).getElementType();
   bool isF = isa<FloatType>(elt);
+  bool isU = typeOf(*data).getElementType().isUnsignedInteger();
   // The copy the updates go into.
   Value out = linalg::CopyOp::create(
                   b, loc, src,
@@ -520,10 +521,12 @@ Values scatterND(onnxir::NodeOp node, RewriterBase &b) {
                     else if (red == "max")
                       v = isF ? Value(arith::MaximumFOp::create(gb, gl, a[0],
                                                                 a[1]))
+                          : isU ? Value(arith::MaxUIOp::create(gb, gl, a[0], a[1]))
                               : Value(arith::MaxSIOp::create(gb, gl, a[0], a[1]));
                     else
                       v = isF ? Value(arith::MinimumFOp::create(gb, gl, a[0],
                                                                 a[1]))
+                          : isU ? Value(arith::MinUIOp::create(gb, gl, a[0], a[1]))
                               : Value(arith::MinSIOp::create(gb, gl, a[0], a[1]));
                     yield(gb, gl, v);
                   })

@@ -226,6 +226,9 @@ Values slice(onnxir::NodeOp node, RewriterBase &b) {
           b, loc, arith::MaxSIOp::create(b, loc, cast<Value>(v), small), big);
     };
     Value dim = tensor::DimOp::create(b, loc, *x, *d);
+    // A step beyond +-2^62 selects at most one element, as 2^62 does, and
+    // keeps the run-time arithmetic from overflowing.
+    step = std::clamp<int64_t>(step, -(int64_t(1) << 62), int64_t(1) << 62);
     auto [s, n] = sliceRangeAt(b, loc, dim, asIndex((*starts)[i]),
                                asIndex((*ends)[i]), step);
     perDim[*d] = {getAsOpFoldResult(s), step};

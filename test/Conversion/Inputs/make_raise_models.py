@@ -27,13 +27,13 @@ def k_const(k=K):
     return numpy_helper.from_array(np.array([k], np.int64), "k")
 
 
-def routing(gate, selector="x"):
+def routing(gate, selector="x", softmax_axis=-1):
     """Nodes computing (w, ids) from MatMul(selector, wsel)."""
     nodes = [helper.make_node("MatMul", [selector, "wsel"], ["s"],
                               name="scores")]
     if gate == "softmax":
         nodes += [helper.make_node("Softmax", ["s"], ["p"], name="sm",
-                                   axis=-1),
+                                   axis=softmax_axis),
                   helper.make_node("TopK", ["p", "k"], ["w", "ids"],
                                    name="topk", axis=-1)]
         return nodes
@@ -61,8 +61,8 @@ def activation(act, src, dst):
 
 
 def gathered(name, gate="sigmoid", act="relu", ids2="ids", w1_input=False,
-             selector="x"):
-    nodes = routing(gate, selector)
+             selector="x", softmax_axis=-1):
+    nodes = routing(gate, selector, softmax_axis)
     nodes += [
         helper.make_node("Gather", ["w1", "ids"], ["g1"], name="g1", axis=0),
         helper.make_node("Einsum", ["x", "g1"], ["h"], name="up",
@@ -136,6 +136,8 @@ gathered("miss_tanh_activation", act="tanh")
 gathered("miss_tanh_gate", gate="tanh")
 gathered("miss_other_ids", ids2="ids_other")
 gathered("miss_weight_input", w1_input=True)
+# A softmax over the tokens (axis -2 of the [N, E] scores), not the experts.
+gathered("miss_softmax_tokens", gate="softmax", softmax_axis=-2)
 
 # Form (a) near misses: a real Hugging Face export (Mixtral block, argv[2])
 # with one thing changed.
