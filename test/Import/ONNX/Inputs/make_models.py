@@ -244,3 +244,24 @@ save("topk_computed_k", [
     helper.make_node("Shape", ["x"], ["s"], name="shape", start=0, end=1),
     helper.make_node("TopK", ["x", "s"], ["v", "i"], name="sort", axis=0)],
      [vi("x", ["N"])], [vi("v", ["N"]), vi("i", ["N"], I64)])
+save("flatten_bad_axis", [helper.make_node("Flatten", ["x"], ["y"], name="fl",
+                                           axis=3)],
+     [vi("x", [2, 3])], [vi("y", [1, 6])])
+save("onehot_negative_depth", [
+    helper.make_node("OneHot", ["i", "depth", "values"], ["y"], name="oh")],
+     [vi("i", [2], I64)], [vi("y", [2, 5])],
+     [ints("depth", -3, []),
+      numpy_helper.from_array(np.array([0, 1], np.float32), "values")])
+save("tile_negative_repeat", [
+    helper.make_node("Tile", ["x", "r"], ["y"], name="tile")],
+     [vi("x", [2, 3])], [vi("y", [2, 3])], [ints("r", [1, -1])])
+save("gathernd_dynamic_last", [
+    helper.make_node("GatherND", ["x", "i"], ["y"], name="gnd")],
+     [vi("x", [2, 3]), vi("i", [4, "m"], I64)], [vi("y", [4, "k"])])
+save("scatternd_bad_updates", [
+    helper.make_node("ScatterND", ["x", "i", "u"], ["y"], name="snd")],
+     [vi("x", [4, 3]), vi("i", [2, 1], I64), vi("u", [2, 3, 1])],
+     [vi("y", [4, 3])])
+save("split_bad_sizes", [
+    helper.make_node("Split", ["x", "s"], ["a", "b"], name="split", axis=0)],
+     [vi("x", [5])], [vi("a", [2]), vi("b", [4])], [ints("s", [2, 4])])
