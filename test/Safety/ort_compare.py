@@ -87,7 +87,9 @@ def compare(a, artifact, work, specs, rng):
               f"({proc.stderr.strip().splitlines()[-1][:160]})")
         return 0
     if proc.returncode != 0:
-        print(f"FAIL {label}: moe-run: {proc.stderr.strip()[:400]}")
+        also = (f" (ONNX Runtime refuses these inputs too: {ort_error}; "
+                f"use --expect-error)" if ort_error is not None else "")
+        print(f"FAIL {label}: moe-run: {proc.stderr.strip()[:400]}{also}")
         return 1
     if ort_error is not None:
         print(f"FAIL {label}: ONNX Runtime refuses ({ort_error}) but "
