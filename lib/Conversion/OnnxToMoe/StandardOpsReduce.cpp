@@ -537,16 +537,8 @@ Values einsum(onnxir::NodeOp node, RewriterBase &b) {
 /// replaced by `index` (wrapped if negative).
 Value extractAlong(OpBuilder &b, Location loc, Value data, int64_t axis,
                    Value index, ArrayRef<Value> coords) {
-  Value i = arith::IndexCastOp::create(b, loc, b.getIndexType(), index);
   Value extent = tensor::DimOp::create(b, loc, data, axis);
-  Value negative = arith::CmpIOp::create(
-      b, loc, arith::CmpIPredicate::slt, i,
-      arith::ConstantIndexOp::create(b, loc, 0));
-  i = checkedIndex(b, loc,
-                   arith::SelectOp::create(
-                       b, loc, negative, arith::AddIOp::create(b, loc, i, extent),
-                       i),
-                   extent, kErrorIndexOutOfRange);
+  Value i = wrappedIndex(b, loc, index, extent);
   SmallVector<Value> at(coords);
   at[axis] = i;
   return tensor::ExtractOp::create(b, loc, data, at);
@@ -633,17 +625,8 @@ Values scatterElements(onnxir::NodeOp node, RewriterBase &b) {
         Value acc = iter[0];
         Value i = tensor::ExtractOp::create(nb, nl, indices, ivs);
         Value u = tensor::ExtractOp::create(nb, nl, updates, ivs);
-        Value pos = arith::IndexCastOp::create(nb, nl, nb.getIndexType(), i);
         Value extent = tensor::DimOp::create(nb, nl, acc, a);
-        Value negative = arith::CmpIOp::create(
-            nb, nl, arith::CmpIPredicate::slt, pos,
-            arith::ConstantIndexOp::create(nb, nl, 0));
-        pos = checkedIndex(
-            nb, nl,
-            arith::SelectOp::create(nb, nl, negative,
-                                    arith::AddIOp::create(nb, nl, pos, extent),
-                                    pos),
-            extent, kErrorIndexOutOfRange);
+        Value pos = wrappedIndex(nb, nl, i, extent);
         SmallVector<Value> at(ivs.begin(), ivs.end());
         at[a] = pos;
         Value v = u;
