@@ -32,6 +32,9 @@ def Moe_Dialect : Dialect {
     is numbered in `docs/spec.md`.
   }];
   let useDefaultAttributePrinterParser = 1;
+  // Result shapes are reified as tensor.dim and affine.apply.
+  let dependentDialects = ["::mlir::affine::AffineDialect",
+                           "::mlir::tensor::TensorDialect"];
 }
 
 class Moe_Op<string mnemonic, list<Trait> traits = []>

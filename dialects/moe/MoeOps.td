@@ -9,13 +9,20 @@
 #define MOE_OPS_TD
 
 include "MoeBase.td"
+include "mlir/Interfaces/InferTypeOpInterface.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
+
+// Every moe op is pure, and gives its result sizes in terms of its operands'
+// (tensor.dim of a result folds to operand dims:
+// -resolve-ranked-shaped-type-result-dims; the rules are in MoeOps.cpp).
+defvar Moe_PureShaped = [Pure, DeclareOpInterfaceMethods<
+    ReifyRankedShapedTypeOpInterface, ["reifyResultShapes"]>];
 
 //===----------------------------------------------------------------------===//
 // Routing
 //===----------------------------------------------------------------------===//
 
-def Moe_RouteOp : Moe_Op<"route", [Pure]> {
+def Moe_RouteOp : Moe_Op<"route", Moe_PureShaped> {
   let summary = "top-k expert routing with a sigmoid or softmax gate";
   let description = [{
     Selects `k` experts per row of `scores` (`[N, G*E]`, `G = groups`) within
@@ -51,7 +58,7 @@ def Moe_RouteOp : Moe_Op<"route", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Moe_SwitchRouteOp : Moe_Op<"switch_route", [Pure]> {
+def Moe_SwitchRouteOp : Moe_Op<"switch_route", Moe_PureShaped> {
   let summary = "Switch top-1 routing with a capacity limit";
   let description = [{
     Switch Transformer routing (models.md section 7): `p = softmax(scores)`
@@ -82,7 +89,7 @@ def Moe_SwitchRouteOp : Moe_Op<"switch_route", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Moe_TreeRouteOp : Moe_Op<"tree_route", [Pure]> {
+def Moe_TreeRouteOp : Moe_Op<"tree_route", Moe_PureShaped> {
   let summary = "sign-bit tree routing (conditional computation)";
   let description = [{
     Routes each row of `gates` (`[N, depth]`, the gating units `u`) by the
@@ -115,7 +122,7 @@ def Moe_TreeRouteOp : Moe_Op<"tree_route", [Pure]> {
 // Dispatch, grouped matmul, combine
 //===----------------------------------------------------------------------===//
 
-def Moe_DispatchOp : Moe_Op<"dispatch", [Pure]> {
+def Moe_DispatchOp : Moe_Op<"dispatch", Moe_PureShaped> {
   let summary = "counting sort of routing slots by expert";
   let description = [{
     Sorts the `M = N*S` slots of `ids` (`[N, S]`, row-major slot order
@@ -144,7 +151,7 @@ def Moe_DispatchOp : Moe_Op<"dispatch", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [Pure]> {
+def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", Moe_PureShaped> {
   let summary = "expert-grouped matmul over dispatched slots";
   let description = [{
     The routed matmul of models.md section 1. `offsets` and `perm` come from
@@ -191,7 +198,7 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Moe_CombineOp : Moe_Op<"combine", [Pure]> {
+def Moe_CombineOp : Moe_Op<"combine", Moe_PureShaped> {
   let summary = "weighted reduction of each token's slots";
   let description = [{
     `out[n] = Σ_s weights[n, s] * slots[n, s]` for `slots` `[N, S, D]` and
@@ -218,7 +225,7 @@ def Moe_CombineOp : Moe_Op<"combine", [Pure]> {
 // Mixture of Tokens
 //===----------------------------------------------------------------------===//
 
-def Moe_MotMixOp : Moe_Op<"mot_mix", [Pure]> {
+def Moe_MotMixOp : Moe_Op<"mot_mix", Moe_PureShaped> {
   let summary = "Mixture-of-Tokens mixing of each group into one token per expert";
   let description = [{
     Mixture of Tokens (models.md section 5). With `g = group_size` dividing
@@ -257,7 +264,7 @@ def Moe_MotMixOp : Moe_Op<"mot_mix", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Moe_MotUnmixOp : Moe_Op<"mot_unmix", [Pure]> {
+def Moe_MotUnmixOp : Moe_Op<"mot_unmix", Moe_PureShaped> {
   let summary = "Mixture-of-Tokens redistribution of expert outputs";
   let description = [{
     The inverse step of `moe.mot_mix`: for expert outputs `[T, C, E, D]` and
@@ -286,7 +293,7 @@ def Moe_MotUnmixOp : Moe_Op<"mot_unmix", [Pure]> {
 // Attention
 //===----------------------------------------------------------------------===//
 
-def Moe_AttentionOp : Moe_Op<"attention", [Pure]> {
+def Moe_AttentionOp : Moe_Op<"attention", Moe_PureShaped> {
   let summary = "scaled dot-product attention core";
   let description = [{
     `out[b, h] = softmax(q[b, h] @ k[b, h]^T * scale) @ v[b, h]` for `q`
@@ -316,7 +323,7 @@ def Moe_AttentionOp : Moe_Op<"attention", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Moe_RopeOp : Moe_Op<"rope", [Pure]> {
+def Moe_RopeOp : Moe_Op<"rope", Moe_PureShaped> {
   let summary = "rotary position encoding on a fraction of each head's dims";
   let description = [{
     Applies RoPE to the first `r` dims of each head of `input`
@@ -353,7 +360,7 @@ def Moe_RopeOp : Moe_Op<"rope", [Pure]> {
 // Composite ops: one per model layer
 //===----------------------------------------------------------------------===//
 
-def Moe_FfnOp : Moe_Op<"ffn", [Pure]> {
+def Moe_FfnOp : Moe_Op<"ffn", Moe_PureShaped> {
   let summary = "σ-MoE / Switch expert feed-forward layer";
   let description = [{
     One sparse MoE feed-forward layer (models.md sections 2 and 7) on token
@@ -400,7 +407,7 @@ def Moe_FfnOp : Moe_Op<"ffn", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Moe_TreeFfnOp : Moe_Op<"tree_ffn", [Pure]> {
+def Moe_TreeFfnOp : Moe_Op<"tree_ffn", Moe_PureShaped> {
   let summary = "sign-bit tree-gated layer (conditional computation)";
   let description = [{
     The layer of models.md section 6 on rows `input` `[N, Din]`: gating
@@ -437,7 +444,7 @@ def Moe_TreeFfnOp : Moe_Op<"tree_ffn", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Moe_SwitchHeadOp : Moe_Op<"switchhead", [Pure]> {
+def Moe_SwitchHeadOp : Moe_Op<"switchhead", Moe_PureShaped> {
   let summary = "SwitchHead MoE attention layer";
   let description = [{
     SwitchHead attention (models.md section 3) with `H = num_heads` heads and
@@ -494,7 +501,7 @@ def Moe_SwitchHeadOp : Moe_Op<"switchhead", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Moe_MotOp : Moe_Op<"mot", [Pure]> {
+def Moe_MotOp : Moe_Op<"mot", Moe_PureShaped> {
   let summary = "Mixture-of-Tokens feed-forward layer";
   let description = [{
     Mixture of Tokens (models.md section 5) on `input` `[B, T, D]`: controller

@@ -10,6 +10,8 @@
 
 #include "moe/IR/MoeOps.h"
 
+#include "mlir/Dialect/Affine/IR/AffineOps.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/OpImplementation.h"
@@ -785,6 +787,188 @@ LogicalResult MotOp::verify() {
   return checkElementTypes(op, "C5",
                            {{"input", x}, {"w_ctrl", wc}, {"w1", w1},
                             {"w2", w2}, {"result", res}});
+}
+
+//===----------------------------------------------------------------------===//
+// Result shapes (ReifyRankedShapedTypeOpInterface)
+//===----------------------------------------------------------------------===//
+//
+// Each op gives its result sizes from its operands' dims, by the shape rules
+// of its description (the verifiers check them). Static sizes come from the
+// result type; dynamic ones are tensor.dim of an operand, or arithmetic on
+// them (affine.apply folds to a constant where it can).
+
+namespace {
+/// Builds the reified sizes: `rule(result, dim)` is asked only for the
+/// dims the result type leaves dynamic.
+LogicalResult
+reify(Operation *op, OpBuilder &b, ReifiedRankedShapedTypeDims &shapes,
+      llvm::function_ref<OpFoldResult(unsigned, unsigned)> rule) {
+  shapes.clear();
+  for (OpResult r : op->getResults()) {
+    auto type = cast<RankedTensorType>(r.getType());
+    SmallVector<OpFoldResult> dims;
+    for (int64_t d = 0; d < type.getRank(); ++d) {
+      if (!type.isDynamicDim(d)) {
+        dims.push_back(b.getIndexAttr(type.getDimSize(d)));
+        continue;
+      }
+      OpFoldResult size = rule(r.getResultNumber(), d);
+      if (!size)
+        return failure();
+      dims.push_back(size);
+    }
+    shapes.push_back(std::move(dims));
+  }
+  return success();
+}
+
+OpFoldResult dimOf(OpBuilder &b, Location loc, Value v, int64_t d) {
+  return tensor::getMixedSize(b, loc, v, d);
+}
+
+OpFoldResult mulOf(OpBuilder &b, Location loc, OpFoldResult x,
+                   OpFoldResult y) {
+  AffineExpr s0, s1;
+  bindSymbols(b.getContext(), s0, s1);
+  return affine::makeComposedFoldedAffineApply(b, loc, s0 * s1, {x, y});
+}
+
+OpFoldResult divOf(OpBuilder &b, Location loc, OpFoldResult x, int64_t y) {
+  AffineExpr s0;
+  bindSymbols(b.getContext(), s0);
+  return affine::makeComposedFoldedAffineApply(b, loc, s0.floorDiv(y), {x});
+}
+
+/// Every dim of every result is the same dim of `like`.
+LogicalResult reifyLike(Operation *op, OpBuilder &b,
+                        ReifiedRankedShapedTypeDims &shapes, Value like) {
+  return reify(op, b, shapes, [&](unsigned, unsigned d) {
+    return dimOf(b, op->getLoc(), like, d);
+  });
+}
+} // namespace
+
+LogicalResult RouteOp::reifyResultShapes(OpBuilder &b,
+                                         ReifiedRankedShapedTypeDims &s) {
+  return reify(*this, b, s, [&](unsigned, unsigned d) -> OpFoldResult {
+    return d == 0 ? dimOf(b, getLoc(), getScores(), 0) : OpFoldResult();
+  });
+}
+
+LogicalResult SwitchRouteOp::reifyResultShapes(OpBuilder &b,
+                                               ReifiedRankedShapedTypeDims &s) {
+  return reify(*this, b, s, [&](unsigned, unsigned d) -> OpFoldResult {
+    return d == 0 ? dimOf(b, getLoc(), getScores(), 0) : OpFoldResult();
+  });
+}
+
+LogicalResult TreeRouteOp::reifyResultShapes(OpBuilder &b,
+                                             ReifiedRankedShapedTypeDims &s) {
+  return reify(*this, b, s, [&](unsigned, unsigned d) -> OpFoldResult {
+    return d == 0 ? dimOf(b, getLoc(), getGates(), 0) : OpFoldResult();
+  });
+}
+
+LogicalResult DispatchOp::reifyResultShapes(OpBuilder &b,
+                                            ReifiedRankedShapedTypeDims &s) {
+  // offsets: [E + 1] (static); perm: [N * S].
+  return reify(*this, b, s, [&](unsigned r, unsigned) -> OpFoldResult {
+    if (r != 1)
+      return OpFoldResult();
+    return mulOf(b, getLoc(), dimOf(b, getLoc(), getIds(), 0),
+                 dimOf(b, getLoc(), getIds(), 1));
+  });
+}
+
+LogicalResult GroupedMatmulOp::reifyResultShapes(
+    OpBuilder &b, ReifiedRankedShapedTypeDims &s) {
+  // [N, Dout] with slot weights, else [M, Dout].
+  return reify(*this, b, s, [&](unsigned, unsigned d) -> OpFoldResult {
+    if (d == 1)
+      return dimOf(b, getLoc(), getWeight(), 2);
+    return getSlotWeights() ? dimOf(b, getLoc(), getSlotWeights(), 0)
+                            : dimOf(b, getLoc(), getPerm(), 0);
+  });
+}
+
+LogicalResult CombineOp::reifyResultShapes(OpBuilder &b,
+                                           ReifiedRankedShapedTypeDims &s) {
+  // slots [N, S, D] -> [N, D].
+  return reify(*this, b, s, [&](unsigned, unsigned d) {
+    return dimOf(b, getLoc(), getSlots(), d == 0 ? 0 : 2);
+  });
+}
+
+LogicalResult MotMixOp::reifyResultShapes(OpBuilder &b,
+                                          ReifiedRankedShapedTypeDims &s) {
+  // input [B, T, D], logits [B, T, E] -> mixed [T, B/g, E, D] and weights
+  // [T, B/g, g, E].
+  Location loc = getLoc();
+  int64_t g = getGroupSize();
+  return reify(*this, b, s, [&](unsigned r, unsigned d) -> OpFoldResult {
+    switch (d) {
+    case 0:
+      return dimOf(b, loc, getInput(), 1);
+    case 1:
+      return divOf(b, loc, dimOf(b, loc, getInput(), 0), g);
+    case 2:
+      return r == 0 ? dimOf(b, loc, getLogits(), 2) : b.getIndexAttr(g);
+    default:
+      return r == 0 ? dimOf(b, loc, getInput(), 2)
+                    : dimOf(b, loc, getLogits(), 2);
+    }
+  });
+}
+
+LogicalResult MotUnmixOp::reifyResultShapes(OpBuilder &b,
+                                            ReifiedRankedShapedTypeDims &s) {
+  // outputs [T, C, E, D], weights [T, C, g, E] -> [C*g, T, D].
+  Location loc = getLoc();
+  return reify(*this, b, s, [&](unsigned, unsigned d) -> OpFoldResult {
+    if (d == 0)
+      return mulOf(b, loc, dimOf(b, loc, getOutputs(), 1),
+                   dimOf(b, loc, getWeights(), 2));
+    return dimOf(b, loc, getOutputs(), d == 1 ? 0 : 3);
+  });
+}
+
+LogicalResult AttentionOp::reifyResultShapes(OpBuilder &b,
+                                             ReifiedRankedShapedTypeDims &s) {
+  // q [B, H, T, dk], v [B, H, S, dv] -> [B, H, T, dv].
+  return reify(*this, b, s, [&](unsigned, unsigned d) {
+    return d < 3 ? dimOf(b, getLoc(), getQuery(), d)
+                 : dimOf(b, getLoc(), getValue(), 3);
+  });
+}
+
+LogicalResult RopeOp::reifyResultShapes(OpBuilder &b,
+                                        ReifiedRankedShapedTypeDims &s) {
+  return reifyLike(*this, b, s, getInput());
+}
+
+LogicalResult FfnOp::reifyResultShapes(OpBuilder &b,
+                                       ReifiedRankedShapedTypeDims &s) {
+  return reifyLike(*this, b, s, getInput());
+}
+
+LogicalResult TreeFfnOp::reifyResultShapes(OpBuilder &b,
+                                           ReifiedRankedShapedTypeDims &s) {
+  // input [N, Din], weight [.., .., Dout] -> [N, Dout].
+  return reify(*this, b, s, [&](unsigned, unsigned d) {
+    return d == 0 ? dimOf(b, getLoc(), getInput(), 0)
+                  : dimOf(b, getLoc(), getWeight(), 2);
+  });
+}
+
+LogicalResult SwitchHeadOp::reifyResultShapes(OpBuilder &b,
+                                              ReifiedRankedShapedTypeDims &s) {
+  return reifyLike(*this, b, s, getQSrc());
+}
+
+LogicalResult MotOp::reifyResultShapes(OpBuilder &b,
+                                       ReifiedRankedShapedTypeDims &s) {
+  return reifyLike(*this, b, s, getInput());
 }
 
 #define GET_OP_CLASSES

@@ -4,7 +4,7 @@
 Each single-node test whose op has a handler (moe-import --list-handlers) is
 imported and converted; until the CPU backend executes models, "pass" means
 the model imports, converts and verifies. Tests whose model opset lies outside
-the importer's range (13 to 21) are reported as out of range, not run.
+the importer's range (13 to 29) are reported as out of range, not run.
 
 Parameter inputs: a static compiler needs axes, starts, split sizes, shapes
 and the like as constants, while these tests pass them as graph inputs. Graph

@@ -11,6 +11,7 @@
 #include "moe/IR/MoeOps.h"
 
 #include "moe/Utils/BuildUtils.h"
+#include "moe/Utils/RuntimeErrors.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -176,6 +177,134 @@ Values routedExperts(onnxir::NodeOp node, RewriterBase &b) {
   return finish(down, b);
 }
 
+/// ai.onnx GroupedMatMul-29, ONNX's MoE op: input [M, K], weights [G, K, N],
+/// group_indices int [M, S], optional bias [G, N] -> [M, S, N] with
+///   out[m, s] = input[m] @ weights[ids[m, s]] (+ bias[ids[m, s]]).
+/// ONNX specifies it by a Gather/Expand/MatMul body that materialises the
+/// selected weights [M*S, K, N]; here it is the routed form instead:
+///   off, perm = moe.dispatch ids; y = moe.grouped_matmul input, weights
+/// so each selected expert's weights are read once per call. Ids outside
+/// [0, G) (negative ones included; ONNX leaves them undefined) are a
+/// run-time error of moe.dispatch.
+Values groupedMatMul(onnxir::NodeOp node, RewriterBase &b) {
+  if (failed(checkOperandCount(node, 3, 4)))
+    return failure();
+  FailureOr<Value> x = tensorOperand(node, 0, "input", 2);
+  FailureOr<Value> w = tensorOperand(node, 1, "weights", 3);
+  FailureOr<Value> ids = tensorOperand(node, 2, "group_indices", 2);
+  FailureOr<Value> bias =
+      tensorOperand(node, 3, "bias", 2, /*optional=*/true);
+  if (failed(x) || failed(w) || failed(ids) || failed(bias))
+    return failure();
+  RankedTensorType xType = typeOf(*x), wType = typeOf(*w),
+                   idType = typeOf(*ids);
+  Type elt = xType.getElementType();
+  if (!isa<FloatType>(elt) || wType.getElementType() != elt ||
+      (*bias && typeOf(*bias).getElementType() != elt)) {
+    InFlightDiagnostic d = nodeError(node);
+    d << "input, weights and bias must share one float element type, got "
+      << xType << " and " << wType;
+    if (*bias)
+      d << " and " << typeOf(*bias);
+    return failure();
+  }
+  if (!idType.getElementType().isSignlessInteger(64) &&
+      !idType.getElementType().isSignlessInteger(32)) {
+    nodeError(node) << "group_indices must be an integer tensor (int64), got " << idType;
+    return failure();
+  }
+  int64_t groups = wType.getDimSize(0), n = wType.getDimSize(2);
+  if (ShapedType::isDynamic(groups) || ShapedType::isDynamic(n) ||
+      ShapedType::isDynamic(wType.getDimSize(1))) {
+    nodeError(node) << "weights must have a static shape, got " << wType;
+    return failure();
+  }
+  auto mismatch = [](int64_t a, int64_t b) {
+    return !ShapedType::isDynamic(a) && !ShapedType::isDynamic(b) && a != b;
+  };
+  if (mismatch(xType.getDimSize(1), wType.getDimSize(1))) {
+    nodeError(node) << "input has " << xType.getDimSize(1)
+                    << " columns but weights have K = " << wType.getDimSize(1);
+    return failure();
+  }
+  if (mismatch(xType.getDimSize(0), idType.getDimSize(0))) {
+    nodeError(node) << "input has " << xType.getDimSize(0)
+                    << " rows but group_indices has " << idType.getDimSize(0);
+    return failure();
+  }
+  int64_t slots = idType.getDimSize(1);
+  if (ShapedType::isDynamic(slots)) {
+    nodeError(node) << "the number of selections per row (dim 1 of "
+                       "group_indices) must be static, got "
+                    << idType;
+    return failure();
+  }
+  if (*bias && (typeOf(*bias).getDimSize(0) != groups ||
+                typeOf(*bias).getDimSize(1) != n)) {
+    nodeError(node) << "bias must be [" << groups << ", " << n << "], got "
+                    << typeOf(*bias);
+    return failure();
+  }
+  Location loc = node.getLoc();
+  build::declareErrorHook(b, node);
+  // Dynamic sizes must agree at run time: K with the weights, and the rows
+  // of group_indices with those of the input.
+  Value input = build::requireSize(b, loc, *x, 1,
+                            b.getIndexAttr(wType.getDimSize(1)),
+                            kErrorShapeMismatch);
+  OpFoldResult m = tensor::getMixedSize(b, loc, input, 0);
+  Value sel = build::requireSize(b, loc, *ids, 0, m, kErrorShapeMismatch);
+  Type idElt = typeOf(sel).getElementType();
+  int64_t total = build::staticMul(m, slots);
+  auto dispatch = DispatchOp::create(
+      b, loc, RankedTensorType::get({groups + 1}, idElt),
+      RankedTensorType::get({total}, idElt), sel, groups);
+  if (failed(verify(dispatch))) {
+    b.eraseOp(dispatch);
+    return failure();
+  }
+  auto gmm = GroupedMatmulOp::create(
+      b, loc, RankedTensorType::get({total, n}, elt), input, *w,
+      dispatch.getOffsets(), dispatch.getPerm(), Value());
+  if (failed(verify(gmm))) {
+    b.eraseOp(gmm);
+    return failure();
+  }
+  Value y = gmm;
+  if (*bias) {
+    // y[j] += bias[ids[j]]: the ids were checked by moe.dispatch; an
+    // out-of-range one is read as 0 here and the run reports the error.
+    Value flatIds = build::collapse(b, loc, sel, {{0, 1}});
+    Value groupCount = arith::ConstantIndexOp::create(b, loc, groups);
+    MLIRContext *ctx = b.getContext();
+    AffineMap rowMap = AffineMap::get(2, 0, getAffineDimExpr(0, ctx));
+    AffineMap id = b.getMultiDimIdentityMap(2);
+    Value biasT = *bias;
+    y = linalg::GenericOp::create(
+            b, loc, TypeRange{y.getType()}, ValueRange{y, flatIds},
+            ValueRange{build::emptyTensor(
+                b, loc, tensor::getMixedSizes(b, loc, y), elt)},
+            SmallVector<AffineMap>{id, rowMap, id},
+            SmallVector<utils::IteratorType>(2,
+                                             utils::IteratorType::parallel),
+            [&](OpBuilder &nb, Location nl, ValueRange a) {
+              Value g = build::checkedIndex(
+                  nb, nl,
+                  arith::IndexCastOp::create(nb, nl, nb.getIndexType(), a[1]),
+                  groupCount, kErrorIndexOutOfRange);
+              Value col = linalg::IndexOp::create(nb, nl, 1);
+              Value bv = tensor::ExtractOp::create(nb, nl, biasT,
+                                                   ValueRange{g, col});
+              linalg::YieldOp::create(
+                  nb, nl, ValueRange{arith::AddFOp::create(nb, nl, a[0], bv)});
+            })
+            .getResult(0);
+  }
+  return SmallVector<Value>{build::expand(
+      b, loc, y, {{0, 1}, {2}},
+      {m, b.getIndexAttr(slots), b.getIndexAttr(n)})};
+}
+
 Values switchFeedForward(onnxir::NodeOp node, RewriterBase &b) {
   auto ins = operands(node, {"x", "w_sel", "w1", "w2"});
   FailureOr<double> cf = floatAttr(node, "capacity_factor");
@@ -270,6 +399,8 @@ void mlir::moe::populateMoeDomainHandlers(OnnxHandlerRegistry &r) {
   r.add(kDomain, "SwitchHeadGatedAttention", 1, switchHeadGatedAttention);
   r.add(kDomain, "MixtureOfTokens", 1, mixtureOfTokens);
   r.add(kDomain, "TreeGatedLayer", 1, treeGatedLayer);
+  // ONNX's own MoE op lowers to the same routed ops as the domain above.
+  r.add("", "GroupedMatMul", 29, groupedMatMul);
   // Made only by moe-raise-onnx; not part of the documented domain.
   r.add("org.moe_mlir.internal", "RoutedExperts", 1, routedExperts);
 }

@@ -1030,6 +1030,17 @@ struct RaiseOnnxMoePass : moe::impl::RaiseOnnxMoeBase<RaiseOnnxMoePass> {
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
+    // A node whose schema changed after its handler (OnnxToMoe.h) is
+    // refused by the conversion; raising first could erase it unreported.
+    const OnnxHandlerRegistry &registry = getDefaultOnnxHandlers();
+    WalkResult stale = module.walk([&](onnxir::NodeOp node) {
+      return registry.staleHandler(node.getDomain(), node.getOpType(),
+                                   node.getVersion())
+                 ? WalkResult::interrupt()
+                 : WalkResult::advance();
+    });
+    if (stale.wasInterrupted())
+      return;
     IRRewriter rewriter(&getContext());
     // Nodes already unused in the model are left to the conversion (which
     // reports them if unsupported); only what a raise leaves unused goes.

@@ -460,6 +460,24 @@ Values constantOfShape(onnxir::NodeOp node, RewriterBase &b) {
 /// (value += delta) as ONNX's function body and ONNX Runtime do.
 Values rangeComputed(onnxir::NodeOp node, RewriterBase &b);
 
+Values range(onnxir::NodeOp node, RewriterBase &b);
+
+/// Range-27 adds float16 and bfloat16, computed in float32 by default
+/// (`stash_type`); the Range-11 handler would count and accumulate in the
+/// 16-bit type, so those are refused here. Other types are unchanged.
+Values range27(onnxir::NodeOp node, RewriterBase &b) {
+  if (failed(checkOperandCount(node, 3, 3)))
+    return failure();
+  Type elt = getElementTypeOrSelf(node.getInputs()[0].getType());
+  if (elt.isF16() || elt.isBF16()) {
+    nodeError(node) << "Range on " << elt
+                    << " (opset 27, computed in the stash type) is not "
+                       "supported; cast start, limit and delta to float";
+    return failure();
+  }
+  return range(node, b);
+}
+
 Values range(onnxir::NodeOp node, RewriterBase &b) {
   if (failed(checkOperandCount(node, 3, 3)))
     return failure();
@@ -472,6 +490,10 @@ Values range(onnxir::NodeOp node, RewriterBase &b) {
     args.push_back(dense);
   }
   Type elt = args[0].getElementType();
+  // Mixed element types are refused there, with their names (read as one
+  // type here, they would not be).
+  if (args[1].getElementType() != elt || args[2].getElementType() != elt)
+    return rangeComputed(node, b);
   Location loc = node.getLoc();
   // The element count, checked against the import-time cap before anything
   // is materialised. Integer ranges are computed exactly in 128 bits (a
@@ -889,6 +911,7 @@ void mlir::moe::onnx_conv::populateStandardShapeHandlers(
   r.add("", "Expand", 13, expandOp);
   r.add("", "ConstantOfShape", 9, constantOfShape);
   r.add("", "Range", 11, range);
+  r.add("", "Range", 27, range27);
   r.add("", "Trilu", 14, trilu);
   r.add("", "Cast", 13, castOp);
   r.add("", "Where", 9, where);

@@ -29,13 +29,25 @@ using OnnxHandler = FailureOr<SmallVector<Value>> (*)(onnxir::NodeOp node,
                                                       RewriterBase &rewriter);
 
 /// Handlers by (domain, op type), each list sorted by since version.
+/// The last ai.onnx opset whose schemas every handler was checked against;
+/// newer schema versions are listed per operator in OnnxSchemaChanges.inc.
+constexpr int64_t kAuditedOnnxOpset = 21;
+
 class OnnxHandlerRegistry {
 public:
   void add(StringRef domain, StringRef opType, int64_t sinceVersion,
            OnnxHandler handler);
-  /// The handler for `opType` of `domain` at opset `version`, or null.
+  /// The handler for `opType` of `domain` at opset `version`, or null. An
+  /// ai.onnx handler registered at `since` covers opset `version` only if the
+  /// operator's schema did not change in (max(since, kAuditedOnnxOpset),
+  /// version] (OnnxSchemaChanges.inc): a newer schema needs its own
+  /// registration, made once the handler was checked against it.
   OnnxHandler lookup(StringRef domain, StringRef opType,
                      int64_t version) const;
+  /// Where `lookup` is null because the schema changed after the newest
+  /// handler: that handler's since version and the newer schema version.
+  std::optional<std::pair<int64_t, int64_t>>
+  staleHandler(StringRef domain, StringRef opType, int64_t version) const;
   /// Every registered (domain, op type, since version), sorted.
   std::vector<std::tuple<std::string, std::string, int64_t>> entries() const;
 

@@ -24,9 +24,12 @@ class MemoryBuffer;
 
 namespace mlir::moe {
 
-/// Lowest and highest ai.onnx opset versions the importer accepts.
+/// Lowest and highest ai.onnx opset versions the importer accepts. Within
+/// them, each node's schema version must have a handler (a schema that
+/// changed after its handler is refused per node: OnnxHandlerRegistry). 29
+/// is the opset in development upstream, for GroupedMatMul.
 constexpr int64_t kMinOnnxOpset = 13;
-constexpr int64_t kMaxOnnxOpset = 21;
+constexpr int64_t kMaxOnnxOpset = 29;
 
 /// Imports the serialized ONNX model in `buffer`. `fileName` names it in
 /// diagnostics; external tensor data is read relative to `baseDir`.

@@ -265,3 +265,18 @@ save("scatternd_bad_updates", [
 save("split_bad_sizes", [
     helper.make_node("Split", ["x", "s"], ["a", "b"], name="split", axis=0)],
      [vi("x", [5])], [vi("a", [2]), vi("b", [4])], [ints("s", [2, 4])])
+# GroupedMatMul-29, ONNX's MoE op (onnx 1.12 does not know it).
+save("grouped_matmul", [
+    helper.make_node("GroupedMatMul", ["x", "w", "ids", "b"], ["y"],
+                     name="gmm")],
+     [vi("x", ["M", 6]), vi("ids", ["M", 2], I64)], [vi("y", ["M", 2, 5])],
+     [numpy_helper.from_array(np.ones((4, 6, 5), np.float32), "w"),
+      numpy_helper.from_array(np.ones((4, 5), np.float32), "b")], opset=29)
+# Range of constants of different element types (found by fuzz_import: the
+# constant fold read an int32 limit as a float).
+save("range_mixed_types", [
+    helper.make_node("Range", ["s", "l", "d"], ["y"], name="range")],
+     [], [vi("y", [4])],
+     [helper.make_tensor("s", F, [], [0.0]),
+      helper.make_tensor("l", TensorProto.INT32, [], [4]),
+      helper.make_tensor("d", TensorProto.INT32, [], [1])])
