@@ -327,11 +327,13 @@ def Moe_RopeOp : Moe_Op<"rope", Moe_PureShaped> {
   let summary = "rotary position encoding on a fraction of each head's dims";
   let description = [{
     Applies RoPE to the first `r` dims of each head of `input`
-    `[B, T, H, dh]` at positions `t = 0..T-1`, leaving the others
-    unchanged, where `r = floor(dh * rotate_fraction)` rounded down to an
+    `[B, T, H, dh]` at positions `p = offset + t` for `t = 0..T-1`
+    (`offset`, an index, defaults to 0: a decode step after `offset` cached
+    positions rotates its tokens at their absolute positions), leaving the
+    others unchanged, where `r = floor(dh * rotate_fraction)` rounded down to an
     even number (as the MoEUT authors' code does: the published MoEUT-44M
     has `dh = 82`, so `floor(41)` gives `r = 40`). Rotate-half convention:
-    with `h = r/2`, for `i < h`, `θ = t * base^(-2i/r)`:
+    with `h = r/2`, for `i < h`, `θ = p * base^(-2i/r)`:
 
         out[..., i]     = x[i] * cos θ - x[i + h] * sin θ
         out[..., i + h] = x[i + h] * cos θ + x[i] * sin θ
@@ -344,14 +346,17 @@ def Moe_RopeOp : Moe_Op<"rope", Moe_PureShaped> {
     ```mlir
     %r = moe.rope %q {rotate_fraction = 0.5 : f64, base = 10000.0 : f64}
         : tensor<2x?x4x16xf32> -> tensor<2x?x4x16xf32>
+    %s = moe.rope %k offset(%past) {rotate_fraction = 0.5 : f64}
+        : tensor<2x1x4x16xf32> -> tensor<2x1x4x16xf32>
     ```
   }];
-  let arguments = (ins Moe_FloatTensor:$input,
+  let arguments = (ins Moe_FloatTensor:$input, Optional<Index>:$offset,
                        DefaultValuedAttr<F64Attr, "0.5">:$rotate_fraction,
                        DefaultValuedAttr<F64Attr, "10000.0">:$base);
   let results = (outs Moe_FloatTensor:$result);
   let assemblyFormat = [{
-    $input attr-dict `:` type($input) `->` type($result)
+    $input (`offset` `(` $offset^ `)`)? attr-dict `:` type($input) `->`
+    type($result)
   }];
   let hasVerifier = 1;
 }
@@ -496,6 +501,68 @@ def Moe_SwitchHeadOp : Moe_Op<"switchhead", Moe_PureShaped> {
   let results = (outs Moe_FloatTensor:$result);
   let assemblyFormat = [{
     $q_src `,` $k_src `,` $v_src `,` $wq `,` $wk `,` $wv `,` $wo `,` $sel_o
+    (`sel_v` `(` $sel_v^ `)`)? attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moe_SwitchHeadCachedOp : Moe_Op<"switchhead_cached", Moe_PureShaped> {
+  let summary = "SwitchHead attention of new tokens over a key/value cache";
+  let description = [{
+    One decode (or prefill) step of `moe.switchhead` with a key/value cache.
+    `q_src`, `k_src`, `v_src` `[B, T, D]` are `T` new tokens at absolute
+    positions `P..P+T-1`, after `P` positions whose keys and values are
+    `past_key` `[P, B, H, dk]` and `past_value` `[P, B, H, dv]`
+    (position-major, so that the first `P` rows of a buffer sized for the
+    longest sequence are a dense prefix). With `k` the new keys (projected
+    and rotated by RoPE at their absolute positions) and `V` the new values
+    (after the value experts), both `[B, T, H, *]`:
+
+        keys   = past_key ++ k         values = past_value ++ V   (along P)
+        R      = attention(rope(q, at P..P+T-1), keys, values, causal)
+        result = the output experts of moe.switchhead applied to R
+
+    `result` `[B, T, D]` equals rows `P..P+T-1` of `moe.switchhead` on the
+    whole sequence, and `new_key` `[T, B, H, dk]` and `new_value`
+    `[T, B, H, dv]` are the rows to append to the cache. The query is
+    rotated at its absolute position too (the MoEUT authors' cached path
+    rotates it at position 0).
+
+    Constraints: C1 to C7 as `moe.switchhead` (with its `result`); C8 ranks
+    4 for the caches and the new rows, `past_key` `[P, B, H, dk]` and
+    `past_value` `[P, B, H, dv]` with one `P`, `new_key` `[T, B, H, dk]`,
+    `new_value` `[T, B, H, dv]`, all of the element type of the sources;
+    C9 `causal` (a cache holds only earlier positions).
+
+    Decomposed by `moe-decompose-switchhead` with the same builder as
+    `moe.switchhead`.
+
+    Example:
+    ```mlir
+    %y, %nk, %nv = moe.switchhead_cached %x, %x, %x, %wq, %wk, %wv, %wo, %so
+        past(%pk, %pv) sel_v(%sv) {num_heads = 2 : i64, k = 2 : i64}
+        : (tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<1x1x32xf32>,
+           tensor<32x16xf32>, tensor<32x16xf32>, tensor<8x32x8xf32>,
+           tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<?x1x2x8xf32>,
+           tensor<?x1x2x8xf32>, tensor<8x32xf32>)
+        -> (tensor<1x1x32xf32>, tensor<1x1x2x8xf32>, tensor<1x1x2x8xf32>)
+    ```
+  }];
+  let arguments = (ins Moe_FloatTensor:$q_src, Moe_FloatTensor:$k_src,
+                       Moe_FloatTensor:$v_src, Moe_FloatTensor:$wq,
+                       Moe_FloatTensor:$wk, Moe_FloatTensor:$wv,
+                       Moe_FloatTensor:$wo, Moe_FloatTensor:$sel_o,
+                       Moe_FloatTensor:$past_key, Moe_FloatTensor:$past_value,
+                       Optional<Moe_FloatTensor>:$sel_v,
+                       I64Attr:$num_heads, I64Attr:$k,
+                       DefaultValuedAttr<BoolAttr, "true">:$causal,
+                       DefaultValuedAttr<F64Attr, "0.5">:$rotate_fraction,
+                       DefaultValuedAttr<F64Attr, "10000.0">:$rope_base);
+  let results = (outs Moe_FloatTensor:$result, Moe_FloatTensor:$new_key,
+                      Moe_FloatTensor:$new_value);
+  let assemblyFormat = [{
+    $q_src `,` $k_src `,` $v_src `,` $wq `,` $wk `,` $wv `,` $wo `,` $sel_o
+    `past` `(` $past_key `,` $past_value `)`
     (`sel_v` `(` $sel_v^ `)`)? attr-dict `:` functional-type(operands, results)
   }];
   let hasVerifier = 1;

@@ -669,13 +669,23 @@ LogicalResult TreeFfnOp::verify() {
 // SwitchHeadOp
 //===----------------------------------------------------------------------===//
 
-LogicalResult SwitchHeadOp::verify() {
-  Operation *op = getOperation();
-  Value qs = getQSrc(), ks = getKSrc(), vs = getVSrc(), wq = getWq(),
-        wk = getWk(), wv = getWv(), wo = getWo(), so = getSelO(),
-        sv = getSelV(), res = getResult();
+namespace {
+/// Constraint ids of the switchhead checks, passed in by each verifier so
+/// that its body names every constraint it enforces (docs/spec.md).
+struct SwitchHeadIds {
+  const char *c1, *c2, *c3, *c4, *c5, *c6, *c7;
+};
+
+/// C1 to C7 of moe.switchhead, shared with moe.switchhead_cached.
+template <typename OpT>
+LogicalResult verifySwitchHeadCore(OpT self, const SwitchHeadIds &id) {
+  Operation *op = self.getOperation();
+  Value qs = self.getQSrc(), ks = self.getKSrc(), vs = self.getVSrc(),
+        wq = self.getWq(), wk = self.getWk(), wv = self.getWv(),
+        wo = self.getWo(), so = self.getSelO(), sv = self.getSelV(),
+        res = self.getResult();
   // C1: ranks.
-  if (failed(checkRanks(op, "C1",
+  if (failed(checkRanks(op, id.c1,
                         {{"q_src", qs, 3},
                          {"k_src", ks, 3},
                          {"v_src", vs, 3},
@@ -688,22 +698,22 @@ LogicalResult SwitchHeadOp::verify() {
                          {"result", res, 3}})))
     return failure();
   // C2: heads divide the projection widths and the expert rows.
-  int64_t heads = signedValue(getNumHeadsAttr());
-  if (failed(checkDivides(op, "C2", "num_heads", heads, {"wq", wq, 1})) ||
-      failed(checkDivides(op, "C2", "num_heads", heads, {"wk", wk, 1})) ||
-      failed(checkDivides(op, "C2", "num_heads", heads, {"wv", wv, 0})) ||
-      failed(checkDivides(op, "C2", "num_heads", heads, {"wo", wo, 0})) ||
-      failed(checkDivides(op, "C2", "num_heads", heads, {"sel_o", so, 0})) ||
-      failed(checkDivides(op, "C2", "num_heads", heads, {"sel_v", sv, 0})))
+  int64_t heads = signedValue(self.getNumHeadsAttr());
+  if (failed(checkDivides(op, id.c2, "num_heads", heads, {"wq", wq, 1})) ||
+      failed(checkDivides(op, id.c2, "num_heads", heads, {"wk", wk, 1})) ||
+      failed(checkDivides(op, id.c2, "num_heads", heads, {"wv", wv, 0})) ||
+      failed(checkDivides(op, id.c2, "num_heads", heads, {"wo", wo, 0})) ||
+      failed(checkDivides(op, id.c2, "num_heads", heads, {"sel_o", so, 0})) ||
+      failed(checkDivides(op, id.c2, "num_heads", heads, {"sel_v", sv, 0})))
     return failure();
   // C3: shared dims.
-  if (failed(checkSameDim(op, "C3", "B",
+  if (failed(checkSameDim(op, id.c3, "B",
                           {{"q_src", qs, 0}, {"k_src", ks, 0}, {"v_src", vs, 0},
                            {"result", res, 0}})) ||
-      failed(checkSameDim(op, "C3", "T",
+      failed(checkSameDim(op, id.c3, "T",
                           {{"q_src", qs, 1}, {"k_src", ks, 1}, {"v_src", vs, 1},
                            {"result", res, 1}})) ||
-      failed(checkSameDim(op, "C3", "D",
+      failed(checkSameDim(op, id.c3, "D",
                           {{"q_src", qs, 2},
                            {"k_src", ks, 2},
                            {"v_src", vs, 2},
@@ -714,9 +724,9 @@ LogicalResult SwitchHeadOp::verify() {
                            {"sel_o", so, 1},
                            {"sel_v", sv, 1},
                            {"result", res, 2}})) ||
-      failed(checkSameDim(op, "C3", "H*dk", {{"wq", wq, 1}, {"wk", wk, 1}})) ||
-      failed(checkSameDim(op, "C3", "dv", {{"wv", wv, 2}, {"wo", wo, 1}})) ||
-      failed(checkSameDim(op, "C3", "H*E",
+      failed(checkSameDim(op, id.c3, "H*dk", {{"wq", wq, 1}, {"wk", wk, 1}})) ||
+      failed(checkSameDim(op, id.c3, "dv", {{"wv", wv, 2}, {"wo", wo, 1}})) ||
+      failed(checkSameDim(op, id.c3, "H*E",
                           {{"wv", wv, 0}, {"wo", wo, 0}, {"sel_o", so, 0},
                            {"sel_v", sv, 0}})))
     return failure();
@@ -724,23 +734,26 @@ LogicalResult SwitchHeadOp::verify() {
   std::optional<int64_t> headExperts = firstStatic(
       {{"wv", wv, 0}, {"wo", wo, 0}, {"sel_o", so, 0}, {"sel_v", sv, 0}});
   if (!headExperts)
-    return emitOpError() << "expected the expert count H*E to be static in "
-                            "wv, wo, sel_o or sel_v dim 0 (C4)";
+    return self.emitOpError()
+           << "expected the expert count H*E to be static in wv, wo, sel_o "
+              "or sel_v dim 0 ("
+           << id.c4 << ")";
   int64_t numExperts = *headExperts / heads;
-  if (failed(checkTopK(op, "C4", signedValue(getKAttr()), numExperts)))
+  if (failed(checkTopK(op, id.c4, signedValue(self.getKAttr()), numExperts)))
     return failure();
   // C5: a dense value projection needs E = 1.
   if (!sv && numExperts != 1)
-    return emitOpError() << "expected sel_v when E = " << numExperts
-                         << " > 1; only E = 1 allows a dense value "
-                            "projection (C5)";
+    return self.emitOpError()
+           << "expected sel_v when E = " << numExperts
+           << " > 1; only E = 1 allows a dense value projection (" << id.c5
+           << ")";
   // C6: RoPE.
-  if (failed(checkRope(op, "C6", "C6",
-                       getRotateFraction().convertToDouble(),
-                       getRopeBase().convertToDouble())))
+  if (failed(checkRope(op, id.c6, id.c6,
+                       self.getRotateFraction().convertToDouble(),
+                       self.getRopeBase().convertToDouble())))
     return failure();
   // C7: element types.
-  return checkElementTypes(op, "C7",
+  return checkElementTypes(op, id.c7,
                            {{"q_src", qs},
                             {"k_src", ks},
                             {"v_src", vs},
@@ -751,6 +764,82 @@ LogicalResult SwitchHeadOp::verify() {
                             {"sel_o", so},
                             {"sel_v", sv},
                             {"result", res}});
+}
+} // namespace
+
+LogicalResult SwitchHeadOp::verify() {
+  return verifySwitchHeadCore(
+      *this, {"C1", "C2", "C3", "C4", "C5", "C6", "C7"});
+}
+
+//===----------------------------------------------------------------------===//
+// SwitchHeadCachedOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult SwitchHeadCachedOp::verify() {
+  if (failed(verifySwitchHeadCore(
+          *this, {"C1", "C2", "C3", "C4", "C5", "C6", "C7"})))
+    return failure();
+  Operation *op = getOperation();
+  Value qs = getQSrc(), pk = getPastKey(), pv = getPastValue(),
+        nk = getNewKey(), nv = getNewValue();
+  // C8: the caches [P, B, H, dk|dv] and the new rows [T, B, H, dk|dv].
+  if (failed(checkRanks(op, "C8",
+                        {{"past_key", pk, 4},
+                         {"past_value", pv, 4},
+                         {"new_key", nk, 4},
+                         {"new_value", nv, 4}})))
+    return failure();
+  int64_t heads = signedValue(getNumHeadsAttr());
+  auto headsDim = [&](StringRef name, Value v) -> LogicalResult {
+    int64_t h = cast<RankedTensorType>(v.getType()).getDimSize(2);
+    if (!ShapedType::isDynamic(h) && h != heads)
+      return emitOpError() << "expected " << name << " dim 2 (H) to be "
+                           << "num_heads = " << heads << ", got " << h
+                           << " (C8)";
+    return success();
+  };
+  if (failed(checkSameDim(op, "C8", "P",
+                          {{"past_key", pk, 0}, {"past_value", pv, 0}})) ||
+      failed(checkSameDim(op, "C8", "T",
+                          {{"q_src", qs, 1}, {"new_key", nk, 0},
+                           {"new_value", nv, 0}})) ||
+      failed(checkSameDim(op, "C8", "B",
+                          {{"q_src", qs, 0},
+                           {"past_key", pk, 1},
+                           {"past_value", pv, 1},
+                           {"new_key", nk, 1},
+                           {"new_value", nv, 1}})) ||
+      failed(headsDim("past_key", pk)) ||
+      failed(headsDim("past_value", pv)) ||
+      failed(headsDim("new_key", nk)) ||
+      failed(headsDim("new_value", nv)) ||
+      failed(checkSameDim(op, "C8", "dk",
+                          {{"past_key", pk, 3}, {"new_key", nk, 3}})) ||
+      failed(checkSameDim(op, "C8", "dv",
+                          {{"wv", getWv(), 2},
+                           {"past_value", pv, 3},
+                           {"new_value", nv, 3}})))
+    return failure();
+  int64_t qkWidth = cast<RankedTensorType>(getWq().getType()).getDimSize(1);
+  int64_t dk = cast<RankedTensorType>(pk.getType()).getDimSize(3);
+  if (!ShapedType::isDynamic(qkWidth) && !ShapedType::isDynamic(dk) &&
+      qkWidth != heads * dk)
+    return emitOpError() << "expected past_key dim 3 (dk) to be wq dim 1 / "
+                            "num_heads = "
+                         << qkWidth / heads << ", got " << dk << " (C8)";
+  if (failed(checkElementTypes(op, "C8",
+                               {{"q_src", qs},
+                                {"past_key", pk},
+                                {"past_value", pv},
+                                {"new_key", nk},
+                                {"new_value", nv}})))
+    return failure();
+  // C9: a cache holds earlier positions only.
+  if (!getCausal())
+    return emitOpError() << "expected causal attention: a key/value cache "
+                            "holds only earlier positions (C9)";
+  return success();
 }
 
 //===----------------------------------------------------------------------===//
@@ -964,6 +1053,29 @@ LogicalResult TreeFfnOp::reifyResultShapes(OpBuilder &b,
 LogicalResult SwitchHeadOp::reifyResultShapes(OpBuilder &b,
                                               ReifiedRankedShapedTypeDims &s) {
   return reifyLike(*this, b, s, getQSrc());
+}
+
+LogicalResult
+SwitchHeadCachedOp::reifyResultShapes(OpBuilder &b,
+                                      ReifiedRankedShapedTypeDims &s) {
+  // result [B, T, D] as q_src; new_key [T, B, H, dk], new_value
+  // [T, B, H, dv] (dk as past_key's, dv as wv's).
+  Location loc = getLoc();
+  return reify(*this, b, s, [&](unsigned r, unsigned d) -> OpFoldResult {
+    if (r == 0)
+      return dimOf(b, loc, getQSrc(), d);
+    switch (d) {
+    case 0:
+      return dimOf(b, loc, getQSrc(), 1);
+    case 1:
+      return dimOf(b, loc, getQSrc(), 0);
+    case 2:
+      return b.getIndexAttr(getNumHeads());
+    default:
+      return r == 1 ? dimOf(b, loc, getPastKey(), 3)
+                    : dimOf(b, loc, getWv(), 2);
+    }
+  });
 }
 
 LogicalResult MotOp::reifyResultShapes(OpBuilder &b,

@@ -16,6 +16,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "moe/Utils/BuildUtils.h"
+#include "moe/Utils/RuntimeErrors.h"
 #include "moe/Transforms/Passes.h"
 #include "moe/Transforms/Transforms.h"
 
@@ -32,11 +33,18 @@ using namespace mlir::moe::build;
 
 namespace {
 
-struct DecomposeSwitchHead : OpRewritePattern<SwitchHeadOp> {
-  using OpRewritePattern::OpRewritePattern;
+/// The decomposed layer's values: the result and, with a cache, the new
+/// keys and values [T, B, H, *] to append to it.
+struct SwitchHeadParts {
+  Value result, newKey, newValue;
+};
 
-  LogicalResult matchAndRewrite(SwitchHeadOp op,
-                                PatternRewriter &rewriter) const override {
+/// Builds the primitive ops of `op` (moe.switchhead, or moe.switchhead_cached
+/// with its past keys and values [P, B, H, *]: the new tokens are at
+/// positions P..P+T-1 and attend to the cache and to each other).
+template <typename OpT>
+FailureOr<SwitchHeadParts> buildSwitchHead(PatternRewriter &rewriter, OpT op,
+                                           Value pastKey, Value pastValue) {
     Location loc = op.getLoc();
     auto wvType = cast<RankedTensorType>(op.getWv().getType());
     Type elementType = wvType.getElementType();
@@ -51,7 +59,7 @@ struct DecomposeSwitchHead : OpRewritePattern<SwitchHeadOp> {
             !ShapedType::isDynamic(he))
           headExperts = he;
     if (ShapedType::isDynamic(headExperts))
-      return rewriter.notifyMatchFailure(op, "dynamic expert count");
+      return failure(); // the verifier (C4) rules this out
 
     auto idx = [&](int64_t v) -> OpFoldResult {
       return rewriter.getIndexAttr(v);
@@ -68,18 +76,55 @@ struct DecomposeSwitchHead : OpRewritePattern<SwitchHeadOp> {
     Value qRows = rows(op.getQSrc()), kRows = rows(op.getKSrc()),
           vRows = rows(op.getVSrc());
 
-    // Queries and keys: [N, H*dk] -> [B, T, H, dk] -> rope -> [B, H, T, dk].
+    // With a cache, the new tokens' positions start after it; the value
+    // cache must have as many positions as the key cache (checked at run
+    // time when dynamic, C8).
+    if (pastKey) {
+      declareErrorHook(rewriter, op);
+      pastValue = requireSize(rewriter, loc, pastValue, 0,
+                              sizeOf(rewriter, loc, pastKey, 0),
+                              kErrorShapeMismatch);
+    }
+    Value offset =
+        pastKey ? Value(tensor::DimOp::create(rewriter, loc, pastKey, 0))
+                : Value();
+    // Queries and keys: [N, H*dk] -> [B, T, H, dk] -> rope -> [B, T, H, dk].
     auto project = [&](Value src, Value w) {
       Value flat = contract(rewriter, loc, "nd,dj->nj", src, w, {n, qkWidth});
       Value heads4 =
           expand(rewriter, loc, flat, {{0, 1}, {2, 3}}, {b, t, idx(heads), dk});
       if (op.getRotateFraction().convertToDouble() > 0.0)
         heads4 = RopeOp::create(rewriter, loc, heads4.getType(), heads4,
-                                op.getRotateFraction(), op.getRopeBase());
-      return transpose(rewriter, loc, heads4, {0, 2, 1, 3});
+                                offset, op.getRotateFraction(),
+                                op.getRopeBase());
+      return heads4;
     };
-    Value q = project(qRows, op.getWq());
-    Value k = project(kRows, op.getWk());
+    // [B, T, H, d] -> [B, H, S, d], S = P + T: the new rows after the cache
+    // ([P, B, H, d]) along the positions. Also returns the new rows as
+    // [T, B, H, d].
+    auto withCache = [&](Value fresh, Value past,
+                         OpFoldResult width) -> std::pair<Value, Value> {
+      if (!past)
+        return {transpose(rewriter, loc, fresh, {0, 2, 1, 3}), Value()};
+      Value rows = transpose(rewriter, loc, fresh, {1, 0, 2, 3});
+      OpFoldResult p = sizeOf(rewriter, loc, past, 0);
+      OpFoldResult s = build::addSizes(rewriter, loc, p, t);
+      Value all = emptyTensor(rewriter, loc, {s, b, idx(heads), width},
+                              elementType);
+      SmallVector<OpFoldResult> ones(4, idx(1));
+      all = tensor::InsertSliceOp::create(
+          rewriter, loc, past, all,
+          SmallVector<OpFoldResult>{idx(0), idx(0), idx(0), idx(0)},
+          SmallVector<OpFoldResult>{p, b, idx(heads), width}, ones);
+      all = tensor::InsertSliceOp::create(
+          rewriter, loc, rows, all,
+          SmallVector<OpFoldResult>{p, idx(0), idx(0), idx(0)},
+          SmallVector<OpFoldResult>{t, b, idx(heads), width}, ones);
+      return {transpose(rewriter, loc, all, {1, 2, 0, 3}), rows};
+    };
+    Value q = transpose(rewriter, loc, project(qRows, op.getWq()),
+                        {0, 2, 1, 3});
+    auto [k, newKey] = withCache(project(kRows, op.getWk()), pastKey, dk);
 
     // Per-head top-k routing with sigmoid gates over `sel` ([H*E, D]).
     auto routeHeads = [&](Value src, Value sel) {
@@ -118,10 +163,10 @@ struct DecomposeSwitchHead : OpRewritePattern<SwitchHeadOp> {
                              {n, idx(heads), dv});
       values = collapse(rewriter, loc, dense, {{0, 1}, {2}});
     }
-    Value v = transpose(
-        rewriter, loc,
-        expand(rewriter, loc, values, {{0, 1, 2}, {3}}, {b, t, idx(heads), dv}),
-        {0, 2, 1, 3});
+    auto [v, newValue] = withCache(
+        expand(rewriter, loc, values, {{0, 1, 2}, {3}},
+               {b, t, idx(heads), dv}),
+        pastValue, dv);
 
     Value attn = AttentionOp::create(
         rewriter, loc,
@@ -140,9 +185,45 @@ struct DecomposeSwitchHead : OpRewritePattern<SwitchHeadOp> {
         op.getWo(), dispatch.getOffsets(), dispatch.getPerm(),
         route.getWeights());
     Value result = expand(rewriter, loc, out, {{0, 1}, {2}}, {b, t, d});
-    if (result.getType() != op.getType())
-      result = tensor::CastOp::create(rewriter, loc, op.getType(), result);
-    rewriter.replaceOp(op, result);
+    return SwitchHeadParts{result, newKey, newValue};
+}
+
+/// `v` with the type of `like` (a cast where the built value is less
+/// static).
+Value castTo(PatternRewriter &rewriter, Location loc, Value v, Value like) {
+  if (v.getType() == like.getType())
+    return v;
+  return tensor::CastOp::create(rewriter, loc, like.getType(), v);
+}
+
+struct DecomposeSwitchHead : OpRewritePattern<SwitchHeadOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(SwitchHeadOp op,
+                                PatternRewriter &rewriter) const override {
+    FailureOr<SwitchHeadParts> parts =
+        buildSwitchHead(rewriter, op, Value(), Value());
+    if (failed(parts))
+      return rewriter.notifyMatchFailure(op, "dynamic expert count");
+    rewriter.replaceOp(
+        op, castTo(rewriter, op.getLoc(), parts->result, op.getResult()));
+    return success();
+  }
+};
+
+struct DecomposeSwitchHeadCached : OpRewritePattern<SwitchHeadCachedOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(SwitchHeadCachedOp op,
+                                PatternRewriter &rewriter) const override {
+    FailureOr<SwitchHeadParts> parts = buildSwitchHead(
+        rewriter, op, op.getPastKey(), op.getPastValue());
+    if (failed(parts))
+      return rewriter.notifyMatchFailure(op, "dynamic expert count");
+    Location loc = op.getLoc();
+    rewriter.replaceOp(
+        op, ValueRange{castTo(rewriter, loc, parts->result, op.getResult()),
+                       castTo(rewriter, loc, parts->newKey, op.getNewKey()),
+                       castTo(rewriter, loc, parts->newValue,
+                              op.getNewValue())});
     return success();
   }
 };
@@ -158,7 +239,8 @@ struct MoeDecomposeSwitchHeadPass
 
 void mlir::moe::populateDecomposeSwitchHeadPatterns(
     RewritePatternSet &patterns) {
-  patterns.add<DecomposeSwitchHead>(patterns.getContext());
+  patterns.add<DecomposeSwitchHead, DecomposeSwitchHeadCached>(
+      patterns.getContext());
 }
 
 void mlir::moe::populateDecomposeCompositePatterns(

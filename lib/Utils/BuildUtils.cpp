@@ -43,6 +43,22 @@ OpFoldResult moe::build::mulSizes(OpBuilder &b, Location loc, OpFoldResult a,
       .getResult();
 }
 
+OpFoldResult moe::build::addSizes(OpBuilder &b, Location loc, OpFoldResult a,
+                                  OpFoldResult c) {
+  std::optional<int64_t> ca = getConstantIntValue(a),
+                         cc = getConstantIntValue(c);
+  if (ca && cc)
+    return b.getIndexAttr(*ca + *cc);
+  if (cc && *cc == 0)
+    return a;
+  if (ca && *ca == 0)
+    return c;
+  return arith::AddIOp::create(b, loc,
+                               getValueOrCreateConstantIndexOp(b, loc, a),
+                               getValueOrCreateConstantIndexOp(b, loc, c))
+      .getResult();
+}
+
 OpFoldResult moe::build::divSizes(OpBuilder &b, Location loc, OpFoldResult a,
                               OpFoldResult c) {
   std::optional<int64_t> ca = getConstantIntValue(a),

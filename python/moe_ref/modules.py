@@ -106,17 +106,19 @@ class SwitchFFN(nn.Module):
         return (p_max * kept.to(x.dtype)).unsqueeze(-1) * y
 
 
-def rope(x, rotate_fraction, base):
+def rope(x, rotate_fraction, base, offset=0):
     """RoPE, rotate-half convention, on the first r dims of each head of
-    x [B, T, H, dh] at positions 0..T-1, where r = floor(dh * fraction)
-    rounded down to an even number (the MoEUT authors' rule: dh = 82 at 0.5
-    rotates 40 dims; spec/models.md)."""
+    x [B, T, H, dh] at positions offset..offset+T-1, where r = floor(dh *
+    fraction) rounded down to an even number (the MoEUT authors' rule: dh =
+    82 at 0.5 rotates 40 dims; spec/models.md). A decode step after `offset`
+    cached positions rotates its tokens at their absolute positions (the
+    authors' cached path rotates the query at 0)."""
     dh = x.shape[-1]
     r = int(math.floor(dh * rotate_fraction)) // 2 * 2
     if r == 0:
         return x
     half = r // 2
-    t = torch.arange(x.shape[1], dtype=x.dtype)
+    t = torch.arange(offset, offset + x.shape[1], dtype=x.dtype)
     inv_freq = base ** (-2.0 * torch.arange(half, dtype=x.dtype) / r)
     angle = t[:, None] * inv_freq[None, :]                 # [T, r/2]
     cos = torch.cos(angle)[None, :, None, :]
@@ -168,13 +170,21 @@ class SwitchHead(nn.Module):
         return torch.sigmoid(values), local + offsets
 
     def forward(self, q_src, k_src, v_src):
+        return self.step(q_src, k_src, v_src)[0]
+
+    def step(self, q_src, k_src, v_src, past_k=None, past_v=None):
+        """The layer on T new tokens after a key/value cache of P positions
+        (past_k [B, P, H, dh], past_v [B, P, H, dv]; None for P = 0): the
+        output [B, T, D] (rows P..P+T-1 of forward() on the whole sequence)
+        and the new keys (rotated) and values [B, T, H, *] to append."""
         b, t, d = q_src.shape
         n = b * t
+        offset = 0 if past_k is None else past_k.shape[1]
         qs, ks, vs = (s.reshape(n, d) for s in (q_src, k_src, v_src))
         q = rope((qs @ self.wq).view(b, t, self.h, self.dh),
-                 self.rotate_fraction, self.rope_base)
+                 self.rotate_fraction, self.rope_base, offset)
         k = rope((ks @ self.wk).view(b, t, self.h, self.dh),
-                 self.rotate_fraction, self.rope_base)
+                 self.rotate_fraction, self.rope_base, offset)
         if self.sel_v is None:
             v = torch.einsum("nd,hdv->nhv", vs, self.wv)
         else:
@@ -182,12 +192,15 @@ class SwitchHead(nn.Module):
             per_slot = torch.einsum("nd,nhkdv->nhkv", vs, self.wv[ids])
             v = torch.einsum("nhk,nhkv->nhv", rv, per_slot)
         v = v.view(b, t, self.h, -1)
-        r = attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
-                      self.causal)                             # [B, H, T, dv]
+        k_all = k if past_k is None else torch.cat([past_k, k], dim=1)
+        v_all = v if past_v is None else torch.cat([past_v, v], dim=1)
+        r = attention(q.transpose(1, 2), k_all.transpose(1, 2),
+                      v_all.transpose(1, 2), self.causal)      # [B, H, T, dv]
         r = r.transpose(1, 2).reshape(n, self.h, -1)
         ro, ids = self._route_heads(qs, self.sel_o)
         per_slot = torch.einsum("nhv,nhkvd->nhkd", r, self.wo[ids])
-        return torch.einsum("nhk,nhkd->nd", ro, per_slot).view(b, t, d)
+        out = torch.einsum("nhk,nhkd->nd", ro, per_slot).view(b, t, d)
+        return out, k, v
 
 
 class MixtureOfTokens(nn.Module):

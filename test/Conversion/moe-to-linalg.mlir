@@ -126,6 +126,20 @@ func.func @attention_rope(%q: tensor<1x?x2x8xf32>, %k: tensor<1x2x?x8xf32>) -> t
 
 // -----
 
+// With an offset, the table's positions are offset + t.
+// CHECK-LABEL: func @rope_offset
+// CHECK-SAME:    %{{.*}}: tensor<1x?x2x8xf32>, %[[P:.*]]: index
+// CHECK:         linalg.generic {{.*}}outs({{.*}} : tensor<?x?xf32>, tensor<?x?xf32>)
+// CHECK:           %[[T:.*]] = linalg.index 0 : index
+// CHECK:           arith.addi %[[T]], %[[P]] : index
+// CHECK:           math.cos
+func.func @rope_offset(%q: tensor<1x?x2x8xf32>, %p: index) -> tensor<1x?x2x8xf32> {
+  %r = moe.rope %q offset(%p) : tensor<1x?x2x8xf32> -> tensor<1x?x2x8xf32>
+  return %r : tensor<1x?x2x8xf32>
+}
+
+// -----
+
 // CHECK-LABEL: func @mot
 // CHECK-COUNT-2: linalg.generic
 // CHECK-NOT:     moe.mot

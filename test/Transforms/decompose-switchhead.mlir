@@ -67,3 +67,41 @@ func.func @switchhead_dense_values(%x: tensor<2x3x16xf32>, %wq: tensor<16x8xf32>
          tensor<2x16x4xf32>, tensor<2x4x16xf32>, tensor<2x16xf32>) -> tensor<2x3x16xf32>
   return %y : tensor<2x3x16xf32>
 }
+
+// -----
+
+// With a cache of P positions ([P, B, H, d], position-major): the new
+// queries and keys are rotated at offset P, the new keys and values
+// ([T, B, H, d]) go after the cache along the positions, and the attention
+// reads all P + T of them. The value cache is checked to hold P positions.
+// CHECK-LABEL: func @switchhead_cached
+// CHECK-SAME:    %[[PK:[a-z0-9]+]]: tensor<?x1x2x8xf32>, %[[PV:[a-z0-9]+]]: tensor<?x1x2x8xf32>
+// CHECK:         %[[P0:.+]] = tensor.dim %[[PK]], %{{.*}} : tensor<?x1x2x8xf32>
+// CHECK:         %[[PV0:.+]] = tensor.dim %[[PV]], %{{.*}} : tensor<?x1x2x8xf32>
+// CHECK:         arith.cmpi eq, %[[PV0]], %[[P0]] : index
+// CHECK:         func.call @moe_report_error
+// CHECK:         %[[P:.+]] = tensor.dim %[[PK]], %{{.*}} : tensor<?x1x2x8xf32>
+// CHECK:         moe.rope %{{.*}} offset(%[[P]])
+// CHECK:         %[[Q:.+]] = linalg.transpose {{.*}} permutation = [0, 2, 1, 3]
+// CHECK:         moe.rope %{{.*}} offset(%[[P]])
+// CHECK:         %[[NK:.+]] = linalg.transpose {{.*}} permutation = [1, 0, 2, 3]
+// CHECK:         %[[K1:.+]] = tensor.insert_slice %[[PK]] into %{{.*}}[0, 0, 0, 0]
+// CHECK:         %[[K2:.+]] = tensor.insert_slice %[[NK]] into %[[K1]][%{{.*}}, 0, 0, 0]
+// CHECK:         %[[K:.+]] = linalg.transpose ins(%[[K2]] : {{.*}} permutation = [1, 2, 0, 3]
+// CHECK:         moe.grouped_matmul
+// CHECK:         %[[NV:.+]] = linalg.transpose {{.*}} permutation = [1, 0, 2, 3]
+// CHECK:         tensor.insert_slice %[[NV]] into %{{.*}}[%{{.*}}, 0, 0, 0]
+// CHECK:         %[[V:.+]] = linalg.transpose {{.*}} permutation = [1, 2, 0, 3]
+// CHECK:         moe.attention %[[Q]], %[[K]], %[[V]] {causal} : (tensor<1x2x1x8xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>) -> tensor<1x2x1x8xf32>
+// CHECK:         return %{{.*}}, %[[NK]], %[[NV]]
+// CHECK-NOT:     moe.switchhead
+func.func @switchhead_cached(%x: tensor<1x1x32xf32>, %wq: tensor<32x16xf32>, %wv: tensor<8x32x8xf32>,
+                             %wo: tensor<8x8x32xf32>, %s: tensor<8x32xf32>,
+                             %pk: tensor<?x1x2x8xf32>, %pv: tensor<?x1x2x8xf32>)
+    -> (tensor<1x1x32xf32>, tensor<1x1x2x8xf32>, tensor<1x1x2x8xf32>) {
+  %y, %nk, %nv = moe.switchhead_cached %x, %x, %x, %wq, %wq, %wv, %wo, %s past(%pk, %pv) sel_v(%s) {num_heads = 2 : i64, k = 2 : i64}
+      : (tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>, tensor<8x32x8xf32>,
+         tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<?x1x2x8xf32>, tensor<?x1x2x8xf32>, tensor<8x32xf32>)
+      -> (tensor<1x1x32xf32>, tensor<1x1x2x8xf32>, tensor<1x1x2x8xf32>)
+  return %y, %nk, %nv : tensor<1x1x32xf32>, tensor<1x1x2x8xf32>, tensor<1x1x2x8xf32>
+}

@@ -38,10 +38,12 @@ def MoeDecomposeTreeFfn : Moe_DecomposePass<"moe-decompose-tree-ffn",
     "`moe.grouped_matmul` summing the path's matrices and the activation">;
 
 def MoeDecomposeSwitchHead : Moe_DecomposePass<"moe-decompose-switchhead",
-    "moe.switchhead",
+    "moe.switchhead` and `moe.switchhead_cached",
     "query/key matmuls with `moe.rope`, per-head `moe.route` and "
     "`moe.dispatch` on the value and output sides, value and output "
-    "`moe.grouped_matmul`s and `moe.attention`">;
+    "`moe.grouped_matmul`s and `moe.attention`; with a cache, the rotation "
+    "at the cache's length and the new keys and values placed after the "
+    "cached ones">;
 
 def MoeDecomposeMot : Moe_DecomposePass<"moe-decompose-mot", "moe.mot",
     "the controller matmul, `moe.mot_mix`, two expert-batched contractions "

@@ -22,6 +22,10 @@ namespace mlir::moe::build {
 /// otherwise.
 OpFoldResult sizeOf(OpBuilder &b, Location loc, Value v, int64_t dim);
 
+/// `a + c`, folded when both sides are static.
+OpFoldResult addSizes(OpBuilder &b, Location loc, OpFoldResult a,
+                      OpFoldResult c);
+
 /// `a * c` and `a / c` (exact), folded when both sides are static.
 OpFoldResult mulSizes(OpBuilder &b, Location loc, OpFoldResult a,
                       OpFoldResult c);

@@ -835,6 +835,15 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
     auto sz = [&](Value t, int64_t d) {
       return tensor::getMixedSize(b, loc, t, d);
     };
+    // Dynamic sizes must agree at run time (C2): B and H of all three, dk
+    // of q and k, S of k and v. A value shorter than the keys would
+    // otherwise be read past its end.
+    declareErrorHook(b, op);
+    for (int64_t d : {0, 1})
+      k = requireSize(b, loc, k, d, sz(q, d), kErrorShapeMismatch);
+    k = requireSize(b, loc, k, 3, sz(q, 3), kErrorShapeMismatch);
+    for (int64_t d : {0, 1, 2})
+      v = requireSize(b, loc, v, d, sz(k, d), kErrorShapeMismatch);
     Value scores = contract(b, loc, "bhtd,bhsd->bhts", q, k,
                             {sz(q, 0), sz(q, 1), sz(q, 2), sz(k, 2)});
     // Scale (default 1/sqrt(dk)) and the causal mask.
@@ -912,11 +921,12 @@ struct LowerRope : OpRewritePattern<RopeOp> {
           nb, nl, elt,
           arith::IndexCastOp::create(nb, nl, nb.getI64Type(), index));
     };
-    // cos and sin of theta = t * base^(-2 fi / r), once per (position,
-    // frequency) in a [T, max(half, 1)] table, not once per element of
-    // every head (the extra column when half = 0 keeps the reads below in
+    // cos and sin of theta = (offset + t) * base^(-2 fi / r), once per
+    // (position, frequency) in a [T, max(half, 1)] table, not once per
+    // element of every head (the extra column when half = 0 keeps the reads below in
     // bounds; it is never selected).
     Value positions = tensor::DimOp::create(b, loc, x, 1);
+    Value offset = op.getOffset() ? op.getOffset() : idx(b, loc, 0);
     Value columns = arith::MaxUIOp::create(b, loc, half, idx(b, loc, 1));
     SmallVector<OpFoldResult> tableSizes = {positions, columns};
     Value cosInit = emptyTensor(b, loc, tableSizes, elt);
@@ -927,7 +937,8 @@ struct LowerRope : OpRewritePattern<RopeOp> {
         ValueRange{cosInit, sinInit}, SmallVector<AffineMap>{id2, id2},
         SmallVector<utils::IteratorType>(2, utils::IteratorType::parallel),
         [&](OpBuilder &nb, Location nl, ValueRange) {
-          Value t = linalg::IndexOp::create(nb, nl, 0);
+          Value t = arith::AddIOp::create(
+              nb, nl, linalg::IndexOp::create(nb, nl, 0), offset);
           Value fi = linalg::IndexOp::create(nb, nl, 1);
           Value expo = arith::DivFOp::create(
               nb, nl,

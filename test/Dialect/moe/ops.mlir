@@ -104,6 +104,10 @@ func.func @rope(%x: tensor<2x?x4x16xf32>, %d: tensor<?x?x?x?xf32>, %y: tensor<1x
   // published MoEUT-44M: 82 rotates 40).
   // CHECK: moe.rope %{{.*}} : tensor<1x4x2x82xf32> -> tensor<1x4x2x82xf32>
   %o = moe.rope %y : tensor<1x4x2x82xf32> -> tensor<1x4x2x82xf32>
+  // Positions from an offset: a decode step after %p cached positions.
+  // CHECK: moe.rope %{{.*}} offset(%{{.*}}) {rotate_fraction = 2.500000e-01 : f64} : tensor<2x?x4x16xf32>
+  %p = arith.constant 7 : index
+  %s = moe.rope %x offset(%p) {rotate_fraction = 0.25 : f64} : tensor<2x?x4x16xf32> -> tensor<2x?x4x16xf32>
   return
 }
 
@@ -161,5 +165,17 @@ func.func @mot_layer(%x: tensor<8x?x32xf32>, %wc: tensor<32x6xf32>, %w1: tensor<
 func.func @huge_dispatch(%ids: tensor<4294967296x4294967296xi32>) {
   // CHECK: moe.dispatch %{{.*}} {num_experts = 2 : i64} : tensor<4294967296x4294967296xi32> -> tensor<3xi32>, tensor<?xi32>
   %o, %p = moe.dispatch %ids {num_experts = 2 : i64} : tensor<4294967296x4294967296xi32> -> tensor<3xi32>, tensor<?xi32>
+  return
+}
+
+// CHECK-LABEL: func @switchhead_cached
+func.func @switchhead_cached(%x: tensor<2x1x32xf32>, %wq: tensor<32x16xf32>, %wv: tensor<8x32x8xf32>,
+                             %wo: tensor<8x8x32xf32>, %s: tensor<8x32xf32>,
+                             %pk: tensor<?x2x2x8xf32>, %pv: tensor<?x2x2x8xf32>) {
+  // CHECK: moe.switchhead_cached %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} past(%{{.*}}, %{{.*}}) sel_v(%{{.*}}) {k = 2 : i64, num_heads = 2 : i64}
+  %y, %nk, %nv = moe.switchhead_cached %x, %x, %x, %wq, %wq, %wv, %wo, %s past(%pk, %pv) sel_v(%s) {num_heads = 2 : i64, k = 2 : i64}
+      : (tensor<2x1x32xf32>, tensor<2x1x32xf32>, tensor<2x1x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>, tensor<8x32x8xf32>,
+         tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<?x2x2x8xf32>, tensor<?x2x2x8xf32>, tensor<8x32xf32>)
+      -> (tensor<2x1x32xf32>, tensor<1x2x2x8xf32>, tensor<1x2x2x8xf32>)
   return
 }
