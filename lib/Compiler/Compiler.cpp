@@ -39,8 +39,8 @@ using namespace mlir::moe;
 
 namespace {
 
-/// The symbol of the entry "main" (code_abi.h).
-constexpr char kEntrySymbol[] = "moe_entry_main";
+/// Entry `name` is the function `moe_entry_<name>` (code_abi.h).
+constexpr char kEntryPrefix[] = "moe_entry_";
 
 /// Percent-encodes every byte outside printable ASCII, spaces and '%' (the
 /// signature is a text of space-separated fields; docs/runtime.md).
@@ -275,6 +275,10 @@ LogicalResult mlir::moe::compileModule(ModuleOp module,
         // Weight layouts first: transposes of constants are evaluated
         // here, once, instead of on every call.
         pm.addPass(createMoeFoldConstantLayouts());
+        // The generation entries are copies of @main: derived before the
+        // weights are outlined, so that they share the weight records.
+        if (options.generation)
+          pm.addPass(createMoeGenerationEntries());
         MoeOutlineWeightsOptions o;
         o.minElements = options.minWeightElements;
         pm.addPass(createMoeOutlineWeights(o));
@@ -289,53 +293,68 @@ LogicalResult mlir::moe::compileModule(ModuleOp module,
     return success();
   }
 
-  // 2. The signature's records (docs/runtime.md): the entry's inputs and
-  // outputs, the weights; the workspace line is known after lowering.
-  auto func = module.lookupSymbol<func::FuncOp>("main");
-  if (!func || func.isExternal())
+  // 2. The signature's records (docs/runtime.md): each entry's inputs and
+  // outputs, the weights; the workspace lines are known after lowering.
+  // The entries are the public functions, @main first (@prefill and
+  // @decode follow for generation).
+  SmallVector<func::FuncOp> entries;
+  for (auto fn : module.getOps<func::FuncOp>()) {
+    if (fn.isExternal() || !fn.isPublic())
+      continue;
+    if (fn.getSymName() == "main")
+      entries.insert(entries.begin(), fn);
+    else
+      entries.push_back(fn);
+  }
+  if (entries.empty() || entries.front().getSymName() != "main")
     return emitError(loc) << "the module has no entry function @main";
   std::string device = "device cpu x86-64";
   for (const std::string &f : requiredFeatures(options.march))
     device += " " + f;
-  std::string weightLines, entryLines;
+  std::string weightLines;
+  SmallVector<std::string> entryLines;
   // The weights section: pieces of the constants' own storage (they stay
   // alive in the context) and zero padding between them.
   std::vector<::moe::artifact::Chunk> weightChunks;
   size_t weightsSize = 0;
   auto weightValues = module->getAttrOfType<ArrayAttr>("moe.weights");
-  for (unsigned i = 0; i < func.getNumArguments(); ++i) {
-    DictionaryAttr attrs = func.getArgAttrDict(i);
-    if (attrs && attrs.get("moe.weight"))
-      continue;
-    std::string storage;
-    FailureOr<StringRef> name =
-        nameOf(attrs, "arg" + std::to_string(i), "input " + std::to_string(i),
-               storage, func.getArgument(i).getLoc());
-    if (failed(name))
-      return failure();
-    FailureOr<std::string> shape = shapeText(
-        func.getArgumentTypes()[i],
-        attrs ? attrs.getAs<ArrayAttr>("onnx.dim_params") : ArrayAttr(),
-        func.getArgument(i).getLoc(), attrs && attrs.get("moe.unsigned"));
-    if (failed(shape))
-      return failure();
-    entryLines += "input " + encodeName(*name) + " " + *shape + "\n";
-  }
-  for (unsigned i = 0; i < func.getNumResults(); ++i) {
-    DictionaryAttr attrs = func.getResultAttrDict(i);
-    std::string storage;
-    FailureOr<StringRef> name = nameOf(
-        attrs, "result" + std::to_string(i), "output " + std::to_string(i),
-        storage, func.getLoc());
-    if (failed(name))
-      return failure();
-    FailureOr<std::string> shape = shapeText(
-        func.getResultTypes()[i],
-        attrs ? attrs.getAs<ArrayAttr>("onnx.dim_params") : ArrayAttr(),
-        func.getLoc(), attrs && attrs.get("moe.unsigned"));
-    if (failed(shape))
-      return failure();
-    entryLines += "output " + encodeName(*name) + " " + *shape + "\n";
+  for (func::FuncOp func : entries) {
+    std::string lines;
+    for (unsigned i = 0; i < func.getNumArguments(); ++i) {
+      DictionaryAttr attrs = func.getArgAttrDict(i);
+      if (attrs && attrs.get("moe.weight"))
+        continue;
+      std::string storage;
+      FailureOr<StringRef> name = nameOf(
+          attrs, "arg" + std::to_string(i), "input " + std::to_string(i),
+          storage, func.getArgument(i).getLoc());
+      if (failed(name))
+        return failure();
+      FailureOr<std::string> shape = shapeText(
+          func.getArgumentTypes()[i],
+          attrs ? attrs.getAs<ArrayAttr>("onnx.dim_params") : ArrayAttr(),
+          func.getArgument(i).getLoc(), attrs && attrs.get("moe.unsigned"));
+      if (failed(shape))
+        return failure();
+      lines += "input " + encodeName(*name) + " " + *shape + "\n";
+    }
+    for (unsigned i = 0; i < func.getNumResults(); ++i) {
+      DictionaryAttr attrs = func.getResultAttrDict(i);
+      std::string storage;
+      FailureOr<StringRef> name = nameOf(
+          attrs, "result" + std::to_string(i), "output " + std::to_string(i),
+          storage, func.getLoc());
+      if (failed(name))
+        return failure();
+      FailureOr<std::string> shape = shapeText(
+          func.getResultTypes()[i],
+          attrs ? attrs.getAs<ArrayAttr>("onnx.dim_params") : ArrayAttr(),
+          func.getLoc(), attrs && attrs.get("moe.unsigned"));
+      if (failed(shape))
+        return failure();
+      lines += "output " + encodeName(*name) + " " + *shape + "\n";
+    }
+    entryLines.push_back(std::move(lines));
   }
   for (Attribute a : weightValues ? weightValues.getValue()
                                   : ArrayRef<Attribute>()) {
@@ -362,7 +381,7 @@ LogicalResult mlir::moe::compileModule(ModuleOp module,
   module->removeAttr("moe.weights");
   // The code finds weight k at frame->weights[k]: the marks must number
   // the records exactly.
-  {
+  for (func::FuncOp func : entries) {
     size_t numRecords = weightValues ? weightValues.size() : 0;
     llvm::SmallBitVector seen(numRecords);
     for (unsigned i = 0; i < func.getNumArguments(); ++i) {
@@ -384,16 +403,23 @@ LogicalResult mlir::moe::compileModule(ModuleOp module,
   // (inputs belong to the caller; weights live in the artifact's read-only
   // mapping): bufferization copies before any in-place update of one.
   // moe-lower-to-host-abi reads the weight marks.
-  for (unsigned i = 0; i < func.getNumArguments(); ++i) {
-    SmallVector<NamedAttribute> attrs = {NamedAttribute(
-        StringAttr::get(ctx, "bufferization.writable"),
-        BoolAttr::get(ctx, false))};
-    if (Attribute w = func.getArgAttr(i, "moe.weight"))
-      attrs.push_back(NamedAttribute(StringAttr::get(ctx, "moe.weight"), w));
-    func.setArgAttrs(i, attrs);
+  for (func::FuncOp func : entries) {
+    for (unsigned i = 0; i < func.getNumArguments(); ++i) {
+      SmallVector<NamedAttribute> attrs = {NamedAttribute(
+          StringAttr::get(ctx, "bufferization.writable"),
+          BoolAttr::get(ctx, false))};
+      if (Attribute w = func.getArgAttr(i, "moe.weight"))
+        attrs.push_back(
+            NamedAttribute(StringAttr::get(ctx, "moe.weight"), w));
+      func.setArgAttrs(i, attrs);
+    }
+    for (unsigned i = 0; i < func.getNumResults(); ++i)
+      func.setResultAttrs(i, ArrayRef<NamedAttribute>{});
   }
-  for (unsigned i = 0; i < func.getNumResults(); ++i)
-    func.setResultAttrs(i, ArrayRef<NamedAttribute>{});
+
+  SmallVector<std::string> entryNames;
+  for (func::FuncOp func : entries)
+    entryNames.push_back(func.getSymName().str());
 
   // 3. Lowering.
   if (options.emit == EmitLevel::Linalg) {
@@ -425,28 +451,32 @@ LogicalResult mlir::moe::compileModule(ModuleOp module,
   if (failed(runPipeline(module, options, [&](OpPassManager &pm) {
         buildLowerToLLVMPipeline(pm, cpuCodegenOptions(options));
         MoeExportEntriesOptions exportOptions;
-        exportOptions.symbols = {kEntrySymbol};
+        for (const std::string &name : entryNames)
+          exportOptions.symbols.push_back(kEntryPrefix + name);
         pm.addPass(createMoeExportEntries(exportOptions));
       })))
     return failure();
-  auto entryFn = module.lookupSymbol<LLVM::LLVMFuncOp>(kEntrySymbol);
-  auto wsBytes =
-      entryFn ? entryFn->getAttrOfType<IntegerAttr>("moe.workspace_bytes")
-              : IntegerAttr();
-  auto wsGrows =
-      entryFn ? entryFn->getAttrOfType<BoolAttr>("moe.workspace_grows")
-              : BoolAttr();
-  if (!wsBytes || !wsGrows)
-    return emitError(loc) << "the lowered entry '" << kEntrySymbol
-                          << "' has no workspace size";
-  entryFn->removeAttr("moe.workspace_bytes");
-  entryFn->removeAttr("moe.workspace_grows");
   std::string signature = std::string(::moe::artifact::kSignatureHeader) +
-                          "\n" + device + "\n" + weightLines +
-                          "entry main " + kEntrySymbol + " " +
-                          std::to_string(wsBytes.getValue().getZExtValue()) +
-                          (wsGrows.getValue() ? " grows\n" : " exact\n") +
-                          entryLines + "end\n";
+                          "\n" + device + "\n" + weightLines;
+  for (auto [name, lines] : llvm::zip_equal(entryNames, entryLines)) {
+    std::string symbol = kEntryPrefix + name;
+    auto entryFn = module.lookupSymbol<LLVM::LLVMFuncOp>(symbol);
+    auto wsBytes =
+        entryFn ? entryFn->getAttrOfType<IntegerAttr>("moe.workspace_bytes")
+                : IntegerAttr();
+    auto wsGrows =
+        entryFn ? entryFn->getAttrOfType<BoolAttr>("moe.workspace_grows")
+                : BoolAttr();
+    if (!wsBytes || !wsGrows)
+      return emitError(loc) << "the lowered entry '" << symbol
+                            << "' has no workspace size";
+    entryFn->removeAttr("moe.workspace_bytes");
+    entryFn->removeAttr("moe.workspace_grows");
+    signature += "entry " + encodeName(name) + " " + symbol + " " +
+                 std::to_string(wsBytes.getValue().getZExtValue()) +
+                 (wsGrows.getValue() ? " grows\n" : " exact\n") + lines +
+                 "end\n";
+  }
   // moe-compile writes only what the runtime reads: the runtime's own
   // strict reader checks the signature (duplicate names, sizes, ...).
   {

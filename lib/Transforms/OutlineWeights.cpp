@@ -8,6 +8,7 @@
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinAttributes.h"
+#include "llvm/ADT/DenseMap.h"
 
 namespace mlir::moe {
 #define GEN_PASS_DEF_MOEOUTLINEWEIGHTS
@@ -22,12 +23,37 @@ struct MoeOutlineWeightsPass
   using Base::Base;
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    auto func = module.lookupSymbol<func::FuncOp>(entry);
-    if (!func || func.isExternal()) {
-      module.emitError() << "moe-outline-weights: no entry function '"
-                         << entry << "'";
+    // The entries: @main and, for generation, @prefill and @decode; every
+    // public function the module defines. They share the weight records:
+    // one value used by several entries is one record.
+    SmallVector<func::FuncOp> entries;
+    for (auto fn : module.getOps<func::FuncOp>())
+      if (!fn.isExternal() && fn.isPublic())
+        entries.push_back(fn);
+    if (entries.empty()) {
+      module.emitError() << "moe-outline-weights: the module defines no "
+                            "public (entry) function";
       return signalPassFailure();
     }
+    // Weights outlined before (the output of `moe-compile --emit=moe`,
+    // compiled again) keep their indices; new ones follow.
+    SmallVector<Attribute> values;
+    llvm::DenseMap<Attribute, int64_t> indexOf;
+    if (auto existing = module->getAttrOfType<ArrayAttr>("moe.weights"))
+      for (Attribute v : existing) {
+        indexOf.try_emplace(v, values.size());
+        values.push_back(v);
+      }
+    OpBuilder b(module.getContext());
+    for (func::FuncOp func : entries)
+      if (failed(outline(func, b, values, indexOf)))
+        return signalPassFailure();
+    module->setAttr("moe.weights", b.getArrayAttr(values));
+  }
+
+  LogicalResult outline(func::FuncOp func, OpBuilder &b,
+                        SmallVectorImpl<Attribute> &values,
+                        llvm::DenseMap<Attribute, int64_t> &indexOf) {
     SmallVector<arith::ConstantOp> weights, splats;
     func.walk([&](arith::ConstantOp cst) {
       auto type = dyn_cast<RankedTensorType>(cst.getType());
@@ -44,13 +70,7 @@ struct MoeOutlineWeightsPass
       else if (type.getElementType().getIntOrFloatBitWidth() % 8 == 0)
         weights.push_back(cst);
     });
-    // Weights outlined before (the output of `moe-compile --emit=moe`,
-    // compiled again) keep their indices; new ones follow.
-    SmallVector<Attribute> values;
-    if (auto existing = module->getAttrOfType<ArrayAttr>("moe.weights"))
-      values.append(existing.begin(), existing.end());
     Block &body = func.getBody().front();
-    OpBuilder b(module.getContext());
     for (arith::ConstantOp cst : splats) {
       b.setInsertionPoint(cst);
       auto type = cast<RankedTensorType>(cst.getType());
@@ -64,19 +84,33 @@ struct MoeOutlineWeightsPass
       cst.getResult().replaceAllUsesWith(filled);
       cst.erase();
     }
+    // One argument per record this function uses (marked with the record's
+    // index: the runtime passes every record to every entry).
+    llvm::DenseMap<int64_t, Value> argOf;
+    for (unsigned i = 0; i < func.getNumArguments(); ++i)
+      if (auto w = func.getArgAttrOfType<IntegerAttr>(i, "moe.weight"))
+        argOf.try_emplace(w.getInt(), body.getArgument(i));
     for (arith::ConstantOp cst : weights) {
-      unsigned index = func.getNumArguments();
-      if (failed(func.insertArgument(index, cst.getType(),
-                                     b.getDictionaryAttr(b.getNamedAttr(
-                                         "moe.weight",
-                                         b.getI64IntegerAttr(values.size()))),
-                                     cst.getLoc())))
-        return signalPassFailure();
-      cst.getResult().replaceAllUsesWith(body.getArgument(index));
-      values.push_back(cst.getValue());
+      auto [it, added] = indexOf.try_emplace(cst.getValue(), values.size());
+      if (added)
+        values.push_back(cst.getValue());
+      int64_t index = it->second;
+      Value arg = argOf.lookup(index);
+      if (!arg) {
+        unsigned at = func.getNumArguments();
+        if (failed(func.insertArgument(
+                at, cst.getType(),
+                b.getDictionaryAttr(b.getNamedAttr(
+                    "moe.weight", b.getI64IntegerAttr(index))),
+                cst.getLoc())))
+          return failure();
+        arg = body.getArgument(at);
+        argOf[index] = arg;
+      }
+      cst.getResult().replaceAllUsesWith(arg);
       cst.erase();
     }
-    module->setAttr("moe.weights", b.getArrayAttr(values));
+    return success();
   }
 };
 } // namespace

@@ -22,7 +22,7 @@ class CompileWarning(UserWarning):
 def compile(model, output=None, *, march="native", opt_level=3,
             cc="clang-22", emit="artifact", progress=None, reference=False,
             parallel_loops=False, tile=True, roll_repeats=True,
-            raise_blocks=True):
+            raise_blocks=True, generation=False):
     """Compiles `model` into a .moeb artifact (or the level `emit` names).
 
     model: a path (str or os.PathLike) to an ONNX (.onnx) or MLIR (.mlir)
@@ -46,6 +46,9 @@ def compile(model, output=None, *, march="native", opt_level=3,
         in a loop (False: moe-compile --no-roll).
     raise_blocks: exported MoE blocks raised to routed moe ops at import
         (False: moe-compile --no-raise).
+    generation: also derive the entries "prefill" and "decode", with a
+        key/value cache per attention layer, from a causal language model
+        (moe-compile --generation; docs/runtime.md).
 
     Returns the result (bytes; str for the IR levels) when `output` is
     None, otherwise `output` after writing the result there. Raises
@@ -67,7 +70,8 @@ def compile(model, output=None, *, march="native", opt_level=3,
     for arg, value in (("reference", reference),
                        ("parallel_loops", parallel_loops), ("tile", tile),
                        ("roll_repeats", roll_repeats),
-                       ("raise_blocks", raise_blocks)):
+                       ("raise_blocks", raise_blocks),
+                       ("generation", generation)):
         if not isinstance(value, bool):
             raise TypeError(f"{arg} must be a bool, got {value!r}")
     if progress is not None and not callable(progress):
@@ -103,7 +107,7 @@ def compile(model, output=None, *, march="native", opt_level=3,
     from . import _compiler
     ok, result, diagnostics = _compiler.compile(
         data, name, base_dir, emit, cc, march, opt_level, reference,
-        parallel_loops, tile, roll_repeats, raise_blocks, report)
+        parallel_loops, tile, roll_repeats, raise_blocks, generation, report)
     if callback_error:
         raise callback_error[0]
     if not ok:

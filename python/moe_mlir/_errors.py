@@ -40,7 +40,7 @@ class InvalidArgument(RuntimeError, ValueError):
 
 
 class NotFound(RuntimeError, FileNotFoundError):
-    """MOE_NOT_FOUND: a missing artifact file."""
+    """MOE_NOT_FOUND: a missing artifact file, or entry."""
     code, code_name = 2, "NOT_FOUND"
 
 

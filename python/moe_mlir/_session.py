@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from . import _runtime
-from ._errors import InvalidArgument
+from ._errors import InvalidArgument, NotFound
 
 __all__ = ["InferenceSession", "NodeArg"]
 
@@ -92,9 +92,11 @@ class InferenceSession:
             # Out-of-range values go to the runtime, which refuses them.
             threads = min(max(threads, _INT64_MIN), _INT64_MAX)
         self._session = _runtime.Session(self._path, threads)
-        self._inputs = _node_args(self._session.inputs())
-        self._outputs = _node_args(self._session.outputs())
-        self._output_index = {o.name: i for i, o in enumerate(self._outputs)}
+        self._inputs = {}
+        self._outputs = {}
+        for entry in self._session.entries():
+            self._inputs[entry] = _node_args(self._session.inputs(entry))
+            self._outputs[entry] = _node_args(self._session.outputs(entry))
 
     @property
     def path(self):
@@ -109,28 +111,40 @@ class InferenceSession:
 
     @property
     def entries(self):
-        """The artifact's entry names ("main" first); run() runs "main"."""
+        """The artifact's entry names, in signature order ("main", and
+        "prefill" and "decode" for generation); run() runs "main" unless
+        told otherwise."""
         return self._session.entries()
 
-    def get_inputs(self):
-        """The inputs of "main", in signature order (a list of NodeArg)."""
-        return list(self._inputs)
+    def _entry(self, entry):
+        if not isinstance(entry, str):
+            raise TypeError(f"entry must be a str, got {type(entry).__name__}")
+        if entry not in self._inputs:
+            raise NotFound(f"the model has no entry {entry!r} (entries: "
+                           f"{', '.join(self._inputs)})")
+        return entry
 
-    def get_outputs(self):
-        """The outputs of "main", in signature order (a list of NodeArg)."""
-        return list(self._outputs)
+    def get_inputs(self, entry="main"):
+        """The inputs of `entry`, in signature order (a list of NodeArg)."""
+        return list(self._inputs[self._entry(entry)])
 
-    def run(self, output_names, input_feed):
-        """Runs "main" on `input_feed` ({input name: numpy array}; every
-        input once) and returns the outputs named by `output_names` (None:
-        all, in signature order) as a list of numpy arrays that own the
-        runtime's result tensors (no copy).
+    def get_outputs(self, entry="main"):
+        """The outputs of `entry`, in signature order (a list of NodeArg)."""
+        return list(self._outputs[self._entry(entry)])
+
+    def run(self, output_names, input_feed, entry="main"):
+        """Runs `entry` ("main" by default) on `input_feed` ({input name:
+        numpy array}; every input once) and returns the outputs named by
+        `output_names` (None: all, in signature order) as a list of numpy
+        arrays that own the runtime's result tensors (no copy).
 
         Arrays that are C-contiguous, aligned and of the input's dtype are
         read in place; others (non-contiguous, byte-swapped) are copied
         first. A wrong dtype, rank, static dim or name, a missing or extra
         input raise moe_mlir.InvalidArgument with the runtime's message.
         """
+        entry = self._entry(entry)
+        outputs = {o.name: i for i, o in enumerate(self._outputs[entry])}
         if not isinstance(input_feed, Mapping):
             raise TypeError("input_feed must be a dict of input name -> "
                             f"array, got {type(input_feed).__name__}")
@@ -140,20 +154,20 @@ class InferenceSession:
                                 "None, got a str")
             output_names = list(output_names)
             for name in output_names:
-                if name not in self._output_index:
+                if name not in outputs:
                     raise InvalidArgument(
                         f"the model has no output {name!r} (outputs: "
-                        f"{', '.join(self._output_index)})")
+                        f"{', '.join(outputs)})")
         names, arrays = [], []
         for name, value in input_feed.items():
             if not isinstance(name, str):
                 raise TypeError(f"input names must be str, got {name!r}")
             names.append(name)
             arrays.append(_as_input(value))
-        results = self._session.run(names, arrays)
+        results = self._session.run(names, arrays, entry)
         if output_names is None:
             return results
-        return [results[self._output_index[n]] for n in output_names]
+        return [results[outputs[n]] for n in output_names]
 
     def __repr__(self):
         return f"<moe_mlir.InferenceSession {self._path!r}>"

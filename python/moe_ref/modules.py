@@ -283,12 +283,19 @@ class MoEUTLayer(nn.Module):
                             cfg.ff_k)
 
     def forward(self, x):
+        return self.step(x)[0]
+
+    def step(self, x, past_k=None, past_v=None):
+        """The layer on new positions after a key/value cache
+        (SwitchHead.step): the output and the attention's new keys and
+        values [B, T, H, *]."""
         xn = self.ln1(x)
-        x = x + self.att(xn, xn, x)
+        att, k, v = self.att.step(xn, xn, x, past_k, past_v)
+        x = x + att
         b, t, d = x.shape
         rows = x.reshape(b * t, d)
         upd = self.ffn(rows, selector_input=self.ln2(rows))
-        return x + upd.view(b, t, d)
+        return x + upd.view(b, t, d), k, v
 
 
 class MoEUT(nn.Module):
@@ -305,8 +312,32 @@ class MoEUT(nn.Module):
         self.out = nn.Linear(cfg.d_model, cfg.vocab)
 
     def forward(self, tokens):
+        return self.step(tokens)[0]
+
+    def step(self, tokens, cache=None):
+        """Logits [B, T, V] of tokens [B, T] at positions P..P+T-1 after
+        `cache` (None: P = 0), a list of (keys, values) [B, P, H, *] per
+        absolute layer r * G + g; returns the logits and the cache extended
+        by the T positions. The queries and keys of the new positions are
+        rotated at their absolute positions."""
         x = self.embedding[tokens]
-        for _ in range(self.cfg.repeats):
-            for layer in self.layers:
-                x = layer(x)
-        return self.out(self.ln_out(x))
+        new_cache = []
+        for r in range(self.cfg.repeats):
+            for g, layer in enumerate(self.layers):
+                i = r * self.cfg.group + g
+                pk, pv = cache[i] if cache else (None, None)
+                x, k, v = layer.step(x, pk, pv)
+                new_cache.append((k if pk is None else torch.cat([pk, k], 1),
+                                  v if pv is None else torch.cat([pv, v], 1)))
+        return self.out(self.ln_out(x)), new_cache
+
+    @torch.no_grad()
+    def generate(self, prompt, max_new_tokens):
+        """Greedy decoding with the key/value cache: int64 [B, N]."""
+        logits, cache = self.step(prompt)
+        out = []
+        for _ in range(max_new_tokens):
+            token = logits[:, -1].argmax(-1, keepdim=True)
+            out.append(token)
+            logits, cache = self.step(token, cache)
+        return torch.cat(out, 1)

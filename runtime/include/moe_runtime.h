@@ -33,7 +33,7 @@ extern "C" {
 typedef enum moe_status_code_t {
   MOE_OK = 0,
   MOE_INVALID_ARGUMENT = 1, /* a null pointer, a wrong name, dtype or shape */
-  MOE_NOT_FOUND = 2,        /* a missing file */
+  MOE_NOT_FOUND = 2,        /* a missing file, or entry */
   MOE_DATA_LOSS = 3,        /* a truncated or corrupt artifact */
   MOE_UNIMPLEMENTED = 4,    /* an artifact version or section not supported */
   MOE_INTERNAL = 5,         /* an error inside the runtime or the code */
@@ -151,12 +151,44 @@ void moe_session_release(moe_session *session);
 size_t moe_session_thread_count(const moe_session *session);
 
 /* The artifact's entries ("main"; "prefill" and "decode" for generation),
- * in signature order. moe_session_run and the accessors below describe and
- * run the entry named "main" (moe_session_create refuses an artifact
- * without one, and one that declares state tensors, with
- * MOE_UNIMPLEMENTED: generation is not supported yet). */
+ * in signature order. moe_session_run and the accessors below without
+ * "entry" in their name describe and run the entry named "main"
+ * (moe_session_create refuses an artifact without one, and one that
+ * declares state tensors, with MOE_UNIMPLEMENTED). */
 size_t moe_session_entry_count(const moe_session *session);
 const char *moe_session_entry_name(const moe_session *session, size_t i);
+/* The index of the entry named `name`, or moe_session_entry_count() if
+ * there is none. */
+size_t moe_session_entry_index(const moe_session *session, const char *name);
+
+/* The signature of entry `entry` (an index as above), as the accessors
+ * below give it for "main". Out-of-range indices give 0, -1 or "". */
+size_t moe_session_entry_input_count(const moe_session *session,
+                                     size_t entry);
+size_t moe_session_entry_output_count(const moe_session *session,
+                                      size_t entry);
+const char *moe_session_entry_input_name(const moe_session *session,
+                                         size_t entry, size_t i);
+const char *moe_session_entry_output_name(const moe_session *session,
+                                          size_t entry, size_t i);
+moe_dtype_t moe_session_entry_input_dtype(const moe_session *session,
+                                          size_t entry, size_t i);
+moe_dtype_t moe_session_entry_output_dtype(const moe_session *session,
+                                           size_t entry, size_t i);
+size_t moe_session_entry_input_rank(const moe_session *session, size_t entry,
+                                    size_t i);
+size_t moe_session_entry_output_rank(const moe_session *session, size_t entry,
+                                     size_t i);
+int64_t moe_session_entry_input_dim(const moe_session *session, size_t entry,
+                                    size_t i, size_t d);
+int64_t moe_session_entry_output_dim(const moe_session *session, size_t entry,
+                                     size_t i, size_t d);
+const char *moe_session_entry_input_dim_name(const moe_session *session,
+                                             size_t entry, size_t i,
+                                             size_t d);
+const char *moe_session_entry_output_dim_name(const moe_session *session,
+                                              size_t entry, size_t i,
+                                              size_t d);
 
 /* The signature. Names are borrowed from the session. A dim is >= 0 when
  * static and -1 when symbolic; moe_session_*_dim_name gives the symbol
@@ -197,6 +229,15 @@ moe_status_t moe_session_run(moe_session *session, size_t num_inputs,
                              const char *const *names,
                              const moe_tensor *const *inputs,
                              size_t num_outputs, moe_tensor **outputs);
+
+/* moe_session_run for the entry named `entry` (borrowed): the same checks
+ * against that entry's signature. An unknown entry is MOE_NOT_FOUND.
+ * Entries share the session's weights, threads and workspace arenas. */
+moe_status_t moe_session_run_entry(moe_session *session, const char *entry,
+                                   size_t num_inputs,
+                                   const char *const *names,
+                                   const moe_tensor *const *inputs,
+                                   size_t num_outputs, moe_tensor **outputs);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -145,20 +145,45 @@ public:
   std::string outputName(size_t i) const {
     return moe_session_output_name(get(), i);
   }
-  /// Runs with named inputs; `outputs` receives the outputs in signature
-  /// order.
+  /// The index of entry `name`, entryCount() if there is none.
+  size_t entryIndex(const std::string &name) const {
+    return moe_session_entry_index(get(), name.c_str());
+  }
+  size_t entryInputCount(size_t e) const {
+    return moe_session_entry_input_count(get(), e);
+  }
+  size_t entryOutputCount(size_t e) const {
+    return moe_session_entry_output_count(get(), e);
+  }
+  std::string entryInputName(size_t e, size_t i) const {
+    return moe_session_entry_input_name(get(), e, i);
+  }
+  std::string entryOutputName(size_t e, size_t i) const {
+    return moe_session_entry_output_name(get(), e, i);
+  }
+  /// Runs "main" with named inputs; `outputs` receives the outputs in
+  /// signature order.
   Status run(const std::vector<std::string> &names,
              const std::vector<const Tensor *> &inputs,
              std::vector<Tensor> &outputs) const {
+    return runEntry("main", names, inputs, outputs);
+  }
+  /// Runs entry `entry` the same way.
+  Status runEntry(const std::string &entry,
+                  const std::vector<std::string> &names,
+                  const std::vector<const Tensor *> &inputs,
+                  std::vector<Tensor> &outputs) const {
     std::vector<const char *> cnames;
     std::vector<const moe_tensor *> cinputs;
     for (const std::string &n : names)
       cnames.push_back(n.c_str());
     for (const Tensor *t : inputs)
       cinputs.push_back(t ? t->get() : nullptr);
-    std::vector<moe_tensor *> raw(outputCount(), nullptr);
-    Status s(moe_session_run(get(), cinputs.size(), cnames.data(),
-                             cinputs.data(), raw.size(), raw.data()));
+    std::vector<moe_tensor *> raw(entryOutputCount(entryIndex(entry)),
+                                  nullptr);
+    Status s(moe_session_run_entry(get(), entry.c_str(), cinputs.size(),
+                                   cnames.data(), cinputs.data(), raw.size(),
+                                   raw.data()));
     if (s.ok()) {
       outputs.clear();
       for (moe_tensor *t : raw)

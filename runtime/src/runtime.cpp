@@ -205,9 +205,11 @@ struct moe_session {
   void *mapping = MAP_FAILED;
   size_t mappingSize = 0;
   moe::artifact::Signature signature;
-  /// The entry "main" (moe_session_run and the accessors) and its plan.
+  /// The entry "main" (moe_session_run and the accessors without an entry
+  /// index) and every entry's plan, in signature order.
   const EntryRecord *main = nullptr;
-  EntryPlan mainPlan;
+  size_t mainIndex = 0;
+  std::vector<EntryPlan> plans;
   /// One pointer per weight record (Executor::prepare).
   std::vector<void *> weights;
   std::unique_ptr<Executor> executor;
@@ -490,8 +492,8 @@ moe_status_t loadSession(moe_session &s, const char *path) {
   }
   if (mainIndex == sig.entries.size())
     return makeStatus(MOE_UNIMPLEMENTED,
-                      "'%s' has no entry 'main' (its entries: %s): this "
-                      "runtime runs only 'main'",
+                      "'%s' has no entry 'main' (its entries: %s): every "
+                      "artifact needs one",
                       path, entryNames.c_str());
   // CPU features the code was compiled for: refuse to load code this CPU
   // cannot run rather than fault on its first instruction.
@@ -515,7 +517,9 @@ moe_status_t loadSession(moe_session &s, const char *path) {
     return st3;
   s.signature = std::move(contents.signature);
   s.main = &s.signature.entries[mainIndex];
-  s.mainPlan = planEntry(*s.main, mainIndex);
+  s.mainIndex = mainIndex;
+  for (size_t i = 0; i < s.signature.entries.size(); ++i)
+    s.plans.push_back(planEntry(s.signature.entries[i], i));
   return nullptr;
 }
 
@@ -591,49 +595,96 @@ extern "C" const char *moe_session_entry_name(const moe_session *s,
 }
 
 namespace {
-/// Record `i` of the main entry's inputs (or outputs) of a live session.
-const TensorRecord *specAt(const moe_session *s,
+/// Entry `e` of a live session, or null.
+const EntryRecord *entryAt(const moe_session *s, size_t e) {
+  if (!isLiveSession(s) || e >= s->signature.entries.size())
+    return nullptr;
+  return &s->signature.entries[e];
+}
+
+/// Record `i` of entry `e`'s inputs (or outputs) of a live session.
+const TensorRecord *specAt(const moe_session *s, size_t e,
                            std::vector<TensorRecord> EntryRecord::*list,
                            size_t i) {
-  if (!isLiveSession(s))
+  const EntryRecord *entry = entryAt(s, e);
+  if (!entry)
     return nullptr;
-  const std::vector<TensorRecord> &v = s->main->*list;
+  const std::vector<TensorRecord> &v = entry->*list;
   return i < v.size() ? &v[i] : nullptr;
+}
+
+size_t mainOf(const moe_session *s) {
+  return isLiveSession(s) ? s->mainIndex : SIZE_MAX;
 }
 } // namespace
 
 #define MOE_SPEC_ACCESSORS(KIND, LIST)                                         \
+  extern "C" size_t moe_session_entry_##KIND##_count(const moe_session *s,     \
+                                                     size_t e) {               \
+    const EntryRecord *entry = entryAt(s, e);                                  \
+    return entry ? entry->LIST.size() : 0;                                     \
+  }                                                                            \
+  extern "C" const char *moe_session_entry_##KIND##_name(                      \
+      const moe_session *s, size_t e, size_t i) {                              \
+    const TensorRecord *t = specAt(s, e, &EntryRecord::LIST, i);               \
+    return t ? t->name.c_str() : "";                                           \
+  }                                                                            \
+  extern "C" moe_dtype_t moe_session_entry_##KIND##_dtype(                     \
+      const moe_session *s, size_t e, size_t i) {                              \
+    const TensorRecord *t = specAt(s, e, &EntryRecord::LIST, i);               \
+    return t ? t->dtype : MOE_DTYPE_F32;                                       \
+  }                                                                            \
+  extern "C" size_t moe_session_entry_##KIND##_rank(const moe_session *s,      \
+                                                    size_t e, size_t i) {      \
+    const TensorRecord *t = specAt(s, e, &EntryRecord::LIST, i);               \
+    return t ? t->dims.size() : 0;                                             \
+  }                                                                            \
+  extern "C" int64_t moe_session_entry_##KIND##_dim(                           \
+      const moe_session *s, size_t e, size_t i, size_t d) {                    \
+    const TensorRecord *t = specAt(s, e, &EntryRecord::LIST, i);               \
+    return t && d < t->dims.size() ? t->dims[d] : -1;                          \
+  }                                                                            \
+  extern "C" const char *moe_session_entry_##KIND##_dim_name(                  \
+      const moe_session *s, size_t e, size_t i, size_t d) {                    \
+    const TensorRecord *t = specAt(s, e, &EntryRecord::LIST, i);               \
+    return t && d < t->symbols.size() ? t->symbols[d].c_str() : "";            \
+  }                                                                            \
   extern "C" size_t moe_session_##KIND##_count(const moe_session *s) {         \
-    return isLiveSession(s) ? s->main->LIST.size() : 0;                        \
+    return moe_session_entry_##KIND##_count(s, mainOf(s));                     \
   }                                                                            \
   extern "C" const char *moe_session_##KIND##_name(const moe_session *s,       \
                                                    size_t i) {                 \
-    const TensorRecord *t = specAt(s, &EntryRecord::LIST, i);                  \
-    return t ? t->name.c_str() : "";                                           \
+    return moe_session_entry_##KIND##_name(s, mainOf(s), i);                   \
   }                                                                            \
   extern "C" moe_dtype_t moe_session_##KIND##_dtype(const moe_session *s,      \
                                                     size_t i) {                \
-    const TensorRecord *t = specAt(s, &EntryRecord::LIST, i);                  \
-    return t ? t->dtype : MOE_DTYPE_F32;                                       \
+    return moe_session_entry_##KIND##_dtype(s, mainOf(s), i);                  \
   }                                                                            \
   extern "C" size_t moe_session_##KIND##_rank(const moe_session *s,            \
                                               size_t i) {                      \
-    const TensorRecord *t = specAt(s, &EntryRecord::LIST, i);                  \
-    return t ? t->dims.size() : 0;                                             \
+    return moe_session_entry_##KIND##_rank(s, mainOf(s), i);                   \
   }                                                                            \
   extern "C" int64_t moe_session_##KIND##_dim(const moe_session *s, size_t i,  \
                                               size_t d) {                      \
-    const TensorRecord *t = specAt(s, &EntryRecord::LIST, i);                  \
-    return t && d < t->dims.size() ? t->dims[d] : -1;                          \
+    return moe_session_entry_##KIND##_dim(s, mainOf(s), i, d);                 \
   }                                                                            \
   extern "C" const char *moe_session_##KIND##_dim_name(const moe_session *s,   \
                                                        size_t i, size_t d) {   \
-    const TensorRecord *t = specAt(s, &EntryRecord::LIST, i);                  \
-    return t && d < t->symbols.size() ? t->symbols[d].c_str() : "";            \
+    return moe_session_entry_##KIND##_dim_name(s, mainOf(s), i, d);            \
   }
 
 MOE_SPEC_ACCESSORS(input, inputs)
 MOE_SPEC_ACCESSORS(output, outputs)
+
+extern "C" size_t moe_session_entry_index(const moe_session *s,
+                                          const char *name) {
+  if (!isLiveSession(s) || !name)
+    return moe_session_entry_count(s);
+  for (size_t i = 0; i < s->signature.entries.size(); ++i)
+    if (s->signature.entries[i].name == name)
+      return i;
+  return s->signature.entries.size();
+}
 
 //===----------------------------------------------------------------------===//
 // Running
@@ -641,13 +692,13 @@ MOE_SPEC_ACCESSORS(output, outputs)
 
 namespace {
 
-/// Checks the caller's inputs against the main entry's signature and puts
-/// them in signature order into arena.ordered.
-moe_status_t checkInputs(const moe_session &s, Arena &arena,
+/// Checks the caller's inputs against entry `e`'s signature and puts them in
+/// signature order into arena.ordered.
+moe_status_t checkInputs(const moe_session &s, size_t e, Arena &arena,
                          size_t numInputs, const char *const *names,
                          const moe_tensor *const *inputs) {
-  const std::vector<TensorRecord> &specs = s.main->inputs;
-  const EntryPlan &plan = s.mainPlan;
+  const std::vector<TensorRecord> &specs = s.signature.entries[e].inputs;
+  const EntryPlan &plan = s.plans[e];
   arena.ordered.assign(specs.size(), nullptr);
   arena.symbolValues.assign(plan.symbolCount, -1);
   for (size_t i = 0; i < numInputs; ++i) {
@@ -717,35 +768,51 @@ moe_status_t checkInputs(const moe_session &s, Arena &arena,
   return nullptr;
 }
 
-/// moe_session_run once `s` is known to be live.
-moe_status_t runMain(moe_session &s, size_t numInputs,
-                     const char *const *names,
-                     const moe_tensor *const *inputs, size_t numOutputs,
-                     moe_tensor **outputs) {
-  const EntryRecord &entry = *s.main;
+/// moe_session_run(_entry) of entry `e` once `s` is known to be live.
+moe_status_t runEntryAt(moe_session &s, size_t e, size_t numInputs,
+                        const char *const *names,
+                        const moe_tensor *const *inputs, size_t numOutputs,
+                        moe_tensor **outputs) {
+  const EntryRecord &entry = s.signature.entries[e];
+  const char *name = entry.name.c_str();
+  // "the model" is entry main; other entries are named.
+  std::string who = e == s.mainIndex
+                        ? std::string("the model")
+                        : "entry '" + moe::printable(entry.name, 64) + "'";
   if (numInputs && (!names || !inputs))
     return makeStatus(MOE_INVALID_ARGUMENT,
                       "moe_session_run: names or inputs is null");
   if (numOutputs != entry.outputs.size() || (numOutputs && !outputs))
     return makeStatus(MOE_INVALID_ARGUMENT,
-                      "moe_session_run: the model has %zu outputs, %zu asked",
-                      entry.outputs.size(), numOutputs);
+                      "moe_session_run: %s has %zu outputs, %zu asked",
+                      who.c_str(), entry.outputs.size(), numOutputs);
   if (numInputs != entry.inputs.size())
-    return makeStatus(MOE_INVALID_ARGUMENT,
-                      "the model takes %zu inputs, %zu given",
-                      entry.inputs.size(), numInputs);
+    return makeStatus(MOE_INVALID_ARGUMENT, "%s takes %zu inputs, %zu given",
+                      who.c_str(), entry.inputs.size(), numInputs);
   std::unique_ptr<Arena> arena = s.arenas.acquire(entry.workspaceBytes);
   if (!arena)
     return makeStatus(MOE_RESOURCE_EXHAUSTED,
                       "cannot allocate the %llu bytes of workspace of entry "
-                      "'main'",
-                      static_cast<unsigned long long>(entry.workspaceBytes));
-  moe_status_t st = checkInputs(s, *arena, numInputs, names, inputs);
+                      "'%s'",
+                      static_cast<unsigned long long>(entry.workspaceBytes),
+                      name);
+  moe_status_t st = checkInputs(s, e, *arena, numInputs, names, inputs);
   if (!st)
-    st = runEntry(s.mainPlan, *s.executor, s.pool, s.weights.data(), *arena,
+    st = runEntry(s.plans[e], *s.executor, s.pool, s.weights.data(), *arena,
                   arena->ordered.data(), outputs);
   s.arenas.release(std::move(arena));
   return st;
+}
+
+/// The checks of a live session shared by both run calls.
+moe_status_t checkSession(const moe_session *s) {
+  if (!s)
+    return makeStatus(MOE_INVALID_ARGUMENT, "moe_session_run: session is null");
+  if (!isLiveSession(s))
+    return makeStatus(MOE_INVALID_ARGUMENT,
+                      "moe_session_run: session was released (or is not a "
+                      "session)");
+  return nullptr;
 }
 
 } // namespace
@@ -755,14 +822,32 @@ extern "C" moe_status_t moe_session_run(moe_session *s, size_t numInputs,
                                         const moe_tensor *const *inputs,
                                         size_t numOutputs,
                                         moe_tensor **outputs) {
-  if (!s)
-    return makeStatus(MOE_INVALID_ARGUMENT, "moe_session_run: session is null");
-  if (!isLiveSession(s))
-    return makeStatus(MOE_INVALID_ARGUMENT,
-                      "moe_session_run: session was released (or is not a "
-                      "session)");
+  if (moe_status_t st = checkSession(s))
+    return st;
   try {
-    return runMain(*s, numInputs, names, inputs, numOutputs, outputs);
+    return runEntryAt(*s, s->mainIndex, numInputs, names, inputs, numOutputs,
+                      outputs);
+  } catch (...) { // std::bad_alloc from the input checks.
+    return makeStatus(MOE_RESOURCE_EXHAUSTED, "out of memory");
+  }
+}
+
+extern "C" moe_status_t
+moe_session_run_entry(moe_session *s, const char *entry, size_t numInputs,
+                      const char *const *names,
+                      const moe_tensor *const *inputs, size_t numOutputs,
+                      moe_tensor **outputs) {
+  if (moe_status_t st = checkSession(s))
+    return st;
+  if (!entry)
+    return makeStatus(MOE_INVALID_ARGUMENT,
+                      "moe_session_run_entry: entry is null");
+  size_t e = moe_session_entry_index(s, entry);
+  if (e == s->signature.entries.size())
+    return makeStatus(MOE_NOT_FOUND, "the model has no entry '%s'",
+                      moe::printable(entry, 64).c_str());
+  try {
+    return runEntryAt(*s, e, numInputs, names, inputs, numOutputs, outputs);
   } catch (...) { // std::bad_alloc from the input checks.
     return makeStatus(MOE_RESOURCE_EXHAUSTED, "out of memory");
   }

@@ -463,13 +463,51 @@ TEST_F(RuntimeTest, SeveralEntries) {
   EXPECT_EQ(session.entryName(0), "decode");
   EXPECT_EQ(session.entryName(1), "main");
   expectBias(session, 0);
+  // Any entry runs by name (moe_entry_aux adds 1000), with its own
+  // signature; the main accessors describe "main".
+  EXPECT_EQ(session.entryIndex("decode"), 0u);
+  EXPECT_EQ(session.entryIndex("main"), 1u);
+  EXPECT_EQ(session.entryIndex("nope"), 2u);
+  EXPECT_EQ(session.entryInputCount(0), 1u);
+  EXPECT_EQ(session.entryInputName(0, 0), "x");
+  EXPECT_EQ(session.entryOutputName(0, 0), "y");
+  EXPECT_EQ(session.entryInputCount(7), 0u);
+  EXPECT_EQ(session.entryInputName(7, 0), "");
+  EXPECT_EQ(moe_session_entry_input_dim(session.get(), 0, 0, 0), -1);
+  EXPECT_STREQ(moe_session_entry_input_dim_name(session.get(), 0, 0, 0), "N");
+  Tensor x = makeInput(3);
+  std::vector<Tensor> outputs;
+  s = session.runEntry("decode", {"x"}, {&x}, outputs);
+  ASSERT_TRUE(s.ok()) << s.message();
+  ASSERT_EQ(outputs.size(), 1u);
+  expectSum(outputs[0], 3, 1000.0f);
+  s = session.runEntry("main", {"x"}, {&x}, outputs);
+  ASSERT_TRUE(s.ok()) << s.message();
+  expectSum(outputs[0], 3);
+  // An unknown entry, a null name, and an entry's own input checks.
+  moe_tensor *raw = nullptr;
+  const char *name = "x";
+  const moe_tensor *in = x.get();
+  Status unknown(moe_session_run_entry(session.get(), "nope", 1, &name, &in,
+                                       1, &raw));
+  EXPECT_EQ(unknown.code(), MOE_NOT_FOUND);
+  EXPECT_NE(unknown.message().find("the model has no entry 'nope'"),
+            std::string::npos)
+      << unknown.message();
+  Status null(moe_session_run_entry(session.get(), nullptr, 1, &name, &in, 1,
+                                    &raw));
+  EXPECT_EQ(null.code(), MOE_INVALID_ARGUMENT);
+  s = session.runEntry("decode", {"z"}, {&x}, outputs);
+  EXPECT_EQ(s.code(), MOE_INVALID_ARGUMENT);
+  EXPECT_NE(s.message().find("the model has no input 'z'"), std::string::npos)
+      << s.message();
   // An artifact without "main": this runtime cannot run it.
   std::string noMain = "moe-signature 2\ndevice cpu x86-64\n" +
                        std::string(kWeightRecord) +
                        "entry decode moe_entry_aux 0 exact\n" + kIo + "end\n";
   expectLoadError(artifactFor(noMain), MOE_UNIMPLEMENTED,
-                  "has no entry 'main' (its entries: 'decode'): this runtime "
-                  "runs only 'main'");
+                  "has no entry 'main' (its entries: 'decode'): every "
+                  "artifact needs one");
   // An entry whose symbol the code lacks, or names its data.
   std::string missing = "moe-signature 2\ndevice cpu x86-64\n" +
                         std::string(kWeightRecord) +

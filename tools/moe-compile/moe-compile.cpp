@@ -68,6 +68,11 @@ llvm::cl::opt<bool> noRoll(
     "no-roll",
     llvm::cl::desc("compile every copy of a repeated layer sequence "
                    "(no moe-roll-repeats; debugging)"));
+llvm::cl::opt<bool> generation(
+    "generation",
+    llvm::cl::desc("also derive the entries 'prefill' and 'decode' (a "
+                   "key/value cache per attention layer) from a causal "
+                   "language model (moe-generation-entries)"));
 llvm::cl::opt<bool> noRaise(
     "no-raise",
     llvm::cl::desc("leave exported MoE blocks as exported (no "
@@ -132,6 +137,7 @@ int main(int argc, char **argv) {
   options.parallelLoops = parallelLoops;
   options.tile = !noTile;
   options.rollRepeats = !noRoll;
+  options.generation = generation;
   options.raise = noRaise ? moe::RaiseMode::Off : moe::RaiseMode::On;
   options.progress = progress;
   options.configure = [](PassManager &pm) {

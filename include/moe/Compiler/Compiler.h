@@ -54,6 +54,10 @@ struct CompileOptions {
   /// layers) once, in a loop (moe-roll-repeats); off with
   /// moe-compile --no-roll and with `reference`.
   bool rollRepeats = true;
+  /// Also derive the generation entries @prefill and @decode (with a
+  /// key/value cache) from @main (moe-generation-entries;
+  /// moe-compile --generation).
+  bool generation = false;
   /// Raise exported MoE blocks to routed `moe` ops at import
   /// (moe-raise-onnx); Off with moe-compile --no-raise.
   RaiseMode raise = RaiseMode::On;

@@ -49,14 +49,59 @@ def MoeDecomposeMot : Moe_DecomposePass<"moe-decompose-mot", "moe.mot",
     "the controller matmul, `moe.mot_mix`, two expert-batched contractions "
     "(linalg.generic) with the activation, and `moe.mot_unmix`">;
 
+def MoeGenerationEntries : Pass<"moe-generation-entries",
+                                 "::mlir::ModuleOp"> {
+  let summary = "Derive @prefill and @decode (with a key/value cache) from "
+                "a causal @main";
+  let description = [{
+    For a causal language model `@main(tokens [B, T]) -> (logits [B, T, V],
+    ...)` whose attention layers are `moe.switchhead` with `causal`, adds
+    `@prefill(tokens)` and `@decode(tokens, past_key.l, past_value.l, ...)`
+    next to `@main`: copies of it where each attention layer `l` (in program
+    order) is a `moe.switchhead_cached` that reads the layer's cache
+    (`[P, B, H, d]`, empty in `@prefill`) and returns the rows to append,
+    `new_key.l` and `new_value.l` (`[T, B, H, d]`), after the model's own
+    outputs. Their logits are rows `P..P+T-1` of `@main` on the whole
+    sequence: the pass first checks, with a dataflow analysis of the
+    position dims, that everything but the attention treats each position
+    on its own, and refuses with a located error any op it cannot show is
+    (a reduction or an index along the sequence, a table read by the
+    position), a model without causal attention, and a static sequence
+    length. Run by `moe-compile --generation` before the weights are
+    outlined; the entries share the weight records.
+
+    Before:
+    ```mlir
+    func.func @main(%tokens: tensor<?x?xi64>) -> tensor<?x?x50xf32> {
+      ...
+      %a = moe.switchhead %h, %h, %h, ... {causal = true, ...}
+      ...
+    ```
+    After (one layer):
+    ```mlir
+    func.func @decode(%tokens: tensor<?x?xi64>, %pk: tensor<?x?x2x8xf32>,
+                      %pv: tensor<?x?x2x8xf32>)
+        -> (tensor<?x?x50xf32>, tensor<?x?x2x8xf32>, tensor<?x?x2x8xf32>) {
+      ...
+      %a, %nk, %nv = moe.switchhead_cached %h, %h, %h, ... past(%pk, %pv)
+      ...
+    ```
+  }];
+  let dependentDialects = ["::mlir::moe::MoeDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
 def MoeOutlineWeights : Pass<"moe-outline-weights", "::mlir::ModuleOp"> {
-  let summary = "Turn the entry function's weight constants into arguments";
+  let summary = "Turn the entry functions' weight constants into arguments";
   let description = [{
     Every `arith.constant` of a ranked tensor with at least `min-elements`
-    elements in the entry function becomes a new trailing argument (marked
-    `{moe.weight = <index>}`); the values move, in argument order, to the
-    module attribute `moe.weights`. A constant used by several ops (MoEUT's
-    shared layers) becomes one argument. moe-compile writes the values into
+    elements in an entry function (every public function the module
+    defines: `@main`, and `@prefill` and `@decode` for generation) becomes
+    a new trailing argument (marked `{moe.weight = <index>}`); the values
+    move to the module attribute `moe.weights`, one record per distinct
+    value. A constant used by several ops (MoEUT's shared layers), or by
+    several entries, is one record; each entry takes an argument for each
+    record it uses. moe-compile writes the values into
     the artifact's weight section, which the runtime maps and passes to the
     code without copying.
 
@@ -73,8 +118,6 @@ def MoeOutlineWeights : Pass<"moe-outline-weights", "::mlir::ModuleOp"> {
     ```
   }];
   let options = [
-    Option<"entry", "entry", "std::string", "\"main\"",
-           "name of the entry function">,
     Option<"minElements", "min-elements", "int64_t", "16",
            "smallest constant (in elements) that becomes a weight">
   ];

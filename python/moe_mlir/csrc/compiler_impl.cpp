@@ -59,6 +59,7 @@ bool moe_python::compile(const CompileRequest &request, std::string &output,
   options.parallelLoops = request.parallelLoops;
   options.tile = request.tile;
   options.rollRepeats = request.rollRepeats;
+  options.generation = request.generation;
   options.raise = request.raiseBlocks ? moe::RaiseMode::On : moe::RaiseMode::Off;
   if (request.progress) {
     auto *fn = request.progress;

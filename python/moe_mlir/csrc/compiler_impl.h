@@ -37,6 +37,7 @@ struct CompileRequest {
   bool parallelLoops = false;
   bool tile = true;
   bool rollRepeats = true;
+  bool generation = false;
   bool raiseBlocks = true;
   /// Called with each progress line (may be null). Must not throw.
   void (*progress)(void *context, const char *line, size_t size) = nullptr;

@@ -47,7 +47,7 @@ py::tuple compile(const py::bytes &data, const std::string &name,
                   const std::string &cc, const std::string &march,
                   unsigned optLevel, bool reference, bool parallelLoops,
                   bool tile, bool rollRepeats, bool raiseBlocks,
-                  const py::object &progress) {
+                  bool generation, const py::object &progress) {
   moe_python::CompileRequest request;
   char *buffer = nullptr;
   Py_ssize_t size = 0;
@@ -66,6 +66,7 @@ py::tuple compile(const py::bytes &data, const std::string &name,
   request.tile = tile;
   request.rollRepeats = rollRepeats;
   request.raiseBlocks = raiseBlocks;
+  request.generation = generation;
   py::object fn = progress;
   if (!progress.is_none()) {
     request.progress = callProgress;
@@ -89,6 +90,6 @@ PYBIND11_MODULE(_compiler, m) {
         py::arg("base_dir"), py::arg("emit"), py::arg("cc"),
         py::arg("march"), py::arg("opt_level"), py::arg("reference"),
         py::arg("parallel_loops"), py::arg("tile"), py::arg("roll_repeats"),
-        py::arg("raise_blocks"), py::arg("progress"),
+        py::arg("raise_blocks"), py::arg("generation"), py::arg("progress"),
         "(ok, output bytes, diagnostics text) for the model in `data`.");
 }

@@ -226,38 +226,58 @@ public:
     return names;
   }
 
-  std::vector<Spec> inputs() const {
-    std::vector<Spec> specs;
-    for (size_t i = 0, e = moe_session_input_count(session_); i < e; ++i) {
-      py::list dims;
-      for (size_t d = 0, r = moe_session_input_rank(session_, i); d < r; ++d)
-        dims.append(dim(moe_session_input_dim(session_, i, d),
-                        moe_session_input_dim_name(session_, i, d)));
-      specs.emplace_back(moe_session_input_name(session_, i),
-                         static_cast<int>(moe_session_input_dtype(session_, i)),
-                         dims);
-    }
-    return specs;
+  /// The index of entry `entry`; NotFound if the artifact has none.
+  size_t entryIndex(const std::string &entry) const {
+    size_t e = moe_session_entry_index(session_, entry.c_str());
+    // The runtime's own NotFound status names the entry.
+    if (e == moe_session_entry_count(session_))
+      raiseStatus(moe_session_run_entry(session_, entry.c_str(), 0, nullptr,
+                                        nullptr, 0, nullptr));
+    return e;
   }
 
-  std::vector<Spec> outputs() const {
+  std::vector<Spec> inputs(const std::string &entry) const {
+    size_t e = entryIndex(entry);
     std::vector<Spec> specs;
-    for (size_t i = 0, e = moe_session_output_count(session_); i < e; ++i) {
+    for (size_t i = 0, n = moe_session_entry_input_count(session_, e); i < n;
+         ++i) {
       py::list dims;
-      for (size_t d = 0, r = moe_session_output_rank(session_, i); d < r; ++d)
-        dims.append(dim(moe_session_output_dim(session_, i, d),
-                        moe_session_output_dim_name(session_, i, d)));
+      for (size_t d = 0, r = moe_session_entry_input_rank(session_, e, i);
+           d < r; ++d)
+        dims.append(dim(moe_session_entry_input_dim(session_, e, i, d),
+                        moe_session_entry_input_dim_name(session_, e, i, d)));
       specs.emplace_back(
-          moe_session_output_name(session_, i),
-          static_cast<int>(moe_session_output_dtype(session_, i)), dims);
+          moe_session_entry_input_name(session_, e, i),
+          static_cast<int>(moe_session_entry_input_dtype(session_, e, i)),
+          dims);
     }
     return specs;
   }
 
-  /// Runs "main" on `arrays` (numpy arrays, C-contiguous, aligned, native
-  /// byte order: moe_mlir/_session.py sees to it) named `names`; the outputs
-  /// in signature order.
-  py::list run(const std::vector<std::string> &names, const py::list &arrays) {
+  std::vector<Spec> outputs(const std::string &entry) const {
+    size_t e = entryIndex(entry);
+    std::vector<Spec> specs;
+    for (size_t i = 0, n = moe_session_entry_output_count(session_, e); i < n;
+         ++i) {
+      py::list dims;
+      for (size_t d = 0, r = moe_session_entry_output_rank(session_, e, i);
+           d < r; ++d)
+        dims.append(dim(moe_session_entry_output_dim(session_, e, i, d),
+                        moe_session_entry_output_dim_name(session_, e, i, d)));
+      specs.emplace_back(
+          moe_session_entry_output_name(session_, e, i),
+          static_cast<int>(moe_session_entry_output_dtype(session_, e, i)),
+          dims);
+    }
+    return specs;
+  }
+
+  /// Runs entry `entry` on `arrays` (numpy arrays, C-contiguous, aligned,
+  /// native byte order: moe_mlir/_session.py sees to it) named `names`; the
+  /// outputs in signature order.
+  py::list run(const std::vector<std::string> &names, const py::list &arrays,
+               const std::string &entry) {
+    size_t e = entryIndex(entry);
     if (names.size() != arrays.size())
       raiseInvalid("run: " + std::to_string(names.size()) + " names for " +
                    std::to_string(arrays.size()) + " arrays");
@@ -293,13 +313,14 @@ public:
       namePtrs.push_back(names[i].c_str());
       keep.push_back(std::move(a));
     }
-    size_t numOutputs = moe_session_output_count(session_);
+    size_t numOutputs = moe_session_entry_output_count(session_, e);
     std::vector<moe_tensor *> outputs(numOutputs, nullptr);
     moe_status_t st;
     {
       py::gil_scoped_release release;
-      st = moe_session_run(session_, inputs.size(), namePtrs.data(),
-                           inputs.data(), numOutputs, outputs.data());
+      st = moe_session_run_entry(session_, entry.c_str(), inputs.size(),
+                                 namePtrs.data(), inputs.data(), numOutputs,
+                                 outputs.data());
     }
     if (st)
       raiseStatus(st);
@@ -353,7 +374,8 @@ PYBIND11_MODULE(_runtime, m) {
            py::arg("path"), py::arg("threads") = py::none())
       .def_property_readonly("threads", &Session::threads)
       .def("entries", &Session::entries)
-      .def("inputs", &Session::inputs)
-      .def("outputs", &Session::outputs)
-      .def("run", &Session::run, py::arg("names"), py::arg("arrays"));
+      .def("inputs", &Session::inputs, py::arg("entry") = "main")
+      .def("outputs", &Session::outputs, py::arg("entry") = "main")
+      .def("run", &Session::run, py::arg("names"), py::arg("arrays"),
+           py::arg("entry") = "main");
 }

@@ -1,0 +1,138 @@
+"""Generation entries (moe-compile --generation): @prefill and @decode with a
+key/value cache per attention layer, derived from a MoEUT's @main.
+
+Checked at G = 2 and G = 3 (batch 2), against three independent things:
+  - @main of the same artifact on the whole sequence (the logits of each
+    decode step are the full forward's at that position);
+  - the PyTorch reference with a correct cache (MoEUT.step / generate,
+    RoPE at absolute positions), for logits and greedy tokens;
+  - ONNX Runtime running the exported model's full forward on the growing
+    prefix, for greedy tokens.
+"""
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+import moe_mlir
+from moe_ref import modules as M
+from moe_ref import onnx_export as X
+from moe_ref.configs import MoEUTConfig
+
+FAST = {"opt_level": 1, "march": "x86-64-v2"}
+
+
+def config(group):
+    return MoEUTConfig(d_model=32, n_layers=2 * group, group=group,
+                       ff_experts=6, expert_size=16, ff_k=2, n_heads=2,
+                       head_dim=8, att_experts=3, att_k=2, vocab=50)
+
+
+@pytest.fixture(scope="module", params=[2, 3], ids=["G2", "G3"])
+def model(request, tmp_path_factory):
+    torch.manual_seed(100 + request.param)
+    ref = M.MoEUT(config(request.param))
+    proto = X.export_moeut(ref)
+    path = tmp_path_factory.mktemp("gen") / "moeut.onnx"
+    onnx.save(proto, str(path))
+    artifact = moe_mlir.compile(str(path), str(path) + ".moeb",
+                                generation=True, **FAST)
+    session = moe_mlir.InferenceSession(artifact)
+    onnx_session = ort.InferenceSession(proto.SerializeToString(),
+                                        providers=["CPUExecutionProvider"])
+    return ref, session, onnx_session
+
+
+def cache_names(session):
+    return [i.name for i in session.get_inputs("decode")][1:]
+
+
+def test_entries_and_signatures(model):
+    ref, session, _ = model
+    layers = ref.cfg.n_layers
+    assert session.entries == ["main", "prefill", "decode"]
+    names = cache_names(session)
+    assert names == [f"past_{kind}.{l}" for l in range(layers)
+                     for kind in ("key", "value")]
+    assert session.get_inputs("decode")[1].shape == ["P", "B", 2, 8]
+    outs = [o.name for o in session.get_outputs("prefill")]
+    assert outs == ["logits"] + [f"new_{kind}.{l}" for l in range(layers)
+                                 for kind in ("key", "value")]
+    with pytest.raises(moe_mlir.NotFound, match="no entry 'nope'"):
+        session.run(None, {}, entry="nope")
+
+
+@pytest.mark.parametrize("prompt", [1, 4])
+def test_decode_steps_equal_the_full_forward(model, prompt):
+    ref, session, _ = model
+    tokens = np.random.default_rng(prompt).integers(
+        0, ref.cfg.vocab, size=(2, 8)).astype(np.int64)
+    full = session.run(None, {"tokens": tokens})[0]
+    with torch.no_grad():
+        want = ref(torch.from_numpy(tokens)).numpy()
+    np.testing.assert_allclose(full, want, rtol=1e-4, atol=1e-4)
+    out = session.run(None, {"tokens": tokens[:, :prompt]}, entry="prefill")
+    np.testing.assert_allclose(out[0], full[:, :prompt], rtol=1e-4, atol=1e-5)
+    cache = out[1:]
+    names = cache_names(session)
+    # The reference's cache rows, position-major as the entries keep them.
+    with torch.no_grad():
+        _, ref_cache = ref.step(torch.from_numpy(tokens[:, :prompt]))
+    # (Random-init activations reach ~100: the tolerance scales with them.)
+    for (k, v), ck, cv in zip(ref_cache, cache[0::2], cache[1::2]):
+        for got, want in ((ck, k), (cv, v)):
+            want = want.numpy().transpose(1, 0, 2, 3)
+            np.testing.assert_allclose(got, want, rtol=1e-4,
+                                       atol=1e-5 * np.abs(want).max())
+    for t in range(prompt, 8):
+        feed = dict(zip(names, cache), tokens=tokens[:, t:t + 1])
+        out = session.run(None, feed, entry="decode")
+        np.testing.assert_allclose(out[0], full[:, t:t + 1], rtol=1e-4,
+                                   atol=1e-5)
+        cache = [np.concatenate([c, n]) for c, n in zip(cache, out[1:])]
+    # A stale cache gives other logits (the test can fail).
+    feed = dict(zip(names, [np.zeros_like(c[:7]) for c in cache]),
+                tokens=tokens[:, 7:8])
+    stale = session.run(None, feed, entry="decode")[0]
+    assert not np.allclose(stale, full[:, 7:8], rtol=1e-3, atol=1e-3)
+
+
+def test_greedy_generation_matches_reference_and_ort(model):
+    ref, session, onnx_session = model
+    prompt = np.array([[3, 14, 15, 9], [26, 5, 35, 8]], np.int64)
+    steps = 6
+    # Compiled: prefill once, then one decode step per token.
+    out = session.run(None, {"tokens": prompt}, entry="prefill")
+    logits, cache, names = out[0], out[1:], cache_names(session)
+    got = []
+    for _ in range(steps):
+        token = logits[:, -1].argmax(-1)[:, None].astype(np.int64)
+        got.append(token)
+        out = session.run(None, dict(zip(names, cache), tokens=token),
+                          entry="decode")
+        logits = out[0]
+        cache = [np.concatenate([c, n]) for c, n in zip(cache, out[1:])]
+    got = np.concatenate(got, 1)
+    # The PyTorch reference with its own cache.
+    want = ref.generate(torch.from_numpy(prompt), steps).numpy()
+    np.testing.assert_array_equal(got, want)
+    # ONNX Runtime: the full forward on the growing prefix.
+    seq = prompt
+    for _ in range(steps):
+        last = onnx_session.run(None, {"tokens": seq})[0][:, -1]
+        seq = np.concatenate([seq, last.argmax(-1)[:, None]], 1)
+    np.testing.assert_array_equal(got, seq[:, prompt.shape[1]:])
+
+
+def test_generation_needs_a_language_model():
+    # A σ-MoE layer takes float rows, not tokens (a model with tokens but
+    # no causal attention, and the other refusals:
+    # test/Transforms/generation-entries-invalid.mlir).
+    from conftest import FIXTURES
+    with pytest.raises(moe_mlir.CompileError,
+                       match=r"cannot derive generation entries: the input "
+                             r"must be integer tokens \[B, T\], got "
+                             r"'tensor<\?x40xf32>'"):
+        moe_mlir.compile(f"{FIXTURES}/sigma_moe_sigmoid.onnx",
+                         generation=True, **FAST)

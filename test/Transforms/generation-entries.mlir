@@ -1,0 +1,69 @@
+// RUN: moe-opt %s --moe-generation-entries --split-input-file | FileCheck %s
+
+// A causal model: embedding, one SwitchHead layer with a residual, and a
+// projection to 8 logits. @prefill and @decode are copies of @main whose
+// attention is moe.switchhead_cached (empty caches in @prefill); the new
+// key/value rows follow the logits, named and with their dim symbols.
+// CHECK-LABEL: func.func @main(
+// CHECK:         moe.switchhead %
+// CHECK-LABEL: func.func @prefill(
+// CHECK-SAME:      %[[T:.*]]: tensor<?x?xi64> {onnx.dim_params = ["B", "T"], onnx.name = "tokens"})
+// CHECK-SAME:      -> (tensor<?x?x8xf32> {onnx.name = "logits"}, tensor<?x?x2x8xf32> {onnx.dim_params = ["T", "B", "", ""], onnx.name = "new_key.0"}, tensor<?x?x2x8xf32> {onnx.dim_params = ["T", "B", "", ""], onnx.name = "new_value.0"})
+// CHECK:         %[[PK:.*]] = tensor.empty(%{{.*}}) : tensor<0x?x2x8xf32>
+// CHECK:         %[[PV:.*]] = tensor.empty(%{{.*}}) : tensor<0x?x2x8xf32>
+// CHECK:         %[[A:.*]], %[[NK:.*]], %[[NV:.*]] = moe.switchhead_cached {{.*}} past(%[[PK]], %[[PV]]) sel_v(%{{.*}}) {k = 2 : i64, num_heads = 2 : i64}
+// CHECK:         return %{{.*}}, %[[NK]], %[[NV]]
+// CHECK-LABEL: func.func @decode(
+// CHECK-SAME:      %{{.*}}: tensor<?x?xi64> {onnx.dim_params = ["B", "T"], onnx.name = "tokens"},
+// CHECK-SAME:      %[[DK:.*]]: tensor<?x?x2x8xf32> {onnx.dim_params = ["P", "B", "", ""], onnx.name = "past_key.0"},
+// CHECK-SAME:      %[[DV:.*]]: tensor<?x?x2x8xf32> {onnx.dim_params = ["P", "B", "", ""], onnx.name = "past_value.0"})
+// CHECK:         moe.switchhead_cached {{.*}} past(%[[DK]], %[[DV]])
+// CHECK-NOT:     moe.switchhead %
+#map_tok = affine_map<(b, t, d) -> (b, t)>
+#map3 = affine_map<(b, t, d) -> (b, t, d)>
+#map_x = affine_map<(b, t, d, j) -> (b, t, d)>
+#map_w = affine_map<(b, t, d, j) -> (d, j)>
+#map_y = affine_map<(b, t, d, j) -> (b, t, j)>
+func.func @main(%tokens: tensor<?x?xi64> {onnx.name = "tokens", onnx.dim_params = ["B", "T"]})
+    -> (tensor<?x?x8xf32> {onnx.name = "logits"}) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %emb = arith.constant dense<0.5> : tensor<16x32xf32>
+  %b = tensor.dim %tokens, %c0 : tensor<?x?xi64>
+  %t = tensor.dim %tokens, %c1 : tensor<?x?xi64>
+  %e0 = tensor.empty(%b, %t) : tensor<?x?x32xf32>
+  %x = linalg.generic {indexing_maps = [#map_tok, #map3], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%tokens : tensor<?x?xi64>) outs(%e0 : tensor<?x?x32xf32>) {
+  ^bb0(%tok: i64, %out: f32):
+    %i = arith.index_cast %tok : i64 to index
+    %d = linalg.index 2 : index
+    %v = tensor.extract %emb[%i, %d] : tensor<16x32xf32>
+    linalg.yield %v : f32
+  } -> tensor<?x?x32xf32>
+  %wq = arith.constant dense<0.1> : tensor<32x16xf32>
+  %wv = arith.constant dense<0.1> : tensor<8x32x8xf32>
+  %wo = arith.constant dense<0.1> : tensor<8x8x32xf32>
+  %s = arith.constant dense<0.1> : tensor<8x32xf32>
+  %a = moe.switchhead %x, %x, %x, %wq, %wq, %wv, %wo, %s sel_v(%s) {num_heads = 2 : i64, k = 2 : i64}
+      : (tensor<?x?x32xf32>, tensor<?x?x32xf32>, tensor<?x?x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>,
+         tensor<8x32x8xf32>, tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<8x32xf32>) -> tensor<?x?x32xf32>
+  %e1 = tensor.empty(%b, %t) : tensor<?x?x32xf32>
+  %r = linalg.generic {indexing_maps = [#map3, #map3, #map3], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%a, %x : tensor<?x?x32xf32>, tensor<?x?x32xf32>) outs(%e1 : tensor<?x?x32xf32>) {
+  ^bb0(%p: f32, %q: f32, %o: f32):
+    %v = arith.addf %p, %q : f32
+    linalg.yield %v : f32
+  } -> tensor<?x?x32xf32>
+  %head = arith.constant dense<0.2> : tensor<32x8xf32>
+  %zero = arith.constant 0.0 : f32
+  %e2 = tensor.empty(%b, %t) : tensor<?x?x8xf32>
+  %z = linalg.fill ins(%zero : f32) outs(%e2 : tensor<?x?x8xf32>) -> tensor<?x?x8xf32>
+  %y = linalg.generic {indexing_maps = [#map_x, #map_w, #map_y], iterator_types = ["parallel", "parallel", "reduction", "parallel"]}
+      ins(%r, %head : tensor<?x?x32xf32>, tensor<32x8xf32>) outs(%z : tensor<?x?x8xf32>) {
+  ^bb0(%p: f32, %q: f32, %o: f32):
+    %m = arith.mulf %p, %q : f32
+    %v = arith.addf %m, %o : f32
+    linalg.yield %v : f32
+  } -> tensor<?x?x8xf32>
+  return %y : tensor<?x?x8xf32>
+}
