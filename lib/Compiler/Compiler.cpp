@@ -299,9 +299,21 @@ LogicalResult mlir::moe::compileModule(ModuleOp module,
   // @decode follow for generation).
   SmallVector<func::FuncOp> entries;
   for (auto fn : module.getOps<func::FuncOp>()) {
-    if (fn.isExternal() || !fn.isPublic())
+    if (fn.isExternal() || !fn.isPublic() ||
+        !SymbolTable::symbolKnownUseEmpty(fn, module))
       continue;
-    if (fn.getSymName() == "main")
+    // The runtime calls entry `name` through the symbol moe_entry_<name>.
+    StringRef name = fn.getSymName();
+    if (name.empty() || isdigit(static_cast<unsigned char>(name[0])) ||
+        !llvm::all_of(name, [](char c) {
+          return isalnum(static_cast<unsigned char>(c)) || c == '_';
+        }))
+      return emitError(fn.getLoc())
+             << "the entry function @" << name
+             << " needs a name of letters, digits and '_' (the runtime "
+                "calls it through the symbol moe_entry_"
+             << name << ")";
+    if (name == "main")
       entries.insert(entries.begin(), fn);
     else
       entries.push_back(fn);

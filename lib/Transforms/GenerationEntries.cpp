@@ -16,26 +16,35 @@
 // P..P+T-1 of @main on the whole sequence.
 //
 // That holds only if everything else in @main treats each position on its
-// own. The pass checks it before deriving anything (a forward dataflow
-// analysis over the position dims of each tensor):
-//   - the tokens' dim 1 is the position dim; a tensor.dim of a position dim
-//     is a position size, and so is arithmetic on one; a tensor.empty sized
-//     by one has that dim as a position dim;
+// own. The pass checks it on each derived copy before rewriting it (a
+// forward dataflow analysis; anything it cannot follow is refused, located
+// at the op). For each tensor it tracks the dims that hold positions and
+// their stride (index steps per position: 1, or 32 for positions merged
+// with an inner dim of 32); for each scalar, whether it is a position size
+// (derived from such a dim's extent):
+//   - the tokens' dim 1 holds the positions; tensor.empty sized by a
+//     position size has positions there;
 //   - a linalg op maps each position dim of its operands to one parallel
-//     loop, reads no position-free operand along such a loop, does not read
-//     the loop's index (linalg.index), and reads no position-carrying tensor
-//     with tensor.extract inside its body; the position loops give the
-//     result's position dims;
-//   - collapse_shape and expand_shape keep the position in the groups that
-//     hold it (an expanded dim is a position dim when its size is a position
-//     size, or is not known to be a batch size or 1);
-//   - moe.ffn and moe.tree_ffn work on rows (position in dim 0 only),
-//     moe.mot mixes across the batch at one position (position in dim 1
-//     only), moe.switchhead takes sources with the position in dim 1 only;
-//   - scf.if yields the union of its branches;
-//   - any other op that reads a position-carrying tensor is refused, by
-//     name, as are static sequence lengths (a derived @decode needs the
-//     tokens' dim 1 dynamic).
+//     loop with one stride, keeps that loop as a dim of every result, reads
+//     no position-free operand along it, takes no position size as an
+//     operand, and its body reads neither the loop's index nor anything
+//     position-dependent from outside; element 0 of a position dim is read
+//     only in the importer's run-time broadcast branch (`scf.if dim == 1`);
+//   - collapse_shape merges a position dim with the static dims inside it;
+//     expand_shape must split it exactly: one dim sized by a position size,
+//     the static dims inside it multiplying to the stride, batch sizes
+//     (or 1) outside it;
+//   - moe.ffn (without a capacity limit) and moe.tree_ffn work on rows
+//     (positions in dim 0, stride 1), moe.mot mixes across the batch at one
+//     position (dim 1), moe.switchhead takes sources [B, T, D] with the
+//     positions in dim 1 only;
+//   - scf.if may branch on a position size only to report an error or to
+//     compare two position extents; results take either branch's positions;
+//   - any other op, or region op, that sees a position is refused, as are a
+//     static sequence length and attention nested in a region.
+// The importer's Reshape size selects (0 and -1 rules) are first replaced in
+// the copies by the arm a well-formed model takes, under run-time checks
+// (simplifySizeSelects).
 //
 //===----------------------------------------------------------------------===//
 
@@ -65,16 +74,40 @@ using namespace mlir::moe;
 
 namespace {
 
-/// Position dims of a tensor value (bit d: dim d may hold the position).
-using Dims = uint64_t;
+/// Where a tensor value holds the position: per dim, 0 (not there), the
+/// stride (index steps per position: 1 for a dim of positions, 32 for
+/// positions merged with an inner dim of 32), or kUnknownStride.
+using PosInfo = SmallVector<int64_t, 4>;
+constexpr int64_t kUnknownStride = -1;
 
-bool has(Dims dims, int64_t d) { return d < 64 && (dims >> d) & 1; }
-Dims bit(int64_t d) { return d < 64 ? Dims(1) << d : 0; }
+/// `v` through integer casts.
+Value stripCasts(Value v) {
+  while (Operation *op = v.getDefiningOp()) {
+    if (!isa<arith::IndexCastOp, arith::IndexCastUIOp, arith::ExtSIOp,
+             arith::ExtUIOp, arith::TruncIOp>(op))
+      break;
+    v = op->getOperand(0);
+  }
+  return v;
+}
+
+/// True if one branch of `ifOp` always reports a run-time error: a call of
+/// the error hook directly in its block (the run then fails, whatever it
+/// yields).
+bool reportsError(scf::IfOp ifOp) {
+  for (Region &r : ifOp->getRegions())
+    if (!r.empty())
+      for (Operation &op : r.front())
+        if (auto call = dyn_cast<func::CallOp>(&op);
+            call && call.getCallee() == "moe_report_error")
+          return true;
+  return false;
+}
 
 /// The position-locality analysis of the file comment.
 class PositionAnalysis {
 public:
-  explicit PositionAnalysis(Value tokens) { dims[tokens] = bit(1); }
+  explicit PositionAnalysis(Value tokens) { info[tokens] = {0, 1}; }
 
   LogicalResult run(Block &block) {
     for (Operation &op : block)
@@ -83,7 +116,17 @@ public:
     return success();
   }
 
-  Dims of(Value v) const { return dims.lookup(v); }
+  /// The value's position info (all zeros when it holds none).
+  PosInfo of(Value v) const {
+    auto it = info.find(v);
+    if (it != info.end())
+      return it->second;
+    auto type = dyn_cast<RankedTensorType>(v.getType());
+    return PosInfo(type ? type.getRank() : 0, 0);
+  }
+  bool carries(Value v) const {
+    return llvm::any_of(of(v), [](int64_t s) { return s != 0; });
+  }
   bool isPositionSize(Value v) const { return sizes.contains(v); }
 
 private:
@@ -94,41 +137,52 @@ private:
 
   bool readsPosition(Operation *op) const {
     return llvm::any_of(op->getOperands(), [&](Value v) {
-      return of(v) != 0 || isPositionSize(v);
+      return carries(v) || isPositionSize(v);
     });
+  }
+
+  /// A size known to hold no position: a static 0 or 1, or (through casts
+  /// and selects) a tensor.dim of a dim without one.
+  bool isBatchSize(Value v) const {
+    if (isPositionSize(v))
+      return false;
+    v = stripCasts(v);
+    // 0 is an empty dim (the importer's value after a reported error).
+    if (std::optional<int64_t> c = getConstantIntValue(v))
+      return *c == 0 || *c == 1;
+    if (auto select = v.getDefiningOp<arith::SelectOp>())
+      return isBatchSize(select.getTrueValue()) &&
+             isBatchSize(select.getFalseValue());
+    auto dim = v.getDefiningOp<tensor::DimOp>();
+    if (!dim)
+      return false;
+    std::optional<int64_t> d = dim.getConstantIndex();
+    PosInfo src = of(dim.getSource());
+    return d && *d < static_cast<int64_t>(src.size()) && src[*d] == 0;
   }
 
   LogicalResult visit(Operation *op) {
     if (auto dim = dyn_cast<tensor::DimOp>(op)) {
       std::optional<int64_t> d = dim.getConstantIndex();
-      if (!d ? of(dim.getSource()) != 0 : has(of(dim.getSource()), *d))
+      PosInfo src = of(dim.getSource());
+      if (!d ? carries(dim.getSource())
+             : *d < static_cast<int64_t>(src.size()) && src[*d] != 0)
         sizes.insert(dim.getResult());
       return success();
     }
     if (auto empty = dyn_cast<tensor::EmptyOp>(op)) {
-      Dims result = 0;
       auto type = empty.getType();
+      PosInfo result(type.getRank(), 0);
       unsigned next = 0;
       for (int64_t d = 0; d < type.getRank(); ++d)
         if (type.isDynamicDim(d) &&
             isPositionSize(empty.getDynamicSizes()[next++]))
-          result |= bit(d);
-      dims[empty.getResult()] = result;
+          result[d] = 1;
+      info[empty.getResult()] = result;
       return success();
     }
-    if (auto ifOp = dyn_cast<scf::IfOp>(op)) {
-      for (Region &r : ifOp->getRegions())
-        if (!r.empty() && failed(run(r.front())))
-          return failure();
-      for (Region &r : ifOp->getRegions()) {
-        if (r.empty())
-          continue;
-        auto yield = cast<scf::YieldOp>(r.front().getTerminator());
-        for (auto [res, v] : llvm::zip(ifOp.getResults(), yield.getOperands()))
-          dims[res] |= of(v);
-      }
-      return success();
-    }
+    if (auto ifOp = dyn_cast<scf::IfOp>(op))
+      return visitIf(ifOp);
     if (isa<scf::YieldOp, func::ReturnOp>(op))
       return success();
     // The importer's error hook (moe_report_error(code)); any other call
@@ -137,102 +191,159 @@ private:
       return success();
     if (auto linalgOp = dyn_cast<linalg::LinalgOp>(op))
       return visitLinalg(linalgOp);
-    if (auto collapse = dyn_cast<tensor::CollapseShapeOp>(op)) {
-      Dims src = of(collapse.getSrc()), result = 0;
-      for (auto [g, group] :
-           llvm::enumerate(collapse.getReassociationIndices()))
-        for (int64_t d : group)
-          if (has(src, d))
-            result |= bit(g);
-      dims[collapse.getResult()] = result;
-      return success();
-    }
+    if (auto collapse = dyn_cast<tensor::CollapseShapeOp>(op))
+      return visitCollapse(collapse);
     if (auto expand = dyn_cast<tensor::ExpandShapeOp>(op))
       return visitExpand(expand);
     if (auto cast = dyn_cast<tensor::CastOp>(op)) {
-      dims[cast.getResult()] = of(cast.getSource());
+      info[cast.getResult()] = of(cast.getSource());
       return success();
     }
-    if (auto ffn = dyn_cast<FfnOp>(op))
-      return rows(op, {ffn.getInput(), ffn.getSelectorInput()}, ffn, 0);
+    if (auto ffn = dyn_cast<FfnOp>(op)) {
+      // Switch capacity: which token an expert drops depends on all rows.
+      if (ffn.getCapacityFactor() && readsPosition(op))
+        return refuse(op) << "has a capacity limit: a token's result "
+                             "depends on the other tokens";
+      return rows(op, {ffn.getInput(), ffn.getSelectorInput()}, 0);
+    }
     if (auto tree = dyn_cast<TreeFfnOp>(op))
-      return rows(op, {tree.getInput()}, tree, 0);
+      return rows(op, {tree.getInput()}, 0);
     if (auto mot = dyn_cast<MotOp>(op))
-      return rows(op, {mot.getInput()}, mot, 1);
+      return rows(op, {mot.getInput()}, 1);
     if (auto sh = dyn_cast<SwitchHeadOp>(op)) {
       for (Value src : {sh.getQSrc(), sh.getKSrc(), sh.getVSrc()})
-        if (of(src) != bit(1))
-          return refuse(op) << "needs sources whose only position dim is "
-                               "dim 1 (the sequence), got a position in "
-                               "dims mask "
-                            << of(src);
+        if (of(src) != PosInfo{0, 1, 0})
+          return refuse(op) << "needs sources [B, T, D] with the positions "
+                               "in dim 1 only";
       for (Value w : {sh.getWq(), sh.getWk(), sh.getWv(), sh.getWo(),
                       sh.getSelO(), sh.getSelV()})
-        if (w && of(w) != 0)
+        if (w && carries(w))
           return refuse(op) << "reads weights computed from the tokens";
-      dims[sh.getResult()] = bit(1);
+      info[sh.getResult()] = {0, 1, 0};
       return success();
     }
-    // Scalars: position sizes propagate through arithmetic.
+    // Scalars: position sizes propagate through arithmetic; a select is one
+    // of its arms (its condition decides which, not what).
     if (op->getNumRegions() == 0 &&
         llvm::all_of(op->getResultTypes(),
                      [](Type t) { return t.isIntOrIndexOrFloat(); }) &&
-        llvm::all_of(op->getOperands(),
-                     [&](Value v) { return v.getType().isIntOrIndexOrFloat(); })) {
-      if (llvm::any_of(op->getOperands(),
-                       [&](Value v) { return isPositionSize(v); }))
+        llvm::all_of(op->getOperands(), [&](Value v) {
+          return v.getType().isIntOrIndexOrFloat();
+        })) {
+      ValueRange from = op->getOperands();
+      if (auto select = dyn_cast<arith::SelectOp>(op))
+        from = from.drop_front();
+      if (llvm::any_of(from, [&](Value v) { return isPositionSize(v); }))
         for (Value r : op->getResults())
           sizes.insert(r);
       return success();
     }
-    if (!readsPosition(op)) {
-      // Nothing derived from the positions: constants, weights, fills of
-      // position-free shapes.
-      for (Value r : op->getResults())
-        if (isa<RankedTensorType>(r.getType()))
-          dims[r] = 0;
+    // Anything else must not see the positions, nor capture them in a
+    // region (scf.for, tensor.generate, ...).
+    bool captures = false;
+    op->walk([&](Operation *inner) {
+      if (inner != op && readsPosition(inner))
+        captures = true;
+    });
+    if (!readsPosition(op) && !captures)
       return success();
-    }
     return refuse(op) << "reads the sequence positions in a way the "
                          "derivation cannot check";
   }
 
-  /// Row-wise moe ops: the position may only be in dim `allowed` of the
-  /// inputs, and is there in the result.
-  LogicalResult rows(Operation *op, ArrayRef<Value> inputs, Operation *res,
-                     int64_t allowed) {
-    for (Value v : inputs)
-      if (v && (of(v) & ~bit(allowed)))
-        return refuse(op) << "mixes rows across the position dim";
-    for (Value w : op->getOperands())
-      if (!llvm::is_contained(inputs, w) && of(w) != 0)
-        return refuse(op) << "reads weights computed from the tokens";
-    dims[res->getResult(0)] = bit(allowed);
+  /// scf.if: a condition that depends on the positions must be one whose
+  /// branches differ only by a reported error, or compare two position
+  /// extents (equal in @main and @decode alike for values of the same
+  /// positions). Tensor results take the position of either branch; a
+  /// scalar result is a position size if either branch yields one.
+  LogicalResult visitIf(scf::IfOp ifOp) {
+    Value cond = ifOp.getCondition();
+    if (isPositionSize(cond) && !reportsError(ifOp)) {
+      auto cmp = cond.getDefiningOp<arith::CmpIOp>();
+      if (!cmp ||
+          (cmp.getPredicate() != arith::CmpIPredicate::eq &&
+           cmp.getPredicate() != arith::CmpIPredicate::ne) ||
+          !isPositionSize(cmp.getLhs()) || !isPositionSize(cmp.getRhs()))
+        return refuse(ifOp) << "branches on the sequence length";
+    }
+    for (Region &r : ifOp->getRegions())
+      if (!r.empty() && failed(run(r.front())))
+        return failure();
+    for (auto [i, res] : llvm::enumerate(ifOp.getResults())) {
+      PosInfo merged = of(res);
+      bool size = false;
+      for (Region &r : ifOp->getRegions()) {
+        if (r.empty())
+          continue;
+        Value v = cast<scf::YieldOp>(r.front().getTerminator()).getOperand(i);
+        size |= isPositionSize(v);
+        PosInfo branch = of(v);
+        for (auto [m, s] : llvm::zip(merged, branch))
+          if (s != 0)
+            m = (m == 0 || m == s) ? s : kUnknownStride;
+      }
+      info[res] = merged;
+      if (size)
+        sizes.insert(res);
+    }
     return success();
+  }
+
+  /// Row-wise moe ops: the position may only be in dim `allowed` of the
+  /// inputs, one per index, and is there in the result.
+  LogicalResult rows(Operation *op, ArrayRef<Value> inputs, int64_t allowed) {
+    for (Value v : inputs) {
+      if (!v)
+        continue;
+      PosInfo in = of(v);
+      for (auto [d, s] : llvm::enumerate(in))
+        if (s != 0 && (static_cast<int64_t>(d) != allowed || s != 1))
+          return refuse(op) << "mixes rows across the position dim";
+    }
+    for (Value w : op->getOperands())
+      if (!llvm::is_contained(inputs, w) && (carries(w) || isPositionSize(w)))
+        return refuse(op) << "reads weights computed from the tokens";
+    PosInfo result(cast<RankedTensorType>(op->getResult(0).getType())
+                       .getRank(),
+                   0);
+    if (llvm::any_of(inputs, [&](Value v) { return v && carries(v); }))
+      result[allowed] = 1;
+    info[op->getResult(0)] = result;
+    return success();
+  }
+
+  /// True if `op` is the importer's run-time broadcast of `operand` along
+  /// `d`: the then-branch of `scf.if (tensor.dim operand, d) == 1`.
+  static bool isBroadcastBranch(Operation *op, Value operand, int64_t d) {
+    auto ifOp = dyn_cast<scf::IfOp>(op->getParentOp());
+    if (!ifOp || op->getParentRegion() != &ifOp.getThenRegion())
+      return false;
+    auto cmp = ifOp.getCondition().getDefiningOp<arith::CmpIOp>();
+    if (!cmp || cmp.getPredicate() != arith::CmpIPredicate::eq)
+      return false;
+    std::optional<int64_t> one = getConstantIntValue(cmp.getRhs());
+    auto dim = cmp.getLhs().getDefiningOp<tensor::DimOp>();
+    return one && *one == 1 && dim && dim.getSource() == operand &&
+           dim.getConstantIndex() == d;
   }
 
   LogicalResult visitLinalg(linalg::LinalgOp op) {
     Operation *raw = op.getOperation();
-    SmallVector<AffineMap> maps = op.getIndexingMapsArray();
     SmallVector<utils::IteratorType> iters = op.getIteratorTypesArray();
-    // Loops that run along a position dim of some operand.
-    llvm::SmallBitVector posLoops(op.getNumLoops());
+    // The loops that run along positions, with their strides.
+    DenseMap<unsigned, int64_t> loopStride;
     for (OpOperand &operand : raw->getOpOperands()) {
-      Dims d = of(operand.get());
-      if (!d)
-        continue;
+      if (isPositionSize(operand.get()))
+        return refuse(raw) << "takes the sequence length as operand #"
+                           << operand.getOperandNumber();
+      PosInfo in = of(operand.get());
       AffineMap map = op.getMatchingIndexingMap(&operand);
-      for (unsigned r = 0; r < map.getNumResults(); ++r) {
-        if (!has(d, r))
+      for (unsigned r = 0; r < in.size() && r < map.getNumResults(); ++r) {
+        if (in[r] == 0)
           continue;
         AffineExpr e = map.getResult(r);
         if (auto c = dyn_cast<AffineConstantExpr>(e)) {
-          // Element 0 of a position dim: the branch of the importer's
-          // run-time broadcast (an scf.if), taken only when the dim is 1
-          // while the other operand's is not, which two values of the same
-          // positions never are. Elsewhere it reads one position for all
-          // (first-token pooling): refused.
-          if (c.getValue() == 0 && raw->getParentOfType<scf::IfOp>())
+          if (c.getValue() == 0 && isBroadcastBranch(raw, operand.get(), r))
             continue;
           return refuse(raw) << "reads element " << c.getValue()
                              << " of a position dim";
@@ -244,38 +355,49 @@ private:
           e.print(os);
           return refuse(raw) << "indexes a position dim with " << text;
         }
-        posLoops.set(dimExpr.getPosition());
+        auto [it, added] = loopStride.try_emplace(dimExpr.getPosition(), in[r]);
+        if (!added && it->second != in[r])
+          return refuse(raw) << "reads positions with different layouts "
+                                "along loop "
+                             << dimExpr.getPosition();
       }
     }
-    for (unsigned l : posLoops.set_bits())
+    for (auto [l, s] : loopStride) {
       if (iters[l] != utils::IteratorType::parallel)
         return refuse(raw) << "reduces over the position dim (loop " << l
                            << ")";
+      // Each result keeps its positions apart: the loop is one of its dims.
+      for (OpOperand &init : op.getDpsInitsMutable())
+        if (!llvm::is_contained(op.getMatchingIndexingMap(&init).getResults(),
+                                getAffineDimExpr(l, raw->getContext())))
+          return refuse(raw) << "folds the position loop " << l
+                             << " into its result";
+    }
     // Position-free operands must not be read along a position loop (a
     // table indexed by the position, a mask).
     for (OpOperand &operand : raw->getOpOperands()) {
-      if (of(operand.get()))
+      if (carries(operand.get()))
         continue;
       AffineMap map = op.getMatchingIndexingMap(&operand);
-      for (unsigned l : posLoops.set_bits())
+      for (auto [l, s] : loopStride)
         if (map.isFunctionOfDim(l))
           return refuse(raw) << "reads operand #" << operand.getOperandNumber()
                              << ", which is position-free, along the "
                                 "position (loop "
                              << l << ")";
     }
-    // The body: no index of a position loop; no extract from a
-    // position-carrying tensor; nothing else position-dependent.
+    // The body: no index of a position loop; nothing from outside that
+    // depends on the positions.
     if (raw->getNumRegions()) {
       WalkResult walk = raw->getRegion(0).walk([&](Operation *inner) {
         if (auto index = dyn_cast<linalg::IndexOp>(inner))
-          if (posLoops.test(index.getDim())) {
+          if (loopStride.count(index.getDim())) {
             refuse(raw) << "reads the index of the position loop "
                         << index.getDim();
             return WalkResult::interrupt();
           }
         for (Value v : inner->getOperands())
-          if (of(v) != 0 || isPositionSize(v)) {
+          if (carries(v) || isPositionSize(v)) {
             refuse(raw) << "reads a position-carrying tensor or a "
                            "sequence length inside its body ('"
                         << inner->getName() << "')";
@@ -288,129 +410,143 @@ private:
     }
     for (OpResult r : raw->getResults()) {
       AffineMap map = op.getIndexingMapMatchingResult(r);
-      Dims result = 0;
+      PosInfo result(map.getNumResults(), 0);
       for (unsigned i = 0; i < map.getNumResults(); ++i)
         if (auto e = dyn_cast<AffineDimExpr>(map.getResult(i)))
-          if (posLoops.test(e.getPosition()))
-            result |= bit(i);
-      // An init that carries a position keeps it (elementwise updates).
-      dims[r] = result | of(op.getDpsInitOperand(r.getResultNumber())->get());
+          if (auto it = loopStride.find(e.getPosition());
+              it != loopStride.end())
+            result[i] = it->second;
+      info[r] = result;
     }
     return success();
   }
 
+  /// A group holding a position dim p with stride s merges into one dim of
+  /// stride s times the (static) sizes inside p in the group.
+  LogicalResult visitCollapse(tensor::CollapseShapeOp collapse) {
+    PosInfo src = of(collapse.getSrc());
+    auto srcType = collapse.getSrcType();
+    PosInfo result;
+    for (ReassociationIndices group : collapse.getReassociationIndices()) {
+      int64_t stride = 0;
+      for (auto [i, d] : llvm::enumerate(group)) {
+        if (src[d] == 0)
+          continue;
+        if (stride != 0 || src[d] == kUnknownStride) {
+          stride = kUnknownStride; // two position dims in one group
+          break;
+        }
+        stride = src[d];
+        for (int64_t inner : ArrayRef<int64_t>(group).drop_front(i + 1)) {
+          int64_t size = srcType.getDimSize(inner);
+          if (ShapedType::isDynamic(size)) {
+            stride = kUnknownStride;
+            break;
+          }
+          stride *= size;
+        }
+        if (stride == kUnknownStride)
+          break;
+      }
+      result.push_back(stride);
+    }
+    info[collapse.getResult()] = result;
+    return success();
+  }
+
+  /// A merged dim of stride s splits exactly when one result dim p is sized
+  /// by a position size, the (static) sizes inside it multiply to s, and
+  /// the dims outside it are batch sizes or 1 (the rows were batch-major).
   LogicalResult visitExpand(tensor::ExpandShapeOp expand) {
-    Dims src = of(expand.getSrc()), result = 0;
+    PosInfo src = of(expand.getSrc());
     auto type = expand.getResultType();
     SmallVector<OpFoldResult> sizes = expand.getMixedOutputShape();
+    PosInfo result(type.getRank(), 0);
+    auto sizeIs = [&](int64_t d, auto pred) {
+      auto v = dyn_cast<Value>(sizes[d]);
+      return v && pred(v);
+    };
     for (auto [g, group] : llvm::enumerate(expand.getReassociationIndices())) {
-      if (!has(src, g))
+      if (src[g] == 0)
         continue;
-      Dims inGroup = 0, unknown = 0;
-      bool outer = true; // before the first dim sized by a position size
+      SmallVector<int64_t> positional;
+      for (int64_t d : group)
+        if (sizeIs(d, [&](Value v) { return isPositionSize(v); }))
+          positional.push_back(d);
+      if (positional.size() != 1 || src[g] == kUnknownStride)
+        return expand->emitError()
+               << "cannot derive generation entries: this expand_shape does "
+                  "not split the positions from the other dims exactly";
+      int64_t p = positional.front();
+      int64_t inner = 1;
+      bool outer = true;
       for (int64_t d : group) {
-        if (type.getDimSize(d) == 1)
-          continue;
-        auto v = dyn_cast<Value>(sizes[d]);
-        if (v && isPositionSize(v)) {
-          inGroup |= bit(d);
+        if (d == p) {
           outer = false;
           continue;
         }
-        bool batch = v && isBatchSize(v);
-        // A dim split off outside the positions must be a batch size (the
-        // rows were batch-major): a static one would cut across them.
-        if (outer && !batch && v == Value() && inGroup == 0 &&
-            llvm::any_of(group, [&](int64_t e) {
-              auto w = dyn_cast<Value>(sizes[e]);
-              return w && isPositionSize(w);
-            }))
+        if (outer) {
+          if (type.getDimSize(d) != 1 &&
+              !sizeIs(d, [&](Value v) { return isBatchSize(v); }))
+            return expand->emitError()
+                   << "cannot derive generation entries: this expand_shape "
+                      "splits dim "
+                   << d << " off outside the positions, not a batch size";
+          continue;
+        }
+        if (ShapedType::isDynamic(type.getDimSize(d)))
           return expand->emitError()
                  << "cannot derive generation entries: this expand_shape "
-                    "splits a dim of static size "
-                 << type.getDimSize(d) << " off outside the positions";
-        if (!batch)
-          unknown |= bit(d);
+                    "has a dynamic dim inside the positions";
+        inner *= type.getDimSize(d);
       }
-      // The dims sized by a position size hold it; with none, every dim
-      // that may hold it does.
-      result |= inGroup ? inGroup : unknown;
-      if (!(inGroup | unknown))
+      if (inner != src[g])
         return expand->emitError()
-               << "cannot derive generation entries: this expand_shape "
-                  "loses track of the position dim";
+               << "cannot derive generation entries: this expand_shape cuts "
+                  "across positions ("
+               << inner << " elements per row, " << src[g] << " per position)";
+      result[p] = 1;
     }
-    dims[expand.getResult()] = result;
+    info[expand.getResult()] = result;
     return success();
   }
 
-  /// A size known not to be a position size: a tensor.dim of a dim that
-  /// holds no position.
-  bool isBatchSize(Value v) const {
-    auto dim = v.getDefiningOp<tensor::DimOp>();
-    if (!dim)
-      return false;
-    std::optional<int64_t> d = dim.getConstantIndex();
-    return d && !has(of(dim.getSource()), *d) && !isPositionSize(v);
-  }
-
-  llvm::DenseMap<Value, Dims> dims;
+  llvm::DenseMap<Value, PosInfo> info;
   llvm::DenseSet<Value> sizes;
 };
 
-/// True if `c` is the condition of an scf.if that reports a run-time error
-/// (the importer's shape checks: the run fails when it holds).
-bool isErrorCondition(Value c) {
-  return llvm::any_of(c.getUsers(), [](Operation *user) {
-    auto ifOp = dyn_cast<scf::IfOp>(user);
-    if (!ifOp)
-      return false;
-    WalkResult walk = ifOp.getThenRegion().walk([](func::CallOp call) {
-      return call.getCallee() == "moe_report_error" ? WalkResult::interrupt()
-                                                    : WalkResult::advance();
-    });
-    return walk.wasInterrupted();
-  });
-}
-
-/// The importer computes sizes of shapes read from the graph (Reshape's 0
-/// and -1 rules, checked sizes) with selects that can mix a batch size with
-/// a row count in one value. In a derived entry, each such size is replaced
-/// by the arm it takes whenever the model is well formed, under a run-time
-/// check where it is not implied (an error instead of a wrong answer):
-///   select(x == 0, y, x) -> x, checking not (x == 0 and y != 0)
-///   select(x == -1, y, x) -> x, checking not (x == -1 and y != -1)
-///   select(bad, 0, v)    -> v, where `bad` already reports an error.
+/// The importer computes sizes of shapes read from the graph with
+/// Reshape's 0 and -1 rules; a 0 entry copies an input dim, so one value can
+/// be a batch size or a row count. In a derived entry, each function-level
+/// select of such a rule is replaced by the arm a well-formed model takes:
+///   select(x == -1, y, z) -> z, where x is a tensor.dim (never -1);
+///   select(x == 0, y, x)  -> x, with a run-time check that y is 0 too
+///                            where x is (an error, not a wrong answer).
 /// This leaves sizes the position analysis can follow.
 void simplifySizeSelects(func::FuncOp fn) {
   SmallVector<arith::SelectOp> selects;
-  fn.walk([&](arith::SelectOp op) {
-    if (op.getType().isIntOrIndex())
-      selects.push_back(op);
-  });
+  for (Operation &op : fn.getBody().front())
+    if (auto select = dyn_cast<arith::SelectOp>(&op);
+        select && select.getType().isIndex())
+      selects.push_back(select);
   OpBuilder b(fn.getContext());
   for (arith::SelectOp op : selects) {
-    Value cond = op.getCondition(), t = op.getTrueValue(),
-          f = op.getFalseValue();
-    b.setInsertionPoint(op);
-    Location loc = op.getLoc();
-    if (auto cmp = cond.getDefiningOp<arith::CmpIOp>();
-        cmp && cmp.getPredicate() == arith::CmpIPredicate::eq &&
-        cmp.getLhs() == f) {
-      std::optional<int64_t> c = getConstantIntValue(cmp.getRhs());
-      if (c && (*c == 0 || *c == -1)) {
-        // Bad: the rule applies and the other arm differs.
-        Value differs = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne,
-                                              t, cmp.getRhs());
-        Value bad = arith::AndIOp::create(b, loc, cond, differs);
-        build::reportIf(b, loc, bad, kErrorShapeMismatch);
-        op.replaceAllUsesWith(f);
-        op.erase();
-        continue;
-      }
-    }
-    std::optional<int64_t> tc = getConstantIntValue(t);
-    if (tc && *tc == 0 && isErrorCondition(cond)) {
+    auto cmp = op.getCondition().getDefiningOp<arith::CmpIOp>();
+    Value t = op.getTrueValue(), f = op.getFalseValue();
+    if (!cmp || cmp.getPredicate() != arith::CmpIPredicate::eq)
+      continue;
+    std::optional<int64_t> c = getConstantIntValue(cmp.getRhs());
+    if (c && *c == -1 &&
+        stripCasts(cmp.getLhs()).getDefiningOp<tensor::DimOp>()) {
+      op.replaceAllUsesWith(f);
+      op.erase();
+    } else if (c && *c == 0 && cmp.getLhs() == f) {
+      b.setInsertionPoint(op);
+      Location loc = op.getLoc();
+      Value differs = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne,
+                                            t, cmp.getRhs());
+      Value bad = arith::AndIOp::create(b, loc, op.getCondition(), differs);
+      build::reportIf(b, loc, bad, kErrorShapeMismatch);
       op.replaceAllUsesWith(f);
       op.erase();
     }
@@ -426,20 +562,41 @@ struct MoeGenerationEntriesPass
       module.emitError() << "cannot derive generation entries: no @main";
       return signalPassFailure();
     }
+    for (StringRef name : {"prefill", "decode"})
+      if (module.lookupSymbol(name)) {
+        main.emitError() << "cannot derive generation entries: the module "
+                            "already has a symbol @"
+                         << name;
+        return signalPassFailure();
+      }
     if (failed(check(main)))
       return signalPassFailure();
-    for (bool withCache : {true, false})
-      if (failed(derive(module, main, withCache)))
+    // Both or neither: a failure erases what was derived.
+    SmallVector<func::FuncOp> derived;
+    for (bool withCache : {true, false}) {
+      FailureOr<func::FuncOp> fn = derive(module, main, withCache);
+      if (failed(fn)) {
+        for (func::FuncOp f : derived)
+          f.erase();
         return signalPassFailure();
+      }
+      derived.push_back(*fn);
+    }
   }
 
   /// The token input, and the checks of the file comment.
   LogicalResult check(func::FuncOp main) {
     Location loc = main.getLoc();
-    if (main.getNumArguments() != 1)
+    // Outlined weights (moe-compile --emit=moe compiled again) are not
+    // inputs.
+    unsigned inputs = 0;
+    for (unsigned i = 0; i < main.getNumArguments(); ++i)
+      if (!main.getArgAttr(i, "moe.weight"))
+        ++inputs;
+    if (inputs != 1 || main.getArgAttr(0, "moe.weight"))
       return emitError(loc) << "cannot derive generation entries: @main must "
                                "take one input, the tokens [B, T]; it takes "
-                            << main.getNumArguments();
+                            << inputs;
     Value tokens = main.getArgument(0);
     auto type = dyn_cast<RankedTensorType>(tokens.getType());
     if (!type || type.getRank() != 2 ||
@@ -458,10 +615,16 @@ struct MoeGenerationEntriesPass
       return emitError(loc) << "cannot derive generation entries: the model "
                                "has no causal attention (moe.switchhead); "
                                "generation needs a causal language model";
-    for (SwitchHeadOp op : heads)
+    for (SwitchHeadOp op : heads) {
       if (!op.getCausal())
         return op.emitError() << "cannot derive generation entries: this "
                                  "attention is not causal";
+      // Its new rows become results of the function: it must run once,
+      // in the function body.
+      if (op->getBlock() != &main.getBody().front())
+        return op.emitError() << "cannot derive generation entries: this "
+                                 "attention is inside a region";
+    }
     return success();
   }
 
@@ -472,21 +635,18 @@ struct MoeGenerationEntriesPass
       return failure();
     auto ret = cast<func::ReturnOp>(fn.getBody().front().getTerminator());
     for (auto [i, v] : llvm::enumerate(ret.getOperands()))
-      if (analysis.of(v) != bit(1))
+      if (analysis.of(v) != PosInfo{0, 1, 0})
         return emitError(fn.getLoc())
                << "cannot derive generation entries: output " << i
-               << " must hold the sequence in dim 1 only (logits [B, T, V])";
+               << " must be [B, T, V] with the positions in dim 1 only";
     return success();
   }
 
   /// @prefill (no cache) or @decode (caches as inputs): a copy of @main
   /// whose attention layers read the cache and return their new rows.
-  LogicalResult derive(ModuleOp module, func::FuncOp main, bool withCache) {
+  FailureOr<func::FuncOp> derive(ModuleOp module, func::FuncOp main,
+                                 bool withCache) {
     StringRef name = withCache ? "decode" : "prefill";
-    if (module.lookupSymbol(name))
-      return main.emitError() << "cannot derive generation entries: the "
-                                 "module already has a symbol @"
-                              << name;
     OpBuilder b(main);
     b.setInsertionPointAfter(main);
     auto fn = cast<func::FuncOp>(b.clone(*main));
@@ -496,6 +656,7 @@ struct MoeGenerationEntriesPass
       fn.erase();
       return failure();
     }
+    // The cache length's dim symbol, distinct from the tokens' own.
     MLIRContext *ctx = module.getContext();
     Block &body = fn.getBody().front();
     ArrayAttr tokenParams =
@@ -504,6 +665,13 @@ struct MoeGenerationEntriesPass
       return tokenParams && d < tokenParams.size() ? tokenParams[d]
                                                    : StringAttr::get(ctx, "");
     };
+    std::string past = "P";
+    while (tokenParams && llvm::any_of(tokenParams, [&](Attribute a) {
+             auto str = dyn_cast<StringAttr>(a);
+             return str && str.getValue() == past;
+           }))
+      past += "_";
+    Attribute pastSymbol = StringAttr::get(ctx, past);
     SmallVector<SwitchHeadOp> heads;
     fn.walk([&](SwitchHeadOp op) { heads.push_back(op); });
     SmallVector<Value> newRows;
@@ -534,15 +702,15 @@ struct MoeGenerationEntriesPass
       if (withCache) {
         unsigned at = fn.getNumArguments();
         if (failed(fn.insertArgument(at, cacheType(ShapedType::kDynamic, dk),
-                                     attrs("past_key",
-                                           StringAttr::get(ctx, "P")),
+                                     attrs("past_key", pastSymbol),
                                      op.getLoc())) ||
             failed(fn.insertArgument(at + 1,
                                      cacheType(ShapedType::kDynamic, dv),
-                                     attrs("past_value",
-                                           StringAttr::get(ctx, "P")),
-                                     op.getLoc())))
+                                     attrs("past_value", pastSymbol),
+                                     op.getLoc()))) {
+          fn.erase();
           return failure();
+        }
         pastKey = body.getArgument(at);
         pastValue = body.getArgument(at + 1);
       } else {
@@ -585,7 +753,7 @@ struct MoeGenerationEntriesPass
                                  ValueRange(results).getTypes()));
     for (auto [i, a] : llvm::enumerate(resultAttrs))
       fn.setResultAttrs(i, a ? a : DictionaryAttr::get(ctx));
-    return success();
+    return fn;
   }
 };
 

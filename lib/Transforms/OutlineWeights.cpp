@@ -24,11 +24,12 @@ struct MoeOutlineWeightsPass
   void runOnOperation() override {
     ModuleOp module = getOperation();
     // The entries: @main and, for generation, @prefill and @decode; every
-    // public function the module defines. They share the weight records:
+    // public function the module defines and does not call. They share the weight records:
     // one value used by several entries is one record.
     SmallVector<func::FuncOp> entries;
     for (auto fn : module.getOps<func::FuncOp>())
-      if (!fn.isExternal() && fn.isPublic())
+      if (!fn.isExternal() && fn.isPublic() &&
+          SymbolTable::symbolKnownUseEmpty(fn, module))
         entries.push_back(fn);
     if (entries.empty()) {
       module.emitError() << "moe-outline-weights: the module defines no "

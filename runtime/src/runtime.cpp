@@ -774,18 +774,19 @@ moe_status_t runEntryAt(moe_session &s, size_t e, size_t numInputs,
                         const moe_tensor *const *inputs, size_t numOutputs,
                         moe_tensor **outputs) {
   const EntryRecord &entry = s.signature.entries[e];
-  const char *name = entry.name.c_str();
+  std::string name = moe::printable(entry.name, 64);
   // "the model" is entry main; other entries are named.
   std::string who = e == s.mainIndex
                         ? std::string("the model")
-                        : "entry '" + moe::printable(entry.name, 64) + "'";
+                        : "entry '" + name + "'";
+  const char *call =
+      e == s.mainIndex ? "moe_session_run" : "moe_session_run_entry";
   if (numInputs && (!names || !inputs))
-    return makeStatus(MOE_INVALID_ARGUMENT,
-                      "moe_session_run: names or inputs is null");
+    return makeStatus(MOE_INVALID_ARGUMENT, "%s: names or inputs is null",
+                      call);
   if (numOutputs != entry.outputs.size() || (numOutputs && !outputs))
-    return makeStatus(MOE_INVALID_ARGUMENT,
-                      "moe_session_run: %s has %zu outputs, %zu asked",
-                      who.c_str(), entry.outputs.size(), numOutputs);
+    return makeStatus(MOE_INVALID_ARGUMENT, "%s: %s has %zu outputs, %zu asked",
+                      call, who.c_str(), entry.outputs.size(), numOutputs);
   if (numInputs != entry.inputs.size())
     return makeStatus(MOE_INVALID_ARGUMENT, "%s takes %zu inputs, %zu given",
                       who.c_str(), entry.inputs.size(), numInputs);
@@ -795,7 +796,7 @@ moe_status_t runEntryAt(moe_session &s, size_t e, size_t numInputs,
                       "cannot allocate the %llu bytes of workspace of entry "
                       "'%s'",
                       static_cast<unsigned long long>(entry.workspaceBytes),
-                      name);
+                      name.c_str());
   moe_status_t st = checkInputs(s, e, *arena, numInputs, names, inputs);
   if (!st)
     st = runEntry(s.plans[e], *s.executor, s.pool, s.weights.data(), *arena,

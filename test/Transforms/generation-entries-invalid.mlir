@@ -335,8 +335,281 @@ func.func @main(%tokens: tensor<?x?xi64>) -> tensor<2x?x16xf32> {
          tensor<8x32x8xf32>, tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<8x32xf32>) -> tensor<?x?x32xf32>
   %flat = tensor.collapse_shape %a [[0, 1, 2]] : tensor<?x?x32xf32> into tensor<?xf32>
   %bt = arith.muli %b, %t : index
-  // expected-error @+1 {{cannot derive generation entries: this expand_shape splits a dim of static size 2 off outside the positions}}
+  // expected-error @+1 {{cannot derive generation entries: this expand_shape splits dim 0 off outside the positions, not a batch size}}
   %m = tensor.expand_shape %flat [[0, 1, 2]] output_shape [2, %bt, 16] : tensor<?xf32> into tensor<2x?x16xf32>
   return %m : tensor<2x?x16xf32>
+}
+
+// -----
+
+#map_tok = affine_map<(b, t, d) -> (b, t)>
+#map3 = affine_map<(b, t, d) -> (b, t, d)>
+#map_sum = affine_map<(b, t, d) -> (b, d)>
+func.func @main(%tokens: tensor<?x?xi64>) -> tensor<?x32xf32> {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %emb = arith.constant dense<0.5> : tensor<16x32xf32>
+  %b = tensor.dim %tokens, %c0 : tensor<?x?xi64>
+  %t = tensor.dim %tokens, %c1 : tensor<?x?xi64>
+  %e0 = tensor.empty(%b, %t) : tensor<?x?x32xf32>
+  %x = linalg.generic {indexing_maps = [#map_tok, #map3], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%tokens : tensor<?x?xi64>) outs(%e0 : tensor<?x?x32xf32>) {
+  ^bb0(%tok: i64, %out: f32):
+    %i = arith.index_cast %tok : i64 to index
+    %d = linalg.index 2 : index
+    %v = tensor.extract %emb[%i, %d] : tensor<16x32xf32>
+    linalg.yield %v : f32
+  } -> tensor<?x?x32xf32>
+  %wq = arith.constant dense<0.1> : tensor<32x16xf32>
+  %wv = arith.constant dense<0.1> : tensor<8x32x8xf32>
+  %wo = arith.constant dense<0.1> : tensor<8x8x32xf32>
+  %s = arith.constant dense<0.1> : tensor<8x32xf32>
+  %a = moe.switchhead %x, %x, %x, %wq, %wq, %wv, %wo, %s sel_v(%s) {num_heads = 2 : i64, k = 2 : i64}
+      : (tensor<?x?x32xf32>, tensor<?x?x32xf32>, tensor<?x?x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>,
+         tensor<8x32x8xf32>, tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<8x32xf32>) -> tensor<?x?x32xf32>
+  %e1 = tensor.empty(%b) : tensor<?x32xf32>
+  // expected-error @+1 {{cannot derive generation entries: 'linalg.generic' folds the position loop 1 into its result}}
+  %m = linalg.generic {indexing_maps = [#map3, #map_sum], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%a : tensor<?x?x32xf32>) outs(%e1 : tensor<?x32xf32>) {
+  ^bb0(%p: f32, %o: f32):
+    %v = arith.addf %p, %o : f32
+    linalg.yield %v : f32
+  } -> tensor<?x32xf32>
+  return %m : tensor<?x32xf32>
+}
+
+
+// -----
+
+#map_tok = affine_map<(b, t, d) -> (b, t)>
+#map3 = affine_map<(b, t, d) -> (b, t, d)>
+#map_sum = affine_map<(b, t, d) -> (b, d)>
+func.func @main(%tokens: tensor<?x?xi64>) -> tensor<?x?x32xf32> {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %emb = arith.constant dense<0.5> : tensor<16x32xf32>
+  %b = tensor.dim %tokens, %c0 : tensor<?x?xi64>
+  %t = tensor.dim %tokens, %c1 : tensor<?x?xi64>
+  %e0 = tensor.empty(%b, %t) : tensor<?x?x32xf32>
+  %x = linalg.generic {indexing_maps = [#map_tok, #map3], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%tokens : tensor<?x?xi64>) outs(%e0 : tensor<?x?x32xf32>) {
+  ^bb0(%tok: i64, %out: f32):
+    %i = arith.index_cast %tok : i64 to index
+    %d = linalg.index 2 : index
+    %v = tensor.extract %emb[%i, %d] : tensor<16x32xf32>
+    linalg.yield %v : f32
+  } -> tensor<?x?x32xf32>
+  %wq = arith.constant dense<0.1> : tensor<32x16xf32>
+  %wv = arith.constant dense<0.1> : tensor<8x32x8xf32>
+  %wo = arith.constant dense<0.1> : tensor<8x8x32xf32>
+  %s = arith.constant dense<0.1> : tensor<8x32xf32>
+  %a = moe.switchhead %x, %x, %x, %wq, %wq, %wv, %wo, %s sel_v(%s) {num_heads = 2 : i64, k = 2 : i64}
+      : (tensor<?x?x32xf32>, tensor<?x?x32xf32>, tensor<?x?x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>,
+         tensor<8x32x8xf32>, tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<8x32xf32>) -> tensor<?x?x32xf32>
+  %e1 = tensor.empty(%b, %t) : tensor<?x?x32xf32>
+  %ti = arith.index_cast %t : index to i64
+  %tf = arith.sitofp %ti : i64 to f32
+  // expected-error @+1 {{cannot derive generation entries: 'linalg.generic' takes the sequence length as operand #1}}
+  %m = linalg.generic {indexing_maps = [#map3, affine_map<(b, t, d) -> ()>, #map3], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%a, %tf : tensor<?x?x32xf32>, f32) outs(%e1 : tensor<?x?x32xf32>) {
+  ^bb0(%p: f32, %len: f32, %o: f32):
+    %v = arith.divf %p, %len : f32
+    linalg.yield %v : f32
+  } -> tensor<?x?x32xf32>
+  return %m : tensor<?x?x32xf32>
+}
+
+
+// -----
+
+#map_tok = affine_map<(b, t, d) -> (b, t)>
+#map3 = affine_map<(b, t, d) -> (b, t, d)>
+#map_sum = affine_map<(b, t, d) -> (b, d)>
+func.func @main(%tokens: tensor<?x?xi64>) -> tensor<?x?x32xf32> {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %emb = arith.constant dense<0.5> : tensor<16x32xf32>
+  %b = tensor.dim %tokens, %c0 : tensor<?x?xi64>
+  %t = tensor.dim %tokens, %c1 : tensor<?x?xi64>
+  %e0 = tensor.empty(%b, %t) : tensor<?x?x32xf32>
+  %x = linalg.generic {indexing_maps = [#map_tok, #map3], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%tokens : tensor<?x?xi64>) outs(%e0 : tensor<?x?x32xf32>) {
+  ^bb0(%tok: i64, %out: f32):
+    %i = arith.index_cast %tok : i64 to index
+    %d = linalg.index 2 : index
+    %v = tensor.extract %emb[%i, %d] : tensor<16x32xf32>
+    linalg.yield %v : f32
+  } -> tensor<?x?x32xf32>
+  %wq = arith.constant dense<0.1> : tensor<32x16xf32>
+  %wv = arith.constant dense<0.1> : tensor<8x32x8xf32>
+  %wo = arith.constant dense<0.1> : tensor<8x8x32xf32>
+  %s = arith.constant dense<0.1> : tensor<8x32xf32>
+  %a = moe.switchhead %x, %x, %x, %wq, %wq, %wv, %wo, %s sel_v(%s) {num_heads = 2 : i64, k = 2 : i64}
+      : (tensor<?x?x32xf32>, tensor<?x?x32xf32>, tensor<?x?x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>,
+         tensor<8x32x8xf32>, tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<8x32xf32>) -> tensor<?x?x32xf32>
+  %c4 = arith.constant 4 : index
+  // expected-error @+1 {{cannot derive generation entries: 'scf.for' reads the sequence positions in a way the derivation cannot check}}
+  %m = scf.for %i = %c0 to %c4 step %c1 iter_args(%acc = %x) -> (tensor<?x?x32xf32>) {
+    %n = tensor.cast %a : tensor<?x?x32xf32> to tensor<?x?x32xf32>
+    scf.yield %n : tensor<?x?x32xf32>
+  }
+  return %m : tensor<?x?x32xf32>
+}
+
+
+// -----
+
+#map_tok = affine_map<(b, t, d) -> (b, t)>
+#map3 = affine_map<(b, t, d) -> (b, t, d)>
+#map_sum = affine_map<(b, t, d) -> (b, d)>
+func.func @main(%tokens: tensor<?x?xi64>) -> tensor<?x?x32xf32> {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %emb = arith.constant dense<0.5> : tensor<16x32xf32>
+  %b = tensor.dim %tokens, %c0 : tensor<?x?xi64>
+  %t = tensor.dim %tokens, %c1 : tensor<?x?xi64>
+  %e0 = tensor.empty(%b, %t) : tensor<?x?x32xf32>
+  %x = linalg.generic {indexing_maps = [#map_tok, #map3], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%tokens : tensor<?x?xi64>) outs(%e0 : tensor<?x?x32xf32>) {
+  ^bb0(%tok: i64, %out: f32):
+    %i = arith.index_cast %tok : i64 to index
+    %d = linalg.index 2 : index
+    %v = tensor.extract %emb[%i, %d] : tensor<16x32xf32>
+    linalg.yield %v : f32
+  } -> tensor<?x?x32xf32>
+  %wq = arith.constant dense<0.1> : tensor<32x16xf32>
+  %wv = arith.constant dense<0.1> : tensor<8x32x8xf32>
+  %wo = arith.constant dense<0.1> : tensor<8x8x32xf32>
+  %s = arith.constant dense<0.1> : tensor<8x32xf32>
+  %a = moe.switchhead %x, %x, %x, %wq, %wq, %wv, %wo, %s sel_v(%s) {num_heads = 2 : i64, k = 2 : i64}
+      : (tensor<?x?x32xf32>, tensor<?x?x32xf32>, tensor<?x?x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>,
+         tensor<8x32x8xf32>, tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<8x32xf32>) -> tensor<?x?x32xf32>
+  %long = arith.cmpi ugt, %t, %c1 : index
+  // expected-error @+1 {{cannot derive generation entries: 'scf.if' branches on the sequence length}}
+  %m = scf.if %long -> (tensor<?x?x32xf32>) {
+    scf.yield %a : tensor<?x?x32xf32>
+  } else {
+    scf.yield %x : tensor<?x?x32xf32>
+  }
+  return %m : tensor<?x?x32xf32>
+}
+
+
+// -----
+
+#map_tok = affine_map<(b, t, d) -> (b, t)>
+#map3 = affine_map<(b, t, d) -> (b, t, d)>
+#map_sum = affine_map<(b, t, d) -> (b, d)>
+func.func @main(%tokens: tensor<?x?xi64>) -> tensor<?x64xf32> {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %emb = arith.constant dense<0.5> : tensor<16x32xf32>
+  %b = tensor.dim %tokens, %c0 : tensor<?x?xi64>
+  %t = tensor.dim %tokens, %c1 : tensor<?x?xi64>
+  %e0 = tensor.empty(%b, %t) : tensor<?x?x32xf32>
+  %x = linalg.generic {indexing_maps = [#map_tok, #map3], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%tokens : tensor<?x?xi64>) outs(%e0 : tensor<?x?x32xf32>) {
+  ^bb0(%tok: i64, %out: f32):
+    %i = arith.index_cast %tok : i64 to index
+    %d = linalg.index 2 : index
+    %v = tensor.extract %emb[%i, %d] : tensor<16x32xf32>
+    linalg.yield %v : f32
+  } -> tensor<?x?x32xf32>
+  %wq = arith.constant dense<0.1> : tensor<32x16xf32>
+  %wv = arith.constant dense<0.1> : tensor<8x32x8xf32>
+  %wo = arith.constant dense<0.1> : tensor<8x8x32xf32>
+  %s = arith.constant dense<0.1> : tensor<8x32xf32>
+  %a = moe.switchhead %x, %x, %x, %wq, %wq, %wv, %wo, %s sel_v(%s) {num_heads = 2 : i64, k = 2 : i64}
+      : (tensor<?x?x32xf32>, tensor<?x?x32xf32>, tensor<?x?x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>,
+         tensor<8x32x8xf32>, tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<8x32xf32>) -> tensor<?x?x32xf32>
+  %flat = tensor.collapse_shape %a [[0, 1, 2]] : tensor<?x?x32xf32> into tensor<?xf32>
+  %bt = arith.muli %b, %t : index
+  %c2 = arith.constant 2 : index
+  %half = arith.divui %bt, %c2 : index
+  // expected-error @+1 {{cannot derive generation entries: this expand_shape cuts across positions (64 elements per row, 32 per position)}}
+  %m = tensor.expand_shape %flat [[0, 1]] output_shape [%half, 64] : tensor<?xf32> into tensor<?x64xf32>
+  return %m : tensor<?x64xf32>
+}
+
+
+// -----
+
+#map_tok = affine_map<(b, t, d) -> (b, t)>
+#map3 = affine_map<(b, t, d) -> (b, t, d)>
+#map_sum = affine_map<(b, t, d) -> (b, d)>
+func.func @main(%tokens: tensor<?x?xi64>) -> tensor<?x32xf32> {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %emb = arith.constant dense<0.5> : tensor<16x32xf32>
+  %b = tensor.dim %tokens, %c0 : tensor<?x?xi64>
+  %t = tensor.dim %tokens, %c1 : tensor<?x?xi64>
+  %e0 = tensor.empty(%b, %t) : tensor<?x?x32xf32>
+  %x = linalg.generic {indexing_maps = [#map_tok, #map3], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%tokens : tensor<?x?xi64>) outs(%e0 : tensor<?x?x32xf32>) {
+  ^bb0(%tok: i64, %out: f32):
+    %i = arith.index_cast %tok : i64 to index
+    %d = linalg.index 2 : index
+    %v = tensor.extract %emb[%i, %d] : tensor<16x32xf32>
+    linalg.yield %v : f32
+  } -> tensor<?x?x32xf32>
+  %wq = arith.constant dense<0.1> : tensor<32x16xf32>
+  %wv = arith.constant dense<0.1> : tensor<8x32x8xf32>
+  %wo = arith.constant dense<0.1> : tensor<8x8x32xf32>
+  %s = arith.constant dense<0.1> : tensor<8x32xf32>
+  %a = moe.switchhead %x, %x, %x, %wq, %wq, %wv, %wo, %s sel_v(%s) {num_heads = 2 : i64, k = 2 : i64}
+      : (tensor<?x?x32xf32>, tensor<?x?x32xf32>, tensor<?x?x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>,
+         tensor<8x32x8xf32>, tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<8x32xf32>) -> tensor<?x?x32xf32>
+  %rows = tensor.collapse_shape %a [[0, 1], [2]] : tensor<?x?x32xf32> into tensor<?x32xf32>
+  %ws = arith.constant dense<0.1> : tensor<4x32xf32>
+  %w1 = arith.constant dense<0.1> : tensor<4x32x8xf32>
+  %w2 = arith.constant dense<0.1> : tensor<4x8x32xf32>
+  // expected-error @+1 {{cannot derive generation entries: 'moe.ffn' has a capacity limit: a token's result depends on the other tokens}}
+  %m = moe.ffn %rows, %ws, %w1, %w2 gate<softmax> act<relu> {capacity_factor = 1.0 : f64, k = 1 : i64} : (tensor<?x32xf32>, tensor<4x32xf32>, tensor<4x32x8xf32>, tensor<4x8x32xf32>) -> tensor<?x32xf32>
+  return %m : tensor<?x32xf32>
+}
+
+// -----
+
+// A report nested under a condition that never holds does not make a
+// branch on the length an error path.
+#map_tok = affine_map<(b, t, d) -> (b, t)>
+#map3 = affine_map<(b, t, d) -> (b, t, d)>
+#map_sum = affine_map<(b, t, d) -> (b, d)>
+func.func private @moe_report_error(i32)
+func.func @main(%tokens: tensor<?x?xi64>) -> tensor<?x?x32xf32> {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %emb = arith.constant dense<0.5> : tensor<16x32xf32>
+  %b = tensor.dim %tokens, %c0 : tensor<?x?xi64>
+  %t = tensor.dim %tokens, %c1 : tensor<?x?xi64>
+  %e0 = tensor.empty(%b, %t) : tensor<?x?x32xf32>
+  %x = linalg.generic {indexing_maps = [#map_tok, #map3], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%tokens : tensor<?x?xi64>) outs(%e0 : tensor<?x?x32xf32>) {
+  ^bb0(%tok: i64, %out: f32):
+    %i = arith.index_cast %tok : i64 to index
+    %d = linalg.index 2 : index
+    %v = tensor.extract %emb[%i, %d] : tensor<16x32xf32>
+    linalg.yield %v : f32
+  } -> tensor<?x?x32xf32>
+  %wq = arith.constant dense<0.1> : tensor<32x16xf32>
+  %wv = arith.constant dense<0.1> : tensor<8x32x8xf32>
+  %wo = arith.constant dense<0.1> : tensor<8x8x32xf32>
+  %s = arith.constant dense<0.1> : tensor<8x32xf32>
+  %a = moe.switchhead %x, %x, %x, %wq, %wq, %wv, %wo, %s sel_v(%s) {num_heads = 2 : i64, k = 2 : i64}
+      : (tensor<?x?x32xf32>, tensor<?x?x32xf32>, tensor<?x?x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>,
+         tensor<8x32x8xf32>, tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<8x32xf32>) -> tensor<?x?x32xf32>
+  %long = arith.cmpi ugt, %t, %c1 : index
+  %never = arith.constant false
+  // expected-error @+1 {{cannot derive generation entries: 'scf.if' branches on the sequence length}}
+  %m = scf.if %long -> (tensor<?x?x32xf32>) {
+    scf.yield %a : tensor<?x?x32xf32>
+  } else {
+    scf.if %never {
+      %code = arith.constant 3 : i32
+      func.call @moe_report_error(%code) : (i32) -> ()
+    }
+    scf.yield %x : tensor<?x?x32xf32>
+  }
+  return %m : tensor<?x?x32xf32>
 }
 

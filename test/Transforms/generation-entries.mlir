@@ -67,3 +67,59 @@ func.func @main(%tokens: tensor<?x?xi64> {onnx.name = "tokens", onnx.dim_params 
   } -> tensor<?x?x8xf32>
   return %y : tensor<?x?x8xf32>
 }
+
+// -----
+
+// The cache length gets a dim symbol of its own when the tokens' sequence
+// symbol is already "P" (the runtime ties equal symbols together).
+// CHECK-LABEL: func.func @main(
+// CHECK-LABEL: func.func @decode(
+// CHECK-SAME:      onnx.dim_params = ["P_", "B", "", ""], onnx.name = "past_key.0"
+#map_tok = affine_map<(b, t, d) -> (b, t)>
+#map3 = affine_map<(b, t, d) -> (b, t, d)>
+#map_x = affine_map<(b, t, d, j) -> (b, t, d)>
+#map_w = affine_map<(b, t, d, j) -> (d, j)>
+#map_y = affine_map<(b, t, d, j) -> (b, t, j)>
+func.func @main(%tokens: tensor<?x?xi64> {onnx.name = "tokens", onnx.dim_params = ["B", "P"]})
+    -> (tensor<?x?x8xf32> {onnx.name = "logits"}) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %emb = arith.constant dense<0.5> : tensor<16x32xf32>
+  %b = tensor.dim %tokens, %c0 : tensor<?x?xi64>
+  %t = tensor.dim %tokens, %c1 : tensor<?x?xi64>
+  %e0 = tensor.empty(%b, %t) : tensor<?x?x32xf32>
+  %x = linalg.generic {indexing_maps = [#map_tok, #map3], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%tokens : tensor<?x?xi64>) outs(%e0 : tensor<?x?x32xf32>) {
+  ^bb0(%tok: i64, %out: f32):
+    %i = arith.index_cast %tok : i64 to index
+    %d = linalg.index 2 : index
+    %v = tensor.extract %emb[%i, %d] : tensor<16x32xf32>
+    linalg.yield %v : f32
+  } -> tensor<?x?x32xf32>
+  %wq = arith.constant dense<0.1> : tensor<32x16xf32>
+  %wv = arith.constant dense<0.1> : tensor<8x32x8xf32>
+  %wo = arith.constant dense<0.1> : tensor<8x8x32xf32>
+  %s = arith.constant dense<0.1> : tensor<8x32xf32>
+  %a = moe.switchhead %x, %x, %x, %wq, %wq, %wv, %wo, %s sel_v(%s) {num_heads = 2 : i64, k = 2 : i64}
+      : (tensor<?x?x32xf32>, tensor<?x?x32xf32>, tensor<?x?x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>,
+         tensor<8x32x8xf32>, tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<8x32xf32>) -> tensor<?x?x32xf32>
+  %e1 = tensor.empty(%b, %t) : tensor<?x?x32xf32>
+  %r = linalg.generic {indexing_maps = [#map3, #map3, #map3], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%a, %x : tensor<?x?x32xf32>, tensor<?x?x32xf32>) outs(%e1 : tensor<?x?x32xf32>) {
+  ^bb0(%p: f32, %q: f32, %o: f32):
+    %v = arith.addf %p, %q : f32
+    linalg.yield %v : f32
+  } -> tensor<?x?x32xf32>
+  %head = arith.constant dense<0.2> : tensor<32x8xf32>
+  %zero = arith.constant 0.0 : f32
+  %e2 = tensor.empty(%b, %t) : tensor<?x?x8xf32>
+  %z = linalg.fill ins(%zero : f32) outs(%e2 : tensor<?x?x8xf32>) -> tensor<?x?x8xf32>
+  %y = linalg.generic {indexing_maps = [#map_x, #map_w, #map_y], iterator_types = ["parallel", "parallel", "reduction", "parallel"]}
+      ins(%r, %head : tensor<?x?x32xf32>, tensor<32x8xf32>) outs(%z : tensor<?x?x8xf32>) {
+  ^bb0(%p: f32, %q: f32, %o: f32):
+    %m = arith.mulf %p, %q : f32
+    %v = arith.addf %m, %o : f32
+    linalg.yield %v : f32
+  } -> tensor<?x?x8xf32>
+  return %y : tensor<?x?x8xf32>
+}
