@@ -49,13 +49,19 @@ FailureOr<SmallVector<Value>> operands(onnxir::NodeOp node,
   return out;
 }
 
-/// Verifies the created op (its diagnostics are located at the node) and
-/// returns its result, or erases it.
+/// Verifies a created op (its diagnostics are located at the node); erases
+/// it when it does not verify.
+LogicalResult verified(Operation *op, RewriterBase &rewriter) {
+  if (succeeded(verify(op)))
+    return success();
+  rewriter.eraseOp(op);
+  return failure();
+}
+
+/// The created op's result, once it verifies.
 Values finish(Operation *op, RewriterBase &rewriter) {
-  if (failed(verify(op))) {
-    rewriter.eraseOp(op);
+  if (failed(verified(op, rewriter)))
     return failure();
-  }
   return SmallVector<Value>{op->getResult(0)};
 }
 
@@ -118,10 +124,8 @@ Values routedExperts(onnxir::NodeOp node, RewriterBase &b) {
   auto route = RouteOp::create(
       b, loc, build::matrixType(n, *k, elt), build::matrixType(n, *k, idType),
       *logits, *symbolizeGateKind(*gate), *k, 1);
-  if (failed(verify(route))) {
-    b.eraseOp(route);
+  if (failed(verified(route, b)))
     return failure();
-  }
   auto dispatch = DispatchOp::create(
       b, loc, RankedTensorType::get({experts + 1}, idType),
       RankedTensorType::get({build::staticMul(n, *k)}, idType),
@@ -134,11 +138,7 @@ Values routedExperts(onnxir::NodeOp node, RewriterBase &b) {
                                    .getDimSize(2)},
                               elt),
         *x, w, dispatch.getOffsets(), dispatch.getPerm(), Value());
-    if (failed(verify(op))) {
-      b.eraseOp(op);
-      return Value();
-    }
-    return op;
+    return succeeded(verified(op, b)) ? Value(op) : Value();
   };
   Value h = upProjection(*w1);
   Value h3 = *w3 ? upProjection(*w3) : Value();
@@ -249,9 +249,9 @@ Values groupedMatMul(onnxir::NodeOp node, RewriterBase &b) {
   build::declareErrorHook(b, node);
   // Dynamic sizes must agree at run time: K with the weights, and the rows
   // of group_indices with those of the input.
-  Value input = build::requireSize(b, loc, *x, 1,
-                            b.getIndexAttr(wType.getDimSize(1)),
-                            kErrorShapeMismatch);
+  Value input =
+      build::requireSize(b, loc, *x, 1, b.getIndexAttr(wType.getDimSize(1)),
+                         kErrorShapeMismatch);
   OpFoldResult m = tensor::getMixedSize(b, loc, input, 0);
   Value sel = build::requireSize(b, loc, *ids, 0, m, kErrorShapeMismatch);
   Type idElt = typeOf(sel).getElementType();
@@ -259,17 +259,13 @@ Values groupedMatMul(onnxir::NodeOp node, RewriterBase &b) {
   auto dispatch = DispatchOp::create(
       b, loc, RankedTensorType::get({groups + 1}, idElt),
       RankedTensorType::get({total}, idElt), sel, groups);
-  if (failed(verify(dispatch))) {
-    b.eraseOp(dispatch);
+  if (failed(verified(dispatch, b)))
     return failure();
-  }
   auto gmm = GroupedMatmulOp::create(
       b, loc, RankedTensorType::get({total, n}, elt), input, *w,
       dispatch.getOffsets(), dispatch.getPerm(), Value());
-  if (failed(verify(gmm))) {
-    b.eraseOp(gmm);
+  if (failed(verified(gmm, b)))
     return failure();
-  }
   Value y = gmm;
   if (*bias) {
     // y[j] += bias[ids[j]]: the ids were checked by moe.dispatch; an
