@@ -169,5 +169,87 @@ class InferenceSession:
             return results
         return [results[outputs[n]] for n in output_names]
 
+    def generate(self, prompt, max_new_tokens, *, temperature=0.0,
+                 top_k=None, seed=None, max_length=None, callback=None):
+        """Generates `max_new_tokens` tokens after `prompt` (int64 [B, T])
+        with the artifact's "prefill" and "decode" entries (moe-compile
+        --generation) and returns them as int64 [B, max_new_tokens].
+
+        The key/value caches are preallocated for `max_length` positions
+        (default: the prompt's length plus `max_new_tokens`), position-major,
+        so each step reads a prefix of them in place and appends its new
+        rows; a request longer than `max_length` raises InvalidArgument
+        before anything runs. `temperature` 0 is greedy (argmax, lowest
+        index on ties); above 0 it samples from softmax(logits /
+        temperature), restricted to the `top_k` most likely tokens when
+        given, with numpy's default generator seeded by `seed`.
+        `callback(step, tokens)` receives each step's tokens (int64 [B]) as
+        they are produced (streaming).
+        """
+        for entry in ("prefill", "decode"):
+            if entry not in self._inputs:
+                raise NotFound(f"the artifact has no entry {entry!r}: "
+                               "compile the model with generation=True "
+                               "(moe-compile --generation)")
+        prompt = np.asarray(prompt)
+        if prompt.ndim != 2 or prompt.dtype.kind not in "iu":
+            raise InvalidArgument("prompt must be integer tokens [B, T], got "
+                                  f"{prompt.dtype} {list(prompt.shape)}")
+        prompt = _as_input(prompt.astype(np.int64, copy=False))
+        steps = operator.index(max_new_tokens)
+        if steps < 0:
+            raise InvalidArgument(f"max_new_tokens must be >= 0, got {steps}")
+        batch, length = prompt.shape
+        if length == 0:
+            raise InvalidArgument("the prompt must hold at least one token")
+        limit = length + steps if max_length is None else operator.index(
+            max_length)
+        if length + steps > limit:
+            raise InvalidArgument(
+                f"{length} prompt tokens and {steps} new ones exceed the "
+                f"maximum length {limit}")
+        if temperature < 0:
+            raise InvalidArgument(f"temperature must be >= 0, got "
+                                  f"{temperature}")
+        if top_k is not None and operator.index(top_k) < 1:
+            raise InvalidArgument(f"top_k must be >= 1, got {top_k}")
+        rng = np.random.default_rng(seed)
+
+        def pick(logits):
+            if temperature == 0:
+                return logits.argmax(-1).astype(np.int64)
+            z = logits.astype(np.float64) / temperature
+            if top_k is not None and top_k < z.shape[-1]:
+                kth = np.partition(z, -top_k, axis=-1)[:, -top_k][:, None]
+                z = np.where(z >= kth, z, -np.inf)
+            p = np.exp(z - z.max(-1, keepdims=True))
+            p /= p.sum(-1, keepdims=True)
+            return np.array([rng.choice(p.shape[-1], p=row) for row in p],
+                            np.int64)
+
+        names = [i.name for i in self._inputs["decode"][1:]]
+        out = self.run(None, {"tokens": prompt}, entry="prefill")
+        logits, rows = out[0], out[1:]
+        caches = [np.empty((limit,) + r.shape[1:], r.dtype) for r in rows]
+        for cache, r in zip(caches, rows):
+            cache[:length] = r
+        position = length
+        tokens = np.empty((batch, steps), np.int64)
+        for step in range(steps):
+            token = pick(logits[:, -1])
+            tokens[:, step] = token
+            if callback is not None:
+                callback(step, token.copy())
+            if step + 1 == steps:
+                break
+            feed = {n: c[:position] for n, c in zip(names, caches)}
+            feed["tokens"] = token[:, None]
+            out = self.run(None, feed, entry="decode")
+            logits = out[0]
+            for cache, r in zip(caches, out[1:]):
+                cache[position:position + 1] = r
+            position += 1
+        return tokens
+
     def __repr__(self):
         return f"<moe_mlir.InferenceSession {self._path!r}>"

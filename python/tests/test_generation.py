@@ -136,3 +136,41 @@ def test_generation_needs_a_language_model():
                              r"'tensor<\?x40xf32>'"):
         moe_mlir.compile(f"{FIXTURES}/sigma_moe_sigmoid.onnx",
                          generation=True, **FAST)
+
+
+def test_session_generate(model):
+    ref, session, _ = model
+    prompt = np.array([[3, 14, 15, 9], [26, 5, 35, 8]], np.int64)
+    want = ref.generate(torch.from_numpy(prompt), 6).numpy()
+    streamed = []
+    got = session.generate(prompt, 6,
+                           callback=lambda i, t: streamed.append((i, t)))
+    np.testing.assert_array_equal(got, want)
+    # Tokens stream out step by step, as they are produced.
+    assert [i for i, _ in streamed] == list(range(6))
+    np.testing.assert_array_equal(np.stack([t for _, t in streamed], 1), want)
+    # The maximum length: exactly enough is fine, one short is refused
+    # before anything runs.
+    np.testing.assert_array_equal(
+        session.generate(prompt, 6, max_length=10), want)
+    with pytest.raises(moe_mlir.InvalidArgument,
+                       match="4 prompt tokens and 6 new ones exceed the "
+                             "maximum length 9"):
+        session.generate(prompt, 6, max_length=9)
+    # Sampling: top_k = 1 is greedy; a seed gives the same tokens again.
+    np.testing.assert_array_equal(
+        session.generate(prompt, 6, temperature=0.7, top_k=1, seed=1), want)
+    a = session.generate(prompt, 6, temperature=1.5, seed=7)
+    b = session.generate(prompt, 6, temperature=1.5, seed=7)
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == (2, 6) and ((0 <= a) & (a < ref.cfg.vocab)).all()
+    with pytest.raises(moe_mlir.InvalidArgument, match="temperature"):
+        session.generate(prompt, 2, temperature=-1)
+
+
+def test_generate_needs_the_entries(tmp_path):
+    from conftest import FIXTURES
+    session = moe_mlir.InferenceSession(moe_mlir.compile(
+        f"{FIXTURES}/moeut_tiny.onnx", str(tmp_path / "m.moeb"), **FAST))
+    with pytest.raises(moe_mlir.NotFound, match="generation=True"):
+        session.generate(np.zeros((1, 2), np.int64), 1)

@@ -3,6 +3,9 @@
 //   moe-run model.moeb --input x=x.npy [--input ...] [--output-dir out/]
 //   moe-run model.moeb --input x=x.npy --benchmark [--warmup 3] [--repeats 20]
 //   moe-run model.moeb --input x=x.npy --threads 4
+//   moe-run model.moeb --input tokens=prompt.npy --generate N
+//       [--temperature T --top-k K --seed S] [--max-length L]
+//       [--output-dir out/]
 //
 // Links only the runtime (no MLIR, no LLVM). Prints the signature's outputs
 // (dtype, shape, min/max/mean, first values); with --output-dir writes one
@@ -15,7 +18,16 @@
 // dim when it has rank 1) and the session's thread count. --threads N sets
 // the threads of the session's pool (1 to MOE_MAX_THREADS; default: the
 // machine's cores). Inputs are passed to the runtime as views of the .npy
-// data (never copied). Errors: "moe-run: error: ..." and exit status 1.
+// data (never copied). --generate N runs an artifact compiled with
+// `moe-compile --generation`: its entry "prefill" on the prompt, then N - 1
+// steps of "decode", one token each, with the key/value caches kept here
+// (position-major, sized for --max-length positions, default prompt + N;
+// each step reads a prefix in place and appends its rows). Tokens are
+// greedy (argmax) at temperature 0, else sampled from softmax(logits / T),
+// over the K most likely with --top-k, from a generator seeded by --seed.
+// Each step's tokens are printed as they come, then tokens/s of the
+// prefill and of the decode steps; --output-dir gets generated.npy (int64
+// [B, N]). Errors: "moe-run: error: ..." and exit status 1.
 //
 //===----------------------------------------------------------------------===//
 
@@ -35,6 +47,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -64,7 +77,8 @@ void usage() {
   std::fprintf(stderr,
                "usage: moe-run MODEL.moeb --input NAME=FILE.npy ... "
                "[--output-dir DIR] [--threads N] [--benchmark] [--warmup N] "
-               "[--repeats N]\n");
+               "[--repeats N] [--generate N [--temperature T] [--top-k K] "
+               "[--seed S] [--max-length L]]\n");
 }
 
 double asDouble(const void *data, moe_dtype_t dtype, size_t i) {
@@ -102,6 +116,166 @@ std::string shapeString(const std::vector<int64_t> &dims) {
   return s + "]";
 }
 
+struct GenerateOptions {
+  int64_t steps = 0;
+  double temperature = 0;
+  int64_t topK = 0; // 0: all tokens
+  uint64_t seed = 0;
+  int64_t maxLength = 0; // 0: prompt + steps
+};
+
+/// The next token of each row of `logits` [B, T, V] (its last position).
+std::vector<int64_t> pickTokens(const moe::Tensor &logits,
+                                const GenerateOptions &o,
+                                std::mt19937_64 &rng) {
+  std::vector<int64_t> d = logits.dims();
+  int64_t b = d[0], t = d[1], v = d[2];
+  std::vector<int64_t> out(static_cast<size_t>(b));
+  for (int64_t r = 0; r < b; ++r) {
+    const float *row = logits.data<float>() + (r * t + t - 1) * v;
+    if (o.temperature == 0) {
+      out[r] = std::max_element(row, row + v) - row;
+      continue;
+    }
+    std::vector<double> z(row, row + v);
+    for (double &x : z)
+      x /= o.temperature;
+    if (o.topK > 0 && o.topK < v) {
+      std::vector<double> sorted = z;
+      std::nth_element(sorted.begin(), sorted.begin() + (o.topK - 1),
+                       sorted.end(), std::greater<double>());
+      double kth = sorted[o.topK - 1];
+      for (double &x : z)
+        if (x < kth)
+          x = -INFINITY;
+    }
+    double top = *std::max_element(z.begin(), z.end());
+    for (double &x : z)
+      x = std::exp(x - top);
+    std::discrete_distribution<int64_t> pick(z.begin(), z.end());
+    out[r] = pick(rng);
+  }
+  return out;
+}
+
+/// --generate: prefill, then decode steps with the caches kept here.
+int generate(moe::Session &session, const moe::Tensor &prompt,
+             const GenerateOptions &o, const std::string &outputDir) {
+  size_t prefill = session.entryIndex("prefill"),
+         decode = session.entryIndex("decode");
+  if (prefill == session.entryCount() || decode == session.entryCount())
+    return fail("--generate needs the entries 'prefill' and 'decode': "
+                "compile the model with moe-compile --generation");
+  std::vector<int64_t> pd = prompt.dims();
+  if (prompt.dtype() != MOE_DTYPE_I64 || pd.size() != 2 || pd[1] < 1)
+    return fail("--generate needs tokens int64 [B, T] with T >= 1");
+  int64_t batch = pd[0], length = pd[1];
+  int64_t limit = o.maxLength ? o.maxLength : length + o.steps;
+  if (length + o.steps > limit)
+    return fail(std::to_string(length) + " prompt tokens and " +
+                std::to_string(o.steps) + " new ones exceed the maximum "
+                "length " + std::to_string(limit));
+  using clock = std::chrono::steady_clock;
+  std::mt19937_64 rng(o.seed);
+  std::vector<moe::Tensor> out;
+  auto start = clock::now();
+  moe::Status st = session.runEntry("prefill", {"tokens"}, {&prompt}, out);
+  if (!st.ok())
+    return fail(st.message());
+  double prefillMs =
+      std::chrono::duration<double, std::milli>(clock::now() - start).count();
+  // One cache per new-row output "new_<kind>.<l>", fed back as the decode
+  // input "past_<kind>.<l>".
+  struct Cache {
+    std::string input;
+    std::vector<int64_t> rowDims; // [B, H, d]
+    size_t rowBytes = 0;
+    std::vector<unsigned char> data;
+  };
+  std::vector<Cache> caches;
+  for (size_t i = 1; i < out.size(); ++i) {
+    std::string name = session.entryOutputName(prefill, i);
+    if (name.rfind("new_", 0) != 0 || out[i].dtype() != MOE_DTYPE_F32)
+      return fail("entry 'prefill' output '" + name +
+                  "' is not a f32 key/value row");
+    Cache c;
+    c.input = "past_" + name.substr(4);
+    std::vector<int64_t> d = out[i].dims();
+    c.rowDims.assign(d.begin() + 1, d.end());
+    c.rowBytes = out[i].elementCount() / static_cast<size_t>(length) *
+                 sizeof(float);
+    c.data.resize(c.rowBytes * static_cast<size_t>(limit));
+    std::memcpy(c.data.data(), out[i].data<void>(), c.rowBytes * length);
+    caches.push_back(std::move(c));
+  }
+  std::vector<int64_t> generated(static_cast<size_t>(batch * o.steps));
+  int64_t position = length;
+  double decodeMs = 0;
+  for (int64_t step = 0; step < o.steps; ++step) {
+    std::vector<int64_t> token = pickTokens(out[0], o, rng);
+    std::printf("token %lld:", static_cast<long long>(step));
+    for (int64_t r = 0; r < batch; ++r) {
+      generated[r * o.steps + step] = token[r];
+      std::printf(" %lld", static_cast<long long>(token[r]));
+    }
+    std::printf("\n");
+    std::fflush(stdout);
+    if (step + 1 == o.steps)
+      break;
+    moe::Tensor tokens;
+    st = moe::Tensor::view(MOE_DTYPE_I64, {batch, 1}, token.data(), tokens);
+    std::vector<moe::Tensor> views(caches.size());
+    std::vector<std::string> names = {"tokens"};
+    std::vector<const moe::Tensor *> inputs = {&tokens};
+    for (size_t i = 0; st.ok() && i < caches.size(); ++i) {
+      std::vector<int64_t> dims = {position};
+      dims.insert(dims.end(), caches[i].rowDims.begin(),
+                  caches[i].rowDims.end());
+      st = moe::Tensor::view(MOE_DTYPE_F32, dims, caches[i].data.data(),
+                             views[i]);
+      names.push_back(caches[i].input);
+      inputs.push_back(&views[i]);
+    }
+    if (!st.ok())
+      return fail(st.message());
+    auto t0 = clock::now();
+    st = session.runEntry("decode", names, inputs, out);
+    decodeMs +=
+        std::chrono::duration<double, std::milli>(clock::now() - t0).count();
+    if (!st.ok())
+      return fail(st.message());
+    for (size_t i = 0; i < caches.size(); ++i)
+      std::memcpy(caches[i].data.data() + caches[i].rowBytes * position,
+                  out[i + 1].data<void>(), caches[i].rowBytes);
+    ++position;
+  }
+  std::printf("prefill: %lld tokens x %lld in %.3f ms, %.1f tokens/s\n",
+              static_cast<long long>(length), static_cast<long long>(batch),
+              prefillMs, length * batch / (prefillMs / 1000.0));
+  if (o.steps > 1)
+    std::printf("decode: %lld steps in %.3f ms, %.1f tokens/s (batch %lld); "
+                "%zu threads\n",
+                static_cast<long long>(o.steps - 1), decodeMs,
+                (o.steps - 1) * batch / (decodeMs / 1000.0),
+                static_cast<long long>(batch), session.threadCount());
+  if (!outputDir.empty()) {
+    if (mkdir(outputDir.c_str(), 0755) != 0 && errno != EEXIST)
+      return fail("cannot create the output directory '" + outputDir +
+                  "': " + std::strerror(errno));
+    int dirFd = open(outputDir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dirFd < 0)
+      return fail("cannot open the output directory '" + outputDir +
+                  "': " + std::strerror(errno));
+    std::string err = moe::npy::writeAt(dirFd, "generated.npy", MOE_DTYPE_I64,
+                                        {batch, o.steps}, generated.data());
+    close(dirFd);
+    if (!err.empty())
+      return fail("generated.npy: " + err);
+    std::printf("written: %s/generated.npy\n", printable(outputDir).c_str());
+  }
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -110,6 +284,8 @@ int main(int argc, char **argv) {
   bool benchmark = false;
   int warmup = 3, repeats = 20;
   int64_t threads = 0; // The session's default.
+  GenerateOptions gen;
+  bool generating = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&](const char *flag) -> const char * {
@@ -156,6 +332,42 @@ int main(int argc, char **argv) {
         return fail(std::string("--threads expects an integer from 1 to ") +
                     std::to_string(MOE_MAX_THREADS) + ", got '" + v + "'");
       threads = n;
+    } else if (a == "--generate" || a == "--top-k" || a == "--seed" ||
+               a == "--max-length") {
+      const char *v = value(a.c_str());
+      if (!v)
+        return 1;
+      char *end = nullptr;
+      errno = 0;
+      long long n = std::strtoll(v, &end, 10);
+      long long lo = a == "--generate" || a == "--top-k" ? 1 : 0;
+      if (!(*v >= '0' && *v <= '9') || *end || errno == ERANGE || n < lo ||
+          (a != "--seed" && n > MOE_MAX_SYMBOLIC_DIM))
+        return fail(a + " expects an integer from " + std::to_string(lo) +
+                    (a == "--seed" ? "" : " to " +
+                                              std::to_string(
+                                                  MOE_MAX_SYMBOLIC_DIM)) +
+                    ", got '" + v + "'");
+      if (a == "--generate") {
+        gen.steps = n;
+        generating = true;
+      } else if (a == "--top-k") {
+        gen.topK = n;
+      } else if (a == "--seed") {
+        gen.seed = static_cast<uint64_t>(n);
+      } else {
+        gen.maxLength = n;
+      }
+    } else if (a == "--temperature") {
+      const char *v = value("--temperature");
+      if (!v)
+        return 1;
+      char *end = nullptr;
+      double t = std::strtod(v, &end);
+      if (*end || !(t >= 0) || !std::isfinite(t))
+        return fail(std::string("--temperature expects a number >= 0, got '") +
+                    v + "'");
+      gen.temperature = t;
     } else if (a == "-h" || a == "--help") {
       usage();
       return 0;
@@ -187,6 +399,27 @@ int main(int argc, char **argv) {
     st = moe::Session::load(instance, model, options, session);
   if (!st.ok())
     return fail(st.message());
+
+  if (generating) {
+    if (benchmark)
+      return fail("--generate and --benchmark are exclusive (--generate "
+                  "prints its own tokens/s)");
+    if (inputs.size() != 1 || inputs[0].first != "tokens")
+      return fail("--generate takes one input, tokens=PROMPT.npy");
+    moe::npy::Array prompt;
+    std::string err = moe::npy::read(inputs[0].second, prompt);
+    if (!err.empty())
+      return fail("input 'tokens': " + err);
+    moe::Tensor tokens;
+    st = moe::Tensor::view(prompt.dtype, prompt.dims, prompt.bytes.data(),
+                           tokens);
+    if (!st.ok())
+      return fail("input 'tokens': " + st.message());
+    return generate(session, tokens, gen, outputDir);
+  } else if (gen.temperature != 0 || gen.topK || gen.seed || gen.maxLength) {
+    return fail("--temperature, --top-k, --seed and --max-length need "
+                "--generate");
+  }
 
   // The output files, all named before anything runs or is written: two
   // outputs must not share a file, not even on a case-insensitive file
