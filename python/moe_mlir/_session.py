@@ -175,11 +175,10 @@ class InferenceSession:
         with the artifact's "prefill" and "decode" entries (moe-compile
         --generation) and returns them as int64 [B, max_new_tokens].
 
-        The key/value caches are preallocated for `max_length` positions
-        (default: the prompt's length plus `max_new_tokens`), position-major,
-        so each step reads a prefix of them in place and appends its new
-        rows; a request longer than `max_length` raises InvalidArgument
-        before anything runs. `temperature` 0 is greedy (argmax, lowest
+        The key/value caches are those of a runtime generation context
+        (moe_generation_*), sized for `max_length` positions (default: the
+        prompt's length plus `max_new_tokens`); a request longer than
+        `max_length` raises InvalidArgument before anything runs. `temperature` 0 is greedy (argmax, lowest
         index on ties); above 0 it samples from softmax(logits /
         temperature), restricted to the `top_k` most likely tokens when
         given, with numpy's default generator seeded by `seed`.
@@ -227,13 +226,8 @@ class InferenceSession:
             return np.array([rng.choice(p.shape[-1], p=row) for row in p],
                             np.int64)
 
-        names = [i.name for i in self._inputs["decode"][1:]]
-        out = self.run(None, {"tokens": prompt}, entry="prefill")
-        logits, rows = out[0], out[1:]
-        caches = [np.empty((limit,) + r.shape[1:], r.dtype) for r in rows]
-        for cache, r in zip(caches, rows):
-            cache[:length] = r
-        position = length
+        generation = _runtime.Generation(self._session, batch, limit)
+        logits = generation.step(prompt)
         tokens = np.empty((batch, steps), np.int64)
         for step in range(steps):
             token = pick(logits[:, -1])
@@ -242,13 +236,7 @@ class InferenceSession:
                 callback(step, token.copy())
             if step + 1 == steps:
                 break
-            feed = {n: c[:position] for n, c in zip(names, caches)}
-            feed["tokens"] = token[:, None]
-            out = self.run(None, feed, entry="decode")
-            logits = out[0]
-            for cache, r in zip(caches, out[1:]):
-                cache[position:position + 1] = r
-            position += 1
+            logits = generation.step(np.ascontiguousarray(token[:, None]))
         return tokens
 
     def __repr__(self):

@@ -174,3 +174,35 @@ def test_generate_needs_the_entries(tmp_path):
         f"{FIXTURES}/moeut_tiny.onnx", str(tmp_path / "m.moeb"), **FAST))
     with pytest.raises(moe_mlir.NotFound, match="generation=True"):
         session.generate(np.zeros((1, 2), np.int64), 1)
+
+
+def test_generation_context_keeps_the_caches(model):
+    # The runtime's context (moe_generation_*, through the binding that
+    # session.generate uses): positions, the maximum length, reset.
+    from moe_mlir import _runtime
+    ref, session, _ = model
+    tokens = np.random.default_rng(5).integers(
+        0, ref.cfg.vocab, size=(2, 5)).astype(np.int64)
+    full = session.run(None, {"tokens": tokens})[0]
+    g = _runtime.Generation(session._session, 2, 5)
+    assert g.position == 0
+    np.testing.assert_allclose(g.step(np.ascontiguousarray(tokens[:, :4])),
+                               full[:, :4], rtol=1e-4, atol=1e-5)
+    assert g.position == 4
+    np.testing.assert_allclose(g.step(np.ascontiguousarray(tokens[:, 4:])),
+                               full[:, 4:], rtol=1e-4, atol=1e-5)
+    assert g.position == 5
+    # One more position than the caches hold: refused, nothing changes.
+    with pytest.raises(moe_mlir.InvalidArgument,
+                       match="5 positions and 1 new tokens exceed the "
+                             "maximum length 5"):
+        g.step(np.ascontiguousarray(tokens[:, :1]))
+    assert g.position == 5
+    with pytest.raises(moe_mlir.InvalidArgument, match=r"int64 \[2, T\]"):
+        g.step(np.zeros((3, 1), np.int64))
+    g.reset()
+    assert g.position == 0
+    np.testing.assert_allclose(g.step(np.ascontiguousarray(tokens[:, :2])),
+                               full[:, :2], rtol=1e-4, atol=1e-5)
+    with pytest.raises(moe_mlir.InvalidArgument, match="maximum length"):
+        _runtime.Generation(session._session, 2, 0)

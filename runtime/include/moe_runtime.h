@@ -239,6 +239,34 @@ moe_status_t moe_session_run_entry(moe_session *session, const char *entry,
                                    const moe_tensor *const *inputs,
                                    size_t num_outputs, moe_tensor **outputs);
 
+/* Generation (an artifact compiled with moe-compile --generation, which has
+ * the entries "prefill" and "decode"): a context owns the key/value caches
+ * of `batch` sequences of up to `max_length` positions. Not reentrant: one
+ * thread at a time per context (several contexts may share a session). */
+typedef struct moe_generation moe_generation;
+
+/* Creates a context on `session` (borrowed: it must outlive the context).
+ * MOE_NOT_FOUND without the generation entries; MOE_INVALID_ARGUMENT for a
+ * batch or maximum length below 1 or above MOE_MAX_SYMBOLIC_DIM, or a
+ * batch other than the signature's static one. */
+moe_status_t moe_generation_create(moe_session *session, int64_t batch,
+                                   int64_t max_length, moe_generation **out);
+void moe_generation_release(moe_generation *generation);
+
+/* Runs the next tokens (int64 [batch, T], T >= 1; "prefill" at position 0,
+ * "decode" after), appends their keys and values to the caches, and puts
+ * their logits ([batch, T, V], owned by the caller) in *logits. A step that
+ * would pass max_length is refused with MOE_INVALID_ARGUMENT before
+ * anything runs; a failed step leaves the context as it was. */
+moe_status_t moe_generation_step(moe_generation *generation,
+                                 const moe_tensor *tokens,
+                                 moe_tensor **logits);
+
+/* The number of positions in the caches (0 after create and reset). */
+int64_t moe_generation_position(const moe_generation *generation);
+/* Empties the caches: the next step is a prefill. */
+void moe_generation_reset(moe_generation *generation);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

@@ -197,6 +197,34 @@ private:
       nullptr, moe_session_release};
 };
 
+/// A generation context (moe_generation_*): the key/value caches of
+/// `batch` sequences of up to `maxLength` positions on a session.
+class Generation {
+public:
+  static Status create(const Session &session, int64_t batch,
+                       int64_t maxLength, Generation &out) {
+    moe_generation *g = nullptr;
+    Status st(moe_generation_create(session.get(), batch, maxLength, &g));
+    if (st.ok())
+      out.generation.reset(g);
+    return st;
+  }
+  /// The logits [batch, T, V] of the next tokens [batch, T].
+  Status step(const Tensor &tokens, Tensor &logits) {
+    moe_tensor *raw = nullptr;
+    Status st(moe_generation_step(generation.get(), tokens.get(), &raw));
+    if (st.ok())
+      logits = Tensor(raw);
+    return st;
+  }
+  int64_t position() const { return moe_generation_position(generation.get()); }
+  void reset() { moe_generation_reset(generation.get()); }
+
+private:
+  std::unique_ptr<moe_generation, void (*)(moe_generation *)> generation{
+      nullptr, moe_generation_release};
+};
+
 } // namespace moe
 
 #endif // MOE_RUNTIME_HPP

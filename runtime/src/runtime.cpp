@@ -853,3 +853,167 @@ moe_session_run_entry(moe_session *s, const char *entry, size_t numInputs,
     return makeStatus(MOE_RESOURCE_EXHAUSTED, "out of memory");
   }
 }
+
+//===----------------------------------------------------------------------===//
+// Generation contexts
+//===----------------------------------------------------------------------===//
+
+struct moe_generation {
+  moe_session *session = nullptr;
+  size_t prefill = 0, decode = 0;
+  int64_t batch = 0, maxLength = 0, position = 0;
+  /// One cache per decode input after the tokens ("past_<kind>.<l>",
+  /// [P, B, H, d]), position-major: rowFloats per position.
+  struct Cache {
+    std::string input;
+    std::vector<int64_t> rowDims; // [B, H, d]
+    size_t rowFloats = 0;
+    std::vector<float> data;
+  };
+  std::vector<Cache> caches;
+};
+
+extern "C" moe_status_t moe_generation_create(moe_session *s, int64_t batch,
+                                              int64_t maxLength,
+                                              moe_generation **out) {
+  if (!out)
+    return makeStatus(MOE_INVALID_ARGUMENT,
+                      "moe_generation_create: out is null");
+  *out = nullptr;
+  if (moe_status_t st = checkSession(s))
+    return st;
+  size_t prefill = moe_session_entry_index(s, "prefill"),
+         decode = moe_session_entry_index(s, "decode");
+  if (prefill == s->signature.entries.size() ||
+      decode == s->signature.entries.size())
+    return makeStatus(MOE_NOT_FOUND,
+                      "the model has no entries 'prefill' and 'decode': "
+                      "compile it with moe-compile --generation");
+  if (batch < 1 || batch > MOE_MAX_SYMBOLIC_DIM || maxLength < 1 ||
+      maxLength > MOE_MAX_SYMBOLIC_DIM)
+    return makeStatus(MOE_INVALID_ARGUMENT,
+                      "the batch and the maximum length must be from 1 to "
+                      "%d, got %lld and %lld",
+                      MOE_MAX_SYMBOLIC_DIM, (long long)batch,
+                      (long long)maxLength);
+  try {
+    auto g = std::make_unique<moe_generation>();
+    g->session = s;
+    g->prefill = prefill;
+    g->decode = decode;
+    g->batch = batch;
+    g->maxLength = maxLength;
+    const EntryRecord &entry = s->signature.entries[decode];
+    for (size_t i = 1; i < entry.inputs.size(); ++i) {
+      const TensorRecord &t = entry.inputs[i];
+      if (t.dtype != MOE_DTYPE_F32 || t.dims.size() != 4 || t.dims[2] < 0 ||
+          t.dims[3] < 0 || (t.dims[1] >= 0 && t.dims[1] != batch))
+        return makeStatus(MOE_INVALID_ARGUMENT,
+                          "decode input '%s' is not a f32 cache [P, %lld, H, "
+                          "d] with static H and d",
+                          moe::printable(t.name, 64).c_str(),
+                          (long long)batch);
+      moe_generation::Cache c;
+      c.input = t.name;
+      c.rowDims = {batch, t.dims[2], t.dims[3]};
+      c.rowFloats = static_cast<size_t>(batch * t.dims[2] * t.dims[3]);
+      c.data.resize(c.rowFloats * static_cast<size_t>(maxLength));
+      g->caches.push_back(std::move(c));
+    }
+    *out = g.release();
+    return nullptr;
+  } catch (...) { // std::bad_alloc
+    return makeStatus(MOE_RESOURCE_EXHAUSTED,
+                      "out of memory for the key/value caches");
+  }
+}
+
+extern "C" void moe_generation_release(moe_generation *g) { delete g; }
+
+extern "C" int64_t moe_generation_position(const moe_generation *g) {
+  return g ? g->position : 0;
+}
+
+extern "C" void moe_generation_reset(moe_generation *g) {
+  if (g)
+    g->position = 0;
+}
+
+extern "C" moe_status_t moe_generation_step(moe_generation *g,
+                                            const moe_tensor *tokens,
+                                            moe_tensor **logits) {
+  if (!g || !tokens || !logits)
+    return makeStatus(MOE_INVALID_ARGUMENT,
+                      "moe_generation_step: null context, tokens or logits");
+  *logits = nullptr;
+  if (moe_status_t st = checkSession(g->session))
+    return st;
+  if (tokens->dtype != MOE_DTYPE_I64 || tokens->dims.size() != 2 ||
+      tokens->dims[0] != g->batch || tokens->dims[1] < 1)
+    return makeStatus(MOE_INVALID_ARGUMENT,
+                      "the tokens must be int64 [%lld, T] with T >= 1",
+                      (long long)g->batch);
+  int64_t t = tokens->dims[1];
+  if (g->position + t > g->maxLength)
+    return makeStatus(MOE_INVALID_ARGUMENT,
+                      "%lld positions and %lld new tokens exceed the maximum "
+                      "length %lld",
+                      (long long)g->position, (long long)t,
+                      (long long)g->maxLength);
+  try {
+    bool first = g->position == 0;
+    size_t e = first ? g->prefill : g->decode;
+    std::vector<const char *> names = {"tokens"};
+    std::vector<const moe_tensor *> inputs = {tokens};
+    std::vector<std::unique_ptr<moe_tensor, void (*)(moe_tensor *)>> views;
+    if (!first)
+      for (moe_generation::Cache &c : g->caches) {
+        std::vector<int64_t> dims = {g->position};
+        dims.insert(dims.end(), c.rowDims.begin(), c.rowDims.end());
+        moe_tensor *view = nullptr;
+        if (moe_status_t st = moe_tensor_create_view(
+                MOE_DTYPE_F32, dims.size(), dims.data(), c.data.data(), &view))
+          return st;
+        views.emplace_back(view, moe_tensor_release);
+        names.push_back(c.input.c_str());
+        inputs.push_back(view);
+      }
+    size_t numOutputs = g->session->signature.entries[e].outputs.size();
+    if (numOutputs != g->caches.size() + 1)
+      return makeStatus(MOE_INTERNAL,
+                        "entry '%s' has %zu outputs for %zu caches",
+                        first ? "prefill" : "decode", numOutputs,
+                        g->caches.size());
+    std::vector<moe_tensor *> outputs(numOutputs, nullptr);
+    if (moe_status_t st =
+            runEntryAt(*g->session, e, names.size(), names.data(),
+                       inputs.data(), numOutputs, outputs.data()))
+      return st;
+    auto releaseAll = [&] {
+      for (moe_tensor *o : outputs)
+        moe_tensor_release(o);
+    };
+    for (size_t i = 0; i < g->caches.size(); ++i)
+      if (outputs[i + 1]->count != g->caches[i].rowFloats * size_t(t) ||
+          outputs[i + 1]->dtype != MOE_DTYPE_F32) {
+        releaseAll();
+        return makeStatus(MOE_INTERNAL,
+                          "output %zu of entry '%s' is not the rows of "
+                          "cache '%s'",
+                          i + 1, first ? "prefill" : "decode",
+                          moe::printable(g->caches[i].input, 64).c_str());
+      }
+    // The new rows [T, B, H, d] go after the cached ones.
+    for (size_t i = 0; i < g->caches.size(); ++i) {
+      moe_generation::Cache &c = g->caches[i];
+      std::memcpy(c.data.data() + c.rowFloats * size_t(g->position),
+                  outputs[i + 1]->data, c.rowFloats * size_t(t) * sizeof(float));
+      moe_tensor_release(outputs[i + 1]);
+    }
+    g->position += t;
+    *logits = outputs[0];
+    return nullptr;
+  } catch (...) { // std::bad_alloc
+    return makeStatus(MOE_RESOURCE_EXHAUSTED, "out of memory");
+  }
+}

@@ -19,10 +19,10 @@
 // the threads of the session's pool (1 to MOE_MAX_THREADS; default: the
 // machine's cores). Inputs are passed to the runtime as views of the .npy
 // data (never copied). --generate N runs an artifact compiled with
-// `moe-compile --generation`: its entry "prefill" on the prompt, then N - 1
-// steps of "decode", one token each, with the key/value caches kept here
-// (position-major, sized for --max-length positions, default prompt + N;
-// each step reads a prefix in place and appends its rows). Tokens are
+// `moe-compile --generation` through a generation context
+// (moe_generation_*): its entry "prefill" on the prompt, then N - 1 steps
+// of "decode", one token each, with the key/value caches of the context
+// (sized for --max-length positions, default prompt + N). Tokens are
 // greedy (argmax) at temperature 0, else sampled from softmax(logits / T),
 // over the K most likely with --top-k, from a generator seeded by --seed.
 // Each step's tokens are printed as they come, then tokens/s of the
@@ -158,14 +158,10 @@ std::vector<int64_t> pickTokens(const moe::Tensor &logits,
   return out;
 }
 
-/// --generate: prefill, then decode steps with the caches kept here.
+/// --generate: prefill, then decode steps, through a generation context
+/// (moe_generation_*: the runtime keeps the caches).
 int generate(moe::Session &session, const moe::Tensor &prompt,
              const GenerateOptions &o, const std::string &outputDir) {
-  size_t prefill = session.entryIndex("prefill"),
-         decode = session.entryIndex("decode");
-  if (prefill == session.entryCount() || decode == session.entryCount())
-    return fail("--generate needs the entries 'prefill' and 'decode': "
-                "compile the model with moe-compile --generation");
   std::vector<int64_t> pd = prompt.dims();
   if (prompt.dtype() != MOE_DTYPE_I64 || pd.size() != 2 || pd[1] < 1)
     return fail("--generate needs tokens int64 [B, T] with T >= 1");
@@ -175,44 +171,25 @@ int generate(moe::Session &session, const moe::Tensor &prompt,
     return fail(std::to_string(length) + " prompt tokens and " +
                 std::to_string(o.steps) + " new ones exceed the maximum "
                 "length " + std::to_string(limit));
+  moe::Generation gen;
+  moe::Status st = moe::Generation::create(session, batch, limit, gen);
+  if (st.code() == MOE_NOT_FOUND)
+    return fail("--generate needs the entries 'prefill' and 'decode': "
+                "compile the model with moe-compile --generation");
+  if (!st.ok())
+    return fail(st.message());
   using clock = std::chrono::steady_clock;
   std::mt19937_64 rng(o.seed);
-  std::vector<moe::Tensor> out;
+  moe::Tensor logits;
   auto start = clock::now();
-  moe::Status st = session.runEntry("prefill", {"tokens"}, {&prompt}, out);
-  if (!st.ok())
+  if (!(st = gen.step(prompt, logits)).ok())
     return fail(st.message());
   double prefillMs =
       std::chrono::duration<double, std::milli>(clock::now() - start).count();
-  // One cache per new-row output "new_<kind>.<l>", fed back as the decode
-  // input "past_<kind>.<l>".
-  struct Cache {
-    std::string input;
-    std::vector<int64_t> rowDims; // [B, H, d]
-    size_t rowBytes = 0;
-    std::vector<unsigned char> data;
-  };
-  std::vector<Cache> caches;
-  for (size_t i = 1; i < out.size(); ++i) {
-    std::string name = session.entryOutputName(prefill, i);
-    if (name.rfind("new_", 0) != 0 || out[i].dtype() != MOE_DTYPE_F32)
-      return fail("entry 'prefill' output '" + name +
-                  "' is not a f32 key/value row");
-    Cache c;
-    c.input = "past_" + name.substr(4);
-    std::vector<int64_t> d = out[i].dims();
-    c.rowDims.assign(d.begin() + 1, d.end());
-    c.rowBytes = out[i].elementCount() / static_cast<size_t>(length) *
-                 sizeof(float);
-    c.data.resize(c.rowBytes * static_cast<size_t>(limit));
-    std::memcpy(c.data.data(), out[i].data<void>(), c.rowBytes * length);
-    caches.push_back(std::move(c));
-  }
   std::vector<int64_t> generated(static_cast<size_t>(batch * o.steps));
-  int64_t position = length;
   double decodeMs = 0;
   for (int64_t step = 0; step < o.steps; ++step) {
-    std::vector<int64_t> token = pickTokens(out[0], o, rng);
+    std::vector<int64_t> token = pickTokens(logits, o, rng);
     std::printf("token %lld:", static_cast<long long>(step));
     for (int64_t r = 0; r < batch; ++r) {
       generated[r * o.steps + step] = token[r];
@@ -223,31 +200,16 @@ int generate(moe::Session &session, const moe::Tensor &prompt,
     if (step + 1 == o.steps)
       break;
     moe::Tensor tokens;
-    st = moe::Tensor::view(MOE_DTYPE_I64, {batch, 1}, token.data(), tokens);
-    std::vector<moe::Tensor> views(caches.size());
-    std::vector<std::string> names = {"tokens"};
-    std::vector<const moe::Tensor *> inputs = {&tokens};
-    for (size_t i = 0; st.ok() && i < caches.size(); ++i) {
-      std::vector<int64_t> dims = {position};
-      dims.insert(dims.end(), caches[i].rowDims.begin(),
-                  caches[i].rowDims.end());
-      st = moe::Tensor::view(MOE_DTYPE_F32, dims, caches[i].data.data(),
-                             views[i]);
-      names.push_back(caches[i].input);
-      inputs.push_back(&views[i]);
-    }
-    if (!st.ok())
+    if (!(st = moe::Tensor::view(MOE_DTYPE_I64, {batch, 1}, token.data(),
+                                 tokens))
+             .ok())
       return fail(st.message());
     auto t0 = clock::now();
-    st = session.runEntry("decode", names, inputs, out);
+    st = gen.step(tokens, logits);
     decodeMs +=
         std::chrono::duration<double, std::milli>(clock::now() - t0).count();
     if (!st.ok())
       return fail(st.message());
-    for (size_t i = 0; i < caches.size(); ++i)
-      std::memcpy(caches[i].data.data() + caches[i].rowBytes * position,
-                  out[i + 1].data<void>(), caches[i].rowBytes);
-    ++position;
   }
   std::printf("prefill: %lld tokens x %lld in %.3f ms, %.1f tokens/s\n",
               static_cast<long long>(length), static_cast<long long>(batch),

@@ -334,6 +334,8 @@ public:
     return result;
   }
 
+  moe_session *get() const { return session_; }
+
 private:
   static py::object dim(int64_t value, const char *symbol) {
     if (value >= 0)
@@ -344,6 +346,51 @@ private:
   }
 
   moe_session *session_ = nullptr;
+};
+
+/// A generation context (moe_generation_*) on a Session, which it keeps
+/// alive (py::keep_alive in the binding).
+class Generation {
+public:
+  Generation(const Session &session, int64_t batch, int64_t maxLength) {
+    if (moe_status_t st = moe_generation_create(session.get(), batch,
+                                                maxLength, &generation_))
+      raiseStatus(st);
+  }
+  Generation(const Generation &) = delete;
+  Generation &operator=(const Generation &) = delete;
+  ~Generation() { moe_generation_release(generation_); }
+
+  /// The logits of the next tokens (an int64 C-contiguous array [B, T]).
+  py::array step(const py::array &tokens) {
+    moe_dtype_t dtype;
+    int flags = tokens.flags();
+    if (!toMoeDType(tokens.dtype(), dtype) || dtype != MOE_DTYPE_I64 ||
+        !(flags & py::array::c_style) || !(flags & 0x0100 /*ALIGNED*/) ||
+        !tokens.dtype().attr("isnative").cast<bool>())
+      raiseInvalid("tokens must be a C-contiguous native int64 array");
+    std::vector<int64_t> dims(tokens.shape(), tokens.shape() + tokens.ndim());
+    moe_tensor *view = nullptr;
+    if (moe_status_t st = moe_tensor_create_view(
+            dtype, dims.size(), dims.data(), const_cast<void *>(tokens.data()),
+            &view))
+      raiseStatus(st);
+    TensorPtr keep(view);
+    moe_tensor *logits = nullptr;
+    moe_status_t st;
+    {
+      py::gil_scoped_release release;
+      st = moe_generation_step(generation_, view, &logits);
+    }
+    if (st)
+      raiseStatus(st);
+    return wrapOutput(TensorPtr(logits));
+  }
+  int64_t position() const { return moe_generation_position(generation_); }
+  void reset() { moe_generation_reset(generation_); }
+
+private:
+  moe_generation *generation_ = nullptr;
 };
 
 } // namespace
@@ -378,4 +425,12 @@ PYBIND11_MODULE(_runtime, m) {
       .def("outputs", &Session::outputs, py::arg("entry") = "main")
       .def("run", &Session::run, py::arg("names"), py::arg("arrays"),
            py::arg("entry") = "main");
+
+  py::class_<Generation>(m, "Generation")
+      .def(py::init<const Session &, int64_t, int64_t>(), py::arg("session"),
+           py::arg("batch"), py::arg("max_length"),
+           py::keep_alive<1, 2>())
+      .def("step", &Generation::step, py::arg("tokens"))
+      .def_property_readonly("position", &Generation::position)
+      .def("reset", &Generation::reset);
 }
