@@ -68,13 +68,23 @@ def test_reference_cache_matches_full_forward(prompt):
             torch.testing.assert_close(y, full[:, t:t + 1], rtol=1e-5,
                                        atol=1e-5)
             pk, pv = torch.cat([pk, k], 1), torch.cat([pv, v], 1)
-        # The authors' cached path rotates the query at position 0: wrong
-        # from the second position on.
-        xt = x[:, 6:7]
-        q = M.rope((xt.reshape(B, D) @ m.wq).view(B, 1, H, DH), 0.5, 1e4, 0)
-        q_right = M.rope((xt.reshape(B, D) @ m.wq).view(B, 1, H, DH), 0.5,
-                         1e4, 6)
-        assert not torch.allclose(q, q_right)
+        # The authors' cached path rotates the query at position 0 (the key
+        # at its absolute position): the comparison above tells it apart.
+        rope = M.rope
+        calls = []
+
+        def query_at_zero(x, fraction, base, offset=0):
+            calls.append(offset)
+            return rope(x, fraction, base, 0 if len(calls) == 1 else offset)
+
+        M.rope = query_at_zero
+        try:
+            xt = x[:, 6:7]
+            y, _, _ = m.step(xt, xt, xt, pk[:, :6], pv[:, :6])
+        finally:
+            M.rope = rope
+        assert calls == [6, 6]
+        assert not torch.allclose(y, full[:, 6:7], rtol=1e-3, atol=1e-3)
 
 
 @pytest.mark.parametrize("rotate_fraction", [0.5, 1.0])

@@ -613,3 +613,80 @@ func.func @main(%tokens: tensor<?x?xi64>) -> tensor<?x?x32xf32> {
   return %m : tensor<?x?x32xf32>
 }
 
+// -----
+
+#map_tok = affine_map<(b, t, d) -> (b, t)>
+#map3 = affine_map<(b, t, d) -> (b, t, d)>
+#map_sum = affine_map<(b, t, d) -> (b, d)>
+// expected-error @+1 {{cannot derive generation entries: @main must take one input, the tokens [B, T]; it takes 2}}
+func.func @main(%tokens: tensor<?x?xi64>, %extra: tensor<?x?xi64>) -> tensor<?x?xi64> {
+  return %tokens : tensor<?x?xi64>
+}
+
+
+// -----
+
+#map_tok = affine_map<(b, t, d) -> (b, t)>
+#map3 = affine_map<(b, t, d) -> (b, t, d)>
+#map_sum = affine_map<(b, t, d) -> (b, d)>
+// expected-error @+1 {{cannot derive generation entries: the module already has a symbol @prefill}}
+func.func @main(%tokens: tensor<?x?xi64>) -> tensor<?x?x32xf32> {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %emb = arith.constant dense<0.5> : tensor<16x32xf32>
+  %b = tensor.dim %tokens, %c0 : tensor<?x?xi64>
+  %t = tensor.dim %tokens, %c1 : tensor<?x?xi64>
+  %e0 = tensor.empty(%b, %t) : tensor<?x?x32xf32>
+  %x = linalg.generic {indexing_maps = [#map_tok, #map3], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%tokens : tensor<?x?xi64>) outs(%e0 : tensor<?x?x32xf32>) {
+  ^bb0(%tok: i64, %out: f32):
+    %i = arith.index_cast %tok : i64 to index
+    %d = linalg.index 2 : index
+    %v = tensor.extract %emb[%i, %d] : tensor<16x32xf32>
+    linalg.yield %v : f32
+  } -> tensor<?x?x32xf32>
+  %wq = arith.constant dense<0.1> : tensor<32x16xf32>
+  %wv = arith.constant dense<0.1> : tensor<8x32x8xf32>
+  %wo = arith.constant dense<0.1> : tensor<8x8x32xf32>
+  %s = arith.constant dense<0.1> : tensor<8x32xf32>
+  %a = moe.switchhead %x, %x, %x, %wq, %wq, %wv, %wo, %s sel_v(%s) {num_heads = 2 : i64, k = 2 : i64}
+      : (tensor<?x?x32xf32>, tensor<?x?x32xf32>, tensor<?x?x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>,
+         tensor<8x32x8xf32>, tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<8x32xf32>) -> tensor<?x?x32xf32>
+  return %a : tensor<?x?x32xf32>
+}
+
+func.func private @prefill()
+
+
+// -----
+
+#map_tok = affine_map<(b, t, d) -> (b, t)>
+#map3 = affine_map<(b, t, d) -> (b, t, d)>
+#map_sum = affine_map<(b, t, d) -> (b, d)>
+// expected-error @+1 {{cannot derive generation entries: output 0 must be [B, T, V] with the positions in dim 1 only}}
+func.func @main(%tokens: tensor<?x?xi64>) -> tensor<4x32xf32> {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %emb = arith.constant dense<0.5> : tensor<16x32xf32>
+  %b = tensor.dim %tokens, %c0 : tensor<?x?xi64>
+  %t = tensor.dim %tokens, %c1 : tensor<?x?xi64>
+  %e0 = tensor.empty(%b, %t) : tensor<?x?x32xf32>
+  %x = linalg.generic {indexing_maps = [#map_tok, #map3], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%tokens : tensor<?x?xi64>) outs(%e0 : tensor<?x?x32xf32>) {
+  ^bb0(%tok: i64, %out: f32):
+    %i = arith.index_cast %tok : i64 to index
+    %d = linalg.index 2 : index
+    %v = tensor.extract %emb[%i, %d] : tensor<16x32xf32>
+    linalg.yield %v : f32
+  } -> tensor<?x?x32xf32>
+  %wq = arith.constant dense<0.1> : tensor<32x16xf32>
+  %wv = arith.constant dense<0.1> : tensor<8x32x8xf32>
+  %wo = arith.constant dense<0.1> : tensor<8x8x32xf32>
+  %s = arith.constant dense<0.1> : tensor<8x32xf32>
+  %a = moe.switchhead %x, %x, %x, %wq, %wq, %wv, %wo, %s sel_v(%s) {num_heads = 2 : i64, k = 2 : i64}
+      : (tensor<?x?x32xf32>, tensor<?x?x32xf32>, tensor<?x?x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>,
+         tensor<8x32x8xf32>, tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<8x32xf32>) -> tensor<?x?x32xf32>
+  %w = arith.constant dense<0.5> : tensor<4x32xf32>
+  return %w : tensor<4x32xf32>
+}
+

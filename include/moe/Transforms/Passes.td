@@ -96,7 +96,8 @@ def MoeOutlineWeights : Pass<"moe-outline-weights", "::mlir::ModuleOp"> {
   let description = [{
     Every `arith.constant` of a ranked tensor with at least `min-elements`
     elements in an entry function (every public function the module
-    defines: `@main`, and `@prefill` and `@decode` for generation) becomes
+    defines and calls nowhere: `@main`, and `@prefill` and `@decode` for
+    generation) becomes
     a new trailing argument (marked `{moe.weight = <index>}`); the values
     move to the module attribute `moe.weights`, one record per distinct
     value. A constant used by several ops (MoEUT's shared layers), or by

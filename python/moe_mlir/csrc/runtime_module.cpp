@@ -237,39 +237,17 @@ public:
   }
 
   std::vector<Spec> inputs(const std::string &entry) const {
-    size_t e = entryIndex(entry);
-    std::vector<Spec> specs;
-    for (size_t i = 0, n = moe_session_entry_input_count(session_, e); i < n;
-         ++i) {
-      py::list dims;
-      for (size_t d = 0, r = moe_session_entry_input_rank(session_, e, i);
-           d < r; ++d)
-        dims.append(dim(moe_session_entry_input_dim(session_, e, i, d),
-                        moe_session_entry_input_dim_name(session_, e, i, d)));
-      specs.emplace_back(
-          moe_session_entry_input_name(session_, e, i),
-          static_cast<int>(moe_session_entry_input_dtype(session_, e, i)),
-          dims);
-    }
-    return specs;
+    return specs(entryIndex(entry), moe_session_entry_input_count,
+                 moe_session_entry_input_name, moe_session_entry_input_dtype,
+                 moe_session_entry_input_rank, moe_session_entry_input_dim,
+                 moe_session_entry_input_dim_name);
   }
 
   std::vector<Spec> outputs(const std::string &entry) const {
-    size_t e = entryIndex(entry);
-    std::vector<Spec> specs;
-    for (size_t i = 0, n = moe_session_entry_output_count(session_, e); i < n;
-         ++i) {
-      py::list dims;
-      for (size_t d = 0, r = moe_session_entry_output_rank(session_, e, i);
-           d < r; ++d)
-        dims.append(dim(moe_session_entry_output_dim(session_, e, i, d),
-                        moe_session_entry_output_dim_name(session_, e, i, d)));
-      specs.emplace_back(
-          moe_session_entry_output_name(session_, e, i),
-          static_cast<int>(moe_session_entry_output_dtype(session_, e, i)),
-          dims);
-    }
-    return specs;
+    return specs(entryIndex(entry), moe_session_entry_output_count,
+                 moe_session_entry_output_name, moe_session_entry_output_dtype,
+                 moe_session_entry_output_rank, moe_session_entry_output_dim,
+                 moe_session_entry_output_dim_name);
   }
 
   /// Runs entry `entry` on `arrays` (numpy arrays, C-contiguous, aligned,
@@ -337,6 +315,27 @@ public:
   moe_session *get() const { return session_; }
 
 private:
+  /// The inputs or outputs of entry `e`, read with the C accessors of one
+  /// kind.
+  std::vector<Spec>
+  specs(size_t e, size_t (*count)(const moe_session *, size_t),
+        const char *(*name)(const moe_session *, size_t, size_t),
+        moe_dtype_t (*dtype)(const moe_session *, size_t, size_t),
+        size_t (*rank)(const moe_session *, size_t, size_t),
+        int64_t (*dimAt)(const moe_session *, size_t, size_t, size_t),
+        const char *(*dimName)(const moe_session *, size_t, size_t,
+                               size_t)) const {
+    std::vector<Spec> out;
+    for (size_t i = 0, n = count(session_, e); i < n; ++i) {
+      py::list dims;
+      for (size_t d = 0, r = rank(session_, e, i); d < r; ++d)
+        dims.append(dim(dimAt(session_, e, i, d), dimName(session_, e, i, d)));
+      out.emplace_back(name(session_, e, i),
+                       static_cast<int>(dtype(session_, e, i)), dims);
+    }
+    return out;
+  }
+
   static py::object dim(int64_t value, const char *symbol) {
     if (value >= 0)
       return py::int_(value);
