@@ -166,6 +166,15 @@ def test_session_generate(model):
     assert a.shape == (2, 6) and ((0 <= a) & (a < ref.cfg.vocab)).all()
     with pytest.raises(moe_mlir.InvalidArgument, match="temperature"):
         session.generate(prompt, 2, temperature=-1)
+    with pytest.raises(moe_mlir.InvalidArgument, match="top_k must be >= 1"):
+        session.generate(prompt, 2, temperature=1, top_k=0)
+    with pytest.raises(moe_mlir.InvalidArgument,
+                       match="max_new_tokens must be >= 0"):
+        session.generate(prompt, -1)
+    with pytest.raises(moe_mlir.InvalidArgument, match="at least one token"):
+        session.generate(np.zeros((2, 0), np.int64), 2)
+    with pytest.raises(moe_mlir.InvalidArgument, match=r"integer tokens"):
+        session.generate(prompt.astype(np.float32), 2)
 
 
 def test_generate_needs_the_entries(tmp_path):
