@@ -278,7 +278,8 @@ LogicalResult mlir::moe::compileModule(ModuleOp module,
         // The generation entries are copies of @main: derived before the
         // weights are outlined, so that they share the weight records.
         if (options.generation)
-          pm.addPass(createMoeGenerationEntries());
+          pm.addPass(createMoeGenerationEntries(
+              MoeGenerationEntriesOptions{options.generationAllLogits}));
         MoeOutlineWeightsOptions o;
         o.minElements = options.minWeightElements;
         pm.addPass(createMoeOutlineWeights(o));

@@ -555,6 +555,7 @@ void simplifySizeSelects(func::FuncOp fn) {
 
 struct MoeGenerationEntriesPass
     : moe::impl::MoeGenerationEntriesBase<MoeGenerationEntriesPass> {
+  using Base::Base;
   void runOnOperation() override {
     ModuleOp module = getOperation();
     auto main = module.lookupSymbol<func::FuncOp>("main");
@@ -674,79 +675,196 @@ struct MoeGenerationEntriesPass
     Attribute pastSymbol = StringAttr::get(ctx, past);
     SmallVector<SwitchHeadOp> heads;
     fn.walk([&](SwitchHeadOp op) { heads.push_back(op); });
-    SmallVector<Value> newRows;
-    SmallVector<DictionaryAttr> rowAttrs;
-    for (auto [index, op] : llvm::enumerate(heads)) {
-      size_t l = index;
+    // One cache shape for every layer: [*, L, B, H, dk] and [*, L, B, H, dv]
+    // hold them all, position-major.
+    auto cacheDims = [](SwitchHeadOp op) {
       auto srcType = cast<RankedTensorType>(op.getQSrc().getType());
       int64_t h = op.getNumHeads();
       int64_t dk = cast<RankedTensorType>(op.getWq().getType()).getDimSize(1);
       dk = ShapedType::isDynamic(dk) ? dk : dk / h;
       int64_t dv = cast<RankedTensorType>(op.getWv().getType()).getDimSize(2);
-      Type elt = srcType.getElementType();
-      int64_t batch = srcType.getDimSize(0);
-      auto cacheType = [&](int64_t p, int64_t d) {
+      return std::make_tuple(srcType.getElementType(), srcType.getDimSize(0),
+                             h, dk, dv);
+    };
+    Type elt;
+    int64_t batch, h, dk, dv;
+    std::tie(elt, batch, h, dk, dv) = cacheDims(heads.front());
+    for (SwitchHeadOp op : heads)
+      if (cacheDims(op) != cacheDims(heads.front()) ||
+          ShapedType::isDynamic(dk) || ShapedType::isDynamic(dv)) {
+        op.emitError() << "cannot derive generation entries: every attention "
+                          "layer must have the same element type, batch, "
+                          "heads and static key and value widths, for one "
+                          "stacked cache";
+        fn.erase();
+        return failure();
+      }
+    int64_t layers = static_cast<int64_t>(heads.size());
+    auto stacked = [&](int64_t p, int64_t d) {
+      return RankedTensorType::get({p, layers, batch, h, d}, elt);
+    };
+    auto attrs = [&](StringRef name, Attribute first) {
+      NamedAttribute n(StringAttr::get(ctx, "onnx.name"),
+                       StringAttr::get(ctx, name));
+      Attribute none = StringAttr::get(ctx, "");
+      NamedAttribute p(StringAttr::get(ctx, "onnx.dim_params"),
+                       ArrayAttr::get(ctx, {first, none, param(0), none,
+                                            none}));
+      return DictionaryAttr::get(ctx, {n, p});
+    };
+    // Sizes and layer indices before the first op: values every layer uses
+    // the same way, or (the indices) constants RollRepeats turns into the
+    // loop's c + i*s, so that the derived layers roll like @main's.
+    Location loc = fn.getLoc();
+    b.setInsertionPointToStart(&body);
+    Value tokens = body.getArgument(0);
+    Value t = tensor::DimOp::create(b, loc, tokens, 1);
+    // The sources' batch is the tokens' (the attention checks it at run
+    // time).
+    OpFoldResult bSize =
+        ShapedType::isDynamic(batch)
+            ? OpFoldResult(tensor::DimOp::create(b, loc, tokens, 0))
+            : OpFoldResult(b.getIndexAttr(batch));
+    SmallVector<Value> layerIndex;
+    for (int64_t l = 0; l < layers; ++l)
+      layerIndex.push_back(arith::ConstantIndexOp::create(b, loc, l));
+    Value pastKey, pastValue, pastLen;
+    if (withCache) {
+      unsigned at = fn.getNumArguments();
+      if (failed(fn.insertArgument(at, stacked(ShapedType::kDynamic, dk),
+                                   attrs("past_key", pastSymbol), loc)) ||
+          failed(fn.insertArgument(at + 1, stacked(ShapedType::kDynamic, dv),
+                                   attrs("past_value", pastSymbol), loc))) {
+        fn.erase();
+        return failure();
+      }
+      pastKey = body.getArgument(at);
+      pastValue = body.getArgument(at + 1);
+      pastLen = tensor::DimOp::create(b, loc, pastKey, 0);
+      // The values' cache must be as long as the keys'.
+      Value pastValueLen = tensor::DimOp::create(b, loc, pastValue, 0);
+      Value differs = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne,
+                                            pastLen, pastValueLen);
+      build::reportIf(b, loc, differs, kErrorShapeMismatch);
+      if (ShapedType::isDynamic(batch)) {
+        Value keyBatch = tensor::DimOp::create(b, loc, pastKey, 2);
+        Value valueBatch = tensor::DimOp::create(b, loc, pastValue, 2);
+        Value bv = cast<Value>(bSize);
+        Value bad = arith::OrIOp::create(
+            b, loc,
+            arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne, keyBatch,
+                                  bv),
+            arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne,
+                                  valueBatch, bv));
+        build::reportIf(b, loc, bad, kErrorShapeMismatch);
+      }
+    }
+    SmallVector<OpFoldResult> tSizes{OpFoldResult(t)};
+    auto full = [&](OpFoldResult first, int64_t d) {
+      return SmallVector<OpFoldResult>{first, b.getIndexAttr(1), bSize,
+                                       b.getIndexAttr(h), b.getIndexAttr(d)};
+    };
+    auto newRowsInit = [&](int64_t d) -> Value {
+      SmallVector<Value> dyn{t};
+      if (ShapedType::isDynamic(batch))
+        dyn.push_back(cast<Value>(bSize));
+      return tensor::EmptyOp::create(b, loc,
+                                     stacked(ShapedType::kDynamic, d), dyn);
+    };
+    Value newKeys = newRowsInit(dk), newValues = newRowsInit(dv);
+    SmallVector<OpFoldResult> ones(5, b.getIndexAttr(1));
+    for (auto [l, op] : llvm::enumerate(heads)) {
+      Location opLoc = op.getLoc();
+      b.setInsertionPoint(op);
+      SmallVector<OpFoldResult> at{b.getIndexAttr(0), layerIndex[l],
+                                   b.getIndexAttr(0), b.getIndexAttr(0),
+                                   b.getIndexAttr(0)};
+      auto layerType = [&](int64_t p, int64_t d) {
         return RankedTensorType::get({p, batch, h, d}, elt);
       };
-      auto attrs = [&](StringRef kind, Attribute first) {
-        NamedAttribute n(StringAttr::get(ctx, "onnx.name"),
-                         StringAttr::get(ctx, (kind + "." + Twine(l)).str()));
-        NamedAttribute p(
-            StringAttr::get(ctx, "onnx.dim_params"),
-            ArrayAttr::get(ctx, {first, param(0), StringAttr::get(ctx, ""),
-                                 StringAttr::get(ctx, "")}));
-        return DictionaryAttr::get(ctx, {n, p});
-      };
-      Value pastKey, pastValue;
-      b.setInsertionPoint(op);
+      Value layerKey, layerValue;
       if (withCache) {
-        unsigned at = fn.getNumArguments();
-        if (failed(fn.insertArgument(at, cacheType(ShapedType::kDynamic, dk),
-                                     attrs("past_key", pastSymbol),
-                                     op.getLoc())) ||
-            failed(fn.insertArgument(at + 1,
-                                     cacheType(ShapedType::kDynamic, dv),
-                                     attrs("past_value", pastSymbol),
-                                     op.getLoc()))) {
-          fn.erase();
-          return failure();
-        }
-        pastKey = body.getArgument(at);
-        pastValue = body.getArgument(at + 1);
+        layerKey = tensor::ExtractSliceOp::create(
+            b, opLoc, layerType(ShapedType::kDynamic, dk), pastKey, at,
+            full(pastLen, dk), ones);
+        layerValue = tensor::ExtractSliceOp::create(
+            b, opLoc, layerType(ShapedType::kDynamic, dv), pastValue, at,
+            full(pastLen, dv), ones);
       } else {
         SmallVector<Value> dyn;
         if (ShapedType::isDynamic(batch))
-          dyn.push_back(tensor::DimOp::create(b, op.getLoc(), op.getQSrc(), 0));
-        pastKey = tensor::EmptyOp::create(b, op.getLoc(), cacheType(0, dk),
-                                          dyn);
-        pastValue = tensor::EmptyOp::create(b, op.getLoc(), cacheType(0, dv),
-                                            dyn);
+          dyn.push_back(cast<Value>(bSize));
+        layerKey = tensor::EmptyOp::create(b, opLoc, layerType(0, dk), dyn);
+        layerValue = tensor::EmptyOp::create(b, opLoc, layerType(0, dv), dyn);
       }
-      int64_t t = srcType.getDimSize(1);
+      int64_t tStatic = cast<RankedTensorType>(op.getQSrc().getType())
+                            .getDimSize(1);
       auto cached = SwitchHeadCachedOp::create(
-          b, op.getLoc(),
-          TypeRange{op.getType(), RankedTensorType::get({t, batch, h, dk}, elt),
-                    RankedTensorType::get({t, batch, h, dv}, elt)},
+          b, opLoc,
+          TypeRange{op.getType(), layerType(tStatic, dk),
+                    layerType(tStatic, dv)},
           op.getQSrc(), op.getKSrc(), op.getVSrc(), op.getWq(), op.getWk(),
-          op.getWv(), op.getWo(), op.getSelO(), pastKey, pastValue,
+          op.getWv(), op.getWo(), op.getSelO(), layerKey, layerValue,
           op.getSelV(), op.getNumHeads(), op.getK(), op.getCausal(),
           op.getRotateFraction(), op.getRopeBase());
       op.getResult().replaceAllUsesWith(cached.getResult());
       op.erase();
-      newRows.push_back(cached.getNewKey());
-      newRows.push_back(cached.getNewValue());
-      rowAttrs.push_back(attrs("new_key", param(1)));
-      rowAttrs.push_back(attrs("new_value", param(1)));
+      b.setInsertionPointAfter(cached);
+      newKeys = tensor::InsertSliceOp::create(b, opLoc, cached.getNewKey(),
+                                              newKeys, at, full(t, dk), ones);
+      newValues = tensor::InsertSliceOp::create(
+          b, opLoc, cached.getNewValue(), newValues, at, full(t, dv), ones);
     }
+    SmallVector<Value> newRows{newKeys, newValues};
+    SmallVector<DictionaryAttr> rowAttrs{attrs("new_key", param(1)),
+                                         attrs("new_value", param(1))};
     // The new rows follow the model's outputs.
     auto ret = cast<func::ReturnOp>(body.getTerminator());
     SmallVector<Value> results(ret.getOperands());
-    results.append(newRows);
     SmallVector<DictionaryAttr> resultAttrs;
     for (unsigned i = 0; i < fn.getNumResults(); ++i)
       resultAttrs.push_back(fn.getResultAttrDict(i));
-    resultAttrs.append(rowAttrs);
     b.setInsertionPoint(ret);
+    if (!withCache && !allLogits) {
+      // @prefill returns the last position of each output [B, T, V] as
+      // [B, 1, V]: what the next token is drawn from. An empty prompt has
+      // none (a run-time error, not a read before the tensor).
+      Value zero = arith::ConstantIndexOp::create(b, loc, 0);
+      Value empty = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
+                                          t, zero);
+      build::reportIf(b, loc, empty, kErrorShapeMismatch);
+      Value last = arith::SubIOp::create(
+          b, loc, t, arith::ConstantIndexOp::create(b, loc, 1));
+      for (auto [i, v] : llvm::enumerate(results)) {
+        auto type = cast<RankedTensorType>(v.getType());
+        SmallVector<int64_t> shape(type.getShape());
+        shape[1] = 1;
+        SmallVector<OpFoldResult> offsets(type.getRank(), b.getIndexAttr(0));
+        offsets[1] = last;
+        SmallVector<OpFoldResult> sizes;
+        for (int64_t d = 0; d < type.getRank(); ++d)
+          sizes.push_back(d == 1 ? OpFoldResult(b.getIndexAttr(1))
+                                 : build::sizeOf(b, loc, v, d));
+        SmallVector<OpFoldResult> strides(type.getRank(), b.getIndexAttr(1));
+        v = tensor::ExtractSliceOp::create(
+            b, loc, RankedTensorType::get(shape, type.getElementType()), v,
+            offsets, sizes, strides);
+        // Its dim 1 is now static.
+        if (DictionaryAttr dict = resultAttrs[i]) {
+          NamedAttrList list(dict);
+          if (auto params = dyn_cast_or_null<ArrayAttr>(
+                  list.get("onnx.dim_params"))) {
+            SmallVector<Attribute> p(params.getValue());
+            if (p.size() > 1)
+              p[1] = StringAttr::get(ctx, "");
+            list.set("onnx.dim_params", ArrayAttr::get(ctx, p));
+          }
+          resultAttrs[i] = list.getDictionary(ctx);
+        }
+      }
+    }
+    results.append(newRows);
+    resultAttrs.append(rowAttrs);
     func::ReturnOp::create(b, ret.getLoc(), results);
     ret.erase();
     fn.setType(FunctionType::get(ctx, body.getArgumentTypes(),

@@ -17,7 +17,12 @@
 //     weight, a constant: loop-invariant), or
 //   - the corresponding value of copy k-1, where copy 0 uses a value defined
 //     before the sequence (carried: copy 0's use becomes the iteration
-//     argument, initialised with that value).
+//     argument, initialised with that value), or
+//   - an integer constant defined before the sequence whose value is
+//     c + k·s, where copy 0 uses the constant c and copy 1 the constant
+//     c + s (indexed: the loop computes c + i·s from its induction
+//     variable; the generation entries index their stacked caches by the
+//     absolute layer this way).
 // Each use keeps the kind copy 1 gives it in every later copy. Values of the
 // copies used after the sequence must be carried values of the last copy;
 // otherwise the last copy stays unrolled after the loop.
@@ -67,7 +72,20 @@ struct OutsideUse {
   bool carried;
   unsigned from; // carried: result `result` of op `from` of the previous copy
   unsigned result;
+  bool indexed = false; // copy k uses the constant c0 + k * stride
+  int64_t c0 = 0, stride = 0;
 };
+
+/// The value of an integer or index arith.constant, if `v` is one.
+std::optional<int64_t> integerConstant(Value v) {
+  auto cst = v.getDefiningOp<arith::ConstantOp>();
+  if (!cst)
+    return std::nullopt;
+  auto attr = dyn_cast<IntegerAttr>(cst.getValue());
+  if (!attr)
+    return std::nullopt;
+  return attr.getValue().getSExtValue();
+}
 
 /// One sequence found: `count` copies of `period` ops from `start`.
 struct Repeat {
@@ -188,12 +206,20 @@ size_t Roller::verify(size_t start, size_t period, size_t count,
             OutsideUse use{static_cast<unsigned>(i),
                            static_cast<unsigned>(w), o, u, false, 0, 0};
             if (v != u) {
-              if (pv < static_cast<int64_t>(prev) ||
-                  pv >= static_cast<int64_t>(base))
+              std::optional<int64_t> cu = integerConstant(u),
+                                     cv = integerConstant(v);
+              if (pv >= static_cast<int64_t>(prev) &&
+                  pv < static_cast<int64_t>(base)) {
+                use.carried = true;
+                use.from = static_cast<unsigned>(pv - prev);
+                use.result = cast<OpResult>(v).getResultNumber();
+              } else if (cu && cv && pv < static_cast<int64_t>(start)) {
+                use.indexed = true;
+                use.c0 = *cu;
+                use.stride = *cv - *cu;
+              } else {
                 return k;
-              use.carried = true;
-              use.from = static_cast<unsigned>(pv - prev);
-              use.result = cast<OpResult>(v).getResultNumber();
+              }
             }
             uses.push_back(use);
             continue;
@@ -203,6 +229,13 @@ size_t Roller::verify(size_t start, size_t period, size_t count,
           const OutsideUse &use = uses[next++];
           if (use.op != i || use.walk != w || use.operand != o)
             return k;
+          if (use.indexed) {
+            std::optional<int64_t> cv = integerConstant(v);
+            if (!cv || pv >= static_cast<int64_t>(start) ||
+                *cv != use.c0 + static_cast<int64_t>(k) * use.stride)
+              return k;
+            continue;
+          }
           Value expected =
               use.carried ? ops[prev + use.from]->getResult(use.result)
                           : use.init;
@@ -307,7 +340,24 @@ void Roller::roll(const Repeat &r) {
   Value step = arith::ConstantIndexOp::create(b, loc, 1);
   auto loop = scf::ForOp::create(
       b, loc, lb, ub, step, inits,
-      [&](OpBuilder &nb, Location, Value, ValueRange iters) {
+      [&](OpBuilder &nb, Location, Value iv, ValueRange iters) {
+        // Indexed uses read c0 + iv * stride, computed first.
+        llvm::MapVector<std::tuple<int64_t, int64_t, Type>, Value> indexed;
+        for (const OutsideUse &u : r.uses) {
+          if (!u.indexed)
+            continue;
+          auto key = std::make_tuple(u.c0, u.stride, u.init.getType());
+          if (indexed.count(key))
+            continue;
+          Value scaled = arith::MulIOp::create(
+              nb, loc, iv, arith::ConstantIndexOp::create(nb, loc, u.stride));
+          Value value = arith::AddIOp::create(
+              nb, loc, scaled, arith::ConstantIndexOp::create(nb, loc, u.c0));
+          if (!u.init.getType().isIndex())
+            value = arith::IndexCastOp::create(nb, loc, u.init.getType(),
+                                               value);
+          indexed[key] = value;
+        }
         IRMapping map;
         SmallVector<Operation *> clones;
         for (size_t i = 0; i < r.period; ++i)
@@ -320,7 +370,11 @@ void Roller::roll(const Repeat &r) {
             current = u.op;
             walk = preorder(clones[u.op]);
           }
-          if (u.carried)
+          if (u.indexed)
+            walk[u.walk]->setOperand(
+                u.operand, indexed.lookup(std::make_tuple(
+                               u.c0, u.stride, u.init.getType())));
+          else if (u.carried)
             walk[u.walk]->setOperand(
                 u.operand,
                 iters[iterIndex.lookup(std::make_tuple(u.init, u.from,

@@ -46,9 +46,12 @@ def compile(model, output=None, *, march="native", opt_level=3,
         in a loop (False: moe-compile --no-roll).
     raise_blocks: exported MoE blocks raised to routed moe ops at import
         (False: moe-compile --no-raise).
-    generation: also derive the entries "prefill" and "decode", with a
-        key/value cache per attention layer, from a causal language model
-        (moe-compile --generation; docs/runtime.md).
+    generation: True to also derive the entries "prefill" and "decode",
+        with a key/value cache stacked over the attention layers, from a
+        causal language model (moe-compile --generation; docs/runtime.md);
+        "prefill" returns the logits of the last prompt position, or of
+        every position with generation="all-logits"
+        (--generation-all-logits).
 
     Returns the result (bytes; str for the IR levels) when `output` is
     None, otherwise `output` after writing the result there. Raises
@@ -70,10 +73,13 @@ def compile(model, output=None, *, march="native", opt_level=3,
     for arg, value in (("reference", reference),
                        ("parallel_loops", parallel_loops), ("tile", tile),
                        ("roll_repeats", roll_repeats),
-                       ("raise_blocks", raise_blocks),
-                       ("generation", generation)):
+                       ("raise_blocks", raise_blocks)):
         if not isinstance(value, bool):
             raise TypeError(f"{arg} must be a bool, got {value!r}")
+    if generation not in (False, True, "all-logits") or \
+            type(generation) not in (bool, str):
+        raise TypeError(f"generation must be a bool or 'all-logits', got "
+                        f"{generation!r}")
     if progress is not None and not callable(progress):
         raise TypeError(f"progress must be callable or None, got "
                         f"{progress!r}")
@@ -107,7 +113,8 @@ def compile(model, output=None, *, march="native", opt_level=3,
     from . import _compiler
     ok, result, diagnostics = _compiler.compile(
         data, name, base_dir, emit, cc, march, opt_level, reference,
-        parallel_loops, tile, roll_repeats, raise_blocks, generation, report)
+        parallel_loops, tile, roll_repeats, raise_blocks,
+        {False: 0, True: 1, "all-logits": 2}[generation], report)
     if callback_error:
         raise callback_error[0]
     if not ok:

@@ -1,5 +1,6 @@
 """Generation entries (moe-compile --generation): @prefill and @decode with a
-key/value cache per attention layer, derived from a MoEUT's @main.
+key/value cache stacked over the attention layers ([P, L, B, H, d]),
+derived from a MoEUT's @main.
 
 Checked at G = 2 and G = 3 (batch 2), against three independent things:
   - @main of the same artifact on the whole sequence (the logits of each
@@ -48,17 +49,25 @@ def cache_names(session):
     return [i.name for i in session.get_inputs("decode")][1:]
 
 
+def reference_cache(ref_cache):
+    """The reference's per-layer (keys, values) [B, P, H, d] stacked as the
+    entries keep them: [P, L, B, H, d]."""
+    return [np.stack([c[kind].numpy().transpose(1, 0, 2, 3)
+                      for c in ref_cache], 1) for kind in (0, 1)]
+
+
 def test_entries_and_signatures(model):
     ref, session, _ = model
     layers = ref.cfg.n_layers
     assert session.entries == ["main", "prefill", "decode"]
-    names = cache_names(session)
-    assert names == [f"past_{kind}.{l}" for l in range(layers)
-                     for kind in ("key", "value")]
-    assert session.get_inputs("decode")[1].shape == ["P", "B", 2, 8]
-    outs = [o.name for o in session.get_outputs("prefill")]
-    assert outs == ["logits"] + [f"new_{kind}.{l}" for l in range(layers)
-                                 for kind in ("key", "value")]
+    assert cache_names(session) == ["past_key", "past_value"]
+    assert session.get_inputs("decode")[1].shape == ["P", layers, "B", 2, 8]
+    outs = session.get_outputs("prefill")
+    assert [o.name for o in outs] == ["logits", "new_key", "new_value"]
+    # The last prompt position's logits only (--generation-all-logits:
+    # every position's).
+    assert outs[0].shape == ["B", 1, ref.cfg.vocab]
+    assert outs[1].shape == ["T", layers, "B", 2, 8]
     with pytest.raises(moe_mlir.NotFound, match="no entry 'nope'"):
         session.run(None, {}, entry="nope")
 
@@ -73,18 +82,18 @@ def test_decode_steps_equal_the_full_forward(model, prompt):
         want = ref(torch.from_numpy(tokens)).numpy()
     np.testing.assert_allclose(full, want, rtol=1e-4, atol=1e-4)
     out = session.run(None, {"tokens": tokens[:, :prompt]}, entry="prefill")
-    np.testing.assert_allclose(out[0], full[:, :prompt], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(out[0], full[:, prompt - 1:prompt], rtol=1e-4,
+                               atol=1e-5)
     cache = out[1:]
     names = cache_names(session)
     # The reference's cache rows, position-major as the entries keep them.
     with torch.no_grad():
         _, ref_cache = ref.step(torch.from_numpy(tokens[:, :prompt]))
     # (Random-init activations reach ~100: the tolerance scales with them.)
-    for (k, v), ck, cv in zip(ref_cache, cache[0::2], cache[1::2]):
-        for got, want in ((ck, k), (cv, v)):
-            want = want.numpy().transpose(1, 0, 2, 3)
-            np.testing.assert_allclose(got, want, rtol=1e-4,
-                                       atol=1e-5 * np.abs(want).max())
+    for got, want in zip(cache, reference_cache(ref_cache)):
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-4,
+                                   atol=1e-5 * np.abs(want).max())
     for t in range(prompt, 8):
         feed = dict(zip(names, cache), tokens=tokens[:, t:t + 1])
         out = session.run(None, feed, entry="decode")
@@ -195,8 +204,9 @@ def test_generation_context_keeps_the_caches(model):
     full = session.run(None, {"tokens": tokens})[0]
     g = _runtime.Generation(session._session, 2, 5)
     assert g.position == 0
+    # A prefill gives the last prompt position's logits.
     np.testing.assert_allclose(g.step(np.ascontiguousarray(tokens[:, :4])),
-                               full[:, :4], rtol=1e-4, atol=1e-5)
+                               full[:, 3:4], rtol=1e-4, atol=1e-5)
     assert g.position == 4
     np.testing.assert_allclose(g.step(np.ascontiguousarray(tokens[:, 4:])),
                                full[:, 4:], rtol=1e-4, atol=1e-5)
@@ -212,6 +222,32 @@ def test_generation_context_keeps_the_caches(model):
     g.reset()
     assert g.position == 0
     np.testing.assert_allclose(g.step(np.ascontiguousarray(tokens[:, :2])),
-                               full[:, :2], rtol=1e-4, atol=1e-5)
+                               full[:, 1:2], rtol=1e-4, atol=1e-5)
     with pytest.raises(moe_mlir.InvalidArgument, match="maximum length"):
         _runtime.Generation(session._session, 2, 0)
+
+
+def test_prefill_with_all_logits_and_an_empty_prompt(tmp_path):
+    torch.manual_seed(7)
+    ref = M.MoEUT(config(2))
+    path = tmp_path / "moeut.onnx"
+    onnx.save(X.export_moeut(ref), str(path))
+    session = moe_mlir.InferenceSession(moe_mlir.compile(
+        str(path), str(tmp_path / "all.moeb"), generation="all-logits",
+        **FAST))
+    tokens = np.random.default_rng(3).integers(
+        0, ref.cfg.vocab, size=(2, 5)).astype(np.int64)
+    full = session.run(None, {"tokens": tokens})[0]
+    out = session.run(None, {"tokens": tokens}, entry="prefill")
+    np.testing.assert_array_equal(out[0], full)
+    # An empty prompt has no last position: an error, not a read before
+    # the logits (the all-logits prefill has nothing to refuse).
+    last = moe_mlir.InferenceSession(moe_mlir.compile(
+        str(path), str(tmp_path / "last.moeb"), generation=True, **FAST))
+    with pytest.raises(moe_mlir.InvalidArgument,
+                       match="a dynamic dimension has a size the model "
+                             "cannot take"):
+        last.run(None, {"tokens": tokens[:, :0]}, entry="prefill")
+    with pytest.raises(TypeError, match="generation must be a bool or "
+                                        "'all-logits'"):
+        moe_mlir.compile(str(path), generation="all")

@@ -241,7 +241,8 @@ moe_status_t moe_session_run_entry(moe_session *session, const char *entry,
 
 /* Generation (an artifact compiled with moe-compile --generation, which has
  * the entries "prefill" and "decode"): a context owns the key/value caches
- * of `batch` sequences of up to `max_length` positions. Not reentrant: one
+ * (decode's inputs after the tokens: past_key and past_value [P, L, B, H,
+ * d]) of `batch` sequences of up to `max_length` positions. Not reentrant: one
  * thread at a time per context (several contexts may share a session). */
 typedef struct moe_generation moe_generation;
 
@@ -255,7 +256,9 @@ void moe_generation_release(moe_generation *generation);
 
 /* Runs the next tokens (int64 [batch, T], T >= 1; "prefill" at position 0,
  * "decode" after), appends their keys and values to the caches, and puts
- * their logits ([batch, T, V], owned by the caller) in *logits. A step that
+ * their logits (owned by the caller) in *logits: [batch, T, V] from
+ * "decode"; from "prefill" [batch, 1, V], the last position's (all T with
+ * moe-compile --generation-all-logits). A step that
  * would pass max_length is refused with MOE_INVALID_ARGUMENT before
  * anything runs; a failed step leaves the context as it was. */
 moe_status_t moe_generation_step(moe_generation *generation,

@@ -209,7 +209,8 @@ public:
       out.generation.reset(g);
     return st;
   }
-  /// The logits [batch, T, V] of the next tokens [batch, T].
+  /// The logits of the next tokens [batch, T]: [batch, T, V], or the last
+  /// position's [batch, 1, V] from a prefill (moe_generation_step).
   Status step(const Tensor &tokens, Tensor &logits) {
     moe_tensor *raw = nullptr;
     Status st(moe_generation_step(generation.get(), tokens.get(), &raw));

@@ -862,11 +862,12 @@ struct moe_generation {
   moe_session *session = nullptr;
   size_t prefill = 0, decode = 0;
   int64_t batch = 0, maxLength = 0, position = 0;
-  /// One cache per decode input after the tokens ("past_<kind>.<l>",
-  /// [P, B, H, d]), position-major: rowFloats per position.
+  /// One cache per decode input after the tokens ("past_key" and
+  /// "past_value", [P, L, B, H, d] from moe-compile --generation),
+  /// position-major: rowFloats per position.
   struct Cache {
     std::string input;
-    std::vector<int64_t> rowDims; // [B, H, d]
+    std::vector<int64_t> rowDims; // the dims after P: [L, B, H, d]
     size_t rowFloats = 0;
     std::vector<float> data;
   };
@@ -904,19 +905,44 @@ extern "C" moe_status_t moe_generation_create(moe_session *s, int64_t batch,
     g->batch = batch;
     g->maxLength = maxLength;
     const EntryRecord &entry = s->signature.entries[decode];
+    const TensorRecord &tokens = entry.inputs.front();
+    if (tokens.dims.size() != 2)
+      return makeStatus(MOE_INVALID_ARGUMENT,
+                        "decode input '%s' is not tokens [B, T]",
+                        moe::printable(tokens.name, 64).c_str());
+    if (tokens.dims[0] >= 0 && tokens.dims[0] != batch)
+      return makeStatus(MOE_INVALID_ARGUMENT,
+                        "the model takes a batch of %lld, not %lld",
+                        (long long)tokens.dims[0], (long long)batch);
     for (size_t i = 1; i < entry.inputs.size(); ++i) {
       const TensorRecord &t = entry.inputs[i];
-      if (t.dtype != MOE_DTYPE_F32 || t.dims.size() != 4 || t.dims[2] < 0 ||
-          t.dims[3] < 0 || (t.dims[1] >= 0 && t.dims[1] != batch))
-        return makeStatus(MOE_INVALID_ARGUMENT,
-                          "decode input '%s' is not a f32 cache [P, %lld, H, "
-                          "d] with static H and d",
-                          moe::printable(t.name, 64).c_str(),
-                          (long long)batch);
+      // [P, dims...]: static dims, and the batch (the tokens' dim 0 symbol).
       moe_generation::Cache c;
       c.input = t.name;
-      c.rowDims = {batch, t.dims[2], t.dims[3]};
-      c.rowFloats = static_cast<size_t>(batch * t.dims[2] * t.dims[3]);
+      bool ok = t.dtype == MOE_DTYPE_F32 && t.dims.size() >= 2 &&
+                t.dims[0] < 0;
+      double floats = 1;
+      for (size_t d = 1; ok && d < t.dims.size(); ++d) {
+        int64_t n = t.dims[d];
+        if (n < 0) {
+          ok = tokens.dims[0] < 0 && t.symbols[d] == tokens.symbols[0];
+          n = batch;
+        }
+        c.rowDims.push_back(n);
+        floats *= static_cast<double>(n);
+      }
+      if (!ok)
+        return makeStatus(MOE_INVALID_ARGUMENT,
+                          "decode input '%s' is not a f32 cache [P, ...] "
+                          "whose other dims are static or the batch",
+                          moe::printable(t.name, 64).c_str());
+      if (floats * static_cast<double>(maxLength) * sizeof(float) >
+          static_cast<double>(moe::artifact::kMaxStaticBytes))
+        return makeStatus(MOE_RESOURCE_EXHAUSTED,
+                          "a cache of %lld positions for '%s' is too large",
+                          (long long)maxLength,
+                          moe::printable(t.name, 64).c_str());
+      c.rowFloats = static_cast<size_t>(floats);
       c.data.resize(c.rowFloats * static_cast<size_t>(maxLength));
       g->caches.push_back(std::move(c));
     }

@@ -690,3 +690,40 @@ func.func @main(%tokens: tensor<?x?xi64>) -> tensor<4x32xf32> {
   return %w : tensor<4x32xf32>
 }
 
+
+// -----
+
+// Layers whose caches differ in shape (2 heads of 8, then 4 heads of 4)
+// cannot share one stacked cache.
+#map_tok = affine_map<(b, t, d) -> (b, t)>
+#map3 = affine_map<(b, t, d) -> (b, t, d)>
+func.func @main(%tokens: tensor<?x?xi64>) -> tensor<?x?x32xf32> {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %emb = arith.constant dense<0.5> : tensor<16x32xf32>
+  %b = tensor.dim %tokens, %c0 : tensor<?x?xi64>
+  %t = tensor.dim %tokens, %c1 : tensor<?x?xi64>
+  %e0 = tensor.empty(%b, %t) : tensor<?x?x32xf32>
+  %x = linalg.generic {indexing_maps = [#map_tok, #map3], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%tokens : tensor<?x?xi64>) outs(%e0 : tensor<?x?x32xf32>) {
+  ^bb0(%tok: i64, %out: f32):
+    %i = arith.index_cast %tok : i64 to index
+    %d = linalg.index 2 : index
+    %v = tensor.extract %emb[%i, %d] : tensor<16x32xf32>
+    linalg.yield %v : f32
+  } -> tensor<?x?x32xf32>
+  %wq = arith.constant dense<0.1> : tensor<32x16xf32>
+  %wv = arith.constant dense<0.1> : tensor<8x32x8xf32>
+  %wo = arith.constant dense<0.1> : tensor<8x8x32xf32>
+  %s = arith.constant dense<0.1> : tensor<8x32xf32>
+  %a = moe.switchhead %x, %x, %x, %wq, %wq, %wv, %wo, %s sel_v(%s) {num_heads = 2 : i64, k = 2 : i64}
+      : (tensor<?x?x32xf32>, tensor<?x?x32xf32>, tensor<?x?x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>,
+         tensor<8x32x8xf32>, tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<8x32xf32>) -> tensor<?x?x32xf32>
+  %wv4 = arith.constant dense<0.1> : tensor<8x32x4xf32>
+  %wo4 = arith.constant dense<0.1> : tensor<8x4x32xf32>
+  // expected-error @+1 {{cannot derive generation entries: every attention layer must have the same element type, batch, heads and static key and value widths, for one stacked cache}}
+  %a2 = moe.switchhead %a, %a, %a, %wq, %wq, %wv4, %wo4, %s sel_v(%s) {num_heads = 4 : i64, k = 2 : i64}
+      : (tensor<?x?x32xf32>, tensor<?x?x32xf32>, tensor<?x?x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>,
+         tensor<8x32x4xf32>, tensor<8x4x32xf32>, tensor<8x32xf32>, tensor<8x32xf32>) -> tensor<?x?x32xf32>
+  return %a2 : tensor<?x?x32xf32>
+}

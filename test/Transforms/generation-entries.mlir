@@ -2,23 +2,48 @@
 
 // A causal model: embedding, one SwitchHead layer with a residual, and a
 // projection to 8 logits. @prefill and @decode are copies of @main whose
-// attention is moe.switchhead_cached (empty caches in @prefill); the new
-// key/value rows follow the logits, named and with their dim symbols.
+// attention is moe.switchhead_cached reading slice l of the stacked caches
+// [P, L, B, H, d] (empty caches in @prefill) and writing its new rows into
+// slice l of new_key/new_value [T, L, B, H, d], which follow the logits,
+// named and with their dim symbols. The layer index is a constant defined
+// before the layers (moe-roll-repeats makes it the loop's c + i*s).
+// @prefill returns the last position's logits, after a run-time check that
+// there is one.
 // CHECK-LABEL: func.func @main(
 // CHECK:         moe.switchhead %
 // CHECK-LABEL: func.func @prefill(
 // CHECK-SAME:      %[[T:.*]]: tensor<?x?xi64> {onnx.dim_params = ["B", "T"], onnx.name = "tokens"})
-// CHECK-SAME:      -> (tensor<?x?x8xf32> {onnx.name = "logits"}, tensor<?x?x2x8xf32> {onnx.dim_params = ["T", "B", "", ""], onnx.name = "new_key.0"}, tensor<?x?x2x8xf32> {onnx.dim_params = ["T", "B", "", ""], onnx.name = "new_value.0"})
-// CHECK:         %[[PK:.*]] = tensor.empty(%{{.*}}) : tensor<0x?x2x8xf32>
-// CHECK:         %[[PV:.*]] = tensor.empty(%{{.*}}) : tensor<0x?x2x8xf32>
+// CHECK-SAME:      -> (tensor<?x1x8xf32> {onnx.name = "logits"}, tensor<?x1x?x2x8xf32> {onnx.dim_params = ["T", "", "B", "", ""], onnx.name = "new_key"}, tensor<?x1x?x2x8xf32> {onnx.dim_params = ["T", "", "B", "", ""], onnx.name = "new_value"})
+// CHECK:         %[[LEN:.*]] = tensor.dim %[[T]], %c1
+// CHECK:         %[[B:.*]] = tensor.dim %[[T]], %c0
+// CHECK-NEXT:    %[[L0:.*]] = arith.constant 0 : index
+// CHECK:         %[[KEYS:.*]] = tensor.empty(%[[LEN]], %[[B]]) : tensor<?x1x?x2x8xf32>
+// CHECK:         %[[VALUES:.*]] = tensor.empty(%[[LEN]], %[[B]]) : tensor<?x1x?x2x8xf32>
+// CHECK:         %[[PK:.*]] = tensor.empty(%[[B]]) : tensor<0x?x2x8xf32>
+// CHECK:         %[[PV:.*]] = tensor.empty(%[[B]]) : tensor<0x?x2x8xf32>
 // CHECK:         %[[A:.*]], %[[NK:.*]], %[[NV:.*]] = moe.switchhead_cached {{.*}} past(%[[PK]], %[[PV]]) sel_v(%{{.*}}) {k = 2 : i64, num_heads = 2 : i64}
-// CHECK:         return %{{.*}}, %[[NK]], %[[NV]]
+// CHECK-NEXT:    %[[SK:.*]] = tensor.insert_slice %[[NK]] into %[[KEYS]][0, %[[L0]], 0, 0, 0] [%[[LEN]], 1, %[[B]], 2, 8] [1, 1, 1, 1, 1]
+// CHECK-NEXT:    %[[SV:.*]] = tensor.insert_slice %[[NV]] into %[[VALUES]][0, %[[L0]], 0, 0, 0] [%[[LEN]], 1, %[[B]], 2, 8] [1, 1, 1, 1, 1]
+// CHECK:         %[[LOGITS:.*]] = linalg.generic {{.*}}"reduction", "parallel"]
+// CHECK:         %[[EMPTY:.*]] = arith.cmpi eq, %[[LEN]], %{{.*}}
+// CHECK-NEXT:    scf.if %[[EMPTY]] {
+// CHECK:           func.call @moe_report_error
+// CHECK:         %[[LAST:.*]] = arith.subi %[[LEN]], %{{.*}}
+// CHECK:         %[[SLICE:.*]] = tensor.extract_slice %[[LOGITS]][0, %[[LAST]], 0] [%{{.*}}, 1, 8] [1, 1, 1] : tensor<?x?x8xf32> to tensor<?x1x8xf32>
+// CHECK:         return %[[SLICE]], %[[SK]], %[[SV]]
 // CHECK-LABEL: func.func @decode(
-// CHECK-SAME:      %{{.*}}: tensor<?x?xi64> {onnx.dim_params = ["B", "T"], onnx.name = "tokens"},
-// CHECK-SAME:      %[[DK:.*]]: tensor<?x?x2x8xf32> {onnx.dim_params = ["P", "B", "", ""], onnx.name = "past_key.0"},
-// CHECK-SAME:      %[[DV:.*]]: tensor<?x?x2x8xf32> {onnx.dim_params = ["P", "B", "", ""], onnx.name = "past_value.0"})
-// CHECK:         moe.switchhead_cached {{.*}} past(%[[DK]], %[[DV]])
+// CHECK-SAME:      %[[DT:[^:]*]]: tensor<?x?xi64> {onnx.dim_params = ["B", "T"], onnx.name = "tokens"},
+// CHECK-SAME:      %[[DK:.*]]: tensor<?x1x?x2x8xf32> {onnx.dim_params = ["P", "", "B", "", ""], onnx.name = "past_key"},
+// CHECK-SAME:      %[[DV:.*]]: tensor<?x1x?x2x8xf32> {onnx.dim_params = ["P", "", "B", "", ""], onnx.name = "past_value"})
+// CHECK-SAME:      -> (tensor<?x?x8xf32> {onnx.name = "logits"}, tensor<?x1x?x2x8xf32> {{.*}}onnx.name = "new_key"}, tensor<?x1x?x2x8xf32> {{.*}}onnx.name = "new_value"})
+// CHECK:         %[[P:.*]] = tensor.dim %[[DK]], %{{.*}} : tensor<?x1x?x2x8xf32>
+// CHECK:         %[[PVLEN:.*]] = tensor.dim %[[DV]], %{{.*}} : tensor<?x1x?x2x8xf32>
+// CHECK:         arith.cmpi ne, %[[P]], %[[PVLEN]]
+// CHECK:         %[[LK:.*]] = tensor.extract_slice %[[DK]][0, %{{.*}}, 0, 0, 0] [%[[P]], 1, %{{.*}}, 2, 8] [1, 1, 1, 1, 1] : tensor<?x1x?x2x8xf32> to tensor<?x?x2x8xf32>
+// CHECK:         %[[LV:.*]] = tensor.extract_slice %[[DV]][0, %{{.*}}, 0, 0, 0] [%[[P]], 1, %{{.*}}, 2, 8] [1, 1, 1, 1, 1] : tensor<?x1x?x2x8xf32> to tensor<?x?x2x8xf32>
+// CHECK:         moe.switchhead_cached {{.*}} past(%[[LK]], %[[LV]])
 // CHECK-NOT:     moe.switchhead %
+// CHECK-NOT:     tensor.extract_slice %{{.*}}[0, %{{.*}}, 0] [%{{.*}}, 1, 8]
 #map_tok = affine_map<(b, t, d) -> (b, t)>
 #map3 = affine_map<(b, t, d) -> (b, t, d)>
 #map_x = affine_map<(b, t, d, j) -> (b, t, d)>
@@ -74,7 +99,7 @@ func.func @main(%tokens: tensor<?x?xi64> {onnx.name = "tokens", onnx.dim_params 
 // symbol is already "P" (the runtime ties equal symbols together).
 // CHECK-LABEL: func.func @main(
 // CHECK-LABEL: func.func @decode(
-// CHECK-SAME:      onnx.dim_params = ["P_", "B", "", ""], onnx.name = "past_key.0"
+// CHECK-SAME:      onnx.dim_params = ["P_", "", "B", "", ""], onnx.name = "past_key"
 #map_tok = affine_map<(b, t, d) -> (b, t)>
 #map3 = affine_map<(b, t, d) -> (b, t, d)>
 #map_x = affine_map<(b, t, d, j) -> (b, t, d)>

@@ -250,3 +250,52 @@ func.func @first_copy_differs(%x: tensor<4xf32>, %w: tensor<4xf32>) -> tensor<4x
   %b3 = arith.addf %a3, %w : tensor<4xf32>
   return %b3 : tensor<4xf32>
 }
+
+// Indexed constants (the generation entries' layer index into a stacked
+// cache): copy k reads the integer constant c + k·s (here 1 + 2k), defined
+// before the sequence; the loop computes it from its induction variable.
+// The stacked output is carried through insert_slice.
+// CHECK-LABEL: func.func @indexed_constants
+//  CHECK-SAME: (%[[X:.*]]: tensor<4xf32>, %[[S:.*]]: tensor<8x4xf32>, %[[W:.*]]: tensor<4xf32>)
+//       CHECK: %[[R:.*]]:2 = scf.for %[[I:.*]] = %{{.*}} to %{{.*}} step %{{.*}} iter_args(%[[H:.*]] = %[[X]], %[[ACC:.*]] = %[[S]])
+//  CHECK-NEXT:   %[[TWO:.*]] = arith.constant 2 : index
+//  CHECK-NEXT:   %[[M:.*]] = arith.muli %[[I]], %[[TWO]] : index
+//  CHECK-NEXT:   %[[ONE:.*]] = arith.constant 1 : index
+//  CHECK-NEXT:   %[[L:.*]] = arith.addi %[[M]], %[[ONE]] : index
+//  CHECK-NEXT:   %[[A:.*]] = arith.mulf %[[H]], %[[W]]
+//  CHECK-NEXT:   %[[INS:.*]] = tensor.insert_slice %[[A]] into %[[ACC]][%[[L]], 0] [1, 4] [1, 1]
+//  CHECK-NEXT:   scf.yield %[[A]], %[[INS]]
+//  CHECK-NEXT: } {moe.repeats = 3 : i64}
+//  CHECK-NEXT: return %[[R]]#0, %[[R]]#1
+func.func @indexed_constants(%x: tensor<4xf32>, %s: tensor<8x4xf32>, %w: tensor<4xf32>) -> (tensor<4xf32>, tensor<8x4xf32>) {
+  %c1 = arith.constant 1 : index
+  %c3 = arith.constant 3 : index
+  %c5 = arith.constant 5 : index
+  %a0 = arith.mulf %x, %w : tensor<4xf32>
+  %s0 = tensor.insert_slice %a0 into %s[%c1, 0] [1, 4] [1, 1] : tensor<4xf32> into tensor<8x4xf32>
+  %a1 = arith.mulf %a0, %w : tensor<4xf32>
+  %s1 = tensor.insert_slice %a1 into %s0[%c3, 0] [1, 4] [1, 1] : tensor<4xf32> into tensor<8x4xf32>
+  %a2 = arith.mulf %a1, %w : tensor<4xf32>
+  %s2 = tensor.insert_slice %a2 into %s1[%c5, 0] [1, 4] [1, 1] : tensor<4xf32> into tensor<8x4xf32>
+  return %a2, %s2 : tensor<4xf32>, tensor<8x4xf32>
+}
+
+// Constants that are no progression (1, 3, 4) roll no further than the
+// copies that agree: the third copy stays after a loop of two.
+// CHECK-LABEL: func.func @no_progression
+//       CHECK: scf.for
+//       CHECK: } {moe.repeats = 2 : i64}
+//  CHECK-NEXT: arith.mulf
+//  CHECK-NEXT: tensor.insert_slice %{{.*}} into %{{.*}}[%c4, 0]
+func.func @no_progression(%x: tensor<4xf32>, %s: tensor<8x4xf32>, %w: tensor<4xf32>) -> (tensor<4xf32>, tensor<8x4xf32>) {
+  %c1 = arith.constant 1 : index
+  %c3 = arith.constant 3 : index
+  %c4 = arith.constant 4 : index
+  %a0 = arith.mulf %x, %w : tensor<4xf32>
+  %s0 = tensor.insert_slice %a0 into %s[%c1, 0] [1, 4] [1, 1] : tensor<4xf32> into tensor<8x4xf32>
+  %a1 = arith.mulf %a0, %w : tensor<4xf32>
+  %s1 = tensor.insert_slice %a1 into %s0[%c3, 0] [1, 4] [1, 1] : tensor<4xf32> into tensor<8x4xf32>
+  %a2 = arith.mulf %a1, %w : tensor<4xf32>
+  %s2 = tensor.insert_slice %a2 into %s1[%c4, 0] [1, 4] [1, 1] : tensor<4xf32> into tensor<8x4xf32>
+  return %a2, %s2 : tensor<4xf32>, tensor<8x4xf32>
+}

@@ -71,8 +71,12 @@ llvm::cl::opt<bool> noRoll(
 llvm::cl::opt<bool> generation(
     "generation",
     llvm::cl::desc("also derive the entries 'prefill' and 'decode' (a "
-                   "key/value cache per attention layer) from a causal "
-                   "language model (moe-generation-entries)"));
+                   "key/value cache stacked over the attention layers) "
+                   "from a causal language model (moe-generation-entries)"));
+llvm::cl::opt<bool> generationAllLogits(
+    "generation-all-logits",
+    llvm::cl::desc("with --generation: 'prefill' returns the logits of "
+                   "every prompt position, not only the last"));
 llvm::cl::opt<bool> noRaise(
     "no-raise",
     llvm::cl::desc("leave exported MoE blocks as exported (no "
@@ -138,6 +142,7 @@ int main(int argc, char **argv) {
   options.tile = !noTile;
   options.rollRepeats = !noRoll;
   options.generation = generation;
+  options.generationAllLogits = generationAllLogits;
   options.raise = noRaise ? moe::RaiseMode::Off : moe::RaiseMode::On;
   options.progress = progress;
   options.configure = [](PassManager &pm) {

@@ -58,6 +58,9 @@ struct CompileOptions {
   /// key/value cache) from @main (moe-generation-entries;
   /// moe-compile --generation).
   bool generation = false;
+  /// With `generation`: @prefill returns the logits of every position, not
+  /// only the last (moe-compile --generation-all-logits).
+  bool generationAllLogits = false;
   /// Raise exported MoE blocks to routed `moe` ops at import
   /// (moe-raise-onnx); Off with moe-compile --no-raise.
   RaiseMode raise = RaiseMode::On;

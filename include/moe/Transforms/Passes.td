@@ -56,19 +56,28 @@ def MoeGenerationEntries : Pass<"moe-generation-entries",
   let description = [{
     For a causal language model `@main(tokens [B, T]) -> (logits [B, T, V],
     ...)` whose attention layers are `moe.switchhead` with `causal`, adds
-    `@prefill(tokens)` and `@decode(tokens, past_key.l, past_value.l, ...)`
-    next to `@main`: copies of it where each attention layer `l` (in program
-    order) is a `moe.switchhead_cached` that reads the layer's cache
-    (`[P, B, H, d]`, empty in `@prefill`) and returns the rows to append,
-    `new_key.l` and `new_value.l` (`[T, B, H, d]`), after the model's own
-    outputs. Their logits are rows `P..P+T-1` of `@main` on the whole
-    sequence: the pass first checks, with a dataflow analysis of the
+    `@prefill(tokens)` and `@decode(tokens, past_key, past_value)` next to
+    `@main`: copies of it where each attention layer `l` (in program order,
+    L of them) is a `moe.switchhead_cached` that reads slice `l` of the
+    stacked cache (`past_key [P, L, B, H, dk]`, `past_value [P, L, B, H,
+    dv]`, position-major so that the first P rows of a longer buffer are a
+    dense prefix; empty in `@prefill`) and writes the rows to append into
+    slice `l` of `new_key [T, L, B, H, dk]` and `new_value`, returned after
+    the model's own outputs. The layer indices are constants defined before
+    the layers, so that `moe-roll-repeats` rolls the derived entries as it
+    rolls `@main` (the index becomes `c + i*s` of the loop).
+
+    `@decode`'s outputs are rows `P..P+T-1` of `@main` on the whole
+    sequence; `@prefill` returns the last position of each output (`[B, 1,
+    V]`; an empty prompt is a run-time error), or all of them with
+    `all-logits`. The pass first checks, with a dataflow analysis of the
     position dims, that everything but the attention treats each position
     on its own, and refuses with a located error any op it cannot show is
     (a reduction or an index along the sequence, a table read by the
-    position), a model without causal attention, and a static sequence
-    length. Run by `moe-compile --generation` before the weights are
-    outlined; the entries share the weight records.
+    position), a model without causal attention, layers with different
+    cache shapes, and a static sequence length. Run by `moe-compile
+    --generation` before the weights are outlined; the entries share the
+    weight records.
 
     Before:
     ```mlir
@@ -79,15 +88,25 @@ def MoeGenerationEntries : Pass<"moe-generation-entries",
     ```
     After (one layer):
     ```mlir
-    func.func @decode(%tokens: tensor<?x?xi64>, %pk: tensor<?x?x2x8xf32>,
-                      %pv: tensor<?x?x2x8xf32>)
-        -> (tensor<?x?x50xf32>, tensor<?x?x2x8xf32>, tensor<?x?x2x8xf32>) {
+    func.func @decode(%tokens: tensor<?x?xi64>, %pk: tensor<?x1x?x2x8xf32>,
+                      %pv: tensor<?x1x?x2x8xf32>)
+        -> (tensor<?x?x50xf32>, tensor<?x1x?x2x8xf32>,
+            tensor<?x1x?x2x8xf32>) {
+      %c0 = arith.constant 0 : index
       ...
-      %a, %nk, %nv = moe.switchhead_cached %h, %h, %h, ... past(%pk, %pv)
+      %pk0 = tensor.extract_slice %pk[0, %c0, 0, 0, 0] [%p, 1, %b, 2, 8] ...
+      %a, %nk, %nv = moe.switchhead_cached %h, %h, %h, ... past(%pk0, %pv0)
+      %keys = tensor.insert_slice %nk into %empty[0, %c0, 0, 0, 0] ...
       ...
     ```
   }];
-  let dependentDialects = ["::mlir::moe::MoeDialect",
+  let options = [
+    Option<"allLogits", "all-logits", "bool", "false",
+           "@prefill returns the outputs at every position, not only the "
+           "last">
+  ];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::moe::MoeDialect",
                            "::mlir::tensor::TensorDialect"];
 }
 

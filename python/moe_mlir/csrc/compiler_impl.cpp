@@ -60,6 +60,7 @@ bool moe_python::compile(const CompileRequest &request, std::string &output,
   options.tile = request.tile;
   options.rollRepeats = request.rollRepeats;
   options.generation = request.generation;
+  options.generationAllLogits = request.generationAllLogits;
   options.raise = request.raiseBlocks ? moe::RaiseMode::On : moe::RaiseMode::Off;
   if (request.progress) {
     auto *fn = request.progress;

@@ -38,6 +38,7 @@ struct CompileRequest {
   bool tile = true;
   bool rollRepeats = true;
   bool generation = false;
+  bool generationAllLogits = false;
   bool raiseBlocks = true;
   /// Called with each progress line (may be null). Must not throw.
   void (*progress)(void *context, const char *line, size_t size) = nullptr;

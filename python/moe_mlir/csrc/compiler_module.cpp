@@ -47,7 +47,7 @@ py::tuple compile(const py::bytes &data, const std::string &name,
                   const std::string &cc, const std::string &march,
                   unsigned optLevel, bool reference, bool parallelLoops,
                   bool tile, bool rollRepeats, bool raiseBlocks,
-                  bool generation, const py::object &progress) {
+                  int generation, const py::object &progress) {
   moe_python::CompileRequest request;
   char *buffer = nullptr;
   Py_ssize_t size = 0;
@@ -66,7 +66,10 @@ py::tuple compile(const py::bytes &data, const std::string &name,
   request.tile = tile;
   request.rollRepeats = rollRepeats;
   request.raiseBlocks = raiseBlocks;
-  request.generation = generation;
+  // 0: no generation entries; 1: @prefill returns the last position's
+  // outputs; 2: every position's.
+  request.generation = generation != 0;
+  request.generationAllLogits = generation == 2;
   py::object fn = progress;
   if (!progress.is_none()) {
     request.progress = callProgress;
