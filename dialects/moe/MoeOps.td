@@ -293,7 +293,8 @@ def Moe_MotUnmixOp : Moe_Op<"mot_unmix", Moe_PureShaped> {
 // Attention
 //===----------------------------------------------------------------------===//
 
-def Moe_AttentionOp : Moe_Op<"attention", Moe_PureShaped> {
+def Moe_AttentionOp : Moe_Op<"attention",
+    !listconcat(Moe_PureShaped, [AttrSizedOperandSegments])> {
   let summary = "scaled dot-product attention core";
   let description = [{
     `out[b, h] = softmax(q[b, h] @ k[b, h]^T * scale) @ v[b, h]` for `q`
@@ -302,23 +303,41 @@ def Moe_AttentionOp : Moe_Op<"attention", Moe_PureShaped> {
     `t` sees keys `s <= t + (S - T)` (the queries are the last `T`
     positions of the `S` keys).
 
+    With `past(%past_key, %past_value)` (`[P, B, H, dk]` and `[P, B, H,
+    dv]`, position-major: a key/value cache), the keys are the `P` past
+    ones followed by `k`'s `S`, and the values likewise: the attention of
+    `moe.switchhead_cached`. The lowering reads the cache where it is (two
+    score blocks and two value products), instead of copying it next to
+    the new rows; `causal` then lets query `t` see keys
+    `s <= t + (P + S - T)`.
+
     Constraints: C1 ranks are 4; C2 `B` and `H` agree, `k` and `v` share
     `S`, `q` and `k` share `dk`; C3 the result is `[B, H, T, dv]`; C4 one
-    element type; C5 `scale`, when given, is finite and non-zero.
+    element type; C5 `scale`, when given, is finite and non-zero; C6
+    `past_key` and `past_value` come together, of rank 4, `[P, B, H, dk]`
+    and `[P, B, H, dv]` with one `P`, of the element type.
 
     Example:
     ```mlir
     %o = moe.attention %q, %k, %v {causal}
         : (tensor<2x4x?x16xf32>, tensor<2x4x?x16xf32>, tensor<2x4x?x16xf32>)
         -> tensor<2x4x?x16xf32>
+    %c = moe.attention %q1, %k1, %v1 past(%pk, %pv) {causal}
+        : (tensor<2x4x1x16xf32>, tensor<2x4x1x16xf32>, tensor<2x4x1x16xf32>,
+           tensor<?x2x4x16xf32>, tensor<?x2x4x16xf32>)
+        -> tensor<2x4x1x16xf32>
     ```
   }];
   let arguments = (ins Moe_FloatTensor:$query, Moe_FloatTensor:$key,
-                       Moe_FloatTensor:$value, UnitAttr:$causal,
-                       OptionalAttr<F64Attr>:$scale);
+                       Moe_FloatTensor:$value,
+                       Optional<Moe_FloatTensor>:$past_key,
+                       Optional<Moe_FloatTensor>:$past_value,
+                       UnitAttr:$causal, OptionalAttr<F64Attr>:$scale);
   let results = (outs Moe_FloatTensor:$result);
   let assemblyFormat = [{
-    $query `,` $key `,` $value attr-dict `:` functional-type(operands, results)
+    $query `,` $key `,` $value
+    (`past` `(` $past_key^ `,` $past_value `)`)?
+    attr-dict `:` functional-type(operands, results)
   }];
   let hasVerifier = 1;
 }

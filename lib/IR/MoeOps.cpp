@@ -556,6 +556,19 @@ LogicalResult AttentionOp::verify() {
       return emitOpError() << "expected scale finite and non-zero, got " << fmt(s)
                            << " (C5)";
   }
+  Value pk = getPastKey(), pv = getPastValue();
+  if (!pk && !pv)
+    return success();
+  if (!pk || !pv)
+    return emitOpError() << "expected past_key and past_value together (C6)";
+  if (failed(checkRanks(op, "C6", {{"past_key", pk, 4}, {"past_value", pv, 4}})) ||
+      failed(checkSameDim(op, "C6", "P", {{"past_key", pk, 0}, {"past_value", pv, 0}})) ||
+      failed(checkSameDim(op, "C6", "B", {{"query", q, 0}, {"past_key", pk, 1}, {"past_value", pv, 1}})) ||
+      failed(checkSameDim(op, "C6", "H", {{"query", q, 1}, {"past_key", pk, 2}, {"past_value", pv, 2}})) ||
+      failed(checkSameDim(op, "C6", "dk", {{"query", q, 3}, {"past_key", pk, 3}})) ||
+      failed(checkSameDim(op, "C6", "dv", {{"value", v, 3}, {"past_value", pv, 3}})) ||
+      failed(checkElementTypes(op, "C6", {{"query", q}, {"past_key", pk}, {"past_value", pv}})))
+    return failure();
   return success();
 }
 

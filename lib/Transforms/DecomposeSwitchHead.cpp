@@ -99,32 +99,19 @@ FailureOr<SwitchHeadParts> buildSwitchHead(PatternRewriter &rewriter, OpT op,
                                 op.getRopeBase());
       return heads4;
     };
-    // [B, T, H, d] -> [B, H, S, d], S = P + T: the new rows after the cache
-    // ([P, B, H, d]) along the positions. Also returns the new rows as
-    // [T, B, H, d].
-    auto withCache = [&](Value fresh, Value past,
-                         OpFoldResult width) -> std::pair<Value, Value> {
+    // [B, T, H, d] -> [B, H, T, d] for the attention; with a cache, also
+    // the new rows [T, B, H, d] to append to it. The attention reads the
+    // cache ([P, B, H, d]) where it is (moe.attention's `past`), so it is
+    // never copied next to the new rows.
+    auto withCache = [&](Value fresh, Value past) -> std::pair<Value, Value> {
+      Value heads4 = transpose(rewriter, loc, fresh, {0, 2, 1, 3});
       if (!past)
-        return {transpose(rewriter, loc, fresh, {0, 2, 1, 3}), Value()};
-      Value rows = transpose(rewriter, loc, fresh, {1, 0, 2, 3});
-      OpFoldResult p = sizeOf(rewriter, loc, past, 0);
-      OpFoldResult s = build::addSizes(rewriter, loc, p, t);
-      Value all = emptyTensor(rewriter, loc, {s, b, idx(heads), width},
-                              elementType);
-      SmallVector<OpFoldResult> ones(4, idx(1));
-      all = tensor::InsertSliceOp::create(
-          rewriter, loc, past, all,
-          SmallVector<OpFoldResult>{idx(0), idx(0), idx(0), idx(0)},
-          SmallVector<OpFoldResult>{p, b, idx(heads), width}, ones);
-      all = tensor::InsertSliceOp::create(
-          rewriter, loc, rows, all,
-          SmallVector<OpFoldResult>{p, idx(0), idx(0), idx(0)},
-          SmallVector<OpFoldResult>{t, b, idx(heads), width}, ones);
-      return {transpose(rewriter, loc, all, {1, 2, 0, 3}), rows};
+        return {heads4, Value()};
+      return {heads4, transpose(rewriter, loc, fresh, {1, 0, 2, 3})};
     };
     Value q = transpose(rewriter, loc, project(qRows, op.getWq()),
                         {0, 2, 1, 3});
-    auto [k, newKey] = withCache(project(kRows, op.getWk()), pastKey, dk);
+    auto [k, newKey] = withCache(project(kRows, op.getWk()), pastKey);
 
     // Per-head top-k routing with sigmoid gates over `sel` ([H*E, D]).
     auto routeHeads = [&](Value src, Value sel) {
@@ -166,12 +153,12 @@ FailureOr<SwitchHeadParts> buildSwitchHead(PatternRewriter &rewriter, OpT op,
     auto [v, newValue] = withCache(
         expand(rewriter, loc, values, {{0, 1, 2}, {3}},
                {b, t, idx(heads), dv}),
-        pastValue, dv);
+        pastValue);
 
     Value attn = AttentionOp::create(
         rewriter, loc,
-        tensorTypeOf({b, idx(heads), t, dv}, elementType), q, k, v,
-        op.getCausal(), /*scale=*/FloatAttr());
+        tensorTypeOf({b, idx(heads), t, dv}, elementType), q, k, v, pastKey,
+        pastValue, op.getCausal(), /*scale=*/FloatAttr());
     // [B, H, T, dv] -> [B, T, H, dv] -> [N*H, dv].
     Value attnRows = collapse(rewriter, loc,
                               transpose(rewriter, loc, attn, {0, 2, 1, 3}),

@@ -71,9 +71,10 @@ func.func @switchhead_dense_values(%x: tensor<2x3x16xf32>, %wq: tensor<16x8xf32>
 // -----
 
 // With a cache of P positions ([P, B, H, d], position-major): the new
-// queries and keys are rotated at offset P, the new keys and values
-// ([T, B, H, d]) go after the cache along the positions, and the attention
-// reads all P + T of them. The value cache is checked to hold P positions.
+// queries and keys are rotated at offset P, the new keys and values are
+// returned as [T, B, H, d] rows, and the attention reads the cache where it
+// is (`past`): no copy of it next to the new rows. The value cache is
+// checked to hold P positions.
 // CHECK-LABEL: func @switchhead_cached
 // CHECK-SAME:    %[[PK:[a-z0-9]+]]: tensor<?x1x2x8xf32>, %[[PV:[a-z0-9]+]]: tensor<?x1x2x8xf32>
 // CHECK:         %[[P0:.+]] = tensor.dim %[[PK]], %{{.*}} : tensor<?x1x2x8xf32>
@@ -84,15 +85,13 @@ func.func @switchhead_dense_values(%x: tensor<2x3x16xf32>, %wq: tensor<16x8xf32>
 // CHECK:         moe.rope %{{.*}} offset(%[[P]])
 // CHECK:         %[[Q:.+]] = linalg.transpose {{.*}} permutation = [0, 2, 1, 3]
 // CHECK:         moe.rope %{{.*}} offset(%[[P]])
+// CHECK:         %[[K:.+]] = linalg.transpose {{.*}} permutation = [0, 2, 1, 3]
 // CHECK:         %[[NK:.+]] = linalg.transpose {{.*}} permutation = [1, 0, 2, 3]
-// CHECK:         %[[K1:.+]] = tensor.insert_slice %[[PK]] into %{{.*}}[0, 0, 0, 0]
-// CHECK:         %[[K2:.+]] = tensor.insert_slice %[[NK]] into %[[K1]][%{{.*}}, 0, 0, 0]
-// CHECK:         %[[K:.+]] = linalg.transpose ins(%[[K2]] : {{.*}} permutation = [1, 2, 0, 3]
 // CHECK:         moe.grouped_matmul
+// CHECK:         %[[V:.+]] = linalg.transpose {{.*}} permutation = [0, 2, 1, 3]
 // CHECK:         %[[NV:.+]] = linalg.transpose {{.*}} permutation = [1, 0, 2, 3]
-// CHECK:         tensor.insert_slice %[[NV]] into %{{.*}}[%{{.*}}, 0, 0, 0]
-// CHECK:         %[[V:.+]] = linalg.transpose {{.*}} permutation = [1, 2, 0, 3]
-// CHECK:         moe.attention %[[Q]], %[[K]], %[[V]] {causal} : (tensor<1x2x1x8xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>) -> tensor<1x2x1x8xf32>
+// CHECK-NOT:     tensor.insert_slice
+// CHECK:         moe.attention %[[Q]], %[[K]], %[[V]] past(%[[PK]], %{{.*}}) {causal} : (tensor<1x2x1x8xf32>, tensor<1x2x1x8xf32>, tensor<1x2x1x8xf32>, tensor<?x1x2x8xf32>, tensor<?x1x2x8xf32>) -> tensor<1x2x1x8xf32>
 // CHECK:         return %{{.*}}, %[[NK]], %[[NV]]
 // CHECK-NOT:     moe.switchhead
 func.func @switchhead_cached(%x: tensor<1x1x32xf32>, %wq: tensor<32x16xf32>, %wv: tensor<8x32x8xf32>,

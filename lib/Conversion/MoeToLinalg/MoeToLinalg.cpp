@@ -831,21 +831,55 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
                                 PatternRewriter &b) const override {
     Location loc = op.getLoc();
     Value q = op.getQuery(), k = op.getKey(), v = op.getValue();
+    Value pk = op.getPastKey(), pv = op.getPastValue();
     Type elt = typeOf(q).getElementType();
     auto sz = [&](Value t, int64_t d) {
       return tensor::getMixedSize(b, loc, t, d);
     };
-    // Dynamic sizes must agree at run time (C2): B and H of all three, dk
-    // of q and k, S of k and v. A value shorter than the keys would
-    // otherwise be read past its end.
+    // Dynamic sizes must agree at run time (C2, C6): B and H of all, dk of
+    // q and the keys, S of k and v, P of the caches, dv of the values. A
+    // value shorter than the keys would otherwise be read past its end.
     declareErrorHook(b, op);
     for (int64_t d : {0, 1})
       k = requireSize(b, loc, k, d, sz(q, d), kErrorShapeMismatch);
     k = requireSize(b, loc, k, 3, sz(q, 3), kErrorShapeMismatch);
     for (int64_t d : {0, 1, 2})
       v = requireSize(b, loc, v, d, sz(k, d), kErrorShapeMismatch);
+    if (pk) {
+      for (int64_t d : {0, 1})
+        pk = requireSize(b, loc, pk, d + 1, sz(q, d), kErrorShapeMismatch);
+      pk = requireSize(b, loc, pk, 3, sz(q, 3), kErrorShapeMismatch);
+      pv = requireSize(b, loc, pv, 0, sz(pk, 0), kErrorShapeMismatch);
+      for (int64_t d : {0, 1})
+        pv = requireSize(b, loc, pv, d + 1, sz(q, d), kErrorShapeMismatch);
+      pv = requireSize(b, loc, pv, 3, sz(v, 3), kErrorShapeMismatch);
+    }
     Value scores = contract(b, loc, "bhtd,bhsd->bhts", q, k,
                             {sz(q, 0), sz(q, 1), sz(q, 2), sz(k, 2)});
+    // With a cache: the scores of the P cached keys, read in place
+    // (position-major), then the new ones, side by side [B, H, T, P + S].
+    Value sk = tensor::DimOp::create(b, loc, k, 2);
+    OpFoldResult p;
+    if (pk) {
+      p = sz(pk, 0);
+      Value past = contract(b, loc, "bhtd,pbhd->bhtp", q, pk,
+                            {sz(q, 0), sz(q, 1), sz(q, 2), p});
+      sk = arith::AddIOp::create(b, loc, getValueOrCreateConstantIndexOp(
+                                             b, loc, p),
+                                 sk);
+      SmallVector<OpFoldResult> all = {sz(q, 0), sz(q, 1), sz(q, 2), sk};
+      Value both = emptyTensor(b, loc, all, elt);
+      SmallVector<OpFoldResult> zero(4, b.getIndexAttr(0)),
+          ones(4, b.getIndexAttr(1));
+      both = tensor::InsertSliceOp::create(
+          b, loc, past, both, zero,
+          SmallVector<OpFoldResult>{all[0], all[1], all[2], p}, ones);
+      SmallVector<OpFoldResult> at = zero;
+      at[3] = p;
+      scores = tensor::InsertSliceOp::create(
+          b, loc, scores, both, at,
+          SmallVector<OpFoldResult>{all[0], all[1], all[2], sz(k, 2)}, ones);
+    }
     // Scale (default 1/sqrt(dk)) and the causal mask.
     Value scale;
     if (std::optional<APFloat> s = op.getScale()) {
@@ -860,7 +894,6 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
     }
     bool causal = op.getCausal();
     Value tq = tensor::DimOp::create(b, loc, q, 2);
-    Value sk = tensor::DimOp::create(b, loc, k, 2);
     Value shift = arith::SubIOp::create(b, loc, sk, tq);
     Value masked = mapElements(
         b, loc, {scores}, elt, [&](OpBuilder &nb, Location nl, ValueRange a) {
@@ -880,8 +913,35 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
           return Value(arith::SelectOp::create(nb, nl, visible, s, ninf));
         });
     Value probs = softmax(b, loc, masked, 3);
-    Value out = contract(b, loc, "bhts,bhsv->bhtv", probs, v,
-                         {sz(q, 0), sz(q, 1), sz(q, 2), sz(v, 3)});
+    if (!pk) {
+      Value out = contract(b, loc, "bhts,bhsv->bhtv", probs, v,
+                           {sz(q, 0), sz(q, 1), sz(q, 2), sz(v, 3)});
+      b.replaceOp(op, castTo(b, loc, out, op.getType()));
+      return success();
+    }
+    // The cached values' share plus the new values' share.
+    SmallVector<OpFoldResult> zero(4, b.getIndexAttr(0)),
+        ones(4, b.getIndexAttr(1));
+    SmallVector<OpFoldResult> lead = {sz(q, 0), sz(q, 1), sz(q, 2)};
+    auto columns = [&](OpFoldResult from, OpFoldResult count) {
+      SmallVector<OpFoldResult> offsets = zero, sizes = lead;
+      offsets[3] = from;
+      sizes.push_back(count);
+      return tensor::ExtractSliceOp::create(b, loc, probs, offsets, sizes,
+                                            ones)
+          .getResult();
+    };
+    SmallVector<OpFoldResult> outSizes = {sz(q, 0), sz(q, 1), sz(q, 2),
+                                          sz(v, 3)};
+    Value fromPast = contract(b, loc, "bhtp,pbhv->bhtv",
+                              columns(b.getIndexAttr(0), p), pv, outSizes);
+    Value fromNew = contract(b, loc, "bhts,bhsv->bhtv",
+                             columns(p, sz(k, 2)), v, outSizes);
+    Value out = mapElements(
+        b, loc, {fromPast, fromNew}, elt,
+        [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+          return arith::AddFOp::create(nb, nl, a[0], a[1]);
+        });
     b.replaceOp(op, castTo(b, loc, out, op.getType()));
     return success();
   }

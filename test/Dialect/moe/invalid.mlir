@@ -509,6 +509,54 @@ func.func @attention_c5(%q: tensor<1x4x8x16xf32>) {
 
 // -----
 
+func.func @attention_c6_alone(%q: tensor<1x4x1x16xf32>, %pk: tensor<5x1x4x16xf32>) {
+  // expected-error @+1 {{expected past_key and past_value together (C6)}}
+  %o = "moe.attention"(%q, %q, %q, %pk) <{operandSegmentSizes = array<i32: 1, 1, 1, 1, 0>}> : (tensor<1x4x1x16xf32>, tensor<1x4x1x16xf32>, tensor<1x4x1x16xf32>, tensor<5x1x4x16xf32>) -> tensor<1x4x1x16xf32>
+  return
+}
+
+// -----
+
+func.func @attention_c6_rank(%q: tensor<1x4x1x16xf32>, %pk: tensor<5x4x16xf32>) {
+  // expected-error @+1 {{expected past_key to have rank 4, got 3 (C6)}}
+  %o = moe.attention %q, %q, %q past(%pk, %pk) : (tensor<1x4x1x16xf32>, tensor<1x4x1x16xf32>, tensor<1x4x1x16xf32>, tensor<5x4x16xf32>, tensor<5x4x16xf32>) -> tensor<1x4x1x16xf32>
+  return
+}
+
+// -----
+
+func.func @attention_c6_positions(%q: tensor<1x4x1x16xf32>, %pk: tensor<5x1x4x16xf32>, %pv: tensor<6x1x4x16xf32>) {
+  // expected-error @+1 {{expected past_value dim 0 (P) to be 5 as in past_key dim 0, got 6 (C6)}}
+  %o = moe.attention %q, %q, %q past(%pk, %pv) : (tensor<1x4x1x16xf32>, tensor<1x4x1x16xf32>, tensor<1x4x1x16xf32>, tensor<5x1x4x16xf32>, tensor<6x1x4x16xf32>) -> tensor<1x4x1x16xf32>
+  return
+}
+
+// -----
+
+func.func @attention_c6_heads(%q: tensor<1x4x1x16xf32>, %pk: tensor<5x1x2x16xf32>) {
+  // expected-error @+1 {{expected past_key dim 2 (H) to be 4 as in query dim 1, got 2 (C6)}}
+  %o = moe.attention %q, %q, %q past(%pk, %pk) : (tensor<1x4x1x16xf32>, tensor<1x4x1x16xf32>, tensor<1x4x1x16xf32>, tensor<5x1x2x16xf32>, tensor<5x1x2x16xf32>) -> tensor<1x4x1x16xf32>
+  return
+}
+
+// -----
+
+func.func @attention_c6_value_width(%q: tensor<1x4x1x16xf32>, %v: tensor<1x4x1x8xf32>, %pk: tensor<5x1x4x16xf32>) {
+  // expected-error @+1 {{expected past_value dim 3 (dv) to be 8 as in value dim 3, got 16 (C6)}}
+  %o = moe.attention %q, %q, %v past(%pk, %pk) : (tensor<1x4x1x16xf32>, tensor<1x4x1x16xf32>, tensor<1x4x1x8xf32>, tensor<5x1x4x16xf32>, tensor<5x1x4x16xf32>) -> tensor<1x4x1x8xf32>
+  return
+}
+
+// -----
+
+func.func @attention_c6_type(%q: tensor<1x4x1x16xf32>, %pk: tensor<5x1x4x16xf16>) {
+  // expected-error @+1 {{expected past_key element type 'f16' to match query element type 'f32' (C6)}}
+  %o = moe.attention %q, %q, %q past(%pk, %pk) : (tensor<1x4x1x16xf32>, tensor<1x4x1x16xf32>, tensor<1x4x1x16xf32>, tensor<5x1x4x16xf16>, tensor<5x1x4x16xf16>) -> tensor<1x4x1x16xf32>
+  return
+}
+
+// -----
+
 func.func @rope_c1_rank(%x: tensor<4x8x16xf32>) {
   // expected-error @+1 {{expected input to have rank 4, got 3 (C1)}}
   %r = moe.rope %x : tensor<4x8x16xf32> -> tensor<4x8x16xf32>

@@ -86,11 +86,14 @@ func.func @mot(%x: tensor<8x?x32xf32>, %l: tensor<8x?x6xf32>) {
 }
 
 // CHECK-LABEL: func @attention
-func.func @attention(%q: tensor<2x4x?x16xf32>, %k: tensor<2x4x?x16xf32>, %v: tensor<2x4x?x8xf32>) {
+func.func @attention(%q: tensor<2x4x?x16xf32>, %k: tensor<2x4x?x16xf32>, %v: tensor<2x4x?x8xf32>,
+                     %pk: tensor<?x2x4x16xf32>, %pv: tensor<?x2x4x8xf32>) {
   // CHECK: moe.attention %{{.*}}, %{{.*}}, %{{.*}} {causal} : (tensor<2x4x?x16xf32>, tensor<2x4x?x16xf32>, tensor<2x4x?x8xf32>) -> tensor<2x4x?x8xf32>
   %o = moe.attention %q, %k, %v {causal} : (tensor<2x4x?x16xf32>, tensor<2x4x?x16xf32>, tensor<2x4x?x8xf32>) -> tensor<2x4x?x8xf32>
   // CHECK: moe.attention %{{.*}}, %{{.*}}, %{{.*}} {scale = 1.250000e-01 : f64} :
   %o1 = moe.attention %q, %k, %v {scale = 0.125 : f64} : (tensor<2x4x?x16xf32>, tensor<2x4x?x16xf32>, tensor<2x4x?x8xf32>) -> tensor<2x4x?x8xf32>
+  // CHECK: moe.attention %{{.*}}, %{{.*}}, %{{.*}} past(%{{.*}}, %{{.*}}) {causal} : (tensor<2x4x?x16xf32>, tensor<2x4x?x16xf32>, tensor<2x4x?x8xf32>, tensor<?x2x4x16xf32>, tensor<?x2x4x8xf32>) -> tensor<2x4x?x8xf32>
+  %o2 = moe.attention %q, %k, %v past(%pk, %pv) {causal} : (tensor<2x4x?x16xf32>, tensor<2x4x?x16xf32>, tensor<2x4x?x8xf32>, tensor<?x2x4x16xf32>, tensor<?x2x4x8xf32>) -> tensor<2x4x?x8xf32>
   return
 }
 
