@@ -2421,3 +2421,136 @@ TEST(TextTest, PrintableEscapesAllButPrintableAscii) {
   EXPECT_EQ(printable("abc", 3), "abc");
   EXPECT_EQ(printable("", 0), "");
 }
+
+//===----------------------------------------------------------------------===//
+// Generation contexts
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// A signature with entry main (the test model) and the toy language
+/// model's prefill and decode (test_model.c, generate()): two layers of
+/// [1, 1] heads, a 2-wide vocabulary.
+std::string generationSignature() {
+  const char rows[] = "f32 5 ?T 2 ?B 1 1";
+  const char past[] = "f32 5 ?P 2 ?B 1 1";
+  std::string entries =
+      std::string("entry main moe_entry_main 256 grows\n") + kIo + "end\n" +
+      "entry prefill moe_entry_gen_prefill 256 grows\n"
+      "input tokens i64 2 ?B ?T\n"
+      "output logits f32 3 ?B 1 2\n" +
+      "output new_key " + rows + "\noutput new_value " + rows + "\nend\n" +
+      "entry decode moe_entry_gen_decode 256 grows\n"
+      "input tokens i64 2 ?B ?T\n" +
+      "input past_key " + past + "\ninput past_value " + past + "\n" +
+      "output logits f32 3 ?B ?T 2\n" + "output new_key " + rows +
+      "\noutput new_value " + rows + "\n";
+  return signatureOf("", kWeightRecord, "", entries);
+}
+
+Tensor tokensOf(const std::vector<int64_t> &values, int64_t batch) {
+  Tensor t;
+  EXPECT_TRUE(Tensor::create(MOE_DTYPE_I64,
+                             {batch, int64_t(values.size()) / batch},
+                             values.data(), t)
+                  .ok());
+  return t;
+}
+
+/// What the toy model's logits[b, t] are after `seen` (the tokens of
+/// sequence b so far, the new one last): each token adds its keys of the
+/// two layers (token, token + 1) and half its values (10 token, 10 token +
+/// 1), and its position.
+std::pair<float, float> toyLogits(const std::vector<int64_t> &seen) {
+  float sum = 0;
+  for (int64_t token : seen)
+    for (int l = 0; l < 2; ++l)
+      sum += float(token + l) + 0.5f * float(10 * token + l);
+  return {sum, float(seen.size() - 1)};
+}
+
+} // namespace
+
+TEST_F(RuntimeTest, GenerationContextKeepsTheCaches) {
+  Session session;
+  Status s = load(artifactFor(generationSignature()), session);
+  ASSERT_TRUE(s.ok()) << s.message();
+  Generation g;
+  ASSERT_TRUE(Generation::create(session, 2, 6, g).ok());
+  EXPECT_EQ(g.position(), 0);
+  // Sequences {1, 2, 3, ...} and {4, 5, 6, ...}, fed 3, then 1, then 2.
+  std::vector<std::vector<int64_t>> seen(2);
+  auto check = [&](const Tensor &logits, int64_t t) {
+    ASSERT_EQ(logits.dims(), (std::vector<int64_t>{2, t, 2}));
+    for (int64_t b = 0; b < 2; ++b)
+      for (int64_t i = 0; i < t; ++i) {
+        std::vector<int64_t> prefix(seen[b].begin(),
+                                    seen[b].end() - (t - 1 - i));
+        auto [sum, position] = toyLogits(prefix);
+        EXPECT_FLOAT_EQ(logits.data<float>()[(b * t + i) * 2], sum)
+            << "row " << b << " position " << i;
+        EXPECT_FLOAT_EQ(logits.data<float>()[(b * t + i) * 2 + 1], position);
+      }
+  };
+  Tensor logits;
+  seen = {{1, 2, 3}, {4, 5, 6}};
+  s = g.step(tokensOf({1, 2, 3, 4, 5, 6}, 2), logits);
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(g.position(), 3);
+  check(logits, 1); // a prefill: the last position only
+  seen[0].push_back(7);
+  seen[1].push_back(8);
+  ASSERT_TRUE(g.step(tokensOf({7, 8}, 2), logits).ok());
+  check(logits, 1);
+  seen[0].insert(seen[0].end(), {9, 10});
+  seen[1].insert(seen[1].end(), {11, 12});
+  ASSERT_TRUE(g.step(tokensOf({9, 10, 11, 12}, 2), logits).ok());
+  EXPECT_EQ(g.position(), 6);
+  check(logits, 2);
+  // The caches are full: one more token is refused and changes nothing.
+  s = g.step(tokensOf({1, 1}, 2), logits);
+  EXPECT_EQ(s.code(), MOE_INVALID_ARGUMENT);
+  EXPECT_NE(s.message().find("exceed the maximum length 6"),
+            std::string::npos)
+      << s.message();
+  EXPECT_EQ(g.position(), 6);
+  // Tokens of another batch, or of another type, are refused.
+  s = g.step(tokensOf({1, 2, 3}, 3), logits);
+  EXPECT_EQ(s.code(), MOE_INVALID_ARGUMENT);
+  Tensor floats = makeInput(2);
+  EXPECT_EQ(g.step(floats, logits).code(), MOE_INVALID_ARGUMENT);
+  // Reset: the next step is a prefill again, over nothing cached.
+  g.reset();
+  EXPECT_EQ(g.position(), 0);
+  seen = {{5}, {6}};
+  ASSERT_TRUE(g.step(tokensOf({5, 6}, 2), logits).ok());
+  check(logits, 1);
+}
+
+TEST_F(RuntimeTest, GenerationContextRefusals) {
+  Session plain;
+  ASSERT_TRUE(load(goodArtifact(), plain).ok());
+  Generation g;
+  Status s = Generation::create(plain, 1, 4, g);
+  EXPECT_EQ(s.code(), MOE_NOT_FOUND);
+  EXPECT_NE(s.message().find("compile it with moe-compile --generation"),
+            std::string::npos)
+      << s.message();
+  Session session;
+  ASSERT_TRUE(load(artifactFor(generationSignature()), session).ok());
+  EXPECT_EQ(Generation::create(session, 0, 4, g).code(), MOE_INVALID_ARGUMENT);
+  EXPECT_EQ(Generation::create(session, 1, 0, g).code(), MOE_INVALID_ARGUMENT);
+  EXPECT_EQ(Generation::create(session, 1, MOE_MAX_SYMBOLIC_DIM + 1, g).code(),
+            MOE_INVALID_ARGUMENT);
+  // A cache whose dims are neither static nor the batch.
+  std::string sig = generationSignature();
+  std::string from = "input past_value f32 5 ?P 2 ?B 1 1";
+  sig.replace(sig.find(from), from.size(), "input past_value f32 5 ?P 2 ?Q 1 1");
+  Session odd;
+  ASSERT_TRUE(load(artifactFor(sig), odd).ok());
+  s = Generation::create(odd, 1, 4, g);
+  EXPECT_EQ(s.code(), MOE_INVALID_ARGUMENT);
+  EXPECT_NE(s.message().find("decode input 'past_value' is not a f32 cache"),
+            std::string::npos)
+      << s.message();
+}

@@ -224,3 +224,63 @@ static void run(moe_frame *f, float extra) {
 void moe_entry_main(moe_frame *frame) { run(frame, 0.0f); }
 
 void moe_entry_aux(moe_frame *frame) { run(frame, 1000.0f); }
+
+/* A toy language model for the generation context's tests (entries
+ * "prefill" and "decode" of moe-compile --generation's shape): tokens
+ * i64 [B, T]; caches past_key, past_value f32 [P, 2, B, 1, 1] (two layers);
+ * new_key[t, l, b] = tokens[b, t] + l, new_value[t, l, b] = 10 tokens[b, t]
+ * + l (outputs 1 and 2, [T, 2, B, 1, 1]); logits (output 0) [B, T, 2]:
+ * logits[b, t, 0] is the sum of every key the position sees (the P cached
+ * ones of both layers and the new ones up to t) plus half the sum of the
+ * values, logits[b, t, 1] the absolute position P + t. The prefill
+ * returns the last position only ([B, 1, 2]). */
+static void generate(moe_frame *f, int cached) {
+  const moe_host_api *host = f->host;
+  const int64_t *d = f->input_dims;
+  int64_t b = d[0], t = d[1], p = 0;
+  const int64_t *tokens = (const int64_t *)f->inputs[0];
+  const float *pk = 0, *pv = 0;
+  if (cached) {
+    p = d[2];
+    /* past_key [P, 2, B, 1, 1], past_value likewise. */
+    if (d[3] != 2 || d[4] != b || d[7] != p || d[9] != b) {
+      host->report_error(f, 3);
+      return;
+    }
+    pk = (const float *)f->inputs[1];
+    pv = (const float *)f->inputs[2];
+  }
+  int64_t rows[5] = {t, 2, b, 1, 1};
+  float *nk = (float *)host->output_alloc(f, 1, rows);
+  float *nv = (float *)host->output_alloc(f, 2, rows);
+  int64_t shown = cached ? t : 1;
+  int64_t ldims[3] = {b, shown, 2};
+  float *logits = (float *)host->output_alloc(f, 0, ldims);
+  if (!nk || !nv || !logits)
+    return;
+  for (int64_t i = 0; i < t; ++i)
+    for (int64_t l = 0; l < 2; ++l)
+      for (int64_t j = 0; j < b; ++j) {
+        nk[(i * 2 + l) * b + j] = (float)tokens[j * t + i] + (float)l;
+        nv[(i * 2 + l) * b + j] = 10.0f * (float)tokens[j * t + i] + (float)l;
+      }
+  for (int64_t j = 0; j < b; ++j) {
+    float sum = 0;
+    for (int64_t i = 0; i < p; ++i)
+      for (int64_t l = 0; l < 2; ++l)
+        sum += pk[(i * 2 + l) * b + j] + 0.5f * pv[(i * 2 + l) * b + j];
+    for (int64_t i = 0; i < t; ++i) {
+      for (int64_t l = 0; l < 2; ++l)
+        sum += nk[(i * 2 + l) * b + j] + 0.5f * nv[(i * 2 + l) * b + j];
+      int64_t at = cached ? i : 0;
+      if (cached || i == t - 1) {
+        logits[(j * shown + at) * 2] = sum;
+        logits[(j * shown + at) * 2 + 1] = (float)(p + i);
+      }
+    }
+  }
+}
+
+void moe_entry_gen_prefill(moe_frame *frame) { generate(frame, 0); }
+
+void moe_entry_gen_decode(moe_frame *frame) { generate(frame, 1); }
