@@ -6,14 +6,17 @@
 // loop runs, next to @main and sharing its weights:
 //
 //   @prefill(tokens [B, T])
-//       -> (logits [B, T, V], new_key.l [T, B, H, dk], new_value.l ...)
-//   @decode(tokens [B, T], past_key.l [P, B, H, dk], past_value.l ...)
-//       -> (logits [B, T, V], new_key.l, new_value.l ...)
+//       -> (logits [B, 1, V], new_key [T, L, B, H, dk], new_value [..., dv])
+//   @decode(tokens [B, T], past_key [P, L, B, H, dk], past_value [..., dv])
+//       -> (logits [B, T, V], new_key, new_value)
 //
-// for the attention layers l in program order: each moe.switchhead becomes
-// a moe.switchhead_cached that reads the cache (empty in @prefill) and
-// returns the rows to append. The logits of the T new tokens equal rows
-// P..P+T-1 of @main on the whole sequence.
+// for the L attention layers l in program order: each moe.switchhead
+// becomes a moe.switchhead_cached that reads slice l of the stacked cache
+// (empty in @prefill) and whose rows to append go to slice l of new_key
+// and new_value. The layer index is a constant marked for moe-roll-repeats
+// (kIndexedConstantAttrName), so the derived layers roll like @main's.
+// @decode's logits of the T new tokens equal rows P..P+T-1 of @main on the
+// whole sequence; @prefill returns the last row (all with all-logits).
 //
 // That holds only if everything else in @main treats each position on its
 // own. The pass checks it on each derived copy before rewriting it (a
@@ -50,6 +53,7 @@
 
 #include "moe/IR/MoeOps.h"
 #include "moe/Transforms/Passes.h"
+#include "moe/Transforms/Transforms.h"
 #include "moe/Utils/BuildUtils.h"
 #include "moe/Utils/RuntimeErrors.h"
 
@@ -59,7 +63,6 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
-#include "mlir/IR/IRMapping.h"
 
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/DenseSet.h"
@@ -686,12 +689,14 @@ struct MoeGenerationEntriesPass
       return std::make_tuple(srcType.getElementType(), srcType.getDimSize(0),
                              h, dk, dv);
     };
-    Type elt;
-    int64_t batch, h, dk, dv;
-    std::tie(elt, batch, h, dk, dv) = cacheDims(heads.front());
+    auto first = cacheDims(heads.front());
+    Type elt = std::get<0>(first);
+    int64_t batch = std::get<1>(first), h = std::get<2>(first),
+            dk = std::get<3>(first), dv = std::get<4>(first);
+    bool widthsStatic = !ShapedType::isDynamic(std::get<3>(first)) &&
+                        !ShapedType::isDynamic(std::get<4>(first));
     for (SwitchHeadOp op : heads)
-      if (cacheDims(op) != cacheDims(heads.front()) ||
-          ShapedType::isDynamic(dk) || ShapedType::isDynamic(dv)) {
+      if (!widthsStatic || cacheDims(op) != first) {
         op.emitError() << "cannot derive generation entries: every attention "
                           "layer must have the same element type, batch, "
                           "heads and static key and value widths, for one "
@@ -726,8 +731,11 @@ struct MoeGenerationEntriesPass
             ? OpFoldResult(tensor::DimOp::create(b, loc, tokens, 0))
             : OpFoldResult(b.getIndexAttr(batch));
     SmallVector<Value> layerIndex;
-    for (int64_t l = 0; l < layers; ++l)
-      layerIndex.push_back(arith::ConstantIndexOp::create(b, loc, l));
+    for (int64_t l = 0; l < layers; ++l) {
+      auto index = arith::ConstantIndexOp::create(b, loc, l);
+      index->setAttr(kIndexedConstantAttrName, b.getUnitAttr());
+      layerIndex.push_back(index);
+    }
     Value pastKey, pastValue, pastLen;
     if (withCache) {
       unsigned at = fn.getNumArguments();
@@ -741,25 +749,16 @@ struct MoeGenerationEntriesPass
       pastKey = body.getArgument(at);
       pastValue = body.getArgument(at + 1);
       pastLen = tensor::DimOp::create(b, loc, pastKey, 0);
-      // The values' cache must be as long as the keys'.
-      Value pastValueLen = tensor::DimOp::create(b, loc, pastValue, 0);
-      Value differs = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne,
-                                            pastLen, pastValueLen);
-      build::reportIf(b, loc, differs, kErrorShapeMismatch);
-      if (ShapedType::isDynamic(batch)) {
-        Value keyBatch = tensor::DimOp::create(b, loc, pastKey, 2);
-        Value valueBatch = tensor::DimOp::create(b, loc, pastValue, 2);
-        Value bv = cast<Value>(bSize);
-        Value bad = arith::OrIOp::create(
-            b, loc,
-            arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne, keyBatch,
-                                  bv),
-            arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne,
-                                  valueBatch, bv));
-        build::reportIf(b, loc, bad, kErrorShapeMismatch);
-      }
+      // The values' cache as long as the keys', both of the tokens' batch:
+      // otherwise a report and zeros of that size (requireSize), so that
+      // the slices below stay inside their buffers.
+      pastValue = build::requireSize(b, loc, pastValue, 0, pastLen,
+                                     kErrorShapeMismatch);
+      pastKey = build::requireSize(b, loc, pastKey, 2, bSize,
+                                   kErrorShapeMismatch);
+      pastValue = build::requireSize(b, loc, pastValue, 2, bSize,
+                                     kErrorShapeMismatch);
     }
-    SmallVector<OpFoldResult> tSizes{OpFoldResult(t)};
     auto full = [&](OpFoldResult first, int64_t d) {
       return SmallVector<OpFoldResult>{first, b.getIndexAttr(1), bSize,
                                        b.getIndexAttr(h), b.getIndexAttr(d)};
@@ -810,10 +809,18 @@ struct MoeGenerationEntriesPass
       op.getResult().replaceAllUsesWith(cached.getResult());
       op.erase();
       b.setInsertionPointAfter(cached);
-      newKeys = tensor::InsertSliceOp::create(b, opLoc, cached.getNewKey(),
-                                              newKeys, at, full(t, dk), ones);
+      // The new rows [T, B, H, d] as the tokens size them.
+      auto rowsOf = [&](Value rows) {
+        rows = build::requireSize(b, opLoc, rows, 0, t, kErrorShapeMismatch);
+        return build::requireSize(b, opLoc, rows, 1, bSize,
+                                  kErrorShapeMismatch);
+      };
+      newKeys = tensor::InsertSliceOp::create(
+          b, opLoc, rowsOf(cached.getNewKey()), newKeys, at, full(t, dk),
+          ones);
       newValues = tensor::InsertSliceOp::create(
-          b, opLoc, cached.getNewValue(), newValues, at, full(t, dv), ones);
+          b, opLoc, rowsOf(cached.getNewValue()), newValues, at,
+          full(t, dv), ones);
     }
     SmallVector<Value> newRows{newKeys, newValues};
     SmallVector<DictionaryAttr> rowAttrs{attrs("new_key", param(1)),
@@ -828,14 +835,14 @@ struct MoeGenerationEntriesPass
     if (!withCache && !allLogits) {
       // @prefill returns the last position of each output [B, T, V] as
       // [B, 1, V]: what the next token is drawn from. An empty prompt has
-      // none (a run-time error, not a read before the tensor).
-      Value zero = arith::ConstantIndexOp::create(b, loc, 0);
-      Value empty = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
-                                          t, zero);
-      build::reportIf(b, loc, empty, kErrorShapeMismatch);
-      Value last = arith::SubIOp::create(
-          b, loc, t, arith::ConstantIndexOp::create(b, loc, 1));
-      for (auto [i, v] : llvm::enumerate(results)) {
+      // none: requireSize reports it and gives zeros of one position, so
+      // the slice at max(T, 1) - 1 stays inside its tensor.
+      Value one = arith::ConstantIndexOp::create(b, loc, 1);
+      Value atLeastOne = arith::MaxUIOp::create(b, loc, t, one);
+      Value last = arith::SubIOp::create(b, loc, atLeastOne, one);
+      for (size_t i = 0; i < results.size(); ++i) {
+        Value v = build::requireSize(b, loc, results[i], 1, atLeastOne,
+                                     kErrorShapeMismatch);
         auto type = cast<RankedTensorType>(v.getType());
         SmallVector<int64_t> shape(type.getShape());
         shape[1] = 1;
@@ -846,7 +853,7 @@ struct MoeGenerationEntriesPass
           sizes.push_back(d == 1 ? OpFoldResult(b.getIndexAttr(1))
                                  : build::sizeOf(b, loc, v, d));
         SmallVector<OpFoldResult> strides(type.getRank(), b.getIndexAttr(1));
-        v = tensor::ExtractSliceOp::create(
+        results[i] = tensor::ExtractSliceOp::create(
             b, loc, RankedTensorType::get(shape, type.getElementType()), v,
             offsets, sizes, strides);
         // Its dim 1 is now static.

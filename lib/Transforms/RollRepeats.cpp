@@ -18,11 +18,13 @@
 //   - the corresponding value of copy k-1, where copy 0 uses a value defined
 //     before the sequence (carried: copy 0's use becomes the iteration
 //     argument, initialised with that value), or
-//   - an integer constant defined before the sequence whose value is
-//     c + k·s, where copy 0 uses the constant c and copy 1 the constant
-//     c + s (indexed: the loop computes c + i·s from its induction
-//     variable; the generation entries index their stacked caches by the
-//     absolute layer this way).
+//   - an integer constant marked moe.indexed_constant, defined before the
+//     sequence, whose value is c + k·s, where copy 0 uses the constant c
+//     and copy 1 the constant c + s (indexed: the loop computes c + i·s
+//     from its induction variable; the generation entries index their
+//     stacked caches by the absolute layer this way). Unmarked constants
+//     must be the same value in every copy, so that no static operand
+//     becomes a loop-computed one unasked.
 // Each use keeps the kind copy 1 gives it in every later copy. Values of the
 // copies used after the sequence must be carried values of the last copy;
 // otherwise the last copy stays unrolled after the loop.
@@ -49,6 +51,7 @@
 
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/MapVector.h"
+#include "llvm/Support/MathExtras.h"
 
 #include <optional>
 
@@ -76,13 +79,14 @@ struct OutsideUse {
   int64_t c0 = 0, stride = 0;
 };
 
-/// The value of an integer or index arith.constant, if `v` is one.
+/// The value of an integer or index arith.constant marked
+/// moe.indexed_constant that fits in 64 bits, if `v` is one.
 std::optional<int64_t> integerConstant(Value v) {
   auto cst = v.getDefiningOp<arith::ConstantOp>();
-  if (!cst)
+  if (!cst || !cst->hasAttr(moe::kIndexedConstantAttrName))
     return std::nullopt;
   auto attr = dyn_cast<IntegerAttr>(cst.getValue());
-  if (!attr)
+  if (!attr || attr.getValue().getSignificantBits() > 64)
     return std::nullopt;
   return attr.getValue().getSExtValue();
 }
@@ -213,10 +217,10 @@ size_t Roller::verify(size_t start, size_t period, size_t count,
                 use.carried = true;
                 use.from = static_cast<unsigned>(pv - prev);
                 use.result = cast<OpResult>(v).getResultNumber();
-              } else if (cu && cv && pv < static_cast<int64_t>(start)) {
+              } else if (cu && cv && pv < static_cast<int64_t>(start) &&
+                         !llvm::SubOverflow(*cv, *cu, use.stride)) {
                 use.indexed = true;
                 use.c0 = *cu;
-                use.stride = *cv - *cu;
               } else {
                 return k;
               }
@@ -231,8 +235,10 @@ size_t Roller::verify(size_t start, size_t period, size_t count,
             return k;
           if (use.indexed) {
             std::optional<int64_t> cv = integerConstant(v);
+            int64_t step, want;
             if (!cv || pv >= static_cast<int64_t>(start) ||
-                *cv != use.c0 + static_cast<int64_t>(k) * use.stride)
+                llvm::MulOverflow(static_cast<int64_t>(k), use.stride, step) ||
+                llvm::AddOverflow(use.c0, step, want) || *cv != want)
               return k;
             continue;
           }

@@ -916,16 +916,19 @@ extern "C" moe_status_t moe_generation_create(moe_session *s, int64_t batch,
                         (long long)tokens.dims[0], (long long)batch);
     for (size_t i = 1; i < entry.inputs.size(); ++i) {
       const TensorRecord &t = entry.inputs[i];
-      // [P, dims...]: static dims, and the batch (the tokens' dim 0 symbol).
+      // [P, dims...]: static dims, and at most one dynamic one, the batch
+      // (the tokens' dim 0 symbol; both anonymous counts as the same).
       moe_generation::Cache c;
       c.input = t.name;
       bool ok = t.dtype == MOE_DTYPE_F32 && t.dims.size() >= 2 &&
                 t.dims[0] < 0;
       double floats = 1;
+      int dynamic = 0;
       for (size_t d = 1; ok && d < t.dims.size(); ++d) {
         int64_t n = t.dims[d];
         if (n < 0) {
-          ok = tokens.dims[0] < 0 && t.symbols[d] == tokens.symbols[0];
+          ok = ++dynamic == 1 && tokens.dims[0] < 0 &&
+               t.symbols[d] == tokens.symbols[0];
           n = batch;
         }
         c.rowDims.push_back(n);
@@ -1029,7 +1032,7 @@ extern "C" moe_status_t moe_generation_step(moe_generation *g,
                           i + 1, first ? "prefill" : "decode",
                           moe::printable(g->caches[i].input, 64).c_str());
       }
-    // The new rows [T, B, H, d] go after the cached ones.
+    // The new rows [T, dims...] go after the cached ones.
     for (size_t i = 0; i < g->caches.size(); ++i) {
       moe_generation::Cache &c = g->caches[i];
       std::memcpy(c.data.data() + c.rowFloats * size_t(g->position),

@@ -2553,4 +2553,38 @@ TEST_F(RuntimeTest, GenerationContextRefusals) {
   EXPECT_NE(s.message().find("decode input 'past_value' is not a f32 cache"),
             std::string::npos)
       << s.message();
+  // Tokens that are not [B, T], and a static batch other than the one asked.
+  for (auto [from, to, text] :
+       {std::tuple<const char *, const char *, const char *>{
+            "input tokens i64 2 ?B ?T\ninput past_key",
+            "input tokens i64 1 ?T\ninput past_key",
+            "decode input 'tokens' is not tokens [B, T]"},
+        {"input tokens i64 2 ?B ?T\ninput past_key",
+         "input tokens i64 2 2 ?T\ninput past_key",
+         "the model takes a batch of 2, not 1"}}) {
+    std::string changed = generationSignature();
+    changed.replace(changed.find(from), std::strlen(from), to);
+    Session model;
+    s = load(artifactFor(changed), model);
+    ASSERT_TRUE(s.ok()) << s.message();
+    s = Generation::create(model, 1, 4, g);
+    EXPECT_EQ(s.code(), MOE_INVALID_ARGUMENT) << s.message();
+    EXPECT_NE(s.message().find(text), std::string::npos) << s.message();
+  }
+  // Caches too large for the maximum length asked (2^60 floats a
+  // position): refused before any allocation.
+  std::string wide = generationSignature();
+  for (const char *name : {"input past_key f32 5 ?P 2 ?B 1 1",
+                           "input past_value f32 5 ?P 2 ?B 1 1"}) {
+    std::string from = name, to = from;
+    to.replace(to.find(" 2 ?B 1 1"), 9, " 1073741824 ?B 1073741824 1");
+    wide.replace(wide.find(from), from.size(), to);
+  }
+  Session huge;
+  s = load(artifactFor(wide), huge);
+  ASSERT_TRUE(s.ok()) << s.message();
+  s = Generation::create(huge, 1, MOE_MAX_SYMBOLIC_DIM, g);
+  EXPECT_EQ(s.code(), MOE_RESOURCE_EXHAUSTED) << s.message();
+  EXPECT_NE(s.message().find("is too large"), std::string::npos)
+      << s.message();
 }

@@ -16,31 +16,48 @@
 // CHECK-SAME:      -> (tensor<?x1x8xf32> {onnx.name = "logits"}, tensor<?x1x?x2x8xf32> {onnx.dim_params = ["T", "", "B", "", ""], onnx.name = "new_key"}, tensor<?x1x?x2x8xf32> {onnx.dim_params = ["T", "", "B", "", ""], onnx.name = "new_value"})
 // CHECK:         %[[LEN:.*]] = tensor.dim %[[T]], %c1
 // CHECK:         %[[B:.*]] = tensor.dim %[[T]], %c0
-// CHECK-NEXT:    %[[L0:.*]] = arith.constant 0 : index
+// CHECK-NEXT:    %[[L0:.*]] = arith.constant {moe.indexed_constant} 0 : index
 // CHECK:         %[[KEYS:.*]] = tensor.empty(%[[LEN]], %[[B]]) : tensor<?x1x?x2x8xf32>
 // CHECK:         %[[VALUES:.*]] = tensor.empty(%[[LEN]], %[[B]]) : tensor<?x1x?x2x8xf32>
 // CHECK:         %[[PK:.*]] = tensor.empty(%[[B]]) : tensor<0x?x2x8xf32>
 // CHECK:         %[[PV:.*]] = tensor.empty(%[[B]]) : tensor<0x?x2x8xf32>
 // CHECK:         %[[A:.*]], %[[NK:.*]], %[[NV:.*]] = moe.switchhead_cached {{.*}} past(%[[PK]], %[[PV]]) sel_v(%{{.*}}) {k = 2 : i64, num_heads = 2 : i64}
-// CHECK-NEXT:    %[[SK:.*]] = tensor.insert_slice %[[NK]] into %[[KEYS]][0, %[[L0]], 0, 0, 0] [%[[LEN]], 1, %[[B]], 2, 8] [1, 1, 1, 1, 1]
-// CHECK-NEXT:    %[[SV:.*]] = tensor.insert_slice %[[NV]] into %[[VALUES]][0, %[[L0]], 0, 0, 0] [%[[LEN]], 1, %[[B]], 2, 8] [1, 1, 1, 1, 1]
+// The new rows are checked to be [T, B, ...] of the tokens before they are
+// stacked (a report and zeros otherwise, never a write past the slice).
+// CHECK:         %[[NKT:.*]] = tensor.dim %[[NK]], %{{.*}}
+// CHECK:         arith.cmpi eq, %[[NKT]], %[[LEN]]
+// CHECK:         %[[NKB:.*]] = scf.if
+// CHECK:         %[[NK2:.*]] = scf.if
+// CHECK:         %[[SK:.*]] = tensor.insert_slice %[[NK2]] into %[[KEYS]][0, %[[L0]], 0, 0, 0] [%[[LEN]], 1, %[[B]], 2, 8] [1, 1, 1, 1, 1]
+// CHECK:         %[[SV:.*]] = tensor.insert_slice %{{.*}} into %[[VALUES]][0, %[[L0]], 0, 0, 0] [%[[LEN]], 1, %[[B]], 2, 8] [1, 1, 1, 1, 1]
 // CHECK:         %[[LOGITS:.*]] = linalg.generic {{.*}}"reduction", "parallel"]
-// CHECK:         %[[EMPTY:.*]] = arith.cmpi eq, %[[LEN]], %{{.*}}
-// CHECK-NEXT:    scf.if %[[EMPTY]] {
+// An empty prompt: a report and one position of zeros, so the slice at
+// max(T, 1) - 1 stays inside the logits.
+// CHECK:         %[[ONE:.*]] = arith.maxui %[[LEN]], %{{.*}}
+// CHECK-NEXT:    %[[LAST:.*]] = arith.subi %[[ONE]], %{{.*}}
+// CHECK:         %[[T1:.*]] = tensor.dim %[[LOGITS]], %{{.*}}
+// CHECK-NEXT:    %[[OK:.*]] = arith.cmpi eq, %[[T1]], %[[ONE]]
+// CHECK-NEXT:    %[[SAFE:.*]] = scf.if %[[OK]] -> (tensor<?x?x8xf32>) {
+// CHECK-NEXT:      scf.yield %[[LOGITS]]
+// CHECK-NEXT:    } else {
 // CHECK:           func.call @moe_report_error
-// CHECK:         %[[LAST:.*]] = arith.subi %[[LEN]], %{{.*}}
-// CHECK:         %[[SLICE:.*]] = tensor.extract_slice %[[LOGITS]][0, %[[LAST]], 0] [%{{.*}}, 1, 8] [1, 1, 1] : tensor<?x?x8xf32> to tensor<?x1x8xf32>
+// CHECK:         %[[SLICE:.*]] = tensor.extract_slice %[[SAFE]][0, %[[LAST]], 0] [%{{.*}}, 1, 8] [1, 1, 1] : tensor<?x?x8xf32> to tensor<?x1x8xf32>
 // CHECK:         return %[[SLICE]], %[[SK]], %[[SV]]
 // CHECK-LABEL: func.func @decode(
 // CHECK-SAME:      %[[DT:[^:]*]]: tensor<?x?xi64> {onnx.dim_params = ["B", "T"], onnx.name = "tokens"},
 // CHECK-SAME:      %[[DK:.*]]: tensor<?x1x?x2x8xf32> {onnx.dim_params = ["P", "", "B", "", ""], onnx.name = "past_key"},
 // CHECK-SAME:      %[[DV:.*]]: tensor<?x1x?x2x8xf32> {onnx.dim_params = ["P", "", "B", "", ""], onnx.name = "past_value"})
 // CHECK-SAME:      -> (tensor<?x?x8xf32> {onnx.name = "logits"}, tensor<?x1x?x2x8xf32> {{.*}}onnx.name = "new_key"}, tensor<?x1x?x2x8xf32> {{.*}}onnx.name = "new_value"})
+// The value cache as long as the key cache, both of the tokens' batch: a
+// report and zeros of the right size otherwise, so the slices stay inside.
 // CHECK:         %[[P:.*]] = tensor.dim %[[DK]], %{{.*}} : tensor<?x1x?x2x8xf32>
 // CHECK:         %[[PVLEN:.*]] = tensor.dim %[[DV]], %{{.*}} : tensor<?x1x?x2x8xf32>
-// CHECK:         arith.cmpi ne, %[[P]], %[[PVLEN]]
-// CHECK:         %[[LK:.*]] = tensor.extract_slice %[[DK]][0, %{{.*}}, 0, 0, 0] [%[[P]], 1, %{{.*}}, 2, 8] [1, 1, 1, 1, 1] : tensor<?x1x?x2x8xf32> to tensor<?x?x2x8xf32>
-// CHECK:         %[[LV:.*]] = tensor.extract_slice %[[DV]][0, %{{.*}}, 0, 0, 0] [%[[P]], 1, %{{.*}}, 2, 8] [1, 1, 1, 1, 1] : tensor<?x1x?x2x8xf32> to tensor<?x?x2x8xf32>
+// CHECK:         arith.cmpi eq, %[[PVLEN]], %[[P]]
+// CHECK:         %[[DV1:.*]] = scf.if
+// CHECK:         %[[DK1:.*]] = scf.if
+// CHECK:         %[[DV2:.*]] = scf.if
+// CHECK:         %[[LK:.*]] = tensor.extract_slice %[[DK1]][0, %{{.*}}, 0, 0, 0] [%[[P]], 1, %{{.*}}, 2, 8] [1, 1, 1, 1, 1] : tensor<?x1x?x2x8xf32> to tensor<?x?x2x8xf32>
+// CHECK:         %[[LV:.*]] = tensor.extract_slice %[[DV2]][0, %{{.*}}, 0, 0, 0] [%[[P]], 1, %{{.*}}, 2, 8] [1, 1, 1, 1, 1] : tensor<?x1x?x2x8xf32> to tensor<?x?x2x8xf32>
 // CHECK:         moe.switchhead_cached {{.*}} past(%[[LK]], %[[LV]])
 // CHECK-NOT:     moe.switchhead %
 // CHECK-NOT:     tensor.extract_slice %{{.*}}[0, %{{.*}}, 0] [%{{.*}}, 1, 8]

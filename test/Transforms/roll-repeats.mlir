@@ -252,8 +252,9 @@ func.func @first_copy_differs(%x: tensor<4xf32>, %w: tensor<4xf32>) -> tensor<4x
 }
 
 // Indexed constants (the generation entries' layer index into a stacked
-// cache): copy k reads the integer constant c + k·s (here 1 + 2k), defined
-// before the sequence; the loop computes it from its induction variable.
+// cache): copy k reads the marked integer constant c + k·s (here 1 + 2k),
+// defined before the sequence; the loop computes it from its induction
+// variable.
 // The stacked output is carried through insert_slice.
 // CHECK-LABEL: func.func @indexed_constants
 //  CHECK-SAME: (%[[X:.*]]: tensor<4xf32>, %[[S:.*]]: tensor<8x4xf32>, %[[W:.*]]: tensor<4xf32>)
@@ -268,9 +269,9 @@ func.func @first_copy_differs(%x: tensor<4xf32>, %w: tensor<4xf32>) -> tensor<4x
 //  CHECK-NEXT: } {moe.repeats = 3 : i64}
 //  CHECK-NEXT: return %[[R]]#0, %[[R]]#1
 func.func @indexed_constants(%x: tensor<4xf32>, %s: tensor<8x4xf32>, %w: tensor<4xf32>) -> (tensor<4xf32>, tensor<8x4xf32>) {
-  %c1 = arith.constant 1 : index
-  %c3 = arith.constant 3 : index
-  %c5 = arith.constant 5 : index
+  %c1 = arith.constant {moe.indexed_constant} 1 : index
+  %c3 = arith.constant {moe.indexed_constant} 3 : index
+  %c5 = arith.constant {moe.indexed_constant} 5 : index
   %a0 = arith.mulf %x, %w : tensor<4xf32>
   %s0 = tensor.insert_slice %a0 into %s[%c1, 0] [1, 4] [1, 1] : tensor<4xf32> into tensor<8x4xf32>
   %a1 = arith.mulf %a0, %w : tensor<4xf32>
@@ -288,9 +289,9 @@ func.func @indexed_constants(%x: tensor<4xf32>, %s: tensor<8x4xf32>, %w: tensor<
 //  CHECK-NEXT: arith.mulf
 //  CHECK-NEXT: tensor.insert_slice %{{.*}} into %{{.*}}[%c4, 0]
 func.func @no_progression(%x: tensor<4xf32>, %s: tensor<8x4xf32>, %w: tensor<4xf32>) -> (tensor<4xf32>, tensor<8x4xf32>) {
-  %c1 = arith.constant 1 : index
-  %c3 = arith.constant 3 : index
-  %c4 = arith.constant 4 : index
+  %c1 = arith.constant {moe.indexed_constant} 1 : index
+  %c3 = arith.constant {moe.indexed_constant} 3 : index
+  %c4 = arith.constant {moe.indexed_constant} 4 : index
   %a0 = arith.mulf %x, %w : tensor<4xf32>
   %s0 = tensor.insert_slice %a0 into %s[%c1, 0] [1, 4] [1, 1] : tensor<4xf32> into tensor<8x4xf32>
   %a1 = arith.mulf %a0, %w : tensor<4xf32>
@@ -298,4 +299,39 @@ func.func @no_progression(%x: tensor<4xf32>, %s: tensor<8x4xf32>, %w: tensor<4xf
   %a2 = arith.mulf %a1, %w : tensor<4xf32>
   %s2 = tensor.insert_slice %a2 into %s1[%c4, 0] [1, 4] [1, 1] : tensor<4xf32> into tensor<8x4xf32>
   return %a2, %s2 : tensor<4xf32>, tensor<8x4xf32>
+}
+
+// Unmarked constants that differ between the copies are not an index: the
+// copies stay as they are (a static operand is never made a loop value
+// unasked).
+// CHECK-LABEL: func.func @unmarked_constants
+//   CHECK-NOT: scf.for
+func.func @unmarked_constants(%x: tensor<4xf32>, %s: tensor<8x4xf32>, %w: tensor<4xf32>) -> (tensor<4xf32>, tensor<8x4xf32>) {
+  %c1 = arith.constant 1 : index
+  %c3 = arith.constant 3 : index
+  %c5 = arith.constant 5 : index
+  %a0 = arith.mulf %x, %w : tensor<4xf32>
+  %s0 = tensor.insert_slice %a0 into %s[%c1, 0] [1, 4] [1, 1] : tensor<4xf32> into tensor<8x4xf32>
+  %a1 = arith.mulf %a0, %w : tensor<4xf32>
+  %s1 = tensor.insert_slice %a1 into %s0[%c3, 0] [1, 4] [1, 1] : tensor<4xf32> into tensor<8x4xf32>
+  %a2 = arith.mulf %a1, %w : tensor<4xf32>
+  %s2 = tensor.insert_slice %a2 into %s1[%c5, 0] [1, 4] [1, 1] : tensor<4xf32> into tensor<8x4xf32>
+  return %a2, %s2 : tensor<4xf32>, tensor<8x4xf32>
+}
+
+// A marked i32 constant: the loop's index value is cast to its type.
+// CHECK-LABEL: func.func @indexed_i32
+//       CHECK: scf.for %[[I:.*]] =
+//       CHECK:   %[[L:.*]] = arith.addi
+//       CHECK:   %[[C:.*]] = arith.index_cast %[[L]] : index to i32
+//       CHECK:   arith.addi %{{.*}}, %[[C]] : i32
+//       CHECK: } {moe.repeats = 2 : i64}
+func.func @indexed_i32(%x: i32) -> i32 {
+  %c7 = arith.constant {moe.indexed_constant} 7 : i32
+  %c9 = arith.constant {moe.indexed_constant} 9 : i32
+  %a0 = arith.addi %x, %c7 : i32
+  %b0 = arith.muli %a0, %a0 : i32
+  %a1 = arith.addi %b0, %c9 : i32
+  %b1 = arith.muli %a1, %a1 : i32
+  return %b1 : i32
 }

@@ -190,7 +190,9 @@ def MoeRollRepeats : Pass<"moe-roll-repeats", "::mlir::func::FuncOp"> {
     uses there (defined before the sequence: a weight, a constant), or the
     corresponding value of copy k-1 where copy 0 uses a value defined before
     the sequence (carried from one copy to the next, like the residual
-    stream). It then emits copy 0 once in an `scf.for` of `count` iterations
+    stream), or an integer constant marked `moe.indexed_constant`, defined
+    before the sequence, of value c + k·s (indexed: the loop computes
+    c + i·s; moe-generation-entries marks its layer indices so). It then emits copy 0 once in an `scf.for` of `count` iterations
     (marked `moe.repeats`) whose iteration arguments are the carried values.
     The loop runs the same ops in the same order on the same values, so the
     result is the same bits; the code of the repeated layers is compiled

@@ -39,6 +39,14 @@ void populateDecomposeCompositePatterns(RewritePatternSet &patterns);
 /// (its value: the repeat count); moe-cpu-tile-contractions reads it.
 inline constexpr llvm::StringLiteral kRepeatsAttrName = "moe.repeats";
 
+/// Marks an integer arith.constant that moe-roll-repeats may treat as an
+/// index of the copies (copy k reads c + k*s: an "indexed" use);
+/// moe-generation-entries marks its layer indices with it. Unmarked
+/// constants that differ between copies keep those copies unrolled, so
+/// that no static operand becomes a loop-computed value by accident.
+inline constexpr llvm::StringLiteral kIndexedConstantAttrName =
+    "moe.indexed_constant";
+
 /// Rolls every sequence of at least `minOps` top-level ops that `func`'s
 /// body repeats back to back into an scf.for (moe-roll-repeats); returns
 /// how many loops it made.
