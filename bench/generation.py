@@ -4,7 +4,7 @@ and PyTorch eager with a cache, in one run, alternating step by step.
 
 usage: .venv/bin/python bench/generation.py [--model MoEUT-44M]
        [--prompts 256,1024] [--steps 16] [--threads 1,2] [--work DIR]
-       [--no-peers]
+       [--no-peers] [--warmup]
   or, for a model of another shape: --model custom [--d-model 256
        --layers 8 --group 2 --experts 32 --expert-size 128 --k 4
        --heads 4 --head-dim 64 --att-experts 4 --att-k 2 --vocab 8000]
@@ -108,6 +108,10 @@ def main():
     p.add_argument("--threads", default="1,2")
     p.add_argument("--work", default=None)
     p.add_argument("--no-peers", action="store_true")
+    p.add_argument("--warmup", action="store_true",
+                   help="one untimed prefill of each length first (each "
+                        "system), so that first-call costs (workspace "
+                        "growth, page faults) are not timed")
     a = p.parse_args()
     if a.model == "custom":
         cfg = MoEUTConfig(d_model=a.d_model, n_layers=a.layers,
@@ -154,6 +158,16 @@ def main():
             limit = prompt + a.steps
             times = {"ours": [], "ort": [], "torch": []}
             last = {}
+            if a.warmup:
+                _runtime.Generation(session._session, 1, limit).step(
+                    np.ascontiguousarray(seq[:, :prompt]))
+                if not a.no_peers:
+                    feed = {n: c.numpy() for n, c in
+                            zip(past_names, PK.empty_cache(model, 1))}
+                    feed["tokens"] = seq[:, :prompt]
+                    onnx_session.run(None, feed)
+                    with torch.no_grad():
+                        model.step(torch.from_numpy(seq[:, :prompt]))
             gen = _runtime.Generation(session._session, 1, limit)
             t0 = time.perf_counter()
             gen.step(np.ascontiguousarray(seq[:, :prompt]))

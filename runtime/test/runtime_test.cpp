@@ -1143,7 +1143,7 @@ TEST_F(RuntimeTest, WorkspaceGrowsThenStaysPut) {
         std::string("entry main moe_entry_main 256 ") + kind + "\n");
     Session session;
     ASSERT_TRUE(load(modeArtifact(kWorkspace, signature), session, 2).ok());
-    for (int64_t rows : {3, 64}) {
+    for (int64_t rows : {3, 1024}) {
       Tensor x = makeInput(rows);
       std::vector<Tensor> outputs;
       uint64_t before = test_hooks::workspaceAllocations();
@@ -1160,6 +1160,27 @@ TEST_F(RuntimeTest, WorkspaceGrowsThenStaysPut) {
       EXPECT_EQ(test_hooks::workspaceAllocations(), grown)
           << "steady-state runs allocated workspace";
     }
+  }
+  // A need that creeps up (a decode step one position later each time)
+  // fits the slack that growth leaves in the coalesced segment (each grown
+  // segment is up to twice its predecessor): no new segment per run.
+  {
+    Session session;
+    ASSERT_TRUE(load(modeArtifact(kWorkspace), session, 1).ok());
+    Tensor x = makeInput(1024);
+    std::vector<Tensor> outputs;
+    ASSERT_TRUE(runX(session, x, outputs).ok());
+    uint64_t grown = test_hooks::workspaceAllocations();
+    // Each step needs 64 bytes more than the last: without headroom, each
+    // would replace the segment.
+    for (int64_t rows = 1028; rows <= 1100; rows += 4) {
+      Tensor more = makeInput(rows);
+      Status s = runX(session, more, outputs);
+      ASSERT_TRUE(s.ok()) << s.message();
+      expectSum(outputs[0], rows);
+    }
+    EXPECT_EQ(test_hooks::workspaceAllocations(), grown)
+        << "a slowly growing need reallocated the workspace";
   }
   // A model that does not grow its arena allocates it once.
   Session plain;

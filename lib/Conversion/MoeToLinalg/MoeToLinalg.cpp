@@ -854,7 +854,13 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
         pv = requireSize(b, loc, pv, d + 1, sz(q, d), kErrorShapeMismatch);
       pv = requireSize(b, loc, pv, 3, sz(v, 3), kErrorShapeMismatch);
     }
-    Value scores = contract(b, loc, "bhtd,bhsd->bhts", q, k,
+    // q k^T over the keys transposed to [B, H, dk, S] once (B*H*S*dk
+    // elements, against T*S*dk multiply-adds): the score dim s is then
+    // contiguous in the right-hand side, so the register tiles load it as
+    // vectors; read as "bhsd" it is strided and loaded lane by lane. The
+    // terms of each score keep their order (d ascending).
+    Value keysT = transpose(b, loc, k, {0, 1, 3, 2});
+    Value scores = contract(b, loc, "bhtd,bhds->bhts", q, keysT,
                             {sz(q, 0), sz(q, 1), sz(q, 2), sz(k, 2)});
     // With a cache: the scores of the P cached keys, read in place
     // (position-major), then the new ones, side by side [B, H, T, P + S].
