@@ -195,11 +195,13 @@ CpuCodegenOptions cpuCodegenOptions(const CompileOptions &options) {
   CpuCodegenOptions cpu;
   if (!options.reference) {
     cpu.cpuLoopOrder = true;
+    cpu.refineLayouts = true;
     cpu.tileVectorBits = options.tile ? vectorBitsFor(options.march) : 0;
     std::vector<std::string> features = requiredFeatures(options.march);
     cpu.fma = llvm::is_contained(features, "fma") ||
               llvm::is_contained(features, "avx512f");
     cpu.parallelLoops = options.parallelLoops;
+    cpu.dotProducts = options.dotProducts;
   }
   return cpu;
 }

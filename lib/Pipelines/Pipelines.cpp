@@ -41,6 +41,9 @@ void moe::buildLowerToLLVMPipeline(OpPassManager &pm,
       bufferization::LayoutMapOption::IdentityLayoutMap;
   bufferize.allowReturnAllocsFromLoops = true;
   pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
+  // Static strides through the run-time size checks' scf.if results.
+  if (options.refineLayouts)
+    pm.addPass(createMoeRefineBufferLayouts());
   pm.addPass(createCanonicalizerPass());
   // The grouped matmul's independent loops (scf.forall) as scf.parallel:
   // sequential loops below, or the thread pool with parallelLoops.
@@ -63,6 +66,7 @@ void moe::buildLowerToLLVMPipeline(OpPassManager &pm,
     tile.rows = options.tileVectorBits >= 512 ? 8 : 6;
     tile.columnVectors = 2;
     tile.fma = options.fma;
+    tile.dotProducts = options.dotProducts;
     tile.parallelRows = options.parallelLoops;
     pm.addPass(createMoeCpuTileContractions(tile));
   }
@@ -125,11 +129,13 @@ void moe::registerMoePipelines() {
       });
   PassPipelineRegistration<>(
       "moe-lower-to-llvm-cpu-tiled",
-      "moe-lower-to-llvm-cpu with moe-cpu-tile-contractions (512-bit "
-      "vectors) after bufferization, and the vector lowering",
+      "moe-lower-to-llvm-cpu with moe-refine-buffer-layouts and "
+      "moe-cpu-tile-contractions (512-bit vectors) after bufferization, "
+      "and the vector lowering",
       [](OpPassManager &pm) {
         CpuCodegenOptions options;
         options.cpuLoopOrder = true;
+        options.refineLayouts = true;
         options.tileVectorBits = 512;
         buildLowerToLLVMPipeline(pm, options);
       });

@@ -23,6 +23,11 @@
 // hoistAccumulators for why not upstream's). A dynamic column tail is a
 // masked vector.
 //
+// A one-row contraction whose n is strided in the right-hand side and
+// whose k is the contiguous last dim of both operands (a decode step's
+// q k^T against the cache, a selector at decode) is written out as dot
+// products instead (emitDotTile): both operands read as vectors along k.
+//
 //===----------------------------------------------------------------------===//
 
 #include "moe/Transforms/Passes.h"
@@ -178,6 +183,60 @@ std::optional<TilePlan> planFor(linalg::LinalgOp op, int64_t mr, int64_t nr,
   return plan;
 }
 
+/// Strips of n of the dot-product form (its partial sums: this many
+/// vector registers).
+constexpr int64_t kDotColumns = 8;
+
+/// The dot-product form of a contraction: its n and k dims.
+struct DotPlan {
+  unsigned nDim = 0;
+  unsigned kDim = 0;
+};
+
+/// Whether the last dim of `value`'s memref type has a static unit stride.
+bool lastDimContiguous(Value value) {
+  auto type = dyn_cast<MemRefType>(value.getType());
+  if (!type || type.getRank() == 0)
+    return false;
+  SmallVector<int64_t> strides;
+  int64_t offset;
+  return succeeded(type.getStridesAndOffset(strides, offset)) &&
+         strides.back() == 1;
+}
+
+/// The dot-product form's plan for `op`, or nothing: one n and one k dim;
+/// k the last dim of both operands, both contiguous in it, static and at
+/// least one vector (of `lanes`, a power of two); the output's last dim n
+/// (so not contiguous in the right-hand side). With `oneRow`, also every m
+/// dim of static size 1 (otherwise the rows are split first).
+std::optional<DotPlan> dotPlanFor(linalg::LinalgOp op, int64_t lanes,
+                                  bool oneRow) {
+  if (!llvm::isPowerOf2_64(lanes))
+    return std::nullopt;
+  std::optional<TilePlan> plan = planFor(op, 1, 1, 1);
+  if (!plan)
+    return std::nullopt;
+  FailureOr<linalg::ContractionDimensions> dims =
+      linalg::inferContractionDims(op);
+  if (failed(dims) || dims->n.size() != 1 || dims->k.size() != 1)
+    return std::nullopt;
+  unsigned k = dims->k.front();
+  for (OpOperand *in : op.getDpsInputOperands()) {
+    auto last = dyn_cast<AffineDimExpr>(
+        op.getMatchingIndexingMap(in).getResults().back());
+    if (!last || last.getPosition() != k || !lastDimContiguous(in->get()))
+      return std::nullopt;
+  }
+  SmallVector<int64_t> ranges = op.getStaticLoopRanges();
+  if (ShapedType::isDynamic(ranges[k]) || ranges[k] < lanes)
+    return std::nullopt;
+  if (oneRow && llvm::any_of(dims->m, [&](unsigned m) {
+        return ranges[m] != 1;
+      }))
+    return std::nullopt;
+  return DotPlan{plan->nDim, k};
+}
+
 /// Peels `loop` so that its main part runs full tiles only.
 /// Whether `op` is inside a loop other than the loop over a model's
 /// repeats (moe-roll-repeats' `moe.repeats` scf.for).
@@ -226,8 +285,12 @@ struct MoeCpuTileContractionsPass
 
     // 1. Named contractions in (batch, m, n, k) order.
     SmallVector<std::pair<linalg::LinalgOp, TilePlan>> work;
+    // (An output narrower than one vector only as dot products.)
     root->walk([&](linalg::LinalgOp op) {
-      if (std::optional<TilePlan> plan = planFor(op, mr, nr, lanes))
+      std::optional<TilePlan> plan = planFor(op, mr, nr, lanes);
+      if (!plan && dotProducts && dotPlanFor(op, lanes, /*oneRow=*/false))
+        plan = planFor(op, mr, nr, 1);
+      if (plan)
         work.push_back({op, *plan});
     });
     if (work.empty())
@@ -238,16 +301,24 @@ struct MoeCpuTileContractionsPass
       if (failed(named))
         continue;
       // 2. Row loops of static steps MR and 1 (no masks).
-      if (failed(splitRows(rewriter, *named, mr, nr, lanes, parallelRows,
-                           parts)))
+      if (failed(splitRows(rewriter, *named, mr, nr, parallelRows, parts)))
         return signalPassFailure();
     }
     // 3. Register tiles (k innermost, marked for the accumulator hoist);
     //    a partial column tile peeled off the full ones.
+    //    One-row contractions that read n strided: dot products instead.
     for (linalg::LinalgOp op : parts) {
-      std::optional<TilePlan> plan = planFor(op, mr, nr, 1);
+      if (dotProducts) {
+        if (std::optional<DotPlan> dot =
+                dotPlanFor(op, lanes, /*oneRow=*/true)) {
+          if (failed(lowerToDots(rewriter, op, *dot, lanes)))
+            return signalPassFailure();
+          continue;
+        }
+      }
+      std::optional<TilePlan> plan = planFor(op, mr, nr, lanes);
       if (!plan)
-        continue;
+        continue; // narrower than a vector, taken for dots: the loop path
       if (plan->mDim && !ShapedType::isDynamic(
                             op.getStaticLoopRanges()[*plan->mDim]))
         plan->tileSizes[*plan->mDim] =
@@ -449,43 +520,63 @@ struct MoeCpuTileContractionsPass
   /// Each loop's body is `op` on that static row slice (appended to
   /// `parts`), so the register tiles are static with no masks.
   static LogicalResult splitRows(IRRewriter &rewriter, linalg::LinalgOp op,
-                                 int64_t mr, int64_t nr, int64_t lanes,
-                                 bool parallelRows,
+                                 int64_t mr, int64_t nr, bool parallelRows,
                                  SmallVectorImpl<linalg::LinalgOp> &parts) {
-    std::optional<TilePlan> plan = planFor(op, mr, nr, lanes);
+    // (The narrow-output check was made when `op` was picked.)
+    std::optional<TilePlan> plan = planFor(op, mr, nr, 1);
     if (!plan)
       return success();
     if (!plan->mDim) {
       parts.push_back(op);
       return success();
     }
-    unsigned m = *plan->mDim;
-    int64_t staticRows = op.getStaticLoopRanges()[m];
-    if (!ShapedType::isDynamic(staticRows) && staticRows <= mr) {
-      parts.push_back(op); // a single row tile
+    // Row steps MR, then 1: each step's loop covers up to the last
+    // multiple of it. Halvings in between (8, 4, 2, 1) took a grouped
+    // matmul with ~5 rows per expert from 3.5 to 3.1 ms but the MoEUT-44M
+    // compile from 120 to 221 s (four copies of every kernel), so not yet.
+    SmallVector<int64_t> steps = {mr};
+    if (mr > 1)
+      steps.push_back(1);
+    // Row tiles write disjoint rows: with `parallelRows` they form an
+    // scf.parallel (moe-parallel-loops-to-host runs it on the thread pool;
+    // every element's terms keep their order, so any thread count gives
+    // the same bits). Not inside another loop (a grouped matmul's expert
+    // loop): a fork-join per expert cost more than it gained (N = 512: 22
+    // ms on one thread, 28 ms on two). The loop over a model's repeats
+    // (moe-roll-repeats) runs whole layers and does not count.
+    return splitDim(rewriter, op, *plan->mDim, steps,
+                    parallelRows && !insideInnerLoop(op), parts);
+  }
+
+  /// Splits loop `dim` of `op` into loops of static steps `steps` (the
+  /// first step, then each next one up to the end). Each loop's body is
+  /// `op` on that static slice of `dim` (appended to `parts`). A static
+  /// range no larger than the first step is one part: `op` itself.
+  static LogicalResult splitDim(IRRewriter &rewriter, linalg::LinalgOp op,
+                                unsigned dim, ArrayRef<int64_t> steps,
+                                bool parallel,
+                                SmallVectorImpl<linalg::LinalgOp> &parts) {
+    int64_t staticSize = op.getStaticLoopRanges()[dim];
+    if (!ShapedType::isDynamic(staticSize) && staticSize <= steps.front() &&
+        (steps.size() == 1 || staticSize == steps.front())) {
+      parts.push_back(op);
       return success();
     }
     Location loc = op.getLoc();
     rewriter.setInsertionPoint(op);
     auto tiling = cast<TilingInterface>(op.getOperation());
     SmallVector<Range> domain = tiling.getIterationDomain(rewriter);
-    Value lo = getValueOrCreateConstantIndexOp(rewriter, loc, domain[m].offset);
-    Value size = getValueOrCreateConstantIndexOp(rewriter, loc, domain[m].size);
+    Value lo =
+        getValueOrCreateConstantIndexOp(rewriter, loc, domain[dim].offset);
+    Value size =
+        getValueOrCreateConstantIndexOp(rewriter, loc, domain[dim].size);
     AffineExpr s0 = rewriter.getAffineSymbolExpr(0),
                s1 = rewriter.getAffineSymbolExpr(1);
-    auto rowLoop = [&](Value from, Value to, int64_t step) -> LogicalResult {
+    auto stepLoop = [&](Value from, Value to, int64_t step) -> LogicalResult {
       Value stepValue = arith::ConstantIndexOp::create(rewriter, loc, step);
-      // Row tiles write disjoint rows: with `parallelRows` they form an
-      // scf.parallel (moe-parallel-loops-to-host runs it on the thread
-      // pool; every element's terms keep their order, so any thread count
-      // gives the same bits).
       Operation *loop;
       Value iv;
-      // Not inside another loop (a grouped matmul's expert loop): a
-      // fork-join per expert cost more than it gained (N = 512: 22 ms on
-      // one thread, 28 ms on two). The loop over a model's repeats
-      // (moe-roll-repeats) runs whole layers and does not count.
-      if (parallelRows && !insideInnerLoop(op)) {
+      if (parallel) {
         auto par = scf::ParallelOp::create(rewriter, loc, ValueRange{from},
                                            ValueRange{to},
                                            ValueRange{stepValue});
@@ -503,8 +594,8 @@ struct MoeCpuTileContractionsPass
         offsets.push_back(r.offset);
         sizes.push_back(r.size);
       }
-      offsets[m] = iv;
-      sizes[m] = rewriter.getIndexAttr(step);
+      offsets[dim] = iv;
+      sizes[dim] = rewriter.getIndexAttr(step);
       FailureOr<TilingResult> slice =
           tiling.getTiledImplementation(rewriter, offsets, sizes);
       if (failed(slice))
@@ -512,24 +603,162 @@ struct MoeCpuTileContractionsPass
       parts.push_back(cast<linalg::LinalgOp>(slice->tiledOps.back()));
       return success();
     };
-    // Row steps MR, then 1: each step's loop covers up to the last
-    // multiple of it. Halvings in between (8, 4, 2, 1) took a grouped
-    // matmul with ~5 rows per expert from 3.5 to 3.1 ms but the MoEUT-44M
-    // compile from 120 to 221 s (four copies of every kernel), so not yet.
-    SmallVector<int64_t> steps = {mr};
-    if (mr > 1)
-      steps.push_back(1);
     Value from = lo;
-    for (int64_t step : steps) {
-      Value to =
-          step == 1 ? affine::makeComposedAffineApply(rewriter, loc, s0 + s1,
-                                                      {lo, size})
-                    : affine::makeComposedAffineApply(
-                          rewriter, loc, s0 + s1.floorDiv(step) * step,
-                          {lo, size});
-      if (failed(rowLoop(from, to, step)))
-        return op.emitError("moe-cpu-tile-contractions: row split failed");
+    for (auto [i, step] : llvm::enumerate(steps)) {
+      Value to = i + 1 == steps.size()
+                     ? affine::makeComposedAffineApply(rewriter, loc, s0 + s1,
+                                                       {lo, size})
+                     : affine::makeComposedAffineApply(
+                           rewriter, loc, s0 + s1.floorDiv(step) * step,
+                           {lo, size});
+      if (failed(stepLoop(from, to, step)))
+        return op.emitError("moe-cpu-tile-contractions: loop split failed");
       from = to;
+    }
+    rewriter.eraseOp(op);
+    return success();
+  }
+
+  /// `op` (one row: every dim but n and k of size 1 or tiled to 1 here)
+  /// as dot products, written out (see emitDotTile). n in strips of
+  /// kDotColumns, then 1.
+  static LogicalResult lowerToDots(IRRewriter &rewriter, linalg::LinalgOp op,
+                                   const DotPlan &plan, int64_t lanes) {
+    SmallVector<linalg::LinalgOp> strips;
+    if (failed(splitDim(rewriter, op, plan.nDim, {kDotColumns, 1},
+                        /*parallel=*/false, strips)))
+      return failure();
+    for (linalg::LinalgOp strip : strips) {
+      SmallVector<int64_t> ranges = strip.getStaticLoopRanges();
+      SmallVector<int64_t> tileSizes(ranges.size(), 1);
+      tileSizes[plan.nDim] = 0;
+      tileSizes[plan.kDim] = 0;
+      bool unit = llvm::all_of(llvm::enumerate(ranges), [&](auto it) {
+        return it.index() == plan.nDim || it.index() == plan.kDim ||
+               it.value() == 1;
+      });
+      linalg::LinalgOp tile = strip;
+      if (!unit) {
+        scf::SCFTilingOptions options;
+        options.setTileSizes(
+            getAsIndexOpFoldResult(rewriter.getContext(), tileSizes));
+        rewriter.setInsertionPoint(strip);
+        FailureOr<scf::SCFTilingResult> tiled = scf::tileUsingSCF(
+            rewriter, cast<TilingInterface>(strip.getOperation()), options);
+        if (failed(tiled))
+          return strip.emitError("moe-cpu-tile-contractions: tiling failed");
+        rewriter.eraseOp(strip);
+        tile = cast<linalg::LinalgOp>(tiled->tiledOps.back());
+      }
+      if (failed(emitDotTile(rewriter, tile, plan, lanes)))
+        return failure();
+    }
+    return success();
+  }
+
+  /// Replaces `op` (static: n of kDotColumns or 1, k of at least `lanes`,
+  /// every other dim 1) with its dot products written out:
+  ///
+  ///   s[j] = 0 (vectors)                            for j < n
+  ///   for k0 in 0..K - K % L step L:
+  ///     a = lhs[k0 : k0 + L]; s[j] += a * rhs[j, k0 : k0 + L]
+  ///   t[j] = halving sum of s[j] (L/2 + L/2, then L/4 + L/4, ...)
+  ///   for k in K - K % L..K: t[j] += lhs[k] * rhs[j, k]
+  ///   out[j] += t[j]
+  ///
+  /// Upstream's lowerings of a vector.contract keep the output dim as the
+  /// vector dim (outer products: n strided in the right-hand side, loaded
+  /// lane by lane) or reduce each k chunk horizontally at once (a
+  /// shuffle tree per chunk and output); none carries lane partial sums
+  /// across k. linalg::splitReduction does, through a tensor of partial
+  /// sums; on buffers that is a workspace round trip per row.
+  static LogicalResult emitDotTile(IRRewriter &rewriter, linalg::LinalgOp op,
+                                   const DotPlan &plan, int64_t lanes) {
+    SmallVector<int64_t> ranges = op.getStaticLoopRanges();
+    int64_t width = ranges[plan.nDim], depth = ranges[plan.kDim];
+    if (ShapedType::isDynamic(width) || ShapedType::isDynamic(depth) ||
+        depth < lanes)
+      return op.emitError("moe-cpu-tile-contractions: dot tile not static");
+    Location loc = op.getLoc();
+    rewriter.setInsertionPoint(op);
+    Type f32 = rewriter.getF32Type();
+    auto vectorType = VectorType::get({lanes}, f32);
+    Value lhs = op.getDpsInputOperand(0)->get();
+    Value rhs = op.getDpsInputOperand(1)->get();
+    Value out = op.getDpsInitOperand(0)->get();
+    AffineMap lhsMap = op.getMatchingIndexingMap(op.getDpsInputOperand(0));
+    AffineMap rhsMap = op.getMatchingIndexingMap(op.getDpsInputOperand(1));
+    AffineMap outMap = op.getMatchingIndexingMap(op.getDpsInitOperand(0));
+    Value zeroIndex = arith::ConstantIndexOp::create(rewriter, loc, 0);
+    auto indices = [&](AffineMap map, Value n, Value k) {
+      SmallVector<Value> result;
+      for (AffineExpr e : map.getResults()) {
+        unsigned d = cast<AffineDimExpr>(e).getPosition();
+        result.push_back(d == plan.nDim   ? n
+                         : d == plan.kDim ? k
+                                          : zeroIndex);
+      }
+      return result;
+    };
+    SmallVector<Value> columns;
+    for (int64_t j = 0; j < width; ++j)
+      columns.push_back(arith::ConstantIndexOp::create(rewriter, loc, j));
+    int64_t full = depth / lanes * lanes;
+    Value zero = arith::ConstantOp::create(
+        rewriter, loc, vectorType,
+        DenseElementsAttr::get(vectorType, rewriter.getF32FloatAttr(0.0f)));
+    auto chunks = scf::ForOp::create(
+        rewriter, loc, zeroIndex,
+        arith::ConstantIndexOp::create(rewriter, loc, full),
+        arith::ConstantIndexOp::create(rewriter, loc, lanes),
+        SmallVector<Value>(width, zero),
+        [&](OpBuilder &b, Location loc, Value k, ValueRange sums) {
+          Value a = vector::LoadOp::create(b, loc, vectorType, lhs,
+                                           indices(lhsMap, zeroIndex, k));
+          SmallVector<Value> next;
+          for (int64_t j = 0; j < width; ++j) {
+            Value row = vector::LoadOp::create(
+                b, loc, vectorType, rhs, indices(rhsMap, columns[j], k));
+            next.push_back(vector::FMAOp::create(b, loc, a, row, sums[j]));
+          }
+          scf::YieldOp::create(b, loc, next);
+        });
+    SmallVector<Value> totals;
+    for (Value sum : chunks.getResults()) {
+      for (int64_t half = lanes / 2; half >= 1; half /= 2) {
+        Value low = vector::ExtractStridedSliceOp::create(rewriter, loc, sum,
+                                                          {0}, {half}, {1});
+        Value high = vector::ExtractStridedSliceOp::create(
+            rewriter, loc, sum, {half}, {half}, {1});
+        sum = arith::AddFOp::create(rewriter, loc, low, high);
+      }
+      totals.push_back(vector::ExtractOp::create(rewriter, loc, sum,
+                                                 ArrayRef<int64_t>{0}));
+    }
+    if (full < depth) {
+      auto tail = scf::ForOp::create(
+          rewriter, loc, arith::ConstantIndexOp::create(rewriter, loc, full),
+          arith::ConstantIndexOp::create(rewriter, loc, depth),
+          arith::ConstantIndexOp::create(rewriter, loc, 1), totals,
+          [&](OpBuilder &b, Location loc, Value k, ValueRange sums) {
+            Value a = memref::LoadOp::create(b, loc, lhs,
+                                             indices(lhsMap, zeroIndex, k));
+            SmallVector<Value> next;
+            for (int64_t j = 0; j < width; ++j) {
+              Value r = memref::LoadOp::create(
+                  b, loc, rhs, indices(rhsMap, columns[j], k));
+              Value product = arith::MulFOp::create(b, loc, a, r);
+              next.push_back(arith::AddFOp::create(b, loc, sums[j], product));
+            }
+            scf::YieldOp::create(b, loc, next);
+          });
+      totals.assign(tail.getResults().begin(), tail.getResults().end());
+    }
+    for (int64_t j = 0; j < width; ++j) {
+      SmallVector<Value> at = indices(outMap, columns[j], zeroIndex);
+      Value old = memref::LoadOp::create(rewriter, loc, out, at);
+      Value sum = arith::AddFOp::create(rewriter, loc, old, totals[j]);
+      memref::StoreOp::create(rewriter, loc, sum, out, at);
     }
     rewriter.eraseOp(op);
     return success();

@@ -10,8 +10,10 @@
 //    at the return;
 //  - every other memref.alloc takes its bytes from the run's workspace arena
 //    with an inline bump allocation; a block whose allocations cannot leave
-//    it (it yields no memref) gives them back when it ends, so a loop
-//    reuses the same bytes every iteration;
+//    it (it yields no memref but its own arguments) gives them back when it
+//    ends, so a loop reuses the same bytes every iteration; the loop over a
+//    model's repeats carries its state in a pair of buffers from before the
+//    loop so that it qualifies (carryRepeatsInPlace);
 //  - `moe_report_error` calls go through the host table;
 //  - memref.copy that memref-to-llvm would not make a memcpy (from or to a
 //    view, also through memref.cast) becomes linalg.copy (loops), so that
@@ -27,6 +29,7 @@
 
 #include "moe/Transforms/HostAbi.h"
 #include "moe/Transforms/Passes.h"
+#include "moe/Transforms/Transforms.h"
 
 #include "moe/code_abi.h"
 
@@ -251,6 +254,7 @@ private:
   void lowerResults(FrameBuilder &fb);
   void lowerErrorCalls(FrameBuilder &fb);
   void lowerCopies();
+  void carryRepeatsInPlace();
   WorkspaceNeed lowerAllocs(FrameBuilder &fb, Block &block, bool isEntry);
   Value outputBuffer(FrameBuilder &fb, Location loc, unsigned index,
                      MemRefType type, ArrayRef<Value> dims);
@@ -447,9 +451,10 @@ void HostAbiLowering::lowerErrorCalls(FrameBuilder &fb) {
 
 /// Whether the workspace allocations of a block may be given back when it
 /// ends: it is the only block of its region (in a region of several blocks,
-/// values flow from one block to the next), it yields no memref, and
-/// nothing in it lets a buffer escape otherwise (a memref stored into
-/// memory, or turned into an address or another type).
+/// values flow from one block to the next), the only memrefs it yields are
+/// its own arguments (a loop's iter_args: by induction, buffers from before
+/// the loop), and nothing in it lets a buffer escape otherwise (a memref
+/// stored into memory, or turned into an address or another type).
 bool mayRelease(Block &block) {
   Region *region = block.getParent();
   if (!region || !region->hasOneBlock() || !block.mightHaveTerminator())
@@ -458,8 +463,11 @@ bool mayRelease(Block &block) {
   if (isa<func::ReturnOp>(term))
     return false;
   auto isMemRef = [](Type t) { return isa<BaseMemRefType>(t); };
-  if (llvm::any_of(term->getOperandTypes(), isMemRef))
-    return false;
+  for (Value v : term->getOperands()) {
+    auto arg = dyn_cast<BlockArgument>(v);
+    if (isMemRef(v.getType()) && (!arg || arg.getOwner() != &block))
+      return false;
+  }
   WalkResult escapes = block.walk([&](Operation *op) {
     if (auto store = dyn_cast<memref::StoreOp>(op))
       if (isMemRef(store.getValueToStore().getType()))
@@ -582,6 +590,89 @@ WorkspaceNeed HostAbiLowering::lowerAllocs(FrameBuilder &fb, Block &block,
   return total;
 }
 
+/// A loop over a model's repeats (moe-roll-repeats) carries its state (the
+/// residual stream) in a buffer each iteration allocates anew, so its block
+/// could not give its workspace back (mayRelease): the arena grew by all of
+/// a layer sequence's temporaries per repeat (MoEUT-44M's prefill at
+/// T = 1024: 4.4 GB, every page of it faulted in on first use). Here each
+/// carried buffer becomes a pair allocated before the loop: an iteration
+/// reads one (its iter_arg), copies what it yields into the other (which
+/// nothing in the body reads or yields), and yields the two swapped. The
+/// body then yields only its own arguments, and lowerAllocs gives its
+/// workspace back at the end of every iteration. The cost: one copy of the
+/// state per repeat.
+void HostAbiLowering::carryRepeatsInPlace() {
+  SmallVector<scf::ForOp> loops;
+  func.walk([&](scf::ForOp loop) {
+    if (loop->hasAttr(moe::kRepeatsAttrName) &&
+        llvm::any_of(loop.getInitArgs().getTypes(),
+                     [](Type t) { return isa<MemRefType>(t); }))
+      loops.push_back(loop);
+  });
+  for (scf::ForOp loop : loops) {
+    // Every carried buffer must be castable from a fresh (identity) one.
+    auto identityOf = [](MemRefType t) {
+      return MemRefType::get(t.getShape(), t.getElementType(),
+                             MemRefLayoutAttrInterface(), t.getMemorySpace());
+    };
+    bool castable = llvm::all_of(loop.getInitArgs().getTypes(), [&](Type t) {
+      auto m = dyn_cast<MemRefType>(t);
+      return !m || (elementBytes(m.getElementType()) &&
+                    memref::CastOp::areCastCompatible(identityOf(m), m));
+    });
+    if (!castable)
+      continue;
+    Location loc = loop.getLoc();
+    OpBuilder b(loop);
+    auto fresh = [&](Value like, MemRefType type) -> Value {
+      SmallVector<Value> dims;
+      for (int64_t d = 0; d < type.getRank(); ++d)
+        if (type.isDynamicDim(d))
+          dims.push_back(memref::DimOp::create(b, loc, like, d));
+      Value buffer = memref::AllocOp::create(b, loc, identityOf(type), dims);
+      return buffer.getType() == type
+                 ? buffer
+                 : memref::CastOp::create(b, loc, type, buffer).getResult();
+    };
+    SmallVector<unsigned> carried;
+    SmallVector<Value> others;
+    for (auto [i, init] : llvm::enumerate(loop.getInitArgs())) {
+      auto type = dyn_cast<MemRefType>(init.getType());
+      if (!type)
+        continue;
+      Value first = fresh(init, type);
+      memref::CopyOp::create(b, loc, init, first);
+      loop.getInitArgsMutable()[i].set(first);
+      others.push_back(fresh(init, type));
+      carried.push_back(i);
+    }
+    // The second buffer of each pair as an extra iter_arg; next iteration's
+    // second buffer is this iteration's first.
+    IRRewriter rewriter(b);
+    FailureOr<LoopLikeOpInterface> grown =
+        cast<LoopLikeOpInterface>(loop.getOperation())
+            .replaceWithAdditionalYields(
+                rewriter, others, /*replaceInitOperandUsesInLoop=*/false,
+                [&](OpBuilder &, Location, ArrayRef<BlockArgument>) {
+                  SmallVector<Value> firsts;
+                  for (unsigned i : carried)
+                    firsts.push_back(loop.getRegionIterArgs()[i]);
+                  return firsts;
+                });
+    if (failed(grown))
+      continue; // (cannot fail for scf.for) the loop keeps its workspace
+    auto newLoop = cast<scf::ForOp>(grown->getOperation());
+    auto yield = cast<scf::YieldOp>(newLoop.getBody()->getTerminator());
+    unsigned numOld = newLoop.getNumRegionIterArgs() - carried.size();
+    b.setInsertionPoint(yield);
+    for (auto [k, i] : llvm::enumerate(carried)) {
+      Value second = newLoop.getRegionIterArgs()[numOld + k];
+      memref::CopyOp::create(b, loc, yield.getOperand(i), second);
+      yield->setOperand(i, second);
+    }
+  }
+}
+
 void HostAbiLowering::lowerCopies() {
   SmallVector<memref::CopyOp> copies;
   func.walk([&](memref::CopyOp copy) {
@@ -626,6 +717,8 @@ LogicalResult HostAbiLowering::run() {
   FrameBuilder fb{b, frame, converter};
   lowerArguments(fb);
   lowerResults(fb);
+  // Before lowerCopies: its copies are lowered too.
+  carryRepeatsInPlace();
   // After lowerResults: its copies into the output buffers are lowered too.
   lowerCopies();
   lowerErrorCalls(fb);

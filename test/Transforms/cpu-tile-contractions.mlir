@@ -2,6 +2,7 @@
 // RUN: moe-opt %s --moe-cpu-tile-contractions="vector-bits=256 rows=6" --split-input-file | FileCheck %s --check-prefix=AVX2
 // RUN: moe-opt %s --moe-cpu-tile-contractions="vector-bits=128 rows=6 fma=false" --split-input-file | FileCheck %s --check-prefix=NOFMA
 // RUN: moe-opt %s --moe-cpu-tile-contractions="parallel-rows=true" --split-input-file | FileCheck %s --check-prefix=PAR
+// RUN: moe-opt %s --moe-cpu-tile-contractions="dot-products=false" --split-input-file | FileCheck %s --check-prefix=NODOT
 
 // Dynamic rows, 100 columns: 8x32 register tiles up to the last multiple of
 // 8 rows, the 4-column tail as an 8x4 tile, then the remaining rows one at a
@@ -243,3 +244,72 @@ func.func @in_repeats(%a: memref<?x16xf32>, %b: memref<16x64xf32>, %c: memref<?x
   return
 }
 
+
+// -----
+
+// A decode step's scores against a position-major cache: the vector dim p
+// is strided in the cache, k (d) is contiguous in both operands. Dot
+// products: p in strips of 8 then 1, d in chunks of one vector with a
+// vector of partial sums per output, halved to a scalar, the d tail (82 =
+// 5 x 16 + 2) added after, then the output.
+// CHECK-LABEL: func @cached_scores
+// CHECK:         %[[FULL:.*]] = affine.apply
+// CHECK:         scf.for %[[P:.*]] = %c0 to %[[FULL]] step %c8
+// CHECK:           scf.for {{.*}} to %c4 step %c1
+// CHECK:             %[[S:.*]]:8 = scf.for %[[K:.*]] = %c0 to %c80 step %c16 iter_args({{.*}}) -> (vector<16xf32>, {{.*}})
+// CHECK:               %[[Q:.*]] = vector.load %{{.*}}[{{.*}}, %[[K]]] : memref<?x4x1x82xf32>, vector<16xf32>
+// CHECK:               %[[K0:.*]] = vector.load %{{.*}}[%[[P]], {{.*}}, %[[K]]] : memref<?x?x4x82xf32, {{.*}}>, vector<16xf32>
+// CHECK:               vector.fma %[[Q]], %[[K0]], {{.*}} : vector<16xf32>
+// CHECK-COUNT-7:       vector.fma %[[Q]]
+// CHECK:             vector.extract_strided_slice %[[S]]#0 {offsets = [0], sizes = [8], strides = [1]}
+// CHECK:             scf.for {{.*}} = %c80 to %c82 step %c1 iter_args
+// CHECK:               memref.load
+// CHECK:             memref.store
+// CHECK:         scf.for {{.*}} = %[[FULL]] to %{{.*}} step %c1
+// CHECK:           scf.for {{.*}} -> (vector<16xf32>)
+// CHECK-NOT:     vector.insert
+// NODOT-LABEL: func @cached_scores
+// NODOT:         vector.insert
+// NODOT-NOT:     vector.load
+#cq = affine_map<(b, h, t, p, d) -> (b, h, t, d)>
+#ck = affine_map<(b, h, t, p, d) -> (p, b, h, d)>
+#cs = affine_map<(b, h, t, p, d) -> (b, h, t, p)>
+func.func @cached_scores(%q: memref<?x4x1x82xf32>, %k: memref<?x?x4x82xf32, strided<[?, ?, 82, 1], offset: ?>>, %s: memref<?x4x1x?xf32>) {
+  linalg.generic {indexing_maps = [#cq, #ck, #cs], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]}
+      ins(%q, %k : memref<?x4x1x82xf32>, memref<?x?x4x82xf32, strided<[?, ?, 82, 1], offset: ?>>) outs(%s : memref<?x4x1x?xf32>) {
+  ^bb0(%a: f32, %b: f32, %c: f32):
+    %m = arith.mulf %a, %b : f32
+    %r = arith.addf %c, %m : f32
+    linalg.yield %r : f32
+  }
+  return
+}
+
+// -----
+
+// A selector narrower than one vector (E = 8 < 16 lanes) with rows of
+// unknown count: the rows in tiles of 8 stay on the loop path, the one-row
+// tail becomes dot products (one strip of 8).
+// CHECK-LABEL: func @narrow_selector
+// CHECK:         scf.for {{.*}} step %c8
+// CHECK:           linalg.contract
+// CHECK:         scf.for {{.*}} step %c1
+// CHECK:           scf.for {{.*}} to %c32 step %c16 iter_args({{.*}}) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>)
+// CHECK-COUNT-8:     vector.fma
+// CHECK-NOT:     linalg.
+// NODOT-LABEL: func @narrow_selector
+// NODOT-NOT:     vector.
+// NODOT:         linalg.generic
+#nx = affine_map<(n, e, d) -> (n, d)>
+#nw = affine_map<(n, e, d) -> (e, d)>
+#ny = affine_map<(n, e, d) -> (n, e)>
+func.func @narrow_selector(%x: memref<?x32xf32>, %w: memref<8x32xf32>, %y: memref<?x8xf32>) {
+  linalg.generic {indexing_maps = [#nx, #nw, #ny], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%x, %w : memref<?x32xf32>, memref<8x32xf32>) outs(%y : memref<?x8xf32>) {
+  ^bb0(%a: f32, %b: f32, %c: f32):
+    %m = arith.mulf %a, %b : f32
+    %r = arith.addf %c, %m : f32
+    linalg.yield %r : f32
+  }
+  return
+}

@@ -219,3 +219,51 @@ func.func @main(%x: memref<?x3xf32>) -> memref<?x3xf32> {
   %c = memref.cast %v : memref<?x3xf32, strided<[3, 1]>> to memref<?x3xf32>
   return %c : memref<?x3xf32>
 }
+
+// -----
+
+// A loop over a model's repeats carries its state in a buffer each
+// iteration allocates: it becomes a pair of buffers allocated before the
+// loop (the input copied into the first), each iteration copies what it
+// yields into the second and yields the two swapped, so the body yields
+// only its arguments and gives its workspace back (the restore before the
+// yield). The need: the two 4 KiB buffers and one iteration's 4 KiB,
+// then the unmarked loop below keeps 4 x 4 KiB.
+// CHECK-LABEL: func.func @moe_entry_main(
+// CHECK-SAME:      moe.workspace_bytes = 28672 : i64, moe.workspace_grows = false
+// CHECK:   %[[A:.*]] = llvm.call @__moe_workspace_alloc
+// CHECK:   %[[B:.*]] = llvm.call @__moe_workspace_alloc
+// CHECK:   %[[R:.*]]:2 = scf.for {{.*}} iter_args(%[[CUR:.*]] = %{{.*}}, %[[OTHER:.*]] = %{{.*}}) -> (memref<1024xf32>, memref<1024xf32>) {
+// CHECK:     llvm.load
+// CHECK:     llvm.call @__moe_workspace_alloc
+// CHECK:     linalg.generic {{.*}} ins(%[[CUR]] : memref<1024xf32>)
+// CHECK:     memref.copy %{{.*}}, %[[OTHER]]
+// CHECK-COUNT-3: llvm.store
+// CHECK:     scf.yield %[[OTHER]], %[[CUR]] : memref<1024xf32>, memref<1024xf32>
+// CHECK:   } {moe.repeats = 4 : i64}
+// A loop without the repeats mark keeps its buffers.
+// CHECK:   scf.for {{.*}} -> (memref<1024xf32>) {
+// CHECK-NOT: llvm.store
+// CHECK:   }
+#id = affine_map<(i) -> (i)>
+func.func @main(%x: memref<1024xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c4 = arith.constant 4 : index
+  %r = scf.for %i = %c0 to %c4 step %c1 iter_args(%h = %x) -> (memref<1024xf32>) {
+    %t = memref.alloc() : memref<1024xf32>
+    linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel"]}
+        ins(%h : memref<1024xf32>) outs(%t : memref<1024xf32>) {
+    ^bb0(%a: f32, %b: f32):
+      %s = arith.addf %a, %a : f32
+      linalg.yield %s : f32
+    }
+    scf.yield %t : memref<1024xf32>
+  } {moe.repeats = 4 : i64}
+  %q = scf.for %i = %c0 to %c4 step %c1 iter_args(%h = %r) -> (memref<1024xf32>) {
+    %t = memref.alloc() : memref<1024xf32>
+    memref.copy %h, %t : memref<1024xf32> to memref<1024xf32>
+    scf.yield %t : memref<1024xf32>
+  }
+  return
+}

@@ -64,6 +64,11 @@ llvm::cl::opt<bool> noTile(
     "no-tile",
     llvm::cl::desc("leave contractions on the loop path (no "
                    "moe-cpu-tile-contractions; debugging)"));
+llvm::cl::opt<bool> noDotProducts(
+    "no-dot-products",
+    llvm::cl::desc("one-row contractions that read their vector dim "
+                   "strided keep the strided-column register tiles (no "
+                   "dot products; debugging)"));
 llvm::cl::opt<bool> noRoll(
     "no-roll",
     llvm::cl::desc("compile every copy of a repeated layer sequence "
@@ -140,6 +145,7 @@ int main(int argc, char **argv) {
   options.reference = reference;
   options.parallelLoops = parallelLoops;
   options.tile = !noTile;
+  options.dotProducts = !noDotProducts;
   options.rollRepeats = !noRoll;
   options.generation = generation;
   options.generationAllLogits = generationAllLogits;

@@ -50,6 +50,10 @@ struct CompileOptions {
   /// Register-tiled, vectorized contractions (moe-cpu-tile-contractions);
   /// off with moe-compile --no-tile (debugging: the loop path only).
   bool tile = true;
+  /// One-row contractions that read their vector dim strided as dot
+  /// products (moe-cpu-tile-contractions' `dot-products`); off with
+  /// moe-compile --no-dot-products (debugging).
+  bool dotProducts = true;
   /// Emit a sequence of layers the model repeats (MoEUT's R repeats of G
   /// layers) once, in a loop (moe-roll-repeats); off with
   /// moe-compile --no-roll and with `reference`.

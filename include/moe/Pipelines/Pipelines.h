@@ -17,11 +17,15 @@ void buildDecomposePipeline(OpPassManager &pm);
 struct CpuCodegenOptions {
   /// moe-cpu-loop-order after convert-moe-to-linalg.
   bool cpuLoopOrder = false;
+  /// moe-refine-buffer-layouts after bufferization.
+  bool refineLayouts = false;
   /// moe-cpu-tile-contractions after bufferization with this vector width
   /// in bits (0: off), and the vector lowering it needs.
   int64_t tileVectorBits = 0;
   /// The target has FMA instructions (moe-cpu-tile-contractions' `fma`).
   bool fma = true;
+  /// moe-cpu-tile-contractions' `dot-products`.
+  bool dotProducts = true;
   /// moe-parallel-loops-to-host.
   bool parallelLoops = false;
   /// Stop on buffers, after the CPU codegen passes and before the loops

@@ -146,6 +146,43 @@ def MoeOutlineWeights : Pass<"moe-outline-weights", "::mlir::ModuleOp"> {
                            "::mlir::tensor::TensorDialect"];
 }
 
+def MoeRefineBufferLayouts : Pass<"moe-refine-buffer-layouts"> {
+  let summary = "Give scf.if buffer results the most static common layout";
+  let description = [{
+    One-shot bufferization types an `scf.if` whose branches yield buffers
+    of different layouts (a view and a fresh buffer: every run-time size
+    check that yields either its input or reported zeros) with the fully
+    dynamic layout `strided<[?, ...], offset: ?>`. Downstream code then
+    reads those buffers with unknown strides: a vector transfer with a
+    dynamic innermost stride becomes scalar loads, and
+    `moe-cpu-tile-contractions`' dot products do not apply. This pass gives
+    each such result the layout every yielded buffer (looking through
+    `memref.cast`) has: a stride or offset on which they all agree stays
+    static. Users see the old type through a `memref.cast` that their
+    folders remove. moe-compile runs it right after bufferization
+    (`populateRefineBufferLayoutsPatterns` holds the pattern).
+
+    Before:
+    ```mlir
+    %r = scf.if %ok -> (memref<?x82xf32, strided<[?, ?], offset: ?>>) {
+      %c = memref.cast %view : memref<?x82xf32, strided<[328, 1], offset: ?>>
+             to memref<?x82xf32, strided<[?, ?], offset: ?>>
+      scf.yield %c : memref<?x82xf32, strided<[?, ?], offset: ?>>
+    } else {
+      %z = memref.alloc(%n) : memref<?x82xf32>
+      %c = memref.cast %z : memref<?x82xf32>
+             to memref<?x82xf32, strided<[?, ?], offset: ?>>
+      scf.yield %c : memref<?x82xf32, strided<[?, ?], offset: ?>>
+    }
+    ```
+    After: the if yields `memref<?x82xf32, strided<[?, 1], offset: ?>>`
+    (the view's row stride 328 and the buffer's 82 differ; both have unit
+    columns), and its users read a cast of it to the old type.
+  }];
+  let dependentDialects = ["::mlir::memref::MemRefDialect",
+                           "::mlir::scf::SCFDialect"];
+}
+
 def MoeFoldConstantLayouts : Pass<"moe-fold-constant-layouts"> {
   let summary = "Evaluate transposes of constant weights at compile time";
   let description = [{
@@ -288,6 +325,16 @@ def MoeCpuTileContractions : Pass<"moe-cpu-tile-contractions"> {
     tile is vectorized to `vector.contract`, lowered to
     outer products (FMAs), the subviews are folded into the transfers and
     the accumulator is hoisted out of the k loop into registers.
+    A one-row contraction (no m dim, or all of them of size 1: a decode
+    step's attention scores against a cache "bhtd,pbhd->bhtp", the last
+    rows of a selector "nd,ed->ne") whose k dim is the last dim of both
+    operands and whose vector dim n is not contiguous in the right-hand
+    side becomes dot products instead (`dot-products`): n in strips of 8
+    and 1, k in chunks of one vector, a vector of partial sums per output
+    carried across the chunks and reduced by halving after them, so that
+    both operands are read as contiguous vectors; a k tail shorter than
+    a vector is added after the reduction. The sum's order differs from
+    the other paths' (docs/tolerance.md).
     Contractions it does not match (other bodies, an output narrower than
     one vector, other element types, an output that is a view of an
     input's buffer, zero-sized dims) are left for the loop path. moe-compile runs it after bufferization unless
@@ -324,7 +371,11 @@ def MoeCpuTileContractions : Pass<"moe-cpu-tile-contractions"> {
            "(for moe-parallel-loops-to-host)">,
     Option<"fma", "fma", "bool", "true",
            "the target has FMA instructions (otherwise a multiply and an "
-           "add per term: llvm.fma would become a libm call)">
+           "add per term: llvm.fma would become a libm call)">,
+    Option<"dotProducts", "dot-products", "bool", "true",
+           "one-row contractions whose right-hand side is contiguous only "
+           "in k (a cache's q k^T, a selector at decode) as dot products "
+           "with vector partial sums (off: the strided-column tiles)">
   ];
   let dependentDialects = ["::mlir::affine::AffineDialect",
                            "::mlir::arith::ArithDialect",
@@ -351,8 +402,13 @@ def MoeLowerToHostAbi : Pass<"moe-lower-to-host-abi", "::mlir::ModuleOp"> {
       output buffer at the return;
     - every other `memref.alloc` is a bump allocation in the run's
       workspace (`__moe_workspace_alloc`, which calls `workspace_grow` when
-      the segment is full); a nested block that yields no memref gives its
-      allocations back when it ends; `memref.dealloc` is dropped;
+      the segment is full); a nested block that yields no memref but its
+      own arguments gives its allocations back when it ends; a loop over a
+      model's repeats (`moe.repeats`) first carries its memref state in a
+      pair of buffers allocated before it (each iteration copies what it
+      yields into the one it did not read, and yields the two swapped), so
+      that each repeat reuses the same workspace; `memref.dealloc` is
+      dropped;
     - `func.call @moe_report_error(%code)` calls the host's `report_error`;
     - `memref.copy` between non-identity layouts becomes `linalg.copy`, so
       nothing calls MLIR's `memrefCopy`.

@@ -35,6 +35,10 @@ void populateDecomposeMotPatterns(RewritePatternSet &patterns);
 /// All of the above.
 void populateDecomposeCompositePatterns(RewritePatternSet &patterns);
 
+/// scf.if results of memref type get the most static layout that both
+/// branches' buffers have (moe-refine-buffer-layouts).
+void populateRefineBufferLayoutsPatterns(RewritePatternSet &patterns);
+
 /// The attribute moe-roll-repeats puts on the loop over a model's repeats
 /// (its value: the repeat count); moe-cpu-tile-contractions reads it.
 inline constexpr llvm::StringLiteral kRepeatsAttrName = "moe.repeats";

@@ -1,0 +1,190 @@
+#!/usr/bin/env python3
+"""Differential test of moe-cpu-tile-contractions' one-row forms against
+the reference lowering.
+
+usage: contractions_vs_reference.py --bin BUILD/bin
+
+Writes one MLIR module whose @main holds contractions that read their
+output's vector dim strided in the right-hand side:
+
+  - selectors "nd,ed->ne" (x [N, D], w [E, D] -> [N, E]) at widths D that
+    are a multiple of a vector, leave a tail, or are narrower than one
+    vector, and E below a vector, not a multiple of the dot products'
+    strips of 8, or many strips;
+  - a decode step's attention scores against a position-major cache
+    "bhtd,pbhd->bhtp" (q [B, H, 1, d], cache [P, B, H, d] -> [B, H, 1, P]).
+
+It is compiled with moe-compile at the host's vector width, for x86-64-v2
+(128-bit vectors) and, where the host has AVX2, x86-64-v3 (256-bit), with
+--no-dot-products (the strided-column register tiles), and with
+--reference; each runs under moe-run at row counts N, cache lengths P and
+batches B that give one row (the dot products), full row tiles plus one
+row tails, and full and partial strips. Every output is compared with the
+reference's within |a - b| <= 1e-5 + 1e-4 |b| (docs/tolerance.md) and
+with a float64 NumPy product. Prints one line per case and
+"contractions: N passed, M failed".
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+ATOL, RTOL = 1e-5, 1e-4
+# (D, E): 16 = one AVX-512 vector, 37 and 82 leave tails, 3 and 8 are
+# narrower than a vector, 13 and 155 leave partial strips.
+SELECTORS = [(37, 13), (16, 8), (82, 155), (20, 3), (4, 40)]
+# (H, d) of the attention scores against a cache.
+SCORES = [(3, 82), (2, 16), (1, 17)]
+# (N rows, P cache length, B batch) per run.
+RUNS = [(1, 1, 1), (1, 9, 2), (7, 8, 1), (9, 17, 2), (17, 33, 1)]
+
+
+def host_has(flag):
+    try:
+        with open("/proc/cpuinfo") as f:
+            return any(flag in line.split() for line in f
+                       if line.startswith("flags"))
+    except OSError:
+        return False
+
+
+def module():
+    args, results, body, rets = [], [], [], []
+    body.append("  %c0 = arith.constant 0 : index")
+    body.append("  %zero = arith.constant 0.0 : f32")
+    for i, (d, e) in enumerate(SELECTORS):
+        x, w, y = f"tensor<?x{d}xf32>", f"tensor<{e}x{d}xf32>", \
+            f"tensor<?x{e}xf32>"
+        args += [f'%x{i}: {x} {{onnx.name = "x{i}"}}',
+                 f'%w{i}: {w} {{onnx.name = "w{i}"}}']
+        results.append(f'{y} {{onnx.name = "y{i}"}}')
+        body += [
+            f"  %n{i} = tensor.dim %x{i}, %c0 : {x}",
+            f"  %ye{i} = tensor.empty(%n{i}) : {y}",
+            f"  %yf{i} = linalg.fill ins(%zero : f32) outs(%ye{i} : {y})"
+            f" -> {y}",
+            f"  %y{i} = linalg.generic {{indexing_maps = [#sel_x, #sel_w, "
+            f"#sel_y], iterator_types = [\"parallel\", \"parallel\", "
+            f"\"reduction\"]}} ins(%x{i}, %w{i} : {x}, {w}) "
+            f"outs(%yf{i} : {y}) {{",
+            "  ^bb0(%a: f32, %b: f32, %c: f32):",
+            "    %m = arith.mulf %a, %b : f32",
+            "    %s = arith.addf %c, %m : f32",
+            "    linalg.yield %s : f32",
+            f"  }} -> {y}"]
+        rets.append((f"%y{i}", y))
+    for i, (h, d) in enumerate(SCORES):
+        q, k, s = f"tensor<?x{h}x1x{d}xf32>", f"tensor<?x?x{h}x{d}xf32>", \
+            f"tensor<?x{h}x1x?xf32>"
+        args += [f'%q{i}: {q} {{onnx.name = "q{i}"}}',
+                 f'%k{i}: {k} {{onnx.name = "k{i}"}}']
+        results.append(f'{s} {{onnx.name = "s{i}"}}')
+        body += [
+            f"  %b{i} = tensor.dim %q{i}, %c0 : {q}",
+            f"  %p{i} = tensor.dim %k{i}, %c0 : {k}",
+            f"  %se{i} = tensor.empty(%b{i}, %p{i}) : {s}",
+            f"  %sf{i} = linalg.fill ins(%zero : f32) outs(%se{i} : {s})"
+            f" -> {s}",
+            f"  %s{i} = linalg.generic {{indexing_maps = [#att_q, #att_k, "
+            f"#att_s], iterator_types = [\"parallel\", \"parallel\", "
+            f"\"parallel\", \"parallel\", \"reduction\"]}} "
+            f"ins(%q{i}, %k{i} : {q}, {k}) outs(%sf{i} : {s}) {{",
+            "  ^bb0(%a: f32, %b: f32, %c: f32):",
+            "    %m = arith.mulf %a, %b : f32",
+            "    %r = arith.addf %c, %m : f32",
+            "    linalg.yield %r : f32",
+            f"  }} -> {s}"]
+        rets.append((f"%s{i}", s))
+    head = [
+        "#sel_x = affine_map<(n, e, d) -> (n, d)>",
+        "#sel_w = affine_map<(n, e, d) -> (e, d)>",
+        "#sel_y = affine_map<(n, e, d) -> (n, e)>",
+        "#att_q = affine_map<(b, h, t, p, d) -> (b, h, t, d)>",
+        "#att_k = affine_map<(b, h, t, p, d) -> (p, b, h, d)>",
+        "#att_s = affine_map<(b, h, t, p, d) -> (b, h, t, p)>",
+        "func.func @main(" + ", ".join(args) + ") -> ("
+        + ", ".join(results) + ") {"]
+    tail = ["  return " + ", ".join(v for v, _ in rets) + " : "
+            + ", ".join(t for _, t in rets), "}"]
+    return "\n".join(head + body + tail) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bin", required=True)
+    args = parser.parse_args()
+    compile_tool = os.path.join(args.bin, "moe-compile")
+    run_tool = os.path.join(args.bin, "moe-run")
+    variants = [("native", []), ("x86-64-v2", ["--march=x86-64-v2"]),
+                ("no-dot-products", ["--no-dot-products"])]
+    if host_has("avx2") and host_has("fma"):
+        variants.append(("x86-64-v3", ["--march=x86-64-v3"]))
+    rng = np.random.default_rng(0)
+    passed = failed = 0
+    with tempfile.TemporaryDirectory() as work:
+        source = os.path.join(work, "m.mlir")
+        with open(source, "w") as f:
+            f.write(module())
+        artifacts = {}
+        for name, flags in variants + [("reference", ["--reference"])]:
+            artifacts[name] = os.path.join(work, name + ".moeb")
+            subprocess.run([compile_tool, "-q", source, "-o",
+                            artifacts[name]] + flags, check=True)
+        for n, p, b in RUNS:
+            feeds = {}
+            for i, (d, e) in enumerate(SELECTORS):
+                feeds[f"x{i}"] = rng.standard_normal((n, d)).astype(
+                    np.float32)
+                feeds[f"w{i}"] = rng.standard_normal((e, d)).astype(
+                    np.float32)
+            for i, (h, d) in enumerate(SCORES):
+                feeds[f"q{i}"] = rng.standard_normal((b, h, 1, d)).astype(
+                    np.float32)
+                feeds[f"k{i}"] = rng.standard_normal((p, b, h, d)).astype(
+                    np.float32)
+            expected = {}
+            for i in range(len(SELECTORS)):
+                expected[f"y{i}"] = (feeds[f"x{i}"].astype(np.float64)
+                                     @ feeds[f"w{i}"].T.astype(np.float64))
+            for i in range(len(SCORES)):
+                expected[f"s{i}"] = np.einsum(
+                    "bhtd,pbhd->bhtp", feeds[f"q{i}"].astype(np.float64),
+                    feeds[f"k{i}"].astype(np.float64))
+            inputs = []
+            for key, value in feeds.items():
+                path = os.path.join(work, key + ".npy")
+                np.save(path, value)
+                inputs += ["--input", f"{key}={path}"]
+            outputs = {}
+            for name, path in artifacts.items():
+                out = os.path.join(work, f"out-{name}")
+                os.makedirs(out, exist_ok=True)
+                subprocess.run([run_tool, path, "--output-dir", out]
+                               + inputs, check=True, capture_output=True)
+                outputs[name] = {k: np.load(os.path.join(out, k + ".npy"))
+                                 for k in expected}
+            for name, _ in variants:
+                for key, want in expected.items():
+                    got = outputs[name][key]
+                    ref = outputs["reference"][key]
+                    ok = (got.shape == ref.shape == want.shape
+                          and np.all(np.abs(got - ref)
+                                     <= ATOL + RTOL * np.abs(ref))
+                          and np.all(np.abs(got - want)
+                                     <= ATOL + RTOL * np.abs(want)))
+                    diff = (float(np.abs(got - ref).max())
+                            if got.shape == ref.shape and got.size else 0.0)
+                    print(f"{'ok  ' if ok else 'FAIL'} {name} N={n} P={p} "
+                          f"B={b} {key} {list(got.shape)} "
+                          f"max|diff| {diff:.2e}")
+                    passed += ok
+                    failed += not ok
+    print(f"contractions: {passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
