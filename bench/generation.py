@@ -84,11 +84,14 @@ def read_bandwidth(threads, work):
 def compile_model(model, work):
     path = os.path.join(work, "moeut.onnx")
     artifact = path + ".moeb"
-    if os.path.exists(artifact):
+    compiler = os.path.join(root, "build", "bin", "moe-compile")
+    # Reused only when newer than the compiler that would make it.
+    if (os.path.exists(artifact) and
+            os.path.getmtime(artifact) > os.path.getmtime(compiler)):
         return artifact, None, None
     onnx.save(export_moeut(model), path)
     t0 = time.perf_counter()
-    subprocess.run([os.path.join(root, "build", "bin", "moe-compile"), "-q",
+    subprocess.run([compiler, "-q",
                     "--generation", path, "-o", artifact], check=True)
     seconds = time.perf_counter() - t0
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
@@ -111,7 +114,8 @@ def main():
     p.add_argument("--warmup", action="store_true",
                    help="one untimed prefill of each length first (each "
                         "system), so that first-call costs (workspace "
-                        "growth, page faults) are not timed")
+                        "growth, page faults) are not timed; at P = 1024 "
+                        "the peers then need more than 24 GB")
     a = p.parse_args()
     if a.model == "custom":
         cfg = MoEUTConfig(d_model=a.d_model, n_layers=a.layers,

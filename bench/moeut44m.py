@@ -12,8 +12,20 @@ memory of the compiler process are reported), and runs moe-run
 (`--benchmark`) and ONNX Runtime on the same random tokens, alternating.
 Prints the p50 of each, the ratio (ORT time / ours), tokens/s, and the
 largest logit difference between the two (and ORT's against PyTorch).
-The export and the artifact are cached in --work (default
-/tmp/moe-bench-<model>): delete it after changing the compiler.
+
+OpenVINO (the `openvino` package; skipped with --no-openvino) refuses the
+project's export (org.moe_mlir functions), so it runs a plain
+`torch.onnx.export` of the same reference model with the same weights, in
+f32 (INFERENCE_PRECISION_HINT f32) and, with --openvino-default, also in
+its default precision for information (bf16 on CPUs with AVX512_BF16;
+moe-mlir has no bf16 mode), with INFERENCE_NUM_THREADS = --threads,
+alternating with the others. The plain export gathers each token's expert
+weights (the reference model's w1[ids]); at 1024 tokens the run with both
+OpenVINO modes exceeded 24 GB.
+
+The exports and the artifact are cached in --work (default
+/tmp/moe-bench-<model>); the artifact is rebuilt when build/bin/moe-compile
+is newer than it.
 """
 import argparse
 import os
@@ -41,6 +53,8 @@ p.add_argument("--repeats", type=int, default=5)
 p.add_argument("--threads", type=int, default=1)
 p.add_argument("--work", default=None)
 p.add_argument("--compile-flags", default="")
+p.add_argument("--no-openvino", action="store_true")
+p.add_argument("--openvino-default", action="store_true")
 a = p.parse_args()
 
 build = os.environ.get("MOE_BUILD_DIR", os.path.join(root, "build"))
@@ -58,12 +72,14 @@ if not os.path.exists(model_path):
               location="model.onnx.data")
     print(f"exported {a.model} in {time.perf_counter() - t0:.1f} s")
 
-if not os.path.exists(artifact):
+compiler = os.path.join(build, "bin", "moe-compile")
+if (not os.path.exists(artifact) or
+        os.path.getmtime(artifact) < os.path.getmtime(compiler)):
     t0 = time.perf_counter()
     # Into a temporary name first: a killed compile leaves a partial file,
     # which the existence check above would take for the artifact.
     partial = artifact + ".partial"
-    subprocess.run([os.path.join(build, "bin", "moe-compile"), "-q",
+    subprocess.run([compiler, "-q",
                     *a.compile_flags.split(), model_path, "-o", partial],
                    check=True)
     os.replace(partial, artifact)
@@ -96,7 +112,31 @@ want = ref.run(None, feeds)[0]
 with torch.no_grad():
     torch_logits = net(torch.from_numpy(tokens)).numpy()
 
+ov_requests = {}
+if not a.no_openvino:
+    import openvino as ov
+    plain_path = os.path.join(work, "plain.onnx")
+    if not os.path.exists(plain_path):
+        with torch.no_grad():
+            torch.onnx.export(net, (torch.from_numpy(tokens),), plain_path,
+                              opset_version=17, input_names=["tokens"],
+                              output_names=["logits"],
+                              dynamic_axes={"tokens": {0: "batch", 1: "seq"},
+                                            "logits": {0: "batch",
+                                                       1: "seq"}})
+    core = ov.Core()
+    modes = [("f32", {"INFERENCE_PRECISION_HINT": "f32"})]
+    if a.openvino_default:
+        modes.append(("default", {}))
+    for mode, config in modes:
+        config = dict(config, INFERENCE_NUM_THREADS=a.threads)
+        compiled = core.compile_model(plain_path, "CPU", config)
+        ov_requests[mode] = compiled.create_infer_request()
+    ov_logits = {m: np.array(r.infer({"tokens": tokens})[0])
+                 for m, r in ov_requests.items()}
+
 ours_ms, ort_ms = [], []
+ov_ms = {m: [] for m in ov_requests}
 for _ in range(a.repeats):
     run = subprocess.run(
         [os.path.join(build, "bin", "moe-run"), artifact, "--input",
@@ -108,6 +148,10 @@ for _ in range(a.repeats):
     t = time.perf_counter()
     ref.run(None, feeds)
     ort_ms.append(1e3 * (time.perf_counter() - t))
+    for m, r in ov_requests.items():
+        t = time.perf_counter()
+        r.infer({"tokens": tokens})
+        ov_ms[m].append(1e3 * (time.perf_counter() - t))
 mo, mr = float(np.median(ours_ms)), float(np.median(ort_ms))
 n = a.batch * a.tokens
 print(f"{a.model} forward, tokens [{a.batch}, {a.tokens}], "
@@ -116,7 +160,15 @@ print("| | p50 ms | tokens/s |")
 print("|---|---|---|")
 print(f"| moe-mlir | {mo:.1f} | {n / mo * 1e3:.0f} |")
 print(f"| ONNX Runtime {ort.__version__} | {mr:.1f} | {n / mr * 1e3:.0f} |")
+for m, times in ov_ms.items():
+    mv = float(np.median(times))
+    print(f"| OpenVINO {ov.__version__} ({m} precision, plain export) | "
+          f"{mv:.1f} | {n / mv * 1e3:.0f} |")
 print(f"ORT time / ours: {mr / mo:.2f}")
+for m, times in ov_ms.items():
+    mv = float(np.median(times))
+    print(f"OpenVINO ({m}) time / ours: {mv / mo:.2f}; max |logits - "
+          f"OpenVINO {m}| = {np.abs(ours - ov_logits[m]).max():.2e}")
 print(f"max |logits - ORT| = {np.abs(ours - want).max():.2e}; "
       f"max |ORT - PyTorch| = {np.abs(want - torch_logits).max():.2e}; "
       f"max |logits| = {np.abs(want).max():.2f}")
