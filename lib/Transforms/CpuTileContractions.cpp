@@ -557,8 +557,7 @@ struct MoeCpuTileContractionsPass
                                 bool parallel,
                                 SmallVectorImpl<linalg::LinalgOp> &parts) {
     int64_t staticSize = op.getStaticLoopRanges()[dim];
-    if (!ShapedType::isDynamic(staticSize) && staticSize <= steps.front() &&
-        (steps.size() == 1 || staticSize == steps.front())) {
+    if (!ShapedType::isDynamic(staticSize) && staticSize <= steps.front()) {
       parts.push_back(op);
       return success();
     }
@@ -621,7 +620,7 @@ struct MoeCpuTileContractionsPass
 
   /// `op` (one row: every dim but n and k of size 1 or tiled to 1 here)
   /// as dot products, written out (see emitDotTile). n in strips of
-  /// kDotColumns, then 1.
+  /// kDotColumns, then 1 (a static n of at most kDotColumns: one strip).
   static LogicalResult lowerToDots(IRRewriter &rewriter, linalg::LinalgOp op,
                                    const DotPlan &plan, int64_t lanes) {
     SmallVector<linalg::LinalgOp> strips;
@@ -656,7 +655,7 @@ struct MoeCpuTileContractionsPass
     return success();
   }
 
-  /// Replaces `op` (static: n of kDotColumns or 1, k of at least `lanes`,
+  /// Replaces `op` (static: n of at most kDotColumns, k of at least `lanes`,
   /// every other dim 1) with its dot products written out:
   ///
   ///   s[j] = 0 (vectors)                            for j < n

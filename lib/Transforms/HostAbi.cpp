@@ -31,6 +31,8 @@
 #include "moe/Transforms/Passes.h"
 #include "moe/Transforms/Transforms.h"
 
+#include "moe/Utils/BuildUtils.h"
+#include "moe/Utils/RuntimeErrors.h"
 #include "moe/code_abi.h"
 
 #include "mlir/Conversion/LLVMCommon/MemRefBuilder.h"
@@ -600,7 +602,11 @@ WorkspaceNeed HostAbiLowering::lowerAllocs(FrameBuilder &fb, Block &block,
 /// nothing in the body reads or yields), and yields the two swapped. The
 /// body then yields only its own arguments, and lowerAllocs gives its
 /// workspace back at the end of every iteration. The cost: one copy of the
-/// state per repeat.
+/// state per repeat. A position whose yield is already one of the body's
+/// arguments (a buffer updated in place) is left as it is. The pair has the
+/// dims of the loop's input; a repeat that yields other dims (the types
+/// allow it where dims are dynamic) reports kErrorShapeMismatch and skips
+/// the copy instead of writing past the buffer.
 void HostAbiLowering::carryRepeatsInPlace() {
   SmallVector<scf::ForOp> loops;
   func.walk([&](scf::ForOp loop) {
@@ -636,9 +642,11 @@ void HostAbiLowering::carryRepeatsInPlace() {
     };
     SmallVector<unsigned> carried;
     SmallVector<Value> others;
+    auto oldYield = cast<scf::YieldOp>(loop.getBody()->getTerminator());
     for (auto [i, init] : llvm::enumerate(loop.getInitArgs())) {
       auto type = dyn_cast<MemRefType>(init.getType());
-      if (!type)
+      auto yielded = dyn_cast<BlockArgument>(oldYield.getOperand(i));
+      if (!type || (yielded && yielded.getOwner() == loop.getBody()))
         continue;
       Value first = fresh(init, type);
       memref::CopyOp::create(b, loc, init, first);
@@ -646,6 +654,8 @@ void HostAbiLowering::carryRepeatsInPlace() {
       others.push_back(fresh(init, type));
       carried.push_back(i);
     }
+    if (carried.empty())
+      continue;
     // The second buffer of each pair as an extra iter_arg; next iteration's
     // second buffer is this iteration's first.
     IRRewriter rewriter(b);
@@ -667,7 +677,36 @@ void HostAbiLowering::carryRepeatsInPlace() {
     b.setInsertionPoint(yield);
     for (auto [k, i] : llvm::enumerate(carried)) {
       Value second = newLoop.getRegionIterArgs()[numOld + k];
-      memref::CopyOp::create(b, loc, yield.getOperand(i), second);
+      Value value = yield.getOperand(i);
+      auto type = cast<MemRefType>(value.getType());
+      Value same;
+      for (int64_t d = 0; d < type.getRank(); ++d) {
+        if (!type.isDynamicDim(d))
+          continue;
+        Value eq = arith::CmpIOp::create(
+            b, loc, arith::CmpIPredicate::eq,
+            memref::DimOp::create(b, loc, value, d),
+            memref::DimOp::create(b, loc, second, d));
+        same = same ? Value(arith::AndIOp::create(b, loc, same, eq)) : eq;
+      }
+      if (!same) {
+        memref::CopyOp::create(b, loc, value, second);
+      } else {
+        moe::build::declareErrorHook(b, func);
+        scf::IfOp::create(
+            b, loc, same,
+            [&](OpBuilder &nb, Location nl) {
+              memref::CopyOp::create(nb, nl, value, second);
+              scf::YieldOp::create(nb, nl);
+            },
+            [&](OpBuilder &nb, Location nl) {
+              Value code = arith::ConstantIntOp::create(
+                  nb, nl, nb.getI32Type(), moe::kErrorShapeMismatch);
+              func::CallOp::create(nb, nl, kErrorHook, TypeRange{},
+                                   ValueRange{code});
+              scf::YieldOp::create(nb, nl);
+            });
+      }
       yield->setOperand(i, second);
     }
   }

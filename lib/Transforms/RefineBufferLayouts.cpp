@@ -76,7 +76,11 @@ std::optional<MemRefType> commonLayout(MemRefType type,
   if (meet.empty() && type.getRank() != 0)
     return std::nullopt;
   // No more static than the current layout: nothing to gain.
-  bool gains = *meetOffset != offset && !ShapedType::isDynamic(*meetOffset);
+  // (A static offset or stride of the current type that the sources do not
+  // all share: leave the if alone.)
+  if (!ShapedType::isDynamic(offset) && *meetOffset != offset)
+    return std::nullopt;
+  bool gains = *meetOffset != offset;
   for (auto [m, s] : llvm::zip(meet, strides)) {
     if (m == s)
       continue;
@@ -136,6 +140,7 @@ struct RefineIfResultLayouts : OpRewritePattern<scf::IfOp> {
     auto newIf = scf::IfOp::create(rewriter, op.getLoc(), types,
                                    op.getCondition(), /*addThenBlock=*/false,
                                    /*addElseBlock=*/false);
+    newIf->setDiscardableAttrs(op->getDiscardableAttrDictionary());
     rewriter.inlineRegionBefore(op.getThenRegion(), newIf.getThenRegion(),
                                 newIf.getThenRegion().end());
     rewriter.inlineRegionBefore(op.getElseRegion(), newIf.getElseRegion(),

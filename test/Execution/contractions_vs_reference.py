@@ -32,6 +32,8 @@ import tempfile
 
 import numpy as np
 
+from host_features import host_has
+
 ATOL, RTOL = 1e-5, 1e-4
 # (D, E): 16 = one AVX-512 vector, 37 and 82 leave tails, 3 and 8 are
 # narrower than a vector, 13 and 155 leave partial strips.
@@ -40,15 +42,6 @@ SELECTORS = [(37, 13), (16, 8), (82, 155), (20, 3), (4, 40)]
 SCORES = [(3, 82), (2, 16), (1, 17)]
 # (N rows, P cache length, B batch) per run.
 RUNS = [(1, 1, 1), (1, 9, 2), (7, 8, 1), (9, 17, 2), (17, 33, 1)]
-
-
-def host_has(flag):
-    try:
-        with open("/proc/cpuinfo") as f:
-            return any(flag in line.split() for line in f
-                       if line.startswith("flags"))
-    except OSError:
-        return False
 
 
 def module():

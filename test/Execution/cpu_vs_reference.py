@@ -33,6 +33,7 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..",
                                 "python"))
 from moe_ref.ort_moe import OrtMoE  # noqa: E402
+from host_features import host_has  # noqa: E402
 
 ATOL, RTOL = 1e-5, 1e-4
 # (hidden, inter, experts, k, activation, tokens, one expert for all)
@@ -44,15 +45,6 @@ CASES = [
     (48, 16, 6, 2, "relu", [65], True),          # all tokens on one expert
     (100, 70, 4, 2, "relu", [37], False),        # 2 full row tiles + rows
 ]
-
-
-def host_has(flag):
-    try:
-        with open("/proc/cpuinfo") as f:
-            return any(flag in line.split() for line in f
-                       if line.startswith("flags"))
-    except OSError:
-        return False
 
 
 def run(bin_dir, artifact, x, out, threads):

@@ -267,3 +267,43 @@ func.func @main(%x: memref<1024xf32>) {
   }
   return
 }
+
+// -----
+
+// A repeats loop whose carried buffer has a dynamic dim: the copy into the
+// pair's second buffer is guarded by a dims check (a repeat that yields
+// other dims reports error 3 instead of writing past the buffer). A
+// position the body updates in place (it yields its own argument) is not
+// paired.
+// CHECK-LABEL: func.func @moe_entry_main(
+// CHECK:   scf.for {{.*}} -> (memref<?xf32>, memref<4xf32>, memref<?xf32>) {
+// CHECK:     %[[EQ:.*]] = arith.cmpi eq
+// CHECK:     scf.if %[[EQ]] {
+// CHECK:       memref.copy
+// CHECK:     } else {
+// CHECK:       %[[C3:.*]] = arith.constant 3 : i32
+// CHECK:       llvm.call %{{.*}}(%{{.*}}, %[[C3]])
+// CHECK:     }
+// CHECK-COUNT-3: llvm.store
+// CHECK:     scf.yield
+// CHECK:   } {moe.repeats = 2 : i64}
+#id2 = affine_map<(i) -> (i)>
+func.func @main(%x: memref<?xf32>, %acc: memref<4xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %r:2 = scf.for %i = %c0 to %c2 step %c1 iter_args(%h = %x, %a = %acc) -> (memref<?xf32>, memref<4xf32>) {
+    %n = memref.dim %h, %c0 : memref<?xf32>
+    %t = memref.alloc(%n) : memref<?xf32>
+    linalg.generic {indexing_maps = [#id2, #id2], iterator_types = ["parallel"]}
+        ins(%h : memref<?xf32>) outs(%t : memref<?xf32>) {
+    ^bb0(%p: f32, %q: f32):
+      %s = arith.addf %p, %p : f32
+      linalg.yield %s : f32
+    }
+    %f = arith.constant 1.0 : f32
+    memref.store %f, %a[%c0] : memref<4xf32>
+    scf.yield %t, %a : memref<?xf32>, memref<4xf32>
+  } {moe.repeats = 2 : i64}
+  return
+}

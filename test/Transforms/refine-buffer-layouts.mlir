@@ -77,3 +77,4 @@ func.func @unchanged(%ok: i1, %x: memref<?x?xf32, strided<[?, ?], offset: ?>>, %
   }
   return %a#0, %a#1, %b : memref<?x?xf32, strided<[?, ?], offset: ?>>, index, memref<4x4xf32>
 }
+

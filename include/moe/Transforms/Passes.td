@@ -336,7 +336,7 @@ def MoeCpuTileContractions : Pass<"moe-cpu-tile-contractions"> {
     a vector is added after the reduction. The sum's order differs from
     the other paths' (docs/tolerance.md).
     Contractions it does not match (other bodies, an output narrower than
-    one vector, other element types, an output that is a view of an
+    one vector outside the dot products, other element types, an output that is a view of an
     input's buffer, zero-sized dims) are left for the loop path. moe-compile runs it after bufferization unless
     `--reference` or `--no-tile` is given, with `vector-bits` from the
     target's features (512 with AVX-512, 256 with AVX, else 128).
@@ -406,7 +406,8 @@ def MoeLowerToHostAbi : Pass<"moe-lower-to-host-abi", "::mlir::ModuleOp"> {
       own arguments gives its allocations back when it ends; a loop over a
       model's repeats (`moe.repeats`) first carries its memref state in a
       pair of buffers allocated before it (each iteration copies what it
-      yields into the one it did not read, and yields the two swapped), so
+      yields into the one it did not read, and yields the two swapped;
+      dims that changed are reported as a shape mismatch instead), so
       that each repeat reuses the same workspace; `memref.dealloc` is
       dropped;
     - `func.call @moe_report_error(%code)` calls the host's `report_error`;
