@@ -44,6 +44,21 @@ SCORES = [(3, 82), (2, 16), (1, 17)]
 RUNS = [(1, 1, 1), (1, 9, 2), (7, 8, 1), (9, 17, 2), (17, 33, 1)]
 
 
+def contraction(out, maps, iterators, lhs, rhs, init, types):
+    """Lines of `out = init + sum lhs * rhs` as a linalg.generic."""
+    lt, rt, ot = types
+    its = ", ".join(f'"{it}"' for it in iterators)
+    return [
+        f"  {out} = linalg.generic {{indexing_maps = [{maps}], "
+        f"iterator_types = [{its}]}} ins({lhs}, {rhs} : {lt}, {rt}) "
+        f"outs({init} : {ot}) {{",
+        "  ^bb0(%a: f32, %b: f32, %c: f32):",
+        "    %m = arith.mulf %a, %b : f32",
+        "    %s = arith.addf %c, %m : f32",
+        "    linalg.yield %s : f32",
+        f"  }} -> {ot}"]
+
+
 def module():
     args, results, body, rets = [], [], [], []
     body.append("  %c0 = arith.constant 0 : index")
@@ -58,16 +73,10 @@ def module():
             f"  %n{i} = tensor.dim %x{i}, %c0 : {x}",
             f"  %ye{i} = tensor.empty(%n{i}) : {y}",
             f"  %yf{i} = linalg.fill ins(%zero : f32) outs(%ye{i} : {y})"
-            f" -> {y}",
-            f"  %y{i} = linalg.generic {{indexing_maps = [#sel_x, #sel_w, "
-            f"#sel_y], iterator_types = [\"parallel\", \"parallel\", "
-            f"\"reduction\"]}} ins(%x{i}, %w{i} : {x}, {w}) "
-            f"outs(%yf{i} : {y}) {{",
-            "  ^bb0(%a: f32, %b: f32, %c: f32):",
-            "    %m = arith.mulf %a, %b : f32",
-            "    %s = arith.addf %c, %m : f32",
-            "    linalg.yield %s : f32",
-            f"  }} -> {y}"]
+            f" -> {y}"]
+        body += contraction(f"%y{i}", "#sel_x, #sel_w, #sel_y",
+                            ["parallel", "parallel", "reduction"],
+                            f"%x{i}", f"%w{i}", f"%yf{i}", (x, w, y))
         rets.append((f"%y{i}", y))
     for i, (h, d) in enumerate(SCORES):
         q, k, s = f"tensor<?x{h}x1x{d}xf32>", f"tensor<?x?x{h}x{d}xf32>", \
@@ -80,16 +89,10 @@ def module():
             f"  %p{i} = tensor.dim %k{i}, %c0 : {k}",
             f"  %se{i} = tensor.empty(%b{i}, %p{i}) : {s}",
             f"  %sf{i} = linalg.fill ins(%zero : f32) outs(%se{i} : {s})"
-            f" -> {s}",
-            f"  %s{i} = linalg.generic {{indexing_maps = [#att_q, #att_k, "
-            f"#att_s], iterator_types = [\"parallel\", \"parallel\", "
-            f"\"parallel\", \"parallel\", \"reduction\"]}} "
-            f"ins(%q{i}, %k{i} : {q}, {k}) outs(%sf{i} : {s}) {{",
-            "  ^bb0(%a: f32, %b: f32, %c: f32):",
-            "    %m = arith.mulf %a, %b : f32",
-            "    %r = arith.addf %c, %m : f32",
-            "    linalg.yield %r : f32",
-            f"  }} -> {s}"]
+            f" -> {s}"]
+        body += contraction(f"%s{i}", "#att_q, #att_k, #att_s",
+                            ["parallel"] * 4 + ["reduction"],
+                            f"%q{i}", f"%k{i}", f"%sf{i}", (q, k, s))
         rets.append((f"%s{i}", s))
     head = [
         "#sel_x = affine_map<(n, e, d) -> (n, d)>",
