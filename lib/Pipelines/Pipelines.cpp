@@ -65,6 +65,11 @@ void moe::buildLowerToLLVMPipeline(OpPassManager &pm,
     // broadcast must fit (32 vector registers with AVX-512, 16 below).
     tile.rows = options.tileVectorBits >= 512 ? 8 : 6;
     tile.columnVectors = 2;
+    // One row (decode: an expert's or the LM head's product for one
+    // token): the accumulators of a whole register file's worth of
+    // columns, so each k step streams 1 KB (AVX-512) of the weight row
+    // instead of 128 bytes, and the rows' misses overlap.
+    tile.rowColumnVectors = options.tileVectorBits >= 512 ? 16 : 8;
     tile.fma = options.fma;
     tile.dotProducts = options.dotProducts;
     tile.parallelRows = options.parallelLoops;

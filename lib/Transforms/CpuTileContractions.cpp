@@ -17,7 +17,9 @@
 // masks in the hot loop), linalg::vectorize to vector.contract, the
 // outer-product contraction lowering to FMAs. Written here: which ops,
 // which dims go to MR and NR, the tile sizes from the target's vector
-// width, the row split (row loops of static steps MR and 1: a decode
+// width (a one-row tile is wider: 1 x 256 with AVX-512, so a decode
+// step's expert and LM-head products stream 1 KB of each weight row per k
+// instead of 128 bytes), the row split (row loops of static steps MR and 1: a decode
 // segment of r < MR rows is never padded to MR), the power-of-two
 // split of a static column tail, and the accumulator hoist (see
 // hoistAccumulators for why not upstream's). A dynamic column tail is a
@@ -271,16 +273,20 @@ struct MoeCpuTileContractionsPass
                         << static_cast<int64_t>(vectorBits);
       return signalPassFailure();
     }
-    if (rows < 1 || columnVectors < 1) {
+    if (rows < 1 || columnVectors < 1 || rowColumnVectors < 0) {
       root->emitError()
           << "moe-cpu-tile-contractions: rows and column-vectors must be "
-             "positive, got "
-          << static_cast<int64_t>(rows) << " and "
-          << static_cast<int64_t>(columnVectors);
+             "positive and row-column-vectors not negative, got "
+          << static_cast<int64_t>(rows) << ", "
+          << static_cast<int64_t>(columnVectors) << " and "
+          << static_cast<int64_t>(rowColumnVectors);
       return signalPassFailure();
     }
     int64_t lanes = vectorBits / 32;
     int64_t mr = rows, nr = columnVectors * lanes;
+    // One-row tiles: wider (see the option).
+    int64_t rowNr = (rowColumnVectors ? rowColumnVectors : columnVectors) *
+                    lanes;
     IRRewriter rewriter(ctx);
 
     // 1. Named contractions in (batch, m, n, k) order.
@@ -324,6 +330,12 @@ struct MoeCpuTileContractionsPass
         plan->tileSizes[*plan->mDim] =
             std::min(plan->tileSizes[*plan->mDim],
                      op.getStaticLoopRanges()[*plan->mDim]);
+      // One row (no m dim, or the one-row loop of the row split): a
+      // wider tile of columns.
+      int64_t width = nr;
+      if (!plan->mDim || op.getStaticLoopRanges()[*plan->mDim] == 1)
+        width = rowNr;
+      plan->tileSizes[plan->nDim] = width;
       scf::SCFTilingOptions options;
       options.setTileSizes(getAsIndexOpFoldResult(ctx, plan->tileSizes));
       rewriter.setInsertionPoint(op);
@@ -334,7 +346,7 @@ struct MoeCpuTileContractionsPass
         return signalPassFailure();
       }
       for (Operation *t : tiled->tiledOps)
-        t->setAttr(kTileMarker, rewriter.getUnitAttr());
+        t->setAttr(kTileMarker, rewriter.getI64IntegerAttr(width));
       tiled->loops.back()->setAttr(kReductionLoopMarker,
                                    rewriter.getUnitAttr());
       rewriter.eraseOp(op);
@@ -354,19 +366,24 @@ struct MoeCpuTileContractionsPass
     //    12 x 32 + 28) is split into power-of-two slices (16 + 8 + 4): LLVM
     //    would split a vector<28xf32> and assemble it lane by lane, and a
     //    mask would put a select on every FMA.
-    SmallVector<linalg::LinalgOp> marked, tiles;
+    //    Each tile keeps its register tile's width (the vector size of a
+    //    dynamic column tail).
+    SmallVector<linalg::LinalgOp> marked;
+    SmallVector<std::pair<linalg::LinalgOp, int64_t>> tiles;
     root->walk([&](linalg::LinalgOp op) {
       if (op->hasAttr(kTileMarker))
         marked.push_back(op);
     });
     for (linalg::LinalgOp op : marked) {
+      int64_t tileWidth =
+          cast<IntegerAttr>(op->getAttr(kTileMarker)).getInt();
       op->removeAttr(kTileMarker);
       std::optional<TilePlan> plan = planFor(op, mr, nr, 1);
       if (!plan)
         continue; // left to the loop path
       int64_t width = op.getStaticLoopRanges()[plan->nDim];
       if (ShapedType::isDynamic(width) || llvm::isPowerOf2_64(width)) {
-        tiles.push_back(op);
+        tiles.push_back({op, tileWidth});
         continue;
       }
       auto tiling = cast<TilingInterface>(op.getOperation());
@@ -390,19 +407,20 @@ struct MoeCpuTileContractionsPass
           op.emitError("moe-cpu-tile-contractions: column split failed");
           return signalPassFailure();
         }
-        tiles.push_back(cast<linalg::LinalgOp>(slice->tiledOps.back()));
+        tiles.push_back(
+            {cast<linalg::LinalgOp>(slice->tiledOps.back()), tileWidth});
         at += bit;
       }
       rewriter.eraseOp(op);
     }
-    for (linalg::LinalgOp op : tiles) {
+    for (auto [op, tileWidth] : tiles) {
       std::optional<TilePlan> plan = planFor(op, mr, nr, 1);
       if (!plan)
         continue;
       SmallVector<int64_t> vectorSizes;
       for (auto [d, r] : llvm::enumerate(op.getStaticLoopRanges()))
         vectorSizes.push_back(!ShapedType::isDynamic(r) ? r
-                              : d == plan->nDim         ? nr
+                              : d == plan->nDim         ? tileWidth
                                                         : 1);
       rewriter.setInsertionPoint(op);
       FailureOr<linalg::VectorizationResult> vectorized = linalg::vectorize(

@@ -12,7 +12,17 @@ output's vector dim strided in the right-hand side:
     vector, and E below a vector, not a multiple of the dot products'
     strips of 8, or many strips;
   - a decode step's attention scores against a position-major cache
-    "bhtd,pbhd->bhtp" (q [B, H, 1, d], cache [P, B, H, d] -> [B, H, 1, P]).
+    "bhtd,pbhd->bhtp" (q [B, H, 1, d], cache [P, B, H, d] -> [B, H, 1, P]);
+
+and contractions whose vector dim is contiguous, for the wide one-row
+register tiles (1 x 256 with AVX-512, 1 x 64 below) and their column
+tails:
+
+  - matmuls "nk,kc->nc" (x [N, K], w [K, C]) with C above, between and
+    below the one-row tiles, static (split into power-of-two slices) or
+    dynamic (a masked tail);
+  - a decode step's probabilities times a position-major value cache
+    "bhtp,pbhd->bhtd" (p [B, H, 1, P], cache [P, B, H, d]).
 
 It is compiled with moe-compile at the host's vector width, for x86-64-v2
 (128-bit vectors) and, where the host has AVX2, x86-64-v3 (256-bit), with
@@ -40,6 +50,11 @@ ATOL, RTOL = 1e-5, 1e-4
 SELECTORS = [(37, 13), (16, 8), (82, 155), (20, 3), (4, 40)]
 # (H, d) of the attention scores against a cache.
 SCORES = [(3, 82), (2, 16), (1, 17)]
+# (K, C) of the matmuls; C None: dynamic, 11 P + 2 columns in each run
+# (13 to 365: narrower than a vector, partial and more than one tile).
+MATMULS = [(412, 300), (128, 412), (37, 520), (16, None), (3, 64)]
+# (H, d) of the probabilities times a value cache.
+VALUES = [(3, 82), (2, 16), (1, 300)]
 # (N rows, P cache length, B batch) per run.
 RUNS = [(1, 1, 1), (1, 9, 2), (7, 8, 1), (9, 17, 2), (17, 33, 1)]
 
@@ -94,6 +109,42 @@ def module():
                             ["parallel"] * 4 + ["reduction"],
                             f"%q{i}", f"%k{i}", f"%sf{i}", (q, k, s))
         rets.append((f"%s{i}", s))
+    for i, (k, c) in enumerate(MATMULS):
+        cs = "?" if c is None else str(c)
+        x, w, y = f"tensor<?x{k}xf32>", f"tensor<{k}x{cs}xf32>", \
+            f"tensor<?x{cs}xf32>"
+        args += [f'%mx{i}: {x} {{onnx.name = "mx{i}"}}',
+                 f'%mw{i}: {w} {{onnx.name = "mw{i}"}}']
+        results.append(f'{y} {{onnx.name = "my{i}"}}')
+        body.append(f"  %mn{i} = tensor.dim %mx{i}, %c0 : {x}")
+        sizes = f"%mn{i}"
+        if c is None:
+            body.append(f"  %c1_{i} = arith.constant 1 : index")
+            body.append(f"  %mc{i} = tensor.dim %mw{i}, %c1_{i} : {w}")
+            sizes += f", %mc{i}"
+        body += [
+            f"  %me{i} = tensor.empty({sizes}) : {y}",
+            f"  %mf{i} = linalg.fill ins(%zero : f32) outs(%me{i} : {y})"
+            f" -> {y}"]
+        body += contraction(f"%my{i}", "#mm_x, #mm_w, #mm_y",
+                            ["parallel", "parallel", "reduction"],
+                            f"%mx{i}", f"%mw{i}", f"%mf{i}", (x, w, y))
+        rets.append((f"%my{i}", y))
+    for i, (h, d) in enumerate(VALUES):
+        pr, v, o = f"tensor<?x{h}x1x?xf32>", f"tensor<?x?x{h}x{d}xf32>", \
+            f"tensor<?x{h}x1x{d}xf32>"
+        args += [f'%vp{i}: {pr} {{onnx.name = "vp{i}"}}',
+                 f'%vv{i}: {v} {{onnx.name = "vv{i}"}}']
+        results.append(f'{o} {{onnx.name = "vo{i}"}}')
+        body += [
+            f"  %vb{i} = tensor.dim %vp{i}, %c0 : {pr}",
+            f"  %ve{i} = tensor.empty(%vb{i}) : {o}",
+            f"  %vf{i} = linalg.fill ins(%zero : f32) outs(%ve{i} : {o})"
+            f" -> {o}"]
+        body += contraction(f"%vo{i}", "#pv_p, #pv_v, #pv_o",
+                            ["parallel"] * 4 + ["reduction"],
+                            f"%vp{i}", f"%vv{i}", f"%vf{i}", (pr, v, o))
+        rets.append((f"%vo{i}", o))
     head = [
         "#sel_x = affine_map<(n, e, d) -> (n, d)>",
         "#sel_w = affine_map<(n, e, d) -> (e, d)>",
@@ -101,6 +152,12 @@ def module():
         "#att_q = affine_map<(b, h, t, p, d) -> (b, h, t, d)>",
         "#att_k = affine_map<(b, h, t, p, d) -> (p, b, h, d)>",
         "#att_s = affine_map<(b, h, t, p, d) -> (b, h, t, p)>",
+        "#mm_x = affine_map<(n, c, k) -> (n, k)>",
+        "#mm_w = affine_map<(n, c, k) -> (k, c)>",
+        "#mm_y = affine_map<(n, c, k) -> (n, c)>",
+        "#pv_p = affine_map<(b, h, t, d, p) -> (b, h, t, p)>",
+        "#pv_v = affine_map<(b, h, t, d, p) -> (p, b, h, d)>",
+        "#pv_o = affine_map<(b, h, t, d, p) -> (b, h, t, d)>",
         "func.func @main(" + ", ".join(args) + ") -> ("
         + ", ".join(results) + ") {"]
     tail = ["  return " + ", ".join(v for v, _ in rets) + " : "
@@ -141,6 +198,17 @@ def main():
                     np.float32)
                 feeds[f"k{i}"] = rng.standard_normal((p, b, h, d)).astype(
                     np.float32)
+            for i, (k, c) in enumerate(MATMULS):
+                cols = 11 * p + 2 if c is None else c
+                feeds[f"mx{i}"] = rng.standard_normal((n, k)).astype(
+                    np.float32)
+                feeds[f"mw{i}"] = rng.standard_normal((k, cols)).astype(
+                    np.float32)
+            for i, (h, d) in enumerate(VALUES):
+                feeds[f"vp{i}"] = rng.standard_normal((b, h, 1, p)).astype(
+                    np.float32)
+                feeds[f"vv{i}"] = rng.standard_normal((p, b, h, d)).astype(
+                    np.float32)
             expected = {}
             for i in range(len(SELECTORS)):
                 expected[f"y{i}"] = (feeds[f"x{i}"].astype(np.float64)
@@ -149,6 +217,13 @@ def main():
                 expected[f"s{i}"] = np.einsum(
                     "bhtd,pbhd->bhtp", feeds[f"q{i}"].astype(np.float64),
                     feeds[f"k{i}"].astype(np.float64))
+            for i in range(len(MATMULS)):
+                expected[f"my{i}"] = (feeds[f"mx{i}"].astype(np.float64)
+                                      @ feeds[f"mw{i}"].astype(np.float64))
+            for i in range(len(VALUES)):
+                expected[f"vo{i}"] = np.einsum(
+                    "bhtp,pbhd->bhtd", feeds[f"vp{i}"].astype(np.float64),
+                    feeds[f"vv{i}"].astype(np.float64))
             inputs = []
             for key, value in feeds.items():
                 path = os.path.join(work, key + ".npy")

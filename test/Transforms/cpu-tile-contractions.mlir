@@ -3,6 +3,7 @@
 // RUN: moe-opt %s --moe-cpu-tile-contractions="vector-bits=128 rows=6 fma=false" --split-input-file | FileCheck %s --check-prefix=NOFMA
 // RUN: moe-opt %s --moe-cpu-tile-contractions="parallel-rows=true" --split-input-file | FileCheck %s --check-prefix=PAR
 // RUN: moe-opt %s --moe-cpu-tile-contractions="dot-products=false" --split-input-file | FileCheck %s --check-prefix=NODOT
+// RUN: moe-opt %s --moe-cpu-tile-contractions="row-column-vectors=8" --split-input-file | FileCheck %s --check-prefix=WIDE
 
 // Dynamic rows, 100 columns: 8x32 register tiles up to the last multiple of
 // 8 rows, the 4-column tail as an 8x4 tile, then the remaining rows one at a
@@ -31,6 +32,14 @@
 // CHECK-NOT:         vector.fma
 // CHECK:           scf.for {{.*}} -> (vector<4xf32>) {
 // CHECK-NOT:     linalg.matmul
+// With row-column-vectors=8, the one-row loop's tiles are 1 x 128 (here
+// narrower: the 100 columns as 64 + 32 + 4), the row tiles unchanged.
+// WIDE-LABEL: func @matmul
+// WIDE:         scf.for {{.*}} step %c8 {
+// WIDE:           scf.for {{.*}} -> (vector<8x32xf32>) {
+// WIDE:         scf.for {{.*}} step %c1 {
+// WIDE-NEXT:      vector.transfer_read
+// WIDE:           scf.for {{.*}} -> (vector<64xf32>, vector<32xf32>, vector<4xf32>) {
 // AVX2-LABEL: func @matmul
 // AVX2:         scf.for {{.*}} step %c6
 // AVX2:           scf.for {{.*}} -> (vector<6x16xf32>) {
@@ -124,6 +133,24 @@ func.func @split_tail(%a: memref<8x64xf32>, %b: memref<64x60xf32>, %c: memref<8x
 // CHECK-NOT:     linalg.matmul
 func.func @dynamic_columns(%a: memref<8x16xf32>, %b: memref<16x?xf32>, %c: memref<8x?xf32>) {
   linalg.matmul ins(%a, %b : memref<8x16xf32>, memref<16x?xf32>) outs(%c : memref<8x?xf32>)
+  return
+}
+
+// -----
+
+// One row (a decode step's product with a weight of dynamic width): the
+// wide tile, its dynamic tail masked at the tile's width (a mask of the
+// narrow tile's 32 lanes would drop columns).
+// CHECK-LABEL: func @one_row_dynamic_columns
+// CHECK:         scf.for {{.*}} step %c32
+// CHECK:           vector.create_mask {{.*}} : vector<1x32xi1>
+// WIDE-LABEL: func @one_row_dynamic_columns
+// WIDE:         scf.for {{.*}} step %c128
+// WIDE:           scf.for {{.*}} -> (vector<128xf32>) {
+// WIDE:         scf.for {{.*}} step %c128
+// WIDE:           vector.create_mask {{.*}} : vector<1x128xi1>
+func.func @one_row_dynamic_columns(%a: memref<1x16xf32>, %b: memref<16x?xf32>, %c: memref<1x?xf32>) {
+  linalg.matmul ins(%a, %b : memref<1x16xf32>, memref<16x?xf32>) outs(%c : memref<1x?xf32>)
   return
 }
 

@@ -317,7 +317,10 @@ def MoeCpuTileContractions : Pass<"moe-cpu-tile-contractions"> {
     or B[.., n, k] (a selector read transposed: a strided column per k) --
     is tiled into
     `rows` x (`column-vectors` * `vector-bits` / 32) register tiles swept
-    over k, with batch and k dims tiled by 1 (scf::tileUsingSCF, loops in
+    over k (one-row contractions and the one-row loop of the row split:
+    1 x (`row-column-vectors` * `vector-bits` / 32), so that each k step
+    reads a long contiguous piece of the weight row), with batch and k
+    dims tiled by 1 (scf::tileUsingSCF, loops in
     batch, m, n, k order). Rows run in loops of static steps (`rows`,
     then 1: a decode segment of fewer rows is never padded to a full
     tile); a static column tail is split
@@ -366,6 +369,10 @@ def MoeCpuTileContractions : Pass<"moe-cpu-tile-contractions"> {
            "rows of a register tile (MR)">,
     Option<"columnVectors", "column-vectors", "int64_t", "2",
            "vectors across a register tile (NR = column-vectors * lanes)">,
+    Option<"rowColumnVectors", "row-column-vectors", "int64_t", "0",
+           "vectors across the register tile of a one-row contraction "
+           "(a decode step's expert and LM-head products; 0: "
+           "column-vectors)">,
     Option<"parallelRows", "parallel-rows", "bool", "false",
            "row-tile loops of contractions outside any loop as scf.parallel "
            "(for moe-parallel-loops-to-host)">,
