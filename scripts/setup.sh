@@ -18,6 +18,8 @@ APT_PACKAGES=(
   python3 python3-venv python3-numpy python3-torch python3-onnx
   # the Python package moe_mlir (python/moe_mlir): pybind11 and Python headers
   pybind11-dev python3-dev
+  # bench/suite.py's plot
+  python3-matplotlib
 )
 
 missing=()
