@@ -3,7 +3,8 @@ moe-mlir against its peers in one run, with the machine's limits.
 
 usage: .venv/bin/python bench/suite.py [--quick] [--threads 1,2]
        [--out bench-results] [--peer-memory-gb 6] [--no-forward]
-       [--no-openvino]
+       [--no-openvino] [--no-attention] [--shapes MoEUT-44M,MoEUT-244M]
+       [--tokens 1,8,64,512,2048,8192] [--forward-tokens 256,1024]
 
 One command, three files in --out: suite.md (markdown tables), suite.csv
 (one row per case, system and thread count) and suite.png (moe-mlir's speed
@@ -41,13 +42,16 @@ compared with ONNX Runtime's (max |diff|, on the first input).
 The plain exports of the reference modules gather each token's expert
 weights (w1[ids]): N k D I floats per projection. Where that exceeds
 --peer-memory-gb, PyTorch eager and OpenVINO are skipped for that case and
-the table says so; a peer whose time per call, scaled linearly from the
+the table says so (ONNX Runtime too on the σ-MoE layer, whose function
+body gathers the same way, past --ort-memory-gb per projection: at the
+244M shape N = 2048 already needs 17 GB); a peer whose time per call, scaled linearly from the
 last N, would pass --max-peer-seconds (10) is skipped at the larger N.
 --quick runs N = 1, 64, 512 at the 44M shape, T = 256,
 and no forward at 1024.
 """
 import argparse
 import csv
+import gc
 import os
 import subprocess
 import sys
@@ -74,7 +78,19 @@ p.add_argument("--quick", action="store_true")
 p.add_argument("--threads", default="1,2")
 p.add_argument("--out", default=os.path.join(root, "bench-results"))
 p.add_argument("--peer-memory-gb", type=float, default=6.0)
+p.add_argument("--ort-memory-gb", type=float, default=24.0,
+               help="skip ONNX Runtime on the sigma-MoE layer (whose "
+               "org.moe_mlir function body gathers expert weights) where "
+               "one projection's gather would pass this")
 p.add_argument("--no-forward", action="store_true")
+p.add_argument("--no-attention", action="store_true",
+               help="no SwitchHead and Mixture-of-Tokens layers")
+p.add_argument("--shapes", default="MoEUT-44M,MoEUT-244M",
+               help="feed-forward shapes (names of moe_ref.configs.PUBLISHED)")
+p.add_argument("--tokens", default="1,8,64,512,2048,8192",
+               help="token counts N of the feed-forward layers")
+p.add_argument("--forward-tokens", default="256,1024",
+               help="sequence lengths of the MoEUT-44M forward")
 p.add_argument("--no-openvino", action="store_true")
 p.add_argument("--min-seconds", type=float, default=1.0,
                help="time each system for at least this long per case")
@@ -154,8 +170,11 @@ class Layer:
     a plain export and a torch callable where the peers apply."""
 
     def __init__(self, name, shape, model, torch_fn, plain_module=None,
-                 example=(3,)):
+                 example=(3,), ort_gathers=False):
         self.name, self.shape, self.torch_fn = name, shape, torch_fn
+        # ONNX Runtime runs the org.moe_mlir function's body, which gathers
+        # each token's expert weights as the reference does.
+        self.ort_gathers = ort_gathers
         self.path = os.path.join(work, f"{name}-{shape}.onnx")
         onnx.save(model, self.path)
         t0 = time.perf_counter()
@@ -216,10 +235,19 @@ def run_layer(layer, n, threads, peak, bw, xs, flops, tokens, bytes_read,
     the caches)."""
     case = f"{layer.name} {layer.shape}"
     ours = moe_mlir.InferenceSession(layer.artifact, threads=threads)
-    ref = ort_session(layer.path, threads)
-    want = ref.run(None, {"x": xs[0]})[0]
-    got = ours.run(None, {"x": xs[0]})[0]
-    diff = float(np.abs(got - want).max()) if got.size else 0.0
+    skipped = {}
+    ref = None
+    if layer.ort_gathers and gather_bytes / 2 > a.ort_memory_gb * 1e9:
+        skipped["ONNX Runtime"] = (
+            f"skipped: the function body gathers {gather_bytes / 2e9:.1f} GB "
+            f"of expert weights per projection (--ort-memory-gb "
+            f"{a.ort_memory_gb:g})")
+        diff = None
+    else:
+        ref = ort_session(layer.path, threads)
+        want = ref.run(None, {"x": xs[0]})[0]
+        got = ours.run(None, {"x": xs[0]})[0]
+        diff = float(np.abs(got - want).max()) if got.size else 0.0
 
     def cycling(call):
         state = {"i": 0}
@@ -228,9 +256,10 @@ def run_layer(layer, n, threads, peak, bw, xs, flops, tokens, bytes_read,
             call(xs[state["i"] % len(xs)])
             state["i"] += 1
         return fn
-    runners = [("moe-mlir", cycling(lambda x: ours.run(None, {"x": x}))),
-               ("ONNX Runtime", cycling(lambda x: ref.run(None, {"x": x})))]
-    skipped = {}
+    runners = [("moe-mlir", cycling(lambda x: ours.run(None, {"x": x})))]
+    if ref is not None:
+        runners.append(("ONNX Runtime",
+                        cycling(lambda x: ref.run(None, {"x": x}))))
     too_big = gather_bytes > a.peer_memory_gb * 1e9
     big_note = (f"skipped: the reference gathers {gather_bytes / 1e9:.1f} GB "
                 f"of expert weights (--peer-memory-gb {a.peer_memory_gb:g})")
@@ -264,6 +293,13 @@ def run_layer(layer, n, threads, peak, bw, xs, flops, tokens, bytes_read,
         last_times[(case, system, threads)] = (n, ms)
     record(case, n, threads, p50, peak, bw, flops, tokens, bytes_read, diff,
            skipped)
+    del runners, ours, ref
+    gc.collect()
+    with open("/proc/self/status") as f:
+        rss = [ln.split()[1] for ln in f if ln.startswith("VmRSS")]
+    print(f"    {case} N={n} {threads} thread(s): ours {p50['moe-mlir']:.3f} "
+          f"ms, ORT {p50.get('ONNX Runtime', float('nan')):.3f} ms; "
+          f"RSS {int(rss[0]) / 1e6 if rss else 0:.1f} GB", flush=True)
 
 
 def ffn_cases(shape, tokens_list, threads, peak, bw):
@@ -277,7 +313,7 @@ def ffn_cases(shape, tokens_list, threads, peak, bw):
                ms_layer.forward), e),
         (Layer("sigma-MoE", shape,
                export_layer(sigma, "sigma_moe", ["N", d]), sigma.forward,
-               plain_module=sigma), e),
+               plain_module=sigma, ort_gathers=True), e),
     ]
     rng = np.random.default_rng(0)
     for n in tokens_list:
@@ -366,8 +402,11 @@ def forward_cases(tlist, threads):
 
 
 t_start = time.perf_counter()
-shapes = ["MoEUT-44M"] if a.quick else ["MoEUT-44M", "MoEUT-244M"]
-ntok = [1, 64, 512] if a.quick else [1, 8, 64, 512, 2048, 8192]
+shapes = ["MoEUT-44M"] if a.quick else a.shapes.split(",")
+ntok = ([1, 64, 512] if a.quick else
+        [int(t) for t in a.tokens.split(",")])
+forward_t = ([256] if a.quick else
+             [int(t) for t in a.forward_tokens.split(",")])
 limits = {}
 for threads in threads_list:
     peak, bw = machine(threads)
@@ -378,12 +417,14 @@ for threads in threads_list:
         ffn_cases(shape, ntok, threads, peak, bw)
         print(f"  feed-forward {shape} done "
               f"({time.perf_counter() - t_start:.0f} s)", flush=True)
-    attention_cases([256] if a.quick else [256, 1024], threads, peak, bw)
-    mot_cases([512] if a.quick else [512, 2048], threads, peak, bw)
+    if not a.no_attention:
+        attention_cases([256] if a.quick else [256, 1024], threads, peak,
+                        bw)
+        mot_cases([512] if a.quick else [512, 2048], threads, peak, bw)
     print(f"  layers done ({time.perf_counter() - t_start:.0f} s)",
           flush=True)
     if not a.no_forward:
-        forward_cases([256] if a.quick else [256, 1024], threads)
+        forward_cases(forward_t, threads)
         print(f"  forward done ({time.perf_counter() - t_start:.0f} s)",
               flush=True)
 
