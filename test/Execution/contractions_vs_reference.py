@@ -15,7 +15,8 @@ output's vector dim strided in the right-hand side:
     "bhtd,pbhd->bhtp" (q [B, H, 1, d], cache [P, B, H, d] -> [B, H, 1, P]);
 
 and contractions whose vector dim is contiguous, for the wide one-row
-register tiles (1 x 256 with AVX-512, 1 x 64 below) and their column
+register tiles (1 x 256 with AVX-512, 1 x 64 with AVX, 1 x 32 with SSE)
+and their column
 tails:
 
   - matmuls "nk,kc->nc" (x [N, K], w [K, C]) with C above, between and
