@@ -330,10 +330,15 @@ struct MoeCpuTileContractionsPass
         plan->tileSizes[*plan->mDim] =
             std::min(plan->tileSizes[*plan->mDim],
                      op.getStaticLoopRanges()[*plan->mDim]);
-      // One row (no m dim, or the one-row loop of the row split): a
-      // wider tile of columns.
+      // One row (no m dim, or the one-row loop of the row split) that
+      // reads its columns contiguously: a wider tile of columns. (Read
+      // strided, per lane, a wider tile streams nothing.)
       int64_t width = nr;
-      if (!plan->mDim || op.getStaticLoopRanges()[*plan->mDim] == 1)
+      AffineMap rhsMap = op.getMatchingIndexingMap(op.getDpsInputOperand(1));
+      auto rhsLast = dyn_cast<AffineDimExpr>(rhsMap.getResults().back());
+      bool contiguous = rhsLast && rhsLast.getPosition() == plan->nDim;
+      if (contiguous &&
+          (!plan->mDim || op.getStaticLoopRanges()[*plan->mDim] == 1))
         width = rowNr;
       plan->tileSizes[plan->nDim] = width;
       scf::SCFTilingOptions options;
@@ -375,8 +380,10 @@ struct MoeCpuTileContractionsPass
         marked.push_back(op);
     });
     for (linalg::LinalgOp op : marked) {
-      int64_t tileWidth =
-          cast<IntegerAttr>(op->getAttr(kTileMarker)).getInt();
+      // (A marker of other origin, without a width: the narrow tile's.)
+      auto widthAttr =
+          dyn_cast_if_present<IntegerAttr>(op->getAttr(kTileMarker));
+      int64_t tileWidth = widthAttr ? widthAttr.getInt() : nr;
       op->removeAttr(kTileMarker);
       std::optional<TilePlan> plan = planFor(op, mr, nr, 1);
       if (!plan)

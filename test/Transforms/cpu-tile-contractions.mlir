@@ -4,6 +4,8 @@
 // RUN: moe-opt %s --moe-cpu-tile-contractions="parallel-rows=true" --split-input-file | FileCheck %s --check-prefix=PAR
 // RUN: moe-opt %s --moe-cpu-tile-contractions="dot-products=false" --split-input-file | FileCheck %s --check-prefix=NODOT
 // RUN: moe-opt %s --moe-cpu-tile-contractions="row-column-vectors=8" --split-input-file | FileCheck %s --check-prefix=WIDE
+// RUN: moe-opt %s --moe-cpu-tile-contractions="row-column-vectors=16" --split-input-file | FileCheck %s --check-prefix=WIDE16
+// RUN: moe-opt %s --moe-cpu-tile-contractions="dot-products=false row-column-vectors=16" --split-input-file | FileCheck %s --check-prefix=NODOT
 
 // Dynamic rows, 100 columns: 8x32 register tiles up to the last multiple of
 // 8 rows, the 4-column tail as an 8x4 tile, then the remaining rows one at a
@@ -149,6 +151,12 @@ func.func @dynamic_columns(%a: memref<8x16xf32>, %b: memref<16x?xf32>, %c: memre
 // WIDE:           scf.for {{.*}} -> (vector<128xf32>) {
 // WIDE:         scf.for {{.*}} step %c128
 // WIDE:           vector.create_mask {{.*}} : vector<1x128xi1>
+// The setting moe-compile uses with AVX-512: 1 x 256.
+// WIDE16-LABEL: func @one_row_dynamic_columns
+// WIDE16:         scf.for {{.*}} step %c256
+// WIDE16:           scf.for {{.*}} -> (vector<256xf32>) {
+// WIDE16:         scf.for {{.*}} step %c256
+// WIDE16:           vector.create_mask {{.*}} : vector<1x256xi1>
 func.func @one_row_dynamic_columns(%a: memref<1x16xf32>, %b: memref<16x?xf32>, %c: memref<1x?xf32>) {
   linalg.matmul ins(%a, %b : memref<1x16xf32>, memref<16x?xf32>) outs(%c : memref<1x?xf32>)
   return
@@ -296,6 +304,9 @@ func.func @in_repeats(%a: memref<?x16xf32>, %b: memref<16x64xf32>, %c: memref<?x
 // CHECK:           scf.for {{.*}} -> (vector<16xf32>)
 // CHECK-NOT:     vector.insert
 // NODOT-LABEL: func @cached_scores
+// (One row read strided: the narrow tile even with row-column-vectors=16.)
+// NODOT:         scf.for {{.*}} step %c32
+// NODOT:           scf.for {{.*}} -> (vector<32xf32>)
 // NODOT:         vector.insert
 // NODOT-NOT:     vector.load
 #cq = affine_map<(b, h, t, p, d) -> (b, h, t, d)>

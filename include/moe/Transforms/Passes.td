@@ -317,7 +317,8 @@ def MoeCpuTileContractions : Pass<"moe-cpu-tile-contractions"> {
     or B[.., n, k] (a selector read transposed: a strided column per k) --
     is tiled into
     `rows` x (`column-vectors` * `vector-bits` / 32) register tiles swept
-    over k (one-row contractions and the one-row loop of the row split:
+    over k (one-row contractions and the one-row loop of the row split,
+    where the right-hand side is contiguous along n:
     1 x (`row-column-vectors` * `vector-bits` / 32), so that each k step
     reads a long contiguous piece of the weight row), with batch and k
     dims tiled by 1 (scf::tileUsingSCF, loops in
