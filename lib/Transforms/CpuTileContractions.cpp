@@ -19,9 +19,9 @@
 // which dims go to MR and NR, the tile sizes from the target's vector
 // width (a one-row tile is wider: 1 x 256 with AVX-512, so a decode
 // step's expert and LM-head products stream 1 KB of each weight row per k
-// instead of 128 bytes), the row split (row loops of static steps MR and 1: a decode
-// segment of r < MR rows is never padded to MR), the power-of-two
-// split of a static column tail, and the accumulator hoist (see
+// instead of 128 bytes), the row split (row loops of static steps MR and
+// 1: a decode segment of r < MR rows is never padded to MR), the
+// power-of-two split of a static column tail, and the accumulator hoist (see
 // hoistAccumulators for why not upstream's). A dynamic column tail is a
 // masked vector.
 //

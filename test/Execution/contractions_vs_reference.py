@@ -78,74 +78,54 @@ def contraction(out, maps, iterators, lhs, rhs, init, types):
 def module():
     args, results, body, rets = [], [], [], []
     body.append("  %c0 = arith.constant 0 : index")
+    body.append("  %c1 = arith.constant 1 : index")
     body.append("  %zero = arith.constant 0.0 : f32")
+
+    def case(names, types, sizes, maps, iterators):
+        """One contraction: inputs names[0], names[1] and result names[2]
+        (also their onnx names) of `types`, the result's dynamic sizes
+        `sizes` as (input 0 or 1, dim), zero-filled first."""
+        (a, b, out), (at, bt, ot) = names, types
+        args.extend([f'%{a}: {at} {{onnx.name = "{a}"}}',
+                     f'%{b}: {bt} {{onnx.name = "{b}"}}'])
+        results.append(f'{ot} {{onnx.name = "{out}"}}')
+        dims = []
+        for j, (src, d) in enumerate(sizes):
+            name, t = (a, at) if src == 0 else (b, bt)
+            body.append(f"  %{out}_d{j} = tensor.dim %{name}, %c{d} : {t}")
+            dims.append(f"%{out}_d{j}")
+        body.extend([
+            f"  %{out}_e = tensor.empty({', '.join(dims)}) : {ot}",
+            f"  %{out}_f = linalg.fill ins(%zero : f32) outs(%{out}_e : {ot})"
+            f" -> {ot}"])
+        body.extend(contraction(f"%{out}", maps, iterators, f"%{a}",
+                                f"%{b}", f"%{out}_f", types))
+        rets.append((f"%{out}", ot))
+
+    two_d = ["parallel", "parallel", "reduction"]
+    four_d = ["parallel"] * 4 + ["reduction"]
     for i, (d, e) in enumerate(SELECTORS):
-        x, w, y = f"tensor<?x{d}xf32>", f"tensor<{e}x{d}xf32>", \
-            f"tensor<?x{e}xf32>"
-        args += [f'%x{i}: {x} {{onnx.name = "x{i}"}}',
-                 f'%w{i}: {w} {{onnx.name = "w{i}"}}']
-        results.append(f'{y} {{onnx.name = "y{i}"}}')
-        body += [
-            f"  %n{i} = tensor.dim %x{i}, %c0 : {x}",
-            f"  %ye{i} = tensor.empty(%n{i}) : {y}",
-            f"  %yf{i} = linalg.fill ins(%zero : f32) outs(%ye{i} : {y})"
-            f" -> {y}"]
-        body += contraction(f"%y{i}", "#sel_x, #sel_w, #sel_y",
-                            ["parallel", "parallel", "reduction"],
-                            f"%x{i}", f"%w{i}", f"%yf{i}", (x, w, y))
-        rets.append((f"%y{i}", y))
+        case((f"x{i}", f"w{i}", f"y{i}"),
+             (f"tensor<?x{d}xf32>", f"tensor<{e}x{d}xf32>",
+              f"tensor<?x{e}xf32>"),
+             [(0, 0)], "#sel_x, #sel_w, #sel_y", two_d)
     for i, (h, d) in enumerate(SCORES):
-        q, k, s = f"tensor<?x{h}x1x{d}xf32>", f"tensor<?x?x{h}x{d}xf32>", \
-            f"tensor<?x{h}x1x?xf32>"
-        args += [f'%q{i}: {q} {{onnx.name = "q{i}"}}',
-                 f'%k{i}: {k} {{onnx.name = "k{i}"}}']
-        results.append(f'{s} {{onnx.name = "s{i}"}}')
-        body += [
-            f"  %b{i} = tensor.dim %q{i}, %c0 : {q}",
-            f"  %p{i} = tensor.dim %k{i}, %c0 : {k}",
-            f"  %se{i} = tensor.empty(%b{i}, %p{i}) : {s}",
-            f"  %sf{i} = linalg.fill ins(%zero : f32) outs(%se{i} : {s})"
-            f" -> {s}"]
-        body += contraction(f"%s{i}", "#att_q, #att_k, #att_s",
-                            ["parallel"] * 4 + ["reduction"],
-                            f"%q{i}", f"%k{i}", f"%sf{i}", (q, k, s))
-        rets.append((f"%s{i}", s))
+        case((f"q{i}", f"k{i}", f"s{i}"),
+             (f"tensor<?x{h}x1x{d}xf32>", f"tensor<?x?x{h}x{d}xf32>",
+              f"tensor<?x{h}x1x?xf32>"),
+             [(0, 0), (1, 0)], "#att_q, #att_k, #att_s", four_d)
     for i, (k, c) in enumerate(MATMULS):
         cs = "?" if c is None else str(c)
-        x, w, y = f"tensor<?x{k}xf32>", f"tensor<{k}x{cs}xf32>", \
-            f"tensor<?x{cs}xf32>"
-        args += [f'%mx{i}: {x} {{onnx.name = "mx{i}"}}',
-                 f'%mw{i}: {w} {{onnx.name = "mw{i}"}}']
-        results.append(f'{y} {{onnx.name = "my{i}"}}')
-        body.append(f"  %mn{i} = tensor.dim %mx{i}, %c0 : {x}")
-        sizes = f"%mn{i}"
-        if c is None:
-            body.append(f"  %c1_{i} = arith.constant 1 : index")
-            body.append(f"  %mc{i} = tensor.dim %mw{i}, %c1_{i} : {w}")
-            sizes += f", %mc{i}"
-        body += [
-            f"  %me{i} = tensor.empty({sizes}) : {y}",
-            f"  %mf{i} = linalg.fill ins(%zero : f32) outs(%me{i} : {y})"
-            f" -> {y}"]
-        body += contraction(f"%my{i}", "#mm_x, #mm_w, #mm_y",
-                            ["parallel", "parallel", "reduction"],
-                            f"%mx{i}", f"%mw{i}", f"%mf{i}", (x, w, y))
-        rets.append((f"%my{i}", y))
+        case((f"mx{i}", f"mw{i}", f"my{i}"),
+             (f"tensor<?x{k}xf32>", f"tensor<{k}x{cs}xf32>",
+              f"tensor<?x{cs}xf32>"),
+             [(0, 0)] + ([(1, 1)] if c is None else []),
+             "#mm_x, #mm_w, #mm_y", two_d)
     for i, (h, d) in enumerate(VALUES):
-        pr, v, o = f"tensor<?x{h}x1x?xf32>", f"tensor<?x?x{h}x{d}xf32>", \
-            f"tensor<?x{h}x1x{d}xf32>"
-        args += [f'%vp{i}: {pr} {{onnx.name = "vp{i}"}}',
-                 f'%vv{i}: {v} {{onnx.name = "vv{i}"}}']
-        results.append(f'{o} {{onnx.name = "vo{i}"}}')
-        body += [
-            f"  %vb{i} = tensor.dim %vp{i}, %c0 : {pr}",
-            f"  %ve{i} = tensor.empty(%vb{i}) : {o}",
-            f"  %vf{i} = linalg.fill ins(%zero : f32) outs(%ve{i} : {o})"
-            f" -> {o}"]
-        body += contraction(f"%vo{i}", "#pv_p, #pv_v, #pv_o",
-                            ["parallel"] * 4 + ["reduction"],
-                            f"%vp{i}", f"%vv{i}", f"%vf{i}", (pr, v, o))
-        rets.append((f"%vo{i}", o))
+        case((f"vp{i}", f"vv{i}", f"vo{i}"),
+             (f"tensor<?x{h}x1x?xf32>", f"tensor<?x?x{h}x{d}xf32>",
+              f"tensor<?x{h}x1x{d}xf32>"),
+             [(0, 0)], "#pv_p, #pv_v, #pv_o", four_d)
     head = [
         "#sel_x = affine_map<(n, e, d) -> (n, d)>",
         "#sel_w = affine_map<(n, e, d) -> (e, d)>",
