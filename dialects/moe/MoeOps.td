@@ -151,7 +151,8 @@ def Moe_DispatchOp : Moe_Op<"dispatch", Moe_PureShaped> {
   let hasVerifier = 1;
 }
 
-def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", Moe_PureShaped> {
+def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul",
+    !listconcat(Moe_PureShaped, [AttrSizedOperandSegments])> {
   let summary = "expert-grouped matmul over dispatched slots";
   let description = [{
     The routed matmul of models.md section 1. `offsets` and `perm` come from
@@ -161,39 +162,72 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", Moe_PureShaped> {
     `j / (M / R)`: `R = N` for an up-projection (each token row feeds its
     `S` slots), `R = M` when each slot has its own row (down-projection).
 
-        Y[j] = input[j / (M / R)] @ weight[e]          (weight: [E, Din, Dout])
+        Y[j] = act(input[j / (M / R)] @ weight[e] + bias[e])
+                                    (weight: [E, Din, Dout], bias: [E, Dout])
+
+    `bias` (optional, none adds nothing) and `act` (optional, `relu`,
+    `gelu`, `silu` or `identity`; none is `identity`) form the epilogue of
+    each expert's product.
 
     Without `slot_weights` the result is `Y` in slot order, `[M, Dout]`.
     With `slot_weights` (`[N, S]`, `N*S = M`) the result is the weighted
     reduction into token order, `[N, Dout]`:
-    `out[n] = Σ_s slot_weights[n, s] * Y[n*S + s]` (no normalisation).
-    Experts may receive no slot; no slot is dropped.
+    `out[n] = Σ_s slot_weights[n, s] * Y[n*S + s]` (no normalisation, `s`
+    in increasing order). Experts may receive no slot; no slot is dropped.
+
+    Sorted layout (made by `moe-sort-expert-layouts`, which keeps an up
+    projection's rows in expert order for the down projection that reads
+    them): with the unit attribute `sorted_result`, row `i` of the result
+    is `Y[perm[i]]` (expert order, no scatter to slot order); with
+    `sorted_input`, sorted position `i` reads `input[i]` (the input has `M`
+    rows in expert order, no gather).
 
     Constraints: C1 ranks (input 2, weight 3, offsets 1, perm 1,
-    slot_weights 2, result 2); C2 `Din` of input and weight agree; C3
-    `offsets` has `E + 1` elements; C4 `R` divides `M`; C5 with
-    `slot_weights`, `N*S = M` and the result has `N` rows, otherwise `M`
-    rows; C6 the result has `Dout` columns; C7 input, weight, slot weights
-    and result share one element type.
+    slot_weights 2, bias 2, result 2); C2 `Din` of input and weight agree;
+    C3 `offsets` has `E + 1` elements; C4 `R` divides `M` (with
+    `sorted_input`, `R = M`); C5 with `slot_weights`, `N*S = M` and the
+    result has `N` rows, otherwise `M` rows; C6 the result has `Dout`
+    columns; C7 input, weight, slot weights, bias and result share one
+    element type; C8 `bias` is `[E, Dout]`; C9 `sorted_result` excludes
+    `slot_weights`.
 
     Example:
     ```mlir
-    %y = moe.grouped_matmul %x, %w1, %off, %perm
+    %y = moe.grouped_matmul %x, %w1, %off, %perm bias(%b1) act<relu>
         : (tensor<?x64xf32>, tensor<8x64x128xf32>, tensor<9xi32>,
-           tensor<?xi32>) -> tensor<?x128xf32>
-    %o = moe.grouped_matmul %h, %w2, %off, %perm weights(%sw)
+           tensor<?xi32>, tensor<8x128xf32>) -> tensor<?x128xf32>
+    %o = moe.grouped_matmul %y, %w2, %off, %perm weights(%sw)
         : (tensor<?x128xf32>, tensor<8x128x64xf32>, tensor<9xi32>,
            tensor<?xi32>, tensor<?x2xf32>) -> tensor<?x64xf32>
     ```
   }];
   let arguments = (ins Moe_FloatTensor:$input, Moe_FloatTensor:$weight,
                        Moe_IntTensor:$offsets, Moe_IntTensor:$perm,
-                       Optional<Moe_FloatTensor>:$slot_weights);
+                       Optional<Moe_FloatTensor>:$slot_weights,
+                       Optional<Moe_FloatTensor>:$bias,
+                       OptionalAttr<Moe_ActivationAttr>:$activation,
+                       UnitAttr:$sorted_input, UnitAttr:$sorted_result);
   let results = (outs Moe_FloatTensor:$result);
+  let builders = [
+    // The plain form: no epilogue, slot order.
+    OpBuilder<(ins "Type":$result, "Value":$input, "Value":$weight,
+                   "Value":$offsets, "Value":$perm, "Value":$slot_weights), [{
+      build($_builder, $_state, result, input, weight, offsets, perm,
+            slot_weights, /*bias=*/Value(), /*activation=*/ActivationAttr(),
+            /*sorted_input=*/false, /*sorted_result=*/false);
+    }]>
+  ];
   let assemblyFormat = [{
     $input `,` $weight `,` $offsets `,` $perm
-    (`weights` `(` $slot_weights^ `)`)? attr-dict `:`
+    (`weights` `(` $slot_weights^ `)`)? (`bias` `(` $bias^ `)`)?
+    (`act` `` $activation^)? attr-dict `:`
     functional-type(operands, results)
+  }];
+  let extraClassDeclaration = [{
+    /// The epilogue's activation (identity when none is set).
+    Activation getActivationOrIdentity() {
+      return getActivation() ? *getActivation() : Activation::Identity;
+    }
   }];
   let hasVerifier = 1;
 }

@@ -194,6 +194,7 @@ int64_t vectorBitsFor(StringRef march) {
 CpuCodegenOptions cpuCodegenOptions(const CompileOptions &options) {
   CpuCodegenOptions cpu;
   if (!options.reference) {
+    cpu.sortExpertLayouts = options.sortExpertLayouts;
     cpu.cpuLoopOrder = true;
     cpu.refineLayouts = true;
     cpu.tileVectorBits = options.tile ? vectorBitsFor(options.march) : 0;

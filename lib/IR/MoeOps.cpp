@@ -380,7 +380,8 @@ LogicalResult DispatchOp::verify() {
 LogicalResult GroupedMatmulOp::verify() {
   Operation *op = getOperation();
   Value x = getInput(), w = getWeight(), offsets = getOffsets(),
-        perm = getPerm(), sw = getSlotWeights(), res = getResult();
+        perm = getPerm(), sw = getSlotWeights(), bias = getBias(),
+        res = getResult();
   // C1: ranks.
   if (failed(checkRanks(op, "C1",
                         {{"input", x, 2},
@@ -388,8 +389,13 @@ LogicalResult GroupedMatmulOp::verify() {
                          {"offsets", offsets, 1},
                          {"perm", perm, 1},
                          {"slot_weights", sw, 2},
+                         {"bias", bias, 2},
                          {"result", res, 2}})))
     return failure();
+  // C9: a weighted reduction is in token order.
+  if (sw && getSortedResult())
+    return emitOpError() << "expected no slot_weights with sorted_result "
+                            "(C9)";
   // C2: Din.
   if (failed(checkSameDim(op, "C2", "Din", {{"input", x, 1}, {"weight", w, 1}})))
     return failure();
@@ -402,7 +408,11 @@ LogicalResult GroupedMatmulOp::verify() {
     return failure();
   // C4: R divides M.
   int64_t rows = dimOf(x, 0), slots = dimOf(perm, 0);
-  if (isStatic(rows) && isStatic(slots)) {
+  if (getSortedInput()) {
+    if (failed(checkSameDim(op, "C4", "M (sorted_input)",
+                            {{"input", x, 0}, {"perm", perm, 0}})))
+      return failure();
+  } else if (isStatic(rows) && isStatic(slots)) {
     if ((rows == 0 && slots != 0) || (rows != 0 && slots % rows != 0))
       return emitOpError() << "expected the input rows R = " << rows
                            << " to divide the slot count M = " << slots
@@ -424,11 +434,18 @@ LogicalResult GroupedMatmulOp::verify() {
   if (failed(checkSameDim(op, "C6", "Dout",
                           {{"weight", w, 2}, {"result", res, 1}})))
     return failure();
+  // C8: bias [E, Dout].
+  if (bias && (failed(checkSameDim(op, "C8", "E",
+                                   {{"weight", w, 0}, {"bias", bias, 0}})) ||
+               failed(checkSameDim(op, "C8", "Dout",
+                                   {{"weight", w, 2}, {"bias", bias, 1}}))))
+    return failure();
   // C7: element types.
   return checkElementTypes(op, "C7",
                            {{"input", x},
                             {"weight", w},
                             {"slot_weights", sw},
+                            {"bias", bias},
                             {"result", res}});
 }
 

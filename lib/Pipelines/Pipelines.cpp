@@ -31,6 +31,8 @@ void moe::buildDecomposePipeline(OpPassManager &pm) {
 void moe::buildLowerToLLVMPipeline(OpPassManager &pm,
                                    const CpuCodegenOptions &options) {
   buildDecomposePipeline(pm);
+  if (options.sortExpertLayouts)
+    pm.addPass(createMoeSortExpertLayouts());
   pm.addPass(createConvertMoeToLinalg());
   pm.addPass(createCanonicalizerPass());
   if (options.cpuLoopOrder)
@@ -125,10 +127,12 @@ void moe::registerMoePipelines() {
       [](OpPassManager &pm) { buildLowerToLLVMPipeline(pm); });
   PassPipelineRegistration<>(
       "moe-lower-to-llvm-cpu",
-      "moe-lower-to-llvm with moe-cpu-loop-order after convert-moe-to-linalg "
+      "moe-lower-to-llvm with moe-sort-expert-layouts before and "
+      "moe-cpu-loop-order after convert-moe-to-linalg "
       "(what moe-compile runs unless --reference)",
       [](OpPassManager &pm) {
         CpuCodegenOptions options;
+        options.sortExpertLayouts = true;
         options.cpuLoopOrder = true;
         buildLowerToLLVMPipeline(pm, options);
       });
@@ -139,6 +143,7 @@ void moe::registerMoePipelines() {
       "and the vector lowering",
       [](OpPassManager &pm) {
         CpuCodegenOptions options;
+        options.sortExpertLayouts = true;
         options.cpuLoopOrder = true;
         options.refineLayouts = true;
         options.tileVectorBits = 512;

@@ -3,7 +3,7 @@
 //   scores      = selector_input @ w_sel^T                     [N, E]
 //   w, ids      = moe.route (or moe.switch_route)               [N, S]
 //   off, perm   = moe.dispatch ids                              [E+1], [N*S]
-//   h           = act(moe.grouped_matmul input, w1)             [N*S, Ge]
+//   h           = moe.grouped_matmul input, w1 act<...>         [N*S, Ge]
 //   result      = moe.grouped_matmul h, w2 weights(w)           [N, D]
 //
 //===----------------------------------------------------------------------===//
@@ -78,13 +78,17 @@ struct DecomposeFfn : OpRewritePattern<FfnOp> {
         rewriter, loc, RankedTensorType::get({numExperts + 1}, idType),
         RankedTensorType::get({numSlots}, idType), ids, numExperts);
 
-    // Up-projection: each token row feeds its S slots; results in slot order.
-    Value up = GroupedMatmulOp::create(
+    // Up-projection with the activation as its epilogue: each token row
+    // feeds its S slots; results in slot order.
+    Value act = GroupedMatmulOp::create(
         rewriter, loc,
         RankedTensorType::get({numSlots, staticMul(hidden, 1)}, elementType), x,
         op.getW1(), dispatch.getOffsets(), dispatch.getPerm(),
-        /*slot_weights=*/Value());
-    Value act = activate(rewriter, loc, up, op.getActivation());
+        /*slot_weights=*/Value(), /*bias=*/Value(),
+        op.getActivation() == Activation::Identity
+            ? ActivationAttr()
+            : ActivationAttr::get(rewriter.getContext(), op.getActivation()),
+        /*sorted_input=*/false, /*sorted_result=*/false);
 
     // Down-projection reduced into token order with the slot weights.
     Value down = GroupedMatmulOp::create(

@@ -63,6 +63,42 @@ func.func @grouped_matmul(%x: tensor<?x16xf32>, %w: tensor<4x16x8xf32>, %off: te
 
 // -----
 
+// The epilogue on each expert's rows (bias row e, then the activation),
+// and the sorted layout: with sorted_result the result is the rows in
+// expert order (no inverse permutation, no scatter); with sorted_input the
+// segments read the input's rows directly (no gather), the input checked
+// to have M rows.
+// CHECK-LABEL: func @grouped_matmul_sorted
+// CHECK:         %[[PS:.*]] = scf.forall (%[[E:.*]]) in (%{{.*}}) shared_outs(%[[O:.*]] = %{{.*}}) -> (tensor<?x8xf32>)
+// CHECK:           %[[P:.*]] = linalg.matmul
+// CHECK:           %[[B:.*]] = tensor.extract_slice %{{.*}}[%[[E]], 0] [1, 8] [1, 1] : tensor<4x8xf32> to tensor<8xf32>
+// CHECK:           %[[EP:.*]] = linalg.generic {{.*}} ins(%[[P]], %[[B]] : tensor<?x8xf32>, tensor<8xf32>) outs(%[[P]] : tensor<?x8xf32>)
+// CHECK:             arith.addf
+// CHECK:             arith.maximumf
+// CHECK:             tensor.parallel_insert_slice %[[EP]] into %[[O]]
+// CHECK-NOT:     scf.for
+// CHECK:         %[[H:.*]] = scf.if
+// CHECK-NEXT:      scf.yield %[[PS]]
+// CHECK-NOT:     scf.forall (%{{.*}}) in (%{{.*}}) shared_outs(%{{.*}}) -> (tensor<?x8xf32>)
+// CHECK:         %[[PS2:.*]] = scf.forall (%{{.*}}) in (%{{.*}}) shared_outs(%{{.*}}) -> (tensor<?x16xf32>)
+// CHECK:           tensor.extract_slice %[[H]][
+// CHECK:           linalg.matmul
+// CHECK:         %[[INV:.*]] = scf.for
+// CHECK:         scf.forall
+// CHECK:           tensor.extract %[[INV]]
+// CHECK:           tensor.extract_slice %[[PS2]]
+// CHECK:         linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "reduction"]
+// CHECK-NOT:     moe.grouped_matmul %
+func.func @grouped_matmul_sorted(%x: tensor<?x16xf32>, %w1: tensor<4x16x8xf32>, %b1: tensor<4x8xf32>,
+                                 %w2: tensor<4x8x16xf32>, %off: tensor<5xi32>, %perm: tensor<?xi32>,
+                                 %sw: tensor<?x2xf32>) -> tensor<?x16xf32> {
+  %h = moe.grouped_matmul %x, %w1, %off, %perm bias(%b1) act<relu> {sorted_result} : (tensor<?x16xf32>, tensor<4x16x8xf32>, tensor<5xi32>, tensor<?xi32>, tensor<4x8xf32>) -> tensor<?x8xf32>
+  %y = moe.grouped_matmul %h, %w2, %off, %perm weights(%sw) {sorted_input} : (tensor<?x8xf32>, tensor<4x8x16xf32>, tensor<5xi32>, tensor<?xi32>, tensor<?x2xf32>) -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
 // CHECK-LABEL: func @route
 // Scores viewed [N, G, E]; top-k as masked arg-max passes; global ids g*E + e.
 // CHECK:         tensor.expand_shape %{{.*}} {{\[}}[0], [1, 2]] output_shape [%{{.*}}, 2, 4] : tensor<?x8xf32> into tensor<?x2x4xf32>

@@ -11,7 +11,9 @@ one expert, N = 1, N not a multiple of any vector width, all tokens on one
 expert, expert segments of more and fewer rows than a register tile, widths
 that leave a partial column tile. Each is compiled with moe-compile (the
 host's vector width: moe-cpu-tile-contractions' register tiles, and
-moe-cpu-loop-order), with --no-tile (the loop path only), for
+moe-cpu-loop-order), with --no-tile (the loop path only), with
+--no-sorted-experts (rows back in slot order between the two projections,
+bitwise equal to the default), for
 x86-64-v2 (128-bit tiles) and, where the host has AVX2, x86-64-v3 (256-bit
 tiles), with --parallel-loops and with --reference; each runs under moe-run
 with 1 and 2 threads, and the outputs are compared with the reference and
@@ -75,6 +77,7 @@ def main():
             variants = [("opt", []), ("ref", ["--reference"]),
                         ("par", ["--parallel-loops"]),
                         ("notile", ["--no-tile"]),
+                        ("unsorted", ["--no-sorted-experts"]),
                         ("v2", ["--march=x86-64-v2"])]
             if host_has("avx2") and host_has("fma"):
                 variants.append(("v3", ["--march=x86-64-v3"]))
@@ -105,6 +108,11 @@ def main():
                 if not np.array_equal(outs["par", 1], outs["opt", 1]):
                     ok = False
                     why.append("parallel loops differ from the sequential code")
+                # Rows kept in expert order between the two projections
+                # (moe-sort-expert-layouts) go through the same arithmetic.
+                if not np.array_equal(outs["unsorted", 1], outs["opt", 1]):
+                    ok = False
+                    why.append("--no-sorted-experts differs from the default")
                 for kind in kinds:
                     if not np.array_equal(outs[kind, 1], outs[kind, 2]):
                         ok = False

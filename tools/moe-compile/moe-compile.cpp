@@ -64,6 +64,10 @@ llvm::cl::opt<bool> noTile(
     "no-tile",
     llvm::cl::desc("leave contractions on the loop path (no "
                    "moe-cpu-tile-contractions; debugging)"));
+llvm::cl::opt<bool> noSortedExperts(
+    "no-sorted-experts",
+    llvm::cl::desc("up and down expert projections exchange their rows in "
+                   "slot order (no moe-sort-expert-layouts; debugging)"));
 llvm::cl::opt<bool> noDotProducts(
     "no-dot-products",
     llvm::cl::desc("one-row contractions that read their vector dim "
@@ -146,6 +150,7 @@ int main(int argc, char **argv) {
   options.parallelLoops = parallelLoops;
   options.tile = !noTile;
   options.dotProducts = !noDotProducts;
+  options.sortExpertLayouts = !noSortedExperts;
   options.rollRepeats = !noRoll;
   options.generation = generation;
   options.generationAllLogits = generationAllLogits;

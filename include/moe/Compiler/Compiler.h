@@ -47,6 +47,10 @@ struct CompileOptions {
   /// (moe-parallel-loops-to-host). Off by default: it scales with threads
   /// but its one-thread code is slower (docs/performance.md).
   bool parallelLoops = false;
+  /// Up/down expert projections that share a dispatch keep their rows in
+  /// expert order (moe-sort-expert-layouts); off with moe-compile
+  /// --no-sorted-experts (debugging) and with `reference`.
+  bool sortExpertLayouts = true;
   /// Register-tiled, vectorized contractions (moe-cpu-tile-contractions);
   /// off with moe-compile --no-tile (debugging: the loop path only).
   bool tile = true;

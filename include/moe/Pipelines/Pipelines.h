@@ -15,6 +15,8 @@ void buildDecomposePipeline(OpPassManager &pm);
 
 /// What the CPU lowering adds to the reference one.
 struct CpuCodegenOptions {
+  /// moe-sort-expert-layouts before convert-moe-to-linalg.
+  bool sortExpertLayouts = false;
   /// moe-cpu-loop-order after convert-moe-to-linalg.
   bool cpuLoopOrder = false;
   /// moe-refine-buffer-layouts after bufferization.

@@ -146,6 +146,36 @@ def MoeOutlineWeights : Pass<"moe-outline-weights", "::mlir::ModuleOp"> {
                            "::mlir::tensor::TensorDialect"];
 }
 
+def MoeSortExpertLayouts : Pass<"moe-sort-expert-layouts"> {
+  let summary = "Keep an up projection's rows in expert order for the down "
+                "projection that reads them";
+  let description = [{
+    An expert layer computes `up = moe.grouped_matmul x, w1, off, perm`
+    (rows in slot order: the lowering scatters each expert's rows back
+    through the inverse permutation), maybe elementwise ops on it, then
+    `moe.grouped_matmul up, w2, off, perm ...`, which gathers the same rows
+    back into expert order. When the down projection uses the same
+    `offsets` and `perm` and every op in between is elementwise (a
+    `linalg.generic` with identity maps and only `arith`/`math` ops in its
+    body, so rows may be permuted through it), this pass sets
+    `sorted_result` on the up projection and `sorted_input` on the down
+    projection: the rows stay in expert order, and the scatter and the
+    gather between the two (2 * M * Ge element copies) disappear. The
+    result of the layer does not change. `moe-compile --no-sorted-experts`
+    leaves the pass out (debugging).
+
+    Example:
+    ```mlir
+    %h = moe.grouped_matmul %x, %w1, %off, %perm act<relu> : ...
+    %y = moe.grouped_matmul %h, %w2, %off, %perm weights(%sw) : ...
+    // becomes
+    %h = moe.grouped_matmul %x, %w1, %off, %perm act<relu> {sorted_result}
+    %y = moe.grouped_matmul %h, %w2, %off, %perm weights(%sw) {sorted_input}
+    ```
+  }];
+  let dependentDialects = ["::mlir::moe::MoeDialect"];
+}
+
 def MoeRefineBufferLayouts : Pass<"moe-refine-buffer-layouts"> {
   let summary = "Give scf.if buffer results the most static common layout";
   let description = [{

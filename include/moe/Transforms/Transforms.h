@@ -35,6 +35,10 @@ void populateDecomposeMotPatterns(RewritePatternSet &patterns);
 /// All of the above.
 void populateDecomposeCompositePatterns(RewritePatternSet &patterns);
 
+/// Up/down moe.grouped_matmul pairs that share a dispatch keep their rows
+/// in expert order (moe-sort-expert-layouts).
+void populateSortExpertLayoutsPatterns(RewritePatternSet &patterns);
+
 /// scf.if results of memref type get the most static layout that both
 /// branches' buffers have (moe-refine-buffer-layouts).
 void populateRefineBufferLayoutsPatterns(RewritePatternSet &patterns);

@@ -489,6 +489,38 @@ struct LowerDispatch : OpRewritePattern<DispatchOp> {
   }
 };
 
+/// `act(rows + bias[e])` for the rows `[count, Dout]` of expert `e`'s
+/// product (no bias when `bias` is null).
+static Value expertEpilogue(OpBuilder &b, Location loc, Value rows, Value bias,
+                            Value e, OpFoldResult doutF, Activation act) {
+  MLIRContext *ctx = b.getContext();
+  AffineMap id = AffineMap::getMultiDimIdentityMap(2, ctx);
+  SmallVector<Value> ins{rows};
+  SmallVector<AffineMap> maps{id};
+  if (bias) {
+    auto rowType = RankedTensorType::get(
+        {getConstantIntValue(doutF).value_or(ShapedType::kDynamic)},
+        typeOf(rows).getElementType());
+    ins.push_back(tensor::ExtractSliceOp::create(
+        b, loc, rowType, bias, ArrayRef<OpFoldResult>{e, b.getIndexAttr(0)},
+        ArrayRef<OpFoldResult>{b.getIndexAttr(1), doutF},
+        ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1)}));
+    maps.push_back(AffineMap::get(2, 0, {getAffineDimExpr(1, ctx)}, ctx));
+  }
+  maps.push_back(id);
+  return linalg::GenericOp::create(
+             b, loc, TypeRange{rows.getType()}, ins, ValueRange{rows}, maps,
+             {utils::IteratorType::parallel, utils::IteratorType::parallel},
+             [&](OpBuilder &nb, Location nl, ValueRange a) {
+               Value v = a[0];
+               if (bias)
+                 v = arith::AddFOp::create(nb, nl, v, a[1]);
+               linalg::YieldOp::create(nb, nl,
+                                       activateScalar(nb, nl, v, act));
+             })
+      .getResult(0);
+}
+
 struct LowerGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(GroupedMatmulOp op,
@@ -499,8 +531,14 @@ struct LowerGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
     Value x = op.getInput(), w = op.getWeight(), offsets = op.getOffsets(),
           perm = op.getPerm();
     Type elt = typeOf(x).getElementType();
+    Value bias = op.getBias();
+    Activation act = op.getActivationOrIdentity();
+    // With Din = 0 every product is zero and a bias would make each row
+    // its expert's bias; no model has such a layer.
+    if (bias && typeOf(x).getDimSize(1) == 0)
+      return op.emitOpError("a bias with a zero-sized Din is not supported");
     // Static zero-sized operands: the result is all zeros (and slices of a
-    // zero-sized dim do not verify).
+    // zero-sized dim do not verify; act(0) = 0 for every activation).
     if (llvm::is_contained(typeOf(x).getShape(), 0) ||
         llvm::is_contained(typeOf(w).getShape(), 0) ||
         typeOf(perm).getDimSize(0) == 0) {
@@ -536,7 +574,10 @@ struct LowerGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
     x = requireSize(b, loc, x, 1, dinF, kErrorShapeMismatch);
     x = requireSize(
         b, loc, x, 0,
-        getAsOpFoldResult(arith::DivUIOp::create(b, loc, m, fanOr1).getResult()),
+        op.getSortedInput()
+            ? getAsOpFoldResult(m)
+            : getAsOpFoldResult(
+                  arith::DivUIOp::create(b, loc, m, fanOr1).getResult()),
         kErrorShapeMismatch);
     // The segments must cover [0, M): offsets[0] = 0 and offsets[E] = M
     // (moe.dispatch's always do; otherwise rows of the result would never
@@ -557,13 +598,15 @@ struct LowerGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
     // Three loops whose iterations are independent (scf.forall: with
     // moe-compile --parallel-loops they run on the thread pool), none of
     // which allocates per iteration:
-    //  1. gather the rows in expert order: xs[i] = x[perm[i] / F];
-    //  2. one matmul per expert segment, xs[lo, hi) @ w[e], written in
-    //     place into its rows of ps;
+    //  1. gather the rows in expert order: xs[i] = x[perm[i] / F] (none
+    //     with sorted_input: xs = x);
+    //  2. one matmul per expert segment, xs[lo, hi) @ w[e], with the
+    //     epilogue (bias[e], act) on its rows while they are in cache,
+    //     written in place into its rows of ps;
     //  3. back to slot order: y[s] = ps[inv[s]], with inv the inverse of
     //     perm (every row of y is written by exactly one iteration, so the
     //     result does not depend on the order, even for a perm that is no
-    //     permutation).
+    //     permutation); none with sorted_result: the result is ps.
     auto rowOf = [&](int64_t width) {
       return RankedTensorType::get({1, width}, elt);
     };
@@ -604,7 +647,7 @@ struct LowerGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
                  })
           .getResult(0);
     };
-    Value xs = gatherRows(x, din, dinF, [&](OpBuilder &nb, Location nl,
+    Value xs = op.getSortedInput() ? x : gatherRows(x, din, dinF, [&](OpBuilder &nb, Location nl,
                                             Value i) -> Value {
       Value slot = checkedIndex(
           nb, nl,
@@ -661,10 +704,16 @@ struct LowerGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
                   linalg::MatmulOp::create(nb, nl, ValueRange{segment, we},
                                            ValueRange{init})
                       .getResult(0);
+              if (bias || act != Activation::Identity)
+                prod = expertEpilogue(nb, nl, prod, bias, e, doutF, act);
               insertInParallel(nb, nl, prod, args[1],
                                {lo, nb.getIndexAttr(0)}, {count, doutF});
             })
             .getResult(0);
+    if (op.getSortedResult()) {
+      b.replaceOp(op, castTo(b, loc, ps, op.getType()));
+      return success();
+    }
     // inv[perm[i]] = i (a sequential scatter of M indices). Every entry
     // starts at -1; an entry written twice (perm is no permutation) is
     // reported, and so every slot is written exactly once when no report

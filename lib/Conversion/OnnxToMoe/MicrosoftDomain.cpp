@@ -6,8 +6,9 @@
 //   w, ids   = moe.route logits gate<softmax | topk_softmax>   (normalize 0|1:
 //              softmax-then-top-k renormalised equals softmax over the top-k)
 //   off,perm = moe.dispatch ids
-//   h        = act(moe.grouped_matmul x, fc1ᵀ + b1[expert of slot])
-//   y        = moe.grouped_matmul h, fc2ᵀ weights(w) + Σ_k w b2[ids]
+//   h        = moe.grouped_matmul x, fc1ᵀ bias(b1) act<relu|silu|identity>
+//              (ORT's gelu and swiglu: elementwise ops after it)
+//   y        = moe.grouped_matmul h, fc2ᵀ weights(w) bias(b2)
 //
 // Activations follow ORT: gelu is the tanh approximation; swiglu is the
 // interleaved form (gate at even, linear at odd columns), with alpha, beta
@@ -44,33 +45,6 @@ RankedTensorType typeOf(Value v) { return cast<RankedTensorType>(v.getType()); }
 
 Value fconst(OpBuilder &b, Location loc, Type t, double v) {
   return arith::ConstantOp::create(b, loc, b.getFloatAttr(t, v));
-}
-
-/// rows[j, :] += bias[ids[j], :] for slot-order rows [M, F], ids [M].
-Value addExpertBias(OpBuilder &b, Location loc, Value rows, Value bias,
-                    Value ids) {
-  RankedTensorType t = typeOf(rows);
-  MLIRContext *ctx = b.getContext();
-  SmallVector<AffineMap> maps = {
-      b.getMultiDimIdentityMap(2),
-      AffineMap::get(2, 0, getAffineDimExpr(0, ctx)),
-      b.getMultiDimIdentityMap(2)};
-  Value init = emptyTensor(b, loc, tensor::getMixedSizes(b, loc, rows),
-                           t.getElementType());
-  return linalg::GenericOp::create(
-             b, loc, TypeRange{init.getType()}, ValueRange{rows, ids},
-             ValueRange{init}, maps,
-             SmallVector<utils::IteratorType>(2, utils::IteratorType::parallel),
-             [&](OpBuilder &nb, Location nl, ValueRange a) {
-               Value e = arith::IndexCastOp::create(nb, nl, nb.getIndexType(),
-                                                    a[1]);
-               Value f = linalg::IndexOp::create(nb, nl, 1);
-               Value bv = tensor::ExtractOp::create(nb, nl, bias,
-                                                    ValueRange{e, f});
-               yield(nb, nl,
-                                       arith::AddFOp::create(nb, nl, a[0], bv));
-             })
-      .getResult(0);
 }
 
 struct SwiGlu {
@@ -248,70 +222,42 @@ Values microsoftMoE(onnxir::NodeOp node, RewriterBase &b) {
       experts);
   Value w1t = transpose(b, loc, *fc1, {0, 2, 1});          // [E, H, F1]
   Value w2t = transpose(b, loc, *fc2, {0, 2, 1});          // [E, I, H]
+  // The bias and an activation of moe.grouped_matmul's own (relu, silu,
+  // identity) are the up projection's epilogue; ORT's gelu (the tanh
+  // approximation) and swiglu stay elementwise ops after it.
+  std::optional<Activation> epilogueAct =
+      llvm::StringSwitch<std::optional<Activation>>(*act)
+          .Case("relu", Activation::Relu)
+          .Case("silu", Activation::Silu)
+          .Case("identity", Activation::Identity)
+          .Default(std::nullopt);
   auto up = GroupedMatmulOp::create(
       b, loc,
       RankedTensorType::get({staticMul(n, *k), w1Type.getDimSize(1)}, elt), x,
-      w1t, dispatch.getOffsets(), dispatch.getPerm(), Value());
+      w1t, dispatch.getOffsets(), dispatch.getPerm(), /*slot_weights=*/Value(),
+      /*bias=*/*b1,
+      epilogueAct ? ActivationAttr::get(b.getContext(), *epilogueAct)
+                  : ActivationAttr(),
+      /*sorted_input=*/false, /*sorted_result=*/false);
   if (failed(verify(up))) {
     b.eraseOp(up);
     return failure();
   }
   Value h = up;
-  Value slotIds = collapse(b, loc, route.getIds(), {{0, 1}});
-  if (*b1)
-    h = addExpertBias(b, loc, h, *b1, slotIds);
-  h = activate(b, loc, h, *act, swiglu);
+  if (!epilogueAct)
+    h = activate(b, loc, h, *act, swiglu);
+  // y[n] = Σ_k w[n, k] * (h @ w2[e] + b2[e]): the bias in the epilogue.
   auto down = GroupedMatmulOp::create(
       b, loc, RankedTensorType::get({typeOf(x).getDimSize(0),
                                      w2Type.getDimSize(1)}, elt),
-      h, w2t, dispatch.getOffsets(), dispatch.getPerm(), route.getWeights());
+      h, w2t, dispatch.getOffsets(), dispatch.getPerm(), route.getWeights(),
+      /*bias=*/*b2, ActivationAttr(),
+      /*sorted_input=*/false, /*sorted_result=*/false);
   if (failed(verify(down))) {
     b.eraseOp(down);
     return failure();
   }
   Value y = down;
-  if (*b2) {
-    // y[n] += Σ_k w[n, k] * b2[ids[n, k]].
-    MLIRContext *ctx = b.getContext();
-    Value init = filledTensor(b, loc, tensor::getMixedSizes(b, loc, y), elt,
-                              0.0);
-    AffineMap nk = AffineMap::get(3, 0, {getAffineDimExpr(0, ctx),
-                                         getAffineDimExpr(2, ctx)}, ctx);
-    Value biasSum =
-        linalg::GenericOp::create(
-            b, loc, TypeRange{init.getType()},
-            ValueRange{route.getWeights(), route.getIds()}, ValueRange{init},
-            SmallVector<AffineMap>{nk, nk,
-                                   AffineMap::get(3, 0,
-                                                  {getAffineDimExpr(0, ctx),
-                                                   getAffineDimExpr(1, ctx)},
-                                                  ctx)},
-            {utils::IteratorType::parallel, utils::IteratorType::parallel,
-             utils::IteratorType::reduction},
-            [&](OpBuilder &nb, Location nl, ValueRange a) {
-              Value e = arith::IndexCastOp::create(nb, nl, nb.getIndexType(),
-                                                   a[1]);
-              Value hIdx = linalg::IndexOp::create(nb, nl, 1);
-              Value bv = tensor::ExtractOp::create(nb, nl, *b2,
-                                                   ValueRange{e, hIdx});
-              Value prod = arith::MulFOp::create(nb, nl, a[0], bv);
-              yield(nb, nl,
-                                      arith::AddFOp::create(nb, nl, a[2], prod));
-            })
-            .getResult(0);
-    AffineMap id = b.getMultiDimIdentityMap(2);
-    y = linalg::GenericOp::create(
-            b, loc, TypeRange{y.getType()}, ValueRange{y, biasSum},
-            ValueRange{emptyTensor(b, loc, tensor::getMixedSizes(b, loc, y),
-                                   elt)},
-            SmallVector<AffineMap>{id, id, id},
-            SmallVector<utils::IteratorType>(2, utils::IteratorType::parallel),
-            [&](OpBuilder &nb, Location nl, ValueRange a) {
-              yield(nb, nl,
-                                      arith::AddFOp::create(nb, nl, a[0], a[1]));
-            })
-            .getResult(0);
-  }
   if (xType.getRank() == 3)
     y = expand(b, loc, y, {{0, 1}, {2}},
                tensor::getMixedSizes(b, loc, *input));

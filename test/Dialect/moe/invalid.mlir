@@ -327,6 +327,54 @@ func.func @grouped_matmul_c7(%x: tensor<4x8xf32>, %w: tensor<2x8x16xbf16>, %o: t
   return
 }
 
+// -----
+
+func.func @grouped_matmul_c8_experts(%x: tensor<4x8xf32>, %w: tensor<2x8x16xf32>, %o: tensor<3xi32>, %p: tensor<8xi32>, %b: tensor<3x16xf32>) {
+  // expected-error @+1 {{expected bias dim 0 (E) to be 2 as in weight dim 0, got 3 (C8)}}
+  %y = moe.grouped_matmul %x, %w, %o, %p bias(%b) : (tensor<4x8xf32>, tensor<2x8x16xf32>, tensor<3xi32>, tensor<8xi32>, tensor<3x16xf32>) -> tensor<8x16xf32>
+  return
+}
+
+// -----
+
+func.func @grouped_matmul_c8_width(%x: tensor<4x8xf32>, %w: tensor<2x8x16xf32>, %o: tensor<3xi32>, %p: tensor<8xi32>, %b: tensor<2x8xf32>) {
+  // expected-error @+1 {{expected bias dim 1 (Dout) to be 16 as in weight dim 2, got 8 (C8)}}
+  %y = moe.grouped_matmul %x, %w, %o, %p bias(%b) : (tensor<4x8xf32>, tensor<2x8x16xf32>, tensor<3xi32>, tensor<8xi32>, tensor<2x8xf32>) -> tensor<8x16xf32>
+  return
+}
+
+// -----
+
+func.func @grouped_matmul_c1_bias(%x: tensor<4x8xf32>, %w: tensor<2x8x16xf32>, %o: tensor<3xi32>, %p: tensor<8xi32>, %b: tensor<16xf32>) {
+  // expected-error @+1 {{bias}}
+  %y = moe.grouped_matmul %x, %w, %o, %p bias(%b) : (tensor<4x8xf32>, tensor<2x8x16xf32>, tensor<3xi32>, tensor<8xi32>, tensor<16xf32>) -> tensor<8x16xf32>
+  return
+}
+
+// -----
+
+func.func @grouped_matmul_c7_bias(%x: tensor<4x8xf32>, %w: tensor<2x8x16xf32>, %o: tensor<3xi32>, %p: tensor<8xi32>, %b: tensor<2x16xf64>) {
+  // expected-error @+1 {{C7}}
+  %y = moe.grouped_matmul %x, %w, %o, %p bias(%b) : (tensor<4x8xf32>, tensor<2x8x16xf32>, tensor<3xi32>, tensor<8xi32>, tensor<2x16xf64>) -> tensor<8x16xf32>
+  return
+}
+
+// -----
+
+func.func @grouped_matmul_c4_sorted_input(%x: tensor<4x8xf32>, %w: tensor<2x8x16xf32>, %o: tensor<3xi32>, %p: tensor<8xi32>) {
+  // expected-error @+1 {{expected perm dim 0 (M (sorted_input)) to be 4 as in input dim 0, got 8 (C4)}}
+  %y = moe.grouped_matmul %x, %w, %o, %p {sorted_input} : (tensor<4x8xf32>, tensor<2x8x16xf32>, tensor<3xi32>, tensor<8xi32>) -> tensor<8x16xf32>
+  return
+}
+
+// -----
+
+func.func @grouped_matmul_c9(%x: tensor<8x8xf32>, %w: tensor<2x8x16xf32>, %o: tensor<3xi32>, %p: tensor<8xi32>, %sw: tensor<4x2xf32>) {
+  // expected-error @+1 {{expected no slot_weights with sorted_result (C9)}}
+  %y = moe.grouped_matmul %x, %w, %o, %p weights(%sw) {sorted_result} : (tensor<8x8xf32>, tensor<2x8x16xf32>, tensor<3xi32>, tensor<8xi32>, tensor<4x2xf32>) -> tensor<4x16xf32>
+  return
+}
+
 //===----------------------------------------------------------------------===//
 // moe.combine
 //===----------------------------------------------------------------------===//

@@ -57,6 +57,20 @@ func.func @grouped_matmul(%x: tensor<?x64xf32>, %w1: tensor<8x64x128xf32>, %h: t
   return
 }
 
+// The epilogue (bias, activation) and the sorted layout.
+// CHECK-LABEL: func @grouped_matmul_epilogue
+func.func @grouped_matmul_epilogue(%x: tensor<?x64xf32>, %w1: tensor<8x64x128xf32>, %b1: tensor<8x128xf32>,
+                                   %w2: tensor<8x128x64xf32>, %b2: tensor<8x64xf32>, %off: tensor<9xi32>,
+                                   %perm: tensor<?xi32>, %sw: tensor<?x2xf32>) {
+  // CHECK: %[[H:.+]] = moe.grouped_matmul %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} bias(%{{.*}}) act<silu> {sorted_result} : (tensor<?x64xf32>, tensor<8x64x128xf32>, tensor<9xi32>, tensor<?xi32>, tensor<8x128xf32>) -> tensor<?x128xf32>
+  %h = moe.grouped_matmul %x, %w1, %off, %perm bias(%b1) act<silu> {sorted_result} : (tensor<?x64xf32>, tensor<8x64x128xf32>, tensor<9xi32>, tensor<?xi32>, tensor<8x128xf32>) -> tensor<?x128xf32>
+  // CHECK: moe.grouped_matmul %[[H]], %{{.*}}, %{{.*}}, %{{.*}} weights(%{{.*}}) bias(%{{.*}}) {sorted_input} : (tensor<?x128xf32>, tensor<8x128x64xf32>, tensor<9xi32>, tensor<?xi32>, tensor<?x2xf32>, tensor<8x64xf32>) -> tensor<?x64xf32>
+  %o = moe.grouped_matmul %h, %w2, %off, %perm weights(%sw) bias(%b2) {sorted_input} : (tensor<?x128xf32>, tensor<8x128x64xf32>, tensor<9xi32>, tensor<?xi32>, tensor<?x2xf32>, tensor<8x64xf32>) -> tensor<?x64xf32>
+  // CHECK: moe.grouped_matmul %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} act<relu> :
+  %r = moe.grouped_matmul %x, %w1, %off, %perm act<relu> : (tensor<?x64xf32>, tensor<8x64x128xf32>, tensor<9xi32>, tensor<?xi32>) -> tensor<?x128xf32>
+  return
+}
+
 // CHECK-LABEL: func @grouped_matmul_static
 func.func @grouped_matmul_static(%x: tensor<6x40xf32>, %w: tensor<7x40x24xf32>, %off: tensor<8xi64>,
                                  %perm: tensor<18xi64>, %sw: tensor<6x3xf32>) {
