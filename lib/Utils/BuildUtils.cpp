@@ -245,10 +245,12 @@ void moe::build::applyDecomposition(Operation *root,
 }
 
 /// topK along the last axis of `xs`: for each row (all leading dims
-/// collapsed into one), k passes over the row; a pass takes the first
-/// element, then every later one strictly better (OGT/OLT, sgt/slt), and
-/// the chosen element is masked to `worst` for the next pass. Same results,
-/// ties and NaNs as the general form.
+/// collapsed into one), the semantics of k passes over the row; a pass
+/// takes the first element, then every later one strictly better (OGT/OLT,
+/// sgt/slt), and the chosen element is masked to `worst` for the next
+/// pass. Same results, ties and NaNs as the general form. Rows without NaN
+/// or `worst` are selected in one pass with insertion (same results); the
+/// others run the k passes.
 static std::pair<Value, Value>
 topKLastAxis(OpBuilder &b, Location loc, Value xs, OpFoldResult kF0, bool largest,
              function_ref<Value(OpBuilder &, Location)> worst) {
@@ -317,8 +319,125 @@ topKLastAxis(OpBuilder &b, Location loc, Value xs, OpFoldResult kF0, bool larges
         auto col = [&](OpBuilder &ob, Location ol, Value e) {
           return arith::AddIOp::create(ob, ol, e, ck).getResult();
         };
+        auto better = [&](OpBuilder &ob, Location ol, Value a, Value bv) {
+          return isF ? Value(arith::CmpFOp::create(
+                           ob, ol,
+                           largest ? arith::CmpFPredicate::OGT
+                                   : arith::CmpFPredicate::OLT,
+                           a, bv))
+                     : Value(arith::CmpIOp::create(
+                           ob, ol,
+                           largest ? arith::CmpIPredicate::sgt
+                                   : arith::CmpIPredicate::slt,
+                           a, bv));
+        };
+        // One pass over the row keeps the best k so far, sorted (better
+        // first, ties in index order), in the values/indices rows: an
+        // element enters when fewer than k are kept or it is better than
+        // the last kept, and bubbles up to its place (an element of a
+        // lower index that it only ties stays ahead). On rows without NaN
+        // and without the masking value `worst` this selects exactly what
+        // the k passes below do, in the same order; rows with either (and
+        // k above the row's width) take the k passes, so every row gets
+        // the passes' results bit for bit. About W + (insertions x k)
+        // steps instead of k x W.
+        Value ckm1 = arith::SubIOp::create(rb, rl, ck, c1);
+        Value i1False =
+            arith::ConstantOp::create(rb, rl, rb.getBoolAttr(false));
+        auto single = scf::ForOp::create(
+            rb, rl, c0, width, c1,
+            ValueRange{bothRow, indicesRow, c0, i1False},
+            [&](OpBuilder &sb, Location sl, Value e, ValueRange it) {
+              Value vals = it[0], idxs = it[1], count = it[2];
+              Value v = tensor::ExtractOp::create(
+                  sb, sl, vals, ValueRange{r0, col(sb, sl, e)});
+              // NaN or the masking value.
+              Value special =
+                  isF ? Value(arith::CmpFOp::create(
+                            sb, sl, arith::CmpFPredicate::OEQ, v,
+                            worst(sb, sl)))
+                      : Value(arith::CmpIOp::create(
+                            sb, sl, arith::CmpIPredicate::eq, v,
+                            worst(sb, sl)));
+              if (isF)
+                special = arith::OrIOp::create(
+                    sb, sl, special,
+                    arith::CmpFOp::create(sb, sl, arith::CmpFPredicate::UNO,
+                                          v, v));
+              special = arith::OrIOp::create(sb, sl, special, it[3]);
+              Value notFull = arith::CmpIOp::create(
+                  sb, sl, arith::CmpIPredicate::ult, count, ck);
+              // The last kept value (column k - 1; read only when full).
+              Value lastAt = arith::SelectOp::create(sb, sl, notFull, c0, ckm1);
+              Value last = tensor::ExtractOp::create(sb, sl, vals,
+                                                     ValueRange{r0, lastAt});
+              Value enter = arith::OrIOp::create(sb, sl, notFull,
+                                                 better(sb, sl, v, last));
+              Value ei = arith::IndexCastOp::create(sb, sl, i64, e);
+              auto ins = scf::IfOp::create(
+                  sb, sl, enter,
+                  [&](OpBuilder &ib, Location il) {
+                    // Positions [0, min(count + 1, k)): from the first one
+                    // v beats, every kept element moves down by one.
+                    Value upTo = arith::MinUIOp::create(
+                        ib, il, arith::AddIOp::create(ib, il, count, c1), ck);
+                    auto bubble = scf::ForOp::create(
+                        ib, il, c0, upTo, c1,
+                        ValueRange{vals, idxs, v, ei, i1False},
+                        [&](OpBuilder &fb, Location fl, Value j,
+                            ValueRange st) {
+                          Value kv = tensor::ExtractOp::create(
+                              fb, fl, st[0], ValueRange{r0, j});
+                          Value ki = tensor::ExtractOp::create(
+                              fb, fl, st[1], ValueRange{r0, j});
+                          Value empty = arith::CmpIOp::create(
+                              fb, fl, arith::CmpIPredicate::eq, j, count);
+                          Value swap = arith::OrIOp::create(
+                              fb, fl,
+                              arith::OrIOp::create(fb, fl, st[4], empty),
+                              better(fb, fl, st[2], kv));
+                          Value putV = arith::SelectOp::create(fb, fl, swap,
+                                                               st[2], kv);
+                          Value putI = arith::SelectOp::create(fb, fl, swap,
+                                                               st[3], ki);
+                          Value carryV = arith::SelectOp::create(
+                              fb, fl, swap, kv, st[2]);
+                          Value carryI = arith::SelectOp::create(
+                              fb, fl, swap, ki, st[3]);
+                          Value nv = tensor::InsertOp::create(
+                              fb, fl, putV, st[0], ValueRange{r0, j});
+                          Value ni = tensor::InsertOp::create(
+                              fb, fl, putI, st[1], ValueRange{r0, j});
+                          scf::YieldOp::create(
+                              fb, fl,
+                              ValueRange{nv, ni, carryV, carryI, swap});
+                        });
+                    scf::YieldOp::create(
+                        ib, il,
+                        ValueRange{bubble.getResult(0), bubble.getResult(1),
+                                   upTo});
+                  },
+                  [&](OpBuilder &ib, Location il) {
+                    scf::YieldOp::create(ib, il,
+                                         ValueRange{vals, idxs, count});
+                  });
+              scf::YieldOp::create(
+                  sb, sl,
+                  ValueRange{ins.getResult(0), ins.getResult(1),
+                             ins.getResult(2), special});
+            });
+        // k above the row's width: the passes (they repeat the first
+        // element, as before).
+        Value needPasses = arith::OrIOp::create(
+            rb, rl, single.getResult(3),
+            arith::CmpIOp::create(rb, rl, arith::CmpIPredicate::ugt, ck,
+                                  width));
+        auto chosen = scf::IfOp::create(
+            rb, rl, needPasses,
+            [&](OpBuilder &tb, Location tl) {
         auto passLoop = scf::ForOp::create(
-            rb, rl, c0, ck, c1, ValueRange{bothRow, indicesRow},
+            tb, tl, c0, ck, c1, ValueRange{single.getResult(0),
+                                           single.getResult(1)},
             [&](OpBuilder &pb, Location pl, Value r, ValueRange it) {
               Value work = it[0];
               Value none = arith::ConstantOp::create(
@@ -379,7 +498,14 @@ topKLastAxis(OpBuilder &b, Location loc, Value xs, OpFoldResult kF0, bool larges
                   pb, pl, bestV, mask.getResult(0), ValueRange{r0, r});
               scf::YieldOp::create(pb, pl, ValueRange{vals, idxs});
             });
-        Value row = passLoop.getResult(0);
+        scf::YieldOp::create(tb, tl, passLoop.getResults());
+            },
+            [&](OpBuilder &tb, Location tl) {
+              scf::YieldOp::create(tb, tl,
+                                   ValueRange{single.getResult(0),
+                                              single.getResult(1)});
+            });
+        Value row = chosen.getResult(0);
         auto term = scf::InParallelOp::create(rb, rl);
         OpBuilder::InsertionGuard guard(rb);
         rb.setInsertionPointToStart(term.getBody());
@@ -387,7 +513,7 @@ topKLastAxis(OpBuilder &b, Location loc, Value xs, OpFoldResult kF0, bool larges
             rb, rl, row, args[1], ArrayRef<OpFoldResult>{n, zeroF},
             ArrayRef<OpFoldResult>{rb.getIndexAttr(1), bothF}, unit(rb));
         tensor::ParallelInsertSliceOp::create(
-            rb, rl, passLoop.getResult(1), args[2],
+            rb, rl, chosen.getResult(1), args[2],
             ArrayRef<OpFoldResult>{n, zeroF},
             ArrayRef<OpFoldResult>{rb.getIndexAttr(1), kF}, unit(rb));
       });

@@ -65,3 +65,57 @@ def test_topk_matches_onnxruntime(tmp_path, shape, k, axis, largest, dtype):
         want = reference.run(None, {"x": x})
         np.testing.assert_array_equal(got[0], want[0])
         np.testing.assert_array_equal(got[1], want[1])
+
+
+def k_passes(x, k, largest):
+    """The documented semantics of TopK along the last axis, written out:
+    k passes per row; a pass takes the first element, then every later one
+    strictly better, and masks the chosen one with -inf (largest) or +inf
+    for the next pass, returning the value it took from the masked row (a
+    pass that finds nothing better than a masked first element returns
+    index 0 and the mask). NaN is never better than anything."""
+    worst = -np.inf if largest else np.inf
+    rows = x.reshape(-1, x.shape[-1]).astype(np.float64)
+    values = np.empty((rows.shape[0], k), np.float32)
+    indices = np.empty((rows.shape[0], k), np.int64)
+    for r, row in enumerate(rows):
+        work = row.copy()
+        for p in range(k):
+            best, at = work[0], 0
+            for e in range(1, len(work)):
+                if (work[e] > best) if largest else (work[e] < best):
+                    best, at = work[e], e
+            values[r, p], indices[r, p] = work[at], at
+            work[at] = worst
+    shape = x.shape[:-1] + (k,)
+    return values.reshape(shape), indices.reshape(shape)
+
+
+@pytest.mark.parametrize("largest", [True, False])
+def test_topk_special_rows(tmp_path, largest):
+    """Rows with NaN and with the masking value (-inf for largest, +inf
+    for smallest) take the k passes; the other rows the one-pass
+    insertion. Both must give the passes' results, row by row, among rows
+    of ties, of distinct values and of infinities of the other sign."""
+    w, k = 9, 4
+    model = topk_model(["N", w], k, 1, largest, np.float32)
+    path = str(tmp_path / "topk.onnx")
+    onnx.save(model, path)
+    session = moe_mlir.InferenceSession(
+        moe_mlir.compile(path, str(tmp_path / "topk.moeb"), **FAST))
+    rng = np.random.default_rng(7)
+    rows = [rng.integers(-2, 3, size=w).astype(np.float32) for _ in range(6)]
+    rows += [rng.standard_normal(w).astype(np.float32) for _ in range(6)]
+    special = [np.nan, -np.inf, np.inf]
+    for value in special:
+        for at in (0, 3, w - 1):
+            row = rng.integers(-2, 3, size=w).astype(np.float32)
+            row[at] = value
+            rows.append(row)
+    rows.append(np.full(w, np.nan, np.float32))
+    rows.append(np.full(w, -np.inf if largest else np.inf, np.float32))
+    x = np.stack(rows)
+    got = session.run(None, {"x": x})
+    want = k_passes(x, k, largest)
+    np.testing.assert_array_equal(got[1], want[1])
+    np.testing.assert_array_equal(got[0], want[0])
