@@ -31,9 +31,9 @@ func.func @dispatch(%ids: tensor<?x2xi32>) -> (tensor<5xi32>, tensor<?xi32>) {
 // Three loops of independent iterations (scf.forall), none allocating per
 // iteration: the rows gathered in expert order through perm (a row copy per
 // slot, perm checked), one linalg.matmul per expert segment written in
-// place into its rows (segment bounds checked), and the rows back in slot
-// order through the inverse of perm (each output row written once); then
-// the weighted reduction per token.
+// place into its rows (segment bounds checked), and the weighted reduction
+// per token, each slot's row read through the inverse of perm (N * S = M
+// checked), slots in increasing order.
 // CHECK:         %[[XS:.*]] = scf.forall (%{{.*}}) in (%{{.*}}) shared_outs(%{{.*}} = %{{.*}}) -> (tensor<?x16xf32>)
 // CHECK:           tensor.extract %{{.*}} : tensor<?xi32>
 // CHECK:           func.call @moe_report_error
@@ -49,11 +49,19 @@ func.func @dispatch(%ids: tensor<?x2xi32>) -> (tensor<5xi32>, tensor<?xi32>) {
 // CHECK:             tensor.parallel_insert_slice %[[P]] into %[[O]][%[[LO]], 0] [%[[N]], 8]
 // CHECK:         %[[INV:.*]] = scf.for
 // CHECK:           tensor.insert
-// CHECK:         scf.forall
-// CHECK:           tensor.extract %[[INV]]
-// CHECK:           tensor.extract_slice %[[PS]]
-// CHECK:             tensor.parallel_insert_slice %{{.*}} : tensor<1x8xf32> into tensor<?x8xf32>
-// CHECK:         linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "reduction"]
+// CHECK:         arith.muli
+// CHECK:         func.call @moe_report_error
+// CHECK:         scf.forall (%[[N:.*]]) in (%{{.*}}) shared_outs(%[[OUT:.*]] = %{{.*}}) -> (tensor<?x8xf32>)
+// CHECK:           %[[ACC:.*]] = tensor.extract_slice %[[OUT]][%[[N]], 0] [1, 8] [1, 1]
+// CHECK:           linalg.fill {{.*}} outs(%[[ACC]]
+// CHECK:           scf.for
+// CHECK:             tensor.extract %[[INV]]
+// CHECK:             %[[ROW:.*]] = tensor.extract_slice %[[PS]]
+// CHECK:             %[[SW:.*]] = tensor.extract %{{.*}} : tensor<?x2xf32>
+// CHECK:             linalg.generic {{.*}} ins(%[[ROW]] : tensor<1x8xf32>)
+// CHECK:               arith.mulf %[[SW]]
+// CHECK:               arith.addf
+// CHECK:           tensor.parallel_insert_slice %{{.*}} into %[[OUT]][%[[N]], 0] [1, 8]
 // CHECK-NOT:     moe.grouped_matmul %
 func.func @grouped_matmul(%x: tensor<?x16xf32>, %w: tensor<4x16x8xf32>, %off: tensor<5xi32>,
                           %perm: tensor<?xi32>, %sw: tensor<?x2xf32>) -> tensor<?x8xf32> {
@@ -85,9 +93,8 @@ func.func @grouped_matmul(%x: tensor<?x16xf32>, %w: tensor<4x16x8xf32>, %off: te
 // CHECK:           linalg.matmul
 // CHECK:         %[[INV:.*]] = scf.for
 // CHECK:         scf.forall
-// CHECK:           tensor.extract %[[INV]]
-// CHECK:           tensor.extract_slice %[[PS2]]
-// CHECK:         linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "reduction"]
+// CHECK:             tensor.extract %[[INV]]
+// CHECK:             tensor.extract_slice %[[PS2]]
 // CHECK-NOT:     moe.grouped_matmul %
 func.func @grouped_matmul_sorted(%x: tensor<?x16xf32>, %w1: tensor<4x16x8xf32>, %b1: tensor<4x8xf32>,
                                  %w2: tensor<4x8x16xf32>, %off: tensor<5xi32>, %perm: tensor<?xi32>,

@@ -747,23 +747,85 @@ struct LowerGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
                                                       ValueRange{slot})});
             })
             .getResult(0);
-    // [M, Dout] in slot order.
-    Value y = gatherRows(ps, dout, doutF, [&](OpBuilder &nb, Location nl,
-                                              Value s) -> Value {
-      // A slot no entry of perm named (reported above) reads row 0.
+    // Row of ps that holds slot j (a slot no entry of perm named, reported
+    // above, reads row 0).
+    auto rowOfSlot = [&](OpBuilder &nb, Location nl, Value j) -> Value {
       Value from = toIndex(
-          nb, nl, tensor::ExtractOp::create(nb, nl, inv, ValueRange{s}));
+          nb, nl, tensor::ExtractOp::create(nb, nl, inv, ValueRange{j}));
       return arith::MaxSIOp::create(nb, nl, from, idx(nb, nl, 0)).getResult();
-    });
-    Value result = y;
-    if (Value sw = op.getSlotWeights()) {
-      OpFoldResult n = tensor::getMixedSize(b, loc, sw, 0);
-      OpFoldResult s = tensor::getMixedSize(b, loc, sw, 1);
-      Value y3 = expand(b, loc, y, {{0, 1}, {2}},
-                        {n, s, doutF});
-      result = contract(b, loc, "ns,nso->no", sw, y3,
-                        {n, doutF});
+    };
+    Value sw = op.getSlotWeights();
+    if (!sw) {
+      // [M, Dout] in slot order.
+      Value y = gatherRows(ps, dout, doutF, rowOfSlot);
+      b.replaceOp(op, castTo(b, loc, y, op.getType()));
+      return success();
     }
+    // The weighted reduction straight from the rows in expert order, one
+    // token per iteration: out[n] = Σ_s sw[n, s] * ps[inv[n*S + s]], s in
+    // increasing order (no [M, Dout] copy in slot order in between).
+    OpFoldResult nF = tensor::getMixedSize(b, loc, sw, 0);
+    Value sDim = tensor::DimOp::create(b, loc, sw, 1);
+    // N * S = M (C5 when static): otherwise reported, and no token is
+    // reduced (no slot past M is read).
+    Value nDim = getValueOrCreateConstantIndexOp(b, loc, nF);
+    Value mismatch = arith::CmpIOp::create(
+        b, loc, arith::CmpIPredicate::ne,
+        arith::MulIOp::create(b, loc, nDim, sDim), m);
+    reportIf(b, loc, mismatch, kErrorShapeMismatch);
+    Value tokens = arith::SelectOp::create(b, loc, mismatch, c0, nDim);
+    Value result =
+        scf::ForallOp::create(
+            b, loc, ArrayRef<OpFoldResult>{getAsOpFoldResult(tokens)},
+            ValueRange{emptyTensor(b, loc, {nF, doutF}, elt)}, std::nullopt,
+            [&](OpBuilder &nb, Location nl, ValueRange args) {
+              Value n = args[0];
+              Value acc0 = tensor::ExtractSliceOp::create(
+                  nb, nl, rowOf(dout), args[1],
+                  ArrayRef<OpFoldResult>{n, nb.getIndexAttr(0)},
+                  ArrayRef<OpFoldResult>{nb.getIndexAttr(1), doutF},
+                  unitStrides(nb));
+              Value zero =
+                  arith::ConstantOp::create(nb, nl, nb.getFloatAttr(elt, 0.0));
+              acc0 = linalg::FillOp::create(nb, nl, zero, acc0).getResult(0);
+              Value first = arith::MulIOp::create(nb, nl, n, sDim);
+              auto slots = scf::ForOp::create(
+                  nb, nl, idx(nb, nl, 0), sDim, idx(nb, nl, 1),
+                  ValueRange{acc0},
+                  [&](OpBuilder &fb, Location fl, Value s, ValueRange it) {
+                    Value j = arith::AddIOp::create(fb, fl, first, s);
+                    Value row = tensor::ExtractSliceOp::create(
+                        fb, fl, rowOf(dout), ps,
+                        ArrayRef<OpFoldResult>{rowOfSlot(fb, fl, j),
+                                               fb.getIndexAttr(0)},
+                        ArrayRef<OpFoldResult>{fb.getIndexAttr(1), doutF},
+                        unitStrides(fb));
+                    Value wgt = tensor::ExtractOp::create(fb, fl, sw,
+                                                          ValueRange{n, s});
+                    AffineMap id = fb.getMultiDimIdentityMap(2);
+                    Value next =
+                        linalg::GenericOp::create(
+                            fb, fl, TypeRange{it[0].getType()},
+                            ValueRange{row}, ValueRange{it[0]},
+                            SmallVector<AffineMap>{id, id},
+                            {utils::IteratorType::parallel,
+                             utils::IteratorType::parallel},
+                            [&](OpBuilder &gb, Location gl, ValueRange a) {
+                              Value prod =
+                                  arith::MulFOp::create(gb, gl, wgt, a[0]);
+                              linalg::YieldOp::create(
+                                  gb, gl,
+                                  ValueRange{arith::AddFOp::create(gb, gl, a[1],
+                                                                   prod)});
+                            })
+                            .getResult(0);
+                    scf::YieldOp::create(fb, fl, ValueRange{next});
+                  });
+              insertInParallel(nb, nl, slots.getResult(0), args[1],
+                               {n, nb.getIndexAttr(0)},
+                               {nb.getIndexAttr(1), doutF});
+            })
+            .getResult(0);
     b.replaceOp(op, castTo(b, loc, result, op.getType()));
     return success();
   }

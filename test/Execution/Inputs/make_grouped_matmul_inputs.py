@@ -1,6 +1,7 @@
-"""Inputs for grouped-matmul-bad-routing.mlir: x [2, 5], w [3, 5, 3], good
-offsets/permutation (4 slots, 2 per row, experts with 1, 0 and 3 slots) and
-the numpy result, plus bad permutations and offsets."""
+"""Inputs for grouped-matmul-bad-routing.mlir (and -bad-shapes,
+-bad-slot-weights): x [2, 5], w [3, 5, 3], good offsets/permutation (4
+slots, 2 per row, experts with 1, 0 and 3 slots) and the numpy result, plus
+bad permutations, offsets, shapes and slot weights."""
 import os
 import sys
 
@@ -33,5 +34,11 @@ arrays = dict(x=x, w=w, off=off, perm=perm, expected=expected,
               off_e=np.array([0, 1, 4], np.int32),
               x_narrow=rng.standard_normal((2, 4)).astype(np.float32),
               x_three=rng.standard_normal((3, 5)).astype(np.float32))
+# Slot weights [2, 2] and the weighted reduction into token order
+# (grouped-matmul-bad-slot-weights.mlir); [3, 2] names 6 slots of 4.
+sw = rng.standard_normal((2, 2)).astype(np.float32)
+arrays["sw"] = sw
+arrays["reduced"] = (sw[:, :, None] * expected.reshape(2, 2, 3)).sum(1)
+arrays["sw_three"] = rng.standard_normal((3, 2)).astype(np.float32)
 for name, value in arrays.items():
     np.save(os.path.join(out, name + ".npy"), value)
