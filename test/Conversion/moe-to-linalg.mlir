@@ -157,9 +157,27 @@ func.func @tree_route(%u: tensor<?x2xf32>) -> (tensor<?x3xf32>, tensor<?x3xi32>)
 // CHECK:           tensor.extract %[[TAB]]#0
 // CHECK:           tensor.extract %[[TAB]]#1
 // CHECK:           arith.select
-// CHECK:         linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]
-// CHECK:         arith.cmpi sle
-// CHECK:         math.exp
+// Attention without a cache in blocks of 32 query rows per (batch, head):
+// the causal blocks read only the keys their last row sees (S' = t0 + rows
+// + S - T when that is in [1, S)), and a block's scores, softmax and P·V
+// never leave it.
+// CHECK:         %[[KT:.*]] = linalg.transpose
+// CHECK:         scf.forall (%[[B:.*]], %[[H:.*]], %[[BLK:.*]]) in (1, 2, %{{.*}}) shared_outs(%[[OUT:.*]] = %{{.*}}) -> (tensor<1x2x?x8xf32>)
+// CHECK:           %[[T0:.*]] = arith.muli %[[BLK]], %c32
+// CHECK:           arith.cmpi sge
+// CHECK:           arith.cmpi slt
+// CHECK:           %[[COLS:.*]] = arith.select
+// CHECK:           %[[QB:.*]] = tensor.extract_slice %{{.*}}[%[[B]], %[[H]], %[[T0]], 0] [1, 1, %[[ROWS:.*]], 8] [1, 1, 1, 1] : tensor<1x2x?x8xf32> to tensor<?x8xf32>
+// CHECK:           %[[KB:.*]] = tensor.extract_slice %[[KT]][%[[B]], %[[H]], 0, 0] [1, 1, 8, %[[COLS]]] [1, 1, 1, 1] : tensor<1x2x8x?xf32> to tensor<8x?xf32>
+// CHECK:           %[[VB:.*]] = tensor.extract_slice %{{.*}}[%[[B]], %[[H]], 0, 0] [1, 1, %[[COLS]], 8] [1, 1, 1, 1] : tensor<1x2x?x8xf32> to tensor<?x8xf32>
+// CHECK:           %[[S:.*]] = linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "reduction"]{{.*}} ins(%[[QB]], %[[KB]] : tensor<?x8xf32>, tensor<8x?xf32>)
+// CHECK:           linalg.generic {{.*}} ins(%[[S]] : tensor<?x?xf32>)
+// CHECK:             linalg.index 0
+// CHECK:             arith.cmpi sle
+// CHECK:           math.exp
+// CHECK:           arith.divf
+// CHECK:           %[[O:.*]] = linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "reduction"]{{.*}} ins(%{{.*}}, %[[VB]] : tensor<?x?xf32>, tensor<?x8xf32>)
+// CHECK:             tensor.parallel_insert_slice %[[O]] into %[[OUT]][%[[B]], %[[H]], %[[T0]], 0] [1, 1, %[[ROWS]], 8]
 // CHECK-NOT:     moe.{{[a-z_]+}} %
 func.func @attention_rope(%q: tensor<1x?x2x8xf32>, %k: tensor<1x2x?x8xf32>) -> tensor<1x2x?x8xf32> {
   %r = moe.rope %q : tensor<1x?x2x8xf32> -> tensor<1x?x2x8xf32>

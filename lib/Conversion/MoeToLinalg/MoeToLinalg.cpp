@@ -936,6 +936,129 @@ struct LowerMotUnmix : OpRewritePattern<MotUnmixOp> {
 // Attention and RoPE
 //===----------------------------------------------------------------------===//
 
+/// The softmax scale of `op` (default 1/sqrt(dk)).
+static Value attentionScale(OpBuilder &b, Location loc, AttentionOp op,
+                            Value q, Type elt) {
+  if (std::optional<APFloat> s = op.getScale())
+    return fconst(b, loc, elt, s->convertToDouble());
+  Value dk = arith::SIToFPOp::create(
+      b, loc, elt,
+      arith::IndexCastOp::create(b, loc, b.getI64Type(),
+                                 tensor::DimOp::create(b, loc, q, 3)));
+  return arith::DivFOp::create(b, loc, fconst(b, loc, elt, 1.0),
+                               math::SqrtOp::create(b, loc, dk));
+}
+
+/// Attention without a cache, a block of kBlockRows query rows of one
+/// (batch, head) at a time: the block's scores [rows, S'] (kept in cache,
+/// never the whole [B, H, T, S]), scaled and masked, their softmax, and
+/// the block's share of P·V. With `causal`, keys that no row of the block
+/// sees (j > t + S - T for every row t) are left out: S' = min(S, last row
+/// + S - T + 1), about half the multiply-adds of the full square. Every
+/// score, maximum, sum and output element is computed by the same
+/// operations in the same order as over the whole tensor (the keys left
+/// out would add exact zeros), so the result is the same.
+static Value blockedAttention(OpBuilder &b, AttentionOp op, Value q,
+                              Value keysT, Value v) {
+  constexpr int64_t kBlockRows = 32;
+  Location loc = op.getLoc();
+  Type elt = typeOf(q).getElementType();
+  auto sz = [&](Value t, int64_t d) { return tensor::getMixedSize(b, loc, t, d); };
+  Value scale = attentionScale(b, loc, op, q, elt);
+  bool causal = op.getCausal();
+  Value c0 = idx(b, loc, 0), c1 = idx(b, loc, 1);
+  Value tq = tensor::DimOp::create(b, loc, q, 2);
+  Value sk = tensor::DimOp::create(b, loc, v, 2);
+  Value shift = arith::SubIOp::create(b, loc, sk, tq);
+  Value blockRows = idx(b, loc, kBlockRows);
+  Value blocks = arith::CeilDivUIOp::create(b, loc, tq, blockRows);
+  OpFoldResult dk = sz(q, 3), dv = sz(v, 3);
+  Value out0 = emptyTensor(b, loc, {sz(q, 0), sz(q, 1), sz(q, 2), dv}, elt);
+  auto unit4 = [&](OpBuilder &nb) {
+    return SmallVector<OpFoldResult>(4, nb.getIndexAttr(1));
+  };
+  auto matrix = [&](OpFoldResult rows, OpFoldResult cols) {
+    return RankedTensorType::get(
+        {getConstantIntValue(rows).value_or(ShapedType::kDynamic),
+         getConstantIntValue(cols).value_or(ShapedType::kDynamic)},
+        elt);
+  };
+  return scf::ForallOp::create(
+             b, loc,
+             ArrayRef<OpFoldResult>{sz(q, 0), sz(q, 1),
+                                    getAsOpFoldResult(blocks)},
+             ValueRange{out0}, std::nullopt,
+             [&](OpBuilder &nb, Location nl, ValueRange args) {
+               Value bi = args[0], hi = args[1], blk = args[2];
+               Value t0 = arith::MulIOp::create(nb, nl, blk, blockRows);
+               Value rows = arith::MinUIOp::create(
+                   nb, nl, blockRows, arith::SubIOp::create(nb, nl, tq, t0));
+               // Keys the block sees: all, or with the causal mask up to
+               // the last row's (when that is at least one key; a row
+               // that sees none keeps every key, as the full form).
+               Value cols = sk;
+               if (causal) {
+                 Value reach = arith::AddIOp::create(
+                     nb, nl, arith::AddIOp::create(nb, nl, t0, rows), shift);
+                 Value some = arith::CmpIOp::create(
+                     nb, nl, arith::CmpIPredicate::sge, reach, c1);
+                 Value fewer = arith::CmpIOp::create(
+                     nb, nl, arith::CmpIPredicate::slt, reach, sk);
+                 cols = arith::SelectOp::create(
+                     nb, nl, arith::AndIOp::create(nb, nl, some, fewer), reach,
+                     sk);
+               }
+               OpFoldResult rowsF = rows, colsF = cols;
+               OpFoldResult zero = nb.getIndexAttr(0), one = nb.getIndexAttr(1);
+               Value qb = tensor::ExtractSliceOp::create(
+                   nb, nl, matrix(rowsF, dk), q,
+                   ArrayRef<OpFoldResult>{bi, hi, t0, zero},
+                   ArrayRef<OpFoldResult>{one, one, rowsF, dk}, unit4(nb));
+               Value kb = tensor::ExtractSliceOp::create(
+                   nb, nl, matrix(dk, colsF), keysT,
+                   ArrayRef<OpFoldResult>{bi, hi, zero, zero},
+                   ArrayRef<OpFoldResult>{one, one, dk, colsF}, unit4(nb));
+               Value vb = tensor::ExtractSliceOp::create(
+                   nb, nl, matrix(colsF, dv), v,
+                   ArrayRef<OpFoldResult>{bi, hi, zero, zero},
+                   ArrayRef<OpFoldResult>{one, one, colsF, dv}, unit4(nb));
+               Value scores = contract(nb, nl, "td,ds->ts", qb, kb,
+                                       {rowsF, colsF});
+               Value masked = mapElements(
+                   nb, nl, {scores}, elt,
+                   [&](OpBuilder &gb, Location gl, ValueRange a) -> Value {
+                     Value s = arith::MulFOp::create(gb, gl, a[0], scale);
+                     if (!causal)
+                       return s;
+                     Value t = arith::AddIOp::create(
+                         gb, gl, linalg::IndexOp::create(gb, gl, 0), t0);
+                     Value j = linalg::IndexOp::create(gb, gl, 1);
+                     Value visible = arith::CmpIOp::create(
+                         gb, gl, arith::CmpIPredicate::sle, j,
+                         arith::AddIOp::create(gb, gl, t, shift));
+                     Value ninf = arith::ConstantOp::create(
+                         gb, gl,
+                         gb.getFloatAttr(
+                             elt, APFloat::getInf(
+                                      cast<FloatType>(elt).getFloatSemantics(),
+                                      true)));
+                     return Value(
+                         arith::SelectOp::create(gb, gl, visible, s, ninf));
+                   });
+               Value probs = softmax(nb, nl, masked, 1);
+               Value ob = contract(nb, nl, "ts,sv->tv", probs, vb,
+                                   {rowsF, dv});
+               auto term = scf::InParallelOp::create(nb, nl);
+               OpBuilder::InsertionGuard guard(nb);
+               nb.setInsertionPointToStart(term.getBody());
+               tensor::ParallelInsertSliceOp::create(
+                   nb, nl, ob, args[3],
+                   ArrayRef<OpFoldResult>{bi, hi, t0, zero},
+                   ArrayRef<OpFoldResult>{one, one, rowsF, dv}, unit4(nb));
+             })
+      .getResult(0);
+}
+
 struct LowerAttention : OpRewritePattern<AttentionOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(AttentionOp op,
@@ -971,6 +1094,11 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
     // vectors; read as "bhsd" it is strided and loaded lane by lane. The
     // terms of each score keep their order (d ascending).
     Value keysT = transpose(b, loc, k, {0, 1, 3, 2});
+    if (!pk) {
+      b.replaceOp(op, castTo(b, loc, blockedAttention(b, op, q, keysT, v),
+                             op.getType()));
+      return success();
+    }
     Value scores = contract(b, loc, "bhtd,bhds->bhts", q, keysT,
                             {sz(q, 0), sz(q, 1), sz(q, 2), sz(k, 2)});
     // With a cache: the scores of the P cached keys, read in place
