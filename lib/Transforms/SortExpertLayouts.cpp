@@ -15,6 +15,7 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/WalkPatternRewriteDriver.h"
 
@@ -54,6 +55,15 @@ bool isRowwiseElementwise(linalg::GenericOp generic) {
   return true;
 }
 
+/// Whether `user` is the only op that reads `v`'s elements: other users
+/// may only take its sizes (tensor.dim), which do not depend on the order
+/// of its rows.
+bool onlyReader(Value v, Operation *user) {
+  return llvm::all_of(v.getUsers(), [&](Operation *u) {
+    return u == user || isa<tensor::DimOp>(u);
+  });
+}
+
 struct SortExpertLayout : OpRewritePattern<GroupedMatmulOp> {
   using OpRewritePattern::OpRewritePattern;
 
@@ -61,16 +71,22 @@ struct SortExpertLayout : OpRewritePattern<GroupedMatmulOp> {
                                 PatternRewriter &rewriter) const override {
     if (down.getSortedInput())
       return rewriter.notifyMatchFailure(down, "already sorted");
+    // The rows reach the consumer as its input only.
+    if (down.getBias() == down.getInput() ||
+        down.getSlotWeights() == down.getInput())
+      return rewriter.notifyMatchFailure(down, "input used twice");
     // Walk back through single-use row-wise elementwise ops.
     Value v = down.getInput();
+    Operation *reader = down;
     while (auto generic = v.getDefiningOp<linalg::GenericOp>()) {
-      if (!isRowwiseElementwise(generic) || !v.hasOneUse())
+      if (!isRowwiseElementwise(generic) || !onlyReader(v, reader))
         return rewriter.notifyMatchFailure(down, "not row-wise between");
+      reader = generic;
       v = generic.getDpsInputOperand(0)->get();
     }
     auto up = v.getDefiningOp<GroupedMatmulOp>();
-    if (!up || !v.hasOneUse())
-      return rewriter.notifyMatchFailure(down, "no single-use producer");
+    if (!up || !onlyReader(v, reader))
+      return rewriter.notifyMatchFailure(down, "no single-reader producer");
     if (up.getSlotWeights() || up.getSortedResult())
       return rewriter.notifyMatchFailure(down, "producer not in slot order");
     if (up.getOffsets() != down.getOffsets() || up.getPerm() != down.getPerm())

@@ -344,8 +344,14 @@ topKLastAxis(OpBuilder &b, Location loc, Value xs, OpFoldResult kF0, bool larges
         Value ckm1 = arith::SubIOp::create(rb, rl, ck, c1);
         Value i1False =
             arith::ConstantOp::create(rb, rl, rb.getBoolAttr(false));
+        // k = 0 (a K reported bad, or computed as 0) selects nothing: no
+        // scan, so column k - 1 is never read.
+        Value scanTo = arith::SelectOp::create(
+            rb, rl,
+            arith::CmpIOp::create(rb, rl, arith::CmpIPredicate::eq, ck, c0),
+            c0, width);
         auto single = scf::ForOp::create(
-            rb, rl, c0, width, c1,
+            rb, rl, c0, scanTo, c1,
             ValueRange{bothRow, indicesRow, c0, i1False},
             [&](OpBuilder &sb, Location sl, Value e, ValueRange it) {
               Value vals = it[0], idxs = it[1], count = it[2];

@@ -67,16 +67,19 @@ def test_topk_matches_onnxruntime(tmp_path, shape, k, axis, largest, dtype):
         np.testing.assert_array_equal(got[1], want[1])
 
 
-def k_passes(x, k, largest):
+def k_passes(x, k, largest, worst=None):
     """The documented semantics of TopK along the last axis, written out:
     k passes per row; a pass takes the first element, then every later one
     strictly better, and masks the chosen one with -inf (largest) or +inf
     for the next pass, returning the value it took from the masked row (a
     pass that finds nothing better than a masked first element returns
     index 0 and the mask). NaN is never better than anything."""
-    worst = -np.inf if largest else np.inf
-    rows = x.reshape(-1, x.shape[-1]).astype(np.float64)
-    values = np.empty((rows.shape[0], k), np.float32)
+    if worst is None:
+        worst = -np.inf if largest else np.inf
+    rows = x.reshape(-1, x.shape[-1])
+    if rows.dtype == np.float32:
+        rows = rows.astype(np.float64)
+    values = np.empty((rows.shape[0], k), x.dtype)
     indices = np.empty((rows.shape[0], k), np.int64)
     for r, row in enumerate(rows):
         work = row.copy()
@@ -119,3 +122,66 @@ def test_topk_special_rows(tmp_path, largest):
     want = k_passes(x, k, largest)
     np.testing.assert_array_equal(got[1], want[1])
     np.testing.assert_array_equal(got[0], want[0])
+
+
+@pytest.mark.parametrize("largest", [True, False])
+def test_topk_int64_extremes(tmp_path, largest):
+    """int64 rows holding the masking value (the int64 minimum for
+    largest, the maximum for smallest) take the k passes, whose mask then
+    ties with it; rows without it the one-pass insertion."""
+    w, k = 7, 3
+    model = topk_model(["N", w], k, 1, largest, np.int64)
+    path = str(tmp_path / "topk.onnx")
+    onnx.save(model, path)
+    session = moe_mlir.InferenceSession(
+        moe_mlir.compile(path, str(tmp_path / "topk.moeb"), **FAST))
+    info = np.iinfo(np.int64)
+    worst = info.min if largest else info.max
+    rng = np.random.default_rng(11)
+    rows = [rng.integers(-3, 4, size=w) for _ in range(4)]
+    for value in (info.min, info.max):
+        for at in (0, 4):
+            row = rng.integers(-3, 4, size=w)
+            row[at] = value
+            rows.append(row)
+    rows.append(np.full(w, worst))
+    extreme = np.full(w, worst)
+    extreme[5] = 1
+    rows.append(extreme)
+    x = np.stack(rows).astype(np.int64)
+    got = session.run(None, {"x": x})
+    want = k_passes(x, k, largest, worst)
+    np.testing.assert_array_equal(got[1], want[1])
+    np.testing.assert_array_equal(got[0], want[0])
+
+
+def test_topk_run_time_k(tmp_path):
+    """K given at run time: K = 0 selects nothing (an empty result, no
+    read of a k - 1 column), K within the row matches ONNX Runtime."""
+    node = helper.make_node("TopK", ["x", "k"], ["values", "indices"],
+                            axis=1, largest=1, name="topk")
+    graph = helper.make_graph(
+        [node], "topk",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [5, 6]),
+         helper.make_tensor_value_info("k", TensorProto.INT64, [1])],
+        [helper.make_tensor_value_info("values", TensorProto.FLOAT,
+                                       [5, "K"]),
+         helper.make_tensor_value_info("indices", TensorProto.INT64,
+                                       [5, "K"])])
+    model = helper.make_model(graph,
+                              opset_imports=[helper.make_opsetid("", 13)])
+    path = str(tmp_path / "topk.onnx")
+    onnx.save(model, path)
+    session = moe_mlir.InferenceSession(
+        moe_mlir.compile(path, str(tmp_path / "topk.moeb"), **FAST))
+    reference = ort.InferenceSession(path,
+                                     providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(5).integers(-2, 3, size=(5, 6)).astype(
+        np.float32)
+    for k in (0, 1, 4, 6):
+        feeds = {"x": x, "k": np.array([k], np.int64)}
+        got = session.run(None, feeds)
+        want = reference.run(None, feeds)
+        assert got[0].shape == (5, k)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])

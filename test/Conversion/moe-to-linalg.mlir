@@ -213,6 +213,18 @@ func.func @attention_past(%q: tensor<1x2x1x8xf32>, %pk: tensor<?x1x2x8xf32>, %pv
 
 // -----
 
+// A cache of no position (@prefill's): the blocked form without a cache.
+// CHECK-LABEL: func @attention_empty_past
+// CHECK:         scf.forall (%{{.*}}, %{{.*}}, %{{.*}}) in (1, 2, %{{.*}})
+// CHECK-NOT:     tensor.insert_slice
+// CHECK-NOT:     moe.attention
+func.func @attention_empty_past(%q: tensor<1x2x?x8xf32>, %pk: tensor<0x1x2x8xf32>, %pv: tensor<0x1x2x4xf32>, %v: tensor<1x2x?x4xf32>) -> tensor<1x2x?x4xf32> {
+  %o = moe.attention %q, %q, %v past(%pk, %pv) {causal} : (tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x4xf32>, tensor<0x1x2x8xf32>, tensor<0x1x2x4xf32>) -> tensor<1x2x?x4xf32>
+  return %o : tensor<1x2x?x4xf32>
+}
+
+// -----
+
 // With an offset, the table's positions are offset + t.
 // CHECK-LABEL: func @rope_offset
 // CHECK-SAME:    %{{.*}}: tensor<1x?x2x8xf32>, %[[P:.*]]: index

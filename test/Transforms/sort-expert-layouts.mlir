@@ -85,3 +85,44 @@ func.func @not_paired(%x: tensor<6x16xf32>, %w1: tensor<4x16x8xf32>, %w2: tensor
   %y3 = moe.grouped_matmul %t, %w3, %off, %perm : (tensor<6x16xf32>, tensor<4x16x16xf32>, tensor<5xi32>, tensor<12xi32>) -> tensor<12x16xf32>
   return %y, %y2, %h2, %y3 : tensor<6x16xf32>, tensor<6x16xf32>, tensor<12x8xf32>, tensor<12x16xf32>
 }
+
+// -----
+
+// Sizes taken of the intermediate (tensor.dim, as an importer's elementwise
+// op sizes its output) do not depend on the order of its rows.
+// CHECK-LABEL: func @dim_users
+// CHECK:         %[[H:.+]] = moe.grouped_matmul {{.*}} {sorted_result}
+// CHECK:         tensor.dim %[[H]]
+// CHECK:         moe.grouped_matmul {{.*}} {sorted_input}
+#id = affine_map<(d0, d1) -> (d0, d1)>
+func.func @dim_users(%x: tensor<?x16xf32>, %w1: tensor<4x16x8xf32>, %w2: tensor<4x8x16xf32>,
+                     %off: tensor<5xi32>, %perm: tensor<?xi32>, %sw: tensor<?x2xf32>) -> tensor<?x16xf32> {
+  %c0 = arith.constant 0 : index
+  %h = moe.grouped_matmul %x, %w1, %off, %perm : (tensor<?x16xf32>, tensor<4x16x8xf32>, tensor<5xi32>, tensor<?xi32>) -> tensor<?x8xf32>
+  %m = tensor.dim %h, %c0 : tensor<?x8xf32>
+  %e = tensor.empty(%m) : tensor<?x8xf32>
+  %a = linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]}
+      ins(%h : tensor<?x8xf32>) outs(%e : tensor<?x8xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    %t = math.tanh %in : f32
+    linalg.yield %t : f32
+  } -> tensor<?x8xf32>
+  %y = moe.grouped_matmul %a, %w2, %off, %perm weights(%sw) : (tensor<?x8xf32>, tensor<4x8x16xf32>, tensor<5xi32>, tensor<?xi32>, tensor<?x2xf32>) -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// Three projections on one dispatch: the first pair sorts; the third reads
+// the second's token-order result and is left alone.
+// CHECK-LABEL: func @chain_of_three
+// CHECK:         moe.grouped_matmul {{.*}} {sorted_result}
+// CHECK-NEXT:    moe.grouped_matmul {{.*}} weights({{.*}}) {sorted_input}
+// CHECK-NEXT:    moe.grouped_matmul %{{[^,]+}}, %{{[^,]+}}, %{{[^,]+}}, %{{[^ ]+}} : (
+func.func @chain_of_three(%x: tensor<6x16xf32>, %w1: tensor<4x16x8xf32>, %w2: tensor<4x8x16xf32>,
+                          %off: tensor<5xi32>, %perm: tensor<12xi32>, %sw: tensor<6x2xf32>) -> tensor<12x8xf32> {
+  %h = moe.grouped_matmul %x, %w1, %off, %perm : (tensor<6x16xf32>, tensor<4x16x8xf32>, tensor<5xi32>, tensor<12xi32>) -> tensor<12x8xf32>
+  %y = moe.grouped_matmul %h, %w2, %off, %perm weights(%sw) : (tensor<12x8xf32>, tensor<4x8x16xf32>, tensor<5xi32>, tensor<12xi32>, tensor<6x2xf32>) -> tensor<6x16xf32>
+  %z = moe.grouped_matmul %y, %w1, %off, %perm : (tensor<6x16xf32>, tensor<4x16x8xf32>, tensor<5xi32>, tensor<12xi32>) -> tensor<12x8xf32>
+  return %z : tensor<12x8xf32>
+}

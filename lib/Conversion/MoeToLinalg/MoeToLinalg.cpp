@@ -535,7 +535,7 @@ struct LowerGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
     Activation act = op.getActivationOrIdentity();
     // With Din = 0 every product is zero and a bias would make each row
     // its expert's bias; no model has such a layer.
-    if (bias && typeOf(x).getDimSize(1) == 0)
+    if (bias && (typeOf(x).getDimSize(1) == 0 || typeOf(w).getDimSize(1) == 0))
       return op.emitOpError("a bias with a zero-sized Din is not supported");
     // Static zero-sized operands: the result is all zeros (and slices of a
     // zero-sized dim do not verify; act(0) = 0 for every activation).
@@ -572,6 +572,16 @@ struct LowerGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
             : OpFoldResult(b.getIndexAttr(typeOf(w).getDimSize(0) + 1)),
         kErrorShapeMismatch);
     x = requireSize(b, loc, x, 1, dinF, kErrorShapeMismatch);
+    // The bias [E, Dout] (C8 when static).
+    if (bias) {
+      bias = requireSize(b, loc, bias, 0,
+                         typeOf(w).isDynamicDim(0)
+                             ? OpFoldResult(experts)
+                             : OpFoldResult(
+                                   b.getIndexAttr(typeOf(w).getDimSize(0))),
+                         kErrorShapeMismatch);
+      bias = requireSize(b, loc, bias, 1, doutF, kErrorShapeMismatch);
+    }
     x = requireSize(
         b, loc, x, 0,
         op.getSortedInput()
@@ -774,10 +784,26 @@ struct LowerGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
         arith::MulIOp::create(b, loc, nDim, sDim), m);
     reportIf(b, loc, mismatch, kErrorShapeMismatch);
     Value tokens = arith::SelectOp::create(b, loc, mismatch, c0, nDim);
+    // With the mismatch reported, the result is zeros (as requireSize's).
+    Value outInit = emptyTensor(b, loc, {nF, doutF}, elt);
+    outInit = scf::IfOp::create(
+                  b, loc, mismatch,
+                  [&](OpBuilder &ib, Location il) {
+                    Value z = arith::ConstantOp::create(
+                        ib, il, ib.getFloatAttr(elt, 0.0));
+                    scf::YieldOp::create(
+                        ib, il,
+                        linalg::FillOp::create(ib, il, z, outInit)
+                            .getResult(0));
+                  },
+                  [&](OpBuilder &ib, Location il) {
+                    scf::YieldOp::create(ib, il, outInit);
+                  })
+                  .getResult(0);
     Value result =
         scf::ForallOp::create(
             b, loc, ArrayRef<OpFoldResult>{getAsOpFoldResult(tokens)},
-            ValueRange{emptyTensor(b, loc, {nF, doutF}, elt)}, std::nullopt,
+            ValueRange{outInit}, std::nullopt,
             [&](OpBuilder &nb, Location nl, ValueRange args) {
               Value n = args[0];
               Value acc0 = tensor::ExtractSliceOp::create(
@@ -1066,6 +1092,10 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
     Location loc = op.getLoc();
     Value q = op.getQuery(), k = op.getKey(), v = op.getValue();
     Value pk = op.getPastKey(), pv = op.getPastValue();
+    // A cache of no position (what @prefill passes) reads nothing: the
+    // form without a cache, blocked and causally trimmed.
+    if (pk && typeOf(pk).getDimSize(0) == 0 && typeOf(pv).getDimSize(0) == 0)
+      pk = pv = Value();
     Type elt = typeOf(q).getElementType();
     auto sz = [&](Value t, int64_t d) {
       return tensor::getMixedSize(b, loc, t, d);

@@ -40,5 +40,16 @@ sw = rng.standard_normal((2, 2)).astype(np.float32)
 arrays["sw"] = sw
 arrays["reduced"] = (sw[:, :, None] * expected.reshape(2, 2, 3)).sum(1)
 arrays["sw_three"] = rng.standard_normal((3, 2)).astype(np.float32)
+# An epilogue bias [3, 3] and relu (grouped-matmul-bad-bias.mlir), and
+# biases of 2 rows and of 4 columns.
+bias = rng.standard_normal((3, 3)).astype(np.float32)
+biased = np.zeros((4, 3), np.float32)
+for e in range(3):
+    for i in range(off[e], off[e + 1]):
+        biased[perm[i]] = np.maximum(x[perm[i] // 2] @ w[e] + bias[e], 0)
+arrays["bias"] = bias
+arrays["biased"] = biased
+arrays["bias_rows"] = rng.standard_normal((2, 3)).astype(np.float32)
+arrays["bias_cols"] = rng.standard_normal((3, 4)).astype(np.float32)
 for name, value in arrays.items():
     np.save(os.path.join(out, name + ".npy"), value)
