@@ -67,6 +67,14 @@ def test_topk_matches_onnxruntime(tmp_path, shape, k, axis, largest, dtype):
         np.testing.assert_array_equal(got[1], want[1])
 
 
+def compiled_topk(tmp_path, shape, k, largest, dtype):
+    """A moe-mlir session of topk_model(shape, k, axis 1, ...)."""
+    path = str(tmp_path / "topk.onnx")
+    onnx.save(topk_model(shape, k, 1, largest, dtype), path)
+    return moe_mlir.InferenceSession(
+        moe_mlir.compile(path, str(tmp_path / "topk.moeb"), **FAST))
+
+
 def k_passes(x, k, largest, worst=None):
     """The documented semantics of TopK along the last axis, written out:
     k passes per row; a pass takes the first element, then every later one
@@ -101,11 +109,7 @@ def test_topk_special_rows(tmp_path, largest):
     insertion. Both must give the passes' results, row by row, among rows
     of ties, of distinct values and of infinities of the other sign."""
     w, k = 9, 4
-    model = topk_model(["N", w], k, 1, largest, np.float32)
-    path = str(tmp_path / "topk.onnx")
-    onnx.save(model, path)
-    session = moe_mlir.InferenceSession(
-        moe_mlir.compile(path, str(tmp_path / "topk.moeb"), **FAST))
+    session = compiled_topk(tmp_path, ["N", w], k, largest, np.float32)
     rng = np.random.default_rng(7)
     rows = [rng.integers(-2, 3, size=w).astype(np.float32) for _ in range(6)]
     rows += [rng.standard_normal(w).astype(np.float32) for _ in range(6)]
@@ -130,11 +134,7 @@ def test_topk_int64_extremes(tmp_path, largest):
     largest, the maximum for smallest) take the k passes, whose mask then
     ties with it; rows without it the one-pass insertion."""
     w, k = 7, 3
-    model = topk_model(["N", w], k, 1, largest, np.int64)
-    path = str(tmp_path / "topk.onnx")
-    onnx.save(model, path)
-    session = moe_mlir.InferenceSession(
-        moe_mlir.compile(path, str(tmp_path / "topk.moeb"), **FAST))
+    session = compiled_topk(tmp_path, ["N", w], k, largest, np.int64)
     info = np.iinfo(np.int64)
     worst = info.min if largest else info.max
     rng = np.random.default_rng(11)

@@ -632,6 +632,14 @@ struct LowerGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
       tensor::ParallelInsertSliceOp::create(nb, nl, src, dest, offsets, sizes,
                                             unitStrides(nb));
     };
+    // Row `row` of `src` ([*, width]) as a [1, width] slice.
+    auto sliceRow = [&](OpBuilder &nb, Location nl, Value src, OpFoldResult row,
+                        int64_t width, OpFoldResult widthF) -> Value {
+      return tensor::ExtractSliceOp::create(
+          nb, nl, rowOf(width), src,
+          ArrayRef<OpFoldResult>{row, nb.getIndexAttr(0)},
+          ArrayRef<OpFoldResult>{nb.getIndexAttr(1), widthF}, unitStrides(nb));
+    };
     OpFoldResult mF = getAsOpFoldResult(m);
     int64_t din = typeOf(w).getDimSize(1), dout = typeOf(w).getDimSize(2);
     // [M, width] whose row i is src[sourceRow(i)], a row copy per
@@ -645,12 +653,8 @@ struct LowerGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
                  std::nullopt,
                  [&](OpBuilder &nb, Location nl, ValueRange args) {
                    Value i = args[0];
-                   Value row = tensor::ExtractSliceOp::create(
-                       nb, nl, rowOf(width), src,
-                       ArrayRef<OpFoldResult>{sourceRow(nb, nl, i),
-                                              nb.getIndexAttr(0)},
-                       ArrayRef<OpFoldResult>{nb.getIndexAttr(1), widthF},
-                       unitStrides(nb));
+                   Value row = sliceRow(nb, nl, src, sourceRow(nb, nl, i),
+                                        width, widthF);
                    insertInParallel(nb, nl, row, args[1],
                                     {i, nb.getIndexAttr(0)},
                                     {nb.getIndexAttr(1), widthF});
@@ -806,11 +810,7 @@ struct LowerGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
             ValueRange{outInit}, std::nullopt,
             [&](OpBuilder &nb, Location nl, ValueRange args) {
               Value n = args[0];
-              Value acc0 = tensor::ExtractSliceOp::create(
-                  nb, nl, rowOf(dout), args[1],
-                  ArrayRef<OpFoldResult>{n, nb.getIndexAttr(0)},
-                  ArrayRef<OpFoldResult>{nb.getIndexAttr(1), doutF},
-                  unitStrides(nb));
+              Value acc0 = sliceRow(nb, nl, args[1], n, dout, doutF);
               Value zero =
                   arith::ConstantOp::create(nb, nl, nb.getFloatAttr(elt, 0.0));
               acc0 = linalg::FillOp::create(nb, nl, zero, acc0).getResult(0);
@@ -820,12 +820,8 @@ struct LowerGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
                   ValueRange{acc0},
                   [&](OpBuilder &fb, Location fl, Value s, ValueRange it) {
                     Value j = arith::AddIOp::create(fb, fl, first, s);
-                    Value row = tensor::ExtractSliceOp::create(
-                        fb, fl, rowOf(dout), ps,
-                        ArrayRef<OpFoldResult>{rowOfSlot(fb, fl, j),
-                                               fb.getIndexAttr(0)},
-                        ArrayRef<OpFoldResult>{fb.getIndexAttr(1), doutF},
-                        unitStrides(fb));
+                    Value row = sliceRow(fb, fl, ps, rowOfSlot(fb, fl, j),
+                                         dout, doutF);
                     Value wgt = tensor::ExtractOp::create(fb, fl, sw,
                                                           ValueRange{n, s});
                     AffineMap id = fb.getMultiDimIdentityMap(2);
