@@ -971,6 +971,34 @@ static Value attentionScale(OpBuilder &b, Location loc, AttentionOp op,
                                math::SqrtOp::create(b, loc, dk));
 }
 
+/// `scores * scale`, and with `causal` -inf where key j is not visible to
+/// query row t (j > t + shift); t is `rowOffset` plus the index of dim
+/// `rowDim`, j the index of dim `rowDim + 1`.
+static Value scaleAndMask(OpBuilder &b, Location loc, Value scores,
+                          Value scale, bool causal, Value shift,
+                          int64_t rowDim, Value rowOffset) {
+  Type elt = typeOf(scores).getElementType();
+  return mapElements(
+      b, loc, {scores}, elt, [&](OpBuilder &nb, Location nl, ValueRange a) {
+        Value s = arith::MulFOp::create(nb, nl, a[0], scale);
+        if (!causal)
+          return s;
+        Value t = linalg::IndexOp::create(nb, nl, rowDim);
+        if (rowOffset)
+          t = arith::AddIOp::create(nb, nl, t, rowOffset);
+        Value j = linalg::IndexOp::create(nb, nl, rowDim + 1);
+        Value visible = arith::CmpIOp::create(
+            nb, nl, arith::CmpIPredicate::sle, j,
+            arith::AddIOp::create(nb, nl, t, shift));
+        Value ninf = arith::ConstantOp::create(
+            nb, nl,
+            nb.getFloatAttr(elt, APFloat::getInf(
+                                     cast<FloatType>(elt).getFloatSemantics(),
+                                     true)));
+        return Value(arith::SelectOp::create(nb, nl, visible, s, ninf));
+      });
+}
+
 /// Attention without a cache, a block of kBlockRows query rows of one
 /// (batch, head) at a time: the block's scores [rows, S'] (kept in cache,
 /// never the whole [B, H, T, S]), scaled and masked, their softmax, and
@@ -988,7 +1016,7 @@ static Value blockedAttention(OpBuilder &b, AttentionOp op, Value q,
   auto sz = [&](Value t, int64_t d) { return tensor::getMixedSize(b, loc, t, d); };
   Value scale = attentionScale(b, loc, op, q, elt);
   bool causal = op.getCausal();
-  Value c0 = idx(b, loc, 0), c1 = idx(b, loc, 1);
+  Value c1 = idx(b, loc, 1);
   Value tq = tensor::DimOp::create(b, loc, q, 2);
   Value sk = tensor::DimOp::create(b, loc, v, 2);
   Value shift = arith::SubIOp::create(b, loc, sk, tq);
@@ -1046,27 +1074,8 @@ static Value blockedAttention(OpBuilder &b, AttentionOp op, Value q,
                    ArrayRef<OpFoldResult>{one, one, colsF, dv}, unit4(nb));
                Value scores = contract(nb, nl, "td,ds->ts", qb, kb,
                                        {rowsF, colsF});
-               Value masked = mapElements(
-                   nb, nl, {scores}, elt,
-                   [&](OpBuilder &gb, Location gl, ValueRange a) -> Value {
-                     Value s = arith::MulFOp::create(gb, gl, a[0], scale);
-                     if (!causal)
-                       return s;
-                     Value t = arith::AddIOp::create(
-                         gb, gl, linalg::IndexOp::create(gb, gl, 0), t0);
-                     Value j = linalg::IndexOp::create(gb, gl, 1);
-                     Value visible = arith::CmpIOp::create(
-                         gb, gl, arith::CmpIPredicate::sle, j,
-                         arith::AddIOp::create(gb, gl, t, shift));
-                     Value ninf = arith::ConstantOp::create(
-                         gb, gl,
-                         gb.getFloatAttr(
-                             elt, APFloat::getInf(
-                                      cast<FloatType>(elt).getFloatSemantics(),
-                                      true)));
-                     return Value(
-                         arith::SelectOp::create(gb, gl, visible, s, ninf));
-                   });
+               Value masked = scaleAndMask(nb, nl, scores, scale, causal,
+                                           shift, /*rowDim=*/0, t0);
                Value probs = softmax(nb, nl, masked, 1);
                Value ob = contract(nb, nl, "ts,sv->tv", probs, vb,
                                    {rowsF, dv});
@@ -1152,37 +1161,11 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
           SmallVector<OpFoldResult>{all[0], all[1], all[2], sz(k, 2)}, ones);
     }
     // Scale (default 1/sqrt(dk)) and the causal mask.
-    Value scale;
-    if (std::optional<APFloat> s = op.getScale()) {
-      scale = fconst(b, loc, elt, s->convertToDouble());
-    } else {
-      Value dk = arith::SIToFPOp::create(
-          b, loc, elt,
-          arith::IndexCastOp::create(b, loc, b.getI64Type(),
-                                     tensor::DimOp::create(b, loc, q, 3)));
-      scale = arith::DivFOp::create(b, loc, fconst(b, loc, elt, 1.0),
-                                    math::SqrtOp::create(b, loc, dk));
-    }
-    bool causal = op.getCausal();
+    Value scale = attentionScale(b, loc, op, q, elt);
     Value tq = tensor::DimOp::create(b, loc, q, 2);
     Value shift = arith::SubIOp::create(b, loc, sk, tq);
-    Value masked = mapElements(
-        b, loc, {scores}, elt, [&](OpBuilder &nb, Location nl, ValueRange a) {
-          Value s = arith::MulFOp::create(nb, nl, a[0], scale);
-          if (!causal)
-            return s;
-          Value t = linalg::IndexOp::create(nb, nl, 2);
-          Value j = linalg::IndexOp::create(nb, nl, 3);
-          Value visible = arith::CmpIOp::create(
-              nb, nl, arith::CmpIPredicate::sle, j,
-              arith::AddIOp::create(nb, nl, t, shift));
-          Value ninf = arith::ConstantOp::create(
-              nb, nl,
-              nb.getFloatAttr(elt, APFloat::getInf(
-                                       cast<FloatType>(elt).getFloatSemantics(),
-                                       true)));
-          return Value(arith::SelectOp::create(nb, nl, visible, s, ninf));
-        });
+    Value masked = scaleAndMask(b, loc, scores, scale, op.getCausal(), shift,
+                                /*rowDim=*/2, /*rowOffset=*/Value());
     Value probs = softmax(b, loc, masked, 3);
     if (!pk) {
       Value out = contract(b, loc, "bhts,bhsv->bhtv", probs, v,
