@@ -2,13 +2,13 @@
 
 usage: .venv/bin/python bench/ort_moe_ffn.py [--hidden 412 --inter 128
        --experts 155 --k 12 --activation relu] [--tokens 1,64,512]
-       [--threads 1] [--parallel-loops] [--repeats 20] [--torch]
+       [--threads 1] [--no-parallel-loops] [--repeats 20] [--torch]
        [--csv FILE]
 
 Exports one com.microsoft.MoE layer (python/moe_ref/ort_moe.py, seed 0; the
 MoEUT-44M feed-forward shape by default), compiles it with moe_mlir.compile
-(-O3 -march=native; with --parallel-loops, parallel loops on the thread
-pool, as moe-compile --parallel-loops) and, for each token count, runs moe-mlir and ONNX
+(-O3 -march=native; parallel loops on the thread pool unless
+--no-parallel-loops, as moe-compile) and, for each token count, runs moe-mlir and ONNX
 Runtime alternately on the same inputs with the same thread count (and,
 with --torch, PyTorch eager on the reference model: python/moe_ref/ort_moe.py
 OrtMoE.forward, torch.set_num_threads(threads)). Prints one markdown row per
@@ -40,7 +40,7 @@ p.add_argument("--k", type=int, default=12)
 p.add_argument("--activation", default="relu")
 p.add_argument("--tokens", default="1,64,512")
 p.add_argument("--threads", type=int, default=1)
-p.add_argument("--parallel-loops", action="store_true")
+p.add_argument("--no-parallel-loops", action="store_true")
 p.add_argument("--repeats", type=int, default=20)
 p.add_argument("--torch", action="store_true")
 p.add_argument("--csv", default=None)
@@ -54,7 +54,7 @@ model = os.path.join(work, "moe.onnx")
 onnx.save(layer.export(), model)
 t0 = time.perf_counter()
 artifact = moe_mlir.compile(model, os.path.join(work, "moe.moeb"),
-                            parallel_loops=a.parallel_loops)
+                            parallel_loops=not a.no_parallel_loops)
 compile_s = time.perf_counter() - t0
 
 opts = ort.SessionOptions()
@@ -64,7 +64,7 @@ ref = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
 ours = moe_mlir.InferenceSession(artifact, threads=a.threads)
 
 print(f"com.microsoft.MoE D={a.hidden} I={a.inter} E={a.experts} k={a.k} "
-      f"{a.activation}, {a.threads} thread(s){' (parallel loops)' if a.parallel_loops else ''}; compile {compile_s:.1f} s")
+      f"{a.activation}, {a.threads} thread(s){' (no parallel loops)' if a.no_parallel_loops else ''}; compile {compile_s:.1f} s")
 head = ["N", "moe-mlir p50 ms", "ORT p50 ms", "ORT time / ours"]
 if a.torch:
     head += ["torch p50 ms", "torch time / ours"]

@@ -439,11 +439,9 @@ LogicalResult mlir::moe::compileModule(ModuleOp module,
 
   // 3. Lowering.
   if (options.emit == EmitLevel::Linalg) {
+    // The same passes as the first part of the lowering below.
     if (failed(runPipeline(module, options, [&](OpPassManager &pm) {
-          buildDecomposePipeline(pm);
-          pm.addPass(createConvertMoeToLinalg());
-          if (!options.reference)
-            pm.addPass(createMoeCpuLoopOrder());
+          buildToLinalgPipeline(pm, cpuCodegenOptions(options));
         })))
       return failure();
     module.print(out);

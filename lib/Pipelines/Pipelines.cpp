@@ -28,8 +28,8 @@ void moe::buildDecomposePipeline(OpPassManager &pm) {
   pm.addPass(createCSEPass());
 }
 
-void moe::buildLowerToLLVMPipeline(OpPassManager &pm,
-                                   const CpuCodegenOptions &options) {
+void moe::buildToLinalgPipeline(OpPassManager &pm,
+                                const CpuCodegenOptions &options) {
   buildDecomposePipeline(pm);
   if (options.sortExpertLayouts)
     pm.addPass(createMoeSortExpertLayouts());
@@ -37,6 +37,11 @@ void moe::buildLowerToLLVMPipeline(OpPassManager &pm,
   pm.addPass(createCanonicalizerPass());
   if (options.cpuLoopOrder)
     pm.addPass(createMoeCpuLoopOrder());
+}
+
+void moe::buildLowerToLLVMPipeline(OpPassManager &pm,
+                                   const CpuCodegenOptions &options) {
+  buildToLinalgPipeline(pm, options);
   bufferization::OneShotBufferizePassOptions bufferize;
   bufferize.bufferizeFunctionBoundaries = true;
   bufferize.functionBoundaryTypeConversion =

@@ -21,8 +21,9 @@ class CompileWarning(UserWarning):
 
 def compile(model, output=None, *, march="native", opt_level=3,
             cc="clang-22", emit="artifact", progress=None, reference=False,
-            parallel_loops=False, tile=True, roll_repeats=True,
-            raise_blocks=True, generation=False):
+            parallel_loops=True, tile=True, sorted_experts=True,
+            dot_products=True, roll_repeats=True, raise_blocks=True,
+            generation=False):
     """Compiles `model` into a .moeb artifact (or the level `emit` names).
 
     model: a path (str or os.PathLike) to an ONNX (.onnx) or MLIR (.mlir)
@@ -39,9 +40,14 @@ def compile(model, output=None, *, march="native", opt_level=3,
     reference: the reference lowering only, the oracle for optimised code
         (moe-compile --reference).
     parallel_loops: run outermost parallel loops (the grouped matmul's
-        experts, row tiles) on the session's thread pool
-        (moe-compile --parallel-loops; off by default, docs/performance.md).
+        experts, row tiles, attention blocks) on the session's thread pool
+        (the default; False: moe-compile --no-parallel-loops, every loop on
+        the calling thread). The split changes no bit for any thread count.
     tile: register-tiled contractions (False: moe-compile --no-tile).
+    sorted_experts: up and down expert projections keep their rows in
+        expert order (False: moe-compile --no-sorted-experts; debugging).
+    dot_products: one-row contractions that read their vector dim strided
+        as dot products (False: moe-compile --no-dot-products; debugging).
     roll_repeats: layers a model repeats with shared weights compiled once,
         in a loop (False: moe-compile --no-roll).
     raise_blocks: exported MoE blocks raised to routed moe ops at import
@@ -72,6 +78,8 @@ def compile(model, output=None, *, march="native", opt_level=3,
             raise TypeError(f"{arg} must be a non-empty str, got {value!r}")
     for arg, value in (("reference", reference),
                        ("parallel_loops", parallel_loops), ("tile", tile),
+                       ("sorted_experts", sorted_experts),
+                       ("dot_products", dot_products),
                        ("roll_repeats", roll_repeats),
                        ("raise_blocks", raise_blocks)):
         if not isinstance(value, bool):
@@ -113,7 +121,8 @@ def compile(model, output=None, *, march="native", opt_level=3,
     from . import _compiler
     ok, result, diagnostics = _compiler.compile(
         data, name, base_dir, emit, cc, march, opt_level, reference,
-        parallel_loops, tile, roll_repeats, raise_blocks,
+        parallel_loops, tile, sorted_experts, dot_products, roll_repeats,
+        raise_blocks,
         {False: 0, True: 1, "all-logits": 2}[generation], report)
     if callback_error:
         raise callback_error[0]

@@ -206,8 +206,9 @@ def test_compile_emit_levels():
 
 
 def test_compile_codegen_options(artifact, tmp_path):
-    """reference, parallel_loops, tile and roll_repeats reach the compiler
-    (each visible in the IR) and give the same numbers."""
+    """reference, parallel_loops, tile, sorted_experts and roll_repeats
+    reach the compiler (each visible in the IR); they and dot_products give
+    the same numbers."""
     name = "moeut_tiny"
     path = model_path(name)
     # moeut_tiny repeats its layer group: one loop unless roll_repeats=False
@@ -220,14 +221,21 @@ def test_compile_codegen_options(artifact, tmp_path):
     tiled = moe_mlir.compile(path, emit="buffers", **FAST)
     untiled = moe_mlir.compile(path, emit="buffers", tile=False, **FAST)
     assert "vector<" in tiled and "vector<" not in untiled
+    # Parallel loops are the default.
     assert "__moe_parallel_body_" in moe_mlir.compile(
-        path, emit="llvm", parallel_loops=True, **FAST)
-    assert "__moe_parallel_body_" not in moe_mlir.compile(
         path, emit="llvm", **FAST)
+    assert "__moe_parallel_body_" not in moe_mlir.compile(
+        path, emit="llvm", parallel_loops=False, **FAST)
+    # Expert rows in slot order between the projections: the linalg IR
+    # scatters them back (an inverse permutation) between the two.
+    assert moe_mlir.compile(path, emit="linalg", sorted_experts=False) != \
+        moe_mlir.compile(path, emit="linalg")
     expected = moe_mlir.InferenceSession(artifact(name)).run(
         None, feeds(name))
-    for i, options in enumerate(({"parallel_loops": True},
+    for i, options in enumerate(({"parallel_loops": False},
                                  {"roll_repeats": False}, {"tile": False},
+                                 {"sorted_experts": False},
+                                 {"dot_products": False},
                                  {"reference": True})):
         out = moe_mlir.compile(path, tmp_path / f"m{i}.moeb", **options,
                                **FAST)
@@ -235,8 +243,8 @@ def test_compile_codegen_options(artifact, tmp_path):
         for g, e in zip(got, expected):
             np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5,
                                        err_msg=str(options))
-    for arg in ("reference", "parallel_loops", "tile", "roll_repeats",
-                "raise_blocks"):
+    for arg in ("reference", "parallel_loops", "tile", "sorted_experts",
+                "dot_products", "roll_repeats", "raise_blocks"):
         with pytest.raises(TypeError, match=arg):
             moe_mlir.compile(path, **{arg: 1})
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Differential test of the optimised CPU lowering against the reference,
-and of its parallel loops (moe-compile --parallel-loops, on the runtime's
-thread pool) against its sequential code (bitwise).
+and of its parallel loops (the default: on the runtime's thread pool)
+against its sequential code (moe-compile --no-parallel-loops; bitwise).
 
 usage: cpu_vs_reference.py --bin BUILD/bin
 
@@ -15,7 +15,7 @@ moe-cpu-loop-order), with --no-tile (the loop path only), with
 --no-sorted-experts (rows back in slot order between the two projections,
 bitwise equal to the default), for
 x86-64-v2 (128-bit tiles) and, where the host has AVX2, x86-64-v3 (256-bit
-tiles), with --parallel-loops and with --reference; each runs under moe-run
+tiles), with --no-parallel-loops and with --reference; each runs under moe-run
 with 1 and 2 threads, and the outputs are compared with the reference and
 with ONNX Runtime within |a - b| <= 1e-5 + 1e-4 |b| (docs/tolerance.md);
 the runs at 1 and 2 threads must be bitwise equal. Prints one line per case
@@ -75,7 +75,7 @@ def main():
             onnx.save(layer.export(), model)
             arts = {}
             variants = [("opt", []), ("ref", ["--reference"]),
-                        ("par", ["--parallel-loops"]),
+                        ("seq", ["--no-parallel-loops"]),
                         ("notile", ["--no-tile"]),
                         ("unsorted", ["--no-sorted-experts"]),
                         ("v2", ["--march=x86-64-v2"])]
@@ -105,7 +105,7 @@ def main():
                 ok = True
                 why = []
                 # Splitting loops over threads changes no bit.
-                if not np.array_equal(outs["par", 1], outs["opt", 1]):
+                if not np.array_equal(outs["seq", 1], outs["opt", 1]):
                     ok = False
                     why.append("parallel loops differ from the sequential code")
                 # Rows kept in expert order between the two projections

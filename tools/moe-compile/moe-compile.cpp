@@ -59,7 +59,13 @@ llvm::cl::opt<bool> quiet("q", llvm::cl::desc("no progress lines"));
 llvm::cl::opt<bool> parallelLoops(
     "parallel-loops",
     llvm::cl::desc("run outermost parallel loops on the runtime's thread "
-                   "pool (moe-parallel-loops-to-host; experimental)"));
+                   "pool (moe-parallel-loops-to-host); the default, kept "
+                   "for scripts that pass it"));
+llvm::cl::opt<bool> noParallelLoops(
+    "no-parallel-loops",
+    llvm::cl::desc("every loop on the calling thread (no "
+                   "moe-parallel-loops-to-host; debugging, and the "
+                   "sequential baseline)"));
 llvm::cl::opt<bool> noTile(
     "no-tile",
     llvm::cl::desc("leave contractions on the loop path (no "
@@ -147,7 +153,7 @@ int main(int argc, char **argv) {
   }
   options.optLevel = optLevel;
   options.reference = reference;
-  options.parallelLoops = parallelLoops;
+  options.parallelLoops = !noParallelLoops;
   options.tile = !noTile;
   options.dotProducts = !noDotProducts;
   options.sortExpertLayouts = !noSortedExperts;

@@ -44,9 +44,9 @@ struct CompileOptions {
   /// optimised code is compared with (moe-compile --reference).
   bool reference = false;
   /// Run outermost parallel loops on the runtime's thread pool
-  /// (moe-parallel-loops-to-host). Off by default: it scales with threads
-  /// but its one-thread code is slower (docs/performance.md).
-  bool parallelLoops = false;
+  /// (moe-parallel-loops-to-host); off with moe-compile --no-parallel-loops.
+  /// The split changes no bit, for any thread count.
+  bool parallelLoops = true;
   /// Up/down expert projections that share a dispatch keep their rows in
   /// expert order (moe-sort-expert-layouts); off with moe-compile
   /// --no-sorted-experts (debugging) and with `reference`.

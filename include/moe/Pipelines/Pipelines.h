@@ -35,7 +35,14 @@ struct CpuCodegenOptions {
   bool stopOnBuffers = false;
 };
 
-/// Adds the lowering to the LLVM dialect: the decomposition,
+/// Adds the lowering's first part, up to linalg on tensors: the
+/// decomposition, moe-sort-expert-layouts (with `sortExpertLayouts`),
+/// convert-moe-to-linalg, canonicalize, and moe-cpu-loop-order (with
+/// `cpuLoopOrder`). `moe-compile --emit=linalg` stops after it.
+void buildToLinalgPipeline(OpPassManager &pm,
+                           const CpuCodegenOptions &options = {});
+
+/// Adds the lowering to the LLVM dialect: buildToLinalgPipeline,
 /// convert-moe-to-linalg, one-shot bufferization, scf-forall-to-parallel
 /// (then cse, canonicalize), the code ABI
 /// (moe-lower-to-host-abi: every public function becomes
@@ -46,7 +53,7 @@ struct CpuCodegenOptions {
 /// moe-cpu-tile-contractions after bufferization (moe-compile's default
 /// has both). With `parallelLoops`, linalg's parallel dims become
 /// scf.parallel and the outermost ones run on the runtime's thread pool
-/// (moe-parallel-loops-to-host; `moe-compile --parallel-loops`).
+/// (moe-parallel-loops-to-host; moe-compile's default).
 void buildLowerToLLVMPipeline(OpPassManager &pm,
                               const CpuCodegenOptions &options = {});
 

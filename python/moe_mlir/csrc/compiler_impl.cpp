@@ -58,6 +58,8 @@ bool moe_python::compile(const CompileRequest &request, std::string &output,
   options.reference = request.reference;
   options.parallelLoops = request.parallelLoops;
   options.tile = request.tile;
+  options.sortExpertLayouts = request.sortExpertLayouts;
+  options.dotProducts = request.dotProducts;
   options.rollRepeats = request.rollRepeats;
   options.generation = request.generation;
   options.generationAllLogits = request.generationAllLogits;

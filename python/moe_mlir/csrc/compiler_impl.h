@@ -30,12 +30,15 @@ struct CompileRequest {
   std::string cc = "clang-22";
   std::string march = "native";
   unsigned optLevel = 3;
-  /// moe::CompileOptions' reference, parallelLoops, tile, rollRepeats and
-  /// raise (moe-compile --reference, --parallel-loops, --no-tile, --no-roll,
-  /// --no-raise).
+  /// moe::CompileOptions' reference, parallelLoops, tile, sortExpertLayouts,
+  /// dotProducts, rollRepeats and raise (moe-compile --reference,
+  /// --no-parallel-loops, --no-tile, --no-sorted-experts, --no-dot-products,
+  /// --no-roll, --no-raise).
   bool reference = false;
-  bool parallelLoops = false;
+  bool parallelLoops = true;
   bool tile = true;
+  bool sortExpertLayouts = true;
+  bool dotProducts = true;
   bool rollRepeats = true;
   bool generation = false;
   bool generationAllLogits = false;
