@@ -307,7 +307,8 @@ struct MoeCpuTileContractionsPass
       if (failed(named))
         continue;
       // 2. Row loops of static steps MR and 1 (no masks).
-      if (failed(splitRows(rewriter, *named, mr, nr, parallelRows, parts)))
+      if (failed(splitRows(rewriter, *named, mr, nr, rowNr, parallelRows,
+                           parts)))
         return signalPassFailure();
     }
     // 3. Register tiles (k innermost, marked for the accumulator hoist);
@@ -317,7 +318,8 @@ struct MoeCpuTileContractionsPass
       if (dotProducts) {
         if (std::optional<DotPlan> dot =
                 dotPlanFor(op, lanes, /*oneRow=*/true)) {
-          if (failed(lowerToDots(rewriter, op, *dot, lanes)))
+          if (failed(lowerToDots(rewriter, op, *dot, lanes,
+                                 parallelRows && !insideInnerLoop(op))))
             return signalPassFailure();
           continue;
         }
@@ -545,7 +547,8 @@ struct MoeCpuTileContractionsPass
   /// Each loop's body is `op` on that static row slice (appended to
   /// `parts`), so the register tiles are static with no masks.
   static LogicalResult splitRows(IRRewriter &rewriter, linalg::LinalgOp op,
-                                 int64_t mr, int64_t nr, bool parallelRows,
+                                 int64_t mr, int64_t nr, int64_t rowNr,
+                                 bool parallelRows,
                                  SmallVectorImpl<linalg::LinalgOp> &parts) {
     // (The narrow-output check was made when `op` was picked.)
     std::optional<TilePlan> plan = planFor(op, mr, nr, 1);
@@ -569,19 +572,150 @@ struct MoeCpuTileContractionsPass
     // loop): a fork-join per expert cost more than it gained (N = 512: 22
     // ms on one thread, 28 ms on two). The loop over a model's repeats
     // (moe-roll-repeats) runs whole layers and does not count.
-    return splitDim(rewriter, op, *plan->mDim, steps,
-                    parallelRows && !insideInnerLoop(op), parts);
+    // The one-row loop (a decode step's only rows) runs its columns in
+    // parallel chunks instead, where there are enough of them.
+    bool parallel = parallelRows && !insideInnerLoop(op);
+    std::optional<ColumnChunks> columns;
+    if (parallel)
+      columns = columnChunksFor(op, plan->nDim, nr, rowNr);
+    return splitDim(rewriter, op, *plan->mDim, steps, parallel, parts,
+                    columns);
+  }
+
+  /// The column chunks of a parallel one-row loop: its n dim and the chunk
+  /// width.
+  struct ColumnChunks {
+    unsigned nDim;
+    int64_t width;
+  };
+
+  /// Chunks of columns for the one-row loop of `op` (n = `nDim`): a
+  /// multiple of `nr` up to `rowNr` (the one-row tile), halved until there
+  /// are four, and at least two of them; none for a dynamic n, or where a
+  /// row's products (n x k) are too few to pay for a fork-join (about
+  /// 64K multiply-adds: a 412 x 82 head projection is not split, a 412 x
+  /// 412 one is).
+  static std::optional<ColumnChunks> columnChunksFor(linalg::LinalgOp op,
+                                                     unsigned nDim, int64_t nr,
+                                                     int64_t rowNr) {
+    constexpr int64_t kMinRowWork = 1 << 16;
+    SmallVector<int64_t> ranges = op.getStaticLoopRanges();
+    int64_t n = ranges[nDim];
+    if (ShapedType::isDynamic(n) || nr < 1)
+      return std::nullopt;
+    FailureOr<linalg::ContractionDimensions> dims =
+        linalg::inferContractionDims(op);
+    if (failed(dims))
+      return std::nullopt;
+    int64_t work = n;
+    for (unsigned k : dims->k)
+      work = ShapedType::isDynamic(ranges[k]) ? kMinRowWork
+                                              : work * ranges[k];
+    if (work < kMinRowWork)
+      return std::nullopt;
+    int64_t width = std::max(rowNr, nr);
+    while (width > nr && n / width < 4 && (width / 2) % nr == 0)
+      width /= 2;
+    if (n / width < 2)
+      return std::nullopt;
+    return ColumnChunks{nDim, width};
+  }
+
+  /// Rows [from, to) of `op`, one at a time, in chunks of `chunks.width`
+  /// columns of its static n: an scf.parallel over the chunks (the last
+  /// one the remainder, if any, behind an scf.if so that every part is
+  /// static), each a loop over the rows. Every output element is still
+  /// one part's, with its terms in the same order.
+  static LogicalResult splitColumns(IRRewriter &rewriter, linalg::LinalgOp op,
+                                    ArrayRef<Range> domain, unsigned mDim,
+                                    Value from, Value to,
+                                    const ColumnChunks &chunks,
+                                    SmallVectorImpl<linalg::LinalgOp> &parts) {
+    Location loc = op.getLoc();
+    auto tiling = cast<TilingInterface>(op.getOperation());
+    unsigned nDim = chunks.nDim;
+    int64_t n = op.getStaticLoopRanges()[nDim];
+    int64_t full = n / chunks.width, rem = n % chunks.width;
+    auto index = [&](int64_t v) -> Value {
+      return arith::ConstantIndexOp::create(rewriter, loc, v);
+    };
+    auto par = scf::ParallelOp::create(rewriter, loc, ValueRange{index(0)},
+                                       ValueRange{index(full + (rem != 0))},
+                                       ValueRange{index(1)});
+    OpBuilder::InsertionGuard guard(rewriter);
+    rewriter.setInsertionPoint(par.getBody()->getTerminator());
+    Value chunk = par.getInductionVars()[0];
+    AffineExpr s0 = rewriter.getAffineSymbolExpr(0),
+               s1 = rewriter.getAffineSymbolExpr(1);
+    auto rowsOf = [&](OpFoldResult column, int64_t width) -> LogicalResult {
+      auto rows = scf::ForOp::create(rewriter, loc, from, to, index(1));
+      OpBuilder::InsertionGuard inner(rewriter);
+      rewriter.setInsertionPoint(rows.getBody()->getTerminator());
+      SmallVector<OpFoldResult> offsets, sizes;
+      for (Range r : domain) {
+        offsets.push_back(r.offset);
+        sizes.push_back(r.size);
+      }
+      offsets[mDim] = rows.getInductionVar();
+      sizes[mDim] = rewriter.getIndexAttr(1);
+      offsets[nDim] = column;
+      sizes[nDim] = rewriter.getIndexAttr(width);
+      FailureOr<TilingResult> slice =
+          tiling.getTiledImplementation(rewriter, offsets, sizes);
+      if (failed(slice))
+        return failure();
+      parts.push_back(cast<linalg::LinalgOp>(slice->tiledOps.back()));
+      return success();
+    };
+    Value nLo = getValueOrCreateConstantIndexOp(rewriter, loc,
+                                                domain[nDim].offset);
+    OpFoldResult column = affine::makeComposedFoldedAffineApply(
+        rewriter, loc, s0 + s1 * chunks.width, {nLo, chunk});
+    if (rem == 0)
+      return rowsOf(column, chunks.width);
+    Value isFull = arith::CmpIOp::create(rewriter, loc,
+                                         arith::CmpIPredicate::ult, chunk,
+                                         index(full));
+    auto branch = scf::IfOp::create(rewriter, loc, isFull,
+                                    /*withElseRegion=*/true);
+    rewriter.setInsertionPoint(branch.thenBlock()->getTerminator());
+    if (failed(rowsOf(column, chunks.width)))
+      return failure();
+    rewriter.setInsertionPoint(branch.elseBlock()->getTerminator());
+    OpFoldResult last = affine::makeComposedFoldedAffineApply(
+        rewriter, loc, s0 + full * chunks.width, {nLo});
+    return rowsOf(last, rem);
   }
 
   /// Splits loop `dim` of `op` into loops of static steps `steps` (the
   /// first step, then each next one up to the end). Each loop's body is
   /// `op` on that static slice of `dim` (appended to `parts`). A static
   /// range no larger than the first step is one part: `op` itself.
-  static LogicalResult splitDim(IRRewriter &rewriter, linalg::LinalgOp op,
-                                unsigned dim, ArrayRef<int64_t> steps,
-                                bool parallel,
-                                SmallVectorImpl<linalg::LinalgOp> &parts) {
+  ///
+  /// With `columns` (and `parallel`), the loop of step 1 is split by
+  /// columns instead (splitColumns), and so is a static range of one.
+  static LogicalResult
+  splitDim(IRRewriter &rewriter, linalg::LinalgOp op, unsigned dim,
+           ArrayRef<int64_t> steps, bool parallel,
+           SmallVectorImpl<linalg::LinalgOp> &parts,
+           std::optional<ColumnChunks> columns = std::nullopt) {
     int64_t staticSize = op.getStaticLoopRanges()[dim];
+    bool byColumns = parallel && columns && steps.back() == 1;
+    if (byColumns && staticSize == 1) {
+      Location loc = op.getLoc();
+      rewriter.setInsertionPoint(op);
+      SmallVector<Range> domain =
+          cast<TilingInterface>(op.getOperation()).getIterationDomain(rewriter);
+      Value lo = getValueOrCreateConstantIndexOp(rewriter, loc,
+                                                 domain[dim].offset);
+      Value hi = arith::AddIOp::create(
+          rewriter, loc, lo, arith::ConstantIndexOp::create(rewriter, loc, 1));
+      if (failed(splitColumns(rewriter, op, domain, dim, lo, hi, *columns,
+                              parts)))
+        return op.emitError("moe-cpu-tile-contractions: column split failed");
+      rewriter.eraseOp(op);
+      return success();
+    }
     if (!ShapedType::isDynamic(staticSize) && staticSize <= steps.front()) {
       parts.push_back(op);
       return success();
@@ -635,8 +769,14 @@ struct MoeCpuTileContractionsPass
                      : affine::makeComposedAffineApply(
                            rewriter, loc, s0 + s1.floorDiv(step) * step,
                            {lo, size});
-      if (failed(stepLoop(from, to, step)))
+      if (byColumns && step == 1) {
+        if (failed(splitColumns(rewriter, op, domain, dim, from, to, *columns,
+                                parts)))
+          return op.emitError(
+              "moe-cpu-tile-contractions: column split failed");
+      } else if (failed(stepLoop(from, to, step))) {
         return op.emitError("moe-cpu-tile-contractions: loop split failed");
+      }
       from = to;
     }
     rewriter.eraseOp(op);
@@ -646,11 +786,15 @@ struct MoeCpuTileContractionsPass
   /// `op` (one row: every dim but n and k of size 1 or tiled to 1 here)
   /// as dot products, written out (see emitDotTile). n in strips of
   /// kDotColumns, then 1 (a static n of at most kDotColumns: one strip).
+  /// With `parallel` (an op outside any loop), the strips form
+  /// scf.parallel loops: a decode step's q k^T over the cache splits its
+  /// keys over the threads.
   static LogicalResult lowerToDots(IRRewriter &rewriter, linalg::LinalgOp op,
-                                   const DotPlan &plan, int64_t lanes) {
+                                   const DotPlan &plan, int64_t lanes,
+                                   bool parallel) {
     SmallVector<linalg::LinalgOp> strips;
     if (failed(splitDim(rewriter, op, plan.nDim, {kDotColumns, 1},
-                        /*parallel=*/false, strips)))
+                        parallel, strips)))
       return failure();
     for (linalg::LinalgOp strip : strips) {
       SmallVector<int64_t> ranges = strip.getStaticLoopRanges();

@@ -27,8 +27,11 @@ tails:
 
 It is compiled with moe-compile at the host's vector width, for x86-64-v2
 (128-bit vectors) and, where the host has AVX2, x86-64-v3 (256-bit), with
---no-dot-products (the strided-column register tiles), and with
---reference; each runs under moe-run at row counts N, cache lengths P and
+--no-dot-products (the strided-column register tiles), with
+--no-parallel-loops (every loop sequential: no parallel column chunks or
+dot-product strips), and with --reference; each runs under moe-run (one
+thread; the host's width also on two, which must give the bits of the
+sequential build on one) at row counts N, cache lengths P and
 batches B that give one row (the dot products), full row tiles plus one
 row tails, and full and partial strips. Every output is compared with the
 reference's within |a - b| <= 1e-5 + 1e-4 |b| (docs/tolerance.md) and
@@ -53,7 +56,12 @@ SELECTORS = [(37, 13), (16, 8), (82, 155), (20, 3), (4, 40)]
 SCORES = [(3, 82), (2, 16), (1, 17)]
 # (K, C) of the matmuls; C None: dynamic, 11 P + 2 columns in each run
 # (13 to 365: narrower than a vector, partial and more than one tile).
-MATMULS = [(412, 300), (128, 412), (37, 520), (16, None), (3, 64)]
+# With parallel loops (moe-compile's default), (412, 300) and (64, 1100)
+# split their one-row loop into parallel column chunks (with and without a
+# remainder chunk at the host's widths); the others have too few products
+# per row for it.
+MATMULS = [(412, 300), (128, 412), (37, 520), (16, None), (3, 64),
+           (64, 1100)]
 # (H, d) of the probabilities times a value cache.
 VALUES = [(3, 82), (2, 16), (1, 300)]
 # (N rows, P cache length, B batch) per run.
@@ -153,7 +161,8 @@ def main():
     compile_tool = os.path.join(args.bin, "moe-compile")
     run_tool = os.path.join(args.bin, "moe-run")
     variants = [("native", []), ("x86-64-v2", ["--march=x86-64-v2"]),
-                ("no-dot-products", ["--no-dot-products"])]
+                ("no-dot-products", ["--no-dot-products"]),
+                ("sequential", ["--no-parallel-loops"])]
     if host_has("avx2") and host_has("fma"):
         variants.append(("x86-64-v3", ["--march=x86-64-v3"]))
     rng = np.random.default_rng(0)
@@ -211,13 +220,27 @@ def main():
                 np.save(path, value)
                 inputs += ["--input", f"{key}={path}"]
             outputs = {}
-            for name, path in artifacts.items():
+            runs = [(name, path, 1) for name, path in artifacts.items()]
+            runs.append(("native-2", artifacts["native"], 2))
+            for name, path, threads in runs:
                 out = os.path.join(work, f"out-{name}")
                 os.makedirs(out, exist_ok=True)
-                subprocess.run([run_tool, path, "--output-dir", out]
+                subprocess.run([run_tool, path, "--output-dir", out,
+                                "--threads", str(threads)]
                                + inputs, check=True, capture_output=True)
                 outputs[name] = {k: np.load(os.path.join(out, k + ".npy"))
                                  for k in expected}
+            # The split over threads (parallel column chunks and strips)
+            # keeps every output element's terms in order: the same bits
+            # on two threads as the sequential build's on one.
+            for key in expected:
+                seq = outputs["sequential"][key]
+                ok = all(np.array_equal(outputs[v][key], seq)
+                         for v in ("native", "native-2"))
+                print(f"{'ok  ' if ok else 'FAIL'} bitwise native (1 and 2 "
+                      f"threads) vs sequential N={n} P={p} B={b} {key}")
+                passed += ok
+                failed += not ok
             for name, _ in variants:
                 for key, want in expected.items():
                     got = outputs[name][key]

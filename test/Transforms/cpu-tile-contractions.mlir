@@ -6,6 +6,62 @@
 // RUN: moe-opt %s --moe-cpu-tile-contractions="row-column-vectors=8" --split-input-file | FileCheck %s --check-prefix=WIDE
 // RUN: moe-opt %s --moe-cpu-tile-contractions="row-column-vectors=16" --split-input-file | FileCheck %s --check-prefix=WIDE16
 // RUN: moe-opt %s --moe-cpu-tile-contractions="dot-products=false row-column-vectors=16" --split-input-file | FileCheck %s --check-prefix=NODOT
+// RUN: moe-opt %s --moe-cpu-tile-contractions="parallel-rows=true row-column-vectors=16" --split-input-file | FileCheck %s --check-prefix=PARCOL
+
+// With parallel-rows, the one-row loop of a wide contraction splits its
+// columns instead of its rows (a decode step has one row): an scf.parallel
+// over chunks of 128 columns (the 1 x 256 one-row tile halved until there
+// are four chunks), the remainder (1000 = 7 x 128 + 104) behind an scf.if
+// so that every part stays static, each chunk a loop over the rows.
+// PARCOL-LABEL: func @one_row_columns
+// PARCOL:         scf.parallel ({{.*}}) = ({{.*}}) to ({{.*}}) step (%c8)
+// PARCOL:           scf.for {{.*}} -> (vector<8x32xf32>)
+// PARCOL:         scf.parallel (%[[CH:.*]]) = (%c0) to (%c8) step (%c1)
+// PARCOL:           %[[FULL:.*]] = arith.cmpi ult, %[[CH]], %c7
+// PARCOL:           scf.if %[[FULL]]
+// PARCOL:             scf.for
+// PARCOL:               scf.for {{.*}} -> (vector<128xf32>)
+// PARCOL:           } else {
+// PARCOL:             scf.for
+// PARCOL:               scf.for {{.*}} -> (vector<64xf32>, vector<32xf32>, vector<8xf32>)
+// Without parallel-rows, the one-row loop is a sequential loop over rows
+// with the whole width in one-row tiles.
+// WIDE16-LABEL: func @one_row_columns
+// WIDE16:         scf.for {{.*}} step %c1
+// WIDE16-NOT:     scf.parallel
+// WIDE16-NOT:     scf.if
+func.func @one_row_columns(%a: memref<?x412xf32>, %b: memref<412x1000xf32>, %c: memref<?x1000xf32>) {
+  linalg.matmul ins(%a, %b : memref<?x412xf32>, memref<412x1000xf32>) outs(%c : memref<?x1000xf32>)
+  return
+}
+
+// -----
+
+// A static single row: the column chunks alone (512 = 4 x 128, no
+// remainder).
+// PARCOL-LABEL: func @static_one_row
+// PARCOL:         scf.parallel ({{.*}}) = (%c0) to (%c4) step (%c1)
+// PARCOL-NOT:       scf.if
+// PARCOL:           scf.for {{.*}} -> (vector<128xf32>)
+func.func @static_one_row(%a: memref<1x412xf32>, %b: memref<412x512xf32>, %c: memref<1x512xf32>) {
+  linalg.matmul ins(%a, %b : memref<1x412xf32>, memref<412x512xf32>) outs(%c : memref<1x512xf32>)
+  return
+}
+
+// -----
+
+// Too little work per row to pay for a fork-join (412 x 82 multiply-adds):
+// the one-row loop stays a parallel loop over rows.
+// PARCOL-LABEL: func @narrow_one_row
+// PARCOL:         scf.parallel ({{.*}}) = ({{.*}}) to ({{.*}}) step (%c8)
+// PARCOL:         scf.parallel ({{.*}}) = ({{.*}}) to ({{.*}}) step (%c1)
+// PARCOL-NOT:     scf.if
+func.func @narrow_one_row(%a: memref<?x412xf32>, %b: memref<412x82xf32>, %c: memref<?x82xf32>) {
+  linalg.matmul ins(%a, %b : memref<?x412xf32>, memref<412x82xf32>) outs(%c : memref<?x82xf32>)
+  return
+}
+
+// -----
 
 // Dynamic rows, 100 columns: 8x32 register tiles up to the last multiple of
 // 8 rows, the 4-column tail as an 8x4 tile, then the remaining rows one at a
@@ -303,6 +359,12 @@ func.func @in_repeats(%a: memref<?x16xf32>, %b: memref<16x64xf32>, %c: memref<?x
 // CHECK:         scf.for {{.*}} = %[[FULL]] to %{{.*}} step %c1
 // CHECK:           scf.for {{.*}} -> (vector<16xf32>)
 // CHECK-NOT:     vector.insert
+// With parallel-rows, an op outside any loop splits its dot-product
+// strips over the threads: both strip loops are scf.parallel.
+// PARCOL-LABEL: func @cached_scores
+// PARCOL:         scf.parallel ({{.*}}) = (%c0) to ({{.*}}) step (%c8)
+// PARCOL:           vector.fma
+// PARCOL:         scf.parallel ({{.*}}) = ({{.*}}) to ({{.*}}) step (%c1)
 // NODOT-LABEL: func @cached_scores
 // (One row read strided: the narrow tile even with row-column-vectors=16.)
 // NODOT:         scf.for {{.*}} step %c32
