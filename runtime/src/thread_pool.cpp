@@ -97,6 +97,16 @@ void ThreadPool::runChunks(Job &job) {
   }
 }
 
+void ThreadPool::runChunksAlone(const Job &job) {
+  const auto grain = static_cast<uint64_t>(job.grain);
+  for (uint64_t k = 0; k < job.chunks; ++k) {
+    uint64_t start = static_cast<uint64_t>(job.begin) + k * grain;
+    runChunk(job.body, job.closure, static_cast<int64_t>(start),
+             k + 1 == job.chunks ? job.end
+                                 : static_cast<int64_t>(start + grain));
+  }
+}
+
 ThreadPool::Job *ThreadPool::takeJobLocked() {
   while (!jobs_.empty()) {
     Job *job = jobs_.front();
@@ -174,8 +184,11 @@ void ThreadPool::parallelFor(int64_t begin, int64_t end, int64_t grain,
   job.end = end;
   job.grain = grain;
   job.chunks = chunks;
+  // Alone (one thread, or no worker could start): the same chunks, in
+  // order, without the atomic claim each (a locked add per chunk was 3.5%
+  // of a one-thread decode step).
   if (chunks == 1 || threads_ == 1 || !startWorkers()) {
-    runChunks(job);
+    runChunksAlone(job);
     return;
   }
   unsigned toWake = 0, sleepers = 0;

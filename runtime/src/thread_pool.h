@@ -69,6 +69,9 @@ private:
   void workerLoop();
   /// Claims and runs chunks of `job` until none is left.
   static void runChunks(Job &job);
+  /// Runs every chunk of `job` in order on this thread (no other thread
+  /// has it: no atomic claim per chunk).
+  static void runChunksAlone(const Job &job);
   /// A job of jobs_ with chunks left, taken by a worker (users + 1), or
   /// null; drops exhausted jobs from jobs_. Under mutex_.
   Job *takeJobLocked();
