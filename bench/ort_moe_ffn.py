@@ -41,6 +41,8 @@ p.add_argument("--activation", default="relu")
 p.add_argument("--tokens", default="1,64,512")
 p.add_argument("--threads", type=int, default=1)
 p.add_argument("--no-parallel-loops", action="store_true")
+p.add_argument("--parallel-loops", action="store_true",
+               help="the default (kept for older commands)")
 p.add_argument("--repeats", type=int, default=20)
 p.add_argument("--torch", action="store_true")
 p.add_argument("--csv", default=None)

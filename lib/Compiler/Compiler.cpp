@@ -8,7 +8,6 @@
 //===----------------------------------------------------------------------===//
 
 #include "moe/Compiler/Compiler.h"
-#include "moe/Conversion/Passes.h"
 #include "moe/Pipelines/Pipelines.h"
 #include "moe/Transforms/Passes.h"
 

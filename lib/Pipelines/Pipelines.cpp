@@ -133,23 +133,26 @@ void moe::registerMoePipelines() {
   PassPipelineRegistration<>(
       "moe-lower-to-llvm-cpu",
       "moe-lower-to-llvm with moe-sort-expert-layouts before and "
-      "moe-cpu-loop-order after convert-moe-to-linalg "
-      "(what moe-compile runs unless --reference)",
+      "moe-cpu-loop-order after convert-moe-to-linalg, and outermost "
+      "parallel loops on the thread pool (moe-parallel-loops-to-host) "
+      "(what moe-compile --no-tile runs)",
       [](OpPassManager &pm) {
         CpuCodegenOptions options;
         options.sortExpertLayouts = true;
         options.cpuLoopOrder = true;
+        options.parallelLoops = true;
         buildLowerToLLVMPipeline(pm, options);
       });
   PassPipelineRegistration<>(
       "moe-lower-to-llvm-cpu-tiled",
       "moe-lower-to-llvm-cpu with moe-refine-buffer-layouts and "
       "moe-cpu-tile-contractions (512-bit vectors) after bufferization, "
-      "and the vector lowering",
+      "and the vector lowering (what moe-compile runs at 512 bits)",
       [](OpPassManager &pm) {
         CpuCodegenOptions options;
         options.sortExpertLayouts = true;
         options.cpuLoopOrder = true;
+        options.parallelLoops = true;
         options.refineLayouts = true;
         options.tileVectorBits = 512;
         buildLowerToLLVMPipeline(pm, options);

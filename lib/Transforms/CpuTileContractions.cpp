@@ -68,6 +68,9 @@ namespace {
 constexpr StringLiteral kTileMarker = "moe.cpu_tile";
 /// Marks the k loop of a register tile until its accumulator is hoisted.
 constexpr StringLiteral kReductionLoopMarker = "moe.cpu_k_loop";
+/// Marks the sequential one-row loop of a contraction that becomes dot
+/// products: its strips are the parallel loops (see splitRows).
+constexpr StringLiteral kDotRowLoopMarker = "moe.cpu_dot_rows";
 
 /// How one contraction is tiled: per loop, its tile size; the loop order
 /// (batch, m, n, then k dims); which loops are the MR and NR ones.
@@ -239,17 +242,41 @@ std::optional<DotPlan> dotPlanFor(linalg::LinalgOp op, int64_t lanes,
   return DotPlan{plan->nDim, k};
 }
 
-/// Peels `loop` so that its main part runs full tiles only.
+/// Multiply-adds a split over threads must have at least to pay for its
+/// fork-join (about 64K: a 412 x 82 head projection of one row has fewer,
+/// a 412 x 412 one more).
+constexpr int64_t kMinRowWork = 1 << 16;
+
+/// The multiply-adds of `columns` output columns of one row of contraction
+/// `op` (the product of its static k ranges; a dynamic k counts as enough).
+int64_t rowWork(linalg::LinalgOp op, int64_t columns) {
+  FailureOr<linalg::ContractionDimensions> dims =
+      linalg::inferContractionDims(op);
+  if (failed(dims))
+    return 0;
+  SmallVector<int64_t> ranges = op.getStaticLoopRanges();
+  int64_t work = columns;
+  for (unsigned k : dims->k) {
+    if (ShapedType::isDynamic(ranges[k]))
+      return kMinRowWork;
+    work *= ranges[k];
+  }
+  return work;
+}
+
 /// Whether `op` is inside a loop other than the loop over a model's
-/// repeats (moe-roll-repeats' `moe.repeats` scf.for).
+/// repeats (moe-roll-repeats' `moe.repeats` scf.for) and the one-row loop
+/// of a dot-product contraction (splitRows).
 bool insideInnerLoop(Operation *op) {
   for (auto loop = op->getParentOfType<LoopLikeOpInterface>(); loop;
        loop = loop->getParentOfType<LoopLikeOpInterface>())
-    if (!loop->hasAttr(moe::kRepeatsAttrName))
+    if (!loop->hasAttr(moe::kRepeatsAttrName) &&
+        !loop->hasAttr(kDotRowLoopMarker))
       return true;
   return false;
 }
 
+/// Peels `loop` so that its main part runs full tiles only.
 void peel(RewriterBase &rewriter, LoopLikeOpInterface loop) {
   auto forOp = dyn_cast_or_null<scf::ForOp>(loop.getOperation());
   if (!forOp)
@@ -307,8 +334,10 @@ struct MoeCpuTileContractionsPass
       if (failed(named))
         continue;
       // 2. Row loops of static steps MR and 1 (no masks).
-      if (failed(splitRows(rewriter, *named, mr, nr, rowNr, parallelRows,
-                           parts)))
+      bool dotRows =
+          dotProducts && dotPlanFor(*named, lanes, /*oneRow=*/false);
+      if (failed(splitRows(rewriter, *named, mr, nr, rowNr, lanes,
+                           parallelRows, dotRows, parts)))
         return signalPassFailure();
     }
     // 3. Register tiles (k innermost, marked for the accumulator hoist);
@@ -500,6 +529,7 @@ struct MoeCpuTileContractionsPass
       loop->removeAttr(kReductionLoopMarker);
       hoistAccumulators(rewriter, loop);
     }
+    root->walk([&](scf::ForOp loop) { loop->removeAttr(kDotRowLoopMarker); });
     // The slices of a split column tail read the same A column: one read
     // once the stores are out of the loop.
     DominanceInfo after(root);
@@ -546,9 +576,14 @@ struct MoeCpuTileContractionsPass
   /// Splits `op`'s m range into row loops of static steps (MR, then 1).
   /// Each loop's body is `op` on that static row slice (appended to
   /// `parts`), so the register tiles are static with no masks.
+  ///
+  /// `dotRows`: `op`'s one-row parts become dot products, whose strips of
+  /// n are parallel loops of their own (lowerToDots); the one-row loop
+  /// around them is then sequential (a decode step's q k^T: one row, the
+  /// cache's keys split over the threads).
   static LogicalResult splitRows(IRRewriter &rewriter, linalg::LinalgOp op,
                                  int64_t mr, int64_t nr, int64_t rowNr,
-                                 bool parallelRows,
+                                 int64_t lanes, bool parallelRows, bool dotRows,
                                  SmallVectorImpl<linalg::LinalgOp> &parts) {
     // (The narrow-output check was made when `op` was picked.)
     std::optional<TilePlan> plan = planFor(op, mr, nr, 1);
@@ -576,55 +611,56 @@ struct MoeCpuTileContractionsPass
     // parallel chunks instead, where there are enough of them.
     bool parallel = parallelRows && !insideInnerLoop(op);
     std::optional<ColumnChunks> columns;
-    if (parallel)
-      columns = columnChunksFor(op, plan->nDim, nr, rowNr);
+    if (parallel && !dotRows)
+      columns = columnChunksFor(op, plan->nDim, nr, rowNr, lanes);
     return splitDim(rewriter, op, *plan->mDim, steps, parallel, parts,
-                    columns);
+                    columns, /*sequentialStepOne=*/parallel && dotRows);
   }
 
-  /// The column chunks of a parallel one-row loop: its n dim and the chunk
-  /// width.
+  /// The column chunks of a parallel one-row loop: its n dim, `count`
+  /// chunks, each `width` columns wide but the last, `last` wide.
   struct ColumnChunks {
     unsigned nDim;
     int64_t width;
+    int64_t count;
+    int64_t last;
   };
 
-  /// Chunks of columns for the one-row loop of `op` (n = `nDim`): a
-  /// multiple of `nr` up to `rowNr` (the one-row tile), halved until there
-  /// are four, and at least two of them; none for a dynamic n, or where a
-  /// row's products (n x k) are too few to pay for a fork-join (about
-  /// 64K multiply-adds: a 412 x 82 head projection is not split, a 412 x
-  /// 412 one is).
+  /// Chunks of columns for the one-row loop of `op` (n = `nDim`): the
+  /// one-row tile's width `rowNr`, halved while that leaves fewer than four
+  /// chunks and stays a multiple of `nr`, and at least two chunks; the
+  /// remainder a chunk of its own, or, narrower than a vector (`lanes`),
+  /// part of the last one (a part narrower than a vector would leave the
+  /// register tiles, and its bits those of the sequential code). None for
+  /// a dynamic n, or where a row's products (n x k) are too few to pay for
+  /// a fork-join (kMinRowWork: a 412 x 82 head projection is not split, a
+  /// 412 x 412 one is).
   static std::optional<ColumnChunks> columnChunksFor(linalg::LinalgOp op,
                                                      unsigned nDim, int64_t nr,
-                                                     int64_t rowNr) {
-    constexpr int64_t kMinRowWork = 1 << 16;
+                                                     int64_t rowNr,
+                                                     int64_t lanes) {
     SmallVector<int64_t> ranges = op.getStaticLoopRanges();
     int64_t n = ranges[nDim];
-    if (ShapedType::isDynamic(n) || nr < 1)
-      return std::nullopt;
-    FailureOr<linalg::ContractionDimensions> dims =
-        linalg::inferContractionDims(op);
-    if (failed(dims))
-      return std::nullopt;
-    int64_t work = n;
-    for (unsigned k : dims->k)
-      work = ShapedType::isDynamic(ranges[k]) ? kMinRowWork
-                                              : work * ranges[k];
-    if (work < kMinRowWork)
+    if (ShapedType::isDynamic(n) || rowWork(op, n) < kMinRowWork)
       return std::nullopt;
     int64_t width = std::max(rowNr, nr);
     while (width > nr && n / width < 4 && (width / 2) % nr == 0)
       width /= 2;
-    if (n / width < 2)
+    int64_t full = n / width, rem = n % width;
+    if (full < 2)
       return std::nullopt;
-    return ColumnChunks{nDim, width};
+    if (rem == 0)
+      return ColumnChunks{nDim, width, full, width};
+    if (rem >= lanes)
+      return ColumnChunks{nDim, width, full + 1, rem};
+    return ColumnChunks{nDim, width, full, width + rem};
   }
 
-  /// Rows [from, to) of `op`, one at a time, in chunks of `chunks.width`
-  /// columns of its static n: an scf.parallel over the chunks (the last
-  /// one the remainder, if any, behind an scf.if so that every part is
-  /// static), each a loop over the rows. Every output element is still
+  /// Rows [from, to) of `op`, one at a time, in the column chunks of its
+  /// static n: an scf.parallel over the chunks (the last one, if of
+  /// another width, behind an scf.if so that every part is static), each
+  /// a loop over the rows; all of it behind an scf.if when the rows may
+  /// be none (no fork-join for nothing). Every output element is still
   /// one part's, with its terms in the same order.
   static LogicalResult splitColumns(IRRewriter &rewriter, linalg::LinalgOp op,
                                     ArrayRef<Range> domain, unsigned mDim,
@@ -634,15 +670,22 @@ struct MoeCpuTileContractionsPass
     Location loc = op.getLoc();
     auto tiling = cast<TilingInterface>(op.getOperation());
     unsigned nDim = chunks.nDim;
-    int64_t n = op.getStaticLoopRanges()[nDim];
-    int64_t full = n / chunks.width, rem = n % chunks.width;
     auto index = [&](int64_t v) -> Value {
       return arith::ConstantIndexOp::create(rewriter, loc, v);
     };
-    auto par = scf::ParallelOp::create(rewriter, loc, ValueRange{index(0)},
-                                       ValueRange{index(full + (rem != 0))},
-                                       ValueRange{index(1)});
     OpBuilder::InsertionGuard guard(rewriter);
+    std::optional<int64_t> lo = getConstantIntValue(from),
+                           hi = getConstantIntValue(to);
+    if (!lo || !hi) {
+      Value any = arith::CmpIOp::create(rewriter, loc,
+                                        arith::CmpIPredicate::slt, from, to);
+      auto rowsLeft = scf::IfOp::create(rewriter, loc, any,
+                                        /*withElseRegion=*/false);
+      rewriter.setInsertionPoint(rowsLeft.thenBlock()->getTerminator());
+    }
+    auto par = scf::ParallelOp::create(rewriter, loc, ValueRange{index(0)},
+                                       ValueRange{index(chunks.count)},
+                                       ValueRange{index(1)});
     rewriter.setInsertionPoint(par.getBody()->getTerminator());
     Value chunk = par.getInductionVars()[0];
     AffineExpr s0 = rewriter.getAffineSymbolExpr(0),
@@ -671,20 +714,20 @@ struct MoeCpuTileContractionsPass
                                                 domain[nDim].offset);
     OpFoldResult column = affine::makeComposedFoldedAffineApply(
         rewriter, loc, s0 + s1 * chunks.width, {nLo, chunk});
-    if (rem == 0)
+    if (chunks.last == chunks.width)
       return rowsOf(column, chunks.width);
-    Value isFull = arith::CmpIOp::create(rewriter, loc,
-                                         arith::CmpIPredicate::ult, chunk,
-                                         index(full));
-    auto branch = scf::IfOp::create(rewriter, loc, isFull,
+    Value notLast = arith::CmpIOp::create(rewriter, loc,
+                                          arith::CmpIPredicate::ult, chunk,
+                                          index(chunks.count - 1));
+    auto branch = scf::IfOp::create(rewriter, loc, notLast,
                                     /*withElseRegion=*/true);
     rewriter.setInsertionPoint(branch.thenBlock()->getTerminator());
     if (failed(rowsOf(column, chunks.width)))
       return failure();
     rewriter.setInsertionPoint(branch.elseBlock()->getTerminator());
     OpFoldResult last = affine::makeComposedFoldedAffineApply(
-        rewriter, loc, s0 + full * chunks.width, {nLo});
-    return rowsOf(last, rem);
+        rewriter, loc, s0 + (chunks.count - 1) * chunks.width, {nLo});
+    return rowsOf(last, chunks.last);
   }
 
   /// Splits loop `dim` of `op` into loops of static steps `steps` (the
@@ -694,11 +737,15 @@ struct MoeCpuTileContractionsPass
   ///
   /// With `columns` (and `parallel`), the loop of step 1 is split by
   /// columns instead (splitColumns), and so is a static range of one.
+  /// With `sequentialStepOne`, the loop of step 1 is a sequential scf.for
+  /// (marked kDotRowLoopMarker: the one-row loop of a dot-product
+  /// contraction, or the last strips of one).
   static LogicalResult
   splitDim(IRRewriter &rewriter, linalg::LinalgOp op, unsigned dim,
            ArrayRef<int64_t> steps, bool parallel,
            SmallVectorImpl<linalg::LinalgOp> &parts,
-           std::optional<ColumnChunks> columns = std::nullopt) {
+           std::optional<ColumnChunks> columns = std::nullopt,
+           bool sequentialStepOne = false) {
     int64_t staticSize = op.getStaticLoopRanges()[dim];
     bool byColumns = parallel && columns && steps.back() == 1;
     if (byColumns && staticSize == 1) {
@@ -734,7 +781,7 @@ struct MoeCpuTileContractionsPass
       Value stepValue = arith::ConstantIndexOp::create(rewriter, loc, step);
       Operation *loop;
       Value iv;
-      if (parallel) {
+      if (parallel && !(sequentialStepOne && step == 1)) {
         auto par = scf::ParallelOp::create(rewriter, loc, ValueRange{from},
                                            ValueRange{to},
                                            ValueRange{stepValue});
@@ -742,6 +789,8 @@ struct MoeCpuTileContractionsPass
         iv = par.getInductionVars()[0];
       } else {
         auto seq = scf::ForOp::create(rewriter, loc, from, to, stepValue);
+        if (sequentialStepOne && step == 1)
+          seq->setAttr(kDotRowLoopMarker, rewriter.getUnitAttr());
         loop = seq;
         iv = seq.getInductionVar();
       }
@@ -786,15 +835,20 @@ struct MoeCpuTileContractionsPass
   /// `op` (one row: every dim but n and k of size 1 or tiled to 1 here)
   /// as dot products, written out (see emitDotTile). n in strips of
   /// kDotColumns, then 1 (a static n of at most kDotColumns: one strip).
-  /// With `parallel` (an op outside any loop), the strips form
-  /// scf.parallel loops: a decode step's q k^T over the cache splits its
-  /// keys over the threads.
+  /// With `parallel` (an op outside any loop), the strips of kDotColumns
+  /// form an scf.parallel (a decode step's q k^T splits the cache's keys
+  /// over the threads), unless a static n has too little work
+  /// (kMinRowWork); the last few columns stay sequential.
   static LogicalResult lowerToDots(IRRewriter &rewriter, linalg::LinalgOp op,
                                    const DotPlan &plan, int64_t lanes,
                                    bool parallel) {
+    int64_t n = op.getStaticLoopRanges()[plan.nDim];
+    if (!ShapedType::isDynamic(n) && rowWork(op, n) < kMinRowWork)
+      parallel = false;
     SmallVector<linalg::LinalgOp> strips;
     if (failed(splitDim(rewriter, op, plan.nDim, {kDotColumns, 1},
-                        parallel, strips)))
+                        parallel, strips, std::nullopt,
+                        /*sequentialStepOne=*/true)))
       return failure();
     for (linalg::LinalgOp strip : strips) {
       SmallVector<int64_t> ranges = strip.getStaticLoopRanges();

@@ -279,8 +279,8 @@ topKLastAxis(OpBuilder &b, Location loc, Value xs, OpFoldResult kF0, bool larges
   Value c1 = arith::ConstantIndexOp::create(b, loc, 1);
   Value ck = getValueOrCreateConstantIndexOp(b, loc, kF0);
   bool isF = isa<FloatType>(elt);
-  // Rows are independent: an scf.forall over them (on the thread pool with
-  // moe-compile --parallel-loops), each iteration masking and writing only
+  // Rows are independent: an scf.forall over them (on the thread pool
+  // unless moe-compile --no-parallel-loops), each iteration masking and writing only
   // its own row, so no order changes a bit. The masked working copy shares
   // one buffer with the values ([R, k + E]: values, then the row's copy):
   // as a result of its own it would be unused, the canonicalizer would drop

@@ -230,8 +230,22 @@ def test_compile_codegen_options(artifact, tmp_path):
     # scatters them back (an inverse permutation) between the two.
     assert moe_mlir.compile(path, emit="linalg", sorted_experts=False) != \
         moe_mlir.compile(path, emit="linalg")
+    # The attention selectors' one-row tail (3 experts, narrower than a
+    # vector) as dot products unless dot_products=False.
+    assert moe_mlir.compile(path, emit="buffers", dot_products=False,
+                            **FAST) != \
+        moe_mlir.compile(path, emit="buffers", **FAST)
     expected = moe_mlir.InferenceSession(artifact(name)).run(
         None, feeds(name))
+    # Sequential loops and rows in slot order change no bit.
+    for i, options in enumerate(({"parallel_loops": False},
+                                 {"sorted_experts": False})):
+        out = moe_mlir.compile(path, tmp_path / f"b{i}.moeb", **options,
+                               **FAST)
+        got = moe_mlir.InferenceSession(out, threads=2).run(None,
+                                                             feeds(name))
+        for g, e in zip(got, expected):
+            np.testing.assert_array_equal(g, e, err_msg=str(options))
     for i, options in enumerate(({"parallel_loops": False},
                                  {"roll_repeats": False}, {"tile": False},
                                  {"sorted_experts": False},

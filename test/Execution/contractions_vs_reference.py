@@ -56,12 +56,13 @@ SELECTORS = [(37, 13), (16, 8), (82, 155), (20, 3), (4, 40)]
 SCORES = [(3, 82), (2, 16), (1, 17)]
 # (K, C) of the matmuls; C None: dynamic, 11 P + 2 columns in each run
 # (13 to 365: narrower than a vector, partial and more than one tile).
-# With parallel loops (moe-compile's default), (412, 300) and (64, 1100)
-# split their one-row loop into parallel column chunks (with and without a
-# remainder chunk at the host's widths); the others have too few products
-# per row for it.
+# With parallel loops (moe-compile's default), (412, 300), (64, 1100),
+# (128, 1024) and (64, 1025) split their one-row loop into parallel column
+# chunks: with a remainder chunk, with none (1024), and with a remainder of
+# one column, narrower than a vector, joined to the last chunk (1025); the
+# others have too few products per row for it.
 MATMULS = [(412, 300), (128, 412), (37, 520), (16, None), (3, 64),
-           (64, 1100)]
+           (64, 1100), (128, 1024), (64, 1025)]
 # (H, d) of the probabilities times a value cache.
 VALUES = [(3, 82), (2, 16), (1, 300)]
 # (N rows, P cache length, B batch) per run.

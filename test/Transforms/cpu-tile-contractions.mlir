@@ -16,14 +16,16 @@
 // PARCOL-LABEL: func @one_row_columns
 // PARCOL:         scf.parallel ({{.*}}) = ({{.*}}) to ({{.*}}) step (%c8)
 // PARCOL:           scf.for {{.*}} -> (vector<8x32xf32>)
-// PARCOL:         scf.parallel (%[[CH:.*]]) = (%c0) to (%c8) step (%c1)
-// PARCOL:           %[[FULL:.*]] = arith.cmpi ult, %[[CH]], %c7
-// PARCOL:           scf.if %[[FULL]]
-// PARCOL:             scf.for
-// PARCOL:               scf.for {{.*}} -> (vector<128xf32>)
-// PARCOL:           } else {
-// PARCOL:             scf.for
-// PARCOL:               scf.for {{.*}} -> (vector<64xf32>, vector<32xf32>, vector<8xf32>)
+// PARCOL:         %[[ROWS:.*]] = arith.cmpi slt
+// PARCOL:         scf.if %[[ROWS]] {
+// PARCOL:           scf.parallel (%[[CH:.*]]) = (%c0) to (%c8) step (%c1)
+// PARCOL:             %[[FULL:.*]] = arith.cmpi ult, %[[CH]], %c7
+// PARCOL:             scf.if %[[FULL]]
+// PARCOL:               scf.for
+// PARCOL:                 scf.for {{.*}} -> (vector<128xf32>)
+// PARCOL:             } else {
+// PARCOL:               scf.for
+// PARCOL:                 scf.for {{.*}} -> (vector<64xf32>, vector<32xf32>, vector<8xf32>)
 // Without parallel-rows, the one-row loop is a sequential loop over rows
 // with the whole width in one-row tiles.
 // WIDE16-LABEL: func @one_row_columns
@@ -52,6 +54,24 @@ func.func @static_one_row(%a: memref<1x412xf32>, %b: memref<412x512xf32>, %c: me
 
 // Too little work per row to pay for a fork-join (412 x 82 multiply-adds):
 // the one-row loop stays a parallel loop over rows.
+// A remainder narrower than a vector (1025 = 4 x 256 + 1) joins the last
+// chunk, which is 257 columns wide (a 256-wide tile, then a 1-wide one).
+// PARCOL-LABEL: func @narrow_remainder
+// PARCOL:         scf.if
+// PARCOL:           scf.parallel (%[[CH:.*]]) = (%c0) to (%c4) step (%c1)
+// PARCOL:             %[[NOTLAST:.*]] = arith.cmpi ult, %[[CH]], %c3
+// PARCOL:             scf.if %[[NOTLAST]]
+// PARCOL:               scf.for {{.*}} -> (vector<256xf32>)
+// PARCOL:             } else {
+// PARCOL:               scf.for {{.*}} -> (vector<256xf32>)
+// PARCOL:               scf.for {{.*}} -> (vector<1xf32>)
+func.func @narrow_remainder(%a: memref<?x64xf32>, %b: memref<64x1025xf32>, %c: memref<?x1025xf32>) {
+  linalg.matmul ins(%a, %b : memref<?x64xf32>, memref<64x1025xf32>) outs(%c : memref<?x1025xf32>)
+  return
+}
+
+// -----
+
 // PARCOL-LABEL: func @narrow_one_row
 // PARCOL:         scf.parallel ({{.*}}) = ({{.*}}) to ({{.*}}) step (%c8)
 // PARCOL:         scf.parallel ({{.*}}) = ({{.*}}) to ({{.*}}) step (%c1)
@@ -104,7 +124,11 @@ func.func @narrow_one_row(%a: memref<?x412xf32>, %b: memref<412x82xf32>, %c: mem
 // AVX2-COUNT-6:     vector.fma {{.*}} : vector<16xf32>
 // AVX2:         scf.for {{.*}} step %c1
 // AVX2:           scf.for {{.*}} -> (vector<16xf32>) {
-// With parallel-rows, both row loops are scf.parallel (rows are disjoint).
+// With parallel-rows, both row loops are scf.parallel (rows are disjoint;
+// 64 x 100 multiply-adds per row are too few for column chunks).
+// PARCOL-LABEL: func @matmul
+// PARCOL:         scf.parallel ({{.*}}) = ({{.*}}) to (%{{.*}}) step (%c8)
+// PARCOL:         scf.parallel ({{.*}}) = (%{{.*}}) to (%{{.*}}) step (%c1)
 // PAR-LABEL: func @matmul
 // PAR:         scf.parallel ({{.*}}) = ({{.*}}) to ({{.*}}) step (%c8)
 // PAR:           scf.for {{.*}} -> (vector<8x32xf32>)
@@ -360,11 +384,12 @@ func.func @in_repeats(%a: memref<?x16xf32>, %b: memref<16x64xf32>, %c: memref<?x
 // CHECK:           scf.for {{.*}} -> (vector<16xf32>)
 // CHECK-NOT:     vector.insert
 // With parallel-rows, an op outside any loop splits its dot-product
-// strips over the threads: both strip loops are scf.parallel.
+// strips of 8 over the threads (an scf.parallel); the last few stay a
+// sequential loop.
 // PARCOL-LABEL: func @cached_scores
 // PARCOL:         scf.parallel ({{.*}}) = (%c0) to ({{.*}}) step (%c8)
 // PARCOL:           vector.fma
-// PARCOL:         scf.parallel ({{.*}}) = ({{.*}}) to ({{.*}}) step (%c1)
+// PARCOL:         scf.for {{.*}} step %c1
 // NODOT-LABEL: func @cached_scores
 // (One row read strided: the narrow tile even with row-column-vectors=16.)
 // NODOT:         scf.for {{.*}} step %c32
@@ -377,6 +402,38 @@ func.func @in_repeats(%a: memref<?x16xf32>, %b: memref<16x64xf32>, %c: memref<?x
 func.func @cached_scores(%q: memref<?x4x1x82xf32>, %k: memref<?x?x4x82xf32, strided<[?, ?, 82, 1], offset: ?>>, %s: memref<?x4x1x?xf32>) {
   linalg.generic {indexing_maps = [#cq, #ck, #cs], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]}
       ins(%q, %k : memref<?x4x1x82xf32>, memref<?x?x4x82xf32, strided<[?, ?, 82, 1], offset: ?>>) outs(%s : memref<?x4x1x?xf32>) {
+  ^bb0(%a: f32, %b: f32, %c: f32):
+    %m = arith.mulf %a, %b : f32
+    %r = arith.addf %c, %m : f32
+    linalg.yield %r : f32
+  }
+  return
+}
+
+// -----
+
+// Scores of a query with rows of unknown count (a decode step's one row)
+// against the cache: with parallel-rows, the 8-row tiles stay a parallel
+// loop, the one-row loop becomes sequential and the dot-product strips of
+// its rows are the parallel loops (the keys split over the threads).
+// Without parallel-rows: both row loops sequential, no parallel strips.
+// CHECK-LABEL: func @cached_scores_rows
+// CHECK-NOT:     scf.parallel
+// NODOT-LABEL: func @cached_scores_rows
+// PARCOL-LABEL: func @cached_scores_rows
+// PARCOL:         scf.parallel ({{.*}}) = ({{.*}}) to ({{.*}}) step (%c8)
+// PARCOL:         scf.for {{.*}} step %c1 {
+// PARCOL-NOT:       moe.cpu_dot_rows
+// PARCOL:           scf.parallel ({{.*}}) = (%c0) to ({{.*}}) step (%c8)
+// PARCOL:             vector.fma
+// PARCOL:           scf.for {{.*}} step %c1
+// PARCOL-NOT:     moe.cpu_dot_rows
+#rq = affine_map<(b, h, t, p, d) -> (b, h, t, d)>
+#rk = affine_map<(b, h, t, p, d) -> (p, b, h, d)>
+#rs = affine_map<(b, h, t, p, d) -> (b, h, t, p)>
+func.func @cached_scores_rows(%q: memref<1x4x?x82xf32>, %k: memref<?x1x4x82xf32>, %s: memref<1x4x?x?xf32>) {
+  linalg.generic {indexing_maps = [#rq, #rk, #rs], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]}
+      ins(%q, %k : memref<1x4x?x82xf32>, memref<?x1x4x82xf32>) outs(%s : memref<1x4x?x?xf32>) {
   ^bb0(%a: f32, %b: f32, %c: f32):
     %m = arith.mulf %a, %b : f32
     %r = arith.addf %c, %m : f32

@@ -60,7 +60,8 @@ llvm::cl::opt<bool> parallelLoops(
     "parallel-loops",
     llvm::cl::desc("run outermost parallel loops on the runtime's thread "
                    "pool (moe-parallel-loops-to-host); the default, kept "
-                   "for scripts that pass it"));
+                   "for scripts that pass it"),
+    llvm::cl::Hidden);
 llvm::cl::opt<bool> noParallelLoops(
     "no-parallel-loops",
     llvm::cl::desc("every loop on the calling thread (no "

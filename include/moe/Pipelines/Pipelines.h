@@ -42,8 +42,8 @@ struct CpuCodegenOptions {
 void buildToLinalgPipeline(OpPassManager &pm,
                            const CpuCodegenOptions &options = {});
 
-/// Adds the lowering to the LLVM dialect: buildToLinalgPipeline,
-/// convert-moe-to-linalg, one-shot bufferization, scf-forall-to-parallel
+/// Adds the lowering to the LLVM dialect: buildToLinalgPipeline, one-shot
+/// bufferization, scf-forall-to-parallel
 /// (then cse, canonicalize), the code ABI
 /// (moe-lower-to-host-abi: every public function becomes
 /// `moe_entry_<name>(frame)`), loops, and the conversions to LLVM. With

@@ -405,8 +405,10 @@ def MoeCpuTileContractions : Pass<"moe-cpu-tile-contractions"> {
            "(a decode step's expert and LM-head products; 0: "
            "column-vectors)">,
     Option<"parallelRows", "parallel-rows", "bool", "false",
-           "row-tile loops of contractions outside any loop as scf.parallel "
-           "(for moe-parallel-loops-to-host)">,
+           "for moe-parallel-loops-to-host, contractions outside any loop "
+           "get scf.parallel loops: their row tiles, their one-row loop's "
+           "column chunks (a static width with at least 64K multiply-adds "
+           "per row) and their dot-product strips">,
     Option<"fma", "fma", "bool", "true",
            "the target has FMA instructions (otherwise a multiply and an "
            "add per term: llvm.fma would become a libm call)">,

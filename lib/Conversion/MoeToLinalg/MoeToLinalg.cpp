@@ -605,8 +605,8 @@ struct LowerGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
       reportIf(b, loc, arith::OrIOp::create(b, loc, first, last),
                kErrorIndexOutOfRange);
     }
-    // Three loops whose iterations are independent (scf.forall: with
-    // moe-compile --parallel-loops they run on the thread pool), none of
+    // Three loops whose iterations are independent (scf.forall: on the
+    // thread pool unless moe-compile --no-parallel-loops), none of
     // which allocates per iteration:
     //  1. gather the rows in expert order: xs[i] = x[perm[i] / F] (none
     //     with sorted_input: xs = x);
