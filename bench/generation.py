@@ -20,8 +20,10 @@ for each thread count and prompt length P, batch 1:
     MoEUT.step);
   - decode: --steps steps of one token each at positions P, P+1, ...
     (teacher-forced from one random sequence, so every system decodes the
-    same tokens), the three systems alternating at each step; p50 per
-    token;
+    same tokens), the three systems alternating at each step, each step
+    after a pause of STEP_GAP_S (every runtime's threads spin for a while
+    after a call; on two cores they would take the core the next system's
+    worker needs); p50 per token;
   - the bandwidth bound of a decode step: the bytes it must read (the
     selected experts' weights, the dense weights, the selectors, the LM
     head and the cache at that position) over the measured read bandwidth
@@ -55,6 +57,10 @@ from moe_ref import past_kv_export as PK  # noqa: E402
 from moe_ref.configs import PUBLISHED, MoEUTConfig  # noqa: E402
 from moe_ref.onnx_export import export_moeut  # noqa: E402
 
+
+
+# Pause before each timed decode step (see the docstring).
+STEP_GAP_S = 0.02
 
 def decode_bytes(cfg, past):
     """Bytes one decode step of one sequence reads at cache length `past`:
@@ -190,6 +196,7 @@ def main():
             for i in range(a.steps):
                 pos = prompt + i
                 token = np.ascontiguousarray(seq[:, pos:pos + 1])
+                time.sleep(STEP_GAP_S)
                 t0 = time.perf_counter()
                 last["ours"] = gen.step(token)
                 times["ours"].append(time.perf_counter() - t0)
@@ -197,10 +204,12 @@ def main():
                     continue
                 feed = dict(zip(past_names, ort_out[1:]))
                 feed["tokens"] = token
+                time.sleep(STEP_GAP_S)
                 t0 = time.perf_counter()
                 ort_out = onnx_session.run(None, feed)
                 times["ort"].append(time.perf_counter() - t0)
                 last["ort"] = ort_out[0]
+                time.sleep(STEP_GAP_S)
                 with torch.no_grad():
                     t0 = time.perf_counter()
                     logits, cache = model.step(torch.from_numpy(token),
