@@ -617,6 +617,38 @@ struct MoeCpuTileContractionsPass
                     columns, /*sequentialStepOne=*/parallel && dotRows);
   }
 
+  /// One dim of a slice: its offset and static size.
+  struct SliceDim {
+    unsigned dim;
+    OpFoldResult offset;
+    int64_t size;
+  };
+
+  /// The op that computes the slice of `tiling`'s iteration `domain` with
+  /// the dims of `slice` narrowed, at the insertion point, appended to
+  /// `parts`.
+  static LogicalResult appendSlice(IRRewriter &rewriter,
+                                   TilingInterface tiling,
+                                   ArrayRef<Range> domain,
+                                   ArrayRef<SliceDim> slice,
+                                   SmallVectorImpl<linalg::LinalgOp> &parts) {
+    SmallVector<OpFoldResult> offsets, sizes;
+    for (Range r : domain) {
+      offsets.push_back(r.offset);
+      sizes.push_back(r.size);
+    }
+    for (const SliceDim &d : slice) {
+      offsets[d.dim] = d.offset;
+      sizes[d.dim] = rewriter.getIndexAttr(d.size);
+    }
+    FailureOr<TilingResult> tiled =
+        tiling.getTiledImplementation(rewriter, offsets, sizes);
+    if (failed(tiled))
+      return failure();
+    parts.push_back(cast<linalg::LinalgOp>(tiled->tiledOps.back()));
+    return success();
+  }
+
   /// The column chunks of a parallel one-row loop: its n dim, `count`
   /// chunks, each `width` columns wide but the last, `last` wide.
   struct ColumnChunks {
@@ -694,21 +726,10 @@ struct MoeCpuTileContractionsPass
       auto rows = scf::ForOp::create(rewriter, loc, from, to, index(1));
       OpBuilder::InsertionGuard inner(rewriter);
       rewriter.setInsertionPoint(rows.getBody()->getTerminator());
-      SmallVector<OpFoldResult> offsets, sizes;
-      for (Range r : domain) {
-        offsets.push_back(r.offset);
-        sizes.push_back(r.size);
-      }
-      offsets[mDim] = rows.getInductionVar();
-      sizes[mDim] = rewriter.getIndexAttr(1);
-      offsets[nDim] = column;
-      sizes[nDim] = rewriter.getIndexAttr(width);
-      FailureOr<TilingResult> slice =
-          tiling.getTiledImplementation(rewriter, offsets, sizes);
-      if (failed(slice))
-        return failure();
-      parts.push_back(cast<linalg::LinalgOp>(slice->tiledOps.back()));
-      return success();
+      return appendSlice(rewriter, tiling, domain,
+                         {{mDim, rows.getInductionVar(), 1},
+                          {nDim, column, width}},
+                         parts);
     };
     Value nLo = getValueOrCreateConstantIndexOp(rewriter, loc,
                                                 domain[nDim].offset);
@@ -796,19 +817,7 @@ struct MoeCpuTileContractionsPass
       }
       OpBuilder::InsertionGuard guard(rewriter);
       rewriter.setInsertionPoint(loop->getRegion(0).front().getTerminator());
-      SmallVector<OpFoldResult> offsets, sizes;
-      for (Range r : domain) {
-        offsets.push_back(r.offset);
-        sizes.push_back(r.size);
-      }
-      offsets[dim] = iv;
-      sizes[dim] = rewriter.getIndexAttr(step);
-      FailureOr<TilingResult> slice =
-          tiling.getTiledImplementation(rewriter, offsets, sizes);
-      if (failed(slice))
-        return failure();
-      parts.push_back(cast<linalg::LinalgOp>(slice->tiledOps.back()));
-      return success();
+      return appendSlice(rewriter, tiling, domain, {{dim, iv, step}}, parts);
     };
     Value from = lo;
     for (auto [i, step] : llvm::enumerate(steps)) {
