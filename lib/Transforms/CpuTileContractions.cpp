@@ -316,7 +316,15 @@ struct MoeCpuTileContractionsPass
                     lanes;
     IRRewriter rewriter(ctx);
 
-    // 1. Named contractions in (batch, m, n, k) order.
+    // 1. Named contractions in (batch, m, n, k) order, adjacent row dims
+    //    as one.
+    SmallVector<linalg::LinalgOp> candidates;
+    root->walk([&](linalg::LinalgOp op) {
+      if (planFor(op, mr, nr, 1))
+        candidates.push_back(op);
+    });
+    for (linalg::LinalgOp op : candidates)
+      collapseRowDims(rewriter, op);
     SmallVector<std::pair<linalg::LinalgOp, TilePlan>> work;
     // (An output narrower than one vector only as dot products.)
     root->walk([&](linalg::LinalgOp op) {
@@ -536,6 +544,78 @@ struct MoeCpuTileContractionsPass
     eliminateCommonSubExpressions(rewriter, after, root);
   }
 
+  /// Folds each run of m dims that are adjacent loops and adjacent,
+  /// contiguous dims of every operand that has them into one dim
+  /// (upstream's collapseOpIterationDims; the operands through
+  /// memref.collapse_shape). The register tile's rows are the innermost m
+  /// dim: a Mixture-of-Tokens expert product "tced,edj->tcej" with one
+  /// group (c = 1) would otherwise run one-row tiles T times instead of
+  /// T / MR full ones.
+  static void collapseRowDims(IRRewriter &rewriter, linalg::LinalgOp op) {
+    FailureOr<linalg::ContractionDimensions> dims =
+        linalg::inferContractionDims(op);
+    if (failed(dims) || dims->m.size() < 2)
+      return;
+    SmallVector<unsigned> m(dims->m.begin(), dims->m.end());
+    llvm::sort(m);
+    SmallVector<ReassociationIndices> runs;
+    for (unsigned d : m) {
+      if (!runs.empty() && runs.back().back() + 1 == int64_t(d))
+        runs.back().push_back(d);
+      else
+        runs.push_back({int64_t(d)});
+    }
+    llvm::erase_if(runs, [](const ReassociationIndices &r) {
+      return r.size() < 2;
+    });
+    if (runs.empty())
+      return;
+    SmallVector<AffineMap> maps = op.getIndexingMapsArray();
+    if (!linalg::areDimSequencesPreserved(maps, runs))
+      return;
+    // Each operand's collapse must be a view of its memref.
+    for (OpOperand &operand : op->getOpOperands()) {
+      auto type = cast<MemRefType>(operand.get().getType());
+      AffineMap map = op.getMatchingIndexingMap(&operand);
+      SmallVector<ReassociationIndices> groups;
+      for (unsigned r = 0; r < map.getNumResults();) {
+        auto d = dyn_cast<AffineDimExpr>(map.getResult(r));
+        const ReassociationIndices *run =
+            d ? llvm::find_if(runs,
+                              [&](const ReassociationIndices &g) {
+                                return g.front() == d.getPosition();
+                              })
+              : runs.end();
+        if (run != runs.end()) {
+          ReassociationIndices group;
+          for (size_t i = 0; i < run->size(); ++i)
+            group.push_back(r + i);
+          groups.push_back(group);
+          r += run->size();
+        } else {
+          groups.push_back({r});
+          ++r;
+        }
+      }
+      if (!memref::CollapseShapeOp::isGuaranteedCollapsible(type, groups))
+        return;
+    }
+    OpBuilder::InsertionGuard guard(rewriter);
+    rewriter.setInsertionPoint(op);
+    linalg::LinalgOp target = op;
+    if (!isa<linalg::GenericOp>(op.getOperation())) {
+      FailureOr<linalg::GenericOp> g = linalg::generalizeNamedOp(rewriter, op);
+      if (failed(g))
+        return;
+      target = *g;
+    }
+    FailureOr<linalg::CollapseResult> collapsed =
+        linalg::collapseOpIterationDims(target, runs, rewriter);
+    if (failed(collapsed))
+      return;
+    rewriter.eraseOp(target);
+  }
+
   /// A contraction as a named op whose loops run (batch, m, n, k): a
   /// linalg.contract with the generic's maps, interchanged. The vectorizer
   /// forms a vector.contract only from a named contraction; from a generic
@@ -593,6 +673,22 @@ struct MoeCpuTileContractionsPass
       parts.push_back(op);
       return success();
     }
+    // Batch dims outside the rows: one batch slice's right-hand side (an
+    // expert's weights in a Mixture-of-Tokens layer, a head's keys) is
+    // then read by all its row tiles while it is in cache, instead of
+    // every row tile sweeping every slice.
+    // (Not for dot products or a single row tile: nothing to reuse; a
+    // decode step's q k^T reads the cache position-major, all heads of a
+    // strip of positions together.)
+    FailureOr<linalg::LinalgOp> slice =
+        dotRows ? FailureOr<linalg::LinalgOp>(op)
+                : sliceBatches(rewriter, op, mr,
+                               parallelRows && !insideInnerLoop(op));
+    if (failed(slice))
+      return failure();
+    if (*slice != op)
+      return splitRows(rewriter, *slice, mr, nr, rowNr, lanes, parallelRows,
+                       dotRows, parts);
     // Row steps MR, then 1: each step's loop covers up to the last
     // multiple of it. Halvings in between (8, 4, 2, 1) took a grouped
     // matmul with ~5 rows per expert from 3.5 to 3.1 ms but the MoEUT-44M
@@ -615,6 +711,76 @@ struct MoeCpuTileContractionsPass
       columns = columnChunksFor(op, plan->nDim, nr, rowNr, lanes);
     return splitDim(rewriter, op, *plan->mDim, steps, parallel, parts,
                     columns, /*sequentialStepOne=*/parallel && dotRows);
+  }
+
+  /// `op` inside loops over its batch dims (dims of all three operands
+  /// that are neither m, n nor k), each of step 1, when one of them may
+  /// be larger than one and the rows may fill more than one register tile
+  /// (`mr` rows); with `parallel`, one of these loops is an scf.parallel
+  /// (the rows inside are then sequential: each thread takes whole
+  /// slices). Returns the op of one slice, or `op` itself when there is
+  /// nothing to slice.
+  static FailureOr<linalg::LinalgOp> sliceBatches(IRRewriter &rewriter,
+                                                  linalg::LinalgOp op,
+                                                  int64_t mr, bool parallel) {
+    FailureOr<linalg::ContractionDimensions> dims =
+        linalg::inferContractionDims(op);
+    if (failed(dims) || dims->batch.empty())
+      return op;
+    SmallVector<int64_t> ranges = op.getStaticLoopRanges();
+    int64_t rows = 1;
+    for (unsigned m : dims->m)
+      rows = ShapedType::isDynamic(ranges[m]) || ShapedType::isDynamic(rows)
+                 ? ShapedType::kDynamic
+                 : rows * ranges[m];
+    if (!ShapedType::isDynamic(rows) && rows <= mr)
+      return op;
+    // The parallel loop: the first batch dim of a static range of at
+    // least two (a head, an expert), else the first dynamic one (a token
+    // of a Mixture of Tokens' mix); none when all are static ones.
+    auto wide = llvm::find_if(dims->batch, [&](unsigned d) {
+      return !ShapedType::isDynamic(ranges[d]) && ranges[d] >= 2;
+    });
+    if (wide == dims->batch.end())
+      wide = llvm::find_if(dims->batch, [&](unsigned d) {
+        return ShapedType::isDynamic(ranges[d]);
+      });
+    if (wide == dims->batch.end())
+      return op;
+    unsigned parallelDim = *wide;
+    Location loc = op.getLoc();
+    OpBuilder::InsertionGuard guard(rewriter);
+    rewriter.setInsertionPoint(op);
+    auto tiling = cast<TilingInterface>(op.getOperation());
+    SmallVector<Range> domain = tiling.getIterationDomain(rewriter);
+    Value one = arith::ConstantIndexOp::create(rewriter, loc, 1);
+    SmallVector<SliceDim> slice;
+    for (unsigned d : dims->batch) {
+      Value lo =
+          getValueOrCreateConstantIndexOp(rewriter, loc, domain[d].offset);
+      Value hi = arith::AddIOp::create(
+          rewriter, loc, lo,
+          getValueOrCreateConstantIndexOp(rewriter, loc, domain[d].size));
+      Operation *loop;
+      Value iv;
+      if (parallel && d == parallelDim) {
+        auto par = scf::ParallelOp::create(rewriter, loc, ValueRange{lo},
+                                           ValueRange{hi}, ValueRange{one});
+        loop = par;
+        iv = par.getInductionVars()[0];
+      } else {
+        auto seq = scf::ForOp::create(rewriter, loc, lo, hi, one);
+        loop = seq;
+        iv = seq.getInductionVar();
+      }
+      rewriter.setInsertionPoint(loop->getRegion(0).front().getTerminator());
+      slice.push_back({d, iv, 1});
+    }
+    SmallVector<linalg::LinalgOp> sliced;
+    if (failed(appendSlice(rewriter, tiling, domain, slice, sliced)))
+      return op.emitError("moe-cpu-tile-contractions: batch split failed");
+    rewriter.eraseOp(op);
+    return sliced.front();
   }
 
   /// One dim of a slice: its offset and static size.

@@ -23,7 +23,14 @@ tails:
     below the one-row tiles, static (split into power-of-two slices) or
     dynamic (a masked tail);
   - a decode step's probabilities times a position-major value cache
-    "bhtp,pbhd->bhtd" (p [B, H, 1, P], cache [P, B, H, d]).
+    "bhtp,pbhd->bhtd" (p [B, H, 1, P], cache [P, B, H, d]);
+
+and batched products with two row dims, a Mixture-of-Tokens layer's
+expert product "tced,edj->tcej" (z [T, C, E, D], w [E, D, J]): the rows
+t and c fold into one row dim and the expert loop e runs outside the row
+tiles (in parallel where the build has parallel loops); and its mix
+"cgte,cgtd->tced" (m [C, g, T, E], x [C, g, T, D]), whose batch dims t
+and c are dynamic.
 
 It is compiled with moe-compile at the host's vector width, for x86-64-v2
 (128-bit vectors) and, where the host has AVX2, x86-64-v3 (256-bit), with
@@ -35,7 +42,8 @@ sequential build on one) at row counts N, cache lengths P and
 batches B that give one row (the dot products), full row tiles plus one
 row tails, and full and partial strips. Every output is compared with the
 reference's within |a - b| <= 1e-5 + 1e-4 |b| (docs/tolerance.md) and
-with a float64 NumPy product. Prints one line per case and
+with a float64 NumPy product within 1e-5 + 1e-4 sum|terms| (float32
+rounding grows with the terms, not with their sum, which may be near 0). Prints one line per case and
 "contractions: N passed, M failed".
 """
 import argparse
@@ -65,6 +73,12 @@ MATMULS = [(412, 300), (128, 412), (37, 520), (16, None), (3, 64),
            (64, 1100), (128, 1024), (64, 1025)]
 # (H, d) of the probabilities times a value cache.
 VALUES = [(3, 82), (2, 16), (1, 300)]
+# (E, D, J) of the batched products "tced,edj->tcej", run with T = N and
+# C = B (T x C rows: one, a partial row tile, full tiles and a tail).
+BATCHED = [(3, 37, 40), (2, 16, 300), (4, 82, 128)]
+# (E, g, D) of the mixes "cgte,cgtd->tced" (E rows: full and partial row
+# tiles), run with T = N and C = B.
+MIXES = [(20, 5, 40), (8, 3, 17)]
 # (N rows, P cache length, B batch) per run.
 RUNS = [(1, 1, 1), (1, 9, 2), (7, 8, 1), (9, 17, 2), (17, 33, 1)]
 
@@ -88,6 +102,7 @@ def module():
     args, results, body, rets = [], [], [], []
     body.append("  %c0 = arith.constant 0 : index")
     body.append("  %c1 = arith.constant 1 : index")
+    body.append("  %c2 = arith.constant 2 : index")
     body.append("  %zero = arith.constant 0.0 : f32")
 
     def case(names, types, sizes, maps, iterators):
@@ -135,7 +150,23 @@ def module():
              (f"tensor<?x{h}x1x?xf32>", f"tensor<?x?x{h}x{d}xf32>",
               f"tensor<?x{h}x1x{d}xf32>"),
              [(0, 0)], "#pv_p, #pv_v, #pv_o", four_d)
+    for i, (e, d, j) in enumerate(BATCHED):
+        case((f"bz{i}", f"bw{i}", f"bh{i}"),
+             (f"tensor<?x?x{e}x{d}xf32>", f"tensor<{e}x{d}x{j}xf32>",
+              f"tensor<?x?x{e}x{j}xf32>"),
+             [(0, 0), (0, 1)], "#bt_z, #bt_w, #bt_h", four_d)
+    for i, (e, g, d) in enumerate(MIXES):
+        case((f"xm{i}", f"xx{i}", f"xz{i}"),
+             (f"tensor<?x{g}x?x{e}xf32>", f"tensor<?x{g}x?x{d}xf32>",
+              f"tensor<?x?x{e}x{d}xf32>"),
+             [(0, 2), (0, 0)], "#mx_m, #mx_x, #mx_z", four_d)
     head = [
+        "#mx_m = affine_map<(t, c, e, d, g) -> (c, g, t, e)>",
+        "#mx_x = affine_map<(t, c, e, d, g) -> (c, g, t, d)>",
+        "#mx_z = affine_map<(t, c, e, d, g) -> (t, c, e, d)>",
+        "#bt_z = affine_map<(t, c, e, j, d) -> (t, c, e, d)>",
+        "#bt_w = affine_map<(t, c, e, j, d) -> (e, d, j)>",
+        "#bt_h = affine_map<(t, c, e, j, d) -> (t, c, e, j)>",
         "#sel_x = affine_map<(n, e, d) -> (n, d)>",
         "#sel_w = affine_map<(n, e, d) -> (e, d)>",
         "#sel_y = affine_map<(n, e, d) -> (n, e)>",
@@ -200,21 +231,37 @@ def main():
                     np.float32)
                 feeds[f"vv{i}"] = rng.standard_normal((p, b, h, d)).astype(
                     np.float32)
-            expected = {}
-            for i in range(len(SELECTORS)):
-                expected[f"y{i}"] = (feeds[f"x{i}"].astype(np.float64)
-                                     @ feeds[f"w{i}"].T.astype(np.float64))
-            for i in range(len(SCORES)):
-                expected[f"s{i}"] = np.einsum(
-                    "bhtd,pbhd->bhtp", feeds[f"q{i}"].astype(np.float64),
-                    feeds[f"k{i}"].astype(np.float64))
-            for i in range(len(MATMULS)):
-                expected[f"my{i}"] = (feeds[f"mx{i}"].astype(np.float64)
-                                      @ feeds[f"mw{i}"].astype(np.float64))
-            for i in range(len(VALUES)):
-                expected[f"vo{i}"] = np.einsum(
-                    "bhtp,pbhd->bhtd", feeds[f"vp{i}"].astype(np.float64),
-                    feeds[f"vv{i}"].astype(np.float64))
+            for i, (e, d, j) in enumerate(BATCHED):
+                feeds[f"bz{i}"] = rng.standard_normal((n, b, e, d)).astype(
+                    np.float32)
+                feeds[f"bw{i}"] = rng.standard_normal((e, d, j)).astype(
+                    np.float32)
+            for i, (e, g, d) in enumerate(MIXES):
+                feeds[f"xm{i}"] = rng.standard_normal((b, g, n, e)).astype(
+                    np.float32)
+                feeds[f"xx{i}"] = rng.standard_normal((b, g, n, d)).astype(
+                    np.float32)
+            # Each output in float64, and the sum of its terms' magnitudes
+            # (the scale of float32 rounding in a sum: an output near zero
+            # from large terms is not held to 1e-5 absolute).
+            specs = [(f"y{i}", "nd,ed->ne", f"x{i}", f"w{i}")
+                     for i in range(len(SELECTORS))]
+            specs += [(f"s{i}", "bhtd,pbhd->bhtp", f"q{i}", f"k{i}")
+                      for i in range(len(SCORES))]
+            specs += [(f"my{i}", "nk,kc->nc", f"mx{i}", f"mw{i}")
+                      for i in range(len(MATMULS))]
+            specs += [(f"vo{i}", "bhtp,pbhd->bhtd", f"vp{i}", f"vv{i}")
+                      for i in range(len(VALUES))]
+            specs += [(f"bh{i}", "tced,edj->tcej", f"bz{i}", f"bw{i}")
+                      for i in range(len(BATCHED))]
+            specs += [(f"xz{i}", "cgte,cgtd->tced", f"xm{i}", f"xx{i}")
+                      for i in range(len(MIXES))]
+            expected, magnitude = {}, {}
+            for key, spec, lhs, rhs in specs:
+                a = feeds[lhs].astype(np.float64)
+                w = feeds[rhs].astype(np.float64)
+                expected[key] = np.einsum(spec, a, w)
+                magnitude[key] = np.einsum(spec, np.abs(a), np.abs(w))
             inputs = []
             for key, value in feeds.items():
                 path = os.path.join(work, key + ".npy")
@@ -250,7 +297,7 @@ def main():
                           and np.all(np.abs(got - ref)
                                      <= ATOL + RTOL * np.abs(ref))
                           and np.all(np.abs(got - want)
-                                     <= ATOL + RTOL * np.abs(want)))
+                                     <= ATOL + RTOL * magnitude[key]))
                     diff = (float(np.abs(got - ref).max())
                             if got.shape == ref.shape and got.size else 0.0)
                     print(f"{'ok  ' if ok else 'FAIL'} {name} N={n} P={p} "

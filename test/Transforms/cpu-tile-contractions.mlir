@@ -470,3 +470,91 @@ func.func @narrow_selector(%x: memref<?x32xf32>, %w: memref<8x32xf32>, %y: memre
   }
   return
 }
+
+// -----
+
+// Mixture of Tokens' expert product "tced,edj->tcej": the rows t and c
+// are adjacent dims of the mixed tokens and of the output, so they fold
+// into one row dim (memref.collapse_shape): 8-row tiles over t * c, where
+// the innermost row dim alone (c, one group: size 1) would give one-row
+// tiles. The batch dim e (the expert, whose weights are the right-hand
+// side) is the outer loop, so each expert's weights are read by all its
+// row tiles while in cache; with parallel-rows it is the scf.parallel and
+// the row loops inside it are sequential.
+// CHECK-LABEL: func @mot_experts
+// CHECK-DAG:     memref.collapse_shape %{{.*}} {{\[\[}}0, 1], [2], [3]] : memref<?x?x4x16xf32> into memref<?x4x16xf32>
+// CHECK-DAG:     memref.collapse_shape %{{.*}} {{\[\[}}0, 1], [2], [3]] : memref<?x?x4x64xf32> into memref<?x4x64xf32>
+// CHECK:         scf.for %{{.*}} = %c0 to %c4 step %c1
+// CHECK:           scf.for {{.*}} step %c8
+// CHECK:             scf.for {{.*}} step %c32
+// CHECK:               scf.for {{.*}} -> (vector<8x1x32xf32>)
+// CHECK:           scf.for {{.*}} step %c1
+// PAR-LABEL: func @mot_experts
+// PAR:           scf.parallel ({{.*}}) = (%c0) to (%c4) step (%c1)
+// PAR-NOT:         scf.parallel
+// PAR:           return
+#ma = affine_map<(t, c, e, j, d) -> (t, c, e, d)>
+#mb = affine_map<(t, c, e, j, d) -> (e, d, j)>
+#mc = affine_map<(t, c, e, j, d) -> (t, c, e, j)>
+func.func @mot_experts(%z: memref<?x?x4x16xf32>, %w: memref<4x16x64xf32>, %h: memref<?x?x4x64xf32>) {
+  linalg.generic {indexing_maps = [#ma, #mb, #mc], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]}
+      ins(%z, %w : memref<?x?x4x16xf32>, memref<4x16x64xf32>) outs(%h : memref<?x?x4x64xf32>) {
+  ^bb0(%a: f32, %b: f32, %c: f32):
+    %m = arith.mulf %a, %b : f32
+    %r = arith.addf %c, %m : f32
+    linalg.yield %r : f32
+  }
+  return
+}
+
+// -----
+
+// The same product on a view whose rows t and c need not be contiguous
+// (dynamic strides): no fold, the rows stay two loops.
+// CHECK-LABEL: func @mot_experts_strided
+// CHECK-NOT:     memref.collapse_shape
+// CHECK:         return
+#sa = affine_map<(t, c, e, j, d) -> (t, c, e, d)>
+#sb = affine_map<(t, c, e, j, d) -> (e, d, j)>
+#sc = affine_map<(t, c, e, j, d) -> (t, c, e, j)>
+func.func @mot_experts_strided(%z: memref<?x?x4x16xf32, strided<[?, ?, 16, 1]>>, %w: memref<4x16x64xf32>, %h: memref<?x?x4x64xf32>) {
+  linalg.generic {indexing_maps = [#sa, #sb, #sc], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]}
+      ins(%z, %w : memref<?x?x4x16xf32, strided<[?, ?, 16, 1]>>, memref<4x16x64xf32>) outs(%h : memref<?x?x4x64xf32>) {
+  ^bb0(%a: f32, %b: f32, %c: f32):
+    %m = arith.mulf %a, %b : f32
+    %r = arith.addf %c, %m : f32
+    linalg.yield %r : f32
+  }
+  return
+}
+
+// -----
+
+// Mixture of Tokens' mix "cgte,cgtd->tced": per token t and group c, the
+// mixing weights [E, g] times the group's tokens [g, D]. The batch dims t
+// and c are dynamic: loops outside the row tiles of e all the same (each
+// group's tokens read by every row tile while in cache), the first one
+// parallel with parallel-rows.
+// CHECK-LABEL: func @mot_mix
+// CHECK:         scf.for %{{.*}} = %c0 to %{{.*}} step %c1
+// CHECK:           scf.for %{{.*}} = %c0 to %{{.*}} step %c1
+// CHECK:             scf.for {{.*}} = %c0 to %c32 step %c8
+// CHECK:               scf.for {{.*}} step %c32
+// CHECK:                 scf.for {{.*}} -> (vector<8x32xf32>)
+// PAR-LABEL: func @mot_mix
+// PAR:           scf.parallel ({{.*}}) = (%c0) to ({{.*}}) step (%c1)
+// PAR-NOT:         scf.parallel
+// PAR:           return
+#xm = affine_map<(t, c, e, d, g) -> (c, g, t, e)>
+#xx = affine_map<(t, c, e, d, g) -> (c, g, t, d)>
+#xz = affine_map<(t, c, e, d, g) -> (t, c, e, d)>
+func.func @mot_mix(%m: memref<?x32x?x32xf32>, %x: memref<?x32x?x64xf32>, %z: memref<?x?x32x64xf32>) {
+  linalg.generic {indexing_maps = [#xm, #xx, #xz], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]}
+      ins(%m, %x : memref<?x32x?x32xf32>, memref<?x32x?x64xf32>) outs(%z : memref<?x?x32x64xf32>) {
+  ^bb0(%a: f32, %b: f32, %c: f32):
+    %p = arith.mulf %a, %b : f32
+    %r = arith.addf %c, %p : f32
+    linalg.yield %r : f32
+  }
+  return
+}

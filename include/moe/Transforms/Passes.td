@@ -352,7 +352,11 @@ def MoeCpuTileContractions : Pass<"moe-cpu-tile-contractions"> {
     1 x (`row-column-vectors` * `vector-bits` / 32), so that each k step
     reads a long contiguous piece of the weight row), with batch and k
     dims tiled by 1 (scf::tileUsingSCF, loops in
-    batch, m, n, k order). Rows run in loops of static steps (`rows`,
+    batch, m, n, k order). Adjacent m dims that are contiguous in every
+    operand fold into one first (collapseOpIterationDims), and batch dims
+    become loops outside the row loops when the rows may fill more than
+    one register tile (the first with a static range of at least two,
+    else the first dynamic one, is the scf.parallel with `parallel-rows`). Rows run in loops of static steps (`rows`,
     then 1: a decode segment of fewer rows is never padded to a full
     tile); a static column tail is split
     into power-of-two widths, a dynamic one is a masked vector. Each
