@@ -71,6 +71,10 @@ constexpr StringLiteral kReductionLoopMarker = "moe.cpu_k_loop";
 /// Marks the sequential one-row loop of a contraction that becomes dot
 /// products: its strips are the parallel loops (see splitRows).
 constexpr StringLiteral kDotRowLoopMarker = "moe.cpu_dot_rows";
+/// Marks a contraction whose output a zero fill has just written, and the
+/// parts and k loops made of it: the fill's index in the pass's list (see
+/// ZeroFills).
+constexpr StringLiteral kZeroInitMarker = "moe.cpu_zero_init";
 
 /// How one contraction is tiled: per loop, its tile size; the loop order
 /// (batch, m, n, then k dims); which loops are the MR and NR ones.
@@ -336,11 +340,27 @@ struct MoeCpuTileContractionsPass
     });
     if (work.empty())
       return;
+    // Zero fills right before a contraction of the same output: the
+    // register tiles start from zero instead of reading the fill back,
+    // and the fill goes when every part of the contraction did so.
+    ZeroFills zeroFills;
     SmallVector<linalg::LinalgOp> parts;
     for (auto &[op, plan] : work) {
+      linalg::FillOp fill = zeroFillBefore(op);
       FailureOr<linalg::LinalgOp> named = toNamedContraction(rewriter, op, plan);
       if (failed(named))
         continue;
+      // (One reduction loop only: with more, the loops outside the
+      // innermost one carry the sum through the output, and the read
+      // before the innermost k loop is not the first.)
+      if (fill && (*named).getNumReductionLoops() != 1)
+        fill = {};
+      if (fill) {
+        (*named)->setAttr(kZeroInitMarker,
+                          rewriter.getI64IntegerAttr(zeroFills.fills.size()));
+        zeroFills.fills.push_back(fill);
+        zeroFills.keep.push_back(false);
+      }
       // 2. Row loops of static steps MR and 1 (no masks).
       bool dotRows =
           dotProducts && dotPlanFor(*named, lanes, /*oneRow=*/false);
@@ -355,6 +375,7 @@ struct MoeCpuTileContractionsPass
       if (dotProducts) {
         if (std::optional<DotPlan> dot =
                 dotPlanFor(op, lanes, /*oneRow=*/true)) {
+          zeroFills.keepFor(op); // the dot products read the output
           if (failed(lowerToDots(rewriter, op, *dot, lanes,
                                  parallelRows && !insideInnerLoop(op))))
             return signalPassFailure();
@@ -393,6 +414,8 @@ struct MoeCpuTileContractionsPass
         t->setAttr(kTileMarker, rewriter.getI64IntegerAttr(width));
       tiled->loops.back()->setAttr(kReductionLoopMarker,
                                    rewriter.getUnitAttr());
+      if (Attribute zero = op->getAttr(kZeroInitMarker))
+        tiled->loops.back()->setAttr(kZeroInitMarker, zero);
       rewriter.eraseOp(op);
       peel(rewriter, tiled->loops[plan->nDim]);
     }
@@ -535,8 +558,36 @@ struct MoeCpuTileContractionsPass
     });
     for (scf::ForOp loop : kLoops) {
       loop->removeAttr(kReductionLoopMarker);
-      hoistAccumulators(rewriter, loop);
+      auto zero = dyn_cast_if_present<IntegerAttr>(
+          loop->getAttr(kZeroInitMarker));
+      loop->removeAttr(kZeroInitMarker);
+      SmallVector<vector::TransferReadOp> hoisted;
+      bool all = hoistAccumulators(rewriter, loop, hoisted);
+      if (!zero)
+        continue;
+      // The fill wrote zeros and nothing else writes these elements before
+      // this read: the read is zero (also when the fill stays).
+      for (vector::TransferReadOp read : hoisted) {
+        rewriter.setInsertionPoint(read);
+        rewriter.replaceOpWithNewOp<arith::ConstantOp>(
+            read, read.getVectorType(),
+            rewriter.getZeroAttr(read.getVectorType()));
+      }
+      if (!all)
+        zeroFills.keep[zero.getInt()] = true;
     }
+    // Parts left on the loop path (not vectorized, or never tiled) read
+    // their output: their fills stay.
+    root->walk([&](Operation *op) {
+      if (op->hasAttr(kZeroInitMarker)) {
+        if (!isa<scf::ForOp>(op))
+          zeroFills.keepFor(op);
+        op->removeAttr(kZeroInitMarker);
+      }
+    });
+    for (auto [fill, keep] : llvm::zip(zeroFills.fills, zeroFills.keep))
+      if (!keep)
+        rewriter.eraseOp(fill);
     root->walk([&](scf::ForOp loop) { loop->removeAttr(kDotRowLoopMarker); });
     // The slices of a split column tail read the same A column: one read
     // once the stores are out of the loop.
@@ -614,6 +665,44 @@ struct MoeCpuTileContractionsPass
     if (failed(collapsed))
       return;
     rewriter.eraseOp(target);
+  }
+
+  /// The zero fills whose contractions start their tiles from zero; a
+  /// fill stays (`keep`) when any part of its contraction reads it back.
+  struct ZeroFills {
+    SmallVector<linalg::FillOp> fills;
+    SmallVector<bool> keep;
+    void keepFor(Operation *op) {
+      if (auto id = dyn_cast_if_present<IntegerAttr>(
+              op->getAttr(kZeroInitMarker)))
+        keep[id.getInt()] = true;
+    }
+  };
+
+  /// The linalg.fill of +0.0 into `op`'s whole output right before `op`:
+  /// the last op with memory effects before it in its block, filling the
+  /// output value or the buffer it is a reshape of (collapseRowDims puts a
+  /// memref.collapse_shape in between). Null otherwise.
+  static linalg::FillOp zeroFillBefore(linalg::LinalgOp op) {
+    Value out = op.getDpsInitOperand(0)->get();
+    while (Operation *def = out.getDefiningOp()) {
+      if (!isa<memref::CollapseShapeOp, memref::ExpandShapeOp>(def))
+        break;
+      out = def->getOperand(0);
+    }
+    Operation *prev = op->getPrevNode();
+    while (prev && isMemoryEffectFree(prev))
+      prev = prev->getPrevNode();
+    auto fill = dyn_cast_or_null<linalg::FillOp>(prev);
+    if (!fill || !fill.hasPureBufferSemantics() ||
+        fill.getDpsInitOperand(0)->get() != out)
+      return {};
+    auto value =
+        fill.getDpsInputOperand(0)->get().getDefiningOp<arith::ConstantOp>();
+    auto f = value ? dyn_cast<FloatAttr>(value.getValue()) : FloatAttr();
+    if (!f || !f.getValue().isPosZero())
+      return {};
+    return fill;
   }
 
   /// A contraction as a named op whose loops run (batch, m, n, k): a
@@ -1196,7 +1285,8 @@ struct MoeCpuTileContractionsPass
   /// refuses an output that is a view of an input's buffer (one-shot
   /// bufferization never makes one), so the loads of A and B cannot see
   /// these stores.
-  static void hoistAccumulators(IRRewriter &rewriter, scf::ForOp loop) {
+  static bool hoistAccumulators(IRRewriter &rewriter, scf::ForOp loop,
+                                SmallVectorImpl<vector::TransferReadOp> &hoisted) {
     moveLoopInvariantCode(cast<LoopLikeOpInterface>(loop.getOperation()));
     Block *body = loop.getBody();
     // Only writes of accumulators: bail out on any other memory write.
@@ -1217,14 +1307,17 @@ struct MoeCpuTileContractionsPass
         if (!readsOutput)
           continue;
       }
-      return;
+      return false;
     }
+    bool all = true;
     for (vector::TransferWriteOp write : writes) {
       if (write.getMask() || !loop.isDefinedOutsideOfLoop(write.getBase()) ||
           !llvm::all_of(write.getIndices(), [&](Value v) {
             return loop.isDefinedOutsideOfLoop(v);
-          }))
+          })) {
+        all = false;
         continue;
+      }
       vector::TransferReadOp read;
       for (Operation &op : body->without_terminator()) {
         auto candidate = dyn_cast<vector::TransferReadOp>(op);
@@ -1237,8 +1330,10 @@ struct MoeCpuTileContractionsPass
           break;
         }
       }
-      if (!read)
+      if (!read) {
+        all = false;
         continue;
+      }
       // Every other transfer of this memref in the loop (the other slices
       // of a split column tail) must touch other elements.
       bool disjoint = llvm::all_of(body->without_terminator(),
@@ -1249,8 +1344,10 @@ struct MoeCpuTileContractionsPass
           return true;
         return disjointColumns(write, other);
       });
-      if (!disjoint)
+      if (!disjoint) {
+        all = false;
         continue;
+      }
       rewriter.moveOpBefore(read, loop);
       FailureOr<LoopLikeOpInterface> grown =
           cast<LoopLikeOpInterface>(loop.getOperation())
@@ -1262,7 +1359,7 @@ struct MoeCpuTileContractionsPass
                   });
       if (failed(grown)) {
         rewriter.moveOpBefore(read, &body->front()); // back in the loop
-        return;
+        return false;
       }
       loop = cast<scf::ForOp>(grown->getOperation());
       body = loop.getBody();
@@ -1270,7 +1367,9 @@ struct MoeCpuTileContractionsPass
       rewriter.modifyOpInPlace(write, [&] {
         write.getValueToStoreMutable().assign(loop.getResults().back());
       });
+      hoisted.push_back(read);
     }
+    return all;
   }
 
   /// Canonicalization patterns of every loaded dialect and op.

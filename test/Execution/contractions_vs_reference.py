@@ -30,7 +30,9 @@ expert product "tced,edj->tcej" (z [T, C, E, D], w [E, D, J]): the rows
 t and c fold into one row dim and the expert loop e runs outside the row
 tiles (in parallel where the build has parallel loops); and its mix
 "cgte,cgtd->tced" (m [C, g, T, E], x [C, g, T, D]), whose batch dims t
-and c are dynamic.
+and c are dynamic; and a weighted sum over two reduction dims
+"nst,nsto->no" (w [N, S, T], y [N, S, T, O]), whose zero-filled output
+the k loop of t reads once per s.
 
 It is compiled with moe-compile at the host's vector width, for x86-64-v2
 (128-bit vectors) and, where the host has AVX2, x86-64-v3 (256-bit), with
@@ -79,6 +81,8 @@ BATCHED = [(3, 37, 40), (2, 16, 300), (4, 82, 128)]
 # (E, g, D) of the mixes "cgte,cgtd->tced" (E rows: full and partial row
 # tiles), run with T = N and C = B.
 MIXES = [(20, 5, 40), (8, 3, 17)]
+# (S, T, O) of the weighted sums "nst,nsto->no", run with N rows.
+SUMS = [(2, 3, 40), (3, 1, 300)]
 # (N rows, P cache length, B batch) per run.
 RUNS = [(1, 1, 1), (1, 9, 2), (7, 8, 1), (9, 17, 2), (17, 33, 1)]
 
@@ -160,7 +164,16 @@ def module():
              (f"tensor<?x{g}x?x{e}xf32>", f"tensor<?x{g}x?x{d}xf32>",
               f"tensor<?x?x{e}x{d}xf32>"),
              [(0, 2), (0, 0)], "#mx_m, #mx_x, #mx_z", four_d)
+    for i, (st, tt, o) in enumerate(SUMS):
+        case((f"cw{i}", f"cy{i}", f"co{i}"),
+             (f"tensor<?x{st}x{tt}xf32>", f"tensor<?x{st}x{tt}x{o}xf32>",
+              f"tensor<?x{o}xf32>"),
+             [(0, 0)], "#ws_w, #ws_y, #ws_o",
+             ["parallel", "parallel", "reduction", "reduction"])
     head = [
+        "#ws_w = affine_map<(n, o, s, t) -> (n, s, t)>",
+        "#ws_y = affine_map<(n, o, s, t) -> (n, s, t, o)>",
+        "#ws_o = affine_map<(n, o, s, t) -> (n, o)>",
         "#mx_m = affine_map<(t, c, e, d, g) -> (c, g, t, e)>",
         "#mx_x = affine_map<(t, c, e, d, g) -> (c, g, t, d)>",
         "#mx_z = affine_map<(t, c, e, d, g) -> (t, c, e, d)>",
@@ -241,6 +254,11 @@ def main():
                     np.float32)
                 feeds[f"xx{i}"] = rng.standard_normal((b, g, n, d)).astype(
                     np.float32)
+            for i, (st, tt, o) in enumerate(SUMS):
+                feeds[f"cw{i}"] = rng.standard_normal((n, st, tt)).astype(
+                    np.float32)
+                feeds[f"cy{i}"] = rng.standard_normal(
+                    (n, st, tt, o)).astype(np.float32)
             # Each output in float64, and the sum of its terms' magnitudes
             # (the scale of float32 rounding in a sum: an output near zero
             # from large terms is not held to 1e-5 absolute).
@@ -256,6 +274,8 @@ def main():
                       for i in range(len(BATCHED))]
             specs += [(f"xz{i}", "cgte,cgtd->tced", f"xm{i}", f"xx{i}")
                       for i in range(len(MIXES))]
+            specs += [(f"co{i}", "nst,nsto->no", f"cw{i}", f"cy{i}")
+                      for i in range(len(SUMS))]
             expected, magnitude = {}, {}
             for key, spec, lhs, rhs in specs:
                 a = feeds[lhs].astype(np.float64)

@@ -558,3 +558,83 @@ func.func @mot_mix(%m: memref<?x32x?x32xf32>, %x: memref<?x32x?x64xf32>, %z: mem
   }
   return
 }
+
+// -----
+
+// A zero fill right before a contraction of the same output (what
+// bufferization makes of linalg.fill + matmul on tensors): every register
+// tile starts from zero instead of reading the output back, and the fill
+// is gone (the contraction writes each output element once).
+// CHECK-LABEL: func @zero_filled
+// CHECK-NOT:     linalg.fill
+// CHECK:         scf.for {{.*}} step %c8
+// CHECK:           scf.for {{.*}} step %c32
+// CHECK-NOT:         vector.transfer_read %arg2
+// CHECK:             scf.for {{.*}} iter_args(%{{.*}} = %cst{{.*}}) -> (vector<8x32xf32>)
+// CHECK:         scf.for {{.*}} step %c1
+// CHECK-NOT:       vector.transfer_read %arg2
+// CHECK:           scf.for {{.*}} iter_args(%{{.*}} = %cst{{.*}}) -> (vector<32xf32>)
+// CHECK-NOT:     linalg.fill
+// CHECK:         return
+func.func @zero_filled(%a: memref<?x16xf32>, %b: memref<16x64xf32>, %c: memref<?x64xf32>) {
+  %zero = arith.constant 0.0 : f32
+  linalg.fill ins(%zero : f32) outs(%c : memref<?x64xf32>)
+  linalg.matmul ins(%a, %b : memref<?x16xf32>, memref<16x64xf32>) outs(%c : memref<?x64xf32>)
+  return
+}
+
+// -----
+
+// Fills that stay: of another value than +0.0 (-0.0 + x is not 0.0 + x
+// for x = -0.0), with a write of the output in between, of an output some
+// of whose parts read it back (the one-row tail of a selector as dot
+// products adds the output's initial value), and of a contraction with
+// two reduction dims (a weighted sum over slots s and t: the k loop of t
+// runs once per s, and reads what the previous s left).
+// CHECK-LABEL: func @fills_kept
+// CHECK:         linalg.fill ins(%{{.*}} : f32) outs(%arg2
+// CHECK:         linalg.fill ins(%{{.*}} : f32) outs(%arg3
+// CHECK:         memref.store
+// CHECK:         linalg.fill ins(%{{.*}} : f32) outs(%arg6
+// CHECK:         linalg.fill ins(%{{.*}} : f32) outs(%arg9
+// CHECK:         scf.for
+// CHECK:           scf.for
+// CHECK:             vector.transfer_read %arg9
+// CHECK:         return
+#kx = affine_map<(n, e, d) -> (n, d)>
+#kw = affine_map<(n, e, d) -> (e, d)>
+#ky = affine_map<(n, e, d) -> (n, e)>
+#tw = affine_map<(n, o, s, t) -> (n, s, t)>
+#ty = affine_map<(n, o, s, t) -> (n, s, t, o)>
+#to = affine_map<(n, o, s, t) -> (n, o)>
+func.func @fills_kept(%a: memref<?x16xf32>, %b: memref<16x64xf32>, %c: memref<?x64xf32>,
+                      %d: memref<?x64xf32>, %x: memref<?x32xf32>, %w: memref<20x32xf32>,
+                      %y: memref<?x20xf32>, %sw: memref<?x2x2xf32>, %sy: memref<?x2x2x32xf32>,
+                      %so: memref<?x32xf32>) {
+  %negzero = arith.constant -0.0 : f32
+  %zero = arith.constant 0.0 : f32
+  %one = arith.constant 1.0 : f32
+  %c0 = arith.constant 0 : index
+  linalg.fill ins(%negzero : f32) outs(%c : memref<?x64xf32>)
+  linalg.matmul ins(%a, %b : memref<?x16xf32>, memref<16x64xf32>) outs(%c : memref<?x64xf32>)
+  linalg.fill ins(%zero : f32) outs(%d : memref<?x64xf32>)
+  memref.store %one, %d[%c0, %c0] : memref<?x64xf32>
+  linalg.matmul ins(%a, %b : memref<?x16xf32>, memref<16x64xf32>) outs(%d : memref<?x64xf32>)
+  linalg.fill ins(%zero : f32) outs(%y : memref<?x20xf32>)
+  linalg.generic {indexing_maps = [#kx, #kw, #ky], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%x, %w : memref<?x32xf32>, memref<20x32xf32>) outs(%y : memref<?x20xf32>) {
+  ^bb0(%p: f32, %q: f32, %r: f32):
+    %m = arith.mulf %p, %q : f32
+    %s = arith.addf %r, %m : f32
+    linalg.yield %s : f32
+  }
+  linalg.fill ins(%zero : f32) outs(%so : memref<?x32xf32>)
+  linalg.generic {indexing_maps = [#tw, #ty, #to], iterator_types = ["parallel", "parallel", "reduction", "reduction"]}
+      ins(%sw, %sy : memref<?x2x2xf32>, memref<?x2x2x32xf32>) outs(%so : memref<?x32xf32>) {
+  ^bb0(%p: f32, %q: f32, %r: f32):
+    %m = arith.mulf %p, %q : f32
+    %s = arith.addf %r, %m : f32
+    linalg.yield %s : f32
+  }
+  return
+}

@@ -356,7 +356,10 @@ def MoeCpuTileContractions : Pass<"moe-cpu-tile-contractions"> {
     operand fold into one first (collapseOpIterationDims), and batch dims
     become loops outside the row loops when the rows may fill more than
     one register tile (the first with a static range of at least two,
-    else the first dynamic one, is the scf.parallel with `parallel-rows`). Rows run in loops of static steps (`rows`,
+    else the first dynamic one, is the scf.parallel with `parallel-rows`).
+    A zero fill of the whole output right before a contraction with one
+    reduction loop is not read back: the register tiles start from zero,
+    and the fill goes when no part of the contraction reads it. Rows run in loops of static steps (`rows`,
     then 1: a decode segment of fewer rows is never padded to a full
     tile); a static column tail is split
     into power-of-two widths, a dynamic one is a masked vector. Each
