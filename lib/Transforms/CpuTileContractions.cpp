@@ -651,20 +651,26 @@ struct MoeCpuTileContractionsPass
       if (!memref::CollapseShapeOp::isGuaranteedCollapsible(type, groups))
         return;
     }
+    FailureOr<linalg::GenericOp> target = asGeneric(rewriter, op);
+    if (failed(target))
+      return;
     OpBuilder::InsertionGuard guard(rewriter);
-    rewriter.setInsertionPoint(op);
-    linalg::LinalgOp target = op;
-    if (!isa<linalg::GenericOp>(op.getOperation())) {
-      FailureOr<linalg::GenericOp> g = linalg::generalizeNamedOp(rewriter, op);
-      if (failed(g))
-        return;
-      target = *g;
-    }
+    rewriter.setInsertionPoint(*target);
     FailureOr<linalg::CollapseResult> collapsed =
-        linalg::collapseOpIterationDims(target, runs, rewriter);
+        linalg::collapseOpIterationDims(*target, runs, rewriter);
     if (failed(collapsed))
       return;
-    rewriter.eraseOp(target);
+    rewriter.eraseOp(*target);
+  }
+
+  /// `op` as a linalg.generic (generalized in place when named).
+  static FailureOr<linalg::GenericOp> asGeneric(IRRewriter &rewriter,
+                                                linalg::LinalgOp op) {
+    if (auto generic = dyn_cast<linalg::GenericOp>(op.getOperation()))
+      return generic;
+    OpBuilder::InsertionGuard guard(rewriter);
+    rewriter.setInsertionPoint(op);
+    return linalg::generalizeNamedOp(rewriter, op);
   }
 
   /// The zero fills whose contractions start their tiles from zero; a
@@ -718,14 +724,10 @@ struct MoeCpuTileContractionsPass
     bool identity = llvm::equal(order, llvm::seq<unsigned>(0, order.size()));
     if (identity && isa<linalg::ContractionOpInterface>(op.getOperation()))
       return op;
-    auto generic = dyn_cast<linalg::GenericOp>(op.getOperation());
-    rewriter.setInsertionPoint(op);
-    if (!generic) {
-      FailureOr<linalg::GenericOp> g = linalg::generalizeNamedOp(rewriter, op);
-      if (failed(g))
-        return failure();
-      generic = *g;
-    }
+    FailureOr<linalg::GenericOp> asGenericOp = asGeneric(rewriter, op);
+    if (failed(asGenericOp))
+      return failure();
+    linalg::GenericOp generic = *asGenericOp;
     if (!identity) {
       FailureOr<linalg::GenericOp> swapped =
           linalg::interchangeGenericOp(rewriter, generic, order);

@@ -83,6 +83,15 @@ BATCHED = [(3, 37, 40), (2, 16, 300), (4, 82, 128)]
 MIXES = [(20, 5, 40), (8, 3, 17)]
 # (S, T, O) of the weighted sums "nst,nsto->no", run with N rows.
 SUMS = [(2, 3, 40), (3, 1, 300)]
+# Each family's output, lhs and rhs name prefixes (as in module()), its
+# einsum, and its cases.
+EINSUMS = [("y", "nd,ed->ne", "x", "w", SELECTORS),
+           ("s", "bhtd,pbhd->bhtp", "q", "k", SCORES),
+           ("my", "nk,kc->nc", "mx", "mw", MATMULS),
+           ("vo", "bhtp,pbhd->bhtd", "vp", "vv", VALUES),
+           ("bh", "tced,edj->tcej", "bz", "bw", BATCHED),
+           ("xz", "cgte,cgtd->tced", "xm", "xx", MIXES),
+           ("co", "nst,nsto->no", "cw", "cy", SUMS)]
 # (N rows, P cache length, B batch) per run.
 RUNS = [(1, 1, 1), (1, 9, 2), (7, 8, 1), (9, 17, 2), (17, 33, 1)]
 
@@ -262,20 +271,9 @@ def main():
             # Each output in float64, and the sum of its terms' magnitudes
             # (the scale of float32 rounding in a sum: an output near zero
             # from large terms is not held to 1e-5 absolute).
-            specs = [(f"y{i}", "nd,ed->ne", f"x{i}", f"w{i}")
-                     for i in range(len(SELECTORS))]
-            specs += [(f"s{i}", "bhtd,pbhd->bhtp", f"q{i}", f"k{i}")
-                      for i in range(len(SCORES))]
-            specs += [(f"my{i}", "nk,kc->nc", f"mx{i}", f"mw{i}")
-                      for i in range(len(MATMULS))]
-            specs += [(f"vo{i}", "bhtp,pbhd->bhtd", f"vp{i}", f"vv{i}")
-                      for i in range(len(VALUES))]
-            specs += [(f"bh{i}", "tced,edj->tcej", f"bz{i}", f"bw{i}")
-                      for i in range(len(BATCHED))]
-            specs += [(f"xz{i}", "cgte,cgtd->tced", f"xm{i}", f"xx{i}")
-                      for i in range(len(MIXES))]
-            specs += [(f"co{i}", "nst,nsto->no", f"cw{i}", f"cy{i}")
-                      for i in range(len(SUMS))]
+            specs = [(f"{out}{i}", spec, f"{lhs}{i}", f"{rhs}{i}")
+                     for out, spec, lhs, rhs, cases in EINSUMS
+                     for i in range(len(cases))]
             expected, magnitude = {}, {}
             for key, spec, lhs, rhs in specs:
                 a = feeds[lhs].astype(np.float64)
