@@ -75,6 +75,9 @@ constexpr StringLiteral kDotRowLoopMarker = "moe.cpu_dot_rows";
 /// parts and k loops made of it: the fill's index in the pass's list (see
 /// ZeroFills).
 constexpr StringLiteral kZeroInitMarker = "moe.cpu_zero_init";
+/// Marks the k loop of each register-tile part of such a contraction with
+/// the part's index (see ZeroFills::parts).
+constexpr StringLiteral kZeroPartMarker = "moe.cpu_zero_part";
 
 /// How one contraction is tiled: per loop, its tile size; the loop order
 /// (batch, m, n, then k dims); which loops are the MR and NR ones.
@@ -414,8 +417,14 @@ struct MoeCpuTileContractionsPass
         t->setAttr(kTileMarker, rewriter.getI64IntegerAttr(width));
       tiled->loops.back()->setAttr(kReductionLoopMarker,
                                    rewriter.getUnitAttr());
-      if (Attribute zero = op->getAttr(kZeroInitMarker))
+      if (auto zero = dyn_cast_if_present<IntegerAttr>(
+              op->getAttr(kZeroInitMarker))) {
         tiled->loops.back()->setAttr(kZeroInitMarker, zero);
+        tiled->loops.back()->setAttr(
+            kZeroPartMarker,
+            rewriter.getI64IntegerAttr(zeroFills.parts.size()));
+        zeroFills.parts.push_back(zero.getInt());
+      }
       rewriter.eraseOp(op);
       peel(rewriter, tiled->loops[plan->nDim]);
     }
@@ -426,6 +435,20 @@ struct MoeCpuTileContractionsPass
       addCleanup(patterns);
       if (failed(applyPatternsGreedily(root, std::move(patterns))))
         return signalPassFailure();
+    }
+    // A k loop of one step (a static k of 1) is gone now, inlined with its
+    // marker: that part will read its output, and its fill stays.
+    {
+      SmallVector<bool> seen(zeroFills.parts.size(), false);
+      root->walk([&](scf::ForOp loop) {
+        if (auto part = dyn_cast_if_present<IntegerAttr>(
+                loop->getAttr(kZeroPartMarker)))
+          seen[part.getInt()] = true;
+        loop->removeAttr(kZeroPartMarker);
+      });
+      for (auto [fill, found] : llvm::zip(zeroFills.parts, seen))
+        if (!found)
+          zeroFills.keep[fill] = true;
     }
 
     // 4. Each tile to a vector.contract (masked on a dynamic column tail).
@@ -675,9 +698,11 @@ struct MoeCpuTileContractionsPass
 
   /// The zero fills whose contractions start their tiles from zero; a
   /// fill stays (`keep`) when any part of its contraction reads it back.
+  /// `parts`: the fill of each register-tile part, by the part's index.
   struct ZeroFills {
     SmallVector<linalg::FillOp> fills;
     SmallVector<bool> keep;
+    SmallVector<int64_t> parts;
     void keepFor(Operation *op) {
       if (auto id = dyn_cast_if_present<IntegerAttr>(
               op->getAttr(kZeroInitMarker)))
@@ -846,7 +871,13 @@ struct MoeCpuTileContractionsPass
     SmallVector<Range> domain = tiling.getIterationDomain(rewriter);
     Value one = arith::ConstantIndexOp::create(rewriter, loc, 1);
     SmallVector<SliceDim> slice;
-    for (unsigned d : dims->batch) {
+    // The parallel loop outermost: one fork-join, not one per iteration of
+    // the loops around it.
+    SmallVector<unsigned> order = {parallelDim};
+    for (unsigned d : dims->batch)
+      if (d != parallelDim)
+        order.push_back(d);
+    for (unsigned d : order) {
       Value lo =
           getValueOrCreateConstantIndexOp(rewriter, loc, domain[d].offset);
       Value hi = arith::AddIOp::create(

@@ -66,6 +66,8 @@ Arena::Segment newSegment(uint64_t size) {
   Arena::Segment s;
   s.data = static_cast<uint8_t *>(alignedAlloc(size));
   if (s.data) {
+    if (poisonFreshMemory())
+      std::memset(s.data, 0xFF, size);
     s.size = size;
     gWorkspaceAllocations.fetch_add(1, std::memory_order_relaxed);
   }

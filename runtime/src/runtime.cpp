@@ -119,7 +119,17 @@ moe_tensor *moe::detail::newTensor(moe_dtype_t dtype, const int64_t *dims,
     delete t;
     return nullptr;
   }
+  if (poisonFreshMemory())
+    std::memset(t->data, 0xFF, uint64_t(count) * moe_dtype_size(dtype));
   return t;
+}
+
+bool moe::detail::poisonFreshMemory() {
+  static const bool poison = [] {
+    const char *value = std::getenv("MOE_RUNTIME_POISON");
+    return value && *value && std::strcmp(value, "0") != 0;
+  }();
+  return poison;
 }
 
 namespace {

@@ -68,6 +68,13 @@ moe_tensor *newTensor(moe_dtype_t dtype, const int64_t *dims, size_t rank,
 /// null; released with std::free.
 void *alignedAlloc(uint64_t size);
 
+/// Whether the environment variable MOE_RUNTIME_POISON is set to anything
+/// but "" or "0" (read once). Fresh outputs and workspace segments are then
+/// filled with 0xFF bytes (NaN as floats), so that code which reads memory
+/// it never wrote gives visibly wrong answers in tests instead of the zeros
+/// of fresh pages. A debugging aid: it costs a pass over each new buffer.
+bool poisonFreshMemory();
+
 } // namespace moe::detail
 
 #endif // MOE_RUNTIME_INTERNAL_H

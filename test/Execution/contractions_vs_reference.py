@@ -45,7 +45,9 @@ batches B that give one row (the dot products), full row tiles plus one
 row tails, and full and partial strips. Every output is compared with the
 reference's within |a - b| <= 1e-5 + 1e-4 |b| (docs/tolerance.md) and
 with a float64 NumPy product within 1e-5 + 1e-4 sum|terms| (float32
-rounding grows with the terms, not with their sum, which may be near 0). Prints one line per case and
+rounding grows with the terms, not with their sum, which may be near 0).
+Every run has MOE_RUNTIME_POISON set: fresh outputs and workspace hold
+NaN, not zeros. Prints one line per case and
 "contractions: N passed, M failed".
 """
 import argparse
@@ -70,9 +72,10 @@ SCORES = [(3, 82), (2, 16), (1, 17)]
 # (128, 1024) and (64, 1025) split their one-row loop into parallel column
 # chunks: with a remainder chunk, with none (1024), and with a remainder of
 # one column, narrower than a vector, joined to the last chunk (1025); the
-# others have too few products per row for it.
+# others have too few products per row for it. K = 1: a k loop of one
+# step, inlined, whose zero-filled output the tile reads.
 MATMULS = [(412, 300), (128, 412), (37, 520), (16, None), (3, 64),
-           (64, 1100), (128, 1024), (64, 1025)]
+           (64, 1100), (128, 1024), (64, 1025), (1, 40)]
 # (H, d) of the probabilities times a value cache.
 VALUES = [(3, 82), (2, 16), (1, 300)]
 # (E, D, J) of the batched products "tced,edj->tcej", run with T = N and
@@ -220,6 +223,10 @@ def main():
     if host_has("avx2") and host_has("fma"):
         variants.append(("x86-64-v3", ["--march=x86-64-v3"]))
     rng = np.random.default_rng(0)
+    # Fresh outputs and workspace filled with NaN (docs/runtime.md): code
+    # that reads an output it never wrote (a zero fill wrongly dropped)
+    # fails here instead of reading a fresh page's zeros.
+    poisoned = dict(os.environ, MOE_RUNTIME_POISON="1")
     passed = failed = 0
     with tempfile.TemporaryDirectory() as work:
         source = os.path.join(work, "m.mlir")
@@ -293,7 +300,8 @@ def main():
                 os.makedirs(out, exist_ok=True)
                 subprocess.run([run_tool, path, "--output-dir", out,
                                 "--threads", str(threads)]
-                               + inputs, check=True, capture_output=True)
+                               + inputs, check=True, capture_output=True,
+                               env=poisoned)
                 outputs[name] = {k: np.load(os.path.join(out, k + ".npy"))
                                  for k in expected}
             # The split over threads (parallel column chunks and strips)

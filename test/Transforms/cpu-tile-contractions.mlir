@@ -590,7 +590,9 @@ func.func @zero_filled(%a: memref<?x16xf32>, %b: memref<16x64xf32>, %c: memref<?
 // of whose parts read it back (the one-row tail of a selector as dot
 // products adds the output's initial value), and of a contraction with
 // two reduction dims (a weighted sum over slots s and t: the k loop of t
-// runs once per s, and reads what the previous s left).
+// runs once per s, and reads what the previous s left), and of a
+// contraction whose only k is one step (its k loop is inlined, and the
+// tile reads the output).
 // CHECK-LABEL: func @fills_kept
 // CHECK:         linalg.fill ins(%{{.*}} : f32) outs(%arg2
 // CHECK:         linalg.fill ins(%{{.*}} : f32) outs(%arg3
@@ -600,6 +602,8 @@ func.func @zero_filled(%a: memref<?x16xf32>, %b: memref<16x64xf32>, %c: memref<?
 // CHECK:         scf.for
 // CHECK:           scf.for
 // CHECK:             vector.transfer_read %arg9
+// CHECK:         linalg.fill ins(%{{.*}} : f32) outs(%arg12
+// CHECK:         vector.transfer_read %arg12
 // CHECK:         return
 #kx = affine_map<(n, e, d) -> (n, d)>
 #kw = affine_map<(n, e, d) -> (e, d)>
@@ -610,7 +614,8 @@ func.func @zero_filled(%a: memref<?x16xf32>, %b: memref<16x64xf32>, %c: memref<?
 func.func @fills_kept(%a: memref<?x16xf32>, %b: memref<16x64xf32>, %c: memref<?x64xf32>,
                       %d: memref<?x64xf32>, %x: memref<?x32xf32>, %w: memref<20x32xf32>,
                       %y: memref<?x20xf32>, %sw: memref<?x2x2xf32>, %sy: memref<?x2x2x32xf32>,
-                      %so: memref<?x32xf32>) {
+                      %so: memref<?x32xf32>, %a1: memref<?x1xf32>, %b1: memref<1x64xf32>,
+                      %o1: memref<?x64xf32>) {
   %negzero = arith.constant -0.0 : f32
   %zero = arith.constant 0.0 : f32
   %one = arith.constant 1.0 : f32
@@ -636,5 +641,7 @@ func.func @fills_kept(%a: memref<?x16xf32>, %b: memref<16x64xf32>, %c: memref<?x
     %s = arith.addf %r, %m : f32
     linalg.yield %s : f32
   }
+  linalg.fill ins(%zero : f32) outs(%o1 : memref<?x64xf32>)
+  linalg.matmul ins(%a1, %b1 : memref<?x1xf32>, memref<1x64xf32>) outs(%o1 : memref<?x64xf32>)
   return
 }
