@@ -28,6 +28,10 @@ llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP"])
 llvm_config.use_default_substitutions()
 
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
+# Every run in these tests gets NaN-filled fresh outputs and workspace
+# (docs/runtime.md): compiled code that reads memory it never wrote fails
+# its comparison instead of reading a fresh page's zeros.
+llvm_config.with_environment("MOE_RUNTIME_POISON", "1")
 tool_dirs = [config.moe_tools_dir, config.llvm_tools_dir]
 tools = [ToolSubst("moe-opt", unresolved="fatal"),
          ToolSubst("moe-import", unresolved="fatal"),
