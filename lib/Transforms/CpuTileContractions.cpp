@@ -599,14 +599,11 @@ struct MoeCpuTileContractionsPass
       if (!all)
         zeroFills.keep[zero.getInt()] = true;
     }
-    // Parts left on the loop path (not vectorized, or never tiled) read
-    // their output: their fills stay.
+    // Anything still marked (a part left on the loop path: not vectorized,
+    // or never tiled) reads its output: its fill stays.
     root->walk([&](Operation *op) {
-      if (op->hasAttr(kZeroInitMarker)) {
-        if (!isa<scf::ForOp>(op))
-          zeroFills.keepFor(op);
-        op->removeAttr(kZeroInitMarker);
-      }
+      zeroFills.keepFor(op);
+      op->removeAttr(kZeroInitMarker);
     });
     for (auto [fill, keep] : llvm::zip(zeroFills.fills, zeroFills.keep))
       if (!keep)
@@ -1317,7 +1314,8 @@ struct MoeCpuTileContractionsPass
   /// writes nothing but its output tiles (checked below), and planFor
   /// refuses an output that is a view of an input's buffer (one-shot
   /// bufferization never makes one), so the loads of A and B cannot see
-  /// these stores.
+  /// these stores. The reads moved out of the loop are appended to
+  /// `hoisted`; returns whether every write was hoisted with its read.
   static bool hoistAccumulators(IRRewriter &rewriter, scf::ForOp loop,
                                 SmallVectorImpl<vector::TransferReadOp> &hoisted) {
     moveLoopInvariantCode(cast<LoopLikeOpInterface>(loop.getOperation()));
