@@ -339,8 +339,8 @@ topKLastAxis(OpBuilder &b, Location loc, Value xs, OpFoldResult kF0, bool larges
         // and without the masking value `worst` this selects exactly what
         // the k passes below do, in the same order; rows with either (and
         // k above the row's width) take the k passes, so every row gets
-        // the passes' results bit for bit. About W + (insertions x k)
-        // steps instead of k x W.
+        // the passes' results bit for bit. About W + (the places entries
+        // move up) steps instead of k x W.
         Value ckm1 = arith::SubIOp::create(rb, rl, ck, c1);
         Value i1False =
             arith::ConstantOp::create(rb, rl, rb.getBoolAttr(false));
@@ -383,45 +383,55 @@ topKLastAxis(OpBuilder &b, Location loc, Value xs, OpFoldResult kF0, bool larges
               auto ins = scf::IfOp::create(
                   sb, sl, enter,
                   [&](OpBuilder &ib, Location il) {
-                    // Positions [0, min(count + 1, k)): from the first one
-                    // v beats, every kept element moves down by one.
+                    // v goes to position min(count, k - 1) (an empty slot,
+                    // or over the last kept element), then moves up past
+                    // every kept element it is strictly better than: an
+                    // element of a lower index that it only ties stays
+                    // ahead. Walking from the back stops after the few
+                    // elements v beats (most entries land near the end),
+                    // where a walk from the front visited all k.
+                    Value at0 = arith::MinUIOp::create(ib, il, count, ckm1);
+                    auto walk = scf::WhileOp::create(
+                        ib, il, TypeRange{vals.getType(), idxs.getType(),
+                                          ib.getIndexType()},
+                        ValueRange{vals, idxs, at0},
+                        [&](OpBuilder &wb, Location wl, ValueRange st) {
+                          Value p = st[2];
+                          Value inside = arith::CmpIOp::create(
+                              wb, wl, arith::CmpIPredicate::ugt, p, c0);
+                          // Column p - 1, or 0 at p = 0 (read, not used).
+                          Value prev = arith::SelectOp::create(
+                              wb, wl, inside,
+                              arith::SubIOp::create(wb, wl, p, c1), c0);
+                          Value pv = tensor::ExtractOp::create(
+                              wb, wl, st[0], ValueRange{r0, prev});
+                          Value go = arith::AndIOp::create(
+                              wb, wl, inside, better(wb, wl, v, pv));
+                          scf::ConditionOp::create(wb, wl, go, st);
+                        },
+                        [&](OpBuilder &wb, Location wl, ValueRange st) {
+                          Value p = st[2];
+                          Value prev = arith::SubIOp::create(wb, wl, p, c1);
+                          Value pv = tensor::ExtractOp::create(
+                              wb, wl, st[0], ValueRange{r0, prev});
+                          Value pi = tensor::ExtractOp::create(
+                              wb, wl, st[1], ValueRange{r0, prev});
+                          Value nv = tensor::InsertOp::create(
+                              wb, wl, pv, st[0], ValueRange{r0, p});
+                          Value ni = tensor::InsertOp::create(
+                              wb, wl, pi, st[1], ValueRange{r0, p});
+                          scf::YieldOp::create(wb, wl,
+                                               ValueRange{nv, ni, prev});
+                        });
+                    Value at = walk.getResult(2);
+                    Value placedV = tensor::InsertOp::create(
+                        ib, il, v, walk.getResult(0), ValueRange{r0, at});
+                    Value placedI = tensor::InsertOp::create(
+                        ib, il, ei, walk.getResult(1), ValueRange{r0, at});
                     Value upTo = arith::MinUIOp::create(
                         ib, il, arith::AddIOp::create(ib, il, count, c1), ck);
-                    auto bubble = scf::ForOp::create(
-                        ib, il, c0, upTo, c1,
-                        ValueRange{vals, idxs, v, ei, i1False},
-                        [&](OpBuilder &fb, Location fl, Value j,
-                            ValueRange st) {
-                          Value kv = tensor::ExtractOp::create(
-                              fb, fl, st[0], ValueRange{r0, j});
-                          Value ki = tensor::ExtractOp::create(
-                              fb, fl, st[1], ValueRange{r0, j});
-                          Value empty = arith::CmpIOp::create(
-                              fb, fl, arith::CmpIPredicate::eq, j, count);
-                          Value swap = arith::OrIOp::create(
-                              fb, fl,
-                              arith::OrIOp::create(fb, fl, st[4], empty),
-                              better(fb, fl, st[2], kv));
-                          Value putV = arith::SelectOp::create(fb, fl, swap,
-                                                               st[2], kv);
-                          Value putI = arith::SelectOp::create(fb, fl, swap,
-                                                               st[3], ki);
-                          Value carryV = arith::SelectOp::create(
-                              fb, fl, swap, kv, st[2]);
-                          Value carryI = arith::SelectOp::create(
-                              fb, fl, swap, ki, st[3]);
-                          Value nv = tensor::InsertOp::create(
-                              fb, fl, putV, st[0], ValueRange{r0, j});
-                          Value ni = tensor::InsertOp::create(
-                              fb, fl, putI, st[1], ValueRange{r0, j});
-                          scf::YieldOp::create(
-                              fb, fl,
-                              ValueRange{nv, ni, carryV, carryI, swap});
-                        });
-                    scf::YieldOp::create(
-                        ib, il,
-                        ValueRange{bubble.getResult(0), bubble.getResult(1),
-                                   upTo});
+                    scf::YieldOp::create(ib, il,
+                                         ValueRange{placedV, placedI, upTo});
                   },
                   [&](OpBuilder &ib, Location il) {
                     scf::YieldOp::create(ib, il,

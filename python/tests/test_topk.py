@@ -39,6 +39,8 @@ CASES = [
     (["N", 9], 4, 1, True, np.float32),     # dynamic rows
     ([3, 8], 3, 1, True, np.int64),
     ([3, 8], 3, 1, False, np.int64),
+    ([16, 155], 12, 1, True, np.float32),   # the MoEUT-44M router's shape
+    (["N", 40], 12, 1, False, np.float32),
 ]
 
 
@@ -151,6 +153,29 @@ def test_topk_int64_extremes(tmp_path, largest):
     x = np.stack(rows).astype(np.int64)
     got = session.run(None, {"x": x})
     want = k_passes(x, k, largest, worst)
+    np.testing.assert_array_equal(got[1], want[1])
+    np.testing.assert_array_equal(got[0], want[0])
+
+
+@pytest.mark.parametrize("largest", [True, False])
+def test_topk_insertion_orders(tmp_path, largest):
+    """Rows whose entries move all the way up (every element better than
+    the ones kept: ascending rows for largest), or never (descending), or
+    tie with every kept one, at width 155 and k 12: the one-pass insertion
+    against the k passes."""
+    w, k = 155, 12
+    session = compiled_topk(tmp_path, ["N", w], k, largest, np.float32)
+    rng = np.random.default_rng(3)
+    up = np.arange(w, dtype=np.float32)
+    rows = [up, up[::-1].copy(), np.zeros(w, np.float32),
+            np.repeat(np.arange(5, dtype=np.float32), 31),
+            np.repeat(np.arange(5, dtype=np.float32), 31)[::-1].copy()]
+    rows += [rng.integers(-2, 3, size=w).astype(np.float32)
+             for _ in range(4)]
+    rows += [rng.standard_normal(w).astype(np.float32) for _ in range(4)]
+    x = np.stack(rows)
+    got = session.run(None, {"x": x})
+    want = k_passes(x, k, largest)
     np.testing.assert_array_equal(got[1], want[1])
     np.testing.assert_array_equal(got[0], want[0])
 
