@@ -82,6 +82,12 @@ void moe::buildLowerToLLVMPipeline(OpPassManager &pm,
     tile.parallelRows = options.parallelLoops;
     pm.addPass(createMoeCpuTileContractions(tile));
   }
+  // Gathered rows (loaded row indices) prefetched a few iterations ahead.
+  if (options.prefetchDistance > 0) {
+    MoeCpuPrefetchRowsOptions prefetch;
+    prefetch.distance = options.prefetchDistance;
+    pm.addPass(createMoeCpuPrefetchRows(prefetch));
+  }
   if (options.stopOnBuffers)
     return;
   if (options.parallelLoops) {
@@ -133,14 +139,16 @@ void moe::registerMoePipelines() {
   PassPipelineRegistration<>(
       "moe-lower-to-llvm-cpu",
       "moe-lower-to-llvm with moe-sort-expert-layouts before and "
-      "moe-cpu-loop-order after convert-moe-to-linalg, and outermost "
-      "parallel loops on the thread pool (moe-parallel-loops-to-host) "
-      "(what moe-compile --no-tile runs)",
+      "moe-cpu-loop-order after convert-moe-to-linalg, gathered rows "
+      "prefetched two iterations ahead (moe-cpu-prefetch-rows), and "
+      "outermost parallel loops on the thread pool "
+      "(moe-parallel-loops-to-host) (what moe-compile --no-tile runs)",
       [](OpPassManager &pm) {
         CpuCodegenOptions options;
         options.sortExpertLayouts = true;
         options.cpuLoopOrder = true;
         options.parallelLoops = true;
+        options.prefetchDistance = 2;
         buildLowerToLLVMPipeline(pm, options);
       });
   PassPipelineRegistration<>(
@@ -155,6 +163,7 @@ void moe::registerMoePipelines() {
         options.parallelLoops = true;
         options.refineLayouts = true;
         options.tileVectorBits = 512;
+        options.prefetchDistance = 2;
         buildLowerToLLVMPipeline(pm, options);
       });
 }

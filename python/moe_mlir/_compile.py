@@ -22,8 +22,8 @@ class CompileWarning(UserWarning):
 def compile(model, output=None, *, march="native", opt_level=3,
             cc="clang-22", emit="artifact", progress=None, reference=False,
             parallel_loops=True, tile=True, sorted_experts=True,
-            dot_products=True, roll_repeats=True, raise_blocks=True,
-            generation=False):
+            dot_products=True, prefetch_rows=True, roll_repeats=True,
+            raise_blocks=True, generation=False):
     """Compiles `model` into a .moeb artifact (or the level `emit` names).
 
     model: a path (str or os.PathLike) to an ONNX (.onnx) or MLIR (.mlir)
@@ -48,6 +48,9 @@ def compile(model, output=None, *, march="native", opt_level=3,
         expert order (False: moe-compile --no-sorted-experts; debugging).
     dot_products: one-row contractions that read their vector dim strided
         as dot products (False: moe-compile --no-dot-products; debugging).
+    prefetch_rows: loops that read rows at loaded row indices (an expert
+        layer's gather and combine) prefetch them two iterations ahead
+        (False: moe-compile --no-prefetch; debugging).
     roll_repeats: layers a model repeats with shared weights compiled once,
         in a loop (False: moe-compile --no-roll).
     raise_blocks: exported MoE blocks raised to routed moe ops at import
@@ -80,6 +83,7 @@ def compile(model, output=None, *, march="native", opt_level=3,
                        ("parallel_loops", parallel_loops), ("tile", tile),
                        ("sorted_experts", sorted_experts),
                        ("dot_products", dot_products),
+                       ("prefetch_rows", prefetch_rows),
                        ("roll_repeats", roll_repeats),
                        ("raise_blocks", raise_blocks)):
         if not isinstance(value, bool):
@@ -121,8 +125,8 @@ def compile(model, output=None, *, march="native", opt_level=3,
     from . import _compiler
     ok, result, diagnostics = _compiler.compile(
         data, name, base_dir, emit, cc, march, opt_level, reference,
-        parallel_loops, tile, sorted_experts, dot_products, roll_repeats,
-        raise_blocks,
+        parallel_loops, tile, sorted_experts, dot_products, prefetch_rows,
+        roll_repeats, raise_blocks,
         {False: 0, True: 1, "all-logits": 2}[generation], report)
     if callback_error:
         raise callback_error[0]

@@ -206,9 +206,9 @@ def test_compile_emit_levels():
 
 
 def test_compile_codegen_options(artifact, tmp_path):
-    """reference, parallel_loops, tile, sorted_experts and roll_repeats
-    reach the compiler (each visible in the IR); they and dot_products give
-    the same numbers."""
+    """reference, parallel_loops, tile, sorted_experts, prefetch_rows and
+    roll_repeats reach the compiler (each visible in the IR); they and
+    dot_products give the same numbers (prefetch_rows the same bits)."""
     name = "moeut_tiny"
     path = model_path(name)
     # moeut_tiny repeats its layer group: one loop unless roll_repeats=False
@@ -235,11 +235,18 @@ def test_compile_codegen_options(artifact, tmp_path):
     assert moe_mlir.compile(path, emit="buffers", dot_products=False,
                             **FAST) != \
         moe_mlir.compile(path, emit="buffers", **FAST)
+    # The expert layers' gathered rows are prefetched unless
+    # prefetch_rows=False.
+    assert "memref.prefetch" in moe_mlir.compile(path, emit="buffers",
+                                                 **FAST)
+    assert "memref.prefetch" not in moe_mlir.compile(
+        path, emit="buffers", prefetch_rows=False, **FAST)
     expected = moe_mlir.InferenceSession(artifact(name)).run(
         None, feeds(name))
     # Sequential loops and rows in slot order change no bit.
     for i, options in enumerate(({"parallel_loops": False},
-                                 {"sorted_experts": False})):
+                                 {"sorted_experts": False},
+                                 {"prefetch_rows": False})):
         out = moe_mlir.compile(path, tmp_path / f"b{i}.moeb", **options,
                                **FAST)
         got = moe_mlir.InferenceSession(out, threads=2).run(None,
@@ -258,7 +265,8 @@ def test_compile_codegen_options(artifact, tmp_path):
             np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5,
                                        err_msg=str(options))
     for arg in ("reference", "parallel_loops", "tile", "sorted_experts",
-                "dot_products", "roll_repeats", "raise_blocks"):
+                "dot_products", "prefetch_rows", "roll_repeats",
+                "raise_blocks"):
         with pytest.raises(TypeError, match=arg):
             moe_mlir.compile(path, **{arg: 1})
 

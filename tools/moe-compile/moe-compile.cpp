@@ -80,6 +80,11 @@ llvm::cl::opt<bool> noDotProducts(
     llvm::cl::desc("one-row contractions that read their vector dim "
                    "strided keep the strided-column register tiles (no "
                    "dot products; debugging)"));
+llvm::cl::opt<bool> noPrefetch(
+    "no-prefetch",
+    llvm::cl::desc("loops that read rows at loaded row indices do not "
+                   "prefetch them ahead (no moe-cpu-prefetch-rows; "
+                   "debugging)"));
 llvm::cl::opt<bool> noRoll(
     "no-roll",
     llvm::cl::desc("compile every copy of a repeated layer sequence "
@@ -157,6 +162,7 @@ int main(int argc, char **argv) {
   options.parallelLoops = !noParallelLoops;
   options.tile = !noTile;
   options.dotProducts = !noDotProducts;
+  options.prefetchRows = !noPrefetch;
   options.sortExpertLayouts = !noSortedExperts;
   options.rollRepeats = !noRoll;
   options.generation = generation;

@@ -58,6 +58,10 @@ struct CompileOptions {
   /// products (moe-cpu-tile-contractions' `dot-products`); off with
   /// moe-compile --no-dot-products (debugging).
   bool dotProducts = true;
+  /// Loops that read rows at loaded row indices prefetch the rows a few
+  /// iterations ahead (moe-cpu-prefetch-rows); off with moe-compile
+  /// --no-prefetch (debugging) and with `reference`.
+  bool prefetchRows = true;
   /// Emit a sequence of layers the model repeats (MoEUT's R repeats of G
   /// layers) once, in a loop (moe-roll-repeats); off with
   /// moe-compile --no-roll and with `reference`.

@@ -30,6 +30,9 @@ struct CpuCodegenOptions {
   bool dotProducts = true;
   /// moe-parallel-loops-to-host.
   bool parallelLoops = false;
+  /// moe-cpu-prefetch-rows after moe-cpu-tile-contractions, this many
+  /// iterations ahead (0: off).
+  int64_t prefetchDistance = 0;
   /// Stop on buffers, after the CPU codegen passes and before the loops
   /// and the conversion to LLVM (moe-compile --emit=buffers).
   bool stopOnBuffers = false;

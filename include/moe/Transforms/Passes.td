@@ -337,6 +337,54 @@ def MoeCpuLoopOrder : Pass<"moe-cpu-loop-order"> {
                            "::mlir::linalg::LinalgDialect"];
 }
 
+def MoeCpuPrefetchRows : Pass<"moe-cpu-prefetch-rows"> {
+  let summary = "Prefetch the rows that loops read at loaded row indices";
+  let description = [{
+    A loop that reads one row of a buffer per iteration at a row index
+    loaded from another buffer (the expert layer's gather into expert
+    order, the weighted combine reading each slot's row back, SwitchHead's
+    per-head gathers) misses to memory at the start of every row: no
+    hardware prefetcher can guess the order. For each such row view
+    (`memref.subview` with unit sizes but a static last one and unit
+    strides along it, read by a user, its offsets computed from the
+    induction variable through `memref.load`s of loop-invariant buffers and
+    side-effect-free arith), this pass recomputes the offsets of the
+    iteration `distance` steps ahead and prefetches every cache line of
+    that row (`memref.prefetch`, at most 64 lines), inside an `scf.if` that
+    the iteration is in range (`ub - iv > step * distance`, unsigned, so
+    nothing wraps). Handles `scf.for` and one-dim `scf.parallel` bodies
+    with a static positive step, on buffers.
+
+    It reads no address the loop does not read: the cloned loads take their
+    indices from the induction variable and loop-invariant values only (a
+    load at a loaded index is not cloned, and the row is then left alone),
+    so the clone for iteration i + d reads what iteration i + d reads.
+    Unsigned divisions and remainders are cloned only with a loop-invariant
+    divisor. The prefetched address itself never faults.
+
+    Example (the combine's slot loop):
+    ```mlir
+    scf.for %s = %c0 to %c12 step %c1 {
+      %j = arith.addi %first, %s : index
+      %slot = memref.load %inv[%j] : memref<?xi32>
+      %r = arith.index_cast %slot : i32 to index
+      %row = memref.subview %ps[%r, 0] [1, 412] [1, 1] : ...
+      linalg.generic ... ins(%row ...) outs(%acc ...)
+    }
+    ```
+    gains, after the subview, `scf.if %s + 2 < 12 { ... memref.load
+    %inv[%first + %s + 2] ... memref.prefetch %ps[%r2, 0] ... }` with one
+    prefetch per 64-byte line of the row.
+  }];
+  let options = [
+    Option<"distance", "distance", "int64_t", /*default=*/"2",
+           "how many iterations ahead to prefetch (1 to 1024)">,
+  ];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::scf::SCFDialect"];
+}
+
 def MoeCpuTileContractions : Pass<"moe-cpu-tile-contractions"> {
   let summary = "Register-tile and vectorize contractions on buffers (the "
                 "CPU inner kernel)";

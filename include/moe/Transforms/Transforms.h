@@ -13,6 +13,7 @@
 #include <cstdint>
 
 namespace mlir {
+class Operation;
 class RewritePatternSet;
 namespace func {
 class FuncOp;
@@ -59,6 +60,11 @@ inline constexpr llvm::StringLiteral kIndexedConstantAttrName =
 /// body repeats back to back into an scf.for (moe-roll-repeats); returns
 /// how many loops it made.
 int64_t rollRepeats(func::FuncOp func, int64_t minOps);
+
+/// Prefetches, `distance` iterations ahead, the rows that loops under
+/// `root` read at loaded row indices (moe-cpu-prefetch-rows); returns how
+/// many row views got a prefetch.
+int64_t prefetchIndirectRows(Operation *root, int64_t distance);
 
 } // namespace moe
 } // namespace mlir

@@ -60,6 +60,7 @@ bool moe_python::compile(const CompileRequest &request, std::string &output,
   options.tile = request.tile;
   options.sortExpertLayouts = request.sortExpertLayouts;
   options.dotProducts = request.dotProducts;
+  options.prefetchRows = request.prefetchRows;
   options.rollRepeats = request.rollRepeats;
   options.generation = request.generation;
   options.generationAllLogits = request.generationAllLogits;
