@@ -254,6 +254,10 @@ std::optional<DotPlan> dotPlanFor(linalg::LinalgOp op, int64_t lanes,
 /// a 412 x 412 one more).
 constexpr int64_t kMinRowWork = 1 << 16;
 
+/// A right-hand side of at least this many bytes is read in column panels
+/// by the row tiles (columnPanelsFor): about an L1 data cache.
+constexpr int64_t kPanelMinBytes = 32 * 1024;
+
 /// The multiply-adds of `columns` output columns of one row of contraction
 /// `op` (the product of its static k ranges; a dynamic k counts as enough).
 int64_t rowWork(linalg::LinalgOp op, int64_t columns) {
@@ -822,8 +826,62 @@ struct MoeCpuTileContractionsPass
     std::optional<ColumnChunks> columns;
     if (parallel && !dotRows)
       columns = columnChunksFor(op, plan->nDim, nr, rowNr, lanes);
+    std::optional<ColumnPanels> panels;
+    if (!dotRows)
+      panels = columnPanelsFor(op, *plan, mr, nr, lanes);
     return splitDim(rewriter, op, *plan->mDim, steps, parallel, parts,
-                    columns, /*sequentialStepOne=*/parallel && dotRows);
+                    columns, /*sequentialStepOne=*/parallel && dotRows,
+                    panels);
+  }
+
+  /// Column panels of the MR-row tiles: `count` panels `width` columns
+  /// wide, then one `rest` wide (0: none), along n = `nDim`.
+  struct ColumnPanels {
+    unsigned nDim;
+    int64_t width;
+    int64_t count;
+    int64_t rest;
+  };
+
+  /// Panels for `op` when its right-hand side is too large to stay in the
+  /// L1 cache while one row tile sweeps all of it (kPanelMinBytes), its n
+  /// is static and at least two register tiles wide, and its rows may fill
+  /// more than one tile: each panel of nr columns (K x nr of the
+  /// right-hand side: 52 KB at K = 412) is then read by all the row tiles
+  /// while it is in cache, instead of every row tile streaming the whole
+  /// right-hand side from L2 or memory. A rest narrower than a vector
+  /// (`lanes`) joins the last panel: alone, it would leave the register
+  /// tiles for the loop path (other bits), where as the tail of a wider
+  /// panel it is the tile it was.
+  static std::optional<ColumnPanels> columnPanelsFor(linalg::LinalgOp op,
+                                                     const TilePlan &plan,
+                                                     int64_t mr, int64_t nr,
+                                                     int64_t lanes) {
+    SmallVector<int64_t> ranges = op.getStaticLoopRanges();
+    int64_t n = ranges[plan.nDim], rows = ranges[*plan.mDim];
+    if (ShapedType::isDynamic(n) || n < 2 * nr ||
+        (!ShapedType::isDynamic(rows) && rows <= mr))
+      return std::nullopt;
+    // Bytes of the right-hand side one row tile reads: its n and k dims
+    // (batch dims are sliced to one by now; a dynamic k counts as large).
+    FailureOr<linalg::ContractionDimensions> dims =
+        linalg::inferContractionDims(op);
+    if (failed(dims))
+      return std::nullopt;
+    int64_t bytes = 4;
+    bool large = false;
+    for (unsigned d : llvm::concat<unsigned>(dims->n, dims->k)) {
+      if (ShapedType::isDynamic(ranges[d]))
+        large = true;
+      else
+        bytes *= ranges[d];
+    }
+    if (!large && bytes < kPanelMinBytes)
+      return std::nullopt;
+    int64_t count = n / nr, rest = n % nr;
+    if (rest > 0 && rest < lanes)
+      return ColumnPanels{plan.nDim, nr, count - 1, nr + rest};
+    return ColumnPanels{plan.nDim, nr, count, rest};
   }
 
   /// `op` inside loops over its batch dims (dims of all three operands
@@ -1051,7 +1109,8 @@ struct MoeCpuTileContractionsPass
            ArrayRef<int64_t> steps, bool parallel,
            SmallVectorImpl<linalg::LinalgOp> &parts,
            std::optional<ColumnChunks> columns = std::nullopt,
-           bool sequentialStepOne = false) {
+           bool sequentialStepOne = false,
+           std::optional<ColumnPanels> panels = std::nullopt) {
     int64_t staticSize = op.getStaticLoopRanges()[dim];
     bool byColumns = parallel && columns && steps.back() == 1;
     if (byColumns && staticSize == 1) {
@@ -1083,7 +1142,76 @@ struct MoeCpuTileContractionsPass
         getValueOrCreateConstantIndexOp(rewriter, loc, domain[dim].size);
     AffineExpr s0 = rewriter.getAffineSymbolExpr(0),
                s1 = rewriter.getAffineSymbolExpr(1);
+    auto index = [&](int64_t v) -> Value {
+      return arith::ConstantIndexOp::create(rewriter, loc, v);
+    };
+    // Row tiles of `step` rows in panels of columns (columnPanelsFor): a
+    // loop over the panels around a sequential loop over the row tiles
+    // (with `parallel`, the panel loop is the scf.parallel: panels write
+    // disjoint columns), then the rest of the columns as one more panel,
+    // its row tiles parallel as before. Every tile is the one it was, so
+    // every output element's sum is too.
+    auto panelLoops = [&](Value from, Value to, int64_t step) -> LogicalResult {
+      OpBuilder::InsertionGuard guard(rewriter);
+      Value stepValue = index(step);
+      Value nLo = getValueOrCreateConstantIndexOp(
+          rewriter, loc, domain[panels->nDim].offset);
+      auto rowTiles = [&](OpFoldResult nOffset, int64_t width,
+                          bool parallelRows) -> LogicalResult {
+        Operation *loop;
+        Value iv;
+        if (parallelRows) {
+          auto par = scf::ParallelOp::create(rewriter, loc, ValueRange{from},
+                                             ValueRange{to},
+                                             ValueRange{stepValue});
+          loop = par;
+          iv = par.getInductionVars()[0];
+        } else {
+          auto seq = scf::ForOp::create(rewriter, loc, from, to, stepValue);
+          loop = seq;
+          iv = seq.getInductionVar();
+        }
+        OpBuilder::InsertionGuard inner(rewriter);
+        rewriter.setInsertionPoint(
+            loop->getRegion(0).front().getTerminator());
+        return appendSlice(rewriter, tiling, domain,
+                           {{dim, iv, step}, {panels->nDim, nOffset, width}},
+                           parts);
+      };
+      Operation *panelLoop;
+      Value p;
+      if (parallel) {
+        auto par = scf::ParallelOp::create(rewriter, loc, ValueRange{index(0)},
+                                           ValueRange{index(panels->count)},
+                                           ValueRange{index(1)});
+        panelLoop = par;
+        p = par.getInductionVars()[0];
+      } else {
+        auto seq = scf::ForOp::create(rewriter, loc, index(0),
+                                      index(panels->count), index(1));
+        panelLoop = seq;
+        p = seq.getInductionVar();
+      }
+      {
+        OpBuilder::InsertionGuard inner(rewriter);
+        rewriter.setInsertionPoint(
+            panelLoop->getRegion(0).front().getTerminator());
+        OpFoldResult nOffset = affine::makeComposedFoldedAffineApply(
+            rewriter, loc, s0 + s1 * panels->width,
+            ArrayRef<OpFoldResult>{nLo, p});
+        if (failed(rowTiles(nOffset, panels->width, /*parallelRows=*/false)))
+          return failure();
+      }
+      if (panels->rest == 0)
+        return success();
+      OpFoldResult restOffset = affine::makeComposedFoldedAffineApply(
+          rewriter, loc, s0 + panels->count * panels->width,
+          ArrayRef<OpFoldResult>{nLo});
+      return rowTiles(restOffset, panels->rest, parallel);
+    };
     auto stepLoop = [&](Value from, Value to, int64_t step) -> LogicalResult {
+      if (panels && step > 1)
+        return panelLoops(from, to, step);
       Value stepValue = arith::ConstantIndexOp::create(rewriter, loc, step);
       Operation *loop;
       Value iv;

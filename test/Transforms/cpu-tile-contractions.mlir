@@ -645,3 +645,47 @@ func.func @fills_kept(%a: memref<?x16xf32>, %b: memref<16x64xf32>, %c: memref<?x
   linalg.matmul ins(%a1, %b1 : memref<?x1xf32>, memref<1x64xf32>) outs(%o1 : memref<?x64xf32>)
   return
 }
+
+// -----
+
+// A right-hand side larger than an L1 cache (412 x 328 floats: 527 KB):
+// the 8-row tiles run in panels of 32 columns, all the row tiles of a panel
+// while its 52 KB are in cache, instead of each row tile sweeping all of
+// it. Nine panels, then a last one of 32 + 8 columns (an 8-column rest on
+// its own would be narrower than a vector and leave the register tiles).
+// With parallel-rows the panel loop is the scf.parallel and the row tiles
+// inside it sequential. The rows left over (fewer than 8) are not in
+// panels. A small right-hand side (@no_panels: 16 x 328, 21 KB) keeps its
+// row tiles outermost.
+
+// CHECK-LABEL: func.func @panels
+// CHECK:       scf.for %[[P:.*]] = %c0 to %c9 step %c1 {
+// CHECK-NEXT:    scf.for %[[M:.*]] = %c0 to %{{.*}} step %c8 {
+// CHECK:           scf.for {{.*}} -> (vector<8x32xf32>)
+// CHECK:       scf.for %{{.*}} = %c0 to %{{.*}} step %c8 {
+// CHECK:         scf.for {{.*}} -> (vector<8x32xf32>)
+// CHECK:         scf.for {{.*}} -> (vector<8x8xf32>)
+// CHECK:       scf.for %{{.*}} = %{{.*}} to %{{.*}} step %c1 {
+// CHECK-NOT:   vector<8x{{[0-9]}}
+// CHECK:       return
+// PAR-LABEL: func.func @panels
+// PAR:       scf.parallel (%{{.*}}) = (%c0) to (%c9) step (%c1) {
+// PAR-NEXT:    scf.for %{{.*}} = %c0 to %{{.*}} step %c8 {
+// PAR:       scf.parallel (%{{.*}}) = (%c0) to (%{{.*}}) step (%c8) {
+// PAR:         -> (vector<8x8xf32>)
+func.func @panels(%a: memref<?x412xf32>, %b: memref<412x328xf32>, %c: memref<?x328xf32>) {
+  linalg.matmul ins(%a, %b : memref<?x412xf32>, memref<412x328xf32>)
+                outs(%c : memref<?x328xf32>)
+  return
+}
+
+// CHECK-LABEL: func.func @no_panels
+// CHECK:       scf.for %{{.*}} = %c0 to %{{.*}} step %c8 {
+// CHECK-NEXT:    scf.for %{{.*}} = %c0 to %c320 step %c32 {
+// PAR-LABEL: func.func @no_panels
+// PAR:       scf.parallel (%{{.*}}) = (%c0) to (%{{.*}}) step (%c8) {
+func.func @no_panels(%a: memref<?x16xf32>, %b: memref<16x328xf32>, %c: memref<?x328xf32>) {
+  linalg.matmul ins(%a, %b : memref<?x16xf32>, memref<16x328xf32>)
+                outs(%c : memref<?x328xf32>)
+  return
+}

@@ -372,7 +372,7 @@ def MoeCpuPrefetchRows : Pass<"moe-cpu-prefetch-rows"> {
       linalg.generic ... ins(%row ...) outs(%acc ...)
     }
     ```
-    gains, after the subview, `scf.if %s + 2 < 12 { ... memref.load
+    gains, after the subview, `scf.if 12 - %s > 2 { ... memref.load
     %inv[%first + %s + 2] ... memref.prefetch %ps[%r2, 0] ... }` with one
     prefetch per 64-byte line of the row.
   }];
@@ -410,7 +410,13 @@ def MoeCpuTileContractions : Pass<"moe-cpu-tile-contractions"> {
     and the fill goes when no part of the contraction reads it. Rows run in loops of static steps (`rows`,
     then 1: a decode segment of fewer rows is never padded to a full
     tile); a static column tail is split
-    into power-of-two widths, a dynamic one is a masked vector. Each
+    into power-of-two widths, a dynamic one is a masked vector. Where the
+    right-hand side is larger than an L1 cache (32 KB of its n and k dims),
+    n is static and at least two tiles wide and the rows may fill more
+    than one tile, the row tiles run inside a loop over column panels of
+    one tile's width (the panel loop is the scf.parallel with
+    `parallel-rows`), so each panel is read by all row tiles while in
+    cache; a rest narrower than a vector joins the last panel. Each
     tile is vectorized to `vector.contract`, lowered to
     outer products (FMAs), the subviews are folded into the transfers and
     the accumulator is hoisted out of the k loop into registers.
