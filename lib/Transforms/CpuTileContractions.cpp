@@ -297,6 +297,19 @@ void peel(RewriterBase &rewriter, LoopLikeOpInterface loop) {
   (void)scf::peelForLoopAndSimplifyBounds(rewriter, forOp, partial);
 }
 
+/// A loop over [lo, hi) by `step` at the insertion point: an scf.parallel
+/// with `parallel`, else an scf.for. Returns it and its induction variable.
+std::pair<Operation *, Value> createLoop(OpBuilder &b, Location loc, Value lo,
+                                         Value hi, Value step, bool parallel) {
+  if (parallel) {
+    auto par = scf::ParallelOp::create(b, loc, ValueRange{lo}, ValueRange{hi},
+                                       ValueRange{step});
+    return {par, par.getInductionVars()[0]};
+  }
+  auto seq = scf::ForOp::create(b, loc, lo, hi, step);
+  return {seq, seq.getInductionVar()};
+}
+
 struct MoeCpuTileContractionsPass
     : mlir::moe::impl::MoeCpuTileContractionsBase<
           MoeCpuTileContractionsPass> {
@@ -938,18 +951,8 @@ struct MoeCpuTileContractionsPass
       Value hi = arith::AddIOp::create(
           rewriter, loc, lo,
           getValueOrCreateConstantIndexOp(rewriter, loc, domain[d].size));
-      Operation *loop;
-      Value iv;
-      if (parallel && d == parallelDim) {
-        auto par = scf::ParallelOp::create(rewriter, loc, ValueRange{lo},
-                                           ValueRange{hi}, ValueRange{one});
-        loop = par;
-        iv = par.getInductionVars()[0];
-      } else {
-        auto seq = scf::ForOp::create(rewriter, loc, lo, hi, one);
-        loop = seq;
-        iv = seq.getInductionVar();
-      }
+      auto [loop, iv] =
+          createLoop(rewriter, loc, lo, hi, one, parallel && d == parallelDim);
       rewriter.setInsertionPoint(loop->getRegion(0).front().getTerminator());
       slice.push_back({d, iv, 1});
     }
@@ -1158,19 +1161,8 @@ struct MoeCpuTileContractionsPass
           rewriter, loc, domain[panels->nDim].offset);
       auto rowTiles = [&](OpFoldResult nOffset, int64_t width,
                           bool parallelRows) -> LogicalResult {
-        Operation *loop;
-        Value iv;
-        if (parallelRows) {
-          auto par = scf::ParallelOp::create(rewriter, loc, ValueRange{from},
-                                             ValueRange{to},
-                                             ValueRange{stepValue});
-          loop = par;
-          iv = par.getInductionVars()[0];
-        } else {
-          auto seq = scf::ForOp::create(rewriter, loc, from, to, stepValue);
-          loop = seq;
-          iv = seq.getInductionVar();
-        }
+        auto [loop, iv] =
+            createLoop(rewriter, loc, from, to, stepValue, parallelRows);
         OpBuilder::InsertionGuard inner(rewriter);
         rewriter.setInsertionPoint(
             loop->getRegion(0).front().getTerminator());
@@ -1178,20 +1170,9 @@ struct MoeCpuTileContractionsPass
                            {{dim, iv, step}, {panels->nDim, nOffset, width}},
                            parts);
       };
-      Operation *panelLoop;
-      Value p;
-      if (parallel) {
-        auto par = scf::ParallelOp::create(rewriter, loc, ValueRange{index(0)},
-                                           ValueRange{index(panels->count)},
-                                           ValueRange{index(1)});
-        panelLoop = par;
-        p = par.getInductionVars()[0];
-      } else {
-        auto seq = scf::ForOp::create(rewriter, loc, index(0),
-                                      index(panels->count), index(1));
-        panelLoop = seq;
-        p = seq.getInductionVar();
-      }
+      auto [panelLoop, p] = createLoop(rewriter, loc, index(0),
+                                       index(panels->count), index(1),
+                                       parallel);
       {
         OpBuilder::InsertionGuard inner(rewriter);
         rewriter.setInsertionPoint(
@@ -1212,22 +1193,11 @@ struct MoeCpuTileContractionsPass
     auto stepLoop = [&](Value from, Value to, int64_t step) -> LogicalResult {
       if (panels && step > 1)
         return panelLoops(from, to, step);
-      Value stepValue = arith::ConstantIndexOp::create(rewriter, loc, step);
-      Operation *loop;
-      Value iv;
-      if (parallel && !(sequentialStepOne && step == 1)) {
-        auto par = scf::ParallelOp::create(rewriter, loc, ValueRange{from},
-                                           ValueRange{to},
-                                           ValueRange{stepValue});
-        loop = par;
-        iv = par.getInductionVars()[0];
-      } else {
-        auto seq = scf::ForOp::create(rewriter, loc, from, to, stepValue);
-        if (sequentialStepOne && step == 1)
-          seq->setAttr(kDotRowLoopMarker, rewriter.getUnitAttr());
-        loop = seq;
-        iv = seq.getInductionVar();
-      }
+      bool dotRowLoop = sequentialStepOne && step == 1;
+      auto [loop, iv] = createLoop(rewriter, loc, from, to, index(step),
+                                   parallel && !dotRowLoop);
+      if (dotRowLoop)
+        loop->setAttr(kDotRowLoopMarker, rewriter.getUnitAttr());
       OpBuilder::InsertionGuard guard(rewriter);
       rewriter.setInsertionPoint(loop->getRegion(0).front().getTerminator());
       return appendSlice(rewriter, tiling, domain, {{dim, iv, step}}, parts);
