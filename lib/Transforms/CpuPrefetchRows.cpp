@@ -56,7 +56,7 @@ constexpr int64_t kLineBytes = 64;
 /// prefetcher has found the rest by then.
 constexpr int64_t kMaxLines = 64;
 
-/// The loop's single induction variable, lower and upper bound and step,
+/// The loop's single induction variable, upper bound and step,
 /// for scf.for and one-dim scf.parallel.
 struct LoopRange {
   Value iv, upper, step;

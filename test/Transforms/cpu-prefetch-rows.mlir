@@ -1,8 +1,10 @@
 // RUN: moe-opt %s --moe-cpu-prefetch-rows --split-input-file | FileCheck %s
 // RUN: moe-opt %s --moe-cpu-prefetch-rows="distance=1" --split-input-file | FileCheck %s --check-prefix=ONE
 // RUN: not moe-opt %s --moe-cpu-prefetch-rows="distance=0" --split-input-file 2>&1 | FileCheck %s --check-prefix=ZERO
+// RUN: not moe-opt %s --moe-cpu-prefetch-rows="distance=1025" --split-input-file 2>&1 | FileCheck %s --check-prefix=FAR
 
 // ZERO: error: moe-cpu-prefetch-rows: distance must be 1 to 1024, got 0
+// FAR: error: moe-cpu-prefetch-rows: distance must be 1 to 1024, got 1025
 
 // The combine's slot loop: slot j = n * 12 + s, row inv[j] of %ps (412
 // floats: 26 lines from the row's start, and its last element). The
@@ -220,6 +222,29 @@ func.func @steps(%x: memref<?x3x20xf32, strided<[120, 40, 1], offset: 7>>,
         : memref<?x3x20xf32, strided<[120, 40, 1], offset: 7>>
           to memref<20xf32, strided<[1], offset: ?>>
     %e = memref.load %row[%c0] : memref<20xf32, strided<[1], offset: ?>>
+  }
+  return
+}
+
+// -----
+
+// A row of 2000 floats (125 lines): only its first 64 lines are
+// prefetched; the hardware's stream prefetcher has the rest by then.
+
+// CHECK-LABEL: func.func @long_row
+// CHECK:       scf.if
+// CHECK-COUNT-64: memref.prefetch
+// CHECK-NOT:   memref.prefetch
+// CHECK:       return
+func.func @long_row(%x: memref<?x2000xf32>, %perm: memref<?xi32>, %n: index) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  scf.for %i = %c0 to %n step %c1 {
+    %v = memref.load %perm[%i] : memref<?xi32>
+    %r = arith.index_cast %v : i32 to index
+    %row = memref.subview %x[%r, 0] [1, 2000] [1, 1]
+        : memref<?x2000xf32> to memref<1x2000xf32, strided<[2000, 1], offset: ?>>
+    %e = memref.load %row[%c0, %c0] : memref<1x2000xf32, strided<[2000, 1], offset: ?>>
   }
   return
 }

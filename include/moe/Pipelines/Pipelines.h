@@ -56,7 +56,8 @@ void buildToLinalgPipeline(OpPassManager &pm,
 /// moe-cpu-tile-contractions after bufferization (moe-compile's default
 /// has both). With `parallelLoops`, linalg's parallel dims become
 /// scf.parallel and the outermost ones run on the runtime's thread pool
-/// (moe-parallel-loops-to-host; moe-compile's default).
+/// (moe-parallel-loops-to-host; moe-compile's default). With
+/// `prefetchDistance`, moe-cpu-prefetch-rows runs after the tiling.
 void buildLowerToLLVMPipeline(OpPassManager &pm,
                               const CpuCodegenOptions &options = {});
 
