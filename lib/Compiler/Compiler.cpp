@@ -206,6 +206,7 @@ CpuCodegenOptions cpuCodegenOptions(const CompileOptions &options) {
     // combine read its rows at 11 GB/s one ahead, 15 GB/s two or four
     // ahead, 7 GB/s without.
     cpu.prefetchDistance = options.prefetchRows ? 2 : 0;
+    cpu.fuseRowGathers = options.fuseGathers;
   }
   return cpu;
 }

@@ -81,6 +81,10 @@ void moe::buildLowerToLLVMPipeline(OpPassManager &pm,
     tile.dotProducts = options.dotProducts;
     tile.parallelRows = options.parallelLoops;
     pm.addPass(createMoeCpuTileContractions(tile));
+    // The tiles read gathered rows where they are (before the prefetch,
+    // which would otherwise prefetch rows for a copy that goes away).
+    if (options.fuseRowGathers)
+      pm.addPass(createMoeCpuFuseRowGathers());
   }
   // Gathered rows (loaded row indices) prefetched a few iterations ahead.
   if (options.prefetchDistance > 0) {
@@ -154,8 +158,8 @@ void moe::registerMoePipelines() {
   PassPipelineRegistration<>(
       "moe-lower-to-llvm-cpu-tiled",
       "moe-lower-to-llvm-cpu with moe-refine-buffer-layouts and "
-      "moe-cpu-tile-contractions (512-bit vectors) after bufferization, "
-      "and the vector lowering (what moe-compile runs at 512 bits)",
+      "moe-cpu-tile-contractions (512-bit vectors) and "
+      "moe-cpu-fuse-row-gathers after bufferization, and the vector lowering (what moe-compile runs at 512 bits)",
       [](OpPassManager &pm) {
         CpuCodegenOptions options;
         options.sortExpertLayouts = true;
@@ -163,6 +167,7 @@ void moe::registerMoePipelines() {
         options.parallelLoops = true;
         options.refineLayouts = true;
         options.tileVectorBits = 512;
+        options.fuseRowGathers = true;
         options.prefetchDistance = 2;
         buildLowerToLLVMPipeline(pm, options);
       });

@@ -22,8 +22,8 @@ class CompileWarning(UserWarning):
 def compile(model, output=None, *, march="native", opt_level=3,
             cc="clang-22", emit="artifact", progress=None, reference=False,
             parallel_loops=True, tile=True, sorted_experts=True,
-            dot_products=True, prefetch_rows=True, roll_repeats=True,
-            raise_blocks=True, generation=False):
+            dot_products=True, prefetch_rows=True, fuse_gathers=True,
+            roll_repeats=True, raise_blocks=True, generation=False):
     """Compiles `model` into a .moeb artifact (or the level `emit` names).
 
     model: a path (str or os.PathLike) to an ONNX (.onnx) or MLIR (.mlir)
@@ -51,6 +51,9 @@ def compile(model, output=None, *, march="native", opt_level=3,
     prefetch_rows: loops that read rows at loaded row indices (an expert
         layer's gather and combine) prefetch them two iterations ahead
         (False: moe-compile --no-prefetch; debugging).
+    fuse_gathers: the register tiles of the first expert matmul read the
+        gathered token rows in place instead of from a gathered copy
+        (False: moe-compile --no-fuse-gathers; debugging).
     roll_repeats: layers a model repeats with shared weights compiled once,
         in a loop (False: moe-compile --no-roll).
     raise_blocks: exported MoE blocks raised to routed moe ops at import
@@ -84,6 +87,7 @@ def compile(model, output=None, *, march="native", opt_level=3,
                        ("sorted_experts", sorted_experts),
                        ("dot_products", dot_products),
                        ("prefetch_rows", prefetch_rows),
+                       ("fuse_gathers", fuse_gathers),
                        ("roll_repeats", roll_repeats),
                        ("raise_blocks", raise_blocks)):
         if not isinstance(value, bool):
@@ -126,7 +130,7 @@ def compile(model, output=None, *, march="native", opt_level=3,
     ok, result, diagnostics = _compiler.compile(
         data, name, base_dir, emit, cc, march, opt_level, reference,
         parallel_loops, tile, sorted_experts, dot_products, prefetch_rows,
-        roll_repeats, raise_blocks,
+        fuse_gathers, roll_repeats, raise_blocks,
         {False: 0, True: 1, "all-logits": 2}[generation], report)
     if callback_error:
         raise callback_error[0]

@@ -206,9 +206,10 @@ def test_compile_emit_levels():
 
 
 def test_compile_codegen_options(artifact, tmp_path):
-    """reference, parallel_loops, tile, sorted_experts, prefetch_rows and
-    roll_repeats reach the compiler (each visible in the IR); they and
-    dot_products give the same numbers (prefetch_rows the same bits)."""
+    """reference, parallel_loops, tile, sorted_experts, prefetch_rows,
+    fuse_gathers and roll_repeats reach the compiler (each visible in the
+    IR); they and dot_products give the same numbers (prefetch_rows and
+    fuse_gathers the same bits)."""
     name = "moeut_tiny"
     path = model_path(name)
     # moeut_tiny repeats its layer group: one loop unless roll_repeats=False
@@ -241,12 +242,19 @@ def test_compile_codegen_options(artifact, tmp_path):
                                                  **FAST)
     assert "memref.prefetch" not in moe_mlir.compile(
         path, emit="buffers", prefetch_rows=False, **FAST)
+    # The expert layers' tiles read the gathered rows in place unless
+    # fuse_gathers=False (one row copy per expert layer comes back).
+    assert moe_mlir.compile(path, emit="buffers", **FAST).count(
+        "linalg.copy") < moe_mlir.compile(
+            path, emit="buffers", fuse_gathers=False, **FAST).count(
+                "linalg.copy")
     expected = moe_mlir.InferenceSession(artifact(name)).run(
         None, feeds(name))
     # Sequential loops and rows in slot order change no bit.
     for i, options in enumerate(({"parallel_loops": False},
                                  {"sorted_experts": False},
-                                 {"prefetch_rows": False})):
+                                 {"prefetch_rows": False},
+                                 {"fuse_gathers": False})):
         out = moe_mlir.compile(path, tmp_path / f"b{i}.moeb", **options,
                                **FAST)
         got = moe_mlir.InferenceSession(out, threads=2).run(None,
@@ -265,8 +273,8 @@ def test_compile_codegen_options(artifact, tmp_path):
             np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5,
                                        err_msg=str(options))
     for arg in ("reference", "parallel_loops", "tile", "sorted_experts",
-                "dot_products", "prefetch_rows", "roll_repeats",
-                "raise_blocks"):
+                "dot_products", "prefetch_rows", "fuse_gathers",
+                "roll_repeats", "raise_blocks"):
         with pytest.raises(TypeError, match=arg):
             moe_mlir.compile(path, **{arg: 1})
 

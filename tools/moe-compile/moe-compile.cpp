@@ -85,6 +85,11 @@ llvm::cl::opt<bool> noPrefetch(
     llvm::cl::desc("loops that read rows at loaded row indices do not "
                    "prefetch them ahead (no moe-cpu-prefetch-rows; "
                    "debugging)"));
+llvm::cl::opt<bool> noFuseGathers(
+    "no-fuse-gathers",
+    llvm::cl::desc("the register tiles read a gathered copy of the rows "
+                   "instead of the rows in place (no "
+                   "moe-cpu-fuse-row-gathers; debugging)"));
 llvm::cl::opt<bool> noRoll(
     "no-roll",
     llvm::cl::desc("compile every copy of a repeated layer sequence "
@@ -163,6 +168,7 @@ int main(int argc, char **argv) {
   options.tile = !noTile;
   options.dotProducts = !noDotProducts;
   options.prefetchRows = !noPrefetch;
+  options.fuseGathers = !noFuseGathers;
   options.sortExpertLayouts = !noSortedExperts;
   options.rollRepeats = !noRoll;
   options.generation = generation;

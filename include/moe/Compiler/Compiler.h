@@ -62,6 +62,10 @@ struct CompileOptions {
   /// iterations ahead (moe-cpu-prefetch-rows); off with moe-compile
   /// --no-prefetch (debugging) and with `reference`.
   bool prefetchRows = true;
+  /// The register tiles read gathered rows in place instead of from a
+  /// gathered copy (moe-cpu-fuse-row-gathers; with `tile`); off with
+  /// moe-compile --no-fuse-gathers (debugging) and with `reference`.
+  bool fuseGathers = true;
   /// Emit a sequence of layers the model repeats (MoEUT's R repeats of G
   /// layers) once, in a loop (moe-roll-repeats); off with
   /// moe-compile --no-roll and with `reference`.

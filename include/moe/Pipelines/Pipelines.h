@@ -30,6 +30,9 @@ struct CpuCodegenOptions {
   bool dotProducts = true;
   /// moe-parallel-loops-to-host.
   bool parallelLoops = false;
+  /// moe-cpu-fuse-row-gathers after moe-cpu-tile-contractions (the tiles
+  /// read gathered rows in place; only with `tileVectorBits`).
+  bool fuseRowGathers = false;
   /// moe-cpu-prefetch-rows after moe-cpu-tile-contractions, this many
   /// iterations ahead (0: off).
   int64_t prefetchDistance = 0;

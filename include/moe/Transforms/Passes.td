@@ -337,6 +337,63 @@ def MoeCpuLoopOrder : Pass<"moe-cpu-loop-order"> {
                            "::mlir::linalg::LinalgDialect"];
 }
 
+def MoeCpuFuseRowGathers : Pass<"moe-cpu-fuse-row-gathers"> {
+  let summary = "Let register tiles read gathered rows where they are, "
+                "instead of from a gathered copy";
+  let description = [{
+    The expert layers gather their token rows into expert order before the
+    first expert matmul: a loop copies row `src(i)` of the activations X
+    into row `i` of a workspace buffer B, and the register tiles of
+    moe-cpu-tile-contractions read B. This pass removes the copy. Every
+    read of B at row `r` (an unmasked, in-bounds `vector.transfer_read` of
+    rows x a row slice or of one row slice, or a `memref.load`) becomes a
+    read of X at row `src(r)`, computed by a clone of the gather loop's own
+    index computation with the induction variable replaced by `r` (and
+    `r + 1`, ... for the rows of a tile), placed where `r` is defined, so
+    outside the tile's k loop. The gather loop keeps its bounds checks, and
+    B's workspace allocation goes away when nothing else uses it.
+
+    It applies only when it cannot change a value:
+    - the gather is a `linalg.copy` or `memref.copy` of a row view of X
+      (unit sizes but the last, which is B's static row width, unit
+      strides) into `B[%i, 0] [1, W] [1, 1]`, directly in the body of an
+      `scf.for` (no iter_args) or one-dim `scf.parallel` from 0 by 1 to the
+      row count B was allocated with; B is a rank-2 identity-layout
+      workspace allocation (`__moe_workspace_alloc`, after
+      moe-lower-to-host-abi); X's offsets come from the induction variable,
+      loop-invariant values and `memref.load`s of loop-invariant buffers,
+      through ops without regions or writes, so the clone for row r
+      computes what the gather computed for row r;
+    - every other use of B is such a read, after the gather in its block;
+    - from the gather to the last read, every write goes to a workspace
+      allocation other than X's and the index buffers' (two live workspace
+      allocations never overlap, and the workspace holds no input or
+      weight), and the only calls are the workspace allocator and the
+      runtime's host functions (called with the frame as first argument).
+
+    Example: after
+    ```mlir
+    scf.parallel (%i) = (%c0) to (%n) step (%c1) {
+      %s = memref.load %perm[%i] : memref<?xi32>
+      %r = arith.index_cast %s : i32 to index
+      %row = memref.subview %x[%r, 0] [1, 412] [1, 1] : ...
+      %dst = memref.subview %b[%i, 0] [1, 412] [1, 1] : ...
+      linalg.copy ins(%row : ...) outs(%dst : ...)
+      scf.reduce
+    }
+    ... vector.transfer_read %b[%m, %k], %pad {in_bounds = [true, true]}
+          : memref<?x412xf32>, vector<8x1xf32>
+    ```
+    the read becomes eight `vector.transfer_read %x[%r_j, %k]` of
+    `vector<1xf32>` (with `%r_j` from `memref.load %perm[%m + j]`, computed
+    after `%m`), inserted into a `vector<8x1xf32>`, and the loop only loads
+    `%perm` (for its bounds checks, where it has any).
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::vector::VectorDialect"];
+}
+
 def MoeCpuPrefetchRows : Pass<"moe-cpu-prefetch-rows"> {
   let summary = "Prefetch the rows that loops read at loaded row indices";
   let description = [{

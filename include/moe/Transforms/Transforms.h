@@ -66,6 +66,11 @@ int64_t rollRepeats(func::FuncOp func, int64_t minOps);
 /// many row views got a prefetch.
 int64_t prefetchIndirectRows(Operation *root, int64_t distance);
 
+/// Makes the reads of gathered-row buffers under `root` read the gathered
+/// rows in place, and removes the gather copies
+/// (moe-cpu-fuse-row-gathers); returns how many gathers it removed.
+int64_t fuseRowGathers(Operation *root);
+
 } // namespace moe
 } // namespace mlir
 

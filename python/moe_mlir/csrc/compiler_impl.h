@@ -31,15 +31,17 @@ struct CompileRequest {
   std::string march = "native";
   unsigned optLevel = 3;
   /// moe::CompileOptions' reference, parallelLoops, tile, sortExpertLayouts,
-  /// dotProducts, prefetchRows, rollRepeats and raise (moe-compile
-  /// --reference, --no-parallel-loops, --no-tile, --no-sorted-experts,
-  /// --no-dot-products, --no-prefetch, --no-roll, --no-raise).
+  /// dotProducts, prefetchRows, fuseGathers, rollRepeats and raise
+  /// (moe-compile --reference, --no-parallel-loops, --no-tile,
+  /// --no-sorted-experts, --no-dot-products, --no-prefetch,
+  /// --no-fuse-gathers, --no-roll, --no-raise).
   bool reference = false;
   bool parallelLoops = true;
   bool tile = true;
   bool sortExpertLayouts = true;
   bool dotProducts = true;
   bool prefetchRows = true;
+  bool fuseGathers = true;
   bool rollRepeats = true;
   bool generation = false;
   bool generationAllLogits = false;

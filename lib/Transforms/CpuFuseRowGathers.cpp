@@ -1,0 +1,519 @@
+//===- CpuFuseRowGathers.cpp - register tiles read gathered rows in place -===//
+//
+// The expert layers gather their token rows into expert order before the
+// first expert matmul: a loop over slots copies row `src(slot)` of the
+// activations X into row `slot` of a workspace buffer B, and the register
+// tiles of moe-cpu-tile-contractions then read B. At the MoEUT-44M
+// feed-forward shape (N = 2048, k = 12, D = 412) B holds 24576 rows of
+// 1.6 KB: 40 MB written once and read back once, for rows that the tiles
+// could read from X directly (an 8-row tile's broadcasts come from eight
+// rows either way).
+//
+// This pass removes the copy: every read of B at row r (the tiles'
+// `vector.transfer_read`s and plain `memref.load`s) becomes a read of X at
+// row src(r), where src is the gather loop's own index computation, cloned
+// with the induction variable replaced by r (hoisted to where r is defined,
+// outside the tile's k loop). The gather loop keeps its bounds checks (the
+// error status and the clamped index are unchanged), and B's allocation
+// goes away when nothing else uses it.
+//
+// When it applies (everything else is left as it was):
+//  - the gather: `linalg.copy` / `memref.copy` of a row view of X
+//    (unit sizes but the last, which is B's static row width W, unit
+//    strides) into `B[iv, 0][1, W]`, directly in the body of an scf.for or
+//    one-dim scf.parallel from 0 by 1 to a bound that is B's row count;
+//    B is a rank-2 identity-layout workspace allocation; X's offsets are
+//    computed in the body from the induction variable, loop-invariant
+//    values and `memref.load`s of loop-invariant buffers, by ops without
+//    regions or writes (each was executed for that very row by the gather,
+//    so the clone reads no address the gather did not);
+//  - every other use of B is an unmasked, in-bounds `vector.transfer_read`
+//    (rows x W-slice, or one row slice) or a `memref.load`, after the
+//    gather in its block;
+//  - from the gather to the last read, nothing may write X or the index
+//    buffers: every write goes to a workspace allocation other than theirs
+//    (two workspace allocations live at once never overlap, and workspace
+//    memory is never an input or a weight), and the only calls are the
+//    workspace allocator and the runtime's host functions (error reports,
+//    output allocation), which write no buffer of the code.
+//
+// Upstream has no such transform: linalg's fusion works on tensors through
+// tiling, and the tiles here are vector code on buffers.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Transforms/Passes.h"
+#include "moe/Transforms/Transforms.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/IRMapping.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "mlir/Interfaces/ViewLikeInterface.h"
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_MOECPUFUSEROWGATHERS
+#include "moe/Transforms/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+
+namespace {
+
+constexpr StringLiteral kAllocFn = "__moe_workspace_alloc";
+
+bool definedOutside(Value v, Operation *loop) {
+  return !loop->isAncestor(v.getParentBlock()->getParentOp());
+}
+
+/// The struct a memref was made from by moe-lower-to-host-abi
+/// (`unrealized_conversion_cast` of an `llvm.insertvalue` chain), or null.
+Value descriptorOf(Value memref) {
+  auto cast = memref.getDefiningOp<UnrealizedConversionCastOp>();
+  if (!cast || cast->getNumOperands() != 1 ||
+      !isa<LLVM::LLVMStructType>(cast->getOperand(0).getType()))
+    return {};
+  return cast->getOperand(0);
+}
+
+/// The value inserted at `position` of a descriptor's insertvalue chain.
+Value fieldOf(Value descriptor, ArrayRef<int64_t> position) {
+  while (auto insert = descriptor.getDefiningOp<LLVM::InsertValueOp>()) {
+    if (insert.getPosition() == position)
+      return insert.getValue();
+    descriptor = insert.getContainer();
+  }
+  return {};
+}
+
+bool isWorkspaceAlloc(Value ptr) {
+  auto call = ptr.getDefiningOp<LLVM::CallOp>();
+  return call && call.getCallee() == kAllocFn;
+}
+
+/// The aligned pointers a memref's memory may come from: through views,
+/// casts and scf.if results to the descriptors moe-lower-to-host-abi built.
+/// Fails for anything else (block arguments, calls, ...).
+LogicalResult collectRoots(Value v, SmallVectorImpl<Value> &roots,
+                           int depth = 0) {
+  if (depth > 32)
+    return failure();
+  Operation *def = v.getDefiningOp();
+  if (!def)
+    return failure();
+  if (auto view = dyn_cast<ViewLikeOpInterface>(def))
+    return collectRoots(view.getViewSource(), roots, depth + 1);
+  if (auto cast = dyn_cast<memref::CastOp>(def))
+    return collectRoots(cast.getSource(), roots, depth + 1);
+  if (auto ifOp = dyn_cast<scf::IfOp>(def)) {
+    unsigned index = cast<OpResult>(v).getResultNumber();
+    if (ifOp.getElseRegion().empty())
+      return failure();
+    for (scf::YieldOp yield : {ifOp.thenYield(), ifOp.elseYield()})
+      if (failed(collectRoots(yield.getOperand(index), roots, depth + 1)))
+        return failure();
+    return success();
+  }
+  Value descriptor = descriptorOf(v);
+  Value ptr = descriptor ? fieldOf(descriptor, {1}) : Value();
+  if (!ptr)
+    return failure();
+  roots.push_back(ptr);
+  return success();
+}
+
+/// Whether `op` (its own effects, not its regions') writes nothing but
+/// workspace allocations other than `kept`, and calls nothing but the
+/// workspace allocator and the runtime's host functions.
+bool writesOnlyOthers(Operation *op, ArrayRef<Value> kept, Value frame) {
+  if (auto call = dyn_cast<LLVM::CallOp>(op)) {
+    if (call.getCallee())
+      return *call.getCallee() == kAllocFn;
+    // Host functions: called through the frame's host table, frame first.
+    ValueRange args = call.getArgOperands();
+    return !args.empty() && args.front() == frame;
+  }
+  if (op->hasTrait<OpTrait::HasRecursiveMemoryEffects>())
+    return true; // its regions' ops are visited on their own
+  auto iface = dyn_cast<MemoryEffectOpInterface>(op);
+  if (!iface)
+    return false;
+  SmallVector<MemoryEffects::EffectInstance> effects;
+  iface.getEffects(effects);
+  for (const MemoryEffects::EffectInstance &effect : effects) {
+    if (!isa<MemoryEffects::Write, MemoryEffects::Free>(effect.getEffect()))
+      continue;
+    Value target = effect.getValue();
+    SmallVector<Value> roots;
+    if (!target || !isa<BaseMemRefType>(target.getType()) ||
+        failed(collectRoots(target, roots)))
+      return false;
+    for (Value root : roots)
+      if (!isWorkspaceAlloc(root) || llvm::is_contained(kept, root))
+        return false;
+  }
+  return true;
+}
+
+/// One gather loop that qualifies.
+struct Gather {
+  Operation *loop;
+  Value iv;
+  Operation *copy;
+  memref::SubViewOp from, into;
+  /// The body's ops that compute `from`'s offsets, in block order.
+  SmallVector<Operation *> slice;
+  /// Roots of X and of the buffers the slice loads.
+  SmallVector<Value> kept;
+  /// The reads of B, in no particular order.
+  SmallVector<Operation *> reads;
+};
+
+/// The ops of the loop body computing `roots` from the induction variable,
+/// loop-invariant values and loads of loop-invariant buffers; fails on
+/// anything else (other block arguments, regions, writes).
+FailureOr<SmallVector<Operation *>>
+offsetSlice(ValueRange roots, Operation *loop, Value iv,
+            SmallVectorImpl<Value> &loaded) {
+  Block *body = iv.getParentBlock();
+  llvm::SetVector<Operation *> slice;
+  std::function<LogicalResult(Value)> visit = [&](Value v) -> LogicalResult {
+    if (v == iv || definedOutside(v, loop))
+      return success();
+    Operation *op = v.getDefiningOp();
+    if (!op || op->getBlock() != body)
+      return failure();
+    if (slice.contains(op))
+      return success();
+    if (auto load = dyn_cast<memref::LoadOp>(op)) {
+      if (!definedOutside(load.getMemRef(), loop))
+        return failure();
+      loaded.push_back(load.getMemRef());
+    } else if (op->getNumRegions() || !isMemoryEffectFree(op)) {
+      return failure();
+    }
+    for (Value operand : op->getOperands())
+      if (failed(visit(operand)))
+        return failure();
+    slice.insert(op);
+    return success();
+  };
+  for (Value root : roots)
+    if (failed(visit(root)))
+      return failure();
+  SmallVector<Operation *> ordered(slice.begin(), slice.end());
+  llvm::sort(ordered,
+             [](Operation *a, Operation *b) { return a->isBeforeInBlock(b); });
+  return ordered;
+}
+
+/// Whether `rows` (an i64 descriptor size or an index) is the value `ub`.
+bool sameCount(Value rows, Value ub) {
+  if (rows == ub)
+    return true;
+  if (auto cast = rows.getDefiningOp<arith::IndexCastOp>())
+    return cast.getIn() == ub;
+  if (auto cast = rows.getDefiningOp<arith::IndexCastUIOp>())
+    return cast.getIn() == ub;
+  return false;
+}
+
+/// Whether a read of B qualifies: an unmasked, in-bounds transfer_read of
+/// a row slice or rows x slice, or a memref.load.
+bool isFusableRead(Operation *user, Value buffer) {
+  if (auto load = dyn_cast<memref::LoadOp>(user))
+    return load.getMemRef() == buffer;
+  auto read = dyn_cast<vector::TransferReadOp>(user);
+  if (!read || read.getBase() != buffer || read.getMask() ||
+      !llvm::all_of(read.getInBoundsValues(), [](bool b) { return b; }))
+    return false;
+  AffineMap map = read.getPermutationMap();
+  return map.isMinorIdentity() && map.getNumResults() >= 1 &&
+         map.getNumResults() <= 2;
+}
+
+std::optional<Gather> matchGather(Operation *copy, Value frame) {
+  Value in, out;
+  if (auto c = dyn_cast<linalg::CopyOp>(copy)) {
+    if (!c.hasPureBufferSemantics())
+      return std::nullopt;
+    in = c.getInputs()[0];
+    out = c.getOutputs()[0];
+  } else if (auto c = dyn_cast<memref::CopyOp>(copy)) {
+    in = c.getSource();
+    out = c.getTarget();
+  } else {
+    return std::nullopt;
+  }
+  Gather g;
+  g.copy = copy;
+  g.loop = copy->getParentOp();
+  if (auto f = dyn_cast<scf::ForOp>(g.loop)) {
+    g.iv = f.getInductionVar();
+    if (getConstantIntValue(f.getLowerBound()) != 0 ||
+        getConstantIntValue(f.getStep()) != 1 || f.getNumRegionIterArgs())
+      return std::nullopt;
+  } else if (auto p = dyn_cast<scf::ParallelOp>(g.loop)) {
+    if (p.getNumLoops() != 1 || p.getNumReductions() ||
+        getConstantIntValue(p.getLowerBound()[0]) != 0 ||
+        getConstantIntValue(p.getStep()[0]) != 1)
+      return std::nullopt;
+    g.iv = p.getInductionVars()[0];
+  } else {
+    return std::nullopt;
+  }
+  if (!g.iv.getType().isIndex())
+    return std::nullopt;
+  Value ub = isa<scf::ForOp>(g.loop)
+                 ? cast<scf::ForOp>(g.loop).getUpperBound()
+                 : cast<scf::ParallelOp>(g.loop).getUpperBound()[0];
+  g.from = in.getDefiningOp<memref::SubViewOp>();
+  g.into = out.getDefiningOp<memref::SubViewOp>();
+  if (!g.from || !g.into || g.from->getBlock() != copy->getBlock() ||
+      g.into->getBlock() != copy->getBlock() || !g.from->hasOneUse() ||
+      !g.into->hasOneUse())
+    return std::nullopt;
+
+  // B: a rank-2 identity workspace buffer, written row iv, whole rows.
+  Value buffer = g.into.getSource();
+  auto bType = cast<MemRefType>(buffer.getType());
+  if (!definedOutside(buffer, g.loop) || bType.getRank() != 2 ||
+      !bType.getLayout().isIdentity() || bType.isDynamicDim(1))
+    return std::nullopt;
+  int64_t width = bType.getDimSize(1);
+  SmallVector<OpFoldResult> intoOffsets = g.into.getMixedOffsets();
+  auto ivOffset = dyn_cast<Value>(intoOffsets[0]);
+  if (ivOffset != g.iv || getConstantIntValue(intoOffsets[1]) != 0 ||
+      getConstantIntValue(g.into.getMixedSizes()[0]) != 1 ||
+      getConstantIntValue(g.into.getMixedSizes()[1]) != width ||
+      !llvm::all_of(g.into.getMixedStrides(), [](OpFoldResult s) {
+        return getConstantIntValue(s) == 1;
+      }))
+    return std::nullopt;
+  Value descriptor = descriptorOf(buffer);
+  Value bPtr = descriptor ? fieldOf(descriptor, {1}) : Value();
+  Value bRows = descriptor ? fieldOf(descriptor, {3, 0}) : Value();
+  if (!bPtr || !isWorkspaceAlloc(bPtr) || !bRows || !sameCount(bRows, ub))
+    return std::nullopt;
+
+  // X's row view: unit sizes but the last (W), unit strides, a unit-stride
+  // last dim in X.
+  Value source = g.from.getSource();
+  auto xType = cast<MemRefType>(source.getType());
+  SmallVector<OpFoldResult> sizes = g.from.getMixedSizes();
+  int64_t rank = xType.getRank();
+  SmallVector<int64_t> xStrides;
+  int64_t xOffset;
+  if (!definedOutside(source, g.loop) ||
+      xType.getElementType() != bType.getElementType() ||
+      getConstantIntValue(sizes.back()) != width ||
+      failed(xType.getStridesAndOffset(xStrides, xOffset)) ||
+      xStrides.back() != 1 ||
+      !llvm::all_of(g.from.getMixedStrides(), [](OpFoldResult s) {
+        return getConstantIntValue(s) == 1;
+      }))
+    return std::nullopt;
+  for (int64_t d = 0; d + 1 < rank; ++d)
+    if (getConstantIntValue(sizes[d]) != 1)
+      return std::nullopt;
+  SmallVector<Value> loaded;
+  FailureOr<SmallVector<Operation *>> slice =
+      offsetSlice(g.from.getOffsets(), g.loop, g.iv, loaded);
+  if (failed(slice))
+    return std::nullopt;
+  g.slice = std::move(*slice);
+  if (failed(collectRoots(source, g.kept)))
+    return std::nullopt;
+  for (Value index : loaded)
+    if (failed(collectRoots(index, g.kept)))
+      return std::nullopt;
+  if (llvm::is_contained(g.kept, bPtr))
+    return std::nullopt;
+
+  // B's other uses: reads after the gather in its block.
+  Block *block = g.loop->getBlock();
+  Operation *last = g.loop;
+  for (Operation *user : buffer.getUsers()) {
+    if (user == g.into)
+      continue;
+    Operation *at = block->findAncestorOpInBlock(*user);
+    if (!isFusableRead(user, buffer) || !at || !g.loop->isBeforeInBlock(at))
+      return std::nullopt;
+    g.reads.push_back(user);
+    if (last->isBeforeInBlock(at))
+      last = at;
+  }
+  if (g.reads.empty())
+    return std::nullopt;
+
+  // Nothing from the gather to the last read writes X or the indices.
+  for (Operation *op = g.loop;; op = op->getNextNode()) {
+    WalkResult walk = op->walk([&](Operation *nested) {
+      if (nested == copy || nested == g.from || nested == g.into)
+        return WalkResult::advance();
+      return writesOnlyOthers(nested, g.kept, frame) ? WalkResult::advance()
+                                                     : WalkResult::interrupt();
+    });
+    if (walk.wasInterrupted())
+      return std::nullopt;
+    if (op == last)
+      break;
+  }
+  return g;
+}
+
+/// Rewrites the reads of B into reads of X and removes the copy.
+void fuse(Gather &g) {
+  OpBuilder b(g.copy->getContext());
+  SmallVector<OpFoldResult> fromOffsets = g.from.getMixedOffsets();
+  // X's offsets for row `row`, computed once per (row value, step).
+  DenseMap<std::pair<Value, int64_t>, SmallVector<Value>> memo;
+  auto offsetsAt = [&](Value row, int64_t plus) -> SmallVector<Value> & {
+    auto [it, inserted] = memo.try_emplace({row, plus});
+    if (!inserted)
+      return it->second;
+    OpBuilder::InsertionGuard guard(b);
+    // Where `row` is defined, unless that is before the gather: the
+    // slice's loop-invariant operands are defined before the gather, so
+    // after it they dominate.
+    Block *block = g.loop->getBlock();
+    Operation *def = row.getDefiningOp();
+    Operation *owner = block->findAncestorOpInBlock(
+        def ? *def : *row.getParentBlock()->getParentOp());
+    if (!owner || !g.loop->isBeforeInBlock(owner))
+      b.setInsertionPointAfter(g.loop);
+    else if (def)
+      b.setInsertionPointAfter(def);
+    else
+      b.setInsertionPointToStart(row.getParentBlock());
+    Location loc = g.from.getLoc();
+    Value at = row;
+    if (plus)
+      at = arith::AddIOp::create(b, loc, row,
+                                 arith::ConstantIndexOp::create(b, loc, plus));
+    IRMapping map;
+    map.map(g.iv, at);
+    for (Operation *op : g.slice)
+      b.clone(*op, map);
+    for (OpFoldResult offset : fromOffsets)
+      it->second.push_back(
+          isa<Value>(offset)
+              ? map.lookupOrDefault(cast<Value>(offset))
+              : arith::ConstantIndexOp::create(b, loc,
+                                               *getConstantIntValue(offset))
+                    .getResult());
+    return it->second;
+  };
+  Value source = g.from.getSource();
+  auto xType = cast<MemRefType>(source.getType());
+  // X's indices for B[row + plus, column].
+  auto indicesAt = [&](Location loc, Value row, int64_t plus, Value column) {
+    SmallVector<Value> at = offsetsAt(row, plus);
+    at.back() = arith::AddIOp::create(b, loc, at.back(), column);
+    return at;
+  };
+  AffineMap rowMap = AffineMap::getMinorIdentityMap(xType.getRank(), 1,
+                                                    b.getContext());
+  for (Operation *user : g.reads) {
+    b.setInsertionPoint(user);
+    Location loc = user->getLoc();
+    if (auto load = dyn_cast<memref::LoadOp>(user)) {
+      SmallVector<Value> at =
+          indicesAt(loc, load.getIndices()[0], 0, load.getIndices()[1]);
+      Value value = memref::LoadOp::create(b, loc, source, at);
+      load.replaceAllUsesWith(value);
+      load.erase();
+      continue;
+    }
+    auto read = cast<vector::TransferReadOp>(user);
+    VectorType type = read.getVectorType();
+    Value row = read.getIndices()[0], column = read.getIndices()[1];
+    auto rowType = VectorType::get(type.getShape().back(),
+                                   type.getElementType());
+    auto readRow = [&](int64_t plus) -> Value {
+      return vector::TransferReadOp::create(
+          b, loc, rowType, source, indicesAt(loc, row, plus, column),
+          read.getPadding(), rowMap, ArrayRef<bool>{true});
+    };
+    Value result;
+    if (type.getRank() == 1) {
+      result = readRow(0);
+    } else {
+      result = vector::BroadcastOp::create(b, loc, type, read.getPadding());
+      for (int64_t i = 0; i < type.getDimSize(0); ++i)
+        result = vector::InsertOp::create(b, loc, readRow(i), result, i);
+    }
+    read.replaceAllUsesWith(result);
+    read.erase();
+  }
+  g.copy->erase();
+  g.into->erase();
+  if (g.from->use_empty())
+    g.from->erase();
+  // What only computed the copy's offsets goes too; the bounds checks
+  // (scf.if) stay, and a loop left with nothing goes.
+  Block *body = g.iv.getParentBlock();
+  for (Operation *op : llvm::reverse(g.slice))
+    if (isOpTriviallyDead(op))
+      op->erase();
+  if (body->getOperations().size() == 1)
+    g.loop->erase();
+}
+
+/// Erases a buffer nothing uses any more, with its descriptor chain and
+/// workspace allocation.
+void eraseDeadBuffer(Value buffer) {
+  auto cast = buffer.getDefiningOp<UnrealizedConversionCastOp>();
+  if (!cast || !cast->use_empty())
+    return;
+  Value descriptor = cast->getOperand(0);
+  cast->erase();
+  Value ptr;
+  while (auto insert = descriptor.getDefiningOp<LLVM::InsertValueOp>()) {
+    if (!insert->use_empty())
+      return;
+    descriptor = insert.getContainer();
+    Value value = insert.getValue();
+    insert->erase();
+    if (isWorkspaceAlloc(value))
+      ptr = value;
+  }
+  if (ptr && ptr.use_empty())
+    ptr.getDefiningOp()->erase();
+}
+
+struct CpuFuseRowGathersPass
+    : moe::impl::MoeCpuFuseRowGathersBase<CpuFuseRowGathersPass> {
+  void runOnOperation() override { moe::fuseRowGathers(getOperation()); }
+};
+
+} // namespace
+
+int64_t moe::fuseRowGathers(Operation *root) {
+  SmallVector<std::pair<Operation *, Value>> copies;
+  root->walk([&](Operation *op) {
+    if (!isa<linalg::CopyOp, memref::CopyOp>(op) ||
+        !isa<scf::ForOp, scf::ParallelOp>(op->getParentOp()))
+      return;
+    auto func = op->getParentOfType<FunctionOpInterface>();
+    if (!func || func.isExternal() || func.getNumArguments() == 0)
+      return;
+    copies.push_back({op, func.getArgument(0)});
+  });
+  int64_t fused = 0;
+  for (auto [copy, frame] : copies) {
+    std::optional<Gather> gather = matchGather(copy, frame);
+    if (!gather)
+      continue;
+    Value buffer = gather->into.getSource();
+    fuse(*gather);
+    eraseDeadBuffer(buffer);
+    ++fused;
+  }
+  return fused;
+}
