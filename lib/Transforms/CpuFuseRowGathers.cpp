@@ -12,8 +12,9 @@
 // This pass removes the copy: every read of B at row r (the tiles'
 // `vector.transfer_read`s and plain `memref.load`s) becomes a read of X at
 // row src(r), where src is the gather loop's own index computation, cloned
-// with the induction variable replaced by r (hoisted to where r is defined,
-// outside the tile's k loop). The gather loop keeps its bounds checks (the
+// with the induction variable replaced by r (before the read, hoisted out
+// of the loops around it that surely run and do not define r: outside the
+// tile's k loop, never out of an scf.if). The gather loop keeps its bounds checks (the
 // error status and the clamped index are unchanged), and B's allocation
 // goes away when nothing else uses it.
 //
@@ -26,16 +27,20 @@
 //    computed in the body from the induction variable, loop-invariant
 //    values and `memref.load`s of loop-invariant buffers, by ops without
 //    regions or writes (each was executed for that very row by the gather,
-//    so the clone reads no address the gather did not);
+//    and the clone runs only where the read of that row runs, so it reads
+//    no address the gather did not);
 //  - every other use of B is an unmasked, in-bounds `vector.transfer_read`
 //    (rows x W-slice, or one row slice) or a `memref.load`, after the
 //    gather in its block;
-//  - from the gather to the last read, nothing may write X or the index
-//    buffers: every write goes to a workspace allocation other than theirs
-//    (two workspace allocations live at once never overlap, and workspace
-//    memory is never an input or a weight), and the only calls are the
-//    workspace allocator and the runtime's host functions (error reports,
-//    output allocation), which write no buffer of the code.
+//  - B's allocation has no other view (its pointer and descriptor serve B
+//    alone);
+//  - from the gather to the last read, nothing may write X, the index
+//    buffers or B: every write goes to a workspace allocation other than
+//    theirs (two workspace allocations live at once never overlap, and
+//    workspace memory is never an input or a weight), and the only calls
+//    are the workspace allocator and the host functions that write no
+//    buffer of the code (report_error, workspace_grow, output_alloc; not
+//    parallel_for, which runs code).
 //
 // Upstream has no such transform: linalg's fusion works on tensors through
 // tiling, and the tiles here are vector code on buffers.
@@ -45,6 +50,8 @@
 #include "moe/Transforms/Passes.h"
 #include "moe/Transforms/Transforms.h"
 
+#include "moe/code_abi.h"
+
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
@@ -52,6 +59,7 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/Dominance.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "mlir/Interfaces/ViewLikeInterface.h"
@@ -127,22 +135,39 @@ LogicalResult collectRoots(Value v, SmallVectorImpl<Value> &roots,
   return success();
 }
 
-/// Whether `op` (its own effects, not its regions') writes nothing but
-/// workspace allocations other than `kept`, and calls nothing but the
-/// workspace allocator and the runtime's host functions.
+/// Whether `call` calls a host function that writes no buffer of the
+/// code: report_error, workspace_grow or output_alloc, loaded from the
+/// frame's host table (not parallel_for, which runs code).
+bool isHarmlessHostCall(LLVM::CallOp call, Value frame) {
+  if (call.getCallee() || call.getNumOperands() == 0)
+    return false;
+  auto fn = call.getOperand(0).getDefiningOp<LLVM::LoadOp>();
+  auto slot = fn ? fn.getAddr().getDefiningOp<LLVM::GEPOp>() : nullptr;
+  auto table = slot ? slot.getBase().getDefiningOp<LLVM::LoadOp>() : nullptr;
+  if (!table || table.getAddr() != frame || !slot.getDynamicIndices().empty() ||
+      slot.getRawConstantIndices().size() != 1 ||
+      !slot.getElemType().isInteger(8))
+    return false;
+  int32_t offset = slot.getRawConstantIndices()[0];
+  return offset == 8 * MOE_HOST_REPORT_ERROR ||
+         offset == 8 * MOE_HOST_WORKSPACE_GROW ||
+         offset == 8 * MOE_HOST_OUTPUT_ALLOC;
+}
+
+/// Whether `op` (its own effects; ops in its regions are visited on their
+/// own) writes nothing but workspace allocations other than `kept`, and
+/// calls nothing but the workspace allocator and the host functions that
+/// write no buffer.
 bool writesOnlyOthers(Operation *op, ArrayRef<Value> kept, Value frame) {
   if (auto call = dyn_cast<LLVM::CallOp>(op)) {
     if (call.getCallee())
       return *call.getCallee() == kAllocFn;
-    // Host functions: called through the frame's host table, frame first.
-    ValueRange args = call.getArgOperands();
-    return !args.empty() && args.front() == frame;
+    return isHarmlessHostCall(call, frame);
   }
-  if (op->hasTrait<OpTrait::HasRecursiveMemoryEffects>())
-    return true; // its regions' ops are visited on their own
   auto iface = dyn_cast<MemoryEffectOpInterface>(op);
   if (!iface)
-    return false;
+    // Ops whose effects are those of their regions (scf.for, scf.if, ...).
+    return op->hasTrait<OpTrait::HasRecursiveMemoryEffects>();
   SmallVector<MemoryEffects::EffectInstance> effects;
   iface.getEffects(effects);
   for (const MemoryEffects::EffectInstance &effect : effects) {
@@ -233,8 +258,33 @@ bool isFusableRead(Operation *user, Value buffer) {
       !llvm::all_of(read.getInBoundsValues(), [](bool b) { return b; }))
     return false;
   AffineMap map = read.getPermutationMap();
+  VectorType type = read.getVectorType();
   return map.isMinorIdentity() && map.getNumResults() >= 1 &&
-         map.getNumResults() <= 2;
+         map.getNumResults() <= 2 &&
+         type.getRank() == static_cast<int64_t>(map.getNumResults()) &&
+         !type.isScalable();
+}
+
+/// Whether `buffer` is the only view of its workspace allocation: the
+/// allocation's pointer and the descriptor chain have no other user, so
+/// B's uses are all of B's memory's uses.
+bool isPrivate(Value buffer) {
+  Value descriptor = descriptorOf(buffer);
+  if (!descriptor || !descriptor.hasOneUse())
+    return false;
+  SmallPtrSet<Operation *, 8> chain;
+  Value ptr;
+  while (auto insert = descriptor.getDefiningOp<LLVM::InsertValueOp>()) {
+    if (!insert->hasOneUse())
+      return false;
+    chain.insert(insert);
+    if (insert.getPosition() == ArrayRef<int64_t>{1})
+      ptr = insert.getValue();
+    descriptor = insert.getContainer();
+  }
+  return ptr && llvm::all_of(ptr.getUsers(), [&](Operation *user) {
+           return chain.contains(user);
+         });
 }
 
 std::optional<Gather> matchGather(Operation *copy, Value frame) {
@@ -283,7 +333,8 @@ std::optional<Gather> matchGather(Operation *copy, Value frame) {
   Value buffer = g.into.getSource();
   auto bType = cast<MemRefType>(buffer.getType());
   if (!definedOutside(buffer, g.loop) || bType.getRank() != 2 ||
-      !bType.getLayout().isIdentity() || bType.isDynamicDim(1))
+      !bType.getLayout().isIdentity() || bType.isDynamicDim(1) ||
+      !isa<FloatType>(bType.getElementType()))
     return std::nullopt;
   int64_t width = bType.getDimSize(1);
   SmallVector<OpFoldResult> intoOffsets = g.into.getMixedOffsets();
@@ -298,7 +349,8 @@ std::optional<Gather> matchGather(Operation *copy, Value frame) {
   Value descriptor = descriptorOf(buffer);
   Value bPtr = descriptor ? fieldOf(descriptor, {1}) : Value();
   Value bRows = descriptor ? fieldOf(descriptor, {3, 0}) : Value();
-  if (!bPtr || !isWorkspaceAlloc(bPtr) || !bRows || !sameCount(bRows, ub))
+  if (!bPtr || !isWorkspaceAlloc(bPtr) || !bRows || !sameCount(bRows, ub) ||
+      !isPrivate(buffer))
     return std::nullopt;
 
   // X's row view: unit sizes but the last (W), unit strides, a unit-stride
@@ -309,7 +361,7 @@ std::optional<Gather> matchGather(Operation *copy, Value frame) {
   int64_t rank = xType.getRank();
   SmallVector<int64_t> xStrides;
   int64_t xOffset;
-  if (!definedOutside(source, g.loop) ||
+  if (rank < 1 || !definedOutside(source, g.loop) ||
       xType.getElementType() != bType.getElementType() ||
       getConstantIntValue(sizes.back()) != width ||
       failed(xType.getStridesAndOffset(xStrides, xOffset)) ||
@@ -334,6 +386,8 @@ std::optional<Gather> matchGather(Operation *copy, Value frame) {
       return std::nullopt;
   if (llvm::is_contained(g.kept, bPtr))
     return std::nullopt;
+  // Nothing may write B either (a write through another view of it).
+  g.kept.push_back(bPtr);
 
   // B's other uses: reads after the gather in its block.
   Block *block = g.loop->getBlock();
@@ -367,31 +421,47 @@ std::optional<Gather> matchGather(Operation *copy, Value frame) {
   return g;
 }
 
+/// Where the index computation of a read of row `row` goes: before the
+/// read, hoisted out of each enclosing scf.for that surely runs (constant
+/// bounds, lower below upper), does not hold the gather, and does not
+/// define `row`. Never out of an scf.if or a loop that may not run: the
+/// clones load the index buffers, so they may run only where the read
+/// does, and only for rows the read reads.
+Operation *anchorFor(Operation *read, Value row, Operation *gather) {
+  Operation *anchor = read;
+  while (auto loop = dyn_cast<scf::ForOp>(anchor->getParentOp())) {
+    std::optional<int64_t> lb = getConstantIntValue(loop.getLowerBound());
+    std::optional<int64_t> ub = getConstantIntValue(loop.getUpperBound());
+    if (!lb || !ub || *lb >= *ub || loop->isAncestor(gather) ||
+        !definedOutside(row, loop))
+      break;
+    anchor = loop;
+  }
+  return anchor;
+}
+
 /// Rewrites the reads of B into reads of X and removes the copy.
 void fuse(Gather &g) {
   OpBuilder b(g.copy->getContext());
   SmallVector<OpFoldResult> fromOffsets = g.from.getMixedOffsets();
-  // X's offsets for row `row`, computed once per (row value, step).
-  DenseMap<std::pair<Value, int64_t>, SmallVector<Value>> memo;
-  auto offsetsAt = [&](Value row, int64_t plus) -> SmallVector<Value> & {
-    auto [it, inserted] = memo.try_emplace({row, plus});
-    if (!inserted)
-      return it->second;
+  Location loc = g.from.getLoc();
+  // X's offsets for row `row` + `plus`, computed before an anchor; a later
+  // read reuses them where that anchor dominates its own.
+  DominanceInfo dominance(g.loop->getParentOfType<FunctionOpInterface>());
+  DenseMap<std::pair<Value, int64_t>,
+           SmallVector<std::pair<Operation *, SmallVector<Value>>>>
+      memo;
+  auto offsetsAt = [&](Operation *read, Value row,
+                       int64_t plus) -> SmallVector<Value> {
+    Operation *anchor = anchorFor(read, row, g.loop);
+    auto &known = memo[{row, plus}];
+    for (auto &[before, offsets] : known)
+      if (dominance.dominates(before, anchor))
+        return offsets;
+    known.push_back({anchor, {}});
+    SmallVector<Value> &offsets = known.back().second;
     OpBuilder::InsertionGuard guard(b);
-    // Where `row` is defined, unless that is before the gather: the
-    // slice's loop-invariant operands are defined before the gather, so
-    // after it they dominate.
-    Block *block = g.loop->getBlock();
-    Operation *def = row.getDefiningOp();
-    Operation *owner = block->findAncestorOpInBlock(
-        def ? *def : *row.getParentBlock()->getParentOp());
-    if (!owner || !g.loop->isBeforeInBlock(owner))
-      b.setInsertionPointAfter(g.loop);
-    else if (def)
-      b.setInsertionPointAfter(def);
-    else
-      b.setInsertionPointToStart(row.getParentBlock());
-    Location loc = g.from.getLoc();
+    b.setInsertionPoint(anchor);
     Value at = row;
     if (plus)
       at = arith::AddIOp::create(b, loc, row,
@@ -401,52 +471,82 @@ void fuse(Gather &g) {
     for (Operation *op : g.slice)
       b.clone(*op, map);
     for (OpFoldResult offset : fromOffsets)
-      it->second.push_back(
+      offsets.push_back(
           isa<Value>(offset)
               ? map.lookupOrDefault(cast<Value>(offset))
               : arith::ConstantIndexOp::create(b, loc,
                                                *getConstantIntValue(offset))
                     .getResult());
-    return it->second;
+    return offsets;
   };
+  // Reads in program order, so that an earlier read's offsets serve the
+  // later reads its anchor dominates.
+  DenseMap<Operation *, unsigned> order;
+  g.loop->getParentOp()->walk<WalkOrder::PreOrder>(
+      [&](Operation *op) { order.try_emplace(op, order.size()); });
+  llvm::sort(g.reads, [&](Operation *a, Operation *b) {
+    return order.lookup(a) < order.lookup(b);
+  });
+  // First every read's X offsets per row (no op is erased meanwhile, so
+  // the memo's keys stay valid), then the reads themselves.
+  SmallVector<SmallVector<SmallVector<Value>>> rowOffsets;
+  for (Operation *user : g.reads) {
+    Value row = isa<memref::LoadOp>(user)
+                    ? cast<memref::LoadOp>(user).getIndices()[0]
+                    : cast<vector::TransferReadOp>(user).getIndices()[0];
+    int64_t rows = 1;
+    if (auto read = dyn_cast<vector::TransferReadOp>(user))
+      if (read.getVectorType().getRank() == 2)
+        rows = read.getVectorType().getDimSize(0);
+    SmallVector<SmallVector<Value>> perRow;
+    for (int64_t i = 0; i < rows; ++i)
+      perRow.push_back(offsetsAt(user, row, i));
+    rowOffsets.push_back(std::move(perRow));
+  }
   Value source = g.from.getSource();
   auto xType = cast<MemRefType>(source.getType());
-  // X's indices for B[row + plus, column].
-  auto indicesAt = [&](Location loc, Value row, int64_t plus, Value column) {
-    SmallVector<Value> at = offsetsAt(row, plus);
-    at.back() = arith::AddIOp::create(b, loc, at.back(), column);
+  bool fromColumnZero = getConstantIntValue(fromOffsets.back()) == 0;
+  // X's indices for a row's offsets and B's column.
+  auto indicesAt = [&](SmallVector<Value> at, Value column) {
+    at.back() = fromColumnZero
+                    ? column
+                    : arith::AddIOp::create(b, loc, at.back(), column)
+                          .getResult();
     return at;
   };
   AffineMap rowMap = AffineMap::getMinorIdentityMap(xType.getRank(), 1,
                                                     b.getContext());
-  for (Operation *user : g.reads) {
+  for (size_t r = 0; r < g.reads.size(); ++r) {
+    Operation *user = g.reads[r];
+    const SmallVector<SmallVector<Value>> &perRow = rowOffsets[r];
     b.setInsertionPoint(user);
-    Location loc = user->getLoc();
     if (auto load = dyn_cast<memref::LoadOp>(user)) {
-      SmallVector<Value> at =
-          indicesAt(loc, load.getIndices()[0], 0, load.getIndices()[1]);
-      Value value = memref::LoadOp::create(b, loc, source, at);
+      Value value = memref::LoadOp::create(
+          b, load.getLoc(), source,
+          indicesAt(perRow[0], load.getIndices()[1]));
       load.replaceAllUsesWith(value);
       load.erase();
       continue;
     }
     auto read = cast<vector::TransferReadOp>(user);
     VectorType type = read.getVectorType();
-    Value row = read.getIndices()[0], column = read.getIndices()[1];
+    Value column = read.getIndices()[1];
     auto rowType = VectorType::get(type.getShape().back(),
                                    type.getElementType());
-    auto readRow = [&](int64_t plus) -> Value {
+    auto readRow = [&](int64_t i) -> Value {
       return vector::TransferReadOp::create(
-          b, loc, rowType, source, indicesAt(loc, row, plus, column),
+          b, read.getLoc(), rowType, source, indicesAt(perRow[i], column),
           read.getPadding(), rowMap, ArrayRef<bool>{true});
     };
     Value result;
     if (type.getRank() == 1) {
       result = readRow(0);
     } else {
-      result = vector::BroadcastOp::create(b, loc, type, read.getPadding());
+      result = vector::BroadcastOp::create(b, read.getLoc(), type,
+                                           read.getPadding());
       for (int64_t i = 0; i < type.getDimSize(0); ++i)
-        result = vector::InsertOp::create(b, loc, readRow(i), result, i);
+        result = vector::InsertOp::create(b, read.getLoc(), readRow(i),
+                                          result, i);
     }
     read.replaceAllUsesWith(result);
     read.erase();

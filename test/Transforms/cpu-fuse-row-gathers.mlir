@@ -10,7 +10,7 @@
 // CHECK-SAME: (%[[FRAME:.*]]: !llvm.ptr, %[[N:.*]]: index)
 // CHECK: %[[X:.*]] = builtin.unrealized_conversion_cast %{{.*}} to memref<?x12xf32>
 // CHECK: %[[PERM:.*]] = builtin.unrealized_conversion_cast %{{.*}} to memref<?xi32>
-// The gathered buffer and its allocation are gone: two allocations left.
+// The gathered buffer and its allocation are gone: only %c's is left.
 // CHECK-COUNT-1: llvm.call @__moe_workspace_alloc
 // CHECK-NOT: llvm.call @__moe_workspace_alloc
 // CHECK-NOT: linalg.copy
@@ -26,7 +26,7 @@
 // CHECK: scf.for %[[M:[^ ]+]] = %{{.*}} to %[[N]] step
 // CHECK-DAG: %[[P0:.*]] = memref.load %[[PERM]][%[[M]]]
 // CHECK-DAG: %[[R0:.*]] = arith.index_cast %[[P0]]
-// CHECK-DAG: %[[M3:.*]] = arith.addi %[[M]], %[[C3:.*]] : index
+// CHECK-DAG: %[[M3:.*]] = arith.addi %[[M]], %c3{{(_[0-9]+)?}} : index
 // CHECK-DAG: %[[P3:.*]] = memref.load %[[PERM]][%[[M3]]]
 // CHECK-DAG: %[[R3:.*]] = arith.index_cast %[[P3]]
 // CHECK: scf.for %[[K:[^ ]+]] =
@@ -83,7 +83,9 @@ func.func @fused(%frame: !llvm.ptr, %n: index) {
     %bad = arith.cmpi slt, %v, %c0_i32 : i32
     scf.if %bad {
       %table = llvm.load %frame : !llvm.ptr -> !llvm.ptr
-      llvm.call %table(%frame, %c2_i32) : !llvm.ptr, (!llvm.ptr, i32) -> ()
+      %slot = llvm.getelementptr %table[8] : (!llvm.ptr) -> !llvm.ptr, i8
+      %report = llvm.load %slot : !llvm.ptr -> !llvm.ptr
+      llvm.call %report(%frame, %c2_i32) : !llvm.ptr, (!llvm.ptr, i32) -> ()
     }
     %r = arith.index_cast %v : i32 to index
     %row = memref.subview %x[%r, 4] [1, 8] [1, 1]
@@ -115,10 +117,16 @@ func.func @fused(%frame: !llvm.ptr, %n: index) {
 
 // -----
 
-// A row index defined before the gather: its clones go right after the
-// gather loop (where the loop's invariants dominate). A gather loop with no
-// check left is erased.
+// A row index defined before the gather: its clones go before the read,
+// after the gather. A gather loop with no check left is erased.
 
+// A read under an scf.if: its row's index loads stay under it (they may
+// only run where the read does).
+
+// CHECK-LABEL: func.func @guarded
+// CHECK: scf.if
+// CHECK-NEXT: memref.load
+// CHECK: vector.transfer_read %{{.*}} : memref<?x8xf32>, vector<8xf32>
 // CHECK-LABEL: func.func @row_before
 // CHECK-NOT: linalg.copy
 // CHECK-NOT: scf.for
@@ -129,6 +137,44 @@ func.func @fused(%frame: !llvm.ptr, %n: index) {
 !d1 = !llvm.struct<(ptr, ptr, i64, array<1 x i64>, array<1 x i64>)>
 !d2 = !llvm.struct<(ptr, ptr, i64, array<2 x i64>, array<2 x i64>)>
 llvm.func @__moe_workspace_alloc(!llvm.ptr, i64) -> !llvm.ptr
+
+func.func @guarded(%frame: !llvm.ptr, %n: index, %m: index, %go: i1) -> vector<8xf32> {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %pad = arith.constant 0.0 : f32
+  %bytes = arith.constant 4096 : i64
+  %n64 = arith.index_cast %n : index to i64
+  %u1 = llvm.mlir.poison : !d1
+  %u2 = llvm.mlir.poison : !d2
+  %xp = llvm.call @__moe_workspace_alloc(%frame, %bytes) : (!llvm.ptr, i64) -> !llvm.ptr
+  %x0 = llvm.insertvalue %xp, %u2[0] : !d2
+  %x1 = llvm.insertvalue %xp, %x0[1] : !d2
+  %x = builtin.unrealized_conversion_cast %x1 : !d2 to memref<?x8xf32>
+  %pp = llvm.load %frame : !llvm.ptr -> !llvm.ptr
+  %p0 = llvm.insertvalue %pp, %u1[0] : !d1
+  %p1 = llvm.insertvalue %pp, %p0[1] : !d1
+  %perm = builtin.unrealized_conversion_cast %p1 : !d1 to memref<?xi32>
+  %bp = llvm.call @__moe_workspace_alloc(%frame, %bytes) : (!llvm.ptr, i64) -> !llvm.ptr
+  %b0 = llvm.insertvalue %bp, %u2[0] : !d2
+  %b1 = llvm.insertvalue %bp, %b0[1] : !d2
+  %b2 = llvm.insertvalue %n64, %b1[3, 0] : !d2
+  %b = builtin.unrealized_conversion_cast %b2 : !d2 to memref<?x8xf32>
+  scf.for %i = %c0 to %n step %c1 {
+    %v = memref.load %perm[%i] : memref<?xi32>
+    %r = arith.index_cast %v : i32 to index
+    %row = memref.subview %x[%r, 0] [1, 8] [1, 1] : memref<?x8xf32> to memref<1x8xf32, strided<[8, 1], offset: ?>>
+    %dst = memref.subview %b[%i, 0] [1, 8] [1, 1] : memref<?x8xf32> to memref<1x8xf32, strided<[8, 1], offset: ?>>
+    linalg.copy ins(%row : memref<1x8xf32, strided<[8, 1], offset: ?>>) outs(%dst : memref<1x8xf32, strided<[8, 1], offset: ?>>)
+  }
+  %got = scf.if %go -> (vector<8xf32>) {
+    %row = vector.transfer_read %b[%m, %c0], %pad {in_bounds = [true]} : memref<?x8xf32>, vector<8xf32>
+    scf.yield %row : vector<8xf32>
+  } else {
+    %zero = vector.broadcast %pad : f32 to vector<8xf32>
+    scf.yield %zero : vector<8xf32>
+  }
+  return %got : vector<8xf32>
+}
 
 func.func @row_before(%frame: !llvm.ptr, %n: index) -> vector<8xf32> {
   %c0 = arith.constant 0 : index
@@ -193,6 +239,14 @@ func.func @row_before(%frame: !llvm.ptr, %n: index) -> vector<8xf32> {
 // CHECK-LABEL: func.func @offset_written_in_loop
 // CHECK: linalg.copy
 // CHECK-LABEL: func.func @x_from_argument
+// CHECK: linalg.copy
+// CHECK-LABEL: func.func @x_written_by_linalg
+// CHECK: linalg.copy
+// CHECK-LABEL: func.func @b_alias
+// CHECK: linalg.copy
+// CHECK-LABEL: func.func @parallel_for_call
+// CHECK: linalg.copy
+// CHECK-LABEL: func.func @offset_written_by_linalg
 // CHECK: linalg.copy
 
 !d1 = !llvm.struct<(ptr, ptr, i64, array<1 x i64>, array<1 x i64>)>
@@ -538,7 +592,7 @@ func.func @step_two(%frame: !llvm.ptr, %n: index) -> vector<8xf32> {
   return %first : vector<8xf32>
 }
 
-func.func @offset_written_in_loop(%frame: !llvm.ptr, %n: index, %tmp: memref<1xi32>) -> vector<8xf32> {
+func.func @offset_written_in_loop(%frame: !llvm.ptr, %n: index) -> vector<8xf32> {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   %pad = arith.constant 0.0 : f32
@@ -559,9 +613,14 @@ func.func @offset_written_in_loop(%frame: !llvm.ptr, %n: index, %tmp: memref<1xi
   %b1 = llvm.insertvalue %bp, %b0[1] : !d2
   %b2 = llvm.insertvalue %n64, %b1[3, 0] : !d2
   %b = builtin.unrealized_conversion_cast %b2 : !d2 to memref<?x8xf32>
+  %tp = llvm.call @__moe_workspace_alloc(%frame, %bytes) : (!llvm.ptr, i64) -> !llvm.ptr
+  %t0 = llvm.insertvalue %tp, %u1[0] : !d1
+  %t1 = llvm.insertvalue %tp, %t0[1] : !d1
+  %tmp = builtin.unrealized_conversion_cast %t1 : !d1 to memref<1xi32>
   scf.for %i = %c0 to %n step %c1 {
     %v = memref.load %perm[%i] : memref<?xi32>
-    // The row index passes through memory the loop writes.
+    // The row index passes through memory the loop writes (a workspace
+    // buffer: the write itself is to a known allocation).
     memref.store %v, %tmp[%c0] : memref<1xi32>
     %w = memref.load %tmp[%c0] : memref<1xi32>
     %r = arith.index_cast %w : i32 to index
@@ -593,6 +652,153 @@ func.func @x_from_argument(%frame: !llvm.ptr, %n: index, %x: memref<?x8xf32>) ->
   // X's memory is of unknown origin: nothing can be said about writes.
   scf.for %i = %c0 to %n step %c1 {
     %v = memref.load %perm[%i] : memref<?xi32>
+    %r = arith.index_cast %v : i32 to index
+    %row = memref.subview %x[%r, 0] [1, 8] [1, 1] : memref<?x8xf32> to memref<1x8xf32, strided<[8, 1], offset: ?>>
+    %dst = memref.subview %b[%i, 0] [1, 8] [1, 1] : memref<?x8xf32> to memref<1x8xf32, strided<[8, 1], offset: ?>>
+    linalg.copy ins(%row : memref<1x8xf32, strided<[8, 1], offset: ?>>) outs(%dst : memref<1x8xf32, strided<[8, 1], offset: ?>>)
+  }
+  %first = vector.transfer_read %b[%c0, %c0], %pad {in_bounds = [true]} : memref<?x8xf32>, vector<8xf32>
+  return %first : vector<8xf32>
+}
+
+func.func @x_written_by_linalg(%frame: !llvm.ptr, %n: index, %f: f32) -> vector<8xf32> {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %pad = arith.constant 0.0 : f32
+  %bytes = arith.constant 4096 : i64
+  %n64 = arith.index_cast %n : index to i64
+  %u1 = llvm.mlir.poison : !d1
+  %u2 = llvm.mlir.poison : !d2
+  %xp = llvm.call @__moe_workspace_alloc(%frame, %bytes) : (!llvm.ptr, i64) -> !llvm.ptr
+  %x0 = llvm.insertvalue %xp, %u2[0] : !d2
+  %x1 = llvm.insertvalue %xp, %x0[1] : !d2
+  %x = builtin.unrealized_conversion_cast %x1 : !d2 to memref<?x8xf32>
+  %pp = llvm.load %frame : !llvm.ptr -> !llvm.ptr
+  %p0 = llvm.insertvalue %pp, %u1[0] : !d1
+  %p1 = llvm.insertvalue %pp, %p0[1] : !d1
+  %perm = builtin.unrealized_conversion_cast %p1 : !d1 to memref<?xi32>
+  %bp = llvm.call @__moe_workspace_alloc(%frame, %bytes) : (!llvm.ptr, i64) -> !llvm.ptr
+  %b0 = llvm.insertvalue %bp, %u2[0] : !d2
+  %b1 = llvm.insertvalue %bp, %b0[1] : !d2
+  %b2 = llvm.insertvalue %n64, %b1[3, 0] : !d2
+  %b = builtin.unrealized_conversion_cast %b2 : !d2 to memref<?x8xf32>
+  scf.for %i = %c0 to %n step %c1 {
+    %v = memref.load %perm[%i] : memref<?xi32>
+    %r = arith.index_cast %v : i32 to index
+    %row = memref.subview %x[%r, 0] [1, 8] [1, 1] : memref<?x8xf32> to memref<1x8xf32, strided<[8, 1], offset: ?>>
+    %dst = memref.subview %b[%i, 0] [1, 8] [1, 1] : memref<?x8xf32> to memref<1x8xf32, strided<[8, 1], offset: ?>>
+    linalg.copy ins(%row : memref<1x8xf32, strided<[8, 1], offset: ?>>) outs(%dst : memref<1x8xf32, strided<[8, 1], offset: ?>>)
+  }
+  // A linalg op writes X (its own effect, next to its region's).
+  linalg.fill ins(%f : f32) outs(%x : memref<?x8xf32>)
+  %first = vector.transfer_read %b[%c0, %c0], %pad {in_bounds = [true]} : memref<?x8xf32>, vector<8xf32>
+  return %first : vector<8xf32>
+}
+
+func.func @b_alias(%frame: !llvm.ptr, %n: index, %f: f32) -> vector<8xf32> {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %pad = arith.constant 0.0 : f32
+  %bytes = arith.constant 4096 : i64
+  %n64 = arith.index_cast %n : index to i64
+  %u1 = llvm.mlir.poison : !d1
+  %u2 = llvm.mlir.poison : !d2
+  %xp = llvm.call @__moe_workspace_alloc(%frame, %bytes) : (!llvm.ptr, i64) -> !llvm.ptr
+  %x0 = llvm.insertvalue %xp, %u2[0] : !d2
+  %x1 = llvm.insertvalue %xp, %x0[1] : !d2
+  %x = builtin.unrealized_conversion_cast %x1 : !d2 to memref<?x8xf32>
+  %pp = llvm.load %frame : !llvm.ptr -> !llvm.ptr
+  %p0 = llvm.insertvalue %pp, %u1[0] : !d1
+  %p1 = llvm.insertvalue %pp, %p0[1] : !d1
+  %perm = builtin.unrealized_conversion_cast %p1 : !d1 to memref<?xi32>
+  %bp = llvm.call @__moe_workspace_alloc(%frame, %bytes) : (!llvm.ptr, i64) -> !llvm.ptr
+  %b0 = llvm.insertvalue %bp, %u2[0] : !d2
+  %b1 = llvm.insertvalue %bp, %b0[1] : !d2
+  %b2 = llvm.insertvalue %n64, %b1[3, 0] : !d2
+  %b = builtin.unrealized_conversion_cast %b2 : !d2 to memref<?x8xf32>
+  // A second view of B's allocation.
+  %balias = builtin.unrealized_conversion_cast %b2 : !d2 to memref<?x8xf32>
+  scf.for %i = %c0 to %n step %c1 {
+    %v = memref.load %perm[%i] : memref<?xi32>
+    %r = arith.index_cast %v : i32 to index
+    %row = memref.subview %x[%r, 0] [1, 8] [1, 1] : memref<?x8xf32> to memref<1x8xf32, strided<[8, 1], offset: ?>>
+    %dst = memref.subview %b[%i, 0] [1, 8] [1, 1] : memref<?x8xf32> to memref<1x8xf32, strided<[8, 1], offset: ?>>
+    linalg.copy ins(%row : memref<1x8xf32, strided<[8, 1], offset: ?>>) outs(%dst : memref<1x8xf32, strided<[8, 1], offset: ?>>)
+  }
+  memref.store %f, %balias[%c0, %c0] : memref<?x8xf32>
+  %first = vector.transfer_read %b[%c0, %c0], %pad {in_bounds = [true]} : memref<?x8xf32>, vector<8xf32>
+  return %first : vector<8xf32>
+}
+
+func.func @parallel_for_call(%frame: !llvm.ptr, %n: index, %body: !llvm.ptr) -> vector<8xf32> {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %pad = arith.constant 0.0 : f32
+  %bytes = arith.constant 4096 : i64
+  %n64 = arith.index_cast %n : index to i64
+  %u1 = llvm.mlir.poison : !d1
+  %u2 = llvm.mlir.poison : !d2
+  %xp = llvm.call @__moe_workspace_alloc(%frame, %bytes) : (!llvm.ptr, i64) -> !llvm.ptr
+  %x0 = llvm.insertvalue %xp, %u2[0] : !d2
+  %x1 = llvm.insertvalue %xp, %x0[1] : !d2
+  %x = builtin.unrealized_conversion_cast %x1 : !d2 to memref<?x8xf32>
+  %pp = llvm.load %frame : !llvm.ptr -> !llvm.ptr
+  %p0 = llvm.insertvalue %pp, %u1[0] : !d1
+  %p1 = llvm.insertvalue %pp, %p0[1] : !d1
+  %perm = builtin.unrealized_conversion_cast %p1 : !d1 to memref<?xi32>
+  %bp = llvm.call @__moe_workspace_alloc(%frame, %bytes) : (!llvm.ptr, i64) -> !llvm.ptr
+  %b0 = llvm.insertvalue %bp, %u2[0] : !d2
+  %b1 = llvm.insertvalue %bp, %b0[1] : !d2
+  %b2 = llvm.insertvalue %n64, %b1[3, 0] : !d2
+  %b = builtin.unrealized_conversion_cast %b2 : !d2 to memref<?x8xf32>
+  scf.for %i = %c0 to %n step %c1 {
+    %v = memref.load %perm[%i] : memref<?xi32>
+    %r = arith.index_cast %v : i32 to index
+    %row = memref.subview %x[%r, 0] [1, 8] [1, 1] : memref<?x8xf32> to memref<1x8xf32, strided<[8, 1], offset: ?>>
+    %dst = memref.subview %b[%i, 0] [1, 8] [1, 1] : memref<?x8xf32> to memref<1x8xf32, strided<[8, 1], offset: ?>>
+    linalg.copy ins(%row : memref<1x8xf32, strided<[8, 1], offset: ?>>) outs(%dst : memref<1x8xf32, strided<[8, 1], offset: ?>>)
+  }
+  // The host's parallel_for (slot 2) runs code that may write anything.
+  %table = llvm.load %frame : !llvm.ptr -> !llvm.ptr
+  %slot = llvm.getelementptr %table[16] : (!llvm.ptr) -> !llvm.ptr, i8
+  %pfor = llvm.load %slot : !llvm.ptr -> !llvm.ptr
+  %z = arith.constant 0 : i64
+  llvm.call %pfor(%frame, %z, %z, %z, %body, %xp) : !llvm.ptr, (!llvm.ptr, i64, i64, i64, !llvm.ptr, !llvm.ptr) -> ()
+  %first = vector.transfer_read %b[%c0, %c0], %pad {in_bounds = [true]} : memref<?x8xf32>, vector<8xf32>
+  return %first : vector<8xf32>
+}
+
+func.func @offset_written_by_linalg(%frame: !llvm.ptr, %n: index) -> vector<8xf32> {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %pad = arith.constant 0.0 : f32
+  %bytes = arith.constant 4096 : i64
+  %n64 = arith.index_cast %n : index to i64
+  %u1 = llvm.mlir.poison : !d1
+  %u2 = llvm.mlir.poison : !d2
+  %xp = llvm.call @__moe_workspace_alloc(%frame, %bytes) : (!llvm.ptr, i64) -> !llvm.ptr
+  %x0 = llvm.insertvalue %xp, %u2[0] : !d2
+  %x1 = llvm.insertvalue %xp, %x0[1] : !d2
+  %x = builtin.unrealized_conversion_cast %x1 : !d2 to memref<?x8xf32>
+  %pp = llvm.load %frame : !llvm.ptr -> !llvm.ptr
+  %p0 = llvm.insertvalue %pp, %u1[0] : !d1
+  %p1 = llvm.insertvalue %pp, %p0[1] : !d1
+  %perm = builtin.unrealized_conversion_cast %p1 : !d1 to memref<?xi32>
+  %bp = llvm.call @__moe_workspace_alloc(%frame, %bytes) : (!llvm.ptr, i64) -> !llvm.ptr
+  %b0 = llvm.insertvalue %bp, %u2[0] : !d2
+  %b1 = llvm.insertvalue %bp, %b0[1] : !d2
+  %b2 = llvm.insertvalue %n64, %b1[3, 0] : !d2
+  %b = builtin.unrealized_conversion_cast %b2 : !d2 to memref<?x8xf32>
+  %tp = llvm.call @__moe_workspace_alloc(%frame, %bytes) : (!llvm.ptr, i64) -> !llvm.ptr
+  %t0 = llvm.insertvalue %tp, %u1[0] : !d1
+  %t1 = llvm.insertvalue %tp, %t0[1] : !d1
+  %tmp = builtin.unrealized_conversion_cast %t1 : !d1 to memref<?xi32>
+  scf.for %i = %c0 to %n step %c1 {
+    // The index buffer is rewritten by a linalg op in every iteration.
+    %i32 = arith.index_cast %i : index to i32
+    %one = memref.subview %tmp[0] [1] [1] : memref<?xi32> to memref<1xi32, strided<[1]>>
+    linalg.fill ins(%i32 : i32) outs(%one : memref<1xi32, strided<[1]>>)
+    %v = memref.load %tmp[%c0] : memref<?xi32>
     %r = arith.index_cast %v : i32 to index
     %row = memref.subview %x[%r, 0] [1, 8] [1, 1] : memref<?x8xf32> to memref<1x8xf32, strided<[8, 1], offset: ?>>
     %dst = memref.subview %b[%i, 0] [1, 8] [1, 1] : memref<?x8xf32> to memref<1x8xf32, strided<[8, 1], offset: ?>>

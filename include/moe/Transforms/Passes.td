@@ -349,8 +349,10 @@ def MoeCpuFuseRowGathers : Pass<"moe-cpu-fuse-row-gathers"> {
     rows x a row slice or of one row slice, or a `memref.load`) becomes a
     read of X at row `src(r)`, computed by a clone of the gather loop's own
     index computation with the induction variable replaced by `r` (and
-    `r + 1`, ... for the rows of a tile), placed where `r` is defined, so
-    outside the tile's k loop. The gather loop keeps its bounds checks, and
+    `r + 1`, ... for the rows of a tile), placed before the read and hoisted
+    out of the loops around it that surely run (constant bounds) and do not
+    define `r`: outside the tile's k loop, never out of an `scf.if`, so the
+    clone runs only where the read does. The gather loop keeps its bounds checks, and
     B's workspace allocation goes away when nothing else uses it.
 
     It applies only when it cannot change a value:
@@ -364,12 +366,15 @@ def MoeCpuFuseRowGathers : Pass<"moe-cpu-fuse-row-gathers"> {
       loop-invariant values and `memref.load`s of loop-invariant buffers,
       through ops without regions or writes, so the clone for row r
       computes what the gather computed for row r;
-    - every other use of B is such a read, after the gather in its block;
-    - from the gather to the last read, every write goes to a workspace
-      allocation other than X's and the index buffers' (two live workspace
-      allocations never overlap, and the workspace holds no input or
-      weight), and the only calls are the workspace allocator and the
-      runtime's host functions (called with the frame as first argument).
+    - every other use of B is such a read, after the gather in its block,
+      and B's allocation has no other view;
+    - from the gather to the last read, every write (an op's own effects,
+      linalg outputs included) goes to a workspace allocation other than
+      X's, B's and the index buffers' (two live workspace allocations never
+      overlap, and the workspace holds no input or weight), and the only
+      calls are the workspace allocator and the host functions that write
+      no buffer (report_error, workspace_grow, output_alloc from the
+      frame's host table; not parallel_for).
 
     Example: after
     ```mlir
@@ -386,7 +391,7 @@ def MoeCpuFuseRowGathers : Pass<"moe-cpu-fuse-row-gathers"> {
     ```
     the read becomes eight `vector.transfer_read %x[%r_j, %k]` of
     `vector<1xf32>` (with `%r_j` from `memref.load %perm[%m + j]`, computed
-    after `%m`), inserted into a `vector<8x1xf32>`, and the loop only loads
+    before the k loop), inserted into a `vector<8x1xf32>`, and the loop only loads
     `%perm` (for its bounds checks, where it has any).
   }];
   let dependentDialects = ["::mlir::arith::ArithDialect",
