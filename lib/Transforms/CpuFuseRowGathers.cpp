@@ -6,7 +6,7 @@
 // tiles of moe-cpu-tile-contractions then read B. At the MoEUT-44M
 // feed-forward shape (N = 2048, k = 12, D = 412) B holds 24576 rows of
 // 1.6 KB: 40 MB written once and read back once, for rows that the tiles
-// could read from X directly (an 8-row tile's broadcasts come from eight
+// could read from X directly (a 6-row tile's broadcasts come from six
 // rows either way).
 //
 // This pass removes the copy: every read of B at row r (the tiles'
