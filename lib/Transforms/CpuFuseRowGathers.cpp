@@ -47,6 +47,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "moe/Transforms/HostAbi.h"
 #include "moe/Transforms/Passes.h"
 #include "moe/Transforms/Transforms.h"
 
@@ -73,7 +74,7 @@ using namespace mlir;
 
 namespace {
 
-constexpr StringLiteral kAllocFn = "__moe_workspace_alloc";
+constexpr StringLiteral kAllocFn = moe::kWorkspaceAllocFn;
 
 bool definedOutside(Value v, Operation *loop) {
   return !loop->isAncestor(v.getParentBlock()->getParentOp());
@@ -141,17 +142,10 @@ LogicalResult collectRoots(Value v, SmallVectorImpl<Value> &roots,
 bool isHarmlessHostCall(LLVM::CallOp call, Value frame) {
   if (call.getCallee() || call.getNumOperands() == 0)
     return false;
-  auto fn = call.getOperand(0).getDefiningOp<LLVM::LoadOp>();
-  auto slot = fn ? fn.getAddr().getDefiningOp<LLVM::GEPOp>() : nullptr;
-  auto table = slot ? slot.getBase().getDefiningOp<LLVM::LoadOp>() : nullptr;
-  if (!table || table.getAddr() != frame || !slot.getDynamicIndices().empty() ||
-      slot.getRawConstantIndices().size() != 1 ||
-      !slot.getElemType().isInteger(8))
-    return false;
-  int32_t offset = slot.getRawConstantIndices()[0];
-  return offset == 8 * MOE_HOST_REPORT_ERROR ||
-         offset == 8 * MOE_HOST_WORKSPACE_GROW ||
-         offset == 8 * MOE_HOST_OUTPUT_ALLOC;
+  std::optional<int64_t> slot =
+      moe::hostFunctionSlot(call.getOperand(0), frame);
+  return slot == MOE_HOST_REPORT_ERROR || slot == MOE_HOST_WORKSPACE_GROW ||
+         slot == MOE_HOST_OUTPUT_ALLOC;
 }
 
 /// Whether `op` (its own effects; ops in its regions are visited on their

@@ -56,7 +56,7 @@ namespace {
 
 constexpr uint64_t kAlign = MOE_WORKSPACE_ALIGNMENT;
 constexpr StringLiteral kErrorHook = "moe_report_error";
-constexpr StringLiteral kAllocFn = "__moe_workspace_alloc";
+constexpr StringLiteral kAllocFn = moe::kWorkspaceAllocFn;
 
 /// Bytes of one element of a memref as LLVM lays it out (i1 is stored as a
 /// byte), or 0 for an element type the ABI does not take (vectors,
@@ -801,6 +801,35 @@ Value mlir::moe::loadHostFunction(OpBuilder &b, Location loc, Value frame,
                                   int64_t slot) {
   Value host = loadPointerAt(b, loc, frame, MOE_FRAME_HOST);
   return loadPointerAt(b, loc, host, 8 * slot);
+}
+
+/// The pointer `value` loads from `base` + a constant byte offset (an i8
+/// llvm.getelementptr with one constant index, or none for offset 0).
+static std::optional<std::pair<Value, int64_t>> loadedFrom(Value value) {
+  auto load = value.getDefiningOp<LLVM::LoadOp>();
+  if (!load)
+    return std::nullopt;
+  Value address = load.getAddr();
+  auto gep = address.getDefiningOp<LLVM::GEPOp>();
+  if (!gep)
+    return std::make_pair(address, int64_t{0});
+  if (!gep.getDynamicIndices().empty() ||
+      gep.getRawConstantIndices().size() != 1 ||
+      !gep.getElemType().isInteger(8))
+    return std::nullopt;
+  return std::make_pair(gep.getBase(),
+                        int64_t{gep.getRawConstantIndices()[0]});
+}
+
+std::optional<int64_t> mlir::moe::hostFunctionSlot(Value callee,
+                                                   Value frame) {
+  std::optional<std::pair<Value, int64_t>> fn = loadedFrom(callee);
+  if (!fn || fn->second < 0 || fn->second % 8 != 0)
+    return std::nullopt;
+  std::optional<std::pair<Value, int64_t>> host = loadedFrom(fn->first);
+  if (!host || host->first != frame || host->second != MOE_FRAME_HOST)
+    return std::nullopt;
+  return fn->second / 8;
 }
 
 namespace {

@@ -43,7 +43,7 @@ using namespace mlir;
 
 namespace {
 
-constexpr StringLiteral kAllocFn = "__moe_workspace_alloc";
+constexpr StringLiteral kAllocFn = moe::kWorkspaceAllocFn;
 
 /// Whether `loop` may run its iterations on several threads.
 bool mayRunInParallel(scf::ParallelOp loop) {

@@ -11,7 +11,13 @@
 
 #include "mlir/IR/Builders.h"
 
+#include <optional>
+
 namespace mlir::moe {
+
+/// The inline bump allocation from the run's workspace arena that
+/// moe-lower-to-host-abi defines and calls for every temporary buffer.
+inline constexpr StringLiteral kWorkspaceAllocFn = "__moe_workspace_alloc";
 
 /// The pointer stored `offset` bytes into the memory at `base`
 /// (llvm.getelementptr i8 + llvm.load).
@@ -20,6 +26,11 @@ Value loadPointerAt(OpBuilder &b, Location loc, Value base, int64_t offset);
 /// The host function in slot `slot` (MOE_HOST_*) of the table the frame
 /// `frame` points to.
 Value loadHostFunction(OpBuilder &b, Location loc, Value frame, int64_t slot);
+
+/// The slot (MOE_HOST_*) whose host function `callee` is, when it is loaded
+/// as loadHostFunction loads it (zero offsets may have been folded away);
+/// nullopt for any other value.
+std::optional<int64_t> hostFunctionSlot(Value callee, Value frame);
 
 } // namespace mlir::moe
 
