@@ -187,9 +187,10 @@ struct Gather {
   memref::SubViewOp from, into;
   /// The body's ops that compute `from`'s offsets, in block order.
   SmallVector<Operation *> slice;
-  /// Roots of X and of the buffers the slice loads.
+  /// Roots of X, of the buffers the slice loads and of B: from the gather
+  /// to the last read, nothing may write them.
   SmallVector<Value> kept;
-  /// The reads of B, in no particular order.
+  /// The reads of B (fuse sorts them into program order).
   SmallVector<Operation *> reads;
 };
 
