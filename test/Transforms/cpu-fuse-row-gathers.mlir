@@ -248,6 +248,14 @@ func.func @row_before(%frame: !llvm.ptr, %n: index) -> vector<8xf32> {
 // CHECK: linalg.copy
 // CHECK-LABEL: func.func @offset_written_by_linalg
 // CHECK: linalg.copy
+// CHECK-LABEL: func.func @masked_read
+// CHECK: linalg.copy
+// CHECK-LABEL: func.func @scalable
+// CHECK: linalg.copy
+// CHECK-LABEL: func.func @vec_elem
+// CHECK: linalg.copy
+// CHECK-LABEL: func.func @rank0
+// CHECK: memref.copy
 
 !d1 = !llvm.struct<(ptr, ptr, i64, array<1 x i64>, array<1 x i64>)>
 !d2 = !llvm.struct<(ptr, ptr, i64, array<2 x i64>, array<2 x i64>)>
@@ -806,4 +814,130 @@ func.func @offset_written_by_linalg(%frame: !llvm.ptr, %n: index) -> vector<8xf3
   }
   %first = vector.transfer_read %b[%c0, %c0], %pad {in_bounds = [true]} : memref<?x8xf32>, vector<8xf32>
   return %first : vector<8xf32>
+}
+
+func.func @masked_read(%frame: !llvm.ptr, %n: index, %m: index, %mask: vector<8xi1>) -> vector<8xf32> {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %pad = arith.constant 0.0 : f32
+  %bytes = arith.constant 4096 : i64
+  %n64 = arith.index_cast %n : index to i64
+  %u1 = llvm.mlir.poison : !d1
+  %u2 = llvm.mlir.poison : !d2
+  %xp = llvm.call @__moe_workspace_alloc(%frame, %bytes) : (!llvm.ptr, i64) -> !llvm.ptr
+  %x0 = llvm.insertvalue %xp, %u2[0] : !d2
+  %x1 = llvm.insertvalue %xp, %x0[1] : !d2
+  %x = builtin.unrealized_conversion_cast %x1 : !d2 to memref<?x8xf32>
+  %pp = llvm.load %frame : !llvm.ptr -> !llvm.ptr
+  %p0 = llvm.insertvalue %pp, %u1[0] : !d1
+  %p1 = llvm.insertvalue %pp, %p0[1] : !d1
+  %perm = builtin.unrealized_conversion_cast %p1 : !d1 to memref<?xi32>
+  %bp = llvm.call @__moe_workspace_alloc(%frame, %bytes) : (!llvm.ptr, i64) -> !llvm.ptr
+  %b0 = llvm.insertvalue %bp, %u2[0] : !d2
+  %b1 = llvm.insertvalue %bp, %b0[1] : !d2
+  %b2 = llvm.insertvalue %n64, %b1[3, 0] : !d2
+  %b = builtin.unrealized_conversion_cast %b2 : !d2 to memref<?x8xf32>
+  scf.for %i = %c0 to %n step %c1 {
+    %v = memref.load %perm[%i] : memref<?xi32>
+    %r = arith.index_cast %v : i32 to index
+    %row = memref.subview %x[%r, 0] [1, 8] [1, 1] : memref<?x8xf32> to memref<1x8xf32, strided<[8, 1], offset: ?>>
+    %dst = memref.subview %b[%i, 0] [1, 8] [1, 1] : memref<?x8xf32> to memref<1x8xf32, strided<[8, 1], offset: ?>>
+    linalg.copy ins(%row : memref<1x8xf32, strided<[8, 1], offset: ?>>) outs(%dst : memref<1x8xf32, strided<[8, 1], offset: ?>>)
+  }
+  // A masked read of B.
+  %first = vector.transfer_read %b[%c0, %c0], %pad, %mask {in_bounds = [true]} : memref<?x8xf32>, vector<8xf32>
+  return %first : vector<8xf32>
+}
+
+// (The next three came from the review: a scalable read, a buffer of
+// vectors and a rank-0 source crashed the pass or made invalid IR.)
+!d0 = !llvm.struct<(ptr, ptr, i64)>
+
+func.func @scalable(%frame: !llvm.ptr, %n: index, %f: f32) -> vector<[8]xf32> {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %pad = arith.constant 0.0 : f32
+  %bytes = arith.constant 4096 : i64
+  %n64 = arith.index_cast %n : index to i64
+  %u1 = llvm.mlir.poison : !d1
+  %u2 = llvm.mlir.poison : !d2
+  %xp = llvm.call @__moe_workspace_alloc(%frame, %bytes) : (!llvm.ptr, i64) -> !llvm.ptr
+  %x0 = llvm.insertvalue %xp, %u2[0] : !d2
+  %x1 = llvm.insertvalue %xp, %x0[1] : !d2
+  %x = builtin.unrealized_conversion_cast %x1 : !d2 to memref<?x8xf32>
+  %pp = llvm.load %frame : !llvm.ptr -> !llvm.ptr
+  %p0 = llvm.insertvalue %pp, %u1[0] : !d1
+  %p1 = llvm.insertvalue %pp, %p0[1] : !d1
+  %perm = builtin.unrealized_conversion_cast %p1 : !d1 to memref<?xi32>
+  %bp = llvm.call @__moe_workspace_alloc(%frame, %bytes) : (!llvm.ptr, i64) -> !llvm.ptr
+  %b0 = llvm.insertvalue %bp, %u2[0] : !d2
+  %b1 = llvm.insertvalue %bp, %b0[1] : !d2
+  %b2 = llvm.insertvalue %n64, %b1[3, 0] : !d2
+  %b = builtin.unrealized_conversion_cast %b2 : !d2 to memref<?x8xf32>
+  scf.for %i = %c0 to %n step %c1 {
+    %v = memref.load %perm[%i] : memref<?xi32>
+    %r = arith.index_cast %v : i32 to index
+    %row = memref.subview %x[%r, 0] [1, 8] [1, 1] : memref<?x8xf32> to memref<1x8xf32, strided<[8, 1], offset: ?>>
+    %dst = memref.subview %b[%i, 0] [1, 8] [1, 1] : memref<?x8xf32> to memref<1x8xf32, strided<[8, 1], offset: ?>>
+    linalg.copy ins(%row : memref<1x8xf32, strided<[8, 1], offset: ?>>) outs(%dst : memref<1x8xf32, strided<[8, 1], offset: ?>>)
+  }
+  %first = vector.transfer_read %b[%c0, %c0], %pad {in_bounds = [true]} : memref<?x8xf32>, vector<[8]xf32>
+  return %first : vector<[8]xf32>
+}
+
+func.func @vec_elem(%frame: !llvm.ptr, %n: index, %f: f32) -> vector<8x4xf32> {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %pad = arith.constant dense<0.0> : vector<4xf32>
+  %bytes = arith.constant 4096 : i64
+  %n64 = arith.index_cast %n : index to i64
+  %u1 = llvm.mlir.poison : !d1
+  %u2 = llvm.mlir.poison : !d2
+  %xp = llvm.call @__moe_workspace_alloc(%frame, %bytes) : (!llvm.ptr, i64) -> !llvm.ptr
+  %x0 = llvm.insertvalue %xp, %u2[0] : !d2
+  %x1 = llvm.insertvalue %xp, %x0[1] : !d2
+  %x = builtin.unrealized_conversion_cast %x1 : !d2 to memref<?x8xvector<4xf32>>
+  %pp = llvm.load %frame : !llvm.ptr -> !llvm.ptr
+  %p0 = llvm.insertvalue %pp, %u1[0] : !d1
+  %p1 = llvm.insertvalue %pp, %p0[1] : !d1
+  %perm = builtin.unrealized_conversion_cast %p1 : !d1 to memref<?xi32>
+  %bp = llvm.call @__moe_workspace_alloc(%frame, %bytes) : (!llvm.ptr, i64) -> !llvm.ptr
+  %b0 = llvm.insertvalue %bp, %u2[0] : !d2
+  %b1 = llvm.insertvalue %bp, %b0[1] : !d2
+  %b2 = llvm.insertvalue %n64, %b1[3, 0] : !d2
+  %b = builtin.unrealized_conversion_cast %b2 : !d2 to memref<?x8xvector<4xf32>>
+  scf.for %i = %c0 to %n step %c1 {
+    %v = memref.load %perm[%i] : memref<?xi32>
+    %r = arith.index_cast %v : i32 to index
+    %row = memref.subview %x[%r, 0] [1, 8] [1, 1] : memref<?x8xvector<4xf32>> to memref<1x8xvector<4xf32>, strided<[8, 1], offset: ?>>
+    %dst = memref.subview %b[%i, 0] [1, 8] [1, 1] : memref<?x8xvector<4xf32>> to memref<1x8xvector<4xf32>, strided<[8, 1], offset: ?>>
+    linalg.copy ins(%row : memref<1x8xvector<4xf32>, strided<[8, 1], offset: ?>>) outs(%dst : memref<1x8xvector<4xf32>, strided<[8, 1], offset: ?>>)
+  }
+  %first = vector.transfer_read %b[%c0, %c0], %pad {in_bounds = [true]} : memref<?x8xvector<4xf32>>, vector<8x4xf32>
+  return %first : vector<8x4xf32>
+}
+
+func.func @rank0(%frame: !llvm.ptr, %n: index) -> f32 {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %bytes = arith.constant 4096 : i64
+  %n64 = arith.index_cast %n : index to i64
+  %u0 = llvm.mlir.poison : !d0
+  %u2 = llvm.mlir.poison : !d2
+  %xp = llvm.load %frame : !llvm.ptr -> !llvm.ptr
+  %x0 = llvm.insertvalue %xp, %u0[0] : !d0
+  %x1 = llvm.insertvalue %xp, %x0[1] : !d0
+  %x = builtin.unrealized_conversion_cast %x1 : !d0 to memref<f32>
+  %bp = llvm.call @__moe_workspace_alloc(%frame, %bytes) : (!llvm.ptr, i64) -> !llvm.ptr
+  %b0 = llvm.insertvalue %bp, %u2[0] : !d2
+  %b1 = llvm.insertvalue %bp, %b0[1] : !d2
+  %b2 = llvm.insertvalue %n64, %b1[3, 0] : !d2
+  %b = builtin.unrealized_conversion_cast %b2 : !d2 to memref<?x1xf32>
+  scf.for %i = %c0 to %n step %c1 {
+    %row = memref.subview %x[] [] [] : memref<f32> to memref<f32>
+    %dst = memref.subview %b[%i, 0] [1, 1] [1, 1] : memref<?x1xf32> to memref<f32, strided<[], offset: ?>>
+    memref.copy %row, %dst : memref<f32> to memref<f32, strided<[], offset: ?>>
+  }
+  %e = memref.load %b[%c0, %c0] : memref<?x1xf32>
+  return %e : f32
 }
