@@ -98,6 +98,10 @@ void moe::buildLowerToLLVMPipeline(OpPassManager &pm,
     prefetch.distance = options.prefetchDistance;
     pm.addPass(createMoeCpuPrefetchRows(prefetch));
   }
+  // exp as polynomial arith (upstream's approximation), so that softmax,
+  // sigmoid and SiLU loops vectorize instead of calling expf per element.
+  if (options.approximateExp)
+    pm.addPass(createMoeApproximateMath());
   if (options.stopOnBuffers)
     return;
   if (options.parallelLoops) {
@@ -165,7 +169,7 @@ void moe::registerMoePipelines() {
       "moe-lower-to-llvm-cpu-tiled",
       "moe-lower-to-llvm-cpu with moe-refine-buffer-layouts and "
       "moe-cpu-tile-contractions (512-bit vectors) and "
-      "moe-cpu-fuse-row-gathers after bufferization, and the vector lowering (what moe-compile runs at 512 bits)",
+      "moe-cpu-fuse-row-gathers after bufferization, moe-approximate-math (exp), and the vector lowering (what moe-compile runs at 512 bits)",
       [](OpPassManager &pm) {
         CpuCodegenOptions options;
         options.sortExpertLayouts = true;
@@ -174,6 +178,7 @@ void moe::registerMoePipelines() {
         options.refineLayouts = true;
         options.tileVectorBits = 512;
         options.fuseRowGathers = true;
+        options.approximateExp = true;
         options.prefetchDistance = 2;
         buildLowerToLLVMPipeline(pm, options);
       });

@@ -207,8 +207,8 @@ def test_compile_emit_levels():
 
 def test_compile_codegen_options(artifact, tmp_path):
     """reference, parallel_loops, tile, sorted_experts, prefetch_rows,
-    fuse_gathers and roll_repeats reach the compiler (each visible in the
-    IR); they and dot_products give the same numbers (prefetch_rows and
+    fuse_gathers, fast_exp and roll_repeats reach the compiler (each
+    visible in the IR); they and dot_products give the same numbers (prefetch_rows and
     fuse_gathers the same bits)."""
     name = "moeut_tiny"
     path = model_path(name)
@@ -248,6 +248,14 @@ def test_compile_codegen_options(artifact, tmp_path):
         "linalg.copy") < moe_mlir.compile(
             path, emit="buffers", fuse_gathers=False, **FAST).count(
                 "linalg.copy")
+    # exp as the vectorizable polynomial where the target has FMA (IR only:
+    # x86-64-v3 need not run here; its numbers are fast-exp.test's), libm's
+    # expf with fast_exp=False and on FAST's x86-64-v2, which has no FMA.
+    fma = dict(FAST, march="x86-64-v3")
+    assert "math.exp" not in moe_mlir.compile(path, emit="buffers", **fma)
+    assert "math.exp" in moe_mlir.compile(path, emit="buffers",
+                                          fast_exp=False, **fma)
+    assert "math.exp" in moe_mlir.compile(path, emit="buffers", **FAST)
     expected = moe_mlir.InferenceSession(artifact(name)).run(
         None, feeds(name))
     # Sequential loops and rows in slot order change no bit.
@@ -274,7 +282,7 @@ def test_compile_codegen_options(artifact, tmp_path):
                                        err_msg=str(options))
     for arg in ("reference", "parallel_loops", "tile", "sorted_experts",
                 "dot_products", "prefetch_rows", "fuse_gathers",
-                "roll_repeats", "raise_blocks"):
+                "fast_exp", "roll_repeats", "raise_blocks"):
         with pytest.raises(TypeError, match=arg):
             moe_mlir.compile(path, **{arg: 1})
 

@@ -90,6 +90,11 @@ llvm::cl::opt<bool> noFuseGathers(
     llvm::cl::desc("the register tiles read a gathered copy of the rows "
                    "instead of the rows in place (no "
                    "moe-cpu-fuse-row-gathers; debugging)"));
+llvm::cl::opt<bool> noFastExp(
+    "no-fast-exp",
+    llvm::cl::desc("exp calls libm's expf per element instead of the "
+                   "vectorizable polynomial (no moe-approximate-math; "
+                   "debugging)"));
 llvm::cl::opt<bool> noRoll(
     "no-roll",
     llvm::cl::desc("compile every copy of a repeated layer sequence "
@@ -169,6 +174,7 @@ int main(int argc, char **argv) {
   options.dotProducts = !noDotProducts;
   options.prefetchRows = !noPrefetch;
   options.fuseGathers = !noFuseGathers;
+  options.fastExp = !noFastExp;
   options.sortExpertLayouts = !noSortedExperts;
   options.rollRepeats = !noRoll;
   options.generation = generation;

@@ -66,6 +66,10 @@ struct CompileOptions {
   /// gathered copy (moe-cpu-fuse-row-gathers; with `tile`); off with
   /// moe-compile --no-fuse-gathers (debugging) and with `reference`.
   bool fuseGathers = true;
+  /// exp as upstream's polynomial approximation, so that the loops around
+  /// it vectorize (moe-approximate-math; with `tile`); off with
+  /// moe-compile --no-fast-exp (libm's expf, as `reference` calls it).
+  bool fastExp = true;
   /// Emit a sequence of layers the model repeats (MoEUT's R repeats of G
   /// layers) once, in a loop (moe-roll-repeats); off with
   /// moe-compile --no-roll and with `reference`.

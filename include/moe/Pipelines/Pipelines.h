@@ -36,6 +36,9 @@ struct CpuCodegenOptions {
   /// moe-cpu-prefetch-rows after moe-cpu-tile-contractions, this many
   /// iterations ahead (0: off).
   int64_t prefetchDistance = 0;
+  /// moe-approximate-math (exp) after the CPU codegen passes on buffers:
+  /// the loops around exp vectorize instead of calling libm per element.
+  bool approximateExp = false;
   /// Stop on buffers, after the CPU codegen passes and before the loops
   /// and the conversion to LLVM (moe-compile --emit=buffers).
   bool stopOnBuffers = false;

@@ -296,6 +296,48 @@ def MoeRollRepeats : Pass<"moe-roll-repeats", "::mlir::func::FuncOp"> {
                            "::mlir::scf::SCFDialect"];
 }
 
+def MoeApproximateMath : Pass<"moe-approximate-math"> {
+  let summary = "f32 math functions as upstream's polynomial "
+                "approximations, so that the loops around them vectorize";
+  let description = [{
+    Rewrites the f32 `math` ops named in `functions` (scalars or vectors)
+    into upstream's polynomial approximations
+    (populateMathPolynomialApproximationPatterns): plain arith ops that
+    LLVM's loop vectorizer vectorizes, where a libm call per element keeps
+    the whole loop scalar. `exp` (the default) is the Cephes form: the
+    input clamped to [-87.8, 88.8] (so exp(-inf) = 0: a masked softmax
+    score), reduced by n ln 2, a degree-6 polynomial, times 2^n made from
+    the exponent bits; results below 2^-126 are 0, not subnormal, and
+    exp(+inf) is the largest float, not inf. It differs from libm's expf
+    by a few units in the last place (docs/tolerance.md). `tanh` and
+    `erf` are accepted too. An unknown name is an error. moe-compile runs
+    it with `exp` before the math lowering, unless `--reference`,
+    `--no-tile` or `--no-fast-exp` is given.
+
+    Before:
+    ```mlir
+    %e = math.exp %x : f32
+    ```
+    After (abridged):
+    ```mlir
+    %c = arith.cmpf uge, %x, %lo : f32
+    %x0 = arith.select %c, %x, %lo : f32
+    ...
+    %n = math.floor %t : f32
+    %p = math.fma %r, %p5, %p4 : f32
+    ...
+    %e = arith.mulf %z, %pow2 : f32
+    ```
+  }];
+  let options = [
+    ListOption<"functions", "functions", "std::string",
+               "math functions to approximate (exp, tanh, erf)">
+  ];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::math::MathDialect",
+                           "::mlir::vector::VectorDialect"];
+}
+
 def MoeCpuLoopOrder : Pass<"moe-cpu-loop-order"> {
   let summary = "Put a unit-stride parallel loop innermost in contractions";
   let description = [{

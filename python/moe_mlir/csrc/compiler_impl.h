@@ -31,10 +31,10 @@ struct CompileRequest {
   std::string march = "native";
   unsigned optLevel = 3;
   /// moe::CompileOptions' reference, parallelLoops, tile, sortExpertLayouts,
-  /// dotProducts, prefetchRows, fuseGathers, rollRepeats and raise
-  /// (moe-compile --reference, --no-parallel-loops, --no-tile,
+  /// dotProducts, prefetchRows, fuseGathers, fastExp, rollRepeats and
+  /// raise (moe-compile --reference, --no-parallel-loops, --no-tile,
   /// --no-sorted-experts, --no-dot-products, --no-prefetch,
-  /// --no-fuse-gathers, --no-roll, --no-raise).
+  /// --no-fuse-gathers, --no-fast-exp, --no-roll, --no-raise).
   bool reference = false;
   bool parallelLoops = true;
   bool tile = true;
@@ -42,6 +42,7 @@ struct CompileRequest {
   bool dotProducts = true;
   bool prefetchRows = true;
   bool fuseGathers = true;
+  bool fastExp = true;
   bool rollRepeats = true;
   bool generation = false;
   bool generationAllLogits = false;

@@ -47,7 +47,8 @@ py::tuple compile(const py::bytes &data, const std::string &name,
                   const std::string &cc, const std::string &march,
                   unsigned optLevel, bool reference, bool parallelLoops,
                   bool tile, bool sortedExperts, bool dotProducts,
-                  bool prefetchRows, bool fuseGathers, bool rollRepeats, bool raiseBlocks,
+                  bool prefetchRows, bool fuseGathers, bool fastExp,
+                  bool rollRepeats, bool raiseBlocks,
                   int generation, const py::object &progress) {
   moe_python::CompileRequest request;
   char *buffer = nullptr;
@@ -69,6 +70,7 @@ py::tuple compile(const py::bytes &data, const std::string &name,
   request.dotProducts = dotProducts;
   request.prefetchRows = prefetchRows;
   request.fuseGathers = fuseGathers;
+  request.fastExp = fastExp;
   request.rollRepeats = rollRepeats;
   request.raiseBlocks = raiseBlocks;
   // 0: no generation entries; 1: @prefill returns the last position's
@@ -99,7 +101,7 @@ PYBIND11_MODULE(_compiler, m) {
         py::arg("march"), py::arg("opt_level"), py::arg("reference"),
         py::arg("parallel_loops"), py::arg("tile"), py::arg("sorted_experts"),
         py::arg("dot_products"), py::arg("prefetch_rows"),
-        py::arg("fuse_gathers"),
+        py::arg("fuse_gathers"), py::arg("fast_exp"),
         py::arg("roll_repeats"),
         py::arg("raise_blocks"), py::arg("generation"), py::arg("progress"),
         "(ok, output bytes, diagnostics text) for the model in `data`.");
