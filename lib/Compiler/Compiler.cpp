@@ -210,6 +210,7 @@ CpuCodegenOptions cpuCodegenOptions(const CompileOptions &options) {
     // (The polynomial is FMAs: without the instruction each would be a
     // libm call.)
     cpu.approximateExp = options.tile && options.fastExp && cpu.fma;
+    cpu.flashKeyBlock = options.tile && options.flashAttention ? 128 : 0;
   }
   return cpu;
 }

@@ -33,7 +33,9 @@ void moe::buildToLinalgPipeline(OpPassManager &pm,
   buildDecomposePipeline(pm);
   if (options.sortExpertLayouts)
     pm.addPass(createMoeSortExpertLayouts());
-  pm.addPass(createConvertMoeToLinalg());
+  ConvertMoeToLinalgOptions toLinalg;
+  toLinalg.flashKeyBlock = options.flashKeyBlock;
+  pm.addPass(createConvertMoeToLinalg(toLinalg));
   pm.addPass(createCanonicalizerPass());
   if (options.cpuLoopOrder)
     pm.addPass(createMoeCpuLoopOrder());
@@ -169,7 +171,7 @@ void moe::registerMoePipelines() {
       "moe-lower-to-llvm-cpu-tiled",
       "moe-lower-to-llvm-cpu with moe-refine-buffer-layouts and "
       "moe-cpu-tile-contractions (512-bit vectors) and "
-      "moe-cpu-fuse-row-gathers after bufferization, moe-approximate-math (exp), and the vector lowering (what moe-compile runs at 512 bits)",
+      "moe-cpu-fuse-row-gathers after bufferization, moe-approximate-math (exp), the flash-style attention (convert-moe-to-linalg{flash-key-block=128}), and the vector lowering (what moe-compile runs at 512 bits)",
       [](OpPassManager &pm) {
         CpuCodegenOptions options;
         options.sortExpertLayouts = true;
@@ -179,6 +181,7 @@ void moe::registerMoePipelines() {
         options.tileVectorBits = 512;
         options.fuseRowGathers = true;
         options.approximateExp = true;
+        options.flashKeyBlock = 128;
         options.prefetchDistance = 2;
         buildLowerToLLVMPipeline(pm, options);
       });

@@ -112,6 +112,13 @@ Value moe::build::filledTensor(OpBuilder &b, Location loc,
 
 Value moe::build::contract(OpBuilder &b, Location loc, StringRef spec, Value lhs,
                        Value rhs, ArrayRef<OpFoldResult> outSizes) {
+  Type elementType = cast<RankedTensorType>(lhs.getType()).getElementType();
+  return contractInto(b, loc, spec, lhs, rhs,
+                      filledTensor(b, loc, outSizes, elementType, 0.0));
+}
+
+Value moe::build::contractInto(OpBuilder &b, Location loc, StringRef spec,
+                               Value lhs, Value rhs, Value init) {
   // Parse "ab,cb->ac": the loops are the output's letters (parallel) followed
   // by the letters it lacks (reductions), the canonical contraction order.
   auto [inputs, out] = spec.split("->");
@@ -134,8 +141,6 @@ Value moe::build::contract(OpBuilder &b, Location loc, StringRef spec, Value lhs
     iterators.push_back(out.contains(c) ? utils::IteratorType::parallel
                                         : utils::IteratorType::reduction);
 
-  Type elementType = cast<RankedTensorType>(lhs.getType()).getElementType();
-  Value init = filledTensor(b, loc, outSizes, elementType, 0.0);
   auto generic = linalg::GenericOp::create(
       b, loc, TypeRange{init.getType()}, ValueRange{lhs, rhs},
       ValueRange{init}, maps, iterators,

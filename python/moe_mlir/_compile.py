@@ -23,7 +23,7 @@ def compile(model, output=None, *, march="native", opt_level=3,
             cc="clang-22", emit="artifact", progress=None, reference=False,
             parallel_loops=True, tile=True, sorted_experts=True,
             dot_products=True, prefetch_rows=True, fuse_gathers=True,
-            fast_exp=True, roll_repeats=True, raise_blocks=True, generation=False):
+            fast_exp=True, flash_attention=True, roll_repeats=True, raise_blocks=True, generation=False):
     """Compiles `model` into a .moeb artifact (or the level `emit` names).
 
     model: a path (str or os.PathLike) to an ONNX (.onnx) or MLIR (.mlir)
@@ -56,6 +56,9 @@ def compile(model, output=None, *, march="native", opt_level=3,
         (False: moe-compile --no-fuse-gathers; debugging).
     fast_exp: exp as a polynomial the loops around it vectorize (False:
         libm's expf per element, moe-compile --no-fast-exp; debugging).
+    flash_attention: attention without a cache as an online softmax over
+        blocks of 128 keys (False: each block of queries' softmax over all
+        its keys, moe-compile --no-flash-attention; debugging).
     roll_repeats: layers a model repeats with shared weights compiled once,
         in a loop (False: moe-compile --no-roll).
     raise_blocks: exported MoE blocks raised to routed moe ops at import
@@ -91,6 +94,7 @@ def compile(model, output=None, *, march="native", opt_level=3,
                        ("prefetch_rows", prefetch_rows),
                        ("fuse_gathers", fuse_gathers),
                        ("fast_exp", fast_exp),
+                       ("flash_attention", flash_attention),
                        ("roll_repeats", roll_repeats),
                        ("raise_blocks", raise_blocks)):
         if not isinstance(value, bool):
@@ -133,7 +137,7 @@ def compile(model, output=None, *, march="native", opt_level=3,
     ok, result, diagnostics = _compiler.compile(
         data, name, base_dir, emit, cc, march, opt_level, reference,
         parallel_loops, tile, sorted_experts, dot_products, prefetch_rows,
-        fuse_gathers, fast_exp, roll_repeats, raise_blocks,
+        fuse_gathers, fast_exp, flash_attention, roll_repeats, raise_blocks,
         {False: 0, True: 1, "all-logits": 2}[generation], report)
     if callback_error:
         raise callback_error[0]

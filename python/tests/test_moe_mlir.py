@@ -207,8 +207,8 @@ def test_compile_emit_levels():
 
 def test_compile_codegen_options(artifact, tmp_path):
     """reference, parallel_loops, tile, sorted_experts, prefetch_rows,
-    fuse_gathers, fast_exp and roll_repeats reach the compiler (each
-    visible in the IR); they and dot_products give the same numbers (prefetch_rows and
+    fuse_gathers, fast_exp, flash_attention and roll_repeats reach the
+    compiler (each visible in the IR); they and dot_products give the same numbers (prefetch_rows and
     fuse_gathers the same bits)."""
     name = "moeut_tiny"
     path = model_path(name)
@@ -256,6 +256,11 @@ def test_compile_codegen_options(artifact, tmp_path):
     assert "math.exp" in moe_mlir.compile(path, emit="buffers",
                                           fast_exp=False, **fma)
     assert "math.exp" in moe_mlir.compile(path, emit="buffers", **FAST)
+    # Attention flash-style over blocks of 128 keys unless
+    # flash_attention=False.
+    assert "step %c128" in moe_mlir.compile(path, emit="linalg")
+    assert "step %c128" not in moe_mlir.compile(path, emit="linalg",
+                                                flash_attention=False)
     expected = moe_mlir.InferenceSession(artifact(name)).run(
         None, feeds(name))
     # Sequential loops and rows in slot order change no bit.
@@ -273,6 +278,7 @@ def test_compile_codegen_options(artifact, tmp_path):
                                  {"roll_repeats": False}, {"tile": False},
                                  {"sorted_experts": False},
                                  {"dot_products": False},
+                                 {"flash_attention": False},
                                  {"reference": True})):
         out = moe_mlir.compile(path, tmp_path / f"m{i}.moeb", **options,
                                **FAST)
@@ -282,7 +288,8 @@ def test_compile_codegen_options(artifact, tmp_path):
                                        err_msg=str(options))
     for arg in ("reference", "parallel_loops", "tile", "sorted_experts",
                 "dot_products", "prefetch_rows", "fuse_gathers",
-                "fast_exp", "roll_repeats", "raise_blocks"):
+                "fast_exp", "flash_attention", "roll_repeats",
+                "raise_blocks"):
         with pytest.raises(TypeError, match=arg):
             moe_mlir.compile(path, **{arg: 1})
 

@@ -95,6 +95,11 @@ llvm::cl::opt<bool> noFastExp(
     llvm::cl::desc("exp calls libm's expf per element instead of the "
                    "vectorizable polynomial (no moe-approximate-math; "
                    "debugging)"));
+llvm::cl::opt<bool> noFlashAttention(
+    "no-flash-attention",
+    llvm::cl::desc("attention without a cache computes each block of "
+                   "queries' softmax over all its keys at once instead of "
+                   "online over blocks of 128 keys (debugging)"));
 llvm::cl::opt<bool> noRoll(
     "no-roll",
     llvm::cl::desc("compile every copy of a repeated layer sequence "
@@ -175,6 +180,7 @@ int main(int argc, char **argv) {
   options.prefetchRows = !noPrefetch;
   options.fuseGathers = !noFuseGathers;
   options.fastExp = !noFastExp;
+  options.flashAttention = !noFlashAttention;
   options.sortExpertLayouts = !noSortedExperts;
   options.rollRepeats = !noRoll;
   options.generation = generation;

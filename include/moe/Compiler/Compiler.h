@@ -70,6 +70,11 @@ struct CompileOptions {
   /// it vectorize (moe-approximate-math; with `tile`); off with
   /// moe-compile --no-fast-exp (libm's expf, as `reference` calls it).
   bool fastExp = true;
+  /// Attention without a cache flash-style (an online softmax over blocks
+  /// of 128 keys; convert-moe-to-linalg's flash-key-block; with `tile`);
+  /// off with moe-compile --no-flash-attention (the reference's blocked
+  /// softmax over all keys a block of queries sees).
+  bool flashAttention = true;
   /// Emit a sequence of layers the model repeats (MoEUT's R repeats of G
   /// layers) once, in a loop (moe-roll-repeats); off with
   /// moe-compile --no-roll and with `reference`.

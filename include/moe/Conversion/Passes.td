@@ -106,7 +106,21 @@ def ConvertMoeToLinalg : Pass<"convert-moe-to-linalg"> {
     ```
     After: `scf.for` loops building the histogram, the exclusive prefix sum
     and the stable scatter, with `tensor.extract`/`tensor.insert`.
+
+    With `flash-key-block` > 0 (moe-compile's optimised pipeline: 128),
+    `moe.attention` without a cache is lowered flash-style instead
+    (populateMoeFlashAttentionPatterns): per (batch, head) and block of 32
+    query rows, an `scf.for` over blocks of that many keys carrying the
+    running row maximum, the running sum of exponentials and the
+    unnormalised output, rescaled when a block raises the maximum, divided
+    once after the last block; the scores never exceed 32 x the key
+    block. Negative values are an error.
   }];
+  let options = [
+    Option<"flashKeyBlock", "flash-key-block", "int64_t", "0",
+           "keys per block of the flash-style attention without a cache "
+           "(0: the reference's form)">
+  ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
     "::mlir::func::FuncDialect",

@@ -17,6 +17,9 @@ void buildDecomposePipeline(OpPassManager &pm);
 struct CpuCodegenOptions {
   /// moe-sort-expert-layouts before convert-moe-to-linalg.
   bool sortExpertLayouts = false;
+  /// convert-moe-to-linalg's flash-key-block: attention without a cache
+  /// flash-style over blocks of this many keys (0: the reference's form).
+  int64_t flashKeyBlock = 0;
   /// moe-cpu-loop-order after convert-moe-to-linalg.
   bool cpuLoopOrder = false;
   /// moe-refine-buffer-layouts after bufferization.

@@ -54,6 +54,11 @@ Value filledTensor(OpBuilder &b, Location loc, ArrayRef<OpFoldResult> sizes,
 Value contract(OpBuilder &b, Location loc, StringRef spec, Value lhs,
                Value rhs, ArrayRef<OpFoldResult> outSizes);
 
+/// `contract` accumulating into `init` (the output's initial values)
+/// instead of a zero-filled tensor.
+Value contractInto(OpBuilder &b, Location loc, StringRef spec, Value lhs,
+                   Value rhs, Value init);
+
 /// `act` of one scalar (inside a linalg body).
 Value activateScalar(OpBuilder &b, Location loc, Value x, Activation act);
 

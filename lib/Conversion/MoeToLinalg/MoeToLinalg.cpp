@@ -25,6 +25,7 @@
 #include "mlir/Transforms/WalkPatternRewriteDriver.h"
 
 #include <cmath>
+#include <limits>
 
 namespace mlir::moe {
 #define GEN_PASS_DEF_CONVERTMOETOLINALG
@@ -1090,6 +1091,235 @@ static Value blockedAttention(OpBuilder &b, AttentionOp op, Value q,
       .getResult(0);
 }
 
+/// `k`, `v` (and the caches `pk`, `pv` when set) of `op`, through run-time
+/// checks that their dynamic sizes agree (C2, C6): B and H of all, dk of
+/// q and the keys, S of k and v, P of the caches, dv of the values. A value
+/// shorter than the keys would otherwise be read past its end.
+static void checkAttentionSizes(OpBuilder &b, AttentionOp op, Value q,
+                                Value &k, Value &v, Value &pk, Value &pv) {
+  Location loc = op.getLoc();
+  auto sz = [&](Value t, int64_t d) {
+    return tensor::getMixedSize(b, loc, t, d);
+  };
+  declareErrorHook(b, op);
+  for (int64_t d : {0, 1})
+    k = requireSize(b, loc, k, d, sz(q, d), kErrorShapeMismatch);
+  k = requireSize(b, loc, k, 3, sz(q, 3), kErrorShapeMismatch);
+  for (int64_t d : {0, 1, 2})
+    v = requireSize(b, loc, v, d, sz(k, d), kErrorShapeMismatch);
+  if (pk) {
+    for (int64_t d : {0, 1})
+      pk = requireSize(b, loc, pk, d + 1, sz(q, d), kErrorShapeMismatch);
+    pk = requireSize(b, loc, pk, 3, sz(q, 3), kErrorShapeMismatch);
+    pv = requireSize(b, loc, pv, 0, sz(pk, 0), kErrorShapeMismatch);
+    for (int64_t d : {0, 1})
+      pv = requireSize(b, loc, pv, d + 1, sz(q, d), kErrorShapeMismatch);
+    pv = requireSize(b, loc, pv, 3, sz(v, 3), kErrorShapeMismatch);
+  }
+}
+
+/// Whether `op`'s cache holds no position (what @prefill passes): it reads
+/// nothing, and the form without a cache applies.
+static bool hasEmptyPast(AttentionOp op) {
+  Value pk = op.getPastKey(), pv = op.getPastValue();
+  return pk && typeOf(pk).getDimSize(0) == 0 && typeOf(pv).getDimSize(0) == 0;
+}
+
+/// Attention without a cache, flash-style: per (batch, head) and block of
+/// kBlockRows query rows (as blockedAttention, with the same causal
+/// trimming of the keys), the keys in blocks of `keyBlock` with an online
+/// softmax (Milakov and Gimelshein; FlashAttention's recurrence): a running
+/// row maximum m, a running sum l of exp(score - m) and the unnormalised
+/// output acc, each rescaled by exp(m_old - m_new) when a key block raises
+/// the maximum; out = acc / l after the last block. The scores, their
+/// exponentials and the block's share of P·V stay in a kBlockRows x
+/// keyBlock tile (16 KB at 32 x 128) instead of kBlockRows x S. m, l and
+/// acc are loop-carried tensors updated in place (each update writes its
+/// own operand), so they bufferize to one buffer each and the loop body's
+/// temporaries are given back every iteration. A row that sees no key is
+/// NaN, as the reference's softmax makes it; no keys at all (S = 0) give
+/// zeros, as the reference's empty P·V does. The sums are in another order
+/// than the reference's (docs/tolerance.md).
+static Value flashAttention(OpBuilder &b, AttentionOp op, Value q, Value keysT,
+                            Value v, int64_t keyBlock) {
+  constexpr int64_t kBlockRows = 32;
+  Location loc = op.getLoc();
+  Type elt = typeOf(q).getElementType();
+  MLIRContext *ctx = b.getContext();
+  auto sz = [&](Value t, int64_t d) { return tensor::getMixedSize(b, loc, t, d); };
+  Value scale = attentionScale(b, loc, op, q, elt);
+  bool causal = op.getCausal();
+  Value c0 = idx(b, loc, 0), c1 = idx(b, loc, 1);
+  Value tq = tensor::DimOp::create(b, loc, q, 2);
+  Value sk = tensor::DimOp::create(b, loc, v, 2);
+  Value shift = arith::SubIOp::create(b, loc, sk, tq);
+  Value blockRows = idx(b, loc, kBlockRows);
+  Value blocks = arith::CeilDivUIOp::create(b, loc, tq, blockRows);
+  OpFoldResult dk = sz(q, 3), dv = sz(v, 3);
+  Value out0 = emptyTensor(b, loc, {sz(q, 0), sz(q, 1), sz(q, 2), dv}, elt);
+  auto unit4 = [&](OpBuilder &nb) {
+    return SmallVector<OpFoldResult>(4, nb.getIndexAttr(1));
+  };
+  auto matrix = [&](OpFoldResult rows, OpFoldResult cols) {
+    return RankedTensorType::get(
+        {getConstantIntValue(rows).value_or(ShapedType::kDynamic),
+         getConstantIntValue(cols).value_or(ShapedType::kDynamic)},
+        elt);
+  };
+  // Elementwise over `init`'s [rows, c] (written in place), reading
+  // `inputs` of [rows, c] or, where `column[i]`, [rows, 1] broadcast.
+  auto update = [&](OpBuilder &nb, Location nl, ValueRange inputs,
+                    ArrayRef<bool> column, Value init,
+                    function_ref<Value(OpBuilder &, Location, ValueRange)> fn) {
+    AffineMap id = AffineMap::getMultiDimIdentityMap(2, ctx);
+    AffineMap col = AffineMap::get(
+        2, 0, {getAffineDimExpr(0, ctx), getAffineConstantExpr(0, ctx)}, ctx);
+    SmallVector<AffineMap> maps;
+    for (bool c : column)
+      maps.push_back(c ? col : id);
+    maps.push_back(id);
+    return linalg::GenericOp::create(
+               nb, nl, TypeRange{init.getType()}, inputs, ValueRange{init},
+               maps,
+               SmallVector<utils::IteratorType>(2,
+                                                utils::IteratorType::parallel),
+               [&](OpBuilder &bb, Location bl, ValueRange a) {
+                 yield(bb, bl, fn(bb, bl, a));
+               })
+        .getResult(0);
+  };
+  auto exp = [](OpBuilder &nb, Location nl, Value x) -> Value {
+    return math::ExpOp::create(nb, nl, x);
+  };
+  return scf::ForallOp::create(
+             b, loc,
+             ArrayRef<OpFoldResult>{sz(q, 0), sz(q, 1),
+                                    getAsOpFoldResult(blocks)},
+             ValueRange{out0}, std::nullopt,
+             [&](OpBuilder &nb, Location nl, ValueRange args) {
+               Value bi = args[0], hi = args[1], blk = args[2];
+               Value t0 = arith::MulIOp::create(nb, nl, blk, blockRows);
+               Value rows = arith::MinUIOp::create(
+                   nb, nl, blockRows, arith::SubIOp::create(nb, nl, tq, t0));
+               // Keys the block sees (as blockedAttention).
+               Value cols = sk;
+               if (causal) {
+                 Value reach = arith::AddIOp::create(
+                     nb, nl, arith::AddIOp::create(nb, nl, t0, rows), shift);
+                 Value some = arith::CmpIOp::create(
+                     nb, nl, arith::CmpIPredicate::sge, reach, c1);
+                 Value fewer = arith::CmpIOp::create(
+                     nb, nl, arith::CmpIPredicate::slt, reach, sk);
+                 cols = arith::SelectOp::create(
+                     nb, nl, arith::AndIOp::create(nb, nl, some, fewer), reach,
+                     sk);
+               }
+               OpFoldResult rowsF = rows;
+               OpFoldResult zero = nb.getIndexAttr(0), one = nb.getIndexAttr(1);
+               Value qb = tensor::ExtractSliceOp::create(
+                   nb, nl, matrix(rowsF, dk), q,
+                   ArrayRef<OpFoldResult>{bi, hi, t0, zero},
+                   ArrayRef<OpFoldResult>{one, one, rowsF, dk}, unit4(nb));
+               Value m0 = filledTensor(
+                   nb, nl, {rowsF, one}, elt,
+                   -std::numeric_limits<double>::infinity());
+               Value l0 = filledTensor(nb, nl, {rowsF, one}, elt, 0.0);
+               Value acc0 = filledTensor(nb, nl, {rowsF, dv}, elt, 0.0);
+               auto loop = scf::ForOp::create(
+                   nb, nl, c0, cols, idx(nb, nl, keyBlock),
+                   ValueRange{m0, l0, acc0},
+                   [&](OpBuilder &lb, Location ll, Value j0,
+                       ValueRange carried) {
+                     Value m = carried[0], l = carried[1], acc = carried[2];
+                     Value bk = arith::MinUIOp::create(
+                         lb, ll, idx(lb, ll, keyBlock),
+                         arith::SubIOp::create(lb, ll, cols, j0));
+                     OpFoldResult bkF = bk;
+                     Value kb = tensor::ExtractSliceOp::create(
+                         lb, ll, matrix(dk, bkF), keysT,
+                         ArrayRef<OpFoldResult>{bi, hi, zero, j0},
+                         ArrayRef<OpFoldResult>{one, one, dk, bkF},
+                         unit4(lb));
+                     Value vb = tensor::ExtractSliceOp::create(
+                         lb, ll, matrix(bkF, dv), v,
+                         ArrayRef<OpFoldResult>{bi, hi, j0, zero},
+                         ArrayRef<OpFoldResult>{one, one, bkF, dv},
+                         unit4(lb));
+                     Value scores = contract(lb, ll, "td,ds->ts", qb, kb,
+                                             {rowsF, bkF});
+                     // Key j0 + j is masked where j > t + (shift - j0).
+                     Value masked = scaleAndMask(
+                         lb, ll, scores, scale, causal,
+                         arith::SubIOp::create(lb, ll, shift, j0),
+                         /*rowDim=*/0, t0);
+                     Value blockMax = reduceKeep(lb, ll, masked, 1, true);
+                     // The rescale of what came before, then the new
+                     // maximum in place of the old.
+                     Value corr = update(
+                         lb, ll, {m, blockMax}, {false, false},
+                         emptyTensor(lb, ll, {rowsF, one}, elt),
+                         [&](OpBuilder &bb, Location bl, ValueRange a) {
+                           Value mx = arith::MaximumFOp::create(bb, bl, a[0],
+                                                                a[1]);
+                           return exp(bb, bl,
+                                      arith::SubFOp::create(bb, bl, a[0], mx));
+                         });
+                     Value mNew = update(
+                         lb, ll, {blockMax}, {false}, m,
+                         [&](OpBuilder &bb, Location bl, ValueRange a) {
+                           return Value(arith::MaximumFOp::create(
+                               bb, bl, a[1], a[0]));
+                         });
+                     Value p = update(
+                         lb, ll, {mNew}, {true}, masked,
+                         [&](OpBuilder &bb, Location bl, ValueRange a) {
+                           return exp(bb, bl,
+                                      arith::SubFOp::create(bb, bl, a[1], a[0]));
+                         });
+                     Value blockSum = reduceKeep(lb, ll, p, 1, false);
+                     Value lNew = update(
+                         lb, ll, {corr, blockSum}, {false, false}, l,
+                         [&](OpBuilder &bb, Location bl, ValueRange a) {
+                           return Value(arith::AddFOp::create(
+                               bb, bl,
+                               arith::MulFOp::create(bb, bl, a[2], a[0]),
+                               a[1]));
+                         });
+                     Value scaled = update(
+                         lb, ll, {corr}, {true}, acc,
+                         [&](OpBuilder &bb, Location bl, ValueRange a) {
+                           return Value(
+                               arith::MulFOp::create(bb, bl, a[1], a[0]));
+                         });
+                     Value accNew = contractInto(lb, ll, "ts,sv->tv", p, vb,
+                                                 scaled);
+                     scf::YieldOp::create(lb, ll,
+                                          ValueRange{mNew, lNew, accNew});
+                   });
+               Value l = loop.getResult(1), acc = loop.getResult(2);
+               Value ob = update(
+                   nb, nl, {l}, {true}, acc,
+                   [&](OpBuilder &bb, Location bl, ValueRange a) {
+                     // l is at least 1 after any key block (the maximum's
+                     // own term); 0 only when there were none (S = 0).
+                     Value none = arith::CmpFOp::create(
+                         bb, bl, arith::CmpFPredicate::OEQ, a[0],
+                         fconst(bb, bl, elt, 0.0));
+                     return Value(arith::SelectOp::create(
+                         bb, bl, none, fconst(bb, bl, elt, 0.0),
+                         arith::DivFOp::create(bb, bl, a[1], a[0])));
+                   });
+               auto term = scf::InParallelOp::create(nb, nl);
+               OpBuilder::InsertionGuard guard(nb);
+               nb.setInsertionPointToStart(term.getBody());
+               tensor::ParallelInsertSliceOp::create(
+                   nb, nl, ob, args[3],
+                   ArrayRef<OpFoldResult>{bi, hi, t0, zero},
+                   ArrayRef<OpFoldResult>{one, one, rowsF, dv}, unit4(nb));
+             })
+      .getResult(0);
+}
+
 struct LowerAttention : OpRewritePattern<AttentionOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(AttentionOp op,
@@ -1099,30 +1329,13 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
     Value pk = op.getPastKey(), pv = op.getPastValue();
     // A cache of no position (what @prefill passes) reads nothing: the
     // form without a cache, blocked and causally trimmed.
-    if (pk && typeOf(pk).getDimSize(0) == 0 && typeOf(pv).getDimSize(0) == 0)
+    if (hasEmptyPast(op))
       pk = pv = Value();
     Type elt = typeOf(q).getElementType();
     auto sz = [&](Value t, int64_t d) {
       return tensor::getMixedSize(b, loc, t, d);
     };
-    // Dynamic sizes must agree at run time (C2, C6): B and H of all, dk of
-    // q and the keys, S of k and v, P of the caches, dv of the values. A
-    // value shorter than the keys would otherwise be read past its end.
-    declareErrorHook(b, op);
-    for (int64_t d : {0, 1})
-      k = requireSize(b, loc, k, d, sz(q, d), kErrorShapeMismatch);
-    k = requireSize(b, loc, k, 3, sz(q, 3), kErrorShapeMismatch);
-    for (int64_t d : {0, 1, 2})
-      v = requireSize(b, loc, v, d, sz(k, d), kErrorShapeMismatch);
-    if (pk) {
-      for (int64_t d : {0, 1})
-        pk = requireSize(b, loc, pk, d + 1, sz(q, d), kErrorShapeMismatch);
-      pk = requireSize(b, loc, pk, 3, sz(q, 3), kErrorShapeMismatch);
-      pv = requireSize(b, loc, pv, 0, sz(pk, 0), kErrorShapeMismatch);
-      for (int64_t d : {0, 1})
-        pv = requireSize(b, loc, pv, d + 1, sz(q, d), kErrorShapeMismatch);
-      pv = requireSize(b, loc, pv, 3, sz(v, 3), kErrorShapeMismatch);
-    }
+    checkAttentionSizes(b, op, q, k, v, pk, pv);
     // q k^T over the keys transposed to [B, H, dk, S] once (B*H*S*dk
     // elements, against T*S*dk multiply-adds): the score dim s is then
     // contiguous in the right-hand side, so the register tiles load it as
@@ -1199,6 +1412,29 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
     b.replaceOp(op, castTo(b, loc, out, op.getType()));
     return success();
   }
+};
+
+/// moe.attention without a cache (or with an empty one) as flashAttention;
+/// benefit 2, ahead of LowerAttention when both are in a pattern set.
+struct LowerAttentionFlash : OpRewritePattern<AttentionOp> {
+  LowerAttentionFlash(MLIRContext *ctx, int64_t keyBlock)
+      : OpRewritePattern(ctx, /*benefit=*/2), keyBlock(keyBlock) {}
+  LogicalResult matchAndRewrite(AttentionOp op,
+                                PatternRewriter &b) const override {
+    if (op.getPastKey() && !hasEmptyPast(op))
+      return b.notifyMatchFailure(op, "a cache: LowerAttention's form");
+    Value q = op.getQuery(), k = op.getKey(), v = op.getValue();
+    Value pk, pv;
+    checkAttentionSizes(b, op, q, k, v, pk, pv);
+    Value keysT = transpose(b, op.getLoc(), k, {0, 1, 3, 2});
+    b.replaceOp(op, castTo(b, op.getLoc(),
+                           flashAttention(b, op, q, keysT, v, keyBlock),
+                           op.getType()));
+    return success();
+  }
+
+private:
+  int64_t keyBlock;
 };
 
 struct LowerRope : OpRewritePattern<RopeOp> {
@@ -1358,9 +1594,19 @@ struct ExpandShapeToCopy : OpRewritePattern<tensor::ExpandShapeOp> {
 
 struct ConvertMoeToLinalgPass
     : moe::impl::ConvertMoeToLinalgBase<ConvertMoeToLinalgPass> {
+  using Base::Base;
   void runOnOperation() override {
+    if (flashKeyBlock < 0) {
+      getOperation()->emitError()
+          << "convert-moe-to-linalg: flash-key-block must be 0 (off) or "
+             "positive, got "
+          << static_cast<int64_t>(flashKeyBlock);
+      return signalPassFailure();
+    }
     RewritePatternSet patterns(&getContext());
     populateMoeToLinalgPatterns(patterns);
+    if (flashKeyBlock > 0)
+      populateMoeFlashAttentionPatterns(patterns, flashKeyBlock);
     walkAndApplyPatterns(getOperation(), std::move(patterns));
     RewritePatternSet workaround(&getContext());
     workaround.add<ExpandShapeToCopy>(&getContext());
@@ -1385,4 +1631,10 @@ void mlir::moe::populateMoeToLinalgPatterns(RewritePatternSet &patterns) {
   patterns.add<LowerRoute, LowerSwitchRoute, LowerTreeRoute, LowerDispatch,
                LowerGroupedMatmul, LowerCombine, LowerMotMix, LowerMotUnmix,
                LowerAttention, LowerRope>(patterns.getContext());
+}
+
+void mlir::moe::populateMoeFlashAttentionPatterns(RewritePatternSet &patterns,
+                                                  int64_t keyBlock) {
+  assert(keyBlock > 0 && "a key block of at least one key");
+  patterns.add<LowerAttentionFlash>(patterns.getContext(), keyBlock);
 }

@@ -63,6 +63,7 @@ bool moe_python::compile(const CompileRequest &request, std::string &output,
   options.prefetchRows = request.prefetchRows;
   options.fuseGathers = request.fuseGathers;
   options.fastExp = request.fastExp;
+  options.flashAttention = request.flashAttention;
   options.rollRepeats = request.rollRepeats;
   options.generation = request.generation;
   options.generationAllLogits = request.generationAllLogits;

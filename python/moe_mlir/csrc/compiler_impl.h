@@ -31,10 +31,11 @@ struct CompileRequest {
   std::string march = "native";
   unsigned optLevel = 3;
   /// moe::CompileOptions' reference, parallelLoops, tile, sortExpertLayouts,
-  /// dotProducts, prefetchRows, fuseGathers, fastExp, rollRepeats and
-  /// raise (moe-compile --reference, --no-parallel-loops, --no-tile,
-  /// --no-sorted-experts, --no-dot-products, --no-prefetch,
-  /// --no-fuse-gathers, --no-fast-exp, --no-roll, --no-raise).
+  /// dotProducts, prefetchRows, fuseGathers, fastExp, flashAttention,
+  /// rollRepeats and raise (moe-compile --reference, --no-parallel-loops,
+  /// --no-tile, --no-sorted-experts, --no-dot-products, --no-prefetch,
+  /// --no-fuse-gathers, --no-fast-exp, --no-flash-attention, --no-roll,
+  /// --no-raise).
   bool reference = false;
   bool parallelLoops = true;
   bool tile = true;
@@ -43,6 +44,7 @@ struct CompileRequest {
   bool prefetchRows = true;
   bool fuseGathers = true;
   bool fastExp = true;
+  bool flashAttention = true;
   bool rollRepeats = true;
   bool generation = false;
   bool generationAllLogits = false;

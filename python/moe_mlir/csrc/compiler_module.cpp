@@ -48,6 +48,7 @@ py::tuple compile(const py::bytes &data, const std::string &name,
                   unsigned optLevel, bool reference, bool parallelLoops,
                   bool tile, bool sortedExperts, bool dotProducts,
                   bool prefetchRows, bool fuseGathers, bool fastExp,
+                  bool flashAttention,
                   bool rollRepeats, bool raiseBlocks,
                   int generation, const py::object &progress) {
   moe_python::CompileRequest request;
@@ -71,6 +72,7 @@ py::tuple compile(const py::bytes &data, const std::string &name,
   request.prefetchRows = prefetchRows;
   request.fuseGathers = fuseGathers;
   request.fastExp = fastExp;
+  request.flashAttention = flashAttention;
   request.rollRepeats = rollRepeats;
   request.raiseBlocks = raiseBlocks;
   // 0: no generation entries; 1: @prefill returns the last position's
@@ -102,6 +104,7 @@ PYBIND11_MODULE(_compiler, m) {
         py::arg("parallel_loops"), py::arg("tile"), py::arg("sorted_experts"),
         py::arg("dot_products"), py::arg("prefetch_rows"),
         py::arg("fuse_gathers"), py::arg("fast_exp"),
+        py::arg("flash_attention"),
         py::arg("roll_repeats"),
         py::arg("raise_blocks"), py::arg("generation"), py::arg("progress"),
         "(ok, output bytes, diagnostics text) for the model in `data`.");

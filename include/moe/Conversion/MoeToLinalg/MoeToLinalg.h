@@ -12,12 +12,21 @@
 #ifndef MOE_CONVERSION_MOETOLINALG_MOETOLINALG_H
 #define MOE_CONVERSION_MOETOLINALG_MOETOLINALG_H
 
+#include <cstdint>
+
 namespace mlir {
 class RewritePatternSet;
 namespace moe {
 
 /// One pattern per primitive moe op.
 void populateMoeToLinalgPatterns(RewritePatternSet &patterns);
+
+/// moe.attention without a cache (or with an empty one) flash-style: an
+/// online softmax over blocks of `keyBlock` (> 0) keys per block of query
+/// rows, no [rows, S] scores. Benefit 2: added to the set above, it takes
+/// those attention ops ahead of the reference's form.
+void populateMoeFlashAttentionPatterns(RewritePatternSet &patterns,
+                                       int64_t keyBlock);
 
 } // namespace moe
 } // namespace mlir

@@ -1,0 +1,71 @@
+// RUN: moe-opt %s --convert-moe-to-linalg="flash-key-block=128" --split-input-file | FileCheck %s
+// RUN: not moe-opt %s --convert-moe-to-linalg="flash-key-block=-1" --split-input-file 2>&1 | FileCheck %s --check-prefix=NEGATIVE
+// RUN: moe-opt %s --convert-moe-to-linalg --split-input-file | FileCheck %s --check-prefix=OFF
+
+// NEGATIVE: error: convert-moe-to-linalg: flash-key-block must be 0 (off) or positive, got -1
+
+// Attention without a cache, flash-style: per (batch, head, block of 32
+// query rows), an scf.for over blocks of at most 128 of the keys the
+// block sees, carrying the row maximum (from -inf), the sum of
+// exponentials and the unnormalised output (from 0); each block's scores
+// are scaled and masked with the causal shift minus the block's first key,
+// the old maximum's rescale exp(m - max(m, block max)) is taken before the
+// maximum is updated in place, the sum and the output are rescaled in
+// place and the block's P·V accumulates into the output; one division
+// after the loop (0 where no key was seen at all).
+// CHECK-LABEL: func @attention
+// CHECK:         %[[KT:.*]] = linalg.transpose
+// CHECK:         scf.forall (%[[B:.*]], %[[H:.*]], %[[BLK:.*]]) in (1, 2, %{{.*}}) shared_outs(%[[OUT:.*]] = %{{.*}})
+// CHECK:           %[[T0:.*]] = arith.muli %[[BLK]], %c32
+// CHECK:           %[[COLS:.*]] = arith.select
+// CHECK:           %[[QB:.*]] = tensor.extract_slice %{{.*}}[%[[B]], %[[H]], %[[T0]], 0]
+// CHECK:           %[[M0:.*]] = linalg.fill ins(%{{.*}} : f32) outs(%{{.*}} : tensor<?x1xf32>)
+// CHECK:           %[[L0:.*]] = linalg.fill ins(%{{.*}} : f32) outs(%{{.*}} : tensor<?x1xf32>)
+// CHECK:           %[[A0:.*]] = linalg.fill ins(%{{.*}} : f32) outs(%{{.*}} : tensor<?x4xf32>)
+// CHECK:           %[[LOOP:.*]]:3 = scf.for %[[J0:.*]] = %c0 to %[[COLS]] step %c128{{.*}} iter_args(%[[M:.*]] = %[[M0]], %[[L:.*]] = %[[L0]], %[[ACC:.*]] = %[[A0]])
+// CHECK:             %[[BK:.*]] = arith.minui %c128{{.*}}, %{{.*}}
+// CHECK:             %[[KB:.*]] = tensor.extract_slice %[[KT]][%[[B]], %[[H]], 0, %[[J0]]] [1, 1, 8, %[[BK]]]
+// CHECK:             %[[VB:.*]] = tensor.extract_slice %{{.*}}[%[[B]], %[[H]], %[[J0]], 0] [1, 1, %[[BK]], 4]
+// CHECK:             %[[S:.*]] = linalg.generic {{.*}} ins(%[[QB]], %[[KB]] : tensor<?x8xf32>, tensor<8x?xf32>)
+// CHECK:             arith.subi %{{.*}}, %[[J0]] : index
+// CHECK:             %[[MASKED:.*]] = linalg.generic {{.*}} ins(%[[S]] : tensor<?x?xf32>)
+// CHECK:               arith.cmpi sle
+// CHECK:             %[[BMAX:.*]] = linalg.generic {{.*}}iterator_types = ["parallel", "reduction"]{{.*}} ins(%[[MASKED]] : tensor<?x?xf32>)
+// CHECK:               arith.maximumf
+// CHECK:             %[[CORR:.*]] = linalg.generic {{.*}} ins(%[[M]], %[[BMAX]] : tensor<?x1xf32>, tensor<?x1xf32>)
+// CHECK:               math.exp
+// CHECK:             %[[MNEW:.*]] = linalg.generic {{.*}} ins(%[[BMAX]] : tensor<?x1xf32>) outs(%[[M]] : tensor<?x1xf32>)
+// CHECK:             %[[P:.*]] = linalg.generic {{.*}} ins(%[[MNEW]] : tensor<?x1xf32>) outs(%[[MASKED]] : tensor<?x?xf32>)
+// CHECK:               math.exp
+// CHECK:             %[[PSUM:.*]] = linalg.generic {{.*}}iterator_types = ["parallel", "reduction"]{{.*}} ins(%[[P]] : tensor<?x?xf32>)
+// CHECK:             %[[LNEW:.*]] = linalg.generic {{.*}} ins(%[[CORR]], %[[PSUM]] : tensor<?x1xf32>, tensor<?x1xf32>) outs(%[[L]] : tensor<?x1xf32>)
+// CHECK:             %[[SCALED:.*]] = linalg.generic {{.*}} ins(%[[CORR]] : tensor<?x1xf32>) outs(%[[ACC]] : tensor<?x4xf32>)
+// CHECK:             %[[ANEW:.*]] = linalg.generic {{.*}} ins(%[[P]], %[[VB]] : tensor<?x?xf32>, tensor<?x4xf32>) outs(%[[SCALED]] : tensor<?x4xf32>)
+// CHECK:             scf.yield %[[MNEW]], %[[LNEW]], %[[ANEW]]
+// CHECK:           %[[O:.*]] = linalg.generic {{.*}} ins(%[[LOOP]]#1 : tensor<?x1xf32>) outs(%[[LOOP]]#2 : tensor<?x4xf32>)
+// CHECK:             arith.cmpf oeq
+// CHECK:             arith.divf
+// CHECK:             arith.select
+// CHECK:           tensor.parallel_insert_slice %[[O]] into %[[OUT]][%[[B]], %[[H]], %[[T0]], 0]
+// CHECK-NOT:     moe.attention
+// OFF-LABEL: func @attention
+// OFF-NOT:       iter_args
+// OFF:           arith.divf
+func.func @attention(%q: tensor<1x2x?x8xf32>, %k: tensor<1x2x?x8xf32>, %v: tensor<1x2x?x4xf32>) -> tensor<1x2x?x4xf32> {
+  %o = moe.attention %q, %k, %v {causal} : (tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x4xf32>) -> tensor<1x2x?x4xf32>
+  return %o : tensor<1x2x?x4xf32>
+}
+
+// -----
+
+// An empty cache (@prefill's) takes the flash form too; a cache of
+// positions keeps the reference's form (two score blocks side by side).
+// CHECK-LABEL: func @attention_caches
+// CHECK:         scf.for {{.*}} iter_args
+// CHECK:         tensor.insert_slice
+// CHECK-NOT:     moe.attention
+func.func @attention_caches(%q: tensor<1x2x?x8xf32>, %e: tensor<0x1x2x8xf32>, %pk: tensor<?x1x2x8xf32>, %pv: tensor<?x1x2x8xf32>) -> (tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>) {
+  %a = moe.attention %q, %q, %q past(%e, %e) {causal} : (tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>, tensor<0x1x2x8xf32>, tensor<0x1x2x8xf32>) -> tensor<1x2x?x8xf32>
+  %b = moe.attention %q, %q, %q past(%pk, %pv) {causal} : (tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>, tensor<?x1x2x8xf32>, tensor<?x1x2x8xf32>) -> tensor<1x2x?x8xf32>
+  return %a, %b : tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>
+}

@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""moe.attention without a cache, as moe-compile lowers it, against float64
+NumPy.
+
+usage: attention_vs_reference.py --bin BUILD/bin
+
+One module computes causal and full attention of dynamic q [B, H, T, dk],
+k [B, H, S, dk], v [B, H, S, dv]. It is compiled with moe-compile's
+default (the flash-style form: an online softmax over blocks of 128 keys
+per block of 32 query rows), with --no-flash-attention (each block of
+queries' softmax over all the keys it sees) and with --reference, and run
+at shapes that fill and overflow both blocks: one query and one key,
+T = S = 33 (a second query block of one row), T = S = 300 at the MoEUT-44M
+head width 82 (three key blocks, the last partial; ten query blocks),
+T = 5 queries at the end of S = 200 keys, T = 40 > S = 7 (causal rows that
+see no key: NaN, as the reference's softmax gives), S = 0 (no keys: zeros),
+and dv = 130 wider than two register tiles. Outputs are held to
+|a - b| <= 1e-5 + 1e-4 |b| against the float64 product (NaN where it is
+NaN), and the default build on two threads to the bits of one thread.
+Every run has MOE_RUNTIME_POISON set. Prints one line per case and
+"attention: N passed, M failed".
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+ATOL, RTOL = 1e-5, 1e-4
+MODULE = """func.func @main(%q: tensor<?x?x?x?xf32> {onnx.name = "q"},
+                %k: tensor<?x?x?x?xf32> {onnx.name = "k"},
+                %v: tensor<?x?x?x?xf32> {onnx.name = "v"})
+    -> (tensor<?x?x?x?xf32> {onnx.name = "causal"},
+        tensor<?x?x?x?xf32> {onnx.name = "full"}) {
+  %c = moe.attention %q, %k, %v {causal} : (tensor<?x?x?x?xf32>,
+      tensor<?x?x?x?xf32>, tensor<?x?x?x?xf32>) -> tensor<?x?x?x?xf32>
+  %f = moe.attention %q, %k, %v : (tensor<?x?x?x?xf32>,
+      tensor<?x?x?x?xf32>, tensor<?x?x?x?xf32>) -> tensor<?x?x?x?xf32>
+  return %c, %f : tensor<?x?x?x?xf32>, tensor<?x?x?x?xf32>
+}
+"""
+# (B, H, T, S, dk, dv)
+SHAPES = [(1, 1, 1, 1, 4, 3), (2, 3, 33, 33, 17, 9), (1, 2, 300, 300, 82, 82),
+          (1, 1, 5, 200, 16, 8), (1, 1, 40, 7, 8, 8), (1, 1, 3, 0, 4, 3),
+          (2, 1, 129, 257, 5, 130)]
+BUILDS = [("flash", []), ("no-flash", ["--no-flash-attention"]),
+          ("reference", ["--reference"])]
+
+
+def expected(q, k, v, causal):
+    q, k, v = (a.astype(np.float64) for a in (q, k, v))
+    t, s = q.shape[2], k.shape[2]
+    if s == 0:
+        return np.zeros(q.shape[:3] + v.shape[3:])
+    scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(q.shape[3])
+    if causal:
+        visible = np.arange(s)[None, :] <= np.arange(t)[:, None] + s - t
+        scores = np.where(visible, scores, -np.inf)
+    with np.errstate(invalid="ignore"):
+        e = np.exp(scores - scores.max(-1, keepdims=True))
+        return e / e.sum(-1, keepdims=True) @ v
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bin", required=True)
+    args = parser.parse_args()
+    env = dict(os.environ, MOE_RUNTIME_POISON="1")
+    rng = np.random.default_rng(0)
+    passed = failed = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "attention.mlir")
+        with open(src, "w") as f:
+            f.write(MODULE)
+        for name, flags in BUILDS:
+            subprocess.run([os.path.join(args.bin, "moe-compile"), "-q", src,
+                            "-o", os.path.join(tmp, name + ".moeb")] + flags,
+                           check=True)
+        for shape in SHAPES:
+            b, h, t, s, dk, dv = shape
+            feeds = {"q": rng.standard_normal((b, h, t, dk)) * 2,
+                     "k": rng.standard_normal((b, h, s, dk)) * 2,
+                     "v": rng.standard_normal((b, h, s, dv))}
+            cmd = []
+            for n, a in feeds.items():
+                feeds[n] = a.astype(np.float32)
+                np.save(os.path.join(tmp, n + ".npy"), feeds[n])
+                cmd += ["--input", f"{n}={os.path.join(tmp, n + '.npy')}"]
+            for name, _ in BUILDS:
+                for threads in ([1, 2] if name == "flash" else [1]):
+                    out = os.path.join(tmp, f"out-{name}-{threads}")
+                    subprocess.run(
+                        [os.path.join(args.bin, "moe-run"),
+                         os.path.join(tmp, name + ".moeb"), "--threads",
+                         str(threads), "--output-dir", out] + cmd,
+                        check=True, capture_output=True, env=env)
+                    bad = []
+                    for result, causal in (("causal", True), ("full", False)):
+                        got = np.load(os.path.join(out, result + ".npy"))
+                        want = expected(feeds["q"], feeds["k"], feeds["v"],
+                                        causal)
+                        if got.shape != want.shape:
+                            bad.append(f"{result}: shape {got.shape}")
+                            continue
+                        if not np.array_equal(np.isnan(got), np.isnan(want)):
+                            bad.append(f"{result}: NaN where the product "
+                                       "is not, or the other way")
+                            continue
+                        ok = np.isnan(want) | (np.abs(got - want) <=
+                                               ATOL + RTOL * np.abs(want))
+                        if not ok.all():
+                            diff = np.nanmax(np.abs(got - want))
+                            bad.append(f"{result}: max diff {diff:.3g}")
+                        if threads == 2:
+                            one = np.load(os.path.join(
+                                tmp, f"out-{name}-1", result + ".npy"))
+                            if got.tobytes() != one.tobytes():
+                                bad.append(f"{result}: 2 threads differ "
+                                           "from 1")
+                    label = f"{name} {shape} threads={threads}"
+                    if bad:
+                        failed += 1
+                        print(f"FAIL {label}: " + "; ".join(bad))
+                    else:
+                        passed += 1
+                        print(f"ok {label}")
+    print(f"attention: {passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
