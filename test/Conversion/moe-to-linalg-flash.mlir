@@ -5,14 +5,16 @@
 // NEGATIVE: error: convert-moe-to-linalg: flash-key-block must be 0 (off) or positive, got -1
 
 // Attention without a cache, flash-style: per (batch, head, block of 32
-// query rows), an scf.for over blocks of at most 128 of the keys the
-// block sees, carrying the row maximum (from -inf), the sum of
-// exponentials and the unnormalised output (from 0); each block's scores
-// are scaled and masked with the causal shift minus the block's first key,
-// the old maximum's rescale exp(m - max(m, block max)) is taken before the
-// maximum is updated in place, the sum and the output are rescaled in
-// place and the block's P·V accumulates into the output; one division
-// after the loop (0 where no key was seen at all).
+// query rows), scf.for loops over blocks of the keys the block sees,
+// carrying the row maximum (from -inf), the sum of exponentials and the
+// unnormalised output (from 0): full blocks of 128 keys, then the rest in
+// static blocks of 64, 32 and 16 (each at most once), then what is left
+// (< 16, dynamic). In each block the scores are scaled and masked with the
+// causal shift minus the block's first key, the old maximum's rescale
+// exp(m - max(m, block max)) is taken before the maximum is updated in
+// place, the sum and the output are rescaled in place and the block's P·V
+// accumulates into the output; one division after the loops (0 where no
+// key was seen at all).
 // CHECK-LABEL: func @attention
 // CHECK:         %[[KT:.*]] = linalg.transpose
 // CHECK:         scf.forall (%[[B:.*]], %[[H:.*]], %[[BLK:.*]]) in (1, 2, %{{.*}}) shared_outs(%[[OUT:.*]] = %{{.*}})
@@ -22,27 +24,37 @@
 // CHECK:           %[[M0:.*]] = linalg.fill ins(%{{.*}} : f32) outs(%{{.*}} : tensor<?x1xf32>)
 // CHECK:           %[[L0:.*]] = linalg.fill ins(%{{.*}} : f32) outs(%{{.*}} : tensor<?x1xf32>)
 // CHECK:           %[[A0:.*]] = linalg.fill ins(%{{.*}} : f32) outs(%{{.*}} : tensor<?x4xf32>)
-// CHECK:           %[[LOOP:.*]]:3 = scf.for %[[J0:.*]] = %c0 to %[[COLS]] step %c128{{.*}} iter_args(%[[M:.*]] = %[[M0]], %[[L:.*]] = %[[L0]], %[[ACC:.*]] = %[[A0]])
-// CHECK:             %[[BK:.*]] = arith.minui %c128{{.*}}, %{{.*}}
-// CHECK:             %[[KB:.*]] = tensor.extract_slice %[[KT]][%[[B]], %[[H]], 0, %[[J0]]] [1, 1, 8, %[[BK]]]
-// CHECK:             %[[VB:.*]] = tensor.extract_slice %{{.*}}[%[[B]], %[[H]], %[[J0]], 0] [1, 1, %[[BK]], 4]
-// CHECK:             %[[S:.*]] = linalg.generic {{.*}} ins(%[[QB]], %[[KB]] : tensor<?x8xf32>, tensor<8x?xf32>)
+// CHECK:           arith.muli %{{.*}}, %c128
+// CHECK:           %[[FULL:.*]] = arith.addi %c0, %{{.*}}
+// CHECK:           %[[LOOP:.*]]:3 = scf.for %[[J0:.*]] = %c0 to %[[FULL]] step %c128 iter_args(%[[M:.*]] = %[[M0]], %[[L:.*]] = %[[L0]], %[[ACC:.*]] = %[[A0]])
+// CHECK:             %[[KB:.*]] = tensor.extract_slice %[[KT]][%[[B]], %[[H]], 0, %[[J0]]] [1, 1, 8, 128]
+// CHECK:             %[[VB:.*]] = tensor.extract_slice %{{.*}}[%[[B]], %[[H]], %[[J0]], 0] [1, 1, 128, 4]
+// CHECK:             %[[S:.*]] = linalg.generic {{.*}} ins(%[[QB]], %[[KB]] : tensor<?x8xf32>, tensor<8x128xf32>)
 // CHECK:             arith.subi %{{.*}}, %[[J0]] : index
-// CHECK:             %[[MASKED:.*]] = linalg.generic {{.*}} ins(%[[S]] : tensor<?x?xf32>)
+// CHECK:             %[[MASKED:.*]] = linalg.generic {{.*}} ins(%[[S]] : tensor<?x128xf32>)
 // CHECK:               arith.cmpi sle
-// CHECK:             %[[BMAX:.*]] = linalg.generic {{.*}}iterator_types = ["parallel", "reduction"]{{.*}} ins(%[[MASKED]] : tensor<?x?xf32>)
+// CHECK:             %[[BMAX:.*]] = linalg.generic {{.*}}iterator_types = ["parallel", "reduction"]{{.*}} ins(%[[MASKED]] : tensor<?x128xf32>)
 // CHECK:               arith.maximumf
 // CHECK:             %[[CORR:.*]] = linalg.generic {{.*}} ins(%[[M]], %[[BMAX]] : tensor<?x1xf32>, tensor<?x1xf32>)
 // CHECK:               math.exp
 // CHECK:             %[[MNEW:.*]] = linalg.generic {{.*}} ins(%[[BMAX]] : tensor<?x1xf32>) outs(%[[M]] : tensor<?x1xf32>)
-// CHECK:             %[[P:.*]] = linalg.generic {{.*}} ins(%[[MNEW]] : tensor<?x1xf32>) outs(%[[MASKED]] : tensor<?x?xf32>)
+// CHECK:             %[[P:.*]] = linalg.generic {{.*}} ins(%[[MNEW]] : tensor<?x1xf32>) outs(%[[MASKED]] : tensor<?x128xf32>)
 // CHECK:               math.exp
-// CHECK:             %[[PSUM:.*]] = linalg.generic {{.*}}iterator_types = ["parallel", "reduction"]{{.*}} ins(%[[P]] : tensor<?x?xf32>)
+// CHECK:             %[[PSUM:.*]] = linalg.generic {{.*}}iterator_types = ["parallel", "reduction"]{{.*}} ins(%[[P]] : tensor<?x128xf32>)
 // CHECK:             %[[LNEW:.*]] = linalg.generic {{.*}} ins(%[[CORR]], %[[PSUM]] : tensor<?x1xf32>, tensor<?x1xf32>) outs(%[[L]] : tensor<?x1xf32>)
 // CHECK:             %[[SCALED:.*]] = linalg.generic {{.*}} ins(%[[CORR]] : tensor<?x1xf32>) outs(%[[ACC]] : tensor<?x4xf32>)
-// CHECK:             %[[ANEW:.*]] = linalg.generic {{.*}} ins(%[[P]], %[[VB]] : tensor<?x?xf32>, tensor<?x4xf32>) outs(%[[SCALED]] : tensor<?x4xf32>)
+// CHECK:             %[[ANEW:.*]] = linalg.generic {{.*}} ins(%[[P]], %[[VB]] : tensor<?x128xf32>, tensor<128x4xf32>) outs(%[[SCALED]] : tensor<?x4xf32>)
 // CHECK:             scf.yield %[[MNEW]], %[[LNEW]], %[[ANEW]]
-// CHECK:           %[[O:.*]] = linalg.generic {{.*}} ins(%[[LOOP]]#1 : tensor<?x1xf32>) outs(%[[LOOP]]#2 : tensor<?x4xf32>)
+// CHECK:           %[[L64:.*]]:3 = scf.for %{{.*}} = %[[FULL]] to %{{.*}} step %c64 iter_args(%{{.*}} = %[[LOOP]]#0, %{{.*}} = %[[LOOP]]#1, %{{.*}} = %[[LOOP]]#2)
+// CHECK:             tensor.extract_slice %[[KT]]{{.*}} [1, 1, 8, 64]
+// CHECK:           %[[L32:.*]]:3 = scf.for {{.*}} step %c32{{.*}} iter_args(%{{.*}} = %[[L64]]#0, %{{.*}} = %[[L64]]#1, %{{.*}} = %[[L64]]#2)
+// CHECK:             tensor.extract_slice %[[KT]]{{.*}} [1, 1, 8, 32]
+// CHECK:           %[[L16:.*]]:3 = scf.for {{.*}} step %c16 iter_args(%{{.*}} = %[[L32]]#0, %{{.*}} = %[[L32]]#1, %{{.*}} = %[[L32]]#2)
+// CHECK:             tensor.extract_slice %[[KT]]{{.*}} [1, 1, 8, 16]
+// CHECK:           %[[REST:.*]]:3 = scf.for %[[JR:.*]] = %{{.*}} to %[[COLS]] step %c128{{.*}} iter_args(%{{.*}} = %[[L16]]#0, %{{.*}} = %[[L16]]#1, %{{.*}} = %[[L16]]#2)
+// CHECK:             %[[BK:.*]] = arith.minui %c128{{.*}}, %{{.*}}
+// CHECK:             tensor.extract_slice %[[KT]][%[[B]], %[[H]], 0, %[[JR]]] [1, 1, 8, %[[BK]]]
+// CHECK:           %[[O:.*]] = linalg.generic {{.*}} ins(%[[REST]]#1 : tensor<?x1xf32>) outs(%[[REST]]#2 : tensor<?x4xf32>)
 // CHECK:             arith.cmpf oeq
 // CHECK:             arith.divf
 // CHECK:             arith.select

@@ -9,9 +9,11 @@ k [B, H, S, dk], v [B, H, S, dv]. It is compiled with moe-compile's
 default (the flash-style form: an online softmax over blocks of 128 keys
 per block of 32 query rows), with --no-flash-attention (each block of
 queries' softmax over all the keys it sees) and with --reference, and run
-at shapes that fill and overflow both blocks: one query and one key,
+at shapes that fill and overflow both blocks and every static key block
+(128, then 64, 32, 16, then a dynamic rest): one query and one key,
 T = S = 33 (a second query block of one row), T = S = 300 at the MoEUT-44M
-head width 82 (three key blocks, the last partial; ten query blocks),
+head width 82 (128 + 128 + 32 + a rest of 12 keys; ten query blocks),
+T = S = 50 (32 + 16 + 2),
 T = 5 queries at the end of S = 200 keys, T = 40 > S = 7 (causal rows that
 see no key: NaN, as the reference's softmax gives), S = 0 (no keys: zeros),
 and dv = 130 wider than two register tiles. Outputs are held to
@@ -44,6 +46,7 @@ MODULE = """func.func @main(%q: tensor<?x?x?x?xf32> {onnx.name = "q"},
 # (B, H, T, S, dk, dv)
 SHAPES = [(1, 1, 1, 1, 4, 3), (2, 3, 33, 33, 17, 9), (1, 2, 300, 300, 82, 82),
           (1, 1, 5, 200, 16, 8), (1, 1, 40, 7, 8, 8), (1, 1, 3, 0, 4, 3),
+          (1, 2, 50, 50, 12, 20),
           (2, 1, 129, 257, 5, 130)]
 BUILDS = [("flash", []), ("no-flash", ["--no-flash-attention"]),
           ("reference", ["--reference"])]

@@ -23,6 +23,7 @@
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/WalkPatternRewriteDriver.h"
+#include "llvm/Support/MathExtras.h"
 
 #include <cmath>
 #include <limits>
@@ -1127,7 +1128,8 @@ static bool hasEmptyPast(AttentionOp op) {
 
 /// Attention without a cache, flash-style: per (batch, head) and block of
 /// kBlockRows query rows (as blockedAttention, with the same causal
-/// trimming of the keys), the keys in blocks of `keyBlock` with an online
+/// trimming of the keys), the keys in blocks (full blocks of `keyBlock`,
+/// then static halvings down to kMinKeyBlock, then a dynamic rest) with an online
 /// softmax (Milakov and Gimelshein; FlashAttention's recurrence): a running
 /// row maximum m, a running sum l of exp(score - m) and the unnormalised
 /// output acc, each rescaled by exp(m_old - m_new) when a key block raises
@@ -1143,6 +1145,8 @@ static bool hasEmptyPast(AttentionOp op) {
 static Value flashAttention(OpBuilder &b, AttentionOp op, Value q, Value keysT,
                             Value v, int64_t keyBlock) {
   constexpr int64_t kBlockRows = 32;
+  // The smallest static key block of a rest (one AVX-512 vector).
+  constexpr int64_t kMinKeyBlock = 16;
   Location loc = op.getLoc();
   Type elt = typeOf(q).getElementType();
   MLIRContext *ctx = b.getContext();
@@ -1225,16 +1229,11 @@ static Value flashAttention(OpBuilder &b, AttentionOp op, Value q, Value keysT,
                    -std::numeric_limits<double>::infinity());
                Value l0 = filledTensor(nb, nl, {rowsF, one}, elt, 0.0);
                Value acc0 = filledTensor(nb, nl, {rowsF, dv}, elt, 0.0);
-               auto loop = scf::ForOp::create(
-                   nb, nl, c0, cols, idx(nb, nl, keyBlock),
-                   ValueRange{m0, l0, acc0},
-                   [&](OpBuilder &lb, Location ll, Value j0,
-                       ValueRange carried) {
+               // One key block at j0 of `bkF` keys (static for the full
+               // blocks, so their tiles are static and unmasked).
+               auto keyStep = [&](OpBuilder &lb, Location ll, Value j0,
+                                  ValueRange carried, OpFoldResult bkF) {
                      Value m = carried[0], l = carried[1], acc = carried[2];
-                     Value bk = arith::MinUIOp::create(
-                         lb, ll, idx(lb, ll, keyBlock),
-                         arith::SubIOp::create(lb, ll, cols, j0));
-                     OpFoldResult bkF = bk;
                      Value kb = tensor::ExtractSliceOp::create(
                          lb, ll, matrix(dk, bkF), keysT,
                          ArrayRef<OpFoldResult>{bi, hi, zero, j0},
@@ -1295,6 +1294,48 @@ static Value flashAttention(OpBuilder &b, AttentionOp op, Value q, Value keysT,
                                                  scaled);
                      scf::YieldOp::create(lb, ll,
                                           ValueRange{mNew, lNew, accNew});
+               };
+               // The full blocks, then the rest in static halvings down
+               // to kMinKeyBlock keys (each at most once), then what is
+               // left (< kMinKeyBlock keys): the register tiles of every
+               // block but the last are static and unmasked. (A dynamic
+               // block's column tail is a masked tile whose masks the k
+               // loop recomputed: the causal blocks' rests took most of
+               // the attention's time.)
+               Value from = c0;
+               SmallVector<Value> state = {m0, l0, acc0};
+               for (int64_t size = keyBlock; size >= kMinKeyBlock;
+                    size = size == keyBlock
+                               ? static_cast<int64_t>(
+                                     llvm::PowerOf2Ceil(keyBlock)) / 2
+                               : size / 2) {
+                 Value step = idx(nb, nl, size);
+                 Value left = arith::SubIOp::create(nb, nl, cols, from);
+                 Value to = arith::AddIOp::create(
+                     nb, nl, from,
+                     arith::MulIOp::create(
+                         nb, nl, arith::DivUIOp::create(nb, nl, left, step),
+                         step));
+                 auto loop = scf::ForOp::create(
+                     nb, nl, from, to, step, state,
+                     [&](OpBuilder &lb, Location ll, Value j0,
+                         ValueRange carried) {
+                       keyStep(lb, ll, j0, carried, lb.getIndexAttr(size));
+                     });
+                 state.assign(loop.getResults().begin(),
+                              loop.getResults().end());
+                 from = to;
+               }
+               auto loop = scf::ForOp::create(
+                   nb, nl, from, cols, idx(nb, nl, keyBlock), state,
+                   [&](OpBuilder &lb, Location ll, Value j0,
+                       ValueRange carried) {
+                     // (One iteration, unless keyBlock < kMinKeyBlock.)
+                     keyStep(lb, ll, j0, carried,
+                             arith::MinUIOp::create(
+                                 lb, ll, idx(lb, ll, keyBlock),
+                                 arith::SubIOp::create(lb, ll, cols, j0))
+                                 .getResult());
                    });
                Value l = loop.getResult(1), acc = loop.getResult(2);
                Value ob = update(
