@@ -58,7 +58,8 @@ def compile(model, output=None, *, march="native", opt_level=3,
         libm's expf per element, moe-compile --no-fast-exp; debugging).
     flash_attention: attention without a cache as an online softmax over
         blocks of 128 keys (False: each block of queries' softmax over all
-        its keys, moe-compile --no-flash-attention; debugging).
+        its keys, moe-compile --no-flash-attention; debugging; tile=False
+        and reference=True do too).
     roll_repeats: layers a model repeats with shared weights compiled once,
         in a loop (False: moe-compile --no-roll).
     raise_blocks: exported MoE blocks raised to routed moe ops at import

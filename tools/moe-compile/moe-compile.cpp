@@ -99,7 +99,8 @@ llvm::cl::opt<bool> noFlashAttention(
     "no-flash-attention",
     llvm::cl::desc("attention without a cache computes each block of "
                    "queries' softmax over all its keys at once instead of "
-                   "online over blocks of 128 keys (debugging)"));
+                   "online over blocks of 128 keys (debugging; --no-tile "
+                   "and --reference do too)"));
 llvm::cl::opt<bool> noRoll(
     "no-roll",
     llvm::cl::desc("compile every copy of a repeated layer sequence "

@@ -307,12 +307,15 @@ def MoeApproximateMath : Pass<"moe-approximate-math"> {
     the whole loop scalar. `exp` (the default) is the Cephes form: the
     input clamped to [-87.8, 88.8] (so exp(-inf) = 0: a masked softmax
     score), reduced by n ln 2, a degree-6 polynomial, times 2^n made from
-    the exponent bits; results below 2^-126 are 0, not subnormal, and
-    exp(+inf) is the largest float, not inf. It differs from libm's expf
-    by a few units in the last place (docs/tolerance.md). `tanh` and
+    the exponent bits; results below 2^-126 are 0, not subnormal;
+    exp(+inf) is +inf. NaN gives NaN on x86 (upstream converts floor(NaN)
+    to an integer, which LLVM IR leaves undefined). It differs from libm's
+    expf by a few units in the last place (docs/tolerance.md). `tanh` and
     `erf` are accepted too. An unknown name is an error. moe-compile runs
-    it with `exp` before the math lowering, unless `--reference`,
-    `--no-tile` or `--no-fast-exp` is given.
+    it with `exp` on buffers, before the math lowering, where the target's
+    features include FMA (`native` on such a host, `x86-64-v3`,
+    `x86-64-v4`; without FMA every `math.fma` would be a libm call), unless
+    `--reference`, `--no-tile` or `--no-fast-exp` is given.
 
     Before:
     ```mlir

@@ -1001,18 +1001,31 @@ static Value scaleAndMask(OpBuilder &b, Location loc, Value scores,
       });
 }
 
-/// Attention without a cache, a block of kBlockRows query rows of one
-/// (batch, head) at a time: the block's scores [rows, S'] (kept in cache,
-/// never the whole [B, H, T, S]), scaled and masked, their softmax, and
-/// the block's share of P·V. With `causal`, keys that no row of the block
-/// sees (j > t + S - T for every row t) are left out: S' = min(S, last row
-/// + S - T + 1), about half the multiply-adds of the full square. Every
-/// score, maximum, sum and output element is computed by the same
-/// operations in the same order as over the whole tensor (the keys left
-/// out would add exact zeros), so the result is the same.
-static Value blockedAttention(OpBuilder &b, AttentionOp op, Value q,
-                              Value keysT, Value v) {
-  constexpr int64_t kBlockRows = 32;
+/// Query rows per block of attention without a cache.
+constexpr int64_t kQueryBlockRows = 32;
+
+/// One block of query rows of one (batch, head), as forEachQueryBlock
+/// hands it to its body.
+struct QueryBlock {
+  Value batch, head;
+  Value t0;              // the block's first query row
+  OpFoldResult rows;     // its rows: min(kQueryBlockRows, T - t0)
+  Value cols;            // the keys it sees, from key 0
+  Value shift;           // S - T: query t sees keys j <= t + shift
+  Value scale;           // the softmax scale
+  Value queries;         // its rows of q, [rows, dk]
+  OpFoldResult dk, dv;
+};
+
+/// Attention without a cache as an scf.forall over (batch, head, block of
+/// kQueryBlockRows query rows); `body` returns the block's output
+/// [rows, dv], inserted at its rows. With `causal`, a block sees only the
+/// keys its last row sees: cols = min(S, last row + S - T + 1) when that
+/// is at least one key, else all S (a row that sees none is NaN, as the
+/// full form makes it), about half the multiply-adds of the full square.
+static Value forEachQueryBlock(
+    OpBuilder &b, AttentionOp op, Value q, Value v,
+    function_ref<Value(OpBuilder &, Location, const QueryBlock &)> body) {
   Location loc = op.getLoc();
   Type elt = typeOf(q).getElementType();
   auto sz = [&](Value t, int64_t d) { return tensor::getMixedSize(b, loc, t, d); };
@@ -1022,74 +1035,100 @@ static Value blockedAttention(OpBuilder &b, AttentionOp op, Value q,
   Value tq = tensor::DimOp::create(b, loc, q, 2);
   Value sk = tensor::DimOp::create(b, loc, v, 2);
   Value shift = arith::SubIOp::create(b, loc, sk, tq);
-  Value blockRows = idx(b, loc, kBlockRows);
+  Value blockRows = idx(b, loc, kQueryBlockRows);
   Value blocks = arith::CeilDivUIOp::create(b, loc, tq, blockRows);
   OpFoldResult dk = sz(q, 3), dv = sz(v, 3);
   Value out0 = emptyTensor(b, loc, {sz(q, 0), sz(q, 1), sz(q, 2), dv}, elt);
-  auto unit4 = [&](OpBuilder &nb) {
-    return SmallVector<OpFoldResult>(4, nb.getIndexAttr(1));
-  };
-  auto matrix = [&](OpFoldResult rows, OpFoldResult cols) {
-    return RankedTensorType::get(
-        {getConstantIntValue(rows).value_or(ShapedType::kDynamic),
-         getConstantIntValue(cols).value_or(ShapedType::kDynamic)},
-        elt);
-  };
   return scf::ForallOp::create(
              b, loc,
              ArrayRef<OpFoldResult>{sz(q, 0), sz(q, 1),
                                     getAsOpFoldResult(blocks)},
              ValueRange{out0}, std::nullopt,
              [&](OpBuilder &nb, Location nl, ValueRange args) {
-               Value bi = args[0], hi = args[1], blk = args[2];
-               Value t0 = arith::MulIOp::create(nb, nl, blk, blockRows);
+               QueryBlock blk;
+               blk.batch = args[0];
+               blk.head = args[1];
+               blk.t0 = arith::MulIOp::create(nb, nl, args[2], blockRows);
                Value rows = arith::MinUIOp::create(
-                   nb, nl, blockRows, arith::SubIOp::create(nb, nl, tq, t0));
-               // Keys the block sees: all, or with the causal mask up to
-               // the last row's (when that is at least one key; a row
-               // that sees none keeps every key, as the full form).
-               Value cols = sk;
+                   nb, nl, blockRows,
+                   arith::SubIOp::create(nb, nl, tq, blk.t0));
+               blk.rows = rows;
+               blk.cols = sk;
                if (causal) {
                  Value reach = arith::AddIOp::create(
-                     nb, nl, arith::AddIOp::create(nb, nl, t0, rows), shift);
+                     nb, nl, arith::AddIOp::create(nb, nl, blk.t0, rows),
+                     shift);
                  Value some = arith::CmpIOp::create(
                      nb, nl, arith::CmpIPredicate::sge, reach, c1);
                  Value fewer = arith::CmpIOp::create(
                      nb, nl, arith::CmpIPredicate::slt, reach, sk);
-                 cols = arith::SelectOp::create(
+                 blk.cols = arith::SelectOp::create(
                      nb, nl, arith::AndIOp::create(nb, nl, some, fewer), reach,
                      sk);
                }
-               OpFoldResult rowsF = rows, colsF = cols;
+               blk.shift = shift;
+               blk.scale = scale;
+               blk.dk = dk;
+               blk.dv = dv;
                OpFoldResult zero = nb.getIndexAttr(0), one = nb.getIndexAttr(1);
-               Value qb = tensor::ExtractSliceOp::create(
-                   nb, nl, matrix(rowsF, dk), q,
-                   ArrayRef<OpFoldResult>{bi, hi, t0, zero},
-                   ArrayRef<OpFoldResult>{one, one, rowsF, dk}, unit4(nb));
-               Value kb = tensor::ExtractSliceOp::create(
-                   nb, nl, matrix(dk, colsF), keysT,
-                   ArrayRef<OpFoldResult>{bi, hi, zero, zero},
-                   ArrayRef<OpFoldResult>{one, one, dk, colsF}, unit4(nb));
-               Value vb = tensor::ExtractSliceOp::create(
-                   nb, nl, matrix(colsF, dv), v,
-                   ArrayRef<OpFoldResult>{bi, hi, zero, zero},
-                   ArrayRef<OpFoldResult>{one, one, colsF, dv}, unit4(nb));
-               Value scores = contract(nb, nl, "td,ds->ts", qb, kb,
-                                       {rowsF, colsF});
-               Value masked = scaleAndMask(nb, nl, scores, scale, causal,
-                                           shift, /*rowDim=*/0, t0);
-               Value probs = softmax(nb, nl, masked, 1);
-               Value ob = contract(nb, nl, "ts,sv->tv", probs, vb,
-                                   {rowsF, dv});
+               SmallVector<OpFoldResult> unit(4, one);
+               blk.queries = tensor::ExtractSliceOp::create(
+                   nb, nl, tensorTypeOf({blk.rows, dk}, elt), q,
+                   ArrayRef<OpFoldResult>{blk.batch, blk.head, blk.t0, zero},
+                   ArrayRef<OpFoldResult>{one, one, blk.rows, dk}, unit);
+               Value ob = body(nb, nl, blk);
                auto term = scf::InParallelOp::create(nb, nl);
                OpBuilder::InsertionGuard guard(nb);
                nb.setInsertionPointToStart(term.getBody());
                tensor::ParallelInsertSliceOp::create(
                    nb, nl, ob, args[3],
-                   ArrayRef<OpFoldResult>{bi, hi, t0, zero},
-                   ArrayRef<OpFoldResult>{one, one, rowsF, dv}, unit4(nb));
+                   ArrayRef<OpFoldResult>{blk.batch, blk.head, blk.t0, zero},
+                   ArrayRef<OpFoldResult>{one, one, blk.rows, dv}, unit);
              })
       .getResult(0);
+}
+
+/// Keys [j0, j0 + count) of (batch, head) from the keys transposed to
+/// [B, H, dk, S] ([dk, count]) and from the values ([count, dv]).
+static std::pair<Value, Value>
+keyBlockSlices(OpBuilder &b, Location loc, const QueryBlock &blk, Value keysT,
+               Value v, OpFoldResult j0, OpFoldResult count) {
+  Type elt = typeOf(v).getElementType();
+  OpFoldResult zero = b.getIndexAttr(0), one = b.getIndexAttr(1);
+  SmallVector<OpFoldResult> unit(4, one);
+  Value keys = tensor::ExtractSliceOp::create(
+      b, loc, tensorTypeOf({blk.dk, count}, elt), keysT,
+      ArrayRef<OpFoldResult>{blk.batch, blk.head, zero, j0},
+      ArrayRef<OpFoldResult>{one, one, blk.dk, count}, unit);
+  Value values = tensor::ExtractSliceOp::create(
+      b, loc, tensorTypeOf({count, blk.dv}, elt), v,
+      ArrayRef<OpFoldResult>{blk.batch, blk.head, j0, zero},
+      ArrayRef<OpFoldResult>{one, one, count, blk.dv}, unit);
+  return {keys, values};
+}
+
+/// Attention without a cache, one block of query rows at a time
+/// (forEachQueryBlock): the block's scores [rows, S'] against all the
+/// keys it sees (kept in cache, never the whole [B, H, T, S]), scaled and
+/// masked, their softmax, and the block's share of P·V. Every score,
+/// maximum, sum and output element is computed by the same operations in
+/// the same order as over the whole tensor (the keys left out would add
+/// exact zeros), so the result is the same.
+static Value blockedAttention(OpBuilder &b, AttentionOp op, Value q,
+                              Value keysT, Value v) {
+  bool causal = op.getCausal();
+  return forEachQueryBlock(
+      b, op, q, v, [&](OpBuilder &nb, Location nl, const QueryBlock &blk) {
+        OpFoldResult cols = blk.cols;
+        auto [kb, vb] =
+            keyBlockSlices(nb, nl, blk, keysT, v, nb.getIndexAttr(0), cols);
+        Value scores =
+            contract(nb, nl, "td,ds->ts", blk.queries, kb, {blk.rows, cols});
+        Value masked = scaleAndMask(nb, nl, scores, blk.scale, causal,
+                                    blk.shift, /*rowDim=*/0, blk.t0);
+        Value probs = softmax(nb, nl, masked, 1);
+        return contract(nb, nl, "ts,sv->tv", probs, vb, {blk.rows, blk.dv});
+      });
 }
 
 /// `k`, `v` (and the caches `pk`, `pv` when set) of `op`, through run-time
@@ -1126,50 +1165,33 @@ static bool hasEmptyPast(AttentionOp op) {
   return pk && typeOf(pk).getDimSize(0) == 0 && typeOf(pv).getDimSize(0) == 0;
 }
 
-/// Attention without a cache, flash-style: per (batch, head) and block of
-/// kBlockRows query rows (as blockedAttention, with the same causal
-/// trimming of the keys), the keys in blocks (full blocks of `keyBlock`,
-/// then static halvings down to kMinKeyBlock, then a dynamic rest) with an online
-/// softmax (Milakov and Gimelshein; FlashAttention's recurrence): a running
-/// row maximum m, a running sum l of exp(score - m) and the unnormalised
-/// output acc, each rescaled by exp(m_old - m_new) when a key block raises
-/// the maximum; out = acc / l after the last block. The scores, their
-/// exponentials and the block's share of P·V stay in a kBlockRows x
-/// keyBlock tile (16 KB at 32 x 128) instead of kBlockRows x S. m, l and
-/// acc are loop-carried tensors updated in place (each update writes its
-/// own operand), so they bufferize to one buffer each and the loop body's
-/// temporaries are given back every iteration. A row that sees no key is
-/// NaN, as the reference's softmax makes it; no keys at all (S = 0) give
-/// zeros, as the reference's empty P·V does. The sums are in another order
-/// than the reference's (docs/tolerance.md).
+/// Attention without a cache, flash-style: per block of query rows
+/// (forEachQueryBlock, with the same causal trimming of the keys), the
+/// keys in blocks (full blocks of `keyBlock`, then static halvings down
+/// to kMinKeyBlock, then a dynamic rest) with an online softmax (Milakov
+/// and Gimelshein; FlashAttention's recurrence): a running row maximum m,
+/// a running sum l of exp(score - m) and the unnormalised output acc,
+/// each rescaled by exp(m_old - m_new) when a key block raises the
+/// maximum; out = acc / l after the last block. The maximum subtracted is
+/// 0 while it is -inf (a row whose keys so far all scored -inf: masked, or
+/// an overflow), so such blocks add exact zeros instead of NaN; a row with
+/// no finite score at all ends with l = 0 and is NaN, as the reference's
+/// softmax makes it, and no keys at all (S = 0) give zeros, as the
+/// reference's empty P·V does. The scores, their exponentials and the
+/// block's share of P·V stay in a kQueryBlockRows x keyBlock tile (16 KB
+/// at 32 x 128) instead of kQueryBlockRows x S. m, l and acc are
+/// loop-carried tensors updated in place (each update writes its own
+/// operand), so they bufferize to one buffer each and the loop body's
+/// temporaries are given back every iteration. The sums are in another
+/// order than the reference's (docs/tolerance.md).
 static Value flashAttention(OpBuilder &b, AttentionOp op, Value q, Value keysT,
-                            Value v, int64_t keyBlock) {
-  constexpr int64_t kBlockRows = 32;
+                            Value v, int64_t keyBlockSize) {
   // The smallest static key block of a rest (one AVX-512 vector).
   constexpr int64_t kMinKeyBlock = 16;
-  Location loc = op.getLoc();
   Type elt = typeOf(q).getElementType();
   MLIRContext *ctx = b.getContext();
-  auto sz = [&](Value t, int64_t d) { return tensor::getMixedSize(b, loc, t, d); };
-  Value scale = attentionScale(b, loc, op, q, elt);
   bool causal = op.getCausal();
-  Value c0 = idx(b, loc, 0), c1 = idx(b, loc, 1);
-  Value tq = tensor::DimOp::create(b, loc, q, 2);
-  Value sk = tensor::DimOp::create(b, loc, v, 2);
-  Value shift = arith::SubIOp::create(b, loc, sk, tq);
-  Value blockRows = idx(b, loc, kBlockRows);
-  Value blocks = arith::CeilDivUIOp::create(b, loc, tq, blockRows);
-  OpFoldResult dk = sz(q, 3), dv = sz(v, 3);
-  Value out0 = emptyTensor(b, loc, {sz(q, 0), sz(q, 1), sz(q, 2), dv}, elt);
-  auto unit4 = [&](OpBuilder &nb) {
-    return SmallVector<OpFoldResult>(4, nb.getIndexAttr(1));
-  };
-  auto matrix = [&](OpFoldResult rows, OpFoldResult cols) {
-    return RankedTensorType::get(
-        {getConstantIntValue(rows).value_or(ShapedType::kDynamic),
-         getConstantIntValue(cols).value_or(ShapedType::kDynamic)},
-        elt);
-  };
+  double inf = std::numeric_limits<double>::infinity();
   // Elementwise over `init`'s [rows, c] (written in place), reading
   // `inputs` of [rows, c] or, where `column[i]`, [rows, 1] broadcast.
   auto update = [&](OpBuilder &nb, Location nl, ValueRange inputs,
@@ -1192,173 +1214,123 @@ static Value flashAttention(OpBuilder &b, AttentionOp op, Value q, Value keysT,
                })
         .getResult(0);
   };
-  auto exp = [](OpBuilder &nb, Location nl, Value x) -> Value {
-    return math::ExpOp::create(nb, nl, x);
+  // exp(x - m), with 0 for m while m is -inf.
+  auto expBelow = [&](OpBuilder &nb, Location nl, Value x, Value m) -> Value {
+    Value none = arith::CmpFOp::create(nb, nl, arith::CmpFPredicate::OEQ, m,
+                                       fconst(nb, nl, elt, -inf));
+    Value safe =
+        arith::SelectOp::create(nb, nl, none, fconst(nb, nl, elt, 0.0), m);
+    return math::ExpOp::create(nb, nl, arith::SubFOp::create(nb, nl, x, safe));
   };
-  return scf::ForallOp::create(
-             b, loc,
-             ArrayRef<OpFoldResult>{sz(q, 0), sz(q, 1),
-                                    getAsOpFoldResult(blocks)},
-             ValueRange{out0}, std::nullopt,
-             [&](OpBuilder &nb, Location nl, ValueRange args) {
-               Value bi = args[0], hi = args[1], blk = args[2];
-               Value t0 = arith::MulIOp::create(nb, nl, blk, blockRows);
-               Value rows = arith::MinUIOp::create(
-                   nb, nl, blockRows, arith::SubIOp::create(nb, nl, tq, t0));
-               // Keys the block sees (as blockedAttention).
-               Value cols = sk;
-               if (causal) {
-                 Value reach = arith::AddIOp::create(
-                     nb, nl, arith::AddIOp::create(nb, nl, t0, rows), shift);
-                 Value some = arith::CmpIOp::create(
-                     nb, nl, arith::CmpIPredicate::sge, reach, c1);
-                 Value fewer = arith::CmpIOp::create(
-                     nb, nl, arith::CmpIPredicate::slt, reach, sk);
-                 cols = arith::SelectOp::create(
-                     nb, nl, arith::AndIOp::create(nb, nl, some, fewer), reach,
-                     sk);
-               }
-               OpFoldResult rowsF = rows;
-               OpFoldResult zero = nb.getIndexAttr(0), one = nb.getIndexAttr(1);
-               Value qb = tensor::ExtractSliceOp::create(
-                   nb, nl, matrix(rowsF, dk), q,
-                   ArrayRef<OpFoldResult>{bi, hi, t0, zero},
-                   ArrayRef<OpFoldResult>{one, one, rowsF, dk}, unit4(nb));
-               Value m0 = filledTensor(
-                   nb, nl, {rowsF, one}, elt,
-                   -std::numeric_limits<double>::infinity());
-               Value l0 = filledTensor(nb, nl, {rowsF, one}, elt, 0.0);
-               Value acc0 = filledTensor(nb, nl, {rowsF, dv}, elt, 0.0);
-               // One key block at j0 of `bkF` keys (static for the full
-               // blocks, so their tiles are static and unmasked).
-               auto keyStep = [&](OpBuilder &lb, Location ll, Value j0,
-                                  ValueRange carried, OpFoldResult bkF) {
-                     Value m = carried[0], l = carried[1], acc = carried[2];
-                     Value kb = tensor::ExtractSliceOp::create(
-                         lb, ll, matrix(dk, bkF), keysT,
-                         ArrayRef<OpFoldResult>{bi, hi, zero, j0},
-                         ArrayRef<OpFoldResult>{one, one, dk, bkF},
-                         unit4(lb));
-                     Value vb = tensor::ExtractSliceOp::create(
-                         lb, ll, matrix(bkF, dv), v,
-                         ArrayRef<OpFoldResult>{bi, hi, j0, zero},
-                         ArrayRef<OpFoldResult>{one, one, bkF, dv},
-                         unit4(lb));
-                     Value scores = contract(lb, ll, "td,ds->ts", qb, kb,
-                                             {rowsF, bkF});
-                     // Key j0 + j is masked where j > t + (shift - j0).
-                     Value masked = scaleAndMask(
-                         lb, ll, scores, scale, causal,
-                         arith::SubIOp::create(lb, ll, shift, j0),
-                         /*rowDim=*/0, t0);
-                     Value blockMax = reduceKeep(lb, ll, masked, 1, true);
-                     // The rescale of what came before, then the new
-                     // maximum in place of the old.
-                     Value corr = update(
-                         lb, ll, {m, blockMax}, {false, false},
-                         emptyTensor(lb, ll, {rowsF, one}, elt),
-                         [&](OpBuilder &bb, Location bl, ValueRange a) {
-                           Value mx = arith::MaximumFOp::create(bb, bl, a[0],
-                                                                a[1]);
-                           return exp(bb, bl,
-                                      arith::SubFOp::create(bb, bl, a[0], mx));
-                         });
-                     Value mNew = update(
-                         lb, ll, {blockMax}, {false}, m,
-                         [&](OpBuilder &bb, Location bl, ValueRange a) {
-                           return Value(arith::MaximumFOp::create(
-                               bb, bl, a[1], a[0]));
-                         });
-                     Value p = update(
-                         lb, ll, {mNew}, {true}, masked,
-                         [&](OpBuilder &bb, Location bl, ValueRange a) {
-                           return exp(bb, bl,
-                                      arith::SubFOp::create(bb, bl, a[1], a[0]));
-                         });
-                     Value blockSum = reduceKeep(lb, ll, p, 1, false);
-                     Value lNew = update(
-                         lb, ll, {corr, blockSum}, {false, false}, l,
-                         [&](OpBuilder &bb, Location bl, ValueRange a) {
-                           return Value(arith::AddFOp::create(
-                               bb, bl,
-                               arith::MulFOp::create(bb, bl, a[2], a[0]),
-                               a[1]));
-                         });
-                     Value scaled = update(
-                         lb, ll, {corr}, {true}, acc,
-                         [&](OpBuilder &bb, Location bl, ValueRange a) {
-                           return Value(
-                               arith::MulFOp::create(bb, bl, a[1], a[0]));
-                         });
-                     Value accNew = contractInto(lb, ll, "ts,sv->tv", p, vb,
-                                                 scaled);
-                     scf::YieldOp::create(lb, ll,
-                                          ValueRange{mNew, lNew, accNew});
-               };
-               // The full blocks, then the rest in static halvings down
-               // to kMinKeyBlock keys (each at most once), then what is
-               // left (< kMinKeyBlock keys): the register tiles of every
-               // block but the last are static and unmasked. (A dynamic
-               // block's column tail is a masked tile whose masks the k
-               // loop recomputed: the causal blocks' rests took most of
-               // the attention's time.)
-               Value from = c0;
-               SmallVector<Value> state = {m0, l0, acc0};
-               for (int64_t size = keyBlock; size >= kMinKeyBlock;
-                    size = size == keyBlock
-                               ? static_cast<int64_t>(
-                                     llvm::PowerOf2Ceil(keyBlock)) / 2
-                               : size / 2) {
-                 Value step = idx(nb, nl, size);
-                 Value left = arith::SubIOp::create(nb, nl, cols, from);
-                 Value to = arith::AddIOp::create(
-                     nb, nl, from,
-                     arith::MulIOp::create(
-                         nb, nl, arith::DivUIOp::create(nb, nl, left, step),
-                         step));
-                 auto loop = scf::ForOp::create(
-                     nb, nl, from, to, step, state,
-                     [&](OpBuilder &lb, Location ll, Value j0,
-                         ValueRange carried) {
-                       keyStep(lb, ll, j0, carried, lb.getIndexAttr(size));
-                     });
-                 state.assign(loop.getResults().begin(),
-                              loop.getResults().end());
-                 from = to;
-               }
-               auto loop = scf::ForOp::create(
-                   nb, nl, from, cols, idx(nb, nl, keyBlock), state,
-                   [&](OpBuilder &lb, Location ll, Value j0,
-                       ValueRange carried) {
-                     // (One iteration, unless keyBlock < kMinKeyBlock.)
-                     keyStep(lb, ll, j0, carried,
-                             arith::MinUIOp::create(
-                                 lb, ll, idx(lb, ll, keyBlock),
-                                 arith::SubIOp::create(lb, ll, cols, j0))
-                                 .getResult());
-                   });
-               Value l = loop.getResult(1), acc = loop.getResult(2);
-               Value ob = update(
-                   nb, nl, {l}, {true}, acc,
-                   [&](OpBuilder &bb, Location bl, ValueRange a) {
-                     // l is at least 1 after any key block (the maximum's
-                     // own term); 0 only when there were none (S = 0).
-                     Value none = arith::CmpFOp::create(
-                         bb, bl, arith::CmpFPredicate::OEQ, a[0],
-                         fconst(bb, bl, elt, 0.0));
-                     return Value(arith::SelectOp::create(
-                         bb, bl, none, fconst(bb, bl, elt, 0.0),
-                         arith::DivFOp::create(bb, bl, a[1], a[0])));
-                   });
-               auto term = scf::InParallelOp::create(nb, nl);
-               OpBuilder::InsertionGuard guard(nb);
-               nb.setInsertionPointToStart(term.getBody());
-               tensor::ParallelInsertSliceOp::create(
-                   nb, nl, ob, args[3],
-                   ArrayRef<OpFoldResult>{bi, hi, t0, zero},
-                   ArrayRef<OpFoldResult>{one, one, rowsF, dv}, unit4(nb));
-             })
-      .getResult(0);
+  return forEachQueryBlock(
+      b, op, q, v, [&](OpBuilder &nb, Location nl, const QueryBlock &blk) {
+        OpFoldResult one = nb.getIndexAttr(1);
+        Value m0 = filledTensor(nb, nl, {blk.rows, one}, elt, -inf);
+        Value l0 = filledTensor(nb, nl, {blk.rows, one}, elt, 0.0);
+        Value acc0 = filledTensor(nb, nl, {blk.rows, blk.dv}, elt, 0.0);
+        // One key block at j0 of `count` keys (static for all blocks but
+        // the last, so that their tiles are static and unmasked).
+        auto keyStep = [&](OpBuilder &lb, Location ll, Value j0,
+                           ValueRange carried, OpFoldResult count) {
+          Value m = carried[0], l = carried[1], acc = carried[2];
+          auto [kb, vb] = keyBlockSlices(lb, ll, blk, keysT, v, j0, count);
+          Value scores =
+              contract(lb, ll, "td,ds->ts", blk.queries, kb, {blk.rows, count});
+          // Key j0 + j is masked where j > t + (shift - j0).
+          Value masked = scaleAndMask(
+              lb, ll, scores, blk.scale, causal,
+              arith::SubIOp::create(lb, ll, blk.shift, j0), /*rowDim=*/0,
+              blk.t0);
+          Value blockMax = reduceKeep(lb, ll, masked, 1, true);
+          // The rescale of what came before, then the new maximum in place
+          // of the old.
+          Value corr = update(
+              lb, ll, {m, blockMax}, {false, false},
+              emptyTensor(lb, ll, {blk.rows, one}, elt),
+              [&](OpBuilder &bb, Location bl, ValueRange a) {
+                return expBelow(bb, bl, a[0],
+                                arith::MaximumFOp::create(bb, bl, a[0], a[1]));
+              });
+          Value mNew = update(lb, ll, {blockMax}, {false}, m,
+                              [&](OpBuilder &bb, Location bl, ValueRange a) {
+                                return Value(arith::MaximumFOp::create(
+                                    bb, bl, a[1], a[0]));
+                              });
+          Value p = update(lb, ll, {mNew}, {true}, masked,
+                           [&](OpBuilder &bb, Location bl, ValueRange a) {
+                             return expBelow(bb, bl, a[1], a[0]);
+                           });
+          Value blockSum = reduceKeep(lb, ll, p, 1, false);
+          Value lNew = update(
+              lb, ll, {corr, blockSum}, {false, false}, l,
+              [&](OpBuilder &bb, Location bl, ValueRange a) {
+                return Value(arith::AddFOp::create(
+                    bb, bl, arith::MulFOp::create(bb, bl, a[2], a[0]), a[1]));
+              });
+          Value scaled = update(lb, ll, {corr}, {true}, acc,
+                                [&](OpBuilder &bb, Location bl, ValueRange a) {
+                                  return Value(
+                                      arith::MulFOp::create(bb, bl, a[1], a[0]));
+                                });
+          Value accNew = contractInto(lb, ll, "ts,sv->tv", p, vb, scaled);
+          scf::YieldOp::create(lb, ll, ValueRange{mNew, lNew, accNew});
+        };
+        // The full blocks, then the rest in static halvings down to
+        // kMinKeyBlock keys (each at most once), then what is left
+        // (< kMinKeyBlock keys): the register tiles of every block but the
+        // last are static and unmasked. (A dynamic block's column tail is
+        // a masked tile whose masks the k loop recomputed: with one
+        // dynamic rest block the causal blocks' rests took most of the
+        // attention's time.)
+        Value from = idx(nb, nl, 0);
+        SmallVector<Value> state = {m0, l0, acc0};
+        for (int64_t size = keyBlockSize; size >= kMinKeyBlock;
+             size = size == keyBlockSize
+                        ? static_cast<int64_t>(
+                              llvm::PowerOf2Ceil(keyBlockSize)) / 2
+                        : size / 2) {
+          Value step = idx(nb, nl, size);
+          Value left = arith::SubIOp::create(nb, nl, blk.cols, from);
+          Value to = arith::AddIOp::create(
+              nb, nl, from,
+              arith::MulIOp::create(
+                  nb, nl, arith::DivUIOp::create(nb, nl, left, step), step));
+          auto loop = scf::ForOp::create(
+              nb, nl, from, to, step, state,
+              [&](OpBuilder &lb, Location ll, Value j0, ValueRange carried) {
+                keyStep(lb, ll, j0, carried, lb.getIndexAttr(size));
+              });
+          state.assign(loop.getResults().begin(), loop.getResults().end());
+          from = to;
+        }
+        auto loop = scf::ForOp::create(
+            nb, nl, from, blk.cols, idx(nb, nl, keyBlockSize), state,
+            [&](OpBuilder &lb, Location ll, Value j0, ValueRange carried) {
+              // (One iteration, unless keyBlockSize < kMinKeyBlock.)
+              keyStep(lb, ll, j0, carried,
+                      arith::MinUIOp::create(
+                          lb, ll, idx(lb, ll, keyBlockSize),
+                          arith::SubIOp::create(lb, ll, blk.cols, j0))
+                          .getResult());
+            });
+        // l is 0 only where no key scored above -inf: no keys at all
+        // (S = 0: zeros, as the reference's empty P·V) or none a row may
+        // see with a finite score (NaN, as the reference's softmax).
+        Value noKeys = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::eq,
+                                             blk.cols, idx(nb, nl, 0));
+        Value empty = arith::SelectOp::create(
+            nb, nl, noKeys, fconst(nb, nl, elt, 0.0),
+            fconst(nb, nl, elt, std::numeric_limits<double>::quiet_NaN()));
+        return update(nb, nl, {loop.getResult(1)}, {true}, loop.getResult(2),
+                      [&](OpBuilder &bb, Location bl, ValueRange a) {
+                        Value none = arith::CmpFOp::create(
+                            bb, bl, arith::CmpFPredicate::OEQ, a[0],
+                            fconst(bb, bl, elt, 0.0));
+                        return Value(arith::SelectOp::create(
+                            bb, bl, none, empty,
+                            arith::DivFOp::create(bb, bl, a[1], a[0])));
+                      });
+      });
 }
 
 struct LowerAttention : OpRewritePattern<AttentionOp> {
