@@ -110,11 +110,12 @@ def ConvertMoeToLinalg : Pass<"convert-moe-to-linalg"> {
     With `flash-key-block` > 0 (moe-compile's optimised pipeline: 128),
     `moe.attention` without a cache is lowered flash-style instead
     (populateMoeFlashAttentionPatterns): per (batch, head) and block of 32
-    query rows, an `scf.for` over blocks of that many keys carrying the
-    running row maximum, the running sum of exponentials and the
-    unnormalised output, rescaled when a block raises the maximum, divided
-    once after the last block; the scores never exceed 32 x the key
-    block. Negative values are an error.
+    query rows, `scf.for` loops over blocks of that many keys (then the
+    rest in static blocks of the powers of two below it down to 16, then
+    fewer than 16 keys) carrying the running row maximum, the running sum
+    of exponentials and the unnormalised output, rescaled when a block
+    raises the maximum, divided once after the last block; the scores
+    never exceed 32 x the key block. Negative values are an error.
   }];
   let options = [
     Option<"flashKeyBlock", "flash-key-block", "int64_t", "0",
