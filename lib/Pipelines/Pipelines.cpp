@@ -41,6 +41,12 @@ void moe::buildToLinalgPipeline(OpPassManager &pm,
     pm.addPass(createMoeCpuLoopOrder());
 }
 
+/// Private workspace slots of a parallel loop whose iterations allocate
+/// (moe-lower-to-host-abi's parallel-slots): enough for 16 threads to share
+/// out about equal work with 2 slots each, few enough that the arena stays
+/// small (flash attention's iterations take about 50 KB each).
+constexpr int64_t kParallelSlots = 32;
+
 void moe::buildLowerToLLVMPipeline(OpPassManager &pm,
                                    const CpuCodegenOptions &options) {
   buildToLinalgPipeline(pm, options);
@@ -66,7 +72,13 @@ void moe::buildLowerToLLVMPipeline(OpPassManager &pm,
   // results written into the runtime's buffers, temporaries from the run's
   // workspace arena (so no deallocation pipeline: the arena is given back
   // as a whole), errors through the host table.
-  pm.addPass(createMoeLowerToHostAbi());
+  // With threads, an outermost parallel loop whose iterations allocate
+  // (attention's query blocks) takes its temporaries from private slots of
+  // the workspace, one per slot of iterations, so that it may run on the
+  // thread pool.
+  MoeLowerToHostAbiOptions hostAbi;
+  hostAbi.parallelSlots = options.parallelLoops ? kParallelSlots : 0;
+  pm.addPass(createMoeLowerToHostAbi(hostAbi));
   if (options.tileVectorBits) {
     MoeCpuTileContractionsOptions tile;
     tile.vectorBits = options.tileVectorBits;

@@ -44,6 +44,8 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/Builders.h"
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/Interfaces/ValueBoundsOpInterface.h"
 
 namespace mlir::moe {
 #define GEN_PASS_DEF_MOELOWERTOHOSTABI
@@ -242,10 +244,55 @@ struct WorkspaceNeed {
   bool dynamic = false;
 };
 
+/// Where lowerAllocs takes a block's allocations from.
+struct AllocScope {
+  /// The frame, or the private slot of a parallel iteration: a pointer
+  /// with the frame's layout up to MOE_FRAME_WS_SEGMENT, whose workspace
+  /// words the bump allocation reads and advances.
+  Value words;
+  /// Only measure (no IR is changed).
+  bool dryRun = false;
+  /// Inside an scf.parallel: its dynamic sizes count with their constant
+  /// upper bounds (ValueBounds), and no nested loop gets private slots.
+  bool inParallel = false;
+};
+
+/// The header of a private slot: the frame's fields up to the workspace
+/// words, rounded up to the workspace alignment.
+constexpr uint64_t kSlotHeader = kAlign;
+/// The most bytes one iteration of a parallel loop may take from a private
+/// slot; a loop that needs more keeps the workspace and runs sequentially.
+constexpr uint64_t kMaxSlotBytes = uint64_t(16) << 20;
+
+/// Bytes of `alloc` with each dynamic size at its constant upper bound
+/// (ValueBounds, e.g. an affine.min with a constant), or nullopt.
+std::optional<uint64_t> boundedBytes(memref::AllocOp alloc) {
+  MemRefType type = alloc.getType();
+  uint64_t bytes = elementBytes(type.getElementType());
+  unsigned next = 0;
+  for (int64_t d = 0; d < type.getRank(); ++d) {
+    int64_t size = type.getDimSize(d);
+    if (type.isDynamicDim(d)) {
+      FailureOr<int64_t> ub = ValueBoundsConstraintSet::computeConstantBound(
+          presburger::BoundType::UB, alloc.getDynamicSizes()[next++],
+          /*stopCondition=*/nullptr, /*closedUB=*/true);
+      if (failed(ub) || *ub < 0)
+        return std::nullopt;
+      size = *ub;
+    }
+    bytes = saturatingMul(bytes, static_cast<uint64_t>(size));
+  }
+  if (bytes >= kMaxBytes)
+    return std::nullopt;
+  return bytes;
+}
+
 class HostAbiLowering {
 public:
-  HostAbiLowering(func::FuncOp func, std::string symbol)
-      : func(func), symbol(std::move(symbol)), converter(func.getContext()) {}
+  HostAbiLowering(func::FuncOp func, std::string symbol,
+                  int64_t parallelSlots)
+      : func(func), symbol(std::move(symbol)), converter(func.getContext()),
+        parallelSlots(parallelSlots) {}
 
   LogicalResult run();
   WorkspaceNeed need;
@@ -257,13 +304,17 @@ private:
   void lowerErrorCalls(FrameBuilder &fb);
   void lowerCopies();
   void carryRepeatsInPlace();
-  WorkspaceNeed lowerAllocs(FrameBuilder &fb, Block &block, bool isEntry);
+  WorkspaceNeed lowerAllocs(FrameBuilder &fb, Block &block, bool isEntry,
+                            const AllocScope &scope);
+  std::optional<uint64_t> privateNeed(FrameBuilder &fb, scf::ParallelOp par);
+  uint64_t privatize(FrameBuilder &fb, scf::ParallelOp par, uint64_t need);
   Value outputBuffer(FrameBuilder &fb, Location loc, unsigned index,
                      MemRefType type, ArrayRef<Value> dims);
 
   func::FuncOp func;
   std::string symbol;
   LLVMTypeConverter converter;
+  int64_t parallelSlots;
   Value frame;
   LLVM::LLVMFuncOp allocFn;
   /// Entry-block allocations that became output buffers.
@@ -487,7 +538,8 @@ bool mayRelease(Block &block) {
 }
 
 WorkspaceNeed HostAbiLowering::lowerAllocs(FrameBuilder &fb, Block &block,
-                                           bool isEntry) {
+                                           bool isEntry,
+                                           const AllocScope &scope) {
   OpBuilder &b = fb.b;
   WorkspaceNeed kept; // what this block keeps until it ends
   uint64_t transient = 0; // the most a released nested block takes at once
@@ -499,48 +551,68 @@ WorkspaceNeed HostAbiLowering::lowerAllocs(FrameBuilder &fb, Block &block,
       MemRefType type = alloc.getType();
       // Bufferization allocates with the identity layout.
       if (!type.getLayout().isIdentity()) {
-        alloc.emitError() << "moe-lower-to-host-abi: cannot allocate a "
-                             "memref with a non-identity layout: "
-                          << type;
+        if (!scope.dryRun)
+          alloc.emitError() << "moe-lower-to-host-abi: cannot allocate a "
+                               "memref with a non-identity layout: "
+                            << type;
+        kept.dynamic = true;
         continue;
       }
+      std::optional<uint64_t> bytesBound;
+      if (type.hasStaticShape() || scope.inParallel)
+        bytesBound = boundedBytes(alloc);
+      if (bytesBound)
+        kept.bytes = std::min(kMaxBytes,
+                              kept.bytes + llvm::alignTo(*bytesBound, kAlign));
+      else
+        kept.dynamic = true;
+      if (scope.dryRun)
+        continue;
       b.setInsertionPoint(alloc);
       SmallVector<Value> dims = fb.dimsOf(loc, type, alloc.getDynamicSizes());
       Value bytes = fb.byteSize(loc, type, dims);
-      Value data =
-          LLVM::CallOp::create(b, loc, allocFn, ValueRange{frame, bytes})
-              .getResult();
+      Value data = LLVM::CallOp::create(b, loc, allocFn,
+                                        ValueRange{scope.words, bytes})
+                       .getResult();
       Value view = fb.memrefAt(loc, data, type, dims);
       alloc.getResult().replaceAllUsesWith(view);
       alloc.erase();
-      if (type.hasStaticShape()) {
-        uint64_t bytes = elementBytes(type.getElementType());
-        for (int64_t d : type.getShape())
-          bytes = saturatingMul(bytes, static_cast<uint64_t>(d));
-        kept.bytes = std::min(kMaxBytes,
-                              kept.bytes + llvm::alignTo(bytes, kAlign));
-      } else {
-        kept.dynamic = true;
-      }
       continue;
     }
     if (isa<memref::DeallocOp>(&op)) {
-      op.erase(); // The arena is given back as a whole.
+      if (!scope.dryRun)
+        op.erase(); // The arena is given back as a whole.
       continue;
     }
+    // The outermost parallel loops whose iterations allocate: each
+    // iteration allocates from a private slot instead, so that the loop
+    // may run on the thread pool (privatize).
+    if (auto par = dyn_cast<scf::ParallelOp>(&op);
+        par && !scope.inParallel && !scope.dryRun) {
+      if (std::optional<uint64_t> need = privateNeed(fb, par)) {
+        uint64_t arena = privatize(fb, par, *need);
+        kept.bytes = std::min(kMaxBytes,
+                              kept.bytes + llvm::alignTo(arena, kAlign));
+        any = true;
+        continue;
+      }
+    }
+    AllocScope inner = scope;
+    inner.inParallel |= isa<scf::ParallelOp>(op);
     for (Region &region : op.getRegions()) {
       // The blocks of a region keep what they allocate (several run one
       // after another on a path), so their needs add up.
       WorkspaceNeed regionNeed;
-      for (Block &inner : region) {
-        WorkspaceNeed n = lowerAllocs(fb, inner, /*isEntry=*/false);
+      for (Block &innerBlock : region) {
+        WorkspaceNeed n =
+            lowerAllocs(fb, innerBlock, /*isEntry=*/false, inner);
         regionNeed.bytes = std::min(kMaxBytes, regionNeed.bytes + n.bytes);
         regionNeed.dynamic |= n.dynamic;
         if (n.bytes || n.dynamic)
           any = true;
       }
-      bool released = llvm::all_of(region, [](Block &inner) {
-        return mayRelease(inner);
+      bool released = llvm::all_of(region, [](Block &innerBlock) {
+        return mayRelease(innerBlock);
       });
       if (released) {
         transient = std::max(transient, regionNeed.bytes);
@@ -568,7 +640,7 @@ WorkspaceNeed HostAbiLowering::lowerAllocs(FrameBuilder &fb, Block &block,
     }
   }
   // Give the block's allocations back when it ends.
-  if (any && !isEntry && mayRelease(block)) {
+  if (any && !isEntry && !scope.dryRun && mayRelease(block)) {
     Location loc = block.getParentOp()->getLoc();
     b.setInsertionPointToStart(&block);
     SmallVector<Value> saved;
@@ -576,13 +648,14 @@ WorkspaceNeed HostAbiLowering::lowerAllocs(FrameBuilder &fb, Block &block,
          {MOE_FRAME_WS_CURSOR, MOE_FRAME_WS_END, MOE_FRAME_WS_SEGMENT})
       saved.push_back(LLVM::LoadOp::create(
           b, loc, field == MOE_FRAME_WS_SEGMENT ? fb.i64Type() : fb.ptrType(),
-          fb.byteAddress(loc, frame, field)));
+          fb.byteAddress(loc, scope.words, field)));
     b.setInsertionPoint(block.getTerminator());
     for (auto [value, field] :
          llvm::zip(saved, ArrayRef<int64_t>{MOE_FRAME_WS_CURSOR,
                                             MOE_FRAME_WS_END,
                                             MOE_FRAME_WS_SEGMENT}))
-      LLVM::StoreOp::create(b, loc, value, fb.byteAddress(loc, frame, field));
+      LLVM::StoreOp::create(b, loc, value,
+                            fb.byteAddress(loc, scope.words, field));
   }
   WorkspaceNeed total{std::min(kMaxBytes, kept.bytes + transient),
                       kept.dynamic};
@@ -590,6 +663,145 @@ WorkspaceNeed HostAbiLowering::lowerAllocs(FrameBuilder &fb, Block &block,
   if (total.bytes >= kMaxBytes)
     total = {0, true};
   return total;
+}
+
+/// The workspace bytes one iteration of `par` takes, when the loop should
+/// take them from private slots (privatize): an outermost scf.parallel
+/// without reductions whose iterations allocate a bounded amount (dynamic
+/// sizes at their constant upper bounds, at most kMaxSlotBytes) and give
+/// it back when they end. nullopt otherwise: the loop keeps allocating
+/// from the workspace, and moe-parallel-loops-to-host keeps it sequential.
+std::optional<uint64_t> HostAbiLowering::privateNeed(FrameBuilder &fb,
+                                                     scf::ParallelOp par) {
+  if (parallelSlots <= 0 || par.getNumReductions() != 0)
+    return std::nullopt;
+  Block &body = *par.getBody();
+  bool allocates = body.walk([](memref::AllocOp) {
+                         return WalkResult::interrupt();
+                       }).wasInterrupted();
+  if (!allocates || !mayRelease(body))
+    return std::nullopt;
+  WorkspaceNeed n = lowerAllocs(
+      fb, body, /*isEntry=*/false,
+      AllocScope{frame, /*dryRun=*/true, /*inParallel=*/true});
+  if (n.dynamic || n.bytes == 0 || n.bytes > kMaxSlotBytes)
+    return std::nullopt;
+  return n.bytes;
+}
+
+/// Rewrites `par` (dims i_0..i_r, N iterations in all) into
+///
+///   arena = workspace_alloc(min(N, parallelSlots) * slot)
+///   scf.parallel (%c) = (0) to (min(N, parallelSlots)) step (1) {
+///     slot c of the arena: a frame-shaped header (host, run and the
+///     workspace words, over the slot's own bytes), then `need` bytes
+///     scf.for %w = %c to N step min(N, parallelSlots) {
+///       (i_0, ..., i_r) = the w-th iteration of `par` (row-major)
+///       <par's body, allocating from slot c>
+///     }
+///   } {moe.private_workspace}
+///
+/// so that no iteration allocates from the workspace, which belongs to
+/// the entering thread (code_abi.h): moe-parallel-loops-to-host may run
+/// the slots on the thread pool. Slot c takes iterations c, c + slots,
+/// ..., so slots of a loop whose iterations cost more the later they come
+/// (causal attention's query blocks) get about the same work. The slots
+/// are bounded at compile time (their allocations never reach the header's
+/// end, so workspace_grow is never called from one). Returns the arena's
+/// bytes at most.
+uint64_t HostAbiLowering::privatize(FrameBuilder &fb, scf::ParallelOp par,
+                                    uint64_t need) {
+  OpBuilder &b = fb.b;
+  Location loc = par.getLoc();
+  uint64_t slot = llvm::alignTo(kSlotHeader + need, kAlign);
+  b.setInsertionPoint(par);
+  auto index = [&](int64_t v) -> Value {
+    return arith::ConstantIndexOp::create(b, loc, v);
+  };
+  Value zero = index(0), one = index(1);
+  SmallVector<Value> trips;
+  Value total = one;
+  for (auto [lb, ub, step] :
+       llvm::zip(par.getLowerBound(), par.getUpperBound(), par.getStep())) {
+    Value t = arith::CeilDivSIOp::create(
+        b, loc, arith::SubIOp::create(b, loc, ub, lb), step);
+    t = arith::MaxSIOp::create(b, loc, t, zero);
+    trips.push_back(t);
+    total = arith::MulIOp::create(b, loc, total, t);
+  }
+  Value slots = arith::MinUIOp::create(b, loc, total, index(parallelSlots));
+  Value per = arith::CeilDivUIOp::create(
+      b, loc, total, arith::MaxUIOp::create(b, loc, slots, one));
+  Value arenaBytes = arith::MulIOp::create(
+      b, loc,
+      arith::IndexCastOp::create(b, loc, fb.i64Type(), slots),
+      fb.i64(loc, static_cast<int64_t>(slot)));
+  Value arena =
+      LLVM::CallOp::create(b, loc, allocFn, ValueRange{frame, arenaBytes})
+          .getResult();
+
+  Block *forBody = nullptr;
+  Value words;
+  auto slotsLoop = scf::ParallelOp::create(
+      b, loc, ValueRange{zero}, ValueRange{slots}, ValueRange{one},
+      [&](OpBuilder &nb, Location nl, ValueRange ivs) {
+        FrameBuilder sb{nb, frame, converter};
+        Value c = arith::IndexCastOp::create(nb, nl, sb.i64Type(), ivs[0]);
+        words = sb.byteAddress(
+            nl, arena,
+            arith::MulIOp::create(nb, nl, c,
+                                  sb.i64(nl, static_cast<int64_t>(slot))));
+        auto copy = [&](int64_t field, Type type) {
+          Value v = LLVM::LoadOp::create(nb, nl, type,
+                                         sb.byteAddress(nl, frame, field));
+          LLVM::StoreOp::create(nb, nl, v, sb.byteAddress(nl, words, field));
+        };
+        copy(MOE_FRAME_HOST, sb.ptrType());
+        copy(8, sb.ptrType()); // run
+        copy(MOE_FRAME_WS_SEGMENT, sb.i64Type());
+        LLVM::StoreOp::create(
+            nb, nl, sb.byteAddress(nl, words, static_cast<int64_t>(kSlotHeader)),
+            sb.byteAddress(nl, words, MOE_FRAME_WS_CURSOR));
+        LLVM::StoreOp::create(
+            nb, nl, sb.byteAddress(nl, words, static_cast<int64_t>(slot)),
+            sb.byteAddress(nl, words, MOE_FRAME_WS_END));
+        // Slot c takes the c-th last run of `per` iterations.
+        Value last = arith::SubIOp::create(
+            nb, nl, arith::SubIOp::create(nb, nl, slots, ivs[0]), one);
+        Value from = arith::MulIOp::create(nb, nl, last, per);
+        Value to = arith::MinUIOp::create(
+            nb, nl, arith::AddIOp::create(nb, nl, from, per), total);
+        auto loop = scf::ForOp::create(
+            nb, nl, from, to, one, ValueRange{},
+            [&](OpBuilder &lb, Location ll, Value w, ValueRange) {
+              scf::YieldOp::create(lb, ll);
+            });
+        forBody = loop.getBody();
+      });
+  slotsLoop->setAttr(moe::kPrivateWorkspaceAttrName, b.getUnitAttr());
+
+  // The w-th iteration's indices, then par's body.
+  OpBuilder::InsertionGuard guard(b);
+  Operation *yield = forBody->getTerminator();
+  b.setInsertionPoint(yield);
+  Value rest = forBody->getArgument(0);
+  SmallVector<Value> ivs(trips.size());
+  for (int64_t d = static_cast<int64_t>(trips.size()) - 1; d >= 0; --d) {
+    Value i = d == 0 ? rest : arith::RemUIOp::create(b, loc, rest, trips[d]);
+    ivs[d] = arith::AddIOp::create(
+        b, loc, par.getLowerBound()[d],
+        arith::MulIOp::create(b, loc, i, par.getStep()[d]));
+    if (d > 0)
+      rest = arith::DivUIOp::create(b, loc, rest, trips[d]);
+  }
+  Block *body = par.getBody();
+  body->getTerminator()->erase(); // scf.reduce (no reductions)
+  IRRewriter rewriter(b);
+  rewriter.inlineBlockBefore(body, yield, ivs);
+  par.erase();
+  lowerAllocs(fb, *forBody, /*isEntry=*/false,
+              AllocScope{words, /*dryRun=*/false, /*inParallel=*/true});
+  return saturatingMul(static_cast<uint64_t>(parallelSlots), slot);
 }
 
 /// A loop over a model's repeats (moe-roll-repeats) carries its state (the
@@ -761,7 +973,7 @@ LogicalResult HostAbiLowering::run() {
   // After lowerResults: its copies into the output buffers are lowered too.
   lowerCopies();
   lowerErrorCalls(fb);
-  need = lowerAllocs(fb, entry, /*isEntry=*/true);
+  need = lowerAllocs(fb, entry, /*isEntry=*/true, AllocScope{frame});
   bool failedAlloc = false;
   func.walk([&](memref::AllocOp) { failedAlloc = true; });
   if (failedAlloc)
@@ -860,7 +1072,8 @@ struct MoeLowerToHostAbiPass
       return signalPassFailure();
     }
     for (func::FuncOp func : entries) {
-      HostAbiLowering lowering(func, prefix + func.getSymName().str());
+      HostAbiLowering lowering(func, prefix + func.getSymName().str(),
+                               parallelSlots);
       if (failed(lowering.run()))
         return signalPassFailure();
     }

@@ -12,7 +12,9 @@
 // order, so the result does not depend on how the range is split: the
 // same bits for any thread count. A loop whose body allocates from the
 // workspace (the workspace belongs to the entering thread) or reduces
-// across iterations (scf.reduce with operands) stays sequential.
+// across iterations (scf.reduce with operands) stays sequential; one whose
+// iterations allocate from private slots (moe-lower-to-host-abi's
+// moe.private_workspace) does not.
 //
 // Upstream's async dialect lowering would bring its own runtime; the
 // thread pool here is the artifact runtime's (code_abi.h), so the
@@ -45,17 +47,30 @@ namespace {
 
 constexpr StringLiteral kAllocFn = moe::kWorkspaceAllocFn;
 
+/// Whether `address` is `frame` or a constant offset into it.
+bool isFrameAddress(Value address, Value frame) {
+  if (address == frame)
+    return true;
+  auto gep = address.getDefiningOp<LLVM::GEPOp>();
+  return gep && gep.getBase() == frame;
+}
+
 /// Whether `loop` may run its iterations on several threads.
-bool mayRunInParallel(scf::ParallelOp loop) {
+bool mayRunInParallel(scf::ParallelOp loop, Value frame) {
   if (loop.getNumReductions() != 0)
     return false;
+  // moe-lower-to-host-abi gave the iterations of a loop so marked private
+  // workspace slots: their allocations and the slot's words are theirs.
+  bool privateSlots = loop->hasAttr(moe::kPrivateWorkspaceAttrName);
   WalkResult r = loop.getBody()->walk([&](Operation *op) {
     // Workspace allocations and the workspace words (save/restore).
     if (auto call = dyn_cast<LLVM::CallOp>(op))
-      if (call.getCallee() && *call.getCallee() == kAllocFn)
+      if (call.getCallee() && *call.getCallee() == kAllocFn &&
+          (!privateSlots || call.getArgOperands()[0] == frame))
         return WalkResult::interrupt();
-    if (isa<LLVM::StoreOp>(op))
-      return WalkResult::interrupt();
+    if (auto store = dyn_cast<LLVM::StoreOp>(op))
+      if (!privateSlots || isFrameAddress(store.getAddr(), frame))
+        return WalkResult::interrupt();
     if (isa<memref::AllocOp, memref::AllocaOp, func::CallOp>(op))
       return WalkResult::interrupt();
     return WalkResult::advance();
@@ -274,7 +289,7 @@ struct MoeParallelLoopsToHostPass
       // Outermost parallel loops only (an inner one runs inside a body).
       SmallVector<scf::ParallelOp> loops;
       fn.walk<WalkOrder::PreOrder>([&](scf::ParallelOp loop) {
-        if (mayRunInParallel(loop))
+        if (mayRunInParallel(loop, fn.getArgument(0)))
           loops.push_back(loop);
         return WalkResult::skip();
       });

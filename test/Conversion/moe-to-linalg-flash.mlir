@@ -15,10 +15,15 @@
 // place, the sum and the output are rescaled in place and the block's P·V
 // accumulates into the output; one division after the loops (0 where no
 // key was seen at all).
+// CHECK:       #[[ROWS:.+]] = affine_map<(d0, d1) -> (32, d0 - d1)>
+// CHECK:       #[[RESTMAP:.+]] = affine_map<(d0, d1) -> (128, d0 - d1)>
 // CHECK-LABEL: func @attention
 // CHECK:         %[[KT:.*]] = linalg.transpose
 // CHECK:         scf.forall (%[[B:.*]], %[[H:.*]], %[[BLK:.*]]) in (1, 2, %{{.*}}) shared_outs(%[[OUT:.*]] = %{{.*}})
 // CHECK:           %[[T0:.*]] = arith.muli %[[BLK]], %c32
+// The block's rows as affine.min (32, T - t0): moe-lower-to-host-abi
+// bounds the temporaries with it.
+// CHECK:           affine.min #[[ROWS]](%{{.*}}, %[[T0]])
 // CHECK:           %[[COLS:.*]] = arith.select
 // CHECK:           %[[QB:.*]] = tensor.extract_slice %{{.*}}[%[[B]], %[[H]], %[[T0]], 0]
 // CHECK:           %[[M0:.*]] = linalg.fill ins(%{{.*}} : f32) outs(%{{.*}} : tensor<?x1xf32>)
@@ -52,7 +57,7 @@
 // CHECK:           %[[L16:.*]]:3 = scf.for {{.*}} step %c16 iter_args(%{{.*}} = %[[L32]]#0, %{{.*}} = %[[L32]]#1, %{{.*}} = %[[L32]]#2)
 // CHECK:             tensor.extract_slice %[[KT]]{{.*}} [1, 1, 8, 16]
 // CHECK:           %[[REST:.*]]:3 = scf.for %[[JR:.*]] = %{{.*}} to %[[COLS]] step %c128{{.*}} iter_args(%{{.*}} = %[[L16]]#0, %{{.*}} = %[[L16]]#1, %{{.*}} = %[[L16]]#2)
-// CHECK:             %[[BK:.*]] = arith.minui %c128{{.*}}, %{{.*}}
+// CHECK:             %[[BK:.*]] = affine.min #[[RESTMAP]](%[[COLS]], %[[JR]])
 // CHECK:             tensor.extract_slice %[[KT]][%[[B]], %[[H]], 0, %[[JR]]] [1, 1, 8, %[[BK]]]
 // CHECK:           %[[O:.*]] = linalg.generic {{.*}} ins(%[[REST]]#1 : tensor<?x1xf32>) outs(%[[REST]]#2 : tensor<?x4xf32>)
 // CHECK:             arith.cmpf oeq

@@ -79,6 +79,70 @@ func.func @moe_entry_main(%frame: !llvm.ptr) -> f32 {
 
 // -----
 
+// A loop whose iterations allocate from private workspace slots
+// (moe-lower-to-host-abi's moe.private_workspace) runs on the pool: the
+// allocations and the stores go to its slot, not to the frame.
+// CHECK-LABEL: func.func @moe_entry_main(
+// CHECK-NOT:   scf.parallel
+// CHECK:       constant @__moe_parallel_body_0
+// CHECK-LABEL: func.func private @__moe_parallel_body_0(
+// CHECK:         llvm.getelementptr %{{.+}}[16]
+// CHECK:         llvm.store
+// CHECK:         llvm.call @__moe_workspace_alloc(
+llvm.func @__moe_workspace_alloc(%f: !llvm.ptr, %n: i64) -> !llvm.ptr {
+  llvm.return %f : !llvm.ptr
+}
+func.func @moe_entry_main(%frame: !llvm.ptr) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c8 = arith.constant 8 : index
+  %n = arith.constant 64 : i64
+  %arena = llvm.call @__moe_workspace_alloc(%frame, %n) : (!llvm.ptr, i64) -> !llvm.ptr
+  scf.parallel (%i) = (%c0) to (%c8) step (%c1) {
+    %off = arith.index_cast %i : index to i64
+    %slot = llvm.getelementptr %arena[%off] : (!llvm.ptr, i64) -> !llvm.ptr, i8
+    %cursor = llvm.getelementptr %slot[16] : (!llvm.ptr) -> !llvm.ptr, i8
+    llvm.store %slot, %cursor : !llvm.ptr, !llvm.ptr
+    %p = llvm.call @__moe_workspace_alloc(%slot, %n) : (!llvm.ptr, i64) -> !llvm.ptr
+    scf.reduce
+  } {moe.private_workspace}
+  return
+}
+
+// -----
+
+// Even so marked, a loop that allocates from the frame's workspace or
+// writes the frame's words stays sequential.
+// CHECK-LABEL: func.func @moe_entry_main(
+// CHECK:   scf.parallel
+// CHECK:     llvm.call @__moe_workspace_alloc(%{{.+}}, %{{.+}})
+// CHECK:   } {moe.private_workspace}
+// CHECK:   scf.parallel
+// CHECK:     llvm.store
+// CHECK:   } {moe.private_workspace}
+// CHECK-NOT: __moe_parallel_body
+llvm.func @__moe_workspace_alloc(%f: !llvm.ptr, %n: i64) -> !llvm.ptr {
+  llvm.return %f : !llvm.ptr
+}
+func.func @moe_entry_main(%frame: !llvm.ptr) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c8 = arith.constant 8 : index
+  %n = arith.constant 64 : i64
+  scf.parallel (%i) = (%c0) to (%c8) step (%c1) {
+    %p = llvm.call @__moe_workspace_alloc(%frame, %n) : (!llvm.ptr, i64) -> !llvm.ptr
+    scf.reduce
+  } {moe.private_workspace}
+  scf.parallel (%i) = (%c0) to (%c8) step (%c1) {
+    %cursor = llvm.getelementptr %frame[16] : (!llvm.ptr) -> !llvm.ptr, i8
+    llvm.store %frame, %cursor : !llvm.ptr, !llvm.ptr
+    scf.reduce
+  } {moe.private_workspace}
+  return
+}
+
+// -----
+
 // A vector constant used in the body (a register tile's zero accumulator)
 // is cloned into the body function, not passed through the closure.
 // CHECK-LABEL: func.func @moe_entry_main(

@@ -6,6 +6,7 @@
 #include "moe/Conversion/OnnxToMoe/OnnxToMoe.h"
 #include "moe/IR/MoeOps.h"
 
+#include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"

@@ -123,6 +123,7 @@ def ConvertMoeToLinalg : Pass<"convert-moe-to-linalg"> {
            "(0: the reference's form)">
   ];
   let dependentDialects = [
+    "::mlir::affine::AffineDialect",
     "::mlir::arith::ArithDialect",
     "::mlir::func::FuncDialect",
     "::mlir::linalg::LinalgDialect",

@@ -19,6 +19,12 @@ namespace mlir::moe {
 /// moe-lower-to-host-abi defines and calls for every temporary buffer.
 inline constexpr StringLiteral kWorkspaceAllocFn = "__moe_workspace_alloc";
 
+/// Marks an scf.parallel whose iterations allocate from private slots of
+/// the workspace (moe-lower-to-host-abi), not from the frame's workspace
+/// words: moe-parallel-loops-to-host may run it on the thread pool.
+inline constexpr StringLiteral kPrivateWorkspaceAttrName =
+    "moe.private_workspace";
+
 /// The pointer stored `offset` bytes into the memory at `base`
 /// (llvm.getelementptr i8 + llvm.load).
 Value loadPointerAt(OpBuilder &b, Location loc, Value base, int64_t offset);

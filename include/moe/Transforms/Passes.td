@@ -618,6 +618,23 @@ def MoeLowerToHostAbi : Pass<"moe-lower-to-host-abi", "::mlir::ModuleOp"> {
       dims that changed are reported as a shape mismatch instead), so
       that each repeat reuses the same workspace; `memref.dealloc` is
       dropped;
+    - with `parallel-slots` = P > 0, an outermost `scf.parallel` (no
+      reductions) whose iterations allocate a bounded amount (dynamic
+      sizes at their constant upper bounds, from ValueBounds: an
+      `affine.min` with a constant) and give it back when they end takes
+      its temporaries from private slots instead: one workspace allocation
+      of min(N, P) slots before the loop (N: the loop's iterations), each
+      slot a frame-shaped header (host, run and its own workspace words)
+      and the bytes one iteration needs; the loop becomes an
+      `scf.parallel` over the slots (marked `moe.private_workspace`), each
+      running a contiguous run of ceil(N / slots) of the original
+      iterations (row-major; the last run in slot 0, so that loops whose
+      later iterations cost more start with them) with its slot as the
+      allocator. The workspace belongs to the entering thread, so a loop
+      that allocates from it stays sequential; one with slots may run on
+      the thread pool (`moe-parallel-loops-to-host`). Inside any
+      `scf.parallel`, dynamic sizes count with their bounds in
+      `moe.workspace_bytes`;
     - `func.call @moe_report_error(%code)` calls the host's `report_error`;
     - `memref.copy` between non-identity layouts becomes `linalg.copy`, so
       nothing calls MLIR's `memrefCopy`.
@@ -652,7 +669,11 @@ def MoeLowerToHostAbi : Pass<"moe-lower-to-host-abi", "::mlir::ModuleOp"> {
   }];
   let options = [
     Option<"prefix", "prefix", "std::string", "\"moe_entry_\"",
-           "prefix of the names the code exports the entries under">
+           "prefix of the names the code exports the entries under">,
+    Option<"parallelSlots", "parallel-slots", "int64_t", "0",
+           "private workspace slots of an outermost scf.parallel whose "
+           "iterations allocate (0: such loops allocate from the workspace "
+           "and stay sequential)">
   ];
   let dependentDialects = ["::mlir::LLVM::LLVMDialect",
                            "::mlir::arith::ArithDialect",
@@ -666,7 +687,9 @@ def MoeParallelLoopsToHost : Pass<"moe-parallel-loops-to-host", "::mlir::ModuleO
     Runs after `moe-lower-to-host-abi` on the entries (`<prefix><name>`
     functions of one `!llvm.ptr` frame argument). Every outermost
     `scf.parallel` whose body neither allocates from the workspace (which
-    belongs to the entering thread) nor reduces across iterations is split
+    belongs to the entering thread; a loop marked `moe.private_workspace`
+    by `moe-lower-to-host-abi` allocates from its own slots, and may) nor
+    reduces across iterations is split
     over its first dimension: its body moves into a private function
     `__moe_parallel_body_<n>(closure, begin, end)` looping over
     `[begin, end)` of that dim (the other dims inside it, sequentially, so

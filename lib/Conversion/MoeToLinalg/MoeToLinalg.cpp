@@ -14,6 +14,7 @@
 #include "moe/Utils/BuildUtils.h"
 #include "moe/Utils/RuntimeErrors.h"
 
+#include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -1004,6 +1005,17 @@ static Value scaleAndMask(OpBuilder &b, Location loc, Value scores,
 /// Query rows per block of attention without a cache.
 constexpr int64_t kQueryBlockRows = 32;
 
+/// min(bound, end - start) as affine.min (end > start), whose constant
+/// upper bound ValueBounds sees.
+static Value minIndex(OpBuilder &b, Location loc, int64_t bound, Value end,
+                      Value start) {
+  MLIRContext *ctx = b.getContext();
+  AffineExpr e = getAffineDimExpr(0, ctx), s = getAffineDimExpr(1, ctx);
+  AffineMap map =
+      AffineMap::get(2, 0, {getAffineConstantExpr(bound, ctx), e - s}, ctx);
+  return affine::AffineMinOp::create(b, loc, map, ValueRange{end, start});
+}
+
 /// One block of query rows of one (batch, head), as forEachQueryBlock
 /// hands it to its body.
 struct QueryBlock {
@@ -1049,9 +1061,10 @@ static Value forEachQueryBlock(
                blk.batch = args[0];
                blk.head = args[1];
                blk.t0 = arith::MulIOp::create(nb, nl, args[2], blockRows);
-               Value rows = arith::MinUIOp::create(
-                   nb, nl, blockRows,
-                   arith::SubIOp::create(nb, nl, tq, blk.t0));
+               // affine.min, so that the rows' bound is visible to
+               // ValueBounds (moe-lower-to-host-abi sizes a parallel
+               // body's private workspace with it).
+               Value rows = minIndex(nb, nl, kQueryBlockRows, tq, blk.t0);
                blk.rows = rows;
                blk.cols = sk;
                if (causal) {
@@ -1308,10 +1321,7 @@ static Value flashAttention(OpBuilder &b, AttentionOp op, Value q, Value keysT,
             [&](OpBuilder &lb, Location ll, Value j0, ValueRange carried) {
               // (One iteration, unless keyBlockSize < kMinKeyBlock.)
               keyStep(lb, ll, j0, carried,
-                      arith::MinUIOp::create(
-                          lb, ll, idx(lb, ll, keyBlockSize),
-                          arith::SubIOp::create(lb, ll, blk.cols, j0))
-                          .getResult());
+                      minIndex(lb, ll, keyBlockSize, blk.cols, j0));
             });
         // l is 0 only where no key scored above -inf: no keys at all
         // (S = 0: zeros, as the reference's empty P·V) or none a row may

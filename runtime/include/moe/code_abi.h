@@ -63,7 +63,10 @@
  * of threads, so code whose chunks write disjoint data gives the same bits
  * for any thread count. A parallel_for called from a body runs its chunks
  * on the calling thread, in order. The ws_* words belong to the thread that
- * entered the code: a body must not allocate from the workspace.
+ * entered the code: a body must not allocate from the workspace. (It may
+ * bump-allocate in memory the entering thread allocated for it before the
+ * parallel_for: moe-lower-to-host-abi gives each slot of a parallel loop's
+ * iterations such a region, with workspace words of its own.)
  *
  *===----------------------------------------------------------------------===*/
 
