@@ -207,6 +207,7 @@ CpuCodegenOptions cpuCodegenOptions(const CompileOptions &options) {
     // ahead, 7 GB/s without.
     cpu.prefetchDistance = options.prefetchRows ? 2 : 0;
     cpu.fuseRowGathers = options.fuseGathers;
+    cpu.fuseEpilogues = options.fuseEpilogues;
     // (The polynomial is FMAs: without the instruction each would be a
     // libm call.)
     cpu.approximateExp = options.tile && options.fastExp && cpu.fma;

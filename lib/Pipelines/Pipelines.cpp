@@ -100,6 +100,7 @@ void moe::buildLowerToLLVMPipeline(OpPassManager &pm,
     tile.fma = options.fma;
     tile.dotProducts = options.dotProducts;
     tile.parallelRows = options.parallelLoops;
+    tile.fuseEpilogues = options.fuseEpilogues;
     pm.addPass(createMoeCpuTileContractions(tile));
     // The tiles read gathered rows where they are (before the prefetch,
     // which would otherwise prefetch rows for a copy that goes away).
@@ -183,7 +184,7 @@ void moe::registerMoePipelines() {
       "moe-lower-to-llvm-cpu-tiled",
       "moe-lower-to-llvm-cpu with moe-refine-buffer-layouts and "
       "moe-cpu-tile-contractions (512-bit vectors) and "
-      "moe-cpu-fuse-row-gathers after bufferization, moe-approximate-math (exp), the flash-style attention (convert-moe-to-linalg{flash-key-block=128}), and the vector lowering (what moe-compile runs at 512 bits)",
+      "moe-cpu-fuse-row-gathers after bufferization, the tiles' epilogues (fuse-epilogues), moe-approximate-math (exp), the flash-style attention (convert-moe-to-linalg{flash-key-block=128}), and the vector lowering (what moe-compile runs at 512 bits)",
       [](OpPassManager &pm) {
         CpuCodegenOptions options;
         options.sortExpertLayouts = true;
@@ -192,6 +193,7 @@ void moe::registerMoePipelines() {
         options.refineLayouts = true;
         options.tileVectorBits = 512;
         options.fuseRowGathers = true;
+        options.fuseEpilogues = true;
         options.approximateExp = true;
         options.flashKeyBlock = 128;
         options.prefetchDistance = 2;

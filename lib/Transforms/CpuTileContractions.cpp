@@ -32,6 +32,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "CpuTileEpilogues.h"
 #include "moe/Transforms/Passes.h"
 #include "moe/Transforms/Transforms.h"
 
@@ -78,6 +79,16 @@ constexpr StringLiteral kZeroInitMarker = "moe.cpu_zero_init";
 /// Marks the k loop of each register-tile part of such a contraction with
 /// the part's index (see ZeroFills::parts).
 constexpr StringLiteral kZeroPartMarker = "moe.cpu_zero_part";
+/// Marks a contraction with an epilogue (fuse-epilogues), and its parts:
+/// the epilogue's index in the pass's list (see Epilogues).
+constexpr StringLiteral kEpilogueMarker = "moe.cpu_epilogue";
+/// Marks the k loops of such a contraction's register tiles with the
+/// epilogue's index, and with the part's (see Epilogues::partOwner).
+constexpr StringLiteral kEpilogueLoopMarker = "moe.cpu_epilogue_loop";
+constexpr StringLiteral kEpiloguePartMarker = "moe.cpu_epilogue_part";
+/// Marks the epilogue generic itself with its index (found again at the
+/// end: the pass's cleanups may have changed or erased it meanwhile).
+constexpr StringLiteral kEpilogueGenericMarker = "moe.cpu_epilogue_generic";
 
 /// How one contraction is tiled: per loop, its tile size; the loop order
 /// (batch, m, n, then k dims); which loops are the MR and NR ones.
@@ -364,6 +375,7 @@ struct MoeCpuTileContractionsPass
     // register tiles start from zero instead of reading the fill back,
     // and the fill goes when every part of the contraction did so.
     ZeroFills zeroFills;
+    Epilogues epilogues;
     SmallVector<linalg::LinalgOp> parts;
     for (auto &[op, plan] : work) {
       linalg::FillOp fill = zeroFillBefore(op);
@@ -375,6 +387,14 @@ struct MoeCpuTileContractionsPass
       // before the innermost k loop is not the first.)
       if (fill && (*named).getNumReductionLoops() != 1)
         fill = {};
+      if (fuseEpilogues)
+        if (linalg::GenericOp epilogue = moe::cpu::findTileEpilogue(*named)) {
+          IntegerAttr index =
+              rewriter.getI64IntegerAttr(epilogues.failed.size());
+          (*named)->setAttr(kEpilogueMarker, index);
+          epilogue->setAttr(kEpilogueGenericMarker, index);
+          epilogues.failed.push_back(false);
+        }
       if (fill) {
         (*named)->setAttr(kZeroInitMarker,
                           rewriter.getI64IntegerAttr(zeroFills.fills.size()));
@@ -396,6 +416,7 @@ struct MoeCpuTileContractionsPass
         if (std::optional<DotPlan> dot =
                 dotPlanFor(op, lanes, /*oneRow=*/true)) {
           zeroFills.keepFor(op); // the dot products read the output
+          epilogues.failFor(op);   // and store no register tiles
           if (failed(lowerToDots(rewriter, op, *dot, lanes,
                                  parallelRows && !insideInnerLoop(op))))
             return signalPassFailure();
@@ -403,8 +424,10 @@ struct MoeCpuTileContractionsPass
         }
       }
       std::optional<TilePlan> plan = planFor(op, mr, nr, lanes);
-      if (!plan)
+      if (!plan) {
+        epilogues.failFor(op);
         continue; // narrower than a vector, taken for dots: the loop path
+      }
       if (plan->mDim && !ShapedType::isDynamic(
                             op.getStaticLoopRanges()[*plan->mDim]))
         plan->tileSizes[*plan->mDim] =
@@ -442,6 +465,14 @@ struct MoeCpuTileContractionsPass
             rewriter.getI64IntegerAttr(zeroFills.parts.size()));
         zeroFills.parts.push_back(zero.getInt());
       }
+      if (auto epilogue = dyn_cast_if_present<IntegerAttr>(
+              op->getAttr(kEpilogueMarker))) {
+        tiled->loops.back()->setAttr(kEpilogueLoopMarker, epilogue);
+        tiled->loops.back()->setAttr(
+            kEpiloguePartMarker,
+            rewriter.getI64IntegerAttr(epilogues.partOwner.size()));
+        epilogues.partOwner.push_back(epilogue.getInt());
+      }
       rewriter.eraseOp(op);
       peel(rewriter, tiled->loops[plan->nDim]);
     }
@@ -451,7 +482,7 @@ struct MoeCpuTileContractionsPass
       RewritePatternSet patterns(ctx);
       addCleanup(patterns);
       if (failed(applyPatternsGreedily(root, std::move(patterns))))
-        return signalPassFailure();
+        return cleanupFailed(root);
     }
     // A k loop of one step (a static k of 1) is gone now, inlined with its
     // marker: that part will read its output, and its fill stays.
@@ -554,7 +585,7 @@ struct MoeCpuTileContractionsPass
       vector::populateVectorContractLoweringPatterns(
           patterns, vector::VectorContractLowering::OuterProduct);
       if (failed(applyPatternsGreedily(root, std::move(patterns))))
-        return signalPassFailure();
+        return cleanupFailed(root);
     }
     {
       RewritePatternSet patterns(ctx);
@@ -570,7 +601,7 @@ struct MoeCpuTileContractionsPass
       // Not the full canonicalization: it would turn the accumulator's
       // insert chain into a from_elements of every scalar.
       if (failed(applyPatternsGreedily(root, std::move(patterns))))
-        return signalPassFailure();
+        return cleanupFailed(root);
     }
     DominanceInfo dominance(root);
     eliminateCommonSubExpressions(rewriter, dominance, root);
@@ -596,13 +627,26 @@ struct MoeCpuTileContractionsPass
       if (loop->hasAttr(kReductionLoopMarker))
         kLoops.push_back(loop);
     });
+    SmallVector<SmallVector<scf::ForOp>> epilogueLoops(
+        epilogues.failed.size());
+    SmallVector<bool> epiloguePartSeen(epilogues.partOwner.size(), false);
     for (scf::ForOp loop : kLoops) {
       loop->removeAttr(kReductionLoopMarker);
       auto zero = dyn_cast_if_present<IntegerAttr>(
           loop->getAttr(kZeroInitMarker));
       loop->removeAttr(kZeroInitMarker);
+      auto epilogue = dyn_cast_if_present<IntegerAttr>(
+          loop->getAttr(kEpilogueLoopMarker));
+      auto epiloguePart = dyn_cast_if_present<IntegerAttr>(
+          loop->getAttr(kEpiloguePartMarker));
+      loop->removeAttr(kEpilogueLoopMarker);
+      loop->removeAttr(kEpiloguePartMarker);
       SmallVector<vector::TransferReadOp> hoisted;
       bool all = hoistAccumulators(rewriter, loop, hoisted);
+      if (epilogue && epiloguePart) {
+        epilogueLoops[epilogue.getInt()].push_back(loop);
+        epiloguePartSeen[epiloguePart.getInt()] = true;
+      }
       if (!zero)
         continue;
       // The fill wrote zeros and nothing else writes these elements before
@@ -626,6 +670,30 @@ struct MoeCpuTileContractionsPass
       if (!keep)
         rewriter.eraseOp(fill);
     root->walk([&](scf::ForOp loop) { loop->removeAttr(kDotRowLoopMarker); });
+    // 7. Epilogues into the register tiles' stores: only where every part
+    //    of the contraction ended in register tiles (a part still marked
+    //    is on the loop path; a part whose k loop is gone, a k of 1, reads
+    //    and writes its output inside no marked loop).
+    root->walk([&](Operation *op) {
+      epilogues.failFor(op);
+      op->removeAttr(kEpilogueMarker);
+    });
+    for (auto [owner, seen] : llvm::zip(epilogues.partOwner,
+                                        epiloguePartSeen))
+      if (!seen)
+        epilogues.failed[owner] = true;
+    SmallVector<std::pair<linalg::GenericOp, int64_t>> epilogueOps;
+    root->walk([&](linalg::GenericOp generic) {
+      if (auto id = dyn_cast_if_present<IntegerAttr>(
+              generic->getAttr(kEpilogueGenericMarker))) {
+        generic->removeAttr(kEpilogueGenericMarker);
+        if (!epilogues.failed[id.getInt()])
+          epilogueOps.push_back({generic, id.getInt()});
+      }
+    });
+    for (auto [epilogue, index] : epilogueOps)
+      (void)moe::cpu::applyTileEpilogue(rewriter, epilogue,
+                                        epilogueLoops[index]);
     // The slices of a split column tail read the same A column: one read
     // once the stores are out of the loop.
     DominanceInfo after(root);
@@ -721,6 +789,21 @@ struct MoeCpuTileContractionsPass
       if (auto id = dyn_cast_if_present<IntegerAttr>(
               op->getAttr(kZeroInitMarker)))
         keep[id.getInt()] = true;
+    }
+  };
+
+  /// The epilogues of contractions (fuse-epilogues), by index (the
+  /// generics carry it in kEpilogueGenericMarker); `failed` when a part of
+  /// the contraction does not end in register tiles;
+  /// `partOwner`: the epilogue of each register-tile part, by the part's
+  /// index.
+  struct Epilogues {
+    SmallVector<bool> failed;
+    SmallVector<int64_t> partOwner;
+    void failFor(Operation *op) {
+      if (auto id = dyn_cast_if_present<IntegerAttr>(
+              op->getAttr(kEpilogueMarker)))
+        failed[id.getInt()] = true;
     }
   };
 
@@ -1203,7 +1286,19 @@ struct MoeCpuTileContractionsPass
       return appendSlice(rewriter, tiling, domain, {{dim, iv, step}}, parts);
     };
     Value from = lo;
+    int64_t covered = 0; // (a static size: what the loops so far cover)
     for (auto [i, step] : llvm::enumerate(steps)) {
+      // A static range this step adds nothing to (12 rows in tiles of 6,
+      // then of 1): no loop, so no part that never runs (whose code the
+      // cleanup would delete, which the zero fills and the epilogues would
+      // take for a part they cannot see).
+      if (!ShapedType::isDynamic(staticSize)) {
+        int64_t upTo = i + 1 == steps.size() ? staticSize
+                                             : staticSize / step * step;
+        if (upTo == covered)
+          continue;
+        covered = upTo;
+      }
       Value to = i + 1 == steps.size()
                      ? affine::makeComposedAffineApply(rewriter, loc, s0 + s1,
                                                        {lo, size})
@@ -1414,7 +1509,7 @@ struct MoeCpuTileContractionsPass
   /// bufferization never makes one), so the loads of A and B cannot see
   /// these stores. The reads moved out of the loop are appended to
   /// `hoisted`; returns whether every write was hoisted with its read.
-  static bool hoistAccumulators(IRRewriter &rewriter, scf::ForOp loop,
+  static bool hoistAccumulators(IRRewriter &rewriter, scf::ForOp &loop,
                                 SmallVectorImpl<vector::TransferReadOp> &hoisted) {
     moveLoopInvariantCode(cast<LoopLikeOpInterface>(loop.getOperation()));
     Block *body = loop.getBody();
@@ -1499,6 +1594,16 @@ struct MoeCpuTileContractionsPass
       hoisted.push_back(read);
     }
     return all;
+  }
+
+  /// A rewrite that did not converge (found: a contraction whose output
+  /// is a memref.expand_shape, where the folding of views into the
+  /// transfers never ends): an error, located, rather than a silent
+  /// failure.
+  void cleanupFailed(Operation *root) {
+    root->emitError("moe-cpu-tile-contractions: the rewrites after tiling "
+                    "did not converge");
+    signalPassFailure();
   }
 
   /// Canonicalization patterns of every loaded dialect and op.

@@ -23,7 +23,7 @@ def compile(model, output=None, *, march="native", opt_level=3,
             cc="clang-22", emit="artifact", progress=None, reference=False,
             parallel_loops=True, tile=True, sorted_experts=True,
             dot_products=True, prefetch_rows=True, fuse_gathers=True,
-            fast_exp=True, flash_attention=True, roll_repeats=True, raise_blocks=True, generation=False):
+            fuse_epilogues=True, fast_exp=True, flash_attention=True, roll_repeats=True, raise_blocks=True, generation=False):
     """Compiles `model` into a .moeb artifact (or the level `emit` names).
 
     model: a path (str or os.PathLike) to an ONNX (.onnx) or MLIR (.mlir)
@@ -54,6 +54,10 @@ def compile(model, output=None, *, march="native", opt_level=3,
     fuse_gathers: the register tiles of the first expert matmul read the
         gathered token rows in place instead of from a gathered copy
         (False: moe-compile --no-fuse-gathers; debugging).
+    fuse_epilogues: an expert matmul's bias and activation are applied to
+        its register tiles before they are stored instead of in a second
+        pass over its output (False: moe-compile --no-fuse-epilogues;
+        debugging).
     fast_exp: exp as a polynomial the loops around it vectorize (False:
         libm's expf per element, moe-compile --no-fast-exp; debugging).
     flash_attention: attention without a cache as an online softmax over
@@ -94,6 +98,7 @@ def compile(model, output=None, *, march="native", opt_level=3,
                        ("dot_products", dot_products),
                        ("prefetch_rows", prefetch_rows),
                        ("fuse_gathers", fuse_gathers),
+                       ("fuse_epilogues", fuse_epilogues),
                        ("fast_exp", fast_exp),
                        ("flash_attention", flash_attention),
                        ("roll_repeats", roll_repeats),
@@ -138,7 +143,7 @@ def compile(model, output=None, *, march="native", opt_level=3,
     ok, result, diagnostics = _compiler.compile(
         data, name, base_dir, emit, cc, march, opt_level, reference,
         parallel_loops, tile, sorted_experts, dot_products, prefetch_rows,
-        fuse_gathers, fast_exp, flash_attention, roll_repeats, raise_blocks,
+        fuse_gathers, fuse_epilogues, fast_exp, flash_attention, roll_repeats, raise_blocks,
         {False: 0, True: 1, "all-logits": 2}[generation], report)
     if callback_error:
         raise callback_error[0]

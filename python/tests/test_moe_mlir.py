@@ -207,9 +207,10 @@ def test_compile_emit_levels():
 
 def test_compile_codegen_options(artifact, tmp_path):
     """reference, parallel_loops, tile, sorted_experts, prefetch_rows,
-    fuse_gathers, fast_exp, flash_attention and roll_repeats reach the
-    compiler (each visible in the IR); they and dot_products give the same numbers (prefetch_rows and
-    fuse_gathers the same bits)."""
+    fuse_gathers, fuse_epilogues, fast_exp, flash_attention and
+    roll_repeats reach the compiler (each visible in the IR); they and
+    dot_products give the same numbers (prefetch_rows, fuse_gathers and
+    fuse_epilogues the same bits)."""
     name = "moeut_tiny"
     path = model_path(name)
     # moeut_tiny repeats its layer group: one loop unless roll_repeats=False
@@ -248,6 +249,13 @@ def test_compile_codegen_options(artifact, tmp_path):
         "linalg.copy") < moe_mlir.compile(
             path, emit="buffers", fuse_gathers=False, **FAST).count(
                 "linalg.copy")
+    # Elementwise consumers of contractions (the expert layers'
+    # activations) on the register tiles unless fuse_epilogues=False (one
+    # linalg.generic each comes back).
+    assert moe_mlir.compile(path, emit="buffers", **FAST).count(
+        "linalg.generic") < moe_mlir.compile(
+            path, emit="buffers", fuse_epilogues=False, **FAST).count(
+                "linalg.generic")
     # exp as the vectorizable polynomial where the target has FMA (IR only:
     # x86-64-v3 need not run here; its numbers are fast-exp.test's), libm's
     # expf with fast_exp=False and on FAST's x86-64-v2, which has no FMA.
@@ -267,7 +275,8 @@ def test_compile_codegen_options(artifact, tmp_path):
     for i, options in enumerate(({"parallel_loops": False},
                                  {"sorted_experts": False},
                                  {"prefetch_rows": False},
-                                 {"fuse_gathers": False})):
+                                 {"fuse_gathers": False},
+                                 {"fuse_epilogues": False})):
         out = moe_mlir.compile(path, tmp_path / f"b{i}.moeb", **options,
                                **FAST)
         got = moe_mlir.InferenceSession(out, threads=2).run(None,
@@ -288,7 +297,7 @@ def test_compile_codegen_options(artifact, tmp_path):
                                        err_msg=str(options))
     for arg in ("reference", "parallel_loops", "tile", "sorted_experts",
                 "dot_products", "prefetch_rows", "fuse_gathers",
-                "fast_exp", "flash_attention", "roll_repeats",
+                "fuse_epilogues", "fast_exp", "flash_attention", "roll_repeats",
                 "raise_blocks"):
         with pytest.raises(TypeError, match=arg):
             moe_mlir.compile(path, **{arg: 1})

@@ -13,7 +13,10 @@ that leave a partial column tile. Each is compiled with moe-compile (the
 host's vector width: moe-cpu-tile-contractions' register tiles, and
 moe-cpu-loop-order), with --no-tile (the loop path only), with
 --no-sorted-experts (rows back in slot order between the two projections,
-bitwise equal to the default), for
+bitwise equal to the default), with --no-fuse-epilogues (the bias and
+activation as a second pass over each expert's output, bitwise equal to the
+default, which must have fused some: fewer linalg.generic ops in its
+--emit=buffers), for
 x86-64-v2 (128-bit tiles) and, where the host has AVX2, x86-64-v3 (256-bit
 tiles), with --no-parallel-loops and with --reference; each runs under moe-run
 with 1 and 2 threads, and the outputs are compared with the reference and
@@ -78,6 +81,7 @@ def main():
                         ("seq", ["--no-parallel-loops"]),
                         ("notile", ["--no-tile"]),
                         ("unsorted", ["--no-sorted-experts"]),
+                        ("unfused", ["--no-fuse-epilogues"]),
                         ("v2", ["--march=x86-64-v2"])]
             if host_has("avx2") and host_has("fma"):
                 variants.append(("v3", ["--march=x86-64-v3"]))
@@ -87,6 +91,18 @@ def main():
                 arts[kind] = os.path.join(work, f"m{ci}.{kind}.moeb")
                 subprocess.run([os.path.join(args.bin, "moe-compile"), "-q",
                                 *flags, model, "-o", arts[kind]], check=True)
+            # The epilogues did fuse: the default's buffers have fewer
+            # linalg.generic ops (each expert matmul's bias and
+            # activation) than --no-fuse-epilogues's.
+            generics = {}
+            for kind, flags in (("opt", []),
+                                ("unfused", ["--no-fuse-epilogues"])):
+                generics[kind] = subprocess.run(
+                    [os.path.join(args.bin, "moe-compile"), "-q", *flags,
+                     model, "--emit=buffers", "-o", "-"], check=True,
+                    capture_output=True, text=True).stdout.count(
+                        "linalg.generic")
+            fused = generics["opt"] < generics["unfused"]
             ref_ort = ort.InferenceSession(
                 model, providers=["CPUExecutionProvider"])
             for n in tokens:
@@ -113,6 +129,16 @@ def main():
                 if not np.array_equal(outs["unsorted", 1], outs["opt", 1]):
                     ok = False
                     why.append("--no-sorted-experts differs from the default")
+                # The bias and activation on the register tiles run the
+                # generic's ops in its order, as the second pass did.
+                if not np.array_equal(outs["unfused", 1], outs["opt", 1]):
+                    ok = False
+                    why.append("--no-fuse-epilogues differs from the default")
+                if not fused:
+                    ok = False
+                    why.append(f"no epilogue fused ({generics['opt']} "
+                               f"linalg.generic, {generics['unfused']} "
+                               "with --no-fuse-epilogues)")
                 for kind in kinds:
                     if not np.array_equal(outs[kind, 1], outs[kind, 2]):
                         ok = False

@@ -90,6 +90,12 @@ llvm::cl::opt<bool> noFuseGathers(
     llvm::cl::desc("the register tiles read a gathered copy of the rows "
                    "instead of the rows in place (no "
                    "moe-cpu-fuse-row-gathers; debugging)"));
+llvm::cl::opt<bool> noFuseEpilogues(
+    "no-fuse-epilogues",
+    llvm::cl::desc("a contraction's bias and activation run as a second "
+                   "pass over its output instead of on the register tiles "
+                   "before they are stored (moe-cpu-tile-contractions "
+                   "without fuse-epilogues; debugging)"));
 llvm::cl::opt<bool> noFastExp(
     "no-fast-exp",
     llvm::cl::desc("exp calls libm's expf per element instead of the "
@@ -180,6 +186,7 @@ int main(int argc, char **argv) {
   options.dotProducts = !noDotProducts;
   options.prefetchRows = !noPrefetch;
   options.fuseGathers = !noFuseGathers;
+  options.fuseEpilogues = !noFuseEpilogues;
   options.fastExp = !noFastExp;
   options.flashAttention = !noFlashAttention;
   options.sortExpertLayouts = !noSortedExperts;

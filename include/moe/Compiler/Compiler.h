@@ -66,6 +66,11 @@ struct CompileOptions {
   /// gathered copy (moe-cpu-fuse-row-gathers; with `tile`); off with
   /// moe-compile --no-fuse-gathers (debugging) and with `reference`.
   bool fuseGathers = true;
+  /// A contraction's elementwise consumer (an expert matmul's bias and
+  /// activation) applied to its register tiles before they are stored
+  /// (moe-cpu-tile-contractions{fuse-epilogues}; with `tile`); off with
+  /// moe-compile --no-fuse-epilogues (debugging) and with `reference`.
+  bool fuseEpilogues = true;
   /// exp as upstream's polynomial approximation, so that the loops around
   /// it vectorize (moe-approximate-math; with `tile`); off with
   /// moe-compile --no-fast-exp (libm's expf, as `reference` calls it).

@@ -36,6 +36,9 @@ struct CpuCodegenOptions {
   /// moe-cpu-fuse-row-gathers after moe-cpu-tile-contractions (the tiles
   /// read gathered rows in place; only with `tileVectorBits`).
   bool fuseRowGathers = false;
+  /// moe-cpu-tile-contractions{fuse-epilogues}: an expert matmul's bias
+  /// and activation applied to the register tiles before they are stored.
+  bool fuseEpilogues = false;
   /// moe-cpu-prefetch-rows after moe-cpu-tile-contractions, this many
   /// iterations ahead (0: off).
   int64_t prefetchDistance = 0;

@@ -537,6 +537,15 @@ def MoeCpuTileContractions : Pass<"moe-cpu-tile-contractions"> {
     both operands are read as contiguous vectors; a k tail shorter than
     a vector is added after the reduction. The sum's order differs from
     the other paths' (docs/tolerance.md).
+    With `fuse-epilogues`, an elementwise linalg.generic that is the next
+    op with memory effects after a contraction with one reduction loop,
+    whose only output is the contraction's output (the identity map) and
+    whose other inputs are read through the identity, per column
+    ((d0, d1) -> (d1): a bias) or as rank-0 buffers of other buffers
+    (an expert matmul's bias and activation), runs on each register tile's
+    accumulators right before the tile's store (its body cloned on
+    vectors), and goes; it stays unless every part of the contraction
+    ends in register tiles (docs/passes.md, "Epilogues").
     Contractions it does not match (other bodies, an output narrower than
     one vector outside the dot products, other element types, an output that is a view of an
     input's buffer, zero-sized dims) are left for the loop path. moe-compile runs it after bufferization unless
@@ -583,7 +592,13 @@ def MoeCpuTileContractions : Pass<"moe-cpu-tile-contractions"> {
     Option<"dotProducts", "dot-products", "bool", "true",
            "one-row contractions whose right-hand side is contiguous only "
            "in k (a cache's q k^T, a selector at decode) as dot products "
-           "with vector partial sums (off: the strided-column tiles)">
+           "with vector partial sums (off: the strided-column tiles)">,
+    Option<"fuseEpilogues", "fuse-epilogues", "bool", "false",
+           "an elementwise linalg.generic right after a contraction, on "
+           "its output (a bias, an activation), applied to each register "
+           "tile's accumulators before they are stored, when every part "
+           "of the contraction ends in register tiles (otherwise the "
+           "generic stays)">
   ];
   let dependentDialects = ["::mlir::affine::AffineDialect",
                            "::mlir::arith::ArithDialect",

@@ -62,6 +62,7 @@ bool moe_python::compile(const CompileRequest &request, std::string &output,
   options.dotProducts = request.dotProducts;
   options.prefetchRows = request.prefetchRows;
   options.fuseGathers = request.fuseGathers;
+  options.fuseEpilogues = request.fuseEpilogues;
   options.fastExp = request.fastExp;
   options.flashAttention = request.flashAttention;
   options.rollRepeats = request.rollRepeats;

@@ -31,10 +31,11 @@ struct CompileRequest {
   std::string march = "native";
   unsigned optLevel = 3;
   /// moe::CompileOptions' reference, parallelLoops, tile, sortExpertLayouts,
-  /// dotProducts, prefetchRows, fuseGathers, fastExp, flashAttention,
-  /// rollRepeats and raise (moe-compile --reference, --no-parallel-loops,
-  /// --no-tile, --no-sorted-experts, --no-dot-products, --no-prefetch,
-  /// --no-fuse-gathers, --no-fast-exp, --no-flash-attention, --no-roll,
+  /// dotProducts, prefetchRows, fuseGathers, fuseEpilogues, fastExp,
+  /// flashAttention, rollRepeats and raise (moe-compile --reference,
+  /// --no-parallel-loops, --no-tile, --no-sorted-experts,
+  /// --no-dot-products, --no-prefetch, --no-fuse-gathers,
+  /// --no-fuse-epilogues, --no-fast-exp, --no-flash-attention, --no-roll,
   /// --no-raise).
   bool reference = false;
   bool parallelLoops = true;
@@ -43,6 +44,7 @@ struct CompileRequest {
   bool dotProducts = true;
   bool prefetchRows = true;
   bool fuseGathers = true;
+  bool fuseEpilogues = true;
   bool fastExp = true;
   bool flashAttention = true;
   bool rollRepeats = true;

@@ -47,7 +47,8 @@ py::tuple compile(const py::bytes &data, const std::string &name,
                   const std::string &cc, const std::string &march,
                   unsigned optLevel, bool reference, bool parallelLoops,
                   bool tile, bool sortedExperts, bool dotProducts,
-                  bool prefetchRows, bool fuseGathers, bool fastExp,
+                  bool prefetchRows, bool fuseGathers,
+                  bool fuseEpilogues, bool fastExp,
                   bool flashAttention,
                   bool rollRepeats, bool raiseBlocks,
                   int generation, const py::object &progress) {
@@ -71,6 +72,7 @@ py::tuple compile(const py::bytes &data, const std::string &name,
   request.dotProducts = dotProducts;
   request.prefetchRows = prefetchRows;
   request.fuseGathers = fuseGathers;
+  request.fuseEpilogues = fuseEpilogues;
   request.fastExp = fastExp;
   request.flashAttention = flashAttention;
   request.rollRepeats = rollRepeats;
@@ -103,7 +105,7 @@ PYBIND11_MODULE(_compiler, m) {
         py::arg("march"), py::arg("opt_level"), py::arg("reference"),
         py::arg("parallel_loops"), py::arg("tile"), py::arg("sorted_experts"),
         py::arg("dot_products"), py::arg("prefetch_rows"),
-        py::arg("fuse_gathers"), py::arg("fast_exp"),
+        py::arg("fuse_gathers"), py::arg("fuse_epilogues"), py::arg("fast_exp"),
         py::arg("flash_attention"),
         py::arg("roll_repeats"),
         py::arg("raise_blocks"), py::arg("generation"), py::arg("progress"),
