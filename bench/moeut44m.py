@@ -29,7 +29,6 @@ is newer than it.
 """
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -79,14 +78,20 @@ if (not os.path.exists(artifact) or
     # Into a temporary name first: a killed compile leaves a partial file,
     # which the existence check above would take for the artifact.
     partial = artifact + ".partial"
-    subprocess.run([compiler, "-q",
-                    *a.compile_flags.split(), model_path, "-o", partial],
-                   check=True)
+    cmd = [compiler, "-q", *a.compile_flags.split(), model_path, "-o",
+           partial]
+    proc = subprocess.Popen(cmd)
+    # This compile's own usage (its largest process, clang included):
+    # RUSAGE_CHILDREN would also count every earlier child of this process.
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise subprocess.CalledProcessError(proc.returncode, cmd)
     os.replace(partial, artifact)
     wall = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    peak = usage.ru_maxrss / 1024
     print(f"moe-compile: {wall:.1f} s wall, {peak:.0f} MB peak "
-          f"(largest child process), artifact "
+          f"(its largest process), artifact "
           f"{os.path.getsize(artifact) / 1e6:.1f} MB")
 
 rng = np.random.default_rng(0)

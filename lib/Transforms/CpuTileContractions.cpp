@@ -62,6 +62,7 @@ namespace mlir::moe {
 } // namespace mlir::moe
 
 using namespace mlir;
+using mlir::moe::cpu::viewRoot;
 
 namespace {
 
@@ -124,13 +125,6 @@ bool isPlainMultiplyAdd(linalg::LinalgOp op) {
   Value a = body->getArgument(0), b = body->getArgument(1);
   return (mul.getLhs() == a && mul.getRhs() == b) ||
          (mul.getLhs() == b && mul.getRhs() == a);
-}
-
-/// The memref a view is taken of (through subviews, casts, reshapes).
-Value viewRoot(Value v) {
-  while (auto view = v.getDefiningOp<ViewLikeOpInterface>())
-    v = view.getViewSource();
-  return v;
 }
 
 /// The plan for `op`, or nothing when the register kernel does not apply.
@@ -457,22 +451,23 @@ struct MoeCpuTileContractionsPass
         t->setAttr(kTileMarker, rewriter.getI64IntegerAttr(width));
       tiled->loops.back()->setAttr(kReductionLoopMarker,
                                    rewriter.getUnitAttr());
-      if (auto zero = dyn_cast_if_present<IntegerAttr>(
-              op->getAttr(kZeroInitMarker))) {
-        tiled->loops.back()->setAttr(kZeroInitMarker, zero);
-        tiled->loops.back()->setAttr(
-            kZeroPartMarker,
-            rewriter.getI64IntegerAttr(zeroFills.parts.size()));
-        zeroFills.parts.push_back(zero.getInt());
-      }
-      if (auto epilogue = dyn_cast_if_present<IntegerAttr>(
-              op->getAttr(kEpilogueMarker))) {
-        tiled->loops.back()->setAttr(kEpilogueLoopMarker, epilogue);
-        tiled->loops.back()->setAttr(
-            kEpiloguePartMarker,
-            rewriter.getI64IntegerAttr(epilogues.partOwner.size()));
-        epilogues.partOwner.push_back(epilogue.getInt());
-      }
+      // The k loop carries the fill's (the epilogue's) index and its
+      // part's, so that a part whose k loop goes is found missing.
+      auto markPart = [&](StringLiteral opMarker, StringLiteral loopMarker,
+                          StringLiteral partMarker,
+                          SmallVectorImpl<int64_t> &owners) {
+        auto id = dyn_cast_if_present<IntegerAttr>(op->getAttr(opMarker));
+        if (!id)
+          return;
+        Operation *kLoop = tiled->loops.back();
+        kLoop->setAttr(loopMarker, id);
+        kLoop->setAttr(partMarker, rewriter.getI64IntegerAttr(owners.size()));
+        owners.push_back(id.getInt());
+      };
+      markPart(kZeroInitMarker, kZeroInitMarker, kZeroPartMarker,
+               zeroFills.parts);
+      markPart(kEpilogueMarker, kEpilogueLoopMarker, kEpiloguePartMarker,
+               epilogues.partOwner);
       rewriter.eraseOp(op);
       peel(rewriter, tiled->loops[plan->nDim]);
     }

@@ -52,13 +52,6 @@ Value subviewRoot(Value v,
   return v;
 }
 
-/// The buffer any view `v` is of (through every view-like op).
-Value anyRoot(Value v) {
-  while (auto view = v.getDefiningOp<ViewLikeOpInterface>())
-    v = view.getViewSource();
-  return v;
-}
-
 /// How the generic reads an input at an output element (i, j).
 enum class Access { Output, Element, Column, Scalar };
 
@@ -71,7 +64,7 @@ std::optional<Access> accessOf(linalg::GenericOp generic, OpOperand &input,
     return map.isIdentity() ? std::optional(Access::Output) : std::nullopt;
   auto type = dyn_cast<MemRefType>(x.getType());
   if (!type || !type.getElementType().isIntOrFloat() ||
-      anyRoot(x) == outputBase)
+      moe::cpu::viewRoot(x) == outputBase)
     return std::nullopt;
   if (map.isIdentity() && type.getRank() == 2)
     return Access::Element;
@@ -100,7 +93,7 @@ bool mayWrite(Operation *op, Value base) {
     if (!isa<MemoryEffects::Write>(effect.getEffect()))
       continue;
     Value target = effect.getValue();
-    if (!target || anyRoot(target) == base)
+    if (!target || moe::cpu::viewRoot(target) == base)
       return true;
   }
   return false;
@@ -120,7 +113,7 @@ bool isEpilogue(linalg::GenericOp generic) {
   Value root = subviewRoot(output, nullptr);
   if (!outputType || outputType.getRank() != 2 || !root)
     return false;
-  Value base = anyRoot(root);
+  Value base = moe::cpu::viewRoot(root);
   for (OpOperand *input : generic.getDpsInputOperands())
     if (!accessOf(generic, *input, output, base))
       return false;
@@ -186,7 +179,7 @@ LogicalResult mlir::moe::cpu::applyTileEpilogue(RewriterBase &rewriter,
   Value output = epilogue.getDpsInitOperand(0)->get();
   SmallVector<SmallVector<OpFoldResult>> offsets;
   Value root = subviewRoot(output, &offsets);
-  Value base = anyRoot(root);
+  Value base = moe::cpu::viewRoot(root);
   // Every store of the contraction's tiles, found first: nothing changes
   // unless all of them take the epilogue.
   SmallVector<vector::TransferWriteOp> stores;

@@ -14,8 +14,17 @@
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/PatternMatch.h"
+#include "mlir/Interfaces/ViewLikeInterface.h"
 
 namespace mlir::moe::cpu {
+
+/// The buffer a view is taken of, through every view-like op (subviews,
+/// casts, reshapes).
+inline Value viewRoot(Value v) {
+  while (auto view = v.getDefiningOp<ViewLikeOpInterface>())
+    v = view.getViewSource();
+  return v;
+}
 
 /// The generic that can be `op`'s epilogue, or null:
 /// - `op` is on buffers with one output V (a rank-2 memref: a memref the
