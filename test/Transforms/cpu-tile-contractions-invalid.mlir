@@ -1,11 +1,6 @@
 // RUN: not moe-opt %s --moe-cpu-tile-contractions="vector-bits=100" 2>&1 | FileCheck %s --check-prefix=BITS
 // RUN: not moe-opt %s --moe-cpu-tile-contractions="rows=0" 2>&1 | FileCheck %s --check-prefix=ROWS
 // RUN: not moe-opt %s --moe-cpu-tile-contractions="row-column-vectors=-1" 2>&1 | FileCheck %s --check-prefix=ROWCOLS
-// A contraction whose output is a memref.expand_shape: the rewrites after
-// tiling do not converge (the view folding into the transfers never
-// ends). Not handled yet; an error, not a silent failure.
-// RUN: not moe-opt %S/Inputs/tile-expand-shape-output.mlir --moe-cpu-tile-contractions="vector-bits=256 rows=6" 2>&1 | FileCheck %s --check-prefix=CONVERGE
-// CONVERGE: error: moe-cpu-tile-contractions: the rewrites after tiling did not converge
 
 // BITS: error: moe-cpu-tile-contractions: vector-bits must be a multiple of 32 of at least 128, got 100
 // ROWS: error: moe-cpu-tile-contractions: rows and column-vectors must be positive and row-column-vectors not negative, got 0, 2 and 0

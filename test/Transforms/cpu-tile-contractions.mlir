@@ -689,3 +689,39 @@ func.func @no_panels(%a: memref<?x16xf32>, %b: memref<16x328xf32>, %c: memref<?x
                 outs(%c : memref<?x328xf32>)
   return
 }
+
+// -----
+
+// Operands that are views through a memref.expand_shape keep the loop
+// path: folding them into the tiles' transfers did not converge, and the
+// pass failed. (A collapse_shape, as collapseRowDims makes, is tiled.)
+// AVX2-LABEL: func @expanded_input
+// AVX2:         linalg.matmul
+// AVX2-NOT:     vector.fma
+func.func @expanded_input(%flat: memref<128xf32>, %b: memref<8x16xf32>, %c: memref<16x16xf32>) {
+  %a = memref.expand_shape %flat [[0, 1]] output_shape [16, 8] : memref<128xf32> into memref<16x8xf32>
+  linalg.matmul ins(%a, %b : memref<16x8xf32>, memref<8x16xf32>) outs(%c : memref<16x16xf32>)
+  return
+}
+
+// -----
+
+// AVX2-LABEL: func @expanded_output
+// AVX2:         linalg.matmul
+// AVX2-NOT:     vector.fma
+func.func @expanded_output(%a: memref<16x8xf32>, %b: memref<8x16xf32>, %flat: memref<256xf32>) {
+  %c = memref.expand_shape %flat [[0, 1]] output_shape [16, 16] : memref<256xf32> into memref<16x16xf32>
+  linalg.matmul ins(%a, %b : memref<16x8xf32>, memref<8x16xf32>) outs(%c : memref<16x16xf32>)
+  return
+}
+
+// -----
+
+// AVX2-LABEL: func @collapsed_output
+// AVX2-NOT:     linalg.matmul
+// AVX2:         vector.fma
+func.func @collapsed_output(%a: memref<16x8xf32>, %b: memref<8x16xf32>, %c3: memref<4x4x16xf32>) {
+  %c = memref.collapse_shape %c3 [[0, 1], [2]] : memref<4x4x16xf32> into memref<16x16xf32>
+  linalg.matmul ins(%a, %b : memref<16x8xf32>, memref<8x16xf32>) outs(%c : memref<16x16xf32>)
+  return
+}
