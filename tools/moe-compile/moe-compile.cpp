@@ -20,10 +20,14 @@
 #include "mlir/Support/FileUtilities.h"
 #include "llvm/ADT/SmallString.h"
 #include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/ToolOutputFile.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <optional>
 
 using namespace mlir;
 
@@ -164,12 +168,39 @@ int main(int argc, char **argv) {
   if (baseDir.empty())
     baseDir = ".";
 
-  std::unique_ptr<llvm::ToolOutputFile> output =
-      openOutputFile(outputFile, &error);
-  if (!output) {
-    llvm::errs() << "moe-compile: " << error << "\n";
-    return 1;
+  // The result goes to a temporary file beside the output, renamed over
+  // it only when the compile succeeds: a failed or interrupted compile
+  // leaves an existing artifact as it was (and no truncated one). "-" is
+  // stdout.
+  std::optional<llvm::sys::fs::TempFile> temp;
+  std::unique_ptr<llvm::raw_fd_ostream> tempStream;
+  std::unique_ptr<llvm::ToolOutputFile> stdoutFile;
+  if (outputFile == "-") {
+    stdoutFile = openOutputFile(outputFile, &error);
+    if (!stdoutFile) {
+      llvm::errs() << "moe-compile: " << error << "\n";
+      return 1;
+    }
+  } else {
+    llvm::Expected<llvm::sys::fs::TempFile> created =
+        llvm::sys::fs::TempFile::create(outputFile + ".tmp-%%%%%%");
+    if (!created) {
+      llvm::errs() << "moe-compile: cannot write '" << outputFile
+                   << "': " << llvm::toString(created.takeError()) << "\n";
+      return 1;
+    }
+    temp.emplace(std::move(*created));
+    tempStream = std::make_unique<llvm::raw_fd_ostream>(temp->FD,
+                                                         /*shouldClose=*/false);
   }
+  llvm::raw_ostream &os = temp ? *tempStream : stdoutFile->os();
+  // On every early return below: the temporary file goes.
+  auto discard = [&] {
+    tempStream.reset();
+    if (temp)
+      llvm::consumeError(temp->discard());
+    return 1;
+  };
   moe::CompileOptions options;
   options.emit = emit;
   options.cc = cc;
@@ -177,7 +208,7 @@ int main(int argc, char **argv) {
   if (optLevel > 3) {
     llvm::errs() << "moe-compile: --opt must be 0 to 3, got " << optLevel
                  << "\n";
-    return 1;
+    return discard();
   }
   options.optLevel = optLevel;
   options.reference = reference;
@@ -203,9 +234,25 @@ int main(int argc, char **argv) {
   };
   if (failed(moe::compileModel(input->getMemBufferRef(), inputFile, baseDir,
                                moe::InputKind::Auto, &context, options,
-                               output->os())))
-    return 1;
-  output->keep();
+                               os)))
+    return discard();
+  if (stdoutFile) {
+    stdoutFile->keep();
+  } else {
+    tempStream->flush();
+    if (tempStream->has_error()) {
+      llvm::errs() << "moe-compile: cannot write '" << outputFile
+                   << "': " << tempStream->error().message() << "\n";
+      tempStream->clear_error();
+      return discard();
+    }
+    tempStream.reset();
+    if (llvm::Error e = temp->keep(outputFile)) {
+      llvm::errs() << "moe-compile: cannot write '" << outputFile
+                   << "': " << llvm::toString(std::move(e)) << "\n";
+      return discard();
+    }
+  }
   progress("wrote " + outputFile);
   return 0;
 }
