@@ -52,6 +52,7 @@
 #include "mlir/IR/Dominance.h"
 #include "mlir/Transforms/CSE.h"
 #include "mlir/Transforms/LoopInvariantCodeMotionUtils.h"
+#include "llvm/ADT/Sequence.h"
 #include "llvm/ADT/bit.h"
 #include "llvm/Support/MathExtras.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
@@ -1192,6 +1193,10 @@ struct MoeCpuTileContractionsPass
   /// first step, then each next one up to the end). Each loop's body is
   /// `op` on that static slice of `dim` (appended to `parts`). A static
   /// range no larger than the first step is one part: `op` itself.
+  /// Each step must divide the one before it: the loop of a step ends at
+  /// the last multiple of it counted from the range's start, which is
+  /// where the next loop starts (with steps 3 then 2, the 2-row tiles
+  /// would run past the end).
   ///
   /// With `columns` (and `parallel`), the loop of step 1 is split by
   /// columns instead (splitColumns), and so is a static range of one.
@@ -1205,6 +1210,11 @@ struct MoeCpuTileContractionsPass
            std::optional<ColumnChunks> columns = std::nullopt,
            bool sequentialStepOne = false,
            std::optional<ColumnPanels> panels = std::nullopt) {
+    assert(llvm::all_of(llvm::seq<size_t>(1, steps.size()),
+                        [&](size_t i) {
+                          return steps[i] > 0 && steps[i - 1] % steps[i] == 0;
+                        }) &&
+           "each step divides the one before it");
     int64_t staticSize = op.getStaticLoopRanges()[dim];
     bool byColumns = parallel && columns && steps.back() == 1;
     if (byColumns && staticSize == 1) {
