@@ -170,14 +170,22 @@ int main(int argc, char **argv) {
 
   // The result goes to a temporary file beside the output, renamed over
   // it only when the compile succeeds: a failed or interrupted compile
-  // leaves an existing artifact as it was (and no truncated one). "-" is
-  // stdout.
+  // leaves an existing artifact as it was (and no truncated one). "-"
+  // (stdout) and an existing path that is not a regular file (/dev/null,
+  // a FIFO, a symbolic link: a rename would replace the node itself) are
+  // written directly.
   std::optional<llvm::sys::fs::TempFile> temp;
   std::unique_ptr<llvm::raw_fd_ostream> tempStream;
-  std::unique_ptr<llvm::ToolOutputFile> stdoutFile;
-  if (outputFile == "-") {
-    stdoutFile = openOutputFile(outputFile, &error);
-    if (!stdoutFile) {
+  std::unique_ptr<llvm::ToolOutputFile> directFile;
+  llvm::sys::fs::file_status outputStatus;
+  bool direct =
+      outputFile == "-" ||
+      (!llvm::sys::fs::status(outputFile, outputStatus, /*Follow=*/false) &&
+       llvm::sys::fs::exists(outputStatus) &&
+       outputStatus.type() != llvm::sys::fs::file_type::regular_file);
+  if (direct) {
+    directFile = openOutputFile(outputFile, &error);
+    if (!directFile) {
       llvm::errs() << "moe-compile: " << error << "\n";
       return 1;
     }
@@ -193,7 +201,7 @@ int main(int argc, char **argv) {
     tempStream = std::make_unique<llvm::raw_fd_ostream>(temp->FD,
                                                          /*shouldClose=*/false);
   }
-  llvm::raw_ostream &os = temp ? *tempStream : stdoutFile->os();
+  llvm::raw_ostream &os = temp ? *tempStream : directFile->os();
   // On every early return below: the temporary file goes.
   auto discard = [&] {
     tempStream.reset();
@@ -236,8 +244,8 @@ int main(int argc, char **argv) {
                                moe::InputKind::Auto, &context, options,
                                os)))
     return discard();
-  if (stdoutFile) {
-    stdoutFile->keep();
+  if (directFile) {
+    directFile->keep();
   } else {
     tempStream->flush();
     if (tempStream->has_error()) {
