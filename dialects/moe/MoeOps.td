@@ -232,6 +232,60 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul",
   let hasVerifier = 1;
 }
 
+def Moe_UnpackPanelsOp : Moe_Op<"unpack_panels", Moe_PureShaped> {
+  let summary = "expert weights [E, K, N] from their column-panel layout";
+  let description = [{
+    The layout in which the CPU code reads constant expert weights
+    (`moe-pack-expert-weights`, docs/codegen.md): the columns of each
+    expert's `[K, N]` matrix cut into `Nf` panels of `P` columns, each
+    stored as a contiguous `[K, P]` block, and the `T = N - Nf*P` columns
+    left over (optional; `moe-pack-expert-weights` gives a narrow remainder
+    to the tail with the last panel's columns, so `T` may exceed `P`) as a
+    contiguous `[K, T]` block:
+
+        result[e, k, n] = panels[e, n / P, k, n % P]      (n < Nf*P)
+        result[e, k, n] = tail[e, k, n - Nf*P]            (n >= Nf*P)
+
+    A one-row tile of `P` columns then streams one block from memory
+    instead of `P` columns of each of `K` rows `4N` bytes apart. The
+    grouped matmul's lowering reads the panels where they are (no
+    unpacked copy); any other use gets the copy above.
+
+    Constraints: C1 ranks (panels 4, tail 3, result 3) and static shapes;
+    C2 `E` and `K` agree; C3 `N = Nf*P + T` with `Nf >= 1`, `P >= 1` and
+    `T >= 1` (`T = 0` without `tail`); C4 one element type.
+
+    Example:
+    ```mlir
+    %w2 = moe.unpack_panels %panels, %tail
+        : (tensor<8x6x128x64xf32>, tensor<8x128x28xf32>)
+          -> tensor<8x128x412xf32>
+    %w3 = moe.unpack_panels %p3, %t3
+        : (tensor<8x1x128x64xf32>, tensor<8x128x67xf32>)
+          -> tensor<8x128x131xf32>
+    %w1 = moe.unpack_panels %p1
+        : (tensor<8x2x412x64xf32>) -> tensor<8x412x128xf32>
+    ```
+  }];
+  let arguments = (ins Moe_FloatTensor:$panels,
+                       Optional<Moe_FloatTensor>:$tail);
+  let results = (outs Moe_FloatTensor:$result);
+  let assemblyFormat = [{
+    $panels (`,` $tail^)? attr-dict `:` functional-type(operands, results)
+  }];
+  let extraClassDeclaration = [{
+    /// The panel width P.
+    int64_t getPanelWidth() {
+      return cast<RankedTensorType>(getPanels().getType()).getDimSize(3);
+    }
+    /// The number of full panels Nf.
+    int64_t getNumPanels() {
+      return cast<RankedTensorType>(getPanels().getType()).getDimSize(1);
+    }
+  }];
+  let hasVerifier = 1;
+}
+
 def Moe_CombineOp : Moe_Op<"combine", Moe_PureShaped> {
   let summary = "weighted reduction of each token's slots";
   let description = [{

@@ -292,6 +292,9 @@ LogicalResult mlir::moe::compileModule(ModuleOp module,
         if (options.generation)
           pm.addPass(createMoeGenerationEntries(
               MoeGenerationEntriesOptions{options.generationAllLogits}));
+        // Expert weights in the column panels the tiles read.
+        if (options.packWeights && options.tile && !options.reference)
+          pm.addPass(createMoePackExpertWeights());
         MoeOutlineWeightsOptions o;
         o.minElements = options.minWeightElements;
         pm.addPass(createMoeOutlineWeights(o));

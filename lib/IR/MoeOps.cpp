@@ -603,6 +603,51 @@ LogicalResult RopeOp::verify() {
 }
 
 //===----------------------------------------------------------------------===//
+// UnpackPanelsOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult UnpackPanelsOp::verify() {
+  Operation *op = getOperation();
+  Value panels = getPanels(), tail = getTail(), res = getResult();
+  if (failed(checkRanks(op, "C1",
+                        {{"panels", panels, 4},
+                         {"tail", tail, 3},
+                         {"result", res, 3}})))
+    return failure();
+  for (Named v : {Named{"panels", panels}, Named{"tail", tail},
+                  Named{"result", res}})
+    if (v.value && !tensorType(v.value).hasStaticShape())
+      return emitOpError() << "expected " << v.name
+                           << " to have a static shape (C1)";
+  if (failed(checkSameDim(op, "C2", "E",
+                          {{"panels", panels, 0},
+                           {"tail", tail, 0},
+                           {"result", res, 0}})) ||
+      failed(checkSameDim(op, "C2", "K",
+                          {{"panels", panels, 2},
+                           {"tail", tail, 1},
+                           {"result", res, 1}})))
+    return failure();
+  int64_t numPanels = dimOf(panels, 1), width = dimOf(panels, 3);
+  int64_t rest = tail ? dimOf(tail, 2) : 0;
+  if (numPanels < 1 || width < 1)
+    return emitOpError() << "expected at least one panel of at least one "
+                            "column, got "
+                         << numPanels << " of " << width << " (C3)";
+  if (tail && rest < 1)
+    return emitOpError() << "expected the tail to have at least one "
+                            "column (C3)";
+  if (dimOf(res, 2) != numPanels * width + rest)
+    return emitOpError() << "expected the result to have " << numPanels
+                         << " x " << width << " + " << rest << " = "
+                         << numPanels * width + rest << " columns, got "
+                         << dimOf(res, 2) << " (C3)";
+  return checkElementTypes(op, "C4", {{"panels", panels},
+                                      {"tail", tail},
+                                      {"result", res}});
+}
+
+//===----------------------------------------------------------------------===//
 // FfnOp
 //===----------------------------------------------------------------------===//
 
@@ -1009,6 +1054,13 @@ LogicalResult GroupedMatmulOp::reifyResultShapes(
     return getSlotWeights() ? dimOf(b, getLoc(), getSlotWeights(), 0)
                             : dimOf(b, getLoc(), getPerm(), 0);
   });
+}
+
+LogicalResult UnpackPanelsOp::reifyResultShapes(
+    OpBuilder &b, ReifiedRankedShapedTypeDims &s) {
+  // Static shapes only (C1).
+  return reify(*this, b, s,
+               [&](unsigned, unsigned) { return OpFoldResult(); });
 }
 
 LogicalResult CombineOp::reifyResultShapes(OpBuilder &b,

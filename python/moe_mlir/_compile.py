@@ -23,7 +23,7 @@ def compile(model, output=None, *, march="native", opt_level=3,
             cc="clang-22", emit="artifact", progress=None, reference=False,
             parallel_loops=True, tile=True, sorted_experts=True,
             dot_products=True, prefetch_rows=True, fuse_gathers=True,
-            fuse_epilogues=True, fast_exp=True, flash_attention=True, roll_repeats=True, raise_blocks=True, generation=False):
+            fuse_epilogues=True, fast_exp=True, flash_attention=True, pack_weights=True, roll_repeats=True, raise_blocks=True, generation=False):
     """Compiles `model` into a .moeb artifact (or the level `emit` names).
 
     model: a path (str or os.PathLike) to an ONNX (.onnx) or MLIR (.mlir)
@@ -64,6 +64,10 @@ def compile(model, output=None, *, march="native", opt_level=3,
         blocks of 128 keys (False: each block of queries' softmax over all
         its keys, moe-compile --no-flash-attention; debugging; tile=False
         and reference=True do too).
+    pack_weights: constant expert weights stored in contiguous column
+        panels that the expert matmul's tiles stream (False: row-major,
+        moe-compile --no-pack-weights; debugging; tile=False and
+        reference=True do too).
     roll_repeats: layers a model repeats with shared weights compiled once,
         in a loop (False: moe-compile --no-roll).
     raise_blocks: exported MoE blocks raised to routed moe ops at import
@@ -101,6 +105,7 @@ def compile(model, output=None, *, march="native", opt_level=3,
                        ("fuse_epilogues", fuse_epilogues),
                        ("fast_exp", fast_exp),
                        ("flash_attention", flash_attention),
+                       ("pack_weights", pack_weights),
                        ("roll_repeats", roll_repeats),
                        ("raise_blocks", raise_blocks)):
         if not isinstance(value, bool):
@@ -143,7 +148,8 @@ def compile(model, output=None, *, march="native", opt_level=3,
     ok, result, diagnostics = _compiler.compile(
         data, name, base_dir, emit, cc, march, opt_level, reference,
         parallel_loops, tile, sorted_experts, dot_products, prefetch_rows,
-        fuse_gathers, fuse_epilogues, fast_exp, flash_attention, roll_repeats, raise_blocks,
+        fuse_gathers, fuse_epilogues, fast_exp, flash_attention, pack_weights,
+        roll_repeats, raise_blocks,
         {False: 0, True: 1, "all-logits": 2}[generation], report)
     if callback_error:
         raise callback_error[0]

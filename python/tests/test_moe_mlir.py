@@ -297,10 +297,67 @@ def test_compile_codegen_options(artifact, tmp_path):
                                        err_msg=str(options))
     for arg in ("reference", "parallel_loops", "tile", "sorted_experts",
                 "dot_products", "prefetch_rows", "fuse_gathers",
-                "fuse_epilogues", "fast_exp", "flash_attention", "roll_repeats",
-                "raise_blocks"):
+                "fuse_epilogues", "fast_exp", "flash_attention", "pack_weights",
+                "roll_repeats", "raise_blocks"):
         with pytest.raises(TypeError, match=arg):
             moe_mlir.compile(path, **{arg: 1})
+
+
+def test_compile_pack_weights(tmp_path):
+    """pack_weights reaches the compiler: constant expert weights with a full
+    panel of 64 columns are stored in column panels (moe.unpack_panels) unless
+    pack_weights=False, tile=False or reference=True, with the same bits
+    as row-major weights."""
+    rng = np.random.default_rng(3)
+
+    def dense(a):
+        return "dense<" + np.array2string(
+            a, separator=", ", threshold=a.size + 1,
+            formatter={"float_kind": lambda v: f"{v:.6e}"}).replace(
+                "\n", "") + ">"
+
+    d, hidden, experts = 8, 96, 4
+    sel = rng.standard_normal((experts, d)).astype(np.float32)
+    w1 = rng.standard_normal((experts, d, hidden)).astype(np.float32)
+    w2 = rng.standard_normal((experts, hidden, d)).astype(np.float32)
+    path = tmp_path / "ffn.mlir"
+    path.write_text(f"""
+func.func @main(%x: tensor<?x{d}xf32> {{onnx.name = "x"}}) -> tensor<?x{d}xf32> {{
+  %sel = arith.constant {dense(sel)} : tensor<{experts}x{d}xf32>
+  %w1 = arith.constant {dense(w1)} : tensor<{experts}x{d}x{hidden}xf32>
+  %w2 = arith.constant {dense(w2)} : tensor<{experts}x{hidden}x{d}xf32>
+  %y = moe.ffn %x, %sel, %w1, %w2 gate<sigmoid> act<relu> {{k = 2 : i64}}
+      : (tensor<?x{d}xf32>, tensor<{experts}x{d}xf32>,
+         tensor<{experts}x{d}x{hidden}xf32>,
+         tensor<{experts}x{hidden}x{d}xf32>) -> tensor<?x{d}xf32>
+  return %y : tensor<?x{d}xf32>
+}}
+""")
+    # w1's 96 columns: one panel of 64 and a tail of 32; w2's 8: as it was.
+    packed = moe_mlir.compile(path, emit="moe")
+    assert "moe.unpack_panels" in packed
+    assert f"tensor<{experts}x1x{d}x64xf32>" in packed
+    assert f"tensor<{experts}x{d}x32xf32>" in packed
+    for options in ({"pack_weights": False}, {"tile": False},
+                    {"reference": True}):
+        assert "moe.unpack_panels" not in moe_mlir.compile(
+            path, emit="moe", **options), options
+    x = rng.standard_normal((13, d)).astype(np.float32)
+    got = {}
+    for flag in (True, False):
+        out = moe_mlir.compile(path, tmp_path / f"p{flag}.moeb",
+                               pack_weights=flag)
+        got[flag] = moe_mlir.InferenceSession(out).run(None, {"x": x})[0]
+    np.testing.assert_array_equal(got[True], got[False])
+    # And against numpy: sigmoid gates of the top 2 of 4 experts.
+    scores = 1 / (1 + np.exp(-(x @ sel.T)))
+    want = np.zeros_like(x)
+    for n in range(x.shape[0]):
+        for e in np.argsort(-scores[n], kind="stable")[:2]:
+            want[n] += scores[n, e] * (np.maximum(x[n] @ w1[e], 0) @ w2[e])
+    np.testing.assert_allclose(got[True], want, rtol=1e-4, atol=1e-4)
+    with pytest.raises(TypeError, match="pack_weights"):
+        moe_mlir.compile(path, pack_weights=1)
 
 
 def test_compile_raise_blocks(tmp_path):

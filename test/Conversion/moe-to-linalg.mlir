@@ -40,7 +40,7 @@ func.func @dispatch(%ids: tensor<?x2xi32>) -> (tensor<5xi32>, tensor<?xi32>) {
 // CHECK:           arith.divui
 // CHECK:           tensor.extract_slice %{{.*}} : tensor<?x16xf32> to tensor<1x16xf32>
 // CHECK:           tensor.parallel_insert_slice %{{.*}} : tensor<1x16xf32> into tensor<?x16xf32>
-// CHECK:         %[[PS:.*]] = scf.forall (%[[E:.*]]) in (%{{.*}}) shared_outs(%[[O:.*]] = %{{.*}}) -> (tensor<?x8xf32>)
+// CHECK:         %[[PS:.*]] = scf.forall (%[[E:.*]]) in ({{[^)]*}}) shared_outs(%[[O:.*]] = %{{.*}}) -> (tensor<?x8xf32>)
 // CHECK:           %[[SEG:.*]] = tensor.extract_slice %[[XS]][%[[LO:.*]], 0] [%[[N:.*]], 16] [1, 1]
 // CHECK:           %[[WE:.*]] = tensor.extract_slice %{{.*}}[%[[E]], 0, 0] [1, 16, 8] [1, 1, 1] : tensor<4x16x8xf32> to tensor<16x8xf32>
 // CHECK:           %[[ROWS:.*]] = tensor.extract_slice %[[O]][%[[LO]], 0] [%[[N]], 8] [1, 1]
@@ -77,7 +77,7 @@ func.func @grouped_matmul(%x: tensor<?x16xf32>, %w: tensor<4x16x8xf32>, %off: te
 // segments read the input's rows directly (no gather), the input checked
 // to have M rows.
 // CHECK-LABEL: func @grouped_matmul_sorted
-// CHECK:         %[[PS:.*]] = scf.forall (%[[E:.*]]) in (%{{.*}}) shared_outs(%[[O:.*]] = %{{.*}}) -> (tensor<?x8xf32>)
+// CHECK:         %[[PS:.*]] = scf.forall (%[[E:.*]]) in ({{[^)]*}}) shared_outs(%[[O:.*]] = %{{.*}}) -> (tensor<?x8xf32>)
 // CHECK:           %[[P:.*]] = linalg.matmul
 // CHECK:           %[[B:.*]] = tensor.extract_slice %{{.*}}[%[[E]], 0] [1, 8] [1, 1] : tensor<4x8xf32> to tensor<8xf32>
 // CHECK:           %[[EP:.*]] = linalg.generic {{.*}} ins(%[[P]], %[[B]] : tensor<?x8xf32>, tensor<8xf32>) outs(%[[P]] : tensor<?x8xf32>)
@@ -87,8 +87,8 @@ func.func @grouped_matmul(%x: tensor<?x16xf32>, %w: tensor<4x16x8xf32>, %off: te
 // CHECK-NOT:     scf.for
 // CHECK:         %[[H:.*]] = scf.if
 // CHECK-NEXT:      scf.yield %[[PS]]
-// CHECK-NOT:     scf.forall (%{{.*}}) in (%{{.*}}) shared_outs(%{{.*}}) -> (tensor<?x8xf32>)
-// CHECK:         %[[PS2:.*]] = scf.forall (%{{.*}}) in (%{{.*}}) shared_outs(%{{.*}}) -> (tensor<?x16xf32>)
+// CHECK-NOT:     scf.forall (%{{.*}}) in ({{[^)]*}}) shared_outs(%{{.*}}) -> (tensor<?x8xf32>)
+// CHECK:         %[[PS2:.*]] = scf.forall (%{{.*}}) in ({{[^)]*}}) shared_outs(%{{.*}}) -> (tensor<?x16xf32>)
 // CHECK:           tensor.extract_slice %[[H]][
 // CHECK:           linalg.matmul
 // CHECK:         %[[INV:.*]] = scf.for

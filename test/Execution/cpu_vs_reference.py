@@ -49,6 +49,11 @@ CASES = [
     (31, 12, 40, 2, "swiglu", [3, 70], False),   # E > N k
     (48, 16, 6, 2, "relu", [65], True),          # all tokens on one expert
     (100, 70, 4, 2, "relu", [37], False),        # 2 full row tiles + rows
+    # Weights in column panels of 64 (moe-pack-expert-weights): the up
+    # projection's 80 columns as a panel and a tail of 16 (the SwiGLU
+    # halves split across them), the down projection's 130 as two panels
+    # and a tail of 2.
+    (130, 40, 5, 2, "swiglu", [1, 9], False),
 ]
 
 
@@ -82,6 +87,7 @@ def main():
                         ("notile", ["--no-tile"]),
                         ("unsorted", ["--no-sorted-experts"]),
                         ("unfused", ["--no-fuse-epilogues"]),
+                        ("rowmajor", ["--no-pack-weights"]),
                         ("v2", ["--march=x86-64-v2"])]
             if host_has("avx2") and host_has("fma"):
                 variants.append(("v3", ["--march=x86-64-v3"]))
@@ -103,6 +109,16 @@ def main():
                     capture_output=True, text=True).stdout.count(
                         "linalg.generic")
             fused = generics["opt"] < generics["unfused"]
+            # Expert weights with a full panel of 64 columns left after a
+            # tail narrower than 16 joins the last one are in panels.
+            def panels(cols):
+                return cols // 64 - (1 if 0 < cols % 64 < 16 else 0)
+            wide = max(panels(h),
+                       panels(i * (2 if act == "swiglu" else 1))) >= 1
+            packed = "moe.unpack_panels" in subprocess.run(
+                [os.path.join(args.bin, "moe-compile"), "-q", model,
+                 "--emit=moe", "-o", "-"], check=True, capture_output=True,
+                text=True).stdout
             ref_ort = ort.InferenceSession(
                 model, providers=["CPUExecutionProvider"])
             for n in tokens:
@@ -134,6 +150,14 @@ def main():
                 if not np.array_equal(outs["unfused", 1], outs["opt", 1]):
                     ok = False
                     why.append("--no-fuse-epilogues differs from the default")
+                # Panels change where the weights are read, not the sums.
+                if not np.array_equal(outs["rowmajor", 1], outs["opt", 1]):
+                    ok = False
+                    why.append("--no-pack-weights differs from the default")
+                if packed != wide:
+                    ok = False
+                    why.append("weights with a full panel "
+                               + ("not " if wide else "") + "in panels")
                 if not fused:
                     ok = False
                     why.append(f"no epilogue fused ({generics['opt']} "

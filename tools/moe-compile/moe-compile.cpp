@@ -111,6 +111,11 @@ llvm::cl::opt<bool> noFlashAttention(
                    "queries' softmax over all its keys at once instead of "
                    "online over blocks of 128 keys (debugging; --no-tile "
                    "and --reference do too)"));
+llvm::cl::opt<bool> noPackWeights(
+    "no-pack-weights",
+    llvm::cl::desc("constant expert weights stay row-major instead of in "
+                   "contiguous column panels (no moe-pack-expert-weights; "
+                   "debugging)"));
 llvm::cl::opt<bool> noRoll(
     "no-roll",
     llvm::cl::desc("compile every copy of a repeated layer sequence "
@@ -230,6 +235,7 @@ int main(int argc, char **argv) {
   options.flashAttention = !noFlashAttention;
   options.sortExpertLayouts = !noSortedExperts;
   options.rollRepeats = !noRoll;
+  options.packWeights = !noPackWeights;
   options.generation = generation;
   options.generationAllLogits = generationAllLogits;
   options.raise = noRaise ? moe::RaiseMode::Off : moe::RaiseMode::On;

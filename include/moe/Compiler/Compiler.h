@@ -80,6 +80,11 @@ struct CompileOptions {
   /// off with moe-compile --no-flash-attention (the reference's blocked
   /// softmax over all keys a block of queries sees).
   bool flashAttention = true;
+  /// Constant expert weights stored in column panels of 64 that the
+  /// grouped matmul's tiles read as contiguous blocks
+  /// (moe-pack-expert-weights; with `tile`); off with moe-compile
+  /// --no-pack-weights (debugging) and with `reference`.
+  bool packWeights = true;
   /// Emit a sequence of layers the model repeats (MoEUT's R repeats of G
   /// layers) once, in a loop (moe-roll-repeats); off with
   /// moe-compile --no-roll and with `reference`.

@@ -88,13 +88,16 @@ def ConvertMoeToLinalg : Pass<"convert-moe-to-linalg"> {
   let summary = "Reference lowering of primitive moe ops to linalg, scf and tensor";
   let description = [{
     Lowers every primitive `moe` op (route, switch_route, tree_route,
-    dispatch, grouped_matmul, combine, mot_mix, mot_unmix, attention, rope)
-    to linalg, scf, tensor, arith and math ops on tensors, correct for
+    dispatch, grouped_matmul, combine, mot_mix, mot_unmix, attention, rope,
+    unpack_panels) to linalg, scf, tensor, arith and math ops on tensors, correct for
     static and dynamic shapes; composite ops must be decomposed first
     (`moe-decompose`), and any moe op left is an error. Written for
     correctness, not speed: top-k as K masked arg-max passes, the counting
     sort and the segment scatter as sequential `scf.for` loops, one
-    `linalg.matmul` per expert segment. Expert ids outside [0, E) are
+    `linalg.matmul` per expert segment (per column panel and tail of the
+    weight when it is a `moe.unpack_panels`, read where it is; the
+    unpack itself is lowered after its users, as a copy for those that
+    remain). Expert ids outside [0, E) are
     reported to the runtime (`func.call @moe_report_error`) and replaced by
     0, so the run ends with an error status and nothing is written out of
     bounds.

@@ -245,6 +245,57 @@ def MoeFoldConstantLayouts : Pass<"moe-fold-constant-layouts"> {
                            "::mlir::linalg::LinalgDialect"];
 }
 
+def MoePackExpertWeights : Pass<"moe-pack-expert-weights"> {
+  let summary = "Store constant expert weights in column panels";
+  let description = [{
+    A grouped matmul's one-row tiles read `panel-width` columns of each of
+    the `K` rows of an expert's `[K, N]` weight; from memory, rows `4N`
+    bytes apart stream at 0.6-0.7x the rate of one contiguous block
+    (docs/performance.md, "Weights in column panels"). This pass cuts each
+    expert's columns into panels of `panel-width`, each a contiguous
+    `[K, P]` block, plus a contiguous `[K, N mod P]` tail, evaluated at
+    compile time (a tail narrower than `min-tail`, one AVX-512 vector by
+    default, joins the last panel's block: every block is then at least a
+    vector wide, and its columns get the tiles, and the sums, they get in
+    the row-major layout), and reads them back through `moe.unpack_panels`, whose
+    grouped-matmul lowering reads the blocks where they are.
+
+    It rewrites the expert-weight operands that become grouped matmuls
+    (`moe.grouped_matmul`'s weight, `moe.ffn`'s `w1` and `w2`,
+    `moe.tree_ffn`'s weight, `moe.switchhead`'s and
+    `moe.switchhead_cached`'s `wo`, and `wv` where `sel_v` routes it)
+    when they are dense, non-splat, static rank-3 float constants of more
+    than `panel-width` columns; one layout per constant, the row-major
+    constant erased when nothing else reads it. Weights that would have no
+    full panel stay as they are. moe-compile runs it before
+    `moe-outline-weights` (not with `--reference`, `--no-tile` or
+    `--no-pack-weights`).
+
+    Before:
+    ```mlir
+    %w = arith.constant dense<...> : tensor<2x3x5xf32>
+    %y = moe.grouped_matmul %x, %w, %off, %perm : ...
+    ```
+    After (`panel-width=2 min-tail=1`):
+    ```mlir
+    %p = arith.constant dense<...> : tensor<2x2x3x2xf32>
+    %t = arith.constant dense<...> : tensor<2x3x1xf32>
+    %w = moe.unpack_panels %p, %t
+        : (tensor<2x2x3x2xf32>, tensor<2x3x1xf32>) -> tensor<2x3x5xf32>
+    %y = moe.grouped_matmul %x, %w, %off, %perm : ...
+    ```
+  }];
+  let options = [
+    Option<"panelWidth", "panel-width", "int64_t", "64",
+           "columns per panel (the one-row tile's width)">,
+    Option<"minTail", "min-tail", "int64_t", "16",
+           "narrowest tail kept as a block of its own (a narrower one "
+           "joins the last panel's block)">
+  ];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::moe::MoeDialect"];
+}
+
 def MoeRollRepeats : Pass<"moe-roll-repeats", "::mlir::func::FuncOp"> {
   let summary = "Emit a sequence of ops that repeats back to back once, "
                 "inside an scf.for";

@@ -492,10 +492,11 @@ struct LowerDispatch : OpRewritePattern<DispatchOp> {
   }
 };
 
-/// `act(rows + bias[e])` for the rows `[count, Dout]` of expert `e`'s
-/// product (no bias when `bias` is null).
+/// `act(rows + bias[e, col:col+width])` for the rows `[count, width]` of
+/// expert `e`'s product from column `col` on (no bias when `bias` is null).
 static Value expertEpilogue(OpBuilder &b, Location loc, Value rows, Value bias,
-                            Value e, OpFoldResult doutF, Activation act) {
+                            Value e, OpFoldResult col, OpFoldResult doutF,
+                            Activation act) {
   MLIRContext *ctx = b.getContext();
   AffineMap id = AffineMap::getMultiDimIdentityMap(2, ctx);
   SmallVector<Value> ins{rows};
@@ -505,7 +506,7 @@ static Value expertEpilogue(OpBuilder &b, Location loc, Value rows, Value bias,
         {getConstantIntValue(doutF).value_or(ShapedType::kDynamic)},
         typeOf(rows).getElementType());
     ins.push_back(tensor::ExtractSliceOp::create(
-        b, loc, rowType, bias, ArrayRef<OpFoldResult>{e, b.getIndexAttr(0)},
+        b, loc, rowType, bias, ArrayRef<OpFoldResult>{e, col},
         ArrayRef<OpFoldResult>{b.getIndexAttr(1), doutF},
         ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1)}));
     maps.push_back(AffineMap::get(2, 0, {getAffineDimExpr(1, ctx)}, ctx));
@@ -524,6 +525,72 @@ static Value expertEpilogue(OpBuilder &b, Location loc, Value rows, Value bias,
       .getResult(0);
 }
 
+/// moe.unpack_panels as a copy: the full panels through a generic reading
+/// panels[e, n / P, k, n % P], the tail's columns inserted after them.
+/// An op nothing uses any more (its grouped matmuls read the panels where
+/// they are) is erased.
+struct LowerUnpackPanels : OpRewritePattern<UnpackPanelsOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(UnpackPanelsOp op,
+                                PatternRewriter &b) const override {
+    if (op->use_empty()) {
+      b.eraseOp(op);
+      return success();
+    }
+    Location loc = op.getLoc();
+    MLIRContext *ctx = b.getContext();
+    auto type = op.getType();
+    int64_t experts = type.getDimSize(0), k = type.getDimSize(1);
+    int64_t width = op.getPanelWidth();
+    int64_t full = op.getNumPanels() * width;
+    Type elt = type.getElementType();
+    AffineExpr de, dk, dn;
+    bindDims(ctx, de, dk, dn);
+    AffineMap read =
+        AffineMap::get(3, 0, {de, dn.floorDiv(width), dk, dn % width}, ctx);
+    Value panels =
+        linalg::GenericOp::create(
+            b, loc, TypeRange{RankedTensorType::get({experts, k, full}, elt)},
+            ValueRange{op.getPanels()},
+            ValueRange{emptyTensor(b, loc,
+                                   {b.getIndexAttr(experts), b.getIndexAttr(k),
+                                    b.getIndexAttr(full)},
+                                   elt)},
+            ArrayRef<AffineMap>{read,
+                                AffineMap::getMultiDimIdentityMap(3, ctx)},
+            SmallVector<utils::IteratorType>(3, utils::IteratorType::parallel),
+            [&](OpBuilder &nb, Location nl, ValueRange a) {
+              linalg::YieldOp::create(nb, nl, a[0]);
+            })
+            .getResult(0);
+    Value tail = op.getTail();
+    if (!tail) {
+      b.replaceOp(op, panels);
+      return success();
+    }
+    SmallVector<OpFoldResult> ones(3, b.getIndexAttr(1));
+    Value out = emptyTensor(b, loc,
+                            {b.getIndexAttr(experts), b.getIndexAttr(k),
+                             b.getIndexAttr(type.getDimSize(2))},
+                            elt);
+    auto insertAt = [&](Value part, Value dest, int64_t col, int64_t cols) {
+      return tensor::InsertSliceOp::create(
+                 b, loc, part, dest,
+                 ArrayRef<OpFoldResult>{b.getIndexAttr(0), b.getIndexAttr(0),
+                                        b.getIndexAttr(col)},
+                 ArrayRef<OpFoldResult>{b.getIndexAttr(experts),
+                                        b.getIndexAttr(k),
+                                        b.getIndexAttr(cols)},
+                 ones)
+          .getResult();
+    };
+    out = insertAt(panels, out, 0, full);
+    out = insertAt(tail, out, full, typeOf(tail).getDimSize(2));
+    b.replaceOp(op, out);
+    return success();
+  }
+};
+
 struct LowerGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(GroupedMatmulOp op,
@@ -533,6 +600,8 @@ struct LowerGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
     declareErrorHook(b, op);
     Value x = op.getInput(), w = op.getWeight(), offsets = op.getOffsets(),
           perm = op.getPerm();
+    // Weights in column panels are read where they are (static shapes).
+    auto unpack = w.getDefiningOp<UnpackPanelsOp>();
     Type elt = typeOf(x).getElementType();
     Value bias = op.getBias();
     Activation act = op.getActivationOrIdentity();
@@ -558,7 +627,9 @@ struct LowerGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
     Value m = tensor::DimOp::create(b, loc, perm, 0);
     OpFoldResult dinF = tensor::getMixedSize(b, loc, w, 1);
     OpFoldResult doutF = tensor::getMixedSize(b, loc, w, 2);
-    Value experts = tensor::DimOp::create(b, loc, w, 0);
+    // (A constant when static: a weight in panels keeps no other use.)
+    Value experts = getValueOrCreateConstantIndexOp(
+        b, loc, tensor::getMixedSize(b, loc, w, 0));
     // Fan-out F = M / R (R = 0 only when M = 0).
     Value rowsOr1 = arith::MaxUIOp::create(b, loc, rows, c1);
     Value fan = arith::DivUIOp::create(b, loc, m, rowsOr1);
@@ -702,7 +773,7 @@ struct LowerGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
                   nb, nl, xs, ArrayRef<OpFoldResult>{lo, nb.getIndexAttr(0)},
                   ArrayRef<OpFoldResult>{count, dinF}, unitStrides(nb));
               auto wType = RankedTensorType::get({din, dout}, elt);
-              Value we = tensor::ExtractSliceOp::create(
+              Value we = unpack ? Value() : tensor::ExtractSliceOp::create(
                   nb, nl, wType, w,
                   ArrayRef<OpFoldResult>{e, nb.getIndexAttr(0),
                                          nb.getIndexAttr(0)},
@@ -715,14 +786,88 @@ struct LowerGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
                   ArrayRef<OpFoldResult>{count, doutF}, unitStrides(nb));
               Value zero = arith::ConstantOp::create(
                   nb, nl, nb.getFloatAttr(elt, 0.0));
-              Value init =
-                  linalg::FillOp::create(nb, nl, zero, outRows).getResult(0);
-              Value prod =
-                  linalg::MatmulOp::create(nb, nl, ValueRange{segment, we},
-                                           ValueRange{init})
-                      .getResult(0);
-              if (bias || act != Activation::Identity)
-                prod = expertEpilogue(nb, nl, prod, bias, e, doutF, act);
+              // The product of the segment and a block of the weight's
+              // columns [col, col + width), with its epilogue.
+              auto product = [&](OpBuilder &pb, Location pl, Value dst,
+                                 Value wBlock, OpFoldResult col,
+                                 OpFoldResult width) {
+                Value init =
+                    linalg::FillOp::create(pb, pl, zero, dst).getResult(0);
+                Value prod = linalg::MatmulOp::create(
+                                 pb, pl, ValueRange{segment, wBlock},
+                                 ValueRange{init})
+                                 .getResult(0);
+                if (bias || act != Activation::Identity)
+                  prod = expertEpilogue(pb, pl, prod, bias, e, col, width,
+                                        act);
+                return prod;
+              };
+              Value prod;
+              if (!unpack) {
+                prod = product(nb, nl, outRows, we, nb.getIndexAttr(0), doutF);
+              } else {
+                // Weights in column panels (moe.unpack_panels): one product
+                // per panel, each reading its contiguous [Din, P] block,
+                // then one for the tail's [Din, T] block.
+                int64_t width = unpack.getPanelWidth();
+                auto blockOf = [&](OpBuilder &pb, Location pl, Value src,
+                                   ArrayRef<OpFoldResult> offsets,
+                                   int64_t cols) -> Value {
+                  SmallVector<OpFoldResult> sizes(offsets.size() - 2,
+                                                  pb.getIndexAttr(1));
+                  sizes.append({pb.getIndexAttr(din), pb.getIndexAttr(cols)});
+                  SmallVector<OpFoldResult> strides(offsets.size(),
+                                                    pb.getIndexAttr(1));
+                  return tensor::ExtractSliceOp::create(
+                      pb, pl, RankedTensorType::get({din, cols}, elt), src,
+                      offsets, sizes, strides);
+                };
+                auto columns = [&](OpBuilder &pb, Location pl, Value src,
+                                   OpFoldResult col, int64_t cols) -> Value {
+                  return tensor::ExtractSliceOp::create(
+                      pb, pl, src, ArrayRef<OpFoldResult>{pb.getIndexAttr(0), col},
+                      ArrayRef<OpFoldResult>{count, pb.getIndexAttr(cols)},
+                      unitStrides(pb));
+                };
+                auto into = [&](OpBuilder &pb, Location pl, Value part,
+                                Value dst, OpFoldResult col, int64_t cols) {
+                  return tensor::InsertSliceOp::create(
+                             pb, pl, part, dst,
+                             ArrayRef<OpFoldResult>{pb.getIndexAttr(0), col},
+                             ArrayRef<OpFoldResult>{count, pb.getIndexAttr(cols)},
+                             unitStrides(pb))
+                      .getResult();
+                };
+                auto panelLoop = scf::ForOp::create(
+                    nb, nl, idx(nb, nl, 0), idx(nb, nl, unpack.getNumPanels()),
+                    idx(nb, nl, 1), ValueRange{outRows},
+                    [&](OpBuilder &pb, Location pl, Value j, ValueRange it) {
+                      Value col = arith::MulIOp::create(pb, pl, j,
+                                                        idx(pb, pl, width));
+                      Value wBlock = blockOf(
+                          pb, pl, unpack.getPanels(),
+                          {e, j, pb.getIndexAttr(0), pb.getIndexAttr(0)},
+                          width);
+                      Value part = product(pb, pl,
+                                           columns(pb, pl, it[0], col, width),
+                                           wBlock, col,
+                                           pb.getIndexAttr(width));
+                      scf::YieldOp::create(
+                          pb, pl, into(pb, pl, part, it[0], col, width));
+                    });
+                prod = panelLoop.getResult(0);
+                if (Value tail = unpack.getTail()) {
+                  int64_t cols = typeOf(tail).getDimSize(2);
+                  OpFoldResult col =
+                      nb.getIndexAttr(unpack.getNumPanels() * width);
+                  Value wBlock = blockOf(
+                      nb, nl, tail,
+                      {e, nb.getIndexAttr(0), nb.getIndexAttr(0)}, cols);
+                  Value part = product(nb, nl, columns(nb, nl, prod, col, cols),
+                                       wBlock, col, nb.getIndexAttr(cols));
+                  prod = into(nb, nl, part, prod, col, cols);
+                }
+              }
               insertInParallel(nb, nl, prod, args[1],
                                {lo, nb.getIndexAttr(0)}, {count, doutF});
             })
@@ -1631,6 +1776,11 @@ struct ConvertMoeToLinalgPass
     if (flashKeyBlock > 0)
       populateMoeFlashAttentionPatterns(patterns, flashKeyBlock);
     walkAndApplyPatterns(getOperation(), std::move(patterns));
+    // Weight layouts after their users: a grouped matmul reads the panels
+    // where they are, so only the layouts something else reads are copied.
+    RewritePatternSet layouts(&getContext());
+    populateMoeWeightLayoutToLinalgPatterns(layouts);
+    walkAndApplyPatterns(getOperation(), std::move(layouts));
     RewritePatternSet workaround(&getContext());
     workaround.add<ExpandShapeToCopy>(&getContext());
     walkAndApplyPatterns(getOperation(), std::move(workaround));
@@ -1654,6 +1804,11 @@ void mlir::moe::populateMoeToLinalgPatterns(RewritePatternSet &patterns) {
   patterns.add<LowerRoute, LowerSwitchRoute, LowerTreeRoute, LowerDispatch,
                LowerGroupedMatmul, LowerCombine, LowerMotMix, LowerMotUnmix,
                LowerAttention, LowerRope>(patterns.getContext());
+}
+
+void mlir::moe::populateMoeWeightLayoutToLinalgPatterns(
+    RewritePatternSet &patterns) {
+  patterns.add<LowerUnpackPanels>(patterns.getContext());
 }
 
 void mlir::moe::populateMoeFlashAttentionPatterns(RewritePatternSet &patterns,

@@ -65,6 +65,7 @@ bool moe_python::compile(const CompileRequest &request, std::string &output,
   options.fuseEpilogues = request.fuseEpilogues;
   options.fastExp = request.fastExp;
   options.flashAttention = request.flashAttention;
+  options.packWeights = request.packWeights;
   options.rollRepeats = request.rollRepeats;
   options.generation = request.generation;
   options.generationAllLogits = request.generationAllLogits;

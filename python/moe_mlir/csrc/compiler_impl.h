@@ -32,11 +32,11 @@ struct CompileRequest {
   unsigned optLevel = 3;
   /// moe::CompileOptions' reference, parallelLoops, tile, sortExpertLayouts,
   /// dotProducts, prefetchRows, fuseGathers, fuseEpilogues, fastExp,
-  /// flashAttention, rollRepeats and raise (moe-compile --reference,
-  /// --no-parallel-loops, --no-tile, --no-sorted-experts,
+  /// flashAttention, packWeights, rollRepeats and raise (moe-compile
+  /// --reference, --no-parallel-loops, --no-tile, --no-sorted-experts,
   /// --no-dot-products, --no-prefetch, --no-fuse-gathers,
-  /// --no-fuse-epilogues, --no-fast-exp, --no-flash-attention, --no-roll,
-  /// --no-raise).
+  /// --no-fuse-epilogues, --no-fast-exp, --no-flash-attention,
+  /// --no-pack-weights, --no-roll, --no-raise).
   bool reference = false;
   bool parallelLoops = true;
   bool tile = true;
@@ -47,6 +47,7 @@ struct CompileRequest {
   bool fuseEpilogues = true;
   bool fastExp = true;
   bool flashAttention = true;
+  bool packWeights = true;
   bool rollRepeats = true;
   bool generation = false;
   bool generationAllLogits = false;

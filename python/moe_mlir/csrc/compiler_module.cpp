@@ -49,7 +49,7 @@ py::tuple compile(const py::bytes &data, const std::string &name,
                   bool tile, bool sortedExperts, bool dotProducts,
                   bool prefetchRows, bool fuseGathers,
                   bool fuseEpilogues, bool fastExp,
-                  bool flashAttention,
+                  bool flashAttention, bool packWeights,
                   bool rollRepeats, bool raiseBlocks,
                   int generation, const py::object &progress) {
   moe_python::CompileRequest request;
@@ -75,6 +75,7 @@ py::tuple compile(const py::bytes &data, const std::string &name,
   request.fuseEpilogues = fuseEpilogues;
   request.fastExp = fastExp;
   request.flashAttention = flashAttention;
+  request.packWeights = packWeights;
   request.rollRepeats = rollRepeats;
   request.raiseBlocks = raiseBlocks;
   // 0: no generation entries; 1: @prefill returns the last position's
@@ -106,7 +107,7 @@ PYBIND11_MODULE(_compiler, m) {
         py::arg("parallel_loops"), py::arg("tile"), py::arg("sorted_experts"),
         py::arg("dot_products"), py::arg("prefetch_rows"),
         py::arg("fuse_gathers"), py::arg("fuse_epilogues"), py::arg("fast_exp"),
-        py::arg("flash_attention"),
+        py::arg("flash_attention"), py::arg("pack_weights"),
         py::arg("roll_repeats"),
         py::arg("raise_blocks"), py::arg("generation"), py::arg("progress"),
         "(ok, output bytes, diagnostics text) for the model in `data`.");

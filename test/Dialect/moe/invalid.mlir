@@ -244,6 +244,74 @@ func.func @dispatch_c4(%ids: tensor<4x2xi32>) {
 }
 
 //===----------------------------------------------------------------------===//
+// moe.unpack_panels
+//===----------------------------------------------------------------------===//
+
+// -----
+
+func.func @unpack_panels_c1_rank(%p: tensor<2x3x4xf32>) {
+  // expected-error @+1 {{expected panels to have rank 4, got 3 (C1)}}
+  %w = moe.unpack_panels %p : (tensor<2x3x4xf32>) -> tensor<2x3x4xf32>
+  return
+}
+
+// -----
+
+func.func @unpack_panels_c1_dynamic(%p: tensor<2x?x3x4xf32>) {
+  // expected-error @+1 {{expected panels to have a static shape (C1)}}
+  %w = moe.unpack_panels %p : (tensor<2x?x3x4xf32>) -> tensor<2x3x8xf32>
+  return
+}
+
+// -----
+
+func.func @unpack_panels_c2_experts(%p: tensor<2x2x3x4xf32>) {
+  // expected-error @+1 {{expected result dim 0 (E) to be 2 as in panels dim 0, got 3 (C2)}}
+  %w = moe.unpack_panels %p : (tensor<2x2x3x4xf32>) -> tensor<3x3x8xf32>
+  return
+}
+
+// -----
+
+func.func @unpack_panels_c2_rows(%p: tensor<2x2x3x4xf32>, %t: tensor<2x5x1xf32>) {
+  // expected-error @+1 {{expected tail dim 1 (K) to be 3 as in panels dim 2, got 5 (C2)}}
+  %w = moe.unpack_panels %p, %t : (tensor<2x2x3x4xf32>, tensor<2x5x1xf32>) -> tensor<2x3x9xf32>
+  return
+}
+
+// -----
+
+func.func @unpack_panels_c3_no_panel(%p: tensor<2x0x3x4xf32>) {
+  // expected-error @+1 {{expected at least one panel of at least one column, got 0 of 4 (C3)}}
+  %w = moe.unpack_panels %p : (tensor<2x0x3x4xf32>) -> tensor<2x3x0xf32>
+  return
+}
+
+// -----
+
+func.func @unpack_panels_c3_empty_tail(%p: tensor<2x2x3x4xf32>, %t: tensor<2x3x0xf32>) {
+  // expected-error @+1 {{expected the tail to have at least one column (C3)}}
+  %w = moe.unpack_panels %p, %t : (tensor<2x2x3x4xf32>, tensor<2x3x0xf32>) -> tensor<2x3x8xf32>
+  return
+}
+
+// -----
+
+func.func @unpack_panels_c3_columns(%p: tensor<2x2x3x4xf32>, %t: tensor<2x3x1xf32>) {
+  // expected-error @+1 {{expected the result to have 2 x 4 + 1 = 9 columns, got 10 (C3)}}
+  %w = moe.unpack_panels %p, %t : (tensor<2x2x3x4xf32>, tensor<2x3x1xf32>) -> tensor<2x3x10xf32>
+  return
+}
+
+// -----
+
+func.func @unpack_panels_c4_types(%p: tensor<2x2x3x4xf32>, %t: tensor<2x3x1xf16>) {
+  // expected-error @+1 {{expected tail element type 'f16' to match panels element type 'f32' (C4)}}
+  %w = moe.unpack_panels %p, %t : (tensor<2x2x3x4xf32>, tensor<2x3x1xf16>) -> tensor<2x3x9xf32>
+  return
+}
+
+//===----------------------------------------------------------------------===//
 // moe.grouped_matmul
 //===----------------------------------------------------------------------===//
 

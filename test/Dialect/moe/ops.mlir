@@ -57,6 +57,21 @@ func.func @grouped_matmul(%x: tensor<?x64xf32>, %w1: tensor<8x64x128xf32>, %h: t
   return
 }
 
+// Expert weights in column panels, with and without a tail.
+// CHECK-LABEL: func @unpack_panels
+func.func @unpack_panels(%p: tensor<8x6x128x64xf32>, %t: tensor<8x128x28xf32>,
+                         %t2: tensor<8x128x90xf32>,
+                         %q: tensor<2x2x5x3xbf16>) {
+  // CHECK: moe.unpack_panels %{{.*}}, %{{.*}} : (tensor<8x6x128x64xf32>, tensor<8x128x28xf32>) -> tensor<8x128x412xf32>
+  %w = moe.unpack_panels %p, %t : (tensor<8x6x128x64xf32>, tensor<8x128x28xf32>) -> tensor<8x128x412xf32>
+  // CHECK: moe.unpack_panels %{{.*}} : (tensor<2x2x5x3xbf16>) -> tensor<2x5x6xbf16>
+  %v = moe.unpack_panels %q : (tensor<2x2x5x3xbf16>) -> tensor<2x5x6xbf16>
+  // A tail wider than a panel.
+  // CHECK: moe.unpack_panels %{{.*}}, %{{.*}} : (tensor<8x6x128x64xf32>, tensor<8x128x90xf32>) -> tensor<8x128x474xf32>
+  %u = moe.unpack_panels %p, %t2 : (tensor<8x6x128x64xf32>, tensor<8x128x90xf32>) -> tensor<8x128x474xf32>
+  return
+}
+
 // The epilogue (bias, activation) and the sorted layout.
 // CHECK-LABEL: func @grouped_matmul_epilogue
 func.func @grouped_matmul_epilogue(%x: tensor<?x64xf32>, %w1: tensor<8x64x128xf32>, %b1: tensor<8x128xf32>,

@@ -21,6 +21,12 @@ namespace moe {
 /// One pattern per primitive moe op.
 void populateMoeToLinalgPatterns(RewritePatternSet &patterns);
 
+/// moe.unpack_panels as a copy into the row-major [E, K, N] (and erased
+/// where nothing uses it). Apply it after the set above, whose grouped
+/// matmul reads a weight in panels where it is: only the layouts something
+/// else reads are then copied.
+void populateMoeWeightLayoutToLinalgPatterns(RewritePatternSet &patterns);
+
 /// moe.attention without a cache (or with an empty one) flash-style: an
 /// online softmax over blocks of `keyBlock` (> 0) keys per block of query
 /// rows, no [rows, S] scores. Benefit 2: added to the set above, it takes

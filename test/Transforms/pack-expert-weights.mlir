@@ -1,0 +1,109 @@
+// RUN: moe-opt %s --split-input-file --moe-pack-expert-weights="panel-width=2 min-tail=1" | FileCheck %s
+// RUN: moe-opt %s --split-input-file --moe-pack-expert-weights="panel-width=2 min-tail=1" --moe-decompose --convert-moe-to-linalg | FileCheck %s --check-prefix=LOWER
+// RUN: not moe-opt %s --split-input-file --moe-pack-expert-weights="panel-width=0" 2>&1 | FileCheck %s --check-prefix=WIDTH
+
+// RUN: not moe-opt %s --split-input-file --moe-pack-expert-weights="min-tail=0" 2>&1 | FileCheck %s --check-prefix=WIDTH
+// RUN: moe-opt %s --split-input-file --moe-pack-expert-weights="panel-width=2" | FileCheck %s --check-prefix=MERGE
+
+// WIDTH: moe-pack-expert-weights: panel-width and min-tail must be positive, got {{(0 and 16|64 and 0)}}
+
+// Each expert's [K, N] = [2, 5] matrix: two panels of two columns, each a
+// contiguous [2, 2] block, and the fifth column as a [2, 1] tail.
+// CHECK-LABEL: func.func @grouped_matmul_tail
+// CHECK-DAG:     %[[P:.+]] = arith.constant dense<{{\[\[\[\[}}0.000000e+00, 1.000000e+00], [5.000000e+00, 6.000000e+00]], {{\[\[}}2.000000e+00, 3.000000e+00], [7.000000e+00, 8.000000e+00]]], {{\[\[\[}}1.000000e+01, 1.100000e+01], [1.500000e+01, 1.600000e+01]], {{\[\[}}1.200000e+01, 1.300000e+01], [1.700000e+01, 1.800000e+01]]]]> : tensor<2x2x2x2xf32>
+// CHECK-DAG:     %[[T:.+]] = arith.constant dense<{{\[\[\[}}4.000000e+00], [9.000000e+00]], {{\[\[}}1.400000e+01], [1.900000e+01]]]> : tensor<2x2x1xf32>
+// CHECK:         %[[W:.+]] = moe.unpack_panels %[[P]], %[[T]] : (tensor<2x2x2x2xf32>, tensor<2x2x1xf32>) -> tensor<2x2x5xf32>
+// CHECK:         moe.grouped_matmul %{{.*}}, %[[W]],
+// The row-major constant is gone.
+// CHECK-NOT:     tensor<2x2x5xf32> = arith.constant
+// With the default min-tail (16), the one-column tail joins the last
+// panel: one panel of two columns and a tail of three.
+// MERGE-LABEL: func.func @grouped_matmul_tail
+// MERGE:         moe.unpack_panels %{{.*}}, %{{.*}} : (tensor<2x1x2x2xf32>, tensor<2x2x3xf32>) -> tensor<2x2x5xf32>
+// The grouped matmul reads each panel's [2, 2] block and then the tail's
+// [2, 1] block where they are; no copy of the weight.
+// LOWER-LABEL: func.func @grouped_matmul_tail
+// LOWER-NOT:     tensor.empty() : tensor<2x2x5xf32>
+// LOWER:         scf.forall
+// LOWER:         scf.forall
+// LOWER:           scf.for %[[J:.+]] = %{{.*}} to %{{.*}} step %{{.*}} iter_args
+// LOWER:             %[[C:.+]] = arith.muli %[[J]], %{{.*}}
+// LOWER:             tensor.extract_slice %{{.*}}[%{{.*}}, %[[J]], 0, 0] [1, 1, 2, 2] [1, 1, 1, 1] : tensor<2x2x2x2xf32> to tensor<2x2xf32>
+// LOWER:             linalg.matmul
+// LOWER:             tensor.insert_slice %{{.*}}[0, %[[C]]] [%{{.*}}, 2] [1, 1]
+// LOWER:           tensor.extract_slice %{{.*}}[%{{.*}}, 0, 0] [1, 2, 1] [1, 1, 1] : tensor<2x2x1xf32> to tensor<2x1xf32>
+// LOWER:           linalg.matmul
+// LOWER:           tensor.insert_slice %{{.*}}[0, 4] [%{{.*}}, 1] [1, 1]
+// LOWER-NOT:     moe.unpack_panels
+func.func @grouped_matmul_tail(%x: tensor<?x2xf32>, %off: tensor<3xi32>, %perm: tensor<?xi32>) -> tensor<?x5xf32> {
+  %w = arith.constant dense<[[[0.0, 1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0, 9.0]],
+                             [[10.0, 11.0, 12.0, 13.0, 14.0], [15.0, 16.0, 17.0, 18.0, 19.0]]]> : tensor<2x2x5xf32>
+  %y = moe.grouped_matmul %x, %w, %off, %perm : (tensor<?x2xf32>, tensor<2x2x5xf32>, tensor<3xi32>, tensor<?xi32>) -> tensor<?x5xf32>
+  return %y : tensor<?x5xf32>
+}
+
+// -----
+
+// One layout for a constant that both ffn projections read; a user that
+// is no expert weight (here the return) keeps the row-major constant.
+// CHECK-LABEL: func.func @ffn_shared
+// CHECK:         %[[W:.+]] = arith.constant {{.*}} : tensor<2x4x4xf32>
+// CHECK:         %[[P:.+]] = arith.constant {{.*}} : tensor<2x2x4x2xf32>
+// CHECK:         %[[U:.+]] = moe.unpack_panels %[[P]] : (tensor<2x2x4x2xf32>) -> tensor<2x4x4xf32>
+// CHECK-NOT:     moe.unpack_panels
+// CHECK:         moe.ffn %{{.*}}, %{{.*}}, %[[U]], %[[U]] gate<sigmoid>
+// CHECK:         return %{{.*}}, %[[W]]
+func.func @ffn_shared(%x: tensor<3x4xf32>, %sel: tensor<2x4xf32>) -> (tensor<3x4xf32>, tensor<2x4x4xf32>) {
+  %w = arith.constant dense<[[[0.0, 1.0, 2.0, 3.0], [4.0, 5.0, 6.0, 7.0], [8.0, 9.0, 10.0, 11.0], [12.0, 13.0, 14.0, 15.0]],
+                             [[1.0, 1.0, 2.0, 3.0], [4.0, 5.0, 6.0, 7.0], [8.0, 9.0, 10.0, 11.0], [12.0, 13.0, 14.0, 16.0]]]> : tensor<2x4x4xf32>
+  %y = moe.ffn %x, %sel, %w, %w gate<sigmoid> act<relu> {k = 1 : i64} : (tensor<3x4xf32>, tensor<2x4xf32>, tensor<2x4x4xf32>, tensor<2x4x4xf32>) -> tensor<3x4xf32>
+  return %y, %w : tensor<3x4xf32>, tensor<2x4x4xf32>
+}
+
+// -----
+
+// Left alone: a weight of no more than panel-width columns (one block per
+// expert already), a splat, and a weight computed at run time.
+// CHECK-LABEL: func.func @left_alone
+// CHECK-NOT:     moe.unpack_panels
+// CHECK:         return
+func.func @left_alone(%x: tensor<?x2xf32>, %off: tensor<3xi32>, %perm: tensor<?xi32>, %w3: tensor<2x2x3xf32>)
+    -> (tensor<?x2xf32>, tensor<?x3xf32>, tensor<?x3xf32>) {
+  %narrow = arith.constant dense<[[[0.0, 1.0], [2.0, 3.0]], [[4.0, 5.0], [6.0, 7.0]]]> : tensor<2x2x2xf32>
+  %splat = arith.constant dense<1.0> : tensor<2x2x3xf32>
+  %a = moe.grouped_matmul %x, %narrow, %off, %perm : (tensor<?x2xf32>, tensor<2x2x2xf32>, tensor<3xi32>, tensor<?xi32>) -> tensor<?x2xf32>
+  %b = moe.grouped_matmul %x, %splat, %off, %perm : (tensor<?x2xf32>, tensor<2x2x3xf32>, tensor<3xi32>, tensor<?xi32>) -> tensor<?x3xf32>
+  %c = moe.grouped_matmul %x, %w3, %off, %perm : (tensor<?x2xf32>, tensor<2x2x3xf32>, tensor<3xi32>, tensor<?xi32>) -> tensor<?x3xf32>
+  return %a, %b, %c : tensor<?x2xf32>, tensor<?x3xf32>, tensor<?x3xf32>
+}
+
+// -----
+
+// Three columns in panels of two: a panel and a tail of one with min-tail
+// 1; with the default min-tail the tail would join the only panel, and no
+// full panel would be left: left alone.
+// CHECK-LABEL: func.func @no_full_panel
+// CHECK:         moe.unpack_panels %{{.*}}, %{{.*}} : (tensor<1x1x2x2xf32>, tensor<1x2x1xf32>) -> tensor<1x2x3xf32>
+// MERGE-LABEL: func.func @no_full_panel
+// MERGE-NOT:     moe.unpack_panels
+// MERGE:         return
+func.func @no_full_panel(%x: tensor<?x2xf32>, %off: tensor<2xi32>, %perm: tensor<?xi32>) -> tensor<?x3xf32> {
+  %w = arith.constant dense<[[[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]]> : tensor<1x2x3xf32>
+  %y = moe.grouped_matmul %x, %w, %off, %perm : (tensor<?x2xf32>, tensor<1x2x3xf32>, tensor<2xi32>, tensor<?xi32>) -> tensor<?x3xf32>
+  return %y : tensor<?x3xf32>
+}
+
+// -----
+
+// An unpacked weight that something other than a grouped matmul reads is
+// copied back to rows: the panels' columns through a generic reading
+// panels[e, n / P, k, n % P], then the tail's columns.
+// LOWER:       #[[$READ:.+]] = affine_map<(d0, d1, d2) -> (d0, d2 floordiv 2, d1, d2 mod 2)>
+// LOWER-LABEL: func.func @unpacked_copy
+// LOWER:         %[[G:.+]] = linalg.generic {indexing_maps = [#[[$READ]], #{{.+}}], iterator_types = ["parallel", "parallel", "parallel"]} ins(%arg0 : tensor<2x2x3x2xf32>) outs(%{{.*}} : tensor<2x3x4xf32>)
+// LOWER:         %[[A:.+]] = tensor.insert_slice %[[G]] into %{{.*}}[0, 0, 0] [2, 3, 4] [1, 1, 1] : tensor<2x3x4xf32> into tensor<2x3x5xf32>
+// LOWER:         tensor.insert_slice %arg1 into %[[A]][0, 0, 4] [2, 3, 1] [1, 1, 1] : tensor<2x3x1xf32> into tensor<2x3x5xf32>
+func.func @unpacked_copy(%p: tensor<2x2x3x2xf32>, %t: tensor<2x3x1xf32>) -> tensor<2x3x5xf32> {
+  %w = moe.unpack_panels %p, %t : (tensor<2x2x3x2xf32>, tensor<2x3x1xf32>) -> tensor<2x3x5xf32>
+  return %w : tensor<2x3x5xf32>
+}
