@@ -36,7 +36,6 @@ changing the compiler.
 """
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -56,6 +55,7 @@ from moe_ref import modules as M  # noqa: E402
 from moe_ref import past_kv_export as PK  # noqa: E402
 from moe_ref.configs import PUBLISHED, MoEUTConfig  # noqa: E402
 from moe_ref.onnx_export import export_moeut  # noqa: E402
+import peak_rss  # noqa: E402  (bench/, beside this script)
 
 
 
@@ -97,10 +97,14 @@ def compile_model(model, work):
         return artifact, None, None
     onnx.save(export_moeut(model), path)
     t0 = time.perf_counter()
-    subprocess.run([compiler, "-q",
-                    "--generation", path, "-o", artifact], check=True)
+    # Its own peak (largest process), measured from a small launcher: a
+    # child of this process would also count this one's memory.
+    cmd = [compiler, "-q", "--generation", path, "-o", artifact]
+    code, peak_mb, err = peak_rss.run(cmd)
+    sys.stderr.write(err)
+    if code != 0:
+        raise subprocess.CalledProcessError(code, cmd)
     seconds = time.perf_counter() - t0
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return artifact, seconds, peak_mb
 
 

@@ -43,6 +43,7 @@ sys.path.insert(0, os.path.join(root, "python"))
 from moe_ref import modules as M  # noqa: E402
 from moe_ref.configs import PUBLISHED  # noqa: E402
 from moe_ref.onnx_export import export_moeut  # noqa: E402
+import peak_rss  # noqa: E402  (bench/, beside this script)
 
 p = argparse.ArgumentParser()
 p.add_argument("--model", default="MoEUT-44M", choices=sorted(PUBLISHED))
@@ -80,16 +81,15 @@ if (not os.path.exists(artifact) or
     partial = artifact + ".partial"
     cmd = [compiler, "-q", *a.compile_flags.split(), model_path, "-o",
            partial]
-    proc = subprocess.Popen(cmd)
-    # This compile's own usage (its largest process, clang included):
-    # RUSAGE_CHILDREN would also count every earlier child of this process.
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise subprocess.CalledProcessError(proc.returncode, cmd)
+    # This compile's own peak (its largest process, clang included),
+    # measured from a small launcher: a child of this process would also
+    # count the memory of this one (PyTorch, the model) that it inherits.
+    code, peak, err = peak_rss.run(cmd)
+    sys.stderr.write(err)
+    if code != 0:
+        raise subprocess.CalledProcessError(code, cmd)
     os.replace(partial, artifact)
     wall = time.perf_counter() - t0
-    peak = usage.ru_maxrss / 1024
     print(f"moe-compile: {wall:.1f} s wall, {peak:.0f} MB peak "
           f"(its largest process), artifact "
           f"{os.path.getsize(artifact) / 1e6:.1f} MB")

@@ -236,7 +236,7 @@ def Moe_UnpackPanelsOp : Moe_Op<"unpack_panels", Moe_PureShaped> {
   let summary = "expert weights [E, K, N] from their column-panel layout";
   let description = [{
     The layout in which the CPU code reads constant expert weights
-    (`moe-pack-expert-weights`, docs/codegen.md): the columns of each
+    (`moe-pack-expert-weights`, docs/passes.md): the columns of each
     expert's `[K, N]` matrix cut into `Nf` panels of `P` columns, each
     stored as a contiguous `[K, P]` block, and the `T = N - Nf*P` columns
     left over (optional; `moe-pack-expert-weights` gives a narrow remainder

@@ -292,9 +292,17 @@ LogicalResult mlir::moe::compileModule(ModuleOp module,
         if (options.generation)
           pm.addPass(createMoeGenerationEntries(
               MoeGenerationEntriesOptions{options.generationAllLogits}));
-        // Expert weights in the column panels the tiles read.
-        if (options.packWeights && options.tile && !options.reference)
-          pm.addPass(createMoePackExpertWeights());
+        // Expert weights in the column panels the tiles read: as wide as
+        // the one-row tile (64 columns at 256 bits, 256 at 512), which
+        // then streams one contiguous block; a tail narrower than a vector
+        // joins the last panel.
+        if (options.packWeights && options.tile && !options.reference) {
+          int64_t bits = vectorBitsFor(options.march);
+          MoePackExpertWeightsOptions pack;
+          pack.panelWidth = oneRowTileColumns(bits);
+          pack.minTail = bits / 32;
+          pm.addPass(createMoePackExpertWeights(pack));
+        }
         MoeOutlineWeightsOptions o;
         o.minElements = options.minWeightElements;
         pm.addPass(createMoeOutlineWeights(o));

@@ -47,6 +47,10 @@ void moe::buildToLinalgPipeline(OpPassManager &pm,
 /// small (flash attention's iterations take about 50 KB each).
 constexpr int64_t kParallelSlots = 32;
 
+int64_t moe::oneRowTileColumns(int64_t vectorBits) {
+  return (vectorBits >= 512 ? 16 : 8) * (vectorBits / 32);
+}
+
 void moe::buildLowerToLLVMPipeline(OpPassManager &pm,
                                    const CpuCodegenOptions &options) {
   buildToLinalgPipeline(pm, options);
@@ -96,7 +100,8 @@ void moe::buildLowerToLLVMPipeline(OpPassManager &pm,
     // token): the accumulators of a whole register file's worth of
     // columns, so each k step streams 1 KB (AVX-512) of the weight row
     // instead of 128 bytes, and the rows' misses overlap.
-    tile.rowColumnVectors = options.tileVectorBits >= 512 ? 16 : 8;
+    tile.rowColumnVectors = oneRowTileColumns(options.tileVectorBits) /
+                            (options.tileVectorBits / 32);
     tile.fma = options.fma;
     tile.dotProducts = options.dotProducts;
     tile.parallelRows = options.parallelLoops;

@@ -20,10 +20,12 @@
 // (moe.grouped_matmul, ffn's w1 and w2, tree_ffn's weight, switchhead's
 // wo, and wv where it is routed). convert-moe-to-linalg's grouped matmul
 // reads the blocks where they are; moe-outline-weights then stores them.
+// Only f32 weights: the register tiles are f32 only, and other types would
+// get the per-panel loops and nothing from them.
 // Weights of N <= P columns are one block per expert already. A tail
-// narrower than min-tail (16 columns: one AVX-512 vector) joins the last panel's
-// block, so that every block is at least a vector wide (and the sums are
-// those of the row-major layout, tile for tile).
+// narrower than min-tail (moe-compile: one vector of the target) joins the
+// last panel's block, so that every block is at least a vector wide (and
+// the sums are those of the row-major layout, tile for tile).
 //
 // Written here rather than with upstream's linalg.pack: that packs both
 // operands and the result of a plain matmul (mmt4d), and the grouped
@@ -76,7 +78,7 @@ SmallVector<OpOperand *> expertWeightOperands(Operation *op) {
   return operands;
 }
 
-/// The panels and the tail of `value` ([E, K, N], bytes-wide elements),
+/// The panels and the tail of `value` ([E, K, N], f32),
 /// or nothing when that leaves no full panel.
 struct Packed {
   DenseElementsAttr panels, tail;
@@ -117,6 +119,10 @@ std::optional<Packed> pack(DenseElementsAttr value, int64_t width,
   if (rest)
     out.tail = DenseElementsAttr::getFromRawBuffer(
         RankedTensorType::get({experts, k, rest}, elt), tail);
+  // A block of one repeated value would be stored as a splat, and
+  // moe-outline-weights turns splats into fills run on every call.
+  if (out.panels.isSplat() || (out.tail && out.tail.isSplat()))
+    return std::nullopt;
   return out;
 }
 
@@ -125,9 +131,10 @@ struct MoePackExpertWeightsPass
   using Base::Base;
   void runOnOperation() override {
     Operation *root = getOperation();
-    if (panelWidth < 1 || minTail < 1) {
+    if (panelWidth < 1 || minTail < 1 || minTail > panelWidth) {
       root->emitError() << "moe-pack-expert-weights: panel-width and "
-                           "min-tail must be positive, got "
+                           "min-tail must be positive, min-tail at most "
+                           "panel-width, got "
                         << static_cast<int64_t>(panelWidth) << " and "
                         << static_cast<int64_t>(minTail);
       return signalPassFailure();
@@ -136,8 +143,11 @@ struct MoePackExpertWeightsPass
     root->walk([&](Operation *op) {
       llvm::append_range(operands, expertWeightOperands(op));
     });
-    // One layout per constant, however many ops read it (MoEUT's repeats).
+    // One layout per constant, however many ops read it (MoEUT's
+    // repeats), and one packing per value, however many functions hold it
+    // (@main, @prefill and @decode with --generation).
     llvm::DenseMap<Value, Value> unpacked;
+    llvm::DenseMap<Attribute, std::optional<Packed>> packedOf;
     SmallVector<arith::ConstantOp> replaced;
     OpBuilder b(&getContext());
     for (OpOperand *operand : operands) {
@@ -147,13 +157,15 @@ struct MoePackExpertWeightsPass
       auto type = cst ? dyn_cast<RankedTensorType>(cst.getType())
                       : RankedTensorType();
       if (!value || value.isSplat() || !type || type.getRank() != 3 ||
-          !type.hasStaticShape() || !isa<FloatType>(type.getElementType()) ||
-          type.getElementTypeBitWidth() % 8 != 0 ||
+          !type.hasStaticShape() || !type.getElementType().isF32() ||
           type.getDimSize(2) <= panelWidth || type.getNumElements() == 0)
         continue;
       Value &layout = unpacked[cst.getResult()];
       if (!layout) {
-        std::optional<Packed> packed = pack(value, panelWidth, minTail);
+        auto [it, added] = packedOf.try_emplace(value);
+        if (added)
+          it->second = pack(value, panelWidth, minTail);
+        std::optional<Packed> packed = it->second;
         if (!packed) {
           unpacked.erase(cst.getResult());
           continue;

@@ -49,11 +49,17 @@ CASES = [
     (31, 12, 40, 2, "swiglu", [3, 70], False),   # E > N k
     (48, 16, 6, 2, "relu", [65], True),          # all tokens on one expert
     (100, 70, 4, 2, "relu", [37], False),        # 2 full row tiles + rows
-    # Weights in column panels of 64 (moe-pack-expert-weights): the up
-    # projection's 80 columns as a panel and a tail of 16 (the SwiGLU
-    # halves split across them), the down projection's 130 as two panels
-    # and a tail of 2.
-    (130, 40, 5, 2, "swiglu", [1, 9], False),
+    # Weights in column panels as wide as the one-row tile
+    # (moe-pack-expert-weights): with AVX2 the up projection's 80 columns
+    # as a panel of 64 and a tail of 16 (the SwiGLU halves split across
+    # them), the down projection's 300 as four panels and a tail of 44 (a
+    # panel of 256 and the tail with AVX-512); 67 and 70 (above) are left
+    # as they are (a tail of 3 or 6 would join the only panel).
+    (300, 40, 5, 2, "swiglu", [1, 9], False),
+    # A narrow tail joins the last panel, which leaves panels: 516 columns
+    # as 7 panels of 64 and a tail of 68 (AVX2), a panel of 256 and a tail
+    # of 260 (AVX-512).
+    (516, 24, 3, 2, "relu", [5], False),
 ]
 
 
@@ -109,10 +115,20 @@ def main():
                     capture_output=True, text=True).stdout.count(
                         "linalg.generic")
             fused = generics["opt"] < generics["unfused"]
-            # Expert weights with a full panel of 64 columns left after a
-            # tail narrower than 16 joins the last one are in panels.
+            # Expert weights with a full panel (the one-row tile's width:
+            # 64 columns with AVX2, 256 with AVX-512, 32 without AVX) left
+            # after a tail narrower than a vector joins the last one are
+            # in panels (moe-compile's vectorBitsFor and
+            # oneRowTileColumns).
+            if host_has("avx512f"):
+                lanes, width = 16, 256
+            elif host_has("avx") or host_has("avx2"):
+                lanes, width = 8, 64
+            else:
+                lanes, width = 4, 32
             def panels(cols):
-                return cols // 64 - (1 if 0 < cols % 64 < 16 else 0)
+                return (cols // width
+                        - (1 if 0 < cols % width < lanes else 0))
             wide = max(panels(h),
                        panels(i * (2 if act == "swiglu" else 1))) >= 1
             packed = "moe.unpack_panels" in subprocess.run(

@@ -3,20 +3,21 @@
 // RUN: not moe-opt %s --split-input-file --moe-pack-expert-weights="panel-width=0" 2>&1 | FileCheck %s --check-prefix=WIDTH
 
 // RUN: not moe-opt %s --split-input-file --moe-pack-expert-weights="min-tail=0" 2>&1 | FileCheck %s --check-prefix=WIDTH
-// RUN: moe-opt %s --split-input-file --moe-pack-expert-weights="panel-width=2" | FileCheck %s --check-prefix=MERGE
+// RUN: not moe-opt %s --split-input-file --moe-pack-expert-weights="panel-width=4 min-tail=5" 2>&1 | FileCheck %s --check-prefix=WIDTH
+// RUN: moe-opt %s --split-input-file --moe-pack-expert-weights="panel-width=2 min-tail=2" | FileCheck %s --check-prefix=MERGE
 
-// WIDTH: moe-pack-expert-weights: panel-width and min-tail must be positive, got {{(0 and 16|64 and 0)}}
+// WIDTH: moe-pack-expert-weights: panel-width and min-tail must be positive, min-tail at most panel-width, got {{(0 and 16|64 and 0|4 and 5)}}
 
 // Each expert's [K, N] = [2, 5] matrix: two panels of two columns, each a
 // contiguous [2, 2] block, and the fifth column as a [2, 1] tail.
 // CHECK-LABEL: func.func @grouped_matmul_tail
+// The row-major constant is gone.
+// CHECK-NOT:     arith.constant {{.*}} : tensor<2x2x5xf32>
 // CHECK-DAG:     %[[P:.+]] = arith.constant dense<{{\[\[\[\[}}0.000000e+00, 1.000000e+00], [5.000000e+00, 6.000000e+00]], {{\[\[}}2.000000e+00, 3.000000e+00], [7.000000e+00, 8.000000e+00]]], {{\[\[\[}}1.000000e+01, 1.100000e+01], [1.500000e+01, 1.600000e+01]], {{\[\[}}1.200000e+01, 1.300000e+01], [1.700000e+01, 1.800000e+01]]]]> : tensor<2x2x2x2xf32>
 // CHECK-DAG:     %[[T:.+]] = arith.constant dense<{{\[\[\[}}4.000000e+00], [9.000000e+00]], {{\[\[}}1.400000e+01], [1.900000e+01]]]> : tensor<2x2x1xf32>
 // CHECK:         %[[W:.+]] = moe.unpack_panels %[[P]], %[[T]] : (tensor<2x2x2x2xf32>, tensor<2x2x1xf32>) -> tensor<2x2x5xf32>
 // CHECK:         moe.grouped_matmul %{{.*}}, %[[W]],
-// The row-major constant is gone.
-// CHECK-NOT:     tensor<2x2x5xf32> = arith.constant
-// With the default min-tail (16), the one-column tail joins the last
+// With min-tail 2, the one-column tail joins the last
 // panel: one panel of two columns and a tail of three.
 // MERGE-LABEL: func.func @grouped_matmul_tail
 // MERGE:         moe.unpack_panels %{{.*}}, %{{.*}} : (tensor<2x1x2x2xf32>, tensor<2x2x3xf32>) -> tensor<2x2x5xf32>
@@ -80,7 +81,7 @@ func.func @left_alone(%x: tensor<?x2xf32>, %off: tensor<3xi32>, %perm: tensor<?x
 // -----
 
 // Three columns in panels of two: a panel and a tail of one with min-tail
-// 1; with the default min-tail the tail would join the only panel, and no
+// 1; with min-tail 2 the tail would join the only panel, and no
 // full panel would be left: left alone.
 // CHECK-LABEL: func.func @no_full_panel
 // CHECK:         moe.unpack_panels %{{.*}}, %{{.*}} : (tensor<1x1x2x2xf32>, tensor<1x2x1xf32>) -> tensor<1x2x3xf32>
@@ -106,4 +107,36 @@ func.func @no_full_panel(%x: tensor<?x2xf32>, %off: tensor<2xi32>, %perm: tensor
 func.func @unpacked_copy(%p: tensor<2x2x3x2xf32>, %t: tensor<2x3x1xf32>) -> tensor<2x3x5xf32> {
   %w = moe.unpack_panels %p, %t : (tensor<2x2x3x2xf32>, tensor<2x3x1xf32>) -> tensor<2x3x5xf32>
   return %w : tensor<2x3x5xf32>
+}
+
+// -----
+
+// With a bias: each block's epilogue reads the bias from the block's first
+// column on.
+// LOWER-LABEL: func.func @bias_columns
+// LOWER:         scf.for %[[J:.+]] = %{{.*}} to %{{.*}} step %{{.*}} iter_args
+// LOWER:           %[[C:.+]] = arith.muli %[[J]], %{{.*}}
+// LOWER:           linalg.matmul
+// LOWER:           tensor.extract_slice %{{.*}}[%{{.*}}, %[[C]]] [1, 2] [1, 1] : tensor<2x5xf32> to tensor<2xf32>
+// LOWER:           linalg.generic
+// LOWER:         linalg.matmul
+// LOWER:         tensor.extract_slice %{{.*}}[%{{.*}}, 4] [1, 1] [1, 1] : tensor<2x5xf32> to tensor<1xf32>
+// LOWER:         linalg.generic
+func.func @bias_columns(%x: tensor<?x2xf32>, %off: tensor<3xi32>, %perm: tensor<?xi32>, %b: tensor<2x5xf32>) -> tensor<?x5xf32> {
+  %w = arith.constant dense<[[[0.0, 1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0, 9.0]],
+                             [[10.0, 11.0, 12.0, 13.0, 14.0], [15.0, 16.0, 17.0, 18.0, 19.0]]]> : tensor<2x2x5xf32>
+  %y = moe.grouped_matmul %x, %w, %off, %perm bias(%b) act<relu> : (tensor<?x2xf32>, tensor<2x2x5xf32>, tensor<3xi32>, tensor<?xi32>, tensor<2x5xf32>) -> tensor<?x5xf32>
+  return %y : tensor<?x5xf32>
+}
+
+// -----
+
+// Only f32 weights: the register tiles are f32 only.
+// CHECK-LABEL: func.func @bf16_left_alone
+// CHECK-NOT:     moe.unpack_panels
+// CHECK:         return
+func.func @bf16_left_alone(%x: tensor<?x2xbf16>, %off: tensor<2xi32>, %perm: tensor<?xi32>) -> tensor<?x3xbf16> {
+  %w = arith.constant dense<[[[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]]> : tensor<1x2x3xbf16>
+  %y = moe.grouped_matmul %x, %w, %off, %perm : (tensor<?x2xbf16>, tensor<1x2x3xbf16>, tensor<2xi32>, tensor<?xi32>) -> tensor<?x3xbf16>
+  return %y : tensor<?x3xbf16>
 }

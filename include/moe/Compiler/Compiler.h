@@ -80,8 +80,8 @@ struct CompileOptions {
   /// off with moe-compile --no-flash-attention (the reference's blocked
   /// softmax over all keys a block of queries sees).
   bool flashAttention = true;
-  /// Constant expert weights stored in column panels of 64 that the
-  /// grouped matmul's tiles read as contiguous blocks
+  /// Constant expert weights stored in column panels (as wide as the
+  /// one-row tile) that the grouped matmul's tiles read as contiguous blocks
   /// (moe-pack-expert-weights; with `tile`); off with moe-compile
   /// --no-pack-weights (debugging) and with `reference`.
   bool packWeights = true;

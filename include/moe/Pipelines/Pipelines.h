@@ -73,6 +73,12 @@ void buildToLinalgPipeline(OpPassManager &pm,
 void buildLowerToLLVMPipeline(OpPassManager &pm,
                               const CpuCodegenOptions &options = {});
 
+/// The columns of moe-cpu-tile-contractions' one-row register tile at
+/// `vectorBits`: 16 vectors with AVX-512 (256 columns), 8 below (64 at 256
+/// bits, 32 at 128). moe-pack-expert-weights' panels are this wide, so
+/// that a one-row tile streams one contiguous block.
+int64_t oneRowTileColumns(int64_t vectorBits);
+
 /// Registers the named pipelines (`moe-decompose`, `moe-lower-to-llvm`,
 /// `moe-lower-to-llvm-cpu`, `moe-lower-to-llvm-cpu-tiled`).
 void registerMoePipelines();

@@ -264,12 +264,19 @@ def MoePackExpertWeights : Pass<"moe-pack-expert-weights"> {
     (`moe.grouped_matmul`'s weight, `moe.ffn`'s `w1` and `w2`,
     `moe.tree_ffn`'s weight, `moe.switchhead`'s and
     `moe.switchhead_cached`'s `wo`, and `wv` where `sel_v` routes it)
-    when they are dense, non-splat, static rank-3 float constants of more
+    when they are dense, non-splat, static rank-3 f32 constants of more
     than `panel-width` columns; one layout per constant, the row-major
-    constant erased when nothing else reads it. Weights that would have no
-    full panel stay as they are. moe-compile runs it before
-    `moe-outline-weights` (not with `--reference`, `--no-tile` or
-    `--no-pack-weights`).
+    constant erased when nothing else reads it (a weight that something
+    else reads too is then stored twice, once in each layout). Weights
+    that would have no full panel stay as they are, and so do weights
+    whose panels or tail would hold one repeated value (a splat, which
+    moe-outline-weights would turn into a fill on every call).
+
+    moe-compile runs it before `moe-outline-weights` (not with
+    `--reference`, `--no-tile` or `--no-pack-weights`), with
+    `panel-width` the one-row register tile's width (64 columns at 256
+    bits, 256 at 512, 32 at 128) and `min-tail` one vector (8, 16 or 4
+    columns).
 
     Before:
     ```mlir
