@@ -31,6 +31,7 @@
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Program.h"
 #include "llvm/TargetParser/Host.h"
+#include "llvm/TargetParser/X86TargetParser.h"
 
 
 using namespace mlir;
@@ -152,7 +153,8 @@ FailureOr<StringRef> nameOf(DictionaryAttr attrs, StringRef fallback,
 
 /// Features the code generated for `march` may use, as far as the runtime
 /// can check them: the host's for "native", the psABI levels' for
-/// x86-64-v2/v3/v4, none otherwise (documented in docs/runtime.md). The
+/// x86-64-v2/v3/v4, a named CPU's (skylake-avx512, znver4, ...) from
+/// LLVM's X86 tables, none otherwise (documented in docs/runtime.md). The
 /// runtime's list (kCheckableCpuFeatures) is the one both sides use.
 std::vector<std::string> requiredFeatures(StringRef march) {
   std::vector<std::string> out;
@@ -165,6 +167,20 @@ std::vector<std::string> requiredFeatures(StringRef march) {
   }
   int level = march == "x86-64-v2" ? 2 : march == "x86-64-v3" ? 3
               : march == "x86-64-v4" ? 4 : 0;
+  if (level == 0) {
+    // A named CPU: without its features the tiles would assume SSE2 only,
+    // and the loader would run AVX-512 code on a CPU without it (SIGILL)
+    // instead of refusing it.
+    if (llvm::X86::parseArchX86(march, /*Only64Bit=*/true) ==
+        llvm::X86::CK_None)
+      return out;
+    SmallVector<StringRef> cpu;
+    llvm::X86::getFeaturesForCPU(march, cpu);
+    for (const char *f : ::moe::artifact::kCheckableCpuFeatures)
+      if (llvm::is_contained(cpu, f))
+        out.push_back(f);
+    return out;
+  }
   if (level >= 2)
     out.push_back("sse4.2");
   if (level >= 3)
