@@ -152,10 +152,11 @@ FailureOr<StringRef> nameOf(DictionaryAttr attrs, StringRef fallback,
 }
 
 /// Features the code generated for `march` may use, as far as the runtime
-/// can check them: the host's for "native", the psABI levels' for
-/// x86-64-v2/v3/v4, a named CPU's (skylake-avx512, znver4, ...) from
-/// LLVM's X86 tables, none otherwise (documented in docs/runtime.md). The
-/// runtime's list (kCheckableCpuFeatures) is the one both sides use.
+/// can check them: the host's for "native"; for a name LLVM's X86 tables
+/// know (the psABI levels x86-64-v2/v3/v4, a CPU such as skylake-avx512 or
+/// znver3), its features there; none otherwise (documented in
+/// docs/runtime.md). The runtime's list (kCheckableCpuFeatures) is the one
+/// both sides use.
 std::vector<std::string> requiredFeatures(StringRef march) {
   std::vector<std::string> out;
   if (march == "native") {
@@ -165,30 +166,23 @@ std::vector<std::string> requiredFeatures(StringRef march) {
         out.push_back(f);
     return out;
   }
-  int level = march == "x86-64-v2" ? 2 : march == "x86-64-v3" ? 3
-              : march == "x86-64-v4" ? 4 : 0;
-  if (level == 0) {
-    // A named CPU: without its features the tiles would assume SSE2 only,
-    // and the loader would run AVX-512 code on a CPU without it (SIGILL)
-    // instead of refusing it.
-    if (llvm::X86::parseArchX86(march, /*Only64Bit=*/true) ==
-        llvm::X86::CK_None)
-      return out;
-    SmallVector<StringRef> cpu;
-    llvm::X86::getFeaturesForCPU(march, cpu);
-    for (const char *f : ::moe::artifact::kCheckableCpuFeatures)
-      if (llvm::is_contained(cpu, f))
-        out.push_back(f);
+  // Without a named CPU's features the tiles would assume SSE2 only, and
+  // the loader would run its AVX-512 code on a CPU without it (SIGILL)
+  // instead of refusing it.
+  if (llvm::X86::parseArchX86(march, /*Only64Bit=*/true) ==
+      llvm::X86::CK_None)
     return out;
+  // The tables list a CPU's own features; those they imply (avx512f for
+  // x86-64-v4's avx512bw, avx for avx2) are added.
+  SmallVector<StringRef> listed;
+  llvm::X86::getFeaturesForCPU(march, listed);
+  llvm::StringMap<bool> cpu;
+  for (StringRef f : listed) {
+    cpu[f] = true;
+    llvm::X86::updateImpliedFeatures(f, /*Enabled=*/true, cpu);
   }
-  if (level >= 2)
-    out.push_back("sse4.2");
-  if (level >= 3)
-    for (const char *f : {"avx", "avx2", "fma", "bmi", "bmi2", "f16c"})
-      out.push_back(f);
-  if (level >= 4)
-    for (const char *f : {"avx512f", "avx512bw", "avx512dq", "avx512vl",
-                          "avx512cd"})
+  for (const char *f : ::moe::artifact::kCheckableCpuFeatures)
+    if (cpu.lookup(f))
       out.push_back(f);
   return out;
 }
