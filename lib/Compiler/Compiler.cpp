@@ -216,6 +216,9 @@ CpuCodegenOptions cpuCodegenOptions(const CompileOptions &options) {
     // combine read its rows at 11 GB/s one ahead, 15 GB/s two or four
     // ahead, 7 GB/s without.
     cpu.prefetchDistance = options.prefetchRows ? 2 : 0;
+    // (--no-prefetch: no software prefetch at all.)
+    cpu.prefetchPanels =
+        options.tile && options.prefetchRows && options.prefetchPanels;
     cpu.fuseRowGathers = options.fuseGathers;
     cpu.fuseEpilogues = options.fuseEpilogues;
     // (The polynomial is FMAs: without the instruction each would be a

@@ -22,7 +22,8 @@ class CompileWarning(UserWarning):
 def compile(model, output=None, *, march="native", opt_level=3,
             cc="clang-22", emit="artifact", progress=None, reference=False,
             parallel_loops=True, tile=True, sorted_experts=True,
-            dot_products=True, prefetch_rows=True, fuse_gathers=True,
+            dot_products=True, prefetch_rows=True, prefetch_panels=True,
+            fuse_gathers=True,
             fuse_epilogues=True, fast_exp=True, flash_attention=True, pack_weights=True, roll_repeats=True, raise_blocks=True, generation=False):
     """Compiles `model` into a .moeb artifact (or the level `emit` names).
 
@@ -50,7 +51,12 @@ def compile(model, output=None, *, march="native", opt_level=3,
         as dot products (False: moe-compile --no-dot-products; debugging).
     prefetch_rows: loops that read rows at loaded row indices (an expert
         layer's gather and combine) prefetch them two iterations ahead
-        (False: moe-compile --no-prefetch; debugging).
+        (False: moe-compile --no-prefetch, no software prefetch at all,
+        prefetch_panels included; debugging).
+    prefetch_panels: multi-row register tiles prefetch the next weight
+        block in memory (the expert's next column panel, or the next
+        expert's first) while they read this one (False: moe-compile
+        --no-prefetch-panels; debugging).
     fuse_gathers: the register tiles of the first expert matmul read the
         gathered token rows in place instead of from a gathered copy
         (False: moe-compile --no-fuse-gathers; debugging).
@@ -101,6 +107,7 @@ def compile(model, output=None, *, march="native", opt_level=3,
                        ("sorted_experts", sorted_experts),
                        ("dot_products", dot_products),
                        ("prefetch_rows", prefetch_rows),
+                       ("prefetch_panels", prefetch_panels),
                        ("fuse_gathers", fuse_gathers),
                        ("fuse_epilogues", fuse_epilogues),
                        ("fast_exp", fast_exp),
@@ -148,7 +155,7 @@ def compile(model, output=None, *, march="native", opt_level=3,
     ok, result, diagnostics = _compiler.compile(
         data, name, base_dir, emit, cc, march, opt_level, reference,
         parallel_loops, tile, sorted_experts, dot_products, prefetch_rows,
-        fuse_gathers, fuse_epilogues, fast_exp, flash_attention, pack_weights,
+        prefetch_panels, fuse_gathers, fuse_epilogues, fast_exp, flash_attention, pack_weights,
         roll_repeats, raise_blocks,
         {False: 0, True: 1, "all-logits": 2}[generation], report)
     if callback_error:

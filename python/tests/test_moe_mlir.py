@@ -364,6 +364,25 @@ func.func @main(%x: tensor<?x{d}xf32> {{onnx.name = "x"}}) -> tensor<?x{d}xf32> 
         moe_mlir.compile(path, pack_weights=1)
 
 
+def test_compile_prefetch_panels():
+    """prefetch_panels reaches the compiler: the expert matmuls' multi-row
+    tiles prefetch the next expert's weights (into L2) unless
+    prefetch_panels=False, prefetch_rows=False (no software prefetch at
+    all), tile=False or reference=True."""
+    model = os.path.join(FIXTURES, "sigma_moe_sigmoid.onnx")
+    mark = "locality<2>"
+    assert mark in moe_mlir.compile(model, emit="buffers")
+    for options in ({"prefetch_panels": False}, {"prefetch_rows": False},
+                    {"tile": False}, {"reference": True}):
+        assert mark not in moe_mlir.compile(model, emit="buffers",
+                                            **options), options
+    # The rows' prefetch stays without the panels'.
+    assert "locality<3>" in moe_mlir.compile(model, emit="buffers",
+                                             prefetch_panels=False)
+    with pytest.raises(TypeError, match="prefetch_panels"):
+        moe_mlir.compile(model, prefetch_panels=1)
+
+
 def test_compile_raise_blocks(tmp_path):
     """raise_blocks reaches the importer: a plain export of a σ-MoE block
     becomes a routed moe.ffn unless raise_blocks=False, with the same

@@ -94,6 +94,7 @@ def main():
                         ("unsorted", ["--no-sorted-experts"]),
                         ("unfused", ["--no-fuse-epilogues"]),
                         ("rowmajor", ["--no-pack-weights"]),
+                        ("nopanelpf", ["--no-prefetch-panels"]),
                         ("v2", ["--march=x86-64-v2"])]
             if host_has("avx2") and host_has("fma"):
                 variants.append(("v3", ["--march=x86-64-v3"]))
@@ -170,6 +171,10 @@ def main():
                 if not np.array_equal(outs["rowmajor", 1], outs["opt", 1]):
                     ok = False
                     why.append("--no-pack-weights differs from the default")
+                # A prefetch is a hint.
+                if not np.array_equal(outs["nopanelpf", 1], outs["opt", 1]):
+                    ok = False
+                    why.append("--no-prefetch-panels differs from the default")
                 if packed != wide:
                     ok = False
                     why.append("weights with a full panel "

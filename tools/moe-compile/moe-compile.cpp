@@ -86,9 +86,14 @@ llvm::cl::opt<bool> noDotProducts(
                    "dot products; debugging)"));
 llvm::cl::opt<bool> noPrefetch(
     "no-prefetch",
-    llvm::cl::desc("loops that read rows at loaded row indices do not "
-                   "prefetch them ahead (no moe-cpu-prefetch-rows; "
-                   "debugging)"));
+    llvm::cl::desc("no software prefetch: loops that read rows at loaded "
+                   "row indices do not prefetch them ahead (no "
+                   "moe-cpu-prefetch-rows), nor register tiles the next "
+                   "weight block (no moe-cpu-prefetch-panels; debugging)"));
+llvm::cl::opt<bool> noPrefetchPanels(
+    "no-prefetch-panels",
+    llvm::cl::desc("multi-row register tiles do not prefetch the next "
+                   "weight block (no moe-cpu-prefetch-panels; debugging)"));
 llvm::cl::opt<bool> noFuseGathers(
     "no-fuse-gathers",
     llvm::cl::desc("the register tiles read a gathered copy of the rows "
@@ -229,6 +234,7 @@ int main(int argc, char **argv) {
   options.tile = !noTile;
   options.dotProducts = !noDotProducts;
   options.prefetchRows = !noPrefetch;
+  options.prefetchPanels = !noPrefetchPanels;
   options.fuseGathers = !noFuseGathers;
   options.fuseEpilogues = !noFuseEpilogues;
   options.fastExp = !noFastExp;

@@ -60,8 +60,14 @@ struct CompileOptions {
   bool dotProducts = true;
   /// Loops that read rows at loaded row indices prefetch the rows a few
   /// iterations ahead (moe-cpu-prefetch-rows); off with moe-compile
-  /// --no-prefetch (debugging) and with `reference`.
+  /// --no-prefetch (debugging; no software prefetch at all, so
+  /// `prefetchPanels` too) and with `reference`.
   bool prefetchRows = true;
+  /// Multi-row register tiles prefetch the next weight block in memory
+  /// while they read this one (moe-cpu-prefetch-panels, across experts;
+  /// with `tile`); off with moe-compile --no-prefetch-panels (debugging)
+  /// and with `reference`.
+  bool prefetchPanels = true;
   /// The register tiles read gathered rows in place instead of from a
   /// gathered copy (moe-cpu-fuse-row-gathers; with `tile`); off with
   /// moe-compile --no-fuse-gathers (debugging) and with `reference`.

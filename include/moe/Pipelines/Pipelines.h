@@ -42,6 +42,9 @@ struct CpuCodegenOptions {
   /// moe-cpu-prefetch-rows after moe-cpu-tile-contractions, this many
   /// iterations ahead (0: off).
   int64_t prefetchDistance = 0;
+  /// moe-cpu-prefetch-panels{cross-blocks} after moe-cpu-tile-contractions
+  /// (only with `tileVectorBits`).
+  bool prefetchPanels = false;
   /// moe-approximate-math (exp) after the CPU codegen passes on buffers:
   /// the loops around exp vectorize instead of calling libm per element.
   bool approximateExp = false;
@@ -69,7 +72,8 @@ void buildToLinalgPipeline(OpPassManager &pm,
 /// has both). With `parallelLoops`, linalg's parallel dims become
 /// scf.parallel and the outermost ones run on the runtime's thread pool
 /// (moe-parallel-loops-to-host; moe-compile's default). With
-/// `prefetchDistance`, moe-cpu-prefetch-rows runs after the tiling.
+/// `prefetchDistance`, moe-cpu-prefetch-rows runs after the tiling; with
+/// `prefetchPanels`, moe-cpu-prefetch-panels too.
 void buildLowerToLLVMPipeline(OpPassManager &pm,
                               const CpuCodegenOptions &options = {});
 

@@ -550,6 +550,49 @@ def MoeCpuPrefetchRows : Pass<"moe-cpu-prefetch-rows"> {
                            "::mlir::scf::SCFDialect"];
 }
 
+def MoeCpuPrefetchPanels : Pass<"moe-cpu-prefetch-panels"> {
+  let summary = "Prefetch the next weight block while a register tile "
+                "reads this one";
+  let description = [{
+    A register tile's k loop reads a weight block row by row: a [K, P]
+    column panel of a packed expert weight ([E, Nf, K, P]), an expert's
+    tail ([E, K, T]) or an expert's row-major weight ([E, K, N]). The
+    first pass over a block waits on memory while the FMA units idle, and
+    the next row tiles compute while the memory bus idles. This pass
+    overlaps the two: next to each `vector.transfer_read` of a one-dim
+    vector along the last dim of a statically shaped, identity-layout
+    memref of rank >= 3, directly in an `scf.for` whose induction variable
+    is its index at dim rank - 2 (every other index defined outside the
+    loop), it prefetches the same row of the next block in memory (one
+    stride of dim rank - 3 further; one `memref.prefetch` per 64-byte line
+    of the read, on a one-dim view of the buffer made before the loop).
+
+    Without `cross-blocks`, only when the index along dim rank - 3 is not
+    its last (the expert's next panel, which the code reads next whatever
+    the routing); with it, also from the last block into the next one (the
+    next expert's first panel), the address clamped to the buffer's last
+    element. Blocks under 1 KB are left alone. Values never change.
+
+    Example (the 6 x 16 tile's k loop over a panel of [155, 2, 412, 64]):
+    ```mlir
+    scf.for %k = %c0 to %c412 step %c1 iter_args(...) {
+      %w = vector.transfer_read %p[%e, %j, %k, %c] ... : memref<155x2x412x64xf32>, vector<16xf32>
+    ```
+    gains `%flat = memref.collapse_shape %p [[0, 1, 2, 3]]` before the
+    loop and, in it, `scf.if %j < 1 { memref.prefetch %flat[%e * 52736 +
+    %j * 26368 + %k * 64 + %c + 26368] }`.
+  }];
+  let options = [
+    Option<"crossBlocks", "cross-blocks", "bool", /*default=*/"false",
+           "also prefetch from a dim's last block into the next one">,
+    Option<"locality", "locality", "int64_t", /*default=*/"3",
+           "the prefetches' locality hint (0 to 3)">,
+  ];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::scf::SCFDialect"];
+}
+
 def MoeCpuTileContractions : Pass<"moe-cpu-tile-contractions"> {
   let summary = "Register-tile and vectorize contractions on buffers (the "
                 "CPU inner kernel)";

@@ -66,6 +66,12 @@ int64_t rollRepeats(func::FuncOp func, int64_t minOps);
 /// many row views got a prefetch.
 int64_t prefetchIndirectRows(Operation *root, int64_t distance);
 
+/// Prefetches, next to each read of row k of a weight block in a register
+/// tile's k loop, row k of the next block in memory
+/// (moe-cpu-prefetch-panels); returns how many reads got prefetches.
+int64_t prefetchNextBlocks(Operation *root, bool crossBlocks,
+                           int64_t locality);
+
 /// Makes the reads of gathered-row buffers under `root` read the gathered
 /// rows in place, and removes the gather copies
 /// (moe-cpu-fuse-row-gathers); returns how many gathers it removed.

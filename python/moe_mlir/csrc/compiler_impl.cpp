@@ -61,6 +61,7 @@ bool moe_python::compile(const CompileRequest &request, std::string &output,
   options.sortExpertLayouts = request.sortExpertLayouts;
   options.dotProducts = request.dotProducts;
   options.prefetchRows = request.prefetchRows;
+  options.prefetchPanels = request.prefetchPanels;
   options.fuseGathers = request.fuseGathers;
   options.fuseEpilogues = request.fuseEpilogues;
   options.fastExp = request.fastExp;

@@ -31,10 +31,11 @@ struct CompileRequest {
   std::string march = "native";
   unsigned optLevel = 3;
   /// moe::CompileOptions' reference, parallelLoops, tile, sortExpertLayouts,
-  /// dotProducts, prefetchRows, fuseGathers, fuseEpilogues, fastExp,
-  /// flashAttention, packWeights, rollRepeats and raise (moe-compile
-  /// --reference, --no-parallel-loops, --no-tile, --no-sorted-experts,
-  /// --no-dot-products, --no-prefetch, --no-fuse-gathers,
+  /// dotProducts, prefetchRows, prefetchPanels, fuseGathers,
+  /// fuseEpilogues, fastExp, flashAttention, packWeights, rollRepeats and
+  /// raise (moe-compile --reference, --no-parallel-loops, --no-tile,
+  /// --no-sorted-experts, --no-dot-products, --no-prefetch,
+  /// --no-prefetch-panels, --no-fuse-gathers,
   /// --no-fuse-epilogues, --no-fast-exp, --no-flash-attention,
   /// --no-pack-weights, --no-roll, --no-raise).
   bool reference = false;
@@ -43,6 +44,7 @@ struct CompileRequest {
   bool sortExpertLayouts = true;
   bool dotProducts = true;
   bool prefetchRows = true;
+  bool prefetchPanels = true;
   bool fuseGathers = true;
   bool fuseEpilogues = true;
   bool fastExp = true;

@@ -47,7 +47,7 @@ py::tuple compile(const py::bytes &data, const std::string &name,
                   const std::string &cc, const std::string &march,
                   unsigned optLevel, bool reference, bool parallelLoops,
                   bool tile, bool sortedExperts, bool dotProducts,
-                  bool prefetchRows, bool fuseGathers,
+                  bool prefetchRows, bool prefetchPanels, bool fuseGathers,
                   bool fuseEpilogues, bool fastExp,
                   bool flashAttention, bool packWeights,
                   bool rollRepeats, bool raiseBlocks,
@@ -71,6 +71,7 @@ py::tuple compile(const py::bytes &data, const std::string &name,
   request.sortExpertLayouts = sortedExperts;
   request.dotProducts = dotProducts;
   request.prefetchRows = prefetchRows;
+  request.prefetchPanels = prefetchPanels;
   request.fuseGathers = fuseGathers;
   request.fuseEpilogues = fuseEpilogues;
   request.fastExp = fastExp;
@@ -105,7 +106,7 @@ PYBIND11_MODULE(_compiler, m) {
         py::arg("base_dir"), py::arg("emit"), py::arg("cc"),
         py::arg("march"), py::arg("opt_level"), py::arg("reference"),
         py::arg("parallel_loops"), py::arg("tile"), py::arg("sorted_experts"),
-        py::arg("dot_products"), py::arg("prefetch_rows"),
+        py::arg("dot_products"), py::arg("prefetch_rows"), py::arg("prefetch_panels"),
         py::arg("fuse_gathers"), py::arg("fuse_epilogues"), py::arg("fast_exp"),
         py::arg("flash_attention"), py::arg("pack_weights"),
         py::arg("roll_repeats"),

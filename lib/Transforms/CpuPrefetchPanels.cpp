@@ -1,0 +1,181 @@
+//===- CpuPrefetchPanels.cpp - prefetch the next weight block ahead ------===//
+//
+// A register tile's k loop reads a constant weight block row by row: one
+// [K, P] column panel of a packed expert weight ([E, Nf, K, P], from
+// moe-pack-expert-weights), an expert's [K, T] tail ([E, K, T]), or an
+// expert's whole row-major [K, N] weight ([E, K, N]). The hardware
+// prefetchers run a few lines ahead of the demand stream, so the first
+// pass over a block waits on memory while the FMA units idle, and the
+// passes after it (the other row tiles of an expert) compute while the
+// memory bus idles: per expert, memory time and compute time add up.
+// At the MoEUT-44M feed-forward shape and N = 64 (about 5 rows per
+// expert, all 155 experts, 65 MB of weights a call) that sum was the
+// layer's time.
+//
+// This pass overlaps them: in such a k loop, next to each read of the
+// block's row k it prefetches the same row of the next block in memory
+// (the next panel of the expert; with `cross-blocks`, after the last
+// panel, the next expert's first one), one prefetch per 64-byte line of
+// the read. The next block then streams in while this one is computed.
+//
+// Which reads: a `vector.transfer_read` of a one-dim vector along the
+// last dim of a statically shaped, identity-layout memref of rank >= 3,
+// directly in an `scf.for` whose induction variable is its index at dim
+// rank - 2, with every other index defined outside that loop. The next
+// block is one stride of dim rank - 3 further. Without `cross-blocks` the
+// prefetch happens only when that dim's index is not its last (the next
+// block is the same expert's, which the code reads next whatever the
+// routing); with it, the address is clamped to the buffer's last element.
+//
+// Values never change (a prefetch is a hint, and its address is in the
+// buffer). Upstream has no such transform: LLVM's loop data prefetch
+// looks a fixed number of iterations ahead in the same stream.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Transforms/Passes.h"
+#include "moe/Transforms/Transforms.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_MOECPUPREFETCHPANELS
+#include "moe/Transforms/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+
+namespace {
+
+constexpr int64_t kLineBytes = 64;
+
+bool definedOutside(Value v, Operation *loop) {
+  return !loop->isAncestor(v.getParentBlock()->getParentOp());
+}
+
+/// Adds the prefetches for `read` when it reads row k of a weight block in
+/// its k loop; returns whether it did.
+bool prefetchNextBlock(vector::TransferReadOp read, bool crossBlocks,
+                       int64_t locality) {
+  auto loop = dyn_cast<scf::ForOp>(read->getParentOp());
+  if (!loop)
+    return false;
+  // Multi-row tiles only: their loop carries a [rows, columns] accumulator.
+  // Multi-row register tiles only (their k loop carries a [rows, columns]
+  // accumulator): such an expert has at least MR rows, its neighbours
+  // likely rows too, and its tiles compute long enough per block for the
+  // next one to stream in. A one-row tile (decode) reads each block once,
+  // at the speed of memory; the next block in memory is then often an
+  // expert nobody selected, and its prefetch halves the bandwidth left.
+  if (!llvm::any_of(loop.getRegionIterArgs(), [](Value arg) {
+        auto acc = dyn_cast<VectorType>(arg.getType());
+        return acc && acc.getRank() == 2 && acc.getDimSize(0) > 1;
+      }))
+    return false;
+  auto type = dyn_cast<MemRefType>(read.getBase().getType());
+  VectorType vector = read.getVectorType();
+  if (!type || !type.hasStaticShape() || !type.getLayout().isIdentity() ||
+      type.getRank() < 3 || vector.getRank() != 1 ||
+      vector.isScalable() || !read.getPermutationMap().isMinorIdentity() ||
+      !type.getElementType().isIntOrFloat() ||
+      !definedOutside(read.getBase(), loop))
+    return false;
+  int64_t rank = type.getRank();
+  ValueRange indices = read.getIndices();
+  Value iv = loop.getInductionVar();
+  if (indices[rank - 2] != iv)
+    return false;
+  for (int64_t d = 0; d < rank; ++d)
+    if (d != rank - 2 && !definedOutside(indices[d], loop))
+      return false;
+  ArrayRef<int64_t> shape = type.getShape();
+  // Strides of the identity layout; the buffer's element count.
+  SmallVector<int64_t> strides(rank, 1);
+  for (int64_t d = rank - 2; d >= 0; --d)
+    strides[d] = strides[d + 1] * shape[d + 1];
+  int64_t elements = strides[0] * shape[0];
+  int64_t blockDim = rank - 3;
+  // Only blocks larger than a few lines are worth it.
+  int64_t eltBytes =
+      std::max<int64_t>(1, type.getElementTypeBitWidth() / 8);
+  if (strides[blockDim] * eltBytes < 16 * kLineBytes ||
+      (!crossBlocks && shape[blockDim] < 2))
+    return false;
+  int64_t perLine = std::max<int64_t>(1, kLineBytes / eltBytes);
+  int64_t width = vector.getDimSize(0);
+
+  Location loc = read.getLoc();
+  OpBuilder b(loop);
+  auto cst = [&](int64_t v) {
+    return arith::ConstantIndexOp::create(b, loc, v).getResult();
+  };
+  // Before the loop: the buffer as one dim, the linear position of the
+  // read's block one block further (all but k are loop-invariant), and
+  // whether that block is in the same outer block.
+  SmallVector<ReassociationIndices> all(1);
+  for (int64_t d = 0; d < rank; ++d)
+    all.front().push_back(d);
+  Value flat = memref::CollapseShapeOp::create(b, loc, read.getBase(), all);
+  Value base = cst(strides[blockDim]);
+  for (int64_t d = 0; d < rank; ++d)
+    if (d != rank - 2)
+      base = arith::AddIOp::create(
+          b, loc, base,
+          strides[d] == 1
+              ? indices[d]
+              : arith::MulIOp::create(b, loc, indices[d], cst(strides[d]))
+                    .getResult());
+  Value notLast;
+  if (!crossBlocks)
+    notLast = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult,
+                                    indices[blockDim],
+                                    cst(shape[blockDim] - 1));
+  // In the loop, next to the read: row k of that block.
+  b.setInsertionPoint(read);
+  Value at = arith::AddIOp::create(
+      b, loc, base,
+      arith::MulIOp::create(b, loc, iv, cst(strides[rank - 2])));
+  if (!crossBlocks) {
+    auto guard = scf::IfOp::create(b, loc, notLast, /*withElse=*/false);
+    b.setInsertionPointToStart(guard.thenBlock());
+  }
+  for (int64_t c = 0; c < width; c += perLine) {
+    Value line = c ? arith::AddIOp::create(b, loc, at, cst(c)).getResult()
+                   : at;
+    if (crossBlocks)
+      line = arith::MinUIOp::create(b, loc, line, cst(elements - 1));
+    memref::PrefetchOp::create(b, loc, flat, ValueRange{line},
+                               /*isWrite=*/false, locality,
+                               /*isDataCache=*/true);
+  }
+  return true;
+}
+
+struct CpuPrefetchPanelsPass
+    : moe::impl::MoeCpuPrefetchPanelsBase<CpuPrefetchPanelsPass> {
+  using MoeCpuPrefetchPanelsBase::MoeCpuPrefetchPanelsBase;
+  void runOnOperation() override {
+    if (locality < 0 || locality > 3) {
+      getOperation()->emitError("moe-cpu-prefetch-panels: locality must be "
+                                "0 to 3, got ")
+          << static_cast<int64_t>(locality);
+      return signalPassFailure();
+    }
+    moe::prefetchNextBlocks(getOperation(), crossBlocks, locality);
+  }
+};
+
+} // namespace
+
+int64_t moe::prefetchNextBlocks(Operation *root, bool crossBlocks,
+                                int64_t locality) {
+  SmallVector<vector::TransferReadOp> reads;
+  root->walk([&](vector::TransferReadOp read) { reads.push_back(read); });
+  int64_t added = 0;
+  for (vector::TransferReadOp read : reads)
+    added += prefetchNextBlock(read, crossBlocks, locality);
+  return added;
+}

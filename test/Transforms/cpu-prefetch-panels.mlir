@@ -1,0 +1,172 @@
+// RUN: moe-opt %s --moe-cpu-prefetch-panels --split-input-file | FileCheck %s
+// RUN: moe-opt %s --moe-cpu-prefetch-panels="cross-blocks=true locality=2" --split-input-file | FileCheck %s --check-prefix=CROSS
+// RUN: not moe-opt %s --moe-cpu-prefetch-panels="locality=4" --split-input-file 2>&1 | FileCheck %s --check-prefix=LOCALITY
+
+// LOCALITY: error: moe-cpu-prefetch-panels: locality must be 0 to 3, got 4
+
+// A 6 x 16 tile's k loop over column panels [E = 3, Nf = 2, K = 412,
+// P = 64] (moe-pack-expert-weights): row k of the next panel is 26368
+// elements (412 x 64) further, and one 16-float read is one line.
+// Without cross-blocks only from panel 0 (the expert's next panel); with
+// them from every panel, clamped to the last element (3 x 2 x 412 x 64 - 1).
+
+// CHECK-LABEL: func.func @panel_tile
+// CHECK-SAME: (%[[W:.*]]: memref<3x2x412x64xf32>, %[[E:.*]]: index, %[[J:.*]]: index, %[[C:.*]]: index
+// CHECK: %[[FLAT:.*]] = memref.collapse_shape %[[W]] {{\[}}[0, 1, 2, 3]] : memref<3x2x412x64xf32> into memref<158208xf32>
+// CHECK: %[[NEXT:.*]] = arith.constant 26368 : index
+// CHECK: %[[SE:.*]] = arith.constant 52736 : index
+// CHECK: %[[A0:.*]] = arith.muli %[[E]], %[[SE]]
+// CHECK: %[[A1:.*]] = arith.addi %[[NEXT]], %[[A0]]
+// CHECK: %[[A2:.*]] = arith.muli %[[J]], %{{.*}}
+// CHECK: %[[A3:.*]] = arith.addi %[[A1]], %[[A2]]
+// CHECK: %[[BASE:.*]] = arith.addi %[[A3]], %[[C]]
+// CHECK: %[[NOTLAST:.*]] = arith.cmpi ult, %[[J]], %{{.*}} : index
+// CHECK: scf.for %[[K:.*]] = {{.*}} iter_args
+// CHECK: %[[C64:.*]] = arith.constant 64 : index
+// CHECK: %[[ROW:.*]] = arith.muli %[[K]], %[[C64]]
+// CHECK: %[[AT:.*]] = arith.addi %[[BASE]], %[[ROW]]
+// CHECK: scf.if %[[NOTLAST]] {
+// CHECK-NEXT: memref.prefetch %[[FLAT]][%[[AT]]], read, locality<3>, data : memref<158208xf32>
+// CHECK-NEXT: }
+// CHECK-NEXT: vector.transfer_read %[[W]][%[[E]], %[[J]], %[[K]], %[[C]]]
+// CHECK-NOT: memref.prefetch
+
+// CROSS-LABEL: func.func @panel_tile
+// CROSS-NOT: scf.if
+// CROSS: scf.for
+// CROSS-NOT: scf.if
+// CROSS: %[[LAST:.*]] = arith.constant 158207 : index
+// CROSS: %[[AT:.*]] = arith.minui %{{.*}}, %[[LAST]] : index
+// CROSS: memref.prefetch %{{.*}}[%[[AT]]], read, locality<2>, data : memref<158208xf32>
+// CROSS-NEXT: vector.transfer_read
+func.func @panel_tile(%w: memref<3x2x412x64xf32>, %e: index, %j: index,
+                      %c: index, %a: memref<6x412xf32>) -> vector<6x16xf32> {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c412 = arith.constant 412 : index
+  %f0 = arith.constant 0.0 : f32
+  %init = arith.constant dense<0.0> : vector<6x16xf32>
+  %r = scf.for %k = %c0 to %c412 step %c1 iter_args(%acc = %init)
+      -> (vector<6x16xf32>) {
+    %b = vector.transfer_read %w[%e, %j, %k, %c], %f0 {in_bounds = [true]}
+        : memref<3x2x412x64xf32>, vector<16xf32>
+    %x = vector.transfer_read %a[%c0, %k], %f0 {in_bounds = [true]}
+        : memref<6x412xf32>, vector<6xf32>
+    %s = vector.extract %x[0] : f32 from vector<6xf32>
+    %bs = vector.broadcast %s : f32 to vector<16xf32>
+    %row = vector.extract %acc[0] : vector<16xf32> from vector<6x16xf32>
+    %f = vector.fma %bs, %b, %row : vector<16xf32>
+    %n = vector.insert %f, %acc[0] : vector<16xf32> into vector<6x16xf32>
+    scf.yield %n : vector<6x16xf32>
+  }
+  return %r : vector<6x16xf32>
+}
+
+// -----
+
+// A read of 32 floats: two lines, 0 and 16 elements from the read's start.
+// An expert's row-major weight [E = 4, K = 128, N = 40] (rank 3): the next
+// block is the next expert (5120 further), guarded by e < 3.
+
+// CHECK-LABEL: func.func @two_lines_rank3
+// CHECK: memref.collapse_shape {{.*}} into memref<20480xf32>
+// CHECK: arith.constant 5120 : index
+// CHECK: %[[C3:.*]] = arith.constant 3 : index
+// CHECK: %[[NOTLAST:.*]] = arith.cmpi ult, %{{.*}}, %[[C3]] : index
+// CHECK: scf.for
+// CHECK: arith.constant 40 : index
+// CHECK: %[[AT:.*]] = arith.addi
+// CHECK: scf.if %[[NOTLAST]]
+// CHECK-NEXT: memref.prefetch %{{.*}}[%[[AT]]]
+// CHECK-NEXT: %[[C16:.*]] = arith.constant 16 : index
+// CHECK-NEXT: %[[AT16:.*]] = arith.addi %[[AT]], %[[C16]]
+// CHECK-NEXT: memref.prefetch %{{.*}}[%[[AT16]]]
+// CHECK-NEXT: }
+
+// CROSS-LABEL: func.func @two_lines_rank3
+// CROSS-COUNT-2: arith.minui
+// CROSS-NOT: scf.if
+// CROSS: return
+func.func @two_lines_rank3(%w: memref<4x128x40xf32>, %e: index)
+    -> vector<2x32xf32> {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c128 = arith.constant 128 : index
+  %f0 = arith.constant 0.0 : f32
+  %init = arith.constant dense<0.0> : vector<2x32xf32>
+  %r = scf.for %k = %c0 to %c128 step %c1 iter_args(%acc = %init)
+      -> (vector<2x32xf32>) {
+    %b = vector.transfer_read %w[%e, %k, %c0], %f0 {in_bounds = [true]}
+        : memref<4x128x40xf32>, vector<32xf32>
+    %n = vector.insert %b, %acc[0] : vector<32xf32> into vector<2x32xf32>
+    scf.yield %n : vector<2x32xf32>
+  }
+  return %r : vector<2x32xf32>
+}
+
+// -----
+
+// Left alone: a one-row tile (its accumulator is one-dim: a decode step
+// reads each block once, and the next block in memory is often an expert
+// nobody selected); k not the second-to-last index; another index that
+// changes in the loop; a two-dim weight (no block dim); a dynamic shape;
+// a strided view; a block under 1 KB; a loop without an accumulator.
+
+// CHECK-LABEL: func.func @left_alone
+// CHECK-NOT: memref.prefetch
+// CHECK-NOT: memref.collapse_shape
+// CHECK: return
+
+// CROSS-LABEL: func.func @left_alone
+// CROSS-NOT: memref.prefetch
+// CROSS: return
+func.func @left_alone(%w: memref<3x2x412x64xf32>, %d: memref<?x412x64xf32>,
+                      %m: memref<412x64xf32>,
+                      %s: memref<3x412x64xf32, strided<[52736, 64, 1]>>,
+                      %small: memref<3x4x16xf32>, %e: index)
+    -> (vector<64xf32>, vector<2x16xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c4 = arith.constant 4 : index
+  %c412 = arith.constant 412 : index
+  %f0 = arith.constant 0.0 : f32
+  %one = arith.constant dense<0.0> : vector<64xf32>
+  %two = arith.constant dense<0.0> : vector<2x16xf32>
+  %r1 = scf.for %k = %c0 to %c412 step %c1 iter_args(%acc = %one)
+      -> (vector<64xf32>) {
+    %b = vector.transfer_read %w[%e, %c0, %k, %c0], %f0 {in_bounds = [true]}
+        : memref<3x2x412x64xf32>, vector<64xf32>
+    %n = arith.addf %acc, %b : vector<64xf32>
+    scf.yield %n : vector<64xf32>
+  }
+  %r2 = scf.for %k = %c0 to %c4 step %c1 iter_args(%acc = %two)
+      -> (vector<2x16xf32>) {
+    %b1 = vector.transfer_read %w[%e, %c0, %c0, %k], %f0 {in_bounds = [true]}
+        : memref<3x2x412x64xf32>, vector<16xf32>
+    %j = arith.addi %k, %c1 : index
+    %b2 = vector.transfer_read %w[%e, %j, %k, %c0], %f0 {in_bounds = [true]}
+        : memref<3x2x412x64xf32>, vector<16xf32>
+    %b3 = vector.transfer_read %m[%k, %c0], %f0 {in_bounds = [true]}
+        : memref<412x64xf32>, vector<16xf32>
+    %b4 = vector.transfer_read %d[%e, %k, %c0], %f0 {in_bounds = [true]}
+        : memref<?x412x64xf32>, vector<16xf32>
+    %b5 = vector.transfer_read %s[%e, %k, %c0], %f0 {in_bounds = [true]}
+        : memref<3x412x64xf32, strided<[52736, 64, 1]>>, vector<16xf32>
+    %b6 = vector.transfer_read %small[%e, %k, %c0], %f0 {in_bounds = [true]}
+        : memref<3x4x16xf32>, vector<16xf32>
+    %t1 = arith.addf %b1, %b2 : vector<16xf32>
+    %t2 = arith.addf %b3, %b4 : vector<16xf32>
+    %t3 = arith.addf %b5, %b6 : vector<16xf32>
+    %t4 = arith.addf %t1, %t2 : vector<16xf32>
+    %t5 = arith.addf %t4, %t3 : vector<16xf32>
+    %n = vector.insert %t5, %acc[0] : vector<16xf32> into vector<2x16xf32>
+    scf.yield %n : vector<2x16xf32>
+  }
+  scf.for %k = %c0 to %c412 step %c1 {
+    %b = vector.transfer_read %w[%e, %c0, %k, %c0], %f0 {in_bounds = [true]}
+        : memref<3x2x412x64xf32>, vector<16xf32>
+    vector.transfer_write %b, %m[%k, %c0] {in_bounds = [true]}
+        : vector<16xf32>, memref<412x64xf32>
+  }
+  return %r1, %r2 : vector<64xf32>, vector<2x16xf32>
+}
