@@ -187,6 +187,25 @@ std::vector<std::string> requiredFeatures(StringRef march) {
   return out;
 }
 
+/// Refuses a --march that clang would refuse, before any lowering (it
+/// used to fail at the clang step, after the whole pipeline had run). The
+/// code is compiled for the host's architecture: on x86-64 hosts a name
+/// must be `native` or a 64-bit x86 CPU or level that LLVM's X86 tables
+/// know; other hosts are not checked here.
+LogicalResult checkMarch(StringRef march, Location loc) {
+  if (march == "native")
+    return success();
+#if defined(__x86_64__) || defined(_M_X64)
+  if (llvm::X86::parseArchX86(march, /*Only64Bit=*/true) ==
+      llvm::X86::CK_None)
+    return emitError(loc) << "unknown --march '" << march
+                          << "': expected 'native' or a 64-bit x86 CPU name "
+                             "(x86-64, x86-64-v2, x86-64-v3, x86-64-v4, "
+                             "haswell, znver3, skylake-avx512, ...)";
+#endif
+  return success();
+}
+
 /// The vector register width the code for `march` may assume: 512 with
 /// AVX-512F, 256 with AVX, else 128 (SSE2, the x86-64 baseline).
 int64_t vectorBitsFor(StringRef march) {
@@ -292,6 +311,8 @@ LogicalResult mlir::moe::compileModule(ModuleOp module,
   // from the model (e.g. ConstantOfShape of [2^20, 2^20]) is refused here,
   // at its node, rather than failing an allocation at run time.
   if (failed(checkTensorSizes(module)))
+    return failure();
+  if (failed(checkMarch(options.march, loc)))
     return failure();
 
   // 1. Weights become arguments (and the artifact's weight section).

@@ -56,6 +56,105 @@ bool definedOutside(Value v, Operation *loop) {
   return !loop->isAncestor(v.getParentBlock()->getParentOp());
 }
 
+/// A one-row tile's read of whole rows of a weight block (a one-dim vector
+/// as wide as the block's last dim), in a k loop directly inside a loop
+/// of step 1 over rows (the one-row loop of an expert's rows): the first
+/// pass over the block streams it from memory, the next passes read it
+/// from L2 while the memory bus idles. Those passes prefetch the next
+/// block, one line per k step: in pass p (p >= 1, counted from the row
+/// loop's lower bound), line (p - 1) * K + k of the next block, while it
+/// has lines left. An expert with one row (a decode step) issues none.
+bool prefetchAcrossPasses(vector::TransferReadOp read, scf::ForOp loop,
+                          bool crossBlocks, int64_t locality) {
+  auto rowLoop = dyn_cast<scf::ForOp>(loop->getParentOp());
+  if (!rowLoop || getConstantIntValue(rowLoop.getStep()) != 1 ||
+      !rowLoop.getInductionVar().getType().isIndex())
+    return false;
+  auto type = dyn_cast<MemRefType>(read.getBase().getType());
+  VectorType vector = read.getVectorType();
+  if (!type || !type.hasStaticShape() || !type.getLayout().isIdentity() ||
+      type.getRank() < 3 || vector.getRank() != 1 || vector.isScalable() ||
+      !read.getPermutationMap().isMinorIdentity() ||
+      !type.getElementType().isIntOrFloat() ||
+      !definedOutside(read.getBase(), rowLoop))
+    return false;
+  int64_t rank = type.getRank();
+  ArrayRef<int64_t> shape = type.getShape();
+  ValueRange indices = read.getIndices();
+  if (indices[rank - 2] != loop.getInductionVar() ||
+      vector.getDimSize(0) != shape[rank - 1] ||
+      getConstantIntValue(indices[rank - 1]) != 0)
+    return false;
+  for (int64_t d = 0; d + 2 < rank; ++d)
+    if (!definedOutside(indices[d], rowLoop))
+      return false;
+  int64_t eltBytes =
+      std::max<int64_t>(1, type.getElementTypeBitWidth() / 8);
+  int64_t perLine = std::max<int64_t>(1, kLineBytes / eltBytes);
+  int64_t blockElems = shape[rank - 2] * shape[rank - 1];
+  int64_t blockDim = rank - 3;
+  if (blockElems * eltBytes < 16 * kLineBytes ||
+      (!crossBlocks && shape[blockDim] < 2))
+    return false;
+  int64_t lines = (blockElems + perLine - 1) / perLine;
+  int64_t k = shape[rank - 2];
+
+  Location loc = read.getLoc();
+  OpBuilder b(rowLoop);
+  auto cst = [&](int64_t v) {
+    return arith::ConstantIndexOp::create(b, loc, v).getResult();
+  };
+  // Before the row loop: the buffer as one dim, and where the next block
+  // starts ((the read's block's linear index + 1) * its size).
+  SmallVector<ReassociationIndices> all(1);
+  for (int64_t d = 0; d < rank; ++d)
+    all.front().push_back(d);
+  Value flat = memref::CollapseShapeOp::create(b, loc, read.getBase(), all);
+  Value block = cst(1);
+  int64_t stride = 1;
+  for (int64_t d = blockDim; d >= 0; --d) {
+    block = arith::AddIOp::create(
+        b, loc, block,
+        stride == 1
+            ? indices[d]
+            : arith::MulIOp::create(b, loc, indices[d], cst(stride))
+                  .getResult());
+    stride *= shape[d];
+  }
+  Value next = arith::MulIOp::create(b, loc, block, cst(blockElems));
+  Value notLast;
+  if (!crossBlocks)
+    notLast = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult,
+                                    indices[blockDim],
+                                    cst(shape[blockDim] - 1));
+  // In the k loop: line (pass - 1) * K + k. Pass 0 wraps to a huge
+  // unsigned line, so one unsigned compare covers pass >= 1 and the end
+  // of the block.
+  b.setInsertionPoint(read);
+  Value pass = arith::SubIOp::create(b, loc, rowLoop.getInductionVar(),
+                                     rowLoop.getLowerBound());
+  Value line = arith::AddIOp::create(
+      b, loc,
+      arith::MulIOp::create(b, loc,
+                            arith::SubIOp::create(b, loc, pass, cst(1)),
+                            cst(k)),
+      loop.getInductionVar());
+  Value go = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, line,
+                                   cst(lines));
+  if (notLast)
+    go = arith::AndIOp::create(b, loc, go, notLast);
+  auto guard = scf::IfOp::create(b, loc, go, /*withElse=*/false);
+  b.setInsertionPointToStart(guard.thenBlock());
+  Value at = arith::AddIOp::create(
+      b, loc, next, arith::MulIOp::create(b, loc, line, cst(perLine)));
+  if (crossBlocks)
+    at = arith::MinUIOp::create(b, loc, at, cst(type.getNumElements() - 1));
+  memref::PrefetchOp::create(b, loc, flat, ValueRange{at},
+                             /*isWrite=*/false, locality,
+                             /*isDataCache=*/true);
+  return true;
+}
+
 /// Adds the prefetches for `read` when it reads row k of a weight block in
 /// its k loop; returns whether it did.
 bool prefetchNextBlock(vector::TransferReadOp read, bool crossBlocks,
@@ -64,17 +163,18 @@ bool prefetchNextBlock(vector::TransferReadOp read, bool crossBlocks,
   if (!loop)
     return false;
   // Multi-row tiles only: their loop carries a [rows, columns] accumulator.
-  // Multi-row register tiles only (their k loop carries a [rows, columns]
+  // Multi-row register tiles (their k loop carries a [rows, columns]
   // accumulator): such an expert has at least MR rows, its neighbours
   // likely rows too, and its tiles compute long enough per block for the
-  // next one to stream in. A one-row tile (decode) reads each block once,
-  // at the speed of memory; the next block in memory is then often an
-  // expert nobody selected, and its prefetch halves the bandwidth left.
+  // next one to stream in. A one-row tile prefetches only in the passes
+  // after its expert's first (prefetchAcrossPasses): a decode step reads
+  // each block once, at the speed of memory, and the next block in memory
+  // is then often an expert nobody selected.
   if (!llvm::any_of(loop.getRegionIterArgs(), [](Value arg) {
         auto acc = dyn_cast<VectorType>(arg.getType());
         return acc && acc.getRank() == 2 && acc.getDimSize(0) > 1;
       }))
-    return false;
+    return prefetchAcrossPasses(read, loop, crossBlocks, locality);
   auto type = dyn_cast<MemRefType>(read.getBase().getType());
   VectorType vector = read.getVectorType();
   if (!type || !type.hasStaticShape() || !type.getLayout().isIdentity() ||

@@ -364,6 +364,16 @@ func.func @main(%x: tensor<?x{d}xf32> {{onnx.name = "x"}}) -> tensor<?x{d}xf32> 
         moe_mlir.compile(path, pack_weights=1)
 
 
+def test_compile_unknown_march():
+    """A march clang would refuse is a CompileError naming it, raised before
+    any lowering (not clang's failure after the whole pipeline)."""
+    model = os.path.join(FIXTURES, "sigma_moe_sigmoid.onnx")
+    for march in ("foo", "i686", "-fplugin=x"):
+        with pytest.raises(moe_mlir.CompileError,
+                           match=f"unknown --march '{march}'"):
+            moe_mlir.compile(model, march=march, emit="moe")
+
+
 def test_compile_prefetch_panels():
     """prefetch_panels reaches the compiler: the expert matmuls' multi-row
     tiles prefetch the next expert's weights (into L2) unless

@@ -106,9 +106,76 @@ func.func @two_lines_rank3(%w: memref<4x128x40xf32>, %e: index)
 
 // -----
 
-// Left alone: a one-row tile (its accumulator is one-dim: a decode step
-// reads each block once, and the next block in memory is often an expert
-// nobody selected); k not the second-to-last index; another index that
+// One-row tiles: the one-row loop over an expert's rows (%lo to %hi, step
+// 1) around the k loop of a 1 x 64 tile that reads whole 64-float rows of
+// a panel. Pass p >= 1 prefetches line (p - 1) * 412 + k of the next
+// block (1648 lines of 16 floats); pass 0 (a decode step's only row)
+// wraps to a huge unsigned line and prefetches nothing.
+
+// CHECK-LABEL: func.func @one_row_passes
+// CHECK-SAME: (%[[W:.*]]: memref<3x2x412x64xf32>, %[[E:.*]]: index, %[[J:.*]]: index, %[[LO:.*]]: index, %[[HI:.*]]: index
+// CHECK: %[[FLAT:.*]] = memref.collapse_shape %[[W]]
+// CHECK: %[[ONE:.*]] = arith.constant 1 : index
+// CHECK: %[[B0:.*]] = arith.addi %[[ONE]], %[[J]]
+// CHECK: %[[TWO:.*]] = arith.constant 2 : index
+// CHECK: %[[B1:.*]] = arith.muli %[[E]], %[[TWO]]
+// CHECK: %[[B2:.*]] = arith.addi %[[B0]], %[[B1]]
+// CHECK: %[[SIZE:.*]] = arith.constant 26368 : index
+// CHECK: %[[NEXT:.*]] = arith.muli %[[B2]], %[[SIZE]]
+// CHECK: %[[NOTLAST:.*]] = arith.cmpi ult, %[[J]]
+// CHECK: scf.for %[[R:.*]] = %[[LO]] to %[[HI]] step
+// CHECK: scf.for %[[K:.*]] = {{.*}} iter_args
+// CHECK: %[[P:.*]] = arith.subi %[[R]], %[[LO]]
+// CHECK: %[[P1:.*]] = arith.subi %[[P]], %{{.*}}
+// CHECK: %[[C412:.*]] = arith.constant 412 : index
+// CHECK: %[[L0:.*]] = arith.muli %[[P1]], %[[C412]]
+// CHECK: %[[LINE:.*]] = arith.addi %[[L0]], %[[K]]
+// CHECK: %[[LINES:.*]] = arith.constant 1648 : index
+// CHECK: %[[IN:.*]] = arith.cmpi ult, %[[LINE]], %[[LINES]]
+// CHECK: %[[GO:.*]] = arith.andi %[[IN]], %[[NOTLAST]]
+// CHECK: scf.if %[[GO]] {
+// CHECK: %[[C16:.*]] = arith.constant 16 : index
+// CHECK: %[[OFF:.*]] = arith.muli %[[LINE]], %[[C16]]
+// CHECK: %[[AT:.*]] = arith.addi %[[NEXT]], %[[OFF]]
+// CHECK: memref.prefetch %[[FLAT]][%[[AT]]], read, locality<3>, data
+// CHECK: }
+// CHECK-NEXT: vector.transfer_read %[[W]][%[[E]], %[[J]], %[[K]], %{{.*}}], {{.*}} vector<64xf32>
+
+// CROSS-LABEL: func.func @one_row_passes
+// CROSS-NOT: arith.andi
+// CROSS: %[[LAST:.*]] = arith.constant 158207 : index
+// CROSS: arith.minui %{{.*}}, %[[LAST]]
+// CROSS: memref.prefetch {{.*}} locality<2>
+func.func @one_row_passes(%w: memref<3x2x412x64xf32>, %e: index, %j: index,
+                          %lo: index, %hi: index, %a: memref<?x412xf32>,
+                          %out: memref<?x64xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c412 = arith.constant 412 : index
+  %f0 = arith.constant 0.0 : f32
+  %init = arith.constant dense<0.0> : vector<64xf32>
+  scf.for %r = %lo to %hi step %c1 {
+    %acc = scf.for %k = %c0 to %c412 step %c1 iter_args(%v = %init)
+        -> (vector<64xf32>) {
+      %b = vector.transfer_read %w[%e, %j, %k, %c0], %f0 {in_bounds = [true]}
+          : memref<3x2x412x64xf32>, vector<64xf32>
+      %x = memref.load %a[%r, %k] : memref<?x412xf32>
+      %xs = vector.broadcast %x : f32 to vector<64xf32>
+      %n = vector.fma %xs, %b, %v : vector<64xf32>
+      scf.yield %n : vector<64xf32>
+    }
+    vector.transfer_write %acc, %out[%r, %c0] {in_bounds = [true]}
+        : vector<64xf32>, memref<?x64xf32>
+  }
+  return
+}
+
+// -----
+
+// Left alone: a one-row tile outside a loop over rows (a decode step's
+// product: it reads each block once, and the next block in memory is
+// often an expert nobody selected), or in one whose read is not a whole
+// row of the block; k not the second-to-last index; another index that
 // changes in the loop; a two-dim weight (no block dim); a dynamic shape;
 // a strided view; a block under 1 KB; a loop without an accumulator.
 
@@ -166,6 +233,18 @@ func.func @left_alone(%w: memref<3x2x412x64xf32>, %d: memref<?x412x64xf32>,
     %b = vector.transfer_read %w[%e, %c0, %k, %c0], %f0 {in_bounds = [true]}
         : memref<3x2x412x64xf32>, vector<16xf32>
     vector.transfer_write %b, %m[%k, %c0] {in_bounds = [true]}
+        : vector<16xf32>, memref<412x64xf32>
+  }
+  %sixteen = arith.constant dense<0.0> : vector<16xf32>
+  scf.for %r = %c0 to %c4 step %c1 {
+    %part = scf.for %k = %c0 to %c412 step %c1 iter_args(%v = %sixteen)
+        -> (vector<16xf32>) {
+      %b = vector.transfer_read %w[%e, %c0, %k, %c0], %f0 {in_bounds = [true]}
+          : memref<3x2x412x64xf32>, vector<16xf32>
+      %n = arith.addf %v, %b : vector<16xf32>
+      scf.yield %n : vector<16xf32>
+    }
+    vector.transfer_write %part, %m[%r, %c0] {in_bounds = [true]}
         : vector<16xf32>, memref<412x64xf32>
   }
   return %r1, %r2 : vector<64xf32>, vector<2x16xf32>

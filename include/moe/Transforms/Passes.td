@@ -567,6 +567,18 @@ def MoeCpuPrefetchPanels : Pass<"moe-cpu-prefetch-panels"> {
     stride of dim rank - 3 further; one `memref.prefetch` per 64-byte line
     of the read, on a one-dim view of the buffer made before the loop).
 
+    That is for multi-row tiles (the loop carries a two-dim accumulator of
+    more than one row). A one-row tile's read of whole rows of a block (a
+    vector as wide as the block's last dim), in a k loop directly inside
+    a loop of step 1 over rows (an expert's one-row loop), prefetches
+    instead in the passes after the first: in pass p >= 1 (from the row
+    loop's lower bound), line (p - 1) * K + k of the next block, while it
+    has lines left (one unsigned compare: pass 0 wraps). The first pass
+    streams the block from memory; the next ones read it from L2 while the
+    memory bus would idle. An expert with one row (a decode step) issues
+    none: the next block in memory is then mostly an expert nobody
+    selected.
+
     Without `cross-blocks`, only when the index along dim rank - 3 is not
     its last (the expert's next panel, which the code reads next whatever
     the routing); with it, also from the last block into the next one (the
