@@ -22,6 +22,7 @@
 #include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Export.h"
 #include "llvm/ADT/SmallBitVector.h"
+#include "llvm/Config/llvm-config.h"
 #include "llvm/IR/Constants.h"
 #include "llvm/IR/GlobalVariable.h"
 #include "llvm/IR/LLVMContext.h"
@@ -191,17 +192,21 @@ std::vector<std::string> requiredFeatures(StringRef march) {
 /// used to fail at the clang step, after the whole pipeline had run). The
 /// code is compiled for the host's architecture: on x86-64 hosts a name
 /// must be `native` or a 64-bit x86 CPU or level that LLVM's X86 tables
-/// know; other hosts are not checked here.
+/// know (clang's own check for x86 targets, `parseArchX86`; a --cc of
+/// another LLVM release may know other names); other hosts are not
+/// checked here.
 LogicalResult checkMarch(StringRef march, Location loc) {
   if (march == "native")
     return success();
 #if defined(__x86_64__) || defined(_M_X64)
   if (llvm::X86::parseArchX86(march, /*Only64Bit=*/true) ==
       llvm::X86::CK_None)
-    return emitError(loc) << "unknown --march '" << march
-                          << "': expected 'native' or a 64-bit x86 CPU name "
-                             "(x86-64, x86-64-v2, x86-64-v3, x86-64-v4, "
-                             "haswell, znver3, skylake-avx512, ...)";
+    return emitError(loc) << "unsupported march (--march) '" << march
+                          << "': expected 'native' or a 64-bit x86 CPU or "
+                             "level that LLVM " LLVM_VERSION_STRING
+                             " knows (x86-64, x86-64-v2, x86-64-v3, "
+                             "x86-64-v4, haswell, znver3, skylake-avx512, "
+                             "...)";
 #endif
   return success();
 }

@@ -12,20 +12,24 @@
 // expert, all 155 experts, 65 MB of weights a call) that sum was the
 // layer's time.
 //
-// This pass overlaps them: in such a k loop, next to each read of the
-// block's row k it prefetches the same row of the next block in memory
-// (the next panel of the expert; with `cross-blocks`, after the last
-// panel, the next expert's first one), one prefetch per 64-byte line of
-// the read. The next block then streams in while this one is computed.
+// This pass overlaps them. In a multi-row tile's k loop, next to each read
+// of the block's row k, it prefetches the same row of the next block in
+// memory (a packed weight's next panel of the expert; with `cross-blocks`,
+// after the last panel, the next expert's first one), one prefetch per
+// 64-byte line of the read. A one-row tile (an expert's rows after its
+// last full multi-row tile, one pass over the block each) prefetches the
+// next block only in the passes after the first, one line per k step
+// (prefetchAcrossPasses); a single-row expert (decode) issues none.
 //
-// Which reads: a `vector.transfer_read` of a one-dim vector along the
-// last dim of a statically shaped, identity-layout memref of rank >= 3,
-// directly in an `scf.for` whose induction variable is its index at dim
-// rank - 2, with every other index defined outside that loop. The next
-// block is one stride of dim rank - 3 further. Without `cross-blocks` the
-// prefetch happens only when that dim's index is not its last (the next
-// block is the same expert's, which the code reads next whatever the
-// routing); with it, the address is clamped to the buffer's last element.
+// Which reads: an unmasked, in-bounds `vector.transfer_read` of a one-dim
+// vector along the last dim of a statically shaped, identity-layout
+// memref of rank >= 3, directly in an `scf.for` whose induction variable
+// is its index at dim rank - 2, with every other index defined outside
+// that loop. The next block is one stride of dim rank - 3 further: for
+// [E, Nf, K, P] the expert's next panel, for [E, K, N] the next expert.
+// Without `cross-blocks` the prefetch happens only when that dim's index
+// is not its last; with it, the address is clamped to the buffer's last
+// element.
 //
 // Values never change (a prefetch is a hint, and its address is in the
 // buffer). Upstream has no such transform: LLVM's loop data prefetch
@@ -56,6 +60,19 @@ bool definedOutside(Value v, Operation *loop) {
   return !loop->isAncestor(v.getParentBlock()->getParentOp());
 }
 
+/// A read this pass may look at: unmasked, in bounds (so that the same
+/// position of the next block is too), a one-dim vector along the last dim
+/// of a statically shaped, identity-layout memref of rank >= 3.
+bool plainBlockRead(vector::TransferReadOp read) {
+  auto type = dyn_cast<MemRefType>(read.getBase().getType());
+  VectorType vector = read.getVectorType();
+  return type && type.hasStaticShape() && type.getLayout().isIdentity() &&
+         type.getRank() >= 3 && vector.getRank() == 1 &&
+         !vector.isScalable() && !read.getMask() && read.isDimInBounds(0) &&
+         read.getPermutationMap().isMinorIdentity() &&
+         type.getElementType().isIntOrFloat();
+}
+
 /// A one-row tile's read of whole rows of a weight block (a one-dim vector
 /// as wide as the block's last dim), in a k loop directly inside a loop
 /// of step 1 over rows (the one-row loop of an expert's rows): the first
@@ -66,18 +83,17 @@ bool definedOutside(Value v, Operation *loop) {
 /// has lines left. An expert with one row (a decode step) issues none.
 bool prefetchAcrossPasses(vector::TransferReadOp read, scf::ForOp loop,
                           bool crossBlocks, int64_t locality) {
+  // A register tile's k loop carries its accumulator (one-dim here).
   auto rowLoop = dyn_cast<scf::ForOp>(loop->getParentOp());
   if (!rowLoop || getConstantIntValue(rowLoop.getStep()) != 1 ||
-      !rowLoop.getInductionVar().getType().isIndex())
+      !rowLoop.getInductionVar().getType().isIndex() ||
+      !llvm::any_of(loop.getRegionIterArgs(),
+                    [](Value arg) { return isa<VectorType>(arg.getType()); }))
     return false;
-  auto type = dyn_cast<MemRefType>(read.getBase().getType());
+  if (!plainBlockRead(read) || !definedOutside(read.getBase(), rowLoop))
+    return false;
+  auto type = cast<MemRefType>(read.getBase().getType());
   VectorType vector = read.getVectorType();
-  if (!type || !type.hasStaticShape() || !type.getLayout().isIdentity() ||
-      type.getRank() < 3 || vector.getRank() != 1 || vector.isScalable() ||
-      !read.getPermutationMap().isMinorIdentity() ||
-      !type.getElementType().isIntOrFloat() ||
-      !definedOutside(read.getBase(), rowLoop))
-    return false;
   int64_t rank = type.getRank();
   ArrayRef<int64_t> shape = type.getShape();
   ValueRange indices = read.getIndices();
@@ -162,7 +178,6 @@ bool prefetchNextBlock(vector::TransferReadOp read, bool crossBlocks,
   auto loop = dyn_cast<scf::ForOp>(read->getParentOp());
   if (!loop)
     return false;
-  // Multi-row tiles only: their loop carries a [rows, columns] accumulator.
   // Multi-row register tiles (their k loop carries a [rows, columns]
   // accumulator): such an expert has at least MR rows, its neighbours
   // likely rows too, and its tiles compute long enough per block for the
@@ -175,14 +190,10 @@ bool prefetchNextBlock(vector::TransferReadOp read, bool crossBlocks,
         return acc && acc.getRank() == 2 && acc.getDimSize(0) > 1;
       }))
     return prefetchAcrossPasses(read, loop, crossBlocks, locality);
-  auto type = dyn_cast<MemRefType>(read.getBase().getType());
-  VectorType vector = read.getVectorType();
-  if (!type || !type.hasStaticShape() || !type.getLayout().isIdentity() ||
-      type.getRank() < 3 || vector.getRank() != 1 ||
-      vector.isScalable() || !read.getPermutationMap().isMinorIdentity() ||
-      !type.getElementType().isIntOrFloat() ||
-      !definedOutside(read.getBase(), loop))
+  if (!plainBlockRead(read) || !definedOutside(read.getBase(), loop))
     return false;
+  auto type = cast<MemRefType>(read.getBase().getType());
+  VectorType vector = read.getVectorType();
   int64_t rank = type.getRank();
   ValueRange indices = read.getIndices();
   Value iv = loop.getInductionVar();

@@ -53,9 +53,10 @@ def compile(model, output=None, *, march="native", opt_level=3,
         layer's gather and combine) prefetch them two iterations ahead
         (False: moe-compile --no-prefetch, no software prefetch at all,
         prefetch_panels included; debugging).
-    prefetch_panels: multi-row register tiles prefetch the next weight
-        block in memory (the expert's next column panel, or the next
-        expert's first) while they read this one (False: moe-compile
+    prefetch_panels: register tiles prefetch the next weight block in
+        memory (the expert's next column panel, or the next expert's
+        first) while they read this one: multi-row tiles always, one-row
+        tiles in an expert's passes after its first (False: moe-compile
         --no-prefetch-panels; debugging).
     fuse_gathers: the register tiles of the first expert matmul read the
         gathered token rows in place instead of from a gathered copy

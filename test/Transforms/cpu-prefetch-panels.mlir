@@ -177,7 +177,7 @@ func.func @one_row_passes(%w: memref<3x2x412x64xf32>, %e: index, %j: index,
 // often an expert nobody selected), or in one whose read is not a whole
 // row of the block; k not the second-to-last index; another index that
 // changes in the loop; a two-dim weight (no block dim); a dynamic shape;
-// a strided view; a block under 1 KB; a loop without an accumulator.
+// a strided view; a block under 1 KB; a loop outside any row loop.
 
 // CHECK-LABEL: func.func @left_alone
 // CHECK-NOT: memref.prefetch
@@ -248,4 +248,112 @@ func.func @left_alone(%w: memref<3x2x412x64xf32>, %d: memref<?x412x64xf32>,
         : vector<16xf32>, memref<412x64xf32>
   }
   return %r1, %r2 : vector<64xf32>, vector<2x16xf32>
+}
+
+// -----
+
+// Left alone inside loops over rows: a tile of one row with a two-dim
+// accumulator (vector<1x16>: not multi-row, and its read is not a whole
+// row); a row loop of step 2; a block index that changes with the row; a
+// k loop without an accumulator; a read that may run past the row (not in
+// bounds) in a multi-row tile.
+
+// CHECK-LABEL: func.func @left_alone_rows
+// CHECK-NOT: memref.prefetch
+// CHECK: return
+// CROSS-LABEL: func.func @left_alone_rows
+// CROSS-NOT: memref.prefetch
+// CROSS: return
+func.func @left_alone_rows(%w: memref<3x2x412x64xf32>, %e: index,
+                           %m: memref<8x64xf32>, %c: index) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %c8 = arith.constant 8 : index
+  %c412 = arith.constant 412 : index
+  %f0 = arith.constant 0.0 : f32
+  %one = arith.constant dense<0.0> : vector<1x16xf32>
+  %row = arith.constant dense<0.0> : vector<64xf32>
+  %six = arith.constant dense<0.0> : vector<6x16xf32>
+  scf.for %r = %c0 to %c8 step %c1 {
+    %a = scf.for %k = %c0 to %c412 step %c1 iter_args(%v = %one)
+        -> (vector<1x16xf32>) {
+      %b = vector.transfer_read %w[%e, %c0, %k, %c0], %f0 {in_bounds = [true]}
+          : memref<3x2x412x64xf32>, vector<16xf32>
+      %n = vector.insert %b, %v[0] : vector<16xf32> into vector<1x16xf32>
+      scf.yield %n : vector<1x16xf32>
+    }
+    %a0 = vector.extract %a[0] : vector<16xf32> from vector<1x16xf32>
+    vector.transfer_write %a0, %m[%r, %c0] {in_bounds = [true]}
+        : vector<16xf32>, memref<8x64xf32>
+  }
+  scf.for %r = %c0 to %c8 step %c2 {
+    %a = scf.for %k = %c0 to %c412 step %c1 iter_args(%v = %row)
+        -> (vector<64xf32>) {
+      %b = vector.transfer_read %w[%e, %c0, %k, %c0], %f0 {in_bounds = [true]}
+          : memref<3x2x412x64xf32>, vector<64xf32>
+      %n = arith.addf %v, %b : vector<64xf32>
+      scf.yield %n : vector<64xf32>
+    }
+    vector.transfer_write %a, %m[%r, %c0] {in_bounds = [true]}
+        : vector<64xf32>, memref<8x64xf32>
+  }
+  scf.for %r = %c0 to %c2 step %c1 {
+    %a = scf.for %k = %c0 to %c412 step %c1 iter_args(%v = %row)
+        -> (vector<64xf32>) {
+      %b = vector.transfer_read %w[%e, %r, %k, %c0], %f0 {in_bounds = [true]}
+          : memref<3x2x412x64xf32>, vector<64xf32>
+      %n = arith.addf %v, %b : vector<64xf32>
+      scf.yield %n : vector<64xf32>
+    }
+    vector.transfer_write %a, %m[%r, %c0] {in_bounds = [true]}
+        : vector<64xf32>, memref<8x64xf32>
+  }
+  scf.for %r = %c0 to %c8 step %c1 {
+    scf.for %k = %c0 to %c412 step %c1 {
+      %b = vector.transfer_read %w[%e, %c0, %k, %c0], %f0 {in_bounds = [true]}
+          : memref<3x2x412x64xf32>, vector<64xf32>
+      vector.transfer_write %b, %m[%r, %c0] {in_bounds = [true]}
+          : vector<64xf32>, memref<8x64xf32>
+    }
+  }
+  %t = scf.for %k = %c0 to %c412 step %c1 iter_args(%v = %six)
+      -> (vector<6x16xf32>) {
+    %b = vector.transfer_read %w[%e, %c0, %k, %c], %f0
+        : memref<3x2x412x64xf32>, vector<16xf32>
+    %n = vector.insert %b, %v[0] : vector<16xf32> into vector<6x16xf32>
+    scf.yield %n : vector<6x16xf32>
+  }
+  %t0 = vector.extract %t[0] : vector<16xf32> from vector<6x16xf32>
+  vector.transfer_write %t0, %m[%c0, %c0] {in_bounds = [true]}
+      : vector<16xf32>, memref<8x64xf32>
+  return
+}
+
+// -----
+
+// One panel per expert ([3, 1, 412, 64]): without cross-blocks there is
+// no next panel of the same expert, so nothing; with them, the next
+// expert's.
+
+// CHECK-LABEL: func.func @single_panel
+// CHECK-NOT: memref.prefetch
+// CHECK: return
+// CROSS-LABEL: func.func @single_panel
+// CROSS: memref.prefetch {{.*}} : memref<79104xf32>
+func.func @single_panel(%w: memref<3x1x412x64xf32>, %e: index)
+    -> vector<6x16xf32> {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c412 = arith.constant 412 : index
+  %f0 = arith.constant 0.0 : f32
+  %six = arith.constant dense<0.0> : vector<6x16xf32>
+  %t = scf.for %k = %c0 to %c412 step %c1 iter_args(%v = %six)
+      -> (vector<6x16xf32>) {
+    %b = vector.transfer_read %w[%e, %c0, %k, %c0], %f0 {in_bounds = [true]}
+        : memref<3x1x412x64xf32>, vector<16xf32>
+    %n = vector.insert %b, %v[0] : vector<16xf32> into vector<6x16xf32>
+    scf.yield %n : vector<6x16xf32>
+  }
+  return %t : vector<6x16xf32>
 }

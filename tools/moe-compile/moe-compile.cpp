@@ -92,8 +92,8 @@ llvm::cl::opt<bool> noPrefetch(
                    "weight block (no moe-cpu-prefetch-panels; debugging)"));
 llvm::cl::opt<bool> noPrefetchPanels(
     "no-prefetch-panels",
-    llvm::cl::desc("multi-row register tiles do not prefetch the next "
-                   "weight block (no moe-cpu-prefetch-panels; debugging)"));
+    llvm::cl::desc("register tiles do not prefetch the next weight block "
+                   "(no moe-cpu-prefetch-panels; debugging)"));
 llvm::cl::opt<bool> noFuseGathers(
     "no-fuse-gathers",
     llvm::cl::desc("the register tiles read a gathered copy of the rows "

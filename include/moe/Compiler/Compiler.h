@@ -63,10 +63,11 @@ struct CompileOptions {
   /// --no-prefetch (debugging; no software prefetch at all, so
   /// `prefetchPanels` too) and with `reference`.
   bool prefetchRows = true;
-  /// Multi-row register tiles prefetch the next weight block in memory
-  /// while they read this one (moe-cpu-prefetch-panels, across experts;
-  /// with `tile`); off with moe-compile --no-prefetch-panels (debugging)
-  /// and with `reference`.
+  /// Register tiles prefetch the next weight block in memory while they
+  /// read this one (moe-cpu-prefetch-panels, across experts: multi-row
+  /// tiles, and one-row tiles in an expert's passes after its first; with
+  /// `tile`); off with moe-compile --no-prefetch-panels or --no-prefetch
+  /// (debugging) and with `reference`.
   bool prefetchPanels = true;
   /// The register tiles read gathered rows in place instead of from a
   /// gathered copy (moe-cpu-fuse-row-gathers; with `tile`); off with

@@ -42,7 +42,7 @@ struct CpuCodegenOptions {
   /// moe-cpu-prefetch-rows after moe-cpu-tile-contractions, this many
   /// iterations ahead (0: off).
   int64_t prefetchDistance = 0;
-  /// moe-cpu-prefetch-panels{cross-blocks} after moe-cpu-tile-contractions
+  /// moe-cpu-prefetch-panels{cross-blocks locality=2} after the tiling
   /// (only with `tileVectorBits`).
   bool prefetchPanels = false;
   /// moe-approximate-math (exp) after the CPU codegen passes on buffers:

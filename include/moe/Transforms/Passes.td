@@ -580,10 +580,12 @@ def MoeCpuPrefetchPanels : Pass<"moe-cpu-prefetch-panels"> {
     selected.
 
     Without `cross-blocks`, only when the index along dim rank - 3 is not
-    its last (the expert's next panel, which the code reads next whatever
-    the routing); with it, also from the last block into the next one (the
-    next expert's first panel), the address clamped to the buffer's last
-    element. Blocks under 1 KB are left alone. Values never change.
+    its last (for [E, Nf, K, P] the expert's next panel, which the code
+    reads next whatever the routing; for [E, K, N] the next expert); with
+    it, also from the last block into the next one (the next expert's
+    first panel), the address clamped to the buffer's last element. Only
+    unmasked, in-bounds reads; blocks under 1 KB are left alone. Values
+    never change.
 
     Example (the 6 x 16 tile's k loop over a panel of [155, 2, 412, 64]):
     ```mlir
