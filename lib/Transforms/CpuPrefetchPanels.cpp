@@ -73,6 +73,31 @@ bool plainBlockRead(vector::TransferReadOp read) {
          type.getElementType().isIntOrFloat();
 }
 
+/// Whether blocks of `blockElems` elements of `type` (rank >= 3, the block
+/// dim rank - 3) are worth a prefetch (at least 1 KB) and may have a next
+/// block to prefetch.
+bool worthPrefetching(MemRefType type, int64_t blockElems, bool crossBlocks) {
+  int64_t eltBytes =
+      std::max<int64_t>(1, type.getElementTypeBitWidth() / 8);
+  return blockElems * eltBytes >= 16 * kLineBytes &&
+         (crossBlocks || type.getShape()[type.getRank() - 3] >= 2);
+}
+
+/// Elements per 64-byte line.
+int64_t elementsPerLine(MemRefType type) {
+  return std::max<int64_t>(
+      1, kLineBytes / std::max<int64_t>(1, type.getElementTypeBitWidth() / 8));
+}
+
+/// `base` (static shape, identity layout) as one dim.
+Value flatView(OpBuilder &b, Location loc, Value base) {
+  SmallVector<ReassociationIndices> all(1);
+  for (int64_t d = 0, e = cast<MemRefType>(base.getType()).getRank(); d < e;
+       ++d)
+    all.front().push_back(d);
+  return memref::CollapseShapeOp::create(b, loc, base, all);
+}
+
 /// A one-row tile's read of whole rows of a weight block (a one-dim vector
 /// as wide as the block's last dim), in a k loop directly inside a loop
 /// of step 1 over rows (the one-row loop of an expert's rows): the first
@@ -104,14 +129,11 @@ bool prefetchAcrossPasses(vector::TransferReadOp read, scf::ForOp loop,
   for (int64_t d = 0; d + 2 < rank; ++d)
     if (!definedOutside(indices[d], rowLoop))
       return false;
-  int64_t eltBytes =
-      std::max<int64_t>(1, type.getElementTypeBitWidth() / 8);
-  int64_t perLine = std::max<int64_t>(1, kLineBytes / eltBytes);
   int64_t blockElems = shape[rank - 2] * shape[rank - 1];
   int64_t blockDim = rank - 3;
-  if (blockElems * eltBytes < 16 * kLineBytes ||
-      (!crossBlocks && shape[blockDim] < 2))
+  if (!worthPrefetching(type, blockElems, crossBlocks))
     return false;
+  int64_t perLine = elementsPerLine(type);
   int64_t lines = (blockElems + perLine - 1) / perLine;
   int64_t k = shape[rank - 2];
 
@@ -122,10 +144,7 @@ bool prefetchAcrossPasses(vector::TransferReadOp read, scf::ForOp loop,
   };
   // Before the row loop: the buffer as one dim, and where the next block
   // starts ((the read's block's linear index + 1) * its size).
-  SmallVector<ReassociationIndices> all(1);
-  for (int64_t d = 0; d < rank; ++d)
-    all.front().push_back(d);
-  Value flat = memref::CollapseShapeOp::create(b, loc, read.getBase(), all);
+  Value flat = flatView(b, loc, read.getBase());
   Value block = cst(1);
   int64_t stride = 1;
   for (int64_t d = blockDim; d >= 0; --d) {
@@ -209,13 +228,9 @@ bool prefetchNextBlock(vector::TransferReadOp read, bool crossBlocks,
     strides[d] = strides[d + 1] * shape[d + 1];
   int64_t elements = strides[0] * shape[0];
   int64_t blockDim = rank - 3;
-  // Only blocks larger than a few lines are worth it.
-  int64_t eltBytes =
-      std::max<int64_t>(1, type.getElementTypeBitWidth() / 8);
-  if (strides[blockDim] * eltBytes < 16 * kLineBytes ||
-      (!crossBlocks && shape[blockDim] < 2))
+  if (!worthPrefetching(type, strides[blockDim], crossBlocks))
     return false;
-  int64_t perLine = std::max<int64_t>(1, kLineBytes / eltBytes);
+  int64_t perLine = elementsPerLine(type);
   int64_t width = vector.getDimSize(0);
 
   Location loc = read.getLoc();
@@ -226,10 +241,7 @@ bool prefetchNextBlock(vector::TransferReadOp read, bool crossBlocks,
   // Before the loop: the buffer as one dim, the linear position of the
   // read's block one block further (all but k are loop-invariant), and
   // whether that block is in the same outer block.
-  SmallVector<ReassociationIndices> all(1);
-  for (int64_t d = 0; d < rank; ++d)
-    all.front().push_back(d);
-  Value flat = memref::CollapseShapeOp::create(b, loc, read.getBase(), all);
+  Value flat = flatView(b, loc, read.getBase());
   Value base = cst(strides[blockDim]);
   for (int64_t d = 0; d < rank; ++d)
     if (d != rank - 2)
