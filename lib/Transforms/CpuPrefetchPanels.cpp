@@ -98,6 +98,15 @@ Value flatView(OpBuilder &b, Location loc, Value base) {
   return memref::CollapseShapeOp::create(b, loc, base, all);
 }
 
+/// Whether `index` is not the last of `size` blocks (the next block in
+/// memory is then the same outer block's: without cross-blocks, the only
+/// one prefetched).
+Value notLastBlock(OpBuilder &b, Location loc, Value index, int64_t size) {
+  return arith::CmpIOp::create(
+      b, loc, arith::CmpIPredicate::ult, index,
+      arith::ConstantIndexOp::create(b, loc, size - 1));
+}
+
 /// A one-row tile's read of whole rows of a weight block (a one-dim vector
 /// as wide as the block's last dim), in a k loop directly inside a loop
 /// of step 1 over rows (the one-row loop of an expert's rows): the first
@@ -157,11 +166,9 @@ bool prefetchAcrossPasses(vector::TransferReadOp read, scf::ForOp loop,
     stride *= shape[d];
   }
   Value next = arith::MulIOp::create(b, loc, block, cst(blockElems));
-  Value notLast;
-  if (!crossBlocks)
-    notLast = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult,
-                                    indices[blockDim],
-                                    cst(shape[blockDim] - 1));
+  Value notLast =
+      crossBlocks ? Value() : notLastBlock(b, loc, indices[blockDim],
+                                           shape[blockDim]);
   // In the k loop: line (pass - 1) * K + k. Pass 0 wraps to a huge
   // unsigned line, so one unsigned compare covers pass >= 1 and the end
   // of the block.
@@ -251,11 +258,9 @@ bool prefetchNextBlock(vector::TransferReadOp read, bool crossBlocks,
               ? indices[d]
               : arith::MulIOp::create(b, loc, indices[d], cst(strides[d]))
                     .getResult());
-  Value notLast;
-  if (!crossBlocks)
-    notLast = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult,
-                                    indices[blockDim],
-                                    cst(shape[blockDim] - 1));
+  Value notLast =
+      crossBlocks ? Value() : notLastBlock(b, loc, indices[blockDim],
+                                           shape[blockDim]);
   // In the loop, next to the read: row k of that block.
   b.setInsertionPoint(read);
   Value at = arith::AddIOp::create(
