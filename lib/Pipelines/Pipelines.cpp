@@ -47,6 +47,10 @@ void moe::buildToLinalgPipeline(OpPassManager &pm,
 /// small (flash attention's iterations take about 50 KB each).
 constexpr int64_t kParallelSlots = 32;
 
+int64_t moe::registerTileColumns(int64_t vectorBits) {
+  return (vectorBits >= 512 ? 4 : 2) * (vectorBits / 32);
+}
+
 int64_t moe::oneRowTileColumns(int64_t vectorBits) {
   return (vectorBits >= 512 ? 16 : 8) * (vectorBits / 32);
 }
@@ -95,7 +99,8 @@ void moe::buildLowerToLLVMPipeline(OpPassManager &pm,
     // N = 2048 about 7%; a C kernel of the down projection (K 128, N 412)
     // 135-139 -> 154-175 GFLOP/s. Below 512 bits: 6 x 2 vectors.
     tile.rows = 6;
-    tile.columnVectors = options.tileVectorBits >= 512 ? 4 : 2;
+    tile.columnVectors = registerTileColumns(options.tileVectorBits) /
+                         (options.tileVectorBits / 32);
     // One row (decode: an expert's or the LM head's product for one
     // token): the accumulators of a whole register file's worth of
     // columns, so each k step streams 1 KB (AVX-512) of the weight row
@@ -106,6 +111,8 @@ void moe::buildLowerToLLVMPipeline(OpPassManager &pm,
     tile.dotProducts = options.dotProducts;
     tile.parallelRows = options.parallelLoops;
     tile.fuseEpilogues = options.fuseEpilogues;
+    tile.remainderTiles = options.remainderTiles;
+    tile.accumulatorChains = options.accumulatorChains;
     pm.addPass(createMoeCpuTileContractions(tile));
     // The tiles read gathered rows where they are (before the prefetch,
     // which would otherwise prefetch rows for a copy that goes away).
@@ -120,6 +127,11 @@ void moe::buildLowerToLLVMPipeline(OpPassManager &pm,
       MoeCpuPrefetchPanelsOptions panels;
       panels.crossBlocks = true;
       panels.locality = 2;
+      // A one-row tile's first pass (a decode step's expert) 24 rows ahead
+      // of itself, into L1: 1.5 KB in a 16-column panel (docs/
+      // performance.md: 8 to 128 rows, L1 and L2, measured).
+      panels.aheadRows = 24;
+      panels.aheadLocality = 3;
       pm.addPass(createMoeCpuPrefetchPanels(panels));
     }
   }
@@ -199,8 +211,9 @@ void moe::registerMoePipelines() {
   PassPipelineRegistration<>(
       "moe-lower-to-llvm-cpu-tiled",
       "moe-lower-to-llvm-cpu with moe-refine-buffer-layouts and "
-      "moe-cpu-tile-contractions (512-bit vectors) and "
-      "moe-cpu-fuse-row-gathers and moe-cpu-prefetch-panels after bufferization, the tiles' epilogues (fuse-epilogues), moe-approximate-math (exp), the flash-style attention (convert-moe-to-linalg{flash-key-block=128}), and the vector lowering (what moe-compile runs at 512 bits)",
+      "moe-cpu-tile-contractions (512-bit vectors, remainder tiles, "
+      "accumulator chains) and "
+      "moe-cpu-fuse-row-gathers and moe-cpu-prefetch-panels{ahead-rows=24} after bufferization, the tiles' epilogues (fuse-epilogues), moe-approximate-math (exp), the flash-style attention (convert-moe-to-linalg{flash-key-block=128}), and the vector lowering (what moe-compile runs at 512 bits)",
       [](OpPassManager &pm) {
         CpuCodegenOptions options;
         options.sortExpertLayouts = true;
@@ -210,6 +223,8 @@ void moe::registerMoePipelines() {
         options.tileVectorBits = 512;
         options.fuseRowGathers = true;
         options.fuseEpilogues = true;
+        options.remainderTiles = true;
+        options.accumulatorChains = 4;
         options.approximateExp = true;
         options.flashKeyBlock = 128;
         options.prefetchDistance = 2;

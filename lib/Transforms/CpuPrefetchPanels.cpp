@@ -115,8 +115,16 @@ Value notLastBlock(OpBuilder &b, Location loc, Value index, int64_t size) {
 /// block, one line per k step: in pass p (p >= 1, counted from the row
 /// loop's lower bound), line (p - 1) * K + k of the next block, while it
 /// has lines left. An expert with one row (a decode step) issues none.
+///
+/// With `aheadRows`, the first pass (the only one of a decode step's
+/// expert) also prefetches the block's row k + aheadRows (past the block's
+/// last row, the next block's first rows; clamped to the buffer), every
+/// line of it, with `aheadLocality`, where a row is less than two lines: a
+/// 16-column panel's one-row tile reads one 64-byte line per k step, too
+/// few misses in flight for the memory bus to stream at full speed.
 bool prefetchAcrossPasses(vector::TransferReadOp read, scf::ForOp loop,
-                          bool crossBlocks, int64_t locality) {
+                          bool crossBlocks, int64_t locality,
+                          int64_t aheadRows, int64_t aheadLocality) {
   // A register tile's k loop carries its accumulator (one-dim here).
   auto rowLoop = dyn_cast<scf::ForOp>(loop->getParentOp());
   if (!rowLoop || getConstantIntValue(rowLoop.getStep()) != 1 ||
@@ -145,6 +153,11 @@ bool prefetchAcrossPasses(vector::TransferReadOp read, scf::ForOp loop,
   int64_t perLine = elementsPerLine(type);
   int64_t lines = (blockElems + perLine - 1) / perLine;
   int64_t k = shape[rank - 2];
+  // Ahead only for rows of less than two lines: a wider row's k step has
+  // misses enough in flight (64-column panels: decode measured slower
+  // with it).
+  if (shape[rank - 1] >= 2 * perLine)
+    aheadRows = 0;
 
   Location loc = read.getLoc();
   OpBuilder b(rowLoop);
@@ -181,6 +194,36 @@ bool prefetchAcrossPasses(vector::TransferReadOp read, scf::ForOp loop,
                             arith::SubIOp::create(b, loc, pass, cst(1)),
                             cst(k)),
       loop.getInductionVar());
+  if (aheadRows > 0) {
+    // Pass 0: row k + aheadRows of this block (it starts at next - one
+    // block), every line of it.
+    OpBuilder::InsertionGuard first(b);
+    auto guard = scf::IfOp::create(
+        b, loc,
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, pass, cst(0)),
+        /*withElse=*/false);
+    b.setInsertionPointToStart(guard.thenBlock());
+    int64_t rowElems = shape[rank - 1];
+    Value row = arith::AddIOp::create(b, loc, loop.getInductionVar(),
+                                      cst(aheadRows));
+    Value at = arith::AddIOp::create(
+        b, loc, arith::SubIOp::create(b, loc, next, cst(blockElems)),
+        arith::MulIOp::create(b, loc, row, cst(rowElems)));
+    // One element per line from the row's first, and its last: every line
+    // of a row that does not start on one.
+    SmallVector<int64_t> offsets;
+    for (int64_t c = 0; c < rowElems; c += perLine)
+      offsets.push_back(c);
+    if (rowElems % perLine != 0)
+      offsets.push_back(rowElems - 1);
+    for (int64_t c : offsets) {
+      Value l = c ? arith::AddIOp::create(b, loc, at, cst(c)).getResult() : at;
+      l = arith::MinUIOp::create(b, loc, l, cst(type.getNumElements() - 1));
+      memref::PrefetchOp::create(b, loc, flat, ValueRange{l},
+                                 /*isWrite=*/false, aheadLocality,
+                                 /*isDataCache=*/true);
+    }
+  }
   Value go = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, line,
                                    cst(lines));
   if (notLast)
@@ -200,7 +243,8 @@ bool prefetchAcrossPasses(vector::TransferReadOp read, scf::ForOp loop,
 /// Adds the prefetches for `read` when it reads row k of a weight block in
 /// its k loop; returns whether it did.
 bool prefetchNextBlock(vector::TransferReadOp read, bool crossBlocks,
-                       int64_t locality) {
+                       int64_t locality, int64_t aheadRows,
+                       int64_t aheadLocality) {
   auto loop = dyn_cast<scf::ForOp>(read->getParentOp());
   if (!loop)
     return false;
@@ -215,7 +259,8 @@ bool prefetchNextBlock(vector::TransferReadOp read, bool crossBlocks,
         auto acc = dyn_cast<VectorType>(arg.getType());
         return acc && acc.getRank() == 2 && acc.getDimSize(0) > 1;
       }))
-    return prefetchAcrossPasses(read, loop, crossBlocks, locality);
+    return prefetchAcrossPasses(read, loop, crossBlocks, locality, aheadRows,
+                                aheadLocality);
   if (!plainBlockRead(read) || !definedOutside(read.getBase(), loop))
     return false;
   auto type = cast<MemRefType>(read.getBase().getType());
@@ -286,24 +331,35 @@ struct CpuPrefetchPanelsPass
     : moe::impl::MoeCpuPrefetchPanelsBase<CpuPrefetchPanelsPass> {
   using MoeCpuPrefetchPanelsBase::MoeCpuPrefetchPanelsBase;
   void runOnOperation() override {
-    if (locality < 0 || locality > 3) {
-      getOperation()->emitError("moe-cpu-prefetch-panels: locality must be "
-                                "0 to 3, got ")
-          << static_cast<int64_t>(locality);
+    if (locality < 0 || locality > 3 || aheadLocality < 0 ||
+        aheadLocality > 3) {
+      getOperation()->emitError("moe-cpu-prefetch-panels: locality and "
+                                "ahead-locality must be 0 to 3, got ")
+          << static_cast<int64_t>(locality) << " and "
+          << static_cast<int64_t>(aheadLocality);
       return signalPassFailure();
     }
-    moe::prefetchNextBlocks(getOperation(), crossBlocks, locality);
+    if (aheadRows < 0) {
+      getOperation()->emitError("moe-cpu-prefetch-panels: ahead-rows must "
+                                "not be negative, got ")
+          << static_cast<int64_t>(aheadRows);
+      return signalPassFailure();
+    }
+    moe::prefetchNextBlocks(getOperation(), crossBlocks, locality, aheadRows,
+                            aheadLocality);
   }
 };
 
 } // namespace
 
 int64_t moe::prefetchNextBlocks(Operation *root, bool crossBlocks,
-                                int64_t locality) {
+                                int64_t locality, int64_t aheadRows,
+                                int64_t aheadLocality) {
   SmallVector<vector::TransferReadOp> reads;
   root->walk([&](vector::TransferReadOp read) { reads.push_back(read); });
   int64_t added = 0;
   for (vector::TransferReadOp read : reads)
-    added += prefetchNextBlock(read, crossBlocks, locality);
+    added += prefetchNextBlock(read, crossBlocks, locality, aheadRows,
+                               aheadLocality);
   return added;
 }

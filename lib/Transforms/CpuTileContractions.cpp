@@ -50,6 +50,7 @@
 #include "mlir/Dialect/Vector/Transforms/LoweringPatterns.h"
 #include "mlir/Dialect/Vector/Transforms/VectorRewritePatterns.h"
 #include "mlir/IR/Dominance.h"
+#include "mlir/IR/IRMapping.h"
 #include "mlir/Transforms/CSE.h"
 #include "mlir/Transforms/LoopInvariantCodeMotionUtils.h"
 #include "llvm/ADT/Sequence.h"
@@ -214,6 +215,11 @@ std::optional<TilePlan> planFor(linalg::LinalgOp op, int64_t mr, int64_t nr,
   return plan;
 }
 
+/// A one-row tile with fewer accumulator registers than this rotates its
+/// k steps over several sets of them (rotateAccumulators): two FMA ports
+/// with a latency of about 4 cycles keep 8 independent sums in flight.
+constexpr int64_t kChainRegisters = 8;
+
 /// Strips of n of the dot-product form (its partial sums: this many
 /// vector registers).
 constexpr int64_t kDotColumns = 8;
@@ -352,6 +358,12 @@ struct MoeCpuTileContractionsPass
           << static_cast<int64_t>(rowColumnVectors);
       return signalPassFailure();
     }
+    if (accumulatorChains < 1) {
+      root->emitError() << "moe-cpu-tile-contractions: accumulator-chains "
+                           "must be at least 1 (1: off), got "
+                        << static_cast<int64_t>(accumulatorChains);
+      return signalPassFailure();
+    }
     int64_t lanes = vectorBits / 32;
     int64_t mr = rows, nr = columnVectors * lanes;
     // One-row tiles: wider (see the option).
@@ -413,7 +425,7 @@ struct MoeCpuTileContractionsPass
       bool dotRows =
           dotProducts && dotPlanFor(*named, lanes, /*oneRow=*/false);
       if (failed(splitRows(rewriter, *named, mr, nr, rowNr, lanes,
-                           parallelRows, dotRows, parts)))
+                           parallelRows, dotRows, remainderTiles, parts)))
         return signalPassFailure();
     }
     // 3. Register tiles (k innermost, marked for the accumulator hoist);
@@ -639,7 +651,7 @@ struct MoeCpuTileContractionsPass
     SmallVector<SmallVector<scf::ForOp>> epilogueLoops(
         epilogues.failed.size());
     SmallVector<bool> epiloguePartSeen(epilogues.partOwner.size(), false);
-    for (scf::ForOp loop : kLoops) {
+    for (scf::ForOp &loop : kLoops) { // (hoisting replaces the loop)
       loop->removeAttr(kReductionLoopMarker);
       auto zero = dyn_cast_if_present<IntegerAttr>(
           loop->getAttr(kZeroInitMarker));
@@ -703,10 +715,103 @@ struct MoeCpuTileContractionsPass
     for (auto [epilogue, index] : epilogueOps)
       (void)moe::cpu::applyTileEpilogue(rewriter, epilogue,
                                         epilogueLoops[index]);
+    // 8. Accumulator chains of narrow one-row tiles.
+    if (accumulatorChains > 1)
+      for (scf::ForOp loop : kLoops)
+        rotateAccumulators(rewriter, loop, lanes, accumulatorChains);
     // The slices of a split column tail read the same A column: one read
     // once the stores are out of the loop.
     DominanceInfo after(root);
     eliminateCommonSubExpressions(rewriter, after, root);
+  }
+
+  /// A one-row register tile's k loop whose accumulators are fewer vector
+  /// registers than kChainRegisters (a 16-column panel's 1 x 16 tile is
+  /// two at 256 bits): each k step's FMA waits for the last one's (about 4
+  /// cycles), so the loop runs at the FMA latency, not its throughput. The
+  /// k steps rotate over `maxChains` (at most; enough for kChainRegisters
+  /// registers) sets of accumulators instead: step k adds into set
+  /// k mod chains (the loop's iter_args shift by one set per step), and
+  /// the sets are summed after the loop, ((s0 + s1) + (s2 + s3)). The sum
+  /// is of the same terms in another order (docs/tolerance.md). Leaves
+  /// any other loop: each iter_arg must be a 1-D vector whose only use is
+  /// the accumulator of a vector.fma that only the yield uses, and the
+  /// loop must have a static trip count of at least `maxChains`.
+  static void rotateAccumulators(RewriterBase &rewriter, scf::ForOp loop,
+                                 int64_t lanes, int64_t maxChains) {
+    auto yield = cast<scf::YieldOp>(loop.getBody()->getTerminator());
+    if (loop.getNumRegionIterArgs() == 0)
+      return;
+    int64_t registers = 0;
+    for (auto [arg, next] :
+         llvm::zip(loop.getRegionIterArgs(), yield.getOperands())) {
+      auto type = dyn_cast<VectorType>(arg.getType());
+      auto fma = next.getDefiningOp<vector::FMAOp>();
+      if (!type || type.getRank() != 1 || type.isScalable() ||
+          !isa<FloatType>(type.getElementType()) || !fma ||
+          fma.getAcc() != arg || !arg.hasOneUse() || !fma->hasOneUse() ||
+          fma->getBlock() != loop.getBody())
+        return;
+      registers += llvm::divideCeil(type.getNumElements(), lanes);
+    }
+    if (registers >= kChainRegisters)
+      return;
+    int64_t chains =
+        std::min<int64_t>(maxChains, llvm::divideCeil(kChainRegisters, registers));
+    std::optional<APInt> trips = loop.getStaticTripCount();
+    if (chains < 2 || !trips || trips->getZExtValue() < uint64_t(chains))
+      return;
+    Location loc = loop.getLoc();
+    rewriter.setInsertionPoint(loop);
+    SmallVector<Value> inits;
+    for (Value init : loop.getInitArgs()) {
+      inits.push_back(init);
+      // -0.0, the exact identity of addition (a sum of -0.0 terms onto a
+      // -0.0 output stays -0.0).
+      auto type = cast<VectorType>(init.getType());
+      auto floatType = cast<FloatType>(type.getElementType());
+      Value zero = arith::ConstantOp::create(
+          rewriter, loc,
+          DenseElementsAttr::get(
+              type, APFloat::getZero(floatType.getFloatSemantics(),
+                                     /*Negative=*/true)));
+      inits.append(chains - 1, zero);
+    }
+    auto rotated = scf::ForOp::create(
+        rewriter, loc, loop.getLowerBound(), loop.getUpperBound(),
+        loop.getStep(), inits,
+        [&](OpBuilder &b, Location l, Value iv, ValueRange args) {
+          IRMapping map;
+          map.map(loop.getInductionVar(), iv);
+          for (auto [i, arg] : llvm::enumerate(loop.getRegionIterArgs()))
+            map.map(arg, args[i * chains]);
+          for (Operation &op : loop.getBody()->without_terminator())
+            b.clone(op, map);
+          SmallVector<Value> next;
+          for (auto [i, value] : llvm::enumerate(yield.getOperands())) {
+            for (int64_t c = 1; c < chains; ++c)
+              next.push_back(args[i * chains + c]);
+            next.push_back(map.lookup(value));
+          }
+          scf::YieldOp::create(b, l, next);
+        });
+    rotated->setDiscardableAttrs(loop->getDiscardableAttrDictionary());
+    rewriter.setInsertionPointAfter(rotated);
+    SmallVector<Value> sums;
+    for (unsigned i = 0, e = loop.getNumResults(); i < e; ++i) {
+      SmallVector<Value> level(rotated.getResults().slice(i * chains, chains));
+      while (level.size() > 1) {
+        SmallVector<Value> up;
+        for (size_t j = 0; j + 1 < level.size(); j += 2)
+          up.push_back(
+              arith::AddFOp::create(rewriter, loc, level[j], level[j + 1]));
+        if (level.size() % 2)
+          up.push_back(level.back());
+        level = std::move(up);
+      }
+      sums.push_back(level.front());
+    }
+    rewriter.replaceOp(loop, sums);
   }
 
   /// Folds each run of m dims that are adjacent loops and adjacent,
@@ -886,6 +991,7 @@ struct MoeCpuTileContractionsPass
   static LogicalResult splitRows(IRRewriter &rewriter, linalg::LinalgOp op,
                                  int64_t mr, int64_t nr, int64_t rowNr,
                                  int64_t lanes, bool parallelRows, bool dotRows,
+                                 bool remainderTiles,
                                  SmallVectorImpl<linalg::LinalgOp> &parts) {
     // (The narrow-output check was made when `op` was picked.)
     std::optional<TilePlan> plan = planFor(op, mr, nr, 1);
@@ -910,11 +1016,14 @@ struct MoeCpuTileContractionsPass
       return failure();
     if (*slice != op)
       return splitRows(rewriter, *slice, mr, nr, rowNr, lanes, parallelRows,
-                       dotRows, parts);
+                       dotRows, remainderTiles, parts);
     // Row steps MR, then 1: each step's loop covers up to the last
     // multiple of it. Halvings in between (8, 4, 2, 1) took a grouped
     // matmul with ~5 rows per expert from 3.5 to 3.1 ms but the MoEUT-44M
-    // compile from 120 to 221 s (four copies of every kernel), so not yet.
+    // compile from 120 to 221 s (four copies of every kernel, before
+    // moe-roll-repeats compiled the repeated layers once). The rows after
+    // the MR tiles are one tile of their count instead (remainder-tiles,
+    // in splitDim), where there are no column panels.
     SmallVector<int64_t> steps = {mr};
     if (mr > 1)
       steps.push_back(1);
@@ -936,7 +1045,7 @@ struct MoeCpuTileContractionsPass
       panels = columnPanelsFor(op, *plan, mr, nr, lanes);
     return splitDim(rewriter, op, *plan->mDim, steps, parallel, parts,
                     columns, /*sequentialStepOne=*/parallel && dotRows,
-                    panels);
+                    panels, remainderTiles && !dotRows && !panels);
   }
 
   /// Column panels of the MR-row tiles: `count` panels `width` columns
@@ -1203,13 +1312,25 @@ struct MoeCpuTileContractionsPass
   /// With `sequentialStepOne`, the loop of step 1 is a sequential scf.for
   /// (marked kDotRowLoopMarker: the one-row loop of a dot-product
   /// contraction, or the last strips of one).
+  ///
+  /// With `remainderTiles`, a dynamic range's last step of 1 after a step
+  /// s > 2 (the r < s rows after the full tiles: an expert's last rows)
+  /// is an scf.index_switch on r: for r in [2, s), one tile of r rows,
+  /// by default a sequential loop of step 1 (r of 0 or 1: a decode step's
+  /// single row keeps its wide one-row tile). Not with `panels`.
+  /// Each r-row tile reads the right-hand side once where r one-row tiles
+  /// read it r times; every output element's terms keep their order.
+  /// (splitRows asks for it only without column panels: a tile that reads
+  /// 64 of every 256 bytes of a wide right-hand side from memory, once,
+  /// was slower than r contiguous one-row passes over it.)
   static LogicalResult
   splitDim(IRRewriter &rewriter, linalg::LinalgOp op, unsigned dim,
            ArrayRef<int64_t> steps, bool parallel,
            SmallVectorImpl<linalg::LinalgOp> &parts,
            std::optional<ColumnChunks> columns = std::nullopt,
            bool sequentialStepOne = false,
-           std::optional<ColumnPanels> panels = std::nullopt) {
+           std::optional<ColumnPanels> panels = std::nullopt,
+           bool remainderTiles = false) {
     assert(llvm::all_of(llvm::seq<size_t>(1, steps.size()),
                         [&](size_t i) {
                           return steps[i] > 0 && steps[i - 1] % steps[i] == 0;
@@ -1303,6 +1424,35 @@ struct MoeCpuTileContractionsPass
       rewriter.setInsertionPoint(loop->getRegion(0).front().getTerminator());
       return appendSlice(rewriter, tiling, domain, {{dim, iv, step}}, parts);
     };
+    // The r = to - from < `below` rows after the full tiles: a switch on
+    // r, one r-row tile per case in [2, below), the one-row loop by
+    // default.
+    auto remainderSwitch = [&](Value from, Value to,
+                               int64_t below) -> LogicalResult {
+      OpBuilder::InsertionGuard guard(rewriter);
+      Value count = arith::SubIOp::create(rewriter, loc, to, from);
+      SmallVector<int64_t> cases = llvm::to_vector(llvm::seq<int64_t>(2, below));
+      auto branch = scf::IndexSwitchOp::create(rewriter, loc, TypeRange{},
+                                               count, cases, cases.size());
+      auto enter = [&](Region &region) {
+        Block *block = rewriter.createBlock(&region);
+        rewriter.setInsertionPointToEnd(block);
+        scf::YieldOp::create(rewriter, loc);
+        rewriter.setInsertionPoint(block->getTerminator());
+      };
+      for (auto [rows, region] : llvm::zip(cases, branch.getCaseRegions())) {
+        enter(region);
+        if (failed(appendSlice(rewriter, tiling, domain,
+                               {{dim, from, rows}}, parts)))
+          return failure();
+      }
+      // (At most one row: a sequential loop, no fork-join.)
+      enter(branch.getDefaultRegion());
+      auto [loop, iv] = createLoop(rewriter, loc, from, to, index(1),
+                                   /*parallel=*/false);
+      rewriter.setInsertionPoint(loop->getRegion(0).front().getTerminator());
+      return appendSlice(rewriter, tiling, domain, {{dim, iv, 1}}, parts);
+    };
     Value from = lo;
     int64_t covered = 0; // (a static size: what the loops so far cover)
     for (auto [i, step] : llvm::enumerate(steps)) {
@@ -1323,11 +1473,19 @@ struct MoeCpuTileContractionsPass
                      : affine::makeComposedAffineApply(
                            rewriter, loc, s0 + s1.floorDiv(step) * step,
                            {lo, size});
+      bool remainder = remainderTiles && step == 1 && i > 0 &&
+                       steps[i - 1] > 2 &&
+                       ShapedType::isDynamic(staticSize) && !byColumns &&
+                       !sequentialStepOne && !panels;
       if (byColumns && step == 1) {
         if (failed(splitColumns(rewriter, op, domain, dim, from, to, *columns,
                                 parts)))
           return op.emitError(
               "moe-cpu-tile-contractions: column split failed");
+      } else if (remainder) {
+        if (failed(remainderSwitch(from, to, steps[i - 1])))
+          return op.emitError(
+              "moe-cpu-tile-contractions: remainder split failed");
       } else if (failed(stepLoop(from, to, step))) {
         return op.emitError("moe-cpu-tile-contractions: loop split failed");
       }

@@ -24,7 +24,10 @@ def compile(model, output=None, *, march="native", opt_level=3,
             parallel_loops=True, tile=True, sorted_experts=True,
             dot_products=True, prefetch_rows=True, prefetch_panels=True,
             fuse_gathers=True,
-            fuse_epilogues=True, fast_exp=True, flash_attention=True, pack_weights=True, roll_repeats=True, raise_blocks=True, generation=False):
+            fuse_epilogues=True, fast_exp=True, flash_attention=True,
+            pack_weights=True, roll_repeats=True, raise_blocks=True,
+            remainder_tiles=True, accumulator_chains=True, panel_columns=0,
+            generation=False):
     """Compiles `model` into a .moeb artifact (or the level `emit` names).
 
     model: a path (str or os.PathLike) to an ONNX (.onnx) or MLIR (.mlir)
@@ -75,6 +78,19 @@ def compile(model, output=None, *, march="native", opt_level=3,
         panels that the expert matmul's tiles stream (False: row-major,
         moe-compile --no-pack-weights; debugging; tile=False and
         reference=True do too).
+    remainder_tiles: an expert's last 2 to 5 rows after its full register
+        tiles run as one tile of that many rows instead of one-row passes
+        over its weights, where the weights are in narrow panels (False:
+        moe-compile --no-remainder-tiles; debugging).
+    accumulator_chains: one-row register tiles narrower than 8 vector
+        registers rotate their k steps over up to four sets of accumulators,
+        summed after the loop (another order of the same terms,
+        docs/tolerance.md; False: moe-compile --no-accumulator-chains;
+        debugging).
+    panel_columns: the columns of the panels expert weights are packed in
+        (0, the default: a register tile's, 16 with AVX2; with generation
+        a one-row tile's, 64 with AVX2; otherwise at least a vector's
+        lanes; moe-compile --panel-columns; tuning).
     roll_repeats: layers a model repeats with shared weights compiled once,
         in a loop (False: moe-compile --no-roll).
     raise_blocks: exported MoE blocks raised to routed moe ops at import
@@ -115,9 +131,17 @@ def compile(model, output=None, *, march="native", opt_level=3,
                        ("flash_attention", flash_attention),
                        ("pack_weights", pack_weights),
                        ("roll_repeats", roll_repeats),
-                       ("raise_blocks", raise_blocks)):
+                       ("raise_blocks", raise_blocks),
+                       ("remainder_tiles", remainder_tiles),
+                       ("accumulator_chains", accumulator_chains)):
         if not isinstance(value, bool):
             raise TypeError(f"{arg} must be a bool, got {value!r}")
+    if isinstance(panel_columns, bool) or not isinstance(panel_columns, int):
+        raise TypeError(f"panel_columns must be an int, got "
+                        f"{panel_columns!r}")
+    if not 0 <= panel_columns < 2**31:
+        raise ValueError(f"panel_columns must be 0 to 2**31 - 1, got "
+                         f"{panel_columns}")
     if generation not in (False, True, "all-logits") or \
             type(generation) not in (bool, str):
         raise TypeError(f"generation must be a bool or 'all-logits', got "
@@ -157,8 +181,9 @@ def compile(model, output=None, *, march="native", opt_level=3,
         data, name, base_dir, emit, cc, march, opt_level, reference,
         parallel_loops, tile, sorted_experts, dot_products, prefetch_rows,
         prefetch_panels, fuse_gathers, fuse_epilogues, fast_exp, flash_attention, pack_weights,
-        roll_repeats, raise_blocks,
-        {False: 0, True: 1, "all-logits": 2}[generation], report)
+        roll_repeats, raise_blocks, remainder_tiles, accumulator_chains,
+        panel_columns, {False: 0, True: 1, "all-logits": 2}[generation],
+        report)
     if callback_error:
         raise callback_error[0]
     if not ok:

@@ -305,9 +305,11 @@ def test_compile_codegen_options(artifact, tmp_path):
 
 def test_compile_pack_weights(tmp_path):
     """pack_weights reaches the compiler: constant expert weights with a full
-    panel (the one-row tile's width: 64 columns at 256 bits) are stored in column panels (moe.unpack_panels) unless
+    panel (a register tile's width: 16 columns at 256 bits; panel_columns
+    sets another) are stored in column panels (moe.unpack_panels) unless
     pack_weights=False, tile=False or reference=True, with the same bits
-    as row-major weights."""
+    as row-major weights (both with accumulator_chains=False: the narrow
+    one-row tiles' chains depend on the tile's width)."""
     rng = np.random.default_rng(3)
 
     def dense(a):
@@ -333,14 +335,19 @@ func.func @main(%x: tensor<?x{d}xf32> {{onnx.name = "x"}}) -> tensor<?x{d}xf32> 
   return %y : tensor<?x{d}xf32>
 }}
 """)
-    # w1's 300 columns at 256 bits: four panels of 64 and a tail of 44;
-    # w2's 8: as it was. (The panels follow the target's vectors, so the
-    # IR is checked for one; 300 columns make at least one panel at 128,
-    # 256 and 512 bits, so the native build below is packed too.)
+    # w1's 300 columns at 256 bits: 18 panels of 16 and a tail of 12 (in
+    # 64-column panels: four and a tail of 44); w2's 8: as it was. (The
+    # panels follow the target's vectors, so the IR is checked for one;
+    # 300 columns make at least one panel at 128, 256 and 512 bits, so the
+    # native build below is packed too.)
     packed = moe_mlir.compile(path, emit="moe", march="x86-64-v3")
     assert "moe.unpack_panels" in packed
-    assert f"tensor<{experts}x4x{d}x64xf32>" in packed
-    assert f"tensor<{experts}x{d}x44xf32>" in packed
+    assert f"tensor<{experts}x18x{d}x16xf32>" in packed
+    assert f"tensor<{experts}x{d}x12xf32>" in packed
+    wide = moe_mlir.compile(path, emit="moe", march="x86-64-v3",
+                            panel_columns=64)
+    assert f"tensor<{experts}x4x{d}x64xf32>" in wide
+    assert f"tensor<{experts}x{d}x44xf32>" in wide
     assert "moe.unpack_panels" in moe_mlir.compile(path, emit="moe")
     for options in ({"pack_weights": False}, {"tile": False},
                     {"reference": True}):
@@ -350,7 +357,7 @@ func.func @main(%x: tensor<?x{d}xf32> {{onnx.name = "x"}}) -> tensor<?x{d}xf32> 
     got = {}
     for flag in (True, False):
         out = moe_mlir.compile(path, tmp_path / f"p{flag}.moeb",
-                               pack_weights=flag)
+                               pack_weights=flag, accumulator_chains=False)
         got[flag] = moe_mlir.InferenceSession(out).run(None, {"x": x})[0]
     np.testing.assert_array_equal(got[True], got[False])
     # And against numpy: sigmoid gates of the top 2 of 4 experts.
@@ -392,6 +399,50 @@ def test_compile_prefetch_panels():
                                              prefetch_panels=False)
     with pytest.raises(TypeError, match="prefetch_panels"):
         moe_mlir.compile(model, prefetch_panels=1)
+
+
+def test_compile_remainder_tiles_and_chains(tmp_path):
+    """remainder_tiles, accumulator_chains and panel_columns reach the
+    compiler (at x86-64-v3: 16-column panels): an expert's last 2 to 5
+    rows as one tile (an scf.index_switch on their count), 1 x 16 one-row
+    tiles over four accumulators; each off on request; a panel narrower
+    than a vector refused; and every variant computes the same layer
+    within the tolerance (the chains sum in another order)."""
+    model = os.path.join(FIXTURES, "sigma_moe_sigmoid.onnx")
+    v3 = {"march": "x86-64-v3", "emit": "buffers"}
+    chains = ("-> (vector<16xf32>, vector<16xf32>, vector<16xf32>, "
+              "vector<16xf32>)")
+    default = moe_mlir.compile(model, **v3)
+    assert "scf.index_switch" in default
+    assert chains in default
+    assert "memref<7x1x40x16xf32>" in default
+    assert "scf.index_switch" not in moe_mlir.compile(
+        model, remainder_tiles=False, **v3)
+    assert chains not in moe_mlir.compile(model, accumulator_chains=False,
+                                          **v3)
+    assert "memref<7x1x40x16xf32>" not in moe_mlir.compile(
+        model, panel_columns=64, **v3)
+    with pytest.raises(moe_mlir.CompileError,
+                       match="--panel-columns must be 0"):
+        moe_mlir.compile(model, panel_columns=4, march="x86-64-v3")
+    with pytest.raises(TypeError, match="panel_columns"):
+        moe_mlir.compile(model, panel_columns=True)
+    with pytest.raises(ValueError, match="panel_columns"):
+        moe_mlir.compile(model, panel_columns=-1)
+    with pytest.raises(TypeError, match="remainder_tiles"):
+        moe_mlir.compile(model, remainder_tiles=1)
+    with pytest.raises(TypeError, match="accumulator_chains"):
+        moe_mlir.compile(model, accumulator_chains="yes")
+    x = np.load(os.path.join(FIXTURES, "sigma_moe_sigmoid.x.npy"))
+    outs = []
+    for options in ({}, {"remainder_tiles": False},
+                    {"accumulator_chains": False}, {"panel_columns": 64},
+                    {"reference": True}):
+        path = str(tmp_path / f"m{len(outs)}.moeb")
+        moe_mlir.compile(model, path, **options)
+        outs.append(moe_mlir.InferenceSession(path).run(None, {"x": x})[0])
+    for y in outs[:-1]:
+        np.testing.assert_allclose(y, outs[-1], rtol=1e-4, atol=1e-5)
 
 
 def test_compile_raise_blocks(tmp_path):

@@ -16,7 +16,10 @@ moe-cpu-loop-order), with --no-tile (the loop path only), with
 bitwise equal to the default), with --no-fuse-epilogues (the bias and
 activation as a second pass over each expert's output, bitwise equal to the
 default, which must have fused some: fewer linalg.generic ops in its
---emit=buffers), for
+--emit=buffers), with --no-pack-weights, --no-remainder-tiles and
+--panel-columns=64 (each bitwise equal to --no-accumulator-chains: the
+default's narrow one-row tiles sum in another order), with
+--no-prefetch-panels (bitwise equal to the default), for
 x86-64-v2 (128-bit tiles) and, where the host has AVX2, x86-64-v3 (256-bit
 tiles), with --no-parallel-loops and with --reference; each runs under moe-run
 with 1 and 2 threads, and the outputs are compared with the reference and
@@ -49,16 +52,16 @@ CASES = [
     (31, 12, 40, 2, "swiglu", [3, 70], False),   # E > N k
     (48, 16, 6, 2, "relu", [65], True),          # all tokens on one expert
     (100, 70, 4, 2, "relu", [37], False),        # 2 full row tiles + rows
-    # Weights in column panels as wide as the one-row tile
+    # Weights in column panels as wide as a register tile
     # (moe-pack-expert-weights): with AVX2 the up projection's 80 columns
-    # as a panel of 64 and a tail of 16 (the SwiGLU halves split across
-    # them), the down projection's 300 as four panels and a tail of 44 (a
-    # panel of 256 and the tail with AVX-512); 67 and 70 (above) are left
-    # as they are (a tail of 3 or 6 would join the only panel).
+    # as five panels of 16 (a panel across the two SwiGLU halves), the
+    # down projection's 300 as 18 panels and a tail of 12 (4 panels of 64
+    # and a tail of 44 with AVX-512). In the "p64" variant's 64-column
+    # panels (a generation artifact's), 67 and 70 (above) are left as
+    # they are (a tail of 3 or 6 would join the only panel).
     (300, 40, 5, 2, "swiglu", [1, 9], False),
-    # A narrow tail joins the last panel, which leaves panels: 516 columns
-    # as 7 panels of 64 and a tail of 68 (AVX2), a panel of 256 and a tail
-    # of 260 (AVX-512).
+    # A narrow tail joins the last panel: 516 columns as 31 panels of 16
+    # and a tail of 20 (AVX2), 7 panels of 64 and a tail of 68 (AVX-512).
     (516, 24, 3, 2, "relu", [5], False),
 ]
 
@@ -93,7 +96,13 @@ def main():
                         ("notile", ["--no-tile"]),
                         ("unsorted", ["--no-sorted-experts"]),
                         ("unfused", ["--no-fuse-epilogues"]),
-                        ("rowmajor", ["--no-pack-weights"]),
+                        ("nochains", ["--no-accumulator-chains"]),
+                        ("rowmajor", ["--no-pack-weights",
+                                      "--no-accumulator-chains"]),
+                        ("norem", ["--no-remainder-tiles",
+                                   "--no-accumulator-chains"]),
+                        ("p64", ["--panel-columns=64",
+                                 "--no-accumulator-chains"]),
                         ("nopanelpf", ["--no-prefetch-panels"]),
                         ("v2", ["--march=x86-64-v2"])]
             if host_has("avx2") and host_has("fma"):
@@ -116,17 +125,17 @@ def main():
                     capture_output=True, text=True).stdout.count(
                         "linalg.generic")
             fused = generics["opt"] < generics["unfused"]
-            # Expert weights with a full panel (the one-row tile's width:
-            # 64 columns with AVX2, 256 with AVX-512, 32 without AVX) left
+            # Expert weights with a full panel (a register tile's width:
+            # 16 columns with AVX2, 64 with AVX-512, 8 without AVX) left
             # after a tail narrower than a vector joins the last one are
             # in panels (moe-compile's vectorBitsFor and
-            # oneRowTileColumns).
+            # registerTileColumns).
             if host_has("avx512f"):
-                lanes, width = 16, 256
+                lanes, width = 16, 64
             elif host_has("avx") or host_has("avx2"):
-                lanes, width = 8, 64
+                lanes, width = 8, 16
             else:
-                lanes, width = 4, 32
+                lanes, width = 4, 8
             def panels(cols):
                 return (cols // width
                         - (1 if 0 < cols % width < lanes else 0))
@@ -167,10 +176,24 @@ def main():
                 if not np.array_equal(outs["unfused", 1], outs["opt", 1]):
                     ok = False
                     why.append("--no-fuse-epilogues differs from the default")
-                # Panels change where the weights are read, not the sums.
-                if not np.array_equal(outs["rowmajor", 1], outs["opt", 1]):
+                # Panels change where the weights are read, not the sums,
+                # and an expert's last rows in one tile (remainder tiles)
+                # sum as their one-row tiles did, both with one set of
+                # accumulators (the default's narrow one-row tiles rotate
+                # over four: another order, checked against ORT).
+                if not np.array_equal(outs["rowmajor", 1],
+                                      outs["nochains", 1]):
                     ok = False
-                    why.append("--no-pack-weights differs from the default")
+                    why.append("--no-pack-weights differs from the default "
+                               "(both --no-accumulator-chains)")
+                if not np.array_equal(outs["norem", 1], outs["nochains", 1]):
+                    ok = False
+                    why.append("--no-remainder-tiles differs from the default "
+                               "(both --no-accumulator-chains)")
+                if not np.array_equal(outs["p64", 1], outs["nochains", 1]):
+                    ok = False
+                    why.append("--panel-columns=64 differs from the default "
+                               "(both --no-accumulator-chains)")
                 # A prefetch is a hint.
                 if not np.array_equal(outs["nopanelpf", 1], outs["opt", 1]):
                     ok = False

@@ -1,8 +1,13 @@
 // RUN: moe-opt %s --moe-cpu-prefetch-panels --split-input-file | FileCheck %s
 // RUN: moe-opt %s --moe-cpu-prefetch-panels="cross-blocks=true locality=2" --split-input-file | FileCheck %s --check-prefix=CROSS
 // RUN: not moe-opt %s --moe-cpu-prefetch-panels="locality=4" --split-input-file 2>&1 | FileCheck %s --check-prefix=LOCALITY
+// RUN: not moe-opt %s --moe-cpu-prefetch-panels="ahead-locality=5" --split-input-file 2>&1 | FileCheck %s --check-prefix=AHEADLOC
+// RUN: not moe-opt %s --moe-cpu-prefetch-panels="ahead-rows=-1" --split-input-file 2>&1 | FileCheck %s --check-prefix=AHEADNEG
+// RUN: moe-opt %s --moe-cpu-prefetch-panels="cross-blocks=true locality=2 ahead-rows=24" --split-input-file | FileCheck %s --check-prefix=AHEAD
 
-// LOCALITY: error: moe-cpu-prefetch-panels: locality must be 0 to 3, got 4
+// LOCALITY: error: moe-cpu-prefetch-panels: locality and ahead-locality must be 0 to 3, got 4 and 3
+// AHEADLOC: error: moe-cpu-prefetch-panels: locality and ahead-locality must be 0 to 3, got 3 and 5
+// AHEADNEG: error: moe-cpu-prefetch-panels: ahead-rows must not be negative, got -1
 
 // A 6 x 16 tile's k loop over column panels [E = 3, Nf = 2, K = 412,
 // P = 64] (moe-pack-expert-weights): row k of the next panel is 26368
@@ -146,6 +151,11 @@ func.func @two_lines_rank3(%w: memref<4x128x40xf32>, %e: index)
 // CROSS: %[[LAST:.*]] = arith.constant 158207 : index
 // CROSS: arith.minui %{{.*}}, %[[LAST]]
 // CROSS: memref.prefetch {{.*}} locality<2>
+// Rows of two lines or more (this 1 x 64 tile reads four per k step) have
+// misses enough in flight: no ahead-rows prefetch.
+// AHEAD-LABEL: func.func @one_row_passes
+// AHEAD-NOT: locality<3>
+// AHEAD: return
 func.func @one_row_passes(%w: memref<3x2x412x64xf32>, %e: index, %j: index,
                           %lo: index, %hi: index, %a: memref<?x412xf32>,
                           %out: memref<?x64xf32>) {
@@ -166,6 +176,65 @@ func.func @one_row_passes(%w: memref<3x2x412x64xf32>, %e: index, %j: index,
     }
     vector.transfer_write %acc, %out[%r, %c0] {in_bounds = [true]}
         : vector<64xf32>, memref<?x64xf32>
+  }
+  return
+}
+
+// -----
+
+// ahead-rows: a 1 x 16 tile over 16-column panels [3, 8, 412, 16] reads one
+// line per k step. Its first pass (pass 0: a decode step's only one) also
+// prefetches row k + 24 of its own block (which starts one block before
+// the next), into L1 (ahead-locality 3), clamped to the buffer's last
+// element (3 x 8 x 412 x 16 - 1); the passes after it prefetch the next
+// block as before.
+// AHEAD-LABEL: func.func @one_row_ahead
+// AHEAD-SAME: (%[[W:[a-z0-9]+]]: memref<3x8x412x16xf32>, %{{[a-z0-9]+}}: index, %{{[a-z0-9]+}}: index, %[[LO:[a-z0-9]+]]: index
+// AHEAD: %[[FLAT:.*]] = memref.collapse_shape %[[W]]
+// AHEAD: %[[SIZE:.*]] = arith.constant 6592 : index
+// AHEAD: %[[NEXT:.*]] = arith.muli %{{.*}}, %[[SIZE]]
+// AHEAD: scf.for %[[R:.*]] = %[[LO]] to
+// AHEAD: scf.for %[[K:.*]] = {{.*}} iter_args
+// AHEAD: %[[P:.*]] = arith.subi %[[R]], %[[LO]]
+// AHEAD: %[[FIRST:.*]] = arith.cmpi eq, %[[P]], %{{.*}}
+// AHEAD: scf.if %[[FIRST]] {
+// AHEAD: %[[C24:.*]] = arith.constant 24 : index
+// AHEAD: %[[ROW:.*]] = arith.addi %[[K]], %[[C24]]
+// AHEAD: %[[THIS:.*]] = arith.subi %[[NEXT]], %{{.*}}
+// AHEAD: %[[C16:.*]] = arith.constant 16 : index
+// AHEAD: %[[OFF:.*]] = arith.muli %[[ROW]], %[[C16]]
+// AHEAD: %[[AT:.*]] = arith.addi %[[THIS]], %[[OFF]]
+// AHEAD: %[[END:.*]] = arith.constant 158207 : index
+// AHEAD: %[[CL:.*]] = arith.minui %[[AT]], %[[END]]
+// AHEAD: memref.prefetch %[[FLAT]][%[[CL]]], read, locality<3>, data
+// AHEAD-NEXT: }
+// AHEAD: scf.if
+// AHEAD: memref.prefetch %[[FLAT]][{{.*}}], read, locality<2>, data
+// AHEAD: vector.transfer_read %[[W]]
+// Without ahead-rows, only the passes after the first.
+// CROSS-LABEL: func.func @one_row_ahead
+// CROSS-NOT: locality<3>
+// CROSS: return
+func.func @one_row_ahead(%w: memref<3x8x412x16xf32>, %e: index, %j: index,
+                         %lo: index, %hi: index, %a: memref<?x412xf32>,
+                         %out: memref<?x16xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c412 = arith.constant 412 : index
+  %f0 = arith.constant 0.0 : f32
+  %init = arith.constant dense<0.0> : vector<16xf32>
+  scf.for %r = %lo to %hi step %c1 {
+    %acc = scf.for %k = %c0 to %c412 step %c1 iter_args(%v = %init)
+        -> (vector<16xf32>) {
+      %b = vector.transfer_read %w[%e, %j, %k, %c0], %f0 {in_bounds = [true]}
+          : memref<3x8x412x16xf32>, vector<16xf32>
+      %x = memref.load %a[%r, %k] : memref<?x412xf32>
+      %xs = vector.broadcast %x : f32 to vector<16xf32>
+      %n = vector.fma %xs, %b, %v : vector<16xf32>
+      scf.yield %n : vector<16xf32>
+    }
+    vector.transfer_write %acc, %out[%r, %c0] {in_bounds = [true]}
+        : vector<16xf32>, memref<?x16xf32>
   }
   return
 }

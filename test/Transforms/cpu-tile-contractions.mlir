@@ -7,6 +7,9 @@
 // RUN: moe-opt %s --moe-cpu-tile-contractions="row-column-vectors=16" --split-input-file | FileCheck %s --check-prefix=WIDE16
 // RUN: moe-opt %s --moe-cpu-tile-contractions="dot-products=false row-column-vectors=16" --split-input-file | FileCheck %s --check-prefix=NODOT
 // RUN: moe-opt %s --moe-cpu-tile-contractions="parallel-rows=true row-column-vectors=16" --split-input-file | FileCheck %s --check-prefix=PARCOL
+// RUN: moe-opt %s --moe-cpu-tile-contractions="vector-bits=256 rows=6 remainder-tiles=true" --split-input-file | FileCheck %s --check-prefix=REM
+// RUN: moe-opt %s --moe-cpu-tile-contractions="vector-bits=256 rows=6 row-column-vectors=8 accumulator-chains=4" --split-input-file | FileCheck %s --check-prefix=CHAIN
+// RUN: moe-opt %s --moe-cpu-tile-contractions="vector-bits=256 rows=6 row-column-vectors=8 accumulator-chains=4 fuse-epilogues=true" --split-input-file | FileCheck %s --check-prefix=CHAINEPI
 
 // With parallel-rows, the one-row loop of a wide contraction splits its
 // columns instead of its rows (a decode step has one row): an scf.parallel
@@ -723,5 +726,127 @@ func.func @expanded_output(%a: memref<16x8xf32>, %b: memref<8x16xf32>, %flat: me
 func.func @collapsed_output(%a: memref<16x8xf32>, %b: memref<8x16xf32>, %c3: memref<4x4x16xf32>) {
   %c = memref.collapse_shape %c3 [[0, 1], [2]] : memref<4x4x16xf32> into memref<16x16xf32>
   linalg.matmul ins(%a, %b : memref<16x8xf32>, memref<8x16xf32>) outs(%c : memref<16x16xf32>)
+  return
+}
+
+// -----
+
+// remainder-tiles: the rows after the full 6-row tiles (2 to 5 of them) run
+// as one tile of that many rows (an scf.index_switch on their count), so
+// the 16-column block is read once instead of once per row; one row (and
+// none) keeps the one-row loop.
+// REM-LABEL: func.func @remainder_rows
+// REM:         %[[FULL:.*]] = affine.apply
+// REM:         scf.for %{{.*}} = %c0 to %[[FULL]] step %c6
+// REM:           scf.for {{.*}} -> (vector<6x16xf32>)
+// REM:         %[[LEFT:.*]] = arith.subi %{{.*}}, %[[FULL]] : index
+// REM:         scf.index_switch %[[LEFT]]
+// REM-NEXT:    case 2 {
+// REM:           scf.for {{.*}} -> (vector<2x16xf32>)
+// REM:           vector.transfer_write {{.*}} : vector<2x16xf32>, memref<?x16xf32>
+// REM:         case 3 {
+// REM:           scf.for {{.*}} -> (vector<3x16xf32>)
+// REM:         case 4 {
+// REM:           scf.for {{.*}} -> (vector<4x16xf32>)
+// REM:         case 5 {
+// REM:           scf.for {{.*}} -> (vector<5x16xf32>)
+// REM:         default {
+// REM:           scf.for %{{.*}} = %[[FULL]] to %{{.*}} step %c1 {
+// REM:             scf.for {{.*}} -> (vector<16xf32>)
+// REM-NOT:     case
+// Without the option: the one-row loop after the full tiles.
+// AVX2-LABEL: func.func @remainder_rows
+// AVX2-NOT:     scf.index_switch
+// AVX2:         scf.for {{.*}} -> (vector<16xf32>)
+func.func @remainder_rows(%a: memref<?x412xf32>, %b: memref<412x16xf32>, %c: memref<?x16xf32>) {
+  linalg.matmul ins(%a, %b : memref<?x412xf32>, memref<412x16xf32>) outs(%c : memref<?x16xf32>)
+  return
+}
+
+// -----
+
+// A right-hand side read in column panels (412 x 328: 527 KB): its row
+// tiles read 64 of every 1312 bytes, and the last rows stay one-row tiles.
+// REM-LABEL: func.func @remainder_panels
+// REM-NOT:     scf.index_switch
+// REM:         return
+func.func @remainder_panels(%a: memref<?x412xf32>, %b: memref<412x328xf32>, %c: memref<?x328xf32>) {
+  linalg.matmul ins(%a, %b : memref<?x412xf32>, memref<412x328xf32>) outs(%c : memref<?x328xf32>)
+  return
+}
+
+// -----
+
+// accumulator-chains: a 1 x 16 tile (two registers) rotates its k steps over
+// four accumulators (the iter_args shift by one per step, the new sum
+// last; the added ones start at -0.0, the identity of addition), summed
+// pairwise after the loop.
+// CHAIN-LABEL: func.func @chains
+// CHAIN:         %[[INIT:.*]] = vector.transfer_read
+// CHAIN:         %[[ZERO:.*]] = arith.constant dense<-0.000000e+00> : vector<16xf32>
+// CHAIN:         %[[R:.*]]:4 = scf.for {{.*}} iter_args(%[[A0:.*]] = %[[INIT]], %[[A1:.*]] = %[[ZERO]], %[[A2:.*]] = %[[ZERO]], %[[A3:.*]] = %[[ZERO]]) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>)
+// CHAIN:           %[[F:.*]] = vector.fma {{.*}}, %[[A0]] : vector<16xf32>
+// CHAIN:           scf.yield %[[A1]], %[[A2]], %[[A3]], %[[F]]
+// CHAIN:         %[[S01:.*]] = arith.addf %[[R]]#0, %[[R]]#1 : vector<16xf32>
+// CHAIN:         %[[S23:.*]] = arith.addf %[[R]]#2, %[[R]]#3 : vector<16xf32>
+// CHAIN:         %[[S:.*]] = arith.addf %[[S01]], %[[S23]] : vector<16xf32>
+// CHAIN:         vector.transfer_write %[[S]]
+// Without the option: one accumulator.
+// AVX2-LABEL: func.func @chains
+// AVX2:         scf.for {{.*}} -> (vector<16xf32>) {
+// AVX2-NOT:     arith.addf
+func.func @chains(%a: memref<1x412xf32>, %b: memref<412x16xf32>, %c: memref<1x16xf32>) {
+  linalg.matmul ins(%a, %b : memref<1x412xf32>, memref<412x16xf32>) outs(%c : memref<1x16xf32>)
+  return
+}
+
+// -----
+
+// A 1 x 64 tile has eight registers of accumulators already: one set.
+// CHAIN-LABEL: func.func @wide_one_row
+// CHAIN:         scf.for {{.*}} -> (vector<64xf32>) {
+// CHAIN-NOT:     arith.addf
+// CHAIN:         return
+func.func @wide_one_row(%a: memref<1x412xf32>, %b: memref<412x64xf32>, %c: memref<1x64xf32>) {
+  linalg.matmul ins(%a, %b : memref<1x412xf32>, memref<412x64xf32>) outs(%c : memref<1x64xf32>)
+  return
+}
+
+// -----
+
+// The chains with a zero fill and an epilogue (fuse-epilogues): every set
+// starts from zero (the fill is not read back: +0.0 for the first, -0.0
+// for the others), the ReLU runs on the sum, and neither the fill nor the
+// generic stays.
+// CHAINEPI-LABEL: func.func @chains_epilogue
+// CHAINEPI-NOT:   linalg.fill
+// CHAINEPI:       %[[R:.*]]:4 = scf.for {{.*}} -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>)
+// CHAINEPI:       %[[S01:.*]] = arith.addf %[[R]]#0, %[[R]]#1 : vector<16xf32>
+// CHAINEPI:       %[[S23:.*]] = arith.addf %[[R]]#2, %[[R]]#3 : vector<16xf32>
+// CHAINEPI:       %[[S:.*]] = arith.addf %[[S01]], %[[S23]] : vector<16xf32>
+// CHAINEPI:       %[[A:.*]] = arith.maximumf %[[S]], %{{.*}} : vector<16xf32>
+// CHAINEPI:       vector.transfer_write %[[A]]
+// CHAINEPI-NOT:   linalg.generic
+// CHAINEPI:       return
+func.func @chains_epilogue(%a: memref<1x412xf32>, %b: memref<412x16xf32>, %c: memref<1x16xf32>) {
+  %zero = arith.constant 0.0 : f32
+  linalg.fill ins(%zero : f32) outs(%c : memref<1x16xf32>)
+  linalg.matmul ins(%a, %b : memref<1x412xf32>, memref<412x16xf32>) outs(%c : memref<1x16xf32>)
+  linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]} outs(%c : memref<1x16xf32>) {
+  ^bb0(%v: f32):
+    %r = arith.maximumf %v, %zero : f32
+    linalg.yield %r : f32
+  }
+  return
+}
+
+// -----
+
+// A k loop of fewer steps than chains keeps one set.
+// CHAIN-LABEL: func.func @chains_short
+// CHAIN-NOT:     arith.addf
+// CHAIN:         return
+func.func @chains_short(%a: memref<1x3xf32>, %b: memref<3x16xf32>, %c: memref<1x16xf32>) {
+  linalg.matmul ins(%a, %b : memref<1x3xf32>, memref<3x16xf32>) outs(%c : memref<1x16xf32>)
   return
 }

@@ -94,6 +94,24 @@ llvm::cl::opt<bool> noPrefetchPanels(
     "no-prefetch-panels",
     llvm::cl::desc("register tiles do not prefetch the next weight block "
                    "(no moe-cpu-prefetch-panels; debugging)"));
+llvm::cl::opt<bool> noRemainderTiles(
+    "no-remainder-tiles",
+    llvm::cl::desc("an expert's last rows after its full register tiles "
+                   "run as one-row tiles, one pass over its weights per "
+                   "row, instead of one tile of that many rows (no "
+                   "remainder-tiles; debugging)"));
+llvm::cl::opt<bool> noAccumulatorChains(
+    "no-accumulator-chains",
+    llvm::cl::desc("narrow one-row register tiles keep one set of "
+                   "accumulators (their FMAs wait for each other) instead "
+                   "of up to four summed after the k loop (debugging)"));
+llvm::cl::opt<unsigned> panelColumns(
+    "panel-columns",
+    llvm::cl::desc("columns of the panels expert weights are packed in "
+                   "(default 0: a register tile's, 16 with AVX2 and 64 "
+                   "with AVX-512; with --generation a one-row tile's, 64 "
+                   "and 256; tuning)"),
+    llvm::cl::init(0));
 llvm::cl::opt<bool> noFuseGathers(
     "no-fuse-gathers",
     llvm::cl::desc("the register tiles read a gathered copy of the rows "
@@ -235,6 +253,9 @@ int main(int argc, char **argv) {
   options.dotProducts = !noDotProducts;
   options.prefetchRows = !noPrefetch;
   options.prefetchPanels = !noPrefetchPanels;
+  options.remainderTiles = !noRemainderTiles;
+  options.accumulatorChains = !noAccumulatorChains;
+  options.panelColumns = panelColumns;
   options.fuseGathers = !noFuseGathers;
   options.fuseEpilogues = !noFuseEpilogues;
   options.fastExp = !noFastExp;

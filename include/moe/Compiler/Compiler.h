@@ -69,6 +69,22 @@ struct CompileOptions {
   /// `tile`); off with moe-compile --no-prefetch-panels or --no-prefetch
   /// (debugging) and with `reference`.
   bool prefetchPanels = true;
+  /// An expert's last r rows after its full register tiles (2 <= r < MR)
+  /// run as one r-row tile instead of r one-row passes over its weights
+  /// (moe-cpu-tile-contractions{remainder-tiles}; with `tile`); off with
+  /// moe-compile --no-remainder-tiles (debugging) and with `reference`.
+  bool remainderTiles = true;
+  /// One-row register tiles narrower than 8 vector registers (a decode
+  /// step's 1 x 16 tiles over 16-column panels) rotate their k steps over
+  /// up to four sets of accumulators, so that their FMAs overlap
+  /// (moe-cpu-tile-contractions{accumulator-chains=4}; the sum's order
+  /// differs, docs/tolerance.md); off with moe-compile
+  /// --no-accumulator-chains (debugging) and with `reference`.
+  bool accumulatorChains = true;
+  /// Columns of moe-pack-expert-weights' panels (moe-compile
+  /// --panel-columns, tuning); 0: a register tile's (16 at 256 bits), or
+  /// with `generation` a one-row tile's (64 at 256 bits).
+  int64_t panelColumns = 0;
   /// The register tiles read gathered rows in place instead of from a
   /// gathered copy (moe-cpu-fuse-row-gathers; with `tile`); off with
   /// moe-compile --no-fuse-gathers (debugging) and with `reference`.

@@ -39,6 +39,12 @@ struct CpuCodegenOptions {
   /// moe-cpu-tile-contractions{fuse-epilogues}: an expert matmul's bias
   /// and activation applied to the register tiles before they are stored.
   bool fuseEpilogues = false;
+  /// moe-cpu-tile-contractions{remainder-tiles}: an expert's last r < MR
+  /// rows (r >= 2) in one r-row register tile instead of r one-row ones.
+  bool remainderTiles = false;
+  /// moe-cpu-tile-contractions{accumulator-chains}: narrow one-row tiles
+  /// rotate their k steps over this many accumulator sets (1: off).
+  int64_t accumulatorChains = 1;
   /// moe-cpu-prefetch-rows after moe-cpu-tile-contractions, this many
   /// iterations ahead (0: off).
   int64_t prefetchDistance = 0;
@@ -77,10 +83,15 @@ void buildToLinalgPipeline(OpPassManager &pm,
 void buildLowerToLLVMPipeline(OpPassManager &pm,
                               const CpuCodegenOptions &options = {});
 
+/// The columns of moe-cpu-tile-contractions' register tile (NR) at
+/// `vectorBits`: 4 vectors with AVX-512 (64 columns), 2 below (16 at 256
+/// bits, 8 at 128). moe-pack-expert-weights' panels are this wide, so
+/// that each register tile sweeps one contiguous block of the weights.
+int64_t registerTileColumns(int64_t vectorBits);
+
 /// The columns of moe-cpu-tile-contractions' one-row register tile at
 /// `vectorBits`: 16 vectors with AVX-512 (256 columns), 8 below (64 at 256
-/// bits, 32 at 128). moe-pack-expert-weights' panels are this wide, so
-/// that a one-row tile streams one contiguous block.
+/// bits, 32 at 128).
 int64_t oneRowTileColumns(int64_t vectorBits);
 
 /// Registers the named pipelines (`moe-decompose`, `moe-lower-to-llvm`,

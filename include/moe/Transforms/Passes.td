@@ -577,7 +577,13 @@ def MoeCpuPrefetchPanels : Pass<"moe-cpu-prefetch-panels"> {
     streams the block from memory; the next ones read it from L2 while the
     memory bus would idle. An expert with one row (a decode step) issues
     none: the next block in memory is then mostly an expert nobody
-    selected.
+    selected. With `ahead-rows` R > 0, the first pass (a decode step's
+    only one) prefetches row k + R of its own block, every line of it,
+    with `ahead-locality` (past the block's last row: the next block's
+    first rows; the address clamped to the buffer), where a row is less
+    than two 64-byte lines: a tile of a 16-column panel reads one line
+    per k step, too few misses in flight to stream the block at the
+    memory's speed (wider rows have enough).
 
     Without `cross-blocks`, only when the index along dim rank - 3 is not
     its last (for [E, Nf, K, P] the expert's next panel, which the code
@@ -601,6 +607,11 @@ def MoeCpuPrefetchPanels : Pass<"moe-cpu-prefetch-panels"> {
            "also prefetch from a dim's last block into the next one">,
     Option<"locality", "locality", "int64_t", /*default=*/"3",
            "the prefetches' locality hint (0 to 3)">,
+    Option<"aheadRows", "ahead-rows", "int64_t", /*default=*/"0",
+           "a one-row tile's first pass over a block also prefetches the "
+           "block's row k + ahead-rows, every line of it (0: not)">,
+    Option<"aheadLocality", "ahead-locality", "int64_t", /*default=*/"3",
+           "the locality hint (0 to 3) of the ahead-rows prefetches">,
   ];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::memref::MemRefDialect",
@@ -714,7 +725,20 @@ def MoeCpuTileContractions : Pass<"moe-cpu-tile-contractions"> {
            "its output (a bias, an activation), applied to each register "
            "tile's accumulators before they are stored, when every part "
            "of the contraction ends in register tiles (otherwise the "
-           "generic stays)">
+           "generic stays)">,
+    Option<"remainderTiles", "remainder-tiles", "bool", "false",
+           "rows left after the full tiles of a dynamic row range (an "
+           "expert's last rows), where the right-hand side is not read "
+           "in column panels: an scf.index_switch on their count r "
+           "runs one r-row register tile for each r in [2, rows) "
+           "instead of r one-row passes over the right-hand side; a "
+           "single row (decode) keeps the one-row tile">,
+    Option<"accumulatorChains", "accumulator-chains", "int64_t", "1",
+           "a one-row register tile with fewer than 8 accumulator "
+           "registers (a 1 x 16 tile of a 16-column panel) rotates its k "
+           "steps over up to this many sets of accumulators, summed after "
+           "the k loop, so that its FMAs do not wait for each other (1: "
+           "off; the sum's order differs, docs/tolerance.md)">
   ];
   let dependentDialects = ["::mlir::affine::AffineDialect",
                            "::mlir::arith::ArithDialect",

@@ -68,6 +68,9 @@ bool moe_python::compile(const CompileRequest &request, std::string &output,
   options.flashAttention = request.flashAttention;
   options.packWeights = request.packWeights;
   options.rollRepeats = request.rollRepeats;
+  options.remainderTiles = request.remainderTiles;
+  options.accumulatorChains = request.accumulatorChains;
+  options.panelColumns = request.panelColumns;
   options.generation = request.generation;
   options.generationAllLogits = request.generationAllLogits;
   options.raise = request.raiseBlocks ? moe::RaiseMode::On : moe::RaiseMode::Off;

@@ -54,6 +54,12 @@ struct CompileRequest {
   bool generation = false;
   bool generationAllLogits = false;
   bool raiseBlocks = true;
+  /// moe::CompileOptions' remainderTiles, accumulatorChains and
+  /// panelColumns (moe-compile --no-remainder-tiles,
+  /// --no-accumulator-chains, --panel-columns).
+  bool remainderTiles = true;
+  bool accumulatorChains = true;
+  unsigned panelColumns = 0;
   /// Called with each progress line (may be null). Must not throw.
   void (*progress)(void *context, const char *line, size_t size) = nullptr;
   void *progressContext = nullptr;

@@ -51,6 +51,8 @@ py::tuple compile(const py::bytes &data, const std::string &name,
                   bool fuseEpilogues, bool fastExp,
                   bool flashAttention, bool packWeights,
                   bool rollRepeats, bool raiseBlocks,
+                  bool remainderTiles, bool accumulatorChains,
+                  unsigned panelColumns,
                   int generation, const py::object &progress) {
   moe_python::CompileRequest request;
   char *buffer = nullptr;
@@ -79,6 +81,9 @@ py::tuple compile(const py::bytes &data, const std::string &name,
   request.packWeights = packWeights;
   request.rollRepeats = rollRepeats;
   request.raiseBlocks = raiseBlocks;
+  request.remainderTiles = remainderTiles;
+  request.accumulatorChains = accumulatorChains;
+  request.panelColumns = panelColumns;
   // 0: no generation entries; 1: @prefill returns the last position's
   // outputs; 2: every position's.
   request.generation = generation != 0;
@@ -110,6 +115,8 @@ PYBIND11_MODULE(_compiler, m) {
         py::arg("fuse_gathers"), py::arg("fuse_epilogues"), py::arg("fast_exp"),
         py::arg("flash_attention"), py::arg("pack_weights"),
         py::arg("roll_repeats"),
-        py::arg("raise_blocks"), py::arg("generation"), py::arg("progress"),
+        py::arg("raise_blocks"), py::arg("remainder_tiles"),
+        py::arg("accumulator_chains"), py::arg("panel_columns"),
+        py::arg("generation"), py::arg("progress"),
         "(ok, output bytes, diagnostics text) for the model in `data`.");
 }
