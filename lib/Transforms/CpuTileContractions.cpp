@@ -20,9 +20,11 @@
 // width (a one-row tile is wider: 1 x 256 with AVX-512, so a decode
 // step's expert and LM-head products stream 1 KB of each weight row per k
 // instead of 128 bytes), the row split (row loops of static steps MR and
-// 1: a decode segment of r < MR rows is never padded to MR), the
-// power-of-two split of a static column tail, and the accumulator hoist (see
-// hoistAccumulators for why not upstream's). A dynamic column tail is a
+// 1: a decode segment of r < MR rows is never padded to MR; with
+// remainder-tiles the 2 to MR - 1 rows after the full tiles are one tile
+// of their count), the power-of-two split of a static column tail, the
+// accumulator hoist (see hoistAccumulators for why not upstream's), and
+// accumulator chains for narrow one-row tiles (rotateAccumulators). A dynamic column tail is a
 // masked vector.
 //
 // A one-row contraction whose n is strided in the right-hand side and
@@ -736,7 +738,7 @@ struct MoeCpuTileContractionsPass
   /// is of the same terms in another order (docs/tolerance.md). Leaves
   /// any other loop: each iter_arg must be a 1-D vector whose only use is
   /// the accumulator of a vector.fma that only the yield uses, and the
-  /// loop must have a static trip count of at least `maxChains`.
+  /// loop must have a static trip count of at least the chains used.
   static void rotateAccumulators(RewriterBase &rewriter, scf::ForOp loop,
                                  int64_t lanes, int64_t maxChains) {
     auto yield = cast<scf::YieldOp>(loop.getBody()->getTerminator());
@@ -1045,7 +1047,7 @@ struct MoeCpuTileContractionsPass
       panels = columnPanelsFor(op, *plan, mr, nr, lanes);
     return splitDim(rewriter, op, *plan->mDim, steps, parallel, parts,
                     columns, /*sequentialStepOne=*/parallel && dotRows,
-                    panels, remainderTiles && !dotRows && !panels);
+                    panels, remainderTiles && !dotRows);
   }
 
   /// Column panels of the MR-row tiles: `count` panels `width` columns
@@ -1317,12 +1319,11 @@ struct MoeCpuTileContractionsPass
   /// s > 2 (the r < s rows after the full tiles: an expert's last rows)
   /// is an scf.index_switch on r: for r in [2, s), one tile of r rows,
   /// by default a sequential loop of step 1 (r of 0 or 1: a decode step's
-  /// single row keeps its wide one-row tile). Not with `panels`.
-  /// Each r-row tile reads the right-hand side once where r one-row tiles
-  /// read it r times; every output element's terms keep their order.
-  /// (splitRows asks for it only without column panels: a tile that reads
-  /// 64 of every 256 bytes of a wide right-hand side from memory, once,
-  /// was slower than r contiguous one-row passes over it.)
+  /// single row keeps its wide one-row tile). Each r-row tile reads the
+  /// right-hand side once where r one-row tiles read it r times; every
+  /// output element's terms keep their order. Not with `panels`: a tile
+  /// that reads 64 of every 256 bytes of a wide right-hand side from
+  /// memory, once, was slower than r contiguous one-row passes over it.
   static LogicalResult
   splitDim(IRRewriter &rewriter, linalg::LinalgOp op, unsigned dim,
            ArrayRef<int64_t> steps, bool parallel,
