@@ -228,6 +228,7 @@ CpuCodegenOptions cpuCodegenOptions(const CompileOptions &options) {
   CpuCodegenOptions cpu;
   if (!options.reference) {
     cpu.sortExpertLayouts = options.sortExpertLayouts;
+    cpu.fuseExpertPairs = options.sortExpertLayouts && options.fuseExpertPairs;
     cpu.cpuLoopOrder = true;
     cpu.refineLayouts = true;
     cpu.tileVectorBits = options.tile ? vectorBitsFor(options.march) : 0;

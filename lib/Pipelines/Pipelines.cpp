@@ -35,6 +35,7 @@ void moe::buildToLinalgPipeline(OpPassManager &pm,
     pm.addPass(createMoeSortExpertLayouts());
   ConvertMoeToLinalgOptions toLinalg;
   toLinalg.flashKeyBlock = options.flashKeyBlock;
+  toLinalg.fuseExpertPairs = options.fuseExpertPairs;
   pm.addPass(createConvertMoeToLinalg(toLinalg));
   pm.addPass(createCanonicalizerPass());
   if (options.cpuLoopOrder)
@@ -195,14 +196,16 @@ void moe::registerMoePipelines() {
       [](OpPassManager &pm) { buildLowerToLLVMPipeline(pm); });
   PassPipelineRegistration<>(
       "moe-lower-to-llvm-cpu",
-      "moe-lower-to-llvm with moe-sort-expert-layouts before and "
-      "moe-cpu-loop-order after convert-moe-to-linalg, gathered rows "
+      "moe-lower-to-llvm with moe-sort-expert-layouts before, "
+      "convert-moe-to-linalg{fuse-expert-pairs}, and "
+      "moe-cpu-loop-order after it, gathered rows "
       "prefetched two iterations ahead (moe-cpu-prefetch-rows), and "
       "outermost parallel loops on the thread pool "
       "(moe-parallel-loops-to-host) (what moe-compile --no-tile runs)",
       [](OpPassManager &pm) {
         CpuCodegenOptions options;
         options.sortExpertLayouts = true;
+        options.fuseExpertPairs = true;
         options.cpuLoopOrder = true;
         options.parallelLoops = true;
         options.prefetchDistance = 2;
@@ -217,6 +220,7 @@ void moe::registerMoePipelines() {
       [](OpPassManager &pm) {
         CpuCodegenOptions options;
         options.sortExpertLayouts = true;
+        options.fuseExpertPairs = true;
         options.cpuLoopOrder = true;
         options.parallelLoops = true;
         options.refineLayouts = true;

@@ -31,6 +31,12 @@
 // is not its last; with it, the address is clamped to the buffer's last
 // element.
 //
+// With `cross-blocks`, an expert loop's iteration that reads several weight
+// buffers (a packed weight's panels and tail; an up and a down projection
+// in one loop, convert-moe-to-linalg{fuse-expert-pairs}) prefetches, from
+// the expert's last block of one, the first block it reads of the next
+// (nextProductRead), in a copy of the k loop chosen before it.
+//
 // Values never change (a prefetch is a hint, and its address is in the
 // buffer). Upstream has no such transform: LLVM's loop data prefetch
 // looks a fixed number of iterations ahead in the same stream.
@@ -44,6 +50,7 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/IRMapping.h"
 
 namespace mlir::moe {
 #define GEN_PASS_DEF_MOECPUPREFETCHPANELS
@@ -105,6 +112,50 @@ Value notLastBlock(OpBuilder &b, Location loc, Value index, int64_t size) {
   return arith::CmpIOp::create(
       b, loc, arith::CmpIPredicate::ult, index,
       arith::ConstantIndexOp::create(b, loc, size - 1));
+}
+
+/// Where an expert's iteration reads more than one weight buffer (the
+/// panels and the tail of a packed weight, and with
+/// convert-moe-to-linalg{fuse-expert-pairs} those of both projections),
+/// the buffer whose first block for an expert the iteration reads after
+/// its last block of `read`'s buffer: the next one read for the same
+/// expert (`nextExpert` false), or after the last, the first one's for
+/// the next expert (`nextExpert` true). None where it reads one buffer
+/// (the next block in memory is then the next one read).
+struct NextProductRead {
+  Value base;
+  bool nextExpert = false;
+};
+
+std::optional<NextProductRead> nextProductRead(vector::TransferReadOp read) {
+  auto type = cast<MemRefType>(read.getBase().getType());
+  Value expert = read.getIndices()[0];
+  auto arg = dyn_cast<BlockArgument>(expert);
+  if (!arg)
+    return std::nullopt;
+  Block *body = arg.getOwner();
+  Operation *loop = body->getParentOp();
+  if (!isa<scf::ParallelOp, scf::ForOp>(loop))
+    return std::nullopt;
+  // The packed weights the iteration reads, in the order of their first
+  // block reads indexed by the expert.
+  SmallVector<Value> bases;
+  for (Operation &op : *body)
+    op.walk<WalkOrder::PreOrder>([&](vector::TransferReadOp r) {
+      Value base = r.getBase();
+      auto t = cast<MemRefType>(base.getType());
+      if (plainBlockRead(r) && r.getIndices()[0] == expert &&
+          definedOutside(base, loop) &&
+          t.getElementType() == type.getElementType() &&
+          !llvm::is_contained(bases, base))
+        bases.push_back(base);
+    });
+  auto at = llvm::find(bases, read.getBase());
+  if (bases.size() < 2 || at == bases.end())
+    return std::nullopt;
+  if (std::next(at) != bases.end())
+    return NextProductRead{*std::next(at), false};
+  return NextProductRead{bases.front(), true};
 }
 
 /// A one-row tile's read of whole rows of a weight block (a one-dim vector
@@ -290,6 +341,86 @@ bool prefetchNextBlock(vector::TransferReadOp read, bool crossBlocks,
   auto cst = [&](int64_t v) {
     return arith::ConstantIndexOp::create(b, loc, v).getResult();
   };
+  // With cross-blocks, where an expert's iteration reads several weight
+  // buffers (nextProductRead), the expert's last block of this buffer
+  // prefetches the first block read after it instead of the next one in
+  // memory: rows ceil(K' / K) * k to ceil(K' / K) * (k + 1) - 1 of its K'
+  // rows (clamped), every line of each, so that its rows are covered
+  // whatever the two Ks are. Every block of an [E, K, T] tail is its
+  // expert's last (only the loop's first block read prefetches, where a
+  // tile reads a row in two vectors). A panel's k loop comes in two
+  // versions, chosen before it by whether this is the expert's last panel:
+  // the tile's k step is at the limit of the instructions a core issues
+  // (a select per step made the MoEUT-44M feed-forward layer 7% slower at
+  // N = 512), and a branch in it kept LLVM from folding the tile's loads
+  // into its broadcasts (the down projection's loop took 55% more time).
+  std::optional<NextProductRead> next =
+      crossBlocks ? nextProductRead(read) : std::nullopt;
+  SmallVector<vector::TransferReadOp> blockReads;
+  for (Operation &op : loop.getBody()->getOperations())
+    if (auto r = dyn_cast<vector::TransferReadOp>(op); r && plainBlockRead(r))
+      blockReads.push_back(r);
+  if (next && blockDim > 0 && blockReads.size() != 1)
+    next.reset();
+  // Emits the prefetches of the next buffer's rows for the k step `kIv`
+  // before `at` (the loop-invariant part before `loopOp`).
+  auto prefetchNextRead = [&](scf::ForOp loopOp, Operation *at) {
+    auto nextType = cast<MemRefType>(next->base.getType());
+    ArrayRef<int64_t> nextShape = nextType.getShape();
+    int64_t nextRank = nextType.getRank();
+    int64_t expertStride = 1;
+    for (int64_t d = 1; d < nextRank; ++d)
+      expertStride *= nextShape[d];
+    int64_t nextRows = nextShape[nextRank - 2];
+    int64_t rowElems = nextShape[nextRank - 1];
+    int64_t rowsPerStep = llvm::divideCeil(nextRows, shape[rank - 2]);
+    OpBuilder lb(loopOp);
+    auto lcst = [&](int64_t v) {
+      return arith::ConstantIndexOp::create(lb, loc, v).getResult();
+    };
+    Value nextFlat = flatView(lb, loc, next->base);
+    Value expert = indices[0];
+    if (next->nextExpert)
+      expert = arith::AddIOp::create(lb, loc, expert, lcst(1));
+    Value nextStart =
+        arith::MulIOp::create(lb, loc, expert, lcst(expertStride));
+    lb.setInsertionPoint(at);
+    Value firstRow = arith::MulIOp::create(lb, loc, loopOp.getInductionVar(),
+                                           lcst(rowsPerStep));
+    // Every line of a row (its last element's too: a row that is not a
+    // whole number of lines may straddle one more).
+    int64_t nextPerLine = elementsPerLine(nextType);
+    SmallVector<int64_t> offsets;
+    for (int64_t c = 0; c < rowElems; c += nextPerLine)
+      offsets.push_back(c);
+    if (rowElems % nextPerLine != 0)
+      offsets.push_back(rowElems - 1);
+    for (int64_t r = 0; r < rowsPerStep; ++r) {
+      Value row =
+          r ? arith::AddIOp::create(lb, loc, firstRow, lcst(r)).getResult()
+            : firstRow;
+      if (rowsPerStep * shape[rank - 2] > nextRows)
+        row = arith::MinUIOp::create(lb, loc, row, lcst(nextRows - 1));
+      Value rowAt = arith::AddIOp::create(
+          lb, loc, nextStart,
+          arith::MulIOp::create(lb, loc, row, lcst(rowElems)));
+      for (int64_t c : offsets) {
+        Value line =
+            c ? arith::AddIOp::create(lb, loc, rowAt, lcst(c)).getResult()
+              : rowAt;
+        line = arith::MinUIOp::create(lb, loc, line,
+                                      lcst(expertStride * nextShape[0] - 1));
+        memref::PrefetchOp::create(lb, loc, nextFlat, ValueRange{line},
+                                   /*isWrite=*/false, locality,
+                                   /*isDataCache=*/true);
+      }
+    }
+  };
+  if (next && blockDim == 0) {
+    if (read == blockReads.front())
+      prefetchNextRead(loop, read);
+    return true;
+  }
   // Before the loop: the buffer as one dim, the linear position of the
   // read's block one block further (all but k are loop-invariant), and
   // whether that block is in the same outer block.
@@ -306,6 +437,26 @@ bool prefetchNextBlock(vector::TransferReadOp read, bool crossBlocks,
   Value notLast =
       crossBlocks ? Value() : notLastBlock(b, loc, indices[blockDim],
                                            shape[blockDim]);
+  if (next) {
+    Value last;
+    for (int64_t d = 1; d <= blockDim; ++d) {
+      Value isLast = arith::CmpIOp::create(
+          b, loc, arith::CmpIPredicate::eq, indices[d], cst(shape[d] - 1));
+      last = last ? arith::AndIOp::create(b, loc, last, isLast).getResult()
+                  : isLast;
+    }
+    auto choice = scf::IfOp::create(b, loc, loop.getResultTypes(), last,
+                                    /*withElse=*/true);
+    OpBuilder tb = OpBuilder::atBlockEnd(choice.thenBlock());
+    IRMapping map;
+    auto lastLoop = cast<scf::ForOp>(tb.clone(*loop, map));
+    scf::YieldOp::create(tb, loc, lastLoop.getResults());
+    loop->replaceAllUsesWith(choice.getResults());
+    OpBuilder eb = OpBuilder::atBlockEnd(choice.elseBlock());
+    auto yield = scf::YieldOp::create(eb, loc, loop.getResults());
+    loop->moveBefore(yield);
+    prefetchNextRead(lastLoop, map.lookup(read.getOperation()));
+  }
   // In the loop, next to the read: row k of that block.
   b.setInsertionPoint(read);
   Value at = arith::AddIOp::create(

@@ -27,7 +27,7 @@ def compile(model, output=None, *, march="native", opt_level=3,
             fuse_epilogues=True, fast_exp=True, flash_attention=True,
             pack_weights=True, roll_repeats=True, raise_blocks=True,
             remainder_tiles=True, accumulator_chains=True, panel_columns=0,
-            generation=False):
+            fuse_expert_pairs=True, generation=False):
     """Compiles `model` into a .moeb artifact (or the level `emit` names).
 
     model: a path (str or os.PathLike) to an ONNX (.onnx) or MLIR (.mlir)
@@ -87,6 +87,11 @@ def compile(model, output=None, *, march="native", opt_level=3,
         summed after the loop (another order of the same terms,
         docs/tolerance.md; False: moe-compile --no-accumulator-chains;
         debugging).
+    fuse_expert_pairs: an expert layer's up and down projections run in
+        one loop over experts, each expert's hidden rows read by its down
+        projection while in cache (same bits; False: two loops, moe-compile
+        --no-fuse-expert-pairs; debugging; sorted_experts=False and
+        reference=True do too).
     panel_columns: the columns of the panels expert weights are packed in
         (0, the default: a register tile's, 16 with AVX2; with generation
         a one-row tile's, 64 with AVX2; otherwise at least a vector's
@@ -133,7 +138,8 @@ def compile(model, output=None, *, march="native", opt_level=3,
                        ("roll_repeats", roll_repeats),
                        ("raise_blocks", raise_blocks),
                        ("remainder_tiles", remainder_tiles),
-                       ("accumulator_chains", accumulator_chains)):
+                       ("accumulator_chains", accumulator_chains),
+                       ("fuse_expert_pairs", fuse_expert_pairs)):
         if not isinstance(value, bool):
             raise TypeError(f"{arg} must be a bool, got {value!r}")
     if isinstance(panel_columns, bool) or not isinstance(panel_columns, int):
@@ -182,7 +188,8 @@ def compile(model, output=None, *, march="native", opt_level=3,
         parallel_loops, tile, sorted_experts, dot_products, prefetch_rows,
         prefetch_panels, fuse_gathers, fuse_epilogues, fast_exp, flash_attention, pack_weights,
         roll_repeats, raise_blocks, remainder_tiles, accumulator_chains,
-        panel_columns, {False: 0, True: 1, "all-logits": 2}[generation],
+        panel_columns, fuse_expert_pairs,
+        {False: 0, True: 1, "all-logits": 2}[generation],
         report)
     if callback_error:
         raise callback_error[0]

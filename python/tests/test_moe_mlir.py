@@ -401,6 +401,33 @@ def test_compile_prefetch_panels():
         moe_mlir.compile(model, prefetch_panels=1)
 
 
+def test_compile_fuse_expert_pairs(tmp_path):
+    """fuse_expert_pairs reaches the compiler: by default an expert layer's
+    up and down projections share one loop over experts (the hidden
+    result given back after it); with False, one loop each; the bits are
+    the same either way, and both match the reference lowering."""
+    model = os.path.join(FIXTURES, "sigma_moe_sigmoid.onnx")
+    fused = moe_mlir.compile(model, emit="linalg")
+    apart = moe_mlir.compile(model, emit="linalg", fuse_expert_pairs=False)
+    assert "bufferization.dealloc_tensor" in fused
+    assert "bufferization.dealloc_tensor" not in apart
+    loops = lambda text: len(re.findall(r"scf\.forall \(%\w+\) in \(7\)",
+                                        text))
+    assert loops(apart) == loops(fused) + 1
+    assert "bufferization.dealloc_tensor" not in moe_mlir.compile(
+        model, emit="linalg", sorted_experts=False)
+    with pytest.raises(TypeError, match="fuse_expert_pairs"):
+        moe_mlir.compile(model, fuse_expert_pairs=1)
+    x = np.load(os.path.join(FIXTURES, "sigma_moe_sigmoid.x.npy"))
+    outs = []
+    for options in ({}, {"fuse_expert_pairs": False}, {"reference": True}):
+        path = str(tmp_path / f"m{len(outs)}.moeb")
+        moe_mlir.compile(model, path, **options)
+        outs.append(moe_mlir.InferenceSession(path).run(None, {"x": x})[0])
+    np.testing.assert_array_equal(outs[0], outs[1])
+    np.testing.assert_allclose(outs[0], outs[2], rtol=1e-4, atol=1e-5)
+
+
 def test_compile_remainder_tiles_and_chains(tmp_path):
     """remainder_tiles, accumulator_chains and panel_columns reach the
     compiler (at x86-64-v3: 16-column panels): an expert's last 2 to 5

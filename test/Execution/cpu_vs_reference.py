@@ -19,7 +19,9 @@ default, which must have fused some: fewer linalg.generic ops in its
 --emit=buffers), with --no-pack-weights, --no-remainder-tiles and
 --panel-columns=64 (each bitwise equal to --no-accumulator-chains: the
 default's narrow one-row tiles sum in another order), with
---no-prefetch-panels (bitwise equal to the default), for
+--no-prefetch-panels and with --no-fuse-expert-pairs (each bitwise equal to
+the default, which must run relu and silu layers' two projections in one
+loop over experts), for
 x86-64-v2 (128-bit tiles) and, where the host has AVX2, x86-64-v3 (256-bit
 tiles), with --no-parallel-loops and with --reference; each runs under moe-run
 with 1 and 2 threads, and the outputs are compared with the reference and
@@ -104,6 +106,7 @@ def main():
                         ("p64", ["--panel-columns=64",
                                  "--no-accumulator-chains"]),
                         ("nopanelpf", ["--no-prefetch-panels"]),
+                        ("nopairs", ["--no-fuse-expert-pairs"]),
                         ("v2", ["--march=x86-64-v2"])]
             if host_has("avx2") and host_has("fma"):
                 variants.append(("v3", ["--march=x86-64-v3"]))
@@ -125,6 +128,15 @@ def main():
                     capture_output=True, text=True).stdout.count(
                         "linalg.generic")
             fused = generics["opt"] < generics["unfused"]
+            # The two projections share one loop over experts where
+            # nothing sits between them: relu and silu are the up
+            # projection's epilogue; ORT's tanh gelu and swiglu stay
+            # linalg.generics after it (the hidden result, given back
+            # after the loop: bufferization.dealloc_tensor).
+            paired = "bufferization.dealloc_tensor" in subprocess.run(
+                [os.path.join(args.bin, "moe-compile"), "-q", model,
+                 "--emit=linalg", "-o", "-"], check=True,
+                capture_output=True, text=True).stdout
             # Expert weights with a full panel (a register tile's width:
             # 16 columns with AVX2, 64 with AVX-512, 8 without AVX) left
             # after a tail narrower than a vector joins the last one are
@@ -194,10 +206,21 @@ def main():
                     ok = False
                     why.append("--panel-columns=64 differs from the default "
                                "(both --no-accumulator-chains)")
+                # The two projections in one loop over experts compute
+                # every row as the two loops do.
+                if not np.array_equal(outs["nopairs", 1], outs["opt", 1]):
+                    ok = False
+                    why.append("--no-fuse-expert-pairs differs from the "
+                               "default")
                 # A prefetch is a hint.
                 if not np.array_equal(outs["nopanelpf", 1], outs["opt", 1]):
                     ok = False
                     why.append("--no-prefetch-panels differs from the default")
+                if paired != (act in ("relu", "silu")):
+                    ok = False
+                    why.append("the two projections "
+                               + ("" if paired else "not ")
+                               + "in one loop over experts")
                 if packed != wide:
                     ok = False
                     why.append("weights with a full panel "

@@ -426,3 +426,102 @@ func.func @single_panel(%w: memref<3x1x412x64xf32>, %e: index)
   }
   return %t : vector<6x16xf32>
 }
+
+// -----
+
+// An iteration over experts that reads several weight buffers (with
+// convert-moe-to-linalg{fuse-expert-pairs}: the up projection's panels
+// [E, 2, 32, 16], then the down projection's [E, 2, 16, 16] and its tail
+// [E, 16, 16]). With cross-blocks, the expert's last block of a buffer
+// prefetches the first block read after it, not the next one in memory:
+// the k loop of a panel comes in two versions, chosen by j == 1 (the
+// expert's last panel). The up projection's last panel prefetches the
+// down projection's first one (row min(k, 15): K' = 16 < K = 32), the
+// down projection's the tail's rows; the tail (every block its expert's
+// last) the next expert's first up-projection panel, two rows per k step
+// (K' = 32, K = 16).
+
+// CHECK-LABEL: func.func @expert_products
+// CHECK-NOT: scf.if %{{.*}} -> (vector<2x16xf32>)
+// CHECK: return
+// CROSS-LABEL: func.func @expert_products
+// CROSS-SAME: (%[[P1:[^:]*]]: memref<3x2x32x16xf32>, %[[P2:[^:]*]]: memref<3x2x16x16xf32>, %[[T2:[^:]*]]: memref<3x16x16xf32>
+// CROSS: scf.parallel (%[[E:[^)]*]]) =
+// CROSS: %[[L1:.*]] = arith.cmpi eq, %{{.*}}, %{{.*}} : index
+// CROSS-NOT: arith.andi
+// CROSS: scf.if %[[L1]] -> (vector<2x16xf32>) {
+// CROSS: %[[NF:.*]] = memref.collapse_shape %[[P2]] {{\[}}[0, 1, 2, 3]] : memref<3x2x16x16xf32> into memref<1536xf32>
+// CROSS: %[[NS:.*]] = arith.muli %[[E]], %{{.*}} : index
+// CROSS: scf.for %[[K:[^ ]*]] =
+// CROSS: %[[R:.*]] = arith.muli %[[K]], %{{.*}} : index
+// CROSS: %[[RC:.*]] = arith.minui %[[R]], %{{.*}} : index
+// CROSS: %[[RA:.*]] = arith.muli %[[RC]], %{{.*}} : index
+// CROSS: %[[AT:.*]] = arith.addi %[[NS]], %[[RA]] : index
+// CROSS: %[[ATC:.*]] = arith.minui %[[AT]], %{{.*}} : index
+// CROSS: memref.prefetch %[[NF]][%[[ATC]]], read, locality<2>, data : memref<1536xf32>
+// CROSS-NEXT: vector.transfer_read %[[P1]]
+// CROSS: } else {
+// CROSS: scf.for
+// CROSS: memref.prefetch %{{.*}} : memref<3072xf32>
+// CROSS-NEXT: vector.transfer_read %[[P1]]
+// CROSS: scf.if %{{.*}} -> (vector<2x16xf32>) {
+// CROSS: memref.collapse_shape %[[T2]]
+// CROSS: memref.prefetch %{{.*}} : memref<768xf32>
+// CROSS-NEXT: vector.transfer_read %[[P2]]
+// CROSS: } else {
+// CROSS: memref.prefetch %{{.*}} : memref<1536xf32>
+// CROSS-NEXT: vector.transfer_read %[[P2]]
+// CROSS-NOT: memref.collapse_shape %[[T2]]
+// CROSS: %[[E1:.*]] = arith.addi %[[E]], %{{.*}} : index
+// CROSS: %[[NS2:.*]] = arith.muli %[[E1]], %{{.*}} : index
+// CROSS: scf.for %[[K2:[^ ]*]] =
+// CROSS-NOT: scf.if
+// CROSS: arith.muli %[[K2]], %{{.*}} : index
+// CROSS-COUNT-2: memref.prefetch %{{.*}} : memref<3072xf32>
+// CROSS-NEXT: vector.transfer_read %[[T2]]
+func.func @expert_products(%p1: memref<3x2x32x16xf32>, %p2: memref<3x2x16x16xf32>,
+                           %t2: memref<3x16x16xf32>, %out: memref<3x2x2x16xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %c3 = arith.constant 3 : index
+  %c16 = arith.constant 16 : index
+  %c32 = arith.constant 32 : index
+  %f0 = arith.constant 0.0 : f32
+  %two = arith.constant dense<0.0> : vector<2x16xf32>
+  scf.parallel (%e) = (%c0) to (%c3) step (%c1) {
+    scf.for %j = %c0 to %c2 step %c1 {
+      %u = scf.for %k = %c0 to %c32 step %c1 iter_args(%v = %two)
+          -> (vector<2x16xf32>) {
+        %b = vector.transfer_read %p1[%e, %j, %k, %c0], %f0 {in_bounds = [true]}
+            : memref<3x2x32x16xf32>, vector<16xf32>
+        %n = vector.insert %b, %v[0] : vector<16xf32> into vector<2x16xf32>
+        scf.yield %n : vector<2x16xf32>
+      }
+      vector.transfer_write %u, %out[%e, %j, %c0, %c0] {in_bounds = [true, true]}
+          : vector<2x16xf32>, memref<3x2x2x16xf32>
+    }
+    scf.for %j = %c0 to %c2 step %c1 {
+      %d = scf.for %k = %c0 to %c16 step %c1 iter_args(%v = %two)
+          -> (vector<2x16xf32>) {
+        %b = vector.transfer_read %p2[%e, %j, %k, %c0], %f0 {in_bounds = [true]}
+            : memref<3x2x16x16xf32>, vector<16xf32>
+        %n = vector.insert %b, %v[1] : vector<16xf32> into vector<2x16xf32>
+        scf.yield %n : vector<2x16xf32>
+      }
+      vector.transfer_write %d, %out[%e, %j, %c0, %c0] {in_bounds = [true, true]}
+          : vector<2x16xf32>, memref<3x2x2x16xf32>
+    }
+    %t = scf.for %k = %c0 to %c16 step %c1 iter_args(%v = %two)
+        -> (vector<2x16xf32>) {
+      %b = vector.transfer_read %t2[%e, %k, %c0], %f0 {in_bounds = [true]}
+          : memref<3x16x16xf32>, vector<16xf32>
+      %n = vector.insert %b, %v[0] : vector<16xf32> into vector<2x16xf32>
+      scf.yield %n : vector<2x16xf32>
+    }
+    vector.transfer_write %t, %out[%e, %c0, %c0, %c0] {in_bounds = [true, true]}
+        : vector<2x16xf32>, memref<3x2x2x16xf32>
+    scf.reduce
+  }
+  return
+}

@@ -79,6 +79,11 @@ llvm::cl::opt<bool> noSortedExperts(
     "no-sorted-experts",
     llvm::cl::desc("up and down expert projections exchange their rows in "
                    "slot order (no moe-sort-expert-layouts; debugging)"));
+llvm::cl::opt<bool> noFuseExpertPairs(
+    "no-fuse-expert-pairs",
+    llvm::cl::desc("an expert layer's up and down projections run in two "
+                   "loops over experts instead of one (no "
+                   "convert-moe-to-linalg{fuse-expert-pairs}; debugging)"));
 llvm::cl::opt<bool> noDotProducts(
     "no-dot-products",
     llvm::cl::desc("one-row contractions that read their vector dim "
@@ -261,6 +266,7 @@ int main(int argc, char **argv) {
   options.fastExp = !noFastExp;
   options.flashAttention = !noFlashAttention;
   options.sortExpertLayouts = !noSortedExperts;
+  options.fuseExpertPairs = !noFuseExpertPairs;
   options.rollRepeats = !noRoll;
   options.packWeights = !noPackWeights;
   options.generation = generation;

@@ -51,6 +51,12 @@ struct CompileOptions {
   /// expert order (moe-sort-expert-layouts); off with moe-compile
   /// --no-sorted-experts (debugging) and with `reference`.
   bool sortExpertLayouts = true;
+  /// Such a pair of projections runs in one loop over experts, each
+  /// expert's hidden rows read by its down projection while in cache
+  /// (convert-moe-to-linalg{fuse-expert-pairs}); off with moe-compile
+  /// --no-fuse-expert-pairs (debugging), with --no-sorted-experts and with
+  /// `reference`.
+  bool fuseExpertPairs = true;
   /// Register-tiled, vectorized contractions (moe-cpu-tile-contractions);
   /// off with moe-compile --no-tile (debugging: the loop path only).
   bool tile = true;

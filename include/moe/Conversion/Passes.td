@@ -119,15 +119,40 @@ def ConvertMoeToLinalg : Pass<"convert-moe-to-linalg"> {
     of exponentials and the unnormalised output, rescaled when a block
     raises the maximum, divided once after the last block; the scores
     never exceed 32 x the key block. Negative values are an error.
+
+    With `fuse-expert-pairs` (moe-compile's optimised pipeline), an up
+    projection `moe.grouped_matmul` whose rows in expert order
+    (`sorted_result`) only a down projection reads (`sorted_input`, the
+    same offsets and perm; both made by moe-sort-expert-layouts), with
+    statically shaped weights, is lowered together with it
+    (populateMoeExpertPairPatterns): one `scf.forall` over experts whose
+    iteration computes its expert's rows of the up projection, with its
+    epilogue, into its rows of the hidden buffer, and then the down
+    projection of those rows, while they are in cache, instead of one
+    loop over experts per projection. Every row's arithmetic is the same.
+
+    ```mlir
+    %h = moe.grouped_matmul %x, %w1, %off, %perm act<relu> {sorted_result}
+        : (...) -> tensor<?x128xf32>
+    %y = moe.grouped_matmul %h, %w2, %off, %perm weights(%sw) {sorted_input}
+        : (...) -> tensor<?x412xf32>
+    ```
+    becomes one `scf.forall (%e) in (155) shared_outs(%hs = ..., %ys = ...)`
+    with two `linalg.matmul`s (per column panel when the weights are in
+    panels), then the weighted reduction into token order.
   }];
   let options = [
     Option<"flashKeyBlock", "flash-key-block", "int64_t", "0",
            "keys per block of the flash-style attention without a cache "
-           "(0: the reference's form)">
+           "(0: the reference's form)">,
+    Option<"fuseExpertPairs", "fuse-expert-pairs", "bool", "false",
+           "an up projection in expert order and the down projection that "
+           "alone reads it in one loop over experts">
   ];
   let dependentDialects = [
     "::mlir::affine::AffineDialect",
     "::mlir::arith::ArithDialect",
+    "::mlir::bufferization::BufferizationDialect",
     "::mlir::func::FuncDialect",
     "::mlir::linalg::LinalgDialect",
     "::mlir::math::MathDialect",

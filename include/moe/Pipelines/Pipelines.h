@@ -17,6 +17,10 @@ void buildDecomposePipeline(OpPassManager &pm);
 struct CpuCodegenOptions {
   /// moe-sort-expert-layouts before convert-moe-to-linalg.
   bool sortExpertLayouts = false;
+  /// convert-moe-to-linalg{fuse-expert-pairs}: an up projection in expert
+  /// order and the down projection that alone reads it in one loop over
+  /// experts (needs `sortExpertLayouts` to find any pair).
+  bool fuseExpertPairs = false;
   /// convert-moe-to-linalg's flash-key-block: attention without a cache
   /// flash-style over blocks of this many keys (0: the reference's form).
   int64_t flashKeyBlock = 0;

@@ -593,6 +593,22 @@ def MoeCpuPrefetchPanels : Pass<"moe-cpu-prefetch-panels"> {
     unmasked, in-bounds reads; blocks under 1 KB are left alone. Values
     never change.
 
+    With `cross-blocks`, where the iteration of a loop over experts (the
+    read's first index is its induction variable) reads more than one
+    such buffer indexed by the expert (a packed weight's panels and tail;
+    with convert-moe-to-linalg{fuse-expert-pairs} an up and a down
+    projection's), the expert's last block of a buffer (all indices
+    between the expert and k at their last; every block of a rank-3
+    buffer) prefetches the first block the iteration reads after it
+    instead: the next buffer's for the same expert, or after the last
+    buffer, the first one's for the next expert; rows
+    ceil(K' / K) * k to ceil(K' / K) * (k + 1) - 1 of its K' (clamped),
+    every line of each. A multi-row tile's k loop over a panel is then
+    duplicated under an `scf.if` on whether this is the expert's last
+    panel (the version for the last prefetches the other buffer), so
+    that the k step carries neither a branch nor a select; a rank-3
+    buffer's loop needs no copy (only its first block read prefetches).
+
     Example (the 6 x 16 tile's k loop over a panel of [155, 2, 412, 64]):
     ```mlir
     scf.for %k = %c0 to %c412 step %c1 iter_args(...) {

@@ -17,12 +17,14 @@
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/IR/PatternMatch.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "mlir/Transforms/WalkPatternRewriteDriver.h"
 #include "llvm/Support/MathExtras.h"
 
@@ -591,413 +593,543 @@ struct LowerUnpackPanels : OpRewritePattern<UnpackPanelsOp> {
   }
 };
 
+/// The weight side of one expert product of a grouped matmul: the weight
+/// (or the column panels it is read from), the bias and the activation.
+struct ExpertStage {
+  Value w;
+  UnpackPanelsOp unpack;
+  Value bias;
+  Activation act = Activation::Identity;
+  int64_t din = 0, dout = 0;
+  OpFoldResult dinF, doutF;
+};
+
+static ExpertStage expertStage(OpBuilder &b, Location loc,
+                               GroupedMatmulOp op) {
+  ExpertStage s;
+  s.w = op.getWeight();
+  // Weights in column panels are read where they are (static shapes).
+  s.unpack = s.w.getDefiningOp<UnpackPanelsOp>();
+  s.bias = op.getBias();
+  s.act = op.getActivationOrIdentity();
+  s.din = typeOf(s.w).getDimSize(1);
+  s.dout = typeOf(s.w).getDimSize(2);
+  s.dinF = tensor::getMixedSize(b, loc, s.w, 1);
+  s.doutF = tensor::getMixedSize(b, loc, s.w, 2);
+  return s;
+}
+
+/// The bias [E, Dout] (C8 when static), checked at run time otherwise.
+static void checkBias(OpBuilder &b, Location loc, ExpertStage &s,
+                      Value experts) {
+  if (!s.bias)
+    return;
+  s.bias = requireSize(b, loc, s.bias, 0,
+                       typeOf(s.w).isDynamicDim(0)
+                           ? OpFoldResult(experts)
+                           : OpFoldResult(
+                                 b.getIndexAttr(typeOf(s.w).getDimSize(0))),
+                       kErrorShapeMismatch);
+  s.bias = requireSize(b, loc, s.bias, 1, s.doutF, kErrorShapeMismatch);
+}
+
+/// Expert `e`'s segment of the sorted positions, [lo, lo + count), from
+/// `offsets`: bounds in [0, M] with lo <= hi (moe.dispatch's offsets always
+/// are; anything else is reported and clamped).
+static std::pair<Value, OpFoldResult> expertSegment(OpBuilder &nb, Location nl,
+                                                    Value offsets, Value e,
+                                                    Value m) {
+  Value mPlus1 = arith::AddIOp::create(nb, nl, m, idx(nb, nl, 1));
+  auto bound = [&](Value at) {
+    return checkedIndex(
+        nb, nl,
+        toIndex(nb, nl,
+                tensor::ExtractOp::create(nb, nl, offsets, ValueRange{at})),
+        mPlus1, kErrorIndexOutOfRange);
+  };
+  Value lo = bound(e);
+  Value hi = bound(arith::AddIOp::create(nb, nl, e, idx(nb, nl, 1)));
+  reportIf(nb, nl,
+           arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::ult, hi, lo),
+           kErrorIndexOutOfRange);
+  hi = arith::MaxUIOp::create(nb, nl, hi, lo);
+  return {lo, getAsOpFoldResult(arith::SubIOp::create(nb, nl, hi, lo))};
+}
+
+/// Expert `e`'s product of `segment` ([count, Din]) and its weight, with
+/// the epilogue (bias[e], act) on its rows while they are in cache,
+/// written into makeDst()'s rows ([count, Dout]): one linalg.matmul, or with the
+/// weight in column panels (moe.unpack_panels) one per panel (an scf.for),
+/// each reading its contiguous [Din, P] block, then one for the tail's
+/// [Din, T] block.
+static Value expertProduct(OpBuilder &nb, Location nl, const ExpertStage &s,
+                           Value e, Value segment, OpFoldResult count,
+                           function_ref<Value()> makeDst) {
+  Type elt = typeOf(segment).getElementType();
+  int64_t din = s.din;
+  auto unitStrides = [&](OpBuilder &pb) {
+    return SmallVector<OpFoldResult>{pb.getIndexAttr(1), pb.getIndexAttr(1)};
+  };
+  Value we;
+  if (!s.unpack) {
+    auto wType = RankedTensorType::get({din, s.dout}, elt);
+    we = tensor::ExtractSliceOp::create(
+        nb, nl, wType, s.w,
+        ArrayRef<OpFoldResult>{e, nb.getIndexAttr(0), nb.getIndexAttr(0)},
+        ArrayRef<OpFoldResult>{nb.getIndexAttr(1), s.dinF, s.doutF},
+        ArrayRef<OpFoldResult>{nb.getIndexAttr(1), nb.getIndexAttr(1),
+                               nb.getIndexAttr(1)});
+  }
+  Value dst = makeDst();
+  Value zero = arith::ConstantOp::create(nb, nl, nb.getFloatAttr(elt, 0.0));
+  // The product of the segment and a block of the weight's columns
+  // [col, col + width), with its epilogue.
+  auto product = [&](OpBuilder &pb, Location pl, Value out, Value wBlock,
+                     OpFoldResult col, OpFoldResult width) {
+    Value init = linalg::FillOp::create(pb, pl, zero, out).getResult(0);
+    Value prod = linalg::MatmulOp::create(pb, pl, ValueRange{segment, wBlock},
+                                          ValueRange{init})
+                     .getResult(0);
+    if (s.bias || s.act != Activation::Identity)
+      prod = expertEpilogue(pb, pl, prod, s.bias, e, col, width, s.act);
+    return prod;
+  };
+  if (!s.unpack)
+    return product(nb, nl, dst, we, nb.getIndexAttr(0), s.doutF);
+  UnpackPanelsOp unpack = s.unpack;
+  int64_t width = unpack.getPanelWidth();
+  auto blockOf = [&](OpBuilder &pb, Location pl, Value src,
+                     ArrayRef<OpFoldResult> offsets, int64_t cols) -> Value {
+    SmallVector<OpFoldResult> sizes(offsets.size() - 2, pb.getIndexAttr(1));
+    sizes.append({pb.getIndexAttr(din), pb.getIndexAttr(cols)});
+    SmallVector<OpFoldResult> strides(offsets.size(), pb.getIndexAttr(1));
+    return tensor::ExtractSliceOp::create(
+        pb, pl, RankedTensorType::get({din, cols}, elt), src, offsets, sizes,
+        strides);
+  };
+  auto columns = [&](OpBuilder &pb, Location pl, Value src, OpFoldResult col,
+                     int64_t cols) -> Value {
+    return tensor::ExtractSliceOp::create(
+        pb, pl, src, ArrayRef<OpFoldResult>{pb.getIndexAttr(0), col},
+        ArrayRef<OpFoldResult>{count, pb.getIndexAttr(cols)}, unitStrides(pb));
+  };
+  auto into = [&](OpBuilder &pb, Location pl, Value part, Value out,
+                  OpFoldResult col, int64_t cols) {
+    return tensor::InsertSliceOp::create(
+               pb, pl, part, out,
+               ArrayRef<OpFoldResult>{pb.getIndexAttr(0), col},
+               ArrayRef<OpFoldResult>{count, pb.getIndexAttr(cols)},
+               unitStrides(pb))
+        .getResult();
+  };
+  auto panelLoop = scf::ForOp::create(
+      nb, nl, idx(nb, nl, 0), idx(nb, nl, unpack.getNumPanels()),
+      idx(nb, nl, 1), ValueRange{dst},
+      [&](OpBuilder &pb, Location pl, Value j, ValueRange it) {
+        Value col = arith::MulIOp::create(pb, pl, j, idx(pb, pl, width));
+        Value wBlock =
+            blockOf(pb, pl, unpack.getPanels(),
+                    {e, j, pb.getIndexAttr(0), pb.getIndexAttr(0)}, width);
+        Value part = product(pb, pl, columns(pb, pl, it[0], col, width),
+                             wBlock, col, pb.getIndexAttr(width));
+        scf::YieldOp::create(pb, pl, into(pb, pl, part, it[0], col, width));
+      });
+  Value prod = panelLoop.getResult(0);
+  if (Value tail = unpack.getTail()) {
+    int64_t cols = typeOf(tail).getDimSize(2);
+    OpFoldResult col = nb.getIndexAttr(unpack.getNumPanels() * width);
+    Value wBlock = blockOf(nb, nl, tail,
+                           {e, nb.getIndexAttr(0), nb.getIndexAttr(0)}, cols);
+    Value part = product(nb, nl, columns(nb, nl, prod, col, cols), wBlock, col,
+                         nb.getIndexAttr(cols));
+    prod = into(nb, nl, part, prod, col, cols);
+  }
+  return prod;
+}
+
+/// The up projection whose result only `down` reads, when the two can run
+/// in one loop over experts (convert-moe-to-linalg{fuse-expert-pairs}):
+/// `down` reads it in expert order (`sorted_input`, made by
+/// moe-sort-expert-layouts), directly, with the same `offsets` and `perm`,
+/// both weights are statically shaped with no zero-sized dim, and `down`'s
+/// result is in slot or token order (no `sorted_result`: its rows are
+/// read where the loop wrote them, beside the hidden rows). Null
+/// otherwise.
+static GroupedMatmulOp fusableUpProjection(GroupedMatmulOp down) {
+  if (!down.getSortedInput())
+    return {};
+  auto up = down.getInput().getDefiningOp<GroupedMatmulOp>();
+  if (!up || !up.getSortedResult() || !up->hasOneUse() ||
+      down.getSortedResult() ||
+      up.getOffsets() != down.getOffsets() || up.getPerm() != down.getPerm())
+    return {};
+  RankedTensorType w1 = typeOf(up.getWeight()), w2 = typeOf(down.getWeight());
+  for (RankedTensorType t : {w1, w2})
+    if (!t.hasStaticShape() || llvm::is_contained(t.getShape(), 0))
+      return {};
+  if (w1.getDimSize(0) != w2.getDimSize(0) ||
+      w1.getDimSize(2) != w2.getDimSize(1) ||
+      llvm::is_contained(typeOf(up.getInput()).getShape(), 0) ||
+      typeOf(up.getPerm()).getDimSize(0) == 0)
+    return {};
+  return up;
+}
+
+/// Lowers `op`. With `up` (fusableUpProjection(op)), lowers the pair in one
+/// loop over experts: each iteration computes its expert's rows of the up
+/// projection, then the down projection of those rows while they are in
+/// cache (the hidden rows are still written to memory, in expert order
+/// beside the down projection's rows, but read back by the same
+/// iteration; `up` is erased). Each row's arithmetic is that of the two
+/// ops lowered one by one.
+static LogicalResult lowerGroupedMatmul(PatternRewriter &b, GroupedMatmulOp op,
+                                        GroupedMatmulOp up) {
+  Location loc = op.getLoc();
+  // The loops' bodies are built before they are attached to the module.
+  declareErrorHook(b, op);
+  GroupedMatmulOp first = up ? up : op;
+  Value x = first.getInput(), offsets = op.getOffsets(), perm = op.getPerm();
+  Type elt = typeOf(x).getElementType();
+  ExpertStage s1 = expertStage(b, loc, first);
+  std::optional<ExpertStage> s2;
+  if (up)
+    s2 = expertStage(b, loc, op);
+  const ExpertStage &last = up ? *s2 : s1;
+  Value w = s1.w;
+  // With Din = 0 every product is zero and a bias would make each row
+  // its expert's bias; no model has such a layer.
+  if (s1.bias && (typeOf(x).getDimSize(1) == 0 || s1.din == 0))
+    return op.emitOpError("a bias with a zero-sized Din is not supported");
+  // Static zero-sized operands: the result is all zeros (and slices of a
+  // zero-sized dim do not verify; act(0) = 0 for every activation). (Never
+  // with `up`: fusableUpProjection excludes them.)
+  if (!up && (llvm::is_contained(typeOf(x).getShape(), 0) ||
+              llvm::is_contained(typeOf(w).getShape(), 0) ||
+              typeOf(perm).getDimSize(0) == 0)) {
+    Value rowsOf = op.getSlotWeights() ? op.getSlotWeights() : perm;
+    Value zeros = filledTensor(b, loc,
+                               {tensor::getMixedSize(b, loc, rowsOf, 0),
+                                tensor::getMixedSize(b, loc, w, 2)},
+                               elt, 0.0);
+    b.replaceOp(op, castTo(b, loc, zeros, op.getType()));
+    return success();
+  }
+  Value c0 = idx(b, loc, 0), c1 = idx(b, loc, 1);
+  Value rows = tensor::DimOp::create(b, loc, x, 0);
+  Value m = tensor::DimOp::create(b, loc, perm, 0);
+  // (A constant when static: a weight in panels keeps no other use.)
+  Value experts = getValueOrCreateConstantIndexOp(
+      b, loc, tensor::getMixedSize(b, loc, w, 0));
+  // Fan-out F = M / R (R = 0 only when M = 0).
+  Value rowsOr1 = arith::MaxUIOp::create(b, loc, rows, c1);
+  Value fan = arith::DivUIOp::create(b, loc, m, rowsOr1);
+  Value fanOr1 = arith::MaxUIOp::create(b, loc, fan, c1);
+  // Shapes the verifier checks only when static: offsets of E + 1
+  // elements, input rows of Din elements, R rows with R dividing M (then
+  // every slot's row perm[i] / F is below M / F = R). Anything else is
+  // reported and replaced by zeros of the expected shape. (With `up`, the
+  // down projection's input is the hidden rows made here: M rows of its
+  // static Din.)
+  offsets = requireSize(
+      b, loc, offsets, 0,
+      typeOf(w).isDynamicDim(0)
+          ? OpFoldResult(
+                arith::AddIOp::create(b, loc, experts, c1).getResult())
+          : OpFoldResult(b.getIndexAttr(typeOf(w).getDimSize(0) + 1)),
+      kErrorShapeMismatch);
+  x = requireSize(b, loc, x, 1, s1.dinF, kErrorShapeMismatch);
+  checkBias(b, loc, s1, experts);
+  if (s2)
+    checkBias(b, loc, *s2, experts);
+  x = requireSize(
+      b, loc, x, 0,
+      first.getSortedInput()
+          ? getAsOpFoldResult(m)
+          : getAsOpFoldResult(
+                arith::DivUIOp::create(b, loc, m, fanOr1).getResult()),
+      kErrorShapeMismatch);
+  // The segments must cover [0, M): offsets[0] = 0 and offsets[E] = M
+  // (moe.dispatch's always do; otherwise rows of the result would never
+  // be written).
+  {
+    auto offsetAt = [&](Value at) {
+      return toIndex(b, loc,
+                     tensor::ExtractOp::create(b, loc, offsets, ValueRange{at}));
+    };
+    Value firstOff = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne,
+                                           offsetAt(c0), c0);
+    Value lastOff = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne,
+                                          offsetAt(experts), m);
+    reportIf(b, loc, arith::OrIOp::create(b, loc, firstOff, lastOff),
+             kErrorIndexOutOfRange);
+  }
+  // Three loops whose iterations are independent (scf.forall: on the
+  // thread pool unless moe-compile --no-parallel-loops), none of
+  // which allocates per iteration:
+  //  1. gather the rows in expert order: xs[i] = x[perm[i] / F] (none
+  //     with sorted_input: xs = x);
+  //  2. one matmul per expert segment, xs[lo, hi) @ w[e], with the
+  //     epilogue (bias[e], act) on its rows while they are in cache,
+  //     written in place into its rows of ps (with `up`: first the up
+  //     projection's into its rows of the hidden buffer, then the down
+  //     projection of those);
+  //  3. back to slot order: y[s] = ps[inv[s]], with inv the inverse of
+  //     perm (every row of y is written by exactly one iteration, so the
+  //     result does not depend on the order, even for a perm that is no
+  //     permutation); none with sorted_result: the result is ps.
+  auto rowOf = [&](int64_t width) {
+    return RankedTensorType::get({1, width}, elt);
+  };
+  auto unitStrides = [&](OpBuilder &nb) {
+    return SmallVector<OpFoldResult>{nb.getIndexAttr(1), nb.getIndexAttr(1)};
+  };
+  // One scf.forall terminator inserting each part (src, dest, width) at
+  // rows [row, row + rowCount) of its dest.
+  struct RowsPart {
+    Value src, dest;
+    OpFoldResult width;
+  };
+  auto insertRows = [&](OpBuilder &nb, Location nl, OpFoldResult row,
+                        OpFoldResult rowCount, ArrayRef<RowsPart> parts) {
+    auto term = scf::InParallelOp::create(nb, nl);
+    OpBuilder::InsertionGuard guard(nb);
+    nb.setInsertionPointToStart(term.getBody());
+    for (const RowsPart &p : parts)
+      tensor::ParallelInsertSliceOp::create(
+          nb, nl, p.src, p.dest,
+          ArrayRef<OpFoldResult>{row, nb.getIndexAttr(0)},
+          ArrayRef<OpFoldResult>{rowCount, p.width}, unitStrides(nb));
+  };
+  // Row `row` of `src` ([*, width]) as a [1, width] slice.
+  auto sliceRow = [&](OpBuilder &nb, Location nl, Value src, OpFoldResult row,
+                      int64_t width, OpFoldResult widthF) -> Value {
+    return tensor::ExtractSliceOp::create(
+        nb, nl, rowOf(width), src,
+        ArrayRef<OpFoldResult>{row, nb.getIndexAttr(0)},
+        ArrayRef<OpFoldResult>{nb.getIndexAttr(1), widthF}, unitStrides(nb));
+  };
+  OpFoldResult mF = getAsOpFoldResult(m);
+  int64_t dout = last.dout;
+  OpFoldResult doutF = last.doutF;
+  // [M, width] whose row i is src[sourceRow(i)], a row copy per
+  // iteration of an scf.forall.
+  auto gatherRows = [&](Value src, int64_t width, OpFoldResult widthF,
+                        function_ref<Value(OpBuilder &, Location, Value)>
+                            sourceRow) {
+    return scf::ForallOp::create(
+               b, loc, ArrayRef<OpFoldResult>{mF},
+               ValueRange{emptyTensor(b, loc, {mF, widthF}, elt)},
+               std::nullopt,
+               [&](OpBuilder &nb, Location nl, ValueRange args) {
+                 Value i = args[0];
+                 Value row = sliceRow(nb, nl, src, sourceRow(nb, nl, i),
+                                      width, widthF);
+                 insertRows(nb, nl, i, nb.getIndexAttr(1),
+                            {{row, args[1], widthF}});
+               })
+        .getResult(0);
+  };
+  Value xs = first.getSortedInput()
+                 ? x
+                 : gatherRows(x, s1.din, s1.dinF,
+                              [&](OpBuilder &nb, Location nl, Value i) -> Value {
+                                Value slot = checkedIndex(
+                                    nb, nl,
+                                    toIndex(nb, nl,
+                                            tensor::ExtractOp::create(
+                                                nb, nl, perm, ValueRange{i})),
+                                    m, kErrorIndexOutOfRange);
+                                return arith::DivUIOp::create(nb, nl, slot,
+                                                              fanOr1);
+                              });
+  // With `up`, a second result: the hidden rows, in expert order. Nothing
+  // reads it after the loop, so it is given back right there
+  // (bufferization.dealloc_tensor, which the canonicalizer keeps: without
+  // a use, it would drop the result and each iteration's hidden rows would
+  // become a buffer allocated per iteration, which keeps the loop off the
+  // thread pool).
+  SmallVector<Value> products{emptyTensor(b, loc, {mF, last.doutF}, elt)};
+  if (s2)
+    products.push_back(emptyTensor(b, loc, {mF, s1.doutF}, elt));
+  auto expertLoop = scf::ForallOp::create(
+      b, loc, ArrayRef<OpFoldResult>{getAsOpFoldResult(experts)}, products,
+      std::nullopt, [&](OpBuilder &nb, Location nl, ValueRange args) {
+        Value e = args[0];
+        auto [lo, count] = expertSegment(nb, nl, offsets, e, m);
+        auto rowsOfOut = [&](Value out, OpFoldResult width) -> Value {
+          return tensor::ExtractSliceOp::create(
+              nb, nl, out, ArrayRef<OpFoldResult>{lo, nb.getIndexAttr(0)},
+              ArrayRef<OpFoldResult>{count, width}, unitStrides(nb));
+        };
+        Value segment = tensor::ExtractSliceOp::create(
+            nb, nl, xs, ArrayRef<OpFoldResult>{lo, nb.getIndexAttr(0)},
+            ArrayRef<OpFoldResult>{count, s1.dinF}, unitStrides(nb));
+        Value hiddenOut = s2 ? args[2] : args[1];
+        Value prod = expertProduct(nb, nl, s1, e, segment, count, [&] {
+          return rowsOfOut(hiddenOut, s1.doutF);
+        });
+        SmallVector<RowsPart> parts;
+        if (s2) {
+          Value down = expertProduct(nb, nl, *s2, e, prod, count, [&] {
+            return rowsOfOut(args[1], s2->doutF);
+          });
+          parts.push_back({down, args[1], s2->doutF});
+        }
+        parts.push_back({prod, hiddenOut, s1.doutF});
+        insertRows(nb, nl, lo, count, parts);
+      });
+  if (s2)
+    bufferization::DeallocTensorOp::create(b, loc, expertLoop.getResult(1));
+  Value ps = expertLoop.getResult(0);
+  // The op's result; with `up`, the up projection (which nothing reads
+  // any more) goes too.
+  auto finish = [&](Value result) {
+    b.replaceOp(op, castTo(b, loc, result, op.getType()));
+    if (up)
+      b.eraseOp(up);
+    return success();
+  };
+  if (op.getSortedResult())
+    return finish(ps);
+  // inv[perm[i]] = i (a sequential scatter of M indices). Every entry
+  // starts at -1; an entry written twice (perm is no permutation) is
+  // reported, and so every slot is written exactly once when no report
+  // is made.
+  Type permElt = typeOf(perm).getElementType();
+  Value unset = arith::ConstantOp::create(b, loc,
+                                          b.getIntegerAttr(permElt, -1));
+  Value inv0 = linalg::FillOp::create(b, loc, unset,
+                                      emptyTensor(b, loc, {mF}, permElt))
+                   .getResult(0);
+  Value inv =
+      scf::ForOp::create(
+          b, loc, c0, m, c1, ValueRange{inv0},
+          [&](OpBuilder &nb, Location nl, Value i, ValueRange it) {
+            Value slot = checkedIndex(
+                nb, nl,
+                toIndex(nb, nl,
+                        tensor::ExtractOp::create(nb, nl, perm,
+                                                  ValueRange{i})),
+                m, kErrorIndexOutOfRange);
+            Value before =
+                tensor::ExtractOp::create(nb, nl, it[0], ValueRange{slot});
+            reportIf(nb, nl,
+                     arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::ne,
+                                           before, unset),
+                     kErrorIndexOutOfRange);
+            Value iv = arith::IndexCastOp::create(nb, nl, permElt, i);
+            scf::YieldOp::create(
+                nb, nl,
+                ValueRange{tensor::InsertOp::create(nb, nl, iv, it[0],
+                                                    ValueRange{slot})});
+          })
+          .getResult(0);
+  // Row of ps that holds slot j (a slot no entry of perm named, reported
+  // above, reads row 0).
+  auto rowOfSlot = [&](OpBuilder &nb, Location nl, Value j) -> Value {
+    Value from = toIndex(
+        nb, nl, tensor::ExtractOp::create(nb, nl, inv, ValueRange{j}));
+    return arith::MaxSIOp::create(nb, nl, from, idx(nb, nl, 0)).getResult();
+  };
+  Value sw = op.getSlotWeights();
+  if (!sw) {
+    // [M, Dout] in slot order.
+    Value y = gatherRows(ps, dout, doutF, rowOfSlot);
+    return finish(y);
+  }
+  // The weighted reduction straight from the rows in expert order, one
+  // token per iteration: out[n] = Σ_s sw[n, s] * ps[inv[n*S + s]], s in
+  // increasing order (no [M, Dout] copy in slot order in between).
+  OpFoldResult nF = tensor::getMixedSize(b, loc, sw, 0);
+  Value sDim = tensor::DimOp::create(b, loc, sw, 1);
+  // N * S = M (C5 when static): otherwise reported, and no token is
+  // reduced (no slot past M is read).
+  Value nDim = getValueOrCreateConstantIndexOp(b, loc, nF);
+  Value mismatch = arith::CmpIOp::create(
+      b, loc, arith::CmpIPredicate::ne,
+      arith::MulIOp::create(b, loc, nDim, sDim), m);
+  reportIf(b, loc, mismatch, kErrorShapeMismatch);
+  Value tokens = arith::SelectOp::create(b, loc, mismatch, c0, nDim);
+  // With the mismatch reported, the result is zeros (as requireSize's).
+  Value outInit = emptyTensor(b, loc, {nF, doutF}, elt);
+  outInit = scf::IfOp::create(
+                b, loc, mismatch,
+                [&](OpBuilder &ib, Location il) {
+                  Value z = arith::ConstantOp::create(
+                      ib, il, ib.getFloatAttr(elt, 0.0));
+                  scf::YieldOp::create(
+                      ib, il,
+                      linalg::FillOp::create(ib, il, z, outInit)
+                          .getResult(0));
+                },
+                [&](OpBuilder &ib, Location il) {
+                  scf::YieldOp::create(ib, il, outInit);
+                })
+                .getResult(0);
+  Value result =
+      scf::ForallOp::create(
+          b, loc, ArrayRef<OpFoldResult>{getAsOpFoldResult(tokens)},
+          ValueRange{outInit}, std::nullopt,
+          [&](OpBuilder &nb, Location nl, ValueRange args) {
+            Value n = args[0];
+            Value acc0 = sliceRow(nb, nl, args[1], n, dout, doutF);
+            Value zero =
+                arith::ConstantOp::create(nb, nl, nb.getFloatAttr(elt, 0.0));
+            acc0 = linalg::FillOp::create(nb, nl, zero, acc0).getResult(0);
+            Value first = arith::MulIOp::create(nb, nl, n, sDim);
+            auto slots = scf::ForOp::create(
+                nb, nl, idx(nb, nl, 0), sDim, idx(nb, nl, 1),
+                ValueRange{acc0},
+                [&](OpBuilder &fb, Location fl, Value s, ValueRange it) {
+                  Value j = arith::AddIOp::create(fb, fl, first, s);
+                  Value row = sliceRow(fb, fl, ps, rowOfSlot(fb, fl, j),
+                                       dout, doutF);
+                  Value wgt = tensor::ExtractOp::create(fb, fl, sw,
+                                                        ValueRange{n, s});
+                  AffineMap id = fb.getMultiDimIdentityMap(2);
+                  Value next =
+                      linalg::GenericOp::create(
+                          fb, fl, TypeRange{it[0].getType()},
+                          ValueRange{row}, ValueRange{it[0]},
+                          SmallVector<AffineMap>{id, id},
+                          {utils::IteratorType::parallel,
+                           utils::IteratorType::parallel},
+                          [&](OpBuilder &gb, Location gl, ValueRange a) {
+                            Value prod =
+                                arith::MulFOp::create(gb, gl, wgt, a[0]);
+                            linalg::YieldOp::create(
+                                gb, gl,
+                                ValueRange{arith::AddFOp::create(gb, gl, a[1],
+                                                                 prod)});
+                          })
+                          .getResult(0);
+                  scf::YieldOp::create(fb, fl, ValueRange{next});
+                });
+            insertRows(nb, nl, n, nb.getIndexAttr(1),
+                       {{slots.getResult(0), args[1], doutF}});
+          })
+          .getResult(0);
+  return finish(result);
+}
+
 struct LowerGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(GroupedMatmulOp op,
                                 PatternRewriter &b) const override {
-    Location loc = op.getLoc();
-    // The loops' bodies are built before they are attached to the module.
-    declareErrorHook(b, op);
-    Value x = op.getInput(), w = op.getWeight(), offsets = op.getOffsets(),
-          perm = op.getPerm();
-    // Weights in column panels are read where they are (static shapes).
-    auto unpack = w.getDefiningOp<UnpackPanelsOp>();
-    Type elt = typeOf(x).getElementType();
-    Value bias = op.getBias();
-    Activation act = op.getActivationOrIdentity();
-    // With Din = 0 every product is zero and a bias would make each row
-    // its expert's bias; no model has such a layer.
-    if (bias && (typeOf(x).getDimSize(1) == 0 || typeOf(w).getDimSize(1) == 0))
-      return op.emitOpError("a bias with a zero-sized Din is not supported");
-    // Static zero-sized operands: the result is all zeros (and slices of a
-    // zero-sized dim do not verify; act(0) = 0 for every activation).
-    if (llvm::is_contained(typeOf(x).getShape(), 0) ||
-        llvm::is_contained(typeOf(w).getShape(), 0) ||
-        typeOf(perm).getDimSize(0) == 0) {
-      Value rowsOf = op.getSlotWeights() ? op.getSlotWeights() : perm;
-      Value zeros = filledTensor(b, loc,
-                                 {tensor::getMixedSize(b, loc, rowsOf, 0),
-                                  tensor::getMixedSize(b, loc, w, 2)},
-                                 elt, 0.0);
-      b.replaceOp(op, castTo(b, loc, zeros, op.getType()));
-      return success();
-    }
-    Value c0 = idx(b, loc, 0), c1 = idx(b, loc, 1);
-    Value rows = tensor::DimOp::create(b, loc, x, 0);
-    Value m = tensor::DimOp::create(b, loc, perm, 0);
-    OpFoldResult dinF = tensor::getMixedSize(b, loc, w, 1);
-    OpFoldResult doutF = tensor::getMixedSize(b, loc, w, 2);
-    // (A constant when static: a weight in panels keeps no other use.)
-    Value experts = getValueOrCreateConstantIndexOp(
-        b, loc, tensor::getMixedSize(b, loc, w, 0));
-    // Fan-out F = M / R (R = 0 only when M = 0).
-    Value rowsOr1 = arith::MaxUIOp::create(b, loc, rows, c1);
-    Value fan = arith::DivUIOp::create(b, loc, m, rowsOr1);
-    Value fanOr1 = arith::MaxUIOp::create(b, loc, fan, c1);
-    // Shapes the verifier checks only when static: offsets of E + 1
-    // elements, input rows of Din elements, R rows with R dividing M (then
-    // every slot's row perm[i] / F is below M / F = R). Anything else is
-    // reported and replaced by zeros of the expected shape.
-    offsets = requireSize(
-        b, loc, offsets, 0,
-        typeOf(w).isDynamicDim(0)
-            ? OpFoldResult(arith::AddIOp::create(b, loc, experts, c1)
-                               .getResult())
-            : OpFoldResult(b.getIndexAttr(typeOf(w).getDimSize(0) + 1)),
-        kErrorShapeMismatch);
-    x = requireSize(b, loc, x, 1, dinF, kErrorShapeMismatch);
-    // The bias [E, Dout] (C8 when static).
-    if (bias) {
-      bias = requireSize(b, loc, bias, 0,
-                         typeOf(w).isDynamicDim(0)
-                             ? OpFoldResult(experts)
-                             : OpFoldResult(
-                                   b.getIndexAttr(typeOf(w).getDimSize(0))),
-                         kErrorShapeMismatch);
-      bias = requireSize(b, loc, bias, 1, doutF, kErrorShapeMismatch);
-    }
-    x = requireSize(
-        b, loc, x, 0,
-        op.getSortedInput()
-            ? getAsOpFoldResult(m)
-            : getAsOpFoldResult(
-                  arith::DivUIOp::create(b, loc, m, fanOr1).getResult()),
-        kErrorShapeMismatch);
-    // The segments must cover [0, M): offsets[0] = 0 and offsets[E] = M
-    // (moe.dispatch's always do; otherwise rows of the result would never
-    // be written).
-    {
-      auto offsetAt = [&](Value at) {
-        return toIndex(b, loc,
-                       tensor::ExtractOp::create(b, loc, offsets,
-                                                 ValueRange{at}));
-      };
-      Value first = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne,
-                                          offsetAt(c0), c0);
-      Value last = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne,
-                                         offsetAt(experts), m);
-      reportIf(b, loc, arith::OrIOp::create(b, loc, first, last),
-               kErrorIndexOutOfRange);
-    }
-    // Three loops whose iterations are independent (scf.forall: on the
-    // thread pool unless moe-compile --no-parallel-loops), none of
-    // which allocates per iteration:
-    //  1. gather the rows in expert order: xs[i] = x[perm[i] / F] (none
-    //     with sorted_input: xs = x);
-    //  2. one matmul per expert segment, xs[lo, hi) @ w[e], with the
-    //     epilogue (bias[e], act) on its rows while they are in cache,
-    //     written in place into its rows of ps;
-    //  3. back to slot order: y[s] = ps[inv[s]], with inv the inverse of
-    //     perm (every row of y is written by exactly one iteration, so the
-    //     result does not depend on the order, even for a perm that is no
-    //     permutation); none with sorted_result: the result is ps.
-    auto rowOf = [&](int64_t width) {
-      return RankedTensorType::get({1, width}, elt);
-    };
-    auto unitStrides = [&](OpBuilder &nb) {
-      return SmallVector<OpFoldResult>{nb.getIndexAttr(1), nb.getIndexAttr(1)};
-    };
-    auto insertInParallel = [&](OpBuilder &nb, Location nl, Value src,
-                                Value dest, ArrayRef<OpFoldResult> offsets,
-                                ArrayRef<OpFoldResult> sizes) {
-      auto term = scf::InParallelOp::create(nb, nl);
-      OpBuilder::InsertionGuard guard(nb);
-      nb.setInsertionPointToStart(term.getBody());
-      tensor::ParallelInsertSliceOp::create(nb, nl, src, dest, offsets, sizes,
-                                            unitStrides(nb));
-    };
-    // Row `row` of `src` ([*, width]) as a [1, width] slice.
-    auto sliceRow = [&](OpBuilder &nb, Location nl, Value src, OpFoldResult row,
-                        int64_t width, OpFoldResult widthF) -> Value {
-      return tensor::ExtractSliceOp::create(
-          nb, nl, rowOf(width), src,
-          ArrayRef<OpFoldResult>{row, nb.getIndexAttr(0)},
-          ArrayRef<OpFoldResult>{nb.getIndexAttr(1), widthF}, unitStrides(nb));
-    };
-    OpFoldResult mF = getAsOpFoldResult(m);
-    int64_t din = typeOf(w).getDimSize(1), dout = typeOf(w).getDimSize(2);
-    // [M, width] whose row i is src[sourceRow(i)], a row copy per
-    // iteration of an scf.forall.
-    auto gatherRows = [&](Value src, int64_t width, OpFoldResult widthF,
-                          function_ref<Value(OpBuilder &, Location, Value)>
-                              sourceRow) {
-      return scf::ForallOp::create(
-                 b, loc, ArrayRef<OpFoldResult>{mF},
-                 ValueRange{emptyTensor(b, loc, {mF, widthF}, elt)},
-                 std::nullopt,
-                 [&](OpBuilder &nb, Location nl, ValueRange args) {
-                   Value i = args[0];
-                   Value row = sliceRow(nb, nl, src, sourceRow(nb, nl, i),
-                                        width, widthF);
-                   insertInParallel(nb, nl, row, args[1],
-                                    {i, nb.getIndexAttr(0)},
-                                    {nb.getIndexAttr(1), widthF});
-                 })
-          .getResult(0);
-    };
-    Value xs = op.getSortedInput() ? x : gatherRows(x, din, dinF, [&](OpBuilder &nb, Location nl,
-                                            Value i) -> Value {
-      Value slot = checkedIndex(
-          nb, nl,
-          toIndex(nb, nl, tensor::ExtractOp::create(nb, nl, perm, ValueRange{i})),
-          m, kErrorIndexOutOfRange);
-      return arith::DivUIOp::create(nb, nl, slot, fanOr1);
-    });
-    Value ps =
-        scf::ForallOp::create(
-            b, loc, ArrayRef<OpFoldResult>{getAsOpFoldResult(experts)},
-            ValueRange{emptyTensor(b, loc, {mF, doutF}, elt)}, std::nullopt,
-            [&](OpBuilder &nb, Location nl, ValueRange args) {
-              Value e = args[0];
-              // Segment bounds in [0, M] with lo <= hi (moe.dispatch's
-              // offsets always are; anything else is reported and clamped).
-              Value mPlus1 = arith::AddIOp::create(nb, nl, m, idx(nb, nl, 1));
-              auto bound = [&](Value at) {
-                return checkedIndex(
-                    nb, nl,
-                    toIndex(nb, nl,
-                            tensor::ExtractOp::create(nb, nl, offsets,
-                                                      ValueRange{at})),
-                    mPlus1, kErrorIndexOutOfRange);
-              };
-              Value lo = bound(e);
-              Value hi = bound(arith::AddIOp::create(nb, nl, e, idx(nb, nl, 1)));
-              reportIf(nb, nl,
-                       arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::ult,
-                                             hi, lo),
-                       kErrorIndexOutOfRange);
-              hi = arith::MaxUIOp::create(nb, nl, hi, lo);
-              OpFoldResult count =
-                  getAsOpFoldResult(arith::SubIOp::create(nb, nl, hi, lo));
-              Value segment = tensor::ExtractSliceOp::create(
-                  nb, nl, xs, ArrayRef<OpFoldResult>{lo, nb.getIndexAttr(0)},
-                  ArrayRef<OpFoldResult>{count, dinF}, unitStrides(nb));
-              auto wType = RankedTensorType::get({din, dout}, elt);
-              Value we = unpack ? Value() : tensor::ExtractSliceOp::create(
-                  nb, nl, wType, w,
-                  ArrayRef<OpFoldResult>{e, nb.getIndexAttr(0),
-                                         nb.getIndexAttr(0)},
-                  ArrayRef<OpFoldResult>{nb.getIndexAttr(1), dinF, doutF},
-                  ArrayRef<OpFoldResult>{nb.getIndexAttr(1), nb.getIndexAttr(1),
-                                         nb.getIndexAttr(1)});
-              Value outRows = tensor::ExtractSliceOp::create(
-                  nb, nl, args[1],
-                  ArrayRef<OpFoldResult>{lo, nb.getIndexAttr(0)},
-                  ArrayRef<OpFoldResult>{count, doutF}, unitStrides(nb));
-              Value zero = arith::ConstantOp::create(
-                  nb, nl, nb.getFloatAttr(elt, 0.0));
-              // The product of the segment and a block of the weight's
-              // columns [col, col + width), with its epilogue.
-              auto product = [&](OpBuilder &pb, Location pl, Value dst,
-                                 Value wBlock, OpFoldResult col,
-                                 OpFoldResult width) {
-                Value init =
-                    linalg::FillOp::create(pb, pl, zero, dst).getResult(0);
-                Value prod = linalg::MatmulOp::create(
-                                 pb, pl, ValueRange{segment, wBlock},
-                                 ValueRange{init})
-                                 .getResult(0);
-                if (bias || act != Activation::Identity)
-                  prod = expertEpilogue(pb, pl, prod, bias, e, col, width,
-                                        act);
-                return prod;
-              };
-              Value prod;
-              if (!unpack) {
-                prod = product(nb, nl, outRows, we, nb.getIndexAttr(0), doutF);
-              } else {
-                // Weights in column panels (moe.unpack_panels): one product
-                // per panel, each reading its contiguous [Din, P] block,
-                // then one for the tail's [Din, T] block.
-                int64_t width = unpack.getPanelWidth();
-                auto blockOf = [&](OpBuilder &pb, Location pl, Value src,
-                                   ArrayRef<OpFoldResult> offsets,
-                                   int64_t cols) -> Value {
-                  SmallVector<OpFoldResult> sizes(offsets.size() - 2,
-                                                  pb.getIndexAttr(1));
-                  sizes.append({pb.getIndexAttr(din), pb.getIndexAttr(cols)});
-                  SmallVector<OpFoldResult> strides(offsets.size(),
-                                                    pb.getIndexAttr(1));
-                  return tensor::ExtractSliceOp::create(
-                      pb, pl, RankedTensorType::get({din, cols}, elt), src,
-                      offsets, sizes, strides);
-                };
-                auto columns = [&](OpBuilder &pb, Location pl, Value src,
-                                   OpFoldResult col, int64_t cols) -> Value {
-                  return tensor::ExtractSliceOp::create(
-                      pb, pl, src, ArrayRef<OpFoldResult>{pb.getIndexAttr(0), col},
-                      ArrayRef<OpFoldResult>{count, pb.getIndexAttr(cols)},
-                      unitStrides(pb));
-                };
-                auto into = [&](OpBuilder &pb, Location pl, Value part,
-                                Value dst, OpFoldResult col, int64_t cols) {
-                  return tensor::InsertSliceOp::create(
-                             pb, pl, part, dst,
-                             ArrayRef<OpFoldResult>{pb.getIndexAttr(0), col},
-                             ArrayRef<OpFoldResult>{count, pb.getIndexAttr(cols)},
-                             unitStrides(pb))
-                      .getResult();
-                };
-                auto panelLoop = scf::ForOp::create(
-                    nb, nl, idx(nb, nl, 0), idx(nb, nl, unpack.getNumPanels()),
-                    idx(nb, nl, 1), ValueRange{outRows},
-                    [&](OpBuilder &pb, Location pl, Value j, ValueRange it) {
-                      Value col = arith::MulIOp::create(pb, pl, j,
-                                                        idx(pb, pl, width));
-                      Value wBlock = blockOf(
-                          pb, pl, unpack.getPanels(),
-                          {e, j, pb.getIndexAttr(0), pb.getIndexAttr(0)},
-                          width);
-                      Value part = product(pb, pl,
-                                           columns(pb, pl, it[0], col, width),
-                                           wBlock, col,
-                                           pb.getIndexAttr(width));
-                      scf::YieldOp::create(
-                          pb, pl, into(pb, pl, part, it[0], col, width));
-                    });
-                prod = panelLoop.getResult(0);
-                if (Value tail = unpack.getTail()) {
-                  int64_t cols = typeOf(tail).getDimSize(2);
-                  OpFoldResult col =
-                      nb.getIndexAttr(unpack.getNumPanels() * width);
-                  Value wBlock = blockOf(
-                      nb, nl, tail,
-                      {e, nb.getIndexAttr(0), nb.getIndexAttr(0)}, cols);
-                  Value part = product(nb, nl, columns(nb, nl, prod, col, cols),
-                                       wBlock, col, nb.getIndexAttr(cols));
-                  prod = into(nb, nl, part, prod, col, cols);
-                }
-              }
-              insertInParallel(nb, nl, prod, args[1],
-                               {lo, nb.getIndexAttr(0)}, {count, doutF});
-            })
-            .getResult(0);
-    if (op.getSortedResult()) {
-      b.replaceOp(op, castTo(b, loc, ps, op.getType()));
-      return success();
-    }
-    // inv[perm[i]] = i (a sequential scatter of M indices). Every entry
-    // starts at -1; an entry written twice (perm is no permutation) is
-    // reported, and so every slot is written exactly once when no report
-    // is made.
-    Type permElt = typeOf(perm).getElementType();
-    Value unset = arith::ConstantOp::create(b, loc,
-                                            b.getIntegerAttr(permElt, -1));
-    Value inv0 = linalg::FillOp::create(b, loc, unset,
-                                        emptyTensor(b, loc, {mF}, permElt))
-                     .getResult(0);
-    Value inv =
-        scf::ForOp::create(
-            b, loc, c0, m, c1, ValueRange{inv0},
-            [&](OpBuilder &nb, Location nl, Value i, ValueRange it) {
-              Value slot = checkedIndex(
-                  nb, nl,
-                  toIndex(nb, nl,
-                          tensor::ExtractOp::create(nb, nl, perm,
-                                                    ValueRange{i})),
-                  m, kErrorIndexOutOfRange);
-              Value before =
-                  tensor::ExtractOp::create(nb, nl, it[0], ValueRange{slot});
-              reportIf(nb, nl,
-                       arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::ne,
-                                             before, unset),
-                       kErrorIndexOutOfRange);
-              Value iv = arith::IndexCastOp::create(nb, nl, permElt, i);
-              scf::YieldOp::create(
-                  nb, nl,
-                  ValueRange{tensor::InsertOp::create(nb, nl, iv, it[0],
-                                                      ValueRange{slot})});
-            })
-            .getResult(0);
-    // Row of ps that holds slot j (a slot no entry of perm named, reported
-    // above, reads row 0).
-    auto rowOfSlot = [&](OpBuilder &nb, Location nl, Value j) -> Value {
-      Value from = toIndex(
-          nb, nl, tensor::ExtractOp::create(nb, nl, inv, ValueRange{j}));
-      return arith::MaxSIOp::create(nb, nl, from, idx(nb, nl, 0)).getResult();
-    };
-    Value sw = op.getSlotWeights();
-    if (!sw) {
-      // [M, Dout] in slot order.
-      Value y = gatherRows(ps, dout, doutF, rowOfSlot);
-      b.replaceOp(op, castTo(b, loc, y, op.getType()));
-      return success();
-    }
-    // The weighted reduction straight from the rows in expert order, one
-    // token per iteration: out[n] = Σ_s sw[n, s] * ps[inv[n*S + s]], s in
-    // increasing order (no [M, Dout] copy in slot order in between).
-    OpFoldResult nF = tensor::getMixedSize(b, loc, sw, 0);
-    Value sDim = tensor::DimOp::create(b, loc, sw, 1);
-    // N * S = M (C5 when static): otherwise reported, and no token is
-    // reduced (no slot past M is read).
-    Value nDim = getValueOrCreateConstantIndexOp(b, loc, nF);
-    Value mismatch = arith::CmpIOp::create(
-        b, loc, arith::CmpIPredicate::ne,
-        arith::MulIOp::create(b, loc, nDim, sDim), m);
-    reportIf(b, loc, mismatch, kErrorShapeMismatch);
-    Value tokens = arith::SelectOp::create(b, loc, mismatch, c0, nDim);
-    // With the mismatch reported, the result is zeros (as requireSize's).
-    Value outInit = emptyTensor(b, loc, {nF, doutF}, elt);
-    outInit = scf::IfOp::create(
-                  b, loc, mismatch,
-                  [&](OpBuilder &ib, Location il) {
-                    Value z = arith::ConstantOp::create(
-                        ib, il, ib.getFloatAttr(elt, 0.0));
-                    scf::YieldOp::create(
-                        ib, il,
-                        linalg::FillOp::create(ib, il, z, outInit)
-                            .getResult(0));
-                  },
-                  [&](OpBuilder &ib, Location il) {
-                    scf::YieldOp::create(ib, il, outInit);
-                  })
-                  .getResult(0);
-    Value result =
-        scf::ForallOp::create(
-            b, loc, ArrayRef<OpFoldResult>{getAsOpFoldResult(tokens)},
-            ValueRange{outInit}, std::nullopt,
-            [&](OpBuilder &nb, Location nl, ValueRange args) {
-              Value n = args[0];
-              Value acc0 = sliceRow(nb, nl, args[1], n, dout, doutF);
-              Value zero =
-                  arith::ConstantOp::create(nb, nl, nb.getFloatAttr(elt, 0.0));
-              acc0 = linalg::FillOp::create(nb, nl, zero, acc0).getResult(0);
-              Value first = arith::MulIOp::create(nb, nl, n, sDim);
-              auto slots = scf::ForOp::create(
-                  nb, nl, idx(nb, nl, 0), sDim, idx(nb, nl, 1),
-                  ValueRange{acc0},
-                  [&](OpBuilder &fb, Location fl, Value s, ValueRange it) {
-                    Value j = arith::AddIOp::create(fb, fl, first, s);
-                    Value row = sliceRow(fb, fl, ps, rowOfSlot(fb, fl, j),
-                                         dout, doutF);
-                    Value wgt = tensor::ExtractOp::create(fb, fl, sw,
-                                                          ValueRange{n, s});
-                    AffineMap id = fb.getMultiDimIdentityMap(2);
-                    Value next =
-                        linalg::GenericOp::create(
-                            fb, fl, TypeRange{it[0].getType()},
-                            ValueRange{row}, ValueRange{it[0]},
-                            SmallVector<AffineMap>{id, id},
-                            {utils::IteratorType::parallel,
-                             utils::IteratorType::parallel},
-                            [&](OpBuilder &gb, Location gl, ValueRange a) {
-                              Value prod =
-                                  arith::MulFOp::create(gb, gl, wgt, a[0]);
-                              linalg::YieldOp::create(
-                                  gb, gl,
-                                  ValueRange{arith::AddFOp::create(gb, gl, a[1],
-                                                                   prod)});
-                            })
-                            .getResult(0);
-                    scf::YieldOp::create(fb, fl, ValueRange{next});
-                  });
-              insertInParallel(nb, nl, slots.getResult(0), args[1],
-                               {n, nb.getIndexAttr(0)},
-                               {nb.getIndexAttr(1), doutF});
-            })
-            .getResult(0);
-    b.replaceOp(op, castTo(b, loc, result, op.getType()));
-    return success();
+    return lowerGroupedMatmul(b, op, /*up=*/nullptr);
+  }
+};
+
+/// A down projection and the up projection whose sorted rows it reads, in
+/// one loop over experts (populateMoeExpertPairPatterns).
+struct LowerGroupedMatmulPair : OpRewritePattern<GroupedMatmulOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(GroupedMatmulOp op,
+                                PatternRewriter &b) const override {
+    GroupedMatmulOp up = fusableUpProjection(op);
+    if (!up)
+      return b.notifyMatchFailure(op, "no up projection to lower with");
+    return lowerGroupedMatmul(b, op, up);
   }
 };
 
@@ -1771,6 +1903,19 @@ struct ConvertMoeToLinalgPass
           << static_cast<int64_t>(flashKeyBlock);
       return signalPassFailure();
     }
+    if (fuseExpertPairs) {
+      RewritePatternSet pairs(&getContext());
+      populateMoeExpertPairPatterns(pairs);
+      // Only the pairs: nothing folded, no region simplified.
+      GreedyRewriteConfig config;
+      config.setStrictness(GreedyRewriteStrictness::ExistingOps)
+          .enableFolding(false)
+          .enableConstantCSE(false)
+          .setRegionSimplificationLevel(GreedySimplifyRegionLevel::Disabled);
+      if (failed(applyPatternsGreedily(getOperation(), std::move(pairs),
+                                       config)))
+        return signalPassFailure();
+    }
     RewritePatternSet patterns(&getContext());
     populateMoeToLinalgPatterns(patterns);
     if (flashKeyBlock > 0)
@@ -1804,6 +1949,10 @@ void mlir::moe::populateMoeToLinalgPatterns(RewritePatternSet &patterns) {
   patterns.add<LowerRoute, LowerSwitchRoute, LowerTreeRoute, LowerDispatch,
                LowerGroupedMatmul, LowerCombine, LowerMotMix, LowerMotUnmix,
                LowerAttention, LowerRope>(patterns.getContext());
+}
+
+void mlir::moe::populateMoeExpertPairPatterns(RewritePatternSet &patterns) {
+  patterns.add<LowerGroupedMatmulPair>(patterns.getContext());
 }
 
 void mlir::moe::populateMoeWeightLayoutToLinalgPatterns(

@@ -71,6 +71,7 @@ bool moe_python::compile(const CompileRequest &request, std::string &output,
   options.remainderTiles = request.remainderTiles;
   options.accumulatorChains = request.accumulatorChains;
   options.panelColumns = request.panelColumns;
+  options.fuseExpertPairs = request.fuseExpertPairs;
   options.generation = request.generation;
   options.generationAllLogits = request.generationAllLogits;
   options.raise = request.raiseBlocks ? moe::RaiseMode::On : moe::RaiseMode::Off;

@@ -60,6 +60,9 @@ struct CompileRequest {
   bool remainderTiles = true;
   bool accumulatorChains = true;
   unsigned panelColumns = 0;
+  /// moe::CompileOptions::fuseExpertPairs (moe-compile
+  /// --no-fuse-expert-pairs).
+  bool fuseExpertPairs = true;
   /// Called with each progress line (may be null). Must not throw.
   void (*progress)(void *context, const char *line, size_t size) = nullptr;
   void *progressContext = nullptr;

@@ -52,7 +52,7 @@ py::tuple compile(const py::bytes &data, const std::string &name,
                   bool flashAttention, bool packWeights,
                   bool rollRepeats, bool raiseBlocks,
                   bool remainderTiles, bool accumulatorChains,
-                  unsigned panelColumns,
+                  unsigned panelColumns, bool fuseExpertPairs,
                   int generation, const py::object &progress) {
   moe_python::CompileRequest request;
   char *buffer = nullptr;
@@ -84,6 +84,7 @@ py::tuple compile(const py::bytes &data, const std::string &name,
   request.remainderTiles = remainderTiles;
   request.accumulatorChains = accumulatorChains;
   request.panelColumns = panelColumns;
+  request.fuseExpertPairs = fuseExpertPairs;
   // 0: no generation entries; 1: @prefill returns the last position's
   // outputs; 2: every position's.
   request.generation = generation != 0;
@@ -117,6 +118,6 @@ PYBIND11_MODULE(_compiler, m) {
         py::arg("roll_repeats"),
         py::arg("raise_blocks"), py::arg("remainder_tiles"),
         py::arg("accumulator_chains"), py::arg("panel_columns"),
-        py::arg("generation"), py::arg("progress"),
+        py::arg("fuse_expert_pairs"), py::arg("generation"), py::arg("progress"),
         "(ok, output bytes, diagnostics text) for the model in `data`.");
 }

@@ -21,6 +21,16 @@ namespace moe {
 /// One pattern per primitive moe op.
 void populateMoeToLinalgPatterns(RewritePatternSet &patterns);
 
+/// A down projection `moe.grouped_matmul` with `sorted_input` and the up
+/// projection (`sorted_result`, same offsets and perm, statically shaped
+/// weights) whose result only it reads, lowered together: one loop over
+/// experts, each iteration the up projection's rows of its expert and
+/// then the down projection of those rows while they are in cache. Apply
+/// it before the set above (which would lower the up projection alone):
+/// it erases the up projection, an op other than its root, so it needs a
+/// driver that allows that (applyPatternsGreedily).
+void populateMoeExpertPairPatterns(RewritePatternSet &patterns);
+
 /// moe.unpack_panels as a copy into the row-major [E, K, N] (and erased
 /// where nothing uses it). Apply it after the set above, whose grouped
 /// matmul reads a weight in panels where it is: only the layouts something
