@@ -135,7 +135,13 @@ std::optional<NextProductRead> nextProductRead(vector::TransferReadOp read) {
     return std::nullopt;
   Block *body = arg.getOwner();
   Operation *loop = body->getParentOp();
-  if (!isa<scf::ParallelOp, scf::ForOp>(loop))
+  // (An induction variable, not an iter_arg.)
+  bool inductionVar = false;
+  if (auto forOp = dyn_cast<scf::ForOp>(loop))
+    inductionVar = forOp.getInductionVar() == arg;
+  else if (auto parallel = dyn_cast<scf::ParallelOp>(loop))
+    inductionVar = llvm::is_contained(parallel.getInductionVars(), arg);
+  if (!inductionVar)
     return std::nullopt;
   // The packed weights the iteration reads, in the order of their first
   // block reads indexed by the expert.
@@ -362,6 +368,22 @@ bool prefetchNextBlock(vector::TransferReadOp read, bool crossBlocks,
       blockReads.push_back(r);
   if (next && blockDim > 0 && blockReads.size() != 1)
     next.reset();
+  // A rank-3 buffer counts as an expert's tail (its one block is the last)
+  // only where this loop reads whole rows of it, in reads at constant
+  // columns that cover them: a row-major weight wider than a tile
+  // ([E, K, N], --no-pack-weights) is read one column tile per loop, and
+  // every such loop would issue the next buffer's prefetches.
+  if (next && blockDim == 0) {
+    int64_t covered = 0;
+    for (vector::TransferReadOp r : blockReads) {
+      std::optional<int64_t> col = getConstantIntValue(r.getIndices().back());
+      if (r.getBase() != read.getBase() || !col || *col != covered)
+        break;
+      covered += r.getVectorType().getDimSize(0);
+    }
+    if (covered != shape[rank - 1])
+      next.reset();
+  }
   // Emits the prefetches of the next buffer's rows for the k step `kIv`
   // before `at` (the loop-invariant part before `loopOp`).
   auto prefetchNextRead = [&](scf::ForOp loopOp, Operation *at) {
@@ -417,8 +439,9 @@ bool prefetchNextBlock(vector::TransferReadOp read, bool crossBlocks,
     }
   };
   if (next && blockDim == 0) {
-    if (read == blockReads.front())
-      prefetchNextRead(loop, read);
+    if (read != blockReads.front())
+      return false;
+    prefetchNextRead(loop, read);
     return true;
   }
   // Before the loop: the buffer as one dim, the linear position of the

@@ -21,8 +21,12 @@
 // CHECK:           tensor.extract_slice %{{.*}}[%[[E]], 0, 0] [1, 8, 16]
 // CHECK:           %[[OR:.*]] = tensor.extract_slice %[[O]][%[[LO]], 0] [%[[N]], 16] [1, 1]
 // CHECK:           %[[DOWN:.*]] = linalg.matmul ins(%[[ACT]], %{{.*}} : tensor<?x8xf32>, tensor<8x16xf32>)
+// CHECK:           %[[B2:.*]] = tensor.extract_slice %{{.*}}[%[[E]], 0] [1, 16] [1, 1] : tensor<4x16xf32> to tensor<16xf32>
+// CHECK:           %[[DB:.*]] = linalg.generic {{.*}} ins(%[[DOWN]], %[[B2]] : tensor<?x16xf32>, tensor<16xf32>)
+// CHECK:             arith.addf
+// CHECK-NOT:         arith.maximumf
 // CHECK:           scf.forall.in_parallel
-// CHECK-NEXT:        tensor.parallel_insert_slice %[[DOWN]] into %[[O]][%[[LO]], 0] [%[[N]], 16]
+// CHECK-NEXT:        tensor.parallel_insert_slice %[[DB]] into %[[O]][%[[LO]], 0] [%[[N]], 16]
 // CHECK-NEXT:        tensor.parallel_insert_slice %[[ACT]] into %[[H]][%[[LO]], 0] [%[[N]], 8]
 // CHECK:         bufferization.dealloc_tensor %[[R]]#1 : tensor<?x8xf32>
 // CHECK-NOT:     scf.forall (%{{.*}}) in (4)
@@ -36,10 +40,10 @@
 // OFF:           scf.forall (%{{.*}}) in (4) shared_outs(%{{.*}}) -> (tensor<?x16xf32>)
 // OFF-NOT:       bufferization.dealloc_tensor
 func.func @pair(%x: tensor<?x16xf32>, %w1: tensor<4x16x8xf32>, %b1: tensor<4x8xf32>,
-                %w2: tensor<4x8x16xf32>, %off: tensor<5xi32>, %perm: tensor<?xi32>,
-                %sw: tensor<?x2xf32>) -> tensor<?x16xf32> {
+                %w2: tensor<4x8x16xf32>, %b2: tensor<4x16xf32>, %off: tensor<5xi32>,
+                %perm: tensor<?xi32>, %sw: tensor<?x2xf32>) -> tensor<?x16xf32> {
   %h = moe.grouped_matmul %x, %w1, %off, %perm bias(%b1) act<relu> {sorted_result} : (tensor<?x16xf32>, tensor<4x16x8xf32>, tensor<5xi32>, tensor<?xi32>, tensor<4x8xf32>) -> tensor<?x8xf32>
-  %y = moe.grouped_matmul %h, %w2, %off, %perm weights(%sw) {sorted_input} : (tensor<?x8xf32>, tensor<4x8x16xf32>, tensor<5xi32>, tensor<?xi32>, tensor<?x2xf32>) -> tensor<?x16xf32>
+  %y = moe.grouped_matmul %h, %w2, %off, %perm weights(%sw) bias(%b2) {sorted_input} : (tensor<?x8xf32>, tensor<4x8x16xf32>, tensor<5xi32>, tensor<?xi32>, tensor<?x2xf32>, tensor<4x16xf32>) -> tensor<?x16xf32>
   return %y : tensor<?x16xf32>
 }
 
@@ -51,14 +55,15 @@ func.func @pair(%x: tensor<?x16xf32>, %w1: tensor<4x16x8xf32>, %b1: tensor<4x8xf
 // permutation).
 // CHECK-LABEL: func @pair_panels
 // CHECK:         scf.forall (%[[E:.*]]) in (2) shared_outs(%{{.*}}, %{{.*}}) -> (tensor<?x5xf32>, tensor<?x4xf32>)
-// CHECK:           scf.for %{{.*}} = %{{.*}} to %{{.*}} step %{{.*}} iter_args
+// CHECK:           %[[UP:.*]] = scf.for %{{.*}} = %{{.*}} to %{{.*}} step %{{.*}} iter_args
 // CHECK:             tensor.extract_slice %{{.*}}[%[[E]], %{{.*}}, 0, 0] [1, 1, 3, 2] [1, 1, 1, 1] : tensor<2x2x3x2xf32> to tensor<3x2xf32>
 // CHECK:             linalg.matmul
+// CHECK:             math.exp
 // CHECK:           scf.for %{{.*}} = %{{.*}} to %{{.*}} step %{{.*}} iter_args
-// CHECK:             tensor.extract_slice %{{.*}}[%[[E]], %{{.*}}, 0, 0] [1, 1, 4, 2] [1, 1, 1, 1] : tensor<2x2x4x2xf32> to tensor<4x2xf32>
-// CHECK:             linalg.matmul
-// CHECK:           tensor.extract_slice %{{.*}}[%[[E]], 0, 0] [1, 4, 1] [1, 1, 1] : tensor<2x4x1xf32> to tensor<4x1xf32>
-// CHECK:           linalg.matmul
+// CHECK:             %[[W2:.*]] = tensor.extract_slice %{{.*}}[%[[E]], %{{.*}}, 0, 0] [1, 1, 4, 2] [1, 1, 1, 1] : tensor<2x2x4x2xf32> to tensor<4x2xf32>
+// CHECK:             linalg.matmul ins(%[[UP]], %[[W2]] :
+// CHECK:           %[[T:.*]] = tensor.extract_slice %{{.*}}[%[[E]], 0, 0] [1, 4, 1] [1, 1, 1] : tensor<2x4x1xf32> to tensor<4x1xf32>
+// CHECK:           linalg.matmul ins(%[[UP]], %[[T]] :
 // CHECK:         bufferization.dealloc_tensor
 // CHECK-NOT:     scf.forall (%{{.*}}) in (2)
 // CHECK-NOT:     moe.
@@ -87,8 +92,8 @@ func.func @hidden_read_twice(%x: tensor<?x16xf32>, %w1: tensor<4x16x8xf32>, %w2:
 
 // -----
 
-// Not a pair: another permutation, a weight with a dynamic dim, and a
-// down projection whose result stays in expert order.
+// Not a pair: another permutation, other offsets, a weight with a
+// dynamic dim, and a down projection whose result stays in expert order.
 // CHECK-LABEL: func @other_perm
 // CHECK:         scf.forall (%{{.*}}) in (4) shared_outs(%{{.*}}) -> (tensor<?x8xf32>)
 // CHECK:         scf.forall (%{{.*}}) in (4) shared_outs(%{{.*}}) -> (tensor<?x16xf32>)
@@ -98,6 +103,41 @@ func.func @other_perm(%x: tensor<?x16xf32>, %w1: tensor<4x16x8xf32>, %w2: tensor
   %h = moe.grouped_matmul %x, %w1, %off, %perm {sorted_result} : (tensor<?x16xf32>, tensor<4x16x8xf32>, tensor<5xi32>, tensor<?xi32>) -> tensor<?x8xf32>
   %y = moe.grouped_matmul %h, %w2, %off, %perm2 {sorted_input} : (tensor<?x8xf32>, tensor<4x8x16xf32>, tensor<5xi32>, tensor<?xi32>) -> tensor<?x16xf32>
   return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// CHECK-LABEL: func @other_offsets
+// CHECK:         scf.forall (%{{.*}}) in (4) shared_outs(%{{.*}}) -> (tensor<?x8xf32>)
+// CHECK:         scf.forall (%{{.*}}) in (4) shared_outs(%{{.*}}) -> (tensor<?x16xf32>)
+// CHECK-NOT:     bufferization.dealloc_tensor
+func.func @other_offsets(%x: tensor<?x16xf32>, %w1: tensor<4x16x8xf32>, %w2: tensor<4x8x16xf32>,
+                         %off: tensor<5xi32>, %off2: tensor<5xi32>, %perm: tensor<?xi32>) -> tensor<?x16xf32> {
+  %h = moe.grouped_matmul %x, %w1, %off, %perm {sorted_result} : (tensor<?x16xf32>, tensor<4x16x8xf32>, tensor<5xi32>, tensor<?xi32>) -> tensor<?x8xf32>
+  %y = moe.grouped_matmul %h, %w2, %off2, %perm {sorted_input} : (tensor<?x8xf32>, tensor<4x8x16xf32>, tensor<5xi32>, tensor<?xi32>) -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// Not a pair: the up projection outside the block of the down projection
+// (the pair would move it into the branch).
+// CHECK-LABEL: func @other_block
+// CHECK:         scf.forall (%{{.*}}) in (4) shared_outs(%{{.*}}) -> (tensor<?x8xf32>)
+// CHECK:         scf.if
+// CHECK:           scf.forall (%{{.*}}) in (4) shared_outs(%{{.*}}) -> (tensor<?x16xf32>)
+// CHECK-NOT:     bufferization.dealloc_tensor
+func.func @other_block(%x: tensor<?x16xf32>, %w1: tensor<4x16x8xf32>, %w2: tensor<4x8x16xf32>,
+                       %off: tensor<5xi32>, %perm: tensor<?xi32>, %c: i1,
+                       %other: tensor<?x16xf32>) -> tensor<?x16xf32> {
+  %h = moe.grouped_matmul %x, %w1, %off, %perm {sorted_result} : (tensor<?x16xf32>, tensor<4x16x8xf32>, tensor<5xi32>, tensor<?xi32>) -> tensor<?x8xf32>
+  %r = scf.if %c -> tensor<?x16xf32> {
+    %y = moe.grouped_matmul %h, %w2, %off, %perm {sorted_input} : (tensor<?x8xf32>, tensor<4x8x16xf32>, tensor<5xi32>, tensor<?xi32>) -> tensor<?x16xf32>
+    scf.yield %y : tensor<?x16xf32>
+  } else {
+    scf.yield %other : tensor<?x16xf32>
+  }
+  return %r : tensor<?x16xf32>
 }
 
 // -----

@@ -447,21 +447,27 @@ func.func @single_panel(%w: memref<3x1x412x64xf32>, %e: index)
 // CROSS-LABEL: func.func @expert_products
 // CROSS-SAME: (%[[P1:[^:]*]]: memref<3x2x32x16xf32>, %[[P2:[^:]*]]: memref<3x2x16x16xf32>, %[[T2:[^:]*]]: memref<3x16x16xf32>
 // CROSS: scf.parallel (%[[E:[^)]*]]) =
-// CROSS: %[[L1:.*]] = arith.cmpi eq, %{{.*}}, %{{.*}} : index
+// CROSS: scf.for %[[J:[^ ]*]] =
+// CROSS: %[[ONE:.*]] = arith.constant 1 : index
+// CROSS: %[[L1:.*]] = arith.cmpi eq, %[[J]], %[[ONE]] : index
 // CROSS-NOT: arith.andi
 // CROSS: scf.if %[[L1]] -> (vector<2x16xf32>) {
 // CROSS: %[[NF:.*]] = memref.collapse_shape %[[P2]] {{\[}}[0, 1, 2, 3]] : memref<3x2x16x16xf32> into memref<1536xf32>
-// CROSS: %[[NS:.*]] = arith.muli %[[E]], %{{.*}} : index
+// CROSS: %[[STRIDE:.*]] = arith.constant 512 : index
+// CROSS: %[[NS:.*]] = arith.muli %[[E]], %[[STRIDE]] : index
 // CROSS: scf.for %[[K:[^ ]*]] =
 // CROSS: %[[R:.*]] = arith.muli %[[K]], %{{.*}} : index
-// CROSS: %[[RC:.*]] = arith.minui %[[R]], %{{.*}} : index
-// CROSS: %[[RA:.*]] = arith.muli %[[RC]], %{{.*}} : index
+// CROSS: %[[LASTROW:.*]] = arith.constant 15 : index
+// CROSS: %[[RC:.*]] = arith.minui %[[R]], %[[LASTROW]] : index
+// CROSS: %[[ROWLEN:.*]] = arith.constant 16 : index
+// CROSS: %[[RA:.*]] = arith.muli %[[RC]], %[[ROWLEN]] : index
 // CROSS: %[[AT:.*]] = arith.addi %[[NS]], %[[RA]] : index
-// CROSS: %[[ATC:.*]] = arith.minui %[[AT]], %{{.*}} : index
+// CROSS: %[[END:.*]] = arith.constant 1535 : index
+// CROSS: %[[ATC:.*]] = arith.minui %[[AT]], %[[END]] : index
 // CROSS: memref.prefetch %[[NF]][%[[ATC]]], read, locality<2>, data : memref<1536xf32>
 // CROSS-NEXT: vector.transfer_read %[[P1]]
 // CROSS: } else {
-// CROSS: scf.for
+// CROSS-NOT: memref<1536xf32>
 // CROSS: memref.prefetch %{{.*}} : memref<3072xf32>
 // CROSS-NEXT: vector.transfer_read %[[P1]]
 // CROSS: scf.if %{{.*}} -> (vector<2x16xf32>) {
@@ -469,6 +475,7 @@ func.func @single_panel(%w: memref<3x1x412x64xf32>, %e: index)
 // CROSS: memref.prefetch %{{.*}} : memref<768xf32>
 // CROSS-NEXT: vector.transfer_read %[[P2]]
 // CROSS: } else {
+// CROSS-NOT: memref<768xf32>
 // CROSS: memref.prefetch %{{.*}} : memref<1536xf32>
 // CROSS-NEXT: vector.transfer_read %[[P2]]
 // CROSS-NOT: memref.collapse_shape %[[T2]]
@@ -521,6 +528,60 @@ func.func @expert_products(%p1: memref<3x2x32x16xf32>, %p2: memref<3x2x16x16xf32
     }
     vector.transfer_write %t, %out[%e, %c0, %c0, %c0] {in_bounds = [true, true]}
         : vector<2x16xf32>, memref<3x2x2x16xf32>
+    scf.reduce
+  }
+  return
+}
+
+// -----
+
+// A rank-3 weight read one column tile per loop (a row-major [E, K, N]
+// wider than the tile, --no-pack-weights) is not a tail: its loop keeps
+// the next block in memory (the next expert's [32, 32], not the second
+// buffer), even where the iteration reads another buffer after it. The
+// second one, read in whole rows, is: it prefetches the next expert's
+// first buffer, rows 0 to 31 (one a k step, both its lines).
+
+// CROSS-LABEL: func.func @row_major_pair
+// CROSS-NOT: memref<1536xf32>
+// CROSS: memref.prefetch %{{.*}} : memref<3072xf32>
+// CROSS-NEXT: vector.transfer_read %{{.*}} : memref<3x32x32xf32>, vector<16xf32>
+// CROSS-NOT: memref<1536xf32>
+// CROSS: memref.prefetch %{{.*}} : memref<3072xf32>
+// CROSS-NEXT: arith.constant 16
+// CROSS-NEXT: arith.addi
+// CROSS-NEXT: arith.constant 3071
+// CROSS-NEXT: arith.minui
+// CROSS-NEXT: memref.prefetch %{{.*}} : memref<3072xf32>
+// CROSS-NEXT: vector.transfer_read %{{.*}} : memref<3x32x16xf32>, vector<16xf32>
+// CROSS: return
+func.func @row_major_pair(%w1: memref<3x32x32xf32>, %w2: memref<3x32x16xf32>,
+                          %out: memref<3x2x16xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c3 = arith.constant 3 : index
+  %c32 = arith.constant 32 : index
+  %f0 = arith.constant 0.0 : f32
+  %two = arith.constant dense<0.0> : vector<2x16xf32>
+  scf.parallel (%e) = (%c0) to (%c3) step (%c1) {
+    %u = scf.for %k = %c0 to %c32 step %c1 iter_args(%v = %two)
+        -> (vector<2x16xf32>) {
+      %b = vector.transfer_read %w1[%e, %k, %c0], %f0 {in_bounds = [true]}
+          : memref<3x32x32xf32>, vector<16xf32>
+      %n = vector.insert %b, %v[0] : vector<16xf32> into vector<2x16xf32>
+      scf.yield %n : vector<2x16xf32>
+    }
+    vector.transfer_write %u, %out[%e, %c0, %c0] {in_bounds = [true, true]}
+        : vector<2x16xf32>, memref<3x2x16xf32>
+    %d = scf.for %k = %c0 to %c32 step %c1 iter_args(%v = %two)
+        -> (vector<2x16xf32>) {
+      %b = vector.transfer_read %w2[%e, %k, %c0], %f0 {in_bounds = [true]}
+          : memref<3x32x16xf32>, vector<16xf32>
+      %n = vector.insert %b, %v[1] : vector<16xf32> into vector<2x16xf32>
+      scf.yield %n : vector<2x16xf32>
+    }
+    vector.transfer_write %d, %out[%e, %c0, %c0] {in_bounds = [true, true]}
+        : vector<2x16xf32>, memref<3x2x16xf32>
     scf.reduce
   }
   return

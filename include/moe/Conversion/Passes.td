@@ -122,9 +122,11 @@ def ConvertMoeToLinalg : Pass<"convert-moe-to-linalg"> {
 
     With `fuse-expert-pairs` (moe-compile's optimised pipeline), an up
     projection `moe.grouped_matmul` whose rows in expert order
-    (`sorted_result`) only a down projection reads (`sorted_input`, the
-    same offsets and perm; both made by moe-sort-expert-layouts), with
-    statically shaped weights, is lowered together with it
+    (`sorted_result`) only a down projection in the same block reads
+    (`sorted_input`, the same offsets and perm; both made by
+    moe-sort-expert-layouts), with statically shaped weights without a
+    zero-sized dim and a down result in slot or token order (no
+    `sorted_result`), is lowered together with it
     (populateMoeExpertPairPatterns): one `scf.forall` over experts whose
     iteration computes its expert's rows of the up projection, with its
     epilogue, into its rows of the hidden buffer, and then the down
@@ -137,9 +139,11 @@ def ConvertMoeToLinalg : Pass<"convert-moe-to-linalg"> {
     %y = moe.grouped_matmul %h, %w2, %off, %perm weights(%sw) {sorted_input}
         : (...) -> tensor<?x412xf32>
     ```
-    becomes one `scf.forall (%e) in (155) shared_outs(%hs = ..., %ys = ...)`
-    with two `linalg.matmul`s (per column panel when the weights are in
-    panels), then the weighted reduction into token order.
+    becomes one `scf.forall (%e) in (155) shared_outs(%ys = ..., %hs = ...)`
+    (the down projection's rows, then the hidden rows, given back after
+    the loop by a `bufferization.dealloc_tensor`) with two `linalg.matmul`s
+    (per column panel when the weights are in panels), then the weighted
+    reduction into token order.
   }];
   let options = [
     Option<"flashKeyBlock", "flash-key-block", "int64_t", "0",

@@ -598,8 +598,9 @@ def MoeCpuPrefetchPanels : Pass<"moe-cpu-prefetch-panels"> {
     such buffer indexed by the expert (a packed weight's panels and tail;
     with convert-moe-to-linalg{fuse-expert-pairs} an up and a down
     projection's), the expert's last block of a buffer (all indices
-    between the expert and k at their last; every block of a rank-3
-    buffer) prefetches the first block the iteration reads after it
+    between the expert and k at their last; a rank-3 buffer's one block
+    where the k loop reads its whole rows, a packed weight's tail)
+    prefetches the first block the iteration reads after it
     instead: the next buffer's for the same expert, or after the last
     buffer, the first one's for the next expert; rows
     ceil(K' / K) * k to ceil(K' / K) * (k + 1) - 1 of its K' (clamped),

@@ -750,7 +750,8 @@ static Value expertProduct(OpBuilder &nb, Location nl, const ExpertStage &s,
 /// The up projection whose result only `down` reads, when the two can run
 /// in one loop over experts (convert-moe-to-linalg{fuse-expert-pairs}):
 /// `down` reads it in expert order (`sorted_input`, made by
-/// moe-sort-expert-layouts), directly, with the same `offsets` and `perm`,
+/// moe-sort-expert-layouts), directly, in the same block, with the same
+/// `offsets` and `perm`,
 /// both weights are statically shaped with no zero-sized dim, and `down`'s
 /// result is in slot or token order (no `sorted_result`: its rows are
 /// read where the loop wrote them, beside the hidden rows). Null
@@ -759,8 +760,10 @@ static GroupedMatmulOp fusableUpProjection(GroupedMatmulOp down) {
   if (!down.getSortedInput())
     return {};
   auto up = down.getInput().getDefiningOp<GroupedMatmulOp>();
+  // (In the same block: the pair is built at `down`, which must not move
+  // `up` into a loop or a branch.)
   if (!up || !up.getSortedResult() || !up->hasOneUse() ||
-      down.getSortedResult() ||
+      up->getBlock() != down->getBlock() || down.getSortedResult() ||
       up.getOffsets() != down.getOffsets() || up.getPerm() != down.getPerm())
     return {};
   RankedTensorType w1 = typeOf(up.getWeight()), w2 = typeOf(down.getWeight());
@@ -955,7 +958,10 @@ static LogicalResult lowerGroupedMatmul(PatternRewriter &b, GroupedMatmulOp op,
       b, loc, ArrayRef<OpFoldResult>{getAsOpFoldResult(experts)}, products,
       std::nullopt, [&](OpBuilder &nb, Location nl, ValueRange args) {
         Value e = args[0];
-        auto [lo, count] = expertSegment(nb, nl, offsets, e, m);
+        std::pair<Value, OpFoldResult> seg =
+            expertSegment(nb, nl, offsets, e, m);
+        Value lo = seg.first;
+        OpFoldResult count = seg.second;
         auto rowsOfOut = [&](Value out, OpFoldResult width) -> Value {
           return tensor::ExtractSliceOp::create(
               nb, nl, out, ArrayRef<OpFoldResult>{lo, nb.getIndexAttr(0)},
@@ -1904,17 +1910,22 @@ struct ConvertMoeToLinalgPass
       return signalPassFailure();
     }
     if (fuseExpertPairs) {
+      // The pattern applied to the down projections of the pairs only
+      // (applyPatternsGreedily would also erase any dead op, a composite
+      // moe op left over included, which must be reported below).
+      SmallVector<Operation *> downs;
+      getOperation()->walk([&](GroupedMatmulOp op) {
+        if (fusableUpProjection(op))
+          downs.push_back(op);
+      });
       RewritePatternSet pairs(&getContext());
       populateMoeExpertPairPatterns(pairs);
-      // Only the pairs: nothing folded, no region simplified.
       GreedyRewriteConfig config;
       config.setStrictness(GreedyRewriteStrictness::ExistingOps)
           .enableFolding(false)
-          .enableConstantCSE(false)
-          .setRegionSimplificationLevel(GreedySimplifyRegionLevel::Disabled);
-      if (failed(applyPatternsGreedily(getOperation(), std::move(pairs),
-                                       config)))
-        return signalPassFailure();
+          .enableConstantCSE(false);
+      if (!downs.empty())
+        (void)applyOpPatternsGreedily(downs, std::move(pairs), config);
     }
     RewritePatternSet patterns(&getContext());
     populateMoeToLinalgPatterns(patterns);
