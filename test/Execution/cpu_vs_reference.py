@@ -174,48 +174,49 @@ def main():
                 want = ref_ort.run(None, {"x": x})[0]
                 ok = True
                 why = []
-                # Splitting loops over threads changes no bit.
-                if not np.array_equal(outs["seq", 1], outs["opt", 1]):
-                    ok = False
-                    why.append("parallel loops differ from the sequential code")
-                # Rows kept in expert order between the two projections
-                # (moe-sort-expert-layouts) go through the same arithmetic.
-                if not np.array_equal(outs["unsorted", 1], outs["opt", 1]):
-                    ok = False
-                    why.append("--no-sorted-experts differs from the default")
-                # The bias and activation on the register tiles run the
-                # generic's ops in its order, as the second pass did.
-                if not np.array_equal(outs["unfused", 1], outs["opt", 1]):
-                    ok = False
-                    why.append("--no-fuse-epilogues differs from the default")
-                # Panels change where the weights are read, not the sums,
-                # and an expert's last rows in one tile (remainder tiles)
-                # sum as their one-row tiles did, both with one set of
-                # accumulators (the default's narrow one-row tiles rotate
-                # over four: another order, checked against ORT).
-                if not np.array_equal(outs["rowmajor", 1],
-                                      outs["nochains", 1]):
-                    ok = False
-                    why.append("--no-pack-weights differs from the default "
-                               "(both --no-accumulator-chains)")
-                if not np.array_equal(outs["norem", 1], outs["nochains", 1]):
-                    ok = False
-                    why.append("--no-remainder-tiles differs from the default "
-                               "(both --no-accumulator-chains)")
-                if not np.array_equal(outs["p64", 1], outs["nochains", 1]):
-                    ok = False
-                    why.append("--panel-columns=64 differs from the default "
-                               "(both --no-accumulator-chains)")
-                # The two projections in one loop over experts compute
-                # every row as the two loops do.
-                if not np.array_equal(outs["nopairs", 1], outs["opt", 1]):
-                    ok = False
-                    why.append("--no-fuse-expert-pairs differs from the "
-                               "default")
-                # A prefetch is a hint.
-                if not np.array_equal(outs["nopanelpf", 1], outs["opt", 1]):
-                    ok = False
-                    why.append("--no-prefetch-panels differs from the default")
+                # Variants whose code must compute the same bits as
+                # another's, each with why; the one-thread runs compared.
+                bitwise = [
+                    # Splitting loops over threads changes no bit.
+                    ("seq", "opt",
+                     "parallel loops differ from the sequential code"),
+                    # Rows kept in expert order between the two
+                    # projections (moe-sort-expert-layouts) go through the
+                    # same arithmetic.
+                    ("unsorted", "opt",
+                     "--no-sorted-experts differs from the default"),
+                    # The bias and activation on the register tiles run
+                    # the generic's ops in its order, as the second pass
+                    # did.
+                    ("unfused", "opt",
+                     "--no-fuse-epilogues differs from the default"),
+                    # Panels change where the weights are read, not the
+                    # sums, and an expert's last rows in one tile
+                    # (remainder tiles) sum as their one-row tiles did,
+                    # both with one set of accumulators (the default's
+                    # narrow one-row tiles rotate over four: another
+                    # order, checked against ORT).
+                    ("rowmajor", "nochains",
+                     "--no-pack-weights differs from the default "
+                     "(both --no-accumulator-chains)"),
+                    ("norem", "nochains",
+                     "--no-remainder-tiles differs from the default "
+                     "(both --no-accumulator-chains)"),
+                    ("p64", "nochains",
+                     "--panel-columns=64 differs from the default "
+                     "(both --no-accumulator-chains)"),
+                    # The two projections in one loop over experts
+                    # compute every row as the two loops do.
+                    ("nopairs", "opt",
+                     "--no-fuse-expert-pairs differs from the default"),
+                    # A prefetch is a hint.
+                    ("nopanelpf", "opt",
+                     "--no-prefetch-panels differs from the default"),
+                ]
+                for a, b, message in bitwise:
+                    if not np.array_equal(outs[a, 1], outs[b, 1]):
+                        ok = False
+                        why.append(message)
                 if paired != (act in ("relu", "silu")):
                     ok = False
                     why.append("the two projections "
