@@ -21,14 +21,18 @@ namespace moe {
 /// One pattern per primitive moe op.
 void populateMoeToLinalgPatterns(RewritePatternSet &patterns);
 
-/// A down projection `moe.grouped_matmul` with `sorted_input` and the up
-/// projection (`sorted_result`, same offsets and perm, statically shaped
-/// weights) whose result only it reads, lowered together: one loop over
+/// A down projection `moe.grouped_matmul` with `sorted_input` and no
+/// `sorted_result`, and the up projection in its block (`sorted_result`,
+/// same offsets and perm, statically shaped weights without a zero-sized
+/// dim) whose result only it reads, lowered together: one loop over
 /// experts, each iteration the up projection's rows of its expert and
 /// then the down projection of those rows while they are in cache. Apply
 /// it before the set above (which would lower the up projection alone):
 /// it erases the up projection, an op other than its root, so it needs a
-/// driver that allows that (applyPatternsGreedily).
+/// driver that allows that. convert-moe-to-linalg applies it with
+/// applyOpPatternsGreedily to the pairs' down projections only (on the
+/// whole op, the greedy driver would also erase dead ops, a leftover
+/// composite op included, that the pass must report).
 void populateMoeExpertPairPatterns(RewritePatternSet &patterns);
 
 /// moe.unpack_panels as a copy into the row-major [E, K, N] (and erased
