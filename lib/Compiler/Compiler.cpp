@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "moe/Compiler/Compiler.h"
+#include "NativeCode.h"
 #include "moe/Pipelines/Pipelines.h"
 #include "moe/Transforms/Passes.h"
 
@@ -603,41 +604,25 @@ LogicalResult mlir::moe::compileModule(ModuleOp module,
     return success();
   }
 
-  // 4. Native code.
+  // 4. Native code (NativeCode.cpp: a large module in parts, compiled at
+  // once).
   llvm::ErrorOr<std::string> cc = llvm::sys::findProgramByName(options.cc);
   if (!cc)
     return emitError(loc) << "cannot find the C compiler '" << options.cc
                           << "' on PATH";
-  SmallString<128> irPath, soPath;
-  int irFd;
-  if (llvm::sys::fs::createTemporaryFile("moe-model", "ll", irFd, irPath) ||
-      llvm::sys::fs::createTemporaryFile("moe-model", "so", soPath))
+  SmallString<128> soPath;
+  if (llvm::sys::fs::createTemporaryFile("moe-model", "so", soPath))
     return emitError(loc) << "cannot create temporary files";
-  llvm::FileRemover removeIr(irPath), removeSo(soPath);
-  {
-    llvm::raw_fd_ostream irOut(irFd, /*shouldClose=*/true);
-    llvmModule->print(irOut, nullptr);
-  }
-  std::string march = "-march=" + options.march;
-  std::string opt = "-O" + std::to_string(options.optLevel);
-  // compiler-rt's builtins provide conversions libgcc 12 lacks (bf16).
-  SmallVector<StringRef> args = {*cc,     opt,    march, "-shared", "-fPIC",
-                                 "-Wno-override-module", "-rtlib=compiler-rt",
-                                 // builtins stay hidden: the code exports
-                                 // only its entry and signature digest
-                                 "-Wl,--exclude-libs,ALL",
-                                 // no C runtime start files: the code has
-                                 // no constructors, and they would add
-                                 // weak undefined symbols
-                                 "-nostartfiles",
-                                 "-x",    "ir",   irPath, "-o",     soPath,
-                                 "-lm"};
-  progress("generating native code: " + *cc + " " + opt + " " + march);
-  std::string err;
-  int rc = llvm::sys::ExecuteAndWait(*cc, args, std::nullopt, {}, 0, 0, &err);
-  if (rc != 0)
-    return emitError(loc) << "the C compiler failed (" << rc
-                          << (err.empty() ? "" : ": " + err) << ")";
+  llvm::FileRemover removeSo(soPath);
+  NativeCodeOptions native;
+  native.cc = *cc;
+  native.march = options.march;
+  native.optLevel = options.optLevel;
+  native.parts = options.codegenParts;
+  native.jobs = options.codegenJobs;
+  native.progress = progress;
+  if (llvm::Error e = buildSharedObject(*llvmModule, native, soPath))
+    return emitError(loc) << llvm::toString(std::move(e));
   auto so = llvm::MemoryBuffer::getFile(soPath, /*IsText=*/false);
   if (!so)
     return emitError(loc) << "cannot read the shared object: "

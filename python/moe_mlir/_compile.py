@@ -27,7 +27,7 @@ def compile(model, output=None, *, march="native", opt_level=3,
             fuse_epilogues=True, fast_exp=True, flash_attention=True,
             pack_weights=True, roll_repeats=True, raise_blocks=True,
             remainder_tiles=True, accumulator_chains=True, panel_columns=0,
-            fuse_expert_pairs=True, generation=False):
+            fuse_expert_pairs=True, generation=False, codegen_jobs=0):
     """Compiles `model` into a .moeb artifact (or the level `emit` names).
 
     model: a path (str or os.PathLike) to an ONNX (.onnx) or MLIR (.mlir)
@@ -106,6 +106,9 @@ def compile(model, output=None, *, march="native", opt_level=3,
         "prefill" returns the logits of the last prompt position, or of
         every position with generation="all-logits"
         (--generation-all-logits).
+    codegen_jobs: how many C compiler processes compile the parts of a
+        large model's code at once (0, the default: one per hardware
+        thread; moe-compile --codegen-jobs). The code does not depend on it.
 
     Returns the result (bytes; str for the IR levels) when `output` is
     None, otherwise `output` after writing the result there. Raises
@@ -148,6 +151,11 @@ def compile(model, output=None, *, march="native", opt_level=3,
     if not 0 <= panel_columns < 2**31:
         raise ValueError(f"panel_columns must be 0 to 2**31 - 1, got "
                          f"{panel_columns}")
+    if isinstance(codegen_jobs, bool) or not isinstance(codegen_jobs, int):
+        raise TypeError(f"codegen_jobs must be an int, got {codegen_jobs!r}")
+    if not 0 <= codegen_jobs <= 4096:
+        raise ValueError(f"codegen_jobs must be 0 to 4096, got "
+                         f"{codegen_jobs}")
     if generation not in (False, True, "all-logits") or \
             type(generation) not in (bool, str):
         raise TypeError(f"generation must be a bool or 'all-logits', got "
@@ -190,7 +198,7 @@ def compile(model, output=None, *, march="native", opt_level=3,
         roll_repeats, raise_blocks, remainder_tiles, accumulator_chains,
         panel_columns, fuse_expert_pairs,
         {False: 0, True: 1, "all-logits": 2}[generation],
-        report)
+        codegen_jobs, report)
     if callback_error:
         raise callback_error[0]
     if not ok:

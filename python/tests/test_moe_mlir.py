@@ -428,6 +428,24 @@ def test_compile_fuse_expert_pairs(tmp_path):
     np.testing.assert_allclose(outs[0], outs[2], rtol=1e-4, atol=1e-5)
 
 
+def test_compile_codegen_jobs():
+    """codegen_jobs reaches the compiler: a model of many instructions
+    (moeut_tiny) is compiled in parts, as many C compilers at once as
+    asked; bad values are refused before anything runs."""
+    model = os.path.join(FIXTURES, "moeut_tiny.onnx")
+    lines = []
+    so = moe_mlir.compile(model, emit="obj", codegen_jobs=2,
+                          progress=lines.append)
+    assert so[:4] == b"\x7fELF"
+    native = [line for line in lines if "generating native code" in line]
+    assert len(native) == 1 and re.search(r" in \d+ parts, 2 at a time$",
+                                          native[0]), native
+    with pytest.raises(TypeError, match="codegen_jobs"):
+        moe_mlir.compile(model, codegen_jobs=True)
+    with pytest.raises(ValueError, match="codegen_jobs"):
+        moe_mlir.compile(model, codegen_jobs=-1)
+
+
 def test_compile_remainder_tiles_and_chains(tmp_path):
     """remainder_tiles, accumulator_chains and panel_columns reach the
     compiler (at x86-64-v3: 16-column panels): an expert's last 2 to 5

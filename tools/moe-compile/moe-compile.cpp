@@ -59,6 +59,19 @@ llvm::cl::opt<std::string> march("march", llvm::cl::desc("target CPU"),
 llvm::cl::opt<unsigned> optLevel(
     "opt", llvm::cl::desc("optimisation level of the native code (0-3)"),
     llvm::cl::init(3));
+llvm::cl::opt<unsigned> codegenParts(
+    "codegen-parts",
+    llvm::cl::desc("split the LLVM module into N parts by function, each "
+                   "compiled by its own C compiler process, then linked; 0 "
+                   "(default): one part per 20000 instructions, at most 16, "
+                   "so small models stay whole. The code depends on the "
+                   "parts, not on --codegen-jobs"),
+    llvm::cl::init(0));
+llvm::cl::opt<unsigned> codegenJobs(
+    "codegen-jobs",
+    llvm::cl::desc("C compiler processes run at once; 0 (default): one per "
+                   "hardware thread"),
+    llvm::cl::init(0));
 llvm::cl::opt<bool> quiet("q", llvm::cl::desc("no progress lines"));
 llvm::cl::opt<bool> parallelLoops(
     "parallel-loops",
@@ -252,6 +265,8 @@ int main(int argc, char **argv) {
     return discard();
   }
   options.optLevel = optLevel;
+  options.codegenParts = codegenParts;
+  options.codegenJobs = codegenJobs;
   options.reference = reference;
   options.parallelLoops = !noParallelLoops;
   options.tile = !noTile;

@@ -40,6 +40,14 @@ struct CompileOptions {
   std::string march = "native";
   /// Optimisation level of the C compiler (-O<n>).
   unsigned optLevel = 3;
+  /// Parts the LLVM module is split into, each compiled by its own C
+  /// compiler process (moe-compile --codegen-parts); 0: by the module's
+  /// size, one part per 20000 instructions, at most 16 (small models stay
+  /// whole). The code depends on the parts, not on `codegenJobs`.
+  unsigned codegenParts = 0;
+  /// C compiler processes run at once (moe-compile --codegen-jobs); 0: one
+  /// per hardware thread.
+  unsigned codegenJobs = 0;
   /// The reference lowering only (no moe-cpu-loop-order): the oracle the
   /// optimised code is compared with (moe-compile --reference).
   bool reference = false;

@@ -53,7 +53,8 @@ py::tuple compile(const py::bytes &data, const std::string &name,
                   bool rollRepeats, bool raiseBlocks,
                   bool remainderTiles, bool accumulatorChains,
                   unsigned panelColumns, bool fuseExpertPairs,
-                  int generation, const py::object &progress) {
+                  int generation, unsigned codegenJobs,
+                  const py::object &progress) {
   moe_python::CompileRequest request;
   char *buffer = nullptr;
   Py_ssize_t size = 0;
@@ -85,6 +86,7 @@ py::tuple compile(const py::bytes &data, const std::string &name,
   request.accumulatorChains = accumulatorChains;
   request.panelColumns = panelColumns;
   request.fuseExpertPairs = fuseExpertPairs;
+  request.codegenJobs = codegenJobs;
   // 0: no generation entries; 1: @prefill returns the last position's
   // outputs; 2: every position's.
   request.generation = generation != 0;
@@ -118,6 +120,7 @@ PYBIND11_MODULE(_compiler, m) {
         py::arg("roll_repeats"),
         py::arg("raise_blocks"), py::arg("remainder_tiles"),
         py::arg("accumulator_chains"), py::arg("panel_columns"),
-        py::arg("fuse_expert_pairs"), py::arg("generation"), py::arg("progress"),
+        py::arg("fuse_expert_pairs"), py::arg("generation"),
+        py::arg("codegen_jobs"), py::arg("progress"),
         "(ok, output bytes, diagnostics text) for the model in `data`.");
 }
