@@ -131,12 +131,80 @@ bool isPlainMultiplyAdd(linalg::LinalgOp op) {
          (mul.getLhs() == b && mul.getRhs() == a);
 }
 
+/// Whether `op` is a contraction the register kernel may take, but for
+/// the views its operands are taken through.
+bool isPlainContraction(linalg::LinalgOp op) {
+  return op.hasPureBufferSemantics() && op.getNumDpsInputs() == 2 &&
+         op.getNumDpsInits() == 1 && linalg::isaContractionOpInterface(op) &&
+         isPlainMultiplyAdd(op);
+}
+
+/// `expand` as a memref.reinterpret_cast of its source's base buffer, with
+/// the sizes and strides the expansion implies (the rewrite upstream's
+/// expand-strided-metadata makes of every view, here only for contraction
+/// operands: planFor refuses operands viewed through an expand_shape).
+/// The strides of a source dim's group: the source's stride for its last
+/// dim, each earlier one that times the sizes after it.
+Value expandAsReinterpretCast(OpBuilder &b, memref::ExpandShapeOp expand) {
+  Location loc = expand.getLoc();
+  auto meta =
+      memref::ExtractStridedMetadataOp::create(b, loc, expand.getSrc());
+  SmallVector<OpFoldResult> sourceStrides = meta.getConstifiedMixedStrides();
+  SmallVector<OpFoldResult> sizes = expand.getMixedOutputShape();
+  SmallVector<OpFoldResult> strides(sizes.size());
+  AffineExpr s0, s1;
+  bindSymbols(b.getContext(), s0, s1);
+  for (auto [i, group] : llvm::enumerate(expand.getReassociationIndices())) {
+    OpFoldResult stride = sourceStrides[i];
+    for (int64_t d : llvm::reverse(group)) {
+      strides[d] = stride;
+      stride = affine::makeComposedFoldedAffineApply(b, loc, s0 * s1,
+                                                     {stride, sizes[d]});
+    }
+  }
+  OpFoldResult offset = meta.getConstifiedMixedOffset();
+  auto staticOf = [](OpFoldResult v) {
+    std::optional<int64_t> c = getConstantIntValue(v);
+    return c ? *c : ShapedType::kDynamic;
+  };
+  SmallVector<int64_t> staticStrides = llvm::map_to_vector(strides, staticOf);
+  MemRefType source = expand.getSrcType();
+  auto type = MemRefType::get(
+      expand.getResultType().getShape(), source.getElementType(),
+      StridedLayoutAttr::get(b.getContext(), staticOf(offset), staticStrides),
+      source.getMemorySpace());
+  return memref::ReinterpretCastOp::create(b, loc, type, meta.getBaseBuffer(),
+                                           offset, sizes, strides);
+}
+
+/// The operands of plain contractions that are memref.expand_shape views
+/// (Mixture of Tokens' mix reads x [B, T, D] as [B/g, g, T, D]) become
+/// reinterpret_casts, which the tiles' transfers fold through. Not where
+/// an input is a view of the output's buffer (planFor keeps those on the
+/// loop path, and the cast would hide the alias).
+void castExpandedOperands(IRRewriter &rewriter, Operation *root) {
+  root->walk([&](linalg::LinalgOp op) {
+    if (!isPlainContraction(op))
+      return;
+    Value outRoot = viewRoot(op.getDpsInitOperand(0)->get());
+    for (OpOperand *in : op.getDpsInputOperands())
+      if (viewRoot(in->get()) == outRoot)
+        return;
+    for (OpOperand &operand : op->getOpOperands()) {
+      auto expand = operand.get().getDefiningOp<memref::ExpandShapeOp>();
+      if (!expand)
+        continue;
+      rewriter.setInsertionPoint(op);
+      Value cast = expandAsReinterpretCast(rewriter, expand);
+      rewriter.modifyOpInPlace(op, [&] { operand.set(cast); });
+    }
+  });
+}
+
 /// The plan for `op`, or nothing when the register kernel does not apply.
 std::optional<TilePlan> planFor(linalg::LinalgOp op, int64_t mr, int64_t nr,
                                 int64_t lanes) {
-  if (!op.hasPureBufferSemantics() || op.getNumDpsInputs() != 2 ||
-      op.getNumDpsInits() != 1 || !linalg::isaContractionOpInterface(op) ||
-      !isPlainMultiplyAdd(op))
+  if (!isPlainContraction(op))
     return std::nullopt;
   for (OpOperand &operand : op->getOpOperands()) {
     auto type = dyn_cast<MemRefType>(operand.get().getType());
@@ -372,6 +440,9 @@ struct MoeCpuTileContractionsPass
     int64_t rowNr = (rowColumnVectors ? rowColumnVectors : columnVectors) *
                     lanes;
     IRRewriter rewriter(ctx);
+
+    // 0. Operands viewed through an expand_shape as reinterpret_casts.
+    castExpandedOperands(rewriter, root);
 
     // 1. Named contractions in (batch, m, n, k) order, adjacent row dims
     //    as one.

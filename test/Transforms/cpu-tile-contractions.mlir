@@ -695,12 +695,13 @@ func.func @no_panels(%a: memref<?x16xf32>, %b: memref<16x328xf32>, %c: memref<?x
 
 // -----
 
-// Operands that are views through a memref.expand_shape keep the loop
-// path: folding them into the tiles' transfers did not converge, and the
-// pass failed. (A collapse_shape, as collapseRowDims makes, is tiled.)
+// Operands that are views through a memref.expand_shape are read through
+// an equivalent memref.reinterpret_cast (folding the tiles' transfers
+// through the expand_shape did not converge, and the pass failed).
 // AVX2-LABEL: func @expanded_input
-// AVX2:         linalg.matmul
-// AVX2-NOT:     vector.fma
+// AVX2:         memref.reinterpret_cast %{{.*}} to offset: [0], sizes: [16, 8], strides: [8, 1] : memref<128xf32> to memref<16x8xf32, strided<[8, 1]>>
+// AVX2-NOT:     linalg.matmul
+// AVX2:         vector.fma
 func.func @expanded_input(%flat: memref<128xf32>, %b: memref<8x16xf32>, %c: memref<16x16xf32>) {
   %a = memref.expand_shape %flat [[0, 1]] output_shape [16, 8] : memref<128xf32> into memref<16x8xf32>
   linalg.matmul ins(%a, %b : memref<16x8xf32>, memref<8x16xf32>) outs(%c : memref<16x16xf32>)
@@ -710,11 +711,54 @@ func.func @expanded_input(%flat: memref<128xf32>, %b: memref<8x16xf32>, %c: memr
 // -----
 
 // AVX2-LABEL: func @expanded_output
-// AVX2:         linalg.matmul
-// AVX2-NOT:     vector.fma
+// AVX2:         %[[C:.*]] = memref.reinterpret_cast %{{.*}} to offset: [0], sizes: [16, 16], strides: [16, 1]
+// AVX2-NOT:     linalg.matmul
+// AVX2:         vector.fma
+// AVX2:         vector.transfer_write %{{.*}}, %[[C]]
 func.func @expanded_output(%a: memref<16x8xf32>, %b: memref<8x16xf32>, %flat: memref<256xf32>) {
   %c = memref.expand_shape %flat [[0, 1]] output_shape [16, 16] : memref<256xf32> into memref<16x16xf32>
   linalg.matmul ins(%a, %b : memref<16x8xf32>, memref<8x16xf32>) outs(%c : memref<16x16xf32>)
+  return
+}
+
+// -----
+
+// Mixture of Tokens' mix (convert-moe-to-linalg): x [B, T, D] read as
+// [B/g, g, T, D] with dynamic B and T. The group's strides: the source's
+// for g, times g for B/g.
+// AVX2-LABEL: func @mix_expanded
+// AVX2:         %{{.*}}, %{{.*}}, %{{.*}}:3, %[[S:.*]]:3 = memref.extract_strided_metadata %[[X:[^ ]*]]
+// AVX2:         %[[OUTER:.*]] = affine.apply #{{.*}}()[%[[S]]#0]
+// AVX2:         %[[X4:.*]] = memref.reinterpret_cast %[[X]] to offset: [0], sizes: [%{{.*}}, 4, %{{.*}}, 32], strides: [%[[OUTER]], %[[S]]#0, 32, 1] : memref<?x?x32xf32> to memref<?x4x?x32xf32, strided<[?, ?, 32, 1]>>
+// AVX2-NOT:     linalg.generic
+// AVX2:         vector.transfer_read %[[X4]]
+// AVX2:         vector.fma
+#mix_m = affine_map<(d0, d1, d2, d3, d4) -> (d1, d3, d0, d2)>
+#mix_x = affine_map<(d0, d1, d2, d3, d4) -> (d1, d3, d0, d4)>
+#mix_o = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d4)>
+func.func @mix_expanded(%m: memref<?x4x?x8xf32>, %x: memref<?x?x32xf32>, %out: memref<?x?x8x32xf32>, %c: index, %t: index) {
+  %x4 = memref.expand_shape %x [[0, 1], [2], [3]] output_shape [%c, 4, %t, 32] : memref<?x?x32xf32> into memref<?x4x?x32xf32>
+  linalg.generic {indexing_maps = [#mix_m, #mix_x, #mix_o], iterator_types = ["parallel", "parallel", "parallel", "reduction", "parallel"]} ins(%m, %x4 : memref<?x4x?x8xf32>, memref<?x4x?x32xf32>) outs(%out : memref<?x?x8x32xf32>) {
+  ^bb0(%a: f32, %b: f32, %o: f32):
+    %p = arith.mulf %a, %b : f32
+    %s = arith.addf %o, %p : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+
+// -----
+
+// An input that is a view of the output's buffer keeps the loop path, and
+// its expand_shape stays (a cast would hide the alias).
+// AVX2-LABEL: func @expanded_alias
+// AVX2-NOT:     memref.reinterpret_cast
+// AVX2:         linalg.matmul
+// AVX2-NOT:     vector.fma
+func.func @expanded_alias(%flat: memref<256xf32>, %b: memref<16x16xf32>) {
+  %a = memref.expand_shape %flat [[0, 1]] output_shape [16, 16] : memref<256xf32> into memref<16x16xf32>
+  %c = memref.expand_shape %flat [[0, 1]] output_shape [16, 16] : memref<256xf32> into memref<16x16xf32>
+  linalg.matmul ins(%a, %b : memref<16x16xf32>, memref<16x16xf32>) outs(%c : memref<16x16xf32>)
   return
 }
 

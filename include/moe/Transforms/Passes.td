@@ -691,8 +691,9 @@ def MoeCpuTileContractions : Pass<"moe-cpu-tile-contractions"> {
     ends in register tiles (docs/passes.md, "Epilogues").
     Contractions it does not match (other bodies, an output narrower than
     one vector outside the dot products, other element types, an output that is a view of an
-    input's buffer, an operand viewed through a memref.expand_shape,
-    zero-sized dims) are left for the loop path. moe-compile runs it after bufferization unless
+    input's buffer, zero-sized dims) are left for the loop path. An
+    operand that is a memref.expand_shape is read through the equivalent
+    memref.reinterpret_cast first (the tiles' transfers fold through it). moe-compile runs it after bufferization unless
     `--reference` or `--no-tile` is given, with `vector-bits` from the
     target's features (512 with AVX-512, 256 with AVX, else 128).
 
