@@ -345,20 +345,20 @@ LogicalResult mlir::moe::compileModule(ModuleOp module,
           pm.addPass(createMoeGenerationEntries(
               MoeGenerationEntriesOptions{options.generationAllLogits}));
         // Expert weights in the column panels the tiles read (a tail
-        // narrower than a vector joins the last panel). For batches, as
-        // wide as a register tile (16 columns at 256 bits, 64 at 512):
-        // each tile, an expert's last few rows in one tile included,
-        // sweeps one contiguous block. For a generation artifact, whose
-        // time goes to decode steps (one row per expert), as wide as the
-        // one-row tile (64 at 256 bits, 256 at 512): its k steps then
-        // stream 4 lines each instead of 1 (MoEUT-44M decode measured 4%
-        // faster than with 16 columns; the feed-forward layer at N = 64
-        // 30% slower, docs/performance.md).
+        // narrower than a vector joins the last panel), as wide as a
+        // register tile (16 columns at 256 bits, 64 at 512): each tile, an
+        // expert's last few rows in one tile included, sweeps one
+        // contiguous block. Generation artifacts too: a register tile
+        // reading 16 columns of a wider panel steps through it by whole
+        // rows, whose lines fall into a quarter of the L1 sets (the
+        // MoEUT-44M prefill of 256 tokens took 14% longer with 64-column
+        // panels), and a decode step's one-row tiles over 16-column panels
+        // now run as fast as over 64-column ones (their first pass
+        // prefetches 24 rows ahead; docs/performance.md).
         if (options.packWeights && options.tile && !options.reference) {
           int64_t bits = vectorBitsFor(options.march);
           MoePackExpertWeightsOptions pack;
           pack.panelWidth = options.panelColumns ? options.panelColumns
-                            : options.generation ? oneRowTileColumns(bits)
                                                  : registerTileColumns(bits);
           pack.minTail = bits / 32;
           pm.addPass(createMoePackExpertWeights(pack));

@@ -93,9 +93,9 @@ def compile(model, output=None, *, march="native", opt_level=3,
         --no-fuse-expert-pairs; debugging; sorted_experts=False and
         reference=True do too).
     panel_columns: the columns of the panels expert weights are packed in
-        (0, the default: a register tile's, 16 with AVX2; with generation
-        a one-row tile's, 64 with AVX2; otherwise at least a vector's
-        lanes; moe-compile --panel-columns; tuning).
+        (0, the default: a register tile's, 16 with AVX2, generation
+        artifacts included; otherwise at least a vector's lanes;
+        moe-compile --panel-columns; tuning).
     roll_repeats: layers a model repeats with shared weights compiled once,
         in a loop (False: moe-compile --no-roll).
     raise_blocks: exported MoE blocks raised to routed moe ops at import

@@ -59,7 +59,7 @@ CASES = [
     # as five panels of 16 (a panel across the two SwiGLU halves), the
     # down projection's 300 as 18 panels and a tail of 12 (4 panels of 64
     # and a tail of 44 with AVX-512). In the "p64" variant's 64-column
-    # panels (a generation artifact's), 67 and 70 (above) are left as
+    # panels (--panel-columns=64), 67 and 70 (above) are left as
     # they are (a tail of 3 or 6 would join the only panel).
     (300, 40, 5, 2, "swiglu", [1, 9], False),
     # A narrow tail joins the last panel: 516 columns as 31 panels of 16

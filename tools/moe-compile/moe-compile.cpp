@@ -127,8 +127,7 @@ llvm::cl::opt<unsigned> panelColumns(
     "panel-columns",
     llvm::cl::desc("columns of the panels expert weights are packed in "
                    "(default 0: a register tile's, 16 with AVX2 and 64 "
-                   "with AVX-512; with --generation a one-row tile's, 64 "
-                   "and 256; tuning)"),
+                   "with AVX-512; tuning)"),
     llvm::cl::init(0));
 llvm::cl::opt<bool> noFuseGathers(
     "no-fuse-gathers",

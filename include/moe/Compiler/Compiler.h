@@ -96,8 +96,8 @@ struct CompileOptions {
   /// --no-accumulator-chains (debugging) and with `reference`.
   bool accumulatorChains = true;
   /// Columns of moe-pack-expert-weights' panels (moe-compile
-  /// --panel-columns, tuning); 0: a register tile's (16 at 256 bits), or
-  /// with `generation` a one-row tile's (64 at 256 bits).
+  /// --panel-columns, tuning); 0: a register tile's (16 at 256 bits, 64
+  /// at 512), generation artifacts included.
   int64_t panelColumns = 0;
   /// The register tiles read gathered rows in place instead of from a
   /// gathered copy (moe-cpu-fuse-row-gathers; with `tile`); off with
