@@ -351,10 +351,10 @@ LogicalResult mlir::moe::compileModule(ModuleOp module,
         // contiguous block. Generation artifacts too: a register tile
         // reading 16 columns of a wider panel steps through it by whole
         // rows, whose lines fall into a quarter of the L1 sets (the
-        // MoEUT-44M prefill of 256 tokens took 14% longer with 64-column
-        // panels), and a decode step's one-row tiles over 16-column panels
-        // now run as fast as over 64-column ones (their first pass
-        // prefetches 24 rows ahead; docs/performance.md).
+        // MoEUT-44M prefill of 256 tokens took 17% longer with 64-column
+        // panels on one thread, 13% on two), and a decode step re-measured
+        // as fast over 16-column panels as over 64-column ones
+        // (docs/performance.md).
         if (options.packWeights && options.tile && !options.reference) {
           int64_t bits = vectorBitsFor(options.march);
           MoePackExpertWeightsOptions pack;

@@ -143,6 +143,7 @@ bool isPlainContraction(linalg::LinalgOp op) {
 /// the sizes and strides the expansion implies (the rewrite upstream's
 /// expand-strided-metadata makes of every view, here only for contraction
 /// operands: planFor refuses operands viewed through an expand_shape).
+/// A rank-0 source (expanded to unit dims) has no groups: unit strides.
 /// The strides of a source dim's group: the source's stride for its last
 /// dim, each earlier one that times the sizes after it.
 Value expandAsReinterpretCast(OpBuilder &b, memref::ExpandShapeOp expand) {
@@ -151,7 +152,7 @@ Value expandAsReinterpretCast(OpBuilder &b, memref::ExpandShapeOp expand) {
       memref::ExtractStridedMetadataOp::create(b, loc, expand.getSrc());
   SmallVector<OpFoldResult> sourceStrides = meta.getConstifiedMixedStrides();
   SmallVector<OpFoldResult> sizes = expand.getMixedOutputShape();
-  SmallVector<OpFoldResult> strides(sizes.size());
+  SmallVector<OpFoldResult> strides(sizes.size(), b.getIndexAttr(1));
   AffineExpr s0, s1;
   bindSymbols(b.getContext(), s0, s1);
   for (auto [i, group] : llvm::enumerate(expand.getReassociationIndices())) {
@@ -180,8 +181,8 @@ Value expandAsReinterpretCast(OpBuilder &b, memref::ExpandShapeOp expand) {
 /// The operands of plain contractions that are memref.expand_shape views
 /// (Mixture of Tokens' mix reads x [B, T, D] as [B/g, g, T, D]) become
 /// reinterpret_casts, which the tiles' transfers fold through. Not where
-/// an input is a view of the output's buffer (planFor keeps those on the
-/// loop path, and the cast would hide the alias).
+/// an input is a view of the output's buffer: planFor refuses those with
+/// or without the cast.
 void castExpandedOperands(IRRewriter &rewriter, Operation *root) {
   root->walk([&](linalg::LinalgOp op) {
     if (!isPlainContraction(op))
@@ -218,9 +219,10 @@ std::optional<TilePlan> planFor(linalg::LinalgOp op, int64_t mr, int64_t nr,
     if (viewRoot(in->get()) == outRoot)
       return std::nullopt;
   // An operand that is a view through a memref.expand_shape keeps the loop
-  // path: folding such views into the tiles' transfers (step 5) does not
-  // converge, and the pass failed (cpu-tile-contractions.mlir has an
-  // expanded input and an expanded output).
+  // path: folding such views into the tiles' transfers (step 5) did not
+  // converge, and the pass failed. Step 0 (castExpandedOperands) has made
+  // an operand that is itself an expand_shape a reinterpret_cast; one
+  // further up its chain of views (a subview of an expand) remains.
   for (OpOperand &operand : op->getOpOperands())
     for (Value v = operand.get(); Operation *def = v.getDefiningOp();) {
       if (isa<memref::ExpandShapeOp>(def))
@@ -1846,8 +1848,8 @@ struct MoeCpuTileContractionsPass
 
   /// A rewrite that did not converge: an error rather than a silent
   /// failure. (Found with an operand viewed through a
-  /// memref.expand_shape, which planFor now leaves to the loop path; no
-  /// known input reaches this any more.)
+  /// memref.expand_shape, which step 0 now casts and planFor otherwise
+  /// leaves to the loop path; no known input reaches this any more.)
   void cleanupFailed(Operation *root) {
     root->emitError("moe-cpu-tile-contractions: the rewrites after tiling "
                     "did not converge");

@@ -725,10 +725,11 @@ func.func @expanded_output(%a: memref<16x8xf32>, %b: memref<8x16xf32>, %flat: me
 
 // Mixture of Tokens' mix (convert-moe-to-linalg): x [B, T, D] read as
 // [B/g, g, T, D] with dynamic B and T. The group's strides: the source's
-// for g, times g for B/g.
+// for g, times g (4) for B/g.
+// AVX2: #[[$TIMES4:.*]] = affine_map<()[s0] -> (s0 * 4)>
 // AVX2-LABEL: func @mix_expanded
 // AVX2:         %{{.*}}, %{{.*}}, %{{.*}}:3, %[[S:.*]]:3 = memref.extract_strided_metadata %[[X:[^ ]*]]
-// AVX2:         %[[OUTER:.*]] = affine.apply #{{.*}}()[%[[S]]#0]
+// AVX2:         %[[OUTER:.*]] = affine.apply #[[$TIMES4]]()[%[[S]]#0]
 // AVX2:         %[[X4:.*]] = memref.reinterpret_cast %[[X]] to offset: [0], sizes: [%{{.*}}, 4, %{{.*}}, 32], strides: [%[[OUTER]], %[[S]]#0, 32, 1] : memref<?x?x32xf32> to memref<?x4x?x32xf32, strided<[?, ?, 32, 1]>>
 // AVX2-NOT:     linalg.generic
 // AVX2:         vector.transfer_read %[[X4]]
@@ -749,8 +750,34 @@ func.func @mix_expanded(%m: memref<?x4x?x8xf32>, %x: memref<?x?x32xf32>, %out: m
 
 // -----
 
+// A source with an offset and a row stride of its own (a subview): the
+// cast starts at the same element, and the split dim's strides are the
+// source's (24) and that times 8.
+// AVX2-LABEL: func @expanded_subview
+// AVX2:         memref.reinterpret_cast %{{.*}} to offset: [8], sizes: [16, 8, 8], strides: [192, 24, 1]
+// AVX2:         vector.fma
+func.func @expanded_subview(%big: memref<128x24xf32>, %b: memref<16x8x16xf32>, %c: memref<16x8x16xf32>) {
+  %s = memref.subview %big[0, 8] [128, 8] [1, 1] : memref<128x24xf32> to memref<128x8xf32, strided<[24, 1], offset: 8>>
+  %a = memref.expand_shape %s [[0, 1], [2]] output_shape [16, 8, 8] : memref<128x8xf32, strided<[24, 1], offset: 8>> into memref<16x8x8xf32, strided<[192, 24, 1], offset: 8>>
+  linalg.batch_matmul ins(%a, %b : memref<16x8x8xf32, strided<[192, 24, 1], offset: 8>>, memref<16x8x16xf32>) outs(%c : memref<16x8x16xf32>)
+  return
+}
+
+// -----
+
+// A rank-0 source, expanded to unit dims: no groups, unit strides.
+// AVX2-LABEL: func @expanded_scalar
+// AVX2:         memref.reinterpret_cast %{{.*}} to offset: [0], sizes: [1, 1], strides: [1, 1] : memref<f32> to memref<1x1xf32, strided<[1, 1]>>
+func.func @expanded_scalar(%s: memref<f32>, %b: memref<1x16xf32>, %c: memref<1x16xf32>) {
+  %a = memref.expand_shape %s [] output_shape [1, 1] : memref<f32> into memref<1x1xf32>
+  linalg.matmul ins(%a, %b : memref<1x1xf32>, memref<1x16xf32>) outs(%c : memref<1x16xf32>)
+  return
+}
+
+// -----
+
 // An input that is a view of the output's buffer keeps the loop path, and
-// its expand_shape stays (a cast would hide the alias).
+// its expand_shape stays (planFor refuses it with or without a cast).
 // AVX2-LABEL: func @expanded_alias
 // AVX2-NOT:     memref.reinterpret_cast
 // AVX2:         linalg.matmul

@@ -248,8 +248,8 @@ def MoeFoldConstantLayouts : Pass<"moe-fold-constant-layouts"> {
 def MoePackExpertWeights : Pass<"moe-pack-expert-weights"> {
   let summary = "Store constant expert weights in column panels";
   let description = [{
-    A grouped matmul's one-row tiles read `panel-width` columns of each of
-    the `K` rows of an expert's `[K, N]` weight; from memory, rows `4N`
+    A grouped matmul's register tiles read `panel-width` columns of each
+    of the `K` rows of an expert's `[K, N]` weight; from memory, rows `4N`
     bytes apart stream at 0.6-0.7x the rate of one contiguous block
     (docs/performance.md, "Weights in column panels"). This pass cuts each
     expert's columns into panels of `panel-width`, each a contiguous
@@ -274,9 +274,9 @@ def MoePackExpertWeights : Pass<"moe-pack-expert-weights"> {
 
     moe-compile runs it before `moe-outline-weights` (not with
     `--reference`, `--no-tile` or `--no-pack-weights`), with
-    `panel-width` the one-row register tile's width (64 columns at 256
-    bits, 256 at 512, 32 at 128) and `min-tail` one vector (8, 16 or 4
-    columns).
+    `panel-width` a register tile's width (16 columns at 256 bits, 64 at
+    512, 8 at 128; `--panel-columns` sets it) and `min-tail` one vector
+    (8, 16 or 4 columns).
 
     Before:
     ```mlir
@@ -294,7 +294,7 @@ def MoePackExpertWeights : Pass<"moe-pack-expert-weights"> {
   }];
   let options = [
     Option<"panelWidth", "panel-width", "int64_t", "64",
-           "columns per panel (the one-row tile's width)">,
+           "columns per panel (moe-compile: a register tile's width)">,
     Option<"minTail", "min-tail", "int64_t", "16",
            "narrowest tail kept as a block of its own (a narrower one "
            "joins the last panel's block)">
@@ -691,8 +691,9 @@ def MoeCpuTileContractions : Pass<"moe-cpu-tile-contractions"> {
     ends in register tiles (docs/passes.md, "Epilogues").
     Contractions it does not match (other bodies, an output narrower than
     one vector outside the dot products, other element types, an output that is a view of an
-    input's buffer, zero-sized dims) are left for the loop path. An
-    operand that is a memref.expand_shape is read through the equivalent
+    input's buffer, an operand viewed through a memref.expand_shape other
+    than directly, zero-sized dims) are left for the loop path. An operand
+    that is a memref.expand_shape is read through the equivalent
     memref.reinterpret_cast first (the tiles' transfers fold through it). moe-compile runs it after bufferization unless
     `--reference` or `--no-tile` is given, with `vector-bits` from the
     target's features (512 with AVX-512, 256 with AVX, else 128).
