@@ -358,8 +358,9 @@ LogicalResult mlir::moe::compileModule(ModuleOp module,
         if (options.packWeights && options.tile && !options.reference) {
           int64_t bits = vectorBitsFor(options.march);
           MoePackExpertWeightsOptions pack;
-          pack.panelWidth = options.panelColumns ? options.panelColumns
-                                                 : registerTileColumns(bits);
+          pack.panelWidth = options.panelColumns
+                                ? options.panelColumns
+                                : registerTileColumns(bits);
           pack.minTail = bits / 32;
           pm.addPass(createMoePackExpertWeights(pack));
         }
@@ -604,8 +605,8 @@ LogicalResult mlir::moe::compileModule(ModuleOp module,
     return success();
   }
 
-  // 4. Native code (NativeCode.cpp: a large module in parts, compiled at
-  // once).
+  // 4. Native code (NativeCode.cpp: a large module split into parts,
+  // compiled side by side and linked).
   llvm::ErrorOr<std::string> cc = llvm::sys::findProgramByName(options.cc);
   if (!cc)
     return emitError(loc) << "cannot find the C compiler '" << options.cc
