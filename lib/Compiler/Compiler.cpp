@@ -230,6 +230,7 @@ CpuCodegenOptions cpuCodegenOptions(const CompileOptions &options) {
   if (!options.reference) {
     cpu.sortExpertLayouts = options.sortExpertLayouts;
     cpu.fuseExpertPairs = options.sortExpertLayouts && options.fuseExpertPairs;
+    cpu.fuseRouting = options.fuseRouting;
     cpu.cpuLoopOrder = true;
     cpu.refineLayouts = true;
     cpu.tileVectorBits = options.tile ? vectorBitsFor(options.march) : 0;

@@ -36,6 +36,7 @@ void moe::buildToLinalgPipeline(OpPassManager &pm,
   ConvertMoeToLinalgOptions toLinalg;
   toLinalg.flashKeyBlock = options.flashKeyBlock;
   toLinalg.fuseExpertPairs = options.fuseExpertPairs;
+  toLinalg.fuseRouting = options.fuseRouting;
   pm.addPass(createConvertMoeToLinalg(toLinalg));
   pm.addPass(createCanonicalizerPass());
   if (options.cpuLoopOrder)
@@ -197,7 +198,7 @@ void moe::registerMoePipelines() {
   PassPipelineRegistration<>(
       "moe-lower-to-llvm-cpu",
       "moe-lower-to-llvm with moe-sort-expert-layouts before, "
-      "convert-moe-to-linalg{fuse-expert-pairs}, and "
+      "convert-moe-to-linalg{fuse-expert-pairs fuse-routing}, and "
       "moe-cpu-loop-order after it, gathered rows "
       "prefetched two iterations ahead (moe-cpu-prefetch-rows), and "
       "outermost parallel loops on the thread pool "
@@ -206,6 +207,7 @@ void moe::registerMoePipelines() {
         CpuCodegenOptions options;
         options.sortExpertLayouts = true;
         options.fuseExpertPairs = true;
+        options.fuseRouting = true;
         options.cpuLoopOrder = true;
         options.parallelLoops = true;
         options.prefetchDistance = 2;
@@ -221,6 +223,7 @@ void moe::registerMoePipelines() {
         CpuCodegenOptions options;
         options.sortExpertLayouts = true;
         options.fuseExpertPairs = true;
+        options.fuseRouting = true;
         options.cpuLoopOrder = true;
         options.parallelLoops = true;
         options.refineLayouts = true;

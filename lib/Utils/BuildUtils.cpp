@@ -258,7 +258,8 @@ void moe::build::applyDecomposition(Operation *root,
 /// others run the k passes.
 static std::pair<Value, Value>
 topKLastAxis(OpBuilder &b, Location loc, Value xs, OpFoldResult kF0, bool largest,
-             function_ref<Value(OpBuilder &, Location)> worst) {
+             function_ref<Value(OpBuilder &, Location)> worst,
+             const TopKRowHooks &hooks = {}) {
   using namespace moe::build;
   auto t = cast<RankedTensorType>(xs.getType());
   int64_t rank = t.getRank();
@@ -297,11 +298,14 @@ topKLastAxis(OpBuilder &b, Location loc, Value xs, OpFoldResult kF0, bool larges
       staticWidth && staticK ? OpFoldResult(b.getIndexAttr(*staticK + *staticWidth))
                   : OpFoldResult(arith::AddIOp::create(b, loc, ck, width)
                                      .getResult());
-  Value both0 = tensor::InsertSliceOp::create(
-      b, loc, rows2, emptyTensor(b, loc, {rowsF, bothF}, elt),
-      ArrayRef<OpFoldResult>{b.getIndexAttr(0), kF0},
-      ArrayRef<OpFoldResult>{rowsF, widthF},
-      ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1)});
+  // The rows' working copies: filled row by row inside the loop by
+  // hooks.fill, or copied in here.
+  Value both0 = emptyTensor(b, loc, {rowsF, bothF}, elt);
+  if (!hooks.fill)
+    both0 = tensor::InsertSliceOp::create(
+        b, loc, rows2, both0, ArrayRef<OpFoldResult>{b.getIndexAttr(0), kF0},
+        ArrayRef<OpFoldResult>{rowsF, widthF},
+        ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1)});
   auto unit = [&](OpBuilder &nb) {
     return SmallVector<OpFoldResult>{nb.getIndexAttr(1), nb.getIndexAttr(1)};
   };
@@ -319,6 +323,8 @@ topKLastAxis(OpBuilder &b, Location loc, Value xs, OpFoldResult kF0, bool larges
         // One row of both: the values at [0, k), the working copy at
         // [k, k + E) (one tensor, so that bufferization keeps it in place).
         Value bothRow = slice(args[1], n, zeroF, bothF);
+        if (hooks.fill)
+          bothRow = hooks.fill(rb, rl, rows2, n, bothRow);
         Value indicesRow = slice(args[2], n, zeroF, kF);
         Value r0 = arith::ConstantIndexOp::create(rb, rl, 0);
         auto col = [&](OpBuilder &ob, Location ol, Value e) {
@@ -527,6 +533,8 @@ topKLastAxis(OpBuilder &b, Location loc, Value xs, OpFoldResult kF0, bool larges
                                               single.getResult(1)});
             });
         Value row = chosen.getResult(0);
+        if (hooks.finish)
+          row = hooks.finish(rb, rl, row);
         auto term = scf::InParallelOp::create(rb, rl);
         OpBuilder::InsertionGuard guard(rb);
         rb.setInsertionPointToStart(term.getBody());
@@ -566,6 +574,28 @@ topKLastAxis(OpBuilder &b, Location loc, Value xs, OpFoldResult kF0, bool larges
     return {collapse(b, loc, values, back), collapse(b, loc, indices, back)};
   return {expand(b, loc, values, back, outSizes),
           expand(b, loc, indices, back, outSizes)};
+}
+
+std::pair<Value, Value>
+moe::build::topKLargestWithHooks(OpBuilder &b, Location loc, Value xs,
+                                 int64_t k, const TopKRowHooks &hooks) {
+  auto t = cast<RankedTensorType>(xs.getType());
+  auto f = cast<FloatType>(t.getElementType());
+  assert(t.getRank() >= 2 && k > 0 && "rows of a float tensor, k > 0");
+  if (llvm::is_contained(t.getShape(), 0)) {
+    // No element to select (topK's case).
+    SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(b, loc, xs);
+    sizes.back() = b.getIndexAttr(k);
+    return {emptyTensor(b, loc, sizes, f),
+            emptyTensor(b, loc, sizes, b.getI64Type())};
+  }
+  auto worst = [&](OpBuilder &nb, Location nl) -> Value {
+    return arith::ConstantOp::create(
+        nb, nl,
+        nb.getFloatAttr(f, APFloat::getInf(f.getFloatSemantics(), true)));
+  };
+  return topKLastAxis(b, loc, xs, b.getIndexAttr(k), /*largest=*/true, worst,
+                      hooks);
 }
 
 std::pair<Value, Value> moe::build::topK(OpBuilder &b, Location loc, Value xs,

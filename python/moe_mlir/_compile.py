@@ -27,7 +27,8 @@ def compile(model, output=None, *, march="native", opt_level=3,
             fuse_epilogues=True, fast_exp=True, flash_attention=True,
             pack_weights=True, roll_repeats=True, raise_blocks=True,
             remainder_tiles=True, accumulator_chains=True, panel_columns=0,
-            fuse_expert_pairs=True, generation=False, codegen_jobs=0):
+            fuse_expert_pairs=True, fuse_routing=True, generation=False,
+            codegen_jobs=0):
     """Compiles `model` into a .moeb artifact (or the level `emit` names).
 
     model: a path (str or os.PathLike) to an ONNX (.onnx) or MLIR (.mlir)
@@ -92,6 +93,10 @@ def compile(model, output=None, *, march="native", opt_level=3,
         projection while in cache (same bits; False: two loops, moe-compile
         --no-fuse-expert-pairs; debugging; sorted_experts=False and
         reference=True do too).
+    fuse_routing: each row of an expert router's scores gated, its top k
+        selected and the gate applied to them in one loop over rows (same
+        bits; False: a pass over all rows per step, moe-compile
+        --no-fuse-routing; debugging; reference=True does too).
     panel_columns: the columns of the panels expert weights are packed in
         (0, the default: a register tile's, 16 with AVX2, generation
         artifacts included; otherwise at least a vector's lanes;
@@ -142,7 +147,8 @@ def compile(model, output=None, *, march="native", opt_level=3,
                        ("raise_blocks", raise_blocks),
                        ("remainder_tiles", remainder_tiles),
                        ("accumulator_chains", accumulator_chains),
-                       ("fuse_expert_pairs", fuse_expert_pairs)):
+                       ("fuse_expert_pairs", fuse_expert_pairs),
+                       ("fuse_routing", fuse_routing)):
         if not isinstance(value, bool):
             raise TypeError(f"{arg} must be a bool, got {value!r}")
     if isinstance(panel_columns, bool) or not isinstance(panel_columns, int):
@@ -196,7 +202,7 @@ def compile(model, output=None, *, march="native", opt_level=3,
         parallel_loops, tile, sorted_experts, dot_products, prefetch_rows,
         prefetch_panels, fuse_gathers, fuse_epilogues, fast_exp, flash_attention, pack_weights,
         roll_repeats, raise_blocks, remainder_tiles, accumulator_chains,
-        panel_columns, fuse_expert_pairs,
+        panel_columns, fuse_expert_pairs, fuse_routing,
         {False: 0, True: 1, "all-logits": 2}[generation],
         codegen_jobs, report)
     if callback_error:

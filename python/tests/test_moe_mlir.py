@@ -428,6 +428,30 @@ def test_compile_fuse_expert_pairs(tmp_path):
     np.testing.assert_allclose(outs[0], outs[2], rtol=1e-4, atol=1e-5)
 
 
+def test_compile_fuse_routing(tmp_path):
+    """fuse_routing reaches the compiler: by default the router's sigmoid
+    on the selected values runs inside the selection's loop over rows;
+    with False, as a pass of its own (a linalg.generic); the bits are the
+    same either way, and both match the reference lowering."""
+    model = os.path.join(FIXTURES, "sigma_moe_sigmoid.onnx")
+    own_pass = re.compile(r"linalg\.generic[^\n]*\n\s*\^bb0[^\n]*\n"
+                          r"\s*%\w+ = arith\.negf")
+    fused = moe_mlir.compile(model, emit="linalg")
+    apart = moe_mlir.compile(model, emit="linalg", fuse_routing=False)
+    assert "arith.negf" in fused and not own_pass.search(fused)
+    assert own_pass.search(apart)
+    with pytest.raises(TypeError, match="fuse_routing"):
+        moe_mlir.compile(model, fuse_routing=1)
+    x = np.load(os.path.join(FIXTURES, "sigma_moe_sigmoid.x.npy"))
+    outs = []
+    for options in ({}, {"fuse_routing": False}, {"reference": True}):
+        path = str(tmp_path / f"r{len(outs)}.moeb")
+        moe_mlir.compile(model, path, **options)
+        outs.append(moe_mlir.InferenceSession(path).run(None, {"x": x})[0])
+    np.testing.assert_array_equal(outs[0], outs[1])
+    np.testing.assert_allclose(outs[0], outs[2], rtol=1e-4, atol=1e-5)
+
+
 def test_compile_codegen_jobs():
     """codegen_jobs reaches the compiler: a model of many instructions
     (moeut_tiny) is compiled in parts, as many C compilers at once as

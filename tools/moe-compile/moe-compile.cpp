@@ -97,6 +97,12 @@ llvm::cl::opt<bool> noFuseExpertPairs(
     llvm::cl::desc("an expert layer's up and down projections run in two "
                    "loops over experts instead of one (no "
                    "convert-moe-to-linalg{fuse-expert-pairs}; debugging)"));
+llvm::cl::opt<bool> noFuseRouting(
+    "no-fuse-routing",
+    llvm::cl::desc("moe.route's gate, top-k and gate on the selected values "
+                   "as one pass over all rows each instead of one loop over "
+                   "rows (no convert-moe-to-linalg{fuse-routing}; "
+                   "debugging)"));
 llvm::cl::opt<bool> noDotProducts(
     "no-dot-products",
     llvm::cl::desc("one-row contractions that read their vector dim "
@@ -281,6 +287,7 @@ int main(int argc, char **argv) {
   options.flashAttention = !noFlashAttention;
   options.sortExpertLayouts = !noSortedExperts;
   options.fuseExpertPairs = !noFuseExpertPairs;
+  options.fuseRouting = !noFuseRouting;
   options.rollRepeats = !noRoll;
   options.packWeights = !noPackWeights;
   options.generation = generation;

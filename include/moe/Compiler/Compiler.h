@@ -65,6 +65,10 @@ struct CompileOptions {
   /// --no-fuse-expert-pairs (debugging), with --no-sorted-experts and with
   /// `reference`.
   bool fuseExpertPairs = true;
+  /// moe.route's gate, top-k and gate on the selected values in one loop
+  /// over its rows (convert-moe-to-linalg{fuse-routing}; same bits); off
+  /// with moe-compile --no-fuse-routing (debugging) and with `reference`.
+  bool fuseRouting = true;
   /// Register-tiled, vectorized contractions (moe-cpu-tile-contractions);
   /// off with moe-compile --no-tile (debugging: the loop path only).
   bool tile = true;

@@ -144,6 +144,16 @@ def ConvertMoeToLinalg : Pass<"convert-moe-to-linalg"> {
     the loop by a `bufferization.dealloc_tensor`) with two `linalg.matmul`s
     (per column panel when the weights are in panels), then the weighted
     reduction into token order.
+
+    With `fuse-routing` (moe-compile's optimised pipeline), `moe.route` is
+    lowered as one `scf.forall` over its rows (populateMoeFusedRoutingPatterns):
+    each iteration writes its row's ranked scores (for `gate<softmax>` the
+    row's maximum, exponentials, their sum and the quotients) into the
+    row's buffer, selects the k best there with the reference's walk, and
+    applies `gate<sigmoid>` or `gate<topk_softmax>` to the k selected
+    values, while the row is in cache. The reference's form makes a pass
+    over all rows per step. Every element's arithmetic and order is the
+    reference's, so the bits are the same.
   }];
   let options = [
     Option<"flashKeyBlock", "flash-key-block", "int64_t", "0",
@@ -151,7 +161,10 @@ def ConvertMoeToLinalg : Pass<"convert-moe-to-linalg"> {
            "(0: the reference's form)">,
     Option<"fuseExpertPairs", "fuse-expert-pairs", "bool", "false",
            "an up projection in expert order and the down projection that "
-           "alone reads it in one loop over experts">
+           "alone reads it in one loop over experts">,
+    Option<"fuseRouting", "fuse-routing", "bool", "false",
+           "moe.route in one loop over its rows: gate, top-k and the gate "
+           "on the selected values per row">
   ];
   let dependentDialects = [
     "::mlir::affine::AffineDialect",

@@ -88,6 +88,27 @@ std::pair<Value, Value> topK(OpBuilder &b, Location loc, Value x, int64_t k,
 std::pair<Value, Value> topK(OpBuilder &b, Location loc, Value x,
                              OpFoldResult k, int64_t axis, bool largest);
 
+/// Work done on a row inside topK's loop over rows (routing in one loop:
+/// convert-moe-to-linalg{fuse-routing}). Each hook gets the row's buffer
+/// `row` ([1, k + W]: the k selected values at columns [0, k), the ranked
+/// copy of the row at [k, k + W)) and returns it rewritten.
+struct TopKRowHooks {
+  /// Writes row `r` of `rows` ([R, W]), ranked (a gate applied, say), into
+  /// columns [k, k + W). Without it the rows are copied in before the loop,
+  /// as they are.
+  function_ref<Value(OpBuilder &, Location, Value rows, Value r, Value row)>
+      fill;
+  /// Rewrites the k selected values at columns [0, k), after the selection.
+  function_ref<Value(OpBuilder &, Location, Value row)> finish;
+};
+
+/// topK of the largest `k` along the last axis of a float tensor `x` (rank
+/// 2 or more), with `hooks` run on each row: same selection, ties and NaNs
+/// as topK on the filled rows.
+std::pair<Value, Value> topKLargestWithHooks(OpBuilder &b, Location loc,
+                                             Value x, int64_t k,
+                                             const TopKRowHooks &hooks);
+
 /// `index` when 0 <= index < bound; otherwise calls the runtime's
 /// `moe_report_error(code)` and yields 0 (in-bounds). Works inside linalg
 /// bodies and loops (scf.if); call declareErrorHook first.

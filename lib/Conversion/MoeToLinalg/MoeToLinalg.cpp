@@ -193,6 +193,9 @@ Value castTo(OpBuilder &b, Location loc, Value v, Type type) {
 // Routing
 //===----------------------------------------------------------------------===//
 
+void replaceRoute(PatternRewriter &b, RouteOp op, Value weights,
+                  Value indices, OpFoldResult e);
+
 struct LowerRoute : OpRewritePattern<RouteOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(RouteOp op, PatternRewriter &b) const override {
@@ -212,23 +215,178 @@ struct LowerRoute : OpRewritePattern<RouteOp> {
       weights = sigmoid(b, loc, values);
     else if (op.getGate() == GateKind::TopkSoftmax)
       weights = softmax(b, loc, values, 2);
-    // Global ids g*E + e.
-    Value eIdx = getValueOrCreateConstantIndexOp(b, loc, e);
-    Value eI64 = arith::IndexCastOp::create(b, loc, b.getI64Type(), eIdx);
-    Value ids = mapElements(
-        b, loc, {indices}, b.getI64Type(),
-        [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
-          Value g = arith::IndexCastOp::create(
-              nb, nl, nb.getI64Type(), linalg::IndexOp::create(nb, nl, 1));
-          return arith::AddIOp::create(nb, nl, a[0],
-                                       arith::MulIOp::create(nb, nl, g, eI64));
-        });
-    Value w2 = collapse(b, loc, weights, {{0}, {1, 2}});
-    Value i2 = collapse(b, loc, castIds(b, loc, ids,
-                                        typeOf(op.getIds()).getElementType()),
-                        {{0}, {1, 2}});
-    b.replaceOp(op, {castTo(b, loc, w2, op.getWeights().getType()),
-                     castTo(b, loc, i2, op.getIds().getType())});
+    replaceRoute(b, op, weights, indices, e);
+    return success();
+  }
+};
+
+/// Replaces `op` by the [N, G, k] `weights` and group-local int64
+/// `indices` of its selection, as [N, G k] with global ids g E + e.
+void replaceRoute(PatternRewriter &b, RouteOp op, Value weights,
+                  Value indices, OpFoldResult e) {
+  Location loc = op.getLoc();
+  Value eIdx = getValueOrCreateConstantIndexOp(b, loc, e);
+  Value eI64 = arith::IndexCastOp::create(b, loc, b.getI64Type(), eIdx);
+  Value ids = mapElements(
+      b, loc, {indices}, b.getI64Type(),
+      [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+        Value g = arith::IndexCastOp::create(
+            nb, nl, nb.getI64Type(), linalg::IndexOp::create(nb, nl, 1));
+        return arith::AddIOp::create(nb, nl, a[0],
+                                     arith::MulIOp::create(nb, nl, g, eI64));
+      });
+  Value w2 = collapse(b, loc, weights, {{0}, {1, 2}});
+  Value i2 = collapse(b, loc, castIds(b, loc, ids,
+                                      typeOf(op.getIds()).getElementType()),
+                      {{0}, {1, 2}});
+  b.replaceOp(op, {castTo(b, loc, w2, op.getWeights().getType()),
+                   castTo(b, loc, i2, op.getIds().getType())});
+}
+
+/// moe.route in one loop over its rows (convert-moe-to-linalg{fuse-routing}):
+/// each iteration ranks its row of scores (the softmax gate: the row's
+/// maximum, exponentials, sum and quotients), selects the k best with
+/// topK's walk, and applies the gate to the k selected values (sigmoid,
+/// or the softmax over them), all on the row's buffer while it is in
+/// cache. The reference's form makes one pass over the [N, G E] scores per
+/// step (four for the softmax, a copy, the selection, the gate). Every
+/// element's arithmetic is the reference's, in the same order (a row's
+/// maximum and sum run over its columns in index order, as the reference's
+/// reductions do), so the bits are the same.
+struct LowerRouteFused : OpRewritePattern<RouteOp> {
+  LowerRouteFused(MLIRContext *ctx) : OpRewritePattern(ctx, /*benefit=*/2) {}
+  LogicalResult matchAndRewrite(RouteOp op, PatternRewriter &b) const override {
+    Location loc = op.getLoc();
+    Value scores = op.getScores();
+    auto floatType = dyn_cast<FloatType>(typeOf(scores).getElementType());
+    int64_t groups = op.getGroups(), k = op.getK();
+    if (!floatType || k < 1)
+      return failure();
+    OpFoldResult n = tensor::getMixedSize(b, loc, scores, 0);
+    OpFoldResult cols = tensor::getMixedSize(b, loc, scores, 1);
+    OpFoldResult e = divSizes(b, loc, cols, b.getIndexAttr(groups));
+    Value s3 = expand(b, loc, scores, {{0}, {1, 2}},
+                      {n, b.getIndexAttr(groups), e});
+    GateKind gate = op.getGate();
+    Value ck = idx(b, loc, k);
+    auto c = [](OpBuilder &nb, Location nl, int64_t v) {
+      return arith::ConstantIndexOp::create(nb, nl, v).getResult();
+    };
+    auto at = [&](OpBuilder &nb, Location nl, Value row, Value col) {
+      return tensor::ExtractOp::create(nb, nl, row,
+                                       ValueRange{c(nb, nl, 0), col})
+          .getResult();
+    };
+    auto put = [&](OpBuilder &nb, Location nl, Value v, Value row, Value col) {
+      return tensor::InsertOp::create(nb, nl, v, row,
+                                      ValueRange{c(nb, nl, 0), col})
+          .getResult();
+    };
+    // Columns [from, from + count) of `row` set to fn(j, the row as it
+    // stands), j = 0, 1, ...: no value carried from one to the next, so
+    // that the C compiler can vectorize the loop.
+    using ColumnFn = function_ref<Value(OpBuilder &, Location, Value, Value)>;
+    auto rewriteCols = [&](OpBuilder &nb, Location nl, Value row, Value from,
+                           Value count, ColumnFn fn) -> Value {
+      return scf::ForOp::create(
+                 nb, nl, c(nb, nl, 0), count, c(nb, nl, 1), ValueRange{row},
+                 [&](OpBuilder &lb, Location ll, Value j, ValueRange it) {
+                   Value colJ = arith::AddIOp::create(lb, ll, from, j);
+                   scf::YieldOp::create(
+                       lb, ll,
+                       ValueRange{put(lb, ll, fn(lb, ll, j, it[0]), it[0],
+                                      colJ)});
+                 })
+          .getResult(0);
+    };
+    // A scalar folded over j = 0 .. count - 1 in order: acc = fn(j, acc).
+    auto fold = [&](OpBuilder &nb, Location nl, Value count, Value init,
+                    ColumnFn fn) -> Value {
+      return scf::ForOp::create(
+                 nb, nl, c(nb, nl, 0), count, c(nb, nl, 1), ValueRange{init},
+                 [&](OpBuilder &lb, Location ll, Value j, ValueRange it) {
+                   scf::YieldOp::create(lb, ll,
+                                        ValueRange{fn(lb, ll, j, it[0])});
+                 })
+          .getResult(0);
+    };
+    // The softmax of `count` values, get(j, the row as it stands), into
+    // columns [to, to + count) of `row`, as the reference computes it: the
+    // maximum (from -inf, in column order), exp(v - max), their sum (from
+    // 0, in column order), each divided by the sum. The exponentials have a
+    // loop of their own, apart from the sum's chain, so that it vectorizes.
+    auto softmaxInto = [&](OpBuilder &nb, Location nl, Value row, Value to,
+                           Value count, ColumnFn get) -> Value {
+      Value negInf = arith::ConstantOp::create(
+          nb, nl,
+          nb.getFloatAttr(floatType, APFloat::getInf(
+                                         floatType.getFloatSemantics(), true)));
+      Value max = fold(nb, nl, count, negInf,
+                       [&](OpBuilder &lb, Location ll, Value j, Value acc) {
+                         return arith::MaximumFOp::create(
+                                    lb, ll, get(lb, ll, j, row), acc)
+                             .getResult();
+                       });
+      Value exps = rewriteCols(
+          nb, nl, row, to, count,
+          [&](OpBuilder &lb, Location ll, Value j, Value cur) {
+            return math::ExpOp::create(
+                       lb, ll,
+                       arith::SubFOp::create(lb, ll, get(lb, ll, j, cur), max))
+                .getResult();
+          });
+      Value sum = fold(nb, nl, count, fconst(nb, nl, floatType, 0.0),
+                       [&](OpBuilder &lb, Location ll, Value j, Value acc) {
+                         Value colJ = arith::AddIOp::create(lb, ll, to, j);
+                         return arith::AddFOp::create(
+                                    lb, ll, at(lb, ll, exps, colJ), acc)
+                             .getResult();
+                       });
+      return rewriteCols(nb, nl, exps, to, count,
+                         [&](OpBuilder &lb, Location ll, Value j, Value cur) {
+                           Value colJ = arith::AddIOp::create(lb, ll, to, j);
+                           return arith::DivFOp::create(
+                                      lb, ll, at(lb, ll, cur, colJ), sum)
+                               .getResult();
+                         });
+    };
+    auto fill = [&](OpBuilder &nb, Location nl, Value rows, Value r,
+                    Value row) -> Value {
+      Value width = tensor::DimOp::create(nb, nl, rows, 1);
+      auto get = [&](OpBuilder &lb, Location ll, Value j, Value) -> Value {
+        return tensor::ExtractOp::create(lb, ll, rows, ValueRange{r, j});
+      };
+      if (gate == GateKind::Softmax)
+        return softmaxInto(nb, nl, row, ck, width, get);
+      return rewriteCols(nb, nl, row, ck, width, get);
+    };
+    auto finish = [&](OpBuilder &nb, Location nl, Value row) -> Value {
+      Value c0 = c(nb, nl, 0);
+      // Each selected value is read from the row as it stands in that loop
+      // (its own column, not yet rewritten), so the row stays one buffer.
+      auto selected = [&](OpBuilder &lb, Location ll, Value j, Value cur) {
+        return at(lb, ll, cur, j);
+      };
+      if (gate == GateKind::TopkSoftmax)
+        return softmaxInto(nb, nl, row, c0, ck, selected);
+      if (gate != GateKind::Sigmoid)
+        return row;
+      return rewriteCols(
+          nb, nl, row, c0, ck,
+          [&](OpBuilder &lb, Location ll, Value j, Value cur) {
+            Value one = fconst(lb, ll, floatType, 1.0);
+            Value ex = math::ExpOp::create(
+                lb, ll, arith::NegFOp::create(lb, ll, selected(lb, ll, j, cur)));
+            return arith::DivFOp::create(lb, ll, one,
+                                         arith::AddFOp::create(lb, ll, one, ex))
+                .getResult();
+          });
+    };
+    TopKRowHooks hooks;
+    hooks.fill = fill;
+    hooks.finish = finish;
+    auto [values, indices] = topKLargestWithHooks(b, loc, s3, k, hooks);
+    replaceRoute(b, op, values, indices, e);
     return success();
   }
 };
@@ -1929,6 +2087,8 @@ struct ConvertMoeToLinalgPass
     }
     RewritePatternSet patterns(&getContext());
     populateMoeToLinalgPatterns(patterns);
+    if (fuseRouting)
+      populateMoeFusedRoutingPatterns(patterns);
     if (flashKeyBlock > 0)
       populateMoeFlashAttentionPatterns(patterns, flashKeyBlock);
     walkAndApplyPatterns(getOperation(), std::move(patterns));
@@ -1960,6 +2120,10 @@ void mlir::moe::populateMoeToLinalgPatterns(RewritePatternSet &patterns) {
   patterns.add<LowerRoute, LowerSwitchRoute, LowerTreeRoute, LowerDispatch,
                LowerGroupedMatmul, LowerCombine, LowerMotMix, LowerMotUnmix,
                LowerAttention, LowerRope>(patterns.getContext());
+}
+
+void mlir::moe::populateMoeFusedRoutingPatterns(RewritePatternSet &patterns) {
+  patterns.add<LowerRouteFused>(patterns.getContext());
 }
 
 void mlir::moe::populateMoeExpertPairPatterns(RewritePatternSet &patterns) {

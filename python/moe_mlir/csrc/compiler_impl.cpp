@@ -72,6 +72,7 @@ bool moe_python::compile(const CompileRequest &request, std::string &output,
   options.accumulatorChains = request.accumulatorChains;
   options.panelColumns = request.panelColumns;
   options.fuseExpertPairs = request.fuseExpertPairs;
+  options.fuseRouting = request.fuseRouting;
   options.codegenJobs = request.codegenJobs;
   options.generation = request.generation;
   options.generationAllLogits = request.generationAllLogits;

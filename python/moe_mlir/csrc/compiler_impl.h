@@ -63,6 +63,8 @@ struct CompileRequest {
   /// moe::CompileOptions::fuseExpertPairs (moe-compile
   /// --no-fuse-expert-pairs).
   bool fuseExpertPairs = true;
+  /// moe::CompileOptions::fuseRouting (moe-compile --no-fuse-routing).
+  bool fuseRouting = true;
   /// moe::CompileOptions::codegenJobs (moe-compile --codegen-jobs).
   unsigned codegenJobs = 0;
   /// Called with each progress line (may be null). Must not throw.

@@ -53,6 +53,7 @@ py::tuple compile(const py::bytes &data, const std::string &name,
                   bool rollRepeats, bool raiseBlocks,
                   bool remainderTiles, bool accumulatorChains,
                   unsigned panelColumns, bool fuseExpertPairs,
+                  bool fuseRouting,
                   int generation, unsigned codegenJobs,
                   const py::object &progress) {
   moe_python::CompileRequest request;
@@ -86,6 +87,7 @@ py::tuple compile(const py::bytes &data, const std::string &name,
   request.accumulatorChains = accumulatorChains;
   request.panelColumns = panelColumns;
   request.fuseExpertPairs = fuseExpertPairs;
+  request.fuseRouting = fuseRouting;
   request.codegenJobs = codegenJobs;
   // 0: no generation entries; 1: @prefill returns the last position's
   // outputs; 2: every position's.
@@ -120,7 +122,7 @@ PYBIND11_MODULE(_compiler, m) {
         py::arg("roll_repeats"),
         py::arg("raise_blocks"), py::arg("remainder_tiles"),
         py::arg("accumulator_chains"), py::arg("panel_columns"),
-        py::arg("fuse_expert_pairs"), py::arg("generation"),
+        py::arg("fuse_expert_pairs"), py::arg("fuse_routing"), py::arg("generation"),
         py::arg("codegen_jobs"), py::arg("progress"),
         "(ok, output bytes, diagnostics text) for the model in `data`.");
 }
