@@ -28,8 +28,9 @@
 // that loop. The next block is one stride of dim rank - 3 further: for
 // [E, Nf, K, P] the expert's next panel, for [E, K, N] the next expert.
 // Without `cross-blocks` the prefetch happens only when that dim's index
-// is not its last; with it, the address is clamped to the buffer's last
-// element.
+// is not its last; with it, the addresses are kept in the buffer (in a
+// multi-row tile's k loop of constant bounds by one clamp of the next
+// block's start before the loop, otherwise by a clamp per line).
 //
 // With `cross-blocks`, an expert loop's iteration that reads several weight
 // buffers (a packed weight's panels and tail; an up and a down projection
@@ -480,6 +481,29 @@ bool prefetchNextBlock(vector::TransferReadOp read, bool crossBlocks,
     loop->moveBefore(yield);
     prefetchNextRead(lastLoop, map.lookup(read.getOperation()));
   }
+  // With cross-blocks, the addresses past the buffer's end (the last
+  // block's next one) are kept in it. Where the loop's bounds are constant
+  // this is one clamp of the block's start before the loop, to the last
+  // start from which every k step's lines are in the buffer (the last
+  // block then prefetches the buffer's last rows): a clamp per line and k
+  // step was four instructions more in a k step of about 25, the tile's
+  // loop at the limit of what a core issues. (The one-row tiles' clamps,
+  // above, stay per line: their loops wait on memory, and the same hoist
+  // there measured about 6% slower decode, alternated; docs/performance.md.)
+  int64_t lastCol = ((width - 1) / perLine) * perLine;
+  std::optional<int64_t> lo = getConstantIntValue(loop.getLowerBound());
+  std::optional<int64_t> hi = getConstantIntValue(loop.getUpperBound());
+  std::optional<int64_t> step = getConstantIntValue(loop.getStep());
+  bool clampPerStep = crossBlocks;
+  if (crossBlocks && lo && hi && step && *lo >= 0 && *step > 0 && *hi > *lo) {
+    int64_t lastK = *lo + (*hi - 1 - *lo) / *step * *step;
+    int64_t limit = elements - 1 - lastK * strides[rank - 2] - lastCol;
+    if (limit >= 0) {
+      b.setInsertionPoint(loop);
+      base = arith::MinUIOp::create(b, loc, base, cst(limit));
+      clampPerStep = false;
+    }
+  }
   // In the loop, next to the read: row k of that block.
   b.setInsertionPoint(read);
   Value at = arith::AddIOp::create(
@@ -492,7 +516,7 @@ bool prefetchNextBlock(vector::TransferReadOp read, bool crossBlocks,
   for (int64_t c = 0; c < width; c += perLine) {
     Value line = c ? arith::AddIOp::create(b, loc, at, cst(c)).getResult()
                    : at;
-    if (crossBlocks)
+    if (clampPerStep)
       line = arith::MinUIOp::create(b, loc, line, cst(elements - 1));
     memref::PrefetchOp::create(b, loc, flat, ValueRange{line},
                                /*isWrite=*/false, locality,

@@ -13,7 +13,10 @@
 // P = 64] (moe-pack-expert-weights): row k of the next panel is 26368
 // elements (412 x 64) further, and one 16-float read is one line.
 // Without cross-blocks only from panel 0 (the expert's next panel); with
-// them from every panel, clamped to the last element (3 x 2 x 412 x 64 - 1).
+// them from every panel, the block's start clamped once before the loop so
+// that k = 411's line stays in the buffer (3 x 2 x 412 x 64 - 1 - 411 x 64
+// = 131903: the last panel prefetches the buffer's last rows), no clamp
+// per k step.
 
 // CHECK-LABEL: func.func @panel_tile
 // CHECK-SAME: (%[[W:.*]]: memref<3x2x412x64xf32>, %[[E:.*]]: index, %[[J:.*]]: index, %[[C:.*]]: index
@@ -38,11 +41,13 @@
 
 // CROSS-LABEL: func.func @panel_tile
 // CROSS-NOT: scf.if
-// CROSS: scf.for
+// CROSS: %[[LIMIT:.*]] = arith.constant 131903 : index
+// CROSS: %[[BASE:.*]] = arith.minui %{{.*}}, %[[LIMIT]] : index
+// CROSS: scf.for %[[K:.*]] = {{.*}} iter_args
 // CROSS-NOT: scf.if
-// CROSS: %[[LAST:.*]] = arith.constant 158207 : index
-// CROSS: %[[AT:.*]] = arith.minui %{{.*}}, %[[LAST]] : index
-// CROSS: memref.prefetch %{{.*}}[%[[AT]]], read, locality<2>, data : memref<158208xf32>
+// CROSS: %[[ROW:.*]] = arith.muli %[[K]], %{{.*}}
+// CROSS-NEXT: %[[AT:.*]] = arith.addi %[[BASE]], %[[ROW]] : index
+// CROSS-NEXT: memref.prefetch %{{.*}}[%[[AT]]], read, locality<2>, data : memref<158208xf32>
 // CROSS-NEXT: vector.transfer_read
 func.func @panel_tile(%w: memref<3x2x412x64xf32>, %e: index, %j: index,
                       %c: index, %a: memref<6x412xf32>) -> vector<6x16xf32> {
@@ -89,8 +94,19 @@ func.func @panel_tile(%w: memref<3x2x412x64xf32>, %e: index, %j: index,
 // CHECK-NEXT: }
 
 // CROSS-LABEL: func.func @two_lines_rank3
-// CROSS-COUNT-2: arith.minui
+// With cross-blocks the start is clamped once, to 20479 - 127 x 40 - 16
+// (k = 127's second line in the buffer).
+// CROSS: %[[LIMIT:.*]] = arith.constant 15383 : index
+// CROSS: %[[BASE:.*]] = arith.minui %{{.*}}, %[[LIMIT]] : index
+// CROSS: scf.for
+// CROSS-NOT: arith.minui
 // CROSS-NOT: scf.if
+// CROSS: %[[AT:.*]] = arith.addi %[[BASE]], %{{.*}}
+// CROSS-NEXT: memref.prefetch %{{.*}}[%[[AT]]]
+// CROSS-NEXT: %[[C16:.*]] = arith.constant 16 : index
+// CROSS-NEXT: %[[AT16:.*]] = arith.addi %[[AT]], %[[C16]]
+// CROSS-NEXT: memref.prefetch %{{.*}}[%[[AT16]]]
+// CROSS-NOT: arith.minui
 // CROSS: return
 func.func @two_lines_rank3(%w: memref<4x128x40xf32>, %e: index)
     -> vector<2x32xf32> {
@@ -105,6 +121,37 @@ func.func @two_lines_rank3(%w: memref<4x128x40xf32>, %e: index)
         : memref<4x128x40xf32>, vector<32xf32>
     %n = vector.insert %b, %acc[0] : vector<32xf32> into vector<2x32xf32>
     scf.yield %n : vector<2x32xf32>
+  }
+  return %r : vector<2x32xf32>
+}
+
+// -----
+
+// A k loop whose bound is known only at run time: with cross-blocks each
+// line's address is clamped in the loop, to the buffer's last element
+// (4 x 128 x 40 - 1).
+
+// CROSS-LABEL: func.func @dynamic_k_bound
+// CROSS: scf.for
+// CROSS: %[[LAST:.*]] = arith.constant 20479 : index
+// CROSS: %[[AT:.*]] = arith.minui %{{.*}}, %[[LAST]] : index
+// CROSS-NEXT: memref.prefetch %{{.*}}[%[[AT]]]
+// CROSS: %[[LAST2:.*]] = arith.constant 20479 : index
+// CROSS-NEXT: arith.minui %{{.*}}, %[[LAST2]] : index
+// CROSS-NEXT: memref.prefetch
+// CROSS: return
+func.func @dynamic_k_bound(%w: memref<4x128x40xf32>, %e: index, %n: index)
+    -> vector<2x32xf32> {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %f0 = arith.constant 0.0 : f32
+  %init = arith.constant dense<0.0> : vector<2x32xf32>
+  %r = scf.for %k = %c0 to %n step %c1 iter_args(%acc = %init)
+      -> (vector<2x32xf32>) {
+    %b = vector.transfer_read %w[%e, %k, %c0], %f0 {in_bounds = [true]}
+        : memref<4x128x40xf32>, vector<32xf32>
+    %m = vector.insert %b, %acc[0] : vector<32xf32> into vector<2x32xf32>
+    scf.yield %m : vector<2x32xf32>
   }
   return %r : vector<2x32xf32>
 }

@@ -589,7 +589,12 @@ def MoeCpuPrefetchPanels : Pass<"moe-cpu-prefetch-panels"> {
     its last (for [E, Nf, K, P] the expert's next panel, which the code
     reads next whatever the routing; for [E, K, N] the next expert); with
     it, also from the last block into the next one (the next expert's
-    first panel), the address clamped to the buffer's last element. Only
+    first panel), the addresses kept in the buffer: in a multi-row
+    tile's k loop of constant bounds by one clamp of the next block's
+    start before the loop (so that the last k step's lines are in the
+    buffer; the last block then prefetches the buffer's last rows),
+    otherwise by a clamp of each line's address to the buffer's last
+    element. Only
     unmasked, in-bounds reads; blocks under 1 KB are left alone. Values
     never change.
 
