@@ -351,9 +351,8 @@ bool prefetchNextBlock(vector::TransferReadOp read, bool crossBlocks,
   // With cross-blocks, where an expert's iteration reads several weight
   // buffers (nextProductRead), the expert's last block of this buffer
   // prefetches the first block read after it instead of the next one in
-  // memory: rows ceil(K' / K) * k to ceil(K' / K) * (k + 1) - 1 of its K'
-  // rows (clamped), every line of each, so that its rows are covered
-  // whatever the two Ks are. Every block of an [E, K, T] tail is its
+  // memory: its lines spread over the k steps, so that they are covered
+  // whatever the two Ks are (prefetchNextRead). Every block of an [E, K, T] tail is its
   // expert's last (only the loop's first block read prefetches, where a
   // tile reads a row in two vectors). A panel's k loop comes in two
   // versions, chosen before it by whether this is the expert's last panel:
@@ -385,8 +384,17 @@ bool prefetchNextBlock(vector::TransferReadOp read, bool crossBlocks,
     if (covered != shape[rank - 1])
       next.reset();
   }
-  // Emits the prefetches of the next buffer's rows for the k step `kIv`
-  // before `at` (the loop-invariant part before `loopOp`).
+  // Emits the prefetches of the next buffer's first block for the k step
+  // of `loopOp` before `at` (the loop-invariant part before `loopOp`). The
+  // block (the expert's first nextRows x rowElems elements of it: a
+  // panel, or a row-major weight's rows) is contiguous: its L lines are
+  // spread over the K k steps, ceil(L / K) a step, line k * ceil(L / K) + j
+  // at step k; the steps past line L - 1 prefetch the lines after the
+  // block (the buffer's next panel or expert, read later). The start is
+  // clamped once before the loop, so that the last step's lines are in the
+  // buffer (a clamp per line in the k step cost the down projection's tail
+  // loop about 30 instructions a step and spilled its accumulators); a
+  // loop of other bounds clamps each line.
   auto prefetchNextRead = [&](scf::ForOp loopOp, Operation *at) {
     auto nextType = cast<MemRefType>(next->base.getType());
     ArrayRef<int64_t> nextShape = nextType.getShape();
@@ -394,9 +402,12 @@ bool prefetchNextBlock(vector::TransferReadOp read, bool crossBlocks,
     int64_t expertStride = 1;
     for (int64_t d = 1; d < nextRank; ++d)
       expertStride *= nextShape[d];
-    int64_t nextRows = nextShape[nextRank - 2];
-    int64_t rowElems = nextShape[nextRank - 1];
-    int64_t rowsPerStep = llvm::divideCeil(nextRows, shape[rank - 2]);
+    int64_t total = expertStride * nextShape[0];
+    int64_t nextPerLine = elementsPerLine(nextType);
+    int64_t nextLines = llvm::divideCeil(
+        nextShape[nextRank - 2] * nextShape[nextRank - 1], nextPerLine);
+    int64_t steps = shape[rank - 2];
+    int64_t linesPerStep = llvm::divideCeil(nextLines, steps);
     OpBuilder lb(loopOp);
     auto lcst = [&](int64_t v) {
       return arith::ConstantIndexOp::create(lb, loc, v).getResult();
@@ -407,36 +418,28 @@ bool prefetchNextBlock(vector::TransferReadOp read, bool crossBlocks,
       expert = arith::AddIOp::create(lb, loc, expert, lcst(1));
     Value nextStart =
         arith::MulIOp::create(lb, loc, expert, lcst(expertStride));
+    int64_t limit = total - 1 - (steps * linesPerStep - 1) * nextPerLine;
+    bool clampEach = !(getConstantIntValue(loopOp.getLowerBound()) == 0 &&
+                       getConstantIntValue(loopOp.getUpperBound()) == steps &&
+                       getConstantIntValue(loopOp.getStep()) == 1 &&
+                       limit >= 0);
+    if (!clampEach)
+      nextStart = arith::MinUIOp::create(lb, loc, nextStart, lcst(limit));
     lb.setInsertionPoint(at);
-    Value firstRow = arith::MulIOp::create(lb, loc, loopOp.getInductionVar(),
-                                           lcst(rowsPerStep));
-    // Every line of a row (its last element's too: a row that is not a
-    // whole number of lines may straddle one more).
-    int64_t nextPerLine = elementsPerLine(nextType);
-    SmallVector<int64_t> offsets;
-    for (int64_t c = 0; c < rowElems; c += nextPerLine)
-      offsets.push_back(c);
-    if (rowElems % nextPerLine != 0)
-      offsets.push_back(rowElems - 1);
-    for (int64_t r = 0; r < rowsPerStep; ++r) {
-      Value row =
-          r ? arith::AddIOp::create(lb, loc, firstRow, lcst(r)).getResult()
-            : firstRow;
-      if (rowsPerStep * shape[rank - 2] > nextRows)
-        row = arith::MinUIOp::create(lb, loc, row, lcst(nextRows - 1));
-      Value rowAt = arith::AddIOp::create(
-          lb, loc, nextStart,
-          arith::MulIOp::create(lb, loc, row, lcst(rowElems)));
-      for (int64_t c : offsets) {
-        Value line =
-            c ? arith::AddIOp::create(lb, loc, rowAt, lcst(c)).getResult()
-              : rowAt;
-        line = arith::MinUIOp::create(lb, loc, line,
-                                      lcst(expertStride * nextShape[0] - 1));
-        memref::PrefetchOp::create(lb, loc, nextFlat, ValueRange{line},
-                                   /*isWrite=*/false, locality,
-                                   /*isDataCache=*/true);
-      }
+    Value first = arith::AddIOp::create(
+        lb, loc, nextStart,
+        arith::MulIOp::create(lb, loc, loopOp.getInductionVar(),
+                              lcst(linesPerStep * nextPerLine)));
+    for (int64_t j = 0; j < linesPerStep; ++j) {
+      Value line =
+          j ? arith::AddIOp::create(lb, loc, first, lcst(j * nextPerLine))
+                  .getResult()
+            : first;
+      if (clampEach)
+        line = arith::MinUIOp::create(lb, loc, line, lcst(total - 1));
+      memref::PrefetchOp::create(lb, loc, nextFlat, ValueRange{line},
+                                 /*isWrite=*/false, locality,
+                                 /*isDataCache=*/true);
     }
   };
   if (next && blockDim == 0) {

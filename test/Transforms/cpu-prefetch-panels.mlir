@@ -483,10 +483,12 @@ func.func @single_panel(%w: memref<3x1x412x64xf32>, %e: index)
 // prefetches the first block read after it, not the next one in memory:
 // the k loop of a panel comes in two versions, chosen by j == 1 (the
 // expert's last panel). The up projection's last panel prefetches the
-// down projection's first one (row min(k, 15): K' = 16 < K = 32), the
-// down projection's the tail's rows; the tail (every block its expert's
-// last) the next expert's first up-projection panel, two rows per k step
-// (K' = 32, K = 16).
+// down projection's first one, its 16 lines over the 32 k steps, one a
+// step (line k: steps 16 to 31 reach into the second panel, read next),
+// the start clamped once before the loop so that step 31's line is in the
+// buffer (1535 - 31 x 16 = 1039); the down projection's the tail's rows;
+// the tail (every block its expert's last) the next expert's first
+// up-projection panel, two lines per k step (32 lines, K = 16).
 
 // CHECK-LABEL: func.func @expert_products
 // CHECK-NOT: scf.if %{{.*}} -> (vector<2x16xf32>)
@@ -502,16 +504,13 @@ func.func @single_panel(%w: memref<3x1x412x64xf32>, %e: index)
 // CROSS: %[[NF:.*]] = memref.collapse_shape %[[P2]] {{\[}}[0, 1, 2, 3]] : memref<3x2x16x16xf32> into memref<1536xf32>
 // CROSS: %[[STRIDE:.*]] = arith.constant 512 : index
 // CROSS: %[[NS:.*]] = arith.muli %[[E]], %[[STRIDE]] : index
+// CROSS: %[[LIMIT:.*]] = arith.constant 1039 : index
+// CROSS: %[[NSC:.*]] = arith.minui %[[NS]], %[[LIMIT]] : index
 // CROSS: scf.for %[[K:[^ ]*]] =
-// CROSS: %[[R:.*]] = arith.muli %[[K]], %{{.*}} : index
-// CROSS: %[[LASTROW:.*]] = arith.constant 15 : index
-// CROSS: %[[RC:.*]] = arith.minui %[[R]], %[[LASTROW]] : index
-// CROSS: %[[ROWLEN:.*]] = arith.constant 16 : index
-// CROSS: %[[RA:.*]] = arith.muli %[[RC]], %[[ROWLEN]] : index
-// CROSS: %[[AT:.*]] = arith.addi %[[NS]], %[[RA]] : index
-// CROSS: %[[END:.*]] = arith.constant 1535 : index
-// CROSS: %[[ATC:.*]] = arith.minui %[[AT]], %[[END]] : index
-// CROSS: memref.prefetch %[[NF]][%[[ATC]]], read, locality<2>, data : memref<1536xf32>
+// CROSS: %[[LINE:.*]] = arith.constant 16 : index
+// CROSS: %[[OFF:.*]] = arith.muli %[[K]], %[[LINE]] : index
+// CROSS: %[[AT:.*]] = arith.addi %[[NSC]], %[[OFF]] : index
+// CROSS-NEXT: memref.prefetch %[[NF]][%[[AT]]], read, locality<2>, data : memref<1536xf32>
 // CROSS-NEXT: vector.transfer_read %[[P1]]
 // CROSS: } else {
 // CROSS-NOT: memref<1536xf32>
@@ -528,8 +527,11 @@ func.func @single_panel(%w: memref<3x1x412x64xf32>, %e: index)
 // CROSS-NOT: memref.collapse_shape %[[T2]]
 // CROSS: %[[E1:.*]] = arith.addi %[[E]], %{{.*}} : index
 // CROSS: %[[NS2:.*]] = arith.muli %[[E1]], %{{.*}} : index
+// CROSS: %[[LIMIT2:.*]] = arith.constant 2575 : index
+// CROSS: arith.minui %[[NS2]], %[[LIMIT2]] : index
 // CROSS: scf.for %[[K2:[^ ]*]] =
 // CROSS-NOT: scf.if
+// CROSS-NOT: arith.minui
 // CROSS: arith.muli %[[K2]], %{{.*}} : index
 // CROSS-COUNT-2: memref.prefetch %{{.*}} : memref<3072xf32>
 // CROSS-NEXT: vector.transfer_read %[[T2]]
@@ -587,18 +589,21 @@ func.func @expert_products(%p1: memref<3x2x32x16xf32>, %p2: memref<3x2x16x16xf32
 // the next block in memory (the next expert's [32, 32], not the second
 // buffer), even where the iteration reads another buffer after it. The
 // second one, read in whole rows, is: it prefetches the next expert's
-// first buffer, rows 0 to 31 (one a k step, both its lines).
+// first buffer, its 64 lines two a k step, from a start clamped once
+// before the loop (3071 - 63 x 16 = 2063).
 
 // CROSS-LABEL: func.func @row_major_pair
 // CROSS-NOT: memref<1536xf32>
 // CROSS: memref.prefetch %{{.*}} : memref<3072xf32>
 // CROSS-NEXT: vector.transfer_read %{{.*}} : memref<3x32x32xf32>, vector<16xf32>
 // CROSS-NOT: memref<1536xf32>
-// CROSS: memref.prefetch %{{.*}} : memref<3072xf32>
-// CROSS-NEXT: arith.constant 16
-// CROSS-NEXT: arith.addi
-// CROSS-NEXT: arith.constant 3071
-// CROSS-NEXT: arith.minui
+// CROSS: %[[LIMIT:.*]] = arith.constant 2063 : index
+// CROSS: %[[START:.*]] = arith.minui %{{.*}}, %[[LIMIT]] : index
+// CROSS: scf.for
+// CROSS: %[[AT:.*]] = arith.addi %[[START]], %{{.*}} : index
+// CROSS-NEXT: memref.prefetch %{{.*}}[%[[AT]]], {{.*}} : memref<3072xf32>
+// CROSS-NEXT: %[[C16:.*]] = arith.constant 16 : index
+// CROSS-NEXT: arith.addi %[[AT]], %[[C16]] : index
 // CROSS-NEXT: memref.prefetch %{{.*}} : memref<3072xf32>
 // CROSS-NEXT: vector.transfer_read %{{.*}} : memref<3x32x16xf32>, vector<16xf32>
 // CROSS: return

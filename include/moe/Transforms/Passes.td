@@ -607,9 +607,12 @@ def MoeCpuPrefetchPanels : Pass<"moe-cpu-prefetch-panels"> {
     where the k loop reads its whole rows, a packed weight's tail)
     prefetches the first block the iteration reads after it
     instead: the next buffer's for the same expert, or after the last
-    buffer, the first one's for the next expert; rows
-    ceil(K' / K) * k to ceil(K' / K) * (k + 1) - 1 of its K' (clamped),
-    every line of each. A multi-row tile's k loop over a panel is then
+    buffer, the first one's for the next expert; that block's L lines
+    (contiguous) spread over the K k steps, lines ceil(L / K) * k to
+    ceil(L / K) * (k + 1) - 1 at step k (the steps past line L - 1 reach
+    the lines after the block, read later), from a start clamped once
+    before the loop so that the last step's lines are in the buffer. A
+    multi-row tile's k loop over a panel is then
     duplicated under an `scf.if` on whether this is the expert's last
     panel (the version for the last prefetches the other buffer), so
     that the k step carries neither a branch nor a select; a rank-3
