@@ -638,3 +638,82 @@ func.func @row_major_pair(%w1: memref<3x32x32xf32>, %w2: memref<3x32x16xf32>,
   }
   return
 }
+
+// -----
+
+// A k loop of constant bounds that does not start at 0 nor step by 1: the
+// start is clamped for its last k (2 + 136 x 3 = 410): 158207 - 410 x 64
+// = 131967.
+
+// CROSS-LABEL: func.func @strided_k
+// CROSS: %[[LIMIT:.*]] = arith.constant 131967 : index
+// CROSS: %[[BASE:.*]] = arith.minui %{{.*}}, %[[LIMIT]] : index
+// CROSS: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %{{.*}} iter_args
+// CROSS-NOT: arith.minui
+// CROSS: memref.prefetch
+// CROSS-NEXT: vector.transfer_read
+func.func @strided_k(%w: memref<3x2x412x64xf32>, %e: index, %j: index,
+                     %c: index) -> vector<6x16xf32> {
+  %c2 = arith.constant 2 : index
+  %c3 = arith.constant 3 : index
+  %c412 = arith.constant 412 : index
+  %f0 = arith.constant 0.0 : f32
+  %init = arith.constant dense<0.0> : vector<6x16xf32>
+  %r = scf.for %k = %c2 to %c412 step %c3 iter_args(%acc = %init)
+      -> (vector<6x16xf32>) {
+    %b = vector.transfer_read %w[%e, %j, %k, %c], %f0 {in_bounds = [true]}
+        : memref<3x2x412x64xf32>, vector<16xf32>
+    %n = vector.insert %b, %acc[0] : vector<16xf32> into vector<6x16xf32>
+    scf.yield %n : vector<6x16xf32>
+  }
+  return %r : vector<6x16xf32>
+}
+
+// -----
+
+// The next expert's first buffer prefetched from a tail whose k loop steps
+// by 2 (not 0 to K by 1): each line is clamped in the loop, to the
+// buffer's last element (3071), instead of one clamp before it.
+
+// CROSS-LABEL: func.func @next_read_strided_k
+// CROSS: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %{{.*}} iter_args
+// CROSS: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %{{.*}} iter_args
+// CROSS: %[[LAST:.*]] = arith.constant 3071 : index
+// CROSS-NEXT: %[[AT:.*]] = arith.minui %{{.*}}, %[[LAST]] : index
+// CROSS-NEXT: memref.prefetch %{{.*}}[%[[AT]]], {{.*}} : memref<3072xf32>
+// CROSS: arith.minui
+// CROSS-NEXT: memref.prefetch %{{.*}} : memref<3072xf32>
+// CROSS-NEXT: vector.transfer_read %{{.*}} : memref<3x32x16xf32>, vector<16xf32>
+func.func @next_read_strided_k(%w1: memref<3x32x32xf32>,
+                               %w2: memref<3x32x16xf32>,
+                               %out: memref<3x2x16xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %c3 = arith.constant 3 : index
+  %c32 = arith.constant 32 : index
+  %f0 = arith.constant 0.0 : f32
+  %two = arith.constant dense<0.0> : vector<2x16xf32>
+  scf.parallel (%e) = (%c0) to (%c3) step (%c1) {
+    %u = scf.for %k = %c0 to %c32 step %c1 iter_args(%v = %two)
+        -> (vector<2x16xf32>) {
+      %b = vector.transfer_read %w1[%e, %k, %c0], %f0 {in_bounds = [true]}
+          : memref<3x32x32xf32>, vector<16xf32>
+      %n = vector.insert %b, %v[0] : vector<16xf32> into vector<2x16xf32>
+      scf.yield %n : vector<2x16xf32>
+    }
+    vector.transfer_write %u, %out[%e, %c0, %c0] {in_bounds = [true, true]}
+        : vector<2x16xf32>, memref<3x2x16xf32>
+    %d = scf.for %k = %c0 to %c32 step %c2 iter_args(%v = %two)
+        -> (vector<2x16xf32>) {
+      %b = vector.transfer_read %w2[%e, %k, %c0], %f0 {in_bounds = [true]}
+          : memref<3x32x16xf32>, vector<16xf32>
+      %n = vector.insert %b, %v[1] : vector<16xf32> into vector<2x16xf32>
+      scf.yield %n : vector<2x16xf32>
+    }
+    vector.transfer_write %d, %out[%e, %c0, %c0] {in_bounds = [true, true]}
+        : vector<2x16xf32>, memref<3x2x16xf32>
+    scf.reduce
+  }
+  return
+}

@@ -145,7 +145,8 @@ def ConvertMoeToLinalg : Pass<"convert-moe-to-linalg"> {
     (per column panel when the weights are in panels), then the weighted
     reduction into token order.
 
-    With `fuse-routing` (moe-compile's optimised pipeline), `moe.route` is
+    With `fuse-routing` (moe-compile's pipelines, `--no-tile` included;
+    off with `--reference` and `--no-fuse-routing`), `moe.route` is
     lowered as one `scf.forall` over its rows (populateMoeFusedRoutingPatterns):
     each iteration writes its row's ranked scores (for `gate<softmax>` the
     row's maximum, exponentials, their sum and the quotients) into the

@@ -20,10 +20,10 @@ struct CpuCodegenOptions {
   /// convert-moe-to-linalg{fuse-expert-pairs}: an up projection in expert
   /// order and the down projection that alone reads it in one loop over
   /// experts (needs `sortExpertLayouts` to find any pair).
+  bool fuseExpertPairs = false;
   /// convert-moe-to-linalg{fuse-routing}: moe.route's gate, top-k and
   /// gate on the selected values in one loop over its rows.
   bool fuseRouting = false;
-  bool fuseExpertPairs = false;
   /// convert-moe-to-linalg's flash-key-block: attention without a cache
   /// flash-style over blocks of this many keys (0: the reference's form).
   int64_t flashKeyBlock = 0;

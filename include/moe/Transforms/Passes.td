@@ -611,7 +611,8 @@ def MoeCpuPrefetchPanels : Pass<"moe-cpu-prefetch-panels"> {
     (contiguous) spread over the K k steps, lines ceil(L / K) * k to
     ceil(L / K) * (k + 1) - 1 at step k (the steps past line L - 1 reach
     the lines after the block, read later), from a start clamped once
-    before the loop so that the last step's lines are in the buffer. A
+    before the loop so that the last step's lines are in the buffer (a k
+    loop that is not 0 to K by 1 clamps each line instead). A
     multi-row tile's k loop over a panel is then
     duplicated under an `scf.if` on whether this is the expert's last
     panel (the version for the last prefetches the other buffer), so
