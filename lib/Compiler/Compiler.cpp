@@ -339,7 +339,11 @@ LogicalResult mlir::moe::compileModule(ModuleOp module,
   if (failed(runPipeline(module, options, [&](OpPassManager &pm) {
         // Weight layouts first: transposes of constants are evaluated
         // here, once, instead of on every call.
-        pm.addPass(createMoeFoldConstantLayouts());
+        // Constant selectors too, stored [D, E] for the tiles (not in the
+        // reference lowering, which reads them as the op defines them).
+        MoeFoldConstantLayoutsOptions layouts;
+        layouts.selectorsByColumn = !options.reference;
+        pm.addPass(createMoeFoldConstantLayouts(layouts));
         // The generation entries are copies of @main: derived before the
         // weights are outlined, so that they share the weight records.
         if (options.generation)

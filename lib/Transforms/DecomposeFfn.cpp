@@ -48,7 +48,7 @@ struct DecomposeFfn : OpRewritePattern<FfnOp> {
 
     OpFoldResult n = sizeOf(rewriter, loc, x, 0);
     OpFoldResult hidden = sizeOf(rewriter, loc, op.getW1(), 2);
-    Value scores = contract(rewriter, loc, "nd,ed->ne", xs, op.getWSel(),
+    Value scores = selectorScores(rewriter, loc, xs, op.getWSel(),
                             {n, rewriter.getIndexAttr(numExperts)});
 
     // Routing: S slots per token.

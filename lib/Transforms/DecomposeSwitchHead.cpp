@@ -116,7 +116,7 @@ FailureOr<SwitchHeadParts> buildSwitchHead(PatternRewriter &rewriter, OpT op,
     // Per-head top-k routing with sigmoid gates over `sel` ([H*E, D]).
     auto routeHeads = [&](Value src, Value sel) {
       Value scores =
-          contract(rewriter, loc, "nd,ed->ne", src, sel, {n, idx(headExperts)});
+          selectorScores(rewriter, loc, src, sel, {n, idx(headExperts)});
       auto route = RouteOp::create(
           rewriter, loc, matrixType(n, heads * topK, elementType),
           matrixType(n, heads * topK, idType), scores, GateKind::Sigmoid,

@@ -232,11 +232,13 @@ def test_compile_codegen_options(artifact, tmp_path):
     # scatters them back (an inverse permutation) between the two.
     assert moe_mlir.compile(path, emit="linalg", sorted_experts=False) != \
         moe_mlir.compile(path, emit="linalg")
-    # The attention selectors' one-row tail (3 experts, narrower than a
-    # vector) as dot products unless dot_products=False.
+    # The decode step's scores against the cached keys (the vector dim,
+    # positions, strided; the selectors are stored [D, E] since
+    # moe-fold-constant-layouts does so) as dot products unless
+    # dot_products=False.
     assert moe_mlir.compile(path, emit="buffers", dot_products=False,
-                            **FAST) != \
-        moe_mlir.compile(path, emit="buffers", **FAST)
+                            generation=True, **FAST) != \
+        moe_mlir.compile(path, emit="buffers", generation=True, **FAST)
     # The expert layers' gathered rows are prefetched unless
     # prefetch_rows=False.
     assert "memref.prefetch" in moe_mlir.compile(path, emit="buffers",

@@ -69,3 +69,26 @@ func.func @ffn_silu(%x: tensor<3x8xf32>, %ws: tensor<2x8xf32>, %w1: tensor<2x8x4
       : (tensor<3x8xf32>, tensor<2x8xf32>, tensor<2x8x4xf32>, tensor<2x4x8xf32>) -> tensor<3x8xf32>
   return %y : tensor<3x8xf32>
 }
+
+// -----
+
+// A selector handed over as a transpose of a [D, E] value (the layout
+// moe-fold-constant-layouts stores constant selectors in): the scores read
+// that value, "nd,de->ne"; the transpose, read by nothing now, is left to
+// the canonicalizer that follows in moe-compile's pipeline.
+// CHECK-DAG:   #[[LHS:[a-z0-9]+]] = affine_map<(d0, d1, d2) -> (d0, d2)>
+// CHECK-DAG:   #[[RHST:[a-z0-9]+]] = affine_map<(d0, d1, d2) -> (d2, d1)>
+// CHECK-DAG:   #[[OUT:[a-z0-9]+]] = affine_map<(d0, d1, d2) -> (d0, d1)>
+// CHECK-LABEL: func @ffn_selector_by_column
+// CHECK-SAME:    %[[X:[a-z0-9]+]]: tensor<?x40xf32>, %[[WST:[a-z0-9]+]]: tensor<40x7xf32>
+// CHECK:         %[[SCORES:.+]] = linalg.generic {indexing_maps = [#[[LHS]], #[[RHST]], #[[OUT]]], iterator_types = ["parallel", "parallel", "reduction"]}
+// CHECK-SAME:      ins(%[[X]], %[[WST]] : tensor<?x40xf32>, tensor<40x7xf32>)
+// CHECK:         moe.route %[[SCORES]] gate<sigmoid>
+func.func @ffn_selector_by_column(%x: tensor<?x40xf32>, %wst: tensor<40x7xf32>,
+                                  %w1: tensor<7x40x24xf32>, %w2: tensor<7x24x40xf32>) -> tensor<?x40xf32> {
+  %e = tensor.empty() : tensor<7x40xf32>
+  %ws = linalg.transpose ins(%wst : tensor<40x7xf32>) outs(%e : tensor<7x40xf32>) permutation = [1, 0]
+  %y = moe.ffn %x, %ws, %w1, %w2 gate<sigmoid> act<relu> {k = 3 : i64}
+      : (tensor<?x40xf32>, tensor<7x40xf32>, tensor<7x40x24xf32>, tensor<7x24x40xf32>) -> tensor<?x40xf32>
+  return %y : tensor<?x40xf32>
+}

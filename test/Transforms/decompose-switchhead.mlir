@@ -104,3 +104,23 @@ func.func @switchhead_cached(%x: tensor<1x1x32xf32>, %wq: tensor<32x16xf32>, %wv
       -> (tensor<1x1x32xf32>, tensor<1x1x2x8xf32>, tensor<1x1x2x8xf32>)
   return %y, %nk, %nv : tensor<1x1x32xf32>, tensor<1x1x2x8xf32>, tensor<1x1x2x8xf32>
 }
+
+// -----
+
+// sel_o handed over as a transpose of a [D, H*E] value (as
+// moe-fold-constant-layouts stores constant selectors): the routing scores
+// read that value ("nd,de->ne").
+// CHECK-DAG:   #[[RHST:[a-z0-9]+]] = affine_map<(d0, d1, d2) -> (d2, d1)>
+// CHECK-LABEL: func @switchhead_selector_by_column
+// CHECK-SAME:    %[[SOT:[a-z0-9]+]]: tensor<16x2xf32>
+// CHECK:         %[[S:.+]] = linalg.generic {indexing_maps = [#{{[a-z0-9]+}}, #[[RHST]], #{{[a-z0-9]+}}]{{.*}} ins(%{{.*}}, %[[SOT]] : tensor<6x16xf32>, tensor<16x2xf32>)
+// CHECK:         moe.route %[[S]] gate<sigmoid>
+func.func @switchhead_selector_by_column(%x: tensor<2x3x16xf32>, %wq: tensor<16x8xf32>, %wv: tensor<2x16x4xf32>,
+                                         %wo: tensor<2x4x16xf32>, %sot: tensor<16x2xf32>) -> tensor<2x3x16xf32> {
+  %e = tensor.empty() : tensor<2x16xf32>
+  %so = linalg.transpose ins(%sot : tensor<16x2xf32>) outs(%e : tensor<2x16xf32>) permutation = [1, 0]
+  %y = moe.switchhead %x, %x, %x, %wq, %wq, %wv, %wo, %so {num_heads = 2 : i64, k = 1 : i64, causal = false, rotate_fraction = 0.0 : f64}
+      : (tensor<2x3x16xf32>, tensor<2x3x16xf32>, tensor<2x3x16xf32>, tensor<16x8xf32>, tensor<16x8xf32>,
+         tensor<2x16x4xf32>, tensor<2x4x16xf32>, tensor<2x16xf32>) -> tensor<2x3x16xf32>
+  return %y : tensor<2x3x16xf32>
+}

@@ -59,6 +59,14 @@ Value contract(OpBuilder &b, Location loc, StringRef spec, Value lhs,
 Value contractInto(OpBuilder &b, Location loc, StringRef spec, Value lhs,
                    Value rhs, Value init);
 
+/// Routing scores `x @ sel^T` ("nd,ed->ne") of a selector `sel` [E, D].
+/// Where `sel` is a 2-d `linalg.transpose` of a [D, E] value (the layout
+/// moe-fold-constant-layouts stores constant selectors in), the scores
+/// read that value directly ("nd,de->ne"): same products, same order of
+/// the sums over d, contiguous rows for the register tiles.
+Value selectorScores(OpBuilder &b, Location loc, Value x, Value sel,
+                     ArrayRef<OpFoldResult> outSizes);
+
 /// `act` of one scalar (inside a linalg body).
 Value activateScalar(OpBuilder &b, Location loc, Value x, Activation act);
 
