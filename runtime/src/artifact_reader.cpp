@@ -428,11 +428,11 @@ Result moe::artifact::parse(const unsigned char *bytes, size_t size,
                 "this runtime (format %u): recompile the model with "
                 "moe-compile",
                 path, kVersion);
-  if (header.version != kVersion)
+  if (header.version < kOldestVersion || header.version > kVersion)
     return fail(MOE_UNIMPLEMENTED,
                 "'%s' has artifact format version %u; this runtime reads "
-                "version %u",
-                path, header.version, kVersion);
+                "versions %u to %u",
+                path, header.version, kOldestVersion, kVersion);
   if (header.fileSize != size)
     return fail(MOE_DATA_LOSS,
                 "'%s' is %zu bytes but its header says %llu (truncated or "
@@ -464,7 +464,8 @@ Result moe::artifact::parse(const unsigned char *bytes, size_t size,
                   path, e.kind,
                   static_cast<unsigned long long>(kSectionAlignment),
                   static_cast<unsigned long long>(e.offset));
-    if (fnv1a(bytes + e.offset, e.size) != e.checksum)
+    if (sectionChecksum(header.version, bytes + e.offset, e.size) !=
+        e.checksum)
       return fail(MOE_DATA_LOSS, "'%s': checksum mismatch in section %u",
                   path, e.kind);
     if (e.size)

@@ -601,6 +601,77 @@ TEST_F(RuntimeTest, RefusesCorruptArtifacts) {
       << s.message();
 }
 
+TEST_F(RuntimeTest, ReadsFormatVersion2) {
+  // Format 2 differs only in its section checksums (byte-wise FNV-1a):
+  // artifacts compiled before format 3 still load and run, and a flipped
+  // byte is still caught.
+  std::string v2 = artifactBytes(
+      {{artifact::SectionKind::Signature, kSignature},
+       {artifact::SectionKind::CpuCode, codeFor(kSignature, 0, kNormal)},
+       {artifact::SectionKind::Weights, weightBytes()}},
+      /*version=*/2);
+  ASSERT_NE(v2, goodArtifact()); // the checksums differ
+  Session session;
+  Status s = load(v2, session);
+  ASSERT_TRUE(s.ok()) << s.message();
+  Tensor x = makeInput(3);
+  std::vector<Tensor> outputs;
+  s = runX(session, x, outputs);
+  ASSERT_TRUE(s.ok()) << s.message();
+  expectSum(outputs[0], 3);
+  std::string flipped = v2;
+  flipped[flipped.size() - 3] ^= 0x40; // inside the weights
+  expectLoadError(flipped, MOE_DATA_LOSS, "checksum mismatch in section 3");
+  // A format 3 table read as format 2 (the version field edited, the
+  // header checksum made consistent): the section checksums no longer hold.
+  std::string relabeled = goodArtifact();
+  artifact::Header h;
+  std::memcpy(&h, relabeled.data(), sizeof(h));
+  std::vector<artifact::SectionEntry> table(h.sectionCount);
+  std::memcpy(table.data(), relabeled.data() + sizeof(h),
+              table.size() * sizeof(artifact::SectionEntry));
+  h.version = 2;
+  h.checksum = artifact::headerChecksum(h, table.data());
+  std::memcpy(&relabeled[0], &h, sizeof(h));
+  expectLoadError(relabeled, MOE_DATA_LOSS, "checksum mismatch in section 1");
+}
+
+TEST(SectionHash, PiecesAndChanges) {
+  // 1000 bytes: 31 blocks of 32 and a tail of 8.
+  std::string bytes(1000, '\0');
+  for (size_t i = 0; i < bytes.size(); ++i)
+    bytes[i] = static_cast<char>((i * 131 + 7) & 0xff);
+  uint64_t whole = artifact::SectionHash::of(bytes.data(), bytes.size());
+  // Fed in pieces of every size from 1 to 70 (crossing blocks and the
+  // pending buffer every way), the digest is the same.
+  for (size_t piece = 1; piece <= 70; ++piece) {
+    artifact::SectionHash h;
+    for (size_t at = 0; at < bytes.size(); at += piece)
+      h.update(bytes.data() + at, std::min(piece, bytes.size() - at));
+    EXPECT_EQ(h.digest(), whole) << "pieces of " << piece;
+  }
+  // Every single-bit change, in the blocks and in the tail, changes it;
+  // and so do a length change by one zero byte and swapping two words.
+  for (size_t i = 0; i < bytes.size(); ++i)
+    for (int bit = 0; bit < 8; ++bit) {
+      std::string changed = bytes;
+      changed[i] ^= static_cast<char>(1 << bit);
+      ASSERT_NE(artifact::SectionHash::of(changed.data(), changed.size()),
+                whole)
+          << "byte " << i << " bit " << bit;
+    }
+  std::string longer = bytes + std::string(1, '\0');
+  EXPECT_NE(artifact::SectionHash::of(longer.data(), longer.size()), whole);
+  std::string swapped = bytes;
+  std::swap_ranges(swapped.begin(), swapped.begin() + 8,
+                   swapped.begin() + 32);
+  EXPECT_NE(artifact::SectionHash::of(swapped.data(), swapped.size()), whole);
+  // Empty input: the digest of nothing, and what the writer records for an
+  // empty section.
+  EXPECT_EQ(artifact::SectionHash::of(nullptr, 0),
+            artifact::SectionHash().digest());
+}
+
 TEST_F(RuntimeTest, RefusesFormatVersion1) {
   // What moe-compile wrote before format 2 (memref descriptors, a packed
   // entry): refused, with the way out.
@@ -612,7 +683,7 @@ TEST_F(RuntimeTest, RefusesFormatVersion1) {
        {artifact::SectionKind::Weights, weightBytes()}},
       /*version=*/1);
   const char *message = "artifact format version 1 is no longer supported by "
-                        "this runtime (format 2): recompile the model with "
+                        "this runtime (format 3): recompile the model with "
                         "moe-compile";
   expectLoadError(v1, MOE_UNIMPLEMENTED, message);
   artifact::Contents contents;
@@ -1557,7 +1628,8 @@ TEST_F(RuntimeTest, RefusesBadWeightRecordsAndSections) {
       retable([](std::vector<artifact::SectionEntry> &t, std::string &out) {
         // The weights section over the code's first bytes.
         t[2].offset = t[1].offset;
-        t[2].checksum = artifact::fnv1a(out.data() + t[2].offset, t[2].size);
+        t[2].checksum = artifact::sectionChecksum(
+            artifact::kVersion, out.data() + t[2].offset, t[2].size);
       }),
       MOE_DATA_LOSS, "overlapping sections");
   EXPECT_LOAD_ERROR(retable([](std::vector<artifact::SectionEntry> &t,

@@ -6,7 +6,9 @@ script; writes OUT_DIR/artifact/* and OUT_DIR/npy/*)
 
 A writer of the .moeb layout independent of the C++ one
 (runtime/include/moe/artifact_format.h): header, section table, FNV-1a 64
-checksums, 64-byte aligned sections, format 2 signatures. Seeds are small
+checksums (format 3's SectionHash, and format 2's FNV-1a for the seed that
+format 3 readers still accept), 64-byte aligned sections, format 2
+signatures. Seeds are small
 valid artifacts and near-valid ones (each refused for one reason), and .npy
 files NumPy writes plus near-valid ones. Only the standard library is used.
 """
@@ -18,19 +20,46 @@ MAGIC = b"MOEBART\n"
 SIGNATURE, CPU_CODE, WEIGHTS, CUDA_CODE = 1, 2, 3, 16
 
 
+M64 = 0xFFFFFFFFFFFFFFFF
+
+
 def fnv1a(data, h=0xcbf29ce484222325):
     for b in data:
-        h = ((h ^ b) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+        h = ((h ^ b) * 0x100000001b3) & M64
     return h
 
 
-def artifact(sections, version=2):
-    """The bytes of an artifact holding [(kind, bytes)] in order."""
+def section_hash(data):
+    """Format 3's section checksum (SectionHash): four lanes over 32-byte
+    blocks, the tail through FNV-1a, the whole folded and mixed."""
+    p1, p2, p3 = 0x9E3779B185EBCA87, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9
+
+    def rotl(v, r):
+        return ((v << r) | (v >> (64 - r))) & M64
+    lanes = [p1, p2, p3, p1 ^ p2]
+    whole = len(data) // 32 * 32
+    for at in range(0, whole, 32):
+        for i in range(4):
+            word = struct.unpack_from("<Q", data, at + 8 * i)[0]
+            lanes[i] = rotl(lanes[i] ^ (word * p1 & M64), 31) * p2 & M64
+    h = len(data) * p3 & M64
+    for lane in lanes:
+        h = rotl((h ^ lane) * p2 & M64, 27)
+    h = fnv1a(data[whole:], h)
+    h ^= h >> 33
+    h = h * p1 & M64
+    return h ^ (h >> 29)
+
+
+def artifact(sections, version=3):
+    """The bytes of an artifact holding [(kind, bytes)] in order (section
+    checksums of format 3 from version 3 on, byte-wise FNV-1a before)."""
     offset = 32 + 32 * len(sections)
     table, body = [], b""
     for kind, data in sections:
         offset = (offset + 63) // 64 * 64
-        table.append((kind, 0, offset, len(data), fnv1a(data)))
+        checksum = section_hash(data) if version >= 3 else fnv1a(data)
+        table.append((kind, 0, offset, len(data), checksum))
         offset += len(data)
     table_bytes = b"".join(struct.pack("<IIQQQ", *e) for e in table)
     header = MAGIC + struct.pack("<IIQQ", version, len(sections), offset, 0)
@@ -107,7 +136,9 @@ def artifact_seeds():
         "zero_sections.moeb": artifact([]),
         "version1.moeb": artifact([(SIGNATURE, b"entry moe_entry\n"),
                                    (CPU_CODE, CODE)], version=1),
-        "version3.moeb": artifact([(SIGNATURE, SIG)], version=3),
+        "version4.moeb": artifact([(SIGNATURE, SIG)], version=4),
+        "version2.moeb": artifact([(SIGNATURE, SIG), (CPU_CODE, CODE),
+                                   (WEIGHTS, WEIGHTS_BYTES)], version=2),
         "no_code.moeb": artifact([(SIGNATURE, SIG), (WEIGHTS, WEIGHTS_BYTES)]),
         "flipped.moeb": bytes(flipped),
         "truncated.moeb": good[:len(good) - 40],

@@ -36,17 +36,42 @@ flipped = bytearray(artifact)
 flipped[-10] ^= 0x55  # inside the last section (the weights)
 open(os.path.join(out, "flipped.moeb"), "wb").write(bytes(flipped))
 version = bytearray(artifact)
-version[8:12] = struct.pack("<I", 3)
+version[8:12] = struct.pack("<I", 4)
 open(os.path.join(out, "version.moeb"), "wb").write(bytes(version))
 # A format 1 artifact (before the code ABI of runtime/include/moe/code_abi.h).
 version[8:12] = struct.pack("<I", 1)
 open(os.path.join(out, "version1.moeb"), "wb").write(bytes(version))
 
 
+M64 = 0xFFFFFFFFFFFFFFFF
+
+
 def fnv1a(data, h=0xcbf29ce484222325):
     for b in data:
-        h = ((h ^ b) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+        h = ((h ^ b) * 0x100000001b3) & M64
     return h
+
+
+def section_hash(data):
+    """Format 3's section checksum (artifact_format.h, SectionHash),
+    written again here from its description."""
+    p1, p2, p3 = 0x9E3779B185EBCA87, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9
+
+    def rotl(v, r):
+        return ((v << r) | (v >> (64 - r))) & M64
+    lanes = [p1, p2, p3, p1 ^ p2]
+    whole = len(data) // 32 * 32
+    for at in range(0, whole, 32):
+        for i in range(4):
+            word = struct.unpack_from("<Q", data, at + 8 * i)[0]
+            lanes[i] = rotl(lanes[i] ^ (word * p1 & M64), 31) * p2 & M64
+    h = len(data) * p3 & M64
+    for lane in lanes:
+        h = rotl((h ^ lane) * p2 & M64, 27)
+    h = fnv1a(data[whole:], h)
+    h ^= h >> 33
+    h = h * p1 & M64
+    return h ^ (h >> 29)
 
 
 # The signature edited after compilation (logits f32 -> f64, same length),
@@ -61,7 +86,8 @@ for i in range(count):
         assert b"output logits f32 " in section
         section = section.replace(b"output logits f32 ", b"output logits f64 ")
         edited[offset:offset + size] = section
-        struct.pack_into("<Q", edited, 32 + 32 * i + 24, fnv1a(section))
+        struct.pack_into("<Q", edited, 32 + 32 * i + 24,
+                         section_hash(section))
 struct.pack_into("<Q", edited, 24, 0)
 struct.pack_into("<Q", edited, 24, fnv1a(bytes(edited[:32 + 32 * count])))
 open(os.path.join(out, "edited_signature.moeb"), "wb").write(bytes(edited))
