@@ -1,6 +1,6 @@
 //===- runtime_test.cpp - unit tests of the moe-mlir runtime ---------------===//
 //
-// The runtime on artifacts of format 2 built around the hand-written code
+// The runtime on artifacts of format 3 built around the hand-written code
 // object test/test_model.c (code ABI v2; its digest placeholder and knobs
 // are patched per artifact), the strict parser, the thread pool, and the
 // .npy and text helpers.
@@ -634,6 +634,21 @@ TEST_F(RuntimeTest, ReadsFormatVersion2) {
   h.checksum = artifact::headerChecksum(h, table.data());
   std::memcpy(&relabeled[0], &h, sizeof(h));
   expectLoadError(relabeled, MOE_DATA_LOSS, "checksum mismatch in section 1");
+}
+
+TEST(SectionHash, FuzzSeedsOfTheIndependentWriter) {
+  // test/fuzz/make_corpus.py writes artifacts with its own SectionHash and
+  // FNV-1a: its valid seeds, format 3 and format 2, must parse.
+  for (const char *name : {"valid.moeb", "version2.moeb"}) {
+    std::string path = std::string(MOE_FUZZ_ARTIFACT_CORPUS) + "/" + name;
+    std::string bytes = readFile(path);
+    ASSERT_FALSE(bytes.empty()) << "cannot read " << path;
+    artifact::Contents contents;
+    artifact::Result r = artifact::parse(
+        reinterpret_cast<const unsigned char *>(bytes.data()), bytes.size(),
+        name, contents);
+    EXPECT_EQ(r.code, MOE_OK) << r.message;
+  }
 }
 
 TEST(SectionHash, PiecesAndChanges) {

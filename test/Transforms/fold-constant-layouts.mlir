@@ -37,8 +37,9 @@ func.func @dynamic_input(%x: tensor<2x3xf32>) -> tensor<3x2xf32> {
 // and each gets its own transpose.
 // CHECK-LABEL: func.func @ffn_selector
 // CHECK-SAME:    %[[X:[a-z0-9]+]]: tensor<?x2xf32>
+// CHECK-NOT:     arith.constant {{.*}} : tensor<3x2xf32>
 // CHECK:         %[[ST:.+]] = arith.constant dense<{{\[\[}}1.000000e+00, 3.000000e+00, 5.000000e+00], [2.000000e+00, 4.000000e+00, 6.000000e+00]]> : tensor<2x3xf32>
-// CHECK-NOT:     tensor<3x2xf32> = arith.constant
+// CHECK-NOT:     arith.constant {{.*}} : tensor<3x2xf32>
 // CHECK:         %[[E1:.+]] = tensor.empty() : tensor<3x2xf32>
 // CHECK-NEXT:    %[[S1:.+]] = linalg.transpose ins(%[[ST]] : tensor<2x3xf32>) outs(%[[E1]] : tensor<3x2xf32>) permutation = [1, 0]
 // CHECK-NEXT:    %[[Y1:.+]] = moe.ffn %[[X]], %[[S1]],
@@ -89,18 +90,33 @@ func.func @shared_and_dynamic(%x: tensor<?x2xf32>, %sd: tensor<3x2xf32>, %w1: te
 
 // -----
 
-// SwitchHead's two selectors, sel_o and sel_v ([H*E, D]).
+// SwitchHead's two selectors, sel_o and sel_v ([H*E, D] = [2, 3]), in
+// f64 (8-byte elements).
 // CHECK-LABEL: func.func @switchhead_selectors
-// CHECK-DAG:     %[[OT:.+]] = arith.constant dense<{{\[\[}}1.000000e+00, 3.000000e+00], [2.000000e+00, 4.000000e+00]]> : tensor<2x2xf32>
-// CHECK-DAG:     %[[VT:.+]] = arith.constant dense<{{\[\[}}5.000000e+00, 7.000000e+00], [6.000000e+00, 8.000000e+00]]> : tensor<2x2xf32>
-// CHECK-DAG:     %[[O:.+]] = linalg.transpose ins(%[[OT]] : tensor<2x2xf32>)
-// CHECK-DAG:     %[[V:.+]] = linalg.transpose ins(%[[VT]] : tensor<2x2xf32>)
+// CHECK-DAG:     %[[OT:.+]] = arith.constant dense<{{\[\[}}1.000000e+00, 4.000000e+00], [2.000000e+00, 5.000000e+00], [3.000000e+00, 6.000000e+00]]> : tensor<3x2xf64>
+// CHECK-DAG:     %[[VT:.+]] = arith.constant dense<{{\[\[}}7.000000e+00, 1.000000e+01], [8.000000e+00, 1.100000e+01], [9.000000e+00, 1.200000e+01]]> : tensor<3x2xf64>
+// CHECK-DAG:     %[[O:.+]] = linalg.transpose ins(%[[OT]] : tensor<3x2xf64>) outs(%{{.+}} : tensor<2x3xf64>) permutation = [1, 0]
+// CHECK-DAG:     %[[V:.+]] = linalg.transpose ins(%[[VT]] : tensor<3x2xf64>) outs(%{{.+}} : tensor<2x3xf64>) permutation = [1, 0]
 // CHECK:         moe.switchhead %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}, %[[O]] sel_v(%[[V]])
-func.func @switchhead_selectors(%x: tensor<1x3x2xf32>, %wq: tensor<2x2xf32>, %wv: tensor<2x2x2xf32>, %wo: tensor<2x2x2xf32>) -> tensor<1x3x2xf32> {
-  %so = arith.constant dense<[[1.0, 2.0], [3.0, 4.0]]> : tensor<2x2xf32>
-  %sv = arith.constant dense<[[5.0, 6.0], [7.0, 8.0]]> : tensor<2x2xf32>
+func.func @switchhead_selectors(%x: tensor<1x3x3xf64>, %wq: tensor<3x2xf64>, %wv: tensor<2x3x2xf64>, %wo: tensor<2x2x3xf64>) -> tensor<1x3x3xf64> {
+  %so = arith.constant dense<[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]> : tensor<2x3xf64>
+  %sv = arith.constant dense<[[7.0, 8.0, 9.0], [10.0, 11.0, 12.0]]> : tensor<2x3xf64>
   %y = moe.switchhead %x, %x, %x, %wq, %wq, %wv, %wo, %so sel_v(%sv) {num_heads = 1 : i64, k = 1 : i64, rotate_fraction = 0.0 : f64}
-      : (tensor<1x3x2xf32>, tensor<1x3x2xf32>, tensor<1x3x2xf32>, tensor<2x2xf32>, tensor<2x2xf32>,
-         tensor<2x2x2xf32>, tensor<2x2x2xf32>, tensor<2x2xf32>, tensor<2x2xf32>) -> tensor<1x3x2xf32>
-  return %y : tensor<1x3x2xf32>
+      : (tensor<1x3x3xf64>, tensor<1x3x3xf64>, tensor<1x3x3xf64>, tensor<3x2xf64>, tensor<3x2xf64>,
+         tensor<2x3x2xf64>, tensor<2x2x3xf64>, tensor<2x3xf64>, tensor<2x3xf64>) -> tensor<1x3x3xf64>
+  return %y : tensor<1x3x3xf64>
+}
+
+// -----
+
+// An f16 selector (2-byte elements) of a moe.ffn in f16.
+// CHECK-LABEL: func.func @ffn_selector_f16
+// CHECK:         %[[ST:.+]] = arith.constant dense<{{\[\[}}1.000000e+00, 3.000000e+00, 5.000000e+00], [2.000000e+00, 4.000000e+00, 6.000000e+00]]> : tensor<2x3xf16>
+// CHECK:         %[[T:.+]] = linalg.transpose ins(%[[ST]] : tensor<2x3xf16>)
+// CHECK-NEXT:    moe.ffn %{{.+}}, %[[T]],
+func.func @ffn_selector_f16(%x: tensor<?x2xf16>, %w1: tensor<3x2x4xf16>, %w2: tensor<3x4x2xf16>) -> tensor<?x2xf16> {
+  %s = arith.constant dense<[[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]> : tensor<3x2xf16>
+  %y = moe.ffn %x, %s, %w1, %w2 gate<sigmoid> act<relu> {k = 2 : i64}
+      : (tensor<?x2xf16>, tensor<3x2xf16>, tensor<3x2x4xf16>, tensor<3x4x2xf16>) -> tensor<?x2xf16>
+  return %y : tensor<?x2xf16>
 }

@@ -249,7 +249,9 @@ def MoeFoldConstantLayouts : Pass<"moe-fold-constant-layouts"> {
     through that transpose (`build::selectorScores`), so the scores become
     `x @ selT`, whose tiles load contiguous rows, and the transpose itself
     never runs. One transposed constant serves every op reading the same
-    selector. moe-compile turns this off with `--reference`.
+    selector; a selector constant that something else reads too is kept
+    for that reader, so it is then stored in both layouts. moe-compile
+    turns this off with `--reference`.
 
     Before:
     ```mlir
