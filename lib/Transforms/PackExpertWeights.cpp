@@ -38,10 +38,19 @@
 #include "moe/IR/MoeOps.h"
 #include "moe/Transforms/Passes.h"
 
+#include "moe/Utils/BuildUtils.h"
+
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Linalg/IR/LinalgInterfaces.h"
+#include "mlir/Dialect/Linalg/Transforms/Transforms.h"
+#include "mlir/Dialect/Linalg/Utils/Utils.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
+#include "mlir/IR/PatternMatch.h"
 #include "mlir/IR/BuiltinAttributes.h"
 #include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/SmallPtrSet.h"
 #include "llvm/ADT/TypeSwitch.h"
 
 #include <cstring>
@@ -126,6 +135,110 @@ std::optional<Packed> pack(DenseElementsAttr value, int64_t width,
   return out;
 }
 
+/// A dense contraction on tensors whose right-hand side is a constant
+/// [K, N] f32 matrix read as (k, n), n the output's last dim and in no other
+/// operand (the LM head, a projection): it becomes the same contraction
+/// over the panels [N / P, K, P], with n split into (p, j), its result
+/// [..., N / P, P] collapsed back to [..., N]. Same products, same sums in
+/// the same order of k; the register tiles then read contiguous [K, P]
+/// blocks. Only where P divides N (no tail block to handle).
+/// The constant behind `rhs` where it is a dense, non-splat, static [K, N]
+/// f32 matrix that panels of `width` columns cut exactly into two or more.
+DenseElementsAttr packableDenseRhs(Value rhs, int64_t width) {
+  auto cst = rhs.getDefiningOp<arith::ConstantOp>();
+  auto value = cst ? dyn_cast<DenseElementsAttr>(cst.getValue())
+                   : DenseElementsAttr();
+  auto type = dyn_cast<RankedTensorType>(rhs.getType());
+  if (!value || value.isSplat() || !type || type.getRank() != 2 ||
+      !type.hasStaticShape() || !type.getElementType().isF32() ||
+      type.getDimSize(0) == 0 || type.getDimSize(1) % width != 0 ||
+      type.getDimSize(1) / width < 2)
+    return {};
+  return value;
+}
+
+LogicalResult packDenseRhs(linalg::GenericOp op, int64_t width,
+                           llvm::DenseMap<Attribute, DenseElementsAttr> &memo) {
+  if (!op.hasPureTensorSemantics() || op.getNumDpsInputs() != 2 ||
+      op.getNumDpsInits() != 1 || !linalg::isaContractionOpInterface(op))
+    return failure();
+  Value rhs = op.getDpsInputOperand(1)->get();
+  DenseElementsAttr value = packableDenseRhs(rhs, width);
+  if (!value)
+    return failure();
+  auto type = cast<RankedTensorType>(rhs.getType());
+  int64_t k = type.getDimSize(0), n = type.getDimSize(1);
+  AffineMap rhsMap = op.getMatchingIndexingMap(op.getDpsInputOperand(1));
+  AffineMap lhsMap = op.getMatchingIndexingMap(op.getDpsInputOperand(0));
+  AffineMap outMap = op.getMatchingIndexingMap(op.getDpsInitOperand(0));
+  auto kDim = dyn_cast<AffineDimExpr>(rhsMap.getResult(0));
+  auto nDim = dyn_cast<AffineDimExpr>(rhsMap.getResult(1));
+  if (!kDim || !nDim || outMap.getNumResults() == 0 ||
+      outMap.getResults().back() != nDim ||
+      lhsMap.isFunctionOfDim(nDim.getPosition()) ||
+      outMap.dropResult(outMap.getNumResults() - 1)
+          .isFunctionOfDim(nDim.getPosition()) ||
+      !linalg::isReductionIterator(
+          op.getIteratorTypesArray()[kDim.getPosition()]))
+    return failure();
+
+  DenseElementsAttr &panels = memo[value];
+  if (!panels) {
+    std::optional<Packed> packed =
+        pack(value.reshape(RankedTensorType::get({1, k, n}, type.getElementType())),
+             width, /*minTail=*/1);
+    if (!packed || packed->tail)
+      return failure();
+    panels = packed->panels.reshape(
+        RankedTensorType::get({n / width, k, width}, type.getElementType()));
+  }
+
+  // Loops: n's position becomes (p, j).
+  unsigned np = nDim.getPosition(), numLoops = op.getNumLoops() + 1;
+  MLIRContext *ctx = op.getContext();
+  auto shift = [&](AffineMap map) {
+    SmallVector<AffineExpr> dims;
+    for (unsigned d = 0; d < op.getNumLoops(); ++d)
+      dims.push_back(getAffineDimExpr(d < np ? d : d + 1, ctx));
+    return map.replaceDimsAndSymbols(dims, {}, numLoops, 0);
+  };
+  AffineExpr p = getAffineDimExpr(np, ctx), j = getAffineDimExpr(np + 1, ctx);
+  AffineMap newLhs = shift(lhsMap);
+  AffineMap newRhs = AffineMap::get(
+      numLoops, 0, {p, shift(rhsMap).getResult(0), j}, ctx);
+  SmallVector<AffineExpr> outExprs(shift(outMap).getResults());
+  outExprs.back() = p;
+  outExprs.push_back(j);
+  AffineMap newOut = AffineMap::get(numLoops, 0, outExprs, ctx);
+  SmallVector<utils::IteratorType> iterators = op.getIteratorTypesArray();
+  iterators.insert(iterators.begin() + np, utils::IteratorType::parallel);
+
+  IRRewriter b(op);
+  Location loc = op.getLoc();
+  Value init = op.getDpsInitOperand(0)->get();
+  auto initType = cast<RankedTensorType>(init.getType());
+  int64_t rank = initType.getRank();
+  SmallVector<ReassociationIndices> reassoc;
+  for (int64_t d = 0; d + 1 < rank; ++d)
+    reassoc.push_back({d});
+  reassoc.push_back({rank - 1, rank});
+  SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(b, loc, init);
+  sizes.back() = b.getIndexAttr(n / width);
+  sizes.push_back(b.getIndexAttr(width));
+  Value expandedInit = build::expand(b, loc, init, reassoc, sizes);
+  Value packedRhs = arith::ConstantOp::create(b, loc, panels);
+  auto generic = linalg::GenericOp::create(
+      b, loc, TypeRange{expandedInit.getType()},
+      ValueRange{op.getDpsInputOperand(0)->get(), packedRhs},
+      ValueRange{expandedInit},
+      SmallVector<AffineMap>{newLhs, newRhs, newOut}, iterators);
+  b.inlineRegionBefore(op.getRegion(), generic.getRegion(),
+                       generic.getRegion().begin());
+  Value result = build::collapse(b, loc, generic.getResult(0), reassoc);
+  b.replaceOp(op, result);
+  return success();
+}
+
 struct MoePackExpertWeightsPass
     : moe::impl::MoePackExpertWeightsBase<MoePackExpertWeightsPass> {
   using Base::Base;
@@ -182,9 +295,41 @@ struct MoePackExpertWeightsPass
       }
       operand->set(layout);
     }
+    // Dense contractions' constant right-hand sides too (after the expert
+    // weights: these are not expert weights).
+    if (denseWeights) {
+      // A named linalg.matmul (its maps the plain (m, k), (k, n)) reading
+      // a constant it will pack becomes its generic form first (the one
+      // the rewrite reads).
+      SmallVector<linalg::MatmulOp> named;
+      root->walk([&](linalg::MatmulOp op) {
+        if (op.hasPureTensorSemantics() &&
+            op.getIndexingMapsArray() == op.getDefaultIndexingMaps(
+                                             op.getContext()) &&
+            packableDenseRhs(op.getDpsInputOperand(1)->get(), panelWidth))
+          named.push_back(op);
+      });
+      IRRewriter rewriter(&getContext());
+      for (linalg::MatmulOp op : named) {
+        rewriter.setInsertionPoint(op);
+        (void)linalg::generalizeNamedOp(rewriter, op);
+      }
+      SmallVector<linalg::GenericOp> generics;
+      root->walk([&](linalg::GenericOp op) { generics.push_back(op); });
+      llvm::DenseMap<Attribute, DenseElementsAttr> memo;
+      for (linalg::GenericOp op : generics) {
+        Value rhs = op.getNumDpsInputs() == 2
+                        ? op.getDpsInputOperand(1)->get()
+                        : Value();
+        if (succeeded(packDenseRhs(op, panelWidth, memo)))
+          if (auto cst = rhs.getDefiningOp<arith::ConstantOp>())
+            replaced.push_back(cst);
+      }
+    }
     // The row-major constants nothing else reads are not stored.
+    llvm::SmallPtrSet<Operation *, 8> erased;
     for (arith::ConstantOp cst : replaced)
-      if (cst->use_empty())
+      if (cst->use_empty() && erased.insert(cst).second)
         cst->erase();
   }
 };

@@ -24,6 +24,9 @@ tails:
     dynamic (a masked tail);
   - a decode step's probabilities times a position-major value cache
     "bhtp,pbhd->bhtd" (p [B, H, 1, P], cache [P, B, H, d]);
+  - matmuls whose [K, C] right-hand side is a constant, which the tiled
+    builds store in column panels (moe-pack-expert-weights' dense-weights)
+    and the reference row-major;
 
 and batched products with two row dims, a Mixture-of-Tokens layer's
 expert product "tced,edj->tcej" (z [T, C, E, D], w [E, D, J]): the rows
@@ -76,6 +79,15 @@ SCORES = [(3, 82), (2, 16), (1, 17)]
 # step, inlined, whose zero-filled output the tile reads.
 MATMULS = [(412, 300), (128, 412), (37, 520), (16, None), (3, 64),
            (64, 1100), (128, 1024), (64, 1025), (1, 40)]
+# (K, C) of matmuls whose right-hand side is a constant: stored in column
+# panels as wide as a register tile where that divides C
+# (moe-pack-expert-weights' dense-weights; 8, 16 or 64 columns; 96 is not
+# a multiple of 64), row-major in the reference; K = 3: a k loop shorter
+# than the row tiles' unrolling.
+CONST_MATMULS = [(37, 96), (64, 256), (3, 1024)]
+# Their weights, drawn once (the module holds them).
+CONSTS = {f"cmw{i}": np.random.default_rng(100 + i).standard_normal(
+    (k, c)).astype(np.float32) for i, (k, c) in enumerate(CONST_MATMULS)}
 # (H, d) of the probabilities times a value cache.
 VALUES = [(3, 82), (2, 16), (1, 300)]
 # (E, D, J) of the batched products "tced,edj->tcej", run with T = N and
@@ -91,6 +103,7 @@ SUMS = [(2, 3, 40), (3, 1, 300)]
 EINSUMS = [("y", "nd,ed->ne", "x", "w", SELECTORS),
            ("s", "bhtd,pbhd->bhtp", "q", "k", SCORES),
            ("my", "nk,kc->nc", "mx", "mw", MATMULS),
+           ("cmy", "nk,kc->nc", "cmx", "cmw", CONST_MATMULS),
            ("vo", "bhtp,pbhd->bhtd", "vp", "vv", VALUES),
            ("bh", "tced,edj->tcej", "bz", "bw", BATCHED),
            ("xz", "cgte,cgtd->tced", "xm", "xx", MIXES),
@@ -161,6 +174,24 @@ def module():
               f"tensor<?x{cs}xf32>"),
              [(0, 0)] + ([(1, 1)] if c is None else []),
              "#mm_x, #mm_w, #mm_y", two_d)
+    for i, (k, c) in enumerate(CONST_MATMULS):
+        # The weight as a dense constant, its bytes in hex (little endian).
+        w = CONSTS[f"cmw{i}"]
+        wt, xt, yt = (f"tensor<{k}x{c}xf32>", f"tensor<?x{k}xf32>",
+                      f"tensor<?x{c}xf32>")
+        args.append(f'%cmx{i}: {xt} {{onnx.name = "cmx{i}"}}')
+        results.append(f'{yt} {{onnx.name = "cmy{i}"}}')
+        body.extend([
+            f'  %cmw{i} = arith.constant dense<"0x{w.tobytes().hex().upper()}">'
+            f" : {wt}",
+            f"  %cmy{i}_d0 = tensor.dim %cmx{i}, %c0 : {xt}",
+            f"  %cmy{i}_e = tensor.empty(%cmy{i}_d0) : {yt}",
+            f"  %cmy{i}_f = linalg.fill ins(%zero : f32) outs(%cmy{i}_e : "
+            f"{yt}) -> {yt}"])
+        body.extend(contraction(f"%cmy{i}", "#mm_x, #mm_w, #mm_y", two_d,
+                                f"%cmx{i}", f"%cmw{i}", f"%cmy{i}_f",
+                                (xt, wt, yt)))
+        rets.append((f"%cmy{i}", yt))
     for i, (h, d) in enumerate(VALUES):
         case((f"vp{i}", f"vv{i}", f"vo{i}"),
              (f"tensor<?x{h}x1x?xf32>", f"tensor<?x?x{h}x{d}xf32>",
@@ -255,6 +286,9 @@ def main():
                     np.float32)
                 feeds[f"mw{i}"] = rng.standard_normal((k, cols)).astype(
                     np.float32)
+            for i, (k, c) in enumerate(CONST_MATMULS):
+                feeds[f"cmx{i}"] = rng.standard_normal((n, k)).astype(
+                    np.float32)
             for i, (h, d) in enumerate(VALUES):
                 feeds[f"vp{i}"] = rng.standard_normal((b, h, 1, p)).astype(
                     np.float32)
@@ -284,7 +318,8 @@ def main():
             expected, magnitude = {}, {}
             for key, spec, lhs, rhs in specs:
                 a = feeds[lhs].astype(np.float64)
-                w = feeds[rhs].astype(np.float64)
+                w = (feeds[rhs] if rhs in feeds else CONSTS[rhs]).astype(
+                    np.float64)
                 expected[key] = np.einsum(spec, a, w)
                 magnitude[key] = np.einsum(spec, np.abs(a), np.abs(w))
             inputs = []

@@ -1,5 +1,6 @@
 // RUN: moe-opt %s --split-input-file --moe-pack-expert-weights="panel-width=2 min-tail=1" | FileCheck %s
 // RUN: moe-opt %s --split-input-file --moe-pack-expert-weights="panel-width=2 min-tail=1" --moe-decompose --convert-moe-to-linalg | FileCheck %s --check-prefix=LOWER
+// RUN: moe-opt %s --split-input-file --moe-pack-expert-weights="panel-width=2 min-tail=1 dense-weights=false" | FileCheck %s --check-prefix=NODENSE
 // RUN: not moe-opt %s --split-input-file --moe-pack-expert-weights="panel-width=0" 2>&1 | FileCheck %s --check-prefix=WIDTH
 
 // RUN: not moe-opt %s --split-input-file --moe-pack-expert-weights="min-tail=0" 2>&1 | FileCheck %s --check-prefix=WIDTH
@@ -139,4 +140,105 @@ func.func @bf16_left_alone(%x: tensor<?x2xbf16>, %off: tensor<2xi32>, %perm: ten
   %w = arith.constant dense<[[[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]]> : tensor<1x2x3xbf16>
   %y = moe.grouped_matmul %x, %w, %off, %perm : (tensor<?x2xbf16>, tensor<1x2x3xbf16>, tensor<2xi32>, tensor<?xi32>) -> tensor<?x3xbf16>
   return %y : tensor<?x3xbf16>
+}
+
+// -----
+
+// A dense contraction reading a constant [K, N] (here K 2, N 4) as (k, n),
+// n the output's last dim: the constant is stored as panels [N/P, K, P],
+// n splits into (p, j) over an expanded output, collapsed back after.
+// CHECK-DAG:   #[[X:[a-z0-9]+]] = affine_map<(d0, d1, d2, d3) -> (d0, d3)>
+// CHECK-DAG:   #[[W:[a-z0-9]+]] = affine_map<(d0, d1, d2, d3) -> (d1, d3, d2)>
+// CHECK-DAG:   #[[Y:[a-z0-9]+]] = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>
+// CHECK-LABEL: func.func @dense_rhs
+// CHECK-SAME:    %[[XA:[a-z0-9]+]]: tensor<?x2xf32>
+// CHECK-NOT:     tensor<2x4xf32>
+// CHECK-DAG:     %[[P:.+]] = arith.constant dense<{{\[\[\[}}1.000000e+00, 2.000000e+00], [5.000000e+00, 6.000000e+00]], {{\[\[}}3.000000e+00, 4.000000e+00], [7.000000e+00, 8.000000e+00]]]> : tensor<2x2x2xf32>
+// CHECK-DAG:     %[[E:.+]] = tensor.expand_shape %{{.+}} {{\[}}[0], [1, 2]] output_shape [%{{.+}}, 2, 2] : tensor<?x4xf32> into tensor<?x2x2xf32>
+// CHECK:         %[[G:.+]] = linalg.generic {indexing_maps = [#[[X]], #[[W]], #[[Y]]], iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%[[XA]], %[[P]] : tensor<?x2xf32>, tensor<2x2x2xf32>) outs(%[[E]] : tensor<?x2x2xf32>)
+// CHECK:         %[[C:.+]] = tensor.collapse_shape %[[G]] {{\[}}[0], [1, 2]] : tensor<?x2x2xf32> into tensor<?x4xf32>
+// CHECK:         return %[[C]]
+// NODENSE-LABEL: func.func @dense_rhs
+// NODENSE:         arith.constant {{.*}} : tensor<2x4xf32>
+// NODENSE-NOT:     tensor.expand_shape
+#dx = affine_map<(n, c, k) -> (n, k)>
+#dw = affine_map<(n, c, k) -> (k, c)>
+#dy = affine_map<(n, c, k) -> (n, c)>
+func.func @dense_rhs(%x: tensor<?x2xf32>) -> tensor<?x4xf32> {
+  %c0 = arith.constant 0 : index
+  %zero = arith.constant 0.0 : f32
+  %w = arith.constant dense<[[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]]> : tensor<2x4xf32>
+  %n = tensor.dim %x, %c0 : tensor<?x2xf32>
+  %e = tensor.empty(%n) : tensor<?x4xf32>
+  %f = linalg.fill ins(%zero : f32) outs(%e : tensor<?x4xf32>) -> tensor<?x4xf32>
+  %y = linalg.generic {indexing_maps = [#dx, #dw, #dy], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%x, %w : tensor<?x2xf32>, tensor<2x4xf32>) outs(%f : tensor<?x4xf32>) {
+  ^bb0(%a: f32, %b: f32, %c: f32):
+    %m = arith.mulf %a, %b : f32
+    %s = arith.addf %c, %m : f32
+    linalg.yield %s : f32
+  } -> tensor<?x4xf32>
+  return %y : tensor<?x4xf32>
+}
+
+// -----
+
+// A named linalg.matmul reading a constant: generalized, then the same.
+// CHECK-LABEL: func.func @named_matmul
+// CHECK:         linalg.generic {{.*}} ins(%{{.+}}, %{{.+}} : tensor<3x2xf32>, tensor<2x2x2xf32>)
+// CHECK:         tensor.collapse_shape {{.*}} into tensor<3x4xf32>
+func.func @named_matmul(%x: tensor<3x2xf32>) -> tensor<3x4xf32> {
+  %zero = arith.constant 0.0 : f32
+  %w = arith.constant dense<[[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]]> : tensor<2x4xf32>
+  %e = tensor.empty() : tensor<3x4xf32>
+  %f = linalg.fill ins(%zero : f32) outs(%e : tensor<3x4xf32>) -> tensor<3x4xf32>
+  %y = linalg.matmul ins(%x, %w : tensor<3x2xf32>, tensor<2x4xf32>) outs(%f : tensor<3x4xf32>) -> tensor<3x4xf32>
+  return %y : tensor<3x4xf32>
+}
+
+// -----
+
+// Left alone: N not a multiple of the panel width (3), a right-hand side
+// read as (n, k) (a selector), one read at run time, a splat, an f64
+// weight, and N of one panel only (2).
+// The named matmuls among them stay named (generalized only to be packed).
+// CHECK-LABEL: func.func @dense_left_alone
+// CHECK-NOT:     tensor.expand_shape
+// CHECK-NOT:     tensor.collapse_shape
+// CHECK-COUNT-5: linalg.matmul
+// CHECK-NOT:     tensor.expand_shape
+#lx = affine_map<(n, c, k) -> (n, k)>
+#lw = affine_map<(n, c, k) -> (k, c)>
+#lt = affine_map<(n, c, k) -> (c, k)>
+#ly = affine_map<(n, c, k) -> (n, c)>
+func.func @dense_left_alone(%x: tensor<5x2xf32>, %wd: tensor<2x4xf32>, %x64: tensor<5x2xf64>)
+    -> (tensor<5x3xf32>, tensor<5x4xf32>, tensor<5x4xf32>, tensor<5x4xf32>, tensor<5x4xf64>, tensor<5x2xf32>) {
+  %zero = arith.constant 0.0 : f32
+  %zero64 = arith.constant 0.0 : f64
+  %w3 = arith.constant dense<[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]> : tensor<2x3xf32>
+  %wt = arith.constant dense<[[1.0, 2.0], [3.0, 4.0], [5.0, 6.0], [7.0, 8.0]]> : tensor<4x2xf32>
+  %ws = arith.constant dense<1.0> : tensor<2x4xf32>
+  %w64 = arith.constant dense<[[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]]> : tensor<2x4xf64>
+  %w2 = arith.constant dense<[[1.0, 2.0], [3.0, 4.0]]> : tensor<2x2xf32>
+  %e3 = tensor.empty() : tensor<5x3xf32>
+  %f3 = linalg.fill ins(%zero : f32) outs(%e3 : tensor<5x3xf32>) -> tensor<5x3xf32>
+  %e4 = tensor.empty() : tensor<5x4xf32>
+  %f4 = linalg.fill ins(%zero : f32) outs(%e4 : tensor<5x4xf32>) -> tensor<5x4xf32>
+  %e64 = tensor.empty() : tensor<5x4xf64>
+  %f64 = linalg.fill ins(%zero64 : f64) outs(%e64 : tensor<5x4xf64>) -> tensor<5x4xf64>
+  %e2 = tensor.empty() : tensor<5x2xf32>
+  %f2 = linalg.fill ins(%zero : f32) outs(%e2 : tensor<5x2xf32>) -> tensor<5x2xf32>
+  %y3 = linalg.matmul ins(%x, %w3 : tensor<5x2xf32>, tensor<2x3xf32>) outs(%f3 : tensor<5x3xf32>) -> tensor<5x3xf32>
+  %yt = linalg.generic {indexing_maps = [#lx, #lt, #ly], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%x, %wt : tensor<5x2xf32>, tensor<4x2xf32>) outs(%f4 : tensor<5x4xf32>) {
+  ^bb0(%a: f32, %b: f32, %c: f32):
+    %m = arith.mulf %a, %b : f32
+    %s = arith.addf %c, %m : f32
+    linalg.yield %s : f32
+  } -> tensor<5x4xf32>
+  %yd = linalg.matmul ins(%x, %wd : tensor<5x2xf32>, tensor<2x4xf32>) outs(%f4 : tensor<5x4xf32>) -> tensor<5x4xf32>
+  %ys = linalg.matmul ins(%x, %ws : tensor<5x2xf32>, tensor<2x4xf32>) outs(%f4 : tensor<5x4xf32>) -> tensor<5x4xf32>
+  %y64 = linalg.matmul ins(%x64, %w64 : tensor<5x2xf64>, tensor<2x4xf64>) outs(%f64 : tensor<5x4xf64>) -> tensor<5x4xf64>
+  %y2 = linalg.matmul ins(%x, %w2 : tensor<5x2xf32>, tensor<2x2xf32>) outs(%f2 : tensor<5x2xf32>) -> tensor<5x2xf32>
+  return %y3, %yt, %yd, %ys, %y64, %y2 : tensor<5x3xf32>, tensor<5x4xf32>, tensor<5x4xf32>, tensor<5x4xf32>, tensor<5x4xf64>, tensor<5x2xf32>
 }

@@ -305,6 +305,19 @@ def MoePackExpertWeights : Pass<"moe-pack-expert-weights"> {
     whose panels or tail would hold one repeated value (a splat, which
     moe-outline-weights would turn into a fill on every call).
 
+    With `dense-weights` (the default) it also packs the constant right-hand
+    side of a dense contraction on tensors (a `linalg.generic` contraction,
+    or a `linalg.matmul`, generalized first), a static `[K, N]` f32 matrix
+    read as `(k, n)` with `n` the output's last dim and in no other
+    operand, where `panel-width` divides `N` into two or more panels (the
+    LM head: `[412, 8000]` in 500 panels of 16): the constant becomes
+    `[N / P, K, P]` and the contraction the same one with `n` split into
+    `(p, j)` over a `tensor.expand_shape` of its init, its result collapsed
+    back. Same products and sums; the register tiles read contiguous
+    `[K, P]` blocks instead of `P` columns of rows `4N` bytes apart. A
+    decode step of MoEUT-44M reads its LM head (13 MB) that way
+    (docs/performance.md, "The LM head in column panels").
+
     moe-compile runs it before `moe-outline-weights` (not with
     `--reference`, `--no-tile` or `--no-pack-weights`), with
     `panel-width` a register tile's width (16 columns at 256 bits, 64 at
@@ -330,9 +343,14 @@ def MoePackExpertWeights : Pass<"moe-pack-expert-weights"> {
            "columns per panel (moe-compile: a register tile's width)">,
     Option<"minTail", "min-tail", "int64_t", "16",
            "narrowest tail kept as a block of its own (a narrower one "
-           "joins the last panel's block)">
+           "joins the last panel's block)">,
+    Option<"denseWeights", "dense-weights", "bool", "true",
+           "also dense contractions' constant [K, N] right-hand sides "
+           "where panel-width divides N">
   ];
   let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::linalg::LinalgDialect",
+                           "::mlir::tensor::TensorDialect",
                            "::mlir::moe::MoeDialect"];
 }
 
