@@ -218,6 +218,9 @@ LogicalResult packDenseRhs(linalg::GenericOp op, int64_t width,
   Value init = op.getDpsInitOperand(0)->get();
   auto initType = cast<RankedTensorType>(init.getType());
   int64_t rank = initType.getRank();
+  // The result keeps the op's type: its n dim must be N, statically.
+  if (initType.getDimSize(rank - 1) != n)
+    return failure();
   SmallVector<ReassociationIndices> reassoc;
   for (int64_t d = 0; d + 1 < rank; ++d)
     reassoc.push_back({d});
@@ -306,7 +309,11 @@ struct MoePackExpertWeightsPass
         if (op.hasPureTensorSemantics() &&
             op.getIndexingMapsArray() == op.getDefaultIndexingMaps(
                                              op.getContext()) &&
-            packableDenseRhs(op.getDpsInputOperand(1)->get(), panelWidth))
+            packableDenseRhs(op.getDpsInputOperand(1)->get(), panelWidth) &&
+            cast<ShapedType>(op.getDpsInitOperand(0)->get().getType())
+                    .getDimSize(1) ==
+                cast<ShapedType>(op.getDpsInputOperand(1)->get().getType())
+                    .getDimSize(1))
           named.push_back(op);
       });
       IRRewriter rewriter(&getContext());
@@ -326,10 +333,11 @@ struct MoePackExpertWeightsPass
             replaced.push_back(cst);
       }
     }
-    // The row-major constants nothing else reads are not stored.
-    llvm::SmallPtrSet<Operation *, 8> erased;
+    // The row-major constants nothing else reads are not stored (a
+    // constant two contractions read is listed twice: looked at once).
+    llvm::SmallPtrSet<Operation *, 8> seen;
     for (arith::ConstantOp cst : replaced)
-      if (cst->use_empty() && erased.insert(cst).second)
+      if (seen.insert(cst).second && cst->use_empty())
         cst->erase();
   }
 };

@@ -268,6 +268,18 @@ def main():
             artifacts[name] = os.path.join(work, name + ".moeb")
             subprocess.run([compile_tool, "-q", source, "-o",
                             artifacts[name]] + flags, check=True)
+        # The constant weights whose width the panels divide (256 and 1024
+        # at every vector width) are read in column panels: the packed
+        # contraction's result is collapsed back to [N, C].
+        moe_ir = subprocess.run([compile_tool, "-q", source, "--emit=moe",
+                                 "-o", "-"], check=True, capture_output=True,
+                                text=True).stdout
+        packed = moe_ir.count("tensor.collapse_shape")
+        ok = packed >= 2
+        print(f"{'ok  ' if ok else 'FAIL'} constant weights in column panels "
+              f"at the host's width: {packed} packed contractions")
+        passed += ok
+        failed += not ok
         for n, p, b in RUNS:
             feeds = {}
             for i, (d, e) in enumerate(SELECTORS):

@@ -242,3 +242,77 @@ func.func @dense_left_alone(%x: tensor<5x2xf32>, %wd: tensor<2x4xf32>, %x64: ten
   %y2 = linalg.matmul ins(%x, %w2 : tensor<5x2xf32>, tensor<2x2xf32>) outs(%f2 : tensor<5x2xf32>) -> tensor<5x2xf32>
   return %y3, %yt, %yd, %ys, %y64, %y2 : tensor<5x3xf32>, tensor<5x4xf32>, tensor<5x4xf32>, tensor<5x4xf32>, tensor<5x4xf64>, tensor<5x2xf32>
 }
+
+// -----
+
+// One constant read by two contractions: each reads the panels (two equal
+// constants, which moe-outline-weights stores once), the row-major one
+// erased (once: it was listed for both). A constant something else reads
+// too stays for that reader.
+// CHECK-LABEL: func.func @dense_two_readers
+// CHECK-NOT:     arith.constant {{.*}} : tensor<2x4xf32>
+// CHECK-COUNT-2: arith.constant {{.*}} : tensor<2x2x2xf32>
+// CHECK-NOT:     arith.constant {{.*}} : tensor<2x4xf32>
+// CHECK-LABEL: func.func @dense_kept_for_another_reader
+// CHECK-DAG:     %[[W:.+]] = arith.constant {{.*}} : tensor<2x4xf32>
+// CHECK-DAG:     arith.constant {{.*}} : tensor<2x2x2xf32>
+// CHECK:         return %{{.+}}, %[[W]]
+func.func @dense_two_readers(%x: tensor<3x2xf32>, %z: tensor<3x2xf32>) -> (tensor<3x4xf32>, tensor<3x4xf32>) {
+  %zero = arith.constant 0.0 : f32
+  %w = arith.constant dense<[[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]]> : tensor<2x4xf32>
+  %e = tensor.empty() : tensor<3x4xf32>
+  %f = linalg.fill ins(%zero : f32) outs(%e : tensor<3x4xf32>) -> tensor<3x4xf32>
+  %y = linalg.matmul ins(%x, %w : tensor<3x2xf32>, tensor<2x4xf32>) outs(%f : tensor<3x4xf32>) -> tensor<3x4xf32>
+  %v = linalg.matmul ins(%z, %w : tensor<3x2xf32>, tensor<2x4xf32>) outs(%f : tensor<3x4xf32>) -> tensor<3x4xf32>
+  return %y, %v : tensor<3x4xf32>, tensor<3x4xf32>
+}
+func.func @dense_kept_for_another_reader(%x: tensor<3x2xf32>) -> (tensor<3x4xf32>, tensor<2x4xf32>) {
+  %zero = arith.constant 0.0 : f32
+  %w = arith.constant dense<[[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]]> : tensor<2x4xf32>
+  %e = tensor.empty() : tensor<3x4xf32>
+  %f = linalg.fill ins(%zero : f32) outs(%e : tensor<3x4xf32>) -> tensor<3x4xf32>
+  %y = linalg.matmul ins(%x, %w : tensor<3x2xf32>, tensor<2x4xf32>) outs(%f : tensor<3x4xf32>) -> tensor<3x4xf32>
+  return %y, %w : tensor<3x4xf32>, tensor<2x4xf32>
+}
+
+// -----
+
+// Other loop orders: a batch dim with k first ((k, b, m, n): n, the last
+// loop, becomes (p, j) after the others); an init whose n dim is dynamic
+// is left alone (its result type would change).
+// CHECK-DAG:   #[[BX:[a-z0-9]+]] = affine_map<(d0, d1, d2, d3, d4) -> (d1, d2, d0)>
+// CHECK-DAG:   #[[BW:[a-z0-9]+]] = affine_map<(d0, d1, d2, d3, d4) -> (d3, d0, d4)>
+// CHECK-DAG:   #[[BY:[a-z0-9]+]] = affine_map<(d0, d1, d2, d3, d4) -> (d1, d2, d3, d4)>
+// CHECK-LABEL: func.func @dense_batch_k_first
+// CHECK:         linalg.generic {indexing_maps = [#[[BX]], #[[BW]], #[[BY]]], iterator_types = ["reduction", "parallel", "parallel", "parallel", "parallel"]} {{.*}} outs(%{{.+}} : tensor<2x3x2x2xf32>)
+// CHECK:         tensor.collapse_shape %{{.+}} {{\[}}[0], [1], [2, 3]] : tensor<2x3x2x2xf32> into tensor<2x3x4xf32>
+// CHECK-LABEL: func.func @dense_dynamic_init
+// CHECK-NOT:     tensor.expand_shape
+#kx = affine_map<(k, b, m, n) -> (b, m, k)>
+#kw = affine_map<(k, b, m, n) -> (k, n)>
+#ky = affine_map<(k, b, m, n) -> (b, m, n)>
+func.func @dense_batch_k_first(%x: tensor<2x3x2xf32>, %init: tensor<2x3x4xf32>) -> tensor<2x3x4xf32> {
+  %w = arith.constant dense<[[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]]> : tensor<2x4xf32>
+  %y = linalg.generic {indexing_maps = [#kx, #kw, #ky], iterator_types = ["reduction", "parallel", "parallel", "parallel"]}
+      ins(%x, %w : tensor<2x3x2xf32>, tensor<2x4xf32>) outs(%init : tensor<2x3x4xf32>) {
+  ^bb0(%a: f32, %b: f32, %c: f32):
+    %m = arith.mulf %a, %b : f32
+    %s = arith.addf %c, %m : f32
+    linalg.yield %s : f32
+  } -> tensor<2x3x4xf32>
+  return %y : tensor<2x3x4xf32>
+}
+#nx = affine_map<(m, n, k) -> (m, k)>
+#nw = affine_map<(m, n, k) -> (k, n)>
+#ny = affine_map<(m, n, k) -> (m, n)>
+func.func @dense_dynamic_init(%x: tensor<3x2xf32>, %init: tensor<?x?xf32>) -> tensor<?x?xf32> {
+  %w = arith.constant dense<[[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]]> : tensor<2x4xf32>
+  %y = linalg.generic {indexing_maps = [#nx, #nw, #ny], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%x, %w : tensor<3x2xf32>, tensor<2x4xf32>) outs(%init : tensor<?x?xf32>) {
+  ^bb0(%a: f32, %b: f32, %c: f32):
+    %m = arith.mulf %a, %b : f32
+    %s = arith.addf %c, %m : f32
+    linalg.yield %s : f32
+  } -> tensor<?x?xf32>
+  return %y : tensor<?x?xf32>
+}

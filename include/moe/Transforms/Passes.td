@@ -312,9 +312,14 @@ def MoePackExpertWeights : Pass<"moe-pack-expert-weights"> {
     operand, where `panel-width` divides `N` into two or more panels (the
     LM head: `[412, 8000]` in 500 panels of 16): the constant becomes
     `[N / P, K, P]` and the contraction the same one with `n` split into
-    `(p, j)` over a `tensor.expand_shape` of its init, its result collapsed
-    back. Same products and sums; the register tiles read contiguous
-    `[K, P]` blocks instead of `P` columns of rows `4N` bytes apart. A
+    `(p, j)` over a `tensor.expand_shape` of its init (whose last dim must
+    be `N` statically), its result collapsed back. Same products; the
+    register tiles read contiguous `[K, P]` blocks instead of `P` columns
+    of rows `4N` bytes apart. Row tiles sum in the same order as over the
+    row-major weight; a one-row tile is now at most `P` wide, and one
+    narrower than 8 vector registers rotates its k steps over several
+    accumulator sets, so one-row results (decode) may differ in the last
+    bits. A
     decode step of MoEUT-44M reads its LM head (13 MB) that way
     (docs/performance.md, "The LM head in column panels").
 
