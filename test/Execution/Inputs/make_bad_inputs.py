@@ -43,35 +43,12 @@ version[8:12] = struct.pack("<I", 1)
 open(os.path.join(out, "version1.moeb"), "wb").write(bytes(version))
 
 
-M64 = 0xFFFFFFFFFFFFFFFF
-
-
-def fnv1a(data, h=0xcbf29ce484222325):
-    for b in data:
-        h = ((h ^ b) * 0x100000001b3) & M64
-    return h
-
-
-def section_hash(data):
-    """Format 3's section checksum (artifact_format.h, SectionHash),
-    written again here from its description."""
-    p1, p2, p3 = 0x9E3779B185EBCA87, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9
-
-    def rotl(v, r):
-        return ((v << r) | (v >> (64 - r))) & M64
-    lanes = [p1, p2, p3, p1 ^ p2]
-    whole = len(data) // 32 * 32
-    for at in range(0, whole, 32):
-        for i in range(4):
-            word = struct.unpack_from("<Q", data, at + 8 * i)[0]
-            lanes[i] = rotl(lanes[i] ^ (word * p1 & M64), 31) * p2 & M64
-    h = len(data) * p3 & M64
-    for lane in lanes:
-        h = rotl((h ^ lane) * p2 & M64, 27)
-    h = fnv1a(data[whole:], h)
-    h ^= h >> 33
-    h = h * p1 & M64
-    return h ^ (h >> 29)
+# The artifact checksums (FNV-1a for the header, format 3's SectionHash for
+# sections), as the fuzz corpus writer computes them independently of the
+# C++ writer.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "..", "fuzz"))
+from make_corpus import fnv1a, section_hash  # noqa: E402
 
 
 # The signature edited after compilation (logits f32 -> f64, same length),
