@@ -49,7 +49,7 @@ struct DecomposeFfn : OpRewritePattern<FfnOp> {
     OpFoldResult n = sizeOf(rewriter, loc, x, 0);
     OpFoldResult hidden = sizeOf(rewriter, loc, op.getW1(), 2);
     Value scores = selectorScores(rewriter, loc, xs, op.getWSel(),
-                            {n, rewriter.getIndexAttr(numExperts)});
+                                  {n, rewriter.getIndexAttr(numExperts)});
 
     // Routing: S slots per token.
     Value slotWeights, ids;

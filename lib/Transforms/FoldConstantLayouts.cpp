@@ -117,11 +117,10 @@ void transposeSelectors(Operation *root, int64_t maxElements) {
     Operation *user = use->getOwner();
     rewriter.setInsertionPoint(user);
     auto type = cast<RankedTensorType>(sel.getType());
-    Value init = tensor::EmptyOp::create(rewriter, user->getLoc(),
-                                         type.getShape(),
-                                         type.getElementType());
-    Value back = linalg::TransposeOp::create(rewriter, user->getLoc(), t,
-                                             init, ArrayRef<int64_t>{1, 0})
+    Value init = tensor::EmptyOp::create(
+        rewriter, user->getLoc(), type.getShape(), type.getElementType());
+    Value back = linalg::TransposeOp::create(rewriter, user->getLoc(), t, init,
+                                             ArrayRef<int64_t>{1, 0})
                      .getResult()[0];
     rewriter.modifyOpInPlace(user, [&] { use->set(back); });
   }

@@ -37,7 +37,6 @@
 
 #include "moe/IR/MoeOps.h"
 #include "moe/Transforms/Passes.h"
-
 #include "moe/Utils/BuildUtils.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -47,8 +46,8 @@
 #include "mlir/Dialect/Linalg/Utils/Utils.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
-#include "mlir/IR/PatternMatch.h"
 #include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/PatternMatch.h"
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/SmallPtrSet.h"
 #include "llvm/ADT/TypeSwitch.h"
@@ -135,19 +134,12 @@ std::optional<Packed> pack(DenseElementsAttr value, int64_t width,
   return out;
 }
 
-/// A dense contraction on tensors whose right-hand side is a constant
-/// [K, N] f32 matrix read as (k, n), n the output's last dim and in no other
-/// operand (the LM head, a projection): it becomes the same contraction
-/// over the panels [N / P, K, P], with n split into (p, j), its result
-/// [..., N / P, P] collapsed back to [..., N]. Same products, same sums in
-/// the same order of k; the register tiles then read contiguous [K, P]
-/// blocks. Only where P divides N (no tail block to handle).
 /// The constant behind `rhs` where it is a dense, non-splat, static [K, N]
 /// f32 matrix that panels of `width` columns cut exactly into two or more.
 DenseElementsAttr packableDenseRhs(Value rhs, int64_t width) {
   auto cst = rhs.getDefiningOp<arith::ConstantOp>();
-  auto value = cst ? dyn_cast<DenseElementsAttr>(cst.getValue())
-                   : DenseElementsAttr();
+  auto value =
+      cst ? dyn_cast<DenseElementsAttr>(cst.getValue()) : DenseElementsAttr();
   auto type = dyn_cast<RankedTensorType>(rhs.getType());
   if (!value || value.isSplat() || !type || type.getRank() != 2 ||
       !type.hasStaticShape() || !type.getElementType().isF32() ||
@@ -157,6 +149,13 @@ DenseElementsAttr packableDenseRhs(Value rhs, int64_t width) {
   return value;
 }
 
+/// A dense contraction on tensors whose right-hand side is a constant
+/// [K, N] f32 matrix read as (k, n), n the output's last dim and in no other
+/// operand (the LM head, a projection): it becomes the same contraction
+/// over the panels [N / P, K, P], with n split into (p, j), its result
+/// [..., N / P, P] collapsed back to [..., N]. Same products; the register
+/// tiles then read contiguous [K, P] blocks. Only where P divides N (no
+/// tail block to handle), and where the init's n dim is N statically.
 LogicalResult packDenseRhs(linalg::GenericOp op, int64_t width,
                            llvm::DenseMap<Attribute, DenseElementsAttr> &memo) {
   if (!op.hasPureTensorSemantics() || op.getNumDpsInputs() != 2 ||
@@ -184,9 +183,9 @@ LogicalResult packDenseRhs(linalg::GenericOp op, int64_t width,
 
   DenseElementsAttr &panels = memo[value];
   if (!panels) {
-    std::optional<Packed> packed =
-        pack(value.reshape(RankedTensorType::get({1, k, n}, type.getElementType())),
-             width, /*minTail=*/1);
+    std::optional<Packed> packed = pack(
+        value.reshape(RankedTensorType::get({1, k, n}, type.getElementType())),
+        width, /*minTail=*/1);
     if (!packed || packed->tail)
       return failure();
     panels = packed->panels.reshape(
@@ -204,8 +203,8 @@ LogicalResult packDenseRhs(linalg::GenericOp op, int64_t width,
   };
   AffineExpr p = getAffineDimExpr(np, ctx), j = getAffineDimExpr(np + 1, ctx);
   AffineMap newLhs = shift(lhsMap);
-  AffineMap newRhs = AffineMap::get(
-      numLoops, 0, {p, shift(rhsMap).getResult(0), j}, ctx);
+  AffineMap newRhs =
+      AffineMap::get(numLoops, 0, {p, shift(rhsMap).getResult(0), j}, ctx);
   SmallVector<AffineExpr> outExprs(shift(outMap).getResults());
   outExprs.back() = p;
   outExprs.push_back(j);
@@ -233,8 +232,8 @@ LogicalResult packDenseRhs(linalg::GenericOp op, int64_t width,
   auto generic = linalg::GenericOp::create(
       b, loc, TypeRange{expandedInit.getType()},
       ValueRange{op.getDpsInputOperand(0)->get(), packedRhs},
-      ValueRange{expandedInit},
-      SmallVector<AffineMap>{newLhs, newRhs, newOut}, iterators);
+      ValueRange{expandedInit}, SmallVector<AffineMap>{newLhs, newRhs, newOut},
+      iterators);
   b.inlineRegionBefore(op.getRegion(), generic.getRegion(),
                        generic.getRegion().begin());
   Value result = build::collapse(b, loc, generic.getResult(0), reassoc);
@@ -307,8 +306,8 @@ struct MoePackExpertWeightsPass
       SmallVector<linalg::MatmulOp> named;
       root->walk([&](linalg::MatmulOp op) {
         if (op.hasPureTensorSemantics() &&
-            op.getIndexingMapsArray() == op.getDefaultIndexingMaps(
-                                             op.getContext()) &&
+            op.getIndexingMapsArray() ==
+                op.getDefaultIndexingMaps(op.getContext()) &&
             packableDenseRhs(op.getDpsInputOperand(1)->get(), panelWidth) &&
             cast<ShapedType>(op.getDpsInitOperand(0)->get().getType())
                     .getDimSize(1) ==
@@ -325,9 +324,8 @@ struct MoePackExpertWeightsPass
       root->walk([&](linalg::GenericOp op) { generics.push_back(op); });
       llvm::DenseMap<Attribute, DenseElementsAttr> memo;
       for (linalg::GenericOp op : generics) {
-        Value rhs = op.getNumDpsInputs() == 2
-                        ? op.getDpsInputOperand(1)->get()
-                        : Value();
+        Value rhs = op.getNumDpsInputs() == 2 ? op.getDpsInputOperand(1)->get()
+                                              : Value();
         if (succeeded(packDenseRhs(op, panelWidth, memo)))
           if (auto cst = rhs.getDefiningOp<arith::ConstantOp>())
             replaced.push_back(cst);

@@ -152,10 +152,11 @@ Value moe::build::contractInto(OpBuilder &b, Location loc, StringRef spec,
   return generic.getResult(0);
 }
 
-Value moe::build::selectorScores(OpBuilder &b, Location loc, Value x,
-                                 Value sel, ArrayRef<OpFoldResult> outSizes) {
+Value moe::build::selectorScores(OpBuilder &b, Location loc, Value x, Value sel,
+                                 ArrayRef<OpFoldResult> outSizes) {
   if (auto t = sel.getDefiningOp<linalg::TransposeOp>();
-      t && t.getPermutation() == ArrayRef<int64_t>{1, 0} && t.hasPureTensorSemantics())
+      t && t.getPermutation() == ArrayRef<int64_t>{1, 0} &&
+      t.hasPureTensorSemantics())
     return contract(b, loc, "nd,de->ne", x, t.getInput(), outSizes);
   return contract(b, loc, "nd,ed->ne", x, sel, outSizes);
 }

@@ -464,8 +464,7 @@ Result moe::artifact::parse(const unsigned char *bytes, size_t size,
                   path, e.kind,
                   static_cast<unsigned long long>(kSectionAlignment),
                   static_cast<unsigned long long>(e.offset));
-    if (sectionChecksum(header.version, bytes + e.offset, e.size) !=
-        e.checksum)
+    if (sectionChecksum(header.version, bytes + e.offset, e.size) != e.checksum)
       return fail(MOE_DATA_LOSS, "'%s': checksum mismatch in section %u",
                   path, e.kind);
     if (e.size)

@@ -644,9 +644,9 @@ TEST(SectionHash, FuzzSeedsOfTheIndependentWriter) {
     std::string bytes = readFile(path);
     ASSERT_FALSE(bytes.empty()) << "cannot read " << path;
     artifact::Contents contents;
-    artifact::Result r = artifact::parse(
-        reinterpret_cast<const unsigned char *>(bytes.data()), bytes.size(),
-        name, contents);
+    artifact::Result r =
+        artifact::parse(reinterpret_cast<const unsigned char *>(bytes.data()),
+                        bytes.size(), name, contents);
     EXPECT_EQ(r.code, MOE_OK) << r.message;
   }
 }
@@ -678,8 +678,7 @@ TEST(SectionHash, PiecesAndChanges) {
   std::string longer = bytes + std::string(1, '\0');
   EXPECT_NE(artifact::SectionHash::of(longer.data(), longer.size()), whole);
   std::string swapped = bytes;
-  std::swap_ranges(swapped.begin(), swapped.begin() + 8,
-                   swapped.begin() + 32);
+  std::swap_ranges(swapped.begin(), swapped.begin() + 8, swapped.begin() + 32);
   EXPECT_NE(artifact::SectionHash::of(swapped.data(), swapped.size()), whole);
   // Empty input: the digest of nothing, and what the writer records for an
   // empty section.

@@ -9,10 +9,10 @@
 // checksum covers the header (with its checksum field zero) and the section
 // table; each section entry carries the checksum of its bytes
 // (SectionHash in format 3; byte-wise FNV-1a 64 in format 2, which readers
-// still accept). Readers refuse other versions. Section kinds a reader does not know are
-// skipped; the signature's device line says which code section an executor
-// needs (CpuCode for `device cpu`), so a file can carry code for several
-// devices and a reader uses the one it can run.
+// still accept). Readers refuse other versions. Section kinds a reader does not
+// know are skipped; the signature's device line says which code section an
+// executor needs (CpuCode for `device cpu`), so a file can carry code for
+// several devices and a reader uses the one it can run.
 //
 //===----------------------------------------------------------------------===//
 
@@ -110,7 +110,8 @@ public:
       block(pending);
       pendingSize = 0;
     }
-    for (; size >= sizeof(pending); p += sizeof(pending), size -= sizeof(pending))
+    for (; size >= sizeof(pending);
+         p += sizeof(pending), size -= sizeof(pending))
       block(p);
     std::memcpy(pending, p, size);
     pendingSize = size;
@@ -151,10 +152,32 @@ private:
   uint64_t length = 0;
 };
 
-/// The checksum of a section's bytes in artifact format `version`.
+/// The checksum of a section's bytes in artifact format `version`, fed in
+/// pieces: SectionHash from format 3 on, byte-wise FNV-1a before (the one
+/// place that decides which).
+class SectionChecksum {
+public:
+  explicit SectionChecksum(uint32_t version) : wide(version >= 3) {}
+  void update(const void *data, size_t size) {
+    if (wide)
+      hash.update(data, size);
+    else
+      fnv = fnv1a(data, size, fnv);
+  }
+  uint64_t digest() const { return wide ? hash.digest() : fnv; }
+
+private:
+  bool wide;
+  SectionHash hash;
+  uint64_t fnv = fnv1a(nullptr, 0);
+};
+
+/// The checksum of `size` bytes at `data` as a section of format `version`.
 inline uint64_t sectionChecksum(uint32_t version, const void *data,
                                 size_t size) {
-  return version >= 3 ? SectionHash::of(data, size) : fnv1a(data, size);
+  SectionChecksum checksum(version);
+  checksum.update(data, size);
+  return checksum.digest();
 }
 
 /// Checksum of a header (its checksum field taken as zero) and its table.
@@ -200,27 +223,19 @@ void serializeTo(const std::vector<SectionSource> &sections, Write &&write,
   for (size_t i = 0; i < sections.size(); ++i) {
     offset = (offset + kSectionAlignment - 1) / kSectionAlignment *
              kSectionAlignment;
-    // Format 3 checksums with SectionHash; older versions (written by
-    // tests) with byte-wise FNV-1a.
-    uint64_t size = 0, fnv = fnv1a(nullptr, 0);
-    SectionHash hash;
-    auto feed = [&](const void *data, size_t n) {
-      if (version >= 3)
-        hash.update(data, n);
-      else
-        fnv = fnv1a(data, n, fnv);
-    };
+    uint64_t size = 0;
+    SectionChecksum checksum(version);
     for (const Chunk &c : sections[i].chunks) {
       if (c.data) {
-        feed(c.data, c.size);
+        checksum.update(c.data, c.size);
       } else {
         for (size_t n = c.size; n; n -= std::min(n, sizeof(zeros)))
-          feed(zeros, std::min(n, sizeof(zeros)));
+          checksum.update(zeros, std::min(n, sizeof(zeros)));
       }
       size += c.size;
     }
     table[i] = {static_cast<uint32_t>(sections[i].kind), 0, offset, size,
-                version >= 3 ? hash.digest() : fnv};
+                checksum.digest()};
     offset += size;
   }
   header.fileSize = offset;
