@@ -27,6 +27,19 @@
 // last panel's block, so that every block is at least a vector wide (and
 // the sums are those of the row-major layout, tile for tile).
 //
+// Dense [K, N] weights that a contraction reads as (k, n) get panels too
+// (dense-weights), [ceil(N / P), K, P] with the last one zero-padded
+// instead of a tail: the contraction then runs over N rounded up to P
+// columns into a fresh fill and keeps the first N (a tail would need the
+// destination sliced in two, and one-shot bufferization's analysis of
+// those slices took seconds per model). The right-hand sides of linalg
+// contractions (the LM head) are rewritten here to read the panels; the
+// dense weights of moe ops (switchhead's wq and wk, the selectors stored
+// [D, E]) become a one-expert moe.unpack_panels collapsed to [K, Nb * P]
+// (and sliced to N columns), which convert-moe-to-linalg's contractions
+// read in place once the ops are decomposed (build::contractOverPanels
+// for both).
+//
 // Written here rather than with upstream's linalg.pack: that packs both
 // operands and the result of a plain matmul (mmt4d), and the grouped
 // matmul's left operand is gathered rows and its result rows scattered or
@@ -135,110 +148,89 @@ std::optional<Packed> pack(DenseElementsAttr value, int64_t width,
 }
 
 /// The constant behind `rhs` where it is a dense, non-splat, static [K, N]
-/// f32 matrix that panels of `width` columns cut exactly into two or more.
-DenseElementsAttr packableDenseRhs(Value rhs, int64_t width) {
+/// f32 matrix of more than `width` columns.
+DenseElementsAttr packableDenseConstant(Value rhs, int64_t width) {
   auto cst = rhs.getDefiningOp<arith::ConstantOp>();
   auto value =
       cst ? dyn_cast<DenseElementsAttr>(cst.getValue()) : DenseElementsAttr();
   auto type = dyn_cast<RankedTensorType>(rhs.getType());
   if (!value || value.isSplat() || !type || type.getRank() != 2 ||
       !type.hasStaticShape() || !type.getElementType().isF32() ||
-      type.getDimSize(0) == 0 || type.getDimSize(1) % width != 0 ||
-      type.getDimSize(1) / width < 2)
+      type.getDimSize(0) == 0 || type.getDimSize(1) <= width)
     return {};
   return value;
 }
 
+/// `value` ([K, N], f32) as column panels [ceil(N / P), K, P], the last one
+/// zero-padded where P does not divide N; nothing where that would be a
+/// splat.
+DenseElementsAttr packMatrix(DenseElementsAttr value, int64_t width) {
+  auto type = cast<RankedTensorType>(value.getType());
+  int64_t k = type.getDimSize(0), n = type.getDimSize(1);
+  int64_t numPanels = (n + width - 1) / width;
+  size_t esize = type.getElementTypeBitWidth() / 8;
+  ArrayRef<char> raw = value.getRawData();
+  assert(raw.size() == esize * type.getNumElements() && "dense, not splat");
+  std::vector<char> panels(esize * numPanels * k * width, 0);
+  char *out = panels.data();
+  for (int64_t j = 0; j < numPanels; ++j) {
+    int64_t cols = std::min(width, n - j * width);
+    for (int64_t r = 0; r < k; ++r, out += esize * width)
+      std::memcpy(out, raw.data() + esize * (r * n + j * width), esize * cols);
+  }
+  auto packed = DenseElementsAttr::getFromRawBuffer(
+      RankedTensorType::get({numPanels, k, width}, type.getElementType()),
+      panels);
+  return packed.isSplat() ? DenseElementsAttr() : packed;
+}
+
 /// A dense contraction on tensors whose right-hand side is a constant
 /// [K, N] f32 matrix read as (k, n), n the output's last dim and in no other
-/// operand (the LM head, a projection): it becomes the same contraction
-/// over the panels [N / P, K, P], with n split into (p, j), its result
-/// [..., N / P, P] collapsed back to [..., N]. Same products; the register
-/// tiles then read contiguous [K, P] blocks. Only where P divides N (no
-/// tail block to handle), and where the init's n dim is N statically.
-LogicalResult packDenseRhs(linalg::GenericOp op, int64_t width,
-                           llvm::DenseMap<Attribute, DenseElementsAttr> &memo) {
-  if (!op.hasPureTensorSemantics() || op.getNumDpsInputs() != 2 ||
-      op.getNumDpsInits() != 1 || !linalg::isaContractionOpInterface(op))
+/// operand (the LM head, a projection): the same contraction over the
+/// panels (build::contractOverPanels).
+LogicalResult
+packDenseRhs(linalg::GenericOp op, int64_t width,
+             function_ref<DenseElementsAttr(DenseElementsAttr)> packedMatrix) {
+  if (!build::isContractionOverColumns(op))
     return failure();
-  Value rhs = op.getDpsInputOperand(1)->get();
-  DenseElementsAttr value = packableDenseRhs(rhs, width);
-  if (!value)
+  DenseElementsAttr value =
+      packableDenseConstant(op.getDpsInputOperand(1)->get(), width);
+  DenseElementsAttr packed = value ? packedMatrix(value) : DenseElementsAttr();
+  if (!packed)
     return failure();
-  auto type = cast<RankedTensorType>(rhs.getType());
-  int64_t k = type.getDimSize(0), n = type.getDimSize(1);
-  AffineMap rhsMap = op.getMatchingIndexingMap(op.getDpsInputOperand(1));
-  AffineMap lhsMap = op.getMatchingIndexingMap(op.getDpsInputOperand(0));
-  AffineMap outMap = op.getMatchingIndexingMap(op.getDpsInitOperand(0));
-  auto kDim = dyn_cast<AffineDimExpr>(rhsMap.getResult(0));
-  auto nDim = dyn_cast<AffineDimExpr>(rhsMap.getResult(1));
-  if (!kDim || !nDim || outMap.getNumResults() == 0 ||
-      outMap.getResults().back() != nDim ||
-      lhsMap.isFunctionOfDim(nDim.getPosition()) ||
-      outMap.dropResult(outMap.getNumResults() - 1)
-          .isFunctionOfDim(nDim.getPosition()) ||
-      !linalg::isReductionIterator(
-          op.getIteratorTypesArray()[kDim.getPosition()]))
-    return failure();
-
-  DenseElementsAttr &panels = memo[value];
-  if (!panels) {
-    std::optional<Packed> packed = pack(
-        value.reshape(RankedTensorType::get({1, k, n}, type.getElementType())),
-        width, /*minTail=*/1);
-    if (!packed || packed->tail)
-      return failure();
-    panels = packed->panels.reshape(
-        RankedTensorType::get({n / width, k, width}, type.getElementType()));
-  }
-
-  // Loops: n's position becomes (p, j).
-  unsigned np = nDim.getPosition(), numLoops = op.getNumLoops() + 1;
-  MLIRContext *ctx = op.getContext();
-  auto shift = [&](AffineMap map) {
-    SmallVector<AffineExpr> dims;
-    for (unsigned d = 0; d < op.getNumLoops(); ++d)
-      dims.push_back(getAffineDimExpr(d < np ? d : d + 1, ctx));
-    return map.replaceDimsAndSymbols(dims, {}, numLoops, 0);
-  };
-  AffineExpr p = getAffineDimExpr(np, ctx), j = getAffineDimExpr(np + 1, ctx);
-  AffineMap newLhs = shift(lhsMap);
-  AffineMap newRhs =
-      AffineMap::get(numLoops, 0, {p, shift(rhsMap).getResult(0), j}, ctx);
-  SmallVector<AffineExpr> outExprs(shift(outMap).getResults());
-  outExprs.back() = p;
-  outExprs.push_back(j);
-  AffineMap newOut = AffineMap::get(numLoops, 0, outExprs, ctx);
-  SmallVector<utils::IteratorType> iterators = op.getIteratorTypesArray();
-  iterators.insert(iterators.begin() + np, utils::IteratorType::parallel);
-
   IRRewriter b(op);
-  Location loc = op.getLoc();
-  Value init = op.getDpsInitOperand(0)->get();
-  auto initType = cast<RankedTensorType>(init.getType());
-  int64_t rank = initType.getRank();
-  // The result keeps the op's type: its n dim must be N, statically.
-  if (initType.getDimSize(rank - 1) != n)
-    return failure();
-  SmallVector<ReassociationIndices> reassoc;
-  for (int64_t d = 0; d + 1 < rank; ++d)
-    reassoc.push_back({d});
-  reassoc.push_back({rank - 1, rank});
-  SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(b, loc, init);
-  sizes.back() = b.getIndexAttr(n / width);
-  sizes.push_back(b.getIndexAttr(width));
-  Value expandedInit = build::expand(b, loc, init, reassoc, sizes);
-  Value packedRhs = arith::ConstantOp::create(b, loc, panels);
-  auto generic = linalg::GenericOp::create(
-      b, loc, TypeRange{expandedInit.getType()},
-      ValueRange{op.getDpsInputOperand(0)->get(), packedRhs},
-      ValueRange{expandedInit}, SmallVector<AffineMap>{newLhs, newRhs, newOut},
-      iterators);
-  b.inlineRegionBefore(op.getRegion(), generic.getRegion(),
-                       generic.getRegion().begin());
-  Value result = build::collapse(b, loc, generic.getResult(0), reassoc);
-  b.replaceOp(op, result);
-  return success();
+  Value panels = arith::ConstantOp::create(b, op.getLoc(), packed);
+  if (succeeded(build::contractOverPanels(b, op, panels)))
+    return success();
+  // Not of the form after all (a padded panel and an init that is no
+  // fill): nothing reads the new constant.
+  b.eraseOp(panels.getDefiningOp());
+  return failure();
+}
+
+/// The dense [K, N] weights of `op` that its decomposition reads as the
+/// right-hand side of a contraction over columns: switchhead's query and
+/// key projections, and the selectors that moe-fold-constant-layouts
+/// stores [D, E] (the operand is then a transpose of that constant, and
+/// the constant is the weight).
+SmallVector<OpOperand *> denseWeightOperands(Operation *op) {
+  SmallVector<OpOperand *> operands;
+  auto selector = [&](OpOperand &operand) {
+    if (auto t = operand.get().getDefiningOp<linalg::TransposeOp>();
+        t && t.getPermutation() == ArrayRef<int64_t>{1, 0} &&
+        t.hasPureTensorSemantics())
+      operands.push_back(&t.getInputMutable());
+  };
+  llvm::TypeSwitch<Operation *>(op)
+      .Case<FfnOp>([&](auto f) { selector(f.getWSelMutable()); })
+      .Case<SwitchHeadOp, SwitchHeadCachedOp>([&](auto s) {
+        operands.push_back(&s.getWqMutable());
+        operands.push_back(&s.getWkMutable());
+        selector(s.getSelOMutable());
+        if (s.getSelV())
+          selector(*s.getSelVMutable().begin());
+      });
+  return operands;
 }
 
 struct MoePackExpertWeightsPass
@@ -300,6 +292,62 @@ struct MoePackExpertWeightsPass
     // Dense contractions' constant right-hand sides too (after the expert
     // weights: these are not expert weights).
     if (denseWeights) {
+      // The dense weights of moe ops, contracted after their
+      // decomposition: laid out here as one expert's panels, read back
+      // as [K, N] (a collapse of moe.unpack_panels [1, K, N]);
+      // convert-moe-to-linalg's contractions read the panels where they
+      // are.
+      SmallVector<OpOperand *> dense;
+      root->walk([&](Operation *op) {
+        llvm::append_range(dense, denseWeightOperands(op));
+      });
+      llvm::DenseMap<Attribute, DenseElementsAttr> matrices;
+      auto packedMatrix = [&](DenseElementsAttr value) -> DenseElementsAttr {
+        if (!value)
+          return {};
+        auto [it, added] = matrices.try_emplace(value);
+        if (added)
+          it->second = packMatrix(value, panelWidth);
+        return it->second;
+      };
+      for (OpOperand *operand : dense) {
+        DenseElementsAttr value =
+            packableDenseConstant(operand->get(), panelWidth);
+        if (!value)
+          continue;
+        auto cst = operand->get().getDefiningOp<arith::ConstantOp>();
+        Value &layout = unpacked[cst.getResult()];
+        if (!layout) {
+          DenseElementsAttr packed = packedMatrix(value);
+          if (!packed) {
+            unpacked.erase(cst.getResult());
+            continue;
+          }
+          b.setInsertionPointAfter(cst);
+          Location loc = cst.getLoc();
+          auto type = cast<RankedTensorType>(cst.getType());
+          auto panelType = cast<RankedTensorType>(packed.getType());
+          int64_t k = type.getDimSize(0), n = type.getDimSize(1);
+          int64_t padded = panelType.getDimSize(0) * panelType.getDimSize(2);
+          Type elt = type.getElementType();
+          Value panels = arith::ConstantOp::create(
+              b, loc,
+              packed.reshape(RankedTensorType::get(
+                  {1, panelType.getDimSize(0), k, panelType.getDimSize(2)},
+                  elt)));
+          Value one = UnpackPanelsOp::create(
+              b, loc, RankedTensorType::get({1, k, padded}, elt), panels,
+              Value());
+          layout = build::collapse(b, loc, one, {{0, 1}, {2}});
+          if (padded != n)
+            layout = tensor::ExtractSliceOp::create(
+                b, loc, layout, ArrayRef<OpFoldResult>{b.getIndexAttr(0), b.getIndexAttr(0)},
+                ArrayRef<OpFoldResult>{b.getIndexAttr(k), b.getIndexAttr(n)},
+                ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1)});
+          replaced.push_back(cst);
+        }
+        operand->set(layout);
+      }
       // A named linalg.matmul (its maps the plain (m, k), (k, n)) reading
       // a constant it will pack becomes its generic form first (the one
       // the rewrite reads).
@@ -308,11 +356,17 @@ struct MoePackExpertWeightsPass
         if (op.hasPureTensorSemantics() &&
             op.getIndexingMapsArray() ==
                 op.getDefaultIndexingMaps(op.getContext()) &&
-            packableDenseRhs(op.getDpsInputOperand(1)->get(), panelWidth) &&
+            packedMatrix(packableDenseConstant(
+                op.getDpsInputOperand(1)->get(), panelWidth)) &&
             cast<ShapedType>(op.getDpsInitOperand(0)->get().getType())
                     .getDimSize(1) ==
                 cast<ShapedType>(op.getDpsInputOperand(1)->get().getType())
-                    .getDimSize(1))
+                    .getDimSize(1) &&
+            (cast<ShapedType>(op.getDpsInputOperand(1)->get().getType())
+                         .getDimSize(1) %
+                     panelWidth ==
+                 0 ||
+             op.getDpsInitOperand(0)->get().getDefiningOp<linalg::FillOp>()))
           named.push_back(op);
       });
       IRRewriter rewriter(&getContext());
@@ -322,11 +376,10 @@ struct MoePackExpertWeightsPass
       }
       SmallVector<linalg::GenericOp> generics;
       root->walk([&](linalg::GenericOp op) { generics.push_back(op); });
-      llvm::DenseMap<Attribute, DenseElementsAttr> memo;
       for (linalg::GenericOp op : generics) {
         Value rhs = op.getNumDpsInputs() == 2 ? op.getDpsInputOperand(1)->get()
                                               : Value();
-        if (succeeded(packDenseRhs(op, panelWidth, memo)))
+        if (succeeded(packDenseRhs(op, panelWidth, packedMatrix)))
           if (auto cst = rhs.getDefiningOp<arith::ConstantOp>())
             replaced.push_back(cst);
       }

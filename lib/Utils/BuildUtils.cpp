@@ -6,6 +6,8 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Linalg/IR/LinalgInterfaces.h"
+#include "mlir/Dialect/Linalg/Utils/Utils.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -159,6 +161,118 @@ Value moe::build::selectorScores(OpBuilder &b, Location loc, Value x, Value sel,
       t.hasPureTensorSemantics())
     return contract(b, loc, "nd,de->ne", x, t.getInput(), outSizes);
   return contract(b, loc, "nd,ed->ne", x, sel, outSizes);
+}
+
+bool moe::build::isContractionOverColumns(linalg::GenericOp op) {
+  if (!op.hasPureTensorSemantics() || op.getNumDpsInputs() != 2 ||
+      op.getNumDpsInits() != 1 || !linalg::isaContractionOpInterface(op))
+    return false;
+  auto rhsType =
+      dyn_cast<RankedTensorType>(op.getDpsInputOperand(1)->get().getType());
+  auto initType =
+      dyn_cast<RankedTensorType>(op.getDpsInitOperand(0)->get().getType());
+  if (!rhsType || rhsType.getRank() != 2 || !rhsType.hasStaticShape() ||
+      !initType || initType.getRank() == 0 ||
+      initType.getDimSize(initType.getRank() - 1) != rhsType.getDimSize(1))
+    return false;
+  AffineMap rhsMap = op.getMatchingIndexingMap(op.getDpsInputOperand(1));
+  AffineMap lhsMap = op.getMatchingIndexingMap(op.getDpsInputOperand(0));
+  AffineMap outMap = op.getMatchingIndexingMap(op.getDpsInitOperand(0));
+  auto kDim = dyn_cast<AffineDimExpr>(rhsMap.getResult(0));
+  auto nDim = dyn_cast<AffineDimExpr>(rhsMap.getResult(1));
+  return kDim && nDim && outMap.getResults().back() == nDim &&
+         !lhsMap.isFunctionOfDim(nDim.getPosition()) &&
+         !outMap.dropResult(outMap.getNumResults() - 1)
+              .isFunctionOfDim(nDim.getPosition()) &&
+         linalg::isReductionIterator(
+             op.getIteratorTypesArray()[kDim.getPosition()]);
+}
+
+FailureOr<Value> moe::build::contractOverPanels(RewriterBase &b,
+                                                linalg::GenericOp op,
+                                                Value panels) {
+  if (!isContractionOverColumns(op))
+    return failure();
+  auto rhsType =
+      cast<RankedTensorType>(op.getDpsInputOperand(1)->get().getType());
+  auto panelType = dyn_cast<RankedTensorType>(panels.getType());
+  Type elt = rhsType.getElementType();
+  int64_t k = rhsType.getDimSize(0), n = rhsType.getDimSize(1);
+  if (!panelType || panelType.getRank() != 3 || !panelType.hasStaticShape() ||
+      panelType.getElementType() != elt || panelType.getDimSize(1) != k)
+    return failure();
+  int64_t numPanels = panelType.getDimSize(0),
+          width = panelType.getDimSize(2);
+  int64_t padded = numPanels * width;
+  if (numPanels < 1 || width < 1 || padded < n || padded - width >= n)
+    return failure();
+  Value init = op.getDpsInitOperand(0)->get();
+  auto fill = init.getDefiningOp<linalg::FillOp>();
+  if (padded != n && (!fill || !fill.hasPureTensorSemantics()))
+    return failure();
+
+  AffineMap lhsMap = op.getMatchingIndexingMap(op.getDpsInputOperand(0));
+  AffineMap rhsMap = op.getMatchingIndexingMap(op.getDpsInputOperand(1));
+  AffineMap outMap = op.getMatchingIndexingMap(op.getDpsInitOperand(0));
+  unsigned np = cast<AffineDimExpr>(rhsMap.getResult(1)).getPosition();
+  unsigned numLoops = op.getNumLoops() + 1;
+  MLIRContext *ctx = op.getContext();
+  // Loops: n's position becomes (p, j).
+  auto shift = [&](AffineMap map) {
+    SmallVector<AffineExpr> dims;
+    for (unsigned d = 0; d < op.getNumLoops(); ++d)
+      dims.push_back(getAffineDimExpr(d < np ? d : d + 1, ctx));
+    return map.replaceDimsAndSymbols(dims, {}, numLoops, 0);
+  };
+  AffineExpr p = getAffineDimExpr(np, ctx), j = getAffineDimExpr(np + 1, ctx);
+  AffineMap newLhs = shift(lhsMap);
+  AffineMap newRhs =
+      AffineMap::get(numLoops, 0, {p, shift(rhsMap).getResult(0), j}, ctx);
+  SmallVector<AffineExpr> outExprs(shift(outMap).getResults());
+  outExprs.back() = p;
+  outExprs.push_back(j);
+  AffineMap newOut = AffineMap::get(numLoops, 0, outExprs, ctx);
+  SmallVector<utils::IteratorType> iterators = op.getIteratorTypesArray();
+  iterators.insert(iterators.begin() + np, utils::IteratorType::parallel);
+
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPoint(op);
+  Location loc = op.getLoc();
+  int64_t rank = cast<RankedTensorType>(init.getType()).getRank();
+  SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(b, loc, init);
+  if (padded != n) {
+    SmallVector<OpFoldResult> wide = sizes;
+    wide.back() = b.getIndexAttr(padded);
+    init = linalg::FillOp::create(
+               b, loc, fill.value(),
+               emptyTensor(b, loc, wide,
+                           cast<RankedTensorType>(init.getType())
+                               .getElementType()))
+               .getResult(0);
+  }
+  SmallVector<ReassociationIndices> reassoc;
+  for (int64_t d = 0; d + 1 < rank; ++d)
+    reassoc.push_back({d});
+  reassoc.push_back({rank - 1, rank});
+  SmallVector<OpFoldResult> expanded = sizes;
+  expanded.back() = b.getIndexAttr(numPanels);
+  expanded.push_back(b.getIndexAttr(width));
+  Value expandedInit = expand(b, loc, init, reassoc, expanded);
+  auto generic = linalg::GenericOp::create(
+      b, loc, TypeRange{expandedInit.getType()}, ValueRange{op.getDpsInputOperand(0)->get(), panels},
+      ValueRange{expandedInit}, SmallVector<AffineMap>{newLhs, newRhs, newOut},
+      iterators);
+  b.inlineRegionBefore(op.getRegion(), generic.getRegion(),
+                       generic.getRegion().begin());
+  Value result = collapse(b, loc, generic.getResult(0), reassoc);
+  if (padded != n) {
+    SmallVector<OpFoldResult> offsets(rank, b.getIndexAttr(0)),
+        ones(rank, b.getIndexAttr(1));
+    result = tensor::ExtractSliceOp::create(b, loc, result, offsets, sizes,
+                                            ones);
+  }
+  b.replaceOp(op, result);
+  return result;
 }
 
 /// Emits `act(x)` on one scalar.

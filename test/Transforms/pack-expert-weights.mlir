@@ -198,15 +198,17 @@ func.func @named_matmul(%x: tensor<3x2xf32>) -> tensor<3x4xf32> {
 
 // -----
 
-// Left alone: N not a multiple of the panel width (3), a right-hand side
-// read as (n, k) (a selector), one read at run time, a splat, an f64
-// weight, and N of one panel only (2).
+// Left alone: a right-hand side read as (n, k) (a selector), one read at
+// run time, a splat, an f64 weight, and N of one panel only (2).
 // The named matmuls among them stay named (generalized only to be packed).
+// N = 3 (the last one) is packed, its second panel zero-padded.
 // CHECK-LABEL: func.func @dense_left_alone
 // CHECK-NOT:     tensor.expand_shape
 // CHECK-NOT:     tensor.collapse_shape
-// CHECK-COUNT-5: linalg.matmul
-// CHECK-NOT:     tensor.expand_shape
+// CHECK:         linalg.generic
+// CHECK-COUNT-4: linalg.matmul
+// CHECK-NOT:     linalg.matmul
+// CHECK:         tensor.expand_shape {{.*}} into tensor<5x2x2xf32>
 #lx = affine_map<(n, c, k) -> (n, k)>
 #lw = affine_map<(n, c, k) -> (k, c)>
 #lt = affine_map<(n, c, k) -> (c, k)>
@@ -228,7 +230,6 @@ func.func @dense_left_alone(%x: tensor<5x2xf32>, %wd: tensor<2x4xf32>, %x64: ten
   %f64 = linalg.fill ins(%zero64 : f64) outs(%e64 : tensor<5x4xf64>) -> tensor<5x4xf64>
   %e2 = tensor.empty() : tensor<5x2xf32>
   %f2 = linalg.fill ins(%zero : f32) outs(%e2 : tensor<5x2xf32>) -> tensor<5x2xf32>
-  %y3 = linalg.matmul ins(%x, %w3 : tensor<5x2xf32>, tensor<2x3xf32>) outs(%f3 : tensor<5x3xf32>) -> tensor<5x3xf32>
   %yt = linalg.generic {indexing_maps = [#lx, #lt, #ly], iterator_types = ["parallel", "parallel", "reduction"]}
       ins(%x, %wt : tensor<5x2xf32>, tensor<4x2xf32>) outs(%f4 : tensor<5x4xf32>) {
   ^bb0(%a: f32, %b: f32, %c: f32):
@@ -240,6 +241,7 @@ func.func @dense_left_alone(%x: tensor<5x2xf32>, %wd: tensor<2x4xf32>, %x64: ten
   %ys = linalg.matmul ins(%x, %ws : tensor<5x2xf32>, tensor<2x4xf32>) outs(%f4 : tensor<5x4xf32>) -> tensor<5x4xf32>
   %y64 = linalg.matmul ins(%x64, %w64 : tensor<5x2xf64>, tensor<2x4xf64>) outs(%f64 : tensor<5x4xf64>) -> tensor<5x4xf64>
   %y2 = linalg.matmul ins(%x, %w2 : tensor<5x2xf32>, tensor<2x2xf32>) outs(%f2 : tensor<5x2xf32>) -> tensor<5x2xf32>
+  %y3 = linalg.matmul ins(%x, %w3 : tensor<5x2xf32>, tensor<2x3xf32>) outs(%f3 : tensor<5x3xf32>) -> tensor<5x3xf32>
   return %y3, %yt, %yd, %ys, %y64, %y2 : tensor<5x3xf32>, tensor<5x4xf32>, tensor<5x4xf32>, tensor<5x4xf32>, tensor<5x4xf64>, tensor<5x2xf32>
 }
 
@@ -315,4 +317,114 @@ func.func @dense_dynamic_init(%x: tensor<3x2xf32>, %init: tensor<?x?xf32>) -> te
     linalg.yield %s : f32
   } -> tensor<?x?xf32>
   return %y : tensor<?x?xf32>
+}
+
+// -----
+
+// N = 5 in panels of 2: three panels [3, K, 2], the last one zero-padded
+// (min-tail plays no part here). The contraction runs over six columns
+// into a fill of the same value, and the result is its first five.
+// CHECK-LABEL: func.func @dense_tail
+// CHECK-SAME:    %[[XA:[a-z0-9]+]]: tensor<3x2xf32>
+// CHECK-NOT:     arith.constant {{.*}} : tensor<2x5xf32>
+// CHECK-DAG:     %[[ZERO:.+]] = arith.constant 0.000000e+00 : f32
+// CHECK-DAG:     %[[P:.+]] = arith.constant dense<{{\[\[\[}}1.000000e+00, 2.000000e+00], [6.000000e+00, 7.000000e+00]], {{\[\[}}3.000000e+00, 4.000000e+00], [8.000000e+00, 9.000000e+00]], {{\[\[}}5.000000e+00, 0.000000e+00], [1.000000e+01, 0.000000e+00]]]> : tensor<3x2x2xf32>
+// CHECK-DAG:     %[[F:.+]] = linalg.fill ins(%[[ZERO]] : f32) outs(%{{.+}} : tensor<3x6xf32>) -> tensor<3x6xf32>
+// CHECK:         %[[E:.+]] = tensor.expand_shape %[[F]] {{\[}}[0], [1, 2]] output_shape [3, 3, 2] : tensor<3x6xf32> into tensor<3x3x2xf32>
+// CHECK:         %[[G:.+]] = linalg.generic {{.*}} ins(%[[XA]], %[[P]] : tensor<3x2xf32>, tensor<3x2x2xf32>) outs(%[[E]] : tensor<3x3x2xf32>)
+// CHECK:         %[[C:.+]] = tensor.collapse_shape %[[G]] {{\[}}[0], [1, 2]] : tensor<3x3x2xf32> into tensor<3x6xf32>
+// CHECK:         %[[R:.+]] = tensor.extract_slice %[[C]][0, 0] [3, 5] [1, 1] : tensor<3x6xf32> to tensor<3x5xf32>
+// CHECK:         return %[[R]]
+// An init that is no fill: a padded panel would need its values spread
+// over the wider destination; left alone.
+// CHECK-LABEL: func.func @dense_padded_init_not_fill
+// CHECK-NOT:     tensor.expand_shape
+// CHECK:         linalg.matmul
+func.func @dense_tail(%x: tensor<3x2xf32>) -> tensor<3x5xf32> {
+  %zero = arith.constant 0.0 : f32
+  %w = arith.constant dense<[[1.0, 2.0, 3.0, 4.0, 5.0], [6.0, 7.0, 8.0, 9.0, 10.0]]> : tensor<2x5xf32>
+  %e = tensor.empty() : tensor<3x5xf32>
+  %f = linalg.fill ins(%zero : f32) outs(%e : tensor<3x5xf32>) -> tensor<3x5xf32>
+  %y = linalg.matmul ins(%x, %w : tensor<3x2xf32>, tensor<2x5xf32>) outs(%f : tensor<3x5xf32>) -> tensor<3x5xf32>
+  return %y : tensor<3x5xf32>
+}
+func.func @dense_padded_init_not_fill(%x: tensor<3x2xf32>, %init: tensor<3x5xf32>) -> tensor<3x5xf32> {
+  %w = arith.constant dense<[[1.0, 2.0, 3.0, 4.0, 5.0], [6.0, 7.0, 8.0, 9.0, 10.0]]> : tensor<2x5xf32>
+  %y = linalg.matmul ins(%x, %w : tensor<3x2xf32>, tensor<2x5xf32>) outs(%init : tensor<3x5xf32>) -> tensor<3x5xf32>
+  return %y : tensor<3x5xf32>
+}
+
+// -----
+
+// SwitchHead's query and key projections ([D, H*dk] = [2, 5]) and its
+// selectors stored [D, H*E] under a transpose (one constant read as both
+// sel_o and sel_v): each constant once as one expert's panels (the last
+// one zero-padded where P does not divide N), read back as [K, N].
+// After the decomposition the contractions read the panels where they are;
+// nothing copies them back to rows.
+// CHECK-LABEL: func.func @switchhead_dense
+// CHECK-NOT:     arith.constant {{.*}} : tensor<2x5xf32>
+// CHECK-NOT:     arith.constant {{.*}} : tensor<2x4xf32>
+// CHECK-DAG:     %[[QP:.+]] = arith.constant dense<{{\[\[\[\[}}1.000000e+00, 2.000000e+00], [6.000000e+00, 7.000000e+00]], {{\[\[}}3.000000e+00, 4.000000e+00], [8.000000e+00, 9.000000e+00]], {{\[\[}}5.000000e+00, 0.000000e+00], [1.000000e+01, 0.000000e+00]]]]> : tensor<1x3x2x2xf32>
+// CHECK-DAG:     %[[QU:.+]] = moe.unpack_panels %[[QP]] : (tensor<1x3x2x2xf32>) -> tensor<1x2x6xf32>
+// CHECK-DAG:     %[[QC:.+]] = tensor.collapse_shape %[[QU]] {{\[}}[0, 1], [2]] : tensor<1x2x6xf32> into tensor<2x6xf32>
+// CHECK-DAG:     %[[Q:.+]] = tensor.extract_slice %[[QC]][0, 0] [2, 5] [1, 1] : tensor<2x6xf32> to tensor<2x5xf32>
+// CHECK-DAG:     %[[SU:.+]] = moe.unpack_panels %{{[a-z0-9_]+}} : (tensor<1x2x2x2xf32>) -> tensor<1x2x4xf32>
+// CHECK-DAG:     %[[S:.+]] = tensor.collapse_shape %[[SU]] {{\[}}[0, 1], [2]] : tensor<1x2x4xf32> into tensor<2x4xf32>
+// CHECK-DAG:     %[[ST:.+]] = linalg.transpose ins(%[[S]] : tensor<2x4xf32>) {{.*}} permutation = [1, 0]
+// CHECK-DAG:     %[[KC:.+]] = tensor.collapse_shape %{{.+}} {{\[}}[0, 1], [2]] : tensor<1x2x6xf32> into tensor<2x6xf32>
+// CHECK-DAG:     %[[K:.+]] = tensor.extract_slice %[[KC]][0, 0] [2, 5] [1, 1] : tensor<2x6xf32> to tensor<2x5xf32>
+// CHECK:         moe.switchhead %{{.+}}, %{{.+}}, %{{.+}}, %[[Q]], %[[K]], %{{.+}}, %{{.+}}, %[[ST]] sel_v(%[[ST]])
+// NODENSE-LABEL: func.func @switchhead_dense
+// NODENSE-NOT:     moe.unpack_panels {{.*}} -> tensor<1x
+// LOWER-LABEL: func.func @switchhead_dense
+// LOWER-NOT:     moe.unpack_panels
+// The query and the key projections over six columns, the first five kept.
+// LOWER-COUNT-2: linalg.fill {{.*}} -> tensor<2x6xf32>
+// LOWER-NEXT:    tensor.expand_shape %{{.+}} {{\[}}[0], [1, 2]] output_shape [2, 3, 2] : tensor<2x6xf32> into tensor<2x3x2xf32>
+// LOWER-NEXT:    linalg.generic {{.*}} ins(%{{.+}}, %{{.+}} : tensor<2x2xf32>, tensor<3x2x2xf32>) outs(%{{.+}} : tensor<2x3x2xf32>)
+// LOWER-NEXT:      ^bb0
+// LOWER-NEXT:        arith.mulf
+// LOWER-NEXT:        arith.addf
+// LOWER-NEXT:        linalg.yield
+// LOWER-NEXT:    } -> tensor<2x3x2xf32>
+// LOWER-NEXT:    tensor.collapse_shape
+// LOWER-NEXT:    tensor.extract_slice %{{.+}}[0, 0] [2, 5] [1, 1] : tensor<2x6xf32> to tensor<2x5xf32>
+// The selectors' scores, [2, 4] in two panels, none padded.
+// LOWER:         linalg.generic {{.*}} ins(%{{.+}}, %{{.+}} : tensor<2x2xf32>, tensor<2x2x2xf32>) outs(%{{.+}} : tensor<2x2x2xf32>)
+// LOWER-NOT:     moe.unpack_panels
+// LOWER-NOT:     tensor<1x2x6xf32>
+// LOWER-NOT:     tensor<1x2x4xf32>
+// LOWER-LABEL: func.func @ffn_selector
+func.func @switchhead_dense(%x: tensor<1x2x2xf32>, %wv: tensor<4x2x5xf32>, %wo: tensor<4x5x2xf32>) -> tensor<1x2x2xf32> {
+  %wq = arith.constant dense<[[1.0, 2.0, 3.0, 4.0, 5.0], [6.0, 7.0, 8.0, 9.0, 10.0]]> : tensor<2x5xf32>
+  %wk = arith.constant dense<[[1.0, 2.0, 3.0, 4.0, 5.0], [6.0, 7.0, 8.0, 9.0, 11.0]]> : tensor<2x5xf32>
+  %s = arith.constant dense<[[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]]> : tensor<2x4xf32>
+  %e = tensor.empty() : tensor<4x2xf32>
+  %st = linalg.transpose ins(%s : tensor<2x4xf32>) outs(%e : tensor<4x2xf32>) permutation = [1, 0]
+  %y = moe.switchhead %x, %x, %x, %wq, %wk, %wv, %wo, %st sel_v(%st) {num_heads = 1 : i64, k = 1 : i64, rotate_fraction = 0.0 : f64}
+      : (tensor<1x2x2xf32>, tensor<1x2x2xf32>, tensor<1x2x2xf32>, tensor<2x5xf32>, tensor<2x5xf32>,
+         tensor<4x2x5xf32>, tensor<4x5x2xf32>, tensor<4x2xf32>, tensor<4x2xf32>) -> tensor<1x2x2xf32>
+  return %y : tensor<1x2x2xf32>
+}
+
+// -----
+
+// moe.ffn's selector stored [D, E] (E = 3 in two panels of 2, the second
+// padded), read through a transpose.
+// CHECK-LABEL: func.func @ffn_selector
+// CHECK:         %[[U:.+]] = moe.unpack_panels %{{.+}} : (tensor<1x2x2x2xf32>) -> tensor<1x2x4xf32>
+// CHECK:         %[[C:.+]] = tensor.collapse_shape %[[U]]
+// CHECK:         %[[S:.+]] = tensor.extract_slice %[[C]][0, 0] [2, 3] [1, 1]
+// CHECK:         linalg.transpose ins(%[[S]] : tensor<2x3xf32>)
+// LOWER:         linalg.generic {{.*}} ins(%{{.+}}, %{{.+}} : tensor<?x2xf32>, tensor<2x2x2xf32>) outs(%{{.+}} : tensor<?x2x2xf32>)
+// LOWER:         tensor.extract_slice %{{.+}}[0, 0] [%{{.+}}, 3] [1, 1] : tensor<?x4xf32> to tensor<?x3xf32>
+// LOWER-NOT:     moe.unpack_panels
+func.func @ffn_selector(%x: tensor<?x2xf32>, %w1: tensor<3x2x2xf32>, %w2: tensor<3x2x2xf32>) -> tensor<?x2xf32> {
+  %s = arith.constant dense<[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]> : tensor<2x3xf32>
+  %e = tensor.empty() : tensor<3x2xf32>
+  %st = linalg.transpose ins(%s : tensor<2x3xf32>) outs(%e : tensor<3x2xf32>) permutation = [1, 0]
+  %y = moe.ffn %x, %st, %w1, %w2 gate<sigmoid> act<relu> {k = 1 : i64}
+      : (tensor<?x2xf32>, tensor<3x2xf32>, tensor<3x2x2xf32>, tensor<3x2x2xf32>) -> tensor<?x2xf32>
+  return %y : tensor<?x2xf32>
 }

@@ -305,23 +305,41 @@ def MoePackExpertWeights : Pass<"moe-pack-expert-weights"> {
     whose panels or tail would hold one repeated value (a splat, which
     moe-outline-weights would turn into a fill on every call).
 
-    With `dense-weights` (the default) it also packs the constant right-hand
-    side of a dense contraction on tensors (a `linalg.generic` contraction,
-    or a `linalg.matmul`, generalized first), a static `[K, N]` f32 matrix
-    read as `(k, n)` with `n` the output's last dim and in no other
-    operand, where `panel-width` divides `N` into two or more panels (the
-    LM head: `[412, 8000]` in 500 panels of 16): the constant becomes
-    `[N / P, K, P]` and the contraction the same one with `n` split into
-    `(p, j)` over a `tensor.expand_shape` of its init (whose last dim must
-    be `N` statically), its result collapsed back. Same products; the
-    register tiles read contiguous `[K, P]` blocks instead of `P` columns
-    of rows `4N` bytes apart. Row tiles sum in the same order as over the
-    row-major weight; a one-row tile is now at most `P` wide, and one
-    narrower than 8 vector registers rotates its k steps over several
-    accumulator sets, so one-row results (decode) may differ in the last
-    bits. A
-    decode step of MoEUT-44M reads its LM head (13 MB) that way
-    (docs/performance.md, "The LM head in column panels").
+    With `dense-weights` (the default) it also lays out dense `[K, N]`
+    f32 constants of more than `panel-width` columns that a contraction
+    reads as `(k, n)`, `n` the output's last dim and in no other operand,
+    as panels `[ceil(N / P), K, P]`, the last one zero-padded where `P`
+    does not divide `N` (`min-tail` plays no part: the contraction runs
+    over `N` rounded up to `P` columns into a fresh fill of the init's
+    value and keeps the first `N`, which needs the init to be a
+    `linalg.fill`; a tail block would need the destination sliced in two,
+    whose analysis in one-shot bufferization took seconds per model).
+    Two kinds:
+
+    - the right-hand side of a dense contraction on tensors (a
+      `linalg.generic` contraction, or a `linalg.matmul`, generalized
+      first; the LM head: `[412, 8000]` in 500 panels of 16): the
+      contraction becomes the same one over the panels, `n` split into
+      `(p, j)` over a `tensor.expand_shape` of its init (whose last dim
+      must be `N` statically), its result collapsed back
+      (`build::contractOverPanels`);
+    - the dense weights that a moe op's decomposition contracts that way:
+      `moe.switchhead`'s and `moe.switchhead_cached`'s `wq` and `wk`, and
+      the selectors that `moe-fold-constant-layouts` stores `[D, E]`
+      (`moe.ffn`'s `w_sel`, switchhead's `sel_o` and `sel_v`: the operand
+      is a transpose of that constant, whose input is rewritten). They
+      become a one-expert `moe.unpack_panels` `[1, K, Nb * P]` collapsed
+      to `[K, Nb * P]` (and sliced to `N` columns), and
+      `convert-moe-to-linalg` builds the contraction over the panels where
+      they are.
+
+    Same products, and row tiles sum in the same order as over the
+    row-major weight; the register tiles read contiguous `[K, P]` blocks
+    instead of `P` columns of rows `4N` bytes apart. A one-row tile is now
+    at most `P` wide, and one narrower than 8 vector registers rotates its
+    k steps over several accumulator sets, so one-row results (decode) may
+    differ in the last bits. A decode step of MoEUT-44M reads its LM head
+    (13 MB) that way (docs/performance.md, "The LM head in column panels").
 
     moe-compile runs it before `moe-outline-weights` (not with
     `--reference`, `--no-tile` or `--no-pack-weights`), with
@@ -350,8 +368,9 @@ def MoePackExpertWeights : Pass<"moe-pack-expert-weights"> {
            "narrowest tail kept as a block of its own (a narrower one "
            "joins the last panel's block)">,
     Option<"denseWeights", "dense-weights", "bool", "true",
-           "also dense contractions' constant [K, N] right-hand sides "
-           "where panel-width divides N">
+           "also constant dense [K, N] weights read by contractions (the "
+           "right-hand sides of linalg contractions, switchhead's query and "
+           "key projections, selectors stored [D, E])">
   ];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::linalg::LinalgDialect",

@@ -15,6 +15,7 @@
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Utils/ReshapeOpsUtils.h"
 #include "mlir/IR/Builders.h"
+#include "mlir/IR/PatternMatch.h"
 
 namespace mlir::moe::build {
 
@@ -66,6 +67,27 @@ Value contractInto(OpBuilder &b, Location loc, StringRef spec, Value lhs,
 /// the sums over d, contiguous rows for the register tiles.
 Value selectorScores(OpBuilder &b, Location loc, Value x, Value sel,
                      ArrayRef<OpFoldResult> outSizes);
+
+/// Whether `op` is a contraction that contractOverPanels can rebuild: on
+/// tensors, two inputs and one init, its right-hand side a static [K, N]
+/// matrix read as (k, n), with k a reduction loop and n the init's last dim
+/// (statically N) and in no other operand.
+bool isContractionOverColumns(linalg::GenericOp op);
+
+/// `op` (isContractionOverColumns) rebuilt to read its right-hand side
+/// [K, N] from column panels (moe-pack-expert-weights): `panels` [Nb, K, P]
+/// holds column n at panels[n / P, k, n % P], the last panel zero-padded
+/// where P does not divide N ((Nb - 1) * P < N <= Nb * P). The columns
+/// become loops (p, j) over an expanded init, collapsed back after. Where
+/// the panels are padded, the init must be a linalg.fill: the contraction
+/// then runs over a fill of the same value [..., Nb * P] and the result is
+/// its first N columns (an extract_slice; no slice of a destination, whose
+/// in-place analysis is slow in one-shot bufferization). Same products and
+/// the same order of the sums over k for every output element. Replaces
+/// `op` and returns the new result, or fails without changing anything
+/// where the shapes do not fit.
+FailureOr<Value> contractOverPanels(RewriterBase &b, linalg::GenericOp op,
+                                    Value panels);
 
 /// `act` of one scalar (inside a linalg body).
 Value activateScalar(OpBuilder &b, Location loc, Value x, Activation act);

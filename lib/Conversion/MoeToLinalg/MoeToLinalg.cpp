@@ -29,6 +29,7 @@
 #include "llvm/Support/MathExtras.h"
 
 #include <cmath>
+#include <functional>
 #include <limits>
 
 namespace mlir::moe {
@@ -748,6 +749,36 @@ struct LowerUnpackPanels : OpRewritePattern<UnpackPanelsOp> {
     out = insertAt(tail, out, full, typeOf(tail).getDimSize(2));
     b.replaceOp(op, out);
     return success();
+  }
+};
+
+/// A contraction reading the [K, N] matrix of a one-expert
+/// moe.unpack_panels (collapsed from [1, K, Nb * P], and sliced to its
+/// first N columns where the last panel is padded) reads the panels
+/// [Nb, K, P] where they are.
+struct ContractOverUnpackedPanels : OpRewritePattern<linalg::GenericOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(linalg::GenericOp op,
+                                PatternRewriter &b) const override {
+    if (!build::isContractionOverColumns(op))
+      return failure();
+    Value rhs = op.getDpsInputOperand(1)->get();
+    if (auto slice = rhs.getDefiningOp<tensor::ExtractSliceOp>();
+        slice && slice.hasZeroOffset() && slice.hasUnitStride())
+      rhs = slice.getSource();
+    auto shape = rhs.getDefiningOp<tensor::CollapseShapeOp>();
+    auto unpack =
+        shape ? shape.getSrc().getDefiningOp<UnpackPanelsOp>() : UnpackPanelsOp();
+    if (!unpack || unpack.getTail() || unpack.getType().getDimSize(0) != 1 ||
+        shape.getReassociationIndices() !=
+            SmallVector<ReassociationIndices>{{0, 1}, {2}})
+      return failure();
+    Value panels =
+        collapse(b, op.getLoc(), unpack.getPanels(), {{0, 1}, {2}, {3}});
+    if (succeeded(contractOverPanels(b, op, panels)))
+      return success();
+    b.eraseOp(panels.getDefiningOp());
+    return failure();
   }
 };
 
@@ -2093,7 +2124,31 @@ struct ConvertMoeToLinalgPass
       populateMoeFlashAttentionPatterns(patterns, flashKeyBlock);
     walkAndApplyPatterns(getOperation(), std::move(patterns));
     // Weight layouts after their users: a grouped matmul reads the panels
-    // where they are, so only the layouts something else reads are copied.
+    // where they are, and so does a contraction reading a dense weight's
+    // (the reshapes that fed it go with it), so only the layouts something
+    // else reads are copied.
+    RewritePatternSet contractions(&getContext());
+    populateMoeContractOverPanelsPatterns(contractions);
+    walkAndApplyPatterns(getOperation(), std::move(contractions));
+    // The reshapes and slices of a layout that nothing reads any more.
+    SmallVector<Operation *> unread;
+    std::function<bool(Operation *)> unused = [&](Operation *op) {
+      return isa<tensor::CollapseShapeOp, tensor::ExtractSliceOp>(op) &&
+             llvm::all_of(op->getUsers(), unused);
+    };
+    getOperation()->walk([&](UnpackPanelsOp op) {
+      for (Operation *user : op->getUsers())
+        if (unused(user))
+          unread.push_back(user);
+    });
+    for (Operation *op : unread) {
+      // Users first (a slice of the reshape).
+      SmallVector<Operation *> chain{op};
+      for (size_t i = 0; i < chain.size(); ++i)
+        llvm::append_range(chain, chain[i]->getUsers());
+      for (Operation *dead : llvm::reverse(chain))
+        dead->erase();
+    }
     RewritePatternSet layouts(&getContext());
     populateMoeWeightLayoutToLinalgPatterns(layouts);
     walkAndApplyPatterns(getOperation(), std::move(layouts));
@@ -2128,6 +2183,11 @@ void mlir::moe::populateMoeFusedRoutingPatterns(RewritePatternSet &patterns) {
 
 void mlir::moe::populateMoeExpertPairPatterns(RewritePatternSet &patterns) {
   patterns.add<LowerGroupedMatmulPair>(patterns.getContext());
+}
+
+void mlir::moe::populateMoeContractOverPanelsPatterns(
+    RewritePatternSet &patterns) {
+  patterns.add<ContractOverUnpackedPanels>(patterns.getContext());
 }
 
 void mlir::moe::populateMoeWeightLayoutToLinalgPatterns(

@@ -42,6 +42,14 @@ void populateMoeFusedRoutingPatterns(RewritePatternSet &patterns);
 /// composite op included, that the pass must report).
 void populateMoeExpertPairPatterns(RewritePatternSet &patterns);
 
+/// Contractions on tensors whose right-hand side is the [K, N] matrix of a
+/// one-expert moe.unpack_panels (a tensor.collapse_shape of [1, K, Nb * P],
+/// sliced to N columns where the last panel is padded: the dense weights
+/// moe-pack-expert-weights lays out) read the panels where they are
+/// (build::contractOverPanels). Apply it before the set below, which
+/// would otherwise copy those weights back to rows.
+void populateMoeContractOverPanelsPatterns(RewritePatternSet &patterns);
+
 /// moe.unpack_panels as a copy into the row-major [E, K, N] (and erased
 /// where nothing uses it). Apply it after the set above, whose grouped
 /// matmul reads a weight in panels where it is: only the layouts something
