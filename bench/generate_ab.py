@@ -1,0 +1,46 @@
+"""Alternated A/B of generation artifacts: decode tokens/s and prefill time.
+
+usage: python3 bench/generate_ab.py ROUNDS THREADS STEPS PROMPT.npy
+       A.moeb B.moeb [C.moeb ...]
+
+Runs `moe-run X --input tokens=PROMPT --generate STEPS --threads THREADS`
+for each artifact (built with `moe-compile --generation`), in alternating
+order from round to round, and prints per artifact the median of the
+decode tokens/s and of the prefill milliseconds that moe-run reports, and
+in how many rounds its decode was faster than the first artifact's. The
+generated tokens go to a scratch directory.
+"""
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+
+root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+build = os.environ.get("MOE_BUILD_DIR", os.path.join(root, "build"))
+if len(sys.argv) < 7:
+    sys.exit(__doc__)
+rounds, threads, steps, prompt = (int(sys.argv[1]), sys.argv[2], sys.argv[3],
+                                  sys.argv[4])
+arts = sys.argv[5:]
+scratch = tempfile.mkdtemp()
+decode = {a: [] for a in arts}
+prefill = {a: [] for a in arts}
+for r in range(rounds):
+    for a in (arts if r % 2 == 0 else arts[::-1]):
+        out = subprocess.run(
+            [os.path.join(build, "bin", "moe-run"), a, "--input",
+             f"tokens={prompt}", "--generate", steps, "--threads", threads,
+             "--output-dir", scratch],
+            capture_output=True, text=True, check=True).stdout
+        decode[a].append(
+            float(re.search(r"decode: .*?, ([0-9.]+) tokens/s", out).group(1)))
+        prefill[a].append(
+            float(re.search(r"prefill: .* in ([0-9.]+) ms", out).group(1)))
+base = arts[0]
+for a in arts:
+    wins = sum(x > y for x, y in zip(decode[a], decode[base]))
+    print(f"{a}: decode median {statistics.median(decode[a]):.1f} tokens/s "
+          f"(faster than {base} in {wins}/{rounds}), prefill median "
+          f"{statistics.median(prefill[a]):.1f} ms")
