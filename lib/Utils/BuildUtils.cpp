@@ -185,31 +185,44 @@ bool moe::build::isContractionOverColumns(linalg::GenericOp op) {
          !outMap.dropResult(outMap.getNumResults() - 1)
               .isFunctionOfDim(nDim.getPosition()) &&
          linalg::isReductionIterator(
-             op.getIteratorTypesArray()[kDim.getPosition()]);
+             op.getIteratorTypesArray()[kDim.getPosition()]) &&
+         linalg::isParallelIterator(
+             op.getIteratorTypesArray()[nDim.getPosition()]);
+}
+
+bool moe::build::canContractOverPanels(linalg::GenericOp op,
+                                       RankedTensorType panelType) {
+  if (!isContractionOverColumns(op))
+    return false;
+  auto rhsType =
+      cast<RankedTensorType>(op.getDpsInputOperand(1)->get().getType());
+  int64_t k = rhsType.getDimSize(0), n = rhsType.getDimSize(1);
+  if (!panelType || panelType.getRank() != 3 || !panelType.hasStaticShape() ||
+      panelType.getElementType() != rhsType.getElementType() ||
+      panelType.getDimSize(1) != k)
+    return false;
+  int64_t numPanels = panelType.getDimSize(0),
+          width = panelType.getDimSize(2);
+  int64_t padded = numPanels * width;
+  if (numPanels < 1 || width < 1 || padded < n || padded - width >= n)
+    return false;
+  auto fill = op.getDpsInitOperand(0)->get().getDefiningOp<linalg::FillOp>();
+  return padded == n || (fill && fill.hasPureTensorSemantics());
 }
 
 FailureOr<Value> moe::build::contractOverPanels(RewriterBase &b,
                                                 linalg::GenericOp op,
                                                 Value panels) {
-  if (!isContractionOverColumns(op))
-    return failure();
-  auto rhsType =
-      cast<RankedTensorType>(op.getDpsInputOperand(1)->get().getType());
   auto panelType = dyn_cast<RankedTensorType>(panels.getType());
-  Type elt = rhsType.getElementType();
-  int64_t k = rhsType.getDimSize(0), n = rhsType.getDimSize(1);
-  if (!panelType || panelType.getRank() != 3 || !panelType.hasStaticShape() ||
-      panelType.getElementType() != elt || panelType.getDimSize(1) != k)
+  if (!canContractOverPanels(op, panelType))
     return failure();
+  int64_t n = cast<RankedTensorType>(op.getDpsInputOperand(1)->get().getType())
+                  .getDimSize(1);
   int64_t numPanels = panelType.getDimSize(0),
           width = panelType.getDimSize(2);
   int64_t padded = numPanels * width;
-  if (numPanels < 1 || width < 1 || padded < n || padded - width >= n)
-    return failure();
   Value init = op.getDpsInitOperand(0)->get();
   auto fill = init.getDefiningOp<linalg::FillOp>();
-  if (padded != n && (!fill || !fill.hasPureTensorSemantics()))
-    return failure();
 
   AffineMap lhsMap = op.getMatchingIndexingMap(op.getDpsInputOperand(0));
   AffineMap rhsMap = op.getMatchingIndexingMap(op.getDpsInputOperand(1));

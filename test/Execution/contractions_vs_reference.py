@@ -55,6 +55,7 @@ NaN, not zeros. Prints one line per case and
 """
 import argparse
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -80,11 +81,13 @@ SCORES = [(3, 82), (2, 16), (1, 17)]
 MATMULS = [(412, 300), (128, 412), (37, 520), (16, None), (3, 64),
            (64, 1100), (128, 1024), (64, 1025), (1, 40)]
 # (K, C) of matmuls whose right-hand side is a constant: stored in column
-# panels as wide as a register tile where that divides C
-# (moe-pack-expert-weights' dense-weights; 8, 16 or 64 columns; 96 is not
-# a multiple of 64), row-major in the reference; K = 3: a k loop shorter
-# than the row tiles' unrolling.
-CONST_MATMULS = [(37, 96), (64, 256), (3, 1024)]
+# panels as wide as a register tile (moe-pack-expert-weights'
+# dense-weights; 8, 16 or 64 columns), the last one zero-padded where that
+# does not divide C and the padding is at most C / 8 (500: 12 columns at
+# 16 and 64, 4 at 8; 96 at 64 would need 32, so it stays row-major
+# there), row-major in the reference; K = 3: a k loop shorter than the
+# row tiles' unrolling.
+CONST_MATMULS = [(37, 96), (64, 256), (3, 1024), (20, 500)]
 # Their weights, drawn once (the module holds them).
 CONSTS = {f"cmw{i}": np.random.default_rng(100 + i).standard_normal(
     (k, c)).astype(np.float32) for i, (k, c) in enumerate(CONST_MATMULS)}
@@ -268,16 +271,20 @@ def main():
             artifacts[name] = os.path.join(work, name + ".moeb")
             subprocess.run([compile_tool, "-q", source, "-o",
                             artifacts[name]] + flags, check=True)
-        # The constant weights whose width the panels divide (256 and 1024
-        # at every vector width) are read in column panels: the packed
-        # contraction's result is collapsed back to [N, C].
+        # The constant weights that the panels divide (256 and 1024 at every
+        # vector width) or cover with little padding (500) are read in
+        # column panels: the packed contraction's result is collapsed back
+        # to [N, C], and the padded one's sliced to its first 500 columns.
         moe_ir = subprocess.run([compile_tool, "-q", source, "--emit=moe",
                                  "-o", "-"], check=True, capture_output=True,
                                 text=True).stdout
         packed = moe_ir.count("tensor.collapse_shape")
-        ok = packed >= 2
+        padded = len(re.findall(r"tensor\.extract_slice .* to tensor<\?x500xf32>",
+                                moe_ir))
+        ok = packed >= 3 and padded == 1
         print(f"{'ok  ' if ok else 'FAIL'} constant weights in column panels "
-              f"at the host's width: {packed} packed contractions")
+              f"at the host's width: {packed} packed contractions, "
+              f"{padded} padded")
         passed += ok
         failed += not ok
         for n, p, b in RUNS:

@@ -199,16 +199,15 @@ func.func @named_matmul(%x: tensor<3x2xf32>) -> tensor<3x4xf32> {
 // -----
 
 // Left alone: a right-hand side read as (n, k) (a selector), one read at
-// run time, a splat, an f64 weight, and N of one panel only (2).
+// run time, a splat, an f64 weight, N of one panel only (2), and N = 3,
+// whose padded second panel would be a quarter of the columns (more than
+// an eighth).
 // The named matmuls among them stay named (generalized only to be packed).
-// N = 3 (the last one) is packed, its second panel zero-padded.
 // CHECK-LABEL: func.func @dense_left_alone
 // CHECK-NOT:     tensor.expand_shape
 // CHECK-NOT:     tensor.collapse_shape
-// CHECK:         linalg.generic
-// CHECK-COUNT-4: linalg.matmul
-// CHECK-NOT:     linalg.matmul
-// CHECK:         tensor.expand_shape {{.*}} into tensor<5x2x2xf32>
+// CHECK-COUNT-5: linalg.matmul
+// CHECK-NOT:     tensor.expand_shape
 #lx = affine_map<(n, c, k) -> (n, k)>
 #lw = affine_map<(n, c, k) -> (k, c)>
 #lt = affine_map<(n, c, k) -> (c, k)>
@@ -321,110 +320,170 @@ func.func @dense_dynamic_init(%x: tensor<3x2xf32>, %init: tensor<?x?xf32>) -> te
 
 // -----
 
-// N = 5 in panels of 2: three panels [3, K, 2], the last one zero-padded
-// (min-tail plays no part here). The contraction runs over six columns
-// into a fill of the same value, and the result is its first five.
-// CHECK-LABEL: func.func @dense_tail
+// N = 9 in panels of 2: five panels [5, K, 2], the last one zero-padded
+// (min-tail plays no part here). The contraction runs over ten columns
+// into a fill of the same value (here 0.5), and the result is its first
+// nine.
+// CHECK-LABEL: func.func @dense_padded
 // CHECK-SAME:    %[[XA:[a-z0-9]+]]: tensor<3x2xf32>
-// CHECK-NOT:     arith.constant {{.*}} : tensor<2x5xf32>
-// CHECK-DAG:     %[[ZERO:.+]] = arith.constant 0.000000e+00 : f32
-// CHECK-DAG:     %[[P:.+]] = arith.constant dense<{{\[\[\[}}1.000000e+00, 2.000000e+00], [6.000000e+00, 7.000000e+00]], {{\[\[}}3.000000e+00, 4.000000e+00], [8.000000e+00, 9.000000e+00]], {{\[\[}}5.000000e+00, 0.000000e+00], [1.000000e+01, 0.000000e+00]]]> : tensor<3x2x2xf32>
-// CHECK-DAG:     %[[F:.+]] = linalg.fill ins(%[[ZERO]] : f32) outs(%{{.+}} : tensor<3x6xf32>) -> tensor<3x6xf32>
-// CHECK:         %[[E:.+]] = tensor.expand_shape %[[F]] {{\[}}[0], [1, 2]] output_shape [3, 3, 2] : tensor<3x6xf32> into tensor<3x3x2xf32>
-// CHECK:         %[[G:.+]] = linalg.generic {{.*}} ins(%[[XA]], %[[P]] : tensor<3x2xf32>, tensor<3x2x2xf32>) outs(%[[E]] : tensor<3x3x2xf32>)
-// CHECK:         %[[C:.+]] = tensor.collapse_shape %[[G]] {{\[}}[0], [1, 2]] : tensor<3x3x2xf32> into tensor<3x6xf32>
-// CHECK:         %[[R:.+]] = tensor.extract_slice %[[C]][0, 0] [3, 5] [1, 1] : tensor<3x6xf32> to tensor<3x5xf32>
+// CHECK-NOT:     arith.constant {{.*}} : tensor<2x9xf32>
+// CHECK-DAG:     %[[HALF:.+]] = arith.constant 5.000000e-01 : f32
+// CHECK-DAG:     %[[P:.+]] = arith.constant dense<{{\[\[\[}}1.000000e+00, 2.000000e+00], [1.000000e+01, 1.100000e+01]], {{\[\[}}3.000000e+00, 4.000000e+00], [1.200000e+01, 1.300000e+01]], {{\[\[}}5.000000e+00, 6.000000e+00], [1.400000e+01, 1.500000e+01]], {{\[\[}}7.000000e+00, 8.000000e+00], [1.600000e+01, 1.700000e+01]], {{\[\[}}9.000000e+00, 0.000000e+00], [1.800000e+01, 0.000000e+00]]]> : tensor<5x2x2xf32>
+// CHECK-DAG:     %[[F:.+]] = linalg.fill ins(%[[HALF]] : f32) outs(%{{.+}} : tensor<3x10xf32>) -> tensor<3x10xf32>
+// CHECK:         %[[E:.+]] = tensor.expand_shape %[[F]] {{\[}}[0], [1, 2]] output_shape [3, 5, 2] : tensor<3x10xf32> into tensor<3x5x2xf32>
+// CHECK:         %[[G:.+]] = linalg.generic {{.*}} ins(%[[XA]], %[[P]] : tensor<3x2xf32>, tensor<5x2x2xf32>) outs(%[[E]] : tensor<3x5x2xf32>)
+// CHECK:         %[[C:.+]] = tensor.collapse_shape %[[G]] {{\[}}[0], [1, 2]] : tensor<3x5x2xf32> into tensor<3x10xf32>
+// CHECK:         %[[R:.+]] = tensor.extract_slice %[[C]][0, 0] [3, 9] [1, 1] : tensor<3x10xf32> to tensor<3x9xf32>
 // CHECK:         return %[[R]]
-// An init that is no fill: a padded panel would need its values spread
-// over the wider destination; left alone.
-// CHECK-LABEL: func.func @dense_padded_init_not_fill
+// Left alone: an init that is no fill (a padded panel would need its
+// values spread over the wider destination), and N = 5 (its padded
+// column would be a fifth of them).
+// CHECK-LABEL: func.func @dense_padded_left_alone
 // CHECK-NOT:     tensor.expand_shape
-// CHECK:         linalg.matmul
-func.func @dense_tail(%x: tensor<3x2xf32>) -> tensor<3x5xf32> {
-  %zero = arith.constant 0.0 : f32
-  %w = arith.constant dense<[[1.0, 2.0, 3.0, 4.0, 5.0], [6.0, 7.0, 8.0, 9.0, 10.0]]> : tensor<2x5xf32>
-  %e = tensor.empty() : tensor<3x5xf32>
-  %f = linalg.fill ins(%zero : f32) outs(%e : tensor<3x5xf32>) -> tensor<3x5xf32>
-  %y = linalg.matmul ins(%x, %w : tensor<3x2xf32>, tensor<2x5xf32>) outs(%f : tensor<3x5xf32>) -> tensor<3x5xf32>
-  return %y : tensor<3x5xf32>
+// CHECK:         linalg.generic {{.*}} ins(%{{.+}}, %{{.+}} : tensor<3x2xf32>, tensor<2x9xf32>) outs(%{{.+}} : tensor<3x9xf32>)
+// CHECK-NOT:     tensor.expand_shape
+// CHECK:         linalg.matmul ins(%{{.+}}, %{{.+}} : tensor<3x2xf32>, tensor<2x5xf32>)
+// CHECK-NOT:     tensor.expand_shape
+func.func @dense_padded(%x: tensor<3x2xf32>) -> tensor<3x9xf32> {
+  %half = arith.constant 0.5 : f32
+  %w = arith.constant dense<[[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0], [10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, 18.0]]> : tensor<2x9xf32>
+  %e = tensor.empty() : tensor<3x9xf32>
+  %f = linalg.fill ins(%half : f32) outs(%e : tensor<3x9xf32>) -> tensor<3x9xf32>
+  %y = linalg.matmul ins(%x, %w : tensor<3x2xf32>, tensor<2x9xf32>) outs(%f : tensor<3x9xf32>) -> tensor<3x9xf32>
+  return %y : tensor<3x9xf32>
 }
-func.func @dense_padded_init_not_fill(%x: tensor<3x2xf32>, %init: tensor<3x5xf32>) -> tensor<3x5xf32> {
-  %w = arith.constant dense<[[1.0, 2.0, 3.0, 4.0, 5.0], [6.0, 7.0, 8.0, 9.0, 10.0]]> : tensor<2x5xf32>
-  %y = linalg.matmul ins(%x, %w : tensor<3x2xf32>, tensor<2x5xf32>) outs(%init : tensor<3x5xf32>) -> tensor<3x5xf32>
-  return %y : tensor<3x5xf32>
+#px = affine_map<(m, n, k) -> (m, k)>
+#pw = affine_map<(m, n, k) -> (k, n)>
+#py = affine_map<(m, n, k) -> (m, n)>
+func.func @dense_padded_left_alone(%x: tensor<3x2xf32>, %init: tensor<3x9xf32>) -> (tensor<3x9xf32>, tensor<3x5xf32>) {
+  %zero = arith.constant 0.0 : f32
+  %w = arith.constant dense<[[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0], [10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, 18.0]]> : tensor<2x9xf32>
+  %y = linalg.generic {indexing_maps = [#px, #pw, #py], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%x, %w : tensor<3x2xf32>, tensor<2x9xf32>) outs(%init : tensor<3x9xf32>) {
+  ^bb0(%a: f32, %b: f32, %c: f32):
+    %m = arith.mulf %a, %b : f32
+    %s = arith.addf %c, %m : f32
+    linalg.yield %s : f32
+  } -> tensor<3x9xf32>
+  %w5 = arith.constant dense<[[1.0, 2.0, 3.0, 4.0, 5.0], [6.0, 7.0, 8.0, 9.0, 10.0]]> : tensor<2x5xf32>
+  %e5 = tensor.empty() : tensor<3x5xf32>
+  %f5 = linalg.fill ins(%zero : f32) outs(%e5 : tensor<3x5xf32>) -> tensor<3x5xf32>
+  %z = linalg.matmul ins(%x, %w5 : tensor<3x2xf32>, tensor<2x5xf32>) outs(%f5 : tensor<3x5xf32>) -> tensor<3x5xf32>
+  return %y, %z : tensor<3x9xf32>, tensor<3x5xf32>
 }
 
 // -----
 
-// SwitchHead's query and key projections ([D, H*dk] = [2, 5]) and its
+// SwitchHead's query and key projections ([D, H*dk] = [2, 9]) and its
 // selectors stored [D, H*E] under a transpose (one constant read as both
 // sel_o and sel_v): each constant once as one expert's panels (the last
 // one zero-padded where P does not divide N), read back as [K, N].
 // After the decomposition the contractions read the panels where they are;
-// nothing copies them back to rows.
+// nothing copies them back to rows (a copy of a layout would be a generic
+// writing its [1, K, Nb * P] result).
 // CHECK-LABEL: func.func @switchhead_dense
-// CHECK-NOT:     arith.constant {{.*}} : tensor<2x5xf32>
+// CHECK-NOT:     arith.constant {{.*}} : tensor<2x9xf32>
 // CHECK-NOT:     arith.constant {{.*}} : tensor<2x4xf32>
-// CHECK-DAG:     %[[QP:.+]] = arith.constant dense<{{\[\[\[\[}}1.000000e+00, 2.000000e+00], [6.000000e+00, 7.000000e+00]], {{\[\[}}3.000000e+00, 4.000000e+00], [8.000000e+00, 9.000000e+00]], {{\[\[}}5.000000e+00, 0.000000e+00], [1.000000e+01, 0.000000e+00]]]]> : tensor<1x3x2x2xf32>
-// CHECK-DAG:     %[[QU:.+]] = moe.unpack_panels %[[QP]] : (tensor<1x3x2x2xf32>) -> tensor<1x2x6xf32>
-// CHECK-DAG:     %[[QC:.+]] = tensor.collapse_shape %[[QU]] {{\[}}[0, 1], [2]] : tensor<1x2x6xf32> into tensor<2x6xf32>
-// CHECK-DAG:     %[[Q:.+]] = tensor.extract_slice %[[QC]][0, 0] [2, 5] [1, 1] : tensor<2x6xf32> to tensor<2x5xf32>
+// CHECK-DAG:     %[[QP:.+]] = arith.constant dense<{{\[\[\[\[}}1.000000e+00, 2.000000e+00], [1.000000e+01, 1.100000e+01]], {{.*}}, {{\[\[}}9.000000e+00, 0.000000e+00], [1.800000e+01, 0.000000e+00]]]]> : tensor<1x5x2x2xf32>
+// CHECK-DAG:     %[[QU:.+]] = moe.unpack_panels %[[QP]] : (tensor<1x5x2x2xf32>) -> tensor<1x2x10xf32>
+// CHECK-DAG:     %[[QC:.+]] = tensor.collapse_shape %[[QU]] {{\[}}[0, 1], [2]] : tensor<1x2x10xf32> into tensor<2x10xf32>
+// CHECK-DAG:     %[[Q:.+]] = tensor.extract_slice %[[QC]][0, 0] [2, 9] [1, 1] : tensor<2x10xf32> to tensor<2x9xf32>
+// CHECK-DAG:     %[[KC:.+]] = tensor.collapse_shape %{{.+}} {{\[}}[0, 1], [2]] : tensor<1x2x10xf32> into tensor<2x10xf32>
+// CHECK-DAG:     %[[K:.+]] = tensor.extract_slice %[[KC]][0, 0] [2, 9] [1, 1] : tensor<2x10xf32> to tensor<2x9xf32>
 // CHECK-DAG:     %[[SU:.+]] = moe.unpack_panels %{{[a-z0-9_]+}} : (tensor<1x2x2x2xf32>) -> tensor<1x2x4xf32>
 // CHECK-DAG:     %[[S:.+]] = tensor.collapse_shape %[[SU]] {{\[}}[0, 1], [2]] : tensor<1x2x4xf32> into tensor<2x4xf32>
 // CHECK-DAG:     %[[ST:.+]] = linalg.transpose ins(%[[S]] : tensor<2x4xf32>) {{.*}} permutation = [1, 0]
-// CHECK-DAG:     %[[KC:.+]] = tensor.collapse_shape %{{.+}} {{\[}}[0, 1], [2]] : tensor<1x2x6xf32> into tensor<2x6xf32>
-// CHECK-DAG:     %[[K:.+]] = tensor.extract_slice %[[KC]][0, 0] [2, 5] [1, 1] : tensor<2x6xf32> to tensor<2x5xf32>
 // CHECK:         moe.switchhead %{{.+}}, %{{.+}}, %{{.+}}, %[[Q]], %[[K]], %{{.+}}, %{{.+}}, %[[ST]] sel_v(%[[ST]])
+// One layout for the selector that sel_o and sel_v share, two for wq and wk.
+// CHECK-LABEL: func.func @switchhead_layouts_once
+// CHECK-COUNT-3: moe.unpack_panels
+// CHECK-NOT:     moe.unpack_panels
 // NODENSE-LABEL: func.func @switchhead_dense
 // NODENSE-NOT:     moe.unpack_panels {{.*}} -> tensor<1x
 // LOWER-LABEL: func.func @switchhead_dense
-// LOWER-NOT:     moe.unpack_panels
-// The query and the key projections over six columns, the first five kept.
-// LOWER-COUNT-2: linalg.fill {{.*}} -> tensor<2x6xf32>
-// LOWER-NEXT:    tensor.expand_shape %{{.+}} {{\[}}[0], [1, 2]] output_shape [2, 3, 2] : tensor<2x6xf32> into tensor<2x3x2xf32>
-// LOWER-NEXT:    linalg.generic {{.*}} ins(%{{.+}}, %{{.+}} : tensor<2x2xf32>, tensor<3x2x2xf32>) outs(%{{.+}} : tensor<2x3x2xf32>)
+// LOWER-NOT:     tensor<1x2x10xf32>
+// LOWER-NOT:     tensor<1x2x4xf32>
+// The query and the key projections over ten columns, the first nine kept.
+// LOWER-COUNT-2: linalg.fill {{.*}} -> tensor<2x10xf32>
+// LOWER-NEXT:    tensor.expand_shape %{{.+}} {{\[}}[0], [1, 2]] output_shape [2, 5, 2] : tensor<2x10xf32> into tensor<2x5x2xf32>
+// LOWER-NEXT:    linalg.generic {{.*}} ins(%{{.+}}, %{{.+}} : tensor<2x2xf32>, tensor<5x2x2xf32>) outs(%{{.+}} : tensor<2x5x2xf32>)
 // LOWER-NEXT:      ^bb0
 // LOWER-NEXT:        arith.mulf
 // LOWER-NEXT:        arith.addf
 // LOWER-NEXT:        linalg.yield
-// LOWER-NEXT:    } -> tensor<2x3x2xf32>
+// LOWER-NEXT:    } -> tensor<2x5x2xf32>
 // LOWER-NEXT:    tensor.collapse_shape
-// LOWER-NEXT:    tensor.extract_slice %{{.+}}[0, 0] [2, 5] [1, 1] : tensor<2x6xf32> to tensor<2x5xf32>
+// LOWER-NEXT:    tensor.extract_slice %{{.+}}[0, 0] [2, 9] [1, 1] : tensor<2x10xf32> to tensor<2x9xf32>
 // The selectors' scores, [2, 4] in two panels, none padded.
 // LOWER:         linalg.generic {{.*}} ins(%{{.+}}, %{{.+}} : tensor<2x2xf32>, tensor<2x2x2xf32>) outs(%{{.+}} : tensor<2x2x2xf32>)
 // LOWER-NOT:     moe.unpack_panels
-// LOWER-NOT:     tensor<1x2x6xf32>
+// LOWER-NOT:     tensor<1x2x10xf32>
 // LOWER-NOT:     tensor<1x2x4xf32>
-// LOWER-LABEL: func.func @ffn_selector
+// LOWER-LABEL: func.func @switchhead_layouts_once
 func.func @switchhead_dense(%x: tensor<1x2x2xf32>, %wv: tensor<4x2x5xf32>, %wo: tensor<4x5x2xf32>) -> tensor<1x2x2xf32> {
-  %wq = arith.constant dense<[[1.0, 2.0, 3.0, 4.0, 5.0], [6.0, 7.0, 8.0, 9.0, 10.0]]> : tensor<2x5xf32>
-  %wk = arith.constant dense<[[1.0, 2.0, 3.0, 4.0, 5.0], [6.0, 7.0, 8.0, 9.0, 11.0]]> : tensor<2x5xf32>
+  %wq = arith.constant dense<[[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0], [10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, 18.0]]> : tensor<2x9xf32>
+  %wk = arith.constant dense<[[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0], [10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, 19.0]]> : tensor<2x9xf32>
   %s = arith.constant dense<[[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]]> : tensor<2x4xf32>
   %e = tensor.empty() : tensor<4x2xf32>
   %st = linalg.transpose ins(%s : tensor<2x4xf32>) outs(%e : tensor<4x2xf32>) permutation = [1, 0]
   %y = moe.switchhead %x, %x, %x, %wq, %wk, %wv, %wo, %st sel_v(%st) {num_heads = 1 : i64, k = 1 : i64, rotate_fraction = 0.0 : f64}
-      : (tensor<1x2x2xf32>, tensor<1x2x2xf32>, tensor<1x2x2xf32>, tensor<2x5xf32>, tensor<2x5xf32>,
+      : (tensor<1x2x2xf32>, tensor<1x2x2xf32>, tensor<1x2x2xf32>, tensor<2x9xf32>, tensor<2x9xf32>,
+         tensor<4x2x5xf32>, tensor<4x5x2xf32>, tensor<4x2xf32>, tensor<4x2xf32>) -> tensor<1x2x2xf32>
+  return %y : tensor<1x2x2xf32>
+}
+func.func @switchhead_layouts_once(%x: tensor<1x2x2xf32>, %wv: tensor<4x2x5xf32>, %wo: tensor<4x5x2xf32>) -> tensor<1x2x2xf32> {
+  %wq = arith.constant dense<[[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0], [10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, 18.0]]> : tensor<2x9xf32>
+  %wk = arith.constant dense<[[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0], [10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, 19.0]]> : tensor<2x9xf32>
+  %s = arith.constant dense<[[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]]> : tensor<2x4xf32>
+  %e = tensor.empty() : tensor<4x2xf32>
+  %st = linalg.transpose ins(%s : tensor<2x4xf32>) outs(%e : tensor<4x2xf32>) permutation = [1, 0]
+  %y = moe.switchhead %x, %x, %x, %wq, %wk, %wv, %wo, %st sel_v(%st) {num_heads = 1 : i64, k = 1 : i64, rotate_fraction = 0.0 : f64}
+      : (tensor<1x2x2xf32>, tensor<1x2x2xf32>, tensor<1x2x2xf32>, tensor<2x9xf32>, tensor<2x9xf32>,
          tensor<4x2x5xf32>, tensor<4x5x2xf32>, tensor<4x2xf32>, tensor<4x2xf32>) -> tensor<1x2x2xf32>
   return %y : tensor<1x2x2xf32>
 }
 
 // -----
 
-// moe.ffn's selector stored [D, E] (E = 3 in two panels of 2, the second
-// padded), read through a transpose.
+// With a cache: moe.switchhead_cached's projections and selectors too.
+// CHECK-LABEL: func.func @switchhead_cached_dense
+// CHECK-DAG:     moe.unpack_panels %{{.+}} : (tensor<1x5x2x2xf32>) -> tensor<1x2x10xf32>
+// CHECK-DAG:     moe.unpack_panels %{{.+}} : (tensor<1x2x2x2xf32>) -> tensor<1x2x4xf32>
+// CHECK:         moe.switchhead_cached
+func.func @switchhead_cached_dense(%x: tensor<1x1x2xf32>, %wv: tensor<4x2x5xf32>, %wo: tensor<4x5x2xf32>,
+                                   %pk: tensor<3x1x1x9xf32>, %pv: tensor<3x1x1x5xf32>)
+    -> (tensor<1x1x2xf32>, tensor<1x1x1x9xf32>, tensor<1x1x1x5xf32>) {
+  %wq = arith.constant dense<[[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0], [10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, 18.0]]> : tensor<2x9xf32>
+  %s = arith.constant dense<[[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]]> : tensor<2x4xf32>
+  %e = tensor.empty() : tensor<4x2xf32>
+  %st = linalg.transpose ins(%s : tensor<2x4xf32>) outs(%e : tensor<4x2xf32>) permutation = [1, 0]
+  %y, %nk, %nv = moe.switchhead_cached %x, %x, %x, %wq, %wq, %wv, %wo, %st past(%pk, %pv) sel_v(%st) {num_heads = 1 : i64, k = 1 : i64, rotate_fraction = 0.0 : f64}
+      : (tensor<1x1x2xf32>, tensor<1x1x2xf32>, tensor<1x1x2xf32>, tensor<2x9xf32>, tensor<2x9xf32>,
+         tensor<4x2x5xf32>, tensor<4x5x2xf32>, tensor<4x2xf32>, tensor<3x1x1x9xf32>, tensor<3x1x1x5xf32>, tensor<4x2xf32>)
+      -> (tensor<1x1x2xf32>, tensor<1x1x1x9xf32>, tensor<1x1x1x5xf32>)
+  return %y, %nk, %nv : tensor<1x1x2xf32>, tensor<1x1x1x9xf32>, tensor<1x1x1x5xf32>
+}
+
+// -----
+
+// moe.ffn's selector stored [D, E] (E = 9 in five panels of 2, the last
+// padded), read through a transpose; the scores read the panels.
 // CHECK-LABEL: func.func @ffn_selector
-// CHECK:         %[[U:.+]] = moe.unpack_panels %{{.+}} : (tensor<1x2x2x2xf32>) -> tensor<1x2x4xf32>
+// CHECK:         %[[U:.+]] = moe.unpack_panels %{{.+}} : (tensor<1x5x2x2xf32>) -> tensor<1x2x10xf32>
 // CHECK:         %[[C:.+]] = tensor.collapse_shape %[[U]]
-// CHECK:         %[[S:.+]] = tensor.extract_slice %[[C]][0, 0] [2, 3] [1, 1]
-// CHECK:         linalg.transpose ins(%[[S]] : tensor<2x3xf32>)
-// LOWER:         linalg.generic {{.*}} ins(%{{.+}}, %{{.+}} : tensor<?x2xf32>, tensor<2x2x2xf32>) outs(%{{.+}} : tensor<?x2x2xf32>)
-// LOWER:         tensor.extract_slice %{{.+}}[0, 0] [%{{.+}}, 3] [1, 1] : tensor<?x4xf32> to tensor<?x3xf32>
+// CHECK:         %[[S:.+]] = tensor.extract_slice %[[C]][0, 0] [2, 9] [1, 1]
+// CHECK:         linalg.transpose ins(%[[S]] : tensor<2x9xf32>)
+// LOWER-LABEL: func.func @ffn_selector
+// LOWER-NOT:     tensor<1x2x10xf32>
+// LOWER:         linalg.generic {{.*}} ins(%{{.+}}, %{{.+}} : tensor<?x2xf32>, tensor<5x2x2xf32>) outs(%{{.+}} : tensor<?x5x2xf32>)
+// LOWER:         tensor.extract_slice %{{.+}}[0, 0] [%{{.+}}, 9] [1, 1] : tensor<?x10xf32> to tensor<?x9xf32>
 // LOWER-NOT:     moe.unpack_panels
-func.func @ffn_selector(%x: tensor<?x2xf32>, %w1: tensor<3x2x2xf32>, %w2: tensor<3x2x2xf32>) -> tensor<?x2xf32> {
-  %s = arith.constant dense<[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]> : tensor<2x3xf32>
-  %e = tensor.empty() : tensor<3x2xf32>
-  %st = linalg.transpose ins(%s : tensor<2x3xf32>) outs(%e : tensor<3x2xf32>) permutation = [1, 0]
+// LOWER-NOT:     tensor<1x2x10xf32>
+func.func @ffn_selector(%x: tensor<?x2xf32>, %w1: tensor<9x2x2xf32>, %w2: tensor<9x2x2xf32>) -> tensor<?x2xf32> {
+  %s = arith.constant dense<[[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0], [10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, 18.0]]> : tensor<2x9xf32>
+  %e = tensor.empty() : tensor<9x2xf32>
+  %st = linalg.transpose ins(%s : tensor<2x9xf32>) outs(%e : tensor<9x2xf32>) permutation = [1, 0]
   %y = moe.ffn %x, %st, %w1, %w2 gate<sigmoid> act<relu> {k = 1 : i64}
-      : (tensor<?x2xf32>, tensor<3x2xf32>, tensor<3x2x2xf32>, tensor<3x2x2xf32>) -> tensor<?x2xf32>
+      : (tensor<?x2xf32>, tensor<9x2xf32>, tensor<9x2x2xf32>, tensor<9x2x2xf32>) -> tensor<?x2xf32>
   return %y : tensor<?x2xf32>
 }

@@ -97,7 +97,13 @@ def ConvertMoeToLinalg : Pass<"convert-moe-to-linalg"> {
     `linalg.matmul` per expert segment (per column panel and tail of the
     weight when it is a `moe.unpack_panels`, read where it is; the
     unpack itself is lowered after its users, as a copy for those that
-    remain). Expert ids outside [0, E) are
+    remain). A contraction on tensors (`linalg.generic`, from
+    `moe-decompose`) whose right-hand side is the `[K, N]` matrix of a
+    one-expert `moe.unpack_panels` (collapsed from `[1, K, Nb * P]`, and
+    sliced to `N` columns where padded: the dense weights
+    `moe-pack-expert-weights` lays out) is rebuilt to read the panels
+    where they are too (`build::contractOverPanels`), and the reshapes
+    and slices nothing reads then are erased. Expert ids outside [0, E) are
     reported to the runtime (`func.call @moe_report_error`) and replaced by
     0, so the run ends with an error status and nothing is written out of
     bounds.

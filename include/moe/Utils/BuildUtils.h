@@ -70,9 +70,15 @@ Value selectorScores(OpBuilder &b, Location loc, Value x, Value sel,
 
 /// Whether `op` is a contraction that contractOverPanels can rebuild: on
 /// tensors, two inputs and one init, its right-hand side a static [K, N]
-/// matrix read as (k, n), with k a reduction loop and n the init's last dim
-/// (statically N) and in no other operand.
+/// matrix read as (k, n), with k a reduction loop and n a parallel one, the
+/// init's last dim (statically N) and in no other operand.
 bool isContractionOverColumns(linalg::GenericOp op);
+
+/// Whether contractOverPanels(b, op, panels) succeeds for panels of type
+/// `panelType`: `op` isContractionOverColumns, the panels [Nb, K, P] of its
+/// element type and K hold N columns ((Nb - 1) * P < N <= Nb * P), and the
+/// init is a linalg.fill where they are padded.
+bool canContractOverPanels(linalg::GenericOp op, RankedTensorType panelType);
 
 /// `op` (isContractionOverColumns) rebuilt to read its right-hand side
 /// [K, N] from column panels (moe-pack-expert-weights): `panels` [Nb, K, P]

@@ -773,12 +773,16 @@ struct ContractOverUnpackedPanels : OpRewritePattern<linalg::GenericOp> {
         shape.getReassociationIndices() !=
             SmallVector<ReassociationIndices>{{0, 1}, {2}})
       return failure();
+    // Checked before anything is created: a pattern that fails leaves the
+    // IR as it was.
+    auto packed = cast<RankedTensorType>(unpack.getPanels().getType());
+    if (!canContractOverPanels(
+            op, RankedTensorType::get(packed.getShape().drop_front(),
+                                      packed.getElementType())))
+      return failure();
     Value panels =
         collapse(b, op.getLoc(), unpack.getPanels(), {{0, 1}, {2}, {3}});
-    if (succeeded(contractOverPanels(b, op, panels)))
-      return success();
-    b.eraseOp(panels.getDefiningOp());
-    return failure();
+    return success(succeeded(contractOverPanels(b, op, panels)));
   }
 };
 
