@@ -294,11 +294,10 @@ struct MoePackExpertWeightsPass
     // weights: these are not expert weights).
     if (denseWeights) {
       // The dense weights of moe ops, contracted after their
-      // decomposition: laid out here as one expert's panels, read back
-      // as [K, N] (a collapse of moe.unpack_panels [1, K, Nb * P], sliced
-      // to N columns where padded);
-      // convert-moe-to-linalg's contractions read the panels where they
-      // are.
+      // decomposition: laid out here as one expert's panels, read back as
+      // [K, N] (a collapse of moe.unpack_panels [1, K, Nb * P], sliced to
+      // N columns where padded); convert-moe-to-linalg's contractions
+      // read the panels where they are.
       SmallVector<OpOperand *> dense;
       root->walk([&](Operation *op) {
         llvm::append_range(dense, denseWeightOperands(op));
@@ -343,7 +342,8 @@ struct MoePackExpertWeightsPass
           layout = build::collapse(b, loc, one, {{0, 1}, {2}});
           if (padded != n)
             layout = tensor::ExtractSliceOp::create(
-                b, loc, layout, ArrayRef<OpFoldResult>{b.getIndexAttr(0), b.getIndexAttr(0)},
+                b, loc, layout,
+                ArrayRef<OpFoldResult>{b.getIndexAttr(0), b.getIndexAttr(0)},
                 ArrayRef<OpFoldResult>{b.getIndexAttr(k), b.getIndexAttr(n)},
                 ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1)});
           replaced.push_back(cst);
@@ -355,20 +355,23 @@ struct MoePackExpertWeightsPass
       // the rewrite reads).
       SmallVector<linalg::MatmulOp> named;
       root->walk([&](linalg::MatmulOp op) {
-        if (op.hasPureTensorSemantics() &&
-            op.getIndexingMapsArray() ==
-                op.getDefaultIndexingMaps(op.getContext()) &&
-            packedMatrix(packableDenseConstant(
-                op.getDpsInputOperand(1)->get(), panelWidth)) &&
-            cast<ShapedType>(op.getDpsInitOperand(0)->get().getType())
-                    .getDimSize(1) ==
-                cast<ShapedType>(op.getDpsInputOperand(1)->get().getType())
-                    .getDimSize(1) &&
-            (cast<ShapedType>(op.getDpsInputOperand(1)->get().getType())
-                         .getDimSize(1) %
-                     panelWidth ==
-                 0 ||
-             op.getDpsInitOperand(0)->get().getDefiningOp<linalg::FillOp>()))
+        Value rhs = op.getDpsInputOperand(1)->get();
+        Value init = op.getDpsInitOperand(0)->get();
+        if (!op.hasPureTensorSemantics() ||
+            op.getIndexingMapsArray() !=
+                op.getDefaultIndexingMaps(op.getContext()))
+          return;
+        DenseElementsAttr packed =
+            packedMatrix(packableDenseConstant(rhs, panelWidth));
+        if (!packed)
+          return;
+        // The conditions of build::canContractOverPanels on the generic
+        // form: the result is N wide, and a fill where the panels pad.
+        int64_t n = cast<ShapedType>(rhs.getType()).getDimSize(1);
+        bool padded = packed.getType().getNumElements() !=
+                      cast<ShapedType>(rhs.getType()).getNumElements();
+        if (cast<ShapedType>(init.getType()).getDimSize(1) == n &&
+            (!padded || init.getDefiningOp<linalg::FillOp>()))
           named.push_back(op);
       });
       IRRewriter rewriter(&getContext());

@@ -5,15 +5,15 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Linalg/IR/LinalgInterfaces.h"
 #include "mlir/Dialect/Linalg/Utils/Utils.h"
 #include "mlir/Dialect/Math/IR/Math.h"
-#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
-#include "mlir/IR/BuiltinOps.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
+#include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/WalkPatternRewriteDriver.h"
 #include "llvm/ADT/STLExtras.h"
@@ -201,8 +201,7 @@ bool moe::build::canContractOverPanels(linalg::GenericOp op,
       panelType.getElementType() != rhsType.getElementType() ||
       panelType.getDimSize(1) != k)
     return false;
-  int64_t numPanels = panelType.getDimSize(0),
-          width = panelType.getDimSize(2);
+  int64_t numPanels = panelType.getDimSize(0), width = panelType.getDimSize(2);
   int64_t padded = numPanels * width;
   if (numPanels < 1 || width < 1 || padded < n || padded - width >= n)
     return false;
@@ -218,8 +217,7 @@ FailureOr<Value> moe::build::contractOverPanels(RewriterBase &b,
     return failure();
   int64_t n = cast<RankedTensorType>(op.getDpsInputOperand(1)->get().getType())
                   .getDimSize(1);
-  int64_t numPanels = panelType.getDimSize(0),
-          width = panelType.getDimSize(2);
+  int64_t numPanels = panelType.getDimSize(0), width = panelType.getDimSize(2);
   int64_t padded = numPanels * width;
   Value init = op.getDpsInitOperand(0)->get();
   auto fill = init.getDefiningOp<linalg::FillOp>();
@@ -252,15 +250,18 @@ FailureOr<Value> moe::build::contractOverPanels(RewriterBase &b,
   b.setInsertionPoint(op);
   Location loc = op.getLoc();
   int64_t rank = cast<RankedTensorType>(init.getType()).getRank();
-  SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(b, loc, init);
+  // Where padded, the sizes are the fill's destination's, so that nothing
+  // new reads the fill this replaces.
+  SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(
+      b, loc, padded != n ? fill.getDpsInitOperand(0)->get() : init);
   if (padded != n) {
     SmallVector<OpFoldResult> wide = sizes;
     wide.back() = b.getIndexAttr(padded);
     init = linalg::FillOp::create(
                b, loc, fill.value(),
-               emptyTensor(b, loc, wide,
-                           cast<RankedTensorType>(init.getType())
-                               .getElementType()))
+               emptyTensor(
+                   b, loc, wide,
+                   cast<RankedTensorType>(init.getType()).getElementType()))
                .getResult(0);
   }
   SmallVector<ReassociationIndices> reassoc;
@@ -272,7 +273,8 @@ FailureOr<Value> moe::build::contractOverPanels(RewriterBase &b,
   expanded.push_back(b.getIndexAttr(width));
   Value expandedInit = expand(b, loc, init, reassoc, expanded);
   auto generic = linalg::GenericOp::create(
-      b, loc, TypeRange{expandedInit.getType()}, ValueRange{op.getDpsInputOperand(0)->get(), panels},
+      b, loc, TypeRange{expandedInit.getType()},
+      ValueRange{op.getDpsInputOperand(0)->get(), panels},
       ValueRange{expandedInit}, SmallVector<AffineMap>{newLhs, newRhs, newOut},
       iterators);
   b.inlineRegionBefore(op.getRegion(), generic.getRegion(),
@@ -281,8 +283,8 @@ FailureOr<Value> moe::build::contractOverPanels(RewriterBase &b,
   if (padded != n) {
     SmallVector<OpFoldResult> offsets(rank, b.getIndexAttr(0)),
         ones(rank, b.getIndexAttr(1));
-    result = tensor::ExtractSliceOp::create(b, loc, result, offsets, sizes,
-                                            ones);
+    result =
+        tensor::ExtractSliceOp::create(b, loc, result, offsets, sizes, ones);
   }
   b.replaceOp(op, result);
   return result;

@@ -767,8 +767,8 @@ struct ContractOverUnpackedPanels : OpRewritePattern<linalg::GenericOp> {
         slice && slice.hasZeroOffset() && slice.hasUnitStride())
       rhs = slice.getSource();
     auto shape = rhs.getDefiningOp<tensor::CollapseShapeOp>();
-    auto unpack =
-        shape ? shape.getSrc().getDefiningOp<UnpackPanelsOp>() : UnpackPanelsOp();
+    auto unpack = shape ? shape.getSrc().getDefiningOp<UnpackPanelsOp>()
+                        : UnpackPanelsOp();
     if (!unpack || unpack.getTail() || unpack.getType().getDimSize(0) != 1 ||
         shape.getReassociationIndices() !=
             SmallVector<ReassociationIndices>{{0, 1}, {2}})
