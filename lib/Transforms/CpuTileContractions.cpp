@@ -1113,8 +1113,11 @@ struct MoeCpuTileContractionsPass
     // parallel chunks instead, where there are enough of them.
     bool parallel = parallelRows && !insideInnerLoop(op);
     std::optional<ColumnChunks> columns;
-    if (parallel && !dotRows)
+    if (parallel && !dotRows) {
       columns = columnChunksFor(op, plan->nDim, nr, rowNr, lanes);
+      if (!columns)
+        columns = panelChunksFor(op, plan->nDim);
+    }
     std::optional<ColumnPanels> panels;
     if (!dotRows)
       panels = columnPanelsFor(op, *plan, mr, nr, lanes);
@@ -1310,6 +1313,36 @@ struct MoeCpuTileContractionsPass
     return ColumnChunks{nDim, width, full, width + rem};
   }
 
+  /// The chunks of a parallel one-row loop over column panels: `op`'s
+  /// first n dim other than the vector dim `vectorDim` (the panel index of
+  /// a contraction over weights stored [N / P, K, P], build::
+  /// contractOverPanels), one panel per chunk (moe-parallel-loops-to-host
+  /// groups them by its max-chunks). A panel's columns are too few to
+  /// split (columnChunksFor), so without this a decode step's projection
+  /// over panels ran on one thread. None where the row's products over all
+  /// panels are too few to pay for a fork-join (kMinRowWork) or a range is
+  /// dynamic.
+  static std::optional<ColumnChunks> panelChunksFor(linalg::LinalgOp op,
+                                                    unsigned vectorDim) {
+    FailureOr<linalg::ContractionDimensions> dims =
+        linalg::inferContractionDims(op);
+    if (failed(dims))
+      return std::nullopt;
+    SmallVector<int64_t> ranges = op.getStaticLoopRanges();
+    int64_t columns = 1;
+    std::optional<unsigned> outer;
+    for (unsigned d : dims->n) {
+      if (ShapedType::isDynamic(ranges[d]))
+        return std::nullopt;
+      columns *= ranges[d];
+      if (d != vectorDim && !outer && ranges[d] >= 2)
+        outer = d;
+    }
+    if (!outer || rowWork(op, columns) < kMinRowWork)
+      return std::nullopt;
+    return ColumnChunks{*outer, 1, ranges[*outer], 1};
+  }
+
   /// Rows [from, to) of `op`, one at a time, in the column chunks of its
   /// static n: an scf.parallel over the chunks (the last one, if of
   /// another width, behind an scf.if so that every part is static), each
@@ -1392,7 +1425,9 @@ struct MoeCpuTileContractionsPass
   /// s > 2 (the r < s rows after the full tiles: an expert's last rows)
   /// is an scf.index_switch on r: for r in [2, s), one tile of r rows,
   /// by default a sequential loop of step 1 (r of 0 or 1: a decode step's
-  /// single row keeps its wide one-row tile). Each r-row tile reads the
+  /// single row keeps its wide one-row tile), or with `columns` that row
+  /// split by columns (so a sequential build has the tiles of a parallel
+  /// one: the same bits). Each r-row tile reads the
   /// right-hand side once where r one-row tiles read it r times; every
   /// output element's terms keep their order. Not with `panels`: a tile
   /// that reads 64 of every 256 bytes of a wide right-hand side from
@@ -1520,8 +1555,13 @@ struct MoeCpuTileContractionsPass
                                {{dim, from, rows}}, parts)))
           return failure();
       }
-      // (At most one row: a sequential loop, no fork-join.)
+      // (At most one row: a sequential loop, no fork-join; with `columns`,
+      // that row's column chunks in parallel, as the tiles of a sequential
+      // build's loop.)
       enter(branch.getDefaultRegion());
+      if (byColumns)
+        return splitColumns(rewriter, op, domain, dim, from, to, *columns,
+                            parts);
       auto [loop, iv] = createLoop(rewriter, loc, from, to, index(1),
                                    /*parallel=*/false);
       rewriter.setInsertionPoint(loop->getRegion(0).front().getTerminator());
@@ -1548,18 +1588,16 @@ struct MoeCpuTileContractionsPass
                            rewriter, loc, s0 + s1.floorDiv(step) * step,
                            {lo, size});
       bool remainder = remainderTiles && step == 1 && i > 0 &&
-                       steps[i - 1] > 2 &&
-                       ShapedType::isDynamic(staticSize) && !byColumns &&
+                       steps[i - 1] > 2 && ShapedType::isDynamic(staticSize) &&
                        !sequentialStepOne && !panels;
-      if (byColumns && step == 1) {
-        if (failed(splitColumns(rewriter, op, domain, dim, from, to, *columns,
-                                parts)))
-          return op.emitError(
-              "moe-cpu-tile-contractions: column split failed");
-      } else if (remainder) {
+      if (remainder) {
         if (failed(remainderSwitch(from, to, steps[i - 1])))
           return op.emitError(
               "moe-cpu-tile-contractions: remainder split failed");
+      } else if (byColumns && step == 1) {
+        if (failed(splitColumns(rewriter, op, domain, dim, from, to, *columns,
+                                parts)))
+          return op.emitError("moe-cpu-tile-contractions: column split failed");
       } else if (failed(stepLoop(from, to, step))) {
         return op.emitError("moe-cpu-tile-contractions: loop split failed");
       }

@@ -86,8 +86,9 @@ MATMULS = [(412, 300), (128, 412), (37, 520), (16, None), (3, 64),
 # does not divide C and the padding is at most C / 8 (500: 12 columns at
 # 16 and 64, 4 at 8; 96 at 64 would need 32, so it stays row-major
 # there), row-major in the reference; K = 3: a k loop shorter than the
-# row tiles' unrolling.
-CONST_MATMULS = [(37, 96), (64, 256), (3, 1024), (20, 500)]
+# row tiles' unrolling. 256 x 512: enough work for a row's panels to be
+# split over the threads (one panel per iteration of the parallel loop).
+CONST_MATMULS = [(37, 96), (64, 256), (3, 1024), (20, 500), (256, 512)]
 # Their weights, drawn once (the module holds them).
 CONSTS = {f"cmw{i}": np.random.default_rng(100 + i).standard_normal(
     (k, c)).astype(np.float32) for i, (k, c) in enumerate(CONST_MATMULS)}

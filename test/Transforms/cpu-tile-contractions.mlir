@@ -8,6 +8,7 @@
 // RUN: moe-opt %s --moe-cpu-tile-contractions="dot-products=false row-column-vectors=16" --split-input-file | FileCheck %s --check-prefix=NODOT
 // RUN: moe-opt %s --moe-cpu-tile-contractions="parallel-rows=true row-column-vectors=16" --split-input-file | FileCheck %s --check-prefix=PARCOL
 // RUN: moe-opt %s --moe-cpu-tile-contractions="vector-bits=256 rows=6 remainder-tiles=true" --split-input-file | FileCheck %s --check-prefix=REM
+// RUN: moe-opt %s --moe-cpu-tile-contractions="vector-bits=256 rows=6 remainder-tiles=true parallel-rows=true" --split-input-file | FileCheck %s --check-prefix=PARREM
 // RUN: moe-opt %s --moe-cpu-tile-contractions="vector-bits=256 rows=6 row-column-vectors=8 accumulator-chains=4" --split-input-file | FileCheck %s --check-prefix=CHAIN
 // RUN: moe-opt %s --moe-cpu-tile-contractions="vector-bits=256 rows=6 row-column-vectors=8 accumulator-chains=4 fuse-epilogues=true" --split-input-file | FileCheck %s --check-prefix=CHAINEPI
 
@@ -919,5 +920,69 @@ func.func @chains_epilogue(%a: memref<1x412xf32>, %b: memref<412x16xf32>, %c: me
 // CHAIN:         return
 func.func @chains_short(%a: memref<1x3xf32>, %b: memref<3x16xf32>, %c: memref<1x16xf32>) {
   linalg.matmul ins(%a, %b : memref<1x3xf32>, memref<3x16xf32>) outs(%c : memref<1x16xf32>)
+  return
+}
+
+// -----
+
+// One row against weights stored in column panels [N / P, K, P]
+// (moe-pack-expert-weights, build::contractOverPanels): a panel's 16
+// columns are too few to split, so with parallel-rows the panels are the
+// parallel loop, one per iteration (160 x 412 multiply-adds are enough to
+// pay for a fork-join). Nine panels (144 x 412) are not: a sequential
+// loop over them.
+// PAR-LABEL: func.func @one_row_panels
+// PAR:         scf.parallel (%{{.*}}) = (%c0) to (%c10) step (%c1)
+// PAR:           scf.for {{.*}} -> (vector<16xf32>)
+// PAR-LABEL: func.func @few_panels
+// PAR-NOT:     scf.parallel
+// PAR:         scf.for %{{.*}} = %c0 to %c9 step %c1
+// PAR-NOT:     scf.parallel
+// PAR-LABEL: func.func @rows_panels
+// PAR:         scf.parallel (%{{.*}}) = (%c0) to (%{{.*}}) step (%c8)
+// PAR:         scf.if
+// PAR:           scf.parallel (%{{.*}}) = (%c0) to (%c10) step (%c1)
+// PAR:             scf.for
+// PAR:               scf.for {{.*}} -> (vector<16xf32>)
+// With remainder tiles, the rows after the full tiles are one tile of
+// their count, and a single row (the default case) is split by panels:
+// a sequential build runs the same tiles, so it has the same bits.
+// PARREM-LABEL: func.func @rows_panels
+// PARREM:         scf.parallel (%{{.*}}) = (%c0) to (%{{.*}}) step (%c6)
+// PARREM:         scf.index_switch
+// PARREM:         case 5 {
+// PARREM:           scf.for {{.*}} -> (vector<5x1x16xf32>)
+// PARREM:         default {
+// PARREM:           scf.if
+// PARREM:             scf.parallel (%{{.*}}) = (%c0) to (%c10) step (%c1)
+// PARREM:               scf.for {{.*}} -> (vector<16xf32>)
+#lhs = affine_map<(m, p, j, k) -> (m, k)>
+#rhs = affine_map<(m, p, j, k) -> (p, k, j)>
+#out = affine_map<(m, p, j, k) -> (m, p, j)>
+func.func @one_row_panels(%a: memref<1x412xf32>, %b: memref<10x412x16xf32>, %c: memref<1x10x16xf32>) {
+  linalg.generic {indexing_maps = [#lhs, #rhs, #out], iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%a, %b : memref<1x412xf32>, memref<10x412x16xf32>) outs(%c : memref<1x10x16xf32>) {
+  ^bb0(%x: f32, %y: f32, %z: f32):
+    %0 = arith.mulf %x, %y : f32
+    %1 = arith.addf %z, %0 : f32
+    linalg.yield %1 : f32
+  }
+  return
+}
+func.func @few_panels(%a: memref<1x412xf32>, %b: memref<9x412x16xf32>, %c: memref<1x9x16xf32>) {
+  linalg.generic {indexing_maps = [#lhs, #rhs, #out], iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%a, %b : memref<1x412xf32>, memref<9x412x16xf32>) outs(%c : memref<1x9x16xf32>) {
+  ^bb0(%x: f32, %y: f32, %z: f32):
+    %0 = arith.mulf %x, %y : f32
+    %1 = arith.addf %z, %0 : f32
+    linalg.yield %1 : f32
+  }
+  return
+}
+func.func @rows_panels(%a: memref<?x412xf32>, %b: memref<10x412x16xf32>, %c: memref<?x10x16xf32>) {
+  linalg.generic {indexing_maps = [#lhs, #rhs, #out], iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%a, %b : memref<?x412xf32>, memref<10x412x16xf32>) outs(%c : memref<?x10x16xf32>) {
+  ^bb0(%x: f32, %y: f32, %z: f32):
+    %0 = arith.mulf %x, %y : f32
+    %1 = arith.addf %z, %0 : f32
+    linalg.yield %1 : f32
+  }
   return
 }

@@ -817,7 +817,8 @@ def MoeCpuTileContractions : Pass<"moe-cpu-tile-contractions"> {
            "for moe-parallel-loops-to-host, contractions outside any loop "
            "get scf.parallel loops: their row tiles, their one-row loop's "
            "column chunks (a static width with at least 64K multiply-adds "
-           "per row) and their dot-product strips">,
+           "per row; a contraction over weights in column panels: its "
+           "panels) and their dot-product strips">,
     Option<"fma", "fma", "bool", "true",
            "the target has FMA instructions (otherwise a multiply and an "
            "add per term: llvm.fma would become a libm call)">,
