@@ -52,6 +52,16 @@ SmallVector<unsigned> unitStrideOrder(linalg::LinalgOp op) {
   SmallVector<int64_t> ranges = op.getStaticLoopRanges();
   if (!ShapedType::isDynamic(ranges[inner]) && ranges[inner] < kMinInnerSize)
     return {};
+  // Not where an input would walk a dim other than its last with that
+  // loop: a LayerNorm's variance, sum over d of (x[n, d] - mean[n])^2 into
+  // [N], walked x with a stride of a row, and, with the rows parallel,
+  // ran one parallel loop per d (412 fork-joins per LayerNorm).
+  for (OpOperand *in : op.getDpsInputOperands()) {
+    AffineMap map = op.getMatchingIndexingMap(in);
+    if (map.getNumResults() > 1 &&
+        map.dropResult(map.getNumResults() - 1).isFunctionOfDim(inner))
+      return {};
+  }
   // Only where an input walks its last (contiguous) dim with that loop too:
   // a row reduction into [N] would otherwise walk its rows with a stride.
   bool unitStrideInput = llvm::any_of(op.getDpsInputOperands(), [&](OpOperand *in) {

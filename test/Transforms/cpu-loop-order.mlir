@@ -54,6 +54,25 @@ func.func @left_alone(%x: tensor<4x8xf32>, %acc: tensor<4xf32>, %y: tensor<4x8xf
 
 // -----
 
+// A row reduction into [N] that also reads an [N] input (a LayerNorm's
+// variance: the sum over d of (x[n, d] - mean[n])^2) is left alone too:
+// with n innermost, x would be walked with a stride of a row.
+// CHECK-LABEL: func.func @row_input_left_alone
+// CHECK:   linalg.generic {{.*}}iterator_types = ["parallel", "reduction"]
+// CHECK-NOT: fastmath
+func.func @row_input_left_alone(%x: tensor<?x412xf32>, %mean: tensor<?xf32>, %acc: tensor<?xf32>) -> tensor<?xf32> {
+  %s = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0)>, affine_map<(d0, d1) -> (d0)>], iterator_types = ["parallel", "reduction"]} ins(%x, %mean : tensor<?x412xf32>, tensor<?xf32>) outs(%acc : tensor<?xf32>) {
+  ^bb0(%in: f32, %m: f32, %out: f32):
+    %d = arith.subf %in, %m : f32
+    %q = arith.mulf %d, %d : f32
+    %a = arith.addf %q, %out : f32
+    linalg.yield %a : f32
+  } -> tensor<?xf32>
+  return %s : tensor<?xf32>
+}
+
+// -----
+
 // A gather whose last index is the output's last dim (com.microsoft.MoE's
 // per-slot bias rows) counts as a unit-stride input: (n, d, s) becomes
 // (n, s, d).
