@@ -485,7 +485,10 @@ def MoeCpuLoopOrder : Pass<"moe-cpu-loop-order"> {
     without reassociating. This pass generalizes every linalg op with a
     reduction whose output's last dim is a parallel loop that also indexes
     the last dim of an input, or is the last index of a `tensor.extract`
-    gather in the body (so that both walk contiguous memory), and is
+    gather in the body (so that both walk contiguous memory), and no
+    input indexes in another of its dims (a LayerNorm's variance into
+    [N] keeps its rows outside: with the rows innermost, it walked x with
+    a row's stride, and ran a parallel loop of rows per d), and is
     dynamic or at least 64 long (shorter ones keep their register
     accumulator), and interchanges
     its loops so that this dim is innermost and the reductions sit just
