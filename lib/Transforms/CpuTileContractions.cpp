@@ -1823,7 +1823,14 @@ struct MoeCpuTileContractionsPass
     }
     bool all = true;
     for (vector::TransferWriteOp write : writes) {
-      if (write.getMask() || !loop.isDefinedOutsideOfLoop(write.getBase()) ||
+      // A masked tile (a dynamic column tail) hoists too when its mask is
+      // loop-invariant: the masked read before the loop and the masked
+      // write after it touch the same elements as every iteration did.
+      // (In the loop, a masked store per k and vector was the most costly
+      // part of a decode step's q k^T against its one new key: 64 lanes
+      // masked to 1, eight masked stores per k, microcoded on AMD.)
+      if ((write.getMask() && !loop.isDefinedOutsideOfLoop(write.getMask())) ||
+          !loop.isDefinedOutsideOfLoop(write.getBase()) ||
           !llvm::all_of(write.getIndices(), [&](Value v) {
             return loop.isDefinedOutsideOfLoop(v);
           })) {
@@ -1837,7 +1844,8 @@ struct MoeCpuTileContractionsPass
             candidate.getIndices() == write.getIndices() &&
             candidate.getVectorType() == write.getVectorType() &&
             candidate.getPermutationMap() == write.getPermutationMap() &&
-            !candidate.getMask() && candidate->isBeforeInBlock(write)) {
+            candidate.getMask() == write.getMask() &&
+            candidate->isBeforeInBlock(write)) {
           read = candidate;
           break;
         }
