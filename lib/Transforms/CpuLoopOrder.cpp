@@ -62,6 +62,18 @@ SmallVector<unsigned> unitStrideOrder(linalg::LinalgOp op) {
         map.dropResult(map.getNumResults() - 1).isFunctionOfDim(inner))
       return {};
   }
+  // The same for a gather in the body (tensor.extract) indexed by that loop
+  // in a dim other than its last.
+  WalkResult stridedGather = op->walk([&](tensor::ExtractOp extract) {
+    for (Value index : extract.getIndices().drop_back()) {
+      auto loopIndex = index.getDefiningOp<linalg::IndexOp>();
+      if (loopIndex && loopIndex.getDim() == inner)
+        return WalkResult::interrupt();
+    }
+    return WalkResult::advance();
+  });
+  if (stridedGather.wasInterrupted())
+    return {};
   // Only where an input walks its last (contiguous) dim with that loop too:
   // a row reduction into [N] would otherwise walk its rows with a stride.
   bool unitStrideInput = llvm::any_of(op.getDpsInputOperands(), [&](OpOperand *in) {

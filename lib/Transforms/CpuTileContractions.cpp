@@ -1285,7 +1285,10 @@ struct MoeCpuTileContractionsPass
 
   /// Chunks of columns for the one-row loop of `op` (n = `nDim`): the
   /// one-row tile's width `rowNr`, halved while that leaves fewer than four
-  /// chunks and stays a multiple of `nr`, and at least two chunks; the
+  /// chunks and stays a multiple of `nr` and at least kChainRegisters
+  /// vectors wide (a narrower tile's k steps would rotate over several
+  /// accumulator sets, rotateAccumulators, and its sums would not be the
+  /// sequential build's 1 x `rowNr` tile's), and at least two chunks; the
   /// remainder a chunk of its own, or, narrower than a vector (`lanes`),
   /// part of the last one (a part narrower than a vector would leave the
   /// register tiles, and its bits those of the sequential code). None for
@@ -1301,7 +1304,8 @@ struct MoeCpuTileContractionsPass
     if (ShapedType::isDynamic(n) || rowWork(op, n) < kMinRowWork)
       return std::nullopt;
     int64_t width = std::max(rowNr, nr);
-    while (width > nr && n / width < 4 && (width / 2) % nr == 0)
+    while (width > nr && n / width < 4 && (width / 2) % nr == 0 &&
+           width / 2 >= kChainRegisters * lanes)
       width /= 2;
     int64_t full = n / width, rem = n % width;
     if (full < 2)
@@ -1425,9 +1429,9 @@ struct MoeCpuTileContractionsPass
   /// s > 2 (the r < s rows after the full tiles: an expert's last rows)
   /// is an scf.index_switch on r: for r in [2, s), one tile of r rows,
   /// by default a sequential loop of step 1 (r of 0 or 1: a decode step's
-  /// single row keeps its wide one-row tile), or with `columns` that row
-  /// split by columns (so a sequential build has the tiles of a parallel
-  /// one: the same bits). Each r-row tile reads the
+  /// single row keeps its wide one-row tile), or with `columns` (panel
+  /// chunks) that row split by panels, one tile each as in the sequential
+  /// build. Each r-row tile reads the
   /// right-hand side once where r one-row tiles read it r times; every
   /// output element's terms keep their order. Not with `panels`: a tile
   /// that reads 64 of every 256 bytes of a wide right-hand side from
@@ -1556,8 +1560,11 @@ struct MoeCpuTileContractionsPass
           return failure();
       }
       // (At most one row: a sequential loop, no fork-join; with `columns`,
-      // that row's column chunks in parallel, as the tiles of a sequential
-      // build's loop.)
+      // that row's column chunks in parallel. Only panel chunks get here,
+      // panelChunksFor: a dynamic row range with column chunks of one wide
+      // right-hand side has column panels too, and no remainder switch.
+      // A panel is at most one register tile wide, so the parallel build
+      // runs the sequential build's tiles and has its bits.)
       enter(branch.getDefaultRegion());
       if (byColumns)
         return splitColumns(rewriter, op, domain, dim, from, to, *columns,
@@ -1787,9 +1794,10 @@ struct MoeCpuTileContractionsPass
 
   /// Keeps the accumulator of a register tile in registers across the k
   /// loop: each transfer_write in `loop`'s body whose matching
-  /// transfer_read (same memref, loop-invariant indices, same type) is in
-  /// the body too becomes a loop-carried value, read before the loop and
-  /// written after it. Upstream's hoistRedundantVectorTransfers does the
+  /// transfer_read (same memref, loop-invariant indices, same type, the
+  /// same mask or none, a mask defined outside the loop) is in the body
+  /// too becomes a loop-carried value, read before the loop and written
+  /// after it. Upstream's hoistRedundantVectorTransfers does the
   /// same but refuses every memref that is, or has, a view (all of ours:
   /// subviews of workspace buffers). Here the k loop of a register tile
   /// writes nothing but its output tiles (checked below), and planFor

@@ -97,3 +97,31 @@ func.func @gathered_rows(%w: tensor<?x12xf32>, %ids: tensor<?x12xi32>, %bias: te
   } -> tensor<?x412xf32>
   return %r : tensor<?x412xf32>
 }
+
+// -----
+
+// A gather indexed by the output's last dim in another dim than its last
+// (the bias read column-wise: %bias[d, %e]) would walk it with a stride:
+// left alone, although another input (%y) walks d contiguously.
+// CHECK-LABEL: func @gathered_columns_left_alone
+// CHECK:         linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "reduction"]
+// CHECK-NOT:       fastmath
+#c_w = affine_map<(n, d, s) -> (n, s)>
+#c_o = affine_map<(n, d, s) -> (n, d)>
+func.func @gathered_columns_left_alone(%w: tensor<?x12xf32>, %ids: tensor<?x12xi32>, %y: tensor<?x412xf32>,
+                                       %bias: tensor<412x155xf32>,
+                                       %init: tensor<?x412xf32>) -> tensor<?x412xf32> {
+  %r = linalg.generic {indexing_maps = [#c_w, #c_w, #c_o, #c_o],
+                       iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%w, %ids, %y : tensor<?x12xf32>, tensor<?x12xi32>, tensor<?x412xf32>) outs(%init : tensor<?x412xf32>) {
+  ^bb0(%x: f32, %id: i32, %yv: f32, %acc: f32):
+    %e = arith.index_cast %id : i32 to index
+    %d = linalg.index 1 : index
+    %b = tensor.extract %bias[%d, %e] : tensor<412x155xf32>
+    %p = arith.mulf %x, %b : f32
+    %q = arith.mulf %p, %yv : f32
+    %s = arith.addf %acc, %q : f32
+    linalg.yield %s : f32
+  } -> tensor<?x412xf32>
+  return %r : tensor<?x412xf32>
+}

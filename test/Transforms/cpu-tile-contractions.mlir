@@ -11,6 +11,7 @@
 // RUN: moe-opt %s --moe-cpu-tile-contractions="vector-bits=256 rows=6 remainder-tiles=true parallel-rows=true" --split-input-file | FileCheck %s --check-prefix=PARREM
 // RUN: moe-opt %s --moe-cpu-tile-contractions="vector-bits=256 rows=6 row-column-vectors=8 accumulator-chains=4" --split-input-file | FileCheck %s --check-prefix=CHAIN
 // RUN: moe-opt %s --moe-cpu-tile-contractions="vector-bits=256 rows=6 row-column-vectors=8 accumulator-chains=4 fuse-epilogues=true" --split-input-file | FileCheck %s --check-prefix=CHAINEPI
+// RUN: moe-opt %s --moe-cpu-tile-contractions="vector-bits=256 rows=6 row-column-vectors=8 accumulator-chains=4 parallel-rows=true" --split-input-file | FileCheck %s --check-prefix=PARCHAIN
 
 // With parallel-rows, the one-row loop of a wide contraction splits its
 // columns instead of its rows (a decode step has one row): an scf.parallel
@@ -993,5 +994,23 @@ func.func @rows_panels(%a: memref<?x412xf32>, %b: memref<10x412x16xf32>, %c: mem
     %1 = arith.addf %z, %0 : f32
     linalg.yield %1 : f32
   }
+  return
+}
+
+// -----
+
+// Column chunks are not halved below eight vectors: a 1 x 32 chunk would
+// rotate its k steps over two accumulator sets and differ in the last bits
+// from the sequential build's 1 x 64 tiles. 160 columns (412 x 160
+// multiply-adds, enough to split) are two chunks of 64 and the 32-column
+// rest, which the sequential build rotates too.
+// PARCHAIN-LABEL: func.func @chunks_keep_the_row_tile
+// PARCHAIN:         scf.parallel (%{{.*}}) = (%c0) to (%c3) step (%c1)
+// PARCHAIN:           scf.if
+// PARCHAIN:             scf.for {{.*}} -> (vector<64xf32>) {
+// PARCHAIN:           } else {
+// PARCHAIN:             scf.for {{.*}} -> (vector<32xf32>, vector<32xf32>) {
+func.func @chunks_keep_the_row_tile(%a: memref<1x412xf32>, %b: memref<412x160xf32>, %c: memref<1x160xf32>) {
+  linalg.matmul ins(%a, %b : memref<1x412xf32>, memref<412x160xf32>) outs(%c : memref<1x160xf32>)
   return
 }

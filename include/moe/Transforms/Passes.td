@@ -486,7 +486,7 @@ def MoeCpuLoopOrder : Pass<"moe-cpu-loop-order"> {
     reduction whose output's last dim is a parallel loop that also indexes
     the last dim of an input, or is the last index of a `tensor.extract`
     gather in the body (so that both walk contiguous memory), and no
-    input indexes in another of its dims (a LayerNorm's variance into
+    input or gather indexes in another of its dims (a LayerNorm's variance into
     [N] keeps its rows outside: with the rows innermost, it walked x with
     a row's stride, and ran a parallel loop of rows per d), and is
     dynamic or at least 64 long (shorter ones keep their register
@@ -837,11 +837,13 @@ def MoeCpuTileContractions : Pass<"moe-cpu-tile-contractions"> {
            "generic stays)">,
     Option<"remainderTiles", "remainder-tiles", "bool", "false",
            "rows left after the full tiles of a dynamic row range (an "
-           "expert's last rows), where the right-hand side is not read "
-           "in column panels: an scf.index_switch on their count r "
-           "runs one r-row register tile for each r in [2, rows) "
-           "instead of r one-row passes over the right-hand side; a "
-           "single row (decode) keeps the one-row tile">,
+           "expert's last rows), where the row tiles do not sweep a wide "
+           "right-hand side in column panels (weights stored in panels "
+           "are read one panel per tile, and do take them): an "
+           "scf.index_switch on their count r runs one r-row register "
+           "tile for each r in [2, rows) instead of r one-row passes over "
+           "the right-hand side; a single row (decode) keeps the one-row "
+           "tile">,
     Option<"accumulatorChains", "accumulator-chains", "int64_t", "1",
            "a one-row register tile with fewer than 8 accumulator "
            "registers (a 1 x 16 tile of a 16-column panel) rotates its k "
