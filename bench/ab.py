@@ -14,7 +14,9 @@ chance of at least that many wins, or losses, if A and B were the same).
 A ratio below 1 means B is faster; equal p50s are ties, left out of the
 sign test. Both artifacts must give the same outputs (checked bitwise
 once, unless --no-compare: builds for other targets or with other
-rounding, e.g. --march or --no-tile, differ in the last bits).
+rounding, e.g. --march or --no-tile, differ in the last bits). Both are
+timed as fresh copies written one after the other: a file written later
+was seen to run faster than its byte-identical original.
 """
 import argparse
 import math

@@ -13,7 +13,9 @@ one process (moe_mlir.InferenceSession), alternated: round r runs them in
 order, round r + 1 in reverse, each 10 warm-up calls and then C timed
 ones; a round's figure is the median call. Prints each artifact's round
 medians and the median of those. Compare only figures of one run: these
-machines drift by 10-30% between runs.
+machines drift by 10-30% between runs. The artifacts are loaded from
+fresh copies written one after the other (a file written later was seen
+to run faster than its byte-identical original).
 """
 import argparse
 import os

@@ -8,7 +8,9 @@ for each artifact (built with `moe-compile --generation`), in alternating
 order from round to round, and prints per artifact the median of the
 decode tokens/s and of the prefill milliseconds that moe-run reports, and
 in how many rounds its decode was faster than the first artifact's. The
-generated tokens go to a scratch directory.
+generated tokens go to a scratch directory, where the artifacts are
+first copied one after the other (a file written later was seen to run
+faster than its byte-identical original) and are removed at the end.
 """
 import os
 import re
