@@ -238,6 +238,7 @@ CpuCodegenOptions cpuCodegenOptions(const CompileOptions &options) {
     cpu.fma = llvm::is_contained(features, "fma") ||
               llvm::is_contained(features, "avx512f");
     cpu.parallelLoops = options.parallelLoops;
+    cpu.parallelMinChunkWork = options.parallelMinChunkWork;
     cpu.dotProducts = options.dotProducts;
     // Two slots ahead: at the MoEUT-44M feed-forward shape a C loop of the
     // combine read its rows at 11 GB/s one ahead, 15 GB/s two or four

@@ -153,7 +153,9 @@ void moe::buildLowerToLLVMPipeline(OpPassManager &pm,
     // Parallel dims as scf.parallel; the outermost ones run on the
     // runtime's thread pool.
     pm.addPass(createConvertLinalgToParallelLoopsPass());
-    pm.addPass(createMoeParallelLoopsToHost());
+    MoeParallelLoopsToHostOptions host;
+    host.minChunkWork = options.parallelMinChunkWork;
+    pm.addPass(createMoeParallelLoopsToHost(host));
   }
   pm.addPass(createConvertLinalgToLoopsPass());
   if (options.tileVectorBits) {

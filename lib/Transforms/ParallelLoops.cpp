@@ -33,7 +33,10 @@
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/IRMapping.h"
+#include "mlir/Interfaces/ViewLikeInterface.h"
 #include "mlir/Transforms/RegionUtils.h"
 
 namespace mlir::moe {
@@ -78,11 +81,215 @@ bool mayRunInParallel(scf::ParallelOp loop, Value frame) {
   return !r.wasInterrupted();
 }
 
+/// The work of a parallel loop's iteration, in units: one per operation,
+/// one per 8 elements of a vector operation (a 256-bit register's worth),
+/// a loop's body (plus one) times its trip count, the costlier branch of
+/// an scf.if or scf.index_switch. Constants, views, terminators and the
+/// register moves of unrolled vectors are free. A trip count is a constant
+/// or computed where the loop is called, from bounds defined above it;
+/// where a bound is defined inside (or an op has regions of another kind,
+/// such as scf.while) the work is unknown and the loop is taken to be
+/// large. Values saturate at `cap` (min-chunk-work), so no product
+/// overflows.
+class WorkEstimate {
+public:
+  WorkEstimate(Operation *loop, int64_t cap) : loop(loop), cap(cap) {}
+
+  /// A term: `constant` if `kind` is Constant, else the trip count of
+  /// (lb, ub, step), or the sum, product or maximum of two terms.
+  struct Term {
+    enum Kind { Constant, Trips, Add, Mul, Max } kind = Constant;
+    int64_t constant = 0;
+    Value lb, ub, step;
+    std::shared_ptr<Term> lhs, rhs;
+  };
+  using TermPtr = std::shared_ptr<Term>;
+
+  std::optional<TermPtr> ofBlock(Block &block);
+  std::optional<TermPtr> ofTrips(ValueRange lbs, ValueRange ubs,
+                                 ValueRange steps);
+  TermPtr combine(Term::Kind kind, TermPtr a, TermPtr b);
+  TermPtr constant(int64_t c) {
+    auto t = std::make_shared<Term>();
+    t->constant = std::min(std::max<int64_t>(c, 0), cap);
+    return t;
+  }
+  /// `term` as an index value at `b`'s insertion point (clamped to cap).
+  Value materialize(OpBuilder &b, Location loc, const Term &term);
+
+private:
+  bool definedAbove(Value v) {
+    Operation *owner = v.getDefiningOp();
+    if (!owner)
+      owner = cast<BlockArgument>(v).getOwner()->getParentOp();
+    return !loop->isAncestor(owner);
+  }
+  Operation *loop;
+  int64_t cap;
+};
+
+WorkEstimate::TermPtr WorkEstimate::combine(Term::Kind kind, TermPtr a,
+                                            TermPtr b) {
+  if (a->kind == Term::Constant && b->kind == Term::Constant) {
+    int64_t x = a->constant, y = b->constant;
+    switch (kind) {
+    case Term::Add:
+      return constant(x + y); // Both <= cap <= 2^62.
+    case Term::Mul:
+      return constant(x == 0 || y <= cap / x ? x * y : cap);
+    case Term::Max:
+      return constant(std::max(x, y));
+    default:
+      llvm_unreachable("not a combination");
+    }
+  }
+  // Identities: x + 0, x * 1, max(x, 0) (terms are never negative), x * 0.
+  auto is = [](const TermPtr &t, int64_t c) {
+    return t->kind == Term::Constant && t->constant == c;
+  };
+  if (kind == Term::Mul && (is(a, 0) || is(b, 0)))
+    return constant(0);
+  int64_t identity = kind == Term::Mul ? 1 : 0;
+  if (is(a, identity))
+    return b;
+  if (is(b, identity))
+    return a;
+  auto t = std::make_shared<Term>();
+  t->kind = kind;
+  t->lhs = std::move(a);
+  t->rhs = std::move(b);
+  return t;
+}
+
+std::optional<WorkEstimate::TermPtr>
+WorkEstimate::ofTrips(ValueRange lbs, ValueRange ubs, ValueRange steps) {
+  TermPtr trips = constant(1);
+  for (auto [lb, ub, step] : llvm::zip(lbs, ubs, steps)) {
+    std::optional<int64_t> l = getConstantIntValue(lb),
+                           u = getConstantIntValue(ub),
+                           s = getConstantIntValue(step);
+    TermPtr dim;
+    if (l && u && s && *s > 0) {
+      dim = constant(*u > *l ? llvm::divideCeil(*u - *l, *s) : 0);
+    } else if (definedAbove(lb) && definedAbove(ub) && definedAbove(step)) {
+      dim = std::make_shared<Term>();
+      dim->kind = Term::Trips;
+      dim->lb = lb;
+      dim->ub = ub;
+      dim->step = step;
+    } else {
+      return std::nullopt;
+    }
+    trips = combine(Term::Mul, trips, dim);
+  }
+  return trips;
+}
+
+std::optional<WorkEstimate::TermPtr> WorkEstimate::ofBlock(Block &block) {
+  TermPtr work = constant(0);
+  for (Operation &op : block) {
+    if (op.hasTrait<OpTrait::IsTerminator>() ||
+        op.hasTrait<OpTrait::ConstantLike>() || isa<ViewLikeOpInterface>(op))
+      continue;
+    TermPtr cost;
+    if (isa<scf::ForOp, scf::ParallelOp>(op)) {
+      std::optional<TermPtr> trips;
+      if (auto f = dyn_cast<scf::ForOp>(op))
+        trips = ofTrips(ValueRange{f.getLowerBound()},
+                        ValueRange{f.getUpperBound()}, ValueRange{f.getStep()});
+      else if (auto p = dyn_cast<scf::ParallelOp>(op))
+        trips = ofTrips(p.getLowerBound(), p.getUpperBound(), p.getStep());
+      std::optional<TermPtr> body = ofBlock(op.getRegion(0).front());
+      if (!trips || !body)
+        return std::nullopt;
+      cost = combine(Term::Mul, *trips, combine(Term::Add, *body, constant(1)));
+    } else if (isa<scf::IfOp, scf::IndexSwitchOp>(op)) {
+      TermPtr most = constant(0);
+      for (Region &region : op.getRegions()) {
+        if (region.empty())
+          continue;
+        std::optional<TermPtr> w = ofBlock(region.front());
+        if (!w)
+          return std::nullopt;
+        most = combine(Term::Max, most, *w);
+      }
+      cost = combine(Term::Add, most, constant(1));
+    } else if (op.getNumRegions() != 0) {
+      return std::nullopt;
+    } else if (auto copy = dyn_cast<memref::CopyOp>(op)) {
+      auto type = cast<MemRefType>(copy.getSource().getType());
+      if (!type.hasStaticShape())
+        return std::nullopt;
+      cost = constant(
+          llvm::divideCeil(std::max<int64_t>(type.getNumElements(), 1), 8));
+    } else if (isa<vector::ExtractOp, vector::InsertOp,
+                   vector::ExtractStridedSliceOp, vector::ShapeCastOp>(op)) {
+      cost = constant(1); // Register moves once the vectors are unrolled.
+    } else {
+      // A vector op by the vector it makes (or, a store, writes).
+      int64_t elements = 1;
+      TypeRange types = op.getNumResults() ? TypeRange(op.getResultTypes())
+                                           : TypeRange(op.getOperandTypes());
+      for (Type t : types)
+        if (auto v = dyn_cast<VectorType>(t))
+          elements = std::max(elements, v.getNumElements());
+      cost = constant(llvm::divideCeil(elements, 8));
+    }
+    work = combine(Term::Add, work, cost);
+  }
+  return work;
+}
+
+Value WorkEstimate::materialize(OpBuilder &b, Location loc, const Term &term) {
+  // (combine folds constants: the ops made here have a run-time operand.)
+  auto clamp = [&](Value v) {
+    return arith::MinUIOp::create(b, loc, v,
+                                  arith::ConstantIndexOp::create(b, loc, cap));
+  };
+  switch (term.kind) {
+  case Term::Constant:
+    return arith::ConstantIndexOp::create(b, loc, term.constant);
+  case Term::Trips: {
+    // max(ub - lb, 0) / step, rounded up (a step below 1 counts as 1).
+    Value span = term.ub;
+    if (getConstantIntValue(term.lb) != 0)
+      span = arith::SubIOp::create(b, loc, span, term.lb);
+    span = arith::MaxSIOp::create(b, loc, span,
+                                  arith::ConstantIndexOp::create(b, loc, 0));
+    std::optional<int64_t> stepConstant = getConstantIntValue(term.step);
+    if (stepConstant && *stepConstant <= 1)
+      return clamp(span);
+    Value step = term.step;
+    if (!stepConstant)
+      step = arith::MaxSIOp::create(b, loc, step,
+                                    arith::ConstantIndexOp::create(b, loc, 1));
+    else
+      step = arith::ConstantIndexOp::create(b, loc, *stepConstant);
+    return clamp(arith::CeilDivUIOp::create(b, loc, span, step));
+  }
+  case Term::Add:
+  case Term::Mul:
+  case Term::Max: {
+    Value x = materialize(b, loc, *term.lhs);
+    Value y = materialize(b, loc, *term.rhs);
+    if (term.kind == Term::Max)
+      return arith::MaxUIOp::create(b, loc, x, y);
+    // Both <= cap <= 2^31: neither the sum nor the product overflows.
+    if (term.kind == Term::Add)
+      return clamp(arith::AddIOp::create(b, loc, x, y));
+    return clamp(arith::MulIOp::create(b, loc, x, y));
+  }
+  }
+  llvm_unreachable("unknown term");
+}
+
 class Outliner {
 public:
-  Outliner(ModuleOp module, Value frame, int64_t grainWork, int64_t maxChunks)
+  Outliner(ModuleOp module, Value frame, int64_t grainWork, int64_t maxChunks,
+           int64_t minChunkWork)
       : module(module), frame(frame), converter(module.getContext()),
-        grainWork(grainWork), maxChunks(maxChunks) {}
+        grainWork(grainWork), maxChunks(maxChunks), minChunkWork(minChunkWork) {
+  }
 
   LogicalResult outline(scf::ParallelOp loop, unsigned id);
 
@@ -116,6 +323,7 @@ private:
   LLVMTypeConverter converter;
   int64_t grainWork;
   int64_t maxChunks;
+  int64_t minChunkWork;
 };
 
 LogicalResult Outliner::outline(scf::ParallelOp loop, unsigned id) {
@@ -253,10 +461,46 @@ LogicalResult Outliner::outline(scf::ParallelOp loop, unsigned id) {
   Value pfor = moe::loadHostFunction(b, loc, frame, MOE_HOST_PARALLEL_FOR);
   // Chunks of at least grainWork iterations, and at most maxChunks of them
   // (one call and one atomic per chunk; a loop of 256 x 8000 logits was
-  // 256 of each before). The split depends on the trip count only, so it
+  // 256 of each before), and of at least minChunkWork units of work: a
+  // fork-join costs about as much as 3-5 us of work on two threads (a
+  // decode step's 300 loops of a few stores each took longer split than
+  // alone). The split depends on the trip count and the sizes only, so it
   // does not change the result.
-  Value grain = LLVM::ConstantOp::create(b, loc, i64,
-                                         b.getI64IntegerAttr(grainWork));
+  int64_t leastGrain = grainWork;
+  Value leastAtRunTime;
+  if (minChunkWork > 0) {
+    int64_t cap = std::min<int64_t>(minChunkWork, int64_t(1) << 31);
+    WorkEstimate estimate(loop, cap);
+    // One iteration of the split dim runs the other dims inside it.
+    std::optional<WorkEstimate::TermPtr> body =
+        estimate.ofBlock(*loop.getBody());
+    std::optional<WorkEstimate::TermPtr> rest = estimate.ofTrips(
+        loop.getLowerBound().drop_front(), loop.getUpperBound().drop_front(),
+        loop.getStep().drop_front());
+    if (body && rest) {
+      WorkEstimate::TermPtr perIteration =
+          estimate.combine(WorkEstimate::Term::Mul, *rest,
+                           estimate.combine(WorkEstimate::Term::Add, *body,
+                                            estimate.constant(1)));
+      if (perIteration->kind == WorkEstimate::Term::Constant) {
+        leastGrain = std::max<int64_t>(
+            leastGrain, llvm::divideCeil(
+                            cap, std::max<int64_t>(perIteration->constant, 1)));
+      } else {
+        // At run time: ceil(cap / max(work, 1)).
+        Value work = estimate.materialize(b, loc, *perIteration);
+        Value least = arith::CeilDivUIOp::create(
+            b, loc, arith::ConstantIndexOp::create(b, loc, cap),
+            arith::MaxUIOp::create(b, loc, work,
+                                   arith::ConstantIndexOp::create(b, loc, 1)));
+        leastAtRunTime = arith::IndexCastOp::create(b, loc, i64, least);
+      }
+    }
+  }
+  Value grain =
+      LLVM::ConstantOp::create(b, loc, i64, b.getI64IntegerAttr(leastGrain));
+  if (leastAtRunTime)
+    grain = arith::MaxUIOp::create(b, loc, grain, leastAtRunTime);
   if (maxChunks > 0) {
     Value perChunk = arith::CeilDivUIOp::create(
         b, loc, tripsI,
@@ -293,7 +537,8 @@ struct MoeParallelLoopsToHostPass
           loops.push_back(loop);
         return WalkResult::skip();
       });
-      Outliner outliner(module, fn.getArgument(0), grain, maxChunks);
+      Outliner outliner(module, fn.getArgument(0), grain, maxChunks,
+                        minChunkWork);
       for (scf::ParallelOp loop : loops)
         if (failed(outliner.outline(loop, id++)))
           return signalPassFailure();

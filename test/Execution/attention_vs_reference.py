@@ -106,7 +106,10 @@ def main():
         with open(src, "w") as f:
             f.write(MODULE)
         for name, flags in BUILDS:
-            subprocess.run([os.path.join(args.bin, "moe-compile"), "-q", src,
+            # (--parallel-min-work=0: every parallel loop split, at these
+            # small shapes too.)
+            subprocess.run([os.path.join(args.bin, "moe-compile"), "-q",
+                            "--parallel-min-work=0", src,
                             "-o", os.path.join(tmp, name + ".moeb")] + flags,
                            check=True)
         cases = [(shape, BUILDS, [1, 2]) for shape in SHAPES]
@@ -118,7 +121,8 @@ def main():
                 with open(src, "w") as f:
                     f.write(static_module(dk, dv))
                 subprocess.run([os.path.join(args.bin, "moe-compile"), "-q",
-                                src, "-o", os.path.join(tmp, name + ".moeb")],
+                                "--parallel-min-work=0", src, "-o",
+                                os.path.join(tmp, name + ".moeb")],
                                check=True)
             cases.append((shape, [(name, [])], [1, 2, 3]))
         for shape, builds, thread_counts in cases:

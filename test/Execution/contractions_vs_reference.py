@@ -273,8 +273,12 @@ def main():
         artifacts = {}
         for name, flags in variants + [("reference", ["--reference"])]:
             artifacts[name] = os.path.join(work, name + ".moeb")
-            subprocess.run([compile_tool, "-q", source, "-o",
-                            artifacts[name]] + flags, check=True)
+            # Every loop split whatever its work (--parallel-min-work=0):
+            # at the small N here the default's threshold would leave the
+            # parallel paths one chunk.
+            subprocess.run([compile_tool, "-q", "--parallel-min-work=0",
+                            source, "-o", artifacts[name]] + flags,
+                           check=True)
         # The constant weights that the panels divide (256, 512 and 1024 at
         # every vector width) or cover with little padding (500) are read in
         # column panels: the packed contraction's result is collapsed back

@@ -93,7 +93,11 @@ def main():
             model = os.path.join(work, f"m{ci}.onnx")
             onnx.save(layer.export(), model)
             arts = {}
-            variants = [("opt", []), ("ref", ["--reference"]),
+            # Every build but "default" splits its parallel loops whatever
+            # their work (--parallel-min-work=0): at these small shapes
+            # the default's work threshold leaves most loops one chunk.
+            variants = [("opt", []), ("default", []),
+                        ("ref", ["--reference"]),
                         ("seq", ["--no-parallel-loops"]),
                         ("notile", ["--no-tile"]),
                         ("unsorted", ["--no-sorted-experts"]),
@@ -114,8 +118,10 @@ def main():
                 print("NOTE host lacks AVX2: the 256-bit tiles are not run")
             for kind, flags in variants:
                 arts[kind] = os.path.join(work, f"m{ci}.{kind}.moeb")
+                split = [] if kind == "default" else ["--parallel-min-work=0"]
                 subprocess.run([os.path.join(args.bin, "moe-compile"), "-q",
-                                *flags, model, "-o", arts[kind]], check=True)
+                                *split, *flags, model, "-o", arts[kind]],
+                               check=True)
             # The epilogues did fuse: the default's buffers have fewer
             # linalg.generic ops (each expert matmul's bias and
             # activation) than --no-fuse-epilogues's.
@@ -180,6 +186,10 @@ def main():
                     # Splitting loops over threads changes no bit.
                     ("seq", "opt",
                      "parallel loops differ from the sequential code"),
+                    # Fewer chunks for loops with little work: the same
+                    # iterations.
+                    ("default", "opt",
+                     "the default's work threshold changes bits"),
                     # Rows kept in expert order between the two
                     # projections (moe-sort-expert-layouts) go through the
                     # same arithmetic.

@@ -113,8 +113,11 @@ def main():
         for kind, flags in (("fused", []), ("passes", ["--no-fuse-routing"]),
                             ("ref", ["--reference"])):
             arts[kind] = os.path.join(work, kind + ".moeb")
+            # (--parallel-min-work=0: every parallel loop split, at these
+            # small shapes too.)
             subprocess.run([os.path.join(args.bin, "moe-compile"), "-q",
-                            *flags, src, "-o", arts[kind]], check=True)
+                            "--parallel-min-work=0", *flags, src, "-o",
+                            arts[kind]], check=True)
         # The default did fuse: no linalg.generic reduction is left for
         # the softmax gates (the passes have two per softmax, which
         # --no-fuse-routing must show, or this check could not fail).

@@ -1,5 +1,6 @@
 // RUN: moe-opt %s --split-input-file --moe-parallel-loops-to-host | FileCheck %s
 // RUN: moe-opt %s --split-input-file --moe-parallel-loops-to-host="max-chunks=0" | FileCheck %s --check-prefix=NOLIMIT
+// RUN: moe-opt %s --split-input-file --moe-parallel-loops-to-host="min-chunk-work=64" | FileCheck %s --check-prefix=WORK
 
 // NOLIMIT-LABEL: func.func @moe_entry_main(
 // NOLIMIT-NOT:   arith.ceildivui
@@ -163,3 +164,89 @@ func.func @moe_entry_main(%frame: !llvm.ptr) {
   return
 }
 
+
+// -----
+
+// With min-chunk-work=64 (prefix WORK), a chunk holds at least 64 units of
+// the body's estimated work: one unit per op, one per 8 vector elements, a
+// loop's body (plus one) times its trip count, the costlier branch of an
+// scf.if, plus one per iteration of the split dim.
+// WORK-LABEL: func.func @moe_entry_work(
+// Static: 4 x (1 + 1) = 8 units an iteration, so at least 8 iterations.
+// WORK:       %[[G8:.+]] = llvm.mlir.constant(8 : i64) : i64
+// WORK:       %[[PER8:.+]] = arith.ceildivui %{{.+}}, %{{.+}} : i64
+// WORK:       %[[GRAIN8:.+]] = arith.maxui %[[G8]], %[[PER8]] : i64
+// WORK:       llvm.call %{{.+}}(%{{.+}}, %{{.+}}, %{{.+}}, %[[GRAIN8]],
+// A vector store of 32 lanes (4) in a loop of 4 (4 x 5), in the costlier
+// branch of an scf.if (1 + 20): 22 units, at least 3 iterations.
+// WORK:       %[[G3:.+]] = llvm.mlir.constant(3 : i64) : i64
+// WORK:       arith.maxui %[[G3]],
+// WORK:       llvm.call
+// A loop of %n (read above the parallel loop): the work is computed where
+// the loop is called, clamped at 64: min(min(min(max(n, 0), 64) * 2, 64)
+// + 1, 64), and the grain is at least ceil(64 / that).
+// WORK:       %[[N:.+]] = arith.index_cast %{{.+}} : i64 to index
+// WORK:       %[[SPAN:.+]] = arith.maxsi %[[N]], %{{.+}} : index
+// WORK:       %[[TRIPS:.+]] = arith.minui %[[SPAN]], %[[CAP:.+]] : index
+// WORK:       %[[BODY:.+]] = arith.muli %[[TRIPS]], %{{.+}} : index
+// WORK:       %[[BODYC:.+]] = arith.minui %[[BODY]], %{{.+}} : index
+// WORK:       %[[ITER:.+]] = arith.addi %[[BODYC]], %{{.+}} : index
+// WORK:       %[[WORK:.+]] = arith.minui %[[ITER]], %{{.+}} : index
+// WORK:       %[[ATLEAST1:.+]] = arith.maxui %[[WORK]], %{{.+}} : index
+// WORK:       %[[LEAST:.+]] = arith.ceildivui %{{.+}}, %[[ATLEAST1]] : index
+// WORK:       %[[LEASTI:.+]] = arith.index_cast %[[LEAST]] : index to i64
+// WORK:       %[[GD:.+]] = arith.maxui %{{.+}}, %[[LEASTI]] : i64
+// WORK:       arith.maxui %[[GD]], %{{.+}} : i64
+// WORK:       llvm.call
+// A trip count read inside the body: the work is unknown, the grain only
+// ceil(trips / 64).
+// WORK:       %[[G1:.+]] = llvm.mlir.constant(1 : i64) : i64
+// WORK-NEXT:  arith.constant 64 : i64
+// WORK-NEXT:  arith.ceildivui
+// WORK-NEXT:  arith.maxui %[[G1]],
+// WORK:       llvm.call
+// WORK-LABEL: func.func private @__moe_parallel_body_
+func.func @moe_entry_work(%frame: !llvm.ptr) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c4 = arith.constant 4 : index
+  %c8 = arith.constant 8 : index
+  %zero = arith.constant 0.0 : f32
+  %zeros = arith.constant dense<0.0> : vector<32xf32>
+  %m = memref.alloca() : memref<8x128xf32>
+  scf.parallel (%i, %j) = (%c0, %c0) to (%c8, %c4) step (%c1, %c1) {
+    memref.store %zero, %m[%i, %j] : memref<8x128xf32>
+    scf.reduce
+  }
+  scf.parallel (%i) = (%c0) to (%c8) step (%c1) {
+    %small = arith.cmpi ult, %i, %c4 : index
+    scf.if %small {
+      scf.for %k = %c0 to %c4 step %c1 {
+        %col = arith.muli %k, %c8 : index
+        vector.transfer_write %zeros, %m[%i, %col] {in_bounds = [true]} : vector<32xf32>, memref<8x128xf32>
+      }
+    } else {
+      memref.store %zero, %m[%i, %c0] : memref<8x128xf32>
+    }
+    scf.reduce
+  }
+  %raw = llvm.load %frame : !llvm.ptr -> i64
+  %n = arith.index_cast %raw : i64 to index
+  %d = memref.alloca(%n, %n) : memref<?x?xf32>
+  scf.parallel (%i) = (%c0) to (%n) step (%c1) {
+    scf.for %k = %c0 to %n step %c1 {
+      memref.store %zero, %d[%i, %k] : memref<?x?xf32>
+    }
+    scf.reduce
+  }
+  scf.parallel (%i) = (%c0) to (%n) step (%c1) {
+    %x = memref.load %d[%i, %c0] : memref<?x?xf32>
+    %e = arith.fptosi %x : f32 to i64
+    %len = arith.index_cast %e : i64 to index
+    scf.for %k = %c0 to %len step %c1 {
+      memref.store %zero, %d[%i, %k] : memref<?x?xf32>
+    }
+    scf.reduce
+  }
+  return
+}

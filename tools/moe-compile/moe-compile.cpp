@@ -84,6 +84,14 @@ llvm::cl::opt<bool> noParallelLoops(
     llvm::cl::desc("every loop on the calling thread (no "
                    "moe-parallel-loops-to-host; debugging, and the "
                    "sequential baseline)"));
+llvm::cl::opt<int64_t> parallelMinWork(
+    "parallel-min-work",
+    llvm::cl::desc("fewest work units (a static estimate: one per "
+                   "operation, one per 8 vector elements) per chunk of a "
+                   "parallel loop; smaller loops split into fewer chunks, "
+                   "down to one, which runs without a fork-join. 0: every "
+                   "loop splits (tests of the parallel paths)"),
+    llvm::cl::init(moe::kDefaultParallelMinChunkWork));
 llvm::cl::opt<bool> noTile(
     "no-tile",
     llvm::cl::desc("leave contractions on the loop path (no "
@@ -274,6 +282,12 @@ int main(int argc, char **argv) {
   options.codegenJobs = codegenJobs;
   options.reference = reference;
   options.parallelLoops = !noParallelLoops;
+  if (parallelMinWork < 0) {
+    llvm::errs() << "moe-compile: --parallel-min-work must be >= 0, got "
+                 << parallelMinWork << "\n";
+    return discard();
+  }
+  options.parallelMinChunkWork = parallelMinWork;
   options.tile = !noTile;
   options.dotProducts = !noDotProducts;
   options.prefetchRows = !noPrefetch;

@@ -26,6 +26,10 @@ namespace moe {
 /// shapes are refused at the op that makes them (docs/security.md).
 constexpr uint64_t kMaxTensorBytes = uint64_t(16) << 30;
 
+/// moe-compile's default for CompileOptions::parallelMinChunkWork
+/// (docs/passes.md, moe-parallel-loops-to-host).
+constexpr int64_t kDefaultParallelMinChunkWork = 8192;
+
 /// Where moe-compile stops (--emit=).
 enum class EmitLevel { Moe, Linalg, Buffers, LLVM, Obj, Artifact };
 
@@ -55,6 +59,11 @@ struct CompileOptions {
   /// (moe-parallel-loops-to-host); off with moe-compile --no-parallel-loops.
   /// The split changes no bit, for any thread count.
   bool parallelLoops = true;
+  /// Loops whose iterations hold less work than this (a static estimate,
+  /// moe-parallel-loops-to-host's min-chunk-work) split into fewer chunks,
+  /// down to one (no fork-join); moe-compile --parallel-min-work. 0: every
+  /// loop splits as far as max-chunks allows.
+  int64_t parallelMinChunkWork = kDefaultParallelMinChunkWork;
   /// Up/down expert projections that share a dispatch keep their rows in
   /// expert order (moe-sort-expert-layouts); off with moe-compile
   /// --no-sorted-experts (debugging) and with `reference`.

@@ -40,6 +40,8 @@ struct CpuCodegenOptions {
   bool dotProducts = true;
   /// moe-parallel-loops-to-host.
   bool parallelLoops = false;
+  /// moe-parallel-loops-to-host's min-chunk-work (0: every loop splits).
+  int64_t parallelMinChunkWork = 0;
   /// moe-cpu-fuse-row-gathers after moe-cpu-tile-contractions (the tiles
   /// read gathered rows in place; only with `tileVectorBits`).
   bool fuseRowGathers = false;

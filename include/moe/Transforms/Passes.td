@@ -962,8 +962,22 @@ def MoeParallelLoopsToHost : Pass<"moe-parallel-loops-to-host", "::mlir::ModuleO
     inner loops stay contiguous and vectorizable), its captured values stored in a closure on the stack,
     and the loop replaced by the host's `parallel_for(frame, 0, trips,
     grain, body, closure)` (runtime/include/moe/code_abi.h), with
-    grain = max(`grain`, ceil(trips / `max-chunks`)): the chunks depend on
-    the trip count only, never on the thread count. The iterations
+    grain = max(`grain`, ceil(trips / `max-chunks`),
+    ceil(`min-chunk-work` / work per iteration)): the chunks depend on the
+    trip count and the sizes only, never on the thread count. The work of
+    an iteration is a static estimate in units: one per operation, one per
+    8 elements of a vector operation, a loop's body (plus one) times its
+    trip count, the costlier branch of an `scf.if` or `scf.index_switch`;
+    constants, views and the register moves of unrolled vectors are free.
+    A trip count that is not a constant but is defined above the loop
+    enters as a run-time value: the estimate (clamped at `min-chunk-work`,
+    so nothing overflows) is computed where the loop is called. Where a
+    bound is defined inside the body, or an op has other regions (an
+    `scf.while`), the work is unknown and only `max-chunks` applies. A loop
+    whose whole work is below `min-chunk-work` is one chunk, which the
+    runtime runs on the calling thread without a fork-join (a fork-join
+    cost 3-5 us of work on two threads of the AVX2 host in
+    docs/performance.md). The iterations
     of an `scf.parallel` are independent, so the split does not change any
     bit of the result. Upstream's async lowering brings its own runtime;
     this one uses the artifact runtime's pool.
@@ -976,7 +990,10 @@ def MoeParallelLoopsToHost : Pass<"moe-parallel-loops-to-host", "::mlir::ModuleO
     Option<"maxChunks", "max-chunks", "int64_t", "64",
            "most chunks of one loop: the grain grows with the trip count "
            "(ceil(trips / max-chunks)), so a long loop of small bodies is "
-           "not one call and one atomic per iteration; 0: no limit">
+           "not one call and one atomic per iteration; 0: no limit">,
+    Option<"minChunkWork", "min-chunk-work", "int64_t", "0",
+           "fewest units of estimated work per chunk (0: off; moe-compile "
+           "uses 8192, --parallel-min-work)">
   ];
   let dependentDialects = ["::mlir::LLVM::LLVMDialect",
                            "::mlir::arith::ArithDialect",
