@@ -735,6 +735,18 @@ def test_threads_option(artifact):
                                   three.run(None, inputs)[0])
 
 
+def test_map_weights_option(artifact):
+    path = artifact("sigma_moe_softmax")
+    inputs = feeds("sigma_moe_softmax")
+    copied = moe_mlir.InferenceSession(path)
+    mapped = moe_mlir.InferenceSession(path, map_weights=True)
+    # The same weights, read or mapped: the same bits.
+    np.testing.assert_array_equal(copied.run(None, inputs)[0],
+                                  mapped.run(None, inputs)[0])
+    with pytest.raises(TypeError, match="map_weights must be a bool"):
+        moe_mlir.InferenceSession(path, map_weights=1)
+
+
 # --- InferenceSession: inputs and outputs --------------------------------------
 
 def test_non_contiguous_and_byte_swapped_inputs(session):

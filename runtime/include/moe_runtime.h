@@ -127,9 +127,25 @@ void moe_session_options_release(moe_session_options *options);
  * MOE_MAX_THREADS (MOE_INVALID_ARGUMENT otherwise, the options unchanged). */
 moe_status_t moe_session_options_set_threads(moe_session_options *options,
                                              int64_t threads);
+/* Where a session keeps the artifact (its weights, code and signature). */
+typedef enum moe_weight_memory_t {
+  /* Read into private memory advised for transparent huge pages (the
+   * default). A decode step streams every weight it reads from memory;
+   * with 4 KB pages each page is a TLB miss. Costs a read of the file at
+   * load and memory of the process's own. */
+  MOE_WEIGHTS_COPIED = 0,
+  /* The file mapped read-only, never copied: its pages are the page
+   * cache's, shared with other processes and read on first use. */
+  MOE_WEIGHTS_MAPPED = 1
+} moe_weight_memory_t;
+/* Where the session keeps the artifact (MOE_INVALID_ARGUMENT for another
+ * value, the options unchanged). */
+moe_status_t moe_session_options_set_weight_memory(moe_session_options *options,
+                                                   moe_weight_memory_t memory);
 
 /* Loads the artifact at `path`: checks the format version, every checksum
- * and the signature's structure, maps the weights (never copied), loads the
+ * and the signature's structure, reads it into memory advised for huge
+ * pages (or maps it: moe_session_options_set_weight_memory), loads the
  * code and checks that it was compiled with this signature (its
  * moe_signature_digest; MOE_DATA_LOSS otherwise). On success the caller owns
  * *out; `instance` must outlive it. */

@@ -102,6 +102,11 @@ public:
   Status setThreads(int64_t threads) {
     return Status(moe_session_options_set_threads(get(), threads));
   }
+  /// Where the session keeps the artifact (MOE_WEIGHTS_COPIED, the
+  /// default, or MOE_WEIGHTS_MAPPED).
+  Status setWeightMemory(moe_weight_memory_t memory) {
+    return Status(moe_session_options_set_weight_memory(get(), memory));
+  }
   moe_session_options *get() const { return options.get(); }
 
 private:

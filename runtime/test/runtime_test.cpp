@@ -177,27 +177,35 @@ protected:
     files.push_back(path);
     return path;
   }
-  /// Loads `bytes` from a file of its own (a live session maps its file),
-  /// with `threads` threads (0: the default).
-  Status load(const std::string &bytes, Session &session,
-              int64_t threads = 0) {
+  /// Loads `bytes` from a file of its own (a mapped session keeps its
+  /// file mapped), with `threads` threads (0: the default), copied or
+  /// mapped.
+  Status load(const std::string &bytes, Session &session, int64_t threads = 0,
+              moe_weight_memory_t memory = MOE_WEIGHTS_COPIED) {
     std::string name = "model-" + std::to_string(files.size()) + ".moeb";
     std::string path = write(name, bytes);
-    if (!threads)
+    if (!threads && memory == MOE_WEIGHTS_COPIED)
       return Session::load(instance, path, session);
     SessionOptions options;
     Status s = SessionOptions::create(options);
-    if (s.ok())
+    if (s.ok() && threads)
       s = options.setThreads(threads);
+    if (s.ok())
+      s = options.setWeightMemory(memory);
     return s.ok() ? Session::load(instance, path, options, session) : std::move(s);
   }
+  /// Both ways of keeping the artifact refuse `bytes` with `code` and a
+  /// message containing `text`.
   void expectLoadError(const std::string &bytes, moe_status_code_t code,
                        const std::string &text) {
-    Session session;
-    Status s = load(bytes, session);
-    EXPECT_FALSE(s.ok()) << "loaded, expected: " << text;
-    EXPECT_EQ(s.code(), code) << s.message();
-    EXPECT_NE(s.message().find(text), std::string::npos) << s.message();
+    for (moe_weight_memory_t memory :
+         {MOE_WEIGHTS_COPIED, MOE_WEIGHTS_MAPPED}) {
+      Session session;
+      Status s = load(bytes, session, 0, memory);
+      EXPECT_FALSE(s.ok()) << "loaded, expected: " << text;
+      EXPECT_EQ(s.code(), code) << s.message();
+      EXPECT_NE(s.message().find(text), std::string::npos) << s.message();
+    }
   }
   Instance instance;
   std::string dir;
@@ -863,6 +871,36 @@ TEST_F(RuntimeTest, ThreadOptions) {
   ASSERT_TRUE(s.ok()) << s.message();
   EXPECT_EQ(moe_session_thread_count(raw), plain.threadCount());
   moe_session_release(raw);
+}
+
+TEST_F(RuntimeTest, WeightMemory) {
+  SessionOptions options;
+  ASSERT_TRUE(SessionOptions::create(options).ok());
+  Status bad = options.setWeightMemory(static_cast<moe_weight_memory_t>(7));
+  EXPECT_EQ(bad.code(), MOE_INVALID_ARGUMENT);
+  EXPECT_NE(bad.message().find("MOE_WEIGHTS_COPIED (0) or MOE_WEIGHTS_MAPPED "
+                               "(1), got 7"),
+            std::string::npos)
+      << bad.message();
+  EXPECT_EQ(
+      Status(moe_session_options_set_weight_memory(nullptr, MOE_WEIGHTS_MAPPED))
+          .code(),
+      MOE_INVALID_ARGUMENT);
+  // Both run the code on the same weights.
+  for (moe_weight_memory_t memory : {MOE_WEIGHTS_COPIED, MOE_WEIGHTS_MAPPED}) {
+    Session session;
+    Status s = load(goodArtifact(), session, 2, memory);
+    ASSERT_TRUE(s.ok()) << s.message();
+    expectBias(session, 0);
+  }
+  // A copied artifact no longer needs its file: truncated after the load
+  // (where a mapped session's next read of its pages would fault), the
+  // session still runs.
+  std::string path = write("copied.moeb", goodArtifact());
+  Session copied;
+  ASSERT_TRUE(Session::load(instance, path, copied).ok());
+  ASSERT_EQ(truncate(path.c_str(), 0), 0);
+  expectBias(copied, 0);
 }
 
 TEST_F(RuntimeTest, ThreadCountsGiveIdenticalBits) {

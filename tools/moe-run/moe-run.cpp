@@ -1,4 +1,5 @@
-//===- moe-run.cpp - run a .moeb artifact ----------------------------------===//
+//===- moe-run.cpp - run a .moeb artifact
+//----------------------------------===//
 //
 //   moe-run model.moeb --input x=x.npy [--input ...] [--output-dir out/]
 //   moe-run model.moeb --input x=x.npy --benchmark [--warmup 3] [--repeats 20]
@@ -17,7 +18,9 @@
 // (tokens: the product of the first input's first two dims, or its first
 // dim when it has rank 1) and the session's thread count. --threads N sets
 // the threads of the session's pool (1 to MOE_MAX_THREADS; default: the
-// machine's cores). Inputs are passed to the runtime as views of the .npy
+// machine's cores). --map-weights maps the artifact instead of reading it
+// into memory advised for huge pages (moe_session_options_set_weight_memory).
+// Inputs are passed to the runtime as views of the .npy
 // data (never copied). --generate N runs an artifact compiled with
 // `moe-compile --generation` through a generation context
 // (moe_generation_*): its entry "prefill" on the prompt, then N - 1 steps
@@ -76,7 +79,8 @@ int fail(const std::string &message) {
 void usage() {
   std::fprintf(stderr,
                "usage: moe-run MODEL.moeb --input NAME=FILE.npy ... "
-               "[--output-dir DIR] [--threads N] [--benchmark] [--warmup N] "
+               "[--output-dir DIR] [--threads N] [--map-weights] "
+               "[--benchmark] [--warmup N] "
                "[--repeats N] [--generate N [--temperature T] [--top-k K] "
                "[--seed S] [--max-length L]]\n");
 }
@@ -246,6 +250,7 @@ int main(int argc, char **argv) {
   bool benchmark = false;
   int warmup = 3, repeats = 20;
   int64_t threads = 0; // The session's default.
+  bool mapWeights = false;
   GenerateOptions gen;
   bool generating = false;
   for (int i = 1; i < argc; ++i) {
@@ -273,6 +278,8 @@ int main(int argc, char **argv) {
       outputDir = v;
     } else if (a == "--benchmark") {
       benchmark = true;
+    } else if (a == "--map-weights") {
+      mapWeights = true;
     } else if (a == "--warmup" || a == "--repeats") {
       const char *v = value(a.c_str());
       if (!v)
@@ -356,6 +363,8 @@ int main(int argc, char **argv) {
   st = moe::SessionOptions::create(options);
   if (st.ok() && threads)
     st = options.setThreads(threads);
+  if (st.ok() && mapWeights)
+    st = options.setWeightMemory(MOE_WEIGHTS_MAPPED);
   moe::Session session;
   if (st.ok())
     st = moe::Session::load(instance, model, options, session);

@@ -193,7 +193,8 @@ using Spec = std::tuple<std::string, int, py::list>;
 
 class Session {
 public:
-  Session(const std::string &path, std::optional<int64_t> threads) {
+  Session(const std::string &path, std::optional<int64_t> threads,
+          bool mapWeights) {
     moe_instance *inst = instance();
     moe_session_options *raw = nullptr;
     if (moe_status_t st = moe_session_options_create(&raw))
@@ -203,6 +204,10 @@ public:
     if (threads)
       if (moe_status_t st =
               moe_session_options_set_threads(options.get(), *threads))
+        raiseStatus(st);
+    if (mapWeights)
+      if (moe_status_t st = moe_session_options_set_weight_memory(
+              options.get(), MOE_WEIGHTS_MAPPED))
         raiseStatus(st);
     moe_status_t st;
     {
@@ -416,8 +421,9 @@ PYBIND11_MODULE(_runtime, m) {
       "The numpy dtype of a runtime dtype code.");
 
   py::class_<Session>(m, "Session")
-      .def(py::init<const std::string &, std::optional<int64_t>>(),
-           py::arg("path"), py::arg("threads") = py::none())
+      .def(py::init<const std::string &, std::optional<int64_t>, bool>(),
+           py::arg("path"), py::arg("threads") = py::none(),
+           py::arg("map_weights") = false)
       .def_property_readonly("threads", &Session::threads)
       .def("entries", &Session::entries)
       .def("inputs", &Session::inputs, py::arg("entry") = "main")
