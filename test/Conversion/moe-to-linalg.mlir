@@ -188,14 +188,14 @@ func.func @attention_rope(%q: tensor<1x?x2x8xf32>, %k: tensor<1x2x?x8xf32>) -> t
 // -----
 
 // Attention over a cache read in place: the scores of the P cached keys
-// ([P, B, H, d] read as "pbhd") and of the S new ones (transposed once to
-// [B, H, d, S], so that the score dim is contiguous) side by side
-// [B, H, T, P + S], the causal mask shifted by P + S - T, then the cached
-// and the new values' shares added.
+// ([P, B, H, d] read as "pbhd") and of the S new ones (read in place as
+// "bhsd", d contiguous in both operands: dot products for a decode step's
+// one query row) side by side [B, H, T, P + S], the causal mask shifted by
+// P + S - T, then the cached and the new values' shares added.
 // CHECK-LABEL: func @attention_past
 // CHECK-SAME:    %[[Q:[a-z0-9]+]]: tensor<1x2x1x8xf32>, %[[PK:[a-z0-9]+]]: tensor<?x1x2x8xf32>, %[[PV:[a-z0-9]+]]: tensor<?x1x2x4xf32>
-// CHECK:         %[[KT:.*]] = linalg.transpose ins(%[[Q]] : tensor<1x2x1x8xf32>) {{.*}} permutation = [0, 1, 3, 2]
-// CHECK:         %[[NEW:.*]] = linalg.generic {{.*}}ins(%[[Q]], %[[KT]] : tensor<1x2x1x8xf32>, tensor<1x2x8x1xf32>)
+// CHECK-NOT:     linalg.transpose
+// CHECK:         %[[NEW:.*]] = linalg.generic {{.*}}ins(%[[Q]], %[[Q]] : tensor<1x2x1x8xf32>, tensor<1x2x1x8xf32>)
 // CHECK:         %[[OLD:.*]] = linalg.generic {{.*}}ins(%[[Q]], %{{.*}} : tensor<1x2x1x8xf32>, tensor<?x1x2x8xf32>)
 // CHECK:         %[[S1:.*]] = tensor.insert_slice %[[OLD]] into
 // CHECK:         tensor.insert_slice %[[NEW]] into %[[S1]][0, 0, 0, %{{.*}}]

@@ -1835,18 +1835,25 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
       return tensor::getMixedSize(b, loc, t, d);
     };
     checkAttentionSizes(b, op, q, k, v, pk, pv);
-    // q k^T over the keys transposed to [B, H, dk, S] once (B*H*S*dk
-    // elements, against T*S*dk multiply-adds): the score dim s is then
-    // contiguous in the right-hand side, so the register tiles load it as
-    // vectors; read as "bhsd" it is strided and loaded lane by lane. The
-    // terms of each score keep their order (d ascending).
-    Value keysT = transpose(b, loc, k, {0, 1, 3, 2});
     if (!pk) {
+      // q k^T over the keys transposed to [B, H, dk, S] once (B*H*S*dk
+      // elements, against T*S*dk multiply-adds): the score dim s is then
+      // contiguous in the right-hand side, so the register tiles load it
+      // as vectors; read as "bhsd" it is strided and loaded lane by lane.
+      // The terms of each score keep their order (d ascending).
+      Value keysT = transpose(b, loc, k, {0, 1, 3, 2});
       b.replaceOp(op, castTo(b, loc, blockedAttention(b, op, q, keysT, v),
                              op.getType()));
       return success();
     }
-    Value scores = contract(b, loc, "bhtd,bhds->bhts", q, keysT,
+    // With a cache the new keys are a decode step's few (one per new
+    // token), read in place as the cached ones are: with one query row
+    // both are dot products over the contiguous d
+    // (moe-cpu-tile-contractions{dot-products}). Over a transposed copy
+    // the one row was a register tile whose column tail, S = 1 of a
+    // vector's lanes, was masked on every k step (10-20 us per layer of
+    // MoEUT-44M's decode, for 4 x 82 multiply-adds).
+    Value scores = contract(b, loc, "bhtd,bhsd->bhts", q, k,
                             {sz(q, 0), sz(q, 1), sz(q, 2), sz(k, 2)});
     // With a cache: the scores of the P cached keys, read in place
     // (position-major), then the new ones, side by side [B, H, T, P + S].
