@@ -84,8 +84,9 @@ bool mayRunInParallel(scf::ParallelOp loop, Value frame) {
 /// The work of a parallel loop's iteration, in units: one per operation,
 /// one per 8 elements of a vector operation (a 256-bit register's worth),
 /// a loop's body (plus one) times its trip count, the costlier branch of
-/// an scf.if or scf.index_switch. Constants, views, terminators and the
-/// register moves of unrolled vectors are free. A trip count is a constant
+/// an scf.if or scf.index_switch; one for a register move of unrolled
+/// vectors (vector.extract, insert, ...) whatever its width. Constants,
+/// views and terminators are free. A trip count is a constant
 /// or computed where the loop is called, from bounds defined above it;
 /// where a bound is defined inside (or an op has regions of another kind,
 /// such as scf.while) the work is unknown and the loop is taken to be
@@ -134,7 +135,7 @@ WorkEstimate::TermPtr WorkEstimate::combine(Term::Kind kind, TermPtr a,
     int64_t x = a->constant, y = b->constant;
     switch (kind) {
     case Term::Add:
-      return constant(x + y); // Both <= cap <= 2^62.
+      return constant(x + y); // Both <= cap <= 2^31.
     case Term::Mul:
       return constant(x == 0 || y <= cap / x ? x * y : cap);
     case Term::Max:
@@ -169,6 +170,9 @@ WorkEstimate::ofTrips(ValueRange lbs, ValueRange ubs, ValueRange steps) {
                            u = getConstantIntValue(ub),
                            s = getConstantIntValue(step);
     TermPtr dim;
+    if (!lb.getType().isIndex() || !ub.getType().isIndex() ||
+        !step.getType().isIndex())
+      return std::nullopt; // (Integer-typed scf.for bounds: not estimated.)
     if (l && u && s && *s > 0) {
       dim = constant(*u > *l ? llvm::divideCeil(*u - *l, *s) : 0);
     } else if (definedAbove(lb) && definedAbove(ub) && definedAbove(step)) {

@@ -27,6 +27,7 @@ def compile(model, output=None, *, march="native", opt_level=3,
             fuse_epilogues=True, fast_exp=True, flash_attention=True,
             pack_weights=True, roll_repeats=True, raise_blocks=True,
             remainder_tiles=True, accumulator_chains=True, panel_columns=0,
+            parallel_min_work=None,
             fuse_expert_pairs=True, fuse_routing=True, generation=False,
             codegen_jobs=0):
     """Compiles `model` into a .moeb artifact (or the level `emit` names).
@@ -101,6 +102,11 @@ def compile(model, output=None, *, march="native", opt_level=3,
         (0, the default: a register tile's, 16 with AVX2, generation
         artifacts included; otherwise at least a vector's lanes;
         moe-compile --panel-columns; tuning).
+    parallel_min_work: None (the default, 8192), or the fewest units of
+        estimated work per chunk of a parallel loop (one per operation, one
+        per 8 vector elements; loops with less run as fewer chunks, down to
+        one, without a fork-join); 0 splits every loop (moe-compile
+        --parallel-min-work; tests of the parallel paths at small shapes).
     roll_repeats: layers a model repeats with shared weights compiled once,
         in a loop (False: moe-compile --no-roll).
     raise_blocks: exported MoE blocks raised to routed moe ops at import
@@ -157,6 +163,14 @@ def compile(model, output=None, *, march="native", opt_level=3,
     if not 0 <= panel_columns < 2**31:
         raise ValueError(f"panel_columns must be 0 to 2**31 - 1, got "
                          f"{panel_columns}")
+    if parallel_min_work is not None:
+        if isinstance(parallel_min_work, bool) or \
+                not isinstance(parallel_min_work, int):
+            raise TypeError(f"parallel_min_work must be an int or None, got "
+                            f"{parallel_min_work!r}")
+        if not 0 <= parallel_min_work < 2**63:
+            raise ValueError(f"parallel_min_work must be 0 to 2**63 - 1, "
+                             f"got {parallel_min_work}")
     if isinstance(codegen_jobs, bool) or not isinstance(codegen_jobs, int):
         raise TypeError(f"codegen_jobs must be an int, got {codegen_jobs!r}")
     if not 0 <= codegen_jobs <= 4096:
@@ -202,7 +216,8 @@ def compile(model, output=None, *, march="native", opt_level=3,
         parallel_loops, tile, sorted_experts, dot_products, prefetch_rows,
         prefetch_panels, fuse_gathers, fuse_epilogues, fast_exp, flash_attention, pack_weights,
         roll_repeats, raise_blocks, remainder_tiles, accumulator_chains,
-        panel_columns, fuse_expert_pairs, fuse_routing,
+        panel_columns, -1 if parallel_min_work is None else parallel_min_work,
+        fuse_expert_pairs, fuse_routing,
         {False: 0, True: 1, "all-logits": 2}[generation],
         codegen_jobs, report)
     if callback_error:

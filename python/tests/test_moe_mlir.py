@@ -713,7 +713,7 @@ def test_corrupt_artifact(tmp_path, artifact):
         moe_mlir.InferenceSession(garbage)
 
 
-def test_threads_option(artifact):
+def test_threads_option(artifact, tmp_path):
     path = artifact("sigma_moe_softmax")
     with pytest.raises(moe_mlir.InvalidArgument,
                        match="from 1 to 1024") as info:
@@ -728,11 +728,21 @@ def test_threads_option(artifact):
     three = moe_mlir.InferenceSession(path, threads=3)
     assert three.threads == 3
     assert moe_mlir.InferenceSession(path).threads >= 1
-    # Results do not depend on the thread count (bitwise).
-    one = moe_mlir.InferenceSession(path, threads=1)
+    # Results do not depend on the thread count (bitwise), with every
+    # parallel loop split (parallel_min_work=0: at this small shape the
+    # default's threshold leaves most loops one chunk).
+    split = str(tmp_path / "split.moeb")
+    moe_mlir.compile(model_path("sigma_moe_softmax"), split,
+                     parallel_min_work=0, **FAST)
+    one = moe_mlir.InferenceSession(split, threads=1)
+    three = moe_mlir.InferenceSession(split, threads=3)
     inputs = feeds("sigma_moe_softmax")
     np.testing.assert_array_equal(one.run(None, inputs)[0],
                                   three.run(None, inputs)[0])
+    for bad, error in ((-1, ValueError), (1.5, TypeError), (True, TypeError)):
+        with pytest.raises(error, match="parallel_min_work"):
+            moe_mlir.compile(model_path("sigma_moe_softmax"), split,
+                             parallel_min_work=bad)
 
 
 def test_map_weights_option(artifact):

@@ -138,10 +138,11 @@ typedef enum moe_weight_memory_t {
    * cache's, shared with other processes and read on first use. */
   MOE_WEIGHTS_MAPPED = 1
 } moe_weight_memory_t;
-/* Where the session keeps the artifact (MOE_INVALID_ARGUMENT for another
- * value, the options unchanged). */
+/* Where the session keeps the artifact: a moe_weight_memory_t value
+ * (MOE_INVALID_ARGUMENT for another, the options unchanged). An int, so
+ * that whatever value a caller passes is checked. */
 moe_status_t moe_session_options_set_weight_memory(moe_session_options *options,
-                                                   moe_weight_memory_t memory);
+                                                   int memory);
 
 /* Loads the artifact at `path`: checks the format version, every checksum
  * and the signature's structure, reads it into memory advised for huge

@@ -266,7 +266,8 @@ public:
 
   moe_status_t prepare(const moe::artifact::Contents &contents,
                        std::vector<void *> &out) override {
-    // The mapping is read only; the code never writes weights.
+    // The artifact's memory (copy or mapping) is read only; the code never
+    // writes weights.
     out.clear();
     for (const moe::artifact::TensorRecord &w : contents.signature.weights)
       out.push_back(const_cast<unsigned char *>(contents.weights) + w.offset);

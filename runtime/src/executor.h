@@ -26,7 +26,8 @@ public:
   virtual ~Executor() = default;
   /// Makes the weight records of `contents` available to the code: `out`
   /// receives one pointer per record, in record order (CPU: pointers into
-  /// the mapped artifact, never copied; a CUDA executor would upload them).
+  /// the session's read-only copy or mapping of the artifact; a CUDA
+  /// executor would upload them).
   virtual moe_status_t prepare(const artifact::Contents &contents,
                                std::vector<void *> &out) = 0;
   /// Calls entry `index` (signature order) with `frame`; false when a host

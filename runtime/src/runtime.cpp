@@ -492,7 +492,7 @@ moe_session_options_set_threads(moe_session_options *options,
 
 extern "C" moe_status_t
 moe_session_options_set_weight_memory(moe_session_options *options,
-                                      moe_weight_memory_t memory) {
+                                      int memory) {
   if (!options)
     return makeStatus(MOE_INVALID_ARGUMENT,
                       "moe_session_options_set_weight_memory: options is "
@@ -501,8 +501,8 @@ moe_session_options_set_weight_memory(moe_session_options *options,
     return makeStatus(MOE_INVALID_ARGUMENT,
                       "the weight memory must be MOE_WEIGHTS_COPIED (0) or "
                       "MOE_WEIGHTS_MAPPED (1), got %d",
-                      static_cast<int>(memory));
-  options->weightMemory = memory;
+                      memory);
+  options->weightMemory = static_cast<moe_weight_memory_t>(memory);
   return nullptr;
 }
 
@@ -592,6 +592,11 @@ moe_status_t loadSession(moe_session &s, const char *path,
   }
   const unsigned char *map;
   if (memory == MOE_WEIGHTS_COPIED) {
+    // Blocking reads from here on (O_NONBLOCK was for the open; some
+    // network and FUSE file systems would answer EAGAIN).
+    int flags = fcntl(fd, F_GETFL);
+    if (flags != -1)
+      (void)fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
     moe_status_t st = readArtifact(s, fd, size, path);
     ::close(fd);
     if (st)

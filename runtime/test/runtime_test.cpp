@@ -213,6 +213,7 @@ protected:
 };
 
 void expectBias(Session &session, float bias);
+size_t mappingsOf(const std::string &text);
 
 std::vector<float> inputData(int64_t rows, float base = 1.0f) {
   std::vector<float> data(static_cast<size_t>(rows) * 4);
@@ -876,7 +877,7 @@ TEST_F(RuntimeTest, ThreadOptions) {
 TEST_F(RuntimeTest, WeightMemory) {
   SessionOptions options;
   ASSERT_TRUE(SessionOptions::create(options).ok());
-  Status bad = options.setWeightMemory(static_cast<moe_weight_memory_t>(7));
+  Status bad(moe_session_options_set_weight_memory(options.get(), 7));
   EXPECT_EQ(bad.code(), MOE_INVALID_ARGUMENT);
   EXPECT_NE(bad.message().find("MOE_WEIGHTS_COPIED (0) or MOE_WEIGHTS_MAPPED "
                                "(1), got 7"),
@@ -886,16 +887,22 @@ TEST_F(RuntimeTest, WeightMemory) {
       Status(moe_session_options_set_weight_memory(nullptr, MOE_WEIGHTS_MAPPED))
           .code(),
       MOE_INVALID_ARGUMENT);
-  // Both run the code on the same weights.
+  // Both run the code on the same weights; only a mapped session keeps
+  // its file in the process's mappings.
   for (moe_weight_memory_t memory : {MOE_WEIGHTS_COPIED, MOE_WEIGHTS_MAPPED}) {
+    std::string path =
+        write(memory == MOE_WEIGHTS_MAPPED ? "mapped.moeb" : "read.moeb",
+              goodArtifact());
+    ASSERT_TRUE(options.setWeightMemory(memory).ok());
     Session session;
-    Status s = load(goodArtifact(), session, 2, memory);
+    Status s = Session::load(instance, path, options, session);
     ASSERT_TRUE(s.ok()) << s.message();
+    EXPECT_EQ(mappingsOf(path), memory == MOE_WEIGHTS_MAPPED ? 1u : 0u) << path;
     expectBias(session, 0);
   }
-  // A copied artifact no longer needs its file: truncated after the load
-  // (where a mapped session's next read of its pages would fault), the
-  // session still runs.
+  // A copied artifact (the default) no longer needs its file: truncated
+  // after the load (where a mapped session's next read of its pages would
+  // fault), the session still runs.
   std::string path = write("copied.moeb", goodArtifact());
   Session copied;
   ASSERT_TRUE(Session::load(instance, path, copied).ok());

@@ -26,8 +26,11 @@ x86-64-v2 (128-bit tiles) and, where the host has AVX2, x86-64-v3 (256-bit
 tiles), with --no-parallel-loops and with --reference; each runs under moe-run
 with 1 and 2 threads, and the outputs are compared with the reference and
 with ONNX Runtime within |a - b| <= 1e-5 + 1e-4 |b| (docs/tolerance.md);
-the runs at 1 and 2 threads must be bitwise equal. Prints one line per case
-and "differential: N passed, M failed".
+the runs at 1 and 2 threads must be bitwise equal. Every build but one
+("default") compiles with --parallel-min-work=0, so that its parallel loops
+split at these small shapes; "default" keeps moe-compile's work threshold
+and must be bitwise equal to the others. Prints one line per case and
+"differential: N passed, M failed".
 """
 import argparse
 import os

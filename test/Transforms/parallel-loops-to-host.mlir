@@ -1,6 +1,7 @@
 // RUN: moe-opt %s --split-input-file --moe-parallel-loops-to-host | FileCheck %s
 // RUN: moe-opt %s --split-input-file --moe-parallel-loops-to-host="max-chunks=0" | FileCheck %s --check-prefix=NOLIMIT
 // RUN: moe-opt %s --split-input-file --moe-parallel-loops-to-host="min-chunk-work=64" | FileCheck %s --check-prefix=WORK
+// RUN: moe-opt %s --split-input-file --moe-parallel-loops-to-host="min-chunk-work=1000" | FileCheck %s --check-prefix=WORKK
 
 // NOLIMIT-LABEL: func.func @moe_entry_main(
 // NOLIMIT-NOT:   arith.ceildivui
@@ -170,15 +171,22 @@ func.func @moe_entry_main(%frame: !llvm.ptr) {
 // With min-chunk-work=64 (prefix WORK), a chunk holds at least 64 units of
 // the body's estimated work: one unit per op, one per 8 vector elements, a
 // loop's body (plus one) times its trip count, the costlier branch of an
-// scf.if, plus one per iteration of the split dim.
+// scf.if plus one, plus one per iteration of the split dim. With 1000
+// (WORKK) the grains pin the estimates: ceil(1000 / 8) = 125,
+// ceil(1000 / 27) = 38 (26 or 28 units would give 39 or 36).
+// WORKK-LABEL: func.func @moe_entry_work(
+// WORKK:       llvm.mlir.constant(125 : i64) : i64
+// WORKK:       llvm.mlir.constant(38 : i64) : i64
+// WORKK:       arith.ceildivui %c1000{{(_[0-9]+)?}}, %{{.+}} : index
 // WORK-LABEL: func.func @moe_entry_work(
 // Static: 4 x (1 + 1) = 8 units an iteration, so at least 8 iterations.
 // WORK:       %[[G8:.+]] = llvm.mlir.constant(8 : i64) : i64
 // WORK:       %[[PER8:.+]] = arith.ceildivui %{{.+}}, %{{.+}} : i64
 // WORK:       %[[GRAIN8:.+]] = arith.maxui %[[G8]], %[[PER8]] : i64
 // WORK:       llvm.call %{{.+}}(%{{.+}}, %{{.+}}, %{{.+}}, %[[GRAIN8]],
-// A vector store of 32 lanes (4) in a loop of 4 (4 x 5), in the costlier
-// branch of an scf.if (1 + 20): 22 units, at least 3 iterations.
+// The compare (1) and the scf.if (1 + its costlier branch: a loop of 4
+// over a muli (1) and a store of 32 lanes (4), 4 x (5 + 1) = 24), plus one
+// for the iteration: 27 units, at least ceil(64 / 27) = 3 iterations.
 // WORK:       %[[G3:.+]] = llvm.mlir.constant(3 : i64) : i64
 // WORK:       arith.maxui %[[G3]],
 // WORK:       llvm.call

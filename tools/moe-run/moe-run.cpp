@@ -1,5 +1,4 @@
-//===- moe-run.cpp - run a .moeb artifact
-//----------------------------------===//
+//===- moe-run.cpp - run a .moeb artifact ---------------------------------===//
 //
 //   moe-run model.moeb --input x=x.npy [--input ...] [--output-dir out/]
 //   moe-run model.moeb --input x=x.npy --benchmark [--warmup 3] [--repeats 20]

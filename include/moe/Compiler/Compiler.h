@@ -9,6 +9,8 @@
 #ifndef MOE_COMPILER_COMPILER_H
 #define MOE_COMPILER_COMPILER_H
 
+#include "moe/Pipelines/Pipelines.h"
+
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Support/LLVM.h"
 #include "mlir/IR/OwningOpRef.h"
@@ -25,10 +27,6 @@ namespace moe {
 /// Largest statically shaped tensor moe-compile accepts (16 GiB); larger
 /// shapes are refused at the op that makes them (docs/security.md).
 constexpr uint64_t kMaxTensorBytes = uint64_t(16) << 30;
-
-/// moe-compile's default for CompileOptions::parallelMinChunkWork
-/// (docs/passes.md, moe-parallel-loops-to-host).
-constexpr int64_t kDefaultParallelMinChunkWork = 8192;
 
 /// Where moe-compile stops (--emit=).
 enum class EmitLevel { Moe, Linalg, Buffers, LLVM, Obj, Artifact };

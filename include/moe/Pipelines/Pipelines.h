@@ -13,6 +13,11 @@ namespace moe {
 /// followed by canonicalization and CSE (`moe-decompose`).
 void buildDecomposePipeline(OpPassManager &pm);
 
+/// The fewest units of estimated work per chunk of a parallel loop that
+/// moe-compile and the named CPU pipelines use (moe-parallel-loops-to-host's
+/// min-chunk-work; moe-compile --parallel-min-work).
+constexpr int64_t kDefaultParallelMinChunkWork = 8192;
+
 /// What the CPU lowering adds to the reference one.
 struct CpuCodegenOptions {
   /// moe-sort-expert-layouts before convert-moe-to-linalg.
@@ -41,7 +46,7 @@ struct CpuCodegenOptions {
   /// moe-parallel-loops-to-host.
   bool parallelLoops = false;
   /// moe-parallel-loops-to-host's min-chunk-work (0: every loop splits).
-  int64_t parallelMinChunkWork = 0;
+  int64_t parallelMinChunkWork = kDefaultParallelMinChunkWork;
   /// moe-cpu-fuse-row-gathers after moe-cpu-tile-contractions (the tiles
   /// read gathered rows in place; only with `tileVectorBits`).
   bool fuseRowGathers = false;

@@ -968,16 +968,19 @@ def MoeParallelLoopsToHost : Pass<"moe-parallel-loops-to-host", "::mlir::ModuleO
     an iteration is a static estimate in units: one per operation, one per
     8 elements of a vector operation, a loop's body (plus one) times its
     trip count, the costlier branch of an `scf.if` or `scf.index_switch`;
-    constants, views and the register moves of unrolled vectors are free.
+    a register move of unrolled vectors (`vector.extract`, `insert`, ...)
+    is one unit whatever its width; constants and views are free.
     A trip count that is not a constant but is defined above the loop
-    enters as a run-time value: the estimate (clamped at `min-chunk-work`,
-    so nothing overflows) is computed where the loop is called. Where a
+    enters as a run-time value: the estimate (clamped at `min-chunk-work`
+    or 2^31, whichever is smaller, so nothing overflows) is computed where
+    the loop is called. Where a
     bound is defined inside the body, or an op has other regions (an
     `scf.while`), the work is unknown and only `max-chunks` applies. A loop
     whose whole work is below `min-chunk-work` is one chunk, which the
     runtime runs on the calling thread without a fork-join (a fork-join
-    cost 3-5 us of work on two threads of the AVX2 host in
-    docs/performance.md). The iterations
+    cost 3-5 us on two threads of the AVX2 host: docs/performance.md,
+    "Small loops on one chunk, weights and caches in huge pages"). The
+    iterations
     of an `scf.parallel` are independent, so the split does not change any
     bit of the result. Upstream's async lowering brings its own runtime;
     this one uses the artifact runtime's pool.

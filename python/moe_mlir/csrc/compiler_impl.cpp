@@ -71,6 +71,8 @@ bool moe_python::compile(const CompileRequest &request, std::string &output,
   options.remainderTiles = request.remainderTiles;
   options.accumulatorChains = request.accumulatorChains;
   options.panelColumns = request.panelColumns;
+  if (request.parallelMinWork >= 0)
+    options.parallelMinChunkWork = request.parallelMinWork;
   options.fuseExpertPairs = request.fuseExpertPairs;
   options.fuseRouting = request.fuseRouting;
   options.codegenJobs = request.codegenJobs;

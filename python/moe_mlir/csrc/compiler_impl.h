@@ -12,6 +12,7 @@
 #define MOE_PYTHON_COMPILER_IMPL_H
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 namespace moe_python {
@@ -60,6 +61,9 @@ struct CompileRequest {
   bool remainderTiles = true;
   bool accumulatorChains = true;
   unsigned panelColumns = 0;
+  /// moe::CompileOptions::parallelMinChunkWork (moe-compile
+  /// --parallel-min-work); negative: the compiler's default.
+  int64_t parallelMinWork = -1;
   /// moe::CompileOptions::fuseExpertPairs (moe-compile
   /// --no-fuse-expert-pairs).
   bool fuseExpertPairs = true;

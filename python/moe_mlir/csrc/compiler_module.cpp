@@ -48,14 +48,12 @@ py::tuple compile(const py::bytes &data, const std::string &name,
                   unsigned optLevel, bool reference, bool parallelLoops,
                   bool tile, bool sortedExperts, bool dotProducts,
                   bool prefetchRows, bool prefetchPanels, bool fuseGathers,
-                  bool fuseEpilogues, bool fastExp,
-                  bool flashAttention, bool packWeights,
-                  bool rollRepeats, bool raiseBlocks,
+                  bool fuseEpilogues, bool fastExp, bool flashAttention,
+                  bool packWeights, bool rollRepeats, bool raiseBlocks,
                   bool remainderTiles, bool accumulatorChains,
-                  unsigned panelColumns, bool fuseExpertPairs,
-                  bool fuseRouting,
-                  int generation, unsigned codegenJobs,
-                  const py::object &progress) {
+                  unsigned panelColumns, int64_t parallelMinWork,
+                  bool fuseExpertPairs, bool fuseRouting, int generation,
+                  unsigned codegenJobs, const py::object &progress) {
   moe_python::CompileRequest request;
   char *buffer = nullptr;
   Py_ssize_t size = 0;
@@ -86,6 +84,7 @@ py::tuple compile(const py::bytes &data, const std::string &name,
   request.remainderTiles = remainderTiles;
   request.accumulatorChains = accumulatorChains;
   request.panelColumns = panelColumns;
+  request.parallelMinWork = parallelMinWork;
   request.fuseExpertPairs = fuseExpertPairs;
   request.fuseRouting = fuseRouting;
   request.codegenJobs = codegenJobs;
@@ -113,16 +112,16 @@ PYBIND11_MODULE(_compiler, m) {
   m.doc() = "The moe-mlir compiler (moe::compileModel). Use "
             "moe_mlir.compile; importing this module loads LLVM and MLIR.";
   m.def("compile", &compile, py::arg("data"), py::arg("name"),
-        py::arg("base_dir"), py::arg("emit"), py::arg("cc"),
-        py::arg("march"), py::arg("opt_level"), py::arg("reference"),
-        py::arg("parallel_loops"), py::arg("tile"), py::arg("sorted_experts"),
-        py::arg("dot_products"), py::arg("prefetch_rows"), py::arg("prefetch_panels"),
+        py::arg("base_dir"), py::arg("emit"), py::arg("cc"), py::arg("march"),
+        py::arg("opt_level"), py::arg("reference"), py::arg("parallel_loops"),
+        py::arg("tile"), py::arg("sorted_experts"), py::arg("dot_products"),
+        py::arg("prefetch_rows"), py::arg("prefetch_panels"),
         py::arg("fuse_gathers"), py::arg("fuse_epilogues"), py::arg("fast_exp"),
         py::arg("flash_attention"), py::arg("pack_weights"),
-        py::arg("roll_repeats"),
-        py::arg("raise_blocks"), py::arg("remainder_tiles"),
-        py::arg("accumulator_chains"), py::arg("panel_columns"),
-        py::arg("fuse_expert_pairs"), py::arg("fuse_routing"), py::arg("generation"),
-        py::arg("codegen_jobs"), py::arg("progress"),
+        py::arg("roll_repeats"), py::arg("raise_blocks"),
+        py::arg("remainder_tiles"), py::arg("accumulator_chains"),
+        py::arg("panel_columns"), py::arg("parallel_min_work"),
+        py::arg("fuse_expert_pairs"), py::arg("fuse_routing"),
+        py::arg("generation"), py::arg("codegen_jobs"), py::arg("progress"),
         "(ok, output bytes, diagnostics text) for the model in `data`.");
 }
