@@ -330,6 +330,30 @@ private:
   int64_t minChunkWork;
 };
 
+/// The body function's name: `__moe_parallel_body_<id>`, followed by the
+/// first name in the loop's location (the ONNX node it comes from, through
+/// the importer's NameLoc), its characters outside [A-Za-z0-9_.] as '_',
+/// at most kMaxNameChars of them: so that a profile of the code
+/// (moe-run --profile) says which node each loop computes.
+std::string bodyName(Location loc, unsigned id) {
+  constexpr size_t kMaxNameChars = 48;
+  std::string name = "__moe_parallel_body_" + std::to_string(id);
+  StringRef node;
+  loc->walk([&](Location l) {
+    if (auto named = dyn_cast<NameLoc>(l)) {
+      node = named.getName().getValue();
+      return WalkResult::interrupt();
+    }
+    return WalkResult::advance();
+  });
+  if (node.empty())
+    return name;
+  name += '_';
+  for (char c : node.take_front(kMaxNameChars))
+    name += llvm::isAlnum(c) || c == '_' || c == '.' ? c : '_';
+  return name;
+}
+
 LogicalResult Outliner::outline(scf::ParallelOp loop, unsigned id) {
   MLIRContext *ctx = module.getContext();
   Location loc = loop.getLoc();
@@ -374,7 +398,7 @@ LogicalResult Outliner::outline(scf::ParallelOp loop, unsigned id) {
 
   // The body function: for (i = begin; i < end; ++i) body(lb + i * step).
   OpBuilder mb = OpBuilder::atBlockEnd(module.getBody());
-  std::string name = "__moe_parallel_body_" + std::to_string(id);
+  std::string name = bodyName(loc, id);
   auto fn = func::FuncOp::create(
       mb, loc, name, FunctionType::get(ctx, {ptr, i64, i64}, {}));
   fn.setPrivate();

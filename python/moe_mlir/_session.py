@@ -78,6 +78,8 @@ class InferenceSession:
         faster (docs/performance.md). True maps the file instead: faster
         to load, and its pages are the page cache's, shared with other
         processes.
+    profile: True times every run of an entry and every parallel loop of
+        the code (moe_session_options_set_profile): profile() returns them.
 
     Runtime errors raise moe_mlir.RuntimeError subclasses with the
     runtime's message: NotFound (a FileNotFoundError) for a missing file,
@@ -86,7 +88,7 @@ class InferenceSession:
     released while it runs.
     """
 
-    def __init__(self, path, threads=None, map_weights=False):
+    def __init__(self, path, threads=None, map_weights=False, profile=False):
         if not isinstance(path, (str, bytes, os.PathLike)):
             raise TypeError("path must be a str or os.PathLike, got "
                             f"{type(path).__name__}")
@@ -95,10 +97,13 @@ class InferenceSession:
             threads = operator.index(threads)
             # Out-of-range values go to the runtime, which refuses them.
             threads = min(max(threads, _INT64_MIN), _INT64_MAX)
-        if not isinstance(map_weights, bool):
-            raise TypeError("map_weights must be a bool, got "
-                            f"{type(map_weights).__name__}")
-        self._session = _runtime.Session(self._path, threads, map_weights)
+        for name, value in (("map_weights", map_weights),
+                            ("profile", profile)):
+            if not isinstance(value, bool):
+                raise TypeError(f"{name} must be a bool, got "
+                                f"{type(value).__name__}")
+        self._session = _runtime.Session(self._path, threads, map_weights,
+                                         profile)
         self._inputs = {}
         self._outputs = {}
         for entry in self._session.entries():
@@ -115,6 +120,24 @@ class InferenceSession:
         """The number of threads of the session's pool (the calling thread
         included)."""
         return self._session.threads
+
+    def profile(self):
+        """The profile of a session made with profile=True, since its
+        creation or the last reset_profile(): a dict with "runs" (runs of
+        entries), "run_ns" (their wall time in nanoseconds) and "loops", a
+        list of dicts by time (most first), one per function of the code
+        that the thread pool ran: "name" ("__moe_parallel_body_<n>_<ONNX
+        node>"), "calls", "split_calls" (calls run in more than one
+        chunk), "iterations" and "ns". InvalidArgument for a session made
+        without profiling."""
+        runs, run_ns, loops = self._session.profile()
+        keys = ("name", "calls", "split_calls", "iterations", "ns")
+        return {"runs": runs, "run_ns": run_ns,
+                "loops": [dict(zip(keys, loop)) for loop in loops]}
+
+    def reset_profile(self):
+        """Empties the profile (no-op without profiling)."""
+        self._session.reset_profile()
 
     @property
     def entries(self):

@@ -18,6 +18,7 @@ import sys
 import threading
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 
@@ -755,6 +756,43 @@ def test_map_weights_option(artifact):
                                   mapped.run(None, inputs)[0])
     with pytest.raises(TypeError, match="map_weights must be a bool"):
         moe_mlir.InferenceSession(path, map_weights=1)
+
+
+def test_profile_option(artifact):
+    path = artifact("sigma_moe_softmax")
+    inputs = feeds("sigma_moe_softmax")
+    plain = moe_mlir.InferenceSession(path, threads=2)
+    profiled = moe_mlir.InferenceSession(path, threads=2, profile=True)
+    assert profiled.profile() == {"runs": 0, "run_ns": 0, "loops": []}
+    # Profiling changes no bit.
+    for _ in range(2):
+        np.testing.assert_array_equal(profiled.run(None, inputs)[0],
+                                      plain.run(None, inputs)[0])
+    p = profiled.profile()
+    assert p["runs"] == 2 and p["run_ns"] > 0
+    assert p["loops"], "the compiled layer runs parallel loops"
+    times = [loop["ns"] for loop in p["loops"]]
+    assert times == sorted(times, reverse=True)
+    for loop in p["loops"]:
+        assert loop["name"].startswith("__moe_parallel_body_"), loop
+        assert loop["calls"] >= 1 and loop["iterations"] >= loop["calls"]
+        assert 0 <= loop["split_calls"] <= loop["calls"]
+        assert loop["ns"] <= p["run_ns"]
+    # The loops are named after the ONNX nodes they compute.
+    nodes = {n.name for n in onnx.load(model_path("sigma_moe_softmax"))
+             .graph.node}
+    named = [re.fullmatch(r"__moe_parallel_body_[0-9]+_(.+)", loop["name"])
+             for loop in p["loops"]]
+    assert any(named), p
+    assert all(m.group(1) in nodes for m in named if m), (nodes, p)
+    profiled.reset_profile()
+    assert profiled.profile()["runs"] == 0
+    with pytest.raises(moe_mlir.InvalidArgument,
+                       match="created without profiling"):
+        plain.profile()
+    plain.reset_profile()
+    with pytest.raises(TypeError, match="profile must be a bool"):
+        moe_mlir.InferenceSession(path, profile=1)
 
 
 # --- InferenceSession: inputs and outputs --------------------------------------

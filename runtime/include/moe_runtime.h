@@ -143,6 +143,12 @@ typedef enum moe_weight_memory_t {
  * that whatever value a caller passes is checked. */
 moe_status_t moe_session_options_set_weight_memory(moe_session_options *options,
                                                    int memory);
+/* Whether the session profiles its runs (0: no, the default; 1: yes;
+ * MOE_INVALID_ARGUMENT for another value, the options unchanged): it times
+ * every run of an entry and every parallel loop the code hands the thread
+ * pool (moe_session_profile). A clock read and a lock per loop call. */
+moe_status_t moe_session_options_set_profile(moe_session_options *options,
+                                             int enabled);
 
 /* Loads the artifact at `path`: checks the format version, every checksum
  * and the signature's structure, reads it into memory advised for huge
@@ -166,6 +172,38 @@ moe_status_t moe_session_create_with_options(moe_instance *instance,
 void moe_session_release(moe_session *session);
 /* The session's thread count (0 for NULL). */
 size_t moe_session_thread_count(const moe_session *session);
+
+/* One loop of a profile (moe_session_options_set_profile): a function of
+ * the code that the thread pool ran, and what its calls took. */
+typedef struct moe_profile_loop {
+  /* The function's name in the code: "__moe_parallel_body_<n>", followed
+   * by "_" and the ONNX node the loop computes where the compiler knew it
+   * ("__moe_parallel_body_<n>" with an address where the code has no
+   * symbol table). Owned by the session. */
+  const char *name;
+  /* Calls, and of them the calls of more than one chunk on a pool of more
+   * than one thread (a call of one chunk runs on the calling thread
+   * without waking the pool; a call nested in a loop's body runs its
+   * chunks on its own thread). */
+  uint64_t calls, split_calls;
+  /* Iterations over all calls (of the loop's outermost dim). */
+  uint64_t iterations;
+  /* Wall time over all calls, in nanoseconds. */
+  uint64_t nanoseconds;
+} moe_profile_loop;
+/* The profile since the session's creation or the last
+ * moe_session_profile_reset: `*runs` runs of entries taking `*run_ns`
+ * nanoseconds of wall time, and `*count` loops, sorted by time (most
+ * first). `*loops` is owned by the session and valid until the next call of
+ * moe_session_profile or moe_session_profile_reset on it, or its release.
+ * MOE_FAILED_PRECONDITION for a session created without profiling. Must
+ * not overlap a run of the session. */
+moe_status_t moe_session_profile(moe_session *session, uint64_t *runs,
+                                 uint64_t *run_ns,
+                                 const moe_profile_loop **loops, size_t *count);
+/* Empties the profile (no-op for NULL or a session without profiling). Must
+ * not overlap a run of the session. */
+void moe_session_profile_reset(moe_session *session);
 
 /* The artifact's entries ("main"; "prefill" and "decode" for generation),
  * in signature order. moe_session_run and the accessors below without

@@ -107,6 +107,10 @@ public:
   Status setWeightMemory(moe_weight_memory_t memory) {
     return Status(moe_session_options_set_weight_memory(get(), memory));
   }
+  /// Whether the session profiles its runs (moe_session_profile).
+  Status setProfile(bool enabled) {
+    return Status(moe_session_options_set_profile(get(), enabled ? 1 : 0));
+  }
   moe_session_options *get() const { return options.get(); }
 
 private:
@@ -138,6 +142,18 @@ public:
   }
   moe_session *get() const { return session.get(); }
   size_t threadCount() const { return moe_session_thread_count(get()); }
+  /// The profile of a session created with SessionOptions::setProfile
+  /// (moe_session_profile): `loops` receives copies (their names valid
+  /// until the next profile() or resetProfile(), or the session's end).
+  Status profile(uint64_t &runs, uint64_t &runNs,
+                 std::vector<moe_profile_loop> &loops) const {
+    const moe_profile_loop *data = nullptr;
+    size_t count = 0;
+    Status st(moe_session_profile(get(), &runs, &runNs, &data, &count));
+    loops.assign(data, data + count);
+    return st;
+  }
+  void resetProfile() const { moe_session_profile_reset(get()); }
   size_t entryCount() const { return moe_session_entry_count(get()); }
   std::string entryName(size_t i) const {
     return moe_session_entry_name(get(), i);

@@ -26,10 +26,14 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cinttypes>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <new>
 
 using moe::detail::Executor;
@@ -202,6 +206,66 @@ moe_status_t checkDigest(void *handle, uint64_t digest) {
   return nullptr;
 }
 
+/// A function of the code: its offset from the load base, size and name.
+struct CodeFunction {
+  uint64_t start = 0, size = 0;
+  std::string name;
+};
+
+/// The sized functions of the ELF .symtab of `data[0, size)`, sorted by
+/// start; empty where there is none or the tables do not lie within the
+/// bytes (the code section is checksummed, but nothing here trusts it).
+std::vector<CodeFunction> readCodeFunctions(const unsigned char *data,
+                                            size_t size) {
+  std::vector<CodeFunction> out;
+  Elf64_Ehdr eh;
+  if (!data || size < sizeof(eh))
+    return out;
+  std::memcpy(&eh, data, sizeof(eh));
+  if (std::memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
+      eh.e_ident[EI_CLASS] != ELFCLASS64 ||
+      eh.e_shentsize != sizeof(Elf64_Shdr) || eh.e_shoff > size ||
+      eh.e_shnum > (size - eh.e_shoff) / sizeof(Elf64_Shdr))
+    return out;
+  auto section = [&](size_t i) {
+    Elf64_Shdr sh;
+    std::memcpy(&sh, data + eh.e_shoff + i * sizeof(sh), sizeof(sh));
+    return sh;
+  };
+  auto within = [&](const Elf64_Shdr &sh) {
+    return sh.sh_offset <= size && sh.sh_size <= size - sh.sh_offset;
+  };
+  for (size_t i = 0; i < eh.e_shnum; ++i) {
+    Elf64_Shdr symtab = section(i);
+    if (symtab.sh_type != SHT_SYMTAB ||
+        symtab.sh_entsize != sizeof(Elf64_Sym) || !within(symtab) ||
+        symtab.sh_link >= eh.e_shnum)
+      continue;
+    Elf64_Shdr strtab = section(symtab.sh_link);
+    if (strtab.sh_type != SHT_STRTAB || !within(strtab))
+      continue;
+    const char *strings =
+        reinterpret_cast<const char *>(data + strtab.sh_offset);
+    for (uint64_t at = 0; at + sizeof(Elf64_Sym) <= symtab.sh_size;
+         at += sizeof(Elf64_Sym)) {
+      Elf64_Sym sym;
+      std::memcpy(&sym, data + symtab.sh_offset + at, sizeof(sym));
+      if (ELF64_ST_TYPE(sym.st_info) != STT_FUNC || sym.st_size == 0 ||
+          sym.st_name >= strtab.sh_size)
+        continue;
+      const char *name = strings + sym.st_name;
+      out.push_back(
+          {sym.st_value, sym.st_size,
+           std::string(name, strnlen(name, strtab.sh_size - sym.st_name))});
+    }
+  }
+  std::sort(out.begin(), out.end(),
+            [](const CodeFunction &a, const CodeFunction &b) {
+              return a.start < b.start;
+            });
+  return out;
+}
+
 /// The x86-64 code of `device cpu` signatures: a shared object, one
 /// exported function per entry (code_abi.h).
 class CpuExecutor final : public Executor {
@@ -238,6 +302,12 @@ public:
     exec->handle = handle;
     exec->fd = fd;
     exec->name = std::move(name);
+    // (The session's artifact memory outlives its executor.)
+    exec->code = contents.code;
+    exec->codeSize = contents.codeSize;
+    struct link_map *map = nullptr;
+    if (dlinfo(handle, RTLD_DI_LINKMAP, &map) == 0 && map)
+      exec->base = map->l_addr;
     // From here on, `exec` unloads the code if anything fails.
     if (moe_status_t st = checkDigest(handle, contents.signatureDigest))
       return st;
@@ -278,6 +348,26 @@ public:
     return moe::detail::enterCode(entries[index], &frame);
   }
 
+  std::string functionName(const void *address) const override {
+    std::call_once(functionsRead, [this] {
+      try {
+        functions = readCodeFunctions(code, codeSize);
+      } catch (...) { // std::bad_alloc: offsets only
+        functions.clear();
+      }
+    });
+    uint64_t offset = reinterpret_cast<uintptr_t>(address) - base;
+    auto after = std::upper_bound(
+        functions.begin(), functions.end(), offset,
+        [](uint64_t o, const CodeFunction &f) { return o < f.start; });
+    if (after != functions.begin() &&
+        offset - std::prev(after)->start < std::prev(after)->size)
+      return std::prev(after)->name;
+    char text[32];
+    std::snprintf(text, sizeof(text), "code+0x%" PRIx64, offset);
+    return text;
+  }
+
 private:
   CpuExecutor() = default;
   void *handle = nullptr;
@@ -286,6 +376,13 @@ private:
   int fd = -1;
   std::string name;
   std::vector<moe::detail::EntryFunction> entries;
+  /// The code section's bytes (in the session's artifact memory) and where
+  /// dlopen put it; its functions, read on the first functionName call.
+  const unsigned char *code = nullptr;
+  size_t codeSize = 0;
+  uintptr_t base = 0;
+  mutable std::once_flag functionsRead;
+  mutable std::vector<CodeFunction> functions;
 };
 
 } // namespace

@@ -80,6 +80,8 @@ struct Run {
   const EntryPlan *plan = nullptr;
   Arena *arena = nullptr;
   ThreadPool *pool = nullptr;
+  /// Where the run's loops are timed, or null.
+  Profile *profile = nullptr;
   /// The smallest data error code the code reported (any thread), or 0.
   std::atomic<int32_t> reported{0};
   /// Whether a parallel_for body misused the ABI (called output_alloc or
@@ -286,7 +288,32 @@ void hostReportError(moe_frame *frame, int32_t code) {
 
 void hostParallelFor(moe_frame *frame, int64_t begin, int64_t end,
                      int64_t grain, moe_parallel_body body, void *closure) {
-  runOf(frame)->pool->parallelFor(begin, end, grain, body, closure);
+  Run *run = runOf(frame);
+  if (!run->profile) {
+    run->pool->parallelFor(begin, end, grain, body, closure);
+    return;
+  }
+  auto start = std::chrono::steady_clock::now();
+  run->pool->parallelFor(begin, end, grain, body, closure);
+  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                std::chrono::steady_clock::now() - start)
+                .count();
+  // (As ThreadPool::parallelFor counts them: span / grain, rounded up.)
+  uint64_t span =
+      end > begin ? static_cast<uint64_t>(end) - static_cast<uint64_t>(begin)
+                  : 0;
+  uint64_t g = grain < 1 ? 1 : static_cast<uint64_t>(grain);
+  bool split = span / g + (span % g != 0) > 1 && run->pool->threads() > 1;
+  Profile &p = *run->profile;
+  std::lock_guard<std::mutex> lock(p.mutex);
+  try {
+    Profile::Loop &loop = p.loops[body];
+    ++loop.calls;
+    loop.splitCalls += split;
+    loop.iterations += span;
+    loop.nanoseconds += static_cast<uint64_t>(ns);
+  } catch (...) { // std::bad_alloc: the call goes uncounted
+  }
 }
 
 void *hostWorkspaceGrow(moe_frame *frame, uint64_t bytes) {
@@ -461,7 +488,7 @@ moe_status_t moe::detail::runEntry(const EntryPlan &plan, Executor &executor,
                                    ThreadPool &pool, void *const *weights,
                                    Arena &arena,
                                    const moe_tensor *const *inputs,
-                                   moe_tensor **outputs) {
+                                   moe_tensor **outputs, Profile *profile) {
   const artifact::EntryRecord &entry = *plan.record;
   size_t numOutputs = entry.outputs.size();
   try {
@@ -503,6 +530,7 @@ moe_status_t moe::detail::runEntry(const EntryPlan &plan, Executor &executor,
     run.plan = &plan;
     run.arena = &arena;
     run.pool = &pool;
+    run.profile = profile;
     run.owner = pthread_self();
     moe_frame &f = run.frame;
     std::memset(&f, 0, sizeof(f));
@@ -518,17 +546,23 @@ moe_status_t moe::detail::runEntry(const EntryPlan &plan, Executor &executor,
     f.outputs = arena.outputs.data();
     f.state = nullptr;
 
-    bool timing = gEntryTiming.load(std::memory_order_relaxed);
+    bool timing = gEntryTiming.load(std::memory_order_relaxed) || profile;
     auto start = timing ? std::chrono::steady_clock::now()
                         : std::chrono::steady_clock::time_point();
     bool completed = executor.run(plan.index, f);
-    if (timing)
-      gEntryNanoseconds.fetch_add(
-          static_cast<uint64_t>(
-              std::chrono::duration_cast<std::chrono::nanoseconds>(
-                  std::chrono::steady_clock::now() - start)
-                  .count()),
-          std::memory_order_relaxed);
+    if (timing) {
+      auto ns = static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(
+              std::chrono::steady_clock::now() - start)
+              .count());
+      if (gEntryTiming.load(std::memory_order_relaxed))
+        gEntryNanoseconds.fetch_add(ns, std::memory_order_relaxed);
+      if (profile) {
+        std::lock_guard<std::mutex> lock(profile->mutex);
+        ++profile->runs;
+        profile->runNanoseconds += ns;
+      }
+    }
 
     // A data error comes first: what follows from it (impossible dims, an
     // output never requested) would only hide it.

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <unordered_map>
 #include <vector>
 
 namespace moe::detail {
@@ -80,6 +81,17 @@ private:
   std::vector<std::unique_ptr<Arena>> free_;
 };
 
+/// A session's profile (moe_session_options_set_profile): the runs of its
+/// entries and, per function of the code, the parallel loops it ran.
+struct Profile {
+  struct Loop {
+    uint64_t calls = 0, splitCalls = 0, iterations = 0, nanoseconds = 0;
+  };
+  std::mutex mutex;
+  uint64_t runs = 0, runNanoseconds = 0;
+  std::unordered_map<moe_parallel_body, Loop> loops;
+};
+
 /// What a run of one entry needs to know beyond its record, computed once
 /// per session.
 struct EntryPlan {
@@ -106,10 +118,12 @@ EntryPlan planEntry(const artifact::EntryRecord &record, size_t index);
 /// weight record (Executor::prepare). Static outputs are allocated before
 /// the call, dynamic ones by the code (output_alloc); the code's reports
 /// and requests are checked. On success outputs[0, n) receive new tensors,
-/// owned by the caller; on failure nothing is written.
+/// owned by the caller; on failure nothing is written. With `profile`, the
+/// run and its parallel loops are timed into it.
 moe_status_t runEntry(const EntryPlan &plan, Executor &executor,
                       ThreadPool &pool, void *const *weights, Arena &arena,
-                      const moe_tensor *const *inputs, moe_tensor **outputs);
+                      const moe_tensor *const *inputs, moe_tensor **outputs,
+                      Profile *profile = nullptr);
 
 } // namespace moe::detail
 

@@ -272,6 +272,7 @@ struct moe_session_options {
   /// 0: the default (the machine's cores).
   int64_t threads = 0;
   moe_weight_memory_t weightMemory = MOE_WEIGHTS_COPIED;
+  bool profile = false;
 };
 
 struct moe_session {
@@ -298,6 +299,11 @@ struct moe_session {
   std::unique_ptr<Executor> executor;
   ThreadPool pool;
   ArenaPool arenas;
+  /// With moe_session_options_set_profile: the runs' and loops' times, and
+  /// the last moe_session_profile's answer (its names and loops).
+  std::unique_ptr<Profile> profile;
+  std::vector<std::string> profileNames;
+  std::vector<moe_profile_loop> profileLoops;
 };
 
 //===----------------------------------------------------------------------===//
@@ -506,6 +512,18 @@ moe_session_options_set_weight_memory(moe_session_options *options,
   return nullptr;
 }
 
+extern "C" moe_status_t
+moe_session_options_set_profile(moe_session_options *options, int enabled) {
+  if (!options)
+    return makeStatus(MOE_INVALID_ARGUMENT,
+                      "moe_session_options_set_profile: options is null");
+  if (enabled != 0 && enabled != 1)
+    return makeStatus(MOE_INVALID_ARGUMENT,
+                      "profiling must be 0 (off) or 1 (on), got %d", enabled);
+  options->profile = enabled == 1;
+  return nullptr;
+}
+
 //===----------------------------------------------------------------------===//
 // Sessions
 //===----------------------------------------------------------------------===//
@@ -699,6 +717,8 @@ moe_session_create_with_options(moe_instance *instance, const char *path,
   s->instance = instance;
   moe_status_t st;
   try {
+    if (options && options->profile)
+      s->profile = std::make_unique<Profile>();
     st = loadSession(*s, path,
                      options ? options->weightMemory : MOE_WEIGHTS_COPIED);
   } catch (...) { // std::bad_alloc
@@ -725,6 +745,67 @@ extern "C" void moe_session_release(moe_session *session) {
 
 extern "C" size_t moe_session_thread_count(const moe_session *s) {
   return isLiveSession(s) ? s->pool.threads() : 0;
+}
+
+extern "C" moe_status_t moe_session_profile(moe_session *s, uint64_t *runs,
+                                            uint64_t *runNs,
+                                            const moe_profile_loop **loops,
+                                            size_t *count) {
+  if (!runs || !runNs || !loops || !count)
+    return makeStatus(MOE_INVALID_ARGUMENT,
+                      "moe_session_profile: null output pointer");
+  *runs = *runNs = 0;
+  *loops = nullptr;
+  *count = 0;
+  if (!isLiveSession(s))
+    return makeStatus(MOE_INVALID_ARGUMENT,
+                      "moe_session_profile: not a live session");
+  if (!s->profile)
+    return makeStatus(MOE_INVALID_ARGUMENT,
+                      "the session was created without profiling "
+                      "(moe_session_options_set_profile)");
+  try {
+    Profile &p = *s->profile;
+    std::lock_guard<std::mutex> lock(p.mutex);
+    std::vector<std::pair<moe_parallel_body, Profile::Loop>> sorted(
+        p.loops.begin(), p.loops.end());
+    std::sort(sorted.begin(), sorted.end(), [](const auto &a, const auto &b) {
+      return a.second.nanoseconds != b.second.nanoseconds
+                 ? a.second.nanoseconds > b.second.nanoseconds
+                 : reinterpret_cast<uintptr_t>(a.first) <
+                       reinterpret_cast<uintptr_t>(b.first);
+    });
+    std::vector<std::string> names;
+    std::vector<moe_profile_loop> out;
+    names.reserve(sorted.size());
+    for (const auto &[body, loop] : sorted)
+      names.push_back(
+          s->executor->functionName(reinterpret_cast<const void *>(body)));
+    for (size_t i = 0; i < sorted.size(); ++i) {
+      const Profile::Loop &loop = sorted[i].second;
+      out.push_back({names[i].c_str(), loop.calls, loop.splitCalls,
+                     loop.iterations, loop.nanoseconds});
+    }
+    s->profileNames = std::move(names);
+    s->profileLoops = std::move(out);
+    *runs = p.runs;
+    *runNs = p.runNanoseconds;
+  } catch (...) { // std::bad_alloc
+    return makeStatus(MOE_RESOURCE_EXHAUSTED, "out of memory");
+  }
+  *loops = s->profileLoops.data();
+  *count = s->profileLoops.size();
+  return nullptr;
+}
+
+extern "C" void moe_session_profile_reset(moe_session *s) {
+  if (!isLiveSession(s) || !s->profile)
+    return;
+  std::lock_guard<std::mutex> lock(s->profile->mutex);
+  s->profile->runs = s->profile->runNanoseconds = 0;
+  s->profile->loops.clear();
+  s->profileLoops.clear();
+  s->profileNames.clear();
 }
 
 extern "C" size_t moe_session_entry_count(const moe_session *s) {
@@ -944,7 +1025,7 @@ moe_status_t runEntryAt(moe_session &s, size_t e, size_t numInputs,
   moe_status_t st = checkInputs(s, e, *arena, numInputs, names, inputs);
   if (!st)
     st = runEntry(s.plans[e], *s.executor, s.pool, s.weights.data(), *arena,
-                  arena->ordered.data(), outputs);
+                  arena->ordered.data(), outputs, s.profile.get());
   s.arenas.release(std::move(arena));
   return st;
 }

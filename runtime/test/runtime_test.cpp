@@ -38,6 +38,7 @@
 #include <fstream>
 #include <future>
 #include <iterator>
+#include <map>
 #include <mutex>
 #include <set>
 #include <string>
@@ -1329,6 +1330,87 @@ TEST_F(RuntimeTest, NestedLoopsInTheCode) {
   std::vector<Tensor> outputs;
   ASSERT_TRUE(runX(session, x, outputs).ok());
   expectSum(outputs[0], 9);
+}
+
+TEST_F(RuntimeTest, Profile) {
+  SessionOptions options;
+  ASSERT_TRUE(SessionOptions::create(options).ok());
+  Status bad(moe_session_options_set_profile(options.get(), 2));
+  EXPECT_EQ(bad.code(), MOE_INVALID_ARGUMENT);
+  EXPECT_NE(bad.message().find("0 (off) or 1 (on), got 2"), std::string::npos)
+      << bad.message();
+  EXPECT_EQ(Status(moe_session_options_set_profile(nullptr, 1)).code(),
+            MOE_INVALID_ARGUMENT);
+  uint64_t runs = 1, ns = 1;
+  std::vector<moe_profile_loop> loops;
+  // A session created without profiling has no profile.
+  Session plain;
+  ASSERT_TRUE(load(goodArtifact(), plain, 2).ok());
+  expectBias(plain, 0);
+  Status s = plain.profile(runs, ns, loops);
+  EXPECT_EQ(s.code(), MOE_INVALID_ARGUMENT);
+  EXPECT_NE(s.message().find("created without profiling"), std::string::npos)
+      << s.message();
+  EXPECT_EQ(runs, 0u);
+  EXPECT_TRUE(loops.empty());
+  const moe_profile_loop *data = nullptr;
+  size_t count = 0;
+  EXPECT_EQ(
+      Status(moe_session_profile(plain.get(), nullptr, &ns, &data, &count))
+          .code(),
+      MOE_INVALID_ARGUMENT);
+  EXPECT_EQ(
+      Status(moe_session_profile(nullptr, &runs, &ns, &data, &count)).code(),
+      MOE_INVALID_ARGUMENT);
+  moe_session_profile_reset(nullptr);
+  plain.resetProfile(); // (no profile: a no-op)
+
+  // Profiled: every run, and each parallel loop under its function's name
+  // in the code's symbol table, the nested one's calls from the workers
+  // too. The outputs do not change.
+  ASSERT_TRUE(options.setThreads(3).ok());
+  ASSERT_TRUE(options.setProfile(true).ok());
+  Session session;
+  s = Session::load(instance, write("profiled.moeb", modeArtifact(kNested)),
+                    options, session);
+  ASSERT_TRUE(s.ok()) << s.message();
+  ASSERT_TRUE(session.profile(runs, ns, loops).ok());
+  EXPECT_EQ(runs, 0u);
+  EXPECT_TRUE(loops.empty());
+  for (int iter = 0; iter < 2; ++iter) {
+    Tensor x = makeInput(9);
+    std::vector<Tensor> outputs;
+    ASSERT_TRUE(runX(session, x, outputs).ok());
+    expectSum(outputs[0], 9);
+  }
+  s = session.profile(runs, ns, loops);
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(runs, 2u);
+  ASSERT_EQ(loops.size(), 2u);
+  std::map<std::string, moe_profile_loop> byName;
+  for (const moe_profile_loop &l : loops) {
+    byName[l.name] = l;
+    EXPECT_LE(l.nanoseconds, ns) << l.name;
+  }
+  EXPECT_GE(loops[0].nanoseconds, loops[1].nanoseconds); // by time
+  ASSERT_EQ(byName.count("rowsBody"), 1u);
+  ASSERT_EQ(byName.count("columnsBody"), 1u);
+  // Two runs of 9 rows (grain 1: split); per row one loop of 4 columns.
+  EXPECT_EQ(byName["rowsBody"].calls, 2u);
+  EXPECT_EQ(byName["rowsBody"].split_calls, 2u);
+  EXPECT_EQ(byName["rowsBody"].iterations, 18u);
+  EXPECT_EQ(byName["columnsBody"].calls, 18u);
+  EXPECT_EQ(byName["columnsBody"].iterations, 72u);
+  // The runs' time holds the outer loop's (the inner ones run inside it).
+  EXPECT_GT(byName["rowsBody"].nanoseconds, 0u);
+  session.resetProfile();
+  ASSERT_TRUE(session.profile(runs, ns, loops).ok());
+  EXPECT_EQ(runs, 0u);
+  EXPECT_EQ(ns, 0u);
+  EXPECT_TRUE(loops.empty());
+  expectBias(session, 0);
+  ASSERT_TRUE(session.profile(runs, ns, loops).ok());
+  EXPECT_EQ(runs, 1u);
 }
 
 TEST_F(RuntimeTest, MeasuresTimeInsideTheCode) {

@@ -258,3 +258,42 @@ func.func @moe_entry_work(%frame: !llvm.ptr) {
   }
   return
 }
+
+// -----
+
+// The body function is named after the first name in the loop's location
+// (the ONNX node), characters outside [A-Za-z0-9_.] as '_', at most 48 of
+// them; a loop without a name keeps the bare number.
+// CHECK-LABEL: func.func @moe_entry_main(
+// CHECK:   constant @__moe_parallel_body_0_layer0.ffn
+// CHECK:   constant @__moe_parallel_body_1__model_layers.1_att_MatMul_0
+// CHECK:   constant @__moe_parallel_body_2_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa :
+// CHECK:   constant @__moe_parallel_body_3 :
+// CHECK-LABEL: func.func private @__moe_parallel_body_0_layer0.ffn(
+// CHECK-LABEL: func.func private @__moe_parallel_body_1__model_layers.1_att_MatMul_0(
+// CHECK-LABEL: func.func private @__moe_parallel_body_2_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa(
+// CHECK-LABEL: func.func private @__moe_parallel_body_3(
+func.func @moe_entry_main(%frame: !llvm.ptr) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c8 = arith.constant 8 : index
+  %zero = arith.constant 0.0 : f32
+  %m = memref.alloca() : memref<8xf32>
+  scf.parallel (%i) = (%c0) to (%c8) step (%c1) {
+    memref.store %zero, %m[%i] : memref<8xf32>
+    scf.reduce
+  } loc(fused["layer0.ffn"("model.onnx":0:0), "other"])
+  scf.parallel (%i) = (%c0) to (%c8) step (%c1) {
+    memref.store %zero, %m[%i] : memref<8xf32>
+    scf.reduce
+  } loc("/model/layers.1/att/MatMul_0")
+  scf.parallel (%i) = (%c0) to (%c8) step (%c1) {
+    memref.store %zero, %m[%i] : memref<8xf32>
+    scf.reduce
+  } loc("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
+  scf.parallel (%i) = (%c0) to (%c8) step (%c1) {
+    memref.store %zero, %m[%i] : memref<8xf32>
+    scf.reduce
+  } loc("model.onnx":3:7)
+  return
+}

@@ -19,6 +19,10 @@
 // the threads of the session's pool (1 to MOE_MAX_THREADS; default: the
 // machine's cores). --map-weights maps the artifact instead of reading it
 // into memory advised for huge pages (moe_session_options_set_weight_memory).
+// --profile times every run of an entry and every parallel loop of the
+// code (moe_session_options_set_profile) and prints, after everything else,
+// the loops by time: their function names in the code (the ONNX node each
+// computes), calls, calls split over the pool, iterations and time.
 // Inputs are passed to the runtime as views of the .npy
 // data (never copied). --generate N runs an artifact compiled with
 // `moe-compile --generation` through a generation context
@@ -79,7 +83,7 @@ void usage() {
   std::fprintf(stderr,
                "usage: moe-run MODEL.moeb --input NAME=FILE.npy ... "
                "[--output-dir DIR] [--threads N] [--map-weights] "
-               "[--benchmark] [--warmup N] "
+               "[--profile] [--benchmark] [--warmup N] "
                "[--repeats N] [--generate N [--temperature T] [--top-k K] "
                "[--seed S] [--max-length L]]\n");
 }
@@ -241,6 +245,50 @@ int generate(moe::Session &session, const moe::Tensor &prompt,
   return 0;
 }
 
+/// Prints the session's profile: the runs, then up to kShown loops by time.
+int printProfile(const moe::Session &session) {
+  constexpr size_t kShown = 40;
+  uint64_t runs = 0, runNs = 0;
+  std::vector<moe_profile_loop> loops;
+  moe::Status st = session.profile(runs, runNs, loops);
+  if (!st.ok())
+    return fail(st.message());
+  uint64_t loopNs = 0;
+  for (const moe_profile_loop &l : loops)
+    loopNs += l.nanoseconds;
+  auto percent = [&](uint64_t ns) {
+    return runNs ? 100.0 * static_cast<double>(ns) / static_cast<double>(runNs)
+                 : 0.0;
+  };
+  std::printf("profile: %llu runs of entries in %.3f ms; %zu parallel "
+              "loops, %.3f ms (%.1f%%)\n",
+              static_cast<unsigned long long>(runs), runNs / 1e6, loops.size(),
+              loopNs / 1e6, percent(loopNs));
+  if (loops.empty())
+    return 0;
+  std::printf("  %10s %6s %9s %9s %11s %10s  %s\n", "ms", "%", "calls", "split",
+              "iters/call", "us/call", "loop");
+  for (size_t i = 0; i < std::min(loops.size(), kShown); ++i) {
+    const moe_profile_loop &l = loops[i];
+    double calls = l.calls ? static_cast<double>(l.calls) : 1.0;
+    std::printf("  %10.3f %6.1f %9llu %9llu %11.1f %10.2f  %s\n",
+                l.nanoseconds / 1e6, percent(l.nanoseconds),
+                static_cast<unsigned long long>(l.calls),
+                static_cast<unsigned long long>(l.split_calls),
+                static_cast<double>(l.iterations) / calls,
+                static_cast<double>(l.nanoseconds) / 1e3 / calls,
+                printable(l.name).c_str());
+  }
+  if (loops.size() > kShown) {
+    uint64_t rest = 0;
+    for (size_t i = kShown; i < loops.size(); ++i)
+      rest += loops[i].nanoseconds;
+    std::printf("  %10.3f %6.1f  (%zu more loops)\n", rest / 1e6, percent(rest),
+                loops.size() - kShown);
+  }
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -250,6 +298,7 @@ int main(int argc, char **argv) {
   int warmup = 3, repeats = 20;
   int64_t threads = 0; // The session's default.
   bool mapWeights = false;
+  bool profile = false;
   GenerateOptions gen;
   bool generating = false;
   for (int i = 1; i < argc; ++i) {
@@ -279,6 +328,8 @@ int main(int argc, char **argv) {
       benchmark = true;
     } else if (a == "--map-weights") {
       mapWeights = true;
+    } else if (a == "--profile") {
+      profile = true;
     } else if (a == "--warmup" || a == "--repeats") {
       const char *v = value(a.c_str());
       if (!v)
@@ -364,6 +415,8 @@ int main(int argc, char **argv) {
     st = options.setThreads(threads);
   if (st.ok() && mapWeights)
     st = options.setWeightMemory(MOE_WEIGHTS_MAPPED);
+  if (st.ok() && profile)
+    st = options.setProfile(true);
   moe::Session session;
   if (st.ok())
     st = moe::Session::load(instance, model, options, session);
@@ -385,7 +438,8 @@ int main(int argc, char **argv) {
                            tokens);
     if (!st.ok())
       return fail("input 'tokens': " + st.message());
-    return generate(session, tokens, gen, outputDir);
+    int rc = generate(session, tokens, gen, outputDir);
+    return rc == 0 && profile ? printProfile(session) : rc;
   } else if (gen.temperature != 0 || gen.topK || gen.seed || gen.maxLength) {
     return fail("--temperature, --top-k, --seed and --max-length need "
                 "--generate");
@@ -511,5 +565,5 @@ int main(int argc, char **argv) {
                 repeats, warmup, pct(0.5), pct(0.9), pct(0.99), ms.front(),
                 tokens / (pct(0.5) / 1000.0), session.threadCount());
   }
-  return 0;
+  return profile ? printProfile(session) : 0;
 }

@@ -957,7 +957,10 @@ def MoeParallelLoopsToHost : Pass<"moe-parallel-loops-to-host", "::mlir::ModuleO
     by `moe-lower-to-host-abi` allocates from its own slots, and may) nor
     reduces across iterations is split
     over its first dimension: its body moves into a private function
-    `__moe_parallel_body_<n>(closure, begin, end)` looping over
+    `__moe_parallel_body_<n>(closure, begin, end)` (followed by `_` and
+    the first name in the loop's location, the ONNX node it computes, its
+    characters outside `[A-Za-z0-9_.]` as `_`, at most 48: what a profile
+    of the code, `moe-run --profile`, shows) looping over
     `[begin, end)` of that dim (the other dims inside it, sequentially, so
     inner loops stay contiguous and vectorizable), its captured values stored in a closure on the stack,
     and the loop replaced by the host's `parallel_for(frame, 0, trips,

@@ -194,7 +194,7 @@ using Spec = std::tuple<std::string, int, py::list>;
 class Session {
 public:
   Session(const std::string &path, std::optional<int64_t> threads,
-          bool mapWeights) {
+          bool mapWeights, bool profile) {
     moe_instance *inst = instance();
     moe_session_options *raw = nullptr;
     if (moe_status_t st = moe_session_options_create(&raw))
@@ -208,6 +208,9 @@ public:
     if (mapWeights)
       if (moe_status_t st = moe_session_options_set_weight_memory(
               options.get(), MOE_WEIGHTS_MAPPED))
+        raiseStatus(st);
+    if (profile)
+      if (moe_status_t st = moe_session_options_set_profile(options.get(), 1))
         raiseStatus(st);
     moe_status_t st;
     {
@@ -223,6 +226,24 @@ public:
   ~Session() { moe_session_release(session_); }
 
   size_t threads() const { return moe_session_thread_count(session_); }
+
+  /// (runs, run nanoseconds, [(name, calls, split calls, iterations,
+  /// nanoseconds)] by time): moe_session_profile.
+  py::tuple profile() const {
+    uint64_t runs = 0, runNs = 0;
+    const moe_profile_loop *loops = nullptr;
+    size_t count = 0;
+    if (moe_status_t st =
+            moe_session_profile(session_, &runs, &runNs, &loops, &count))
+      raiseStatus(st);
+    py::list out;
+    for (size_t i = 0; i < count; ++i)
+      out.append(py::make_tuple(std::string(loops[i].name), loops[i].calls,
+                                loops[i].split_calls, loops[i].iterations,
+                                loops[i].nanoseconds));
+    return py::make_tuple(runs, runNs, out);
+  }
+  void resetProfile() const { moe_session_profile_reset(session_); }
 
   std::vector<std::string> entries() const {
     std::vector<std::string> names;
@@ -421,10 +442,12 @@ PYBIND11_MODULE(_runtime, m) {
       "The numpy dtype of a runtime dtype code.");
 
   py::class_<Session>(m, "Session")
-      .def(py::init<const std::string &, std::optional<int64_t>, bool>(),
+      .def(py::init<const std::string &, std::optional<int64_t>, bool, bool>(),
            py::arg("path"), py::arg("threads") = py::none(),
-           py::arg("map_weights") = false)
+           py::arg("map_weights") = false, py::arg("profile") = false)
       .def_property_readonly("threads", &Session::threads)
+      .def("profile", &Session::profile)
+      .def("reset_profile", &Session::resetProfile)
       .def("entries", &Session::entries)
       .def("inputs", &Session::inputs, py::arg("entry") = "main")
       .def("outputs", &Session::outputs, py::arg("entry") = "main")
