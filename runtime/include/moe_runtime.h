@@ -146,7 +146,8 @@ moe_status_t moe_session_options_set_weight_memory(moe_session_options *options,
 /* Whether the session profiles its runs (0: no, the default; 1: yes;
  * MOE_INVALID_ARGUMENT for another value, the options unchanged): it times
  * every run of an entry and every parallel loop the code hands the thread
- * pool (moe_session_profile). A clock read and a lock per loop call. */
+ * pool (moe_session_profile). Two clock reads and a lock per loop call;
+ * the code's symbol table is read at load. */
 moe_status_t moe_session_options_set_profile(moe_session_options *options,
                                              int enabled);
 
@@ -176,10 +177,10 @@ size_t moe_session_thread_count(const moe_session *session);
 /* One loop of a profile (moe_session_options_set_profile): a function of
  * the code that the thread pool ran, and what its calls took. */
 typedef struct moe_profile_loop {
-  /* The function's name in the code: "__moe_parallel_body_<n>", followed
-   * by "_" and the ONNX node the loop computes where the compiler knew it
-   * ("__moe_parallel_body_<n>" with an address where the code has no
-   * symbol table). Owned by the session. */
+  /* The function's name in the code's symbol table:
+   * "__moe_parallel_body_<n>", followed by "_" and the ONNX node the loop
+   * computes where the compiler knew it ("code+0x<offset>" for a function
+   * without a symbol). Owned by the session. */
   const char *name;
   /* Calls, and of them the calls of more than one chunk on a pool of more
    * than one thread (a call of one chunk runs on the calling thread
@@ -188,21 +189,23 @@ typedef struct moe_profile_loop {
   uint64_t calls, split_calls;
   /* Iterations over all calls (of the loop's outermost dim). */
   uint64_t iterations;
-  /* Wall time over all calls, in nanoseconds. */
+  /* Wall time over all calls, in nanoseconds. (Calls nested in another
+   * loop's body, which compiled code never makes, are timed too: their
+   * time is also inside that loop's, and may add up over threads.) */
   uint64_t nanoseconds;
 } moe_profile_loop;
 /* The profile since the session's creation or the last
  * moe_session_profile_reset: `*runs` runs of entries taking `*run_ns`
  * nanoseconds of wall time, and `*count` loops, sorted by time (most
  * first). `*loops` is owned by the session and valid until the next call of
- * moe_session_profile or moe_session_profile_reset on it, or its release.
- * MOE_FAILED_PRECONDITION for a session created without profiling. Must
- * not overlap a run of the session. */
+ * moe_session_profile or moe_session_profile_reset on it, or its release:
+ * calls of these two on one session must not overlap each other. Runs may
+ * be in progress (a run in progress may be partly counted).
+ * MOE_INVALID_ARGUMENT for a session created without profiling. */
 moe_status_t moe_session_profile(moe_session *session, uint64_t *runs,
                                  uint64_t *run_ns,
                                  const moe_profile_loop **loops, size_t *count);
-/* Empties the profile (no-op for NULL or a session without profiling). Must
- * not overlap a run of the session. */
+/* Empties the profile (no-op for NULL or a session without profiling). */
 void moe_session_profile_reset(moe_session *session);
 
 /* The artifact's entries ("main"; "prefill" and "decode" for generation),

@@ -33,7 +33,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <mutex>
 #include <new>
 
 using moe::detail::Executor;
@@ -212,9 +211,10 @@ struct CodeFunction {
   std::string name;
 };
 
-/// The sized functions of the ELF .symtab of `data[0, size)`, sorted by
-/// start; empty where there is none or the tables do not lie within the
-/// bytes (the code section is checksummed, but nothing here trusts it).
+/// The sized functions of the first well-formed ELF .symtab of
+/// `data[0, size)`, sorted by start; empty where there is none or the
+/// tables do not lie within the bytes (the code section is checksummed,
+/// but nothing here trusts it).
 std::vector<CodeFunction> readCodeFunctions(const unsigned char *data,
                                             size_t size) {
   std::vector<CodeFunction> out;
@@ -258,6 +258,7 @@ std::vector<CodeFunction> readCodeFunctions(const unsigned char *data,
           {sym.st_value, sym.st_size,
            std::string(name, strnlen(name, strtab.sh_size - sym.st_name))});
     }
+    break; // (ELF allows one .symtab.)
   }
   std::sort(out.begin(), out.end(),
             [](const CodeFunction &a, const CodeFunction &b) {
@@ -302,9 +303,6 @@ public:
     exec->handle = handle;
     exec->fd = fd;
     exec->name = std::move(name);
-    // (The session's artifact memory outlives its executor.)
-    exec->code = contents.code;
-    exec->codeSize = contents.codeSize;
     struct link_map *map = nullptr;
     if (dlinfo(handle, RTLD_DI_LINKMAP, &map) == 0 && map)
       exec->base = map->l_addr;
@@ -348,14 +346,15 @@ public:
     return moe::detail::enterCode(entries[index], &frame);
   }
 
+  void readFunctionNames(const moe::artifact::Contents &contents) override {
+    try {
+      functions = readCodeFunctions(contents.code, contents.codeSize);
+    } catch (...) { // std::bad_alloc: offsets only
+      functions.clear();
+    }
+  }
+
   std::string functionName(const void *address) const override {
-    std::call_once(functionsRead, [this] {
-      try {
-        functions = readCodeFunctions(code, codeSize);
-      } catch (...) { // std::bad_alloc: offsets only
-        functions.clear();
-      }
-    });
     uint64_t offset = reinterpret_cast<uintptr_t>(address) - base;
     auto after = std::upper_bound(
         functions.begin(), functions.end(), offset,
@@ -376,13 +375,9 @@ private:
   int fd = -1;
   std::string name;
   std::vector<moe::detail::EntryFunction> entries;
-  /// The code section's bytes (in the session's artifact memory) and where
-  /// dlopen put it; its functions, read on the first functionName call.
-  const unsigned char *code = nullptr;
-  size_t codeSize = 0;
+  /// Where dlopen put the code, and its functions (readFunctionNames).
   uintptr_t base = 0;
-  mutable std::once_flag functionsRead;
-  mutable std::vector<CodeFunction> functions;
+  std::vector<CodeFunction> functions;
 };
 
 } // namespace

@@ -33,9 +33,12 @@ public:
   /// Calls entry `index` (signature order) with `frame`; false when a host
   /// function abandoned the call (code_abi.h; the reason is in the run).
   virtual bool run(size_t index, moe_frame &frame) = 0;
-  /// The name of the code's function at `address`, from the code's symbol
-  /// table (CPU: its ELF .symtab, read on the first call), or its offset
-  /// in the code as "code+0x<hex>" where that has none. Thread-safe.
+  /// Reads the names of the code's functions from `contents` (CPU: the
+  /// code section's ELF .symtab), for functionName; a session that
+  /// profiles calls it once, at load, before any run.
+  virtual void readFunctionNames(const artifact::Contents &contents) = 0;
+  /// The name of the code's function at `address` (readFunctionNames), or
+  /// its offset in the code as "code+0x<hex>" where there is none.
   virtual std::string functionName(const void *address) const = 0;
 };
 

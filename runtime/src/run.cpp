@@ -298,12 +298,14 @@ void hostParallelFor(moe_frame *frame, int64_t begin, int64_t end,
   auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                 std::chrono::steady_clock::now() - start)
                 .count();
-  // (As ThreadPool::parallelFor counts them: span / grain, rounded up.)
+  // (As ThreadPool::parallelFor counts them: span / grain, rounded up; a
+  // call from inside a chunk runs its chunks on its own thread.)
   uint64_t span =
       end > begin ? static_cast<uint64_t>(end) - static_cast<uint64_t>(begin)
                   : 0;
   uint64_t g = grain < 1 ? 1 : static_cast<uint64_t>(grain);
-  bool split = span / g + (span % g != 0) > 1 && run->pool->threads() > 1;
+  bool split = span / g + (span % g != 0) > 1 && run->pool->threads() > 1 &&
+               !currentChunkJump();
   Profile &p = *run->profile;
   std::lock_guard<std::mutex> lock(p.mutex);
   try {

@@ -676,6 +676,10 @@ moe_status_t loadSession(moe_session &s, const char *path,
     return st2;
   if (moe_status_t st3 = s.executor->prepare(contents, s.weights))
     return st3;
+  // A profile names the code's functions: read now, while the artifact is
+  // known good and no run holds the profile's lock.
+  if (s.profile)
+    s.executor->readFunctionNames(contents);
   s.signature = std::move(contents.signature);
   s.main = &s.signature.entries[mainIndex];
   s.mainIndex = mainIndex;

@@ -237,10 +237,19 @@ public:
             moe_session_profile(session_, &runs, &runNs, &loops, &count))
       raiseStatus(st);
     py::list out;
-    for (size_t i = 0; i < count; ++i)
-      out.append(py::make_tuple(std::string(loops[i].name), loops[i].calls,
-                                loops[i].split_calls, loops[i].iterations,
-                                loops[i].nanoseconds));
+    for (size_t i = 0; i < count; ++i) {
+      // (Compiled names are ASCII; other bytes of a hand-made artifact
+      // come back escaped rather than raising.)
+      std::string name = loops[i].name;
+      PyObject *text = PyUnicode_DecodeUTF8(
+          name.data(), static_cast<Py_ssize_t>(name.size()),
+          "backslashreplace");
+      if (!text)
+        throw py::error_already_set();
+      out.append(py::make_tuple(py::reinterpret_steal<py::str>(text),
+                                loops[i].calls, loops[i].split_calls,
+                                loops[i].iterations, loops[i].nanoseconds));
+    }
     return py::make_tuple(runs, runNs, out);
   }
   void resetProfile() const { moe_session_profile_reset(session_); }
