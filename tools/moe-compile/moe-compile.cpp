@@ -32,33 +32,41 @@
 using namespace mlir;
 
 namespace {
+/// The tool's own options: what --help lists, with MLIR's (--mlir-*).
+llvm::cl::OptionCategory toolOptions("moe-compile options");
 llvm::cl::opt<std::string> inputFile(llvm::cl::Positional,
                                      llvm::cl::desc("<model.onnx|model.mlir>"),
-                                     llvm::cl::Required);
+                                     llvm::cl::Required,
+                                     llvm::cl::cat(toolOptions));
 llvm::cl::opt<std::string> outputFile("o", llvm::cl::desc("output file"),
                                       llvm::cl::value_desc("filename"),
-                                      llvm::cl::Required);
-llvm::cl::opt<moe::EmitLevel> emit(
-    "emit", llvm::cl::desc("what to write"),
-    llvm::cl::init(moe::EmitLevel::Artifact),
-    llvm::cl::values(
-        clEnumValN(moe::EmitLevel::Moe, "moe", "moe IR, weights outlined"),
-        clEnumValN(moe::EmitLevel::Linalg, "linalg",
-                   "after decomposition and convert-moe-to-linalg"),
-        clEnumValN(moe::EmitLevel::Buffers, "buffers",
-                   "code on buffers after the CPU codegen passes "
-                   "(moe-cpu-tile-contractions), before loops and LLVM"),
-        clEnumValN(moe::EmitLevel::LLVM, "llvm", "LLVM IR"),
-        clEnumValN(moe::EmitLevel::Obj, "obj", "the shared object"),
-        clEnumValN(moe::EmitLevel::Artifact, "artifact",
-                   "the .moeb artifact (default)")));
+                                      llvm::cl::Required,
+                                      llvm::cl::cat(toolOptions));
+llvm::cl::opt<moe::EmitLevel>
+    emit("emit", llvm::cl::desc("what to write"),
+         llvm::cl::init(moe::EmitLevel::Artifact),
+         llvm::cl::values(
+             clEnumValN(moe::EmitLevel::Moe, "moe", "moe IR, weights outlined"),
+             clEnumValN(moe::EmitLevel::Linalg, "linalg",
+                        "after decomposition and convert-moe-to-linalg"),
+             clEnumValN(moe::EmitLevel::Buffers, "buffers",
+                        "code on buffers after the CPU codegen passes "
+                        "(moe-cpu-tile-contractions), before loops and LLVM"),
+             clEnumValN(moe::EmitLevel::LLVM, "llvm", "LLVM IR"),
+             clEnumValN(moe::EmitLevel::Obj, "obj", "the shared object"),
+             clEnumValN(moe::EmitLevel::Artifact, "artifact",
+                        "the .moeb artifact (default)")),
+         llvm::cl::cat(toolOptions));
 llvm::cl::opt<std::string> cc("cc", llvm::cl::desc("C compiler for LLVM IR"),
-                              llvm::cl::init("clang-22"));
+                              llvm::cl::init("clang-22"),
+                              llvm::cl::cat(toolOptions));
 llvm::cl::opt<std::string> march("march", llvm::cl::desc("target CPU"),
-                                 llvm::cl::init("native"));
-llvm::cl::opt<unsigned> optLevel(
-    "opt", llvm::cl::desc("optimisation level of the native code (0-3)"),
-    llvm::cl::init(3));
+                                 llvm::cl::init("native"),
+                                 llvm::cl::cat(toolOptions));
+llvm::cl::opt<unsigned>
+    optLevel("opt",
+             llvm::cl::desc("optimisation level of the native code (0-3)"),
+             llvm::cl::init(3), llvm::cl::cat(toolOptions));
 llvm::cl::opt<unsigned> codegenParts(
     "codegen-parts",
     llvm::cl::desc("split the LLVM module into N parts by function, each "
@@ -66,24 +74,26 @@ llvm::cl::opt<unsigned> codegenParts(
                    "(default): one part per 20000 instructions, at most 16, "
                    "so small models stay whole. The code depends on the "
                    "parts, not on --codegen-jobs"),
-    llvm::cl::init(0));
+    llvm::cl::init(0), llvm::cl::cat(toolOptions));
 llvm::cl::opt<unsigned> codegenJobs(
     "codegen-jobs",
     llvm::cl::desc("C compiler processes run at once; 0 (default): one per "
                    "hardware thread"),
-    llvm::cl::init(0));
-llvm::cl::opt<bool> quiet("q", llvm::cl::desc("no progress lines"));
+    llvm::cl::init(0), llvm::cl::cat(toolOptions));
+llvm::cl::opt<bool> quiet("q", llvm::cl::desc("no progress lines"),
+                          llvm::cl::cat(toolOptions));
 llvm::cl::opt<bool> parallelLoops(
     "parallel-loops",
     llvm::cl::desc("run outermost parallel loops on the runtime's thread "
                    "pool (moe-parallel-loops-to-host); the default, kept "
                    "for scripts that pass it"),
-    llvm::cl::Hidden);
+    llvm::cl::Hidden, llvm::cl::cat(toolOptions));
 llvm::cl::opt<bool> noParallelLoops(
     "no-parallel-loops",
     llvm::cl::desc("every loop on the calling thread (no "
                    "moe-parallel-loops-to-host; debugging, and the "
-                   "sequential baseline)"));
+                   "sequential baseline)"),
+    llvm::cl::cat(toolOptions));
 llvm::cl::opt<int64_t> parallelMinWork(
     "parallel-min-work",
     llvm::cl::desc("fewest work units (a static estimate: one per "
@@ -91,106 +101,145 @@ llvm::cl::opt<int64_t> parallelMinWork(
                    "parallel loop; smaller loops split into fewer chunks, "
                    "down to one, which runs without a fork-join. 0: every "
                    "loop splits (tests of the parallel paths)"),
-    llvm::cl::init(moe::kDefaultParallelMinChunkWork));
-llvm::cl::opt<bool> noTile(
-    "no-tile",
-    llvm::cl::desc("leave contractions on the loop path (no "
-                   "moe-cpu-tile-contractions; debugging)"));
+    llvm::cl::init(moe::kDefaultParallelMinChunkWork),
+    llvm::cl::cat(toolOptions));
+llvm::cl::opt<bool>
+    noTile("no-tile",
+           llvm::cl::desc("leave contractions on the loop path (no "
+                          "moe-cpu-tile-contractions; debugging)"),
+           llvm::cl::cat(toolOptions));
 llvm::cl::opt<bool> noSortedExperts(
     "no-sorted-experts",
     llvm::cl::desc("up and down expert projections exchange their rows in "
-                   "slot order (no moe-sort-expert-layouts; debugging)"));
+                   "slot order (no moe-sort-expert-layouts; debugging)"),
+    llvm::cl::cat(toolOptions));
 llvm::cl::opt<bool> noFuseExpertPairs(
     "no-fuse-expert-pairs",
     llvm::cl::desc("an expert layer's up and down projections run in two "
                    "loops over experts instead of one (no "
-                   "convert-moe-to-linalg{fuse-expert-pairs}; debugging)"));
+                   "convert-moe-to-linalg{fuse-expert-pairs}; debugging)"),
+    llvm::cl::cat(toolOptions));
 llvm::cl::opt<bool> noFuseRouting(
     "no-fuse-routing",
     llvm::cl::desc("moe.route's gate, top-k and gate on the selected values "
                    "as one pass over all rows each instead of one loop over "
                    "rows (no convert-moe-to-linalg{fuse-routing}; "
-                   "debugging)"));
+                   "debugging)"),
+    llvm::cl::cat(toolOptions));
 llvm::cl::opt<bool> noDotProducts(
     "no-dot-products",
     llvm::cl::desc("one-row contractions that read their vector dim "
                    "strided keep the strided-column register tiles (no "
-                   "dot products; debugging)"));
+                   "dot products; debugging)"),
+    llvm::cl::cat(toolOptions));
 llvm::cl::opt<bool> noPrefetch(
     "no-prefetch",
     llvm::cl::desc("no software prefetch: loops that read rows at loaded "
                    "row indices do not prefetch them ahead (no "
                    "moe-cpu-prefetch-rows), nor register tiles the next "
-                   "weight block (no moe-cpu-prefetch-panels; debugging)"));
+                   "weight block (no moe-cpu-prefetch-panels; debugging)"),
+    llvm::cl::cat(toolOptions));
 llvm::cl::opt<bool> noPrefetchPanels(
     "no-prefetch-panels",
     llvm::cl::desc("register tiles do not prefetch the next weight block "
-                   "(no moe-cpu-prefetch-panels; debugging)"));
+                   "(no moe-cpu-prefetch-panels; debugging)"),
+    llvm::cl::cat(toolOptions));
 llvm::cl::opt<bool> noRemainderTiles(
     "no-remainder-tiles",
     llvm::cl::desc("an expert's last rows after its full register tiles "
                    "run as one-row tiles, one pass over its weights per "
                    "row, instead of one tile of that many rows (no "
-                   "remainder-tiles; debugging)"));
+                   "remainder-tiles; debugging)"),
+    llvm::cl::cat(toolOptions));
 llvm::cl::opt<bool> noAccumulatorChains(
     "no-accumulator-chains",
     llvm::cl::desc("narrow one-row register tiles keep one set of "
                    "accumulators (their FMAs wait for each other) instead "
-                   "of up to four summed after the k loop (debugging)"));
+                   "of up to four summed after the k loop (debugging)"),
+    llvm::cl::cat(toolOptions));
 llvm::cl::opt<unsigned> panelColumns(
     "panel-columns",
     llvm::cl::desc("columns of the panels expert weights are packed in "
                    "(default 0: a register tile's, 16 with AVX2 and 64 "
                    "with AVX-512; tuning)"),
-    llvm::cl::init(0));
+    llvm::cl::init(0), llvm::cl::cat(toolOptions));
 llvm::cl::opt<bool> noFuseGathers(
     "no-fuse-gathers",
     llvm::cl::desc("the register tiles read a gathered copy of the rows "
                    "instead of the rows in place (no "
-                   "moe-cpu-fuse-row-gathers; debugging)"));
+                   "moe-cpu-fuse-row-gathers; debugging)"),
+    llvm::cl::cat(toolOptions));
 llvm::cl::opt<bool> noFuseEpilogues(
     "no-fuse-epilogues",
     llvm::cl::desc("a contraction's bias and activation run as a second "
                    "pass over its output instead of on the register tiles "
                    "before they are stored (moe-cpu-tile-contractions "
-                   "without fuse-epilogues; debugging)"));
+                   "without fuse-epilogues; debugging)"),
+    llvm::cl::cat(toolOptions));
 llvm::cl::opt<bool> noFastExp(
     "no-fast-exp",
     llvm::cl::desc("exp calls libm's expf per element instead of the "
                    "vectorizable polynomial (no moe-approximate-math; "
-                   "debugging)"));
+                   "debugging)"),
+    llvm::cl::cat(toolOptions));
 llvm::cl::opt<bool> noFlashAttention(
     "no-flash-attention",
     llvm::cl::desc("attention without a cache computes each block of "
                    "queries' softmax over all its keys at once instead of "
                    "online over blocks of 128 keys (debugging; --no-tile "
-                   "and --reference do too)"));
+                   "and --reference do too)"),
+    llvm::cl::cat(toolOptions));
 llvm::cl::opt<bool> noPackWeights(
     "no-pack-weights",
     llvm::cl::desc("constant expert weights stay row-major instead of in "
                    "contiguous column panels (no moe-pack-expert-weights; "
-                   "debugging)"));
-llvm::cl::opt<bool> noRoll(
-    "no-roll",
-    llvm::cl::desc("compile every copy of a repeated layer sequence "
-                   "(no moe-roll-repeats; debugging)"));
+                   "debugging)"),
+    llvm::cl::cat(toolOptions));
+llvm::cl::opt<bool>
+    noRoll("no-roll",
+           llvm::cl::desc("compile every copy of a repeated layer sequence "
+                          "(no moe-roll-repeats; debugging)"),
+           llvm::cl::cat(toolOptions));
 llvm::cl::opt<bool> generation(
     "generation",
     llvm::cl::desc("also derive the entries 'prefill' and 'decode' (a "
                    "key/value cache stacked over the attention layers) "
-                   "from a causal language model (moe-generation-entries)"));
+                   "from a causal language model (moe-generation-entries)"),
+    llvm::cl::cat(toolOptions));
 llvm::cl::opt<bool> generationAllLogits(
     "generation-all-logits",
     llvm::cl::desc("with --generation: 'prefill' returns the logits of "
-                   "every prompt position, not only the last"));
+                   "every prompt position, not only the last"),
+    llvm::cl::cat(toolOptions));
 llvm::cl::opt<bool> noRaise(
     "no-raise",
     llvm::cl::desc("leave exported MoE blocks as exported (no "
-                   "moe-raise-onnx; debugging, and the unraised baseline)"));
+                   "moe-raise-onnx; debugging, and the unraised baseline)"),
+    llvm::cl::cat(toolOptions));
 llvm::cl::opt<bool> reference(
     "reference",
     llvm::cl::desc("the reference lowering only (moe-lower-to-llvm, without "
-                   "moe-cpu-loop-order): the oracle for optimised code"));
+                   "moe-cpu-loop-order): the oracle for optimised code"),
+    llvm::cl::cat(toolOptions));
+/// Hides from --help every option but the tool's own, MLIR's (--mlir-*)
+/// and the generic ones (--help, --version): the LLVM backends linked in
+/// register hundreds. They are still accepted, and --help-hidden lists
+/// them.
+void hideUnrelatedOptions() {
+  static llvm::cl::OptionCategory mlirOptions("MLIR options");
+  for (auto &[name, option] : llvm::cl::getRegisteredOptions()) {
+    if (name.starts_with("mlir-")) {
+      option->addCategory(mlirOptions);
+      continue;
+    }
+    bool shown = llvm::any_of(option->Categories, [](auto *category) {
+      return category == &toolOptions ||
+             category->getName() == "Generic Options";
+    });
+    if (!shown && option->getOptionHiddenFlag() == llvm::cl::NotHidden)
+      option->setHiddenFlag(llvm::cl::Hidden);
+  }
+}
 } // namespace
 
 int main(int argc, char **argv) {
@@ -199,6 +248,7 @@ int main(int argc, char **argv) {
   registerMLIRContextCLOptions();
   registerPassManagerCLOptions();
   registerDefaultTimingManagerCLOptions();
+  hideUnrelatedOptions();
   llvm::cl::ParseCommandLineOptions(argc, argv,
                                     "moe-compile: model -> .moeb artifact\n");
 

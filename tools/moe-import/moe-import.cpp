@@ -30,20 +30,25 @@
 using namespace mlir;
 
 namespace {
+/// The tool's own options: what --help lists, with MLIR's (--mlir-*).
+llvm::cl::OptionCategory toolOptions("moe-import options");
 enum class Stage { Onnx, Moe };
 
 llvm::cl::opt<std::string> inputFile(llvm::cl::Positional,
                                      llvm::cl::desc("<model.onnx>"),
-                                     llvm::cl::init("-"));
+                                     llvm::cl::init("-"),
+                                     llvm::cl::cat(toolOptions));
 llvm::cl::opt<std::string> outputFile("o", llvm::cl::desc("output file"),
                                       llvm::cl::value_desc("filename"),
-                                      llvm::cl::init("-"));
+                                      llvm::cl::init("-"),
+                                      llvm::cl::cat(toolOptions));
 llvm::cl::opt<Stage> stage(
     "stage", llvm::cl::desc("where to stop"), llvm::cl::init(Stage::Moe),
     llvm::cl::values(
         clEnumValN(Stage::Onnx, "onnx", "mechanical import (onnx.node ops)"),
         clEnumValN(Stage::Moe, "moe",
-                   "converted to moe and upstream dialects (default)")));
+                   "converted to moe and upstream dialects (default)")),
+    llvm::cl::cat(toolOptions));
 enum class RaiseFlag { On, Report };
 llvm::cl::opt<RaiseFlag> raiseFlag(
     "raise",
@@ -54,14 +59,36 @@ llvm::cl::opt<RaiseFlag> raiseFlag(
         clEnumValN(RaiseFlag::On, "on", "raise what matches (default)"),
         clEnumValN(RaiseFlag::Report, "report",
                    "raise, and print a remark for every raised block and "
-                   "every near miss")));
+                   "every near miss")),
+    llvm::cl::cat(toolOptions));
 llvm::cl::opt<bool> noRaise(
     "no-raise",
-    llvm::cl::desc("leave exported MoE blocks as exported (no moe-raise-onnx)"));
+    llvm::cl::desc("leave exported MoE blocks as exported (no moe-raise-onnx)"),
+    llvm::cl::cat(toolOptions));
 llvm::cl::opt<bool> listHandlers(
     "list-handlers",
     llvm::cl::desc("print every (domain, op, since version) with a handler "
-                   "and exit"));
+                   "and exit"),
+    llvm::cl::cat(toolOptions));
+/// Hides from --help every option but the tool's own, MLIR's (--mlir-*)
+/// and the generic ones (--help, --version): the LLVM backends linked in
+/// register hundreds. They are still accepted, and --help-hidden lists
+/// them.
+void hideUnrelatedOptions() {
+  static llvm::cl::OptionCategory mlirOptions("MLIR options");
+  for (auto &[name, option] : llvm::cl::getRegisteredOptions()) {
+    if (name.starts_with("mlir-")) {
+      option->addCategory(mlirOptions);
+      continue;
+    }
+    bool shown = llvm::any_of(option->Categories, [](auto *category) {
+      return category == &toolOptions ||
+             category->getName() == "Generic Options";
+    });
+    if (!shown && option->getOptionHiddenFlag() == llvm::cl::NotHidden)
+      option->setHiddenFlag(llvm::cl::Hidden);
+  }
+}
 } // namespace
 
 int main(int argc, char **argv) {
@@ -69,6 +96,7 @@ int main(int argc, char **argv) {
   registerAsmPrinterCLOptions();
   registerMLIRContextCLOptions();
   registerPassManagerCLOptions();
+  hideUnrelatedOptions();
   llvm::cl::ParseCommandLineOptions(argc, argv,
                                     "moe-import: ONNX model -> MLIR\n");
 
