@@ -27,6 +27,22 @@ void mlir::moe::registerCompilerDialects(DialectRegistry &registry) {
   moe::registerAllDialects(registry);
 }
 
+void mlir::moe::hideUnrelatedOptions(llvm::cl::OptionCategory &toolOptions) {
+  static llvm::cl::OptionCategory mlirOptions("MLIR options");
+  for (auto &[name, option] : llvm::cl::getRegisteredOptions()) {
+    if (name.starts_with("mlir-")) {
+      option->addCategory(mlirOptions);
+      continue;
+    }
+    bool shown = llvm::any_of(option->Categories, [&](auto *category) {
+      return category == &toolOptions ||
+             category->getName() == "Generic Options";
+    });
+    if (!shown && option->getOptionHiddenFlag() == llvm::cl::NotHidden)
+      option->setHiddenFlag(llvm::cl::Hidden);
+  }
+}
+
 namespace {
 /// Whether `bytes` look like MLIR text: non-blank, and no control byte but
 /// tab, CR and LF in the first 4 KiB. An ONNX protobuf starts with a field

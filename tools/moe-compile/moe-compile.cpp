@@ -221,25 +221,6 @@ llvm::cl::opt<bool> reference(
     llvm::cl::desc("the reference lowering only (moe-lower-to-llvm, without "
                    "moe-cpu-loop-order): the oracle for optimised code"),
     llvm::cl::cat(toolOptions));
-/// Hides from --help every option but the tool's own, MLIR's (--mlir-*)
-/// and the generic ones (--help, --version): the LLVM backends linked in
-/// register hundreds. They are still accepted, and --help-hidden lists
-/// them.
-void hideUnrelatedOptions() {
-  static llvm::cl::OptionCategory mlirOptions("MLIR options");
-  for (auto &[name, option] : llvm::cl::getRegisteredOptions()) {
-    if (name.starts_with("mlir-")) {
-      option->addCategory(mlirOptions);
-      continue;
-    }
-    bool shown = llvm::any_of(option->Categories, [](auto *category) {
-      return category == &toolOptions ||
-             category->getName() == "Generic Options";
-    });
-    if (!shown && option->getOptionHiddenFlag() == llvm::cl::NotHidden)
-      option->setHiddenFlag(llvm::cl::Hidden);
-  }
-}
 } // namespace
 
 int main(int argc, char **argv) {
@@ -248,7 +229,7 @@ int main(int argc, char **argv) {
   registerMLIRContextCLOptions();
   registerPassManagerCLOptions();
   registerDefaultTimingManagerCLOptions();
-  hideUnrelatedOptions();
+  moe::hideUnrelatedOptions(toolOptions);
   llvm::cl::ParseCommandLineOptions(argc, argv,
                                     "moe-compile: model -> .moeb artifact\n");
 

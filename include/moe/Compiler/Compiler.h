@@ -12,8 +12,9 @@
 #include "moe/Pipelines/Pipelines.h"
 
 #include "mlir/IR/BuiltinOps.h"
-#include "mlir/Support/LLVM.h"
 #include "mlir/IR/OwningOpRef.h"
+#include "mlir/Support/LLVM.h"
+#include "llvm/Support/CommandLine.h"
 #include "llvm/Support/MemoryBufferRef.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -167,6 +168,13 @@ enum class InputKind {
 
 /// Registers every dialect a model may hold (moe, onnx, upstream).
 void registerCompilerDialects(DialectRegistry &registry);
+
+/// For the tools' --help: hides every registered option but those of
+/// `toolOptions`, MLIR's (--mlir-*, put in a category of their own) and the
+/// generic ones (--help, --version). The LLVM backends linked in register
+/// hundreds; they stay accepted, and --help-hidden lists them. Call after
+/// registering MLIR's options and before parsing the command line.
+void hideUnrelatedOptions(llvm::cl::OptionCategory &toolOptions);
 
 /// The one import entry point of the tools and the Python package: reads
 /// `input` (named `name` in diagnostics) as ONNX (imported, then converted
