@@ -393,6 +393,14 @@ moe_status_t moe::detail::createExecutor(const artifact::Contents &contents,
                     moe::printable(sig.arch, 32).c_str());
 }
 
+std::vector<std::string>
+moe::test_hooks::codeFunctionNames(const unsigned char *data, size_t size) {
+  std::vector<std::string> names;
+  for (CodeFunction &f : readCodeFunctions(data, size))
+    names.push_back(std::move(f.name));
+  return names;
+}
+
 void moe::test_hooks::setForceFileStaging(bool force) {
   gForceFileStaging.store(force, std::memory_order_relaxed);
 }

@@ -10,7 +10,10 @@
 #ifndef MOE_RUNTIME_TEST_HOOKS_H
 #define MOE_RUNTIME_TEST_HOOKS_H
 
+#include <cstddef>
 #include <cstdint>
+#include <string>
+#include <vector>
 
 namespace moe::test_hooks {
 
@@ -38,6 +41,11 @@ __attribute__((visibility("default"))) uint64_t entryNanoseconds();
 /// Workspace segments allocated so far by all sessions (a run that does
 /// not grow its arena allocates none).
 __attribute__((visibility("default"))) uint64_t workspaceAllocations();
+
+/// The names of the sized functions that the CPU executor reads from the
+/// ELF bytes `data[0, size)` for a profile (readFunctionNames), by start.
+__attribute__((visibility("default"))) std::vector<std::string>
+codeFunctionNames(const unsigned char *data, size_t size);
 
 } // namespace moe::test_hooks
 

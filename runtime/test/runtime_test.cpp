@@ -19,6 +19,7 @@
 
 #include <dirent.h>
 #include <dlfcn.h>
+#include <elf.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -32,6 +33,7 @@
 #include <cctype>
 #include <chrono>
 #include <csignal>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -1412,6 +1414,63 @@ TEST_F(RuntimeTest, Profile) {
   expectBias(session, 0);
   ASSERT_TRUE(session.profile(runs, ns, loops).ok());
   EXPECT_EQ(runs, 1u);
+}
+
+TEST(CodeSymbolsTest, ReadsTheSymbolTableAndSurvivesAnyBytes) {
+  // The profile's names come from the code's ELF .symtab; the reader must
+  // stay inside the bytes whatever they say (run under ASan by
+  // scripts/test.sh).
+  const std::string so = readFile(MOE_TEST_MODEL_PATH);
+  auto names = [](const std::string &bytes) {
+    return test_hooks::codeFunctionNames(
+        reinterpret_cast<const unsigned char *>(bytes.data()), bytes.size());
+  };
+  std::vector<std::string> found = names(so);
+  for (const char *expected : {"rowsBody", "columnsBody", "moe_entry_main"})
+    EXPECT_NE(std::find(found.begin(), found.end(), expected), found.end())
+        << expected;
+  EXPECT_TRUE(names("").empty());
+  EXPECT_TRUE(names(std::string(64, '\0')).empty());
+  // Every prefix: the section headers sit at the end, so a cut file has
+  // none; no prefix may read past its end.
+  for (size_t n = 0; n < so.size(); n += 97)
+    EXPECT_TRUE(names(so.substr(0, n)).empty()) << n;
+  // Hostile header fields, then random bytes anywhere: no crash, no read
+  // outside the copy.
+  Elf64_Ehdr eh;
+  ASSERT_GE(so.size(), sizeof(eh));
+  std::memcpy(&eh, so.data(), sizeof(eh));
+  auto patched = [&](size_t at, const void *value, size_t bytes) {
+    std::string copy = so;
+    std::memcpy(&copy[at], value, bytes);
+    return copy;
+  };
+  uint16_t manySections = 0xffff;
+  uint64_t farAway = ~uint64_t(0) - 7;
+  EXPECT_TRUE(names(patched(offsetof(Elf64_Ehdr, e_shnum), &manySections,
+                            sizeof(manySections)))
+                  .empty());
+  EXPECT_TRUE(
+      names(patched(offsetof(Elf64_Ehdr, e_shoff), &farAway, sizeof(farAway)))
+          .empty());
+  for (size_t i = 0; i < eh.e_shnum; ++i) {
+    size_t header = eh.e_shoff + i * sizeof(Elf64_Shdr);
+    for (size_t field :
+         {offsetof(Elf64_Shdr, sh_offset), offsetof(Elf64_Shdr, sh_size)})
+      names(patched(header + field, &farAway, sizeof(farAway)));
+    uint32_t badLink = 0xfffffff0;
+    names(patched(header + offsetof(Elf64_Shdr, sh_link), &badLink,
+                  sizeof(badLink)));
+  }
+  uint64_t state = 12345;
+  for (int round = 0; round < 200; ++round) {
+    std::string copy = so;
+    for (int k = 0; k < 16; ++k) {
+      state = state * 6364136223846793005ull + 1442695040888963407ull;
+      copy[(state >> 33) % copy.size()] = static_cast<char>(state >> 24);
+    }
+    names(copy);
+  }
 }
 
 TEST_F(RuntimeTest, MeasuresTimeInsideTheCode) {
