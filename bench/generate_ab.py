@@ -1,7 +1,7 @@
 """Alternated A/B of generation artifacts: decode tokens/s and prefill time.
 
 usage: python3 bench/generate_ab.py ROUNDS THREADS STEPS PROMPT.npy
-       A.moeb B.moeb [C.moeb ...]
+       A.moeb[@LIBDIR] B.moeb[@LIBDIR] [C.moeb[@LIBDIR] ...]
 
 Runs `moe-run X --input tokens=PROMPT --generate STEPS --threads THREADS`
 for each artifact (built with `moe-compile --generation`), in alternating
@@ -11,6 +11,9 @@ in how many rounds its decode was faster than the first artifact's. The
 generated tokens go to a scratch directory, where the artifacts are
 first copied one after the other (a file written later was seen to run
 faster than its byte-identical original) and are removed at the end.
+An artifact given as `X.moeb@DIR` runs with DIR first in LD_LIBRARY_PATH:
+another build's libmoe_runtime.so, to compare runtimes (the same moe-run,
+whose C API calls both libraries must have).
 """
 import os
 import re
@@ -33,10 +36,16 @@ scratch = tempfile.mkdtemp()
 # later ran faster than its byte-identical original (MoEUT-44M
 # decode, 85.2 against 81.3 tokens/s, 8 of 10 rounds), so the side
 # compiled last would win part of every comparison.
-arts = []
-for i, path in enumerate(shown):
+arts, env = [], {}
+for i, spec in enumerate(shown):
+    path, _, libdir = spec.partition("@")
     arts.append(os.path.join(scratch, f"{i}.moeb"))
     shutil.copyfile(path, arts[-1])
+    env[arts[-1]] = dict(os.environ)
+    if libdir:
+        env[arts[-1]]["LD_LIBRARY_PATH"] = os.pathsep.join(
+            filter(None, [os.path.abspath(libdir),
+                          os.environ.get("LD_LIBRARY_PATH")]))
 decode = {a: [] for a in arts}
 prefill = {a: [] for a in arts}
 for r in range(rounds):
@@ -45,7 +54,7 @@ for r in range(rounds):
             [os.path.join(build, "bin", "moe-run"), a, "--input",
              f"tokens={prompt}", "--generate", steps, "--threads", threads,
              "--output-dir", scratch],
-            capture_output=True, text=True, check=True).stdout
+            capture_output=True, text=True, check=True, env=env[a]).stdout
         decode[a].append(
             float(re.search(r"decode: .*?, ([0-9.]+) tokens/s", out).group(1)))
         prefill[a].append(

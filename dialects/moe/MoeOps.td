@@ -391,8 +391,8 @@ def Moe_AttentionOp : Moe_Op<"attention",
     `t` sees keys `s <= t + (S - T)` (the queries are the last `T`
     positions of the `S` keys).
 
-    With `past(%past_key, %past_value)` (`[P, B, H, dk]` and `[P, B, H,
-    dv]`, position-major: a key/value cache), the keys are the `P` past
+    With `past(%past_key, %past_value)` (`[B, H, P, dk]` and `[B, H, P,
+    dv]`, head-major: a key/value cache), the keys are the `P` past
     ones followed by `k`'s `S`, and the values likewise: the attention of
     `moe.switchhead_cached`. The lowering reads the cache where it is (two
     score blocks and two value products), instead of copying it next to
@@ -402,8 +402,8 @@ def Moe_AttentionOp : Moe_Op<"attention",
     Constraints: C1 ranks are 4; C2 `B` and `H` agree, `k` and `v` share
     `S`, `q` and `k` share `dk`; C3 the result is `[B, H, T, dv]`; C4 one
     element type; C5 `scale`, when given, is finite and non-zero; C6
-    `past_key` and `past_value` come together, of rank 4, `[P, B, H, dk]`
-    and `[P, B, H, dv]` with one `P`, of the element type.
+    `past_key` and `past_value` come together, of rank 4, `[B, H, P, dk]`
+    and `[B, H, P, dv]` with one `P`, of the element type.
 
     Example:
     ```mlir
@@ -412,7 +412,7 @@ def Moe_AttentionOp : Moe_Op<"attention",
         -> tensor<2x4x?x16xf32>
     %c = moe.attention %q1, %k1, %v1 past(%pk, %pv) {causal}
         : (tensor<2x4x1x16xf32>, tensor<2x4x1x16xf32>, tensor<2x4x1x16xf32>,
-           tensor<?x2x4x16xf32>, tensor<?x2x4x16xf32>)
+           tensor<2x4x?x16xf32>, tensor<2x4x?x16xf32>)
         -> tensor<2x4x1x16xf32>
     ```
   }];
@@ -619,26 +619,27 @@ def Moe_SwitchHeadCachedOp : Moe_Op<"switchhead_cached", Moe_PureShaped> {
     One decode (or prefill) step of `moe.switchhead` with a key/value cache.
     `q_src`, `k_src`, `v_src` `[B, T, D]` are `T` new tokens at absolute
     positions `P..P+T-1`, after `P` positions whose keys and values are
-    `past_key` `[P, B, H, dk]` and `past_value` `[P, B, H, dv]`
-    (position-major, so that the first `P` rows of a buffer sized for the
-    longest sequence are a dense prefix). With `k` the new keys (projected
-    and rotated by RoPE at their absolute positions) and `V` the new values
-    (after the value experts), both `[B, T, H, *]`:
+    `past_key` `[B, H, P, dk]` and `past_value` `[B, H, P, dv]`
+    (head-major: each head's `P` rows are contiguous, and may be the first
+    `P` rows of a buffer sized for the longest sequence, a strided slice).
+    With `k` the new keys (projected and rotated by RoPE at their absolute
+    positions) and `V` the new values (after the value experts), both
+    `[B, H, T, *]`:
 
         keys   = past_key ++ k         values = past_value ++ V   (along P)
         R      = attention(rope(q, at P..P+T-1), keys, values, causal)
         result = the output experts of moe.switchhead applied to R
 
     `result` `[B, T, D]` equals rows `P..P+T-1` of `moe.switchhead` on the
-    whole sequence, and `new_key` `[T, B, H, dk]` and `new_value`
-    `[T, B, H, dv]` are the rows to append to the cache. The query is
+    whole sequence, and `new_key` `[B, H, T, dk]` and `new_value`
+    `[B, H, T, dv]` are the rows to append to the cache. The query is
     rotated at its absolute position too (the MoEUT authors' cached path
     rotates it at position 0).
 
     Constraints: C1 to C7 as `moe.switchhead` (with its `result`); C8 ranks
-    4 for the caches and the new rows, `past_key` `[P, B, H, dk]` and
-    `past_value` `[P, B, H, dv]` with one `P`, `new_key` `[T, B, H, dk]`,
-    `new_value` `[T, B, H, dv]`, all of the element type of the sources;
+    4 for the caches and the new rows, `past_key` `[B, H, P, dk]` and
+    `past_value` `[B, H, P, dv]` with one `P`, `new_key` `[B, H, T, dk]`,
+    `new_value` `[B, H, T, dv]`, all of the element type of the sources;
     C9 `causal` (a cache holds only earlier positions).
 
     Decomposed by `moe-decompose-switchhead` with the same builder as
@@ -650,9 +651,9 @@ def Moe_SwitchHeadCachedOp : Moe_Op<"switchhead_cached", Moe_PureShaped> {
         past(%pk, %pv) sel_v(%sv) {num_heads = 2 : i64, k = 2 : i64}
         : (tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<1x1x32xf32>,
            tensor<32x16xf32>, tensor<32x16xf32>, tensor<8x32x8xf32>,
-           tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<?x1x2x8xf32>,
-           tensor<?x1x2x8xf32>, tensor<8x32xf32>)
-        -> (tensor<1x1x32xf32>, tensor<1x1x2x8xf32>, tensor<1x1x2x8xf32>)
+           tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<1x2x?x8xf32>,
+           tensor<1x2x?x8xf32>, tensor<8x32xf32>)
+        -> (tensor<1x1x32xf32>, tensor<1x2x1x8xf32>, tensor<1x2x1x8xf32>)
     ```
   }];
   let arguments = (ins Moe_FloatTensor:$q_src, Moe_FloatTensor:$k_src,

@@ -578,13 +578,22 @@ LogicalResult AttentionOp::verify() {
     return success();
   if (!pk || !pv)
     return emitOpError() << "expected past_key and past_value together (C6)";
-  if (failed(checkRanks(op, "C6", {{"past_key", pk, 4}, {"past_value", pv, 4}})) ||
-      failed(checkSameDim(op, "C6", "P", {{"past_key", pk, 0}, {"past_value", pv, 0}})) ||
-      failed(checkSameDim(op, "C6", "B", {{"query", q, 0}, {"past_key", pk, 1}, {"past_value", pv, 1}})) ||
-      failed(checkSameDim(op, "C6", "H", {{"query", q, 1}, {"past_key", pk, 2}, {"past_value", pv, 2}})) ||
-      failed(checkSameDim(op, "C6", "dk", {{"query", q, 3}, {"past_key", pk, 3}})) ||
-      failed(checkSameDim(op, "C6", "dv", {{"value", v, 3}, {"past_value", pv, 3}})) ||
-      failed(checkElementTypes(op, "C6", {{"query", q}, {"past_key", pk}, {"past_value", pv}})))
+  if (failed(
+          checkRanks(op, "C6", {{"past_key", pk, 4}, {"past_value", pv, 4}})) ||
+      failed(checkSameDim(op, "C6", "P",
+                          {{"past_key", pk, 2}, {"past_value", pv, 2}})) ||
+      failed(checkSameDim(
+          op, "C6", "B",
+          {{"query", q, 0}, {"past_key", pk, 0}, {"past_value", pv, 0}})) ||
+      failed(checkSameDim(
+          op, "C6", "H",
+          {{"query", q, 1}, {"past_key", pk, 1}, {"past_value", pv, 1}})) ||
+      failed(checkSameDim(op, "C6", "dk",
+                          {{"query", q, 3}, {"past_key", pk, 3}})) ||
+      failed(checkSameDim(op, "C6", "dv",
+                          {{"value", v, 3}, {"past_value", pv, 3}})) ||
+      failed(checkElementTypes(
+          op, "C6", {{"query", q}, {"past_key", pk}, {"past_value", pv}})))
     return failure();
   return success();
 }
@@ -858,7 +867,7 @@ LogicalResult SwitchHeadCachedOp::verify() {
   Operation *op = getOperation();
   Value qs = getQSrc(), pk = getPastKey(), pv = getPastValue(),
         nk = getNewKey(), nv = getNewValue();
-  // C8: the caches [P, B, H, dk|dv] and the new rows [T, B, H, dk|dv].
+  // C8: the caches [B, H, P, dk|dv] and the new rows [B, H, T, dk|dv].
   if (failed(checkRanks(op, "C8",
                         {{"past_key", pk, 4},
                          {"past_value", pv, 4},
@@ -867,34 +876,31 @@ LogicalResult SwitchHeadCachedOp::verify() {
     return failure();
   int64_t heads = signedValue(getNumHeadsAttr());
   auto headsDim = [&](StringRef name, Value v) -> LogicalResult {
-    int64_t h = cast<RankedTensorType>(v.getType()).getDimSize(2);
+    int64_t h = cast<RankedTensorType>(v.getType()).getDimSize(1);
     if (!ShapedType::isDynamic(h) && h != heads)
-      return emitOpError() << "expected " << name << " dim 2 (H) to be "
+      return emitOpError() << "expected " << name << " dim 1 (H) to be "
                            << "num_heads = " << heads << ", got " << h
                            << " (C8)";
     return success();
   };
   if (failed(checkSameDim(op, "C8", "P",
-                          {{"past_key", pk, 0}, {"past_value", pv, 0}})) ||
-      failed(checkSameDim(op, "C8", "T",
-                          {{"q_src", qs, 1}, {"new_key", nk, 0},
-                           {"new_value", nv, 0}})) ||
+                          {{"past_key", pk, 2}, {"past_value", pv, 2}})) ||
+      failed(checkSameDim(
+          op, "C8", "T",
+          {{"q_src", qs, 1}, {"new_key", nk, 2}, {"new_value", nv, 2}})) ||
       failed(checkSameDim(op, "C8", "B",
                           {{"q_src", qs, 0},
-                           {"past_key", pk, 1},
-                           {"past_value", pv, 1},
-                           {"new_key", nk, 1},
-                           {"new_value", nv, 1}})) ||
-      failed(headsDim("past_key", pk)) ||
-      failed(headsDim("past_value", pv)) ||
-      failed(headsDim("new_key", nk)) ||
-      failed(headsDim("new_value", nv)) ||
+                           {"past_key", pk, 0},
+                           {"past_value", pv, 0},
+                           {"new_key", nk, 0},
+                           {"new_value", nv, 0}})) ||
+      failed(headsDim("past_key", pk)) || failed(headsDim("past_value", pv)) ||
+      failed(headsDim("new_key", nk)) || failed(headsDim("new_value", nv)) ||
       failed(checkSameDim(op, "C8", "dk",
                           {{"past_key", pk, 3}, {"new_key", nk, 3}})) ||
-      failed(checkSameDim(op, "C8", "dv",
-                          {{"wv", getWv(), 2},
-                           {"past_value", pv, 3},
-                           {"new_value", nv, 3}})))
+      failed(checkSameDim(
+          op, "C8", "dv",
+          {{"wv", getWv(), 2}, {"past_value", pv, 3}, {"new_value", nv, 3}})))
     return failure();
   int64_t qkWidth = cast<RankedTensorType>(getWq().getType()).getDimSize(1);
   int64_t dk = cast<RankedTensorType>(pk.getType()).getDimSize(3);
@@ -1140,19 +1146,19 @@ LogicalResult SwitchHeadOp::reifyResultShapes(OpBuilder &b,
 LogicalResult
 SwitchHeadCachedOp::reifyResultShapes(OpBuilder &b,
                                       ReifiedRankedShapedTypeDims &s) {
-  // result [B, T, D] as q_src; new_key [T, B, H, dk], new_value
-  // [T, B, H, dv] (dk as past_key's, dv as wv's).
+  // result [B, T, D] as q_src; new_key [B, H, T, dk], new_value
+  // [B, H, T, dv] (dk as past_key's, dv as wv's).
   Location loc = getLoc();
   return reify(*this, b, s, [&](unsigned r, unsigned d) -> OpFoldResult {
     if (r == 0)
       return dimOf(b, loc, getQSrc(), d);
     switch (d) {
     case 0:
-      return dimOf(b, loc, getQSrc(), 1);
-    case 1:
       return dimOf(b, loc, getQSrc(), 0);
-    case 2:
+    case 1:
       return b.getIndexAttr(getNumHeads());
+    case 2:
+      return dimOf(b, loc, getQSrc(), 1);
     default:
       return r == 1 ? dimOf(b, loc, getPastKey(), 3)
                     : dimOf(b, loc, getWv(), 2);

@@ -34,13 +34,13 @@ using namespace mlir::moe::build;
 namespace {
 
 /// The decomposed layer's values: the result and, with a cache, the new
-/// keys and values [T, B, H, *] to append to it.
+/// keys and values [B, H, T, *] to append to it.
 struct SwitchHeadParts {
   Value result, newKey, newValue;
 };
 
 /// Builds the primitive ops of `op` (moe.switchhead, or moe.switchhead_cached
-/// with its past keys and values [P, B, H, *]: the new tokens are at
+/// with its past keys and values [B, H, P, *]: the new tokens are at
 /// positions P..P+T-1 and attend to the cache and to each other).
 template <typename OpT>
 FailureOr<SwitchHeadParts> buildSwitchHead(PatternRewriter &rewriter, OpT op,
@@ -81,13 +81,13 @@ FailureOr<SwitchHeadParts> buildSwitchHead(PatternRewriter &rewriter, OpT op,
     // time when dynamic, C8).
     if (pastKey) {
       declareErrorHook(rewriter, op);
-      pastValue = requireSize(rewriter, loc, pastValue, 0,
-                              sizeOf(rewriter, loc, pastKey, 0),
-                              kErrorShapeMismatch);
+      pastValue =
+          requireSize(rewriter, loc, pastValue, 2,
+                      sizeOf(rewriter, loc, pastKey, 2), kErrorShapeMismatch);
     }
-    Value offset =
-        pastKey ? Value(tensor::DimOp::create(rewriter, loc, pastKey, 0))
-                : Value();
+    Value offset = pastKey
+                       ? Value(tensor::DimOp::create(rewriter, loc, pastKey, 2))
+                       : Value();
     // Queries and keys: [N, H*dk] -> [B, T, H, dk] -> rope -> [B, T, H, dk].
     auto project = [&](Value src, Value w) {
       Value flat = contract(rewriter, loc, "nd,dj->nj", src, w, {n, qkWidth});
@@ -99,15 +99,13 @@ FailureOr<SwitchHeadParts> buildSwitchHead(PatternRewriter &rewriter, OpT op,
                                 op.getRopeBase());
       return heads4;
     };
-    // [B, T, H, d] -> [B, H, T, d] for the attention; with a cache, also
-    // the new rows [T, B, H, d] to append to it. The attention reads the
-    // cache ([P, B, H, d]) where it is (moe.attention's `past`), so it is
-    // never copied next to the new rows.
+    // [B, T, H, d] -> [B, H, T, d] for the attention; with a cache, the
+    // same rows are the ones to append to it (head-major as the cache).
+    // The attention reads the cache ([B, H, P, d]) where it is
+    // (moe.attention's `past`), so it is never copied next to the new rows.
     auto withCache = [&](Value fresh, Value past) -> std::pair<Value, Value> {
       Value heads4 = transpose(rewriter, loc, fresh, {0, 2, 1, 3});
-      if (!past)
-        return {heads4, Value()};
-      return {heads4, transpose(rewriter, loc, fresh, {1, 0, 2, 3})};
+      return {heads4, past ? heads4 : Value()};
     };
     Value q = transpose(rewriter, loc, project(qRows, op.getWq()),
                         {0, 2, 1, 3});

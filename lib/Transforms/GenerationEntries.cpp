@@ -6,15 +6,21 @@
 // loop runs, next to @main and sharing its weights:
 //
 //   @prefill(tokens [B, T])
-//       -> (logits [B, 1, V], new_key [T, L, B, H, dk], new_value [..., dv])
-//   @decode(tokens [B, T], past_key [P, L, B, H, dk], past_value [..., dv])
+//       -> (logits [B, 1, V], new_key [L, B, H, T, dk], new_value [..., dv])
+//   @decode(tokens [B, T], past_key [L, B, H, C, dk], past_value [..., dv],
+//           past_length i64 [])
 //       -> (logits [B, T, V], new_key, new_value)
 //
 // for the L attention layers l in program order: each moe.switchhead
-// becomes a moe.switchhead_cached that reads slice l of the stacked cache
-// (empty in @prefill) and whose rows to append go to slice l of new_key
-// and new_value. The layer index is a constant marked for moe-roll-repeats
-// (kIndexedConstantAttrName), so the derived layers roll like @main's.
+// becomes a moe.switchhead_cached that reads positions 0..P-1 (P =
+// past_length, 0 <= P <= C, else a run-time report) of slice l of the
+// stacked cache (empty in @prefill) and whose rows to append go to slice l
+// of new_key and new_value. The cache is layer- and head-major with room
+// for C positions: a decode step reads each head's P rows as one
+// contiguous block, and a generation context appends a step's rows at P
+// without moving the others. The layer index is a constant marked for
+// moe-roll-repeats (kIndexedConstantAttrName), so the derived layers roll
+// like @main's.
 // @decode's logits of the T new tokens equal rows P..P+T-1 of @main on the
 // whole sequence; @prefill returns the last row (all with all-logits).
 //
@@ -669,17 +675,17 @@ struct MoeGenerationEntriesPass
       return tokenParams && d < tokenParams.size() ? tokenParams[d]
                                                    : StringAttr::get(ctx, "");
     };
-    std::string past = "P";
+    std::string capacity = "C";
     while (tokenParams && llvm::any_of(tokenParams, [&](Attribute a) {
              auto str = dyn_cast<StringAttr>(a);
-             return str && str.getValue() == past;
+             return str && str.getValue() == capacity;
            }))
-      past += "_";
-    Attribute pastSymbol = StringAttr::get(ctx, past);
+      capacity += "_";
+    Attribute capacitySymbol = StringAttr::get(ctx, capacity);
     SmallVector<SwitchHeadOp> heads;
     fn.walk([&](SwitchHeadOp op) { heads.push_back(op); });
-    // One cache shape for every layer: [*, L, B, H, dk] and [*, L, B, H, dv]
-    // hold them all, position-major.
+    // One cache shape for every layer: [L, B, H, *, dk] and
+    // [L, B, H, *, dv] hold them all, layer- and head-major.
     auto cacheDims = [](SwitchHeadOp op) {
       auto srcType = cast<RankedTensorType>(op.getQSrc().getType());
       int64_t h = op.getNumHeads();
@@ -706,15 +712,15 @@ struct MoeGenerationEntriesPass
       }
     int64_t layers = static_cast<int64_t>(heads.size());
     auto stacked = [&](int64_t p, int64_t d) {
-      return RankedTensorType::get({p, layers, batch, h, d}, elt);
+      return RankedTensorType::get({layers, batch, h, p, d}, elt);
     };
-    auto attrs = [&](StringRef name, Attribute first) {
+    auto attrs = [&](StringRef name, Attribute positions) {
       NamedAttribute n(StringAttr::get(ctx, "onnx.name"),
                        StringAttr::get(ctx, name));
       Attribute none = StringAttr::get(ctx, "");
-      NamedAttribute p(StringAttr::get(ctx, "onnx.dim_params"),
-                       ArrayAttr::get(ctx, {first, none, param(0), none,
-                                            none}));
+      NamedAttribute p(
+          StringAttr::get(ctx, "onnx.dim_params"),
+          ArrayAttr::get(ctx, {none, param(0), none, positions, none}));
       return DictionaryAttr::get(ctx, {n, p});
     };
     // Sizes and layer indices before the first op: values every layer uses
@@ -739,34 +745,51 @@ struct MoeGenerationEntriesPass
     Value pastKey, pastValue, pastLen;
     if (withCache) {
       unsigned at = fn.getNumArguments();
+      NamedAttribute lengthName(StringAttr::get(ctx, "onnx.name"),
+                                StringAttr::get(ctx, "past_length"));
       if (failed(fn.insertArgument(at, stacked(ShapedType::kDynamic, dk),
-                                   attrs("past_key", pastSymbol), loc)) ||
+                                   attrs("past_key", capacitySymbol), loc)) ||
           failed(fn.insertArgument(at + 1, stacked(ShapedType::kDynamic, dv),
-                                   attrs("past_value", pastSymbol), loc))) {
+                                   attrs("past_value", capacitySymbol), loc)) ||
+          failed(fn.insertArgument(
+              at + 2, RankedTensorType::get({}, b.getI64Type()),
+              DictionaryAttr::get(ctx, {lengthName}), loc))) {
         fn.erase();
         return failure();
       }
       pastKey = body.getArgument(at);
       pastValue = body.getArgument(at + 1);
-      pastLen = tensor::DimOp::create(b, loc, pastKey, 0);
+      Value capacityDim = tensor::DimOp::create(b, loc, pastKey, 3);
+      build::declareErrorHook(b, fn);
       // The values' cache as long as the keys', both of the tokens' batch:
       // otherwise a report and zeros of that size (requireSize), so that
       // the slices below stay inside their buffers.
-      pastValue = build::requireSize(b, loc, pastValue, 0, pastLen,
+      pastValue = build::requireSize(b, loc, pastValue, 3, capacityDim,
                                      kErrorShapeMismatch);
-      pastKey = build::requireSize(b, loc, pastKey, 2, bSize,
-                                   kErrorShapeMismatch);
-      pastValue = build::requireSize(b, loc, pastValue, 2, bSize,
-                                     kErrorShapeMismatch);
+      pastKey =
+          build::requireSize(b, loc, pastKey, 1, bSize, kErrorShapeMismatch);
+      pastValue =
+          build::requireSize(b, loc, pastValue, 1, bSize, kErrorShapeMismatch);
+      // The cached positions: 0 <= P <= C, otherwise a report and P = 0.
+      Value length = arith::IndexCastOp::create(
+          b, loc, b.getIndexType(),
+          tensor::ExtractOp::create(b, loc, body.getArgument(at + 2),
+                                    ValueRange{}));
+      Value one = arith::ConstantIndexOp::create(b, loc, 1);
+      pastLen = build::checkedIndex(
+          b, loc, length, arith::AddIOp::create(b, loc, capacityDim, one),
+          kErrorCacheLengthOutOfRange);
     }
-    auto full = [&](OpFoldResult first, int64_t d) {
-      return SmallVector<OpFoldResult>{first, b.getIndexAttr(1), bSize,
-                                       b.getIndexAttr(h), b.getIndexAttr(d)};
+    auto full = [&](OpFoldResult positions, int64_t d) {
+      return SmallVector<OpFoldResult>{b.getIndexAttr(1), bSize,
+                                       b.getIndexAttr(h), positions,
+                                       b.getIndexAttr(d)};
     };
     auto newRowsInit = [&](int64_t d) -> Value {
-      SmallVector<Value> dyn{t};
+      SmallVector<Value> dyn;
       if (ShapedType::isDynamic(batch))
         dyn.push_back(cast<Value>(bSize));
+      dyn.push_back(t);
       return tensor::EmptyOp::create(b, loc,
                                      stacked(ShapedType::kDynamic, d), dyn);
     };
@@ -775,11 +798,11 @@ struct MoeGenerationEntriesPass
     for (auto [l, op] : llvm::enumerate(heads)) {
       Location opLoc = op.getLoc();
       b.setInsertionPoint(op);
-      SmallVector<OpFoldResult> at{b.getIndexAttr(0), layerIndex[l],
+      SmallVector<OpFoldResult> at{layerIndex[l], b.getIndexAttr(0),
                                    b.getIndexAttr(0), b.getIndexAttr(0),
                                    b.getIndexAttr(0)};
       auto layerType = [&](int64_t p, int64_t d) {
-        return RankedTensorType::get({p, batch, h, d}, elt);
+        return RankedTensorType::get({batch, h, p, d}, elt);
       };
       Value layerKey, layerValue;
       if (withCache) {
@@ -809,10 +832,10 @@ struct MoeGenerationEntriesPass
       op.getResult().replaceAllUsesWith(cached.getResult());
       op.erase();
       b.setInsertionPointAfter(cached);
-      // The new rows [T, B, H, d] as the tokens size them.
+      // The new rows [B, H, T, d] as the tokens size them.
       auto rowsOf = [&](Value rows) {
-        rows = build::requireSize(b, opLoc, rows, 0, t, kErrorShapeMismatch);
-        return build::requireSize(b, opLoc, rows, 1, bSize,
+        rows = build::requireSize(b, opLoc, rows, 2, t, kErrorShapeMismatch);
+        return build::requireSize(b, opLoc, rows, 0, bSize,
                                   kErrorShapeMismatch);
       };
       newKeys = tensor::InsertSliceOp::create(

@@ -1,6 +1,7 @@
 """Generation entries (moe-compile --generation): @prefill and @decode with a
-key/value cache stacked over the attention layers ([P, L, B, H, d]),
-derived from a MoEUT's @main.
+key/value cache stacked over the attention layers ([L, B, H, C, d], of
+which @decode reads the first past_length positions), derived from a
+MoEUT's @main.
 
 Checked at G = 2 and G = 3 (batch 2), against three independent things:
   - @main of the same artifact on the whole sequence (the logits of each
@@ -45,29 +46,43 @@ def model(request, tmp_path_factory):
     return ref, session, onnx_session
 
 
-def cache_names(session):
-    return [i.name for i in session.get_inputs("decode")][1:]
-
-
 def reference_cache(ref_cache):
     """The reference's per-layer (keys, values) [B, P, H, d] stacked as the
-    entries keep them: [P, L, B, H, d]."""
-    return [np.stack([c[kind].numpy().transpose(1, 0, 2, 3)
-                      for c in ref_cache], 1) for kind in (0, 1)]
+    entries keep them: [L, B, H, P, d]."""
+    return [np.stack([c[kind].numpy().transpose(0, 2, 1, 3)
+                      for c in ref_cache], 0) for kind in (0, 1)]
+
+
+def decode_feed(tokens, rows, capacity, fill=np.nan):
+    """@decode's inputs: the rows so far ([L, B, H, P, d] each) at the
+    start of caches with room for `capacity` positions, the rest `fill`
+    (NaN: a read past P would show in the logits)."""
+    feed = {"tokens": tokens,
+            "past_length": np.array(rows[0].shape[3], np.int64)}
+    for name, r in zip(("past_key", "past_value"), rows):
+        shape = list(r.shape)
+        shape[3] = capacity
+        buf = np.full(shape, fill, np.float32)
+        buf[:, :, :, :r.shape[3]] = r
+        feed[name] = buf
+    return feed
 
 
 def test_entries_and_signatures(model):
     ref, session, _ = model
     layers = ref.cfg.n_layers
     assert session.entries == ["main", "prefill", "decode"]
-    assert cache_names(session) == ["past_key", "past_value"]
-    assert session.get_inputs("decode")[1].shape == ["P", layers, "B", 2, 8]
+    ins = session.get_inputs("decode")
+    assert [i.name for i in ins] == ["tokens", "past_key", "past_value",
+                                     "past_length"]
+    assert ins[1].shape == [layers, "B", 2, "C", 8]
+    assert ins[3].shape == [] and ins[3].dtype == np.int64
     outs = session.get_outputs("prefill")
     assert [o.name for o in outs] == ["logits", "new_key", "new_value"]
     # The last prompt position's logits only (--generation-all-logits:
     # every position's).
     assert outs[0].shape == ["B", 1, ref.cfg.vocab]
-    assert outs[1].shape == ["T", layers, "B", 2, 8]
+    assert outs[1].shape == [layers, "B", 2, "T", 8]
     with pytest.raises(moe_mlir.NotFound, match="no entry 'nope'"):
         session.run(None, {}, entry="nope")
 
@@ -85,8 +100,7 @@ def test_decode_steps_equal_the_full_forward(model, prompt):
     np.testing.assert_allclose(out[0], full[:, prompt - 1:prompt], rtol=1e-4,
                                atol=1e-5)
     cache = out[1:]
-    names = cache_names(session)
-    # The reference's cache rows, position-major as the entries keep them.
+    # The reference's cache rows, head-major as the entries keep them.
     with torch.no_grad():
         _, ref_cache = ref.step(torch.from_numpy(tokens[:, :prompt]))
     # (Random-init activations reach ~100: the tolerance scales with them.)
@@ -95,16 +109,34 @@ def test_decode_steps_equal_the_full_forward(model, prompt):
         np.testing.assert_allclose(got, want, rtol=1e-4,
                                    atol=1e-5 * np.abs(want).max())
     for t in range(prompt, 8):
-        feed = dict(zip(names, cache), tokens=tokens[:, t:t + 1])
+        # Caches of 8 or 11 positions, NaN after the first t.
+        feed = decode_feed(tokens[:, t:t + 1], cache, 8 + 3 * (t % 2))
         out = session.run(None, feed, entry="decode")
         np.testing.assert_allclose(out[0], full[:, t:t + 1], rtol=1e-4,
                                    atol=1e-5)
-        cache = [np.concatenate([c, n]) for c, n in zip(cache, out[1:])]
+        assert out[1].shape[3] == 1
+        cache = [np.concatenate([c, n], 3) for c, n in zip(cache, out[1:])]
     # A stale cache gives other logits (the test can fail).
-    feed = dict(zip(names, [np.zeros_like(c[:7]) for c in cache]),
-                tokens=tokens[:, 7:8])
-    stale = session.run(None, feed, entry="decode")[0]
+    stale = session.run(
+        None, decode_feed(tokens[:, 7:8], [np.zeros_like(c[:, :, :, :7])
+                                           for c in cache], 8),
+        entry="decode")[0]
     assert not np.allclose(stale, full[:, 7:8], rtol=1e-3, atol=1e-3)
+
+
+def test_decode_refuses_a_length_outside_the_cache(model):
+    _, session, _ = model
+    tokens = np.array([[1], [2]], np.int64)
+    out = session.run(None, {"tokens": np.array([[3, 4], [5, 6]], np.int64)},
+                      entry="prefill")
+    feed = decode_feed(tokens, out[1:], 4, fill=0.0)
+    for length in (-1, 5, 1 << 40):
+        feed["past_length"] = np.array(length, np.int64)
+        with pytest.raises(moe_mlir.InvalidArgument, match="out of range"):
+            session.run(None, feed, entry="decode")
+    # The length at the capacity is in range.
+    feed["past_length"] = np.array(4, np.int64)
+    session.run(None, feed, entry="decode")
 
 
 def test_greedy_generation_matches_reference_and_ort(model):
@@ -113,15 +145,15 @@ def test_greedy_generation_matches_reference_and_ort(model):
     steps = 6
     # Compiled: prefill once, then one decode step per token.
     out = session.run(None, {"tokens": prompt}, entry="prefill")
-    logits, cache, names = out[0], out[1:], cache_names(session)
+    logits, cache = out[0], out[1:]
     got = []
     for _ in range(steps):
         token = logits[:, -1].argmax(-1)[:, None].astype(np.int64)
         got.append(token)
-        out = session.run(None, dict(zip(names, cache), tokens=token),
+        out = session.run(None, decode_feed(token, cache, 16),
                           entry="decode")
         logits = out[0]
-        cache = [np.concatenate([c, n]) for c, n in zip(cache, out[1:])]
+        cache = [np.concatenate([c, n], 3) for c, n in zip(cache, out[1:])]
     got = np.concatenate(got, 1)
     # The PyTorch reference with its own cache.
     want = ref.generate(torch.from_numpy(prompt), steps).numpy()

@@ -27,9 +27,10 @@ def weights(m):
 
 
 def step_model(past, rotate_fraction):
-    """@main(x [B, ?T, D], caches [?P, B, H, DH] or none, weights) -> the
-    step's output and new rows. `past` False: a prefill (P = 0)."""
-    cache = f"tensor<?x{B}x{H}x{DH}xf32>"
+    """@main(x [B, ?T, D], caches [B, H, ?P, DH] or none, weights) -> the
+    step's output and new rows [B, H, ?T, DH]. `past` False: a prefill
+    (P = 0)."""
+    cache = f"tensor<{B}x{H}x?x{DH}xf32>"
     ins = [f'%x: tensor<{B}x?x{D}xf32> {{onnx.name = "x"}}']
     if past:
         ins += [f'%pk: {cache} {{onnx.name = "past_key"}}',
@@ -41,11 +42,11 @@ def step_model(past, rotate_fraction):
                  sel_v=f"tensor<{H * E}x{D}xf32>")
     ins += [f'%{n}: {t} {{onnx.name = "{n}"}}' for n, t in types.items()]
     pre = "" if past else (
-        f"  %pk = tensor.empty() : tensor<0x{B}x{H}x{DH}xf32>\n"
-        f"  %pv = tensor.empty() : tensor<0x{B}x{H}x{DH}xf32>\n")
-    ptype = cache if past else f"tensor<0x{B}x{H}x{DH}xf32>"
+        f"  %pk = tensor.empty() : tensor<{B}x{H}x0x{DH}xf32>\n"
+        f"  %pv = tensor.empty() : tensor<{B}x{H}x0x{DH}xf32>\n")
+    ptype = cache if past else f"tensor<{B}x{H}x0x{DH}xf32>"
     x = f"tensor<{B}x?x{D}xf32>"
-    rows = f"tensor<?x{B}x{H}x{DH}xf32>"
+    rows = f"tensor<{B}x{H}x?x{DH}xf32>"
     return f"""func.func @main({', '.join(ins)}) -> ({x}, {rows}, {rows}) {{
 {pre}  %y, %nk, %nv = moe.switchhead_cached %x, %x, %x, %wq, %wk, %wv, %wo, %sel_o past(%pk, %pv) sel_v(%sel_v) {{num_heads = {H} : i64, k = {K} : i64, rotate_fraction = {rotate_fraction} : f64}}
       : ({x}, {x}, {x}, {types['wq']}, {types['wk']}, {types['wv']}, {types['wo']}, {types['sel_o']}, {ptype}, {ptype}, {types['sel_v']}) -> ({x}, {rows}, {rows})
@@ -110,17 +111,17 @@ def test_compiled_prefill_and_decode_match_full_forward(tmp_path,
         # absolute positions, values after the value experts.
         with torch.no_grad():
             _, rk, rv = m.step(x[:, :prompt], x[:, :prompt], x[:, :prompt])
-        np.testing.assert_allclose(pk, rk.numpy().transpose(1, 0, 2, 3),
+        np.testing.assert_allclose(pk, rk.numpy().transpose(0, 2, 1, 3),
                                    rtol=1e-4, atol=1e-5)
-        np.testing.assert_allclose(pv, rv.numpy().transpose(1, 0, 2, 3),
+        np.testing.assert_allclose(pv, rv.numpy().transpose(0, 2, 1, 3),
                                    rtol=1e-4, atol=1e-5)
         for t in range(prompt, 9):
             y, k, v = decode.run(None, dict(w, x=xn[:, t:t + 1],
                                             past_key=pk, past_value=pv))
             np.testing.assert_allclose(y, full[:, t:t + 1], rtol=1e-4,
                                        atol=1e-5)
-            assert k.shape == v.shape == (1, B, H, DH)
-            pk, pv = np.concatenate([pk, k]), np.concatenate([pv, v])
+            assert k.shape == v.shape == (B, H, 1, DH)
+            pk, pv = np.concatenate([pk, k], 2), np.concatenate([pv, v], 2)
     # Several tokens after a cache at once (a chunked prefill) too.
     y, pk, pv = prefill.run(None, dict(w, x=xn[:, :3]))
     y, _, _ = decode.run(None, dict(w, x=xn[:, 3:9], past_key=pk,
@@ -136,8 +137,8 @@ def test_compiled_decode_refuses_mismatched_caches(tmp_path):
     # Keys of 4 positions, values of 3: refused, never read past the values.
     with pytest.raises(moe_mlir.InvalidArgument, match="dynamic dimension"):
         decode.run(None, dict(weights(m), x=x,
-                              past_key=np.zeros((4, B, H, DH), np.float32),
-                              past_value=np.zeros((3, B, H, DH), np.float32)))
+                              past_key=np.zeros((B, H, 4, DH), np.float32),
+                              past_value=np.zeros((B, H, 3, DH), np.float32)))
 
 
 ATTENTION = """func.func @main(%q: tensor<1x2x?x4xf32> {onnx.name = "q"},

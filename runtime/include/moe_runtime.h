@@ -299,8 +299,9 @@ moe_status_t moe_session_run_entry(moe_session *session, const char *entry,
 
 /* Generation (an artifact compiled with moe-compile --generation, which has
  * the entries "prefill" and "decode"): a context owns the key/value caches
- * (decode's inputs after the tokens: past_key and past_value [P, L, B, H,
- * d]) of `batch` sequences of up to `max_length` positions. Not reentrant: one
+ * (decode's f32 inputs: past_key and past_value [L, B, H, C, d], C =
+ * `max_length`, of which the code reads the first past_length positions)
+ * of `batch` sequences of up to `max_length` positions. Not reentrant: one
  * thread at a time per context (several contexts may share a session). */
 typedef struct moe_generation moe_generation;
 

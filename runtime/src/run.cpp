@@ -349,16 +349,17 @@ const moe_host_api kHostApi = {MOE_CODE_ABI_VERSION,
 moe_status_t dataError(int32_t code) {
   return makeStatus(
       MOE_INVALID_ARGUMENT, "%s",
-      code == 1
-          ? "an expert id outside [0, E) reached moe.dispatch"
-      : code == 2
-          ? "an index is out of range in a gather (for an embedding: a "
-            "token id outside the vocabulary)"
+      code == 1   ? "an expert id outside [0, E) reached moe.dispatch"
+      : code == 2 ? "an index is out of range in a gather (for an embedding: a "
+                    "token id outside the vocabulary)"
       : code == 3
           ? "a dynamic dimension has a size the model cannot take "
             "(broadcast operands neither equal nor 1, reshape sizes that do "
             "not match the element count, a batch that is not a multiple "
             "of the group size, or a size other than the declared one)"
+      : code == 4
+          ? "past_length is out of range: it must be from 0 to the number "
+            "of positions the key/value caches hold"
           : "the model reported a data error");
 }
 

@@ -1091,13 +1091,16 @@ struct moe_generation {
   moe_session *session = nullptr;
   size_t prefill = 0, decode = 0;
   int64_t batch = 0, maxLength = 0, position = 0;
-  /// One cache per decode input after the tokens ("past_key" and
-  /// "past_value", [P, L, B, H, d] from moe-compile --generation),
-  /// position-major: rowFloats per position.
+  /// One cache per f32 decode input ("past_key" and "past_value",
+  /// [L, B, H, C, d] from moe-compile --generation), with room for
+  /// maxLength positions in its dim C (the second to last): `outer` blocks
+  /// (the dims before C) of maxLength rows of `inner` floats (the dims
+  /// after it). The decode entry reads positions 0..past_length-1 of each
+  /// block; a step's new rows [..., T, ...] go to rows P..P+T-1.
   struct Cache {
     std::string input;
-    std::vector<int64_t> rowDims; // the dims after P: [L, B, H, d]
-    size_t rowFloats = 0;
+    std::vector<int64_t> dims; // with C = maxLength
+    size_t outer = 0, inner = 0;
     PageMemory data;
   };
   std::vector<Cache> caches;
@@ -1143,43 +1146,61 @@ extern "C" moe_status_t moe_generation_create(moe_session *s, int64_t batch,
       return makeStatus(MOE_INVALID_ARGUMENT,
                         "the model takes a batch of %lld, not %lld",
                         (long long)tokens.dims[0], (long long)batch);
+    // The cache length P: an artifact without it is of the earlier
+    // position-major layout (a cache [P, ...] without room to append).
+    auto length = std::find_if(
+        entry.inputs.begin() + 1, entry.inputs.end(),
+        [](const TensorRecord &t) { return t.name == "past_length"; });
+    if (length == entry.inputs.end())
+      return makeStatus(MOE_INVALID_ARGUMENT,
+                        "the decode entry has no input 'past_length': "
+                        "compile the model again with this moe-compile");
+    if (length->dtype != MOE_DTYPE_I64 || !length->dims.empty())
+      return makeStatus(MOE_INVALID_ARGUMENT,
+                        "decode input 'past_length' is not an int64 scalar");
     for (size_t i = 1; i < entry.inputs.size(); ++i) {
       const TensorRecord &t = entry.inputs[i];
-      // [P, dims...]: static dims, and at most one dynamic one, the batch
-      // (the tokens' dim 0 symbol; both anonymous counts as the same).
+      if (&t == &*length)
+        continue;
+      // [dims..., C, d]: C dynamic; the others static, or at most one the
+      // batch (the tokens' dim 0 symbol; both anonymous counts as the
+      // same).
       moe_generation::Cache c;
       c.input = t.name;
-      bool ok = t.dtype == MOE_DTYPE_F32 && t.dims.size() >= 2 &&
-                t.dims[0] < 0;
-      double floats = 1;
+      size_t rank = t.dims.size();
+      bool ok = t.dtype == MOE_DTYPE_F32 && rank >= 2 && t.dims[rank - 2] < 0;
+      double outer = 1, inner = 1;
       int dynamic = 0;
-      for (size_t d = 1; ok && d < t.dims.size(); ++d) {
+      for (size_t d = 0; ok && d < rank; ++d) {
         int64_t n = t.dims[d];
+        if (d == rank - 2) {
+          c.dims.push_back(maxLength);
+          continue;
+        }
         if (n < 0) {
           ok = ++dynamic == 1 && tokens.dims[0] < 0 &&
                t.symbols[d] == tokens.symbols[0];
           n = batch;
         }
-        c.rowDims.push_back(n);
-        floats *= static_cast<double>(n);
+        c.dims.push_back(n);
+        (d < rank - 2 ? outer : inner) *= static_cast<double>(n);
       }
       if (!ok)
         return makeStatus(MOE_INVALID_ARGUMENT,
-                          "decode input '%s' is not a f32 cache [P, ...] "
+                          "decode input '%s' is not a f32 cache [..., C, d] "
                           "whose other dims are static or the batch",
                           moe::printable(t.name, 64).c_str());
-      if (floats * static_cast<double>(maxLength) * sizeof(float) >
+      if (outer * inner * static_cast<double>(maxLength) * sizeof(float) >
           static_cast<double>(moe::artifact::kMaxStaticBytes))
         return makeStatus(MOE_RESOURCE_EXHAUSTED,
                           "a cache of %lld positions for '%s' is too large",
                           (long long)maxLength,
                           moe::printable(t.name, 64).c_str());
-      c.rowFloats = static_cast<size_t>(floats);
-      // (Huge pages: a decode step reads each layer's slice of the
-      // position-major cache one position's row apart, 21 KB at
-      // MoEUT-44M, so with 4 KB pages every position of every layer is a
-      // TLB miss.)
-      if (!c.data.allocate(c.rowFloats * static_cast<size_t>(maxLength) *
+      c.outer = static_cast<size_t>(outer);
+      c.inner = static_cast<size_t>(inner);
+      // (Huge pages: a decode step streams the caches and the weights, and
+      // with 4 KB pages every page is a TLB miss.)
+      if (!c.data.allocate(c.outer * c.inner * static_cast<size_t>(maxLength) *
                            sizeof(float)))
         return makeStatus(MOE_RESOURCE_EXHAUSTED,
                           "out of memory for the key/value caches");
@@ -1231,19 +1252,28 @@ extern "C" moe_status_t moe_generation_step(moe_generation *g,
     std::vector<const char *> names = {"tokens"};
     std::vector<const moe_tensor *> inputs = {tokens};
     std::vector<std::unique_ptr<moe_tensor, void (*)(moe_tensor *)>> views;
-    if (!first)
-      for (moe_generation::Cache &c : g->caches) {
-        std::vector<int64_t> dims = {g->position};
-        dims.insert(dims.end(), c.rowDims.begin(), c.rowDims.end());
-        moe_tensor *view = nullptr;
-        if (moe_status_t st =
-                moe_tensor_create_view(MOE_DTYPE_F32, dims.size(), dims.data(),
-                                       c.data.floats(), &view))
+    auto addView = [&](const char *name, moe_dtype_t dtype,
+                       const std::vector<int64_t> &dims,
+                       void *data) -> moe_status_t {
+      moe_tensor *view = nullptr;
+      if (moe_status_t st = moe_tensor_create_view(dtype, dims.size(),
+                                                   dims.data(), data, &view))
+        return st;
+      views.emplace_back(view, moe_tensor_release);
+      names.push_back(name);
+      inputs.push_back(view);
+      return nullptr;
+    };
+    // The whole caches (the code reads their first P positions) and P.
+    int64_t length = g->position;
+    if (!first) {
+      for (moe_generation::Cache &c : g->caches)
+        if (moe_status_t st = addView(c.input.c_str(), MOE_DTYPE_F32, c.dims,
+                                      c.data.floats()))
           return st;
-        views.emplace_back(view, moe_tensor_release);
-        names.push_back(c.input.c_str());
-        inputs.push_back(view);
-      }
+      if (moe_status_t st = addView("past_length", MOE_DTYPE_I64, {}, &length))
+        return st;
+    }
     size_t numOutputs = g->session->signature.entries[e].outputs.size();
     if (numOutputs != g->caches.size() + 1)
       return makeStatus(MOE_INTERNAL,
@@ -1260,7 +1290,8 @@ extern "C" moe_status_t moe_generation_step(moe_generation *g,
         moe_tensor_release(o);
     };
     for (size_t i = 0; i < g->caches.size(); ++i)
-      if (outputs[i + 1]->count != g->caches[i].rowFloats * size_t(t) ||
+      if (outputs[i + 1]->count !=
+              g->caches[i].outer * size_t(t) * g->caches[i].inner ||
           outputs[i + 1]->dtype != MOE_DTYPE_F32) {
         releaseAll();
         return makeStatus(MOE_INTERNAL,
@@ -1269,12 +1300,16 @@ extern "C" moe_status_t moe_generation_step(moe_generation *g,
                           i + 1, first ? "prefill" : "decode",
                           moe::printable(g->caches[i].input, 64).c_str());
       }
-    // The new rows [T, dims...] go after the cached ones.
+    // The new rows [..., T, d] go after the cached ones, in each block.
     for (size_t i = 0; i < g->caches.size(); ++i) {
       moe_generation::Cache &c = g->caches[i];
-      std::memcpy(c.data.floats() + c.rowFloats * size_t(g->position),
-                  outputs[i + 1]->data,
-                  c.rowFloats * size_t(t) * sizeof(float));
+      size_t rows = size_t(t) * c.inner;
+      const float *from = reinterpret_cast<const float *>(outputs[i + 1]->data);
+      for (size_t o = 0; o < c.outer; ++o)
+        std::memcpy(c.data.floats() +
+                        (o * size_t(g->maxLength) + size_t(g->position)) *
+                            c.inner,
+                    from + o * rows, rows * sizeof(float));
       moe_tensor_release(outputs[i + 1]);
     }
     g->position += t;

@@ -2726,8 +2726,8 @@ namespace {
 /// model's prefill and decode (test_model.c, generate()): two layers of
 /// [1, 1] heads, a 2-wide vocabulary.
 std::string generationSignature() {
-  const char rows[] = "f32 5 ?T 2 ?B 1 1";
-  const char past[] = "f32 5 ?P 2 ?B 1 1";
+  const char rows[] = "f32 4 2 ?B ?T 1";
+  const char past[] = "f32 4 2 ?B ?C 1";
   std::string entries =
       std::string("entry main moe_entry_main 256 grows\n") + kIo + "end\n" +
       "entry prefill moe_entry_gen_prefill 256 grows\n"
@@ -2737,8 +2737,8 @@ std::string generationSignature() {
       "entry decode moe_entry_gen_decode 256 grows\n"
       "input tokens i64 2 ?B ?T\n" +
       "input past_key " + past + "\ninput past_value " + past + "\n" +
-      "output logits f32 3 ?B ?T 2\n" + "output new_key " + rows +
-      "\noutput new_value " + rows + "\n";
+      "input past_length i64 0\n" + "output logits f32 3 ?B ?T 2\n" +
+      "output new_key " + rows + "\noutput new_value " + rows + "\n";
   return signatureOf("", kWeightRecord, "", entries);
 }
 
@@ -2838,8 +2838,8 @@ TEST_F(RuntimeTest, GenerationContextRefusals) {
             MOE_INVALID_ARGUMENT);
   // A cache whose dims are neither static nor the batch.
   std::string sig = generationSignature();
-  std::string from = "input past_value f32 5 ?P 2 ?B 1 1";
-  sig.replace(sig.find(from), from.size(), "input past_value f32 5 ?P 2 ?Q 1 1");
+  std::string from = "input past_value f32 4 2 ?B ?C 1";
+  sig.replace(sig.find(from), from.size(), "input past_value f32 4 2 ?Q ?C 1");
   Session odd;
   ASSERT_TRUE(load(artifactFor(sig), odd).ok());
   s = Generation::create(odd, 1, 4, g);
@@ -2847,6 +2847,29 @@ TEST_F(RuntimeTest, GenerationContextRefusals) {
   EXPECT_NE(s.message().find("decode input 'past_value' is not a f32 cache"),
             std::string::npos)
       << s.message();
+  // No past_length, or one that is not an int64 scalar, or a cache whose
+  // positions dim is static: an artifact of another layout.
+  for (auto [from, to, text] :
+       {std::tuple<const char *, const char *, const char *>{
+            "input past_length i64 0\n", "",
+            "the decode entry has no input 'past_length'"},
+        {"input past_length i64 0\n", "input past_length i32 0\n",
+         "decode input 'past_length' is not an int64 scalar"},
+        {"input past_length i64 0\n", "input past_length i64 1 1\n",
+         "decode input 'past_length' is not an int64 scalar"},
+        {"input past_key f32 4 2 ?B ?C 1", "input past_key f32 4 2 ?B 8 1",
+         "decode input 'past_key' is not a f32 cache"},
+        {"input past_key f32 4 2 ?B ?C 1", "input past_key f32 1 ?C",
+         "decode input 'past_key' is not a f32 cache"}}) {
+    std::string changed = generationSignature();
+    changed.replace(changed.find(from), std::strlen(from), to);
+    Session model;
+    s = load(artifactFor(changed), model);
+    ASSERT_TRUE(s.ok()) << s.message();
+    s = Generation::create(model, 1, 4, g);
+    EXPECT_EQ(s.code(), MOE_INVALID_ARGUMENT) << s.message();
+    EXPECT_NE(s.message().find(text), std::string::npos) << s.message();
+  }
   // Tokens that are not [B, T], and a static batch other than the one asked.
   for (auto [from, to, text] :
        {std::tuple<const char *, const char *, const char *>{
@@ -2868,10 +2891,10 @@ TEST_F(RuntimeTest, GenerationContextRefusals) {
   // Caches too large for the maximum length asked (2^60 floats a
   // position): refused before any allocation.
   std::string wide = generationSignature();
-  for (const char *name : {"input past_key f32 5 ?P 2 ?B 1 1",
-                           "input past_value f32 5 ?P 2 ?B 1 1"}) {
+  for (const char *name :
+       {"input past_key f32 4 2 ?B ?C 1", "input past_value f32 4 2 ?B ?C 1"}) {
     std::string from = name, to = from;
-    to.replace(to.find(" 2 ?B 1 1"), 9, " 1073741824 ?B 1073741824 1");
+    to.replace(to.find(" 2 ?B ?C 1"), 10, " 1073741824 ?B ?C 1073741824");
     wide.replace(wide.find(from), from.size(), to);
   }
   Session huge;

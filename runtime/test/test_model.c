@@ -227,9 +227,10 @@ void moe_entry_aux(moe_frame *frame) { run(frame, 1000.0f); }
 
 /* A toy language model for the generation context's tests (entries
  * "prefill" and "decode" of moe-compile --generation's shape): tokens
- * i64 [B, T]; caches past_key, past_value f32 [P, 2, B, 1, 1] (two layers);
- * new_key[t, l, b] = tokens[b, t] + l, new_value[t, l, b] = 10 tokens[b, t]
- * + l (outputs 1 and 2, [T, 2, B, 1, 1]); logits (output 0) [B, T, 2]:
+ * i64 [B, T]; caches past_key, past_value f32 [2, B, C, 1] (two layers,
+ * room for C positions) of which the first past_length (i64 []) are read;
+ * new_key[l, b, t] = tokens[b, t] + l, new_value[l, b, t] = 10 tokens[b, t]
+ * + l (outputs 1 and 2, [2, B, T, 1]); logits (output 0) [B, T, 2]:
  * logits[b, t, 0] is the sum of every key the position sees (the P cached
  * ones of both layers and the new ones up to t) plus half the sum of the
  * values, logits[b, t, 1] the absolute position P + t. The prefill
@@ -237,20 +238,22 @@ void moe_entry_aux(moe_frame *frame) { run(frame, 1000.0f); }
 static void generate(moe_frame *f, int cached) {
   const moe_host_api *host = f->host;
   const int64_t *d = f->input_dims;
-  int64_t b = d[0], t = d[1], p = 0;
+  int64_t b = d[0], t = d[1], p = 0, c = 0;
   const int64_t *tokens = (const int64_t *)f->inputs[0];
   const float *pk = 0, *pv = 0;
   if (cached) {
-    p = d[2];
-    /* past_key [P, 2, B, 1, 1], past_value likewise. */
-    if (d[3] != 2 || d[4] != b || d[7] != p || d[9] != b) {
+    /* past_key [2, B, C, 1], past_value likewise, past_length []. */
+    c = d[4];
+    p = *(const int64_t *)f->inputs[3];
+    if (d[2] != 2 || d[3] != b || d[6] != 2 || d[7] != b || d[8] != c ||
+        p < 0 || p > c) {
       host->report_error(f, 3);
       return;
     }
     pk = (const float *)f->inputs[1];
     pv = (const float *)f->inputs[2];
   }
-  int64_t rows[5] = {t, 2, b, 1, 1};
+  int64_t rows[4] = {2, b, t, 1};
   float *nk = (float *)host->output_alloc(f, 1, rows);
   float *nv = (float *)host->output_alloc(f, 2, rows);
   int64_t shown = cached ? t : 1;
@@ -258,20 +261,20 @@ static void generate(moe_frame *f, int cached) {
   float *logits = (float *)host->output_alloc(f, 0, ldims);
   if (!nk || !nv || !logits)
     return;
-  for (int64_t i = 0; i < t; ++i)
-    for (int64_t l = 0; l < 2; ++l)
-      for (int64_t j = 0; j < b; ++j) {
-        nk[(i * 2 + l) * b + j] = (float)tokens[j * t + i] + (float)l;
-        nv[(i * 2 + l) * b + j] = 10.0f * (float)tokens[j * t + i] + (float)l;
+  for (int64_t l = 0; l < 2; ++l)
+    for (int64_t j = 0; j < b; ++j)
+      for (int64_t i = 0; i < t; ++i) {
+        nk[(l * b + j) * t + i] = (float)tokens[j * t + i] + (float)l;
+        nv[(l * b + j) * t + i] = 10.0f * (float)tokens[j * t + i] + (float)l;
       }
   for (int64_t j = 0; j < b; ++j) {
     float sum = 0;
-    for (int64_t i = 0; i < p; ++i)
-      for (int64_t l = 0; l < 2; ++l)
-        sum += pk[(i * 2 + l) * b + j] + 0.5f * pv[(i * 2 + l) * b + j];
+    for (int64_t l = 0; l < 2; ++l)
+      for (int64_t i = 0; i < p; ++i)
+        sum += pk[(l * b + j) * c + i] + 0.5f * pv[(l * b + j) * c + i];
     for (int64_t i = 0; i < t; ++i) {
       for (int64_t l = 0; l < 2; ++l)
-        sum += nk[(i * 2 + l) * b + j] + 0.5f * nv[(i * 2 + l) * b + j];
+        sum += nk[(l * b + j) * t + i] + 0.5f * nv[(l * b + j) * t + i];
       int64_t at = cached ? i : 0;
       if (cached || i == t - 1) {
         logits[(j * shown + at) * 2] = sum;

@@ -81,8 +81,8 @@ func.func @attention(%q: tensor<1x2x?x8xf32>, %k: tensor<1x2x?x8xf32>, %v: tenso
 // CHECK:         scf.for {{.*}} iter_args
 // CHECK:         tensor.insert_slice
 // CHECK-NOT:     moe.attention
-func.func @attention_caches(%q: tensor<1x2x?x8xf32>, %e: tensor<0x1x2x8xf32>, %pk: tensor<?x1x2x8xf32>, %pv: tensor<?x1x2x8xf32>) -> (tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>) {
-  %a = moe.attention %q, %q, %q past(%e, %e) {causal} : (tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>, tensor<0x1x2x8xf32>, tensor<0x1x2x8xf32>) -> tensor<1x2x?x8xf32>
-  %b = moe.attention %q, %q, %q past(%pk, %pv) {causal} : (tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>, tensor<?x1x2x8xf32>, tensor<?x1x2x8xf32>) -> tensor<1x2x?x8xf32>
+func.func @attention_caches(%q: tensor<1x2x?x8xf32>, %e: tensor<1x2x0x8xf32>, %pk: tensor<1x2x?x8xf32>, %pv: tensor<1x2x?x8xf32>) -> (tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>) {
+  %a = moe.attention %q, %q, %q past(%e, %e) {causal} : (tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>, tensor<1x2x0x8xf32>, tensor<1x2x0x8xf32>) -> tensor<1x2x?x8xf32>
+  %b = moe.attention %q, %q, %q past(%pk, %pv) {causal} : (tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>) -> tensor<1x2x?x8xf32>
   return %a, %b : tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>
 }

@@ -188,26 +188,26 @@ func.func @attention_rope(%q: tensor<1x?x2x8xf32>, %k: tensor<1x2x?x8xf32>) -> t
 // -----
 
 // Attention over a cache read in place: the scores of the P cached keys
-// ([P, B, H, d] read as "pbhd") and of the S new ones (read in place as
+// ([B, H, P, d] read as "bhpd") and of the S new ones (read in place as
 // "bhsd", d contiguous in both operands: dot products for a decode step's
 // one query row) side by side [B, H, T, P + S], the causal mask shifted by
 // P + S - T, then the cached and the new values' shares added.
 // CHECK-LABEL: func @attention_past
-// CHECK-SAME:    %[[Q:[a-z0-9]+]]: tensor<1x2x1x8xf32>, %[[PK:[a-z0-9]+]]: tensor<?x1x2x8xf32>, %[[PV:[a-z0-9]+]]: tensor<?x1x2x4xf32>
+// CHECK-SAME:    %[[Q:[a-z0-9]+]]: tensor<1x2x1x8xf32>, %[[PK:[a-z0-9]+]]: tensor<1x2x?x8xf32>, %[[PV:[a-z0-9]+]]: tensor<1x2x?x4xf32>
 // CHECK-NOT:     linalg.transpose
 // CHECK:         %[[NEW:.*]] = linalg.generic {{.*}}ins(%[[Q]], %[[Q]] : tensor<1x2x1x8xf32>, tensor<1x2x1x8xf32>)
-// CHECK:         %[[OLD:.*]] = linalg.generic {{.*}}ins(%[[Q]], %{{.*}} : tensor<1x2x1x8xf32>, tensor<?x1x2x8xf32>)
+// CHECK:         %[[OLD:.*]] = linalg.generic {{.*}}ins(%[[Q]], %{{.*}} : tensor<1x2x1x8xf32>, tensor<1x2x?x8xf32>)
 // CHECK:         %[[S1:.*]] = tensor.insert_slice %[[OLD]] into
 // CHECK:         tensor.insert_slice %[[NEW]] into %[[S1]][0, 0, 0, %{{.*}}]
 // CHECK:         arith.cmpi sle
 // CHECK:         math.exp
-// CHECK:         %[[A:.*]] = linalg.generic {{.*}}ins(%{{.*}}, %{{.*}} : tensor<1x2x1x?xf32>, tensor<?x1x2x4xf32>)
+// CHECK:         %[[A:.*]] = linalg.generic {{.*}}ins(%{{.*}}, %{{.*}} : tensor<1x2x1x?xf32>, tensor<1x2x?x4xf32>)
 // CHECK:         %[[B:.*]] = linalg.generic {{.*}}ins(%{{.*}}, %{{.*}} : tensor<1x2x1x1xf32>, tensor<1x2x1x4xf32>)
 // CHECK:         linalg.generic {{.*}}ins(%[[A]], %[[B]] : tensor<1x2x1x4xf32>, tensor<1x2x1x4xf32>)
 // CHECK:           arith.addf
 // CHECK-NOT:     moe.attention
-func.func @attention_past(%q: tensor<1x2x1x8xf32>, %pk: tensor<?x1x2x8xf32>, %pv: tensor<?x1x2x4xf32>, %v: tensor<1x2x1x4xf32>) -> tensor<1x2x1x4xf32> {
-  %o = moe.attention %q, %q, %v past(%pk, %pv) {causal} : (tensor<1x2x1x8xf32>, tensor<1x2x1x8xf32>, tensor<1x2x1x4xf32>, tensor<?x1x2x8xf32>, tensor<?x1x2x4xf32>) -> tensor<1x2x1x4xf32>
+func.func @attention_past(%q: tensor<1x2x1x8xf32>, %pk: tensor<1x2x?x8xf32>, %pv: tensor<1x2x?x4xf32>, %v: tensor<1x2x1x4xf32>) -> tensor<1x2x1x4xf32> {
+  %o = moe.attention %q, %q, %v past(%pk, %pv) {causal} : (tensor<1x2x1x8xf32>, tensor<1x2x1x8xf32>, tensor<1x2x1x4xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x4xf32>) -> tensor<1x2x1x4xf32>
   return %o : tensor<1x2x1x4xf32>
 }
 
@@ -218,8 +218,8 @@ func.func @attention_past(%q: tensor<1x2x1x8xf32>, %pk: tensor<?x1x2x8xf32>, %pv
 // CHECK:         scf.forall (%{{.*}}, %{{.*}}, %{{.*}}) in (1, 2, %{{.*}})
 // CHECK-NOT:     tensor.insert_slice
 // CHECK-NOT:     moe.attention
-func.func @attention_empty_past(%q: tensor<1x2x?x8xf32>, %pk: tensor<0x1x2x8xf32>, %pv: tensor<0x1x2x4xf32>, %v: tensor<1x2x?x4xf32>) -> tensor<1x2x?x4xf32> {
-  %o = moe.attention %q, %q, %v past(%pk, %pv) {causal} : (tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x4xf32>, tensor<0x1x2x8xf32>, tensor<0x1x2x4xf32>) -> tensor<1x2x?x4xf32>
+func.func @attention_empty_past(%q: tensor<1x2x?x8xf32>, %pk: tensor<1x2x0x8xf32>, %pv: tensor<1x2x0x4xf32>, %v: tensor<1x2x?x4xf32>) -> tensor<1x2x?x4xf32> {
+  %o = moe.attention %q, %q, %v past(%pk, %pv) {causal} : (tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x4xf32>, tensor<1x2x0x8xf32>, tensor<1x2x0x4xf32>) -> tensor<1x2x?x4xf32>
   return %o : tensor<1x2x?x4xf32>
 }
 

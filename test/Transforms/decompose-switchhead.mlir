@@ -70,39 +70,38 @@ func.func @switchhead_dense_values(%x: tensor<2x3x16xf32>, %wq: tensor<16x8xf32>
 
 // -----
 
-// With a cache of P positions ([P, B, H, d], position-major): the new
+// With a cache of P positions ([B, H, P, d], head-major): the new
 // queries and keys are rotated at offset P, the new keys and values are
-// returned as [T, B, H, d] rows, and the attention reads the cache where it
-// is (`past`): no copy of it next to the new rows. The value cache is
-// checked to hold P positions.
+// returned as the [B, H, T, d] rows the attention reads, and the attention
+// reads the cache where it is (`past`): no copy of it next to the new rows.
+// The value cache is checked to hold P positions.
 // CHECK-LABEL: func @switchhead_cached
-// CHECK-SAME:    %[[PK:[a-z0-9]+]]: tensor<?x1x2x8xf32>, %[[PV:[a-z0-9]+]]: tensor<?x1x2x8xf32>
-// CHECK:         %[[P0:.+]] = tensor.dim %[[PK]], %{{.*}} : tensor<?x1x2x8xf32>
-// CHECK:         %[[PV0:.+]] = tensor.dim %[[PV]], %{{.*}} : tensor<?x1x2x8xf32>
+// CHECK-SAME:    %[[PK:[a-z0-9]+]]: tensor<1x2x?x8xf32>, %[[PV:[a-z0-9]+]]: tensor<1x2x?x8xf32>
+// CHECK:         %[[P0:.+]] = tensor.dim %[[PK]], %{{.*}} : tensor<1x2x?x8xf32>
+// CHECK:         %[[PV0:.+]] = tensor.dim %[[PV]], %{{.*}} : tensor<1x2x?x8xf32>
 // CHECK:         arith.cmpi eq, %[[PV0]], %[[P0]] : index
 // CHECK:         func.call @moe_report_error
-// CHECK:         %[[P:.+]] = tensor.dim %[[PK]], %{{.*}} : tensor<?x1x2x8xf32>
+// CHECK:         %[[P:.+]] = tensor.dim %[[PK]], %{{.*}} : tensor<1x2x?x8xf32>
 // CHECK:         moe.rope %{{.*}} offset(%[[P]])
 // CHECK:         %[[Q:.+]] = linalg.transpose {{.*}} permutation = [0, 2, 1, 3]
 // CHECK:         moe.rope %{{.*}} offset(%[[P]])
 // CHECK:         %[[K:.+]] = linalg.transpose {{.*}} permutation = [0, 2, 1, 3]
-// CHECK:         %[[NK:.+]] = linalg.transpose {{.*}} permutation = [1, 0, 2, 3]
 // CHECK:         moe.grouped_matmul
 // CHECK:         %[[V:.+]] = linalg.transpose {{.*}} permutation = [0, 2, 1, 3]
-// CHECK:         %[[NV:.+]] = linalg.transpose {{.*}} permutation = [1, 0, 2, 3]
 // CHECK-NOT:     tensor.insert_slice
-// CHECK:         moe.attention %[[Q]], %[[K]], %[[V]] past(%[[PK]], %{{.*}}) {causal} : (tensor<1x2x1x8xf32>, tensor<1x2x1x8xf32>, tensor<1x2x1x8xf32>, tensor<?x1x2x8xf32>, tensor<?x1x2x8xf32>) -> tensor<1x2x1x8xf32>
-// CHECK:         return %{{.*}}, %[[NK]], %[[NV]]
+// CHECK-NOT:     permutation = [1, 0, 2, 3]
+// CHECK:         moe.attention %[[Q]], %[[K]], %[[V]] past(%[[PK]], %{{.*}}) {causal} : (tensor<1x2x1x8xf32>, tensor<1x2x1x8xf32>, tensor<1x2x1x8xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>) -> tensor<1x2x1x8xf32>
+// CHECK:         return %{{.*}}, %[[K]], %[[V]]
 // CHECK-NOT:     moe.switchhead
 func.func @switchhead_cached(%x: tensor<1x1x32xf32>, %wq: tensor<32x16xf32>, %wv: tensor<8x32x8xf32>,
                              %wo: tensor<8x8x32xf32>, %s: tensor<8x32xf32>,
-                             %pk: tensor<?x1x2x8xf32>, %pv: tensor<?x1x2x8xf32>)
-    -> (tensor<1x1x32xf32>, tensor<1x1x2x8xf32>, tensor<1x1x2x8xf32>) {
+                             %pk: tensor<1x2x?x8xf32>, %pv: tensor<1x2x?x8xf32>)
+    -> (tensor<1x1x32xf32>, tensor<1x2x1x8xf32>, tensor<1x2x1x8xf32>) {
   %y, %nk, %nv = moe.switchhead_cached %x, %x, %x, %wq, %wq, %wv, %wo, %s past(%pk, %pv) sel_v(%s) {num_heads = 2 : i64, k = 2 : i64}
       : (tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>, tensor<8x32x8xf32>,
-         tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<?x1x2x8xf32>, tensor<?x1x2x8xf32>, tensor<8x32xf32>)
-      -> (tensor<1x1x32xf32>, tensor<1x1x2x8xf32>, tensor<1x1x2x8xf32>)
-  return %y, %nk, %nv : tensor<1x1x32xf32>, tensor<1x1x2x8xf32>, tensor<1x1x2x8xf32>
+         tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>, tensor<8x32xf32>)
+      -> (tensor<1x1x32xf32>, tensor<1x2x1x8xf32>, tensor<1x2x1x8xf32>)
+  return %y, %nk, %nv : tensor<1x1x32xf32>, tensor<1x2x1x8xf32>, tensor<1x2x1x8xf32>
 }
 
 // -----

@@ -2,34 +2,35 @@
 
 // A causal model: embedding, one SwitchHead layer with a residual, and a
 // projection to 8 logits. @prefill and @decode are copies of @main whose
-// attention is moe.switchhead_cached reading slice l of the stacked caches
-// [P, L, B, H, d] (empty caches in @prefill) and writing its new rows into
-// slice l of new_key/new_value [T, L, B, H, d], which follow the logits,
-// named and with their dim symbols. The layer index is a constant defined
-// before the layers (moe-roll-repeats makes it the loop's c + i*s).
+// attention is moe.switchhead_cached reading positions 0..past_length-1 of
+// slice l of the stacked caches [L, B, H, C, d] (empty caches in @prefill)
+// and writing its new rows into slice l of new_key/new_value
+// [L, B, H, T, d], which follow the logits, named and with their dim
+// symbols. The layer index is a constant defined before the layers
+// (moe-roll-repeats makes it the loop's c + i*s).
 // @prefill returns the last position's logits, after a run-time check that
 // there is one.
 // CHECK-LABEL: func.func @main(
 // CHECK:         moe.switchhead %
 // CHECK-LABEL: func.func @prefill(
 // CHECK-SAME:      %[[T:.*]]: tensor<?x?xi64> {onnx.dim_params = ["B", "T"], onnx.name = "tokens"})
-// CHECK-SAME:      -> (tensor<?x1x8xf32> {onnx.name = "logits"}, tensor<?x1x?x2x8xf32> {onnx.dim_params = ["T", "", "B", "", ""], onnx.name = "new_key"}, tensor<?x1x?x2x8xf32> {onnx.dim_params = ["T", "", "B", "", ""], onnx.name = "new_value"})
+// CHECK-SAME:      -> (tensor<?x1x8xf32> {onnx.name = "logits"}, tensor<1x?x2x?x8xf32> {onnx.dim_params = ["", "B", "", "T", ""], onnx.name = "new_key"}, tensor<1x?x2x?x8xf32> {onnx.dim_params = ["", "B", "", "T", ""], onnx.name = "new_value"})
 // CHECK:         %[[LEN:.*]] = tensor.dim %[[T]], %c1
 // CHECK:         %[[B:.*]] = tensor.dim %[[T]], %c0
 // CHECK-NEXT:    %[[L0:.*]] = arith.constant {moe.indexed_constant} 0 : index
-// CHECK:         %[[KEYS:.*]] = tensor.empty(%[[LEN]], %[[B]]) : tensor<?x1x?x2x8xf32>
-// CHECK:         %[[VALUES:.*]] = tensor.empty(%[[LEN]], %[[B]]) : tensor<?x1x?x2x8xf32>
-// CHECK:         %[[PK:.*]] = tensor.empty(%[[B]]) : tensor<0x?x2x8xf32>
-// CHECK:         %[[PV:.*]] = tensor.empty(%[[B]]) : tensor<0x?x2x8xf32>
+// CHECK:         %[[KEYS:.*]] = tensor.empty(%[[B]], %[[LEN]]) : tensor<1x?x2x?x8xf32>
+// CHECK:         %[[VALUES:.*]] = tensor.empty(%[[B]], %[[LEN]]) : tensor<1x?x2x?x8xf32>
+// CHECK:         %[[PK:.*]] = tensor.empty(%[[B]]) : tensor<?x2x0x8xf32>
+// CHECK:         %[[PV:.*]] = tensor.empty(%[[B]]) : tensor<?x2x0x8xf32>
 // CHECK:         %[[A:.*]], %[[NK:.*]], %[[NV:.*]] = moe.switchhead_cached {{.*}} past(%[[PK]], %[[PV]]) sel_v(%{{.*}}) {k = 2 : i64, num_heads = 2 : i64}
-// The new rows are checked to be [T, B, ...] of the tokens before they are
+// The new rows are checked to have the tokens' length and batch before they are
 // stacked (a report and zeros otherwise, never a write past the slice).
 // CHECK:         %[[NKT:.*]] = tensor.dim %[[NK]], %{{.*}}
 // CHECK:         arith.cmpi eq, %[[NKT]], %[[LEN]]
 // CHECK:         %[[NKB:.*]] = scf.if
 // CHECK:         %[[NK2:.*]] = scf.if
-// CHECK:         %[[SK:.*]] = tensor.insert_slice %[[NK2]] into %[[KEYS]][0, %[[L0]], 0, 0, 0] [%[[LEN]], 1, %[[B]], 2, 8] [1, 1, 1, 1, 1]
-// CHECK:         %[[SV:.*]] = tensor.insert_slice %{{.*}} into %[[VALUES]][0, %[[L0]], 0, 0, 0] [%[[LEN]], 1, %[[B]], 2, 8] [1, 1, 1, 1, 1]
+// CHECK:         %[[SK:.*]] = tensor.insert_slice %[[NK2]] into %[[KEYS]][%[[L0]], 0, 0, 0, 0] [1, %[[B]], 2, %[[LEN]], 8] [1, 1, 1, 1, 1]
+// CHECK:         %[[SV:.*]] = tensor.insert_slice %{{.*}} into %[[VALUES]][%[[L0]], 0, 0, 0, 0] [1, %[[B]], 2, %[[LEN]], 8] [1, 1, 1, 1, 1]
 // CHECK:         %[[LOGITS:.*]] = linalg.generic {{.*}}"reduction", "parallel"]
 // An empty prompt: a report and one position of zeros, so the slice at
 // max(T, 1) - 1 stays inside the logits.
@@ -45,19 +46,30 @@
 // CHECK:         return %[[SLICE]], %[[SK]], %[[SV]]
 // CHECK-LABEL: func.func @decode(
 // CHECK-SAME:      %[[DT:[^:]*]]: tensor<?x?xi64> {onnx.dim_params = ["B", "T"], onnx.name = "tokens"},
-// CHECK-SAME:      %[[DK:.*]]: tensor<?x1x?x2x8xf32> {onnx.dim_params = ["P", "", "B", "", ""], onnx.name = "past_key"},
-// CHECK-SAME:      %[[DV:.*]]: tensor<?x1x?x2x8xf32> {onnx.dim_params = ["P", "", "B", "", ""], onnx.name = "past_value"})
-// CHECK-SAME:      -> (tensor<?x?x8xf32> {onnx.name = "logits"}, tensor<?x1x?x2x8xf32> {{.*}}onnx.name = "new_key"}, tensor<?x1x?x2x8xf32> {{.*}}onnx.name = "new_value"})
+// CHECK-SAME:      %[[DK:.*]]: tensor<1x?x2x?x8xf32> {onnx.dim_params = ["", "B", "", "C", ""], onnx.name = "past_key"},
+// CHECK-SAME:      %[[DV:.*]]: tensor<1x?x2x?x8xf32> {onnx.dim_params = ["", "B", "", "C", ""], onnx.name = "past_value"},
+// CHECK-SAME:      %[[DL:.*]]: tensor<i64> {onnx.name = "past_length"})
+// CHECK-SAME:      -> (tensor<?x?x8xf32> {onnx.name = "logits"}, tensor<1x?x2x?x8xf32> {{.*}}onnx.name = "new_key"}, tensor<1x?x2x?x8xf32> {{.*}}onnx.name = "new_value"})
 // The value cache as long as the key cache, both of the tokens' batch: a
 // report and zeros of the right size otherwise, so the slices stay inside.
-// CHECK:         %[[P:.*]] = tensor.dim %[[DK]], %{{.*}} : tensor<?x1x?x2x8xf32>
-// CHECK:         %[[PVLEN:.*]] = tensor.dim %[[DV]], %{{.*}} : tensor<?x1x?x2x8xf32>
-// CHECK:         arith.cmpi eq, %[[PVLEN]], %[[P]]
+// CHECK:         %[[C:.*]] = tensor.dim %[[DK]], %{{.*}} : tensor<1x?x2x?x8xf32>
+// CHECK:         %[[CV:.*]] = tensor.dim %[[DV]], %{{.*}} : tensor<1x?x2x?x8xf32>
+// CHECK:         arith.cmpi eq, %[[CV]], %[[C]]
 // CHECK:         %[[DV1:.*]] = scf.if
 // CHECK:         %[[DK1:.*]] = scf.if
 // CHECK:         %[[DV2:.*]] = scf.if
-// CHECK:         %[[LK:.*]] = tensor.extract_slice %[[DK1]][0, %{{.*}}, 0, 0, 0] [%[[P]], 1, %{{.*}}, 2, 8] [1, 1, 1, 1, 1] : tensor<?x1x?x2x8xf32> to tensor<?x?x2x8xf32>
-// CHECK:         %[[LV:.*]] = tensor.extract_slice %[[DV2]][0, %{{.*}}, 0, 0, 0] [%[[P]], 1, %{{.*}}, 2, 8] [1, 1, 1, 1, 1] : tensor<?x1x?x2x8xf32> to tensor<?x?x2x8xf32>
+// past_length in [0, C] (code 4 otherwise, and 0 positions are read).
+// CHECK:         %[[RAW:.*]] = tensor.extract %[[DL]][] : tensor<i64>
+// CHECK:         %[[LEN:.*]] = arith.index_cast %[[RAW]] : i64 to index
+// CHECK:         %[[C1:.*]] = arith.addi %[[C]], %{{.*}} : index
+// CHECK:         arith.cmpi sge, %[[LEN]], %{{.*}} : index
+// CHECK:         arith.cmpi slt, %[[LEN]], %[[C1]] : index
+// CHECK:         %[[OK:.*]] = arith.andi
+// CHECK:         arith.constant 4 : i32
+// CHECK-NEXT:    func.call @moe_report_error
+// CHECK:         %[[P:.*]] = arith.select %[[OK]], %[[LEN]], %{{.*}} : index
+// CHECK:         %[[LK:.*]] = tensor.extract_slice %[[DK1]][%{{.*}}, 0, 0, 0, 0] [1, %{{.*}}, 2, %[[P]], 8] [1, 1, 1, 1, 1] : tensor<1x?x2x?x8xf32> to tensor<?x2x?x8xf32>
+// CHECK:         %[[LV:.*]] = tensor.extract_slice %[[DV2]][%{{.*}}, 0, 0, 0, 0] [1, %{{.*}}, 2, %[[P]], 8] [1, 1, 1, 1, 1] : tensor<1x?x2x?x8xf32> to tensor<?x2x?x8xf32>
 // CHECK:         moe.switchhead_cached {{.*}} past(%[[LK]], %[[LV]])
 // CHECK-NOT:     moe.switchhead %
 // CHECK-NOT:     tensor.extract_slice %{{.*}}[0, %{{.*}}, 0] [%{{.*}}, 1, 8]
@@ -112,17 +124,17 @@ func.func @main(%tokens: tensor<?x?xi64> {onnx.name = "tokens", onnx.dim_params 
 
 // -----
 
-// The cache length gets a dim symbol of its own when the tokens' sequence
-// symbol is already "P" (the runtime ties equal symbols together).
+// The cache capacity gets a dim symbol of its own when the tokens' sequence
+// symbol is already "C" (the runtime ties equal symbols together).
 // CHECK-LABEL: func.func @main(
 // CHECK-LABEL: func.func @decode(
-// CHECK-SAME:      onnx.dim_params = ["P_", "", "B", "", ""], onnx.name = "past_key"
+// CHECK-SAME:      onnx.dim_params = ["", "B", "", "C_", ""], onnx.name = "past_key"
 #map_tok = affine_map<(b, t, d) -> (b, t)>
 #map3 = affine_map<(b, t, d) -> (b, t, d)>
 #map_x = affine_map<(b, t, d, j) -> (b, t, d)>
 #map_w = affine_map<(b, t, d, j) -> (d, j)>
 #map_y = affine_map<(b, t, d, j) -> (b, t, j)>
-func.func @main(%tokens: tensor<?x?xi64> {onnx.name = "tokens", onnx.dim_params = ["B", "P"]})
+func.func @main(%tokens: tensor<?x?xi64> {onnx.name = "tokens", onnx.dim_params = ["B", "C"]})
     -> (tensor<?x?x8xf32> {onnx.name = "logits"}) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index

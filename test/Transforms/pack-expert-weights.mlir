@@ -451,7 +451,7 @@ func.func @switchhead_layouts_once(%x: tensor<1x2x2xf32>, %wv: tensor<4x2x5xf32>
 // CHECK-DAG:     moe.unpack_panels %{{.+}} : (tensor<1x2x2x2xf32>) -> tensor<1x2x4xf32>
 // CHECK:         moe.switchhead_cached
 func.func @switchhead_cached_dense(%x: tensor<1x1x2xf32>, %wv: tensor<4x2x5xf32>, %wo: tensor<4x5x2xf32>,
-                                   %pk: tensor<3x1x1x9xf32>, %pv: tensor<3x1x1x5xf32>)
+                                   %pk: tensor<1x1x3x9xf32>, %pv: tensor<1x1x3x5xf32>)
     -> (tensor<1x1x2xf32>, tensor<1x1x1x9xf32>, tensor<1x1x1x5xf32>) {
   %wq = arith.constant dense<[[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0], [10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, 18.0]]> : tensor<2x9xf32>
   %s = arith.constant dense<[[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]]> : tensor<2x4xf32>
@@ -459,7 +459,7 @@ func.func @switchhead_cached_dense(%x: tensor<1x1x2xf32>, %wv: tensor<4x2x5xf32>
   %st = linalg.transpose ins(%s : tensor<2x4xf32>) outs(%e : tensor<4x2xf32>) permutation = [1, 0]
   %y, %nk, %nv = moe.switchhead_cached %x, %x, %x, %wq, %wq, %wv, %wo, %st past(%pk, %pv) sel_v(%st) {num_heads = 1 : i64, k = 1 : i64, rotate_fraction = 0.0 : f64}
       : (tensor<1x1x2xf32>, tensor<1x1x2xf32>, tensor<1x1x2xf32>, tensor<2x9xf32>, tensor<2x9xf32>,
-         tensor<4x2x5xf32>, tensor<4x5x2xf32>, tensor<4x2xf32>, tensor<3x1x1x9xf32>, tensor<3x1x1x5xf32>, tensor<4x2xf32>)
+         tensor<4x2x5xf32>, tensor<4x5x2xf32>, tensor<4x2xf32>, tensor<1x1x3x9xf32>, tensor<1x1x3x5xf32>, tensor<4x2xf32>)
       -> (tensor<1x1x2xf32>, tensor<1x1x1x9xf32>, tensor<1x1x1x5xf32>)
   return %y, %nk, %nv : tensor<1x1x2xf32>, tensor<1x1x1x9xf32>, tensor<1x1x1x5xf32>
 }

@@ -56,16 +56,19 @@ def MoeGenerationEntries : Pass<"moe-generation-entries",
   let description = [{
     For a causal language model `@main(tokens [B, T]) -> (logits [B, T, V],
     ...)` whose attention layers are `moe.switchhead` with `causal`, adds
-    `@prefill(tokens)` and `@decode(tokens, past_key, past_value)` next to
-    `@main`: copies of it where each attention layer `l` (in program order,
-    L of them) is a `moe.switchhead_cached` that reads slice `l` of the
-    stacked cache (`past_key [P, L, B, H, dk]`, `past_value [P, L, B, H,
-    dv]`, position-major so that the first P rows of a longer buffer are a
-    dense prefix; empty in `@prefill`) and writes the rows to append into
-    slice `l` of `new_key [T, L, B, H, dk]` and `new_value`, returned after
-    the model's own outputs. The layer indices are constants defined before
-    the layers, so that `moe-roll-repeats` rolls the derived entries as it
-    rolls `@main` (the index becomes `c + i*s` of the loop).
+    `@prefill(tokens)` and `@decode(tokens, past_key, past_value,
+    past_length)` next to `@main`: copies of it where each attention layer
+    `l` (in program order, L of them) is a `moe.switchhead_cached` that
+    reads positions `0..P-1` (`P = past_length`, a run-time error outside
+    `[0, C]`) of slice `l` of the stacked cache (`past_key [L, B, H, C,
+    dk]`, `past_value [L, B, H, C, dv]`: layer- and head-major, so that a
+    step reads each head's `P` rows as one block, and a caller appends rows
+    at `P` without moving the others; empty in `@prefill`) and writes the
+    rows to append into slice `l` of `new_key [L, B, H, T, dk]` and
+    `new_value`, returned after the model's own outputs. The layer indices
+    are constants defined before the layers, so that `moe-roll-repeats`
+    rolls the derived entries as it rolls `@main` (the index becomes
+    `c + i*s` of the loop).
 
     `@decode`'s outputs are rows `P..P+T-1` of `@main` on the whole
     sequence; `@prefill` returns the last position of each output (`[B, 1,
@@ -88,15 +91,15 @@ def MoeGenerationEntries : Pass<"moe-generation-entries",
     ```
     After (one layer):
     ```mlir
-    func.func @decode(%tokens: tensor<?x?xi64>, %pk: tensor<?x1x?x2x8xf32>,
-                      %pv: tensor<?x1x?x2x8xf32>)
-        -> (tensor<?x?x50xf32>, tensor<?x1x?x2x8xf32>,
-            tensor<?x1x?x2x8xf32>) {
+    func.func @decode(%tokens: tensor<?x?xi64>, %pk: tensor<1x?x2x?x8xf32>,
+                      %pv: tensor<1x?x2x?x8xf32>, %len: tensor<i64>)
+        -> (tensor<?x?x50xf32>, tensor<1x?x2x?x8xf32>,
+            tensor<1x?x2x?x8xf32>) {
       %c0 = arith.constant 0 : index
       ...
-      %pk0 = tensor.extract_slice %pk[0, %c0, 0, 0, 0] [%p, 1, %b, 2, 8] ...
+      %pk0 = tensor.extract_slice %pk[%c0, 0, 0, 0, 0] [1, %b, 2, %p, 8] ...
       %a, %nk, %nv = moe.switchhead_cached %h, %h, %h, ... past(%pk0, %pv0)
-      %keys = tensor.insert_slice %nk into %empty[0, %c0, 0, 0, 0] ...
+      %keys = tensor.insert_slice %nk into %empty[%c0, 0, 0, 0, 0] ...
       ...
     ```
   }];

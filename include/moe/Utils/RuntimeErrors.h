@@ -27,6 +27,9 @@ constexpr int32_t kErrorIndexOutOfRange = 2;
 /// multiply to the element count, a batch that is not a multiple of the
 /// group size, a size that differs from the declared one.
 constexpr int32_t kErrorShapeMismatch = 3;
+/// A generation entry's `past_length` is outside [0, C], C the positions
+/// its key/value caches hold.
+constexpr int32_t kErrorCacheLengthOutOfRange = 4;
 
 } // namespace mlir::moe
 

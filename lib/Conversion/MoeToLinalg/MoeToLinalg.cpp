@@ -1638,11 +1638,11 @@ static void checkAttentionSizes(OpBuilder &b, AttentionOp op, Value q,
     v = requireSize(b, loc, v, d, sz(k, d), kErrorShapeMismatch);
   if (pk) {
     for (int64_t d : {0, 1})
-      pk = requireSize(b, loc, pk, d + 1, sz(q, d), kErrorShapeMismatch);
+      pk = requireSize(b, loc, pk, d, sz(q, d), kErrorShapeMismatch);
     pk = requireSize(b, loc, pk, 3, sz(q, 3), kErrorShapeMismatch);
-    pv = requireSize(b, loc, pv, 0, sz(pk, 0), kErrorShapeMismatch);
+    pv = requireSize(b, loc, pv, 2, sz(pk, 2), kErrorShapeMismatch);
     for (int64_t d : {0, 1})
-      pv = requireSize(b, loc, pv, d + 1, sz(q, d), kErrorShapeMismatch);
+      pv = requireSize(b, loc, pv, d, sz(q, d), kErrorShapeMismatch);
     pv = requireSize(b, loc, pv, 3, sz(v, 3), kErrorShapeMismatch);
   }
 }
@@ -1651,7 +1651,7 @@ static void checkAttentionSizes(OpBuilder &b, AttentionOp op, Value q,
 /// nothing, and the form without a cache applies.
 static bool hasEmptyPast(AttentionOp op) {
   Value pk = op.getPastKey(), pv = op.getPastValue();
-  return pk && typeOf(pk).getDimSize(0) == 0 && typeOf(pv).getDimSize(0) == 0;
+  return pk && typeOf(pk).getDimSize(2) == 0 && typeOf(pv).getDimSize(2) == 0;
 }
 
 /// Attention without a cache, flash-style: per block of query rows
@@ -1856,12 +1856,13 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
     Value scores = contract(b, loc, "bhtd,bhsd->bhts", q, k,
                             {sz(q, 0), sz(q, 1), sz(q, 2), sz(k, 2)});
     // With a cache: the scores of the P cached keys, read in place
-    // (position-major), then the new ones, side by side [B, H, T, P + S].
+    // (head-major: each head's rows are contiguous), then the new ones,
+    // side by side [B, H, T, P + S].
     Value sk = tensor::DimOp::create(b, loc, k, 2);
     OpFoldResult p;
     if (pk) {
-      p = sz(pk, 0);
-      Value past = contract(b, loc, "bhtd,pbhd->bhtp", q, pk,
+      p = sz(pk, 2);
+      Value past = contract(b, loc, "bhtd,bhpd->bhtp", q, pk,
                             {sz(q, 0), sz(q, 1), sz(q, 2), p});
       sk = arith::AddIOp::create(b, loc, getValueOrCreateConstantIndexOp(
                                              b, loc, p),
@@ -1906,7 +1907,7 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
     };
     SmallVector<OpFoldResult> outSizes = {sz(q, 0), sz(q, 1), sz(q, 2),
                                           sz(v, 3)};
-    Value fromPast = contract(b, loc, "bhtp,pbhv->bhtv",
+    Value fromPast = contract(b, loc, "bhtp,bhpv->bhtv",
                               columns(b.getIndexAttr(0), p), pv, outSizes);
     Value fromNew = contract(b, loc, "bhts,bhsv->bhtv",
                              columns(p, sz(k, 2)), v, outSizes);

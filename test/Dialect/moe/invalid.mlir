@@ -625,9 +625,9 @@ func.func @attention_c5(%q: tensor<1x4x8x16xf32>) {
 
 // -----
 
-func.func @attention_c6_alone(%q: tensor<1x4x1x16xf32>, %pk: tensor<5x1x4x16xf32>) {
+func.func @attention_c6_alone(%q: tensor<1x4x1x16xf32>, %pk: tensor<1x4x5x16xf32>) {
   // expected-error @+1 {{expected past_key and past_value together (C6)}}
-  %o = "moe.attention"(%q, %q, %q, %pk) <{operandSegmentSizes = array<i32: 1, 1, 1, 1, 0>}> : (tensor<1x4x1x16xf32>, tensor<1x4x1x16xf32>, tensor<1x4x1x16xf32>, tensor<5x1x4x16xf32>) -> tensor<1x4x1x16xf32>
+  %o = "moe.attention"(%q, %q, %q, %pk) <{operandSegmentSizes = array<i32: 1, 1, 1, 1, 0>}> : (tensor<1x4x1x16xf32>, tensor<1x4x1x16xf32>, tensor<1x4x1x16xf32>, tensor<1x4x5x16xf32>) -> tensor<1x4x1x16xf32>
   return
 }
 
@@ -641,33 +641,33 @@ func.func @attention_c6_rank(%q: tensor<1x4x1x16xf32>, %pk: tensor<5x4x16xf32>) 
 
 // -----
 
-func.func @attention_c6_positions(%q: tensor<1x4x1x16xf32>, %pk: tensor<5x1x4x16xf32>, %pv: tensor<6x1x4x16xf32>) {
-  // expected-error @+1 {{expected past_value dim 0 (P) to be 5 as in past_key dim 0, got 6 (C6)}}
-  %o = moe.attention %q, %q, %q past(%pk, %pv) : (tensor<1x4x1x16xf32>, tensor<1x4x1x16xf32>, tensor<1x4x1x16xf32>, tensor<5x1x4x16xf32>, tensor<6x1x4x16xf32>) -> tensor<1x4x1x16xf32>
+func.func @attention_c6_positions(%q: tensor<1x4x1x16xf32>, %pk: tensor<1x4x5x16xf32>, %pv: tensor<1x4x6x16xf32>) {
+  // expected-error @+1 {{expected past_value dim 2 (P) to be 5 as in past_key dim 2, got 6 (C6)}}
+  %o = moe.attention %q, %q, %q past(%pk, %pv) : (tensor<1x4x1x16xf32>, tensor<1x4x1x16xf32>, tensor<1x4x1x16xf32>, tensor<1x4x5x16xf32>, tensor<1x4x6x16xf32>) -> tensor<1x4x1x16xf32>
   return
 }
 
 // -----
 
-func.func @attention_c6_heads(%q: tensor<1x4x1x16xf32>, %pk: tensor<5x1x2x16xf32>) {
-  // expected-error @+1 {{expected past_key dim 2 (H) to be 4 as in query dim 1, got 2 (C6)}}
-  %o = moe.attention %q, %q, %q past(%pk, %pk) : (tensor<1x4x1x16xf32>, tensor<1x4x1x16xf32>, tensor<1x4x1x16xf32>, tensor<5x1x2x16xf32>, tensor<5x1x2x16xf32>) -> tensor<1x4x1x16xf32>
+func.func @attention_c6_heads(%q: tensor<1x4x1x16xf32>, %pk: tensor<1x2x5x16xf32>) {
+  // expected-error @+1 {{expected past_key dim 1 (H) to be 4 as in query dim 1, got 2 (C6)}}
+  %o = moe.attention %q, %q, %q past(%pk, %pk) : (tensor<1x4x1x16xf32>, tensor<1x4x1x16xf32>, tensor<1x4x1x16xf32>, tensor<1x2x5x16xf32>, tensor<1x2x5x16xf32>) -> tensor<1x4x1x16xf32>
   return
 }
 
 // -----
 
-func.func @attention_c6_value_width(%q: tensor<1x4x1x16xf32>, %v: tensor<1x4x1x8xf32>, %pk: tensor<5x1x4x16xf32>) {
+func.func @attention_c6_value_width(%q: tensor<1x4x1x16xf32>, %v: tensor<1x4x1x8xf32>, %pk: tensor<1x4x5x16xf32>) {
   // expected-error @+1 {{expected past_value dim 3 (dv) to be 8 as in value dim 3, got 16 (C6)}}
-  %o = moe.attention %q, %q, %v past(%pk, %pk) : (tensor<1x4x1x16xf32>, tensor<1x4x1x16xf32>, tensor<1x4x1x8xf32>, tensor<5x1x4x16xf32>, tensor<5x1x4x16xf32>) -> tensor<1x4x1x8xf32>
+  %o = moe.attention %q, %q, %v past(%pk, %pk) : (tensor<1x4x1x16xf32>, tensor<1x4x1x16xf32>, tensor<1x4x1x8xf32>, tensor<1x4x5x16xf32>, tensor<1x4x5x16xf32>) -> tensor<1x4x1x8xf32>
   return
 }
 
 // -----
 
-func.func @attention_c6_type(%q: tensor<1x4x1x16xf32>, %pk: tensor<5x1x4x16xf16>) {
+func.func @attention_c6_type(%q: tensor<1x4x1x16xf32>, %pk: tensor<1x4x5x16xf16>) {
   // expected-error @+1 {{expected past_key element type 'f16' to match query element type 'f32' (C6)}}
-  %o = moe.attention %q, %q, %q past(%pk, %pk) : (tensor<1x4x1x16xf32>, tensor<1x4x1x16xf32>, tensor<1x4x1x16xf32>, tensor<5x1x4x16xf16>, tensor<5x1x4x16xf16>) -> tensor<1x4x1x16xf32>
+  %o = moe.attention %q, %q, %q past(%pk, %pk) : (tensor<1x4x1x16xf32>, tensor<1x4x1x16xf32>, tensor<1x4x1x16xf32>, tensor<1x4x5x16xf16>, tensor<1x4x5x16xf16>) -> tensor<1x4x1x16xf32>
   return
 }
 
@@ -976,127 +976,127 @@ func.func @mot_c5(%x: tensor<8x4x32xf32>, %wc: tensor<32x6xbf16>, %w1: tensor<6x
 
 // -----
 
-func.func @switchhead_cached_c1(%x: tensor<1x32xf32>, %wq: tensor<32x16xf32>, %wv: tensor<8x32x8xf32>, %wo: tensor<8x8x32xf32>, %s: tensor<8x32xf32>, %pk: tensor<?x1x2x8xf32>, %pv: tensor<?x1x2x8xf32>) {
+func.func @switchhead_cached_c1(%x: tensor<1x32xf32>, %wq: tensor<32x16xf32>, %wv: tensor<8x32x8xf32>, %wo: tensor<8x8x32xf32>, %s: tensor<8x32xf32>, %pk: tensor<1x2x?x8xf32>, %pv: tensor<1x2x?x8xf32>) {
   // expected-error @+1 {{expected q_src to have rank 3, got 2 (C1)}}
   %y, %nk, %nv = moe.switchhead_cached %x, %x, %x, %wq, %wq, %wv, %wo, %s past(%pk, %pv) sel_v(%s) {num_heads = 2 : i64, k = 2 : i64}
-      : (tensor<1x32xf32>, tensor<1x32xf32>, tensor<1x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>, tensor<8x32x8xf32>, tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<?x1x2x8xf32>, tensor<?x1x2x8xf32>, tensor<8x32xf32>) -> (tensor<1x32xf32>, tensor<1x1x2x8xf32>, tensor<1x1x2x8xf32>)
+      : (tensor<1x32xf32>, tensor<1x32xf32>, tensor<1x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>, tensor<8x32x8xf32>, tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>, tensor<8x32xf32>) -> (tensor<1x32xf32>, tensor<1x2x1x8xf32>, tensor<1x2x1x8xf32>)
   return
 }
 
 // -----
 
-func.func @switchhead_cached_c2(%x: tensor<1x1x32xf32>, %wq: tensor<32x16xf32>, %wv: tensor<8x32x8xf32>, %wo: tensor<8x8x32xf32>, %s: tensor<8x32xf32>, %pk: tensor<?x1x2x8xf32>, %pv: tensor<?x1x2x8xf32>) {
+func.func @switchhead_cached_c2(%x: tensor<1x1x32xf32>, %wq: tensor<32x16xf32>, %wv: tensor<8x32x8xf32>, %wo: tensor<8x8x32xf32>, %s: tensor<8x32xf32>, %pk: tensor<1x2x?x8xf32>, %pv: tensor<1x2x?x8xf32>) {
   // expected-error @+1 {{expected num_heads = 3 to divide wq dim 1 = 16 (C2)}}
   %y, %nk, %nv = moe.switchhead_cached %x, %x, %x, %wq, %wq, %wv, %wo, %s past(%pk, %pv) sel_v(%s) {num_heads = 3 : i64, k = 2 : i64}
-      : (tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>, tensor<8x32x8xf32>, tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<?x1x2x8xf32>, tensor<?x1x2x8xf32>, tensor<8x32xf32>) -> (tensor<1x1x32xf32>, tensor<1x1x2x8xf32>, tensor<1x1x2x8xf32>)
+      : (tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>, tensor<8x32x8xf32>, tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>, tensor<8x32xf32>) -> (tensor<1x1x32xf32>, tensor<1x2x1x8xf32>, tensor<1x2x1x8xf32>)
   return
 }
 
 // -----
 
-func.func @switchhead_cached_c3(%x: tensor<1x1x32xf32>, %wq: tensor<32x16xf32>, %wv: tensor<8x32x8xf32>, %wo: tensor<8x4x32xf32>, %s: tensor<8x32xf32>, %pk: tensor<?x1x2x8xf32>, %pv: tensor<?x1x2x8xf32>) {
+func.func @switchhead_cached_c3(%x: tensor<1x1x32xf32>, %wq: tensor<32x16xf32>, %wv: tensor<8x32x8xf32>, %wo: tensor<8x4x32xf32>, %s: tensor<8x32xf32>, %pk: tensor<1x2x?x8xf32>, %pv: tensor<1x2x?x8xf32>) {
   // expected-error @+1 {{expected wo dim 1 (dv) to be 8 as in wv dim 2, got 4 (C3)}}
   %y, %nk, %nv = moe.switchhead_cached %x, %x, %x, %wq, %wq, %wv, %wo, %s past(%pk, %pv) sel_v(%s) {num_heads = 2 : i64, k = 2 : i64}
-      : (tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>, tensor<8x32x8xf32>, tensor<8x4x32xf32>, tensor<8x32xf32>, tensor<?x1x2x8xf32>, tensor<?x1x2x8xf32>, tensor<8x32xf32>) -> (tensor<1x1x32xf32>, tensor<1x1x2x8xf32>, tensor<1x1x2x8xf32>)
+      : (tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>, tensor<8x32x8xf32>, tensor<8x4x32xf32>, tensor<8x32xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>, tensor<8x32xf32>) -> (tensor<1x1x32xf32>, tensor<1x2x1x8xf32>, tensor<1x2x1x8xf32>)
   return
 }
 
 // -----
 
-func.func @switchhead_cached_c4(%x: tensor<1x1x32xf32>, %wq: tensor<32x16xf32>, %wv: tensor<8x32x8xf32>, %wo: tensor<8x8x32xf32>, %s: tensor<8x32xf32>, %pk: tensor<?x1x2x8xf32>, %pv: tensor<?x1x2x8xf32>) {
+func.func @switchhead_cached_c4(%x: tensor<1x1x32xf32>, %wq: tensor<32x16xf32>, %wv: tensor<8x32x8xf32>, %wo: tensor<8x8x32xf32>, %s: tensor<8x32xf32>, %pk: tensor<1x2x?x8xf32>, %pv: tensor<1x2x?x8xf32>) {
   // expected-error @+1 {{expected k <= E = 4, got k = 5 (C4)}}
   %y, %nk, %nv = moe.switchhead_cached %x, %x, %x, %wq, %wq, %wv, %wo, %s past(%pk, %pv) sel_v(%s) {num_heads = 2 : i64, k = 5 : i64}
-      : (tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>, tensor<8x32x8xf32>, tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<?x1x2x8xf32>, tensor<?x1x2x8xf32>, tensor<8x32xf32>) -> (tensor<1x1x32xf32>, tensor<1x1x2x8xf32>, tensor<1x1x2x8xf32>)
+      : (tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>, tensor<8x32x8xf32>, tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>, tensor<8x32xf32>) -> (tensor<1x1x32xf32>, tensor<1x2x1x8xf32>, tensor<1x2x1x8xf32>)
   return
 }
 
 // -----
 
-func.func @switchhead_cached_c5(%x: tensor<1x1x32xf32>, %wq: tensor<32x16xf32>, %wv: tensor<8x32x8xf32>, %wo: tensor<8x8x32xf32>, %s: tensor<8x32xf32>, %pk: tensor<?x1x2x8xf32>, %pv: tensor<?x1x2x8xf32>) {
+func.func @switchhead_cached_c5(%x: tensor<1x1x32xf32>, %wq: tensor<32x16xf32>, %wv: tensor<8x32x8xf32>, %wo: tensor<8x8x32xf32>, %s: tensor<8x32xf32>, %pk: tensor<1x2x?x8xf32>, %pv: tensor<1x2x?x8xf32>) {
   // expected-error @+1 {{expected sel_v when E = 4 > 1; only E = 1 allows a dense value projection (C5)}}
   %y, %nk, %nv = moe.switchhead_cached %x, %x, %x, %wq, %wq, %wv, %wo, %s past(%pk, %pv) {num_heads = 2 : i64, k = 2 : i64}
-      : (tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>, tensor<8x32x8xf32>, tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<?x1x2x8xf32>, tensor<?x1x2x8xf32>) -> (tensor<1x1x32xf32>, tensor<1x1x2x8xf32>, tensor<1x1x2x8xf32>)
+      : (tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>, tensor<8x32x8xf32>, tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>) -> (tensor<1x1x32xf32>, tensor<1x2x1x8xf32>, tensor<1x2x1x8xf32>)
   return
 }
 
 // -----
 
-func.func @switchhead_cached_c6(%x: tensor<1x1x32xf32>, %wq: tensor<32x16xf32>, %wv: tensor<8x32x8xf32>, %wo: tensor<8x8x32xf32>, %s: tensor<8x32xf32>, %pk: tensor<?x1x2x8xf32>, %pv: tensor<?x1x2x8xf32>) {
+func.func @switchhead_cached_c6(%x: tensor<1x1x32xf32>, %wq: tensor<32x16xf32>, %wv: tensor<8x32x8xf32>, %wo: tensor<8x8x32xf32>, %s: tensor<8x32xf32>, %pk: tensor<1x2x?x8xf32>, %pv: tensor<1x2x?x8xf32>) {
   // expected-error @+1 {{expected rotate_fraction in [0, 1], got 2 (C6)}}
   %y, %nk, %nv = moe.switchhead_cached %x, %x, %x, %wq, %wq, %wv, %wo, %s past(%pk, %pv) sel_v(%s) {num_heads = 2 : i64, k = 2 : i64, rotate_fraction = 2.0 : f64}
-      : (tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>, tensor<8x32x8xf32>, tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<?x1x2x8xf32>, tensor<?x1x2x8xf32>, tensor<8x32xf32>) -> (tensor<1x1x32xf32>, tensor<1x1x2x8xf32>, tensor<1x1x2x8xf32>)
+      : (tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>, tensor<8x32x8xf32>, tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>, tensor<8x32xf32>) -> (tensor<1x1x32xf32>, tensor<1x2x1x8xf32>, tensor<1x2x1x8xf32>)
   return
 }
 
 // -----
 
-func.func @switchhead_cached_c7(%x: tensor<1x1x32xf32>, %wq: tensor<32x16xf32>, %wv: tensor<8x32x8xf16>, %wo: tensor<8x8x32xf32>, %s: tensor<8x32xf32>, %pk: tensor<?x1x2x8xf32>, %pv: tensor<?x1x2x8xf32>) {
+func.func @switchhead_cached_c7(%x: tensor<1x1x32xf32>, %wq: tensor<32x16xf32>, %wv: tensor<8x32x8xf16>, %wo: tensor<8x8x32xf32>, %s: tensor<8x32xf32>, %pk: tensor<1x2x?x8xf32>, %pv: tensor<1x2x?x8xf32>) {
   // expected-error @+1 {{expected wv element type 'f16' to match q_src element type 'f32' (C7)}}
   %y, %nk, %nv = moe.switchhead_cached %x, %x, %x, %wq, %wq, %wv, %wo, %s past(%pk, %pv) sel_v(%s) {num_heads = 2 : i64, k = 2 : i64}
-      : (tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>, tensor<8x32x8xf16>, tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<?x1x2x8xf32>, tensor<?x1x2x8xf32>, tensor<8x32xf32>) -> (tensor<1x1x32xf32>, tensor<1x1x2x8xf32>, tensor<1x1x2x8xf32>)
+      : (tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>, tensor<8x32x8xf16>, tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>, tensor<8x32xf32>) -> (tensor<1x1x32xf32>, tensor<1x2x1x8xf32>, tensor<1x2x1x8xf32>)
   return
 }
 
 // -----
 
-func.func @switchhead_cached_c8_rank(%x: tensor<1x1x32xf32>, %wq: tensor<32x16xf32>, %wv: tensor<8x32x8xf32>, %wo: tensor<8x8x32xf32>, %s: tensor<8x32xf32>, %pk: tensor<?x2x8xf32>, %pv: tensor<?x1x2x8xf32>) {
+func.func @switchhead_cached_c8_rank(%x: tensor<1x1x32xf32>, %wq: tensor<32x16xf32>, %wv: tensor<8x32x8xf32>, %wo: tensor<8x8x32xf32>, %s: tensor<8x32xf32>, %pk: tensor<?x2x8xf32>, %pv: tensor<1x2x?x8xf32>) {
   // expected-error @+1 {{expected past_key to have rank 4, got 3 (C8)}}
   %y, %nk, %nv = moe.switchhead_cached %x, %x, %x, %wq, %wq, %wv, %wo, %s past(%pk, %pv) sel_v(%s) {num_heads = 2 : i64, k = 2 : i64}
-      : (tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>, tensor<8x32x8xf32>, tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<?x2x8xf32>, tensor<?x1x2x8xf32>, tensor<8x32xf32>) -> (tensor<1x1x32xf32>, tensor<1x1x2x8xf32>, tensor<1x1x2x8xf32>)
+      : (tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>, tensor<8x32x8xf32>, tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<?x2x8xf32>, tensor<1x2x?x8xf32>, tensor<8x32xf32>) -> (tensor<1x1x32xf32>, tensor<1x2x1x8xf32>, tensor<1x2x1x8xf32>)
   return
 }
 
 // -----
 
-func.func @switchhead_cached_c8_positions(%x: tensor<1x1x32xf32>, %wq: tensor<32x16xf32>, %wv: tensor<8x32x8xf32>, %wo: tensor<8x8x32xf32>, %s: tensor<8x32xf32>, %pk: tensor<3x1x2x8xf32>, %pv: tensor<4x1x2x8xf32>) {
-  // expected-error @+1 {{expected past_value dim 0 (P) to be 3 as in past_key dim 0, got 4 (C8)}}
+func.func @switchhead_cached_c8_positions(%x: tensor<1x1x32xf32>, %wq: tensor<32x16xf32>, %wv: tensor<8x32x8xf32>, %wo: tensor<8x8x32xf32>, %s: tensor<8x32xf32>, %pk: tensor<1x2x3x8xf32>, %pv: tensor<1x2x4x8xf32>) {
+  // expected-error @+1 {{expected past_value dim 2 (P) to be 3 as in past_key dim 2, got 4 (C8)}}
   %y, %nk, %nv = moe.switchhead_cached %x, %x, %x, %wq, %wq, %wv, %wo, %s past(%pk, %pv) sel_v(%s) {num_heads = 2 : i64, k = 2 : i64}
-      : (tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>, tensor<8x32x8xf32>, tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<3x1x2x8xf32>, tensor<4x1x2x8xf32>, tensor<8x32xf32>) -> (tensor<1x1x32xf32>, tensor<1x1x2x8xf32>, tensor<1x1x2x8xf32>)
+      : (tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>, tensor<8x32x8xf32>, tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<1x2x3x8xf32>, tensor<1x2x4x8xf32>, tensor<8x32xf32>) -> (tensor<1x1x32xf32>, tensor<1x2x1x8xf32>, tensor<1x2x1x8xf32>)
   return
 }
 
 // -----
 
-func.func @switchhead_cached_c8_heads(%x: tensor<1x1x32xf32>, %wq: tensor<32x16xf32>, %wv: tensor<8x32x8xf32>, %wo: tensor<8x8x32xf32>, %s: tensor<8x32xf32>, %pk: tensor<?x1x2x8xf32>, %pv: tensor<?x1x4x8xf32>) {
-  // expected-error @+1 {{expected past_value dim 2 (H) to be num_heads = 2, got 4 (C8)}}
+func.func @switchhead_cached_c8_heads(%x: tensor<1x1x32xf32>, %wq: tensor<32x16xf32>, %wv: tensor<8x32x8xf32>, %wo: tensor<8x8x32xf32>, %s: tensor<8x32xf32>, %pk: tensor<1x2x?x8xf32>, %pv: tensor<1x4x?x8xf32>) {
+  // expected-error @+1 {{expected past_value dim 1 (H) to be num_heads = 2, got 4 (C8)}}
   %y, %nk, %nv = moe.switchhead_cached %x, %x, %x, %wq, %wq, %wv, %wo, %s past(%pk, %pv) sel_v(%s) {num_heads = 2 : i64, k = 2 : i64}
-      : (tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>, tensor<8x32x8xf32>, tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<?x1x2x8xf32>, tensor<?x1x4x8xf32>, tensor<8x32xf32>) -> (tensor<1x1x32xf32>, tensor<1x1x2x8xf32>, tensor<1x1x2x8xf32>)
+      : (tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>, tensor<8x32x8xf32>, tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<1x2x?x8xf32>, tensor<1x4x?x8xf32>, tensor<8x32xf32>) -> (tensor<1x1x32xf32>, tensor<1x2x1x8xf32>, tensor<1x2x1x8xf32>)
   return
 }
 
 // -----
 
-func.func @switchhead_cached_c8_width(%x: tensor<1x1x32xf32>, %wq: tensor<32x16xf32>, %wv: tensor<8x32x8xf32>, %wo: tensor<8x8x32xf32>, %s: tensor<8x32xf32>, %pk: tensor<?x1x2x4xf32>, %pv: tensor<?x1x2x8xf32>) {
+func.func @switchhead_cached_c8_width(%x: tensor<1x1x32xf32>, %wq: tensor<32x16xf32>, %wv: tensor<8x32x8xf32>, %wo: tensor<8x8x32xf32>, %s: tensor<8x32xf32>, %pk: tensor<1x2x?x4xf32>, %pv: tensor<1x2x?x8xf32>) {
   // expected-error @+1 {{expected past_key dim 3 (dk) to be wq dim 1 / num_heads = 8, got 4 (C8)}}
   %y, %nk, %nv = moe.switchhead_cached %x, %x, %x, %wq, %wq, %wv, %wo, %s past(%pk, %pv) sel_v(%s) {num_heads = 2 : i64, k = 2 : i64}
-      : (tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>, tensor<8x32x8xf32>, tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<?x1x2x4xf32>, tensor<?x1x2x8xf32>, tensor<8x32xf32>) -> (tensor<1x1x32xf32>, tensor<1x1x2x4xf32>, tensor<1x1x2x8xf32>)
+      : (tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>, tensor<8x32x8xf32>, tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<1x2x?x4xf32>, tensor<1x2x?x8xf32>, tensor<8x32xf32>) -> (tensor<1x1x32xf32>, tensor<1x2x1x4xf32>, tensor<1x2x1x8xf32>)
   return
 }
 
 // -----
 
-func.func @switchhead_cached_c8_new_rows(%x: tensor<1x1x32xf32>, %wq: tensor<32x16xf32>, %wv: tensor<8x32x8xf32>, %wo: tensor<8x8x32xf32>, %s: tensor<8x32xf32>, %pk: tensor<?x1x2x8xf32>, %pv: tensor<?x1x2x8xf32>) {
-  // expected-error @+1 {{expected new_key dim 0 (T) to be 1 as in q_src dim 1, got 2 (C8)}}
+func.func @switchhead_cached_c8_new_rows(%x: tensor<1x1x32xf32>, %wq: tensor<32x16xf32>, %wv: tensor<8x32x8xf32>, %wo: tensor<8x8x32xf32>, %s: tensor<8x32xf32>, %pk: tensor<1x2x?x8xf32>, %pv: tensor<1x2x?x8xf32>) {
+  // expected-error @+1 {{expected new_key dim 2 (T) to be 1 as in q_src dim 1, got 2 (C8)}}
   %y, %nk, %nv = moe.switchhead_cached %x, %x, %x, %wq, %wq, %wv, %wo, %s past(%pk, %pv) sel_v(%s) {num_heads = 2 : i64, k = 2 : i64}
-      : (tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>, tensor<8x32x8xf32>, tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<?x1x2x8xf32>, tensor<?x1x2x8xf32>, tensor<8x32xf32>) -> (tensor<1x1x32xf32>, tensor<2x1x2x8xf32>, tensor<1x1x2x8xf32>)
+      : (tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>, tensor<8x32x8xf32>, tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>, tensor<8x32xf32>) -> (tensor<1x1x32xf32>, tensor<1x2x2x8xf32>, tensor<1x2x1x8xf32>)
   return
 }
 
 // -----
 
-func.func @switchhead_cached_c8_type(%x: tensor<1x1x32xf32>, %wq: tensor<32x16xf32>, %wv: tensor<8x32x8xf32>, %wo: tensor<8x8x32xf32>, %s: tensor<8x32xf32>, %pk: tensor<?x1x2x8xf32>, %pv: tensor<?x1x2x8xf16>) {
+func.func @switchhead_cached_c8_type(%x: tensor<1x1x32xf32>, %wq: tensor<32x16xf32>, %wv: tensor<8x32x8xf32>, %wo: tensor<8x8x32xf32>, %s: tensor<8x32xf32>, %pk: tensor<1x2x?x8xf32>, %pv: tensor<1x2x?x8xf16>) {
   // expected-error @+1 {{expected past_value element type 'f16' to match q_src element type 'f32' (C8)}}
   %y, %nk, %nv = moe.switchhead_cached %x, %x, %x, %wq, %wq, %wv, %wo, %s past(%pk, %pv) sel_v(%s) {num_heads = 2 : i64, k = 2 : i64}
-      : (tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>, tensor<8x32x8xf32>, tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<?x1x2x8xf32>, tensor<?x1x2x8xf16>, tensor<8x32xf32>) -> (tensor<1x1x32xf32>, tensor<1x1x2x8xf32>, tensor<1x1x2x8xf32>)
+      : (tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>, tensor<8x32x8xf32>, tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x8xf16>, tensor<8x32xf32>) -> (tensor<1x1x32xf32>, tensor<1x2x1x8xf32>, tensor<1x2x1x8xf32>)
   return
 }
 
 // -----
 
-func.func @switchhead_cached_c9(%x: tensor<1x1x32xf32>, %wq: tensor<32x16xf32>, %wv: tensor<8x32x8xf32>, %wo: tensor<8x8x32xf32>, %s: tensor<8x32xf32>, %pk: tensor<?x1x2x8xf32>, %pv: tensor<?x1x2x8xf32>) {
+func.func @switchhead_cached_c9(%x: tensor<1x1x32xf32>, %wq: tensor<32x16xf32>, %wv: tensor<8x32x8xf32>, %wo: tensor<8x8x32xf32>, %s: tensor<8x32xf32>, %pk: tensor<1x2x?x8xf32>, %pv: tensor<1x2x?x8xf32>) {
   // expected-error @+1 {{expected causal attention: a key/value cache holds only earlier positions (C9)}}
   %y, %nk, %nv = moe.switchhead_cached %x, %x, %x, %wq, %wq, %wv, %wo, %s past(%pk, %pv) sel_v(%s) {num_heads = 2 : i64, k = 2 : i64, causal = false}
-      : (tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>, tensor<8x32x8xf32>, tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<?x1x2x8xf32>, tensor<?x1x2x8xf32>, tensor<8x32xf32>) -> (tensor<1x1x32xf32>, tensor<1x1x2x8xf32>, tensor<1x1x2x8xf32>)
+      : (tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>, tensor<8x32x8xf32>, tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>, tensor<8x32xf32>) -> (tensor<1x1x32xf32>, tensor<1x2x1x8xf32>, tensor<1x2x1x8xf32>)
   return
 }
 

@@ -116,13 +116,13 @@ func.func @mot(%x: tensor<8x?x32xf32>, %l: tensor<8x?x6xf32>) {
 
 // CHECK-LABEL: func @attention
 func.func @attention(%q: tensor<2x4x?x16xf32>, %k: tensor<2x4x?x16xf32>, %v: tensor<2x4x?x8xf32>,
-                     %pk: tensor<?x2x4x16xf32>, %pv: tensor<?x2x4x8xf32>) {
+                     %pk: tensor<2x4x?x16xf32>, %pv: tensor<2x4x?x8xf32>) {
   // CHECK: moe.attention %{{.*}}, %{{.*}}, %{{.*}} {causal} : (tensor<2x4x?x16xf32>, tensor<2x4x?x16xf32>, tensor<2x4x?x8xf32>) -> tensor<2x4x?x8xf32>
   %o = moe.attention %q, %k, %v {causal} : (tensor<2x4x?x16xf32>, tensor<2x4x?x16xf32>, tensor<2x4x?x8xf32>) -> tensor<2x4x?x8xf32>
   // CHECK: moe.attention %{{.*}}, %{{.*}}, %{{.*}} {scale = 1.250000e-01 : f64} :
   %o1 = moe.attention %q, %k, %v {scale = 0.125 : f64} : (tensor<2x4x?x16xf32>, tensor<2x4x?x16xf32>, tensor<2x4x?x8xf32>) -> tensor<2x4x?x8xf32>
-  // CHECK: moe.attention %{{.*}}, %{{.*}}, %{{.*}} past(%{{.*}}, %{{.*}}) {causal} : (tensor<2x4x?x16xf32>, tensor<2x4x?x16xf32>, tensor<2x4x?x8xf32>, tensor<?x2x4x16xf32>, tensor<?x2x4x8xf32>) -> tensor<2x4x?x8xf32>
-  %o2 = moe.attention %q, %k, %v past(%pk, %pv) {causal} : (tensor<2x4x?x16xf32>, tensor<2x4x?x16xf32>, tensor<2x4x?x8xf32>, tensor<?x2x4x16xf32>, tensor<?x2x4x8xf32>) -> tensor<2x4x?x8xf32>
+  // CHECK: moe.attention %{{.*}}, %{{.*}}, %{{.*}} past(%{{.*}}, %{{.*}}) {causal} : (tensor<2x4x?x16xf32>, tensor<2x4x?x16xf32>, tensor<2x4x?x8xf32>, tensor<2x4x?x16xf32>, tensor<2x4x?x8xf32>) -> tensor<2x4x?x8xf32>
+  %o2 = moe.attention %q, %k, %v past(%pk, %pv) {causal} : (tensor<2x4x?x16xf32>, tensor<2x4x?x16xf32>, tensor<2x4x?x8xf32>, tensor<2x4x?x16xf32>, tensor<2x4x?x8xf32>) -> tensor<2x4x?x8xf32>
   return
 }
 
@@ -203,11 +203,11 @@ func.func @huge_dispatch(%ids: tensor<4294967296x4294967296xi32>) {
 // CHECK-LABEL: func @switchhead_cached
 func.func @switchhead_cached(%x: tensor<2x1x32xf32>, %wq: tensor<32x16xf32>, %wv: tensor<8x32x8xf32>,
                              %wo: tensor<8x8x32xf32>, %s: tensor<8x32xf32>,
-                             %pk: tensor<?x2x2x8xf32>, %pv: tensor<?x2x2x8xf32>) {
+                             %pk: tensor<2x2x?x8xf32>, %pv: tensor<2x2x?x8xf32>) {
   // CHECK: moe.switchhead_cached %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} past(%{{.*}}, %{{.*}}) sel_v(%{{.*}}) {k = 2 : i64, num_heads = 2 : i64}
   %y, %nk, %nv = moe.switchhead_cached %x, %x, %x, %wq, %wq, %wv, %wo, %s past(%pk, %pv) sel_v(%s) {num_heads = 2 : i64, k = 2 : i64}
       : (tensor<2x1x32xf32>, tensor<2x1x32xf32>, tensor<2x1x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>, tensor<8x32x8xf32>,
-         tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<?x2x2x8xf32>, tensor<?x2x2x8xf32>, tensor<8x32xf32>)
-      -> (tensor<2x1x32xf32>, tensor<1x2x2x8xf32>, tensor<1x2x2x8xf32>)
+         tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<2x2x?x8xf32>, tensor<2x2x?x8xf32>, tensor<8x32xf32>)
+      -> (tensor<2x1x32xf32>, tensor<2x2x1x8xf32>, tensor<2x2x1x8xf32>)
   return
 }
