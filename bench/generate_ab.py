@@ -38,7 +38,9 @@ scratch = tempfile.mkdtemp()
 # compiled last would win part of every comparison.
 arts, env = [], {}
 for i, spec in enumerate(shown):
-    path, _, libdir = spec.partition("@")
+    path, _, libdir = spec.rpartition("@")
+    if not path or not os.path.isdir(libdir):  # an "@" of the file name
+        path, libdir = spec, ""
     arts.append(os.path.join(scratch, f"{i}.moeb"))
     shutil.copyfile(path, arts[-1])
     env[arts[-1]] = dict(os.environ)

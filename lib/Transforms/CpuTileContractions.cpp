@@ -1081,8 +1081,8 @@ struct MoeCpuTileContractionsPass
     // then read by all its row tiles while it is in cache, instead of
     // every row tile sweeping every slice.
     // (Not for dot products or a single row tile: nothing to reuse; a
-    // decode step's q k^T reads the cache position-major, all heads of a
-    // strip of positions together.)
+    // decode step's q k^T reads all heads of a strip of positions
+    // together, a block of contiguous rows per head of the cache.)
     FailureOr<linalg::LinalgOp> slice =
         dotRows ? FailureOr<linalg::LinalgOp>(op)
                 : sliceBatches(rewriter, op, mr,

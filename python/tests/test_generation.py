@@ -132,7 +132,7 @@ def test_decode_refuses_a_length_outside_the_cache(model):
     feed = decode_feed(tokens, out[1:], 4, fill=0.0)
     for length in (-1, 5, 1 << 40):
         feed["past_length"] = np.array(length, np.int64)
-        with pytest.raises(moe_mlir.InvalidArgument, match="out of range"):
+        with pytest.raises(moe_mlir.InvalidArgument, match="past_length is out of range"):
             session.run(None, feed, entry="decode")
     # The length at the capacity is in range.
     feed["past_length"] = np.array(4, np.int64)

@@ -307,8 +307,10 @@ typedef struct moe_generation moe_generation;
 
 /* Creates a context on `session` (borrowed: it must outlive the context).
  * MOE_NOT_FOUND without the generation entries; MOE_INVALID_ARGUMENT for a
- * batch or maximum length below 1 or above MOE_MAX_SYMBOLIC_DIM, or a
- * batch other than the signature's static one. */
+ * batch or maximum length below 1 or above MOE_MAX_SYMBOLIC_DIM, a batch
+ * other than the signature's static one, or a decode entry of another
+ * layout (no int64 scalar input past_length: an artifact of an earlier
+ * moe-compile, to be compiled again). */
 moe_status_t moe_generation_create(moe_session *session, int64_t batch,
                                    int64_t max_length, moe_generation **out);
 void moe_generation_release(moe_generation *generation);

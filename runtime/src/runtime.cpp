@@ -1162,13 +1162,16 @@ extern "C" moe_status_t moe_generation_create(moe_session *s, int64_t batch,
       const TensorRecord &t = entry.inputs[i];
       if (&t == &*length)
         continue;
-      // [dims..., C, d]: C dynamic; the others static, or at most one the
-      // batch (the tokens' dim 0 symbol; both anonymous counts as the
-      // same).
+      // [dims..., C, d]: C dynamic, of a named symbol of its own (not
+      // the tokens'); the others static, or at most one the batch (the
+      // tokens' dim 0 symbol; both anonymous counts as the same).
       moe_generation::Cache c;
       c.input = t.name;
       size_t rank = t.dims.size();
-      bool ok = t.dtype == MOE_DTYPE_F32 && rank >= 2 && t.dims[rank - 2] < 0;
+      bool ok = t.dtype == MOE_DTYPE_F32 && rank >= 2 && t.dims[rank - 2] < 0 &&
+                !t.symbols[rank - 2].empty() &&
+                t.symbols[rank - 2] != tokens.symbols[0] &&
+                t.symbols[rank - 2] != tokens.symbols[1];
       double outer = 1, inner = 1;
       int dynamic = 0;
       for (size_t d = 0; ok && d < rank; ++d) {
@@ -1289,9 +1292,11 @@ extern "C" moe_status_t moe_generation_step(moe_generation *g,
       for (moe_tensor *o : outputs)
         moe_tensor_release(o);
     };
-    for (size_t i = 0; i < g->caches.size(); ++i)
-      if (outputs[i + 1]->count !=
-              g->caches[i].outer * size_t(t) * g->caches[i].inner ||
+    // Each cache's new rows: its dims with T in place of C.
+    for (size_t i = 0; i < g->caches.size(); ++i) {
+      std::vector<int64_t> rows = g->caches[i].dims;
+      rows[rows.size() - 2] = t;
+      if (outputs[i + 1]->dims != rows ||
           outputs[i + 1]->dtype != MOE_DTYPE_F32) {
         releaseAll();
         return makeStatus(MOE_INTERNAL,
@@ -1300,6 +1305,7 @@ extern "C" moe_status_t moe_generation_step(moe_generation *g,
                           i + 1, first ? "prefill" : "decode",
                           moe::printable(g->caches[i].input, 64).c_str());
       }
+    }
     // The new rows [..., T, d] go after the cached ones, in each block.
     for (size_t i = 0; i < g->caches.size(); ++i) {
       moe_generation::Cache &c = g->caches[i];

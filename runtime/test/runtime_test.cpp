@@ -2726,8 +2726,8 @@ namespace {
 /// model's prefill and decode (test_model.c, generate()): two layers of
 /// [1, 1] heads, a 2-wide vocabulary.
 std::string generationSignature() {
-  const char rows[] = "f32 4 2 ?B ?T 1";
-  const char past[] = "f32 4 2 ?B ?C 1";
+  const char rows[] = "f32 4 2 ?B ?T 2";
+  const char past[] = "f32 4 2 ?B ?C 2";
   std::string entries =
       std::string("entry main moe_entry_main 256 grows\n") + kIo + "end\n" +
       "entry prefill moe_entry_gen_prefill 256 grows\n"
@@ -2752,14 +2752,19 @@ Tensor tokensOf(const std::vector<int64_t> &values, int64_t batch) {
 }
 
 /// What the toy model's logits[b, t] are after `seen` (the tokens of
-/// sequence b so far, the new one last): each token adds its keys of the
-/// two layers (token, token + 1) and half its values (10 token, 10 token +
-/// 1), and its position.
+/// sequence b so far, the new one last): the token at position i adds, for
+/// each layer l and component c, (l + 1)(i + 1)(c + 1) times its key
+/// (token + l + 3c) plus half its value (10 token + l + 3c); and the last
+/// position. (Every term is a multiple of 1/2 far below 2^24: exact in any
+/// order.)
 std::pair<float, float> toyLogits(const std::vector<int64_t> &seen) {
   float sum = 0;
-  for (int64_t token : seen)
+  for (size_t i = 0; i < seen.size(); ++i)
     for (int l = 0; l < 2; ++l)
-      sum += float(token + l) + 0.5f * float(10 * token + l);
+      for (int c = 0; c < 2; ++c)
+        sum += float((l + 1) * (i + 1) * (c + 1)) *
+               (float(seen[i] + l + 3 * c) +
+                0.5f * float(10 * seen[i] + l + 3 * c));
   return {sum, float(seen.size() - 1)};
 }
 
@@ -2838,8 +2843,8 @@ TEST_F(RuntimeTest, GenerationContextRefusals) {
             MOE_INVALID_ARGUMENT);
   // A cache whose dims are neither static nor the batch.
   std::string sig = generationSignature();
-  std::string from = "input past_value f32 4 2 ?B ?C 1";
-  sig.replace(sig.find(from), from.size(), "input past_value f32 4 2 ?Q ?C 1");
+  std::string from = "input past_value f32 4 2 ?B ?C 2";
+  sig.replace(sig.find(from), from.size(), "input past_value f32 4 2 ?Q ?C 2");
   Session odd;
   ASSERT_TRUE(load(artifactFor(sig), odd).ok());
   s = Generation::create(odd, 1, 4, g);
@@ -2857,9 +2862,14 @@ TEST_F(RuntimeTest, GenerationContextRefusals) {
          "decode input 'past_length' is not an int64 scalar"},
         {"input past_length i64 0\n", "input past_length i64 1 1\n",
          "decode input 'past_length' is not an int64 scalar"},
-        {"input past_key f32 4 2 ?B ?C 1", "input past_key f32 4 2 ?B 8 1",
+        {"input past_key f32 4 2 ?B ?C 2", "input past_key f32 4 2 ?B 8 2",
          "decode input 'past_key' is not a f32 cache"},
-        {"input past_key f32 4 2 ?B ?C 1", "input past_key f32 1 ?C",
+        {"input past_key f32 4 2 ?B ?C 2", "input past_key f32 1 ?C",
+         "decode input 'past_key' is not a f32 cache"},
+        // Positions of the tokens' own symbol, or of none.
+        {"input past_key f32 4 2 ?B ?C 2", "input past_key f32 4 2 ?B ?T 2",
+         "decode input 'past_key' is not a f32 cache"},
+        {"input past_key f32 4 2 ?B ?C 2", "input past_key f32 4 2 ?B ? 2",
          "decode input 'past_key' is not a f32 cache"}}) {
     std::string changed = generationSignature();
     changed.replace(changed.find(from), std::strlen(from), to);
@@ -2892,9 +2902,9 @@ TEST_F(RuntimeTest, GenerationContextRefusals) {
   // position): refused before any allocation.
   std::string wide = generationSignature();
   for (const char *name :
-       {"input past_key f32 4 2 ?B ?C 1", "input past_value f32 4 2 ?B ?C 1"}) {
+       {"input past_key f32 4 2 ?B ?C 2", "input past_value f32 4 2 ?B ?C 2"}) {
     std::string from = name, to = from;
-    to.replace(to.find(" 2 ?B ?C 1"), 10, " 1073741824 ?B ?C 1073741824");
+    to.replace(to.find(" 2 ?B ?C 2"), 10, " 1073741824 ?B ?C 1073741824");
     wide.replace(wide.find(from), from.size(), to);
   }
   Session huge;

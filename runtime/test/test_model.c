@@ -227,33 +227,39 @@ void moe_entry_aux(moe_frame *frame) { run(frame, 1000.0f); }
 
 /* A toy language model for the generation context's tests (entries
  * "prefill" and "decode" of moe-compile --generation's shape): tokens
- * i64 [B, T]; caches past_key, past_value f32 [2, B, C, 1] (two layers,
- * room for C positions) of which the first past_length (i64 []) are read;
- * new_key[l, b, t] = tokens[b, t] + l, new_value[l, b, t] = 10 tokens[b, t]
- * + l (outputs 1 and 2, [2, B, T, 1]); logits (output 0) [B, T, 2]:
- * logits[b, t, 0] is the sum of every key the position sees (the P cached
- * ones of both layers and the new ones up to t) plus half the sum of the
- * values, logits[b, t, 1] the absolute position P + t. The prefill
- * returns the last position only ([B, 1, 2]). */
+ * i64 [B, T]; caches past_key, past_value f32 [2, B, C, 2] (two layers,
+ * room for C positions, rows of 2) of which the first past_length (i64 [])
+ * are read; new_key[l, b, t, c] = tokens[b, t] + l + 3 c, new_value[l, b,
+ * t, c] = 10 tokens[b, t] + l + 3 c (outputs 1 and 2, [2, B, T, 2]);
+ * logits (output 0) [B, T, 2]: logits[b, t, 0] is the sum over every
+ * position i the token sees (the P cached ones and the new ones up to t),
+ * every layer l and component c of (l + 1)(i + 1)(c + 1)(key + value / 2),
+ * so that a row in the wrong layer, position or component changes it;
+ * logits[b, t, 1] the absolute position P + t. The prefill returns the
+ * last position only ([B, 1, 2]). */
+static float toyTerm(int64_t l, int64_t i, int64_t c, float key, float value) {
+  return (float)((l + 1) * (i + 1) * (c + 1)) * (key + 0.5f * value);
+}
+
 static void generate(moe_frame *f, int cached) {
   const moe_host_api *host = f->host;
   const int64_t *d = f->input_dims;
-  int64_t b = d[0], t = d[1], p = 0, c = 0;
+  int64_t b = d[0], t = d[1], p = 0, cap = 0;
   const int64_t *tokens = (const int64_t *)f->inputs[0];
   const float *pk = 0, *pv = 0;
   if (cached) {
-    /* past_key [2, B, C, 1], past_value likewise, past_length []. */
-    c = d[4];
+    /* past_key [2, B, C, 2], past_value likewise, past_length []. */
+    cap = d[4];
     p = *(const int64_t *)f->inputs[3];
-    if (d[2] != 2 || d[3] != b || d[6] != 2 || d[7] != b || d[8] != c ||
-        p < 0 || p > c) {
+    if (d[2] != 2 || d[3] != b || d[5] != 2 || d[6] != 2 || d[7] != b ||
+        d[8] != cap || d[9] != 2 || p < 0 || p > cap) {
       host->report_error(f, 3);
       return;
     }
     pk = (const float *)f->inputs[1];
     pv = (const float *)f->inputs[2];
   }
-  int64_t rows[4] = {2, b, t, 1};
+  int64_t rows[4] = {2, b, t, 2};
   float *nk = (float *)host->output_alloc(f, 1, rows);
   float *nv = (float *)host->output_alloc(f, 2, rows);
   int64_t shown = cached ? t : 1;
@@ -263,18 +269,27 @@ static void generate(moe_frame *f, int cached) {
     return;
   for (int64_t l = 0; l < 2; ++l)
     for (int64_t j = 0; j < b; ++j)
-      for (int64_t i = 0; i < t; ++i) {
-        nk[(l * b + j) * t + i] = (float)tokens[j * t + i] + (float)l;
-        nv[(l * b + j) * t + i] = 10.0f * (float)tokens[j * t + i] + (float)l;
-      }
+      for (int64_t i = 0; i < t; ++i)
+        for (int64_t c = 0; c < 2; ++c) {
+          float token = (float)tokens[j * t + i];
+          nk[((l * b + j) * t + i) * 2 + c] = token + (float)(l + 3 * c);
+          nv[((l * b + j) * t + i) * 2 + c] =
+              10.0f * token + (float)(l + 3 * c);
+        }
   for (int64_t j = 0; j < b; ++j) {
     float sum = 0;
     for (int64_t l = 0; l < 2; ++l)
       for (int64_t i = 0; i < p; ++i)
-        sum += pk[(l * b + j) * c + i] + 0.5f * pv[(l * b + j) * c + i];
+        for (int64_t c = 0; c < 2; ++c) {
+          int64_t at = ((l * b + j) * cap + i) * 2 + c;
+          sum += toyTerm(l, i, c, pk[at], pv[at]);
+        }
     for (int64_t i = 0; i < t; ++i) {
       for (int64_t l = 0; l < 2; ++l)
-        sum += nk[(l * b + j) * t + i] + 0.5f * nv[(l * b + j) * t + i];
+        for (int64_t c = 0; c < 2; ++c) {
+          int64_t at = ((l * b + j) * t + i) * 2 + c;
+          sum += toyTerm(l, p + i, c, nk[at], nv[at]);
+        }
       int64_t at = cached ? i : 0;
       if (cached || i == t - 1) {
         logits[(j * shown + at) * 2] = sum;

@@ -11,8 +11,10 @@ output's vector dim strided in the right-hand side:
     are a multiple of a vector, leave a tail, or are narrower than one
     vector, and E below a vector, not a multiple of the dot products'
     strips of 8, or many strips;
-  - a decode step's attention scores against a position-major cache
-    "bhtd,pbhd->bhtp" (q [B, H, 1, d], cache [P, B, H, d] -> [B, H, 1, P]);
+  - a decode step's attention scores against a head-major cache
+    "bhtd,bhpd->bhtp" (q [B, H, 1, d], the first P rows of a cache
+    [B, H, P + 3, d] -> [B, H, 1, P]: a strided slice, as a generation
+    context's cache with room for more positions);
 
 and contractions whose vector dim is contiguous, for the wide one-row
 register tiles (1 x 256 with AVX-512, 1 x 64 with AVX, 1 x 32 with SSE)
@@ -22,8 +24,9 @@ tails:
   - matmuls "nk,kc->nc" (x [N, K], w [K, C]) with C above, between and
     below the one-row tiles, static (split into power-of-two slices) or
     dynamic (a masked tail);
-  - a decode step's probabilities times a position-major value cache
-    "bhtp,pbhd->bhtd" (p [B, H, 1, P], cache [P, B, H, d]);
+  - a decode step's probabilities times a head-major value cache
+    "bhtp,bhpd->bhtd" (p [B, H, 1, P], the first P rows of a cache
+    [B, H, P + 3, d]);
   - matmuls whose [K, C] right-hand side is a constant, which the tiled
     builds store in column panels (moe-pack-expert-weights' dense-weights)
     and the reference row-major;
@@ -108,13 +111,16 @@ SUMS = [(2, 3, 40), (3, 1, 300)]
 # Each family's output, lhs and rhs name prefixes (as in module()), its
 # einsum, and its cases.
 EINSUMS = [("y", "nd,ed->ne", "x", "w", SELECTORS),
-           ("s", "bhtd,pbhd->bhtp", "q", "k", SCORES),
+           ("s", "bhtd,bhpd->bhtp", "q", "k", SCORES),
            ("my", "nk,kc->nc", "mx", "mw", MATMULS),
            ("cmy", "nk,kc->nc", "cmx", "cmw", CONST_MATMULS),
-           ("vo", "bhtp,pbhd->bhtd", "vp", "vv", VALUES),
+           ("vo", "bhtp,bhpd->bhtd", "vp", "vv", VALUES),
            ("bh", "tced,edj->tcej", "bz", "bw", BATCHED),
            ("xz", "cgte,cgtd->tced", "xm", "xx", MIXES),
            ("co", "nst,nsto->no", "cw", "cy", SUMS)]
+# Positions of a cache after the P that are read (NaN: a read of them
+# shows in the output).
+SPARE = 3
 # (N rows, P cache length, B batch) per run.
 RUNS = [(1, 1, 1), (1, 9, 2), (7, 8, 1), (9, 17, 2), (17, 33, 1)]
 
@@ -140,15 +146,27 @@ def module():
     body.append("  %c1 = arith.constant 1 : index")
     body.append("  %c2 = arith.constant 2 : index")
     body.append("  %zero = arith.constant 0.0 : f32")
+    body.append(f"  %spare = arith.constant {SPARE} : index")
 
-    def case(names, types, sizes, maps, iterators):
+    def case(names, types, sizes, maps, iterators, cache=None):
         """One contraction: inputs names[0], names[1] and result names[2]
         (also their onnx names) of `types`, the result's dynamic sizes
-        `sizes` as (input 0 or 1, dim), zero-filled first."""
+        `sizes` as (input 0 or 1, dim), zero-filled first. With `cache`
+        (the input's type, [B, H, ?, d]), input 1 is its first P = dim 2
+        - SPARE positions, a strided slice of types[1]."""
         (a, b, out), (at, bt, ot) = names, types
         args.extend([f'%{a}: {at} {{onnx.name = "{a}"}}',
-                     f'%{b}: {bt} {{onnx.name = "{b}"}}'])
+                     f'%{b}: {cache or bt} {{onnx.name = "{b}"}}'])
         results.append(f'{ot} {{onnx.name = "{out}"}}')
+        if cache:
+            body.extend([
+                f"  %{b}_c = tensor.dim %{b}, %c2 : {cache}",
+                f"  %{b}_p = arith.subi %{b}_c, %spare : index",
+                f"  %{b}_b = tensor.dim %{b}, %c0 : {cache}",
+                f"  %{b}_s = tensor.extract_slice %{b}[0, 0, 0, 0] "
+                f"[%{b}_b, {cache.split('x')[1]}, %{b}_p, "
+                f"{cache.split('x')[3]}] [1, 1, 1, 1] : {cache} to {bt}"])
+            b = f"{b}_s"
         dims = []
         for j, (src, d) in enumerate(sizes):
             name, t = (a, at) if src == 0 else (b, bt)
@@ -171,9 +189,10 @@ def module():
              [(0, 0)], "#sel_x, #sel_w, #sel_y", two_d)
     for i, (h, d) in enumerate(SCORES):
         case((f"q{i}", f"k{i}", f"s{i}"),
-             (f"tensor<?x{h}x1x{d}xf32>", f"tensor<?x?x{h}x{d}xf32>",
+             (f"tensor<?x{h}x1x{d}xf32>", f"tensor<?x{h}x?x{d}xf32>",
               f"tensor<?x{h}x1x?xf32>"),
-             [(0, 0), (1, 0)], "#att_q, #att_k, #att_s", four_d)
+             [(0, 0), (1, 2)], "#att_q, #att_k, #att_s", four_d,
+             cache=f"tensor<?x{h}x?x{d}xf32>")
     for i, (k, c) in enumerate(MATMULS):
         cs = "?" if c is None else str(c)
         case((f"mx{i}", f"mw{i}", f"my{i}"),
@@ -201,9 +220,10 @@ def module():
         rets.append((f"%cmy{i}", yt))
     for i, (h, d) in enumerate(VALUES):
         case((f"vp{i}", f"vv{i}", f"vo{i}"),
-             (f"tensor<?x{h}x1x?xf32>", f"tensor<?x?x{h}x{d}xf32>",
+             (f"tensor<?x{h}x1x?xf32>", f"tensor<?x{h}x?x{d}xf32>",
               f"tensor<?x{h}x1x{d}xf32>"),
-             [(0, 0)], "#pv_p, #pv_v, #pv_o", four_d)
+             [(0, 0)], "#pv_p, #pv_v, #pv_o", four_d,
+             cache=f"tensor<?x{h}x?x{d}xf32>")
     for i, (e, d, j) in enumerate(BATCHED):
         case((f"bz{i}", f"bw{i}", f"bh{i}"),
              (f"tensor<?x?x{e}x{d}xf32>", f"tensor<{e}x{d}x{j}xf32>",
@@ -234,13 +254,13 @@ def module():
         "#sel_w = affine_map<(n, e, d) -> (e, d)>",
         "#sel_y = affine_map<(n, e, d) -> (n, e)>",
         "#att_q = affine_map<(b, h, t, p, d) -> (b, h, t, d)>",
-        "#att_k = affine_map<(b, h, t, p, d) -> (p, b, h, d)>",
+        "#att_k = affine_map<(b, h, t, p, d) -> (b, h, p, d)>",
         "#att_s = affine_map<(b, h, t, p, d) -> (b, h, t, p)>",
         "#mm_x = affine_map<(n, c, k) -> (n, k)>",
         "#mm_w = affine_map<(n, c, k) -> (k, c)>",
         "#mm_y = affine_map<(n, c, k) -> (n, c)>",
         "#pv_p = affine_map<(b, h, t, d, p) -> (b, h, t, p)>",
-        "#pv_v = affine_map<(b, h, t, d, p) -> (p, b, h, d)>",
+        "#pv_v = affine_map<(b, h, t, d, p) -> (b, h, p, d)>",
         "#pv_o = affine_map<(b, h, t, d, p) -> (b, h, t, d)>",
         "func.func @main(" + ", ".join(args) + ") -> ("
         + ", ".join(results) + ") {"]
@@ -302,11 +322,16 @@ def main():
                     np.float32)
                 feeds[f"w{i}"] = rng.standard_normal((e, d)).astype(
                     np.float32)
+            # The caches [B, H, P + SPARE, d]: NaN after P.
+            def cache(h, d):
+                c = np.full((b, h, p + SPARE, d), np.nan, np.float32)
+                c[:, :, :p] = rng.standard_normal((b, h, p, d))
+                return c
+
             for i, (h, d) in enumerate(SCORES):
                 feeds[f"q{i}"] = rng.standard_normal((b, h, 1, d)).astype(
                     np.float32)
-                feeds[f"k{i}"] = rng.standard_normal((p, b, h, d)).astype(
-                    np.float32)
+                feeds[f"k{i}"] = cache(h, d)
             for i, (k, c) in enumerate(MATMULS):
                 cols = 11 * p + 2 if c is None else c
                 feeds[f"mx{i}"] = rng.standard_normal((n, k)).astype(
@@ -319,8 +344,7 @@ def main():
             for i, (h, d) in enumerate(VALUES):
                 feeds[f"vp{i}"] = rng.standard_normal((b, h, 1, p)).astype(
                     np.float32)
-                feeds[f"vv{i}"] = rng.standard_normal((p, b, h, d)).astype(
-                    np.float32)
+                feeds[f"vv{i}"] = cache(h, d)
             for i, (e, d, j) in enumerate(BATCHED):
                 feeds[f"bz{i}"] = rng.standard_normal((n, b, e, d)).astype(
                     np.float32)
@@ -347,6 +371,8 @@ def main():
                 a = feeds[lhs].astype(np.float64)
                 w = (feeds[rhs] if rhs in feeds else CONSTS[rhs]).astype(
                     np.float64)
+                if rhs[0] == "k" or rhs.startswith("vv"):
+                    w = w[:, :, :p]  # the P positions read
                 expected[key] = np.einsum(spec, a, w)
                 magnitude[key] = np.einsum(spec, np.abs(a), np.abs(w))
             inputs = []

@@ -376,8 +376,9 @@ func.func @in_repeats(%a: memref<?x16xf32>, %b: memref<16x64xf32>, %c: memref<?x
 
 // -----
 
-// A decode step's scores against a position-major cache: the vector dim p
-// is strided in the cache, k (d) is contiguous in both operands. Dot
+// A decode step's scores against a head-major cache (the first P rows of
+// a longer buffer, a strided slice): the vector dim p is strided in the
+// cache, k (d) is contiguous in both operands. Dot
 // products: p in strips of 8 then 1, d in chunks of one vector with a
 // vector of partial sums per output, halved to a scalar, the d tail (82 =
 // 5 x 16 + 2) added after, then the output.
@@ -387,7 +388,7 @@ func.func @in_repeats(%a: memref<?x16xf32>, %b: memref<16x64xf32>, %c: memref<?x
 // CHECK:           scf.for {{.*}} to %c4 step %c1
 // CHECK:             %[[S:.*]]:8 = scf.for %[[K:.*]] = %c0 to %c80 step %c16 iter_args({{.*}}) -> (vector<16xf32>, {{.*}})
 // CHECK:               %[[Q:.*]] = vector.load %{{.*}}[{{.*}}, %[[K]]] : memref<?x4x1x82xf32>, vector<16xf32>
-// CHECK:               %[[K0:.*]] = vector.load %{{.*}}[%[[P]], {{.*}}, %[[K]]] : memref<?x?x4x82xf32, {{.*}}>, vector<16xf32>
+// CHECK:               %[[K0:.*]] = vector.load %{{.*}}[{{.*}}, {{.*}}, %[[P]], %[[K]]] : memref<?x4x?x82xf32, {{.*}}>, vector<16xf32>
 // CHECK:               vector.fma %[[Q]], %[[K0]], {{.*}} : vector<16xf32>
 // CHECK-COUNT-7:       vector.fma %[[Q]]
 // CHECK:             vector.extract_strided_slice %[[S]]#0 {offsets = [0], sizes = [8], strides = [1]}
@@ -411,11 +412,11 @@ func.func @in_repeats(%a: memref<?x16xf32>, %b: memref<16x64xf32>, %c: memref<?x
 // NODOT:         vector.insert
 // NODOT-NOT:     vector.load
 #cq = affine_map<(b, h, t, p, d) -> (b, h, t, d)>
-#ck = affine_map<(b, h, t, p, d) -> (p, b, h, d)>
+#ck = affine_map<(b, h, t, p, d) -> (b, h, p, d)>
 #cs = affine_map<(b, h, t, p, d) -> (b, h, t, p)>
-func.func @cached_scores(%q: memref<?x4x1x82xf32>, %k: memref<?x?x4x82xf32, strided<[?, ?, 82, 1], offset: ?>>, %s: memref<?x4x1x?xf32>) {
+func.func @cached_scores(%q: memref<?x4x1x82xf32>, %k: memref<?x4x?x82xf32, strided<[?, ?, 82, 1], offset: ?>>, %s: memref<?x4x1x?xf32>) {
   linalg.generic {indexing_maps = [#cq, #ck, #cs], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]}
-      ins(%q, %k : memref<?x4x1x82xf32>, memref<?x?x4x82xf32, strided<[?, ?, 82, 1], offset: ?>>) outs(%s : memref<?x4x1x?xf32>) {
+      ins(%q, %k : memref<?x4x1x82xf32>, memref<?x4x?x82xf32, strided<[?, ?, 82, 1], offset: ?>>) outs(%s : memref<?x4x1x?xf32>) {
   ^bb0(%a: f32, %b: f32, %c: f32):
     %m = arith.mulf %a, %b : f32
     %r = arith.addf %c, %m : f32

@@ -77,11 +77,11 @@ func.func @switchhead_dense_values(%x: tensor<2x3x16xf32>, %wq: tensor<16x8xf32>
 // The value cache is checked to hold P positions.
 // CHECK-LABEL: func @switchhead_cached
 // CHECK-SAME:    %[[PK:[a-z0-9]+]]: tensor<1x2x?x8xf32>, %[[PV:[a-z0-9]+]]: tensor<1x2x?x8xf32>
-// CHECK:         %[[P0:.+]] = tensor.dim %[[PK]], %{{.*}} : tensor<1x2x?x8xf32>
-// CHECK:         %[[PV0:.+]] = tensor.dim %[[PV]], %{{.*}} : tensor<1x2x?x8xf32>
+// CHECK:         %[[P0:.+]] = tensor.dim %[[PK]], %c2{{(_[0-9]+)?}} : tensor<1x2x?x8xf32>
+// CHECK:         %[[PV0:.+]] = tensor.dim %[[PV]], %c2{{(_[0-9]+)?}} : tensor<1x2x?x8xf32>
 // CHECK:         arith.cmpi eq, %[[PV0]], %[[P0]] : index
 // CHECK:         func.call @moe_report_error
-// CHECK:         %[[P:.+]] = tensor.dim %[[PK]], %{{.*}} : tensor<1x2x?x8xf32>
+// CHECK:         %[[P:.+]] = tensor.dim %[[PK]], %c2{{(_[0-9]+)?}} : tensor<1x2x?x8xf32>
 // CHECK:         moe.rope %{{.*}} offset(%[[P]])
 // CHECK:         %[[Q:.+]] = linalg.transpose {{.*}} permutation = [0, 2, 1, 3]
 // CHECK:         moe.rope %{{.*}} offset(%[[P]])

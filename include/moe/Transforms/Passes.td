@@ -763,7 +763,7 @@ def MoeCpuTileContractions : Pass<"moe-cpu-tile-contractions"> {
     outer products (FMAs), the subviews are folded into the transfers and
     the accumulator is hoisted out of the k loop into registers.
     A one-row contraction (no m dim, or all of them of size 1: a decode
-    step's attention scores against a cache "bhtd,pbhd->bhtp", the last
+    step's attention scores against a cache "bhtd,bhpd->bhtp", the last
     rows of a selector "nd,ed->ne") whose k dim is the last dim of both
     operands and whose vector dim n is not contiguous in the right-hand
     side becomes dot products instead (`dot-products`): n in strips of 8

@@ -649,6 +649,14 @@ func.func @attention_c6_positions(%q: tensor<1x4x1x16xf32>, %pk: tensor<1x4x5x16
 
 // -----
 
+func.func @attention_c6_batch(%q: tensor<1x4x1x16xf32>, %pk: tensor<2x4x5x16xf32>) {
+  // expected-error @+1 {{expected past_key dim 0 (B) to be 1 as in query dim 0, got 2 (C6)}}
+  %o = moe.attention %q, %q, %q past(%pk, %pk) : (tensor<1x4x1x16xf32>, tensor<1x4x1x16xf32>, tensor<1x4x1x16xf32>, tensor<2x4x5x16xf32>, tensor<2x4x5x16xf32>) -> tensor<1x4x1x16xf32>
+  return
+}
+
+// -----
+
 func.func @attention_c6_heads(%q: tensor<1x4x1x16xf32>, %pk: tensor<1x2x5x16xf32>) {
   // expected-error @+1 {{expected past_key dim 1 (H) to be 4 as in query dim 1, got 2 (C6)}}
   %o = moe.attention %q, %q, %q past(%pk, %pk) : (tensor<1x4x1x16xf32>, tensor<1x4x1x16xf32>, tensor<1x4x1x16xf32>, tensor<1x2x5x16xf32>, tensor<1x2x5x16xf32>) -> tensor<1x4x1x16xf32>
@@ -1070,6 +1078,24 @@ func.func @switchhead_cached_c8_width(%x: tensor<1x1x32xf32>, %wq: tensor<32x16x
   // expected-error @+1 {{expected past_key dim 3 (dk) to be wq dim 1 / num_heads = 8, got 4 (C8)}}
   %y, %nk, %nv = moe.switchhead_cached %x, %x, %x, %wq, %wq, %wv, %wo, %s past(%pk, %pv) sel_v(%s) {num_heads = 2 : i64, k = 2 : i64}
       : (tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>, tensor<8x32x8xf32>, tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<1x2x?x4xf32>, tensor<1x2x?x8xf32>, tensor<8x32xf32>) -> (tensor<1x1x32xf32>, tensor<1x2x1x4xf32>, tensor<1x2x1x8xf32>)
+  return
+}
+
+// -----
+
+func.func @switchhead_cached_c8_batch(%x: tensor<1x1x32xf32>, %wq: tensor<32x16xf32>, %wv: tensor<8x32x8xf32>, %wo: tensor<8x8x32xf32>, %s: tensor<8x32xf32>, %pk: tensor<2x2x?x8xf32>, %pv: tensor<1x2x?x8xf32>) {
+  // expected-error @+1 {{expected past_key dim 0 (B) to be 1 as in q_src dim 0, got 2 (C8)}}
+  %y, %nk, %nv = moe.switchhead_cached %x, %x, %x, %wq, %wq, %wv, %wo, %s past(%pk, %pv) sel_v(%s) {num_heads = 2 : i64, k = 2 : i64}
+      : (tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>, tensor<8x32x8xf32>, tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<2x2x?x8xf32>, tensor<1x2x?x8xf32>, tensor<8x32xf32>) -> (tensor<1x1x32xf32>, tensor<1x2x1x8xf32>, tensor<1x2x1x8xf32>)
+  return
+}
+
+// -----
+
+func.func @switchhead_cached_c8_new_heads(%x: tensor<1x1x32xf32>, %wq: tensor<32x16xf32>, %wv: tensor<8x32x8xf32>, %wo: tensor<8x8x32xf32>, %s: tensor<8x32xf32>, %pk: tensor<1x2x?x8xf32>, %pv: tensor<1x2x?x8xf32>) {
+  // expected-error @+1 {{expected new_key dim 1 (H) to be num_heads = 2, got 1 (C8)}}
+  %y, %nk, %nv = moe.switchhead_cached %x, %x, %x, %wq, %wq, %wv, %wo, %s past(%pk, %pv) sel_v(%s) {num_heads = 2 : i64, k = 2 : i64}
+      : (tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<1x1x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>, tensor<8x32x8xf32>, tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>, tensor<8x32xf32>) -> (tensor<1x1x32xf32>, tensor<1x1x1x8xf32>, tensor<1x2x1x8xf32>)
   return
 }
 
