@@ -87,11 +87,12 @@ bool mayRunInParallel(scf::ParallelOp loop, Value frame) {
 /// an scf.if or scf.index_switch; one for a register move of unrolled
 /// vectors (vector.extract, insert, ...) whatever its width. Constants,
 /// views and terminators are free. A trip count is a constant
-/// or computed where the loop is called, from bounds defined above it;
-/// where a bound is defined inside (or an op has regions of another kind,
-/// such as scf.while) the work is unknown and the loop is taken to be
-/// large. Values saturate at `cap` (min-chunk-work), so no product
-/// overflows.
+/// or computed where the loop is called, from bounds defined above it; an
+/// scf.while counts only as a countdown of constant bound (countdownTrips:
+/// the insertion walk of the top-k). Where a bound is defined inside (or
+/// an op has regions of another kind, or an scf.while is not a countdown)
+/// the work is unknown and the loop is taken to be large. Values saturate
+/// at `cap` (min-chunk-work), so no product overflows.
 class WorkEstimate {
 public:
   WorkEstimate(Operation *loop, int64_t cap) : loop(loop), cap(cap) {}
@@ -189,6 +190,49 @@ WorkEstimate::ofTrips(ValueRange lbs, ValueRange ubs, ValueRange steps) {
   return trips;
 }
 
+/// Whether `cond` holds only where `p > 0`: `p` compared unsigned
+/// greater than, or not equal to, 0, alone or in a conjunction.
+static bool requiresPositive(Value cond, Value p) {
+  if (auto conj = cond.getDefiningOp<arith::AndIOp>())
+    return requiresPositive(conj.getLhs(), p) ||
+           requiresPositive(conj.getRhs(), p);
+  auto cmp = cond.getDefiningOp<arith::CmpIOp>();
+  return cmp && cmp.getLhs() == p && isConstantIntValue(cmp.getRhs(), 0) &&
+         (cmp.getPredicate() == arith::CmpIPredicate::ugt ||
+          cmp.getPredicate() == arith::CmpIPredicate::ne);
+}
+
+/// The most iterations of a countdown scf.while: one that continues only
+/// while a carried index p > 0, passes p on to its body, which yields
+/// p - 1 in p's place, and starts p at a constant c or at minui(x, c): at
+/// most c iterations (p goes down by one from at most c, and 0 stops it).
+/// moe.route's top-k insertion walk has this form (BuildUtils.cpp,
+/// topKLargestWithHooks: at most k - 1 moves). Other loops: unknown.
+static std::optional<int64_t> countdownTrips(scf::WhileOp loop) {
+  scf::ConditionOp cond = loop.getConditionOp();
+  Block &after = loop.getAfter().front();
+  auto yield = cast<scf::YieldOp>(after.getTerminator());
+  for (auto [i, p] : llvm::enumerate(loop.getBeforeArguments())) {
+    if (!p.getType().isIndex() || !requiresPositive(cond.getCondition(), p))
+      continue;
+    for (auto [j, passed] : llvm::enumerate(cond.getArgs())) {
+      auto next = yield.getOperand(i).getDefiningOp<arith::SubIOp>();
+      if (passed != p || !next || next.getLhs() != after.getArgument(j) ||
+          !isConstantIntValue(next.getRhs(), 1))
+        continue;
+      Value init = loop.getInits()[i];
+      if (std::optional<int64_t> c = getConstantIntValue(init); c && *c >= 0)
+        return *c;
+      if (auto min = init.getDefiningOp<arith::MinUIOp>())
+        for (Value side : {min.getLhs(), min.getRhs()})
+          if (std::optional<int64_t> c = getConstantIntValue(side);
+              c && *c >= 0)
+            return *c;
+    }
+  }
+  return std::nullopt;
+}
+
 std::optional<WorkEstimate::TermPtr> WorkEstimate::ofBlock(Block &block) {
   TermPtr work = constant(0);
   for (Operation &op : block) {
@@ -218,6 +262,19 @@ std::optional<WorkEstimate::TermPtr> WorkEstimate::ofBlock(Block &block) {
         most = combine(Term::Max, most, *w);
       }
       cost = combine(Term::Add, most, constant(1));
+    } else if (auto loop = dyn_cast<scf::WhileOp>(op)) {
+      // Both regions (plus one) per iteration, and the last check.
+      std::optional<int64_t> trips = countdownTrips(loop);
+      std::optional<TermPtr> before = ofBlock(loop.getBefore().front()),
+                             after = ofBlock(loop.getAfter().front());
+      if (!trips || !before || !after)
+        return std::nullopt;
+      cost = combine(
+          Term::Add,
+          combine(Term::Mul, constant(*trips),
+                  combine(Term::Add, combine(Term::Add, *before, *after),
+                          constant(1))),
+          *before);
     } else if (op.getNumRegions() != 0) {
       return std::nullopt;
     } else if (auto copy = dyn_cast<memref::CopyOp>(op)) {

@@ -261,6 +261,67 @@ func.func @moe_entry_work(%frame: !llvm.ptr) {
 
 // -----
 
+// An scf.while counts as a countdown of constant bound (the top-k
+// insertion walk): p starts at minui(n, 3), goes on while p > 0 and steps
+// by -1, so at most 3 iterations of both regions (1 + 2, plus one) and the
+// last check (1): 13 units; with the load, casts and minui (4) and one for
+// the iteration, 18: at least ceil(1000 / 18) = 56 iterations a chunk. A
+// while loop of another form is unknown work: the grain is only
+// ceil(trips / 64).
+// WORKK-LABEL: func.func @moe_entry_while(
+// WORKK:       %[[G56:.+]] = llvm.mlir.constant(56 : i64) : i64
+// WORKK-NEXT:  arith.constant 64 : i64
+// WORKK-NEXT:  %[[PER:.+]] = arith.ceildivui
+// WORKK-NEXT:  arith.maxui %[[G56]], %[[PER]] : i64
+// WORKK:       llvm.call
+// WORKK:       %[[G1:.+]] = llvm.mlir.constant(1 : i64) : i64
+// WORKK-NEXT:  arith.constant 64 : i64
+// WORKK-NEXT:  %[[PER1:.+]] = arith.ceildivui
+// WORKK-NEXT:  arith.maxui %[[G1]], %[[PER1]] : i64
+// WORKK:       llvm.call
+func.func @moe_entry_while(%frame: !llvm.ptr) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c3 = arith.constant 3 : index
+  %c8 = arith.constant 8 : index
+  %zero = arith.constant 0.0 : f32
+  %m = memref.alloca() : memref<8x128xf32>
+  scf.parallel (%i) = (%c0) to (%c8) step (%c1) {
+    %x = memref.load %m[%i, %c0] : memref<8x128xf32>
+    %e = arith.fptosi %x : f32 to i64
+    %n = arith.index_cast %e : i64 to index
+    %start = arith.minui %n, %c3 : index
+    %r = scf.while (%p = %start) : (index) -> index {
+      %go = arith.cmpi ugt, %p, %c0 : index
+      scf.condition(%go) %p : index
+    } do {
+    ^bb0(%q: index):
+      %next = arith.subi %q, %c1 : index
+      memref.store %zero, %m[%i, %q] : memref<8x128xf32>
+      scf.yield %next : index
+    }
+    scf.reduce
+  }
+  scf.parallel (%i) = (%c0) to (%c8) step (%c1) {
+    %x = memref.load %m[%i, %c0] : memref<8x128xf32>
+    %e = arith.fptosi %x : f32 to i64
+    %n = arith.index_cast %e : i64 to index
+    %r = scf.while (%p = %c0) : (index) -> index {
+      %go = arith.cmpi ult, %p, %n : index
+      scf.condition(%go) %p : index
+    } do {
+    ^bb0(%q: index):
+      %next = arith.addi %q, %c1 : index
+      memref.store %zero, %m[%i, %q] : memref<8x128xf32>
+      scf.yield %next : index
+    }
+    scf.reduce
+  }
+  return
+}
+
+// -----
+
 // The body function is named after the first name in the loop's location
 // (the ONNX node), characters outside [A-Za-z0-9_.] as '_', at most 48 of
 // them; a loop without a name keeps the bare number.
