@@ -30,7 +30,9 @@ struct DecomposeFfn : OpRewritePattern<FfnOp> {
 
   LogicalResult matchAndRewrite(FfnOp op,
                                 PatternRewriter &rewriter) const override {
-    Location loc = op.getLoc();
+    // Each part's ops named after it (build::partLoc: "<node>.selector",
+    // ".route", ".experts"), so that a profile tells them apart.
+    Location base = op.getLoc(), loc = partLoc(base, "selector");
     Value x = op.getInput();
     Value xs = op.getSelectorInput() ? op.getSelectorInput() : x;
     auto xType = cast<RankedTensorType>(x.getType());
@@ -52,6 +54,7 @@ struct DecomposeFfn : OpRewritePattern<FfnOp> {
                                   {n, rewriter.getIndexAttr(numExperts)});
 
     // Routing: S slots per token.
+    loc = partLoc(base, "route");
     Value slotWeights, ids;
     int64_t slots;
     if (std::optional<APFloat> cf = op.getCapacityFactor()) {
@@ -80,6 +83,7 @@ struct DecomposeFfn : OpRewritePattern<FfnOp> {
 
     // Up-projection with the activation as its epilogue: each token row
     // feeds its S slots; results in slot order.
+    loc = partLoc(base, "experts");
     Value act = GroupedMatmulOp::create(
         rewriter, loc,
         RankedTensorType::get({numSlots, staticMul(hidden, 1)}, elementType), x,

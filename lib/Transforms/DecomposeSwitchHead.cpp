@@ -45,45 +45,50 @@ struct SwitchHeadParts {
 template <typename OpT>
 FailureOr<SwitchHeadParts> buildSwitchHead(PatternRewriter &rewriter, OpT op,
                                            Value pastKey, Value pastValue) {
-    Location loc = op.getLoc();
-    auto wvType = cast<RankedTensorType>(op.getWv().getType());
-    Type elementType = wvType.getElementType();
-    Type idType = rewriter.getI32Type();
-    int64_t heads = op.getNumHeads(), topK = op.getK();
+  // Each part's ops named after it (build::partLoc: "<node>.qk",
+  // ".value_route", ".values", ".attention", ".output_route",
+  // ".output"), so that a profile tells them apart.
+  Location base = op.getLoc(), loc = base;
+  auto wvType = cast<RankedTensorType>(op.getWv().getType());
+  Type elementType = wvType.getElementType();
+  Type idType = rewriter.getI32Type();
+  int64_t heads = op.getNumHeads(), topK = op.getK();
 
-    // The verifier (C4) guarantees a static H*E in one of these.
-    int64_t headExperts = ShapedType::kDynamic;
-    for (Value w : {op.getWv(), op.getWo(), op.getSelO(), op.getSelV()})
-      if (w)
-        if (int64_t he = cast<RankedTensorType>(w.getType()).getDimSize(0);
-            !ShapedType::isDynamic(he))
-          headExperts = he;
-    if (ShapedType::isDynamic(headExperts))
-      return failure(); // the verifier (C4) rules this out
+  // The verifier (C4) guarantees a static H*E in one of these.
+  int64_t headExperts = ShapedType::kDynamic;
+  for (Value w : {op.getWv(), op.getWo(), op.getSelO(), op.getSelV()})
+    if (w)
+      if (int64_t he = cast<RankedTensorType>(w.getType()).getDimSize(0);
+          !ShapedType::isDynamic(he))
+        headExperts = he;
+  if (ShapedType::isDynamic(headExperts))
+    return failure(); // the verifier (C4) rules this out
 
-    auto idx = [&](int64_t v) -> OpFoldResult {
-      return rewriter.getIndexAttr(v);
-    };
-    OpFoldResult b = sizeOf(rewriter, loc, op.getQSrc(), 0);
-    OpFoldResult t = sizeOf(rewriter, loc, op.getQSrc(), 1);
-    OpFoldResult d = sizeOf(rewriter, loc, op.getQSrc(), 2);
-    OpFoldResult n = mulSizes(rewriter, loc, b, t);
-    OpFoldResult qkWidth = sizeOf(rewriter, loc, op.getWq(), 1);
-    OpFoldResult dk = divSizes(rewriter, loc, qkWidth, idx(heads));
-    OpFoldResult dv = sizeOf(rewriter, loc, op.getWv(), 2);
+  auto idx = [&](int64_t v) -> OpFoldResult {
+    return rewriter.getIndexAttr(v);
+  };
+  OpFoldResult b = sizeOf(rewriter, loc, op.getQSrc(), 0);
+  OpFoldResult t = sizeOf(rewriter, loc, op.getQSrc(), 1);
+  OpFoldResult d = sizeOf(rewriter, loc, op.getQSrc(), 2);
+  OpFoldResult n = mulSizes(rewriter, loc, b, t);
+  OpFoldResult qkWidth = sizeOf(rewriter, loc, op.getWq(), 1);
+  OpFoldResult dk = divSizes(rewriter, loc, qkWidth, idx(heads));
+  OpFoldResult dv = sizeOf(rewriter, loc, op.getWv(), 2);
 
-    auto rows = [&](Value src) { return collapse(rewriter, loc, src, {{0, 1}, {2}}); };
-    Value qRows = rows(op.getQSrc()), kRows = rows(op.getKSrc()),
-          vRows = rows(op.getVSrc());
+  auto rows = [&](Value src) {
+    return collapse(rewriter, loc, src, {{0, 1}, {2}});
+  };
+  Value qRows = rows(op.getQSrc()), kRows = rows(op.getKSrc()),
+        vRows = rows(op.getVSrc());
 
-    // With a cache, the new tokens' positions start after it; the value
-    // cache must have as many positions as the key cache (checked at run
-    // time when dynamic, C8).
-    if (pastKey) {
-      declareErrorHook(rewriter, op);
-      pastValue =
-          requireSize(rewriter, loc, pastValue, 2,
-                      sizeOf(rewriter, loc, pastKey, 2), kErrorShapeMismatch);
+  // With a cache, the new tokens' positions start after it; the value
+  // cache must have as many positions as the key cache (checked at run
+  // time when dynamic, C8).
+  if (pastKey) {
+    declareErrorHook(rewriter, op);
+    pastValue =
+        requireSize(rewriter, loc, pastValue, 2,
+                    sizeOf(rewriter, loc, pastKey, 2), kErrorShapeMismatch);
     }
     Value offset = pastKey
                        ? Value(tensor::DimOp::create(rewriter, loc, pastKey, 2))
@@ -107,6 +112,7 @@ FailureOr<SwitchHeadParts> buildSwitchHead(PatternRewriter &rewriter, OpT op,
       Value heads4 = transpose(rewriter, loc, fresh, {0, 2, 1, 3});
       return {heads4, past ? heads4 : Value()};
     };
+    loc = partLoc(base, "qk");
     Value q = transpose(rewriter, loc, project(qRows, op.getWq()),
                         {0, 2, 1, 3});
     auto [k, newKey] = withCache(project(kRows, op.getWk()), pastKey);
@@ -129,7 +135,9 @@ FailureOr<SwitchHeadParts> buildSwitchHead(PatternRewriter &rewriter, OpT op,
     // Values: [N*H, dv] -> [B, T, H, dv] -> [B, H, T, dv].
     Value values;
     if (Value selV = op.getSelV()) {
+      loc = partLoc(base, "value_route");
       auto [route, dispatch] = routeHeads(kRows, selV);
+      loc = partLoc(base, "values");
       // View the slot weights [N, H*K] as [N*H, K]: one reduction per head.
       Value perHead = collapse(
           rewriter, loc,
@@ -144,6 +152,7 @@ FailureOr<SwitchHeadParts> buildSwitchHead(PatternRewriter &rewriter, OpT op,
           op.getWv(), dispatch.getOffsets(), dispatch.getPerm(), perHead);
     } else {
       // E = 1: dense per-head projection wv[h].
+      loc = partLoc(base, "values");
       Value dense = contract(rewriter, loc, "nd,hdj->nhj", vRows, op.getWv(),
                              {n, idx(heads), dv});
       values = collapse(rewriter, loc, dense, {{0, 1}, {2}});
@@ -153,6 +162,7 @@ FailureOr<SwitchHeadParts> buildSwitchHead(PatternRewriter &rewriter, OpT op,
                {b, t, idx(heads), dv}),
         pastValue);
 
+    loc = partLoc(base, "attention");
     Value attn = AttentionOp::create(
         rewriter, loc,
         tensorTypeOf({b, idx(heads), t, dv}, elementType), q, k, v, pastKey,
@@ -164,7 +174,9 @@ FailureOr<SwitchHeadParts> buildSwitchHead(PatternRewriter &rewriter, OpT op,
 
     // Output projection: N*H rows, each feeding its head's K slots, reduced
     // into token rows with the output gates.
+    loc = partLoc(base, "output_route");
     auto [route, dispatch] = routeHeads(qRows, op.getSelO());
+    loc = partLoc(base, "output");
     Value out = GroupedMatmulOp::create(
         rewriter, loc, tensorTypeOf({n, d}, elementType), attnRows,
         op.getWo(), dispatch.getOffsets(), dispatch.getPerm(),

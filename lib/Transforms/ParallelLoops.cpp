@@ -24,6 +24,7 @@
 
 #include "moe/Transforms/HostAbi.h"
 #include "moe/Transforms/Passes.h"
+#include "moe/Utils/BuildUtils.h"
 
 #include "moe/code_abi.h"
 
@@ -395,14 +396,7 @@ private:
 std::string bodyName(Location loc, unsigned id) {
   constexpr size_t kMaxNameChars = 48;
   std::string name = "__moe_parallel_body_" + std::to_string(id);
-  StringRef node;
-  loc->walk([&](Location l) {
-    if (auto named = dyn_cast<NameLoc>(l)) {
-      node = named.getName().getValue();
-      return WalkResult::interrupt();
-    }
-    return WalkResult::advance();
-  });
+  StringRef node = moe::build::locationName(loc);
   if (node.empty())
     return name;
   name += '_';

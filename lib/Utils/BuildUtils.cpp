@@ -872,6 +872,26 @@ std::pair<Value, Value> moe::build::topK(OpBuilder &b, Location loc, Value xs,
 
 static constexpr StringLiteral kErrorHook = "moe_report_error";
 
+StringRef moe::build::locationName(Location loc) {
+  StringRef name;
+  loc->walk([&](Location l) {
+    if (auto named = dyn_cast<NameLoc>(l)) {
+      name = named.getName().getValue();
+      return WalkResult::interrupt();
+    }
+    return WalkResult::advance();
+  });
+  return name;
+}
+
+Location moe::build::partLoc(Location loc, StringRef part) {
+  StringRef name = locationName(loc);
+  if (name.empty())
+    return loc;
+  return NameLoc::get(StringAttr::get(loc->getContext(), name + "." + part),
+                      loc);
+}
+
 void moe::build::declareErrorHook(OpBuilder &b, Operation *anchor) {
   // (Inside a region still being built, the anchor is not attached yet: the
   // callers declare the hook before building nested regions.)

@@ -778,13 +778,21 @@ def test_profile_option(artifact):
         assert loop["calls"] >= 1 and loop["iterations"] >= loop["calls"]
         assert 0 <= loop["split_calls"] <= loop["calls"]
         assert loop["ns"] <= p["run_ns"]
-    # The loops are named after the ONNX nodes they compute.
+    # The loops are named after the ONNX nodes they compute, and an MoE
+    # layer's loops after its part: "<node>.selector", ".route",
+    # ".experts" (build::partLoc).
     nodes = {n.name for n in onnx.load(model_path("sigma_moe_softmax"))
              .graph.node}
     named = [re.fullmatch(r"__moe_parallel_body_[0-9]+_(.+)", loop["name"])
              for loop in p["loops"]]
     assert any(named), p
-    assert all(m.group(1) in nodes for m in named if m), (nodes, p)
+    parts = {"selector", "route", "experts"}
+    for m in filter(None, named):
+        node, _, part = m.group(1).rpartition(".")
+        assert m.group(1) in nodes or (node in nodes and part in parts), (
+            nodes, p)
+    assert {m.group(1).rpartition(".")[2] for m in named if m} >= {
+        "selector", "experts"}, p
     profiled.reset_profile()
     assert profiled.profile()["runs"] == 0
     with pytest.raises(moe_mlir.InvalidArgument,

@@ -1,4 +1,5 @@
 // RUN: moe-opt %s --convert-moe-to-linalg --split-input-file | FileCheck %s
+// RUN: moe-opt %s --convert-moe-to-linalg --split-input-file --mlir-print-debuginfo --mlir-print-local-scope | FileCheck %s --check-prefix=LOC
 
 // Reference lowering of each primitive op (numerics are checked end to end by
 // test/Execution; these checks pin the structure).
@@ -192,6 +193,12 @@ func.func @attention_rope(%q: tensor<1x?x2x8xf32>, %k: tensor<1x2x?x8xf32>) -> t
 // "bhsd", d contiguous in both operands: dot products for a decode step's
 // one query row) side by side [B, H, T, P + S], the causal mask shifted by
 // P + S - T, then the cached and the new values' shares added.
+// The parts are located at "<node>.scores", ".softmax" and ".values"
+// (build::partLoc), the names moe-run --profile shows.
+// LOC-LABEL: func @attention_past
+// LOC:         } -> tensor<1x2x1x1xf32> loc("l0.att.attention.scores"("l0.att.attention"))
+// LOC:         math.exp {{.*}} loc("l0.att.attention.softmax"("l0.att.attention"))
+// LOC:         } -> tensor<1x2x1x4xf32> loc("l0.att.attention.values"("l0.att.attention"))
 // CHECK-LABEL: func @attention_past
 // CHECK-SAME:    %[[Q:[a-z0-9]+]]: tensor<1x2x1x8xf32>, %[[PK:[a-z0-9]+]]: tensor<1x2x?x8xf32>, %[[PV:[a-z0-9]+]]: tensor<1x2x?x4xf32>
 // CHECK-NOT:     linalg.transpose
@@ -207,7 +214,7 @@ func.func @attention_rope(%q: tensor<1x?x2x8xf32>, %k: tensor<1x2x?x8xf32>) -> t
 // CHECK:           arith.addf
 // CHECK-NOT:     moe.attention
 func.func @attention_past(%q: tensor<1x2x1x8xf32>, %pk: tensor<1x2x?x8xf32>, %pv: tensor<1x2x?x4xf32>, %v: tensor<1x2x1x4xf32>) -> tensor<1x2x1x4xf32> {
-  %o = moe.attention %q, %q, %v past(%pk, %pv) {causal} : (tensor<1x2x1x8xf32>, tensor<1x2x1x8xf32>, tensor<1x2x1x4xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x4xf32>) -> tensor<1x2x1x4xf32>
+  %o = moe.attention %q, %q, %v past(%pk, %pv) {causal} : (tensor<1x2x1x8xf32>, tensor<1x2x1x8xf32>, tensor<1x2x1x4xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x4xf32>) -> tensor<1x2x1x4xf32> loc("l0.att.attention")
   return %o : tensor<1x2x1x4xf32>
 }
 

@@ -1,4 +1,5 @@
 // RUN: moe-opt %s --moe-decompose-ffn --split-input-file | FileCheck %s
+// RUN: moe-opt %s --moe-decompose-ffn --split-input-file --mlir-print-debuginfo --mlir-print-local-scope | FileCheck %s --check-prefix=LOC
 
 // The selector reads `selector_input`, the experts read `input`; the up
 // projection returns slots in slot order, the down projection reduces them
@@ -91,4 +92,31 @@ func.func @ffn_selector_by_column(%x: tensor<?x40xf32>, %wst: tensor<40x7xf32>,
   %y = moe.ffn %x, %ws, %w1, %w2 gate<sigmoid> act<relu> {k = 3 : i64}
       : (tensor<?x40xf32>, tensor<7x40xf32>, tensor<7x40x24xf32>, tensor<7x24x40xf32>) -> tensor<?x40xf32>
   return %y : tensor<?x40xf32>
+}
+
+// -----
+
+// Each part's ops are located at "<node>.<part>" around the node's
+// location (build::partLoc), so that the loops they become are named so in
+// the code (moe-run --profile); a layer without a name keeps its location.
+// LOC-LABEL: func @ffn_named
+// LOC:         } -> tensor<6x7xf32> loc("layer0.ffn.selector"("layer0.ffn"("model.onnx":0:0)))
+// LOC:         moe.route {{.*}} loc("layer0.ffn.route"("layer0.ffn"("model.onnx":0:0)))
+// LOC:         moe.dispatch {{.*}} loc("layer0.ffn.route"("layer0.ffn"("model.onnx":0:0)))
+// LOC:         moe.grouped_matmul {{.*}} loc("layer0.ffn.experts"("layer0.ffn"("model.onnx":0:0)))
+// LOC:         moe.grouped_matmul {{.*}} loc("layer0.ffn.experts"("layer0.ffn"("model.onnx":0:0)))
+// LOC-LABEL: func @ffn_unnamed
+// LOC:         moe.route {{.*}} loc("plain.mlir":1:1)
+// LOC:         moe.grouped_matmul {{.*}} loc("plain.mlir":1:1)
+func.func @ffn_named(%x: tensor<6x40xf32>, %ws: tensor<7x40xf32>,
+                     %w1: tensor<7x40x24xf32>, %w2: tensor<7x24x40xf32>) -> tensor<6x40xf32> {
+  %y = moe.ffn %x, %ws, %w1, %w2 gate<softmax> act<relu> {k = 2 : i64}
+      : (tensor<6x40xf32>, tensor<7x40xf32>, tensor<7x40x24xf32>, tensor<7x24x40xf32>) -> tensor<6x40xf32> loc("layer0.ffn"("model.onnx":0:0))
+  return %y : tensor<6x40xf32>
+}
+func.func @ffn_unnamed(%x: tensor<6x40xf32>, %ws: tensor<7x40xf32>,
+                       %w1: tensor<7x40x24xf32>, %w2: tensor<7x24x40xf32>) -> tensor<6x40xf32> {
+  %y = moe.ffn %x, %ws, %w1, %w2 gate<softmax> act<relu> {k = 2 : i64}
+      : (tensor<6x40xf32>, tensor<7x40xf32>, tensor<7x40x24xf32>, tensor<7x24x40xf32>) -> tensor<6x40xf32> loc("plain.mlir":1:1)
+  return %y : tensor<6x40xf32>
 }

@@ -1,6 +1,17 @@
 // RUN: moe-opt %s --moe-decompose-switchhead --split-input-file | FileCheck %s
+// RUN: moe-opt %s --moe-decompose-switchhead --split-input-file --mlir-print-debuginfo --mlir-print-local-scope | FileCheck %s --check-prefix=LOC
 
 // H = 2 heads, E = 4 experts per head, K = 2, dk = dv = 8, D = 32.
+// Each part's ops are located at "<node>.<part>" (build::partLoc): the
+// projections of queries and keys, the value routing and experts, the
+// attention, the output routing and experts.
+// LOC-LABEL: func @switchhead(
+// LOC:         moe.rope {{.*}} loc("l0.att.qk"("l0.att"))
+// LOC:         moe.route {{.*}} loc("l0.att.value_route"("l0.att"))
+// LOC:         moe.grouped_matmul {{.*}} loc("l0.att.values"("l0.att"))
+// LOC:         moe.attention {{.*}} loc("l0.att.attention"("l0.att"))
+// LOC:         moe.route {{.*}} loc("l0.att.output_route"("l0.att"))
+// LOC:         moe.grouped_matmul {{.*}} loc("l0.att.output"("l0.att"))
 // CHECK-LABEL: func @switchhead
 // CHECK-SAME:    %[[QS:[a-z0-9]+]]: tensor<1x?x32xf32>, %[[KS:[a-z0-9]+]]: tensor<1x?x32xf32>, %[[VS:[a-z0-9]+]]: tensor<1x?x32xf32>, %[[WQ:[a-z0-9]+]]: tensor<32x16xf32>, %[[WK:[a-z0-9]+]]: tensor<32x16xf32>, %[[WV:[a-z0-9]+]]: tensor<8x32x8xf32>, %[[WO:[a-z0-9]+]]: tensor<8x8x32xf32>, %[[SO:[a-z0-9]+]]: tensor<8x32xf32>, %[[SV:[a-z0-9]+]]: tensor<8x32xf32>
 // CHECK-DAG:     %[[QR:.+]] = tensor.collapse_shape %[[QS]] {{\[}}[0, 1], [2]] : tensor<1x?x32xf32> into tensor<?x32xf32>
@@ -44,7 +55,7 @@ func.func @switchhead(%qs: tensor<1x?x32xf32>, %ks: tensor<1x?x32xf32>, %vs: ten
                       %wo: tensor<8x8x32xf32>, %so: tensor<8x32xf32>, %sv: tensor<8x32xf32>) -> tensor<1x?x32xf32> {
   %y = moe.switchhead %qs, %ks, %vs, %wq, %wk, %wv, %wo, %so sel_v(%sv) {num_heads = 2 : i64, k = 2 : i64}
       : (tensor<1x?x32xf32>, tensor<1x?x32xf32>, tensor<1x?x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>,
-         tensor<8x32x8xf32>, tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<8x32xf32>) -> tensor<1x?x32xf32>
+         tensor<8x32x8xf32>, tensor<8x8x32xf32>, tensor<8x32xf32>, tensor<8x32xf32>) -> tensor<1x?x32xf32> loc("l0.att")
   return %y : tensor<1x?x32xf32>
 }
 

@@ -177,6 +177,18 @@ Value broadcastDim(OpBuilder &b, Location loc, Value v, int64_t d,
 Value checkedCast(OpBuilder &b, Location loc, Value v, Type type,
                   int32_t code);
 
+/// The first name in `loc` (a NameLoc's: the ONNX node, from the importer),
+/// or "" when it has none.
+StringRef locationName(Location loc);
+
+/// `loc` named for one part of the op it comes from: a NameLoc
+/// "<name>.<part>" around `loc`, <name> the first name in `loc` (the ONNX
+/// node, from the importer); `loc` itself when it has no name. The loops
+/// built at it carry the part's name into the code, where moe-run
+/// --profile shows it (moe-parallel-loops-to-host names each body after
+/// the first name in its loop's location).
+Location partLoc(Location loc, StringRef part);
+
 /// Declares `func.func private @moe_report_error(i32)` in the module of
 /// `anchor` if it is not there yet.
 void declareErrorHook(OpBuilder &b, Operation *anchor);

@@ -1853,6 +1853,10 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
     // the one row was a register tile whose column tail, S = 1 of a
     // vector's lanes, was masked on every k step (10-20 us per layer of
     // MoEUT-44M's decode, for 4 x 82 multiply-adds).
+    // The parts named for a profile (build::partLoc): "<node>.scores",
+    // ".softmax", ".values".
+    Location base = loc;
+    loc = partLoc(base, "scores");
     Value scores = contract(b, loc, "bhtd,bhsd->bhts", q, k,
                             {sz(q, 0), sz(q, 1), sz(q, 2), sz(k, 2)});
     // With a cache: the scores of the P cached keys, read in place
@@ -1881,12 +1885,14 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
           SmallVector<OpFoldResult>{all[0], all[1], all[2], sz(k, 2)}, ones);
     }
     // Scale (default 1/sqrt(dk)) and the causal mask.
+    loc = partLoc(base, "softmax");
     Value scale = attentionScale(b, loc, op, q, elt);
     Value tq = tensor::DimOp::create(b, loc, q, 2);
     Value shift = arith::SubIOp::create(b, loc, sk, tq);
     Value masked = scaleAndMask(b, loc, scores, scale, op.getCausal(), shift,
                                 /*rowDim=*/2, /*rowOffset=*/Value());
     Value probs = softmax(b, loc, masked, 3);
+    loc = partLoc(base, "values");
     if (!pk) {
       Value out = contract(b, loc, "bhts,bhsv->bhtv", probs, v,
                            {sz(q, 0), sz(q, 1), sz(q, 2), sz(v, 3)});
