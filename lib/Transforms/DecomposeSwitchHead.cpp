@@ -89,100 +89,93 @@ FailureOr<SwitchHeadParts> buildSwitchHead(PatternRewriter &rewriter, OpT op,
     pastValue =
         requireSize(rewriter, loc, pastValue, 2,
                     sizeOf(rewriter, loc, pastKey, 2), kErrorShapeMismatch);
-    }
-    Value offset = pastKey
-                       ? Value(tensor::DimOp::create(rewriter, loc, pastKey, 2))
-                       : Value();
-    // Queries and keys: [N, H*dk] -> [B, T, H, dk] -> rope -> [B, T, H, dk].
-    auto project = [&](Value src, Value w) {
-      Value flat = contract(rewriter, loc, "nd,dj->nj", src, w, {n, qkWidth});
-      Value heads4 =
-          expand(rewriter, loc, flat, {{0, 1}, {2, 3}}, {b, t, idx(heads), dk});
-      if (op.getRotateFraction().convertToDouble() > 0.0)
-        heads4 = RopeOp::create(rewriter, loc, heads4.getType(), heads4,
-                                offset, op.getRotateFraction(),
-                                op.getRopeBase());
-      return heads4;
-    };
-    // [B, T, H, d] -> [B, H, T, d] for the attention; with a cache, the
-    // same rows are the ones to append to it (head-major as the cache).
-    // The attention reads the cache ([B, H, P, d]) where it is
-    // (moe.attention's `past`), so it is never copied next to the new rows.
-    auto withCache = [&](Value fresh, Value past) -> std::pair<Value, Value> {
-      Value heads4 = transpose(rewriter, loc, fresh, {0, 2, 1, 3});
-      return {heads4, past ? heads4 : Value()};
-    };
-    loc = partLoc(base, "qk");
-    Value q = transpose(rewriter, loc, project(qRows, op.getWq()),
-                        {0, 2, 1, 3});
-    auto [k, newKey] = withCache(project(kRows, op.getWk()), pastKey);
+  }
+  Value offset = pastKey
+                     ? Value(tensor::DimOp::create(rewriter, loc, pastKey, 2))
+                     : Value();
+  // Queries and keys: [N, H*dk] -> [B, T, H, dk] -> rope -> [B, T, H, dk].
+  auto project = [&](Value src, Value w) {
+    Value flat = contract(rewriter, loc, "nd,dj->nj", src, w, {n, qkWidth});
+    Value heads4 =
+        expand(rewriter, loc, flat, {{0, 1}, {2, 3}}, {b, t, idx(heads), dk});
+    if (op.getRotateFraction().convertToDouble() > 0.0)
+      heads4 = RopeOp::create(rewriter, loc, heads4.getType(), heads4, offset,
+                              op.getRotateFraction(), op.getRopeBase());
+    return heads4;
+  };
+  // [B, T, H, d] -> [B, H, T, d] for the attention; with a cache, the
+  // same rows are the ones to append to it (head-major as the cache).
+  // The attention reads the cache ([B, H, P, d]) where it is
+  // (moe.attention's `past`), so it is never copied next to the new rows.
+  auto withCache = [&](Value fresh, Value past) -> std::pair<Value, Value> {
+    Value heads4 = transpose(rewriter, loc, fresh, {0, 2, 1, 3});
+    return {heads4, past ? heads4 : Value()};
+  };
+  loc = partLoc(base, "qk");
+  Value q = transpose(rewriter, loc, project(qRows, op.getWq()), {0, 2, 1, 3});
+  auto [k, newKey] = withCache(project(kRows, op.getWk()), pastKey);
 
-    // Per-head top-k routing with sigmoid gates over `sel` ([H*E, D]).
-    auto routeHeads = [&](Value src, Value sel) {
-      Value scores =
-          selectorScores(rewriter, loc, src, sel, {n, idx(headExperts)});
-      auto route = RouteOp::create(
-          rewriter, loc, matrixType(n, heads * topK, elementType),
-          matrixType(n, heads * topK, idType), scores, GateKind::Sigmoid,
-          topK, heads);
-      auto dispatch = DispatchOp::create(
-          rewriter, loc, RankedTensorType::get({headExperts + 1}, idType),
-          RankedTensorType::get({staticMul(n, heads * topK)}, idType),
-          route.getIds(), headExperts);
-      return std::make_pair(route, dispatch);
-    };
+  // Per-head top-k routing with sigmoid gates over `sel` ([H*E, D]).
+  auto routeHeads = [&](Value src, Value sel) {
+    Value scores =
+        selectorScores(rewriter, loc, src, sel, {n, idx(headExperts)});
+    auto route =
+        RouteOp::create(rewriter, loc, matrixType(n, heads * topK, elementType),
+                        matrixType(n, heads * topK, idType), scores,
+                        GateKind::Sigmoid, topK, heads);
+    auto dispatch = DispatchOp::create(
+        rewriter, loc, RankedTensorType::get({headExperts + 1}, idType),
+        RankedTensorType::get({staticMul(n, heads * topK)}, idType),
+        route.getIds(), headExperts);
+    return std::make_pair(route, dispatch);
+  };
 
-    // Values: [N*H, dv] -> [B, T, H, dv] -> [B, H, T, dv].
-    Value values;
-    if (Value selV = op.getSelV()) {
-      loc = partLoc(base, "value_route");
-      auto [route, dispatch] = routeHeads(kRows, selV);
-      loc = partLoc(base, "values");
-      // View the slot weights [N, H*K] as [N*H, K]: one reduction per head.
-      Value perHead = collapse(
-          rewriter, loc,
-          expand(rewriter, loc, route.getWeights(), {{0}, {1, 2}},
-                 {n, idx(heads), idx(topK)}),
-          {{0, 1}, {2}});
-      values = GroupedMatmulOp::create(
-          rewriter, loc,
-          RankedTensorType::get({staticMul(n, heads), staticMul(dv, 1)},
-                                elementType),
-          vRows,
-          op.getWv(), dispatch.getOffsets(), dispatch.getPerm(), perHead);
-    } else {
-      // E = 1: dense per-head projection wv[h].
-      loc = partLoc(base, "values");
-      Value dense = contract(rewriter, loc, "nd,hdj->nhj", vRows, op.getWv(),
-                             {n, idx(heads), dv});
-      values = collapse(rewriter, loc, dense, {{0, 1}, {2}});
-    }
-    auto [v, newValue] = withCache(
-        expand(rewriter, loc, values, {{0, 1, 2}, {3}},
-               {b, t, idx(heads), dv}),
-        pastValue);
-
-    loc = partLoc(base, "attention");
-    Value attn = AttentionOp::create(
+  // Values: [N*H, dv] -> [B, T, H, dv] -> [B, H, T, dv].
+  Value values;
+  if (Value selV = op.getSelV()) {
+    loc = partLoc(base, "value_route");
+    auto [route, dispatch] = routeHeads(kRows, selV);
+    loc = partLoc(base, "values");
+    // View the slot weights [N, H*K] as [N*H, K]: one reduction per head.
+    Value perHead = collapse(rewriter, loc,
+                             expand(rewriter, loc, route.getWeights(),
+                                    {{0}, {1, 2}}, {n, idx(heads), idx(topK)}),
+                             {{0, 1}, {2}});
+    values = GroupedMatmulOp::create(
         rewriter, loc,
-        tensorTypeOf({b, idx(heads), t, dv}, elementType), q, k, v, pastKey,
-        pastValue, op.getCausal(), /*scale=*/FloatAttr());
-    // [B, H, T, dv] -> [B, T, H, dv] -> [N*H, dv].
-    Value attnRows = collapse(rewriter, loc,
-                              transpose(rewriter, loc, attn, {0, 2, 1, 3}),
-                              {{0, 1, 2}, {3}});
+        RankedTensorType::get({staticMul(n, heads), staticMul(dv, 1)},
+                              elementType),
+        vRows, op.getWv(), dispatch.getOffsets(), dispatch.getPerm(), perHead);
+  } else {
+    // E = 1: dense per-head projection wv[h].
+    loc = partLoc(base, "values");
+    Value dense = contract(rewriter, loc, "nd,hdj->nhj", vRows, op.getWv(),
+                           {n, idx(heads), dv});
+    values = collapse(rewriter, loc, dense, {{0, 1}, {2}});
+  }
+  auto [v, newValue] = withCache(
+      expand(rewriter, loc, values, {{0, 1, 2}, {3}}, {b, t, idx(heads), dv}),
+      pastValue);
 
-    // Output projection: N*H rows, each feeding its head's K slots, reduced
-    // into token rows with the output gates.
-    loc = partLoc(base, "output_route");
-    auto [route, dispatch] = routeHeads(qRows, op.getSelO());
-    loc = partLoc(base, "output");
-    Value out = GroupedMatmulOp::create(
-        rewriter, loc, tensorTypeOf({n, d}, elementType), attnRows,
-        op.getWo(), dispatch.getOffsets(), dispatch.getPerm(),
-        route.getWeights());
-    Value result = expand(rewriter, loc, out, {{0, 1}, {2}}, {b, t, d});
-    return SwitchHeadParts{result, newKey, newValue};
+  loc = partLoc(base, "attention");
+  Value attn = AttentionOp::create(
+      rewriter, loc, tensorTypeOf({b, idx(heads), t, dv}, elementType), q, k, v,
+      pastKey, pastValue, op.getCausal(), /*scale=*/FloatAttr());
+  // [B, H, T, dv] -> [B, T, H, dv] -> [N*H, dv].
+  Value attnRows =
+      collapse(rewriter, loc, transpose(rewriter, loc, attn, {0, 2, 1, 3}),
+               {{0, 1, 2}, {3}});
+
+  // Output projection: N*H rows, each feeding its head's K slots, reduced
+  // into token rows with the output gates.
+  loc = partLoc(base, "output_route");
+  auto [route, dispatch] = routeHeads(qRows, op.getSelO());
+  loc = partLoc(base, "output");
+  Value out = GroupedMatmulOp::create(
+      rewriter, loc, tensorTypeOf({n, d}, elementType), attnRows, op.getWo(),
+      dispatch.getOffsets(), dispatch.getPerm(), route.getWeights());
+  Value result = expand(rewriter, loc, out, {{0, 1}, {2}}, {b, t, d});
+  return SwitchHeadParts{result, newKey, newValue};
 }
 
 /// `v` with the type of `like` (a cast where the built value is less

@@ -390,17 +390,33 @@ private:
 
 /// The body function's name: `__moe_parallel_body_<id>`, followed by the
 /// first name in the loop's location (the ONNX node it comes from, through
-/// the importer's NameLoc), its characters outside [A-Za-z0-9_.] as '_',
-/// at most kMaxNameChars of them: so that a profile of the code
-/// (moe-run --profile) says which node each loop computes.
+/// the importer's NameLoc, and the part of it where a decomposition named
+/// one: build::partLoc's "<node>.<part>" around the node's name), its
+/// characters outside [A-Za-z0-9_.] as '_', at most kMaxNameChars of them,
+/// of which up to kMaxPartChars for the part (a long node name is cut
+/// first): so that a profile of the code (moe-run --profile) says which
+/// node, and which part of it, each loop computes.
 std::string bodyName(Location loc, unsigned id) {
-  constexpr size_t kMaxNameChars = 48;
+  constexpr size_t kMaxNameChars = 48, kMaxPartChars = 24;
   std::string name = "__moe_parallel_body_" + std::to_string(id);
-  StringRef node = moe::build::locationName(loc);
-  if (node.empty())
+  StringRef full = moe::build::locationName(loc);
+  if (full.empty())
     return name;
+  // The node: the shortest name inside `loc` that `full` extends.
+  StringRef node = full;
+  loc->walk([&](Location l) {
+    if (auto named = dyn_cast<NameLoc>(l)) {
+      StringRef n = named.getName().getValue();
+      if (!n.empty() && n.size() < node.size() && full.starts_with(n))
+        node = n;
+    }
+    return WalkResult::advance();
+  });
+  StringRef part = full.drop_front(node.size()).take_front(kMaxPartChars);
   name += '_';
-  for (char c : node.take_front(kMaxNameChars))
+  std::string kept =
+      node.take_front(kMaxNameChars - part.size()).str() + part.str();
+  for (char c : kept)
     name += llvm::isAlnum(c) || c == '_' || c == '.' ? c : '_';
   return name;
 }

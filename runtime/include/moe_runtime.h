@@ -310,7 +310,9 @@ typedef struct moe_generation moe_generation;
  * batch or maximum length below 1 or above MOE_MAX_SYMBOLIC_DIM, a batch
  * other than the signature's static one, or a decode entry of another
  * layout (no int64 scalar input past_length: an artifact of an earlier
- * moe-compile, to be compiled again). */
+ * moe-compile, to be compiled again; or a cache whose positions dim is not
+ * dynamic with a named symbol of its own, or whose other dims are neither
+ * static nor the batch). */
 moe_status_t moe_generation_create(moe_session *session, int64_t batch,
                                    int64_t max_length, moe_generation **out);
 void moe_generation_release(moe_generation *generation);

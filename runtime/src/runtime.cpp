@@ -1168,10 +1168,15 @@ extern "C" moe_status_t moe_generation_create(moe_session *s, int64_t batch,
       moe_generation::Cache c;
       c.input = t.name;
       size_t rank = t.dims.size();
-      bool ok = t.dtype == MOE_DTYPE_F32 && rank >= 2 && t.dims[rank - 2] < 0 &&
-                !t.symbols[rank - 2].empty() &&
-                t.symbols[rank - 2] != tokens.symbols[0] &&
-                t.symbols[rank - 2] != tokens.symbols[1];
+      bool ok = t.dtype == MOE_DTYPE_F32 && rank >= 2 && t.dims[rank - 2] < 0;
+      if (ok && (t.symbols[rank - 2].empty() ||
+                 t.symbols[rank - 2] == tokens.symbols[0] ||
+                 t.symbols[rank - 2] == tokens.symbols[1]))
+        return makeStatus(MOE_INVALID_ARGUMENT,
+                          "decode input '%s': its positions dim (the second "
+                          "to last) needs a named symbol of its own, not "
+                          "the tokens'",
+                          moe::printable(t.name, 64).c_str());
       double outer = 1, inner = 1;
       int dynamic = 0;
       for (size_t d = 0; ok && d < rank; ++d) {

@@ -2724,7 +2724,7 @@ namespace {
 
 /// A signature with entry main (the test model) and the toy language
 /// model's prefill and decode (test_model.c, generate()): two layers of
-/// [1, 1] heads, a 2-wide vocabulary.
+/// one head with rows of 2 (caches [2, B, C, 2]), a 2-wide vocabulary.
 std::string generationSignature() {
   const char rows[] = "f32 4 2 ?B ?T 2";
   const char past[] = "f32 4 2 ?B ?C 2";
@@ -2868,9 +2868,10 @@ TEST_F(RuntimeTest, GenerationContextRefusals) {
          "decode input 'past_key' is not a f32 cache"},
         // Positions of the tokens' own symbol, or of none.
         {"input past_key f32 4 2 ?B ?C 2", "input past_key f32 4 2 ?B ?T 2",
-         "decode input 'past_key' is not a f32 cache"},
+         "decode input 'past_key': its positions dim (the second to last) "
+         "needs a named symbol of its own"},
         {"input past_key f32 4 2 ?B ?C 2", "input past_key f32 4 2 ?B ? 2",
-         "decode input 'past_key' is not a f32 cache"}}) {
+         "decode input 'past_key': its positions dim"}}) {
     std::string changed = generationSignature();
     changed.replace(changed.find(from), std::strlen(from), to);
     Session model;

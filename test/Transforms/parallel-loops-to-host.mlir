@@ -279,6 +279,18 @@ func.func @moe_entry_work(%frame: !llvm.ptr) {
 // WORKK-NEXT:  %[[PER1:.+]] = arith.ceildivui
 // WORKK-NEXT:  arith.maxui %[[G1]], %[[PER1]] : i64
 // WORKK:       llvm.call
+// Nor are a countdown whose condition is an `or` (p > 0 or another
+// flag) and one that steps by -2: unknown too.
+// WORKK:       %[[G1B:.+]] = llvm.mlir.constant(1 : i64) : i64
+// WORKK-NEXT:  arith.constant 64 : i64
+// WORKK-NEXT:  %[[PER1B:.+]] = arith.ceildivui
+// WORKK-NEXT:  arith.maxui %[[G1B]], %[[PER1B]] : i64
+// WORKK:       llvm.call
+// WORKK:       %[[G1C:.+]] = llvm.mlir.constant(1 : i64) : i64
+// WORKK-NEXT:  arith.constant 64 : i64
+// WORKK-NEXT:  %[[PER1C:.+]] = arith.ceildivui
+// WORKK-NEXT:  arith.maxui %[[G1C]], %[[PER1C]] : i64
+// WORKK:       llvm.call
 func.func @moe_entry_while(%frame: !llvm.ptr) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
@@ -317,6 +329,41 @@ func.func @moe_entry_while(%frame: !llvm.ptr) {
     }
     scf.reduce
   }
+  scf.parallel (%i) = (%c0) to (%c8) step (%c1) {
+    %x = memref.load %m[%i, %c0] : memref<8x128xf32>
+    %e = arith.fptosi %x : f32 to i64
+    %n = arith.index_cast %e : i64 to index
+    %flag = arith.cmpi ult, %n, %c8 : index
+    %start = arith.minui %n, %c3 : index
+    %r = scf.while (%p = %start) : (index) -> index {
+      %pos = arith.cmpi ugt, %p, %c0 : index
+      %go = arith.ori %pos, %flag : i1
+      scf.condition(%go) %p : index
+    } do {
+    ^bb0(%q: index):
+      %next = arith.subi %q, %c1 : index
+      memref.store %zero, %m[%i, %q] : memref<8x128xf32>
+      scf.yield %next : index
+    }
+    scf.reduce
+  }
+  scf.parallel (%i) = (%c0) to (%c8) step (%c1) {
+    %x = memref.load %m[%i, %c0] : memref<8x128xf32>
+    %e = arith.fptosi %x : f32 to i64
+    %n = arith.index_cast %e : i64 to index
+    %start = arith.minui %n, %c3 : index
+    %r = scf.while (%p = %start) : (index) -> index {
+      %go = arith.cmpi ugt, %p, %c0 : index
+      scf.condition(%go) %p : index
+    } do {
+    ^bb0(%q: index):
+      %c2 = arith.constant 2 : index
+      %next = arith.subi %q, %c2 : index
+      memref.store %zero, %m[%i, %q] : memref<8x128xf32>
+      scf.yield %next : index
+    }
+    scf.reduce
+  }
   return
 }
 
@@ -324,12 +371,16 @@ func.func @moe_entry_while(%frame: !llvm.ptr) {
 
 // The body function is named after the first name in the loop's location
 // (the ONNX node), characters outside [A-Za-z0-9_.] as '_', at most 48 of
-// them; a loop without a name keeps the bare number.
+// them; a loop without a name keeps the bare number. A decomposition's
+// part ("<node>.<part>" around the node's name, build::partLoc) keeps up
+// to 24 of the 48 characters: a long node name is cut first.
 // CHECK-LABEL: func.func @moe_entry_main(
 // CHECK:   constant @__moe_parallel_body_0_layer0.ffn
 // CHECK:   constant @__moe_parallel_body_1__model_layers.1_att_MatMul_0
 // CHECK:   constant @__moe_parallel_body_2_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa :
 // CHECK:   constant @__moe_parallel_body_3 :
+// CHECK:   constant @__moe_parallel_body_4_layer0.att.attention.scores :
+// CHECK:   constant @__moe_parallel_body_5_bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb.attention.scores :
 // CHECK-LABEL: func.func private @__moe_parallel_body_0_layer0.ffn(
 // CHECK-LABEL: func.func private @__moe_parallel_body_1__model_layers.1_att_MatMul_0(
 // CHECK-LABEL: func.func private @__moe_parallel_body_2_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa(
@@ -356,5 +407,13 @@ func.func @moe_entry_main(%frame: !llvm.ptr) {
     memref.store %zero, %m[%i] : memref<8xf32>
     scf.reduce
   } loc("model.onnx":3:7)
+  scf.parallel (%i) = (%c0) to (%c8) step (%c1) {
+    memref.store %zero, %m[%i] : memref<8xf32>
+    scf.reduce
+  } loc("layer0.att.attention.scores"("layer0.att.attention"("layer0.att"("model.onnx":0:0))))
+  scf.parallel (%i) = (%c0) to (%c8) step (%c1) {
+    memref.store %zero, %m[%i] : memref<8xf32>
+    scf.reduce
+  } loc("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb.attention.scores"("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb.attention"("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb")))
   return
 }

@@ -979,9 +979,12 @@ def MoeParallelLoopsToHost : Pass<"moe-parallel-loops-to-host", "::mlir::ModuleO
     A trip count that is not a constant but is defined above the loop
     enters as a run-time value: the estimate (clamped at `min-chunk-work`
     or 2^31, whichever is smaller, so nothing overflows) is computed where
-    the loop is called. Where a
-    bound is defined inside the body, or an op has other regions (an
-    `scf.while`), the work is unknown and only `max-chunks` applies. A loop
+    the loop is called. An `scf.while` counts only as a countdown of
+    constant bound (it goes on while a carried index p > 0, steps p by -1
+    and starts it at a constant or `minui(x, c)`: at most c iterations; the
+    top-k's insertion walk). Where a bound is defined inside the body, an
+    op has other regions, or an `scf.while` is not such a countdown, the
+    work is unknown and only `max-chunks` applies. A loop
     whose whole work is below `min-chunk-work` is one chunk, which the
     runtime runs on the calling thread without a fork-join (a fork-join
     cost 3-5 us on two threads of the AVX2 host: docs/performance.md,

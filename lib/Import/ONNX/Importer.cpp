@@ -1054,7 +1054,9 @@ void mlir::moe::printOnnxDiagnostic(Diagnostic &diag, llvm::raw_ostream &os,
   auto print = [&](Diagnostic &d, StringRef severity) {
     std::string file, node;
     Location loc = d.getLocation();
-    if (auto name = dyn_cast<NameLoc>(loc)) {
+    // The innermost name: the ONNX node (a decomposition's part names,
+    // build::partLoc, are around it).
+    while (auto name = dyn_cast<NameLoc>(loc)) {
       node = name.getName().str();
       loc = name.getChildLoc();
     }
