@@ -627,6 +627,7 @@ LogicalResult mlir::moe::compileModule(ModuleOp module,
   native.optLevel = options.optLevel;
   native.parts = options.codegenParts;
   native.jobs = options.codegenJobs;
+  native.mergeFunctions = options.mergeFunctions;
   native.progress = progress;
   if (llvm::Error e = buildSharedObject(*llvmModule, native, soPath))
     return emitError(loc) << llvm::toString(std::move(e));

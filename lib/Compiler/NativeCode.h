@@ -35,6 +35,9 @@ struct NativeCodeOptions {
   unsigned parts = 0;
   /// C compiler processes run at once; 0: one per hardware thread.
   unsigned jobs = 0;
+  /// Identical functions merged first (one body, the others thunks that
+  /// jump to it).
+  bool mergeFunctions = true;
   /// Progress lines.
   std::function<void(const llvm::Twine &)> progress;
 };

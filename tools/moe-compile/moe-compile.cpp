@@ -200,6 +200,14 @@ llvm::cl::opt<bool>
            llvm::cl::desc("compile every copy of a repeated layer sequence "
                           "(no moe-roll-repeats; debugging)"),
            llvm::cl::cat(toolOptions));
+llvm::cl::opt<bool> noMergeFunctions(
+    "no-merge-functions",
+    llvm::cl::desc("compile identical functions each on its own instead "
+                   "of once, the others thunks that jump to it (distinct "
+                   "layers of the same shapes, @main's and @prefill's "
+                   "loops); perf then names each layer's own code "
+                   "(debugging)"),
+    llvm::cl::cat(toolOptions));
 llvm::cl::opt<bool> generation(
     "generation",
     llvm::cl::desc("also derive the entries 'prefill' and 'decode' (a "
@@ -334,6 +342,7 @@ int main(int argc, char **argv) {
   options.fuseExpertPairs = !noFuseExpertPairs;
   options.fuseRouting = !noFuseRouting;
   options.rollRepeats = !noRoll;
+  options.mergeFunctions = !noMergeFunctions;
   options.packWeights = !noPackWeights;
   options.generation = generation;
   options.generationAllLogits = generationAllLogits;

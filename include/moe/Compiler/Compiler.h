@@ -51,6 +51,10 @@ struct CompileOptions {
   /// C compiler processes run at once (moe-compile --codegen-jobs); 0: one
   /// per hardware thread.
   unsigned codegenJobs = 0;
+  /// Identical LLVM functions compiled once: one body, the others thunks
+  /// that jump to it (LLVM's MergeFunctions, before the split); off with
+  /// moe-compile --no-merge-functions.
+  bool mergeFunctions = true;
   /// The reference lowering only (no moe-cpu-loop-order): the oracle the
   /// optimised code is compared with (moe-compile --reference).
   bool reference = false;
