@@ -4,7 +4,8 @@
 // with --generation: about 36 of 45 s in one clang process), and one process
 // uses one core. The code lends itself to splitting: an entry and the
 // parallel loop bodies it hands the thread pool call each other only
-// through addresses, so no inlining is lost between them. A module of many
+// through addresses (apart from the thunks of merged bodies, below), so no
+// inlining is lost between them. A module of many
 // instructions is therefore split by function into parts of about equal
 // size, each part compiled to an object by its own C compiler process,
 // several at once, and the objects linked into the shared object.
@@ -30,8 +31,10 @@
 //   emits none of them.
 // - The module's functions that are moved between parts keep none of what
 //   internal linkage allows (dead function removal, changed calling
-//   conventions): the parallel loop bodies are only ever called through
-//   addresses, and an entry's body whose call the optimiser proves
+//   conventions): the parallel loop bodies are called through addresses
+//   (a merged body also directly by its thunks, which may sit in another
+//   part: the hidden symbol links them), and an entry's body whose call
+//   the optimiser proves
 //   unreachable stays in the object (18 of the 678 bodies of MoEUT-44M's
 //   generation module, 913 bytes).
 //
@@ -44,6 +47,9 @@
 // keep every body's own symbol and address, so moe-run --profile still
 // counts each loop on its own; perf attributes the shared body's samples
 // to the symbol that kept it (--no-merge-functions for a per-layer view).
+// The C compiler may inline a small kept body back into its thunks (only
+// bodies above its inlining threshold stay shared); that costs size, not
+// correctness. moe-compile --emit=llvm prints the module before the merge.
 //
 // llvm::SplitModule does the cloning too, but puts each function by a hash
 // of its name or round-robin (MoEUT-44M's --generation module: parts of

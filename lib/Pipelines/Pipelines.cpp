@@ -124,7 +124,8 @@ void moe::buildLowerToLLVMPipeline(OpPassManager &pm,
   // math-to-funcs, math-to-libm, finalize-memref-to-llvm and cf-to-llvm
   // declare functions or convert globals), func-to-llvm (func.func becomes
   // llvm.func, so nothing nested on func.func runs after it) and what
-  // follows it.
+  // follows it. (Nested convert-vector-to-llvm would declare printf from
+  // several threads for a vector.print; the code has none.)
   PassSequence passes(pm);
   if (options.tileVectorBits) {
     MoeCpuTileContractionsOptions tile;

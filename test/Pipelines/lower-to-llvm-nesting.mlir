@@ -1,4 +1,11 @@
 // RUN: moe-opt %s --moe-lower-to-llvm-cpu-tiled --dump-pass-pipeline -o /dev/null 2>&1 | FileCheck %s
+// The output does not depend on the threads: a MoEUT's LLVM module (about
+// 200 functions) with and without them.
+// RUN: moe-compile -q --emit=llvm --march x86-64-v2 %moe_src_root/test/fixtures/moeut_tiny.onnx -o %t.threads.ll
+// RUN: moe-compile -q --emit=llvm --march x86-64-v2 --mlir-disable-threading %moe_src_root/test/fixtures/moeut_tiny.onnx -o %t.one.ll
+// RUN: cmp %t.threads.ll %t.one.ll
+// RUN: FileCheck %s --check-prefix=LL --input-file=%t.one.ll
+// LL-COUNT-20: define internal void @__moe_parallel_body_
 
 // The passes that rewrite one function at a time run nested on func.func,
 // so that MLIR spreads the functions (after moe-parallel-loops-to-host, one
