@@ -4,13 +4,15 @@ and PyTorch eager with a cache, in one run, alternating step by step.
 
 usage: .venv/bin/python bench/generation.py [--model MoEUT-44M]
        [--prompts 256,1024] [--steps 16] [--threads 1,2] [--work DIR]
-       [--no-peers] [--warmup]
+       [--no-peers] [--warmup] [--export moe|plain]
   or, for a model of another shape: --model custom [--d-model 256
        --layers 8 --group 2 --experts 32 --expert-size 128 --k 4
        --heads 4 --head-dim 64 --att-experts 4 --att-k 2 --vocab 8000]
 
 Builds the model (random weights, seed 0), exports it twice with the
-reference code: the project's exporter (org.moe_mlir functions) for
+reference code: the project's exporter (org.moe_mlir functions; with
+`--export plain`, a plain torch.onnx.export with dynamic axes, whose
+SwitchHead and σ-MoE layers the importer raises) for
 `moe-compile --generation` (-O3 -march=native; wall time and peak memory of
 the compiler are reported), and python/moe_ref/past_kv_export.py (plain
 torch.onnx.export with past/present caches) for ONNX Runtime 1.32. Then,
@@ -56,6 +58,7 @@ from moe_ref import modules as M  # noqa: E402
 from moe_ref import past_kv_export as PK  # noqa: E402
 from moe_ref.configs import PUBLISHED, MoEUTConfig  # noqa: E402
 from moe_ref.onnx_export import export_moeut  # noqa: E402
+from moe_ref import plain_exports as PE  # noqa: E402
 import peak_rss  # noqa: E402  (bench/, beside this script)
 
 
@@ -88,15 +91,19 @@ def read_bandwidth(threads, work):
     return float(out.split()[1])
 
 
-def compile_model(model, work):
-    path = os.path.join(work, "moeut.onnx")
+def compile_model(model, work, kind):
+    path = os.path.join(work, "moeut.onnx" if kind == "moe"
+                        else "moeut_plain.onnx")
     artifact = path + ".moeb"
     compiler = os.path.join(root, "build", "bin", "moe-compile")
     # Reused only when newer than the compiler that would make it.
     if (os.path.exists(artifact) and
             os.path.getmtime(artifact) > os.path.getmtime(compiler)):
         return artifact, None, None
-    onnx.save(export_moeut(model), path)
+    if kind == "moe":
+        onnx.save(export_moeut(model), path)
+    else:
+        PE.export_moeut(model, path, torch.zeros((1, 8), dtype=torch.int64))
     t0 = time.perf_counter()
     # Its own peak (largest process), measured from a small launcher: a
     # child of this process would also count this one's memory.
@@ -122,6 +129,9 @@ def main():
     p.add_argument("--threads", default="1,2")
     p.add_argument("--work", default=None)
     p.add_argument("--no-peers", action="store_true")
+    p.add_argument("--export", choices=["moe", "plain"], default="moe",
+                   help="the file moe-compile reads: the org.moe_mlir "
+                        "export, or a plain torch.onnx.export (raised)")
     p.add_argument("--warmup", action="store_true",
                    help="one untimed prefill of each length first (each "
                         "system), so that first-call costs (workspace "
@@ -144,7 +154,7 @@ def main():
 
     torch.manual_seed(0)
     model = M.MoEUT(cfg).eval()
-    artifact, compile_s, compile_mb = compile_model(model, work)
+    artifact, compile_s, compile_mb = compile_model(model, work, a.export)
     past_path = os.path.join(work, "past_kv.onnx")
     if not a.no_peers and not os.path.exists(past_path):
         PK.export(model, past_path)

@@ -42,6 +42,17 @@ class DenseMaskSigmaMoE(nn.Module):
         return torch.einsum("ne,ned->nd", gate, y)
 
 
+def export_moeut(module, path, example):
+    """A plain export of a MoEUT (tokens [batch, seq] -> y [batch, seq, V]),
+    dynamic batch and sequence axes, as its authors' code would write it."""
+    with torch.no_grad():
+        torch.onnx.export(module.eval(), (example,), path, opset_version=17,
+                          input_names=["tokens"], output_names=["y"],
+                          dynamic_axes={"tokens": {0: "batch", 1: "seq"},
+                                        "y": {0: "batch", 1: "seq"}})
+    return path
+
+
 def export_all(out):
     os.makedirs(out, exist_ok=True)
     torch.manual_seed(0)

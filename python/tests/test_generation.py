@@ -20,6 +20,7 @@ import torch
 import moe_mlir
 from moe_ref import modules as M
 from moe_ref import onnx_export as X
+from moe_ref import plain_exports as P
 from moe_ref.configs import MoEUTConfig
 
 FAST = {"opt_level": 1, "march": "x86-64-v2"}
@@ -31,13 +32,24 @@ def config(group):
                        head_dim=8, att_experts=3, att_k=2, vocab=50)
 
 
-@pytest.fixture(scope="module", params=[2, 3], ids=["G2", "G3"])
+@pytest.fixture(scope="module",
+                params=[(2, "domain"), (3, "domain"), (2, "plain"),
+                        (3, "plain")],
+                ids=["G2", "G3", "G2-plain", "G3-plain"])
 def model(request, tmp_path_factory):
-    torch.manual_seed(100 + request.param)
-    ref = M.MoEUT(config(request.param))
-    proto = X.export_moeut(ref)
+    group, kind = request.param
+    torch.manual_seed(100 + group)
+    ref = M.MoEUT(config(group))
     path = tmp_path_factory.mktemp("gen") / "moeut.onnx"
-    onnx.save(proto, str(path))
+    if kind == "domain":
+        proto = X.export_moeut(ref)
+        onnx.save(proto, str(path))
+    else:
+        # A plain torch.onnx.export: moe-raise-onnx raises its SwitchHead
+        # attention (form (e)) and σ-MoE layers, so the entries derive.
+        P.export_moeut(ref, str(path),
+                       torch.zeros((2, 5), dtype=torch.int64))
+        proto = onnx.load(str(path))
     artifact = moe_mlir.compile(str(path), str(path) + ".moeb",
                                 generation=True, **FAST)
     session = moe_mlir.InferenceSession(artifact)
@@ -72,17 +84,21 @@ def test_entries_and_signatures(model):
     ref, session, _ = model
     layers = ref.cfg.n_layers
     assert session.entries == ["main", "prefill", "decode"]
+    # The symbolic sizes are the export's names: B and T, or the plain
+    # export's dynamic axes (batch, seq).
+    batch, seq = session.get_inputs("main")[0].shape
     ins = session.get_inputs("decode")
     assert [i.name for i in ins] == ["tokens", "past_key", "past_value",
                                      "past_length"]
-    assert ins[1].shape == [layers, "B", 2, "C", 8]
+    assert ins[1].shape == [layers, batch, 2, "C", 8]
     assert ins[3].shape == [] and ins[3].dtype == np.int64
     outs = session.get_outputs("prefill")
-    assert [o.name for o in outs] == ["logits", "new_key", "new_value"]
+    logits = session.get_outputs("main")[0].name  # logits, or the export's y
+    assert [o.name for o in outs] == [logits, "new_key", "new_value"]
     # The last prompt position's logits only (--generation-all-logits:
     # every position's).
-    assert outs[0].shape == ["B", 1, ref.cfg.vocab]
-    assert outs[1].shape == [layers, "B", 2, "T", 8]
+    assert outs[0].shape == [batch, 1, ref.cfg.vocab]
+    assert outs[1].shape == [layers, batch, 2, seq, 8]
     with pytest.raises(moe_mlir.NotFound, match="no entry 'nope'"):
         session.run(None, {}, entry="nope")
 

@@ -1,8 +1,8 @@
 //===- fuzz_import.cpp - libFuzzer harness of the ONNX importer -----------===//
 //
 // Bytes -> moe-import's two stages: the mechanical import (protobuf, opsets,
-// payloads, external data, functions, graph) and the conversion to the moe
-// dialect, then the verifier. Every input must end in success or in
+// payloads, external data, functions, graph), then moe-raise-onnx and the
+// conversion to the moe dialect, then the verifier. Every input must end in success or in
 // diagnostics: a crash, a sanitizer report, a leak or a hang is a finding.
 // External data resolves against an empty private folder.
 //
@@ -62,6 +62,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!module)
     return 0;
   PassManager pm(&context);
+  // As moe-import and moe-compile run them: the raise matchers read the
+  // graph before any node has been checked.
+  pm.addPass(moe::createRaiseOnnxMoe());
   pm.addPass(moe::createConvertOnnxToMoe());
   if (succeeded(pm.run(*module)))
     (void)verify(*module);

@@ -40,7 +40,8 @@ def ConvertOnnxToMoe : Pass<"convert-onnx-to-moe", "::mlir::ModuleOp"> {
 }
 
 def RaiseOnnxMoe : Pass<"moe-raise-onnx", "::mlir::ModuleOp"> {
-  let summary = "Raise exported MoE blocks to org.moe_mlir.MoEFeedForward nodes";
+  let summary = "Raise exported MoE blocks and SwitchHead attention to "
+                "org.moe_mlir nodes";
   let description = [{
     Runs on the ONNX graph (`moe-import --stage=onnx`), before
     `convert-onnx-to-moe`. Recognises MoE layers that `torch.onnx.export`
@@ -56,7 +57,14 @@ def RaiseOnnxMoe : Pass<"moe-raise-onnx", "::mlir::ModuleOp"> {
     computed and masked by a dense gate `ScatterElements(zeros, ids, w)`.
     The routing is a TopK over `MatMul(xs, Wsel)` with a sigmoid, softmax
     or top-k softmax gate; the expert activation relu, gelu, silu or none;
-    weights constant. Whatever does not match stays as exported. With
+    weights constant. (e) SwitchHead attention as the reference module
+    writes it (per-head sigmoid top-k routers, gathered value and output
+    expert weights or dense values, RoPE on the rotate-half pairs, the
+    1/sqrt(dk) scale, the causal Trilu mask or none), from its output
+    `Einsum("nhk,nhkd->nd", ...)`, into `org.moe_mlir.SwitchHeadAttention`
+    (or `SwitchHeadGatedAttention`), so a `moe.switchhead`: the model then
+    runs flash-style attention and `moe-compile --generation` can derive
+    its decode step. Whatever does not match stays as exported. With
     `report`, each raise and each near miss is a remark at its node
     (`moe-import --raise=report`). lib/Conversion/OnnxToMoe/RaiseMoe.cpp
     states the equivalence argument of each form.
@@ -79,7 +87,7 @@ def RaiseOnnxMoe : Pass<"moe-raise-onnx", "::mlir::ModuleOp"> {
            "emit a remark for every raised block and every near miss">
   ];
   let statistics = [
-    Statistic<"numRaised", "raised", "MoE blocks raised">
+    Statistic<"numRaised", "raised", "MoE blocks and attention layers raised">
   ];
   let dependentDialects = ["::mlir::arith::ArithDialect"];
 }

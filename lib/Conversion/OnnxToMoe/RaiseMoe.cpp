@@ -1,4 +1,5 @@
-//===- RaiseMoe.cpp - raise exported MoE blocks to routed moe ops ----------===//
+//===- RaiseMoe.cpp - raise exported MoE blocks to routed moe ops
+//----------===//
 //
 // `torch.onnx.export` writes an MoE layer as generic ops: a loop over
 // experts, every expert computed, or a weight matrix gathered per routing
@@ -32,6 +33,9 @@
 //         y = Einsum("neg,egd->ned", act(h), W2)
 //         out = Einsum("ne,ned->nd", g, y)
 //
+//   (e) SwitchHead attention as the reference module writes it, into
+//       org.moe_mlir.SwitchHeadAttention (RaiseSwitchHead.cpp).
+//
 // with gate(v) one of Sigmoid(v) (sigmoid), Softmax(v) (topk_softmax) or v
 // itself when the TopK reads Softmax(s) (softmax); act one of Relu, Gelu
 // (exact), x * Sigmoid(x) (silu) or none; Wsel, W1, W2 constants. Letters
@@ -54,10 +58,13 @@
 // as ONNX Runtime's and OpenVINO's MoE fusions do.
 //
 // Anything else is left as exported (generic, correct). With `report`,
-// every raise and every near miss (a combine Einsum, or a per-expert
-// OneHot -> NonZero loop, that did not match) is a remark at its node.
+// every raise and every near miss (a combine Einsum, a SwitchHead output
+// Einsum("nhk,nhkd->nd"), or a per-expert OneHot -> NonZero loop, that did
+// not match) is a remark at its node.
 //
 //===----------------------------------------------------------------------===//
+
+#include "RaiseMatchers.h"
 
 #include "moe/Conversion/OnnxToMoe/OnnxToMoe.h"
 #include "moe/Conversion/Passes.h"
@@ -66,6 +73,10 @@
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/PatternMatch.h"
 
+#include "llvm/ADT/StringSwitch.h"
+
+#include <cmath>
+#include <cstdio>
 #include <string>
 
 namespace mlir::moe {
@@ -75,35 +86,9 @@ namespace mlir::moe {
 
 using namespace mlir;
 using namespace mlir::moe;
+using namespace mlir::moe::raise;
 
 namespace {
-
-constexpr StringLiteral kMoeDomain = "org.moe_mlir";
-
-/// The standard-domain node of `opType` defining `v`, if any.
-onnxir::NodeOp producer(Value v, StringRef opType) {
-  auto node = v ? v.getDefiningOp<onnxir::NodeOp>() : onnxir::NodeOp();
-  if (!node || !node.getDomain().empty() || node.getOpType() != opType)
-    return {};
-  return node;
-}
-
-/// A constant tensor: an initializer or a Constant node's value.
-DenseElementsAttr constantOf(Value v) {
-  if (auto cst = v.getDefiningOp<arith::ConstantOp>())
-    return dyn_cast<DenseElementsAttr>(cst.getValue());
-  if (onnxir::NodeOp node = producer(v, "Constant"))
-    return dyn_cast_or_null<DenseElementsAttr>(
-        node.getNodeAttributes().get("value"));
-  return {};
-}
-
-std::optional<int64_t> intAttrOf(onnxir::NodeOp node, StringRef name) {
-  if (auto a = dyn_cast_or_null<IntegerAttr>(
-          node.getNodeAttributes().get(name)))
-    return a.getInt();
-  return std::nullopt;
-}
 
 /// `v` with Cast-to-float nodes skipped (f32 models: they are identities).
 Value skipFloatCasts(Value v) {
@@ -190,62 +175,6 @@ bool isLastAxis(int64_t axis, Value v) {
 bool attrIsLastAxis(onnxir::NodeOp node, Value v) {
   return isLastAxis(intAttrOf(node, "axis").value_or(-1), v);
 }
-
-/// An Einsum's equation as (lhs, rhs, out) subscripts; none for other forms
-/// (ellipses, one operand, an implicit output).
-std::optional<std::array<std::string, 3>> einsumOf(Value v,
-                                                   onnxir::NodeOp &node) {
-  node = producer(v, "Einsum");
-  if (!node || node.getInputs().size() != 2)
-    return std::nullopt;
-  auto eq = dyn_cast_or_null<StringAttr>(
-      node.getNodeAttributes().get("equation"));
-  if (!eq)
-    return std::nullopt;
-  std::string s;
-  for (char c : eq.getValue())
-    if (c != ' ')
-      s += c;
-  size_t comma = s.find(','), arrow = s.find("->");
-  if (comma == std::string::npos || arrow == std::string::npos ||
-      arrow < comma || s.find('.') != std::string::npos)
-    return std::nullopt;
-  return std::array<std::string, 3>{s.substr(0, comma),
-                                    s.substr(comma + 1, arrow - comma - 1),
-                                    s.substr(arrow + 2)};
-}
-
-/// Whether subscripts `got` follow `pattern` letter for letter under one
-/// consistent renaming (`names` maps pattern letters to got letters).
-bool matchSubscripts(StringRef pattern, StringRef got,
-                     llvm::DenseMap<char, char> &names) {
-  if (pattern.size() != got.size())
-    return false;
-  for (auto [p, g] : llvm::zip(pattern, got)) {
-    auto [it, inserted] = names.try_emplace(p, g);
-    if (!inserted && it->second != g)
-      return false;
-  }
-  // Distinct pattern letters stay distinct.
-  llvm::SmallDenseSet<char> seen;
-  for (auto &kv : names)
-    if (!seen.insert(kv.second).second)
-      return false;
-  return true;
-}
-
-bool matchEquation(const std::array<std::string, 3> &eq, StringRef lhs,
-                   StringRef rhs, StringRef out) {
-  llvm::DenseMap<char, char> names;
-  return matchSubscripts(lhs, eq[0], names) &&
-         matchSubscripts(rhs, eq[1], names) &&
-         matchSubscripts(out, eq[2], names);
-}
-
-/// A failed match: the reason, for --raise=report.
-struct Miss {
-  std::string why;
-};
 
 /// The routing of a block: TopK over scores = MatMul(xs, Wsel).
 struct Routing {
@@ -494,19 +423,6 @@ FailureOr<Block> matchDense(Value out, Miss &miss) {
   return blk;
 }
 
-/// `a` [D, E] transposed to [E, D].
-DenseElementsAttr transpose2d(DenseElementsAttr a) {
-  auto t = a.getType();
-  int64_t rows = t.getDimSize(0), cols = t.getDimSize(1);
-  auto type = RankedTensorType::get({cols, rows}, t.getElementType());
-  SmallVector<Attribute> in(a.getValues<Attribute>());
-  SmallVector<Attribute> out(in.size());
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c)
-      out[c * rows + r] = in[r * cols + c];
-  return DenseElementsAttr::get(type, out);
-}
-
 /// Checks the weights agree in E, D and G, so that a mismatch is refused
 /// here (left generic) rather than by moe.ffn's verifier.
 LogicalResult checkShapes(const Block &blk, Miss &miss) {
@@ -534,28 +450,6 @@ LogicalResult checkShapes(const Block &blk, Miss &miss) {
 //===----------------------------------------------------------------------===//
 // Form (a): the per-expert loop of Hugging Face exports
 //===----------------------------------------------------------------------===//
-
-/// The integer constant(s) of `v`.
-std::optional<SmallVector<int64_t>> intsOf(Value v) {
-  DenseElementsAttr a = constantOf(v);
-  if (!a || !isa<IntegerType>(a.getElementType()))
-    return std::nullopt;
-  return llvm::map_to_vector(a.getValues<APInt>(),
-                             [](const APInt &i) { return i.getSExtValue(); });
-}
-
-bool isInts(Value v, ArrayRef<int64_t> want) {
-  std::optional<SmallVector<int64_t>> got = intsOf(v);
-  return got && ArrayRef<int64_t>(*got) == want;
-}
-
-/// `Unsqueeze(v, [axis])`'s v, or null.
-Value unsqueezed(Value u, int64_t axis) {
-  onnxir::NodeOp n = producer(u, "Unsqueeze");
-  if (!n || n.getInputs().size() != 2 || !isInts(n.getInputs()[1], {axis}))
-    return {};
-  return n.getInputs()[0];
-}
 
 /// ConstantOfShape(...) filled with zeros (the default value or 0), or a
 /// constant of zeros (static exports fold the former into the latter).
@@ -1050,12 +944,100 @@ struct RaiseOnnxMoePass : moe::impl::RaiseOnnxMoeBase<RaiseOnnxMoePass> {
           op->use_empty())
         unusedBefore.insert(op);
     });
-    SmallVector<onnxir::NodeOp> einsums;
-    module.walk([&](onnxir::NodeOp node) {
-      if (node.getDomain().empty() && node.getOpType() == "Einsum")
-        einsums.push_back(node);
-    });
+    // Nodes left without uses (a raised block's interior) go, so that the
+    // next matchers and the conversion never see them.
+    auto eraseDead = [&] {
+      bool erased = true;
+      while (erased) {
+        erased = false;
+        SmallVector<Operation *> dead;
+        module.walk([&](Operation *op) {
+          if ((isa<onnxir::NodeOp>(op) || isa<arith::ConstantOp>(op)) &&
+              op->use_empty() && !unusedBefore.contains(op) &&
+              op->getParentOp() && !isa<ModuleOp>(op->getParentOp()))
+            dead.push_back(op);
+        });
+        for (Operation *op : dead) {
+          rewriter.eraseOp(op);
+          erased = true;
+        }
+      }
+    };
+    auto einsumsOf = [&] {
+      SmallVector<onnxir::NodeOp> einsums;
+      module.walk([&](onnxir::NodeOp node) {
+        if (node.getDomain().empty() && node.getOpType() == "Einsum")
+          einsums.push_back(node);
+      });
+      return einsums;
+    };
     int64_t moeVersion = 1;
+    // Form (e) first: its value projection has the shape of a σ-MoE's.
+    for (onnxir::NodeOp combine : einsumsOf()) {
+      Miss miss;
+      Value out = combine.getResult(0);
+      FailureOr<SwitchHeadBlock> blk = matchSwitchHead(out, miss);
+      if (failed(blk)) {
+        if (report && !miss.why.empty())
+          combine.emitRemark()
+              << "SwitchHead attention not raised: " << miss.why;
+        continue;
+      }
+      rewriter.setInsertionPoint(combine);
+      Location loc = combine.getLoc();
+      bool gated = !blk->selV;
+      SmallVector<Value> ins = {
+          blk->qSrc,
+          blk->kSrc,
+          blk->vSrc,
+          blk->wq,
+          blk->wk,
+          blk->wv,
+          blk->wo,
+          arith::ConstantOp::create(rewriter, loc, transpose2d(blk->selO))};
+      if (!gated)
+        ins.push_back(
+            arith::ConstantOp::create(rewriter, loc, transpose2d(blk->selV)));
+      SmallVector<NamedAttribute> attrs = {
+          rewriter.getNamedAttr("num_heads",
+                                rewriter.getI64IntegerAttr(blk->heads)),
+          rewriter.getNamedAttr("k", rewriter.getI64IntegerAttr(blk->k)),
+          rewriter.getNamedAttr("causal",
+                                rewriter.getI64IntegerAttr(blk->causal)),
+          rewriter.getNamedAttr("rotate_fraction",
+                                rewriter.getF32FloatAttr(blk->fraction)),
+          rewriter.getNamedAttr("rope_base",
+                                rewriter.getF32FloatAttr(blk->base))};
+      StringRef name =
+          gated ? "SwitchHeadGatedAttention" : "SwitchHeadAttention";
+      auto node = onnxir::NodeOp::create(
+          rewriter, loc, TypeRange{blk->qSrc.getType()},
+          rewriter.getStringAttr(name), rewriter.getStringAttr(kMoeDomain),
+          rewriter.getI64IntegerAttr(moeVersion),
+          rewriter.getDictionaryAttr(attrs), ins);
+      // Back to the rows [B * T, D] the combine produced, as the queries
+      // were flattened.
+      onnxir::NodeOp flatten = blk->qFlatten;
+      auto rows = onnxir::NodeOp::create(
+          rewriter, loc, TypeRange{out.getType()}, flatten.getOpTypeAttr(),
+          flatten.getDomainAttr(), flatten.getVersionAttr(),
+          flatten.getNodeAttributesAttr(),
+          ValueRange{node.getResult(0), flatten.getInputs()[1]});
+      rewriter.replaceAllUsesWith(out, rows.getResult(0));
+      char baseText[32];
+      std::snprintf(baseText, sizeof(baseText), "%g", blk->base);
+      if (report)
+        node.emitRemark() << "raised (e) SwitchHead attention into "
+                          << kMoeDomain << "." << name << " (H = " << blk->heads
+                          << ", E = " << blk->experts << ", k = " << blk->k
+                          << ", dk = " << blk->dk << ", dv = " << blk->dv
+                          << ", RoPE on " << blk->rotated << " dims, base "
+                          << baseText
+                          << (blk->causal ? ", causal" : ", not causal") << ")";
+      ++numRaised;
+    }
+    eraseDead();
+    SmallVector<onnxir::NodeOp> einsums = einsumsOf();
     for (onnxir::NodeOp combine : einsums) {
       if (!combine->getBlock())
         continue; // erased as part of an earlier block
@@ -1162,23 +1144,7 @@ struct RaiseOnnxMoePass : moe::impl::RaiseOnnxMoeBase<RaiseOnnxMoePass> {
       ++numRaised;
     }
 
-    // Nodes left without uses (the raised blocks' interiors) go now, so
-    // that the conversion never materialises them.
-    bool erased = true;
-    while (erased) {
-      erased = false;
-      SmallVector<Operation *> dead;
-      module.walk([&](Operation *op) {
-        if ((isa<onnxir::NodeOp>(op) || isa<arith::ConstantOp>(op)) &&
-            op->use_empty() && !unusedBefore.contains(op) &&
-            op->getParentOp() && !isa<ModuleOp>(op->getParentOp()))
-          dead.push_back(op);
-      });
-      for (Operation *op : dead) {
-        rewriter.eraseOp(op);
-        erased = true;
-      }
-    }
+    eraseDead();
     if (!report)
       return;
     // The per-expert loop of Hugging Face exports: OneHot expert mask ->

@@ -1,0 +1,87 @@
+//===- RaiseMatchers.h - what moe-raise-onnx's matchers share ---*- C++ -*-===//
+//
+// The ONNX-graph helpers of moe-raise-onnx, shared by RaiseMoe.cpp (the
+// feed-forward forms (a)-(c) and the pass) and RaiseSwitchHead.cpp
+// (SwitchHead attention, form (e)). They read `onnx.node` graphs before
+// the conversion has checked any node, so each refuses what it does not
+// recognise instead of assuming it.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_LIB_CONVERSION_ONNXTOMOE_RAISEMATCHERS_H
+#define MOE_LIB_CONVERSION_ONNXTOMOE_RAISEMATCHERS_H
+
+#include "moe/Conversion/OnnxToMoe/OnnxToMoe.h"
+
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/Support/LLVM.h"
+
+#include <array>
+#include <optional>
+#include <string>
+
+namespace mlir::moe::raise {
+
+inline constexpr StringLiteral kMoeDomain = "org.moe_mlir";
+
+/// The inputs every valid node of `opType` has (the matchers index them
+/// without further checks; the raise runs before the conversion has
+/// checked any node).
+unsigned requiredInputs(StringRef opType);
+
+/// The standard-domain node of `opType` defining `v`, if any (and if it has
+/// the inputs its schema requires).
+onnxir::NodeOp producer(Value v, StringRef opType);
+
+/// A constant tensor: an initializer or a Constant node's value.
+DenseElementsAttr constantOf(Value v);
+
+/// An integer attribute of `node`, if present.
+std::optional<int64_t> intAttrOf(onnxir::NodeOp node, StringRef name);
+
+/// An Einsum's equation as (lhs, rhs, out) subscripts; none for other forms
+/// (ellipses, one operand, an implicit output).
+std::optional<std::array<std::string, 3>> einsumOf(Value v,
+                                                   onnxir::NodeOp &node);
+
+/// Whether `eq` has the structure of lhs,rhs->out under one consistent
+/// renaming of letters.
+bool matchEquation(const std::array<std::string, 3> &eq, StringRef lhs,
+                   StringRef rhs, StringRef out);
+
+/// A failed match: the reason, for --raise=report.
+struct Miss {
+  std::string why;
+};
+
+/// `a` [D, E] transposed to [E, D].
+DenseElementsAttr transpose2d(DenseElementsAttr a);
+
+/// The integer constant(s) of `v`.
+std::optional<SmallVector<int64_t>> intsOf(Value v);
+
+/// Whether `v` is the integer constant `want`.
+bool isInts(Value v, ArrayRef<int64_t> want);
+
+/// `Unsqueeze(v, [axis])`'s v, or null.
+Value unsqueezed(Value u, int64_t axis);
+
+/// What form (e) raises into.
+struct SwitchHeadBlock {
+  Value qSrc, kSrc, vSrc;
+  onnxir::NodeOp qFlatten;
+  Value wq, wk, wv, wo;         // constants as the graph holds them
+  DenseElementsAttr selO, selV; // [D, H * E]; selV null when gated
+  int64_t heads = 0, experts = 0, k = 0, dk = 0, dv = 0, rotated = 0;
+  double fraction = 0.0, base = 10000.0;
+  bool causal = false;
+};
+
+/// Form (e): the SwitchHead attention layer whose output combine is `out`
+/// = Einsum("nhk,nhkd->nd", ...), or failure with `miss.why` set (empty
+/// when `out` is not such a combine).
+FailureOr<SwitchHeadBlock> matchSwitchHead(Value out, Miss &miss);
+
+} // namespace mlir::moe::raise
+
+#endif // MOE_LIB_CONVERSION_ONNXTOMOE_RAISEMATCHERS_H
