@@ -78,8 +78,20 @@ FailureOr<SwitchHeadParts> buildSwitchHead(PatternRewriter &rewriter, OpT op,
   auto rows = [&](Value src) {
     return collapse(rewriter, loc, src, {{0, 1}, {2}});
   };
-  Value qRows = rows(op.getQSrc()), kRows = rows(op.getKSrc()),
-        vRows = rows(op.getVSrc());
+  // k_src and v_src have q_src's B, T and D: the verifier checks the
+  // static sizes, and dynamic ones are checked here at run time (a
+  // mismatch is reported and never read past).
+  auto likeQueries = [&](Value src) {
+    if (src == op.getQSrc())
+      return src;
+    declareErrorHook(rewriter, op);
+    OpFoldResult sizes[] = {b, t, d};
+    for (int64_t i = 0; i < 3; ++i)
+      src = requireSize(rewriter, loc, src, i, sizes[i], kErrorShapeMismatch);
+    return src;
+  };
+  Value qRows = rows(op.getQSrc()), kRows = rows(likeQueries(op.getKSrc())),
+        vRows = rows(likeQueries(op.getVSrc()));
 
   // With a cache, the new tokens' positions start after it; the value
   // cache must have as many positions as the key cache (checked at run

@@ -14,9 +14,20 @@
 // LOC:         moe.grouped_matmul {{.*}} loc("l0.att.output"("l0.att"))
 // CHECK-LABEL: func @switchhead
 // CHECK-SAME:    %[[QS:[a-z0-9]+]]: tensor<1x?x32xf32>, %[[KS:[a-z0-9]+]]: tensor<1x?x32xf32>, %[[VS:[a-z0-9]+]]: tensor<1x?x32xf32>, %[[WQ:[a-z0-9]+]]: tensor<32x16xf32>, %[[WK:[a-z0-9]+]]: tensor<32x16xf32>, %[[WV:[a-z0-9]+]]: tensor<8x32x8xf32>, %[[WO:[a-z0-9]+]]: tensor<8x8x32xf32>, %[[SO:[a-z0-9]+]]: tensor<8x32xf32>, %[[SV:[a-z0-9]+]]: tensor<8x32xf32>
-// CHECK-DAG:     %[[QR:.+]] = tensor.collapse_shape %[[QS]] {{\[}}[0, 1], [2]] : tensor<1x?x32xf32> into tensor<?x32xf32>
-// CHECK-DAG:     %[[KR:.+]] = tensor.collapse_shape %[[KS]] {{\[}}[0, 1], [2]]
-// CHECK-DAG:     %[[VR:.+]] = tensor.collapse_shape %[[VS]] {{\[}}[0, 1], [2]]
+// k_src and v_src must have q_src's T (dynamic here): checked at run time,
+// a mismatch reported (error 3, shape mismatch) and never read past.
+// CHECK:         %[[T:.+]] = tensor.dim %[[QS]], %{{.*}} : tensor<1x?x32xf32>
+// CHECK:         %[[QR:.+]] = tensor.collapse_shape %[[QS]] {{\[}}[0, 1], [2]] : tensor<1x?x32xf32> into tensor<?x32xf32>
+// CHECK:         %[[KT:.+]] = tensor.dim %[[KS]], %{{.*}} : tensor<1x?x32xf32>
+// CHECK:         %[[KOK:.+]] = arith.cmpi eq, %[[KT]], %[[T]] : index
+// CHECK:         %[[KC:.+]] = scf.if %[[KOK]] -> (tensor<1x?x32xf32>) {
+// CHECK-NEXT:      scf.yield %[[KS]]
+// CHECK:           func.call @moe_report_error
+// CHECK:         %[[KR:.+]] = tensor.collapse_shape %[[KC]] {{\[}}[0, 1], [2]]
+// CHECK:         %[[VT:.+]] = tensor.dim %[[VS]], %{{.*}} : tensor<1x?x32xf32>
+// CHECK:         %[[VOK:.+]] = arith.cmpi eq, %[[VT]], %[[T]] : index
+// CHECK:         %[[VC:.+]] = scf.if %[[VOK]]
+// CHECK:         %[[VR:.+]] = tensor.collapse_shape %[[VC]] {{\[}}[0, 1], [2]]
 //
 // Queries: projection, heads, RoPE, [B, H, T, dk].
 // CHECK:         %[[Q2:.+]] = linalg.generic {{.*}} ins(%[[QR]], %[[WQ]] :

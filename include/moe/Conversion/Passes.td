@@ -67,7 +67,8 @@ def RaiseOnnxMoe : Pass<"moe-raise-onnx", "::mlir::ModuleOp"> {
     its decode step. Whatever does not match stays as exported. With
     `report`, each raise and each near miss is a remark at its node
     (`moe-import --raise=report`). lib/Conversion/OnnxToMoe/RaiseMoe.cpp
-    states the equivalence argument of each form.
+    (forms (a)-(c)) and RaiseSwitchHead.cpp (form (e)) state the
+    equivalence argument of each form.
 
     Before (form (c), abridged):
     ```mlir

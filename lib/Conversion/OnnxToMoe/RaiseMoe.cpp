@@ -1,5 +1,4 @@
-//===- RaiseMoe.cpp - raise exported MoE blocks to routed moe ops
-//----------===//
+//===- RaiseMoe.cpp - raise exported MoE blocks to routed moe ops --------===//
 //
 // `torch.onnx.export` writes an MoE layer as generic ops: a loop over
 // experts, every expert computed, or a weight matrix gathered per routing

@@ -114,14 +114,15 @@ std::optional<std::pair<Value, int64_t>> shapeDim(Value v) {
   return std::make_pair(shape.getInputs()[0], (*index)[0]);
 }
 
-/// The tensors whose dims hold a block's batch size and sequence length.
-/// In a static export the sizes are constants: those of the sources'
-/// static dims (equal numbers give equal reshapes, whichever dim they
-/// were read from).
+/// The tensors whose dims hold a block's batch size and sequence length:
+/// the queries' source (the reference reads b and t from q_src.shape, and
+/// the op takes B and T from it), then the head splits once their sizes
+/// are checked to be those, and the tensors that keep their dims. In a
+/// static export the sizes are constants: q_src's static dims (equal
+/// numbers give equal reshapes, whichever dim they were read from).
 struct Extents {
   SmallVector<std::pair<Value, int64_t>> batch, seq;
   std::optional<int64_t> staticBatch, staticSeq;
-  bool staticConflict = false;
   bool isBatch(Value v) const { return is(v, batch); }
   bool isSeq(Value v) const { return is(v, seq); }
   bool isBatch(const ShapePiece &p) const {
@@ -131,34 +132,41 @@ struct Extents {
     return p.value ? isSeq(p.value) : isStatic(p.constant, staticSeq);
   }
   bool isStatic(std::optional<int64_t> c, std::optional<int64_t> size) const {
-    return !staticConflict && c && size && *c == *size;
+    return c && size && *c == *size;
   }
-  /// Records a source [B, T, ...]: its dims, and their sizes where static.
-  void addSource(Value src) {
-    batch.push_back({src, 0});
-    seq.push_back({src, 1});
+  /// Records the queries' source [B, T, D]: its dims, and their sizes where
+  /// static.
+  void setSource(Value src) {
+    add(src);
     auto t = dyn_cast<RankedTensorType>(src.getType());
-    if (!t || t.getRank() < 2 || t.isDynamicDim(0) || t.isDynamicDim(1))
-      return;
-    if ((staticBatch && *staticBatch != t.getDimSize(0)) ||
-        (staticSeq && *staticSeq != t.getDimSize(1)))
-      staticConflict = true;
-    staticBatch = t.getDimSize(0);
-    staticSeq = t.getDimSize(1);
+    if (t && t.getRank() == 3 && !t.isDynamicDim(0))
+      staticBatch = t.getDimSize(0);
+    if (t && t.getRank() == 3 && !t.isDynamicDim(1))
+      staticSeq = t.getDimSize(1);
+  }
+  /// Records a tensor [B, T, ...] of the block.
+  void add(Value v) {
+    batch.push_back({v, 0});
+    seq.push_back({v, 1});
   }
   static bool is(Value v, ArrayRef<std::pair<Value, int64_t>> known);
 };
 
 /// Composes the Transposes above `v` (rank 4): the source and the
-/// permutation out[i] = source[perm[i]].
+/// permutation out[i] = source[perm[i]]; null if one of them has no `perm`
+/// (its rank would have to be known) or one that is not a permutation of
+/// 0..3.
 Value throughTransposes(Value v, SmallVector<int64_t> &perm) {
   perm = {0, 1, 2, 3};
   while (onnxir::NodeOp t = producer(v, "Transpose")) {
     auto p =
         dyn_cast_or_null<DenseI64ArrayAttr>(t.getNodeAttributes().get("perm"));
-    SmallVector<int64_t> step = p ? SmallVector<int64_t>(p.asArrayRef())
-                                  : SmallVector<int64_t>{3, 2, 1, 0};
-    if (step.size() != 4)
+    if (!p || p.size() != 4)
+      return {};
+    SmallVector<int64_t> step(p.asArrayRef());
+    SmallVector<int64_t> sorted = step;
+    llvm::sort(sorted);
+    if (ArrayRef<int64_t>(sorted) != ArrayRef<int64_t>{0, 1, 2, 3})
       return {};
     for (int64_t &i : perm)
       i = step[i];
@@ -268,9 +276,10 @@ FailureOr<HeadRouting> matchHeadRouting(Value gate, Value ids, Miss &miss) {
   r.flat = mm.getInputs()[0];
   if (!r.sel || r.sel.getType().getRank() != 2 || r.heads <= 0)
     return failure();
-  if (r.experts == -1 && r.sel.getType().getDimSize(1) % r.heads == 0)
-    r.experts = r.sel.getType().getDimSize(1) / r.heads;
-  if (r.experts <= 0 || r.sel.getType().getDimSize(1) != r.heads * r.experts)
+  int64_t cols = r.sel.getType().getDimSize(1);
+  if (r.experts == -1 && cols % r.heads == 0)
+    r.experts = cols / r.heads;
+  if (r.experts <= 0 || cols % r.heads != 0 || cols / r.heads != r.experts)
     return failure();
   // ids = Add(local, offsets), offsets [1, H, 1] (or [H, 1]) = h * E.
   onnxir::NodeOp add = producer(ids, "Add");
@@ -409,8 +418,10 @@ FailureOr<Rope> matchRope(Value v, const Extents &ext, Miss &miss) {
     return failure();
   Value x = std::get<0>(*x1);
   int64_t half = std::get<2>(*x1);
-  if (std::get<0>(*x2) != x || std::get<1>(*x1) != 0 ||
-      std::get<1>(*x2) != half || std::get<2>(*x2) != 2 * half || half < 1)
+  // (half is a slice end: bounded before it is doubled.)
+  if (half < 1 || half > (int64_t(1) << 24) || std::get<0>(*x2) != x ||
+      std::get<1>(*x1) != 0 || std::get<1>(*x2) != half ||
+      std::get<2>(*x2) != 2 * half)
     return failure();
   rope.input = x;
   rope.width = 2 * half;
@@ -469,9 +480,14 @@ FailureOr<Rope> matchRope(Value v, const Extents &ext, Miss &miss) {
     bool seq = rg && (ext.isSeq(skipCasts(rg.getInputs()[1])) ||
                       (limit && *limit == std::floor(*limit) &&
                        ext.isSeq(ShapePiece{Value(), (int64_t)*limit})));
-    if (!inv || (int64_t)inv->size() != half || !invAttr ||
-        invAttr.getType().getShape().back() != half ||
-        invAttr.getType().getNumElements() != half || !rg ||
+    // inv_freq [r/2] (or [1, r/2]): Unsqueeze(positions, 1) * inv_freq
+    // is then [T, r/2].
+    ArrayRef<int64_t> invShape =
+        invAttr ? invAttr.getType().getShape() : ArrayRef<int64_t>();
+    bool invLaidOut =
+        (invShape.size() == 1 && invShape[0] == half) ||
+        (invShape.size() == 2 && invShape[0] == 1 && invShape[1] == half);
+    if (!inv || (int64_t)inv->size() != half || !invLaidOut || !rg ||
         scalarOf(rg.getInputs()[0]) != 0.0 ||
         scalarOf(rg.getInputs()[2]) != 1.0 || !seq) {
       miss.why = "the RoPE angle is not Range(0, T, 1) of the sequence "
@@ -605,9 +621,12 @@ FailureOr<SwitchHeadBlock> raise::matchSwitchHead(Value out, Miss &miss) {
   onnxir::NodeOp pv = producer(av, "MatMul");
   if (!pv || !isPerm(perm, {0, 2, 1, 3}))
     return failure();
+  // Softmax on the last axis: explicit, or the default of opsets >= 13
+  // (before, the default axis was 1, over a flattened tail).
   onnxir::NodeOp sm = producer(pv.getInputs()[0], "Softmax");
-  if (!sm || !llvm::is_contained(SmallVector<int64_t>{-1, 3},
-                                 intAttrOf(sm, "axis").value_or(-1)))
+  std::optional<int64_t> smAxis = sm ? intAttrOf(sm, "axis") : std::nullopt;
+  if (!sm ||
+      !(smAxis ? (*smAxis == -1 || *smAxis == 3) : sm.getVersion() >= 13))
     return failure();
   Value scores = sm.getInputs()[0];
   Value maskTril;
@@ -706,9 +725,7 @@ FailureOr<SwitchHeadBlock> raise::matchSwitchHead(Value out, Miss &miss) {
 
   // Queries and keys: RoPE(Reshape(MatMul(rows, W), [B, T, H, dk])).
   Extents ext;
-  auto addSource = [&](Value src) { ext.addSource(src); };
-  addSource(blk.qSrc);
-  addSource(blk.vSrc);
+  ext.setSource(blk.qSrc);
   auto matchProjection = [&](Value rotated, Value rowsWanted, Value &w,
                              Value &src, Rope &rope) -> LogicalResult {
     miss.why = "the queries and keys are not RoPE(Reshape(MatMul(rows, W), "
@@ -728,17 +745,17 @@ FailureOr<SwitchHeadBlock> raise::matchSwitchHead(Value out, Miss &miss) {
     if (!flat || (rowsWanted && mm.getInputs()[0] != rowsWanted))
       return failure();
     src = flat.getInputs()[0];
-    addSource(src);
-    ext.batch.push_back({split, 0});
-    ext.seq.push_back({split, 1});
     int64_t heads, width;
     DenseElementsAttr wc = constantOf(mm.getInputs()[1]);
     if (failed(matchSplit(rs, ext, heads, width)) || !wc ||
         wc.getType().getRank() != 2 || heads != blk.heads)
       return failure();
-    if (width == -1 && wc.getType().getDimSize(1) % heads == 0)
-      width = wc.getType().getDimSize(1) / heads;
-    if (width <= 0 || wc.getType().getDimSize(1) != heads * width)
+    // Its B and T are q_src's: so are its dims 0 and 1 (RoPE's positions).
+    ext.add(split);
+    int64_t cols = wc.getType().getDimSize(1);
+    if (width == -1 && cols % heads == 0)
+      width = cols / heads;
+    if (width <= 0 || cols % heads != 0 || cols / heads != width)
       return failure();
     if (blk.dk && blk.dk != width)
       return failure();
@@ -756,10 +773,11 @@ FailureOr<SwitchHeadBlock> raise::matchSwitchHead(Value out, Miss &miss) {
     rope = *r;
     return success();
   };
-  for (Value x : {q, key, v4}) {
-    ext.batch.push_back({x, 0});
-    ext.seq.push_back({x, 1});
-  }
+  // The rotated queries and keys keep their splits' dims, and the values
+  // are a split too: claimed here, each checked below (a split cannot read
+  // its own shape).
+  for (Value x : {q, key, v4})
+    ext.add(x);
   Rope qRope, kRope;
   if (failed(matchProjection(q, qs, blk.wq, blk.qSrc, qRope)) ||
       failed(matchProjection(key, vRouterRows, blk.wk, blk.kSrc, kRope)))
@@ -828,6 +846,23 @@ FailureOr<SwitchHeadBlock> raise::matchSwitchHead(Value out, Miss &miss) {
   if (!types) {
     miss.why = "the weights disagree in D, H * E, dk, dv or element type";
     return failure();
+  }
+  // The sources are [B, T, D] as the op takes them: rank 3 and D where
+  // known, and k_src and v_src of q_src's B and T where both are static
+  // (dynamic ones are checked at run time by the op's lowering).
+  auto qType = dyn_cast<RankedTensorType>(blk.qSrc.getType());
+  for (Value src : {blk.qSrc, blk.kSrc, blk.vSrc}) {
+    auto t = dyn_cast<RankedTensorType>(src.getType());
+    if (!t)
+      continue;
+    bool ok = t.getRank() == 3 && (t.isDynamicDim(2) || t.getDimSize(2) == d);
+    for (int64_t i = 0; ok && i < 2 && qType && qType.getRank() == 3; ++i)
+      ok = t.isDynamicDim(i) || qType.isDynamicDim(i) ||
+           t.getDimSize(i) == qType.getDimSize(i);
+    if (!ok) {
+      miss.why = "the sources are not [B, T, D] with the queries' B and T";
+      return failure();
+    }
   }
   if (blk.k < 1 || blk.k > blk.experts ||
       (gated && (blk.experts != 1 || blk.k != 1))) {

@@ -93,10 +93,27 @@ def cases():
     ]
 
 
+def domain_qkv(out):
+    """The org.moe_mlir node with q, k and v of independent dynamic sizes:
+    the op's lowering checks at run time that k and v have q's [B, T, D]
+    (the raised layers with three sources rely on it)."""
+    from onnx import TensorProto, save
+    from moe_ref import onnx_export as X
+    mb = X.ModelBuilder("domain_qkv")
+    names = [mb.input(n, TensorProto.FLOAT, [f"b_{n}", f"t_{n}", D])
+             for n in ("q", "k", "v")]
+    y = X.add_switchhead(mb, M.SwitchHead(D, 2, 8, 3, 2).eval(), *names,
+                         "att")
+    mb.output(y, "y", TensorProto.FLOAT, ["b_q", "t_q", D])
+    save(mb.build(), os.path.join(out, "domain_qkv.onnx"))
+    print("domain_qkv")
+
+
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
     torch.manual_seed(0)
+    domain_qkv(out)
     for name, module, sources, *static in cases():
         module.eval()
         names = {0: ["tokens"], 1: ["x"], 3: ["q", "k", "v"]}[sources]
