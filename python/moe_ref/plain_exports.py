@@ -6,6 +6,7 @@ user's own export gives.
   einsum: the reference SigmaMoE, section 2 of spec/models.md);
 - sigma_dense: σ-MoE as "run every expert, then mask": the top-k weights
   scattered into a dense [N, E] gate, every expert computed, a weighted sum;
+- sigma_gelu: sigma_gathered with exact GELU (Erf, as torch writes it);
 - moeut: a MoEUT (SwitchHead attention with RoPE, σ-MoE feed-forward,
   peri-LayerNorm, G layers repeated) from the reference MoEUT module.
 
@@ -60,6 +61,10 @@ def export_all(out):
         ("sigma_gathered", M.SigmaMoE(16, 8, 12, 2).eval(),
          torch.randn(5, 16), "x", {0: "n"}),
         ("sigma_dense", DenseMaskSigmaMoE(16, 8, 12, 2).eval(),
+         torch.randn(5, 16), "x", {0: "n"}),
+        # Exact GELU, which torch writes as x * (1 + erf(x / sqrt 2)) * 0.5
+        # before opset 20.
+        ("sigma_gelu", M.SigmaMoE(16, 8, 12, 2, activation="gelu").eval(),
          torch.randn(5, 16), "x", {0: "n"}),
         ("moeut", M.MoEUT(TINY_MOEUT).eval(),
          torch.randint(0, TINY_MOEUT.vocab, (2, 5)), "tokens",

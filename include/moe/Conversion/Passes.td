@@ -64,10 +64,14 @@ def RaiseOnnxMoe : Pass<"moe-raise-onnx", "::mlir::ModuleOp"> {
     `Einsum("nhk,nhkd->nd", ...)`, into `org.moe_mlir.SwitchHeadAttention`
     (or `SwitchHeadGatedAttention`), so a `moe.switchhead`: the model then
     runs flash-style attention and `moe-compile --generation` can derive
-    its decode step. Whatever does not match stays as exported. With
+    its decode step. (f) continuous Mixture of Tokens as the reference
+    module writes it (a group softmax, one expert at a time, a stacked
+    sum), from its `ReduceSum`, into `org.moe_mlir.MixtureOfTokens`, so a
+    `moe.mot`. Whatever does not match stays as exported. With
     `report`, each raise and each near miss is a remark at its node
     (`moe-import --raise=report`). lib/Conversion/OnnxToMoe/RaiseMoe.cpp
-    (forms (a)-(c)) and RaiseSwitchHead.cpp (form (e)) state the
+    (forms (a)-(c)), RaiseSwitchHead.cpp (form (e)) and RaiseMot.cpp (form
+    (f)) state the
     equivalence argument of each form.
 
     Before (form (c), abridged):

@@ -11,6 +11,8 @@
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/StringSwitch.h"
 
+#include <cmath>
+
 using namespace mlir;
 using namespace mlir::moe;
 
@@ -131,4 +133,126 @@ Value raise::unsqueezed(Value u, int64_t axis) {
   if (!n || n.getInputs().size() != 2 || !isInts(n.getInputs()[1], {axis}))
     return {};
   return n.getInputs()[0];
+}
+
+namespace {
+
+/// The one-element float constant of `v`, if any.
+std::optional<double> scalarConstant(Value v) {
+  DenseElementsAttr c = raise::constantOf(v);
+  if (!c || c.getNumElements() != 1 || !isa<FloatType>(c.getElementType()))
+    return std::nullopt;
+  return (*c.getValues<APFloat>().begin()).convertToDouble();
+}
+
+bool near(std::optional<double> v, double want) {
+  return v && std::abs(*v - want) <= 1e-6 * std::abs(want);
+}
+
+/// The x of exact GELU as exporters before opset 20 write it:
+/// Mul(Mul(x, Add(Erf(Div(x, sqrt(2))), 1)), 0.5), the products and the
+/// sum in either order, the Div possibly Mul(x, 1/sqrt(2)).
+Value exactGeluInput(onnxir::NodeOp outer) {
+  for (int i = 0; i < 2; ++i) {
+    if (!near(scalarConstant(outer.getInputs()[1 - i]), 0.5))
+      continue;
+    onnxir::NodeOp inner = raise::producer(outer.getInputs()[i], "Mul");
+    for (int j = 0; inner && j < 2; ++j) {
+      Value x = inner.getInputs()[j];
+      onnxir::NodeOp add = raise::producer(inner.getInputs()[1 - j], "Add");
+      for (int k = 0; add && k < 2; ++k) {
+        if (!near(scalarConstant(add.getInputs()[1 - k]), 1.0))
+          continue;
+        onnxir::NodeOp erf = raise::producer(add.getInputs()[k], "Erf");
+        Value arg = erf ? erf.getInputs()[0] : Value();
+        if (onnxir::NodeOp div = raise::producer(arg, "Div"))
+          if (div.getInputs()[0] == x &&
+              near(scalarConstant(div.getInputs()[1]), std::sqrt(2.0)))
+            return x;
+        if (onnxir::NodeOp mul = raise::producer(arg, "Mul"))
+          for (int l = 0; l < 2; ++l)
+            if (mul.getInputs()[l] == x &&
+                near(scalarConstant(mul.getInputs()[1 - l]),
+                     1.0 / std::sqrt(2.0)))
+              return x;
+      }
+    }
+  }
+  return {};
+}
+
+} // namespace
+
+FailureOr<std::pair<std::string, Value>> raise::matchActivation(Value a) {
+  if (onnxir::NodeOp relu = producer(a, "Relu"))
+    return std::make_pair(std::string("relu"), relu.getInputs()[0]);
+  if (onnxir::NodeOp gelu = producer(a, "Gelu")) {
+    auto approx = dyn_cast_or_null<StringAttr>(
+        gelu.getNodeAttributes().get("approximate"));
+    if (approx && approx.getValue() != "none")
+      return failure();
+    return std::make_pair(std::string("gelu"), gelu.getInputs()[0]);
+  }
+  if (onnxir::NodeOp mul = producer(a, "Mul")) {
+    for (int i = 0; i < 2; ++i) {
+      onnxir::NodeOp sg = producer(mul.getInputs()[1 - i], "Sigmoid");
+      if (sg && sg.getInputs()[0] == mul.getInputs()[i])
+        return std::make_pair(std::string("silu"), mul.getInputs()[i]);
+    }
+    if (Value x = exactGeluInput(mul))
+      return std::make_pair(std::string("gelu"), x);
+  }
+  if (producer(a, "Einsum"))
+    return std::make_pair(std::string("identity"), a);
+  return failure();
+}
+
+DenseElementsAttr raise::stack(ArrayRef<DenseElementsAttr> parts) {
+  auto t = parts.front().getType();
+  SmallVector<int64_t> shape = {(int64_t)parts.size()};
+  llvm::append_range(shape, t.getShape());
+  auto type = RankedTensorType::get(shape, t.getElementType());
+  SmallVector<Attribute> values;
+  for (DenseElementsAttr p : parts)
+    llvm::append_range(values, p.getValues<Attribute>());
+  return DenseElementsAttr::get(type, values);
+}
+
+bool raise::isDimOf(Value v, Value x, int64_t i) {
+  if (Value s = unsqueezed(v, 0))
+    v = s;
+  while (onnxir::NodeOp c = producer(v, "Cast"))
+    v = c.getInputs()[0];
+  onnxir::NodeOp g = producer(v, "Gather");
+  if (!g || intAttrOf(g, "axis").value_or(0) != 0)
+    return false;
+  onnxir::NodeOp shape = producer(g.getInputs()[0], "Shape");
+  return shape && shape.getInputs()[0] == x &&
+         !shape.getNodeAttributes().get("start") &&
+         !shape.getNodeAttributes().get("end") && isInts(g.getInputs()[1], {i});
+}
+
+bool raise::isDimPiece(Value v, Value x, int64_t i) {
+  if (isDimOf(v, x, i))
+    return true;
+  auto t = dyn_cast<RankedTensorType>(x.getType());
+  return t && i < t.getRank() && !t.isDynamicDim(i) &&
+         isInts(v, {t.getDimSize(i)});
+}
+
+bool raise::isShapeOf(Value shape, Value x) {
+  auto t = dyn_cast<RankedTensorType>(x.getType());
+  if (!t)
+    return false;
+  SmallVector<Value> pieces;
+  if (onnxir::NodeOp cat = producer(shape, "Concat"))
+    pieces.assign(cat.getInputs().begin(), cat.getInputs().end());
+  else if (t.hasStaticShape())
+    return isInts(shape, t.getShape());
+  if ((int64_t)pieces.size() != t.getRank())
+    return false;
+  for (auto [i, piece] : llvm::enumerate(pieces))
+    if (!isDimPiece(piece, x, i))
+      return false;
+  return true;
 }

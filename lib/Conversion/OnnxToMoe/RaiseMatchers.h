@@ -66,6 +66,24 @@ bool isInts(Value v, ArrayRef<int64_t> want);
 /// `Unsqueeze(v, [axis])`'s v, or null.
 Value unsqueezed(Value u, int64_t axis);
 
+/// act(h): the activation and h.
+FailureOr<std::pair<std::string, Value>> matchActivation(Value a);
+
+/// Stacks E constant [A, B] matrices into one [E, A, B].
+DenseElementsAttr stack(ArrayRef<DenseElementsAttr> parts);
+
+/// `Gather(Shape(x), i)` (through Unsqueeze(., 0) and integer Casts): x's
+/// dim i.
+bool isDimOf(Value v, Value x, int64_t i);
+
+/// `v` is a one-element piece equal to x's dim i: read from its shape, or a
+/// constant equal to its static size.
+bool isDimPiece(Value v, Value x, int64_t i);
+
+/// `shape` is x's own shape, piece by piece (a Reshape to it is the
+/// identity).
+bool isShapeOf(Value shape, Value x);
+
 /// What form (e) raises into.
 struct SwitchHeadBlock {
   Value qSrc, kSrc, vSrc;
@@ -81,6 +99,22 @@ struct SwitchHeadBlock {
 /// = Einsum("nhk,nhkd->nd", ...), or failure with `miss.why` set (empty
 /// when `out` is not such a combine).
 FailureOr<SwitchHeadBlock> matchSwitchHead(Value out, Miss &miss);
+
+/// What form (f) raises into: MixtureOfTokens(x, w_ctrl, w1, w2).
+struct MotBlock {
+  Value x;                         // [B, T, D]
+  onnxir::NodeOp reshape;          // x -> [B / g, g, T, D]
+  Value groupShape;                // that reshape's shape
+  DenseElementsAttr wCtrl, w1, w2; // [D, E], [E, D, s], [E, s, D]
+  int64_t groupSize = 0;
+  double temperature = 1.0;
+  std::string activation;
+};
+
+/// Form (f): the continuous Mixture of Tokens layer whose sum over experts
+/// is `out` = ReduceSum(Concat(Unsqueeze(y_e, 0) ...), [0]), or failure
+/// with `miss.why` set (empty when `out` is not such a sum).
+FailureOr<MotBlock> matchMot(Value out, Miss &miss);
 
 } // namespace mlir::moe::raise
 

@@ -34,6 +34,9 @@
 //
 //   (e) SwitchHead attention as the reference module writes it, into
 //       org.moe_mlir.SwitchHeadAttention (RaiseSwitchHead.cpp).
+//   (f) continuous Mixture of Tokens as the reference module writes it
+//       (one expert at a time, then a stacked sum), into
+//       org.moe_mlir.MixtureOfTokens (RaiseMot.cpp).
 //
 // with gate(v) one of Sigmoid(v) (sigmoid), Softmax(v) (topk_softmax) or v
 // itself when the TopK reads Softmax(s) (softmax); act one of Relu, Gelu
@@ -240,29 +243,6 @@ FailureOr<Routing> matchRouting(Value weights, Value ids, Miss &miss) {
   r.ids = ids;
   r.weights = weights;
   return r;
-}
-
-/// act(h): the activation and h.
-FailureOr<std::pair<std::string, Value>> matchActivation(Value a) {
-  if (onnxir::NodeOp relu = producer(a, "Relu"))
-    return std::make_pair(std::string("relu"), relu.getInputs()[0]);
-  if (onnxir::NodeOp gelu = producer(a, "Gelu")) {
-    auto approx = dyn_cast_or_null<StringAttr>(
-        gelu.getNodeAttributes().get("approximate"));
-    if (approx && approx.getValue() != "none")
-      return failure();
-    return std::make_pair(std::string("gelu"), gelu.getInputs()[0]);
-  }
-  if (onnxir::NodeOp mul = producer(a, "Mul")) {
-    for (int i = 0; i < 2; ++i) {
-      onnxir::NodeOp sg = producer(mul.getInputs()[1 - i], "Sigmoid");
-      if (sg && sg.getInputs()[0] == mul.getInputs()[i])
-        return std::make_pair(std::string("silu"), mul.getInputs()[i]);
-    }
-  }
-  if (producer(a, "Einsum"))
-    return std::make_pair(std::string("identity"), a);
-  return failure();
 }
 
 /// A constant weight read as Gather(W, ids, axis 0).
@@ -728,18 +708,6 @@ LogicalResult matchHfExpert(onnxir::NodeOp scatter, HfExpert &ex,
   return failure();
 }
 
-/// Stacks E constant [A, B] matrices into one [E, A, B].
-DenseElementsAttr stack(ArrayRef<DenseElementsAttr> parts) {
-  auto t = parts.front().getType();
-  SmallVector<int64_t> shape = {(int64_t)parts.size()};
-  llvm::append_range(shape, t.getShape());
-  auto type = RankedTensorType::get(shape, t.getElementType());
-  SmallVector<Attribute> values;
-  for (DenseElementsAttr p : parts)
-    llvm::append_range(values, p.getValues<Attribute>());
-  return DenseElementsAttr::get(type, values);
-}
-
 /// What form (a) raises into.
 struct HfBlock {
   Value rows, logits;
@@ -971,6 +939,19 @@ struct RaiseOnnxMoePass : moe::impl::RaiseOnnxMoeBase<RaiseOnnxMoePass> {
       return einsums;
     };
     int64_t moeVersion = 1;
+    // `view` (a raised node's result reshaped as the export's interior
+    // was) feeding a Reshape back to `src`'s own shape is `result` itself:
+    // the export's final view; the round trip would be a copy.
+    auto skipRoundTrip = [&](Value view, Value result, Value src) {
+      for (Operation *user : llvm::make_early_inc_range(view.getUsers())) {
+        auto rs = dyn_cast<onnxir::NodeOp>(user);
+        if (rs && rs.getDomain().empty() && rs.getOpType() == "Reshape" &&
+            rs.getInputs().size() == 2 && rs.getInputs()[0] == view &&
+            rs.getResult(0).getType() == result.getType() &&
+            isShapeOf(rs.getInputs()[1], src))
+          rewriter.replaceAllUsesWith(rs.getResult(0), result);
+      }
+    };
     // Form (e) first: its value projection has the shape of a σ-MoE's.
     for (onnxir::NodeOp combine : einsumsOf()) {
       Miss miss;
@@ -1023,6 +1004,7 @@ struct RaiseOnnxMoePass : moe::impl::RaiseOnnxMoeBase<RaiseOnnxMoePass> {
           flatten.getNodeAttributesAttr(),
           ValueRange{node.getResult(0), flatten.getInputs()[1]});
       rewriter.replaceAllUsesWith(out, rows.getResult(0));
+      skipRoundTrip(rows.getResult(0), node.getResult(0), blk->qSrc);
       char baseText[32];
       std::snprintf(baseText, sizeof(baseText), "%g", blk->base);
       if (report)
@@ -1033,6 +1015,58 @@ struct RaiseOnnxMoePass : moe::impl::RaiseOnnxMoeBase<RaiseOnnxMoePass> {
                           << ", RoPE on " << blk->rotated << " dims, base "
                           << baseText
                           << (blk->causal ? ", causal" : ", not causal") << ")";
+      ++numRaised;
+    }
+    // Form (f): Mixture of Tokens, from its sum over experts.
+    SmallVector<onnxir::NodeOp> sums;
+    module.walk([&](onnxir::NodeOp node) {
+      if (node.getDomain().empty() && node.getOpType() == "ReduceSum")
+        sums.push_back(node);
+    });
+    for (onnxir::NodeOp sum : sums) {
+      Miss miss;
+      Value out = sum.getResult(0);
+      FailureOr<MotBlock> blk = matchMot(out, miss);
+      if (failed(blk)) {
+        if (report && !miss.why.empty())
+          sum.emitRemark() << "Mixture of Tokens not raised: " << miss.why;
+        continue;
+      }
+      rewriter.setInsertionPoint(sum);
+      Location loc = sum.getLoc();
+      SmallVector<Value> ins = {
+          blk->x, arith::ConstantOp::create(rewriter, loc, blk->wCtrl),
+          arith::ConstantOp::create(rewriter, loc, blk->w1),
+          arith::ConstantOp::create(rewriter, loc, blk->w2)};
+      SmallVector<NamedAttribute> attrs = {
+          rewriter.getNamedAttr("group_size",
+                                rewriter.getI64IntegerAttr(blk->groupSize)),
+          rewriter.getNamedAttr("temperature",
+                                rewriter.getF32FloatAttr(blk->temperature)),
+          rewriter.getNamedAttr("mode", rewriter.getStringAttr("continuous")),
+          rewriter.getNamedAttr("activation",
+                                rewriter.getStringAttr(blk->activation))};
+      auto node =
+          onnxir::NodeOp::create(rewriter, loc, TypeRange{blk->x.getType()},
+                                 rewriter.getStringAttr("MixtureOfTokens"),
+                                 rewriter.getStringAttr(kMoeDomain),
+                                 rewriter.getI64IntegerAttr(moeVersion),
+                                 rewriter.getDictionaryAttr(attrs), ins);
+      // Back to the [B / g, g, T, D] the sum produced.
+      onnxir::NodeOp grouping = blk->reshape;
+      auto grouped = onnxir::NodeOp::create(
+          rewriter, loc, TypeRange{out.getType()}, grouping.getOpTypeAttr(),
+          grouping.getDomainAttr(), grouping.getVersionAttr(),
+          grouping.getNodeAttributesAttr(),
+          ValueRange{node.getResult(0), blk->groupShape});
+      rewriter.replaceAllUsesWith(out, grouped.getResult(0));
+      skipRoundTrip(grouped.getResult(0), node.getResult(0), blk->x);
+      if (report)
+        node.emitRemark() << "raised (f) Mixture of Tokens into " << kMoeDomain
+                          << ".MixtureOfTokens (E = "
+                          << blk->w1.getType().getDimSize(0) << ", group "
+                          << blk->groupSize << ", activation "
+                          << blk->activation << ")";
       ++numRaised;
     }
     eraseDead();
