@@ -67,7 +67,9 @@ def RaiseOnnxMoe : Pass<"moe-raise-onnx", "::mlir::ModuleOp"> {
     its decode step. (f) continuous Mixture of Tokens as the reference
     module writes it (a group softmax, one expert at a time, a stacked
     sum), from its `ReduceSum`, into `org.moe_mlir.MixtureOfTokens`, so a
-    `moe.mot`. Whatever does not match stays as exported. With
+    `moe.mot`; for (e) and (f), a Reshape of the block's result back to
+    its source's shape becomes the raised node's result. Whatever does not
+    match stays as exported. With
     `report`, each raise and each near miss is a remark at its node
     (`moe-import --raise=report`). lib/Conversion/OnnxToMoe/RaiseMoe.cpp
     (forms (a)-(c)), RaiseSwitchHead.cpp (form (e)) and RaiseMot.cpp (form

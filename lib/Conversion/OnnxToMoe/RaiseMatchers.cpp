@@ -140,7 +140,8 @@ namespace {
 /// The one-element float constant of `v`, if any.
 std::optional<double> scalarConstant(Value v) {
   DenseElementsAttr c = raise::constantOf(v);
-  if (!c || c.getNumElements() != 1 || !isa<FloatType>(c.getElementType()))
+  if (!c || c.getNumElements() != 1 || c.getType().getRank() > 1 ||
+      !isa<FloatType>(c.getElementType()))
     return std::nullopt;
   return (*c.getValues<APFloat>().begin()).convertToDouble();
 }

@@ -1,8 +1,9 @@
 //===- RaiseMatchers.h - what moe-raise-onnx's matchers share ---*- C++ -*-===//
 //
 // The ONNX-graph helpers of moe-raise-onnx, shared by RaiseMoe.cpp (the
-// feed-forward forms (a)-(c) and the pass) and RaiseSwitchHead.cpp
-// (SwitchHead attention, form (e)). They read `onnx.node` graphs before
+// feed-forward forms (a)-(c) and the pass), RaiseSwitchHead.cpp
+// (SwitchHead attention, form (e)) and RaiseMot.cpp (Mixture of Tokens,
+// form (f)). They read `onnx.node` graphs before
 // the conversion has checked any node, so each refuses what it does not
 // recognise instead of assuming it.
 //
@@ -72,8 +73,8 @@ FailureOr<std::pair<std::string, Value>> matchActivation(Value a);
 /// Stacks E constant [A, B] matrices into one [E, A, B].
 DenseElementsAttr stack(ArrayRef<DenseElementsAttr> parts);
 
-/// `Gather(Shape(x), i)` (through Unsqueeze(., 0) and integer Casts): x's
-/// dim i.
+/// `Gather(Shape(x), i)` (through Unsqueeze(., 0) and Casts): x's dim i.
+/// (A Cast that changed the value would make the export's Reshape fail.)
 bool isDimOf(Value v, Value x, int64_t i);
 
 /// `v` is a one-element piece equal to x's dim i: read from its shape, or a

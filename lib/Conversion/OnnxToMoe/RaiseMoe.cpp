@@ -61,8 +61,13 @@
 //
 // Anything else is left as exported (generic, correct). With `report`,
 // every raise and every near miss (a combine Einsum, a SwitchHead output
-// Einsum("nhk,nhkd->nd"), or a per-expert OneHot -> NonZero loop, that did
-// not match) is a remark at its node.
+// Einsum("nhk,nhkd->nd"), a Mixture of Tokens sum, or a per-expert OneHot
+// -> NonZero loop, that did not match) is a remark at its node.
+//
+// Forms (e) and (f) also rewrite one node outside the block: where the
+// export reshapes the block's result back to its source's own shape, that
+// Reshape becomes the raised node's result (the round trip of views would
+// compile to a copy).
 //
 //===----------------------------------------------------------------------===//
 
@@ -687,15 +692,15 @@ LogicalResult matchHfExpert(onnxir::NodeOp scatter, HfExpert &ex,
       Value rows;
       for (Operation *user : ex.tokens.getUsers()) {
         auto gr = dyn_cast<onnxir::NodeOp>(user);
-        if (!gr || gr.getOpType() != "Gather" || !gr.getDomain().empty() ||
-            intAttrOf(gr, "axis").value_or(0) != 1 ||
+        if (!gr || gr.getNumResults() != 1 || gr.getOpType() != "Gather" ||
+            !gr.getDomain().empty() || intAttrOf(gr, "axis").value_or(0) != 1 ||
             gr.getInputs()[1] != ex.tokens)
           continue;
         Value src = unsqueezed(gr.getInputs()[0], 0);
         if (!src || !gr.getResult(0).hasOneUse())
           continue;
         auto rs = dyn_cast<onnxir::NodeOp>(*gr.getResult(0).getUsers().begin());
-        if (!rs || rs.getOpType() != "Reshape")
+        if (!rs || rs.getNumResults() != 1 || rs.getOpType() != "Reshape")
           continue;
         ex.rowsSource = src;
         rows = rs.getResult(0);
@@ -934,7 +939,8 @@ struct RaiseOnnxMoePass : moe::impl::RaiseOnnxMoeBase<RaiseOnnxMoePass> {
       SmallVector<onnxir::NodeOp> einsums;
       module.walk([&](onnxir::NodeOp node) {
         if (node.getDomain().empty() && node.getOpType() == "Einsum")
-          einsums.push_back(node);
+          if (node.getNumResults() == 1)
+            einsums.push_back(node);
       });
       return einsums;
     };
@@ -946,7 +952,8 @@ struct RaiseOnnxMoePass : moe::impl::RaiseOnnxMoeBase<RaiseOnnxMoePass> {
       for (Operation *user : llvm::make_early_inc_range(view.getUsers())) {
         auto rs = dyn_cast<onnxir::NodeOp>(user);
         if (rs && rs.getDomain().empty() && rs.getOpType() == "Reshape" &&
-            rs.getInputs().size() == 2 && rs.getInputs()[0] == view &&
+            rs.getNumResults() == 1 && rs.getInputs().size() == 2 &&
+            rs.getInputs()[0] == view &&
             rs.getResult(0).getType() == result.getType() &&
             isShapeOf(rs.getInputs()[1], src))
           rewriter.replaceAllUsesWith(rs.getResult(0), result);
@@ -1021,7 +1028,8 @@ struct RaiseOnnxMoePass : moe::impl::RaiseOnnxMoeBase<RaiseOnnxMoePass> {
     SmallVector<onnxir::NodeOp> sums;
     module.walk([&](onnxir::NodeOp node) {
       if (node.getDomain().empty() && node.getOpType() == "ReduceSum")
-        sums.push_back(node);
+        if (node.getNumResults() == 1)
+          sums.push_back(node);
     });
     for (onnxir::NodeOp sum : sums) {
       Miss miss;
@@ -1125,7 +1133,9 @@ struct RaiseOnnxMoePass : moe::impl::RaiseOnnxMoeBase<RaiseOnnxMoePass> {
     // no such Add reads.
     SmallVector<onnxir::NodeOp> chainEnds;
     module.walk([&](onnxir::NodeOp add) {
+      // (Nodes found by walking may have no outputs: ONNX allows it.)
       if (!add.getDomain().empty() || add.getOpType() != "Add" ||
+          add.getNumResults() != 1 ||
           !llvm::any_of(add.getInputs(), [](Value v) {
             return bool(producer(v, "ScatterElements"));
           }))

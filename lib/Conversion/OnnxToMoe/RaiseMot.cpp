@@ -48,7 +48,8 @@ std::optional<std::pair<Value, int64_t>> groupsOf(Value xg) {
   // A static export's constant shape [B / g, g, T, D].
   if (std::optional<SmallVector<int64_t>> c = intsOf(rs.getInputs()[1])) {
     if (c->size() != 4 || !t.hasStaticShape() || (*c)[0] < 1 || (*c)[1] < 1 ||
-        (*c)[0] * (*c)[1] != t.getDimSize(0) || (*c)[2] != t.getDimSize(1) ||
+        t.getDimSize(0) % (*c)[1] != 0 ||
+        (*c)[0] != t.getDimSize(0) / (*c)[1] || (*c)[2] != t.getDimSize(1) ||
         (*c)[3] != t.getDimSize(2))
       return std::nullopt;
     return std::make_pair(x, (*c)[1]);
@@ -182,7 +183,8 @@ FailureOr<MotBlock> raise::matchMot(Value out, Miss &miss) {
   blk.temperature = 1.0;
   if (onnxir::NodeOp div = producer(logits, "Div")) {
     DenseElementsAttr c = constantOf(div.getInputs()[1]);
-    if (!c || c.getNumElements() != 1 || !isa<FloatType>(c.getElementType()))
+    if (!c || c.getNumElements() != 1 || c.getType().getRank() > 1 ||
+        !isa<FloatType>(c.getElementType()))
       return failure();
     blk.temperature = (*c.getValues<APFloat>().begin()).convertToDouble();
     logits = div.getInputs()[0];
@@ -191,7 +193,8 @@ FailureOr<MotBlock> raise::matchMot(Value out, Miss &miss) {
   blk.wCtrl = ctrl ? constantOf(ctrl.getInputs()[1]) : nullptr;
   if (!ctrl || ctrl.getInputs()[0] != xg || !blk.wCtrl ||
       blk.wCtrl.getType().getRank() != 2 ||
-      !(blk.temperature > 0 && std::isfinite(blk.temperature)))
+      // (as the node's f32 attribute keeps it)
+      !((float)blk.temperature > 0 && std::isfinite((float)blk.temperature)))
     return failure();
   std::optional<std::pair<Value, int64_t>> groups = groupsOf(xg);
   if (!groups) {

@@ -138,6 +138,17 @@ gathered("miss_other_ids", ids2="ids_other")
 gathered("miss_weight_input", w1_input=True)
 # A softmax over the tokens (axis -2 of the [N, E] scores), not the experts.
 gathered("miss_softmax_tokens", gate="softmax", softmax_axis=-2)
+# Nodes without outputs (ONNX allows them) of the types the raise starts
+# from: each matcher is skipped, no crash (a segfault before).
+save("zero_outputs",
+     [helper.make_node("Einsum", ["x", "x"], [], equation="nd,nd->n"),
+      helper.make_node("ReduceSum", ["x", "axes0"], []),
+      helper.make_node("Add", ["x", "x"], []),
+      helper.make_node("Reshape", ["x", "shape"], []),
+      helper.make_node("Identity", ["x"], ["out"])],
+     [helper.make_tensor_value_info("x", F, ["N", D])],
+     [numpy_helper.from_array(np.array([0], np.int64), "axes0"),
+      numpy_helper.from_array(np.array([-1, D], np.int64), "shape")])
 
 # Form (a) near misses: a real Hugging Face export (Mixtral block, argv[2])
 # with one thing changed.
