@@ -205,17 +205,6 @@ onnxir::NodeOp reshapeOf(Value v) {
   return r && r.getInputs().size() == 2 ? r : onnxir::NodeOp();
 }
 
-/// A head split `v` = Reshape(MatMul(flat, W), [B, T, H, d]) with W a
-/// constant [D, H * d] and flat = Reshape(src, [n, D]); B and T read from
-/// the sources' shapes.
-struct HeadSplit {
-  Value flat, src;
-  onnxir::NodeOp flatten;
-  DenseElementsAttr w;
-  Value wValue;
-  int64_t heads = 0, width = 0;
-};
-
 /// The [B, T, H, d] split of `v` (a Reshape of [n, H * d] or [n, H, d]
 /// rows) with batch and sequence read from `ext`: H and d.
 LogicalResult matchSplit(onnxir::NodeOp rs, const Extents &ext, int64_t &heads,
@@ -478,7 +467,8 @@ FailureOr<Rope> matchRope(Value v, const Extents &ext, Miss &miss) {
     std::optional<double> limit =
         rg ? scalarOf(skipCasts(rg.getInputs()[1])) : std::nullopt;
     bool seq = rg && (ext.isSeq(skipCasts(rg.getInputs()[1])) ||
-                      (limit && *limit == std::floor(*limit) &&
+                      (limit && *limit >= 0 && *limit <= 0x1p53 &&
+                       *limit == std::floor(*limit) &&
                        ext.isSeq(ShapePiece{Value(), (int64_t)*limit})));
     // inv_freq [r/2] (or [1, r/2]): Unsqueeze(positions, 1) * inv_freq
     // is then [T, r/2].
