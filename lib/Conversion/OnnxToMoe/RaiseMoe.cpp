@@ -959,6 +959,18 @@ struct RaiseOnnxMoePass : moe::impl::RaiseOnnxMoeBase<RaiseOnnxMoePass> {
           rewriter.replaceAllUsesWith(rs.getResult(0), result);
       }
     };
+    // Replaces `out` by the raised `node`'s result reshaped to `shape` as
+    // the export's Reshape `like` did (its attributes and version), then
+    // skips the export's view of that back to `src`'s own shape.
+    auto replaceWithView = [&](Value out, onnxir::NodeOp node,
+                               onnxir::NodeOp like, Value shape, Value src) {
+      auto view = onnxir::NodeOp::create(
+          rewriter, node.getLoc(), TypeRange{out.getType()},
+          like.getOpTypeAttr(), like.getDomainAttr(), like.getVersionAttr(),
+          like.getNodeAttributesAttr(), ValueRange{node.getResult(0), shape});
+      rewriter.replaceAllUsesWith(out, view.getResult(0));
+      skipRoundTrip(view.getResult(0), node.getResult(0), src);
+    };
     // Form (e) first: its value projection has the shape of a σ-MoE's.
     for (onnxir::NodeOp combine : einsumsOf()) {
       Miss miss;
@@ -1004,14 +1016,8 @@ struct RaiseOnnxMoePass : moe::impl::RaiseOnnxMoeBase<RaiseOnnxMoePass> {
           rewriter.getDictionaryAttr(attrs), ins);
       // Back to the rows [B * T, D] the combine produced, as the queries
       // were flattened.
-      onnxir::NodeOp flatten = blk->qFlatten;
-      auto rows = onnxir::NodeOp::create(
-          rewriter, loc, TypeRange{out.getType()}, flatten.getOpTypeAttr(),
-          flatten.getDomainAttr(), flatten.getVersionAttr(),
-          flatten.getNodeAttributesAttr(),
-          ValueRange{node.getResult(0), flatten.getInputs()[1]});
-      rewriter.replaceAllUsesWith(out, rows.getResult(0));
-      skipRoundTrip(rows.getResult(0), node.getResult(0), blk->qSrc);
+      replaceWithView(out, node, blk->qFlatten, blk->qFlatten.getInputs()[1],
+                      blk->qSrc);
       char baseText[32];
       std::snprintf(baseText, sizeof(baseText), "%g", blk->base);
       if (report)
@@ -1061,14 +1067,7 @@ struct RaiseOnnxMoePass : moe::impl::RaiseOnnxMoeBase<RaiseOnnxMoePass> {
                                  rewriter.getI64IntegerAttr(moeVersion),
                                  rewriter.getDictionaryAttr(attrs), ins);
       // Back to the [B / g, g, T, D] the sum produced.
-      onnxir::NodeOp grouping = blk->reshape;
-      auto grouped = onnxir::NodeOp::create(
-          rewriter, loc, TypeRange{out.getType()}, grouping.getOpTypeAttr(),
-          grouping.getDomainAttr(), grouping.getVersionAttr(),
-          grouping.getNodeAttributesAttr(),
-          ValueRange{node.getResult(0), blk->groupShape});
-      rewriter.replaceAllUsesWith(out, grouped.getResult(0));
-      skipRoundTrip(grouped.getResult(0), node.getResult(0), blk->x);
+      replaceWithView(out, node, blk->reshape, blk->groupShape, blk->x);
       if (report)
         node.emitRemark() << "raised (f) Mixture of Tokens into " << kMoeDomain
                           << ".MixtureOfTokens (E = "
