@@ -204,6 +204,9 @@ void moe::buildLowerToLLVMPipeline(OpPassManager &pm,
         VectorTransferToSCFOptions().enableFullUnroll(true)));
   }
   passes.perFunction(createSCFToControlFlowPass());
+  // Views that upstream's expand-strided-metadata crashes on (several
+  // dynamic sizes in one expand group) as reinterpret_casts first.
+  passes.perFunction(createMoeExpandViews());
   passes.perFunction(memref::createExpandStridedMetadataPass());
   passes.perFunction(createLowerAffinePass());
   // Math ops with an LLVM intrinsic first; libm calls for the rest (erf,

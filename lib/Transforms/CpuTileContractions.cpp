@@ -139,45 +139,6 @@ bool isPlainContraction(linalg::LinalgOp op) {
          isPlainMultiplyAdd(op);
 }
 
-/// `expand` as a memref.reinterpret_cast of its source's base buffer, with
-/// the sizes and strides the expansion implies (the rewrite upstream's
-/// expand-strided-metadata makes of every view, here only for contraction
-/// operands: planFor refuses operands viewed through an expand_shape).
-/// A rank-0 source (expanded to unit dims) has no groups: unit strides.
-/// The strides of a source dim's group: the source's stride for its last
-/// dim, each earlier one that times the sizes after it.
-Value expandAsReinterpretCast(OpBuilder &b, memref::ExpandShapeOp expand) {
-  Location loc = expand.getLoc();
-  auto meta =
-      memref::ExtractStridedMetadataOp::create(b, loc, expand.getSrc());
-  SmallVector<OpFoldResult> sourceStrides = meta.getConstifiedMixedStrides();
-  SmallVector<OpFoldResult> sizes = expand.getMixedOutputShape();
-  SmallVector<OpFoldResult> strides(sizes.size(), b.getIndexAttr(1));
-  AffineExpr s0, s1;
-  bindSymbols(b.getContext(), s0, s1);
-  for (auto [i, group] : llvm::enumerate(expand.getReassociationIndices())) {
-    OpFoldResult stride = sourceStrides[i];
-    for (int64_t d : llvm::reverse(group)) {
-      strides[d] = stride;
-      stride = affine::makeComposedFoldedAffineApply(b, loc, s0 * s1,
-                                                     {stride, sizes[d]});
-    }
-  }
-  OpFoldResult offset = meta.getConstifiedMixedOffset();
-  auto staticOf = [](OpFoldResult v) {
-    std::optional<int64_t> c = getConstantIntValue(v);
-    return c ? *c : ShapedType::kDynamic;
-  };
-  SmallVector<int64_t> staticStrides = llvm::map_to_vector(strides, staticOf);
-  MemRefType source = expand.getSrcType();
-  auto type = MemRefType::get(
-      expand.getResultType().getShape(), source.getElementType(),
-      StridedLayoutAttr::get(b.getContext(), staticOf(offset), staticStrides),
-      source.getMemorySpace());
-  return memref::ReinterpretCastOp::create(b, loc, type, meta.getBaseBuffer(),
-                                           offset, sizes, strides);
-}
-
 /// The operands of plain contractions that are memref.expand_shape views
 /// (Mixture of Tokens' mix reads x [B, T, D] as [B/g, g, T, D]) become
 /// reinterpret_casts, which the tiles' transfers fold through. Not where
@@ -196,7 +157,7 @@ void castExpandedOperands(IRRewriter &rewriter, Operation *root) {
       if (!expand)
         continue;
       rewriter.setInsertionPoint(op);
-      Value cast = expandAsReinterpretCast(rewriter, expand);
+      Value cast = moe::expandAsReinterpretCast(rewriter, expand);
       rewriter.modifyOpInPlace(op, [&] { operand.set(cast); });
     }
   });

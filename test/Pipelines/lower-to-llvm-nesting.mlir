@@ -28,6 +28,7 @@
 // CHECK-NEXT:   lower-vector-mask
 // CHECK-NEXT:   convert-vector-to-scf
 // CHECK-NEXT:   convert-scf-to-cf
+// CHECK-NEXT:   moe-expand-views
 // CHECK-NEXT:   expand-strided-metadata
 // CHECK-NEXT:   lower-affine
 // CHECK-NEXT: ),

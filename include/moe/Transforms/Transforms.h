@@ -13,8 +13,13 @@
 #include <cstdint>
 
 namespace mlir {
+class OpBuilder;
 class Operation;
 class RewritePatternSet;
+class Value;
+namespace memref {
+class ExpandShapeOp;
+} // namespace memref
 namespace func {
 class FuncOp;
 } // namespace func
@@ -43,6 +48,17 @@ void populateSortExpertLayoutsPatterns(RewritePatternSet &patterns);
 /// scf.if results of memref type get the most static layout that both
 /// branches' buffers have (moe-refine-buffer-layouts).
 void populateRefineBufferLayoutsPatterns(RewritePatternSet &patterns);
+
+/// memref.expand_shape ops with two or more dynamic sizes in one group as
+/// strided memref.reinterpret_casts (moe-expand-views).
+void populateExpandViewsPatterns(RewritePatternSet &patterns);
+
+/// `expand` as a memref.reinterpret_cast of its source's base buffer, with
+/// the sizes and strides the expansion implies (the last dim of a group
+/// takes the source dim's stride, each earlier one that times the sizes
+/// after it) and the source's offset. Of the result type's layout, what is
+/// static is static. Inserted at `b`'s insertion point.
+Value expandAsReinterpretCast(OpBuilder &b, memref::ExpandShapeOp expand);
 
 /// The attribute moe-roll-repeats puts on the loop over a model's repeats
 /// (its value: the repeat count); moe-cpu-tile-contractions reads it.

@@ -2057,50 +2057,23 @@ struct LowerRope : OpRewritePattern<RopeOp> {
   }
 };
 
-/// Rewrites a tensor.expand_shape whose reassociation group holds two or
-/// more dynamic dims into a gather copy. Why: MLIR 22's
-/// expand-strided-metadata crashes on the memref.expand_shape such an op
-/// bufferizes to (checked with mlir-opt 22.1.8); the copy avoids the view.
-struct ExpandShapeToCopy : OpRewritePattern<tensor::ExpandShapeOp> {
+/// tensor.dim of a tensor.expand_shape result as the expand's own size for
+/// that dim. Upstream's fold (tensor.dim canonicalization) handles only a
+/// dim alone with dynamic size in its group; a computed ONNX Reshape gives
+/// groups of several (`[B, T, H, dk]` from one flat dim), and their dims
+/// then stayed unknown: an elementwise op's broadcast check on them kept
+/// its broadcast branches (the residual Add after an attention layer
+/// compiled eight more loops). The sizes are the expand's operands.
+struct DimOfExpandShape : OpRewritePattern<tensor::DimOp> {
   using OpRewritePattern::OpRewritePattern;
-  LogicalResult matchAndRewrite(tensor::ExpandShapeOp op,
+  LogicalResult matchAndRewrite(tensor::DimOp op,
                                 PatternRewriter &b) const override {
-    RankedTensorType out = op.getResultType();
-    SmallVector<ReassociationIndices> groups = op.getReassociationIndices();
-    bool risky = llvm::any_of(groups, [&](const ReassociationIndices &g) {
-      return llvm::count_if(g, [&](int64_t d) { return out.isDynamicDim(d); }) >
-             1;
-    });
-    if (!risky)
-      return b.notifyMatchFailure(op, "no group with two dynamic dims");
-    Location loc = op.getLoc();
-    SmallVector<OpFoldResult> sizes = op.getMixedOutputShape();
-    Value src = op.getSrc();
-    int64_t rank = out.getRank();
-    Value init = emptyTensor(b, loc, sizes, out.getElementType());
-    Value copy =
-        linalg::GenericOp::create(
-            b, loc, TypeRange{init.getType()}, ValueRange{}, ValueRange{init},
-            SmallVector<AffineMap>{b.getMultiDimIdentityMap(rank)},
-            SmallVector<utils::IteratorType>(rank,
-                                             utils::IteratorType::parallel),
-            [&](OpBuilder &nb, Location nl, ValueRange) {
-              SmallVector<Value> at;
-              for (const ReassociationIndices &g : groups) {
-                Value linear = idx(nb, nl, 0);
-                for (int64_t d : g) {
-                  Value size = getValueOrCreateConstantIndexOp(nb, nl,
-                                                               sizes[d]);
-                  linear = arith::AddIOp::create(
-                      nb, nl, arith::MulIOp::create(nb, nl, linear, size),
-                      linalg::IndexOp::create(nb, nl, d));
-                }
-                at.push_back(linear);
-              }
-              yield(nb, nl, tensor::ExtractOp::create(nb, nl, src, at));
-            })
-            .getResult(0);
-    b.replaceOp(op, copy);
+    auto expand = op.getSource().getDefiningOp<tensor::ExpandShapeOp>();
+    std::optional<int64_t> dim = op.getConstantIndex();
+    if (!expand || !dim || *dim < 0 || *dim >= expand.getResultType().getRank())
+      return b.notifyMatchFailure(op, "not a known dim of an expand_shape");
+    OpFoldResult size = expand.getMixedOutputShape()[*dim];
+    b.replaceOp(op, getValueOrCreateConstantIndexOp(b, op.getLoc(), size));
     return success();
   }
 };
@@ -2170,9 +2143,9 @@ struct ConvertMoeToLinalgPass
     RewritePatternSet layouts(&getContext());
     populateMoeWeightLayoutToLinalgPatterns(layouts);
     walkAndApplyPatterns(getOperation(), std::move(layouts));
-    RewritePatternSet workaround(&getContext());
-    workaround.add<ExpandShapeToCopy>(&getContext());
-    walkAndApplyPatterns(getOperation(), std::move(workaround));
+    RewritePatternSet dims(&getContext());
+    dims.add<DimOfExpandShape>(&getContext());
+    walkAndApplyPatterns(getOperation(), std::move(dims));
     WalkResult left = getOperation()->walk([&](Operation *op) {
       if (isa<MoeDialect>(op->getDialect())) {
         op->emitError() << "'" << op->getName()
