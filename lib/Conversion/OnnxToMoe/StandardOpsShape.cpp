@@ -742,35 +742,18 @@ Values trilu(onnxir::NodeOp node, RewriterBase &b) {
 }
 
 /// Cast-13..: numeric types and bool (strings are refused).
-Values castOp(onnxir::NodeOp node, RewriterBase &b) {
-  if (failed(checkOperandCount(node, 1, 1)))
-    return failure();
-  FailureOr<Value> x = tensorOperand(node, 0, "input");
-  FailureOr<int64_t> to = intAttr(node, "to");
-  if (failed(x) || failed(to))
-    return failure();
+/// `x` converted element by element to `target` (ONNX Cast semantics: to
+/// bool is `!= 0`; float to integer truncates toward zero; unsigned
+/// integers and bools widen with zeros). `target` may be an unsigned
+/// integer type; the result is signless as every integer tensor here.
+static Values castElements(onnxir::NodeOp node, RewriterBase &b, Value x,
+                           Type target) {
   MLIRContext *ctx = b.getContext();
-  Type target;
-  switch (*to) {
-  case 1: target = Float32Type::get(ctx); break;
-  case 2: target = IntegerType::get(ctx, 8, IntegerType::Unsigned); break;
-  case 3: target = IntegerType::get(ctx, 8); break;
-  case 5: target = IntegerType::get(ctx, 16); break;
-  case 6: target = IntegerType::get(ctx, 32); break;
-  case 7: target = IntegerType::get(ctx, 64); break;
-  case 9: target = IntegerType::get(ctx, 1); break;
-  case 10: target = Float16Type::get(ctx); break;
-  case 11: target = Float64Type::get(ctx); break;
-  case 16: target = BFloat16Type::get(ctx); break;
-  default:
-    nodeError(node) << "unsupported target type " << *to;
-    return failure();
-  }
-  Type from = typeOf(*x).getElementType();
+  Type from = typeOf(x).getElementType();
   bool fromUnsigned = from.isUnsignedInteger() || from.isInteger(1);
   bool toUnsigned = target.isUnsignedInteger();
   return elementwise(
-      node, b, {*x},
+      node, b, {x},
       [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
         Value v = a[0];
         Type src = v.getType();
@@ -808,6 +791,77 @@ Values castOp(onnxir::NodeOp node, RewriterBase &b) {
                             : Value(arith::ExtSIOp::create(nb, nl, dst, v));
       },
       target);
+}
+
+Values castOp(onnxir::NodeOp node, RewriterBase &b) {
+  if (failed(checkOperandCount(node, 1, 1)))
+    return failure();
+  FailureOr<Value> x = tensorOperand(node, 0, "input");
+  FailureOr<int64_t> to = intAttr(node, "to");
+  if (failed(x) || failed(to))
+    return failure();
+  MLIRContext *ctx = b.getContext();
+  Type target;
+  switch (*to) {
+  case 1:
+    target = Float32Type::get(ctx);
+    break;
+  case 2:
+    target = IntegerType::get(ctx, 8, IntegerType::Unsigned);
+    break;
+  case 3:
+    target = IntegerType::get(ctx, 8);
+    break;
+  case 5:
+    target = IntegerType::get(ctx, 16);
+    break;
+  case 6:
+    target = IntegerType::get(ctx, 32);
+    break;
+  case 7:
+    target = IntegerType::get(ctx, 64);
+    break;
+  case 9:
+    target = IntegerType::get(ctx, 1);
+    break;
+  case 10:
+    target = Float16Type::get(ctx);
+    break;
+  case 11:
+    target = Float64Type::get(ctx);
+    break;
+  case 16:
+    target = BFloat16Type::get(ctx);
+    break;
+  default:
+    nodeError(node) << "unsupported target type " << *to;
+    return failure();
+  }
+  return castElements(node, b, *x, target);
+}
+
+/// CastLike-15..: Cast to the element type of `target_type` (its values are
+/// not read). `saturate` (19..) applies only to float8 targets, which are
+/// refused like every element type the importer does not read.
+Values castLike(onnxir::NodeOp node, RewriterBase &b) {
+  if (failed(checkOperandCount(node, 2, 2)))
+    return failure();
+  FailureOr<Value> x = tensorOperand(node, 0, "input");
+  FailureOr<Value> like = tensorOperand(node, 1, "target_type");
+  if (failed(x) || failed(like))
+    return failure();
+  Type target = typeOf(*like).getElementType();
+  bool known = target.isF32() || target.isF16() || target.isBF16() ||
+               target.isF64() || target.isInteger(1) ||
+               llvm::is_contained({8u, 16u, 32u, 64u},
+                                  isa<IntegerType>(target)
+                                      ? target.getIntOrFloatBitWidth()
+                                      : 0u);
+  if (!known) {
+    nodeError(node) << "unsupported target element type " << target;
+    return failure();
+  }
+  return castElements(node, b, *x, target);
 }
 
 /// Where-16..
@@ -914,6 +968,7 @@ void mlir::moe::onnx_conv::populateStandardShapeHandlers(
   r.add("", "Range", 27, range27);
   r.add("", "Trilu", 14, trilu);
   r.add("", "Cast", 13, castOp);
+  r.add("", "CastLike", 15, castLike);
   r.add("", "Where", 9, where);
   r.add("", "Dropout", 13, dropout);
   r.add("", "Not", 1, notOp);
