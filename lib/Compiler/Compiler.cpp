@@ -620,7 +620,7 @@ LogicalResult mlir::moe::compileModule(ModuleOp module,
   SmallString<128> soPath;
   if (llvm::sys::fs::createTemporaryFile("moe-model", "so", soPath))
     return emitError(loc) << "cannot create temporary files";
-  llvm::FileRemover removeSo(soPath);
+  TempFileRemover removeSo(soPath);
   NativeCodeOptions native;
   native.cc = *cc;
   native.march = options.march;

@@ -72,6 +72,7 @@
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FileUtilities.h"
 #include "llvm/Support/Program.h"
+#include "llvm/Support/Signals.h"
 #include "llvm/Support/Threading.h"
 #include "llvm/Support/raw_ostream.h"
 #include "llvm/Transforms/IPO/MergeFunctions.h"
@@ -213,21 +214,31 @@ DenseMap<const Function *, unsigned> partition(Module &m, unsigned parts) {
   return part;
 }
 
-/// One temporary file, removed when this goes.
+/// One temporary file, removed when this goes (or on a signal).
 struct TempFile {
   SmallString<128> path;
-  std::unique_ptr<FileRemover> remover;
+  std::unique_ptr<mlir::moe::TempFileRemover> remover;
   Error create(StringRef prefix, StringRef suffix) {
     if (std::error_code ec =
             sys::fs::createTemporaryFile(prefix, suffix, path))
       return createStringError("cannot create a temporary file: " +
                                ec.message());
-    remover = std::make_unique<FileRemover>(path);
+    remover = std::make_unique<mlir::moe::TempFileRemover>(path);
     return Error::success();
   }
 };
 
 } // namespace
+
+mlir::moe::TempFileRemover::TempFileRemover(StringRef path) : path(path.str()) {
+  // (Registers LLVM's signal handlers if they are not yet.)
+  sys::RemoveFileOnSignal(path);
+}
+
+mlir::moe::TempFileRemover::~TempFileRemover() {
+  sys::fs::remove(path);
+  sys::DontRemoveFileOnSignal(path);
+}
 
 Error mlir::moe::buildSharedObject(Module &module,
                                    const NativeCodeOptions &options,

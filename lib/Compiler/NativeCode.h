@@ -47,6 +47,21 @@ constexpr uint64_t kInstructionsPerPart = 20000;
 /// The most parts a module is split into by its size.
 constexpr unsigned kMaxParts = 16;
 
+/// Removes the file at `path` when it goes out of scope, and also when the
+/// process is interrupted first (SIGINT, SIGTERM, a crash: through
+/// llvm::sys::RemoveFileOnSignal), so that a compile stopped with Ctrl-C
+/// leaves no temporary bitcode, objects or shared object behind.
+class TempFileRemover {
+public:
+  explicit TempFileRemover(llvm::StringRef path);
+  ~TempFileRemover();
+  TempFileRemover(const TempFileRemover &) = delete;
+  TempFileRemover &operator=(const TempFileRemover &) = delete;
+
+private:
+  std::string path;
+};
+
 /// Compiles `module` into the shared object `soPath`. `module` may be
 /// changed (the local functions and variables the split moves between
 /// parts become hidden external symbols). The error names the step and the
