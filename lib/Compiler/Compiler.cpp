@@ -620,7 +620,7 @@ LogicalResult mlir::moe::compileModule(ModuleOp module,
   SmallString<128> soPath;
   if (llvm::sys::fs::createTemporaryFile("moe-model", "so", soPath))
     return emitError(loc) << "cannot create temporary files";
-  TempFileRemover removeSo(soPath);
+  TempFileRemover removeSo(soPath, options.removeTempsOnSignal);
   NativeCodeOptions native;
   native.cc = *cc;
   native.march = options.march;
@@ -628,6 +628,7 @@ LogicalResult mlir::moe::compileModule(ModuleOp module,
   native.parts = options.codegenParts;
   native.jobs = options.codegenJobs;
   native.mergeFunctions = options.mergeFunctions;
+  native.removeTempsOnSignal = options.removeTempsOnSignal;
   native.progress = progress;
   if (llvm::Error e = buildSharedObject(*llvmModule, native, soPath))
     return emitError(loc) << llvm::toString(std::move(e));

@@ -218,26 +218,29 @@ DenseMap<const Function *, unsigned> partition(Module &m, unsigned parts) {
 struct TempFile {
   SmallString<128> path;
   std::unique_ptr<mlir::moe::TempFileRemover> remover;
-  Error create(StringRef prefix, StringRef suffix) {
+  Error create(StringRef prefix, StringRef suffix, bool onSignal) {
     if (std::error_code ec =
             sys::fs::createTemporaryFile(prefix, suffix, path))
       return createStringError("cannot create a temporary file: " +
                                ec.message());
-    remover = std::make_unique<mlir::moe::TempFileRemover>(path);
+    remover = std::make_unique<mlir::moe::TempFileRemover>(path, onSignal);
     return Error::success();
   }
 };
 
 } // namespace
 
-mlir::moe::TempFileRemover::TempFileRemover(StringRef path) : path(path.str()) {
+mlir::moe::TempFileRemover::TempFileRemover(StringRef path, bool onSignal)
+    : path(path.str()), onSignal(onSignal) {
   // (Registers LLVM's signal handlers if they are not yet.)
-  sys::RemoveFileOnSignal(path);
+  if (onSignal)
+    sys::RemoveFileOnSignal(path);
 }
 
 mlir::moe::TempFileRemover::~TempFileRemover() {
   sys::fs::remove(path);
-  sys::DontRemoveFileOnSignal(path);
+  if (onSignal)
+    sys::DontRemoveFileOnSignal(path);
 }
 
 Error mlir::moe::buildSharedObject(Module &module,
@@ -259,7 +262,7 @@ Error mlir::moe::buildSharedObject(Module &module,
   if (parts <= 1) {
     // One process compiles and links.
     TempFile ir;
-    if (Error e = ir.create("moe-model", "ll"))
+    if (Error e = ir.create("moe-model", "ll", options.removeTempsOnSignal))
       return e;
     if (Error e = writeFile(ir.path, [&](raw_ostream &os) {
           module.print(os, nullptr);
@@ -313,11 +316,13 @@ Error mlir::moe::buildSharedObject(Module &module,
   };
   std::vector<TempFile> bitcode(parts), objects(parts);
   for (unsigned p = 0; p < parts && failure.empty(); ++p) {
-    if (Error e = bitcode[p].create("moe-model-part", "bc")) {
+    if (Error e = bitcode[p].create("moe-model-part", "bc",
+                                    options.removeTempsOnSignal)) {
       failure = toString(std::move(e));
       break;
     }
-    if (Error e = objects[p].create("moe-model-part", "o")) {
+    if (Error e = objects[p].create("moe-model-part", "o",
+                                    options.removeTempsOnSignal)) {
       failure = toString(std::move(e));
       break;
     }

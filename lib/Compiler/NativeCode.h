@@ -38,6 +38,8 @@ struct NativeCodeOptions {
   /// Identical functions merged first (one body, the others thunks that
   /// jump to it).
   bool mergeFunctions = true;
+  /// Temporary files also removed on SIGINT/SIGTERM (TempFileRemover).
+  bool removeTempsOnSignal = false;
   /// Progress lines.
   std::function<void(const llvm::Twine &)> progress;
 };
@@ -47,19 +49,23 @@ constexpr uint64_t kInstructionsPerPart = 20000;
 /// The most parts a module is split into by its size.
 constexpr unsigned kMaxParts = 16;
 
-/// Removes the file at `path` when it goes out of scope, and also when the
-/// process is interrupted first (SIGINT, SIGTERM, a crash: through
-/// llvm::sys::RemoveFileOnSignal), so that a compile stopped with Ctrl-C
-/// leaves no temporary bitcode, objects or shared object behind.
+/// Removes the file at `path` when it goes out of scope, and, with
+/// `onSignal`, also when the process is interrupted first (SIGINT, SIGTERM,
+/// a crash: through llvm::sys::RemoveFileOnSignal), so that a compile
+/// stopped with Ctrl-C leaves no temporary bitcode, objects or shared object
+/// behind. (A C compiler process that gets no signal itself, when only
+/// moe-compile is signalled, may still write its output afterwards; Ctrl-C
+/// in a terminal reaches both.)
 class TempFileRemover {
 public:
-  explicit TempFileRemover(llvm::StringRef path);
+  TempFileRemover(llvm::StringRef path, bool onSignal);
   ~TempFileRemover();
   TempFileRemover(const TempFileRemover &) = delete;
   TempFileRemover &operator=(const TempFileRemover &) = delete;
 
 private:
   std::string path;
+  bool onSignal;
 };
 
 /// Compiles `module` into the shared object `soPath`. `module` may be

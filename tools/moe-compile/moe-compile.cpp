@@ -343,6 +343,8 @@ int main(int argc, char **argv) {
   options.fuseRouting = !noFuseRouting;
   options.rollRepeats = !noRoll;
   options.mergeFunctions = !noMergeFunctions;
+  // A user's Ctrl-C leaves no temporary file behind.
+  options.removeTempsOnSignal = true;
   options.packWeights = !noPackWeights;
   options.generation = generation;
   options.generationAllLogits = generationAllLogits;

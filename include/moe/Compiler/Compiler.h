@@ -55,6 +55,12 @@ struct CompileOptions {
   /// that jump to it (LLVM's MergeFunctions, before the split); off with
   /// moe-compile --no-merge-functions.
   bool mergeFunctions = true;
+  /// The native-code step's temporary files are also removed when the
+  /// process gets SIGINT or SIGTERM (llvm::sys::RemoveFileOnSignal, which
+  /// installs LLVM's process-wide signal handlers). moe-compile sets it;
+  /// the in-process Python compile does not, so that the host program's
+  /// signal handling stays its own.
+  bool removeTempsOnSignal = false;
   /// The reference lowering only (no moe-cpu-loop-order): the oracle the
   /// optimised code is compared with (moe-compile --reference).
   bool reference = false;

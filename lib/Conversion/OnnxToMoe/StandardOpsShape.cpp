@@ -741,7 +741,6 @@ Values trilu(onnxir::NodeOp node, RewriterBase &b) {
   });
 }
 
-/// Cast-13..: numeric types and bool (strings are refused).
 /// `x` converted element by element to `target` (ONNX Cast semantics: to
 /// bool is `!= 0`; float to integer truncates toward zero; unsigned
 /// integers and bools widen with zeros). `target` may be an unsigned
@@ -793,6 +792,7 @@ static Values castElements(onnxir::NodeOp node, RewriterBase &b, Value x,
       target);
 }
 
+/// Cast-13..: numeric types and bool (strings are refused).
 Values castOp(onnxir::NodeOp node, RewriterBase &b) {
   if (failed(checkOperandCount(node, 1, 1)))
     return failure();

@@ -280,3 +280,21 @@ save("range_mixed_types", [
      [helper.make_tensor("s", F, [], [0.0]),
       helper.make_tensor("l", TensorProto.INT32, [], [4]),
       helper.make_tensor("d", TensorProto.INT32, [], [1])])
+
+# CastLike (the dynamo exporter writes constants with it): to the element
+# type of its second input, whose values are not read; float -> int64
+# (truncation toward zero) -> float, and int64 -> bool.
+save("castlike", [
+    helper.make_node("CastLike", ["x", "like_i"], ["xi"], name="to_int"),
+    helper.make_node("CastLike", ["xi", "x"], ["y"], name="back"),
+    helper.make_node("CastLike", ["xi", "like_b"], ["nz"], name="to_bool"),
+], [vi("x", ["N", 4])],
+    [vi("xi", ["N", 4], TensorProto.INT64), vi("y", ["N", 4]),
+     vi("nz", ["N", 4], TensorProto.BOOL)],
+    [numpy_helper.from_array(np.array([7], np.int64), "like_i"),
+     numpy_helper.from_array(np.array([True]), "like_b")], opset=18)
+# ... to a string: refused at the value.
+save("castlike_string", [
+    helper.make_node("CastLike", ["x", "like_s"], ["y"], name="to_string"),
+], [vi("x", [2]), vi("like_s", [1], TensorProto.STRING)],
+    [vi("y", [2], TensorProto.STRING)], opset=18)
