@@ -802,41 +802,23 @@ Values castOp(onnxir::NodeOp node, RewriterBase &b) {
     return failure();
   MLIRContext *ctx = b.getContext();
   Type target;
+  // clang-format off
   switch (*to) {
-  case 1:
-    target = Float32Type::get(ctx);
-    break;
-  case 2:
-    target = IntegerType::get(ctx, 8, IntegerType::Unsigned);
-    break;
-  case 3:
-    target = IntegerType::get(ctx, 8);
-    break;
-  case 5:
-    target = IntegerType::get(ctx, 16);
-    break;
-  case 6:
-    target = IntegerType::get(ctx, 32);
-    break;
-  case 7:
-    target = IntegerType::get(ctx, 64);
-    break;
-  case 9:
-    target = IntegerType::get(ctx, 1);
-    break;
-  case 10:
-    target = Float16Type::get(ctx);
-    break;
-  case 11:
-    target = Float64Type::get(ctx);
-    break;
-  case 16:
-    target = BFloat16Type::get(ctx);
-    break;
+  case 1: target = Float32Type::get(ctx); break;
+  case 2: target = IntegerType::get(ctx, 8, IntegerType::Unsigned); break;
+  case 3: target = IntegerType::get(ctx, 8); break;
+  case 5: target = IntegerType::get(ctx, 16); break;
+  case 6: target = IntegerType::get(ctx, 32); break;
+  case 7: target = IntegerType::get(ctx, 64); break;
+  case 9: target = IntegerType::get(ctx, 1); break;
+  case 10: target = Float16Type::get(ctx); break;
+  case 11: target = Float64Type::get(ctx); break;
+  case 16: target = BFloat16Type::get(ctx); break;
   default:
     nodeError(node) << "unsupported target type " << *to;
     return failure();
   }
+  // clang-format on
   return castElements(node, b, *x, target);
 }
 
