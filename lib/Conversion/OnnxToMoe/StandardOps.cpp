@@ -103,6 +103,51 @@ Values absOp(onnxir::NodeOp node, RewriterBase &b) {
                      });
 }
 
+/// Sign-13: -1, 0 or 1 by the sign of x (NaN stays NaN).
+Values signOp(onnxir::NodeOp node, RewriterBase &b) {
+  if (failed(checkOperandCount(node, 1, 1)))
+    return failure();
+  FailureOr<Value> x = tensorOperand(node, 0, "input");
+  if (failed(x))
+    return failure();
+  Type elt = typeOf(*x).getElementType();
+  if (!elt.isIntOrFloat() || elt.isInteger(1)) {
+    nodeError(node) << "expected a numeric input, got " << elt;
+    return failure();
+  }
+  bool isF = isa<FloatType>(elt), isU = elt.isUnsignedInteger();
+  return elementwise(
+      node, b, {*x},
+      [isF, isU, elt](OpBuilder &nb, Location l, ValueRange a) -> Value {
+        auto cst = [&](int64_t v) -> Value {
+          return isF ? Value(arith::ConstantOp::create(
+                           nb, l, nb.getFloatAttr(elt, (double)v)))
+                     : Value(arith::ConstantOp::create(
+                           nb, l, nb.getIntegerAttr(elt, v)));
+        };
+        Value zero = cst(0), one = cst(1);
+        Value pos, neg;
+        if (isF) {
+          pos = arith::CmpFOp::create(nb, l, arith::CmpFPredicate::OGT, a[0],
+                                      zero);
+          neg = arith::CmpFOp::create(nb, l, arith::CmpFPredicate::OLT, a[0],
+                                      zero);
+          // Zero and NaN: x itself.
+          Value rest = arith::SelectOp::create(nb, l, neg, cst(-1), a[0]);
+          return arith::SelectOp::create(nb, l, pos, one, rest);
+        }
+        pos = arith::CmpIOp::create(
+            nb, l, isU ? arith::CmpIPredicate::ugt : arith::CmpIPredicate::sgt,
+            a[0], zero);
+        if (isU)
+          return arith::SelectOp::create(nb, l, pos, one, zero);
+        neg =
+            arith::CmpIOp::create(nb, l, arith::CmpIPredicate::slt, a[0], zero);
+        Value rest = arith::SelectOp::create(nb, l, neg, cst(-1), zero);
+        return arith::SelectOp::create(nb, l, pos, one, rest);
+      });
+}
+
 /// Max-13.. / Min-13..: variadic with numpy broadcasting; a NaN operand
 /// gives NaN (as ONNX Runtime and PyTorch do).
 template <bool isMax>
@@ -722,6 +767,9 @@ void mlir::moe::populateStandardOnnxHandlers(OnnxHandlerRegistry &r) {
   r.add("", "Cos", 7, unaryFloat<mathFn<math::CosOp>>);
   r.add("", "Sin", 7, unaryFloat<mathFn<math::SinOp>>);
   r.add("", "Abs", 13, absOp);
+  r.add("", "Sign", 13, signOp);
+  r.add("", "Floor", 13, unaryFloat<mathFn<math::FloorOp>>);
+  r.add("", "Ceil", 13, unaryFloat<mathFn<math::CeilOp>>);
   r.add("", "Max", 13, minMax<true>);
   r.add("", "Min", 13, minMax<false>);
   onnx_conv::populateStandardIndexHandlers(r);

@@ -55,7 +55,9 @@ Values transposeOp(onnxir::NodeOp node, RewriterBase &b) {
   return SmallVector<Value>{transpose(b, node.getLoc(), *x, perm)};
 }
 
-/// Squeeze-13..: axes (input) or every static unit dim.
+/// Squeeze-13..: axes (input) or every static unit dim. A listed dim of a
+/// size known only at run time must be 1 then (else a report, and zeros of
+/// size 1): the dynamo exporter squeezes slices of computed length.
 Values squeeze(onnxir::NodeOp node, RewriterBase &b) {
   if (failed(checkOperandCount(node, 1, 2)))
     return failure();
@@ -74,15 +76,21 @@ Values squeeze(onnxir::NodeOp node, RewriterBase &b) {
     FailureOr<int64_t> d = normalizeAxis(node, a, t.getRank());
     if (failed(d))
       return failure();
-    if (t.getDimSize(*d) != 1) {
-      nodeError(node) << "dim " << *d << " of " << t
-                      << " is not statically 1";
+    if (!t.isDynamicDim(*d) && t.getDimSize(*d) != 1) {
+      nodeError(node) << "dim " << *d << " of " << t << " is not 1";
       return failure();
     }
     dropped[*d] = true;
   }
+  Value in = *x;
+  for (int64_t d = 0; d < t.getRank(); ++d)
+    if (dropped[d] && t.isDynamicDim(d)) {
+      declareErrorHook(b, node);
+      in = requireSize(b, node.getLoc(), in, d, b.getIndexAttr(1),
+                       kErrorShapeMismatch);
+    }
   return SmallVector<Value>{
-      collapse(b, node.getLoc(), *x, foldUnitDims(t.getRank(), dropped))};
+      collapse(b, node.getLoc(), in, foldUnitDims(t.getRank(), dropped))};
 }
 
 /// Unsqueeze-13..: inserts unit dims at `axes` (an input) of the output.

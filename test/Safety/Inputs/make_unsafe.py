@@ -204,6 +204,12 @@ save("reshape_copy_dim", [
     const("shape", np.array([0, 6], np.int64)),
     helper.make_node("Reshape", ["x", "shape"], ["y"], name="reshape"),
 ], [vi("x", ["R", "C"])], [vi("y", ["R", 6])])
+# Squeeze of a dim whose size is known only at run time (the dynamo
+# exporter squeezes slices of computed length): checked to be 1 then.
+save("squeeze_dynamic", [
+    const("axes", np.array([1], np.int64)),
+    helper.make_node("Squeeze", ["x", "axes"], ["y"], name="squeeze"),
+], [vi("x", ["R", "C"])], [vi("y", ["R"])])
 # A static reshape that cannot fit: refused at import.
 save("reshape_static_mismatch", [
     const("shape", np.array([4], np.int64)),
