@@ -16,6 +16,18 @@ constants with CastLike. Needs a venv that the suite does not install
         transformers==4.46.3
     PYTHONPATH=python /tmp/t2/bin/python -m moe_ref.torch2_corpus OUT_DIR
 
+Under PyTorch 2.9 (where dynamo=True is the default) the same command
+writes the `*_dynamo29` files instead: that exporter keeps einsum as Einsum
+and folds constants, but still indexes weights with GatherND, writes
+zeros_like/ones as Expand of a scalar, and reads every size from the graph
+input that defines it (measured with torch 2.9.1, onnx 1.23, onnxscript
+0.7.2, transformers 4.57):
+
+    python3 -m venv /tmp/t29
+    /tmp/t29/bin/pip install torch==2.9.1 onnx onnxscript \
+        "transformers==4.57.*"
+    PYTHONPATH=python /tmp/t29/bin/python -m moe_ref.torch2_corpus OUT_DIR
+
 Every file has dynamic batch (and sequence) axes; input x or tokens,
 output y. Sizes as in plain_exports and hf_corpus.
 """
@@ -30,9 +42,29 @@ from moe_ref.configs import TINY_MOEUT
 from moe_ref.plain_exports import DenseMaskSigmaMoE
 
 
+def torch29():
+    major, minor = (int(p) for p in torch.__version__.split(".")[:2])
+    return (major, minor) >= (2, 9)
+
+
 def cases():
     """(name, module, example, input name, dynamic axes, exporter)."""
     torch.manual_seed(0)
+    if torch29():
+        return [
+            ("sigma_gathered_dynamo29", M.SigmaMoE(16, 8, 12, 2),
+             torch.randn(5, 16), "x", {0: "n"}, "dynamo"),
+            ("sigma_softmax_gelu_dynamo29",
+             M.SigmaMoE(16, 8, 12, 3, gate="softmax", activation="gelu"),
+             torch.randn(5, 16), "x", {0: "n"}, "dynamo"),
+            ("sigma_dense_dynamo29", DenseMaskSigmaMoE(16, 8, 12, 2),
+             torch.randn(5, 16), "x", {0: "n"}, "dynamo"),
+            ("mot_dynamo29", M.MixtureOfTokens(12, 5, 7, 4),
+             torch.randn(8, 3, 12), "x", {0: "batch", 1: "seq"}, "dynamo"),
+            ("moeut_dynamo29", M.MoEUT(TINY_MOEUT),
+             torch.randint(0, TINY_MOEUT.vocab, (2, 5)), "tokens",
+             {0: "batch", 1: "seq"}, "dynamo"),
+        ]
     out = [
         ("sigma_gathered_ts18", M.SigmaMoE(16, 8, 12, 2), torch.randn(5, 16),
          "x", {0: "n"}, "ts18"),
@@ -65,7 +97,10 @@ def export(module, example, path, in_name, axes, exporter):
     module.eval()
     with torch.no_grad():
         if exporter == "dynamo":
-            dims = {i: torch.export.Dim(n) for i, n in axes.items()}
+            # PyTorch 2.9 refuses named Dims that the trace specialises
+            # (a size-1 check in the model); Dim.DYNAMIC lets it choose.
+            dims = {i: torch.export.Dim.DYNAMIC if torch29()
+                    else torch.export.Dim(n) for i, n in axes.items()}
             # dynamic_shapes is keyed by the forward's argument name.
             param = list(inspect.signature(module.forward).parameters)[0]
             torch.onnx.export(module, (example,), path, input_names=[in_name],

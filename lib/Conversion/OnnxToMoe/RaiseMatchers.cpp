@@ -37,9 +37,21 @@ onnxir::NodeOp raise::producer(Value v, StringRef opType) {
 DenseElementsAttr raise::constantOf(Value v) {
   if (auto cst = v.getDefiningOp<arith::ConstantOp>())
     return dyn_cast<DenseElementsAttr>(cst.getValue());
-  if (onnxir::NodeOp node = producer(v, "Constant"))
-    return dyn_cast_or_null<DenseElementsAttr>(
-        node.getNodeAttributes().get("value"));
+  if (onnxir::NodeOp node = producer(v, "Constant")) {
+    DictionaryAttr attrs = node.getNodeAttributes();
+    if (auto value = dyn_cast_or_null<DenseElementsAttr>(attrs.get("value")))
+      return value;
+    // value_ints / value_int (the dynamo exporter's shape pieces).
+    Builder b(v.getContext());
+    if (auto ints =
+            dyn_cast_or_null<DenseI64ArrayAttr>(attrs.get("value_ints")))
+      return DenseElementsAttr::get(
+          RankedTensorType::get({(int64_t)ints.size()}, b.getI64Type()),
+          ints.asArrayRef());
+    if (auto i = dyn_cast_or_null<IntegerAttr>(attrs.get("value_int")))
+      return DenseElementsAttr::get(RankedTensorType::get({}, b.getI64Type()),
+                                    i.getInt());
+  }
   return {};
 }
 
@@ -220,6 +232,8 @@ DenseElementsAttr raise::stack(ArrayRef<DenseElementsAttr> parts) {
 }
 
 bool raise::isDimOf(Value v, Value x, int64_t i) {
+  if (sameSize(v, x, i))
+    return true;
   if (Value s = unsqueezed(v, 0))
     v = s;
   while (onnxir::NodeOp c = producer(v, "Cast"))

@@ -18,6 +18,7 @@
 #include "mlir/Support/LLVM.h"
 
 #include <array>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -84,6 +85,45 @@ bool isDimPiece(Value v, Value x, int64_t i);
 /// `shape` is x's own shape, piece by piece (a Reshape to it is the
 /// identity).
 bool isShapeOf(Value shape, Value x);
+
+/// Symbolic sizes of the graph's tensors and small integer tensors
+/// (RaisePrepare.cpp).
+class SymbolicShapes;
+
+/// What prepareForRaise did.
+struct PreparedGraph {
+  PreparedGraph();
+  ~PreparedGraph();
+  PreparedGraph(PreparedGraph &&);
+  /// Each recovered Einsum with the value it replaced (still computed, now
+  /// unused), so that the caller can revert those no matcher consumed.
+  SmallVector<std::pair<onnxir::NodeOp, Value>> recovered;
+  /// The sizes, for sameSize() (through a SizeFactsScope).
+  std::unique_ptr<SymbolicShapes> shapes;
+};
+
+/// Rewrites what PyTorch's dynamo exporter writes into the forms the
+/// matchers read (RaisePrepare.cpp): drops no-op nodes, reads
+/// GatherND(w, Unsqueeze(i, -1)) as Gather(w, i), folds CastLike and
+/// Transpose of constants, and recovers Einsum nodes from ATen's
+/// Transpose/Reshape/MatMul lowering of einsum.
+PreparedGraph prepareForRaise(ModuleOp module, RewriterBase &rewriter);
+
+/// While alive, sameSize() on this thread reads `shapes`.
+class SizeFactsScope {
+public:
+  explicit SizeFactsScope(const SymbolicShapes *shapes);
+  ~SizeFactsScope();
+
+private:
+  const SymbolicShapes *saved;
+};
+
+/// Whether the one-element shape value `piece` equals dim `i` of `x` by the
+/// graph's shape arithmetic (the dynamo exporter reads every size from the
+/// graph input that defines it, not from the tensor at hand). False
+/// outside a SizeFactsScope.
+bool sameSize(Value piece, Value x, int64_t i);
 
 /// What form (e) raises into.
 struct SwitchHeadBlock {

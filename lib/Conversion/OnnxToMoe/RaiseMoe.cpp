@@ -345,16 +345,23 @@ FailureOr<Block> matchDense(Value out, Miss &miss) {
                "another axis than the experts";
     return failure();
   }
-  // zeros(shape(scores)): ConstantOfShape(Shape(s)) with value 0.
-  onnxir::NodeOp zeros = producer(scatter.getInputs()[0], "ConstantOfShape");
-  DenseElementsAttr zeroValue =
-      zeros ? dyn_cast_or_null<DenseElementsAttr>(
-                  zeros.getNodeAttributes().get("value"))
-            : nullptr;
-  bool isZero = zeros && (!zeroValue || (zeroValue.isSplat() &&
-                                         isa<FloatType>(zeroValue.getElementType()) &&
-                                         zeroValue.getSplatValue<APFloat>().isZero()));
-  if (!isZero) {
+  // zeros(shape(scores)): ConstantOfShape(Shape(s)) with value 0, or (as
+  // the dynamo exporter writes zeros_like) Expand(0, Shape(s)).
+  auto isFloatZero = [](DenseElementsAttr z) {
+    return z && z.isSplat() && isa<FloatType>(z.getElementType()) &&
+           z.getSplatValue<APFloat>().isZero();
+  };
+  Value zerosShape;
+  if (onnxir::NodeOp c = producer(scatter.getInputs()[0], "ConstantOfShape")) {
+    auto value = c.getNodeAttributes().get("value");
+    if (!value || isFloatZero(dyn_cast<DenseElementsAttr>(value)))
+      zerosShape = c.getInputs()[0];
+  } else if (onnxir::NodeOp e = producer(scatter.getInputs()[0], "Expand")) {
+    DenseElementsAttr z = constantOf(e.getInputs()[0]);
+    if (isFloatZero(z) && z.getNumElements() == 1)
+      zerosShape = e.getInputs()[1];
+  }
+  if (!zerosShape) {
     miss.why = "the dense gate does not start from zeros";
     return failure();
   }
@@ -362,7 +369,10 @@ FailureOr<Block> matchDense(Value out, Miss &miss) {
       matchRouting(scatter.getInputs()[2], scatter.getInputs()[1], miss);
   if (failed(r))
     return failure();
-  onnxir::NodeOp shape = producer(zeros.getInputs()[0], "Shape");
+  onnxir::NodeOp shape = producer(zerosShape, "Shape");
+  if (shape && (intAttrOf(shape, "start").value_or(0) != 0 ||
+                shape.getNodeAttributes().get("end")))
+    shape = nullptr; // part of a shape
   onnxir::NodeOp topk = producer(r->ids, "TopK");
   Value scores = skipFloatCasts(topk.getInputs()[0]);
   if (r->gate == "softmax")
@@ -916,6 +926,11 @@ struct RaiseOnnxMoePass : moe::impl::RaiseOnnxMoeBase<RaiseOnnxMoePass> {
           op->use_empty())
         unusedBefore.insert(op);
     });
+    // Einsums recovered from the dynamo exporter's MatMul chains
+    // (RaisePrepare.cpp) are provisional: the chain each replaced stays
+    // (pinned) until the matchers are done; then each recovered Einsum no
+    // raise consumed is replaced by its chain again.
+    llvm::SmallPtrSet<Operation *, 16> pinned;
     // Nodes left without uses (a raised block's interior) go, so that the
     // next matchers and the conversion never see them.
     auto eraseDead = [&] {
@@ -926,7 +941,8 @@ struct RaiseOnnxMoePass : moe::impl::RaiseOnnxMoeBase<RaiseOnnxMoePass> {
         module.walk([&](Operation *op) {
           if ((isa<onnxir::NodeOp>(op) || isa<arith::ConstantOp>(op)) &&
               op->use_empty() && !unusedBefore.contains(op) &&
-              op->getParentOp() && !isa<ModuleOp>(op->getParentOp()))
+              !pinned.contains(op) && op->getParentOp() &&
+              !isa<ModuleOp>(op->getParentOp()))
             dead.push_back(op);
         });
         for (Operation *op : dead) {
@@ -945,6 +961,14 @@ struct RaiseOnnxMoePass : moe::impl::RaiseOnnxMoeBase<RaiseOnnxMoePass> {
       return einsums;
     };
     int64_t moeVersion = 1;
+    PreparedGraph prepared = prepareForRaise(module, rewriter);
+    SizeFactsScope sizeFacts(prepared.shapes.get());
+    auto &recovered = prepared.recovered;
+    for (auto [i, r] : llvm::enumerate(recovered)) {
+      r.first->setAttr("moe.recovered", rewriter.getI64IntegerAttr(i));
+      if (Operation *def = r.second.getDefiningOp())
+        pinned.insert(def);
+    }
     // `view` (a raised node's result reshaped as the export's interior
     // was) feeding a Reshape back to `src`'s own shape is `result` itself:
     // the export's final view; the round trip would be a copy.
@@ -1186,6 +1210,18 @@ struct RaiseOnnxMoePass : moe::impl::RaiseOnnxMoeBase<RaiseOnnxMoePass> {
       ++numRaised;
     }
 
+    // (Those a raise consumed are gone; the marked ones are left.)
+    SmallVector<onnxir::NodeOp> unconsumed;
+    module.walk([&](onnxir::NodeOp n) {
+      if (n->hasAttr("moe.recovered"))
+        unconsumed.push_back(n);
+    });
+    for (onnxir::NodeOp einsum : unconsumed) {
+      int64_t i = cast<IntegerAttr>(einsum->getAttr("moe.recovered")).getInt();
+      rewriter.replaceAllUsesWith(einsum.getResult(0), recovered[i].second);
+      rewriter.eraseOp(einsum);
+    }
+    pinned.clear();
     eraseDead();
     if (!report)
       return;

@@ -66,6 +66,10 @@ std::optional<std::pair<Value, int64_t>> groupsOf(Value xg) {
   Value c = p[0];
   if (Value s = unsqueezed(c, 0))
     c = s;
+  // (The dynamo exporter makes the scalar a piece with Reshape(s, [-1]).)
+  if (onnxir::NodeOp r = producer(c, "Reshape"))
+    if (isInts(r.getInputs()[1], {-1}) || isInts(r.getInputs()[1], {1}))
+      c = r.getInputs()[0];
   while (onnxir::NodeOp cast = producer(c, "Cast"))
     c = cast.getInputs()[0];
   onnxir::NodeOp div = producer(c, "Div");

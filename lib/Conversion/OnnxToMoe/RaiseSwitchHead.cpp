@@ -177,6 +177,10 @@ Value throughTransposes(Value v, SmallVector<int64_t> &perm) {
 
 /// A dim of a known tensor, or of a transpose of one.
 bool Extents::is(Value v, ArrayRef<std::pair<Value, int64_t>> known) {
+  if (llvm::any_of(known, [&](const std::pair<Value, int64_t> &k) {
+        return sameSize(v, k.first, k.second);
+      }))
+    return true;
   std::optional<std::pair<Value, int64_t>> d = shapeDim(v);
   if (!d)
     return false;
@@ -531,7 +535,19 @@ bool isCausalTril(Value tril, const Extents &ext) {
       return false;
   }
   onnxir::NodeOp ones = producer(t.getInputs()[0], "ConstantOfShape");
-  if (!ones) {
+  DenseElementsAttr value;
+  Value onesShape;
+  if (ones) {
+    value = dyn_cast_or_null<DenseElementsAttr>(
+        ones.getNodeAttributes().get("value"));
+    onesShape = ones.getInputs()[0];
+  } else if (onnxir::NodeOp e = producer(t.getInputs()[0], "Expand")) {
+    // torch.ones as the dynamo exporter writes it: Expand(1, shape).
+    value = constantOf(e.getInputs()[0]);
+    if (value && value.getNumElements() != 1)
+      value = nullptr;
+    onesShape = e.getInputs()[1];
+  } else {
     // A static export's ones([T, T]).
     DenseElementsAttr c = constantOf(t.getInputs()[0]);
     if (!c || c.getType().getRank() != 2 || !c.isSplat() ||
@@ -542,14 +558,12 @@ bool isCausalTril(Value tril, const Extents &ext) {
                ? c.getSplatValue<APFloat>().convertToDouble() == 1.0
                : !c.getSplatValue<APInt>().isZero();
   }
-  auto value = dyn_cast_or_null<DenseElementsAttr>(
-      ones.getNodeAttributes().get("value"));
   if (!value || !value.isSplat())
     return false;
   bool one = isa<FloatType>(value.getElementType())
                  ? value.getSplatValue<APFloat>().convertToDouble() == 1.0
                  : !value.getSplatValue<APInt>().isZero();
-  std::optional<SmallVector<ShapePiece>> p = shapePieces(ones.getInputs()[0]);
+  std::optional<SmallVector<ShapePiece>> p = shapePieces(onesShape);
   return one && p && p->size() == 2 && ext.isSeq((*p)[0]) && ext.isSeq((*p)[1]);
 }
 

@@ -114,13 +114,13 @@ def dense(name, gate="sigmoid", act="relu"):
           k_const()])
 
 
-def save(name, nodes, inputs, inits):
+def save(name, nodes, inputs, inits, opset=17):
     graph = helper.make_graph(
         nodes, name, inputs, [helper.make_tensor_value_info("out", F,
                                                             ["N", D])],
         inits)
     model = helper.make_model(graph,
-                              opset_imports=[helper.make_opsetid("", 17)])
+                              opset_imports=[helper.make_opsetid("", opset)])
     with open(os.path.join(out, name + ".onnx"), "wb") as f:
         f.write(model.SerializeToString())
 
@@ -149,6 +149,132 @@ save("zero_outputs",
      [helper.make_tensor_value_info("x", F, ["N", D])],
      [numpy_helper.from_array(np.array([0], np.int64), "axes0"),
       numpy_helper.from_array(np.array([-1, D], np.int64), "shape")])
+
+
+# The dynamo exporter of PyTorch 2.5-2.8 writes each einsum as ATen lowers
+# it (sumproduct_pair): operands permuted to [batch, rows, contracted] /
+# [batch, contracted, cols] and flattened, one MatMul, the result
+# unflattened with a size-1 dim per contracted label, permuted to the output
+# order and squeezed; sizes read from the graph input. Weights are indexed
+# with GatherND(w, Unsqueeze(ids, -1)), zeros_like is Expand(0, Shape(s)).
+class Aten:
+    def __init__(self, sizes, size_of="x"):
+        # sizes: label -> int, or "N" for dim 0 of input `size_of`.
+        self.sizes, self.size_of, self.nodes, self.inits = sizes, size_of, [], []
+        self.n = 0
+
+    def fresh(self, what):
+        self.n += 1
+        return f"{what}_{self.n}"
+
+    def const(self, values):
+        name = self.fresh("c")
+        self.inits.append(numpy_helper.from_array(np.array(values, np.int64),
+                                                  name))
+        return name
+
+    def node(self, op, ins, **attrs):
+        out = self.fresh(op.lower())
+        self.nodes.append(helper.make_node(op, ins, [out], name=out, **attrs))
+        return out
+
+    def piece(self, labels):
+        """A one-element shape piece: the product of the labels' sizes."""
+        static = int(np.prod([self.sizes[l] for l in labels
+                              if self.sizes[l] != "N"]))
+        dynamic = sum(self.sizes[l] == "N" for l in labels)
+        if not dynamic:
+            return self.const([static])
+        shape = self.node("Shape", [self.size_of], start=0, end=1)
+        v = self.node("Squeeze", [shape])
+        for _ in range(dynamic - 1):
+            v = self.node("Mul", [v, v])
+        if static != 1:
+            v = self.node("Mul", [v, self.const(static)])
+        return self.node("Reshape", [v, self.const([-1])])
+
+    def shape(self, groups):
+        return self.node("Concat", [self.piece(g) for g in groups], axis=0)
+
+    def einsum(self, eq, a, b, perm_b=None):
+        ins, out = eq.split("->")
+        la, lb = ins.split(",")
+        lro = [c for c in out if c in la and c in lb]
+        lo = [c for c in out if c in la and c not in lb]
+        ro = [c for c in out if c in lb and c not in la]
+        sm = [c for c in la if c in lb and c not in out]
+        pa = [la.index(c) for c in lro + lo + sm]
+        order_b = lro + sm + ro
+        pb = perm_b or [lb.index(c) for c in order_b]
+        a3 = self.node("Reshape", [self.node("Transpose", [a], perm=pa),
+                                   self.shape([lro, lo, sm])])
+        b3 = self.node("Reshape", [self.node("Transpose", [b], perm=pb),
+                                   self.shape([lro, sm, ro])])
+        mm = self.node("MatMul", [a3, b3])
+        full = lro + lo + ["1"] * len(sm) + ro
+        self.sizes["1"] = 1
+        un = self.node("Reshape", [mm, self.shape([[c] for c in full])])
+        keep = [full.index(c) for c in out] + [
+            i for i, c in enumerate(full) if c == "1"]
+        back = self.node("Transpose", [un], perm=keep)
+        return self.node("Reshape", [back, self.shape([[c] for c in out])])
+
+    def gather_rows(self, w, ids):
+        axis = self.const([-1])
+        index = self.node("Unsqueeze", [ids, axis])
+        return self.node("GatherND", [w, index])
+
+
+def aten_gathered(name, g=G, perm_b=None, size_of="x"):
+    """Form (c) as the dynamo exporter of PyTorch 2.5 writes it."""
+    at = Aten({"n": "N", "s": K, "d": D, "o": g}, size_of)
+    at.nodes += routing("sigmoid")
+    g1 = at.gather_rows("w1", "ids")
+    h = at.einsum("nd,nsdo->nso", "x", g1, perm_b)
+    a = at.node("Relu", [h])
+    at.sizes["g"] = g
+    g2 = at.gather_rows("w2", "ids")
+    y = at.einsum("nsg,nsgd->nsd", a, g2)
+    o = at.einsum("ns,nsd->nd", "w", y)
+    at.nodes.append(helper.make_node("Identity", [o], ["out"], name="copy"))
+    inputs = [helper.make_tensor_value_info("x", F, ["N", D])]
+    if size_of != "x":
+        inputs.append(helper.make_tensor_value_info(size_of, F, ["M"]))
+    save(name, at.nodes, inputs,
+         at.inits + [init("wsel", [D, E]), init("w1", [E, D, g]),
+                     init("w2", [E, g, D]), k_const()], opset=18)
+
+
+def aten_dense(name):
+    """Form (b) as the dynamo exporter of PyTorch 2.5 writes it."""
+    at = Aten({"n": "N", "e": E, "d": D, "g": G})
+    at.nodes += routing("sigmoid")
+    zero = numpy_helper.from_array(np.array(0, np.int64), "zero")
+    at.nodes += [
+        helper.make_node("Shape", ["s"], ["shape"], name="shape", start=0),
+        helper.make_node("CastLike", ["zero", "s"], ["zero_f"], name="cl"),
+        helper.make_node("Expand", ["zero_f", "shape"], ["zeros"],
+                         name="zeros"),
+        helper.make_node("ScatterElements", ["zeros", "ids", "w"], ["gd"],
+                         name="scatter", axis=-1)]
+    h = at.einsum("nd,edg->neg", "x", "w1")
+    a = at.node("Relu", [h])
+    y = at.einsum("neg,egd->ned", a, "w2")
+    o = at.einsum("ne,ned->nd", "gd", y)
+    at.nodes.append(helper.make_node("Identity", [o], ["out"], name="copy"))
+    save(name, at.nodes, [helper.make_tensor_value_info("x", F, ["N", D])],
+         at.inits + [zero, init("wsel", [D, E]), init("w1", [E, D, G]),
+                     init("w2", [E, G, D]), k_const()], opset=18)
+
+
+aten_gathered("aten_gathered")
+aten_dense("aten_dense")
+# Near misses of the recovery: the up projection contracts the expert
+# weight's output dim instead of its input dim (D = G, so the chain is
+# valid; the recovered equation is "nd,nsod->nso"), and sizes read from
+# another input (equal at run time, not provably).
+aten_gathered("aten_miss_contraction", g=D, perm_b=[0, 1, 3, 2])
+aten_gathered("aten_miss_other_size", size_of="m")
 
 # Form (a) near misses: a real Hugging Face export (Mixtral block, argv[2])
 # with one thing changed.

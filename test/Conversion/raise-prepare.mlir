@@ -1,0 +1,98 @@
+// RUN: moe-opt --moe-raise-onnx %s | FileCheck %s
+
+// moe-raise-onnx's preparation (RaisePrepare.cpp) rewrites what PyTorch's
+// dynamo exporter writes into the forms the matchers read; these rewrites
+// stay whether or not a block is raised. (Einsum recovery and its revert:
+// raise-onnx-moe.test, the aten_* models.)
+
+// No-op nodes go: Identity, an identity Transpose, one-input Max and
+// Concat, Expand of x to x's own shape.
+// CHECK-LABEL: func.func @no_ops
+// CHECK-SAME: (%[[X:.*]]: tensor<?x4xf32>
+// CHECK-NEXT: %[[R:.*]] = onnx.node "Relu"(%[[X]])
+// CHECK-NEXT: return %[[R]]
+func.func @no_ops(%x: tensor<?x4xf32>) -> tensor<?x4xf32> {
+  %a = onnx.node "Identity"(%x) {version = 18 : i64} : (tensor<?x4xf32>) -> tensor<?x4xf32>
+  %b = onnx.node "Transpose"(%a) {node_attributes = {perm = array<i64: 0, 1>}, version = 18 : i64} : (tensor<?x4xf32>) -> tensor<?x4xf32>
+  %c = onnx.node "Max"(%b) {version = 18 : i64} : (tensor<?x4xf32>) -> tensor<?x4xf32>
+  %d = onnx.node "Concat"(%c) {node_attributes = {axis = 0 : i64}, version = 18 : i64} : (tensor<?x4xf32>) -> tensor<?x4xf32>
+  %s = onnx.node "Shape"(%d) {version = 18 : i64} : (tensor<?x4xf32>) -> tensor<2xi64>
+  %e = onnx.node "Expand"(%d, %s) {version = 18 : i64} : (tensor<?x4xf32>, tensor<2xi64>) -> tensor<?x4xf32>
+  %r = onnx.node "Relu"(%e) {version = 18 : i64} : (tensor<?x4xf32>) -> tensor<?x4xf32>
+  return %r : tensor<?x4xf32>
+}
+
+// An Expand to another shape, and a Transpose that permutes, stay.
+// CHECK-LABEL: func.func @not_no_ops
+// CHECK: onnx.node "Expand"
+// CHECK: onnx.node "Transpose"
+func.func @not_no_ops(%x: tensor<?x1xf32>, %shape: tensor<2xi64>) -> tensor<?x?xf32> {
+  %e = onnx.node "Expand"(%x, %shape) {version = 18 : i64} : (tensor<?x1xf32>, tensor<2xi64>) -> tensor<?x?xf32>
+  %t = onnx.node "Transpose"(%e) {node_attributes = {perm = array<i64: 1, 0>}, version = 18 : i64} : (tensor<?x?xf32>) -> tensor<?x?xf32>
+  return %t : tensor<?x?xf32>
+}
+
+// A graph output keeps its declared type: an Identity that refines it stays
+// for the return.
+// CHECK-LABEL: func.func @typed_output
+// CHECK: %[[I:.*]] = onnx.node "Identity"
+// CHECK: return %[[I]]
+func.func @typed_output(%x: tensor<?x4xf32>) -> tensor<3x4xf32> {
+  %a = onnx.node "Identity"(%x) {version = 18 : i64} : (tensor<?x4xf32>) -> tensor<3x4xf32>
+  return %a : tensor<3x4xf32>
+}
+
+// w[ids]: GatherND(w, Unsqueeze(ids, -1)) is Gather(w, ids, axis 0).
+// CHECK-LABEL: func.func @gather_rows
+// CHECK-SAME: (%[[IDS:.*]]: tensor<?x2xi64>
+// CHECK: %[[W:.*]] = arith.constant dense<{{.*}}> : tensor<4x3xf32>
+// CHECK: onnx.node "Gather"(%[[W]], %[[IDS]]) {node_attributes = {axis = 0 : i64}, version = 18 : i64}
+// CHECK-NOT: GatherND
+func.func @gather_rows(%ids: tensor<?x2xi64>) -> tensor<?x2x3xf32> {
+  %w = arith.constant dense<1.0> : tensor<4x3xf32>
+  %axes = arith.constant dense<-1> : tensor<1xi64>
+  %u = onnx.node "Unsqueeze"(%ids, %axes) {version = 18 : i64} : (tensor<?x2xi64>, tensor<1xi64>) -> tensor<?x2x1xi64>
+  %g = onnx.node "GatherND"(%w, %u) {node_attributes = {batch_dims = 0 : i64}, version = 18 : i64} : (tensor<4x3xf32>, tensor<?x2x1xi64>) -> tensor<?x2x3xf32>
+  return %g : tensor<?x2x3xf32>
+}
+
+// GatherND over an index of another form, or with batch dims, stays.
+// CHECK-LABEL: func.func @gather_nd_kept
+// CHECK-COUNT-2: onnx.node "GatherND"
+func.func @gather_nd_kept(%idx: tensor<?x2xi64>, %ids: tensor<?x2xi64>) -> (tensor<?xf32>, tensor<?x2x3xf32>) {
+  %w = arith.constant dense<1.0> : tensor<4x3xf32>
+  %g = onnx.node "GatherND"(%w, %idx) {node_attributes = {batch_dims = 0 : i64}, version = 18 : i64} : (tensor<4x3xf32>, tensor<?x2xi64>) -> tensor<?xf32>
+  %axes = arith.constant dense<-1> : tensor<1xi64>
+  %u = onnx.node "Unsqueeze"(%ids, %axes) {version = 18 : i64} : (tensor<?x2xi64>, tensor<1xi64>) -> tensor<?x2x1xi64>
+  %h = onnx.node "GatherND"(%w, %u) {node_attributes = {batch_dims = 1 : i64}, version = 18 : i64} : (tensor<4x3xf32>, tensor<?x2x1xi64>) -> tensor<?x2x3xf32>
+  return %g, %h : tensor<?xf32>, tensor<?x2x3xf32>
+}
+
+// CastLike of a constant is the constant in the other operand's type (torch
+// writes zeros_like's 0 as an int64 constant).
+// CHECK-LABEL: func.func @cast_like
+// CHECK: %[[Z:.*]] = arith.constant dense<0.000000e+00> : tensor<f32>
+// CHECK: onnx.node "Expand"(%[[Z]],
+// CHECK-NOT: CastLike
+func.func @cast_like(%x: tensor<?x4xf32>) -> tensor<?x4xf32> {
+  %zero = arith.constant dense<0> : tensor<i64>
+  %z = onnx.node "CastLike"(%zero, %x) {version = 18 : i64} : (tensor<i64>, tensor<?x4xf32>) -> tensor<f32>
+  %s = onnx.node "Shape"(%x) {version = 18 : i64} : (tensor<?x4xf32>) -> tensor<2xi64>
+  %e = onnx.node "Expand"(%z, %s) {version = 18 : i64} : (tensor<f32>, tensor<2xi64>) -> tensor<?x4xf32>
+  return %e : tensor<?x4xf32>
+}
+
+// A linear layer's transposed weight, x @ w.t(), is folded into the
+// constant; a transposed constant used otherwise stays a Transpose.
+// CHECK-LABEL: func.func @linear_weight
+// CHECK: %[[WT:.*]] = arith.constant dense<{{\[\[}}1.000000e+00, 4.000000e+00], [2.000000e+00, 5.000000e+00], [3.000000e+00, 6.000000e+00]]> : tensor<3x2xf32>
+// CHECK: onnx.node "MatMul"(%{{.*}}, %[[WT]])
+// CHECK: onnx.node "Transpose"
+func.func @linear_weight(%x: tensor<?x3xf32>) -> (tensor<?x2xf32>, tensor<3x2xf32>) {
+  %w = arith.constant dense<[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]> : tensor<2x3xf32>
+  %wt = onnx.node "Transpose"(%w) {node_attributes = {perm = array<i64: 1, 0>}, version = 18 : i64} : (tensor<2x3xf32>) -> tensor<3x2xf32>
+  %y = onnx.node "MatMul"(%x, %wt) {version = 18 : i64} : (tensor<?x3xf32>, tensor<3x2xf32>) -> tensor<?x2xf32>
+  %v = arith.constant dense<[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]> : tensor<2x3xf32>
+  %vt = onnx.node "Transpose"(%v) {node_attributes = {perm = array<i64: 1, 0>}, version = 18 : i64} : (tensor<2x3xf32>) -> tensor<3x2xf32>
+  return %y, %vt : tensor<?x2xf32>, tensor<3x2xf32>
+}
