@@ -125,6 +125,10 @@ private:
 /// outside a SizeFactsScope.
 bool sameSize(Value piece, Value x, int64_t i);
 
+/// Whether the shape value `shape` is x's shape, entry by entry, by the
+/// same symbolic values. False outside a SizeFactsScope.
+bool sameShape(Value shape, Value x);
+
 /// What form (e) raises into.
 struct SwitchHeadBlock {
   Value qSrc, kSrc, vSrc;

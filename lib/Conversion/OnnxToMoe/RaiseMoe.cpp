@@ -731,6 +731,9 @@ struct HfBlock {
   DenseElementsAttr w1, w2, w3; // stacked; w3 null when not gated
 };
 
+FailureOr<HfBlock> finishHfLoop(SmallVector<HfExpert> &experts, Value ids,
+                                int64_t numExperts, Miss &miss);
+
 /// The accumulator chain ending at `acc`: acc_{e+1} = acc_e +
 /// ScatterElements(zeros, tokens_e, weighted expert rows_e), acc_0 zeros.
 FailureOr<HfBlock> matchHfLoop(Value acc, Miss &miss) {
@@ -786,7 +789,14 @@ FailureOr<HfBlock> matchHfLoop(Value acc, Miss &miss) {
   }
   if (vals.size() != 2 || vals[0] != 0 || vals[1] != 1)
     return failure();
-  int64_t numExperts = (*depth)[0];
+  return finishHfLoop(experts, oh.getInputs()[0], (*depth)[0], miss);
+}
+
+/// What the forms of the per-expert loop share, from the experts matched,
+/// the TopK ids their mask is built from, and E: every expert once, the
+/// routing (gate, renormalisation, k), and the stacked weights.
+FailureOr<HfBlock> finishHfLoop(SmallVector<HfExpert> &experts, Value ids,
+                                int64_t numExperts, Miss &miss) {
   // Every expert exactly once.
   miss.why = "the loop does not run every expert of the mask exactly once";
   if ((int64_t)experts.size() != numExperts)
@@ -799,8 +809,6 @@ FailureOr<HfBlock> matchHfLoop(Value acc, Miss &miss) {
       return failure();
   // Routing: ids, values = TopK(Cast*(Softmax(MatMul(R, Wg))), k); RW =
   // Cast*(values) or Cast*(values / ReduceSum(values, -1)).
-  Routing r;
-  Value ids = oh.getInputs()[0];
   onnxir::NodeOp topk = producer(ids, "TopK");
   if (!topk || ids != topk.getResult(1)) {
     miss.why = "the expert mask is not built from TopK indices";
@@ -899,6 +907,246 @@ FailureOr<HfBlock> matchHfLoop(Value acc, Miss &miss) {
     blk.w3 = stack(w3s);
   miss.why.clear();
   return blk;
+}
+
+//===----------------------------------------------------------------------===//
+// Form (a) as the dynamo exporters write it
+//===----------------------------------------------------------------------===//
+//
+//   M = Transpose(Cast*(Equal(Unsqueeze(ids, 2), arange(E))), [2, 1, 0])
+//   for each expert e:
+//     nz = Transpose(NonZero(Cast*(Gather(M, e))), [1, 0])      [n, 2]
+//     slot, tok = Squeeze(Slice(nz, 0:1 / 1:2, axis 1), 1)
+//     rows = Reshape(Transpose(Gather(Transpose(Unsqueeze(R, 0),
+//                    [1, 0, 2]), tok), [1, 0, 2]), [n, D])
+//     w = GatherND(Unsqueeze(RW, 2), Concat(tok[:, None], slot[:, None]))
+//     acc = ScatterND(acc, tok[:, None], Cast*(MLP_e(rows) * w), add)
+// (after the preparation: GatherND(x, Unsqueeze(i, -1)) is a Gather, a
+// Gemm with a constant weight a MatMul). Each token row gets, per slot
+// routed to e, rw[tok, slot] * MLP_e(R[tok]): what form (a) adds.
+
+/// `v` = Unsqueeze(x, [-1]) (or [axis], the last axis of the result):
+/// x.
+Value unsqueezedLast(Value v, int64_t rankOfX) {
+  if (Value x = unsqueezed(v, -1))
+    return x;
+  return unsqueezed(v, rankOfX);
+}
+
+/// `v` = Squeeze(Slice(nz, [c], [c + 1], [1]), [1]): nz and c.
+std::optional<std::pair<Value, int64_t>> nonZeroColumn(Value v) {
+  onnxir::NodeOp sq = producer(v, "Squeeze");
+  if (!sq || sq.getInputs().size() != 2 || !isInts(sq.getInputs()[1], {1}))
+    return std::nullopt;
+  onnxir::NodeOp sl = producer(sq.getInputs()[0], "Slice");
+  if (!sl || sl.getInputs().size() < 4 || sl.getInputs().size() > 5)
+    return std::nullopt;
+  std::optional<SmallVector<int64_t>> st = intsOf(sl.getInputs()[1]),
+                                      en = intsOf(sl.getInputs()[2]);
+  if (!st || !en || st->size() != 1 || en->size() != 1 ||
+      (*en)[0] != (*st)[0] + 1 || (*st)[0] < 0 || (*st)[0] > 1 ||
+      !isInts(sl.getInputs()[3], {1}) ||
+      (sl.getInputs().size() == 5 && !isInts(sl.getInputs()[4], {1})))
+    return std::nullopt;
+  return std::make_pair(sl.getInputs()[0], (*st)[0]);
+}
+
+/// One ScatterND of the dynamo chain: the expert it adds.
+LogicalResult matchHfExpertNd(onnxir::NodeOp scatter, HfExpert &ex,
+                              Value &maskT, Miss &miss) {
+  miss.why = "a scatter of the accumulator is not ScatterND(acc, token ids, "
+             "weighted expert rows, reduction add)";
+  auto reduction = dyn_cast_or_null<StringAttr>(
+      scatter.getNodeAttributes().get("reduction"));
+  if (scatter.getInputs().size() != 3 || !reduction ||
+      reduction.getValue() != "add")
+    return failure();
+  ex.tokens = unsqueezedLast(scatter.getInputs()[1], 1);
+  onnxir::NodeOp mul = producer(skipFloatCasts(scatter.getInputs()[2]), "Mul");
+  if (!ex.tokens || !mul)
+    return failure();
+  // The token and slot columns of NonZero(M[e]).
+  miss.why = "the token ids of an expert are not a column of the NonZero of "
+             "its row of the expert mask";
+  std::optional<std::pair<Value, int64_t>> tokCol = nonZeroColumn(ex.tokens);
+  onnxir::NodeOp tr =
+      tokCol ? producer(tokCol->first, "Transpose") : onnxir::NodeOp();
+  auto perm = tr ? dyn_cast_or_null<DenseI64ArrayAttr>(
+                       tr.getNodeAttributes().get("perm"))
+                 : DenseI64ArrayAttr();
+  onnxir::NodeOp nz =
+      tr ? producer(tr.getInputs()[0], "NonZero") : onnxir::NodeOp();
+  if (!tokCol || tokCol->second != 1 || !nz ||
+      !(perm && perm.asArrayRef() == ArrayRef<int64_t>{1, 0}))
+    return failure();
+  Value m = nz.getInputs()[0];
+  while (onnxir::NodeOp c = producer(m, "Cast"))
+    m = c.getInputs()[0];
+  onnxir::NodeOp pick = producer(m, "Gather");
+  std::optional<SmallVector<int64_t>> e =
+      pick ? intsOf(pick.getInputs()[1]) : std::nullopt;
+  if (!pick || intAttrOf(pick, "axis").value_or(0) != 0 || !e || e->size() != 1)
+    return failure();
+  ex.index = (*e)[0];
+  if (maskT && pick.getInputs()[0] != maskT) {
+    miss.why = "the experts read different expert masks";
+    return failure();
+  }
+  maskT = pick.getInputs()[0];
+  // rw_rows = GatherND(Unsqueeze(RW, 2), Concat(tok[:, None],
+  // slot[:, None], axis -1)); the other factor is the expert's output.
+  miss.why = "an expert's rows are not scaled by their routing weight "
+             "RW[token, slot]";
+  for (int i = 0; i < 2 && !ex.routingWeights; ++i) {
+    onnxir::NodeOp g = producer(mul.getInputs()[i], "GatherND");
+    onnxir::NodeOp cat =
+        g ? producer(g.getInputs()[1], "Concat") : onnxir::NodeOp();
+    if (!g || intAttrOf(g, "batch_dims").value_or(0) != 0 || !cat ||
+        cat.getInputs().size() != 2 ||
+        !isLastAxis(intAttrOf(cat, "axis").value_or(0), cat.getInputs()[0]))
+      continue;
+    Value rw = unsqueezedLast(g.getInputs()[0], 2);
+    Value tok = unsqueezedLast(cat.getInputs()[0], 1);
+    Value slot = unsqueezedLast(cat.getInputs()[1], 1);
+    std::optional<std::pair<Value, int64_t>> slotCol =
+        slot ? nonZeroColumn(slot) : std::nullopt;
+    if (!rw || tok != ex.tokens || !slotCol ||
+        slotCol->first != tokCol->first || slotCol->second != 0)
+      continue;
+    ex.slots = slot;
+    ex.routingWeights = rw;
+    Value out = mul.getInputs()[1 - i];
+    // rows = Reshape(Transpose(Gather(Transpose(Unsqueeze(R, 0),
+    // [1, 0, 2]), tok), [1, 0, 2]), [n, D]).
+    miss.why = "an expert's input rows are not the token rows gathered by "
+               "its token ids";
+    auto isPerm102 = [](onnxir::NodeOp t) {
+      auto p = t ? dyn_cast_or_null<DenseI64ArrayAttr>(
+                       t.getNodeAttributes().get("perm"))
+                 : DenseI64ArrayAttr();
+      return p && p.asArrayRef() == ArrayRef<int64_t>{1, 0, 2};
+    };
+    Value rows;
+    for (Operation *user : ex.tokens.getUsers()) {
+      auto gr = dyn_cast<onnxir::NodeOp>(user);
+      if (!gr || gr.getNumResults() != 1 || gr.getOpType() != "Gather" ||
+          !gr.getDomain().empty() || intAttrOf(gr, "axis").value_or(0) != 0 ||
+          gr.getInputs()[1] != ex.tokens || !gr.getResult(0).hasOneUse())
+        continue;
+      onnxir::NodeOp inT = producer(gr.getInputs()[0], "Transpose");
+      Value src = isPerm102(inT) ? unsqueezed(inT.getInputs()[0], 0) : Value();
+      auto outT = dyn_cast<onnxir::NodeOp>(*gr.getResult(0).getUsers().begin());
+      if (!src || !outT || outT.getOpType() != "Transpose" ||
+          !isPerm102(outT) || !outT.getResult(0).hasOneUse())
+        continue;
+      auto rs = dyn_cast<onnxir::NodeOp>(*outT.getResult(0).getUsers().begin());
+      std::optional<int64_t> rank = rs ? rankOf(rs.getResult(0)) : std::nullopt;
+      if (!rs || rs.getOpType() != "Reshape" || rs.getNumResults() != 1 ||
+          !rank || *rank != 2)
+        continue;
+      ex.rowsSource = src;
+      rows = rs.getResult(0);
+    }
+    if (!rows)
+      return failure();
+    return matchExpertMlp(out, rows, ex, miss);
+  }
+  return failure();
+}
+
+/// The ScatterND chain ending at `acc`.
+FailureOr<HfBlock> matchHfLoopNd(Value acc, Miss &miss) {
+  SmallVector<onnxir::NodeOp> scatters;
+  Value cur = acc;
+  while (onnxir::NodeOp sc = producer(cur, "ScatterND")) {
+    if (sc.getInputs().size() != 3)
+      break;
+    scatters.push_back(sc);
+    cur = sc.getInputs()[0];
+  }
+  // zeros [N, D]: Expand(0, shape) or ConstantOfShape(shape), shape R's.
+  Value zerosShape;
+  if (onnxir::NodeOp z = producer(cur, "ConstantOfShape")) {
+    if (isZeros(cur))
+      zerosShape = z.getInputs()[0];
+  } else if (onnxir::NodeOp z = producer(cur, "Expand")) {
+    DenseElementsAttr c = constantOf(z.getInputs()[0]);
+    if (c && c.getNumElements() == 1 && isZeros(z.getInputs()[0]))
+      zerosShape = z.getInputs()[1];
+  }
+  if (scatters.empty() || !zerosShape) {
+    miss.why = "the expert outputs are not scattered into zeros";
+    return failure();
+  }
+  Value maskT;
+  SmallVector<HfExpert> experts(scatters.size());
+  for (auto [sc, ex] : llvm::zip(scatters, experts))
+    if (failed(matchHfExpertNd(sc, ex, maskT, miss)))
+      return failure();
+  // The rows the experts read, and the zeros of their shape (the sizes are
+  // the same symbols: the exporter reads both from the input).
+  if (!sameShape(zerosShape, experts.front().rowsSource)) {
+    miss.why = "the accumulator's zeros are not shaped like the token rows";
+    return failure();
+  }
+  // M = Transpose(Cast*(Equal(Unsqueeze(ids, 2), arange(E))), [2, 1, 0]).
+  miss.why = "the expert mask is not Transpose(Equal(Unsqueeze(ids, 2), "
+             "arange(E)), [2, 1, 0])";
+  onnxir::NodeOp tr = producer(maskT, "Transpose");
+  auto perm = tr ? dyn_cast_or_null<DenseI64ArrayAttr>(
+                       tr.getNodeAttributes().get("perm"))
+                 : DenseI64ArrayAttr();
+  if (!perm || perm.asArrayRef() != ArrayRef<int64_t>{2, 1, 0})
+    return failure();
+  Value eqIn = tr.getInputs()[0];
+  while (onnxir::NodeOp c = producer(eqIn, "Cast"))
+    eqIn = c.getInputs()[0];
+  onnxir::NodeOp eq = producer(eqIn, "Equal");
+  if (!eq)
+    return failure();
+  // arange(E): a constant 0, 1, ..., E - 1, or Range(0, E, 1) of constants
+  // (through Casts).
+  int64_t numExperts = -1;
+  auto scalarInt = [](Value v) -> std::optional<int64_t> {
+    while (onnxir::NodeOp c = producer(v, "Cast"))
+      v = c.getInputs()[0];
+    DenseElementsAttr a = constantOf(v);
+    if (!a || a.getNumElements() != 1)
+      return std::nullopt;
+    if (isa<IntegerType>(a.getElementType()))
+      return (*a.getValues<APInt>().begin()).getSExtValue();
+    if (isa<FloatType>(a.getElementType())) {
+      double d = (*a.getValues<APFloat>().begin()).convertToDouble();
+      if (d == std::floor(d) && std::abs(d) < 1e9)
+        return (int64_t)d;
+    }
+    return std::nullopt;
+  };
+  Value ids, ar;
+  auto idsFirst = [&](Value a, Value b) {
+    ids = unsqueezedLast(a, 2);
+    ar = b;
+    return bool(ids);
+  };
+  if (!idsFirst(eq.getInputs()[0], eq.getInputs()[1]) &&
+      !idsFirst(eq.getInputs()[1], eq.getInputs()[0]))
+    return failure();
+  if (std::optional<SmallVector<int64_t>> c = intsOf(ar)) {
+    bool iota = !c->empty();
+    for (auto [i, v] : llvm::enumerate(*c))
+      iota &= v == (int64_t)i;
+    if (iota)
+      numExperts = c->size();
+  } else if (onnxir::NodeOp range = producer(ar, "Range")) {
+    std::optional<int64_t> start = scalarInt(range.getInputs()[0]),
+                           limit = scalarInt(range.getInputs()[1]),
+                           delta = scalarInt(range.getInputs()[2]);
+    if (start && limit && delta && *start == 0 && *delta == 1 && *limit >= 1)
+      numExperts = *limit;
+  }
+  if (!ids || numExperts < 1)
+    return failure();
+  return finishHfLoop(experts, ids, numExperts, miss);
 }
 
 struct RaiseOnnxMoePass : moe::impl::RaiseOnnxMoeBase<RaiseOnnxMoePass> {
@@ -1172,9 +1420,32 @@ struct RaiseOnnxMoePass : moe::impl::RaiseOnnxMoeBase<RaiseOnnxMoePass> {
       }
       chainEnds.push_back(add);
     });
-    for (onnxir::NodeOp end : chainEnds) {
+    // The dynamo exporters' form (a): chains of ScatterND(acc, ., ., add)
+    // ending in a value no such ScatterND reads as its data.
+    auto isAddScatter = [](Operation *op) {
+      auto n = dyn_cast_or_null<onnxir::NodeOp>(op);
+      auto r = n ? dyn_cast_or_null<StringAttr>(
+                       n.getNodeAttributes().get("reduction"))
+                 : StringAttr();
+      return n && n.getDomain().empty() && n.getOpType() == "ScatterND" &&
+             n.getNumResults() == 1 && n.getInputs().size() == 3 && r &&
+             r.getValue() == "add";
+    };
+    SmallVector<std::pair<onnxir::NodeOp, bool>> ends;
+    for (onnxir::NodeOp end : chainEnds)
+      ends.push_back({end, false});
+    module.walk([&](onnxir::NodeOp sc) {
+      if (!isAddScatter(sc))
+        return;
+      for (OpOperand &use : sc.getResult(0).getUses())
+        if (isAddScatter(use.getOwner()) && use.getOperandNumber() == 0)
+          return;
+      ends.push_back({sc, true});
+    });
+    for (auto [end, dynamo] : ends) {
       Miss miss;
-      FailureOr<HfBlock> blk = matchHfLoop(end.getResult(0), miss);
+      FailureOr<HfBlock> blk = dynamo ? matchHfLoopNd(end.getResult(0), miss)
+                                      : matchHfLoop(end.getResult(0), miss);
       if (failed(blk)) {
         if (report && !miss.why.empty())
           end.emitRemark() << "MoE block not raised: as (a), " << miss.why;

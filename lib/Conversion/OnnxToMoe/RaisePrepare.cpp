@@ -576,6 +576,44 @@ private:
       }
       return out;
     }
+    if (op == "GatherND" && in(0) && in(1) &&
+        intAttrOf(node, "batch_dims").value_or(0) == 0) {
+      const Sizes &d = *in(0), &i = *in(1);
+      if (i.empty() || !i.back().syms.empty() || i.back().coef < 1 ||
+          i.back().coef > (int64_t)d.size())
+        return std::nullopt;
+      Sizes out(i.begin(), i.end() - 1);
+      out.append(d.begin() + i.back().coef, d.end());
+      return out;
+    }
+    if (op.starts_with("Reduce") && in(0)) {
+      // Axes: the input (ReduceSum 13, the others 18) or the attribute.
+      std::optional<SmallVector<int64_t>> axes;
+      if (inputs.size() >= 2 && !isa<NoneType>(inputs[1].getType()))
+        axes = ints(inputs[1]);
+      else
+        axes = intsAttrOf(node, "axes").value_or(SmallVector<int64_t>{});
+      bool keep = intAttrOf(node, "keepdims").value_or(1) != 0;
+      if (!axes || (axes->empty() &&
+                    intAttrOf(node, "noop_with_empty_axes").value_or(0) != 0))
+        return std::nullopt;
+      int64_t rank = in(0)->size();
+      SmallVector<bool> reduced(rank, axes->empty());
+      for (int64_t a : *axes) {
+        if (a < 0)
+          a += rank;
+        if (a < 0 || a >= rank)
+          return std::nullopt;
+        reduced[a] = true;
+      }
+      Sizes out;
+      for (int64_t d = 0; d < rank; ++d)
+        if (!reduced[d])
+          out.push_back((*in(0))[d]);
+        else if (keep)
+          out.push_back(constant(1));
+      return out;
+    }
     if (op == "NonZero" && in(0)) {
       // [rank, count]: the count is data.
       Sizes out = {constant(in(0)->size()),
@@ -1254,4 +1292,12 @@ bool raise::sameSize(Value piece, Value x, int64_t i) {
   const Sizes *s = currentShapes->shapeOf(x);
   return v && s && v->size() == 1 && i >= 0 && i < (int64_t)s->size() &&
          v->front() == (*s)[i];
+}
+
+bool raise::sameShape(Value shape, Value x) {
+  if (!currentShapes || !shape || !x)
+    return false;
+  const Sizes *v = currentShapes->valuesOf(shape);
+  const Sizes *s = currentShapes->shapeOf(x);
+  return v && s && *v == *s;
 }

@@ -309,3 +309,49 @@ if len(sys.argv) > 2:
 
     mutated("hf_miss_activation", tanh_in_one_expert)
     mutated("hf_miss_k", wrong_k)
+
+# Form (a) as PyTorch's dynamo exporter writes it: near misses of a real
+# export (the Mixtral block of Execution/Inputs/torch2, argv[3]) with one
+# thing changed.
+if len(sys.argv) > 3:
+    import onnx
+    dyn = onnx.load(sys.argv[3])
+
+    def mutated_dyn(name, change):
+        m = onnx.ModelProto()
+        m.CopyFrom(dyn)
+        change(m.graph)
+        onnx.save(m, os.path.join(out, name + ".onnx"))
+
+    def scatters(g):
+        found = [n for n in g.node if n.op_type == "ScatterND"]
+        if len(found) < 2:
+            raise SystemExit("no ScatterND chain found")
+        return found
+
+    def reduction_mul(g):
+        for a in scatters(g)[0].attribute:
+            if a.name == "reduction":
+                a.s = b"mul"
+
+    def expert_skipped(g):
+        # The second expert scatters into the first one's input: expert 0's
+        # rows are never added.
+        s = scatters(g)
+        s[1].input[0] = s[0].input[0]
+
+    def slot_token_swapped(g):
+        # The routing weight read at RW[slot, token] instead of
+        # RW[token, slot] (for the first expert).
+        makers = {o: n for n in g.node for o in n.output}
+        for n in g.node:
+            if n.op_type == "GatherND" and n.input[1] in makers:
+                cat = makers[n.input[1]]
+                if cat.op_type == "Concat" and len(cat.input) == 2:
+                    cat.input[0], cat.input[1] = cat.input[1], cat.input[0]
+                    return
+        raise SystemExit("no routing-weight GatherND found")
+
+    mutated_dyn("dyn_miss_reduction", reduction_mul)
+    mutated_dyn("dyn_miss_expert", expert_skipped)
+    mutated_dyn("dyn_miss_slot_token", slot_token_swapped)
