@@ -96,3 +96,60 @@ func.func @linear_weight(%x: tensor<?x3xf32>) -> (tensor<?x2xf32>, tensor<3x2xf3
   %vt = onnx.node "Transpose"(%v) {node_attributes = {perm = array<i64: 1, 0>}, version = 18 : i64} : (tensor<2x3xf32>) -> tensor<3x2xf32>
   return %y, %vt : tensor<?x2xf32>, tensor<3x2xf32>
 }
+
+// Gemm(x, W) with a constant W, alpha 1 and no C is MatMul(x, W^T) (transB)
+// or MatMul(x, W); anything else stays a Gemm: a C, alpha != 1, transA, a
+// weight with another use (transB), a mistyped attribute.
+// CHECK-LABEL: func.func @gemm
+// CHECK: %[[WT:.*]] = arith.constant dense<{{\[\[}}1.000000e+00, 3.000000e+00], [2.000000e+00, 4.000000e+00]]> : tensor<2x2xf32>
+// CHECK: onnx.node "MatMul"(%{{.*}}, %[[WT]])
+// CHECK: onnx.node "MatMul"(%{{.*}}, %{{.*}})
+// CHECK-COUNT-5: onnx.node "Gemm"
+// CHECK-NOT: onnx.node "Gemm"
+func.func @gemm(%x: tensor<?x2xf32>, %c: tensor<2xf32>) -> (tensor<?x2xf32>, tensor<?x2xf32>, tensor<?x2xf32>, tensor<?x2xf32>, tensor<?x2xf32>, tensor<?x2xf32>, tensor<?x2xf32>, tensor<2x2xf32>) {
+  %w = arith.constant dense<[[1.0, 2.0], [3.0, 4.0]]> : tensor<2x2xf32>
+  %a = onnx.node "Gemm"(%x, %w) {node_attributes = {transB = 1 : i64}, version = 20 : i64} : (tensor<?x2xf32>, tensor<2x2xf32>) -> tensor<?x2xf32>
+  %v = arith.constant dense<[[1.0, 2.0], [3.0, 4.0]]> : tensor<2x2xf32>
+  %b = onnx.node "Gemm"(%x, %v) {node_attributes = {alpha = 1.0 : f32}, version = 20 : i64} : (tensor<?x2xf32>, tensor<2x2xf32>) -> tensor<?x2xf32>
+  %u = arith.constant dense<[[1.0, 2.0], [3.0, 4.0]]> : tensor<2x2xf32>
+  %c1 = onnx.node "Gemm"(%x, %u, %c) {node_attributes = {transB = 1 : i64}, version = 20 : i64} : (tensor<?x2xf32>, tensor<2x2xf32>, tensor<2xf32>) -> tensor<?x2xf32>
+  %t = arith.constant dense<[[1.0, 2.0], [3.0, 4.0]]> : tensor<2x2xf32>
+  %c2 = onnx.node "Gemm"(%x, %t) {node_attributes = {alpha = 2.0 : f32}, version = 20 : i64} : (tensor<?x2xf32>, tensor<2x2xf32>) -> tensor<?x2xf32>
+  %s = arith.constant dense<[[1.0, 2.0], [3.0, 4.0]]> : tensor<2x2xf32>
+  %c3 = onnx.node "Gemm"(%x, %s) {node_attributes = {transA = 1 : i64}, version = 20 : i64} : (tensor<?x2xf32>, tensor<2x2xf32>) -> tensor<?x2xf32>
+  %r = arith.constant dense<[[1.0, 2.0], [3.0, 4.0]]> : tensor<2x2xf32>
+  %c4 = onnx.node "Gemm"(%x, %r) {node_attributes = {transB = 1.0 : f32}, version = 20 : i64} : (tensor<?x2xf32>, tensor<2x2xf32>) -> tensor<?x2xf32>
+  %q = arith.constant dense<[[1.0, 2.0], [3.0, 4.0]]> : tensor<2x2xf32>
+  %c5 = onnx.node "Gemm"(%x, %q) {node_attributes = {transB = 1 : i64}, version = 20 : i64} : (tensor<?x2xf32>, tensor<2x2xf32>) -> tensor<?x2xf32>
+  %qt = onnx.node "Identity"(%q) {version = 20 : i64} : (tensor<2x2xf32>) -> tensor<2x2xf32>
+  return %a, %b, %c1, %c2, %c3, %c4, %c5, %qt : tensor<?x2xf32>, tensor<?x2xf32>, tensor<?x2xf32>, tensor<?x2xf32>, tensor<?x2xf32>, tensor<?x2xf32>, tensor<?x2xf32>, tensor<2x2xf32>
+}
+
+// GatherND over Unsqueeze(ids) on an axis that is not the last, or with a
+// mistyped batch_dims, stays.
+// CHECK-LABEL: func.func @gather_nd_not_rows
+// CHECK-COUNT-2: onnx.node "GatherND"
+func.func @gather_nd_not_rows(%ids: tensor<?x2xi64>) -> (tensor<?x3xf32>, tensor<?x2x3xf32>) {
+  %w = arith.constant dense<1.0> : tensor<4x3xf32>
+  %axes = arith.constant dense<0> : tensor<1xi64>
+  %u = onnx.node "Unsqueeze"(%ids, %axes) {version = 18 : i64} : (tensor<?x2xi64>, tensor<1xi64>) -> tensor<1x?x2xi64>
+  %g = onnx.node "GatherND"(%w, %u) {node_attributes = {batch_dims = 0 : i64}, version = 18 : i64} : (tensor<4x3xf32>, tensor<1x?x2xi64>) -> tensor<?x3xf32>
+  %last = arith.constant dense<-1> : tensor<1xi64>
+  %v = onnx.node "Unsqueeze"(%ids, %last) {version = 18 : i64} : (tensor<?x2xi64>, tensor<1xi64>) -> tensor<?x2x1xi64>
+  %h = onnx.node "GatherND"(%w, %v) {node_attributes = {batch_dims = "0"}, version = 18 : i64} : (tensor<4x3xf32>, tensor<?x2x1xi64>) -> tensor<?x2x3xf32>
+  return %g, %h : tensor<?x3xf32>, tensor<?x2x3xf32>
+}
+
+// Malformed nodes (too few inputs) are left to the conversion, which
+// reports them; the preparation reads nothing that is not there.
+// CHECK-LABEL: func.func @malformed
+// CHECK: onnx.node "Gather"
+// CHECK: onnx.node "Gemm"
+// CHECK: onnx.node "Identity"
+func.func @malformed(%x: tensor<?x4xf32>) -> (tensor<*xi64>, tensor<*xf32>, tensor<?x4xf32>) {
+  %s = onnx.node "Shape"(%x) {version = 18 : i64} : (tensor<?x4xf32>) -> tensor<2xi64>
+  %g = onnx.node "Gather"(%s) {version = 18 : i64} : (tensor<2xi64>) -> tensor<*xi64>
+  %m = onnx.node "Gemm"(%x) {version = 20 : i64} : (tensor<?x4xf32>) -> tensor<*xf32>
+  %i = onnx.node "Identity"(%x, %x) {version = 18 : i64} : (tensor<?x4xf32>, tensor<?x4xf32>) -> tensor<?x4xf32>
+  return %g, %m, %i : tensor<*xi64>, tensor<*xf32>, tensor<?x4xf32>
+}

@@ -15,6 +15,7 @@
 #include "moe/Conversion/OnnxToMoe/OnnxToMoe.h"
 
 #include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/PatternMatch.h"
 #include "mlir/Support/LLVM.h"
 
 #include <array>
@@ -100,6 +101,9 @@ struct PreparedGraph {
   SmallVector<std::pair<onnxir::NodeOp, Value>> recovered;
   /// The sizes, for sameSize() (through a SizeFactsScope).
   std::unique_ptr<SymbolicShapes> shapes;
+  /// Set it on the rewriter that erases ops afterwards: the sizes of an
+  /// erased op's results are forgotten.
+  RewriterBase::Listener *listener();
 };
 
 /// Rewrites what PyTorch's dynamo exporter writes into the forms the

@@ -1209,8 +1209,12 @@ struct RaiseOnnxMoePass : moe::impl::RaiseOnnxMoeBase<RaiseOnnxMoePass> {
       return einsums;
     };
     int64_t moeVersion = 1;
+    // The mark of a recovered Einsum (below) is this run's own: an input
+    // .mlir that carries it loses it.
+    module.walk([](Operation *op) { op->removeAttr("moe.recovered"); });
     PreparedGraph prepared = prepareForRaise(module, rewriter);
     SizeFactsScope sizeFacts(prepared.shapes.get());
+    rewriter.setListener(prepared.listener());
     auto &recovered = prepared.recovered;
     for (auto [i, r] : llvm::enumerate(recovered)) {
       r.first->setAttr("moe.recovered", rewriter.getI64IntegerAttr(i));
@@ -1488,8 +1492,12 @@ struct RaiseOnnxMoePass : moe::impl::RaiseOnnxMoeBase<RaiseOnnxMoePass> {
         unconsumed.push_back(n);
     });
     for (onnxir::NodeOp einsum : unconsumed) {
-      int64_t i = cast<IntegerAttr>(einsum->getAttr("moe.recovered")).getInt();
-      rewriter.replaceAllUsesWith(einsum.getResult(0), recovered[i].second);
+      auto i = dyn_cast<IntegerAttr>(einsum->getAttr("moe.recovered"));
+      einsum->removeAttr("moe.recovered");
+      if (!i || i.getInt() < 0 || i.getInt() >= (int64_t)recovered.size())
+        continue;
+      rewriter.replaceAllUsesWith(einsum.getResult(0),
+                                  recovered[i.getInt()].second);
       rewriter.eraseOp(einsum);
     }
     pinned.clear();

@@ -14,11 +14,16 @@
 // The raise matchers read the forms the TorchScript exporter writes. This
 // step rewrites the dynamo forms into those, before the matchers run:
 //
-//   * no-op nodes go: Identity, Transpose with the identity permutation,
-//     one-input Max/Min/Sum/Mean/Concat, Expand of x to x's own shape;
+//   * no-op nodes go: Identity, Transpose with the identity permutation
+//     (of a known rank), one-input Max/Min/Sum/Mean/Concat, Expand of x to
+//     x's own shape (Shape(x), or a shape value equal to it symbolically);
 //   * GatherND(w, Unsqueeze(i, -1)) with batch_dims 0 is Gather(w, i, 0);
-//   * CastLike(c, x) of a float constant is c in x's element type, and a
-//     Transpose of a constant used only there is the transposed constant;
+//   * CastLike(c, x) of a constant c (at most 64 elements, float or
+//     integer) with a float x is c in x's element type;
+//   * a linear layer's weight: Transpose([1, 0]) of a 2-D constant whose
+//     only user is a MatMul's B is the transposed constant, and Gemm(x, W)
+//     with a 2-D x, a constant W, alpha 1, no C and no transA is
+//     MatMul(x, W) (W^T folded when transB);
 //   * a MatMul between view chains (Reshape, Transpose, Unsqueeze,
 //     Squeeze, Identity) of operands a and b, whose result a view chain
 //     reshapes back, is Einsum(a, b) again. Each dim of every tensor in the
@@ -27,11 +32,15 @@
 //     of integer constants and symbols (graph-input dims by dim_param name;
 //     other unknown dims a symbol each), computed through the graph's shape
 //     arithmetic. A grouping is accepted only where the sizes are provably
-//     equal, so a recovered Einsum computes what the chain computed.
+//     equal, so a recovered Einsum computes what the chain computed. Only
+//     MatMuls of rank-3 operands whose chains change a rank (bmm, as ATen
+//     lowers an einsum) are considered.
 //
-// The recovered Einsums are provisional: the pass reverts those no matcher
-// consumed (RaiseMoe.cpp), so a graph that raises nothing keeps its
-// MatMuls. The no-op removals stay.
+// A rewrite never turns a node the conversion would refuse into a valid
+// one: input counts and attribute types are checked as the handlers check
+// them. The recovered Einsums are provisional: the pass reverts those no
+// matcher consumed (RaiseMoe.cpp), so a graph that raises nothing keeps its
+// MatMuls. The other rewrites stay (each computes what it replaces).
 //
 //===----------------------------------------------------------------------===//
 
@@ -74,6 +83,16 @@ struct Size {
 };
 using Sizes = SmallVector<Size, 4>;
 
+/// A size with symbols has a positive coefficient (a symbol is a size,
+/// >= 0); 0 * N is the constant 0. Anything else is no size.
+std::optional<Size> normalized(Size r) {
+  if (r.coef == 0)
+    r.syms.clear();
+  if (!r.syms.empty() && r.coef < 0)
+    return std::nullopt;
+  return r;
+}
+
 std::optional<Size> mul(const Size &a, const Size &b) {
   Size r;
   if (__builtin_mul_overflow(a.coef, b.coef, &r.coef))
@@ -81,7 +100,7 @@ std::optional<Size> mul(const Size &a, const Size &b) {
   r.syms.append(a.syms.begin(), a.syms.end());
   r.syms.append(b.syms.begin(), b.syms.end());
   llvm::sort(r.syms);
-  return r;
+  return normalized(r);
 }
 
 /// a / b when b divides a exactly as a monomial.
@@ -131,6 +150,19 @@ std::optional<SmallVector<int64_t>> intsAttrOf(onnxir::NodeOp node,
   return std::nullopt;
 }
 
+/// An int attribute of `node` with its default when absent; none when it
+/// is present with another type (the conversion refuses such a node; the
+/// rewrites here must not turn it into a valid one).
+std::optional<int64_t> strictInt(onnxir::NodeOp node, StringRef name,
+                                 int64_t otherwise) {
+  Attribute a = node.getNodeAttributes().get(name);
+  if (!a)
+    return otherwise;
+  if (auto i = dyn_cast<IntegerAttr>(a))
+    return i.getInt();
+  return std::nullopt;
+}
+
 /// A Transpose's permutation: its attribute, or the reversal of `rank`
 /// dims (-1: unknown).
 std::optional<SmallVector<int64_t>> permOf(onnxir::NodeOp t, int64_t rank) {
@@ -176,7 +208,7 @@ bool keepsShape(StringRef op) {
 /// Shapes and small integer values of the ONNX graph, as symbolic sizes.
 /// Computed once in program order (operands before users), so no query
 /// recurses.
-class raise::SymbolicShapes {
+class raise::SymbolicShapes : public RewriterBase::Listener {
 public:
   explicit SymbolicShapes(ModuleOp module) {
     module.walk<WalkOrder::PreOrder>([&](Operation *op) {
@@ -205,6 +237,15 @@ public:
 
   /// Records what an inserted node computes (a recovered Einsum).
   void setShape(Value v, Sizes s) { shapes[v] = std::move(s); }
+
+  /// An erased op's results are forgotten: a node made later may reuse
+  /// their storage, and must not inherit their sizes.
+  void notifyOperationErased(Operation *op) override {
+    for (Value r : op->getResults()) {
+      shapes.erase(r);
+      values.erase(r);
+    }
+  }
 
 private:
   unsigned symbolOf(Value v, int64_t i) {
@@ -301,9 +342,21 @@ private:
       opaqueShape(r); // the default; refined below where computable
     if (!node.getDomain().empty() || node.getNumResults() == 0)
       return;
-    if (std::optional<Sizes> v = computeValues(node))
-      values[node.getResult(0)] = *v;
+    std::optional<Sizes> v = computeValues(node);
     std::optional<Sizes> s = computeShape(node);
+    // Values are kept for tensors of rank <= 1 only (shape values: a
+    // Concat, Gather or Reshape of a matrix does not keep their order).
+    if (v) {
+      auto t = dyn_cast<RankedTensorType>(node.getResult(0).getType());
+      const Sizes *known = shapeOf(node.getResult(0)); // Constant, type
+      std::optional<int64_t> rank;
+      if (s)
+        rank = s->size();
+      else if (known)
+        rank = known->size();
+      if (rank && *rank <= 1 && (!t || t.getRank() == *rank))
+        values[node.getResult(0)] = *v;
+    }
     if (s) {
       // A stage-1 type, where there is one, must agree in rank and in
       // static sizes; otherwise the computation here is wrong and unused.
@@ -385,7 +438,8 @@ private:
       }
       return out;
     }
-    if (op == "Gather" && in(0) && intAttrOf(node, "axis").value_or(0) == 0) {
+    if (op == "Gather" && node.getInputs().size() == 2 && in(0) &&
+        intAttrOf(node, "axis").value_or(0) == 0) {
       std::optional<SmallVector<int64_t>> idx = ints(node.getInputs()[1]);
       if (!idx)
         return std::nullopt;
@@ -412,8 +466,8 @@ private:
         bool overflow = op == "Add"
                             ? __builtin_add_overflow(a.coef, b.coef, &s.coef)
                             : __builtin_sub_overflow(a.coef, b.coef, &s.coef);
-        if (!overflow && (s.syms.empty() || s.coef > 0))
-          r = s;
+        if (!overflow)
+          r = normalized(s);
       }
       if (r)
         return Sizes{*r};
@@ -528,8 +582,10 @@ private:
       const Sizes *target = valuesOf(inputs[1]);
       if (!target)
         return std::nullopt;
-      return resolveReshape(*in(0), *target,
-                            intAttrOf(node, "allowzero").value_or(0) != 0);
+      std::optional<int64_t> allowZero = strictInt(node, "allowzero", 0);
+      if (!allowZero)
+        return std::nullopt;
+      return resolveReshape(*in(0), *target, *allowZero != 0);
     }
     if (op == "Expand" && in(0) && inputs.size() == 2) {
       const Sizes *target = valuesOf(inputs[1]);
@@ -659,7 +715,7 @@ private:
               onnx_conv::sliceRange(d.coef, st, en, steps[i]);
           d = constant(r.size);
         } else if (!(st == 0 && steps[i] == 1 &&
-                     en >= std::numeric_limits<int32_t>::max())) {
+                     en == std::numeric_limits<int64_t>::max())) {
           d = sym(symbolOf(node.getResult(0), a));
         }
       }
@@ -687,7 +743,7 @@ public:
           return std::nullopt;
         inferred = i;
         out.push_back(Size());
-      } else if (e.syms.empty() && e.coef < 0) {
+      } else if (e.coef < 0 || (!e.syms.empty() && e.coef == 0)) {
         return std::nullopt;
       } else {
         out.push_back(e);
@@ -799,17 +855,17 @@ void simplifyNodes(ModuleOp module, RewriterBase &rewriter,
                isa<onnxir::NodeOp>(use.getOwner());
       });
     };
-    if (op == "Identity" || (n.getInputs().size() == 1 &&
-                             (op == "Max" || op == "Min" || op == "Sum" ||
-                              op == "Mean" || op == "Concat"))) {
+    if (n.getInputs().size() == 1 &&
+        (op == "Identity" || op == "Max" || op == "Min" || op == "Sum" ||
+         op == "Mean" || op == "Concat")) {
       replace(in);
       continue;
     }
-    if (op == "Transpose") {
+    if (op == "Transpose" && n.getInputs().size() == 1) {
       const Sizes *s = shapes.shapeOf(in);
       std::optional<SmallVector<int64_t>> perm =
           permOf(n, s ? (int64_t)s->size() : -1);
-      if (perm && isIdentityPerm(*perm) && (!s || perm->size() == s->size())) {
+      if (perm && isIdentityPerm(*perm) && s && perm->size() == s->size()) {
         replace(in);
         continue;
       }
@@ -886,16 +942,20 @@ void simplifyNodes(ModuleOp module, RewriterBase &rewriter,
       auto inputs = n.getInputs();
       bool noC = inputs.size() == 2 ||
                  (inputs.size() == 3 && isa<NoneType>(inputs[2].getType()));
-      auto alpha =
-          dyn_cast_or_null<FloatAttr>(n.getNodeAttributes().get("alpha"));
+      Attribute alpha = n.getNodeAttributes().get("alpha");
+      auto alphaF = dyn_cast_or_null<FloatAttr>(alpha);
+      std::optional<int64_t> transA = strictInt(n, "transA", 0),
+                             transB = strictInt(n, "transB", 0);
+      const Sizes *a = shapes.shapeOf(in);
+      if (!noC || (alpha && (!alphaF || alphaF.getValueAsDouble() != 1.0)) ||
+          transA != 0 || !transB || !a || a->size() != 2)
+        continue;
       DenseElementsAttr w = constantOf(inputs[1]);
-      if (!noC || (alpha && alpha.getValueAsDouble() != 1.0) ||
-          intAttrOf(n, "transA").value_or(0) != 0 || !w ||
-          w.getType().getRank() != 2)
+      if (!w || w.getType().getRank() != 2)
         continue;
       Value weight = inputs[1];
       rewriter.setInsertionPoint(n);
-      if (intAttrOf(n, "transB").value_or(0) != 0) {
+      if (*transB != 0) {
         if (!inputs[1].hasOneUse())
           continue;
         DenseElementsAttr t = transposeConstant(w, {1, 0});
@@ -912,7 +972,7 @@ void simplifyNodes(ModuleOp module, RewriterBase &rewriter,
       continue;
     }
     if (op == "GatherND" && n.getInputs().size() == 2 &&
-        intAttrOf(n, "batch_dims").value_or(0) == 0) {
+        strictInt(n, "batch_dims", 0) == 0) {
       onnxir::NodeOp u = producer(n.getInputs()[1], "Unsqueeze");
       if (!u)
         continue;
@@ -1086,8 +1146,11 @@ bool EinsumRecovery::apply(onnxir::NodeOp n, Dims &dims) {
         return false;
       in.push_back(*p);
     }
-    std::optional<Sizes> resolved = SymbolicShapes::resolveReshape(
-        in, *target, intAttrOf(n, "allowzero").value_or(0) != 0);
+    std::optional<int64_t> allowZero = strictInt(n, "allowzero", 0);
+    if (!allowZero)
+      return false;
+    std::optional<Sizes> resolved =
+        SymbolicShapes::resolveReshape(in, *target, *allowZero != 0);
     return resolved && regroup(*resolved, dims);
   }
   return false;
@@ -1227,9 +1290,9 @@ EinsumRecovery::recover(onnxir::NodeOp mm, RewriterBase &rewriter) {
     eq[2] += letter.lookup(d.front());
     outSizes.push_back(atomSize[d.front()]);
   }
-  // An output letter appears once; an input letter at most once per
-  // operand (a root's dims are distinct atoms, but two of one root's dims
-  // may have been paired with one dim of the other operand).
+  // Each letter at most once per subscript (Einsum has no diagonals). A
+  // guard: each atom is paired at most once, so this holds by
+  // construction.
   for (const std::string &s : eq)
     for (char c : s)
       if (llvm::count(s, c) != 1)
@@ -1251,6 +1314,10 @@ EinsumRecovery::recover(onnxir::NodeOp mm, RewriterBase &rewriter) {
 raise::PreparedGraph::PreparedGraph() = default;
 raise::PreparedGraph::~PreparedGraph() = default;
 raise::PreparedGraph::PreparedGraph(PreparedGraph &&) = default;
+
+RewriterBase::Listener *raise::PreparedGraph::listener() {
+  return shapes.get();
+}
 
 raise::PreparedGraph raise::prepareForRaise(ModuleOp module,
                                             RewriterBase &rewriter) {
