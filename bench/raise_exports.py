@@ -17,8 +17,9 @@ raised and ONNX Runtime outputs.
 
 --onnx FILE (repeatable) adds an exported block whose one input `x` is
 [1, T, hidden] (dynamic T), e.g. a Hugging Face sparse MoE block written by
-python/moe_ref/hf_corpus.py with 64 experts; it is timed the same way at
-T = each token count.
+python/moe_ref/hf_corpus.py with 64 experts, or [N, hidden] (dynamic N),
+e.g. a σ-MoE written by PyTorch 2.9's dynamo exporter; it is timed the same
+way at T or N = each token count.
 """
 import argparse
 import os
@@ -91,7 +92,10 @@ for form, module, given in cases:
     ref = ort.InferenceSession(model, opts,
                                providers=["CPUExecutionProvider"])
     for n in [int(t) for t in a.tokens.split(",")]:
-        shape = (n, a.hidden) if given is None else (1, n, a.hidden)
+        # Rows [N, hidden] (the σ-MoE forms, and a given file with a 2-D
+        # input) or a sequence [1, T, hidden] (a given 3-D input).
+        rank = len(ref.get_inputs()[0].shape)
+        shape = (n, a.hidden) if rank == 2 else (1, n, a.hidden)
         feeds = {"x": rng.standard_normal(shape, dtype=np.float32)}
         want = ref.run(None, feeds)[0]
         diff = float(np.abs(sessions["raised"].run(None, feeds)[0] -
