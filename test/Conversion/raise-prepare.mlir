@@ -1,4 +1,5 @@
 // RUN: moe-opt --moe-raise-onnx %s | FileCheck %s
+// RUN: moe-opt --moe-raise-onnx=report %s -o /dev/null
 
 // moe-raise-onnx's preparation (RaisePrepare.cpp) rewrites what PyTorch's
 // dynamo exporter writes into the forms the matchers read; these rewrites
@@ -152,4 +153,23 @@ func.func @malformed(%x: tensor<?x4xf32>) -> (tensor<*xi64>, tensor<*xf32>, tens
   %m = onnx.node "Gemm"(%x) {version = 20 : i64} : (tensor<?x4xf32>) -> tensor<*xf32>
   %i = onnx.node "Identity"(%x, %x) {version = 18 : i64} : (tensor<?x4xf32>, tensor<?x4xf32>) -> tensor<?x4xf32>
   return %g, %m, %i : tensor<*xi64>, tensor<*xf32>, tensor<?x4xf32>
+}
+
+// Malformed nodes in the places the per-expert matchers look (a one-input
+// GatherND or Gather, a TopK with one result, a zero-output Transpose):
+// nothing is raised and nothing is read that is not there.
+// CHECK-LABEL: func.func @malformed_loop
+// CHECK-NOT: RoutedExperts
+func.func @malformed_loop(%x: tensor<?x4xf32>, %ids: tensor<?x2xi64>, %acc: tensor<?x4xf32>) -> tensor<?x4xf32> {
+  %axes = arith.constant dense<-1> : tensor<1xi64>
+  %u = onnx.node "Unsqueeze"(%ids, %axes) {version = 18 : i64} : (tensor<?x2xi64>, tensor<1xi64>) -> tensor<?x2x1xi64>
+  %g = onnx.node "GatherND"(%x) {version = 18 : i64} : (tensor<?x4xf32>) -> tensor<?x4xf32>
+  %t = onnx.node "Gather"(%ids) {version = 18 : i64} : (tensor<?x2xi64>) -> tensor<?x4xf32>
+  onnx.node "Transpose"(%t) {node_attributes = {perm = array<i64: 1, 0, 2>}, version = 18 : i64} : (tensor<?x4xf32>) -> ()
+  %k = arith.constant dense<2> : tensor<1xi64>
+  %v = onnx.node "TopK"(%x, %k) {version = 18 : i64} : (tensor<?x4xf32>, tensor<1xi64>) -> tensor<?x2xf32>
+  %m = onnx.node "Mul"(%g, %t) {version = 18 : i64} : (tensor<?x4xf32>, tensor<?x4xf32>) -> tensor<?x4xf32>
+  %s = onnx.node "ScatterND"(%acc, %u, %m) {node_attributes = {reduction = "add"}, version = 18 : i64} : (tensor<?x4xf32>, tensor<?x2x1xi64>, tensor<?x4xf32>) -> tensor<?x4xf32>
+  %n = onnx.node "NonZero"() {version = 18 : i64} : () -> tensor<2x?xi64>
+  return %s : tensor<?x4xf32>
 }

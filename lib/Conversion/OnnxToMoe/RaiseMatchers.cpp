@@ -22,7 +22,8 @@ unsigned raise::requiredInputs(StringRef opType) {
       .Cases({"MatMul", "Add", "Sub", "Mul", "Div", "Gather", "Reshape",
               "Expand", "Equal"},
              2)
-      .Cases({"Where", "Range", "ScatterElements", "OneHot"}, 3)
+      .Cases({"Where", "Range", "ScatterElements", "OneHot", "ScatterND"}, 3)
+      .Case("GatherND", 2)
       .Default(1);
 }
 
@@ -59,6 +60,16 @@ std::optional<int64_t> raise::intAttrOf(onnxir::NodeOp node, StringRef name) {
   if (auto a =
           dyn_cast_or_null<IntegerAttr>(node.getNodeAttributes().get(name)))
     return a.getInt();
+  return std::nullopt;
+}
+
+std::optional<int64_t> raise::strictInt(onnxir::NodeOp node, StringRef name,
+                                        int64_t otherwise) {
+  Attribute a = node.getNodeAttributes().get(name);
+  if (!a)
+    return otherwise;
+  if (auto i = dyn_cast<IntegerAttr>(a))
+    return i.getInt();
   return std::nullopt;
 }
 

@@ -42,6 +42,12 @@ DenseElementsAttr constantOf(Value v);
 /// An integer attribute of `node`, if present.
 std::optional<int64_t> intAttrOf(onnxir::NodeOp node, StringRef name);
 
+/// An int attribute of `node`, `otherwise` when absent; none when present
+/// with another type (the conversion refuses such a node: a rewrite must
+/// not turn it into a valid one).
+std::optional<int64_t> strictInt(onnxir::NodeOp node, StringRef name,
+                                 int64_t otherwise);
+
 /// An Einsum's equation as (lhs, rhs, out) subscripts; none for other forms
 /// (ellipses, one operand, an implicit output).
 std::optional<std::array<std::string, 3>> einsumOf(Value v,

@@ -703,7 +703,8 @@ LogicalResult matchHfExpert(onnxir::NodeOp scatter, HfExpert &ex,
       for (Operation *user : ex.tokens.getUsers()) {
         auto gr = dyn_cast<onnxir::NodeOp>(user);
         if (!gr || gr.getNumResults() != 1 || gr.getOpType() != "Gather" ||
-            !gr.getDomain().empty() || intAttrOf(gr, "axis").value_or(0) != 1 ||
+            !gr.getDomain().empty() || gr.getInputs().size() != 2 ||
+            intAttrOf(gr, "axis").value_or(0) != 1 ||
             gr.getInputs()[1] != ex.tokens)
           continue;
         Value src = unsqueezed(gr.getInputs()[0], 0);
@@ -810,7 +811,7 @@ FailureOr<HfBlock> finishHfLoop(SmallVector<HfExpert> &experts, Value ids,
   // Routing: ids, values = TopK(Cast*(Softmax(MatMul(R, Wg))), k); RW =
   // Cast*(values) or Cast*(values / ReduceSum(values, -1)).
   onnxir::NodeOp topk = producer(ids, "TopK");
-  if (!topk || ids != topk.getResult(1)) {
+  if (!topk || topk.getNumResults() != 2 || ids != topk.getResult(1)) {
     miss.why = "the expert mask is not built from TopK indices";
     return failure();
   }
@@ -982,12 +983,15 @@ LogicalResult matchHfExpertNd(onnxir::NodeOp scatter, HfExpert &ex,
   Value m = nz.getInputs()[0];
   while (onnxir::NodeOp c = producer(m, "Cast"))
     m = c.getInputs()[0];
+  // M[e] with a scalar e: a [e] index would keep a unit dim, and NonZero's
+  // columns would be others.
   onnxir::NodeOp pick = producer(m, "Gather");
-  std::optional<SmallVector<int64_t>> e =
-      pick ? intsOf(pick.getInputs()[1]) : std::nullopt;
-  if (!pick || intAttrOf(pick, "axis").value_or(0) != 0 || !e || e->size() != 1)
+  DenseElementsAttr eAttr = pick ? constantOf(pick.getInputs()[1]) : nullptr;
+  if (!pick || strictInt(pick, "axis", 0) != 0 || !eAttr ||
+      eAttr.getType().getRank() != 0 ||
+      !isa<IntegerType>(eAttr.getElementType()))
     return failure();
-  ex.index = (*e)[0];
+  ex.index = (*eAttr.getValues<APInt>().begin()).getSExtValue();
   if (maskT && pick.getInputs()[0] != maskT) {
     miss.why = "the experts read different expert masks";
     return failure();
@@ -1001,9 +1005,11 @@ LogicalResult matchHfExpertNd(onnxir::NodeOp scatter, HfExpert &ex,
     onnxir::NodeOp g = producer(mul.getInputs()[i], "GatherND");
     onnxir::NodeOp cat =
         g ? producer(g.getInputs()[1], "Concat") : onnxir::NodeOp();
-    if (!g || intAttrOf(g, "batch_dims").value_or(0) != 0 || !cat ||
-        cat.getInputs().size() != 2 ||
-        !isLastAxis(intAttrOf(cat, "axis").value_or(0), cat.getInputs()[0]))
+    std::optional<int64_t> catAxis =
+        cat ? strictInt(cat, "axis", 0) : std::nullopt;
+    if (!g || strictInt(g, "batch_dims", 0) != 0 || !cat ||
+        cat.getInputs().size() != 2 || !catAxis ||
+        !isLastAxis(*catAxis, cat.getInputs()[0]))
       continue;
     Value rw = unsqueezedLast(g.getInputs()[0], 2);
     Value tok = unsqueezedLast(cat.getInputs()[0], 1);
@@ -1027,22 +1033,32 @@ LogicalResult matchHfExpertNd(onnxir::NodeOp scatter, HfExpert &ex,
       return p && p.asArrayRef() == ArrayRef<int64_t>{1, 0, 2};
     };
     Value rows;
+    // The single standard-domain user of `v` of `opType`, reading it as
+    // its first input (found downstream, not by producer()).
+    auto onlyUser = [](Value v, StringRef opType) -> onnxir::NodeOp {
+      if (!v.hasOneUse())
+        return {};
+      auto n = dyn_cast<onnxir::NodeOp>(*v.getUsers().begin());
+      if (!n || !n.getDomain().empty() || n.getOpType() != opType ||
+          n.getNumResults() != 1 ||
+          n.getInputs().size() < requiredInputs(opType) ||
+          n.getInputs()[0] != v)
+        return {};
+      return n;
+    };
     for (Operation *user : ex.tokens.getUsers()) {
       auto gr = dyn_cast<onnxir::NodeOp>(user);
       if (!gr || gr.getNumResults() != 1 || gr.getOpType() != "Gather" ||
-          !gr.getDomain().empty() || intAttrOf(gr, "axis").value_or(0) != 0 ||
-          gr.getInputs()[1] != ex.tokens || !gr.getResult(0).hasOneUse())
+          !gr.getDomain().empty() || gr.getInputs().size() != 2 ||
+          strictInt(gr, "axis", 0) != 0 || gr.getInputs()[1] != ex.tokens)
         continue;
       onnxir::NodeOp inT = producer(gr.getInputs()[0], "Transpose");
       Value src = isPerm102(inT) ? unsqueezed(inT.getInputs()[0], 0) : Value();
-      auto outT = dyn_cast<onnxir::NodeOp>(*gr.getResult(0).getUsers().begin());
-      if (!src || !outT || outT.getOpType() != "Transpose" ||
-          !isPerm102(outT) || !outT.getResult(0).hasOneUse())
-        continue;
-      auto rs = dyn_cast<onnxir::NodeOp>(*outT.getResult(0).getUsers().begin());
+      onnxir::NodeOp outT = onlyUser(gr.getResult(0), "Transpose");
+      onnxir::NodeOp rs =
+          outT ? onlyUser(outT.getResult(0), "Reshape") : onnxir::NodeOp();
       std::optional<int64_t> rank = rs ? rankOf(rs.getResult(0)) : std::nullopt;
-      if (!rs || rs.getOpType() != "Reshape" || rs.getNumResults() != 1 ||
-          !rank || *rank != 2)
+      if (!src || !isPerm102(outT) || !rs || !rank || *rank != 2)
         continue;
       ex.rowsSource = src;
       rows = rs.getResult(0);
@@ -1107,20 +1123,18 @@ FailureOr<HfBlock> matchHfLoopNd(Value acc, Miss &miss) {
   // arange(E): a constant 0, 1, ..., E - 1, or Range(0, E, 1) of constants
   // (through Casts).
   int64_t numExperts = -1;
+  // (A Cast to int64 of an integer constant keeps its value; a narrowing
+  // or float Cast is not looked through.)
   auto scalarInt = [](Value v) -> std::optional<int64_t> {
-    while (onnxir::NodeOp c = producer(v, "Cast"))
+    if (onnxir::NodeOp c = producer(v, "Cast")) {
+      if (intAttrOf(c, "to") != 7)
+        return std::nullopt;
       v = c.getInputs()[0];
-    DenseElementsAttr a = constantOf(v);
-    if (!a || a.getNumElements() != 1)
-      return std::nullopt;
-    if (isa<IntegerType>(a.getElementType()))
-      return (*a.getValues<APInt>().begin()).getSExtValue();
-    if (isa<FloatType>(a.getElementType())) {
-      double d = (*a.getValues<APFloat>().begin()).convertToDouble();
-      if (d == std::floor(d) && std::abs(d) < 1e9)
-        return (int64_t)d;
     }
-    return std::nullopt;
+    DenseElementsAttr a = constantOf(v);
+    if (!a || a.getNumElements() != 1 || !isa<IntegerType>(a.getElementType()))
+      return std::nullopt;
+    return (*a.getValues<APInt>().begin()).getSExtValue();
   };
   Value ids, ar;
   auto idsFirst = [&](Value a, Value b) {
@@ -1510,7 +1524,8 @@ struct RaiseOnnxMoePass : moe::impl::RaiseOnnxMoeBase<RaiseOnnxMoePass> {
     // there were not raised.
     SmallVector<onnxir::NodeOp> nonZeros;
     module.walk([&](onnxir::NodeOp node) {
-      if (node.getDomain().empty() && node.getOpType() == "NonZero")
+      if (node.getDomain().empty() && node.getOpType() == "NonZero" &&
+          !node.getInputs().empty())
         nonZeros.push_back(node);
     });
     llvm::SmallPtrSet<Operation *, 8> reported;

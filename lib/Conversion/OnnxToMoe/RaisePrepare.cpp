@@ -150,19 +150,6 @@ std::optional<SmallVector<int64_t>> intsAttrOf(onnxir::NodeOp node,
   return std::nullopt;
 }
 
-/// An int attribute of `node` with its default when absent; none when it
-/// is present with another type (the conversion refuses such a node; the
-/// rewrites here must not turn it into a valid one).
-std::optional<int64_t> strictInt(onnxir::NodeOp node, StringRef name,
-                                 int64_t otherwise) {
-  Attribute a = node.getNodeAttributes().get(name);
-  if (!a)
-    return otherwise;
-  if (auto i = dyn_cast<IntegerAttr>(a))
-    return i.getInt();
-  return std::nullopt;
-}
-
 /// A Transpose's permutation: its attribute, or the reversal of `rank`
 /// dims (-1: unknown).
 std::optional<SmallVector<int64_t>> permOf(onnxir::NodeOp t, int64_t rank) {

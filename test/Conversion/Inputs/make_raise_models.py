@@ -352,6 +352,63 @@ if len(sys.argv) > 3:
                     return
         raise SystemExit("no routing-weight GatherND found")
 
+    def makers(g):
+        return {o: n for n in g.node for o in n.output}
+
+    def const_value(g, name):
+        for t in g.initializer:
+            if t.name == name:
+                return numpy_helper.to_array(t)
+        for n in g.node:
+            if n.output and n.output[0] == name and n.op_type == "Constant":
+                return numpy_helper.to_array(n.attribute[0].t)
+        raise SystemExit(f"{name} is not a constant")
+
+    def first_expert(g):
+        """The first expert's Gather(M, e) and the Slices of its NonZero."""
+        m = makers(g)
+        for n in g.node:
+            if n.op_type == "NonZero" and m[n.input[0]].op_type == "Gather":
+                pick = m[n.input[0]]
+                tr = [t for t in g.node if t.op_type == "Transpose"
+                      and t.input[0] == n.output[0]][0]
+                slices = [sl for sl in g.node if sl.op_type == "Slice"
+                          and sl.input[0] == tr.output[0]]
+                return pick, slices
+        raise SystemExit("no expert mask row found")
+
+    def expert_index_list(g):
+        # M[[e]] instead of M[e]: [1, k, N], NonZero gives 3 columns.
+        pick, _ = first_expert(g)
+        e = const_value(g, pick.input[1])
+        g.initializer.append(numpy_helper.from_array(
+            np.array(e, np.int64).reshape([1]), "e_list"))
+        pick.input[1] = "e_list"
+
+    def columns_swapped(g):
+        # The first expert's token and slot columns exchanged.
+        _, slices = first_expert(g)
+        if len(slices) != 2:
+            raise SystemExit("expected two Slices of the NonZero")
+        a, b = slices
+        a.input[1], b.input[1] = b.input[1], a.input[1]
+        a.input[2], b.input[2] = b.input[2], a.input[2]
+
+    def arange_shifted(g):
+        # The mask compares the ids with 1..E instead of 0..E-1.
+        rng_ = [n for n in g.node if n.op_type == "Range"]
+        if not rng_:
+            raise SystemExit("no Range found")
+        g.initializer.append(numpy_helper.from_array(
+            np.array(1, np.int64), "one_start"))
+        g.initializer.append(numpy_helper.from_array(
+            np.array(E + 1, np.int64), "limit_shifted"))
+        rng_[0].input[0] = "one_start"
+        rng_[0].input[1] = "limit_shifted"
+
+    mutated_dyn("dyn_miss_expert_list", expert_index_list)
+    mutated_dyn("dyn_miss_columns", columns_swapped)
+    mutated_dyn("dyn_miss_arange", arange_shifted)
     mutated_dyn("dyn_miss_reduction", reduction_mul)
     mutated_dyn("dyn_miss_expert", expert_skipped)
     mutated_dyn("dyn_miss_slot_token", slot_token_swapped)
