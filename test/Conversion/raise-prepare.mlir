@@ -173,3 +173,24 @@ func.func @malformed_loop(%x: tensor<?x4xf32>, %ids: tensor<?x2xi64>, %acc: tens
   %n = onnx.node "NonZero"() {version = 18 : i64} : () -> tensor<2x?xi64>
   return %s : tensor<?x4xf32>
 }
+
+// A shared layer's weight (MoEUT: one MatMul per repeat) is folded once
+// for every MatMul reading it; with any other user it stays a Transpose.
+// CHECK-LABEL: func.func @shared_linear_weight
+// CHECK: %[[WT:.*]] = arith.constant dense<{{\[\[}}1.000000e+00, 3.000000e+00], [2.000000e+00, 4.000000e+00]]> : tensor<2x2xf32>
+// CHECK: onnx.node "MatMul"(%{{.*}}, %[[WT]])
+// CHECK: onnx.node "MatMul"(%{{.*}}, %[[WT]])
+// CHECK: onnx.node "Transpose"
+// CHECK: onnx.node "MatMul"
+// CHECK: onnx.node "Relu"
+func.func @shared_linear_weight(%x: tensor<?x2xf32>, %y: tensor<?x2xf32>) -> (tensor<?x2xf32>, tensor<?x2xf32>, tensor<?x2xf32>, tensor<2x2xf32>) {
+  %w = arith.constant dense<[[1.0, 2.0], [3.0, 4.0]]> : tensor<2x2xf32>
+  %wt = onnx.node "Transpose"(%w) {node_attributes = {perm = array<i64: 1, 0>}, version = 20 : i64} : (tensor<2x2xf32>) -> tensor<2x2xf32>
+  %a = onnx.node "MatMul"(%x, %wt) {version = 20 : i64} : (tensor<?x2xf32>, tensor<2x2xf32>) -> tensor<?x2xf32>
+  %b = onnx.node "MatMul"(%y, %wt) {version = 20 : i64} : (tensor<?x2xf32>, tensor<2x2xf32>) -> tensor<?x2xf32>
+  %v = arith.constant dense<[[1.0, 2.0], [3.0, 4.0]]> : tensor<2x2xf32>
+  %vt = onnx.node "Transpose"(%v) {node_attributes = {perm = array<i64: 1, 0>}, version = 20 : i64} : (tensor<2x2xf32>) -> tensor<2x2xf32>
+  %c = onnx.node "MatMul"(%x, %vt) {version = 20 : i64} : (tensor<?x2xf32>, tensor<2x2xf32>) -> tensor<?x2xf32>
+  %r = onnx.node "Relu"(%vt) {version = 20 : i64} : (tensor<2x2xf32>) -> tensor<2x2xf32>
+  return %a, %b, %c, %r : tensor<?x2xf32>, tensor<?x2xf32>, tensor<?x2xf32>, tensor<2x2xf32>
+}

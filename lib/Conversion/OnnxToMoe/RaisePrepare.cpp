@@ -21,7 +21,7 @@
 //   * CastLike(c, x) of a constant c (at most 64 elements, float or
 //     integer) with a float x is c in x's element type;
 //   * a linear layer's weight: Transpose([1, 0]) of a 2-D constant whose
-//     only user is a MatMul's B is the transposed constant, and Gemm(x, W)
+//     users are all MatMuls' B is the transposed constant, and Gemm(x, W)
 //     with a 2-D x, a constant W, alpha 1, no C and no transA is
 //     MatMul(x, W) (W^T folded when transB);
 //   * a MatMul between view chains (Reshape, Transpose, Unsqueeze,
@@ -860,14 +860,17 @@ void simplifyNodes(ModuleOp module, RewriterBase &rewriter,
       // TorchScript exporter would have folded it. Other transposed
       // constants are left to the einsum recovery, which reads them
       // through the Transpose as the einsum's operand.
+      // (A shared layer's weight feeds one MatMul per repeat.)
       DenseElementsAttr c = constantOf(in);
-      auto user = out.hasOneUse()
-                      ? dyn_cast<onnxir::NodeOp>(*out.getUsers().begin())
-                      : onnxir::NodeOp();
-      bool linear = user && user.getDomain().empty() &&
-                    user.getOpType() == "MatMul" &&
-                    user.getInputs().size() == 2 &&
-                    user.getInputs()[1] == out && user.getInputs()[0] != out;
+      bool linear = !out.use_empty() &&
+                    llvm::all_of(out.getUses(), [&](OpOperand &use) {
+                      auto user = dyn_cast<onnxir::NodeOp>(use.getOwner());
+                      return user && user.getDomain().empty() &&
+                             user.getOpType() == "MatMul" &&
+                             user.getInputs().size() == 2 &&
+                             use.getOperandNumber() == 1 &&
+                             user.getInputs()[0] != out;
+                    });
       if (perm && c && in.hasOneUse() && linear && c.getType().getRank() == 2) {
         if (DenseElementsAttr t = transposeConstant(c, *perm)) {
           rewriter.setInsertionPoint(n);
