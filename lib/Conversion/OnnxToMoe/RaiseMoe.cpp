@@ -516,6 +516,19 @@ LogicalResult matchExpertMlp(Value out, Value rows, HfExpert &ex, Miss &miss) {
   return success();
 }
 
+/// The single standard-domain user of `v`, of `opType`, reading it as its
+/// first input (a node found downstream, where producer() checks nothing).
+onnxir::NodeOp onlyUser(Value v, StringRef opType) {
+  if (!v.hasOneUse())
+    return {};
+  auto n = dyn_cast<onnxir::NodeOp>(*v.getUsers().begin());
+  if (!n || !n.getDomain().empty() || n.getOpType() != opType ||
+      n.getNumResults() != 1 || n.getInputs().size() < requiredInputs(opType) ||
+      n.getInputs()[0] != v)
+    return {};
+  return n;
+}
+
 /// Whether Reshape `rs` makes an [n, 1] column of the n routing weights
 /// gathered at `index` (1-D): its shape is a constant [a, 1], or
 /// Concat(first, last) with `last` a constant [1] or dim 2 of an
@@ -708,10 +721,8 @@ LogicalResult matchHfExpert(onnxir::NodeOp scatter, HfExpert &ex,
             gr.getInputs()[1] != ex.tokens)
           continue;
         Value src = unsqueezed(gr.getInputs()[0], 0);
-        if (!src || !gr.getResult(0).hasOneUse())
-          continue;
-        auto rs = dyn_cast<onnxir::NodeOp>(*gr.getResult(0).getUsers().begin());
-        if (!rs || rs.getNumResults() != 1 || rs.getOpType() != "Reshape")
+        onnxir::NodeOp rs = onlyUser(gr.getResult(0), "Reshape");
+        if (!src || !rs)
           continue;
         ex.rowsSource = src;
         rows = rs.getResult(0);
@@ -1033,19 +1044,6 @@ LogicalResult matchHfExpertNd(onnxir::NodeOp scatter, HfExpert &ex,
       return p && p.asArrayRef() == ArrayRef<int64_t>{1, 0, 2};
     };
     Value rows;
-    // The single standard-domain user of `v` of `opType`, reading it as
-    // its first input (found downstream, not by producer()).
-    auto onlyUser = [](Value v, StringRef opType) -> onnxir::NodeOp {
-      if (!v.hasOneUse())
-        return {};
-      auto n = dyn_cast<onnxir::NodeOp>(*v.getUsers().begin());
-      if (!n || !n.getDomain().empty() || n.getOpType() != opType ||
-          n.getNumResults() != 1 ||
-          n.getInputs().size() < requiredInputs(opType) ||
-          n.getInputs()[0] != v)
-        return {};
-      return n;
-    };
     for (Operation *user : ex.tokens.getUsers()) {
       auto gr = dyn_cast<onnxir::NodeOp>(user);
       if (!gr || gr.getNumResults() != 1 || gr.getOpType() != "Gather" ||
