@@ -69,7 +69,15 @@ def RaiseOnnxMoe : Pass<"moe-raise-onnx", "::mlir::ModuleOp"> {
     sum), from its `ReduceSum`, into `org.moe_mlir.MixtureOfTokens`, so a
     `moe.mot`; for (e) and (f), a Reshape of the block's result back to
     its source's shape becomes the raised node's result. Whatever does not
-    match stays as exported. With
+    match stays as exported. The forms PyTorch's dynamo exporter writes
+    are first rewritten into these (RaisePrepare.cpp): einsums recovered
+    from ATen's Transpose/Reshape/MatMul lowering, where sizes are
+    provably equal (reverted when no form consumes them); GatherND row
+    indexing as Gather; a linear layer's transposed weight, and Gemm,
+    as MatMul; CastLike of constants folded; no-op nodes dropped; sizes
+    that the graph reads from its inputs compared by symbolic value; and
+    the per-expert loop with an Equal mask and ScatterND(add) is form (a)
+    too. With
     `report`, each raise and each near miss is a remark at its node
     (`moe-import --raise=report`). lib/Conversion/OnnxToMoe/RaiseMoe.cpp
     (forms (a)-(c)), RaiseSwitchHead.cpp (form (e)) and RaiseMot.cpp (form
