@@ -282,9 +282,9 @@ if len(sys.argv) > 2:
     import onnx
     base = onnx.load(sys.argv[2])
 
-    def mutated(name, change):
+    def mutated(name, change, model=base):
         m = onnx.ModelProto()
-        m.CopyFrom(base)
+        m.CopyFrom(model)
         change(m.graph)
         onnx.save(m, os.path.join(out, name + ".onnx"))
 
@@ -318,10 +318,7 @@ if len(sys.argv) > 3:
     dyn = onnx.load(sys.argv[3])
 
     def mutated_dyn(name, change):
-        m = onnx.ModelProto()
-        m.CopyFrom(dyn)
-        change(m.graph)
-        onnx.save(m, os.path.join(out, name + ".onnx"))
+        mutated(name, change, dyn)
 
     def scatters(g):
         found = [n for n in g.node if n.op_type == "ScatterND"]
@@ -384,6 +381,9 @@ if len(sys.argv) > 3:
         g.initializer.append(numpy_helper.from_array(
             np.array(e, np.int64).reshape([1]), "e_list"))
         pick.input[1] = "e_list"
+        # The exporter's value_info no longer holds downstream of it: drop
+        # it, so that shape inference (the importer's type hints) runs.
+        del g.value_info[:]
 
     def columns_swapped(g):
         # The first expert's token and slot columns exchanged.
