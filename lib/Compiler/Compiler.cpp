@@ -231,7 +231,9 @@ CpuCodegenOptions cpuCodegenOptions(const CompileOptions &options) {
     cpu.sortExpertLayouts = options.sortExpertLayouts;
     cpu.fuseExpertPairs = options.sortExpertLayouts && options.fuseExpertPairs;
     cpu.fuseRouting = options.fuseRouting;
+    cpu.fuseElementwise = options.fuseElementwise;
     cpu.cpuLoopOrder = true;
+    cpu.vectorReductions = options.vectorReductions;
     cpu.refineLayouts = true;
     cpu.tileVectorBits = options.tile ? vectorBitsFor(options.march) : 0;
     std::vector<std::string> features = requiredFeatures(options.march);
@@ -239,6 +241,7 @@ CpuCodegenOptions cpuCodegenOptions(const CompileOptions &options) {
               llvm::is_contained(features, "avx512f");
     cpu.parallelLoops = options.parallelLoops;
     cpu.parallelMinChunkWork = options.parallelMinChunkWork;
+    cpu.parallelSplitLeadingDims = options.parallelSplitLeadingDims;
     cpu.dotProducts = options.dotProducts;
     // Two slots ahead: at the MoEUT-44M feed-forward shape a C loop of the
     // combine read its rows at 11 GB/s one ahead, 15 GB/s two or four

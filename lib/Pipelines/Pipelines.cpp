@@ -39,8 +39,12 @@ void moe::buildToLinalgPipeline(OpPassManager &pm,
   toLinalg.fuseRouting = options.fuseRouting;
   pm.addPass(createConvertMoeToLinalg(toLinalg));
   pm.addPass(createCanonicalizerPass());
+  if (options.fuseElementwise)
+    pm.addPass(createMoeFuseElementwise());
   if (options.cpuLoopOrder)
     pm.addPass(createMoeCpuLoopOrder());
+  if (options.vectorReductions)
+    pm.addPass(createMoeCpuVectorReductions());
 }
 
 /// Private workspace slots of a parallel loop whose iterations allocate
@@ -193,6 +197,7 @@ void moe::buildLowerToLLVMPipeline(OpPassManager &pm,
     passes.perFunction(createConvertLinalgToParallelLoopsPass());
     MoeParallelLoopsToHostOptions host;
     host.minChunkWork = options.parallelMinChunkWork;
+    host.splitLeadingDims = options.parallelSplitLeadingDims;
     passes.module(createMoeParallelLoopsToHost(host));
   }
   passes.perFunction(createConvertLinalgToLoopsPass());
@@ -242,7 +247,8 @@ void moe::registerMoePipelines() {
       "moe-lower-to-llvm-cpu",
       "moe-lower-to-llvm with moe-sort-expert-layouts before, "
       "convert-moe-to-linalg{fuse-expert-pairs fuse-routing}, and "
-      "moe-cpu-loop-order after it, gathered rows "
+      "moe-fuse-elementwise, moe-cpu-loop-order and "
+      "moe-cpu-vector-reductions after it, gathered rows "
       "prefetched two iterations ahead (moe-cpu-prefetch-rows), and "
       "outermost parallel loops on the thread pool "
       "(moe-parallel-loops-to-host) (what moe-compile --no-tile runs)",
@@ -251,7 +257,9 @@ void moe::registerMoePipelines() {
         options.sortExpertLayouts = true;
         options.fuseExpertPairs = true;
         options.fuseRouting = true;
+        options.fuseElementwise = true;
         options.cpuLoopOrder = true;
+        options.vectorReductions = true;
         options.parallelLoops = true;
         options.prefetchDistance = 2;
         buildLowerToLLVMPipeline(pm, options);
@@ -267,7 +275,9 @@ void moe::registerMoePipelines() {
         options.sortExpertLayouts = true;
         options.fuseExpertPairs = true;
         options.fuseRouting = true;
+        options.fuseElementwise = true;
         options.cpuLoopOrder = true;
+        options.vectorReductions = true;
         options.parallelLoops = true;
         options.refineLayouts = true;
         options.tileVectorBits = 512;

@@ -1,12 +1,15 @@
-//===- ParallelLoops.cpp - scf.parallel on the runtime's thread pool -------===//
+//===- ParallelLoops.cpp - scf.parallel on the runtime's thread pool ----===//
 //
 // After moe-lower-to-host-abi, every outermost scf.parallel of an entry
 // (convert-linalg-to-parallel-loops makes them from linalg's parallel
-// dims) runs through the host's parallel_for over its first dim: its body
+// dims) runs through the host's parallel_for over its leading dims: the
+// first, or, in a loop of three dims or more, all but the last, linearized
+// row-major (a [1, 8, T, S] softmax or a [1, T, D] elementwise op would
+// otherwise run on one thread: a batch of one). Its body
 // moves into a function `void body(closure, begin, end)` that loops over
-// [begin, end) of that dim (and over the other dims inside, sequentially,
-// so inner loops stay contiguous and vectorizable), the values it uses from above are
-// stored in a closure on the stack, and the loop becomes one call of
+// [begin, end) of those dims (and over the other dims inside, sequentially,
+// so inner loops stay contiguous and vectorizable), the values it uses from
+// above are stored in a closure on the stack, and the loop becomes one call of
 // parallel_for(frame, 0, n, grain, body, closure). The iterations of an
 // scf.parallel are independent and each runs its own reductions in
 // order, so the result does not depend on how the range is split: the
@@ -348,10 +351,10 @@ Value WorkEstimate::materialize(OpBuilder &b, Location loc, const Term &term) {
 class Outliner {
 public:
   Outliner(ModuleOp module, Value frame, int64_t grainWork, int64_t maxChunks,
-           int64_t minChunkWork)
+           int64_t minChunkWork, bool splitLeadingDims)
       : module(module), frame(frame), converter(module.getContext()),
-        grainWork(grainWork), maxChunks(maxChunks), minChunkWork(minChunkWork) {
-  }
+        grainWork(grainWork), maxChunks(maxChunks), minChunkWork(minChunkWork),
+        splitLeadingDims(splitLeadingDims) {}
 
   LogicalResult outline(scf::ParallelOp loop, unsigned id);
 
@@ -386,6 +389,7 @@ private:
   int64_t grainWork;
   int64_t maxChunks;
   int64_t minChunkWork;
+  bool splitLeadingDims;
 };
 
 /// The body function's name: `__moe_parallel_body_<id>`, followed by the
@@ -421,6 +425,17 @@ std::string bodyName(Location loc, unsigned id) {
   return name;
 }
 
+/// The trip count of (lb, ub, step), 0 where ub <= lb; step > 0.
+Value tripCount(OpBuilder &b, Location loc, Value lb, Value ub, Value step) {
+  Value span =
+      arith::MaxSIOp::create(b, loc, arith::SubIOp::create(b, loc, ub, lb),
+                             arith::ConstantIndexOp::create(b, loc, 0));
+  Value stepM1 = arith::SubIOp::create(
+      b, loc, step, arith::ConstantIndexOp::create(b, loc, 1));
+  return arith::DivUIOp::create(
+      b, loc, arith::AddIOp::create(b, loc, span, stepM1), step);
+}
+
 LogicalResult Outliner::outline(scf::ParallelOp loop, unsigned id) {
   MLIRContext *ctx = module.getContext();
   Location loc = loop.getLoc();
@@ -430,8 +445,11 @@ LogicalResult Outliner::outline(scf::ParallelOp loop, unsigned id) {
   getUsedValuesDefinedAbove(loop.getRegion(), captured);
   // The body computes lb + i * step itself, and loops over the other dims
   // (an scf.parallel of the remaining dims, run sequentially: only the
-  // first dim is split, so inner loops stay contiguous and vectorizable).
-  for (unsigned d = 0; d < loop.getNumLoops(); ++d) {
+  // leading dims are split, so inner loops stay contiguous and
+  // vectorizable).
+  unsigned dims = loop.getNumLoops();
+  unsigned split = splitLeadingDims && dims >= 3 ? dims - 1 : 1;
+  for (unsigned d = 0; d < dims; ++d) {
     captured.insert(loop.getLowerBound()[d]);
     captured.insert(loop.getStep()[d]);
     if (d > 0)
@@ -491,26 +509,45 @@ LogicalResult Outliner::outline(scf::ParallelOp loop, unsigned id) {
   func::ReturnOp::create(fb, loc);
   {
     OpBuilder ib = OpBuilder::atBlockBegin(inner.getBody());
-    Value lb = map.lookupOrDefault(loop.getLowerBound()[0]);
-    Value step = map.lookupOrDefault(loop.getStep()[0]);
-    Value iv = arith::AddIOp::create(
-        ib, loc, lb,
-        arith::MulIOp::create(ib, loc, inner.getInductionVar(), step));
-    map.map(loop.getInductionVars()[0], iv);
+    // The split dims' indices from the linear one, last dim fastest: their
+    // trip counts (all but the first's) are computed once, before the
+    // loop. The loop runs only where every trip count is positive.
+    SmallVector<Value> trips(split);
+    {
+      OpBuilder::InsertionGuard guard(fb);
+      fb.setInsertionPoint(inner);
+      for (unsigned d = 1; d < split; ++d)
+        trips[d] =
+            tripCount(fb, loc, map.lookupOrDefault(loop.getLowerBound()[d]),
+                      map.lookupOrDefault(loop.getUpperBound()[d]),
+                      map.lookupOrDefault(loop.getStep()[d]));
+    }
+    Value rest = inner.getInductionVar();
+    for (int d = static_cast<int>(split) - 1; d >= 0; --d) {
+      Value i = d == 0 ? rest : arith::RemUIOp::create(ib, loc, rest, trips[d]);
+      if (d > 0)
+        rest = arith::DivUIOp::create(ib, loc, rest, trips[d]);
+      Value lb = map.lookupOrDefault(loop.getLowerBound()[d]);
+      Value step = map.lookupOrDefault(loop.getStep()[d]);
+      map.map(loop.getInductionVars()[d],
+              arith::AddIOp::create(ib, loc, lb,
+                                    arith::MulIOp::create(ib, loc, i, step)));
+    }
     ib.setInsertionPoint(inner.getBody()->getTerminator());
-    if (loop.getNumLoops() == 1) {
+    if (dims == split) {
       for (Operation &op : loop.getBody()->without_terminator())
         ib.clone(op, map);
     } else {
       auto mapped = [&](ValueRange vs) {
-        return llvm::map_to_vector(
-            vs.drop_front(), [&](Value v) { return map.lookupOrDefault(v); });
+        return llvm::map_to_vector(vs.drop_front(split), [&](Value v) {
+          return map.lookupOrDefault(v);
+        });
       };
       auto rest = scf::ParallelOp::create(
           ib, loc, mapped(loop.getLowerBound()), mapped(loop.getUpperBound()),
           mapped(loop.getStep()));
-      for (unsigned d = 1; d < loop.getNumLoops(); ++d)
-        map.map(loop.getInductionVars()[d], rest.getInductionVars()[d - 1]);
+      for (unsigned d = split; d < dims; ++d)
+        map.map(loop.getInductionVars()[d], rest.getInductionVars()[d - split]);
       OpBuilder rb = OpBuilder::atBlockBegin(rest.getBody());
       rb.setInsertionPoint(rest.getBody()->getTerminator());
       for (Operation &op : loop.getBody()->without_terminator())
@@ -520,18 +557,13 @@ LogicalResult Outliner::outline(scf::ParallelOp loop, unsigned id) {
 
   // The call: closure on the stack, parallel_for over the trip count.
   OpBuilder b(loop);
-  Value lb = loop.getLowerBound()[0], ub = loop.getUpperBound()[0],
-        st = loop.getStep()[0];
-  Value span = arith::SubIOp::create(b, loc, ub, lb);
-  Value stepM1 = arith::SubIOp::create(
-      b, loc, st, arith::ConstantIndexOp::create(b, loc, 1));
-  Value trips = arith::DivUIOp::create(
-      b, loc,
-      arith::AddIOp::create(
-          b, loc, arith::MaxSIOp::create(b, loc, span,
-                                         arith::ConstantIndexOp::create(b, loc, 0)),
-          stepM1),
-      st);
+  Value trips = tripCount(b, loc, loop.getLowerBound()[0],
+                          loop.getUpperBound()[0], loop.getStep()[0]);
+  for (unsigned d = 1; d < split; ++d)
+    trips = arith::MulIOp::create(b, loc, trips,
+                                  tripCount(b, loc, loop.getLowerBound()[d],
+                                            loop.getUpperBound()[d],
+                                            loop.getStep()[d]));
   Value tripsI = arith::IndexCastOp::create(b, loc, i64, trips);
   Value packed = LLVM::PoisonOp::create(b, loc, closureType);
   for (auto [i, v] : llvm::enumerate(captured))
@@ -566,12 +598,13 @@ LogicalResult Outliner::outline(scf::ParallelOp loop, unsigned id) {
   if (minChunkWork > 0) {
     int64_t cap = std::min<int64_t>(minChunkWork, int64_t(1) << 31);
     WorkEstimate estimate(loop, cap);
-    // One iteration of the split dim runs the other dims inside it.
+    // One iteration of the split dims runs the other dims inside it.
     std::optional<WorkEstimate::TermPtr> body =
         estimate.ofBlock(*loop.getBody());
-    std::optional<WorkEstimate::TermPtr> rest = estimate.ofTrips(
-        loop.getLowerBound().drop_front(), loop.getUpperBound().drop_front(),
-        loop.getStep().drop_front());
+    std::optional<WorkEstimate::TermPtr> rest =
+        estimate.ofTrips(loop.getLowerBound().drop_front(split),
+                         loop.getUpperBound().drop_front(split),
+                         loop.getStep().drop_front(split));
     if (body && rest) {
       WorkEstimate::TermPtr perIteration =
           estimate.combine(WorkEstimate::Term::Mul, *rest,
@@ -633,7 +666,7 @@ struct MoeParallelLoopsToHostPass
         return WalkResult::skip();
       });
       Outliner outliner(module, fn.getArgument(0), grain, maxChunks,
-                        minChunkWork);
+                        minChunkWork, splitLeadingDims);
       for (scf::ParallelOp loop : loops)
         if (failed(outliner.outline(loop, id++)))
           return signalPassFailure();

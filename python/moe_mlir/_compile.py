@@ -24,7 +24,8 @@ def compile(model, output=None, *, march="native", opt_level=3,
             parallel_loops=True, tile=True, sorted_experts=True,
             dot_products=True, prefetch_rows=True, prefetch_panels=True,
             fuse_gathers=True,
-            fuse_epilogues=True, fast_exp=True, flash_attention=True,
+            fuse_epilogues=True, fuse_elementwise=True,
+            vector_reductions=True, fast_exp=True, flash_attention=True,
             pack_weights=True, roll_repeats=True, raise_blocks=True,
             remainder_tiles=True, accumulator_chains=True, panel_columns=0,
             parallel_min_work=None,
@@ -70,6 +71,13 @@ def compile(model, output=None, *, march="native", opt_level=3,
         its register tiles before they are stored instead of in a second
         pass over its output (False: moe-compile --no-fuse-epilogues;
         debugging).
+    fuse_elementwise: an elementwise op's loop is fused into the loop that
+        alone reads its result, where no element is computed twice (False:
+        moe-compile --no-fuse-elementwise, one loop per op; debugging).
+    vector_reductions: row reductions along the innermost loop (softmax,
+        normalizations) are vectorized with partial sums (False:
+        moe-compile --no-vector-reductions, one scalar accumulator in the
+        reference's order; debugging).
     fast_exp: exp as a polynomial the loops around it vectorize (False:
         libm's expf per element, moe-compile --no-fast-exp; debugging).
     flash_attention: attention without a cache as an online softmax over
@@ -146,6 +154,8 @@ def compile(model, output=None, *, march="native", opt_level=3,
                        ("prefetch_panels", prefetch_panels),
                        ("fuse_gathers", fuse_gathers),
                        ("fuse_epilogues", fuse_epilogues),
+                       ("fuse_elementwise", fuse_elementwise),
+                       ("vector_reductions", vector_reductions),
                        ("fast_exp", fast_exp),
                        ("flash_attention", flash_attention),
                        ("pack_weights", pack_weights),
@@ -214,7 +224,8 @@ def compile(model, output=None, *, march="native", opt_level=3,
     ok, result, diagnostics = _compiler.compile(
         data, name, base_dir, emit, cc, march, opt_level, reference,
         parallel_loops, tile, sorted_experts, dot_products, prefetch_rows,
-        prefetch_panels, fuse_gathers, fuse_epilogues, fast_exp, flash_attention, pack_weights,
+        prefetch_panels, fuse_gathers, fuse_epilogues, fuse_elementwise,
+        vector_reductions, fast_exp, flash_attention, pack_weights,
         roll_repeats, raise_blocks, remainder_tiles, accumulator_chains,
         panel_columns, -1 if parallel_min_work is None else parallel_min_work,
         fuse_expert_pairs, fuse_routing,

@@ -21,6 +21,13 @@ block of docs/performance.md:
 
     ... -m moe_ref.hf_corpus /tmp/big --only mixtral --kinds block \
         --hidden 512 --intermediate 128 --experts 64 --k 8
+
+and --layers/--heads/--kv-heads/--vocab (--dynamo: torch 2.9's exporter)
+the mid-size causal LMs of docs/performance.md ("Whole-graph glue"):
+
+    ... -m moe_ref.hf_corpus /tmp/lm --only olmoe --kinds full --dynamo \
+        --hidden 512 --intermediate 256 --experts 16 --k 4 --layers 4 \
+        --heads 8 --kv-heads 8 --vocab 4096
 """
 import argparse
 import os
@@ -29,12 +36,13 @@ import sys
 import torch
 
 
-def families(hidden=16, intermediate=24, experts=4, k=2):
+def families(hidden=16, intermediate=24, experts=4, k=2, layers=1, heads=2,
+             kv_heads=1, vocab=32):
     import transformers as T
     base = dict(hidden_size=hidden, intermediate_size=intermediate,
-                num_hidden_layers=1, num_attention_heads=2,
-                num_key_value_heads=1, vocab_size=32,
-                max_position_embeddings=32)
+                num_hidden_layers=layers, num_attention_heads=heads,
+                num_key_value_heads=kv_heads, vocab_size=vocab,
+                max_position_embeddings=max(32, 2048 if layers > 1 else 32))
     return {
         "mixtral": (T.MixtralConfig(**base, num_local_experts=experts,
                                     num_experts_per_tok=k),
@@ -75,7 +83,8 @@ class _LM(torch.nn.Module):
         return self.model(input_ids=ids, use_cache=False, return_dict=False)[0]
 
 
-def export_all(out, only=None, kinds=("block", "full"), sizes=None):
+def export_all(out, only=None, kinds=("block", "full"), sizes=None,
+               dynamo=False):
     import importlib
     os.makedirs(out, exist_ok=True)
     results = []
@@ -96,16 +105,31 @@ def export_all(out, only=None, kinds=("block", "full"), sizes=None):
         for kind, module_, example, in_name, out_name in cases:
             if kind not in kinds:
                 continue
-            for dynamic in (False, True):
+            for dynamic in ((True,) if dynamo else (False, True)):
                 path = os.path.join(
-                    out, f"{name}_{kind}{'_dyn' if dynamic else ''}.onnx")
+                    out, f"{name}_{kind}{'_dynamo' if dynamo else '_dyn' if dynamic else ''}.onnx")
                 axes = {in_name: {0: "batch", 1: "seq"}} if dynamic else None
                 try:
-                    torch.onnx.export(module_, (example,), path,
-                                      opset_version=17,
-                                      input_names=[in_name],
-                                      output_names=[out_name],
-                                      dynamic_axes=axes)
+                    if dynamo:  # torch >= 2.9: one file, weights inside
+                        import onnx
+                        arg = "ids" if kind == "full" else "x"
+                        dim = torch.export.Dim.DYNAMIC
+                        torch.onnx.export(module_, (example,), path,
+                                          input_names=[in_name],
+                                          output_names=[out_name],
+                                          dynamo=True,
+                                          dynamic_shapes={arg: {0: dim,
+                                                                1: dim}})
+                        onnx.save(onnx.load(path), path,
+                                  save_as_external_data=False)
+                        if os.path.exists(path + ".data"):
+                            os.remove(path + ".data")
+                    else:
+                        torch.onnx.export(module_, (example,), path,
+                                          opset_version=17,
+                                          input_names=[in_name],
+                                          output_names=[out_name],
+                                          dynamic_axes=axes)
                     results.append((path, "ok"))
                 except Exception as e:  # e.g. index_add_ with duplicates
                     results.append((path, f"not exportable: "
@@ -124,10 +148,19 @@ def main():
     p.add_argument("--intermediate", type=int, default=24)
     p.add_argument("--experts", type=int, default=4)
     p.add_argument("--k", type=int, default=2)
+    p.add_argument("--layers", type=int, default=1)
+    p.add_argument("--heads", type=int, default=2)
+    p.add_argument("--kv-heads", type=int, default=1)
+    p.add_argument("--vocab", type=int, default=32)
+    p.add_argument("--dynamo", action="store_true",
+                   help="torch.onnx.export(dynamo=True) with dynamic batch "
+                        "and sequence (torch >= 2.9), one *_dynamo.onnx "
+                        "per kind")
     a = p.parse_args()
     sizes = dict(hidden=a.hidden, intermediate=a.intermediate,
-                 experts=a.experts, k=a.k)
-    for path, status in export_all(a.out, a.only, a.kinds, sizes):
+                 experts=a.experts, k=a.k, layers=a.layers, heads=a.heads,
+                 kv_heads=a.kv_heads, vocab=a.vocab)
+    for path, status in export_all(a.out, a.only, a.kinds, sizes, a.dynamo):
         print(f"{os.path.basename(path)}: {status}")
     return 0
 

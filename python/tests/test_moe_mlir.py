@@ -208,10 +208,11 @@ def test_compile_emit_levels():
 
 def test_compile_codegen_options(artifact, tmp_path):
     """reference, parallel_loops, tile, sorted_experts, prefetch_rows,
-    fuse_gathers, fuse_epilogues, fast_exp, flash_attention and
-    roll_repeats reach the compiler (each visible in the IR); they and
-    dot_products give the same numbers (prefetch_rows, fuse_gathers and
-    fuse_epilogues the same bits)."""
+    fuse_gathers, fuse_epilogues, fuse_elementwise, vector_reductions,
+    fast_exp, flash_attention and roll_repeats reach the compiler (each
+    visible in the IR); they and dot_products give the same numbers
+    (prefetch_rows, fuse_gathers, fuse_epilogues and fuse_elementwise the
+    same bits)."""
     name = "moeut_tiny"
     path = model_path(name)
     # moeut_tiny repeats its layer group: one loop unless roll_repeats=False
@@ -259,6 +260,16 @@ def test_compile_codegen_options(artifact, tmp_path):
         "linalg.generic") < moe_mlir.compile(
             path, emit="buffers", fuse_epilogues=False, **FAST).count(
                 "linalg.generic")
+    # Elementwise ops fused into their only reader unless
+    # fuse_elementwise=False.
+    assert moe_mlir.compile(path, emit="linalg").count("linalg.generic") < \
+        moe_mlir.compile(path, emit="linalg", fuse_elementwise=False).count(
+            "linalg.generic")
+    # Innermost row reductions (the LayerNorms' sums) reassociable unless
+    # vector_reductions=False.
+    assert "reassoc" in moe_mlir.compile(path, emit="linalg")
+    assert "reassoc" not in moe_mlir.compile(path, emit="linalg",
+                                             vector_reductions=False)
     # exp as the vectorizable polynomial where the target has FMA (IR only:
     # x86-64-v3 need not run here; its numbers are fast-exp.test's), libm's
     # expf with fast_exp=False and on FAST's x86-64-v2, which has no FMA.
@@ -279,7 +290,8 @@ def test_compile_codegen_options(artifact, tmp_path):
                                  {"sorted_experts": False},
                                  {"prefetch_rows": False},
                                  {"fuse_gathers": False},
-                                 {"fuse_epilogues": False})):
+                                 {"fuse_epilogues": False},
+                                 {"fuse_elementwise": False})):
         out = moe_mlir.compile(path, tmp_path / f"b{i}.moeb", **options,
                                **FAST)
         got = moe_mlir.InferenceSession(out, threads=2).run(None,
@@ -291,6 +303,7 @@ def test_compile_codegen_options(artifact, tmp_path):
                                  {"sorted_experts": False},
                                  {"dot_products": False},
                                  {"flash_attention": False},
+                                 {"vector_reductions": False},
                                  {"reference": True})):
         out = moe_mlir.compile(path, tmp_path / f"m{i}.moeb", **options,
                                **FAST)

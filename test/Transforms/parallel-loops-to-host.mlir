@@ -2,6 +2,7 @@
 // RUN: moe-opt %s --split-input-file --moe-parallel-loops-to-host="max-chunks=0" | FileCheck %s --check-prefix=NOLIMIT
 // RUN: moe-opt %s --split-input-file --moe-parallel-loops-to-host="min-chunk-work=64" | FileCheck %s --check-prefix=WORK
 // RUN: moe-opt %s --split-input-file --moe-parallel-loops-to-host="min-chunk-work=1000" | FileCheck %s --check-prefix=WORKK
+// RUN: moe-opt %s --split-input-file --moe-parallel-loops-to-host="split-leading-dims=false" | FileCheck %s --check-prefix=FIRST
 
 // NOLIMIT-LABEL: func.func @moe_entry_main(
 // NOLIMIT-NOT:   arith.ceildivui
@@ -415,5 +416,52 @@ func.func @moe_entry_main(%frame: !llvm.ptr) {
     memref.store %zero, %m[%i] : memref<8xf32>
     scf.reduce
   } loc("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb.attention.scores"("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb.attention"("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb")))
+  return
+}
+
+// -----
+
+// A loop of three dims or more splits its leading dims, all but the last,
+// linearized row-major: a [1, 8, T, S] softmax of batch 1 would otherwise
+// be one iteration. parallel_for runs 1 x 8 x 4 iterations (steps 1, 1 and
+// 2 over 0..8); the body takes each linear index apart, last split dim
+// fastest, and runs the last dim inside.
+// CHECK-LABEL: func.func @moe_entry_main(
+// CHECK:   %[[T0:.+]] = arith.divui %{{.+}}, %{{.+}} : index
+// CHECK:   %[[T1:.+]] = arith.divui %{{.+}}, %{{.+}} : index
+// CHECK:   %[[P:.+]] = arith.muli %[[T0]], %[[T1]] : index
+// CHECK:   %[[T2:.+]] = arith.divui %{{.+}}, %{{.+}} : index
+// CHECK:   %[[ALL:.+]] = arith.muli %[[P]], %[[T2]] : index
+// CHECK:   %[[N:.+]] = arith.index_cast %[[ALL]] : index to i64
+// CHECK:   llvm.call %{{.+}}(%{{.+}}, %{{.+}}, %[[N]],
+// CHECK-LABEL: func.func private @__moe_parallel_body_{{[0-9]+}}(
+// CHECK:   scf.for %[[I:.+]] = %{{.+}} to %{{.+}} step %{{.+}} {
+// CHECK:     %[[I2:.+]] = arith.remui %[[I]], %[[N2:.+]] : index
+// CHECK:     %[[R:.+]] = arith.divui %[[I]], %[[N2]] : index
+// CHECK:     %[[S2:.+]] = arith.muli %[[I2]], %c2
+// CHECK:     %[[V2:.+]] = arith.addi %{{.+}}, %[[S2]]
+// CHECK:     %[[I1:.+]] = arith.remui %[[R]], %[[N1:.+]] : index
+// CHECK:     %[[I0:.+]] = arith.divui %[[R]], %[[N1]] : index
+// CHECK:     %[[S1:.+]] = arith.muli %[[I1]]
+// CHECK:     %[[V1:.+]] = arith.addi %{{.+}}, %[[S1]]
+// CHECK:     %[[S0:.+]] = arith.muli %[[I0]]
+// CHECK:     %[[V0:.+]] = arith.addi %{{.+}}, %[[S0]]
+// CHECK:     scf.parallel (%[[S:.+]]) = (%{{.+}}) to (%{{.+}}) step (%{{.+}}) {
+// CHECK:       memref.store %{{.+}}, %{{.+}}[%[[V0]], %[[V1]], %[[V2]], %[[S]]]
+// With split-leading-dims=false, the first dim only (the batch of 1):
+// FIRST: scf.parallel (%{{.+}}, %{{.+}}, %{{.+}}) = (%{{.+}}, %{{.+}}, %{{.+}}) to
+// FIRST-NEXT: memref.store %{{.+}} : memref<1x8x8x64xf32>
+func.func @moe_entry_main(%frame: !llvm.ptr) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %c8 = arith.constant 8 : index
+  %c64 = arith.constant 64 : index
+  %zero = arith.constant 0.0 : f32
+  %m = memref.alloca() : memref<1x8x8x64xf32>
+  scf.parallel (%b, %h, %t, %s) = (%c0, %c0, %c0, %c0) to (%c1, %c8, %c8, %c64) step (%c1, %c1, %c2, %c1) {
+    memref.store %zero, %m[%b, %h, %t, %s] : memref<1x8x8x64xf32>
+    scf.reduce
+  }
   return
 }

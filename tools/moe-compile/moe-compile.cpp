@@ -176,6 +176,22 @@ llvm::cl::opt<bool> noFuseEpilogues(
                    "before they are stored (moe-cpu-tile-contractions "
                    "without fuse-epilogues; debugging)"),
     llvm::cl::cat(toolOptions));
+llvm::cl::opt<bool> noFuseElementwise(
+    "no-fuse-elementwise",
+    llvm::cl::desc("every elementwise op of the graph keeps its own loop "
+                   "(no moe-fuse-elementwise; debugging)"),
+    llvm::cl::cat(toolOptions));
+llvm::cl::opt<bool> noVectorReductions(
+    "no-vector-reductions",
+    llvm::cl::desc("row reductions (softmax, normalizations) keep one "
+                   "scalar accumulator, the reference's order (no "
+                   "moe-cpu-vector-reductions; debugging)"),
+    llvm::cl::cat(toolOptions));
+llvm::cl::opt<bool> noSplitLeadingDims(
+    "no-split-leading-dims",
+    llvm::cl::desc("parallel loops of three dims or more split over their "
+                   "first dim only, not all but their last (debugging)"),
+    llvm::cl::cat(toolOptions));
 llvm::cl::opt<bool> noFastExp(
     "no-fast-exp",
     llvm::cl::desc("exp calls libm's expf per element instead of the "
@@ -336,6 +352,9 @@ int main(int argc, char **argv) {
   options.panelColumns = panelColumns;
   options.fuseGathers = !noFuseGathers;
   options.fuseEpilogues = !noFuseEpilogues;
+  options.fuseElementwise = !noFuseElementwise;
+  options.vectorReductions = !noVectorReductions;
+  options.parallelSplitLeadingDims = !noSplitLeadingDims;
   options.fastExp = !noFastExp;
   options.flashAttention = !noFlashAttention;
   options.sortExpertLayouts = !noSortedExperts;

@@ -73,6 +73,10 @@ struct CompileOptions {
   /// down to one (no fork-join); moe-compile --parallel-min-work. 0: every
   /// loop splits as far as max-chunks allows.
   int64_t parallelMinChunkWork = kDefaultParallelMinChunkWork;
+  /// Parallel loops of three dims or more split over all but their last
+  /// (moe-parallel-loops-to-host{split-leading-dims}); off with moe-compile
+  /// --no-split-leading-dims (their first dim only; debugging).
+  bool parallelSplitLeadingDims = true;
   /// Up/down expert projections that share a dispatch keep their rows in
   /// expert order (moe-sort-expert-layouts); off with moe-compile
   /// --no-sorted-experts (debugging) and with `reference`.
@@ -130,6 +134,15 @@ struct CompileOptions {
   /// (moe-cpu-tile-contractions{fuse-epilogues}; with `tile`); off with
   /// moe-compile --no-fuse-epilogues (debugging) and with `reference`.
   bool fuseEpilogues = true;
+  /// Elementwise loops fused into the loop that alone reads them, where no
+  /// element is computed twice (moe-fuse-elementwise); off with
+  /// moe-compile --no-fuse-elementwise (debugging) and with `reference`.
+  bool fuseElementwise = true;
+  /// Innermost row reductions (softmax, normalizations) vectorized, their
+  /// sums in vector partial sums (moe-cpu-vector-reductions); off with
+  /// moe-compile --no-vector-reductions (the reference's order) and with
+  /// `reference`.
+  bool vectorReductions = true;
   /// exp as upstream's polynomial approximation, so that the loops around
   /// it vectorize (moe-approximate-math; with `tile`); off with
   /// moe-compile --no-fast-exp (libm's expf, as `reference` calls it).

@@ -32,8 +32,12 @@ struct CpuCodegenOptions {
   /// convert-moe-to-linalg's flash-key-block: attention without a cache
   /// flash-style over blocks of this many keys (0: the reference's form).
   int64_t flashKeyBlock = 0;
+  /// moe-fuse-elementwise after convert-moe-to-linalg.
+  bool fuseElementwise = false;
   /// moe-cpu-loop-order after convert-moe-to-linalg.
   bool cpuLoopOrder = false;
+  /// moe-cpu-vector-reductions after moe-cpu-loop-order.
+  bool vectorReductions = false;
   /// moe-refine-buffer-layouts after bufferization.
   bool refineLayouts = false;
   /// moe-cpu-tile-contractions after bufferization with this vector width
@@ -47,6 +51,8 @@ struct CpuCodegenOptions {
   bool parallelLoops = false;
   /// moe-parallel-loops-to-host's min-chunk-work (0: every loop splits).
   int64_t parallelMinChunkWork = kDefaultParallelMinChunkWork;
+  /// moe-parallel-loops-to-host's split-leading-dims.
+  bool parallelSplitLeadingDims = true;
   /// moe-cpu-fuse-row-gathers after moe-cpu-tile-contractions (the tiles
   /// read gathered rows in place; only with `tileVectorBits`).
   bool fuseRowGathers = false;
@@ -75,8 +81,9 @@ struct CpuCodegenOptions {
 
 /// Adds the lowering's first part, up to linalg on tensors: the
 /// decomposition, moe-sort-expert-layouts (with `sortExpertLayouts`),
-/// convert-moe-to-linalg, canonicalize, and moe-cpu-loop-order (with
-/// `cpuLoopOrder`). `moe-compile --emit=linalg` stops after it.
+/// convert-moe-to-linalg, canonicalize, moe-fuse-elementwise (with
+/// `fuseElementwise`) and moe-cpu-loop-order (with `cpuLoopOrder`).
+/// `moe-compile --emit=linalg` stops after it.
 void buildToLinalgPipeline(OpPassManager &pm,
                            const CpuCodegenOptions &options = {});
 

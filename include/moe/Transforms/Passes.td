@@ -523,6 +523,100 @@ def MoeCpuLoopOrder : Pass<"moe-cpu-loop-order"> {
                            "::mlir::linalg::LinalgDialect"];
 }
 
+def MoeFuseElementwise : Pass<"moe-fuse-elementwise"> {
+  let summary = "Fuse elementwise linalg.generic ops into the generic that "
+                "alone reads them, where no element is computed twice";
+  let description = [{
+    The importer converts each ONNX node on its own, so a Hugging Face
+    RMSNorm (`x * x`, the mean, `+ eps`, `sqrt`, `1 / r`, `x * r`, `* w`)
+    is seven loops with a full tensor written and read between each pair.
+    This pass fuses an all-parallel `linalg.generic` (the producer) into a
+    `linalg.generic` that reads its result (the consumer), with upstream's
+    elementwise fusion (populateElementwiseOpsFusionPatterns), where:
+
+    - the producer's result has no other user (else it would be computed
+      twice, and written anyway), and
+    - the consumer reads it through a permutation of all its loops, so that
+      each element is still computed once. A contraction's operand (`A[m,
+      k]` of a matmul, indexed by two of three loops) or a broadcast one
+      (`[N, 1]` read by `[N, D]`) is never fused: its producer would run
+      once per column, or per `D`.
+
+    Upstream's `linalg-fuse-elementwise-ops` fuses any single-use producer,
+    including into contractions, and also folds constants and propagates
+    reshapes, which the later CPU passes do not expect: written here is
+    only the choice of what to fuse. Scalar and splat constant operands are
+    inlined into the bodies and unused operands dropped (upstream's
+    patterns, same set). The fused bodies compute the same operations in
+    the same order: results do not change. moe-compile runs it after
+    convert-moe-to-linalg unless `--reference` or `--no-fuse-elementwise`
+    is given.
+
+    Before:
+    ```mlir
+    %sq = linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]}
+        ins(%x : tensor<?x512xf32>) outs(%e : tensor<?x512xf32>) {
+      ^bb0(%a: f32, %o: f32):
+        %m = arith.mulf %a, %a : f32
+        linalg.yield %m : f32
+    } -> tensor<?x512xf32>
+    %sum = linalg.generic {indexing_maps = [#id, #row], iterator_types = ["parallel", "reduction"]}
+        ins(%sq : tensor<?x512xf32>) outs(%z : tensor<?xf32>) {
+      ^bb0(%a: f32, %acc: f32):
+        %s = arith.addf %a, %acc : f32
+        linalg.yield %s : f32
+    } -> tensor<?xf32>
+    ```
+    After:
+    ```mlir
+    %sum = linalg.generic {indexing_maps = [#id, #row], iterator_types = ["parallel", "reduction"]}
+        ins(%x : tensor<?x512xf32>) outs(%z : tensor<?xf32>) {
+      ^bb0(%a: f32, %acc: f32):
+        %m = arith.mulf %a, %a : f32
+        %s = arith.addf %m, %acc : f32
+        linalg.yield %s : f32
+    } -> tensor<?xf32>
+    ```
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::linalg::LinalgDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
+def MoeCpuVectorReductions : Pass<"moe-cpu-vector-reductions"> {
+  let summary = "Let LLVM vectorize innermost row reductions (reassoc on "
+                "their combining op)";
+  let description = [{
+    A `linalg.generic` whose only reduction is its innermost loop (a
+    softmax's row max and sum, a LayerNorm's or RMSNorm's mean and
+    variance), whose inputs either ignore that loop or walk their last dim
+    with it, and whose body yields `addf`, `maximumf`, `minimumf`,
+    `maxnumf` or `minnumf` of the accumulator and another value: that op
+    gets the `reassoc` fast-math flag. LLVM's loop vectorizer then keeps
+    vector partial results and combines them after the loop, where
+    without the flag it keeps the scalar loop (a softmax over 256 keys
+    spent 4 ns per element). The summation order differs from the
+    reference lowering's (docs/tolerance.md); it is fixed by the code, the
+    same for every run and thread count. Maxima and minima do not change.
+    moe-compile runs it after moe-cpu-loop-order unless `--reference` or
+    `--no-vector-reductions` is given.
+
+    Before:
+    ```mlir
+    %s = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>,
+                                          affine_map<(d0, d1) -> (d0)>],
+                         iterator_types = ["parallel", "reduction"]}
+        ins(%x : tensor<?x256xf32>) outs(%z : tensor<?xf32>) {
+      ^bb0(%a: f32, %acc: f32):
+        %r = arith.addf %a, %acc : f32
+        linalg.yield %r : f32
+    } -> tensor<?xf32>
+    ```
+    After: the same, with `%r = arith.addf %a, %acc fastmath<reassoc> : f32`.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect"];
+}
+
 def MoeExpandViews : Pass<"moe-expand-views"> {
   let summary = "memref.expand_shape views with several dynamic sizes in "
                 "one group as strided reinterpret_casts";
@@ -997,12 +1091,16 @@ def MoeParallelLoopsToHost : Pass<"moe-parallel-loops-to-host", "::mlir::ModuleO
     belongs to the entering thread; a loop marked `moe.private_workspace`
     by `moe-lower-to-host-abi` allocates from its own slots, and may) nor
     reduces across iterations is split
-    over its first dimension: its body moves into a private function
+    over its leading dimensions: the first, or, in a loop of three dims or
+    more, all but the last, linearized row-major (a `[1, 8, T, S]` softmax
+    or a `[1, T, D]` elementwise op of batch 1 would otherwise be one
+    iteration, on one thread). Its body moves into a private function
     `__moe_parallel_body_<n>(closure, begin, end)` (followed by `_` and
     the first name in the loop's location, the ONNX node it computes, its
     characters outside `[A-Za-z0-9_.]` as `_`, at most 48: what a profile
     of the code, `moe-run --profile`, shows) looping over
-    `[begin, end)` of that dim (the other dims inside it, sequentially, so
+    `[begin, end)` of those dims, each linear index taken apart into
+    theirs, the last fastest (the other dims inside it, sequentially, so
     inner loops stay contiguous and vectorizable), its captured values stored in a closure on the stack,
     and the loop replaced by the host's `parallel_for(frame, 0, trips,
     grain, body, closure)` (runtime/include/moe/code_abi.h), with
@@ -1043,7 +1141,11 @@ def MoeParallelLoopsToHost : Pass<"moe-parallel-loops-to-host", "::mlir::ModuleO
            "not one call and one atomic per iteration; 0: no limit">,
     Option<"minChunkWork", "min-chunk-work", "int64_t", "0",
            "fewest units of estimated work per chunk (0: off; moe-compile "
-           "uses 8192, --parallel-min-work)">
+           "uses 8192, --parallel-min-work)">,
+    Option<"splitLeadingDims", "split-leading-dims", "bool", "true",
+           "split a loop of three dims or more over all but its last "
+           "(false: over its first only, as before 2026-12-06; "
+           "moe-compile --no-split-leading-dims)">
   ];
   let dependentDialects = ["::mlir::LLVM::LLVMDialect",
                            "::mlir::arith::ArithDialect",

@@ -391,6 +391,12 @@ Values gemm(onnxir::NodeOp node, RewriterBase &b) {
 }
 
 /// Pow-15: float base (any exponent type) or integer base and exponent.
+/// A float base to a constant exponent of 2 or 3 is `x * x` or `x * x * x`,
+/// as ONNX Runtime computes it (RMSNorm's `x.pow(2)` is in every Hugging
+/// Face export; `powf` per element cost 1.5 ms of a 148 ms OLMoE forward,
+/// docs/performance.md). `x * x` is the correctly rounded square, so equal
+/// to `powf`; the cube rounds twice, as ONNX Runtime's does. The operand
+/// stays in the elementwise op, so broadcasting is unchanged.
 Values pow(onnxir::NodeOp node, RewriterBase &b) {
   if (failed(checkOperandCount(node, 2, 2)))
     return failure();
@@ -400,9 +406,16 @@ Values pow(onnxir::NodeOp node, RewriterBase &b) {
     return failure();
   Type xt = typeOf(*x).getElementType();
   bool yUnsigned = typeOf(*y).getElementType().isUnsignedInteger();
+  std::optional<double> known = constantScalar(*y);
+  int power =
+      known && (*known == 2.0 || *known == 3.0) ? static_cast<int>(*known) : 0;
   return elementwise(
       node, b, {*x, *y}, [&](OpBuilder &nb, Location nl, ValueRange v) -> Value {
         Value base = v[0], e = v[1];
+        if (isa<FloatType>(xt) && power) {
+          Value sq = arith::MulFOp::create(nb, nl, base, base);
+          return power == 2 ? sq : arith::MulFOp::create(nb, nl, sq, base);
+        }
         if (isa<FloatType>(xt)) {
           if (!isa<FloatType>(e.getType()))
             e = yUnsigned ? Value(arith::UIToFPOp::create(nb, nl, xt, e))

@@ -64,6 +64,8 @@ bool moe_python::compile(const CompileRequest &request, std::string &output,
   options.prefetchPanels = request.prefetchPanels;
   options.fuseGathers = request.fuseGathers;
   options.fuseEpilogues = request.fuseEpilogues;
+  options.fuseElementwise = request.fuseElementwise;
+  options.vectorReductions = request.vectorReductions;
   options.fastExp = request.fastExp;
   options.flashAttention = request.flashAttention;
   options.packWeights = request.packWeights;

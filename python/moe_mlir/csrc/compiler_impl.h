@@ -33,11 +33,14 @@ struct CompileRequest {
   unsigned optLevel = 3;
   /// moe::CompileOptions' reference, parallelLoops, tile, sortExpertLayouts,
   /// dotProducts, prefetchRows, prefetchPanels, fuseGathers,
-  /// fuseEpilogues, fastExp, flashAttention, packWeights, rollRepeats and
-  /// raise (moe-compile --reference, --no-parallel-loops, --no-tile,
+  /// fuseEpilogues, fuseElementwise, vectorReductions, fastExp, flashAttention, packWeights,
+  /// rollRepeats and raise (moe-compile --reference, --no-parallel-loops,
+  /// --no-tile,
   /// --no-sorted-experts, --no-dot-products, --no-prefetch,
   /// --no-prefetch-panels, --no-fuse-gathers,
-  /// --no-fuse-epilogues, --no-fast-exp, --no-flash-attention,
+  /// --no-fuse-epilogues, --no-fuse-elementwise, --no-vector-reductions,
+  /// --no-fast-exp,
+  /// --no-flash-attention,
   /// --no-pack-weights, --no-roll, --no-raise).
   bool reference = false;
   bool parallelLoops = true;
@@ -48,6 +51,8 @@ struct CompileRequest {
   bool prefetchPanels = true;
   bool fuseGathers = true;
   bool fuseEpilogues = true;
+  bool fuseElementwise = true;
+  bool vectorReductions = true;
   bool fastExp = true;
   bool flashAttention = true;
   bool packWeights = true;

@@ -48,9 +48,10 @@ py::tuple compile(const py::bytes &data, const std::string &name,
                   unsigned optLevel, bool reference, bool parallelLoops,
                   bool tile, bool sortedExperts, bool dotProducts,
                   bool prefetchRows, bool prefetchPanels, bool fuseGathers,
-                  bool fuseEpilogues, bool fastExp, bool flashAttention,
-                  bool packWeights, bool rollRepeats, bool raiseBlocks,
-                  bool remainderTiles, bool accumulatorChains,
+                  bool fuseEpilogues, bool fuseElementwise,
+                  bool vectorReductions, bool fastExp,
+                  bool flashAttention, bool packWeights, bool rollRepeats,
+                  bool raiseBlocks, bool remainderTiles, bool accumulatorChains,
                   unsigned panelColumns, int64_t parallelMinWork,
                   bool fuseExpertPairs, bool fuseRouting, int generation,
                   unsigned codegenJobs, const py::object &progress) {
@@ -76,6 +77,8 @@ py::tuple compile(const py::bytes &data, const std::string &name,
   request.prefetchPanels = prefetchPanels;
   request.fuseGathers = fuseGathers;
   request.fuseEpilogues = fuseEpilogues;
+  request.fuseElementwise = fuseElementwise;
+  request.vectorReductions = vectorReductions;
   request.fastExp = fastExp;
   request.flashAttention = flashAttention;
   request.packWeights = packWeights;
@@ -116,7 +119,9 @@ PYBIND11_MODULE(_compiler, m) {
         py::arg("opt_level"), py::arg("reference"), py::arg("parallel_loops"),
         py::arg("tile"), py::arg("sorted_experts"), py::arg("dot_products"),
         py::arg("prefetch_rows"), py::arg("prefetch_panels"),
-        py::arg("fuse_gathers"), py::arg("fuse_epilogues"), py::arg("fast_exp"),
+        py::arg("fuse_gathers"), py::arg("fuse_epilogues"),
+        py::arg("fuse_elementwise"), py::arg("vector_reductions"),
+        py::arg("fast_exp"),
         py::arg("flash_attention"), py::arg("pack_weights"),
         py::arg("roll_repeats"), py::arg("raise_blocks"),
         py::arg("remainder_tiles"), py::arg("accumulator_chains"),

@@ -210,6 +210,15 @@ save("squeeze_dynamic", [
     const("axes", np.array([1], np.int64)),
     helper.make_node("Squeeze", ["x", "axes"], ["y"], name="squeeze"),
 ], [vi("x", ["R", "C"])], [vi("y", ["R"])])
+# Pow to constant exponents 2 (float) and 3 (int64), which the importer
+# writes as products (ONNX Runtime's own special case): the same numbers.
+save("pow_square", [
+    const("two", np.array(2.0, np.float32)),
+    const("three", np.array(3, np.int64)),
+    helper.make_node("Pow", ["x", "two"], ["sq"], name="square"),
+    helper.make_node("Pow", ["x", "three"], ["cube"], name="cube"),
+    helper.make_node("Add", ["sq", "cube"], ["y"], name="add"),
+], [vi("x", ["R", "C"])], [vi("y", ["R", "C"])])
 # A static reshape that cannot fit: refused at import.
 save("reshape_static_mismatch", [
     const("shape", np.array([4], np.int64)),

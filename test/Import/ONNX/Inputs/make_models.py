@@ -195,6 +195,20 @@ save("gelu", [helper.make_node("Gelu", ["x"], ["y"], name="g",
                                approximate="tanh")],
      [vi("x", ["N", 4])], [vi("y", ["N", 4])], opset=20)
 
+# Pow with constant exponents: 2 (float, an RMSNorm's x.pow(2)) and 3
+# (int64) are products; 2.5 and an exponent that is an input stay powf.
+save("pow", [
+    helper.make_node("Pow", ["x", "two"], ["sq"], name="square"),
+    helper.make_node("Pow", ["x", "three"], ["cube"], name="cube"),
+    helper.make_node("Pow", ["x", "other"], ["p"], name="other"),
+    helper.make_node("Pow", ["x", "e"], ["q"], name="input"),
+], [vi("x", ["N", 4]), vi("e", [])],
+   [vi("sq", ["N", 4]), vi("cube", ["N", 4]), vi("p", ["N", 4]),
+    vi("q", ["N", 4])],
+   [numpy_helper.from_array(np.array(2.0, np.float32), "two"),
+    numpy_helper.from_array(np.array([3], np.int64), "three"),
+    numpy_helper.from_array(np.array(2.5, np.float32), "other")])
+
 # Shape computations (docs/importer.md, "Shapes computed in the graph").
 I64 = TensorProto.INT64
 
