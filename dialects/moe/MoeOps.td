@@ -399,11 +399,22 @@ def Moe_AttentionOp : Moe_Op<"attention",
     the new rows; `causal` then lets query `t` see keys
     `s <= t + (P + S - T)`.
 
+    With `mask(%m)` (`[B or 1, H or 1, T, S]`, no cache), `m` is added to
+    the scaled scores before the softmax (an exported model's additive
+    attention mask: 0 where a key is seen, a large negative number or
+    -inf where not; keys that `causal` hides are not read, nor are their
+    mask entries). In B and H a size of 1 broadcasts, as ONNX's Add does
+    (a static 1 is read in place, a run-time 1 copied across first); in T
+    and S a run-time 1 broadcasts likewise, a static size must be the
+    scores' (C7); any other size is an error at run time.
+
     Constraints: C1 ranks are 4; C2 `B` and `H` agree, `k` and `v` share
     `S`, `q` and `k` share `dk`; C3 the result is `[B, H, T, dv]`; C4 one
     element type; C5 `scale`, when given, is finite and non-zero; C6
     `past_key` and `past_value` come together, of rank 4, `[B, H, P, dk]`
-    and `[B, H, P, dv]` with one `P`, of the element type.
+    and `[B, H, P, dv]` with one `P`, of the element type; C7 `mask` is of
+    rank 4 and the element type, `[B or 1, H or 1, T, S]` where static,
+    and not given with a cache.
 
     Example:
     ```mlir
@@ -414,17 +425,23 @@ def Moe_AttentionOp : Moe_Op<"attention",
         : (tensor<2x4x1x16xf32>, tensor<2x4x1x16xf32>, tensor<2x4x1x16xf32>,
            tensor<2x4x?x16xf32>, tensor<2x4x?x16xf32>)
         -> tensor<2x4x1x16xf32>
+    %m = moe.attention %q, %k, %v mask(%mask) {scale = 1.0 : f64}
+        : (tensor<2x4x?x16xf32>, tensor<2x4x?x16xf32>, tensor<2x4x?x16xf32>,
+           tensor<1x1x?x?xf32>)
+        -> tensor<2x4x?x16xf32>
     ```
   }];
   let arguments = (ins Moe_FloatTensor:$query, Moe_FloatTensor:$key,
                        Moe_FloatTensor:$value,
                        Optional<Moe_FloatTensor>:$past_key,
                        Optional<Moe_FloatTensor>:$past_value,
+                       Optional<Moe_FloatTensor>:$mask,
                        UnitAttr:$causal, OptionalAttr<F64Attr>:$scale);
   let results = (outs Moe_FloatTensor:$result);
   let assemblyFormat = [{
     $query `,` $key `,` $value
     (`past` `(` $past_key^ `,` $past_value `)`)?
+    (`mask` `(` $mask^ `)`)?
     attr-dict `:` functional-type(operands, results)
   }];
   let hasVerifier = 1;

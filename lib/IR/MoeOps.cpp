@@ -574,6 +574,28 @@ LogicalResult AttentionOp::verify() {
                            << " (C5)";
   }
   Value pk = getPastKey(), pv = getPastValue();
+  if (Value m = getMask()) {
+    if (pk || pv)
+      return emitOpError() << "expected no mask with a cache (C7)";
+    if (failed(checkRanks(op, "C7", {{"mask", m, 4}})) ||
+        failed(checkElementTypes(op, "C7", {{"query", q}, {"mask", m}})))
+      return failure();
+    auto mt = cast<RankedTensorType>(m.getType());
+    auto qt = cast<RankedTensorType>(q.getType());
+    auto kt = cast<RankedTensorType>(k.getType());
+    int64_t want[4] = {qt.getDimSize(0), qt.getDimSize(1), qt.getDimSize(2),
+                       kt.getDimSize(2)};
+    const char *names[4] = {"B", "H", "T", "S"};
+    for (int d = 0; d < 4; ++d) {
+      int64_t got = mt.getDimSize(d);
+      if (ShapedType::isDynamic(got) || ShapedType::isDynamic(want[d]) ||
+          got == want[d] || (d < 2 && got == 1))
+        continue;
+      return emitOpError() << "expected mask dim " << d << " to be " << names[d]
+                           << " (" << want[d] << ")" << (d < 2 ? " or 1" : "")
+                           << ", got " << got << " (C7)";
+    }
+  }
   if (!pk && !pv)
     return success();
   if (!pk || !pv)

@@ -172,7 +172,8 @@ FailureOr<SwitchHeadParts> buildSwitchHead(PatternRewriter &rewriter, OpT op,
   loc = partLoc(base, "attention");
   Value attn = AttentionOp::create(
       rewriter, loc, tensorTypeOf({b, idx(heads), t, dv}, elementType), q, k, v,
-      pastKey, pastValue, op.getCausal(), /*scale=*/FloatAttr());
+      pastKey, pastValue, /*mask=*/Value(), op.getCausal(),
+      /*scale=*/FloatAttr());
   // [B, H, T, dv] -> [B, T, H, dv] -> [N*H, dv].
   Value attnRows =
       collapse(rewriter, loc, transpose(rewriter, loc, attn, {0, 2, 1, 3}),

@@ -86,3 +86,27 @@ func.func @attention_caches(%q: tensor<1x2x?x8xf32>, %e: tensor<1x2x0x8xf32>, %p
   %b = moe.attention %q, %q, %q past(%pk, %pv) {causal} : (tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>) -> tensor<1x2x?x8xf32>
   return %a, %b : tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>
 }
+
+// -----
+
+// An additive mask ([1, 1, T, S]: dims 0 and 1 broadcast): checked at run
+// time to be [., ., T, S]; each key block's scores get the mask's block
+// (rows of the query block, columns of the key block) added after the
+// scale, before the block maximum. Without flash, the blocked form adds
+// the block of all keys the query block sees.
+// CHECK-LABEL: func @attention_mask
+// CHECK-SAME:    (%{{.*}}: tensor<1x2x?x8xf32>, %{{.*}}: tensor<1x2x?x8xf32>, %{{.*}}: tensor<1x2x?x4xf32>, %[[M:.*]]: tensor<1x1x?x?xf32>)
+// CHECK:         scf.forall (%[[B:.*]], %[[H:.*]], %[[BLK:.*]]) in
+// CHECK:           scf.for %[[J:.*]] = {{.*}} iter_args(
+// CHECK:             %[[MB:.*]] = tensor.extract_slice %{{.*}}[0, 0, %{{.*}}, %[[J]]] [1, 1, %{{.*}}, 128] [1, 1, 1, 1] : tensor<1x1x?x?xf32> to tensor<?x128xf32>
+// CHECK:             linalg.generic {{.*}} ins(%{{.*}}, %[[MB]] : tensor<?x128xf32>, tensor<?x128xf32>)
+// CHECK-NEXT:        ^bb0
+// CHECK-NEXT:          arith.addf
+// CHECK:             arith.maximumf
+// OFF-LABEL: func @attention_mask
+// OFF:           tensor.extract_slice %{{.*}}[0, 0, %{{.*}}, 0] [1, 1, %{{.*}}, %{{.*}}] [1, 1, 1, 1] : tensor<1x1x?x?xf32> to tensor<?x?xf32>
+// OFF:           arith.addf
+func.func @attention_mask(%q: tensor<1x2x?x8xf32>, %k: tensor<1x2x?x8xf32>, %v: tensor<1x2x?x4xf32>, %m: tensor<1x1x?x?xf32>) -> tensor<1x2x?x4xf32> {
+  %o = moe.attention %q, %k, %v mask(%m) {scale = 1.0 : f64} : (tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x4xf32>, tensor<1x1x?x?xf32>) -> tensor<1x2x?x4xf32>
+  return %o : tensor<1x2x?x4xf32>
+}

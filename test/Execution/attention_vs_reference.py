@@ -5,8 +5,9 @@ NumPy.
 usage: attention_vs_reference.py --bin BUILD/bin
 
 One module computes causal and full attention of dynamic q [B, H, T, dk],
-k [B, H, S, dk], v [B, H, S, dv]. It is compiled with moe-compile's
-default (the flash-style form: an online softmax over blocks of 128 keys
+k [B, H, S, dk], v [B, H, S, dv], and full attention with an additive mask
+m [B, 1, T, S] (random, every fifth key -inf) at scale 0.125. It is
+compiled with moe-compile's default (the flash-style form: an online softmax over blocks of 128 keys
 per block of 32 query rows), with --no-flash-attention (each block of
 queries' softmax over all the keys it sees) and with --reference, and run
 at shapes that fill and overflow both blocks and every static key block
@@ -41,14 +42,18 @@ import numpy as np
 ATOL, RTOL = 1e-5, 1e-4
 MODULE = """func.func @main(%q: tensor<?x?x?x?xf32> {onnx.name = "q"},
                 %k: tensor<?x?x?x?xf32> {onnx.name = "k"},
-                %v: tensor<?x?x?x?xf32> {onnx.name = "v"})
+                %v: tensor<?x?x?x?xf32> {onnx.name = "v"},
+                %m: tensor<?x1x?x?xf32> {onnx.name = "m"})
     -> (tensor<?x?x?x?xf32> {onnx.name = "causal"},
-        tensor<?x?x?x?xf32> {onnx.name = "full"}) {
+        tensor<?x?x?x?xf32> {onnx.name = "full"},
+        tensor<?x?x?x?xf32> {onnx.name = "masked"}) {
   %c = moe.attention %q, %k, %v {causal} : (tensor<?x?x?x?xf32>,
       tensor<?x?x?x?xf32>, tensor<?x?x?x?xf32>) -> tensor<?x?x?x?xf32>
   %f = moe.attention %q, %k, %v : (tensor<?x?x?x?xf32>,
       tensor<?x?x?x?xf32>, tensor<?x?x?x?xf32>) -> tensor<?x?x?x?xf32>
-  return %c, %f : tensor<?x?x?x?xf32>, tensor<?x?x?x?xf32>
+  %a = moe.attention %q, %k, %v mask(%m) {scale = 0.125 : f64} : (tensor<?x?x?x?xf32>,
+      tensor<?x?x?x?xf32>, tensor<?x?x?x?xf32>, tensor<?x1x?x?xf32>) -> tensor<?x?x?x?xf32>
+  return %c, %f, %a : tensor<?x?x?x?xf32>, tensor<?x?x?x?xf32>, tensor<?x?x?x?xf32>
 }
 """
 # (B, H, T, S, dk, dv)
@@ -76,16 +81,23 @@ def static_module(dk, dv):
                      "tensor<?x?x?x?xf32>)",
                      f"(tensor<{qk}xf32>,\n      tensor<{qk}xf32>, "
                      f"tensor<{vt}xf32>)")
+            .replace("(tensor<?x?x?x?xf32>,\n      tensor<?x?x?x?xf32>, "
+                     "tensor<?x?x?x?xf32>, tensor<?x1x",
+                     f"(tensor<{qk}xf32>,\n      tensor<{qk}xf32>, "
+                     f"tensor<{vt}xf32>, tensor<?x1x")
             .replace("?x?x?x?", vt))
 
 
-def expected(q, k, v, causal):
+def expected(q, k, v, causal, mask=None):
     q, k, v = (a.astype(np.float64) for a in (q, k, v))
     t, s = q.shape[2], k.shape[2]
     if s == 0:
         return np.zeros(q.shape[:3] + v.shape[3:])
     with np.errstate(invalid="ignore"):
-        scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(q.shape[3])
+        if mask is None:
+            scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(q.shape[3])
+        else:  # the masked output: scale 0.125, the mask added
+            scores = q @ k.transpose(0, 1, 3, 2) * 0.125 + mask
     if causal:
         visible = np.arange(s)[None, :] <= np.arange(t)[:, None] + s - t
         scores = np.where(visible, scores, -np.inf)
@@ -136,6 +148,10 @@ def main():
                 # see later keys are finite, the others NaN.
                 feeds["q"] = np.abs(feeds["q"]) + 0.1
                 feeds["k"][:, :, :128, :] = -np.inf
+            # The additive mask [B, 1, T, S] (heads broadcast): random, every
+            # fifth key hidden (-inf; a row of one key sees none: NaN).
+            feeds["m"] = rng.standard_normal((b, 1, t, s))
+            feeds["m"][..., ::5] = -np.inf
             cmd = []
             for n, a in feeds.items():
                 feeds[n] = a.astype(np.float32)
@@ -151,10 +167,12 @@ def main():
                          str(threads), "--output-dir", out] + cmd,
                         check=True, capture_output=True, env=env)
                     bad = []
-                    for result, causal in (("causal", True), ("full", False)):
+                    for result, causal in (("causal", True), ("full", False),
+                                           ("masked", False)):
                         got = np.load(os.path.join(out, result + ".npy"))
                         want = expected(feeds["q"], feeds["k"], feeds["v"],
-                                        causal)
+                                        causal, feeds["m"] if result ==
+                                        "masked" else None)
                         if got.shape != want.shape:
                             bad.append(f"{result}: shape {got.shape}")
                             continue

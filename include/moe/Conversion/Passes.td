@@ -68,8 +68,18 @@ def RaiseOnnxMoe : Pass<"moe-raise-onnx", "::mlir::ModuleOp"> {
     module writes it (a group softmax, one expert at a time, a stacked
     sum), from its `ReduceSum`, into `org.moe_mlir.MixtureOfTokens`, so a
     `moe.mot`; for (e) and (f), a Reshape of the block's result back to
-    its source's shape becomes the raised node's result. Whatever does not
-    match stays as exported. The forms PyTorch's dynamo exporter writes
+    its source's shape becomes the raised node's result. With `attention`
+    (the default), an attention core left after those, `Softmax(MatMul(q,
+    kT) [* c] [+ mask], last axis) @ v` on rank-4 f32 tensors whose batch
+    and head dims do not differ statically (checked at run time, as the
+    conversion's MatMul does) and whose mask is `[B or 1, H or 1, T, S]`
+    (no static 1 in T or S), becomes
+    `org.moe_mlir.internal.MaskedAttention`, a `moe.attention` with that
+    additive mask and scale c (1 without; a scaling of q and kT stays where
+    the export put it): flash-style, no `[B, H, T, S]` scores. The mask is
+    whatever the graph computes; nothing about it is assumed
+    (RaiseAttention.cpp). Whatever does not match stays as exported. The
+    forms PyTorch's dynamo exporter writes
     are first rewritten into these (RaisePrepare.cpp): einsums recovered
     from ATen's Transpose/Reshape/MatMul lowering, where sizes are
     provably equal (reverted when no form consumes them); GatherND row
@@ -99,7 +109,10 @@ def RaiseOnnxMoe : Pass<"moe-raise-onnx", "::mlir::ModuleOp"> {
   }];
   let options = [
     Option<"report", "report", "bool", /*default=*/"false",
-           "emit a remark for every raised block and every near miss">
+           "emit a remark for every raised block and every near miss">,
+    Option<"attention", "attention", "bool", /*default=*/"true",
+           "raise attention cores (Softmax(MatMul(q, kT) + mask) @ v) into "
+           "moe.attention">
   ];
   let statistics = [
     Statistic<"numRaised", "raised", "MoE blocks and attention layers raised">

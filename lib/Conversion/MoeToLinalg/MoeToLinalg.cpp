@@ -1596,6 +1596,29 @@ keyBlockSlices(OpBuilder &b, Location loc, const QueryBlock &blk, Value keysT,
   return {keys, values};
 }
 
+/// `scores` [rows, count] of `blk` for keys [j0, j0 + count) plus the
+/// additive mask's block (moe.attention's `mask`, [B or 1, H or 1, T, S]:
+/// a static 1 in dims 0 and 1 broadcasts); `scores` when there is none.
+static Value addMaskBlock(OpBuilder &b, Location loc, Value scores, Value mask,
+                          const QueryBlock &blk, OpFoldResult j0,
+                          OpFoldResult count) {
+  if (!mask)
+    return scores;
+  RankedTensorType mt = typeOf(mask);
+  OpFoldResult zero = b.getIndexAttr(0), one = b.getIndexAttr(1);
+  OpFoldResult batch = mt.getDimSize(0) == 1 ? zero : OpFoldResult(blk.batch);
+  OpFoldResult head = mt.getDimSize(1) == 1 ? zero : OpFoldResult(blk.head);
+  Value block = tensor::ExtractSliceOp::create(
+      b, loc, tensorTypeOf({blk.rows, count}, mt.getElementType()), mask,
+      ArrayRef<OpFoldResult>{batch, head, blk.t0, j0},
+      ArrayRef<OpFoldResult>{one, one, blk.rows, count},
+      SmallVector<OpFoldResult>(4, one));
+  return mapElements(b, loc, {scores, block}, mt.getElementType(),
+                     [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                       return arith::AddFOp::create(nb, nl, a[0], a[1]);
+                     });
+}
+
 /// Attention without a cache, one block of query rows at a time
 /// (forEachQueryBlock): the block's scores [rows, S'] against all the
 /// keys it sees (kept in cache, never the whole [B, H, T, S]), scaled and
@@ -1604,7 +1627,7 @@ keyBlockSlices(OpBuilder &b, Location loc, const QueryBlock &blk, Value keysT,
 /// the same order as over the whole tensor (the keys left out would add
 /// exact zeros), so the result is the same.
 static Value blockedAttention(OpBuilder &b, AttentionOp op, Value q,
-                              Value keysT, Value v) {
+                              Value keysT, Value v, Value mask) {
   bool causal = op.getCausal();
   return forEachQueryBlock(
       b, op, q, v, [&](OpBuilder &nb, Location nl, const QueryBlock &blk) {
@@ -1615,6 +1638,8 @@ static Value blockedAttention(OpBuilder &b, AttentionOp op, Value q,
             contract(nb, nl, "td,ds->ts", blk.queries, kb, {blk.rows, cols});
         Value masked = scaleAndMask(nb, nl, scores, blk.scale, causal,
                                     blk.shift, /*rowDim=*/0, blk.t0);
+        masked =
+            addMaskBlock(nb, nl, masked, mask, blk, nb.getIndexAttr(0), cols);
         Value probs = softmax(nb, nl, masked, 1);
         return contract(nb, nl, "ts,sv->tv", probs, vb, {blk.rows, blk.dv});
       });
@@ -1624,8 +1649,8 @@ static Value blockedAttention(OpBuilder &b, AttentionOp op, Value q,
 /// checks that their dynamic sizes agree (C2, C6): B and H of all, dk of
 /// q and the keys, S of k and v, P of the caches, dv of the values. A value
 /// shorter than the keys would otherwise be read past its end.
-static void checkAttentionSizes(OpBuilder &b, AttentionOp op, Value q,
-                                Value &k, Value &v, Value &pk, Value &pv) {
+static void checkAttentionSizes(OpBuilder &b, AttentionOp op, Value q, Value &k,
+                                Value &v, Value &pk, Value &pv, Value &mask) {
   Location loc = op.getLoc();
   auto sz = [&](Value t, int64_t d) {
     return tensor::getMixedSize(b, loc, t, d);
@@ -1644,6 +1669,16 @@ static void checkAttentionSizes(OpBuilder &b, AttentionOp op, Value q,
     for (int64_t d : {0, 1})
       pv = requireSize(b, loc, pv, d, sz(q, d), kErrorShapeMismatch);
     pv = requireSize(b, loc, pv, 3, sz(v, 3), kErrorShapeMismatch);
+  }
+  // The mask broadcast to [B, H, T, S] where a dim is 1 at run time (a
+  // copy; an equal dim is read in place), as ONNX's Add does; a static 1
+  // in B or H is read in place at index 0 (addMaskBlock).
+  if (mask) {
+    for (int64_t d : {0, 1})
+      if (typeOf(mask).getDimSize(d) != 1)
+        mask = broadcastDim(b, loc, mask, d, sz(q, d), kErrorShapeMismatch);
+    mask = broadcastDim(b, loc, mask, 2, sz(q, 2), kErrorShapeMismatch);
+    mask = broadcastDim(b, loc, mask, 3, sz(k, 2), kErrorShapeMismatch);
   }
 }
 
@@ -1674,7 +1709,7 @@ static bool hasEmptyPast(AttentionOp op) {
 /// temporaries are given back every iteration. The sums are in another
 /// order than the reference's (docs/tolerance.md).
 static Value flashAttention(OpBuilder &b, AttentionOp op, Value q, Value keysT,
-                            Value v, int64_t keyBlockSize) {
+                            Value v, Value mask, int64_t keyBlockSize) {
   // The smallest static key block of a rest (one AVX-512 vector).
   constexpr int64_t kMinKeyBlock = 16;
   Type elt = typeOf(q).getElementType();
@@ -1730,6 +1765,7 @@ static Value flashAttention(OpBuilder &b, AttentionOp op, Value q, Value keysT,
               lb, ll, scores, blk.scale, causal,
               arith::SubIOp::create(lb, ll, blk.shift, j0), /*rowDim=*/0,
               blk.t0);
+          masked = addMaskBlock(lb, ll, masked, mask, blk, j0, count);
           Value blockMax = reduceKeep(lb, ll, masked, 1, true);
           // The rescale of what came before, then the new maximum in place
           // of the old.
@@ -1834,7 +1870,8 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
     auto sz = [&](Value t, int64_t d) {
       return tensor::getMixedSize(b, loc, t, d);
     };
-    checkAttentionSizes(b, op, q, k, v, pk, pv);
+    Value mask = op.getMask();
+    checkAttentionSizes(b, op, q, k, v, pk, pv, mask);
     if (!pk) {
       // q k^T over the keys transposed to [B, H, dk, S] once (B*H*S*dk
       // elements, against T*S*dk multiply-adds): the score dim s is then
@@ -1842,7 +1879,7 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
       // as vectors; read as "bhsd" it is strided and loaded lane by lane.
       // The terms of each score keep their order (d ascending).
       Value keysT = transpose(b, loc, k, {0, 1, 3, 2});
-      b.replaceOp(op, castTo(b, loc, blockedAttention(b, op, q, keysT, v),
+      b.replaceOp(op, castTo(b, loc, blockedAttention(b, op, q, keysT, v, mask),
                              op.getType()));
       return success();
     }
@@ -1937,11 +1974,11 @@ struct LowerAttentionFlash : OpRewritePattern<AttentionOp> {
     if (op.getPastKey() && !hasEmptyPast(op))
       return b.notifyMatchFailure(op, "a cache: LowerAttention's form");
     Value q = op.getQuery(), k = op.getKey(), v = op.getValue();
-    Value pk, pv;
-    checkAttentionSizes(b, op, q, k, v, pk, pv);
+    Value pk, pv, mask = op.getMask();
+    checkAttentionSizes(b, op, q, k, v, pk, pv, mask);
     Value keysT = transpose(b, op.getLoc(), k, {0, 1, 3, 2});
     b.replaceOp(op, castTo(b, op.getLoc(),
-                           flashAttention(b, op, q, keysT, v, keyBlock),
+                           flashAttention(b, op, q, keysT, v, mask, keyBlock),
                            op.getType()));
     return success();
   }

@@ -18,6 +18,8 @@
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Verifier.h"
 
+#include <cmath>
+
 using namespace mlir;
 using namespace mlir::moe;
 using namespace mlir::moe::onnx_conv;
@@ -386,6 +388,42 @@ Values treeGatedLayer(onnxir::NodeOp node, RewriterBase &b) {
   return finish(op, b);
 }
 
+/// org.moe_mlir.internal MaskedAttention (made by moe-raise-onnx from an
+/// exported attention core, Softmax(MatMul(q, kT) [+ mask]) @ v): q [B, H,
+/// T, dk], kT [B, H, dk, S] (the keys transposed, as the export multiplies
+/// them), v [B, H, S, dv], mask [B or 1, H or 1, T, S] (optional); the
+/// attribute `scale` (f32, default 1) multiplies the scores, as the
+/// export's Mul did: moe.attention with that scale, not causal, the keys
+/// transposed back (the lowering's own transpose then cancels).
+Values maskedAttention(onnxir::NodeOp node, RewriterBase &b) {
+  if (failed(checkOperandCount(node, 3, 4)))
+    return failure();
+  FailureOr<Value> q = tensorOperand(node, 0, "query", 4);
+  FailureOr<Value> kT = tensorOperand(node, 1, "key_transposed", 4);
+  FailureOr<Value> v = tensorOperand(node, 2, "value", 4);
+  FailureOr<Value> mask = tensorOperand(node, 3, "mask", 4, /*optional=*/true);
+  FailureOr<double> scale = floatAttr(node, "scale", 1.0);
+  if (failed(q) || failed(kT) || failed(v) || failed(mask) || failed(scale))
+    return failure();
+  float f32Scale = static_cast<float>(*scale);
+  if (!std::isfinite(f32Scale) || f32Scale == 0.0f) {
+    nodeError(node) << "scale must be finite and non-zero, got " << *scale;
+    return failure();
+  }
+  Location loc = node.getLoc();
+  Value k = build::transpose(b, loc, *kT, {0, 1, 3, 2});
+  auto sz = [&](Value t, int64_t d) {
+    return tensor::getMixedSize(b, loc, t, d);
+  };
+  Type elt = cast<RankedTensorType>((*q).getType()).getElementType();
+  auto op = AttentionOp::create(
+      b, loc,
+      build::tensorTypeOf({sz(*q, 0), sz(*q, 1), sz(*q, 2), sz(*v, 3)}, elt),
+      *q, k, *v, Value(), Value(), *mask, /*causal=*/false,
+      b.getF64FloatAttr(f32Scale));
+  return finish(op, b);
+}
+
 } // namespace
 
 void mlir::moe::populateMoeDomainHandlers(OnnxHandlerRegistry &r) {
@@ -399,4 +437,5 @@ void mlir::moe::populateMoeDomainHandlers(OnnxHandlerRegistry &r) {
   r.add("", "GroupedMatMul", 29, groupedMatMul);
   // Made only by moe-raise-onnx; not part of the documented domain.
   r.add("org.moe_mlir.internal", "RoutedExperts", 1, routedExperts);
+  r.add("org.moe_mlir.internal", "MaskedAttention", 1, maskedAttention);
 }

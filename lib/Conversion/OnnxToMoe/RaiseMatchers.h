@@ -135,6 +135,22 @@ private:
 /// outside a SizeFactsScope.
 bool sameSize(Value piece, Value x, int64_t i);
 
+/// Whether a's dim i and b's dim j are provably one size: static and
+/// equal, or one symbolic size (in a SizeFactsScope).
+bool sameDim(Value a, int64_t i, Value b, int64_t j);
+
+/// What the attention-core raise makes MaskedAttention of:
+/// Softmax(MatMul(q, kT) [* scale] [+ mask], axis -1) @ v.
+struct AttentionCore {
+  Value q, kT, v, mask;
+  /// The constant the scores are multiplied by (1 where none).
+  double scale = 1.0;
+};
+
+/// An exported attention core ending in the MatMul `pv` (RaiseAttention.cpp):
+/// failure without a reason where `pv` is not one.
+FailureOr<AttentionCore> matchAttentionCore(onnxir::NodeOp pv, Miss &miss);
+
 /// Whether the shape value `shape` is x's shape, entry by entry, by the
 /// same symbolic values. False outside a SizeFactsScope.
 bool sameShape(Value shape, Value x);

@@ -1514,6 +1514,49 @@ struct RaiseOnnxMoePass : moe::impl::RaiseOnnxMoeBase<RaiseOnnxMoePass> {
     }
     pinned.clear();
     eraseDead();
+    // Attention cores left after the SwitchHead raise (form (e) takes its
+    // own): Softmax(MatMul(q, kT) [+ mask]) @ v as MaskedAttention.
+    if (attention) {
+      SmallVector<onnxir::NodeOp> products;
+      module.walk([&](onnxir::NodeOp n) {
+        if (n.getDomain().empty() && n.getOpType() == "MatMul")
+          products.push_back(n);
+      });
+      for (onnxir::NodeOp pv : products) {
+        if (!pv->getBlock())
+          continue;
+        Miss miss;
+        FailureOr<AttentionCore> core = matchAttentionCore(pv, miss);
+        if (failed(core)) {
+          if (report && !miss.why.empty())
+            pv.emitRemark() << "attention not raised: " << miss.why;
+          continue;
+        }
+        rewriter.setInsertionPoint(pv);
+        SmallVector<Value> ins = {core->q, core->kT, core->v};
+        if (core->mask)
+          ins.push_back(core->mask);
+        auto node = onnxir::NodeOp::create(
+            rewriter, pv.getLoc(), TypeRange{pv.getResult(0).getType()},
+            rewriter.getStringAttr("MaskedAttention"),
+            rewriter.getStringAttr("org.moe_mlir.internal"),
+            rewriter.getI64IntegerAttr(1),
+            rewriter.getDictionaryAttr({rewriter.getNamedAttr(
+                "scale", rewriter.getF32FloatAttr(core->scale))}),
+            ins);
+        rewriter.replaceAllUsesWith(pv.getResult(0), node.getResult(0));
+        char scaleText[32];
+        std::snprintf(scaleText, sizeof(scaleText), "%g", core->scale);
+        if (report)
+          node.emitRemark()
+              << "raised the attention core into "
+                 "moe.attention (scale "
+              << scaleText << ", " << (core->mask ? "with" : "without")
+              << " an additive mask)";
+        ++numRaised;
+      }
+      eraseDead();
+    }
     if (!report)
       return;
     // The per-expert loop of Hugging Face exports: OneHot expert mask ->

@@ -1351,6 +1351,21 @@ bool raise::sameSize(Value piece, Value x, int64_t i) {
          v->front() == (*s)[i];
 }
 
+bool raise::sameDim(Value a, int64_t i, Value b, int64_t j) {
+  auto ta = dyn_cast<RankedTensorType>(a.getType());
+  auto tb = dyn_cast<RankedTensorType>(b.getType());
+  if (!ta || !tb || i < 0 || j < 0 || i >= ta.getRank() || j >= tb.getRank())
+    return false;
+  if (!ta.isDynamicDim(i) && !tb.isDynamicDim(j))
+    return ta.getDimSize(i) == tb.getDimSize(j);
+  if (!currentShapes)
+    return false;
+  const Sizes *sa = currentShapes->shapeOf(a);
+  const Sizes *sb = currentShapes->shapeOf(b);
+  return sa && sb && i < (int64_t)sa->size() && j < (int64_t)sb->size() &&
+         (*sa)[i] == (*sb)[j];
+}
+
 bool raise::sameShape(Value shape, Value x) {
   if (!currentShapes || !shape || !x)
     return false;

@@ -609,6 +609,46 @@ func.func @attention_c3(%q: tensor<1x4x8x16xf32>, %k: tensor<1x4x6x16xf32>, %v: 
 
 // -----
 
+func.func @attention_c7_rank(%q: tensor<1x4x8x16xf32>, %m: tensor<8x8xf32>) {
+  // expected-error @+1 {{expected mask to have rank 4, got 2 (C7)}}
+  %o = moe.attention %q, %q, %q mask(%m) : (tensor<1x4x8x16xf32>, tensor<1x4x8x16xf32>, tensor<1x4x8x16xf32>, tensor<8x8xf32>) -> tensor<1x4x8x16xf32>
+  return
+}
+
+// -----
+
+func.func @attention_c7_dims(%q: tensor<1x4x8x16xf32>, %k: tensor<1x4x6x16xf32>, %m: tensor<1x2x8x6xf32>) {
+  // expected-error @+1 {{expected mask dim 1 to be H (4) or 1, got 2 (C7)}}
+  %o = moe.attention %q, %k, %k mask(%m) : (tensor<1x4x8x16xf32>, tensor<1x4x6x16xf32>, tensor<1x4x6x16xf32>, tensor<1x2x8x6xf32>) -> tensor<1x4x8x16xf32>
+  return
+}
+
+// -----
+
+func.func @attention_c7_keys(%q: tensor<1x4x8x16xf32>, %k: tensor<1x4x6x16xf32>, %m: tensor<1x1x8x1xf32>) {
+  // expected-error @+1 {{expected mask dim 3 to be S (6), got 1 (C7)}}
+  %o = moe.attention %q, %k, %k mask(%m) : (tensor<1x4x8x16xf32>, tensor<1x4x6x16xf32>, tensor<1x4x6x16xf32>, tensor<1x1x8x1xf32>) -> tensor<1x4x8x16xf32>
+  return
+}
+
+// -----
+
+func.func @attention_c7_past(%q: tensor<1x4x1x16xf32>, %pk: tensor<1x4x5x16xf32>, %m: tensor<1x1x1x1xf32>) {
+  // expected-error @+1 {{expected no mask with a cache (C7)}}
+  %o = moe.attention %q, %q, %q past(%pk, %pk) mask(%m) : (tensor<1x4x1x16xf32>, tensor<1x4x1x16xf32>, tensor<1x4x1x16xf32>, tensor<1x4x5x16xf32>, tensor<1x4x5x16xf32>, tensor<1x1x1x1xf32>) -> tensor<1x4x1x16xf32>
+  return
+}
+
+// -----
+
+func.func @attention_c7_type(%q: tensor<1x4x8x16xf32>, %m: tensor<1x1x8x8xf16>) {
+  // expected-error @+1 {{(C7)}}
+  %o = moe.attention %q, %q, %q mask(%m) : (tensor<1x4x8x16xf32>, tensor<1x4x8x16xf32>, tensor<1x4x8x16xf32>, tensor<1x1x8x8xf16>) -> tensor<1x4x8x16xf32>
+  return
+}
+
+// -----
+
 func.func @attention_c4(%q: tensor<1x4x8x16xf32>, %k: tensor<1x4x8x16xf16>) {
   // expected-error @+1 {{expected key element type 'f16' to match query element type 'f32' (C4)}}
   %o = moe.attention %q, %k, %k : (tensor<1x4x8x16xf32>, tensor<1x4x8x16xf16>, tensor<1x4x8x16xf16>) -> tensor<1x4x8x16xf32>
@@ -627,7 +667,7 @@ func.func @attention_c5(%q: tensor<1x4x8x16xf32>) {
 
 func.func @attention_c6_alone(%q: tensor<1x4x1x16xf32>, %pk: tensor<1x4x5x16xf32>) {
   // expected-error @+1 {{expected past_key and past_value together (C6)}}
-  %o = "moe.attention"(%q, %q, %q, %pk) <{operandSegmentSizes = array<i32: 1, 1, 1, 1, 0>}> : (tensor<1x4x1x16xf32>, tensor<1x4x1x16xf32>, tensor<1x4x1x16xf32>, tensor<1x4x5x16xf32>) -> tensor<1x4x1x16xf32>
+  %o = "moe.attention"(%q, %q, %q, %pk) <{operandSegmentSizes = array<i32: 1, 1, 1, 1, 0, 0>}> : (tensor<1x4x1x16xf32>, tensor<1x4x1x16xf32>, tensor<1x4x1x16xf32>, tensor<1x4x5x16xf32>) -> tensor<1x4x1x16xf32>
   return
 }
 

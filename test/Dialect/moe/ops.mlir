@@ -126,6 +126,16 @@ func.func @attention(%q: tensor<2x4x?x16xf32>, %k: tensor<2x4x?x16xf32>, %v: ten
   return
 }
 
+// CHECK-LABEL: func @attention_mask
+func.func @attention_mask(%q: tensor<2x4x?x16xf32>, %k: tensor<2x4x?x16xf32>, %v: tensor<2x4x?x8xf32>,
+                          %m: tensor<1x1x?x?xf32>, %mb: tensor<2x4x?x?xf32>) {
+  // CHECK: moe.attention %{{.*}}, %{{.*}}, %{{.*}} mask(%{{.*}}) {scale = 1.000000e+00 : f64} : (tensor<2x4x?x16xf32>, tensor<2x4x?x16xf32>, tensor<2x4x?x8xf32>, tensor<1x1x?x?xf32>) -> tensor<2x4x?x8xf32>
+  %o = moe.attention %q, %k, %v mask(%m) {scale = 1.0 : f64} : (tensor<2x4x?x16xf32>, tensor<2x4x?x16xf32>, tensor<2x4x?x8xf32>, tensor<1x1x?x?xf32>) -> tensor<2x4x?x8xf32>
+  // CHECK: moe.attention %{{.*}}, %{{.*}}, %{{.*}} mask(%{{.*}}) {causal} :
+  %o1 = moe.attention %q, %k, %v mask(%mb) {causal} : (tensor<2x4x?x16xf32>, tensor<2x4x?x16xf32>, tensor<2x4x?x8xf32>, tensor<2x4x?x?xf32>) -> tensor<2x4x?x8xf32>
+  return
+}
+
 // CHECK-LABEL: func @rope
 func.func @rope(%x: tensor<2x?x4x16xf32>, %d: tensor<?x?x?x?xf32>, %y: tensor<1x4x2x82xf32>) {
   // CHECK: moe.rope %{{.*}} : tensor<2x?x4x16xf32> -> tensor<2x?x4x16xf32>

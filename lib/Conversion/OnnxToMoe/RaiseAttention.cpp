@@ -1,0 +1,168 @@
+//===- RaiseAttention.cpp - exported attention cores as moe.attention -----===//
+//
+// PyTorch writes scaled dot-product attention (torch's own
+// scaled_dot_product_attention, or a model's matmul / softmax / matmul) as
+//
+//   Softmax(MatMul(q', kT') [* c] [+ mask], axis -1) @ v
+//
+// with the scale multiplied into q' and kT' (torch's own
+// scaled_dot_product_attention), or into the scores as `* c` (a Hugging
+// Face eager attention; c a scalar constant, which becomes the op's scale:
+// the same f32 multiply). A division by a constant is not taken (x / c is
+// not x * (1 / c) in f32). The
+// conversion would materialise the [B, H, T, S] scores, add the mask in
+// one pass, and run the softmax in three more. This matcher recognises the
+// core and hands it to org.moe_mlir.internal.MaskedAttention, i.e.
+// moe.attention with the mask added to the scores and scale c (1 without),
+// whose CPU lowering is the flash-style one (no [B, H, T, S] scores). The
+// mask is whatever the export computes; nothing about it is assumed (not
+// even that it is causal), so the answer is the exported graph's. One
+// difference remains: where the scores' T or S is 1 at run time and the
+// mask's is not, ONNX's Add broadcasts the scores; the raised core reports
+// a shape error instead (a causal LM's mask has the queries' T and the
+// keys' S).
+//
+//===----------------------------------------------------------------------===//
+
+#include "RaiseMatchers.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::moe;
+using namespace mlir::moe::raise;
+
+namespace {
+
+/// A rank-4 f32 tensor value.
+bool isRank4F32(Value v) {
+  auto t = dyn_cast<RankedTensorType>(v.getType());
+  return t && t.getRank() == 4 && t.getElementType().isF32();
+}
+
+/// The standard node of `opType` defining `v` with exactly `inputs` inputs
+/// and one result, at opset `minVersion` or later (what the conversion
+/// accepts: older Add and Mul broadcast by attributes).
+onnxir::NodeOp exactly(Value v, StringRef opType, unsigned inputs,
+                       int64_t minVersion) {
+  onnxir::NodeOp n = producer(v, opType);
+  return n && n.getInputs().size() == inputs && n.getNumResults() == 1 &&
+                 n.getVersion() >= minVersion
+             ? n
+             : onnxir::NodeOp();
+}
+
+/// `v` has one user (the matched node reads it once).
+bool oneUse(Value v) { return v.hasOneUse(); }
+
+/// a's dim i and b's dim j are provably equal, or one is dynamic.
+bool compatible(Value a, int64_t i, Value b, int64_t j) {
+  return sameDim(a, i, b, j) ||
+         cast<RankedTensorType>(a.getType()).isDynamicDim(i) ||
+         cast<RankedTensorType>(b.getType()).isDynamicDim(j);
+}
+
+} // namespace
+
+FailureOr<AttentionCore> raise::matchAttentionCore(onnxir::NodeOp pv,
+                                                   Miss &miss) {
+  if (!pv.getDomain().empty() || pv.getOpType() != "MatMul" ||
+      pv.getNumResults() != 1 || pv.getInputs().size() != 2)
+    return failure();
+  onnxir::NodeOp sm = exactly(pv.getInputs()[0], "Softmax", 1, 1);
+  if (!sm)
+    return failure(); // not an attention core
+  if (pv.getResult(0).use_empty())
+    return failure(); // dead: eraseDead takes it
+  Value x = sm.getInputs()[0];
+  onnxir::NodeOp add = exactly(x, "Add", 2, 7);
+  Value scores = x, mask;
+  // The scores: a MatMul, or a Mul of one (the scale, checked below).
+  auto isScores = [](Value v) {
+    if (exactly(v, "MatMul", 2, 1))
+      return true;
+    onnxir::NodeOp mul = exactly(v, "Mul", 2, 7);
+    return mul && (exactly(mul.getInputs()[0], "MatMul", 2, 1) ||
+                   exactly(mul.getInputs()[1], "MatMul", 2, 1));
+  };
+  if (add) {
+    for (int i : {0, 1})
+      if (isScores(add.getInputs()[i])) {
+        scores = add.getInputs()[i];
+        mask = add.getInputs()[1 - i];
+        break;
+      }
+  }
+  onnxir::NodeOp scaled = exactly(scores, "Mul", 2, 7);
+  onnxir::NodeOp qk = exactly(scores, "MatMul", 2, 1);
+  double scale = 1.0;
+  Value product = scores;
+  if (scaled) {
+    for (int i : {0, 1}) {
+      DenseElementsAttr c = constantOf(scaled.getInputs()[1 - i]);
+      if (exactly(scaled.getInputs()[i], "MatMul", 2, 1) && c &&
+          c.getNumElements() == 1 && c.getElementType().isF32() &&
+          c.getType().getRank() == 0) {
+        scale = (*c.getValues<APFloat>().begin()).convertToDouble();
+        product = scaled.getInputs()[i];
+        qk = exactly(product, "MatMul", 2, 1);
+        break;
+      }
+    }
+  }
+  if (!qk) {
+    if (scaled)
+      miss.why = "the scores are multiplied by something other than a "
+                 "scalar f32 constant";
+    return failure();
+  }
+  AttentionCore core{qk.getInputs()[0], qk.getInputs()[1], pv.getInputs()[1],
+                     mask, scale};
+  miss.why = "the softmax is not over the last axis of rank-4 f32 scores";
+  // Softmax-13 and later (older ones flatten the dims from `axis` on, and
+  // the conversion has no handler for them) over the last axis, given as
+  // an int or absent (-1).
+  std::optional<int64_t> axis = strictInt(sm, "axis", -1);
+  if (sm.getVersion() < 13 || !axis || (*axis != -1 && *axis != 3))
+    return failure();
+  if (!isRank4F32(core.q) || !isRank4F32(core.kT) || !isRank4F32(core.v) ||
+      !isRank4F32(scores) || (mask && !isRank4F32(mask)) ||
+      !isRank4F32(pv.getResult(0)))
+    return failure();
+  miss.why = "the scores or probabilities have another reader";
+  if (!oneUse(sm.getResult(0)) || !oneUse(x) || (add && !oneUse(scores)) ||
+      (product != scores && !oneUse(product)))
+    return failure();
+  miss.why = "the scores' scale is 0 or not finite";
+  if (!std::isfinite(scale) || scale == 0.0)
+    return failure();
+  // Batch and head dims: equal, or dynamic. moe.attention checks them at
+  // run time, as the conversion's MatMul does (it never broadcasts batch
+  // dims either); sizes that differ statically are left to the MatMul's
+  // own diagnostic.
+  miss.why = "the batch or head dims of q, k and v differ";
+  for (int64_t d : {0, 1})
+    if (!compatible(core.kT, d, core.q, d) || !compatible(core.v, d, core.q, d))
+      return failure();
+  // The mask: [B or 1, H or 1, T, S]. The lowering broadcasts a dim that
+  // is 1 at run time, as Add does; a static 1 in T or S (a padding mask
+  // [B, 1, 1, S]) is not taken, nor are static sizes that differ.
+  if (mask) {
+    miss.why = "the mask is not [B or 1, H or 1, T, S] (a static 1 in T or "
+               "S, or a static size that differs)";
+    auto mt = cast<RankedTensorType>(mask.getType());
+    for (int64_t d : {0, 1})
+      if (mt.getDimSize(d) != 1 && !compatible(mask, d, core.q, d))
+        return failure();
+    std::pair<Value, int64_t> scoreDims[2] = {{core.q, 2}, {core.kT, 3}};
+    for (int64_t d : {2, 3}) {
+      auto [of, i] = scoreDims[d - 2];
+      if (sameDim(mask, d, of, i))
+        continue;
+      if (mt.getDimSize(d) == 1 || !compatible(mask, d, of, i))
+        return failure();
+    }
+  }
+  miss.why.clear();
+  return core;
+}

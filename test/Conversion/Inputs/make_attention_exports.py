@@ -1,0 +1,77 @@
+"""Attention cores as torch.onnx.export writes them, for raise-attention.test.
+
+usage: python make_attention_exports.py OUT_DIR
+
+Each module computes softmax(q k^T * scale + mask) v (or a near miss) from
+its inputs, exported with dynamic batch and sequence axes named alike, so
+that the importer's symbolic sizes can prove B, H, T and S equal where they
+are. Written by the suite's torch (TorchScript exporter, opset 17).
+"""
+import os
+import sys
+
+import torch
+
+out = sys.argv[1]
+os.makedirs(out, exist_ok=True)
+H, DK, DV = 4, 8, 6
+
+
+class Core(torch.nn.Module):
+    """softmax(q @ k^T * scale [+ mask], dim) @ v."""
+
+    def __init__(self, scale=0.25, mask=True, dim=-1, scores_out=False):
+        super().__init__()
+        self.scale, self.mask, self.dim = scale, mask, dim
+        if isinstance(scale, list):  # a [1] tensor: not a scalar constant
+            self.register_buffer("scale_t", torch.tensor(scale))
+            self.scale = None
+        self.scores_out = scores_out
+
+    def forward(self, q, k, v, m):
+        s = torch.matmul(q, k.transpose(2, 3))
+        s = s * (self.scale if self.scale is not None else self.scale_t)
+        if self.mask:
+            s = s + m
+        p = torch.softmax(s, dim=self.dim)
+        y = torch.matmul(p, v)
+        return (y, s) if self.scores_out else y
+
+
+def export(name, module, q_heads=H, k_heads=H, mask_shape=("B", 1, "T", "T"),
+           kv_head_axis=None):
+    b, t = 2, 5
+    q = torch.randn(b, q_heads, t, DK)
+    k = torch.randn(b, k_heads, t, DK)
+    v = torch.randn(b, k_heads, t, DV)
+    dims = {"B": b, "T": t, "S2": t, "MB": b}
+    m = torch.randn(*[dims.get(d, d) for d in mask_shape])
+    kv = {0: "B", 2: "T"}
+    if kv_head_axis:
+        kv[1] = kv_head_axis
+    axes = {"q": {0: "B", 2: "T"}, "k": dict(kv), "v": dict(kv),
+            "m": {i: d for i, d in enumerate(mask_shape) if isinstance(d, str)}}
+    outputs = ["y", "s"] if module.scores_out else ["y"]
+    torch.onnx.export(module, (q, k, v, m), os.path.join(out, name + ".onnx"),
+                      input_names=["q", "k", "v", "m"], output_names=outputs,
+                      dynamic_axes=axes, opset_version=17)
+
+
+# Raised: a mask [B, 1, T, S] (heads broadcast), [B, H, T, S], no mask,
+# a mask whose key dim has its own name (dynamic: broadcast at run time
+# where it is 1), K and V whose head count is dynamic (checked at run
+# time).
+export("core_mask", Core())
+export("core_mask_heads", Core(scale=0.5), mask_shape=("B", H, "T", "T"))
+export("core_nomask", Core(mask=False))
+export("core_mask_own_dims", Core(), mask_shape=("B", 1, "T", "S2"))
+export("core_dynamic_heads", Core(), kv_head_axis="HK")
+export("core_mask_own_batch", Core(), mask_shape=("MB", 1, "T", "T"))
+# Near misses, left as exported: the softmax over the queries, the scores
+# also an output, a padding mask [B, 1, 1, S] (its static 1 broadcasts).
+export("miss_softmax_axis", Core(dim=2))
+export("miss_scores_read", Core(scores_out=True))
+export("miss_mask_row", Core(), mask_shape=("B", 1, 1, "T"))
+# A scale of shape [1] (not a scalar: the scores' Mul is left alone, and
+# the core does not match).
+export("miss_scale_vector", Core(scale=[0.25]))
