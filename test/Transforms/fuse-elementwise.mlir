@@ -1,10 +1,10 @@
 // RUN: moe-opt %s --split-input-file --moe-fuse-elementwise | FileCheck %s
 
 // An RMSNorm as the importer writes it: x * x into the row sum (fused: the
-// sum reads x through all its loops), the scalar exponent operand inlined
-// and dropped; the row sum's consumer chain (+ eps, sqrt, 1 / r) one loop.
-// The broadcast [N, 1] factor is not fused into the [N, D] product, which
-// would compute it D times.
+// sum reads x through all its loops), the exponent operand the body does
+// not read dropped; the row sum's consumer chain (+ eps, sqrt, 1 / r) one loop.
+// (The [N, 1] factor reaches the [N, D] product through an expand_shape:
+// no generic producer; a direct broadcast is @broadcast_kept.)
 #id = affine_map<(d0, d1) -> (d0, d1)>
 #row = affine_map<(d0, d1) -> (d0)>
 #col = affine_map<(d0, d1) -> (d0, 0)>
@@ -175,4 +175,37 @@ func.func @reduction_producer(%s: tensor<4x256xf32>, %init: tensor<4xf32>) -> te
     linalg.yield %x : f32
   } -> tensor<4x256xf32>
   return %p : tensor<4x256xf32>
+}
+
+// -----
+
+// A broadcast producer: r [N] read by the [N, D] product through (d0) is
+// not fused (its sqrt would run D times per row).
+#id = affine_map<(d0, d1) -> (d0, d1)>
+#row = affine_map<(d0, d1) -> (d0)>
+#id1 = affine_map<(d0) -> (d0)>
+// CHECK-LABEL: func.func @broadcast_kept
+// CHECK:      %[[R:.+]] = linalg.generic {{.*}}iterator_types = ["parallel"]}
+// CHECK:        math.sqrt
+// CHECK:      linalg.generic {{.*}}ins(%{{.+}}, %[[R]] : tensor<?x512xf32>, tensor<?xf32>)
+// CHECK-NOT:    math.sqrt
+// CHECK:        arith.mulf
+func.func @broadcast_kept(%x: tensor<?x512xf32>, %s: tensor<?xf32>) -> tensor<?x512xf32> {
+  %c0 = arith.constant 0 : index
+  %n = tensor.dim %x, %c0 : tensor<?x512xf32>
+  %e1 = tensor.empty(%n) : tensor<?xf32>
+  %r = linalg.generic {indexing_maps = [#id1, #id1], iterator_types = ["parallel"]}
+      ins(%s : tensor<?xf32>) outs(%e1 : tensor<?xf32>) {
+  ^bb0(%a: f32, %o: f32):
+    %q = math.sqrt %a : f32
+    linalg.yield %q : f32
+  } -> tensor<?xf32>
+  %e = tensor.empty(%n) : tensor<?x512xf32>
+  %y = linalg.generic {indexing_maps = [#id, #row, #id], iterator_types = ["parallel", "parallel"]}
+      ins(%x, %r : tensor<?x512xf32>, tensor<?xf32>) outs(%e : tensor<?x512xf32>) {
+  ^bb0(%a: f32, %b: f32, %o: f32):
+    %m = arith.mulf %a, %b : f32
+    linalg.yield %m : f32
+  } -> tensor<?x512xf32>
+  return %y : tensor<?x512xf32>
 }

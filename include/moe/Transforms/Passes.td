@@ -532,7 +532,7 @@ def MoeFuseElementwise : Pass<"moe-fuse-elementwise"> {
     is seven loops with a full tensor written and read between each pair.
     This pass fuses an all-parallel `linalg.generic` (the producer) into a
     `linalg.generic` that reads its result (the consumer), with upstream's
-    elementwise fusion (populateElementwiseOpsFusionPatterns), where:
+    `linalg::fuseElementwiseOps`, where:
 
     - the producer's result has no other user (else it would be computed
       twice, and written anyway), and
@@ -544,10 +544,12 @@ def MoeFuseElementwise : Pass<"moe-fuse-elementwise"> {
 
     Upstream's `linalg-fuse-elementwise-ops` fuses any single-use producer,
     including into contractions, and also folds constants and propagates
-    reshapes, which the later CPU passes do not expect: written here is
-    only the choice of what to fuse. Scalar and splat constant operands are
-    inlined into the bodies and unused operands dropped (upstream's
-    patterns, same set). The fused bodies compute the same operations in
+    reshapes; its pattern set (populateElementwiseOpsFusionPatterns) also
+    replaces an unread `outs` by a new `tensor.empty`, which takes the
+    contraction epilogues' in-place form away. Written here: the choice of
+    what to fuse and the pattern that applies it; operands a body no
+    longer reads, and operands read twice, are dropped (upstream's
+    populateEraseUnusedOperandsAndResultsPatterns). The fused bodies compute the same operations in
     the same order: results do not change. moe-compile runs it after
     convert-moe-to-linalg unless `--reference` or `--no-fuse-elementwise`
     is given.
