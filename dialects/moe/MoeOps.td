@@ -399,22 +399,25 @@ def Moe_AttentionOp : Moe_Op<"attention",
     the new rows; `causal` then lets query `t` see keys
     `s <= t + (P + S - T)`.
 
-    With `mask(%m)` (`[B or 1, H or 1, T, S]`, no cache), `m` is added to
-    the scaled scores before the softmax (an exported model's additive
-    attention mask: 0 where a key is seen, a large negative number or
-    -inf where not; keys that `causal` hides are not read, nor are their
-    mask entries). In B and H a size of 1 broadcasts, as ONNX's Add does
-    (a static 1 is read in place, a run-time 1 copied across first); in T
-    and S a run-time 1 broadcasts likewise, a static size must be the
-    scores' (C7); any other size is an error at run time.
+    With `mask(%m)` (`[B or 1, H or 1, T or 1, S or 1]`, no cache), `m` is
+    added to the scaled scores before the softmax (an exported model's
+    additive attention mask: 0 where a key is seen, a large negative
+    number or -inf where not; keys that `causal` hides are not read, nor
+    are their mask entries; a padding mask is `[B, 1, 1, S]`). A size of 1
+    broadcasts, as ONNX's Add does (a static 1 is read in place, a run-time
+    1 copied across first); any other size is an error at run time.
+
+    Where `k`'s and `v`'s `B` or `H` is dynamic and 1 at run time against a
+    larger `q`'s, they are repeated, as ONNX's MatMul broadcasts them (the
+    other way round is an error at run time).
 
     Constraints: C1 ranks are 4; C2 `B` and `H` agree, `k` and `v` share
     `S`, `q` and `k` share `dk`; C3 the result is `[B, H, T, dv]`; C4 one
     element type; C5 `scale`, when given, is finite and non-zero; C6
     `past_key` and `past_value` come together, of rank 4, `[B, H, P, dk]`
     and `[B, H, P, dv]` with one `P`, of the element type; C7 `mask` is of
-    rank 4 and the element type, `[B or 1, H or 1, T, S]` where static,
-    and not given with a cache.
+    rank 4 and the element type, `[B or 1, H or 1, T or 1, S or 1]` where
+    static, and not given with a cache.
 
     Example:
     ```mlir

@@ -259,6 +259,7 @@ CpuCodegenOptions cpuCodegenOptions(const CompileOptions &options) {
     // libm call.)
     cpu.approximateExp = options.tile && options.fastExp && cpu.fma;
     cpu.flashKeyBlock = options.tile && options.flashAttention ? 128 : 0;
+    cpu.skipMaskedKeyBlocks = options.skipMaskedKeyBlocks;
   }
   return cpu;
 }

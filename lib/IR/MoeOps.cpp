@@ -589,11 +589,11 @@ LogicalResult AttentionOp::verify() {
     for (int d = 0; d < 4; ++d) {
       int64_t got = mt.getDimSize(d);
       if (ShapedType::isDynamic(got) || ShapedType::isDynamic(want[d]) ||
-          got == want[d] || (d < 2 && got == 1))
+          got == want[d] || got == 1)
         continue;
       return emitOpError() << "expected mask dim " << d << " to be " << names[d]
-                           << " (" << want[d] << ")" << (d < 2 ? " or 1" : "")
-                           << ", got " << got << " (C7)";
+                           << " (" << want[d] << ") or 1, got " << got
+                           << " (C7)";
     }
   }
   if (!pk && !pv)

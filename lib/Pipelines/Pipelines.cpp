@@ -35,6 +35,7 @@ void moe::buildToLinalgPipeline(OpPassManager &pm,
     pm.addPass(createMoeSortExpertLayouts());
   ConvertMoeToLinalgOptions toLinalg;
   toLinalg.flashKeyBlock = options.flashKeyBlock;
+  toLinalg.skipMaskedKeyBlocks = options.skipMaskedKeyBlocks;
   toLinalg.fuseExpertPairs = options.fuseExpertPairs;
   toLinalg.fuseRouting = options.fuseRouting;
   pm.addPass(createConvertMoeToLinalg(toLinalg));

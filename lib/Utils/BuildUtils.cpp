@@ -1046,6 +1046,9 @@ Value moe::build::broadcastDim(OpBuilder &b, Location loc, Value v, int64_t d,
   SmallVector<int64_t> shape(type.getShape());
   shape[d] = want ? *want : ShapedType::kDynamic;
   auto resultType = type.clone(shape);
+  // Both sizes static and equal: nothing to decide.
+  if (!type.isDynamicDim(d) && want && type.getDimSize(d) == *want)
+    return v;
   Value actual = tensor::DimOp::create(b, loc, v, d);
   Value wanted = getValueOrCreateConstantIndexOp(b, loc, size);
   Value one = arith::ConstantIndexOp::create(b, loc, 1);

@@ -1,6 +1,7 @@
 // RUN: moe-opt %s --convert-moe-to-linalg="flash-key-block=128" --split-input-file | FileCheck %s
 // RUN: not moe-opt %s --convert-moe-to-linalg="flash-key-block=-1" --split-input-file 2>&1 | FileCheck %s --check-prefix=NEGATIVE
 // RUN: moe-opt %s --convert-moe-to-linalg --split-input-file | FileCheck %s --check-prefix=OFF
+// RUN: moe-opt %s --convert-moe-to-linalg="flash-key-block=128 skip-masked-key-blocks=false" --split-input-file | FileCheck %s --check-prefix=NOSKIP
 
 // NEGATIVE: error: convert-moe-to-linalg: flash-key-block must be 0 (off) or positive, got -1
 
@@ -93,20 +94,62 @@ func.func @attention_caches(%q: tensor<1x2x?x8xf32>, %e: tensor<1x2x0x8xf32>, %p
 // time to be [., ., T, S]; each key block's scores get the mask's block
 // (rows of the query block, columns of the key block) added after the
 // scale, before the block maximum. Without flash, the blocked form adds
-// the block of all keys the query block sees.
+// the block of all keys the query block sees. Before a key block is
+// computed, its mask block's maximum and the rows' running maxima decide
+// whether it can be left out: all of the mask at most -1e30 and every
+// row's maximum at least -1e20 yield m, l and acc unchanged.
 // CHECK-LABEL: func @attention_mask
 // CHECK-SAME:    (%{{.*}}: tensor<1x2x?x8xf32>, %{{.*}}: tensor<1x2x?x8xf32>, %{{.*}}: tensor<1x2x?x4xf32>, %[[M:.*]]: tensor<1x1x?x?xf32>)
 // CHECK:         scf.forall (%[[B:.*]], %[[H:.*]], %[[BLK:.*]]) in
-// CHECK:           scf.for %[[J:.*]] = {{.*}} iter_args(
-// CHECK:             %[[MB:.*]] = tensor.extract_slice %{{.*}}[0, 0, %{{.*}}, %[[J]]] [1, 1, %{{.*}}, 128] [1, 1, 1, 1] : tensor<1x1x?x?xf32> to tensor<?x128xf32>
-// CHECK:             linalg.generic {{.*}} ins(%{{.*}}, %[[MB]] : tensor<?x128xf32>, tensor<?x128xf32>)
-// CHECK-NEXT:        ^bb0
-// CHECK-NEXT:          arith.addf
-// CHECK:             arith.maximumf
+// CHECK:           scf.for %[[J:.*]] = {{.*}} iter_args(%[[RM:.*]] = %{{.*}}, %[[RL:.*]] = %{{.*}}, %[[RACC:.*]] = %{{.*}})
+// CHECK:             %[[MS:.*]] = tensor.extract_slice %{{.*}}[0, 0, %{{.*}}, %[[J]]] [1, 1, %{{.*}}, 128] [1, 1, 1, 1] : tensor<1x1x?x?xf32> to tensor<?x128xf32>
+// CHECK:             %[[ROWMAX:.*]] = linalg.generic {{.*}} iterator_types = ["parallel", "reduction"]} ins(%[[MS]] : tensor<?x128xf32>)
+// CHECK:               arith.maximumf
+// CHECK:             %[[MAXT:.*]] = linalg.generic {{.*}} iterator_types = ["reduction", "reduction"]} ins(%[[ROWMAX]] : tensor<?x1xf32>) outs(%{{.*}} : tensor<f32>)
+// CHECK:               arith.maximumf
+// CHECK:             %[[MAX:.*]] = tensor.extract %[[MAXT]][]
+// CHECK:             %[[MINT:.*]] = linalg.generic {{.*}} iterator_types = ["reduction", "reduction"]} ins(%[[RM]] : tensor<?x1xf32>) outs(%{{.*}} : tensor<f32>)
+// CHECK:               arith.minimumf
+// CHECK:             %[[MIN:.*]] = tensor.extract %[[MINT]][]
+// CHECK:             %[[ALLMASKED:.*]] = arith.cmpf ole, %[[MAX]], %{{.*}} : f32
+// CHECK:             %[[ALLSEEN:.*]] = arith.cmpf oge, %[[MIN]], %{{.*}} : f32
+// CHECK:             %[[SKIP:.*]] = arith.andi %[[ALLMASKED]], %[[ALLSEEN]]
+// CHECK:             %[[NEXT:.*]]:3 = scf.if %[[SKIP]]
+// CHECK-NEXT:          scf.yield %[[RM]], %[[RL]], %[[RACC]]
+// CHECK-NEXT:        } else {
+// CHECK:               %[[MB:.*]] = tensor.extract_slice %{{.*}}[0, 0, %{{.*}}, %[[J]]] [1, 1, %{{.*}}, 128] [1, 1, 1, 1] : tensor<1x1x?x?xf32> to tensor<?x128xf32>
+// CHECK:               linalg.generic {{.*}} ins(%{{.*}}, %[[MB]] : tensor<?x128xf32>, tensor<?x128xf32>)
+// CHECK-NEXT:          ^bb0
+// CHECK-NEXT:            arith.addf
+// CHECK:               arith.maximumf
+// CHECK:             scf.yield %[[NEXT]]#0, %[[NEXT]]#1, %[[NEXT]]#2
+// NOSKIP-LABEL: func @attention_mask
+// NOSKIP-NOT:    arith.minimumf
+// NOSKIP:        return
 // OFF-LABEL: func @attention_mask
 // OFF:           tensor.extract_slice %{{.*}}[0, 0, %{{.*}}, 0] [1, 1, %{{.*}}, %{{.*}}] [1, 1, 1, 1] : tensor<1x1x?x?xf32> to tensor<?x?xf32>
 // OFF:           arith.addf
 func.func @attention_mask(%q: tensor<1x2x?x8xf32>, %k: tensor<1x2x?x8xf32>, %v: tensor<1x2x?x4xf32>, %m: tensor<1x1x?x?xf32>) -> tensor<1x2x?x4xf32> {
   %o = moe.attention %q, %k, %v mask(%m) {scale = 1.0 : f64} : (tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x4xf32>, tensor<1x1x?x?xf32>) -> tensor<1x2x?x4xf32>
   return %o : tensor<1x2x?x4xf32>
+}
+
+// -----
+
+// A padding mask [B, 1, 1, S] (static 1s in H and T): each key block reads
+// one row of it, [1, 128], added to every row of the block's scores.
+// CHECK-LABEL: func @attention_padding_mask
+// CHECK:           scf.for %[[J:.*]] = {{.*}} iter_args(
+// CHECK:             tensor.extract_slice %{{.*}}[%{{.*}}, 0, 0, %[[J]]] [1, 1, 1, 128] [1, 1, 1, 1] : tensor<2x1x1x?xf32> to tensor<1x128xf32>
+// CHECK:             scf.if
+// CHECK:               %[[MB:.*]] = tensor.extract_slice %{{.*}}[%{{.*}}, 0, 0, %[[J]]] [1, 1, 1, 128] [1, 1, 1, 1] : tensor<2x1x1x?xf32> to tensor<1x128xf32>
+// CHECK:               linalg.generic {indexing_maps = [#{{.*}}, #[[ROW0:.*]], #{{.*}}], {{.*}} ins(%{{.*}}, %[[MB]] : tensor<?x128xf32>, tensor<1x128xf32>)
+// CHECK-NEXT:          ^bb0
+// CHECK-NEXT:            arith.addf
+// OFF-LABEL: func @attention_padding_mask
+// OFF:           tensor.extract_slice %{{.*}}[%{{.*}}, 0, 0, 0] [1, 1, 1, %{{.*}}] [1, 1, 1, 1] : tensor<2x1x1x?xf32> to tensor<1x?xf32>
+// OFF:           arith.addf
+func.func @attention_padding_mask(%q: tensor<2x2x?x8xf32>, %k: tensor<2x2x?x8xf32>, %v: tensor<2x2x?x4xf32>, %m: tensor<2x1x1x?xf32>) -> tensor<2x2x?x4xf32> {
+  %o = moe.attention %q, %k, %v mask(%m) {scale = 1.0 : f64} : (tensor<2x2x?x8xf32>, tensor<2x2x?x8xf32>, tensor<2x2x?x4xf32>, tensor<2x1x1x?xf32>) -> tensor<2x2x?x4xf32>
+  return %o : tensor<2x2x?x4xf32>
 }

@@ -4,7 +4,7 @@ and compares every output with ONNX Runtime on the same model and inputs.
 
 usage: ort_compare.py --bin BUILD/bin MODEL [NAME=DIMS[:DTYPE[:HIGH]] ...]
                       [--and "NAME=DIMS ..." ...] [--compile-arg ARG ...]
-                      [--expect-error TEXT]
+                      [--expect-error TEXT [--ort-accepts]]
 
 DIMS is a comma-separated shape ("2,1,3"; "" for a scalar), DTYPE f32 or
 i64 (default f32), HIGH the exclusive upper bound of generated integers.
@@ -12,7 +12,9 @@ Without --expect-error both must succeed and agree within
 |got - want| <= 1e-5 + 1e-4 |want| (docs/tolerance.md), NaN exactly where
 ONNX Runtime gives NaN. With it, moe-run
 must fail (non-zero exit) with TEXT in its error; ONNX Runtime is then
-expected to refuse the inputs too, unless --ort-accepts is given.
+expected to refuse the inputs too, unless --ort-accepts is given (a
+documented case that moe-run refuses where ONNX Runtime computes; ONNX
+Runtime must then accept the inputs).
 Each --and names one more set of inputs, run on the same artifact (a model
 with dynamic axes, compiled once, at several sizes). --compile-arg passes
 ARG to moe-compile. Prints one line per input set and exits 1 on any
@@ -80,11 +82,18 @@ def compare(a, artifact, work, specs, rng):
             print(f"FAIL {label}: moe-run error lacks '{a.expect_error}':"
                   f" {proc.stderr.strip()[:400]}")
             return 1
+        last = proc.stderr.strip().splitlines()[-1][:160]
+        if a.ort_accepts:
+            if ort_error is not None:
+                print(f"FAIL {label}: ONNX Runtime refuses these inputs too "
+                      f"({ort_error}); drop --ort-accepts")
+                return 1
+            print(f"OK {label}: refused where ONNX Runtime computes ({last})")
+            return 0
         if ort_error is None:
             print(f"FAIL {label}: ONNX Runtime accepts these inputs")
             return 1
-        print(f"OK {label}: refused as ONNX Runtime does "
-              f"({proc.stderr.strip().splitlines()[-1][:160]})")
+        print(f"OK {label}: refused as ONNX Runtime does ({last})")
         return 0
     if proc.returncode != 0:
         also = (f" (ONNX Runtime refuses these inputs too: {ort_error}; "
@@ -120,6 +129,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--bin", required=True)
     p.add_argument("--expect-error")
+    p.add_argument("--ort-accepts", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--and", dest="more", action="append", default=[])
     p.add_argument("--compile-arg", action="append", default=[])

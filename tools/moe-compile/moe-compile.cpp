@@ -205,6 +205,12 @@ llvm::cl::opt<bool> noFlashAttention(
                    "online over blocks of 128 keys (debugging; --no-tile "
                    "and --reference do too)"),
     llvm::cl::cat(toolOptions));
+llvm::cl::opt<bool> noSkipMaskedBlocks(
+    "no-skip-masked-blocks",
+    llvm::cl::desc("the flash-style attention computes every key block, "
+                   "also those an additive mask leaves out whole "
+                   "(debugging; same bits)"),
+    llvm::cl::cat(toolOptions));
 llvm::cl::opt<bool> noPackWeights(
     "no-pack-weights",
     llvm::cl::desc("constant expert weights stay row-major instead of in "
@@ -357,6 +363,7 @@ int main(int argc, char **argv) {
   options.parallelSplitLeadingDims = !noSplitLeadingDims;
   options.fastExp = !noFastExp;
   options.flashAttention = !noFlashAttention;
+  options.skipMaskedKeyBlocks = !noSkipMaskedBlocks;
   options.sortExpertLayouts = !noSortedExperts;
   options.fuseExpertPairs = !noFuseExpertPairs;
   options.fuseRouting = !noFuseRouting;

@@ -152,6 +152,11 @@ struct CompileOptions {
   /// off with moe-compile --no-flash-attention (the reference's blocked
   /// softmax over all keys a block of queries sees).
   bool flashAttention = true;
+  /// In the flash-style attention, key blocks an additive mask leaves out
+  /// whole are not computed once every query row has seen a key (same
+  /// bits; convert-moe-to-linalg's skip-masked-key-blocks); off with
+  /// moe-compile --no-skip-masked-blocks (debugging).
+  bool skipMaskedKeyBlocks = true;
   /// Constant expert weights stored in column panels (as wide as the
   /// one-row tile) that the grouped matmul's tiles read as contiguous blocks
   /// (moe-pack-expert-weights; with `tile`); off with moe-compile

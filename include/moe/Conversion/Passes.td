@@ -160,7 +160,15 @@ def ConvertMoeToLinalg : Pass<"convert-moe-to-linalg"> {
     fewer than 16 keys) carrying the running row maximum, the running sum
     of exponentials and the unnormalised output, rescaled when a block
     raises the maximum, divided once after the last block; the scores
-    never exceed 32 x the key block. Negative values are an error.
+    never exceed 32 x the key block. Negative values are an error. With an
+    additive `mask` and `skip-masked-key-blocks` (on by default), a key
+    block whose mask values are all at most -1e30 (a causal or padding
+    mask's masked keys) is not computed once every row of the query block
+    has a running maximum of at least -1e20: it would add exact zeros (its
+    exponentials underflow), so the bits are the same (unless a score
+    exceeds 1e29 in magnitude, or a masked key's value row holds an inf
+    or NaN that 0 * v would spread). A causal mask's blocks above the
+    diagonal are then read, not computed.
 
     With `fuse-expert-pairs` (moe-compile's optimised pipeline), an up
     projection `moe.grouped_matmul` whose rows in expert order
@@ -202,6 +210,10 @@ def ConvertMoeToLinalg : Pass<"convert-moe-to-linalg"> {
     Option<"flashKeyBlock", "flash-key-block", "int64_t", "0",
            "keys per block of the flash-style attention without a cache "
            "(0: the reference's form)">,
+    Option<"skipMaskedKeyBlocks", "skip-masked-key-blocks", "bool", "true",
+           "with flash-key-block: key blocks an additive mask leaves out "
+           "whole (all <= -1e30) are not computed once every row has seen "
+           "a key">,
     Option<"fuseExpertPairs", "fuse-expert-pairs", "bool", "false",
            "an up projection in expert order and the down projection that "
            "alone reads it in one loop over experts">,

@@ -32,6 +32,8 @@ struct CpuCodegenOptions {
   /// convert-moe-to-linalg's flash-key-block: attention without a cache
   /// flash-style over blocks of this many keys (0: the reference's form).
   int64_t flashKeyBlock = 0;
+  /// convert-moe-to-linalg's skip-masked-key-blocks (with flashKeyBlock).
+  bool skipMaskedKeyBlocks = true;
   /// moe-fuse-elementwise after convert-moe-to-linalg.
   bool fuseElementwise = false;
   /// moe-cpu-loop-order after convert-moe-to-linalg.

@@ -1596,27 +1596,102 @@ keyBlockSlices(OpBuilder &b, Location loc, const QueryBlock &blk, Value keysT,
   return {keys, values};
 }
 
+/// The additive mask's block of `blk` for keys [j0, j0 + count)
+/// (moe.attention's `mask`, [B or 1, H or 1, T or 1, S or 1]: a static 1
+/// broadcasts): [rows, count], with 1 in place of rows or count where the
+/// mask's T or S is a static 1.
+static Value maskBlock(OpBuilder &b, Location loc, Value mask,
+                       const QueryBlock &blk, OpFoldResult j0,
+                       OpFoldResult count) {
+  RankedTensorType mt = typeOf(mask);
+  OpFoldResult zero = b.getIndexAttr(0), one = b.getIndexAttr(1);
+  auto unit = [&](int64_t d) { return mt.getDimSize(d) == 1; };
+  OpFoldResult batch = unit(0) ? zero : OpFoldResult(blk.batch);
+  OpFoldResult head = unit(1) ? zero : OpFoldResult(blk.head);
+  OpFoldResult row = unit(2) ? zero : blk.t0, rows = unit(2) ? one : blk.rows;
+  OpFoldResult col = unit(3) ? zero : j0, cols = unit(3) ? one : count;
+  return tensor::ExtractSliceOp::create(
+      b, loc, tensorTypeOf({rows, cols}, mt.getElementType()), mask,
+      ArrayRef<OpFoldResult>{batch, head, row, col},
+      ArrayRef<OpFoldResult>{one, one, rows, cols},
+      SmallVector<OpFoldResult>(4, one));
+}
+
 /// `scores` [rows, count] of `blk` for keys [j0, j0 + count) plus the
-/// additive mask's block (moe.attention's `mask`, [B or 1, H or 1, T, S]:
-/// a static 1 in dims 0 and 1 broadcasts); `scores` when there is none.
+/// additive mask's block; `scores` when there is none.
 static Value addMaskBlock(OpBuilder &b, Location loc, Value scores, Value mask,
                           const QueryBlock &blk, OpFoldResult j0,
                           OpFoldResult count) {
   if (!mask)
     return scores;
   RankedTensorType mt = typeOf(mask);
-  OpFoldResult zero = b.getIndexAttr(0), one = b.getIndexAttr(1);
-  OpFoldResult batch = mt.getDimSize(0) == 1 ? zero : OpFoldResult(blk.batch);
-  OpFoldResult head = mt.getDimSize(1) == 1 ? zero : OpFoldResult(blk.head);
-  Value block = tensor::ExtractSliceOp::create(
-      b, loc, tensorTypeOf({blk.rows, count}, mt.getElementType()), mask,
-      ArrayRef<OpFoldResult>{batch, head, blk.t0, j0},
-      ArrayRef<OpFoldResult>{one, one, blk.rows, count},
-      SmallVector<OpFoldResult>(4, one));
-  return mapElements(b, loc, {scores, block}, mt.getElementType(),
-                     [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
-                       return arith::AddFOp::create(nb, nl, a[0], a[1]);
-                     });
+  Value block = maskBlock(b, loc, mask, blk, j0, count);
+  MLIRContext *ctx = b.getContext();
+  AffineExpr zero = getAffineConstantExpr(0, ctx);
+  AffineMap id = AffineMap::getMultiDimIdentityMap(2, ctx);
+  AffineMap read =
+      AffineMap::get(2, 0,
+                     {mt.getDimSize(2) == 1 ? zero : getAffineDimExpr(0, ctx),
+                      mt.getDimSize(3) == 1 ? zero : getAffineDimExpr(1, ctx)},
+                     ctx);
+  Value init = emptyTensor(b, loc, tensor::getMixedSizes(b, loc, scores),
+                           mt.getElementType());
+  return linalg::GenericOp::create(
+             b, loc, TypeRange{init.getType()}, ValueRange{scores, block},
+             ValueRange{init}, SmallVector<AffineMap>{id, read, id},
+             SmallVector<utils::IteratorType>(2, utils::IteratorType::parallel),
+             [&](OpBuilder &nb, Location nl, ValueRange a) {
+               yield(nb, nl, arith::AddFOp::create(nb, nl, a[0], a[1]));
+             })
+      .getResult(0);
+}
+
+/// Whether flashAttention may leave out the key block [j0, j0 + count) of
+/// `blk`: every value of the mask's block is at most -1e30 (a causal or
+/// padding mask's "masked", -inf or the float minimum) and every row's
+/// running maximum `m` [rows, 1] is at least -1e20 (the row has seen a key
+/// it may attend to). Each score of the block is then at most its own
+/// value minus 1e30, below the row's maximum by far more than exp's
+/// underflow (about -87.7: upstream's polynomial and expf return 0 there):
+/// computed, the block would keep the maximum, scale l and acc by exp(0) =
+/// 1 and add exact zeros, so leaving it out gives the same bits. (Unless a
+/// score is beyond 1e29 in magnitude, or a masked key's value row holds an
+/// inf or NaN, which 0 * v would have spread as NaN.) Reads the mask's
+/// block once, against the block's rows x count x dk multiply-adds.
+static Value maskedBlockSkippable(OpBuilder &b, Location loc, Value mask,
+                                  const QueryBlock &blk, OpFoldResult j0,
+                                  OpFoldResult count, Value m) {
+  MLIRContext *ctx = b.getContext();
+  Type maskElt = typeOf(mask).getElementType(),
+       elt = typeOf(m).getElementType();
+  double inf = std::numeric_limits<double>::infinity();
+  // The maximum or minimum of a [n, 1] tensor, as a scalar.
+  auto overRows = [&](Value x, bool isMax) -> Value {
+    Type t = typeOf(x).getElementType();
+    Value init = filledTensor(b, loc, {}, t, isMax ? -inf : inf);
+    auto reduce = linalg::GenericOp::create(
+        b, loc, TypeRange{init.getType()}, ValueRange{x}, ValueRange{init},
+        SmallVector<AffineMap>{AffineMap::getMultiDimIdentityMap(2, ctx),
+                               AffineMap::get(2, 0, {}, ctx)},
+        SmallVector<utils::IteratorType>(2, utils::IteratorType::reduction),
+        [&](OpBuilder &nb, Location nl, ValueRange a) {
+          yield(nb, nl,
+                isMax ? Value(arith::MaximumFOp::create(nb, nl, a[0], a[1]))
+                      : Value(arith::MinimumFOp::create(nb, nl, a[0], a[1])));
+        });
+    return tensor::ExtractOp::create(b, loc, reduce.getResult(0));
+  };
+  // (Row maxima first: the long reduction is over contiguous columns.)
+  Value maskMax = overRows(
+      reduceKeep(b, loc, maskBlock(b, loc, mask, blk, j0, count), 1, true),
+      true);
+  Value seenMin = overRows(m, false);
+  Value allMasked =
+      arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OLE, maskMax,
+                            fconst(b, loc, maskElt, -1e30));
+  Value allSeen = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGE,
+                                        seenMin, fconst(b, loc, elt, -1e20));
+  return arith::AndIOp::create(b, loc, allMasked, allSeen);
 }
 
 /// Attention without a cache, one block of query rows at a time
@@ -1648,7 +1723,10 @@ static Value blockedAttention(OpBuilder &b, AttentionOp op, Value q,
 /// `k`, `v` (and the caches `pk`, `pv` when set) of `op`, through run-time
 /// checks that their dynamic sizes agree (C2, C6): B and H of all, dk of
 /// q and the keys, S of k and v, P of the caches, dv of the values. A value
-/// shorter than the keys would otherwise be read past its end.
+/// shorter than the keys would otherwise be read past its end. A B or H of
+/// k and v that is 1 at run time where q's is not is repeated, as ONNX's
+/// MatMul broadcasts it (the exported cores moe-raise-onnx raises); the
+/// caches' must match.
 static void checkAttentionSizes(OpBuilder &b, AttentionOp op, Value q, Value &k,
                                 Value &v, Value &pk, Value &pv, Value &mask) {
   Location loc = op.getLoc();
@@ -1656,11 +1734,12 @@ static void checkAttentionSizes(OpBuilder &b, AttentionOp op, Value q, Value &k,
     return tensor::getMixedSize(b, loc, t, d);
   };
   declareErrorHook(b, op);
-  for (int64_t d : {0, 1})
-    k = requireSize(b, loc, k, d, sz(q, d), kErrorShapeMismatch);
+  for (int64_t d : {0, 1}) {
+    k = broadcastDim(b, loc, k, d, sz(q, d), kErrorShapeMismatch);
+    v = broadcastDim(b, loc, v, d, sz(q, d), kErrorShapeMismatch);
+  }
   k = requireSize(b, loc, k, 3, sz(q, 3), kErrorShapeMismatch);
-  for (int64_t d : {0, 1, 2})
-    v = requireSize(b, loc, v, d, sz(k, d), kErrorShapeMismatch);
+  v = requireSize(b, loc, v, 2, sz(k, 2), kErrorShapeMismatch);
   if (pk) {
     for (int64_t d : {0, 1})
       pk = requireSize(b, loc, pk, d, sz(q, d), kErrorShapeMismatch);
@@ -1670,15 +1749,15 @@ static void checkAttentionSizes(OpBuilder &b, AttentionOp op, Value q, Value &k,
       pv = requireSize(b, loc, pv, d, sz(q, d), kErrorShapeMismatch);
     pv = requireSize(b, loc, pv, 3, sz(v, 3), kErrorShapeMismatch);
   }
+
   // The mask broadcast to [B, H, T, S] where a dim is 1 at run time (a
   // copy; an equal dim is read in place), as ONNX's Add does; a static 1
-  // in B or H is read in place at index 0 (addMaskBlock).
+  // is read in place at index 0 (maskBlock).
   if (mask) {
-    for (int64_t d : {0, 1})
+    OpFoldResult want[4] = {sz(q, 0), sz(q, 1), sz(q, 2), sz(k, 2)};
+    for (int64_t d = 0; d < 4; ++d)
       if (typeOf(mask).getDimSize(d) != 1)
-        mask = broadcastDim(b, loc, mask, d, sz(q, d), kErrorShapeMismatch);
-    mask = broadcastDim(b, loc, mask, 2, sz(q, 2), kErrorShapeMismatch);
-    mask = broadcastDim(b, loc, mask, 3, sz(k, 2), kErrorShapeMismatch);
+        mask = broadcastDim(b, loc, mask, d, want[d], kErrorShapeMismatch);
   }
 }
 
@@ -1709,7 +1788,8 @@ static bool hasEmptyPast(AttentionOp op) {
 /// temporaries are given back every iteration. The sums are in another
 /// order than the reference's (docs/tolerance.md).
 static Value flashAttention(OpBuilder &b, AttentionOp op, Value q, Value keysT,
-                            Value v, Value mask, int64_t keyBlockSize) {
+                            Value v, Value mask, int64_t keyBlockSize,
+                            bool skipMaskedBlocks) {
   // The smallest static key block of a rest (one AVX-512 vector).
   constexpr int64_t kMinKeyBlock = 16;
   Type elt = typeOf(q).getElementType();
@@ -1753,9 +1833,11 @@ static Value flashAttention(OpBuilder &b, AttentionOp op, Value q, Value keysT,
         Value l0 = filledTensor(nb, nl, {blk.rows, one}, elt, 0.0);
         Value acc0 = filledTensor(nb, nl, {blk.rows, blk.dv}, elt, 0.0);
         // One key block at j0 of `count` keys (static for all blocks but
-        // the last, so that their tiles are static and unmasked).
-        auto keyStep = [&](OpBuilder &lb, Location ll, Value j0,
-                           ValueRange carried, OpFoldResult count) {
+        // the last, so that their tiles are static and unmasked): the
+        // updated m, l and acc.
+        auto keyBlock = [&](OpBuilder &lb, Location ll, Value j0,
+                            ValueRange carried,
+                            OpFoldResult count) -> SmallVector<Value> {
           Value m = carried[0], l = carried[1], acc = carried[2];
           auto [kb, vb] = keyBlockSlices(lb, ll, blk, keysT, v, j0, count);
           Value scores =
@@ -1798,7 +1880,28 @@ static Value flashAttention(OpBuilder &b, AttentionOp op, Value q, Value keysT,
                                       arith::MulFOp::create(bb, bl, a[1], a[0]));
                                 });
           Value accNew = contractInto(lb, ll, "ts,sv->tv", p, vb, scaled);
-          scf::YieldOp::create(lb, ll, ValueRange{mNew, lNew, accNew});
+          return {mNew, lNew, accNew};
+        };
+        // The key block at j0, or, where the mask leaves all of it out
+        // and every row has seen a key (maskedBlockSkippable), nothing.
+        auto keyStep = [&](OpBuilder &lb, Location ll, Value j0,
+                           ValueRange carried, OpFoldResult count) {
+          if (mask && skipMaskedBlocks) {
+            Value skip =
+                maskedBlockSkippable(lb, ll, mask, blk, j0, count, carried[0]);
+            auto branch = scf::IfOp::create(
+                lb, ll, skip,
+                [&](OpBuilder &tb, Location tl) {
+                  scf::YieldOp::create(tb, tl, carried);
+                },
+                [&](OpBuilder &eb, Location el) {
+                  scf::YieldOp::create(eb, el,
+                                       keyBlock(eb, el, j0, carried, count));
+                });
+            scf::YieldOp::create(lb, ll, branch.getResults());
+            return;
+          }
+          scf::YieldOp::create(lb, ll, keyBlock(lb, ll, j0, carried, count));
         };
         // The full blocks, then the rest in static halvings down to
         // kMinKeyBlock keys (each at most once), then what is left
@@ -1967,8 +2070,9 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
 /// moe.attention without a cache (or with an empty one) as flashAttention;
 /// benefit 2, ahead of LowerAttention when both are in a pattern set.
 struct LowerAttentionFlash : OpRewritePattern<AttentionOp> {
-  LowerAttentionFlash(MLIRContext *ctx, int64_t keyBlock)
-      : OpRewritePattern(ctx, /*benefit=*/2), keyBlock(keyBlock) {}
+  LowerAttentionFlash(MLIRContext *ctx, int64_t keyBlock, bool skipMaskedBlocks)
+      : OpRewritePattern(ctx, /*benefit=*/2), keyBlock(keyBlock),
+        skipMaskedBlocks(skipMaskedBlocks) {}
   LogicalResult matchAndRewrite(AttentionOp op,
                                 PatternRewriter &b) const override {
     if (op.getPastKey() && !hasEmptyPast(op))
@@ -1978,13 +2082,15 @@ struct LowerAttentionFlash : OpRewritePattern<AttentionOp> {
     checkAttentionSizes(b, op, q, k, v, pk, pv, mask);
     Value keysT = transpose(b, op.getLoc(), k, {0, 1, 3, 2});
     b.replaceOp(op, castTo(b, op.getLoc(),
-                           flashAttention(b, op, q, keysT, v, mask, keyBlock),
+                           flashAttention(b, op, q, keysT, v, mask, keyBlock,
+                                          skipMaskedBlocks),
                            op.getType()));
     return success();
   }
 
 private:
   int64_t keyBlock;
+  bool skipMaskedBlocks;
 };
 
 struct LowerRope : OpRewritePattern<RopeOp> {
@@ -2149,7 +2255,8 @@ struct ConvertMoeToLinalgPass
     if (fuseRouting)
       populateMoeFusedRoutingPatterns(patterns);
     if (flashKeyBlock > 0)
-      populateMoeFlashAttentionPatterns(patterns, flashKeyBlock);
+      populateMoeFlashAttentionPatterns(patterns, flashKeyBlock,
+                                        skipMaskedKeyBlocks);
     walkAndApplyPatterns(getOperation(), std::move(patterns));
     // Weight layouts after their users: a grouped matmul reads the panels
     // where they are, and so does a contraction reading a dense weight's
@@ -2224,7 +2331,9 @@ void mlir::moe::populateMoeWeightLayoutToLinalgPatterns(
 }
 
 void mlir::moe::populateMoeFlashAttentionPatterns(RewritePatternSet &patterns,
-                                                  int64_t keyBlock) {
+                                                  int64_t keyBlock,
+                                                  bool skipMaskedBlocks) {
   assert(keyBlock > 0 && "a key block of at least one key");
-  patterns.add<LowerAttentionFlash>(patterns.getContext(), keyBlock);
+  patterns.add<LowerAttentionFlash>(patterns.getContext(), keyBlock,
+                                    skipMaskedBlocks);
 }

@@ -16,11 +16,12 @@
 // moe.attention with the mask added to the scores and scale c (1 without),
 // whose CPU lowering is the flash-style one (no [B, H, T, S] scores). The
 // mask is whatever the export computes; nothing about it is assumed (not
-// even that it is causal), so the answer is the exported graph's. One
-// difference remains: where the scores' T or S is 1 at run time and the
-// mask's is not, ONNX's Add broadcasts the scores; the raised core reports
-// a shape error instead (a causal LM's mask has the queries' T and the
-// keys' S).
+// even that it is causal), so the answer is the exported graph's. Two
+// differences remain, both reported as shape errors where ONNX would
+// broadcast: the scores' T or S being 1 at run time against the mask's
+// larger one (a causal LM's mask has the queries' T and the keys' S), and
+// q's B or H being 1 at run time against k's larger one (k's and v's 1s
+// are repeated, as MatMul does).
 //
 //===----------------------------------------------------------------------===//
 
@@ -137,19 +138,21 @@ FailureOr<AttentionCore> raise::matchAttentionCore(onnxir::NodeOp pv,
   if (!std::isfinite(scale) || scale == 0.0)
     return failure();
   // Batch and head dims: equal, or dynamic. moe.attention checks them at
-  // run time, as the conversion's MatMul does (it never broadcasts batch
-  // dims either); sizes that differ statically are left to the MatMul's
-  // own diagnostic.
+  // run time and repeats k's and v's where they are 1 (as MatMul
+  // broadcasts them; a run-time 1 of q's against k's larger one is
+  // reported instead). Static sizes that differ (MatMul's static
+  // broadcast, or its diagnostic) are left to the conversion.
   miss.why = "the batch or head dims of q, k and v differ";
   for (int64_t d : {0, 1})
     if (!compatible(core.kT, d, core.q, d) || !compatible(core.v, d, core.q, d))
       return failure();
-  // The mask: [B or 1, H or 1, T, S]. The lowering broadcasts a dim that
-  // is 1 at run time, as Add does; a static 1 in T or S (a padding mask
-  // [B, 1, 1, S]) is not taken, nor are static sizes that differ.
+  // The mask: [B or 1, H or 1, T or 1, S or 1] (a padding mask is [B, 1,
+  // 1, S]). The lowering reads a static 1 in place and broadcasts a dim
+  // that is 1 at run time, as Add does; static sizes that differ are not
+  // taken.
   if (mask) {
-    miss.why = "the mask is not [B or 1, H or 1, T, S] (a static 1 in T or "
-               "S, or a static size that differs)";
+    miss.why = "the mask is not [B or 1, H or 1, T or 1, S or 1] (a static "
+               "size differs)";
     auto mt = cast<RankedTensorType>(mask.getType());
     for (int64_t d : {0, 1})
       if (mt.getDimSize(d) != 1 && !compatible(mask, d, core.q, d))
@@ -157,9 +160,7 @@ FailureOr<AttentionCore> raise::matchAttentionCore(onnxir::NodeOp pv,
     std::pair<Value, int64_t> scoreDims[2] = {{core.q, 2}, {core.kT, 3}};
     for (int64_t d : {2, 3}) {
       auto [of, i] = scoreDims[d - 2];
-      if (sameDim(mask, d, of, i))
-        continue;
-      if (mt.getDimSize(d) == 1 || !compatible(mask, d, of, i))
+      if (mt.getDimSize(d) != 1 && !compatible(mask, d, of, i))
         return failure();
     }
   }

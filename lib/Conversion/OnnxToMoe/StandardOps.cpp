@@ -482,57 +482,126 @@ Values reshape(onnxir::NodeOp node, RewriterBase &b) {
   return SmallVector<Value>{expand(b, loc, flat, {outAll}, sizes)};
 }
 
-/// MatMul-13..: numpy matmul for A of rank >= 2 with B of rank 2, or equal
-/// ranks >= 3 with equal batch dims.
+/// MatMul-13..: numpy matmul. A rank-1 A is a row [1, K] and a rank-1 B a
+/// column [K, 1], their unit dim removed from the result. Batch dims
+/// broadcast as numpy's, aligned from the right: a missing or static-1 dim
+/// is not a loop of that operand (the contraction reads it once per result
+/// index); a dynamic dim is brought to the result size at run time (equal
+/// passes, 1 is repeated, anything else is reported).
 Values matmul(onnxir::NodeOp node, RewriterBase &b) {
   if (failed(checkOperandCount(node, 2, 2)))
     return failure();
-  FailureOr<Value> lhs = tensorOperand(node, 0, "A");
-  FailureOr<Value> rhs = tensorOperand(node, 1, "B");
-  if (failed(lhs) || failed(rhs))
+  FailureOr<Value> lhsIn = tensorOperand(node, 0, "A");
+  FailureOr<Value> rhsIn = tensorOperand(node, 1, "B");
+  if (failed(lhsIn) || failed(rhsIn))
     return failure();
-  int64_t ra = typeOf(*lhs).getRank(), rb = typeOf(*rhs).getRank();
-  if (ra < 2 || !(rb == 2 || rb == ra) || !isFloat(*lhs)) {
-    nodeError(node) << "supported: float A of rank >= 2 times B of rank 2 or "
-                       "of A's rank; got "
-                    << lhs->getType() << " and " << rhs->getType();
+  int64_t ra = typeOf(*lhsIn).getRank(), rb = typeOf(*rhsIn).getRank();
+  if (ra < 1 || rb < 1 || !isFloat(*lhsIn) ||
+      typeOf(*lhsIn).getElementType() != typeOf(*rhsIn).getElementType()) {
+    nodeError(node) << "supported: float A and B of rank >= 1 and the same "
+                       "element type; got "
+                    << lhsIn->getType() << " and " << rhsIn->getType();
     return failure();
   }
-  std::string batch;
-  for (int64_t i = 0; i < ra - 2; ++i)
-    batch.push_back('a' + i);
-  std::string spec = batch + "mk," + (rb == 2 ? "" : batch) + "kn->" +
-                     batch + "mn";
   Location loc = node.getLoc();
-  // B's contracted dim (and batch dims) must match A's: refused here when
-  // static, checked at run time when dynamic.
-  Value rhsChecked = *rhs;
-  auto requireMatch = [&](int64_t da, int64_t db) -> LogicalResult {
-    int64_t sa = typeOf(*lhs).getDimSize(da);
-    int64_t sb = typeOf(rhsChecked).getDimSize(db);
+  Value lhs = *lhsIn, rhs = *rhsIn;
+  // Vectors as one-row / one-column matrices.
+  if (ra == 1)
+    lhs = expand(b, loc, lhs, {{0, 1}},
+                 {b.getIndexAttr(1), tensor::getMixedSize(b, loc, lhs, 0)});
+  if (rb == 1)
+    rhs = expand(b, loc, rhs, {{0, 1}},
+                 {tensor::getMixedSize(b, loc, rhs, 0), b.getIndexAttr(1)});
+  int64_t la = typeOf(lhs).getRank() - 2, lb = typeOf(rhs).getRank() - 2;
+  int64_t batch = std::max(la, lb);
+  // The contracted dim: refused here when static, checked at run time when
+  // dynamic.
+  {
+    int64_t sa = typeOf(lhs).getDimSize(la + 1);
+    int64_t sb = typeOf(rhs).getDimSize(lb);
     if (!ShapedType::isDynamic(sa) && !ShapedType::isDynamic(sb) && sa != sb) {
-      nodeError(node) << "A dim " << da << " (" << sa << ") and B dim " << db
-                      << " (" << sb << ") must be equal; got "
-                      << lhs->getType() << " and " << rhs->getType();
+      nodeError(node) << "A dim " << typeOf(*lhsIn).getRank() - 1 << " (" << sa
+                      << ") and B dim " << (rb == 1 ? 0 : rb - 2) << " (" << sb
+                      << ") must be equal; got " << lhsIn->getType() << " and "
+                      << rhsIn->getType();
       return failure();
     }
-    rhsChecked = requireSize(b, loc, rhsChecked, db,
-                             tensor::getMixedSize(b, loc, *lhs, da),
-                             kErrorShapeMismatch);
-    return success();
-  };
-  if (failed(requireMatch(ra - 1, rb - 2)))
-    return failure();
-  if (rb == ra)
-    for (int64_t i = 0; i < ra - 2; ++i)
-      if (failed(requireMatch(i, i)))
-        return failure();
-  rhs = rhsChecked;
+    rhs =
+        requireSize(b, loc, rhs, lb, tensor::getMixedSize(b, loc, lhs, la + 1),
+                    kErrorShapeMismatch);
+  }
+  // Batch dims: result sizes, and which operand dims are not loops.
   SmallVector<OpFoldResult> sizes;
-  for (int64_t i = 0; i < ra - 1; ++i)
-    sizes.push_back(tensor::getMixedSize(b, loc, *lhs, i));
-  sizes.push_back(tensor::getMixedSize(b, loc, *rhs, rb - 1));
-  return SmallVector<Value>{contract(b, loc, spec, *lhs, *rhs, sizes)};
+  SmallVector<bool> dropA(la + 2, false), dropB(lb + 2, false);
+  std::string specA, specB, specOut;
+  for (int64_t i = 0; i < batch; ++i) {
+    char letter = 'a' + i;
+    int64_t da = i - (batch - la), db = i - (batch - lb);
+    int64_t sa = da < 0 ? 1 : typeOf(lhs).getDimSize(da);
+    int64_t sb = db < 0 ? 1 : typeOf(rhs).getDimSize(db);
+    bool dynA = ShapedType::isDynamic(sa), dynB = ShapedType::isDynamic(sb);
+    if (!dynA && !dynB && sa != sb && sa != 1 && sb != 1) {
+      nodeError(node) << "batch dims of A and B do not broadcast: "
+                      << lhsIn->getType() << " and " << rhsIn->getType();
+      return failure();
+    }
+    // A static 1 (or a missing dim) against anything else is read once.
+    bool aOnce = !dynA && sa == 1 && (dynB || sb != 1);
+    bool bOnce = !dynB && sb == 1 && (dynA || sa != 1) && !aOnce;
+    OpFoldResult size;
+    if (aOnce) {
+      size = db < 0 ? OpFoldResult(b.getIndexAttr(1))
+                    : tensor::getMixedSize(b, loc, rhs, db);
+    } else if (bOnce) {
+      size = tensor::getMixedSize(b, loc, lhs, da);
+    } else if (!dynA) {
+      size = b.getIndexAttr(sa);
+      if (dynB)
+        rhs = build::broadcastDim(b, loc, rhs, db, size, kErrorShapeMismatch);
+    } else if (!dynB) {
+      size = b.getIndexAttr(sb);
+      lhs = build::broadcastDim(b, loc, lhs, da, size, kErrorShapeMismatch);
+    } else {
+      // Both dynamic: the size is the one that is not 1.
+      Value dimA = tensor::DimOp::create(b, loc, lhs, da);
+      Value dimB = tensor::DimOp::create(b, loc, rhs, db);
+      Value one = arith::ConstantIndexOp::create(b, loc, 1);
+      Value aIsOne =
+          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, dimA, one);
+      size = arith::SelectOp::create(b, loc, aIsOne, dimB, dimA).getResult();
+      lhs = build::broadcastDim(b, loc, lhs, da, size, kErrorShapeMismatch);
+      rhs = build::broadcastDim(b, loc, rhs, db, size, kErrorShapeMismatch);
+    }
+    sizes.push_back(size);
+    specOut.push_back(letter);
+    if (da >= 0) {
+      dropA[da] = aOnce;
+      if (!aOnce)
+        specA.push_back(letter);
+    }
+    if (db >= 0) {
+      dropB[db] = bOnce;
+      if (!bOnce)
+        specB.push_back(letter);
+    }
+  }
+  // Static unit dims read once are folded away (views).
+  if (llvm::is_contained(dropA, true))
+    lhs = collapse(b, loc, lhs, foldUnitDims(la + 2, dropA));
+  if (llvm::is_contained(dropB, true))
+    rhs = collapse(b, loc, rhs, foldUnitDims(lb + 2, dropB));
+  sizes.push_back(tensor::getMixedSize(b, loc, lhs, typeOf(lhs).getRank() - 2));
+  sizes.push_back(tensor::getMixedSize(b, loc, rhs, typeOf(rhs).getRank() - 1));
+  std::string spec = specA + "mk," + specB + "kn->" + specOut + "mn";
+  Value result = contract(b, loc, spec, lhs, rhs, sizes);
+  // The unit dims of vector operands leave the result.
+  if (ra == 1 || rb == 1) {
+    SmallVector<bool> dropped(batch + 2, false);
+    dropped[batch] = ra == 1;
+    dropped[batch + 1] = rb == 1;
+    result = collapse(b, loc, result, foldUnitDims(batch + 2, dropped));
+  }
+  return SmallVector<Value>{result};
 }
 
 /// Gather-13..: out = data[:axis] + indices + data[axis+1:]; negative

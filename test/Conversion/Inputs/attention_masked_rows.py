@@ -1,13 +1,30 @@
-"""A raised attention core against ONNX Runtime with -inf mask entries.
+"""A raised attention core against ONNX Runtime with masks that hide keys.
 
 usage: attention_masked_rows.py --bin BUILD/bin MODEL.onnx
 
 MODEL is raise-attention.test's core_mask (q, k, v [B, 4, T, 8/8/6], mask
-[B, 1, T, T]). The mask hides the keys after each query (a causal mask of
--inf) and, in batch 1, every key of rows 3 and 20 (a row of only -inf is NaN
-in both). T = 37 crosses the flash lowering's query and key blocks. Prints
-"OK ..." when moe-run's output equals ORT's (NaN where ORT's is NaN,
-within 1e-5 + 1e-4 |ORT| elsewhere), else "FAIL ...".
+[B, 1, T, T]). Each case is run on one artifact compiled as moe-compile
+does by default and on one compiled with --no-skip-masked-blocks (every
+key block computed), at T = 37 (one key block) and T = 300 (blocks of 128,
+32 and 12 keys; ten blocks of 32 queries):
+
+- causal: the keys after each query hidden by -inf; in batch 1 every key
+  of two rows too (a row of only -inf is NaN in both);
+- causal_min: the same with the float32 minimum, as Hugging Face masks
+  are written (its blocks above the diagonal are left out);
+- padded: batch 1 left-padded (its first 150 keys hidden from every row,
+  with the causal part, by the float32 minimum): rows that see no key
+  average all keys in ONNX Runtime, and their query blocks compute every
+  key block.
+
+And one case that shows the blocks are left out: at T = 300, keys 256 to
+299 (the last two key blocks) hidden from every row and their values NaN.
+Computed, 0 * NaN makes every output NaN (as in ONNX Runtime); left out,
+none is (docs/tolerance.md).
+
+Prints "OK ..." when both artifacts give the same bits and equal ORT's
+output (NaN where ORT's is NaN, within 1e-5 + 1e-4 |ORT| elsewhere), else
+"FAIL ...".
 """
 import argparse
 import os
@@ -23,33 +40,85 @@ p.add_argument("--bin", required=True)
 p.add_argument("model")
 a = p.parse_args()
 rng = np.random.default_rng(0)
-b, t = 2, 37
-feeds = {"q": rng.standard_normal((b, 4, t, 8)).astype(np.float32),
-         "k": rng.standard_normal((b, 4, t, 8)).astype(np.float32),
-         "v": rng.standard_normal((b, 4, t, 6)).astype(np.float32)}
-mask = np.where(np.arange(t)[None, :] > np.arange(t)[:, None], -np.inf,
-                0.0).astype(np.float32)
-mask = np.broadcast_to(mask, (b, 1, t, t)).copy()
-mask[1, 0, 3, :] = -np.inf
-mask[1, 0, 20, :] = -np.inf
-feeds["m"] = mask
-want = ort.InferenceSession(a.model, providers=["CPUExecutionProvider"]).run(
-    None, feeds)[0]
+b = 2
+low = np.finfo(np.float32).min
+
+
+def masks(t):
+    future = np.arange(t)[None, :] > np.arange(t)[:, None]
+    causal = np.broadcast_to(np.where(future, -np.inf, 0.0).astype(np.float32),
+                             (b, 1, t, t)).copy()
+    causal[1, 0, 3, :] = -np.inf
+    causal[1, 0, t - 17, :] = -np.inf
+    causal_min = np.broadcast_to(np.where(future, low, 0.0).astype(np.float32),
+                                 (b, 1, t, t)).copy()
+    padded = causal_min.copy()
+    padded[1, 0, :, :min(150, t // 2)] = low
+    return {"causal": causal, "causal_min": causal_min, "padded": padded}
+
+
+session = ort.InferenceSession(a.model, providers=["CPUExecutionProvider"])
+failed = []
 with tempfile.TemporaryDirectory() as work:
-    art = os.path.join(work, "m.moeb")
-    subprocess.run([os.path.join(a.bin, "moe-compile"), "-q", "--opt=1",
-                    a.model, "-o", art], check=True)
+    arts = {}
+    for name, extra in (("skip", []), ("noskip", ["--no-skip-masked-blocks"])):
+        arts[name] = os.path.join(work, name + ".moeb")
+        subprocess.run([os.path.join(a.bin, "moe-compile"), "-q", "--opt=1",
+                        *extra, a.model, "-o", arts[name]], check=True)
+    for t in (37, 300):
+        for case, mask in masks(t).items():
+            feeds = {"q": rng.standard_normal((b, 4, t, 8)).astype(np.float32),
+                     "k": rng.standard_normal((b, 4, t, 8)).astype(np.float32),
+                     "v": rng.standard_normal((b, 4, t, 6)).astype(np.float32),
+                     "m": mask}
+            want = session.run(None, feeds)[0]
+            args = []
+            for name, x in feeds.items():
+                np.save(os.path.join(work, name + ".npy"), x)
+                args += ["--input", f"{name}={os.path.join(work, name + '.npy')}"]
+            got = {}
+            for name, art in arts.items():
+                out = os.path.join(work, "out_" + name)
+                subprocess.run([os.path.join(a.bin, "moe-run"), art, *args,
+                                "--output-dir", out], check=True,
+                               capture_output=True)
+                got[name] = np.load(os.path.join(out, "y.npy"))
+            label = f"{case} T={t}"
+            if not np.array_equal(got["skip"].view(np.uint32),
+                                  got["noskip"].view(np.uint32)):
+                failed.append(f"{label}: skipping masked blocks changed bits")
+            y = got["skip"]
+            nan = np.isnan(want)
+            if case == "causal" and not nan[1, :, 3].all():
+                failed.append(f"{label}: ORT's fully masked row is not NaN")
+            if not ((nan == np.isnan(y)).all() and
+                    np.allclose(y[~nan], want[~nan], rtol=1e-4, atol=1e-5)):
+                failed.append(f"{label}: max diff "
+                              f"{np.nanmax(np.abs(y - want))}, NaN agree "
+                              f"{(nan == np.isnan(y)).all()}")
+    # The hidden keys' blocks are not read when they are left out.
+    t = 300
+    hidden = np.zeros((b, 1, t, t), np.float32)
+    hidden[..., 256:] = low
+    feeds = {"q": rng.standard_normal((b, 4, t, 8)).astype(np.float32),
+             "k": rng.standard_normal((b, 4, t, 8)).astype(np.float32),
+             "v": rng.standard_normal((b, 4, t, 6)).astype(np.float32),
+             "m": hidden}
+    feeds["v"][:, :, 256:] = np.nan
     args = []
     for name, x in feeds.items():
         np.save(os.path.join(work, name + ".npy"), x)
         args += ["--input", f"{name}={os.path.join(work, name + '.npy')}"]
-    subprocess.run([os.path.join(a.bin, "moe-run"), art, *args,
-                    "--output-dir", work], check=True, capture_output=True)
-    got = np.load(os.path.join(work, "y.npy"))
-nan = np.isnan(want)
-ok = (nan == np.isnan(got)).all() and nan[1, :, 3].all() and \
-    np.allclose(got[~nan], want[~nan], rtol=1e-4, atol=1e-5)
-print("OK masked keys and fully masked rows match ONNX Runtime" if ok else
-      f"FAIL max diff {np.nanmax(np.abs(got - want))}, NaN agree "
-      f"{(nan == np.isnan(got)).all()}")
-sys.exit(0 if ok else 1)
+    got = {}
+    for name, art in arts.items():
+        out = os.path.join(work, "nan_" + name)
+        subprocess.run([os.path.join(a.bin, "moe-run"), art, *args,
+                        "--output-dir", out], check=True, capture_output=True)
+        got[name] = np.load(os.path.join(out, "y.npy"))
+    if not np.isfinite(got["skip"]).all():
+        failed.append("hidden NaN values: the masked blocks were computed")
+    if not np.isnan(got["noskip"]).all():
+        failed.append("hidden NaN values: --no-skip-masked-blocks skipped")
+print("OK masked keys and fully masked rows match ONNX Runtime" if not failed
+      else "FAIL " + "; ".join(failed))
+sys.exit(0 if not failed else 1)

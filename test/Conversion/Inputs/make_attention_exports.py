@@ -10,6 +10,7 @@ are. Written by the suite's torch (TorchScript exporter, opset 17).
 import os
 import sys
 
+import onnx
 import torch
 
 out = sys.argv[1]
@@ -39,7 +40,7 @@ class Core(torch.nn.Module):
 
 
 def export(name, module, q_heads=H, k_heads=H, mask_shape=("B", 1, "T", "T"),
-           kv_head_axis=None):
+           kv_head_axis=None, q_head_axis=None):
     b, t = 2, 5
     q = torch.randn(b, q_heads, t, DK)
     k = torch.randn(b, k_heads, t, DK)
@@ -49,7 +50,10 @@ def export(name, module, q_heads=H, k_heads=H, mask_shape=("B", 1, "T", "T"),
     kv = {0: "B", 2: "T"}
     if kv_head_axis:
         kv[1] = kv_head_axis
-    axes = {"q": {0: "B", 2: "T"}, "k": dict(kv), "v": dict(kv),
+    qa = {0: "B", 2: "T"}
+    if q_head_axis:
+        qa[1] = q_head_axis
+    axes = {"q": qa, "k": dict(kv), "v": dict(kv),
             "m": {i: d for i, d in enumerate(mask_shape) if isinstance(d, str)}}
     outputs = ["y", "s"] if module.scores_out else ["y"]
     torch.onnx.export(module, (q, k, v, m), os.path.join(out, name + ".onnx"),
@@ -60,18 +64,32 @@ def export(name, module, q_heads=H, k_heads=H, mask_shape=("B", 1, "T", "T"),
 # Raised: a mask [B, 1, T, S] (heads broadcast), [B, H, T, S], no mask,
 # a mask whose key dim has its own name (dynamic: broadcast at run time
 # where it is 1), K and V whose head count is dynamic (checked at run
-# time).
+# time, repeated where it is 1), a query head count of its own (a run-time
+# 1 against K's 4 is reported), a padding mask [B, 1, 1, S] (its static
+# 1s broadcast).
 export("core_mask", Core())
 export("core_mask_heads", Core(scale=0.5), mask_shape=("B", H, "T", "T"))
 export("core_nomask", Core(mask=False))
 export("core_mask_own_dims", Core(), mask_shape=("B", 1, "T", "S2"))
 export("core_dynamic_heads", Core(), kv_head_axis="HK")
 export("core_mask_own_batch", Core(), mask_shape=("MB", 1, "T", "T"))
+export("core_query_heads", Core(), q_head_axis="HQ")
+export("core_padding_mask", Core(), mask_shape=("B", 1, 1, "T"))
 # Near misses, left as exported: the softmax over the queries, the scores
-# also an output, a padding mask [B, 1, 1, S] (its static 1 broadcasts).
+# also an output, a mask whose static S differs from the keys' (written
+# from core_mask with every size static: not valid ONNX, so the Add left
+# as exported reports it).
 export("miss_softmax_axis", Core(dim=2))
 export("miss_scores_read", Core(scores_out=True))
-export("miss_mask_row", Core(), mask_shape=("B", 1, 1, "T"))
+static = onnx.load(os.path.join(out, "core_mask.onnx"))
+sizes = {"q": [2, H, 5, DK], "k": [2, H, 5, DK], "v": [2, H, 5, DV],
+         "m": [2, 1, 5, 4]}
+for value in list(static.graph.input) + list(static.graph.output):
+    shape = sizes.get(value.name, [2, H, 5, DV])
+    for dim, size in zip(value.type.tensor_type.shape.dim, shape):
+        dim.Clear()
+        dim.dim_value = size
+onnx.save(static, os.path.join(out, "miss_mask_static.onnx"))
 # A scale of shape [1] (not a scalar: the scores' Mul is left alone, and
 # the core does not match).
 export("miss_scale_vector", Core(scale=[0.25]))

@@ -625,9 +625,9 @@ func.func @attention_c7_dims(%q: tensor<1x4x8x16xf32>, %k: tensor<1x4x6x16xf32>,
 
 // -----
 
-func.func @attention_c7_keys(%q: tensor<1x4x8x16xf32>, %k: tensor<1x4x6x16xf32>, %m: tensor<1x1x8x1xf32>) {
-  // expected-error @+1 {{expected mask dim 3 to be S (6), got 1 (C7)}}
-  %o = moe.attention %q, %k, %k mask(%m) : (tensor<1x4x8x16xf32>, tensor<1x4x6x16xf32>, tensor<1x4x6x16xf32>, tensor<1x1x8x1xf32>) -> tensor<1x4x8x16xf32>
+func.func @attention_c7_keys(%q: tensor<1x4x8x16xf32>, %k: tensor<1x4x6x16xf32>, %m: tensor<1x1x8x2xf32>) {
+  // expected-error @+1 {{expected mask dim 3 to be S (6) or 1, got 2 (C7)}}
+  %o = moe.attention %q, %k, %k mask(%m) : (tensor<1x4x8x16xf32>, tensor<1x4x6x16xf32>, tensor<1x4x6x16xf32>, tensor<1x1x8x2xf32>) -> tensor<1x4x8x16xf32>
   return
 }
 

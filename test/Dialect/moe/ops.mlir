@@ -136,6 +136,17 @@ func.func @attention_mask(%q: tensor<2x4x?x16xf32>, %k: tensor<2x4x?x16xf32>, %v
   return
 }
 
+// A padding mask [B, 1, 1, S]: a static 1 in T (and S) broadcasts.
+// CHECK-LABEL: func @attention_padding_mask
+func.func @attention_padding_mask(%q: tensor<2x4x5x16xf32>, %k: tensor<2x4x7x16xf32>,
+                                  %m: tensor<2x1x1x7xf32>, %c: tensor<1x1x5x1xf32>) {
+  // CHECK: mask(%{{.*}}) : (tensor<2x4x5x16xf32>, tensor<2x4x7x16xf32>, tensor<2x4x7x16xf32>, tensor<2x1x1x7xf32>)
+  %o = moe.attention %q, %k, %k mask(%m) : (tensor<2x4x5x16xf32>, tensor<2x4x7x16xf32>, tensor<2x4x7x16xf32>, tensor<2x1x1x7xf32>) -> tensor<2x4x5x16xf32>
+  // CHECK: mask(%{{.*}}) : (tensor<2x4x5x16xf32>, tensor<2x4x7x16xf32>, tensor<2x4x7x16xf32>, tensor<1x1x5x1xf32>)
+  %o1 = moe.attention %q, %k, %k mask(%c) : (tensor<2x4x5x16xf32>, tensor<2x4x7x16xf32>, tensor<2x4x7x16xf32>, tensor<1x1x5x1xf32>) -> tensor<2x4x5x16xf32>
+  return
+}
+
 // CHECK-LABEL: func @rope
 func.func @rope(%x: tensor<2x?x4x16xf32>, %d: tensor<?x?x?x?xf32>, %y: tensor<1x4x2x82xf32>) {
   // CHECK: moe.rope %{{.*}} : tensor<2x?x4x16xf32> -> tensor<2x?x4x16xf32>

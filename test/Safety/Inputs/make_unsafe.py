@@ -235,6 +235,24 @@ save("broadcast_static_vs_dynamic", [
     helper.make_node("Mul", ["a", "b"], ["y"], name="mul"),
 ], [vi("a", [3, 5]), vi("b", ["R", 5])], [vi("y", [3, 5])])
 
+# 10b. MatMul with numpy's broadcasting: vector operands, an unbatched
+# operand against a batched one, static 1s, and dynamic batch dims that are
+# 1 (repeated) or different (refused) at run time.
+def matmul(name, a, b, y):
+    save(name, [helper.make_node("MatMul", ["a", "b"], ["y"], name="mm")],
+         [vi("a", a), vi("b", b)], [vi("y", y)])
+
+
+matmul("matmul_vec_mat", ["K"], ["L", "N"], ["N"])
+matmul("matmul_mat_vec", ["B", "M", "K"], ["K"], ["B", "M"])
+matmul("matmul_vec_vec", [5], [5], [])
+matmul("matmul_unbatched_a", ["M", "K"], [3, "K", "N"], [3, "M", "N"])
+matmul("matmul_static_ones", [2, 1, "M", 4], [3, 4, "N"], [2, 3, "M", "N"])
+matmul("matmul_dynamic_batch", ["B", "H", "M", "K"], ["B2", "H2", "K", "N"],
+       ["B3", "H3", "M", "N"])
+matmul("matmul_static_vs_dynamic", [3, "M", "K"], ["B", "K", "N"],
+       [3, "M", "N"])
+
 # 11. Mixture of Tokens with a dynamic batch: the bundled fixture
 # test/fixtures/mot_continuous.onnx (dynamic B, group size 4) is run with
 # B = 17 by the test itself.

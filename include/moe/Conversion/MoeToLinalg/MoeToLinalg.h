@@ -59,9 +59,13 @@ void populateMoeWeightLayoutToLinalgPatterns(RewritePatternSet &patterns);
 /// moe.attention without a cache (or with an empty one) flash-style: an
 /// online softmax over blocks of `keyBlock` (> 0) keys per block of query
 /// rows, no [rows, S] scores. Benefit 2: added to the set above, it takes
-/// those attention ops ahead of the reference's form.
+/// those attention ops ahead of the reference's form. With
+/// `skipMaskedBlocks`, a key block that an additive mask leaves out whole
+/// (at most -1e30 throughout) is not computed once every row of the query
+/// block has seen a key (same bits; see maskedBlockSkippable).
 void populateMoeFlashAttentionPatterns(RewritePatternSet &patterns,
-                                       int64_t keyBlock);
+                                       int64_t keyBlock,
+                                       bool skipMaskedBlocks = true);
 
 } // namespace moe
 } // namespace mlir

@@ -122,7 +122,13 @@ save("short_init", [helper.make_node("MatMul", ["x", "w"], ["y"], name="p")],
      [vi("x", ["N", 4])], [vi("y", ["N", 3])], [short])
 save("rank_mismatch", [helper.make_node("MatMul", ["x", "w"], ["y"],
                                         name="proj")],
-     [vi("x", [4])], [vi("y", [3])], [w])
+     [vi("x", [])], [vi("y", [3])], [w])
+save("matmul_k_mismatch", [helper.make_node("MatMul", ["x", "w"], ["y"],
+                                            name="proj")],
+     [vi("x", [5])], [vi("y", [3])], [w])
+save("matmul_batch_mismatch", [helper.make_node("MatMul", ["x", "z"], ["y"],
+                                                name="bmm")],
+     [vi("x", [2, 3, 4]), vi("z", [3, 4, 3])], [vi("y", [2, 3, 3])])
 save("broadcast_mismatch", [helper.make_node("Add", ["x", "z"], ["y"],
                                              name="add")],
      [vi("x", [2, 3]), vi("z", [2, 4])], [vi("y", [2, 3])])
