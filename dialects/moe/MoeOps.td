@@ -407,9 +407,9 @@ def Moe_AttentionOp : Moe_Op<"attention",
     broadcasts, as ONNX's Add does (a static 1 is read in place, a run-time
     1 copied across first); any other size is an error at run time.
 
-    Where `k`'s and `v`'s `B` or `H` is dynamic and 1 at run time against a
-    larger `q`'s, they are repeated, as ONNX's MatMul broadcasts them (the
-    other way round is an error at run time).
+    Where `k`'s and `v`'s `B` or `H` is 1 (static, or at run time) against
+    a larger dynamic `q`'s, they are repeated, as ONNX's MatMul broadcasts
+    them (the other way round is an error at run time).
 
     Constraints: C1 ranks are 4; C2 `B` and `H` agree, `k` and `v` share
     `S`, `q` and `k` share `dk`; C3 the result is `[B, H, T, dv]`; C4 one

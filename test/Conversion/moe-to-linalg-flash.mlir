@@ -138,12 +138,13 @@ func.func @attention_mask(%q: tensor<1x2x?x8xf32>, %k: tensor<1x2x?x8xf32>, %v: 
 
 // A padding mask [B, 1, 1, S] (static 1s in H and T): each key block reads
 // one row of it, [1, 128], added to every row of the block's scores.
+// CHECK:       #[[ROW0:.+]] = affine_map<(d0, d1) -> (0, d1)>
 // CHECK-LABEL: func @attention_padding_mask
 // CHECK:           scf.for %[[J:.*]] = {{.*}} iter_args(
 // CHECK:             tensor.extract_slice %{{.*}}[%{{.*}}, 0, 0, %[[J]]] [1, 1, 1, 128] [1, 1, 1, 1] : tensor<2x1x1x?xf32> to tensor<1x128xf32>
 // CHECK:             scf.if
 // CHECK:               %[[MB:.*]] = tensor.extract_slice %{{.*}}[%{{.*}}, 0, 0, %[[J]]] [1, 1, 1, 128] [1, 1, 1, 1] : tensor<2x1x1x?xf32> to tensor<1x128xf32>
-// CHECK:               linalg.generic {indexing_maps = [#{{.*}}, #[[ROW0:.*]], #{{.*}}], {{.*}} ins(%{{.*}}, %[[MB]] : tensor<?x128xf32>, tensor<1x128xf32>)
+// CHECK:               linalg.generic {indexing_maps = [#{{.*}}, #[[ROW0]], #{{.*}}], {{.*}} ins(%{{.*}}, %[[MB]] : tensor<?x128xf32>, tensor<1x128xf32>)
 // CHECK-NEXT:          ^bb0
 // CHECK-NEXT:            arith.addf
 // OFF-LABEL: func @attention_padding_mask

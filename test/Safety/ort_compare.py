@@ -136,6 +136,8 @@ def main():
     p.add_argument("model")
     p.add_argument("inputs", nargs="*")
     a = p.parse_args()
+    if a.ort_accepts and a.expect_error is None:
+        p.error("--ort-accepts goes with --expect-error")
     rng = np.random.default_rng(a.seed)
     with tempfile.TemporaryDirectory() as work:
         artifact = os.path.join(work, "m.moeb")

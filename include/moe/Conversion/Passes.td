@@ -70,13 +70,14 @@ def RaiseOnnxMoe : Pass<"moe-raise-onnx", "::mlir::ModuleOp"> {
     `moe.mot`; for (e) and (f), a Reshape of the block's result back to
     its source's shape becomes the raised node's result. With `attention`
     (the default), an attention core left after those, `Softmax(MatMul(q,
-    kT) [* c] [+ mask], last axis) @ v` on rank-4 f32 tensors whose batch
-    and head dims do not differ statically (checked at run time, as the
-    conversion's MatMul does) and whose mask is `[B or 1, H or 1, T, S]`
-    (no static 1 in T or S), becomes
+    kT) [* c | / c] [+ mask], last axis) @ v` on rank-4 f32 tensors whose
+    batch and head dims do not differ statically (checked at run time;
+    k's and v's run-time 1s are repeated, as MatMul broadcasts) and whose
+    mask is `[B or 1, H or 1, T or 1, S or 1]`, becomes
     `org.moe_mlir.internal.MaskedAttention`, a `moe.attention` with that
-    additive mask and scale c (1 without; a scaling of q and kT stays where
-    the export put it): flash-style, no `[B, H, T, S]` scores. The mask is
+    additive mask and scale c (1/c for a division; 1 without; a scaling of
+    q and kT stays where the export put it): flash-style, no `[B, H, T, S]`
+    scores. The mask is
     whatever the graph computes; nothing about it is assumed
     (RaiseAttention.cpp). Whatever does not match stays as exported. The
     forms PyTorch's dynamo exporter writes
@@ -165,10 +166,10 @@ def ConvertMoeToLinalg : Pass<"convert-moe-to-linalg"> {
     block whose mask values are all at most -1e30 (a causal or padding
     mask's masked keys) is not computed once every row of the query block
     has a running maximum of at least -1e20: it would add exact zeros (its
-    exponentials underflow), so the bits are the same (unless a score
-    exceeds 1e29 in magnitude, or a masked key's value row holds an inf
-    or NaN that 0 * v would spread). A causal mask's blocks above the
-    diagonal are then read, not computed.
+    exponentials underflow), so the bits are the same (unless a hidden
+    key's score is NaN, inf or beyond 1e29 in magnitude, or its value row
+    holds an inf or NaN that 0 * v would spread). A causal mask's blocks
+    above the diagonal are then read, not computed.
 
     With `fuse-expert-pairs` (moe-compile's optimised pipeline), an up
     projection `moe.grouped_matmul` whose rows in expert order

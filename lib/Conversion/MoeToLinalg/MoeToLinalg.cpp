@@ -1655,9 +1655,10 @@ static Value addMaskBlock(OpBuilder &b, Location loc, Value scores, Value mask,
 /// underflow (about -87.7: upstream's polynomial and expf return 0 there):
 /// computed, the block would keep the maximum, scale l and acc by exp(0) =
 /// 1 and add exact zeros, so leaving it out gives the same bits. (Unless a
-/// score is beyond 1e29 in magnitude, or a masked key's value row holds an
-/// inf or NaN, which 0 * v would have spread as NaN.) Reads the mask's
-/// block once, against the block's rows x count x dk multiply-adds.
+/// hidden key's score is NaN, inf or beyond 1e29 in magnitude (a NaN or inf
+/// in its key row), or its value row holds an inf or NaN, which 0 * v
+/// would have spread as NaN; or in the sign of a zero output.) Reads the
+/// mask's block once, against the block's rows x count x dk multiply-adds.
 static Value maskedBlockSkippable(OpBuilder &b, Location loc, Value mask,
                                   const QueryBlock &blk, OpFoldResult j0,
                                   OpFoldResult count, Value m) {

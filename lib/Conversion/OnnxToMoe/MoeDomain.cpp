@@ -391,10 +391,11 @@ Values treeGatedLayer(onnxir::NodeOp node, RewriterBase &b) {
 /// org.moe_mlir.internal MaskedAttention (made by moe-raise-onnx from an
 /// exported attention core, Softmax(MatMul(q, kT) [+ mask]) @ v): q [B, H,
 /// T, dk], kT [B, H, dk, S] (the keys transposed, as the export multiplies
-/// them), v [B, H, S, dv], mask [B or 1, H or 1, T, S] (optional); the
-/// attribute `scale` (f32, default 1) multiplies the scores, as the
-/// export's Mul did: moe.attention with that scale, not causal, the keys
-/// transposed back (the lowering's own transpose then cancels).
+/// them), v [B, H, S, dv], mask [B or 1, H or 1, T or 1, S or 1]
+/// (optional); the attribute `scale` (f32, default 1) multiplies the
+/// scores, as the export's Mul did (or 1/c for its division by c):
+/// moe.attention with that scale, not causal, the keys transposed back
+/// (the lowering's own transpose then cancels).
 Values maskedAttention(onnxir::NodeOp node, RewriterBase &b) {
   if (failed(checkOperandCount(node, 3, 4)))
     return failure();

@@ -3,25 +3,27 @@
 // PyTorch writes scaled dot-product attention (torch's own
 // scaled_dot_product_attention, or a model's matmul / softmax / matmul) as
 //
-//   Softmax(MatMul(q', kT') [* c] [+ mask], axis -1) @ v
+//   Softmax(MatMul(q', kT') [* c | / c] [+ mask], axis -1) @ v
 //
 // with the scale multiplied into q' and kT' (torch's own
 // scaled_dot_product_attention), or into the scores as `* c` (a Hugging
 // Face eager attention; c a scalar constant, which becomes the op's scale:
-// the same f32 multiply). A division by a constant is not taken (x / c is
-// not x * (1 / c) in f32). The
-// conversion would materialise the [B, H, T, S] scores, add the mask in
-// one pass, and run the softmax in three more. This matcher recognises the
-// core and hands it to org.moe_mlir.internal.MaskedAttention, i.e.
-// moe.attention with the mask added to the scores and scale c (1 without),
-// whose CPU lowering is the flash-style one (no [B, H, T, S] scores). The
-// mask is whatever the export computes; nothing about it is assumed (not
-// even that it is causal), so the answer is the exported graph's. Two
-// differences remain, both reported as shape errors where ONNX would
-// broadcast: the scores' T or S being 1 at run time against the mask's
-// larger one (a causal LM's mask has the queries' T and the keys' S), and
-// q's B or H being 1 at run time against k's larger one (k's and v's 1s
-// are repeated, as MatMul does).
+// the same f32 multiply), or as `/ c` (older Hugging Face eager attention,
+// c = sqrt(d)): the scale 1 / c, the same bits where c is a power of two
+// and within an ulp of each score otherwise (x / c is not x * (1 / c) in
+// f32; docs/tolerance.md). The conversion would materialise the [B, H, T, S]
+// scores, add the mask in one pass, and run the softmax in three more. This
+// matcher recognises the core and hands it to
+// org.moe_mlir.internal.MaskedAttention, i.e. moe.attention with the mask added
+// to the scores and scale c (1 without), whose CPU lowering is the flash-style
+// one (no [B, H, T, S] scores). The mask is whatever the export computes;
+// nothing about it is assumed (not even that it is causal), so the answer is
+// the exported graph's. Where ONNX would broadcast the scores up to the mask's
+// or k's size, the raised core reports a shape error instead: the scores' T or
+// S, or their B or H, being 1 at run time against the mask's larger one (a
+// causal LM's mask has the queries' T and the keys' S, and B and H of 1 or the
+// scores'), and q's B or H being 1 at run time against k's larger one (k's and
+// v's 1s are repeated, as MatMul does).
 //
 //===----------------------------------------------------------------------===//
 
@@ -35,10 +37,11 @@ using namespace mlir::moe::raise;
 
 namespace {
 
-/// A rank-4 f32 tensor value.
+/// A rank-4 f32 tensor value (of unranked type where the graph's shape
+/// arithmetic knows its rank: a TorchScript export with dynamic axes).
 bool isRank4F32(Value v) {
-  auto t = dyn_cast<RankedTensorType>(v.getType());
-  return t && t.getRank() == 4 && t.getElementType().isF32();
+  Type elt = elementTypeOf(v);
+  return elt && elt.isF32() && rankOf(v) == 4;
 }
 
 /// The standard node of `opType` defining `v` with exactly `inputs` inputs
@@ -56,11 +59,10 @@ onnxir::NodeOp exactly(Value v, StringRef opType, unsigned inputs,
 /// `v` has one user (the matched node reads it once).
 bool oneUse(Value v) { return v.hasOneUse(); }
 
-/// a's dim i and b's dim j are provably equal, or one is dynamic.
+/// a's dim i and b's dim j are provably equal, or one is not a known
+/// constant (checked at run time).
 bool compatible(Value a, int64_t i, Value b, int64_t j) {
-  return sameDim(a, i, b, j) ||
-         cast<RankedTensorType>(a.getType()).isDynamicDim(i) ||
-         cast<RankedTensorType>(b.getType()).isDynamicDim(j);
+  return sameDim(a, i, b, j) || !constantDim(a, i) || !constantDim(b, j);
 }
 
 } // namespace
@@ -78,13 +80,16 @@ FailureOr<AttentionCore> raise::matchAttentionCore(onnxir::NodeOp pv,
   Value x = sm.getInputs()[0];
   onnxir::NodeOp add = exactly(x, "Add", 2, 7);
   Value scores = x, mask;
-  // The scores: a MatMul, or a Mul of one (the scale, checked below).
+  // The scores: a MatMul, or a Mul of one, or one divided (the scale,
+  // checked below).
   auto isScores = [](Value v) {
     if (exactly(v, "MatMul", 2, 1))
       return true;
     onnxir::NodeOp mul = exactly(v, "Mul", 2, 7);
-    return mul && (exactly(mul.getInputs()[0], "MatMul", 2, 1) ||
-                   exactly(mul.getInputs()[1], "MatMul", 2, 1));
+    onnxir::NodeOp div = exactly(v, "Div", 2, 7);
+    return (mul && (exactly(mul.getInputs()[0], "MatMul", 2, 1) ||
+                    exactly(mul.getInputs()[1], "MatMul", 2, 1))) ||
+           (div && exactly(div.getInputs()[0], "MatMul", 2, 1));
   };
   if (add) {
     for (int i : {0, 1})
@@ -95,26 +100,47 @@ FailureOr<AttentionCore> raise::matchAttentionCore(onnxir::NodeOp pv,
       }
   }
   onnxir::NodeOp scaled = exactly(scores, "Mul", 2, 7);
+  onnxir::NodeOp divided = exactly(scores, "Div", 2, 7);
   onnxir::NodeOp qk = exactly(scores, "MatMul", 2, 1);
   double scale = 1.0;
   Value product = scores;
+  // A scalar f32 constant's value.
+  auto scalarOf = [](Value v) -> std::optional<double> {
+    DenseElementsAttr c = constantOf(v);
+    if (!c || c.getNumElements() != 1 || !c.getElementType().isF32() ||
+        c.getType().getRank() != 0)
+      return std::nullopt;
+    return (*c.getValues<APFloat>().begin()).convertToDouble();
+  };
   if (scaled) {
     for (int i : {0, 1}) {
-      DenseElementsAttr c = constantOf(scaled.getInputs()[1 - i]);
-      if (exactly(scaled.getInputs()[i], "MatMul", 2, 1) && c &&
-          c.getNumElements() == 1 && c.getElementType().isF32() &&
-          c.getType().getRank() == 0) {
-        scale = (*c.getValues<APFloat>().begin()).convertToDouble();
+      std::optional<double> c = scalarOf(scaled.getInputs()[1 - i]);
+      if (exactly(scaled.getInputs()[i], "MatMul", 2, 1) && c) {
+        scale = *c;
         product = scaled.getInputs()[i];
         qk = exactly(product, "MatMul", 2, 1);
         break;
       }
     }
   }
+  // A division by c (older Hugging Face eager attention: by sqrt(d)) is
+  // the scale 1 / c: exact where c is a power of two, within an ulp of
+  // each score otherwise (docs/tolerance.md).
+  if (divided) {
+    std::optional<double> c = scalarOf(divided.getInputs()[1]);
+    if (exactly(divided.getInputs()[0], "MatMul", 2, 1) && c) {
+      scale = 1.0 / *c;
+      product = divided.getInputs()[0];
+      qk = exactly(product, "MatMul", 2, 1);
+    }
+  }
   if (!qk) {
     if (scaled)
       miss.why = "the scores are multiplied by something other than a "
                  "scalar f32 constant";
+    if (divided)
+      miss.why = "the scores are divided by something other than a scalar "
+                 "f32 constant";
     return failure();
   }
   AttentionCore core{qk.getInputs()[0], qk.getInputs()[1], pv.getInputs()[1],
@@ -153,14 +179,14 @@ FailureOr<AttentionCore> raise::matchAttentionCore(onnxir::NodeOp pv,
   if (mask) {
     miss.why = "the mask is not [B or 1, H or 1, T or 1, S or 1] (a static "
                "size differs)";
-    auto mt = cast<RankedTensorType>(mask.getType());
+    auto unit = [&](int64_t d) { return constantDim(mask, d) == 1; };
     for (int64_t d : {0, 1})
-      if (mt.getDimSize(d) != 1 && !compatible(mask, d, core.q, d))
+      if (!unit(d) && !compatible(mask, d, core.q, d))
         return failure();
     std::pair<Value, int64_t> scoreDims[2] = {{core.q, 2}, {core.kT, 3}};
     for (int64_t d : {2, 3}) {
       auto [of, i] = scoreDims[d - 2];
-      if (mt.getDimSize(d) != 1 && !compatible(mask, d, of, i))
+      if (!unit(d) && !compatible(mask, d, of, i))
         return failure();
     }
   }

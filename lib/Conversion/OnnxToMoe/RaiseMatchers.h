@@ -136,8 +136,25 @@ private:
 bool sameSize(Value piece, Value x, int64_t i);
 
 /// Whether a's dim i and b's dim j are provably one size: static and
-/// equal, or one symbolic size (in a SizeFactsScope).
+/// equal, or one symbolic size (in a SizeFactsScope; also for values of
+/// unranked type whose shape the graph's shape arithmetic knows).
 bool sameDim(Value a, int64_t i, Value b, int64_t j);
+
+/// The rank of `v`: its type's, or, for a value of unranked type (what
+/// ONNX shape inference left of a TorchScript export with dynamic axes),
+/// the rank the graph's shape arithmetic gives it (in a SizeFactsScope);
+/// -1 when unknown.
+int64_t rankOf(Value v);
+
+/// The element type of `v`: its ranked type's, or, for a value of
+/// unranked type (whose stage-1 element type may be the importer's f32
+/// placeholder), the one ONNX's rules give it from its producers (in a
+/// SizeFactsScope); null when unknown.
+Type elementTypeOf(Value v);
+
+/// Dim `d` of `v` where it is a known constant: static in its type, or
+/// constant by the graph's shape arithmetic (in a SizeFactsScope).
+std::optional<int64_t> constantDim(Value v, int64_t d);
 
 /// What the attention-core raise makes MaskedAttention of:
 /// Softmax(MatMul(q, kT) [* scale] [+ mask], axis -1) @ v.

@@ -14,9 +14,15 @@
 // The raise matchers read the forms the TorchScript exporter writes. This
 // step rewrites the dynamo forms into those, before the matchers run:
 //
+//   * a node result of unranked type (no shape from ONNX inference; its
+//     stage-1 element type, the importer's f32 placeholder, is not
+//     trusted) gets the rank and element type ONNX's rules give it from
+//     its inputs, for the view, elementwise, reduction, MatMul, Gather and
+//     Cast ops (SymbolicShapes::computeRank, computeElementType);
 //   * no-op nodes go: Identity, Transpose with the identity permutation
-//     (of a known rank), one-input Max/Min/Sum/Mean/Concat, Expand of x to
-//     x's own shape (Shape(x), or a shape value equal to it symbolically);
+//     (of a known rank), one-input Max/Min/Sum/Mean/Concat, a Cast of a
+//     float to its own type, Expand of x to x's own shape (Shape(x), or a
+//     shape value equal to it symbolically);
 //   * GatherND(w, Unsqueeze(i, -1)) with batch_dims 0 is Gather(w, i, 0);
 //   * CastLike(c, x) of a constant c (at most 64 elements, float or
 //     integer) with a float x is c in x's element type;
@@ -222,6 +228,18 @@ public:
     return it == values.end() ? nullptr : &it->second;
   }
 
+  /// The element type of `v`: its ranked type's, or, for a node result
+  /// of unranked type, the one ONNX's rules give it from its inputs (the
+  /// importer types an unknown result as tensor<*xf32>, a placeholder);
+  /// null when unknown.
+  Type elementTypeOf(Value v) const {
+    if (auto t = dyn_cast<RankedTensorType>(v.getType()))
+      return t.getElementType();
+    if (isa<BlockArgument>(v)) // a declared graph input
+      return cast<ShapedType>(v.getType()).getElementType();
+    return elementTypes.lookup(v);
+  }
+
   /// Records what an inserted node computes (a recovered Einsum).
   void setShape(Value v, Sizes s) { shapes[v] = std::move(s); }
 
@@ -231,6 +249,7 @@ public:
     for (Value r : op->getResults()) {
       shapes.erase(r);
       values.erase(r);
+      elementTypes.erase(r);
     }
   }
 
@@ -329,8 +348,22 @@ private:
       opaqueShape(r); // the default; refined below where computable
     if (!node.getDomain().empty() || node.getNumResults() == 0)
       return;
+    if (node.getNumResults() == 1 &&
+        isa<UnrankedTensorType>(node.getResult(0).getType()))
+      if (Type t = computeElementType(node))
+        elementTypes[node.getResult(0)] = t;
     std::optional<Sizes> v = computeValues(node);
     std::optional<Sizes> s = computeShape(node);
+    // An unranked result whose sizes are not computable here still has
+    // the rank ONNX gives it: its sizes become unknowns of that rank.
+    if (!s && node.getNumResults() == 1 &&
+        isa<UnrankedTensorType>(node.getResult(0).getType()))
+      if (std::optional<int64_t> rank = computeRank(node)) {
+        Sizes opaqueSizes;
+        for (int64_t i = 0; i < *rank; ++i)
+          opaqueSizes.push_back(sym(symbolOf(node.getResult(0), i)));
+        s = opaqueSizes;
+      }
     // Values are kept for tensors of rank <= 1 only (shape values: a
     // Concat, Gather or Reshape of a matrix does not keep their order).
     if (v) {
@@ -482,6 +515,136 @@ private:
           return std::nullopt; // unknown which side broadcasts
       }
     return out;
+  }
+
+  /// The element type of `node`'s result by ONNX's rules, from its
+  /// inputs' (elementTypeOf); null where not known.
+  Type computeElementType(onnxir::NodeOp node) {
+    StringRef op = node.getOpType();
+    auto inputs = node.getInputs();
+    MLIRContext *ctx = node.getContext();
+    auto of = [&](unsigned i) -> Type {
+      return i < inputs.size() ? elementTypeOf(inputs[i]) : Type();
+    };
+    if (op == "Cast") {
+      std::optional<int64_t> to = strictInt(node, "to", -1);
+      if (!to)
+        return Type();
+      switch (*to) {
+      case 1:
+        return Float32Type::get(ctx);
+      case 10:
+        return Float16Type::get(ctx);
+      case 11:
+        return Float64Type::get(ctx);
+      case 16:
+        return BFloat16Type::get(ctx);
+      case 6:
+        return IntegerType::get(ctx, 32);
+      case 7:
+        return IntegerType::get(ctx, 64);
+      case 9:
+        return IntegerType::get(ctx, 1);
+      default:
+        return Type();
+      }
+    }
+    if (op == "CastLike")
+      return of(1);
+    if (op == "Not" || op == "Equal" || op == "Less" || op == "Greater" ||
+        op == "And" || op == "Or")
+      return IntegerType::get(ctx, 1);
+    if (op == "Shape" || op == "Size")
+      return IntegerType::get(ctx, 64);
+    if (op == "Where")
+      return of(1);
+    if (keepsShape(op) || isBroadcastElementwise(op) || op == "MatMul" ||
+        op == "Transpose" || op == "Reshape" || op == "Slice" ||
+        op == "Concat" || op == "Expand" || op == "Unsqueeze" ||
+        op == "Squeeze" || op == "Gather" || op.starts_with("Reduce"))
+      return of(0);
+    return Type();
+  }
+
+  /// The rank of `node`'s result by ONNX's rules, from its inputs' ranks,
+  /// for the ops an attention core's operands come through (the sizes
+  /// themselves may be beyond computeShape: a ReduceMean, a computed
+  /// Slice).
+  std::optional<int64_t> computeRank(onnxir::NodeOp node) {
+    StringRef op = node.getOpType();
+    auto inputs = node.getInputs();
+    auto rank = [&](unsigned i) -> std::optional<int64_t> {
+      if (i >= inputs.size())
+        return std::nullopt;
+      if (const Sizes *s = shapeOf(inputs[i]))
+        return static_cast<int64_t>(s->size());
+      return std::nullopt;
+    };
+    // The length of a 1-d shape operand of static size.
+    auto length = [&](unsigned i) -> std::optional<int64_t> {
+      auto t = i < inputs.size()
+                   ? dyn_cast<RankedTensorType>(inputs[i].getType())
+                   : RankedTensorType();
+      if (!t || t.getRank() != 1 || t.isDynamicDim(0))
+        return std::nullopt;
+      return t.getDimSize(0);
+    };
+    if (inputs.empty())
+      return std::nullopt;
+    if (keepsShape(op) || op == "Slice" || op == "Concat")
+      return rank(0);
+    if (isBroadcastElementwise(op)) {
+      int64_t most = 0;
+      for (unsigned i = 0; i < inputs.size(); ++i) {
+        std::optional<int64_t> r = rank(i);
+        if (!r)
+          return std::nullopt;
+        most = std::max(most, *r);
+      }
+      return most;
+    }
+    if (op == "MatMul") {
+      std::optional<int64_t> a = rank(0), b = rank(1);
+      if (!a || !b || *a < 2 || *b < 2)
+        return std::nullopt;
+      return std::max(*a, *b);
+    }
+    if (op == "Transpose") {
+      std::optional<int64_t> r = rank(0);
+      if (std::optional<SmallVector<int64_t>> perm = intsAttrOf(node, "perm"))
+        return r && *r != static_cast<int64_t>(perm->size())
+                   ? std::nullopt
+                   : std::optional<int64_t>(perm->size());
+      return r;
+    }
+    if (op == "Reshape" && inputs.size() == 2)
+      return length(1);
+    if (op == "Expand" && inputs.size() == 2) {
+      std::optional<int64_t> r = rank(0), n = length(1);
+      if (!r || !n)
+        return std::nullopt;
+      return std::max(*r, *n);
+    }
+    if (op == "Unsqueeze" || op == "Squeeze") {
+      std::optional<int64_t> r = rank(0);
+      std::optional<SmallVector<int64_t>> axes = axesOf(node);
+      if (!r || !axes || (op == "Squeeze" && axes->empty()))
+        return std::nullopt;
+      int64_t n = static_cast<int64_t>(axes->size());
+      return op == "Unsqueeze"
+                 ? *r + n
+                 : (*r >= n ? std::optional<int64_t>(*r - n) : std::nullopt);
+    }
+    if (op == "Gather") {
+      std::optional<int64_t> r = rank(0), ri = rank(1);
+      if (!r || !ri || *r < 1)
+        return std::nullopt;
+      return *r - 1 + *ri;
+    }
+    if (op.starts_with("Reduce") &&
+        intAttrOf(node, "keepdims").value_or(1) == 1)
+      return rank(0);
+    return std::nullopt;
   }
 
   std::optional<Sizes> computeShape(onnxir::NodeOp node) {
@@ -753,6 +916,7 @@ public:
 
 private:
   DenseMap<Value, Sizes> shapes, values;
+  DenseMap<Value, Type> elementTypes; // of unranked node results
   DenseMap<std::pair<Value, int64_t>, unsigned> opaque;
   llvm::StringMap<unsigned> named;
   unsigned next = 0;
@@ -847,6 +1011,18 @@ void simplifyNodes(ModuleOp module, RewriterBase &rewriter,
          op == "Mean" || op == "Concat")) {
       replace(in);
       continue;
+    }
+    // A Cast of a float to its own type (Hugging Face's eager attention
+    // casts the softmax to the query's dtype: f32 to f32).
+    if (op == "Cast" && n.getInputs().size() == 1) {
+      std::optional<int64_t> to = strictInt(n, "to", -1);
+      Type elt = shapes.elementTypeOf(in);
+      if (to && elt &&
+          ((*to == 1 && elt.isF32()) || (*to == 10 && elt.isF16()) ||
+           (*to == 11 && elt.isF64()) || (*to == 16 && elt.isBF16()))) {
+        replace(in);
+        continue;
+      }
     }
     if (op == "Transpose" && n.getInputs().size() == 1) {
       const Sizes *s = shapes.shapeOf(in);
@@ -1354,9 +1530,9 @@ bool raise::sameSize(Value piece, Value x, int64_t i) {
 bool raise::sameDim(Value a, int64_t i, Value b, int64_t j) {
   auto ta = dyn_cast<RankedTensorType>(a.getType());
   auto tb = dyn_cast<RankedTensorType>(b.getType());
-  if (!ta || !tb || i < 0 || j < 0 || i >= ta.getRank() || j >= tb.getRank())
+  if (i < 0 || j < 0 || (ta && i >= ta.getRank()) || (tb && j >= tb.getRank()))
     return false;
-  if (!ta.isDynamicDim(i) && !tb.isDynamicDim(j))
+  if (ta && tb && !ta.isDynamicDim(i) && !tb.isDynamicDim(j))
     return ta.getDimSize(i) == tb.getDimSize(j);
   if (!currentShapes)
     return false;
@@ -1364,6 +1540,34 @@ bool raise::sameDim(Value a, int64_t i, Value b, int64_t j) {
   const Sizes *sb = currentShapes->shapeOf(b);
   return sa && sb && i < (int64_t)sa->size() && j < (int64_t)sb->size() &&
          (*sa)[i] == (*sb)[j];
+}
+
+Type raise::elementTypeOf(Value v) {
+  if (currentShapes)
+    return currentShapes->elementTypeOf(v);
+  auto t = dyn_cast<RankedTensorType>(v.getType());
+  return t ? t.getElementType() : Type();
+}
+
+int64_t raise::rankOf(Value v) {
+  if (auto t = dyn_cast<RankedTensorType>(v.getType()))
+    return t.getRank();
+  const Sizes *s = currentShapes ? currentShapes->shapeOf(v) : nullptr;
+  return s ? static_cast<int64_t>(s->size()) : -1;
+}
+
+std::optional<int64_t> raise::constantDim(Value v, int64_t d) {
+  if (auto t = dyn_cast<RankedTensorType>(v.getType())) {
+    if (d < 0 || d >= t.getRank())
+      return std::nullopt;
+    if (!t.isDynamicDim(d))
+      return t.getDimSize(d);
+  }
+  const Sizes *s = currentShapes ? currentShapes->shapeOf(v) : nullptr;
+  if (!s || d < 0 || d >= static_cast<int64_t>(s->size()) ||
+      !(*s)[d].syms.empty())
+    return std::nullopt;
+  return (*s)[d].coef;
 }
 
 bool raise::sameShape(Value shape, Value x) {

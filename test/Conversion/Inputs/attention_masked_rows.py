@@ -1,26 +1,30 @@
 """A raised attention core against ONNX Runtime with masks that hide keys.
 
-usage: attention_masked_rows.py --bin BUILD/bin MODEL.onnx
+usage: attention_masked_rows.py --bin BUILD/bin MODEL.onnx [PADDED.onnx]
 
 MODEL is raise-attention.test's core_mask (q, k, v [B, 4, T, 8/8/6], mask
 [B, 1, T, T]). Each case is run on one artifact compiled as moe-compile
 does by default and on one compiled with --no-skip-masked-blocks (every
-key block computed), at T = 37 (one key block) and T = 300 (blocks of 128,
-32 and 12 keys; ten blocks of 32 queries):
+key block computed), at T = 37 (key blocks of 32 and 5; two blocks of 32
+queries) and T = 300 (key blocks of 128, 128, 32 and 12; ten blocks of
+queries):
 
 - causal: the keys after each query hidden by -inf; in batch 1 every key
   of two rows too (a row of only -inf is NaN in both);
 - causal_min: the same with the float32 minimum, as Hugging Face masks
   are written (its blocks above the diagonal are left out);
-- padded: batch 1 left-padded (its first 150 keys hidden from every row,
-  with the causal part, by the float32 minimum): rows that see no key
-  average all keys in ONNX Runtime, and their query blocks compute every
-  key block.
+- padded: batch 1 left-padded (its first min(150, T / 2) keys hidden
+  from every row, with the causal part, by the float32 minimum): rows
+  that see no key average all keys in ONNX Runtime, and their query
+  blocks compute every key block.
 
 And one case that shows the blocks are left out: at T = 300, keys 256 to
 299 (the last two key blocks) hidden from every row and their values NaN.
 Computed, 0 * NaN makes every output NaN (as in ONNX Runtime); left out,
-none is (docs/tolerance.md).
+none is (docs/tolerance.md). With PADDED (core_padding_mask: a mask [B,
+1, 1, T], one row read for all queries) the same right padding is run
+with finite values (against ORT, same bits both ways) and with NaN values
+(left out).
 
 Prints "OK ..." when both artifacts give the same bits and equal ORT's
 output (NaN where ORT's is NaN, within 1e-5 + 1e-4 |ORT| elsewhere), else
@@ -38,6 +42,7 @@ import onnxruntime as ort
 p = argparse.ArgumentParser()
 p.add_argument("--bin", required=True)
 p.add_argument("model")
+p.add_argument("padded", nargs="?")
 a = p.parse_args()
 rng = np.random.default_rng(0)
 b = 2
@@ -96,29 +101,61 @@ with tempfile.TemporaryDirectory() as work:
                 failed.append(f"{label}: max diff "
                               f"{np.nanmax(np.abs(y - want))}, NaN agree "
                               f"{(nan == np.isnan(y)).all()}")
-    # The hidden keys' blocks are not read when they are left out.
-    t = 300
-    hidden = np.zeros((b, 1, t, t), np.float32)
+    def run(arts, feeds, tag):
+        args = []
+        for name, x in feeds.items():
+            np.save(os.path.join(work, name + ".npy"), x)
+            args += ["--input", f"{name}={os.path.join(work, name + '.npy')}"]
+        got = {}
+        for name, art in arts.items():
+            out = os.path.join(work, tag + "_" + name)
+            subprocess.run([os.path.join(a.bin, "moe-run"), art, *args,
+                            "--output-dir", out], check=True,
+                           capture_output=True)
+            got[name] = np.load(os.path.join(out, "y.npy"))
+        return got
+
+    def right_padded(arts, mask, label, session):
+        # Keys 256 to 299 hidden from every row: finite values against
+        # ORT (same bits both ways), NaN values behind them left out.
+        t = 300
+        feeds = {"q": rng.standard_normal((b, 4, t, 8)).astype(np.float32),
+                 "k": rng.standard_normal((b, 4, t, 8)).astype(np.float32),
+                 "v": rng.standard_normal((b, 4, t, 6)).astype(np.float32),
+                 "m": mask}
+        want = session.run(None, feeds)[0]
+        got = run(arts, feeds, "pad")
+        if not np.array_equal(got["skip"].view(np.uint32),
+                              got["noskip"].view(np.uint32)):
+            failed.append(f"{label}: skipping masked blocks changed bits")
+        if not np.allclose(got["skip"], want, rtol=1e-4, atol=1e-5):
+            failed.append(f"{label}: max diff "
+                          f"{np.nanmax(np.abs(got['skip'] - want))}")
+        feeds["v"][:, :, 256:] = np.nan
+        got = run(arts, feeds, "nan")
+        if not np.isfinite(got["skip"]).all():
+            failed.append(f"{label}, NaN values: the masked blocks were "
+                          "computed")
+        if not np.isnan(got["noskip"]).all():
+            failed.append(f"{label}, NaN values: --no-skip-masked-blocks "
+                          "skipped")
+
+    hidden = np.zeros((b, 1, 300, 300), np.float32)
     hidden[..., 256:] = low
-    feeds = {"q": rng.standard_normal((b, 4, t, 8)).astype(np.float32),
-             "k": rng.standard_normal((b, 4, t, 8)).astype(np.float32),
-             "v": rng.standard_normal((b, 4, t, 6)).astype(np.float32),
-             "m": hidden}
-    feeds["v"][:, :, 256:] = np.nan
-    args = []
-    for name, x in feeds.items():
-        np.save(os.path.join(work, name + ".npy"), x)
-        args += ["--input", f"{name}={os.path.join(work, name + '.npy')}"]
-    got = {}
-    for name, art in arts.items():
-        out = os.path.join(work, "nan_" + name)
-        subprocess.run([os.path.join(a.bin, "moe-run"), art, *args,
-                        "--output-dir", out], check=True, capture_output=True)
-        got[name] = np.load(os.path.join(out, "y.npy"))
-    if not np.isfinite(got["skip"]).all():
-        failed.append("hidden NaN values: the masked blocks were computed")
-    if not np.isnan(got["noskip"]).all():
-        failed.append("hidden NaN values: --no-skip-masked-blocks skipped")
+    right_padded(arts, hidden, "right-padded [B, 1, T, T]", session)
+    if a.padded:
+        arts_p = {}
+        for name, extra in (("skip", []),
+                            ("noskip", ["--no-skip-masked-blocks"])):
+            arts_p[name] = os.path.join(work, "padded_" + name + ".moeb")
+            subprocess.run([os.path.join(a.bin, "moe-compile"), "-q",
+                            "--opt=1", *extra, a.padded, "-o", arts_p[name]],
+                           check=True)
+        row = np.zeros((b, 1, 1, 300), np.float32)
+        row[..., 256:] = low
+        right_padded(arts_p, row, "right-padded [B, 1, 1, T]",
+                     ort.InferenceSession(
+                         a.padded, providers=["CPUExecutionProvider"]))
 print("OK masked keys and fully masked rows match ONNX Runtime" if not failed
       else "FAIL " + "; ".join(failed))
 sys.exit(0 if not failed else 1)

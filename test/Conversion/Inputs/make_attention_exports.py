@@ -21,9 +21,16 @@ H, DK, DV = 4, 8, 6
 class Core(torch.nn.Module):
     """softmax(q @ k^T * scale [+ mask], dim) @ v."""
 
-    def __init__(self, scale=0.25, mask=True, dim=-1, scores_out=False):
+    def __init__(self, scale=0.25, mask=True, dim=-1, scores_out=False,
+                 divide=None):
         super().__init__()
         self.scale, self.mask, self.dim = scale, mask, dim
+        # Older Hugging Face eager attention: scores / sqrt(d), and the
+        # softmax cast to the query's dtype (an f32 -> f32 Cast).
+        self.divide = divide
+        if isinstance(divide, list):  # a [1] tensor: not a scalar constant
+            self.register_buffer("divide_t", torch.tensor(divide))
+            self.divide = self.divide_t
         if isinstance(scale, list):  # a [1] tensor: not a scalar constant
             self.register_buffer("scale_t", torch.tensor(scale))
             self.scale = None
@@ -31,10 +38,15 @@ class Core(torch.nn.Module):
 
     def forward(self, q, k, v, m):
         s = torch.matmul(q, k.transpose(2, 3))
-        s = s * (self.scale if self.scale is not None else self.scale_t)
+        if self.divide is not None:
+            s = s / self.divide
+        else:
+            s = s * (self.scale if self.scale is not None else self.scale_t)
         if self.mask:
             s = s + m
         p = torch.softmax(s, dim=self.dim)
+        if self.divide is not None:
+            p = torch.softmax(s, dim=self.dim, dtype=torch.float32).to(q.dtype)
         y = torch.matmul(p, v)
         return (y, s) if self.scores_out else y
 
@@ -75,6 +87,8 @@ export("core_dynamic_heads", Core(), kv_head_axis="HK")
 export("core_mask_own_batch", Core(), mask_shape=("MB", 1, "T", "T"))
 export("core_query_heads", Core(), q_head_axis="HQ")
 export("core_padding_mask", Core(), mask_shape=("B", 1, 1, "T"))
+export("core_divided", Core(divide=DK ** 0.5))
+export("core_divided_pow2", Core(divide=4.0))
 # Near misses, left as exported: the softmax over the queries, the scores
 # also an output, a mask whose static S differs from the keys' (written
 # from core_mask with every size static: not valid ONNX, so the Add left
@@ -93,3 +107,4 @@ onnx.save(static, os.path.join(out, "miss_mask_static.onnx"))
 # A scale of shape [1] (not a scalar: the scores' Mul is left alone, and
 # the core does not match).
 export("miss_scale_vector", Core(scale=[0.25]))
+export("miss_divide_vector", Core(divide=[4.0]))

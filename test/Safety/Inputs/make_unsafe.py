@@ -247,6 +247,8 @@ matmul("matmul_vec_mat", ["K"], ["L", "N"], ["N"])
 matmul("matmul_mat_vec", ["B", "M", "K"], ["K"], ["B", "M"])
 matmul("matmul_vec_vec", [5], [5], [])
 matmul("matmul_unbatched_a", ["M", "K"], [3, "K", "N"], [3, "M", "N"])
+matmul("matmul_unbatched_dynamic", ["M", "K"], ["B", "K", "N"],
+       ["B", "M", "N"])
 matmul("matmul_static_ones", [2, 1, "M", 4], [3, 4, "N"], [2, 3, "M", "N"])
 matmul("matmul_dynamic_batch", ["B", "H", "M", "K"], ["B2", "H2", "K", "N"],
        ["B3", "H3", "M", "N"])
