@@ -1,5 +1,5 @@
 // RUN: moe-opt --moe-raise-onnx %s | FileCheck %s
-// RUN: moe-opt --moe-raise-onnx=report %s -o /dev/null
+// RUN: moe-opt --moe-raise-onnx=report %s -o /dev/null 2>&1 | FileCheck %s --check-prefix=REPORT
 
 // moe-raise-onnx's preparation (RaisePrepare.cpp) rewrites what PyTorch's
 // dynamo exporter writes into the forms the matchers read; these rewrites
@@ -193,4 +193,89 @@ func.func @shared_linear_weight(%x: tensor<?x2xf32>, %y: tensor<?x2xf32>) -> (te
   %c = onnx.node "MatMul"(%x, %vt) {version = 20 : i64} : (tensor<?x2xf32>, tensor<2x2xf32>) -> tensor<?x2xf32>
   %r = onnx.node "Relu"(%vt) {version = 20 : i64} : (tensor<2x2xf32>) -> tensor<2x2xf32>
   return %a, %b, %c, %r : tensor<?x2xf32>, tensor<?x2xf32>, tensor<?x2xf32>, tensor<2x2xf32>
+}
+
+// A Cast of a float to its own type goes; a real conversion stays, and so
+// does a Cast to f32 of an unranked result whose element type no rule
+// gives (TopK's indices: the importer's tensor<*xf32> is a placeholder).
+// An unranked result of a rule's op (Relu) has its input's element type.
+// CHECK-LABEL: func.func @identity_cast
+// CHECK-SAME: (%[[X:.*]]: tensor<?x4xf32>, %[[I:.*]]: tensor<?x4xi64>
+// CHECK-NEXT: %[[R:.*]] = onnx.node "Relu"(%[[X]])
+// CHECK-NEXT: %[[IF:.*]] = onnx.node "Cast"(%[[I]]) {node_attributes = {to = 1 : i64}
+// CHECK-NEXT: %[[U:.*]] = onnx.node "Relu"(%[[X]]) {{.*}} -> tensor<*xf32>
+// CHECK-NEXT: %[[K:.*]] = onnx.node "Constant"
+// CHECK-NEXT: %[[TOPK:.*]]:2 = onnx.node "TopK"
+// CHECK-NEXT: %[[IDXF:.*]] = onnx.node "Cast"(%[[TOPK]]#1) {node_attributes = {to = 1 : i64}
+// CHECK-NEXT: return %[[R]], %[[IF]], %[[U]], %[[IDXF]]
+func.func @identity_cast(%x: tensor<?x4xf32>, %i: tensor<?x4xi64>) -> (tensor<?x4xf32>, tensor<?x4xf32>, tensor<*xf32>, tensor<*xf32>) {
+  %a = onnx.node "Cast"(%x) {node_attributes = {to = 1 : i64}, version = 17 : i64} : (tensor<?x4xf32>) -> tensor<?x4xf32>
+  %r = onnx.node "Relu"(%a) {version = 17 : i64} : (tensor<?x4xf32>) -> tensor<?x4xf32>
+  %if = onnx.node "Cast"(%i) {node_attributes = {to = 1 : i64}, version = 17 : i64} : (tensor<?x4xi64>) -> tensor<?x4xf32>
+  %u0 = onnx.node "Relu"(%x) {version = 17 : i64} : (tensor<?x4xf32>) -> tensor<*xf32>
+  %u = onnx.node "Cast"(%u0) {node_attributes = {to = 1 : i64}, version = 17 : i64} : (tensor<*xf32>) -> tensor<*xf32>
+  %k = onnx.node "Constant"() {node_attributes = {value = dense<2> : tensor<1xi64>}, version = 17 : i64} : () -> tensor<1xi64>
+  %vals, %idx = onnx.node "TopK"(%x, %k) {version = 17 : i64} : (tensor<?x4xf32>, tensor<1xi64>) -> (tensor<*xf32>, tensor<*xf32>)
+  %idxf = onnx.node "Cast"(%idx) {node_attributes = {to = 1 : i64}, version = 17 : i64} : (tensor<*xf32>) -> tensor<*xf32>
+  return %r, %if, %u, %idxf : tensor<?x4xf32>, tensor<?x4xf32>, tensor<*xf32>, tensor<*xf32>
+}
+
+// An attention core whose tensors ONNX shape inference left unranked (a
+// TorchScript export with dynamic axes): their ranks (Transpose's perm,
+// MatMul's operands) and element types come from the graph, so it is
+// raised, the division by 2 as the scale 0.5 and the f32 -> f32 Cast
+// dropped. With q from a OneHot (no rule: its element type is not known,
+// whatever the placeholder says) it is not.
+// CHECK-LABEL: func.func @unranked_core
+// CHECK: onnx.node "MaskedAttention"({{.*}}) {domain = "org.moe_mlir.internal", node_attributes = {scale = 5.000000e-01 : f32}
+// CHECK-NOT: onnx.node "Softmax"
+// CHECK: return
+func.func @unranked_core(%q: tensor<2x4x5x8xf32>, %k: tensor<2x4x5x8xf32>, %v: tensor<2x4x5x6xf32>) -> tensor<*xf32> {
+  %kt = onnx.node "Transpose"(%k) {node_attributes = {perm = array<i64: 0, 1, 3, 2>}, version = 17 : i64} : (tensor<2x4x5x8xf32>) -> tensor<*xf32>
+  %qr = onnx.node "Relu"(%q) {version = 17 : i64} : (tensor<2x4x5x8xf32>) -> tensor<*xf32>
+  %s = onnx.node "MatMul"(%qr, %kt) {version = 17 : i64} : (tensor<*xf32>, tensor<*xf32>) -> tensor<*xf32>
+  %c = arith.constant dense<2.0> : tensor<f32>
+  %d = onnx.node "Div"(%s, %c) {version = 17 : i64} : (tensor<*xf32>, tensor<f32>) -> tensor<*xf32>
+  %p = onnx.node "Softmax"(%d) {node_attributes = {axis = -1 : i64}, version = 17 : i64} : (tensor<*xf32>) -> tensor<*xf32>
+  %p2 = onnx.node "Cast"(%p) {node_attributes = {to = 1 : i64}, version = 17 : i64} : (tensor<*xf32>) -> tensor<*xf32>
+  %y = onnx.node "MatMul"(%p2, %v) {version = 17 : i64} : (tensor<*xf32>, tensor<2x4x5x6xf32>) -> tensor<*xf32>
+  return %y : tensor<*xf32>
+}
+// CHECK-LABEL: func.func @unranked_core_unknown_type
+// CHECK: onnx.node "Softmax"
+// CHECK-NOT: MaskedAttention
+func.func @unranked_core_unknown_type(%i: tensor<2x4x5xi64>, %k: tensor<2x4x5x8xf32>, %v: tensor<2x4x5x6xf32>) -> tensor<*xf32> {
+  %depth = arith.constant dense<8> : tensor<i64>
+  %vals = arith.constant dense<[0.0, 1.0]> : tensor<2xf32>
+  %q = onnx.node "OneHot"(%i, %depth, %vals) {version = 17 : i64} : (tensor<2x4x5xi64>, tensor<i64>, tensor<2xf32>) -> tensor<*xf32>
+  %kt = onnx.node "Transpose"(%k) {node_attributes = {perm = array<i64: 0, 1, 3, 2>}, version = 17 : i64} : (tensor<2x4x5x8xf32>) -> tensor<*xf32>
+  %s = onnx.node "MatMul"(%q, %kt) {version = 17 : i64} : (tensor<*xf32>, tensor<*xf32>) -> tensor<*xf32>
+  %p = onnx.node "Softmax"(%s) {node_attributes = {axis = -1 : i64}, version = 17 : i64} : (tensor<*xf32>) -> tensor<*xf32>
+  %y = onnx.node "MatMul"(%p, %v) {version = 17 : i64} : (tensor<*xf32>, tensor<2x4x5x6xf32>) -> tensor<*xf32>
+  return %y : tensor<*xf32>
+}
+
+// Malformed: a Cast and a Relu of a function argument that is no tensor
+// are left alone (no element type to read).
+// CHECK-LABEL: func.func @cast_of_scalar_argument
+// CHECK: onnx.node "Cast"
+func.func @cast_of_scalar_argument(%x: f32) -> tensor<*xf32> {
+  %a = onnx.node "Relu"(%x) {version = 17 : i64} : (f32) -> tensor<*xf32>
+  %b = onnx.node "Cast"(%x) {node_attributes = {to = 1 : i64}, version = 17 : i64} : (f32) -> tensor<*xf32>
+  %c = onnx.node "Add"(%a, %b) {version = 17 : i64} : (tensor<*xf32>, tensor<*xf32>) -> tensor<*xf32>
+  return %c : tensor<*xf32>
+}
+
+// A division whose reciprocal is no normal f32 (1 / 1e-39 is inf as an
+// f32 scale) is not raised.
+// CHECK-LABEL: func.func @divided_by_tiny
+// CHECK: onnx.node "Softmax"
+// REPORT: remark: attention not raised: the scores are divided by a constant whose reciprocal is not a normal f32
+func.func @divided_by_tiny(%q: tensor<2x4x5x8xf32>, %kt: tensor<2x4x8x5xf32>, %v: tensor<2x4x5x6xf32>) -> tensor<2x4x5x6xf32> {
+  %s = onnx.node "MatMul"(%q, %kt) {version = 17 : i64} : (tensor<2x4x5x8xf32>, tensor<2x4x8x5xf32>) -> tensor<2x4x5x5xf32>
+  %c = arith.constant dense<1.0e-39> : tensor<f32>
+  %d = onnx.node "Div"(%s, %c) {version = 17 : i64} : (tensor<2x4x5x5xf32>, tensor<f32>) -> tensor<2x4x5x5xf32>
+  %p = onnx.node "Softmax"(%d) {node_attributes = {axis = -1 : i64}, version = 17 : i64} : (tensor<2x4x5x5xf32>) -> tensor<2x4x5x5xf32>
+  %y = onnx.node "MatMul"(%p, %v) {version = 17 : i64} : (tensor<2x4x5x5xf32>, tensor<2x4x5x6xf32>) -> tensor<2x4x5x6xf32>
+  return %y : tensor<2x4x5x6xf32>
 }

@@ -124,14 +124,21 @@ FailureOr<AttentionCore> raise::matchAttentionCore(onnxir::NodeOp pv,
     }
   }
   // A division by c (older Hugging Face eager attention: by sqrt(d)) is
-  // the scale 1 / c: exact where c is a power of two, within an ulp of
-  // each score otherwise (docs/tolerance.md).
+  // the scale 1 / c rounded to f32 (the op's attribute): exact where c is
+  // a power of two, within an ulp of each score otherwise
+  // (docs/tolerance.md), so only where 1 / c is a normal f32 (a c beyond
+  // 8.5e37 would make it subnormal, one below 2.9e-39 infinite).
+  bool abnormal = false;
   if (divided) {
     std::optional<double> c = scalarOf(divided.getInputs()[1]);
     if (exactly(divided.getInputs()[0], "MatMul", 2, 1) && c) {
-      scale = 1.0 / *c;
-      product = divided.getInputs()[0];
-      qk = exactly(product, "MatMul", 2, 1);
+      float reciprocal = static_cast<float>(1.0 / *c);
+      abnormal = !std::isnormal(reciprocal);
+      if (!abnormal) {
+        scale = reciprocal;
+        product = divided.getInputs()[0];
+        qk = exactly(product, "MatMul", 2, 1);
+      }
     }
   }
   if (!qk) {
@@ -139,8 +146,10 @@ FailureOr<AttentionCore> raise::matchAttentionCore(onnxir::NodeOp pv,
       miss.why = "the scores are multiplied by something other than a "
                  "scalar f32 constant";
     if (divided)
-      miss.why = "the scores are divided by something other than a scalar "
-                 "f32 constant";
+      miss.why = abnormal ? "the scores are divided by a constant whose "
+                            "reciprocal is not a normal f32"
+                          : "the scores are not a MatMul divided by a scalar "
+                            "f32 constant";
     return failure();
   }
   AttentionCore core{qk.getInputs()[0], qk.getInputs()[1], pv.getInputs()[1],

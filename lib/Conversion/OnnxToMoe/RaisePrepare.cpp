@@ -235,8 +235,10 @@ public:
   Type elementTypeOf(Value v) const {
     if (auto t = dyn_cast<RankedTensorType>(v.getType()))
       return t.getElementType();
-    if (isa<BlockArgument>(v)) // a declared graph input
-      return cast<ShapedType>(v.getType()).getElementType();
+    if (isa<BlockArgument>(v)) { // a declared graph input
+      auto t = dyn_cast<ShapedType>(v.getType());
+      return t ? t.getElementType() : Type();
+    }
     return elementTypes.lookup(v);
   }
 
