@@ -404,8 +404,9 @@ def Moe_AttentionOp : Moe_Op<"attention",
     additive attention mask: 0 where a key is seen, a large negative
     number or -inf where not; keys that `causal` hides are not read, nor
     are their mask entries; a padding mask is `[B, 1, 1, S]`). A size of 1
-    broadcasts, as ONNX's Add does (a static 1 is read in place, a run-time
-    1 copied across first); any other size is an error at run time.
+    broadcasts, as ONNX's Add does (a static 1, or a B or H that is 1 at
+    run time, is read in place; a T or S that is 1 at run time is copied
+    across first); any other size is an error at run time.
 
     Where `k`'s and `v`'s `B` or `H` is 1 (static, or at run time) against
     a larger dynamic `q`'s, they are repeated, as ONNX's MatMul broadcasts

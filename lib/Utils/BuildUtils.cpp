@@ -1015,6 +1015,23 @@ Value moe::build::requireSize(OpBuilder &b, Location loc, Value v, int64_t d,
   return orZeros(b, loc, ok, v, resultType, code, d, size);
 }
 
+Value moe::build::requireSizeOrOne(OpBuilder &b, Location loc, Value v,
+                                   int64_t d, OpFoldResult size, int32_t code) {
+  auto type = cast<RankedTensorType>(v.getType());
+  std::optional<int64_t> want = getConstantIntValue(size);
+  if (!type.isDynamicDim(d) &&
+      (type.getDimSize(d) == 1 || (want && type.getDimSize(d) == *want)))
+    return v;
+  Value actual = tensor::DimOp::create(b, loc, v, d);
+  Value wanted = getValueOrCreateConstantIndexOp(b, loc, size);
+  Value one = arith::ConstantIndexOp::create(b, loc, 1);
+  Value ok = arith::OrIOp::create(
+      b, loc,
+      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, actual, wanted),
+      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, actual, one));
+  return orZeros(b, loc, ok, v, type, code);
+}
+
 Value moe::build::checkedCast(OpBuilder &b, Location loc, Value v, Type type,
                               int32_t code) {
   if (v.getType() == type)

@@ -154,3 +154,29 @@ func.func @attention_padding_mask(%q: tensor<2x2x?x8xf32>, %k: tensor<2x2x?x8xf3
   %o = moe.attention %q, %k, %v mask(%m) {scale = 1.0 : f64} : (tensor<2x2x?x8xf32>, tensor<2x2x?x8xf32>, tensor<2x2x?x4xf32>, tensor<2x1x1x?xf32>) -> tensor<2x2x?x4xf32>
   return %o : tensor<2x2x?x4xf32>
 }
+
+// -----
+
+// A mask whose B and H are dynamic: checked once to be 1 or q's (no copy
+// across heads), and each block reads it at index 0 where it is 1 at run
+// time, else at the block's (batch, head).
+// CHECK-LABEL: func @attention_dynamic_mask_heads
+// CHECK-SAME:    %[[M:[^:]*]]: tensor<?x?x?x?xf32>)
+// CHECK:         %[[MB:.*]] = tensor.dim %[[M]], %c0
+// CHECK-NEXT:    %{{.*}} = arith.constant 1 : index
+// CHECK-NEXT:    %[[EQB:.*]] = arith.cmpi eq, %[[MB]], %{{.*}}
+// CHECK-NEXT:    %[[ONEB:.*]] = arith.cmpi eq, %[[MB]], %{{.*}}
+// CHECK-NEXT:    arith.ori %[[EQB]], %[[ONEB]] : i1
+// CHECK:         arith.ori %{{.*}}, %{{.*}} : i1
+// The only copies left are those of a T or S that is 1 at run time.
+// CHECK-COUNT-2: linalg.yield %in : f32
+// CHECK-NOT:     linalg.yield %in : f32
+// CHECK:         scf.forall (%[[B:.*]], %[[H:.*]], %{{.*}}) in
+// CHECK:           scf.for %[[J:.*]] = {{.*}} iter_args(
+// CHECK:             %[[BI:.*]] = arith.select %{{.*}}, %c0{{.*}}, %[[B]] : index
+// CHECK:             %[[HI:.*]] = arith.select %{{.*}}, %c0{{.*}}, %[[H]] : index
+// CHECK:             tensor.extract_slice %{{.*}}[%[[BI]], %[[HI]], %{{.*}}, %[[J]]] [1, 1, %{{.*}}, 128] [1, 1, 1, 1] : tensor<?x?x?x?xf32> to tensor<?x128xf32>
+func.func @attention_dynamic_mask_heads(%q: tensor<?x2x?x8xf32>, %k: tensor<?x2x?x8xf32>, %v: tensor<?x2x?x4xf32>, %m: tensor<?x?x?x?xf32>) -> tensor<?x2x?x4xf32> {
+  %o = moe.attention %q, %k, %v mask(%m) {scale = 1.0 : f64} : (tensor<?x2x?x8xf32>, tensor<?x2x?x8xf32>, tensor<?x2x?x4xf32>, tensor<?x?x?x?xf32>) -> tensor<?x2x?x4xf32>
+  return %o : tensor<?x2x?x4xf32>
+}

@@ -166,6 +166,12 @@ void reportIf(OpBuilder &b, Location loc, Value bad, int32_t code);
 Value requireSize(OpBuilder &b, Location loc, Value v, int64_t d,
                   OpFoldResult size, int32_t code);
 
+/// `v` itself when dim(v, d) is `size` or 1 at run time (a broadcast that
+/// its reader resolves by index, with no copy), else a report of `code`
+/// and zeros of `v`'s type.
+Value requireSizeOrOne(OpBuilder &b, Location loc, Value v, int64_t d,
+                       OpFoldResult size, int32_t code);
+
 /// `v` broadcast in dim `d` to `size` (numpy/ONNX rules, decided at run
 /// time): `v` when dim(v, d) == size, a copy repeating its only slice when
 /// dim(v, d) == 1, else a report of `code` and zeros.

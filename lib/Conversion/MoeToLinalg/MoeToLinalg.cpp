@@ -1599,15 +1599,30 @@ keyBlockSlices(OpBuilder &b, Location loc, const QueryBlock &blk, Value keysT,
 /// The additive mask's block of `blk` for keys [j0, j0 + count)
 /// (moe.attention's `mask`, [B or 1, H or 1, T or 1, S or 1]: a static 1
 /// broadcasts): [rows, count], with 1 in place of rows or count where the
-/// mask's T or S is a static 1.
+/// mask's T or S is a static 1. A dynamic B or H is read at index 0 where
+/// it is 1 at run time (checkAttentionSizes allows 1 or q's size there).
 static Value maskBlock(OpBuilder &b, Location loc, Value mask,
                        const QueryBlock &blk, OpFoldResult j0,
                        OpFoldResult count) {
   RankedTensorType mt = typeOf(mask);
   OpFoldResult zero = b.getIndexAttr(0), one = b.getIndexAttr(1);
   auto unit = [&](int64_t d) { return mt.getDimSize(d) == 1; };
-  OpFoldResult batch = unit(0) ? zero : OpFoldResult(blk.batch);
-  OpFoldResult head = unit(1) ? zero : OpFoldResult(blk.head);
+  auto index = [&](int64_t d, OpFoldResult at) -> OpFoldResult {
+    if (unit(d))
+      return zero;
+    if (!mt.isDynamicDim(d))
+      return at;
+    Value isOne =
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
+                              tensor::DimOp::create(b, loc, mask, d),
+                              arith::ConstantIndexOp::create(b, loc, 1));
+    return arith::SelectOp::create(b, loc, isOne,
+                                   arith::ConstantIndexOp::create(b, loc, 0),
+                                   getValueOrCreateConstantIndexOp(b, loc, at))
+        .getResult();
+  };
+  OpFoldResult batch = index(0, blk.batch);
+  OpFoldResult head = index(1, blk.head);
   OpFoldResult row = unit(2) ? zero : blk.t0, rows = unit(2) ? one : blk.rows;
   OpFoldResult col = unit(3) ? zero : j0, cols = unit(3) ? one : count;
   return tensor::ExtractSliceOp::create(
@@ -1751,14 +1766,20 @@ static void checkAttentionSizes(OpBuilder &b, AttentionOp op, Value q, Value &k,
     pv = requireSize(b, loc, pv, 3, sz(v, 3), kErrorShapeMismatch);
   }
 
-  // The mask broadcast to [B, H, T, S] where a dim is 1 at run time (a
-  // copy; an equal dim is read in place), as ONNX's Add does; a static 1
-  // is read in place at index 0 (maskBlock).
+  // The mask broadcast as ONNX's Add does: a static 1 is read in place at
+  // index 0, and so is a B or H that is 1 at run time (maskBlock selects
+  // the index; checked here to be 1 or q's); a T or S that is 1 at run
+  // time is copied across (a block's rows and columns are slices of it).
   if (mask) {
     OpFoldResult want[4] = {sz(q, 0), sz(q, 1), sz(q, 2), sz(k, 2)};
-    for (int64_t d = 0; d < 4; ++d)
-      if (typeOf(mask).getDimSize(d) != 1)
-        mask = broadcastDim(b, loc, mask, d, want[d], kErrorShapeMismatch);
+    for (int64_t d = 0; d < 4; ++d) {
+      if (typeOf(mask).getDimSize(d) == 1)
+        continue;
+      mask =
+          d < 2
+              ? requireSizeOrOne(b, loc, mask, d, want[d], kErrorShapeMismatch)
+              : broadcastDim(b, loc, mask, d, want[d], kErrorShapeMismatch);
+    }
   }
 }
 

@@ -57,7 +57,7 @@ def export(name, module, q_heads=H, k_heads=H, mask_shape=("B", 1, "T", "T"),
     q = torch.randn(b, q_heads, t, DK)
     k = torch.randn(b, k_heads, t, DK)
     v = torch.randn(b, k_heads, t, DV)
-    dims = {"B": b, "T": t, "S2": t, "MB": b}
+    dims = {"B": b, "T": t, "S2": t, "MB": b, "MH": 1}
     m = torch.randn(*[dims.get(d, d) for d in mask_shape])
     kv = {0: "B", 2: "T"}
     if kv_head_axis:
@@ -87,6 +87,7 @@ export("core_dynamic_heads", Core(), kv_head_axis="HK")
 export("core_mask_own_batch", Core(), mask_shape=("MB", 1, "T", "T"))
 export("core_query_heads", Core(), q_head_axis="HQ")
 export("core_padding_mask", Core(), mask_shape=("B", 1, 1, "T"))
+export("core_mask_own_heads", Core(), mask_shape=("B", "MH", "T", "T"))
 export("core_divided", Core(divide=DK ** 0.5))
 export("core_divided_pow2", Core(divide=4.0))
 # Near misses, left as exported: the softmax over the queries, the scores
