@@ -514,6 +514,15 @@ Values matmul(onnxir::NodeOp node, RewriterBase &b) {
                  {tensor::getMixedSize(b, loc, rhs, 0), b.getIndexAttr(1)});
   int64_t la = typeOf(lhs).getRank() - 2, lb = typeOf(rhs).getRank() - 2;
   int64_t batch = std::max(la, lb);
+  // The contraction's loops are named by letters: m, k and n, and one per
+  // batch dim from the others.
+  static constexpr StringLiteral kBatchLetters = "abcdefghijlopqrstuvwxyz";
+  if (batch > static_cast<int64_t>(kBatchLetters.size())) {
+    nodeError(node) << "supported: at most " << kBatchLetters.size()
+                    << " batch dims; got " << lhsIn->getType() << " and "
+                    << rhsIn->getType();
+    return failure();
+  }
   // The contracted dim: refused here when static, checked at run time when
   // dynamic.
   {
@@ -535,7 +544,7 @@ Values matmul(onnxir::NodeOp node, RewriterBase &b) {
   SmallVector<bool> dropA(la + 2, false), dropB(lb + 2, false);
   std::string specA, specB, specOut;
   for (int64_t i = 0; i < batch; ++i) {
-    char letter = 'a' + i;
+    char letter = kBatchLetters[i];
     int64_t da = i - (batch - la), db = i - (batch - lb);
     int64_t sa = da < 0 ? 1 : typeOf(lhs).getDimSize(da);
     int64_t sb = db < 0 ? 1 : typeOf(rhs).getDimSize(db);

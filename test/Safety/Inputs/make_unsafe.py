@@ -254,6 +254,9 @@ matmul("matmul_dynamic_batch", ["B", "H", "M", "K"], ["B2", "H2", "K", "N"],
        ["B3", "H3", "M", "N"])
 matmul("matmul_static_vs_dynamic", [3, "M", "K"], ["B", "K", "N"],
        [3, "M", "N"])
+# Eleven batch dims (their loop letters must not be m, k or n).
+matmul("matmul_many_batch_dims", [1] * 10 + [2, 3, 4], [2, 4, 5],
+       [1] * 10 + [2, 3, 5])
 
 # 11. Mixture of Tokens with a dynamic batch: the bundled fixture
 # test/fixtures/mot_continuous.onnx (dynamic B, group size 4) is run with

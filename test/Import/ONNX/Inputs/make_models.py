@@ -126,6 +126,9 @@ save("rank_mismatch", [helper.make_node("MatMul", ["x", "w"], ["y"],
 save("matmul_k_mismatch", [helper.make_node("MatMul", ["x", "w"], ["y"],
                                             name="proj")],
      [vi("x", [5])], [vi("y", [3])], [w])
+save("matmul_too_many_batch_dims",
+     [helper.make_node("MatMul", ["x", "w"], ["y"], name="deep")],
+     [vi("x", [1] * 24 + [2, 4])], [vi("y", [1] * 24 + [2, 3])], [w])
 save("matmul_batch_mismatch", [helper.make_node("MatMul", ["x", "z"], ["y"],
                                                 name="bmm")],
      [vi("x", [2, 3, 4]), vi("z", [3, 4, 3])], [vi("y", [2, 3, 3])])
