@@ -62,36 +62,73 @@ def masks(t):
     return {"causal": causal, "causal_min": causal_min, "padded": padded}
 
 
+def compile_pair(model, work, tag):
+    """The artifacts of `model` with and without the masked-block skip."""
+    arts = {}
+    for name, extra in (("skip", []), ("noskip", ["--no-skip-masked-blocks"])):
+        arts[name] = os.path.join(work, f"{tag}_{name}.moeb")
+        subprocess.run([os.path.join(a.bin, "moe-compile"), "-q", "--opt=1",
+                        *extra, model, "-o", arts[name]], check=True)
+    return arts
+
+
+def run(arts, feeds, work, tag):
+    """Each artifact's output y on `feeds`."""
+    args = []
+    for name, x in feeds.items():
+        np.save(os.path.join(work, name + ".npy"), x)
+        args += ["--input", f"{name}={os.path.join(work, name + '.npy')}"]
+    got = {}
+    for name, art in arts.items():
+        out = os.path.join(work, tag + "_" + name)
+        subprocess.run([os.path.join(a.bin, "moe-run"), art, *args,
+                        "--output-dir", out], check=True, capture_output=True)
+        got[name] = np.load(os.path.join(out, "y.npy"))
+    return got
+
+
+def random_qkv(t, mask):
+    return {"q": rng.standard_normal((b, 4, t, 8)).astype(np.float32),
+            "k": rng.standard_normal((b, 4, t, 8)).astype(np.float32),
+            "v": rng.standard_normal((b, 4, t, 6)).astype(np.float32),
+            "m": mask}
+
+
+def same_bits(got, label):
+    if not np.array_equal(got["skip"].view(np.uint32),
+                          got["noskip"].view(np.uint32)):
+        failed.append(f"{label}: skipping masked blocks changed bits")
+
+
+def right_padded(arts, mask, label, session, work):
+    # Keys 256 to 299 hidden from every row: finite values against ORT
+    # (same bits both ways), NaN values behind them left out.
+    feeds = random_qkv(300, mask)
+    want = session.run(None, feeds)[0]
+    got = run(arts, feeds, work, "pad")
+    same_bits(got, label)
+    if not np.allclose(got["skip"], want, rtol=1e-4, atol=1e-5):
+        failed.append(f"{label}: max diff "
+                      f"{np.nanmax(np.abs(got['skip'] - want))}")
+    feeds["v"][:, :, 256:] = np.nan
+    got = run(arts, feeds, work, "nan")
+    if not np.isfinite(got["skip"]).all():
+        failed.append(f"{label}, NaN values: the masked blocks were computed")
+    if not np.isnan(got["noskip"]).all():
+        failed.append(f"{label}, NaN values: --no-skip-masked-blocks skipped")
+
+
 session = ort.InferenceSession(a.model, providers=["CPUExecutionProvider"])
 failed = []
 with tempfile.TemporaryDirectory() as work:
-    arts = {}
-    for name, extra in (("skip", []), ("noskip", ["--no-skip-masked-blocks"])):
-        arts[name] = os.path.join(work, name + ".moeb")
-        subprocess.run([os.path.join(a.bin, "moe-compile"), "-q", "--opt=1",
-                        *extra, a.model, "-o", arts[name]], check=True)
+    arts = compile_pair(a.model, work, "core")
     for t in (37, 300):
         for case, mask in masks(t).items():
-            feeds = {"q": rng.standard_normal((b, 4, t, 8)).astype(np.float32),
-                     "k": rng.standard_normal((b, 4, t, 8)).astype(np.float32),
-                     "v": rng.standard_normal((b, 4, t, 6)).astype(np.float32),
-                     "m": mask}
+            feeds = random_qkv(t, mask)
             want = session.run(None, feeds)[0]
-            args = []
-            for name, x in feeds.items():
-                np.save(os.path.join(work, name + ".npy"), x)
-                args += ["--input", f"{name}={os.path.join(work, name + '.npy')}"]
-            got = {}
-            for name, art in arts.items():
-                out = os.path.join(work, "out_" + name)
-                subprocess.run([os.path.join(a.bin, "moe-run"), art, *args,
-                                "--output-dir", out], check=True,
-                               capture_output=True)
-                got[name] = np.load(os.path.join(out, "y.npy"))
+            got = run(arts, feeds, work, "out")
             label = f"{case} T={t}"
-            if not np.array_equal(got["skip"].view(np.uint32),
-                                  got["noskip"].view(np.uint32)):
-                failed.append(f"{label}: skipping masked blocks changed bits")
+            same_bits(got, label)
             y = got["skip"]
             nan = np.isnan(want)
             if case == "causal" and not nan[1, :, 3].all():
@@ -101,61 +138,17 @@ with tempfile.TemporaryDirectory() as work:
                 failed.append(f"{label}: max diff "
                               f"{np.nanmax(np.abs(y - want))}, NaN agree "
                               f"{(nan == np.isnan(y)).all()}")
-    def run(arts, feeds, tag):
-        args = []
-        for name, x in feeds.items():
-            np.save(os.path.join(work, name + ".npy"), x)
-            args += ["--input", f"{name}={os.path.join(work, name + '.npy')}"]
-        got = {}
-        for name, art in arts.items():
-            out = os.path.join(work, tag + "_" + name)
-            subprocess.run([os.path.join(a.bin, "moe-run"), art, *args,
-                            "--output-dir", out], check=True,
-                           capture_output=True)
-            got[name] = np.load(os.path.join(out, "y.npy"))
-        return got
-
-    def right_padded(arts, mask, label, session):
-        # Keys 256 to 299 hidden from every row: finite values against
-        # ORT (same bits both ways), NaN values behind them left out.
-        t = 300
-        feeds = {"q": rng.standard_normal((b, 4, t, 8)).astype(np.float32),
-                 "k": rng.standard_normal((b, 4, t, 8)).astype(np.float32),
-                 "v": rng.standard_normal((b, 4, t, 6)).astype(np.float32),
-                 "m": mask}
-        want = session.run(None, feeds)[0]
-        got = run(arts, feeds, "pad")
-        if not np.array_equal(got["skip"].view(np.uint32),
-                              got["noskip"].view(np.uint32)):
-            failed.append(f"{label}: skipping masked blocks changed bits")
-        if not np.allclose(got["skip"], want, rtol=1e-4, atol=1e-5):
-            failed.append(f"{label}: max diff "
-                          f"{np.nanmax(np.abs(got['skip'] - want))}")
-        feeds["v"][:, :, 256:] = np.nan
-        got = run(arts, feeds, "nan")
-        if not np.isfinite(got["skip"]).all():
-            failed.append(f"{label}, NaN values: the masked blocks were "
-                          "computed")
-        if not np.isnan(got["noskip"]).all():
-            failed.append(f"{label}, NaN values: --no-skip-masked-blocks "
-                          "skipped")
-
     hidden = np.zeros((b, 1, 300, 300), np.float32)
     hidden[..., 256:] = low
-    right_padded(arts, hidden, "right-padded [B, 1, T, T]", session)
+    right_padded(arts, hidden, "right-padded [B, 1, T, T]", session, work)
     if a.padded:
-        arts_p = {}
-        for name, extra in (("skip", []),
-                            ("noskip", ["--no-skip-masked-blocks"])):
-            arts_p[name] = os.path.join(work, "padded_" + name + ".moeb")
-            subprocess.run([os.path.join(a.bin, "moe-compile"), "-q",
-                            "--opt=1", *extra, a.padded, "-o", arts_p[name]],
-                           check=True)
         row = np.zeros((b, 1, 1, 300), np.float32)
         row[..., 256:] = low
-        right_padded(arts_p, row, "right-padded [B, 1, 1, T]",
+        right_padded(compile_pair(a.padded, work, "padded"), row,
+                     "right-padded [B, 1, 1, T]",
                      ort.InferenceSession(
-                         a.padded, providers=["CPUExecutionProvider"]))
+                         a.padded, providers=["CPUExecutionProvider"]),
+                     work)
 print("OK masked keys and fully masked rows match ONNX Runtime" if not failed
       else "FAIL " + "; ".join(failed))
 sys.exit(0 if not failed else 1)
