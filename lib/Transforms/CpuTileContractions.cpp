@@ -957,23 +957,57 @@ struct MoeCpuTileContractionsPass
     }
   };
 
-  /// The linalg.fill of +0.0 into `op`'s whole output right before `op`:
-  /// the last op with memory effects before it in its block, filling the
-  /// output value or the buffer it is a reshape of (collapseRowDims puts a
-  /// memref.collapse_shape in between). Null otherwise.
-  static linalg::FillOp zeroFillBefore(linalg::LinalgOp op) {
-    Value out = op.getDpsInitOperand(0)->get();
-    while (Operation *def = out.getDefiningOp()) {
-      if (!isa<memref::CollapseShapeOp, memref::ExpandShapeOp>(def))
+  /// The buffer `v` is a reshape of: through memref.collapse_shape,
+  /// memref.expand_shape and an expand as a memref.reinterpret_cast
+  /// (expandAsReinterpretCast, after castExpandedOperands: the LM head's
+  /// [B, T, N] output read as column panels [B, T, N / 16, 16]), each of
+  /// which views the same elements as its source.
+  static Value reshapeRoot(Value v) {
+    while (Operation *def = v.getDefiningOp()) {
+      if (isa<memref::CollapseShapeOp, memref::ExpandShapeOp>(def)) {
+        v = def->getOperand(0);
+        continue;
+      }
+      auto cast = dyn_cast<memref::ReinterpretCastOp>(def);
+      if (!cast)
         break;
-      out = def->getOperand(0);
+      // The cast's offset is the source's own: that of its strided
+      // metadata where it casts the base buffer, else its static one.
+      OpFoldResult offset = cast.getMixedOffsets().front();
+      Value source = cast.getSource();
+      if (auto meta = source.getDefiningOp<memref::ExtractStridedMetadataOp>()) {
+        if (source != meta.getBaseBuffer() ||
+            !isEqualConstantIntOrValue(offset,
+                                       meta.getConstifiedMixedOffset()))
+          break;
+        v = meta.getSource();
+        continue;
+      }
+      auto type = dyn_cast<MemRefType>(source.getType());
+      SmallVector<int64_t> strides;
+      int64_t sourceOffset;
+      if (!type || failed(type.getStridesAndOffset(strides, sourceOffset)) ||
+          ShapedType::isDynamic(sourceOffset) ||
+          !isConstantIntValue(offset, sourceOffset))
+        break;
+      v = source;
     }
+    return v;
+  }
+
+  /// The linalg.fill of +0.0 into `op`'s whole output right before `op`:
+  /// the last op with memory effects before it in its block, filling a
+  /// reshape of the buffer the output is a reshape of (reshapeRoot;
+  /// collapseRowDims puts a memref.collapse_shape in between). Null
+  /// otherwise.
+  static linalg::FillOp zeroFillBefore(linalg::LinalgOp op) {
+    Value out = reshapeRoot(op.getDpsInitOperand(0)->get());
     Operation *prev = op->getPrevNode();
     while (prev && isMemoryEffectFree(prev))
       prev = prev->getPrevNode();
     auto fill = dyn_cast_or_null<linalg::FillOp>(prev);
     if (!fill || !fill.hasPureBufferSemantics() ||
-        fill.getDpsInitOperand(0)->get() != out)
+        reshapeRoot(fill.getDpsInitOperand(0)->get()) != out)
       return {};
     auto value =
         fill.getDpsInputOperand(0)->get().getDefiningOp<arith::ConstantOp>();
