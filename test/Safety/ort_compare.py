@@ -10,7 +10,7 @@ DIMS is a comma-separated shape ("2,1,3"; "" for a scalar), DTYPE f32 or
 i64 (default f32), HIGH the exclusive upper bound of generated integers.
 Without --expect-error both must succeed and agree within
 |got - want| <= 1e-5 + 1e-4 |want| (docs/tolerance.md), NaN exactly where
-ONNX Runtime gives NaN. With it, moe-run
+ONNX Runtime gives NaN and the same infinity where it gives one. With it, moe-run
 must fail (non-zero exit) with TEXT in its error; ONNX Runtime is then
 expected to refuse the inputs too, unless --ort-accepts is given (a
 documented case that moe-run refuses where ONNX Runtime computes; ONNX
@@ -114,9 +114,13 @@ def compare(a, artifact, work, specs, rng):
             ok = np.array_equal(got, expected)
         else:
             nan = np.isnan(expected)
-            ok = np.array_equal(np.isnan(got), nan) and np.all(
-                np.abs(got[~nan] - expected[~nan]) <=
-                ATOL + RTOL * np.abs(expected[~nan]))
+            # Infinities must match exactly (inf - inf is NaN).
+            inf = np.isinf(expected)
+            finite = ~nan & ~inf
+            ok = (np.array_equal(np.isnan(got), nan) and
+                  np.array_equal(got[inf], expected[inf]) and np.all(
+                      np.abs(got[finite] - expected[finite]) <=
+                      ATOL + RTOL * np.abs(expected[finite])))
         if not ok:
             print(f"FAIL {label}: {name} differs from ONNX Runtime "
                   f"(max |diff| {np.max(np.abs(got.astype(np.float64) - expected)):.3g})")

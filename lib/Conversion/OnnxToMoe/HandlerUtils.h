@@ -112,6 +112,7 @@ SmallVector<ReassociationIndices> foldUnitDims(int64_t rank,
 void populateStandardShapeHandlers(OnnxHandlerRegistry &registry);
 void populateStandardReduceHandlers(OnnxHandlerRegistry &registry);
 void populateStandardIndexHandlers(OnnxHandlerRegistry &registry);
+void populateStandardElementwiseHandlers(OnnxHandlerRegistry &registry);
 
 } // namespace mlir::moe::onnx_conv
 

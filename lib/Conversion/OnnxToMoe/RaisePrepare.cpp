@@ -175,7 +175,9 @@ std::optional<SmallVector<int64_t>> permOf(onnxir::NodeOp t, int64_t rank) {
 bool isBroadcastElementwise(StringRef op) {
   return llvm::StringSwitch<bool>(op)
       .Cases({"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean",
-              "Where", "Equal", "Less", "Greater", "And", "Or"},
+              "Where", "Equal", "Less", "Greater", "LessOrEqual",
+              "GreaterOrEqual", "And", "Or", "Xor", "BitwiseAnd", "BitwiseOr",
+              "BitwiseXor", "PRelu"},
              true)
       .Default(false);
 }
@@ -190,7 +192,8 @@ bool keepsShape(StringRef op) {
               "CastLike", "Identity", "Not", "Floor", "Ceil", "Sin", "Cos",
               "LayerNormalization", "ScatterElements", "ScatterND", "Clip",
               "LeakyRelu", "Softplus", "Elu", "Selu", "Round", "Sign",
-              "CumSum", "Trilu", "HardSigmoid"},
+              "CumSum", "Trilu", "HardSigmoid", "HardSwish", "Softsign", "Mish",
+              "ThresholdedRelu", "IsNaN", "IsInf", "BitwiseNot"},
              true)
       .Default(false);
 }
@@ -554,9 +557,10 @@ private:
     if (op == "CastLike")
       return of(1);
     if (op == "Not" || op == "Equal" || op == "Less" || op == "Greater" ||
-        op == "And" || op == "Or")
+        op == "LessOrEqual" || op == "GreaterOrEqual" || op == "And" ||
+        op == "Or" || op == "Xor" || op == "IsNaN" || op == "IsInf")
       return IntegerType::get(ctx, 1);
-    if (op == "Shape" || op == "Size")
+    if (op == "Shape" || op == "Size" || op == "ArgMax" || op == "ArgMin")
       return IntegerType::get(ctx, 64);
     if (op == "Where")
       return of(1);
@@ -646,6 +650,12 @@ private:
     if (op.starts_with("Reduce") &&
         intAttrOf(node, "keepdims").value_or(1) == 1)
       return rank(0);
+    if (op == "ArgMax" || op == "ArgMin") {
+      std::optional<int64_t> r = rank(0);
+      if (!r || intAttrOf(node, "keepdims").value_or(1) == 1)
+        return r;
+      return *r >= 1 ? std::optional<int64_t>(*r - 1) : std::nullopt;
+    }
     return std::nullopt;
   }
 

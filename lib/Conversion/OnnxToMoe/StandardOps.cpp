@@ -853,4 +853,5 @@ void mlir::moe::populateStandardOnnxHandlers(OnnxHandlerRegistry &r) {
   onnx_conv::populateStandardIndexHandlers(r);
   onnx_conv::populateStandardShapeHandlers(r);
   onnx_conv::populateStandardReduceHandlers(r);
+  onnx_conv::populateStandardElementwiseHandlers(r);
 }

@@ -1,7 +1,8 @@
-//===- StandardOpsReduce.cpp - ai.onnx reductions and contractions ---------===//
+//===- StandardOpsReduce.cpp - ai.onnx reductions and contractions
+//---------===//
 //
-// ReduceMean/Sum/Max, Softmax, LogSoftmax, ArgMax, CumSum, Gemm, Pow, Einsum,
-// GatherElements, ScatterElements, Gelu.
+// ReduceSum/Mean/Max/Min/Prod/L1/L2/SumSquare, Softmax, LogSoftmax, ArgMax,
+// ArgMin, CumSum, Gemm, Pow, Einsum, GatherElements, ScatterElements, Gelu.
 //
 //===----------------------------------------------------------------------===//
 
@@ -27,24 +28,37 @@ using namespace mlir::moe::onnx_conv;
 
 namespace {
 
-/// Lowest value of a float or signed integer type (reduction identity of
-/// max).
-Value lowest(OpBuilder &b, Location loc, Type t) {
+/// The lowest (`highest`: the highest) value of a float (an infinity),
+/// signed, unsigned (its signless twin's bits) or bool type: the identity
+/// of max (min), and what it gives over no values.
+Value extreme(OpBuilder &b, Location loc, Type t, bool highest,
+              bool isUnsigned = false) {
   if (auto f = dyn_cast<FloatType>(t))
     return arith::ConstantOp::create(
-        b, loc, b.getFloatAttr(t, APFloat::getInf(f.getFloatSemantics(),
-                                                  /*Negative=*/true)));
+        b, loc,
+        b.getFloatAttr(t, APFloat::getInf(f.getFloatSemantics(),
+                                          /*Negative=*/!highest)));
   unsigned w = t.getIntOrFloatBitWidth();
-  return arith::ConstantOp::create(
-      b, loc, b.getIntegerAttr(t, APInt::getSignedMinValue(w)));
+  APInt v = isUnsigned || w == 1
+                ? (highest ? APInt::getMaxValue(w) : APInt::getMinValue(w))
+                : (highest ? APInt::getSignedMaxValue(w)
+                           : APInt::getSignedMinValue(w));
+  return arith::ConstantOp::create(b, loc, b.getIntegerAttr(t, v));
 }
 
-enum class ReduceKind { Sum, Mean, Max };
+enum class ReduceKind { Sum, Mean, Max, Min, Prod, L1, L2, SumSquare };
 
 /// Reduces `x` over `reduced` dims; the result keeps unit dims when
-/// `keepDims`.
-Value reduce(OpBuilder &b, Location loc, Value x, ArrayRef<bool> reduced,
+/// `keepDims`. Unsigned integers are reduced on their signless bits (max
+/// and min compare them unsigned); bools (max, min) as unsigned 1-bit
+/// integers: max is any, min is all. Over no values the result is the
+/// reduction's identity: 0, 1 for Prod, the lowest value for Max and the
+/// highest for Min (ONNX-18's rule).
+Value reduce(OpBuilder &b, Location loc, Value xIn, ArrayRef<bool> reduced,
              bool keepDims, ReduceKind kind) {
+  Type given = typeOf(xIn).getElementType();
+  bool isU = given.isUnsignedInteger() || given.isInteger(1);
+  Value x = toSignless(b, loc, xIn);
   RankedTensorType t = typeOf(x);
   int64_t rank = t.getRank();
   Type elt = t.getElementType();
@@ -66,13 +80,14 @@ Value reduce(OpBuilder &b, Location loc, Value x, ArrayRef<bool> reduced,
       outExprs.push_back(getAffineDimExpr(d, ctx));
     }
   }
-  Value init = kind == ReduceKind::Max
-                   ? linalg::FillOp::create(b, loc, lowest(b, loc, elt),
-                                            emptyTensor(b, loc, sizes, elt))
-                         .getResult(0)
-                   : linalg::FillOp::create(b, loc, scalar(b, loc, elt, 0.0),
-                                            emptyTensor(b, loc, sizes, elt))
-                         .getResult(0);
+  Value identity =
+      kind == ReduceKind::Max ? extreme(b, loc, elt, false, isU)
+      : kind == ReduceKind::Min
+          ? extreme(b, loc, elt, true, isU)
+          : scalar(b, loc, elt, kind == ReduceKind::Prod ? 1.0 : 0.0);
+  Value init =
+      linalg::FillOp::create(b, loc, identity, emptyTensor(b, loc, sizes, elt))
+          .getResult(0);
   bool isF = isa<FloatType>(elt);
   Value out =
       linalg::GenericOp::create(
@@ -81,44 +96,77 @@ Value reduce(OpBuilder &b, Location loc, Value x, ArrayRef<bool> reduced,
                                  AffineMap::get(rank, 0, outExprs, ctx)},
           iterators,
           [&](OpBuilder &nb, Location nl, ValueRange a) {
-            Value r;
-            if (kind == ReduceKind::Max)
-              r = isF ? Value(arith::MaximumFOp::create(nb, nl, a[0], a[1]))
-                      : Value(arith::MaxSIOp::create(nb, nl, a[0], a[1]));
-            else
-              r = isF ? Value(arith::AddFOp::create(nb, nl, a[0], a[1]))
-                      : Value(arith::AddIOp::create(nb, nl, a[0], a[1]));
+            Value e = a[0], acc = a[1], r;
+            switch (kind) {
+            case ReduceKind::Max:
+              r = isF   ? Value(arith::MaximumFOp::create(nb, nl, e, acc))
+                  : isU ? Value(arith::MaxUIOp::create(nb, nl, e, acc))
+                        : Value(arith::MaxSIOp::create(nb, nl, e, acc));
+              break;
+            case ReduceKind::Min:
+              r = isF   ? Value(arith::MinimumFOp::create(nb, nl, e, acc))
+                  : isU ? Value(arith::MinUIOp::create(nb, nl, e, acc))
+                        : Value(arith::MinSIOp::create(nb, nl, e, acc));
+              break;
+            case ReduceKind::Prod:
+              r = isF ? Value(arith::MulFOp::create(nb, nl, e, acc))
+                      : Value(arith::MulIOp::create(nb, nl, e, acc));
+              break;
+            default:
+              if (kind == ReduceKind::L1 && !isU)
+                e = isF ? Value(math::AbsFOp::create(nb, nl, e))
+                        : Value(math::AbsIOp::create(nb, nl, e));
+              if (kind == ReduceKind::L2 || kind == ReduceKind::SumSquare)
+                e = isF ? Value(arith::MulFOp::create(nb, nl, e, e))
+                        : Value(arith::MulIOp::create(nb, nl, e, e));
+              r = isF ? Value(arith::AddFOp::create(nb, nl, e, acc))
+                      : Value(arith::AddIOp::create(nb, nl, e, acc));
+            }
             yield(nb, nl, r);
           })
           .getResult(0);
+  auto perElement = [&](function_ref<Value(OpBuilder &, Location, Value)> fn) {
+    int64_t outRank = sizes.size();
+    AffineMap id = b.getMultiDimIdentityMap(outRank);
+    return linalg::GenericOp::create(
+               b, loc, TypeRange{out.getType()}, ValueRange{out},
+               ValueRange{emptyTensor(b, loc, sizes, elt)},
+               SmallVector<AffineMap>{id, id},
+               SmallVector<utils::IteratorType>(outRank,
+                                                utils::IteratorType::parallel),
+               [&](OpBuilder &nb, Location nl, ValueRange a) {
+                 yield(nb, nl, fn(nb, nl, a[0]));
+               })
+        .getResult(0);
+  };
   if (kind == ReduceKind::Mean) {
     Value n = getValueOrCreateConstantIndexOp(b, loc, count);
     Value nI = arith::IndexCastOp::create(b, loc, b.getI64Type(), n);
     Value nE = isF ? Value(arith::UIToFPOp::create(b, loc, elt, nI))
-                   : Value(arith::TruncIOp::create(b, loc, elt, nI));
-    int64_t outRank = sizes.size();
-    AffineMap id = b.getMultiDimIdentityMap(outRank);
-    out = linalg::GenericOp::create(
-              b, loc, TypeRange{out.getType()}, ValueRange{out},
-              ValueRange{emptyTensor(b, loc, sizes, elt)},
-              SmallVector<AffineMap>{id, id},
-              SmallVector<utils::IteratorType>(outRank,
-                                               utils::IteratorType::parallel),
-              [&](OpBuilder &nb, Location nl, ValueRange a) {
-                yield(nb, nl,
-                      isF ? Value(arith::DivFOp::create(nb, nl, a[0], nE))
-                          : Value(arith::DivSIOp::create(nb, nl, a[0], nE)));
-              })
-              .getResult(0);
+               : elt.getIntOrFloatBitWidth() < 64
+                   ? Value(arith::TruncIOp::create(b, loc, elt, nI))
+                   : nI;
+    out = perElement([&](OpBuilder &nb, Location nl, Value v) -> Value {
+      if (isF)
+        return arith::DivFOp::create(nb, nl, v, nE);
+      return isU ? Value(arith::DivUIOp::create(nb, nl, v, nE))
+                 : Value(arith::DivSIOp::create(nb, nl, v, nE));
+    });
   }
+  if (kind == ReduceKind::L2)
+    out = perElement([](OpBuilder &nb, Location nl, Value v) -> Value {
+      return math::SqrtOp::create(nb, nl, v);
+    });
+  out = toElementType(b, loc, out, given);
   if (!keepDims)
     return out;
   // Reinsert the reduced dims as units.
   return expand(b, loc, out, foldUnitDims(rank, reduced), keptSizes);
 }
 
-/// ReduceSum-13 (axes input), ReduceMean/Max-13 (axes attribute), all -18
-/// (axes input); keepdims, noop_with_empty_axes.
+/// ReduceSum-13 (axes input), the others -13 (axes attribute), all -18
+/// (axes input); keepdims, noop_with_empty_axes. L2 (a square root) takes
+/// floats; Max and Min bools too (-20), the others numbers.
 template <ReduceKind Kind, bool AxesAsInput>
 Values reduceOp(onnxir::NodeOp node, RewriterBase &b) {
   if (failed(checkOperandCount(node, 1, AxesAsInput ? 2 : 1)))
@@ -128,6 +176,18 @@ Values reduceOp(onnxir::NodeOp node, RewriterBase &b) {
   FailureOr<int64_t> noop = intAttr(node, "noop_with_empty_axes", 0);
   if (failed(x) || failed(keep) || failed(noop))
     return failure();
+  Type elt = typeOf(*x).getElementType();
+  bool boolOk = Kind == ReduceKind::Max || Kind == ReduceKind::Min;
+  bool floatOnly = Kind == ReduceKind::L2;
+  if (!elt.isIntOrFloat() || (elt.isInteger(1) && !boolOk) ||
+      (floatOnly && !isa<FloatType>(elt))) {
+    nodeError(node) << "expected "
+                    << (floatOnly ? "a float"
+                        : boolOk  ? "a numeric or bool"
+                                  : "a numeric")
+                    << " input, got " << x->getType();
+    return failure();
+  }
   SmallVector<int64_t> axes;
   if (AxesAsInput) {
     FailureOr<SmallVector<int64_t>> given =
@@ -196,8 +256,9 @@ Values softmax(onnxir::NodeOp node, RewriterBase &b) {
                      });
 }
 
-/// ArgMax-13: int64 indices; first or last maximum (select_last_index).
-Values argmax(onnxir::NodeOp node, RewriterBase &b) {
+/// ArgMax-13 and ArgMin-13: int64 indices of the first or last maximum
+/// (minimum) (select_last_index); unsigned integers compared unsigned.
+template <bool IsMax> Values argExtreme(onnxir::NodeOp node, RewriterBase &b) {
   if (failed(checkOperandCount(node, 1, 1)))
     return failure();
   FailureOr<Value> x = tensorOperand(node, 0, "data");
@@ -216,6 +277,11 @@ Values argmax(onnxir::NodeOp node, RewriterBase &b) {
   Value xs = toSignless(b, loc, *x);
   Type elt = typeOf(xs).getElementType();
   bool isF = isa<FloatType>(elt);
+  bool isU = t.getElementType().isUnsignedInteger();
+  if (!elt.isIntOrFloat() || elt.isInteger(1)) {
+    nodeError(node) << "expected a numeric input, got " << x->getType();
+    return failure();
+  }
   SmallVector<OpFoldResult> sizes, keptSizes;
   SmallVector<AffineExpr> outExprs;
   SmallVector<utils::IteratorType> iterators;
@@ -231,9 +297,10 @@ Values argmax(onnxir::NodeOp node, RewriterBase &b) {
     keptSizes.push_back(size);
     outExprs.push_back(getAffineDimExpr(d, ctx));
   }
-  Value values = linalg::FillOp::create(b, loc, lowest(b, loc, elt),
-                                        emptyTensor(b, loc, sizes, elt))
-                     .getResult(0);
+  Value values =
+      linalg::FillOp::create(b, loc, extreme(b, loc, elt, !IsMax, isU),
+                             emptyTensor(b, loc, sizes, elt))
+          .getResult(0);
   Value indices =
       linalg::FillOp::create(
           b, loc,
@@ -250,17 +317,17 @@ Values argmax(onnxir::NodeOp node, RewriterBase &b) {
       iterators, [&](OpBuilder &nb, Location nl, ValueRange v) {
         Value i = arith::IndexCastOp::create(
             nb, nl, nb.getI64Type(), linalg::IndexOp::create(nb, nl, a));
+        using FP = arith::CmpFPredicate;
+        using IP = arith::CmpIPredicate;
+        FP fp = IsMax ? (selectLast ? FP::OGE : FP::OGT)
+                      : (selectLast ? FP::OLE : FP::OLT);
+        IP ip = isU ? (IsMax ? (selectLast ? IP::uge : IP::ugt)
+                             : (selectLast ? IP::ule : IP::ult))
+                    : (IsMax ? (selectLast ? IP::sge : IP::sgt)
+                             : (selectLast ? IP::sle : IP::slt));
         Value better =
-            isF ? Value(arith::CmpFOp::create(
-                      nb, nl,
-                      selectLast ? arith::CmpFPredicate::OGE
-                                 : arith::CmpFPredicate::OGT,
-                      v[0], v[1]))
-                : Value(arith::CmpIOp::create(
-                      nb, nl,
-                      selectLast ? arith::CmpIPredicate::sge
-                                 : arith::CmpIPredicate::sgt,
-                      v[0], v[1]));
+            isF ? Value(arith::CmpFOp::create(nb, nl, fp, v[0], v[1]))
+                : Value(arith::CmpIOp::create(nb, nl, ip, v[0], v[1]));
         Value first = arith::CmpIOp::create(
             nb, nl, arith::CmpIPredicate::slt, v[2],
             arith::ConstantOp::create(nb, nl, nb.getI64IntegerAttr(0)));
@@ -768,9 +835,20 @@ void mlir::moe::onnx_conv::populateStandardReduceHandlers(
   r.add("", "ReduceMean", 18, reduceOp<ReduceKind::Mean, true>);
   r.add("", "ReduceMax", 13, reduceOp<ReduceKind::Max, false>);
   r.add("", "ReduceMax", 18, reduceOp<ReduceKind::Max, true>);
+  r.add("", "ReduceMin", 13, reduceOp<ReduceKind::Min, false>);
+  r.add("", "ReduceMin", 18, reduceOp<ReduceKind::Min, true>);
+  r.add("", "ReduceProd", 13, reduceOp<ReduceKind::Prod, false>);
+  r.add("", "ReduceProd", 18, reduceOp<ReduceKind::Prod, true>);
+  r.add("", "ReduceL1", 13, reduceOp<ReduceKind::L1, false>);
+  r.add("", "ReduceL1", 18, reduceOp<ReduceKind::L1, true>);
+  r.add("", "ReduceL2", 13, reduceOp<ReduceKind::L2, false>);
+  r.add("", "ReduceL2", 18, reduceOp<ReduceKind::L2, true>);
+  r.add("", "ReduceSumSquare", 13, reduceOp<ReduceKind::SumSquare, false>);
+  r.add("", "ReduceSumSquare", 18, reduceOp<ReduceKind::SumSquare, true>);
   r.add("", "Softmax", 13, softmax<false>);
   r.add("", "LogSoftmax", 13, softmax<true>);
-  r.add("", "ArgMax", 13, argmax);
+  r.add("", "ArgMax", 13, argExtreme<true>);
+  r.add("", "ArgMin", 13, argExtreme<false>);
   r.add("", "CumSum", 14, cumsum);
   r.add("", "Gemm", 13, gemm);
   r.add("", "Pow", 13, pow);

@@ -110,7 +110,7 @@ save("unsupported", [
     helper.make_node("Hardmax", ["a"], ["b"], name="first_bad"),
     helper.make_node("Frobnicate", ["b"], ["c"], name="second_bad",
                      domain="com.example"),
-    helper.make_node("Softplus", ["c"], ["y"], name="third_bad"),
+    helper.make_node("Det", ["c"], ["y"], name="third_bad"),
 ], [vi("x", [2, 3])], [vi("y", [2, 3])], extra_opsets=[("com.example", 3)])
 save("old_opset", [helper.make_node("Relu", ["x"], ["y"], name="r")],
      [vi("x", [2])], [vi("y", [2])], opset=11)
