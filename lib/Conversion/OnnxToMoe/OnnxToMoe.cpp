@@ -20,6 +20,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/PatternMatch.h"
+#include "moe/Import/ONNX/Importer.h"
 #include "llvm/ADT/DenseSet.h"
 
 #include <algorithm>
@@ -193,6 +194,60 @@ void normalizeUnsigned(ModuleOp module, RewriterBase &rewriter) {
   });
 }
 
+/// ONNX's name of a tensor element type ("tensor(float)"), if it has one.
+std::string onnxTensorTypeName(Type t) {
+  auto tensor = dyn_cast<RankedTensorType>(t);
+  if (!tensor)
+    return "";
+  Type e = tensor.getElementType();
+  const char *name = nullptr;
+  if (e.isF32())
+    name = "float";
+  else if (e.isF64())
+    name = "double";
+  else if (e.isF16())
+    name = "float16";
+  else if (e.isBF16())
+    name = "bfloat16";
+  else if (e.isInteger(1))
+    name = "bool";
+  else if (auto i = dyn_cast<IntegerType>(e)) {
+    static const char *const kSigned[] = {"int8", "int16", "int32", "int64"};
+    static const char *const kUnsigned[] = {"uint8", "uint16", "uint32",
+                                            "uint64"};
+    unsigned w = i.getWidth();
+    int at = w == 8 ? 0 : w == 16 ? 1 : w == 32 ? 2 : w == 64 ? 3 : -1;
+    if (at >= 0)
+      name = i.isUnsigned() ? kUnsigned[at] : kSigned[at];
+  }
+  return name ? "tensor(" + std::string(name) + ")" : "";
+}
+
+/// Refuses an ai.onnx node one of whose tensor inputs has an element type
+/// its schema's type constraint does not allow (findSchemaTypeMismatch).
+/// ONNX Runtime refuses such a model at load time; a handler could compute
+/// something no specification defines on it, e.g. a CumSum of bools, which
+/// torch.onnx.export writes for `mask.cumsum(-1)`.
+LogicalResult checkSchemaTypes(onnxir::NodeOp node) {
+  if (!node.getDomain().empty())
+    return success();
+  SmallVector<std::string> types =
+      llvm::map_to_vector(node.getInputs(), [](Value v) {
+        return onnxTensorTypeName(v.getType());
+      });
+  std::optional<SchemaTypeMismatch> bad =
+      findSchemaTypeMismatch(node.getOpType(), node.getVersion(), types);
+  if (!bad)
+    return success();
+  InFlightDiagnostic d = nodeError(node);
+  d << "input " << bad->input << " ('" << bad->formal << "') is a "
+    << types[bad->input] << ", which " << node.getOpType() << "-" << bad->since
+    << " does not accept (";
+  llvm::interleaveComma(bad->allowed, d);
+  d << ")";
+  return failure();
+}
+
 struct ConvertOnnxToMoePass
     : moe::impl::ConvertOnnxToMoeBase<ConvertOnnxToMoePass> {
   void runOnOperation() override {
@@ -247,8 +302,10 @@ struct ConvertOnnxToMoePass
       // Shape computations on shape values fold entry by entry
       // (ShapeValues.h); everything else goes to its handler.
       FailureOr<SmallVector<Value>> results = failure();
-      if (std::optional<SmallVector<Value>> folded =
-              onnx_conv::foldShapeNode(node, rewriter))
+      if (failed(checkSchemaTypes(node)))
+        results = failure();
+      else if (std::optional<SmallVector<Value>> folded =
+                   onnx_conv::foldShapeNode(node, rewriter))
         results = *folded;
       else
         results = handler(node, rewriter);

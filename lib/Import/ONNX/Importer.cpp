@@ -27,6 +27,7 @@
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Path.h"
 
+#include "onnx/defs/schema.h"
 #include "onnx/onnx_pb.h"
 #include "onnx/shape_inference/implementation.h"
 
@@ -1085,4 +1086,48 @@ void mlir::moe::printOnnxDiagnostic(Diagnostic &diag, llvm::raw_ostream &os,
   print(diag, severity(diag.getSeverity()));
   for (Diagnostic &note : diag.getNotes())
     print(note, "note");
+}
+
+std::optional<SchemaTypeMismatch>
+mlir::moe::findSchemaTypeMismatch(StringRef opType, int64_t opsetVersion,
+                                  ArrayRef<std::string> inputTypes) {
+  try {
+    static const int known = [] {
+      const auto &map =
+          onnx::OpSchemaRegistry::DomainToVersionRange::Instance().Map();
+      auto it = map.find(onnx::ONNX_DOMAIN);
+      return it == map.end() ? 0 : it->second.second;
+    }();
+    if (opsetVersion > known)
+      return std::nullopt;
+    const onnx::OpSchema *schema = onnx::OpSchemaRegistry::Schema(
+        opType.str(), static_cast<int>(opsetVersion));
+    if (!schema || schema->inputs().empty())
+      return std::nullopt;
+    const auto &formals = schema->inputs();
+    for (auto [i, type] : llvm::enumerate(inputTypes)) {
+      if (i >= formals.size() &&
+          formals.back().GetOption() != onnx::OpSchema::Variadic)
+        break;
+      if (type.empty())
+        continue;
+      const onnx::OpSchema::FormalParameter &formal =
+          formals[std::min<size_t>(i, formals.size() - 1)];
+      const auto &allowed = formal.GetTypes();
+      if (allowed.empty() ||
+          allowed.count(onnx::Utils::DataTypeUtils::ToType(type)))
+        continue;
+      SchemaTypeMismatch bad{static_cast<unsigned>(i),
+                             formal.GetName(),
+                             schema->SinceVersion(),
+                             {}};
+      for (onnx::DataType t : allowed)
+        bad.allowed.push_back(*t);
+      std::sort(bad.allowed.begin(), bad.allowed.end());
+      return bad;
+    }
+  } catch (const std::exception &) {
+    // An unknown type string or a registry error: nothing to report.
+  }
+  return std::nullopt;
 }

@@ -16,7 +16,12 @@
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/OwningOpRef.h"
+#include "llvm/ADT/ArrayRef.h"
 #include "llvm/ADT/StringRef.h"
+
+#include <optional>
+#include <string>
+#include <vector>
 
 namespace llvm {
 class MemoryBuffer;
@@ -43,6 +48,25 @@ OwningOpRef<ModuleOp> importOnnxModel(const llvm::MemoryBuffer &buffer,
 /// replaces the file name when the location has none.
 void printOnnxDiagnostic(Diagnostic &diag, llvm::raw_ostream &os,
                          llvm::StringRef tool);
+
+/// An input of an ai.onnx node whose element type its schema does not
+/// allow: the input's index, its formal parameter's name, the schema's
+/// version and the types its constraint allows ("tensor(float)", sorted).
+struct SchemaTypeMismatch {
+  unsigned input;
+  std::string formal;
+  int since;
+  std::vector<std::string> allowed;
+};
+
+/// Checks the element types of an ai.onnx node's inputs (`inputTypes`, as
+/// ONNX names them, "tensor(float)"; "" where not a tensor or unknown)
+/// against the type constraints of its schema at `opsetVersion`, read from
+/// onnx's registry (libonnx). Nothing is reported for an op or an opset the
+/// registry does not know (a newer schema may allow more types).
+std::optional<SchemaTypeMismatch>
+findSchemaTypeMismatch(llvm::StringRef opType, int64_t opsetVersion,
+                       llvm::ArrayRef<std::string> inputTypes);
 
 } // namespace mlir::moe
 

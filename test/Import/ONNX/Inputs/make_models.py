@@ -135,6 +135,14 @@ save("matmul_batch_mismatch", [helper.make_node("MatMul", ["x", "z"], ["y"],
 save("broadcast_mismatch", [helper.make_node("Add", ["x", "z"], ["y"],
                                              name="add")],
      [vi("x", [2, 3]), vi("z", [2, 4])], [vi("y", [2, 3])])
+# A CumSum of bools (what torch.onnx.export writes for mask.cumsum(-1)):
+# not in CumSum's type constraint (ONNX Runtime refuses it too).
+save("cumsum_bool", [
+    helper.make_node("Constant", [], ["axis"], name="axis_c",
+                     value=helper.make_tensor("axis", TensorProto.INT64, [],
+                                              [0])),
+    helper.make_node("CumSum", ["m", "axis"], ["y"], name="cumsum_of_bools"),
+], [vi("m", [4], TensorProto.BOOL)], [vi("y", [4], TensorProto.BOOL)])
 save("no_outputs_computed", [helper.make_node("Relu", ["x"], ["a"], name="r")],
      [vi("x", [2])], [vi("y", [2])])
 
