@@ -143,8 +143,10 @@ bool isPlainContraction(linalg::LinalgOp op) {
 /// (Mixture of Tokens' mix reads x [B, T, D] as [B/g, g, T, D]) become
 /// reinterpret_casts, which the tiles' transfers fold through. Not where
 /// an input is a view of the output's buffer: planFor refuses those with
-/// or without the cast.
-void castExpandedOperands(IRRewriter &rewriter, Operation *root) {
+/// or without the cast. Each cast made is recorded in `expands` with the
+/// expand's source (the same elements).
+void castExpandedOperands(IRRewriter &rewriter, Operation *root,
+                          DenseMap<Value, Value> &expands) {
   root->walk([&](linalg::LinalgOp op) {
     if (!isPlainContraction(op))
       return;
@@ -158,6 +160,7 @@ void castExpandedOperands(IRRewriter &rewriter, Operation *root) {
         continue;
       rewriter.setInsertionPoint(op);
       Value cast = moe::expandAsReinterpretCast(rewriter, expand);
+      expands[cast] = expand.getSrc();
       rewriter.modifyOpInPlace(op, [&] { operand.set(cast); });
     }
   });
@@ -405,7 +408,8 @@ struct MoeCpuTileContractionsPass
     IRRewriter rewriter(ctx);
 
     // 0. Operands viewed through an expand_shape as reinterpret_casts.
-    castExpandedOperands(rewriter, root);
+    DenseMap<Value, Value> expands;
+    castExpandedOperands(rewriter, root, expands);
 
     // 1. Named contractions in (batch, m, n, k) order, adjacent row dims
     //    as one.
@@ -434,7 +438,7 @@ struct MoeCpuTileContractionsPass
     Epilogues epilogues;
     SmallVector<linalg::LinalgOp> parts;
     for (auto &[op, plan] : work) {
-      linalg::FillOp fill = zeroFillBefore(op);
+      linalg::FillOp fill = zeroFillBefore(op, expands);
       FailureOr<linalg::LinalgOp> named = toNamedContraction(rewriter, op, plan);
       if (failed(named))
         continue;
@@ -958,41 +962,22 @@ struct MoeCpuTileContractionsPass
   };
 
   /// The buffer `v` is a reshape of: through memref.collapse_shape,
-  /// memref.expand_shape and an expand as a memref.reinterpret_cast
-  /// (expandAsReinterpretCast, after castExpandedOperands: the LM head's
-  /// [B, T, N] output read as column panels [B, T, N / 16, 16]), each of
-  /// which views the same elements as its source.
-  static Value reshapeRoot(Value v) {
-    while (Operation *def = v.getDefiningOp()) {
-      if (isa<memref::CollapseShapeOp, memref::ExpandShapeOp>(def)) {
-        v = def->getOperand(0);
+  /// memref.expand_shape and the casts castExpandedOperands made of expands
+  /// (`expands`: the LM head's [B, T, N] output read as column panels
+  /// [B, T, N / 16, 16]), each of which views all the elements of its
+  /// source, each once. Any other cast may view fewer elements, or some
+  /// twice, and ends the walk.
+  static Value reshapeRoot(Value v, const DenseMap<Value, Value> &expands) {
+    while (true) {
+      if (auto it = expands.find(v); it != expands.end()) {
+        v = it->second;
         continue;
       }
-      auto cast = dyn_cast<memref::ReinterpretCastOp>(def);
-      if (!cast)
-        break;
-      // The cast's offset is the source's own: that of its strided
-      // metadata where it casts the base buffer, else its static one.
-      OpFoldResult offset = cast.getMixedOffsets().front();
-      Value source = cast.getSource();
-      if (auto meta = source.getDefiningOp<memref::ExtractStridedMetadataOp>()) {
-        if (source != meta.getBaseBuffer() ||
-            !isEqualConstantIntOrValue(offset,
-                                       meta.getConstifiedMixedOffset()))
-          break;
-        v = meta.getSource();
-        continue;
-      }
-      auto type = dyn_cast<MemRefType>(source.getType());
-      SmallVector<int64_t> strides;
-      int64_t sourceOffset;
-      if (!type || failed(type.getStridesAndOffset(strides, sourceOffset)) ||
-          ShapedType::isDynamic(sourceOffset) ||
-          !isConstantIntValue(offset, sourceOffset))
-        break;
-      v = source;
+      Operation *def = v.getDefiningOp();
+      if (!isa_and_nonnull<memref::CollapseShapeOp, memref::ExpandShapeOp>(def))
+        return v;
+      v = def->getOperand(0);
     }
-    return v;
   }
 
   /// The linalg.fill of +0.0 into `op`'s whole output right before `op`:
@@ -1000,14 +985,15 @@ struct MoeCpuTileContractionsPass
   /// reshape of the buffer the output is a reshape of (reshapeRoot;
   /// collapseRowDims puts a memref.collapse_shape in between). Null
   /// otherwise.
-  static linalg::FillOp zeroFillBefore(linalg::LinalgOp op) {
-    Value out = reshapeRoot(op.getDpsInitOperand(0)->get());
+  static linalg::FillOp zeroFillBefore(linalg::LinalgOp op,
+                                       const DenseMap<Value, Value> &expands) {
+    Value out = reshapeRoot(op.getDpsInitOperand(0)->get(), expands);
     Operation *prev = op->getPrevNode();
     while (prev && isMemoryEffectFree(prev))
       prev = prev->getPrevNode();
     auto fill = dyn_cast_or_null<linalg::FillOp>(prev);
     if (!fill || !fill.hasPureBufferSemantics() ||
-        reshapeRoot(fill.getDpsInitOperand(0)->get()) != out)
+        reshapeRoot(fill.getDpsInitOperand(0)->get(), expands) != out)
       return {};
     auto value =
         fill.getDpsInputOperand(0)->get().getDefiningOp<arith::ConstantOp>();

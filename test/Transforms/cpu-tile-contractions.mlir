@@ -604,9 +604,10 @@ func.func @zero_filled(%a: memref<?x16xf32>, %b: memref<16x64xf32>, %c: memref<?
 // head's [N, 128] output as [N, 8, 16]): the fill writes one expand of the
 // buffer and the contraction the expand that the pass casts
 // (castExpandedOperands); both are the whole buffer, so the tiles start
-// from zero and the fill goes. A cast of another form (@panels_offset: an
-// offset of its own) is not known to be an expand, whose elements are
-// distinct and each written once, and its fill stays.
+// from zero and the fill goes. A cast the pass did not make of an expand
+// (@panels_offset, @panels_half: an offset of its own, or half of the
+// buffer) is not known to view each element of the filled buffer once,
+// and its fill stays.
 // CHECK-LABEL: func @zero_filled_panels
 // CHECK-NOT:     linalg.fill
 // CHECK:         %[[O:.*]] = memref.reinterpret_cast %arg2
@@ -614,6 +615,9 @@ func.func @zero_filled(%a: memref<?x16xf32>, %b: memref<16x64xf32>, %c: memref<?
 // CHECK:         scf.for {{.*}} iter_args(%{{.*}} = %cst{{.*}}) -> (vector<8x1x16xf32>)
 // CHECK-NOT:     linalg.fill
 // CHECK:         return
+// CHECK-LABEL: func @panels_half
+// CHECK:         linalg.fill
+// CHECK:         vector.transfer_read %{{.*}} : memref<?x4x16xf32, strided<[128, 16, 1]>>, vector<8x1x16xf32>
 // CHECK-LABEL: func @panels_offset
 // CHECK:         linalg.fill
 // CHECK:         vector.transfer_read %{{.*}} : memref<?x8x16xf32, strided<[128, 16, 1], offset: 16>>, vector<8x1x16xf32>
@@ -626,6 +630,19 @@ func.func @zero_filled_panels(%x: memref<?x64xf32>, %w: memref<8x64x16xf32>, %fl
   linalg.fill ins(%zero : f32) outs(%o : memref<?x8x16xf32>)
   linalg.generic {indexing_maps = [#pan_x, #pan_w, #pan_o], iterator_types = ["parallel", "parallel", "parallel", "reduction"]}
       ins(%x, %w : memref<?x64xf32>, memref<8x64x16xf32>) outs(%o : memref<?x8x16xf32>) {
+  ^bb0(%a: f32, %b: f32, %c: f32):
+    %p = arith.mulf %a, %b : f32
+    %s = arith.addf %c, %p : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+func.func @panels_half(%x: memref<?x64xf32>, %w: memref<4x64x16xf32>, %flat: memref<?x128xf32>, %n: index) {
+  %zero = arith.constant 0.0 : f32
+  linalg.fill ins(%zero : f32) outs(%flat : memref<?x128xf32>)
+  %o = memref.reinterpret_cast %flat to offset: [0], sizes: [%n, 4, 16], strides: [128, 16, 1] : memref<?x128xf32> to memref<?x4x16xf32, strided<[128, 16, 1]>>
+  linalg.generic {indexing_maps = [#pan_x, #pan_w, #pan_o], iterator_types = ["parallel", "parallel", "parallel", "reduction"]}
+      ins(%x, %w : memref<?x64xf32>, memref<4x64x16xf32>) outs(%o : memref<?x4x16xf32, strided<[128, 16, 1]>>) {
   ^bb0(%a: f32, %b: f32, %c: f32):
     %p = arith.mulf %a, %b : f32
     %s = arith.addf %c, %p : f32

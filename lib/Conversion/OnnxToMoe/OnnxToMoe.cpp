@@ -17,8 +17,12 @@
 #include "moe/Utils/BuildUtils.h"
 #include "moe/Utils/RuntimeErrors.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/BuiltinDialect.h"
+#include "mlir/IR/DialectResourceBlobManager.h"
 #include "mlir/IR/PatternMatch.h"
 #include "moe/Import/ONNX/Importer.h"
 #include "llvm/ADT/DenseSet.h"
@@ -187,6 +191,19 @@ void normalizeUnsigned(ModuleOp module, RewriterBase &rewriter) {
   module.walk([&](Operation *op) {
     for (Value r : op->getResults())
       r.setType(signless(r.getType()));
+  });
+  // Constants of unsigned elements keep their bits under the signless type
+  // their result now has.
+  module.walk([&](arith::ConstantOp cst) {
+    auto type = dyn_cast<RankedTensorType>(cst.getType());
+    if (!type || cst.getValue().getType() == type)
+      return;
+    if (auto dense = dyn_cast<DenseElementsAttr>(cst.getValue()))
+      cst.setValueAttr(dense.bitcast(type.getElementType()));
+    else if (auto resource =
+                 dyn_cast<DenseResourceElementsAttr>(cst.getValue()))
+      cst.setValueAttr(
+          DenseResourceElementsAttr::get(type, resource.getRawHandle()));
   });
   module.walk([&](tensor::BitcastOp cast) {
     if (cast.getSource().getType() == cast.getType())

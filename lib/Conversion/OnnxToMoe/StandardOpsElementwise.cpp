@@ -407,8 +407,8 @@ Values thresholdedRelu(onnxir::NodeOp node, RewriterBase &b) {
       });
 }
 
-/// PRelu-9/16: x < 0 ? slope x : x, slope broadcast to X (numpy rules; a
-/// slope that would widen X is refused).
+/// PRelu-9/16: x < 0 ? slope x : x on floats (integer PRelu, which ONNX
+/// allows, is refused), slope broadcast one way to X.
 Values prelu(onnxir::NodeOp node, RewriterBase &b) {
   FailureOr<std::pair<Value, Value>> ops = binaryOperands(node);
   if (failed(ops))
@@ -418,17 +418,20 @@ Values prelu(onnxir::NodeOp node, RewriterBase &b) {
     nodeError(node) << "expected a float input, got " << x.getType();
     return failure();
   }
+  // One-way broadcasting: each slope dim is 1 or X's. A static slope dim
+  // against a dynamic X dim could widen an X of 1 at run time (numpy
+  // broadcasting would), so it is refused; so is a dynamic slope dim.
   RankedTensorType xt = typeOf(x), st = typeOf(slope);
   bool widens = st.getRank() > xt.getRank();
   for (int64_t i = 0; !widens && i < st.getRank(); ++i) {
     int64_t s = st.getDimSize(st.getRank() - 1 - i);
     int64_t d = xt.getDimSize(xt.getRank() - 1 - i);
-    widens = !ShapedType::isDynamic(s) && s != 1 &&
-             (ShapedType::isDynamic(d) ? false : d != s);
+    widens = s != 1 && (ShapedType::isDynamic(s) || d != s);
   }
   if (widens) {
     nodeError(node) << "slope " << slope.getType()
-                    << " does not broadcast to X " << x.getType();
+                    << " must broadcast one way to X " << x.getType()
+                    << " (each slope dim 1 or X's, known at compile time)";
     return failure();
   }
   return elementwise(node, b, {x, slope},

@@ -1,5 +1,4 @@
-//===- StandardOpsReduce.cpp - ai.onnx reductions and contractions
-//---------===//
+//===- StandardOpsReduce.cpp - ai.onnx reductions and contractions -----===//
 //
 // ReduceSum/Mean/Max/Min/Prod/L1/L2/SumSquare, Softmax, LogSoftmax, ArgMax,
 // ArgMin, CumSum, Gemm, Pow, Einsum, GatherElements, ScatterElements, Gelu.
@@ -142,15 +141,25 @@ Value reduce(OpBuilder &b, Location loc, Value xIn, ArrayRef<bool> reduced,
   if (kind == ReduceKind::Mean) {
     Value n = getValueOrCreateConstantIndexOp(b, loc, count);
     Value nI = arith::IndexCastOp::create(b, loc, b.getI64Type(), n);
-    Value nE = isF ? Value(arith::UIToFPOp::create(b, loc, elt, nI))
-               : elt.getIntOrFloatBitWidth() < 64
-                   ? Value(arith::TruncIOp::create(b, loc, elt, nI))
-                   : nI;
+    // Integers: the sum divided in 64 bits (a count above the element
+    // type's range stays exact) by the count, or by 1 over no values (the
+    // sum is 0 then; a division by zero would trap).
+    Value divisor =
+        isF ? Value(arith::UIToFPOp::create(b, loc, elt, nI))
+            : Value(arith::MaxUIOp::create(
+                  b, loc, nI,
+                  arith::ConstantOp::create(b, loc, b.getI64IntegerAttr(1))));
+    unsigned width = isF ? 0 : elt.getIntOrFloatBitWidth();
     out = perElement([&](OpBuilder &nb, Location nl, Value v) -> Value {
       if (isF)
-        return arith::DivFOp::create(nb, nl, v, nE);
-      return isU ? Value(arith::DivUIOp::create(nb, nl, v, nE))
-                 : Value(arith::DivSIOp::create(nb, nl, v, nE));
+        return arith::DivFOp::create(nb, nl, v, divisor);
+      Type i64 = nb.getI64Type();
+      if (width < 64)
+        v = isU ? Value(arith::ExtUIOp::create(nb, nl, i64, v))
+                : Value(arith::ExtSIOp::create(nb, nl, i64, v));
+      Value q = isU ? Value(arith::DivUIOp::create(nb, nl, v, divisor))
+                    : Value(arith::DivSIOp::create(nb, nl, v, divisor));
+      return width < 64 ? Value(arith::TruncIOp::create(nb, nl, elt, q)) : q;
     });
   }
   if (kind == ReduceKind::L2)
@@ -200,8 +209,27 @@ Values reduceOp(onnxir::NodeOp node, RewriterBase &b) {
     axes.assign(a.asArrayRef().begin(), a.asArrayRef().end());
   }
   int64_t rank = typeOf(*x).getRank();
-  if (axes.empty() && *noop)
-    return SmallVector<Value>{*x};
+  // No axes with noop_with_empty_axes: nothing is reduced, but the
+  // per-element step still applies (the ONNX reference's ReduceL1-18,
+  // ReduceL2-18, ReduceSumSquare-18: |x|, sqrt(x * x), x * x).
+  if (axes.empty() && *noop) {
+    if (Kind != ReduceKind::L1 && Kind != ReduceKind::L2 &&
+        Kind != ReduceKind::SumSquare)
+      return SmallVector<Value>{*x};
+    bool isF = isa<FloatType>(elt), isU = elt.isUnsignedInteger();
+    return elementwise(
+        node, b, {*x}, [&](OpBuilder &nb, Location l, ValueRange a) -> Value {
+          Value e = a[0];
+          if (Kind == ReduceKind::L1)
+            return isU   ? e
+                   : isF ? Value(math::AbsFOp::create(nb, l, e))
+                         : Value(math::AbsIOp::create(nb, l, e));
+          Value sq = isF ? Value(arith::MulFOp::create(nb, l, e, e))
+                         : Value(arith::MulIOp::create(nb, l, e, e));
+          return Kind == ReduceKind::L2 ? Value(math::SqrtOp::create(nb, l, sq))
+                                        : sq;
+        });
+  }
   SmallVector<bool> reduced(rank, axes.empty());
   for (int64_t a : axes) {
     FailureOr<int64_t> d = normalizeAxis(node, a, rank);

@@ -815,15 +815,20 @@ Values castOp(onnxir::NodeOp node, RewriterBase &b) {
   case 1: target = Float32Type::get(ctx); break;
   case 2: target = IntegerType::get(ctx, 8, IntegerType::Unsigned); break;
   case 3: target = IntegerType::get(ctx, 8); break;
+  case 4: target = IntegerType::get(ctx, 16, IntegerType::Unsigned); break;
   case 5: target = IntegerType::get(ctx, 16); break;
   case 6: target = IntegerType::get(ctx, 32); break;
   case 7: target = IntegerType::get(ctx, 64); break;
   case 9: target = IntegerType::get(ctx, 1); break;
   case 10: target = Float16Type::get(ctx); break;
   case 11: target = Float64Type::get(ctx); break;
+  case 12: target = IntegerType::get(ctx, 32, IntegerType::Unsigned); break;
+  case 13: target = IntegerType::get(ctx, 64, IntegerType::Unsigned); break;
   case 16: target = BFloat16Type::get(ctx); break;
   default:
-    nodeError(node) << "unsupported target type " << *to;
+    nodeError(node) << "unsupported target type " << *to
+                    << " (strings, complex and 4- or 8-bit floats are not "
+                       "supported)";
     return failure();
   }
   // clang-format on

@@ -1126,7 +1126,7 @@ mlir::moe::findSchemaTypeMismatch(StringRef opType, int64_t opsetVersion,
       std::sort(bad.allowed.begin(), bad.allowed.end());
       return bad;
     }
-  } catch (const std::exception &) {
+  } catch (...) {
     // An unknown type string or a registry error: nothing to report.
   }
   return std::nullopt;

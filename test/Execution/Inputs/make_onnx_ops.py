@@ -65,6 +65,8 @@ unary("hard_sigmoid", "HardSigmoid")
 unary("hard_sigmoid_attrs", "HardSigmoid", alpha=0.3, beta=0.4)
 unary("hard_swish", "HardSwish")
 unary("leaky_relu", "LeakyRelu", alpha=0.2)
+unary("leaky_relu_default", "LeakyRelu")
+unary("thresholded_relu_default", "ThresholdedRelu")
 unary("softplus", "Softplus")
 unary("softsign", "Softsign")
 unary("mish", "Mish")
@@ -105,6 +107,7 @@ clip("clip_min_only", -0.5, None)
 clip("clip_crossed", 1.0, -1.0)
 clip("clip_nan_min", np.nan, 1.0)
 clip("clip_int", 1, 2, I64)
+clip("clip_int_max_only", None, 2, I64)
 save("clip_bound_inputs", [
     helper.make_node("Clip", ["x", "lo", "hi"], ["y"], name="clip"),
 ], [vi("x", ["R", "C"]), vi("lo", []), vi("hi", [1])], [vi("y", ["R", "C"])])
@@ -176,6 +179,52 @@ save("reduce_empty", [
     helper.make_node("ReduceL2", ["x", "ax1"], ["l2"], name="l2"),
 ], [vi("x", ["R", "C"])], [vi(n, ["R", 1]) for n in ("min", "prod", "l2")])
 
+# No axes with noop_with_empty_axes: nothing reduced, the per-element step
+# applied (|x|, sqrt(x * x), x * x); the others return x.
+save("reduce_noop", [
+    helper.make_node(op, ["x"], [op], name=op, noop_with_empty_axes=1)
+    for op in ("ReduceL1", "ReduceL2", "ReduceSumSquare", "ReduceMax")
+], [vi("x", ["R", "C"])],
+    [vi(op, ["R", "C"]) for op in ("ReduceL1", "ReduceL2", "ReduceSumSquare",
+                                   "ReduceMax")])
+# Integer reductions over an empty axis (the mean of nothing is 0, as ONNX
+# Runtime gives; a division by the count 0 would trap).
+save("reduce_int_empty", [
+    const("ax1", np.array([1], np.int64)),
+] + [helper.make_node(op, ["a", "ax1"], [op], name=op)
+     for op in ("ReduceMean", "ReduceSum", "ReduceMax", "ReduceL1",
+                "ReduceSumSquare")],
+    [vi("a", ["R", "C"], I64)],
+    [vi(op, ["R", 1], I64) for op in ("ReduceMean", "ReduceSum", "ReduceMax",
+                                      "ReduceL1", "ReduceSumSquare")])
+# Unsigned integers: values at and above 2^(w-1) compare, clip and mask as
+# unsigned (uint8 from [0, 256), uint32 from [0, 2^32); the ops ONNX
+# Runtime has kernels for), and unsigned constants keep their bits.
+U8, U32 = TensorProto.UINT8, TensorProto.UINT32
+save("unsigned", [
+    helper.make_node("Cast", ["a"], ["u"], name="to_u8", to=U8),
+    helper.make_node("Cast", ["b"], ["w"], name="to_u32", to=U32),
+    const("ax1", np.array([1], np.int64)),
+    const("lo", np.array(100, np.uint8)),
+    const("hi", np.array(200, np.uint8)),
+    const("mask", np.array(0xF0, np.uint8)),
+    helper.make_node("ReduceMax", ["u", "ax1"], ["max8"], name="max8"),
+    helper.make_node("ArgMax", ["u"], ["argmax8"], name="argmax8", axis=1),
+    helper.make_node("Clip", ["u", "lo", "hi"], ["clip8"], name="clip8"),
+    helper.make_node("BitwiseAnd", ["u", "mask"], ["and8"], name="and8"),
+    helper.make_node("ReduceMin", ["u", "ax1"], ["min8"], name="min8"),
+    helper.make_node("ArgMin", ["u"], ["argmin8"], name="argmin8", axis=1),
+    const("lo32", np.array(2**31, np.uint32)),
+    helper.make_node("Clip", ["w", "lo32"], ["clip32"], name="clip32"),
+    helper.make_node("Max", ["w", "lo32"], ["max32"], name="max32"),
+] + [helper.make_node("Cast", [n], [n + "_i64"], name=n + "_back", to=I64)
+     for n in ("max8", "clip8", "and8", "min8", "clip32", "max32")],
+    [vi("a", ["R", "C"], I64), vi("b", ["R", "C"], I64)],
+    [vi("max8_i64", ["R", 1], I64), vi("argmax8", ["R", 1], I64),
+     vi("clip8_i64", ["R", "C"], I64), vi("and8_i64", ["R", "C"], I64),
+     vi("min8_i64", ["R", 1], I64), vi("argmin8", ["R", 1], I64),
+     vi("clip32_i64", ["R", "C"], I64), vi("max32_i64", ["R", "C"], I64)])
+
 # Variadic Sum and Mean with broadcasting.
 save("sum_mean", [
     helper.make_node("Sum", ["a", "b", "c"], ["sum"], name="sum"),
@@ -195,3 +244,7 @@ save("bad_and_float", [
 save("bad_clip_bound", [
     helper.make_node("Clip", ["x", "lo"], ["y"], name="clip_vector_min"),
 ], [vi("x", [3]), vi("lo", [3])], [vi("y", [3])])
+save("bad_prelu_dynamic", [
+    const("slope", np.array([0.1, 0.2, 0.3, 0.4], np.float32)),
+    helper.make_node("PRelu", ["x", "slope"], ["y"], name="prelu_dynamic_c"),
+], [vi("x", ["N", "C"])], [vi("y", ["N", "C"])])
