@@ -239,6 +239,27 @@ Value onnx_conv::toSignless(OpBuilder &b, Location loc, Value v) {
   return toElementType(b, loc, v, signlessOf(typeOf(v).getElementType()));
 }
 
+FailureOr<SmallVector<Value>> onnx_conv::variadicOperands(onnxir::NodeOp node) {
+  if (node.getInputs().empty()) {
+    nodeError(node) << "expected at least one input";
+    return failure();
+  }
+  SmallVector<Value> xs;
+  for (unsigned i = 0; i < node.getInputs().size(); ++i) {
+    FailureOr<Value> x = tensorOperand(node, i, "data_" + std::to_string(i));
+    if (failed(x))
+      return failure();
+    if (!xs.empty() &&
+        typeOf(*x).getElementType() != typeOf(xs[0]).getElementType()) {
+      nodeError(node) << "inputs differ in element type: " << xs[0].getType()
+                      << " and " << x->getType();
+      return failure();
+    }
+    xs.push_back(*x);
+  }
+  return xs;
+}
+
 Values onnx_conv::elementwise(onnxir::NodeOp node, RewriterBase &b,
                               ValueRange operandsIn, ScalarFn fn,
                               Type resultElement) {

@@ -57,6 +57,10 @@ FailureOr<Value> tensorOperand(onnxir::NodeOp node, unsigned index,
 /// element type.
 FailureOr<std::pair<Value, Value>> binaryOperands(onnxir::NodeOp node);
 
+/// The inputs of a variadic elementwise node (Sum, Mean, Max, Min): at
+/// least one, each a ranked tensor, all of one element type.
+FailureOr<SmallVector<Value>> variadicOperands(onnxir::NodeOp node);
+
 /// The integer values of a constant (arith.constant) tensor, if constant.
 std::optional<SmallVector<int64_t>> constantInts(Value v);
 

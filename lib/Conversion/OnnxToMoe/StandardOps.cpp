@@ -152,23 +152,10 @@ Values signOp(onnxir::NodeOp node, RewriterBase &b) {
 /// gives NaN (as ONNX Runtime and PyTorch do).
 template <bool isMax>
 Values minMax(onnxir::NodeOp node, RewriterBase &b) {
-  if (node.getInputs().empty()) {
-    nodeError(node) << "expected at least one input";
+  FailureOr<SmallVector<Value>> inputs = variadicOperands(node);
+  if (failed(inputs))
     return failure();
-  }
-  SmallVector<Value> xs;
-  for (unsigned i = 0; i < node.getInputs().size(); ++i) {
-    FailureOr<Value> x = tensorOperand(node, i, "data_" + std::to_string(i));
-    if (failed(x))
-      return failure();
-    if (typeOf(*x).getElementType() != typeOf(xs.empty() ? *x : xs[0])
-                                           .getElementType()) {
-      nodeError(node) << "inputs differ in element type: "
-                      << xs[0].getType() << " and " << x->getType();
-      return failure();
-    }
-    xs.push_back(*x);
-  }
+  SmallVector<Value> xs = std::move(*inputs);
   Type elt = typeOf(xs[0]).getElementType();
   bool isF = isa<FloatType>(elt), isU = elt.isUnsignedInteger();
   return elementwise(

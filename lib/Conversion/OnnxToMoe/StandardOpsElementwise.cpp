@@ -221,23 +221,10 @@ Values round(onnxir::NodeOp node, RewriterBase &b) {
 /// Sum-13 and Mean-13: the elementwise sum (mean) of one or more inputs of
 /// one element type, with numpy broadcasting; Mean on floats only.
 template <bool IsMean> Values sumOrMean(onnxir::NodeOp node, RewriterBase &b) {
-  if (node.getInputs().empty()) {
-    nodeError(node) << "expected at least one input";
+  FailureOr<SmallVector<Value>> inputs = variadicOperands(node);
+  if (failed(inputs))
     return failure();
-  }
-  SmallVector<Value> xs;
-  for (unsigned i = 0; i < node.getInputs().size(); ++i) {
-    FailureOr<Value> x = tensorOperand(node, i, "data_" + std::to_string(i));
-    if (failed(x))
-      return failure();
-    if (!xs.empty() &&
-        typeOf(*x).getElementType() != typeOf(xs[0]).getElementType()) {
-      nodeError(node) << "inputs differ in element type: " << xs[0].getType()
-                      << " and " << x->getType();
-      return failure();
-    }
-    xs.push_back(*x);
-  }
+  SmallVector<Value> xs = std::move(*inputs);
   Type elt = typeOf(xs[0]).getElementType();
   bool isF = isa<FloatType>(elt);
   if ((IsMean && !isF) || !elt.isIntOrFloat() || elt.isInteger(1)) {
