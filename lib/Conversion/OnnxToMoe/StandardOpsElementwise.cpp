@@ -6,7 +6,7 @@
 // Elu, Selu, HardSigmoid, HardSwish, Softplus, Softsign, Mish,
 // ThresholdedRelu). Each follows its ONNX schema's definition; where ONNX
 // leaves a case open (Clip's NaN bounds), ONNX Runtime's CPU kernel is the
-// reference (test/conformance, test/Safety/execution.test).
+// reference (test/conformance, test/Execution/onnx-ops.test).
 //
 //===----------------------------------------------------------------------===//
 
@@ -59,8 +59,9 @@ Values clip(onnxir::NodeOp node, RewriterBase &b) {
   Location loc = node.getLoc();
   bool isF = isa<FloatType>(elt), isU = elt.isUnsignedInteger();
   SmallVector<Value> operands = {*x};
-  // Per bound (min, then max): its operand's index, or -1 for the type's
-  // limit (floats; on integers an absent bound clips nothing).
+  // Per bound (min, then max): its operand's index; -1 for an absent bound
+  // of a float (the type's finite limit), -2 for one of an integer (which
+  // would clip nothing).
   SmallVector<int> boundAt;
   for (auto [bound, name] : {std::pair{*lo, "min"}, std::pair{*hi, "max"}}) {
     if (!bound) {
