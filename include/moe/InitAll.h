@@ -8,14 +8,19 @@
 #include "moe/Import/ONNX/OnnxOps.h"
 #include "moe/Pipelines/Pipelines.h"
 #include "moe/Transforms/Passes.h"
+#include "moe/Transforms/Transforms.h"
 
 #include "mlir/IR/DialectRegistry.h"
 
 namespace mlir::moe {
 
-/// Adds the moe dialect and the mechanical onnx dialect to `registry`.
+/// Adds the moe dialect and the mechanical onnx dialect to `registry`, and
+/// the interface models that replace upstream ones (tensor slices' subset
+/// equivalence). Call it before mlir::registerAllDialects: MLIR keeps the
+/// first model attached for an interface.
 inline void registerAllDialects(DialectRegistry &registry) {
   registry.insert<MoeDialect, onnxir::OnnxDialect>();
+  registerSliceSubsetModels(registry);
 }
 
 /// Registers every moe pass and named pipeline with the global registry.

@@ -23,8 +23,9 @@ using namespace mlir;
 using namespace mlir::moe;
 
 void mlir::moe::registerCompilerDialects(DialectRegistry &registry) {
-  mlir::registerAllDialects(registry);
+  // moe's first: its tensor slice models replace upstream's.
   moe::registerAllDialects(registry);
+  mlir::registerAllDialects(registry);
 }
 
 void mlir::moe::hideUnrelatedOptions(llvm::cl::OptionCategory &toolOptions) {

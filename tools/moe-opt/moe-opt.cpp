@@ -18,9 +18,10 @@ int main(int argc, char **argv) {
   mlir::moe::registerAllPasses();
 
   mlir::DialectRegistry registry;
+  // moe's first: its tensor slice models replace upstream's.
+  mlir::moe::registerAllDialects(registry);
   mlir::registerAllDialects(registry);
   mlir::registerAllExtensions(registry);
-  mlir::moe::registerAllDialects(registry);
 
   return mlir::asMainReturnCode(
       mlir::MlirOptMain(argc, argv, "moe-mlir optimizer driver\n", registry));

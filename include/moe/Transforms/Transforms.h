@@ -13,6 +13,7 @@
 #include <cstdint>
 
 namespace mlir {
+class DialectRegistry;
 class OpBuilder;
 class Operation;
 class RewritePatternSet;
@@ -95,6 +96,12 @@ int64_t prefetchNextBlocks(Operation *root, bool crossBlocks,
 /// rows in place, and removes the gather copies
 /// (moe-cpu-fuse-row-gathers); returns how many gathers it removed.
 int64_t fuseRowGathers(Operation *root);
+
+/// Attaches SubsetOpInterface to tensor.extract_slice, insert_slice and
+/// parallel_insert_slice with a fast path for slices of the same SSA
+/// offsets, sizes and strides (lib/Transforms/SliceSubsets.cpp). Call before
+/// mlir::registerAllDialects: the first model attached wins.
+void registerSliceSubsetModels(DialectRegistry &registry);
 
 } // namespace moe
 } // namespace mlir
