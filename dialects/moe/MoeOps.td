@@ -412,6 +412,11 @@ def Moe_AttentionOp : Moe_Op<"attention",
     a larger dynamic `q`'s, they are repeated, as ONNX's MatMul broadcasts
     them (the other way round is an error at run time).
 
+    With `zero_nan_probs`, a probability that is NaN counts as 0, as torch's
+    exported `scaled_dot_product_attention` guards its softmax
+    (`Where(IsNaN(p), 0, p)`): a row whose softmax is NaN (every key it sees
+    masked to -inf, or a NaN or +inf score) gives 0 instead of NaN.
+
     Constraints: C1 ranks are 4; C2 `B` and `H` agree, `k` and `v` share
     `S`, `q` and `k` share `dk`; C3 the result is `[B, H, T, dv]`; C4 one
     element type; C5 `scale`, when given, is finite and non-zero; C6
@@ -429,7 +434,7 @@ def Moe_AttentionOp : Moe_Op<"attention",
         : (tensor<2x4x1x16xf32>, tensor<2x4x1x16xf32>, tensor<2x4x1x16xf32>,
            tensor<2x4x?x16xf32>, tensor<2x4x?x16xf32>)
         -> tensor<2x4x1x16xf32>
-    %m = moe.attention %q, %k, %v mask(%mask) {scale = 1.0 : f64}
+    %m = moe.attention %q, %k, %v mask(%mask) {scale = 1.0 : f64, zero_nan_probs}
         : (tensor<2x4x?x16xf32>, tensor<2x4x?x16xf32>, tensor<2x4x?x16xf32>,
            tensor<1x1x?x?xf32>)
         -> tensor<2x4x?x16xf32>
@@ -440,7 +445,8 @@ def Moe_AttentionOp : Moe_Op<"attention",
                        Optional<Moe_FloatTensor>:$past_key,
                        Optional<Moe_FloatTensor>:$past_value,
                        Optional<Moe_FloatTensor>:$mask,
-                       UnitAttr:$causal, OptionalAttr<F64Attr>:$scale);
+                       UnitAttr:$causal, OptionalAttr<F64Attr>:$scale,
+                       UnitAttr:$zero_nan_probs);
   let results = (outs Moe_FloatTensor:$result);
   let assemblyFormat = [{
     $query `,` $key `,` $value

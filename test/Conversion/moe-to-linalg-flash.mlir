@@ -180,3 +180,26 @@ func.func @attention_dynamic_mask_heads(%q: tensor<?x2x?x8xf32>, %k: tensor<?x2x
   %o = moe.attention %q, %k, %v mask(%m) {scale = 1.0 : f64} : (tensor<?x2x?x8xf32>, tensor<?x2x?x8xf32>, tensor<?x2x?x4xf32>, tensor<?x?x?x?xf32>) -> tensor<?x2x?x4xf32>
   return %o : tensor<?x2x?x4xf32>
 }
+
+// -----
+
+// zero_nan_probs: after the loops, a row whose sum of exponentials is 0 or
+// NaN (cmpf ule: unordered or <= 0) is 0, not NaN. The reference form
+// (OFF) replaces each NaN probability by 0 before P·V.
+// CHECK-LABEL: func @attention_zero_nan_probs
+// CHECK:         scf.forall
+// CHECK:           linalg.generic {{.*}} ins(%{{.*}}#1 : tensor<?x1xf32>) outs(%{{.*}}#2 : tensor<?x4xf32>)
+// CHECK:             arith.cmpf ule
+// CHECK:             arith.divf
+// CHECK:             arith.select
+// OFF-LABEL: func @attention_zero_nan_probs
+// OFF:           arith.divf
+// OFF:           linalg.generic
+// OFF-NEXT:      ^bb0(%[[P:.*]]: f32, %{{.*}}: f32):
+// OFF-NEXT:        %[[NAN:.*]] = arith.cmpf uno, %[[P]], %[[P]] : f32
+// OFF:             %[[Z:.*]] = arith.select %[[NAN]], %{{.*}}, %[[P]] : f32
+// OFF-NEXT:        linalg.yield %[[Z]] : f32
+func.func @attention_zero_nan_probs(%q: tensor<1x2x?x8xf32>, %k: tensor<1x2x?x8xf32>, %v: tensor<1x2x?x4xf32>, %m: tensor<1x1x?x?xf32>) -> tensor<1x2x?x4xf32> {
+  %o = moe.attention %q, %k, %v mask(%m) {scale = 1.0 : f64, zero_nan_probs} : (tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x4xf32>, tensor<1x1x?x?xf32>) -> tensor<1x2x?x4xf32>
+  return %o : tensor<1x2x?x4xf32>
+}

@@ -1710,6 +1710,22 @@ static Value maskedBlockSkippable(OpBuilder &b, Location loc, Value mask,
   return arith::AndIOp::create(b, loc, allMasked, allSeen);
 }
 
+/// `probs` with every NaN replaced by 0 where `op` has zero_nan_probs (the
+/// exported guard Where(IsNaN(p), 0, p)); `probs` otherwise.
+static Value guardNanProbs(OpBuilder &b, Location loc, AttentionOp op,
+                           Value probs) {
+  if (!op.getZeroNanProbs())
+    return probs;
+  Type elt = typeOf(probs).getElementType();
+  return mapElements(b, loc, {probs}, elt,
+                     [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                       Value nan = arith::CmpFOp::create(
+                           nb, nl, arith::CmpFPredicate::UNO, a[0], a[0]);
+                       return arith::SelectOp::create(
+                           nb, nl, nan, fconst(nb, nl, elt, 0.0), a[0]);
+                     });
+}
+
 /// Attention without a cache, one block of query rows at a time
 /// (forEachQueryBlock): the block's scores [rows, S'] against all the
 /// keys it sees (kept in cache, never the whole [B, H, T, S]), scaled and
@@ -1731,7 +1747,7 @@ static Value blockedAttention(OpBuilder &b, AttentionOp op, Value q,
                                     blk.shift, /*rowDim=*/0, blk.t0);
         masked =
             addMaskBlock(nb, nl, masked, mask, blk, nb.getIndexAttr(0), cols);
-        Value probs = softmax(nb, nl, masked, 1);
+        Value probs = guardNanProbs(nb, nl, op, softmax(nb, nl, masked, 1));
         return contract(nb, nl, "ts,sv->tv", probs, vb, {blk.rows, blk.dv});
       });
 }
@@ -1962,17 +1978,25 @@ static Value flashAttention(OpBuilder &b, AttentionOp op, Value q, Value keysT,
             });
         // l is 0 only where no key scored above -inf: no keys at all
         // (S = 0: zeros, as the reference's empty P·V) or none a row may
-        // see with a finite score (NaN, as the reference's softmax).
+        // see with a finite score (NaN, as the reference's softmax). With
+        // zero_nan_probs such rows are 0, and so are rows whose l is NaN
+        // (a NaN or +inf score: the reference's softmax is NaN across the
+        // row, since every probability divides by its NaN sum, and the
+        // guard makes each 0).
+        bool zeroNan = op.getZeroNanProbs();
         Value noKeys = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::eq,
                                              blk.cols, idx(nb, nl, 0));
         Value empty = arith::SelectOp::create(
             nb, nl, noKeys, fconst(nb, nl, elt, 0.0),
-            fconst(nb, nl, elt, std::numeric_limits<double>::quiet_NaN()));
+            fconst(nb, nl, elt,
+                   zeroNan ? 0.0 : std::numeric_limits<double>::quiet_NaN()));
         return update(nb, nl, {loop.getResult(1)}, {true}, loop.getResult(2),
                       [&](OpBuilder &bb, Location bl, ValueRange a) {
                         Value none = arith::CmpFOp::create(
-                            bb, bl, arith::CmpFPredicate::OEQ, a[0],
-                            fconst(bb, bl, elt, 0.0));
+                            bb, bl,
+                            zeroNan ? arith::CmpFPredicate::ULE
+                                    : arith::CmpFPredicate::OEQ,
+                            a[0], fconst(bb, bl, elt, 0.0));
                         return Value(arith::SelectOp::create(
                             bb, bl, none, empty,
                             arith::DivFOp::create(bb, bl, a[1], a[0])));
@@ -2053,7 +2077,7 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
     Value shift = arith::SubIOp::create(b, loc, sk, tq);
     Value masked = scaleAndMask(b, loc, scores, scale, op.getCausal(), shift,
                                 /*rowDim=*/2, /*rowOffset=*/Value());
-    Value probs = softmax(b, loc, masked, 3);
+    Value probs = guardNanProbs(b, loc, op, softmax(b, loc, masked, 3));
     loc = partLoc(base, "values");
     if (!pk) {
       Value out = contract(b, loc, "bhts,bhsv->bhtv", probs, v,

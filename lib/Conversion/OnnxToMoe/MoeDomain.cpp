@@ -395,7 +395,8 @@ Values treeGatedLayer(onnxir::NodeOp node, RewriterBase &b) {
 /// (optional); the attribute `scale` (f32, default 1) multiplies the
 /// scores, as the export's Mul did (or 1/c for its division by c):
 /// moe.attention with that scale, not causal, the keys transposed back
-/// (the lowering's own transpose then cancels).
+/// (the lowering's own transpose then cancels). `zero_nan_probs` (0 or 1,
+/// default 0): the export guarded its softmax with Where(IsNaN(p), 0, p).
 Values maskedAttention(onnxir::NodeOp node, RewriterBase &b) {
   if (failed(checkOperandCount(node, 3, 4)))
     return failure();
@@ -404,8 +405,14 @@ Values maskedAttention(onnxir::NodeOp node, RewriterBase &b) {
   FailureOr<Value> v = tensorOperand(node, 2, "value", 4);
   FailureOr<Value> mask = tensorOperand(node, 3, "mask", 4, /*optional=*/true);
   FailureOr<double> scale = floatAttr(node, "scale", 1.0);
-  if (failed(q) || failed(kT) || failed(v) || failed(mask) || failed(scale))
+  FailureOr<int64_t> zeroNan = intAttr(node, "zero_nan_probs", 0);
+  if (failed(q) || failed(kT) || failed(v) || failed(mask) || failed(scale) ||
+      failed(zeroNan))
     return failure();
+  if (*zeroNan != 0 && *zeroNan != 1) {
+    nodeError(node) << "zero_nan_probs must be 0 or 1, got " << *zeroNan;
+    return failure();
+  }
   float f32Scale = static_cast<float>(*scale);
   if (!std::isfinite(f32Scale) || f32Scale == 0.0f) {
     nodeError(node) << "scale must be finite and non-zero, got " << *scale;
@@ -421,7 +428,7 @@ Values maskedAttention(onnxir::NodeOp node, RewriterBase &b) {
       b, loc,
       build::tensorTypeOf({sz(*q, 0), sz(*q, 1), sz(*q, 2), sz(*v, 3)}, elt),
       *q, k, *v, Value(), Value(), *mask, /*causal=*/false,
-      b.getF64FloatAttr(f32Scale));
+      b.getF64FloatAttr(f32Scale), /*zero_nan_probs=*/*zeroNan == 1);
   return finish(op, b);
 }
 

@@ -5,6 +5,11 @@
 //
 //   Softmax(MatMul(q', kT') [* c | / c] [+ mask], axis -1) @ v
 //
+// or with the probabilities p guarded as Where(IsNaN(p), 0, p) (torch's own
+// scaled_dot_product_attention, exported by TorchScript or dynamo: a row
+// whose keys are all masked is 0 instead of NaN; moe.attention's
+// zero_nan_probs),
+//
 // with the scale multiplied into q' and kT' (torch's own
 // scaled_dot_product_attention), or into the scores as `* c` (a Hugging
 // Face eager attention; c a scalar constant, which becomes the op's scale:
@@ -59,6 +64,15 @@ onnxir::NodeOp exactly(Value v, StringRef opType, unsigned inputs,
 /// `v` has one user (the matched node reads it once).
 bool oneUse(Value v) { return v.hasOneUse(); }
 
+/// `v` is a constant f32 zero (of either sign) of one element and at most
+/// rank 4 (Where's broadcast then leaves the probabilities' shape as it is).
+bool isZeroScalar(Value v) {
+  DenseElementsAttr c = constantOf(v);
+  return c && c.getNumElements() == 1 && c.getElementType().isF32() &&
+         c.getType().getRank() <= 4 &&
+         (*c.getValues<APFloat>().begin()).isZero();
+}
+
 /// a's dim i and b's dim j are provably equal, or one is not a known
 /// constant (checked at run time).
 bool compatible(Value a, int64_t i, Value b, int64_t j) {
@@ -73,6 +87,16 @@ FailureOr<AttentionCore> raise::matchAttentionCore(onnxir::NodeOp pv,
       pv.getNumResults() != 1 || pv.getInputs().size() != 2)
     return failure();
   onnxir::NodeOp sm = exactly(pv.getInputs()[0], "Softmax", 1, 1);
+  // torch's exported scaled_dot_product_attention guards the softmax:
+  // Where(IsNaN(p), 0, p) (a fully masked row is NaN, then 0).
+  onnxir::NodeOp guard = exactly(pv.getInputs()[0], "Where", 3, 9);
+  onnxir::NodeOp isNan =
+      guard ? exactly(guard.getInputs()[0], "IsNaN", 1, 13) : onnxir::NodeOp();
+  if (!sm && isNan && isNan.getInputs()[0] == guard.getInputs()[2] &&
+      isZeroScalar(guard.getInputs()[1]))
+    sm = exactly(guard.getInputs()[2], "Softmax", 1, 1);
+  else
+    guard = onnxir::NodeOp();
   if (!sm)
     return failure(); // not an attention core
   if (pv.getResult(0).use_empty())
@@ -152,8 +176,12 @@ FailureOr<AttentionCore> raise::matchAttentionCore(onnxir::NodeOp pv,
                             "f32 constant";
     return failure();
   }
-  AttentionCore core{qk.getInputs()[0], qk.getInputs()[1], pv.getInputs()[1],
-                     mask, scale};
+  AttentionCore core{qk.getInputs()[0],
+                     qk.getInputs()[1],
+                     pv.getInputs()[1],
+                     mask,
+                     scale,
+                     /*zeroNanProbs=*/bool(guard)};
   miss.why = "the softmax is not over the last axis of rank-4 f32 scores";
   // Softmax-13 and later (older ones flatten the dims from `axis` on, and
   // the conversion has no handler for them) over the last axis, given as
@@ -166,7 +194,16 @@ FailureOr<AttentionCore> raise::matchAttentionCore(onnxir::NodeOp pv,
       !isRank4F32(pv.getResult(0)))
     return failure();
   miss.why = "the scores or probabilities have another reader";
-  if (!oneUse(sm.getResult(0)) || !oneUse(x) || (add && !oneUse(scores)) ||
+  // (Guarded: the softmax is read by the IsNaN and the Where only.)
+  bool probsReadOnce =
+      guard ? oneUse(guard.getResult(0)) && oneUse(isNan.getResult(0)) &&
+                  llvm::all_of(sm.getResult(0).getUsers(),
+                               [&](Operation *user) {
+                                 return user == guard || user == isNan;
+                               }) &&
+                  llvm::range_size(sm.getResult(0).getUses()) == 2
+            : oneUse(sm.getResult(0));
+  if (!probsReadOnce || !oneUse(x) || (add && !oneUse(scores)) ||
       (product != scores && !oneUse(product)))
     return failure();
   miss.why = "the scores' scale is 0 or not finite";

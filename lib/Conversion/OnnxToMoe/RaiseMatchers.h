@@ -162,6 +162,9 @@ struct AttentionCore {
   Value q, kT, v, mask;
   /// The constant the scores are multiplied by (1 where none).
   double scale = 1.0;
+  /// The probabilities pass through Where(IsNaN(p), 0, p) (torch's
+  /// exported scaled_dot_product_attention).
+  bool zeroNanProbs = false;
 };
 
 /// An exported attention core ending in the MatMul `pv` (RaiseAttention.cpp):

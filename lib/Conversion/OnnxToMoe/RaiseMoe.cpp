@@ -1536,13 +1536,16 @@ struct RaiseOnnxMoePass : moe::impl::RaiseOnnxMoeBase<RaiseOnnxMoePass> {
         SmallVector<Value> ins = {core->q, core->kT, core->v};
         if (core->mask)
           ins.push_back(core->mask);
+        SmallVector<NamedAttribute> attrs = {rewriter.getNamedAttr(
+            "scale", rewriter.getF32FloatAttr(core->scale))};
+        if (core->zeroNanProbs)
+          attrs.push_back(rewriter.getNamedAttr("zero_nan_probs",
+                                                rewriter.getI64IntegerAttr(1)));
         auto node = onnxir::NodeOp::create(
             rewriter, pv.getLoc(), TypeRange{pv.getResult(0).getType()},
             rewriter.getStringAttr("MaskedAttention"),
             rewriter.getStringAttr("org.moe_mlir.internal"),
-            rewriter.getI64IntegerAttr(1),
-            rewriter.getDictionaryAttr({rewriter.getNamedAttr(
-                "scale", rewriter.getF32FloatAttr(core->scale))}),
+            rewriter.getI64IntegerAttr(1), rewriter.getDictionaryAttr(attrs),
             ins);
         rewriter.replaceAllUsesWith(pv.getResult(0), node.getResult(0));
         char scaleText[32];
@@ -1552,7 +1555,8 @@ struct RaiseOnnxMoePass : moe::impl::RaiseOnnxMoeBase<RaiseOnnxMoePass> {
               << "raised the attention core into "
                  "moe.attention (scale "
               << scaleText << ", " << (core->mask ? "with" : "without")
-              << " an additive mask)";
+              << " an additive mask"
+              << (core->zeroNanProbs ? ", NaN probabilities as 0" : "") << ")";
         ++numRaised;
       }
       eraseDead();

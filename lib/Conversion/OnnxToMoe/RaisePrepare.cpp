@@ -21,8 +21,8 @@
 //     Cast ops (SymbolicShapes::computeRank, computeElementType);
 //   * no-op nodes go: Identity, Transpose with the identity permutation
 //     (of a known rank), one-input Max/Min/Sum/Mean/Concat, a Cast of a
-//     float to its own type, Expand of x to x's own shape (Shape(x), or a
-//     shape value equal to it symbolically);
+//     float or a bool to its own type, Expand of x to x's own shape (Shape(x),
+//     or a shape value equal to it symbolically);
 //   * GatherND(w, Unsqueeze(i, -1)) with batch_dims 0 is Gather(w, i, 0);
 //   * CastLike(c, x) of a constant c (at most 64 elements, float or
 //     integer) with a float x is c in x's element type;
@@ -1025,13 +1025,15 @@ void simplifyNodes(ModuleOp module, RewriterBase &rewriter,
       continue;
     }
     // A Cast of a float to its own type (Hugging Face's eager attention
-    // casts the softmax to the query's dtype: f32 to f32).
+    // casts the softmax to the query's dtype: f32 to f32), or of a bool to
+    // bool (torch 1.13's masked_fill casts its mask).
     if (op == "Cast" && n.getInputs().size() == 1) {
       std::optional<int64_t> to = strictInt(n, "to", -1);
       Type elt = shapes.elementTypeOf(in);
       if (to && elt &&
           ((*to == 1 && elt.isF32()) || (*to == 10 && elt.isF16()) ||
-           (*to == 11 && elt.isF64()) || (*to == 16 && elt.isBF16()))) {
+           (*to == 11 && elt.isF64()) || (*to == 16 && elt.isBF16()) ||
+           (*to == 9 && elt.isInteger(1)))) {
         replace(in);
         continue;
       }

@@ -22,8 +22,12 @@ class Core(torch.nn.Module):
     """softmax(q @ k^T * scale [+ mask], dim) @ v."""
 
     def __init__(self, scale=0.25, mask=True, dim=-1, scores_out=False,
-                 divide=None):
+                 divide=None, guard=None):
         super().__init__()
+        # torch's scaled_dot_product_attention as it is exported: NaN
+        # probabilities (rows of only -inf) replaced, by 0 (or, a near
+        # miss, by another value).
+        self.guard = guard
         self.scale, self.mask, self.dim = scale, mask, dim
         # Older Hugging Face eager attention: scores / sqrt(d), and the
         # softmax cast to the query's dtype (an f32 -> f32 Cast).
@@ -47,6 +51,8 @@ class Core(torch.nn.Module):
         p = torch.softmax(s, dim=self.dim)
         if self.divide is not None:
             p = torch.softmax(s, dim=self.dim, dtype=torch.float32).to(q.dtype)
+        if self.guard is not None:
+            p = p.masked_fill(torch.isnan(p), self.guard)
         y = torch.matmul(p, v)
         return (y, s) if self.scores_out else y
 
@@ -90,6 +96,7 @@ export("core_padding_mask", Core(), mask_shape=("B", 1, 1, "T"))
 export("core_mask_own_heads", Core(), mask_shape=("B", "MH", "T", "T"))
 export("core_divided", Core(divide=DK ** 0.5))
 export("core_divided_pow2", Core(divide=4.0))
+export("core_guarded", Core(guard=0.0))
 # Near misses, left as exported: the softmax over the queries, the scores
 # also an output, a mask whose static S differs from the keys' (written
 # from core_mask with every size static: not valid ONNX, so the Add left
@@ -109,3 +116,4 @@ onnx.save(static, os.path.join(out, "miss_mask_static.onnx"))
 # the core does not match).
 export("miss_scale_vector", Core(scale=[0.25]))
 export("miss_divide_vector", Core(divide=[4.0]))
+export("miss_guard_one", Core(guard=1.0))

@@ -133,6 +133,8 @@ func.func @attention_mask(%q: tensor<2x4x?x16xf32>, %k: tensor<2x4x?x16xf32>, %v
   %o = moe.attention %q, %k, %v mask(%m) {scale = 1.0 : f64} : (tensor<2x4x?x16xf32>, tensor<2x4x?x16xf32>, tensor<2x4x?x8xf32>, tensor<1x1x?x?xf32>) -> tensor<2x4x?x8xf32>
   // CHECK: moe.attention %{{.*}}, %{{.*}}, %{{.*}} mask(%{{.*}}) {causal} :
   %o1 = moe.attention %q, %k, %v mask(%mb) {causal} : (tensor<2x4x?x16xf32>, tensor<2x4x?x16xf32>, tensor<2x4x?x8xf32>, tensor<2x4x?x?xf32>) -> tensor<2x4x?x8xf32>
+  // CHECK: moe.attention %{{.*}}, %{{.*}}, %{{.*}} mask(%{{.*}}) {scale = 1.000000e+00 : f64, zero_nan_probs} :
+  %o2 = moe.attention %q, %k, %v mask(%m) {scale = 1.0 : f64, zero_nan_probs} : (tensor<2x4x?x16xf32>, tensor<2x4x?x16xf32>, tensor<2x4x?x8xf32>, tensor<1x1x?x?xf32>) -> tensor<2x4x?x8xf32>
   return
 }
 

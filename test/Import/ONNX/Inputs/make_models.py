@@ -179,6 +179,12 @@ save("moe_k_too_large", [
      extra_opsets=[("org.moe_mlir", 1)])
 save("moe_bad_domain_version", [helper.make_node("Relu", ["x"], ["y"])],
      [vi("x", [2])], [vi("y", [2])], extra_opsets=[("org.moe_mlir", 2)])
+# The raise's internal attention node, written by hand with a bad flag.
+save("internal_attention_flag", [
+    helper.make_node("MaskedAttention", ["q", "kT", "v"], ["y"], name="ma",
+                     domain="org.moe_mlir.internal", zero_nan_probs=2)],
+     [vi("q", [1, 2, 3, 4]), vi("kT", [1, 2, 4, 3]), vi("v", [1, 2, 3, 4])],
+     [vi("y", [1, 2, 3, 4])], extra_opsets=[("org.moe_mlir.internal", 1)])
 ms_inits = weights({"fc1": (4, 6, 8), "fc2": (4, 8, 6), "fc3": (4, 6, 8)})
 save("ms_moe_fc3", [
     helper.make_node("MoE", ["x", "logits", "fc1", "", "fc2", "", "fc3"], ["y"],
