@@ -415,7 +415,9 @@ def Moe_AttentionOp : Moe_Op<"attention",
     With `zero_nan_probs`, a probability that is NaN counts as 0, as torch's
     exported `scaled_dot_product_attention` guards its softmax
     (`Where(IsNaN(p), 0, p)`): a row whose softmax is NaN (every key it sees
-    masked to -inf, or a NaN or +inf score) gives 0 instead of NaN.
+    masked to -inf, or a NaN or +inf score) gives 0 instead of NaN (but
+    for the flash lowering's key blocks left out as masked:
+    docs/tolerance.md).
 
     Constraints: C1 ranks are 4; C2 `B` and `H` agree, `k` and `v` share
     `S`, `q` and `k` share `dk`; C3 the result is `[B, H, T, dv]`; C4 one

@@ -49,12 +49,13 @@ struct SliceSubsetModel
       function_ref<bool(Value, Value)> equivalenceFn) const {
     auto other =
         dyn_cast<OffsetSizeAndStrideOpInterface>(candidate.getOperation());
+    // (The cheap comparison first: equivalenceFn walks alias sets.)
     if (other &&
-        equivalenceFn(detail::getTensorContainer(op),
-                      detail::getTensorContainer(candidate)) &&
         detail::sameOffsetsSizesAndStrides(
             cast<OffsetSizeAndStrideOpInterface>(op), other,
-            isEqualConstantIntOrValue))
+            isEqualConstantIntOrValue) &&
+        equivalenceFn(detail::getTensorContainer(op),
+                      detail::getTensorContainer(candidate)))
       return true;
     return detail::defaultOperatesOnEquivalentSubset(op, candidate,
                                                      equivalenceFn);

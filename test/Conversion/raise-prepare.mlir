@@ -241,6 +241,22 @@ func.func @unranked_core(%q: tensor<2x4x5x8xf32>, %k: tensor<2x4x5x8xf32>, %v: t
   %y = onnx.node "MatMul"(%p2, %v) {version = 17 : i64} : (tensor<*xf32>, tensor<2x4x5x6xf32>) -> tensor<*xf32>
   return %y : tensor<*xf32>
 }
+// Keys and values repeated across heads by Tile (JetMoE's TorchScript
+// export), unranked: Tile keeps its input's rank and element type.
+// CHECK-LABEL: func.func @unranked_tiled_keys
+// CHECK: onnx.node "MaskedAttention"({{.*}}) {domain = "org.moe_mlir.internal", node_attributes = {scale = 1.000000e+00 : f32}
+// CHECK-NOT: onnx.node "Softmax"
+// CHECK: return
+func.func @unranked_tiled_keys(%q: tensor<2x4x5x8xf32>, %k: tensor<2x2x5x8xf32>, %v: tensor<2x2x5x6xf32>) -> tensor<*xf32> {
+  %reps = arith.constant dense<[1, 2, 1, 1]> : tensor<4xi64>
+  %kr = onnx.node "Tile"(%k, %reps) {version = 13 : i64} : (tensor<2x2x5x8xf32>, tensor<4xi64>) -> tensor<*xf32>
+  %vr = onnx.node "Tile"(%v, %reps) {version = 13 : i64} : (tensor<2x2x5x6xf32>, tensor<4xi64>) -> tensor<*xf32>
+  %kt = onnx.node "Transpose"(%kr) {node_attributes = {perm = array<i64: 0, 1, 3, 2>}, version = 17 : i64} : (tensor<*xf32>) -> tensor<*xf32>
+  %s = onnx.node "MatMul"(%q, %kt) {version = 17 : i64} : (tensor<2x4x5x8xf32>, tensor<*xf32>) -> tensor<*xf32>
+  %p = onnx.node "Softmax"(%s) {node_attributes = {axis = -1 : i64}, version = 17 : i64} : (tensor<*xf32>) -> tensor<*xf32>
+  %y = onnx.node "MatMul"(%p, %vr) {version = 17 : i64} : (tensor<*xf32>, tensor<*xf32>) -> tensor<*xf32>
+  return %y : tensor<*xf32>
+}
 // CHECK-LABEL: func.func @unranked_core_unknown_type
 // CHECK: onnx.node "Softmax"
 // CHECK-NOT: MaskedAttention

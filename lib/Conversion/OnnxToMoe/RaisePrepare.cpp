@@ -17,8 +17,8 @@
 //   * a node result of unranked type (no shape from ONNX inference; its
 //     stage-1 element type, the importer's f32 placeholder, is not
 //     trusted) gets the rank and element type ONNX's rules give it from
-//     its inputs, for the view, elementwise, reduction, MatMul, Gather and
-//     Cast ops (SymbolicShapes::computeRank, computeElementType);
+//     its inputs, for the view, elementwise, reduction, MatMul, Gather,
+//     Tile and Cast ops (SymbolicShapes::computeRank, computeElementType);
 //   * no-op nodes go: Identity, Transpose with the identity permutation
 //     (of a known rank), one-input Max/Min/Sum/Mean/Concat, a Cast of a
 //     float or a bool to its own type, Expand of x to x's own shape (Shape(x),
@@ -567,7 +567,8 @@ private:
     if (keepsShape(op) || isBroadcastElementwise(op) || op == "MatMul" ||
         op == "Transpose" || op == "Reshape" || op == "Slice" ||
         op == "Concat" || op == "Expand" || op == "Unsqueeze" ||
-        op == "Squeeze" || op == "Gather" || op.starts_with("Reduce"))
+        op == "Squeeze" || op == "Gather" || op == "Tile" ||
+        op.starts_with("Reduce"))
       return of(0);
     return Type();
   }
@@ -597,7 +598,7 @@ private:
     };
     if (inputs.empty())
       return std::nullopt;
-    if (keepsShape(op) || op == "Slice" || op == "Concat")
+    if (keepsShape(op) || op == "Slice" || op == "Concat" || op == "Tile")
       return rank(0);
     if (isBroadcastElementwise(op)) {
       int64_t most = 0;

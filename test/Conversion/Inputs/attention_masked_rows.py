@@ -30,7 +30,8 @@ With --guarded (core_guarded: the probabilities guarded as torch's
 exported scaled_dot_product_attention guards them, Where(IsNaN(p), 0, p);
 moe.attention's zero_nan_probs), the causal cases are run on it too, where
 ONNX Runtime's fully masked rows are 0, and one with a NaN query element and
-an infinite key element (rows whose softmax is NaN, then 0).
+an infinite key element (rows whose softmax is NaN, then 0), also on an
+artifact of the reference lowering (--reference).
 
 Prints "OK ..." when both artifacts give the same bits and equal ORT's
 output (NaN where ORT's is NaN, within 1e-5 + 1e-4 |ORT| elsewhere), else
@@ -69,10 +70,14 @@ def masks(t):
     return {"causal": causal, "causal_min": causal_min, "padded": padded}
 
 
-def compile_pair(model, work, tag):
-    """The artifacts of `model` with and without the masked-block skip."""
+def compile_pair(model, work, tag, reference=False):
+    """The artifacts of `model` with and without the masked-block skip (and
+    with the reference lowering, `reference`)."""
     arts = {}
-    for name, extra in (("skip", []), ("noskip", ["--no-skip-masked-blocks"])):
+    builds = [("skip", []), ("noskip", ["--no-skip-masked-blocks"])]
+    if reference:
+        builds.append(("reference", ["--reference"]))
+    for name, extra in builds:
         arts[name] = os.path.join(work, f"{tag}_{name}.moeb")
         subprocess.run([os.path.join(a.bin, "moe-compile"), "-q", "--opt=1",
                         *extra, model, "-o", arts[name]], check=True)
@@ -159,7 +164,7 @@ with tempfile.TemporaryDirectory() as work:
     if a.guarded:
         guarded = ort.InferenceSession(a.guarded,
                                        providers=["CPUExecutionProvider"])
-        garts = compile_pair(a.guarded, work, "guarded")
+        garts = compile_pair(a.guarded, work, "guarded", reference=True)
         for t in (37, 300):
             for case, mask in masks(t).items():
                 feeds = random_qkv(t, mask)
@@ -177,9 +182,11 @@ with tempfile.TemporaryDirectory() as work:
                     failed.append(f"{label}: ORT's fully masked row is not 0")
                 if case == "causal_min" and (want[0, 1, 5] != 0).any():
                     failed.append(f"{label}: ORT's NaN row is not 0")
-                if not np.allclose(got["skip"], want, rtol=1e-4, atol=1e-5):
-                    failed.append(f"{label}: max diff "
-                                  f"{np.abs(got['skip'] - want).max()}")
+                for name in ("skip", "reference"):
+                    if not np.allclose(got[name], want, rtol=1e-4,
+                                       atol=1e-5):
+                        failed.append(f"{label} ({name}): max diff "
+                                      f"{np.abs(got[name] - want).max()}")
 print("OK masked keys and fully masked rows match ONNX Runtime" if not failed
       else "FAIL " + "; ".join(failed))
 sys.exit(0 if not failed else 1)
