@@ -257,6 +257,24 @@ func.func @unranked_tiled_keys(%q: tensor<2x4x5x8xf32>, %k: tensor<2x2x5x8xf32>,
   %y = onnx.node "MatMul"(%p, %vr) {version = 17 : i64} : (tensor<*xf32>, tensor<*xf32>) -> tensor<*xf32>
   return %y : tensor<*xf32>
 }
+// q and k split into two parts and concatenated back (DeepSeek-V3's MLA
+// splits them into unrotated and rotated parts), unranked: each result of
+// Split has its input's rank and element type.
+// CHECK-LABEL: func.func @unranked_split_parts
+// CHECK: onnx.node "MaskedAttention"({{.*}}) {domain = "org.moe_mlir.internal", node_attributes = {scale = 1.000000e+00 : f32}
+// CHECK-NOT: onnx.node "Softmax"
+// CHECK: return
+func.func @unranked_split_parts(%q: tensor<2x4x5x8xf32>, %k: tensor<2x4x5x8xf32>, %v: tensor<2x4x5x6xf32>) -> tensor<*xf32> {
+  %sizes = arith.constant dense<[6, 2]> : tensor<2xi64>
+  %qa, %qb = onnx.node "Split"(%q, %sizes) {node_attributes = {axis = -1 : i64}, version = 13 : i64} : (tensor<2x4x5x8xf32>, tensor<2xi64>) -> (tensor<*xf32>, tensor<*xf32>)
+  %qn = onnx.node "Neg"(%qb) {version = 13 : i64} : (tensor<*xf32>) -> tensor<*xf32>
+  %qc = onnx.node "Concat"(%qa, %qn) {node_attributes = {axis = -1 : i64}, version = 13 : i64} : (tensor<*xf32>, tensor<*xf32>) -> tensor<*xf32>
+  %kt = onnx.node "Transpose"(%k) {node_attributes = {perm = array<i64: 0, 1, 3, 2>}, version = 17 : i64} : (tensor<2x4x5x8xf32>) -> tensor<*xf32>
+  %s = onnx.node "MatMul"(%qc, %kt) {version = 17 : i64} : (tensor<*xf32>, tensor<*xf32>) -> tensor<*xf32>
+  %p = onnx.node "Softmax"(%s) {node_attributes = {axis = -1 : i64}, version = 17 : i64} : (tensor<*xf32>) -> tensor<*xf32>
+  %y = onnx.node "MatMul"(%p, %v) {version = 17 : i64} : (tensor<*xf32>, tensor<2x4x5x6xf32>) -> tensor<*xf32>
+  return %y : tensor<*xf32>
+}
 // CHECK-LABEL: func.func @unranked_core_unknown_type
 // CHECK: onnx.node "Softmax"
 // CHECK-NOT: MaskedAttention

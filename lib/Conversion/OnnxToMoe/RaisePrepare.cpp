@@ -18,7 +18,8 @@
 //     stage-1 element type, the importer's f32 placeholder, is not
 //     trusted) gets the rank and element type ONNX's rules give it from
 //     its inputs, for the view, elementwise, reduction, MatMul, Gather,
-//     Tile and Cast ops (SymbolicShapes::computeRank, computeElementType);
+//     Tile, Split and Cast ops (SymbolicShapes::computeRank,
+//     computeElementType; Split in visit);
 //   * no-op nodes go: Identity, Transpose with the identity permutation
 //     (of a known rank), one-input Max/Min/Sum/Mean/Concat, a Cast of a
 //     float or a bool to its own type, Expand of x to x's own shape (Shape(x),
@@ -357,6 +358,27 @@ private:
         isa<UnrankedTensorType>(node.getResult(0).getType()))
       if (Type t = computeElementType(node))
         elementTypes[node.getResult(0)] = t;
+    // Split: each unranked result has the input's rank and element type,
+    // its sizes unknown (DeepSeek-V3's attention splits q and k into their
+    // rotated and unrotated parts).
+    if (node.getOpType() == "Split" && !node.getInputs().empty()) {
+      Value in = node.getInputs()[0];
+      const Sizes *inShape = shapeOf(in);
+      Type elt = elementTypeOf(in);
+      for (Value r : node.getResults()) {
+        if (!isa<UnrankedTensorType>(r.getType()))
+          continue;
+        if (elt)
+          elementTypes[r] = elt;
+        if (!inShape)
+          continue;
+        Sizes opaqueSizes;
+        for (int64_t i = 0, e = inShape->size(); i < e; ++i)
+          opaqueSizes.push_back(sym(symbolOf(r, i)));
+        shapes[r] = opaqueSizes;
+      }
+      return;
+    }
     std::optional<Sizes> v = computeValues(node);
     std::optional<Sizes> s = computeShape(node);
     // An unranked result whose sizes are not computable here still has
