@@ -67,10 +67,9 @@ bool oneUse(Value v) { return v.hasOneUse(); }
 /// `v` is a constant f32 zero (of either sign) of one element and at most
 /// rank 4 (Where's broadcast then leaves the probabilities' shape as it is).
 bool isZeroScalar(Value v) {
-  DenseElementsAttr c = constantOf(v);
-  return c && c.getNumElements() == 1 && c.getElementType().isF32() &&
-         c.getType().getRank() <= 4 &&
-         (*c.getValues<APFloat>().begin()).isZero();
+  std::optional<APFloat> c =
+      oneElementFloat(v, 4, Float32Type::get(v.getContext()));
+  return c && c->isZero();
 }
 
 /// a's dim i and b's dim j are provably equal, or one is not a known
@@ -129,12 +128,10 @@ FailureOr<AttentionCore> raise::matchAttentionCore(onnxir::NodeOp pv,
   double scale = 1.0;
   Value product = scores;
   // A scalar f32 constant's value.
-  auto scalarOf = [](Value v) -> std::optional<double> {
-    DenseElementsAttr c = constantOf(v);
-    if (!c || c.getNumElements() != 1 || !c.getElementType().isF32() ||
-        c.getType().getRank() != 0)
-      return std::nullopt;
-    return (*c.getValues<APFloat>().begin()).convertToDouble();
+  auto scalarOf = [&](Value v) -> std::optional<double> {
+    std::optional<APFloat> c =
+        oneElementFloat(v, 0, Float32Type::get(pv.getContext()));
+    return c ? std::optional<double>(c->convertToDouble()) : std::nullopt;
   };
   if (scaled) {
     for (int i : {0, 1}) {

@@ -181,15 +181,22 @@ Value raise::unsqueezed(Value u, int64_t axis) {
   return n.getInputs()[0];
 }
 
+std::optional<APFloat> raise::oneElementFloat(Value v, int64_t maxRank,
+                                              Type type) {
+  DenseElementsAttr c = constantOf(v);
+  if (!c || c.getNumElements() != 1 || c.getType().getRank() > maxRank ||
+      !isa<FloatType>(c.getElementType()) ||
+      (type && c.getElementType() != type))
+    return std::nullopt;
+  return *c.getValues<APFloat>().begin();
+}
+
 namespace {
 
-/// The one-element float constant of `v`, if any.
+/// The one-element float constant of `v` (rank 0 or 1), if any.
 std::optional<double> scalarConstant(Value v) {
-  DenseElementsAttr c = raise::constantOf(v);
-  if (!c || c.getNumElements() != 1 || c.getType().getRank() > 1 ||
-      !isa<FloatType>(c.getElementType()))
-    return std::nullopt;
-  return (*c.getValues<APFloat>().begin()).convertToDouble();
+  std::optional<APFloat> c = raise::oneElementFloat(v, 1);
+  return c ? std::optional<double>(c->convertToDouble()) : std::nullopt;
 }
 
 bool near(std::optional<double> v, double want) {

@@ -39,6 +39,11 @@ onnxir::NodeOp producer(Value v, StringRef opType);
 /// A constant tensor: an initializer or a Constant node's value.
 DenseElementsAttr constantOf(Value v);
 
+/// The value of a one-element float constant of rank at most `maxRank`
+/// (and of element type `type`, where given), if `v` is one.
+std::optional<APFloat> oneElementFloat(Value v, int64_t maxRank,
+                                       Type type = Type());
+
 /// An integer attribute of `node`, if present.
 std::optional<int64_t> intAttrOf(onnxir::NodeOp node, StringRef name);
 
