@@ -360,7 +360,8 @@ moe_status_t dataError(int32_t code) {
       : code == 4
           ? "past_length is out of range: it must be from 0 to the number "
             "of positions the key/value caches hold"
-          : "the model reported a data error");
+      : code == 5 ? "an integer division or Mod by zero"
+                  : "the model reported a data error");
 }
 
 /// A 64-byte aligned stand-in for the data of an input without elements

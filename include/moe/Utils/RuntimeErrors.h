@@ -30,6 +30,9 @@ constexpr int32_t kErrorShapeMismatch = 3;
 /// A generation entry's `past_length` is outside [0, C], C the positions
 /// its key/value caches hold.
 constexpr int32_t kErrorCacheLengthOutOfRange = 4;
+/// An integer Div or Mod met a zero divisor (ONNX Runtime refuses the run
+/// too; the element is taken as 0).
+constexpr int32_t kErrorDivisionByZero = 5;
 
 } // namespace mlir::moe
 

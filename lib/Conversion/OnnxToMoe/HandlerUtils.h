@@ -117,6 +117,7 @@ void populateStandardShapeHandlers(OnnxHandlerRegistry &registry);
 void populateStandardReduceHandlers(OnnxHandlerRegistry &registry);
 void populateStandardIndexHandlers(OnnxHandlerRegistry &registry);
 void populateStandardElementwiseHandlers(OnnxHandlerRegistry &registry);
+void populateStandardSpatialHandlers(OnnxHandlerRegistry &registry);
 
 } // namespace mlir::moe::onnx_conv
 

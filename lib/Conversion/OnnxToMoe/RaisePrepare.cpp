@@ -175,7 +175,7 @@ std::optional<SmallVector<int64_t>> permOf(onnxir::NodeOp t, int64_t rank) {
 // clang-format off
 bool isBroadcastElementwise(StringRef op) {
   return llvm::StringSwitch<bool>(op)
-      .Cases({"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean",
+      .Cases({"Add", "Sub", "Mul", "Div", "Mod", "Pow", "Max", "Min", "Sum", "Mean",
               "Where", "Equal", "Less", "Greater", "LessOrEqual",
               "GreaterOrEqual", "And", "Or", "Xor", "BitwiseAnd", "BitwiseOr",
               "BitwiseXor", "PRelu"},

@@ -259,9 +259,9 @@ onnx_conv::foldShapeNode(onnxir::NodeOp node, RewriterBase &b) {
     return std::nullopt;
   StringRef op = node.getOpType();
   static const llvm::StringSet<llvm::MallocAllocator> kOps = {
-      "Gather", "Concat", "Slice",   "Squeeze", "Unsqueeze", "Cast",
-      "Add",    "Sub",    "Mul",     "Div",     "Max",       "Min",
-      "Equal",  "Less",   "Greater", "Where"};
+      "Gather", "Concat", "Slice", "Squeeze", "Unsqueeze", "Cast",
+      "Add",    "Sub",    "Mul",   "Div",     "Mod",       "Max",
+      "Min",    "Equal",  "Less",  "Greater", "Where"};
   if (!kOps.contains(op))
     return std::nullopt;
   SmallVector<Value> inputs(node.getInputs());
@@ -444,15 +444,40 @@ onnx_conv::foldShapeNode(onnxir::NodeOp node, RewriterBase &b) {
     return binary(elt, [&](Value x, Value y) {
       return b.createOrFold<arith::MinSIOp>(loc, x, y);
     });
-  if (op == "Div") {
-    // Only by non-zero constants: a zero divisor is left to the handler.
-    for (OpFoldResult d : in[1]) {
+  // Div and Mod only by constants other than 0 and -1, which cannot trap: a
+  // zero divisor and the minimum over -1 are left to the handler's checks.
+  auto trapFreeDivisor = [&] {
+    return llvm::all_of(in[1], [&](OpFoldResult d) {
       std::optional<int64_t> c = intOf(d);
-      if (!c || *c == 0)
-        return std::nullopt;
-    }
+      return c && *c != 0 && *c != -1;
+    });
+  };
+  if (op == "Div") {
+    if (!trapFreeDivisor())
+      return std::nullopt;
     return binary(elt, [&](Value x, Value y) {
       return b.createOrFold<arith::DivSIOp>(loc, x, y);
+    });
+  }
+  if (op == "Mod") {
+    // fmod = 0: the remainder takes the divisor's sign (Python's %).
+    std::optional<int64_t> fmod = attrInt(node, "fmod", 0);
+    if (!fmod || (*fmod != 0 && *fmod != 1) || !trapFreeDivisor())
+      return std::nullopt;
+    return binary(elt, [&](Value x, Value y) {
+      Value r = b.createOrFold<arith::RemSIOp>(loc, x, y);
+      if (*fmod)
+        return r;
+      Value zero = arith::ConstantOp::create(b, loc, IntegerAttr::get(elt, 0));
+      auto cmp = [&](arith::CmpIPredicate p, Value u, Value v) {
+        return b.createOrFold<arith::CmpIOp>(loc, p, u, v);
+      };
+      Value fix = b.createOrFold<arith::AndIOp>(
+          loc, cmp(arith::CmpIPredicate::ne, r, zero),
+          cmp(arith::CmpIPredicate::ne, cmp(arith::CmpIPredicate::slt, r, zero),
+              cmp(arith::CmpIPredicate::slt, y, zero)));
+      return b.createOrFold<arith::SelectOp>(
+          loc, fix, b.createOrFold<arith::AddIOp>(loc, r, y), r);
     });
   }
   Type i1 = b.getI1Type();

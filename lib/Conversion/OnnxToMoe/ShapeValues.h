@@ -45,7 +45,7 @@ Value makeShapeValue(OpBuilder &b, Location loc, RankedTensorType type,
 
 /// The result of `node` computed on shape values, when it is a shape
 /// computation (Shape, Size, Gather, Concat, Slice, Squeeze, Unsqueeze,
-/// Cast, Add, Sub, Mul, Div, Max, Min, Equal, Less, Greater, Where) whose
+/// Cast, Add, Sub, Mul, Div, Mod, Max, Min, Equal, Less, Greater, Where) whose
 /// inputs are shape values, at least one computed. None otherwise: the
 /// node's handler then converts it as a tensor op. Never fails.
 std::optional<SmallVector<Value>> foldShapeNode(onnxir::NodeOp node,

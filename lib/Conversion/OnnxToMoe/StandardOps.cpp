@@ -51,6 +51,128 @@ Values binary(onnxir::NodeOp node, RewriterBase &b) {
                      });
 }
 
+/// How an integer division rounds: the quotient (C's truncation), the
+/// remainder with the dividend's sign (C's %, ONNX Mod fmod = 1) or with the
+/// divisor's (Python's %, ONNX Mod fmod = 0).
+enum class IntDivKind { Quotient, TruncRem, FloorRem };
+
+/// a / b or a % b on integers (signless, `isU` for unsigned) without the
+/// traps of LLVM's division: a zero divisor reports kErrorDivisionByZero and
+/// gives 0 (ONNX Runtime refuses such a run), and the signed minimum over -1
+/// wraps (two's complement: the quotient is the minimum, the remainder 0)
+/// instead of raising SIGFPE.
+Value integerDivide(OpBuilder &b, Location l, Value x, Value y, bool isU,
+                    IntDivKind kind) {
+  Type t = x.getType();
+  unsigned width = t.getIntOrFloatBitWidth();
+  auto cst = [&](const APInt &v) -> Value {
+    return arith::ConstantOp::create(b, l, b.getIntegerAttr(t, v));
+  };
+  Value zero = cst(APInt(width, 0)), one = cst(APInt(width, 1));
+  Value isZero = arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, y, zero);
+  reportIf(b, l, isZero, kErrorDivisionByZero);
+  Value bad = isZero;
+  if (!isU) {
+    Value isMin = arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, x,
+                                        cst(APInt::getSignedMinValue(width)));
+    Value isMinusOne = arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, y,
+                                             cst(APInt::getAllOnes(width)));
+    bad = arith::OrIOp::create(b, l, bad,
+                               arith::AndIOp::create(b, l, isMin, isMinusOne));
+  }
+  // Over 1, the quotient is x (the wrapped minimum) and the remainder 0.
+  Value safe = arith::SelectOp::create(b, l, bad, one, y);
+  Value r;
+  if (kind == IntDivKind::Quotient)
+    r = isU ? Value(arith::DivUIOp::create(b, l, x, safe))
+            : Value(arith::DivSIOp::create(b, l, x, safe));
+  else
+    r = isU ? Value(arith::RemUIOp::create(b, l, x, safe))
+            : Value(arith::RemSIOp::create(b, l, x, safe));
+  if (kind == IntDivKind::FloorRem && !isU) {
+    // A non-zero remainder whose sign differs from the divisor's moves by
+    // one divisor (r + y cannot overflow: |r| < |y| and the signs differ).
+    Value rNeg =
+        arith::CmpIOp::create(b, l, arith::CmpIPredicate::slt, r, zero);
+    Value yNeg =
+        arith::CmpIOp::create(b, l, arith::CmpIPredicate::slt, safe, zero);
+    Value nonZero =
+        arith::CmpIOp::create(b, l, arith::CmpIPredicate::ne, r, zero);
+    Value fix = arith::AndIOp::create(
+        b, l, nonZero,
+        arith::CmpIOp::create(b, l, arith::CmpIPredicate::ne, rNeg, yNeg));
+    r = arith::SelectOp::create(b, l, fix, arith::AddIOp::create(b, l, r, safe),
+                                r);
+  }
+  return arith::SelectOp::create(b, l, isZero, zero, r);
+}
+
+/// Div-13..: float division, integer division truncating toward zero
+/// (integerDivide's checks).
+Values divide(onnxir::NodeOp node, RewriterBase &b) {
+  FailureOr<std::pair<Value, Value>> ops = binaryOperands(node);
+  if (failed(ops))
+    return failure();
+  auto [lhs, rhs] = *ops;
+  Type elt = typeOf(lhs).getElementType();
+  if (isFloat(lhs))
+    return elementwise(node, b, {lhs, rhs},
+                       [](OpBuilder &nb, Location l, ValueRange a) -> Value {
+                         return arith::DivFOp::create(nb, l, a[0], a[1]);
+                       });
+  if (!elt.isIntOrFloat() || elt.isInteger(1)) {
+    nodeError(node) << "expected numeric inputs, got " << elt;
+    return failure();
+  }
+  declareErrorHook(b, node);
+  bool isU = elt.isUnsignedInteger();
+  return elementwise(node, b, {lhs, rhs},
+                     [isU](OpBuilder &nb, Location l, ValueRange a) -> Value {
+                       return integerDivide(nb, l, a[0], a[1], isU,
+                                            IntDivKind::Quotient);
+                     });
+}
+
+/// Mod-13: the remainder of integer division with the divisor's sign
+/// (fmod = 0, Python's %) or the dividend's (fmod = 1, C's fmod); floats
+/// take fmod = 1 only, as the ONNX spec requires.
+Values modOp(onnxir::NodeOp node, RewriterBase &b) {
+  FailureOr<std::pair<Value, Value>> ops = binaryOperands(node);
+  FailureOr<int64_t> fmod = intAttr(node, "fmod", 0);
+  if (failed(ops) || failed(fmod))
+    return failure();
+  if (*fmod != 0 && *fmod != 1) {
+    nodeError(node) << "fmod must be 0 or 1, got " << *fmod;
+    return failure();
+  }
+  auto [lhs, rhs] = *ops;
+  Type elt = typeOf(lhs).getElementType();
+  if (isFloat(lhs)) {
+    if (*fmod == 0) {
+      nodeError(node) << "fmod = 0 takes integer inputs; floats need fmod = "
+                         "1, got "
+                      << elt;
+      return failure();
+    }
+    return elementwise(node, b, {lhs, rhs},
+                       [](OpBuilder &nb, Location l, ValueRange a) -> Value {
+                         return arith::RemFOp::create(nb, l, a[0], a[1]);
+                       });
+  }
+  if (!elt.isIntOrFloat() || elt.isInteger(1)) {
+    nodeError(node) << "expected numeric inputs, got " << elt;
+    return failure();
+  }
+  declareErrorHook(b, node);
+  bool isU = elt.isUnsignedInteger();
+  IntDivKind kind = *fmod ? IntDivKind::TruncRem : IntDivKind::FloorRem;
+  return elementwise(
+      node, b, {lhs, rhs},
+      [isU, kind](OpBuilder &nb, Location l, ValueRange a) -> Value {
+        return integerDivide(nb, l, a[0], a[1], isU, kind);
+      });
+}
+
 /// Unary float op `fn`.
 template <Value (*fn)(OpBuilder &, Location, ValueRange)>
 Values unaryFloat(onnxir::NodeOp node, RewriterBase &b) {
@@ -101,6 +223,30 @@ Values absOp(onnxir::NodeOp node, RewriterBase &b) {
                          return math::AbsFOp::create(nb, l, a[0]);
                        return math::AbsIOp::create(nb, l, a[0]);
                      });
+}
+
+/// Neg-13: float and signed integer (wrapping at the minimum, as two's
+/// complement does).
+Values negOp(onnxir::NodeOp node, RewriterBase &b) {
+  if (failed(checkOperandCount(node, 1, 1)))
+    return failure();
+  FailureOr<Value> x = tensorOperand(node, 0, "X");
+  if (failed(x))
+    return failure();
+  Type elt = typeOf(*x).getElementType();
+  if (!isa<FloatType>(elt) &&
+      (!elt.isInteger() || elt.isUnsignedInteger() || elt.isInteger(1))) {
+    nodeError(node) << "expected a float or signed integer input, got " << elt;
+    return failure();
+  }
+  return elementwise(
+      node, b, {*x}, [](OpBuilder &nb, Location l, ValueRange a) -> Value {
+        Type t = a[0].getType();
+        if (isa<FloatType>(t))
+          return arith::NegFOp::create(nb, l, a[0]);
+        Value zero = arith::ConstantOp::create(nb, l, nb.getIntegerAttr(t, 0));
+        return arith::SubIOp::create(nb, l, zero, a[0]);
+      });
 }
 
 /// Sign-13: -1, 0 or 1 by the sign of x (NaN stays NaN).
@@ -819,7 +965,8 @@ void mlir::moe::populateStandardOnnxHandlers(OnnxHandlerRegistry &r) {
   r.add("", "Add", 13, binary<arith::AddFOp, arith::AddIOp>);
   r.add("", "Sub", 13, binary<arith::SubFOp, arith::SubIOp>);
   r.add("", "Mul", 13, binary<arith::MulFOp, arith::MulIOp>);
-  r.add("", "Div", 13, binary<arith::DivFOp, arith::DivSIOp, arith::DivUIOp>);
+  r.add("", "Div", 13, divide);
+  r.add("", "Mod", 13, modOp);
   r.add("", "Relu", 13, unaryFloat<reluFn>);
   r.add("", "Sigmoid", 13, unaryFloat<sigmoidFn>);
   r.add("", "Tanh", 13, unaryFloat<mathFn<math::TanhOp>>);
@@ -827,7 +974,7 @@ void mlir::moe::populateStandardOnnxHandlers(OnnxHandlerRegistry &r) {
   r.add("", "Log", 13, unaryFloat<mathFn<math::LogOp>>);
   r.add("", "Sqrt", 13, unaryFloat<mathFn<math::SqrtOp>>);
   r.add("", "Erf", 13, unaryFloat<mathFn<math::ErfOp>>);
-  r.add("", "Neg", 13, unaryFloat<mathFn<arith::NegFOp>>);
+  r.add("", "Neg", 13, negOp);
   r.add("", "Reciprocal", 13, unaryFloat<reciprocalFn>);
   r.add("", "Cos", 7, unaryFloat<mathFn<math::CosOp>>);
   r.add("", "Sin", 7, unaryFloat<mathFn<math::SinOp>>);
@@ -841,4 +988,5 @@ void mlir::moe::populateStandardOnnxHandlers(OnnxHandlerRegistry &r) {
   onnx_conv::populateStandardShapeHandlers(r);
   onnx_conv::populateStandardReduceHandlers(r);
   onnx_conv::populateStandardElementwiseHandlers(r);
+  onnx_conv::populateStandardSpatialHandlers(r);
 }

@@ -20,11 +20,12 @@
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/Diagnostics.h"
 #include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/ScopeExit.h"
 #include "llvm/ADT/StringMap.h"
 #include "llvm/ADT/StringSet.h"
-#include "llvm/Support/MemoryBuffer.h"
-#include "llvm/ADT/ScopeExit.h"
+#include "llvm/ADT/StringSwitch.h"
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 
 #include "onnx/defs/schema.h"
@@ -36,6 +37,7 @@
 #include <deque>
 #include <exception>
 #include <functional>
+#include <mutex>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -582,6 +584,102 @@ bool graphSafe(const onnx::GraphProto &g, int depth) {
   return nodesSafe(g.node(), depth);
 }
 
+/// libonnx 1.12's shape inference of the convolutions and poolings
+/// (convPoolShapeInference) trusts its input: a kernel read from W with
+/// another rank than X indexes an empty vector (a null read: found by
+/// fuzz_import with a rank-2 X), a stride of 0 divides by zero, and a
+/// stride below a huge declared dim loops dim / stride times. The ranks may
+/// be computed in the graph, so no check of the file can rule these out.
+/// guardConvPoolInference wraps those ops' inference functions in the
+/// registry (once per process) with checks of the inputs and attributes
+/// the original reads; a node that fails them gets no hints (stage 2
+/// computes its types, or refuses it, itself). The rarer ops of the family
+/// (ConvTranspose, DeformConv, MaxUnpool, MaxRoiPool, Col2Im), whose
+/// inference functions have not been audited, get no hints at all.
+bool convPoolInputsSane(onnx::InferenceContext &ctx, bool hasWeights,
+                        size_t weightIndex) {
+  constexpr int64_t kMaxDim = int64_t(1) << 24;
+  auto shapeOf = [&](size_t i) -> const onnx::TensorShapeProto * {
+    if (i >= ctx.getNumInputs())
+      return nullptr;
+    const onnx::TypeProto *t = ctx.getInputType(i);
+    if (!t || !t->has_tensor_type() || !t->tensor_type().has_shape())
+      return nullptr;
+    return &t->tensor_type().shape();
+  };
+  const onnx::TensorShapeProto *x = shapeOf(0);
+  if (!x)
+    return true; // the original infers nothing without X's shape
+  int64_t rank = x->dim_size();
+  if (rank < 3)
+    return false;
+  for (const onnx::TensorShapeProto_Dimension &d : x->dim())
+    if (d.has_dim_value() && (d.dim_value() < 0 || d.dim_value() > kMaxDim))
+      return false;
+  auto ints = [&](const char *name, size_t size, int64_t min) {
+    const onnx::AttributeProto *a = ctx.getAttribute(name);
+    if (!a)
+      return true;
+    if (static_cast<size_t>(a->ints_size()) != size)
+      return false;
+    return llvm::all_of(a->ints(),
+                        [&](int64_t v) { return v >= min && v <= kMaxDim; });
+  };
+  size_t spatial = static_cast<size_t>(rank - 2);
+  if (!ints("dilations", spatial, 1) || !ints("strides", spatial, 1) ||
+      !ints("kernel_shape", spatial, 1) || !ints("pads", 2 * spatial, 0))
+    return false;
+  if (!hasWeights)
+    return ctx.getAttribute("kernel_shape") != nullptr;
+  const onnx::TensorShapeProto *w = shapeOf(weightIndex);
+  if (!w)
+    return true; // the original needs W's shape and returns without it
+  if (w->dim_size() != rank)
+    return false;
+  for (const onnx::TensorShapeProto_Dimension &d : w->dim())
+    if (d.has_dim_value() && (d.dim_value() < 0 || d.dim_value() > kMaxDim))
+      return false;
+  return true;
+}
+
+void guardConvPoolInference() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    for (const onnx::OpSchema &copy :
+         onnx::OpSchemaRegistry::get_all_schemas_with_history()) {
+      if (!copy.domain().empty())
+        continue;
+      const std::string &op = copy.Name();
+      enum class Kind { Keep, Weights, Pool, None };
+      size_t weightIndex = op == "QLinearConv" ? 3 : 1;
+      Kind kind =
+          llvm::StringSwitch<Kind>(op)
+              .Cases({"Conv", "ConvInteger", "QLinearConv"}, Kind::Weights)
+              .Cases({"AveragePool", "MaxPool", "LpPool"}, Kind::Pool)
+              .Cases({"ConvTranspose", "DeformConv", "MaxUnpool", "MaxRoiPool",
+                      "Col2Im"},
+                     Kind::None)
+              .Default(Kind::Keep);
+      if (kind == Kind::Keep)
+        continue;
+      auto *schema =
+          const_cast<onnx::OpSchema *>(onnx::OpSchemaRegistry::Schema(
+              op, copy.SinceVersion(), copy.domain()));
+      if (!schema || schema->SinceVersion() != copy.SinceVersion())
+        continue;
+      onnx::InferenceFunction original =
+          schema->GetTypeAndShapeInferenceFunction();
+      schema->TypeAndShapeInferenceFunction(
+          [original, kind, weightIndex](onnx::InferenceContext &ctx) {
+            if (kind == Kind::None ||
+                !convPoolInputsSane(ctx, kind == Kind::Weights, weightIndex))
+              return;
+            original(ctx);
+          });
+    }
+  });
+}
+
 bool nodesSafe(const google::protobuf::RepeatedPtrField<onnx::NodeProto> &nodes,
                int depth) {
   using AP = onnx::AttributeProto;
@@ -606,10 +704,10 @@ bool nodesSafe(const google::protobuf::RepeatedPtrField<onnx::NodeProto> &nodes,
 } // namespace
 
 /// libonnx's shape inference trusts its input: it reads raw_data of any
-/// length and recurses through functions without a limit. It only gives
-/// type hints here, so it runs on models that pass these checks; any other
-/// model is refused later with a located diagnostic by the importer's own
-/// checks.
+/// length and recurses through functions without a limit (and see
+/// guardConvPoolInference). It only gives type hints here, so it runs on
+/// models that pass these checks; any other model is refused later with a
+/// located diagnostic by the importer's own checks.
 bool OnnxImporter::safeForShapeInference() const {
   if (!graphSafe(model.graph(), 0))
     return false;
@@ -1012,16 +1110,18 @@ OwningOpRef<ModuleOp> OnnxImporter::run(const llvm::MemoryBuffer &buffer) {
 
   // Shape inference only provides type hints for stage-1 results.
   if (safeForShapeInference()) try {
-    onnx::ModelProto inferred = model;
-    onnx::shape_inference::InferShapes(inferred);
-    for (const onnx::ValueInfoProto &vi : inferred.graph().value_info()) {
-      if (!vi.type().has_tensor_type() || !vi.type().tensor_type().has_shape())
-        continue;
-      unsigned before = errors;
-      FailureOr<RankedTensorType> t = valueType(vi, fileLoc(), nullptr);
-      errors = before; // hints only: an odd inferred type is not an error
-      if (succeeded(t))
-        inferredTypes[vi.name()] = *t;
+      guardConvPoolInference();
+      onnx::ModelProto inferred = model;
+      onnx::shape_inference::InferShapes(inferred);
+      for (const onnx::ValueInfoProto &vi : inferred.graph().value_info()) {
+        if (!vi.type().has_tensor_type() ||
+            !vi.type().tensor_type().has_shape())
+          continue;
+        unsigned before = errors;
+        FailureOr<RankedTensorType> t = valueType(vi, fileLoc(), nullptr);
+        errors = before; // hints only: an odd inferred type is not an error
+        if (succeeded(t))
+          inferredTypes[vi.name()] = *t;
     }
   } catch (const std::exception &) {
     // No hints: stage 2 computes every result type itself.

@@ -1,4 +1,5 @@
-/*===- code_abi.h - the contract between compiled code and the runtime -*- C -*-===*
+/*===- code_abi.h - the contract between compiled code and the runtime -*- C
+ *-*-===*
  *
  * Code ABI version 2: how the runtime calls an entry of an artifact's code
  * section, and what the code may call back. Shared by the compiler (which
@@ -49,7 +50,8 @@
  *
  * Errors. report_error(frame, code) records a data error (codes: 1 an
  * expert id outside [0, E), 2 an index out of range, 3 a dynamic size the
- * model cannot take; include/moe/Utils/RuntimeErrors.h) from any thread,
+ * model cannot take, 4 a past_length outside the caches, 5 an integer
+ * division by zero; include/moe/Utils/RuntimeErrors.h) from any thread,
  * including parallel_for bodies; the smallest code reported in the run
  * wins (so the status does not depend on which thread reported first).
  * The code then continues on safe values, and the run fails with
