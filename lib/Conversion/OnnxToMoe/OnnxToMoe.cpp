@@ -124,7 +124,8 @@ const OnnxHandlerRegistry &mlir::moe::getDefaultOnnxHandlers() {
     // ai.onnx schema versions after kAuditedOnnxOpset that the handlers
     // above were checked against. Each only adds element types the handler
     // converts as before or refuses (bfloat16; 2- and 4-bit integers; 4-, 6-
-    // and 8-bit floats). Cast-24's and CastLike-24's `round_mode` applies
+    // and 8-bit floats). Mod-28, which defines fmod = 0 for floats, has its
+    // own registration. Cast-24's and CastLike-24's `round_mode` applies
     // only to float8e8m0, which the importer does not read. Range-27 has its
     // own handler.
     // clang-format off
@@ -133,12 +134,14 @@ const OnnxHandlerRegistry &mlir::moe::getDefaultOnnxHandlers() {
         {"CastLike", 23}, {"CastLike", 24}, {"CastLike", 25},
         {"Constant", 23}, {"Constant", 24}, {"Constant", 25},
         {"ConstantOfShape", 23}, {"ConstantOfShape", 24}, {"ConstantOfShape", 25},
+        {"Conv", 22},
         {"Cos", 22},
         {"Dropout", 22},
         {"Einsum", 28},
         {"Flatten", 23}, {"Flatten", 24}, {"Flatten", 25},
         {"Identity", 23}, {"Identity", 24}, {"Identity", 25},
         {"OneHot", 28},
+        {"Pad", 23}, {"Pad", 24}, {"Pad", 25},
         {"Reshape", 23}, {"Reshape", 24}, {"Reshape", 25},
         {"Shape", 23}, {"Shape", 24}, {"Shape", 25},
         {"Sin", 22},

@@ -133,10 +133,11 @@ Values divide(onnxir::NodeOp node, RewriterBase &b) {
                      });
 }
 
-/// Mod-13: the remainder of integer division with the divisor's sign
-/// (fmod = 0, Python's %) or the dividend's (fmod = 1, C's fmod); floats
-/// take fmod = 1 only, as the ONNX spec requires.
-Values modOp(onnxir::NodeOp node, RewriterBase &b) {
+/// Mod-13 and Mod-28: the remainder with the divisor's sign (fmod = 0,
+/// Python's %) or the dividend's (fmod = 1, C's fmod). Mod-13 takes floats
+/// with fmod = 1 only, as its spec requires; Mod-28 defines fmod = 0 for
+/// floats as A - floor(A / B) * B (a zero result takes B's sign).
+template <bool floatFloor> Values modOp(onnxir::NodeOp node, RewriterBase &b) {
   FailureOr<std::pair<Value, Value>> ops = binaryOperands(node);
   FailureOr<int64_t> fmod = intAttr(node, "fmod", 0);
   if (failed(ops) || failed(fmod))
@@ -148,16 +149,39 @@ Values modOp(onnxir::NodeOp node, RewriterBase &b) {
   auto [lhs, rhs] = *ops;
   Type elt = typeOf(lhs).getElementType();
   if (isFloat(lhs)) {
-    if (*fmod == 0) {
-      nodeError(node) << "fmod = 0 takes integer inputs; floats need fmod = "
-                         "1, got "
+    if (*fmod == 0 && !floatFloor) {
+      nodeError(node) << "fmod = 0 takes integer inputs before opset 28; "
+                         "floats need fmod = 1, got "
                       << elt;
       return failure();
     }
-    return elementwise(node, b, {lhs, rhs},
-                       [](OpBuilder &nb, Location l, ValueRange a) -> Value {
-                         return arith::RemFOp::create(nb, l, a[0], a[1]);
-                       });
+    bool floor = *fmod == 0;
+    return elementwise(
+        node, b, {lhs, rhs},
+        [floor](OpBuilder &nb, Location l, ValueRange a) -> Value {
+          Value r = arith::RemFOp::create(nb, l, a[0], a[1]);
+          if (!floor)
+            return r;
+          // A non-zero remainder of the other sign than B moves by B (an
+          // infinite B then gives B, as the spec says); a zero one takes
+          // B's sign. NaN stays NaN.
+          Value zero = scalar(nb, l, r.getType(), 0.0);
+          Value rNeg =
+              arith::CmpFOp::create(nb, l, arith::CmpFPredicate::OLT, r, zero);
+          Value yNeg = arith::CmpFOp::create(nb, l, arith::CmpFPredicate::OLT,
+                                             a[1], zero);
+          Value nonZero =
+              arith::CmpFOp::create(nb, l, arith::CmpFPredicate::ONE, r, zero);
+          Value fix = arith::AndIOp::create(
+              nb, l, nonZero, arith::XOrIOp::create(nb, l, rNeg, yNeg));
+          Value moved = arith::SelectOp::create(
+              nb, l, fix, arith::AddFOp::create(nb, l, r, a[1]), r);
+          Value isZero =
+              arith::CmpFOp::create(nb, l, arith::CmpFPredicate::OEQ, r, zero);
+          return arith::SelectOp::create(
+              nb, l, isZero, math::CopySignOp::create(nb, l, zero, a[1]),
+              moved);
+        });
   }
   if (!elt.isIntOrFloat() || elt.isInteger(1)) {
     nodeError(node) << "expected numeric inputs, got " << elt;
@@ -966,7 +990,8 @@ void mlir::moe::populateStandardOnnxHandlers(OnnxHandlerRegistry &r) {
   r.add("", "Sub", 13, binary<arith::SubFOp, arith::SubIOp>);
   r.add("", "Mul", 13, binary<arith::MulFOp, arith::MulIOp>);
   r.add("", "Div", 13, divide);
-  r.add("", "Mod", 13, modOp);
+  r.add("", "Mod", 13, modOp<false>);
+  r.add("", "Mod", 28, modOp<true>);
   r.add("", "Relu", 13, unaryFloat<reluFn>);
   r.add("", "Sigmoid", 13, unaryFloat<sigmoidFn>);
   r.add("", "Tanh", 13, unaryFloat<mathFn<math::TanhOp>>);

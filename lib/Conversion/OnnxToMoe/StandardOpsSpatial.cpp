@@ -21,6 +21,7 @@
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 
 #include "llvm/ADT/SmallSet.h"
+#include "llvm/Support/MathExtras.h"
 
 using namespace mlir;
 using namespace mlir::moe;
@@ -75,6 +76,13 @@ bool isTrue(Value v) {
   std::optional<int64_t> c = getConstantIntValue(getAsOpFoldResult(v));
   return c && *c != 0;
 }
+
+/// Largest pad (in magnitude) Pad takes: sizes stay far from overflow.
+constexpr int64_t kMaxPad = int64_t(1) << 30;
+
+/// Largest stride, dilation, pad or group Conv takes: the window
+/// arithmetic stays far from overflow.
+constexpr int64_t kMaxConvAttr = int64_t(1) << 31;
 
 /// `j` (an index, any value) mapped into [0, m) for Pad's non-constant
 /// modes; `m` >= 1.
@@ -203,6 +211,19 @@ Values pad(onnxir::NodeOp node, RewriterBase &b) {
     reportIf(b, loc, bad, kErrorShapeMismatch);
     return success();
   };
+  // Each pad at most 2^30 in magnitude (so that no size below wraps, and a
+  // computed pad cannot ask for an absurd allocation): an error otherwise,
+  // at run time with the pad taken as 0.
+  for (OpFoldResult &p : *pads) {
+    OpFoldResult bound = im.c(kMaxPad);
+    Value bad = b.createOrFold<arith::OrIOp>(loc, im.lt(bound, p),
+                                             im.lt(p, im.c(-kMaxPad)));
+    if (failed(check(bad, "a pad beyond +-2^30")))
+      return failure();
+    if (!isFalse(bad))
+      p = getAsOpFoldResult(
+          b.createOrFold<arith::SelectOp>(loc, bad, im.v(im.c(0)), im.v(p)));
+  }
   for (auto [i, d] : llvm::enumerate(*axes)) {
     OpFoldResult pb = (*pads)[i], pe = (*pads)[axes->size() + i];
     OpFoldResult zero = im.c(0);
@@ -239,10 +260,16 @@ Values pad(onnxir::NodeOp node, RewriterBase &b) {
     bad = b.createOrFold<arith::OrIOp>(
         loc, bad, b.createOrFold<arith::AndIOp>(loc, empty, grows));
     if (*mode == "reflect") {
+      // A side that grows reflects at most m - 1 elements (a side of pad 0
+      // asks nothing: an empty axis left as it is passes).
       OpFoldResult most = im.sub(m, im.c(1));
+      auto tooLong = [&](OpFoldResult p) {
+        return b.createOrFold<arith::AndIOp>(loc, im.lt(zero, p),
+                                             im.lt(most, p));
+      };
       bad = b.createOrFold<arith::OrIOp>(
           loc, bad,
-          b.createOrFold<arith::OrIOp>(loc, im.lt(most, lb), im.lt(most, le)));
+          b.createOrFold<arith::OrIOp>(loc, tooLong(lb), tooLong(le)));
     }
     if (failed(check(bad, "mode '" + *mode + "' cannot pad axis " +
                               std::to_string(d) +
@@ -340,14 +367,16 @@ Values conv(onnxir::NodeOp node, RewriterBase &b) {
     return failure();
   }
   int64_t g = *group, outCh = wt.getDimSize(0), cg = wt.getDimSize(1);
-  if (g < 1 || outCh % g != 0) {
+  int64_t channels = 0;
+  if (g < 1 || g > kMaxConvAttr || outCh % g != 0 ||
+      llvm::MulOverflow(g, cg, channels)) {
     nodeError(node) << "group " << g << " must be positive and divide W's "
                     << outCh << " output channels";
     return failure();
   }
-  if (!xt.isDynamicDim(1) && xt.getDimSize(1) != g * cg) {
+  if (!xt.isDynamicDim(1) && xt.getDimSize(1) != channels) {
     nodeError(node) << "X has " << xt.getDimSize(1) << " channels; W and group "
-                    << g << " take " << g * cg;
+                    << g << " take " << channels;
     return failure();
   }
   if (*bIn && !typeOf(*bIn).isDynamicDim(0) &&
@@ -384,12 +413,14 @@ Values conv(onnxir::NodeOp node, RewriterBase &b) {
       failed(kernelShape))
     return failure();
   for (int64_t i = 0; i < k; ++i) {
-    if ((*strides)[i] < 1 || (*dilations)[i] < 1) {
-      nodeError(node) << "strides and dilations must be positive";
+    if ((*strides)[i] < 1 || (*dilations)[i] < 1 ||
+        (*strides)[i] > kMaxConvAttr || (*dilations)[i] > kMaxConvAttr) {
+      nodeError(node) << "strides and dilations must be from 1 to 2^31";
       return failure();
     }
-    if ((*padsAttr)[i] < 0 || (*padsAttr)[k + i] < 0) {
-      nodeError(node) << "pads must not be negative";
+    if ((*padsAttr)[i] < 0 || (*padsAttr)[k + i] < 0 ||
+        (*padsAttr)[i] > kMaxConvAttr || (*padsAttr)[k + i] > kMaxConvAttr) {
+      nodeError(node) << "pads must be from 0 to 2^31";
       return failure();
     }
     if (node.getNodeAttributes().get("kernel_shape") &&
@@ -413,7 +444,7 @@ Values conv(onnxir::NodeOp node, RewriterBase &b) {
   declareErrorHook(b, node);
   Value x = *xIn;
   // The channel count W expects, checked at run time where X's is dynamic.
-  x = requireSize(b, loc, x, 1, b.getIndexAttr(g * cg), kErrorShapeMismatch);
+  x = requireSize(b, loc, x, 1, b.getIndexAttr(channels), kErrorShapeMismatch);
 
   // Per spatial dim: padding and output size.
   SmallVector<OpFoldResult> low(rank, im.c(0)), high(rank, im.c(0));
@@ -421,7 +452,14 @@ Values conv(onnxir::NodeOp node, RewriterBase &b) {
   for (int64_t i = 0; i < k; ++i) {
     OpFoldResult in = sizeOf(b, loc, x, 2 + i);
     int64_t s = (*strides)[i];
-    int64_t span = (*dilations)[i] * (kernel[i] - 1) + 1;
+    int64_t span = 0;
+    if (llvm::MulOverflow((*dilations)[i], kernel[i] - 1, span) ||
+        span >= kMaxConvAttr * 4) {
+      nodeError(node) << "the dilated kernel of spatial dim " << i
+                      << " spans more than 2^33 elements";
+      return failure();
+    }
+    span += 1;
     OpFoldResult pb = im.c((*padsAttr)[i]), pe = im.c((*padsAttr)[k + i]);
     if (*autoPad == "SAME_UPPER" || *autoPad == "SAME_LOWER") {
       // Output ceil(in / s); the padding that takes, odd half at the end
@@ -542,6 +580,5 @@ Values conv(onnxir::NodeOp node, RewriterBase &b) {
 void onnx_conv::populateStandardSpatialHandlers(OnnxHandlerRegistry &r) {
   for (int64_t v : {13, 18, 19, 21})
     r.add("", "Pad", v, pad);
-  for (int64_t v : {11, 22})
-    r.add("", "Conv", v, conv);
+  r.add("", "Conv", 11, conv);
 }

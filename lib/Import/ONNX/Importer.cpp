@@ -595,7 +595,10 @@ bool graphSafe(const onnx::GraphProto &g, int depth) {
 /// the original reads; a node that fails them gets no hints (stage 2
 /// computes its types, or refuses it, itself). The rarer ops of the family
 /// (ConvTranspose, DeformConv, MaxUnpool, MaxRoiPool, Col2Im), whose
-/// inference functions have not been audited, get no hints at all.
+/// inference functions have not been audited, get no hints at all. (The
+/// registry is libonnx's process-wide table: another thread of a host
+/// process running libonnx's inference during the first import would race
+/// with the change.)
 bool convPoolInputsSane(onnx::InferenceContext &ctx, bool hasWeights,
                         size_t weightIndex) {
   constexpr int64_t kMaxDim = int64_t(1) << 24;
@@ -611,7 +614,9 @@ bool convPoolInputsSane(onnx::InferenceContext &ctx, bool hasWeights,
   if (!x)
     return true; // the original infers nothing without X's shape
   int64_t rank = x->dim_size();
-  if (rank < 3)
+  // (At most 8 spatial dims of at most 2^24: libonnx's padding loop
+  // stays under 2^27 steps a node.)
+  if (rank < 3 || rank > 10)
     return false;
   for (const onnx::TensorShapeProto_Dimension &d : x->dim())
     if (d.has_dim_value() && (d.dim_value() < 0 || d.dim_value() > kMaxDim))

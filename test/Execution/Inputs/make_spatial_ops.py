@@ -125,7 +125,25 @@ save("pad_reflect_computed", [
 ], [vi("x", [2, "W"]), vi("k", [1], I64)], [vi("y", [None, None])],
     [init("zero", i64(0))])
 
+# Reflection on an empty axis that is not padded (pads 0 there).
+save("pad_reflect_empty_axis", [
+    helper.make_node("Pad", ["x", "pads"], ["y"], name="pad_reflect_empty",
+                     mode="reflect"),
+], [vi("x", ["N", 4])], [vi("y", [None, None])], [init("pads", i64(0, 1, 0, 1))])
+# Computed pads of any size: beyond 2^30 an error at run time (ONNX Runtime
+# fails to allocate); a wrapping sum must never size the result.
+save("pad_computed_any", [
+    helper.make_node("Concat", ["zero", "k", "zero", "k"], ["pads"],
+                     name="pads", axis=0),
+    helper.make_node("Pad", ["x", "pads"], ["y"], name="pad_any"),
+], [vi("x", [2, 3]), vi("k", [1], I64)], [vi("y", [None, None])],
+    [init("zero", i64(0))])
+
 # Refused at compile time.
+save("bad_pad_huge", [
+    helper.make_node("Pad", ["x", "pads"], ["y"], name="pad_huge"),
+], [vi("x", [2, 3])], [vi("y", [None, None])],
+    [init("pads", i64(0, 2**62, 0, 2**62))])
 save("bad_pad_reflect_long", [
     helper.make_node("Pad", ["x", "pads"], ["y"], name="reflect_too_far",
                      mode="reflect"),
@@ -175,13 +193,16 @@ conv("conv_dynamic_channels", [1, "C", "T"], rng.standard_normal((4, 3, 2)),
 conv("conv_no_room", [1, 1, "T"], rng.standard_normal((1, 1, 4)))
 
 conv("bad_conv_group", [1, 4, 8], rng.standard_normal((6, 2, 3)), group=4)
+conv("bad_conv_dilation", [1, 2, 8], rng.standard_normal((1, 2, 5)),
+     dilations=[2**62])
 conv("bad_conv_channels", [1, 5, 8], rng.standard_normal((6, 2, 3)))
 conv("bad_conv_kernel", [1, 2, 3], rng.standard_normal((1, 2, 4)))
 conv("bad_conv_both_pads", [1, 2, 8], rng.standard_normal((1, 2, 3)),
      pads=[1, 1], auto_pad="SAME_UPPER")
 # X of rank 2 for a rank-3 W: libonnx 1.12's Conv shape inference read a
-# null pointer there (fuzz_import); the importer now skips its hints for
-# graphs with conv and pool ops and refuses the node itself.
+# null pointer there (fuzz_import); the importer now checks what that
+# inference reads first (no hints for this node) and refuses the node
+# itself.
 save("bad_conv_rank2", [
     helper.make_node("Conv", ["x", "w"], ["y"], name="conv_rank2"),
 ], [vi("x", [2, "T"])], [vi("y", [None] * 3)],
@@ -230,6 +251,20 @@ save("div_int", shifted + [
 save("div_raw", [
     helper.make_node("Div", ["a", "b"], ["y"], name="div_raw"),
 ], [vi("a", ["N"], I64), vi("b", ["N"], I64)], [vi("y", ["N"], I64)])
+# Mod-28: fmod = 0 on floats (floor remainder; a zero takes B's sign).
+save("mod_float_floor28", [
+    helper.make_node("Mod", ["a", "b"], ["y"], name="mod_floor28"),
+], [vi("a", ["N"]), vi("b", ["N"])], [vi("y", ["N"])], opset=28)
+# 32-bit integers.
+save("div_raw_i32", [
+    helper.make_node("Cast", ["a"], ["a32"], name="a32", to=TensorProto.INT32),
+    helper.make_node("Cast", ["b"], ["b32"], name="b32", to=TensorProto.INT32),
+    helper.make_node("Div", ["a32", "b32"], ["y32"], name="div_i32"),
+    helper.make_node("Mod", ["a32", "b32"], ["m32"], name="mod_i32"),
+    helper.make_node("Cast", ["y32"], ["y"], name="y64", to=I64),
+    helper.make_node("Cast", ["m32"], ["m"], name="m64", to=I64),
+], [vi("a", ["N"], I64), vi("b", ["N"], I64)],
+    [vi("y", ["N"], I64), vi("m", ["N"], I64)])
 save("mod_float", [
     helper.make_node("Mod", ["a", "b"], ["y"], name="fmod_float", fmod=1),
 ], [vi("a", ["N"]), vi("b", ["N"])], [vi("y", ["N"])])
