@@ -96,8 +96,27 @@ FailureOr<AttentionCore> raise::matchAttentionCore(onnxir::NodeOp pv,
     sm = exactly(guard.getInputs()[2], "Softmax", 1, 1);
   else
     guard = onnxir::NodeOp();
-  if (!sm)
+  if (!sm) {
+    // gpt-oss's attention sinks: the softmax runs over the scores and one
+    // more column per head (Concat on the last axis), which a Slice drops
+    // before P·V. moe.attention has no such column: say so.
+    Value p = pv.getInputs()[0];
+    onnxir::NodeOp slice = producer(p, "Slice");
+    Value sliced = slice ? slice.getInputs()[0] : Value();
+    if (onnxir::NodeOp cast = sliced ? producer(sliced, "Cast") : nullptr)
+      sliced = cast.getInputs()[0];
+    onnxir::NodeOp inner = sliced ? producer(sliced, "Softmax") : nullptr;
+    if (inner) {
+      Value logits = inner.getInputs()[0];
+      if (onnxir::NodeOp sub = producer(logits, "Sub"))
+        logits = sub.getInputs()[0];
+      if (producer(logits, "Concat"))
+        miss.why = "the softmax runs over the scores and extra columns "
+                   "(attention sinks, as gpt-oss writes them) that P·V "
+                   "leaves out; moe.attention has no such columns";
+    }
     return failure(); // not an attention core
+  }
   if (pv.getResult(0).use_empty())
     return failure(); // dead: eraseDead takes it
   Value x = sm.getInputs()[0];
