@@ -412,6 +412,12 @@ def Moe_AttentionOp : Moe_Op<"attention",
     a larger dynamic `q`'s, they are repeated, as ONNX's MatMul broadcasts
     them (the other way round is an error at run time).
 
+    With `sinks(%s)` (`[H]`, no cache), each row's softmax also runs over
+    one more logit, `s[h]`, whose probability P·V leaves out (gpt-oss's
+    attention sinks): `p_j = exp(x_j) / (sum_j' exp(x_j') + exp(s[h]))` for
+    the row's scaled, masked scores `x`. A row then sums to less than 1,
+    and a row that sees no key gives 0 (where `s[h]` is finite).
+
     With `zero_nan_probs`, a probability that is NaN counts as 0, as torch's
     exported `scaled_dot_product_attention` guards its softmax
     (`Where(IsNaN(p), 0, p)`): a row whose softmax is NaN (every key it sees
@@ -425,7 +431,8 @@ def Moe_AttentionOp : Moe_Op<"attention",
     `past_key` and `past_value` come together, of rank 4, `[B, H, P, dk]`
     and `[B, H, P, dv]` with one `P`, of the element type; C7 `mask` is of
     rank 4 and the element type, `[B or 1, H or 1, T or 1, S or 1]` where
-    static, and not given with a cache.
+    static, and not given with a cache; C8 `sinks` is of rank 1 and the
+    element type, `[H]` where static, and not given with a cache.
 
     Example:
     ```mlir
@@ -440,6 +447,10 @@ def Moe_AttentionOp : Moe_Op<"attention",
         : (tensor<2x4x?x16xf32>, tensor<2x4x?x16xf32>, tensor<2x4x?x16xf32>,
            tensor<1x1x?x?xf32>)
         -> tensor<2x4x?x16xf32>
+    %s = moe.attention %q, %k, %v mask(%mask) sinks(%sinks) {scale = 0.25 : f64}
+        : (tensor<2x4x?x16xf32>, tensor<2x4x?x16xf32>, tensor<2x4x?x16xf32>,
+           tensor<1x1x?x?xf32>, tensor<4xf32>)
+        -> tensor<2x4x?x16xf32>
     ```
   }];
   let arguments = (ins Moe_FloatTensor:$query, Moe_FloatTensor:$key,
@@ -447,6 +458,7 @@ def Moe_AttentionOp : Moe_Op<"attention",
                        Optional<Moe_FloatTensor>:$past_key,
                        Optional<Moe_FloatTensor>:$past_value,
                        Optional<Moe_FloatTensor>:$mask,
+                       Optional<Moe_FloatTensor>:$sinks,
                        UnitAttr:$causal, OptionalAttr<F64Attr>:$scale,
                        UnitAttr:$zero_nan_probs);
   let results = (outs Moe_FloatTensor:$result);
@@ -454,6 +466,7 @@ def Moe_AttentionOp : Moe_Op<"attention",
     $query `,` $key `,` $value
     (`past` `(` $past_key^ `,` $past_value `)`)?
     (`mask` `(` $mask^ `)`)?
+    (`sinks` `(` $sinks^ `)`)?
     attr-dict `:` functional-type(operands, results)
   }];
   let hasVerifier = 1;

@@ -574,6 +574,14 @@ LogicalResult AttentionOp::verify() {
                            << " (C5)";
   }
   Value pk = getPastKey(), pv = getPastValue();
+  if (Value s = getSinks()) {
+    if (pk || pv)
+      return emitOpError() << "expected no sinks with a cache (C8)";
+    if (failed(checkRanks(op, "C8", {{"sinks", s, 1}})) ||
+        failed(checkElementTypes(op, "C8", {{"query", q}, {"sinks", s}})) ||
+        failed(checkSameDim(op, "C8", "H", {{"query", q, 1}, {"sinks", s, 0}})))
+      return failure();
+  }
   if (Value m = getMask()) {
     if (pk || pv)
       return emitOpError() << "expected no mask with a cache (C7)";

@@ -172,7 +172,7 @@ FailureOr<SwitchHeadParts> buildSwitchHead(PatternRewriter &rewriter, OpT op,
   loc = partLoc(base, "attention");
   Value attn = AttentionOp::create(
       rewriter, loc, tensorTypeOf({b, idx(heads), t, dv}, elementType), q, k, v,
-      pastKey, pastValue, /*mask=*/Value(), op.getCausal(),
+      pastKey, pastValue, /*mask=*/Value(), /*sinks=*/Value(), op.getCausal(),
       /*scale=*/FloatAttr());
   // [B, H, T, dv] -> [B, T, H, dv] -> [N*H, dv].
   Value attnRows =

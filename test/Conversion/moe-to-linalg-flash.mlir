@@ -183,6 +183,31 @@ func.func @attention_dynamic_mask_heads(%q: tensor<?x2x?x8xf32>, %k: tensor<?x2x
 
 // -----
 
+// sinks: the head's sink logit starts the running maximum, and exp(sink -
+// sink) the sum (before the key loops); the reference form (OFF) takes the
+// maximum of each row with the sink and adds exp(sink - max) to the sum.
+// CHECK-LABEL: func @attention_sinks
+// CHECK:         scf.forall (%{{.*}}, %[[SH:.*]], %{{.*}}) in
+// CHECK:           %[[SINK:.*]] = tensor.extract %{{.*}}[%[[SH]]] : tensor<2xf32>
+// CHECK:           %[[SM0:.*]] = linalg.fill ins(%[[SINK]] : f32) outs(%{{.*}} : tensor<?x1xf32>)
+// CHECK:           math.exp
+// CHECK:           %[[SL0:.*]] = linalg.fill ins(%{{.*}} : f32) outs(%{{.*}} : tensor<?x1xf32>)
+// CHECK:           scf.for {{.*}} iter_args(%{{.*}} = %[[SM0]], %{{.*}} = %[[SL0]],
+// OFF-LABEL: func @attention_sinks
+// OFF:           %[[OSINK:.*]] = tensor.extract %{{.*}} : tensor<2xf32>
+// OFF:           linalg.generic
+// OFF:             arith.maximumf %{{.*}}, %[[OSINK]] : f32
+// OFF:           linalg.generic
+// OFF:             arith.subf %[[OSINK]], %{{.*}} : f32
+// OFF-NEXT:        math.exp
+// OFF-NEXT:        arith.addf
+func.func @attention_sinks(%q: tensor<1x2x?x8xf32>, %k: tensor<1x2x?x8xf32>, %v: tensor<1x2x?x4xf32>, %m: tensor<1x1x?x?xf32>, %s: tensor<2xf32>) -> tensor<1x2x?x4xf32> {
+  %o = moe.attention %q, %k, %v mask(%m) sinks(%s) {scale = 1.0 : f64} : (tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x4xf32>, tensor<1x1x?x?xf32>, tensor<2xf32>) -> tensor<1x2x?x4xf32>
+  return %o : tensor<1x2x?x4xf32>
+}
+
+// -----
+
 // zero_nan_probs: after the loops, a row whose sum of exponentials is 0 or
 // NaN (cmpf ule: unordered or <= 0) is 0, not NaN. The reference form
 // (OFF) replaces each NaN probability by 0 before P·V.

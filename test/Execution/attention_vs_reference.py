@@ -30,6 +30,8 @@ product (NaN where it is NaN), and every build on more threads to the bits
 of one thread.
 Every run has MOE_RUNTIME_POISON set. Prints one line per case and
 "attention: N passed, M failed".
+A fourth output has sinks (one more logit per head, left out of P·V) with
+the causal mask and the additive one: rows that see no key give 0.
 """
 import argparse
 import os
@@ -43,17 +45,21 @@ ATOL, RTOL = 1e-5, 1e-4
 MODULE = """func.func @main(%q: tensor<?x?x?x?xf32> {onnx.name = "q"},
                 %k: tensor<?x?x?x?xf32> {onnx.name = "k"},
                 %v: tensor<?x?x?x?xf32> {onnx.name = "v"},
-                %m: tensor<?x1x?x?xf32> {onnx.name = "m"})
+                %m: tensor<?x1x?x?xf32> {onnx.name = "m"},
+                %z: tensor<?xf32> {onnx.name = "z"})
     -> (tensor<?x?x?x?xf32> {onnx.name = "causal"},
         tensor<?x?x?x?xf32> {onnx.name = "full"},
-        tensor<?x?x?x?xf32> {onnx.name = "masked"}) {
+        tensor<?x?x?x?xf32> {onnx.name = "masked"},
+        tensor<?x?x?x?xf32> {onnx.name = "sinks"}) {
   %c = moe.attention %q, %k, %v {causal} : (tensor<?x?x?x?xf32>,
       tensor<?x?x?x?xf32>, tensor<?x?x?x?xf32>) -> tensor<?x?x?x?xf32>
   %f = moe.attention %q, %k, %v : (tensor<?x?x?x?xf32>,
       tensor<?x?x?x?xf32>, tensor<?x?x?x?xf32>) -> tensor<?x?x?x?xf32>
   %a = moe.attention %q, %k, %v mask(%m) {scale = 0.125 : f64} : (tensor<?x?x?x?xf32>,
       tensor<?x?x?x?xf32>, tensor<?x?x?x?xf32>, tensor<?x1x?x?xf32>) -> tensor<?x?x?x?xf32>
-  return %c, %f, %a : tensor<?x?x?x?xf32>, tensor<?x?x?x?xf32>, tensor<?x?x?x?xf32>
+  %z1 = moe.attention %q, %k, %v mask(%m) sinks(%z) {causal, scale = 0.125 : f64} : (tensor<?x?x?x?xf32>,
+      tensor<?x?x?x?xf32>, tensor<?x?x?x?xf32>, tensor<?x1x?x?xf32>, tensor<?xf32>) -> tensor<?x?x?x?xf32>
+  return %c, %f, %a, %z1 : tensor<?x?x?x?xf32>, tensor<?x?x?x?xf32>, tensor<?x?x?x?xf32>, tensor<?x?x?x?xf32>
 }
 """
 # (B, H, T, S, dk, dv)
@@ -88,11 +94,23 @@ def static_module(dk, dv):
             .replace("?x?x?x?", vt))
 
 
-def expected(q, k, v, causal, mask=None):
+def expected(q, k, v, causal, mask=None, sinks=None):
     q, k, v = (a.astype(np.float64) for a in (q, k, v))
     t, s = q.shape[2], k.shape[2]
     if s == 0:
         return np.zeros(q.shape[:3] + v.shape[3:])
+    if sinks is not None:
+        # One more logit per head in each row's softmax, its column dropped
+        # before P·V (gpt-oss's attention sinks).
+        scores = q @ k.transpose(0, 1, 3, 2) * 0.125 + mask
+        if causal:
+            visible = np.arange(s)[None, :] <= np.arange(t)[:, None] + s - t
+            scores = np.where(visible, scores, -np.inf)
+        col = np.broadcast_to(sinks.astype(np.float64)[None, :, None, None],
+                              scores.shape[:3] + (1,))
+        full = np.concatenate([scores, col], -1)
+        e = np.exp(full - full.max(-1, keepdims=True))
+        return (e / e.sum(-1, keepdims=True))[..., :-1] @ v
     with np.errstate(invalid="ignore"):
         if mask is None:
             scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(q.shape[3])
@@ -152,6 +170,8 @@ def main():
             # fifth key hidden (-inf; a row of one key sees none: NaN).
             feeds["m"] = rng.standard_normal((b, 1, t, s))
             feeds["m"][..., ::5] = -np.inf
+            # Sink logits, one per head, about as large as the scores.
+            feeds["z"] = rng.standard_normal(h) * 2
             cmd = []
             for n, a in feeds.items():
                 feeds[n] = a.astype(np.float32)
@@ -168,11 +188,13 @@ def main():
                         check=True, capture_output=True, env=env)
                     bad = []
                     for result, causal in (("causal", True), ("full", False),
-                                           ("masked", False)):
+                                           ("masked", False), ("sinks", True)):
                         got = np.load(os.path.join(out, result + ".npy"))
                         want = expected(feeds["q"], feeds["k"], feeds["v"],
-                                        causal, feeds["m"] if result ==
-                                        "masked" else None)
+                                        causal, feeds["m"] if result in
+                                        ("masked", "sinks") else None,
+                                        feeds["z"] if result == "sinks"
+                                        else None)
                         if got.shape != want.shape:
                             bad.append(f"{result}: shape {got.shape}")
                             continue

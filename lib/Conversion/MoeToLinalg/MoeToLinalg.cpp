@@ -161,6 +161,33 @@ Value softmax(OpBuilder &b, Location loc, Value x, int64_t axis) {
                      });
 }
 
+/// Softmax of each row of the [rows, cols] `x` over its columns and one more
+/// logit, the scalar `sink`, whose probability is left out: exp(x - m) /
+/// (sum exp(x - m) + exp(sink - m)), m the maximum of the row and the sink.
+static Value softmaxWithSink(OpBuilder &b, Location loc, Value x, Value sink) {
+  Type elt = typeOf(x).getElementType();
+  Value max =
+      mapElements(b, loc, {reduceKeep(b, loc, x, 1, /*isMax=*/true)}, elt,
+                  [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                    return arith::MaximumFOp::create(nb, nl, a[0], sink);
+                  });
+  Value e = withReduced(
+      b, loc, x, max, 1, [](OpBuilder &nb, Location nl, Value v, Value m) {
+        return math::ExpOp::create(nb, nl, arith::SubFOp::create(nb, nl, v, m));
+      });
+  Value sum =
+      mapElements(b, loc, {reduceKeep(b, loc, e, 1, /*isMax=*/false), max}, elt,
+                  [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                    Value own = math::ExpOp::create(
+                        nb, nl, arith::SubFOp::create(nb, nl, sink, a[1]));
+                    return arith::AddFOp::create(nb, nl, a[0], own);
+                  });
+  return withReduced(b, loc, e, sum, 1,
+                     [](OpBuilder &nb, Location nl, Value v, Value s) {
+                       return arith::DivFOp::create(nb, nl, v, s);
+                     });
+}
+
 Value sigmoid(OpBuilder &b, Location loc, Value x) {
   return mapElements(b, loc, {x}, typeOf(x).getElementType(),
                      [](OpBuilder &nb, Location nl, ValueRange a) -> Value {
@@ -1734,7 +1761,7 @@ static Value guardNanProbs(OpBuilder &b, Location loc, AttentionOp op,
 /// the same order as over the whole tensor (the keys left out would add
 /// exact zeros), so the result is the same.
 static Value blockedAttention(OpBuilder &b, AttentionOp op, Value q,
-                              Value keysT, Value v, Value mask) {
+                              Value keysT, Value v, Value mask, Value sinks) {
   bool causal = op.getCausal();
   return forEachQueryBlock(
       b, op, q, v, [&](OpBuilder &nb, Location nl, const QueryBlock &blk) {
@@ -1747,7 +1774,11 @@ static Value blockedAttention(OpBuilder &b, AttentionOp op, Value q,
                                     blk.shift, /*rowDim=*/0, blk.t0);
         masked =
             addMaskBlock(nb, nl, masked, mask, blk, nb.getIndexAttr(0), cols);
-        Value probs = guardNanProbs(nb, nl, op, softmax(nb, nl, masked, 1));
+        Value probs = sinks ? softmaxWithSink(nb, nl, masked,
+                                              tensor::ExtractOp::create(
+                                                  nb, nl, sinks, blk.head))
+                            : softmax(nb, nl, masked, 1);
+        probs = guardNanProbs(nb, nl, op, probs);
         return contract(nb, nl, "ts,sv->tv", probs, vb, {blk.rows, blk.dv});
       });
 }
@@ -1760,7 +1791,8 @@ static Value blockedAttention(OpBuilder &b, AttentionOp op, Value q,
 /// MatMul broadcasts it (the exported cores moe-raise-onnx raises); the
 /// caches' must match.
 static void checkAttentionSizes(OpBuilder &b, AttentionOp op, Value q, Value &k,
-                                Value &v, Value &pk, Value &pv, Value &mask) {
+                                Value &v, Value &pk, Value &pv, Value &mask,
+                                Value &sinks) {
   Location loc = op.getLoc();
   auto sz = [&](Value t, int64_t d) {
     return tensor::getMixedSize(b, loc, t, d);
@@ -1772,6 +1804,8 @@ static void checkAttentionSizes(OpBuilder &b, AttentionOp op, Value q, Value &k,
   }
   k = requireSize(b, loc, k, 3, sz(q, 3), kErrorShapeMismatch);
   v = requireSize(b, loc, v, 2, sz(k, 2), kErrorShapeMismatch);
+  if (sinks)
+    sinks = requireSize(b, loc, sinks, 0, sz(q, 1), kErrorShapeMismatch);
   if (pk) {
     for (int64_t d : {0, 1})
       pk = requireSize(b, loc, pk, d, sz(q, d), kErrorShapeMismatch);
@@ -1826,8 +1860,8 @@ static bool hasEmptyPast(AttentionOp op) {
 /// temporaries are given back every iteration. The sums are in another
 /// order than the reference's (docs/tolerance.md).
 static Value flashAttention(OpBuilder &b, AttentionOp op, Value q, Value keysT,
-                            Value v, Value mask, int64_t keyBlockSize,
-                            bool skipMaskedBlocks) {
+                            Value v, Value mask, Value sinks,
+                            int64_t keyBlockSize, bool skipMaskedBlocks) {
   // The smallest static key block of a rest (one AVX-512 vector).
   constexpr int64_t kMinKeyBlock = 16;
   Type elt = typeOf(q).getElementType();
@@ -1869,6 +1903,20 @@ static Value flashAttention(OpBuilder &b, AttentionOp op, Value q, Value keysT,
         OpFoldResult one = nb.getIndexAttr(1);
         Value m0 = filledTensor(nb, nl, {blk.rows, one}, elt, -inf);
         Value l0 = filledTensor(nb, nl, {blk.rows, one}, elt, 0.0);
+        if (sinks) {
+          // The head's sink logit is one more key with no value: it starts
+          // the running maximum, and exp(sink - sink) = 1 the sum (0 for a
+          // sink of -inf, which then changes nothing).
+          Value s = tensor::ExtractOp::create(nb, nl, sinks, blk.head);
+          auto fill = [&](Value x) {
+            return linalg::FillOp::create(
+                       nb, nl, ValueRange{x},
+                       ValueRange{emptyTensor(nb, nl, {blk.rows, one}, elt)})
+                .getResult(0);
+          };
+          m0 = fill(s);
+          l0 = fill(expBelow(nb, nl, s, s));
+        }
         Value acc0 = filledTensor(nb, nl, {blk.rows, blk.dv}, elt, 0.0);
         // One key block at j0 of `count` keys (static for all blocks but
         // the last, so that their tiles are static and unmasked): the
@@ -2019,8 +2067,8 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
     auto sz = [&](Value t, int64_t d) {
       return tensor::getMixedSize(b, loc, t, d);
     };
-    Value mask = op.getMask();
-    checkAttentionSizes(b, op, q, k, v, pk, pv, mask);
+    Value mask = op.getMask(), sinks = op.getSinks();
+    checkAttentionSizes(b, op, q, k, v, pk, pv, mask, sinks);
     if (!pk) {
       // q k^T over the keys transposed to [B, H, dk, S] once (B*H*S*dk
       // elements, against T*S*dk multiply-adds): the score dim s is then
@@ -2028,7 +2076,8 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
       // as vectors; read as "bhsd" it is strided and loaded lane by lane.
       // The terms of each score keep their order (d ascending).
       Value keysT = transpose(b, loc, k, {0, 1, 3, 2});
-      b.replaceOp(op, castTo(b, loc, blockedAttention(b, op, q, keysT, v, mask),
+      b.replaceOp(op, castTo(b, loc,
+                             blockedAttention(b, op, q, keysT, v, mask, sinks),
                              op.getType()));
       return success();
     }
@@ -2124,12 +2173,12 @@ struct LowerAttentionFlash : OpRewritePattern<AttentionOp> {
     if (op.getPastKey() && !hasEmptyPast(op))
       return b.notifyMatchFailure(op, "a cache: LowerAttention's form");
     Value q = op.getQuery(), k = op.getKey(), v = op.getValue();
-    Value pk, pv, mask = op.getMask();
-    checkAttentionSizes(b, op, q, k, v, pk, pv, mask);
+    Value pk, pv, mask = op.getMask(), sinks = op.getSinks();
+    checkAttentionSizes(b, op, q, k, v, pk, pv, mask, sinks);
     Value keysT = transpose(b, op.getLoc(), k, {0, 1, 3, 2});
     b.replaceOp(op, castTo(b, op.getLoc(),
-                           flashAttention(b, op, q, keysT, v, mask, keyBlock,
-                                          skipMaskedBlocks),
+                           flashAttention(b, op, q, keysT, v, mask, sinks,
+                                          keyBlock, skipMaskedBlocks),
                            op.getType()));
     return success();
   }

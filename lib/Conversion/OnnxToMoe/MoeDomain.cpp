@@ -397,17 +397,20 @@ Values treeGatedLayer(onnxir::NodeOp node, RewriterBase &b) {
 /// moe.attention with that scale, not causal, the keys transposed back
 /// (the lowering's own transpose then cancels). `zero_nan_probs` (0 or 1,
 /// default 0): the export guarded its softmax with Where(IsNaN(p), 0, p).
+/// `sinks` [H] (optional, input 4): gpt-oss's sink logits, one per head.
 Values maskedAttention(onnxir::NodeOp node, RewriterBase &b) {
-  if (failed(checkOperandCount(node, 3, 4)))
+  if (failed(checkOperandCount(node, 3, 5)))
     return failure();
   FailureOr<Value> q = tensorOperand(node, 0, "query", 4);
   FailureOr<Value> kT = tensorOperand(node, 1, "key_transposed", 4);
   FailureOr<Value> v = tensorOperand(node, 2, "value", 4);
   FailureOr<Value> mask = tensorOperand(node, 3, "mask", 4, /*optional=*/true);
+  FailureOr<Value> sinks =
+      tensorOperand(node, 4, "sinks", 1, /*optional=*/true);
   FailureOr<double> scale = floatAttr(node, "scale", 1.0);
   FailureOr<int64_t> zeroNan = intAttr(node, "zero_nan_probs", 0);
-  if (failed(q) || failed(kT) || failed(v) || failed(mask) || failed(scale) ||
-      failed(zeroNan))
+  if (failed(q) || failed(kT) || failed(v) || failed(mask) || failed(sinks) ||
+      failed(scale) || failed(zeroNan))
     return failure();
   if (*zeroNan != 0 && *zeroNan != 1) {
     nodeError(node) << "zero_nan_probs must be 0 or 1, got " << *zeroNan;
@@ -427,7 +430,7 @@ Values maskedAttention(onnxir::NodeOp node, RewriterBase &b) {
   auto op = AttentionOp::create(
       b, loc,
       build::tensorTypeOf({sz(*q, 0), sz(*q, 1), sz(*q, 2), sz(*v, 3)}, elt),
-      *q, k, *v, Value(), Value(), *mask, /*causal=*/false,
+      *q, k, *v, Value(), Value(), *mask, *sinks, /*causal=*/false,
       b.getF64FloatAttr(f32Scale), /*zero_nan_probs=*/*zeroNan == 1);
   return finish(op, b);
 }

@@ -10,6 +10,12 @@
 // whose keys are all masked is 0 instead of NaN; moe.attention's
 // zero_nan_probs),
 //
+// or, as gpt-oss's eager attention writes its attention sinks, with the
+// softmax over the scores and one constant logit per head concatenated as
+// a last column (after an optional Sub of the row maximum), an f32 Cast,
+// and a Slice that drops that column before P·V (moe.attention's sinks;
+// matchSinks),
+//
 // with the scale multiplied into q' and kT' (torch's own
 // scaled_dot_product_attention), or into the scores as `* c` (a Hugging
 // Face eager attention; c a scalar constant, which becomes the op's scale:
@@ -78,6 +84,129 @@ bool compatible(Value a, int64_t i, Value b, int64_t j) {
   return sameDim(a, i, b, j) || !constantDim(a, i) || !constantDim(b, j);
 }
 
+/// gpt-oss's attention sinks, as its eager attention is exported:
+///
+///   C = Concat(scores, Expand(sinks [1, H, 1, 1], shape), axis -1)
+///   P = Slice(Cast?(Softmax(Sub(C, ReduceMax(C, axis -1)) | C)),
+///             starts 0, ends -1, axis -1)
+///   P @ v
+///
+/// Each row's softmax runs over its scores and its head's sink logit, and
+/// the Slice drops the sink's column (the Sub of the row maximum changes
+/// nothing a softmax computes; moe.attention's lowering subtracts its own).
+/// The Expand must be to [B, H, T, 1]: C's other dims are the scores' (a
+/// Concat), and P's last dim must be v's S, so the sink column is one wide
+/// whenever the exported graph runs.
+struct SinkForm {
+  Value scores;            // C's first input
+  DenseElementsAttr sinks; // [H] f32
+  onnxir::NodeOp softmax;
+  bool readOnce = false; // each intermediate has the one reader above
+};
+
+/// The integer list `name` of `node` (attribute), if present.
+std::optional<SmallVector<int64_t>> intsAttr(onnxir::NodeOp node,
+                                             StringRef name) {
+  auto ints =
+      dyn_cast_or_null<DenseI64ArrayAttr>(node.getNodeAttributes().get(name));
+  if (!ints)
+    return std::nullopt;
+  return SmallVector<int64_t>(ints.asArrayRef());
+}
+
+/// `v` is the list {-1} or {3} (the last axis of a rank-4 tensor).
+bool lastAxis(std::optional<SmallVector<int64_t>> v) {
+  return v && v->size() == 1 && ((*v)[0] == -1 || (*v)[0] == 3);
+}
+
+std::optional<SinkForm> matchSinks(Value p, Miss &miss) {
+  onnxir::NodeOp slice = producer(p, "Slice");
+  if (!slice || slice.getNumResults() != 1)
+    return std::nullopt;
+  Value probs = slice.getInputs()[0];
+  onnxir::NodeOp cast = exactly(probs, "Cast", 1, 13);
+  if (cast)
+    probs = cast.getInputs()[0];
+  onnxir::NodeOp sm = exactly(probs, "Softmax", 1, 1);
+  if (!sm)
+    return std::nullopt;
+  Value logits = sm.getInputs()[0];
+  onnxir::NodeOp sub = exactly(logits, "Sub", 2, 7);
+  onnxir::NodeOp rowMax =
+      sub ? producer(sub.getInputs()[1], "ReduceMax") : onnxir::NodeOp();
+  if (sub && rowMax && rowMax.getInputs()[0] == sub.getInputs()[0])
+    logits = sub.getInputs()[0];
+  else
+    sub = rowMax = onnxir::NodeOp();
+  onnxir::NodeOp concat = producer(logits, "Concat");
+  if (!concat)
+    return std::nullopt;
+  // From here on it is the form; what does not fit is said.
+  miss.why = "the softmax runs over the scores and extra columns (attention "
+             "sinks, as gpt-oss writes them), but not as one constant logit "
+             "per head concatenated on the last axis and sliced off before "
+             "P·V";
+  if (concat.getInputs().size() != 2 || concat.getNumResults() != 1 ||
+      !lastAxis(SmallVector<int64_t>{strictInt(concat, "axis", 0).value_or(0)}))
+    return std::nullopt;
+  // The Slice: starts {0}, ends {-1}, axes {-1}, steps absent or {1}.
+  auto ints = [&](unsigned i) -> std::optional<SmallVector<int64_t>> {
+    if (i >= slice.getInputs().size() ||
+        isa<NoneType>(slice.getInputs()[i].getType()))
+      return std::nullopt;
+    return intsOf(slice.getInputs()[i]);
+  };
+  std::optional<SmallVector<int64_t>> starts = ints(1), ends = ints(2),
+                                      steps = ints(4);
+  bool noSteps = slice.getInputs().size() < 5 ||
+                 isa<NoneType>(slice.getInputs()[4].getType());
+  if (!starts || *starts != SmallVector<int64_t>{0} || !ends ||
+      *ends != SmallVector<int64_t>{-1} || !lastAxis(ints(3)) ||
+      (!noSteps && (!steps || *steps != SmallVector<int64_t>{1})))
+    return std::nullopt;
+  if (cast) {
+    std::optional<int64_t> to = intAttrOf(cast, "to");
+    Type in = elementTypeOf(cast.getInputs()[0]);
+    if (!to || *to != 1 || !in || !in.isF32())
+      return std::nullopt;
+  }
+  if (rowMax) {
+    // keepdims 1 (the default); the axes an attribute before opset 18, an
+    // input from 18.
+    std::optional<int64_t> keep = strictInt(rowMax, "keepdims", 1);
+    std::optional<SmallVector<int64_t>> axes =
+        rowMax.getVersion() < 18        ? intsAttr(rowMax, "axes")
+        : rowMax.getInputs().size() > 1 ? intsOf(rowMax.getInputs()[1])
+                                        : std::nullopt;
+    if (!keep || *keep != 1 || !lastAxis(axes))
+      return std::nullopt;
+  }
+  // The sinks: a constant [1, H, 1, 1], expanded or not.
+  Value sinkColumn = concat.getInputs()[1];
+  if (onnxir::NodeOp expand = producer(sinkColumn, "Expand"))
+    sinkColumn = expand.getInputs()[0];
+  DenseElementsAttr sinks = constantOf(sinkColumn);
+  if (!sinks || !sinks.getElementType().isF32())
+    return std::nullopt;
+  ArrayRef<int64_t> shape = sinks.getType().getShape();
+  if (shape.size() != 4 || shape[0] != 1 || shape[1] < 1 || shape[2] != 1 ||
+      shape[3] != 1)
+    return std::nullopt;
+  SinkForm form;
+  form.scores = concat.getInputs()[0];
+  form.sinks =
+      sinks.reshape(RankedTensorType::get({shape[1]}, sinks.getElementType()));
+  form.softmax = sm;
+  form.readOnce =
+      oneUse(p) && oneUse(sm.getResult(0)) &&
+      (!cast || oneUse(cast.getResult(0))) &&
+      (!sub || (oneUse(sub.getResult(0)) && oneUse(rowMax.getResult(0)) &&
+                llvm::range_size(concat.getResult(0).getUses()) == 2)) &&
+      (sub || oneUse(concat.getResult(0)));
+  miss.why.clear();
+  return form;
+}
+
 } // namespace
 
 FailureOr<AttentionCore> raise::matchAttentionCore(onnxir::NodeOp pv,
@@ -96,30 +225,17 @@ FailureOr<AttentionCore> raise::matchAttentionCore(onnxir::NodeOp pv,
     sm = exactly(guard.getInputs()[2], "Softmax", 1, 1);
   else
     guard = onnxir::NodeOp();
+  std::optional<SinkForm> sinkForm;
   if (!sm) {
-    // gpt-oss's attention sinks: the softmax runs over the scores and one
-    // more column per head (Concat on the last axis), which a Slice drops
-    // before P·V. moe.attention has no such column: say so.
-    Value p = pv.getInputs()[0];
-    onnxir::NodeOp slice = producer(p, "Slice");
-    Value sliced = slice ? slice.getInputs()[0] : Value();
-    if (onnxir::NodeOp cast = sliced ? producer(sliced, "Cast") : nullptr)
-      sliced = cast.getInputs()[0];
-    onnxir::NodeOp inner = sliced ? producer(sliced, "Softmax") : nullptr;
-    if (inner) {
-      Value logits = inner.getInputs()[0];
-      if (onnxir::NodeOp sub = producer(logits, "Sub"))
-        logits = sub.getInputs()[0];
-      if (producer(logits, "Concat"))
-        miss.why = "the softmax runs over the scores and extra columns "
-                   "(attention sinks, as gpt-oss writes them) that P·V "
-                   "leaves out; moe.attention has no such columns";
-    }
-    return failure(); // not an attention core
+    // gpt-oss's attention sinks.
+    sinkForm = matchSinks(pv.getInputs()[0], miss);
+    if (!sinkForm)
+      return failure(); // not an attention core, or miss.why says why not
+    sm = sinkForm->softmax;
   }
   if (pv.getResult(0).use_empty())
     return failure(); // dead: eraseDead takes it
-  Value x = sm.getInputs()[0];
+  Value x = sinkForm ? sinkForm->scores : sm.getInputs()[0];
   onnxir::NodeOp add = exactly(x, "Add", 2, 7);
   Value scores = x, mask;
   // The scores: a MatMul, or a Mul of one, or one divided (the scale,
@@ -197,7 +313,8 @@ FailureOr<AttentionCore> raise::matchAttentionCore(onnxir::NodeOp pv,
                      pv.getInputs()[1],
                      mask,
                      scale,
-                     /*zeroNanProbs=*/bool(guard)};
+                     /*zeroNanProbs=*/bool(guard),
+                     sinkForm ? sinkForm->sinks : DenseElementsAttr()};
   miss.why = "the softmax is not over the last axis of rank-4 f32 scores";
   // Softmax-13 and later (older ones flatten the dims from `axis` on, and
   // the conversion has no handler for them) over the last axis, given as
@@ -212,16 +329,23 @@ FailureOr<AttentionCore> raise::matchAttentionCore(onnxir::NodeOp pv,
   miss.why = "the scores or probabilities have another reader";
   // (Guarded: the softmax is read by the IsNaN and the Where only.)
   bool probsReadOnce =
-      guard ? oneUse(guard.getResult(0)) && oneUse(isNan.getResult(0)) &&
-                  llvm::all_of(sm.getResult(0).getUsers(),
-                               [&](Operation *user) {
-                                 return user == guard || user == isNan;
-                               }) &&
-                  llvm::range_size(sm.getResult(0).getUses()) == 2
-            : oneUse(sm.getResult(0));
+      sinkForm ? sinkForm->readOnce
+      : guard  ? oneUse(guard.getResult(0)) && oneUse(isNan.getResult(0)) &&
+                    llvm::all_of(sm.getResult(0).getUsers(),
+                                 [&](Operation *user) {
+                                   return user == guard || user == isNan;
+                                 }) &&
+                    llvm::range_size(sm.getResult(0).getUses()) == 2
+              : oneUse(sm.getResult(0));
   if (!probsReadOnce || !oneUse(x) || (add && !oneUse(scores)) ||
       (product != scores && !oneUse(product)))
     return failure();
+  if (sinkForm) {
+    miss.why = "the sinks are not one per head of q";
+    std::optional<int64_t> heads = constantDim(core.q, 1);
+    if (heads && *heads != core.sinks.getNumElements())
+      return failure();
+  }
   miss.why = "the scores' scale is 0 or not finite";
   if (!std::isfinite(scale) || scale == 0.0)
     return failure();

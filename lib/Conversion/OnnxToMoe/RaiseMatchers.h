@@ -170,6 +170,9 @@ struct AttentionCore {
   /// The probabilities pass through Where(IsNaN(p), 0, p) (torch's
   /// exported scaled_dot_product_attention).
   bool zeroNanProbs = false;
+  /// gpt-oss's attention sinks, [H] f32: one more logit per head in each
+  /// row's softmax, left out of P·V. Null where none.
+  DenseElementsAttr sinks;
 };
 
 /// An exported attention core ending in the MatMul `pv` (RaiseAttention.cpp):

@@ -1536,6 +1536,13 @@ struct RaiseOnnxMoePass : moe::impl::RaiseOnnxMoeBase<RaiseOnnxMoePass> {
         SmallVector<Value> ins = {core->q, core->kT, core->v};
         if (core->mask)
           ins.push_back(core->mask);
+        if (core->sinks) {
+          if (!core->mask)
+            ins.push_back(onnxir::NoneOp::create(rewriter, pv.getLoc(),
+                                                 rewriter.getNoneType()));
+          ins.push_back(
+              arith::ConstantOp::create(rewriter, pv.getLoc(), core->sinks));
+        }
         SmallVector<NamedAttribute> attrs = {rewriter.getNamedAttr(
             "scale", rewriter.getF32FloatAttr(core->scale))};
         if (core->zeroNanProbs)
@@ -1556,7 +1563,8 @@ struct RaiseOnnxMoePass : moe::impl::RaiseOnnxMoeBase<RaiseOnnxMoePass> {
                  "moe.attention (scale "
               << scaleText << ", " << (core->mask ? "with" : "without")
               << " an additive mask"
-              << (core->zeroNanProbs ? ", NaN probabilities as 0" : "") << ")";
+              << (core->zeroNanProbs ? ", NaN probabilities as 0" : "")
+              << (core->sinks ? ", with sinks" : "") << ")";
         ++numRaised;
       }
       eraseDead();

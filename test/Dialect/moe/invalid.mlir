@@ -641,6 +641,38 @@ func.func @attention_c7_past(%q: tensor<1x4x1x16xf32>, %pk: tensor<1x4x5x16xf32>
 
 // -----
 
+func.func @attention_c8_rank(%q: tensor<1x4x8x16xf32>, %s: tensor<1x4xf32>) {
+  // expected-error @+1 {{expected sinks to have rank 1, got 2 (C8)}}
+  %o = moe.attention %q, %q, %q sinks(%s) : (tensor<1x4x8x16xf32>, tensor<1x4x8x16xf32>, tensor<1x4x8x16xf32>, tensor<1x4xf32>) -> tensor<1x4x8x16xf32>
+  return
+}
+
+// -----
+
+func.func @attention_c8_heads(%q: tensor<1x4x8x16xf32>, %s: tensor<3xf32>) {
+  // expected-error @+1 {{expected sinks dim 0 (H) to be 4 as in query dim 1, got 3 (C8)}}
+  %o = moe.attention %q, %q, %q sinks(%s) : (tensor<1x4x8x16xf32>, tensor<1x4x8x16xf32>, tensor<1x4x8x16xf32>, tensor<3xf32>) -> tensor<1x4x8x16xf32>
+  return
+}
+
+// -----
+
+func.func @attention_c8_type(%q: tensor<1x4x8x16xf32>, %s: tensor<4xf16>) {
+  // expected-error @+1 {{(C8)}}
+  %o = moe.attention %q, %q, %q sinks(%s) : (tensor<1x4x8x16xf32>, tensor<1x4x8x16xf32>, tensor<1x4x8x16xf32>, tensor<4xf16>) -> tensor<1x4x8x16xf32>
+  return
+}
+
+// -----
+
+func.func @attention_c8_past(%q: tensor<1x4x1x16xf32>, %pk: tensor<1x4x5x16xf32>, %s: tensor<4xf32>) {
+  // expected-error @+1 {{expected no sinks with a cache (C8)}}
+  %o = moe.attention %q, %q, %q past(%pk, %pk) sinks(%s) : (tensor<1x4x1x16xf32>, tensor<1x4x1x16xf32>, tensor<1x4x1x16xf32>, tensor<1x4x5x16xf32>, tensor<1x4x5x16xf32>, tensor<4xf32>) -> tensor<1x4x1x16xf32>
+  return
+}
+
+// -----
+
 func.func @attention_c7_type(%q: tensor<1x4x8x16xf32>, %m: tensor<1x1x8x8xf16>) {
   // expected-error @+1 {{(C7)}}
   %o = moe.attention %q, %q, %q mask(%m) : (tensor<1x4x8x16xf32>, tensor<1x4x8x16xf32>, tensor<1x4x8x16xf32>, tensor<1x1x8x8xf16>) -> tensor<1x4x8x16xf32>
@@ -667,7 +699,7 @@ func.func @attention_c5(%q: tensor<1x4x8x16xf32>) {
 
 func.func @attention_c6_alone(%q: tensor<1x4x1x16xf32>, %pk: tensor<1x4x5x16xf32>) {
   // expected-error @+1 {{expected past_key and past_value together (C6)}}
-  %o = "moe.attention"(%q, %q, %q, %pk) <{operandSegmentSizes = array<i32: 1, 1, 1, 1, 0, 0>}> : (tensor<1x4x1x16xf32>, tensor<1x4x1x16xf32>, tensor<1x4x1x16xf32>, tensor<1x4x5x16xf32>) -> tensor<1x4x1x16xf32>
+  %o = "moe.attention"(%q, %q, %q, %pk) <{operandSegmentSizes = array<i32: 1, 1, 1, 1, 0, 0, 0>}> : (tensor<1x4x1x16xf32>, tensor<1x4x1x16xf32>, tensor<1x4x1x16xf32>, tensor<1x4x5x16xf32>) -> tensor<1x4x1x16xf32>
   return
 }
 

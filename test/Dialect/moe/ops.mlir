@@ -126,6 +126,16 @@ func.func @attention(%q: tensor<2x4x?x16xf32>, %k: tensor<2x4x?x16xf32>, %v: ten
   return
 }
 
+// CHECK-LABEL: func @attention_sinks
+func.func @attention_sinks(%q: tensor<2x4x?x16xf32>, %k: tensor<2x4x?x16xf32>, %v: tensor<2x4x?x8xf32>,
+                           %m: tensor<1x1x?x?xf32>, %s: tensor<4xf32>, %sd: tensor<?xf32>) -> (tensor<2x4x?x8xf32>, tensor<2x4x?x8xf32>) {
+  // CHECK: moe.attention %{{.*}}, %{{.*}}, %{{.*}} mask(%{{.*}}) sinks(%{{.*}}) {scale = 2.500000e-01 : f64} : (tensor<2x4x?x16xf32>, tensor<2x4x?x16xf32>, tensor<2x4x?x8xf32>, tensor<1x1x?x?xf32>, tensor<4xf32>) -> tensor<2x4x?x8xf32>
+  %o = moe.attention %q, %k, %v mask(%m) sinks(%s) {scale = 0.25 : f64} : (tensor<2x4x?x16xf32>, tensor<2x4x?x16xf32>, tensor<2x4x?x8xf32>, tensor<1x1x?x?xf32>, tensor<4xf32>) -> tensor<2x4x?x8xf32>
+  // CHECK: moe.attention %{{.*}}, %{{.*}}, %{{.*}} sinks(%{{.*}}) {causal} : (tensor<2x4x?x16xf32>, tensor<2x4x?x16xf32>, tensor<2x4x?x8xf32>, tensor<?xf32>) -> tensor<2x4x?x8xf32>
+  %o1 = moe.attention %q, %k, %v sinks(%sd) {causal} : (tensor<2x4x?x16xf32>, tensor<2x4x?x16xf32>, tensor<2x4x?x8xf32>, tensor<?xf32>) -> tensor<2x4x?x8xf32>
+  return %o, %o1 : tensor<2x4x?x8xf32>, tensor<2x4x?x8xf32>
+}
+
 // CHECK-LABEL: func @attention_mask
 func.func @attention_mask(%q: tensor<2x4x?x16xf32>, %k: tensor<2x4x?x16xf32>, %v: tensor<2x4x?x8xf32>,
                           %m: tensor<1x1x?x?xf32>, %mb: tensor<2x4x?x?xf32>) {

@@ -185,6 +185,13 @@ save("internal_attention_flag", [
                      domain="org.moe_mlir.internal", zero_nan_probs=2)],
      [vi("q", [1, 2, 3, 4]), vi("kT", [1, 2, 4, 3]), vi("v", [1, 2, 3, 4])],
      [vi("y", [1, 2, 3, 4])], extra_opsets=[("org.moe_mlir.internal", 1)])
+# ... and with sinks of the wrong head count (2 heads, 3 sinks).
+save("internal_attention_sinks", [
+    helper.make_node("MaskedAttention", ["q", "kT", "v", "", "sinks"], ["y"],
+                     name="ma_sinks", domain="org.moe_mlir.internal")],
+     [vi("q", [1, 2, 3, 4]), vi("kT", [1, 2, 4, 3]), vi("v", [1, 2, 3, 4]),
+      vi("sinks", [3])],
+     [vi("y", [1, 2, 3, 4])], extra_opsets=[("org.moe_mlir.internal", 1)])
 ms_inits = weights({"fc1": (4, 6, 8), "fc2": (4, 8, 6), "fc3": (4, 6, 8)})
 save("ms_moe_fc3", [
     helper.make_node("MoE", ["x", "logits", "fc1", "", "fc2", "", "fc3"], ["y"],
