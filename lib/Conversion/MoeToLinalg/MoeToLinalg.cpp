@@ -1537,7 +1537,8 @@ struct QueryBlock {
 /// [rows, dv], inserted at its rows. With `causal`, a block sees only the
 /// keys its last row sees: cols = min(S, last row + S - T + 1) when that
 /// is at least one key, else all S (a row that sees none is NaN, as the
-/// full form makes it), about half the multiply-adds of the full square.
+/// full form makes it, or 0 with a finite sink), about half the
+/// multiply-adds of the full square.
 static Value forEachQueryBlock(
     OpBuilder &b, AttentionOp op, Value q, Value v,
     function_ref<Value(OpBuilder &, Location, const QueryBlock &)> body) {
@@ -1851,8 +1852,9 @@ static bool hasEmptyPast(AttentionOp op) {
 /// 0 while it is -inf (a row whose keys so far all scored -inf: masked, or
 /// an overflow), so such blocks add exact zeros instead of NaN; a row with
 /// no finite score at all ends with l = 0 and is NaN, as the reference's
-/// softmax makes it, and no keys at all (S = 0) give zeros, as the
-/// reference's empty P·V does. The scores, their exponentials and the
+/// softmax makes it (with a finite sink, l starts at 1 and the row is 0),
+/// and no keys at all (S = 0) give zeros, as the reference's empty P·V
+/// does. The scores, their exponentials and the
 /// block's share of P·V stay in a kQueryBlockRows x keyBlock tile (16 KB
 /// at 32 x 128) instead of kQueryBlockRows x S. m, l and acc are
 /// loop-carried tensors updated in place (each update writes its own
@@ -2038,13 +2040,17 @@ static Value flashAttention(OpBuilder &b, AttentionOp op, Value q, Value keysT,
             nb, nl, noKeys, fconst(nb, nl, elt, 0.0),
             fconst(nb, nl, elt,
                    zeroNan ? 0.0 : std::numeric_limits<double>::quiet_NaN()));
+        // (No keys at all also where a sink of +inf or NaN made l NaN.)
         return update(nb, nl, {loop.getResult(1)}, {true}, loop.getResult(2),
                       [&](OpBuilder &bb, Location bl, ValueRange a) {
-                        Value none = arith::CmpFOp::create(
+                        Value none = arith::OrIOp::create(
                             bb, bl,
-                            zeroNan ? arith::CmpFPredicate::ULE
-                                    : arith::CmpFPredicate::OEQ,
-                            a[0], fconst(bb, bl, elt, 0.0));
+                            arith::CmpFOp::create(
+                                bb, bl,
+                                zeroNan ? arith::CmpFPredicate::ULE
+                                        : arith::CmpFPredicate::OEQ,
+                                a[0], fconst(bb, bl, elt, 0.0)),
+                            noKeys);
                         return Value(arith::SelectOp::create(
                             bb, bl, none, empty,
                             arith::DivFOp::create(bb, bl, a[1], a[0])));

@@ -94,9 +94,8 @@ bool compatible(Value a, int64_t i, Value b, int64_t j) {
 /// Each row's softmax runs over its scores and its head's sink logit, and
 /// the Slice drops the sink's column (the Sub of the row maximum changes
 /// nothing a softmax computes; moe.attention's lowering subtracts its own).
-/// The Expand must be to [B, H, T, 1]: C's other dims are the scores' (a
-/// Concat), and P's last dim must be v's S, so the sink column is one wide
-/// whenever the exported graph runs.
+/// The Expand should be to [B, H, T, 1]; its width is not checked (see
+/// matchAttentionCore).
 struct SinkForm {
   Value scores;            // C's first input
   DenseElementsAttr sinks; // [H] f32
@@ -341,10 +340,28 @@ FailureOr<AttentionCore> raise::matchAttentionCore(onnxir::NodeOp pv,
       (product != scores && !oneUse(product)))
     return failure();
   if (sinkForm) {
-    miss.why = "the sinks are not one per head of q";
+    // One sink per head; one for every head is repeated where the head
+    // count is known (not otherwise: moe.attention's sinks are [H]).
     std::optional<int64_t> heads = constantDim(core.q, 1);
+    int64_t count = core.sinks.getNumElements();
+    miss.why = "one sink shared by every head, with a head count known "
+               "only at run time";
+    if (count == 1 && !heads)
+      return failure();
+    if (count == 1 && *heads != 1)
+      core.sinks = DenseElementsAttr::get(
+          RankedTensorType::get({*heads}, core.sinks.getElementType()),
+          SmallVector<APFloat>(*heads, core.sinks.getValues<APFloat>()[0]));
+    miss.why = "the sinks are not one per head of q";
     if (heads && *heads != core.sinks.getNumElements())
       return failure();
+    // The sink column's width c is not read: torch writes its Expand
+    // target with computed entries (expand(-1) through Where(Equal(..))),
+    // which the shape arithmetic does not follow. The exported P·V needs
+    // the values' S to be S + c - 1, moe.attention needs it to be S (a
+    // run-time check): for c = 1 both run; for another c the export runs
+    // on no input where the raised core does, and the raised core reports
+    // a shape error where the export runs (docs/importer.md).
   }
   miss.why = "the scores' scale is 0 or not finite";
   if (!std::isfinite(scale) || scale == 0.0)
