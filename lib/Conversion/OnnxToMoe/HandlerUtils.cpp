@@ -235,6 +235,28 @@ Value onnx_conv::toElementType(OpBuilder &b, Location loc, Value v,
   return tensor::BitcastOp::create(b, loc, t.clone(element), v);
 }
 
+Value onnx_conv::gatherByIndices(OpBuilder &b, Location loc,
+                                 ArrayRef<OpFoldResult> sizes, Value source,
+                                 CoordsFn coords) {
+  int64_t rank = sizes.size();
+  Value init =
+      build::emptyTensor(b, loc, sizes, typeOf(source).getElementType());
+  return linalg::GenericOp::create(
+             b, loc, TypeRange{init.getType()}, ValueRange{}, ValueRange{init},
+             SmallVector<AffineMap>{b.getMultiDimIdentityMap(rank)},
+             SmallVector<utils::IteratorType>(rank,
+                                              utils::IteratorType::parallel),
+             [&](OpBuilder &nb, Location nl, ValueRange) {
+               SmallVector<Value> indices;
+               for (int64_t d = 0; d < rank; ++d)
+                 indices.push_back(linalg::IndexOp::create(nb, nl, d));
+               yield(nb, nl,
+                     tensor::ExtractOp::create(nb, nl, source,
+                                               coords(nb, nl, indices)));
+             })
+      .getResult(0);
+}
+
 Value onnx_conv::toSignless(OpBuilder &b, Location loc, Value v) {
   return toElementType(b, loc, v, signlessOf(typeOf(v).getElementType()));
 }

@@ -101,6 +101,17 @@ using ScalarFn = function_ref<Value(OpBuilder &, Location, ValueRange)>;
 Values elementwise(onnxir::NodeOp node, RewriterBase &b, ValueRange operands,
                    ScalarFn fn, Type resultElement = {});
 
+/// Coordinates into a gather's source for one result element, from the
+/// result's indices (inside a linalg body).
+using CoordsFn =
+    function_ref<SmallVector<Value>(OpBuilder &, Location, ValueRange)>;
+
+/// A tensor of `sizes` whose element at indices i is source[coords(i)]: one
+/// linalg.generic reading `source` with tensor.extract (Slice, Tile, Pad).
+/// `coords` must keep every read inside `source`.
+Value gatherByIndices(OpBuilder &b, Location loc, ArrayRef<OpFoldResult> sizes,
+                      Value source, CoordsFn coords);
+
 /// `tensor.bitcast` between an unsigned integer tensor and its signless twin
 /// (identity for other types).
 Value toSignless(OpBuilder &b, Location loc, Value v);

@@ -25,29 +25,22 @@ using namespace mlir::moe::onnx_conv;
 
 namespace {
 
-
-
-/// Binary arithmetic: float, signed and unsigned integer forms.
-template <typename FOp, typename SIOp, typename UIOp = SIOp>
+/// Binary arithmetic that wraps (Add, Sub, Mul): float and integer forms
+/// (one for signed and unsigned: two's complement). Div has its own.
+template <typename FOp, typename IOp>
 Values binary(onnxir::NodeOp node, RewriterBase &b) {
   FailureOr<std::pair<Value, Value>> ops = binaryOperands(node);
   if (failed(ops))
     return failure();
   auto [lhs, rhs] = *ops;
-  Type elt = typeOf(lhs).getElementType();
   if (isFloat(lhs))
     return elementwise(node, b, {lhs, rhs},
                        [](OpBuilder &nb, Location l, ValueRange a) -> Value {
                          return FOp::create(nb, l, a[0], a[1]);
                        });
-  if (elt.isUnsignedInteger())
-    return elementwise(node, b, {lhs, rhs},
-                       [](OpBuilder &nb, Location l, ValueRange a) -> Value {
-                         return UIOp::create(nb, l, a[0], a[1]);
-                       });
   return elementwise(node, b, {lhs, rhs},
                      [](OpBuilder &nb, Location l, ValueRange a) -> Value {
-                       return SIOp::create(nb, l, a[0], a[1]);
+                       return IOp::create(nb, l, a[0], a[1]);
                      });
 }
 

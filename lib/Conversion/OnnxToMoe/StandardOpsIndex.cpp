@@ -317,19 +317,13 @@ Values tile(onnxir::NodeOp node, RewriterBase &b) {
   for (int64_t d = 0; d < rank; ++d)
     dims.push_back(getValueOrCreateConstantIndexOp(
         b, loc, tensor::getMixedSize(b, loc, data, d)));
-  Value init = emptyTensor(b, loc, sizes, typeOf(data).getElementType());
-  auto generic = linalg::GenericOp::create(
-      b, loc, TypeRange{init.getType()}, ValueRange{}, ValueRange{init},
-      SmallVector<AffineMap>{b.getMultiDimIdentityMap(rank)},
-      SmallVector<utils::IteratorType>(rank, utils::IteratorType::parallel),
-      [&](OpBuilder &nb, Location nl, ValueRange) {
+  return SmallVector<Value>{gatherByIndices(
+      b, loc, sizes, data, [&](OpBuilder &nb, Location nl, ValueRange indices) {
         SmallVector<Value> coords;
         for (int64_t d = 0; d < rank; ++d)
-          coords.push_back(arith::RemUIOp::create(
-              nb, nl, linalg::IndexOp::create(nb, nl, d), dims[d]));
-        yield(nb, nl, tensor::ExtractOp::create(nb, nl, data, coords));
-      });
-  return SmallVector<Value>{generic.getResult(0)};
+          coords.push_back(arith::RemUIOp::create(nb, nl, indices[d], dims[d]));
+        return coords;
+      })};
 }
 
 /// GatherND-12..: out[i..., rest...] = data[batch..., indices[i..., :],

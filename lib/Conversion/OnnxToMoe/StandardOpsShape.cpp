@@ -242,16 +242,11 @@ Values slice(onnxir::NodeOp node, RewriterBase &b) {
     perDim[*d] = {getAsOpFoldResult(s), step};
     sizes[*d] = getAsOpFoldResult(n);
   }
-  Value init = emptyTensor(b, loc, sizes, t.getElementType());
-  Value source = *x;
-  auto generic = linalg::GenericOp::create(
-      b, loc, TypeRange{init.getType()}, ValueRange{}, ValueRange{init},
-      SmallVector<AffineMap>{b.getMultiDimIdentityMap(rank)},
-      SmallVector<utils::IteratorType>(rank, utils::IteratorType::parallel),
-      [&](OpBuilder &nb, Location nl, ValueRange) {
+  Value gathered = gatherByIndices(
+      b, loc, sizes, *x, [&](OpBuilder &nb, Location nl, ValueRange indices) {
         SmallVector<Value> coords;
         for (int64_t d = 0; d < rank; ++d) {
-          Value i = linalg::IndexOp::create(nb, nl, d);
+          Value i = indices[d];
           if (perDim[d]) {
             Value step =
                 arith::ConstantIndexOp::create(nb, nl, perDim[d]->second);
@@ -262,9 +257,9 @@ Values slice(onnxir::NodeOp node, RewriterBase &b) {
           }
           coords.push_back(i);
         }
-        yield(nb, nl, tensor::ExtractOp::create(nb, nl, source, coords));
+        return coords;
       });
-  return SmallVector<Value>{generic.getResult(0)};
+  return SmallVector<Value>{gathered};
 }
 
 /// Sizes from a shape input (constant or computed entries); a negative

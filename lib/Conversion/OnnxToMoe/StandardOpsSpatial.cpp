@@ -299,16 +299,13 @@ Values pad(onnxir::NodeOp node, RewriterBase &b) {
     SmallVector<OpFoldResult> outSizes;
     for (int64_t d = 0; d < rank; ++d)
       outSizes.push_back(im.add(im.add(kept[d], low[d]), high[d]));
-    Value init = emptyTensor(b, loc, outSizes, elt);
     StringRef m = *mode;
-    auto generic = linalg::GenericOp::create(
-        b, loc, TypeRange{init.getType()}, ValueRange{}, ValueRange{init},
-        SmallVector<AffineMap>{b.getMultiDimIdentityMap(rank)},
-        SmallVector<utils::IteratorType>(rank, utils::IteratorType::parallel),
-        [&](OpBuilder &nb, Location nl, ValueRange) {
+    result = gatherByIndices(
+        b, loc, outSizes, cropped,
+        [&](OpBuilder &nb, Location nl, ValueRange indices) {
           SmallVector<Value> coords;
           for (int64_t d = 0; d < rank; ++d) {
-            Value i = linalg::IndexOp::create(nb, nl, d);
+            Value i = indices[d];
             if (!seen.contains(d)) {
               coords.push_back(i);
               continue;
@@ -321,9 +318,8 @@ Values pad(onnxir::NodeOp node, RewriterBase &b) {
                 arith::ConstantIndexOp::create(nb, nl, 1));
             coords.push_back(padSource(nb, nl, j, n, m));
           }
-          yield(nb, nl, tensor::ExtractOp::create(nb, nl, cropped, coords));
+          return coords;
         });
-    result = generic.getResult(0);
   }
   return SmallVector<Value>{toElementType(b, loc, result, origElt)};
 }
