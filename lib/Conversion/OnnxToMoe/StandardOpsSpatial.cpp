@@ -1,5 +1,4 @@
-//===- StandardOpsSpatial.cpp - ai.onnx Pad and Conv
-//-----------------------===//
+//===- StandardOpsSpatial.cpp - ai.onnx Pad and Conv ----------------------===//
 //
 // Pad (constant, reflect, edge and wrap modes, negative pads, computed pads)
 // and Conv (any number of spatial dims, groups, strides, dilations, explicit
