@@ -300,6 +300,9 @@ np.save(os.path.join(out, "edge_mod1.npy"),
 save("bad_mod_float_fmod0", [
     helper.make_node("Mod", ["a", "b"], ["y"], name="mod_float_fmod0"),
 ], [vi("a", ["N"]), vi("b", ["N"])], [vi("y", ["N"])])
+save("bad_neg_bool", [
+    helper.make_node("Neg", ["a"], ["y"], name="neg_bools"),
+], [vi("a", ["N"], B)], [vi("y", ["N"], B)])
 save("bad_mod_bool", [
     helper.make_node("Mod", ["a", "b"], ["y"], name="mod_bools", fmod=1),
 ], [vi("a", ["N"], B), vi("b", ["N"], B)], [vi("y", ["N"], B)])
