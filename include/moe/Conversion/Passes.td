@@ -51,7 +51,10 @@ def RaiseOnnxMoe : Pass<"moe-raise-onnx", "::mlir::ModuleOp"> {
     mask, NonZero token lists, expert MLPs with SwiGLU or a plain
     activation, index_add) into an internal
     `org.moe_mlir.internal.RoutedExperts` node (moe.route, moe.dispatch,
-    moe.grouped_matmul); into `org.moe_mlir.MoEFeedForward` (moe.ffn):
+    moe.grouped_matmul), and into the same node (g) transformers 5's
+    `batched_mm` experts (each routing slot's weights gathered and
+    applied to its token's row, repeated k times; each token's k slots
+    summed); into `org.moe_mlir.MoEFeedForward` (moe.ffn):
     (c) gathered per-slot weights, `Einsum("nd,nsdo->nso", x,
     Gather(W1, ids))` ... `Einsum("ns,nsd->nd", w, y)`; (b) every expert
     computed and masked by a dense gate `ScatterElements(zeros, ids, w)`.
@@ -91,7 +94,7 @@ def RaiseOnnxMoe : Pass<"moe-raise-onnx", "::mlir::ModuleOp"> {
     too. With
     `report`, each raise and each near miss is a remark at its node
     (`moe-import --raise=report`). lib/Conversion/OnnxToMoe/RaiseMoe.cpp
-    (forms (a)-(c)), RaiseSwitchHead.cpp (form (e)) and RaiseMot.cpp (form
+    (forms (a)-(c), (g)), RaiseSwitchHead.cpp (form (e)) and RaiseMot.cpp (form
     (f)) state the
     equivalence argument of each form.
 

@@ -62,7 +62,7 @@ onnxir::NodeOp exactly(Value v, StringRef opType, unsigned inputs,
                        int64_t minVersion) {
   onnxir::NodeOp n = producer(v, opType);
   return n && n.getInputs().size() == inputs && n.getNumResults() == 1 &&
-                 n.getVersion() >= minVersion
+                 static_cast<int64_t>(n.getVersion()) >= minVersion
              ? n
              : onnxir::NodeOp();
 }
@@ -94,8 +94,7 @@ bool compatible(Value a, int64_t i, Value b, int64_t j) {
 /// Each row's softmax runs over its scores and its head's sink logit, and
 /// the Slice drops the sink's column (the Sub of the row maximum changes
 /// nothing a softmax computes; moe.attention's lowering subtracts its own).
-/// The Expand should be to [B, H, T, 1]; its width is not checked (see
-/// matchAttentionCore).
+/// The Expand must be to [B, H, T, 1]: a column one wide.
 struct SinkForm {
   Value scores;            // C's first input
   DenseElementsAttr sinks; // [H] f32
@@ -182,8 +181,17 @@ std::optional<SinkForm> matchSinks(Value p, Miss &miss) {
   }
   // The sinks: a constant [1, H, 1, 1], expanded or not.
   Value sinkColumn = concat.getInputs()[1];
-  if (onnxir::NodeOp expand = producer(sinkColumn, "Expand"))
+  if (onnxir::NodeOp expand = producer(sinkColumn, "Expand")) {
+    // To [B, H, T, 1]: the column one wide (torch computes the target
+    // with its expand(-1) idiom, which the shape arithmetic follows).
+    Value target = expand.getInputs()[1];
+    if (knownLength(target) != 4 || knownEntry(target, 3) != 1) {
+      miss.why = "the sink column is not provably one wide (the last "
+                 "entry of its Expand's shape is not 1)";
+      return std::nullopt;
+    }
     sinkColumn = expand.getInputs()[0];
+  }
   DenseElementsAttr sinks = constantOf(sinkColumn);
   if (!sinks || !sinks.getElementType().isF32())
     return std::nullopt;
@@ -355,13 +363,6 @@ FailureOr<AttentionCore> raise::matchAttentionCore(onnxir::NodeOp pv,
     miss.why = "the sinks are not one per head of q";
     if (heads && *heads != core.sinks.getNumElements())
       return failure();
-    // The sink column's width c is not read: torch writes its Expand
-    // target with computed entries (expand(-1) through Where(Equal(..))),
-    // which the shape arithmetic does not follow. The exported P·V needs
-    // the values' S to be S + c - 1, moe.attention needs it to be S (a
-    // run-time check): for c = 1 both run; for another c the export runs
-    // on no input where the raised core does, and the raised core reports
-    // a shape error where the export runs (docs/importer.md).
   }
   miss.why = "the scores' scale is 0 or not finite";
   if (!std::isfinite(scale) || scale == 0.0)

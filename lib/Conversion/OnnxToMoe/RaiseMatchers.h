@@ -161,6 +161,24 @@ Type elementTypeOf(Value v);
 /// constant by the graph's shape arithmetic (in a SizeFactsScope).
 std::optional<int64_t> constantDim(Value v, int64_t d);
 
+/// Entry `e` of the small integer tensor `v` where the graph's shape
+/// arithmetic knows it as a constant (in a SizeFactsScope; a constant's
+/// entry outside one).
+std::optional<int64_t> knownEntry(Value v, int64_t e);
+
+/// The number of entries of the small integer tensor `v` where known; -1
+/// otherwise.
+int64_t knownLength(Value v);
+
+/// Whether entry `e` of the small integer tensor `v` equals dim `i` of
+/// `x`: one symbolic size, or one constant.
+bool entryIsDim(Value v, int64_t e, Value x, int64_t i);
+
+/// Whether the Reshape `rs` returns its input as it is: a shape of the
+/// input's rank whose entries are the input's sizes, 0 (copied, without
+/// allowzero) or one -1.
+bool isIdentityReshape(onnxir::NodeOp rs);
+
 /// What the attention-core raise makes MaskedAttention of:
 /// Softmax(MatMul(q, kT) [* scale] [+ mask], axis -1) @ v.
 struct AttentionCore {

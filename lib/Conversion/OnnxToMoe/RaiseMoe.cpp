@@ -32,6 +32,11 @@
 //         y = Einsum("neg,egd->ned", act(h), W2)
 //         out = Einsum("ne,ned->nd", g, y)
 //
+//   (g) transformers 5's `batched_mm` experts: each routing slot's
+//       expert weights gathered and applied to the token's row, then the
+//       k slots of a token summed; into RoutedExperts, as (a) (the section
+//       "Form (g)" below).
+//
 //   (e) SwitchHead attention as the reference module writes it, into
 //       org.moe_mlir.SwitchHeadAttention (RaiseSwitchHead.cpp).
 //   (f) continuous Mixture of Tokens as the reference module writes it
@@ -804,6 +809,101 @@ FailureOr<HfBlock> matchHfLoop(Value acc, Miss &miss) {
   return finishHfLoop(experts, oh.getInputs()[0], (*depth)[0], miss);
 }
 
+/// The routing of Hugging Face's MoE blocks.
+struct HfRouting {
+  Routing routing; // the TopK of a softmax
+  std::string gate;
+  Value logits;
+};
+
+/// Whether `a` and `b` are one tensor: the same value, or one an identity
+/// Reshape of the other (the router and the experts may read different
+/// views of the rows). `width`, where given, is the rows' size along their
+/// last axis as the experts' products require it (a run where it differs
+/// fails in the export too): a Reshape of [N, width] rows to [-1, width]
+/// is then an identity whatever the shape arithmetic knows.
+bool sameRows(Value a, Value b, std::optional<int64_t> width = {}) {
+  if (a == b)
+    return true;
+  auto identity = [&](onnxir::NodeOp rs) {
+    if (!rs)
+      return false;
+    if (isIdentityReshape(rs))
+      return true;
+    Value shape = rs.getInputs()[1];
+    return width && raise::rankOf(rs.getInputs()[0]) == 2 &&
+           knownLength(shape) == 2 && knownEntry(shape, 0) == -1 &&
+           knownEntry(shape, 1) == *width &&
+           constantDim(rs.getInputs()[0], 1).value_or(*width) == *width;
+  };
+  onnxir::NodeOp ra = producer(a, "Reshape"), rb = producer(b, "Reshape");
+  return (identity(ra) && sameRows(ra.getInputs()[0], b, width)) ||
+         (identity(rb) && sameRows(a, rb.getInputs()[0], width));
+}
+
+/// `ids` the indices of TopK(Cast*(Softmax(MatMul(rows, Wg))), k) (the
+/// router may read a view of `rows` as they are), and `rw` the slot
+/// weights as the experts read them: Cast*(values) (gate softmax) or
+/// Cast*(values / ReduceSum(values, -1)) (topk_softmax).
+FailureOr<HfRouting> matchHfRouting(Value ids, Value rw, Value rows, Miss &miss,
+                                    std::optional<int64_t> width = {}) {
+  HfRouting out;
+  onnxir::NodeOp topk = producer(ids, "TopK");
+  if (!topk || topk.getNumResults() != 2 || ids != topk.getResult(1)) {
+    miss.why = "the expert ids are not the indices of a TopK";
+    return failure();
+  }
+  rw = skipFloatCasts(rw);
+  Value values = topk.getResult(0);
+  if (rw == values) {
+    out.gate = "softmax";
+  } else if (onnxir::NodeOp div = producer(rw, "Div")) {
+    onnxir::NodeOp sum = producer(div.getInputs()[1], "ReduceSum");
+    if (div.getInputs()[0] == values && sum &&
+        sum.getInputs()[0] == values &&
+        intAttrOf(sum, "keepdims").value_or(1) == 1 &&
+        sum.getInputs().size() > 1 &&
+        (isInts(sum.getInputs()[1], {-1}) ||
+         (intsOf(sum.getInputs()[1]) &&
+          intsOf(sum.getInputs()[1])->size() == 1 &&
+          isLastAxis((*intsOf(sum.getInputs()[1]))[0], values))))
+      out.gate = "topk_softmax";
+  }
+  // GraniteMoE's: a softmax of the TopK of the logits themselves.
+  bool softmaxOfTopK = false;
+  if (onnxir::NodeOp sm = producer(rw, "Softmax");
+      out.gate.empty() && sm && sm.getInputs()[0] == values &&
+      attrIsLastAxis(sm, values)) {
+    out.gate = "topk_softmax";
+    softmaxOfTopK = true;
+  }
+  if (out.gate.empty()) {
+    miss.why = "the routing weights are not the TopK values, the TopK "
+               "values divided by their sum, nor their softmax";
+    return failure();
+  }
+  // The TopK of a softmax, or (softmaxOfTopK) of the logits.
+  FailureOr<Routing> routing =
+      matchRouting(softmaxOfTopK ? rw : values, ids, miss);
+  if (failed(routing))
+    return failure();
+  if (routing->gate != (softmaxOfTopK ? "topk_softmax" : "softmax")) {
+    miss.why = "the routing is not a TopK of a softmax over the experts";
+    return failure();
+  }
+  Value scores = skipFloatCasts(topk.getInputs()[0]);
+  if (!softmaxOfTopK)
+    scores = producer(scores, "Softmax").getInputs()[0];
+  onnxir::NodeOp mm = producer(scores, "MatMul");
+  if (!mm || !sameRows(mm.getInputs()[0], rows, width)) {
+    miss.why = "the router does not read the rows the experts read";
+    return failure();
+  }
+  out.routing = *routing;
+  out.logits = mm.getResult(0);
+  return out;
+}
+
 /// What the forms of the per-expert loop share, from the experts matched,
 /// the TopK ids their mask is built from, and E: every expert once, the
 /// routing (gate, renormalisation, k), and the stacked weights.
@@ -819,66 +919,29 @@ FailureOr<HfBlock> finishHfLoop(SmallVector<HfExpert> &experts, Value ids,
   for (auto [e, ex] : llvm::enumerate(experts))
     if (ex.index != (int64_t)e)
       return failure();
-  // Routing: ids, values = TopK(Cast*(Softmax(MatMul(R, Wg))), k); RW =
-  // Cast*(values) or Cast*(values / ReduceSum(values, -1)).
-  onnxir::NodeOp topk = producer(ids, "TopK");
-  if (!topk || topk.getNumResults() != 2 || ids != topk.getResult(1)) {
-    miss.why = "the expert mask is not built from TopK indices";
-    return failure();
-  }
-  Value rw = skipFloatCasts(experts.front().routingWeights);
-  Value values = topk.getResult(0);
-  std::string gate;
-  if (rw == values) {
-    gate = "softmax";
-  } else if (onnxir::NodeOp div = producer(rw, "Div")) {
-    onnxir::NodeOp sum = producer(div.getInputs()[1], "ReduceSum");
-    if (div.getInputs()[0] == values && sum &&
-        sum.getInputs()[0] == values &&
-        intAttrOf(sum, "keepdims").value_or(1) == 1 &&
-        sum.getInputs().size() > 1 &&
-        (isInts(sum.getInputs()[1], {-1}) ||
-         (intsOf(sum.getInputs()[1]) &&
-          intsOf(sum.getInputs()[1])->size() == 1 &&
-          isLastAxis((*intsOf(sum.getInputs()[1]))[0], values))))
-      gate = "topk_softmax";
-  }
-  if (gate.empty()) {
-    miss.why = "the routing weights are not the TopK values, nor the TopK "
-               "values divided by their sum";
-    return failure();
-  }
   for (const HfExpert &ex : experts)
-    if (skipFloatCasts(ex.routingWeights) != rw ||
+    if (skipFloatCasts(ex.routingWeights) !=
+            skipFloatCasts(experts.front().routingWeights) ||
         ex.rowsSource != experts.front().rowsSource) {
       miss.why = "the experts read different routing weights or rows";
       return failure();
     }
-  FailureOr<Routing> routing =
-      matchRouting(values, ids, miss); // the TopK of a softmax
-  if (failed(routing))
+  FailureOr<HfRouting> hr = matchHfRouting(ids, experts.front().routingWeights,
+                                           experts.front().rowsSource, miss);
+  if (failed(hr))
     return failure();
-  if (routing->gate != "softmax") {
-    miss.why = "the routing is not a TopK of a softmax over the experts";
-    return failure();
-  }
+  Routing *routing = &hr->routing;
+  std::string gate = hr->gate;
   for (const HfExpert &ex : experts)
     if (ex.kConstant && *ex.kConstant != routing->k) {
       miss.why = "the routing weight of a row is not read at token * k + "
                  "slot";
       return failure();
     }
-  onnxir::NodeOp mm = producer(
-      producer(skipFloatCasts(topk.getInputs()[0]), "Softmax").getInputs()[0],
-      "MatMul");
-  if (!mm || mm.getInputs()[0] != experts.front().rowsSource) {
-    miss.why = "the router does not read the rows the experts read";
-    return failure();
-  }
   // Same structure and shapes for every expert.
   HfBlock blk;
   blk.rows = experts.front().rowsSource;
-  blk.logits = mm.getResult(0);
+  blk.logits = hr->logits;
   blk.k = routing->k;
   blk.gate = gate;
   blk.activation = experts.front().activation;
@@ -1159,6 +1222,382 @@ FailureOr<HfBlock> matchHfLoopNd(Value acc, Miss &miss) {
   if (!ids || numExperts < 1)
     return failure();
   return finishHfLoop(experts, ids, numExperts, miss);
+}
+
+//===----------------------------------------------------------------------===//
+// Form (g): per-slot expert products (transformers 5's `batched_mm`)
+//===----------------------------------------------------------------------===//
+//
+// transformers 5 computes a block's experts, with experts_implementation
+// "batched_mm" (the one both torch exporters can trace), one routing slot
+// at a time, s = n * k + j over the [N, k] TopK:
+//
+//   ids_f = Reshape(ids, [-1]); rw_f = Reshape(rw, [-1])          [S]
+//   xs = repeat_interleave(R, k)                                   [S, D]
+//      = Reshape(Expand(Unsqueeze(R, 1), [., k, .]), [-1, D])  (dynamo)
+//      | Flatten(Tile(Unsqueeze(R, 1), [1, k, 1]), 2)      (TorchScript)
+//   h = bmv(Gather(W1, ids_f), xs)                [S, 2I] or [S, I]
+//   a = act(h[:, :I]) * h[:, I:] (Split, or two Slices) | act(h)
+//   y = bmv(Gather(W2, ids_f), a)                                  [S, D]
+//   out = ReduceSum(Reshape(y * Unsqueeze(rw_f, -1), [N, k, D]), [1])
+//
+// with bmv(Wg, v) = Squeeze(MatMul(Wg, Unsqueeze(v, -1)), -1) (weights
+// [E, out, in], as nn.Linear holds them) or Squeeze(MatMul(Unsqueeze(v,
+// 1), Wg), 1) (weights [E, in, out]: transformers' is_transposed), and
+// ids, rw the routing of form (a). Slot s reads token n's row, expert
+// ids[n, j] and weight rw[n, j] (a Reshape to [-1] is row-major), and the
+// sum adds token n's k slots: sum_j rw[n, j] * MLP_{ids[n, j]}(R[n]),
+// what the routed experts compute (in slot order, as here).
+
+/// bmv(Gather(W, ids_f), v): W [E, out, in] or [E, in, out].
+struct SlotProduct {
+  DenseElementsAttr w;
+  bool transposed = false; // W is [E, in, out]
+  Value idsFlat, v;
+};
+
+/// `x` = Unsqueeze(v, [a]) with `a` axis `axis` of the rank-`rank` result.
+Value unsqueezedAt(Value x, int64_t axis, int64_t rank) {
+  if (Value v = unsqueezed(x, axis))
+    return v;
+  return unsqueezed(x, axis - rank);
+}
+
+/// `out` = bmv(Gather(W, ids_f), v) as above, or as the Einsum that the
+/// preparation recovered from it ("sod,sd->so", "sd,sdo->so").
+std::optional<SlotProduct> slotProduct(Value out) {
+  auto gathered = [&](Value g, SlotProduct &p) {
+    onnxir::NodeOp gather = producer(g, "Gather");
+    if (!gather || intAttrOf(gather, "axis").value_or(0) != 0)
+      return false;
+    p.w = constantOf(gather.getInputs()[0]);
+    p.idsFlat = gather.getInputs()[1];
+    return p.w && p.w.getType().getRank() == 3 &&
+           p.w.getElementType().isF32() && raise::rankOf(p.idsFlat) == 1;
+  };
+  SlotProduct p;
+  onnxir::NodeOp einsum;
+  if (auto eq = einsumOf(out, einsum)) {
+    Value a = einsum.getInputs()[0], b = einsum.getInputs()[1];
+    if (matchEquation(*eq, "sod", "sd", "so") && gathered(a, p))
+      p.v = b;
+    else if (matchEquation(*eq, "sd", "sod", "so") && gathered(b, p))
+      p.v = a;
+    else if (matchEquation(*eq, "sd", "sdo", "so") && gathered(b, p))
+      std::tie(p.v, p.transposed) = std::make_pair(a, true);
+    else if (matchEquation(*eq, "sdo", "sd", "so") && gathered(a, p))
+      std::tie(p.v, p.transposed) = std::make_pair(b, true);
+    if (!p.v || raise::rankOf(p.v) != 2)
+      return std::nullopt;
+    return p;
+  }
+  onnxir::NodeOp sq = producer(out, "Squeeze");
+  if (!sq || sq.getInputs().size() != 2)
+    return std::nullopt;
+  onnxir::NodeOp mm = producer(sq.getInputs()[0], "MatMul");
+  if (!mm)
+    return std::nullopt;
+  std::optional<SmallVector<int64_t>> axes = intsOf(sq.getInputs()[1]);
+  if (!axes || axes->size() != 1)
+    return std::nullopt;
+  int64_t axis = (*axes)[0] < 0 ? (*axes)[0] + 3 : (*axes)[0];
+  if (axis == 2 && gathered(mm.getInputs()[0], p)) {
+    p.v = unsqueezedAt(mm.getInputs()[1], 2, 3);
+  } else if (axis == 1 && gathered(mm.getInputs()[1], p)) {
+    p.transposed = true;
+    p.v = unsqueezedAt(mm.getInputs()[0], 1, 3);
+  }
+  if (!p.v || raise::rankOf(p.v) != 2)
+    return std::nullopt;
+  return p;
+}
+
+/// The input and output widths of a slot product's weights.
+int64_t inWidth(const SlotProduct &p) {
+  return p.w.getType().getDimSize(p.transposed ? 1 : 2);
+}
+int64_t outWidth(const SlotProduct &p) {
+  return p.w.getType().getDimSize(p.transposed ? 2 : 1);
+}
+
+/// Columns [start, start + len) of a slot product's output, as a stacked
+/// [E, in, len] weight (what the routed experts' MatMul reads).
+DenseElementsAttr expertColumns(const SlotProduct &p, int64_t start,
+                                int64_t len) {
+  auto t = p.w.getType();
+  int64_t e = t.getDimSize(0), in = inWidth(p), out = outWidth(p);
+  auto type = RankedTensorType::get({e, in, len}, t.getElementType());
+  if (p.w.isSplat())
+    return DenseElementsAttr::get(type, p.w.getSplatValue<Attribute>());
+  // Raw f32 storage (slotProduct checked the type), copied element-wise:
+  // per-element Attributes would cost seconds and GBs on a real model.
+  ArrayRef<char> raw = p.w.getRawData();
+  const float *w = reinterpret_cast<const float *>(raw.data());
+  std::vector<float> buf(static_cast<size_t>(e) * in * len);
+  for (int64_t x = 0; x < e; ++x)
+    for (int64_t i = 0; i < in; ++i)
+      for (int64_t o = 0; o < len; ++o)
+        buf[(x * in + i) * len + o] = p.transposed
+                                          ? w[(x * in + i) * out + start + o]
+                                          : w[(x * out + start + o) * in + i];
+  return DenseElementsAttr::getFromRawBuffer(
+      type, ArrayRef<char>(reinterpret_cast<const char *>(buf.data()),
+                           buf.size() * sizeof(float)));
+}
+
+/// Whether `a` and `b` are h's two halves along its last axis (each
+/// `half` wide): the two results of one Split, or two Slices.
+bool halvesOf(Value a, Value b, Value h, int64_t half) {
+  int64_t rank = raise::rankOf(h);
+  if (rank < 1)
+    return false;
+  auto lastAxis = [&](int64_t axis) { return axis == -1 || axis == rank - 1; };
+  onnxir::NodeOp split = producer(a, "Split");
+  if (split && split.getNumResults() == 2 && split.getInputs()[0] == h &&
+      a == split.getResult(0) && b == split.getResult(1) &&
+      lastAxis(intAttrOf(split, "axis").value_or(0))) {
+    if (split.getInputs().size() >= 2 &&
+        !isa<NoneType>(split.getInputs()[1].getType()))
+      return isInts(split.getInputs()[1], {half, half});
+    // No sizes: equal parts (num_outputs 2 from opset 18; the two results
+    // before it).
+    return intAttrOf(split, "num_outputs").value_or(2) == 2 &&
+           constantDim(h, rank - 1) == 2 * half;
+  }
+  auto slice = [&](Value v, int64_t start, int64_t end) {
+    onnxir::NodeOp sl = producer(v, "Slice");
+    if (!sl || sl.getInputs()[0] != h || sl.getInputs().size() < 4)
+      return false;
+    std::optional<int64_t> s = knownEntry(sl.getInputs()[1], 0),
+                           e = knownEntry(sl.getInputs()[2], 0),
+                           ax = knownEntry(sl.getInputs()[3], 0);
+    bool unitStep = sl.getInputs().size() < 5 ||
+                    isa<NoneType>(sl.getInputs()[4].getType()) ||
+                    knownEntry(sl.getInputs()[4], 0) == 1;
+    return knownLength(sl.getInputs()[1]) == 1 &&
+           knownLength(sl.getInputs()[2]) == 1 &&
+           knownLength(sl.getInputs()[3]) == 1 && s == start && ax &&
+           lastAxis(*ax) && unitStep &&
+           (e == end || (e && *e >= end && end == 2 * half));
+  };
+  return constantDim(h, rank - 1) == 2 * half && slice(a, 0, half) &&
+         slice(b, half, 2 * half);
+}
+
+/// `xs` = repeat_interleave(rows, k) along rows' first axis: the rows.
+Value repeatedRows(Value xs, int64_t k, Value ids) {
+  // An entry of a [?, k, ?] shape that is k: a constant, or ids' last size.
+  auto isK = [&](Value shape, int64_t e) {
+    return knownEntry(shape, e) == k || entryIsDim(shape, e, ids, 1);
+  };
+  Value tiled;
+  if (onnxir::NodeOp fl = producer(xs, "Flatten")) {
+    if (intAttrOf(fl, "axis").value_or(1) != 2)
+      return {};
+    tiled = fl.getInputs()[0];
+  } else if (onnxir::NodeOp rs = producer(xs, "Reshape")) {
+    // To [-1, D].
+    tiled = rs.getInputs()[0];
+    if (knownLength(rs.getInputs()[1]) != 2 ||
+        knownEntry(rs.getInputs()[1], 0) != -1 ||
+        !entryIsDim(rs.getInputs()[1], 1, tiled, 2))
+      return {};
+  } else {
+    return {};
+  }
+  // Tile's repeats [1, k, 1]: known entries, or as TorchScript writes
+  // them, Reshape(OneHot([1], 3, [1, k]), [-1]) (a [1, 3] matrix, whose
+  // entries the shape arithmetic does not keep).
+  auto isRepeats = [&](Value reps) {
+    if (knownLength(reps) == 3)
+      return knownEntry(reps, 0) == 1 && isK(reps, 1) &&
+             knownEntry(reps, 2) == 1;
+    onnxir::NodeOp rs = producer(reps, "Reshape");
+    onnxir::NodeOp oh =
+        rs ? producer(rs.getInputs()[0], "OneHot") : onnxir::NodeOp();
+    if (!oh || knownLength(rs.getInputs()[1]) != 1 ||
+        (knownEntry(rs.getInputs()[1], 0) != -1 &&
+         knownEntry(rs.getInputs()[1], 0) != 3) ||
+        intAttrOf(oh, "axis").value_or(-1) != -1)
+      return false;
+    DenseElementsAttr index = constantOf(oh.getInputs()[0]);
+    Value values = oh.getInputs()[2];
+    return index && index.getNumElements() == 1 &&
+           index.getType().getRank() <= 1 && isInts(oh.getInputs()[0], {1}) &&
+           knownLength(oh.getInputs()[1]) == 1 &&
+           knownEntry(oh.getInputs()[1], 0) == 3 && knownLength(values) == 2 &&
+           knownEntry(values, 0) == 1 && isK(values, 1);
+  };
+  Value u;
+  if (onnxir::NodeOp tile = producer(tiled, "Tile")) {
+    if (!isRepeats(tile.getInputs()[1]))
+      return {};
+    u = tile.getInputs()[0];
+  } else if (onnxir::NodeOp ex = producer(tiled, "Expand")) {
+    Value shape = ex.getInputs()[1];
+    u = ex.getInputs()[0];
+    // [1 | N, k, 1 | D] over Unsqueeze(R, 1) [N, 1, D].
+    if (knownLength(shape) != 3 || !isK(shape, 1))
+      return {};
+    Value rows = unsqueezedAt(u, 1, 3);
+    if (!rows ||
+        !(knownEntry(shape, 0) == 1 || entryIsDim(shape, 0, rows, 0)) ||
+        !(knownEntry(shape, 2) == 1 || entryIsDim(shape, 2, rows, 1)))
+      return {};
+  } else {
+    return {};
+  }
+  Value rows = unsqueezedAt(u, 1, 3);
+  return rows && raise::rankOf(rows) == 2 ? rows : Value();
+}
+
+/// `flat` = Reshape(v, [-1]) (v of rank 2): v.
+Value flattened(Value flat) {
+  onnxir::NodeOp rs = producer(flat, "Reshape");
+  if (!rs || knownLength(rs.getInputs()[1]) != 1 ||
+      knownEntry(rs.getInputs()[1], 0) != -1 ||
+      raise::rankOf(rs.getInputs()[0]) != 2)
+    return {};
+  return rs.getInputs()[0];
+}
+
+/// Form (g), ending at `out` = ReduceSum(Reshape(y * w, [N, k, D]), [1]);
+/// failure without a reason where `out` is not such a sum of slot
+/// products.
+FailureOr<HfBlock> matchSlotProducts(onnxir::NodeOp sum, Miss &miss) {
+  // The candidate: a sum over axis 1, no kept dim, of a reshaped product
+  // one of whose factors is a slot product.
+  if (sum.getNumResults() != 1 || sum.getInputs().empty() ||
+      intAttrOf(sum, "keepdims").value_or(1) != 0)
+    return failure();
+  std::optional<SmallVector<int64_t>> axes =
+      sum.getInputs().size() >= 2 ? intsOf(sum.getInputs()[1])
+                                  : std::optional<SmallVector<int64_t>>();
+  if (sum.getInputs().size() < 2)
+    if (auto a =
+            dyn_cast_or_null<ArrayAttr>(sum.getNodeAttributes().get("axes")))
+      if (a.size() == 1)
+        if (auto i = dyn_cast<IntegerAttr>(a[0]))
+          axes = SmallVector<int64_t>{i.getInt()};
+  if (!axes || axes->size() != 1 || ((*axes)[0] != 1 && (*axes)[0] != -2))
+    return failure();
+  onnxir::NodeOp view = producer(sum.getInputs()[0], "Reshape");
+  onnxir::NodeOp mul =
+      view ? producer(view.getInputs()[0], "Mul") : onnxir::NodeOp();
+  if (!mul)
+    return failure();
+  std::optional<SlotProduct> down;
+  Value weightCol;
+  for (int i = 0; i < 2 && !down; ++i)
+    if ((down = slotProduct(mul.getInputs()[i])))
+      weightCol = mul.getInputs()[1 - i];
+  if (!down)
+    return failure();
+
+  miss.why = "the slot weights are not the routing weights flattened to "
+             "one column";
+  Value rwFlat = unsqueezedAt(weightCol, 1, 2);
+  Value rw = rwFlat ? flattened(rwFlat) : Value();
+  Value ids = flattened(down->idsFlat);
+  if (!rw || !ids) {
+    if (!ids)
+      miss.why = "the down projection's expert ids are not the TopK ids "
+                 "flattened";
+    return failure();
+  }
+  // The activation: act(h) or act(h[:, :I]) * h[:, I:].
+  HfBlock blk;
+  int64_t inter = inWidth(*down);
+  Value h;
+  bool gated = false;
+  if (onnxir::NodeOp gm = producer(down->v, "Mul")) {
+    for (int i = 0; i < 2 && !gated; ++i) {
+      FailureOr<std::pair<std::string, Value>> act =
+          matchActivation(gm.getInputs()[i]);
+      if (failed(act) || act->first == "identity")
+        continue;
+      onnxir::NodeOp part = producer(act->second, "Split");
+      if (!part)
+        part = producer(act->second, "Slice");
+      if (part && halvesOf(act->second, gm.getInputs()[1 - i],
+                           part.getInputs()[0], inter)) {
+        gated = true;
+        blk.activation = act->first;
+        h = part.getInputs()[0];
+      }
+    }
+  }
+  if (!gated) {
+    FailureOr<std::pair<std::string, Value>> act = matchActivation(down->v);
+    if (succeeded(act) && act->first != "identity") {
+      blk.activation = act->first;
+      h = act->second;
+    }
+  }
+  std::optional<SlotProduct> up = h ? slotProduct(h) : std::nullopt;
+  if (!up) {
+    miss.why = "the expert hidden rows are not act(h) or act(h[:, :I]) * "
+               "h[:, I:] (act silu, relu or gelu) of a product of the "
+               "slot rows with gathered weights";
+    return failure();
+  }
+  if (up->idsFlat != down->idsFlat && flattened(up->idsFlat) != ids) {
+    miss.why = "the two projections gather their weights by different ids";
+    return failure();
+  }
+  if (up->transposed != down->transposed ||
+      outWidth(*up) != (gated ? 2 : 1) * inter ||
+      up->w.getType().getDimSize(0) != down->w.getType().getDimSize(0) ||
+      inWidth(*up) != outWidth(*down)) {
+    miss.why = "the two projections' weights disagree in E, D or I";
+    return failure();
+  }
+  onnxir::NodeOp topk = producer(ids, "TopK");
+  std::optional<SmallVector<int64_t>> kc =
+      topk ? intsOf(topk.getInputs()[1]) : std::nullopt;
+  if (!topk || topk.getNumResults() != 2 || ids != topk.getResult(1) || !kc ||
+      kc->size() != 1) {
+    miss.why = "the expert ids are not the indices of a TopK with a "
+               "constant K";
+    return failure();
+  }
+  Value rows = repeatedRows(up->v, (*kc)[0], ids);
+  if (!rows) {
+    miss.why = "the slot rows are not the token rows repeated k times "
+               "each (repeat_interleave)";
+    return failure();
+  }
+  FailureOr<HfRouting> hr = matchHfRouting(ids, rw, rows, miss, inWidth(*up));
+  if (failed(hr))
+    return failure();
+  int64_t k = hr->routing.k, d = outWidth(*down),
+          e = down->w.getType().getDimSize(0);
+  // The sum's view: [N | -1, k, D].
+  Value shape = view.getInputs()[1];
+  if (knownLength(shape) != 3 ||
+      !(knownEntry(shape, 0) == -1 || entryIsDim(shape, 0, rows, 0)) ||
+      !(knownEntry(shape, 1) == k || entryIsDim(shape, 1, ids, 1)) ||
+      !(knownEntry(shape, 2) == d || entryIsDim(shape, 2, rows, 1))) {
+    miss.why = "the slot rows are not summed per token ([N, k, D] summed "
+               "over k)";
+    return failure();
+  }
+  auto selT = hr->routing.wsel.getType();
+  if (selT.getDimSize(0) != d || selT.getDimSize(1) != e || k > e ||
+      !selT.getElementType().isF32() || constantDim(rows, 1).value_or(d) != d) {
+    miss.why = "the router and expert weights disagree in D or E";
+    return failure();
+  }
+  blk.rows = rows;
+  blk.logits = hr->logits;
+  blk.k = k;
+  blk.gate = hr->gate;
+  blk.w1 = expertColumns(*up, 0, inter);
+  if (gated)
+    blk.w3 = expertColumns(*up, inter, inter);
+  blk.w2 = expertColumns(*down, 0, d);
+  miss.why.clear();
+  return blk;
 }
 
 struct RaiseOnnxMoePass : moe::impl::RaiseOnnxMoeBase<RaiseOnnxMoePass> {
@@ -1458,15 +1897,9 @@ struct RaiseOnnxMoePass : moe::impl::RaiseOnnxMoeBase<RaiseOnnxMoePass> {
           return;
       ends.push_back({sc, true});
     });
-    for (auto [end, dynamo] : ends) {
-      Miss miss;
-      FailureOr<HfBlock> blk = dynamo ? matchHfLoopNd(end.getResult(0), miss)
-                                      : matchHfLoop(end.getResult(0), miss);
-      if (failed(blk)) {
-        if (report && !miss.why.empty())
-          end.emitRemark() << "MoE block not raised: as (a), " << miss.why;
-        continue;
-      }
+    // Replaces `end`'s result by the routed experts of `blk`.
+    auto raiseRoutedExperts = [&](onnxir::NodeOp end, const HfBlock *blk,
+                                  StringRef form) {
       rewriter.setInsertionPoint(end);
       Location loc = end.getLoc();
       SmallVector<Value> ins = {
@@ -1488,13 +1921,39 @@ struct RaiseOnnxMoePass : moe::impl::RaiseOnnxMoeBase<RaiseOnnxMoePass> {
           ins);
       rewriter.replaceAllUsesWith(end.getResult(0), node.getResult(0));
       if (report)
-        node.emitRemark() << "raised (a) the per-expert loop into routed "
-                             "experts (k = "
-                          << blk->k << ", gate " << blk->gate << ", "
-                          << (blk->w3 ? "gated " : "") << blk->activation
-                          << ", E = " << blk->w1.getType().getDimSize(0)
-                          << ")";
+        node.emitRemark() << "raised " << form
+                          << " into routed experts (k = " << blk->k << ", gate "
+                          << blk->gate << ", " << (blk->w3 ? "gated " : "")
+                          << blk->activation
+                          << ", E = " << blk->w1.getType().getDimSize(0) << ")";
       ++numRaised;
+    };
+    for (auto [end, dynamo] : ends) {
+      Miss miss;
+      FailureOr<HfBlock> blk = dynamo ? matchHfLoopNd(end.getResult(0), miss)
+                                      : matchHfLoop(end.getResult(0), miss);
+      if (failed(blk)) {
+        if (report && !miss.why.empty())
+          end.emitRemark() << "MoE block not raised: as (a), " << miss.why;
+        continue;
+      }
+      raiseRoutedExperts(end, &*blk, "(a) the per-expert loop");
+    }
+    // Form (g): sums over the slots of per-slot expert products.
+    SmallVector<onnxir::NodeOp> slotSums;
+    module.walk([&](onnxir::NodeOp n) {
+      if (n.getDomain().empty() && n.getOpType() == "ReduceSum")
+        slotSums.push_back(n);
+    });
+    for (onnxir::NodeOp sum : slotSums) {
+      Miss miss;
+      FailureOr<HfBlock> blk = matchSlotProducts(sum, miss);
+      if (failed(blk)) {
+        if (report && !miss.why.empty())
+          sum.emitRemark() << "MoE block not raised: as (g), " << miss.why;
+        continue;
+      }
+      raiseRoutedExperts(sum, &*blk, "(g) the per-slot expert products");
     }
 
     // (Those a raise consumed are gone; the marked ones are left.)

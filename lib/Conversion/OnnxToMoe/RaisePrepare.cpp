@@ -470,8 +470,8 @@ private:
         if (!to || (*to != 6 && *to != 7)) // int32, int64
           return std::nullopt;
       }
-      if (op != "Identity" && op != "Cast" && in(0)->size() != 1)
-        return std::nullopt;
+      // (A result of rank <= 1 keeps the entries in order; visit() keeps
+      // values of such results only.)
       return *in(0);
     }
     if ((op == "Max" || op == "Min") && node.getInputs().size() == 1 && in(0))
@@ -500,6 +500,110 @@ private:
       }
       return out;
     }
+    // A Slice of a shape value along its one axis (TorchScript reads a
+    // tensor's last size as Slice(Shape(x), [-1], [max])).
+    if (op == "Slice" && in(0) && node.getInputs().size() >= 3) {
+      std::optional<SmallVector<int64_t>> starts = ints(node.getInputs()[1]),
+                                          ends = ints(node.getInputs()[2]);
+      auto optional = [&](unsigned i) {
+        return i < node.getInputs().size() &&
+               !isa<NoneType>(node.getInputs()[i].getType());
+      };
+      std::optional<SmallVector<int64_t>> axes =
+          optional(3) ? ints(node.getInputs()[3])
+                      : std::optional<SmallVector<int64_t>>({0});
+      std::optional<SmallVector<int64_t>> steps =
+          optional(4) ? ints(node.getInputs()[4])
+                      : std::optional<SmallVector<int64_t>>({1});
+      if (!starts || !ends || !axes || !steps || starts->size() != 1 ||
+          ends->size() != 1 || axes->size() != 1 || steps->size() != 1 ||
+          ((*axes)[0] != 0 && (*axes)[0] != -1) || (*steps)[0] == 0)
+        return std::nullopt;
+      int64_t n = in(0)->size();
+      onnx_conv::Range1D r =
+          onnx_conv::sliceRange(n, (*starts)[0], (*ends)[0], (*steps)[0]);
+      Sizes out;
+      for (int64_t i = 0; i < r.size; ++i)
+        out.push_back((*in(0))[r.start + i * r.step]);
+      return out;
+    }
+    // OneHot of a constant index over a constant depth, its two values
+    // shape values: TorchScript builds a Tile's repeats [1, k, 1] so.
+    if (op == "OneHot" && node.getInputs().size() == 3 && in(2) &&
+        in(2)->size() == 2 && intAttrOf(node, "axis").value_or(-1) == -1) {
+      DenseElementsAttr index = constantOf(node.getInputs()[0]);
+      std::optional<SmallVector<int64_t>> depth = ints(node.getInputs()[1]);
+      if (!index || index.getType().getRank() != 0 ||
+          !isa<IntegerType>(index.getElementType()) || !depth ||
+          depth->size() != 1 || (*depth)[0] < 1 || (*depth)[0] > 64)
+        return std::nullopt;
+      int64_t d = (*depth)[0];
+      int64_t i = (*index.getValues<APInt>().begin()).getSExtValue();
+      if (i < 0)
+        i += d;
+      Sizes out;
+      for (int64_t j = 0; j < d; ++j)
+        out.push_back((*in(2))[j == i ? 1 : 0]);
+      return out;
+    }
+    // Entry-wise over the broadcast of vectors (or one-element tensors).
+    auto entrywise =
+        [&](unsigned n,
+            function_ref<std::optional<Size>(ArrayRef<const Size *>)> fn)
+        -> std::optional<Sizes> {
+      size_t len = 1;
+      for (unsigned i = 0; i < n; ++i) {
+        if (!in(i))
+          return std::nullopt;
+        if (in(i)->size() != 1) {
+          if (len != 1 && len != in(i)->size())
+            return std::nullopt;
+          len = in(i)->size();
+        }
+      }
+      Sizes out;
+      for (size_t j = 0; j < len; ++j) {
+        SmallVector<const Size *, 3> args;
+        for (unsigned i = 0; i < n; ++i)
+          args.push_back(&(*in(i))[in(i)->size() == 1 ? 0 : j]);
+        std::optional<Size> r = fn(args);
+        if (!r)
+          return std::nullopt;
+        out.push_back(*r);
+      }
+      return out;
+    };
+    // torch's expand(-1) idiom: Where(Equal(shape, ConstantOfShape(...) *
+    // -1), ones, shape) keeps the sizes of `shape` that are not -1.
+    if (op == "ConstantOfShape" && in(0) && in(0)->size() == 1 &&
+        in(0)->front().syms.empty() && in(0)->front().coef >= 0 &&
+        in(0)->front().coef <= 64) {
+      auto value = dyn_cast_or_null<DenseElementsAttr>(
+          node.getNodeAttributes().get("value"));
+      if (!value || value.getNumElements() != 1 ||
+          !isa<IntegerType>(value.getElementType()))
+        return std::nullopt;
+      int64_t c = (*value.getValues<APInt>().begin()).getSExtValue();
+      return Sizes(in(0)->front().coef, constant(c));
+    }
+    if (op == "Equal" && node.getInputs().size() == 2)
+      return entrywise(2, [&](ArrayRef<const Size *> e) -> std::optional<Size> {
+        const Size &a = *e[0], &b = *e[1];
+        if (a == b)
+          return constant(1);
+        if (a.syms.empty() && b.syms.empty())
+          return constant(0);
+        // A size (>= 0) is no negative constant.
+        if ((a.syms.empty() && a.coef < 0) || (b.syms.empty() && b.coef < 0))
+          return constant(0);
+        return std::nullopt;
+      });
+    if (op == "Where" && node.getInputs().size() == 3)
+      return entrywise(3, [&](ArrayRef<const Size *> e) -> std::optional<Size> {
+        if (!e[0]->syms.empty())
+          return std::nullopt;
+        return e[0]->coef != 0 ? *e[1] : *e[2];
+      });
     if ((op == "Mul" || op == "Div" || op == "Add" || op == "Sub") && in(0) &&
         in(1) && in(0)->size() == 1 && in(1)->size() == 1) {
       const Size &a = in(0)->front(), &b = in(1)->front();
@@ -507,7 +611,11 @@ private:
       if (op == "Mul")
         r = mul(a, b);
       else if (op == "Div" && b.syms.empty() && b.coef > 0)
-        r = divide(a, b);
+        // Exact as a monomial, or between constants the quotient rounded
+        // down (what integer Div gives non-negative operands: torch's
+        // chunk computes its part size as (n + 1) / 2).
+        r = a.syms.empty() && a.coef >= 0 ? constant(a.coef / b.coef)
+                                          : divide(a, b);
       else if ((op == "Add" || op == "Sub") && a.syms == b.syms) {
         Size s = a;
         bool overflow = op == "Add"
@@ -519,6 +627,16 @@ private:
       if (r)
         return Sizes{*r};
     }
+    if (op == "Mul" && node.getInputs().size() == 2)
+      return entrywise(2, [&](ArrayRef<const Size *> e) -> std::optional<Size> {
+        // Constants only: a size times a constant is no size in general.
+        if (!e[0]->syms.empty() || !e[1]->syms.empty())
+          return std::nullopt;
+        Size r;
+        if (__builtin_mul_overflow(e[0]->coef, e[1]->coef, &r.coef))
+          return std::nullopt;
+        return r;
+      });
     return std::nullopt;
   }
 
@@ -589,7 +707,7 @@ private:
     if (keepsShape(op) || isBroadcastElementwise(op) || op == "MatMul" ||
         op == "Transpose" || op == "Reshape" || op == "Slice" ||
         op == "Concat" || op == "Expand" || op == "Unsqueeze" ||
-        op == "Squeeze" || op == "Gather" || op == "Tile" ||
+        op == "Squeeze" || op == "Gather" || op == "Tile" || op == "Flatten" ||
         op.starts_with("Reduce"))
       return of(0);
     return Type();
@@ -622,6 +740,8 @@ private:
       return std::nullopt;
     if (keepsShape(op) || op == "Slice" || op == "Concat" || op == "Tile")
       return rank(0);
+    if (op == "Flatten")
+      return 2;
     if (isBroadcastElementwise(op)) {
       int64_t most = 0;
       for (unsigned i = 0; i < inputs.size(); ++i) {
@@ -703,8 +823,13 @@ private:
       const Sizes &a = *in(0), &b = *in(1);
       Sizes ab(a.begin(), a.end() - 2), bb(b.begin(), b.end() - 2);
       std::optional<Sizes> batch = broadcast({&ab, &bb});
-      if (!batch)
-        return std::nullopt;
+      if (!batch) {
+        // Batch sizes not known equal: unknowns, the matrix sizes still
+        // known.
+        batch = Sizes();
+        for (size_t i = 0; i < std::max(ab.size(), bb.size()); ++i)
+          batch->push_back(sym(symbolOf(node.getResult(0), i)));
+      }
       batch->push_back(a[a.size() - 2]);
       batch->push_back(b.back());
       return batch;
@@ -905,6 +1030,21 @@ private:
         }
       }
       return out;
+    }
+    if (op == "Flatten" && in(0)) {
+      int64_t rank = in(0)->size();
+      int64_t axis = intAttrOf(node, "axis").value_or(1);
+      if (axis < 0)
+        axis += rank;
+      if (axis < 0 || axis > rank)
+        return std::nullopt;
+      std::optional<Size> outer =
+          product(ArrayRef<Size>(*in(0)).take_front(axis));
+      std::optional<Size> inner =
+          product(ArrayRef<Size>(*in(0)).drop_front(axis));
+      if (!outer || !inner)
+        return std::nullopt;
+      return Sizes{*outer, *inner};
     }
     if (op == "Einsum")
       return std::nullopt; // recovered ones are recorded by setShape
@@ -1605,6 +1745,64 @@ std::optional<int64_t> raise::constantDim(Value v, int64_t d) {
       !(*s)[d].syms.empty())
     return std::nullopt;
   return (*s)[d].coef;
+}
+
+std::optional<int64_t> raise::knownEntry(Value v, int64_t e) {
+  if (!currentShapes) {
+    std::optional<SmallVector<int64_t>> c = intsOf(v);
+    if (!c || e < 0 || e >= (int64_t)c->size())
+      return std::nullopt;
+    return (*c)[e];
+  }
+  const Sizes *s = currentShapes->valuesOf(v);
+  if (!s || e < 0 || e >= (int64_t)s->size() || !(*s)[e].syms.empty())
+    return std::nullopt;
+  return (*s)[e].coef;
+}
+
+int64_t raise::knownLength(Value v) {
+  if (!currentShapes) {
+    std::optional<SmallVector<int64_t>> c = intsOf(v);
+    return c ? (int64_t)c->size() : -1;
+  }
+  const Sizes *s = currentShapes->valuesOf(v);
+  return s ? (int64_t)s->size() : -1;
+}
+
+bool raise::entryIsDim(Value v, int64_t e, Value x, int64_t i) {
+  if (std::optional<int64_t> c = knownEntry(v, e))
+    if (std::optional<int64_t> d = constantDim(x, i))
+      return *c == *d;
+  if (!currentShapes)
+    return false;
+  const Sizes *s = currentShapes->valuesOf(v);
+  const Sizes *shape = currentShapes->shapeOf(x);
+  return s && shape && e >= 0 && e < (int64_t)s->size() && i >= 0 &&
+         i < (int64_t)shape->size() && (*s)[e] == (*shape)[i];
+}
+
+bool raise::isIdentityReshape(onnxir::NodeOp rs) {
+  if (!rs || rs.getOpType() != "Reshape" || rs.getInputs().size() != 2)
+    return false;
+  Value x = rs.getInputs()[0], shape = rs.getInputs()[1];
+  int64_t rank = rankOf(x);
+  if (rank < 0 || knownLength(shape) != rank)
+    return false;
+  bool allowZero = intAttrOf(rs, "allowzero").value_or(0) != 0;
+  int64_t inferred = 0;
+  for (int64_t i = 0; i < rank; ++i) {
+    std::optional<int64_t> c = knownEntry(shape, i);
+    if (c && *c == -1) {
+      ++inferred;
+      continue;
+    }
+    if (c && *c == 0 && !allowZero)
+      continue; // copies dim i
+    if (!entryIsDim(shape, i, x, i))
+      return false;
+  }
+  // Every other entry is x's own size, so one -1 is x's size there too.
+  return inferred <= 1;
 }
 
 bool raise::sameShape(Value shape, Value x) {

@@ -123,20 +123,21 @@ class Sinks(torch.nn.Module):
     """gpt-oss's eager attention with attention sinks: softmax over the
     scores and one logit per head (a last column), that column dropped
     before P·V; `sub_max` and `cast` as gpt-oss writes it, `shared` one
-    sink for every head, `drop_first` the wrong column sliced off."""
+    sink for every head, `drop_first` the wrong column sliced off, `width`
+    columns of sinks (one dropped)."""
 
     def __init__(self, sub_max=True, cast=True, shared=False,
-                 drop_first=False):
+                 drop_first=False, width=-1):
         super().__init__()
         self.register_buffer("sinks", torch.randn(1 if shared else H))
         self.sub_max, self.cast = sub_max, cast
-        self.drop_first = drop_first
+        self.drop_first, self.width = drop_first, width
         self.scores_out = False
 
     def forward(self, q, k, v, m):
         s = torch.matmul(q, k.transpose(2, 3)) * 0.25 + m
         sinks = self.sinks.reshape(1, -1, 1, 1).expand(
-            q.shape[0], q.shape[1], q.shape[-2], -1)
+            q.shape[0], q.shape[1], q.shape[-2], self.width)
         c = torch.cat([s, sinks], dim=-1)
         if self.sub_max:
             c = c - c.max(dim=-1, keepdim=True).values
@@ -144,15 +145,19 @@ class Sinks(torch.nn.Module):
         if self.cast:
             p = p.to(torch.float32)
         p = p[..., 1:] if self.drop_first else p[..., :-1]
+        if self.width == 2:  # P has S + 1 columns: one more value row
+            v = torch.cat([v, v[..., :1, :]], dim=-2)
         return torch.matmul(p, v)
 
 
 # Attention sinks: raised as gpt-oss writes them and without the Sub and
 # the Cast; near misses: one sink shared by every head, the first column
-# dropped instead of the sink's.
+# dropped instead of the sink's, a sink column two wide (the export's P·V
+# then needs one value row more than there are keys).
 export("core_sinks", Sinks())
 export("core_sinks_plain", Sinks(sub_max=False, cast=False))
 export("core_sinks_shared", Sinks(shared=True))
 export("miss_sinks_shared", Sinks(shared=True), q_head_axis="HQ",
        kv_head_axis="HQ")
 export("miss_sinks_first", Sinks(drop_first=True))
+export("miss_sinks_wide", Sinks(width=2))

@@ -1,0 +1,100 @@
+"""Exports tiny random-init Hugging Face MoE causal LMs of transformers 5
+with the experts computed as `experts_implementation` says
+(docs/importer.md, "transformers 5"). The files
+test/Execution/Inputs/exports/*_tf5_*.onnx were written by it (LAYERS=1,
+batched_mm, renamed <family>_<attn>_tf5_<exporter>.onnx).
+
+transformers 5 keeps each block's experts as stacked [E, ., .] weights and
+picks their forward at load time: "grouped_mm" (its default) calls
+torch._grouped_mm, which neither torch exporter can write; "eager" loops
+over the experts the traced input hit (the dynamo exporter refuses the
+data-dependent loop, TorchScript unrolls it for the traced input only);
+"batched_mm" gathers each routing slot's weights and applies them as
+batched matrix-vector products, which both exporters write for any input.
+moe-raise-onnx raises that form (g) into routed experts.
+
+Needs a venv the test suite does not install (torch 2.9.1 as in
+hf_corpus_457.py's, transformers 5.25.0):
+
+    python3 -m venv /tmp/hf5
+    /tmp/hf5/bin/pip install torch==2.9.1 transformers==5.25.0 onnx \\
+        onnxscript
+    [LAYERS=n] /tmp/hf5/bin/python python/moe_ref/hf_corpus_5.py FAMILY \\
+        {ts,tsp,dynamo,dynp} {eager,sdpa} {batched_mm,eager} OUT_DIR
+
+Writes OUT_DIR/<family>_<attn>_<experts>_<exporter>.onnx and prints
+'RESULT <path> ok|FAIL <error>'. The families are hf_corpus_457.py's
+(whose configurations transformers 5 still reads) plus Mixtral and OLMoE.
+"""
+import os
+import sys
+import traceback
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import hf_corpus_457 as base  # noqa: E402
+
+
+def families():
+    import transformers as T
+    if os.environ.get("LAYERS"):
+        base.LAYERS = int(os.environ["LAYERS"])
+    f = base.families()
+    common = dict(hidden_size=base.H, intermediate_size=base.I,
+                  num_hidden_layers=base.LAYERS,
+                  num_attention_heads=base.HEADS,
+                  num_key_value_heads=base.KV, vocab_size=base.VOCAB,
+                  max_position_embeddings=64)
+    f["mixtral"] = lambda: (T.MixtralConfig(
+        **common, num_local_experts=base.E, num_experts_per_tok=base.K),
+        T.MixtralForCausalLM)
+    f["olmoe"] = lambda: (T.OlmoeConfig(
+        **common, num_experts=base.E, num_experts_per_tok=base.K),
+        T.OlmoeForCausalLM)
+    return f
+
+
+def main():
+    fam, exporter, attn, experts, out = sys.argv[1:6]
+    if exporter in ("tsp", "dynp"):
+        base.patch_masks()
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, f"{fam}_{attn}_{experts}_{exporter}.onnx")
+    torch.manual_seed(0)
+    try:
+        cfg, cls = families()[fam]()
+        model = cls._from_config(cfg, attn_implementation=attn,
+                                 experts_implementation=experts).eval()
+        lm = base.LM(model).eval()
+        ids = torch.randint(0, cfg.vocab_size, (2, 5))
+        with torch.no_grad():
+            lm(ids)  # eager forward must work
+            if exporter in ("ts", "tsp"):
+                torch.onnx.export(lm, (ids,), path, dynamo=False,
+                                  opset_version=17, input_names=["input_ids"],
+                                  output_names=["logits"],
+                                  dynamic_axes={"input_ids": {0: "batch",
+                                                              1: "seq"}})
+            else:
+                import onnx
+                dim = torch.export.Dim.DYNAMIC
+                torch.onnx.export(lm, (ids,), path, dynamo=True,
+                                  input_names=["input_ids"],
+                                  output_names=["logits"],
+                                  dynamic_shapes={"ids": {0: dim, 1: dim}})
+                onnx.save(onnx.load(path), path, save_as_external_data=False)
+                if os.path.exists(path + ".data"):
+                    os.remove(path + ".data")
+        print("RESULT", path, "ok")
+    except Exception as e:
+        traceback.print_exc()
+        if os.path.exists(path):
+            os.remove(path)
+        msg = " ".join(f"{type(e).__name__}: {e}".split())[:400]
+        print("RESULT", path, "FAIL", msg)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
