@@ -1,7 +1,8 @@
 """Exports tiny random-init Hugging Face MoE causal LMs of transformers 5
 with the experts computed as `experts_implementation` says
 (docs/importer.md, "transformers 5"). The files
-test/Execution/Inputs/exports/*_tf5_*.onnx were written by it (LAYERS=1,
+test/Execution/Inputs/exports/*_tf5_*.onnx were written by it (LAYERS=1
+(2 for DeepSeek-V3, whose first layer is dense),
 batched_mm, renamed <family>_<attn>_tf5_<exporter>.onnx).
 
 transformers 5 keeps each block's experts as stacked [E, ., .] weights and

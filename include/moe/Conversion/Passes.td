@@ -54,7 +54,10 @@ def RaiseOnnxMoe : Pass<"moe-raise-onnx", "::mlir::ModuleOp"> {
     moe.grouped_matmul), and into the same node (g) transformers 5's
     `batched_mm` experts (each routing slot's weights gathered and
     applied to its token's row, repeated k times; each token's k slots
-    summed); into `org.moe_mlir.MoEFeedForward` (moe.ffn):
+    summed), or, where their routing is not one moe.route computes, into
+    `org.moe_mlir.internal.SelectedExperts` (the graph's ids and weights,
+    moe.dispatch, moe.grouped_matmul); into `org.moe_mlir.MoEFeedForward`
+    (moe.ffn):
     (c) gathered per-slot weights, `Einsum("nd,nsdo->nso", x,
     Gather(W1, ids))` ... `Einsum("ns,nsd->nd", w, y)`; (b) every expert
     computed and masked by a dense gate `ScatterElements(zeros, ids, w)`.

@@ -83,6 +83,67 @@ Values moeFeedForward(onnxir::NodeOp node, RewriterBase &b) {
   return finish(op, b);
 }
 
+/// The experts of a routed layer once its slots are dispatched (`n` rows
+/// of `k` slots each):
+///   h = act(x w1[e]) (* x w3[e] when `w3`)
+///   y = moe.grouped_matmul h, w2 weights(weights)
+Values expertLayers(onnxir::NodeOp node, RewriterBase &b, Value x,
+                    DispatchOp dispatch, Value weights, Value w1, Value w2,
+                    Value w3, Activation act, OpFoldResult n, int64_t k) {
+  Location loc = node.getLoc();
+  Type elt = cast<RankedTensorType>(x.getType()).getElementType();
+  auto w2Type = cast<RankedTensorType>(w2.getType());
+  // x's D must be the experts' (a run-time check where it is dynamic).
+  int64_t d = cast<RankedTensorType>(w1.getType()).getDimSize(1);
+  if (!ShapedType::isDynamic(d))
+    x = build::requireSize(b, loc, x, 1, b.getIndexAttr(d),
+                           kErrorShapeMismatch);
+  auto upProjection = [&](Value w) -> Value {
+    auto op = GroupedMatmulOp::create(
+        b, loc,
+        RankedTensorType::get(
+            {build::staticMul(n, k),
+             cast<RankedTensorType>(w.getType()).getDimSize(2)},
+            elt),
+        x, w, dispatch.getOffsets(), dispatch.getPerm(), Value());
+    return succeeded(verified(op, b)) ? Value(op) : Value();
+  };
+  Value h = upProjection(w1);
+  Value h3 = w3 ? upProjection(w3) : Value();
+  if (!h || (w3 && !h3))
+    return failure();
+  if (h3 && h.getType() != h3.getType()) {
+    nodeError(node) << "w1 and w3 differ in shape: " << w1.getType() << " and "
+                    << w3.getType();
+    return failure();
+  }
+  // act(h) (* h3), one elementwise pass.
+  SmallVector<Value> ins = {h};
+  if (h3)
+    ins.push_back(h3);
+  AffineMap id = b.getMultiDimIdentityMap(2);
+  h = linalg::GenericOp::create(
+          b, loc, TypeRange{h.getType()}, ins,
+          ValueRange{build::emptyTensor(b, loc,
+                                        tensor::getMixedSizes(b, loc, h), elt)},
+          SmallVector<AffineMap>(ins.size() + 1, id),
+          SmallVector<utils::IteratorType>(2, utils::IteratorType::parallel),
+          [&](OpBuilder &nb, Location nl, ValueRange a) {
+            Value v = build::activateScalar(nb, nl, a[0], act);
+            if (a.size() > 2)
+              v = arith::MulFOp::create(nb, nl, v, a[1]);
+            linalg::YieldOp::create(nb, nl, ValueRange{v});
+          })
+          .getResult(0);
+  auto down = GroupedMatmulOp::create(
+      b, loc,
+      RankedTensorType::get({cast<RankedTensorType>(x.getType()).getDimSize(0),
+                             w2Type.getDimSize(2)},
+                            elt),
+      h, w2, dispatch.getOffsets(), dispatch.getPerm(), weights);
+  return finish(down, b);
+}
+
 /// RoutedExperts: internal, made by moe-raise-onnx from the per-expert loop
 /// of Hugging Face exports (docs/importer.md, "Raising exported MoE
 /// blocks"). x [N, D], logits [N, E], w1 [E, D, I], w2 [E, I, D] and, for
@@ -108,7 +169,6 @@ Values routedExperts(onnxir::NodeOp node, RewriterBase &b) {
     return failure();
   Location loc = node.getLoc();
   auto w1Type = cast<RankedTensorType>(w1->getType());
-  auto w2Type = cast<RankedTensorType>(w2->getType());
   int64_t experts = w1Type.getDimSize(0);
   if (ShapedType::isDynamic(experts)) {
     nodeError(node) << "the expert count must be static";
@@ -132,51 +192,73 @@ Values routedExperts(onnxir::NodeOp node, RewriterBase &b) {
       b, loc, RankedTensorType::get({experts + 1}, idType),
       RankedTensorType::get({build::staticMul(n, *k)}, idType),
       route.getIds(), experts);
-  auto upProjection = [&](Value w) -> Value {
-    auto op = GroupedMatmulOp::create(
-        b, loc,
-        RankedTensorType::get({build::staticMul(n, *k),
-                               cast<RankedTensorType>(w.getType())
-                                   .getDimSize(2)},
-                              elt),
-        *x, w, dispatch.getOffsets(), dispatch.getPerm(), Value());
-    return succeeded(verified(op, b)) ? Value(op) : Value();
-  };
-  Value h = upProjection(*w1);
-  Value h3 = *w3 ? upProjection(*w3) : Value();
-  if (!h || (*w3 && !h3))
+  return expertLayers(node, b, *x, dispatch, route.getWeights(), *w1, *w2, *w3,
+                      *act, n, *k);
+}
+
+/// SelectedExperts: internal, made by moe-raise-onnx from transformers 5's
+/// per-slot expert products where the routing is the graph's own (biased,
+/// grouped, or any other; docs/importer.md, form (g)). x [N, D], ids
+/// [N, k] (int64 or int32), weights [N, k], w1 [E, D, I], w2 [E, I, D]
+/// and, for gated experts, w3 [E, D, I]; attribute activation:
+///   off, perm = moe.dispatch ids
+///   y[n] = sum_j weights[n, j] * MLP_{ids[n, j]}(x[n])
+/// Ids outside [0, E) are a run-time error of moe.dispatch (the export's
+/// Gather fails on them too); rows of x, ids and weights that differ are a
+/// run-time shape error.
+Values selectedExperts(onnxir::NodeOp node, RewriterBase &b) {
+  if (failed(checkOperandCount(node, 5, 6)))
     return failure();
-  if (h3 && h.getType() != h3.getType()) {
-    nodeError(node) << "w1 and w3 differ in shape: " << w1->getType()
-                    << " and " << (*w3).getType();
+  FailureOr<Value> x = tensorOperand(node, 0, "x", 2);
+  FailureOr<Value> ids = tensorOperand(node, 1, "ids", 2);
+  FailureOr<Value> weights = tensorOperand(node, 2, "weights", 2);
+  FailureOr<Value> w1 = tensorOperand(node, 3, "w1", 3);
+  FailureOr<Value> w2 = tensorOperand(node, 4, "w2", 3);
+  FailureOr<Value> w3 = tensorOperand(node, 5, "w3", 3, /*optional=*/true);
+  FailureOr<Activation> act = activation(node);
+  if (failed(x) || failed(ids) || failed(weights) || failed(w1) || failed(w2) ||
+      failed(w3) || failed(act))
+    return failure();
+  RankedTensorType xType = typeOf(*x), idType = typeOf(*ids),
+                   wType = typeOf(*weights);
+  Type elt = xType.getElementType();
+  if (!isa<FloatType>(elt) || wType.getElementType() != elt) {
+    nodeError(node) << "x and weights must share one float element type, got "
+                    << xType << " and " << wType;
     return failure();
   }
-  // act(h) (* h3), one elementwise pass.
-  SmallVector<Value> ins = {h};
-  if (h3)
-    ins.push_back(h3);
-  AffineMap id = b.getMultiDimIdentityMap(2);
-  h = linalg::GenericOp::create(
-          b, loc, TypeRange{h.getType()}, ins,
-          ValueRange{build::emptyTensor(b, loc,
-                                        tensor::getMixedSizes(b, loc, h),
-                                        elt)},
-          SmallVector<AffineMap>(ins.size() + 1, id),
-          SmallVector<utils::IteratorType>(2, utils::IteratorType::parallel),
-          [&](OpBuilder &nb, Location nl, ValueRange a) {
-            Value v = build::activateScalar(nb, nl, a[0], *act);
-            if (a.size() > 2)
-              v = arith::MulFOp::create(nb, nl, v, a[1]);
-            linalg::YieldOp::create(nb, nl, ValueRange{v});
-          })
-          .getResult(0);
-  auto down = GroupedMatmulOp::create(
-      b, loc,
-      RankedTensorType::get({cast<RankedTensorType>(x->getType()).getDimSize(0),
-                             w2Type.getDimSize(2)},
-                            elt),
-      h, *w2, dispatch.getOffsets(), dispatch.getPerm(), route.getWeights());
-  return finish(down, b);
+  if (!idType.getElementType().isSignlessInteger(64) &&
+      !idType.getElementType().isSignlessInteger(32)) {
+    nodeError(node) << "ids must be an int64 or int32 tensor, got " << idType;
+    return failure();
+  }
+  int64_t k = idType.getDimSize(1);
+  if (ShapedType::isDynamic(k)) {
+    nodeError(node) << "the slots per row (dim 1 of ids) must be static, got "
+                    << idType;
+    return failure();
+  }
+  int64_t experts = typeOf(*w1).getDimSize(0);
+  if (ShapedType::isDynamic(experts)) {
+    nodeError(node) << "the expert count must be static";
+    return failure();
+  }
+  Location loc = node.getLoc();
+  build::declareErrorHook(b, node);
+  OpFoldResult n = tensor::getMixedSize(b, loc, *x, 0);
+  Value sel = build::requireSize(b, loc, *ids, 0, n, kErrorShapeMismatch);
+  Value slotWeights =
+      build::requireSize(b, loc, *weights, 0, n, kErrorShapeMismatch);
+  slotWeights = build::requireSize(b, loc, slotWeights, 1, b.getIndexAttr(k),
+                                   kErrorShapeMismatch);
+  Type idElt = typeOf(sel).getElementType();
+  auto dispatch = DispatchOp::create(
+      b, loc, RankedTensorType::get({experts + 1}, idElt),
+      RankedTensorType::get({build::staticMul(n, k)}, idElt), sel, experts);
+  if (failed(verified(dispatch, b)))
+    return failure();
+  return expertLayers(node, b, *x, dispatch, slotWeights, *w1, *w2, *w3, *act,
+                      n, k);
 }
 
 /// ai.onnx GroupedMatMul-29, ONNX's MoE op: input [M, K], weights [G, K, N],
@@ -448,5 +530,6 @@ void mlir::moe::populateMoeDomainHandlers(OnnxHandlerRegistry &r) {
   r.add("", "GroupedMatMul", 29, groupedMatMul);
   // Made only by moe-raise-onnx; not part of the documented domain.
   r.add("org.moe_mlir.internal", "RoutedExperts", 1, routedExperts);
+  r.add("org.moe_mlir.internal", "SelectedExperts", 1, selectedExperts);
   r.add("org.moe_mlir.internal", "MaskedAttention", 1, maskedAttention);
 }

@@ -34,7 +34,8 @@
 //
 //   (g) transformers 5's `batched_mm` experts: each routing slot's
 //       expert weights gathered and applied to the token's row, then the
-//       k slots of a token summed; into RoutedExperts, as (a) (the section
+//       k slots of a token summed; into RoutedExperts, as (a), or, where
+//       the routing is the graph's own, into SelectedExperts (the section
 //       "Form (g)" below).
 //
 //   (e) SwitchHead attention as the reference module writes it, into
@@ -746,6 +747,9 @@ struct HfBlock {
   int64_t k;
   std::string gate, activation;
   DenseElementsAttr w1, w2, w3; // stacked; w3 null when not gated
+  // Form (g) with the graph's own routing (no logits): the flat [N * k]
+  // expert ids and slot weights as the export pairs them.
+  Value slotIds, slotWeights;
 };
 
 FailureOr<HfBlock> finishHfLoop(SmallVector<HfExpert> &experts, Value ids,
@@ -836,9 +840,17 @@ bool sameRows(Value a, Value b, std::optional<int64_t> width = {}) {
            knownEntry(shape, 1) == *width &&
            constantDim(rs.getInputs()[0], 1).value_or(*width) == *width;
   };
-  onnxir::NodeOp ra = producer(a, "Reshape"), rb = producer(b, "Reshape");
-  return (identity(ra) && sameRows(ra.getInputs()[0], b, width)) ||
-         (identity(rb) && sameRows(a, rb.getInputs()[0], width));
+  // Each side down to its first value that is no identity view.
+  auto root = [&](Value v) {
+    for (int i = 0; i < 64; ++i) {
+      onnxir::NodeOp rs = producer(v, "Reshape");
+      if (!identity(rs))
+        break;
+      v = rs.getInputs()[0];
+    }
+    return v;
+  };
+  return root(a) == root(b);
 }
 
 /// `ids` the indices of TopK(Cast*(Softmax(MatMul(rows, Wg))), k) (the
@@ -872,8 +884,8 @@ FailureOr<HfRouting> matchHfRouting(Value ids, Value rw, Value rows, Miss &miss,
   // GraniteMoE's: a softmax of the TopK of the logits themselves.
   bool softmaxOfTopK = false;
   if (onnxir::NodeOp sm = producer(rw, "Softmax");
-      out.gate.empty() && sm && sm.getInputs()[0] == values &&
-      attrIsLastAxis(sm, values)) {
+      out.gate.empty() && sm && sm.getVersion() >= 13 &&
+      sm.getInputs()[0] == values && attrIsLastAxis(sm, values)) {
     out.gate = "topk_softmax";
     softmaxOfTopK = true;
   }
@@ -1247,7 +1259,12 @@ FailureOr<HfBlock> matchHfLoopNd(Value acc, Miss &miss) {
 // ids, rw the routing of form (a). Slot s reads token n's row, expert
 // ids[n, j] and weight rw[n, j] (a Reshape to [-1] is row-major), and the
 // sum adds token n's k slots: sum_j rw[n, j] * MLP_{ids[n, j]}(R[n]),
-// what the routed experts compute (in slot order, as here).
+// what the routed experts compute (in slot order, as here). Where ids and
+// rw come from a routing moe.route does not compute (biased or grouped
+// sigmoid routings, anything else), the routing stays as exported and the
+// experts become SelectedExperts(R, Reshape(ids_f, [-1, k]),
+// Reshape(rw_f, [-1, k]), ...): row n, column j is slot n * k + j, the
+// pairing of the export whatever computed ids and rw.
 
 /// bmv(Gather(W, ids_f), v): W [E, out, in] or [E, in, out].
 struct SlotProduct {
@@ -1430,7 +1447,7 @@ Value repeatedRows(Value xs, int64_t k, Value ids) {
   };
   Value u;
   if (onnxir::NodeOp tile = producer(tiled, "Tile")) {
-    if (!isRepeats(tile.getInputs()[1]))
+    if (tile.getInputs().size() != 2 || !isRepeats(tile.getInputs()[1]))
       return {};
     u = tile.getInputs()[0];
   } else if (onnxir::NodeOp ex = producer(tiled, "Expand")) {
@@ -1474,11 +1491,9 @@ FailureOr<HfBlock> matchSlotProducts(onnxir::NodeOp sum, Miss &miss) {
       sum.getInputs().size() >= 2 ? intsOf(sum.getInputs()[1])
                                   : std::optional<SmallVector<int64_t>>();
   if (sum.getInputs().size() < 2)
-    if (auto a =
-            dyn_cast_or_null<ArrayAttr>(sum.getNodeAttributes().get("axes")))
-      if (a.size() == 1)
-        if (auto i = dyn_cast<IntegerAttr>(a[0]))
-          axes = SmallVector<int64_t>{i.getInt()};
+    if (auto a = dyn_cast_or_null<DenseI64ArrayAttr>(
+            sum.getNodeAttributes().get("axes")))
+      axes = SmallVector<int64_t>(a.asArrayRef());
   if (!axes || axes->size() != 1 || ((*axes)[0] != 1 && (*axes)[0] != -2))
     return failure();
   onnxir::NodeOp view = producer(sum.getInputs()[0], "Reshape");
@@ -1491,18 +1506,26 @@ FailureOr<HfBlock> matchSlotProducts(onnxir::NodeOp sum, Miss &miss) {
   for (int i = 0; i < 2 && !down; ++i)
     if ((down = slotProduct(mul.getInputs()[i])))
       weightCol = mul.getInputs()[1 - i];
-  if (!down)
+  if (!down) {
+    // transformers' biased experts (GPT-OSS): the bias added to the slot
+    // product before the weighting.
+    for (Value f : mul.getInputs())
+      if (onnxir::NodeOp add = producer(f, "Add"))
+        if (slotProduct(add.getInputs()[0]) || slotProduct(add.getInputs()[1]))
+          miss.why = "the slot products carry a bias (an Add after the "
+                     "down projection's product)";
     return failure();
+  }
 
-  miss.why = "the slot weights are not the routing weights flattened to "
-             "one column";
   Value rwFlat = unsqueezedAt(weightCol, 1, 2);
-  Value rw = rwFlat ? flattened(rwFlat) : Value();
+  if (!rwFlat || raise::rankOf(rwFlat) != 1) {
+    miss.why = "the slot weights are not one weight per slot, as a column";
+    return failure();
+  }
   Value ids = flattened(down->idsFlat);
-  if (!rw || !ids) {
-    if (!ids)
-      miss.why = "the down projection's expert ids are not the TopK ids "
-                 "flattened";
+  if (!ids) {
+    miss.why = "the down projection's expert ids are not a [N, k] tensor "
+               "flattened";
     return failure();
   }
   // The activation: act(h) or act(h[:, :I]) * h[:, I:].
@@ -1552,26 +1575,30 @@ FailureOr<HfBlock> matchSlotProducts(onnxir::NodeOp sum, Miss &miss) {
     miss.why = "the two projections' weights disagree in E, D or I";
     return failure();
   }
-  onnxir::NodeOp topk = producer(ids, "TopK");
-  std::optional<SmallVector<int64_t>> kc =
-      topk ? intsOf(topk.getInputs()[1]) : std::nullopt;
-  if (!topk || topk.getNumResults() != 2 || ids != topk.getResult(1) || !kc ||
-      kc->size() != 1) {
-    miss.why = "the expert ids are not the indices of a TopK with a "
-               "constant K";
+  // k: the ids' static last size, or their TopK's constant K.
+  std::optional<int64_t> slots = constantDim(ids, 1);
+  if (onnxir::NodeOp topk = producer(ids, "TopK");
+      !slots && topk && topk.getNumResults() == 2 &&
+      topk.getInputs().size() == 2 && ids == topk.getResult(1))
+    if (std::optional<SmallVector<int64_t>> kc = intsOf(topk.getInputs()[1]);
+        kc && kc->size() == 1)
+      slots = (*kc)[0];
+  if (!slots || *slots < 1) {
+    miss.why = "the slots per token (the expert ids' last size) are not a "
+               "known constant";
     return failure();
   }
-  Value rows = repeatedRows(up->v, (*kc)[0], ids);
+  int64_t k = *slots, d = outWidth(*down), e = down->w.getType().getDimSize(0);
+  Value rows = repeatedRows(up->v, k, ids);
   if (!rows) {
     miss.why = "the slot rows are not the token rows repeated k times "
                "each (repeat_interleave)";
     return failure();
   }
-  FailureOr<HfRouting> hr = matchHfRouting(ids, rw, rows, miss, inWidth(*up));
-  if (failed(hr))
+  if (constantDim(rows, 1).value_or(d) != d) {
+    miss.why = "the token rows are not as wide as the experts' inputs";
     return failure();
-  int64_t k = hr->routing.k, d = outWidth(*down),
-          e = down->w.getType().getDimSize(0);
+  }
   // The sum's view: [N | -1, k, D].
   Value shape = view.getInputs()[1];
   if (knownLength(shape) != 3 ||
@@ -1582,16 +1609,38 @@ FailureOr<HfBlock> matchSlotProducts(onnxir::NodeOp sum, Miss &miss) {
                "over k)";
     return failure();
   }
-  auto selT = hr->routing.wsel.getType();
-  if (selT.getDimSize(0) != d || selT.getDimSize(1) != e || k > e ||
-      !selT.getElementType().isF32() || constantDim(rows, 1).value_or(d) != d) {
-    miss.why = "the router and expert weights disagree in D or E";
-    return failure();
-  }
   blk.rows = rows;
-  blk.logits = hr->logits;
   blk.k = k;
-  blk.gate = hr->gate;
+  // A routing moe.route computes (RoutedExperts: one routing kernel), or
+  // else the graph's own (SelectedExperts: its ids and weights, reshaped
+  // to [N, k] as the export pairs them with the slots).
+  Value rw = flattened(rwFlat);
+  Miss routingMiss;
+  FailureOr<HfRouting> hr =
+      rw ? matchHfRouting(ids, rw, rows, routingMiss, inWidth(*up))
+         : FailureOr<HfRouting>(failure());
+  if (succeeded(hr)) {
+    auto selT = hr->routing.wsel.getType();
+    if (selT.getDimSize(0) != d || selT.getDimSize(1) != e || k > e ||
+        !selT.getElementType().isF32())
+      hr = failure();
+  }
+  if (succeeded(hr)) {
+    blk.logits = hr->logits;
+    blk.gate = hr->gate;
+  } else {
+    Type idType = elementTypeOf(down->idsFlat);
+    Type weightType = elementTypeOf(rwFlat);
+    if (!idType ||
+        !(idType.isSignlessInteger(64) || idType.isSignlessInteger(32)) ||
+        !weightType || !weightType.isF32()) {
+      miss.why = "the expert ids are not int64 or int32, or the slot "
+                 "weights not f32";
+      return failure();
+    }
+    blk.slotIds = down->idsFlat;
+    blk.slotWeights = rwFlat;
+  }
   blk.w1 = expertColumns(*up, 0, inter);
   if (gated)
     blk.w3 = expertColumns(*up, inter, inter);
@@ -1902,30 +1951,62 @@ struct RaiseOnnxMoePass : moe::impl::RaiseOnnxMoeBase<RaiseOnnxMoePass> {
                                   StringRef form) {
       rewriter.setInsertionPoint(end);
       Location loc = end.getLoc();
-      SmallVector<Value> ins = {
-          blk->rows, blk->logits,
-          arith::ConstantOp::create(rewriter, loc, blk->w1),
-          arith::ConstantOp::create(rewriter, loc, blk->w2)};
+      bool selected = bool(blk->slotIds);
+      SmallVector<Value> ins = {blk->rows};
+      if (selected) {
+        // The flat ids and weights as [N, k] (Reshape-14 to [-1, k]): row
+        // n, column j is slot n * k + j, as the export pairs them.
+        auto shape = arith::ConstantOp::create(
+            rewriter, loc,
+            DenseElementsAttr::get(
+                RankedTensorType::get({2}, rewriter.getI64Type()),
+                ArrayRef<int64_t>{-1, blk->k}));
+        for (Value flat : {blk->slotIds, blk->slotWeights}) {
+          auto type = RankedTensorType::get({ShapedType::kDynamic, blk->k},
+                                            elementTypeOf(flat));
+          ins.push_back(
+              onnxir::NodeOp::create(
+                  rewriter, loc, TypeRange{type},
+                  rewriter.getStringAttr("Reshape"), rewriter.getStringAttr(""),
+                  rewriter.getI64IntegerAttr(14),
+                  rewriter.getDictionaryAttr({}), ValueRange{flat, shape})
+                  .getResult(0));
+        }
+      } else {
+        ins.push_back(blk->logits);
+      }
+      ins.push_back(arith::ConstantOp::create(rewriter, loc, blk->w1));
+      ins.push_back(arith::ConstantOp::create(rewriter, loc, blk->w2));
       if (blk->w3)
         ins.push_back(arith::ConstantOp::create(rewriter, loc, blk->w3));
-      SmallVector<NamedAttribute> attrs = {
-          rewriter.getNamedAttr("k", rewriter.getI64IntegerAttr(blk->k)),
-          rewriter.getNamedAttr("gate", rewriter.getStringAttr(blk->gate)),
-          rewriter.getNamedAttr("activation",
-                                rewriter.getStringAttr(blk->activation))};
+      SmallVector<NamedAttribute> attrs = {rewriter.getNamedAttr(
+          "activation", rewriter.getStringAttr(blk->activation))};
+      if (!selected) {
+        attrs.push_back(
+            rewriter.getNamedAttr("k", rewriter.getI64IntegerAttr(blk->k)));
+        attrs.push_back(
+            rewriter.getNamedAttr("gate", rewriter.getStringAttr(blk->gate)));
+      }
       auto node = onnxir::NodeOp::create(
           rewriter, loc, TypeRange{end.getResult(0).getType()},
-          rewriter.getStringAttr("RoutedExperts"),
+          rewriter.getStringAttr(selected ? "SelectedExperts"
+                                          : "RoutedExperts"),
           rewriter.getStringAttr("org.moe_mlir.internal"),
           rewriter.getI64IntegerAttr(1), rewriter.getDictionaryAttr(attrs),
           ins);
       rewriter.replaceAllUsesWith(end.getResult(0), node.getResult(0));
-      if (report)
-        node.emitRemark() << "raised " << form
-                          << " into routed experts (k = " << blk->k << ", gate "
-                          << blk->gate << ", " << (blk->w3 ? "gated " : "")
-                          << blk->activation
-                          << ", E = " << blk->w1.getType().getDimSize(0) << ")";
+      if (report) {
+        InFlightDiagnostic remark = node.emitRemark();
+        remark << "raised " << form;
+        if (selected)
+          remark << " into selected experts (k = " << blk->k
+                 << ", the graph's own routing, ";
+        else
+          remark << " into routed experts (k = " << blk->k << ", gate "
+                 << blk->gate << ", ";
+        remark << (blk->w3 ? "gated " : "") << blk->activation
+               << ", E = " << blk->w1.getType().getDimSize(0) << ")";
+      }
       ++numRaised;
     };
     for (auto [end, dynamo] : ends) {

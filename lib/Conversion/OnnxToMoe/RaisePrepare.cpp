@@ -138,6 +138,14 @@ std::optional<Size> product(ArrayRef<Size> sizes) {
   return p;
 }
 
+/// An integer element of type `type` as int64: bool and unsigned ones
+/// zero-extended (true is 1, uint8 255 is 255).
+int64_t intValue(const APInt &i, Type type) {
+  auto t = dyn_cast<IntegerType>(type);
+  return t && (t.getWidth() == 1 || t.isUnsigned()) ? (int64_t)i.getZExtValue()
+                                                    : i.getSExtValue();
+}
+
 /// An ints attribute of `node` (imported as a DenseI64ArrayAttr).
 std::optional<SmallVector<int64_t>> intsAttrOf(onnxir::NodeOp node,
                                                StringRef name) {
@@ -314,7 +322,7 @@ private:
     if (isa<IntegerType>(a.getElementType()) && a.getNumElements() <= 64 &&
         a.getType().getRank() <= 1)
       values[v] = llvm::map_to_vector<4>(a.getValues<APInt>(), [&](APInt i) {
-        return constant(i.getSExtValue());
+        return constant(intValue(i, a.getElementType()));
       });
   }
 
@@ -523,8 +531,12 @@ private:
       onnx_conv::Range1D r =
           onnx_conv::sliceRange(n, (*starts)[0], (*ends)[0], (*steps)[0]);
       Sizes out;
-      for (int64_t i = 0; i < r.size; ++i)
-        out.push_back((*in(0))[r.start + i * r.step]);
+      for (int64_t i = 0; i < r.size; ++i) {
+        int64_t at = r.start + i * r.step;
+        if (at < 0 || at >= n)
+          return std::nullopt;
+        out.push_back((*in(0))[at]);
+      }
       return out;
     }
     // OneHot of a constant index over a constant depth, its two values
@@ -583,7 +595,8 @@ private:
       if (!value || value.getNumElements() != 1 ||
           !isa<IntegerType>(value.getElementType()))
         return std::nullopt;
-      int64_t c = (*value.getValues<APInt>().begin()).getSExtValue();
+      int64_t c =
+          intValue(*value.getValues<APInt>().begin(), value.getElementType());
       return Sizes(in(0)->front().coef, constant(c));
     }
     if (op == "Equal" && node.getInputs().size() == 2)
@@ -1029,6 +1042,23 @@ private:
           d = sym(symbolOf(node.getResult(0), a));
         }
       }
+      return out;
+    }
+    // ConstantOfShape: the shape its input's entries give; OneHot: the
+    // indices' shape and the depth.
+    if (op == "ConstantOfShape") {
+      const Sizes *dims = valuesOf(inputs[0]);
+      if (!dims)
+        return std::nullopt;
+      return *dims;
+    }
+    if (op == "OneHot" && in(0) && inputs.size() == 3 &&
+        intAttrOf(node, "axis").value_or(-1) == -1) {
+      const Sizes *depth = valuesOf(inputs[1]);
+      if (!depth || depth->size() != 1)
+        return std::nullopt;
+      Sizes out = *in(0);
+      out.push_back(depth->front());
       return out;
     }
     if (op == "Flatten" && in(0)) {

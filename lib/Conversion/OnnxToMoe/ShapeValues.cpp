@@ -134,6 +134,10 @@ Range1D onnx_conv::sliceRange(int64_t dim, int64_t start, int64_t end,
   auto clamp = [](int64_t v, int64_t lo, int64_t hi) {
     return std::max(lo, std::min(v, hi));
   };
+  // An empty axis has no element to start from (the clamps below would
+  // give a negative step the span [0, -1], one element).
+  if (dim <= 0)
+    return {0, 0, step};
   if (start < 0)
     start += dim;
   if (end < 0)

@@ -4,10 +4,11 @@ torch.onnx.export, for raise-slot-products.test.
 
 usage: python make_slot_product_exports.py OUT_DIR
 
-Each module routes the rows of x with a softmax router and top-k, repeats
-every row k times (repeat_interleave), applies each slot's gathered expert
-weights as a batched matrix-vector product, scales by the slot weight and
-sums each token's k slots. The variants cover the routings transformers'
+Each module routes the rows of x (a softmax router and top-k, DeepSeek's
+biased group-limited sigmoid routing, or ids and weights given as
+inputs), repeats every row k times (repeat_interleave), applies each
+slot's gathered expert weights as a batched matrix-vector product, scales
+by the slot weight and sums each token's k slots. The variants cover the routings transformers'
 families use and both weight layouts; the near misses pair slots with the
 wrong ids or rows, or compute something else, and must stay as exported.
 Written by the suite's torch (TorchScript exporter, opset 17), N dynamic.
@@ -39,15 +40,33 @@ class Block(torch.nn.Module):
         self.w1 = torch.nn.Parameter(w1)
         self.w2 = torch.nn.Parameter(w2.contiguous())
         self.b1 = torch.nn.Parameter(torch.randn(E, up, generator=g) * .1)
+        self.bias = torch.nn.Parameter(torch.randn(E, generator=g) * .1)
+        self.b2 = torch.nn.Parameter(torch.randn(E, D, generator=g) * .1)
 
     def linear(self, x, w):
         if self.transposed:
             return torch.bmm(x.unsqueeze(1), w).squeeze(1)
         return torch.bmm(w, x.unsqueeze(-1)).squeeze(-1)
 
-    def forward(self, x):
-        logits = F.linear(x, self.router)
-        if self.routing == "topk_softmax":     # GraniteMoE
+    def forward(self, x, given_ids=None, given_w=None):
+        # other_rows: a router that reads other rows than the experts
+        logits = F.linear(x * 2 if self.miss == "other_rows" else x,
+                          self.router)
+        if self.routing == "given":            # ids and weights as inputs
+            ids, w = given_ids, given_w
+        elif self.routing == "grouped":        # DeepSeek-V3, GLM-4-MoE
+            scores = logits.sigmoid()
+            choice = scores + self.bias
+            n = x.shape[0]
+            groups = choice.view(n, 2, E // 2).topk(2, dim=-1)[0].sum(-1)
+            keep = groups.topk(1, dim=-1)[1]
+            mask = torch.zeros_like(groups).scatter_(1, keep, 1)
+            mask = mask.unsqueeze(-1).expand(n, 2, E // 2).reshape(n, E)
+            choice = choice.masked_fill(~mask.bool(), 0.0)
+            ids = torch.topk(choice, self.k, dim=-1, sorted=False)[1]
+            w = scores.gather(1, ids)
+            w = w / (w.sum(dim=-1, keepdim=True) + 1e-20) * 2.5
+        elif self.routing == "topk_softmax":   # GraniteMoE
             v, ids = torch.topk(logits, self.k, dim=-1)
             w = torch.softmax(v, dim=-1)
         else:
@@ -75,8 +94,13 @@ class Block(torch.nn.Module):
             h = fn(gate) * up
         else:
             h = fn(h)
-        y = self.linear(h, self.w2[flat_ids])
-        y = y * w.reshape(-1).unsqueeze(-1)
+        down_ids = ids.flip(-1).reshape(-1) if self.miss == "two_ids" \
+            else flat_ids
+        y = self.linear(h, self.w2[down_ids])
+        if self.miss == "down_bias":
+            y = y + self.b2[flat_ids]
+        flat_w = (w.t() if self.miss == "weights_t" else w).reshape(-1)
+        y = y * flat_w.unsqueeze(-1)
         return y.view(n, self.k, D).sum(dim=1)
 
 
@@ -96,11 +120,15 @@ class Tokens(torch.nn.Module):
 def export(name, module, rank=2):
     x = torch.randn(*([2, 5] if rank == 3 else [7]), D)
     axes = {0: "b", 1: "t"} if rank == 3 else {0: "n"}
+    args, names, dyn = (x,), ["x"], {"x": axes, "y": axes}
+    if getattr(module, "routing", None) == "given":
+        args = (x, torch.randint(0, E, (7, 2)), torch.rand(7, 2))
+        names += ["ids", "w"]
+        dyn.update(ids={0: "n"}, w={0: "n"})
     with torch.no_grad():
-        torch.onnx.export(module.eval(), (x,), os.path.join(out, name + ".onnx"),
-                          opset_version=17, input_names=["x"],
-                          output_names=["y"],
-                          dynamic_axes={"x": axes, "y": axes})
+        torch.onnx.export(module.eval(), args, os.path.join(out, name + ".onnx"),
+                          opset_version=17, input_names=names,
+                          output_names=["y"], dynamic_axes=dyn)
 
 
 export("renorm", Block())
@@ -110,6 +138,17 @@ export("transposed", Block(transposed=True, seed=3))
 export("ungated_gelu", Block(gated=False, act="gelu", seed=4))
 export("all_experts", Block(k=E, seed=5))
 export("tokens", Tokens(seed=6), rank=3)
+# the graph's own routing: raised with its ids and weights
+export("grouped", Block(routing="grouped", seed=11))
+export("given", Block(routing="given", seed=12))
+# the export's own pairings, whatever they are, kept: weights flattened
+# column-major, a router over other rows (so not the routing moe.route
+# computes from the experts' rows)
+export("weights_t", Block(miss="weights_t", seed=13))
+export("other_rows", Block(miss="other_rows", seed=14))
+# near misses: the projections gather by different ids, a down bias
+export("two_ids", Block(miss="two_ids", seed=15))
+export("down_bias", Block(miss="down_bias", seed=16))
 # near misses
 export("column_ids", Block(miss="column_ids", seed=7))
 export("repeat", Block(miss="repeat", seed=8))

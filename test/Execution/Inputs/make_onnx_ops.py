@@ -233,6 +233,18 @@ save("sum_mean", [
 ], [vi("a", ["R", "C"]), vi("b", ["C"]), vi("c", [1, "C"])],
     [vi("sum", ["R", "C"]), vi("mean", ["R", "C"]), vi("one", ["R", "C"])])
 
+# A negative-step Slice of an empty axis is empty (its static size was 1,
+# read from the empty input), and of a dynamic one at run time.
+for name, rows in (("slice_empty_reverse", 0), ("slice_dyn_reverse", "N")):
+    save(name, [
+        const("s", np.array([-1], np.int64)),
+        const("e", np.array([np.iinfo(np.int64).min], np.int64)),
+        const("a", np.array([0], np.int64)),
+        const("st", np.array([-1], np.int64)),
+        helper.make_node("Slice", ["x", "s", "e", "a", "st"], ["y"],
+                         name=name),
+    ], [vi("x", [rows, 3])], [vi("y", ["M", 3])])
+
 # Refusals (moe-import): an L2 norm of integers, And of floats, a Clip
 # bound that is not a scalar.
 save("bad_reduce_l2_int", [
