@@ -95,6 +95,12 @@ Values expertLayers(onnxir::NodeOp node, RewriterBase &b, Value x,
   auto w2Type = cast<RankedTensorType>(w2.getType());
   // x's D must be the experts' (a run-time check where it is dynamic).
   int64_t d = cast<RankedTensorType>(w1.getType()).getDimSize(1);
+  int64_t xd = cast<RankedTensorType>(x.getType()).getDimSize(1);
+  if (!ShapedType::isDynamic(d) && !ShapedType::isDynamic(xd) && d != xd) {
+    nodeError(node) << "x has " << xd << " columns but the experts take " << d
+                    << " (w1 " << w1.getType() << ")";
+    return failure();
+  }
   if (!ShapedType::isDynamic(d))
     x = build::requireSize(b, loc, x, 1, b.getIndexAttr(d),
                            kErrorShapeMismatch);
@@ -203,9 +209,10 @@ Values routedExperts(onnxir::NodeOp node, RewriterBase &b) {
 /// and, for gated experts, w3 [E, D, I]; attribute activation:
 ///   off, perm = moe.dispatch ids
 ///   y[n] = sum_j weights[n, j] * MLP_{ids[n, j]}(x[n])
-/// Ids outside [0, E) are a run-time error of moe.dispatch (the export's
-/// Gather fails on them too); rows of x, ids and weights that differ are a
-/// run-time shape error.
+/// Negative ids count from the end (-1 is expert E - 1), as ONNX Gather
+/// reads them; ids outside [-E, E) are a run-time error of moe.dispatch
+/// (the export's Gather fails on them too). Rows of x, ids and weights
+/// that differ are an error (at run time where dynamic).
 Values selectedExperts(onnxir::NodeOp node, RewriterBase &b) {
   if (failed(checkOperandCount(node, 5, 6)))
     return failure();
@@ -243,6 +250,19 @@ Values selectedExperts(onnxir::NodeOp node, RewriterBase &b) {
     nodeError(node) << "the expert count must be static";
     return failure();
   }
+  // Sizes known to differ are refused here; dynamic ones are checked at
+  // run time.
+  auto differ = [](int64_t a, int64_t b) {
+    return !ShapedType::isDynamic(a) && !ShapedType::isDynamic(b) && a != b;
+  };
+  if (differ(xType.getDimSize(0), idType.getDimSize(0)) ||
+      differ(xType.getDimSize(0), wType.getDimSize(0)) ||
+      differ(wType.getDimSize(1), k)) {
+    nodeError(node) << "x " << xType << ", ids " << idType << " and weights "
+                    << wType << " must have one row per token and ids' k "
+                    << "columns of ids and weights";
+    return failure();
+  }
   Location loc = node.getLoc();
   build::declareErrorHook(b, node);
   OpFoldResult n = tensor::getMixedSize(b, loc, *x, 0);
@@ -252,6 +272,31 @@ Values selectedExperts(onnxir::NodeOp node, RewriterBase &b) {
   slotWeights = build::requireSize(b, loc, slotWeights, 1, b.getIndexAttr(k),
                                    kErrorShapeMismatch);
   Type idElt = typeOf(sel).getElementType();
+  // Ids count from the end where negative, as ONNX Gather reads them (-1
+  // is expert E - 1); below -E they stay negative, and moe.dispatch
+  // refuses them.
+  {
+    Value count =
+        arith::ConstantOp::create(b, loc, b.getIntegerAttr(idElt, experts));
+    Value zero = arith::ConstantOp::create(b, loc, b.getIntegerAttr(idElt, 0));
+    AffineMap id = b.getMultiDimIdentityMap(2);
+    sel =
+        linalg::GenericOp::create(
+            b, loc, TypeRange{sel.getType()}, ValueRange{sel},
+            ValueRange{build::emptyTensor(
+                b, loc, tensor::getMixedSizes(b, loc, sel), idElt)},
+            SmallVector<AffineMap>(2, id),
+            SmallVector<utils::IteratorType>(2, utils::IteratorType::parallel),
+            [&](OpBuilder &nb, Location nl, ValueRange a) {
+              Value negative = arith::CmpIOp::create(
+                  nb, nl, arith::CmpIPredicate::slt, a[0], zero);
+              Value wrapped = arith::AddIOp::create(nb, nl, a[0], count);
+              linalg::YieldOp::create(nb, nl,
+                                      ValueRange{arith::SelectOp::create(
+                                          nb, nl, negative, wrapped, a[0])});
+            })
+            .getResult(0);
+  }
   auto dispatch = DispatchOp::create(
       b, loc, RankedTensorType::get({experts + 1}, idElt),
       RankedTensorType::get({build::staticMul(n, k)}, idElt), sel, experts);

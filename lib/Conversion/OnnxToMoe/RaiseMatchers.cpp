@@ -165,8 +165,12 @@ std::optional<SmallVector<int64_t>> raise::intsOf(Value v) {
   DenseElementsAttr a = constantOf(v);
   if (!a || !isa<IntegerType>(a.getElementType()))
     return std::nullopt;
-  return llvm::map_to_vector(a.getValues<APInt>(),
-                             [](const APInt &i) { return i.getSExtValue(); });
+  // Bool and unsigned elements zero-extended (true is 1, uint8 255 is 255).
+  auto t = cast<IntegerType>(a.getElementType());
+  bool zext = t.getWidth() == 1 || t.isUnsigned();
+  return llvm::map_to_vector(a.getValues<APInt>(), [&](const APInt &i) {
+    return zext ? (int64_t)i.getZExtValue() : i.getSExtValue();
+  });
 }
 
 bool raise::isInts(Value v, ArrayRef<int64_t> want) {

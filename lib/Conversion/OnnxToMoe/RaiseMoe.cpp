@@ -186,7 +186,10 @@ bool isLastAxis(int64_t axis, Value v) {
 /// The same for a node's `axis` attribute (default -1, as Softmax-13 and
 /// TopK have).
 bool attrIsLastAxis(onnxir::NodeOp node, Value v) {
-  return isLastAxis(intAttrOf(node, "axis").value_or(-1), v);
+  // (Softmax before opset 13 defaults to axis 1, over which it flattens.)
+  int64_t dflt =
+      node.getOpType() == "Softmax" && node.getVersion() < 13 ? 1 : -1;
+  return isLastAxis(intAttrOf(node, "axis").value_or(dflt), v);
 }
 
 /// The routing of a block: TopK over scores = MatMul(xs, Wsel).
@@ -1579,7 +1582,9 @@ FailureOr<HfBlock> matchSlotProducts(onnxir::NodeOp sum, Miss &miss) {
   std::optional<int64_t> slots = constantDim(ids, 1);
   if (onnxir::NodeOp topk = producer(ids, "TopK");
       !slots && topk && topk.getNumResults() == 2 &&
-      topk.getInputs().size() == 2 && ids == topk.getResult(1))
+      topk.getInputs().size() == 2 && ids == topk.getResult(1) &&
+      attrIsLastAxis(topk, topk.getInputs()[0]) &&
+      raise::rankOf(topk.getInputs()[0]) == 2)
     if (std::optional<SmallVector<int64_t>> kc = intsOf(topk.getInputs()[1]);
         kc && kc->size() == 1)
       slots = (*kc)[0];
@@ -1622,7 +1627,7 @@ FailureOr<HfBlock> matchSlotProducts(onnxir::NodeOp sum, Miss &miss) {
   if (succeeded(hr)) {
     auto selT = hr->routing.wsel.getType();
     if (selT.getDimSize(0) != d || selT.getDimSize(1) != e || k > e ||
-        !selT.getElementType().isF32())
+        hr->routing.k != k || !selT.getElementType().isF32())
       hr = failure();
   }
   if (succeeded(hr)) {

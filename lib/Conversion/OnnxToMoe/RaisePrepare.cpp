@@ -550,7 +550,8 @@ private:
           depth->size() != 1 || (*depth)[0] < 1 || (*depth)[0] > 64)
         return std::nullopt;
       int64_t d = (*depth)[0];
-      int64_t i = (*index.getValues<APInt>().begin()).getSExtValue();
+      int64_t i =
+          intValue(*index.getValues<APInt>().begin(), index.getElementType());
       if (i < 0)
         i += d;
       Sizes out;
@@ -1047,15 +1048,20 @@ private:
     // ConstantOfShape: the shape its input's entries give; OneHot: the
     // indices' shape and the depth.
     if (op == "ConstantOfShape") {
+      // A 1-D shape input whose entries are sizes (constants >= 0).
       const Sizes *dims = valuesOf(inputs[0]);
-      if (!dims)
+      if (!dims || !in(0) || in(0)->size() != 1 ||
+          llvm::any_of(*dims, [](const Size &s) {
+            return s.syms.empty() && s.coef < 0;
+          }))
         return std::nullopt;
       return *dims;
     }
     if (op == "OneHot" && in(0) && inputs.size() == 3 &&
         intAttrOf(node, "axis").value_or(-1) == -1) {
       const Sizes *depth = valuesOf(inputs[1]);
-      if (!depth || depth->size() != 1)
+      if (!depth || depth->size() != 1 ||
+          (depth->front().syms.empty() && depth->front().coef < 1))
         return std::nullopt;
       Sizes out = *in(0);
       out.push_back(depth->front());

@@ -21,6 +21,35 @@ import torch.nn.functional as F
 
 out = sys.argv[1]
 os.makedirs(out, exist_ok=True)
+
+
+def bad_models():
+    """SelectedExperts named directly, with operands it refuses."""
+    import onnx
+    from onnx import helper as h
+    T = onnx.TensorProto
+
+    def save(name, x, ids, ids_type, w, w1):
+        v = h.make_tensor_value_info
+        g = h.make_graph(
+            [h.make_node("SelectedExperts", ["x", "ids", "w", "w1", "w2"],
+                         ["y"], domain="org.moe_mlir.internal",
+                         activation="relu")], "g",
+            [v("x", T.FLOAT, x), v("ids", ids_type, ids), v("w", T.FLOAT, w),
+             v("w1", T.FLOAT, w1), v("w2", T.FLOAT, [3, 5, 4])],
+            [v("y", T.FLOAT, [x[0], 4])])
+        onnx.save(h.make_model(g, opset_imports=[
+            h.make_opsetid("", 17),
+            h.make_opsetid("org.moe_mlir.internal", 1)]),
+            os.path.join(out, name + ".onnx"))
+    save("bad_ids", ["n", 4], ["n", 2], T.FLOAT, ["n", 2], [3, 4, 5])
+    save("bad_width", ["n", 4], ["n", 2], T.INT64, ["n", 2], [3, 5, 5])
+    save("bad_rows", [3, 4], [2, 2], T.INT64, [3, 2], [3, 4, 5])
+
+
+if sys.argv[2:] == ["--bad"]:
+    bad_models()
+    sys.exit(0)
 D, I, E = 12, 10, 6
 
 
@@ -54,6 +83,8 @@ class Block(torch.nn.Module):
                           self.router)
         if self.routing == "given":            # ids and weights as inputs
             ids, w = given_ids, given_w
+        elif self.routing == "given_neg":      # counted from the end
+            ids, w = given_ids - E, given_w
         elif self.routing == "grouped":        # DeepSeek-V3, GLM-4-MoE
             scores = logits.sigmoid()
             choice = scores + self.bias
@@ -121,7 +152,7 @@ def export(name, module, rank=2):
     x = torch.randn(*([2, 5] if rank == 3 else [7]), D)
     axes = {0: "b", 1: "t"} if rank == 3 else {0: "n"}
     args, names, dyn = (x,), ["x"], {"x": axes, "y": axes}
-    if getattr(module, "routing", None) == "given":
+    if getattr(module, "routing", None) in ("given", "given_neg"):
         args = (x, torch.randint(0, E, (7, 2)), torch.rand(7, 2))
         names += ["ids", "w"]
         dyn.update(ids={0: "n"}, w={0: "n"})
@@ -141,6 +172,7 @@ export("tokens", Tokens(seed=6), rank=3)
 # the graph's own routing: raised with its ids and weights
 export("grouped", Block(routing="grouped", seed=11))
 export("given", Block(routing="given", seed=12))
+export("given_neg", Block(routing="given_neg", seed=17))
 # the export's own pairings, whatever they are, kept: weights flattened
 # column-major, a router over other rows (so not the routing moe.route
 # computes from the experts' rows)
