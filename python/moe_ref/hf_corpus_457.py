@@ -149,16 +149,27 @@ def main():
         print(" ".join(families()))
         return 0
     fam, exporter, attn, out = sys.argv[1:5]
-    if exporter in ("tsp", "dynp"):
-        patch_masks()
-    os.makedirs(out, exist_ok=True)
     path = os.path.join(out, f"{fam}_{attn}_{exporter}.onnx")
-    torch.manual_seed(0)
-    try:
+
+    def build():
         cfg, cls = families()[fam]()
         print("VOCAB", cfg.vocab_size)
-        model = cls._from_config(cfg, attn_implementation=attn).eval()
-        lm = LM(model).eval()
+        return cfg, cls._from_config(cfg, attn_implementation=attn)
+    return export_lm(build, exporter, path)
+
+
+def export_lm(build, exporter, path):
+    """Exports the causal LM `build()` returns (config, model) to `path`
+    with `exporter` (ts/tsp: TorchScript at opset 17, dynamo/dynp: dynamo;
+    p: masks patched); input_ids [batch, seq] dynamic. Prints 'RESULT path
+    ok|FAIL error'."""
+    if exporter in ("tsp", "dynp"):
+        patch_masks()
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    torch.manual_seed(0)
+    try:
+        cfg, model = build()
+        lm = LM(model.eval()).eval()
         ids = torch.randint(0, cfg.vocab_size, (2, 5))
         with torch.no_grad():
             lm(ids)  # eager forward must work

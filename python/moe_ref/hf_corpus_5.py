@@ -29,7 +29,6 @@ Writes OUT_DIR/<family>_<attn>_<experts>_<exporter>.onnx and prints
 """
 import os
 import sys
-import traceback
 
 import torch
 
@@ -58,43 +57,13 @@ def families():
 
 def main():
     fam, exporter, attn, experts, out = sys.argv[1:6]
-    if exporter in ("tsp", "dynp"):
-        base.patch_masks()
-    os.makedirs(out, exist_ok=True)
     path = os.path.join(out, f"{fam}_{attn}_{experts}_{exporter}.onnx")
-    torch.manual_seed(0)
-    try:
+
+    def build():
         cfg, cls = families()[fam]()
-        model = cls._from_config(cfg, attn_implementation=attn,
-                                 experts_implementation=experts).eval()
-        lm = base.LM(model).eval()
-        ids = torch.randint(0, cfg.vocab_size, (2, 5))
-        with torch.no_grad():
-            lm(ids)  # eager forward must work
-            if exporter in ("ts", "tsp"):
-                torch.onnx.export(lm, (ids,), path, dynamo=False,
-                                  opset_version=17, input_names=["input_ids"],
-                                  output_names=["logits"],
-                                  dynamic_axes={"input_ids": {0: "batch",
-                                                              1: "seq"}})
-            else:
-                import onnx
-                dim = torch.export.Dim.DYNAMIC
-                torch.onnx.export(lm, (ids,), path, dynamo=True,
-                                  input_names=["input_ids"],
-                                  output_names=["logits"],
-                                  dynamic_shapes={"ids": {0: dim, 1: dim}})
-                onnx.save(onnx.load(path), path, save_as_external_data=False)
-                if os.path.exists(path + ".data"):
-                    os.remove(path + ".data")
-        print("RESULT", path, "ok")
-    except Exception as e:
-        traceback.print_exc()
-        if os.path.exists(path):
-            os.remove(path)
-        msg = " ".join(f"{type(e).__name__}: {e}".split())[:400]
-        print("RESULT", path, "FAIL", msg)
-    return 0
+        return cfg, cls._from_config(cfg, attn_implementation=attn,
+                                     experts_implementation=experts)
+    return base.export_lm(build, exporter, path)
 
 
 if __name__ == "__main__":
