@@ -1015,12 +1015,18 @@ FailureOr<HfBlock> finishHfLoop(SmallVector<HfExpert> &experts, Value ids,
 // Gemm with a constant weight a MatMul). Each token row gets, per slot
 // routed to e, rw[tok, slot] * MLP_e(R[tok]): what form (a) adds.
 
+/// `x` = Unsqueeze(v, [a]) with `a` axis `axis` of the rank-`rank` result
+/// (written non-negative or negative): v.
+Value unsqueezedAt(Value x, int64_t axis, int64_t rank) {
+  if (Value v = unsqueezed(x, axis))
+    return v;
+  return unsqueezed(x, axis - rank);
+}
+
 /// `v` = Unsqueeze(x, [-1]) (or [axis], the last axis of the result):
 /// x.
 Value unsqueezedLast(Value v, int64_t rankOfX) {
-  if (Value x = unsqueezed(v, -1))
-    return x;
-  return unsqueezed(v, rankOfX);
+  return unsqueezedAt(v, rankOfX, rankOfX + 1);
 }
 
 /// `v` = Squeeze(Slice(nz, [c], [c + 1], [1]), [1]): nz and c.
@@ -1275,13 +1281,6 @@ struct SlotProduct {
   bool transposed = false; // W is [E, in, out]
   Value idsFlat, v;
 };
-
-/// `x` = Unsqueeze(v, [a]) with `a` axis `axis` of the rank-`rank` result.
-Value unsqueezedAt(Value x, int64_t axis, int64_t rank) {
-  if (Value v = unsqueezed(x, axis))
-    return v;
-  return unsqueezed(x, axis - rank);
-}
 
 /// `out` = bmv(Gather(W, ids_f), v) as above, or as the Einsum that the
 /// preparation recovered from it ("sod,sd->so", "sd,sdo->so").

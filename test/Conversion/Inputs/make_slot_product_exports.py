@@ -45,6 +45,8 @@ def bad_models():
     save("bad_ids", ["n", 4], ["n", 2], T.FLOAT, ["n", 2], [3, 4, 5])
     save("bad_width", ["n", 4], ["n", 2], T.INT64, ["n", 2], [3, 5, 5])
     save("bad_rows", [3, 4], [2, 2], T.INT64, [3, 2], [3, 4, 5])
+    save("bad_slots", ["n", 4], ["n", "k"], T.INT64, ["n", "k"], [3, 4, 5])
+    save("bad_experts", ["n", 4], ["n", 2], T.INT64, ["n", 2], ["e", 4, 5])
 
 
 if sys.argv[2:] == ["--bad"]:
