@@ -23,6 +23,38 @@ func.func @no_ops(%x: tensor<?x4xf32>) -> tensor<?x4xf32> {
   return %r : tensor<?x4xf32>
 }
 
+// Squeeze(Unsqueeze(x, [a]), [a]) is x (the dynamo exporter's view of a
+// bmm result back and forth), also where one axis counts from the end;
+// other axes, or an axis out of range, leave both nodes.
+// CHECK-LABEL: func.func @squeeze_unsqueeze
+// CHECK-SAME: (%[[X:.*]]: tensor<?x4xf32>
+// CHECK-NEXT: %[[R:.*]] = onnx.node "Relu"(%[[X]])
+// CHECK-NEXT: %[[R2:.*]] = onnx.node "Relu"(%[[X]])
+// CHECK-NEXT: return %[[R]], %[[R2]]
+func.func @squeeze_unsqueeze(%x: tensor<?x4xf32>) -> (tensor<?x4xf32>, tensor<?x4xf32>) {
+  %a1 = arith.constant dense<1> : tensor<1xi64>
+  %am2 = arith.constant dense<-2> : tensor<1xi64>
+  %u = onnx.node "Unsqueeze"(%x, %a1) {version = 18 : i64} : (tensor<?x4xf32>, tensor<1xi64>) -> tensor<?x1x4xf32>
+  %s = onnx.node "Squeeze"(%u, %a1) {version = 18 : i64} : (tensor<?x1x4xf32>, tensor<1xi64>) -> tensor<?x4xf32>
+  %r = onnx.node "Relu"(%s) {version = 18 : i64} : (tensor<?x4xf32>) -> tensor<?x4xf32>
+  %s2 = onnx.node "Squeeze"(%u, %am2) {version = 18 : i64} : (tensor<?x1x4xf32>, tensor<1xi64>) -> tensor<?x4xf32>
+  %r2 = onnx.node "Relu"(%s2) {version = 18 : i64} : (tensor<?x4xf32>) -> tensor<?x4xf32>
+  return %r, %r2 : tensor<?x4xf32>, tensor<?x4xf32>
+}
+
+// CHECK-LABEL: func.func @squeeze_unsqueeze_kept
+// CHECK-COUNT-2: onnx.node "Squeeze"
+func.func @squeeze_unsqueeze_kept(%x: tensor<1x4xf32>) -> (tensor<1x4xf32>, tensor<*xf32>) {
+  %a0 = arith.constant dense<0> : tensor<1xi64>
+  %a1 = arith.constant dense<1> : tensor<1xi64>
+  %a5 = arith.constant dense<5> : tensor<1xi64>
+  %u = onnx.node "Unsqueeze"(%x, %a1) {version = 18 : i64} : (tensor<1x4xf32>, tensor<1xi64>) -> tensor<1x1x4xf32>
+  %s = onnx.node "Squeeze"(%u, %a0) {version = 18 : i64} : (tensor<1x1x4xf32>, tensor<1xi64>) -> tensor<1x4xf32>
+  %u5 = onnx.node "Unsqueeze"(%x, %a5) {version = 18 : i64} : (tensor<1x4xf32>, tensor<1xi64>) -> tensor<*xf32>
+  %s5 = onnx.node "Squeeze"(%u5, %a5) {version = 18 : i64} : (tensor<*xf32>, tensor<1xi64>) -> tensor<*xf32>
+  return %s, %s5 : tensor<1x4xf32>, tensor<*xf32>
+}
+
 // An Expand to another shape, and a Transpose that permutes, stay.
 // CHECK-LABEL: func.func @not_no_ops
 // CHECK: onnx.node "Expand"

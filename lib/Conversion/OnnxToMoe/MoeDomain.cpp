@@ -15,10 +15,14 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Verifier.h"
 
 #include <cmath>
+#include <cstdio>
+#include <limits>
+#include <tuple>
 
 using namespace mlir;
 using namespace mlir::moe;
@@ -83,13 +87,83 @@ Values moeFeedForward(onnxir::NodeOp node, RewriterBase &b) {
   return finish(op, b);
 }
 
+/// The parts of an internal experts node past its weights: the biases of
+/// the projections (operands `first` .. `first` + 2: b1 [E, I], b2 [E, D],
+/// b3 [E, I], each optional) and the activation. "swiglu" is GPT-OSS's
+/// (and ONNX Runtime MoE's) clamped SwiGLU of the two up projections,
+///   g = min(x w1[e] + b1, limit); u = clamp(x w3[e] + b3, -limit, limit)
+///   h = g * sigmoid(alpha * g) * (u + beta)
+/// with attributes alpha, beta and limit (limit may be +inf).
+struct ExpertParts {
+  Value b1, b2, b3;
+  Activation act = Activation::Identity;
+  bool swiglu = false;
+  double alpha = 1.0, beta = 0.0,
+         limit = std::numeric_limits<double>::infinity();
+};
+
+FailureOr<ExpertParts> expertParts(onnxir::NodeOp node, unsigned first,
+                                   Value w3) {
+  ExpertParts p;
+  FailureOr<Value> b1 = tensorOperand(node, first, "b1", 2, true);
+  FailureOr<Value> b2 = tensorOperand(node, first + 1, "b2", 2, true);
+  FailureOr<Value> b3 = tensorOperand(node, first + 2, "b3", 2, true);
+  FailureOr<std::string> act = stringAttr(
+      node, "activation", {"relu", "gelu", "silu", "identity", "swiglu"});
+  if (failed(b1) || failed(b2) || failed(b3) || failed(act))
+    return failure();
+  std::tie(p.b1, p.b2, p.b3) = std::make_tuple(*b1, *b2, *b3);
+  if (p.b3 && !w3) {
+    nodeError(node) << "b3 needs w3 (the gated experts' second up "
+                       "projection)";
+    return failure();
+  }
+  p.swiglu = *act == "swiglu";
+  if (!p.swiglu) {
+    for (StringRef name : {"alpha", "beta", "limit"})
+      if (node.getNodeAttributes().get(name)) {
+        nodeError(node) << "attribute '" << name
+                        << "' is for activation swiglu only";
+        return failure();
+      }
+    p.act = *symbolizeActivation(*act);
+    return p;
+  }
+  FailureOr<double> alpha = floatAttr(node, "alpha", 1.0);
+  FailureOr<double> beta = floatAttr(node, "beta", 0.0);
+  FailureOr<double> limit =
+      floatAttr(node, "limit", std::numeric_limits<double>::infinity());
+  if (failed(alpha) || failed(beta) || failed(limit))
+    return failure();
+  if (!w3) {
+    nodeError(node) << "activation swiglu needs w3 (it gates one up "
+                       "projection by the other)";
+    return failure();
+  }
+  if (!std::isfinite(*alpha) || !std::isfinite(*beta) || std::isnan(*limit) ||
+      *limit <= 0) {
+    char text[128];
+    std::snprintf(text, sizeof(text), "alpha %g, beta %g, limit %g", *alpha,
+                  *beta, *limit);
+    nodeError(node) << "swiglu needs a finite alpha and beta and a limit "
+                       "above 0, got "
+                    << Twine(text);
+    return failure();
+  }
+  std::tie(p.alpha, p.beta, p.limit) = std::make_tuple(*alpha, *beta, *limit);
+  return p;
+}
+
 /// The experts of a routed layer once its slots are dispatched (`n` rows
 /// of `k` slots each):
-///   h = act(x w1[e]) (* x w3[e] when `w3`)
-///   y = moe.grouped_matmul h, w2 weights(weights)
+///   h = act(x w1[e] + b1[e]) (* (x w3[e] + b3[e]) when `w3`), or swiglu
+///   y = moe.grouped_matmul h, w2 weights(weights) bias(b2)
+/// (each bias optional; the down projection's bias is added before the
+/// slot weight scales the row).
 Values expertLayers(onnxir::NodeOp node, RewriterBase &b, Value x,
                     DispatchOp dispatch, Value weights, Value w1, Value w2,
-                    Value w3, Activation act, OpFoldResult n, int64_t k) {
+                    Value w3, const ExpertParts &parts, OpFoldResult n,
+                    int64_t k) {
   Location loc = node.getLoc();
   Type elt = cast<RankedTensorType>(x.getType()).getElementType();
   auto w2Type = cast<RankedTensorType>(w2.getType());
@@ -104,18 +178,20 @@ Values expertLayers(onnxir::NodeOp node, RewriterBase &b, Value x,
   if (!ShapedType::isDynamic(d))
     x = build::requireSize(b, loc, x, 1, b.getIndexAttr(d),
                            kErrorShapeMismatch);
-  auto upProjection = [&](Value w) -> Value {
+  auto upProjection = [&](Value w, Value bias) -> Value {
     auto op = GroupedMatmulOp::create(
         b, loc,
         RankedTensorType::get(
             {build::staticMul(n, k),
              cast<RankedTensorType>(w.getType()).getDimSize(2)},
             elt),
-        x, w, dispatch.getOffsets(), dispatch.getPerm(), Value());
+        x, w, dispatch.getOffsets(), dispatch.getPerm(),
+        /*slot_weights=*/Value(), bias, ActivationAttr(),
+        /*sorted_input=*/false, /*sorted_result=*/false);
     return succeeded(verified(op, b)) ? Value(op) : Value();
   };
-  Value h = upProjection(w1);
-  Value h3 = w3 ? upProjection(w3) : Value();
+  Value h = upProjection(w1, parts.b1);
+  Value h3 = w3 ? upProjection(w3, parts.b3) : Value();
   if (!h || (w3 && !h3))
     return failure();
   if (h3 && h.getType() != h3.getType()) {
@@ -123,7 +199,7 @@ Values expertLayers(onnxir::NodeOp node, RewriterBase &b, Value x,
                     << w3.getType();
     return failure();
   }
-  // act(h) (* h3), one elementwise pass.
+  // act(h) (* h3), or swiglu(h, h3): one elementwise pass.
   SmallVector<Value> ins = {h};
   if (h3)
     ins.push_back(h3);
@@ -135,9 +211,33 @@ Values expertLayers(onnxir::NodeOp node, RewriterBase &b, Value x,
           SmallVector<AffineMap>(ins.size() + 1, id),
           SmallVector<utils::IteratorType>(2, utils::IteratorType::parallel),
           [&](OpBuilder &nb, Location nl, ValueRange a) {
-            Value v = build::activateScalar(nb, nl, a[0], act);
-            if (a.size() > 2)
-              v = arith::MulFOp::create(nb, nl, v, a[1]);
+            auto cst = [&](double v) -> Value {
+              return arith::ConstantOp::create(nb, nl, nb.getFloatAttr(elt, v));
+            };
+            Value v;
+            if (parts.swiglu) {
+              Value g = a[0], u = a[1];
+              if (!std::isinf(parts.limit)) {
+                g = arith::MinimumFOp::create(nb, nl, g, cst(parts.limit));
+                u = arith::MinimumFOp::create(
+                    nb, nl,
+                    arith::MaximumFOp::create(nb, nl, u, cst(-parts.limit)),
+                    cst(parts.limit));
+              }
+              // g * sigmoid(alpha g) = g / (1 + exp(-alpha g)).
+              Value z = arith::MulFOp::create(nb, nl, g, cst(parts.alpha));
+              Value e =
+                  math::ExpOp::create(nb, nl, arith::NegFOp::create(nb, nl, z));
+              Value glu = arith::DivFOp::create(
+                  nb, nl, g, arith::AddFOp::create(nb, nl, e, cst(1.0)));
+              if (parts.beta != 0.0)
+                u = arith::AddFOp::create(nb, nl, u, cst(parts.beta));
+              v = arith::MulFOp::create(nb, nl, glu, u);
+            } else {
+              v = build::activateScalar(nb, nl, a[0], parts.act);
+              if (a.size() > 2)
+                v = arith::MulFOp::create(nb, nl, v, a[1]);
+            }
             linalg::YieldOp::create(nb, nl, ValueRange{v});
           })
           .getResult(0);
@@ -146,20 +246,22 @@ Values expertLayers(onnxir::NodeOp node, RewriterBase &b, Value x,
       RankedTensorType::get({cast<RankedTensorType>(x.getType()).getDimSize(0),
                              w2Type.getDimSize(2)},
                             elt),
-      h, w2, dispatch.getOffsets(), dispatch.getPerm(), weights);
+      h, w2, dispatch.getOffsets(), dispatch.getPerm(), weights, parts.b2,
+      ActivationAttr(), /*sorted_input=*/false, /*sorted_result=*/false);
   return finish(down, b);
 }
 
 /// RoutedExperts: internal, made by moe-raise-onnx from the per-expert loop
 /// of Hugging Face exports (docs/importer.md, "Raising exported MoE
 /// blocks"). x [N, D], logits [N, E], w1 [E, D, I], w2 [E, I, D] and, for
-/// gated experts, w3 [E, D, I]; attributes k, gate (softmax |
-/// topk_softmax) and activation. As primitives:
+/// gated experts, w3 [E, D, I]; optional biases b1 [E, I], b2 [E, D], b3
+/// [E, I] (ExpertParts); attributes k, gate (softmax | topk_softmax) and
+/// activation (with alpha, beta, limit for swiglu). As primitives:
 ///   w, ids = moe.route logits; off, perm = moe.dispatch ids
-///   h = act(x w1[e]) (* x w3[e] when gated)
-///   y = moe.grouped_matmul h, w2 weights(w)
+///   h = act(x w1[e] + b1[e]) (* (x w3[e] + b3[e]) when gated)
+///   y = moe.grouped_matmul h, w2 weights(w) bias(b2)
 Values routedExperts(onnxir::NodeOp node, RewriterBase &b) {
-  if (failed(checkOperandCount(node, 4, 5)))
+  if (failed(checkOperandCount(node, 4, 8)))
     return failure();
   FailureOr<Value> x = tensorOperand(node, 0, "x", 2);
   FailureOr<Value> logits = tensorOperand(node, 1, "logits", 2);
@@ -169,9 +271,11 @@ Values routedExperts(onnxir::NodeOp node, RewriterBase &b) {
   FailureOr<int64_t> k = intAttr(node, "k");
   FailureOr<std::string> gate =
       stringAttr(node, "gate", {"softmax", "topk_softmax"});
-  FailureOr<Activation> act = activation(node);
-  if (failed(x) || failed(logits) || failed(w1) || failed(w2) ||
-      failed(w3) || failed(k) || failed(gate) || failed(act))
+  if (failed(x) || failed(logits) || failed(w1) || failed(w2) || failed(w3) ||
+      failed(k) || failed(gate))
+    return failure();
+  FailureOr<ExpertParts> parts = expertParts(node, 5, *w3);
+  if (failed(parts))
     return failure();
   Location loc = node.getLoc();
   auto w1Type = cast<RankedTensorType>(w1->getType());
@@ -199,14 +303,15 @@ Values routedExperts(onnxir::NodeOp node, RewriterBase &b) {
       RankedTensorType::get({build::staticMul(n, *k)}, idType),
       route.getIds(), experts);
   return expertLayers(node, b, *x, dispatch, route.getWeights(), *w1, *w2, *w3,
-                      *act, n, *k);
+                      *parts, n, *k);
 }
 
 /// SelectedExperts: internal, made by moe-raise-onnx from transformers 5's
 /// per-slot expert products where the routing is the graph's own (biased,
 /// grouped, or any other; docs/importer.md, form (g)). x [N, D], ids
 /// [N, k] (int64 or int32), weights [N, k], w1 [E, D, I], w2 [E, I, D]
-/// and, for gated experts, w3 [E, D, I]; attribute activation:
+/// and, for gated experts, w3 [E, D, I]; biases and activation as
+/// RoutedExperts':
 ///   off, perm = moe.dispatch ids
 ///   y[n] = sum_j weights[n, j] * MLP_{ids[n, j]}(x[n])
 /// Negative ids count from the end (-1 is expert E - 1), as ONNX Gather
@@ -214,7 +319,7 @@ Values routedExperts(onnxir::NodeOp node, RewriterBase &b) {
 /// (the export's Gather fails on them too). Rows of x, ids and weights
 /// that differ are an error (at run time where dynamic).
 Values selectedExperts(onnxir::NodeOp node, RewriterBase &b) {
-  if (failed(checkOperandCount(node, 5, 6)))
+  if (failed(checkOperandCount(node, 5, 9)))
     return failure();
   FailureOr<Value> x = tensorOperand(node, 0, "x", 2);
   FailureOr<Value> ids = tensorOperand(node, 1, "ids", 2);
@@ -222,9 +327,11 @@ Values selectedExperts(onnxir::NodeOp node, RewriterBase &b) {
   FailureOr<Value> w1 = tensorOperand(node, 3, "w1", 3);
   FailureOr<Value> w2 = tensorOperand(node, 4, "w2", 3);
   FailureOr<Value> w3 = tensorOperand(node, 5, "w3", 3, /*optional=*/true);
-  FailureOr<Activation> act = activation(node);
   if (failed(x) || failed(ids) || failed(weights) || failed(w1) || failed(w2) ||
-      failed(w3) || failed(act))
+      failed(w3))
+    return failure();
+  FailureOr<ExpertParts> parts = expertParts(node, 6, *w3);
+  if (failed(parts))
     return failure();
   RankedTensorType xType = typeOf(*x), idType = typeOf(*ids),
                    wType = typeOf(*weights);
@@ -302,7 +409,7 @@ Values selectedExperts(onnxir::NodeOp node, RewriterBase &b) {
       RankedTensorType::get({build::staticMul(n, k)}, idElt), sel, experts);
   if (failed(verified(dispatch, b)))
     return failure();
-  return expertLayers(node, b, *x, dispatch, slotWeights, *w1, *w2, *w3, *act,
+  return expertLayers(node, b, *x, dispatch, slotWeights, *w1, *w2, *w3, *parts,
                       n, k);
 }
 

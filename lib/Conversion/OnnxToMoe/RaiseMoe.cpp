@@ -10,7 +10,8 @@
 //   (a) the per-expert loop of Hugging Face exports (Mixtral, Qwen2-MoE,
 //       OLMoE), into an internal `org.moe_mlir.internal.RoutedExperts`
 //       (moe.route + moe.dispatch + moe.grouped_matmul):
-//         R = rows; L = MatMul(R, Wg); v, ids = TopK(Cast*(Softmax(L)), k)
+//         R = rows; L = MatMul(R, Wg) (or with a bias: Add, Gemm)
+//         v, ids = TopK(Cast*(Softmax(L)), k)
 //         rw = Cast*(v) (gate softmax) or Cast*(v / ReduceSum(v, -1))
 //              (renormalised: gate topk_softmax)
 //         M = Transpose(OneHot(ids, E, [0, 1]), [2, 1, 0])
@@ -33,10 +34,11 @@
 //         out = Einsum("ne,ned->nd", g, y)
 //
 //   (g) transformers 5's `batched_mm` experts: each routing slot's
-//       expert weights gathered and applied to the token's row, then the
-//       k slots of a token summed; into RoutedExperts, as (a), or, where
-//       the routing is the graph's own, into SelectedExperts (the section
-//       "Form (g)" below).
+//       expert weights gathered and applied to the token's row (biases
+//       and GPT-OSS's clamped SwiGLU included), then the k slots of a
+//       token summed; into RoutedExperts, as (a), or, where the routing
+//       is the graph's own, into SelectedExperts (the section "Form (g)"
+//       below).
 //
 //   (e) SwitchHead attention as the reference module writes it, into
 //       org.moe_mlir.SwitchHeadAttention (RaiseSwitchHead.cpp).
@@ -90,7 +92,9 @@
 
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <string>
+#include <tuple>
 
 namespace mlir::moe {
 #define GEN_PASS_DEF_RAISEONNXMOE
@@ -113,12 +117,13 @@ Value skipFloatCasts(Value v) {
   return v;
 }
 
-/// The rank of `v` where it is known: from its (stage 1) type, or through
-/// the ops that keep or define it (MatMul, Reshape to a shape of known
-/// length, unary elementwise ops, TopK, Softmax, Cast).
+/// The rank of `v` where it is known: from its (stage 1) type, the
+/// preparation's shapes, or through the ops that keep or define it
+/// (MatMul, Reshape to a shape of known length, unary elementwise ops,
+/// TopK, Softmax, Cast; for the nodes a raise created).
 std::optional<int64_t> rankOf(Value v, int depth = 0) {
-  if (auto t = dyn_cast<RankedTensorType>(v.getType()))
-    return t.getRank();
+  if (int64_t r = raise::rankOf(v); r >= 0)
+    return r;
   auto node = v.getDefiningOp<onnxir::NodeOp>();
   if (!node || !node.getDomain().empty() || depth > 8 ||
       node.getInputs().empty())
@@ -192,14 +197,71 @@ bool attrIsLastAxis(onnxir::NodeOp node, Value v) {
   return isLastAxis(intAttrOf(node, "axis").value_or(dflt), v);
 }
 
-/// The routing of a block: TopK over scores = MatMul(xs, Wsel).
+/// The routing of a block: TopK over scores = MatMul(xs, Wsel) (+ bias).
 struct Routing {
   Value selectorInput;
   DenseElementsAttr wsel; // [D, E] as the MatMul reads it
+  DenseElementsAttr bias; // [E] (or [1, E]) where the router has one
+  Value logits;           // the scores
   int64_t k;
   std::string gate;
   Value ids, weights;
 };
+
+/// The router `scores` = MatMul(x, W), Add(MatMul(x, W), b) or Gemm(x, W,
+/// b) (alpha and beta 1, no transA; W^T read where transB), W a constant
+/// [D, E] and b a constant of E elements: sets x, W and b.
+bool matchRouter(Value scores, Routing &r) {
+  auto selector = [&](DenseElementsAttr w) {
+    return w && w.getType().getRank() == 2;
+  };
+  auto biasOf = [&](Value v) -> DenseElementsAttr {
+    DenseElementsAttr b = constantOf(v);
+    if (!b || !isa<FloatType>(b.getElementType()) ||
+        b.getType().getRank() > 2 ||
+        (b.getType().getRank() == 2 && b.getType().getDimSize(0) != 1))
+      return {};
+    return b;
+  };
+  if (onnxir::NodeOp mm = producer(scores, "MatMul")) {
+    r.selectorInput = mm.getInputs()[0];
+    r.wsel = constantOf(mm.getInputs()[1]);
+  } else if (onnxir::NodeOp add = producer(scores, "Add")) {
+    for (int i = 0; i < 2 && !r.wsel; ++i) {
+      onnxir::NodeOp mm = producer(add.getInputs()[i], "MatMul");
+      if (!mm || !selector(constantOf(mm.getInputs()[1])) ||
+          !(r.bias = biasOf(add.getInputs()[1 - i])))
+        continue;
+      r.selectorInput = mm.getInputs()[0];
+      r.wsel = constantOf(mm.getInputs()[1]);
+    }
+  } else if (onnxir::NodeOp gemm = producer(scores, "Gemm")) {
+    auto unit = [&](StringRef name) {
+      auto f = dyn_cast_or_null<FloatAttr>(gemm.getNodeAttributes().get(name));
+      return !gemm.getNodeAttributes().get(name) ||
+             (f && f.getValueAsDouble() == 1.0);
+    };
+    std::optional<int64_t> transA = strictInt(gemm, "transA", 0),
+                           transB = strictInt(gemm, "transB", 0);
+    DenseElementsAttr w = constantOf(gemm.getInputs()[1]);
+    // (Gemm's A is 2-D; the Gemm stays, and the conversion checks it.)
+    if (!unit("alpha") || !unit("beta") || transA != 0 || !transB ||
+        !selector(w))
+      return false;
+    if (gemm.getInputs().size() == 3 &&
+        !isa<NoneType>(gemm.getInputs()[2].getType()) &&
+        !(r.bias = biasOf(gemm.getInputs()[2])))
+      return false;
+    r.selectorInput = gemm.getInputs()[0];
+    r.wsel = *transB ? transpose2d(w) : w;
+  }
+  if (!selector(r.wsel) ||
+      (r.bias && (r.bias.getNumElements() != r.wsel.getType().getDimSize(1) ||
+                  r.bias.getElementType() != r.wsel.getElementType())))
+    return false;
+  r.logits = scores;
+  return true;
+}
 
 /// `weights` and `ids` from one TopK: w = gate(values).
 FailureOr<Routing> matchRouting(Value weights, Value ids, Miss &miss) {
@@ -245,15 +307,11 @@ FailureOr<Routing> matchRouting(Value weights, Value ids, Miss &miss) {
                "values, nor a TopK of a softmax";
     return failure();
   }
-  onnxir::NodeOp mm = producer(scores, "MatMul");
-  DenseElementsAttr wsel = mm ? constantOf(mm.getInputs()[1]) : nullptr;
-  if (!wsel || wsel.getType().getRank() != 2) {
+  if (!matchRouter(scores, r)) {
     miss.why = "the routing scores are not a MatMul with a constant [D, E] "
-               "selector";
+               "selector (and a constant bias)";
     return failure();
   }
-  r.selectorInput = mm.getInputs()[0];
-  r.wsel = wsel;
   r.ids = ids;
   r.weights = weights;
   return r;
@@ -432,6 +490,10 @@ LogicalResult checkShapes(const Block &blk, Miss &miss) {
   auto sel = blk.routing.wsel.getType(), w1 = blk.w1.getType(),
        w2 = blk.w2.getType();
   int64_t d = sel.getDimSize(0), e = sel.getDimSize(1);
+  if (blk.routing.bias) {
+    miss.why = "the router adds a bias (MoEFeedForward's has none)";
+    return failure();
+  }
   if (w1.getDimSize(0) != e || w2.getDimSize(0) != e ||
       w1.getDimSize(1) != d || w2.getDimSize(2) != d ||
       w1.getDimSize(2) != w2.getDimSize(1)) {
@@ -750,6 +812,11 @@ struct HfBlock {
   int64_t k;
   std::string gate, activation;
   DenseElementsAttr w1, w2, w3; // stacked; w3 null when not gated
+  // Form (g): the projections' biases [E, I], [E, D], [E, I] (null where
+  // absent), and the constants of activation "swiglu".
+  DenseElementsAttr b1, b2, b3;
+  double alpha = 1.0, beta = 0.0,
+         limit = std::numeric_limits<double>::infinity();
   // Form (g) with the graph's own routing (no logits): the flat [N * k]
   // expert ids and slot weights as the export pairs them.
   Value slotIds, slotWeights;
@@ -906,16 +973,12 @@ FailureOr<HfRouting> matchHfRouting(Value ids, Value rw, Value rows, Miss &miss,
     miss.why = "the routing is not a TopK of a softmax over the experts";
     return failure();
   }
-  Value scores = skipFloatCasts(topk.getInputs()[0]);
-  if (!softmaxOfTopK)
-    scores = producer(scores, "Softmax").getInputs()[0];
-  onnxir::NodeOp mm = producer(scores, "MatMul");
-  if (!mm || !sameRows(mm.getInputs()[0], rows, width)) {
+  if (!sameRows(routing->selectorInput, rows, width)) {
     miss.why = "the router does not read the rows the experts read";
     return failure();
   }
   out.routing = *routing;
-  out.logits = mm.getResult(0);
+  out.logits = routing->logits;
   return out;
 }
 
@@ -1257,10 +1320,16 @@ FailureOr<HfBlock> matchHfLoopNd(Value acc, Miss &miss) {
 //   xs = repeat_interleave(R, k)                                   [S, D]
 //      = Reshape(Expand(Unsqueeze(R, 1), [., k, .]), [-1, D])  (dynamo)
 //      | Flatten(Tile(Unsqueeze(R, 1), [1, k, 1]), 2)      (TorchScript)
-//   h = bmv(Gather(W1, ids_f), xs)                [S, 2I] or [S, I]
-//   a = act(h[:, :I]) * h[:, I:] (Split, or two Slices) | act(h)
-//   y = bmv(Gather(W2, ids_f), a)                                  [S, D]
+//   h = bmv(Gather(W1, ids_f), xs) [+ Gather(B1, ids_f)]  [S, 2I] or [S, I]
+//   a = act(g) * u | swiglu(g, u) | act(h), with g, u the halves of h:
+//       h[:, :I] and h[:, I:] (Split, or two Slices), or h[:, 0::2] and
+//       h[:, 1::2] (GPT-OSS), either one the gate g
+//   y = bmv(Gather(W2, ids_f), a) [+ Gather(B2, ids_f)]           [S, D]
 //   out = ReduceSum(Reshape(y * Unsqueeze(rw_f, -1), [N, k, D]), [1])
+//
+// swiglu(g, u) = (Clip(u, -L, L) + beta) * g' * Sigmoid(g' * alpha), g' =
+// Clip(g, none, L), is GPT-OSS's gate (L = 7, alpha 1.702, beta 1): the
+// internal nodes' activation "swiglu", ONNX Runtime MoE's clamped SwiGLU.
 //
 // with bmv(Wg, v) = Squeeze(MatMul(Wg, Unsqueeze(v, -1)), -1) (weights
 // [E, out, in], as nn.Linear holds them) or Squeeze(MatMul(Unsqueeze(v,
@@ -1275,16 +1344,18 @@ FailureOr<HfBlock> matchHfLoopNd(Value acc, Miss &miss) {
 // Reshape(rw_f, [-1, k]), ...): row n, column j is slot n * k + j, the
 // pairing of the export whatever computed ids and rw.
 
-/// bmv(Gather(W, ids_f), v): W [E, out, in] or [E, in, out].
+/// bmv(Gather(W, ids_f), v) (+ Gather(B, ids_f)): W [E, out, in] or
+/// [E, in, out], B [E, out].
 struct SlotProduct {
   DenseElementsAttr w;
   bool transposed = false; // W is [E, in, out]
   Value idsFlat, v;
+  DenseElementsAttr bias; // B, where the product has one
 };
 
 /// `out` = bmv(Gather(W, ids_f), v) as above, or as the Einsum that the
 /// preparation recovered from it ("sod,sd->so", "sd,sdo->so").
-std::optional<SlotProduct> slotProduct(Value out) {
+std::optional<SlotProduct> bareSlotProduct(Value out) {
   auto gathered = [&](Value g, SlotProduct &p) {
     onnxir::NodeOp gather = producer(g, "Gather");
     if (!gather || intAttrOf(gather, "axis").value_or(0) != 0)
@@ -1339,10 +1410,54 @@ int64_t outWidth(const SlotProduct &p) {
   return p.w.getType().getDimSize(p.transposed ? 2 : 1);
 }
 
-/// Columns [start, start + len) of a slot product's output, as a stacked
-/// [E, in, len] weight (what the routed experts' MatMul reads).
+/// `flat` = Reshape(v, [-1]) (v of rank 2): v.
+Value flattened(Value flat) {
+  onnxir::NodeOp rs = producer(flat, "Reshape");
+  if (!rs || knownLength(rs.getInputs()[1]) != 1 ||
+      knownEntry(rs.getInputs()[1], 0) != -1 ||
+      raise::rankOf(rs.getInputs()[0]) != 2)
+    return {};
+  return rs.getInputs()[0];
+}
+
+/// Whether two flat id vectors are one: the same value, or the same [N, k]
+/// ids flattened.
+bool sameSlotIds(Value a, Value b) {
+  if (a == b)
+    return true;
+  Value fa = flattened(a);
+  return fa && fa == flattened(b);
+}
+
+/// `out` = a slot product, or one plus its bias: Add(p, Gather(B, ids_f,
+/// axis 0)) with B a constant [E, out] gathered by p's own ids (GPT-OSS's
+/// biased experts).
+std::optional<SlotProduct> slotProduct(Value out) {
+  onnxir::NodeOp add = producer(out, "Add");
+  if (!add)
+    return bareSlotProduct(out);
+  for (int i = 0; i < 2; ++i) {
+    onnxir::NodeOp g = producer(add.getInputs()[1 - i], "Gather");
+    DenseElementsAttr b = g ? constantOf(g.getInputs()[0]) : nullptr;
+    if (!b || intAttrOf(g, "axis").value_or(0) != 0 ||
+        b.getType().getRank() != 2 || !b.getElementType().isF32())
+      continue;
+    std::optional<SlotProduct> p = bareSlotProduct(add.getInputs()[i]);
+    if (!p || !sameSlotIds(g.getInputs()[1], p->idsFlat) ||
+        b.getType().getDimSize(0) != p->w.getType().getDimSize(0) ||
+        b.getType().getDimSize(1) != outWidth(*p))
+      continue;
+    p->bias = b;
+    return p;
+  }
+  return std::nullopt;
+}
+
+/// Output columns start, start + stride, ... (len of them) of a slot
+/// product, as a stacked [E, in, len] weight (what the routed experts'
+/// MatMul reads).
 DenseElementsAttr expertColumns(const SlotProduct &p, int64_t start,
-                                int64_t len) {
+                                int64_t len, int64_t stride = 1) {
   auto t = p.w.getType();
   int64_t e = t.getDimSize(0), in = inWidth(p), out = outWidth(p);
   auto type = RankedTensorType::get({e, in, len}, t.getElementType());
@@ -1356,51 +1471,177 @@ DenseElementsAttr expertColumns(const SlotProduct &p, int64_t start,
   for (int64_t x = 0; x < e; ++x)
     for (int64_t i = 0; i < in; ++i)
       for (int64_t o = 0; o < len; ++o)
-        buf[(x * in + i) * len + o] = p.transposed
-                                          ? w[(x * in + i) * out + start + o]
-                                          : w[(x * out + start + o) * in + i];
+        buf[(x * in + i) * len + o] =
+            p.transposed ? w[(x * in + i) * out + start + o * stride]
+                         : w[(x * out + start + o * stride) * in + i];
   return DenseElementsAttr::getFromRawBuffer(
       type, ArrayRef<char>(reinterpret_cast<const char *>(buf.data()),
                            buf.size() * sizeof(float)));
 }
 
+/// The same columns of a slot product's bias [E, out], as [E, len].
+DenseElementsAttr biasColumns(const SlotProduct &p, int64_t start, int64_t len,
+                              int64_t stride = 1) {
+  auto t = p.bias.getType();
+  int64_t e = t.getDimSize(0), out = t.getDimSize(1);
+  auto type = RankedTensorType::get({e, len}, t.getElementType());
+  if (p.bias.isSplat())
+    return DenseElementsAttr::get(type, p.bias.getSplatValue<Attribute>());
+  ArrayRef<char> raw = p.bias.getRawData();
+  const float *b = reinterpret_cast<const float *>(raw.data());
+  std::vector<float> buf(static_cast<size_t>(e) * len);
+  for (int64_t x = 0; x < e; ++x)
+    for (int64_t o = 0; o < len; ++o)
+      buf[x * len + o] = b[x * out + start + o * stride];
+  return DenseElementsAttr::getFromRawBuffer(
+      type, ArrayRef<char>(reinterpret_cast<const char *>(buf.data()),
+                           buf.size() * sizeof(float)));
+}
+
+/// How two values split h's last axis into halves.
+enum class Halves {
+  None,
+  Contiguous, // [0, I) and [I, 2I): one Split, or two Slices
+  Interleaved // [0::2] and [1::2]: two Slices of step 2 (GPT-OSS)
+};
+
 /// Whether `a` and `b` are h's two halves along its last axis (each
-/// `half` wide): the two results of one Split, or two Slices.
-bool halvesOf(Value a, Value b, Value h, int64_t half) {
+/// `half` wide), `a` the first (columns 0.. or the even ones).
+Halves halvesOf(Value a, Value b, Value h, int64_t half) {
   int64_t rank = raise::rankOf(h);
   if (rank < 1)
-    return false;
+    return Halves::None;
   auto lastAxis = [&](int64_t axis) { return axis == -1 || axis == rank - 1; };
   onnxir::NodeOp split = producer(a, "Split");
   if (split && split.getNumResults() == 2 && split.getInputs()[0] == h &&
       a == split.getResult(0) && b == split.getResult(1) &&
       lastAxis(intAttrOf(split, "axis").value_or(0))) {
+    bool equal;
     if (split.getInputs().size() >= 2 &&
         !isa<NoneType>(split.getInputs()[1].getType()))
-      return isInts(split.getInputs()[1], {half, half});
-    // No sizes: equal parts (num_outputs 2 from opset 18; the two results
-    // before it).
-    return intAttrOf(split, "num_outputs").value_or(2) == 2 &&
-           constantDim(h, rank - 1) == 2 * half;
+      equal = isInts(split.getInputs()[1], {half, half});
+    else // No sizes: equal parts (num_outputs 2 from opset 18; the two
+         // results before it).
+      equal = intAttrOf(split, "num_outputs").value_or(2) == 2 &&
+              constantDim(h, rank - 1) == 2 * half;
+    return equal ? Halves::Contiguous : Halves::None;
   }
-  auto slice = [&](Value v, int64_t start, int64_t end) {
+  // Slice(h, [start], [end], [last axis], [step]): the columns start,
+  // start + step, ... below end (an end past the axis is its size).
+  auto slice = [&](Value v, int64_t start, int64_t end, int64_t step) {
     onnxir::NodeOp sl = producer(v, "Slice");
     if (!sl || sl.getInputs()[0] != h || sl.getInputs().size() < 4)
       return false;
     std::optional<int64_t> s = knownEntry(sl.getInputs()[1], 0),
                            e = knownEntry(sl.getInputs()[2], 0),
                            ax = knownEntry(sl.getInputs()[3], 0);
-    bool unitStep = sl.getInputs().size() < 5 ||
-                    isa<NoneType>(sl.getInputs()[4].getType()) ||
-                    knownEntry(sl.getInputs()[4], 0) == 1;
+    bool noStep =
+        sl.getInputs().size() < 5 || isa<NoneType>(sl.getInputs()[4].getType());
+    if (noStep ? step != 1
+               : (knownLength(sl.getInputs()[4]) != 1 ||
+                  knownEntry(sl.getInputs()[4], 0) != step))
+      return false;
     return knownLength(sl.getInputs()[1]) == 1 &&
            knownLength(sl.getInputs()[2]) == 1 &&
            knownLength(sl.getInputs()[3]) == 1 && s == start && ax &&
-           lastAxis(*ax) && unitStep &&
-           (e == end || (e && *e >= end && end == 2 * half));
+           lastAxis(*ax) && (e == end || (e && *e >= end && end == 2 * half));
   };
-  return constantDim(h, rank - 1) == 2 * half && slice(a, 0, half) &&
-         slice(b, half, 2 * half);
+  if (constantDim(h, rank - 1) != 2 * half)
+    return Halves::None;
+  if (slice(a, 0, half, 1) && slice(b, half, 2 * half, 1))
+    return Halves::Contiguous;
+  if (slice(a, 0, 2 * half, 2) && slice(b, 1, 2 * half, 2))
+    return Halves::Interleaved;
+  return Halves::None;
+}
+
+/// GPT-OSS's gate on halves g and u of h (ONNX Runtime MoE's "swiglu"):
+///   (Clip(u, -l, l) + beta) * (g' * Sigmoid(g' * alpha)), g' = Clip(g,
+///   none, l)
+/// the factors in either order; without the clips (l = +inf), the Add
+/// (beta 0) or the scale (alpha 1). Sets g, u, alpha, beta, limit.
+bool matchSwiglu(Value v, Value &g, Value &u, double &alpha, double &beta,
+                 double &limit) {
+  onnxir::NodeOp mul = producer(v, "Mul");
+  if (!mul)
+    return false;
+  auto scalar = [](Value c) -> std::optional<double> {
+    std::optional<APFloat> f = oneElementFloat(c, 1);
+    if (!f)
+      return std::nullopt;
+    return f->convertToDouble();
+  };
+  auto none = [](onnxir::NodeOp n, unsigned i) {
+    return n.getInputs().size() <= i ||
+           isa<NoneType>(n.getInputs()[i].getType());
+  };
+  for (int i = 0; i < 2; ++i) {
+    // The gate: g' * Sigmoid(g' * alpha) (or Sigmoid(g')).
+    onnxir::NodeOp glu = producer(mul.getInputs()[i], "Mul");
+    if (!glu)
+      continue;
+    Value gc;
+    std::optional<double> a;
+    for (int j = 0; j < 2 && !gc; ++j) {
+      onnxir::NodeOp sg = producer(glu.getInputs()[1 - j], "Sigmoid");
+      if (!sg)
+        continue;
+      Value z = sg.getInputs()[0], cand = glu.getInputs()[j];
+      if (z == cand) {
+        std::tie(gc, a) = std::make_pair(cand, 1.0);
+      } else if (onnxir::NodeOp sc = producer(z, "Mul")) {
+        for (int m = 0; m < 2 && !gc; ++m)
+          if (sc.getInputs()[m] == cand && (a = scalar(sc.getInputs()[1 - m])))
+            gc = cand;
+      }
+    }
+    if (!gc)
+      continue;
+    // g' = Clip(g, none, l), or g.
+    std::optional<double> gateLimit;
+    Value gate = gc;
+    if (onnxir::NodeOp clip = producer(gc, "Clip")) {
+      if (clip.getInputs().size() != 3 || !none(clip, 1) ||
+          !(gateLimit = scalar(clip.getInputs()[2])))
+        continue;
+      gate = clip.getInputs()[0];
+    }
+    // The linear half: Clip(u, -l, l) (+ beta), or u (+ beta).
+    Value lin = mul.getInputs()[1 - i];
+    std::optional<double> b = 0.0;
+    if (onnxir::NodeOp add = producer(lin, "Add")) {
+      std::optional<double> c0 = scalar(add.getInputs()[0]),
+                            c1 = scalar(add.getInputs()[1]);
+      if (c1 && !c0)
+        std::tie(lin, b) = std::make_pair(add.getInputs()[0], c1);
+      else if (c0 && !c1)
+        std::tie(lin, b) = std::make_pair(add.getInputs()[1], c0);
+      else
+        continue;
+    }
+    std::optional<double> upLow, upHigh;
+    if (onnxir::NodeOp clip = producer(lin, "Clip")) {
+      if (clip.getInputs().size() != 3 ||
+          !(upLow = scalar(clip.getInputs()[1])) ||
+          !(upHigh = scalar(clip.getInputs()[2])))
+        continue;
+      lin = clip.getInputs()[0];
+    }
+    // One limit l > 0 on both halves, or none.
+    if (bool(gateLimit) != bool(upHigh) ||
+        (gateLimit &&
+         (*gateLimit != *upHigh || *upLow != -*upHigh || !(*gateLimit > 0))))
+      continue;
+    if (!std::isfinite(*a) || !std::isfinite(*b))
+      continue;
+    g = gate;
+    u = lin;
+    alpha = *a;
+    beta = *b;
+    limit = gateLimit ? *gateLimit : std::numeric_limits<double>::infinity();
+    return true;
+  }
+  return false;
 }
 
 /// `xs` = repeat_interleave(rows, k) along rows' first axis: the rows.
@@ -1470,16 +1711,6 @@ Value repeatedRows(Value xs, int64_t k, Value ids) {
   return rows && raise::rankOf(rows) == 2 ? rows : Value();
 }
 
-/// `flat` = Reshape(v, [-1]) (v of rank 2): v.
-Value flattened(Value flat) {
-  onnxir::NodeOp rs = producer(flat, "Reshape");
-  if (!rs || knownLength(rs.getInputs()[1]) != 1 ||
-      knownEntry(rs.getInputs()[1], 0) != -1 ||
-      raise::rankOf(rs.getInputs()[0]) != 2)
-    return {};
-  return rs.getInputs()[0];
-}
-
 /// Form (g), ending at `out` = ReduceSum(Reshape(y * w, [N, k, D]), [1]);
 /// failure without a reason where `out` is not such a sum of slot
 /// products.
@@ -1509,13 +1740,13 @@ FailureOr<HfBlock> matchSlotProducts(onnxir::NodeOp sum, Miss &miss) {
     if ((down = slotProduct(mul.getInputs()[i])))
       weightCol = mul.getInputs()[1 - i];
   if (!down) {
-    // transformers' biased experts (GPT-OSS): the bias added to the slot
-    // product before the weighting.
+    // Something else added to the down projection's product.
     for (Value f : mul.getInputs())
       if (onnxir::NodeOp add = producer(f, "Add"))
-        if (slotProduct(add.getInputs()[0]) || slotProduct(add.getInputs()[1]))
-          miss.why = "the slot products carry a bias (an Add after the "
-                     "down projection's product)";
+        if (bareSlotProduct(add.getInputs()[0]) ||
+            bareSlotProduct(add.getInputs()[1]))
+          miss.why = "the down projection's product has an addend that is "
+                     "not a bias [E, D] gathered by its expert ids";
     return failure();
   }
 
@@ -1530,26 +1761,51 @@ FailureOr<HfBlock> matchSlotProducts(onnxir::NodeOp sum, Miss &miss) {
                "flattened";
     return failure();
   }
-  // The activation: act(h) or act(h[:, :I]) * h[:, I:].
+  // The activation: act(h), or act(gate) * up or swiglu(gate, up) with
+  // gate and up h's two halves (contiguous or interleaved, either first).
   HfBlock blk;
   int64_t inter = inWidth(*down);
   Value h;
   bool gated = false;
+  Halves halves = Halves::None;
+  bool gateFirst = true;
+  // Sets h and the layout where `gate` and `up` are the halves of one h.
+  auto gatedHalves = [&](Value gate, Value up) {
+    onnxir::NodeOp part = producer(gate, "Split");
+    if (!part)
+      part = producer(gate, "Slice");
+    if (!part)
+      return false;
+    Value whole = part.getInputs()[0];
+    gateFirst = true;
+    halves = halvesOf(gate, up, whole, inter);
+    if (halves == Halves::None) {
+      gateFirst = false;
+      halves = halvesOf(up, gate, whole, inter);
+    }
+    if (halves == Halves::None)
+      return false;
+    h = whole;
+    return true;
+  };
   if (onnxir::NodeOp gm = producer(down->v, "Mul")) {
     for (int i = 0; i < 2 && !gated; ++i) {
       FailureOr<std::pair<std::string, Value>> act =
           matchActivation(gm.getInputs()[i]);
       if (failed(act) || act->first == "identity")
         continue;
-      onnxir::NodeOp part = producer(act->second, "Split");
-      if (!part)
-        part = producer(act->second, "Slice");
-      if (part && halvesOf(act->second, gm.getInputs()[1 - i],
-                           part.getInputs()[0], inter)) {
+      if (gatedHalves(act->second, gm.getInputs()[1 - i])) {
         gated = true;
         blk.activation = act->first;
-        h = part.getInputs()[0];
       }
+    }
+  }
+  if (!gated) {
+    Value gate, up;
+    if (matchSwiglu(down->v, gate, up, blk.alpha, blk.beta, blk.limit) &&
+        gatedHalves(gate, up)) {
+      gated = true;
+      blk.activation = "swiglu";
     }
   }
   if (!gated) {
@@ -1561,12 +1817,13 @@ FailureOr<HfBlock> matchSlotProducts(onnxir::NodeOp sum, Miss &miss) {
   }
   std::optional<SlotProduct> up = h ? slotProduct(h) : std::nullopt;
   if (!up) {
-    miss.why = "the expert hidden rows are not act(h) or act(h[:, :I]) * "
-               "h[:, I:] (act silu, relu or gelu) of a product of the "
-               "slot rows with gathered weights";
+    miss.why = "the expert hidden rows are not act(h), act(gate) * up "
+               "(act silu, relu or gelu) nor GPT-OSS's clamped swiglu of "
+               "h's halves, h a product of the slot rows with gathered "
+               "weights";
     return failure();
   }
-  if (up->idsFlat != down->idsFlat && flattened(up->idsFlat) != ids) {
+  if (!sameSlotIds(up->idsFlat, down->idsFlat)) {
     miss.why = "the two projections gather their weights by different ids";
     return failure();
   }
@@ -1645,10 +1902,22 @@ FailureOr<HfBlock> matchSlotProducts(onnxir::NodeOp sum, Miss &miss) {
     blk.slotIds = down->idsFlat;
     blk.slotWeights = rwFlat;
   }
-  blk.w1 = expertColumns(*up, 0, inter);
-  if (gated)
-    blk.w3 = expertColumns(*up, inter, inter);
+  // The gate's and the up half's columns of W1 (and of its bias).
+  int64_t stride = halves == Halves::Interleaved ? 2 : 1;
+  int64_t second = halves == Halves::Interleaved ? 1 : inter;
+  int64_t gateStart = gateFirst ? 0 : second, upStart = gateFirst ? second : 0;
+  if (!gated)
+    gateStart = 0;
+  blk.w1 = expertColumns(*up, gateStart, inter, stride);
+  if (up->bias)
+    blk.b1 = biasColumns(*up, gateStart, inter, stride);
+  if (gated) {
+    blk.w3 = expertColumns(*up, upStart, inter, stride);
+    if (up->bias)
+      blk.b3 = biasColumns(*up, upStart, inter, stride);
+  }
   blk.w2 = expertColumns(*down, 0, d);
+  blk.b2 = down->bias;
   miss.why.clear();
   return blk;
 }
@@ -1674,7 +1943,7 @@ struct RaiseOnnxMoePass : moe::impl::RaiseOnnxMoeBase<RaiseOnnxMoePass> {
     // reports them if unsupported); only what a raise leaves unused goes.
     llvm::SmallPtrSet<Operation *, 16> unusedBefore;
     module.walk([&](Operation *op) {
-      if ((isa<onnxir::NodeOp>(op) || isa<arith::ConstantOp>(op)) &&
+      if (isa<onnxir::NodeOp, onnxir::NoneOp, arith::ConstantOp>(op) &&
           op->use_empty())
         unusedBefore.insert(op);
     });
@@ -1691,7 +1960,7 @@ struct RaiseOnnxMoePass : moe::impl::RaiseOnnxMoeBase<RaiseOnnxMoePass> {
         erased = false;
         SmallVector<Operation *> dead;
         module.walk([&](Operation *op) {
-          if ((isa<onnxir::NodeOp>(op) || isa<arith::ConstantOp>(op)) &&
+          if (isa<onnxir::NodeOp, onnxir::NoneOp, arith::ConstantOp>(op) &&
               op->use_empty() && !unusedBefore.contains(op) &&
               !pinned.contains(op) && op->getParentOp() &&
               !isa<ModuleOp>(op->getParentOp()))
@@ -1981,10 +2250,25 @@ struct RaiseOnnxMoePass : moe::impl::RaiseOnnxMoeBase<RaiseOnnxMoePass> {
       }
       ins.push_back(arith::ConstantOp::create(rewriter, loc, blk->w1));
       ins.push_back(arith::ConstantOp::create(rewriter, loc, blk->w2));
-      if (blk->w3)
-        ins.push_back(arith::ConstantOp::create(rewriter, loc, blk->w3));
+      // w3, b1, b2, b3: each optional (none where absent before a present
+      // one).
+      SmallVector<DenseElementsAttr> optional = {blk->w3, blk->b1, blk->b2,
+                                                 blk->b3};
+      while (!optional.empty() && !optional.back())
+        optional.pop_back();
+      for (DenseElementsAttr c : optional)
+        ins.push_back(c ? Value(arith::ConstantOp::create(rewriter, loc, c))
+                        : Value(onnxir::NoneOp::create(
+                              rewriter, loc, rewriter.getNoneType())));
       SmallVector<NamedAttribute> attrs = {rewriter.getNamedAttr(
           "activation", rewriter.getStringAttr(blk->activation))};
+      bool swiglu = blk->activation == "swiglu";
+      if (swiglu)
+        for (auto [name, v] : {std::make_pair("alpha", blk->alpha),
+                               std::make_pair("beta", blk->beta),
+                               std::make_pair("limit", blk->limit)})
+          attrs.push_back(
+              rewriter.getNamedAttr(name, rewriter.getF64FloatAttr(v)));
       if (!selected) {
         attrs.push_back(
             rewriter.getNamedAttr("k", rewriter.getI64IntegerAttr(blk->k)));
@@ -2008,8 +2292,18 @@ struct RaiseOnnxMoePass : moe::impl::RaiseOnnxMoeBase<RaiseOnnxMoePass> {
         else
           remark << " into routed experts (k = " << blk->k << ", gate "
                  << blk->gate << ", ";
-        remark << (blk->w3 ? "gated " : "") << blk->activation
-               << ", E = " << blk->w1.getType().getDimSize(0) << ")";
+        if (swiglu) {
+          char text[96];
+          std::snprintf(text, sizeof(text),
+                        "swiglu (alpha %g, beta %g, limit %g)", blk->alpha,
+                        blk->beta, blk->limit);
+          remark << Twine(text); // copied: `text` ends here
+        } else {
+          remark << (blk->w3 ? "gated " : "") << blk->activation;
+        }
+        if (blk->b1 || blk->b2 || blk->b3)
+          remark << ", with biases";
+        remark << ", E = " << blk->w1.getType().getDimSize(0) << ")";
       }
       ++numRaised;
     };

@@ -17,13 +17,14 @@
 //   * a node result of unranked type (no shape from ONNX inference; its
 //     stage-1 element type, the importer's f32 placeholder, is not
 //     trusted) gets the rank and element type ONNX's rules give it from
-//     its inputs, for the view, elementwise, reduction, MatMul, Gather,
-//     Tile, Split and Cast ops (SymbolicShapes::computeRank,
-//     computeElementType; Split in visit);
+//     its inputs, for the view, elementwise, reduction, MatMul, Gemm,
+//     Gather, Tile, Split, TopK and Cast ops (SymbolicShapes::computeRank,
+//     computeElementType; Split and TopK's types in visit);
 //   * no-op nodes go: Identity, Transpose with the identity permutation
 //     (of a known rank), one-input Max/Min/Sum/Mean/Concat, a Cast of a
 //     float or a bool to its own type, Expand of x to x's own shape (Shape(x),
-//     or a shape value equal to it symbolically);
+//     or a shape value equal to it symbolically), Squeeze(Unsqueeze(x, [a]),
+//     [a]);
 //   * GatherND(w, Unsqueeze(i, -1)) with batch_dims 0 is Gather(w, i, 0);
 //   * CastLike(c, x) of a constant c (at most 64 elements, float or
 //     integer) with a float x is c in x's element type;
@@ -369,6 +370,17 @@ private:
     // Split: each unranked result has the input's rank and element type,
     // its sizes unknown (DeepSeek-V3's attention splits q and k into their
     // rotated and unrotated parts).
+    // TopK's values have the input's element type, its indices int64 (an
+    // export whose types ONNX could not infer: GPT-OSS's biased router by
+    // TorchScript); their sizes come from computeShape.
+    if (node.getOpType() == "TopK" && node.getNumResults() == 2) {
+      if (Type elt = elementTypeOf(node.getInputs()[0]);
+          elt && isa<UnrankedTensorType>(node.getResult(0).getType()))
+        elementTypes[node.getResult(0)] = elt;
+      if (isa<UnrankedTensorType>(node.getResult(1).getType()))
+        elementTypes[node.getResult(1)] =
+            IntegerType::get(node.getContext(), 64);
+    }
     if (node.getOpType() == "Split" && !node.getInputs().empty()) {
       Value in = node.getInputs()[0];
       const Sizes *inShape = shapeOf(in);
@@ -676,6 +688,45 @@ private:
     return out;
   }
 
+  /// broadcast() where sizes are not known equal, per dim: a constant
+  /// other than 1 on one side is the size (ONNX requires the other side to
+  /// be 1 or equal); two symbols not known equal make an unknown of
+  /// `result`. Two different constants other than 1 are no shape.
+  std::optional<Sizes> looseBroadcast(ArrayRef<const Sizes *> ins,
+                                      Value result) {
+    size_t rank = 0;
+    for (const Sizes *s : ins) {
+      if (!s)
+        return std::nullopt;
+      rank = std::max(rank, s->size());
+    }
+    Sizes out(rank, constant(1));
+    SmallVector<bool> unknown(rank, false);
+    for (const Sizes *s : ins)
+      for (size_t i = 0; i < s->size(); ++i) {
+        size_t at = rank - s->size() + i;
+        Size &o = out[at];
+        const Size &d = (*s)[i];
+        if (d.isConst(1) || (d == o && !unknown[at]))
+          continue;
+        if (o.isConst(1) && !unknown[at]) {
+          o = d;
+          continue;
+        }
+        bool dConst = d.syms.empty(), oConst = o.syms.empty() && !unknown[at];
+        if (dConst && oConst)
+          return std::nullopt;
+        if (dConst) {
+          o = d;
+          unknown[at] = false;
+        } else if (!oConst) {
+          o = sym(symbolOf(result, at));
+          unknown[at] = true;
+        }
+      }
+    return out;
+  }
+
   /// The element type of `node`'s result by ONNX's rules, from its
   /// inputs' (elementTypeOf); null where not known.
   Type computeElementType(onnxir::NodeOp node) {
@@ -722,7 +773,7 @@ private:
         op == "Transpose" || op == "Reshape" || op == "Slice" ||
         op == "Concat" || op == "Expand" || op == "Unsqueeze" ||
         op == "Squeeze" || op == "Gather" || op == "Tile" || op == "Flatten" ||
-        op.starts_with("Reduce"))
+        op == "Gemm" || op.starts_with("Reduce"))
       return of(0);
     return Type();
   }
@@ -754,7 +805,7 @@ private:
       return std::nullopt;
     if (keepsShape(op) || op == "Slice" || op == "Concat" || op == "Tile")
       return rank(0);
-    if (op == "Flatten")
+    if (op == "Flatten" || op == "Gemm")
       return 2;
     if (isBroadcastElementwise(op)) {
       int64_t most = 0;
@@ -830,7 +881,9 @@ private:
       SmallVector<const Sizes *> ins;
       for (unsigned i = 0; i < inputs.size(); ++i)
         ins.push_back(in(i));
-      return broadcast(ins);
+      if (std::optional<Sizes> s = broadcast(ins))
+        return s;
+      return looseBroadcast(ins, node.getResult(0));
     }
     if (op == "MatMul" && in(0) && in(1) && in(0)->size() >= 2 &&
         in(1)->size() >= 2) {
@@ -1221,6 +1274,37 @@ void simplifyNodes(ModuleOp module, RewriterBase &rewriter,
         (op == "Identity" || op == "Max" || op == "Min" || op == "Sum" ||
          op == "Mean" || op == "Concat")) {
       replace(in);
+      continue;
+    }
+    // Squeeze(Unsqueeze(x, [a]), [a]) is x (the dynamo exporter views a
+    // bmm's result back and forth this way).
+    if (op == "Squeeze") {
+      onnxir::NodeOp u = producer(in, "Unsqueeze");
+      auto axesOf =
+          [](onnxir::NodeOp node) -> std::optional<SmallVector<int64_t>> {
+        if (node.getInputs().size() == 2)
+          return intsOf(node.getInputs()[1]);
+        if (node.getInputs().size() == 1)
+          if (auto a = dyn_cast_or_null<DenseI64ArrayAttr>(
+                  node.getNodeAttributes().get("axes")))
+            return SmallVector<int64_t>(a.asArrayRef());
+        return std::nullopt;
+      };
+      std::optional<SmallVector<int64_t>> sq = axesOf(n),
+                                          un = u ? axesOf(u) : std::nullopt;
+      if (!sq || !un || sq->size() != 1 || un->size() != 1)
+        continue;
+      // Both axes index Unsqueeze's result (Squeeze's input), whose rank
+      // must be known: an axis out of range leaves both nodes to the
+      // conversion, which refuses them.
+      const Sizes *s = shapes.shapeOf(in);
+      if (!s)
+        continue;
+      int64_t rank = s->size(), a = (*sq)[0], b = (*un)[0];
+      a = a < 0 ? a + rank : a;
+      b = b < 0 ? b + rank : b;
+      if (a == b && a >= 0 && a < rank)
+        replace(u.getInputs()[0]);
       continue;
     }
     // A Cast of a float to its own type (Hugging Face's eager attention

@@ -27,10 +27,13 @@ def k_const(k=K):
     return numpy_helper.from_array(np.array([k], np.int64), "k")
 
 
-def routing(gate, selector="x", softmax_axis=-1):
-    """Nodes computing (w, ids) from MatMul(selector, wsel)."""
-    nodes = [helper.make_node("MatMul", [selector, "wsel"], ["s"],
-                              name="scores")]
+def routing(gate, selector="x", softmax_axis=-1, router_bias=False):
+    """Nodes computing (w, ids) from MatMul(selector, wsel) (+ bsel)."""
+    nodes = [helper.make_node("MatMul", [selector, "wsel"],
+                              ["s0" if router_bias else "s"], name="scores")]
+    if router_bias:
+        nodes.append(helper.make_node("Add", ["s0", "bsel"], ["s"],
+                                      name="scores_bias"))
     if gate == "softmax":
         nodes += [helper.make_node("Softmax", ["s"], ["p"], name="sm",
                                    axis=softmax_axis),
@@ -61,8 +64,8 @@ def activation(act, src, dst):
 
 
 def gathered(name, gate="sigmoid", act="relu", ids2="ids", w1_input=False,
-             selector="x", softmax_axis=-1):
-    nodes = routing(gate, selector, softmax_axis)
+             selector="x", softmax_axis=-1, router_bias=False):
+    nodes = routing(gate, selector, softmax_axis, router_bias)
     nodes += [
         helper.make_node("Gather", ["w1", "ids"], ["g1"], name="g1", axis=0),
         helper.make_node("Einsum", ["x", "g1"], ["h"], name="up",
@@ -84,6 +87,8 @@ def gathered(name, gate="sigmoid", act="relu", ids2="ids", w1_input=False,
     if selector != "x":
         inputs.append(helper.make_tensor_value_info(selector, F, ["N", D]))
     inits = [init("wsel", [D, E]), init("w2", [E, G, D]), k_const()]
+    if router_bias:
+        inits.append(init("bsel", [E]))
     if w1_input:
         inputs.append(helper.make_tensor_value_info("w1", F, [E, D, G]))
     else:
@@ -138,6 +143,8 @@ gathered("miss_other_ids", ids2="ids_other")
 gathered("miss_weight_input", w1_input=True)
 # A softmax over the tokens (axis -2 of the [N, E] scores), not the experts.
 gathered("miss_softmax_tokens", gate="softmax", softmax_axis=-2)
+# A router with a bias (moe.ffn's has none).
+gathered("miss_router_bias", router_bias=True)
 # Nodes without outputs (ONNX allows them) of the types the raise starts
 # from: each matcher is skipped, no crash (a segfault before).
 save("zero_outputs",

@@ -48,6 +48,31 @@ def bad_models():
     save("bad_slots", ["n", 4], ["n", "k"], T.INT64, ["n", "k"], [3, 4, 5])
     save("bad_experts", ["n", 4], ["n", 2], T.INT64, ["n", 2], ["e", 4, 5])
 
+    # The optional parts: w3, b1, b2, b3 ("" for none) and the activation.
+    def save_parts(name, parts, act="silu", **attrs):
+        v = h.make_tensor_value_info
+        shapes = {"w3": [3, 4, 5], "b1": [3, 5], "b2": [3, 4], "b3": [3, 5],
+                  "b2_wide": [3, 5]}
+        ins = ["x", "ids", "w", "w1", "w2"] + parts
+        g = h.make_graph(
+            [h.make_node("SelectedExperts", ins, ["y"],
+                         domain="org.moe_mlir.internal", activation=act,
+                         **attrs)], "g",
+            [v("x", T.FLOAT, ["n", 4]), v("ids", T.INT64, ["n", 2]),
+             v("w", T.FLOAT, ["n", 2]), v("w1", T.FLOAT, [3, 4, 5]),
+             v("w2", T.FLOAT, [3, 5, 4])] +
+            [v(p, T.FLOAT, shapes[p]) for p in parts if p],
+            [v("y", T.FLOAT, ["n", 4])])
+        onnx.save(h.make_model(g, opset_imports=[
+            h.make_opsetid("", 17),
+            h.make_opsetid("org.moe_mlir.internal", 1)]),
+            os.path.join(out, name + ".onnx"))
+    save_parts("bad_b3", ["", "", "", "b3"])
+    save_parts("bad_swiglu", [], act="swiglu")
+    save_parts("bad_alpha", ["w3"], act="silu", alpha=1.5)
+    save_parts("bad_limit", ["w3"], act="swiglu", limit=-1.0)
+    save_parts("bad_b2", ["w3", "b1", "b2_wide"])
+
 
 if sys.argv[2:] == ["--bad"]:
     bad_models()
@@ -56,12 +81,20 @@ D, I, E = 12, 10, 6
 
 
 class Block(torch.nn.Module):
+    """biases: "up", "down" or "both" projections carry a bias gathered by
+    the slot's expert id. act "oai" is GPT-OSS's gate, on interleaved
+    halves: (clamp(up, -L, L) + 1) * g * sigmoid(1.702 g), g = clamp(gate,
+    max=L), L = `limit` (None: no clamps); the router then has a bias too,
+    as GPT-OSS's does."""
+
     def __init__(self, k=2, routing="renorm", gated=True, act="silu",
-                 transposed=False, miss=None, seed=0):
+                 transposed=False, miss=None, seed=0, biases=None,
+                 interleaved=False, limit=0.6):
         super().__init__()
         g = torch.Generator().manual_seed(seed)
         self.k, self.routing, self.gated, self.act = k, routing, gated, act
         self.transposed, self.miss = transposed, miss
+        self.biases, self.interleaved, self.limit = biases, interleaved, limit
         up = (2 if gated else 1) * I
         self.router = torch.nn.Parameter(torch.randn(E, D, generator=g) * .5)
         w1 = torch.randn(E, up, D, generator=g) * .3   # [E, out, in]
@@ -73,6 +106,7 @@ class Block(torch.nn.Module):
         self.b1 = torch.nn.Parameter(torch.randn(E, up, generator=g) * .1)
         self.bias = torch.nn.Parameter(torch.randn(E, generator=g) * .1)
         self.b2 = torch.nn.Parameter(torch.randn(E, D, generator=g) * .1)
+        self.router_bias = torch.nn.Parameter(torch.randn(E, generator=g))
 
     def linear(self, x, w):
         if self.transposed:
@@ -82,7 +116,8 @@ class Block(torch.nn.Module):
     def forward(self, x, given_ids=None, given_w=None):
         # other_rows: a router that reads other rows than the experts
         logits = F.linear(x * 2 if self.miss == "other_rows" else x,
-                          self.router)
+                          self.router,
+                          self.router_bias if self.act == "oai" else None)
         if self.routing == "given":            # ids and weights as inputs
             ids, w = given_ids, given_w
         elif self.routing == "given_neg":      # counted from the end
@@ -117,21 +152,32 @@ class Block(torch.nn.Module):
             xs = x.unsqueeze(1).expand(n, self.k, D).reshape(-1, D)
         flat_ids = (ids.t() if self.miss == "column_ids" else ids).reshape(-1)
         h = self.linear(xs, self.w1[flat_ids])
-        if self.miss == "bias":
+        if self.biases in ("up", "both"):
             h = h + self.b1[flat_ids]
-        fn = {"silu": F.silu, "gelu": F.gelu, "relu": F.relu}[self.act]
         if self.gated:
-            gate, up = h.chunk(2, dim=-1)
+            if self.interleaved:
+                gate, up = h[..., ::2], h[..., 1::2]
+            else:
+                gate, up = h.chunk(2, dim=-1)
             if self.miss == "swapped":
                 gate, up = up, gate
-            h = fn(gate) * up
+        if self.act == "oai":
+            if self.limit is not None:
+                low = -self.limit if self.miss == "gate_low" else None
+                gate = gate.clamp(min=low, max=self.limit)
+                up_limit = self.limit * (2 if self.miss == "limits" else 1)
+                up = up.clamp(min=-up_limit, max=up_limit)
+            h = (up + 1) * (gate * torch.sigmoid(gate * 1.702))
         else:
-            h = fn(h)
+            fn = {"silu": F.silu, "gelu": F.gelu, "relu": F.relu}[self.act]
+            h = fn(gate) * up if self.gated else fn(h)
         down_ids = ids.flip(-1).reshape(-1) if self.miss == "two_ids" \
             else flat_ids
         y = self.linear(h, self.w2[down_ids])
-        if self.miss == "down_bias":
-            y = y + self.b2[flat_ids]
+        if self.biases in ("down", "both"):
+            bias_ids = ids.flip(-1).reshape(-1) if self.miss == "bias_ids" \
+                else flat_ids
+            y = y + self.b2[bias_ids]
         flat_w = (w.t() if self.miss == "weights_t" else w).reshape(-1)
         y = y * flat_w.unsqueeze(-1)
         return y.view(n, self.k, D).sum(dim=1)
@@ -180,11 +226,33 @@ export("given_neg", Block(routing="given_neg", seed=17))
 # computes from the experts' rows)
 export("weights_t", Block(miss="weights_t", seed=13))
 export("other_rows", Block(miss="other_rows", seed=14))
-# near misses: the projections gather by different ids, a down bias
+# near miss: the projections gather by different ids
 export("two_ids", Block(miss="two_ids", seed=15))
-export("down_bias", Block(miss="down_bias", seed=16))
 # near misses
 export("column_ids", Block(miss="column_ids", seed=7))
 export("repeat", Block(miss="repeat", seed=8))
+# the gate the second half; biases on one projection or both
 export("swapped", Block(miss="swapped", seed=9))
-export("bias", Block(miss="bias", seed=10))
+export("bias", Block(biases="up", seed=10))
+export("down_bias", Block(biases="down", seed=16))
+export("biases_grouped", Block(routing="grouped", biases="both", seed=18))
+# GPT-OSS: biased router, softmax of the top-k logits, [E, in, out]
+# weights, interleaved halves, clamped gate, biases; also with the graph's
+# own routing, the [E, out, in] layout, no clamps, and plain interleaved
+# silu halves
+export("oai", Block(routing="topk_softmax", act="oai", interleaved=True,
+                    transposed=True, biases="both", seed=19))
+export("oai_grouped", Block(routing="grouped", act="oai", interleaved=True,
+                            biases="both", seed=20))
+export("oai_unclamped", Block(routing="topk_softmax", act="oai",
+                              interleaved=True, limit=None, seed=21))
+export("interleaved", Block(interleaved=True, seed=22))
+# near misses: a bias gathered by other ids than the product's, GPT-OSS's
+# gate clamped from below too, different limits on the two halves
+export("bias_ids", Block(biases="down", miss="bias_ids", seed=23))
+export("oai_gate_low", Block(routing="topk_softmax", act="oai",
+                             interleaved=True, biases="both",
+                             miss="gate_low", seed=24))
+export("oai_limits", Block(routing="topk_softmax", act="oai",
+                           interleaved=True, biases="both", miss="limits",
+                           seed=25))
