@@ -20,8 +20,15 @@ hf_corpus_457.py's, transformers 5.25.0):
     python3 -m venv /tmp/hf5
     /tmp/hf5/bin/pip install torch==2.9.1 transformers==5.25.0 onnx \\
         onnxscript
-    [LAYERS=n] /tmp/hf5/bin/python python/moe_ref/hf_corpus_5.py FAMILY \\
+    [LAYERS=n] [SIZES=H,I,MI,HEADS,KV,VOCAB,LAYERS,E,K] \\
+        /tmp/hf5/bin/python python/moe_ref/hf_corpus_5.py FAMILY \\
         {ts,tsp,dynamo,dynp} {eager,sdpa} {batched_mm,eager} OUT_DIR
+
+SIZES replaces hf_corpus_457.py's sizes (hidden, intermediate, MoE
+intermediate, heads, key/value heads, vocabulary, layers, experts, k):
+docs/performance.md's transformers 5 models are
+SIZES=512,1024,256,8,4,4096,4,16,4 (Qwen3-MoE, DeepSeek-V3) and
+SIZES=512,256,256,8,4,4096,4,16,4 (GPT-OSS, whose experts are I wide).
 
 Writes OUT_DIR/<family>_<attn>_<experts>_<exporter>.onnx and prints
 'RESULT <path> ok|FAIL <error>'. The families are hf_corpus_457.py's
@@ -38,6 +45,10 @@ import hf_corpus_457 as base  # noqa: E402
 
 def families():
     import transformers as T
+    if os.environ.get("SIZES"):
+        (base.H, base.I, base.MI, base.HEADS, base.KV, base.VOCAB,
+         base.LAYERS, base.E, base.K) = map(int,
+                                            os.environ["SIZES"].split(","))
     if os.environ.get("LAYERS"):
         base.LAYERS = int(os.environ["LAYERS"])
     f = base.families()

@@ -235,7 +235,8 @@ bool matchRouter(Value scores, Routing &r) {
       r.selectorInput = mm.getInputs()[0];
       r.wsel = constantOf(mm.getInputs()[1]);
     }
-  } else if (onnxir::NodeOp gemm = producer(scores, "Gemm")) {
+  } else if (onnxir::NodeOp gemm = producer(scores, "Gemm");
+             gemm && gemm.getInputs().size() >= 2) {
     auto unit = [&](StringRef name) {
       auto f = dyn_cast_or_null<FloatAttr>(gemm.getNodeAttributes().get(name));
       return !gemm.getNodeAttributes().get(name) ||
@@ -244,7 +245,8 @@ bool matchRouter(Value scores, Routing &r) {
     std::optional<int64_t> transA = strictInt(gemm, "transA", 0),
                            transB = strictInt(gemm, "transB", 0);
     DenseElementsAttr w = constantOf(gemm.getInputs()[1]);
-    // (Gemm's A is 2-D; the Gemm stays, and the conversion checks it.)
+    // (Gemm's A is 2-D: the Gemm stays in (a) and (g), and the conversion
+    // checks it; (b) and (c), which would drop it, take MatMuls only.)
     if (!unit("alpha") || !unit("beta") || transA != 0 || !transB ||
         !selector(w))
       return false;
@@ -490,8 +492,9 @@ LogicalResult checkShapes(const Block &blk, Miss &miss) {
   auto sel = blk.routing.wsel.getType(), w1 = blk.w1.getType(),
        w2 = blk.w2.getType();
   int64_t d = sel.getDimSize(0), e = sel.getDimSize(1);
-  if (blk.routing.bias) {
-    miss.why = "the router adds a bias (MoEFeedForward's has none)";
+  if (blk.routing.bias || !producer(blk.routing.logits, "MatMul")) {
+    miss.why = "the router is not a MatMul (MoEFeedForward's router is one, "
+               "without a bias)";
     return failure();
   }
   if (w1.getDimSize(0) != e || w2.getDimSize(0) != e ||

@@ -373,7 +373,8 @@ private:
     // TopK's values have the input's element type, its indices int64 (an
     // export whose types ONNX could not infer: GPT-OSS's biased router by
     // TorchScript); their sizes come from computeShape.
-    if (node.getOpType() == "TopK" && node.getNumResults() == 2) {
+    if (node.getOpType() == "TopK" && node.getNumResults() == 2 &&
+        !node.getInputs().empty()) {
       if (Type elt = elementTypeOf(node.getInputs()[0]);
           elt && isa<UnrankedTensorType>(node.getResult(0).getType()))
         elementTypes[node.getResult(0)] = elt;

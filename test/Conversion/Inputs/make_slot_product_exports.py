@@ -84,17 +84,20 @@ class Block(torch.nn.Module):
     """biases: "up", "down" or "both" projections carry a bias gathered by
     the slot's expert id. act "oai" is GPT-OSS's gate, on interleaved
     halves: (clamp(up, -L, L) + 1) * g * sigmoid(1.702 g), g = clamp(gate,
-    max=L), L = `limit` (None: no clamps); the router then has a bias too,
-    as GPT-OSS's does."""
+    max=L), L = `limit` (None: no clamps). router_bias: the router's bias
+    as F.linear writes it (Gemm, transB; GPT-OSS's), as x @ W^T + b
+    (MatMul, Add), or as torch.addmm with a [1, E] bias (Gemm of W^T, no
+    transB)."""
 
     def __init__(self, k=2, routing="renorm", gated=True, act="silu",
                  transposed=False, miss=None, seed=0, biases=None,
-                 interleaved=False, limit=0.6):
+                 interleaved=False, limit=0.6, router_bias=None):
         super().__init__()
         g = torch.Generator().manual_seed(seed)
         self.k, self.routing, self.gated, self.act = k, routing, gated, act
         self.transposed, self.miss = transposed, miss
         self.biases, self.interleaved, self.limit = biases, interleaved, limit
+        self.router_bias = router_bias
         up = (2 if gated else 1) * I
         self.router = torch.nn.Parameter(torch.randn(E, D, generator=g) * .5)
         w1 = torch.randn(E, up, D, generator=g) * .3   # [E, out, in]
@@ -106,7 +109,9 @@ class Block(torch.nn.Module):
         self.b1 = torch.nn.Parameter(torch.randn(E, up, generator=g) * .1)
         self.bias = torch.nn.Parameter(torch.randn(E, generator=g) * .1)
         self.b2 = torch.nn.Parameter(torch.randn(E, D, generator=g) * .1)
-        self.router_bias = torch.nn.Parameter(torch.randn(E, generator=g))
+        self.rbias = torch.nn.Parameter(torch.randn(E, generator=g))
+        # The router's weight stored [D, E] (addmm's Gemm reads it as is).
+        self.router_de = torch.nn.Parameter(self.router.detach().t().clone())
 
     def linear(self, x, w):
         if self.transposed:
@@ -115,9 +120,14 @@ class Block(torch.nn.Module):
 
     def forward(self, x, given_ids=None, given_w=None):
         # other_rows: a router that reads other rows than the experts
-        logits = F.linear(x * 2 if self.miss == "other_rows" else x,
-                          self.router,
-                          self.router_bias if self.act == "oai" else None)
+        xr = x * 2 if self.miss == "other_rows" else x
+        if self.router_bias == "add":
+            logits = xr @ self.router.t() + self.rbias
+        elif self.router_bias == "addmm":
+            logits = torch.addmm(self.rbias.view(1, E), xr, self.router_de)
+        else:
+            logits = F.linear(xr, self.router,
+                              self.rbias if self.router_bias else None)
         if self.routing == "given":            # ids and weights as inputs
             ids, w = given_ids, given_w
         elif self.routing == "given_neg":      # counted from the end
@@ -166,7 +176,8 @@ class Block(torch.nn.Module):
                 low = -self.limit if self.miss == "gate_low" else None
                 gate = gate.clamp(min=low, max=self.limit)
                 up_limit = self.limit * (2 if self.miss == "limits" else 1)
-                up = up.clamp(min=-up_limit, max=up_limit)
+                if self.miss != "up_unclamped":
+                    up = up.clamp(min=-up_limit, max=up_limit)
             h = (up + 1) * (gate * torch.sigmoid(gate * 1.702))
         else:
             fn = {"silu": F.silu, "gelu": F.gelu, "relu": F.relu}[self.act]
@@ -241,12 +252,24 @@ export("biases_grouped", Block(routing="grouped", biases="both", seed=18))
 # own routing, the [E, out, in] layout, no clamps, and plain interleaved
 # silu halves
 export("oai", Block(routing="topk_softmax", act="oai", interleaved=True,
-                    transposed=True, biases="both", seed=19))
+                    transposed=True, biases="both", router_bias="linear",
+                    seed=19))
 export("oai_grouped", Block(routing="grouped", act="oai", interleaved=True,
-                            biases="both", seed=20))
+                            biases="both", router_bias="linear", seed=20))
 export("oai_unclamped", Block(routing="topk_softmax", act="oai",
-                              interleaved=True, limit=None, seed=21))
+                              interleaved=True, limit=None,
+                              router_bias="linear", seed=21))
 export("interleaved", Block(interleaved=True, seed=22))
+# the gate the odd columns; an ungated expert with biases; the router's
+# bias as MatMul + Add, and as addmm (Gemm without transB, [1, E] bias)
+export("oai_swapped", Block(routing="topk_softmax", act="oai",
+                            interleaved=True, biases="both", miss="swapped",
+                            seed=26))
+export("ungated_bias", Block(gated=False, act="gelu", biases="both",
+                             seed=27))
+export("router_add", Block(router_bias="add", biases="down", seed=28))
+export("router_addmm", Block(routing="softmax", router_bias="addmm",
+                             seed=29))
 # near misses: a bias gathered by other ids than the product's, GPT-OSS's
 # gate clamped from below too, different limits on the two halves
 export("bias_ids", Block(biases="down", miss="bias_ids", seed=23))
@@ -256,3 +279,6 @@ export("oai_gate_low", Block(routing="topk_softmax", act="oai",
 export("oai_limits", Block(routing="topk_softmax", act="oai",
                            interleaved=True, biases="both", miss="limits",
                            seed=25))
+export("oai_up_unclamped", Block(routing="topk_softmax", act="oai",
+                                 interleaved=True, miss="up_unclamped",
+                                 seed=30))
