@@ -32,7 +32,10 @@ SIZES=512,256,256,8,4,4096,4,16,4 (GPT-OSS, whose experts are I wide).
 
 Writes OUT_DIR/<family>_<attn>_<experts>_<exporter>.onnx and prints
 'RESULT <path> ok|FAIL <error>'. The families are hf_corpus_457.py's
-(whose configurations transformers 5 still reads) plus Mixtral and OLMoE.
+(whose configurations transformers 5 still reads) plus Mixtral and OLMoE;
+any other model type gets its default configuration shrunk by GENERIC
+(the keys it has), which fits many families and not all (a multi-head
+latent attention's sizes, for one).
 """
 import os
 import sys
@@ -66,12 +69,43 @@ def families():
     return f
 
 
+# Any other model type: its default configuration with these sizes set
+# where it has the key (list-valued layer plans reset to be derived again).
+GENERIC = dict(hidden_size=32, intermediate_size=32, moe_intermediate_size=16,
+               num_hidden_layers=2, num_attention_heads=4,
+               num_key_value_heads=2, head_dim=8, vocab_size=64,
+               max_position_embeddings=64, num_experts=4, num_local_experts=4,
+               n_routed_experts=4, moe_num_experts=4, num_experts_per_tok=2,
+               moe_topk=2, moe_k=2, top_k=2, n_group=2, topk_group=1,
+               first_k_dense_replace=1, n_shared_experts=1,
+               num_shared_experts=1, kv_lora_rank=16, q_lora_rank=16,
+               qk_rope_head_dim=4, qk_nope_head_dim=4, v_head_dim=8,
+               sliding_window=4, shared_expert_intermediate_size=16,
+               expert_hidden_size=16, moe_shared_expert_intermediate_size=16,
+               pad_token_id=0, bos_token_id=1, eos_token_id=2)
+
+
+def generic(model_type):
+    import transformers as T
+    d = T.AutoConfig.for_model(model_type).to_dict()
+    kw = {k: v for k, v in GENERIC.items() if k in d}
+    for k in ("layer_types", "mlp_only_layers", "moe_layers"):
+        if isinstance(d.get(k), list):
+            kw[k] = None
+    cfg = T.AutoConfig.for_model(model_type, **kw)
+    return cfg, T.AutoModelForCausalLM
+
+
 def main():
     fam, exporter, attn, experts, out = sys.argv[1:6]
     path = os.path.join(out, f"{fam}_{attn}_{experts}_{exporter}.onnx")
 
     def build():
-        cfg, cls = families()[fam]()
+        known = families()
+        cfg, cls = known[fam]() if fam in known else generic(fam)
+        if cls.__name__ == "AutoModelForCausalLM":
+            return cfg, cls.from_config(cfg, attn_implementation=attn,
+                                        experts_implementation=experts)
         return cfg, cls._from_config(cfg, attn_implementation=attn,
                                      experts_implementation=experts)
     return base.export_lm(build, exporter, path)

@@ -89,8 +89,9 @@ Values moeFeedForward(onnxir::NodeOp node, RewriterBase &b) {
 
 /// The parts of an internal experts node past its weights: the biases of
 /// the projections (operands `first` .. `first` + 2: b1 [E, I], b2 [E, D],
-/// b3 [E, I], each optional) and the activation. "swiglu" is GPT-OSS's
-/// (and ONNX Runtime MoE's) clamped SwiGLU of the two up projections,
+/// b3 [E, I], each optional) and the activation: relu, gelu, silu,
+/// identity, relu2 (squared ReLU, Nemotron-H's) or swiglu. "swiglu" is
+/// GPT-OSS's (and ONNX Runtime MoE's) clamped SwiGLU of the two up projections,
 ///   g = min(x w1[e] + b1, limit); u = clamp(x w3[e] + b3, -limit, limit)
 ///   h = g * sigmoid(alpha * g) * (u + beta)
 /// with attributes alpha, beta and limit (limit may be +inf).
@@ -98,6 +99,7 @@ struct ExpertParts {
   Value b1, b2, b3;
   Activation act = Activation::Identity;
   bool swiglu = false;
+  bool relu2 = false; // squared ReLU (Nemotron-H): max(x, 0)^2
   double alpha = 1.0, beta = 0.0,
          limit = std::numeric_limits<double>::infinity();
 };
@@ -108,8 +110,9 @@ FailureOr<ExpertParts> expertParts(onnxir::NodeOp node, unsigned first,
   FailureOr<Value> b1 = tensorOperand(node, first, "b1", 2, true);
   FailureOr<Value> b2 = tensorOperand(node, first + 1, "b2", 2, true);
   FailureOr<Value> b3 = tensorOperand(node, first + 2, "b3", 2, true);
-  FailureOr<std::string> act = stringAttr(
-      node, "activation", {"relu", "gelu", "silu", "identity", "swiglu"});
+  FailureOr<std::string> act =
+      stringAttr(node, "activation",
+                 {"relu", "gelu", "silu", "identity", "relu2", "swiglu"});
   if (failed(b1) || failed(b2) || failed(b3) || failed(act))
     return failure();
   std::tie(p.b1, p.b2, p.b3) = std::make_tuple(*b1, *b2, *b3);
@@ -126,7 +129,8 @@ FailureOr<ExpertParts> expertParts(onnxir::NodeOp node, unsigned first,
                         << "' is for activation swiglu only";
         return failure();
       }
-    p.act = *symbolizeActivation(*act);
+    p.relu2 = *act == "relu2";
+    p.act = p.relu2 ? Activation::Relu : *symbolizeActivation(*act);
     return p;
   }
   FailureOr<double> alpha = floatAttr(node, "alpha", 1.0);
@@ -235,6 +239,8 @@ Values expertLayers(onnxir::NodeOp node, RewriterBase &b, Value x,
               v = arith::MulFOp::create(nb, nl, glu, u);
             } else {
               v = build::activateScalar(nb, nl, a[0], parts.act);
+              if (parts.relu2)
+                v = arith::MulFOp::create(nb, nl, v, v);
               if (a.size() > 2)
                 v = arith::MulFOp::create(nb, nl, v, a[1]);
             }

@@ -1714,6 +1714,32 @@ Value repeatedRows(Value xs, int64_t k, Value ids) {
   return rows && raise::rankOf(rows) == 2 ? rows : Value();
 }
 
+/// The activation of form (g)'s experts: matchActivation's, or squared
+/// ReLU (Nemotron-H's relu2: Pow(Relu(x), 2) or Relu(x) * Relu(x)), which
+/// only the internal experts nodes take (not moe.ffn's activations).
+FailureOr<std::pair<std::string, Value>> slotActivation(Value a) {
+  FailureOr<std::pair<std::string, Value>> act = matchActivation(a);
+  if (succeeded(act) && act->first != "identity")
+    return act;
+  Value r;
+  if (onnxir::NodeOp pow = producer(a, "Pow")) {
+    std::optional<APFloat> e = oneElementFloat(pow.getInputs()[1], 1);
+    DenseElementsAttr ie = constantOf(pow.getInputs()[1]);
+    bool two = (e && e->isExactlyValue(2.0)) ||
+               (ie && ie.getNumElements() == 1 && ie.getType().getRank() <= 1 &&
+                isa<IntegerType>(ie.getElementType()) &&
+                (*ie.getValues<APInt>().begin()).getSExtValue() == 2);
+    if (two)
+      r = pow.getInputs()[0];
+  } else if (onnxir::NodeOp mul = producer(a, "Mul")) {
+    if (mul.getInputs()[0] == mul.getInputs()[1])
+      r = mul.getInputs()[0];
+  }
+  if (onnxir::NodeOp relu = r ? producer(r, "Relu") : onnxir::NodeOp())
+    return std::make_pair(std::string("relu2"), relu.getInputs()[0]);
+  return failure();
+}
+
 /// Form (g), ending at `out` = ReduceSum(Reshape(y * w, [N, k, D]), [1]);
 /// failure without a reason where `out` is not such a sum of slot
 /// products.
@@ -1794,8 +1820,8 @@ FailureOr<HfBlock> matchSlotProducts(onnxir::NodeOp sum, Miss &miss) {
   if (onnxir::NodeOp gm = producer(down->v, "Mul")) {
     for (int i = 0; i < 2 && !gated; ++i) {
       FailureOr<std::pair<std::string, Value>> act =
-          matchActivation(gm.getInputs()[i]);
-      if (failed(act) || act->first == "identity")
+          slotActivation(gm.getInputs()[i]);
+      if (failed(act))
         continue;
       if (gatedHalves(act->second, gm.getInputs()[1 - i])) {
         gated = true;
@@ -1812,8 +1838,8 @@ FailureOr<HfBlock> matchSlotProducts(onnxir::NodeOp sum, Miss &miss) {
     }
   }
   if (!gated) {
-    FailureOr<std::pair<std::string, Value>> act = matchActivation(down->v);
-    if (succeeded(act) && act->first != "identity") {
+    FailureOr<std::pair<std::string, Value>> act = slotActivation(down->v);
+    if (succeeded(act)) {
       blk.activation = act->first;
       h = act->second;
     }
@@ -1821,9 +1847,9 @@ FailureOr<HfBlock> matchSlotProducts(onnxir::NodeOp sum, Miss &miss) {
   std::optional<SlotProduct> up = h ? slotProduct(h) : std::nullopt;
   if (!up) {
     miss.why = "the expert hidden rows are not act(h), act(gate) * up "
-               "(act silu, relu or gelu) nor GPT-OSS's clamped swiglu of "
-               "h's halves, h a product of the slot rows with gathered "
-               "weights";
+               "(act silu, relu, relu2 or gelu) nor GPT-OSS's clamped "
+               "swiglu of h's halves, h a product of the slot rows with "
+               "gathered weights";
     return failure();
   }
   if (!sameSlotIds(up->idsFlat, down->idsFlat)) {

@@ -180,7 +180,10 @@ class Block(torch.nn.Module):
                     up = up.clamp(min=-up_limit, max=up_limit)
             h = (up + 1) * (gate * torch.sigmoid(gate * 1.702))
         else:
-            fn = {"silu": F.silu, "gelu": F.gelu, "relu": F.relu}[self.act]
+            fn = {"silu": F.silu, "gelu": F.gelu, "relu": F.relu,
+                  # Nemotron-H's squared ReLU, as a power and as a product
+                  "relu2": lambda t: F.relu(t) ** 2,
+                  "relu2_mul": lambda t: F.relu(t) * F.relu(t)}[self.act]
             h = fn(gate) * up if self.gated else fn(h)
         down_ids = ids.flip(-1).reshape(-1) if self.miss == "two_ids" \
             else flat_ids
@@ -270,6 +273,9 @@ export("ungated_bias", Block(gated=False, act="gelu", biases="both",
 export("router_add", Block(router_bias="add", biases="down", seed=28))
 export("router_addmm", Block(routing="softmax", router_bias="addmm",
                              seed=29))
+# squared ReLU (Nemotron-H: ungated, its own routing), gated too
+export("relu2", Block(routing="grouped", gated=False, act="relu2", seed=31))
+export("relu2_gated", Block(act="relu2_mul", seed=32))
 # near misses: a bias gathered by other ids than the product's, GPT-OSS's
 # gate clamped from below too, different limits on the two halves
 export("bias_ids", Block(biases="down", miss="bias_ids", seed=23))
