@@ -34,8 +34,9 @@ Writes OUT_DIR/<family>_<attn>_<experts>_<exporter>.onnx and prints
 'RESULT <path> ok|FAIL <error>'. The families are hf_corpus_457.py's
 (whose configurations transformers 5 still reads) plus Mixtral and OLMoE;
 any other model type gets its default configuration shrunk by GENERIC
-(the keys it has), which fits many families and not all (a multi-head
-latent attention's sizes, for one).
+(the keys it has; a multi-head latent attention with as many key/value
+heads as heads), which fits many families and not all; SIZES and LAYERS
+do not apply to it.
 """
 import os
 import sys
@@ -70,7 +71,8 @@ def families():
 
 
 # Any other model type: its default configuration with these sizes set
-# where it has the key (list-valued layer plans reset to be derived again).
+# where it has the key (list-valued layer plans reset to None: the
+# configuration derives or defaults them; Nemotron-H keeps its 4 layers).
 GENERIC = dict(hidden_size=32, intermediate_size=32, moe_intermediate_size=16,
                num_hidden_layers=2, num_attention_heads=4,
                num_key_value_heads=2, head_dim=8, vocab_size=64,
@@ -89,7 +91,11 @@ def generic(model_type):
     import transformers as T
     d = T.AutoConfig.for_model(model_type).to_dict()
     kw = {k: v for k, v in GENERIC.items() if k in d}
-    for k in ("layer_types", "mlp_only_layers", "moe_layers"):
+    if "kv_lora_rank" in d:  # multi-head latent attention: kv heads = heads
+        kw["num_key_value_heads"] = GENERIC["num_attention_heads"]
+    # (Nemotron-H keeps its plan as layers_block_type.)
+    for k in ("layer_types", "layers_block_type", "mlp_only_layers",
+              "moe_layers"):
         if isinstance(d.get(k), list):
             kw[k] = None
     cfg = T.AutoConfig.for_model(model_type, **kw)
@@ -101,9 +107,10 @@ def main():
     path = os.path.join(out, f"{fam}_{attn}_{experts}_{exporter}.onnx")
 
     def build():
+        import transformers as T
         known = families()
         cfg, cls = known[fam]() if fam in known else generic(fam)
-        if cls.__name__ == "AutoModelForCausalLM":
+        if cls is T.AutoModelForCausalLM:
             return cfg, cls.from_config(cfg, attn_implementation=attn,
                                         experts_implementation=experts)
         return cfg, cls._from_config(cfg, attn_implementation=attn,

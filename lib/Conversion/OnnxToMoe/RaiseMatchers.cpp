@@ -21,8 +21,8 @@ using namespace mlir::moe;
 unsigned raise::requiredInputs(StringRef opType) {
   return llvm::StringSwitch<unsigned>(opType)
       .Case("Constant", 0)
-      .Cases({"MatMul", "Add", "Sub", "Mul", "Div", "Gather", "Reshape",
-              "Expand", "Equal"},
+      .Cases({"MatMul", "Add", "Sub", "Mul", "Div", "Pow", "Gather", "Reshape",
+              "Expand", "Equal", "Gemm"},
              2)
       .Cases({"Where", "Range", "ScatterElements", "OneHot", "ScatterND"}, 3)
       .Case("GatherND", 2)

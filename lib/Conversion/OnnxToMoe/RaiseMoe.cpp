@@ -235,8 +235,7 @@ bool matchRouter(Value scores, Routing &r) {
       r.selectorInput = mm.getInputs()[0];
       r.wsel = constantOf(mm.getInputs()[1]);
     }
-  } else if (onnxir::NodeOp gemm = producer(scores, "Gemm");
-             gemm && gemm.getInputs().size() >= 2) {
+  } else if (onnxir::NodeOp gemm = producer(scores, "Gemm")) {
     auto unit = [&](StringRef name) {
       auto f = dyn_cast_or_null<FloatAttr>(gemm.getNodeAttributes().get(name));
       return !gemm.getNodeAttributes().get(name) ||

@@ -183,7 +183,11 @@ class Block(torch.nn.Module):
             fn = {"silu": F.silu, "gelu": F.gelu, "relu": F.relu,
                   # Nemotron-H's squared ReLU, as a power and as a product
                   "relu2": lambda t: F.relu(t) ** 2,
-                  "relu2_mul": lambda t: F.relu(t) * F.relu(t)}[self.act]
+                  "relu2_mul": lambda t: F.relu(t) * F.relu(t),
+                  # near misses: another power, two different Relus
+                  "relu3": lambda t: F.relu(t) ** 3,
+                  "relu_relu": lambda t: F.relu(t) * F.relu(t * 1.5)}[
+                self.act]
             h = fn(gate) * up if self.gated else fn(h)
         down_ids = ids.flip(-1).reshape(-1) if self.miss == "two_ids" \
             else flat_ids
@@ -273,9 +277,31 @@ export("ungated_bias", Block(gated=False, act="gelu", biases="both",
 export("router_add", Block(router_bias="add", biases="down", seed=28))
 export("router_addmm", Block(routing="softmax", router_bias="addmm",
                              seed=29))
-# squared ReLU (Nemotron-H: ungated, its own routing), gated too
+# squared ReLU (Nemotron-H: ungated, its own routing), gated too; as a
+# Pow and as a product; near misses: relu(h)^3, relu(h) * relu(1.5 h)
 export("relu2", Block(routing="grouped", gated=False, act="relu2", seed=31))
 export("relu2_gated", Block(act="relu2_mul", seed=32))
+export("relu2_mul", Block(gated=False, act="relu2_mul", seed=33))
+export("relu2_gated_pow", Block(act="relu2", seed=34))
+export("relu3", Block(gated=False, act="relu3", seed=35))
+export("relu_relu", Block(gated=False, act="relu_relu", seed=36))
+
+
+def int_exponent(src, dst):
+    """`src` with its Pow's exponent an int64 2 (ONNX Pow takes integer
+    exponents; PyTorch writes a float)."""
+    import onnx
+    from onnx import helper as h, numpy_helper
+    import numpy as np
+    m = onnx.load(os.path.join(out, src + ".onnx"))
+    pow_node = next(n for n in m.graph.node if n.op_type == "Pow")
+    m.graph.initializer.append(
+        numpy_helper.from_array(np.array(2, np.int64), "two_i64"))
+    pow_node.input[1] = "two_i64"
+    onnx.save(m, os.path.join(out, dst + ".onnx"))
+
+
+int_exponent("relu2", "relu2_int")
 # near misses: a bias gathered by other ids than the product's, GPT-OSS's
 # gate clamped from below too, different limits on the two halves
 export("bias_ids", Block(biases="down", miss="bias_ids", seed=23))
