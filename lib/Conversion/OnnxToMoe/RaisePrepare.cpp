@@ -902,6 +902,20 @@ private:
       batch->push_back(b.back());
       return batch;
     }
+    if ((op == "ArgMax" || op == "ArgMin") && in(0)) {
+      // The reduced axis becomes 1, or goes (keepdims 0).
+      int64_t rank = in(0)->size(), axis = intAttrOf(node, "axis").value_or(0);
+      if (axis < 0)
+        axis += rank;
+      if (axis < 0 || axis >= rank)
+        return std::nullopt;
+      Sizes s = *in(0);
+      if (intAttrOf(node, "keepdims").value_or(1) == 1)
+        s[axis] = constant(1);
+      else
+        s.erase(s.begin() + axis);
+      return s;
+    }
     if (op == "TopK" && in(0) && inputs.size() == 2) {
       std::optional<SmallVector<int64_t>> k = ints(inputs[1]);
       int64_t axis = intAttrOf(node, "axis").value_or(-1);
@@ -992,22 +1006,44 @@ private:
       if (axis < 0 || axis >= rank)
         return std::nullopt;
       Sizes out = *first;
+      // Dims not known equal (the other dims) or not like terms (the
+      // axis) become unknowns of the result; a constant other dim is the
+      // size (ONNX requires the inputs to agree).
+      SmallVector<bool> unknown(rank, false);
       for (unsigned i = 1; i < inputs.size(); ++i) {
         const Sizes *s = in(i);
         if (!s || (int64_t)s->size() != rank)
           return std::nullopt;
         for (int64_t d = 0; d < rank; ++d) {
+          const Size &x = (*s)[d];
+          if (unknown[d]) {
+            if (d != axis && x.syms.empty()) {
+              out[d] = x;
+              unknown[d] = false;
+            }
+            continue;
+          }
           if (d != axis) {
-            if ((*s)[d] != out[d])
-              return std::nullopt;
+            if (x == out[d])
+              continue;
+            bool xConst = x.syms.empty(), oConst = out[d].syms.empty();
+            if (xConst && oConst)
+              return std::nullopt; // two different sizes: invalid
+            if (xConst)
+              out[d] = x;
+            else if (!oConst)
+              unknown[d] = true;
             continue;
           }
           // Sizes add up only as like terms.
-          if ((*s)[d].syms != out[d].syms ||
-              __builtin_add_overflow(out[d].coef, (*s)[d].coef, &out[d].coef))
-            return std::nullopt;
+          if (x.syms != out[d].syms ||
+              __builtin_add_overflow(out[d].coef, x.coef, &out[d].coef))
+            unknown[d] = true;
         }
       }
+      for (int64_t d = 0; d < rank; ++d)
+        if (unknown[d])
+          out[d] = sym(symbolOf(node.getResult(0), d));
       return out;
     }
     if (op == "GatherND" && in(0) && in(1) &&

@@ -150,10 +150,33 @@ Values concat(onnxir::NodeOp node, RewriterBase &b) {
                       << v.getType() << " do not concatenate";
       return failure();
     }
-  if (inputs.size() == 1)
-    return SmallVector<Value>{inputs[0]};
+  // Inputs empty along the axis add nothing; they go (tensor.concat's
+  // bufferization would take a view at the end of the result for each,
+  // which the subview verifier refuses: a rotary split that rotates every
+  // column leaves an empty pass-through part). One input stays.
+  SmallVector<Value> nonEmpty;
+  for (Value v : inputs)
+    if (typeOf(v).getDimSize(*axis) != 0)
+      nonEmpty.push_back(v);
+  if (nonEmpty.empty())
+    nonEmpty.push_back(inputs[0]);
+  // (The other dims must still agree: tensor.concat's verifier checks the
+  // static ones of every input, so the dropped ones are checked first.)
+  if (nonEmpty.size() != inputs.size()) {
+    RankedTensorType kept = typeOf(nonEmpty[0]);
+    for (Value v : inputs)
+      for (int64_t d = 0; d < kept.getRank(); ++d)
+        if (d != *axis && !kept.isDynamicDim(d) && !typeOf(v).isDynamicDim(d) &&
+            typeOf(v).getDimSize(d) != kept.getDimSize(d)) {
+          nodeError(node) << "inputs " << kept << " and " << v.getType()
+                          << " do not concatenate";
+          return failure();
+        }
+  }
+  if (nonEmpty.size() == 1)
+    return SmallVector<Value>{nonEmpty[0]};
   return SmallVector<Value>{
-      tensor::ConcatOp::create(b, node.getLoc(), *axis, inputs)};
+      tensor::ConcatOp::create(b, node.getLoc(), *axis, nonEmpty)};
 }
 
 /// Elements [start, start + size*step) of a dim of extent `dim` under ONNX

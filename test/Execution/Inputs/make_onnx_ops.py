@@ -245,6 +245,22 @@ for name, rows in (("slice_empty_reverse", 0), ("slice_dyn_reverse", "N")):
                          name=name),
     ], [vi("x", [rows, 3])], [vi("y", ["M", 3])])
 
+# A Concat with an input empty along its axis: the columns of x from its
+# last (a rotary split that rotates every column keeps no pass-through
+# columns), first and last and on its own; a static and a dynamic row count.
+for name, rows in (("concat_empty", 2), ("concat_empty_dyn", "N")):
+    save(name, [
+        const("s", np.array([4], np.int64)),
+        const("e", np.array([np.iinfo(np.int64).max], np.int64)),
+        const("a", np.array([-1], np.int64)),
+        helper.make_node("Slice", ["x", "s", "e", "a"], ["z"], name="tail"),
+        helper.make_node("Concat", ["x", "z"], ["y"], name="cat", axis=-1),
+        helper.make_node("Concat", ["z", "x", "z"], ["y2"], name="cat2",
+                         axis=1),
+        helper.make_node("Concat", ["z", "z"], ["y3"], name="cat3", axis=-1),
+    ], [vi("x", [rows, 4])],
+        [vi("y", [rows, 4]), vi("y2", [rows, 4]), vi("y3", [rows, 0])])
+
 # Refusals (moe-import): an L2 norm of integers, And of floats, a Clip
 # bound that is not a scalar.
 save("bad_reduce_l2_int", [
