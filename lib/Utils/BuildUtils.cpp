@@ -321,6 +321,29 @@ Value moe::build::activateScalar(OpBuilder &b, Location loc, Value x,
   llvm_unreachable("unknown activation");
 }
 
+Value moe::build::swigluScalar(OpBuilder &b, Location loc, Value gate,
+                               Value lin, double alpha, double beta,
+                               double limit) {
+  Type t = gate.getType();
+  auto cst = [&](double v) -> Value {
+    return arith::ConstantOp::create(b, loc, b.getFloatAttr(t, v));
+  };
+  if (!std::isinf(limit)) {
+    gate = arith::MinimumFOp::create(b, loc, gate, cst(limit));
+    lin = arith::MinimumFOp::create(
+        b, loc, arith::MaximumFOp::create(b, loc, lin, cst(-limit)),
+        cst(limit));
+  }
+  // g * sigmoid(alpha g) = g / (1 + exp(-alpha g)).
+  Value z = arith::MulFOp::create(b, loc, gate, cst(alpha));
+  Value e = math::ExpOp::create(b, loc, arith::NegFOp::create(b, loc, z));
+  Value glu = arith::DivFOp::create(b, loc, gate,
+                                    arith::AddFOp::create(b, loc, e, cst(1.0)));
+  if (beta != 0.0)
+    lin = arith::AddFOp::create(b, loc, lin, cst(beta));
+  return arith::MulFOp::create(b, loc, glu, lin);
+}
+
 Value moe::build::activate(OpBuilder &b, Location loc, Value x, Activation act) {
   if (act == Activation::Identity)
     return x;

@@ -98,6 +98,13 @@ FailureOr<Value> contractOverPanels(RewriterBase &b, linalg::GenericOp op,
 /// `act` of one scalar (inside a linalg body).
 Value activateScalar(OpBuilder &b, Location loc, Value x, Activation act);
 
+/// The clamped SwiGLU of one gate and one linear scalar (ONNX Runtime
+/// MoE's "swiglu", GPT-OSS's experts): g = min(gate, limit),
+/// u = clamp(lin, -limit, limit), g * sigmoid(alpha * g) * (u + beta); no
+/// clamps where `limit` is +inf.
+Value swigluScalar(OpBuilder &b, Location loc, Value gate, Value lin,
+                   double alpha, double beta, double limit);
+
 /// Applies `act` elementwise (identity returns `x`).
 Value activate(OpBuilder &b, Location loc, Value x, Activation act);
 

@@ -76,27 +76,9 @@ Value activate(OpBuilder &b, Location loc, Value h, StringRef kind,
                                                         ValueRange{j, even});
                  Value lin = tensor::ExtractOp::create(nb, nl, h,
                                                        ValueRange{j, odd});
-                 Value lim = fconst(nb, nl, elt, swiglu.limit);
-                 gate = arith::MinimumFOp::create(nb, nl, gate, lim);
-                 lin = arith::MinimumFOp::create(
-                     nb, nl,
-                     arith::MaximumFOp::create(nb, nl, lin,
-                                               fconst(nb, nl, elt,
-                                                      -swiglu.limit)),
-                     lim);
-                 Value z = arith::MulFOp::create(
-                     nb, nl, gate, fconst(nb, nl, elt, swiglu.alpha));
-                 Value sig = arith::DivFOp::create(
-                     nb, nl, fconst(nb, nl, elt, 1.0),
-                     arith::AddFOp::create(
-                         nb, nl, fconst(nb, nl, elt, 1.0),
-                         math::ExpOp::create(
-                             nb, nl, arith::NegFOp::create(nb, nl, z))));
-                 Value swish = arith::MulFOp::create(nb, nl, gate, sig);
-                 Value out = arith::MulFOp::create(
-                     nb, nl, swish,
-                     arith::AddFOp::create(nb, nl, lin,
-                                           fconst(nb, nl, elt, swiglu.beta)));
+                 Value out =
+                     build::swigluScalar(nb, nl, gate, lin, swiglu.alpha,
+                                         swiglu.beta, swiglu.limit);
                  yield(nb, nl, out);
                })
         .getResult(0);

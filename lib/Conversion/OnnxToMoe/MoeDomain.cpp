@@ -15,7 +15,6 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
-#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Verifier.h"
 
@@ -215,28 +214,10 @@ Values expertLayers(onnxir::NodeOp node, RewriterBase &b, Value x,
           SmallVector<AffineMap>(ins.size() + 1, id),
           SmallVector<utils::IteratorType>(2, utils::IteratorType::parallel),
           [&](OpBuilder &nb, Location nl, ValueRange a) {
-            auto cst = [&](double v) -> Value {
-              return arith::ConstantOp::create(nb, nl, nb.getFloatAttr(elt, v));
-            };
             Value v;
             if (parts.swiglu) {
-              Value g = a[0], u = a[1];
-              if (!std::isinf(parts.limit)) {
-                g = arith::MinimumFOp::create(nb, nl, g, cst(parts.limit));
-                u = arith::MinimumFOp::create(
-                    nb, nl,
-                    arith::MaximumFOp::create(nb, nl, u, cst(-parts.limit)),
-                    cst(parts.limit));
-              }
-              // g * sigmoid(alpha g) = g / (1 + exp(-alpha g)).
-              Value z = arith::MulFOp::create(nb, nl, g, cst(parts.alpha));
-              Value e =
-                  math::ExpOp::create(nb, nl, arith::NegFOp::create(nb, nl, z));
-              Value glu = arith::DivFOp::create(
-                  nb, nl, g, arith::AddFOp::create(nb, nl, e, cst(1.0)));
-              if (parts.beta != 0.0)
-                u = arith::AddFOp::create(nb, nl, u, cst(parts.beta));
-              v = arith::MulFOp::create(nb, nl, glu, u);
+              v = build::swigluScalar(nb, nl, a[0], a[1], parts.alpha,
+                                      parts.beta, parts.limit);
             } else {
               v = build::activateScalar(nb, nl, a[0], parts.act);
               if (parts.relu2)

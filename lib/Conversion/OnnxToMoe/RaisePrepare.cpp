@@ -667,34 +667,13 @@ private:
     return std::nullopt;
   }
 
-  std::optional<Sizes> broadcast(ArrayRef<const Sizes *> ins) {
-    size_t rank = 0;
-    for (const Sizes *s : ins) {
-      if (!s)
-        return std::nullopt;
-      rank = std::max(rank, s->size());
-    }
-    Sizes out(rank, constant(1));
-    for (const Sizes *s : ins)
-      for (size_t i = 0; i < s->size(); ++i) {
-        Size &o = out[rank - s->size() + i];
-        const Size &d = (*s)[i];
-        if (d.isConst(1) || d == o)
-          continue;
-        if (o.isConst(1))
-          o = d;
-        else
-          return std::nullopt; // unknown which side broadcasts
-      }
-    return out;
-  }
-
-  /// broadcast() where sizes are not known equal, per dim: a constant
-  /// other than 1 on one side is the size (ONNX requires the other side to
-  /// be 1 or equal); two symbols not known equal make an unknown of
-  /// `result`. Two different constants other than 1 are no shape.
-  std::optional<Sizes> looseBroadcast(ArrayRef<const Sizes *> ins,
-                                      Value result) {
+  /// ONNX broadcasting of `ins`. Where two sizes of a dim are neither
+  /// known equal nor 1: with `result` given, a constant on one side is the
+  /// size (ONNX requires the other side to be 1 or equal) and two symbols
+  /// make an unknown of `result`; without it, there is no shape. Two
+  /// different constants other than 1 are no shape either way.
+  std::optional<Sizes> broadcast(ArrayRef<const Sizes *> ins,
+                                 Value result = Value()) {
     size_t rank = 0;
     for (const Sizes *s : ins) {
       if (!s)
@@ -715,8 +694,8 @@ private:
           continue;
         }
         bool dConst = d.syms.empty(), oConst = o.syms.empty() && !unknown[at];
-        if (dConst && oConst)
-          return std::nullopt;
+        if (!result || (dConst && oConst))
+          return std::nullopt; // unknown which side broadcasts, or invalid
         if (dConst) {
           o = d;
           unknown[at] = false;
@@ -882,9 +861,7 @@ private:
       SmallVector<const Sizes *> ins;
       for (unsigned i = 0; i < inputs.size(); ++i)
         ins.push_back(in(i));
-      if (std::optional<Sizes> s = broadcast(ins))
-        return s;
-      return looseBroadcast(ins, node.getResult(0));
+      return broadcast(ins, node.getResult(0));
     }
     if (op == "MatMul" && in(0) && in(1) && in(0)->size() >= 2 &&
         in(1)->size() >= 2) {
