@@ -150,6 +150,37 @@ Values concat(onnxir::NodeOp node, RewriterBase &b) {
                       << v.getType() << " do not concatenate";
       return failure();
     }
+  // The dims other than the axis must agree: static ones here, dynamic ones
+  // at run time (tensor.concat's lowering sizes the result by one input and
+  // copies each whole, so a larger one would be written past the result's
+  // end and a smaller one would leave it partly unwritten).
+  Location loc = node.getLoc();
+  int64_t rank = typeOf(inputs[0]).getRank();
+  for (int64_t d = 0; d < rank; ++d) {
+    if (d == *axis)
+      continue;
+    Value reference = inputs[0];
+    for (Value v : inputs)
+      if (!typeOf(v).isDynamicDim(d)) {
+        reference = v;
+        break;
+      }
+    for (Value &v : inputs) {
+      RankedTensorType vt = typeOf(v), rt = typeOf(reference);
+      if (!vt.isDynamicDim(d) && !rt.isDynamicDim(d)) {
+        if (vt.getDimSize(d) != rt.getDimSize(d)) {
+          nodeError(node) << "inputs " << rt << " and " << vt
+                          << " do not concatenate (dim " << d << ")";
+          return failure();
+        }
+        continue;
+      }
+      if (v != reference)
+        v = requireSize(b, loc, v, d,
+                        tensor::getMixedSize(b, loc, reference, d),
+                        kErrorShapeMismatch);
+    }
+  }
   // Inputs empty along the axis add nothing; they go (tensor.concat's
   // bufferization would take a view at the end of the result for each,
   // which the subview verifier refuses: a rotary split that rotates every
@@ -160,23 +191,9 @@ Values concat(onnxir::NodeOp node, RewriterBase &b) {
       nonEmpty.push_back(v);
   if (nonEmpty.empty())
     nonEmpty.push_back(inputs[0]);
-  // (The other dims must still agree: tensor.concat's verifier checks the
-  // static ones of every input, so the dropped ones are checked first.)
-  if (nonEmpty.size() != inputs.size()) {
-    RankedTensorType kept = typeOf(nonEmpty[0]);
-    for (Value v : inputs)
-      for (int64_t d = 0; d < kept.getRank(); ++d)
-        if (d != *axis && !kept.isDynamicDim(d) && !typeOf(v).isDynamicDim(d) &&
-            typeOf(v).getDimSize(d) != kept.getDimSize(d)) {
-          nodeError(node) << "inputs " << kept << " and " << v.getType()
-                          << " do not concatenate";
-          return failure();
-        }
-  }
   if (nonEmpty.size() == 1)
     return SmallVector<Value>{nonEmpty[0]};
-  return SmallVector<Value>{
-      tensor::ConcatOp::create(b, node.getLoc(), *axis, nonEmpty)};
+  return SmallVector<Value>{tensor::ConcatOp::create(b, loc, *axis, nonEmpty)};
 }
 
 /// Elements [start, start + size*step) of a dim of extent `dim` under ONNX

@@ -261,8 +261,12 @@ for name, rows in (("concat_empty", 2), ("concat_empty_dyn", "N")):
     ], [vi("x", [rows, 4])],
         [vi("y", [rows, 4]), vi("y2", [rows, 4]), vi("y3", [rows, 0])])
 
-# Refusals (moe-import): an L2 norm of integers, And of floats, a Clip
-# bound that is not a scalar.
+# Refusals (moe-import): a Concat whose static other dims differ, an L2
+# norm of integers, And of floats, a Clip bound that is not a scalar.
+save("bad_concat_static", [
+    helper.make_node("Concat", ["a", "b"], ["y"], name="cat_rows_differ",
+                     axis=1),
+], [vi("a", [3, 4]), vi("b", [2, 2])], [vi("y", [3, 6])])
 save("bad_reduce_l2_int", [
     helper.make_node("ReduceL2", ["a"], ["y"], name="l2_of_ints"),
 ], [vi("a", [2, 3], I64)], [vi("y", [1, 1], I64)])

@@ -210,6 +210,16 @@ save("squeeze_dynamic", [
     const("axes", np.array([1], np.int64)),
     helper.make_node("Squeeze", ["x", "axes"], ["y"], name="squeeze"),
 ], [vi("x", ["R", "C"])], [vi("y", ["R"])])
+# Concat of inputs whose other dims are dynamic: they must agree at run
+# time (the result was sized by the first input and every input copied
+# whole: a larger one was written past its end, a smaller one left rows of
+# garbage). Both dynamic, and a static row count against a dynamic one.
+save("concat_dynamic", [
+    helper.make_node("Concat", ["a", "b"], ["y"], name="cat", axis=1),
+], [vi("a", ["R", "C"]), vi("b", ["R2", "C2"])], [vi("y", ["R", "M"])])
+save("concat_static_vs_dynamic", [
+    helper.make_node("Concat", ["a", "b"], ["y"], name="cat", axis=-1),
+], [vi("a", [3, "C"]), vi("b", ["R", 2])], [vi("y", [3, "M"])])
 # Pow to constant exponents 2 (float) and 3 (int64), which the importer
 # writes as products (ONNX Runtime's own special case): the same numbers.
 save("pow_square", [
