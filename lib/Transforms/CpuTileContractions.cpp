@@ -319,6 +319,12 @@ constexpr int64_t kMinRowWork = 1 << 16;
 /// by the row tiles (columnPanelsFor): about an L1 data cache.
 constexpr int64_t kPanelMinBytes = 32 * 1024;
 
+/// A dense right-hand side stored in column panels of at least this many
+/// bytes is read panel by panel by all the row tiles (slicePanels): about
+/// half an L2 cache (2 MB a core on the AVX-512 host measured, 1 MB on
+/// the AVX2 one); smaller ones stay in L2 while each row tile sweeps them.
+constexpr int64_t kStoredPanelMinBytes = 1024 * 1024;
+
 /// The multiply-adds of `columns` output columns of one row of contraction
 /// `op` (the product of its static k ranges; a dynamic k counts as enough).
 int64_t rowWork(linalg::LinalgOp op, int64_t columns) {
@@ -1073,6 +1079,15 @@ struct MoeCpuTileContractionsPass
     if (*slice != op)
       return splitRows(rewriter, *slice, mr, nr, rowNr, lanes, parallelRows,
                        dotRows, remainderTiles, parts);
+    // Stored column panels outside the rows in the same way (below).
+    if (!dotRows && !insideInnerLoop(op)) {
+      slice = slicePanels(rewriter, op, *plan, mr, parallelRows);
+      if (failed(slice))
+        return failure();
+      if (*slice != op)
+        return splitRows(rewriter, *slice, mr, nr, rowNr, lanes, parallelRows,
+                         dotRows, remainderTiles, parts);
+    }
     // Row steps MR, then 1: each step's loop covers up to the last
     // multiple of it. Halvings in between (8, 4, 2, 1) took a grouped
     // matmul with ~5 rows per expert from 3.5 to 3.1 ms but the MoEUT-44M
@@ -1192,6 +1207,62 @@ struct MoeCpuTileContractionsPass
     if (wide == dims->batch.end())
       return op;
     unsigned parallelDim = *wide;
+    // The parallel loop outermost: one fork-join, not one per iteration of
+    // the loops around it.
+    SmallVector<unsigned> order = {parallelDim};
+    for (unsigned d : dims->batch)
+      if (d != parallelDim)
+        order.push_back(d);
+    return sliceAlong(rewriter, op, order, parallel,
+                      "moe-cpu-tile-contractions: batch split failed");
+  }
+
+  /// `op` inside a loop over its stored column panels when its right-hand
+  /// side is a dense weight packed [N / P, K, P] (build::
+  /// contractOverPanels: the panel index is an n dim besides the vector
+  /// dim) of at least kStoredPanelMinBytes, and its rows may fill more
+  /// than one register tile: each panel (K x P) is then read by all the
+  /// row tiles while it is in the L2 cache. Otherwise every row tile swept
+  /// the whole right-hand side: the MoEUT-44M LM head at T = 256 read its
+  /// 13 MB 43 times, from memory (docs/performance.md, "The LM head's
+  /// panels outside its rows"). With `parallel`, the panel loop is the
+  /// scf.parallel (panels write disjoint columns) and the rows inside are
+  /// sequential. Every register tile is the one it was, so every output
+  /// element's sum is too. Returns the op of one panel, or `op` itself.
+  static FailureOr<linalg::LinalgOp> slicePanels(IRRewriter &rewriter,
+                                                 linalg::LinalgOp op,
+                                                 const TilePlan &plan,
+                                                 int64_t mr, bool parallel) {
+    FailureOr<linalg::ContractionDimensions> dims =
+        linalg::inferContractionDims(op);
+    if (failed(dims) || !plan.mDim)
+      return op;
+    SmallVector<int64_t> ranges = op.getStaticLoopRanges();
+    if (!ShapedType::isDynamic(ranges[*plan.mDim]) && ranges[*plan.mDim] <= mr)
+      return op;
+    std::optional<unsigned> panelDim;
+    int64_t bytes = 4;
+    for (unsigned d : llvm::concat<unsigned>(dims->n, dims->k)) {
+      if (ShapedType::isDynamic(ranges[d]))
+        return op;
+      bytes *= ranges[d];
+      if (d != plan.nDim && !panelDim && ranges[d] >= 2 &&
+          llvm::is_contained(dims->n, d))
+        panelDim = d;
+    }
+    if (!panelDim || bytes < kStoredPanelMinBytes)
+      return op;
+    return sliceAlong(rewriter, op, {*panelDim}, parallel,
+                      "moe-cpu-tile-contractions: panel split failed");
+  }
+
+  /// `op` inside loops over `order`'s dims (outermost first), each of step
+  /// 1, the first an scf.parallel with `parallel`: the op of one slice.
+  static FailureOr<linalg::LinalgOp> sliceAlong(IRRewriter &rewriter,
+                                                linalg::LinalgOp op,
+                                                ArrayRef<unsigned> order,
+                                                bool parallel,
+                                                StringRef failureMessage) {
     Location loc = op.getLoc();
     OpBuilder::InsertionGuard guard(rewriter);
     rewriter.setInsertionPoint(op);
@@ -1199,12 +1270,6 @@ struct MoeCpuTileContractionsPass
     SmallVector<Range> domain = tiling.getIterationDomain(rewriter);
     Value one = arith::ConstantIndexOp::create(rewriter, loc, 1);
     SmallVector<SliceDim> slice;
-    // The parallel loop outermost: one fork-join, not one per iteration of
-    // the loops around it.
-    SmallVector<unsigned> order = {parallelDim};
-    for (unsigned d : dims->batch)
-      if (d != parallelDim)
-        order.push_back(d);
     for (unsigned d : order) {
       Value lo =
           getValueOrCreateConstantIndexOp(rewriter, loc, domain[d].offset);
@@ -1212,13 +1277,13 @@ struct MoeCpuTileContractionsPass
           rewriter, loc, lo,
           getValueOrCreateConstantIndexOp(rewriter, loc, domain[d].size));
       auto [loop, iv] =
-          createLoop(rewriter, loc, lo, hi, one, parallel && d == parallelDim);
+          createLoop(rewriter, loc, lo, hi, one, parallel && d == order[0]);
       rewriter.setInsertionPoint(loop->getRegion(0).front().getTerminator());
       slice.push_back({d, iv, 1});
     }
     SmallVector<linalg::LinalgOp> sliced;
     if (failed(appendSlice(rewriter, tiling, domain, slice, sliced)))
-      return op.emitError("moe-cpu-tile-contractions: batch split failed");
+      return op.emitError(failureMessage);
     rewriter.eraseOp(op);
     return sliced.front();
   }

@@ -94,7 +94,10 @@ MATMULS = [(412, 300), (128, 412), (37, 520), (16, None), (3, 64),
 # there), row-major in the reference; K = 3: a k loop shorter than the
 # row tiles' unrolling. 256 x 512: enough work for a row's panels to be
 # split over the threads (one panel per iteration of the parallel loop).
-CONST_MATMULS = [(37, 96), (64, 256), (3, 1024), (20, 500), (256, 512)]
+# 130 x 2048 (1.04 MB): large enough for the panel loop outside the rows
+# (moe-cpu-tile-contractions' stored panels, at least 1 MB).
+CONST_MATMULS = [(37, 96), (64, 256), (3, 1024), (20, 500), (256, 512),
+                 (130, 2048)]
 # Their weights, drawn once (the module holds them).
 CONSTS = {f"cmw{i}": np.random.default_rng(100 + i).standard_normal(
     (k, c)).astype(np.float32) for i, (k, c) in enumerate(CONST_MATMULS)}

@@ -773,6 +773,61 @@ func.func @no_panels(%a: memref<?x16xf32>, %b: memref<16x328xf32>, %c: memref<?x
 
 // -----
 
+// A dense right-hand side stored in column panels (moe-pack-expert-weights:
+// [N / P, K, P], the panel index an n dim besides the vector dim) of at
+// least 1 MB (@stored_panels: the MoEUT-44M LM head, 125 x 412 x 16 here,
+// 3.3 MB): the panel loop goes outside the rows, so each panel is read by
+// all the row tiles while it is in L2 (before, every 8-row tile swept all
+// 125 panels). With parallel-rows the panel loop is the scf.parallel, and
+// the row tiles and the remainder switch are inside it. A smaller one
+// (@small_stored_panels: 4 panels, 105 KB) keeps its rows outermost.
+// CHECK-LABEL: func.func @stored_panels
+// CHECK:       scf.for %{{.*}} = %c0 to %c125 step %c1 {
+// CHECK:         scf.for %{{.*}} = %c0 to %{{.*}} step %c8 {
+// CHECK:           scf.for {{.*}} -> (vector<8x1x16xf32>)
+// CHECK:         scf.for %{{.*}} = %{{.*}} to %{{.*}} step %c1 {
+// CHECK:           scf.for {{.*}} -> (vector<16xf32>)
+// CHECK:       return
+// CHECK-LABEL: func.func @small_stored_panels
+// CHECK:       scf.for %{{.*}} = %c0 to %{{.*}} step %c8 {
+// CHECK-NEXT:    scf.for %{{.*}} = %c0 to %c4 step %c1 {
+// PARREM-LABEL: func.func @stored_panels
+// PARREM:       scf.parallel (%{{.*}}) = (%c0) to (%c125) step (%c1) {
+// PARREM:         scf.for %{{.*}} = %c0 to %{{.*}} step %c6 {
+// PARREM:           -> (vector<6x1x16xf32>)
+// PARREM:         scf.index_switch
+// PARREM:           -> (vector<5x1x16xf32>)
+// PARREM-NOT:   scf.parallel
+// PARREM:       return
+// PARREM-LABEL: func.func @small_stored_panels
+// PARREM:       scf.parallel (%{{.*}}) = (%c0) to (%{{.*}}) step (%c6) {
+// PARREM-NEXT:    scf.for %{{.*}} = %c0 to %c4 step %c1 {
+#sp_x = affine_map<(d0, d1, d2, d3) -> (d0, d3)>
+#sp_w = affine_map<(d0, d1, d2, d3) -> (d1, d3, d2)>
+#sp_o = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>
+func.func @stored_panels(%x: memref<?x412xf32>, %w: memref<125x412x16xf32>, %o: memref<?x125x16xf32>) {
+  linalg.generic {indexing_maps = [#sp_x, #sp_w, #sp_o], iterator_types = ["parallel", "parallel", "parallel", "reduction"]}
+      ins(%x, %w : memref<?x412xf32>, memref<125x412x16xf32>) outs(%o : memref<?x125x16xf32>) {
+  ^bb0(%a: f32, %b: f32, %c: f32):
+    %p = arith.mulf %a, %b : f32
+    %s = arith.addf %c, %p : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+func.func @small_stored_panels(%x: memref<?x412xf32>, %w: memref<4x412x16xf32>, %o: memref<?x4x16xf32>) {
+  linalg.generic {indexing_maps = [#sp_x, #sp_w, #sp_o], iterator_types = ["parallel", "parallel", "parallel", "reduction"]}
+      ins(%x, %w : memref<?x412xf32>, memref<4x412x16xf32>) outs(%o : memref<?x4x16xf32>) {
+  ^bb0(%a: f32, %b: f32, %c: f32):
+    %p = arith.mulf %a, %b : f32
+    %s = arith.addf %c, %p : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+
+// -----
+
 // Operands that are views through a memref.expand_shape are read through
 // an equivalent memref.reinterpret_cast (folding the tiles' transfers
 // through the expand_shape did not converge, and the pass failed).

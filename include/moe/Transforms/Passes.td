@@ -892,8 +892,11 @@ def MoeCpuTileContractions : Pass<"moe-cpu-tile-contractions"> {
     than one tile, the row tiles run inside a loop over column panels of
     one tile's width (the panel loop is the scf.parallel with
     `parallel-rows`), so each panel is read by all row tiles while in
-    cache; a rest narrower than a vector joins the last panel. Each
-    tile is vectorized to `vector.contract`, lowered to
+    cache; a rest narrower than a vector joins the last panel. A
+    right-hand side already stored in column panels ([N/P, K, P], from
+    moe-pack-expert-weights) of at least 1 MB, outside any other loop,
+    gets a loop over its stored panels around the rows in the same way.
+    Each tile is vectorized to `vector.contract`, lowered to
     outer products (FMAs), the subviews are folded into the transfers and
     the accumulator is hoisted out of the k loop into registers.
     A one-row contraction (no m dim, or all of them of size 1: a decode
