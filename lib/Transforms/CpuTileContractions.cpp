@@ -320,10 +320,16 @@ constexpr int64_t kMinRowWork = 1 << 16;
 constexpr int64_t kPanelMinBytes = 32 * 1024;
 
 /// A dense right-hand side stored in column panels of at least this many
-/// bytes is read panel by panel by all the row tiles (slicePanels): about
-/// half an L2 cache (2 MB a core on the AVX-512 host measured, 1 MB on
-/// the AVX2 one); smaller ones stay in L2 while each row tile sweeps them.
+/// bytes, in at least kStoredPanelMinCount panels, is read panel by panel
+/// by all the row tiles (slicePanels). 1 MB is half the L2 of a core of
+/// the AVX-512 host measured and all of it on the AVX2 one: from there on
+/// each row tile's sweep no longer stays in L2 (the LM head's 13 MB went
+/// to memory for every row tile); smaller ones keep their rows outermost.
 constexpr int64_t kStoredPanelMinBytes = 1024 * 1024;
+/// Fewest stored panels for that: with parallel loops the panel loop
+/// replaces the row tiles as the parallel loop, so a few wide panels would
+/// leave threads idle.
+constexpr int64_t kStoredPanelMinCount = 8;
 
 /// The multiply-adds of `columns` output columns of one row of contraction
 /// `op` (the product of its static k ranges; a dynamic k counts as enough).
@@ -1219,8 +1225,9 @@ struct MoeCpuTileContractionsPass
 
   /// `op` inside a loop over its stored column panels when its right-hand
   /// side is a dense weight packed [N / P, K, P] (build::
-  /// contractOverPanels: the panel index is an n dim besides the vector
-  /// dim) of at least kStoredPanelMinBytes, and its rows may fill more
+  /// contractOverPanels: its first dim, the panel index, is an n dim
+  /// besides its last, the vector dim) of at least kStoredPanelMinBytes in
+  /// at least kStoredPanelMinCount panels, and its rows may fill more
   /// than one register tile: each panel (K x P) is then read by all the
   /// row tiles while it is in the L2 cache. Otherwise every row tile swept
   /// the whole right-hand side: the MoEUT-44M LM head at T = 256 read its
@@ -1238,21 +1245,37 @@ struct MoeCpuTileContractionsPass
     if (failed(dims) || !plan.mDim)
       return op;
     SmallVector<int64_t> ranges = op.getStaticLoopRanges();
-    if (!ShapedType::isDynamic(ranges[*plan.mDim]) && ranges[*plan.mDim] <= mr)
+    int64_t rows = 1;
+    for (unsigned m : dims->m)
+      rows = ShapedType::isDynamic(ranges[m]) || ShapedType::isDynamic(rows)
+                 ? ShapedType::kDynamic
+                 : rows * ranges[m];
+    if (!ShapedType::isDynamic(rows) && rows <= mr)
       return op;
-    std::optional<unsigned> panelDim;
+    // The stored layout: the right-hand side's first dim is the panel
+    // index, an n dim other than the vector dim, and its last the vector
+    // dim.
+    AffineMap rhs = op.getMatchingIndexingMap(op.getDpsInputOperand(1));
+    auto first = dyn_cast<AffineDimExpr>(rhs.getResult(0));
+    auto last = dyn_cast<AffineDimExpr>(rhs.getResults().back());
+    if (rhs.getNumResults() < 3 || !first || !last ||
+        last.getPosition() != plan.nDim || first.getPosition() == plan.nDim ||
+        !llvm::is_contained(dims->n, first.getPosition()))
+      return op;
+    unsigned panelDim = first.getPosition();
+    // Enough panels to keep the threads as busy as the row tiles did.
+    if (ShapedType::isDynamic(ranges[panelDim]) ||
+        ranges[panelDim] < kStoredPanelMinCount)
+      return op;
     int64_t bytes = 4;
     for (unsigned d : llvm::concat<unsigned>(dims->n, dims->k)) {
       if (ShapedType::isDynamic(ranges[d]))
         return op;
       bytes *= ranges[d];
-      if (d != plan.nDim && !panelDim && ranges[d] >= 2 &&
-          llvm::is_contained(dims->n, d))
-        panelDim = d;
     }
-    if (!panelDim || bytes < kStoredPanelMinBytes)
+    if (bytes < kStoredPanelMinBytes)
       return op;
-    return sliceAlong(rewriter, op, {*panelDim}, parallel,
+    return sliceAlong(rewriter, op, {panelDim}, parallel,
                       "moe-cpu-tile-contractions: panel split failed");
   }
 

@@ -95,7 +95,8 @@ MATMULS = [(412, 300), (128, 412), (37, 520), (16, None), (3, 64),
 # row tiles' unrolling. 256 x 512: enough work for a row's panels to be
 # split over the threads (one panel per iteration of the parallel loop).
 # 130 x 2048 (1.04 MB): large enough for the panel loop outside the rows
-# (moe-cpu-tile-contractions' stored panels, at least 1 MB).
+# (moe-cpu-tile-contractions' stored panels, at least 1 MB; checked on its
+# own module's buffers).
 CONST_MATMULS = [(37, 96), (64, 256), (3, 1024), (20, 500), (256, 512),
                  (130, 2048)]
 # Their weights, drawn once (the module holds them).
@@ -316,6 +317,35 @@ def main():
         print(f"{'ok  ' if ok else 'FAIL'} constant weights in column panels "
               f"at the host's width: {packed} packed contractions, "
               f"{padded} padded")
+        passed += ok
+        failed += not ok
+        # The 1 MB one alone: its row tiles run inside a parallel loop over
+        # its stored panels (2048 / P of them), none over the row tiles.
+        k, c = CONST_MATMULS[-1]
+        w = CONSTS[f"cmw{len(CONST_MATMULS) - 1}"]
+        alone = os.path.join(work, "alone.mlir")
+        with open(alone, "w") as f:
+            f.write(f"""func.func @main(%x: tensor<?x{k}xf32> {{onnx.name = "x"}}) -> tensor<?x{c}xf32> {{
+  %w = arith.constant dense<"0x{w.tobytes().hex().upper()}"> : tensor<{k}x{c}xf32>
+  %c0 = arith.constant 0 : index
+  %n = tensor.dim %x, %c0 : tensor<?x{k}xf32>
+  %zero = arith.constant 0.0 : f32
+  %e = tensor.empty(%n) : tensor<?x{c}xf32>
+  %f = linalg.fill ins(%zero : f32) outs(%e : tensor<?x{c}xf32>) -> tensor<?x{c}xf32>
+  %y = linalg.matmul ins(%x, %w : tensor<?x{k}xf32>, tensor<{k}x{c}xf32>) outs(%f : tensor<?x{c}xf32>) -> tensor<?x{c}xf32>
+  return %y : tensor<?x{c}xf32>
+}}
+""")
+        buffers = subprocess.run([compile_tool, "-q", alone, "--emit=buffers",
+                                  "-o", "-"], check=True, capture_output=True,
+                                 text=True).stdout
+        loops = [int(m) for m in re.findall(
+            r"scf\.parallel \(%\w+\) = \(%c0\) to \(%c(\d+)\) step \(%c1\)",
+            buffers)]
+        ok = (any(c % m == 0 and c // m in (8, 16, 64) for m in loops)
+              and not re.search(r"scf\.parallel .* step \(%c[2-9]\)", buffers))
+        print(f"{'ok  ' if ok else 'FAIL'} a {k} x {c} constant weight's row "
+              f"tiles inside a parallel loop over its panels: {loops}")
         passed += ok
         failed += not ok
         for n, p, b in RUNS:

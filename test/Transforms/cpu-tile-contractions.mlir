@@ -779,8 +779,12 @@ func.func @no_panels(%a: memref<?x16xf32>, %b: memref<16x328xf32>, %c: memref<?x
 // 3.3 MB): the panel loop goes outside the rows, so each panel is read by
 // all the row tiles while it is in L2 (before, every 8-row tile swept all
 // 125 panels). With parallel-rows the panel loop is the scf.parallel, and
-// the row tiles and the remainder switch are inside it. A smaller one
-// (@small_stored_panels: 4 panels, 105 KB) keeps its rows outermost.
+// the row tiles and the remainder switch are inside it. A zero fill
+// before it still goes (@stored_panels_filled: the tiles start from
+// zero). A smaller one (@small_stored_panels: 4 panels, 105 KB) keeps its
+// rows outermost, and so do fewer than 8 panels however large
+// (@few_stored_panels: 4 of 1 MB in all; the panel loop would be the
+// parallel loop).
 // CHECK-LABEL: func.func @stored_panels
 // CHECK:       scf.for %{{.*}} = %c0 to %c125 step %c1 {
 // CHECK:         scf.for %{{.*}} = %c0 to %{{.*}} step %c8 {
@@ -788,6 +792,16 @@ func.func @no_panels(%a: memref<?x16xf32>, %b: memref<16x328xf32>, %c: memref<?x
 // CHECK:         scf.for %{{.*}} = %{{.*}} to %{{.*}} step %c1 {
 // CHECK:           scf.for {{.*}} -> (vector<16xf32>)
 // CHECK:       return
+// CHECK-LABEL: func.func @stored_panels_filled
+// CHECK-NOT:   linalg.fill
+// CHECK:       scf.for %{{.*}} = %c0 to %c125 step %c1 {
+// CHECK:         scf.for %{{.*}} = %c0 to %{{.*}} step %c8 {
+// CHECK:           scf.for {{.*}} iter_args(%{{.*}} = %cst{{.*}}) -> (vector<8x1x16xf32>)
+// CHECK-NOT:   linalg.fill
+// CHECK:       return
+// CHECK-LABEL: func.func @few_stored_panels
+// CHECK:       scf.for %{{.*}} = %c0 to %{{.*}} step %c8 {
+// CHECK-NEXT:    scf.for %{{.*}} = %c0 to %c4 step %c1 {
 // CHECK-LABEL: func.func @small_stored_panels
 // CHECK:       scf.for %{{.*}} = %c0 to %{{.*}} step %c8 {
 // CHECK-NEXT:    scf.for %{{.*}} = %c0 to %c4 step %c1 {
@@ -808,6 +822,28 @@ func.func @no_panels(%a: memref<?x16xf32>, %b: memref<16x328xf32>, %c: memref<?x
 func.func @stored_panels(%x: memref<?x412xf32>, %w: memref<125x412x16xf32>, %o: memref<?x125x16xf32>) {
   linalg.generic {indexing_maps = [#sp_x, #sp_w, #sp_o], iterator_types = ["parallel", "parallel", "parallel", "reduction"]}
       ins(%x, %w : memref<?x412xf32>, memref<125x412x16xf32>) outs(%o : memref<?x125x16xf32>) {
+  ^bb0(%a: f32, %b: f32, %c: f32):
+    %p = arith.mulf %a, %b : f32
+    %s = arith.addf %c, %p : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+func.func @stored_panels_filled(%x: memref<?x412xf32>, %w: memref<125x412x16xf32>, %o: memref<?x125x16xf32>) {
+  %zero = arith.constant 0.0 : f32
+  linalg.fill ins(%zero : f32) outs(%o : memref<?x125x16xf32>)
+  linalg.generic {indexing_maps = [#sp_x, #sp_w, #sp_o], iterator_types = ["parallel", "parallel", "parallel", "reduction"]}
+      ins(%x, %w : memref<?x412xf32>, memref<125x412x16xf32>) outs(%o : memref<?x125x16xf32>) {
+  ^bb0(%a: f32, %b: f32, %c: f32):
+    %p = arith.mulf %a, %b : f32
+    %s = arith.addf %c, %p : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+func.func @few_stored_panels(%x: memref<?x4096xf32>, %w: memref<4x4096x16xf32>, %o: memref<?x4x16xf32>) {
+  linalg.generic {indexing_maps = [#sp_x, #sp_w, #sp_o], iterator_types = ["parallel", "parallel", "parallel", "reduction"]}
+      ins(%x, %w : memref<?x4096xf32>, memref<4x4096x16xf32>) outs(%o : memref<?x4x16xf32>) {
   ^bb0(%a: f32, %b: f32, %c: f32):
     %p = arith.mulf %a, %b : f32
     %s = arith.addf %c, %p : f32

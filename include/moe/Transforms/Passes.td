@@ -894,8 +894,9 @@ def MoeCpuTileContractions : Pass<"moe-cpu-tile-contractions"> {
     `parallel-rows`), so each panel is read by all row tiles while in
     cache; a rest narrower than a vector joins the last panel. A
     right-hand side already stored in column panels ([N/P, K, P], from
-    moe-pack-expert-weights) of at least 1 MB, outside any other loop,
-    gets a loop over its stored panels around the rows in the same way.
+    moe-pack-expert-weights) of at least 1 MB in at least 8 panels,
+    outside any other loop, gets a loop over its stored panels around the
+    rows in the same way.
     Each tile is vectorized to `vector.contract`, lowered to
     outer products (FMAs), the subviews are folded into the transfers and
     the accumulator is hoisted out of the k loop into registers.

@@ -175,7 +175,9 @@ Values concat(onnxir::NodeOp node, RewriterBase &b) {
         }
         continue;
       }
-      if (v != reference)
+      // (An input empty along the axis adds nothing and is dropped below;
+      // ONNX Runtime accepts it whatever its other dims, and so does this.)
+      if (v != reference && vt.getDimSize(*axis) != 0)
         v = requireSize(b, loc, v, d,
                         tensor::getMixedSize(b, loc, reference, d),
                         kErrorShapeMismatch);
