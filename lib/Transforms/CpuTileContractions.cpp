@@ -331,6 +331,19 @@ constexpr int64_t kStoredPanelMinBytes = 1024 * 1024;
 /// leave threads idle.
 constexpr int64_t kStoredPanelMinCount = 8;
 
+/// The rows of a contraction with dims `dims` and static loop `ranges`:
+/// the product of its m ranges, dynamic if one of them is.
+int64_t rowCount(const linalg::ContractionDimensions &dims,
+                 ArrayRef<int64_t> ranges) {
+  int64_t rows = 1;
+  for (unsigned m : dims.m) {
+    if (ShapedType::isDynamic(ranges[m]))
+      return ShapedType::kDynamic;
+    rows *= ranges[m];
+  }
+  return rows;
+}
+
 /// The multiply-adds of `columns` output columns of one row of contraction
 /// `op` (the product of its static k ranges; a dynamic k counts as enough).
 int64_t rowWork(linalg::LinalgOp op, int64_t columns) {
@@ -1193,11 +1206,7 @@ struct MoeCpuTileContractionsPass
     if (failed(dims) || dims->batch.empty())
       return op;
     SmallVector<int64_t> ranges = op.getStaticLoopRanges();
-    int64_t rows = 1;
-    for (unsigned m : dims->m)
-      rows = ShapedType::isDynamic(ranges[m]) || ShapedType::isDynamic(rows)
-                 ? ShapedType::kDynamic
-                 : rows * ranges[m];
+    int64_t rows = rowCount(*dims, ranges);
     if (!ShapedType::isDynamic(rows) && rows <= mr)
       return op;
     // The parallel loop: the first batch dim of a static range of at
@@ -1245,11 +1254,7 @@ struct MoeCpuTileContractionsPass
     if (failed(dims) || !plan.mDim)
       return op;
     SmallVector<int64_t> ranges = op.getStaticLoopRanges();
-    int64_t rows = 1;
-    for (unsigned m : dims->m)
-      rows = ShapedType::isDynamic(ranges[m]) || ShapedType::isDynamic(rows)
-                 ? ShapedType::kDynamic
-                 : rows * ranges[m];
+    int64_t rows = rowCount(*dims, ranges);
     if (!ShapedType::isDynamic(rows) && rows <= mr)
       return op;
     // The stored layout: the right-hand side's first dim is the panel
