@@ -150,22 +150,35 @@ Values concat(onnxir::NodeOp node, RewriterBase &b) {
                       << v.getType() << " do not concatenate";
       return failure();
     }
+  // Inputs empty along the axis add nothing; they go, whatever their other
+  // dims, as in ONNX Runtime (tensor.concat's bufferization would take a
+  // view at the end of the result for each, which the subview verifier
+  // refuses: a rotary split that rotates every column leaves an empty
+  // pass-through part). One input stays.
+  SmallVector<Value> nonEmpty;
+  for (Value v : inputs)
+    if (typeOf(v).getDimSize(*axis) != 0)
+      nonEmpty.push_back(v);
+  if (nonEmpty.empty())
+    nonEmpty.push_back(inputs[0]);
   // The dims other than the axis must agree: static ones here, dynamic ones
   // at run time (tensor.concat's lowering sizes the result by one input and
   // copies each whole, so a larger one would be written past the result's
-  // end and a smaller one would leave it partly unwritten).
+  // end and a smaller one would leave it partly unwritten). Each input is
+  // checked against the first with a static size in that dim, else the
+  // first.
   Location loc = node.getLoc();
   int64_t rank = typeOf(inputs[0]).getRank();
   for (int64_t d = 0; d < rank; ++d) {
     if (d == *axis)
       continue;
-    Value reference = inputs[0];
-    for (Value v : inputs)
+    Value reference = nonEmpty[0];
+    for (Value v : nonEmpty)
       if (!typeOf(v).isDynamicDim(d)) {
         reference = v;
         break;
       }
-    for (Value &v : inputs) {
+    for (Value &v : nonEmpty) {
       RankedTensorType vt = typeOf(v), rt = typeOf(reference);
       if (!vt.isDynamicDim(d) && !rt.isDynamicDim(d)) {
         if (vt.getDimSize(d) != rt.getDimSize(d)) {
@@ -175,24 +188,12 @@ Values concat(onnxir::NodeOp node, RewriterBase &b) {
         }
         continue;
       }
-      // (An input empty along the axis adds nothing and is dropped below;
-      // ONNX Runtime accepts it whatever its other dims, and so does this.)
-      if (v != reference && vt.getDimSize(*axis) != 0)
+      if (v != reference)
         v = requireSize(b, loc, v, d,
                         tensor::getMixedSize(b, loc, reference, d),
                         kErrorShapeMismatch);
     }
   }
-  // Inputs empty along the axis add nothing; they go (tensor.concat's
-  // bufferization would take a view at the end of the result for each,
-  // which the subview verifier refuses: a rotary split that rotates every
-  // column leaves an empty pass-through part). One input stays.
-  SmallVector<Value> nonEmpty;
-  for (Value v : inputs)
-    if (typeOf(v).getDimSize(*axis) != 0)
-      nonEmpty.push_back(v);
-  if (nonEmpty.empty())
-    nonEmpty.push_back(inputs[0]);
   if (nonEmpty.size() == 1)
     return SmallVector<Value>{nonEmpty[0]};
   return SmallVector<Value>{tensor::ConcatOp::create(b, loc, *axis, nonEmpty)};

@@ -221,14 +221,17 @@ save("concat_static_vs_dynamic", [
     helper.make_node("Concat", ["a", "b"], ["y"], name="cat", axis=-1),
 ], [vi("a", [3, "C"]), vi("b", ["R", 2])], [vi("y", [3, "M"])])
 # The reference a later input with a static size (a dynamic first input
-# against it), and an input empty along the axis (left out unchecked, as
-# ONNX Runtime does).
+# against it), and inputs empty along the axis (left out unchecked, as
+# ONNX Runtime does; a static one first is no reference for the others).
 save("concat_dynamic_vs_static", [
     helper.make_node("Concat", ["a", "b"], ["y"], name="cat", axis=1),
 ], [vi("a", ["R", "C"]), vi("b", [3, 2])], [vi("y", [3, "M"])])
 save("concat_empty_dynamic", [
     helper.make_node("Concat", ["a", "z"], ["y"], name="cat", axis=1),
 ], [vi("a", ["R", 4]), vi("z", ["R2", 0])], [vi("y", ["R", 4])])
+save("concat_empty_first", [
+    helper.make_node("Concat", ["z", "a"], ["y"], name="cat", axis=1),
+], [vi("z", [2, 0]), vi("a", ["R", 4])], [vi("y", ["R", 4])])
 # Pow to constant exponents 2 (float) and 3 (int64), which the importer
 # writes as products (ONNX Runtime's own special case): the same numbers.
 save("pow_square", [
