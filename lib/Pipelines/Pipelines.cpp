@@ -177,6 +177,9 @@ void moe::buildLowerToLLVMPipeline(OpPassManager &pm,
       // performance.md: 8 to 128 rows, L1 and L2, measured).
       panels.aheadRows = 24;
       panels.aheadLocality = 3;
+      // A multi-row tile's next block one line a k step over all of its
+      // expert's row tiles, not the whole block in every tile.
+      panels.spreadTiles = true;
       passes.perFunction(createMoeCpuPrefetchPanels(panels));
     }
   }
@@ -276,7 +279,11 @@ void moe::registerMoePipelines() {
       "moe-lower-to-llvm-cpu with moe-refine-buffer-layouts and "
       "moe-cpu-tile-contractions (512-bit vectors, remainder tiles, "
       "accumulator chains) and "
-      "moe-cpu-fuse-row-gathers and moe-cpu-prefetch-panels{ahead-rows=24} after bufferization, the tiles' epilogues (fuse-epilogues), moe-approximate-math (exp), the flash-style attention (convert-moe-to-linalg{flash-key-block=128}), and the vector lowering (what moe-compile runs at 512 bits)",
+      "moe-cpu-fuse-row-gathers and moe-cpu-prefetch-panels{ahead-rows=24 "
+      "spread-tiles} after bufferization, the tiles' epilogues "
+      "(fuse-epilogues), moe-approximate-math (exp), the flash-style attention "
+      "(convert-moe-to-linalg{flash-key-block=128}), and the vector lowering "
+      "(what moe-compile runs at 512 bits)",
       [](OpPassManager &pm) {
         CpuCodegenOptions options;
         options.sortExpertLayouts = true;

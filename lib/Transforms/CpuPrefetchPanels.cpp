@@ -38,6 +38,12 @@
 // the expert's last block of one, the first block it reads of the next
 // (nextProductRead), in a copy of the k loop chosen before it.
 //
+// With `spread-tiles`, a multi-row tile in the loop over its expert's row
+// tiles prefetches one line of that next block a k step, the block's
+// lines spread over all the tiles' k steps (spreadLines), where there are
+// at least as many steps as lines; the whole block at the rate of one row
+// a step, in every tile, asked the memory for more than it delivers.
+//
 // Values never change (a prefetch is a hint, and its address is in the
 // buffer). Upstream has no such transform: LLVM's loop data prefetch
 // looks a fixed number of iterations ahead in the same stream.
@@ -163,6 +169,117 @@ std::optional<NextProductRead> nextProductRead(vector::TransferReadOp read) {
   if (std::next(at) != bases.end())
     return NextProductRead{*std::next(at), false};
   return NextProductRead{bases.front(), true};
+}
+
+/// Fixed-point bits of the spread prefetches' line step (spreadLines).
+constexpr int64_t kSpreadBits = 20;
+
+/// A multi-row tile's k loop (0 to K by 1) directly in a loop over its
+/// expert's full row tiles (an `scf.for` of constant step > 1: the tiles
+/// of one block): the prefetches of the next block can be spread over all
+/// those tiles' k steps (spreadLines). `index` is this tile's (made before
+/// the k loop), `steps` the k steps of all the tiles (made before the row
+/// loop).
+struct RowTiles {
+  scf::ForOp rowLoop;
+  Value index;
+  Value steps;
+};
+
+std::optional<RowTiles> rowTiles(scf::ForOp kLoop, bool spread) {
+  auto rowLoop = dyn_cast_or_null<scf::ForOp>(kLoop->getParentOp());
+  if (!spread || !rowLoop || !rowLoop.getInductionVar().getType().isIndex())
+    return std::nullopt;
+  std::optional<int64_t> step = getConstantIntValue(rowLoop.getStep());
+  std::optional<int64_t> lo = getConstantIntValue(kLoop.getLowerBound());
+  std::optional<int64_t> hi = getConstantIntValue(kLoop.getUpperBound());
+  std::optional<int64_t> kStep = getConstantIntValue(kLoop.getStep());
+  if (!step || *step < 2 || !lo || *lo != 0 || !hi || *hi < 1 || !kStep ||
+      *kStep != 1)
+    return std::nullopt;
+  Location loc = kLoop.getLoc();
+  OpBuilder b(rowLoop);
+  auto cst = [&](int64_t v) {
+    return arith::ConstantIndexOp::create(b, loc, v).getResult();
+  };
+  // The loop runs only where its upper bound is above its lower one; the
+  // count is not used otherwise.
+  Value tiles = arith::CeilDivUIOp::create(
+      b, loc,
+      arith::SubIOp::create(b, loc, rowLoop.getUpperBound(),
+                            rowLoop.getLowerBound()),
+      cst(*step));
+  Value steps = arith::MulIOp::create(b, loc, tiles, cst(*hi));
+  b.setInsertionPoint(kLoop);
+  Value index = arith::DivUIOp::create(
+      b, loc,
+      arith::SubIOp::create(b, loc, rowLoop.getInductionVar(),
+                            rowLoop.getLowerBound()),
+      cst(*step));
+  return RowTiles{rowLoop, index, steps};
+}
+
+/// Prefetches, `perStep` lines a k step next to `at` in `kLoop`
+/// (RowTiles'), the `lines` contiguous 64-byte lines of `flat` from
+/// element `start`, spread over the S k steps of all the row tiles: the
+/// j-th prefetch of step s (tile t, step k: s = t * K + k) takes line
+/// floor((s * perStep + j) * lines / (S * perStep)), in fixed point
+/// (kSpreadBits), at most one line apart (with S * perStep < lines, the
+/// first S * perStep lines). Before the k loop, `start` is clamped so that
+/// every line is in the buffer (`total` elements). The whole next block at
+/// every tile (one prefetch per line of the row each k step) asked the
+/// memory for a panel in one tile's time: 4 lines in the 12 cycles of a
+/// 6 x 64 tile's step, several times what a core's memory bandwidth
+/// delivers, and the tile waited (docs/performance.md, "Next-block
+/// prefetches spread over the row tiles").
+void spreadLines(const RowTiles &tiles, int64_t perStep, scf::ForOp kLoop,
+                 Operation *at, Value flat, Value start, int64_t lines,
+                 int64_t perLine, int64_t total, int64_t locality,
+                 Value guard) {
+  Location loc = at->getLoc();
+  int64_t k = *getConstantIntValue(kLoop.getUpperBound());
+  OpBuilder b(tiles.rowLoop);
+  auto cst = [&](int64_t v) {
+    return arith::ConstantIndexOp::create(b, loc, v).getResult();
+  };
+  // The step between two prefetches in 1 / 2^kSpreadBits lines:
+  // lines / (S * perStep), at most one line.
+  Value inc = arith::MinUIOp::create(
+      b, loc, cst(int64_t(1) << kSpreadBits),
+      arith::DivUIOp::create(
+          b, loc, cst(lines << kSpreadBits),
+          arith::MaxUIOp::create(
+              b, loc, arith::MulIOp::create(b, loc, tiles.steps, cst(perStep)),
+              cst(1))));
+  Value stepInc = arith::MulIOp::create(b, loc, inc, cst(perStep));
+  b.setInsertionPoint(kLoop);
+  Value first = arith::MulIOp::create(
+      b, loc, tiles.index, arith::MulIOp::create(b, loc, stepInc, cst(k)));
+  if (total >= lines * perLine)
+    start = arith::MinUIOp::create(b, loc, start, cst(total - lines * perLine));
+  b.setInsertionPoint(at);
+  if (guard) {
+    auto ifOp = scf::IfOp::create(b, loc, guard, /*withElse=*/false);
+    b.setInsertionPointToStart(ifOp.thenBlock());
+  }
+  Value position = arith::AddIOp::create(
+      b, loc, first,
+      arith::MulIOp::create(b, loc, kLoop.getInductionVar(), stepInc));
+  for (int64_t j = 0; j < perStep; ++j) {
+    Value pos =
+        j ? arith::AddIOp::create(b, loc, position,
+                                  arith::MulIOp::create(b, loc, inc, cst(j)))
+                .getResult()
+          : position;
+    Value line = arith::ShRUIOp::create(b, loc, pos, cst(kSpreadBits));
+    Value addr = arith::AddIOp::create(
+        b, loc, start, arith::MulIOp::create(b, loc, line, cst(perLine)));
+    if (total < lines * perLine)
+      addr = arith::MinUIOp::create(b, loc, addr, cst(total - 1));
+    memref::PrefetchOp::create(b, loc, flat, ValueRange{addr},
+                               /*isWrite=*/false, locality,
+                               /*isDataCache=*/true);
+  }
 }
 
 /// A one-row tile's read of whole rows of a weight block (a one-dim vector
@@ -299,10 +416,14 @@ bool prefetchAcrossPasses(vector::TransferReadOp read, scf::ForOp loop,
 }
 
 /// Adds the prefetches for `read` when it reads row k of a weight block in
-/// its k loop; returns whether it did.
+/// its k loop; returns whether it did. With `spread`, a multi-row tile in
+/// a loop over row tiles spreads its next block's lines over the tiles
+/// (spreadLines), in versions of the k loop by lines per step; `given` and
+/// `perStep` are one such version's (set when this is called for it).
 bool prefetchNextBlock(vector::TransferReadOp read, bool crossBlocks,
                        int64_t locality, int64_t aheadRows,
-                       int64_t aheadLocality) {
+                       int64_t aheadLocality, bool spread,
+                       const RowTiles *given = nullptr, int64_t perStep = 1) {
   auto loop = dyn_cast<scf::ForOp>(read->getParentOp());
   if (!loop)
     return false;
@@ -384,6 +505,64 @@ bool prefetchNextBlock(vector::TransferReadOp read, bool crossBlocks,
     if (covered != shape[rank - 1])
       next.reset();
   }
+  if (next && blockDim == 0 && read != blockReads.front())
+    return false;
+  // Spread over the row tiles (spreadLines): the next buffer's first
+  // block, or a whole-row read's next block in memory. The k loop comes
+  // in versions by the lines a step that spread all of them over the
+  // tiles' S k steps: one where S >= L (L: the larger block's lines), two
+  // where 2 S >= L, and so on by powers of two, the last ceil(L / K) (one
+  // tile: every tile then prefetches at the rate of a row a step, as
+  // without spread-tiles, but only its share of the block). Issuing that
+  // last rate in every loop was the instructions of 13 prefetches in a
+  // step of 18 FMAs in the tail of the MoEUT-44M down projection, and one
+  // line a step for every expert covered a quarter of the block per tile
+  // where an expert had fewer than 4 tiles (com.microsoft.MoE at N = 64,
+  // about 5 rows an expert, took 1.09x the time).
+  bool wholeRows =
+      width == shape[rank - 1] && getConstantIntValue(indices[rank - 1]) == 0;
+  int64_t spreadNeed =
+      wholeRows ? llvm::divideCeil(strides[blockDim], perLine) : 0;
+  if (next) {
+    auto nextType = cast<MemRefType>(next->base.getType());
+    int64_t nextRank = nextType.getRank();
+    spreadNeed = std::max<int64_t>(
+        spreadNeed, llvm::divideCeil(nextType.getShape()[nextRank - 2] *
+                                         nextType.getShape()[nextRank - 1],
+                                     elementsPerLine(nextType)));
+  }
+  std::optional<RowTiles> tiles;
+  if (given) {
+    tiles = *given;
+  } else if (spreadNeed && (tiles = rowTiles(loop, spread))) {
+    int64_t steps = *getConstantIntValue(loop.getUpperBound());
+    int64_t lastRate = llvm::divideCeil(spreadNeed, steps);
+    for (int64_t rate = 1; rate < lastRate; rate *= 2) {
+      OpBuilder vb(loop);
+      Value enough = arith::CmpIOp::create(
+          vb, loc, arith::CmpIPredicate::uge,
+          arith::MulIOp::create(vb, loc, tiles->steps,
+                                arith::ConstantIndexOp::create(vb, loc, rate)),
+          arith::ConstantIndexOp::create(vb, loc, spreadNeed));
+      auto choice = scf::IfOp::create(vb, loc, loop.getResultTypes(), enough,
+                                      /*withElse=*/true);
+      OpBuilder tb = OpBuilder::atBlockEnd(choice.thenBlock());
+      IRMapping map;
+      auto version = cast<scf::ForOp>(tb.clone(*loop, map));
+      scf::YieldOp::create(tb, loc, version.getResults());
+      loop->replaceAllUsesWith(choice.getResults());
+      OpBuilder eb = OpBuilder::atBlockEnd(choice.elseBlock());
+      auto yield = scf::YieldOp::create(eb, loc, loop.getResults());
+      loop->moveBefore(yield);
+      prefetchNextBlock(
+          cast<vector::TransferReadOp>(map.lookup(read.getOperation())),
+          crossBlocks, locality, aheadRows, aheadLocality, spread, &*tiles,
+          rate);
+    }
+    // The original loop, in the last else branch.
+    perStep = lastRate;
+    b.setInsertionPoint(loop);
+  }
   // Emits the prefetches of the next buffer's first block for the k step
   // of `loopOp` before `at` (the loop-invariant part before `loopOp`). The
   // block (the expert's first nextRows x rowElems elements of it: a
@@ -418,6 +597,11 @@ bool prefetchNextBlock(vector::TransferReadOp read, bool crossBlocks,
       expert = arith::AddIOp::create(lb, loc, expert, lcst(1));
     Value nextStart =
         arith::MulIOp::create(lb, loc, expert, lcst(expertStride));
+    if (tiles) {
+      spreadLines(*tiles, perStep, loopOp, at, nextFlat, nextStart, nextLines,
+                  nextPerLine, total, locality, Value());
+      return;
+    }
     int64_t limit = total - 1 - (steps * linesPerStep - 1) * nextPerLine;
     bool clampEach = !(getConstantIntValue(loopOp.getLowerBound()) == 0 &&
                        getConstantIntValue(loopOp.getUpperBound()) == steps &&
@@ -443,8 +627,6 @@ bool prefetchNextBlock(vector::TransferReadOp read, bool crossBlocks,
     }
   };
   if (next && blockDim == 0) {
-    if (read != blockReads.front())
-      return false;
     prefetchNextRead(loop, read);
     return true;
   }
@@ -494,6 +676,12 @@ bool prefetchNextBlock(vector::TransferReadOp read, bool crossBlocks,
   // above, stay per line: their loops wait on memory, and the same hoist
   // there measured slower decode, 101.4 against 106.3 tokens/s in 10
   // alternated rounds; docs/performance.md.)
+  if (tiles && wholeRows) {
+    spreadLines(*tiles, perStep, loop, read, flat, base,
+                llvm::divideCeil(strides[blockDim], perLine), perLine, elements,
+                locality, notLast);
+    return true;
+  }
   int64_t lastCol = ((width - 1) / perLine) * perLine;
   std::optional<int64_t> lo = getConstantIntValue(loop.getLowerBound());
   std::optional<int64_t> hi = getConstantIntValue(loop.getUpperBound());
@@ -548,7 +736,7 @@ struct CpuPrefetchPanelsPass
       return signalPassFailure();
     }
     moe::prefetchNextBlocks(getOperation(), crossBlocks, locality, aheadRows,
-                            aheadLocality);
+                            aheadLocality, spreadTiles);
   }
 };
 
@@ -556,12 +744,12 @@ struct CpuPrefetchPanelsPass
 
 int64_t moe::prefetchNextBlocks(Operation *root, bool crossBlocks,
                                 int64_t locality, int64_t aheadRows,
-                                int64_t aheadLocality) {
+                                int64_t aheadLocality, bool spreadTiles) {
   SmallVector<vector::TransferReadOp> reads;
   root->walk([&](vector::TransferReadOp read) { reads.push_back(read); });
   int64_t added = 0;
   for (vector::TransferReadOp read : reads)
     added += prefetchNextBlock(read, crossBlocks, locality, aheadRows,
-                               aheadLocality);
+                               aheadLocality, spreadTiles);
   return added;
 }

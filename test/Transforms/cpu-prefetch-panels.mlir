@@ -4,6 +4,7 @@
 // RUN: not moe-opt %s --moe-cpu-prefetch-panels="ahead-locality=5" --split-input-file 2>&1 | FileCheck %s --check-prefix=AHEADLOC
 // RUN: not moe-opt %s --moe-cpu-prefetch-panels="ahead-rows=-1" --split-input-file 2>&1 | FileCheck %s --check-prefix=AHEADNEG
 // RUN: moe-opt %s --moe-cpu-prefetch-panels="cross-blocks=true locality=2 ahead-rows=24" --split-input-file | FileCheck %s --check-prefix=AHEAD
+// RUN: moe-opt %s --moe-cpu-prefetch-panels="cross-blocks=true locality=2 spread-tiles=true" --split-input-file | FileCheck %s --check-prefix=SPREAD
 
 // LOCALITY: error: moe-cpu-prefetch-panels: locality and ahead-locality must be 0 to 3, got 4 and 3
 // AHEADLOC: error: moe-cpu-prefetch-panels: locality and ahead-locality must be 0 to 3, got 3 and 5
@@ -713,6 +714,200 @@ func.func @next_read_strided_k(%w1: memref<3x32x32xf32>,
     }
     vector.transfer_write %d, %out[%e, %c0, %c0] {in_bounds = [true, true]}
         : vector<2x16xf32>, memref<3x2x16xf32>
+    scf.reduce
+  }
+  return
+}
+
+// -----
+
+// spread-tiles: a 6 x 64 tile's k loop directly in the loop over an
+// expert's row tiles (step 6). The next panel's L = 1648 lines (412 x 64
+// / 16) are spread over the S = ceil(rows / 6) * 412 k steps of all the
+// tiles, c lines a step: the j-th prefetch of step k in tile t takes line
+// ((t * 412 + k) * c * inc + j * inc) >> 20, inc = min(2^20, (1648 << 20)
+// / (S * c)) (1648 << 20 = 1728053248), from the next panel's start
+// clamped so that its last line is in the buffer (158208 - 1648 x 16 =
+// 131840). The loop comes in versions by c: 1 where S >= 1648 (at least 4
+// tiles), 2 where 2 S >= 1648, else 4 (ceil(1648 / 412): one tile).
+
+// CROSS-LABEL: func.func @spread_panel_tiles
+// CROSS-NOT: arith.shrui
+// CROSS-COUNT-4: memref.prefetch
+// CROSS-NOT: memref.prefetch
+// CROSS: return
+
+// SPREAD-LABEL: func.func @spread_panel_tiles
+// SPREAD-SAME: (%[[W:[^:]*]]: memref<3x2x412x64xf32>, %[[E:[^:]*]]: index, %[[J:[^:]*]]: index, %[[ROWS:[^:]*]]: index
+// SPREAD: %[[SPAN:.*]] = arith.subi %[[ROWS]], %{{.*}} : index
+// SPREAD: %[[TILES:.*]] = arith.ceildivui %[[SPAN]], %{{.*}} : index
+// SPREAD: %[[STEPS:.*]] = arith.muli %[[TILES]], %{{.*}} : index
+// SPREAD: %[[ONE20:.*]] = arith.constant 1048576 : index
+// SPREAD: %[[LINES20:.*]] = arith.constant 1728053248 : index
+// SPREAD: %[[SC:.*]] = arith.muli %[[STEPS]], %{{.*}} : index
+// SPREAD: %[[S1:.*]] = arith.maxui %[[SC]], %{{.*}} : index
+// SPREAD: %[[Q:.*]] = arith.divui %[[LINES20]], %[[S1]] : index
+// SPREAD: %[[INC:.*]] = arith.minui %[[ONE20]], %[[Q]] : index
+// SPREAD: %[[STEPINC:.*]] = arith.muli %[[INC]], %{{.*}} : index
+// SPREAD: %[[TWO:.*]] = arith.constant 2 : index
+// SPREAD: arith.muli %[[STEPS]], %[[TWO]] : index
+// SPREAD: %[[FOUR:.*]] = arith.constant 4 : index
+// SPREAD: arith.muli %[[STEPS]], %[[FOUR]] : index
+// SPREAD: scf.for %[[M:[^ ]*]] = %{{.*}} to %[[ROWS]] step
+// SPREAD: %[[TILE:.*]] = arith.divui %{{.*}}, %{{.*}} : index
+// SPREAD: %[[S1C:.*]] = arith.muli %[[STEPS]], %{{.*}} : index
+// SPREAD: %[[NEED:.*]] = arith.constant 1648 : index
+// SPREAD: %[[ENOUGH:.*]] = arith.cmpi uge, %[[S1C]], %[[NEED]] : index
+// SPREAD: scf.if %[[ENOUGH]] -> (vector<6x64xf32>) {
+// SPREAD: %[[FLAT:.*]] = memref.collapse_shape %[[W]]
+// SPREAD: %[[KINC:.*]] = arith.muli %[[STEPINC]], %{{.*}} : index
+// SPREAD: %[[FIRST:.*]] = arith.muli %[[TILE]], %[[KINC]] : index
+// SPREAD: %[[LIMIT:.*]] = arith.constant 131840 : index
+// SPREAD: %[[START:.*]] = arith.minui %{{.*}}, %[[LIMIT]] : index
+// SPREAD: scf.for %[[K:[^ ]*]] =
+// SPREAD: %[[KI:.*]] = arith.muli %[[K]], %[[STEPINC]] : index
+// SPREAD: %[[FP:.*]] = arith.addi %[[FIRST]], %[[KI]] : index
+// SPREAD: %[[BITS:.*]] = arith.constant 20 : index
+// SPREAD: %[[LINE:.*]] = arith.shrui %[[FP]], %[[BITS]] : index
+// SPREAD: %[[OFF:.*]] = arith.muli %[[LINE]], %{{.*}} : index
+// SPREAD: %[[AT:.*]] = arith.addi %[[START]], %[[OFF]] : index
+// SPREAD-NEXT: memref.prefetch %[[FLAT]][%[[AT]]], read, locality<2>, data : memref<158208xf32>
+// SPREAD-NEXT: vector.transfer_read %[[W]][%[[E]], %[[J]], %[[K]], %{{.*}}]
+// SPREAD: } else {
+// SPREAD: arith.cmpi uge
+// SPREAD: scf.if
+// SPREAD: scf.for
+// SPREAD-COUNT-2: memref.prefetch
+// SPREAD-NEXT: vector.transfer_read %[[W]]
+// SPREAD: } else {
+// SPREAD: scf.for
+// SPREAD-COUNT-4: arith.shrui
+// SPREAD: vector.transfer_read %[[W]]
+// SPREAD-NOT: memref.prefetch
+// SPREAD: return
+func.func @spread_panel_tiles(%w: memref<3x2x412x64xf32>, %e: index, %j: index,
+                              %rows: index, %a: memref<?x412xf32>,
+                              %out: memref<?x64xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c6 = arith.constant 6 : index
+  %c412 = arith.constant 412 : index
+  %f0 = arith.constant 0.0 : f32
+  %init = arith.constant dense<0.0> : vector<6x64xf32>
+  scf.for %m = %c0 to %rows step %c6 {
+    %r = scf.for %k = %c0 to %c412 step %c1 iter_args(%acc = %init)
+        -> (vector<6x64xf32>) {
+      %b = vector.transfer_read %w[%e, %j, %k, %c0], %f0 {in_bounds = [true]}
+          : memref<3x2x412x64xf32>, vector<64xf32>
+      %x = vector.transfer_read %a[%m, %k], %f0 {in_bounds = [true]}
+          : memref<?x412xf32>, vector<1xf32>
+      %s = vector.extract %x[0] : f32 from vector<1xf32>
+      %bs = vector.broadcast %s : f32 to vector<64xf32>
+      %row = vector.extract %acc[0] : vector<64xf32> from vector<6x64xf32>
+      %f = vector.fma %bs, %b, %row : vector<64xf32>
+      %n = vector.insert %f, %acc[0] : vector<64xf32> into vector<6x64xf32>
+      scf.yield %n : vector<6x64xf32>
+    }
+    %r0 = vector.extract %r[0] : vector<64xf32> from vector<6x64xf32>
+    vector.transfer_write %r0, %out[%m, %c0] {in_bounds = [true]}
+        : vector<64xf32>, memref<?x64xf32>
+  }
+  return
+}
+
+// -----
+
+// spread-tiles with cross-blocks, an expert's panels [E, 2, 32, 64] and
+// tail [E, 32, 64] in 4-row tiles: every block is 128 lines, so the
+// versions by lines a step are 1 (at least 128 k steps: 4 tiles), 2 and
+// 4 (ceil(128 / 32)). In the first, the up panels' last one spreads the
+// tail's first block (e * 2048, clamped to 6144 - 128 x 16 = 4096), the
+// other panel the next panel (clamped to 12288 - 2048 = 10240), and the
+// tail the next expert's first panel ((e + 1) * 4096, clamped to 10240),
+// one line a step.
+
+// SPREAD-LABEL: func.func @spread_expert_pair
+// SPREAD-SAME: (%[[P1:[^:]*]]: memref<3x2x32x64xf32>, %[[T2:[^:]*]]: memref<3x32x64xf32>
+// SPREAD: scf.parallel (%[[E:[^)]*]]) =
+// SPREAD: arith.cmpi uge, %{{.*}}, %{{.*}} : index
+// SPREAD: scf.if
+// SPREAD: scf.if
+// SPREAD: memref.collapse_shape %[[T2]]
+// SPREAD: %[[TS:.*]] = arith.muli %[[E]], %{{.*}} : index
+// SPREAD: %[[L1:.*]] = arith.constant 4096 : index
+// SPREAD: arith.minui %[[TS]], %[[L1]] : index
+// SPREAD: scf.for
+// SPREAD: arith.shrui
+// SPREAD: memref.prefetch %{{.*}} : memref<6144xf32>
+// SPREAD-NEXT: vector.transfer_read %[[P1]]
+// SPREAD: } else {
+// SPREAD: arith.constant 10240 : index
+// SPREAD: scf.for
+// SPREAD: arith.shrui
+// SPREAD: memref.prefetch %{{.*}} : memref<12288xf32>
+// SPREAD-NEXT: vector.transfer_read %[[P1]]
+// SPREAD: } else {
+// SPREAD: scf.if
+// SPREAD: scf.if
+// SPREAD-COUNT-2: memref.prefetch %{{.*}} : memref<6144xf32>
+// SPREAD: } else {
+// SPREAD-COUNT-2: memref.prefetch %{{.*}} : memref<12288xf32>
+// SPREAD: } else {
+// SPREAD: scf.if
+// SPREAD-COUNT-4: memref.prefetch %{{.*}} : memref<6144xf32>
+// SPREAD: } else {
+// SPREAD-COUNT-4: memref.prefetch %{{.*}} : memref<12288xf32>
+// SPREAD: arith.cmpi uge, %{{.*}}, %{{.*}} : index
+// SPREAD: scf.if
+// SPREAD: %[[E1:.*]] = arith.addi %[[E]], %{{.*}} : index
+// SPREAD: %[[NS:.*]] = arith.muli %[[E1]], %{{.*}} : index
+// SPREAD: %[[L2:.*]] = arith.constant 10240 : index
+// SPREAD: arith.minui %[[NS]], %[[L2]] : index
+// SPREAD: scf.for
+// SPREAD: arith.shrui
+// SPREAD: memref.prefetch %{{.*}} : memref<12288xf32>
+// SPREAD-NEXT: vector.transfer_read %[[T2]]
+// SPREAD: } else {
+// SPREAD-COUNT-2: memref.prefetch %{{.*}} : memref<12288xf32>
+// SPREAD-NEXT: vector.transfer_read %[[T2]]
+// SPREAD: } else {
+// SPREAD-COUNT-4: memref.prefetch %{{.*}} : memref<12288xf32>
+// SPREAD-NEXT: vector.transfer_read %[[T2]]
+func.func @spread_expert_pair(%p1: memref<3x2x32x64xf32>, %t2: memref<3x32x64xf32>,
+                              %rows: index, %out: memref<3x4x64xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %c3 = arith.constant 3 : index
+  %c4 = arith.constant 4 : index
+  %c32 = arith.constant 32 : index
+  %f0 = arith.constant 0.0 : f32
+  %four = arith.constant dense<0.0> : vector<4x64xf32>
+  scf.parallel (%e) = (%c0) to (%c3) step (%c1) {
+    scf.for %j = %c0 to %c2 step %c1 {
+      scf.for %m = %c0 to %rows step %c4 {
+        %u = scf.for %k = %c0 to %c32 step %c1 iter_args(%v = %four)
+            -> (vector<4x64xf32>) {
+          %b = vector.transfer_read %p1[%e, %j, %k, %c0], %f0 {in_bounds = [true]}
+              : memref<3x2x32x64xf32>, vector<64xf32>
+          %n = vector.insert %b, %v[0] : vector<64xf32> into vector<4x64xf32>
+          scf.yield %n : vector<4x64xf32>
+        }
+        vector.transfer_write %u, %out[%e, %c0, %c0] {in_bounds = [true, true]}
+            : vector<4x64xf32>, memref<3x4x64xf32>
+      }
+    }
+    scf.for %m = %c0 to %rows step %c4 {
+      %t = scf.for %k = %c0 to %c32 step %c1 iter_args(%v = %four)
+          -> (vector<4x64xf32>) {
+        %b = vector.transfer_read %t2[%e, %k, %c0], %f0 {in_bounds = [true]}
+            : memref<3x32x64xf32>, vector<64xf32>
+        %n = vector.insert %b, %v[1] : vector<64xf32> into vector<4x64xf32>
+        scf.yield %n : vector<4x64xf32>
+      }
+      vector.transfer_write %t, %out[%e, %c0, %c0] {in_bounds = [true, true]}
+          : vector<4x64xf32>, memref<3x4x64xf32>
+    }
     scf.reduce
   }
   return

@@ -836,6 +836,18 @@ def MoeCpuPrefetchPanels : Pass<"moe-cpu-prefetch-panels"> {
     that the k step carries neither a branch nor a select; a rank-3
     buffer's loop needs no copy (only its first block read prefetches).
 
+    With `spread-tiles`, a multi-row tile's k loop (0 to K by 1) that is
+    directly the body of a loop over an expert's full row tiles (an
+    `scf.for` of constant step > 1) and reads whole rows of its block, or
+    prefetches another buffer's block, spreads those prefetches over all
+    the tiles: of the S = ceil(span / step) * K k steps, step s = t * K +
+    k (tile t) prefetches c lines, the j-th line floor((s * c + j) * L /
+    (S * c)) of the L-line block (in fixed point, 20 bits), from the
+    block's start clamped before the loop so that its last line is in the
+    buffer. The loop comes in versions by c, chosen by `scf.if`s before
+    it: 1 where S >= L, 2 where 2 S >= L, and so on by powers of two, the
+    last ceil(L / K) (the rate of a whole block in one tile).
+
     Example (the 6 x 16 tile's k loop over a panel of [155, 2, 412, 64]):
     ```mlir
     scf.for %k = %c0 to %c412 step %c1 iter_args(...) {
@@ -855,6 +867,11 @@ def MoeCpuPrefetchPanels : Pass<"moe-cpu-prefetch-panels"> {
            "block's row k + ahead-rows, every line of it (0: not)">,
     Option<"aheadLocality", "ahead-locality", "int64_t", /*default=*/"3",
            "the locality hint (0 to 3) of the ahead-rows prefetches">,
+    Option<"spreadTiles", "spread-tiles", "bool", /*default=*/"false",
+           "a multi-row tile in a loop over an expert's row tiles "
+           "prefetches the next block's lines spread over all the tiles' "
+           "k steps (versions by lines a step), instead of the next "
+           "block's row k in every tile">,
   ];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::memref::MemRefDialect",

@@ -86,11 +86,13 @@ int64_t prefetchIndirectRows(Operation *root, int64_t distance);
 /// Prefetches, next to each read of row k of a weight block in a register
 /// tile's k loop, row k of the next block in memory
 /// (moe-cpu-prefetch-panels; a one-row tile's first pass also prefetches
-/// its block `aheadRows` rows ahead, 0: not); returns how many reads got
+/// its block `aheadRows` rows ahead, 0: not; with `spreadTiles`, a
+/// multi-row tile in a loop over its expert's row tiles prefetches one
+/// line a k step, spread over all the tiles); returns how many reads got
 /// prefetches.
-int64_t prefetchNextBlocks(Operation *root, bool crossBlocks,
-                           int64_t locality, int64_t aheadRows = 0,
-                           int64_t aheadLocality = 3);
+int64_t prefetchNextBlocks(Operation *root, bool crossBlocks, int64_t locality,
+                           int64_t aheadRows = 0, int64_t aheadLocality = 3,
+                           bool spreadTiles = false);
 
 /// Makes the reads of gathered-row buffers under `root` read the gathered
 /// rows in place, and removes the gather copies
