@@ -92,7 +92,11 @@ moe_status_t moe_tensor_create(moe_dtype_t dtype, size_t rank,
 moe_status_t moe_tensor_create_view(moe_dtype_t dtype, size_t rank,
                                     const int64_t *dims, void *data,
                                     moe_tensor **out);
-/* Releases a tensor (NULL is a no-op). */
+/* Releases a tensor (NULL is a no-op). While a session is live, the data
+ * of a tensor of at least 1 MB that the runtime allocated may be kept for
+ * the next tensor of the same size (at most 8 buffers and
+ * MOE_RUNTIME_KEEP_BYTES bytes, default 256 MB, 0: none) until the last
+ * session is released (docs/runtime.md, "Kept buffers"). */
 void moe_tensor_release(moe_tensor *tensor);
 moe_dtype_t moe_tensor_dtype(const moe_tensor *tensor);
 size_t moe_tensor_rank(const moe_tensor *tensor);

@@ -28,6 +28,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#include <sanitizer/asan_interface.h>
+#endif
+#elif defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
+
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
@@ -100,6 +108,156 @@ void *moe::detail::alignedAlloc(uint64_t size) {
   return std::aligned_alloc(64, static_cast<size_t>(rounded));
 }
 
+namespace {
+
+/// Under AddressSanitizer a kept buffer is poisoned until it is handed out
+/// again, so that a read through a released tensor's data is still caught.
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MOE_KEPT_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) && !defined(MOE_KEPT_ASAN)
+#define MOE_KEPT_ASAN 1
+#endif
+#ifdef MOE_KEPT_ASAN
+#define MOE_KEPT_POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
+#define MOE_KEPT_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define MOE_KEPT_POISON(p, n) ((void)(p), (void)(n))
+#define MOE_KEPT_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+
+/// Released tensors' buffers kept for the next tensor of the same size,
+/// while a session is live. A buffer larger than glibc's mmap threshold (32
+/// MB at most) is unmapped by free and mapped again by the next run's
+/// writes, page by page, each page zeroed by the kernel: a third of the
+/// time of a grouped matmul whose output is 40 MB (docs/performance.md).
+/// ONNX Runtime's arena keeps its outputs' memory the same way. Only
+/// buffers of at least kKeptMinBytes (smaller ones come back from malloc's
+/// heap without faults), at most kKeptMaxBuffers of them and
+/// MOE_RUNTIME_KEEP_BYTES bytes in all (default 256 MB; 0: none), the
+/// oldest freed first.
+constexpr uint64_t kKeptMinBytes = uint64_t(1) << 20;
+constexpr size_t kKeptMaxBuffers = 8;
+
+struct KeptBuffers {
+  struct Buffer {
+    uint64_t bytes;
+    void *data;
+  };
+  std::mutex mutex;
+  Buffer buffers[kKeptMaxBuffers];
+  size_t count = 0; // buffers[0, count), the most recently kept last
+  uint64_t held = 0;
+  uint64_t sessions = 0;
+
+  void drop(size_t i) {
+    MOE_KEPT_UNPOISON(buffers[i].data, buffers[i].bytes);
+    std::free(buffers[i].data);
+    held -= buffers[i].bytes;
+    for (size_t j = i + 1; j < count; ++j)
+      buffers[j - 1] = buffers[j];
+    --count;
+  }
+};
+
+/// Never destroyed: tensors may be released after static destructors ran.
+KeptBuffers &keptBuffers() {
+  static KeptBuffers *k = new KeptBuffers;
+  return *k;
+}
+
+/// MOE_RUNTIME_KEEP_BYTES, or 256 MB.
+uint64_t keptMaxBytes() {
+  static const uint64_t max = [] {
+    const char *value = std::getenv("MOE_RUNTIME_KEEP_BYTES");
+    if (!value || !*value)
+      return uint64_t(256) << 20;
+    char *end = nullptr;
+    errno = 0;
+    unsigned long long v = std::strtoull(value, &end, 10);
+    if (errno || *end || value[0] == '-')
+      return uint64_t(256) << 20;
+    return static_cast<uint64_t>(v);
+  }();
+  return max;
+}
+
+/// alignedAlloc's size.
+uint64_t roundedSize(uint64_t size) {
+  return size > UINT64_MAX - 63 ? 0 : (size ? size + 63 : 64) / 64 * 64;
+}
+
+/// A kept buffer of exactly `size` (rounded) bytes, or alignedAlloc's.
+void *tensorAlloc(uint64_t size) {
+  uint64_t rounded = roundedSize(size);
+  if (rounded >= kKeptMinBytes) {
+    KeptBuffers &k = keptBuffers();
+    std::lock_guard<std::mutex> lock(k.mutex);
+    for (size_t i = k.count; i-- > 0;)
+      if (k.buffers[i].bytes == rounded) {
+        void *data = k.buffers[i].data;
+        MOE_KEPT_UNPOISON(data, rounded);
+        k.held -= rounded;
+        for (size_t j = i + 1; j < k.count; ++j)
+          k.buffers[j - 1] = k.buffers[j];
+        --k.count;
+        return data;
+      }
+  }
+  return moe::detail::alignedAlloc(size);
+}
+
+} // namespace
+
+void moe::detail::releaseTensorData(void *data, uint64_t size) {
+  if (!data)
+    return;
+  uint64_t rounded = roundedSize(size);
+  if (rounded >= kKeptMinBytes && rounded <= keptMaxBytes()) {
+    KeptBuffers &k = keptBuffers();
+    std::lock_guard<std::mutex> lock(k.mutex);
+    if (k.sessions > 0) {
+      while (k.count > 0 &&
+             (k.count == kKeptMaxBuffers || k.held + rounded > keptMaxBytes()))
+        k.drop(0);
+      MOE_KEPT_POISON(data, rounded);
+      k.buffers[k.count++] = {rounded, data};
+      k.held += rounded;
+      return;
+    }
+  }
+  std::free(data);
+}
+
+void moe::detail::keptBuffersSessionOpened() {
+  KeptBuffers &k = keptBuffers();
+  std::lock_guard<std::mutex> lock(k.mutex);
+  ++k.sessions;
+}
+
+void moe::detail::keptBuffersSessionClosed() {
+  KeptBuffers &k = keptBuffers();
+  std::lock_guard<std::mutex> lock(k.mutex);
+  if (k.sessions > 0 && --k.sessions == 0)
+    while (k.count > 0)
+      k.drop(k.count - 1);
+}
+
+uint64_t moe::test_hooks::keptBufferBytes() {
+  KeptBuffers &k = keptBuffers();
+  std::lock_guard<std::mutex> lock(k.mutex);
+  return k.held;
+}
+
+moe_tensor::~moe_tensor() {
+  if (owned)
+    moe::detail::releaseTensorData(data,
+                                   uint64_t(count) * moe_dtype_size(dtype));
+}
+
 moe_tensor *moe::detail::newTensor(moe_dtype_t dtype, const int64_t *dims,
                                    size_t rank, size_t count) {
   auto *t = new (std::nothrow) moe_tensor;
@@ -115,7 +273,7 @@ moe_tensor *moe::detail::newTensor(moe_dtype_t dtype, const int64_t *dims,
   }
   // 64-byte aligned; at least 64 bytes, so that the pointer is never null.
   t->data = static_cast<unsigned char *>(
-      alignedAlloc(uint64_t(count) * moe_dtype_size(dtype)));
+      tensorAlloc(uint64_t(count) * moe_dtype_size(dtype)));
   if (!t->data) {
     delete t;
     return nullptr;
@@ -732,6 +890,7 @@ moe_session_create_with_options(moe_instance *instance, const char *path,
     return st;
   if (!addLive(&Registry::sessions, s.get()))
     return makeStatus(MOE_RESOURCE_EXHAUSTED, "out of memory");
+  keptBuffersSessionOpened();
   *out = s.release();
   return nullptr;
 }
@@ -743,8 +902,10 @@ extern "C" moe_status_t moe_session_create(moe_instance *instance,
 }
 
 extern "C" void moe_session_release(moe_session *session) {
-  if (removeLive(&Registry::sessions, session))
+  if (removeLive(&Registry::sessions, session)) {
     delete session;
+    keptBuffersSessionClosed();
+  }
 }
 
 extern "C" size_t moe_session_thread_count(const moe_session *s) {

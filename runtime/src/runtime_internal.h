@@ -23,8 +23,16 @@ struct moe_status {
   std::string message;
 };
 
-/// A dense row-major tensor. Its data is 64-byte aligned and owned (freed
-/// with it), or borrowed from the caller (a view: moe_tensor_create_view).
+namespace moe::detail {
+/// Gives back an owned tensor's data of `size` bytes (its element count
+/// times the element size), made by newTensor: freed, or kept for the next
+/// tensor of the same size (keptBuffers in runtime.cpp).
+void releaseTensorData(void *data, uint64_t size);
+} // namespace moe::detail
+
+/// A dense row-major tensor. Its data is 64-byte aligned and owned (given
+/// back with it: moe::detail::releaseTensorData), or borrowed from the
+/// caller (a view: moe_tensor_create_view).
 struct moe_tensor {
   moe_dtype_t dtype = MOE_DTYPE_F32;
   std::vector<int64_t> dims;
@@ -35,10 +43,7 @@ struct moe_tensor {
   moe_tensor() = default;
   moe_tensor(const moe_tensor &) = delete;
   moe_tensor &operator=(const moe_tensor &) = delete;
-  ~moe_tensor() {
-    if (owned)
-      std::free(data);
-  }
+  ~moe_tensor();
 };
 
 namespace moe::detail {
@@ -59,14 +64,21 @@ bool elementCount(const int64_t *dims, size_t rank, size_t elementSize,
                   size_t &count);
 
 /// A new owned tensor of `count` elements (the product of `dims`, checked
-/// by the caller), its data 64-byte aligned and left uninitialised; null
-/// when memory cannot be had. Never throws.
+/// by the caller), its data 64-byte aligned and left uninitialised (a
+/// buffer kept from a released tensor of the same size, when there is
+/// one: its old values); null when memory cannot be had. Never throws.
 moe_tensor *newTensor(moe_dtype_t dtype, const int64_t *dims, size_t rank,
                       size_t count);
 
 /// `size` bytes (rounded up to 64, at least 64) aligned to 64 bytes, or
 /// null; released with std::free.
 void *alignedAlloc(uint64_t size);
+
+/// A session was created / released: while none is live, released
+/// tensors' buffers are freed, not kept, and the last session's release
+/// frees the kept ones.
+void keptBuffersSessionOpened();
+void keptBuffersSessionClosed();
 
 /// Whether the environment variable MOE_RUNTIME_POISON is set to anything
 /// but "" or "0" (read once). Fresh outputs and workspace segments are then

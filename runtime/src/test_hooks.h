@@ -42,6 +42,10 @@ __attribute__((visibility("default"))) uint64_t entryNanoseconds();
 /// not grow its arena allocates none).
 __attribute__((visibility("default"))) uint64_t workspaceAllocations();
 
+/// The bytes of released tensors' buffers the runtime keeps now for the
+/// next tensors of the same sizes (runtime.cpp, keptBuffers).
+__attribute__((visibility("default"))) uint64_t keptBufferBytes();
+
 /// The names of the sized functions that the CPU executor reads from the
 /// ELF bytes `data[0, size)` for a profile (readFunctionNames), by start.
 __attribute__((visibility("default"))) std::vector<std::string>

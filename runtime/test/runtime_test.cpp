@@ -1325,6 +1325,103 @@ TEST_F(RuntimeTest, WorkspaceGrowsThenStaysPut) {
   EXPECT_EQ(test_hooks::workspaceAllocations(), before);
 }
 
+TEST_F(RuntimeTest, KeepsLargeBuffersForTheNextTensors) {
+  // [kRows, 4] f32 is 1 MB, the smallest size kept.
+  constexpr int64_t kRows = int64_t(1) << 16;
+  constexpr uint64_t kBytes = uint64_t(1) << 20;
+  auto make = [](int64_t rows, Tensor &t) {
+    ASSERT_TRUE(Tensor::create(MOE_DTYPE_F32, {rows, 4}, nullptr, t).ok());
+  };
+  ASSERT_EQ(test_hooks::keptBufferBytes(), 0u);
+  // The inputs of the runs below (1 MB each), made before any buffer is
+  // kept.
+  Tensor x = makeInput(kRows), x2 = makeInput(kRows, 7.0f);
+  // While no session is live, a released buffer is freed.
+  {
+    Tensor t;
+    make(kRows, t);
+  }
+  EXPECT_EQ(test_hooks::keptBufferBytes(), 0u);
+  Session session;
+  ASSERT_TRUE(load(goodArtifact(), session).ok());
+  void *kept = nullptr;
+  {
+    Tensor t;
+    make(kRows, t);
+    kept = t.data<void>();
+    std::memset(kept, 0x5A, kBytes);
+  }
+  EXPECT_EQ(test_hooks::keptBufferBytes(), kBytes);
+  // A smaller tensor (under 1 MB) neither takes it nor is kept.
+  {
+    Tensor t;
+    make(kRows / 2, t);
+    EXPECT_NE(t.data<void>(), kept);
+  }
+  EXPECT_EQ(test_hooks::keptBufferBytes(), kBytes);
+  // The next one of the same size takes it: moe_tensor_create without
+  // data still zeroes it.
+  {
+    Tensor t;
+    make(kRows, t);
+    EXPECT_EQ(t.data<void>(), kept);
+    EXPECT_EQ(test_hooks::keptBufferBytes(), 0u);
+    for (int64_t i = 0; i < kRows * 4; ++i)
+      ASSERT_EQ(t.data<float>()[i], 0.0f) << "element " << i;
+  }
+  // A run's outputs are kept and reused the same way, and their values are
+  // the new run's.
+  std::vector<Tensor> outputs;
+  Status s = runX(session, x, outputs);
+  ASSERT_TRUE(s.ok()) << s.message();
+  void *out = outputs[0].data<void>();
+  EXPECT_EQ(out, kept);
+  outputs.clear();
+  EXPECT_EQ(test_hooks::keptBufferBytes(), kBytes);
+  s = runX(session, x2, outputs);
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(outputs[0].data<void>(), out);
+  expectSum(outputs[0], kRows, 0, 7.0f);
+  outputs.clear();
+  // At most 8 buffers: the oldest go first.
+  {
+    std::vector<Tensor> many(10);
+    for (Tensor &t : many)
+      make(kRows, t);
+  }
+  EXPECT_EQ(test_hooks::keptBufferBytes(), 8 * kBytes);
+  // Views borrow their data: never kept.
+  {
+    std::vector<float> data(static_cast<size_t>(kRows) * 4);
+    Tensor view;
+    ASSERT_TRUE(
+        Tensor::view(MOE_DTYPE_F32, {kRows, 4}, data.data(), view).ok());
+  }
+  EXPECT_EQ(test_hooks::keptBufferBytes(), 8 * kBytes);
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+  // Under AddressSanitizer a kept buffer is poisoned: a read through a
+  // released tensor's data is still caught.
+  EXPECT_DEATH(
+      {
+        Tensor t;
+        make(kRows, t);
+        volatile float *stale = t.data<float>();
+        t = Tensor();
+        (void)stale[7];
+      },
+      "use-after-poison");
+#endif
+#endif
+  // The last session's release frees them all.
+  Session other;
+  ASSERT_TRUE(load(goodArtifact(), other).ok());
+  session = Session();
+  EXPECT_EQ(test_hooks::keptBufferBytes(), 8 * kBytes);
+  other = Session();
+  EXPECT_EQ(test_hooks::keptBufferBytes(), 0u);
+}
+
 TEST_F(RuntimeTest, NestedLoopsInTheCode) {
   Session session;
   ASSERT_TRUE(load(modeArtifact(kNested), session, 3).ok());
