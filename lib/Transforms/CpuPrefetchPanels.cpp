@@ -39,10 +39,11 @@
 // (nextProductRead), in a copy of the k loop chosen before it.
 //
 // With `spread-tiles`, a multi-row tile in the loop over its expert's row
-// tiles prefetches one line of that next block a k step, the block's
-// lines spread over all the tiles' k steps (spreadLines), where there are
-// at least as many steps as lines; the whole block at the rate of one row
-// a step, in every tile, asked the memory for more than it delivers.
+// tiles prefetches that next block's lines spread over all the tiles' k
+// steps (spreadLines), c lines a step, in versions of the k loop by c (1,
+// 2, 4, ... up to a whole block in one tile) chosen before it by the
+// tiles' count: the whole block at the rate of one row a step, in every
+// tile, asked the memory for more than it delivers.
 //
 // Values never change (a prefetch is a hint, and its address is in the
 // buffer). Upstream has no such transform: LLVM's loop data prefetch
@@ -173,6 +174,11 @@ std::optional<NextProductRead> nextProductRead(vector::TransferReadOp read) {
 
 /// Fixed-point bits of the spread prefetches' line step (spreadLines).
 constexpr int64_t kSpreadBits = 20;
+/// The most row tiles a spread counts (RowTiles), and the most lines of a
+/// block it spreads: the products in spreadLines (at most about lines x
+/// 2^kSpreadBits, and tiles x K x lines a step) then stay far below 2^63.
+constexpr int64_t kMaxSpreadTiles = int64_t(1) << 24;
+constexpr int64_t kMaxSpreadLines = int64_t(1) << 36;
 
 /// A multi-row tile's k loop (0 to K by 1) directly in a loop over its
 /// expert's full row tiles (an `scf.for` of constant step > 1: the tiles
@@ -186,10 +192,16 @@ struct RowTiles {
   Value steps;
 };
 
-std::optional<RowTiles> rowTiles(scf::ForOp kLoop, bool spread) {
+std::optional<RowTiles> rowTiles(scf::ForOp kLoop, vector::TransferReadOp read,
+                                 bool spread) {
   auto rowLoop = dyn_cast_or_null<scf::ForOp>(kLoop->getParentOp());
   if (!spread || !rowLoop || !rowLoop.getInductionVar().getType().isIndex())
     return std::nullopt;
+  // The tiles read one block: the read's indices but k are the same in
+  // every iteration of the row loop.
+  for (Value index : read.getIndices())
+    if (index != kLoop.getInductionVar() && !definedOutside(index, rowLoop))
+      return std::nullopt;
   std::optional<int64_t> step = getConstantIntValue(rowLoop.getStep());
   std::optional<int64_t> lo = getConstantIntValue(kLoop.getLowerBound());
   std::optional<int64_t> hi = getConstantIntValue(kLoop.getUpperBound());
@@ -203,19 +215,29 @@ std::optional<RowTiles> rowTiles(scf::ForOp kLoop, bool spread) {
     return arith::ConstantIndexOp::create(b, loc, v).getResult();
   };
   // The loop runs only where its upper bound is above its lower one; the
-  // count is not used otherwise.
-  Value tiles = arith::CeilDivUIOp::create(
+  // count is not used otherwise. At most kMaxSpreadTiles tiles, and a tile
+  // index below the count, so that no product of spreadLines wraps (more
+  // tiles than that, 100 million rows, spread over the first ones).
+  Value tiles = arith::MinUIOp::create(
       b, loc,
-      arith::SubIOp::create(b, loc, rowLoop.getUpperBound(),
-                            rowLoop.getLowerBound()),
-      cst(*step));
+      arith::CeilDivUIOp::create(b, loc,
+                                 arith::SubIOp::create(b, loc,
+                                                       rowLoop.getUpperBound(),
+                                                       rowLoop.getLowerBound()),
+                                 cst(*step)),
+      cst(kMaxSpreadTiles));
   Value steps = arith::MulIOp::create(b, loc, tiles, cst(*hi));
+  Value lastTile = arith::SubIOp::create(
+      b, loc, arith::MaxUIOp::create(b, loc, tiles, cst(1)), cst(1));
   b.setInsertionPoint(kLoop);
-  Value index = arith::DivUIOp::create(
+  Value index = arith::MinUIOp::create(
       b, loc,
-      arith::SubIOp::create(b, loc, rowLoop.getInductionVar(),
-                            rowLoop.getLowerBound()),
-      cst(*step));
+      arith::DivUIOp::create(b, loc,
+                             arith::SubIOp::create(b, loc,
+                                                   rowLoop.getInductionVar(),
+                                                   rowLoop.getLowerBound()),
+                             cst(*step)),
+      lastTile);
   return RowTiles{rowLoop, index, steps};
 }
 
@@ -521,8 +543,10 @@ bool prefetchNextBlock(vector::TransferReadOp read, bool crossBlocks,
   // about 5 rows an expert, took 1.09x the time).
   bool wholeRows =
       width == shape[rank - 1] && getConstantIntValue(indices[rank - 1]) == 0;
-  int64_t spreadNeed =
-      wholeRows ? llvm::divideCeil(strides[blockDim], perLine) : 0;
+  // (A tail prefetches only the next buffer's block.)
+  int64_t spreadNeed = wholeRows && !(next && blockDim == 0)
+                           ? llvm::divideCeil(strides[blockDim], perLine)
+                           : 0;
   if (next) {
     auto nextType = cast<MemRefType>(next->base.getType());
     int64_t nextRank = nextType.getRank();
@@ -531,10 +555,18 @@ bool prefetchNextBlock(vector::TransferReadOp read, bool crossBlocks,
                                          nextType.getShape()[nextRank - 1],
                                      elementsPerLine(nextType)));
   }
+  // Only where every block read of the loop is of this buffer: the
+  // versions are made for this read's lines and only its copies in them
+  // are given their rate (another buffer's read keeps its prefetches in
+  // the last version alone).
+  bool oneBuffer = llvm::all_of(blockReads, [&](vector::TransferReadOp r) {
+    return r.getBase() == read.getBase();
+  });
   std::optional<RowTiles> tiles;
   if (given) {
     tiles = *given;
-  } else if (spreadNeed && (tiles = rowTiles(loop, spread))) {
+  } else if (spreadNeed && spreadNeed <= kMaxSpreadLines && oneBuffer &&
+             (tiles = rowTiles(loop, read, spread))) {
     int64_t steps = *getConstantIntValue(loop.getUpperBound());
     int64_t lastRate = llvm::divideCeil(spreadNeed, steps);
     for (int64_t rate = 1; rate < lastRate; rate *= 2) {
@@ -666,6 +698,12 @@ bool prefetchNextBlock(vector::TransferReadOp read, bool crossBlocks,
     loop->moveBefore(yield);
     prefetchNextRead(lastLoop, map.lookup(read.getOperation()));
   }
+  if (tiles && wholeRows) {
+    spreadLines(*tiles, perStep, loop, read, flat, base,
+                llvm::divideCeil(strides[blockDim], perLine), perLine, elements,
+                locality, notLast);
+    return true;
+  }
   // With cross-blocks, the addresses past the buffer's end (the last
   // block's next one) are kept in it. Where the loop's bounds are constant
   // this is one clamp of the block's start before the loop, to the last
@@ -676,12 +714,6 @@ bool prefetchNextBlock(vector::TransferReadOp read, bool crossBlocks,
   // above, stay per line: their loops wait on memory, and the same hoist
   // there measured slower decode, 101.4 against 106.3 tokens/s in 10
   // alternated rounds; docs/performance.md.)
-  if (tiles && wholeRows) {
-    spreadLines(*tiles, perStep, loop, read, flat, base,
-                llvm::divideCeil(strides[blockDim], perLine), perLine, elements,
-                locality, notLast);
-    return true;
-  }
   int64_t lastCol = ((width - 1) / perLine) * perLine;
   std::optional<int64_t> lo = getConstantIntValue(loop.getLowerBound());
   std::optional<int64_t> hi = getConstantIntValue(loop.getUpperBound());

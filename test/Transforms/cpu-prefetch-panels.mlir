@@ -739,9 +739,15 @@ func.func @next_read_strided_k(%w1: memref<3x32x32xf32>,
 
 // SPREAD-LABEL: func.func @spread_panel_tiles
 // SPREAD-SAME: (%[[W:[^:]*]]: memref<3x2x412x64xf32>, %[[E:[^:]*]]: index, %[[J:[^:]*]]: index, %[[ROWS:[^:]*]]: index
-// SPREAD: %[[SPAN:.*]] = arith.subi %[[ROWS]], %{{.*}} : index
-// SPREAD: %[[TILES:.*]] = arith.ceildivui %[[SPAN]], %{{.*}} : index
+// SPREAD: %[[LO:.*]] = arith.constant 0 : index
+// SPREAD: %[[SIX:.*]] = arith.constant 6 : index
+// SPREAD: %[[SPAN:.*]] = arith.subi %[[ROWS]], %[[LO]] : index
+// SPREAD: %[[NT:.*]] = arith.ceildivui %[[SPAN]], %{{.*}} : index
+// SPREAD: %[[MAXT:.*]] = arith.constant 16777216 : index
+// SPREAD: %[[TILES:.*]] = arith.minui %[[NT]], %[[MAXT]] : index
 // SPREAD: %[[STEPS:.*]] = arith.muli %[[TILES]], %{{.*}} : index
+// SPREAD: %[[NT1:.*]] = arith.maxui %[[TILES]], %{{.*}} : index
+// SPREAD: %[[LASTT:.*]] = arith.subi %[[NT1]], %{{.*}} : index
 // SPREAD: %[[ONE20:.*]] = arith.constant 1048576 : index
 // SPREAD: %[[LINES20:.*]] = arith.constant 1728053248 : index
 // SPREAD: %[[SC:.*]] = arith.muli %[[STEPS]], %{{.*}} : index
@@ -753,17 +759,26 @@ func.func @next_read_strided_k(%w1: memref<3x32x32xf32>,
 // SPREAD: arith.muli %[[STEPS]], %[[TWO]] : index
 // SPREAD: %[[FOUR:.*]] = arith.constant 4 : index
 // SPREAD: arith.muli %[[STEPS]], %[[FOUR]] : index
-// SPREAD: scf.for %[[M:[^ ]*]] = %{{.*}} to %[[ROWS]] step
-// SPREAD: %[[TILE:.*]] = arith.divui %{{.*}}, %{{.*}} : index
+// SPREAD: scf.for %[[M:[^ ]*]] = %{{.*}} to %[[ROWS]] step %[[SIX]]
+// SPREAD: %[[REL:.*]] = arith.subi %[[M]], %[[LO]] : index
+// SPREAD: %[[T0:.*]] = arith.divui %[[REL]], %{{.*}} : index
+// SPREAD: %[[TILE:.*]] = arith.minui %[[T0]], %[[LASTT]] : index
 // SPREAD: %[[S1C:.*]] = arith.muli %[[STEPS]], %{{.*}} : index
 // SPREAD: %[[NEED:.*]] = arith.constant 1648 : index
 // SPREAD: %[[ENOUGH:.*]] = arith.cmpi uge, %[[S1C]], %[[NEED]] : index
 // SPREAD: scf.if %[[ENOUGH]] -> (vector<6x64xf32>) {
 // SPREAD: %[[FLAT:.*]] = memref.collapse_shape %[[W]]
+// SPREAD: %[[PANEL:.*]] = arith.constant 26368 : index
+// SPREAD: %[[EXPERT:.*]] = arith.constant 52736 : index
+// SPREAD: %[[B0:.*]] = arith.muli %[[E]], %[[EXPERT]] : index
+// SPREAD: %[[B1:.*]] = arith.addi %[[PANEL]], %[[B0]] : index
+// SPREAD: %[[B2:.*]] = arith.muli %[[J]], %{{.*}} : index
+// SPREAD: %[[B3:.*]] = arith.addi %[[B1]], %[[B2]] : index
+// SPREAD: %[[NEXTP:.*]] = arith.addi %[[B3]], %{{.*}} : index
 // SPREAD: %[[KINC:.*]] = arith.muli %[[STEPINC]], %{{.*}} : index
 // SPREAD: %[[FIRST:.*]] = arith.muli %[[TILE]], %[[KINC]] : index
 // SPREAD: %[[LIMIT:.*]] = arith.constant 131840 : index
-// SPREAD: %[[START:.*]] = arith.minui %{{.*}}, %[[LIMIT]] : index
+// SPREAD: %[[START:.*]] = arith.minui %[[NEXTP]], %[[LIMIT]] : index
 // SPREAD: scf.for %[[K:[^ ]*]] =
 // SPREAD: %[[KI:.*]] = arith.muli %[[K]], %[[STEPINC]] : index
 // SPREAD: %[[FP:.*]] = arith.addi %[[FIRST]], %[[KI]] : index
@@ -909,6 +924,124 @@ func.func @spread_expert_pair(%p1: memref<3x2x32x64xf32>, %t2: memref<3x32x64xf3
           : vector<4x64xf32>, memref<3x4x64xf32>
     }
     scf.reduce
+  }
+  return
+}
+
+// -----
+
+// A 48-column panel (3 lines a row): L = 64 x 48 / 16 = 192 lines over K =
+// 64, so the versions are 1, 2 and 3 lines a step (ceil(192 / 64), not a
+// power of two), the last from S * 3 steps: (192 << 20) / (S * 3).
+
+// SPREAD-LABEL: func.func @spread_three_lines
+// SPREAD: %[[THREE:.*]] = arith.constant 3 : index
+// SPREAD: %[[S3:.*]] = arith.muli %{{.*}}, %[[THREE]] : index
+// SPREAD: %[[S3M:.*]] = arith.maxui %[[S3]], %{{.*}} : index
+// SPREAD: arith.divui %c201326592{{.*}}, %[[S3M]] : index
+// SPREAD: scf.for
+// SPREAD: arith.constant 192 : index
+// SPREAD: scf.if
+// SPREAD: scf.for
+// SPREAD-COUNT-1: memref.prefetch
+// SPREAD-NEXT: vector.transfer_read
+// SPREAD: } else {
+// SPREAD: scf.if
+// SPREAD: scf.for
+// SPREAD-COUNT-2: memref.prefetch
+// SPREAD-NEXT: vector.transfer_read
+// SPREAD: } else {
+// SPREAD: scf.for
+// SPREAD-COUNT-3: memref.prefetch
+// SPREAD-NEXT: vector.transfer_read
+// SPREAD-NOT: memref.prefetch
+// SPREAD: return
+func.func @spread_three_lines(%w: memref<3x2x64x48xf32>, %e: index, %j: index,
+                              %rows: index, %out: memref<?x48xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c6 = arith.constant 6 : index
+  %c64 = arith.constant 64 : index
+  %f0 = arith.constant 0.0 : f32
+  %init = arith.constant dense<0.0> : vector<6x48xf32>
+  scf.for %m = %c0 to %rows step %c6 {
+    %r = scf.for %k = %c0 to %c64 step %c1 iter_args(%acc = %init)
+        -> (vector<6x48xf32>) {
+      %b = vector.transfer_read %w[%e, %j, %k, %c0], %f0 {in_bounds = [true]}
+          : memref<3x2x64x48xf32>, vector<48xf32>
+      %n = vector.insert %b, %acc[0] : vector<48xf32> into vector<6x48xf32>
+      scf.yield %n : vector<6x48xf32>
+    }
+    %r0 = vector.extract %r[0] : vector<48xf32> from vector<6x48xf32>
+    vector.transfer_write %r0, %out[%m, %c0] {in_bounds = [true]}
+        : vector<48xf32>, memref<?x48xf32>
+  }
+  return
+}
+
+// -----
+
+// Not spread (the prefetches are those without spread-tiles, a row of
+// the next block a step): a row loop of step 1; a loop of step 2 whose
+// iterations read other blocks (the read's panel is its induction
+// variable); row tiles whose k loop reads two buffers.
+
+// SPREAD-LABEL: func.func @no_spread
+// SPREAD-NOT: arith.shrui
+// SPREAD-NOT: scf.if
+// SPREAD: return
+func.func @no_spread(%w: memref<3x2x64x64xf32>, %v: memref<3x2x64x64xf32>,
+                     %e: index, %j: index, %rows: index,
+                     %out: memref<?x64xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %c6 = arith.constant 6 : index
+  %c64 = arith.constant 64 : index
+  %f0 = arith.constant 0.0 : f32
+  %init = arith.constant dense<0.0> : vector<6x64xf32>
+  // A row loop of step 1.
+  scf.for %m = %c0 to %rows step %c1 {
+    %r = scf.for %k = %c0 to %c64 step %c1 iter_args(%acc = %init)
+        -> (vector<6x64xf32>) {
+      %b = vector.transfer_read %w[%e, %j, %k, %c0], %f0 {in_bounds = [true]}
+          : memref<3x2x64x64xf32>, vector<64xf32>
+      %n = vector.insert %b, %acc[0] : vector<64xf32> into vector<6x64xf32>
+      scf.yield %n : vector<6x64xf32>
+    }
+    %r0 = vector.extract %r[0] : vector<64xf32> from vector<6x64xf32>
+    vector.transfer_write %r0, %out[%m, %c0] {in_bounds = [true]}
+        : vector<64xf32>, memref<?x64xf32>
+  }
+  // A loop of step 2 whose iterations read other blocks (its induction
+  // variable is the panel).
+  scf.for %p = %c0 to %c2 step %c2 {
+    %r = scf.for %k = %c0 to %c64 step %c1 iter_args(%acc = %init)
+        -> (vector<6x64xf32>) {
+      %b = vector.transfer_read %w[%e, %p, %k, %c0], %f0 {in_bounds = [true]}
+          : memref<3x2x64x64xf32>, vector<64xf32>
+      %n = vector.insert %b, %acc[0] : vector<64xf32> into vector<6x64xf32>
+      scf.yield %n : vector<6x64xf32>
+    }
+    %r0 = vector.extract %r[0] : vector<64xf32> from vector<6x64xf32>
+    vector.transfer_write %r0, %out[%p, %c0] {in_bounds = [true]}
+        : vector<64xf32>, memref<?x64xf32>
+  }
+  // Row tiles whose k loop reads two buffers.
+  scf.for %m = %c0 to %rows step %c6 {
+    %r = scf.for %k = %c0 to %c64 step %c1 iter_args(%acc = %init)
+        -> (vector<6x64xf32>) {
+      %b = vector.transfer_read %w[%e, %j, %k, %c0], %f0 {in_bounds = [true]}
+          : memref<3x2x64x64xf32>, vector<64xf32>
+      %c = vector.transfer_read %v[%e, %j, %k, %c0], %f0 {in_bounds = [true]}
+          : memref<3x2x64x64xf32>, vector<64xf32>
+      %s = arith.addf %b, %c : vector<64xf32>
+      %n = vector.insert %s, %acc[0] : vector<64xf32> into vector<6x64xf32>
+      scf.yield %n : vector<6x64xf32>
+    }
+    %r0 = vector.extract %r[0] : vector<64xf32> from vector<6x64xf32>
+    vector.transfer_write %r0, %out[%m, %c0] {in_bounds = [true]}
+        : vector<64xf32>, memref<?x64xf32>
   }
   return
 }

@@ -838,13 +838,15 @@ def MoeCpuPrefetchPanels : Pass<"moe-cpu-prefetch-panels"> {
 
     With `spread-tiles`, a multi-row tile's k loop (0 to K by 1) that is
     directly the body of a loop over an expert's full row tiles (an
-    `scf.for` of constant step > 1) and reads whole rows of its block, or
-    prefetches another buffer's block, spreads those prefetches over all
-    the tiles: of the S = ceil(span / step) * K k steps, step s = t * K +
-    k (tile t) prefetches c lines, the j-th line floor((s * c + j) * L /
-    (S * c)) of the L-line block (in fixed point, 20 bits), from the
+    `scf.for` of constant step > 1 in which the read's indices other than
+    k do not change), whose block reads are all of one buffer, and whose
+    read takes whole rows of its block or prefetches another buffer's
+    block, spreads those prefetches over all the tiles: of the S =
+    ceil(span / step) * K k steps (at most 2^24 tiles counted), step s = t
+    * K + k (tile t) prefetches c lines, the j-th line floor((s * c + j) *
+    L / (S * c)) of the L-line block (in fixed point, 20 bits), from the
     block's start clamped before the loop so that its last line is in the
-    buffer. The loop comes in versions by c, chosen by `scf.if`s before
+    buffer (each line, where the buffer is smaller than the block). The loop comes in versions by c, chosen by `scf.if`s before
     it: 1 where S >= L, 2 where 2 S >= L, and so on by powers of two, the
     last ceil(L / K) (the rate of a whole block in one tile).
 

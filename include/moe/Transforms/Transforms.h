@@ -87,9 +87,9 @@ int64_t prefetchIndirectRows(Operation *root, int64_t distance);
 /// tile's k loop, row k of the next block in memory
 /// (moe-cpu-prefetch-panels; a one-row tile's first pass also prefetches
 /// its block `aheadRows` rows ahead, 0: not; with `spreadTiles`, a
-/// multi-row tile in a loop over its expert's row tiles prefetches one
-/// line a k step, spread over all the tiles); returns how many reads got
-/// prefetches.
+/// multi-row tile in a loop over its expert's row tiles spreads the next
+/// block's lines over all the tiles' k steps, in versions by lines a
+/// step); returns how many reads got prefetches.
 int64_t prefetchNextBlocks(Operation *root, bool crossBlocks, int64_t locality,
                            int64_t aheadRows = 0, int64_t aheadLocality = 3,
                            bool spreadTiles = false);
