@@ -28,11 +28,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#if defined(__has_feature)
+// AddressSanitizer, by clang's or GCC's test (kept buffers are poisoned).
+#if defined(__SANITIZE_ADDRESS__)
+#define MOE_KEPT_ASAN 1
+#elif defined(__has_feature)
 #if __has_feature(address_sanitizer)
-#include <sanitizer/asan_interface.h>
+#define MOE_KEPT_ASAN 1
 #endif
-#elif defined(__SANITIZE_ADDRESS__)
+#endif
+#ifdef MOE_KEPT_ASAN
 #include <sanitizer/asan_interface.h>
 #endif
 
@@ -112,14 +116,6 @@ namespace {
 
 /// Under AddressSanitizer a kept buffer is poisoned until it is handed out
 /// again, so that a read through a released tensor's data is still caught.
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define MOE_KEPT_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__) && !defined(MOE_KEPT_ASAN)
-#define MOE_KEPT_ASAN 1
-#endif
 #ifdef MOE_KEPT_ASAN
 #define MOE_KEPT_POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
 #define MOE_KEPT_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
@@ -128,17 +124,18 @@ namespace {
 #define MOE_KEPT_UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 
-
 /// Released tensors' buffers kept for the next tensor of the same size,
-/// while a session is live. A buffer larger than glibc's mmap threshold (32
-/// MB at most) is unmapped by free and mapped again by the next run's
-/// writes, page by page, each page zeroed by the kernel: a third of the
-/// time of a grouped matmul whose output is 40 MB (docs/performance.md).
-/// ONNX Runtime's arena keeps its outputs' memory the same way. Only
-/// buffers of at least kKeptMinBytes (smaller ones come back from malloc's
-/// heap without faults), at most kKeptMaxBuffers of them and
-/// MOE_RUNTIME_KEEP_BYTES bytes in all (default 256 MB; 0: none), the
-/// oldest freed first.
+/// while a session is live. glibc gives a large freed block back to the
+/// system (unmapped above its mmap threshold, 32 MB at most; trimmed from
+/// the heap's top above its trim threshold), and the next run's writes
+/// fault its pages back in, each zeroed by the kernel: a third of the time
+/// of a grouped matmul whose output is 40 MB, a sixth of one whose output
+/// is 3 MB (docs/performance.md). ONNX Runtime's arena keeps its outputs'
+/// memory the same way. Only buffers of at least kKeptMinBytes, at most
+/// kKeptMaxBuffers of them and MOE_RUNTIME_KEEP_BYTES bytes in all
+/// (default 256 MB; 0: none), the oldest freed first. A size that never
+/// comes again (a dynamic shape that changes) stays until pushed out or
+/// until the last session's release.
 constexpr uint64_t kKeptMinBytes = uint64_t(1) << 20;
 constexpr size_t kKeptMaxBuffers = 8;
 
@@ -172,15 +169,19 @@ KeptBuffers &keptBuffers() {
 /// MOE_RUNTIME_KEEP_BYTES, or 256 MB.
 uint64_t keptMaxBytes() {
   static const uint64_t max = [] {
+    // A decimal byte count, digits only (no sign, space or suffix) and
+    // below 2^63; anything else is the default.
+    constexpr uint64_t kDefault = uint64_t(256) << 20;
     const char *value = std::getenv("MOE_RUNTIME_KEEP_BYTES");
     if (!value || !*value)
-      return uint64_t(256) << 20;
-    char *end = nullptr;
-    errno = 0;
-    unsigned long long v = std::strtoull(value, &end, 10);
-    if (errno || *end || value[0] == '-')
-      return uint64_t(256) << 20;
-    return static_cast<uint64_t>(v);
+      return kDefault;
+    uint64_t v = 0;
+    for (const char *c = value; *c; ++c) {
+      if (*c < '0' || *c > '9' || v > (UINT64_MAX >> 1) / 10)
+        return kDefault;
+      v = v * 10 + static_cast<uint64_t>(*c - '0');
+    }
+    return v;
   }();
   return max;
 }
