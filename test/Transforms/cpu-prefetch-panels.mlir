@@ -725,8 +725,10 @@ func.func @next_read_strided_k(%w1: memref<3x32x32xf32>,
 // expert's row tiles (step 6). The next panel's L = 1648 lines (412 x 64
 // / 16) are spread over the S = ceil(rows / 6) * 412 k steps of all the
 // tiles, c lines a step: the j-th prefetch of step k in tile t takes line
-// ((t * 412 + k) * c * inc + j * inc) >> 20, inc = min(2^20, (1648 << 20)
-// / (S * c)) (1648 << 20 = 1728053248), from the next panel's start
+// ((t * 412 + k) * c * inc + j * inc) >> 20, inc = min(2^20, ((1648 <<
+// 20) / S) / c) (1648 << 20 = 1728053248; computed in the tile, in the
+// version that runs: no division before the row loop, which runs for
+// experts without rows too), from the next panel's start
 // clamped so that its last line is in the buffer (158208 - 1648 x 16 =
 // 131840). The loop comes in versions by c: 1 where S >= 1648 (at least 4
 // tiles), 2 where 2 S >= 1648, else 4 (ceil(1648 / 412): one tile).
@@ -748,17 +750,7 @@ func.func @next_read_strided_k(%w1: memref<3x32x32xf32>,
 // SPREAD: %[[STEPS:.*]] = arith.muli %[[TILES]], %{{.*}} : index
 // SPREAD: %[[NT1:.*]] = arith.maxui %[[TILES]], %{{.*}} : index
 // SPREAD: %[[LASTT:.*]] = arith.subi %[[NT1]], %{{.*}} : index
-// SPREAD: %[[ONE20:.*]] = arith.constant 1048576 : index
-// SPREAD: %[[LINES20:.*]] = arith.constant 1728053248 : index
-// SPREAD: %[[SC:.*]] = arith.muli %[[STEPS]], %{{.*}} : index
-// SPREAD: %[[S1:.*]] = arith.maxui %[[SC]], %{{.*}} : index
-// SPREAD: %[[Q:.*]] = arith.divui %[[LINES20]], %[[S1]] : index
-// SPREAD: %[[INC:.*]] = arith.minui %[[ONE20]], %[[Q]] : index
-// SPREAD: %[[STEPINC:.*]] = arith.muli %[[INC]], %{{.*}} : index
-// SPREAD: %[[TWO:.*]] = arith.constant 2 : index
-// SPREAD: arith.muli %[[STEPS]], %[[TWO]] : index
-// SPREAD: %[[FOUR:.*]] = arith.constant 4 : index
-// SPREAD: arith.muli %[[STEPS]], %[[FOUR]] : index
+// SPREAD-NOT: arith.divui
 // SPREAD: scf.for %[[M:[^ ]*]] = %{{.*}} to %[[ROWS]] step %[[SIX]]
 // SPREAD: %[[REL:.*]] = arith.subi %[[M]], %[[LO]] : index
 // SPREAD: %[[T0:.*]] = arith.divui %[[REL]], %{{.*}} : index
@@ -775,6 +767,12 @@ func.func @next_read_strided_k(%w1: memref<3x32x32xf32>,
 // SPREAD: %[[B2:.*]] = arith.muli %[[J]], %{{.*}} : index
 // SPREAD: %[[B3:.*]] = arith.addi %[[B1]], %[[B2]] : index
 // SPREAD: %[[NEXTP:.*]] = arith.addi %[[B3]], %{{.*}} : index
+// SPREAD: %[[LINES20:.*]] = arith.constant 1728053248 : index
+// SPREAD: %[[S1:.*]] = arith.maxui %[[STEPS]], %{{.*}} : index
+// SPREAD: %[[Q:.*]] = arith.divui %[[LINES20]], %[[S1]] : index
+// SPREAD: %[[ONE20:.*]] = arith.constant 1048576 : index
+// SPREAD: %[[INC:.*]] = arith.minui %[[ONE20]], %[[Q]] : index
+// SPREAD: %[[STEPINC:.*]] = arith.muli %[[INC]], %{{.*}} : index
 // SPREAD: %[[KINC:.*]] = arith.muli %[[STEPINC]], %{{.*}} : index
 // SPREAD: %[[FIRST:.*]] = arith.muli %[[TILE]], %[[KINC]] : index
 // SPREAD: %[[LIMIT:.*]] = arith.constant 131840 : index
@@ -789,8 +787,12 @@ func.func @next_read_strided_k(%w1: memref<3x32x32xf32>,
 // SPREAD-NEXT: memref.prefetch %[[FLAT]][%[[AT]]], read, locality<2>, data : memref<158208xf32>
 // SPREAD-NEXT: vector.transfer_read %[[W]][%[[E]], %[[J]], %[[K]], %{{.*}}]
 // SPREAD: } else {
-// SPREAD: arith.cmpi uge
+// SPREAD: %[[TWO:.*]] = arith.constant 2 : index
+// SPREAD: %[[S2:.*]] = arith.muli %[[STEPS]], %[[TWO]] : index
+// SPREAD: arith.cmpi uge, %[[S2]], %{{.*}} : index
 // SPREAD: scf.if
+// SPREAD: %[[Q2:.*]] = arith.divui %{{.*}}, %{{.*}} : index
+// SPREAD: arith.divui %[[Q2]], %{{.*}} : index
 // SPREAD: scf.for
 // SPREAD-COUNT-2: memref.prefetch
 // SPREAD-NEXT: vector.transfer_read %[[W]]
@@ -932,13 +934,10 @@ func.func @spread_expert_pair(%p1: memref<3x2x32x64xf32>, %t2: memref<3x32x64xf3
 
 // A 48-column panel (3 lines a row): L = 64 x 48 / 16 = 192 lines over K =
 // 64, so the versions are 1, 2 and 3 lines a step (ceil(192 / 64), not a
-// power of two), the last from S * 3 steps: (192 << 20) / (S * 3).
+// power of two), the last's step ((192 << 20) / S) / 3, computed in the
+// version (no division before the row loop).
 
 // SPREAD-LABEL: func.func @spread_three_lines
-// SPREAD: %[[THREE:.*]] = arith.constant 3 : index
-// SPREAD: %[[S3:.*]] = arith.muli %{{.*}}, %[[THREE]] : index
-// SPREAD: %[[S3M:.*]] = arith.maxui %[[S3]], %{{.*}} : index
-// SPREAD: arith.divui %c201326592{{.*}}, %[[S3M]] : index
 // SPREAD: scf.for
 // SPREAD: arith.constant 192 : index
 // SPREAD: scf.if
@@ -951,6 +950,9 @@ func.func @spread_expert_pair(%p1: memref<3x2x32x64xf32>, %t2: memref<3x32x64xf3
 // SPREAD-COUNT-2: memref.prefetch
 // SPREAD-NEXT: vector.transfer_read
 // SPREAD: } else {
+// SPREAD: %[[Q3:.*]] = arith.divui %c201326592{{.*}}, %{{.*}} : index
+// SPREAD: %[[THREE:.*]] = arith.constant 3 : index
+// SPREAD: arith.divui %[[Q3]], %[[THREE]] : index
 // SPREAD: scf.for
 // SPREAD-COUNT-3: memref.prefetch
 // SPREAD-NEXT: vector.transfer_read
