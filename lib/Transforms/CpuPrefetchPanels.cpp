@@ -172,6 +172,26 @@ std::optional<NextProductRead> nextProductRead(vector::TransferReadOp read) {
   return NextProductRead{bases.front(), true};
 }
 
+/// Puts `loop` in the else branch of an `scf.if` on `cond` made before it
+/// (whose results replace the loop's) and a copy of it in the then branch;
+/// returns the copy and the copy of `op`, an op in the loop.
+std::pair<scf::ForOp, Operation *> versionLoop(scf::ForOp loop, Value cond,
+                                               Operation *op) {
+  Location loc = loop.getLoc();
+  OpBuilder b(loop);
+  auto choice = scf::IfOp::create(b, loc, loop.getResultTypes(), cond,
+                                  /*withElse=*/true);
+  OpBuilder tb = OpBuilder::atBlockEnd(choice.thenBlock());
+  IRMapping map;
+  auto copy = cast<scf::ForOp>(tb.clone(*loop, map));
+  scf::YieldOp::create(tb, loc, copy.getResults());
+  loop->replaceAllUsesWith(choice.getResults());
+  OpBuilder eb = OpBuilder::atBlockEnd(choice.elseBlock());
+  auto yield = scf::YieldOp::create(eb, loc, loop.getResults());
+  loop->moveBefore(yield);
+  return {copy, map.lookup(op)};
+}
+
 /// Fixed-point bits of the spread prefetches' line step (spreadLines).
 constexpr int64_t kSpreadBits = 20;
 /// The most row tiles a spread counts (RowTiles), and the most lines of a
@@ -578,20 +598,11 @@ bool prefetchNextBlock(vector::TransferReadOp read, bool crossBlocks,
           arith::MulIOp::create(vb, loc, tiles->steps,
                                 arith::ConstantIndexOp::create(vb, loc, rate)),
           arith::ConstantIndexOp::create(vb, loc, spreadNeed));
-      auto choice = scf::IfOp::create(vb, loc, loop.getResultTypes(), enough,
-                                      /*withElse=*/true);
-      OpBuilder tb = OpBuilder::atBlockEnd(choice.thenBlock());
-      IRMapping map;
-      auto version = cast<scf::ForOp>(tb.clone(*loop, map));
-      scf::YieldOp::create(tb, loc, version.getResults());
-      loop->replaceAllUsesWith(choice.getResults());
-      OpBuilder eb = OpBuilder::atBlockEnd(choice.elseBlock());
-      auto yield = scf::YieldOp::create(eb, loc, loop.getResults());
-      loop->moveBefore(yield);
-      prefetchNextBlock(
-          cast<vector::TransferReadOp>(map.lookup(read.getOperation())),
-          crossBlocks, locality, aheadRows, aheadLocality, spread, &*tiles,
-          rate);
+      Operation *versionRead =
+          versionLoop(loop, enough, read.getOperation()).second;
+      prefetchNextBlock(cast<vector::TransferReadOp>(versionRead), crossBlocks,
+                        locality, aheadRows, aheadLocality, spread, &*tiles,
+                        rate);
     }
     // The original loop, in the last else branch.
     perStep = lastRate;
@@ -688,17 +699,8 @@ bool prefetchNextBlock(vector::TransferReadOp read, bool crossBlocks,
       last = last ? arith::AndIOp::create(b, loc, last, isLast).getResult()
                   : isLast;
     }
-    auto choice = scf::IfOp::create(b, loc, loop.getResultTypes(), last,
-                                    /*withElse=*/true);
-    OpBuilder tb = OpBuilder::atBlockEnd(choice.thenBlock());
-    IRMapping map;
-    auto lastLoop = cast<scf::ForOp>(tb.clone(*loop, map));
-    scf::YieldOp::create(tb, loc, lastLoop.getResults());
-    loop->replaceAllUsesWith(choice.getResults());
-    OpBuilder eb = OpBuilder::atBlockEnd(choice.elseBlock());
-    auto yield = scf::YieldOp::create(eb, loc, loop.getResults());
-    loop->moveBefore(yield);
-    prefetchNextRead(lastLoop, map.lookup(read.getOperation()));
+    auto [lastLoop, lastRead] = versionLoop(loop, last, read.getOperation());
+    prefetchNextRead(lastLoop, lastRead);
   }
   if (tiles && wholeRows) {
     spreadLines(*tiles, perStep, loop, read, flat, base,
