@@ -238,26 +238,23 @@ std::optional<RowTiles> rowTiles(scf::ForOp kLoop, vector::TransferReadOp read,
   // count is not used otherwise. At most kMaxSpreadTiles tiles, and a tile
   // index below the count, so that no product of spreadLines wraps (more
   // tiles than that, 100 million rows, spread over the first ones).
-  Value tiles = arith::MinUIOp::create(
-      b, loc,
-      arith::CeilDivUIOp::create(b, loc,
-                                 arith::SubIOp::create(b, loc,
-                                                       rowLoop.getUpperBound(),
-                                                       rowLoop.getLowerBound()),
-                                 cst(*step)),
-      cst(kMaxSpreadTiles));
+  // Tiles from the row loop's lower bound to `row` (rounded up or down),
+  // at most `cap`.
+  auto tilesTo = [&](Value row, bool roundUp, Value cap) -> Value {
+    Value span = arith::SubIOp::create(b, loc, row, rowLoop.getLowerBound());
+    Value count =
+        roundUp
+            ? arith::CeilDivUIOp::create(b, loc, span, cst(*step)).getResult()
+            : arith::DivUIOp::create(b, loc, span, cst(*step)).getResult();
+    return arith::MinUIOp::create(b, loc, count, cap);
+  };
+  Value tiles =
+      tilesTo(rowLoop.getUpperBound(), /*roundUp=*/true, cst(kMaxSpreadTiles));
   Value steps = arith::MulIOp::create(b, loc, tiles, cst(*hi));
   Value lastTile = arith::SubIOp::create(
       b, loc, arith::MaxUIOp::create(b, loc, tiles, cst(1)), cst(1));
   b.setInsertionPoint(kLoop);
-  Value index = arith::MinUIOp::create(
-      b, loc,
-      arith::DivUIOp::create(b, loc,
-                             arith::SubIOp::create(b, loc,
-                                                   rowLoop.getInductionVar(),
-                                                   rowLoop.getLowerBound()),
-                             cst(*step)),
-      lastTile);
+  Value index = tilesTo(rowLoop.getInductionVar(), /*roundUp=*/false, lastTile);
   return RowTiles{rowLoop, index, steps};
 }
 

@@ -743,9 +743,9 @@ func.func @next_read_strided_k(%w1: memref<3x32x32xf32>,
 // SPREAD-SAME: (%[[W:[^:]*]]: memref<3x2x412x64xf32>, %[[E:[^:]*]]: index, %[[J:[^:]*]]: index, %[[ROWS:[^:]*]]: index
 // SPREAD: %[[LO:.*]] = arith.constant 0 : index
 // SPREAD: %[[SIX:.*]] = arith.constant 6 : index
+// SPREAD: %[[MAXT:.*]] = arith.constant 16777216 : index
 // SPREAD: %[[SPAN:.*]] = arith.subi %[[ROWS]], %[[LO]] : index
 // SPREAD: %[[NT:.*]] = arith.ceildivui %[[SPAN]], %{{.*}} : index
-// SPREAD: %[[MAXT:.*]] = arith.constant 16777216 : index
 // SPREAD: %[[TILES:.*]] = arith.minui %[[NT]], %[[MAXT]] : index
 // SPREAD: %[[STEPS:.*]] = arith.muli %[[TILES]], %{{.*}} : index
 // SPREAD: %[[NT1:.*]] = arith.maxui %[[TILES]], %{{.*}} : index
