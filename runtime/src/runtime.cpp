@@ -103,11 +103,16 @@ bool moe::detail::elementCount(const int64_t *dims, size_t rank,
   return true;
 }
 
+namespace {
+/// `size` rounded up to 64 bytes, at least 64; 0 where that overflows.
+uint64_t roundedSize(uint64_t size) {
+  return size > UINT64_MAX - 63 ? 0 : (size ? size + 63 : 64) / 64 * 64;
+}
+} // namespace
+
 void *moe::detail::alignedAlloc(uint64_t size) {
-  if (size > UINT64_MAX - 63)
-    return nullptr;
-  uint64_t rounded = (size ? size + 63 : 64) / 64 * 64;
-  if (rounded > SIZE_MAX)
+  uint64_t rounded = roundedSize(size);
+  if (!rounded || rounded > SIZE_MAX)
     return nullptr;
   return std::aligned_alloc(64, static_cast<size_t>(rounded));
 }
@@ -150,14 +155,17 @@ struct KeptBuffers {
   uint64_t held = 0;
   uint64_t sessions = 0;
 
-  void drop(size_t i) {
-    MOE_KEPT_UNPOISON(buffers[i].data, buffers[i].bytes);
-    std::free(buffers[i].data);
+  /// Buffer i, out of the list (unpoisoned).
+  void *take(size_t i) {
+    void *data = buffers[i].data;
+    MOE_KEPT_UNPOISON(data, buffers[i].bytes);
     held -= buffers[i].bytes;
     for (size_t j = i + 1; j < count; ++j)
       buffers[j - 1] = buffers[j];
     --count;
+    return data;
   }
+  void drop(size_t i) { std::free(take(i)); }
 };
 
 /// Never destroyed: tensors may be released after static destructors ran.
@@ -186,11 +194,6 @@ uint64_t keptMaxBytes() {
   return max;
 }
 
-/// alignedAlloc's size.
-uint64_t roundedSize(uint64_t size) {
-  return size > UINT64_MAX - 63 ? 0 : (size ? size + 63 : 64) / 64 * 64;
-}
-
 /// A kept buffer of exactly `size` (rounded) bytes, or alignedAlloc's.
 void *tensorAlloc(uint64_t size) {
   uint64_t rounded = roundedSize(size);
@@ -198,15 +201,8 @@ void *tensorAlloc(uint64_t size) {
     KeptBuffers &k = keptBuffers();
     std::lock_guard<std::mutex> lock(k.mutex);
     for (size_t i = k.count; i-- > 0;)
-      if (k.buffers[i].bytes == rounded) {
-        void *data = k.buffers[i].data;
-        MOE_KEPT_UNPOISON(data, rounded);
-        k.held -= rounded;
-        for (size_t j = i + 1; j < k.count; ++j)
-          k.buffers[j - 1] = k.buffers[j];
-        --k.count;
-        return data;
-      }
+      if (k.buffers[i].bytes == rounded)
+        return k.take(i);
   }
   return moe::detail::alignedAlloc(size);
 }
