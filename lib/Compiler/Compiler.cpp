@@ -255,6 +255,7 @@ CpuCodegenOptions cpuCodegenOptions(const CompileOptions &options) {
     cpu.remainderTiles = options.remainderTiles;
     // (Four sets: a 1 x 16 tile's two registers become eight.)
     cpu.accumulatorChains = options.accumulatorChains ? 4 : 1;
+    cpu.mergeTailSlices = options.mergeTailSlices;
     // (The polynomial is FMAs: without the instruction each would be a
     // libm call.)
     cpu.approximateExp = options.tile && options.fastExp && cpu.fma;

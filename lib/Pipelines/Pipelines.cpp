@@ -158,6 +158,7 @@ void moe::buildLowerToLLVMPipeline(OpPassManager &pm,
     tile.fuseEpilogues = options.fuseEpilogues;
     tile.remainderTiles = options.remainderTiles;
     tile.accumulatorChains = options.accumulatorChains;
+    tile.mergeTailSlices = options.mergeTailSlices;
     passes.perFunction(createMoeCpuTileContractions(tile));
     // The tiles read gathered rows where they are (before the prefetch,
     // which would otherwise prefetch rows for a copy that goes away).

@@ -77,13 +77,15 @@ bool definedOutside(Value v, Operation *loop) {
 
 /// A read this pass may look at: unmasked, in bounds (so that the same
 /// position of the next block is too), a one-dim vector along the last dim
-/// of a statically shaped, identity-layout memref of rank >= 3.
-bool plainBlockRead(vector::TransferReadOp read) {
+/// of a statically shaped, identity-layout memref of rank >= 3. With
+/// `pastRow`, one that is not in bounds instead (its lanes past the last
+/// dim masked).
+bool plainBlockRead(vector::TransferReadOp read, bool pastRow = false) {
   auto type = dyn_cast<MemRefType>(read.getBase().getType());
   VectorType vector = read.getVectorType();
   return type && type.hasStaticShape() && type.getLayout().isIdentity() &&
-         type.getRank() >= 3 && vector.getRank() == 1 &&
-         !vector.isScalable() && !read.getMask() && read.isDimInBounds(0) &&
+         type.getRank() >= 3 && vector.getRank() == 1 && !vector.isScalable() &&
+         !read.getMask() && read.isDimInBounds(0) != pastRow &&
          read.getPermutationMap().isMinorIdentity() &&
          type.getElementType().isIntOrFloat();
 }
@@ -535,13 +537,23 @@ bool prefetchNextBlock(vector::TransferReadOp read, bool crossBlocks,
   // columns that cover them: a row-major weight wider than a tile
   // ([E, K, N], --no-pack-weights) is read one column tile per loop, and
   // every such loop would issue the next buffer's prefetches.
+  // (The last read may run past the row, its lanes there masked: the
+  // narrow slices of a split tail read as one vector, see
+  // moe-cpu-tile-contractions' merge-tail-slices.)
   if (next && blockDim == 0) {
     int64_t covered = 0;
-    for (vector::TransferReadOp r : blockReads) {
+    for (Operation &op : loop.getBody()->getOperations()) {
+      auto r = dyn_cast<vector::TransferReadOp>(op);
+      bool plain = r && plainBlockRead(r);
+      if (!plain && !(r && plainBlockRead(r, /*pastRow=*/true)))
+        continue;
       std::optional<int64_t> col = getConstantIntValue(r.getIndices().back());
       if (r.getBase() != read.getBase() || !col || *col != covered)
         break;
-      covered += r.getVectorType().getDimSize(0);
+      covered =
+          std::min(shape[rank - 1], covered + r.getVectorType().getDimSize(0));
+      if (!plain)
+        break;
     }
     if (covered != shape[rank - 1])
       next.reset();

@@ -780,7 +780,31 @@ struct MoeCpuTileContractionsPass
     for (auto [epilogue, index] : epilogueOps)
       (void)moe::cpu::applyTileEpilogue(rewriter, epilogue,
                                         epilogueLoops[index]);
-    // 8. Accumulator chains of narrow one-row tiles.
+    // 8. The narrow slices of a split column tail (8 + 4 of 16 + 8 + 4)
+    //    as one vector of the full width. (The slices read the same A
+    //    column: one read once the stores are out of the loop.)
+    //    (CSE also erases k loops nothing uses now, a tile whose
+    //    epilogue stores a value of its own: the loops left are found
+    //    again by a marker.)
+    if (mergeTailSlices) {
+      for (scf::ForOp loop : kLoops)
+        loop->setAttr(kReductionLoopMarker, rewriter.getUnitAttr());
+      DominanceInfo dom(root);
+      eliminateCommonSubExpressions(rewriter, dom, root);
+      kLoops.clear();
+      root->walk([&](scf::ForOp loop) {
+        if (loop->hasAttr(kReductionLoopMarker))
+          kLoops.push_back(loop);
+      });
+      for (scf::ForOp &loop : kLoops) {
+        loop->removeAttr(kReductionLoopMarker);
+        if (FailureOr<scf::ForOp> merged =
+                mergeNarrowSlices(rewriter, loop, lanes);
+            succeeded(merged))
+          loop = *merged;
+      }
+    }
+    // 9. Accumulator chains of narrow one-row tiles.
     if (accumulatorChains > 1)
       for (scf::ForOp loop : kLoops)
         rotateAccumulators(rewriter, loop, lanes, accumulatorChains);
@@ -788,6 +812,323 @@ struct MoeCpuTileContractionsPass
     // once the stores are out of the loop.
     DominanceInfo after(root);
     eliminateCommonSubExpressions(rewriter, after, root);
+  }
+
+  /// One narrow slice of a split column tail in a register tile's k loop
+  /// (see mergeNarrowSlices).
+  struct NarrowSlice {
+    unsigned arg = 0;                // its iter_arg
+    int64_t lanes = 0;               // its columns
+    int64_t col = 0;                 // the first, in the read of B
+    vector::TransferReadOp read;     // B[.., col .. col + lanes)
+    SmallVector<vector::FMAOp> fmas; // one per row
+    SmallVector<Operation *> ops;    // its extracts, FMAs and inserts
+  };
+
+  /// The k loop's iter_arg `i` as a narrow slice: a vector<R x n> (or
+  /// vector<n>, one row) with n < `lanes`, whose k step is, for each row r,
+  /// acc[r] = fma(a_r, B, acc[r]): B one unmasked, in-bounds read of n
+  /// elements at a constant column of the last dim (unit stride) of a
+  /// buffer, the rows inserted in order into a constant, nothing else
+  /// using the iter_arg or the FMAs.
+  static std::optional<NarrowSlice> narrowSlice(scf::ForOp loop, unsigned i,
+                                                int64_t lanes) {
+    BlockArgument arg = loop.getRegionIterArgs()[i];
+    auto type = dyn_cast<VectorType>(arg.getType());
+    if (!type || type.isScalable() || type.getRank() < 1 ||
+        type.getRank() > 2 || !isa<FloatType>(type.getElementType()) ||
+        type.getShape().back() >= lanes)
+      return std::nullopt;
+    NarrowSlice slice;
+    slice.arg = i;
+    slice.lanes = type.getShape().back();
+    int64_t rows = type.getRank() == 2 ? type.getDimSize(0) : 1;
+    Value next = loop.getBody()->getTerminator()->getOperand(i);
+    slice.fmas.assign(rows, vector::FMAOp());
+    if (type.getRank() == 1) {
+      auto fma = next.getDefiningOp<vector::FMAOp>();
+      if (!fma || fma.getAcc() != arg || !arg.hasOneUse() || !fma->hasOneUse())
+        return std::nullopt;
+      slice.fmas[0] = fma;
+      slice.ops.push_back(fma);
+    } else {
+      // The insert chain, last row first, down to its constant.
+      while (auto insert = next.getDefiningOp<vector::InsertOp>()) {
+        std::optional<int64_t> row =
+            insert.hasDynamicPosition() || insert.getNumIndices() != 1
+                ? std::nullopt
+                : std::optional(insert.getStaticPosition()[0]);
+        auto fma = insert.getValueToStore().getDefiningOp<vector::FMAOp>();
+        if (!row || *row < 0 || *row >= rows || slice.fmas[*row] ||
+            !insert->hasOneUse() || !fma || !fma->hasOneUse())
+          return std::nullopt;
+        auto acc = fma.getAcc().getDefiningOp<vector::ExtractOp>();
+        if (!acc || acc.getSource() != arg || acc.hasDynamicPosition() ||
+            acc.getNumIndices() != 1 || acc.getStaticPosition()[0] != *row ||
+            !acc->hasOneUse())
+          return std::nullopt;
+        slice.fmas[*row] = fma;
+        slice.ops.append({insert, fma, acc});
+        next = insert.getDest();
+      }
+      if (!next.getDefiningOp<arith::ConstantOp>() ||
+          llvm::any_of(slice.fmas, [](vector::FMAOp f) { return !f; }) ||
+          !llvm::all_of(arg.getUsers(), [&](Operation *user) {
+            return llvm::is_contained(slice.ops, user);
+          }))
+        return std::nullopt;
+    }
+    Value b = slice.fmas[0].getRhs();
+    auto read = b.getDefiningOp<vector::TransferReadOp>();
+    std::optional<int64_t> col =
+        read && read.getVectorType().getRank() == 1 &&
+                !read.getIndices().empty()
+            ? getConstantIntValue(read.getIndices().back())
+            : std::nullopt;
+    if (!read || read.getMask() || !read.isDimInBounds(0) ||
+        !read.getPermutationMap().isMinorIdentity() ||
+        !lastDimContiguous(read.getBase()) || !col ||
+        read->getBlock() != loop.getBody() ||
+        llvm::any_of(slice.fmas,
+                     [&](vector::FMAOp f) { return f.getRhs() != b; }))
+      return std::nullopt;
+    slice.read = read;
+    slice.col = *col;
+    return slice;
+  }
+
+  /// The scalar a tile row's FMA broadcasts: `lhs` is vector.broadcast of
+  /// it, or the low lanes of such a broadcast.
+  static Value broadcastScalar(Value lhs) {
+    if (auto slice = lhs.getDefiningOp<vector::ExtractStridedSliceOp>()) {
+      if (slice.getSourceVectorType().getRank() != 1 ||
+          getConstantIntValue(slice.getOffsets()[0]) != 0)
+        return {};
+      lhs = slice.getSource();
+    }
+    auto broadcast = lhs.getDefiningOp<vector::BroadcastOp>();
+    if (!broadcast || !broadcast.getSource().getType().isIntOrFloat())
+      return {};
+    return broadcast.getSource();
+  }
+
+  /// A split column tail (28 = 16 + 8 + 4 at 16 lanes) carries one
+  /// accumulator per slice across k. Its narrow slices, here 8 and 4
+  /// columns, each take an FMA a row and k step, as many as the full
+  /// 16 (an FMA of 4 lanes costs the port what one of 16 does), and
+  /// LLVM broadcasts their A element again from the 16-lane broadcast (a
+  /// shuffle on the FMA port per row and slice): 18 FMAs and 6 shuffles
+  /// a k step for the 6 x 28 tile, as many port cycles as a 6 x 64 tile's
+  /// 24 FMAs. Here the narrow slices of `loop` (contiguous columns of one
+  /// buffer, at most `lanes` of them in all) become one accumulator of
+  /// `lanes` lanes: one read of B from the first slice's column (lanes
+  /// past the buffer's last dim masked, by an out-of-bounds
+  /// transfer_read; lanes past the slices read what is there), one FMA a
+  /// row with the row's full-width broadcast, and after the loop each
+  /// slice's lanes taken out again. Every slice lane computes what it
+  /// did (the same FMAs of the same operands in the same order); the
+  /// lanes past the slices are never stored. 12 FMAs and no shuffle for
+  /// the 6 x 28 tile. Returns the new loop, or failure (nothing changed).
+  static FailureOr<scf::ForOp>
+  mergeNarrowSlices(RewriterBase &rewriter, scf::ForOp loop, int64_t lanes) {
+    SmallVector<NarrowSlice> slices;
+    for (unsigned i = 0, e = loop.getNumRegionIterArgs(); i < e; ++i)
+      if (std::optional<NarrowSlice> slice = narrowSlice(loop, i, lanes))
+        slices.push_back(std::move(*slice));
+    if (slices.empty())
+      return failure();
+    llvm::sort(slices, [](const NarrowSlice &a, const NarrowSlice &b) {
+      return a.col < b.col;
+    });
+    // One buffer, the same leading indices, rows and element type,
+    // contiguous columns, at most `lanes` of them.
+    vector::TransferReadOp first = slices.front().read;
+    auto accType = cast<VectorType>(
+        loop.getRegionIterArgs()[slices.front().arg].getType());
+    int64_t rows = slices.front().fmas.size();
+    Type elt = accType.getElementType();
+    int64_t covered = 0;
+    for (NarrowSlice &slice : slices) {
+      auto type =
+          cast<VectorType>(loop.getRegionIterArgs()[slice.arg].getType());
+      if (slice.read.getBase() != first.getBase() ||
+          !llvm::equal(slice.read.getIndices().drop_back(),
+                       first.getIndices().drop_back()) ||
+          type.getRank() != accType.getRank() ||
+          int64_t(slice.fmas.size()) != rows || type.getElementType() != elt ||
+          slice.col != slices.front().col + covered)
+        return failure();
+      covered += slice.lanes;
+    }
+    if (covered > lanes)
+      return failure();
+    // Each row's scalar, the same in every slice.
+    SmallVector<Value> scalars;
+    for (int64_t r = 0; r < rows; ++r) {
+      Value s = broadcastScalar(slices.front().fmas[r].getLhs());
+      if (!s || s.getType() != elt ||
+          llvm::any_of(slices, [&](NarrowSlice &slice) {
+            return broadcastScalar(slice.fmas[r].getLhs()) != s;
+          }))
+        return failure();
+      scalars.push_back(s);
+    }
+    // (One slice alone is merged only where the loop also broadcasts its
+    // rows' scalars wider, the wider slices of the tail, which LLVM would
+    // broadcast it from again: otherwise it gains nothing.)
+    if (slices.size() == 1 &&
+        !llvm::any_of(scalars.front().getUsers(), [&](Operation *user) {
+          auto wide = dyn_cast<vector::BroadcastOp>(user);
+          return wide && wide->getBlock() == loop.getBody() &&
+                 wide.getResultVectorType().getRank() == 1 &&
+                 wide.getResultVectorType().getNumElements() >
+                     slices.front().lanes;
+        }))
+      return failure();
+
+    Location loc = loop.getLoc();
+    SmallVector<int64_t> wideShape(accType.getShape());
+    wideShape.back() = lanes;
+    auto wideType = VectorType::get(wideShape, elt);
+    auto rowType = VectorType::get({lanes}, elt);
+    auto zeroOf = [&](OpBuilder &b, VectorType type) -> Value {
+      return arith::ConstantOp::create(b, loc, type, b.getZeroAttr(type));
+    };
+    // The accumulator's start: each slice's lanes at its offset.
+    rewriter.setInsertionPoint(loop);
+    Value init = zeroOf(rewriter, wideType);
+    {
+      int64_t offset = 0;
+      for (NarrowSlice &slice : slices) {
+        Value part = loop.getInitArgs()[slice.arg];
+        if (!matchPattern(part, m_PosZeroFloat())) {
+          for (int64_t r = 0; r < rows; ++r) {
+            Value narrowRow = part, wideRow = init;
+            if (accType.getRank() == 2) {
+              narrowRow = vector::ExtractOp::create(rewriter, loc, part,
+                                                    ArrayRef<int64_t>{r});
+              wideRow = vector::ExtractOp::create(rewriter, loc, init,
+                                                  ArrayRef<int64_t>{r});
+            }
+            wideRow = vector::InsertStridedSliceOp::create(
+                rewriter, loc, narrowRow, wideRow, ArrayRef<int64_t>{offset},
+                ArrayRef<int64_t>{1});
+            init = accType.getRank() == 2
+                       ? vector::InsertOp::create(rewriter, loc, wideRow, init,
+                                                  ArrayRef<int64_t>{r})
+                             .getResult()
+                       : wideRow;
+          }
+        }
+        offset += slice.lanes;
+      }
+    }
+    llvm::SmallDenseSet<unsigned> narrow;
+    llvm::SmallPtrSet<Operation *, 32> dropped;
+    for (NarrowSlice &slice : slices) {
+      narrow.insert(slice.arg);
+      dropped.insert(slice.ops.begin(), slice.ops.end());
+    }
+    SmallVector<Value> inits;
+    SmallVector<unsigned> kept;
+    for (auto [i, value] : llvm::enumerate(loop.getInitArgs()))
+      if (!narrow.contains(i)) {
+        inits.push_back(value);
+        kept.push_back(i);
+      }
+    inits.push_back(init);
+    auto yield = cast<scf::YieldOp>(loop.getBody()->getTerminator());
+    auto merged = scf::ForOp::create(
+        rewriter, loc, loop.getLowerBound(), loop.getUpperBound(),
+        loop.getStep(), inits,
+        [&](OpBuilder &b, Location l, Value iv, ValueRange args) {
+          IRMapping map;
+          map.map(loop.getInductionVar(), iv);
+          for (auto [j, i] : llvm::enumerate(kept))
+            map.map(loop.getRegionIterArgs()[i], args[j]);
+          // B's columns of every slice in one read, where the first
+          // slice's was (its operands are mapped by then).
+          Value wideB;
+          for (Operation &op : loop.getBody()->without_terminator()) {
+            if (!dropped.contains(&op))
+              b.clone(op, map);
+            if (&op != first.getOperation())
+              continue;
+            SmallVector<Value> indices;
+            for (Value index : first.getIndices())
+              indices.push_back(map.lookupOrDefault(index));
+            int64_t dim =
+                cast<MemRefType>(first.getBase().getType()).getShape().back();
+            bool inBounds = !ShapedType::isDynamic(dim) &&
+                            slices.front().col + lanes <= dim;
+            Value padding =
+                arith::ConstantOp::create(b, l, elt, b.getZeroAttr(elt));
+            wideB = vector::TransferReadOp::create(
+                b, l, rowType, map.lookupOrDefault(first.getBase()), indices,
+                padding, ArrayRef<bool>{inBounds});
+          }
+          Value acc = args.back();
+          Value next = accType.getRank() == 2 ? zeroOf(b, wideType) : Value();
+          for (int64_t r = 0; r < rows; ++r) {
+            Value lhs = vector::BroadcastOp::create(
+                b, l, rowType, map.lookupOrDefault(scalars[r]));
+            Value accRow =
+                accType.getRank() == 2
+                    ? vector::ExtractOp::create(b, l, acc, ArrayRef<int64_t>{r})
+                          .getResult()
+                    : acc;
+            Value sum = vector::FMAOp::create(b, l, lhs, wideB, accRow);
+            next = accType.getRank() == 2
+                       ? vector::InsertOp::create(b, l, sum, next,
+                                                  ArrayRef<int64_t>{r})
+                             .getResult()
+                       : sum;
+          }
+          SmallVector<Value> yielded;
+          for (unsigned i : kept)
+            yielded.push_back(map.lookupOrDefault(yield.getOperand(i)));
+          yielded.push_back(next);
+          scf::YieldOp::create(b, l, yielded);
+        });
+    merged->setDiscardableAttrs(loop->getDiscardableAttrDictionary());
+    // The loop's results: the kept ones, and each slice's lanes.
+    rewriter.setInsertionPointAfter(merged);
+    Value wide = merged.getResults().back();
+    SmallVector<Value> results(loop.getNumResults());
+    for (auto [j, i] : llvm::enumerate(kept))
+      results[i] = merged.getResult(j);
+    int64_t offset = 0;
+    for (NarrowSlice &slice : slices) {
+      auto type =
+          cast<VectorType>(loop.getRegionIterArgs()[slice.arg].getType());
+      auto take = [&](Value row) -> Value {
+        return vector::ExtractStridedSliceOp::create(
+            rewriter, loc, row, ArrayRef<int64_t>{offset},
+            ArrayRef<int64_t>{slice.lanes}, ArrayRef<int64_t>{1});
+      };
+      if (type.getRank() == 1) {
+        results[slice.arg] = take(wide);
+      } else {
+        Value part = zeroOf(rewriter, type);
+        for (int64_t r = 0; r < rows; ++r)
+          part = vector::InsertOp::create(
+              rewriter, loc,
+              take(vector::ExtractOp::create(rewriter, loc, wide,
+                                             ArrayRef<int64_t>{r})),
+              part, ArrayRef<int64_t>{r});
+        results[slice.arg] = part;
+      }
+      offset += slice.lanes;
+    }
+    rewriter.replaceOp(loop, results);
+    // The slices' reads and broadcasts nothing uses now.
+    SmallVector<Operation *> body;
+    for (Operation &op : merged.getBody()->without_terminator())
+      body.push_back(&op);
+    for (Operation *op : llvm::reverse(body))
+      if (op->use_empty() && (isPure(op) || isa<vector::TransferReadOp>(op)))
+        rewriter.eraseOp(op);
+    return merged;
   }
 
   /// A one-row register tile's k loop whose accumulators are fewer vector

@@ -16,9 +16,10 @@ moe-cpu-loop-order), with --no-tile (the loop path only), with
 bitwise equal to the default), with --no-fuse-epilogues (the bias and
 activation as a second pass over each expert's output, bitwise equal to the
 default, which must have fused some: fewer linalg.generic ops in its
---emit=buffers), with --no-pack-weights, --no-remainder-tiles and
---panel-columns=64 (each bitwise equal to --no-accumulator-chains: the
-default's narrow one-row tiles sum in another order), with
+--emit=buffers), with --no-pack-weights, --no-remainder-tiles,
+--panel-columns=64 and --no-merge-tail-slices (each bitwise equal to
+--no-accumulator-chains: the default's narrow one-row tiles sum in another
+order), with
 --no-prefetch-panels and with --no-fuse-expert-pairs (each bitwise equal to
 the default, which must run relu and silu layers' two projections in one
 loop over experts), for
@@ -112,6 +113,8 @@ def main():
                                    "--no-accumulator-chains"]),
                         ("p64", ["--panel-columns=64",
                                  "--no-accumulator-chains"]),
+                        ("nomerge", ["--no-merge-tail-slices",
+                                     "--no-accumulator-chains"]),
                         ("nopanelpf", ["--no-prefetch-panels"]),
                         ("nopairs", ["--no-fuse-expert-pairs"]),
                         ("v2", ["--march=x86-64-v2"])]
@@ -217,6 +220,13 @@ def main():
                      "(both --no-accumulator-chains)"),
                     ("p64", "nochains",
                      "--panel-columns=64 differs from the default "
+                     "(both --no-accumulator-chains)"),
+                    # A split column tail's narrow slices in one
+                    # full-width accumulator: each lane the same FMAs
+                    # (with chains on, a one-row tail's sets are counted
+                    # after the merge: another order).
+                    ("nomerge", "nochains",
+                     "--no-merge-tail-slices differs from the default "
                      "(both --no-accumulator-chains)"),
                     # The two projections in one loop over experts
                     # compute every row as the two loops do.

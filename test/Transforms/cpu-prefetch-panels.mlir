@@ -642,6 +642,115 @@ func.func @row_major_pair(%w1: memref<3x32x32xf32>, %w2: memref<3x32x16xf32>,
 
 // -----
 
+// A tail whose narrow slices moe-cpu-tile-contractions merged
+// (merge-tail-slices): [E, 32, 28] read as 16 columns at 0 and 16 at 16,
+// the second not in bounds (its last 4 lanes past the row). The two
+// still cover the row, so it is a tail: it prefetches the next expert's
+// first buffer, 64 lines two a k step, from a start clamped once before
+// the loop (3071 - 31 x 32 = 2079 for the first buffer's own, 3071 - 63
+// x 16 = 2063 here).
+
+// CROSS-LABEL: func.func @merged_tail_pair
+// CROSS: %[[LIMIT:.*]] = arith.constant 2063 : index
+// CROSS: %[[START:.*]] = arith.minui %{{.*}}, %[[LIMIT]] : index
+// CROSS: scf.for
+// CROSS: %[[AT:.*]] = arith.addi %[[START]], %{{.*}} : index
+// CROSS-NEXT: memref.prefetch %{{.*}}[%[[AT]]], {{.*}} : memref<3072xf32>
+// CROSS: memref.prefetch %{{.*}} : memref<3072xf32>
+// CROSS-NEXT: vector.transfer_read %{{.*}}[%{{.*}}, %{{.*}}, %c0], {{.*}} : memref<3x32x28xf32>, vector<16xf32>
+// CROSS-NOT: memref.prefetch
+// CROSS: vector.transfer_read %{{.*}}[%{{.*}}, %{{.*}}, %c16], {{.*}} : memref<3x32x28xf32>, vector<16xf32>
+// CROSS: return
+func.func @merged_tail_pair(%w1: memref<3x32x32xf32>, %w2: memref<3x32x28xf32>,
+                            %out: memref<3x2x16xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c3 = arith.constant 3 : index
+  %c16 = arith.constant 16 : index
+  %c32 = arith.constant 32 : index
+  %f0 = arith.constant 0.0 : f32
+  %two = arith.constant dense<0.0> : vector<2x16xf32>
+  scf.parallel (%e) = (%c0) to (%c3) step (%c1) {
+    %u = scf.for %k = %c0 to %c32 step %c1 iter_args(%v = %two)
+        -> (vector<2x16xf32>) {
+      %b = vector.transfer_read %w1[%e, %k, %c0], %f0 {in_bounds = [true]}
+          : memref<3x32x32xf32>, vector<16xf32>
+      %n = vector.insert %b, %v[0] : vector<16xf32> into vector<2x16xf32>
+      scf.yield %n : vector<2x16xf32>
+    }
+    vector.transfer_write %u, %out[%e, %c0, %c0] {in_bounds = [true, true]}
+        : vector<2x16xf32>, memref<3x2x16xf32>
+    %d:2 = scf.for %k = %c0 to %c32 step %c1 iter_args(%v = %two, %w = %two)
+        -> (vector<2x16xf32>, vector<2x16xf32>) {
+      %b = vector.transfer_read %w2[%e, %k, %c0], %f0 {in_bounds = [true]}
+          : memref<3x32x28xf32>, vector<16xf32>
+      %n = vector.insert %b, %v[1] : vector<16xf32> into vector<2x16xf32>
+      %r = vector.transfer_read %w2[%e, %k, %c16], %f0
+          : memref<3x32x28xf32>, vector<16xf32>
+      %m = vector.insert %r, %w[1] : vector<16xf32> into vector<2x16xf32>
+      scf.yield %n, %m : vector<2x16xf32>, vector<2x16xf32>
+    }
+    vector.transfer_write %d#0, %out[%e, %c0, %c0] {in_bounds = [true, true]}
+        : vector<2x16xf32>, memref<3x2x16xf32>
+    vector.transfer_write %d#1, %out[%e, %c0, %c0] {in_bounds = [true, true]}
+        : vector<2x16xf32>, memref<3x2x16xf32>
+    scf.reduce
+  }
+  return
+}
+
+// -----
+
+// The same with the second read at column 1 (not where the first one
+// ends): not a tail; its loop prefetches its own next block in memory.
+
+// CROSS-LABEL: func.func @past_row_gap
+// CROSS: memref.prefetch %{{.*}} : memref<3072xf32>
+// CROSS-NEXT: vector.transfer_read %{{.*}} : memref<3x32x32xf32>, vector<16xf32>
+// CROSS-NOT: memref<3072xf32>
+// CROSS: memref.prefetch %{{.*}} : memref<2688xf32>
+// CROSS-NEXT: vector.transfer_read %{{.*}} : memref<3x32x28xf32>, vector<16xf32>
+// CROSS: return
+func.func @past_row_gap(%w1: memref<3x32x32xf32>, %w2: memref<3x32x28xf32>,
+                            %out: memref<3x2x16xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c3 = arith.constant 3 : index
+  %c16 = arith.constant 16 : index
+  %c32 = arith.constant 32 : index
+  %f0 = arith.constant 0.0 : f32
+  %two = arith.constant dense<0.0> : vector<2x16xf32>
+  scf.parallel (%e) = (%c0) to (%c3) step (%c1) {
+    %u = scf.for %k = %c0 to %c32 step %c1 iter_args(%v = %two)
+        -> (vector<2x16xf32>) {
+      %b = vector.transfer_read %w1[%e, %k, %c0], %f0 {in_bounds = [true]}
+          : memref<3x32x32xf32>, vector<16xf32>
+      %n = vector.insert %b, %v[0] : vector<16xf32> into vector<2x16xf32>
+      scf.yield %n : vector<2x16xf32>
+    }
+    vector.transfer_write %u, %out[%e, %c0, %c0] {in_bounds = [true, true]}
+        : vector<2x16xf32>, memref<3x2x16xf32>
+    %d:2 = scf.for %k = %c0 to %c32 step %c1 iter_args(%v = %two, %w = %two)
+        -> (vector<2x16xf32>, vector<2x16xf32>) {
+      %b = vector.transfer_read %w2[%e, %k, %c0], %f0 {in_bounds = [true]}
+          : memref<3x32x28xf32>, vector<16xf32>
+      %n = vector.insert %b, %v[1] : vector<16xf32> into vector<2x16xf32>
+      %r = vector.transfer_read %w2[%e, %k, %c1], %f0
+          : memref<3x32x28xf32>, vector<16xf32>
+      %m = vector.insert %r, %w[1] : vector<16xf32> into vector<2x16xf32>
+      scf.yield %n, %m : vector<2x16xf32>, vector<2x16xf32>
+    }
+    vector.transfer_write %d#0, %out[%e, %c0, %c0] {in_bounds = [true, true]}
+        : vector<2x16xf32>, memref<3x2x16xf32>
+    vector.transfer_write %d#1, %out[%e, %c0, %c0] {in_bounds = [true, true]}
+        : vector<2x16xf32>, memref<3x2x16xf32>
+    scf.reduce
+  }
+  return
+}
+
+// -----
+
 // A k loop of constant bounds that does not start at 0 nor step by 1: the
 // start is clamped for its last k (2 + 136 x 3 = 410): 158207 - 410 x 64
 // = 131967.

@@ -8,6 +8,8 @@
 // RUN: moe-opt %s --moe-cpu-tile-contractions="dot-products=false row-column-vectors=16" --split-input-file | FileCheck %s --check-prefix=NODOT
 // RUN: moe-opt %s --moe-cpu-tile-contractions="parallel-rows=true row-column-vectors=16" --split-input-file | FileCheck %s --check-prefix=PARCOL
 // RUN: moe-opt %s --moe-cpu-tile-contractions="vector-bits=256 rows=6 remainder-tiles=true" --split-input-file | FileCheck %s --check-prefix=REM
+// RUN: moe-opt %s --moe-cpu-tile-contractions="vector-bits=512 merge-tail-slices=false" --split-input-file | FileCheck %s --check-prefix=NOMERGE
+// RUN: moe-opt %s --moe-cpu-tile-contractions="vector-bits=512 accumulator-chains=4" --split-input-file | FileCheck %s --check-prefix=CHAIN512
 // RUN: moe-opt %s --moe-cpu-tile-contractions="vector-bits=256 rows=6 remainder-tiles=true parallel-rows=true" --split-input-file | FileCheck %s --check-prefix=PARREM
 // RUN: moe-opt %s --moe-cpu-tile-contractions="vector-bits=256 rows=6 row-column-vectors=8 accumulator-chains=4" --split-input-file | FileCheck %s --check-prefix=CHAIN
 // RUN: moe-opt %s --moe-cpu-tile-contractions="vector-bits=256 rows=6 row-column-vectors=8 accumulator-chains=4 fuse-epilogues=true" --split-input-file | FileCheck %s --check-prefix=CHAINEPI
@@ -17,7 +19,8 @@
 // columns instead of its rows (a decode step has one row): an scf.parallel
 // over chunks of 128 columns (the 1 x 256 one-row tile halved until there
 // are four chunks), the remainder (1000 = 7 x 128 + 104) behind an scf.if
-// so that every part stays static, each chunk a loop over the rows.
+// so that every part stays static, each chunk a loop over the rows. (104 =
+// 64 + 32 + 8, the 8 in a 16-lane accumulator: merge-tail-slices.)
 // PARCOL-LABEL: func @one_row_columns
 // PARCOL:         scf.parallel ({{.*}}) = ({{.*}}) to ({{.*}}) step (%c8)
 // PARCOL:           scf.for {{.*}} -> (vector<8x32xf32>)
@@ -30,7 +33,7 @@
 // PARCOL:                 scf.for {{.*}} -> (vector<128xf32>)
 // PARCOL:             } else {
 // PARCOL:               scf.for
-// PARCOL:                 scf.for {{.*}} -> (vector<64xf32>, vector<32xf32>, vector<8xf32>)
+// PARCOL:                 scf.for {{.*}} -> (vector<64xf32>, vector<32xf32>, vector<16xf32>)
 // Without parallel-rows, the one-row loop is a sequential loop over rows
 // with the whole width in one-row tiles.
 // WIDE16-LABEL: func @one_row_columns
@@ -116,13 +119,14 @@ func.func @narrow_one_row(%a: memref<?x412xf32>, %b: memref<412x82xf32>, %c: mem
 // CHECK:           scf.for {{.*}} -> (vector<4xf32>) {
 // CHECK-NOT:     linalg.matmul
 // With row-column-vectors=8, the one-row loop's tiles are 1 x 128 (here
-// narrower: the 100 columns as 64 + 32 + 4), the row tiles unchanged.
+// narrower: the 100 columns as 64 + 32 + 4, the 4 in a 16-lane
+// accumulator, merge-tail-slices), the row tiles unchanged.
 // WIDE-LABEL: func @matmul
 // WIDE:         scf.for {{.*}} step %c8 {
 // WIDE:           scf.for {{.*}} -> (vector<8x32xf32>) {
 // WIDE:         scf.for {{.*}} step %c1 {
 // WIDE-NEXT:      vector.transfer_read
-// WIDE:           scf.for {{.*}} -> (vector<64xf32>, vector<32xf32>, vector<4xf32>) {
+// WIDE:           scf.for {{.*}} -> (vector<64xf32>, vector<32xf32>, vector<16xf32>) {
 // AVX2-LABEL: func @matmul
 // AVX2:         scf.for {{.*}} step %c6
 // AVX2:           scf.for {{.*}} -> (vector<6x16xf32>) {
@@ -199,15 +203,98 @@ func.func @combine(%w: memref<?x4xf32>, %y: memref<?x4x64xf32>, %out: memref<?x6
 // -----
 
 // 60 columns: one 32-wide tile, then a 28-wide tail split into 16 + 8 + 4
-// columns (no vector<28xf32>, no masks), all three accumulators carried
-// across k by one loop.
+// columns (no vector<28xf32>, no masks), carried across k by one loop.
+// The 8 and 4 slices share one 16-lane accumulator (merge-tail-slices):
+// their accumulators (read from C, not zero) go into its lanes 0-7 and
+// 8-11 before the loop; one read of B at column 48 runs past the row's
+// end (not in bounds: lanes 12-15 masked, no 8- or 4-lane vector in the
+// loop); after it, each slice's lanes are taken out again.
 // CHECK-LABEL: func @split_tail
 // CHECK:         scf.for {{.*}} -> (vector<8x32xf32>)
-// CHECK:         scf.for {{.*}} -> (vector<8x16xf32>, vector<8x8xf32>, vector<8x4xf32>)
+// CHECK:         vector.insert_strided_slice %{{.*}}, %{{.*}} {offsets = [0], strides = [1]} : vector<8xf32> into vector<16xf32>
+// CHECK:         vector.insert_strided_slice %{{.*}}, %{{.*}} {offsets = [8], strides = [1]} : vector<4xf32> into vector<16xf32>
+// CHECK:         %[[T:.*]]:2 = scf.for {{.*}} -> (vector<8x16xf32>, vector<8x16xf32>)
+// CHECK-NOT:       vector<8xf32>
+// CHECK-NOT:       vector<4xf32>
+// CHECK:           vector.transfer_read %{{.*}}[%{{.*}}, %c32], %{{.*}} {in_bounds = [true]} : memref<64x60xf32>, vector<16xf32>
+// CHECK-NOT:       vector<8xf32>
+// CHECK-NOT:       vector<4xf32>
+// CHECK:           vector.transfer_read %{{.*}}[%{{.*}}, %c48], %{{[^ ]*}} : memref<64x60xf32>, vector<16xf32>
+// CHECK-NOT:       vector<8xf32>
+// CHECK-NOT:       vector<4xf32>
+// CHECK:           scf.yield
+// CHECK:         %[[ROW:.*]] = vector.extract %[[T]]#1[0] : vector<16xf32> from vector<8x16xf32>
+// CHECK:         vector.extract_strided_slice %[[ROW]] {offsets = [0], sizes = [8], strides = [1]}
+// CHECK:         vector.extract_strided_slice %[[ROW]] {offsets = [8], sizes = [4], strides = [1]}
+// CHECK:         vector.transfer_write %{{.*}}, %{{.*}}[%c0, %c56] {{.*}} : vector<8x4xf32>
+// CHECK:         vector.transfer_write %{{.*}}, %{{.*}}[%c0, %c48] {{.*}} : vector<8x8xf32>
+// CHECK:         vector.transfer_write %[[T]]#0, %{{.*}}[%c0, %c32] {{.*}} : vector<8x16xf32>
 // CHECK-NOT:     vector.create_mask
 // CHECK-NOT:     vector<8x28xf32>
+// Switched off, the three accumulators of before.
+// NOMERGE-LABEL: func @split_tail
+// NOMERGE:       scf.for {{.*}} -> (vector<8x16xf32>, vector<8x8xf32>, vector<8x4xf32>)
+// NOMERGE-NOT:   vector.extract_strided_slice
 func.func @split_tail(%a: memref<8x64xf32>, %b: memref<64x60xf32>, %c: memref<8x60xf32>) {
   linalg.matmul ins(%a, %b : memref<8x64xf32>, memref<64x60xf32>) outs(%c : memref<8x60xf32>)
+  return
+}
+
+// -----
+
+// One row with the output's values as the start (no fill): the 8 and 4
+// slices' accumulators start as lanes 0-7 and 8-11 of the merged one. With
+// accumulator chains, the one-row tile's two registers (three before the
+// merge) rotate over four sets each, summed pairwise after the loop, and
+// the slices are taken from the sum.
+// CHECK-LABEL: func @one_row_tail
+// CHECK-DAG:     %[[C8:.*]] = vector.transfer_read %{{.*}}[%c0, %c16]{{.*}} : memref<1x28xf32>, vector<8xf32>
+// CHECK-DAG:     %[[C4:.*]] = vector.transfer_read %{{.*}}[%c0, %c24]{{.*}} : memref<1x28xf32>, vector<4xf32>
+// CHECK:         %[[I8:.*]] = vector.insert_strided_slice %[[C8]], %{{.*}} {offsets = [0], strides = [1]}
+// CHECK:         %[[I4:.*]] = vector.insert_strided_slice %[[C4]], %[[I8]] {offsets = [8], strides = [1]}
+// CHECK:         %[[R:.*]]:2 = scf.for {{.*}} iter_args(%{{.*}} = %{{.*}}, %{{.*}} = %[[I4]]) -> (vector<16xf32>, vector<16xf32>)
+// CHECK-COUNT-2:   vector.fma {{.*}} : vector<16xf32>
+// CHECK-NOT:       vector.fma
+// CHECK:         vector.extract_strided_slice %[[R]]#1 {offsets = [0], sizes = [8], strides = [1]}
+// CHECK:         vector.extract_strided_slice %[[R]]#1 {offsets = [8], sizes = [4], strides = [1]}
+// CHAIN512-LABEL: func @one_row_tail
+// CHAIN512:       %[[R:.*]]:8 = scf.for {{.*}} -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>)
+// CHAIN512:       %[[A:.*]] = arith.addf %[[R]]#4, %[[R]]#5
+// CHAIN512:       %[[B:.*]] = arith.addf %[[R]]#6, %[[R]]#7
+// CHAIN512:       %[[S:.*]] = arith.addf %[[A]], %[[B]]
+// CHAIN512:       vector.extract_strided_slice %[[S]] {offsets = [0], sizes = [8], strides = [1]}
+// CHAIN512:       vector.extract_strided_slice %[[S]] {offsets = [8], sizes = [4], strides = [1]}
+func.func @one_row_tail(%a: memref<1x64xf32>, %b: memref<64x28xf32>, %c: memref<1x28xf32>) {
+  linalg.matmul ins(%a, %b : memref<1x64xf32>, memref<64x28xf32>) outs(%c : memref<1x28xf32>)
+  return
+}
+
+// -----
+
+// The same tail after a zero fill, with dynamic rows: the full row tiles'
+// merged accumulator starts from zero like the others, and the one-row
+// tiles' 1-D slices merge too (vector<16xf32> accumulators). The last
+// read of B at column 16 of a 28-column row is not in bounds.
+// CHECK-LABEL: func @split_tail_rows
+// CHECK:         %[[Z:.*]] = arith.constant dense<0.000000e+00> : vector<8x16xf32>
+// CHECK:         scf.for {{.*}} step %c8
+// CHECK:           scf.for {{.*}} iter_args(%{{.*}} = %[[Z]], %{{.*}} = %[[Z]]) -> (vector<8x16xf32>, vector<8x16xf32>)
+// CHECK:             vector.transfer_read %{{.*}}[%{{.*}}, %c16], %{{[^ ]*}} : memref<64x28xf32>, vector<16xf32>
+// CHECK:         scf.for {{.*}} step %c1
+// CHECK:           %[[R:.*]]:2 = scf.for {{.*}} -> (vector<16xf32>, vector<16xf32>)
+// CHECK:             vector.transfer_read %{{.*}}[%{{.*}}, %c16], %{{[^ ]*}} : memref<64x28xf32>, vector<16xf32>
+// CHECK-DAG:       %[[S8:.*]] = vector.extract_strided_slice %[[R]]#1 {offsets = [0], sizes = [8], strides = [1]}
+// CHECK-DAG:       %[[S4:.*]] = vector.extract_strided_slice %[[R]]#1 {offsets = [8], sizes = [4], strides = [1]}
+// CHECK-DAG:       vector.transfer_write %[[S4]], %{{.*}}[%{{.*}}, %c24]
+// CHECK-DAG:       vector.transfer_write %[[S8]], %{{.*}}[%{{.*}}, %c16]
+// CHECK-NOT:     linalg.fill
+// NOMERGE-LABEL: func @split_tail_rows
+// NOMERGE:         scf.for {{.*}} -> (vector<8x16xf32>, vector<8x8xf32>, vector<8x4xf32>)
+// NOMERGE:         scf.for {{.*}} -> (vector<16xf32>, vector<8xf32>, vector<4xf32>)
+func.func @split_tail_rows(%a: memref<?x64xf32>, %b: memref<64x28xf32>, %c: memref<?x28xf32>) {
+  %zero = arith.constant 0.0 : f32
+  linalg.fill ins(%zero : f32) outs(%c : memref<?x28xf32>)
+  linalg.matmul ins(%a, %b : memref<?x64xf32>, memref<64x28xf32>) outs(%c : memref<?x28xf32>)
   return
 }
 

@@ -157,6 +157,13 @@ llvm::cl::opt<bool> noAccumulatorChains(
                    "accumulators (their FMAs wait for each other) instead "
                    "of up to four summed after the k loop (debugging)"),
     llvm::cl::cat(toolOptions));
+llvm::cl::opt<bool> noMergeTailSlices(
+    "no-merge-tail-slices",
+    llvm::cl::desc("the slices of a split column tail narrower than a "
+                   "vector keep one accumulator, read and FMA each instead "
+                   "of sharing a full-width one (the same bits; "
+                   "debugging)"),
+    llvm::cl::cat(toolOptions));
 llvm::cl::opt<unsigned> panelColumns(
     "panel-columns",
     llvm::cl::desc("columns of the panels expert weights are packed in "
@@ -355,6 +362,7 @@ int main(int argc, char **argv) {
   options.prefetchPanels = !noPrefetchPanels;
   options.remainderTiles = !noRemainderTiles;
   options.accumulatorChains = !noAccumulatorChains;
+  options.mergeTailSlices = !noMergeTailSlices;
   options.panelColumns = panelColumns;
   options.fuseGathers = !noFuseGathers;
   options.fuseEpilogues = !noFuseEpilogues;

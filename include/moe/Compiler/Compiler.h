@@ -121,6 +121,10 @@ struct CompileOptions {
   /// differs, docs/tolerance.md); off with moe-compile
   /// --no-accumulator-chains (debugging) and with `reference`.
   bool accumulatorChains = true;
+  /// The narrow slices of a split column tail share one full-width
+  /// accumulator (moe-cpu-tile-contractions{merge-tail-slices}; the same
+  /// bits); off with moe-compile --no-merge-tail-slices (debugging).
+  bool mergeTailSlices = true;
   /// Columns of moe-pack-expert-weights' panels (moe-compile
   /// --panel-columns, tuning); 0: a register tile's (16 at 256 bits, 64
   /// at 512), generation artifacts included.

@@ -67,6 +67,8 @@ struct CpuCodegenOptions {
   /// moe-cpu-tile-contractions{accumulator-chains}: narrow one-row tiles
   /// rotate their k steps over this many accumulator sets (1: off).
   int64_t accumulatorChains = 1;
+  /// moe-cpu-tile-contractions{merge-tail-slices}.
+  bool mergeTailSlices = true;
   /// moe-cpu-prefetch-rows after moe-cpu-tile-contractions, this many
   /// iterations ahead (0: off).
   int64_t prefetchDistance = 0;

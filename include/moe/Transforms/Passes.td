@@ -1009,7 +1009,14 @@ def MoeCpuTileContractions : Pass<"moe-cpu-tile-contractions"> {
            "registers (a 1 x 16 tile of a 16-column panel) rotates its k "
            "steps over up to this many sets of accumulators, summed after "
            "the k loop, so that its FMAs do not wait for each other (1: "
-           "off; the sum's order differs, docs/tolerance.md)">
+           "off; the sum's order differs, docs/tolerance.md)">,
+    Option<"mergeTailSlices", "merge-tail-slices", "bool", "true",
+           "the slices of a split column tail narrower than a vector (8 "
+           "and 4 of 28 = 16 + 8 + 4 columns at 16 lanes) share one "
+           "full-width accumulator, FMA and read of B in the k loop "
+           "(lanes past the buffer's last dim masked), and are taken apart "
+           "after it: the same bits, fewer FMAs and no re-broadcasts of "
+           "the row's A element">
   ];
   let dependentDialects = ["::mlir::affine::AffineDialect",
                            "::mlir::arith::ArithDialect",
