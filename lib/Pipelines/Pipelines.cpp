@@ -181,6 +181,11 @@ void moe::buildLowerToLLVMPipeline(OpPassManager &pm,
       // A multi-row tile's next block one line a k step over all of its
       // expert's row tiles, not the whole block in every tile.
       panels.spreadTiles = true;
+      // The output lines a tile's stores write, prefetched for writing
+      // before its k loop: the down projection's rows in the slot-order
+      // buffer (40 MB at N = 2048) were missing every cache when the
+      // tile stored them.
+      panels.stores = true;
       passes.perFunction(createMoeCpuPrefetchPanels(panels));
     }
   }

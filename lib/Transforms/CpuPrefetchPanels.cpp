@@ -45,6 +45,11 @@
 // tiles' count: the whole block at the rate of one row a step, in every
 // tile, asked the memory for more than it delivers.
 //
+// With `stores`, a multi-row tile also prefetches, for writing and before
+// its k loop, the output lines its stores after the loop will write
+// (prefetchTileStores): the down projection's rows go to a slot-order
+// buffer that no cache holds, and each store waited for its line.
+//
 // Values never change (a prefetch is a hint, and its address is in the
 // buffer). Upstream has no such transform: LLVM's loop data prefetch
 // looks a fixed number of iterations ahead in the same stream.
@@ -58,6 +63,7 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/Dominance.h"
 #include "mlir/IR/IRMapping.h"
 
 namespace mlir::moe {
@@ -780,6 +786,10 @@ struct CpuPrefetchPanelsPass
           << static_cast<int64_t>(aheadRows);
       return signalPassFailure();
     }
+    // (First: the prefetches go before the k loop, which the next-block
+    // prefetches may then version.)
+    if (stores)
+      moe::prefetchTileStores(getOperation());
     moe::prefetchNextBlocks(getOperation(), crossBlocks, locality, aheadRows,
                             aheadLocality, spreadTiles);
   }
@@ -796,5 +806,85 @@ int64_t moe::prefetchNextBlocks(Operation *root, bool crossBlocks,
   for (vector::TransferReadOp read : reads)
     added += prefetchNextBlock(read, crossBlocks, locality, aheadRows,
                                aheadLocality, spreadTiles);
+  return added;
+}
+
+int64_t moe::prefetchTileStores(Operation *root) {
+  // A multi-row tile's k loop: an scf.for carrying a [rows, columns]
+  // accumulator (rows >= 2).
+  auto isTileLoop = [](scf::ForOp loop) {
+    return llvm::any_of(loop.getRegionIterArgs(), [](Value arg) {
+      auto acc = dyn_cast<VectorType>(arg.getType());
+      return acc && acc.getRank() == 2 && acc.getDimSize(0) > 1;
+    });
+  };
+  SmallVector<vector::TransferWriteOp> stores;
+  root->walk([&](vector::TransferWriteOp store) { stores.push_back(store); });
+  DominanceInfo dominance(root);
+  int64_t added = 0;
+  for (vector::TransferWriteOp store : stores) {
+    auto type = dyn_cast<MemRefType>(store.getBase().getType());
+    VectorType vector = store.getVectorType();
+    if (!type || vector.getRank() != 2 || vector.isScalable() ||
+        vector.getDimSize(0) < 2 || store.getMask() ||
+        !store.getPermutationMap().isMinorIdentity() ||
+        !llvm::all_of(store.getInBoundsValues(), [](bool b) { return b; }) ||
+        !type.getElementType().isIntOrFloat())
+      continue;
+    // The k loop whose result the stored value is made of (through the
+    // epilogue's ops), in the store's block.
+    scf::ForOp kLoop;
+    SmallVector<Value> work{store.getValueToStore()};
+    llvm::SmallPtrSet<Operation *, 16> seen;
+    while (!work.empty() && !kLoop) {
+      Operation *def = work.pop_back_val().getDefiningOp();
+      if (!def || def->getBlock() != store->getBlock() ||
+          !seen.insert(def).second)
+        continue;
+      if (auto loop = dyn_cast<scf::ForOp>(def)) {
+        if (isTileLoop(loop))
+          kLoop = loop;
+        continue;
+      }
+      if (def->getNumRegions() == 0)
+        llvm::append_range(work, def->getOperands());
+    }
+    if (!kLoop || !dominance.properlyDominates(store.getBase(), kLoop) ||
+        !llvm::all_of(store.getIndices(), [&](Value index) {
+          return dominance.properlyDominates(index, kLoop);
+        }))
+      continue;
+    // Every line of every row of the stored block: the row's start, one
+    // line apart, and its last element (a row that does not start on a
+    // line, 412 floats to a row, ends in one more).
+    OpBuilder b(kLoop);
+    Location loc = store.getLoc();
+    int64_t rank = type.getRank();
+    int64_t perLine = elementsPerLine(type);
+    int64_t width = vector.getDimSize(1);
+    SmallVector<int64_t> cols;
+    for (int64_t c = 0; c < width; c += perLine)
+      cols.push_back(c);
+    if (width > 1)
+      cols.push_back(width - 1);
+    auto plus = [&](Value v, int64_t by) -> Value {
+      if (!by)
+        return v;
+      return arith::AddIOp::create(b, loc, v,
+                                   arith::ConstantIndexOp::create(b, loc, by));
+    };
+    for (int64_t r = 0; r < vector.getDimSize(0); ++r) {
+      SmallVector<Value> indices(store.getIndices());
+      indices[rank - 2] = plus(indices[rank - 2], r);
+      Value col = indices[rank - 1];
+      for (int64_t c : cols) {
+        indices[rank - 1] = plus(col, c);
+        memref::PrefetchOp::create(b, loc, store.getBase(), indices,
+                                   /*isWrite=*/true, /*localityHint=*/3,
+                                   /*isDataCache=*/true);
+      }
+    }
+    ++added;
+  }
   return added;
 }

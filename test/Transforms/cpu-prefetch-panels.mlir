@@ -5,6 +5,7 @@
 // RUN: not moe-opt %s --moe-cpu-prefetch-panels="ahead-rows=-1" --split-input-file 2>&1 | FileCheck %s --check-prefix=AHEADNEG
 // RUN: moe-opt %s --moe-cpu-prefetch-panels="cross-blocks=true locality=2 ahead-rows=24" --split-input-file | FileCheck %s --check-prefix=AHEAD
 // RUN: moe-opt %s --moe-cpu-prefetch-panels="cross-blocks=true locality=2 spread-tiles=true" --split-input-file | FileCheck %s --check-prefix=SPREAD
+// RUN: moe-opt %s --moe-cpu-prefetch-panels="stores=true" --split-input-file | FileCheck %s --check-prefix=STORES
 
 // LOCALITY: error: moe-cpu-prefetch-panels: locality and ahead-locality must be 0 to 3, got 4 and 3
 // AHEADLOC: error: moe-cpu-prefetch-panels: locality and ahead-locality must be 0 to 3, got 3 and 5
@@ -1154,5 +1155,83 @@ func.func @no_spread(%w: memref<3x2x64x64xf32>, %v: memref<3x2x64x64xf32>,
     vector.transfer_write %r0, %out[%m, %c0] {in_bounds = [true]}
         : vector<64xf32>, memref<?x64xf32>
   }
+  return
+}
+
+// -----
+
+// With stores, a multi-row tile's store after its k loop (through the
+// epilogue's ops) has its output lines prefetched for writing before the
+// loop: each of the 2 rows from column 4 (a 20-column row: its 16 columns
+// reach a second line, whose start column 4 + 15 = 19 is). Without the
+// option, none.
+
+// STORES-LABEL: func.func @tile_stores
+// STORES-SAME: %[[C:[^:]*]]: memref<?x20xf32>, %{{[^:]*}}: memref<20xf32>, %[[I:[^:]*]]: index
+// STORES: memref.prefetch %[[C]][%[[I]], %[[C4:.*]]], write, locality<3>, data
+// STORES: %[[END:.*]] = arith.addi %[[C4]], %{{.*}} : index
+// STORES: memref.prefetch %[[C]][%[[I]], %[[END]]], write
+// STORES: %[[I1:.*]] = arith.addi %[[I]], %{{.*}} : index
+// STORES: memref.prefetch %[[C]][%[[I1]], %[[C4]]], write
+// STORES: memref.prefetch %[[C]][%[[I1]], %{{.*}}], write
+// STORES-NOT: memref.prefetch
+// STORES: scf.for
+// STORES-NOT: memref.prefetch
+// STORES: vector.transfer_write
+// CHECK-LABEL: func.func @tile_stores
+// CHECK-NOT: memref.prefetch
+// CHECK: return
+func.func @tile_stores(%a: memref<?x16xf32>, %c: memref<?x20xf32>, %bias: memref<20xf32>, %i: index) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c4 = arith.constant 4 : index
+  %c8 = arith.constant 8 : index
+  %f0 = arith.constant 0.0 : f32
+  %zero = arith.constant dense<0.0> : vector<2x16xf32>
+  %r = scf.for %k = %c0 to %c8 step %c1 iter_args(%acc = %zero) -> (vector<2x16xf32>) {
+    %v = vector.transfer_read %a[%i, %c0], %f0 {in_bounds = [true, true]} : memref<?x16xf32>, vector<2x16xf32>
+    %s = arith.addf %acc, %v : vector<2x16xf32>
+    scf.yield %s : vector<2x16xf32>
+  }
+  %b = vector.transfer_read %bias[%c4], %f0 {in_bounds = [true]} : memref<20xf32>, vector<16xf32>
+  %bb = vector.broadcast %b : vector<16xf32> to vector<2x16xf32>
+  %e = arith.addf %r, %bb : vector<2x16xf32>
+  vector.transfer_write %e, %c[%i, %c4] {in_bounds = [true, true]} : vector<2x16xf32>, memref<?x20xf32>
+  return
+}
+
+// -----
+
+// Left alone: a one-row tile's store, a store at a row index made after
+// the loop, a masked store.
+
+// STORES-LABEL: func.func @not_tile_stores
+// STORES-NOT: memref.prefetch
+// STORES: return
+func.func @not_tile_stores(%a: memref<?x16xf32>, %c: memref<?x20xf32>, %i: index, %m: vector<2x16xi1>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c4 = arith.constant 4 : index
+  %c8 = arith.constant 8 : index
+  %f0 = arith.constant 0.0 : f32
+  %zero = arith.constant dense<0.0> : vector<2x16xf32>
+  %one = arith.constant dense<0.0> : vector<16xf32>
+  // A one-row tile.
+  %r1 = scf.for %k = %c0 to %c8 step %c1 iter_args(%acc = %one) -> (vector<16xf32>) {
+    %v = vector.transfer_read %a[%i, %c0], %f0 {in_bounds = [true]} : memref<?x16xf32>, vector<16xf32>
+    %s = arith.addf %acc, %v : vector<16xf32>
+    scf.yield %s : vector<16xf32>
+  }
+  vector.transfer_write %r1, %c[%i, %c4] {in_bounds = [true]} : vector<16xf32>, memref<?x20xf32>
+  %r = scf.for %k = %c0 to %c8 step %c1 iter_args(%acc = %zero) -> (vector<2x16xf32>) {
+    %v = vector.transfer_read %a[%i, %c0], %f0 {in_bounds = [true, true]} : memref<?x16xf32>, vector<2x16xf32>
+    %s = arith.addf %acc, %v : vector<2x16xf32>
+    scf.yield %s : vector<2x16xf32>
+  }
+  // A row index made after the loop.
+  %j = arith.addi %i, %c1 : index
+  vector.transfer_write %r, %c[%j, %c4] {in_bounds = [true, true]} : vector<2x16xf32>, memref<?x20xf32>
+  // A masked store.
+  vector.transfer_write %r, %c[%i, %c4], %m {in_bounds = [true, true]} : vector<2x16xf32>, memref<?x20xf32>
   return
 }

@@ -850,6 +850,17 @@ def MoeCpuPrefetchPanels : Pass<"moe-cpu-prefetch-panels"> {
     it: 1 where S >= L, 2 where 2 S >= L, and so on by powers of two, the
     last ceil(L / K) (the rate of a whole block in one tile).
 
+    With `stores`, a multi-row tile's unmasked, in-bounds store of a
+    [rows, columns] vector (minor identity) made of its k loop's result
+    (through the epilogue's ops, in the loop's block), at a buffer and
+    indices defined before the loop, gets a `memref.prefetch ... write`
+    before the loop for each row's first column, every 64-byte line after
+    it, and its last column (a row that starts inside a line ends in one
+    more): the lines' misses overlap the loop instead of holding the
+    stores (the down projection writes its expert's rows into a slot-order
+    buffer of N x k rows that no cache holds). Done first, before the k
+    loops are versioned.
+
     Example (the 6 x 16 tile's k loop over a panel of [155, 2, 412, 64]):
     ```mlir
     scf.for %k = %c0 to %c412 step %c1 iter_args(...) {
@@ -874,6 +885,10 @@ def MoeCpuPrefetchPanels : Pass<"moe-cpu-prefetch-panels"> {
            "prefetches the next block's lines spread over all the tiles' "
            "k steps (versions by lines a step), instead of the next "
            "block's row k in every tile">,
+    Option<"stores", "stores", "bool", /*default=*/"false",
+           "a multi-row tile prefetches, for writing, the output lines "
+           "its stores after the k loop write, before the loop (their "
+           "misses overlap the loop instead of holding the stores)">,
   ];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::memref::MemRefDialect",

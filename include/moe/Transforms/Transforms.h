@@ -94,6 +94,11 @@ int64_t prefetchNextBlocks(Operation *root, bool crossBlocks, int64_t locality,
                            int64_t aheadRows = 0, int64_t aheadLocality = 3,
                            bool spreadTiles = false);
 
+/// Prefetches for writing, before each multi-row register tile's k loop,
+/// the output lines its stores after the loop write
+/// (moe-cpu-prefetch-panels{stores}); returns how many stores got them.
+int64_t prefetchTileStores(Operation *root);
+
 /// Makes the reads of gathered-row buffers under `root` read the gathered
 /// rows in place, and removes the gather copies
 /// (moe-cpu-fuse-row-gathers); returns how many gathers it removed.
