@@ -865,13 +865,16 @@ int64_t moe::prefetchTileStores(Operation *root) {
     SmallVector<int64_t> cols;
     for (int64_t c = 0; c < width; c += perLine)
       cols.push_back(c);
-    if (width > 1)
+    if (width > 1 && (width - 1) % perLine != 0)
       cols.push_back(width - 1);
+    DenseMap<int64_t, Value> constants;
     auto plus = [&](Value v, int64_t by) -> Value {
       if (!by)
         return v;
-      return arith::AddIOp::create(b, loc, v,
-                                   arith::ConstantIndexOp::create(b, loc, by));
+      Value &c = constants[by];
+      if (!c)
+        c = arith::ConstantIndexOp::create(b, loc, by);
+      return arith::AddIOp::create(b, loc, v, c);
     };
     for (int64_t r = 0; r < vector.getDimSize(0); ++r) {
       SmallVector<Value> indices(store.getIndices());

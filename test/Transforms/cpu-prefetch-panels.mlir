@@ -1169,11 +1169,13 @@ func.func @no_spread(%w: memref<3x2x64x64xf32>, %v: memref<3x2x64x64xf32>,
 // STORES-LABEL: func.func @tile_stores
 // STORES-SAME: %[[C:[^:]*]]: memref<?x20xf32>, %{{[^:]*}}: memref<20xf32>, %[[I:[^:]*]]: index
 // STORES: memref.prefetch %[[C]][%[[I]], %[[C4:.*]]], write, locality<3>, data
-// STORES: %[[END:.*]] = arith.addi %[[C4]], %{{.*}} : index
+// STORES: %[[C15:.*]] = arith.constant 15 : index
+// STORES: %[[END:.*]] = arith.addi %[[C4]], %[[C15]] : index
 // STORES: memref.prefetch %[[C]][%[[I]], %[[END]]], write
 // STORES: %[[I1:.*]] = arith.addi %[[I]], %{{.*}} : index
 // STORES: memref.prefetch %[[C]][%[[I1]], %[[C4]]], write
-// STORES: memref.prefetch %[[C]][%[[I1]], %{{.*}}], write
+// STORES: %[[END1:.*]] = arith.addi %[[C4]], %[[C15]] : index
+// STORES: memref.prefetch %[[C]][%[[I1]], %[[END1]]], write
 // STORES-NOT: memref.prefetch
 // STORES: scf.for
 // STORES-NOT: memref.prefetch
@@ -1202,13 +1204,14 @@ func.func @tile_stores(%a: memref<?x16xf32>, %c: memref<?x20xf32>, %bias: memref
 
 // -----
 
-// Left alone: a one-row tile's store, a store at a row index made after
-// the loop, a masked store.
+// Left alone: a one-row tile's result stored as two rows, a store at a
+// row index made after the loop, a masked store, a store not in bounds,
+// a store into a buffer made after the loop, a store inside a region.
 
 // STORES-LABEL: func.func @not_tile_stores
 // STORES-NOT: memref.prefetch
 // STORES: return
-func.func @not_tile_stores(%a: memref<?x16xf32>, %c: memref<?x20xf32>, %i: index, %m: vector<2x16xi1>) {
+func.func @not_tile_stores(%a: memref<?x16xf32>, %c: memref<?x20xf32>, %i: index, %m: vector<2x16xi1>, %b: i1) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   %c4 = arith.constant 4 : index
@@ -1216,13 +1219,14 @@ func.func @not_tile_stores(%a: memref<?x16xf32>, %c: memref<?x20xf32>, %i: index
   %f0 = arith.constant 0.0 : f32
   %zero = arith.constant dense<0.0> : vector<2x16xf32>
   %one = arith.constant dense<0.0> : vector<16xf32>
-  // A one-row tile.
+  // A one-row tile's result, stored as two rows.
   %r1 = scf.for %k = %c0 to %c8 step %c1 iter_args(%acc = %one) -> (vector<16xf32>) {
     %v = vector.transfer_read %a[%i, %c0], %f0 {in_bounds = [true]} : memref<?x16xf32>, vector<16xf32>
     %s = arith.addf %acc, %v : vector<16xf32>
     scf.yield %s : vector<16xf32>
   }
-  vector.transfer_write %r1, %c[%i, %c4] {in_bounds = [true]} : vector<16xf32>, memref<?x20xf32>
+  %r2 = vector.broadcast %r1 : vector<16xf32> to vector<2x16xf32>
+  vector.transfer_write %r2, %c[%i, %c4] {in_bounds = [true, true]} : vector<2x16xf32>, memref<?x20xf32>
   %r = scf.for %k = %c0 to %c8 step %c1 iter_args(%acc = %zero) -> (vector<2x16xf32>) {
     %v = vector.transfer_read %a[%i, %c0], %f0 {in_bounds = [true, true]} : memref<?x16xf32>, vector<2x16xf32>
     %s = arith.addf %acc, %v : vector<2x16xf32>
@@ -1233,5 +1237,59 @@ func.func @not_tile_stores(%a: memref<?x16xf32>, %c: memref<?x20xf32>, %i: index
   vector.transfer_write %r, %c[%j, %c4] {in_bounds = [true, true]} : vector<2x16xf32>, memref<?x20xf32>
   // A masked store.
   vector.transfer_write %r, %c[%i, %c4], %m {in_bounds = [true, true]} : vector<2x16xf32>, memref<?x20xf32>
+  // A store not in bounds.
+  vector.transfer_write %r, %c[%i, %c4] {in_bounds = [true, false]} : vector<2x16xf32>, memref<?x20xf32>
+  // A buffer made after the loop.
+  %d = memref.alloc(%i) : memref<?x20xf32>
+  vector.transfer_write %r, %d[%i, %c4] {in_bounds = [true, true]} : vector<2x16xf32>, memref<?x20xf32>
+  // A store inside a region.
+  scf.if %b {
+    vector.transfer_write %r, %c[%i, %c4] {in_bounds = [true, true]} : vector<2x16xf32>, memref<?x20xf32>
+  }
+  return
+}
+
+// -----
+
+// A 64-column store into rows of 412 floats (rank 3: an expert's slot
+// rows): columns 0, 16, 32, 48 of each of the 3 rows, and 63 (the row's
+// last line when it does not start on one). f64 rows (8 to a line), a
+// vector of 8: columns 0 and 7 of each of the 2 rows.
+
+// STORES-LABEL: func.func @wide_rows
+// STORES-COUNT-15: memref.prefetch %{{.*}}, write, locality<3>, data : memref<2x?x412xf32>
+// STORES-NOT: memref.prefetch
+// STORES: scf.for
+// STORES-LABEL: func.func @f64_rows
+// STORES-COUNT-4: memref.prefetch %{{.*}}, write, locality<3>, data : memref<?x9xf64>
+// STORES-NOT: memref.prefetch
+// STORES: scf.for
+func.func @wide_rows(%a: memref<?x64xf32>, %c: memref<2x?x412xf32>, %e: index, %i: index) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c8 = arith.constant 8 : index
+  %c100 = arith.constant 100 : index
+  %f0 = arith.constant 0.0 : f32
+  %zero = arith.constant dense<0.0> : vector<3x64xf32>
+  %r = scf.for %k = %c0 to %c8 step %c1 iter_args(%acc = %zero) -> (vector<3x64xf32>) {
+    %v = vector.transfer_read %a[%i, %c0], %f0 {in_bounds = [true, true]} : memref<?x64xf32>, vector<3x64xf32>
+    %s = arith.addf %acc, %v : vector<3x64xf32>
+    scf.yield %s : vector<3x64xf32>
+  }
+  vector.transfer_write %r, %c[%e, %i, %c100] {in_bounds = [true, true]} : vector<3x64xf32>, memref<2x?x412xf32>
+  return
+}
+func.func @f64_rows(%a: memref<?x8xf64>, %c: memref<?x9xf64>, %i: index) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c8 = arith.constant 8 : index
+  %f0 = arith.constant 0.0 : f64
+  %zero = arith.constant dense<0.0> : vector<2x8xf64>
+  %r = scf.for %k = %c0 to %c8 step %c1 iter_args(%acc = %zero) -> (vector<2x8xf64>) {
+    %v = vector.transfer_read %a[%i, %c0], %f0 {in_bounds = [true, true]} : memref<?x8xf64>, vector<2x8xf64>
+    %s = arith.addf %acc, %v : vector<2x8xf64>
+    scf.yield %s : vector<2x8xf64>
+  }
+  vector.transfer_write %r, %c[%i, %c1] {in_bounds = [true, true]} : vector<2x8xf64>, memref<?x9xf64>
   return
 }

@@ -142,7 +142,8 @@ llvm::cl::opt<bool> noPrefetch(
 llvm::cl::opt<bool> noPrefetchPanels(
     "no-prefetch-panels",
     llvm::cl::desc("register tiles do not prefetch the next weight block "
-                   "(no moe-cpu-prefetch-panels; debugging)"),
+                   "nor their output lines (no moe-cpu-prefetch-panels; "
+                   "debugging)"),
     llvm::cl::cat(toolOptions));
 llvm::cl::opt<bool> noRemainderTiles(
     "no-remainder-tiles",
