@@ -27,7 +27,8 @@ def compile(model, output=None, *, march="native", opt_level=3,
             fuse_epilogues=True, fuse_elementwise=True,
             vector_reductions=True, fast_exp=True, flash_attention=True,
             pack_weights=True, roll_repeats=True, raise_blocks=True,
-            remainder_tiles=True, accumulator_chains=True, panel_columns=0,
+            remainder_tiles=True, accumulator_chains=True,
+            merge_tail_slices=True, panel_columns=0,
             parallel_min_work=None,
             fuse_expert_pairs=True, fuse_routing=True, generation=False,
             codegen_jobs=0):
@@ -97,6 +98,10 @@ def compile(model, output=None, *, march="native", opt_level=3,
         summed after the loop (another order of the same terms,
         docs/tolerance.md; False: moe-compile --no-accumulator-chains;
         debugging).
+    merge_tail_slices: the slices of a split column tail narrower than a
+        vector (8 and 4 of 28 = 16 + 8 + 4 columns at 16 lanes) share one
+        full-width accumulator in the register tile's k loop (the same
+        bits; False: moe-compile --no-merge-tail-slices; debugging).
     fuse_expert_pairs: an expert layer's up and down projections run in
         one loop over experts, each expert's hidden rows read by its down
         projection while in cache (same bits; False: two loops, moe-compile
@@ -163,6 +168,7 @@ def compile(model, output=None, *, march="native", opt_level=3,
                        ("raise_blocks", raise_blocks),
                        ("remainder_tiles", remainder_tiles),
                        ("accumulator_chains", accumulator_chains),
+                       ("merge_tail_slices", merge_tail_slices),
                        ("fuse_expert_pairs", fuse_expert_pairs),
                        ("fuse_routing", fuse_routing)):
         if not isinstance(value, bool):
@@ -227,7 +233,7 @@ def compile(model, output=None, *, march="native", opt_level=3,
         prefetch_panels, fuse_gathers, fuse_epilogues, fuse_elementwise,
         vector_reductions, fast_exp, flash_attention, pack_weights,
         roll_repeats, raise_blocks, remainder_tiles, accumulator_chains,
-        panel_columns, -1 if parallel_min_work is None else parallel_min_work,
+        merge_tail_slices, panel_columns, -1 if parallel_min_work is None else parallel_min_work,
         fuse_expert_pairs, fuse_routing,
         {False: 0, True: 1, "all-logits": 2}[generation],
         codegen_jobs, report)

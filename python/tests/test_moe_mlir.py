@@ -530,6 +530,35 @@ def test_compile_remainder_tiles_and_chains(tmp_path):
         np.testing.assert_allclose(y, outs[-1], rtol=1e-4, atol=1e-5)
 
 
+def test_compile_merge_tail_slices(tmp_path):
+    """merge_tail_slices reaches the compiler: moeut_tiny's 50-column LM
+    head at x86-64-v3 (a one-row tile of 32 + 16 + 2 columns) keeps its
+    2-column slice in an 8-lane accumulator (two, with accumulator
+    chains), or in a 2-lane one when off; anything but a bool is refused;
+    and with accumulator_chains=False both compute the same bits (at the
+    cached compiles' x86-64-v2, where the slice goes into 4 lanes)."""
+    model = os.path.join(FIXTURES, "moeut_tiny.onnx")
+    v3 = {"march": "x86-64-v3", "emit": "buffers"}
+    merged = "vector<16xf32>, vector<16xf32>, vector<8xf32>, vector<8xf32>)"
+    split = "vector<16xf32>, vector<16xf32>, vector<2xf32>, vector<2xf32>)"
+    default = moe_mlir.compile(model, **v3)
+    assert merged in default and split not in default
+    off = moe_mlir.compile(model, merge_tail_slices=False, **v3)
+    assert split in off and merged not in off
+    with pytest.raises(TypeError, match="merge_tail_slices"):
+        moe_mlir.compile(model, merge_tail_slices=0)
+    tokens = np.load(os.path.join(FIXTURES, "moeut_tiny.tokens.npy"))
+    outs = []
+    for merge in (True, False):
+        path = str(tmp_path / f"m{merge}.moeb")
+        moe_mlir.compile(model, path, accumulator_chains=False,
+                         merge_tail_slices=merge, **FAST)
+        session = moe_mlir.InferenceSession(path)
+        name = session.get_inputs()[0].name
+        outs.append(session.run(None, {name: tokens})[0])
+    np.testing.assert_array_equal(outs[0], outs[1])
+
+
 def test_compile_raise_blocks(tmp_path):
     """raise_blocks reaches the importer: a plain export of a σ-MoE block
     becomes a routed moe.ffn unless raise_blocks=False, with the same

@@ -72,6 +72,7 @@ bool moe_python::compile(const CompileRequest &request, std::string &output,
   options.rollRepeats = request.rollRepeats;
   options.remainderTiles = request.remainderTiles;
   options.accumulatorChains = request.accumulatorChains;
+  options.mergeTailSlices = request.mergeTailSlices;
   options.panelColumns = request.panelColumns;
   if (request.parallelMinWork >= 0)
     options.parallelMinChunkWork = request.parallelMinWork;

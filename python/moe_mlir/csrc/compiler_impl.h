@@ -60,11 +60,12 @@ struct CompileRequest {
   bool generation = false;
   bool generationAllLogits = false;
   bool raiseBlocks = true;
-  /// moe::CompileOptions' remainderTiles, accumulatorChains and
-  /// panelColumns (moe-compile --no-remainder-tiles,
-  /// --no-accumulator-chains, --panel-columns).
+  /// moe::CompileOptions' remainderTiles, accumulatorChains,
+  /// mergeTailSlices and panelColumns (moe-compile --no-remainder-tiles,
+  /// --no-accumulator-chains, --no-merge-tail-slices, --panel-columns).
   bool remainderTiles = true;
   bool accumulatorChains = true;
+  bool mergeTailSlices = true;
   unsigned panelColumns = 0;
   /// moe::CompileOptions::parallelMinChunkWork (moe-compile
   /// --parallel-min-work); negative: the compiler's default.

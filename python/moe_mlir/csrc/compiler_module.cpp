@@ -49,12 +49,13 @@ py::tuple compile(const py::bytes &data, const std::string &name,
                   bool tile, bool sortedExperts, bool dotProducts,
                   bool prefetchRows, bool prefetchPanels, bool fuseGathers,
                   bool fuseEpilogues, bool fuseElementwise,
-                  bool vectorReductions, bool fastExp,
-                  bool flashAttention, bool packWeights, bool rollRepeats,
-                  bool raiseBlocks, bool remainderTiles, bool accumulatorChains,
-                  unsigned panelColumns, int64_t parallelMinWork,
-                  bool fuseExpertPairs, bool fuseRouting, int generation,
-                  unsigned codegenJobs, const py::object &progress) {
+                  bool vectorReductions, bool fastExp, bool flashAttention,
+                  bool packWeights, bool rollRepeats, bool raiseBlocks,
+                  bool remainderTiles, bool accumulatorChains,
+                  bool mergeTailSlices, unsigned panelColumns,
+                  int64_t parallelMinWork, bool fuseExpertPairs,
+                  bool fuseRouting, int generation, unsigned codegenJobs,
+                  const py::object &progress) {
   moe_python::CompileRequest request;
   char *buffer = nullptr;
   Py_ssize_t size = 0;
@@ -86,6 +87,7 @@ py::tuple compile(const py::bytes &data, const std::string &name,
   request.raiseBlocks = raiseBlocks;
   request.remainderTiles = remainderTiles;
   request.accumulatorChains = accumulatorChains;
+  request.mergeTailSlices = mergeTailSlices;
   request.panelColumns = panelColumns;
   request.parallelMinWork = parallelMinWork;
   request.fuseExpertPairs = fuseExpertPairs;
@@ -121,10 +123,10 @@ PYBIND11_MODULE(_compiler, m) {
         py::arg("prefetch_rows"), py::arg("prefetch_panels"),
         py::arg("fuse_gathers"), py::arg("fuse_epilogues"),
         py::arg("fuse_elementwise"), py::arg("vector_reductions"),
-        py::arg("fast_exp"),
-        py::arg("flash_attention"), py::arg("pack_weights"),
-        py::arg("roll_repeats"), py::arg("raise_blocks"),
-        py::arg("remainder_tiles"), py::arg("accumulator_chains"),
+        py::arg("fast_exp"), py::arg("flash_attention"),
+        py::arg("pack_weights"), py::arg("roll_repeats"),
+        py::arg("raise_blocks"), py::arg("remainder_tiles"),
+        py::arg("accumulator_chains"), py::arg("merge_tail_slices"),
         py::arg("panel_columns"), py::arg("parallel_min_work"),
         py::arg("fuse_expert_pairs"), py::arg("fuse_routing"),
         py::arg("generation"), py::arg("codegen_jobs"), py::arg("progress"),
